@@ -1,0 +1,162 @@
+"""The ledger store on SQL: eventsourcing's stored events plus mot's quarantine table."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from mot.adapters.stores.codec import from_stored, to_stored
+from mot.adapters.stores.sql import SqlBackend, chunks
+from mot.domain.events import LedgerEvent
+from mot.domain.ledger import Stream, replay_stream
+from mot.domain.quarantine import Quarantined
+from mot.domain.timefmt import format_utc
+from mot.service.ports import Append
+
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    id {serial},
+    digest TEXT NOT NULL UNIQUE,
+    raw {blob} NOT NULL,
+    payload {blob},
+    origin TEXT NOT NULL,
+    last_origin TEXT NOT NULL,
+    field TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    repeats INTEGER NOT NULL
+)"""
+
+QUARANTINE_COLUMNS = (
+    "id, raw, payload, origin, last_origin, field, reason, first_seen, last_seen, repeats"
+)
+
+
+class SqlLedger:
+    """Implements the LedgerStore port on a SqlBackend."""
+
+    def __init__(self, backend: SqlBackend) -> None:
+        self.backend = backend
+        with backend.write("schema") as tx:
+            tx.execute(backend.ddl(QUARANTINE_DDL))
+
+    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+        backend = self.backend
+        with backend.write("ledger") as tx:
+            streams = self._streams(tx, ids)
+            append = plan(streams)
+            backend.insert_stored_events(tx, [to_stored(event) for event in append.events])
+            now = format_utc(datetime.now(UTC))
+            if append.rejected:
+                tx.executemany(
+                    "INSERT INTO quarantine (digest, raw, payload, origin, last_origin, field,"
+                    " reason, first_seen, last_seen, repeats) VALUES (?,?,?,?,?,?,?,?,?,1)"
+                    " ON CONFLICT (digest) DO UPDATE SET repeats = quarantine.repeats + 1,"
+                    " last_seen = excluded.last_seen, last_origin = excluded.last_origin,"
+                    " field = excluded.field, reason = excluded.reason",
+                    [
+                        (_digest(r.payload if r.payload is not None else r.raw), r.raw, r.payload,
+                         r.origin, r.origin, r.field, r.reason, now, now)
+                        for r in append.rejected
+                    ],
+                )
+            if append.still_rejected:
+                tx.executemany(
+                    "UPDATE quarantine SET field = ?, reason = ?, last_seen = ? WHERE id = ?",
+                    [(field, reason, now, qid) for qid, field, reason in append.still_rejected],
+                )
+            if append.resolved:
+                tx.executemany("DELETE FROM quarantine WHERE id = ?",
+                               [(qid,) for qid in append.resolved])
+        return append
+
+    def _streams(self, tx: Any, ids: Collection[str]) -> dict[str, Stream]:
+        backend = self.backend
+        params = {backend.stream_id_param(moment_id): moment_id for moment_id in set(ids)}
+        events: dict[str, list[LedgerEvent]] = {}
+        for chunk in chunks(list(params), backend.max_params):
+            rows = tx.query(
+                "SELECT originator_id, originator_version, topic, state FROM stored_events"
+                f" WHERE originator_id IN ({','.join('?' * len(chunk))})"
+                " ORDER BY originator_id, originator_version",
+                chunk,
+            )
+            for stream_id, version, topic, state in rows:
+                moment_id = params[stream_id]
+                events.setdefault(moment_id, []).append(
+                    from_stored(moment_id, version, topic, bytes(state))
+                )
+        streams: dict[str, Stream] = {}
+        for moment_id, stream_events in events.items():
+            stream = replay_stream(stream_events)
+            if stream is not None:
+                streams[moment_id] = stream
+        return streams
+
+    def stream(self, moment_id: str) -> list[LedgerEvent]:
+        recorded = self.backend.recorder.select_events(UUID(moment_id))
+        return [
+            from_stored(moment_id, s.originator_version, s.topic, bytes(s.state)) for s in recorded
+        ]
+
+    def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
+        return [
+            (n.id, from_stored(str(n.originator_id), n.originator_version, n.topic, bytes(n.state)))
+            for n in self.backend.select_notifications(after, limit)
+        ]
+
+    def head(self) -> int:
+        return self.backend.head()
+
+    def quarantine(
+        self, *, limit: int | None = None, ids: Collection[int] | None = None
+    ) -> list[Quarantined]:
+        statement = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine"
+        params: list[Any] = []
+        if ids is not None:
+            wanted = sorted(ids)
+            if not wanted:
+                return []
+            statement += f" WHERE id IN ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        statement += " ORDER BY id"
+        if limit is not None:
+            statement += " LIMIT ?"
+            params.append(limit)
+        with self.backend.read() as tx:
+            rows = tx.query(statement, params)
+        return [_quarantined(row) for row in rows]
+
+    def quarantine_count(self) -> int:
+        with self.backend.read() as tx:
+            return int(tx.scalar("SELECT COUNT(*) FROM quarantine") or 0)
+
+    def drop_quarantined(self, ids: Collection[int]) -> int:
+        with self.backend.write("quarantine") as tx:
+            before = int(tx.scalar("SELECT COUNT(*) FROM quarantine") or 0)
+            tx.executemany("DELETE FROM quarantine WHERE id = ?", [(qid,) for qid in ids])
+            return before - int(tx.scalar("SELECT COUNT(*) FROM quarantine") or 0)
+
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
+        with self.backend.write("quarantine") as tx:
+            tx.execute("UPDATE quarantine SET payload = ?, digest = ? WHERE id = ?",
+                       (payload, _digest(payload), quarantine_id))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _quarantined(row: Sequence[Any]) -> Quarantined:
+    qid, raw, payload, origin, last_origin, field, reason, first, last, repeats = row
+    return Quarantined(
+        int(qid), bytes(raw), None if payload is None else bytes(payload), origin, last_origin,
+        field, reason, first, last, int(repeats),
+    )

@@ -1,0 +1,96 @@
+"""What the SQLite and PostgreSQL stores share: a transaction handle and the backend contract.
+
+SQL in mot is written once, with `?` placeholders and a few type names that
+differ between the engines (`{blob}`, `{real}`, `{bigint}`, `{serial}`); each
+backend fills those in. The ledger itself (the `stored_events` table and its
+notification log) belongs to eventsourcing's application recorder.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from eventsourcing.persistence import Notification, StoredEvent
+
+
+class Tx:
+    """One open transaction: execute statements written with `?` placeholders."""
+
+    def __init__(self, cursor: Any, native: Any, placeholder: str) -> None:
+        self.cursor = cursor
+        self.native = native  # what the backend's recorder takes as its cursor
+        self._convert = placeholder != "?"
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._convert else statement
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(self.sql(statement), params)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(self.sql(statement), rows)
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.cursor.execute(self.sql(statement), params)
+        return [tuple(row) for row in self.cursor.fetchall()]
+
+    def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        self.cursor.execute(self.sql(statement), params)
+        row = self.cursor.fetchone()
+        return None if row is None else row[0]
+
+
+class SqlBackend(ABC):
+    """A database that holds the ledger, the quarantine and the projections."""
+
+    kind: str
+    types: dict[str, str]
+    # How many ids one `IN (...)` may carry.
+    max_params: int = 900
+
+    def ddl(self, statement: str) -> str:
+        return statement.format(**self.types)
+
+    @abstractmethod
+    def write(self, lock: str = "ledger") -> AbstractContextManager[Tx]:
+        """A transaction that holds the writer lock named `lock` until it ends."""
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Tx]:
+        """A read-only transaction (a consistent snapshot)."""
+
+    @abstractmethod
+    def insert_stored_events(self, tx: Tx, events: Sequence[StoredEvent]) -> None:
+        """Append to the ledger inside `tx`, through eventsourcing's recorder."""
+
+    @abstractmethod
+    def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        """The ledger's notifications with position > after, in order."""
+
+    @abstractmethod
+    def stream_id_param(self, moment_id: str) -> Any:
+        """How a moment id is written in the stored events' `originator_id` column."""
+
+    @abstractmethod
+    def table_exists(self, tx: Tx, name: str) -> bool:
+        """Whether a table of that name exists."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    def head(self) -> int:
+        with self.read() as tx:
+            return int(tx.scalar(self.head_sql) or 0)
+
+    head_sql: str
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

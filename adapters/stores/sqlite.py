@@ -1,0 +1,92 @@
+"""The embedded store: one SQLite file (the default, `./mot.db`).
+
+The ledger table and its notification log are eventsourcing's
+`SQLiteApplicationRecorder`. mot's own transactions begin IMMEDIATE: a
+writer takes SQLite's write lock before it reads, so checking for a
+duplicate and appending happen under one lock, and two processes importing
+at once are serialised rather than failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+
+from mot.adapters.stores.sql import SqlBackend, Tx
+
+BUSY_TIMEOUT_S = 300.0
+
+
+class SQLiteBackend(SqlBackend):
+    kind = "sqlite"
+    types = {"blob": "BLOB", "real": "REAL", "bigint": "INTEGER",
+             "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}
+    head_sql = "SELECT MAX(rowid) FROM stored_events"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.datastore = SQLiteDatastore(path, lock_timeout=int(BUSY_TIMEOUT_S))
+        self.recorder = SQLiteApplicationRecorder(self.datastore)
+        self.recorder.create_table()
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Tx]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        cursor.execute(begin)
+        try:
+            yield Tx(cursor, SQLiteCursor(cursor), "?")
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cursor.close()
+
+    def write(self, lock: str = "ledger") -> Any:
+        # SQLite has one writer at a time; IMMEDIATE takes that lock up front.
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def read(self) -> Any:
+        return self._transaction("BEGIN")
+
+    def insert_stored_events(self, tx: Tx, events: Sequence[StoredEvent]) -> None:
+        self.recorder._insert_events(tx.native, events)
+
+    def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
+
+    def stream_id_param(self, moment_id: str) -> Any:
+        return moment_id.replace("-", "")
+
+    def table_exists(self, tx: Tx, name: str) -> bool:
+        return bool(tx.scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        self.datastore.close()

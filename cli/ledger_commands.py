@@ -1,0 +1,221 @@
+"""Commands that write or read the ledger itself: import, show, log, quarantine."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from mot.cli.output import FORMATS, render
+from mot.cli.progress import Progress
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
+              show_default=True, help="Input format; auto picks csv for *.csv[.gz], else jsonl.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Messages validated and appended per transaction.")
+@click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.pass_obj
+def import_(obj: Any, files: tuple[str, ...], fmt: str, batch_size: int, summary_json: bool,
+            quiet: bool) -> None:
+    """Record moments, amendments and retractions from JSONL or CSV files (`-` for stdin).
+
+    Idempotent: importing a file again records nothing twice. Rejected lines go
+    to the quarantine with their origin and the reason; the exit status is 0
+    even then, and non-zero only when the import could not run.
+    """
+    from mot.adapters.sources.files import csv_records, jsonl_records, open_source
+    from mot.service.ledger import Summary
+
+    ledger = obj.services.ledger
+    total = Summary()
+    progress = Progress("import", quiet=quiet)
+    for path in files:
+        try:
+            opened = open_source(path)
+        except OSError as error:
+            raise click.ClickException(f"cannot read {path}: {error.strerror or error}") from error
+        as_csv = fmt == "csv" or (fmt == "auto" and path.lower().removesuffix(".gz").endswith(".csv"))
+        records = csv_records(opened) if as_csv else jsonl_records(opened)
+
+        def report(summary: Summary, opened: Any = opened) -> None:
+            position, size = opened.position(), opened.size
+            done = position / size if position is not None and size else None
+            progress.update(
+                f"{opened.name}: {total.read + summary.read:,} read, "
+                f"{total.recorded + summary.recorded:,} recorded, "
+                f"{total.duplicates + summary.duplicates:,} duplicates, "
+                f"{total.quarantined + summary.quarantined:,} quarantined",
+                done=done, count=total.read + summary.read,
+            )
+
+        try:
+            summary = ledger.record_stream(records, batch_size=batch_size, progress=report)
+        except UnicodeDecodeError as error:
+            raise click.ClickException(f"{path}: not UTF-8 text ({error.reason})") from error
+        finally:
+            opened.close()
+        total.merge(summary)
+    progress.finish()
+    if summary_json:
+        click.echo(orjson.dumps(total.as_dict()).decode())
+    else:
+        click.echo(
+            f"read {total.read:,}: recorded {total.recorded:,}, amended {total.amended:,}, "
+            f"retracted {total.retracted:,}, duplicates {total.duplicates:,}, "
+            f"quarantined {total.quarantined:,} ({total.seconds:.1f} s)"
+        )
+        if total.quarantined:
+            click.echo("see them with: mot quarantine list", err=True)
+
+
+@click.command("show")
+@click.argument("moment")
+@click.option("--tenant", default="default", show_default=True,
+              help="Tenant for a SYSTEM:ID source reference.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_obj
+def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
+    """Show a moment, its amendments and its retraction.
+
+    MOMENT is a moment id, or SYSTEM:ID naming the source record (with --tenant).
+    """
+    from mot.service.queries import resolve_moment_id
+
+    moment_id = resolve_moment_id(moment, tenant)
+    if moment_id is None:
+        raise click.ClickException(f"{moment!r} is neither a moment id nor a SYSTEM:ID reference")
+    history = obj.services.ledger_store.stream(moment_id)
+    if not history:
+        raise click.ClickException(f"no moment {moment_id} in the ledger")
+    from mot.service.queries import history_records
+
+    records = history_records(history)
+    if fmt == "json":
+        click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(f"moment {moment_id}")
+    for record in records:
+        line = f"  v{record['version']} {record['event']} at {record['recorded_at']}"
+        line += f" from {record['origin']}"
+        click.echo(line)
+        if record.get("reason"):
+            click.echo(f"     reason: {record['reason']}")
+        if record.get("set") is not None:
+            click.echo(f"     set: {orjson.dumps(record['set']).decode()}")
+    last = records[-1]
+    if last["event"] == "retracted":
+        click.echo("current: retracted (in no projection)")
+    else:
+        click.echo("current: " + orjson.dumps(last["moment"], option=orjson.OPT_INDENT_2).decode())
+
+
+@click.group("quarantine")
+def quarantine() -> None:
+    """List, inspect, fix, replay and drop rejected messages."""
+
+
+@quarantine.command("list")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@click.pass_obj
+def quarantine_list(obj: Any, limit: int | None, fmt: str | None) -> None:
+    """Rejected messages, oldest first: id, origin, field, reason, repeats."""
+    entries = obj.services.ledger_store.quarantine(limit=limit)
+    render(
+        [
+            {"id": e.id, "origin": e.origin, "field": e.field, "reason": e.reason,
+             "repeats": e.repeats, "first_seen": e.first_seen, "last_seen": e.last_seen,
+             "raw": e.raw.decode("utf-8", "replace")}
+            for e in entries
+        ],
+        fmt,
+        columns=("id", "origin", "field", "reason", "repeats") if (fmt or "table") == "table" else (),
+    )
+
+
+@quarantine.command("show")
+@click.argument("qid", type=int, metavar="ID")
+@click.pass_obj
+def quarantine_show(obj: Any, qid: int) -> None:
+    """One rejected message: its raw bytes, origin, reason and history."""
+    entries = obj.services.ledger_store.quarantine(ids=[qid])
+    if not entries:
+        raise click.ClickException(f"no quarantined message {qid}")
+    e = entries[0]
+    click.echo(f"id:         {e.id}\norigin:     {e.origin}\nlast seen:  {e.last_origin}"
+               f" at {e.last_seen}\nfirst seen: {e.first_seen}\nrepeats:    {e.repeats}\n"
+               f"field:      {e.field or '(the whole message)'}\nreason:     {e.reason}")
+    click.echo("raw:")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(e.raw + b"\n")
+    if e.payload is not None:
+        click.echo("as wire JSON:")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(e.payload + b"\n")
+    sys.stdout.flush()
+
+
+@quarantine.command("replay")
+@click.argument("ids", nargs=-1, type=int, metavar="[ID...]")
+@click.pass_obj
+def quarantine_replay(obj: Any, ids: tuple[int, ...]) -> None:
+    """Validate quarantined messages again (all, or the given ids); what goes in leaves the quarantine.
+
+    An amendment that arrived before its moment goes in once the moment exists.
+    """
+    summary = obj.services.ledger.replay_quarantine(list(ids) if ids else None)
+    left = obj.services.ledger_store.quarantine_count()
+    click.echo(
+        f"replayed {summary.read:,}: recorded {summary.recorded:,}, amended {summary.amended:,}, "
+        f"retracted {summary.retracted:,}, duplicates {summary.duplicates:,}, "
+        f"still rejected {summary.quarantined:,}; {left:,} in the quarantine"
+    )
+
+
+@quarantine.command("drop")
+@click.argument("ids", nargs=-1, type=int, required=True, metavar="ID...")
+@click.pass_obj
+def quarantine_drop(obj: Any, ids: tuple[int, ...]) -> None:
+    """Delete quarantined messages for good (after you have dealt with them)."""
+    dropped = obj.services.ledger_store.drop_quarantined(ids)
+    click.echo(f"dropped {dropped} of {len(ids)}")
+
+
+@quarantine.command("fix")
+@click.argument("qid", type=int, metavar="ID")
+@click.argument("corrected", type=click.File("rb"), required=False, metavar="[FILE]")
+@click.pass_obj
+def quarantine_fix(obj: Any, qid: int, corrected: Any) -> None:
+    """Replace a quarantined message with a corrected one and replay it.
+
+    The corrected JSON comes from FILE (`-` for stdin), or from $EDITOR when
+    FILE is omitted.
+    """
+    store = obj.services.ledger_store
+    entries = store.quarantine(ids=[qid])
+    if not entries:
+        raise click.ClickException(f"no quarantined message {qid}")
+    if corrected is not None:
+        payload = corrected.read().strip()
+    else:
+        edited = click.edit(entries[0].message.decode("utf-8", "replace"))
+        if edited is None:
+            raise click.ClickException("no change made")
+        payload = edited.strip().encode()
+    store.set_quarantined_payload(qid, payload)
+    summary = obj.services.ledger.replay_quarantine([qid])
+    left = store.quarantine(ids=[qid])
+    if left:
+        raise click.ClickException(f"still rejected: {left[0].reason}")
+    click.echo(f"fixed and replayed {qid}: recorded {summary.recorded}, amended {summary.amended},"
+               f" retracted {summary.retracted}, duplicates {summary.duplicates}")
+
+
+COMMANDS = [import_, show, quarantine]

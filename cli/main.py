@@ -1,0 +1,75 @@
+"""The `mot` command: one click group; every command calls the service layer.
+
+Shared state lives in `ctx.obj` (a lazily opened store), errors a user can act
+on are `click.ClickException`s, and help text comes from the docstrings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from mot import __version__
+
+
+class Context:
+    """What every command shares: the store URL, opened on first use and closed at exit."""
+
+    def __init__(self, store: str | None) -> None:
+        self.store = store
+        self._services: Any = None
+
+    @property
+    def services(self) -> Any:
+        if self._services is None:
+            from mot.service.bootstrap import open_store, store_url
+
+            try:
+                self._services = open_store(self.store)
+            except Exception as error:  # a bad URL or an unreachable server: say which
+                raise click.ClickException(
+                    f"cannot open the store {store_url(self.store)!r}: {error}"
+                ) from error
+        return self._services
+
+    def close(self) -> None:
+        if self._services is not None:
+            self._services.close()
+            self._services = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--store",
+    envvar="MOT_STORE",
+    metavar="URL",
+    help="Where the ledger lives: a SQLite file path (default ./mot.db) or a postgresql:// URL. "
+    "Also read from MOT_STORE.",
+)
+@click.version_option(__version__, prog_name="mot")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None) -> None:
+    """mot, the moments-of-truth ledger.
+
+    Record every brand-customer moment as an immutable event, then project
+    relationship stages, reciprocity balances, public amplification and team
+    scoreboards from them.
+    """
+    state = Context(store)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _register() -> None:
+    from mot.cli import ledger_commands, projection_commands
+
+    for command in (*ledger_commands.COMMANDS, *projection_commands.COMMANDS):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="mot")

@@ -1,0 +1,74 @@
+"""Rendering records for people and programs: table, json, jsonl, csv."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import orjson
+
+FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def default_format() -> str:
+    """`table` on a terminal, JSON when piped (SPEC §5)."""
+    return "table" if sys.stdout.isatty() else "json"
+
+
+def render(records: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence[str] = ()) -> None:
+    """Write `records` to standard output in the chosen format."""
+    fmt = fmt or default_format()
+    if fmt == "json":
+        click.echo(orjson.dumps(list(records), option=orjson.OPT_INDENT_2).decode())
+    elif fmt == "jsonl":
+        out = sys.stdout.buffer
+        for record in records:
+            out.write(orjson.dumps(record) + b"\n")
+        out.flush()
+    elif fmt == "csv":
+        names = list(columns or (records[0].keys() if records else ()))
+        writer = csv.DictWriter(sys.stdout, fieldnames=names, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: _cell(v, exact=True) for k, v in record.items()})
+    else:
+        click.echo(table(records, columns))
+
+
+def table(records: Sequence[dict[str, Any]], columns: Sequence[str] = ()) -> str:
+    """An aligned text table; numbers right-aligned, None shown as a dash."""
+    names = list(columns or (records[0].keys() if records else ()))
+    if not records:
+        return "(no rows)"
+    cells = [[_cell(record.get(name)) for name in names] for record in records]
+    widths = [max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(names)]
+    numeric = [all(_is_number(record.get(name)) for record in records) for name in names]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            value.rjust(width) if right else value.ljust(width)
+            for value, width, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(names), rule, *(line(row) for row in cells)])
+
+
+def _cell(value: Any, *, exact: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not exact:
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))

@@ -1,0 +1,188 @@
+"""What recording a batch of messages does to the ledger (SPEC §2): a pure decision.
+
+Given the streams already recorded for the moments a batch names, `decide`
+says, for each message, whether it is recorded, a duplicate, or rejected (and
+why), and which events to append. The store runs it inside its write
+transaction and retries it when a concurrent writer got there first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+
+from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, MomentRetracted
+from mot.domain.messages import (
+    AmendMoment,
+    Message,
+    Moment,
+    RecordMoment,
+    Rejected,
+    Rejection,
+    RetractMoment,
+    amended,
+)
+from mot.domain.timefmt import format_utc
+
+
+class Outcome(Enum):
+    """What happened to one message."""
+
+    RECORDED = "recorded"
+    AMENDED = "amended"
+    RETRACTED = "retracted"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(slots=True)
+class Stream:
+    """What the ledger knows of one moment: its first content, current content, last version."""
+
+    first: Moment
+    current: Moment
+    version: int
+    retracted: bool = False
+    corrections: set[bytes] = field(default_factory=set)
+
+
+def replay_stream(events: Iterable[LedgerEvent]) -> Stream | None:
+    """Fold one moment's events (in version order) into its Stream."""
+    stream: Stream | None = None
+    for event in events:
+        if isinstance(event, MomentRecorded):
+            stream = Stream(first=event.moment, current=event.moment, version=event.version)
+        elif stream is not None:
+            stream.version = event.version
+            if isinstance(event, MomentAmended):
+                stream.current = event.moment
+                stream.corrections.add(_amend_fingerprint(event.set, event.reason))
+            else:
+                stream.retracted = True
+    return stream
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision for one message of the batch."""
+
+    outcome: Outcome
+    moment_id: str | None = None
+    rejection: Rejection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Events to append, and a verdict per message in batch order."""
+
+    events: list[LedgerEvent]
+    verdicts: list[Verdict]
+
+
+def decide(
+    messages: Sequence[tuple[Message, str]],
+    streams: dict[str, Stream],
+    now: datetime,
+) -> Decision:
+    """Decide a batch of (message, origin) against the recorded `streams`.
+
+    `streams` maps moment id to its Stream for every id the batch names that is
+    recorded; it is not modified. Messages apply in batch order, so a moment and
+    its amendment may arrive in the same batch.
+    """
+    working = dict(streams)
+    recorded_at = format_utc(now)
+    events: list[LedgerEvent] = []
+    verdicts: list[Verdict] = []
+    for message, origin in messages:
+        moment_id = message.moment_id
+        stream = working.get(moment_id)
+        try:
+            if isinstance(message, RecordMoment):
+                verdict, event, stream = _record(message, stream, recorded_at, origin)
+            elif isinstance(message, AmendMoment):
+                verdict, event, stream = _amend(message, stream, now, recorded_at, origin)
+            else:
+                verdict, event, stream = _retract(message, stream, recorded_at, origin)
+        except Rejected as rejected:
+            verdicts.append(Verdict(Outcome.QUARANTINED, moment_id, rejected.rejection))
+            continue
+        if stream is not None:
+            working[moment_id] = stream
+        if event is not None:
+            events.append(event)
+        verdicts.append(verdict)
+    return Decision(events, verdicts)
+
+
+_Step = tuple[Verdict, LedgerEvent | None, Stream | None]
+
+
+def _record(message: RecordMoment, stream: Stream | None, recorded_at: str, origin: str) -> _Step:
+    moment_id = message.moment_id
+    if stream is None:
+        event = MomentRecorded(moment_id, 1, message.moment, recorded_at, origin)
+        return Verdict(Outcome.RECORDED, moment_id), event, Stream(message.moment, message.moment, 1)
+    if stream.first == message.moment:
+        return Verdict(Outcome.DUPLICATE, moment_id), None, None
+    differing = sorted(
+        name for name in set(stream.first) | set(message.moment)
+        if stream.first.get(name) != message.moment.get(name)
+    )
+    raise Rejected(Rejection(
+        "moment_id",
+        f"{moment_id} is already recorded with other content (differs in: {', '.join(differing)});"
+        " a moment is never overwritten: send an amend",
+    ))
+
+
+def _amend(
+    message: AmendMoment, stream: Stream | None, now: datetime, recorded_at: str, origin: str
+) -> _Step:
+    moment_id = message.moment_id
+    live = _live(stream, moment_id, "amended")
+    fingerprint = _amend_fingerprint(message.set, message.reason)
+    if fingerprint in live.corrections:
+        return Verdict(Outcome.DUPLICATE, moment_id), None, None
+    result = amended(live.current, message.set, now)
+    version = live.version + 1
+    event = MomentAmended(moment_id, version, message.set, message.reason, result, recorded_at, origin)
+    updated = Stream(live.first, result, version, False, live.corrections | {fingerprint})
+    return Verdict(Outcome.AMENDED, moment_id), event, updated
+
+
+def _retract(message: RetractMoment, stream: Stream | None, recorded_at: str, origin: str) -> _Step:
+    moment_id = message.moment_id
+    if stream is not None and stream.retracted:
+        return Verdict(Outcome.DUPLICATE, moment_id), None, None
+    live = _live(stream, moment_id, "retracted")
+    version = live.version + 1
+    current = live.current
+    event = MomentRetracted(
+        moment_id, version, message.reason, current["tenant"], current["customer_id"],
+        recorded_at, origin,
+    )
+    updated = Stream(live.first, current, version, True, live.corrections)
+    return Verdict(Outcome.RETRACTED, moment_id), event, updated
+
+
+def _live(stream: Stream | None, moment_id: str, verb: str) -> Stream:
+    if stream is None:
+        raise Rejected(Rejection(
+            "moment_id",
+            f"no recorded moment {moment_id} to be {verb} (replay this from the quarantine "
+            "once the moment is recorded)",
+        ))
+    if stream.retracted:
+        raise Rejected(Rejection("moment_id", f"moment {moment_id} was retracted; it cannot be {verb}"))
+    return stream
+
+
+def _amend_fingerprint(changes: dict[str, Any], reason: str) -> bytes:
+    # The same amendment sent again (a re-imported file) is a duplicate, not a new version.
+    return orjson.dumps([changes, reason], option=orjson.OPT_SORT_KEYS)

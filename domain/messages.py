@@ -1,0 +1,319 @@
+"""From raw bytes to a validated, normalised message, or a rejection that names the field.
+
+This is the whole of SPEC §2's per-message checking. It is pure: the time of
+recording is passed in, so the 24-hour rule is testable and replayable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from difflib import get_close_matches
+from typing import Any, Final
+
+import orjson
+from mot.domain.currencies import ISO_4217
+from mot.domain.identity import derived_moment_id
+from mot.domain.schema import AMENDABLE_FIELDS, AmendIn, MomentIn, RetractIn, SourceRef
+from mot.domain.timefmt import format_utc
+from mot.domain.vocabulary import KINDS_BY_DIRECTION
+from pydantic import ValidationError
+
+Moment = dict[str, Any]
+"""A normalised moment: defaults applied, ids canonical, `occurred_at` in UTC text."""
+
+MAX_FUTURE: Final = timedelta(hours=24)
+MAX_ATTRIBUTES_BYTES: Final = 16 * 1024
+REFERENCE_FIELDS: Final = ("in_reply_to", "shares")
+UNKNOWN_FIELD: Final = "unknown field (not a field of wire format v1)"
+TOP_FIELDS: Final = frozenset(MomentIn.model_fields) | set(AmendIn.model_fields)
+SOURCE_FIELDS: Final = frozenset(SourceRef.model_fields)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMoment:
+    """Record this moment (a new one, or a duplicate of a recorded one)."""
+
+    moment_id: str
+    moment: Moment
+
+
+@dataclass(frozen=True, slots=True)
+class AmendMoment:
+    """Change some fields of a recorded moment; `set` is checked against it when applied."""
+
+    moment_id: str
+    set: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetractMoment:
+    """Remove a recorded moment from every projection."""
+
+    moment_id: str
+    reason: str
+
+
+Message = RecordMoment | AmendMoment | RetractMoment
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message cannot be recorded: `field` is a dotted path, or "" for the whole message."""
+
+    field: str
+    problem: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.field}: {self.problem}" if self.field else self.problem
+
+
+class Rejected(Exception):
+    """Raised inside the domain when a message breaks a rule; carries the Rejection."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.reason)
+        self.rejection = rejection
+
+
+def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
+    """Parse one wire message (a JSON object) recorded at `now`."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        return Rejection("", f"not valid JSON ({error})")
+    return validate_message(data, now)
+
+
+def validate_message(data: Any, now: datetime) -> Message | Rejection:
+    """Validate one decoded wire message."""
+    if not isinstance(data, dict):
+        return Rejection("", f"expected a JSON object, got {_json_type(data)}")
+    kind = data.get("type")
+    try:
+        if kind is None or kind == "moment":
+            return _moment(data, now)
+        if kind == "amend":
+            return _amendment(data)
+        if kind == "retract":
+            retract = RetractIn.model_validate(data)
+            return RetractMoment(str(retract.moment_id), retract.reason)
+    except ValidationError as error:
+        return _rejection_from(error)
+    except Rejected as error:
+        return error.rejection
+    return Rejection("type", f"expected 'moment', 'amend' or 'retract', got {kind!r}")
+
+
+def _moment(data: dict[str, Any], now: datetime) -> RecordMoment:
+    moment = normalise(MomentIn.model_validate(data), now)
+    return RecordMoment(moment["moment_id"], moment)
+
+
+def _amendment(data: dict[str, Any]) -> AmendMoment:
+    amend = AmendIn.model_validate(data)
+    for name in amend.set:
+        if name in ("moment_id", "tenant", "customer_id", "direction", "source"):
+            raise Rejected(Rejection(
+                f"set.{name}",
+                "cannot be amended (moment_id, tenant, customer_id, direction and source are "
+                "fixed; retract the moment and record a new one instead)",
+            ))
+        if name not in AMENDABLE_FIELDS:
+            raise Rejected(Rejection(f"set.{name}", _unknown_field(name, AMENDABLE_FIELDS)))
+    return AmendMoment(str(amend.moment_id), amend.set, amend.reason)
+
+
+def normalise(m: MomentIn, now: datetime) -> Moment:
+    """Apply the cross-field rules and defaults; return the moment as stored."""
+    if m.kind not in KINDS_BY_DIRECTION[m.direction]:
+        allowed = ", ".join(KINDS_BY_DIRECTION[m.direction])
+        raise Rejected(Rejection(
+            "kind",
+            f"{m.kind!r} is not a kind of direction {m.direction!r} (expected one of {allowed})",
+        ))
+    if m.ask_type is not None and m.kind != "ask":
+        raise Rejected(Rejection("ask_type", f"only allowed with kind 'ask', not {m.kind!r}"))
+    if m.kind == "share" and m.shares is None:
+        raise Rejected(Rejection(
+            "shares", "required with kind 'share' (the public moment re-shared)"
+        ))
+    if m.shares is not None and m.kind != "share":
+        raise Rejected(Rejection("shares", f"only allowed with kind 'share', not {m.kind!r}"))
+    if m.occurred_at - now > MAX_FUTURE:
+        raise Rejected(Rejection(
+            "occurred_at",
+            f"{format_utc(m.occurred_at)} is more than 24 h after the time of recording "
+            f"({format_utc(now)})",
+        ))
+    tenant = m.tenant
+    if m.moment_id is not None:
+        moment_id = str(m.moment_id)
+    elif m.source is not None:
+        moment_id = derived_moment_id(tenant, m.source.system, m.source.id)
+    else:
+        raise Rejected(Rejection(
+            "moment_id", "required when there is no source (give moment_id, or source to derive it)"
+        ))
+
+    out: Moment = {
+        "moment_id": moment_id,
+        "tenant": tenant,
+        "customer_id": m.customer_id,
+        "occurred_at": format_utc(m.occurred_at),
+        "channel": m.channel,
+        "direction": m.direction,
+        "kind": m.kind,
+        "function": m.function,
+    }
+    if m.actor is not None:
+        out["actor"] = m.actor
+    if m.kind == "ask":
+        out["ask_type"] = m.ask_type or "other"
+    if m.sentiment is not None:
+        out["sentiment"] = float(m.sentiment)
+    out["reach"] = m.reach
+    if m.value is not None:
+        out["value"] = float(m.value)
+    if m.currency is not None:
+        currency = m.currency.upper()
+        if currency not in ISO_4217:
+            raise Rejected(Rejection(
+                "currency", f"expected an ISO 4217 currency code such as 'EUR', got {m.currency!r}"
+            ))
+        out["currency"] = currency
+    if m.in_reply_to is not None:
+        out["in_reply_to"] = resolve_reference(tenant, m.in_reply_to)
+    if m.shares is not None:
+        out["shares"] = resolve_reference(tenant, m.shares)
+    if m.url is not None:
+        out["url"] = m.url
+    if m.source is not None:
+        out["source"] = {"system": m.source.system, "id": m.source.id}
+    if m.attributes is not None:
+        size = len(orjson.dumps(m.attributes))
+        if size > MAX_ATTRIBUTES_BYTES:
+            raise Rejected(Rejection(
+                "attributes", f"encodes to {size} bytes; expected at most {MAX_ATTRIBUTES_BYTES}"
+            ))
+        out["attributes"] = m.attributes
+    return out
+
+
+def resolve_reference(tenant: str, reference: Any) -> str:
+    """A moment reference (UUID or source object) as the id it names in `tenant`."""
+    if isinstance(reference, SourceRef):
+        return derived_moment_id(tenant, reference.system, reference.id)
+    return str(reference)
+
+
+def amended(current: Moment, changes: dict[str, Any], now: datetime) -> Moment:
+    """The moment after an amendment: `changes` set fields, a null removes one.
+
+    The result is validated as a whole moment, so an amendment cannot leave an
+    invalid moment behind; errors on a field the amendment set are named `set.FIELD`.
+    """
+    merged = {**current, **changes}
+    if "kind" in changes and changes["kind"] != "ask" and "ask_type" not in changes:
+        # ask_type belongs to an ask (stored ones carry the default "other"): a kind
+        # changed away from ask drops it rather than leave an invalid moment.
+        merged.pop("ask_type", None)
+    wire = {name: value for name, value in merged.items() if value is not None}
+    try:
+        return normalise(MomentIn.model_validate(wire), now)
+    except ValidationError as error:
+        rejection = _rejection_from(error)
+    except Rejected as error:
+        rejection = error.rejection
+    top = rejection.field.split(".", 1)[0]
+    if top in changes:
+        rejection = Rejection(f"set.{rejection.field}", rejection.problem)
+    raise Rejected(rejection)
+
+
+def _rejection_from(error: ValidationError) -> Rejection:
+    """The first problem pydantic found, phrased for a person: field path, expectation, input."""
+    errors = error.errors(include_url=False)
+    # An unknown field first: a typo (custmer_id) also makes its field missing.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [str(part) for part in first["loc"]]
+    if loc and loc[0] in REFERENCE_FIELDS:
+        return _reference_rejection(loc[0], errors)
+    field = ".".join(loc)
+    return Rejection(field, _phrase(first))
+
+
+def _reference_rejection(field: str, errors: list[Any]) -> Rejection:
+    # A reference is a union (UUID | source object): report the branch the input was meant for.
+    mine = [e for e in errors if e["loc"] and e["loc"][0] == field]
+    value = mine[0].get("input")
+    if isinstance(value, dict):
+        for e in mine:
+            if len(e["loc"]) > 2 and e["loc"][1] == "SourceRef":
+                path = ".".join([field, *[str(p) for p in e["loc"][2:]]])
+                return Rejection(path, _phrase(e))
+    return Rejection(
+        field,
+        'expected a moment id (UUID string) or a source object {"system": ..., "id": ...}, '
+        f"got {_short(value)}",
+    )
+
+
+def _phrase(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        nested = len(error["loc"]) > 1
+        return _unknown_field(str(error["loc"][-1]), SOURCE_FIELDS if nested else TOP_FIELDS)
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    for pydantic_words, ours in _REWORDING:
+        message = message.replace(pydantic_words, ours)
+    if kind == "timezone_aware":
+        message = "expected an RFC 3339 timestamp with an offset (such as Z or +02:00)"
+    elif kind in ("uuid_parsing", "uuid_type"):
+        message = "expected a UUID such as 123e4567-e89b-42d3-a456-426614174000"
+    elif kind == "model_type":
+        message = 'expected a source object {"system": ..., "id": ...}'
+    elif kind == "too_short" and isinstance(error.get("input"), dict):
+        message = f"expected at least {error['ctx']['min_length']} field"
+    elif kind == "too_long" and isinstance(error.get("input"), dict):
+        message = f"expected at most {error['ctx']['max_length']} fields"
+    return f"{message}, got {_short(error.get('input'))}"
+
+
+# pydantic's wording, as a person who writes JSON would put it.
+_REWORDING: Final = (
+    ("Input should be", "expected"),
+    ("Input should have", "expected"),
+    ("String should have", "expected"),
+    ("a valid dictionary", "a JSON object"),
+    ("expected greater than", "expected a number greater than"),
+    ("expected less than", "expected a number less than"),
+)
+
+
+def _unknown_field(name: str, known: frozenset[str]) -> str:
+    close = get_close_matches(name, sorted(known - {name}), n=1)
+    if not close:
+        return UNKNOWN_FIELD
+    return f"unknown field (not a field of wire format v1; did you mean {close[0]!r}?)"
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value, default=str).decode() if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def utc_now() -> datetime:
+    """The time of recording."""
+    return datetime.now(UTC)

@@ -1,0 +1,36 @@
+"""Timestamps: stored in UTC, written as RFC 3339 ending in `Z`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def format_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`; fractions of a second only when present."""
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    # isoformat() is C code; it omits the fraction when there is none, as we want.
+    return moment.replace(tzinfo=None).isoformat() + "Z"
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp that carries an offset (or `Z`)."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no offset")
+    return parsed.astimezone(UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch: the sortable form used by the stores."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def micros_to_text(micros: int) -> str:
+    """The RFC 3339 text of a count of microseconds since the epoch."""
+    seconds, micro = divmod(micros, 1_000_000)
+    utc = datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None, microsecond=micro)
+    return utc.isoformat() + "Z"

@@ -1,0 +1,51 @@
+"""The composition root: configuration (`--store`, `MOT_STORE`) in, wired services out.
+
+Nothing connects at import time; `open_store` is called by an entry point.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from mot.adapters.stores.ledger import SqlLedger
+from mot.adapters.stores.sql import SqlBackend
+from mot.service.ledger import LedgerService
+
+DEFAULT_STORE = "./mot.db"
+
+
+def store_url(explicit: str | None = None) -> str:
+    """The store to use: `--store`, else `MOT_STORE`, else `./mot.db`."""
+    return explicit or os.environ.get("MOT_STORE") or DEFAULT_STORE
+
+
+def connect(url: str) -> SqlBackend:
+    """A backend for a store URL: a `postgresql://` URL, else a SQLite file path."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from mot.adapters.stores.postgres import PostgresBackend
+
+        return PostgresBackend(url)
+    from mot.adapters.stores.sqlite import SQLiteBackend
+
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return SQLiteBackend(path)
+
+
+@dataclass
+class Services:
+    """Everything an entry point needs, wired to one store."""
+
+    backend: SqlBackend
+    ledger_store: SqlLedger
+    ledger: LedgerService
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def open_store(url: str | None = None) -> Services:
+    backend = connect(store_url(url))
+    ledger_store = SqlLedger(backend)
+    return Services(backend, ledger_store, LedgerService(ledger_store))

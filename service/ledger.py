@@ -1,0 +1,189 @@
+"""Use cases of the ledger: record a batch, import a stream, replay the quarantine.
+
+Every entry point (CLI, HTTP, Kafka consumer) records moments through
+`LedgerService`; there is no second path into the ledger.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from time import monotonic
+
+from mot.domain.ledger import Outcome, Stream, Verdict, decide
+from mot.domain.messages import Message, Rejection, parse_message, utc_now
+from mot.domain.quarantine import Rejected
+from mot.service.ports import Append, LedgerStore
+
+DEFAULT_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message as received: its bytes and where it came from."""
+
+    raw: bytes
+    origin: str
+    payload: bytes | None = None  # the wire JSON, when `raw` is in another format (a CSV row)
+    problem: str | None = None  # set by a source that could not even map the record
+
+    @property
+    def message(self) -> bytes:
+        return self.payload if self.payload is not None else self.raw
+
+
+@dataclass(slots=True)
+class Summary:
+    """Counts of what happened; the same shape for one batch and for a whole import."""
+
+    read: int = 0
+    recorded: int = 0
+    amended: int = 0
+    retracted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    started: float = field(default_factory=monotonic)
+
+    def add(self, outcomes: Counter[Outcome], read: int) -> None:
+        self.read += read
+        self.recorded += outcomes[Outcome.RECORDED]
+        self.amended += outcomes[Outcome.AMENDED]
+        self.retracted += outcomes[Outcome.RETRACTED]
+        self.duplicates += outcomes[Outcome.DUPLICATE]
+        self.quarantined += outcomes[Outcome.QUARANTINED]
+
+    def merge(self, other: Summary) -> None:
+        """Add another summary's counts to this one (several files, one total)."""
+        self.read += other.read
+        self.recorded += other.recorded
+        self.amended += other.amended
+        self.retracted += other.retracted
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+
+    @property
+    def seconds(self) -> float:
+        return monotonic() - self.started
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "read": self.read, "recorded": self.recorded, "amended": self.amended,
+            "retracted": self.retracted, "duplicates": self.duplicates,
+            "quarantined": self.quarantined, "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The verdict for each message of a batch, in order."""
+
+    verdicts: list[Verdict]
+
+    def outcomes(self) -> Counter[Outcome]:
+        return Counter(verdict.outcome for verdict in self.verdicts)
+
+
+class LedgerService:
+    """Records moments, amendments and retractions; keeps what it cannot record."""
+
+    def __init__(self, store: LedgerStore, clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    def record(self, items: Sequence[Incoming]) -> BatchResult:
+        """Validate and record one batch in one transaction; rejects go to the quarantine."""
+        now = self.clock()
+        parsed = [
+            parse_message(item.message, now) if item.problem is None else Rejection("", item.problem)
+            for item in items
+        ]
+
+        def plan(streams: dict[str, Stream]) -> Append:
+            messages = [(p, item.origin) for p, item in zip(parsed, items, strict=True)
+                        if not isinstance(p, Rejection)]
+            decision = decide(messages, streams, now)
+            verdicts = _merge_verdicts(parsed, decision.verdicts)
+            rejected = [
+                Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason)
+                for item, v in zip(items, verdicts, strict=True) if v.rejection is not None
+            ]
+            return Append(decision.events, rejected=rejected, verdicts=verdicts)
+
+        ids = {p.moment_id for p in parsed if not isinstance(p, Rejection)}
+        append = self.store.record(ids, plan)
+        return BatchResult(list(append.verdicts))
+
+    def record_stream(
+        self,
+        items: Iterable[Incoming],
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        progress: Callable[[Summary], None] | None = None,
+    ) -> Summary:
+        """Record a stream batch by batch: memory stays flat, each batch is one transaction."""
+        summary = Summary()
+        for batch in _batches(items, batch_size):
+            result = self.record(batch)
+            summary.add(result.outcomes(), len(batch))
+            if progress is not None:
+                progress(summary)
+        return summary
+
+    def replay_quarantine(
+        self, ids: Sequence[int] | None = None, *, batch_size: int = DEFAULT_BATCH
+    ) -> Summary:
+        """Validate quarantined messages again; what now goes in leaves the quarantine.
+
+        Passes repeat while they make progress, so a moment and an amendment of it
+        that were both quarantined go in whatever their order.
+        """
+        total = Summary()
+        while True:
+            entries = self.store.quarantine(ids=ids)
+            if not entries:
+                break
+            progress_made = False
+            for start in range(0, len(entries), batch_size):
+                batch = entries[start:start + batch_size]
+                now = self.clock()
+                parsed = [parse_message(entry.message, now) for entry in batch]
+
+                def plan(streams: dict[str, Stream], batch=batch, parsed=parsed, now=now) -> Append:
+                    messages = [(p, e.origin) for p, e in zip(parsed, batch, strict=True)
+                                if not isinstance(p, Rejection)]
+                    decision = decide(messages, streams, now)
+                    verdicts = _merge_verdicts(parsed, decision.verdicts)
+                    resolved = [e.id for e, v in zip(batch, verdicts, strict=True)
+                                if v.rejection is None]
+                    still = [(e.id, v.rejection.field, v.rejection.reason)
+                             for e, v in zip(batch, verdicts, strict=True)
+                             if v.rejection is not None]
+                    return Append(decision.events, resolved=resolved, still_rejected=still,
+                                  verdicts=verdicts)
+
+                ids_named = {p.moment_id for p in parsed if not isinstance(p, Rejection)}
+                append = self.store.record(ids_named, plan)
+                outcomes = Counter(v.outcome for v in append.verdicts)
+                total.add(outcomes, len(batch))
+                progress_made = progress_made or bool(append.resolved)
+            if not progress_made:
+                break
+        return total
+
+
+def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Verdict]) -> list[Verdict]:
+    """Verdicts for the whole batch: parse rejections in place, decisions for the rest."""
+    decisions: Iterator[Verdict] = iter(decided)
+    return [
+        Verdict(Outcome.QUARANTINED, None, p) if isinstance(p, Rejection) else next(decisions)
+        for p in parsed
+    ]
+
+
+def _batches(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

@@ -1,0 +1,59 @@
+"""The ports the service layer needs; adapters/stores implements them for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mot.domain.events import LedgerEvent
+from mot.domain.ledger import Stream, Verdict
+from mot.domain.quarantine import Quarantined, Rejected
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """What one write transaction of the ledger does."""
+
+    events: Sequence[LedgerEvent]
+    rejected: Sequence[Rejected] = ()
+    resolved: Collection[int] = ()  # quarantine ids that now went in
+    still_rejected: Sequence[tuple[int, str, str]] = ()  # (quarantine id, field, reason)
+    verdicts: Sequence[Verdict] = ()  # one per message, in batch order
+
+
+class LedgerStore(Protocol):
+    """The ledger: streams of moment events, their notification log, and the quarantine."""
+
+    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+        """In one write transaction: load the streams of `ids`, ask `plan` what to do, do it."""
+        ...
+
+    def stream(self, moment_id: str) -> list[LedgerEvent]:
+        """One moment's events in version order."""
+        ...
+
+    def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
+        """Events with position > after, in the order the ledger recorded them."""
+        ...
+
+    def head(self) -> int:
+        """The position of the latest event (0 when empty)."""
+        ...
+
+    def quarantine(
+        self, *, limit: int | None = None, ids: Collection[int] | None = None
+    ) -> list[Quarantined]:
+        """Quarantined messages, oldest first."""
+        ...
+
+    def quarantine_count(self) -> int:
+        ...
+
+    def drop_quarantined(self, ids: Collection[int]) -> int:
+        ...
+
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
+        ...
+
+    def close(self) -> None:
+        ...
