@@ -39,7 +39,33 @@ class Context:
             self._services = None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class MotGroup(click.Group):
+    """Turns failures of the store into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as error:
+            if not _is_store_error(error):
+                raise
+            raise click.ClickException(f"store error: {error}") from error
+
+
+def _is_store_error(error: Exception) -> bool:
+    import sqlite3
+
+    from eventsourcing.persistence import PersistenceError
+
+    return isinstance(error, PersistenceError | sqlite3.Error | OSError) or (
+        type(error).__module__.startswith("psycopg")
+    )
+
+
+@click.group(cls=MotGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--store",
     envvar="MOT_STORE",

@@ -7,7 +7,7 @@ recording is passed in, so the 24-hour rule is testable and replayable.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from difflib import get_close_matches
 from typing import Any, Final
 
@@ -15,7 +15,7 @@ import orjson
 from mot.domain.currencies import ISO_4217
 from mot.domain.identity import derived_moment_id
 from mot.domain.schema import AMENDABLE_FIELDS, AmendIn, MomentIn, RetractIn, SourceRef
-from mot.domain.timefmt import format_utc
+from mot.domain.timefmt import format_utc, utc_now
 from mot.domain.vocabulary import KINDS_BY_DIRECTION
 from pydantic import ValidationError
 
@@ -193,7 +193,11 @@ def normalise(m: MomentIn, now: datetime) -> Moment:
     if m.source is not None:
         out["source"] = {"system": m.source.system, "id": m.source.id}
     if m.attributes is not None:
-        size = len(orjson.dumps(m.attributes))
+        try:
+            size = len(orjson.dumps(m.attributes))
+        except orjson.JSONEncodeError as error:  # only from Python callers: JSON input encodes
+            problem = f"cannot be encoded as JSON ({error})"
+            raise Rejected(Rejection("attributes", problem)) from None
         if size > MAX_ATTRIBUTES_BYTES:
             raise Rejected(Rejection(
                 "attributes", f"encodes to {size} bytes; expected at most {MAX_ATTRIBUTES_BYTES}"
@@ -305,15 +309,16 @@ def _unknown_field(name: str, known: frozenset[str]) -> str:
 
 
 def _short(value: Any) -> str:
-    text = orjson.dumps(value, default=str).decode() if not isinstance(value, str) else repr(value)
+    if isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            text = orjson.dumps(value, default=str).decode()
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits, from a Python caller
+            text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _json_type(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def utc_now() -> datetime:
-    """The time of recording."""
-    return datetime.now(UTC)

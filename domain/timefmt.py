@@ -34,3 +34,8 @@ def micros_to_text(micros: int) -> str:
     seconds, micro = divmod(micros, 1_000_000)
     utc = datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None, microsecond=micro)
     return utc.isoformat() + "Z"
+
+
+def utc_now() -> datetime:
+    """The time of recording (and the default as-of time of queries)."""
+    return datetime.now(UTC)

@@ -6,11 +6,14 @@ Nothing connects at import time; `open_store` is called by an entry point.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mot.adapters.stores.ledger import SqlLedger
+from mot.adapters.stores.projection_tables import SqlProjectionStore
 from mot.adapters.stores.sql import SqlBackend
 from mot.service.ledger import LedgerService
+from mot.service.projecting import ProjectionService
+from mot.service.queries import QueryService
 
 DEFAULT_STORE = "./mot.db"
 
@@ -39,13 +42,21 @@ class Services:
     backend: SqlBackend
     ledger_store: SqlLedger
     ledger: LedgerService
-    extras: dict[str, object] = field(default_factory=dict)
+    projection_store: SqlProjectionStore
+    projections: ProjectionService
+    queries: QueryService
 
     def close(self) -> None:
         self.backend.close()
 
 
-def open_store(url: str | None = None) -> Services:
+def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
     backend = connect(store_url(url))
     ledger_store = SqlLedger(backend)
-    return Services(backend, ledger_store, LedgerService(ledger_store))
+    projection_store = SqlProjectionStore(backend)
+    projections = ProjectionService(projection_store, ledger_store, page_size=page_size,
+                                    quarantine_count=ledger_store.quarantine_count)
+    return Services(
+        backend, ledger_store, LedgerService(ledger_store), projection_store, projections,
+        QueryService(backend, projection_store, projections.engine),
+    )

@@ -14,7 +14,8 @@ from itertools import islice
 from time import monotonic
 
 from mot.domain.ledger import Outcome, Stream, Verdict, decide
-from mot.domain.messages import Message, Rejection, parse_message, utc_now
+from mot.domain.messages import Message, Rejection, parse_message
+from mot.domain.timefmt import utc_now
 from mot.domain.quarantine import Rejected
 from mot.service.ports import Append, LedgerStore
 

@@ -1,0 +1,385 @@
+"""Projection tables on SQL: plain, documented tables an analyst can query with sqlite3 or psql.
+
+`SqlProjectionStore` implements `mot.projections.ports.ProjectionStore`: the
+engine opens a session (one write transaction holding the projection lock),
+reads and writes rows through it, and saves its position in the same
+transaction, so a page is applied exactly once. A rebuild writes to the same
+tables under a `__rebuild` suffix and `swap` renames them in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+from mot.projections.model import Current, CustomerKey
+
+# Table name -> DDL. `{t}` is the table name (with the rebuild suffix when building).
+TABLES: dict[str, str] = {
+    "moments": """CREATE TABLE IF NOT EXISTS {t} (
+        moment_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer_id TEXT NOT NULL,
+        occurred_us {bigint} NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
+        function TEXT NOT NULL, channel TEXT NOT NULL, actor TEXT, ask_type TEXT,
+        sentiment {real}, reach {bigint} NOT NULL, in_reply_to TEXT, shares TEXT,
+        occurred_at TEXT NOT NULL, doc TEXT NOT NULL, version {bigint} NOT NULL)""",
+    "relationships": """CREATE TABLE IF NOT EXISTS {t} (
+        tenant TEXT NOT NULL, customer_id TEXT NOT NULL, stage TEXT NOT NULL,
+        exchanges INTEGER NOT NULL, wants INTEGER NOT NULL, likes INTEGER NOT NULL,
+        customer_moments INTEGER NOT NULL, brand_moments INTEGER NOT NULL,
+        first_moment_at TEXT, last_moment_at TEXT, last_customer_moment_at TEXT,
+        last_moment_us {bigint} NOT NULL, last_customer_moment_us {bigint},
+        version {bigint} NOT NULL, PRIMARY KEY (tenant, customer_id))""",
+    "reciprocity": """CREATE TABLE IF NOT EXISTS {t} (
+        tenant TEXT NOT NULL, customer_id TEXT NOT NULL, given INTEGER NOT NULL,
+        asked INTEGER NOT NULL, received INTEGER NOT NULL, balance INTEGER NOT NULL,
+        unanswered_asks INTEGER NOT NULL, status TEXT NOT NULL, version {bigint} NOT NULL,
+        PRIMARY KEY (tenant, customer_id))""",
+    "transitions": """CREATE TABLE IF NOT EXISTS {t} (
+        tenant TEXT NOT NULL, customer_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        from_stage TEXT NOT NULL, to_stage TEXT NOT NULL, occurred_at TEXT NOT NULL,
+        occurred_us {bigint} NOT NULL, moment_id TEXT NOT NULL, version {bigint} NOT NULL,
+        PRIMARY KEY (tenant, customer_id, seq))""",
+    "amplifications": """CREATE TABLE IF NOT EXISTS {t} (
+        amplification_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer_id TEXT NOT NULL,
+        occurred_at TEXT NOT NULL, occurred_us {bigint} NOT NULL, channel TEXT NOT NULL,
+        sentiment {real}, polarity TEXT NOT NULL, reach {bigint} NOT NULL,
+        cascade_size INTEGER NOT NULL, cascade_reach {bigint} NOT NULL,
+        trigger_moment_id TEXT, trigger_function TEXT, trigger_channel TEXT,
+        trigger_actor TEXT, delay_seconds {bigint}, version {bigint} NOT NULL)""",
+    "teams": """CREATE TABLE IF NOT EXISTS {t} (
+        tenant TEXT NOT NULL, function TEXT NOT NULL, moments INTEGER NOT NULL,
+        given INTEGER NOT NULL, asked INTEGER NOT NULL, amplifications INTEGER NOT NULL,
+        positive INTEGER NOT NULL, negative INTEGER NOT NULL, cascade_reach {bigint} NOT NULL,
+        version {bigint} NOT NULL, PRIMARY KEY (tenant, function))""",
+    "listening": """CREATE TABLE IF NOT EXISTS {t} (
+        tenant TEXT PRIMARY KEY, moments INTEGER NOT NULL, listening INTEGER NOT NULL,
+        other INTEGER NOT NULL, listening_share {real}, version {bigint} NOT NULL)""",
+    "tombstones": """CREATE TABLE IF NOT EXISTS {t} (
+        projection TEXT NOT NULL, row_key TEXT NOT NULL, version {bigint} NOT NULL,
+        PRIMARY KEY (projection, row_key))""",
+}
+
+INDEXES: dict[str, list[str]] = {
+    "moments": [
+        "CREATE INDEX IF NOT EXISTS {t}_fold ON {t} (tenant, customer_id, occurred_us, moment_id)",
+        "CREATE INDEX IF NOT EXISTS {t}_shares ON {t} (shares) WHERE shares IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS {t}_reply ON {t} (in_reply_to) WHERE in_reply_to IS NOT NULL",
+    ],
+    "relationships": [
+        "CREATE INDEX IF NOT EXISTS {t}_stage ON {t} (tenant, stage)",
+        "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
+    ],
+    "reciprocity": [
+        "CREATE INDEX IF NOT EXISTS {t}_status ON {t} (tenant, status)",
+        "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
+    ],
+    "transitions": ["CREATE INDEX IF NOT EXISTS {t}_when ON {t} (tenant, occurred_us)"],
+    "amplifications": [
+        "CREATE INDEX IF NOT EXISTS {t}_customer ON {t} (tenant, customer_id)",
+        "CREATE INDEX IF NOT EXISTS {t}_polarity ON {t} (tenant, polarity, cascade_reach)",
+        "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
+    ],
+    "teams": [],
+    "listening": [],
+    "tombstones": ["CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)"],
+}
+
+STATE_DDL = """CREATE TABLE IF NOT EXISTS projection_state (
+    name TEXT PRIMARY KEY, position {bigint} NOT NULL, phase TEXT NOT NULL,
+    cursor_tenant TEXT, cursor_customer TEXT, target {bigint}, updated_at TEXT NOT NULL)"""
+
+MOMENT_COLUMNS = ("moment_id, tenant, customer_id, occurred_us, direction, kind, function, "
+                  "channel, actor, ask_type, sentiment, reach, in_reply_to, shares")
+
+REBUILD_SUFFIX = "__rebuild"
+LIVE = "projections"
+REBUILD = "projections" + REBUILD_SUFFIX
+
+
+class SqlProjectionStore:
+    """Creates the projection tables and opens sessions on them."""
+
+    def __init__(self, backend: SqlBackend) -> None:
+        self.backend = backend
+        with backend.write("projections") as tx:
+            tx.execute(backend.ddl(STATE_DDL))
+            self._create(tx, "")
+
+    def _create(self, tx: Tx, suffix: str) -> None:
+        for name, ddl in TABLES.items():
+            tx.execute(self.backend.ddl(ddl.replace("{t}", name + suffix)))
+            for index in INDEXES[name]:
+                tx.execute(index.replace("{t}", name + suffix))
+
+    @contextmanager
+    def session(self, name: str = LIVE) -> Iterator[SqlSession]:
+        """A write transaction on the live tables (or the rebuild tables for REBUILD)."""
+        suffix = REBUILD_SUFFIX if name == REBUILD else ""
+        with self.backend.write("projections") as tx:
+            yield SqlSession(self.backend, tx, name, suffix)
+
+    def start_rebuild(self, target: int, now: str) -> None:
+        """Fresh rebuild tables; any earlier unfinished rebuild is discarded."""
+        with self.backend.write("projections") as tx:
+            for name in TABLES:
+                tx.execute(f"DROP TABLE IF EXISTS {name}{REBUILD_SUFFIX}")
+            self._create(tx, REBUILD_SUFFIX)
+            tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
+            tx.execute(
+                "INSERT INTO projection_state (name, position, phase, target, updated_at)"
+                " VALUES (?, 0, 'moments', ?, ?)", (REBUILD, target, now),
+            )
+
+    def swap(self, now: str) -> None:
+        """Put the rebuilt tables in place of the live ones, in one transaction."""
+        with self.backend.write("projections") as tx:
+            position = tx.scalar("SELECT position FROM projection_state WHERE name = ?", (REBUILD,))
+            for name in TABLES:
+                tx.execute(f"DROP TABLE IF EXISTS {name}")
+                tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
+                # Index names keep the rebuild suffix after a rename; give them their live names.
+                for index in INDEXES[name]:
+                    old = index.split(" ON ")[0].split()[-1].replace("{t}", name + REBUILD_SUFFIX)
+                    tx.execute(f"DROP INDEX IF EXISTS {old}")
+                    tx.execute(index.replace("{t}", name))
+            tx.execute("DELETE FROM projection_state WHERE name IN (?, ?)", (LIVE, REBUILD))
+            tx.execute(
+                "INSERT INTO projection_state (name, position, phase, updated_at)"
+                " VALUES (?, ?, 'live', ?)", (LIVE, position or 0, now),
+            )
+
+    @contextmanager
+    def reader(self, as_of_us: int | None = None) -> Iterator[SqlSession]:
+        """A read transaction on the live tables, optionally seeing only moments up to a time."""
+        with self.backend.read() as tx:
+            yield SqlSession(self.backend, tx, LIVE, "", as_of_us)
+
+    def state(self, name: str = LIVE) -> tuple[int, str, int | None] | None:
+        """(position, phase, target) of a projection run, or None before its first page."""
+        with self.backend.read() as tx:
+            if not self.backend.table_exists(tx, "projection_state"):
+                return None
+            rows = tx.query(
+                "SELECT position, phase, target FROM projection_state WHERE name = ?", (name,)
+            )
+        return (int(rows[0][0]), str(rows[0][1]), rows[0][2]) if rows else None
+
+
+class SqlSession:
+    """One transaction of projection work (implements `ProjectionSession`)."""
+
+    def __init__(self, backend: SqlBackend, tx: Tx, name: str, suffix: str,
+                 as_of_us: int | None = None) -> None:
+        self.backend = backend
+        self.tx = tx
+        self.name = name
+        self.s = suffix
+        # An as-of reader sees only moments that had occurred by then (SPEC §5, --as-of).
+        self.when = "" if as_of_us is None else f" AND occurred_us <= {int(as_of_us)}"
+
+    # -- position -------------------------------------------------------------------
+    def progress(self) -> tuple[int, str, CustomerKey | None]:
+        rows = self.tx.query(
+            "SELECT position, phase, cursor_tenant, cursor_customer FROM projection_state"
+            " WHERE name = ?", (self.name,),
+        )
+        if not rows:
+            return 0, "live", None
+        position, phase, tenant, customer = rows[0]
+        return int(position), str(phase), (tenant, customer) if tenant is not None else None
+
+    def save_progress(self, position: int, phase: str, cursor: CustomerKey | None,
+                      now: str) -> None:
+        tenant, customer = cursor if cursor is not None else (None, None)
+        self.tx.execute(
+            "INSERT INTO projection_state (name, position, phase, cursor_tenant, cursor_customer,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+            " position = excluded.position, phase = excluded.phase,"
+            " cursor_tenant = excluded.cursor_tenant, cursor_customer = excluded.cursor_customer,"
+            " updated_at = excluded.updated_at",
+            (self.name, position, phase, tenant, customer, now),
+        )
+
+    # -- current moments --------------------------------------------------------------
+    def moments_by_id(self, ids: Collection[str]) -> dict[str, Current]:
+        found: dict[str, Current] = {}
+        for chunk in chunks(sorted(ids), self.backend.max_params):
+            rows = self.tx.query(
+                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
+                f" WHERE moment_id IN ({','.join('?' * len(chunk))}){self.when}", chunk,
+            )
+            for row in rows:
+                found[row[0]] = Current._make(row)
+        return found
+
+    def children(self, parent_ids: Collection[str]) -> list[Current]:
+        """Current public shares whose `shares` names one of `parent_ids`."""
+        out: list[Current] = []
+        for chunk in chunks(sorted(parent_ids), self.backend.max_params):
+            rows = self.tx.query(
+                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
+                f" WHERE shares IN ({','.join('?' * len(chunk))}) AND kind = 'share'{self.when}",
+                chunk,
+            )
+            out.extend(Current._make(row) for row in rows)
+        return out
+
+    def replying_to(self, ids: Collection[str]) -> list[Current]:
+        """Current moments whose `in_reply_to` names one of `ids`."""
+        out: list[Current] = []
+        for chunk in chunks(sorted(ids), self.backend.max_params):
+            rows = self.tx.query(
+                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
+                f" WHERE in_reply_to IN ({','.join('?' * len(chunk))}){self.when}", chunk,
+            )
+            out.extend(Current._make(row) for row in rows)
+        return out
+
+    def write_moments(self, upserts: Sequence[tuple[Current, dict[str, Any], int]],
+                      deletes: Collection[str]) -> None:
+        self.tx.executemany(
+            f"INSERT INTO moments{self.s} ({MOMENT_COLUMNS}, occurred_at, doc, version)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (moment_id) DO UPDATE SET"
+            " occurred_us = excluded.occurred_us, kind = excluded.kind,"
+            " function = excluded.function, channel = excluded.channel, actor = excluded.actor,"
+            " ask_type = excluded.ask_type, sentiment = excluded.sentiment,"
+            " reach = excluded.reach, in_reply_to = excluded.in_reply_to,"
+            " shares = excluded.shares, occurred_at = excluded.occurred_at, doc = excluded.doc,"
+            " version = excluded.version",
+            [(*current, doc["occurred_at"], orjson.dumps(doc).decode(), version)
+             for current, doc, version in upserts],
+        )
+        self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ?",
+                            [(moment_id,) for moment_id in deletes])
+
+    def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
+        """Each customer's current moments in fold order."""
+        out: dict[CustomerKey, list[Current]] = {key: [] for key in keys}
+        statement = (f"SELECT {MOMENT_COLUMNS} FROM moments{self.s} WHERE tenant = ? AND"
+                     f" customer_id = ?{self.when} ORDER BY occurred_us, moment_id")
+        if self.backend.kind == "sqlite":
+            # One indexed range read per customer: cheap in-process, and it keeps the order.
+            for key in out:
+                out[key] = [Current._make(row) for row in self.tx.query(statement, key)]
+            return out
+        for chunk in chunks(sorted(out), self.backend.max_params):
+            rows = self.tx.query(
+                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s} m"
+                " JOIN unnest(?::text[], ?::text[]) AS k(k_tenant, k_customer)"
+                " ON m.tenant = k.k_tenant AND m.customer_id = k.k_customer"
+                f" WHERE TRUE{self.when} ORDER BY m.tenant, m.customer_id, m.occurred_us,"
+                " m.moment_id",
+                ([key[0] for key in chunk], [key[1] for key in chunk]),
+            )
+            for row in rows:
+                out[(row[1], row[2])].append(Current._make(row))
+        return out
+
+    def customers_after(self, cursor: CustomerKey | None, limit: int, *,
+                        tenant: str | None = None,
+                        customer: str | None = None) -> list[CustomerKey]:
+        """The next `limit` customers (in key order) that have current moments."""
+        where = ["TRUE"]
+        params: list[Any] = []
+        if cursor is not None:
+            where.append("(tenant > ? OR (tenant = ? AND customer_id > ?))")
+            params += [cursor[0], cursor[0], cursor[1]]
+        if tenant is not None:
+            where.append("tenant = ?")
+            params.append(tenant)
+        if customer is not None:
+            where.append("customer_id = ?")
+            params.append(customer)
+        rows = self.tx.query(
+            f"SELECT DISTINCT tenant, customer_id FROM moments{self.s}"
+            f" WHERE {' AND '.join(where)}{self.when} ORDER BY tenant, customer_id LIMIT ?",
+            (*params, limit),
+        )
+        return [(str(t), str(c)) for t, c in rows]
+
+    # -- projection rows -----------------------------------------------------------------
+    def rows(self, table: str, keys: Collection[CustomerKey], columns: str) -> list[tuple[Any, ...]]:
+        """Rows of a per-customer table (relationships, reciprocity, transitions, amplifications)."""
+        out: list[tuple[Any, ...]] = []
+        if not keys:
+            return out
+        if self.backend.kind == "sqlite":
+            statement = f"SELECT {columns} FROM {table}{self.s} WHERE tenant = ? AND customer_id = ?"
+            for key in keys:
+                out.extend(self.tx.query(statement, key))
+            return out
+        for chunk in chunks(sorted(keys), self.backend.max_params):
+            out.extend(self.tx.query(
+                f"SELECT {columns} FROM {table}{self.s} m JOIN unnest(?::text[], ?::text[])"
+                " AS k(k_tenant, k_customer) ON m.tenant = k.k_tenant"
+                " AND m.customer_id = k.k_customer",
+                ([key[0] for key in chunk], [key[1] for key in chunk]),
+            ))
+        return out
+
+    def delete_customers(self, table: str, keys: Collection[CustomerKey]) -> None:
+        self.tx.executemany(f"DELETE FROM {table}{self.s} WHERE tenant = ? AND customer_id = ?",
+                            list(keys))
+
+    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self.tx.executemany(
+                f"INSERT INTO {table}{self.s} ({', '.join(columns)})"
+                f" VALUES ({','.join('?' * len(columns))})", rows,
+            )
+
+    def upsert(self, table: str, columns: Sequence[str], key: Sequence[str],
+               rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        self.tx.executemany(
+            f"INSERT INTO {table}{self.s} ({', '.join(columns)})"
+            f" VALUES ({','.join('?' * len(columns))})"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows,
+        )
+
+    def delete_amplifications(self, ids: Collection[str]) -> None:
+        self.tx.executemany(f"DELETE FROM amplifications{self.s} WHERE amplification_id = ?",
+                            [(i,) for i in ids])
+
+    def tombstones(self, projection: str, keys: Iterable[str], version: int) -> None:
+        self.upsert("tombstones", ("projection", "row_key", "version"), ("projection", "row_key"),
+                    [(projection, key, version) for key in keys])
+
+    def revive(self, projection: str, keys: Iterable[str]) -> None:
+        self.tx.executemany(f"DELETE FROM tombstones{self.s} WHERE projection = ? AND row_key = ?",
+                            [(projection, key) for key in keys])
+
+    def team_rows(self, tenants_functions: Collection[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, ...]]:
+        out: dict[tuple[str, str], tuple[int, ...]] = {}
+        for tenant, function in tenants_functions:
+            rows = self.tx.query(
+                f"SELECT moments, given, asked, amplifications, positive, negative, cascade_reach"
+                f" FROM teams{self.s} WHERE tenant = ? AND function = ?", (tenant, function),
+            )
+            if rows:
+                out[(tenant, function)] = tuple(int(v) for v in rows[0])
+        return out
+
+    def listening_rows(self, tenants: Collection[str]) -> dict[str, tuple[int, int, int]]:
+        out: dict[str, tuple[int, int, int]] = {}
+        for tenant in tenants:
+            rows = self.tx.query(
+                f"SELECT moments, listening, other FROM listening{self.s} WHERE tenant = ?",
+                (tenant,),
+            )
+            if rows:
+                out[tenant] = (int(rows[0][0]), int(rows[0][1]), int(rows[0][2]))
+        return out
+
+    def delete_rows(self, table: str, key_columns: Sequence[str],
+                    keys: Iterable[Sequence[Any]]) -> None:
+        where = " AND ".join(f"{c} = ?" for c in key_columns)
+        self.tx.executemany(f"DELETE FROM {table}{self.s} WHERE {where}", list(keys))

@@ -1,0 +1,207 @@
+"""Commands on the projections: project, replay, status, query, log, timeline."""
+
+from __future__ import annotations
+
+import signal
+from datetime import datetime
+from typing import Any
+
+import click
+
+from mot.cli.output import FORMATS, render
+from mot.cli.progress import Progress
+
+PROJECTIONS = ("relationships", "reciprocity", "transitions", "amplifications", "teams",
+               "listening")
+
+
+class Timestamp(click.ParamType):
+    """An RFC 3339 timestamp with an offset (`2026-01-01T00:00:00Z`)."""
+
+    name = "TIMESTAMP"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an RFC 3339 timestamp such as 2026-01-01T00:00:00Z",
+                      param, ctx)
+        if parsed.tzinfo is None:
+            self.fail(f"{value!r} has no offset; add Z or +HH:MM", param, ctx)
+        return parsed
+
+
+def _reporter(progress: Progress) -> Any:
+    def report(phase: str, done: int, total: int) -> None:
+        if total:
+            progress.update(f"{phase} {done:,}/{total:,}", done=done / total if total else None,
+                            count=done)
+        else:
+            progress.update(f"{phase} {done:,}", count=done)
+    return report
+
+
+@click.command("project")
+@click.option("--follow", "-f", is_flag=True,
+              help="Keep projecting as moments arrive (stop with Ctrl-C or SIGTERM).")
+@click.option("--poll", type=float, default=0.5, show_default=True,
+              help="Seconds between looks at the ledger when following.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.pass_obj
+def project(obj: Any, follow: bool, poll: float, quiet: bool) -> None:
+    """Bring every projection up to date with the ledger, then exit (or keep going with --follow).
+
+    Each page of events is applied in one transaction with the projection's
+    position, so an interrupted run loses and repeats nothing.
+    """
+    service = obj.services.projections
+    progress = Progress("project", quiet=quiet)
+    if not follow:
+        applied = service.project(_reporter(progress))
+        progress.finish()
+        status = service.status()
+        click.echo(f"applied {applied:,} events; projections at {status.position:,} of "
+                   f"{status.head:,}")
+        return
+    stopping = {"now": False}
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    total = {"applied": 0}
+
+    def applied(count: int) -> None:
+        total["applied"] += count
+        progress.update(f"following: {total['applied']:,} events applied", force=True)
+
+    service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=applied)
+    progress.finish()
+    click.echo(f"stopped; applied {total['applied']:,} events")
+
+
+@click.command("replay")
+@click.option("--projection", type=click.Choice(PROJECTIONS), multiple=True,
+              help="Accepted for clarity; all projections share one fold, so all are rebuilt.")
+@click.option("--restart", is_flag=True, help="Discard an unfinished rebuild instead of resuming it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.pass_obj
+def replay(obj: Any, projection: tuple[str, ...], restart: bool, quiet: bool) -> None:
+    """Rebuild the projections from the start of the log, then swap them in.
+
+    The rebuild writes fresh tables; queries keep answering from the old ones
+    until the swap. An interrupted rebuild resumes where it stopped.
+    """
+    progress = Progress("replay", quiet=quiet)
+    position = obj.services.projections.replay(_reporter(progress), restart=restart)
+    progress.finish()
+    click.echo(f"rebuilt all projections up to ledger position {position:,}")
+
+
+@click.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.pass_obj
+def status(obj: Any, fmt: str) -> None:
+    """Ledger head, the projections' position and lag, and the quarantine count."""
+    s = obj.services.projections.status()
+    record = {"ledger_head": s.head, "projection_position": s.position, "lag": s.lag,
+              "quarantined": s.quarantined,
+              "rebuild": None if s.rebuild is None else
+              {"position": s.rebuild[0], "phase": s.rebuild[1], "target": s.rebuild[2]}}
+    if fmt == "json":
+        import orjson
+
+        click.echo(orjson.dumps(record).decode())
+        return
+    click.echo(f"ledger head:  {s.head:,}\nprojections:  {s.position:,} (lag {s.lag:,})\n"
+               f"quarantined:  {s.quarantined:,}")
+    if s.rebuild is not None:
+        click.echo(f"rebuild:      {s.rebuild[1]} at {s.rebuild[0]:,} (unfinished: run mot replay)")
+
+
+@click.command("query")
+@click.argument("name", type=click.Choice(PROJECTIONS), metavar="NAME")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="table (default on a terminal), json (default otherwise), jsonl or csv.")
+@click.option("--tenant")
+@click.option("--customer")
+@click.option("--stage", type=click.Choice(
+    ["stranger", "acquainted", "engaged", "loyal", "advocate", "detractor"]))
+@click.option("--status", "status_", type=click.Choice(["ok_to_ask", "give_first", "stop_asking"]))
+@click.option("--polarity", type=click.Choice(["positive", "neutral", "negative"]))
+@click.option("--function")
+@click.option("--since", type=Timestamp(), help="Only rows at or after this time.")
+@click.option("--until", type=Timestamp(), help="Only rows at or before this time.")
+@click.option("--as-of", type=Timestamp(),
+              help="The state as it was then: folds only moments that had occurred by then.")
+@click.option("--sort", metavar="FIELD",
+              help="Order by FIELD (numbers largest first); -FIELD / +FIELD to choose.")
+@click.option("--limit", type=click.IntRange(1))
+@click.option("--no-refresh", is_flag=True,
+              help="Do not bring projections up to date first (read-only access).")
+@click.pass_obj
+def query(obj: Any, name: str, fmt: str | None, tenant: str | None, customer: str | None,
+          stage: str | None, status_: str | None, polarity: str | None, function: str | None,
+          since: datetime | None, until: datetime | None, as_of: datetime | None,
+          sort: str | None, limit: int | None, no_refresh: bool) -> None:
+    """Print a projection: relationships, reciprocity, transitions, amplifications, teams, listening.
+
+    Timestamps are RFC 3339 in UTC. `lapsed` is computed against --as-of (default now).
+    """
+    from mot.service.queries import Query, QueryError
+
+    services = obj.services
+    if not no_refresh:
+        services.projections.project()
+    try:
+        records = services.queries.run(Query(
+            name, tenant=tenant, customer=customer, stage=stage, status=status_,
+            polarity=polarity, function=function, since=since, until=until, as_of=as_of,
+            sort=sort, limit=limit,
+        ))
+    except QueryError as error:
+        raise click.UsageError(str(error)) from error
+    render(records, fmt)
+
+
+@click.command("log")
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--customer", required=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@click.pass_obj
+def log(obj: Any, tenant: str, customer: str, fmt: str | None) -> None:
+    """A customer's current moments in fold order (occurred_at, moment_id)."""
+    from mot.service.timeline import customer_log
+
+    obj.services.projections.project()
+    records = customer_log(obj.services.projection_store, tenant, customer)
+    if not records:
+        raise click.ClickException(f"no current moments for customer {customer!r} of {tenant!r}")
+    render(records, fmt, columns=("occurred_at", "direction", "kind", "function", "channel",
+                                  "actor", "sentiment", "reach", "moment_id")
+           if (fmt or "table") == "table" else ())
+
+
+@click.command("timeline")
+@click.argument("tenant")
+@click.argument("customer")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@click.pass_obj
+def timeline(obj: Any, tenant: str, customer: str, fmt: str | None) -> None:
+    """A customer's moments in fold order, with the running stage and reciprocity balance."""
+    from mot.service.timeline import customer_timeline
+
+    obj.services.projections.project()
+    records = customer_timeline(obj.services.projection_store, tenant, customer)
+    if not records:
+        raise click.ClickException(f"no current moments for customer {customer!r} of {tenant!r}")
+    render(records, fmt, columns=("occurred_at", "direction", "kind", "function", "stage",
+                                  "balance", "unanswered_asks", "status", "moment_id")
+           if (fmt or "table") == "table" else ())
+
+
+COMMANDS = [project, replay, status, query, log, timeline]

@@ -1,0 +1,445 @@
+"""The projection engine: pages of the notification log in, projection rows out, exactly once.
+
+Each page is one transaction: the engine reads its position, the next page of
+ledger events, brings the current-moments table up to date, works out which
+customers the page touched (directly, through a share cascade, or through an
+`in_reply_to`), refolds only those with the pure functions of this package,
+writes the rows that changed, and saves its new position. A crash anywhere
+rolls the page back whole; the next run does it again.
+
+A rebuild runs the same code into fresh tables in three phases: all moments
+first (cheap appends), then every customer once in key order, then the pages
+that arrived meanwhile; `swap` puts the tables in place.
+
+Versions: a row written while applying the page ending at ledger position P
+carries version P, and is only written when its content changed, so versions
+grow on every change and a page applied again after a crash gives the same
+versions. A rebuild stamps its rows with the position it was built up to.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mot.domain.events import LedgerEvent, MomentRetracted
+from mot.domain.timefmt import format_utc, micros_to_text, to_micros, utc_now
+from mot.projections.amplification import (
+    Amplification,
+    build_amplification,
+    cascade,
+    find_trigger,
+    is_amplification,
+)
+from mot.projections.model import Current, CustomerKey
+from mot.projections.ports import FoldReader, NotificationLog, ProjectionSession, ProjectionStore
+from mot.projections.reciprocity import Reciprocity, fold_reciprocity
+from mot.projections.relationship import Relationship, Transition, fold_relationship
+from mot.projections.teams import (
+    TeamTotals,
+    amplification_contribution,
+    listening_contribution,
+    listening_share,
+    moment_contribution,
+)
+
+LIVE = "projections"
+REBUILD = "projections__rebuild"
+
+REL_COLUMNS = ("tenant", "customer_id", "stage", "exchanges", "wants", "likes",
+               "customer_moments", "brand_moments", "first_moment_at", "last_moment_at",
+               "last_customer_moment_at", "last_moment_us", "last_customer_moment_us", "version")
+RECIP_COLUMNS = ("tenant", "customer_id", "given", "asked", "received", "balance",
+                 "unanswered_asks", "status", "version")
+TRANS_COLUMNS = ("tenant", "customer_id", "seq", "from_stage", "to_stage", "occurred_at",
+                 "occurred_us", "moment_id", "version")
+AMP_COLUMNS = ("amplification_id", "tenant", "customer_id", "occurred_at", "occurred_us",
+               "channel", "sentiment", "polarity", "reach", "cascade_size", "cascade_reach",
+               "trigger_moment_id", "trigger_function", "trigger_channel", "trigger_actor",
+               "delay_seconds", "version")
+TEAM_COLUMNS = ("tenant", "function", "moments", "given", "asked", "amplifications",
+                "positive", "negative", "cascade_reach", "version")
+LISTEN_COLUMNS = ("tenant", "moments", "listening", "other", "listening_share", "version")
+
+Progress = Callable[[str, int, int], None]
+"""(phase, done, total)"""
+
+
+def current_of(moment: dict[str, Any]) -> Current:
+    """The projection view of a normalised moment."""
+    return Current(
+        moment["moment_id"], moment["tenant"], moment["customer_id"],
+        to_micros(datetime.fromisoformat(moment["occurred_at"])),
+        moment["direction"], moment["kind"], moment["function"], moment["channel"],
+        moment.get("actor"), moment.get("ask_type"), moment.get("sentiment"), moment["reach"],
+        moment.get("in_reply_to"), moment.get("shares"),
+    )
+
+
+@dataclass(slots=True)
+class Deltas:
+    """Changes to the per-tenant sums (team scoreboard, listening) made by one transaction."""
+
+    teams: TeamTotals
+    listening: dict[str, list[int]]  # tenant -> [moments, L, M]
+
+    @classmethod
+    def empty(cls) -> Deltas:
+        return cls(TeamTotals(), defaultdict(lambda: [0, 0, 0]))
+
+    def move_moment(self, m: Current, sign: int) -> None:
+        contribution = moment_contribution(m)
+        if sign > 0:
+            self.teams.add(contribution)
+        else:
+            self.teams.subtract(contribution)
+        listening, talking = listening_contribution(m)
+        counts = self.listening[m.tenant]
+        counts[0] += sign
+        counts[1] += sign * listening
+        counts[2] += sign * talking
+
+    def move_amplification(self, a: Amplification, sign: int) -> None:
+        contribution = amplification_contribution(a)
+        if sign > 0:
+            self.teams.add(contribution)
+        else:
+            self.teams.subtract(contribution)
+
+
+class Engine:
+    """Keeps the projection tables equal to a fold of the ledger's current moments."""
+
+    def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
+                 customers_per_chunk: int = 2000,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.log = log
+        self.page_size = page_size
+        self.customers_per_chunk = customers_per_chunk
+        self.clock = clock
+
+    # -- incremental -----------------------------------------------------------------
+    def catch_up(self, name: str = LIVE, progress: Progress | None = None) -> int:
+        """Apply pages until the projection has reached the ledger's head; return events applied."""
+        applied = 0
+        target = self.log.head()
+        while True:
+            with self.store.session(name) as session:
+                position, phase, _ = session.progress()
+                events = self.log.notifications(position, self.page_size)
+                if not events:
+                    return applied
+                self.apply_page(session, events)
+                session.save_progress(events[-1][0], "live" if name == LIVE else "catchup",
+                                      None, self._now())
+            applied += len(events)
+            if progress is not None:
+                progress("catch-up", events[-1][0], max(target, events[-1][0]))
+
+    def apply_page(self, session: ProjectionSession, events: Sequence[tuple[int, LedgerEvent]]) -> None:
+        """Apply one page of ledger events: moments, then the customers they touched."""
+        version = events[-1][0]
+        deltas = Deltas.empty()
+        keys = self._apply_moments(session, events, version, deltas, track=True)
+        self.refold(session, keys, version, deltas)
+
+    def _apply_moments(self, session: ProjectionSession, events: Sequence[tuple[int, LedgerEvent]],
+                       version: int, deltas: Deltas, *, track: bool) -> set[CustomerKey]:
+        """Bring the current-moments table up to date; return the customers to refold."""
+        touched: dict[str, tuple[Current, dict[str, Any]] | None] = {}
+        keys: set[CustomerKey] = set()
+        for _, event in events:
+            if isinstance(event, MomentRetracted):
+                touched[event.moment_id] = None
+                keys.add((event.tenant, event.customer_id))
+            else:
+                touched[event.moment_id] = (current_of(event.moment), event.moment)
+        old = session.moments_by_id(touched)
+        for moment_id, new in touched.items():
+            before = old.get(moment_id)
+            if before is not None:
+                deltas.move_moment(before, -1)
+                keys.add((before.tenant, before.customer_id))
+            if new is not None:
+                deltas.move_moment(new[0], 1)
+                keys.add((new[0].tenant, new[0].customer_id))
+        if track:
+            # The cascades a changed share used to count toward, read before the write.
+            keys |= self._root_keys(session, [m for m in old.values() if m.kind == "share"])
+        session.write_moments(
+            [(new[0], new[1], version) for new in touched.values() if new is not None],
+            [moment_id for moment_id, new in touched.items() if new is None and moment_id in old],
+        )
+        if not track:
+            return keys
+        fresh = [new[0] for new in touched.values() if new is not None]
+        keys |= self._root_keys(session, [m for m in fresh if m.kind == "share"])
+        private = [
+            moment_id for moment_id, new in touched.items()
+            if (new is not None and new[0].direction != "public")
+            or (moment_id in old and old[moment_id].direction != "public")
+        ]
+        if private:
+            keys |= {(m.tenant, m.customer_id) for m in session.replying_to(private)
+                     if is_amplification(m)}
+        return keys
+
+    def _root_keys(self, session: ProjectionSession, shares: Iterable[Current]) -> set[CustomerKey]:
+        """Customers owning the amplification moments these shares lead up to."""
+        frontier = {(m.shares, m.tenant) for m in shares if m.shares}
+        seen: set[tuple[str, str]] = set()
+        roots: set[CustomerKey] = set()
+        while frontier:
+            seen |= frontier
+            found = session.moments_by_id({parent for parent, _ in frontier})
+            following: set[tuple[str, str]] = set()
+            for parent_id, tenant in frontier:
+                parent = found.get(parent_id)
+                if parent is None or parent.tenant != tenant:
+                    continue
+                if is_amplification(parent):
+                    roots.add((parent.tenant, parent.customer_id))
+                elif parent.kind == "share" and parent.shares:
+                    step = (parent.shares, tenant)
+                    if step not in seen:
+                        following.add(step)
+            frontier = following
+        return roots
+
+    # -- refolding -----------------------------------------------------------------------
+    def refold(self, session: ProjectionSession, keys: Collection[CustomerKey], version: int,
+               deltas: Deltas, *, fresh: bool = False) -> None:
+        """Fold the given customers again and write what changed, then the per-tenant sums.
+
+        `fresh` says the customers have no rows yet (a rebuild's fold phase), which
+        saves reading the old rows to compare against.
+        """
+        if keys:
+            moments = session.customer_moments(keys)
+            folded = self.fold(session, moments)
+            self._write_customers(session, moments, folded, version, deltas, fresh)
+        self._write_sums(session, deltas, version)
+
+    def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]]
+              ) -> dict[CustomerKey, tuple[Relationship, list[Transition], Reciprocity,
+                                           list[Amplification]]]:
+        """The projections of each customer, from their moments and what their posts reach."""
+        posts = [m for ms in moments.values() for m in ms if is_amplification(m)]
+        targets = session.moments_by_id({p.in_reply_to for p in posts if p.in_reply_to})
+        children = self._descendants(session, posts)
+        empty: list[Current] = []
+        out = {}
+        for key, ms in moments.items():
+            if not ms:
+                continue
+            relationship, transitions = fold_relationship(ms)
+            private = [m for m in ms if m.direction != "public"]
+            amplifications = []
+            for post in ms:
+                if is_amplification(post):
+                    target = targets.get(post.in_reply_to) if post.in_reply_to else None
+                    trigger = find_trigger(post, target, private)
+                    size, reach = cascade(post, lambda parent: children.get(parent, empty))
+                    amplifications.append(build_amplification(post, trigger, size, reach))
+            out[key] = (relationship, transitions, fold_reciprocity(ms), amplifications)
+        return out
+
+    def _descendants(self, session: FoldReader, roots: Sequence[Current]
+                     ) -> dict[str, list[Current]]:
+        """Every share below the given roots, as parent id -> shares of it (one query a level)."""
+        children: dict[str, list[Current]] = defaultdict(list)
+        frontier = {root.moment_id for root in roots}
+        seen = set(frontier)
+        while frontier:
+            following: set[str] = set()
+            for share in session.children(frontier):
+                assert share.shares is not None
+                children[share.shares].append(share)
+                if share.moment_id not in seen:
+                    seen.add(share.moment_id)
+                    following.add(share.moment_id)
+            frontier = following
+        return children
+
+    def _write_customers(self, session: ProjectionSession,
+                         moments: dict[CustomerKey, list[Current]],
+                         folded: dict[CustomerKey, tuple[Relationship, list[Transition],
+                                                         Reciprocity, list[Amplification]]],
+                         version: int, deltas: Deltas, fresh: bool) -> None:
+        keys = list(moments)
+        gone = [key for key in keys if key not in folded]
+
+        def old_rows(table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+            return [] if fresh else session.rows(table, keys, ", ".join(columns))
+
+        old_rel = {(r[0], r[1]): r[:-1] for r in old_rows("relationships", REL_COLUMNS)}
+        new_rel = {key: _relationship_row(f[0]) for key, f in folded.items()}
+        session.upsert("relationships", REL_COLUMNS, ("tenant", "customer_id"),
+                       [(*row, version) for key, row in new_rel.items() if old_rel.get(key) != row])
+
+        old_recip = {(r[0], r[1]): r[:-1] for r in old_rows("reciprocity", RECIP_COLUMNS)}
+        new_recip = {key: _reciprocity_row(f[2]) for key, f in folded.items()}
+        session.upsert("reciprocity", RECIP_COLUMNS, ("tenant", "customer_id"),
+                       [(*row, version) for key, row in new_recip.items() if old_recip.get(key) != row])
+
+        old_trans: dict[CustomerKey, list[tuple[Any, ...]]] = defaultdict(list)
+        for r in sorted(old_rows("transitions", TRANS_COLUMNS), key=lambda r: r[2]):
+            old_trans[(r[0], r[1])].append(r[:-1])
+        changed_trans = [key for key, f in folded.items()
+                         if old_trans.get(key, []) != _transition_rows(f[1])]
+        stale = [key for key in (*changed_trans, *gone) if key in old_trans]
+        session.delete_customers("transitions", stale)
+        session.insert("transitions", TRANS_COLUMNS,
+                       [(*row, version) for key in changed_trans
+                        for row in _transition_rows(folded[key][1])])
+
+        old_amps = {r[0]: r[:-1] for r in old_rows("amplifications", AMP_COLUMNS)}
+        new_amps = {a.amplification_id: _amplification_row(a)
+                    for f in folded.values() for a in f[3]}
+        for row in old_amps.values():
+            deltas.move_amplification(_amplification_from_row(row), -1)
+        for row in new_amps.values():
+            deltas.move_amplification(_amplification_from_row(row), 1)
+        changed_amps = [(*row, version) for aid, row in new_amps.items() if old_amps.get(aid) != row]
+        session.upsert("amplifications", AMP_COLUMNS, ("amplification_id",), changed_amps)
+        removed_amps = [aid for aid in old_amps if aid not in new_amps]
+        session.delete_rows("amplifications", ("amplification_id",), [(aid,) for aid in removed_amps])
+        session.tombstones("amplifications", removed_amps, version)
+        if not fresh:
+            session.revive("amplifications", [aid for aid in new_amps if aid not in old_amps])
+
+        removed = [key for key in gone if key in old_rel]
+        if removed:
+            session.delete_customers("relationships", removed)
+            session.delete_customers("reciprocity", removed)
+            for projection in ("relationships", "reciprocity"):
+                session.tombstones(projection, [f"{t}/{c}" for t, c in removed], version)
+        if not fresh:
+            revived = [f"{t}/{c}" for t, c in new_rel if (t, c) not in old_rel]
+            for projection in ("relationships", "reciprocity"):
+                session.revive(projection, revived)
+
+    def _write_sums(self, session: ProjectionSession, deltas: Deltas, version: int) -> None:
+        team_deltas = deltas.teams.rows()
+        if team_deltas:
+            old = session.team_rows([(d.tenant, d.function) for d in team_deltas])
+            upserts, deletes = [], []
+            for d in team_deltas:
+                before = old.get((d.tenant, d.function), (0, 0, 0, 0, 0, 0, 0))
+                after = tuple(b + x for b, x in zip(before, (
+                    d.moments, d.given, d.asked, d.amplifications, d.positive, d.negative,
+                    d.cascade_reach), strict=True))
+                if not any(after):
+                    deletes.append((d.tenant, d.function))
+                elif after != before:
+                    upserts.append((d.tenant, d.function, *after, version))
+            session.upsert("teams", TEAM_COLUMNS, ("tenant", "function"), upserts)
+            session.delete_rows("teams", ("tenant", "function"), deletes)
+        changed = {t: c for t, c in deltas.listening.items() if any(c)}
+        if changed:
+            old_l = session.listening_rows(list(changed))
+            upserts_l, deletes_l = [], []
+            for tenant, change in changed.items():
+                before_l = old_l.get(tenant, (0, 0, 0))
+                moments, listening, other = (b + x for b, x in zip(before_l, change, strict=True))
+                if moments <= 0:
+                    deletes_l.append((tenant,))
+                else:
+                    upserts_l.append((tenant, moments, listening, other,
+                                      listening_share(listening, other), version))
+            session.upsert("listening", LISTEN_COLUMNS, ("tenant",), upserts_l)
+            session.delete_rows("listening", ("tenant",), deletes_l)
+
+    # -- rebuild -------------------------------------------------------------------------
+    def rebuild(self, progress: Progress | None = None, *, restart: bool = False) -> int:
+        """Build every projection from the start of the log into fresh tables, then swap them in.
+
+        Resumes an unfinished rebuild unless `restart`. Queries keep reading the
+        live tables until the swap. Returns the ledger position built up to.
+        """
+        state = self.store.state(REBUILD)
+        if state is None or restart:
+            self.store.start_rebuild(self.log.head(), self._now())
+            state = self.store.state(REBUILD)
+            assert state is not None
+        _, phase, target = state
+        target = int(target or 0)
+        if phase == "moments":
+            self._rebuild_moments(target, progress)
+            phase = "fold"
+        if phase == "fold":
+            self._rebuild_fold(target, progress)
+        self.catch_up(REBUILD, progress)
+        self.store.swap(self._now())
+        live = self.store.state(LIVE)
+        return live[0] if live else 0
+
+    def _rebuild_moments(self, target: int, progress: Progress | None) -> None:
+        while True:
+            with self.store.session(REBUILD) as session:
+                position, _, _ = session.progress()
+                events = self.log.notifications(position, self.page_size) if position < target else []
+                events = [e for e in events if e[0] <= target]
+                if not events:
+                    session.save_progress(position, "fold", None, self._now())
+                    return
+                deltas = Deltas.empty()
+                self._apply_moments(session, events, events[-1][0], deltas, track=False)
+                self._write_sums(session, deltas, events[-1][0])
+                session.save_progress(events[-1][0], "moments", None, self._now())
+            if progress is not None:
+                progress("moments", events[-1][0], target)
+
+    def _rebuild_fold(self, target: int, progress: Progress | None) -> None:
+        done = 0
+        while True:
+            with self.store.session(REBUILD) as session:
+                position, _, cursor = session.progress()
+                keys = session.customers_after(cursor, self.customers_per_chunk)
+                if not keys:
+                    session.save_progress(position, "catchup", None, self._now())
+                    return
+                self.refold(session, keys, position, Deltas.empty(), fresh=True)
+                session.save_progress(position, "fold", keys[-1], self._now())
+            done += len(keys)
+            if progress is not None:
+                progress("customers", done, 0)
+
+    def _now(self) -> str:
+        return format_utc(self.clock())
+
+
+def _relationship_row(r: Relationship) -> tuple[Any, ...]:
+    record = r.as_record()
+    return (r.tenant, r.customer_id, r.stage, r.exchanges, r.wants, r.likes, r.customer_moments,
+            r.brand_moments, record["first_moment_at"], record["last_moment_at"],
+            record["last_customer_moment_at"], r.last_moment_us, r.last_customer_moment_us)
+
+
+def _reciprocity_row(r: Reciprocity) -> tuple[Any, ...]:
+    return (r.tenant, r.customer_id, r.given, r.asked, r.received, r.balance, r.unanswered_asks,
+            r.status)
+
+
+def _transition_rows(transitions: list[Transition]) -> list[tuple[Any, ...]]:
+    return [(t.tenant, t.customer_id, seq, t.from_stage, t.to_stage, micros_to_text(t.occurred_us),
+             t.occurred_us, t.moment_id) for seq, t in enumerate(transitions)]
+
+
+def _amplification_row(a: Amplification) -> tuple[Any, ...]:
+    return (a.amplification_id, a.tenant, a.customer_id, micros_to_text(a.occurred_us),
+            a.occurred_us, a.channel, a.sentiment, a.polarity, a.reach, a.cascade_size,
+            a.cascade_reach, a.trigger_moment_id, a.trigger_function, a.trigger_channel,
+            a.trigger_actor, a.delay_seconds)
+
+
+def _amplification_from_row(row: Sequence[Any]) -> Amplification:
+    (aid, tenant, customer, _, occurred_us, channel, sentiment, polarity, reach, size, creach,
+     tid, tfunction, tchannel, tactor, delay) = row
+    return Amplification(aid, tenant, customer, int(occurred_us), channel, sentiment, polarity,
+                         int(reach), int(size), int(creach), tid, tfunction, tchannel, tactor,
+                         None if delay is None else int(delay))

@@ -1,0 +1,68 @@
+"""Use cases of the projections: bring up to date, follow, rebuild, report status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mot.projections.engine import LIVE, REBUILD, Engine, Progress
+from mot.projections.ports import NotificationLog, ProjectionStore
+
+# A first `mot project` over a long ledger takes the rebuild path: same result, built faster.
+BULK_THRESHOLD = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    head: int
+    position: int
+    rebuild: tuple[int, str, int | None] | None
+    quarantined: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+
+class ProjectionService:
+    """Keeps projections up to date with the ledger."""
+
+    def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
+                 quarantine_count: Callable[[], int] = lambda: 0) -> None:
+        self.store = store
+        self.log = log
+        self.engine = Engine(store, log, page_size=page_size)
+        self.quarantine_count = quarantine_count
+
+    def position(self) -> int:
+        state = self.store.state(LIVE)
+        return state[0] if state else 0
+
+    def project(self, progress: Progress | None = None) -> int:
+        """Apply everything recorded so far; return the number of events applied."""
+        position = self.position()
+        head = self.log.head()
+        if position == 0 and head > BULK_THRESHOLD:
+            self.engine.rebuild(progress)
+            return head
+        return self.engine.catch_up(LIVE, progress)
+
+    def follow(self, *, poll_seconds: float = 0.5, progress: Progress | None = None,
+               should_stop: Callable[[], bool] = lambda: False,
+               on_applied: Callable[[int], None] | None = None) -> None:
+        """Keep projecting as moments arrive, until `should_stop()` says so."""
+        while not should_stop():
+            applied = self.project(progress)
+            if on_applied is not None and applied:
+                on_applied(applied)
+            if not applied:
+                time.sleep(poll_seconds)
+
+    def replay(self, progress: Progress | None = None, *, restart: bool = False) -> int:
+        """Rebuild every projection from the start of the log into fresh tables, then swap."""
+        return self.engine.rebuild(progress, restart=restart)
+
+    def status(self) -> Status:
+        return Status(self.log.head(), self.position(), self.store.state(REBUILD),
+                      self.quarantine_count())
