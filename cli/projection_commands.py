@@ -204,4 +204,18 @@ def timeline(obj: Any, tenant: str, customer: str, fmt: str | None) -> None:
            if (fmt or "table") == "table" else ())
 
 
-COMMANDS = [project, replay, status, query, log, timeline]
+@click.command("story")
+@click.option("--tenant", help="Only this tenant.")
+@click.option("--top", type=click.IntRange(1), default=3, show_default=True)
+@click.pass_obj
+def story(obj: Any, tenant: str | None, top: int) -> None:
+    """What the projections say, in plain words: detractors and the teams before them,
+    who must stop asking, which posts travelled furthest, who listens."""
+    from mot.service.story import story as tell
+
+    obj.services.projections.project()
+    for line in tell(obj.services.queries, tenant=tenant, top=top):
+        click.echo(line)
+
+
+COMMANDS = [project, replay, status, query, log, timeline, story]
