@@ -46,7 +46,7 @@ typecheck: $(STAMP)
 	@rm -rf build/typecheck && mkdir -p build/typecheck/mot
 	@cp mot/*.py mot/py.typed build/typecheck/mot/
 	@for p in domain projections adapters service cli; do ln -s ../../../$$p build/typecheck/mot/$$p; done
-	MYPYPATH=build/typecheck $(BIN)/mypy -p mot
+	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml mot
 
 bench: bench-import bench-project
 

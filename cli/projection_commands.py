@@ -15,7 +15,7 @@ PROJECTIONS = ("relationships", "reciprocity", "transitions", "amplifications", 
                "listening")
 
 
-class Timestamp(click.ParamType):
+class Timestamp(click.ParamType):  # type: ignore[type-arg]
     """An RFC 3339 timestamp with an offset (`2026-01-01T00:00:00Z`)."""
 
     name = "TIMESTAMP"
@@ -74,11 +74,11 @@ def project(obj: Any, follow: bool, poll: float, quiet: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     total = {"applied": 0}
 
-    def applied(count: int) -> None:
-        total["applied"] += count
+    def count(events: int) -> None:
+        total["applied"] += events
         progress.update(f"following: {total['applied']:,} events applied", force=True)
 
-    service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=applied)
+    service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=count)
     progress.finish()
     click.echo(f"stopped; applied {total['applied']:,} events")
 

@@ -12,12 +12,14 @@ from difflib import get_close_matches
 from typing import Any, Final
 
 import orjson
+from pydantic import ValidationError
+
 from mot.domain.currencies import ISO_4217
 from mot.domain.identity import derived_moment_id
 from mot.domain.schema import AMENDABLE_FIELDS, AmendIn, MomentIn, RetractIn, SourceRef
-from mot.domain.timefmt import format_utc, utc_now
+from mot.domain.timefmt import format_utc
+from mot.domain.timefmt import utc_now as utc_now  # re-exported: the time of recording
 from mot.domain.vocabulary import KINDS_BY_DIRECTION
-from pydantic import ValidationError
 
 Moment = dict[str, Any]
 """A normalised moment: defaults applied, ids canonical, `occurred_at` in UTC text."""

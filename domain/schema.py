@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from mot.domain.vocabulary import AskType, Channel, Direction, Function, Kind
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+from mot.domain.vocabulary import AskType, Channel, Direction, Function, Kind
 
 # RFC 3339 date-time (§5.6; "t"/"z" and a space separator allowed). The offset is
 # optional here only so that its absence gets its own error from AwareDatetime.

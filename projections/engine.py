@@ -129,7 +129,7 @@ class Engine:
         target = self.log.head()
         while True:
             with self.store.session(name) as session:
-                position, phase, _ = session.progress()
+                position, _, _ = session.progress()
                 events = self.log.notifications(position, self.page_size)
                 if not events:
                     return applied

@@ -15,8 +15,8 @@ from time import monotonic
 
 from mot.domain.ledger import Outcome, Stream, Verdict, decide
 from mot.domain.messages import Message, Rejection, parse_message
+from mot.domain.quarantine import Quarantined, Rejected
 from mot.domain.timefmt import utc_now
-from mot.domain.quarantine import Rejected
 from mot.service.ports import Append, LedgerStore
 
 DEFAULT_BATCH = 1000
@@ -152,7 +152,8 @@ class LedgerService:
                 now = self.clock()
                 parsed = [parse_message(entry.message, now) for entry in batch]
 
-                def plan(streams: dict[str, Stream], batch=batch, parsed=parsed, now=now) -> Append:
+                def plan(streams: dict[str, Stream], batch: list[Quarantined] = batch,
+                         parsed: list[Message | Rejection] = parsed, now: datetime = now) -> Append:
                     messages = [(p, e.origin) for p, e in zip(parsed, batch, strict=True)
                                 if not isinstance(p, Rejection)]
                     decision = decide(messages, streams, now)

@@ -10,6 +10,7 @@ from mot.domain.events import LedgerEvent
 from mot.domain.ledger import Stream, Verdict
 from mot.domain.quarantine import Quarantined, Rejected
 
+
 @dataclass(frozen=True, slots=True)
 class Append:
     """What one write transaction of the ledger does."""

@@ -108,10 +108,7 @@ class QueryService:
         if (query.since or query.until) and name not in TIME_COLUMN:
             raise QueryError(f"--since/--until do not apply to {name}")
         as_of = query.as_of or self.clock()
-        if query.as_of is None:
-            records = self._live(query)
-        else:
-            records = self._as_of(query)
+        records = self._live(query) if query.as_of is None else self._as_of(query)
         if name == "relationships":
             as_of_us = to_micros(as_of)
             for record in records:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from mot.domain.messages import (
     AmendMoment,
     Moment,

@@ -9,6 +9,7 @@ from itertools import count
 from typing import Any
 
 import pytest
+
 from mot.domain.timefmt import to_micros
 from mot.projections.amplification import (
     Amplification,

@@ -32,7 +32,7 @@ class Opened:
     """A readable source and how far through it we are (for progress and ETA)."""
 
     name: str
-    stream: IO[bytes]
+    stream: IO[bytes] | gzip.GzipFile
     raw: IO[bytes] | None  # the underlying file, whose position tells progress
     size: int | None
 

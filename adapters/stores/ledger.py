@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from mot.adapters.stores.codec import from_stored, to_stored
 from mot.adapters.stores.sql import SqlBackend, chunks
@@ -98,7 +97,7 @@ class SqlLedger:
         return streams
 
     def stream(self, moment_id: str) -> list[LedgerEvent]:
-        recorded = self.backend.recorder.select_events(UUID(moment_id))
+        recorded = self.backend.select_events(moment_id)
         return [
             from_stored(moment_id, s.originator_version, s.topic, bytes(s.state)) for s in recorded
         ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from mot.adapters.stores.sql import SqlBackend, Tx
 
 class PostgresBackend(SqlBackend):
     kind = "postgresql"
-    types = {"blob": "BYTEA", "real": "DOUBLE PRECISION", "bigint": "BIGINT",
+    types: ClassVar[dict[str, str]] = {"blob": "BYTEA", "real": "DOUBLE PRECISION", "bigint": "BIGINT",
              "serial": "BIGSERIAL PRIMARY KEY"}
     head_sql = "SELECT MAX(notification_id) FROM stored_events"
     max_params = 5000
@@ -78,7 +78,7 @@ class PostgresBackend(SqlBackend):
             self.recorder._insert_stored_events(tx.native, events)
 
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
-        return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
+        return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))
 
     def stream_id_param(self, moment_id: str) -> Any:
         return UUID(moment_id)

@@ -357,7 +357,8 @@ class SqlSession:
         self.tx.executemany(f"DELETE FROM tombstones{self.s} WHERE projection = ? AND row_key = ?",
                             [(projection, key) for key in keys])
 
-    def team_rows(self, tenants_functions: Collection[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, ...]]:
+    def team_rows(self, tenants_functions: Collection[tuple[str, str]]
+                  ) -> dict[tuple[str, str], tuple[int, ...]]:
         out: dict[tuple[str, str], tuple[int, ...]] = {}
         for tenant, function in tenants_functions:
             rows = self.tx.query(

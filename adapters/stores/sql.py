@@ -11,7 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, ClassVar
+from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
@@ -48,7 +49,8 @@ class SqlBackend(ABC):
     """A database that holds the ledger, the quarantine and the projections."""
 
     kind: str
-    types: dict[str, str]
+    types: ClassVar[dict[str, str]]
+    recorder: Any  # eventsourcing's application recorder for this database
     # How many ids one `IN (...)` may carry.
     max_params: int = 900
 
@@ -70,6 +72,10 @@ class SqlBackend(ABC):
     @abstractmethod
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         """The ledger's notifications with position > after, in order."""
+
+    def select_events(self, moment_id: str) -> Sequence[StoredEvent]:
+        """One moment's stored events in version order."""
+        return list(self.recorder.select_events(UUID(moment_id)))
 
     @abstractmethod
     def stream_id_param(self, moment_id: str) -> Any:

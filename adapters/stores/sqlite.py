@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
@@ -26,7 +26,7 @@ BUSY_TIMEOUT_S = 300.0
 
 class SQLiteBackend(SqlBackend):
     kind = "sqlite"
-    types = {"blob": "BLOB", "real": "REAL", "bigint": "INTEGER",
+    types: ClassVar[dict[str, str]] = {"blob": "BLOB", "real": "REAL", "bigint": "INTEGER",
              "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}
     head_sql = "SELECT MAX(rowid) FROM stored_events"
 
@@ -74,7 +74,7 @@ class SQLiteBackend(SqlBackend):
         self.recorder._insert_events(tx.native, events)
 
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
-        return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
+        return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))
 
     def stream_id_param(self, moment_id: str) -> Any:
         return moment_id.replace("-", "")
