@@ -9,7 +9,7 @@ transaction and retries it when a concurrent writer got there first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -48,7 +48,8 @@ class Stream:
     current: Moment
     version: int
     retracted: bool = False
-    corrections: set[bytes] = field(default_factory=set)
+    # Fingerprints of the amendments recorded; frozen, so a new moment shares the empty one.
+    corrections: frozenset[bytes] = frozenset()
 
 
 def replay_stream(events: Iterable[LedgerEvent]) -> Stream | None:
@@ -61,7 +62,7 @@ def replay_stream(events: Iterable[LedgerEvent]) -> Stream | None:
             stream.version = event.version
             if isinstance(event, MomentAmended):
                 stream.current = event.moment
-                stream.corrections.add(_amend_fingerprint(event.set, event.reason))
+                stream.corrections |= {_amend_fingerprint(event.set, event.reason)}
             else:
                 stream.retracted = True
     return stream

@@ -39,7 +39,7 @@ from mot.projections.ports import FoldReader, NotificationLog, ProjectionSession
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
 from mot.projections.teams import (
-    TeamTotals,
+    TeamDelta,
     amplification_contribution,
     listening_contribution,
     listening_share,
@@ -81,21 +81,21 @@ def current_of(moment: dict[str, Any]) -> Current:
 
 @dataclass(slots=True)
 class Deltas:
-    """Changes to the per-tenant sums (team scoreboard, listening) made by one transaction."""
+    """Changes to the per-tenant sums (team scoreboard, listening) made by one transaction.
 
-    teams: TeamTotals
+    Plain lists of counters rather than `TeamTotals`' frozen rows: this runs
+    once per moment on the projection's hot path.
+    """
+
+    teams: dict[tuple[str, str], list[int]]  # (tenant, function) -> the 7 team counters
     listening: dict[str, list[int]]  # tenant -> [moments, L, M]
 
     @classmethod
     def empty(cls) -> Deltas:
-        return cls(TeamTotals(), defaultdict(lambda: [0, 0, 0]))
+        return cls(defaultdict(lambda: [0] * 7), defaultdict(lambda: [0, 0, 0]))
 
     def move_moment(self, m: Current, sign: int) -> None:
-        contribution = moment_contribution(m)
-        if sign > 0:
-            self.teams.add(contribution)
-        else:
-            self.teams.subtract(contribution)
+        self._add(moment_contribution(m), sign)
         listening, talking = listening_contribution(m)
         counts = self.listening[m.tenant]
         counts[0] += sign
@@ -103,11 +103,15 @@ class Deltas:
         counts[2] += sign * talking
 
     def move_amplification(self, a: Amplification, sign: int) -> None:
-        contribution = amplification_contribution(a)
-        if sign > 0:
-            self.teams.add(contribution)
-        else:
-            self.teams.subtract(contribution)
+        self._add(amplification_contribution(a), sign)
+
+    def _add(self, d: TeamDelta | None, sign: int) -> None:
+        if d is None:
+            return
+        row = self.teams[(d.tenant, d.function)]
+        for i, value in enumerate((d.moments, d.given, d.asked, d.amplifications, d.positive,
+                                   d.negative, d.cascade_reach)):
+            row[i] += sign * value
 
 
 class Engine:
@@ -152,13 +156,18 @@ class Engine:
         """Bring the current-moments table up to date; return the customers to refold."""
         touched: dict[str, tuple[Current, dict[str, Any]] | None] = {}
         keys: set[CustomerKey] = set()
+        corrected: list[str] = []
         for _, event in events:
             if isinstance(event, MomentRetracted):
                 touched[event.moment_id] = None
                 keys.add((event.tenant, event.customer_id))
             else:
                 touched[event.moment_id] = (current_of(event.moment), event.moment)
-        old = session.moments_by_id(touched)
+            if event.version > 1:
+                corrected.append(event.moment_id)
+        # A moment's first event (version 1) has no earlier row to replace: only the
+        # ids of amended and retracted moments are looked up.
+        old = session.moments_by_id(corrected) if corrected else {}
         for moment_id, new in touched.items():
             before = old.get(moment_id)
             if before is not None:
@@ -212,16 +221,12 @@ class Engine:
 
     # -- refolding -----------------------------------------------------------------------
     def refold(self, session: ProjectionSession, keys: Collection[CustomerKey], version: int,
-               deltas: Deltas, *, fresh: bool = False) -> None:
-        """Fold the given customers again and write what changed, then the per-tenant sums.
-
-        `fresh` says the customers have no rows yet (a rebuild's fold phase), which
-        saves reading the old rows to compare against.
-        """
+               deltas: Deltas) -> None:
+        """Fold the given customers again and write what changed, then the per-tenant sums."""
         if keys:
             moments = session.customer_moments(keys)
             folded = self.fold(session, moments)
-            self._write_customers(session, moments, folded, version, deltas, fresh)
+            self._write_customers(session, moments, folded, version, deltas, fresh=False)
         self._write_sums(session, deltas, version)
 
     def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]]
@@ -269,7 +274,8 @@ class Engine:
                          moments: dict[CustomerKey, list[Current]],
                          folded: dict[CustomerKey, tuple[Relationship, list[Transition],
                                                          Reciprocity, list[Amplification]]],
-                         version: int, deltas: Deltas, fresh: bool) -> None:
+                         version: int, deltas: Deltas, *, fresh: bool) -> None:
+        """Write the rows whose content changed; `fresh`: there are no old rows (a rebuild)."""
         keys = list(moments)
         gone = [key for key in keys if key not in folded]
 
@@ -324,19 +330,17 @@ class Engine:
                 session.revive(projection, revived)
 
     def _write_sums(self, session: ProjectionSession, deltas: Deltas, version: int) -> None:
-        team_deltas = deltas.teams.rows()
+        team_deltas = {key: change for key, change in deltas.teams.items() if any(change)}
         if team_deltas:
-            old = session.team_rows([(d.tenant, d.function) for d in team_deltas])
+            old = session.team_rows(list(team_deltas))
             upserts, deletes = [], []
-            for d in team_deltas:
-                before = old.get((d.tenant, d.function), (0, 0, 0, 0, 0, 0, 0))
-                after = tuple(b + x for b, x in zip(before, (
-                    d.moments, d.given, d.asked, d.amplifications, d.positive, d.negative,
-                    d.cascade_reach), strict=True))
+            for (tenant, function), change in team_deltas.items():
+                before = old.get((tenant, function), (0, 0, 0, 0, 0, 0, 0))
+                after = tuple(b + x for b, x in zip(before, change, strict=True))
                 if not any(after):
-                    deletes.append((d.tenant, d.function))
-                elif after != before:
-                    upserts.append((d.tenant, d.function, *after, version))
+                    deletes.append((tenant, function))
+                else:
+                    upserts.append((tenant, function, *after, version))
             session.upsert("teams", TEAM_COLUMNS, ("tenant", "function"), upserts)
             session.delete_rows("teams", ("tenant", "function"), deletes)
         changed = {t: c for t, c in deltas.listening.items() if any(c)}
@@ -368,8 +372,11 @@ class Engine:
             assert state is not None
         _, phase, target = state
         target = int(target or 0)
+        if phase != "moments":
+            self.store.index_rebuild()  # idempotent: a resumed rebuild may have stopped before
         if phase == "moments":
             self._rebuild_moments(target, progress)
+            self.store.index_rebuild()
             phase = "fold"
         if phase == "fold":
             self._rebuild_fold(target, progress)
@@ -403,7 +410,12 @@ class Engine:
                 if not keys:
                     session.save_progress(position, "catchup", None, self._now())
                     return
-                self.refold(session, keys, position, Deltas.empty(), fresh=True)
+                # Consecutive customers: one range read serves the whole chunk.
+                moments = session.customer_range(keys[0], keys[-1])
+                deltas = Deltas.empty()
+                self._write_customers(session, moments, self.fold(session, moments), position,
+                                      deltas, fresh=True)
+                self._write_sums(session, deltas, position)
                 session.save_progress(position, "fold", keys[-1], self._now())
             done += len(keys)
             if progress is not None:

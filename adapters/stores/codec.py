@@ -7,6 +7,7 @@ event carries itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 from uuid import UUID
 
@@ -20,8 +21,8 @@ AMENDED: Final = "mot.domain.events:MomentAmended"
 RETRACTED: Final = "mot.domain.events:MomentRetracted"
 
 
-def to_stored(event: LedgerEvent) -> StoredEvent:
-    """Encode one ledger event."""
+def to_stored(event: LedgerEvent, stream_id: Callable[[str], Any] = UUID) -> StoredEvent:
+    """Encode one ledger event; `stream_id` gives the form the recorder stores ids in."""
     state: dict[str, Any]
     if isinstance(event, MomentRecorded):
         topic = RECORDED
@@ -38,7 +39,7 @@ def to_stored(event: LedgerEvent) -> StoredEvent:
             "reason": event.reason, "tenant": event.tenant, "customer_id": event.customer_id,
             "recorded_at": event.recorded_at, "origin": event.origin,
         }
-    return StoredEvent(UUID(event.moment_id), event.version, topic, orjson.dumps(state))
+    return StoredEvent(stream_id(event.moment_id), event.version, topic, orjson.dumps(state))
 
 
 def from_stored(moment_id: str, version: int, topic: str, state: bytes) -> LedgerEvent:

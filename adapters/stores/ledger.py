@@ -48,7 +48,8 @@ class SqlLedger:
         with backend.write("ledger") as tx:
             streams = self._streams(tx, ids)
             append = plan(streams)
-            backend.insert_stored_events(tx, [to_stored(event) for event in append.events])
+            stream_id = backend.stream_id_param
+            backend.insert_stored_events(tx, [to_stored(e, stream_id) for e in append.events])
             now = format_utc(datetime.now(UTC))
             if append.rejected:
                 tx.executemany(

@@ -9,6 +9,7 @@ at once are serialised rather than failing on a lock upgrade.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,11 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from mot.adapters.stores.sql import SqlBackend, Tx
 
 BUSY_TIMEOUT_S = 300.0
+
+
+def _sync_mode() -> str:
+    mode = os.environ.get("MOT_SQLITE_SYNC", "NORMAL").upper()
+    return mode if mode in ("OFF", "NORMAL", "FULL", "EXTRA") else "NORMAL"
 
 
 class SQLiteBackend(SqlBackend):
@@ -45,6 +51,14 @@ class SQLiteBackend(SqlBackend):
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL: a commit survives the process being killed
+            # (what "a crash loses nothing" needs); only a power cut may lose the last
+            # commits, and re-running an import is idempotent. FULL costs an fsync
+            # per batch (about 20 ms here). Set MOT_SQLITE_SYNC=FULL to choose that.
+            conn.execute(f"PRAGMA synchronous={_sync_mode()}")
+            # Checkpoint the WAL every ~64 MB rather than every 4 MB: as many pages
+            # written back, far fewer fsyncs during a bulk import.
+            conn.execute("PRAGMA wal_autocheckpoint=16384")
             self._local.conn = conn
         return conn
 
@@ -71,7 +85,12 @@ class SQLiteBackend(SqlBackend):
         return self._transaction("BEGIN")
 
     def insert_stored_events(self, tx: Tx, events: Sequence[StoredEvent]) -> None:
-        self.recorder._insert_events(tx.native, events)
+        # The recorder's own table and INSERT statement, batched: its _insert_events
+        # executes row by row to collect rowids, which mot does not need.
+        tx.cursor.executemany(
+            self.recorder.insert_events_statement,
+            [(e.originator_id, e.originator_version, e.topic, e.state) for e in events],
+        )
 
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))
