@@ -81,9 +81,9 @@ class SqlLedger:
         for chunk in chunks(list(params), backend.max_params):
             rows = tx.query(
                 "SELECT originator_id, originator_version, topic, state FROM stored_events"
-                f" WHERE originator_id IN ({','.join('?' * len(chunk))})"
+                f" WHERE originator_id {backend.in_list(len(chunk))}"
                 " ORDER BY originator_id, originator_version",
-                chunk,
+                backend.in_params(chunk),
             )
             for stream_id, version, topic, state in rows:
                 moment_id = params[stream_id]

@@ -72,13 +72,31 @@ class PostgresBackend(SqlBackend):
         return self._transaction(None)
 
     def insert_stored_events(self, tx: Tx, events: Sequence[StoredEvent]) -> None:
-        if events:
-            # The recorder takes its table lock again (a no-op: `write` holds it),
-            # notifies its channel and inserts with unnest().
-            self.recorder._insert_stored_events(tx.native, events)
+        if not events:
+            return
+        # Into the recorder's table, under the recorder's lock (held since `write`
+        # began, so notification ids are assigned in commit order), with COPY: the
+        # recorder's unnest() of composite values costs ~75 µs a row to encode,
+        # COPY a few. The NOTIFY keeps eventsourcing's subscribers informed.
+        self.recorder._notify_channel(tx.native)
+        with tx.cursor.copy(
+            f'COPY "{self.schema}".stored_events (originator_id, originator_version, topic, state)'
+            " FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for e in events:
+                copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
 
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))
+
+    def in_list(self, count: int) -> str:
+        # One array parameter: planning and binding a thousand separate
+        # parameters costs PostgreSQL far more than unpacking one array.
+        return "= ANY(?)"
+
+    def in_params(self, values: Sequence[Any]) -> Sequence[Any]:
+        return [list(values)]
 
     def stream_id_param(self, moment_id: str) -> Any:
         return UUID(moment_id)

@@ -224,7 +224,8 @@ class SqlSession:
         for chunk in chunks(sorted(ids), self.backend.max_params):
             rows = self.tx.query(
                 f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
-                f" WHERE moment_id IN ({','.join('?' * len(chunk))}){self.when}", chunk,
+                f" WHERE moment_id {self.backend.in_list(len(chunk))}{self.when}",
+                self.backend.in_params(chunk),
             )
             for row in rows:
                 found[row[0]] = Current._make(row)
@@ -236,8 +237,8 @@ class SqlSession:
         for chunk in chunks(sorted(parent_ids), self.backend.max_params):
             rows = self.tx.query(
                 f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
-                f" WHERE shares IN ({','.join('?' * len(chunk))}) AND kind = 'share'{self.when}",
-                chunk,
+                f" WHERE shares {self.backend.in_list(len(chunk))} AND kind = 'share'{self.when}",
+                self.backend.in_params(chunk),
             )
             out.extend(Current._make(row) for row in rows)
         return out
@@ -248,7 +249,8 @@ class SqlSession:
         for chunk in chunks(sorted(ids), self.backend.max_params):
             rows = self.tx.query(
                 f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
-                f" WHERE in_reply_to IN ({','.join('?' * len(chunk))}){self.when}", chunk,
+                f" WHERE in_reply_to {self.backend.in_list(len(chunk))}{self.when}",
+                self.backend.in_params(chunk),
             )
             out.extend(Current._make(row) for row in rows)
         return out

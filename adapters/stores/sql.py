@@ -89,6 +89,13 @@ class SqlBackend(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def in_list(self, count: int) -> str:
+        """`IN (?, ?, ...)` for `count` values; see `in_params`."""
+        return f"IN ({','.join('?' * count)})"
+
+    def in_params(self, values: Sequence[Any]) -> Sequence[Any]:
+        return values
+
     def head(self) -> int:
         with self.read() as tx:
             return int(tx.scalar(self.head_sql) or 0)
