@@ -1,0 +1,1 @@
+"""Kafka adapters (kafka-python): a consumer-group source, a producer sink, topic creation."""

@@ -1,0 +1,228 @@
+"""kafka-python behind the ports of `mot.service.streaming`: `KafkaSource`, `KafkaSink`, `ensure_topics`.
+
+Everything kafka-python raises comes out as `StreamError`, so the service
+layer can tell broker trouble (retry) from a failing store (stop). Offsets
+are never committed automatically: the service commits them after the batch
+is in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from mot.service.streaming import Outgoing, Received, StreamError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+CLIENT_ID = "mot"
+
+
+def servers(bootstrap: str) -> list[str]:
+    """`host:port[,host:port...]` as kafka-python's list."""
+    found = [s.strip() for s in bootstrap.split(",") if s.strip()]
+    if not found:
+        raise ValueError("no bootstrap server given (expected host:port[,host:port...])")
+    return found
+
+
+def connect_with_retry(make: Callable[[], Any], *, wait_s: float,
+                       should_stop: Callable[[], bool] = lambda: False,
+                       on_retry: Callable[[Exception], None] | None = None,
+                       backoff_s: float = 1.0) -> Any:
+    """Build a client, retrying while the broker cannot be reached, for up to `wait_s` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return make()
+        except KafkaError as error:
+            if time.monotonic() >= deadline or should_stop():
+                raise StreamError(f"cannot reach the Kafka broker: {error}") from error
+            if on_retry is not None:
+                on_retry(error)
+            time.sleep(backoff_s)
+
+
+@dataclass
+class ConsumerSettings:
+    """What a `mot kafka ingest` consumer needs; the defaults are kafka-python's unless said."""
+
+    bootstrap_servers: str
+    topics: tuple[str, ...]
+    group: str
+    auto_offset_reset: str = "earliest"  # a new group reads a topic from its start
+    max_poll_interval_ms: int = 300_000
+    session_timeout_ms: int = 45_000
+    heartbeat_interval_ms: int = 3_000
+    request_timeout_ms: int = 30_000
+    bootstrap_timeout_ms: int = 30_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_change: Callable[[str, list[tuple[str, int]]], None] | None) -> None:
+        self.on_change = on_change
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Nothing to save: every polled batch is recorded and committed before the next poll.
+        if self.on_change is not None:
+            self.on_change("revoked", sorted((tp.topic, tp.partition) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        if self.on_change is not None:
+            self.on_change("assigned", sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class KafkaSource:
+    """A member of a consumer group, as the service's `Source` port."""
+
+    def __init__(self, settings: ConsumerSettings, *,
+                 on_rebalance: Callable[[str, list[tuple[str, int]]], None] | None = None) -> None:
+        self.settings = settings
+        try:
+            self.consumer = KafkaConsumer(
+                bootstrap_servers=servers(settings.bootstrap_servers),
+                client_id=CLIENT_ID,
+                group_id=settings.group,
+                enable_auto_commit=False,
+                auto_offset_reset=settings.auto_offset_reset,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                request_timeout_ms=settings.request_timeout_ms,
+                bootstrap_timeout_ms=settings.bootstrap_timeout_ms,
+                **settings.extra,
+            )
+            self.consumer.subscribe(list(settings.topics), listener=_Rebalances(on_rebalance))
+        except KafkaError as error:
+            raise StreamError(str(error)) from error
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Received]:
+        try:
+            polled = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except KafkaError as error:
+            raise StreamError(f"poll: {error}") from error
+        out: list[Received] = []
+        for records in polled.values():
+            out.extend(Received(r.topic, r.partition, r.offset, r.key, r.value) for r in records)
+        return out
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        try:
+            self.consumer.commit({
+                TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                for (topic, partition), offset in offsets.items()
+            }, timeout_ms=self.settings.request_timeout_ms)
+        except KafkaError as error:
+            raise StreamError(str(error)) from error
+
+    def lag(self) -> int | None:
+        """Highwater minus position over the assigned partitions, from the last fetch responses."""
+        try:
+            total = 0
+            for tp in self.consumer.assignment():
+                high = self.consumer.highwater(tp)
+                position = self.consumer._subscription.assignment[tp].position
+                if high is None or position is None:
+                    return None
+                total += max(high - position.offset, 0)
+            return total
+        except (KafkaError, KeyError, AttributeError):
+            return None
+
+    def assigned(self) -> bool:
+        return bool(self.consumer.assignment())
+
+    def close(self) -> None:
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=5000)
+        except KafkaError as error:  # leaving the group is best effort; the session times out anyway
+            log.warning("closing the consumer: %s", error)
+
+
+class KafkaSink:
+    """A producer, as the service's `Sink` port: `flush` says whether everything was written."""
+
+    def __init__(self, bootstrap_servers: str, *, linger_ms: int = 5, batch_size: int = 256 * 1024,
+                 max_block_ms: int = 60_000, flush_timeout_s: float = 120.0,
+                 extra: Mapping[str, Any] | None = None) -> None:
+        self.flush_timeout_s = flush_timeout_s
+        self.failures: list[BaseException] = []
+        try:
+            self.producer = KafkaProducer(
+                bootstrap_servers=servers(bootstrap_servers),
+                client_id=CLIENT_ID,
+                acks="all",
+                linger_ms=linger_ms,
+                batch_size=batch_size,
+                max_block_ms=max_block_ms,
+                **dict(extra or {}),
+            )
+        except KafkaError as error:
+            raise StreamError(str(error)) from error
+
+    def send(self, message: Outgoing) -> None:
+        try:
+            future = self.producer.send(message.topic, value=message.value, key=message.key,
+                                        headers=list(message.headers))
+        except KafkaError as error:
+            raise StreamError(f"send to {message.topic}: {error}") from error
+        future.add_errback(self.failures.append)
+
+    def flush(self) -> None:
+        try:
+            self.producer.flush(timeout=self.flush_timeout_s)
+        except KafkaError as error:
+            raise StreamError(f"flush: {error}") from error
+        if self.failures:
+            first, count = self.failures[0], len(self.failures)
+            self.failures = []
+            raise StreamError(f"{count} message(s) not written: {first}")
+
+    def close(self) -> None:
+        try:
+            self.producer.close(timeout=10)
+        except KafkaError as error:
+            log.warning("closing the producer: %s", error)
+
+
+def ensure_topics(bootstrap_servers: str, topics: Iterable[str], *, partitions: int = 1,
+                  replication_factor: int = 1, configs: Mapping[str, str] | None = None,
+                  timeout_ms: int = 30_000) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=servers(bootstrap_servers), client_id=CLIENT_ID,
+                                 request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
+    except KafkaError as error:
+        raise StreamError(f"cannot reach the Kafka broker: {error}") from error
+    try:
+        existing = set(admin.list_topics())
+        wanted = [t for t in dict.fromkeys(topics) if t not in existing]
+        created: list[str] = []
+        for topic in wanted:
+            spec: dict[str, Any] = {"num_partitions": partitions,
+                                    "replication_factor": replication_factor}
+            if configs:
+                spec["configs"] = dict(configs)
+            try:
+                admin.create_topics({topic: spec}, timeout_ms=timeout_ms)
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    except KafkaError as error:
+        raise StreamError(f"creating topics: {error}") from error
+    finally:
+        admin.close()
+
+
+COMPACTED = {"cleanup.policy": "compact"}

@@ -1,0 +1,278 @@
+"""`mot kafka ...`: moments in from topics, projection changelogs and the ledger out.
+
+Thin commands: they wire the kafka-python adapters to the use cases of
+`mot.service.streaming` and report; the loops and the guarantees are there.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import click
+import orjson
+
+from mot.cli.progress import Progress
+
+BOOTSTRAP_ENV = "MOT_KAFKA_BOOTSTRAP"
+
+
+def _bootstrap(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--bootstrap-servers", "bootstrap", envvar=BOOTSTRAP_ENV, default="localhost:9092",
+        show_default=True, metavar="HOST:PORT[,...]",
+        help=f"Kafka brokers to start from. Also read from {BOOTSTRAP_ENV}.",
+    )(command)
+
+
+class _Stop:
+    """SIGINT/SIGTERM ask the loop to stop after the batch it is on."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+@click.group("kafka")
+def kafka() -> None:
+    """Ingest moments from Kafka topics; publish projection changelogs; export the ledger."""
+
+
+@kafka.command("ingest")
+@_bootstrap
+@click.option("--topic", "topics", multiple=True, required=True,
+              help="Topic to read wire-format v1 messages from (repeat for several).")
+@click.option("--group", required=True, help="Consumer group: processes in one group share the partitions.")
+@click.option("--dlq-topic", help="Also send rejected messages here (original bytes; reason, field "
+              "and origin in the headers). They always go to the quarantine.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Messages polled, recorded in one transaction, then committed.")
+@click.option("--auto-offset-reset", type=click.Choice(["earliest", "latest"]), default="earliest",
+              show_default=True, help="Where a group without committed offsets starts.")
+@click.option("--max-poll-interval-ms", type=click.IntRange(1000), default=300_000, show_default=True)
+@click.option("--session-timeout-ms", type=click.IntRange(1000), default=45_000, show_default=True)
+@click.option("--heartbeat-interval-ms", type=click.IntRange(100), default=3_000, show_default=True)
+@click.option("--wait-for-broker", type=click.FloatRange(0), default=300.0, show_default=True,
+              metavar="SECONDS", help="Keep trying to reach the broker this long at start.")
+@click.option("--exit-when-idle", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Stop after this long without a message, counted once the group is joined "
+                   "(default: run until SIGINT/SIGTERM).")
+@click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.pass_obj
+def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_topic: str | None,
+           batch_size: int, auto_offset_reset: str, max_poll_interval_ms: int,
+           session_timeout_ms: int, heartbeat_interval_ms: int, wait_for_broker: float,
+           exit_when_idle: float | None, summary_json: bool, quiet: bool) -> None:
+    """Record moments from Kafka topics as a consumer-group member, until SIGINT/SIGTERM.
+
+    Each polled batch is recorded in one transaction; its offsets are committed
+    only after that (and after its rejects reached --dlq-topic), so a crash or a
+    rebalance redelivers at most a batch, which the ledger records as duplicates.
+    Run several in one group against one PostgreSQL store to share the partitions.
+    """
+    from mot.adapters.kafka.client import ConsumerSettings, KafkaSink, KafkaSource, connect_with_retry
+    from mot.service.streaming import Ingestor, IngestStats, StreamError
+
+    stop = _Stop()
+    progress = Progress("kafka ingest", quiet=quiet)
+    services = obj.services  # open the store before joining the group
+
+    def note(text: str) -> None:
+        if not quiet:
+            progress.update(text, force=True)
+
+    def rebalanced(what: str, partitions: list[tuple[str, int]]) -> None:
+        note(f"partitions {what}: " + (", ".join(f"{t}/{p}" for t, p in partitions) or "none"))
+
+    settings = ConsumerSettings(bootstrap, topics, group, auto_offset_reset=auto_offset_reset,
+                                max_poll_interval_ms=max_poll_interval_ms,
+                                session_timeout_ms=session_timeout_ms,
+                                heartbeat_interval_ms=heartbeat_interval_ms)
+    try:
+        source = connect_with_retry(lambda: KafkaSource(settings, on_rebalance=rebalanced),
+                                    wait_s=wait_for_broker, should_stop=stop,
+                                    on_retry=lambda e: note(f"waiting for the broker: {e}"))
+        dlq = (connect_with_retry(lambda: KafkaSink(bootstrap), wait_s=wait_for_broker,
+                                  should_stop=stop) if dlq_topic else None)
+    except StreamError as error:
+        raise _fail(error) from error
+
+    def report(stats: IngestStats) -> None:
+        lag = "?" if stats.lag is None else f"{stats.lag:,}"
+        trouble = f", broker errors {stats.broker_errors:,} ({stats.last_error})" \
+            if stats.broker_errors or stats.commit_failures else ""
+        progress.update(
+            f"{stats.read:,} read, {stats.recorded:,} recorded, {stats.duplicates:,} duplicates, "
+            f"{stats.quarantined:,} quarantined, lag {lag}{trouble}", count=stats.read)
+
+    try:
+        stats = Ingestor(services.ledger, source, dlq=dlq, dlq_topic=dlq_topic,
+                         batch_size=batch_size).run(should_stop=stop, progress=report,
+                                                    exit_when_idle_s=exit_when_idle)
+    finally:
+        source.close()  # leave the group now rather than after the session timeout
+        if dlq is not None:
+            dlq.close()
+    progress.finish()
+    if summary_json:
+        click.echo(orjson.dumps(stats.as_dict()).decode())
+    else:
+        click.echo(
+            f"read {stats.read:,}: recorded {stats.recorded:,}, amended {stats.amended:,}, "
+            f"retracted {stats.retracted:,}, duplicates {stats.duplicates:,}, "
+            f"quarantined {stats.quarantined:,}, dead-lettered {stats.dead_lettered:,} "
+            f"({stats.seconds:.1f} s)"
+        )
+
+
+@kafka.command("publish")
+@_bootstrap
+@click.option("--topic-prefix", default="mot.", show_default=True,
+              help="Topics are PREFIX + relationships, reciprocity, amplifications.")
+@click.option("--name", default="default", show_default=True,
+              help="The publisher whose position the store keeps (one process per name).")
+@click.option("--follow", "-f", is_flag=True, help="Keep publishing as the projections change.")
+@click.option("--poll", type=click.FloatRange(0.01), default=1.0, show_default=True,
+              help="Seconds between rounds when following.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Bring the projections up to date before each round (off when a separate "
+                   "`mot project --follow` runs).")
+@click.option("--create-topics/--no-create-topics", default=True, show_default=True,
+              help="Create missing topics, compacted (cleanup.policy=compact).")
+@click.option("--partitions", type=click.IntRange(1), default=1, show_default=True,
+              help="Partitions of topics this command creates.")
+@click.option("--replication-factor", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--reset", is_flag=True,
+              help="Forget the saved position and publish every row again (after `mot replay`).")
+@click.option("--page-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
+@click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.pass_obj
+def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool, poll: float,
+            refresh: bool, create_topics: bool, partitions: int, replication_factor: int,
+            reset: bool, page_size: int, summary_json: bool, quiet: bool) -> None:
+    """Publish every change of relationship, reciprocity and amplification rows.
+
+    One message per change, keyed by the row's id (`tenant/customer_id`, or the
+    amplification id), its value the row with its version; a deleted row (a
+    retracted amplification) is a tombstone. The position is kept in the store,
+    saved after each page is written: a restart continues without a gap, and a
+    page repeated after a crash carries the same versions.
+    """
+    from mot.adapters.kafka.client import COMPACTED, KafkaSink, ensure_topics
+    from mot.adapters.stores.changelog import SqlChangelog
+    from mot.service.streaming import Publisher, PublishStats, StreamError
+
+    services = obj.services
+    changelog = SqlChangelog(services.backend)
+    if reset:
+        changelog.reset(name)
+    progress = Progress("kafka publish", quiet=quiet)
+    try:
+        sink = KafkaSink(bootstrap)
+    except StreamError as error:
+        raise _fail(error) from error
+    publisher = Publisher(changelog, sink, prefix=topic_prefix, name=name, page_size=page_size)
+
+    def report(stats: PublishStats) -> None:
+        parts = ", ".join(f"{p} {n:,}" for p, n in stats.by_projection.items())
+        progress.update(f"{stats.messages:,} messages ({parts}), {stats.tombstones:,} tombstones",
+                        count=stats.messages)
+
+    def refresh_projections() -> None:
+        if refresh:
+            services.projections.project()
+
+    try:
+        if create_topics:
+            ensure_topics(bootstrap, publisher.topics(), partitions=partitions,
+                          replication_factor=replication_factor, configs=COMPACTED)
+        if follow:
+            stop = _Stop()
+            stats = publisher.follow(
+                poll_seconds=poll, should_stop=stop, before_round=refresh_projections,
+                progress=report,
+                on_error=lambda e: progress.update(f"broker error, retrying: {e}", force=True))
+        else:
+            refresh_projections()
+            stats = publisher.publish(progress=report)
+    except StreamError as error:
+        raise _fail(error) from error
+    finally:
+        sink.close()
+    progress.finish()
+    if summary_json:
+        click.echo(orjson.dumps(stats.as_dict()).decode())
+    else:
+        click.echo(f"published {stats.messages:,} changes ({stats.tombstones:,} tombstones) up to "
+                   f"ledger position {stats.position:,} ({stats.seconds:.1f} s)")
+
+
+@kafka.command("export")
+@_bootstrap
+@click.option("--topic", required=True, help="Topic to write the ledger to.")
+@click.option("--tenant", help="Only this tenant's moments, amendments and retractions.")
+@click.option("--after", type=click.IntRange(0), default=0, show_default=True, metavar="POSITION",
+              help="Start after this ledger position (a previous export's final position).")
+@click.option("--create-topic/--no-create-topic", default=True, show_default=True,
+              help="Create the topic when it does not exist.")
+@click.option("--partitions", type=click.IntRange(1), default=1, show_default=True,
+              help="Partitions of a topic this command creates (1 keeps the whole ledger's order; "
+                   "with more, each moment's events stay in order).")
+@click.option("--replication-factor", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.pass_obj
+def export(obj: Any, bootstrap: str, topic: str, tenant: str | None, after: int, create_topic: bool,
+           partitions: int, replication_factor: int, summary_json: bool, quiet: bool) -> None:
+    """Write the ledger to a topic in notification order, as wire-format messages keyed by moment id.
+
+    Moments as recorded, then their amendments ({"type": "amend", ...}) and
+    retractions ({"type": "retract", ...}) where they happened; ingesting the
+    topic into an empty store gives the same projections.
+    """
+    from mot.adapters.kafka.client import KafkaSink, ensure_topics
+    from mot.service.streaming import ExportStats, StreamError
+    from mot.service.streaming import export as run_export
+
+    services = obj.services
+    progress = Progress("kafka export", quiet=quiet)
+
+    def report(stats: ExportStats, head: int) -> None:
+        progress.update(f"{stats.position:,}/{head:,}, {stats.sent:,} sent",
+                        done=stats.position / head if head else None, count=stats.read)
+
+    try:
+        if create_topic:
+            ensure_topics(bootstrap, [topic], partitions=partitions,
+                          replication_factor=replication_factor)
+        sink = KafkaSink(bootstrap)
+        try:
+            stats = run_export(services.ledger_store, sink, topic, tenant=tenant, after=after,
+                               progress=report)
+        finally:
+            sink.close()
+    except StreamError as error:
+        raise _fail(error) from error
+    progress.finish()
+    if summary_json:
+        click.echo(orjson.dumps(stats.as_dict()).decode())
+    else:
+        click.echo(f"exported {stats.sent:,} of {stats.read:,} events to {topic}; "
+                   f"continue later with --after {stats.position}")
+
+
+COMMANDS = [kafka]

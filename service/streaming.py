@@ -1,0 +1,465 @@
+"""Use cases of the streams: ingest moments from a topic, publish projection changelogs, export the ledger.
+
+They are written against small ports (`Source`, `Sink`, `ChangelogStore`); the
+Kafka specifics live in `mot.adapters.kafka`, the SQL in
+`mot.adapters.stores.changelog`. Ingest goes through `LedgerService.record`,
+like `mot import`: there is no second path into the ledger.
+
+Delivery guarantees, in one place:
+
+- ingest: a polled batch is recorded in one ledger transaction, its rejects
+  are sent to the dead-letter topic (when there is one) and flushed, and only
+  then are the batch's offsets committed. A crash anywhere before the commit
+  redelivers the batch; the ledger records a redelivered moment as a
+  duplicate, so each moment is recorded exactly once.
+- publish: a page of changed rows is sent and flushed before the publisher's
+  cursor is saved in the store; a crash repeats at most that page, with the
+  same versions (a row's version only changes when its content does).
+- export: one pass over the notification log; a re-run sends the same
+  messages again, which an ingesting store records as duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
+from mot.domain.ledger import Outcome
+from mot.service.ledger import Incoming, LedgerService, Summary
+
+# -- ports ----------------------------------------------------------------------------------
+
+
+class StreamError(Exception):
+    """The broker could not do what was asked (unreachable, a rebalance, a timeout): retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message read from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def origin(self) -> str:
+        return f"kafka:{self.topic}/{self.partition}/{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to write to a topic; `value` None is a tombstone."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Source(Protocol):
+    """A consumer-group member: poll batches, commit the offsets after them."""
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Received]:
+        """The next messages of the assigned partitions (empty after `timeout_s`)."""
+        ...
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit (topic, partition) -> next offset to read; raises StreamError when it cannot."""
+        ...
+
+    def lag(self) -> int | None:
+        """Messages in the assigned partitions not read yet (None when unknown)."""
+        ...
+
+    def assigned(self) -> bool:
+        """Whether the group has given this member partitions (it has joined)."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group."""
+        ...
+
+
+class Sink(Protocol):
+    """A producer: send asynchronously, then flush to know everything was written."""
+
+    def send(self, message: Outgoing) -> None:
+        """Queue one message; raises StreamError when it cannot even be queued."""
+        ...
+
+    def flush(self) -> None:
+        """Wait until every message sent so far is written; StreamError if any was not."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+# -- ingest ---------------------------------------------------------------------------------
+
+NULL_VALUE = "empty message: the value is null (a tombstone); expected one wire-format v1 JSON object"
+
+
+@dataclass(slots=True)
+class IngestStats(Summary):
+    """What `mot kafka ingest` did: the import summary plus the stream's own counts."""
+
+    batches: int = 0
+    dead_lettered: int = 0
+    commit_failures: int = 0
+    broker_errors: int = 0
+    lag: int | None = None
+    last_error: str | None = None
+    first_message: float | None = None
+    last_commit: float | None = None
+
+    @property
+    def active_seconds(self) -> float:
+        """From the first message polled to the last batch committed (idle time left out)."""
+        if self.first_message is None or self.last_commit is None:
+            return 0.0
+        return self.last_commit - self.first_message
+
+    def as_dict(self) -> dict[str, float | int]:
+        out = Summary.as_dict(self)
+        out.update({"batches": self.batches, "dead_lettered": self.dead_lettered,
+                    "commit_failures": self.commit_failures, "broker_errors": self.broker_errors,
+                    "active_seconds": round(self.active_seconds, 3)})
+        return out
+
+
+class Ingestor:
+    """Reads batches from a consumer group into the ledger; commits offsets after each batch."""
+
+    def __init__(self, ledger: LedgerService, source: Source, *, dlq: Sink | None = None,
+                 dlq_topic: str | None = None, batch_size: int = 1000, poll_timeout_s: float = 0.5,
+                 retry_backoff_s: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if (dlq is None) != (dlq_topic is None):
+            raise ValueError("a dead-letter sink needs a topic, and a topic a sink")
+        self.ledger = ledger
+        self.source = source
+        self.dlq = dlq
+        self.dlq_topic = dlq_topic
+        self.batch_size = batch_size
+        self.poll_timeout_s = poll_timeout_s
+        self.retry_backoff_s = retry_backoff_s
+        self.sleep = sleep
+        self.clock = clock
+
+    def run(self, *, should_stop: Callable[[], bool] = lambda: False,
+            progress: Callable[[IngestStats], None] | None = None,
+            exit_when_idle_s: float | None = None) -> IngestStats:
+        """Ingest until `should_stop()` (checked between batches), or after a quiet spell.
+
+        A batch that was polled is always finished: recorded, dead-lettered,
+        committed. Broker trouble (a commit refused during a rebalance, a broker
+        that went away) is counted and retried, never fatal; a store that fails
+        raises, without committing the batch it could not record.
+        """
+        stats = IngestStats()
+        idle_since: float | None = None  # quiet time counts once the group has been joined
+        while not should_stop():
+            try:
+                batch = self.source.poll(self.poll_timeout_s, self.batch_size)
+            except StreamError as error:
+                self._trouble(stats, error, progress)
+                continue
+            now = self.clock()
+            if not batch:
+                stats.lag = self.source.lag()
+                if progress is not None:
+                    progress(stats)
+                if idle_since is None and self.source.assigned():
+                    idle_since = now
+                if (exit_when_idle_s is not None and idle_since is not None
+                        and now - idle_since >= exit_when_idle_s):
+                    break
+                continue
+            if stats.first_message is None:
+                stats.first_message = now
+            if not self._ingest(batch, stats, should_stop, progress):
+                break  # stopped while the dead-letter topic was unreachable: nothing committed
+            idle_since = self.clock()
+            stats.lag = self.source.lag()
+            if progress is not None:
+                progress(stats)
+        return stats
+
+    def _ingest(self, batch: Sequence[Received], stats: IngestStats,
+                should_stop: Callable[[], bool],
+                progress: Callable[[IngestStats], None] | None) -> bool:
+        items = [
+            Incoming(r.value, r.origin) if r.value is not None
+            else Incoming(b"", r.origin, problem=NULL_VALUE)
+            for r in batch
+        ]
+        result = self.ledger.record(items)
+        stats.add(result.outcomes(), len(batch))
+        stats.batches += 1
+        if self.dlq is not None and self.dlq_topic is not None:
+            letters = [
+                Outgoing(self.dlq_topic, r.key, r.value, (
+                    ("reason", v.rejection.reason.encode()),
+                    ("field", v.rejection.field.encode()),
+                    ("origin", r.origin.encode()),
+                ))
+                for r, v in zip(batch, result.verdicts, strict=True)
+                if v.outcome is Outcome.QUARANTINED and v.rejection is not None
+            ]
+            if letters:
+                if not self._deliver(letters, stats, should_stop, progress):
+                    return False
+                stats.dead_lettered += len(letters)
+        offsets: dict[tuple[str, int], int] = {}
+        for r in batch:
+            key = (r.topic, r.partition)
+            offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+        try:
+            self.source.commit(offsets)
+        except StreamError as error:
+            # The batch is in the ledger; whoever reads these offsets again records duplicates.
+            stats.commit_failures += 1
+            stats.last_error = f"commit: {error}"
+        stats.last_commit = self.clock()
+        return True
+
+    def _deliver(self, letters: Sequence[Outgoing], stats: IngestStats,
+                 should_stop: Callable[[], bool],
+                 progress: Callable[[IngestStats], None] | None) -> bool:
+        """Send the dead letters until they are written (True), or until asked to stop (False)."""
+        assert self.dlq is not None
+        while True:
+            try:
+                for letter in letters:
+                    self.dlq.send(letter)
+                self.dlq.flush()
+                return True
+            except StreamError as error:
+                self._trouble(stats, error, progress, what="dead-letter topic")
+            if should_stop():
+                return False
+
+    def _trouble(self, stats: IngestStats, error: Exception,
+                 progress: Callable[[IngestStats], None] | None, what: str = "broker") -> None:
+        stats.broker_errors += 1
+        stats.last_error = f"{what}: {error}"
+        if progress is not None:
+            progress(stats)
+        self.sleep(self.retry_backoff_s)
+
+
+# -- publish --------------------------------------------------------------------------------
+
+CHANGELOG_PROJECTIONS = ("relationships", "reciprocity", "amplifications")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row as it now is, or its tombstone (`record` None), at its version."""
+
+    projection: str
+    key: str
+    version: int
+    record: dict[str, Any] | None
+    cursor: tuple[int, str]  # (version, position of the row within that version)
+
+
+class ChangelogStore(Protocol):
+    """Changed projection rows in version order, and the publisher's cursor, in the store."""
+
+    def projected(self) -> int:
+        """The ledger position the projections have reached (no row has a higher version)."""
+        ...
+
+    def cursor(self, name: str, projection: str, kind: str) -> tuple[int, str]:
+        """Where publisher `name` is in one stream (kind `rows` or `tombstones`)."""
+        ...
+
+    def changes(self, projection: str, kind: str, after: tuple[int, str], upto: int,
+                limit: int) -> list[Change]:
+        """The next rows (or tombstones) after `after`, with versions up to `upto`."""
+        ...
+
+    def save_cursor(self, name: str, projection: str, kind: str, cursor: tuple[int, str]) -> None:
+        ...
+
+    def reset(self, name: str) -> None:
+        """Forget publisher `name`'s cursors: the next run publishes every row again."""
+        ...
+
+
+@dataclass(slots=True)
+class PublishStats:
+    messages: int = 0
+    tombstones: int = 0
+    pages: int = 0
+    by_projection: dict[str, int] = field(default_factory=dict)
+    position: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"messages": self.messages, "tombstones": self.tombstones, "pages": self.pages,
+                "by_projection": dict(self.by_projection), "position": self.position,
+                "seconds": round(self.seconds, 3)}
+
+
+def changelog_message(topic: str, change: Change) -> Outgoing:
+    """A change as a compacted-topic message: key = the row's id, value = the row with its version."""
+    headers = (("projection", change.projection.encode()),
+               ("version", str(change.version).encode()))
+    value = None if change.record is None else orjson.dumps(change.record)
+    return Outgoing(topic, change.key.encode(), value, headers)
+
+
+class Publisher:
+    """Sends every change of the changelog projections to `PREFIX + projection` topics."""
+
+    def __init__(self, store: ChangelogStore, sink: Sink, *, prefix: str = "mot.",
+                 name: str = "default", page_size: int = 5000,
+                 projections: Sequence[str] = CHANGELOG_PROJECTIONS) -> None:
+        self.store = store
+        self.sink = sink
+        self.prefix = prefix
+        self.name = name
+        self.page_size = page_size
+        self.projections = tuple(projections)
+
+    def topics(self) -> list[str]:
+        return [self.prefix + projection for projection in self.projections]
+
+    def publish(self, stats: PublishStats | None = None,
+                progress: Callable[[PublishStats], None] | None = None) -> PublishStats:
+        """Publish everything that changed since the saved cursors, up to the projections' position."""
+        stats = stats if stats is not None else PublishStats()
+        upto = self.store.projected()
+        for projection in self.projections:
+            topic = self.prefix + projection
+            for kind in ("rows", "tombstones"):
+                cursor = self.store.cursor(self.name, projection, kind)
+                while True:
+                    changes = self.store.changes(projection, kind, cursor, upto, self.page_size)
+                    if not changes:
+                        break
+                    for change in changes:
+                        self.sink.send(changelog_message(topic, change))
+                    self.sink.flush()
+                    cursor = changes[-1].cursor
+                    self.store.save_cursor(self.name, projection, kind, cursor)
+                    stats.pages += 1
+                    stats.messages += len(changes)
+                    if kind == "tombstones":
+                        stats.tombstones += len(changes)
+                    stats.by_projection[projection] = (
+                        stats.by_projection.get(projection, 0) + len(changes))
+                    if progress is not None:
+                        progress(stats)
+        stats.position = upto
+        return stats
+
+    def follow(self, *, poll_seconds: float = 1.0, should_stop: Callable[[], bool] = lambda: False,
+               before_round: Callable[[], None] | None = None,
+               progress: Callable[[PublishStats], None] | None = None,
+               on_error: Callable[[Exception], None] | None = None,
+               sleep: Callable[[float], None] = time.sleep) -> PublishStats:
+        """Publish round after round until `should_stop()`; broker trouble is retried."""
+        stats = PublishStats()
+        while not should_stop():
+            before = stats.messages
+            try:
+                if before_round is not None:
+                    before_round()
+                self.publish(stats, progress)
+            except StreamError as error:
+                if on_error is not None:
+                    on_error(error)
+                sleep(poll_seconds)
+                continue
+            if stats.messages == before:
+                sleep(poll_seconds)
+        return stats
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+class NotificationLog(Protocol):
+    def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]: ...
+    def head(self) -> int: ...
+
+
+def wire_message(event: LedgerEvent) -> dict[str, Any]:
+    """A ledger event as the wire-format v1 message that records it again (SPEC §2)."""
+    if isinstance(event, MomentRecorded):
+        return dict(event.moment)
+    if isinstance(event, MomentAmended):
+        return {"type": "amend", "moment_id": event.moment_id, "set": event.set,
+                "reason": event.reason}
+    return {"type": "retract", "moment_id": event.moment_id, "reason": event.reason}
+
+
+def event_tenant(event: LedgerEvent) -> str:
+    if isinstance(event, MomentRecorded | MomentAmended):
+        return str(event.moment["tenant"])
+    return event.tenant
+
+
+@dataclass(slots=True)
+class ExportStats:
+    read: int = 0
+    sent: int = 0
+    position: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"read": self.read, "sent": self.sent, "position": self.position,
+                "seconds": round(self.seconds, 3)}
+
+
+def export(log: NotificationLog, sink: Sink, topic: str, *, tenant: str | None = None,
+           after: int = 0, page_size: int = 5000,
+           progress: Callable[[ExportStats, int], None] | None = None) -> ExportStats:
+    """Send the ledger's events after `after`, in notification order, as wire messages keyed by moment id.
+
+    Everything up to the ledger's head when the export starts is sent; the
+    returned position is where a later export can continue (`after`).
+    """
+    stats = ExportStats(position=after)
+    head = log.head()
+    position = after
+    while position < head:
+        page = [(n, event) for n, event in log.notifications(position, page_size) if n <= head]
+        if not page:
+            break
+        for notification_id, event in page:
+            stats.read += 1
+            if tenant is not None and event_tenant(event) != tenant:
+                continue
+            kind = type(event).__name__.removeprefix("Moment").lower()
+            sink.send(Outgoing(topic, event.moment_id.encode(), orjson.dumps(wire_message(event)), (
+                ("position", str(notification_id).encode()),
+                ("event", kind.encode()),
+                ("origin", event.origin.encode()),
+            )))
+            stats.sent += 1
+        sink.flush()
+        position = stats.position = page[-1][0]
+        if progress is not None:
+            progress(stats, head)
+    return stats
