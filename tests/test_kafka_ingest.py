@@ -1,0 +1,262 @@
+"""`mot kafka ingest` against a real Kafka-protocol broker, into SQLite and real PostgreSQL.
+
+The golden fixture through a topic gives the golden projections; rejects go to
+the quarantine (with topic/partition/offset) and to the dead-letter topic;
+SIGTERM finishes the batch, commits and exits 0; kill -9 mid-stream and a
+restart give the ledger of a clean run; the broker going away (and coming
+back empty, or coming back with its log) neither stops the consumer nor loses
+what it had recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_support import (
+    Broker,
+    Proxy,
+    broker,
+    committed,
+    create_topic,
+    free_port,
+    head,
+    import_lines,
+    ingest_args,
+    ledger_events,
+    lines_of,
+    mot_process,
+    mot_run,
+    produce,
+    project,
+    projections,
+    query,
+    read_topic,
+    stop,
+    wait_until,
+)
+
+from mot.service.bootstrap import open_store
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+__all__ = ["broker"]  # the fixture, imported for the tests below
+
+BAD = b'{"tenant":"acme","customer_id":"c9","occurred_at":"2026-03-01T09:00:00Z","channel":"email",' \
+      b'"direction":"outbound","kind":"purchase","source":{"system":"crm","id":"bad-1"}}'
+NOT_JSON = b"{not json"
+KEYS = {"relationships": ("tenant", "customer_id"), "reciprocity": ("tenant", "customer_id"),
+        "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
+        "amplifications": ("amplification_id",), "teams": ("tenant", "function"),
+        "listening": ("tenant",)}
+
+
+def assert_golden(store: str, expected: dict[str, list[dict[str, Any]]]) -> None:
+    for name, wanted in expected.items():
+        got = {tuple(r[k] for k in KEYS[name]): r for r in query(store, name)}
+        assert sorted(got) == sorted(tuple(r[k] for k in KEYS[name]) for r in wanted), name
+        for record in wanted:
+            row = got[tuple(record[k] for k in KEYS[name])]
+            assert {f: row.get(f, "<missing>") for f in record} == record, name
+
+
+def test_golden_through_a_topic(broker: Broker, store_url: str, golden_path: Path,
+                                golden_expected: dict[str, list[dict[str, Any]]],
+                                tmp_path: Path) -> None:
+    """The golden fixture and two bad messages go through a topic: golden projections, rejects kept."""
+    create_topic(broker.bootstrap, "moments", partitions=3)
+    lines = lines_of(golden_path)
+    produce(broker.bootstrap, "moments", [*lines, BAD, NOT_JSON])
+    out = mot_run(store_url, *ingest_args(broker.bootstrap, "moments", "g1", "--dlq-topic",
+                                          "moments.dlq", "--exit-when-idle", "1", "--summary-json"))
+    summary = json.loads(out)
+    assert {k: summary[k] for k in ("read", "recorded", "amended", "retracted", "duplicates",
+                                    "quarantined", "dead_lettered")} == {
+        "read": 38, "recorded": 33, "amended": 1, "retracted": 1, "duplicates": 1,
+        "quarantined": 2, "dead_lettered": 2}
+    project(store_url)
+    assert_golden(store_url, golden_expected)
+
+    # Rejects: in the quarantine with their topic/partition/offset, and in the DLQ with the reason.
+    services = open_store(store_url)
+    try:
+        quarantined = services.ledger_store.quarantine()
+    finally:
+        services.close()
+    assert sorted(q.raw for q in quarantined) == sorted([BAD, NOT_JSON])
+    assert all(q.origin.startswith("kafka:moments/") for q in quarantined)
+    letters = read_topic(broker.bootstrap, "moments.dlq")
+    assert sorted(m.value for m in letters) == sorted([BAD, NOT_JSON])
+    for letter in letters:
+        headers = {k: v.decode() for k, v in letter.headers}
+        assert headers["origin"] in {q.origin for q in quarantined}
+        if letter.value == BAD:
+            assert headers["field"] == "kind"
+            assert "'purchase' is not a kind of direction 'outbound'" in headers["reason"]
+        else:
+            assert headers["field"] == "" and "not valid JSON" in headers["reason"]
+    # Offsets were committed after the batches (a restart reads nothing again: see the SIGTERM test).
+    assert sum(v or 0 for v in committed(broker.bootstrap, "g1", "moments").values()) == 38
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_batch_commits_and_exits_0(broker: Broker, tmp_path: Path,
+                                                       golden_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    create_topic(broker.bootstrap, "moments", partitions=2)
+    produce(broker.bootstrap, "moments", lines_of(golden_path))
+    process = mot_process(store, *ingest_args(broker.bootstrap, "moments", "g", "--summary-json"),
+                          log=tmp_path / "ingest.log")
+    wait_until(lambda: sum(v or 0 for v in committed(broker.bootstrap, "g", "moments").values())
+               == 36, 30, "the golden lines committed")
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, (tmp_path / "ingest.log").read_text()
+    assert json.loads(out)["read"] == 36
+    # It left the group: a new member gets the partitions at once, and reads nothing twice.
+    started = time.monotonic()
+    again = json.loads(mot_run(store, *ingest_args(broker.bootstrap, "moments", "g",
+                                                  "--exit-when-idle", "1", "--summary-json")))
+    assert again["read"] == 0
+    assert time.monotonic() - started < 15
+
+
+@pytest.mark.slow
+def test_kill_9_mid_stream_then_restart_equals_a_clean_run(broker: Broker, tmp_path: Path,
+                                                           sample_lines: list[bytes]) -> None:
+    clean = str(tmp_path / "clean.db")
+    import_lines(clean, sample_lines)
+
+    store = str(tmp_path / "mot.db")
+    create_topic(broker.bootstrap, "moments", partitions=3)
+    produce(broker.bootstrap, "moments", sample_lines)
+    process = mot_process(store, *ingest_args(broker.bootstrap, "moments", "g", "--batch-size", "200"),
+                          log=tmp_path / "ingest.log")
+    wait_until(lambda: head(store) > 1000, 60, "part of the sample recorded")
+    process.kill()
+    process.wait(10)
+    assert 0 < head(store) < len(sample_lines)
+    # The killed member's session has to time out before its partitions are handed out again.
+    out = mot_run(store, *ingest_args(broker.bootstrap, "moments", "g", "--exit-when-idle", "1",
+                                      "--summary-json"))
+    assert json.loads(out)["read"] > 0
+    assert ledger_events(store) == ledger_events(clean)
+    project(store)
+    project(clean)
+    assert projections(store) == projections(clean)
+
+
+@pytest.mark.slow
+def test_broker_restarts_empty_the_consumer_survives_and_resumes(tmp_path: Path,
+                                                                 golden_path: Path) -> None:
+    """This broker keeps its log in memory: after a restart it is empty (topic, offsets, group)."""
+    port = free_port()
+    b = Broker(port)
+    b.start()
+    store = str(tmp_path / "mot.db")
+    lines = lines_of(golden_path)
+    process = None
+    try:
+        create_topic(b.bootstrap, "moments")
+        produce(b.bootstrap, "moments", lines[:20])
+        process = mot_process(store, *ingest_args(b.bootstrap, "moments", "g", "--summary-json"),
+                              log=tmp_path / "ingest.log")
+        wait_until(lambda: head(store) >= 20, 30, "the first 20 lines recorded")
+        recorded = ledger_events(store)
+        b.stop()
+        time.sleep(3)
+        assert process.poll() is None, "the consumer exited when the broker went away"
+        assert ledger_events(store) == recorded
+        b.start()
+        # The producers send what they have again, into the new, empty broker.
+        create_topic(b.bootstrap, "moments")
+        produce(b.bootstrap, "moments", lines)
+        wait_until(lambda: head(store) >= 35, 60, "the rest recorded after the restart")
+        assert process.poll() is None
+        out = stop(process)
+        assert process.returncode == 0
+        summary = json.loads(out)
+        assert summary["recorded"] == 33 and summary["quarantined"] == 0
+        events = ledger_events(store)
+        assert events[: len(events)] == sorted(set(events))  # each event once
+        assert set(recorded) <= set(events)
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+        b.stop()
+
+
+@pytest.mark.slow
+def test_broker_goes_away_with_its_log_kept_nothing_is_read_twice(tmp_path: Path,
+                                                                  golden_path: Path) -> None:
+    """A durable restart, seen from the clients: a proxy cuts every connection, then lets them back.
+
+    The broker keeps its log and the group's committed offsets, so the consumer
+    resumes where it was and a later member of the group reads nothing again.
+    """
+    broker_port, proxy_port = free_port(), free_port()
+    b = Broker(broker_port, advertise=proxy_port)
+    proxy = Proxy(proxy_port, broker_port)
+    proxy.open()
+    b.start()
+    store = str(tmp_path / "mot.db")
+    lines = lines_of(golden_path)
+    process = None
+    try:
+        create_topic(b.bootstrap, "moments")
+        produce(b.bootstrap, "moments", lines[:20])
+        process = mot_process(store, *ingest_args(b.bootstrap, "moments", "g", "--summary-json"),
+                              log=tmp_path / "ingest.log")
+        wait_until(lambda: head(store) >= 20, 30, "the first 20 lines recorded")
+        wait_until(lambda: committed(b.bootstrap, "g", "moments")[0] == 20, 30, "offset 20 committed")
+        proxy.cut()
+        time.sleep(4)
+        assert process.poll() is None, "the consumer exited when the broker went away"
+        proxy.open()
+        produce(b.bootstrap, "moments", lines[20:])
+        wait_until(lambda: committed(b.bootstrap, "g", "moments")[0] == len(lines), 60,
+                   "every line committed after the outage")
+        summary = json.loads(stop(process))
+        assert process.returncode == 0
+        assert summary["read"] == len(lines)  # nothing read twice
+        assert summary["duplicates"] == 1  # the fixture's own duplicate line
+        again = json.loads(mot_run(store, *ingest_args(b.bootstrap, "moments", "g",
+                                                      "--exit-when-idle", "1", "--summary-json")))
+        assert again["read"] == 0
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+        proxy.cut()
+        b.stop()
+
+
+@pytest.fixture(scope="module")
+def sample_lines() -> list[bytes]:
+    from mot.adapters.sources.sample import generate_lines
+
+    return [line.rstrip(b"\n") for line in generate_lines(4000, seed=11, corrections=True,
+                                                          bad_lines=False)]
+
+
+def test_null_and_unreadable_values_are_quarantined_not_fatal(broker: Broker, tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    create_topic(broker.bootstrap, "moments")
+    produce(broker.bootstrap, "moments", [b"\xff\xfe", b"[]"], key=lambda v: None)
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    producer.send("moments", key=b"k", value=None)
+    producer.flush(10)
+    producer.close(5)
+    summary = json.loads(mot_run(store, *ingest_args(broker.bootstrap, "moments", "g",
+                                                    "--exit-when-idle", "1", "--summary-json")))
+    assert summary["quarantined"] == 3
+    services = open_store(store)
+    try:
+        reasons = [q.reason for q in services.ledger_store.quarantine()]
+    finally:
+        services.close()
+    assert any("null" in r for r in reasons)
