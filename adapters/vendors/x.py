@@ -1,0 +1,197 @@
+"""X (Twitter) API v2: posts from tweet lookup, search, timelines and the filtered stream.
+
+A record is one post with the expansions that concern it: `{"data": <tweet>, "includes":
+{"users": [...], "tweets": [...]}}`. A line may hold a whole response (`data` an array, with
+`includes` and `meta`); it is split into one such record per post. A bare tweet object is
+accepted too (without includes). The mapping (docs/sources.md has the table):
+
+- identity: `{"system": "x", "id": <post id>}`;
+- the brand's own accounts (`[x] handles`, by username, or `accounts`, by user id) make
+  outbound moments with the customer they address: a reply (`answer` to the
+  `in_reply_to_user_id`), a quote (`answer` to the quoted post's author) or a retweet
+  (`content` for the retweeted author); a brand post addressed to no one is no moment;
+- every other author makes a public moment, its customer the author: a retweet is a `share`
+  of the post it retweets (`shares`); a reply or quote is a `mention` (when it addresses or
+  names a brand account) or a `post`, with `in_reply_to` the post it replies to or quotes;
+- `reach`: the author's `public_metrics.followers_count` (from `includes.users`);
+- `url`: https://x.com/<username>/status/<id>.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from mot.adapters.vendors.base import (
+    NotAMoment,
+    Record,
+    Unmappable,
+    VendorSource,
+    Wire,
+    compact,
+    moment,
+    number,
+    obj,
+    objects,
+    records_of,
+    source_ref,
+    text,
+    timestamp,
+)
+from mot.adapters.vendors.config import VendorConfig, VendorSettings
+
+SYSTEM: Final = "x"
+
+
+def records(value: Any) -> list[Record]:
+    """One record per post: a response's `data` split, each with the includes it needs."""
+    if isinstance(value, list):
+        return records_of(value, "the array")
+    if not isinstance(value, dict):
+        raise Unmappable(f"expected a JSON object, got {type(value).__name__}")
+    if "data" not in value:
+        if "id" in value and "text" in value:
+            return [value]  # a bare tweet object
+        errors = objects(value.get("errors"))
+        if errors:
+            first = errors[0]
+            raise Unmappable(f"an X API error response: {text(first.get('title')) or ''} "
+                             f"{text(first.get('detail')) or ''}".strip())
+        if "meta" in value:
+            return []  # a page with no results (`meta.result_count` 0)
+        raise Unmappable("neither an X API v2 response (`data`, `includes`) nor a tweet object")
+    data = value["data"]
+    if isinstance(data, dict):
+        return [value]
+    if not isinstance(data, list):
+        raise Unmappable("`data`: expected a post object or an array of posts")
+    includes = obj(value.get("includes"))
+    users = {text(u.get("id")): u for u in objects(includes.get("users"))}
+    tweets = {text(t.get("id")): t for t in objects(includes.get("tweets"))}
+    return [_with_includes(tweet, users, tweets) for tweet in records_of(data, "`data`")]
+
+
+def _with_includes(tweet: Record, users: dict[str | None, Any], tweets: dict[str | None, Any]) -> Record:
+    referenced = [tweets[ref_id] for ref in objects(tweet.get("referenced_tweets"))
+                  if (ref_id := text(ref.get("id"))) in tweets]
+    user_ids = [text(tweet.get("author_id")), text(tweet.get("in_reply_to_user_id")),
+                *(text(t.get("author_id")) for t in referenced)]
+    wanted_users = [users[uid] for uid in dict.fromkeys(user_ids) if uid in users]
+    includes: dict[str, Any] = {}
+    if wanted_users:
+        includes["users"] = wanted_users
+    if referenced:
+        includes["tweets"] = referenced
+    return {"data": tweet, "includes": includes} if includes else {"data": tweet}
+
+
+def map_record(record: Record, config: VendorConfig) -> list[Wire]:
+    settings = config[SYSTEM]
+    tweet = record["data"] if isinstance(record.get("data"), dict) else record
+    includes = obj(record.get("includes")) if tweet is not record else {}
+    users = {text(u.get("id")): u for u in objects(includes.get("users"))}
+    tweets = {text(t.get("id")): t for t in objects(includes.get("tweets"))}
+    post_id = text(tweet.get("id"))
+    if post_id is None:
+        raise Unmappable("a post without id")
+    author = text(tweet.get("author_id"))
+    if author is None:
+        raise Unmappable(f"post {post_id} has no author_id (request tweet.fields=author_id)")
+    occurred_at = timestamp(tweet.get("created_at"),
+                            f"post {post_id}: created_at (request tweet.fields=created_at)")
+    refs = {text(ref.get("type")): text(ref.get("id")) for ref in objects(tweet.get("referenced_tweets"))}
+    author_user = obj(users.get(author))
+    username = text(author_user.get("username"))
+    url = f"https://x.com/{username}/status/{post_id}" if username else f"https://x.com/i/web/status/{post_id}"
+    attributes = compact({
+        "username": username, "conversation_id": text(tweet.get("conversation_id")),
+        "lang": text(tweet.get("lang")), "quoted_id": refs.get("quoted"),
+    })
+    function = _brand_function(author, users, settings, f"post {post_id}")
+    common = {"tenant": settings.tenant, "occurred_at": occurred_at, "channel": "twitter", "url": url,
+              "source": source_ref(SYSTEM, post_id), "attributes": attributes}
+    if function is not None:
+        return [_outbound(tweet, refs, users, tweets, settings, function, author, username, common)]
+    followers = number(obj(author_user.get("public_metrics")).get("followers_count"),
+                       f"post {post_id}: followers_count")
+    reach = max(int(followers), 0) if followers is not None else 0
+    customer = settings.customer(author)
+    if refs.get("retweeted"):
+        return [moment(customer_id=customer, direction="public", kind="share", reach=reach,
+                       shares=source_ref(SYSTEM, str(refs["retweeted"])), **common)]
+    target = refs.get("replied_to") or refs.get("quoted")
+    return [moment(
+        customer_id=customer, direction="public",
+        kind="mention" if _addresses_brand(tweet, refs, users, tweets, settings) else "post",
+        reach=reach, in_reply_to=source_ref(SYSTEM, target) if target else None, **common,
+    )]
+
+
+def _outbound(tweet: Record, refs: dict[str | None, str | None], users: dict[str | None, Any],
+              tweets: dict[str | None, Any], settings: VendorSettings, function: str, author: str,
+              username: str | None, common: dict[str, Any]) -> Wire:
+    post_id = str(tweet.get("id"))
+    if refs.get("retweeted"):
+        target, kind = refs["retweeted"], "content"
+        customer = text(obj(tweets.get(target)).get("author_id"))
+    elif refs.get("replied_to"):
+        target, kind = refs["replied_to"], "answer"
+        customer = text(tweet.get("in_reply_to_user_id")) or text(obj(tweets.get(target)).get("author_id"))
+    elif refs.get("quoted"):
+        target, kind = refs["quoted"], "answer"
+        customer = text(obj(tweets.get(target)).get("author_id"))
+    else:
+        raise NotAMoment("a post by the brand's own account addressed to no one (not a reply, quote or "
+                         "retweet)")
+    if customer is None:
+        raise Unmappable(f"post {post_id}: cannot tell whose post the brand answered (request "
+                         "expansions=referenced_tweets.id,in_reply_to_user_id)")
+    if _brand_function(customer, users, settings, f"post {post_id}") is not None:
+        raise NotAMoment("the brand replying to, quoting or retweeting one of its own accounts")
+    return moment(
+        customer_id=settings.customer(customer), direction="outbound", kind=kind, function=function,
+        actor=f"@{username}" if username else author,
+        in_reply_to=source_ref(SYSTEM, str(target)), **common,
+    )
+
+
+def _brand_function(user_id: str, users: dict[str | None, Any], settings: VendorSettings,
+                    where: str) -> str | None:
+    """The function of a brand account, or None when `user_id` is not one of the brand's accounts."""
+    by_id = settings.function("accounts", user_id)
+    if by_id is not None:
+        return by_id
+    if not settings.tables.get("handles"):
+        return None
+    user = users.get(user_id)
+    if user is None:
+        raise Unmappable(f"{where}: cannot tell whether user {user_id} is one of the brand's accounts: "
+                         "it is not in includes.users (request expansions=author_id,in_reply_to_user_id, "
+                         "or list the brand's user ids under [x] accounts)")
+    return settings.function("handles", text(obj(user).get("username")))
+
+
+def _addresses_brand(tweet: Record, refs: dict[str | None, str | None], users: dict[str | None, Any],
+                     tweets: dict[str | None, Any], settings: VendorSettings) -> bool:
+    mentioned = [text(m.get("username")) for m in objects(obj(tweet.get("entities")).get("mentions"))]
+    if any(settings.has("handles", name) for name in mentioned if name):
+        return True
+    addressed = [text(tweet.get("in_reply_to_user_id")),
+                 *(text(obj(tweets.get(ref)).get("author_id")) for ref in refs.values() if ref)]
+    for user_id in addressed:
+        if user_id is None:
+            continue
+        if settings.has("accounts", user_id):
+            return True
+        name = text(obj(users.get(user_id)).get("username"))
+        if name and settings.has("handles", name):
+            return True
+    return False
+
+
+SOURCE: Final = VendorSource(
+    name=SYSTEM,
+    title="X API v2 responses (tweet lookup, search, timelines, filtered stream)",
+    formats=("jsonl",),
+    records=records,
+    map=map_record,
+)

@@ -1,0 +1,254 @@
+"""Zendesk Support: ticket audits (their comments) and satisfaction ratings, as wire moments.
+
+A record is what the Support API returns: a ticket audit (`id`, `ticket_id`, `author_id`,
+`created_at`, `via`, `events`), one per line or a list response (`{"audits": [...]}`, with the
+`users` and `tickets` it sideloads), an `{"audit": ..., "ticket": ...}` response, or a
+satisfaction rating (`score`, `requester_id`, `ticket_id`), one per line or a list response
+(`{"satisfaction_ratings": [...]}`). The mapping (docs/sources.md has the table):
+
+- a public `Comment` (or `VoiceComment`) event is a moment; an audit without one (field
+  changes, notifications) and an internal note (`public: false`) are no moments;
+- direction: the author is the brand's when listed in `[zendesk] agents` or sideloaded with
+  role agent/admin, the customer's when sideloaded as an end-user; otherwise the author is
+  the customer when it is the ticket's requester and an agent when it is not (the requester
+  comes from the sideloaded ticket, or from the audit that created the ticket);
+- identity: the comment that opened the ticket is `ticket:<ticket_id>`, every other comment
+  `comment:<id>` and replies to the ticket (`in_reply_to` = `ticket:<ticket_id>`);
+- kind: the opening comment is a `question` (a `complaint` for tickets of type incident or
+  problem), later customer comments `reply`, agent comments `answer`;
+- channel from `via.channel`: the audit's for a customer's comment; for an agent's, the
+  ticket's when it is sideloaded (an answer typed in the agent workspace goes out by the
+  ticket's channel), else the audit's;
+- function: the agent in `agents`, else the ticket's group in `groups`, else the support
+  address the ticket came to in `mailboxes`, else `default_function` (service);
+- a satisfaction rating: the survey offered is an outbound `ask` (survey) at `created_at`; a
+  `good`/`bad` score is an inbound `praise`/`complaint` (sentiment 1/-1) at `updated_at` that
+  replies to it; `unoffered` is no moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from mot.adapters.vendors.base import (
+    NotAMoment,
+    Record,
+    Unmappable,
+    VendorSource,
+    Wire,
+    compact,
+    moment,
+    obj,
+    objects,
+    one_or_many,
+    records_of,
+    source_ref,
+    text,
+    timestamp,
+)
+from mot.adapters.vendors.config import VendorConfig, VendorSettings
+
+SYSTEM: Final = "zendesk"
+
+# `via.channel` values of the Support API and the wire channel each means.
+CHANNELS: Final = {
+    "email": "email", "web": "web", "web_form": "web", "helpcenter": "web", "web_service": "web",
+    "api": "web", "mobile": "chat", "mobile_sdk": "chat", "chat": "chat", "chat_transcript": "chat",
+    "native_messaging": "chat", "web_widget": "chat", "messaging": "chat", "whatsapp": "chat",
+    "line": "chat", "wechat": "chat", "telegram": "chat", "viber": "chat", "voice": "phone",
+    "phone_call_inbound": "phone", "phone_call_outbound": "phone", "voicemail": "phone",
+    "sms": "sms", "twitter": "twitter", "twitter_dm": "twitter", "twitter_favorite": "twitter",
+    "facebook": "facebook", "facebook_post": "facebook", "facebook_message": "facebook",
+    "instagram_dm": "instagram", "linkedin": "linkedin",
+}
+COMMENT_EVENTS: Final = frozenset({"Comment", "VoiceComment"})
+AGENT_ROLES: Final = frozenset({"agent", "admin"})
+COMPLAINT_TYPES: Final = frozenset({"incident", "problem"})
+
+
+def records(value: Any) -> list[Record]:
+    """Audits or satisfaction ratings, bare, wrapped, or in a list response with its sideloads."""
+    if isinstance(value, dict):
+        for key in ("audits", "satisfaction_ratings"):
+            items = value.get(key)
+            if isinstance(items, list):
+                found = records_of(items, f"`{key}`")
+                if key == "audits" and ("users" in value or "tickets" in value):
+                    return [_with_sideloads(audit, value) for audit in found]
+                return found
+        rating = value.get("satisfaction_rating")
+        if isinstance(rating, dict):
+            return [rating]
+    return one_or_many(value, ())
+
+
+def _with_sideloads(audit: Record, envelope: dict[str, Any]) -> Record:
+    """One audit with the ticket and the users of its list response that concern it."""
+    ticket_id = audit.get("ticket_id")
+    ticket = next((t for t in objects(envelope.get("tickets")) if t.get("id") == ticket_id), None)
+    wanted = {audit.get("author_id"), *(e.get("author_id") for e in objects(audit.get("events")))}
+    if ticket is not None:
+        wanted.add(ticket.get("requester_id"))
+    users = [u for u in objects(envelope.get("users")) if u.get("id") in wanted]
+    out: Record = {"audit": audit}
+    if ticket is not None:
+        out["ticket"] = ticket
+    if users:
+        out["users"] = users
+    return out
+
+
+def map_record(record: Record, config: VendorConfig) -> list[Wire]:
+    settings = config[SYSTEM]
+    if isinstance(record.get("audit"), dict):
+        return _audit(record["audit"], obj(record.get("ticket")), objects(record.get("users")), settings)
+    if "events" in record and "ticket_id" in record:
+        return _audit(record, {}, [], settings)
+    if "score" in record and "ticket_id" in record:
+        return _rating(record, settings)
+    raise Unmappable("neither a ticket audit (`ticket_id`, `events`) nor a satisfaction rating "
+                     "(`score`, `ticket_id`)")
+
+
+def _audit(audit: Record, ticket: dict[str, Any], user_list: list[dict[str, Any]],
+           settings: VendorSettings) -> list[Wire]:
+    ticket_id = text(audit.get("ticket_id")) or text(ticket.get("id"))
+    audit_id = text(audit.get("id"))
+    if ticket_id is None:
+        raise Unmappable(f"audit {audit_id} has no ticket_id")
+    events = objects(audit.get("events"))
+    created = {text(e.get("field_name")): e.get("value") for e in events if e.get("type") == "Create"}
+    changed = {text(e.get("field_name")): e.get("value") for e in events if e.get("type") == "Change"}
+    opening = bool(created)
+    comments = [e for e in events if e.get("type") in COMMENT_EVENTS]
+    if not comments:
+        raise NotAMoment("an audit without a comment (field changes, notifications)")
+    public = [e for e in comments if e.get("public") is not False]
+    if not public:
+        raise NotAMoment("an internal note (public: false)")
+    requester = text(ticket.get("requester_id")) or text(created.get("requester_id"))
+    group = text(changed.get("group_id")) or text(created.get("group_id")) or text(ticket.get("group_id"))
+    ticket_type = (text(ticket.get("type")) or text(created.get("type")) or "").lower()
+    audit_via = obj(audit.get("via"))
+    ticket_via = obj(ticket.get("via")) or audit_via
+    mailbox = (text(ticket.get("recipient"))
+               or text(obj(obj(ticket_via.get("source")).get("to")).get("address")))
+    roles = {text(u.get("id")): (text(u.get("role")) or "").lower() for u in user_list}
+    occurred_at = timestamp(audit.get("created_at"), f"audit {audit_id}: created_at")
+    team = settings.function("groups", group) or settings.function("mailboxes", mailbox)
+    out: list[Wire] = []
+    for position, comment in enumerate(public):
+        author = text(comment.get("author_id")) or text(audit.get("author_id"))
+        where = f"ticket {ticket_id}, audit {audit_id}"
+        if author is None:
+            raise Unmappable(f"{where}: a comment without author_id")
+        if author == "-1":
+            continue  # Zendesk itself (an automation's system comment)
+        is_agent = _is_agent(author, requester, roles, settings, where)
+        first = opening and position == 0
+        comment_id = text(comment.get("id"))
+        if not first and comment_id is None:
+            raise Unmappable(f"{where}: a comment without id")
+        # The customer writes through the audit's channel; an agent answers in the ticket's (a
+        # reply typed in the agent workspace reaches an email ticket's requester by email).
+        via = audit_via if not is_agent else ticket_via
+        channel = "phone" if comment.get("type") == "VoiceComment" else _channel(via)
+        if is_agent:
+            if requester is None:
+                raise Unmappable(f"{where}: agent {author} commented, but the ticket's requester (the "
+                                 "customer) is unknown: list the audits with ?include=tickets, or import "
+                                 "the audit that created the ticket")
+            direction, kind, customer = "outbound", "other" if first else "answer", requester
+            function = settings.function("agents", author) or team or settings.default_function
+        else:
+            kind = ("complaint" if ticket_type in COMPLAINT_TYPES else "question") if first else "reply"
+            direction, customer = "inbound", author
+            function = team or settings.default_function
+        out.append(moment(
+            tenant=settings.tenant,
+            customer_id=settings.customer(customer),
+            occurred_at=timestamp(comment["created_at"], f"{where}: created_at")
+            if comment.get("created_at") else occurred_at,
+            channel=channel,
+            direction=direction,
+            kind=kind,
+            function=function,
+            actor=author if is_agent else None,
+            in_reply_to=None if first else source_ref(SYSTEM, f"ticket:{ticket_id}"),
+            source=source_ref(SYSTEM, f"ticket:{ticket_id}" if first else f"comment:{comment_id}"),
+            attributes=compact({
+                "ticket_id": ticket_id, "audit_id": audit_id, "comment_id": comment_id,
+                "via": text(via.get("channel")),
+            }),
+        ))
+    if not out:
+        raise NotAMoment("a comment by Zendesk itself (author -1)")
+    return out
+
+
+def _is_agent(author: str, requester: str | None, roles: dict[str | None, str],
+              settings: VendorSettings, where: str) -> bool:
+    if settings.has("agents", author) or roles.get(author) in AGENT_ROLES:
+        return True
+    if roles.get(author) == "end-user":
+        return False
+    if requester is not None:
+        return author != requester
+    raise Unmappable(f"{where}: cannot tell whether author {author} is the customer or an agent: the "
+                     "ticket's requester is unknown (list the audits with ?include=users,tickets, or "
+                     "list the brand's agents under [zendesk] agents)")
+
+
+def _channel(via: dict[str, Any]) -> str:
+    return CHANNELS.get((text(via.get("channel")) or "").lower(), "other")
+
+
+def _rating(rating: Record, settings: VendorSettings) -> list[Wire]:
+    rating_id = text(rating.get("id"))
+    ticket_id = text(rating.get("ticket_id"))
+    score = (text(rating.get("score")) or "").lower()
+    where = f"satisfaction rating {rating_id}"
+    if rating_id is None:
+        raise Unmappable("a satisfaction rating without id")
+    if score == "unoffered":
+        raise NotAMoment("satisfaction survey not offered (score unoffered)")
+    if score not in ("offered", "good", "bad"):
+        raise Unmappable(f"{where}: score {score or None!r}: expected offered, unoffered, good or bad")
+    requester = text(rating.get("requester_id"))
+    if requester is None:
+        raise Unmappable(f"{where} has no requester_id")
+    assignee = text(rating.get("assignee_id"))
+    group = text(rating.get("group_id"))
+    function = (settings.function("agents", assignee) or settings.function("groups", group)
+                or settings.default_function)
+    survey = source_ref(SYSTEM, f"satisfaction_survey:{rating_id}")
+    attributes = {"ticket_id": ticket_id, "rating_id": rating_id}
+    ask = moment(
+        tenant=settings.tenant, customer_id=settings.customer(requester),
+        occurred_at=timestamp(rating.get("created_at"), f"{where}: created_at"),
+        channel="email", direction="outbound", kind="ask", ask_type="survey", function=function,
+        actor=assignee,
+        in_reply_to=source_ref(SYSTEM, f"ticket:{ticket_id}") if ticket_id else None,
+        source=survey, attributes=compact(attributes),
+    )
+    if score == "offered":
+        return [ask]
+    rated = moment(
+        tenant=settings.tenant, customer_id=settings.customer(requester),
+        occurred_at=timestamp(rating.get("updated_at") or rating.get("created_at"), f"{where}: updated_at"),
+        channel="email", direction="inbound", kind="praise" if score == "good" else "complaint",
+        function=function, sentiment=1.0 if score == "good" else -1.0, in_reply_to=survey,
+        source=source_ref(SYSTEM, f"satisfaction_rating:{rating_id}"),
+        attributes=compact({**attributes, "score": score, "reason": text(rating.get("reason")),
+                            "commented": bool(text(rating.get("comment"))) or None}),
+    )
+    return [ask, rated]
+
+
+SOURCE: Final = VendorSource(
+    name=SYSTEM,
+    title="Zendesk ticket audits (comments) and satisfaction ratings",
+    formats=("jsonl",),
+    records=records,
+    map=map_record,
+)
