@@ -11,37 +11,65 @@ import orjson
 from mot.cli.output import FORMATS, render
 from mot.cli.progress import Progress
 
+# The keys of mot.adapters.vendors.SOURCES (spelled out so that `mot --help` imports no mapping).
+VENDOR_NAMES = ["hubspot", "salesforce", "zendesk", "mentions", "x"]
+DEFAULT_CONFIG = "mot.toml"
+
 
 @click.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
               show_default=True, help="Input format; auto picks csv for *.csv[.gz], else jsonl.")
+@click.option("--from", "vendor", type=click.Choice(VENDOR_NAMES), default=None,
+              help="Read the records of this source system (its API's JSON, or its CSV export) and "
+              "map them to moments; see docs/sources.md.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="The mapping configuration for --from (tenant, teams of owners, queues, groups, "
+              "mailboxes, handles) [default: ./mot.toml when present].")
+@click.option("--dry-run", is_flag=True,
+              help="Map and check the messages, print them as wire JSONL on stdout and a summary on "
+              "stderr; record nothing (the store is not opened).")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
               help="Messages validated and appended per transaction.")
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @click.pass_obj
-def import_(obj: Any, files: tuple[str, ...], fmt: str, batch_size: int, summary_json: bool,
-            quiet: bool) -> None:
+def import_(obj: Any, files: tuple[str, ...], fmt: str, vendor: str | None, config_path: str | None,
+            dry_run: bool, batch_size: int, summary_json: bool, quiet: bool) -> None:
     """Record moments, amendments and retractions from JSONL or CSV files (`-` for stdin).
+
+    With --from SOURCE (hubspot, salesforce, zendesk, mentions, x) the files hold that
+    system's own records, mapped to moments as docs/sources.md says; records that cannot
+    be mapped go to the quarantine with the reason.
 
     Idempotent: importing a file again records nothing twice. Rejected lines go
     to the quarantine with their origin and the reason; the exit status is 0
     even then, and non-zero only when the import could not run.
     """
     from mot.adapters.sources.files import csv_records, jsonl_records, open_source
+    from mot.adapters.sources.vendor import VendorStats, vendor_records
     from mot.service.ledger import Summary
 
-    ledger = obj.services.ledger
+    source, config = _vendor_setup(vendor, config_path)
+    stats = VendorStats(source.name) if source is not None else None
     total = Summary()
-    progress = Progress("import", quiet=quiet)
+    progress = Progress("import", quiet=quiet or dry_run)
+    previews: list[str] = []
     for path in files:
         try:
             opened = open_source(path)
         except OSError as error:
             raise click.ClickException(f"cannot read {path}: {error.strerror or error}") from error
         as_csv = fmt == "csv" or (fmt == "auto" and path.lower().removesuffix(".gz").endswith(".csv"))
-        records = csv_records(opened) if as_csv else jsonl_records(opened)
+        if source is not None and stats is not None:
+            wanted = "csv" if as_csv else "jsonl"
+            if wanted not in source.formats:
+                opened.close()
+                raise click.ClickException(
+                    f"{path}: --from {source.name} reads {' or '.join(source.formats)}, not {wanted}")
+            records = vendor_records(opened, source, config, wanted, stats)
+        else:
+            records = csv_records(opened) if as_csv else jsonl_records(opened)
 
         def report(summary: Summary, opened: Any = opened) -> None:
             position, size = opened.position(), opened.size
@@ -55,23 +83,98 @@ def import_(obj: Any, files: tuple[str, ...], fmt: str, batch_size: int, summary
             )
 
         try:
-            summary = ledger.record_stream(records, batch_size=batch_size, progress=report)
+            if dry_run:
+                summary = _dry_run(records, previews)
+            else:
+                summary = obj.services.ledger.record_stream(records, batch_size=batch_size,
+                                                            progress=report)
         except UnicodeDecodeError as error:
             raise click.ClickException(f"{path}: not UTF-8 text ({error.reason})") from error
         finally:
             opened.close()
         total.merge(summary)
     progress.finish()
+    if dry_run:
+        _dry_run_summary(total, stats, previews, summary_json)
+        return
     if summary_json:
-        click.echo(orjson.dumps(total.as_dict()).decode())
+        result: dict[str, Any] = dict(total.as_dict())
+        if stats is not None:
+            result["vendor"] = stats.as_dict()
+        click.echo(orjson.dumps(result).decode())
     else:
         click.echo(
             f"read {total.read:,}: recorded {total.recorded:,}, amended {total.amended:,}, "
             f"retracted {total.retracted:,}, duplicates {total.duplicates:,}, "
             f"quarantined {total.quarantined:,} ({total.seconds:.1f} s)"
         )
-        if total.quarantined:
-            click.echo("see them with: mot quarantine list", err=True)
+    if stats is not None and not quiet:
+        for line in stats.report():
+            click.echo(line, err=True)
+    if total.quarantined and not summary_json:
+        click.echo("see them with: mot quarantine list", err=True)
+
+
+def _vendor_setup(vendor: str | None, config_path: str | None) -> tuple[Any, Any]:
+    """The vendor source and its configuration (./mot.toml when present and none is given)."""
+    if vendor is None:
+        if config_path is not None:
+            raise click.UsageError("--config applies to imports --from a source system")
+        return None, None
+    from pathlib import Path
+
+    from mot.adapters.vendors import SOURCES, ConfigError, VendorConfig
+
+    path = config_path if config_path is not None else (
+        DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
+    try:
+        config = VendorConfig.load(path) if path is not None else VendorConfig()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    return SOURCES[vendor], config
+
+
+def _dry_run(records: Any, previews: list[str]) -> Any:
+    """Check each message without the store: valid ones to stdout, the others to `previews`."""
+    from mot.adapters.sources.vendor import preview_problem
+    from mot.domain.timefmt import utc_now
+    from mot.service.ledger import Summary
+
+    summary = Summary()
+    now = utc_now()
+    out = sys.stdout.buffer
+    for item in records:
+        summary.read += 1
+        problem = preview_problem(item, now)
+        if problem is None:
+            summary.recorded += 1
+            sys.stdout.flush()
+            out.write(item.message + b"\n")
+        else:
+            summary.quarantined += 1
+            previews.append(f"  would be quarantined: {item.origin}: {problem}")
+    out.flush()
+    return summary
+
+
+def _dry_run_summary(total: Any, stats: Any, previews: list[str], summary_json: bool) -> None:
+    if summary_json:
+        result = {"dry_run": True, "read": total.read, "valid": total.recorded,
+                  "quarantined": total.quarantined}
+        if stats is not None:
+            result["vendor"] = stats.as_dict()
+        click.echo(orjson.dumps(result).decode(), err=True)
+        return
+    if stats is not None:
+        for line in stats.report():
+            click.echo(line, err=True)
+    for line in previews:
+        click.echo(line, err=True)
+    click.echo(
+        f"dry run: {total.read:,} messages, {total.recorded:,} valid, {total.quarantined:,} would be "
+        "quarantined; nothing recorded (duplicates and conflicts are only known to the ledger)",
+        err=True,
+    )
 
 
 @click.command("show")

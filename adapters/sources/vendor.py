@@ -1,0 +1,177 @@
+"""A source of vendor records: JSONL (one API record or list response per line) or CSV rows.
+
+Each record goes through its vendor's pure mapping (`mot.adapters.vendors`) and comes out as
+`Incoming` messages for `LedgerService.record_stream`: `raw` is the vendor record (the line,
+the CSV row, or the one record of a list response, as JSON), `payload` the mapped wire JSON,
+`origin` is `file:line`, plus `#n` when one line holds several records. A record that cannot
+be mapped becomes an `Incoming` with `problem` set, so the ledger quarantines it with the
+reason and its origin. A record that is by rule no moment (`NotAMoment`) is counted by reason
+in `VendorStats`, which the caller reports. Nothing is dropped silently.
+
+`map_value` is the one step from a decoded JSON value (a line, a CSV row, a webhook body) to
+messages; the HTTP webhook endpoint uses it too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from mot.adapters.sources.files import Opened
+from mot.adapters.vendors import NotAMoment, Unmappable, VendorConfig, VendorSource
+from mot.domain.messages import Rejection, parse_message
+from mot.service.ledger import Incoming
+
+
+@dataclass(slots=True)
+class VendorStats:
+    """What the mapping did with the records of one import (or one webhook request)."""
+
+    source: str
+    records: int = 0
+    messages: int = 0  # wire messages produced (moments, and retractions of deleted records)
+    unmappable: int = 0  # records sent to the quarantine with the mapping's reason
+    not_moments: Counter[str] = field(default_factory=Counter)  # reason -> records
+    first_origin: dict[str, str] = field(default_factory=dict)  # reason -> where it was first seen
+
+    def skip(self, reason: str, origin: str) -> None:
+        self.not_moments[reason] += 1
+        self.first_origin.setdefault(reason, origin)
+
+    def merge(self, other: VendorStats) -> None:
+        self.records += other.records
+        self.messages += other.messages
+        self.unmappable += other.unmappable
+        self.not_moments.update(other.not_moments)
+        for reason, origin in other.first_origin.items():
+            self.first_origin.setdefault(reason, origin)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "records": self.records, "messages": self.messages,
+            "unmappable": self.unmappable, "not_moments": sum(self.not_moments.values()),
+            "not_moment_reasons": dict(self.not_moments.most_common()),
+        }
+
+    def report(self) -> list[str]:
+        """Lines for a person: the counts, then each reason a record was no moment."""
+        skipped = sum(self.not_moments.values())
+        lines = [f"{self.source}: {self.records:,} records mapped to {self.messages:,} messages; "
+                 f"{self.unmappable:,} could not be mapped (quarantined), {skipped:,} are no moments"]
+        for reason, count in self.not_moments.most_common():
+            lines.append(f"  no moment ×{count:,}: {reason} (first at {self.first_origin[reason]})")
+        return lines
+
+
+def map_value(source: VendorSource, value: Any, config: VendorConfig, origin: str,
+              raw: bytes | None, stats: VendorStats) -> list[Incoming]:
+    """The messages of one decoded value (a JSONL line, a CSV row, a webhook body)."""
+    raw_value = raw if raw is not None else orjson.dumps(value)
+    try:
+        found = source.records(value)
+    except Unmappable as error:
+        stats.records += 1
+        stats.unmappable += 1
+        return [Incoming(raw_value, origin, problem=f"{source.name}: {error.reason}")]
+    several = len(found) > 1
+    out: list[Incoming] = []
+    for number, record in enumerate(found, start=1):
+        record_raw = raw_value if record is value else orjson.dumps(record)
+        out.extend(map_record(source, record, config, f"{origin}#{number}" if several else origin,
+                              record_raw, stats))
+    return out
+
+
+def map_record(source: VendorSource, record: dict[str, Any], config: VendorConfig, origin: str,
+               raw: bytes, stats: VendorStats) -> list[Incoming]:
+    """The messages of one vendor record; an unmappable one is a message with its `problem`."""
+    stats.records += 1
+    try:
+        messages = source.map(record, config)
+    except NotAMoment as skipped:
+        stats.skip(skipped.reason, origin)
+        return []
+    except Unmappable as error:
+        stats.unmappable += 1
+        return [Incoming(raw, origin, problem=f"{source.name}: {error.reason}")]
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+        # A value of a shape the mapping did not expect: keep the record, say what broke.
+        stats.unmappable += 1
+        problem = f"{source.name}: cannot map this record ({type(error).__name__}: {error})"
+        return [Incoming(raw, origin, problem=problem)]
+    stats.messages += len(messages)
+    return [Incoming(raw, origin, orjson.dumps(message)) for message in messages]
+
+
+def vendor_records(opened: Opened, source: VendorSource, config: VendorConfig, fmt: str,
+                   stats: VendorStats) -> Iterator[Incoming]:
+    """The messages of a whole file, one record at a time (memory stays flat)."""
+    if fmt == "csv":
+        yield from _csv_messages(opened, source, config, stats)
+    else:
+        yield from _jsonl_messages(opened, source, config, stats)
+
+
+def _jsonl_messages(opened: Opened, source: VendorSource, config: VendorConfig,
+                    stats: VendorStats) -> Iterator[Incoming]:
+    for number, line in enumerate(opened.stream, start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        origin = f"{opened.name}:{number}"
+        try:
+            value = orjson.loads(stripped)
+        except orjson.JSONDecodeError as error:
+            stats.records += 1
+            stats.unmappable += 1
+            yield Incoming(stripped, origin, problem=f"{source.name}: not valid JSON ({error})")
+            continue
+        yield from map_value(source, value, config, origin, stripped, stats)
+
+
+def _csv_messages(opened: Opened, source: VendorSource, config: VendorConfig,
+                  stats: VendorStats) -> Iterator[Incoming]:
+    # utf-8-sig: exports saved by spreadsheet tools start with a byte order mark.
+    text = io.TextIOWrapper(opened.stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    header = next(reader, None)
+    if header is None:
+        return
+    columns = [column.strip() for column in header]
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        origin = f"{opened.name}:{reader.line_num}"
+        raw = _csv_line(row)
+        if len(row) != len(columns):
+            stats.records += 1
+            stats.unmappable += 1
+            yield Incoming(raw, origin, problem=f"{source.name}: CSV row has {len(row)} cells, the header "
+                                                f"has {len(columns)}")
+            continue
+        yield from map_value(source, dict(zip(columns, row, strict=True)), config, origin, raw, stats)
+
+
+def _csv_line(row: list[str]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(row)
+    return out.getvalue().encode()
+
+
+def preview_problem(item: Incoming, now: datetime) -> str | None:
+    """For a dry run: why the ledger would quarantine this message, or None when it is valid.
+
+    Checks what can be checked without the store (the mapping, the wire schema, the rules
+    between fields); whether a moment is new, a duplicate or a conflict needs the ledger.
+    """
+    if item.problem is not None:
+        return item.problem
+    parsed = parse_message(item.message, now)
+    return parsed.reason if isinstance(parsed, Rejection) else None
