@@ -126,3 +126,15 @@ def test_map_value_origins_raw_and_problems() -> None:
                                                       "is completed": 1}}
     [odd] = map_value(SOURCES["salesforce"], 42, config, "f.jsonl:3", None, stats)
     assert odd.problem == "salesforce: expected a JSON object or array, got int"
+
+
+def test_the_example_in_docs_sources_md_loads() -> None:
+    """The configuration example of docs/sources.md is a valid file (the docs stay true)."""
+    import tomllib
+
+    text = (Path(__file__).parents[1] / "docs" / "sources.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = VendorConfig.from_dict(tomllib.loads(example), "docs/sources.md")
+    assert config["hubspot"].kind("meeting", "outbound", "other") == ("ask", "meeting")
+    assert config["mentions"].sentiment_scale == 100
+    assert config["salesforce"].function("owners", "00G5g00000Qu3UeEAJ") == "service"
