@@ -1,0 +1,124 @@
+"""Shared fixtures: fresh stores on SQLite and on the real PostgreSQL server, the golden files.
+
+PostgreSQL: one throwaway database per test session (`mot_test_<random>`), and in
+it one fresh schema per test (`?schema=t_<random>`), so tests never see each
+other's rows and nothing is left behind. The server is the local one
+(`MOT_TEST_PG`, default `postgresql://postgres@127.0.0.1:5432`, trust auth).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+PG_SERVER = os.environ.get("MOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
+
+# The repository is /work/main locally and a fresh clone in CI; shared/ sits beside it.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+GOLDEN = SHARED / "fixtures" / "golden.jsonl"
+GOLDEN_EXPECTED = SHARED / "fixtures" / "golden.expected.json"
+
+
+def _admin() -> psycopg.Connection[Any]:
+    """An autocommit connection to a maintenance database of the test server."""
+    last: Exception | None = None
+    for dbname in ("postgres", "test"):
+        try:
+            return psycopg.connect(f"{PG_SERVER}/{dbname}", autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as error:
+            last = error
+    raise RuntimeError(f"cannot reach the PostgreSQL test server {PG_SERVER}: {last}")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; dropped at the end."""
+    name = f"mot_test_{uuid.uuid4().hex[:12]}"
+    with _admin() as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with _admin() as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state = 'idle in transaction'"
+        )
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A store URL naming a fresh schema of the session database; dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield f"{pg_url}?schema={schema}"
+    _drop_schema(pg_url, schema)
+
+
+@pytest.fixture
+def make_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A factory of fresh store URLs of a kind (`sqlite` or `postgres`), for tests that need two."""
+    schemas: list[str] = []
+    counter = iter(range(1_000_000))
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return str(tmp_path / f"mot-{next(counter)}.db")
+        pg_url = request.getfixturevalue("pg_url")
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        schemas.append(schema)
+        return f"{pg_url}?schema={schema}"
+
+    yield make
+    if schemas:
+        pg_url = request.getfixturevalue("pg_url")
+        for schema in schemas:
+            _drop_schema(pg_url, schema)
+
+
+STORE_KINDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which store a parametrised test runs against."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(store_kind: str, make_store_url: Any) -> str:
+    """A fresh, empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
+    return str(make_store_url(store_kind))
+
+
+@pytest.fixture(scope="session")
+def golden_path() -> Path:
+    assert GOLDEN.is_file(), f"golden fixture missing: {GOLDEN}"
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def golden_expected() -> dict[str, list[dict[str, Any]]]:
+    return dict(json.loads(GOLDEN_EXPECTED.read_text(encoding="utf-8")))

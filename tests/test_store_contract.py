@@ -1,0 +1,485 @@
+"""The ledger store's contract (SPEC §2), one suite run against SQLite and real PostgreSQL.
+
+Everything goes through `open_store(url)` and the service layer, as every entry
+point does: record, duplicates, conflicts, amendments, retractions, the
+quarantine and its replay, the notification log.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mot.domain.events import MomentAmended, MomentRecorded, MomentRetracted
+from mot.domain.identity import derived_moment_id
+from mot.domain.ledger import Outcome
+from mot.service.bootstrap import Services, open_store
+from mot.service.ledger import Incoming
+
+MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
+
+
+def moment(**fields: Any) -> dict[str, Any]:
+    """A valid outbound `answer` with an explicit id; `fields` override (None drops a field)."""
+    base: dict[str, Any] = {
+        "moment_id": MID,
+        "tenant": "acme",
+        "customer_id": "c1",
+        "occurred_at": "2026-03-01T09:00:00Z",
+        "channel": "email",
+        "direction": "outbound",
+        "kind": "answer",
+        "function": "service",
+        "actor": "dana",
+    }
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def amend(set_: dict[str, Any], reason: str = "typo", moment_id: str = MID) -> dict[str, Any]:
+    return {"type": "amend", "moment_id": moment_id, "set": set_, "reason": reason}
+
+
+def retract(reason: str = "wrong customer", moment_id: str = MID) -> dict[str, Any]:
+    return {"type": "retract", "moment_id": moment_id, "reason": reason}
+
+
+def incoming(message: dict[str, Any] | bytes, origin: str = "test:1") -> Incoming:
+    raw = message if isinstance(message, bytes) else orjson.dumps(message)
+    return Incoming(raw, origin)
+
+
+@pytest.fixture
+def services(store_url: str) -> Iterator[Services]:
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def record(services: Services, *messages: dict[str, Any] | bytes,
+           origin: str = "test:1") -> list[Outcome]:
+    result = services.ledger.record([incoming(m, origin) for m in messages])
+    return [v.outcome for v in result.verdicts]
+
+
+def versions(services: Services, moment_id: str = MID) -> list[tuple[int, type]]:
+    return [(e.version, type(e)) for e in services.ledger_store.stream(moment_id)]
+
+
+# -- an empty store -----------------------------------------------------------------------
+
+
+def test_an_empty_store_has_head_0_no_notifications_and_no_quarantine(services: Services) -> None:
+    store = services.ledger_store
+    assert store.head() == 0
+    assert store.notifications(0, 10) == []
+    assert store.quarantine() == []
+    assert store.quarantine_count() == 0
+    assert store.stream(MID) == []
+
+
+def test_opening_a_store_twice_keeps_what_it_holds(store_url: str) -> None:
+    first = open_store(store_url)
+    try:
+        assert record(first, moment()) == [Outcome.RECORDED]
+    finally:
+        first.close()
+    second = open_store(store_url)
+    try:
+        assert second.ledger_store.head() == 1
+        assert versions(second) == [(1, MomentRecorded)]
+    finally:
+        second.close()
+
+
+# -- recording and duplicates -------------------------------------------------------------
+
+
+def test_a_recorded_moment_is_version_1_of_its_stream(services: Services) -> None:
+    assert record(services, moment(), origin="file.jsonl:7") == [Outcome.RECORDED]
+    [event] = services.ledger_store.stream(MID)
+    assert isinstance(event, MomentRecorded)
+    assert event.moment_id == MID
+    assert event.version == 1
+    assert event.origin == "file.jsonl:7"
+    assert event.recorded_at.endswith("Z")
+    stored = event.moment
+    assert stored["moment_id"] == MID
+    assert stored["customer_id"] == "c1"
+    assert stored["kind"] == "answer"
+    assert stored["occurred_at"] == "2026-03-01T09:00:00Z"
+    assert stored["reach"] == 0  # the default is applied
+    assert services.ledger_store.head() == 1
+
+
+def test_the_same_content_again_is_a_duplicate_and_appends_nothing(services: Services) -> None:
+    record(services, moment())
+    head = services.ledger_store.head()
+    assert record(services, moment()) == [Outcome.DUPLICATE]
+    assert services.ledger_store.head() == head
+    assert versions(services) == [(1, MomentRecorded)]
+    assert services.ledger_store.quarantine_count() == 0
+
+
+def test_same_content_is_compared_after_normalisation(services: Services) -> None:
+    record(services, moment())
+    # Another offset for the same instant, defaults spelled out, `type: moment`, other key order.
+    same = moment(occurred_at="2026-03-01T10:00:00+01:00", reach=0, type="moment")
+    reordered = dict(reversed(list(same.items())))
+    assert record(services, same, reordered) == [Outcome.DUPLICATE, Outcome.DUPLICATE]
+    assert services.ledger_store.head() == 1
+
+
+def test_a_duplicate_in_the_same_batch_is_recorded_once(services: Services) -> None:
+    assert record(services, moment(), moment()) == [Outcome.RECORDED, Outcome.DUPLICATE]
+    assert versions(services) == [(1, MomentRecorded)]
+
+
+def test_a_derived_id_makes_the_same_source_record_one_moment(services: Services) -> None:
+    crm = moment(moment_id=None, source={"system": "hubspot", "id": "e-1"})
+    assert record(services, crm, crm) == [Outcome.RECORDED, Outcome.DUPLICATE]
+    moment_id = derived_moment_id("acme", "hubspot", "e-1")
+    assert moment_id == str(uuid.uuid5(uuid.NAMESPACE_URL, "mot:acme:hubspot:e-1"))
+    assert versions(services, moment_id) == [(1, MomentRecorded)]
+    # The same source in another tenant is another moment.
+    other = dict(crm, tenant="globex")
+    assert record(services, other) == [Outcome.RECORDED]
+    assert services.ledger_store.head() == 2
+
+
+def test_the_same_id_with_other_content_is_a_conflict(services: Services) -> None:
+    record(services, moment())
+    conflicting = moment(channel="phone", sentiment=0.5)
+    raw = orjson.dumps(conflicting)
+    outcomes = services.ledger.record([Incoming(raw, "crm.jsonl:12")]).verdicts
+    assert [v.outcome for v in outcomes] == [Outcome.QUARANTINED]
+    assert services.ledger_store.head() == 1
+    assert versions(services) == [(1, MomentRecorded)]
+    [entry] = services.ledger_store.quarantine()
+    assert entry.field == "moment_id"
+    assert MID in entry.reason
+    assert "channel" in entry.reason and "sentiment" in entry.reason
+    assert "actor" not in entry.reason  # only the fields that differ are named
+    assert entry.raw == raw
+    assert entry.origin == "crm.jsonl:12"
+
+
+# -- amendments ---------------------------------------------------------------------------
+
+
+def test_an_amendment_is_version_2_with_the_merged_moment(services: Services) -> None:
+    record(services, moment(sentiment=0.1))
+    assert record(services, amend({"sentiment": 0.7, "actor": None, "kind": "help"}, "rescored"),
+                  origin="fix.jsonl:1") == [Outcome.AMENDED]
+    events = services.ledger_store.stream(MID)
+    assert [(e.version, type(e)) for e in events] == [(1, MomentRecorded), (2, MomentAmended)]
+    amended = events[1]
+    assert isinstance(amended, MomentAmended)
+    assert amended.set == {"sentiment": 0.7, "actor": None, "kind": "help"}
+    assert amended.reason == "rescored"
+    assert amended.origin == "fix.jsonl:1"
+    assert amended.moment["sentiment"] == 0.7
+    assert amended.moment["kind"] == "help"
+    assert "actor" not in amended.moment  # null removes the field
+    # Everything else is carried over from the recorded moment.
+    assert amended.moment["customer_id"] == "c1"
+    assert amended.moment["channel"] == "email"
+    assert amended.moment["occurred_at"] == "2026-03-01T09:00:00Z"
+    assert amended.moment["moment_id"] == MID
+
+
+def test_the_same_amendment_again_is_a_duplicate(services: Services) -> None:
+    record(services, moment())
+    record(services, amend({"sentiment": 0.7}))
+    head = services.ledger_store.head()
+    assert record(services, amend({"sentiment": 0.7})) == [Outcome.DUPLICATE]
+    assert services.ledger_store.head() == head
+    assert versions(services) == [(1, MomentRecorded), (2, MomentAmended)]
+
+
+def test_amendments_apply_in_the_order_recorded(services: Services) -> None:
+    record(services, moment())
+    record(services, amend({"sentiment": 0.7}, "first"))
+    record(services, amend({"sentiment": -0.2}, "second"))
+    events = services.ledger_store.stream(MID)
+    assert [e.version for e in events] == [1, 2, 3]
+    assert isinstance(events[-1], MomentAmended)
+    assert events[-1].moment["sentiment"] == -0.2
+
+
+def test_the_original_content_stays_a_duplicate_after_an_amendment(services: Services) -> None:
+    record(services, moment())
+    record(services, amend({"sentiment": 0.7}))
+    # "Same content" is the moment as first recorded: a re-imported file is harmless.
+    assert record(services, moment()) == [Outcome.DUPLICATE]
+    # The amended content sent as a moment is not what was first recorded: a conflict.
+    assert record(services, moment(sentiment=0.7)) == [Outcome.QUARANTINED]
+    assert services.ledger_store.head() == 2
+
+
+def test_an_amendment_that_leaves_an_invalid_moment_is_quarantined(services: Services) -> None:
+    record(services, moment())
+    assert record(services, amend({"kind": "purchase"})) == [Outcome.QUARANTINED]
+    assert versions(services) == [(1, MomentRecorded)]
+    [entry] = services.ledger_store.quarantine()
+    assert entry.field == "set.kind"
+    assert "purchase" in entry.reason
+
+
+def test_an_amendment_of_a_fixed_field_is_quarantined(services: Services) -> None:
+    record(services, moment())
+    assert record(services, amend({"customer_id": "c2"})) == [Outcome.QUARANTINED]
+    [entry] = services.ledger_store.quarantine()
+    assert entry.field == "set.customer_id"
+    assert versions(services) == [(1, MomentRecorded)]
+
+
+def test_a_moment_and_its_amendment_in_the_same_batch(services: Services) -> None:
+    outcomes = record(services, moment(), amend({"sentiment": 0.4}), amend({"sentiment": 0.4}))
+    assert outcomes == [Outcome.RECORDED, Outcome.AMENDED, Outcome.DUPLICATE]
+    events = services.ledger_store.stream(MID)
+    assert [(e.version, type(e)) for e in events] == [(1, MomentRecorded), (2, MomentAmended)]
+    assert events[1].moment["sentiment"] == 0.4  # type: ignore[union-attr]
+
+
+def test_a_moment_amended_and_retracted_in_one_batch(services: Services) -> None:
+    outcomes = record(services, moment(), amend({"sentiment": 0.4}), retract())
+    assert outcomes == [Outcome.RECORDED, Outcome.AMENDED, Outcome.RETRACTED]
+    assert versions(services) == [(1, MomentRecorded), (2, MomentAmended), (3, MomentRetracted)]
+
+
+# -- retractions --------------------------------------------------------------------------
+
+
+def test_retract_then_retract_again_then_amend(services: Services) -> None:
+    record(services, moment())
+    record(services, amend({"sentiment": 0.7}))
+    assert record(services, retract("logged twice"), origin="ops:1") == [Outcome.RETRACTED]
+    events = services.ledger_store.stream(MID)
+    assert [(e.version, type(e)) for e in events] == [
+        (1, MomentRecorded), (2, MomentAmended), (3, MomentRetracted),
+    ]
+    retracted = events[2]
+    assert isinstance(retracted, MomentRetracted)
+    assert (retracted.reason, retracted.tenant, retracted.customer_id, retracted.origin) == (
+        "logged twice", "acme", "c1", "ops:1",
+    )
+    head = services.ledger_store.head()
+    assert record(services, retract("logged twice")) == [Outcome.DUPLICATE]
+    assert services.ledger_store.head() == head
+    assert services.ledger_store.quarantine_count() == 0
+    assert record(services, amend({"sentiment": -0.1})) == [Outcome.QUARANTINED]
+    assert services.ledger_store.head() == head
+    [entry] = services.ledger_store.quarantine()
+    assert entry.field == "moment_id"
+    assert "retracted" in entry.reason
+    # The original moment sent again is still a duplicate, not a resurrection.
+    assert record(services, moment()) == [Outcome.DUPLICATE]
+    assert services.ledger_store.head() == head
+
+
+# -- corrections of unknown moments, and replay ---------------------------------------------
+
+
+@pytest.mark.parametrize("correction", ["amend", "retract"])
+def test_a_correction_of_an_unknown_moment_waits_in_the_quarantine(
+    services: Services, correction: str
+) -> None:
+    message = amend({"sentiment": 0.5}) if correction == "amend" else retract()
+    assert record(services, message, origin="early.jsonl:3") == [Outcome.QUARANTINED]
+    assert services.ledger_store.head() == 0
+    [entry] = services.ledger_store.quarantine()
+    assert entry.field == "moment_id"
+    assert MID in entry.reason
+    assert entry.origin == "early.jsonl:3"
+
+    # Replayed while the moment is still unknown: it stays, counted once.
+    summary = services.ledger.replay_quarantine()
+    assert summary.quarantined == 1
+    assert services.ledger_store.quarantine_count() == 1
+    assert services.ledger_store.head() == 0
+
+    record(services, moment())
+    summary = services.ledger.replay_quarantine()
+    assert (summary.amended, summary.retracted) == (
+        (1, 0) if correction == "amend" else (0, 1)
+    )
+    assert services.ledger_store.quarantine_count() == 0
+    expected = MomentAmended if correction == "amend" else MomentRetracted
+    assert versions(services) == [(1, MomentRecorded), (2, expected)]
+
+
+def test_replay_takes_a_moment_and_its_amendment_in_either_order(services: Services) -> None:
+    # The amendment is quarantined first (unknown moment), then the moment (a bad field).
+    record(services, amend({"sentiment": 0.5}), origin="a:1")
+    record(services, moment(sentiment=3), origin="a:2")
+    assert services.ledger_store.quarantine_count() == 2
+    first, second = services.ledger_store.quarantine()
+    services.ledger_store.set_quarantined_payload(second.id, orjson.dumps(moment(sentiment=0.1)))
+    summary = services.ledger.replay_quarantine()
+    assert (summary.recorded, summary.amended) == (1, 1)
+    assert services.ledger_store.quarantine_count() == 0
+    events = services.ledger_store.stream(MID)
+    assert [e.version for e in events] == [1, 2]
+    assert events[1].moment["sentiment"] == 0.5  # type: ignore[union-attr]
+    assert first.raw == orjson.dumps(amend({"sentiment": 0.5}))
+
+
+def test_replay_of_chosen_ids_leaves_the_others(services: Services) -> None:
+    other = "0b7e6c1d-2f3a-4b5c-9d8e-7f6a5b4c3d2e"
+    record(services, amend({"sentiment": 0.5}), amend({"sentiment": 0.5}, moment_id=other))
+    record(services, moment(), moment(moment_id=other))
+    mine, theirs = services.ledger_store.quarantine()
+    services.ledger.replay_quarantine([mine.id])
+    assert [e.id for e in services.ledger_store.quarantine()] == [theirs.id]
+    assert versions(services) == [(1, MomentRecorded), (2, MomentAmended)]
+    assert versions(services, other) == [(1, MomentRecorded)]
+
+
+def test_drop_removes_quarantined_messages(services: Services) -> None:
+    record(services, b"not json", b"{}", b"[1]")
+    entries = services.ledger_store.quarantine()
+    assert len(entries) == 3
+    assert services.ledger_store.drop_quarantined([entries[0].id, entries[2].id, 10**9]) == 2
+    assert [e.id for e in services.ledger_store.quarantine()] == [entries[1].id]
+    assert services.ledger_store.quarantine(limit=1) == services.ledger_store.quarantine()
+
+
+# -- the quarantine ---------------------------------------------------------------------------
+
+
+def test_the_quarantine_keeps_raw_bytes_origin_field_and_reason(services: Services) -> None:
+    bad = [
+        b"{not json",
+        b'\xff\xfe{"binary": true}',
+        orjson.dumps(moment(custmer_id="x")),
+        orjson.dumps(moment(sentiment=1.7)),
+    ]
+    outcomes = services.ledger.record(
+        [Incoming(raw, f"bad.jsonl:{n}") for n, raw in enumerate(bad, start=1)]
+    )
+    assert [v.outcome for v in outcomes.verdicts] == [Outcome.QUARANTINED] * 4
+    entries = services.ledger_store.quarantine()
+    assert [e.raw for e in entries] == bad
+    assert [e.origin for e in entries] == [f"bad.jsonl:{n}" for n in range(1, 5)]
+    assert [e.repeats for e in entries] == [1, 1, 1, 1]
+    assert entries[0].field == ""
+    assert "JSON" in entries[0].reason
+    assert entries[2].field == "custmer_id"
+    assert entries[3].field == "sentiment"
+    for entry in entries:
+        assert entry.reason
+        assert entry.first_seen.endswith("Z") and entry.last_seen.endswith("Z")
+        assert entry.payload is None
+        assert entry.message == entry.raw
+    assert services.ledger_store.head() == 0
+
+
+def test_the_same_bad_bytes_twice_are_one_row_with_2_repeats(services: Services) -> None:
+    raw = b'{"tenant": "acme"'
+    services.ledger.record([Incoming(raw, "first.jsonl:1")])
+    services.ledger.record([Incoming(raw, "second.jsonl:9")])
+    [entry] = services.ledger_store.quarantine()
+    assert entry.repeats == 2
+    assert entry.raw == raw
+    assert entry.origin == "first.jsonl:1"
+    assert entry.last_origin == "second.jsonl:9"
+    assert services.ledger_store.quarantine_count() == 1
+
+
+def test_the_same_bad_bytes_twice_in_one_batch_are_one_row(services: Services) -> None:
+    raw = b"garbage"
+    services.ledger.record([Incoming(raw, "f:1"), Incoming(raw, "f:2")])
+    [entry] = services.ledger_store.quarantine()
+    assert entry.repeats == 2
+    assert (entry.origin, entry.last_origin) == ("f:1", "f:2")
+
+
+def test_a_source_that_could_not_map_a_record_quarantines_it(services: Services) -> None:
+    item = Incoming(b"a,b,c", "in.csv:4", problem="CSV row has 3 cells, the header has 9")
+    payload_item = Incoming(b"x,y", "in.csv:5", payload=orjson.dumps(moment(sentiment=9)))
+    verdicts = services.ledger.record([item, payload_item]).verdicts
+    assert [v.outcome for v in verdicts] == [Outcome.QUARANTINED, Outcome.QUARANTINED]
+    first, second = services.ledger_store.quarantine()
+    assert (first.raw, first.origin) == (b"a,b,c", "in.csv:4")
+    assert "3 cells" in first.reason
+    assert second.raw == b"x,y"
+    assert second.payload == orjson.dumps(moment(sentiment=9))
+    assert second.field == "sentiment"
+
+
+# -- the notification log ---------------------------------------------------------------------
+
+
+def test_notifications_come_back_in_order_with_increasing_positions(services: Services) -> None:
+    ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(5)]
+    record(services, *(moment(moment_id=i, customer_id=f"c{n}") for n, i in enumerate(ids)))
+    record(services, amend({"sentiment": 0.3}, moment_id=ids[2]))
+    record(services, retract(moment_id=ids[0]))
+    notes = services.ledger_store.notifications(0, 100)
+    positions = [p for p, _ in notes]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(positions) == 7
+    assert positions[-1] == services.ledger_store.head()
+    got = [(e.moment_id, e.version, type(e)) for _, e in notes]
+    assert got == [
+        *((i, 1, MomentRecorded) for i in ids),
+        (ids[2], 2, MomentAmended),
+        (ids[0], 2, MomentRetracted),
+    ]
+    # Paging: `after` is exclusive, `limit` bounds the page.
+    page = services.ledger_store.notifications(positions[1], 3)
+    assert [p for p, _ in page] == positions[2:5]
+    assert services.ledger_store.notifications(positions[-1], 10) == []
+
+
+def test_a_rejected_batch_member_does_not_block_the_rest(services: Services) -> None:
+    ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(3)]
+    outcomes = record(services, moment(moment_id=ids[0]), b"{oops", moment(moment_id=ids[1]),
+                      amend({"kind": "gift"}, moment_id=ids[2]), moment(moment_id=ids[2]))
+    assert outcomes == [Outcome.RECORDED, Outcome.QUARANTINED, Outcome.RECORDED,
+                        Outcome.QUARANTINED, Outcome.RECORDED]
+    assert services.ledger_store.head() == 3
+    assert services.ledger_store.quarantine_count() == 2
+
+
+# -- the golden fixture through the service ------------------------------------------------
+
+
+def golden_items(path: Path) -> list[Incoming]:
+    lines = path.read_bytes().splitlines()
+    return [Incoming(line, f"{path.name}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def test_the_golden_fixture_records_and_reimports_as_duplicates(
+    services: Services, golden_path: Path
+) -> None:
+    items = golden_items(golden_path)
+    assert len(items) == 36
+    summary = services.ledger.record_stream(items, batch_size=7)
+    counts = summary.as_dict()
+    assert {k: counts[k] for k in ("read", "recorded", "amended", "retracted", "duplicates",
+                                   "quarantined")} == {
+        "read": 36, "recorded": 33, "amended": 1, "retracted": 1, "duplicates": 1,
+        "quarantined": 0,
+    }
+    head = services.ledger_store.head()
+    assert head == 35
+    assert services.ledger_store.quarantine_count() == 0
+
+    again = services.ledger.record_stream(golden_items(golden_path))
+    assert (again.read, again.duplicates, again.recorded, again.amended, again.retracted,
+            again.quarantined) == (36, 36, 0, 0, 0, 0)
+    assert services.ledger_store.head() == head
+    events = [e for _, e in services.ledger_store.notifications(0, 1000)]
+    assert len(events) == 35
+    assert len({e.moment_id for e in events}) == 33
+    assert sum(isinstance(e, MomentAmended) for e in events) == 1
+    assert sum(isinstance(e, MomentRetracted) for e in events) == 1
