@@ -244,6 +244,8 @@ class _Sampler:
                  until: datetime | None, raw_bytes: bool) -> None:
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
+        if isinstance(tenants, str):
+            raise TypeError("tenants must be a sequence of names, not one string")
         if not tenants:
             raise ValueError("tenants must name at least one tenant")
         if start.tzinfo is None:
@@ -260,8 +262,10 @@ class _Sampler:
             if end <= start:
                 raise ValueError("until must be after start")
         self.n = n
+        # Times are whole seconds since the epoch; `span` is the length of the run.
         self.base = int(start.timestamp())
-        self.horizon = int((end - start).total_seconds())
+        self.span = int((end - start).total_seconds())
+        self.horizon = self.base + self.span
         self.r = random.Random(seed)
         self.noise = random.Random(seed * 7919 + 104_729)
         self.corrections = corrections
@@ -269,34 +273,32 @@ class _Sampler:
         self.raw_bytes = raw_bytes
         self.brands = [_Brand(name, PROFILES[i % len(PROFILES)]) for i, name in enumerate(tenants)]
 
-        noise_rate = (AMEND_RATE + RETRACT_RATE + DUPLICATE_RATE if corrections else 0.0) + (
-            BAD_RATE if bad_lines else 0.0)
-        story_moments = n * (1.0 - noise_rate)
         # A story is one stretch of a customer's life with the brand (about 12 moments). With
         # fewer customers than stories, customers come back: story i is customer i % customers.
         self.customers = customers if customers is not None else max(
             1, round(n / MOMENTS_PER_CUSTOMER))
-        self.stories = max(self.customers, round(story_moments / MOMENTS_PER_CUSTOMER), 1)
-        # Story lengths share out a budget slightly larger than needed, so the stream is cut
-        # at n (in the last stories) rather than running dry.
-        self.per_story = max(1.0, story_moments / self.stories)
-        self.budget = story_moments * 1.02
+        self.stories = max(self.customers, round(n / MOMENTS_PER_CUSTOMER), 1)
+        # Story lengths share out a budget of 1.02 n, so the stream is cut at n (in the last
+        # stories) rather than running dry, also when corrections and bad lines take up to
+        # 2.2 % of it. The budget does not depend on those options, so the stories do not.
+        self.per_story = max(1.0, n / self.stories)
+        self.budget = n * 1.02
 
         # Stories last days to weeks (a median of 9 days, at most 8 weeks) and start over the
         # span less the longest story. All durations shrink by `tscale` when the span is
         # shorter than 300 days, or when so many stories would be live at once that memory
         # would grow past MAX_LIVE_STORIES pending moments.
-        tscale = min(1.0, self.horizon / (300 * DAY))
+        tscale = min(1.0, self.span / (300 * DAY))
         for _ in range(2):
             max_span = 8 * WEEK * tscale
-            window = max(1.0, self.horizon - max_span)
+            window = max(1.0, self.span - max_span)
             live = self.stories * 1.4 * 9 * DAY * tscale / window
             if live > MAX_LIVE_STORIES:
                 tscale *= MAX_LIVE_STORIES / live
         self.tscale = tscale
         self.max_span = max_span
         self.median_span = 9 * DAY * tscale
-        self.arrival_window = max(1, int(self.horizon - max_span))
+        self.arrival_window = max(1, int(self.span - max_span))
 
         self.counters = dict.fromkeys(PREFIX, 100_000)
         self.days: dict[int, str] = {}
@@ -305,8 +307,7 @@ class _Sampler:
         self.share_rings: dict[str, list[Shareable]] = {b.name: [] for b in self.brands}
         self.share_pos = dict.fromkeys(self.share_rings, 0)
         self.recent: list[Moment | None] = [None] * RECENT_RING
-        self.recent_pos = 0
-        self.unknown = 0
+        self.bad_count = 0
         self.episodes: dict[str, Callable[[_Customer], Episode]] = {
             "question": self._ep_question,
             "complaint": self._ep_complaint,
@@ -328,7 +329,8 @@ class _Sampler:
         index = 0
         stories = self.stories
         step = self.arrival_window / stories
-        next_arrival = int(self.r.random() * step)
+        base = self.base
+        next_arrival = base + int(self.r.random() * step)
         last_t = 0
         corrections = self.corrections
         rates: tuple[float, ...] = (
@@ -350,7 +352,7 @@ class _Sampler:
                 story, length, c = self._new_story(index, next_arrival)
                 index += 1
                 if index < stories:
-                    next_arrival = int((index + self.r.random()) * step)
+                    next_arrival = base + int((index + self.r.random()) * step)
                 m = next(story)
                 heappush(heap, (c.t, index - 1, m, story, length, c))
                 continue
@@ -445,7 +447,7 @@ class _Sampler:
             reason = "partial refund: price corrected"
         elif direction == "outbound" and nr() < 0.4:
             current = m.get("function", "other")
-            others = [f for f in STAFF if f != current]
+            others = [f for f in STAFF if f not in (current, "leadership")]
             changes = {"function": others[int(nr() * len(others))]}
             reason = f"ticket re-assigned to {changes['function']}"
         else:
@@ -480,8 +482,8 @@ class _Sampler:
         nr = self.noise.random
         m = dict(template)
         system = m["source"]["system"]
-        self.counters[system] += 1
-        m["source"] = {"system": system, "id": f"{PREFIX[system]}{self.counters[system]}"}
+        self.bad_count += 1  # a record of its own, numbered apart from the stories' records
+        m["source"] = {"system": system, "id": f"{PREFIX[system]}X{self.bad_count}"}
         case = int(nr() * 6)
         if case == 0:
             present = [pair for pair in TYPOS if pair[0] in m]
@@ -504,9 +506,7 @@ class _Sampler:
                 return m
             line = orjson.dumps(m)
             return line[: 10 + int(cut * (len(line) - 20))] + b"\n"
-        self.unknown += 1
-        system = "zendesk"
-        moment_id = derived_moment_id(m["tenant"], system, f"ZD-archived-{self.unknown}")
+        moment_id = derived_moment_id(m["tenant"], "zendesk", f"ZD-archived-{self.bad_count}")
         return {"type": "amend", "moment_id": moment_id, "set": {"sentiment": -0.5},
                 "reason": "sentiment corrected by the agent"}
 
@@ -531,7 +531,7 @@ class _Sampler:
         counter = self.counters[system] + 1
         self.counters[system] = counter
         sid = f"{PREFIX[system]}{counter}"
-        day, rest = divmod(self.base + t, DAY)
+        day, rest = divmod(t, DAY)
         date = self.days.get(day)
         if date is None:
             date = self._date(day)
