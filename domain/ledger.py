@@ -146,10 +146,12 @@ def _amend(
     message: AmendMoment, stream: Stream | None, now: datetime, recorded_at: str, origin: str
 ) -> _Step:
     moment_id = message.moment_id
-    live = _live(stream, moment_id, "amended")
     fingerprint = _amend_fingerprint(message.set, message.reason)
-    if fingerprint in live.corrections:
+    # An amendment already recorded is a duplicate even once the moment is retracted:
+    # re-importing a file that amends and then retracts must change nothing.
+    if stream is not None and fingerprint in stream.corrections:
         return Verdict(Outcome.DUPLICATE, moment_id), None, None
+    live = _live(stream, moment_id, "amended")
     result = amended(live.current, message.set, now)
     version = live.version + 1
     event = MomentAmended(moment_id, version, message.set, message.reason, result, recorded_at, origin)

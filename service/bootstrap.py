@@ -29,6 +29,8 @@ def connect(url: str) -> SqlBackend:
         from mot.adapters.stores.postgres import PostgresBackend
 
         return PostgresBackend(url)
+    if "://" in url and not url.startswith("sqlite://"):
+        raise ValueError(f"unsupported store URL {url!r}: use a SQLite file path or a postgresql:// URL")
     from mot.adapters.stores.sqlite import SQLiteBackend
 
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
@@ -52,8 +54,9 @@ class Services:
 
 def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
     backend = connect(store_url(url))
-    ledger_store = SqlLedger(backend)
-    projection_store = SqlProjectionStore(backend)
+    with backend.schema_lock():
+        ledger_store = SqlLedger(backend)
+        projection_store = SqlProjectionStore(backend)
     projections = ProjectionService(projection_store, ledger_store, page_size=page_size,
                                     quarantine_count=ledger_store.quarantine_count)
     return Services(

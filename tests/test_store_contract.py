@@ -483,3 +483,35 @@ def test_the_golden_fixture_records_and_reimports_as_duplicates(
     assert len({e.moment_id for e in events}) == 33
     assert sum(isinstance(e, MomentAmended) for e in events) == 1
     assert sum(isinstance(e, MomentRetracted) for e in events) == 1
+
+
+# -- regressions ---------------------------------------------------------------------------
+
+
+def test_reimporting_amend_then_retract_is_all_duplicates(services: Services) -> None:
+    batch = (moment(), amend({"sentiment": 0.5}), retract())
+    assert record(services, *batch) == [Outcome.RECORDED, Outcome.AMENDED, Outcome.RETRACTED]
+    head = services.ledger_store.head()
+    assert record(services, *batch) == [Outcome.DUPLICATE] * 3
+    assert services.ledger_store.head() == head
+    assert services.ledger_store.quarantine_count() == 0
+
+
+def test_a_new_amendment_of_a_retracted_moment_is_still_refused(services: Services) -> None:
+    record(services, moment(), retract())
+    assert record(services, amend({"sentiment": 0.1})) == [Outcome.QUARANTINED]
+
+
+def test_processes_opening_one_store_at_once_take_turns(store_url: str) -> None:
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-m", "mot", "--store", store_url, "status"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [p.communicate()[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+
+
+def test_an_unknown_url_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported store URL"):
+        open_store("mysql://host/db")

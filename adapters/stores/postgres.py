@@ -44,14 +44,27 @@ class PostgresBackend(SqlBackend):
             password=unquote(parsed.password or ""),
             schema=self.schema,
             pool_size=2,
-            max_overflow=6,
+            max_overflow=8,
             connect_timeout=10,
         )
-        if self.schema != "public":
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-        self.recorder = PostgresApplicationRecorder(self.datastore)
-        self.recorder.create_table()
+        with self.schema_lock():
+            if self.schema != "public":
+                with self.datastore.transaction(commit=True) as curs:
+                    curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            self.recorder = PostgresApplicationRecorder(self.datastore)
+            self.recorder.create_table()
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        # PostgreSQL refuses concurrent CREATE ... IF NOT EXISTS of the same catalog
+        # entries ("tuple concurrently updated"); a session advisory lock on a
+        # connection of its own makes processes opening the store take turns.
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key("ddl"),))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_lock_key("ddl"),))
 
     @contextmanager
     def _transaction(self, lock: str | None) -> Iterator[Tx]:

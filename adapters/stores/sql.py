@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -88,6 +88,10 @@ class SqlBackend(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def schema_lock(self) -> AbstractContextManager[None]:
+        """Held while tables are created, so processes opening a new store at once take turns."""
+        return nullcontext()
 
     def in_list(self, count: int) -> str:
         """`IN (?, ?, ...)` for `count` values; see `in_params`."""
