@@ -1,0 +1,382 @@
+"""Use cases of API access: bearer tokens, and recording on behalf of one tenant.
+
+A token belongs to one tenant and carries the scopes `read` and/or `write`.
+Only its SHA-256 is stored; the token is shown once, when created, and can be
+revoked. Every HTTP entry point authenticates through `AccessService` and
+writes through `TenantLedger`, which keeps a token inside its tenant:
+
+- a moment that names no tenant gets the token's tenant; one that names
+  another tenant is refused (outcome `rejected`, nothing stored);
+- an amend or retract is accepted only for a moment of the token's tenant
+  (recorded before, or earlier in the same batch). Any other target, another
+  tenant's moment or an unknown one, is refused with the same answer, so a
+  token learns nothing about other tenants' ids, and nothing lands in the
+  quarantine from which an operator's replay could later apply it to another
+  tenant's moment;
+- inside the write transaction a fence checks again that no event goes to a
+  stream of another tenant (a moment recorded meanwhile by someone else); if
+  one would, the transaction is rolled back and the batch decided again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, Protocol
+from uuid import UUID
+
+import orjson
+
+from mot.domain.events import LedgerEvent, MomentRecorded
+from mot.domain.identity import derived_moment_id
+from mot.domain.ledger import Stream
+from mot.domain.quarantine import Quarantined
+from mot.domain.timefmt import format_utc, utc_now
+from mot.service.ledger import Incoming, LedgerService
+from mot.service.ports import Append, LedgerStore
+
+if TYPE_CHECKING:
+    from mot.service.bootstrap import Services
+
+SCOPES: Final = ("read", "write")
+TOKEN_PREFIX: Final = "mot_"
+MAX_TENANT: Final = 128
+MAX_LABEL: Final = 256
+REJECTED: Final = "rejected"  # an outcome of the HTTP entry points only: refused, not stored
+FENCE_ATTEMPTS: Final = 3
+
+
+class AccessError(ValueError):
+    """A token request that cannot be honoured (unknown scope, empty tenant, no such token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A stored token: never the token itself, only its hash."""
+
+    id: int
+    tenant: str
+    scopes: frozenset[str]
+    hash: str
+    created_at: str
+    revoked_at: str | None
+    label: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {"id": self.id, "tenant": self.tenant, "scopes": ",".join(sorted(self.scopes)),
+                "label": self.label, "created_at": self.created_at, "revoked_at": self.revoked_at}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: a token's id, tenant and scopes."""
+
+    token_id: int
+    tenant: str
+    scopes: frozenset[str]
+
+    def can(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class TokenStore(Protocol):
+    """Where tokens are kept (adapters/stores/tokens.py)."""
+
+    def add(self, tenant: str, scopes: Sequence[str], digest: str, label: str,
+            created_at: str) -> int: ...
+
+    def all(self) -> list[ApiToken]: ...
+
+    def get(self, token_id: int) -> ApiToken | None: ...
+
+    def by_digest(self, digest: str) -> ApiToken | None: ...
+
+    def revoke(self, token_id: int, at: str) -> bool: ...
+
+
+def digest_of(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
+    """`write,read` -> ('read', 'write'); unknown or no scopes are an AccessError."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    scopes = {p.strip().lower() for p in parts if p.strip()}
+    unknown = scopes - set(SCOPES)
+    if unknown:
+        raise AccessError(f"unknown scope {', '.join(sorted(unknown))}; expected read and/or write")
+    if not scopes:
+        raise AccessError("a token needs at least one scope: read and/or write")
+    return tuple(s for s in SCOPES if s in scopes)
+
+
+class AccessService:
+    """Creates, lists, revokes and checks API tokens."""
+
+    def __init__(self, store: TokenStore, clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+
+    def create(self, tenant: str, scopes: str | Iterable[str], label: str = "") -> tuple[ApiToken, str]:
+        """A new token for `tenant`; returns it stored and the token text (shown only now)."""
+        if not 1 <= len(tenant) <= MAX_TENANT or tenant != tenant.strip() or "\x00" in tenant:
+            raise AccessError(f"tenant must be 1 to {MAX_TENANT} characters without surrounding "
+                              f"spaces, got {tenant!r}")
+        if len(label) > MAX_LABEL:
+            raise AccessError(f"label must be at most {MAX_LABEL} characters")
+        chosen = parse_scopes(scopes)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = self.store.add(tenant, chosen, digest_of(token), label, format_utc(self.clock()))
+        stored = self.store.get(token_id)
+        assert stored is not None
+        return stored, token
+
+    def list(self) -> list[ApiToken]:
+        return self.store.all()
+
+    def revoke(self, token_id: int) -> ApiToken:
+        """Revoke a token at once: its next request is refused. Revoking twice is harmless."""
+        if not self.store.revoke(token_id, format_utc(self.clock())):
+            raise AccessError(f"no token {token_id}")
+        stored = self.store.get(token_id)
+        assert stored is not None
+        return stored
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal of a live token, or None (unknown, malformed or revoked)."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            return None
+        digest = digest_of(token)
+        stored = self.store.by_digest(digest)
+        if stored is None or stored.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(stored.hash, digest):
+            return None
+        return Principal(stored.id, stored.tenant, stored.scopes)
+
+
+# -- recording for one tenant ---------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """One message of a request: bytes as received, the decoded wire JSON, where it came from.
+
+    `payload` is the wire JSON when `raw` is in another format (a vendor record);
+    `problem` is set when a source could not map the record at all.
+    """
+
+    raw: bytes
+    data: Any
+    origin: str
+    payload: bytes | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What happened to one message of a request, by its index in the request."""
+
+    index: int
+    outcome: str  # recorded, amended, retracted, duplicate, quarantined, or rejected
+    moment_id: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        return {"index": self.index, "outcome": self.outcome, "moment_id": self.moment_id,
+                "field": self.field, "reason": self.reason}
+
+
+class TenantConflict(RuntimeError):
+    """A batch would have written to another tenant's moment; it was rolled back."""
+
+
+_MISSING: Final = object()
+
+
+class TenantLedger:
+    """Records batches on behalf of one tenant at a time; one per process (it serialises writers).
+
+    Writers of one process take turns on a lock before the store's own writer lock:
+    SQLite's busy-wait would otherwise put concurrent requests to sleep for up to
+    100 ms at a time. Validation still runs outside the lock.
+    """
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+        self.write_lock = threading.Lock()
+
+    def record(self, tenant: str, items: Sequence[Submitted]) -> list[Answer]:
+        for attempt in range(1, FENCE_ATTEMPTS + 1):
+            try:
+                return self._record(tenant, items)
+            except TenantConflict:
+                if attempt == FENCE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record(self, tenant: str, items: Sequence[Submitted]) -> list[Answer]:
+        answers: dict[int, Answer] = {}
+        incoming: list[Incoming] = []
+        positions: list[int] = []
+        in_batch: set[str] = set()  # moments this batch records as this tenant
+        targets: dict[int, str] = {}  # amend/retract: index -> moment id
+        for index, item in enumerate(items):
+            data = item.data
+            payload = item.payload
+            if item.problem is None and isinstance(data, dict):
+                kind = data.get("type")
+                if kind is None or kind == "moment":
+                    named = data.get("tenant", _MISSING)
+                    if named is _MISSING:
+                        data = {**data, "tenant": tenant}
+                        payload = orjson.dumps(data)
+                    elif named != tenant:
+                        answers[index] = Answer(
+                            index, REJECTED, None, "tenant",
+                            f"tenant: this token writes only tenant {tenant!r}, not "
+                            f"{_shown(named)}; leave tenant out or send {tenant!r}")
+                        continue
+                    moment_id = _record_id(data, tenant)
+                    if moment_id is not None:
+                        in_batch.add(moment_id)
+                elif kind in ("amend", "retract"):
+                    target = _canonical(data.get("moment_id"))
+                    if target is not None:  # (an invalid id is the ledger's to reject)
+                        targets[index] = target
+            positions.append(index)
+            incoming.append(Incoming(item.raw, item.origin, payload, item.problem))
+        refused = self._foreign_targets(tenant, targets, in_batch)
+        if refused:
+            for index in refused:
+                answers[index] = Answer(
+                    index, REJECTED, targets[index], "moment_id",
+                    f"moment_id: no moment {targets[index]} of tenant {tenant!r} to "
+                    f"{_verb(items[index].data)} (send it after the moment is recorded)")
+            kept = [(p, i) for p, i in zip(positions, incoming, strict=True) if p not in refused]
+            positions = [p for p, _ in kept]
+            incoming = [i for _, i in kept]
+        if incoming:
+            fenced = _Fence(self.store, tenant, self.write_lock)
+            result = LedgerService(fenced).record(incoming)
+            for index, verdict in zip(positions, result.verdicts, strict=True):
+                rejection = verdict.rejection
+                answers[index] = Answer(
+                    index, verdict.outcome.value, verdict.moment_id,
+                    None if rejection is None else rejection.field,
+                    None if rejection is None else rejection.reason)
+        return [answers[i] for i in range(len(items))]
+
+    def _foreign_targets(self, tenant: str, targets: dict[int, str], in_batch: set[str]) -> set[int]:
+        """Indexes of amends/retracts whose moment is not this tenant's."""
+        owner: dict[str, str | None] = {}
+        for moment_id in set(targets.values()):
+            owner[moment_id] = _tenant_of(self.store.stream(moment_id))
+        refused: set[int] = set()
+        for index, moment_id in targets.items():
+            found = owner[moment_id]
+            if found is None and moment_id in in_batch:
+                continue  # recorded by this batch, as this tenant
+            if found != tenant:
+                refused.add(index)
+        return refused
+
+
+def _verb(data: Any) -> str:
+    return "retract" if isinstance(data, dict) and data.get("type") == "retract" else "amend"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _canonical(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return None
+
+
+def _record_id(data: dict[str, Any], tenant: str) -> str | None:
+    """The id a moment will have (explicit, or derived from its source), when it is clear."""
+    if "moment_id" in data:
+        return _canonical(data["moment_id"])
+    source = data.get("source")
+    if isinstance(source, dict):
+        system, source_id = source.get("system"), source.get("id")
+        if isinstance(source_id, int) and not isinstance(source_id, bool):
+            source_id = str(source_id)
+        if isinstance(system, str) and isinstance(source_id, str):
+            return derived_moment_id(tenant, system, source_id)
+    return None
+
+
+def _tenant_of(events: Sequence[LedgerEvent]) -> str | None:
+    for event in events:
+        if isinstance(event, MomentRecorded):
+            return str(event.moment["tenant"])
+    return None
+
+
+class _Fence:
+    """The ledger store, refusing (inside the write transaction) any event on another tenant's moment."""
+
+    def __init__(self, store: LedgerStore, tenant: str, lock: threading.Lock) -> None:
+        self.store = store
+        self.tenant = tenant
+        self.lock = lock
+
+    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+        tenant = self.tenant
+
+        def fenced(streams: dict[str, Stream]) -> Append:
+            append = plan(streams)
+            foreign = {moment_id for moment_id, stream in streams.items()
+                       if stream.current.get("tenant") != tenant}
+            if foreign and any(event.moment_id in foreign for event in append.events):
+                raise TenantConflict(f"a batch of tenant {tenant!r} would change another tenant's "
+                                     "moment; rolled back")
+            return append
+
+        with self.lock:
+            return self.store.record(ids, fenced)
+
+    def stream(self, moment_id: str) -> list[LedgerEvent]:
+        return self.store.stream(moment_id)
+
+    def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
+        return self.store.notifications(after, limit)
+
+    def head(self) -> int:
+        return self.store.head()
+
+    def quarantine(self, *, limit: int | None = None,
+                   ids: Collection[int] | None = None) -> list[Quarantined]:
+        return self.store.quarantine(limit=limit, ids=ids)
+
+    def quarantine_count(self) -> int:
+        return self.store.quarantine_count()
+
+    def drop_quarantined(self, ids: Collection[int]) -> int:
+        return self.store.drop_quarantined(ids)
+
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
+        self.store.set_quarantined_payload(quarantine_id, payload)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def access_for(services: Services) -> AccessService:
+    """The token use cases, wired to the store of `services`."""
+    from mot.adapters.stores.tokens import SqlTokenStore
+
+    return AccessService(SqlTokenStore(services.backend))
