@@ -88,10 +88,10 @@ def cli(ctx: click.Context, store: str | None) -> None:
 
 
 def _register() -> None:
-    from mot.cli import kafka_commands, ledger_commands, projection_commands
+    from mot.cli import http_commands, kafka_commands, ledger_commands, projection_commands
 
     for command in (*ledger_commands.COMMANDS, *projection_commands.COMMANDS,
-                    *kafka_commands.COMMANDS):
+                    *kafka_commands.COMMANDS, *http_commands.COMMANDS):
         cli.add_command(command)
 
 

@@ -1,0 +1,466 @@
+"""The HTTP API: `create_app(services)` builds the FastAPI application over the service layer.
+
+    POST /v1/moments               a JSON array or NDJSON batch; an answer per message
+    POST /v1/webhooks/{source}     vendor webhooks, mapped by mot.adapters.vendors
+    GET  /v1/relationships ...     every query of `mot query`, same filters, same JSON
+    GET  /v1/moments/{moment_id}   a moment's history, as `mot show --format json`
+    GET  /healthz, /metrics        liveness (store reachable) and Prometheus metrics
+
+Every /v1 endpoint takes a bearer token (`mot token create`) and stays inside
+its tenant. No SQL here: the endpoints call the service layer, and the blocking
+calls run in the threadpool, so the event loop keeps answering. A batch is
+answered only after `LedgerService.record` committed it: a 200 survives the
+process being killed right after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+import orjson
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, TypeAdapter
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mot import __version__
+from mot.adapters.http.auth import Reader, Writer, authenticate
+from mot.adapters.http.bodies import (
+    DEFAULT_MAX_BODY,
+    BodyTooLarge,
+    MalformedBody,
+    declared_length,
+    read_limited,
+    split_batch,
+)
+from mot.adapters.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from mot.adapters.http.metrics import Metrics, route_of
+from mot.adapters.http.models import (
+    Amplification,
+    BatchAnswer,
+    Health,
+    HistoryRecord,
+    Listening,
+    Polarity,
+    Problem,
+    Reciprocity,
+    Relationship,
+    Stage,
+    Status,
+    Team,
+    Transition,
+)
+from mot.adapters.http.webhooks import WebhookSettings, add_webhook_routes
+from mot.domain.schema import AmendIn, MomentIn, RetractIn
+from mot.domain.vocabulary import Function
+from mot.service.access import (
+    AccessService,
+    Answer,
+    Principal,
+    Submitted,
+    TenantConflict,
+    TenantLedger,
+    access_for,
+)
+from mot.service.bootstrap import Services
+from mot.service.queries import Query as ProjectionQuery
+from mot.service.queries import QueryError, history_records, resolve_moment_id
+
+log = logging.getLogger("mot.http")
+
+WIRE_SCHEMA_REF = "#/components/schemas/{model}"
+NDJSON: Final = "application/x-ndjson"
+MAX_LIMIT: Final = 1_000_000
+
+TenantParam = Annotated[str | None, Query(
+    min_length=1, max_length=128, pattern=r"^[^\x00]*$",
+    description="Must be the token's tenant when given (every answer is of that tenant only)")]
+CustomerParam = Annotated[str | None, Query(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+TimeParam = Annotated[AwareDatetime | None, Query(description="RFC 3339 with an offset")]
+SinceParam = Annotated[AwareDatetime | None, Query(description="Only rows at or after this time")]
+UntilParam = Annotated[AwareDatetime | None, Query(description="Only rows at or before this time")]
+AsOfParam = Annotated[AwareDatetime | None, Query(
+    description="The state as it was then: folds only moments that had occurred by then")]
+SortParam = Annotated[str | None, Query(
+    max_length=64, pattern=r"^[+-]?[a-z_]+$",
+    description="Order by FIELD (numbers largest first); -FIELD / +FIELD to choose")]
+LimitParam = Annotated[int | None, Query(ge=1, le=MAX_LIMIT)]
+RefreshParam = Annotated[bool, Query(
+    description="Bring the projections up to date before answering (otherwise the server's "
+                "background projector keeps them a poll interval behind at most)")]
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No token, or an unknown or revoked one"},
+    403: {"model": Problem, "description": "The token lacks the scope, or names another tenant"},
+    503: {"model": Problem, "description": "The store is unreachable; retry later"},
+}
+
+
+class Projector:
+    """Brings the projections up to date: in the background, or on demand (`refresh=true`).
+
+    One at a time per process: the projection engine is single-threaded.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def project(self) -> int:
+        with self.lock:
+            return self.services.projections.project()
+
+    def start(self, every: float) -> None:
+        self.stop.clear()
+        self.thread = threading.Thread(target=self._run, args=(every,), name="mot-projector",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self.stop.is_set():
+            try:
+                applied = self.project()
+            except Exception:  # keep serving; say why, and try again a little later
+                log.exception("projecting failed; retrying in %.1f s", every * 10)
+                self.stop.wait(every * 10)
+                continue
+            if not applied:
+                self.stop.wait(every)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+            self.thread = None
+
+
+class _Observe:
+    """Pure ASGI middleware: refuses a declared oversized body (413) before anything reads it,
+    and records every answer in the metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            declared = declared_length(Headers(scope=scope))
+            if declared is not None and declared > self.max_body:
+                problem = JSONResponse({"detail": str(BodyTooLarge(self.max_body))}, status_code=413,
+                                       headers={"Connection": "close"})
+                await problem(scope, receive, observed)
+                return
+            await self.app(scope, receive, observed)
+        finally:
+            self.metrics.observe(scope["method"], route_of(scope), status[0],
+                                 time.perf_counter() - started)
+
+
+def _json(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status_code, media_type="application/json",
+                    headers=headers)
+
+
+def _store_errors() -> tuple[type[Exception], ...]:
+    from eventsourcing.persistence import PersistenceError
+
+    errors: list[type[Exception]] = [PersistenceError, sqlite3.Error]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    return tuple(errors)
+
+
+def _wire_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON schema of a batch of wire messages, and the definitions it refers to."""
+    adapter: TypeAdapter[Any] = TypeAdapter(list[MomentIn | AmendIn | RetractIn])
+    schema = adapter.json_schema(ref_template=WIRE_SCHEMA_REF)
+    definitions = schema.pop("$defs", {})
+    return schema, definitions
+
+
+def create_app(
+    services: Services,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    project_every: float | None = None,
+    access: AccessService | None = None,
+    webhooks: WebhookSettings | None = None,
+) -> FastAPI:
+    """The API over `services` (one per process). `project_every` seconds: run a background
+    projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
+    access = access or access_for(services)
+    tenant_ledger = TenantLedger(services.ledger_store)
+    metrics = Metrics(services.projections.status)
+    projector = Projector(services)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if project_every is not None:
+            projector.start(project_every)
+        try:
+            yield
+        finally:
+            projector.shutdown()
+
+    app = FastAPI(
+        title="mot — the moments-of-truth ledger",
+        version=__version__,
+        description=(
+            "Record moments of truth and read the projections of one tenant. Authenticate with "
+            "`Authorization: Bearer TOKEN` (`mot token create --tenant T --scope read,write`)."),
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.access = access
+    app.state.projector = projector
+    app.state.metrics = metrics
+    app.add_middleware(_Observe, metrics=metrics, max_body=max_body)
+
+    async def store_unavailable(request: Request, error: Exception) -> Response:
+        log.warning("store error on %s %s: %s", request.method, request.url.path, error)
+        return _json({"detail": f"the store is unavailable ({type(error).__name__}); retry later"},
+                     503, {"Retry-After": "1"})
+
+    for error_type in _store_errors():
+        app.add_exception_handler(error_type, store_unavailable)
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def record(entry: str, principal: Principal, request_id: str,
+               submitted: Sequence[Submitted]) -> dict[str, Any]:
+        try:
+            answers = tenant_ledger.record(principal.tenant, submitted)
+        except TenantConflict as error:
+            raise HTTPException(409, f"{error}; send the batch again") from error
+        metrics.count_outcomes(entry, (a.outcome for a in answers))
+        return _batch_answer(request_id, principal.tenant, answers)
+
+    batch_schema, wire_definitions = _wire_schema()
+
+    @app.post(
+        "/v1/moments",
+        summary="Record a batch of moments, amendments and retractions",
+        response_model=None,
+        responses={200: {"model": BatchAnswer}, 400: {"model": Problem},
+                   413: {"model": Problem}, 409: {"model": Problem}, **PROBLEMS},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": batch_schema},
+            NDJSON: {"schema": {"type": "string", "description":
+                                "One wire-format message (a JSON object) per line"}},
+        }}},
+        tags=["ingest"],
+    )
+    async def post_moments(request: Request, principal: Writer) -> Response:
+        """Record a JSON array, or NDJSON, of wire-format v1 messages (SPEC §2).
+
+        The answer has one item per message, in order: recorded, amended, retracted,
+        duplicate, quarantined (with the field and reason; the message is kept in the
+        quarantine), or rejected (refused by the token's tenant: a moment naming another
+        tenant, an amend/retract of a moment that is not the tenant's; nothing stored). A
+        moment without `tenant` gets the token's. The answer comes after the commit.
+        Malformed JSON is a 400 naming the problem (and the line, for NDJSON), and nothing
+        is recorded; a body over the size limit is a 413.
+        """
+        request_id = uuid.uuid4().hex[:16]
+        try:
+            body = await read_limited(request.stream(), max_body, declared_length(request.headers))
+        except BodyTooLarge as error:
+            raise HTTPException(413, str(error)) from None
+
+        def work() -> Response:
+            try:
+                batch = split_batch(body)
+            except MalformedBody as error:
+                raise HTTPException(400, str(error)) from None
+            origin = f"http:{principal.tenant}:{request_id}#"
+            submitted = [Submitted(raw, data, f"{origin}{index}")
+                         for index, (raw, data) in enumerate(batch)]
+            answer = record("moments", principal, request_id, submitted)
+            return _json(answer, headers={"X-Request-ID": request_id})
+
+        return await run_in_threadpool(work)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def run_query(principal: Principal, name: str, tenant: str | None, refresh: bool,
+                  **filters: Any) -> Response:
+        if tenant is not None and tenant != principal.tenant:
+            raise HTTPException(403, f"this token reads only tenant {principal.tenant!r}")
+        for key in ("since", "until", "as_of"):
+            filters[key] = _utc(key, filters.get(key))
+        if refresh:
+            projector.project()
+        query = ProjectionQuery(name, tenant=principal.tenant, **filters)
+        try:
+            records = services.queries.run(query)
+        except QueryError as error:
+            raise HTTPException(400, str(error).replace("--", "")) from error
+        except KeyError:
+            if name != "transitions" or query.as_of is None:
+                raise
+            records = _transitions_as_of(services, query)
+        return _json(records)
+
+    query_responses: dict[int | str, dict[str, Any]] = {400: {"model": Problem}, **PROBLEMS}
+
+    @app.get("/v1/relationships", response_model=None, tags=["queries"],
+             responses={200: {"model": list[Relationship]}, **query_responses})
+    def relationships(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
+                      stage: Stage | None = None, since: SinceParam = None,
+                      until: UntilParam = None, as_of: AsOfParam = None, sort: SortParam = None,
+                      limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
+        """Relationship stage per customer (SPEC §3.1), as `mot query relationships`."""
+        return run_query(principal, "relationships", tenant, refresh, customer=customer,
+                         stage=stage, since=since, until=until, as_of=as_of, sort=sort, limit=limit)
+
+    @app.get("/v1/reciprocity", response_model=None, tags=["queries"],
+             responses={200: {"model": list[Reciprocity]}, **query_responses})
+    def reciprocity(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
+                    status: Status | None = None, as_of: AsOfParam = None, sort: SortParam = None,
+                    limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
+        """Reciprocity balance per customer (SPEC §3.2), as `mot query reciprocity`."""
+        return run_query(principal, "reciprocity", tenant, refresh, customer=customer,
+                         status=status, as_of=as_of, sort=sort, limit=limit)
+
+    @app.get("/v1/transitions", response_model=None, tags=["queries"],
+             responses={200: {"model": list[Transition]}, **query_responses})
+    def transitions(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
+                    stage: Stage | None = None, since: SinceParam = None,
+                    until: UntilParam = None, as_of: AsOfParam = None, sort: SortParam = None,
+                    limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
+        """Stage changes per customer (SPEC §3.1); `stage` filters on the stage entered."""
+        return run_query(principal, "transitions", tenant, refresh, customer=customer,
+                         stage=stage, since=since, until=until, as_of=as_of, sort=sort, limit=limit)
+
+    @app.get("/v1/amplifications", response_model=None, tags=["queries"],
+             responses={200: {"model": list[Amplification]}, **query_responses})
+    def amplifications(principal: Reader, tenant: TenantParam = None,
+                       customer: CustomerParam = None, polarity: Polarity | None = None,
+                       function: Function | None = None, since: SinceParam = None,
+                       until: UntilParam = None, as_of: AsOfParam = None, sort: SortParam = None,
+                       limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
+        """Public-amplification moments (SPEC §3.3); `function` filters on the trigger's team."""
+        return run_query(principal, "amplifications", tenant, refresh, customer=customer,
+                         polarity=polarity, function=function, since=since, until=until,
+                         as_of=as_of, sort=sort, limit=limit)
+
+    @app.get("/v1/teams", response_model=None, tags=["queries"],
+             responses={200: {"model": list[Team]}, **query_responses})
+    def teams(principal: Reader, tenant: TenantParam = None, function: Function | None = None,
+              as_of: AsOfParam = None, sort: SortParam = None, limit: LimitParam = None,
+              refresh: RefreshParam = False) -> Response:
+        """Team scoreboard (SPEC §3.4), as `mot query teams`."""
+        return run_query(principal, "teams", tenant, refresh, function=function, as_of=as_of,
+                         sort=sort, limit=limit)
+
+    @app.get("/v1/listening", response_model=None, tags=["queries"],
+             responses={200: {"model": list[Listening]}, **query_responses})
+    def listening(principal: Reader, tenant: TenantParam = None, as_of: AsOfParam = None,
+                  sort: SortParam = None, limit: LimitParam = None,
+                  refresh: RefreshParam = False) -> Response:
+        """Listening share (SPEC §3.4), as `mot query listening`."""
+        return run_query(principal, "listening", tenant, refresh, as_of=as_of, sort=sort,
+                         limit=limit)
+
+    @app.get("/v1/moments/{moment_id}", response_model=None, tags=["queries"],
+             responses={200: {"model": list[HistoryRecord]}, 400: {"model": Problem},
+                        404: {"model": Problem}, **PROBLEMS})
+    def moment_history(
+        principal: Reader,
+        moment_id: Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[^\x00]*$",
+                                       description="A moment id, or SYSTEM:ID of its source")],
+    ) -> Response:
+        """A moment's events (recorded, amended, retracted), as `mot show --format json`."""
+        resolved = resolve_moment_id(moment_id, principal.tenant)
+        if resolved is None:
+            raise HTTPException(400, f"{moment_id!r} is neither a moment id nor SYSTEM:ID")
+        events = services.ledger_store.stream(resolved)
+        records = history_records(events)
+        first = records[0].get("moment") if records else None
+        if not isinstance(first, dict) or first.get("tenant") != principal.tenant:
+            raise HTTPException(404, f"no moment {resolved} in tenant {principal.tenant!r}")
+        return _json(records)
+
+    # -- operations -----------------------------------------------------------------------
+
+    @app.get("/healthz", response_model=None, tags=["operations"],
+             responses={200: {"model": Health}, 503: {"model": Problem}})
+    def healthz() -> Response:
+        """Alive, and the store answers (no token needed; says nothing about any tenant)."""
+        services.ledger_store.head()
+        return _json({"status": "ok"})
+
+    @app.get("/metrics", response_model=None, tags=["operations"],
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition"}})
+    def prometheus_metrics() -> Response:
+        """Prometheus metrics: requests, latency, ingest outcomes, ledger and projection figures."""
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    add_webhook_routes(app, webhooks or WebhookSettings(), record,
+                       lambda credentials: authenticate(access, credentials, "write"), max_body)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(wire_definitions)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _transitions_as_of(services: Services, query: ProjectionQuery) -> list[dict[str, Any]]:
+    """`transitions` as of a time. QueryService.run renames `from_stage`/`to_stage` on records
+    that the as-of fold already names `from`/`to` (a KeyError, in `mot query transitions
+    --as-of` too); until service/queries.py is fixed, the same fold, sort and limit here."""
+    from mot.service import queries
+
+    records = services.queries._as_of(query)
+    return queries._sorted_and_limited(records, query.sort, query.limit)
+
+
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(422, f"{name}: outside years 1 to 9999 in UTC") from None
+
+
+def _batch_answer(request_id: str, tenant: str, answers: Sequence[Answer]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for answer in answers:
+        counts[answer.outcome] = counts.get(answer.outcome, 0) + 1
+    return {"request_id": request_id, "tenant": tenant, "counts": counts,
+            "items": [answer.as_record() for answer in answers]}

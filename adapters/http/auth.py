@@ -1,0 +1,41 @@
+"""Bearer tokens on the API: who a request acts for, and whether it may read or write."""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from mot.service.access import AccessService, Principal
+
+BEARER: Final = HTTPBearer(auto_error=False, description="A token from `mot token create`")
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def authenticate(access: AccessService, credentials: HTTPAuthorizationCredentials | None,
+                 scope: str) -> Principal:
+    """The principal of a bearer token that has `scope`; 401 or 403 otherwise."""
+    if credentials is None:
+        raise HTTPException(401, "missing bearer token: send Authorization: Bearer TOKEN",
+                            headers={"WWW-Authenticate": "Bearer"})
+    principal = access.authenticate(credentials.credentials)
+    if principal is None:
+        raise HTTPException(401, "unknown or revoked token",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if not principal.can(scope):
+        raise HTTPException(403, f"this token has no {scope!r} scope")
+    return principal
+
+
+def _writer(request: Request, credentials: Credentials) -> Principal:
+    return authenticate(request.app.state.access, credentials, "write")
+
+
+def _reader(request: Request, credentials: Credentials) -> Principal:
+    return authenticate(request.app.state.access, credentials, "read")
+
+
+Writer = Annotated[Principal, Depends(_writer)]
+Reader = Annotated[Principal, Depends(_reader)]

@@ -1,0 +1,133 @@
+"""Commands of the HTTP API: `mot token create|list|revoke` and `mot serve`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import click
+
+from mot.cli.output import FORMATS, render
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
+          "mib": 1024**2, "mi": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "gi": 1024**3}
+
+
+class ByteSize(click.ParamType):  # type: ignore[type-arg]
+    """A size: `8MiB`, `500kB`, `1048576`."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        match = _SIZE.match(str(value))
+        if match is None:
+            self.fail(f"{value!r} is not a size such as 8MiB, 500kB or 1048576", param, ctx)
+        size = int(float(match.group(1)) * _UNITS[(match.group(2) or "").lower()])
+        if size < 1024:
+            self.fail(f"{value!r}: the limit must be at least 1 KiB", param, ctx)
+        return size
+
+
+def _access(obj: Any) -> Any:
+    from mot.service.access import access_for
+
+    return access_for(obj.services)
+
+
+@click.group("token")
+def token() -> None:
+    """Create, list and revoke API tokens (one tenant each; scopes read and/or write)."""
+
+
+@token.command("create")
+@click.option("--tenant", required=True, help="The only tenant the token reads and writes.")
+@click.option("--scope", "scopes", default="read", show_default=True, metavar="SCOPES",
+              help="read, write, or write,read.")
+@click.option("--label", default="", help="A note to tell tokens apart in `mot token list`.")
+@click.pass_obj
+def token_create(obj: Any, tenant: str, scopes: str, label: str) -> None:
+    """Create a token and print it once: only its hash is stored, it cannot be shown again."""
+    from mot.service.access import AccessError
+
+    try:
+        stored, secret = _access(obj).create(tenant, scopes, label)
+    except AccessError as error:
+        raise click.UsageError(str(error)) from error
+    click.echo(secret)
+    click.echo(f"token {stored.id} for tenant {stored.tenant!r}, scopes "
+               f"{','.join(sorted(stored.scopes))}: keep it now, it is not shown again", err=True)
+
+
+@token.command("list")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@click.pass_obj
+def token_list(obj: Any, fmt: str | None) -> None:
+    """Every token: id, tenant, scopes, label, when created and revoked (never the token)."""
+    render([t.as_record() for t in _access(obj).list()], fmt)
+
+
+@token.command("revoke")
+@click.argument("token_ids", nargs=-1, type=int, required=True, metavar="ID...")
+@click.pass_obj
+def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
+    """Revoke tokens by id: their next request is refused (401)."""
+    from mot.service.access import AccessError
+
+    access = _access(obj)
+    for token_id in token_ids:
+        try:
+            revoked = access.revoke(token_id)
+        except AccessError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"revoked token {revoked.id} ({revoked.tenant}) at {revoked.revoked_at}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--max-body", type=ByteSize(), default="8MiB", show_default=True,
+              help="Largest request body accepted; larger ones get 413.")
+@click.option("--project/--no-project", default=True, show_default=True,
+              help="Keep the projections up to date in the background (turn off when a "
+                   "`mot project --follow` runs elsewhere).")
+@click.option("--poll", type=float, default=0.5, show_default=True,
+              help="Seconds between looks at the ledger for the background projector.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML: the vendor mappings and [webhooks.hubspot|zendesk] secrets "
+                   "(default ./mot.toml when it exists).")
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              default="info", show_default=True)
+@click.pass_obj
+def serve(obj: Any, host: str, port: int, max_body: int, project: bool, poll: float,
+          config_path: str | None, access_log: bool, log_level: str) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
+
+    One process, its requests on a thread pool; a batch is answered after its commit.
+    """
+    import os
+
+    import uvicorn
+
+    from mot.adapters.http.app import create_app
+    from mot.adapters.http.webhooks import WebhookSettings
+    from mot.adapters.vendors import ConfigError
+
+    if config_path is None and os.path.exists("mot.toml"):
+        config_path = "mot.toml"
+    try:
+        webhooks = WebhookSettings.load(config_path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    app = create_app(obj.services, max_body=max_body, project_every=poll if project else None,
+                     webhooks=webhooks)
+    click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store or 'default'}",
+               err=True)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                timeout_graceful_shutdown=10)
+
+
+COMMANDS = [token, serve]
