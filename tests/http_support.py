@@ -1,0 +1,79 @@
+"""What the HTTP tests share: an API over a real store, with tokens of two tenants and scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+
+from mot.adapters.http.app import create_app
+from mot.adapters.http.webhooks import WebhookSettings
+from mot.service.access import access_for
+from mot.service.bootstrap import Services, open_store
+
+# name -> (tenant, scopes); "revoked" is revoked right after it is created.
+TOKENS = {
+    "acme": ("acme", "read,write"),
+    "acme_read": ("acme", "read"),
+    "acme_write": ("acme", "write"),
+    "globex": ("globex", "read,write"),
+    "revoked": ("acme", "read,write"),
+}
+
+
+@dataclass
+class Api:
+    client: TestClient
+    services: Services
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[name]}"}
+
+    def post(self, name: str, body: bytes | str | list[Any], path: str = "/v1/moments",
+             **kwargs: Any) -> Any:
+        content = orjson.dumps(body) if isinstance(body, list) else body
+        return self.client.post(path, content=content, headers={**self.auth(name),
+                                                                **kwargs.pop("headers", {})},
+                                **kwargs)
+
+    def get(self, name: str, path: str, **params: Any) -> Any:
+        return self.client.get(path, params=params, headers=self.auth(name))
+
+
+@contextmanager
+def api(url: str, *, max_body: int | None = None,
+        webhooks: WebhookSettings | None = None) -> Iterator[Api]:
+    services = open_store(url)
+    try:
+        access = access_for(services)
+        tokens: dict[str, str] = {}
+        for name, (tenant, scopes) in TOKENS.items():
+            stored, tokens[name] = access.create(tenant, scopes, label=name)
+            if name == "revoked":
+                access.revoke(stored.id)
+        extra: dict[str, Any] = {} if max_body is None else {"max_body": max_body}
+        app = create_app(services, access=access, webhooks=webhooks, **extra)
+        with TestClient(app) as client:
+            yield Api(client, services, tokens)
+    finally:
+        services.close()
+
+
+def golden_lines(path: Path, tenant: str, *, corrections: bool = True) -> list[bytes]:
+    """The golden moments of `tenant`, and (the golden file's are all acme's) its corrections."""
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    out = []
+    for line in lines:
+        data = orjson.loads(line)
+        if data.get("type") in ("amend", "retract"):
+            if corrections:
+                out.append(line)
+        elif data.get("tenant", "default") == tenant:
+            out.append(line)
+    return out

@@ -1,0 +1,262 @@
+"""The HTTP API over a real store (SQLite and PostgreSQL): ingest, queries, history, health, metrics.
+
+The queries must answer exactly what `mot query NAME --format json` prints for the
+same filters, and a batch what `mot import` would record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from http_support import Api, api, golden_lines
+
+from mot.cli.main import cli
+from mot.domain.ledger import Outcome
+
+NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening")
+MOMENT = {"customer_id": "c9", "occurred_at": "2026-03-01T09:00:00Z", "channel": "email",
+          "direction": "outbound", "kind": "answer", "source": {"system": "crm", "id": "r-1"}}
+
+
+@pytest.fixture
+def client(store_url: str) -> Iterator[Api]:
+    with api(store_url) as a:
+        yield a
+
+
+@pytest.fixture
+def loaded(client: Api, golden_path: Path) -> Api:
+    """The golden fixture posted through the API: acme's lines with acme's token, globex's
+    with globex's."""
+    answer = client.post("acme", b"\n".join(golden_lines(golden_path, "acme")))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["counts"] == {"recorded": 32, "amended": 1, "retracted": 1, "duplicate": 1}
+    answer = client.post("globex", b"\n".join(golden_lines(golden_path, "globex",
+                                                           corrections=False)))
+    assert answer.json()["counts"] == {"recorded": 1}
+    return client
+
+
+def cli_query(store: str, name: str, *extra: str) -> list[dict[str, Any]]:
+    result = CliRunner().invoke(cli, ["--store", store, "query", name, "--format", "json",
+                                      "--no-refresh", *extra])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert isinstance(records, list)
+    return records
+
+
+def test_every_query_answers_what_mot_query_prints(loaded: Api, store_url: str,
+                                                   golden_expected: dict[str, Any]) -> None:
+    for name in NAMES:
+        answer = loaded.get("acme", f"/v1/{name}", refresh="true")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        records = answer.json()
+        # Same JSON as the CLI (which also computes `lapsed` against now), same order.
+        assert records == cli_query(store_url, name, "--tenant", "acme"), name
+        expected = [r for r in golden_expected[name] if r["tenant"] == "acme"]
+        assert len(records) == len(expected), name
+        for want in expected:
+            assert any(all(got.get(k) == v for k, v in want.items()) for got in records), (name, want)
+
+
+@pytest.mark.parametrize(("name", "params", "flags"), [
+    ("relationships", {"stage": "detractor"}, ["--stage", "detractor"]),
+    ("relationships", {"customer": "c1"}, ["--customer", "c1"]),
+    ("relationships", {"since": "2026-03-01T00:00:00Z", "until": "2026-03-02T00:00:00+01:00"},
+     ["--since", "2026-03-01T00:00:00Z", "--until", "2026-03-02T00:00:00+01:00"]),
+    ("reciprocity", {"status": "stop_asking"}, ["--status", "stop_asking"]),
+    ("reciprocity", {"sort": "-balance", "limit": 2}, ["--sort", "-balance", "--limit", "2"]),
+    ("transitions", {"customer": "c1", "stage": "detractor"},
+     ["--customer", "c1", "--stage", "detractor"]),
+    ("amplifications", {"polarity": "negative", "sort": "cascade_reach"},
+     ["--polarity", "negative", "--sort", "cascade_reach"]),
+    ("amplifications", {"function": "sales"}, ["--function", "sales"]),
+    ("teams", {"function": "service"}, ["--function", "service"]),
+    ("listening", {"as_of": "2026-03-01T12:00:00Z"}, ["--as-of", "2026-03-01T12:00:00Z"]),
+    ("relationships", {"as_of": "2026-03-01T12:00:00Z", "stage": "acquainted"},
+     ["--as-of", "2026-03-01T12:00:00Z", "--stage", "acquainted"]),
+    ("amplifications", {"as_of": "2026-02-01T00:00:00Z", "sort": "reach", "limit": 1},
+     ["--as-of", "2026-02-01T00:00:00Z", "--sort", "reach", "--limit", "1"]),
+])
+def test_filters_are_those_of_mot_query(loaded: Api, store_url: str, name: str,
+                                        params: dict[str, Any], flags: list[str]) -> None:
+    loaded.services.projections.project()
+    answer = loaded.get("acme", f"/v1/{name}", **params)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == cli_query(store_url, name, "--tenant", "acme", *flags)
+
+
+def test_bad_filters_are_400_or_422_naming_the_problem(loaded: Api) -> None:
+    answer = loaded.get("acme", "/v1/reciprocity", sort="nonsense")
+    assert answer.status_code == 400
+    assert "cannot sort by 'nonsense'" in answer.json()["detail"]
+    assert loaded.get("acme", "/v1/relationships", since="2026-03-01T00:00:00").status_code == 422
+    assert loaded.get("acme", "/v1/relationships", stage="fan").status_code == 422
+    assert loaded.get("acme", "/v1/relationships", limit=0).status_code == 422
+    answer = loaded.get("acme", "/v1/relationships", as_of="9999-12-31T23:59:59-23:59")
+    assert answer.status_code == 422 and "outside years" in answer.json()["detail"]
+
+
+def test_json_array_and_ndjson_are_the_same_batch(client: Api, golden_path: Path) -> None:
+    lines = golden_lines(golden_path, "acme")
+    array = client.post("acme", [orjson.loads(line) for line in lines],
+                        headers={"Content-Type": "application/json"})
+    assert array.status_code == 200
+    assert array.json()["counts"]["recorded"] == 32
+    again = client.post("acme", b"\r\n\n".join(lines) + b"\n",
+                        headers={"Content-Type": "application/x-ndjson"})
+    assert again.json()["counts"] == {"duplicate": 35}
+    assert [i["moment_id"] for i in again.json()["items"]] == \
+           [i["moment_id"] for i in array.json()["items"]]
+    single = client.post("acme", orjson.dumps(orjson.loads(lines[0]), option=orjson.OPT_INDENT_2))
+    assert single.json()["counts"] == {"duplicate": 1}
+    empty = client.post("acme", b"[]").json()
+    assert (empty["counts"], empty["items"], empty["tenant"]) == ({}, [], "acme")
+
+
+def test_each_item_gets_its_answer_and_quarantined_ones_are_kept(client: Api) -> None:
+    batch = [
+        MOMENT,
+        MOMENT,  # the same again in the batch: a duplicate
+        {**MOMENT, "source": {"system": "crm", "id": "r-2"}, "kind": "purchase"},
+        {**MOMENT, "source": {"system": "crm", "id": "r-3"}, "shoe_size": 44},
+        [1, 2],
+    ]
+    answer = client.post("acme", batch)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert answer.headers["x-request-id"] == body["request_id"]
+    items = body["items"]
+    assert [i["outcome"] for i in items] == ["recorded", "duplicate", "quarantined", "quarantined",
+                                             "quarantined"]
+    assert [i["index"] for i in items] == [0, 1, 2, 3, 4]
+    assert items[2]["field"] == "kind"
+    assert "'purchase' is not a kind of direction 'outbound'" in items[2]["reason"]
+    assert items[3]["field"] == "shoe_size"
+    assert items[4]["reason"] == "expected a JSON object, got an array"
+    assert items[0]["field"] is None and items[0]["reason"] is None
+    kept = client.services.ledger_store.quarantine()
+    assert len(kept) == 3
+    assert {q.origin for q in kept} == {f"http:acme:{body['request_id']}#{i}" for i in (2, 3, 4)}
+    # A moment without a tenant got the token's; the quarantine keeps the bytes as sent.
+    assert b'"tenant"' not in kept[0].raw and kept[0].payload is not None
+    assert orjson.loads(kept[0].payload)["tenant"] == "acme"
+    history = client.services.ledger_store.stream(items[0]["moment_id"])
+    assert history[0].moment["tenant"] == "acme"  # type: ignore[union-attr]
+
+
+def test_amend_and_retract_of_the_tenants_own_moment(client: Api) -> None:
+    first = client.post("acme", [MOMENT]).json()["items"][0]
+    moment_id = first["moment_id"]
+    batch = [{"type": "amend", "moment_id": moment_id, "set": {"actor": "kim"}, "reason": "who"},
+             {"type": "retract", "moment_id": moment_id, "reason": "sent in error"}]
+    answer = client.post("acme_write", batch).json()
+    assert [i["outcome"] for i in answer["items"]] == [Outcome.AMENDED.value, Outcome.RETRACTED.value]
+    # A moment and its amendment in one batch.
+    new = {**MOMENT, "source": {"system": "crm", "id": "r-9"}}
+    new_id = client.post("acme", [new]).json()["items"][0]["moment_id"]
+    client.post("acme", [{"type": "retract", "moment_id": new_id, "reason": "undo"}])
+    other = {**MOMENT, "moment_id": "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"}
+    answer = client.post("acme", [other, {"type": "amend", "moment_id": other["moment_id"],
+                                          "set": {"reach": 3}, "reason": "count"}]).json()
+    assert [i["outcome"] for i in answer["items"]] == ["recorded", "amended"]
+
+
+def test_malformed_json_is_400_naming_the_line_and_records_nothing(client: Api) -> None:
+    good = orjson.dumps(MOMENT)
+    answer = client.post("acme", b"\n".join([good, b"", b'{"customer_id": "c1",']))
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("line 3: not valid JSON")
+    answer = client.post("acme", b'[{"a": 1},')
+    assert answer.status_code == 400 and "not valid JSON" in answer.json()["detail"]
+    answer = client.post("acme", b"  \n ")
+    assert answer.status_code == 400 and "empty" in answer.json()["detail"]
+    answer = client.post("acme", b"\xff\xfe")
+    assert answer.status_code == 400
+    assert client.services.ledger_store.head() == 0
+    assert client.services.ledger_store.quarantine_count() == 0
+
+
+def test_body_over_the_limit_is_413_declared_or_chunked(store_url: str) -> None:
+    with api(store_url, max_body=4096) as client:
+        big = orjson.dumps([MOMENT] * 40)
+        assert len(big) > 4096
+        answer = client.post("acme", big)
+        assert answer.status_code == 413
+        assert "4,096 bytes" in answer.json()["detail"]
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(20):
+                yield b" " * 512
+
+        answer = client.client.post("/v1/moments", content=chunks(), headers=client.auth("acme"))
+        assert answer.status_code == 413
+        # Not even a webhook gets past it.
+        answer = client.post("acme", big, path="/v1/webhooks/x")
+        assert answer.status_code == 413
+        assert client.services.ledger_store.head() == 0
+        assert client.post("acme", [MOMENT]).status_code == 200
+
+
+def test_moment_history_as_mot_show(loaded: Api, store_url: str) -> None:
+    shown = CliRunner().invoke(cli, ["--store", store_url, "show", "zendesk:z-100", "--tenant",
+                                     "globex", "--format", "json"])
+    answer = loaded.get("globex", "/v1/moments/zendesk:z-100")
+    assert answer.status_code == 200
+    assert answer.json() == json.loads(shown.stdout)
+    moment_id = answer.json()[0]["moment"]["moment_id"]
+    assert loaded.get("globex", f"/v1/moments/{moment_id.upper()}").json() == answer.json()
+    assert loaded.get("acme", f"/v1/moments/{moment_id}").status_code == 404  # globex's
+    assert loaded.get("globex", "/v1/moments/not-a-reference").status_code == 400
+
+
+def test_health_metrics_and_docs(loaded: Api) -> None:
+    assert loaded.client.get("/healthz").json() == {"status": "ok"}
+    loaded.get("acme", "/v1/teams", refresh="true")
+    metrics = loaded.client.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'mot_http_requests_total{method="POST",route="/v1/moments",status="200"} 2.0' in text
+    assert 'mot_ingest_messages_total{entry="moments",outcome="recorded"} 33.0' in text
+    assert "mot_ledger_head 35.0" in text
+    assert "mot_projection_lag 0.0" in text
+    assert "mot_store_up 1.0" in text
+    assert "acme" not in text and "globex" not in text  # no tenant in the metrics
+    assert loaded.client.get("/docs").status_code == 200
+    paths = loaded.client.get("/openapi.json").json()["paths"]
+    assert {f"/v1/{name}" for name in NAMES} <= set(paths)
+
+
+def test_background_projector_keeps_queries_current(store_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from mot.adapters.http.app import create_app
+    from mot.service.access import access_for
+    from mot.service.bootstrap import open_store
+
+    services = open_store(store_url)
+    try:
+        access = access_for(services)
+        _, token = access.create("acme", "read,write")
+        headers = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(services, access=access, project_every=0.05)) as client:
+            client.post("/v1/moments", content=orjson.dumps([MOMENT]), headers=headers)
+            for _ in range(100):
+                rows = client.get("/v1/relationships", headers=headers).json()
+                if rows:
+                    break
+                import time
+
+                time.sleep(0.05)
+            assert [r["customer_id"] for r in rows] == ["c9"]
+    finally:
+        services.close()

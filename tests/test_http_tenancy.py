@@ -1,0 +1,242 @@
+"""Tokens and tenants: every endpoint tried without a token, with a revoked one, with the wrong
+scope, and with another tenant's token; a token never reads nor writes another tenant's data.
+
+SQLite and PostgreSQL, the API over a real store; the tokens' table keeps only hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from http_support import Api, api, golden_lines
+
+from mot.cli.main import cli
+from mot.service.access import AccessError, TenantConflict, access_for
+from mot.service.bootstrap import open_store
+from mot.service.ledger import Incoming, LedgerService
+
+READS = ["/v1/relationships", "/v1/reciprocity", "/v1/transitions", "/v1/amplifications",
+         "/v1/teams", "/v1/listening"]
+WRITES = ["/v1/moments", "/v1/webhooks/x", "/v1/webhooks/hubspot"]
+MOMENT = {"customer_id": "c9", "occurred_at": "2026-03-01T09:00:00Z", "channel": "email",
+          "direction": "outbound", "kind": "answer", "source": {"system": "crm", "id": "r-1"}}
+
+
+@pytest.fixture
+def loaded(store_url: str, golden_path: Path) -> Iterator[Api]:
+    with api(store_url) as client:
+        assert client.post("acme", b"\n".join(golden_lines(golden_path, "acme"))).status_code == 200
+        # The same moments for globex (the explicit moment ids changed, everywhere they appear).
+        globex = [line.replace(b'"acme"', b'"globex"').replace(b'"7d0e9a52', b'"8d0e9a52')
+                  .replace(b'"0b8f3c1e', b'"1b8f3c1e')
+                  for line in golden_lines(golden_path, "acme", corrections=False)]
+        assert client.post("globex", b"\n".join(globex)).json()["counts"]["recorded"] == 32
+        client.services.projections.project()
+        yield client
+
+
+def reads_of(client: Api, name: str) -> dict[str, Any]:
+    return {path: client.get(name, path).json() for path in READS}
+
+
+def test_no_token_or_a_revoked_one_is_401_everywhere(loaded: Api) -> None:
+    client = loaded.client
+    for path in [*READS, "/v1/moments/zendesk:z-100"]:
+        answer = client.get(path)
+        assert answer.status_code == 401, path
+        assert answer.headers["www-authenticate"] == "Bearer"
+        assert client.get(path, headers=loaded.auth("revoked")).status_code == 401, path
+        bogus = {"Authorization": "Bearer mot_" + "A" * 43}
+        assert client.get(path, headers=bogus).status_code == 401, path
+        assert client.get(path, headers={"Authorization": "Basic eDp5"}).status_code == 401, path
+    for path in WRITES:
+        for headers in ({}, loaded.auth("revoked")):
+            answer = client.post(path, content=orjson.dumps([MOMENT]), headers=headers)
+            assert answer.status_code == 401, path
+    assert loaded.services.ledger_store.head() == 2 * 34 - 2  # nothing more recorded
+
+
+def test_scopes_are_enforced_on_every_endpoint(loaded: Api) -> None:
+    for path in [*READS, "/v1/moments/zendesk:z-100"]:
+        answer = loaded.get("acme_write", path)
+        assert answer.status_code == 403, path
+        assert answer.json()["detail"] == "this token has no 'read' scope"
+        assert loaded.get("acme_read", path).status_code == 200, path
+    for path in WRITES:
+        answer = loaded.post("acme_read", [MOMENT], path=path)
+        assert answer.status_code == 403, path
+        assert answer.json()["detail"] == "this token has no 'write' scope"
+    assert loaded.post("acme_write", [MOMENT]).json()["counts"] == {"recorded": 1}
+
+
+def test_reads_are_only_of_the_tokens_tenant(loaded: Api, store_url: str) -> None:
+    acme, globex = reads_of(loaded, "acme"), reads_of(loaded, "globex")
+    for path in READS:
+        assert acme[path], path
+        assert {r["tenant"] for r in acme[path]} == {"acme"}, path
+        assert {r["tenant"] for r in globex[path]} == {"globex"}, path
+        # Naming another tenant is refused; naming one's own is allowed.
+        answer = loaded.get("acme", path, tenant="globex")
+        assert answer.status_code == 403, path
+        assert answer.json()["detail"] == "this token reads only tenant 'acme'"
+        assert loaded.get("acme", path, tenant="acme").json() == acme[path]
+        # as_of folds only the token's tenant too
+        as_of = loaded.get("globex", path, as_of="2030-01-01T00:00:00Z").json()
+        assert {r["tenant"] for r in as_of} <= {"globex"}, path
+    # The same customers under two tenants, each seen only by its own.
+    assert [r["customer_id"] for r in acme["/v1/relationships"]] == \
+           [r["customer_id"] for r in globex["/v1/relationships"]]
+    everything = json.loads(CliRunner().invoke(
+        cli, ["--store", store_url, "query", "teams", "--format", "json", "--no-refresh"]).stdout)
+    assert {r["tenant"] for r in everything} == {"acme", "globex"}
+
+
+def test_moment_history_of_another_tenant_is_404(loaded: Api) -> None:
+    mine = loaded.get("globex", "/v1/moments/zendesk:z-100")
+    assert mine.status_code == 200
+    moment_id = mine.json()[0]["moment"]["moment_id"]
+    answer = loaded.get("acme", f"/v1/moments/{moment_id}")
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == f"no moment {moment_id} in tenant 'acme'"
+
+
+def test_a_moment_naming_another_tenant_is_rejected_not_stored(loaded: Api) -> None:
+    head = loaded.services.ledger_store.head()
+    foreign = {**MOMENT, "tenant": "globex", "source": {"system": "crm", "id": "sneaky"}}
+    answer = loaded.post("acme", [MOMENT, foreign, {**MOMENT, "tenant": "acme"}])
+    assert answer.status_code == 200
+    items = answer.json()["items"]
+    assert [i["outcome"] for i in items] == ["recorded", "rejected", "duplicate"]
+    assert items[1]["field"] == "tenant"
+    assert "this token writes only tenant 'acme', not 'globex'" in items[1]["reason"]
+    assert loaded.services.ledger_store.head() == head + 1
+    assert loaded.services.ledger_store.quarantine_count() == 0  # refused, not quarantined
+
+
+def test_amend_or_retract_of_another_tenants_moment_is_rejected(loaded: Api) -> None:
+    theirs = loaded.get("globex", "/v1/moments/zendesk:z-100").json()
+    moment_id = theirs[0]["moment"]["moment_id"]
+    unknown = "00000000-0000-4000-8000-000000000001"
+    head = loaded.services.ledger_store.head()
+    batch = [
+        {"type": "amend", "moment_id": moment_id, "set": {"sentiment": -1}, "reason": "x"},
+        {"type": "retract", "moment_id": moment_id.upper(), "reason": "x"},
+        {"type": "amend", "moment_id": unknown, "set": {"sentiment": -1}, "reason": "x"},
+    ]
+    answer = loaded.post("acme", batch).json()
+    outcomes = [(i["outcome"], i["field"]) for i in answer["items"]]
+    assert outcomes == [("rejected", "moment_id")] * 3
+    # The same answer for another tenant's moment and for no moment: nothing leaks.
+    assert answer["items"][0]["reason"] == \
+        f"moment_id: no moment {moment_id} of tenant 'acme' to amend (send it after the moment " \
+        "is recorded)"
+    assert answer["items"][2]["reason"] == answer["items"][0]["reason"].replace(moment_id, unknown)
+    assert loaded.services.ledger_store.head() == head
+    assert loaded.services.ledger_store.quarantine_count() == 0
+    assert loaded.get("globex", "/v1/moments/zendesk:z-100").json() == theirs
+    # A moment of acme with globex's explicit id: a conflict, so quarantined; its amend refused.
+    clash = {**MOMENT, "moment_id": moment_id}
+    answer = loaded.post("acme", [clash, {"type": "amend", "moment_id": moment_id,
+                                          "set": {"reach": 5}, "reason": "x"}]).json()
+    assert [i["outcome"] for i in answer["items"]] == ["quarantined", "rejected"]
+    assert loaded.get("globex", "/v1/moments/zendesk:z-100").json() == theirs
+
+
+def test_the_fence_refuses_inside_the_transaction(store_url: str) -> None:
+    """Had another tenant recorded the moment between the check and the write (the race the
+    fence is for), the write transaction rolls back."""
+    from mot.service.access import _Fence
+
+    services = open_store(store_url)
+    try:
+        theirs = services.ledger.record([Incoming(orjson.dumps({**MOMENT, "tenant": "globex"}),
+                                                  "test")]).verdicts[0].moment_id
+        assert theirs is not None
+        amend = orjson.dumps({"type": "amend", "moment_id": theirs, "set": {"reach": 9},
+                              "reason": "x"})
+        import threading
+
+        fenced = LedgerService(_Fence(services.ledger_store, "acme", threading.Lock()))
+        with pytest.raises(TenantConflict):
+            fenced.record([Incoming(amend, "test")])
+        assert len(services.ledger_store.stream(theirs)) == 1
+        assert services.ledger_store.quarantine_count() == 0
+        # The fence lets the tenant's own moments through.
+        own = LedgerService(_Fence(services.ledger_store, "globex", threading.Lock()))
+        assert own.record([Incoming(amend, "test")]).verdicts[0].outcome.value == "amended"
+    finally:
+        services.close()
+
+
+def test_webhooks_with_a_token_write_to_the_tokens_tenant(loaded: Api) -> None:
+    post = {"data": [{"id": "1790000000000000001", "text": "@acme love it", "author_id": "42",
+                      "created_at": "2026-03-01T10:00:00.000Z",
+                      "public_metrics": {"impression_count": 10}}],
+            "includes": {"users": [{"id": "42", "username": "fan", "public_metrics": {
+                "followers_count": 100}}]}}
+    answer = loaded.post("globex", orjson.dumps(post), path="/v1/webhooks/x")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["tenant"] == "globex"
+    recorded = [i for i in body["items"] if i["outcome"] == "recorded"]
+    assert recorded, body
+    history = loaded.get("globex", f"/v1/moments/{recorded[0]['moment_id']}").json()
+    assert history[0]["moment"]["tenant"] == "globex"
+    assert loaded.get("acme", f"/v1/moments/{recorded[0]['moment_id']}").status_code == 404
+
+
+def test_tokens_are_stored_hashed_listed_and_revoked(store_url: str) -> None:
+    services = open_store(store_url)
+    try:
+        access = access_for(services)
+        stored, token = access.create("acme", "write, READ", label="ci")
+        assert token.startswith("mot_") and len(token) > 40
+        assert stored.scopes == {"read", "write"} and stored.label == "ci"
+        assert stored.hash != token and token not in repr(access.list())
+        principal = access.authenticate(token)
+        assert principal is not None and principal.tenant == "acme"
+        assert access.authenticate(token + "x") is None
+        assert access.authenticate("") is None
+        revoked = access.revoke(stored.id)
+        assert revoked.revoked_at is not None
+        assert access.authenticate(token) is None
+        assert access.revoke(stored.id).revoked_at == revoked.revoked_at  # harmless twice
+        with pytest.raises(AccessError, match="no token 999"):
+            access.revoke(999)
+        with pytest.raises(AccessError, match="unknown scope admin"):
+            access.create("acme", "read,admin")
+        with pytest.raises(AccessError, match="at least one scope"):
+            access.create("acme", " , ")
+        with pytest.raises(AccessError, match="tenant must be"):
+            access.create("", "read")
+    finally:
+        services.close()
+
+
+def test_token_commands(store_url: str) -> None:
+    runner = CliRunner()
+
+    def mot(*args: str) -> Any:
+        return runner.invoke(cli, ["--store", store_url, *args])
+
+    created = mot("token", "create", "--tenant", "acme", "--scope", "write,read", "--label", "etl")
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    assert token.startswith("mot_")
+    assert "not shown again" in created.stderr
+    listed = json.loads(mot("token", "list", "--format", "json").stdout)
+    assert listed == [{"id": 1, "tenant": "acme", "scopes": "read,write", "label": "etl",
+                       "created_at": listed[0]["created_at"], "revoked_at": None}]
+    assert token not in mot("token", "list", "--format", "json").stdout
+    assert mot("token", "revoke", "1").exit_code == 0
+    assert json.loads(mot("token", "list", "--format", "json").stdout)[0]["revoked_at"]
+    missing = mot("token", "revoke", "7")
+    assert missing.exit_code == 1 and "no token 7" in missing.output
+    bad = mot("token", "create", "--tenant", "acme", "--scope", "admin")
+    assert bad.exit_code == 2 and "unknown scope admin" in bad.output
