@@ -149,12 +149,36 @@ def measure_raw(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
 def measure_ingest(store: str, bootstrap: str, topic: str, group: str) -> dict[str, Any]:
     run = run_measured([*mot_command(), "--store", store, "kafka", "ingest", "--bootstrap-servers",
                         bootstrap, "--topic", topic, "--group", group, "--max-poll-interval-ms",
-                        "60000", "--exit-when-idle", "2", "--summary-json", "--quiet"],
+                        # This broker's group join waits a share of the poll interval: keep it short.
+                        "10000", "--exit-when-idle", "2", "--summary-json", "--quiet"],
                        f"ingest {group}").check(f"ingest {group}")
     summary = run.json()
     return {"summary": summary, "per_s": summary["read"] / max(summary["active_seconds"], 1e-9),
             "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb,
             "rss_method": run.rss_method}
+
+
+def measure_ingest_pair(store: str, bootstrap: str, topic: str, group: str) -> dict[str, Any]:
+    """Two `mot kafka ingest` processes in one group into one store: the scale-out path."""
+    import threading
+
+    results: list[dict[str, Any]] = []
+
+    def one() -> None:
+        results.append(measure_ingest(store, bootstrap, topic, group))
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    summaries = [r["summary"] for r in results if r["summary"]["read"]]
+    read = sum(r["summary"]["read"] for r in results)
+    span = (max(s["last_commit_monotonic"] for s in summaries)
+            - min(s["first_message_monotonic"] for s in summaries))
+    return {"processes": [r["summary"] for r in results], "read": read,
+            "active_seconds": round(span, 3), "per_s": read / max(span, 1e-9),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
 
 
 def measure_import(store: str, path: Path) -> dict[str, Any]:
@@ -204,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{kind}: mot kafka ingest ...")
             entry["ingest"] = measure_ingest(store, bootstrap, "bench.moments", f"ingest-{kind}")
             log(f"{kind}: ingest {entry['ingest']['per_s']:,.0f} messages/s")
+            pair_name = f"kafka-pair-{kind}-n{n}"
+            pair_store = fresh_store(kind, pair_name, args)
+            log(f"{kind}: two mot kafka ingest processes in one group ...")
+            entry["ingest_x2"] = measure_ingest_pair(pair_store, bootstrap, "bench.moments",
+                                                     f"pair-{kind}")
+            log(f"{kind}: two processes {entry['ingest_x2']['per_s']:,.0f} messages/s")
+            drop_store(kind, pair_name, args)
             log(f"{kind}: mot kafka publish ...")
             entry["publish"] = measure_publish(store, bootstrap, f"bench.{kind}.")
             log(f"{kind}: publish {entry['publish']['per_s']:,.0f} messages/s")
@@ -249,6 +280,10 @@ def report(results: dict[str, Any]) -> str:
         rows.append([f"mot kafka ingest -> {kind}", num(ingest["per_s"]),
                      num(ingest["summary"]["active_seconds"], 1), num(ingest["peak_rss_mb"]),
                      f"{entry['ratio_to_raw']:.2f}"])
+        pair = entry["ingest_x2"]
+        rows.append([f"  same, 2 processes in one group -> {kind}", num(pair["per_s"]),
+                     num(pair["active_seconds"], 1), num(pair["peak_rss_mb"]),
+                     f"{pair['per_s'] / raw['per_s']:.2f}"])
         if "ingest_small" in entry:
             small = entry["ingest_small"]
             rows.append([f"  same, N/10 = {results['n_small']:,} (memory)", num(small["per_s"]),

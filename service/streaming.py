@@ -132,7 +132,10 @@ class IngestStats(Summary):
         out = Summary.as_dict(self)
         out.update({"batches": self.batches, "dead_lettered": self.dead_lettered,
                     "commit_failures": self.commit_failures, "broker_errors": self.broker_errors,
-                    "active_seconds": round(self.active_seconds, 3)})
+                    "active_seconds": round(self.active_seconds, 3),
+                    # CLOCK_MONOTONIC: comparable between processes of one machine (the bench).
+                    "first_message_monotonic": self.first_message or 0.0,
+                    "last_commit_monotonic": self.last_commit or 0.0})
         return out
 
 

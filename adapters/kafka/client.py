@@ -65,6 +65,10 @@ class ConsumerSettings:
     heartbeat_interval_ms: int = 3_000
     request_timeout_ms: int = 30_000
     bootstrap_timeout_ms: int = 30_000
+    # Smaller fetches than kafka-python's 50 MB / 1 MB: with a deep backlog the consumer
+    # otherwise buffers ahead of the ledger, and its memory grows with the backlog.
+    fetch_max_bytes: int = 1 << 20
+    max_partition_fetch_bytes: int = 256 << 10
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +104,8 @@ class KafkaSource:
                 heartbeat_interval_ms=settings.heartbeat_interval_ms,
                 request_timeout_ms=settings.request_timeout_ms,
                 bootstrap_timeout_ms=settings.bootstrap_timeout_ms,
+                fetch_max_bytes=settings.fetch_max_bytes,
+                max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
                 **settings.extra,
             )
             self.consumer.subscribe(list(settings.topics), listener=_Rebalances(on_rebalance))
