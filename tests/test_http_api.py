@@ -96,13 +96,17 @@ def test_filters_are_those_of_mot_query(loaded: Api, store_url: str, name: str,
 
 def test_bad_filters_are_400_or_422_naming_the_problem(loaded: Api) -> None:
     answer = loaded.get("acme", "/v1/reciprocity", sort="nonsense")
+    assert answer.status_code == 422
+    assert "balance" in answer.json()["detail"][0]["msg"]  # the pattern names the fields
+    answer = loaded.get("acme", "/v1/reciprocity", stage="loyal")  # not a filter of reciprocity
     assert answer.status_code == 400
-    assert "cannot sort by 'nonsense'" in answer.json()["detail"]
+    assert answer.json()["detail"].startswith("unknown query parameter 'stage' (expected: ")
     assert loaded.get("acme", "/v1/relationships", since="2026-03-01T00:00:00").status_code == 422
     assert loaded.get("acme", "/v1/relationships", stage="fan").status_code == 422
     assert loaded.get("acme", "/v1/relationships", limit=0).status_code == 422
     answer = loaded.get("acme", "/v1/relationships", as_of="9999-12-31T23:59:59-23:59")
-    assert answer.status_code == 422 and "outside years" in answer.json()["detail"]
+    assert answer.status_code == 422 and "outside years" in answer.json()["detail"][0]["msg"]
+    assert loaded.get("acme", "/v1/relationships", as_of="1700000000").status_code == 422
 
 
 def test_json_array_and_ndjson_are_the_same_batch(client: Api, golden_path: Path) -> None:
@@ -177,8 +181,8 @@ def test_malformed_json_is_400_naming_the_line_and_records_nothing(client: Api) 
     assert answer.json()["detail"].startswith("line 3: not valid JSON")
     answer = client.post("acme", b'[{"a": 1},')
     assert answer.status_code == 400 and "not valid JSON" in answer.json()["detail"]
-    answer = client.post("acme", b"  \n ")
-    assert answer.status_code == 400 and "empty" in answer.json()["detail"]
+    answer = client.post("acme", b"  \n ")  # no lines: an empty batch, like []
+    assert answer.status_code == 200 and answer.json()["items"] == []
     answer = client.post("acme", b"\xff\xfe")
     assert answer.status_code == 400
     assert client.services.ledger_store.head() == 0
@@ -215,7 +219,7 @@ def test_moment_history_as_mot_show(loaded: Api, store_url: str) -> None:
     moment_id = answer.json()[0]["moment"]["moment_id"]
     assert loaded.get("globex", f"/v1/moments/{moment_id.upper()}").json() == answer.json()
     assert loaded.get("acme", f"/v1/moments/{moment_id}").status_code == 404  # globex's
-    assert loaded.get("globex", "/v1/moments/not-a-reference").status_code == 400
+    assert loaded.get("globex", "/v1/moments/not-a-reference").status_code == 422
 
 
 def test_health_metrics_and_docs(loaded: Api) -> None:

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, TypeAdapter
+from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,7 +61,8 @@ from mot.adapters.http.models import (
     Transition,
 )
 from mot.adapters.http.webhooks import WebhookSettings, add_webhook_routes
-from mot.domain.schema import AmendIn, MomentIn, RetractIn
+from mot.adapters.stores.views import VIEWS
+from mot.domain.schema import AmendIn, MomentIn, RetractIn, Timestamp
 from mot.domain.vocabulary import Function
 from mot.service.access import (
     AccessService,
@@ -86,18 +87,33 @@ TenantParam = Annotated[str | None, Query(
     min_length=1, max_length=128, pattern=r"^[^\x00]*$",
     description="Must be the token's tenant when given (every answer is of that tenant only)")]
 CustomerParam = Annotated[str | None, Query(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
-TimeParam = Annotated[AwareDatetime | None, Query(description="RFC 3339 with an offset")]
-SinceParam = Annotated[AwareDatetime | None, Query(description="Only rows at or after this time")]
-UntilParam = Annotated[AwareDatetime | None, Query(description="Only rows at or before this time")]
-AsOfParam = Annotated[AwareDatetime | None, Query(
+MOMENT_REF: Final = (r"^([0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?"
+                     r"[0-9A-Fa-f]{12}|[^:\x00]+:[^\x00]+)$")
+# Times are RFC 3339 with an offset, as on the wire (not a Unix time, not a naive time).
+SinceParam = Annotated[Timestamp | None, Query(description="Only rows at or after this time")]
+UntilParam = Annotated[Timestamp | None, Query(description="Only rows at or before this time")]
+AsOfParam = Annotated[Timestamp | None, Query(
     description="The state as it was then: folds only moments that had occurred by then")]
-SortParam = Annotated[str | None, Query(
-    max_length=64, pattern=r"^[+-]?[a-z_]+$",
-    description="Order by FIELD (numbers largest first); -FIELD / +FIELD to choose")]
 LimitParam = Annotated[int | None, Query(ge=1, le=MAX_LIMIT)]
 RefreshParam = Annotated[bool, Query(
     description="Bring the projections up to date before answering (otherwise the server's "
                 "background projector keeps them a poll interval behind at most)")]
+
+# The fields each query sorts by, live and --as-of alike (as mot query --sort).
+_NOT_SORTABLE: Final = {"transitions": {"from_stage", "to_stage"},
+                        "listening": {"moments", "listening", "other"}}
+SORTABLE: Final = {
+    name: tuple(c for c in columns if not c.endswith("_us") and c not in _NOT_SORTABLE.get(name, ()))
+    for name, (_, columns, _) in VIEWS.items()
+}
+
+
+def _sort(name: str) -> Any:
+    fields = SORTABLE[name]
+    return Query(None, pattern=f"^[+-]?({'|'.join(fields)})$", description=(
+        "Order by FIELD (numbers largest first); -FIELD / +FIELD to choose. FIELD is one of "
+        + ", ".join(fields)))
+
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No token, or an unknown or revoked one"},
@@ -180,6 +196,27 @@ class _Observe:
                                  time.perf_counter() - started)
 
 
+def _known_query_only(request: Request) -> None:
+    """A query parameter no operation takes is a 400: a typo in a filter must not be ignored."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = _query_names(dependant) if dependant is not None else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        expected = ", ".join(sorted(known)) or "none"
+        raise HTTPException(400, f"unknown query parameter {', '.join(map(repr, unknown))} "
+                                 f"(expected: {expected})")
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def _json(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status_code=status_code, media_type="application/json",
                     headers=headers)
@@ -237,6 +274,7 @@ def create_app(
             "Record moments of truth and read the projections of one tenant. Authenticate with "
             "`Authorization: Bearer TOKEN` (`mot token create --tenant T --scope read,write`)."),
         lifespan=lifespan,
+        dependencies=[Depends(_known_query_only)],
     )
     app.state.services = services
     app.state.access = access
@@ -273,8 +311,8 @@ def create_app(
                    413: {"model": Problem}, 409: {"model": Problem}, **PROBLEMS},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": batch_schema},
-            NDJSON: {"schema": {"type": "string", "description":
-                                "One wire-format message (a JSON object) per line"}},
+            NDJSON: {"schema": {**batch_schema, "description":
+                                "The same messages, one JSON object per line"}},
         }}},
         tags=["ingest"],
     )
@@ -335,7 +373,8 @@ def create_app(
              responses={200: {"model": list[Relationship]}, **query_responses})
     def relationships(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
                       stage: Stage | None = None, since: SinceParam = None,
-                      until: UntilParam = None, as_of: AsOfParam = None, sort: SortParam = None,
+                      until: UntilParam = None, as_of: AsOfParam = None,
+                      sort: str | None = _sort("relationships"),
                       limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
         """Relationship stage per customer (SPEC §3.1), as `mot query relationships`."""
         return run_query(principal, "relationships", tenant, refresh, customer=customer,
@@ -344,7 +383,8 @@ def create_app(
     @app.get("/v1/reciprocity", response_model=None, tags=["queries"],
              responses={200: {"model": list[Reciprocity]}, **query_responses})
     def reciprocity(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
-                    status: Status | None = None, as_of: AsOfParam = None, sort: SortParam = None,
+                    status: Status | None = None, as_of: AsOfParam = None,
+                      sort: str | None = _sort("reciprocity"),
                     limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
         """Reciprocity balance per customer (SPEC §3.2), as `mot query reciprocity`."""
         return run_query(principal, "reciprocity", tenant, refresh, customer=customer,
@@ -354,7 +394,8 @@ def create_app(
              responses={200: {"model": list[Transition]}, **query_responses})
     def transitions(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
                     stage: Stage | None = None, since: SinceParam = None,
-                    until: UntilParam = None, as_of: AsOfParam = None, sort: SortParam = None,
+                    until: UntilParam = None, as_of: AsOfParam = None,
+                      sort: str | None = _sort("transitions"),
                     limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
         """Stage changes per customer (SPEC §3.1); `stage` filters on the stage entered."""
         return run_query(principal, "transitions", tenant, refresh, customer=customer,
@@ -365,7 +406,8 @@ def create_app(
     def amplifications(principal: Reader, tenant: TenantParam = None,
                        customer: CustomerParam = None, polarity: Polarity | None = None,
                        function: Function | None = None, since: SinceParam = None,
-                       until: UntilParam = None, as_of: AsOfParam = None, sort: SortParam = None,
+                       until: UntilParam = None, as_of: AsOfParam = None,
+                      sort: str | None = _sort("amplifications"),
                        limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
         """Public-amplification moments (SPEC §3.3); `function` filters on the trigger's team."""
         return run_query(principal, "amplifications", tenant, refresh, customer=customer,
@@ -375,7 +417,7 @@ def create_app(
     @app.get("/v1/teams", response_model=None, tags=["queries"],
              responses={200: {"model": list[Team]}, **query_responses})
     def teams(principal: Reader, tenant: TenantParam = None, function: Function | None = None,
-              as_of: AsOfParam = None, sort: SortParam = None, limit: LimitParam = None,
+              as_of: AsOfParam = None, sort: str | None = _sort("teams"), limit: LimitParam = None,
               refresh: RefreshParam = False) -> Response:
         """Team scoreboard (SPEC §3.4), as `mot query teams`."""
         return run_query(principal, "teams", tenant, refresh, function=function, as_of=as_of,
@@ -384,7 +426,7 @@ def create_app(
     @app.get("/v1/listening", response_model=None, tags=["queries"],
              responses={200: {"model": list[Listening]}, **query_responses})
     def listening(principal: Reader, tenant: TenantParam = None, as_of: AsOfParam = None,
-                  sort: SortParam = None, limit: LimitParam = None,
+                  sort: str | None = _sort("listening"), limit: LimitParam = None,
                   refresh: RefreshParam = False) -> Response:
         """Listening share (SPEC §3.4), as `mot query listening`."""
         return run_query(principal, "listening", tenant, refresh, as_of=as_of, sort=sort,
@@ -395,7 +437,7 @@ def create_app(
                         404: {"model": Problem}, **PROBLEMS})
     def moment_history(
         principal: Reader,
-        moment_id: Annotated[str, Path(min_length=1, max_length=1024, pattern=r"^[^\x00]*$",
+        moment_id: Annotated[str, Path(max_length=1024, pattern=MOMENT_REF,
                                        description="A moment id, or SYSTEM:ID of its source")],
     ) -> Response:
         """A moment's events (recorded, amended, retracted), as `mot show --format json`."""

@@ -58,8 +58,7 @@ def split_batch(body: bytes) -> list[tuple[bytes, Any]]:
     """The messages of a batch as (their bytes, their decoded JSON), in order."""
     stripped = body.strip()
     if not stripped:
-        raise MalformedBody("the body is empty: send a JSON array of messages, or NDJSON "
-                            "(one JSON message per line)")
+        return []  # NDJSON of no lines: an empty batch, like `[]`
     if stripped[:1] == b"[":
         try:
             values = orjson.loads(stripped)

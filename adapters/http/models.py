@@ -124,9 +124,9 @@ class Team(BaseModel):
 class Listening(BaseModel):
     tenant: str
     listening_share: float | None
-    moments: int
-    listening: int
-    other: int
+    moments: int | None = Field(None, description="Absent with as_of")
+    listening: int | None = Field(None, description="Absent with as_of")
+    other: int | None = Field(None, description="Absent with as_of")
     version: int | None
 
 
