@@ -1,0 +1,180 @@
+"""POST /v1/webhooks/{source}: vendor bodies mapped by mot.adapters.vendors; HubSpot v3 and
+Zendesk signatures checked with the configured secret and a 5-minute window; the other
+sources (and signing ones without a secret) need a write token. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from http_support import Api, api
+
+from mot.adapters.http.webhooks import (
+    WebhookSettings,
+    check_hubspot,
+    hubspot_uri,
+    hubspot_v3_signature,
+    zendesk_signature,
+)
+from mot.adapters.vendors import ConfigError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "vendors"
+HUBSPOT_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
+ZENDESK_SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
+HUBSPOT_URL = "https://mot.example.com/v1/webhooks/hubspot?portal=62515&from=a%40b"
+
+
+def first_line(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes().splitlines()[0]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> WebhookSettings:
+    config = tmp_path / "mot.toml"
+    config.write_text((FIXTURES / "mot.toml").read_text() + f"""
+[webhooks.hubspot]
+secret = "{HUBSPOT_SECRET}"
+url = "{HUBSPOT_URL}"
+
+[webhooks.zendesk]
+secret = "not this one: the environment wins"
+""")
+    return WebhookSettings.load(config, {"MOT_WEBHOOK_SECRET_ZENDESK": ZENDESK_SECRET})
+
+
+@pytest.fixture
+def client(store_url: str, settings: WebhookSettings) -> Iterator[Api]:
+    with api(store_url, webhooks=settings) as a:
+        yield a
+
+
+def hubspot_headers(body: bytes, *, age: float = 0.0, secret: str = HUBSPOT_SECRET) -> dict[str, str]:
+    stamp = str(int((time.time() - age) * 1000))
+    # Written out here as HubSpot documents it: base64(HMAC-SHA256(secret, method + uri + body
+    # + timestamp)), the URI with %40 (and the other listed escapes) decoded.
+    uri = HUBSPOT_URL.replace("%40", "@")
+    digest = hmac.new(secret.encode(), b"POST" + uri.encode() + body + stamp.encode(),
+                      hashlib.sha256).digest()
+    return {"X-HubSpot-Signature-v3": base64.b64encode(digest).decode(),
+            "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json"}
+
+
+def zendesk_headers(body: bytes, *, age: float = 0.0) -> dict[str, str]:
+    stamp = (datetime.now(UTC) - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = hmac.new(ZENDESK_SECRET.encode(), stamp.encode() + body, hashlib.sha256).digest()
+    return {"X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
+            "X-Zendesk-Webhook-Signature-Timestamp": stamp, "Content-Type": "application/json"}
+
+
+def test_hubspot_signed_request_is_mapped_into_the_configured_tenant(client: Api) -> None:
+    body = first_line("hubspot_engagements.jsonl")
+    answer = client.client.post("/v1/webhooks/hubspot", content=body, headers=hubspot_headers(body))
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["tenant"] == "acme"
+    assert data["mapping"]["source"] == "hubspot" and data["mapping"]["records"] >= 1
+    recorded = [i for i in data["items"] if i["outcome"] == "recorded"]
+    assert recorded
+    history = client.get("acme", f"/v1/moments/{recorded[0]['moment_id']}").json()
+    assert history[0]["origin"].startswith(f"webhook:hubspot:{data['request_id']}")
+    # HubSpot retries: the same request again records nothing twice.
+    again = client.client.post("/v1/webhooks/hubspot", content=body, headers=hubspot_headers(body))
+    assert {i["outcome"] for i in again.json()["items"]} <= {"duplicate"}
+
+
+def test_hubspot_bad_or_stale_signatures_are_401(client: Api) -> None:
+    body = first_line("hubspot_engagements.jsonl")
+    head = client.services.ledger_store.head()
+    for headers, problem in [
+        ({}, "missing X-HubSpot-Signature-v3"),
+        (hubspot_headers(body, secret="wrong"), "does not match"),
+        (hubspot_headers(body, age=301), "more than 300 s from now"),
+        ({**hubspot_headers(body), "X-HubSpot-Request-Timestamp": "soon"}, "not milliseconds"),
+    ]:
+        answer = client.client.post("/v1/webhooks/hubspot", content=body, headers=headers)
+        assert answer.status_code == 401, headers
+        assert problem in answer.json()["detail"]
+    tampered = body.replace(b"COMPLETED", b"CANCELED", 1)
+    answer = client.client.post("/v1/webhooks/hubspot", content=tampered,
+                                headers=hubspot_headers(body))
+    assert answer.status_code == 401
+    # A write token does not stand in for the signature of a vendor that signs.
+    answer = client.post("acme", body, path="/v1/webhooks/hubspot")
+    assert answer.status_code == 401
+    assert client.services.ledger_store.head() == head
+
+
+def test_zendesk_signed_request_and_replays(client: Api) -> None:
+    body = first_line("zendesk_ticket_audits.jsonl")
+    answer = client.client.post("/v1/webhooks/zendesk", content=body, headers=zendesk_headers(body))
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["tenant"] == "acme" and data["counts"].get("recorded", 0) >= 1
+    stale = client.client.post("/v1/webhooks/zendesk", content=body,
+                               headers=zendesk_headers(body, age=600))
+    assert stale.status_code == 401 and "a replay?" in stale.json()["detail"]
+    forged = client.client.post("/v1/webhooks/zendesk", content=body + b" ",
+                                headers=zendesk_headers(body))
+    assert forged.status_code == 401
+
+
+def test_unsigned_sources_need_a_write_token_and_use_its_tenant(client: Api) -> None:
+    body = first_line("salesforce_activities.jsonl")
+    assert client.client.post("/v1/webhooks/salesforce", content=body).status_code == 401
+    assert client.post("acme_read", body, path="/v1/webhooks/salesforce").status_code == 403
+    answer = client.post("globex", body, path="/v1/webhooks/salesforce")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["tenant"] == "globex"
+    assert answer.json()["counts"].get("recorded", 0) >= 1
+    assert client.post("globex", b"{not json", path="/v1/webhooks/salesforce").status_code == 400
+    unknown = client.post("globex", body, path="/v1/webhooks/pipedrive")
+    assert unknown.status_code == 422
+    # A body the mapping cannot use is kept in the quarantine with the mapping's reason.
+    odd = client.post("globex", b'{"neither": "a task nor an event"}', path="/v1/webhooks/salesforce")
+    assert odd.json()["items"][0]["outcome"] == "quarantined"
+    assert odd.json()["items"][0]["reason"].startswith("salesforce: ")
+
+
+def test_a_signing_source_without_a_secret_takes_a_token(store_url: str) -> None:
+    with api(store_url) as client:  # no configuration: no secrets
+        body = first_line("zendesk_ticket_audits.jsonl")
+        assert client.client.post("/v1/webhooks/zendesk", content=body).status_code == 401
+        answer = client.post("globex", body, path="/v1/webhooks/zendesk")
+        assert answer.status_code == 200 and answer.json()["tenant"] == "globex"
+
+
+def test_signature_helpers() -> None:
+    assert hubspot_uri("https://x.test/a%3Ab%2fc%3F%40%21%24%27%28%29%2A%2C%3B%20") == \
+        "https://x.test/a:b/c?@!$'()*,;%20"
+    signature = hubspot_v3_signature("s", "post", "https://x.test/h", b"[]", "1")
+    expected = base64.b64encode(hmac.new(b"s", b"POSThttps://x.test/h[]1", hashlib.sha256).digest())
+    assert signature == expected.decode()
+    assert zendesk_signature("s", b"{}", "2026-01-01T00:00:00Z") == base64.b64encode(
+        hmac.new(b"s", b"2026-01-01T00:00:00Z{}", hashlib.sha256).digest()).decode()
+    now = 1_700_000_000.0
+    headers = {"x-hubspot-signature-v3": hubspot_v3_signature("s", "POST", "u", b"", "1700000000000"),
+               "x-hubspot-request-timestamp": "1700000000000"}
+    assert check_hubspot("s", "POST", "u", b"", headers, now) is None
+    assert check_hubspot("s", "POST", "u", b"", headers, now + 299) is None
+    assert "more than" in (check_hubspot("s", "POST", "u", b"", headers, now + 301) or "")
+
+
+def test_webhook_configuration_errors(tmp_path: Path) -> None:
+    config = tmp_path / "mot.toml"
+    config.write_text('[webhooks.x]\nsecret = "s"\n')
+    with pytest.raises(ConfigError, match=r"\[webhooks.x\]: only hubspot, zendesk sign"):
+        WebhookSettings.load(config, {})
+    config.write_text('[webhooks.hubspot]\nsecrte = "s"\n')
+    with pytest.raises(ConfigError, match="unknown key 'secrte'"):
+        WebhookSettings.load(config, {})
+    config.write_text('tenant = "acme"\n[hubspot]\nownres = {}\n')
+    with pytest.raises(ConfigError, match="ownres"):
+        WebhookSettings.load(config, {})
+    assert WebhookSettings.load(None, {"MOT_WEBHOOK_SECRET_HUBSPOT": "e"}).secrets == {"hubspot": "e"}
