@@ -120,12 +120,23 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
                                 session_timeout_ms=session_timeout_ms,
                                 heartbeat_interval_ms=heartbeat_interval_ms)
     try:
-        source = connect_with_retry(lambda: KafkaSource(settings, on_rebalance=rebalanced),
-                                    wait_s=wait_for_broker, should_stop=stop,
-                                    on_retry=lambda e: note(f"waiting for the broker: {e}"))
+        # The dead-letter producer first: the consumer joins the group last.
         dlq = (connect_with_retry(lambda: KafkaSink(bootstrap), wait_s=wait_for_broker,
-                                  should_stop=stop) if dlq_topic else None)
+                                  should_stop=stop,
+                                  on_retry=lambda e: note(f"waiting for the broker: {e}"))
+               if dlq_topic else None)
+        try:
+            source = connect_with_retry(lambda: KafkaSource(settings, on_rebalance=rebalanced),
+                                        wait_s=wait_for_broker, should_stop=stop,
+                                        on_retry=lambda e: note(f"waiting for the broker: {e}"))
+        except StreamError:
+            if dlq is not None:
+                dlq.close()
+            raise
     except StreamError as error:
+        if stop():  # asked to stop while still waiting for the broker: nothing was read
+            click.echo("stopped before the broker could be reached; nothing read", err=True)
+            return
         raise _fail(error) from error
 
     def report(stats: IngestStats) -> None:

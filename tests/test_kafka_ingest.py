@@ -260,3 +260,24 @@ def test_null_and_unreadable_values_are_quarantined_not_fatal(broker: Broker, tm
     finally:
         services.close()
     assert any("null" in r for r in reasons)
+
+
+@pytest.mark.slow
+def test_started_before_the_broker_it_waits_for_it(tmp_path: Path, golden_path: Path) -> None:
+    b = Broker(free_port())
+    store = str(tmp_path / "mot.db")
+    process = mot_process(store, *ingest_args(b.bootstrap, "moments", "g", "--summary-json"),
+                          log=tmp_path / "ingest.log")
+    try:
+        time.sleep(2)
+        assert process.poll() is None, (tmp_path / "ingest.log").read_text()
+        b.start()
+        create_topic(b.bootstrap, "moments")
+        produce(b.bootstrap, "moments", lines_of(golden_path))
+        wait_until(lambda: head(store) >= 35, 60, "the golden lines recorded")
+        assert json.loads(stop(process))["recorded"] == 33
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        b.stop()

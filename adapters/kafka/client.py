@@ -44,7 +44,7 @@ def connect_with_retry(make: Callable[[], Any], *, wait_s: float,
     while True:
         try:
             return make()
-        except KafkaError as error:
+        except (KafkaError, StreamError) as error:
             if time.monotonic() >= deadline or should_stop():
                 raise StreamError(f"cannot reach the Kafka broker: {error}") from error
             if on_retry is not None:
