@@ -7,7 +7,6 @@ Thin commands: they wire the kafka-python adapters to the use cases of
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,23 +43,6 @@ class _Stop:
 
 def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error))
-
-
-def _services(obj: Any, attempts: int = 5) -> Any:
-    """The store, opened with a few retries when several processes create its tables at once.
-
-    PostgreSQL can refuse concurrent `CREATE ... IF NOT EXISTS` of the same catalog
-    entries ("tuple concurrently updated"); that happens when a group of ingest
-    processes starts together against a new store, and a second try succeeds.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return obj.services
-        except click.ClickException as error:
-            if "concurrently" not in error.message or attempt == attempts:
-                raise
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
 
 
 @click.group("kafka")
@@ -106,7 +88,7 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
 
     stop = _Stop()
     progress = Progress("kafka ingest", quiet=quiet)
-    services = _services(obj)  # open the store before joining the group
+    services = obj.services  # open the store before joining the group
 
     def note(text: str) -> None:
         if not quiet:
@@ -205,7 +187,7 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
     from mot.adapters.stores.changelog import SqlChangelog
     from mot.service.streaming import Publisher, PublishStats, StreamError
 
-    services = _services(obj)
+    services = obj.services
     changelog = SqlChangelog(services.backend)
     if reset:
         changelog.reset(name)
@@ -277,7 +259,7 @@ def export(obj: Any, bootstrap: str, topic: str, tenant: str | None, after: int,
     from mot.service.streaming import ExportStats, StreamError
     from mot.service.streaming import export as run_export
 
-    services = _services(obj)
+    services = obj.services
     progress = Progress("kafka export", quiet=quiet)
 
     def report(stats: ExportStats, head: int) -> None:

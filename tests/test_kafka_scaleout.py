@@ -53,7 +53,6 @@ def test_two_consumers_one_killed_record_each_moment_once(broker: Broker, make_s
     project(clean)
 
     store = make_store_url("postgres")
-    head(store)  # create the tables once, before three processes open the store
     create_topic(broker.bootstrap, "moments", partitions=4)
     produce(broker.bootstrap, "moments", lines[:2500])
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -66,8 +65,7 @@ def test_two_consumers_one_killed_record_each_moment_once(broker: Broker, make_s
             return all("partitions assigned: moments/" in t for t in texts)
 
         wait_until(both_assigned, 30, "both consumers to get partitions")
-        # Opening a PostgreSQL store runs eventsourcing's CREATE ... IF NOT EXISTS, which
-        # PostgreSQL may refuse when processes race on it: the projector starts after the two.
+        # The projector joins while both consumers are recording.
         follower = mot_process(store, "project", "--follow", "--poll", "0.2", log=tmp_path / "p.log")
         processes.append(follower)
         wait_until(lambda: head(store) > 800, 30, "ingest under way")
