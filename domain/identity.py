@@ -9,12 +9,16 @@ Ids are compared and ordered as canonical lowercase UUID strings.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from hashlib import sha1
 from uuid import NAMESPACE_URL, UUID
 
 _NAMESPACE = NAMESPACE_URL.bytes
 
 
+# Replies and shares name recent moments whose id was derived moments ago: a small
+# cache turns most reference resolutions into a lookup.
+@lru_cache(maxsize=65_536)
 def derived_moment_id(tenant: str, system: str, source_id: str) -> str:
     """The id of a moment known only by where it came from.
 

@@ -6,14 +6,18 @@ Nothing connects at import time; `open_store` is called by an entry point.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from mot.adapters.stores.ledger import SqlLedger
 from mot.adapters.stores.projection_tables import SqlProjectionStore
 from mot.adapters.stores.sql import SqlBackend
-from mot.service.ledger import LedgerService
 from mot.service.projecting import ProjectionService
 from mot.service.queries import QueryService
+
+if TYPE_CHECKING:
+    from mot.service.ledger import LedgerService
 
 DEFAULT_STORE = "./mot.db"
 
@@ -43,10 +47,17 @@ class Services:
 
     backend: SqlBackend
     ledger_store: SqlLedger
-    ledger: LedgerService
     projection_store: SqlProjectionStore
     projections: ProjectionService
     queries: QueryService
+    _closed: bool = field(default=False, repr=False)
+
+    @cached_property
+    def ledger(self) -> LedgerService:
+        """The write side, built on first use (it loads the wire schema and pydantic)."""
+        from mot.service.ledger import LedgerService
+
+        return LedgerService(self.ledger_store)
 
     def close(self) -> None:
         self.backend.close()
@@ -60,6 +71,6 @@ def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
     projections = ProjectionService(projection_store, ledger_store, page_size=page_size,
                                     quarantine_count=ledger_store.quarantine_count)
     return Services(
-        backend, ledger_store, LedgerService(ledger_store), projection_store, projections,
+        backend, ledger_store, projection_store, projections,
         QueryService(backend, projection_store, projections.engine),
     )

@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mot.adapters.stores.codec import from_stored, to_stored
 from mot.adapters.stores.sql import SqlBackend, chunks
 from mot.domain.events import LedgerEvent
-from mot.domain.ledger import Stream, replay_stream
 from mot.domain.quarantine import Quarantined
 from mot.domain.timefmt import format_utc
-from mot.service.ports import Append
+
+if TYPE_CHECKING:
+    # The write path (and pydantic behind it) loads only when something is recorded:
+    # a read-only command such as `mot query` starts faster without it.
+    from mot.domain.ledger import Stream
+    from mot.service.ports import Append
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -75,6 +79,8 @@ class SqlLedger:
         return append
 
     def _streams(self, tx: Any, ids: Collection[str]) -> dict[str, Stream]:
+        from mot.domain.ledger import replay_stream
+
         backend = self.backend
         params = {backend.stream_id_param(moment_id): moment_id for moment_id in set(ids)}
         events: dict[str, list[LedgerEvent]] = {}

@@ -71,10 +71,12 @@ INDEXES: dict[str, list[str]] = {
     ],
     "relationships": [
         "CREATE INDEX IF NOT EXISTS {t}_stage ON {t} (tenant, stage)",
+        "CREATE INDEX IF NOT EXISTS {t}_customer ON {t} (customer_id)",
         "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
     ],
     "reciprocity": [
         "CREATE INDEX IF NOT EXISTS {t}_status ON {t} (tenant, status)",
+        "CREATE INDEX IF NOT EXISTS {t}_customer ON {t} (customer_id)",
         "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
     ],
     "transitions": ["CREATE INDEX IF NOT EXISTS {t}_when ON {t} (tenant, occurred_us)"],
@@ -128,6 +130,7 @@ class SqlProjectionStore:
         """
         with self.backend.write("projections") as tx:
             self._index(tx, REBUILD_SUFFIX)
+        self.backend.analyze([f"moments{REBUILD_SUFFIX}"])
 
     @contextmanager
     def session(self, name: str = LIVE) -> Iterator[SqlSession]:
@@ -165,6 +168,8 @@ class SqlProjectionStore:
                 "INSERT INTO projection_state (name, position, phase, updated_at)"
                 " VALUES (?, ?, 'live', ?)", (LIVE, position or 0, now),
             )
+        # Fresh tables have no planner statistics yet (and autovacuum may be off).
+        self.backend.analyze(list(TABLES))
 
     @contextmanager
     def reader(self, as_of_us: int | None = None) -> Iterator[SqlSession]:
@@ -320,8 +325,10 @@ class SqlSession:
         where = ["TRUE"]
         params: list[Any] = []
         if cursor is not None:
-            where.append("(tenant > ? OR (tenant = ? AND customer_id > ?))")
-            params += [cursor[0], cursor[0], cursor[1]]
+            # A row-value comparison: both engines use it as an index bound (the
+            # OR form made PostgreSQL scan the index from the start on every chunk).
+            where.append("(tenant, customer_id) > (?, ?)")
+            params += [cursor[0], cursor[1]]
         if tenant is not None:
             where.append("tenant = ?")
             params.append(tenant)

@@ -93,6 +93,12 @@ class SqlBackend(ABC):
         """Held while tables are created, so processes opening a new store at once take turns."""
         return nullcontext()
 
+    def analyze(self, tables: Sequence[str]) -> None:
+        """Refresh the planner's statistics of these tables."""
+        with self.write("schema") as tx:
+            for table in tables:
+                tx.execute(f"ANALYZE {table}")
+
     def in_list(self, count: int) -> str:
         """`IN (?, ?, ...)` for `count` values; see `in_params`."""
         return f"IN ({','.join('?' * count)})"
