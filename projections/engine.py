@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from mot.domain.events import LedgerEvent, MomentRetracted
@@ -63,6 +64,8 @@ AMP_COLUMNS = ("amplification_id", "tenant", "customer_id", "occurred_at", "occu
 TEAM_COLUMNS = ("tenant", "function", "moments", "given", "asked", "amplifications",
                 "positive", "negative", "cascade_reach", "version")
 LISTEN_COLUMNS = ("tenant", "moments", "listening", "other", "listening_share", "version")
+
+BULK_PAGE = 5000
 
 Progress = Callable[[str, int, int], None]
 """(phase, done, total)"""
@@ -182,6 +185,7 @@ class Engine:
         session.write_moments(
             [(new[0], new[1], version) for new in touched.values() if new is not None],
             [moment_id for moment_id, new in touched.items() if new is None and moment_id in old],
+            existing=old.keys(),
         )
         if not track:
             return keys
@@ -284,12 +288,13 @@ class Engine:
 
         old_rel = {(r[0], r[1]): r[:-1] for r in old_rows("relationships", REL_COLUMNS)}
         new_rel = {key: _relationship_row(f[0]) for key, f in folded.items()}
-        session.upsert("relationships", REL_COLUMNS, ("tenant", "customer_id"),
+        write = session.insert if fresh else partial(session.upsert, key=("tenant", "customer_id"))
+        write("relationships", REL_COLUMNS,
                        [(*row, version) for key, row in new_rel.items() if old_rel.get(key) != row])
 
         old_recip = {(r[0], r[1]): r[:-1] for r in old_rows("reciprocity", RECIP_COLUMNS)}
         new_recip = {key: _reciprocity_row(f[2]) for key, f in folded.items()}
-        session.upsert("reciprocity", RECIP_COLUMNS, ("tenant", "customer_id"),
+        write("reciprocity", RECIP_COLUMNS,
                        [(*row, version) for key, row in new_recip.items() if old_recip.get(key) != row])
 
         old_trans: dict[CustomerKey, list[tuple[Any, ...]]] = defaultdict(list)
@@ -311,7 +316,10 @@ class Engine:
         for row in new_amps.values():
             deltas.move_amplification(_amplification_from_row(row), 1)
         changed_amps = [(*row, version) for aid, row in new_amps.items() if old_amps.get(aid) != row]
-        session.upsert("amplifications", AMP_COLUMNS, ("amplification_id",), changed_amps)
+        if fresh:
+            session.insert("amplifications", AMP_COLUMNS, changed_amps)
+        else:
+            session.upsert("amplifications", AMP_COLUMNS, changed_amps, key=("amplification_id",))
         removed_amps = [aid for aid in old_amps if aid not in new_amps]
         session.delete_rows("amplifications", ("amplification_id",), [(aid,) for aid in removed_amps])
         session.tombstones("amplifications", removed_amps, version)
@@ -341,7 +349,7 @@ class Engine:
                     deletes.append((tenant, function))
                 else:
                     upserts.append((tenant, function, *after, version))
-            session.upsert("teams", TEAM_COLUMNS, ("tenant", "function"), upserts)
+            session.upsert("teams", TEAM_COLUMNS, upserts, key=("tenant", "function"))
             session.delete_rows("teams", ("tenant", "function"), deletes)
         changed = {t: c for t, c in deltas.listening.items() if any(c)}
         if changed:
@@ -355,7 +363,7 @@ class Engine:
                 else:
                     upserts_l.append((tenant, moments, listening, other,
                                       listening_share(listening, other), version))
-            session.upsert("listening", LISTEN_COLUMNS, ("tenant",), upserts_l)
+            session.upsert("listening", LISTEN_COLUMNS, upserts_l, key=("tenant",))
             session.delete_rows("listening", ("tenant",), deletes_l)
 
     # -- rebuild -------------------------------------------------------------------------
@@ -389,7 +397,9 @@ class Engine:
         while True:
             with self.store.session(REBUILD) as session:
                 position, _, _ = session.progress()
-                events = self.log.notifications(position, self.page_size) if position < target else []
+                # Bigger pages than incremental ones: fewer commits for the bulk of the log.
+                page = max(self.page_size, BULK_PAGE)
+                events = self.log.notifications(position, page) if position < target else []
                 events = [e for e in events if e[0] <= target]
                 if not events:
                     session.save_progress(position, "fold", None, self._now())

@@ -103,6 +103,13 @@ class PostgresBackend(SqlBackend):
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))
 
+    def bulk_insert(self, tx: Tx, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        # COPY: an executemany sends a statement per row, even pipelined.
+        with tx.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def in_list(self, count: int) -> str:
         # One array parameter: planning and binding a thousand separate
         # parameters costs PostgreSQL far more than unpacking one array.

@@ -260,20 +260,15 @@ class SqlSession:
             out.extend(Current._make(row) for row in rows)
         return out
 
-    def write_moments(self, upserts: Sequence[tuple[Current, dict[str, Any], int]],
-                      deletes: Collection[str]) -> None:
-        self.tx.executemany(
-            f"INSERT INTO moments{self.s} ({MOMENT_COLUMNS}, occurred_at, doc, version)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (moment_id) DO UPDATE SET"
-            " occurred_us = excluded.occurred_us, kind = excluded.kind,"
-            " function = excluded.function, channel = excluded.channel, actor = excluded.actor,"
-            " ask_type = excluded.ask_type, sentiment = excluded.sentiment,"
-            " reach = excluded.reach, in_reply_to = excluded.in_reply_to,"
-            " shares = excluded.shares, occurred_at = excluded.occurred_at, doc = excluded.doc,"
-            " version = excluded.version",
-            [(*current, doc["occurred_at"], orjson.dumps(doc).decode(), version)
-             for current, doc, version in upserts],
-        )
+    def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
+                      deletes: Collection[str], *, existing: Collection[str]) -> None:
+        """Write moments; those not in `existing` are new and go in by bulk insert."""
+        columns = (*MOMENT_COLUMNS.split(", "), "occurred_at", "doc", "version")
+        values = [(*current, doc["occurred_at"], orjson.dumps(doc).decode(), version)
+                  for current, doc, version in rows]
+        self.insert("moments", columns, [v for v in values if v[0] not in existing])
+        self.upsert("moments", columns, [v for v in values if v[0] in existing],
+                    key=("moment_id",))
         self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ?",
                             [(moment_id,) for moment_id in deletes])
 
@@ -367,15 +362,13 @@ class SqlSession:
                             list(keys))
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Rows that are new (no conflict possible): the backend's fastest bulk path."""
         rows = list(rows)
         if rows:
-            self.tx.executemany(
-                f"INSERT INTO {table}{self.s} ({', '.join(columns)})"
-                f" VALUES ({','.join('?' * len(columns))})", rows,
-            )
+            self.backend.bulk_insert(self.tx, table + self.s, columns, rows)
 
-    def upsert(self, table: str, columns: Sequence[str], key: Sequence[str],
-               rows: Iterable[Sequence[Any]]) -> None:
+    def upsert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+               key: Sequence[str]) -> None:
         rows = list(rows)
         if not rows:
             return
@@ -391,8 +384,8 @@ class SqlSession:
                             [(i,) for i in ids])
 
     def tombstones(self, projection: str, keys: Iterable[str], version: int) -> None:
-        self.upsert("tombstones", ("projection", "row_key", "version"), ("projection", "row_key"),
-                    [(projection, key, version) for key in keys])
+        self.upsert("tombstones", ("projection", "row_key", "version"),
+                    [(projection, key, version) for key in keys], key=("projection", "row_key"))
 
     def revive(self, projection: str, keys: Iterable[str]) -> None:
         self.tx.executemany(f"DELETE FROM tombstones{self.s} WHERE projection = ? AND row_key = ?",

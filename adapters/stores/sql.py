@@ -93,6 +93,14 @@ class SqlBackend(ABC):
         """Held while tables are created, so processes opening a new store at once take turns."""
         return nullcontext()
 
+    def bulk_insert(self, tx: Tx, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Insert new rows (no conflicts) as fast as the engine allows."""
+        tx.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})",
+            rows,
+        )
+
     def analyze(self, tables: Sequence[str]) -> None:
         """Refresh the planner's statistics of these tables."""
         with self.write("schema") as tx:
