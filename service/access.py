@@ -224,7 +224,7 @@ class TenantLedger:
         answers: dict[int, Answer] = {}
         incoming: list[Incoming] = []
         positions: list[int] = []
-        in_batch: set[str] = set()  # moments this batch records as this tenant
+        recorded: list[dict[str, Any]] = []  # the moments of this batch, as this tenant
         targets: dict[int, str] = {}  # amend/retract: index -> moment id
         for index, item in enumerate(items):
             data = item.data
@@ -242,16 +242,17 @@ class TenantLedger:
                             f"tenant: this token writes only tenant {tenant!r}, not "
                             f"{_shown(named)}; leave tenant out or send {tenant!r}")
                         continue
-                    moment_id = _record_id(data, tenant)
-                    if moment_id is not None:
-                        in_batch.add(moment_id)
+                    recorded.append(data)
                 elif kind in ("amend", "retract"):
                     target = _canonical(data.get("moment_id"))
                     if target is not None:  # (an invalid id is the ledger's to reject)
                         targets[index] = target
             positions.append(index)
             incoming.append(Incoming(item.raw, item.origin, payload, item.problem))
-        refused = self._foreign_targets(tenant, targets, in_batch)
+        refused: set[int] = set()
+        if targets:  # (ids of the batch's moments are only worked out when something names one)
+            in_batch = {m for m in (_record_id(data, tenant) for data in recorded) if m is not None}
+            refused = self._foreign_targets(tenant, targets, in_batch)
         if refused:
             for index in refused:
                 answers[index] = Answer(
