@@ -98,12 +98,15 @@ def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML: the vendor mappings and [webhooks.hubspot|zendesk] secrets "
                    "(default ./mot.toml when it exists).")
+@click.option("--ingest-threads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Batches validated and recorded at once (more only contend for the GIL and "
+                   "the writer lock).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @click.pass_obj
 def serve(obj: Any, host: str, port: int, max_body: int, project: bool, poll: float,
-          config_path: str | None, access_log: bool, log_level: str) -> None:
+          config_path: str | None, ingest_threads: int, access_log: bool, log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
 
     One process, its requests on a thread pool; a batch is answered after its commit.
@@ -123,7 +126,7 @@ def serve(obj: Any, host: str, port: int, max_body: int, project: bool, poll: fl
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
     app = create_app(obj.services, max_body=max_body, project_every=poll if project else None,
-                     webhooks=webhooks)
+                     webhooks=webhooks, ingest_threads=ingest_threads)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store or 'default'}",
                err=True)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,

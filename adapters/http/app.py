@@ -25,11 +25,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -250,6 +251,7 @@ def create_app(
     project_every: float | None = None,
     access: AccessService | None = None,
     webhooks: WebhookSettings | None = None,
+    ingest_threads: int = 4,
 ) -> FastAPI:
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
@@ -257,6 +259,14 @@ def create_app(
     tenant_ledger = TenantLedger(services.ledger_store)
     metrics = Metrics(services.projections.status)
     projector = Projector(services)
+    limiter: list[anyio.CapacityLimiter] = []
+
+    def ingest_slots() -> anyio.CapacityLimiter:
+        """At most `ingest_threads` batches are validated and recorded at once (their threads
+        would only contend for the GIL and the writer lock); created on first use, in the loop."""
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(ingest_threads))
+        return limiter[0]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -344,7 +354,7 @@ def create_app(
             answer = record("moments", principal, request_id, submitted)
             return _json(answer, headers={"X-Request-ID": request_id})
 
-        return await run_in_threadpool(work)
+        return await anyio.to_thread.run_sync(work, limiter=ingest_slots())
 
     # -- queries --------------------------------------------------------------------------
 
@@ -468,7 +478,8 @@ def create_app(
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     add_webhook_routes(app, webhooks or WebhookSettings(), record,
-                       lambda credentials: authenticate(access, credentials, "write"), max_body)
+                       lambda credentials: authenticate(access, credentials, "write"), max_body,
+                       ingest_slots)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -36,6 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -186,6 +188,7 @@ def add_webhook_routes(
     record: Record,
     authenticate: Callable[[HTTPAuthorizationCredentials | None], Principal],
     max_body: int,
+    ingest_slots: Callable[[], Any],
 ) -> None:
     """Add `POST /v1/webhooks/{source}` to `app`."""
 
@@ -257,4 +260,4 @@ def add_webhook_routes(
             return Response(orjson.dumps(answer), media_type="application/json",
                             headers={"X-Request-ID": request_id})
 
-        return await run_in_threadpool(work)
+        return await anyio.to_thread.run_sync(work, limiter=ingest_slots())
