@@ -234,7 +234,7 @@ def run_http(store: Store, path: Path, clients: int, size: int, max_seconds: flo
     def percentile(p: float) -> float | None:
         if not latencies:
             return None
-        return latencies[min(len(latencies) - 1, int(round(p / 100 * (len(latencies) - 1))))]
+        return latencies[min(len(latencies) - 1, round(p / 100 * (len(latencies) - 1)))]
 
     return {
         "clients": clients, "batch": size, "batches": total_batches,
