@@ -247,8 +247,11 @@ class TenantLedger:
                     target = _canonical(data.get("moment_id"))
                     if target is not None:  # (an invalid id is the ledger's to reject)
                         targets[index] = target
+            problem = item.problem
+            if problem is None and _has_nul(item.raw if payload is None else payload, data):
+                problem = NUL_PROBLEM
             positions.append(index)
-            incoming.append(Incoming(item.raw, item.origin, payload, item.problem))
+            incoming.append(Incoming(item.raw, item.origin, payload, problem))
         refused: set[int] = set()
         if targets:  # (ids of the batch's moments are only worked out when something names one)
             in_batch = {m for m in (_record_id(data, tenant) for data in recorded) if m is not None}
@@ -286,6 +289,28 @@ class TenantLedger:
             if found != tenant:
                 refused.add(index)
         return refused
+
+
+NUL_PROBLEM: Final = ("text containing U+0000 (NUL) cannot be stored (PostgreSQL refuses it, "
+                      "and a projection would stop at it); remove the character")
+
+
+def _has_nul(wire: bytes, data: Any) -> bool:
+    """Whether a decoded message holds U+0000 in a key or a text (JSON can only write it as an
+    escape, so the bytes tell when to look)."""
+    if b"\\u0000" not in wire:
+        return False
+
+    def walk(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any("\x00" in key or walk(item) for key, item in value.items())
+        if isinstance(value, list):
+            return any(walk(item) for item in value)
+        return False
+
+    return walk(data)
 
 
 def _verb(data: Any) -> str:

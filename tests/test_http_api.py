@@ -264,3 +264,17 @@ def test_background_projector_keeps_queries_current(store_url: str) -> None:
             assert [r["customer_id"] for r in rows] == ["c9"]
     finally:
         services.close()
+
+
+def test_text_with_nul_is_quarantined_not_recorded(client: Api) -> None:
+    """PostgreSQL cannot store U+0000 in text: recorded, it would stop every projection."""
+    batch = [{**MOMENT, "customer_id": "a\u0000b"},
+             {**MOMENT, "source": {"system": "crm", "id": "r-2"}, "attributes": {"k\u0000": 1}},
+             {**MOMENT, "source": {"system": "crm", "id": "r-3"}, "actor": "back\\u0000slash"}]
+    items = client.post("acme", batch).json()["items"]
+    assert [i["outcome"] for i in items] == ["quarantined", "quarantined", "recorded"]
+    assert "U+0000 (NUL) cannot be stored" in items[0]["reason"]
+    assert client.services.ledger_store.quarantine_count() == 2
+    answer = client.get("acme", "/v1/relationships", refresh="true")
+    assert answer.status_code == 200
+    assert [r["customer_id"] for r in answer.json()] == ["c9"]
