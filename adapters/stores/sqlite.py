@@ -9,6 +9,7 @@ at once are serialised rather than failing on a lock upgrade.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -40,10 +41,26 @@ class SQLiteBackend(SqlBackend):
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.datastore = SQLiteDatastore(path, lock_timeout=int(BUSY_TIMEOUT_S))
-        self.recorder = SQLiteApplicationRecorder(self.datastore)
-        self.recorder.create_table()
         self._local = threading.local()
+        with self.schema_lock():
+            self.datastore = SQLiteDatastore(path, lock_timeout=int(BUSY_TIMEOUT_S))
+            self.recorder = SQLiteApplicationRecorder(self.datastore)
+            self.recorder.create_table()
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        # Switching a new file to WAL takes a lock SQLite's busy timeout does not wait
+        # for ("database is locked"): processes opening a new store take turns on a
+        # lock file beside it instead.
+        if self.path == ":memory:":
+            yield
+            return
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
