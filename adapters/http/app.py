@@ -16,6 +16,7 @@ process being killed right after it.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -30,7 +31,7 @@ import anyio.to_thread
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter
+from pydantic import AwareDatetime, BeforeValidator, TypeAdapter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,7 +64,7 @@ from mot.adapters.http.models import (
 )
 from mot.adapters.http.webhooks import WebhookSettings, add_webhook_routes
 from mot.adapters.stores.views import VIEWS
-from mot.domain.schema import AmendIn, MomentIn, RetractIn, Timestamp
+from mot.domain.schema import AmendIn, MomentIn, RetractIn
 from mot.domain.vocabulary import Function
 from mot.service.access import (
     AccessService,
@@ -91,9 +92,21 @@ CustomerParam = Annotated[str | None, Query(min_length=1, max_length=256, patter
 MOMENT_REF: Final = (r"^([0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?"
                      r"[0-9A-Fa-f]{12}|[^:\x00]+:[^\x00]+)$")
 # Times are RFC 3339 with an offset, as on the wire (not a Unix time, not a naive time).
-SinceParam = Annotated[Timestamp | None, Query(description="Only rows at or after this time")]
-UntilParam = Annotated[Timestamp | None, Query(description="Only rows at or before this time")]
-AsOfParam = Annotated[Timestamp | None, Query(
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])")
+
+
+def _rfc3339(value: Any) -> Any:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("expected an RFC 3339 timestamp with an offset, such as 2026-03-01T10:00:00Z")
+    return value
+
+
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+SinceParam = Annotated[QueryTime | None, Query(description="Only rows at or after this time")]
+UntilParam = Annotated[QueryTime | None, Query(description="Only rows at or before this time")]
+AsOfParam = Annotated[QueryTime | None, Query(
     description="The state as it was then: folds only moments that had occurred by then")]
 LimitParam = Annotated[int | None, Query(ge=1, le=MAX_LIMIT)]
 RefreshParam = Annotated[bool, Query(
@@ -507,8 +520,8 @@ def _utc(name: str, value: datetime | None) -> datetime | None:
         return None
     try:
         return value.astimezone(UTC)
-    except OverflowError:
-        raise HTTPException(422, f"{name}: outside years 1 to 9999 in UTC") from None
+    except OverflowError:  # a time within an offset of the ends of years 1 to 9999: the end
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _batch_answer(request_id: str, tenant: str, answers: Sequence[Answer]) -> dict[str, Any]:
