@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_DIR := demo
 DEMO_STORE := $(DEMO_DIR)/mot.db
 
-.PHONY: demo test lint typecheck bench bench-import bench-project install clean postgres
+.PHONY: demo test lint typecheck bench bench-import bench-project bench-kafka bench-http install clean postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,13 +48,19 @@ typecheck: $(STAMP)
 	@for p in domain projections adapters service cli; do ln -s ../../../$$p build/typecheck/mot/$$p; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml mot
 
-bench: bench-import bench-project
+bench: bench-import bench-project bench-kafka bench-http
 
 bench-import: $(STAMP) postgres
 	$(BIN)/python bench/import_bench.py
 
 bench-project: $(STAMP) postgres
 	$(BIN)/python bench/project_bench.py
+
+bench-kafka: $(STAMP) postgres
+	$(BIN)/python bench/kafka_bench.py
+
+bench-http: $(STAMP) postgres
+	$(BIN)/python bench/http_bench.py
 
 clean:
 	rm -rf $(VENV) build $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

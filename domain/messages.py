@@ -86,7 +86,32 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         return Rejection("", f"not valid JSON ({error})")
+    # JSON can carry U+0000 only escaped; PostgreSQL text cannot hold it at all.
+    if (b"\\u0000" in raw) if isinstance(raw, bytes) else ("\\u0000" in raw):
+        where = _nul_path(data)
+        if where is not None:
+            return Rejection(where, "contains a NUL character (U+0000), which text fields cannot hold")
     return validate_message(data, now)
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding U+0000, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return here
+            found = _nul_path(item, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def validate_message(data: Any, now: datetime) -> Message | Rejection:

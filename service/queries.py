@@ -18,7 +18,7 @@ from mot.projections.amplification import Amplification
 from mot.projections.engine import Engine
 from mot.projections.model import Current
 from mot.projections.relationship import is_lapsed
-from mot.projections.teams import scoreboard
+from mot.projections.teams import listening_contribution, scoreboard
 
 
 def resolve_moment_id(text: str, tenant: str) -> str | None:
@@ -116,8 +116,9 @@ class QueryService:
                 record.pop("last_moment_us", None)
         if name == "transitions":
             for record in records:
-                record["from"] = record.pop("from_stage")
-                record["to"] = record.pop("to_stage")
+                if "from_stage" in record:  # live rows; as-of records carry from/to already
+                    record["from"] = record.pop("from_stage")
+                    record["to"] = record.pop("to_stage")
         if query.as_of is not None:
             if name == "amplifications":
                 records.sort(key=lambda r: r["amplification_id"])
@@ -175,7 +176,18 @@ class QueryService:
             if name == "teams":
                 records = [r.as_record() | {"version": None} for r in board.teams]
             else:
-                records = [r.as_record() | {"version": None} for r in board.listening]
+                counts: dict[str, list[int]] = {}
+                for m in moments_seen:
+                    listening, talking = listening_contribution(m)
+                    tally = counts.setdefault(m.tenant, [0, 0, 0])
+                    tally[0] += 1
+                    tally[1] += listening
+                    tally[2] += talking
+                records = [
+                    r.as_record() | dict(zip(("moments", "listening", "other"), counts[r.tenant],
+                                             strict=True)) | {"version": None}
+                    for r in board.listening
+                ]
         return [r for r in records if _matches(r, query)]
 
 

@@ -533,3 +533,17 @@ def test_any_amendment_gives_a_moment_or_a_rejection(changes: dict[str, Any]) ->
         assert error.rejection.reason
     else:
         assert record(json.dumps(result).encode()) == result
+
+
+def test_a_nul_character_is_rejected_naming_the_field() -> None:
+    # PostgreSQL text cannot hold U+0000: such a message must be quarantined, not stall a store.
+    from mot.domain.messages import Rejection, parse_message
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    raw = (b'{"tenant":"acme","customer_id":"c1","occurred_at":"2026-03-01T09:00:00Z",'
+           b'"channel":"email","direction":"inbound","kind":"praise","moment_id":'
+           b'"6f1c9e2a-3b4d-4c5e-8f70-123456789abc","attributes":{"note":["ok","a\\u0000b"]}}')
+    rejection = parse_message(raw, now)
+    assert isinstance(rejection, Rejection)
+    assert rejection.field == "attributes.note[1]"
+    assert "NUL" in rejection.reason

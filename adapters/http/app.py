@@ -384,10 +384,6 @@ def create_app(
             records = services.queries.run(query)
         except QueryError as error:
             raise HTTPException(400, str(error).replace("--", "")) from error
-        except KeyError:
-            if name != "transitions" or query.as_of is None:
-                raise
-            records = _transitions_as_of(services, query)
         return _json(records)
 
     query_responses: dict[int | str, dict[str, Any]] = {400: {"model": Problem}, **PROBLEMS}
@@ -503,16 +499,6 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-def _transitions_as_of(services: Services, query: ProjectionQuery) -> list[dict[str, Any]]:
-    """`transitions` as of a time. QueryService.run renames `from_stage`/`to_stage` on records
-    that the as-of fold already names `from`/`to` (a KeyError, in `mot query transitions
-    --as-of` too); until service/queries.py is fixed, the same fold, sort and limit here."""
-    from mot.service import queries
-
-    records = services.queries._as_of(query)
-    return queries._sorted_and_limited(records, query.sort, query.limit)
 
 
 def _utc(name: str, value: datetime | None) -> datetime | None:

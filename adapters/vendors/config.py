@@ -158,9 +158,11 @@ class VendorConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], path: str = "<config>") -> VendorConfig:
         """Build from decoded TOML (a dict), checking every key and value."""
-        unknown = set(data) - {"tenant", *VENDORS}
+        # [webhooks] holds `mot serve`'s signing secrets: the same file serves both.
+        known = {"tenant", "webhooks", *VENDORS}
+        unknown = set(data) - known
         for key in sorted(unknown):
-            raise ConfigError(f"{path}: unknown key {key!r}{_did_you_mean(key, {'tenant', *VENDORS})}")
+            raise ConfigError(f"{path}: unknown key {key!r}{_did_you_mean(key, known)}")
         tenant = _tenant(data.get("tenant", "default"), f"{path}:", "tenant")
         sections = {}
         for vendor in VENDORS:
