@@ -65,9 +65,14 @@ class Services:
 
 def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
     backend = connect(store_url(url))
-    with backend.schema_lock():
+    if backend.ready:
         ledger_store = SqlLedger(backend)
         projection_store = SqlProjectionStore(backend)
+    else:
+        with backend.schema_lock():
+            ledger_store = SqlLedger(backend)
+            projection_store = SqlProjectionStore(backend)
+            backend.mark_ready()
     projections = ProjectionService(projection_store, ledger_store, page_size=page_size,
                                     quarantine_count=ledger_store.quarantine_count)
     return Services(

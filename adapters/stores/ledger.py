@@ -44,8 +44,9 @@ class SqlLedger:
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
-        with backend.write("schema") as tx:
-            tx.execute(backend.ddl(QUARANTINE_DDL))
+        if not backend.ready:
+            with backend.write("schema") as tx:
+                tx.execute(backend.ddl(QUARANTINE_DDL))
 
     def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
         backend = self.backend

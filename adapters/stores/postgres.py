@@ -47,6 +47,10 @@ class PostgresBackend(SqlBackend):
             max_overflow=8,
             connect_timeout=10,
         )
+        self.ready = self.schema_ready()
+        if self.ready:
+            self.recorder = PostgresApplicationRecorder(self.datastore)
+            return
         with self.schema_lock():
             if self.schema != "public":
                 with self.datastore.transaction(commit=True) as curs:

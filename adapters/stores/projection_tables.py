@@ -107,9 +107,10 @@ class SqlProjectionStore:
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
-        with backend.write("projections") as tx:
-            tx.execute(backend.ddl(STATE_DDL))
-            self._create(tx, "")
+        if not backend.ready:
+            with backend.write("projections") as tx:
+                tx.execute(backend.ddl(STATE_DDL))
+                self._create(tx, "")
 
     def _create(self, tx: Tx, suffix: str, *, indexes: bool = True) -> None:
         for name, ddl in TABLES.items():

@@ -45,8 +45,14 @@ class Tx:
         return None if row is None else row[0]
 
 
+SCHEMA_VERSION = 1
+"""The version of mot's tables; a store at this version is opened without any DDL."""
+
+
 class SqlBackend(ABC):
     """A database that holds the ledger, the quarantine and the projections."""
+
+    ready: bool = False  # the store's tables exist at SCHEMA_VERSION
 
     kind: str
     types: ClassVar[dict[str, str]]
@@ -88,6 +94,24 @@ class SqlBackend(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def schema_ready(self) -> bool:
+        """Whether the store was set up at this SCHEMA_VERSION (then opening it runs no DDL)."""
+        try:
+            with self.read() as tx:
+                if not self.table_exists(tx, "mot_schema"):
+                    return False
+                return bool(tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION)
+        except Exception:  # a new PostgreSQL schema that does not exist yet, and the like
+            return False
+
+    def mark_ready(self) -> None:
+        """Record that every table of SCHEMA_VERSION now exists."""
+        with self.write("schema") as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS mot_schema (version INTEGER PRIMARY KEY)")
+            tx.execute("DELETE FROM mot_schema")
+            tx.execute("INSERT INTO mot_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+        self.ready = True
 
     def schema_lock(self) -> AbstractContextManager[None]:
         """Held while tables are created, so processes opening a new store at once take turns."""

@@ -42,10 +42,12 @@ class SQLiteBackend(SqlBackend):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self.schema_lock():
-            self.datastore = SQLiteDatastore(path, lock_timeout=int(BUSY_TIMEOUT_S))
-            self.recorder = SQLiteApplicationRecorder(self.datastore)
-            self.recorder.create_table()
+        self.datastore = SQLiteDatastore(path, lock_timeout=int(BUSY_TIMEOUT_S))
+        self.recorder = SQLiteApplicationRecorder(self.datastore)
+        self.ready = self.schema_ready()
+        if not self.ready:
+            with self.schema_lock():
+                self.recorder.create_table()
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
