@@ -28,7 +28,6 @@ import hmac
 import os
 import re
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,6 +47,7 @@ from mot.adapters.http.bodies import BodyTooLarge, declared_length, read_limited
 from mot.adapters.http.models import Problem
 from mot.adapters.sources.vendor import VendorStats, map_value
 from mot.adapters.vendors import SOURCES, ConfigError, VendorConfig
+from mot.adapters.vendors.config import read_toml
 from mot.service.access import Principal, Submitted
 
 SIGNED: Final = ("hubspot", "zendesk")
@@ -73,13 +73,7 @@ class WebhookSettings:
         env = os.environ if environ is None else environ
         data: dict[str, Any] = {}
         if path is not None:
-            try:
-                with open(path, "rb") as handle:
-                    data = tomllib.load(handle)
-            except OSError as error:
-                raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
-            except tomllib.TOMLDecodeError as error:
-                raise ConfigError(f"{path}: not valid TOML ({error})") from error
+            data = read_toml(path)
         webhooks = data.pop("webhooks", {})
         where = str(path) if path is not None else "<config>"
         vendors = VendorConfig.from_dict(data, where) if path is not None else VendorConfig()

@@ -74,25 +74,30 @@ def jsonl_records(opened: Opened) -> Iterator[Incoming]:
             yield Incoming(stripped, f"{name}:{number}")
 
 
-def csv_records(opened: Opened) -> Iterator[Incoming]:
-    """One message per CSV row after the header; the row is mapped to a wire JSON object."""
-    name = opened.name
-    text = io.TextIOWrapper(opened.stream, encoding="utf-8", newline="")
+def csv_rows(opened: Opened) -> Iterator[tuple[str, bytes, list[str], list[str]]]:
+    """(origin, raw row, header columns, cells) for each non-blank row after the header.
+
+    utf-8-sig: exports saved by spreadsheet tools start with a byte order mark.
+    """
+    text = io.TextIOWrapper(opened.stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     header = next(reader, None)
     if header is None:
         return
     columns = [column.strip() for column in header]
     for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        line = reader.line_num
-        raw = _csv_line(row)
+        if any(cell.strip() for cell in row):
+            yield f"{opened.name}:{reader.line_num}", _csv_line(row), columns, row
+
+
+def csv_records(opened: Opened) -> Iterator[Incoming]:
+    """One message per CSV row after the header; the row is mapped to a wire JSON object."""
+    for origin, raw, columns, row in csv_rows(opened):
         if len(row) != len(columns):
             problem = f"CSV row has {len(row)} cells, the header has {len(columns)}"
-            yield Incoming(raw, f"{name}:{line}", problem=problem)
+            yield Incoming(raw, origin, problem=problem)
             continue
-        yield Incoming(raw, f"{name}:{line}", orjson.dumps(csv_row_to_wire(columns, row)))
+        yield Incoming(raw, origin, orjson.dumps(csv_row_to_wire(columns, row)))
 
 
 def csv_row_to_wire(columns: list[str], row: list[str]) -> dict[str, Any]:

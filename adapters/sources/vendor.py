@@ -14,8 +14,6 @@ messages; the HTTP webhook endpoint uses it too.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from mot.adapters.sources.files import Opened
+from mot.adapters.sources.files import Opened, csv_rows
 from mot.adapters.vendors import NotAMoment, Unmappable, VendorConfig, VendorSource
 from mot.domain.messages import Rejection, parse_message
 from mot.service.ledger import Incoming
@@ -138,18 +136,7 @@ def _jsonl_messages(opened: Opened, source: VendorSource, config: VendorConfig,
 
 def _csv_messages(opened: Opened, source: VendorSource, config: VendorConfig,
                   stats: VendorStats) -> Iterator[Incoming]:
-    # utf-8-sig: exports saved by spreadsheet tools start with a byte order mark.
-    text = io.TextIOWrapper(opened.stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
-    header = next(reader, None)
-    if header is None:
-        return
-    columns = [column.strip() for column in header]
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        origin = f"{opened.name}:{reader.line_num}"
-        raw = _csv_line(row)
+    for origin, raw, columns, row in csv_rows(opened):
         if len(row) != len(columns):
             stats.records += 1
             stats.unmappable += 1
@@ -157,12 +144,6 @@ def _csv_messages(opened: Opened, source: VendorSource, config: VendorConfig,
                                                 f"has {len(columns)}")
             continue
         yield from map_value(source, dict(zip(columns, row, strict=True)), config, origin, raw, stats)
-
-
-def _csv_line(row: list[str]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="").writerow(row)
-    return out.getvalue().encode()
 
 
 def preview_problem(item: Incoming, now: datetime) -> str | None:

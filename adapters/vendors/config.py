@@ -146,14 +146,7 @@ class VendorConfig:
     @classmethod
     def load(cls, path: str | Path) -> VendorConfig:
         """Read a TOML file; ConfigError when it cannot be read or a setting is wrong."""
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except OSError as error:
-            raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: not valid TOML ({error})") from error
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_toml(path), str(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], path: str = "<config>") -> VendorConfig:
@@ -320,3 +313,14 @@ def _tenant(value: Any, where: str, key: str) -> str:
 def _did_you_mean(key: str, known: set[str] | frozenset[str]) -> str:
     close = get_close_matches(key, sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError when it cannot be read or parsed (mot.toml)."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from error
