@@ -49,6 +49,8 @@ class MotGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): handled quietly in main()
         except Exception as error:
             if not _is_store_error(error):
                 raise
@@ -99,4 +101,13 @@ _register()
 
 
 def main() -> None:
-    cli(prog_name="mot")
+    try:
+        cli(prog_name="mot")
+    except BrokenPipeError:
+        # `mot query ... | head`: the reader has what it wanted; say nothing more.
+        import os
+        import sys
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
