@@ -1,6 +1,7 @@
 """ISO 4217 active alphabetic currency codes (list one, as published by SIX).
 
-Kept as data rather than a dependency: the list changes a few times a decade.
+Kept as data rather than a dependency: the list changes a few times a decade. The
+code for "no currency" is left out: it cannot be the currency of a purchase.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ ISO_4217: Final = frozenset(
         "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD",
         "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES",
         "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG",
-        "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW",
+        "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "YER", "ZAR", "ZMW",
         "ZWG", "ZWL",
     )
 )

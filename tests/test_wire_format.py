@@ -474,7 +474,7 @@ wire_values = (
         "moment", "amend", "retract", "default", "acme", MID, MID.upper(), "not-a-uuid",
         "2026-03-01T10:00:00Z", "2026-03-01T10:00:00+02:00", "2026-03-01T10:00:00",
         "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00", "2026-06-02T00:00:00Z",
-        "eur", "EUR", "XXX", *CHANNELS, *DIRECTIONS, *FUNCTIONS, *ASK_TYPES,
+        "eur", "EUR", "ABC", *CHANNELS, *DIRECTIONS, *FUNCTIONS, *ASK_TYPES,
         *{kind for kinds in KINDS_BY_DIRECTION.values() for kind in kinds},
     ])
     | st.fixed_dictionaries(
