@@ -177,13 +177,9 @@ def log(obj: Any, tenant: str, customer: str, fmt: str | None) -> None:
     """A customer's current moments in fold order (occurred_at, moment_id)."""
     from mot.service.timeline import customer_log
 
-    obj.services.projections.project()
-    records = customer_log(obj.services.projection_store, tenant, customer)
-    if not records:
-        raise click.ClickException(f"no current moments for customer {customer!r} of {tenant!r}")
-    render(records, fmt, columns=("occurred_at", "direction", "kind", "function", "channel",
-                                  "actor", "sentiment", "reach", "moment_id")
-           if (fmt or "table") == "table" else ())
+    _show_customer(obj, customer_log, tenant, customer, fmt,
+                   ("occurred_at", "direction", "kind", "function", "channel", "actor",
+                    "sentiment", "reach", "moment_id"))
 
 
 @click.command("timeline")
@@ -195,13 +191,19 @@ def timeline(obj: Any, tenant: str, customer: str, fmt: str | None) -> None:
     """A customer's moments in fold order, with the running stage and reciprocity balance."""
     from mot.service.timeline import customer_timeline
 
+    _show_customer(obj, customer_timeline, tenant, customer, fmt,
+                   ("occurred_at", "direction", "kind", "function", "stage", "balance",
+                    "unanswered_asks", "status", "moment_id"))
+
+
+def _show_customer(obj: Any, read: Any, tenant: str, customer: str, fmt: str | None,
+                   table_columns: tuple[str, ...]) -> None:
+    """Bring projections up to date, read one customer's records, print them."""
     obj.services.projections.project()
-    records = customer_timeline(obj.services.projection_store, tenant, customer)
+    records = read(obj.services.projection_store, tenant, customer)
     if not records:
         raise click.ClickException(f"no current moments for customer {customer!r} of {tenant!r}")
-    render(records, fmt, columns=("occurred_at", "direction", "kind", "function", "stage",
-                                  "balance", "unanswered_asks", "status", "moment_id")
-           if (fmt or "table") == "table" else ())
+    render(records, fmt, columns=table_columns if (fmt or "table") == "table" else ())
 
 
 @click.command("story")

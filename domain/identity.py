@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from hashlib import sha1
-from uuid import NAMESPACE_URL, UUID
+from uuid import NAMESPACE_URL
 
 _NAMESPACE = NAMESPACE_URL.bytes
 
@@ -31,8 +31,3 @@ def derived_moment_id(tenant: str, system: str, source_id: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest[:16].hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def canonical_uuid(value: UUID | str) -> str:
-    """The canonical lowercase, hyphenated form of a UUID."""
-    return str(value if isinstance(value, UUID) else UUID(value))

@@ -380,10 +380,6 @@ class SqlSession:
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows,
         )
 
-    def delete_amplifications(self, ids: Collection[str]) -> None:
-        self.tx.executemany(f"DELETE FROM amplifications{self.s} WHERE amplification_id = ?",
-                            [(i,) for i in ids])
-
     def tombstones(self, projection: str, keys: Iterable[str], version: int) -> None:
         self.upsert("tombstones", ("projection", "row_key", "version"),
                     [(projection, key, version) for key in keys], key=("projection", "row_key"))
