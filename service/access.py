@@ -25,6 +25,7 @@ import hmac
 import secrets
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -374,6 +375,9 @@ class _Fence:
 
         with self.lock:
             return self.store.record(ids, fenced)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self.store.transaction()
 
     def stream(self, moment_id: str) -> list[LedgerEvent]:
         return self.store.stream(moment_id)

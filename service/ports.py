@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,10 @@ class LedgerStore(Protocol):
 
     def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
         """In one write transaction: load the streams of `ids`, ask `plan` what to do, do it."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A unit of work: every `record` inside it commits together when it ends."""
         ...
 
     def stream(self, moment_id: str) -> list[LedgerEvent]:

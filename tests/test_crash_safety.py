@@ -415,13 +415,14 @@ def test_import_killed_at_several_points_then_rerun(
     partial = []
     for kill in (Kill(after=0.3), Kill(at_least=total // 4), Kill(after=0.8),
                  Kill(at_least=total * 2 // 3)):
-        proc = start(store_url, "import", "--batch-size", BATCH, "--quiet", path.as_posix())
+        proc = start(store_url, "import", "--batch-size", BATCH, "--commit-every", BATCH, "--quiet",
+                     path.as_posix())
         killed = kill_at(proc, kill, lambda: head(store_url))
         if killed:
             partial.append(head(store_url))
     assert any(0 < h < total for h in partial), f"no kill landed mid-import: {partial}"
-    out = run(store_url, "import", "--batch-size", BATCH, "--summary-json", "--quiet",
-              path.as_posix())
+    out = run(store_url, "import", "--batch-size", BATCH, "--commit-every", BATCH, "--summary-json",
+              "--quiet", path.as_posix())
     summary = orjson.loads(out)
     assert summary["read"] == IMPORT_LINES
     assert summary["quarantined"] == len(expected.bad)
@@ -484,7 +485,7 @@ def test_two_concurrent_imports_of_overlapping_files(
     expected = expected_of(lines)
     a = write(tmp_path / "a.jsonl", first)
     b = write(tmp_path / "b.jsonl", second)
-    args = ("import", "--batch-size", BATCH, "--summary-json", "--quiet")
+    args = ("import", "--batch-size", BATCH, "--commit-every", BATCH, "--summary-json", "--quiet")
     procs = [start(store_url, *args, a.as_posix())]
     if store_kind == "postgres":
         # Opening a PostgreSQL store runs eventsourcing's CREATE OR REPLACE FUNCTION, which

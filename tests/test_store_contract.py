@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -448,6 +449,62 @@ def test_a_rejected_batch_member_does_not_block_the_rest(services: Services) -> 
                         Outcome.QUARANTINED, Outcome.RECORDED]
     assert services.ledger_store.head() == 3
     assert services.ledger_store.quarantine_count() == 2
+
+
+# -- units of work: several batches, one commit --------------------------------------------
+
+
+def test_batches_in_one_unit_of_work_commit_together(services: Services, store_url: str) -> None:
+    ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(4)]
+    with services.ledger_store.transaction():
+        record(services, moment(moment_id=ids[0]), moment(moment_id=ids[1]))
+        # A later batch of the same unit sees the earlier one: an amendment goes in,
+        # the same moment again is a duplicate.
+        assert record(services, amend({"sentiment": 0.5}, moment_id=ids[0]),
+                      moment(moment_id=ids[1])) == [Outcome.AMENDED, Outcome.DUPLICATE]
+        record(services, moment(moment_id=ids[2]), b"{oops")
+        with closing(open_store(store_url)) as other:  # another connection sees nothing yet
+            assert other.ledger_store.head() == 0
+            assert other.ledger_store.quarantine_count() == 0
+    assert len(services.ledger_store.notifications(0, 100)) == 4
+    assert services.ledger_store.quarantine_count() == 1
+
+
+def test_an_error_in_a_unit_of_work_rolls_back_every_batch_of_it(services: Services) -> None:
+    ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(2)]
+    with pytest.raises(RuntimeError), services.ledger_store.transaction():
+        record(services, moment(moment_id=ids[0]), b"{oops")
+        record(services, moment(moment_id=ids[1]))
+        raise RuntimeError("the process dies here")
+    assert services.ledger_store.head() == 0
+    assert services.ledger_store.quarantine_count() == 0
+    assert record(services, moment(moment_id=ids[0])) == [Outcome.RECORDED]
+
+
+def test_record_stream_commits_every_n_messages(services: Services, store_url: str) -> None:
+    ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(10)]
+    items = [incoming(moment(moment_id=i, customer_id=f"c{n}")) for n, i in enumerate(ids)]
+    heads: list[int] = []
+
+    def seen_by_another_connection(summary: Any) -> None:
+        with closing(open_store(store_url)) as other:
+            heads.append(other.ledger_store.head() and len(other.ledger_store.notifications(0, 99)))
+
+    summary = services.ledger.record_stream(items, batch_size=2, commit_every=4,
+                                            progress=seen_by_another_connection)
+    assert summary.recorded == 10
+    # Progress after each batch of 2: a commit once 4 are in, and at the end.
+    assert heads == [0, 4, 4, 8, 8]
+    assert services.ledger_store.head() > 0
+    assert len(services.ledger_store.notifications(0, 99)) == 10
+
+
+def test_the_cli_defaults_are_the_services() -> None:
+    from mot.cli.ledger_commands import import_
+    from mot.service.ledger import DEFAULT_BATCH, DEFAULT_COMMIT
+
+    defaults = {p.name: p.default for p in import_.params}
+    assert (defaults["batch_size"], defaults["commit_every"]) == (DEFAULT_BATCH, DEFAULT_COMMIT)
 
 
 # -- the golden fixture through the service ------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,11 @@ class SqlLedger:
                 tx.executemany("DELETE FROM quarantine WHERE id = ?",
                                [(qid,) for qid in append.resolved])
         return append
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.backend.write("ledger"):
+            yield
 
     def _streams(self, tx: Any, ids: Collection[str]) -> dict[str, Stream]:
         from mot.domain.ledger import replay_stream

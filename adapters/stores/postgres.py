@@ -33,6 +33,7 @@ class PostgresBackend(SqlBackend):
     max_params = 5000
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         parsed = urlparse(url)
         query = parse_qs(parsed.query)
         self.schema = query.get("schema", ["public"])[0]
@@ -82,7 +83,7 @@ class PostgresBackend(SqlBackend):
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
             yield Tx(cursor, conn.cursor(), "%s")
 
-    def write(self, lock: str = "ledger") -> Any:
+    def begin_write(self, lock: str) -> Any:
         return self._transaction(lock)
 
     def read(self) -> Any:

@@ -8,9 +8,10 @@ notification log) belongs to eventsourcing's application recorder.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -60,12 +61,44 @@ class SqlBackend(ABC):
     # How many ids one `IN (...)` may carry.
     max_params: int = 900
 
+    def __init__(self) -> None:
+        self._writes = threading.local()  # the write transaction this thread has open
+
     def ddl(self, statement: str) -> str:
         return statement.format(**self.types)
 
-    @abstractmethod
     def write(self, lock: str = "ledger") -> AbstractContextManager[Tx]:
-        """A transaction that holds the writer lock named `lock` until it ends."""
+        """A transaction that holds the writer lock named `lock` until it ends.
+
+        Inside an open write transaction of this thread with the same lock, the open
+        one is joined: what is written commits when the outermost one ends. A bulk
+        import so commits many batches at once (a commit writes every page it
+        dirtied; with random moment ids that is about a page a moment) while each
+        batch is still checked and appended on its own.
+        """
+        joined = self._open_write()
+        if joined is not None:
+            open_lock, tx = joined
+            if open_lock != lock:
+                raise RuntimeError(f"a {lock!r} write inside an open {open_lock!r} write")
+            return nullcontext(tx)
+        return self._outermost_write(lock)
+
+    @contextmanager
+    def _outermost_write(self, lock: str) -> Iterator[Tx]:
+        with self.begin_write(lock) as tx:
+            self._writes.open = (lock, tx)
+            try:
+                yield tx
+            finally:
+                self._writes.open = None
+
+    def _open_write(self) -> tuple[str, Tx] | None:
+        return getattr(self._writes, "open", None)
+
+    @abstractmethod
+    def begin_write(self, lock: str) -> AbstractContextManager[Tx]:
+        """A new transaction that holds the writer lock named `lock` until it ends."""
 
     @abstractmethod
     def read(self) -> AbstractContextManager[Tx]:

@@ -38,6 +38,7 @@ class SQLiteBackend(SqlBackend):
     head_sql = "SELECT MAX(rowid) FROM stored_events"
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +79,9 @@ class SQLiteBackend(SqlBackend):
             # Checkpoint the WAL every ~64 MB rather than every 4 MB: as many pages
             # written back, far fewer fsyncs during a bulk import.
             conn.execute("PRAGMA wal_autocheckpoint=16384")
+            # The moment-id index is written at random places: a page cache that holds
+            # it (64 MB is about 1M moments' worth) saves a read per append.
+            conn.execute("PRAGMA cache_size=-65536")
             self._local.conn = conn
         return conn
 
@@ -96,7 +100,7 @@ class SQLiteBackend(SqlBackend):
         finally:
             cursor.close()
 
-    def write(self, lock: str = "ledger") -> Any:
+    def begin_write(self, lock: str) -> Any:
         # SQLite has one writer at a time; IMMEDIATE takes that lock up front.
         return self._transaction("BEGIN IMMEDIATE")
 
