@@ -55,7 +55,7 @@ from benchlib import (
     write_json,
 )
 
-from mot.adapters.stores.codec import to_stored
+from mot.adapters.stores.codec import to_row
 from mot.domain.events import MomentRecorded
 from mot.domain.messages import RecordMoment, parse_message
 from mot.domain.timefmt import format_utc, utc_now
@@ -93,10 +93,8 @@ def encode_rows(path: Path) -> tuple[list[Row], int]:
             message = parse_message(stripped, now)
             if isinstance(message, RecordMoment) and message.moment_id not in seen:
                 seen.add(message.moment_id)
-                stored = to_stored(MomentRecorded(message.moment_id, 1, message.moment, recorded_at,
-                                                  f"{name}:{number}"))
-                rows.append((stored.originator_id, stored.originator_version, stored.topic,
-                             stored.state))
+                rows.append(to_row(MomentRecorded(message.moment_id, 1, message.moment, recorded_at,
+                                                  f"{name}:{number}"), UUID(message.moment_id)))
             if lines % 200_000 == 0:
                 log(f"  encode: {lines:,} lines ({time.perf_counter() - started:.0f} s)")
     log(f"  encode: {len(rows):,} baseline rows from {lines:,} lines in "

@@ -8,10 +8,62 @@ concurrent writer harmless.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 Moment = dict[str, Any]
+
+
+class EncodedMoment(Mapping[str, Any]):
+    """A normalised moment held as its JSON, decoded only if something reads it.
+
+    A bulk import validates moments in worker processes, which hand them over as
+    JSON. Recording a new moment never reads its fields, so the ledger stores the
+    JSON as it came; only a duplicate check or an amendment in the same batch
+    decodes it. Immutable, and equal to the dict it encodes.
+    """
+
+    __slots__ = ("_decoded", "json")
+
+    def __init__(self, json: bytes) -> None:
+        self.json = json
+        self._decoded: Moment | None = None
+
+    def decoded(self) -> Moment:
+        if self._decoded is None:
+            self._decoded = orjson.loads(self.json)
+        return self._decoded
+
+    def __getitem__(self, name: str) -> Any:
+        return self.decoded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.decoded())
+
+    def __len__(self) -> int:
+        return len(self.decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EncodedMoment):
+            return self.json == other.json or self.decoded() == other.decoded()
+        return self.decoded() == other
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a dict, so unhashable as one
+
+    def __repr__(self) -> str:
+        return f"EncodedMoment({self.json!r})"
+
+
+AnyMoment = Moment | EncodedMoment
+"""A moment as a dict, or as the JSON a worker process encoded it to."""
+
+
+def as_dict(moment: AnyMoment) -> Moment:
+    """The moment as a dict (decoding it if it is held as JSON)."""
+    return moment.decoded() if type(moment) is EncodedMoment else moment  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +72,7 @@ class MomentRecorded:
 
     moment_id: str
     version: int
-    moment: Moment
+    moment: AnyMoment
     recorded_at: str
     origin: str
 

@@ -16,11 +16,16 @@ from typing import Any
 
 import orjson
 
-from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, MomentRetracted
+from mot.domain.events import (
+    AnyMoment,
+    LedgerEvent,
+    MomentAmended,
+    MomentRecorded,
+    MomentRetracted,
+)
 from mot.domain.messages import (
     AmendMoment,
     Message,
-    Moment,
     RecordMoment,
     Rejected,
     Rejection,
@@ -44,8 +49,8 @@ class Outcome(Enum):
 class Stream:
     """What the ledger knows of one moment: its first content, current content, last version."""
 
-    first: Moment
-    current: Moment
+    first: AnyMoment
+    current: AnyMoment
     version: int
     retracted: bool = False
     # Fingerprints of the amendments recorded; frozen, so a new moment shares the empty one.

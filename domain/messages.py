@@ -6,6 +6,7 @@ recording is passed in, so the 24-hour rule is testable and replayable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from difflib import get_close_matches
@@ -15,6 +16,7 @@ import orjson
 from pydantic import ValidationError
 
 from mot.domain.currencies import ISO_4217
+from mot.domain.events import AnyMoment
 from mot.domain.identity import derived_moment_id
 from mot.domain.schema import AMENDABLE_FIELDS, AmendIn, MomentIn, RetractIn, SourceRef
 from mot.domain.timefmt import format_utc
@@ -37,7 +39,7 @@ class RecordMoment:
     """Record this moment (a new one, or a duplicate of a recorded one)."""
 
     moment_id: str
-    moment: Moment
+    moment: AnyMoment
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +242,7 @@ def resolve_reference(tenant: str, reference: Any) -> str:
     return str(reference)
 
 
-def amended(current: Moment, changes: dict[str, Any], now: datetime) -> Moment:
+def amended(current: Mapping[str, Any], changes: dict[str, Any], now: datetime) -> Moment:
     """The moment after an amendment: `changes` set fields, a null removes one.
 
     The result is validated as a whole moment, so an amendment cannot leave an

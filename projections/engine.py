@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from mot.domain.events import LedgerEvent, MomentRetracted
+from mot.domain.events import LedgerEvent, MomentRetracted, as_dict
 from mot.domain.timefmt import format_utc, micros_to_text, to_micros, utc_now
 from mot.projections.amplification import (
     Amplification,
@@ -165,7 +165,8 @@ class Engine:
                 touched[event.moment_id] = None
                 keys.add((event.tenant, event.customer_id))
             else:
-                touched[event.moment_id] = (current_of(event.moment), event.moment)
+                moment = as_dict(event.moment)
+                touched[event.moment_id] = (current_of(moment), moment)
             if event.version > 1:
                 corrected.append(event.moment_id)
         # A moment's first event (version 1) has no earlier row to replace: only the

@@ -18,6 +18,7 @@ from mot.domain.ledger import Outcome, Stream, Verdict, decide
 from mot.domain.messages import Message, Rejection, parse_message
 from mot.domain.quarantine import Quarantined, Rejected
 from mot.domain.timefmt import utc_now
+from mot.service.parsing import Parsed, ParsePool, parse_here, parse_items
 from mot.service.ports import Append, LedgerStore
 
 DEFAULT_BATCH = 1000
@@ -99,11 +100,10 @@ class LedgerService:
     def record(self, items: Sequence[Incoming]) -> BatchResult:
         """Validate and record one batch in one transaction; rejects go to the quarantine."""
         now = self.clock()
-        parsed = [
-            parse_message(item.message, now) if item.problem is None else Rejection("", item.problem)
-            for item in items
-        ]
+        return self._record_parsed(items, parse_items(items, now), now)
 
+    def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
+                       now: datetime) -> BatchResult:
         def plan(streams: dict[str, Stream]) -> Append:
             messages = [(p, item.origin) for p, item in zip(parsed, items, strict=True)
                         if not isinstance(p, Rejection)]
@@ -125,6 +125,7 @@ class LedgerService:
         *,
         batch_size: int = DEFAULT_BATCH,
         commit_every: int = DEFAULT_COMMIT,
+        workers: int = 0,
         progress: Callable[[Summary], None] | None = None,
     ) -> Summary:
         """Record a stream batch by batch: memory stays flat.
@@ -133,14 +134,20 @@ class LedgerService:
         transaction per `commit_every` messages (a commit costs about a page write per
         moment it holds, so fewer, larger ones import several times faster). A crash
         loses at most the uncommitted batches, and running the import again puts them in.
+        With `workers`, that many processes parse the next batches meanwhile.
         """
         summary = Summary()
         uncommitted = 0
-        with ExitStack() as unit:
-            for batch in _batches(items, batch_size):
+        with ExitStack() as unit, ExitStack() as resources:
+            batches = _batches(items, batch_size)
+            if workers:
+                parsed_batches = resources.enter_context(ParsePool(workers)).map(batches, self.clock)
+            else:
+                parsed_batches = parse_here(batches, self.clock)
+            for batch, parsed, now in parsed_batches:
                 if not uncommitted:
                     unit.enter_context(self.store.transaction())
-                result = self.record(batch)
+                result = self._record_parsed(batch, parsed, now)
                 summary.add(result.outcomes(), len(batch))
                 uncommitted += len(batch)
                 if uncommitted >= commit_every:

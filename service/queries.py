@@ -11,7 +11,7 @@ from uuid import UUID
 from mot.adapters.stores.projection_tables import SqlProjectionStore
 from mot.adapters.stores.sql import SqlBackend
 from mot.adapters.stores.views import FILTERS, TIME_COLUMN, VIEWS, read_view
-from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
+from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, as_dict
 from mot.domain.identity import derived_moment_id
 from mot.domain.timefmt import micros_to_text, to_micros, utc_now
 from mot.projections.amplification import Amplification
@@ -44,7 +44,7 @@ def history_records(events: list[LedgerEvent]) -> list[dict[str, Any]]:
             "origin": event.origin,
         }
         if isinstance(event, MomentRecorded):
-            record |= {"event": "recorded", "moment": event.moment}
+            record |= {"event": "recorded", "moment": as_dict(event.moment)}
         elif isinstance(event, MomentAmended):
             record |= {"event": "amended", "set": event.set, "reason": event.reason,
                        "moment": event.moment}

@@ -7,39 +7,44 @@ event carries itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Final
-from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import StoredEvent
 
-from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, MomentRetracted
+from mot.domain.events import EncodedMoment, LedgerEvent, MomentAmended, MomentRecorded, MomentRetracted
 
 RECORDED: Final = "mot.domain.events:MomentRecorded"
 AMENDED: Final = "mot.domain.events:MomentAmended"
 RETRACTED: Final = "mot.domain.events:MomentRetracted"
 
 
-def to_stored(event: LedgerEvent, stream_id: Callable[[str], Any] = UUID) -> StoredEvent:
-    """Encode one ledger event; `stream_id` gives the form the recorder stores ids in."""
+StoredRow = tuple[Any, int, str, bytes]
+"""A stored event as the recorder's table holds it: (originator_id, originator_version, topic, state)."""
+
+
+def to_row(event: LedgerEvent, stream_id: Any) -> StoredRow:
+    """Encode one ledger event; `stream_id` is its moment id as the recorder stores ids."""
     state: dict[str, Any]
-    if isinstance(event, MomentRecorded):
-        topic = RECORDED
-        state = {"moment": event.moment, "recorded_at": event.recorded_at, "origin": event.origin}
-    elif isinstance(event, MomentAmended):
+    if type(event) is MomentRecorded:
+        moment = event.moment
+        # A moment that arrived as JSON is stored as that JSON, not decoded and encoded again.
+        stored = orjson.Fragment(moment.json) if type(moment) is EncodedMoment else moment
+        return (stream_id, event.version, RECORDED, orjson.dumps(
+            {"moment": stored, "recorded_at": event.recorded_at, "origin": event.origin}))
+    if isinstance(event, MomentAmended):
         topic = AMENDED
         state = {
             "set": event.set, "reason": event.reason, "moment": event.moment,
             "recorded_at": event.recorded_at, "origin": event.origin,
         }
     else:
+        assert isinstance(event, MomentRetracted)
         topic = RETRACTED
         state = {
             "reason": event.reason, "tenant": event.tenant, "customer_id": event.customer_id,
             "recorded_at": event.recorded_at, "origin": event.origin,
         }
-    return StoredEvent(stream_id(event.moment_id), event.version, topic, orjson.dumps(state))
+    return (stream_id, event.version, topic, orjson.dumps(state))
 
 
 def from_stored(moment_id: str, version: int, topic: str, state: bytes) -> LedgerEvent:

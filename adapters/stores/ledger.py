@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mot.adapters.stores.codec import from_stored, to_stored
+from mot.adapters.stores.codec import from_stored, to_row
 from mot.adapters.stores.sql import SqlBackend, chunks
 from mot.domain.events import LedgerEvent
 from mot.domain.quarantine import Quarantined
@@ -51,11 +51,13 @@ class SqlLedger:
 
     def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
         backend = self.backend
+        stream_ids = {moment_id: backend.stream_id_param(moment_id) for moment_id in ids}
         with backend.write("ledger") as tx:
-            streams = self._streams(tx, ids)
+            streams = self._streams(tx, stream_ids)
             append = plan(streams)
-            stream_id = backend.stream_id_param
-            backend.insert_stored_events(tx, [to_stored(e, stream_id) for e in append.events])
+            backend.insert_stored_events(
+                tx, [to_row(e, stream_ids[e.moment_id]) for e in append.events]
+            )
             now = format_utc(datetime.now(UTC))
             if append.rejected:
                 tx.executemany(
@@ -85,11 +87,12 @@ class SqlLedger:
         with self.backend.write("ledger"):
             yield
 
-    def _streams(self, tx: Any, ids: Collection[str]) -> dict[str, Stream]:
+    def _streams(self, tx: Any, stream_ids: dict[str, Any]) -> dict[str, Stream]:
+        """The recorded streams among these moments (moment id -> its id as stored)."""
         from mot.domain.ledger import replay_stream
 
         backend = self.backend
-        params = {backend.stream_id_param(moment_id): moment_id for moment_id in set(ids)}
+        params = {stream_id: moment_id for moment_id, stream_id in stream_ids.items()}
         events: dict[str, list[LedgerEvent]] = {}
         for chunk in chunks(list(params), backend.max_params):
             rows = tx.query(

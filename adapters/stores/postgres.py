@@ -18,10 +18,11 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.rows import tuple_row
 
+from mot.adapters.stores.codec import StoredRow
 from mot.adapters.stores.sql import SqlBackend, Tx
 
 
@@ -89,8 +90,8 @@ class PostgresBackend(SqlBackend):
     def read(self) -> Any:
         return self._transaction(None)
 
-    def insert_stored_events(self, tx: Tx, events: Sequence[StoredEvent]) -> None:
-        if not events:
+    def insert_stored_events(self, tx: Tx, rows: Sequence[StoredRow]) -> None:
+        if not rows:
             return
         # Into the recorder's table, under the recorder's lock (held since `write`
         # began, so notification ids are assigned in commit order), with COPY: the
@@ -102,8 +103,8 @@ class PostgresBackend(SqlBackend):
             " FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["uuid", "int8", "text", "bytea"])
-            for e in events:
-                copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
+            for row in rows:
+                copy.write_row(row)
 
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))

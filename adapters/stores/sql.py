@@ -17,6 +17,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
+from mot.adapters.stores.codec import StoredRow
+
 
 class Tx:
     """One open transaction: execute statements written with `?` placeholders."""
@@ -105,7 +107,7 @@ class SqlBackend(ABC):
         """A read-only transaction (a consistent snapshot)."""
 
     @abstractmethod
-    def insert_stored_events(self, tx: Tx, events: Sequence[StoredEvent]) -> None:
+    def insert_stored_events(self, tx: Tx, rows: Sequence[StoredRow]) -> None:
         """Append to the ledger inside `tx`, through eventsourcing's recorder."""
 
     @abstractmethod

@@ -1,0 +1,123 @@
+"""Validating in worker processes changes nothing but the speed.
+
+`mot import --workers N` parses batches in N processes while the main process
+appends. These tests hold the two paths to the same results: the same parsed
+messages (every case of the bad-input corpus included), the same stored
+events byte for byte, the same summary and quarantine, on both stores.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from mot.adapters.sources.sample import generate_lines
+from mot.adapters.stores.codec import to_row
+from mot.cli.main import cli
+from mot.domain.events import EncodedMoment, MomentRecorded
+from mot.domain.messages import RecordMoment
+from mot.service.bootstrap import open_store
+from mot.service.ledger import Incoming
+from mot.service.parsing import ParsePool, parse_here
+
+NOW = datetime.now(UTC)
+CORPUS = Path(__file__).parent / "corpus" / "bad_moments.jsonl"
+
+
+def corpus_items() -> list[Incoming]:
+    """Every bad-input case, good moments, corrections, and an item its source could not map."""
+    items = [Incoming(orjson.loads(line)["line"].encode(), f"corpus:{n}")
+             for n, line in enumerate(CORPUS.read_bytes().splitlines(), 1)]
+    items += [Incoming(line.strip(), f"sample:{n}")
+              for n, line in enumerate(generate_lines(300, seed=3, corrections=True), 1)]
+    items.append(Incoming(b"a,b,c", "export.csv:9", problem="CSV row has 3 cells, the header has 9"))
+    return items
+
+
+def test_workers_parse_exactly_as_this_process_does() -> None:
+    items = corpus_items()
+    batches = [items[i:i + 37] for i in range(0, len(items), 37)]
+    here = list(parse_here(batches, lambda: NOW))
+    with ParsePool(2) as pool:
+        there = list(pool.map(batches, lambda: NOW))
+    assert [batch for batch, _, _ in there] == batches
+    assert [parsed for _, parsed, _ in there] == [parsed for _, parsed, _ in here]
+    moments = [p for _, parsed, _ in there for p in parsed if isinstance(p, RecordMoment)]
+    assert len(moments) > 250
+    # A worker's moment arrives as its JSON and stays JSON until something reads it.
+    assert all(type(m.moment) is EncodedMoment for m in moments)
+
+
+def test_an_encoded_moment_is_stored_as_the_same_bytes_as_its_dict() -> None:
+    moment = {"moment_id": "6f1c9e2a-3b4d-4c5e-8f70-123456789abc", "tenant": "acme",
+              "sentiment": -0.25, "attributes": {"score": 9, "tags": ["a", "é"]}}
+    encoded = EncodedMoment(orjson.dumps(moment))
+    as_dict = to_row(MomentRecorded(moment["moment_id"], 1, moment, "2026-03-02T12:00:00Z", "f:1"),
+                     "id")
+    as_json = to_row(MomentRecorded(moment["moment_id"], 1, encoded, "2026-03-02T12:00:00Z", "f:1"),
+                     "id")
+    assert as_json == as_dict
+    assert encoded == moment and moment == encoded and encoded["attributes"]["score"] == 9
+    assert dict(encoded) == moment and len(encoded) == 4
+    assert encoded != {**moment, "tenant": "globex"}
+    with pytest.raises(TypeError):
+        hash(encoded)
+
+
+def stored_events(url: str) -> list[tuple[Any, ...]]:
+    """(moment id, version, topic, state without the time of recording) in ledger order."""
+    with closing(open_store(url)) as services:
+        notes = services.ledger_store.notifications(0, 10_000_000)
+    rows = []
+    for _, event in notes:
+        state = {name: getattr(event, name) for name in event.__slots__  # type: ignore[union-attr]
+                 if name not in ("recorded_at",)}
+        rows.append(orjson.dumps(state, default=dict, option=orjson.OPT_SORT_KEYS))
+    return rows
+
+
+def test_an_import_with_workers_stores_what_one_without_stores(
+    make_store_url: Any, tmp_path: Path
+) -> None:
+    lines = [line.strip() for line in generate_lines(3_000, seed=11, corrections=True,
+                                                     bad_lines=True)]
+    source = tmp_path / "moments.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    results = {}
+    for workers in ("0", "2"):
+        for kind in ("sqlite", "postgres"):
+            url = make_store_url(kind)
+            result = CliRunner().invoke(cli, ["--store", url, "import", "--workers", workers,
+                                              "--batch-size", "100", "--summary-json", "-q",
+                                              str(source)])
+            assert result.exit_code == 0, result.output
+            summary = orjson.loads(result.output)
+            summary.pop("seconds")
+            with closing(open_store(url)) as services:
+                quarantine = [(q.origin, q.field, q.reason, q.repeats)
+                              for q in services.ledger_store.quarantine()]
+            results[workers, kind] = (summary, stored_events(url), quarantine)
+    reference = results["0", "sqlite"]
+    summary, events, quarantine = reference
+    assert summary["read"] == 3_000 and summary["recorded"] > 2_800
+    assert summary["amended"] > 0 and summary["retracted"] > 0 and summary["quarantined"] > 0
+    assert len(events) == summary["recorded"] + summary["amended"] + summary["retracted"]
+    assert len(quarantine) > 0
+    for key, result in results.items():
+        assert result == reference, key
+
+
+def test_a_sqlite_store_is_created_with_16_kb_pages(tmp_path: Path) -> None:
+    path = tmp_path / "mot.db"
+    with closing(open_store(str(path))):
+        pass
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (16384,)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
