@@ -186,6 +186,7 @@ class Run:
     polled_hwm_mb: float | None
     stdout: str
     stderr: str
+    tree_peak_mb: float | None = None  # peak of the summed RSS of the command and its children
 
     def json(self) -> Any:
         return orjson.loads(self.stdout)
@@ -208,6 +209,14 @@ def _status_kb(pid: int, field: str) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
 
 
 def _child_pid(pid: int) -> int | None:
@@ -236,6 +245,7 @@ def run_measured(args: Sequence[str], label: str, *, every: float = 10.0) -> Run
         proc = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
         done = threading.Event()
         hwm = [0]
+        tree = [0]
 
         def poll() -> None:
             last = started
@@ -246,6 +256,9 @@ def run_measured(args: Sequence[str], label: str, *, every: float = 10.0) -> Run
                 kb = _status_kb(pid, "VmHWM")
                 if kb is not None and kb > hwm[0]:
                     hwm[0] = kb
+                # mot's worker processes (import --workers) count too: sampled, summed.
+                total = sum(_status_kb(p, "VmRSS") or 0 for p in [pid, *_children(pid)])
+                tree[0] = max(tree[0], total)
                 now = time.perf_counter()
                 if now - last >= every:
                     last = now
@@ -272,7 +285,8 @@ def run_measured(args: Sequence[str], label: str, *, every: float = 10.0) -> Run
         out.seek(0)
         err.seek(0)
         return Run(seconds, proc.returncode, maxrss, method, polled,
-                   out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                   out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                   tree[0] / 1024 if tree[0] else None)
 
 
 def profile_command(mot_args: Sequence[str], name: str, top: int = 30) -> Path:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mot.adapters.stores.codec import from_stored, to_row
-from mot.adapters.stores.sql import SqlBackend, chunks
+from mot.adapters.stores.sql import SqlBackend
 from mot.domain.events import LedgerEvent
 from mot.domain.quarantine import Quarantined
 from mot.domain.timefmt import format_utc
@@ -94,18 +94,11 @@ class SqlLedger:
         backend = self.backend
         params = {stream_id: moment_id for moment_id, stream_id in stream_ids.items()}
         events: dict[str, list[LedgerEvent]] = {}
-        for chunk in chunks(list(params), backend.max_params):
-            rows = tx.query(
-                "SELECT originator_id, originator_version, topic, state FROM stored_events"
-                f" WHERE originator_id {backend.in_list(len(chunk))}"
-                " ORDER BY originator_id, originator_version",
-                backend.in_params(chunk),
+        for stream_id, version, topic, state in backend.select_streams(tx, list(params)):
+            moment_id = params[stream_id]
+            events.setdefault(moment_id, []).append(
+                from_stored(moment_id, version, topic, bytes(state))
             )
-            for stream_id, version, topic, state in rows:
-                moment_id = params[stream_id]
-                events.setdefault(moment_id, []).append(
-                    from_stored(moment_id, version, topic, bytes(state))
-                )
         streams: dict[str, Stream] = {}
         for moment_id, stream_events in events.items():
             stream = replay_stream(stream_events)

@@ -122,6 +122,18 @@ class SqlBackend(ABC):
     def stream_id_param(self, moment_id: str) -> Any:
         """How a moment id is written in the stored events' `originator_id` column."""
 
+    def select_streams(self, tx: Tx, stream_ids: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """(originator_id, version, topic, state) of these streams, as `stream_id_param` gives ids."""
+        rows: list[tuple[Any, ...]] = []
+        for chunk in chunks(stream_ids, self.max_params):
+            rows += tx.query(
+                "SELECT originator_id, originator_version, topic, state FROM stored_events"
+                f" WHERE originator_id {self.in_list(len(chunk))}"
+                " ORDER BY originator_id, originator_version",
+                self.in_params(chunk),
+            )
+        return rows
+
     @abstractmethod
     def table_exists(self, tx: Tx, name: str) -> bool:
         """Whether a table of that name exists."""
