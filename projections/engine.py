@@ -7,9 +7,11 @@ customers the page touched (directly, through a share cascade, or through an
 writes the rows that changed, and saves its new position. A crash anywhere
 rolls the page back whole; the next run does it again.
 
-A rebuild runs the same code into fresh tables in three phases: all moments
-first (cheap appends), then every customer once in key order, then the pages
-that arrived meanwhile; `swap` puts the tables in place.
+A rebuild fills fresh tables in three phases: every current moment once,
+read at its latest event (plain inserts, indexed afterwards), then every
+customer once in key order (folded, and counted into the per-tenant sums),
+then the pages that arrived meanwhile, as incrementally; `swap` puts the
+tables in place.
 
 Versions: a row written while applying the page ending at ledger position P
 carries version P, and is only written when its content changed, so versions
@@ -65,7 +67,7 @@ TEAM_COLUMNS = ("tenant", "function", "moments", "given", "asked", "amplificatio
                 "positive", "negative", "cascade_reach", "version")
 LISTEN_COLUMNS = ("tenant", "moments", "listening", "other", "listening_share", "version")
 
-BULK_PAGE = 5000
+BULK_POSITIONS = 10_000  # ledger positions a rebuild loads per transaction
 
 Progress = Callable[[str, int, int], None]
 """(phase, done, total)"""
@@ -151,11 +153,11 @@ class Engine:
         """Apply one page of ledger events: moments, then the customers they touched."""
         version = events[-1][0]
         deltas = Deltas.empty()
-        keys = self._apply_moments(session, events, version, deltas, track=True)
+        keys = self._apply_moments(session, events, version, deltas)
         self.refold(session, keys, version, deltas)
 
     def _apply_moments(self, session: ProjectionSession, events: Sequence[tuple[int, LedgerEvent]],
-                       version: int, deltas: Deltas, *, track: bool) -> set[CustomerKey]:
+                       version: int, deltas: Deltas) -> set[CustomerKey]:
         """Bring the current-moments table up to date; return the customers to refold."""
         touched: dict[str, tuple[Current, dict[str, Any]] | None] = {}
         keys: set[CustomerKey] = set()
@@ -180,16 +182,13 @@ class Engine:
             if new is not None:
                 deltas.move_moment(new[0], 1)
                 keys.add((new[0].tenant, new[0].customer_id))
-        if track:
-            # The cascades a changed share used to count toward, read before the write.
-            keys |= self._root_keys(session, [m for m in old.values() if m.kind == "share"])
+        # The cascades a changed share used to count toward, read before the write.
+        keys |= self._root_keys(session, [m for m in old.values() if m.kind == "share"])
         session.write_moments(
             [(new[0], new[1], version) for new in touched.values() if new is not None],
             [moment_id for moment_id, new in touched.items() if new is None and moment_id in old],
             existing=old.keys(),
         )
-        if not track:
-            return keys
         fresh = [new[0] for new in touched.values() if new is not None]
         keys |= self._root_keys(session, [m for m in fresh if m.kind == "share"])
         private = [
@@ -395,22 +394,24 @@ class Engine:
         return live[0] if live else 0
 
     def _rebuild_moments(self, target: int, progress: Progress | None) -> None:
+        """Every moment current at `target`, once, by plain inserts in pages of the log.
+
+        The ledger hands each moment over at its latest event only, so nothing is
+        replaced or deleted here; the per-tenant sums are counted in the fold phase,
+        which sees every moment once too.
+        """
         while True:
             with self.store.session(REBUILD) as session:
                 position, _, _ = session.progress()
-                # Bigger pages than incremental ones: fewer commits for the bulk of the log.
-                page = max(self.page_size, BULK_PAGE)
-                events = self.log.notifications(position, page) if position < target else []
-                events = [e for e in events if e[0] <= target]
-                if not events:
+                if position >= target:
                     session.save_progress(position, "fold", None, self._now())
                     return
-                deltas = Deltas.empty()
-                self._apply_moments(session, events, events[-1][0], deltas, track=False)
-                self._write_sums(session, deltas, events[-1][0])
-                session.save_progress(events[-1][0], "moments", None, self._now())
+                upto = min(position + BULK_POSITIONS, target)
+                moments = self.log.latest_moments(position, upto, target)
+                session.insert_moments([(current_of(m), m, target) for m in moments])
+                session.save_progress(upto, "moments", None, self._now())
             if progress is not None:
-                progress("moments", events[-1][0], target)
+                progress("moments", upto, target)
 
     def _rebuild_fold(self, target: int, progress: Progress | None) -> None:
         done = 0
@@ -424,6 +425,9 @@ class Engine:
                 # Consecutive customers: one range read serves the whole chunk.
                 moments = session.customer_range(keys[0], keys[-1])
                 deltas = Deltas.empty()
+                for customer_moments in moments.values():
+                    for moment in customer_moments:
+                        deltas.move_moment(moment, 1)
                 self._write_customers(session, moments, self.fold(session, moments), position,
                                       deltas, fresh=True)
                 self._write_sums(session, deltas, position)

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mot.adapters.stores.codec import from_stored, to_row
+import orjson
+
+from mot.adapters.stores.codec import RETRACTED, from_stored, to_row
 from mot.adapters.stores.sql import SqlBackend
 from mot.domain.events import LedgerEvent
 from mot.domain.quarantine import Quarantined
@@ -120,6 +122,22 @@ class SqlLedger:
 
     def head(self) -> int:
         return self.backend.head()
+
+    def latest_moments(self, after: int, upto: int, as_of: int) -> list[dict[str, Any]]:
+        # A rebuild reads each moment once, at its latest event: an amended moment
+        # is not first written and then corrected, a retracted one never written.
+        position = self.backend.position_column
+        with self.backend.read() as tx:
+            rows = tx.query(
+                f"SELECT e.state FROM stored_events e WHERE e.{position} > ? AND e.{position} <= ?"
+                " AND e.topic <> ? AND NOT EXISTS (SELECT 1 FROM stored_events later"
+                " WHERE later.originator_id = e.originator_id"
+                f" AND later.originator_version > e.originator_version AND later.{position} <= ?)"
+                f" ORDER BY e.{position}",
+                (after, upto, RETRACTED, as_of),
+            )
+        loads = orjson.loads
+        return [loads(state)["moment"] for state, in rows]
 
     def quarantine(
         self, *, limit: int | None = None, ids: Collection[int] | None = None

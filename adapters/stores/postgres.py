@@ -30,6 +30,7 @@ class PostgresBackend(SqlBackend):
     kind = "postgresql"
     types: ClassVar[dict[str, str]] = {"blob": "BYTEA", "real": "DOUBLE PRECISION", "bigint": "BIGINT",
              "serial": "BIGSERIAL PRIMARY KEY"}
+    position_column = "notification_id"  # the notification id
     head_sql = "SELECT MAX(notification_id) FROM stored_events"
     max_params = 5000
 
@@ -87,7 +88,7 @@ class PostgresBackend(SqlBackend):
     def begin_write(self, lock: str) -> Any:
         return self._transaction(lock)
 
-    def read(self) -> Any:
+    def begin_read(self) -> Any:
         return self._transaction(None)
 
     def insert_stored_events(self, tx: Tx, rows: Sequence[StoredRow]) -> None:
@@ -134,6 +135,11 @@ class PostgresBackend(SqlBackend):
 
     def stream_id_param(self, moment_id: str) -> Any:
         return moment_id  # canonical UUID text; COPY and queries convert it
+
+    def index_names(self, tx: Tx, table: str) -> list[str]:
+        rows = tx.query("SELECT indexname FROM pg_indexes WHERE schemaname = ? AND tablename = ?"
+                        " AND indexname NOT LIKE '%%_pkey' ORDER BY indexname", (self.schema, table))
+        return [str(row[0]) for row in rows]
 
     def table_exists(self, tx: Tx, name: str) -> bool:
         return bool(tx.scalar(

@@ -9,6 +9,7 @@ tables under a `__rebuild` suffix and `swap` renames them in one transaction.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,7 @@ from mot.projections.model import Current, CustomerKey
 # Table name -> DDL. `{t}` is the table name (with the rebuild suffix when building).
 TABLES: dict[str, str] = {
     "moments": """CREATE TABLE IF NOT EXISTS {t} (
-        moment_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer_id TEXT NOT NULL,
+        moment_id TEXT NOT NULL, tenant TEXT NOT NULL, customer_id TEXT NOT NULL,
         occurred_us {bigint} NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
         function TEXT NOT NULL, channel TEXT NOT NULL, actor TEXT, ask_type TEXT,
         sentiment {real}, reach {bigint} NOT NULL, in_reply_to TEXT, shares TEXT,
@@ -63,31 +64,35 @@ TABLES: dict[str, str] = {
         PRIMARY KEY (projection, row_key))""",
 }
 
+# Table name -> its secondary indexes. `{i}` is the index names' prefix: the table's
+# name for tables created live, `{table}_{tag}` for a rebuild's (see `index_rebuild`).
 INDEXES: dict[str, list[str]] = {
     "moments": [
-        "CREATE INDEX IF NOT EXISTS {t}_fold ON {t} (tenant, customer_id, occurred_us, moment_id)",
-        "CREATE INDEX IF NOT EXISTS {t}_shares ON {t} (shares) WHERE shares IS NOT NULL",
-        "CREATE INDEX IF NOT EXISTS {t}_reply ON {t} (in_reply_to) WHERE in_reply_to IS NOT NULL",
+        # Unique, but not the primary key: a rebuild loads the table first and indexes it after.
+        "CREATE UNIQUE INDEX IF NOT EXISTS {i}_id ON {t} (moment_id)",
+        "CREATE INDEX IF NOT EXISTS {i}_fold ON {t} (tenant, customer_id, occurred_us, moment_id)",
+        "CREATE INDEX IF NOT EXISTS {i}_shares ON {t} (shares) WHERE shares IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS {i}_reply ON {t} (in_reply_to) WHERE in_reply_to IS NOT NULL",
     ],
     "relationships": [
-        "CREATE INDEX IF NOT EXISTS {t}_stage ON {t} (tenant, stage)",
-        "CREATE INDEX IF NOT EXISTS {t}_customer ON {t} (customer_id)",
-        "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
+        "CREATE INDEX IF NOT EXISTS {i}_stage ON {t} (tenant, stage)",
+        "CREATE INDEX IF NOT EXISTS {i}_customer ON {t} (customer_id)",
+        "CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)",
     ],
     "reciprocity": [
-        "CREATE INDEX IF NOT EXISTS {t}_status ON {t} (tenant, status)",
-        "CREATE INDEX IF NOT EXISTS {t}_customer ON {t} (customer_id)",
-        "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
+        "CREATE INDEX IF NOT EXISTS {i}_status ON {t} (tenant, status)",
+        "CREATE INDEX IF NOT EXISTS {i}_customer ON {t} (customer_id)",
+        "CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)",
     ],
-    "transitions": ["CREATE INDEX IF NOT EXISTS {t}_when ON {t} (tenant, occurred_us)"],
+    "transitions": ["CREATE INDEX IF NOT EXISTS {i}_when ON {t} (tenant, occurred_us)"],
     "amplifications": [
-        "CREATE INDEX IF NOT EXISTS {t}_customer ON {t} (tenant, customer_id)",
-        "CREATE INDEX IF NOT EXISTS {t}_polarity ON {t} (tenant, polarity, cascade_reach)",
-        "CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)",
+        "CREATE INDEX IF NOT EXISTS {i}_customer ON {t} (tenant, customer_id)",
+        "CREATE INDEX IF NOT EXISTS {i}_polarity ON {t} (tenant, polarity, cascade_reach)",
+        "CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)",
     ],
     "teams": [],
     "listening": [],
-    "tombstones": ["CREATE INDEX IF NOT EXISTS {t}_version ON {t} (version)"],
+    "tombstones": ["CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)"],
 }
 
 STATE_DDL = """CREATE TABLE IF NOT EXISTS projection_state (
@@ -97,9 +102,17 @@ STATE_DDL = """CREATE TABLE IF NOT EXISTS projection_state (
 MOMENT_COLUMNS = ("moment_id, tenant, customer_id, occurred_us, direction, kind, function, "
                   "channel, actor, ask_type, sentiment, reach, in_reply_to, shares")
 
+MOMENT_ROW = (*MOMENT_COLUMNS.split(", "), "occurred_at", "doc", "version")
+
 REBUILD_SUFFIX = "__rebuild"
 LIVE = "projections"
 REBUILD = "projections" + REBUILD_SUFFIX
+
+
+def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tuple[Any, ...]]:
+    dumps = orjson.dumps
+    return [(*current, doc["occurred_at"], dumps(doc).decode(), version)
+            for current, doc, version in rows]
 
 
 class SqlProjectionStore:
@@ -118,19 +131,24 @@ class SqlProjectionStore:
         if indexes:
             self._index(tx, suffix)
 
-    def _index(self, tx: Tx, suffix: str) -> None:
+    def _index(self, tx: Tx, suffix: str, tag: str = "") -> None:
         for name in TABLES:
+            prefix = f"{name}_{tag}" if tag else name + suffix
             for index in INDEXES[name]:
-                tx.execute(index.replace("{t}", name + suffix))
+                tx.execute(index.replace("{i}", prefix).replace("{t}", name + suffix))
 
     def index_rebuild(self) -> None:
         """Build the rebuild tables' secondary indexes, once their bulk of rows is in.
 
         Sorting a million keys once is several times faster than keeping the
-        indexes up to date row by row while the moments go in.
+        indexes up to date row by row while the moments go in. The indexes get
+        names of their own (SQLite cannot rename an index), which they keep when
+        `swap` renames the tables: the swap then builds no index again.
         """
         with self.backend.write("projections") as tx:
-            self._index(tx, REBUILD_SUFFIX)
+            if self.backend.index_names(tx, f"moments{REBUILD_SUFFIX}"):
+                return  # a resumed rebuild: indexed before it stopped
+            self._index(tx, REBUILD_SUFFIX, tag=f"g{secrets.token_hex(4)}")
         self.backend.analyze([f"moments{REBUILD_SUFFIX}"])
 
     @contextmanager
@@ -157,13 +175,8 @@ class SqlProjectionStore:
         with self.backend.write("projections") as tx:
             position = tx.scalar("SELECT position FROM projection_state WHERE name = ?", (REBUILD,))
             for name in TABLES:
-                tx.execute(f"DROP TABLE IF EXISTS {name}")
+                tx.execute(f"DROP TABLE IF EXISTS {name}")  # and its indexes
                 tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
-                # Index names keep the rebuild suffix after a rename; give them their live names.
-                for index in INDEXES[name]:
-                    old = index.split(" ON ")[0].split()[-1].replace("{t}", name + REBUILD_SUFFIX)
-                    tx.execute(f"DROP INDEX IF EXISTS {old}")
-                    tx.execute(index.replace("{t}", name))
             tx.execute("DELETE FROM projection_state WHERE name IN (?, ?)", (LIVE, REBUILD))
             tx.execute(
                 "INSERT INTO projection_state (name, position, phase, updated_at)"
@@ -264,14 +277,16 @@ class SqlSession:
     def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
                       deletes: Collection[str], *, existing: Collection[str]) -> None:
         """Write moments; those not in `existing` are new and go in by bulk insert."""
-        columns = (*MOMENT_COLUMNS.split(", "), "occurred_at", "doc", "version")
-        values = [(*current, doc["occurred_at"], orjson.dumps(doc).decode(), version)
-                  for current, doc, version in rows]
-        self.insert("moments", columns, [v for v in values if v[0] not in existing])
-        self.upsert("moments", columns, [v for v in values if v[0] in existing],
+        values = _moment_rows(rows)
+        self.insert("moments", MOMENT_ROW, [v for v in values if v[0] not in existing])
+        self.upsert("moments", MOMENT_ROW, [v for v in values if v[0] in existing],
                     key=("moment_id",))
         self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ?",
                             [(moment_id,) for moment_id in deletes])
+
+    def insert_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]]) -> None:
+        """Moments that are not in the table yet (a rebuild's first phase)."""
+        self.insert("moments", MOMENT_ROW, _moment_rows(rows))
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
         """Each customer's current moments in fold order."""

@@ -102,9 +102,17 @@ class SqlBackend(ABC):
     def begin_write(self, lock: str) -> AbstractContextManager[Tx]:
         """A new transaction that holds the writer lock named `lock` until it ends."""
 
-    @abstractmethod
     def read(self) -> AbstractContextManager[Tx]:
-        """A read-only transaction (a consistent snapshot)."""
+        """A read-only transaction (a consistent snapshot); inside an open write
+        transaction of this thread, that one (SQLite cannot nest them)."""
+        joined = self._open_write()
+        if joined is not None:
+            return nullcontext(joined[1])
+        return self.begin_read()
+
+    @abstractmethod
+    def begin_read(self) -> AbstractContextManager[Tx]:
+        """A new read-only transaction."""
 
     @abstractmethod
     def insert_stored_events(self, tx: Tx, rows: Sequence[StoredRow]) -> None:
@@ -137,6 +145,10 @@ class SqlBackend(ABC):
     @abstractmethod
     def table_exists(self, tx: Tx, name: str) -> bool:
         """Whether a table of that name exists."""
+
+    @abstractmethod
+    def index_names(self, tx: Tx, table: str) -> list[str]:
+        """The names of a table's secondary indexes."""
 
     @abstractmethod
     def close(self) -> None:
@@ -190,6 +202,7 @@ class SqlBackend(ABC):
             return int(tx.scalar(self.head_sql) or 0)
 
     head_sql: str
+    position_column: str
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
