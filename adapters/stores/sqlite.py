@@ -87,9 +87,6 @@ class SQLiteBackend(SqlBackend):
             # Checkpoint the WAL every ~64 MB rather than every 4 MB: as many pages
             # written back, far fewer fsyncs during a bulk import.
             conn.execute("PRAGMA wal_autocheckpoint=16384")
-            # The moment-id index is written at random places: a page cache that holds
-            # it (64 MB is about 1M moments' worth) saves a read per append.
-            conn.execute("PRAGMA cache_size=-65536")
             # ANALYZE samples each index (about a thousand rows) instead of reading it
             # whole: the planner's statistics after a rebuild in well under a second.
             conn.execute("PRAGMA analysis_limit=1000")
@@ -113,6 +110,13 @@ class SQLiteBackend(SqlBackend):
 
     def begin_write(self, lock: str) -> Any:
         # SQLite has one writer at a time; IMMEDIATE takes that lock up front.
+        if lock == "ledger" and not getattr(self._local, "big_cache", False):
+            # The ledger's moment-id index is written at random places: a page cache
+            # that holds it (64 MB is about a million moments' worth) saves a read per
+            # append. Only appending connections get it: projection work goes mostly in
+            # order (a rebuild ran no faster with it) and its memory stays flat.
+            self._connection().execute("PRAGMA cache_size=-65536")
+            self._local.big_cache = True
         return self._transaction("BEGIN IMMEDIATE")
 
     def begin_read(self) -> Any:
@@ -144,4 +148,5 @@ class SQLiteBackend(SqlBackend):
         if conn is not None:
             conn.close()
             self._local.conn = None
+            self._local.big_cache = False
         self.datastore.close()
