@@ -43,6 +43,7 @@ INDEXES: Final[dict[str, str]] = {
     for projection, keys in KEYS.items()
 } | {"tombstones_changelog": "CREATE INDEX IF NOT EXISTS tombstones_changelog ON tombstones"
                              " (projection, version, row_key)"}
+INDEXED_TABLES: Final = (*KEYS, "tombstones")
 
 
 class SqlChangelog:
@@ -64,16 +65,7 @@ class SqlChangelog:
                     tx.execute(ddl)
 
     def _indexes(self, tx: Tx) -> set[str]:
-        names = list(INDEXES)
-        marks = ",".join("?" * len(names))
-        if self.backend.kind == "sqlite":
-            rows = tx.query(f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({marks})",
-                            names)
-        else:
-            rows = tx.query(f"SELECT indexname FROM pg_indexes WHERE schemaname = ?"
-                            f" AND indexname IN ({marks})", [getattr(self.backend, "schema", "public"),
-                                                              *names])
-        return {str(row[0]) for row in rows}
+        return set(self.backend.index_names(tx, INDEXED_TABLES))
 
     def projected(self) -> int:
         self._ensure_indexes()

@@ -136,9 +136,10 @@ class PostgresBackend(SqlBackend):
     def stream_id_param(self, moment_id: str) -> Any:
         return moment_id  # canonical UUID text; COPY and queries convert it
 
-    def index_names(self, tx: Tx, table: str) -> list[str]:
-        rows = tx.query("SELECT indexname FROM pg_indexes WHERE schemaname = ? AND tablename = ?"
-                        " AND indexname NOT LIKE '%%_pkey' ORDER BY indexname", (self.schema, table))
+    def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
+        rows = tx.query("SELECT indexname FROM pg_indexes WHERE schemaname = ?"
+                        " AND tablename = ANY(?) AND indexname NOT LIKE '%%_pkey'"
+                        " ORDER BY indexname", (self.schema, list(tables)))
         return [str(row[0]) for row in rows]
 
     def table_exists(self, tx: Tx, name: str) -> bool:

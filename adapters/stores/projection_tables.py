@@ -146,7 +146,7 @@ class SqlProjectionStore:
         `swap` renames the tables: the swap then builds no index again.
         """
         with self.backend.write("projections") as tx:
-            if self.backend.index_names(tx, f"moments{REBUILD_SUFFIX}"):
+            if self.backend.index_names(tx, [f"moments{REBUILD_SUFFIX}"]):
                 return  # a resumed rebuild: indexed before it stopped
             self._index(tx, REBUILD_SUFFIX, tag=f"g{secrets.token_hex(4)}")
         self.backend.analyze([f"moments{REBUILD_SUFFIX}"])

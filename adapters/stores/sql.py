@@ -147,8 +147,8 @@ class SqlBackend(ABC):
         """Whether a table of that name exists."""
 
     @abstractmethod
-    def index_names(self, tx: Tx, table: str) -> list[str]:
-        """The names of a table's secondary indexes."""
+    def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
+        """The names of these tables' secondary indexes."""
 
     @abstractmethod
     def close(self) -> None:

@@ -133,9 +133,10 @@ class SQLiteBackend(SqlBackend):
     def stream_id_param(self, moment_id: str) -> Any:
         return moment_id.replace("-", "")
 
-    def index_names(self, tx: Tx, table: str) -> list[str]:
-        rows = tx.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
-                        " AND sql IS NOT NULL ORDER BY name", (table,))
+    def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
+        rows = tx.query("SELECT name FROM sqlite_master WHERE type = 'index'"
+                        f" AND tbl_name {self.in_list(len(tables))} AND sql IS NOT NULL"
+                        " ORDER BY name", self.in_params(tables))
         return [str(row[0]) for row in rows]
 
     def table_exists(self, tx: Tx, name: str) -> bool:
