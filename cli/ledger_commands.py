@@ -204,7 +204,7 @@ def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
 
     MOMENT is a moment id, or SYSTEM:ID naming the source record (with --tenant).
     """
-    from mot.service.queries import resolve_moment_id
+    from mot.service.moments import resolve_moment_id
 
     moment_id = resolve_moment_id(moment, tenant)
     if moment_id is None:
@@ -212,7 +212,7 @@ def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
     history = obj.services.ledger_store.stream(moment_id)
     if not history:
         raise click.ClickException(f"no moment {moment_id} in the ledger")
-    from mot.service.queries import history_records
+    from mot.service.moments import history_records
 
     records = history_records(history)
     if fmt == "json":

@@ -6,6 +6,7 @@ on are `click.ClickException`s, and help text comes from the docstrings.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import click
@@ -39,8 +40,33 @@ class Context:
             self._services = None
 
 
+# Command name -> the module of mot.cli that defines it. A command's module is imported
+# only when that command runs: `mot query` does not load Kafka's client or the HTTP
+# server, and start-up is most of a query's wall time.
+COMMAND_MODULES: dict[str, str] = {
+    "import": "ledger_commands", "show": "ledger_commands", "quarantine": "ledger_commands",
+    "project": "projection_commands", "replay": "projection_commands",
+    "status": "projection_commands", "query": "projection_commands",
+    "log": "projection_commands", "timeline": "projection_commands",
+    "story": "projection_commands",
+    "kafka": "kafka_commands",
+    "token": "http_commands", "serve": "http_commands",
+}
+
+
 class MotGroup(click.Group):
-    """Turns failures of the store into one clear line instead of a traceback."""
+    """Loads each command on first use; turns failures of the store into one clear line
+    instead of a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMAND_MODULES.get(cmd_name)
+        if module_name is None:
+            return None
+        commands: list[click.Command] = import_module(f"mot.cli.{module_name}").COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -87,17 +113,6 @@ def cli(ctx: click.Context, store: str | None) -> None:
     state = Context(store)
     ctx.obj = state
     ctx.call_on_close(state.close)
-
-
-def _register() -> None:
-    from mot.cli import http_commands, kafka_commands, ledger_commands, projection_commands
-
-    for command in (*ledger_commands.COMMANDS, *projection_commands.COMMANDS,
-                    *kafka_commands.COMMANDS, *http_commands.COMMANDS):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

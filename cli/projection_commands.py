@@ -48,9 +48,11 @@ def _reporter(progress: Progress) -> Any:
               help="Keep projecting as moments arrive (stop with Ctrl-C or SIGTERM).")
 @click.option("--poll", type=float, default=0.5, show_default=True,
               help="Seconds between looks at the ledger when following.")
+@click.option("--page-size", type=click.IntRange(1), default=1000, show_default=True,
+              help="Events applied per transaction: smaller pages commit more often.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @click.pass_obj
-def project(obj: Any, follow: bool, poll: float, quiet: bool) -> None:
+def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) -> None:
     """Bring every projection up to date with the ledger, then exit (or keep going with --follow).
 
     Each page of events is applied in one transaction with the projection's
@@ -59,7 +61,7 @@ def project(obj: Any, follow: bool, poll: float, quiet: bool) -> None:
     service = obj.services.projections
     progress = Progress("project", quiet=quiet)
     if not follow:
-        applied = service.project(_reporter(progress))
+        applied = service.project(_reporter(progress), page_size=page_size)
         progress.finish()
         status = service.status()
         click.echo(f"applied {applied:,} events; projections at {status.position:,} of "
@@ -78,7 +80,8 @@ def project(obj: Any, follow: bool, poll: float, quiet: bool) -> None:
         total["applied"] += events
         progress.update(f"following: {total['applied']:,} events applied", force=True)
 
-    service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=count)
+    service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=count,
+                   page_size=page_size)
     progress.finish()
     click.echo(f"stopped; applied {total['applied']:,} events")
 

@@ -38,7 +38,14 @@ from mot.projections.amplification import (
     is_amplification,
 )
 from mot.projections.model import Current, CustomerKey
-from mot.projections.ports import FoldReader, NotificationLog, ProjectionSession, ProjectionStore
+from mot.projections.ports import (
+    LIVE,
+    REBUILD,
+    FoldReader,
+    NotificationLog,
+    ProjectionSession,
+    ProjectionStore,
+)
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
 from mot.projections.teams import (
@@ -48,9 +55,6 @@ from mot.projections.teams import (
     listening_share,
     moment_contribution,
 )
-
-LIVE = "projections"
-REBUILD = "projections__rebuild"
 
 REL_COLUMNS = ("tenant", "customer_id", "stage", "exchanges", "wants", "likes",
                "customer_moments", "brand_moments", "first_moment_at", "last_moment_at",
@@ -132,14 +136,16 @@ class Engine:
         self.clock = clock
 
     # -- incremental -----------------------------------------------------------------
-    def catch_up(self, name: str = LIVE, progress: Progress | None = None) -> int:
+    def catch_up(self, name: str = LIVE, progress: Progress | None = None, *,
+                 page_size: int | None = None) -> int:
         """Apply pages until the projection has reached the ledger's head; return events applied."""
+        page_size = page_size or self.page_size
         applied = 0
         target = self.log.head()
         while True:
             with self.store.session(name) as session:
                 position, _, _ = session.progress()
-                events = self.log.notifications(position, self.page_size)
+                events = self.log.notifications(position, page_size)
                 if not events:
                     return applied
                 self.apply_page(session, events)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mot.domain.events import LedgerEvent
 from mot.projections.model import Current, CustomerKey
+
+if TYPE_CHECKING:
+    from mot.domain.events import LedgerEvent
+
+LIVE = "projections"
+"""The projection tables queries read."""
+REBUILD = "projections__rebuild"
+"""The tables a rebuild fills before they are swapped in."""
 
 
 class FoldReader(Protocol):

@@ -77,5 +77,5 @@ def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
                                     quarantine_count=ledger_store.quarantine_count)
     return Services(
         backend, ledger_store, projection_store, projections,
-        QueryService(backend, projection_store, projections.engine),
+        QueryService(backend, projection_store, lambda: projections.engine),
     )

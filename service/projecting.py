@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from mot.projections.engine import LIVE, REBUILD, Engine, Progress
-from mot.projections.ports import NotificationLog, ProjectionStore
+from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStore
+
+if TYPE_CHECKING:
+    from mot.projections.engine import Engine, Progress
 
 # A first `mot project` over a long ledger takes the rebuild path: same result, built faster.
 BULK_THRESHOLD = 20_000
@@ -32,28 +36,39 @@ class ProjectionService:
                  quarantine_count: Callable[[], int] = lambda: 0) -> None:
         self.store = store
         self.log = log
-        self.engine = Engine(store, log, page_size=page_size)
+        self.page_size = page_size
         self.quarantine_count = quarantine_count
+
+    @cached_property
+    def engine(self) -> Engine:
+        """Built on first use: a query of up-to-date projections never loads the folds."""
+        from mot.projections.engine import Engine
+
+        return Engine(self.store, self.log, page_size=self.page_size)
 
     def position(self) -> int:
         state = self.store.state(LIVE)
         return state[0] if state else 0
 
-    def project(self, progress: Progress | None = None) -> int:
-        """Apply everything recorded so far; return the number of events applied."""
+    def project(self, progress: Progress | None = None, *, page_size: int | None = None) -> int:
+        """Apply everything recorded so far, `page_size` events a transaction (default: the
+        service's); return the number of events applied."""
         position = self.position()
         head = self.log.head()
+        if position >= head:
+            return 0  # up to date: nothing to load or apply
         if position == 0 and head > BULK_THRESHOLD:
             self.engine.rebuild(progress)
             return head
-        return self.engine.catch_up(LIVE, progress)
+        return self.engine.catch_up(LIVE, progress, page_size=page_size)
 
     def follow(self, *, poll_seconds: float = 0.5, progress: Progress | None = None,
                should_stop: Callable[[], bool] = lambda: False,
-               on_applied: Callable[[int], None] | None = None) -> None:
+               on_applied: Callable[[int], None] | None = None,
+               page_size: int | None = None) -> None:
         """Keep projecting as moments arrive, until `should_stop()` says so."""
         while not should_stop():
-            applied = self.project(progress)
+            applied = self.project(progress, page_size=page_size)
             if on_applied is not None and applied:
                 on_applied(applied)
             if not applied:

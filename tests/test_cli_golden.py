@@ -484,3 +484,42 @@ def test_a_binary_file_is_quarantined_not_a_crash(store_url: str, tmp_path: Path
     listed = json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout)
     assert [e["origin"] for e in listed] == [f"{path}:1", f"{path}:2"]
     assert all("JSON" in e["reason"] for e in listed)
+
+
+def test_every_command_is_in_the_lazy_command_map() -> None:
+    from importlib import import_module
+
+    from mot.cli.main import COMMAND_MODULES
+
+    defined = {command.name: module
+               for module in sorted(set(COMMAND_MODULES.values()))
+               for command in import_module(f"mot.cli.{module}").COMMANDS}
+    assert defined == COMMAND_MODULES
+    listed = mot("unused.db", "--help").stdout
+    for name in COMMAND_MODULES:
+        assert f"\n  {name} " in listed, name
+
+
+def test_a_query_of_current_projections_loads_neither_folds_nor_recorder(
+    tmp_path: Path, golden_path: Path
+) -> None:
+    """Start-up is most of a query's wall time: `mot query` on up-to-date projections
+    imports neither eventsourcing, nor the engine and its folds, nor the other commands."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", golden_path)
+    mot(store, "project")
+    probe = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from mot.cli.main import cli\n"
+        f"result = CliRunner().invoke(cli, ['--store', {store!r}, 'query', 'relationships',"
+        " '--customer', 'c1', '--format', 'json'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sys.modules.keys() & {'eventsourcing', 'pydantic', 'mot.projections.engine',"
+        " 'mot.projections.amplification', 'mot.cli.ledger_commands', 'mot.cli.kafka_commands',"
+        " 'mot.cli.http_commands', 'hashlib', 'kafka', 'psycopg'})\n"
+        "print(sorted(r['tenant'] for r in __import__('json').loads(result.stdout)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out == ["set()", "['acme', 'globex']"]  # c1 of both tenants

@@ -76,8 +76,9 @@ from mot.service.access import (
     access_for,
 )
 from mot.service.bootstrap import Services
+from mot.service.moments import history_records, resolve_moment_id
 from mot.service.queries import Query as ProjectionQuery
-from mot.service.queries import QueryError, history_records, resolve_moment_id
+from mot.service.queries import QueryError
 
 log = logging.getLogger("mot.http")
 

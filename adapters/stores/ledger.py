@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -178,6 +177,8 @@ class SqlLedger:
 
 
 def _digest(data: bytes) -> str:
+    import hashlib  # here, not at the top: loading OpenSSL is a tenth of a query's start-up
+
     return hashlib.sha256(data).hexdigest()
 
 

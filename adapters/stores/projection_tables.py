@@ -9,7 +9,7 @@ tables under a `__rebuild` suffix and `swap` renames them in one transaction.
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +18,7 @@ import orjson
 
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.projections.model import Current, CustomerKey
+from mot.projections.ports import LIVE, REBUILD
 
 # Table name -> DDL. `{t}` is the table name (with the rebuild suffix when building).
 TABLES: dict[str, str] = {
@@ -104,9 +105,7 @@ MOMENT_COLUMNS = ("moment_id, tenant, customer_id, occurred_us, direction, kind,
 
 MOMENT_ROW = (*MOMENT_COLUMNS.split(", "), "occurred_at", "doc", "version")
 
-REBUILD_SUFFIX = "__rebuild"
-LIVE = "projections"
-REBUILD = "projections" + REBUILD_SUFFIX
+REBUILD_SUFFIX = REBUILD.removeprefix(LIVE)
 
 
 def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tuple[Any, ...]]:
@@ -148,7 +147,7 @@ class SqlProjectionStore:
         with self.backend.write("projections") as tx:
             if self.backend.index_names(tx, [f"moments{REBUILD_SUFFIX}"]):
                 return  # a resumed rebuild: indexed before it stopped
-            self._index(tx, REBUILD_SUFFIX, tag=f"g{secrets.token_hex(4)}")
+            self._index(tx, REBUILD_SUFFIX, tag=f"g{os.urandom(4).hex()}")
         self.backend.analyze([f"moments{REBUILD_SUFFIX}"])
 
     @contextmanager

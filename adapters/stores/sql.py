@@ -12,12 +12,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.persistence import Notification, StoredEvent
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Notification, StoredEvent
 
-from mot.adapters.stores.codec import StoredRow
+    from mot.adapters.stores.codec import StoredRow
 
 
 class Tx:

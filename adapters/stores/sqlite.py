@@ -15,14 +15,17 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from eventsourcing.persistence import Notification
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-
-from mot.adapters.stores.codec import StoredRow
 from mot.adapters.stores.sql import SqlBackend, Tx
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Notification
+    from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+    from mot.adapters.stores.codec import StoredRow
 
 BUSY_TIMEOUT_S = 300.0
 
@@ -45,12 +48,24 @@ class SQLiteBackend(SqlBackend):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self.datastore = SQLiteDatastore(path, lock_timeout=int(BUSY_TIMEOUT_S))
-        self.recorder = SQLiteApplicationRecorder(self.datastore)
         self.ready = self.schema_ready()
         if not self.ready:
             with self.schema_lock():
                 self.recorder.create_table()
+
+    # eventsourcing's datastore and recorder are made on first use: mot reads the
+    # projection tables on its own connection, so a query never loads them.
+    @cached_property
+    def datastore(self) -> SQLiteDatastore:
+        from eventsourcing.sqlite import SQLiteDatastore
+
+        return SQLiteDatastore(self.path, lock_timeout=int(BUSY_TIMEOUT_S))
+
+    @cached_property
+    def recorder(self) -> SQLiteApplicationRecorder:
+        from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+        return SQLiteApplicationRecorder(self.datastore)
 
     @contextmanager
     def schema_lock(self) -> Iterator[None]:
@@ -99,7 +114,7 @@ class SQLiteBackend(SqlBackend):
         cursor = conn.cursor()
         cursor.execute(begin)
         try:
-            yield Tx(cursor, SQLiteCursor(cursor), "?")
+            yield Tx(cursor, cursor, "?")
         except BaseException:
             conn.rollback()
             raise
@@ -150,4 +165,5 @@ class SQLiteBackend(SqlBackend):
             conn.close()
             self._local.conn = None
             self._local.big_cache = False
-        self.datastore.close()
+        if "datastore" in self.__dict__:
+            self.datastore.close()

@@ -1,0 +1,42 @@
+"""Read-side use cases on single moments: resolve an id, show a moment's history."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, as_dict
+from mot.domain.identity import derived_moment_id
+
+
+def resolve_moment_id(text: str, tenant: str) -> str | None:
+    """A moment id from a UUID, or from `SYSTEM:ID` naming a source record in `tenant`."""
+    try:
+        return str(UUID(text))
+    except ValueError:
+        pass
+    if ":" in text:
+        system, source_id = text.split(":", 1)
+        if system and source_id:
+            return derived_moment_id(tenant, system, source_id)
+    return None
+
+
+def history_records(events: list[LedgerEvent]) -> list[dict[str, Any]]:
+    """A moment's events as plain records, oldest first."""
+    records: list[dict[str, Any]] = []
+    for event in events:
+        record: dict[str, Any] = {
+            "version": event.version,
+            "recorded_at": event.recorded_at,
+            "origin": event.origin,
+        }
+        if isinstance(event, MomentRecorded):
+            record |= {"event": "recorded", "moment": as_dict(event.moment)}
+        elif isinstance(event, MomentAmended):
+            record |= {"event": "amended", "set": event.set, "reason": event.reason,
+                       "moment": event.moment}
+        else:
+            record |= {"event": "retracted", "reason": event.reason}
+        records.append(record)
+    return records
