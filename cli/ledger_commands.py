@@ -59,7 +59,7 @@ def import_(obj: Any, files: tuple[str, ...], fmt: str, vendor: str | None, conf
     from mot.adapters.sources.files import csv_records, jsonl_records, open_source
     from mot.adapters.sources.vendor import VendorStats, vendor_records
     from mot.service.ledger import Summary
-    from mot.service.parsing import WorkerFailed
+    from mot.service.workers import WorkerFailed
 
     source, config = _vendor_setup(vendor, config_path)
     stats = VendorStats(source.name) if source is not None else None

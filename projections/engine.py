@@ -22,7 +22,7 @@ versions. A rebuild stamps its rows with the position it was built up to.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -45,6 +45,7 @@ from mot.projections.ports import (
     NotificationLog,
     ProjectionSession,
     ProjectionStore,
+    RangeReader,
 )
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
@@ -71,10 +72,34 @@ TEAM_COLUMNS = ("tenant", "function", "moments", "given", "asked", "amplificatio
                 "positive", "negative", "cascade_reach", "version")
 LISTEN_COLUMNS = ("tenant", "moments", "listening", "other", "listening_share", "version")
 
-BULK_POSITIONS = 10_000  # ledger positions a rebuild loads per transaction
+BULK_POSITIONS = 100_000  # ledger positions a rebuild loads per transaction
 
 Progress = Callable[[str, int, int], None]
 """(phase, done, total)"""
+
+CustomerRange = tuple[CustomerKey, CustomerKey]
+"""The customers from the first key to the last, in key order."""
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedRange:
+    """A rebuild's rows for a range of customers, and what they add to the per-tenant sums.
+
+    Plain tuples, lists and dicts: it may come back from a worker process.
+    """
+
+    last: CustomerKey
+    relationships: list[tuple[Any, ...]]
+    reciprocity: list[tuple[Any, ...]]
+    transitions: list[tuple[Any, ...]]
+    amplifications: list[tuple[Any, ...]]
+    teams: dict[tuple[str, str], list[int]]
+    listening: dict[str, list[int]]
+
+
+RangeFolder = Callable[[Iterable[CustomerRange], int], Iterable[FoldedRange]]
+"""Folds ranges of the rebuild's customers at a version, results in order: `Engine.fold_ranges`
+in this process, or the same work spread over worker processes."""
 
 
 def current_of(moment: dict[str, Any]) -> Current:
@@ -236,7 +261,7 @@ class Engine:
         if keys:
             moments = session.customer_moments(keys)
             folded = self.fold(session, moments)
-            self._write_customers(session, moments, folded, version, deltas, fresh=False)
+            self._write_customers(session, moments, folded, version, deltas)
         self._write_sums(session, deltas, version)
 
     def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]]
@@ -284,17 +309,17 @@ class Engine:
                          moments: dict[CustomerKey, list[Current]],
                          folded: dict[CustomerKey, tuple[Relationship, list[Transition],
                                                          Reciprocity, list[Amplification]]],
-                         version: int, deltas: Deltas, *, fresh: bool) -> None:
-        """Write the rows whose content changed; `fresh`: there are no old rows (a rebuild)."""
+                         version: int, deltas: Deltas) -> None:
+        """Write the rows whose content changed, and take away the old rows' contributions."""
         keys = list(moments)
         gone = [key for key in keys if key not in folded]
 
         def old_rows(table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-            return [] if fresh else session.rows(table, keys, ", ".join(columns))
+            return session.rows(table, keys, ", ".join(columns))
 
         old_rel = {(r[0], r[1]): r[:-1] for r in old_rows("relationships", REL_COLUMNS)}
         new_rel = {key: _relationship_row(f[0]) for key, f in folded.items()}
-        write = session.insert if fresh else partial(session.upsert, key=("tenant", "customer_id"))
+        write = partial(session.upsert, key=("tenant", "customer_id"))
         write("relationships", REL_COLUMNS,
                        [(*row, version) for key, row in new_rel.items() if old_rel.get(key) != row])
 
@@ -322,15 +347,11 @@ class Engine:
         for row in new_amps.values():
             deltas.move_amplification(_amplification_from_row(row), 1)
         changed_amps = [(*row, version) for aid, row in new_amps.items() if old_amps.get(aid) != row]
-        if fresh:
-            session.insert("amplifications", AMP_COLUMNS, changed_amps)
-        else:
-            session.upsert("amplifications", AMP_COLUMNS, changed_amps, key=("amplification_id",))
+        session.upsert("amplifications", AMP_COLUMNS, changed_amps, key=("amplification_id",))
         removed_amps = [aid for aid in old_amps if aid not in new_amps]
         session.delete_rows("amplifications", ("amplification_id",), [(aid,) for aid in removed_amps])
         session.tombstones("amplifications", removed_amps, version)
-        if not fresh:
-            session.revive("amplifications", [aid for aid in new_amps if aid not in old_amps])
+        session.revive("amplifications", [aid for aid in new_amps if aid not in old_amps])
 
         removed = [key for key in gone if key in old_rel]
         if removed:
@@ -338,10 +359,9 @@ class Engine:
             session.delete_customers("reciprocity", removed)
             for projection in ("relationships", "reciprocity"):
                 session.tombstones(projection, [f"{t}/{c}" for t, c in removed], version)
-        if not fresh:
-            revived = [f"{t}/{c}" for t, c in new_rel if (t, c) not in old_rel]
-            for projection in ("relationships", "reciprocity"):
-                session.revive(projection, revived)
+        revived = [f"{t}/{c}" for t, c in new_rel if (t, c) not in old_rel]
+        for projection in ("relationships", "reciprocity"):
+            session.revive(projection, revived)
 
     def _write_sums(self, session: ProjectionSession, deltas: Deltas, version: int) -> None:
         team_deltas = {key: change for key, change in deltas.teams.items() if any(change)}
@@ -373,11 +393,13 @@ class Engine:
             session.delete_rows("listening", ("tenant",), deletes_l)
 
     # -- rebuild -------------------------------------------------------------------------
-    def rebuild(self, progress: Progress | None = None, *, restart: bool = False) -> int:
+    def rebuild(self, progress: Progress | None = None, *, restart: bool = False,
+                folder: RangeFolder | None = None) -> int:
         """Build every projection from the start of the log into fresh tables, then swap them in.
 
         Resumes an unfinished rebuild unless `restart`. Queries keep reading the
-        live tables until the swap. Returns the ledger position built up to.
+        live tables until the swap. `folder` folds the customers (default: here,
+        `fold_ranges`). Returns the ledger position built up to.
         """
         state = self.store.state(REBUILD)
         if state is None or restart:
@@ -393,18 +415,19 @@ class Engine:
             self.store.index_rebuild()
             phase = "fold"
         if phase == "fold":
-            self._rebuild_fold(target, progress)
+            self._rebuild_fold(progress, folder or self.fold_ranges)
         self.catch_up(REBUILD, progress)
         self.store.swap(self._now())
         live = self.store.state(LIVE)
         return live[0] if live else 0
 
     def _rebuild_moments(self, target: int, progress: Progress | None) -> None:
-        """Every moment current at `target`, once, by plain inserts in pages of the log.
+        """Every moment current at `target`, once, copied in pages of the log.
 
-        The ledger hands each moment over at its latest event only, so nothing is
-        replaced or deleted here; the per-tenant sums are counted in the fold phase,
-        which sees every moment once too.
+        Each moment is taken at its latest event only, so nothing is replaced or
+        deleted here; the per-tenant sums are counted in the fold phase, which sees
+        every moment once too. The store copies the moments itself (the ledger is
+        in the same database): no row passes through Python.
         """
         while True:
             with self.store.session(REBUILD) as session:
@@ -413,34 +436,72 @@ class Engine:
                     session.save_progress(position, "fold", None, self._now())
                     return
                 upto = min(position + BULK_POSITIONS, target)
-                moments = self.log.latest_moments(position, upto, target)
-                session.insert_moments([(current_of(m), m, target) for m in moments])
+                session.load_moments(position, upto, target)
                 session.save_progress(upto, "moments", None, self._now())
             if progress is not None:
                 progress("moments", upto, target)
 
-    def _rebuild_fold(self, target: int, progress: Progress | None) -> None:
+    def _rebuild_fold(self, progress: Progress | None, folder: RangeFolder) -> None:
+        """Every customer once, in key order: folded by `folder`, written here in order, each
+        range in one transaction with the position it reached."""
+        with self.store.session(REBUILD) as session:
+            position, _, cursor = session.progress()
         done = 0
-        while True:
+        for folded in folder(self._customer_ranges(cursor), position):
             with self.store.session(REBUILD) as session:
-                position, _, cursor = session.progress()
-                keys = session.customers_after(cursor, self.customers_per_chunk)
-                if not keys:
-                    session.save_progress(position, "catchup", None, self._now())
-                    return
-                # Consecutive customers: one range read serves the whole chunk.
-                moments = session.customer_range(keys[0], keys[-1])
-                deltas = Deltas.empty()
-                for customer_moments in moments.values():
-                    for moment in customer_moments:
-                        deltas.move_moment(moment, 1)
-                self._write_customers(session, moments, self.fold(session, moments), position,
-                                      deltas, fresh=True)
-                self._write_sums(session, deltas, position)
-                session.save_progress(position, "fold", keys[-1], self._now())
-            done += len(keys)
+                for table, columns, rows in (
+                    ("relationships", REL_COLUMNS, folded.relationships),
+                    ("reciprocity", RECIP_COLUMNS, folded.reciprocity),
+                    ("transitions", TRANS_COLUMNS, folded.transitions),
+                    ("amplifications", AMP_COLUMNS, folded.amplifications),
+                ):
+                    session.insert(table, columns, rows)
+                self._write_sums(session, Deltas(folded.teams, folded.listening), position)
+                session.save_progress(position, "fold", folded.last, self._now())
+            done += len(folded.relationships)
             if progress is not None:
                 progress("customers", done, 0)
+        with self.store.session(REBUILD) as session:
+            session.save_progress(position, "catchup", None, self._now())
+
+    def _customer_ranges(self, cursor: CustomerKey | None) -> Iterator[CustomerRange]:
+        """The rebuild's customers after `cursor`, `customers_per_chunk` to a range."""
+        while True:
+            with self.store.reader(name=REBUILD) as reader:
+                keys = reader.customers_after(cursor, self.customers_per_chunk)
+            if not keys:
+                return
+            yield keys[0], keys[-1]
+            cursor = keys[-1]
+
+    def fold_ranges(self, ranges: Iterable[CustomerRange], version: int) -> Iterator[FoldedRange]:
+        """The `RangeFolder` of this process: each range read and folded in turn."""
+        for first, last in ranges:
+            with self.store.reader(name=REBUILD) as reader:
+                folded = self.fold_range(reader, first, last, version)
+            yield folded  # outside the read: the caller writes before asking for the next
+
+    def fold_range(self, reader: RangeReader, first: CustomerKey, last: CustomerKey,
+                   version: int) -> FoldedRange:
+        """The rebuild's rows for the customers from `first` to `last`, stamped `version`."""
+        # Consecutive customers: one range read serves them all.
+        moments = reader.customer_range(first, last)
+        deltas = Deltas.empty()
+        for customer_moments in moments.values():
+            for moment in customer_moments:
+                deltas.move_moment(moment, 1)
+        folded = self.fold(reader, moments).values()
+        amplifications = [a for f in folded for a in f[3]]
+        for amplification in amplifications:
+            deltas.move_amplification(amplification, 1)
+        return FoldedRange(
+            last,
+            [(*_relationship_row(f[0]), version) for f in folded],
+            [(*_reciprocity_row(f[2]), version) for f in folded],
+            [(*row, version) for f in folded for row in _transition_rows(f[1])],
+            [(*_amplification_row(a), version) for a in amplifications],
+            dict(deltas.teams), dict(deltas.listening),
+        )
 
     def _now(self) -> str:
         return format_utc(self.clock())

@@ -73,8 +73,13 @@ def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
             ledger_store = SqlLedger(backend)
             projection_store = SqlProjectionStore(backend)
             backend.mark_ready()
-    projections = ProjectionService(projection_store, ledger_store, page_size=page_size,
-                                    quarantine_count=ledger_store.quarantine_count)
+    url = store_url(url)
+    projections = ProjectionService(
+        projection_store, ledger_store, page_size=page_size,
+        quarantine_count=ledger_store.quarantine_count,
+        # Worker processes open the store by its URL; an in-memory SQLite store has none.
+        store_url=None if url.endswith(":memory:") else url,
+    )
     return Services(
         backend, ledger_store, projection_store, projections,
         QueryService(backend, projection_store, lambda: projections.engine),

@@ -12,12 +12,7 @@ is stored as that JSON without ever being decoded there.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -25,6 +20,7 @@ import orjson
 
 from mot.domain.events import EncodedMoment
 from mot.domain.messages import Message, RecordMoment, Rejection, parse_message
+from mot.service.workers import OrderedPool, usable_cpus
 
 Parsed = Message | Rejection
 Compact = tuple[str, bytes] | Message | Rejection
@@ -87,55 +83,32 @@ def parse_here(batches: Iterable[list[T]], clock: Callable[[], datetime]) -> Ite
         yield batch, parse_items(batch, now), now
 
 
-class WorkerFailed(RuntimeError):
-    """A worker process died mid-import (killed, out of memory)."""
-
-
 class ParsePool:
     """Worker processes that parse batches while this process records earlier ones.
 
-    `map` keeps up to `ahead` batches in flight and yields results in order, so
-    memory stays bounded whatever the length of the stream.
+    `map` keeps a few batches in flight and yields results in order, so memory
+    stays bounded whatever the length of the stream.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.ahead = 2 * workers + 1
-        # spawn, not fork: the parent has database connections and their threads open.
-        self._executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        self._pool: OrderedPool[list[Compact | None]] = OrderedPool(
+            workers,
+            "a validation worker process stopped unexpectedly (killed, or out of memory); "
+            "what was committed stays, and running the import again records the rest",
         )
 
     def map(
         self, batches: Iterable[list[T]], clock: Callable[[], datetime]
     ) -> Iterator[ParsedBatch[T]]:
         """(batch, parsed messages, time of recording) for each batch, in order."""
-        pending: deque[tuple[list[T], datetime, Future[list[Compact | None]]]] = deque()
-        source = iter(batches)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < self.ahead:
-                batch = next(source, None)
-                if batch is None:
-                    exhausted = True
-                    break
-                now = clock()
-                messages = [item.message if item.problem is None else None for item in batch]
-                pending.append((batch, now, self._executor.submit(_parse_compact, messages, now)))
-            if not pending:
-                return
-            batch, now, future = pending.popleft()
-            try:
-                compact = future.result()
-            except BrokenProcessPool as error:
-                raise WorkerFailed(
-                    "a validation worker process stopped unexpectedly (killed, or out of memory); "
-                    "what was committed stays, and running the import again records the rest"
-                ) from error
+        tasks = (((batch, now), ([i.message if i.problem is None else None for i in batch], now))
+                 for batch in batches for now in (clock(),))
+        for (batch, now), compact in self._pool.imap(_parse_compact, tasks):
             yield batch, _expand(batch, compact), now
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()
 
     def __enter__(self) -> ParsePool:
         return self
@@ -146,5 +119,4 @@ class ParsePool:
 
 def default_workers() -> int:
     """Parse workers for a bulk import: enough to keep one appending process busy."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(2, cpus - 1))
+    return max(0, min(2, usable_cpus() - 1))

@@ -9,12 +9,17 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStore
+from mot.service.workers import usable_cpus
 
 if TYPE_CHECKING:
     from mot.projections.engine import Engine, Progress
 
 # A first `mot project` over a long ledger takes the rebuild path: same result, built faster.
 BULK_THRESHOLD = 20_000
+# A rebuild of at least this many events folds in worker processes by default: below
+# it, starting them costs more than they save.
+PARALLEL_THRESHOLD = 100_000
+MAX_FOLD_WORKERS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +38,13 @@ class ProjectionService:
     """Keeps projections up to date with the ledger."""
 
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
-                 quarantine_count: Callable[[], int] = lambda: 0) -> None:
+                 quarantine_count: Callable[[], int] = lambda: 0,
+                 store_url: str | None = None) -> None:
         self.store = store
         self.log = log
         self.page_size = page_size
         self.quarantine_count = quarantine_count
+        self.store_url = store_url  # what fold workers open; None: the store cannot be shared
 
     @cached_property
     def engine(self) -> Engine:
@@ -58,7 +65,7 @@ class ProjectionService:
         if position >= head:
             return 0  # up to date: nothing to load or apply
         if position == 0 and head > BULK_THRESHOLD:
-            self.engine.rebuild(progress)
+            self.replay(progress)
             return head
         return self.engine.catch_up(LIVE, progress, page_size=page_size)
 
@@ -74,9 +81,31 @@ class ProjectionService:
             if not applied:
                 time.sleep(poll_seconds)
 
-    def replay(self, progress: Progress | None = None, *, restart: bool = False) -> int:
-        """Rebuild every projection from the start of the log into fresh tables, then swap."""
-        return self.engine.rebuild(progress, restart=restart)
+    def replay(self, progress: Progress | None = None, *, restart: bool = False,
+               workers: int | None = None) -> int:
+        """Rebuild every projection from the start of the log into fresh tables, then swap.
+
+        `workers` processes fold the customers (None: one per CPU, up to 4, for a
+        ledger of PARALLEL_THRESHOLD events or more; 0: all in this process).
+        """
+        workers = self.fold_workers(workers)
+        if not workers:
+            return self.engine.rebuild(progress, restart=restart)
+        from mot.service.fold_workers import FoldPool
+
+        assert self.store_url is not None
+        with FoldPool(self.store_url, workers) as pool:
+            return self.engine.rebuild(progress, restart=restart, folder=pool)
+
+    def fold_workers(self, asked: int | None) -> int:
+        """How many fold worker processes a rebuild uses."""
+        if self.store_url is None:
+            return 0
+        if asked is not None:
+            return asked
+        if self.log.head() < PARALLEL_THRESHOLD:
+            return 0
+        return min(MAX_FOLD_WORKERS, usable_cpus())
 
     def status(self) -> Status:
         return Status(self.log.head(), self.position(), self.store.state(REBUILD),

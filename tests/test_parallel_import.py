@@ -8,6 +8,7 @@ events byte for byte, the same summary and quarantine, on both stores.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from mot.domain.messages import RecordMoment
 from mot.service.bootstrap import open_store
 from mot.service.ledger import Incoming
 from mot.service.parsing import ParsePool, parse_here
+from mot.service.workers import OrderedPool, WorkerFailed
 
 NOW = datetime.now(UTC)
 CORPUS = Path(__file__).parent / "corpus" / "bad_moments.jsonl"
@@ -121,3 +123,13 @@ def test_a_sqlite_store_is_created_with_16_kb_pages(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA page_size").fetchone() == (16384,)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_worker_process_that_dies_is_one_error_saying_what_to_do() -> None:
+    # The pool both bulk paths (import, rebuild) share: results in order, and a dead
+    # worker is an error the CLI prints as one line.
+    with OrderedPool(2, "a worker stopped; run it again") as pool:
+        assert list(pool.imap(pow, [(n, (n, 2)) for n in range(9)])) == [
+            (n, n * n) for n in range(9)]
+        with pytest.raises(WorkerFailed, match=r"^a worker stopped; run it again$"):
+            list(pool.imap(os._exit, [(None, (3,))]))

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.projections.model import Current, CustomerKey
 from mot.projections.ports import LIVE, REBUILD
@@ -185,10 +186,12 @@ class SqlProjectionStore:
         self.backend.analyze(list(TABLES))
 
     @contextmanager
-    def reader(self, as_of_us: int | None = None) -> Iterator[SqlSession]:
-        """A read transaction on the live tables, optionally seeing only moments up to a time."""
+    def reader(self, as_of_us: int | None = None, *, name: str = LIVE) -> Iterator[SqlSession]:
+        """A read transaction on the live tables (or the rebuild tables for REBUILD),
+        optionally seeing only moments up to a time."""
         with self.backend.read() as tx:
-            yield SqlSession(self.backend, tx, LIVE, "", as_of_us)
+            yield SqlSession(self.backend, tx, name, REBUILD_SUFFIX if name == REBUILD else "",
+                             as_of_us)
 
     def state(self, name: str = LIVE) -> tuple[int, str, int | None] | None:
         """(position, phase, target) of a projection run, or None before its first page."""
@@ -283,9 +286,12 @@ class SqlSession:
         self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ?",
                             [(moment_id,) for moment_id in deletes])
 
-    def insert_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]]) -> None:
-        """Moments that are not in the table yet (a rebuild's first phase)."""
-        self.insert("moments", MOMENT_ROW, _moment_rows(rows))
+    def load_moments(self, after: int, upto: int, as_of: int) -> int:
+        """Copy in, from the ledger, each moment whose latest event at or before `as_of` lies
+        in (after, upto] and does not retract it (a rebuild's first phase); return how many."""
+        self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW),
+                        (as_of, after, upto, as_of))
+        return int(self.tx.cursor.rowcount)
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
         """Each customer's current moments in fold order."""

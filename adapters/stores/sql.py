@@ -49,7 +49,7 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: stored_events_corrections
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 

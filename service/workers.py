@@ -1,0 +1,82 @@
+"""Worker processes for the bulk paths (import, rebuild): results in order, a bounded number ahead.
+
+Both bulk paths split their Python work the same way: worker processes do the
+part that needs no writer (validating messages, folding customers), the main
+process does the writes in order and saves its position with them, so a crash
+still loses and repeats nothing. `OrderedPool.imap` keeps a few tasks in flight
+and hands results back in the order the tasks came, so memory stays bounded
+whatever the size of the input.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Generic, TypeVar
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process died mid-way (killed, out of memory)."""
+
+
+class OrderedPool(Generic[R]):
+    """Processes that run one function on a stream of tasks, results in task order."""
+
+    def __init__(self, workers: int, failure: str,
+                 initializer: Callable[..., None] | None = None,
+                 initargs: tuple[Any, ...] = ()) -> None:
+        self.workers = workers
+        self.ahead = 2 * workers + 1  # enough that no worker waits for the main process
+        self.failure = failure  # what WorkerFailed says, for the user
+        # spawn, not fork: the parent has database connections and their threads open.
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=initializer, initargs=initargs,
+        )
+
+    def imap(self, fn: Callable[..., R], tasks: Iterable[tuple[C, tuple[Any, ...]]]
+             ) -> Iterator[tuple[C, R]]:
+        """For each (context, args) task: (context, fn(*args) run in a worker), in order.
+
+        `context` stays in this process; only the arguments and the result cross.
+        """
+        pending: deque[tuple[C, Future[R]]] = deque()
+        source = iter(tasks)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < self.ahead:
+                task = next(source, None)
+                if task is None:
+                    exhausted = True
+                    break
+                context, args = task
+                pending.append((context, self._executor.submit(fn, *args)))
+            if not pending:
+                return
+            context, future = pending.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool as error:
+                raise WorkerFailed(self.failure) from error
+            yield context, result
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> OrderedPool[R]:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
