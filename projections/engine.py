@@ -408,14 +408,15 @@ class Engine:
             assert state is not None
         _, phase, target = state
         target = int(target or 0)
-        if phase != "moments":
-            self.store.index_rebuild()  # idempotent: a resumed rebuild may have stopped before
         if phase == "moments":
             self._rebuild_moments(target, progress)
-            self.store.index_rebuild()
             phase = "fold"
+        # Each set of tables is indexed once its bulk of rows is in (idempotent: a resumed
+        # rebuild may have done it before it stopped).
+        self.store.index_rebuild("moments")
         if phase == "fold":
             self._rebuild_fold(progress, folder or self.fold_ranges)
+        self.store.index_rebuild("folded")
         self.catch_up(REBUILD, progress)
         self.store.swap(self._now())
         live = self.store.state(LIVE)

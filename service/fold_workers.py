@@ -46,6 +46,7 @@ class FoldPool:
             "committed stays, and running mot replay again resumes the rebuild",
             _open, (url,),
         )
+        self._pool.start()  # the workers open the store while the moments are loaded
 
     def __call__(self, ranges: Iterable[CustomerRange], version: int) -> Iterator[FoldedRange]:
         tasks = ((None, (first, last, version)) for first, last in ranges)

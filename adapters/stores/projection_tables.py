@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -131,25 +131,29 @@ class SqlProjectionStore:
         if indexes:
             self._index(tx, suffix)
 
-    def _index(self, tx: Tx, suffix: str, tag: str = "") -> None:
-        for name in TABLES:
+    def _index(self, tx: Tx, suffix: str, tag: str = "",
+               tables: Collection[str] = tuple(TABLES)) -> None:
+        for name in tables:
             prefix = f"{name}_{tag}" if tag else name + suffix
             for index in INDEXES[name]:
                 tx.execute(index.replace("{i}", prefix).replace("{t}", name + suffix))
 
-    def index_rebuild(self) -> None:
-        """Build the rebuild tables' secondary indexes, once their bulk of rows is in.
+    def index_rebuild(self, tables: Literal["moments", "folded"]) -> None:
+        """Build secondary indexes of rebuild tables once their bulk of rows is in: the
+        moments table's, or those of the tables the fold filled.
 
         Sorting a million keys once is several times faster than keeping the
-        indexes up to date row by row while the moments go in. The indexes get
+        indexes up to date row by row while the rows go in. The indexes get
         names of their own (SQLite cannot rename an index), which they keep when
         `swap` renames the tables: the swap then builds no index again.
         """
+        names = ["moments"] if tables == "moments" else [t for t in TABLES if t != "moments"]
         with self.backend.write("projections") as tx:
-            if self.backend.index_names(tx, [f"moments{REBUILD_SUFFIX}"]):
+            if self.backend.index_names(tx, [name + REBUILD_SUFFIX for name in names]):
                 return  # a resumed rebuild: indexed before it stopped
-            self._index(tx, REBUILD_SUFFIX, tag=f"g{os.urandom(4).hex()}")
-        self.backend.analyze([f"moments{REBUILD_SUFFIX}"])
+            self._index(tx, REBUILD_SUFFIX, tag=f"g{os.urandom(4).hex()}", tables=names)
+        if tables == "moments":
+            self.backend.analyze([f"moments{REBUILD_SUFFIX}"])  # the fold's reads plan on it
 
     @contextmanager
     def session(self, name: str = LIVE) -> Iterator[SqlSession]:
