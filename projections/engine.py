@@ -52,6 +52,7 @@ from mot.projections.relationship import Relationship, Transition, fold_relation
 from mot.projections.teams import (
     TeamDelta,
     amplification_contribution,
+    contribution_groups,
     listening_contribution,
     listening_share,
     moment_contribution,
@@ -128,24 +129,30 @@ class Deltas:
     def empty(cls) -> Deltas:
         return cls(defaultdict(lambda: [0] * 7), defaultdict(lambda: [0, 0, 0]))
 
-    def move_moment(self, m: Current, sign: int) -> None:
-        self._add(moment_contribution(m), sign)
+    def move_moment(self, m: Current, times: int) -> None:
+        """Add what `m` contributes `times` times (-1: take it away)."""
+        self._add(moment_contribution(m), times)
         listening, talking = listening_contribution(m)
         counts = self.listening[m.tenant]
-        counts[0] += sign
-        counts[1] += sign * listening
-        counts[2] += sign * talking
+        counts[0] += times
+        counts[1] += times * listening
+        counts[2] += times * talking
 
-    def move_amplification(self, a: Amplification, sign: int) -> None:
-        self._add(amplification_contribution(a), sign)
+    def add_moments(self, moments: Iterable[Current]) -> None:
+        """`move_moment(m, 1)` for each of many moments, counted per contribution group."""
+        for m, count in contribution_groups(moments):
+            self.move_moment(m, count)
 
-    def _add(self, d: TeamDelta | None, sign: int) -> None:
+    def move_amplification(self, a: Amplification, times: int) -> None:
+        self._add(amplification_contribution(a), times)
+
+    def _add(self, d: TeamDelta | None, times: int) -> None:
         if d is None:
             return
         row = self.teams[(d.tenant, d.function)]
         for i, value in enumerate((d.moments, d.given, d.asked, d.amplifications, d.positive,
                                    d.negative, d.cascade_reach)):
-            row[i] += sign * value
+            row[i] += times * value
 
 
 class Engine:
@@ -488,9 +495,7 @@ class Engine:
         # Consecutive customers: one range read serves them all.
         moments = reader.customer_range(first, last)
         deltas = Deltas.empty()
-        for customer_moments in moments.values():
-            for moment in customer_moments:
-                deltas.move_moment(moment, 1)
+        deltas.add_moments(m for customer_moments in moments.values() for m in customer_moments)
         folded = self.fold(reader, moments).values()
         amplifications = [a for f in folded for a in f[3]]
         for amplification in amplifications:

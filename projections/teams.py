@@ -8,8 +8,10 @@ paths cannot drift apart.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from mot.projections.amplification import Amplification
@@ -119,6 +121,24 @@ def amplification_contribution(a: Amplification) -> TeamDelta | None:
         negative=int(a.polarity == "negative"),
         cascade_reach=a.cascade_reach,
     )
+
+
+CONTRIBUTION_FIELDS = ("tenant", "function", "direction", "kind", "ask_type")
+"""What a moment's team and listening contributions depend on, and nothing else: a rebuild
+adds up many moments by counting them per combination of these (`contribution_groups`)."""
+
+
+def contribution_groups(moments: Iterable[Current]) -> list[tuple[Current, int]]:
+    """Moments grouped by CONTRIBUTION_FIELDS: (a moment of the group, its size) for each.
+
+    The moment stands for its whole group in `moment_contribution` and
+    `listening_contribution`; counting is C work, so a rebuild calls those once per
+    group instead of once per moment.
+    """
+    counts = Counter(map(attrgetter(*CONTRIBUTION_FIELDS), moments))
+    return [(Current("", tenant, "", 0, direction, kind, function, "", None, ask_type, None, 0,
+                     None, None), count)
+            for (tenant, function, direction, kind, ask_type), count in counts.items()]
 
 
 def listening_contribution(m: Current) -> tuple[int, int]:

@@ -711,3 +711,21 @@ def test_worked_example() -> None:
     assert (rel.wants, rel.exchanges, rel.stage) == (1, 3, "detractor")
     r = fold_reciprocity(moments)
     assert (r.received, r.unanswered_asks, r.status) == (1, 0, "give_first")
+
+
+def test_counting_moments_per_contribution_group_adds_what_one_by_one_adds() -> None:
+    from mot.adapters.sources.sample import generate_lines
+    from mot.domain.messages import RecordMoment, parse_message
+    from mot.projections.engine import Deltas, current_of
+
+    now = datetime.now(UTC)
+    parsed = [parse_message(line, now) for line in generate_lines(3000, seed=31)]
+    moments = [current_of(dict(p.moment)) for p in parsed if isinstance(p, RecordMoment)]
+    one_by_one, grouped = Deltas.empty(), Deltas.empty()
+    for m in moments:
+        one_by_one.move_moment(m, 1)
+    grouped.add_moments(moments)
+    assert len(moments) > 2500
+    assert dict(grouped.teams) == dict(one_by_one.teams)
+    assert dict(grouped.listening) == dict(one_by_one.listening)
+    assert sum(counts[0] for counts in grouped.listening.values()) == len(moments)

@@ -115,13 +115,23 @@ def test_a_rebuild_in_worker_processes_equals_one_in_this_process(store_url: str
     assert tables(store_url) == here
 
 
-def test_opening_a_store_of_schema_1_adds_the_corrections_index(store_url: str) -> None:
-    with opened(store_url) as services, services.backend.write("schema") as tx:
-        tx.execute("DROP INDEX stored_events_corrections")
-        tx.execute("UPDATE mot_schema SET version = 1")
+def test_opening_a_store_of_schema_1_adds_the_corrections_index_and_no_twin_index(
+    store_url: str,
+) -> None:
+    record(store_url, sample(200, seed=23))
+    with opened(store_url) as services:
+        services.projections.replay(workers=0)  # the live tables now carry tagged index names
+        with services.backend.read() as tx:
+            before = services.backend.index_names(tx, list(TABLES))
+        with services.backend.write("schema") as tx:
+            tx.execute("DROP INDEX stored_events_corrections")
+            tx.execute("UPDATE mot_schema SET version = 1")
     with opened(store_url) as services:
         assert services.backend.ready
         with services.backend.read() as tx:
             assert "stored_events_corrections" in services.backend.index_names(
                 tx, ["stored_events"])
             assert tx.scalar("SELECT MAX(version) FROM mot_schema") == 2
+            # The upgrade's CREATE INDEX IF NOT EXISTS found each index under its tagged name.
+            assert services.backend.index_names(tx, list(TABLES)) == before
+    assert len([name for name in before if name.endswith("_fold")]) == 1
