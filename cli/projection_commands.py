@@ -213,7 +213,7 @@ def _show_customer(obj: Any, read: Any, tenant: str, customer: str, fmt: str | N
                    table_columns: tuple[str, ...]) -> None:
     """Bring projections up to date, read one customer's records, print them."""
     obj.services.projections.project()
-    records = read(obj.services.projection_store, tenant, customer)
+    records = read(obj.services, tenant, customer)
     if not records:
         raise click.ClickException(f"no current moments for customer {customer!r} of {tenant!r}")
     render(records, fmt, columns=table_columns if (fmt or "table") == "table" else ())

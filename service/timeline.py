@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from mot.adapters.stores.projection_tables import SqlProjectionStore
 from mot.domain.timefmt import micros_to_text
+from mot.projections.model import Current
 from mot.projections.reciprocity import balances_along
 from mot.projections.relationship import stages_along
 
-
-def customer_log(store: SqlProjectionStore, tenant: str, customer: str) -> list[dict[str, Any]]:
-    """The customer's current moments (after amendments) in fold order, as stored."""
-    with store.backend.read() as tx:
-        rows = tx.query(
-            "SELECT doc FROM moments WHERE tenant = ? AND customer_id = ?"
-            " ORDER BY occurred_us, moment_id", (tenant, customer),
-        )
-    return [orjson.loads(row[0]) for row in rows]
+if TYPE_CHECKING:
+    from mot.service.bootstrap import Services
 
 
-def customer_timeline(store: SqlProjectionStore, tenant: str, customer: str
-                      ) -> list[dict[str, Any]]:
+def customer_log(services: Services, tenant: str, customer: str) -> list[dict[str, Any]]:
+    """The customer's current moments (after amendments) in fold order, as the ledger holds
+    them: the projections give the order, the ledger the documents."""
+    moments = _folded_moments(services, tenant, customer)
+    documents = services.ledger_store.current_moments([m.moment_id for m in moments])
+    return [documents[m.moment_id] for m in moments if m.moment_id in documents]
+
+
+def _folded_moments(services: Services, tenant: str, customer: str) -> list[Current]:
+    with services.projection_store.reader() as session:
+        return session.customer_moments([(tenant, customer)])[(tenant, customer)]
+
+
+def customer_timeline(services: Services, tenant: str, customer: str) -> list[dict[str, Any]]:
     """One record per moment: what happened, and the stage and balance right after it."""
-    with store.reader() as session:
-        moments = session.customer_moments([(tenant, customer)])[(tenant, customer)]
+    moments = _folded_moments(services, tenant, customer)
     records = []
     for (m, stage), (_, balance) in zip(stages_along(moments), balances_along(moments),
                                         strict=True):

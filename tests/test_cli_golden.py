@@ -523,3 +523,25 @@ def test_a_query_of_current_projections_loads_neither_folds_nor_recorder(
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.splitlines()
     assert out == ["set()", "['acme', 'globex']"]  # c1 of both tenants
+
+
+def test_log_shows_current_moments_in_fold_order_as_the_ledger_holds_them(
+    store_url: str, golden_path: Path
+) -> None:
+    mot(store_url, "import", "-q", golden_path)
+    log = json.loads(mot(store_url, "log", "--tenant", "acme", "--customer", "c5",
+                         "--format", "json").stdout)
+    assert [(r["moment_id"][:8], r["occurred_at"]) for r in log] == [
+        ("b2af06eb", "2026-01-20T10:00:00Z"), ("50bc947c", "2026-01-20T11:00:00Z"),
+        ("975fd23c", "2026-01-21T11:00:00Z"), ("f72efa6a", "2026-01-22T11:00:00Z"),
+        ("a53e5207", "2026-01-25T11:00:00Z"), ("85aae637", "2026-01-26T11:00:00Z"),
+        ("15b9f36e", "2026-01-27T11:00:00Z"),
+    ]
+    assert log[-1]["sentiment"] == 0.6  # amended from 0.2
+    assert all(r["source"]["system"] and r["customer_id"] == "c5" for r in log)
+    timeline = json.loads(mot(store_url, "timeline", "acme", "c5", "--format", "json").stdout)
+    assert [r["moment_id"] for r in timeline] == [r["moment_id"] for r in log]
+    # c6's first moment was retracted: only the other one is left.
+    c6 = json.loads(mot(store_url, "log", "--tenant", "acme", "--customer", "c6",
+                        "--format", "json").stdout)
+    assert [r["moment_id"][:8] for r in c6] == ["7d0e9a52"]

@@ -16,7 +16,8 @@ import orjson
 from click.testing import CliRunner
 
 from mot.adapters.sources.sample import generate_lines
-from mot.adapters.stores.projection_tables import TABLES
+from mot.adapters.stores.projection_tables import TABLES, column_names
+from mot.adapters.stores.sql import SCHEMA_VERSION
 from mot.cli.main import cli
 from mot.domain.identity import derived_moment_id
 from mot.service.bootstrap import Services, open_store
@@ -60,14 +61,9 @@ def tables(url: str, *, versions: bool = True) -> dict[str, list[tuple[Any, ...]
     out = {}
     with opened(url) as services, services.backend.read() as tx:
         for name in TABLES:
-            columns = [c for c in _columns(tx, name) if versions or c != "version"]
+            columns = [c for c in column_names(tx, name) if versions or c != "version"]
             out[name] = sorted(tx.query(f"SELECT {', '.join(columns)} FROM {name}"), key=repr)
     return out
-
-
-def _columns(tx: Any, table: str) -> list[str]:
-    tx.execute(f"SELECT * FROM {table} WHERE 1 = 0")
-    return [d[0] for d in tx.cursor.description]
 
 
 def sample(n: int, seed: int) -> list[bytes]:
@@ -115,7 +111,7 @@ def test_a_rebuild_in_worker_processes_equals_one_in_this_process(store_url: str
     assert tables(store_url) == here
 
 
-def test_opening_a_store_of_schema_1_adds_the_corrections_index_and_no_twin_index(
+def test_opening_a_store_of_schema_1_is_upgraded_in_place(
     store_url: str,
 ) -> None:
     record(store_url, sample(200, seed=23))
@@ -125,13 +121,19 @@ def test_opening_a_store_of_schema_1_adds_the_corrections_index_and_no_twin_inde
             before = services.backend.index_names(tx, list(TABLES))
         with services.backend.write("schema") as tx:
             tx.execute("DROP INDEX stored_events_corrections")
+            tx.execute("ALTER TABLE moments ADD COLUMN doc TEXT NOT NULL DEFAULT '{}'")
             tx.execute("UPDATE mot_schema SET version = 1")
     with opened(store_url) as services:
         assert services.backend.ready
         with services.backend.read() as tx:
             assert "stored_events_corrections" in services.backend.index_names(
                 tx, ["stored_events"])
-            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == 2
+            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION == 3
             # The upgrade's CREATE INDEX IF NOT EXISTS found each index under its tagged name.
             assert services.backend.index_names(tx, list(TABLES)) == before
+            assert "doc" not in column_names(tx, "moments")
+        # The upgraded store goes on projecting.
+        services.ledger.record_stream(Incoming(line, "more") for line in sample(50, seed=24))
+        assert services.projections.project() > 30
+        assert services.projections.status().lag == 0
     assert len([name for name in before if name.endswith("_fold")]) == 1

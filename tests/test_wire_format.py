@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mot.domain.messages import (
@@ -525,7 +525,10 @@ def test_any_change_to_a_valid_moment_gives_a_message_or_a_rejection(
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(sorted(AMENDABLE_FIELDS)), wire_values, min_size=1))
 def test_any_amendment_gives_a_moment_or_a_rejection(changes: dict[str, Any]) -> None:
-    # As the values of an amendment's `set` arrive: decoded from JSON.
+    # As the values of an amendment's `set` arrive: decoded from JSON. A NUL character is
+    # refused when the message is parsed, before any amendment is applied
+    # (test_a_nul_character_is_rejected_naming_the_field).
+    assume("\\u0000" not in json.dumps(changes))
     changes = json.loads(json.dumps(changes), parse_int=_json_int)
     try:
         result = amended(current(kind="ask"), changes, NOW)

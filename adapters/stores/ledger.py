@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mot.adapters.stores.codec import from_stored, to_row
 from mot.adapters.stores.sql import SqlBackend
-from mot.domain.events import LedgerEvent
+from mot.domain.events import LedgerEvent, as_dict
 from mot.domain.quarantine import Quarantined
 from mot.domain.timefmt import format_utc
 
@@ -113,6 +113,15 @@ class SqlLedger:
             if stream is not None:
                 streams[moment_id] = stream
         return streams
+
+    def current_moments(self, moment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current content of these moments (after their amendments; a retracted or
+        unknown moment is left out)."""
+        stream_ids = {moment_id: self.backend.stream_id_param(moment_id) for moment_id in moment_ids}
+        with self.backend.read() as tx:
+            streams = self._streams(tx, stream_ids)
+        return {moment_id: as_dict(stream.current) for moment_id, stream in streams.items()
+                if not stream.retracted}
 
     def stream(self, moment_id: str) -> list[LedgerEvent]:
         recorded = self.backend.select_events(moment_id)
