@@ -92,7 +92,7 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
 @click.option("--restart", is_flag=True, help="Discard an unfinished rebuild instead of resuming it.")
 @click.option("--workers", type=click.IntRange(0), default=None, metavar="N",
               help="Processes that fold customers while this one writes (default: one per CPU, "
-              "up to 4, for 100,000 events or more; 0: none).")
+              "up to 4, for 50,000 events or more; 0: none).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @click.pass_obj
 def replay(obj: Any, projection: tuple[str, ...], restart: bool, workers: int | None,
