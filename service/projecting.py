@@ -9,7 +9,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStore
-from mot.service.workers import usable_cpus
 
 if TYPE_CHECKING:
     from mot.projections.engine import Engine, Progress
@@ -105,6 +104,9 @@ class ProjectionService:
             return asked
         if self.log.head() < PARALLEL_THRESHOLD:
             return 0
+        # Here, not at the top: it loads multiprocessing, a fifth of a query's start-up.
+        from mot.service.workers import usable_cpus
+
         return min(MAX_FOLD_WORKERS, usable_cpus())
 
     def status(self) -> Status:

@@ -136,6 +136,15 @@ class PostgresBackend(SqlBackend):
     def stream_id_param(self, moment_id: str) -> Any:
         return moment_id  # canonical UUID text; COPY and queries convert it
 
+    def analyze(self, tables: Sequence[str]) -> None:
+        # VACUUM too (it cannot run in a transaction; the pool's connections autocommit):
+        # it marks freshly loaded pages all-visible, so a read that one index covers, as
+        # the fold's range reads are, skips the table and its sort: a rebuild's range of
+        # customers is read about six times faster on the server.
+        with self.datastore.get_connection() as conn:
+            for table in tables:
+                conn.execute(f'VACUUM (ANALYZE) "{self.schema}".{table}')
+
     def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
         rows = tx.query("SELECT indexname FROM pg_indexes WHERE schemaname = ?"
                         " AND tablename = ANY(?) AND indexname NOT LIKE '%%_pkey'"
