@@ -111,14 +111,16 @@ SQLITE_PRAGMAS = ("page_size", "journal_mode", "synchronous", "cache_size", "wal
 
 
 def mot_sqlite_pragmas() -> dict[str, Any]:
-    """The settings of the connection mot writes with, read back from a throwaway mot store,
-    so that the raw baseline runs with whatever mot runs with (they change as mot is tuned)."""
+    """The settings of the connection mot appends with, read back from a throwaway mot store,
+    so that the raw baseline runs with whatever mot runs with (they change as mot is tuned).
+    Read inside a ledger write: that is where mot's appending connection gets its larger
+    page cache."""
     from mot.service.bootstrap import connect
 
     path = fresh_sqlite("pragmas")
     backend = connect(path)
     try:
-        with backend.read() as tx:
+        with backend.write("ledger") as tx:
             return {name: tx.scalar(f"PRAGMA {name}") for name in SQLITE_PRAGMAS}
     finally:
         backend.close()
