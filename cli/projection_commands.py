@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +66,8 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
         click.echo(f"applied {applied:,} events; projections at {status.position:,} of "
                    f"{status.head:,}")
         return
+    import signal  # only when following: a query's start-up does without it
+
     stopping = {"now": False}
 
     def stop(signum: int, frame: Any) -> None:

@@ -62,6 +62,12 @@ class Services:
     def close(self) -> None:
         self.backend.close()
 
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
     backend = connect(store_url(url))

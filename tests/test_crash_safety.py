@@ -23,7 +23,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -302,18 +301,10 @@ def kill_at(proc: subprocess.Popen[bytes], kill: Kill, progress: Callable[[], in
 # -- checking a store -------------------------------------------------------------------------
 
 
-@contextmanager
-def opened(url: str) -> Iterator[Services]:
-    services = open_store(url)
-    try:
-        yield services
-    finally:
-        services.close()
-
 
 def assert_ledger(url: str, expected: Expected) -> None:
     """Each moment exactly once, versions 1..k in log order, the quarantine exactly the bad lines."""
-    with opened(url) as services:
+    with open_store(url) as services:
         store = services.ledger_store
         streams: dict[str, list[int]] = {}
         retracted: set[str] = set()
@@ -358,7 +349,7 @@ def projection_results(services: Services) -> dict[str, list[dict[str, Any]]]:
 
 
 def record_file(url: str, path: Path) -> None:
-    with opened(url) as services:
+    with open_store(url) as services:
         lines = path.read_bytes().splitlines()
         services.ledger.record_stream(
             Incoming(line, f"{path}:{n}") for n, line in enumerate(lines, 1)
@@ -385,7 +376,7 @@ def reference(project_file: Path,
     """The projections of `project_file`, imported and projected without interruption."""
     url = str(tmp_path_factory.mktemp("reference") / "reference.db")
     record_file(url, project_file)
-    with opened(url) as services:
+    with open_store(url) as services:
         services.projections.project()
         results = projection_results(services)
     assert all(results[name] for name in PROJECTION_NAMES)
@@ -449,7 +440,7 @@ def test_project_and_replay_killed_mid_way_then_rerun(
     assert any(0 < p < total for p in partial), f"no kill landed mid-projection: {partial}"
     out = run(store_url, "project", "--quiet")
     assert f"projections at {total:,} of {total:,}" in out
-    with opened(store_url) as services:
+    with open_store(store_url) as services:
         assert projection_results(services) == reference
 
     partial = []
@@ -458,12 +449,12 @@ def test_project_and_replay_killed_mid_way_then_rerun(
         if kill_at(proc, kill, lambda: rebuild_progress(store_url)):
             partial.append(rebuild_progress(store_url))
     assert any(p > 0 for p in partial), f"no kill landed mid-rebuild: {partial}"
-    with opened(store_url) as services:
+    with open_store(store_url) as services:
         # An unfinished rebuild leaves the live projections answering as before.
         assert projection_results(services) == reference
     out = run(store_url, "replay", "--quiet")
     assert f"up to ledger position {total:,}" in out
-    with opened(store_url) as services:
+    with open_store(store_url) as services:
         status = services.projections.status()
         assert (status.head, status.position, status.rebuild) == (total, total, None)
         assert projection_results(services) == reference

@@ -8,8 +8,6 @@ Neither may change a single value: the tests compare whole tables.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -20,7 +18,7 @@ from mot.adapters.stores.projection_tables import TABLES, column_names
 from mot.adapters.stores.sql import SCHEMA_VERSION
 from mot.cli.main import cli
 from mot.domain.identity import derived_moment_id
-from mot.service.bootstrap import Services, open_store
+from mot.service.bootstrap import open_store
 from mot.service.ledger import Incoming
 
 # Moments the sample does not draw: fractions of a second (to be normalised), an
@@ -42,24 +40,16 @@ EDGES = [
 ]
 
 
-@contextmanager
-def opened(url: str) -> Iterator[Services]:
-    services = open_store(url)
-    try:
-        yield services
-    finally:
-        services.close()
-
 
 def record(url: str, messages: list[bytes]) -> None:
-    with opened(url) as services:
+    with open_store(url) as services:
         services.ledger.record_stream(Incoming(m, f"test:{n}") for n, m in enumerate(messages, 1))
 
 
 def tables(url: str, *, versions: bool = True) -> dict[str, list[tuple[Any, ...]]]:
     """Every projection table's rows, sorted; without the `version` column if asked."""
     out = {}
-    with opened(url) as services, services.backend.read() as tx:
+    with open_store(url) as services, services.backend.read() as tx:
         for name in TABLES:
             columns = [c for c in column_names(tx, name) if versions or c != "version"]
             out[name] = sorted(tx.query(f"SELECT {', '.join(columns)} FROM {name}"), key=repr)
@@ -75,11 +65,11 @@ def test_the_moments_a_rebuild_loads_are_those_the_incremental_path_writes(
     store_url: str,
 ) -> None:
     record(store_url, sample(1500, seed=21))
-    with opened(store_url) as services:
+    with open_store(store_url) as services:
         applied = services.projections.project(page_size=97)  # incremental: page by page
         assert applied == services.ledger_store.head() > 1400
     incremental = tables(store_url, versions=False)
-    with opened(store_url) as services:
+    with open_store(store_url) as services:
         services.projections.replay(workers=0)
     rebuilt = tables(store_url, versions=False)
     assert len(rebuilt["moments"]) > 1400
@@ -98,7 +88,7 @@ def test_a_rebuild_in_worker_processes_equals_one_in_this_process(store_url: str
     record(store_url, sample(3000, seed=22))
 
     def replay(workers: int) -> dict[str, list[tuple[Any, ...]]]:
-        with opened(store_url) as services:
+        with open_store(store_url) as services:
             services.projections.engine.customers_per_chunk = 7  # many ranges, some in flight
             services.projections.replay(workers=workers)
         return tables(store_url)
@@ -115,7 +105,7 @@ def test_opening_a_store_of_schema_1_is_upgraded_in_place(
     store_url: str,
 ) -> None:
     record(store_url, sample(200, seed=23))
-    with opened(store_url) as services:
+    with open_store(store_url) as services:
         services.projections.replay(workers=0)  # the live tables now carry tagged index names
         with services.backend.read() as tx:
             before = services.backend.index_names(tx, list(TABLES))
@@ -123,7 +113,7 @@ def test_opening_a_store_of_schema_1_is_upgraded_in_place(
             tx.execute("DROP INDEX stored_events_corrections")
             tx.execute("ALTER TABLE moments ADD COLUMN doc TEXT NOT NULL DEFAULT '{}'")
             tx.execute("UPDATE mot_schema SET version = 1")
-    with opened(store_url) as services:
+    with open_store(store_url) as services:
         assert services.backend.ready
         with services.backend.read() as tx:
             assert "stored_events_corrections" in services.backend.index_names(
