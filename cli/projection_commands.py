@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +44,17 @@ def _reporter(progress: Progress) -> Any:
     return report
 
 
+@contextmanager
+def _worker_errors() -> Iterator[None]:
+    """A worker process that died is one line saying what to do, not a traceback."""
+    from mot.service.workers import WorkerFailed
+
+    try:
+        yield
+    except WorkerFailed as error:
+        raise click.ClickException(str(error)) from error
+
+
 @click.command("project")
 @click.option("--follow", "-f", is_flag=True,
               help="Keep projecting as moments arrive (stop with Ctrl-C or SIGTERM).")
@@ -60,7 +73,9 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
     service = obj.services.projections
     progress = Progress("project", quiet=quiet)
     if not follow:
-        applied = service.project(_reporter(progress), page_size=page_size)
+        # A first projection of a long ledger is a rebuild, which may fold in workers.
+        with _worker_errors():
+            applied = service.project(_reporter(progress), page_size=page_size)
         progress.finish()
         status = service.status()
         click.echo(f"applied {applied:,} events; projections at {status.position:,} of "
@@ -104,13 +119,9 @@ def replay(obj: Any, projection: tuple[str, ...], restart: bool, workers: int | 
     until the swap. An interrupted rebuild resumes where it stopped.
     """
     progress = Progress("replay", quiet=quiet)
-    from mot.service.workers import WorkerFailed
-
-    try:
+    with _worker_errors():
         position = obj.services.projections.replay(_reporter(progress), restart=restart,
                                                    workers=workers)
-    except WorkerFailed as error:
-        raise click.ClickException(str(error)) from error
     progress.finish()
     click.echo(f"rebuilt all projections up to ledger position {position:,}")
 

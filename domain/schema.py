@@ -63,6 +63,10 @@ class SourceRef(BaseModel):
 Reference = UUID | SourceRef
 
 
+MAX_REACH = 2**53
+"""The largest `reach` recorded: exact as a JSON number everywhere, and far from overflowing a sum."""
+
+
 class MomentIn(BaseModel):
     """One moment of truth as it arrives on the wire."""
 
@@ -80,7 +84,9 @@ class MomentIn(BaseModel):
     actor: str | None = Field(None, max_length=256)
     ask_type: AskType | None = None
     sentiment: float | None = Field(None, ge=-1, le=1, strict=True, allow_inf_nan=False)
-    reach: int = Field(0, ge=0, strict=True)
+    # SPEC §2 sets no upper bound; the stores keep 64-bit integers and add reaches up into
+    # cascade_reach, so an audience above 2^53 (nine quadrillion) is refused, not stored.
+    reach: int = Field(0, ge=0, le=MAX_REACH, strict=True)
     value: float | None = Field(None, ge=0, strict=True, allow_inf_nan=False)
     currency: str | None = None  # checked against ISO 4217 in domain.messages
     in_reply_to: Reference | None = None

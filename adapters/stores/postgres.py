@@ -146,9 +146,13 @@ class PostgresBackend(SqlBackend):
                 conn.execute(f'VACUUM (ANALYZE) "{self.schema}".{table}')
 
     def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
-        rows = tx.query("SELECT indexname FROM pg_indexes WHERE schemaname = ?"
-                        " AND tablename = ANY(?) AND indexname NOT LIKE '%%_pkey'"
-                        " ORDER BY indexname", (self.schema, list(tables)))
+        # Primary keys are told apart by the catalog, not by name: a table renamed by a
+        # swap keeps its key's name, and the next rebuild's key becomes `..._pkey1`.
+        rows = tx.query("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                        " JOIN pg_class t ON t.oid = i.indrelid"
+                        " JOIN pg_namespace n ON n.oid = t.relnamespace"
+                        " WHERE n.nspname = ? AND t.relname = ANY(?) AND NOT i.indisprimary"
+                        " ORDER BY c.relname", (self.schema, list(tables)))
         return [str(row[0]) for row in rows]
 
     def table_exists(self, tx: Tx, name: str) -> bool:
