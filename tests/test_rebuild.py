@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from mot.adapters.sources.sample import generate_lines
@@ -18,6 +19,7 @@ from mot.adapters.stores.projection_tables import TABLES, column_names
 from mot.adapters.stores.sql import SCHEMA_VERSION
 from mot.cli.main import cli
 from mot.domain.identity import derived_moment_id
+from mot.projections.ports import REBUILD
 from mot.service.bootstrap import open_store
 from mot.service.ledger import Incoming
 
@@ -144,3 +146,45 @@ def test_every_replay_leaves_each_table_its_indexes(store_url: str) -> None:
                 roles = sorted(f"{name}:_{index.rsplit('_', 1)[1]}" for name in TABLES
                                for index in services.backend.index_names(tx, [name]))
         assert roles == wanted
+
+
+class Killed(Exception):
+    """Stands for a kill -9: raised between two commits, it leaves what they left."""
+
+
+def test_a_rebuild_stopped_in_any_phase_resumes_to_the_same_tables(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mot.projections import engine as engine_module
+    from mot.service.fold_workers import FoldPool
+
+    record(store_url, sample(2500, seed=26))
+    monkeypatch.setattr(engine_module, "BULK_POSITIONS", 300)  # several pages of moments
+    with open_store(store_url) as services:
+        services.projections.replay(workers=0)
+    reference = tables(store_url)
+
+    def stop_at(phase: str, count: int) -> Any:
+        seen = {"n": 0}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name == phase:
+                seen["n"] += 1
+                if seen["n"] == count:
+                    raise Killed  # after that page or range committed
+        return progress
+
+    for phase, count in (("moments", 3), ("customers", 4)):
+        with open_store(store_url) as services:
+            services.projections.engine.customers_per_chunk = 7
+            with FoldPool(store_url, 2) as pool, pytest.raises(Killed):
+                services.projections.engine.rebuild(stop_at(phase, count), restart=True,
+                                                    folder=pool)
+            state = services.projection_store.state(REBUILD)
+            assert state is not None and state[1] == ("moments" if phase == "moments" else "fold")
+            # Three pages of 300 positions in, or all of them (folding) with some ranges written.
+            assert state[0] == (900 if phase == "moments" else state[2])
+            assert tables(store_url) == reference  # the live tables answer as before
+            services.projections.engine.customers_per_chunk = 7
+            services.projections.replay(workers=2)  # resumes where it stopped
+        assert tables(store_url) == reference
