@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 from mot.domain.timefmt import micros_to_text
 from mot.domain.vocabulary import AMPLIFYING_KINDS
+from mot.projections.lapsing import is_lapsed
 from mot.projections.model import Current
 
 Stage = Literal["detractor", "advocate", "loyal", "engaged", "acquainted", "stranger"]
@@ -26,9 +27,6 @@ POSITIVE_AT_LEAST: Final = 0.3
 """A sentiment this high or higher is positive (stages, customer gives, polarity)."""
 NEGATIVE_AT_MOST: Final = -0.3
 """A sentiment this low or lower is negative (detractor, polarity)."""
-
-LAPSED_AFTER_US: Final = 180 * 24 * 3600 * 1_000_000
-"""180 × 24 hours, in microseconds: no customer-side moment for longer is lapsed."""
 
 PRIVATE_DIRECTIONS: Final = frozenset({"inbound", "outbound"})
 CUSTOMER_SIDE_DIRECTIONS: Final = frozenset({"inbound", "public"})
@@ -102,17 +100,6 @@ def stage_of(
     if exchanges >= 1 or customer_moments >= 1:
         return "acquainted"
     return "stranger"
-
-
-def is_lapsed(last_customer_moment_us: int | None, as_of_us: int) -> bool:
-    """True when the last customer-side moment is more than 180 × 24 h before `as_of`.
-
-    Exactly 180 × 24 h before is not lapsed ("earlier than"); no customer-side
-    moment at all is lapsed.
-    """
-    if last_customer_moment_us is None:
-        return True
-    return last_customer_moment_us < as_of_us - LAPSED_AFTER_US
 
 
 # --- outputs -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from mot.adapters.stores.projection_tables import SqlProjectionStore
 from mot.adapters.stores.sql import SqlBackend
 from mot.adapters.stores.views import FILTERS, TIME_COLUMN, VIEWS, read_view
 from mot.domain.timefmt import to_micros, utc_now
-from mot.projections.relationship import is_lapsed
+from mot.projections.lapsing import is_lapsed
 
 if TYPE_CHECKING:
     from mot.projections.engine import Engine

@@ -504,7 +504,8 @@ def test_a_query_of_current_projections_loads_neither_folds_nor_recorder(
     tmp_path: Path, golden_path: Path
 ) -> None:
     """Start-up is most of a query's wall time: `mot query` on up-to-date projections
-    imports neither eventsourcing, nor the engine and its folds, nor the other commands."""
+    imports neither eventsourcing, nor the engine and its folds, nor the ledger's events,
+    nor the other commands."""
     store = str(tmp_path / "mot.db")
     mot(store, "import", "-q", golden_path)
     mot(store, "project")
@@ -518,7 +519,7 @@ def test_a_query_of_current_projections_loads_neither_folds_nor_recorder(
         "print(sys.modules.keys() & {'eventsourcing', 'pydantic', 'mot.projections.engine',"
         " 'mot.projections.amplification', 'mot.cli.ledger_commands', 'mot.cli.kafka_commands',"
         " 'mot.cli.http_commands', 'hashlib', 'kafka', 'psycopg', 'multiprocessing',"
-        " 'concurrent.futures'})\n"
+        " 'concurrent.futures', 'mot.domain.events', 'mot.projections.relationship'})\n"
         "print(sorted(r['tenant'] for r in __import__('json').loads(result.stdout)))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

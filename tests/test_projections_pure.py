@@ -20,6 +20,7 @@ from mot.projections.amplification import (
     polarity,
     whole_seconds,
 )
+from mot.projections.lapsing import LAPSED_AFTER_US, is_lapsed
 from mot.projections.model import Current
 from mot.projections.reciprocity import (
     ASK_WEIGHTS,
@@ -32,10 +33,8 @@ from mot.projections.reciprocity import (
     status_of,
 )
 from mot.projections.relationship import (
-    LAPSED_AFTER_US,
     fold_relationship,
     in_fold_order,
-    is_lapsed,
     stage_of,
     stages_along,
 )

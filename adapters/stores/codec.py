@@ -7,16 +7,12 @@ event carries itself.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
+from mot.adapters.stores.topics import AMENDED, RECORDED, RETRACTED
 from mot.domain.events import EncodedMoment, LedgerEvent, MomentAmended, MomentRecorded, MomentRetracted
-
-RECORDED: Final = "mot.domain.events:MomentRecorded"
-AMENDED: Final = "mot.domain.events:MomentAmended"
-RETRACTED: Final = "mot.domain.events:MomentRetracted"
-
 
 StoredRow = tuple[Any, int, str, bytes]
 """A stored event as the recorder's table holds it: (originator_id, originator_version, topic, state)."""

@@ -7,16 +7,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mot.adapters.stores.codec import from_stored, to_row
 from mot.adapters.stores.sql import SqlBackend
-from mot.domain.events import LedgerEvent, as_dict
-from mot.domain.quarantine import Quarantined
 from mot.domain.timefmt import format_utc
 
 if TYPE_CHECKING:
-    # The write path (and pydantic behind it) loads only when something is recorded:
-    # a read-only command such as `mot query` starts faster without it.
+    # The events, their codec, the quarantine's records and the write path (pydantic
+    # behind it) load only when a method needs them: `mot query`, which opens the ledger
+    # only to see how far it goes, starts without them (start-up is most of its time).
+    from mot.domain.events import LedgerEvent
     from mot.domain.ledger import Stream
+    from mot.domain.quarantine import Quarantined
     from mot.service.ports import Append
 
 QUARANTINE_DDL = """
@@ -58,6 +58,8 @@ class SqlLedger:
                 tx.execute(CORRECTIONS_DDL)
 
     def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+        from mot.adapters.stores.codec import to_row
+
         backend = self.backend
         stream_ids = {moment_id: backend.stream_id_param(moment_id) for moment_id in ids}
         with backend.write("ledger") as tx:
@@ -97,6 +99,7 @@ class SqlLedger:
 
     def _streams(self, tx: Any, stream_ids: dict[str, Any]) -> dict[str, Stream]:
         """The recorded streams among these moments (moment id -> its id as stored)."""
+        from mot.adapters.stores.codec import from_stored
         from mot.domain.ledger import replay_stream
 
         backend = self.backend
@@ -117,6 +120,8 @@ class SqlLedger:
     def current_moments(self, moment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The current content of these moments (after their amendments; a retracted or
         unknown moment is left out)."""
+        from mot.domain.events import as_dict
+
         stream_ids = {moment_id: self.backend.stream_id_param(moment_id) for moment_id in moment_ids}
         with self.backend.read() as tx:
             streams = self._streams(tx, stream_ids)
@@ -124,12 +129,16 @@ class SqlLedger:
                 if not stream.retracted}
 
     def stream(self, moment_id: str) -> list[LedgerEvent]:
+        from mot.adapters.stores.codec import from_stored
+
         recorded = self.backend.select_events(moment_id)
         return [
             from_stored(moment_id, s.originator_version, s.topic, bytes(s.state)) for s in recorded
         ]
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
+        from mot.adapters.stores.codec import from_stored
+
         return [
             (n.id, from_stored(str(n.originator_id), n.originator_version, n.topic, bytes(n.state)))
             for n in self.backend.select_notifications(after, limit)
@@ -183,6 +192,8 @@ def _digest(data: bytes) -> str:
 
 
 def _quarantined(row: Sequence[Any]) -> Quarantined:
+    from mot.domain.quarantine import Quarantined
+
     qid, raw, payload, origin, last_origin, field, reason, first, last, repeats = row
     return Quarantined(
         int(qid), bytes(raw), None if payload is None else bytes(payload), origin, last_origin,

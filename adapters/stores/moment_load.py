@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mot.adapters.stores.codec import RETRACTED
 from mot.adapters.stores.sql import SqlBackend
+from mot.adapters.stores.topics import RETRACTED
 
 TEXT_FIELDS = ("moment_id", "tenant", "customer_id", "direction", "kind", "function", "channel",
                "actor", "ask_type", "in_reply_to", "shares", "occurred_at")
