@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -38,7 +40,7 @@ class OrderedPool(Generic[R]):
         # spawn, not fork: the parent has database connections and their threads open.
         self._executor = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=initializer, initargs=initargs,
+            initializer=_start_worker, initargs=(os.getpid(), initializer, initargs),
         )
 
     def start(self) -> None:
@@ -81,6 +83,27 @@ class OrderedPool(Generic[R]):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+ORPHAN_CHECK_S = 0.5
+
+
+def _start_worker(parent: int, initializer: Callable[..., None] | None,
+                  initargs: tuple[Any, ...]) -> None:
+    """In a new worker: watch the parent, then run the pool's own initializer."""
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True,
+                     name="mot-orphan-watch").start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    # A parent killed with SIGKILL never tells its workers to stop, and they would wait
+    # for tasks forever, holding the store's connections. Once it is gone, the worker is
+    # handed to another process: what it was doing is scratch the next run redoes.
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(70)
 
 
 def usable_cpus() -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+from process_support import running, still_running
 
 from mot.adapters.sources.sample import generate_lines
 from mot.adapters.stores.codec import to_row
@@ -133,3 +134,30 @@ def test_a_worker_process_that_dies_is_one_error_saying_what_to_do() -> None:
             (n, n * n) for n in range(9)]
         with pytest.raises(WorkerFailed, match=r"^a worker stopped; run it again$"):
             list(pool.imap(os._exit, [(None, (3,))]))
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """A `mot import` or `mot replay` killed with SIGKILL cannot tell its workers to stop:
+    they notice they were orphaned and exit, rather than hold the store's connections."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys, time\n"
+        "from mot.service.workers import OrderedPool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = OrderedPool(2, 'stopped')\n"
+        "    pids = [pid for _, pid in pool.imap(os.getpid, [(None, ())] * 8)]\n"
+        "    print(*sorted(set(pids)), flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    path = tmp_path / "pool.py"
+    path.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    workers = [int(pid) for pid in proc.stdout.readline().split()]
+    assert len(workers) in (1, 2) and all(running(pid) for pid in workers)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert still_running(set(workers)) == []
