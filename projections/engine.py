@@ -102,6 +102,13 @@ RangeFolder = Callable[[Iterable[CustomerRange], int], Iterable[FoldedRange]]
 """Folds ranges of the rebuild's customers at a version, results in order: `Engine.fold_ranges`
 in this process, or the same work spread over worker processes."""
 
+PositionRange = tuple[int, int]
+"""The ledger positions after the first, up to and including the second."""
+
+MomentStager = Callable[[Iterable[PositionRange], int], Iterable[str]]
+"""Stages the moments of ranges of the log as of a position (`ProjectionStore.stage_moments`),
+stage names in order: the rebuild's worker processes extract several ranges at once."""
+
 
 def current_of(moment: dict[str, Any]) -> Current:
     """The projection view of a normalised moment."""
@@ -401,12 +408,13 @@ class Engine:
 
     # -- rebuild -------------------------------------------------------------------------
     def rebuild(self, progress: Progress | None = None, *, restart: bool = False,
-                folder: RangeFolder | None = None) -> int:
+                folder: RangeFolder | None = None, stager: MomentStager | None = None) -> int:
         """Build every projection from the start of the log into fresh tables, then swap them in.
 
         Resumes an unfinished rebuild unless `restart`. Queries keep reading the
         live tables until the swap. `folder` folds the customers (default: here,
-        `fold_ranges`). Returns the ledger position built up to.
+        `fold_ranges`); `stager` extracts the moments of ranges of the log (default:
+        each range is copied in directly). Returns the ledger position built up to.
         """
         state = self.store.state(REBUILD)
         if state is None or restart:
@@ -416,7 +424,7 @@ class Engine:
         _, phase, target = state
         target = int(target or 0)
         if phase == "moments":
-            self._rebuild_moments(target, progress)
+            self._rebuild_moments(target, progress, stager)
             phase = "fold"
         # Each set of tables is indexed once its bulk of rows is in (idempotent: a resumed
         # rebuild may have done it before it stopped).
@@ -429,25 +437,38 @@ class Engine:
         live = self.store.state(LIVE)
         return live[0] if live else 0
 
-    def _rebuild_moments(self, target: int, progress: Progress | None) -> None:
+    def _rebuild_moments(self, target: int, progress: Progress | None,
+                         stager: MomentStager | None) -> None:
         """Every moment current at `target`, once, copied in pages of the log.
 
         Each moment is taken at its latest event only, so nothing is replaced or
         deleted here; the per-tenant sums are counted in the fold phase, which sees
         every moment once too. The store copies the moments itself (the ledger is
-        in the same database): no row passes through Python.
+        in the same database): no row passes through Python. With a `stager`, worker
+        processes extract the ranges ahead (most of this phase's work) and each is
+        copied in here, in order, with its position: the same pages commit.
         """
-        while True:
-            with self.store.session(REBUILD) as session:
-                position, _, _ = session.progress()
-                if position >= target:
-                    session.save_progress(position, "fold", None, self._now())
-                    return
-                upto = min(position + BULK_POSITIONS, target)
-                session.load_moments(position, upto, target)
-                session.save_progress(upto, "moments", None, self._now())
-            if progress is not None:
-                progress("moments", upto, target)
+        with self.store.session(REBUILD) as session:
+            position, _, _ = session.progress()
+        ranges = [(after, min(after + BULK_POSITIONS, target))
+                  for after in range(position, target, BULK_POSITIONS)]
+        if stager is None:
+            for after, upto in ranges:
+                with self.store.session(REBUILD) as session:
+                    session.load_moments(after, upto, target)
+                    session.save_progress(upto, "moments", None, self._now())
+                if progress is not None:
+                    progress("moments", upto, target)
+        else:
+            self.store.drop_stages()  # what a stopped rebuild left half-done
+            for (_, upto), stage in zip(ranges, stager(ranges, target), strict=True):
+                with self.store.staged_session(stage) as session:
+                    session.load_staged(stage)
+                    session.save_progress(upto, "moments", None, self._now())
+                if progress is not None:
+                    progress("moments", upto, target)
+        with self.store.session(REBUILD) as session:
+            session.save_progress(target, "fold", None, self._now())
 
     def _rebuild_fold(self, progress: Progress | None, folder: RangeFolder) -> None:
         """Every customer once, in key order: folded by `folder`, written here in order, each

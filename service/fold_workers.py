@@ -1,12 +1,14 @@
-"""A rebuild's fold phase spread over worker processes.
+"""A rebuild's work spread over worker processes: its moments phase and its fold phase.
 
-Reading a customer's moments and folding them is Python work that needs no
-writer, and it is most of a rebuild. Each worker opens the store itself (the
-rebuild's moments table is committed by then) and folds ranges of customers
-with the engine's own `fold_range`; the main process writes the rows in order,
-each range with the position it reached, exactly as it does when it folds
-them itself. So a crash still loses and repeats nothing, and the result is
-the same row for row.
+Both phases are mostly work that needs no writer. In the moments phase each
+worker extracts the moments of ranges of the log into stages of their own
+(the database's JSON work, `ProjectionStore.stage_moments`); in the fold phase
+each worker reads ranges of customers from the rebuild's moments table
+(committed by then) and folds them with the engine's own `fold_range`. Each
+worker opens the store itself. The main process copies the stages in, and
+writes the folded rows, in order, each with the position it reached, exactly
+as it does when it does the work itself. So a crash still loses and repeats
+nothing, and the result is the same row for row.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from mot.projections.ports import REBUILD
 from mot.service.workers import OrderedPool
 
 if TYPE_CHECKING:
-    from mot.projections.engine import CustomerRange, FoldedRange
+    from mot.projections.engine import CustomerRange, FoldedRange, PositionRange
     from mot.service.bootstrap import Services
 
 _opened: dict[str, Services] = {}  # in a worker: the store it reads
@@ -36,22 +38,32 @@ def _fold(first: Any, last: Any, version: int) -> FoldedRange:
         return services.projections.engine.fold_range(reader, first, last, version)
 
 
+def _stage(after: int, upto: int, as_of: int) -> str:
+    return _opened["store"].projection_store.stage_moments(after, upto, as_of)
+
+
 class FoldPool:
-    """A `RangeFolder` whose ranges are folded in worker processes, results in order."""
+    """The rebuild's worker processes: a `RangeFolder` (ranges of customers folded, results
+    in order) and a `MomentStager` (ranges of the log staged, stages in order)."""
 
     def __init__(self, url: str, workers: int) -> None:
-        self._pool: OrderedPool[FoldedRange] = OrderedPool(
+        self._pool: OrderedPool[Any] = OrderedPool(
             workers,
             "a fold worker process stopped unexpectedly (killed, or out of memory); what was "
             "committed stays, and running mot replay again resumes the rebuild",
             _open, (url,),
         )
-        self._pool.start()  # the workers open the store while the moments are loaded
+        self._pool.start()  # the workers open the store while the rebuild starts
 
     def __call__(self, ranges: Iterable[CustomerRange], version: int) -> Iterator[FoldedRange]:
         tasks = ((None, (first, last, version)) for first, last in ranges)
         for _, folded in self._pool.imap(_fold, tasks):
             yield folded
+
+    def stage(self, ranges: Iterable[PositionRange], as_of: int) -> Iterator[str]:
+        tasks = ((None, (after, upto, as_of)) for after, upto in ranges)
+        for _, stage in self._pool.imap(_stage, tasks):
+            yield stage
 
     def close(self) -> None:
         self._pool.close()

@@ -84,8 +84,9 @@ class ProjectionService:
                workers: int | None = None) -> int:
         """Rebuild every projection from the start of the log into fresh tables, then swap.
 
-        `workers` processes fold the customers (None: one per CPU, up to 4, for a
-        ledger of PARALLEL_THRESHOLD events or more; 0: all in this process).
+        `workers` processes extract the moments and fold the customers (None: one per
+        CPU, up to 4, for a ledger of PARALLEL_THRESHOLD events or more; 0: all in this
+        process).
         """
         workers = self.fold_workers(workers)
         if not workers:
@@ -94,7 +95,7 @@ class ProjectionService:
 
         assert self.store_url is not None
         with FoldPool(self.store_url, workers) as pool:
-            return self.engine.rebuild(progress, restart=restart, folder=pool)
+            return self.engine.rebuild(progress, restart=restart, folder=pool, stager=pool.stage)
 
     def fold_workers(self, asked: int | None) -> int:
         """How many fold worker processes a rebuild uses."""

@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 import psycopg
 import pytest
+from process_support import children, stages_left, still_running
 
 from mot.domain.events import MomentRecorded, MomentRetracted
 from mot.domain.identity import derived_moment_id
@@ -458,6 +459,43 @@ def test_project_and_replay_killed_mid_way_then_rerun(
         status = services.projections.status()
         assert (status.head, status.position, status.rebuild) == (total, total, None)
         assert projection_results(services) == reference
+
+
+def test_replay_in_worker_processes_killed_mid_way_then_rerun(
+    store_url: str, project_file: Path, reference: dict[str, Any]
+) -> None:
+    """`mot replay --workers 2`: workers stage the moments and fold the customers while the
+    main process writes. Killed at several points, it leaves no worker running, and the
+    rebuild run again gives the reference and leaves no stage behind."""
+    record_file(store_url, project_file)
+    total = head(store_url)
+    run(store_url, "project", "--quiet")  # live tables for queries to answer from meanwhile
+    workers: set[int] = set()
+    partial = []
+    # Each kill once the workers run: as soon as they do (staging, or before), once the
+    # moments are in, once the fold is under way. A run resumes where the last one stopped.
+    for kill in (Kill(at_least=0), Kill(at_least=total), Kill(at_least=total + 1)):
+        proc = start(store_url, "replay", "--workers", "2", "--quiet")
+
+        def progress(proc: subprocess.Popen[bytes] = proc) -> int:
+            seen = children(proc.pid)
+            workers.update(seen)
+            return rebuild_progress(store_url) if seen else -1
+
+        if kill_at(proc, kill, progress):
+            partial.append(rebuild_progress(store_url))
+    assert any(p > 0 for p in partial), f"no kill landed mid-rebuild: {partial}"
+    assert workers, "the workers were never seen"
+    assert still_running(workers) == [], "workers outlived their killed parent"
+    with open_store(store_url) as services:
+        assert projection_results(services) == reference  # the live tables, untouched
+    out = run(store_url, "replay", "--workers", "2", "--quiet")
+    assert f"up to ledger position {total:,}" in out
+    with open_store(store_url) as services:
+        status = services.projections.status()
+        assert (status.head, status.position, status.rebuild) == (total, total, None)
+        assert projection_results(services) == reference
+    assert stages_left(store_url) == []
 
 
 # -- concurrent imports ----------------------------------------------------------------------------

@@ -8,11 +8,14 @@ Neither may change a single value: the tests compare whole tables.
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from click.testing import CliRunner
+from process_support import stages_left
 
 from mot.adapters.sources.sample import generate_lines
 from mot.adapters.stores.projection_tables import TABLES, column_names
@@ -86,7 +89,11 @@ def test_the_moments_a_rebuild_loads_are_those_the_incremental_path_writes(
     ]
 
 
-def test_a_rebuild_in_worker_processes_equals_one_in_this_process(store_url: str) -> None:
+def test_a_rebuild_in_worker_processes_equals_one_in_this_process(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mot.projections import engine as engine_module
+
     record(store_url, sample(3000, seed=22))
 
     def replay(workers: int) -> dict[str, list[tuple[Any, ...]]]:
@@ -95,12 +102,47 @@ def test_a_rebuild_in_worker_processes_equals_one_in_this_process(store_url: str
             services.projections.replay(workers=workers)
         return tables(store_url)
 
-    here = replay(0)
+    here = replay(0)  # the moments copied in range by range, in this process
     assert len(here["relationships"]) > 200 and len(here["amplifications"]) > 20
+    # The workers stage ranges of 250 positions (a dozen, some in flight) that this
+    # process copies in: the same moments table, the same everything.
+    monkeypatch.setattr(engine_module, "BULK_POSITIONS", 250)
     assert replay(2) == here  # versions included: both stamp the rebuild's target position
+    assert stages_left(store_url) == []
     result = CliRunner().invoke(cli, ["--store", store_url, "replay", "--workers", "1", "-q"])
     assert result.exit_code == 0, result.output
     assert tables(store_url) == here
+    assert stages_left(store_url) == []
+
+
+def test_stages_a_stopped_rebuild_left_are_dropped_by_the_next(store_url: str) -> None:
+    record(store_url, sample(300, seed=27))
+    with open_store(store_url) as services:
+        services.projections.replay(workers=0)
+    reference = tables(store_url)
+    with open_store(store_url) as services:
+        store, head = services.projection_store, services.ledger_store.head()
+        store.start_rebuild(head, "2026-12-01T00:00:00Z")
+        # What workers of a killed rebuild had staged, and nobody copied in.
+        left = [store.stage_moments(0, head, head), store.stage_moments(0, head // 2, head)]
+    assert sorted(stages_left(store_url)) == sorted(left) and len(set(left)) == 2
+    with open_store(store_url) as services:
+        services.projections.replay(workers=1)  # resumes the rebuild: its moments phase
+    assert stages_left(store_url) == []
+    assert tables(store_url) == reference
+
+
+def test_a_swap_on_sqlite_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
+    """The swap drops the old tables without zeroing their pages (they hold nothing the
+    ledger does not), and only that: the connection keeps this SQLite's own setting."""
+    url = str(tmp_path / "mot.db")
+    record(url, sample(200, seed=28))
+    default = sqlite3.connect(":memory:").execute("PRAGMA secure_delete").fetchone()
+    with open_store(url) as services:
+        services.projections.replay(workers=0)
+        services.projections.replay(workers=0)  # this one drops tables with rows
+        with services.backend.read() as tx:
+            assert (tx.scalar("PRAGMA secure_delete"),) == default
 
 
 def test_opening_a_store_of_schema_1_is_upgraded_in_place(
@@ -179,7 +221,7 @@ def test_a_rebuild_stopped_in_any_phase_resumes_to_the_same_tables(
             services.projections.engine.customers_per_chunk = 7
             with FoldPool(store_url, 2) as pool, pytest.raises(Killed):
                 services.projections.engine.rebuild(stop_at(phase, count), restart=True,
-                                                    folder=pool)
+                                                    folder=pool, stager=pool.stage)
             state = services.projection_store.state(REBUILD)
             assert state is not None and state[1] == ("moments" if phase == "moments" else "fold")
             # Three pages of 300 positions in, or all of them (folding) with some ranges written.
@@ -188,3 +230,4 @@ def test_a_rebuild_stopped_in_any_phase_resumes_to_the_same_tables(
             services.projections.engine.customers_per_chunk = 7
             services.projections.replay(workers=2)  # resumes where it stopped
         assert tables(store_url) == reference
+        assert stages_left(store_url) == []  # those in flight at the stop included

@@ -11,9 +11,10 @@ Projection workers serialise on a transaction-scoped advisory lock.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
@@ -24,6 +25,8 @@ from psycopg.rows import tuple_row
 
 from mot.adapters.stores.codec import StoredRow
 from mot.adapters.stores.sql import SqlBackend, Tx
+
+STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the store's schema
 
 
 class PostgresBackend(SqlBackend):
@@ -160,6 +163,33 @@ class PostgresBackend(SqlBackend):
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema=? AND table_name=?",
             (self.schema, name),
         ))
+
+    # -- stages: UNLOGGED tables of the store's schema -----------------------------------
+    # Unlogged: scratch no recovery needs (a server crash empties them; a rebuild that
+    # resumes then fills its stages anew), written without WAL.
+    def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
+                   params: Sequence[Any]) -> str:
+        name = f"{STAGE_PREFIX}{os.urandom(8).hex()}"
+        statement = create(name)
+        assert statement.startswith("CREATE TABLE")
+        with self._transaction(None) as tx:
+            tx.execute(statement.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
+            tx.execute(fill(name), params)
+        return name
+
+    @contextmanager
+    def reading_stage(self, stage: str) -> Iterator[str]:
+        try:
+            yield stage
+        finally:
+            with self._transaction(None) as tx:
+                tx.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    def drop_stages(self) -> None:
+        with self._transaction(None) as tx:
+            for (name,) in tx.query("SELECT tablename FROM pg_tables WHERE schemaname = ?"
+                                    " AND starts_with(tablename, ?)", (self.schema, STAGE_PREFIX)):
+                tx.execute(f'DROP TABLE IF EXISTS "{name}"')
 
     def close(self) -> None:
         self.datastore.close()

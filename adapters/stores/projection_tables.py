@@ -185,8 +185,7 @@ class SqlProjectionStore:
     def start_rebuild(self, target: int, now: str) -> None:
         """Fresh rebuild tables; any earlier unfinished rebuild is discarded."""
         with self.backend.write("projections") as tx:
-            for name in TABLES:
-                tx.execute(f"DROP TABLE IF EXISTS {name}{REBUILD_SUFFIX}")
+            self.backend.drop_derived_tables(tx, [name + REBUILD_SUFFIX for name in TABLES])
             self._create(tx, REBUILD_SUFFIX, indexes=False)
             tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
             tx.execute(
@@ -194,12 +193,33 @@ class SqlProjectionStore:
                 " VALUES (?, 0, 'moments', ?, ?)", (REBUILD, target, now),
             )
 
+    def stage_moments(self, after: int, upto: int, as_of: int) -> str:
+        """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
+        (any process may do this while the rebuild writes); `load_staged` copies it in."""
+        backend = self.backend
+        return backend.fill_stage(
+            lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
+            lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),
+        )
+
+    @contextmanager
+    def staged_session(self, stage: str) -> Iterator[SqlSession]:
+        """A write transaction on the rebuild tables that can `load_staged(stage)`; the stage
+        is dropped once it ends."""
+        with self.backend.reading_stage(stage) as table, self.session(REBUILD) as session:
+            session.stages[stage] = table
+            yield session
+
+    def drop_stages(self) -> None:
+        """Drop the stages a stopped rebuild left."""
+        self.backend.drop_stages()
+
     def swap(self, now: str) -> None:
         """Put the rebuilt tables in place of the live ones, in one transaction."""
         with self.backend.write("projections") as tx:
             position = tx.scalar("SELECT position FROM projection_state WHERE name = ?", (REBUILD,))
+            self.backend.drop_derived_tables(tx, list(TABLES))
             for name in TABLES:
-                tx.execute(f"DROP TABLE IF EXISTS {name}")  # and its indexes
                 tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
             tx.execute("DELETE FROM projection_state WHERE name IN (?, ?)", (LIVE, REBUILD))
             tx.execute(
@@ -239,6 +259,7 @@ class SqlSession:
         self.s = suffix
         # An as-of reader sees only moments that had occurred by then (SPEC §5, --as-of).
         self.when = "" if as_of_us is None else f" AND occurred_us <= {int(as_of_us)}"
+        self.stages: dict[str, str] = {}  # stage -> the name this transaction reads it by
 
     # -- position -------------------------------------------------------------------
     def progress(self) -> tuple[int, str, CustomerKey | None]:
@@ -315,6 +336,13 @@ class SqlSession:
         in (after, upto] and does not retract it (a rebuild's first phase); return how many."""
         self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW),
                         (as_of, after, upto, as_of))
+        return int(self.tx.cursor.rowcount)
+
+    def load_staged(self, stage: str) -> int:
+        """Copy in the moments of a stage (`SqlProjectionStore.stage_moments`); return how many."""
+        columns = ", ".join(MOMENT_ROW)
+        self.tx.execute(f"INSERT INTO moments{self.s} ({columns})"
+                        f" SELECT {columns} FROM {self.stages[stage]}")
         return int(self.tx.cursor.rowcount)
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
@@ -184,6 +184,33 @@ class SqlBackend(ABC):
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({','.join('?' * len(columns))})",
             rows,
         )
+
+    # -- stages: scratch tables filled outside the store's transactions ----------------
+    # A rebuild's worker processes extract the moments of ranges of the log into stages
+    # at the same time (the JSON work is most of that phase), and the main process
+    # copies each in, in order, with its position: a crash still loses and repeats
+    # nothing, and an unfinished stage is only scratch (`drop_stages`).
+
+    @abstractmethod
+    def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
+                   params: Sequence[Any]) -> str:
+        """A new stage: a table made by the statement `create(name)` and filled by
+        `fill(name)` with `params`, in a transaction that takes no writer lock. Returns
+        the stage's name."""
+
+    @abstractmethod
+    def reading_stage(self, stage: str) -> AbstractContextManager[str]:
+        """While open, a transaction this thread begins can read the stage's table by the
+        name it gives; the stage is dropped when it closes."""
+
+    @abstractmethod
+    def drop_stages(self) -> None:
+        """Drop every stage left over (by a rebuild that stopped)."""
+
+    def drop_derived_tables(self, tx: Tx, tables: Sequence[str]) -> None:
+        """Drop tables whose rows are all derived from the ledger (projections, a rebuild's)."""
+        for table in tables:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")  # and its indexes
 
     def analyze(self, tables: Sequence[str]) -> None:
         """Refresh the planner's statistics of these tables."""
