@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +28,8 @@ def render(records: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence
             out.write(orjson.dumps(record) + b"\n")
         out.flush()
     elif fmt == "csv":
+        import csv  # here: the other formats need none of it
+
         names = list(columns or (records[0].keys() if records else ()))
         writer = csv.DictWriter(sys.stdout, fieldnames=names, extrasaction="ignore",
                                 lineterminator="\n")
