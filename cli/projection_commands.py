@@ -36,7 +36,9 @@ class Timestamp(click.ParamType):  # type: ignore[type-arg]
 
 def _reporter(progress: Progress) -> Any:
     def report(phase: str, done: int, total: int) -> None:
-        if total:
+        if not done and not total:  # a phase with nothing to count (waiting for a lock)
+            progress.update(phase, force=True)
+        elif total:
             progress.update(f"{phase} {done:,}/{total:,}", done=done / total if total else None,
                             count=done)
         else:
@@ -46,12 +48,14 @@ def _reporter(progress: Progress) -> Any:
 
 @contextmanager
 def _worker_errors() -> Iterator[None]:
-    """A worker process that died is one line saying what to do, not a traceback."""
+    """A worker process that died, or a rebuild that found its tables moved on, is one line
+    saying what to do, not a traceback."""
+    from mot.projections.engine import RebuildInterrupted
     from mot.service.workers import WorkerFailed
 
     try:
         yield
-    except WorkerFailed as error:
+    except (WorkerFailed, RebuildInterrupted) as error:
         raise click.ClickException(str(error)) from error
 
 

@@ -46,6 +46,7 @@ from mot.projections.ports import (
     ProjectionSession,
     ProjectionStore,
     RangeReader,
+    Stage,
 )
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
@@ -105,9 +106,13 @@ in this process, or the same work spread over worker processes."""
 PositionRange = tuple[int, int]
 """The ledger positions after the first, up to and including the second."""
 
-MomentStager = Callable[[Iterable[PositionRange], int], Iterable[str]]
+MomentStager = Callable[[Iterable[PositionRange], int], Iterable[Stage]]
 """Stages the moments of ranges of the log as of a position (`ProjectionStore.stage_moments`),
-stage names in order: the rebuild's worker processes extract several ranges at once."""
+stages in order: the rebuild's worker processes extract several ranges at once."""
+
+
+class RebuildInterrupted(RuntimeError):
+    """A rebuild found its tables other than it left them; what it committed stays."""
 
 
 def current_of(moment: dict[str, Any]) -> Current:
@@ -166,12 +171,13 @@ class Engine:
     """Keeps the projection tables equal to a fold of the ledger's current moments."""
 
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
-                 customers_per_chunk: int = 2000,
+                 customers_per_chunk: int = 2000, positions_per_load: int | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
         self.log = log
         self.page_size = page_size
         self.customers_per_chunk = customers_per_chunk
+        self.positions_per_load = positions_per_load  # None: BULK_POSITIONS
         self.clock = clock
 
     # -- incremental -----------------------------------------------------------------
@@ -415,7 +421,9 @@ class Engine:
         live tables until the swap. `folder` folds the customers (default: here,
         `fold_ranges`); `stager` extracts the moments of ranges of the log (default:
         each range is copied in directly). Returns the ledger position built up to.
+        The caller holds the store's `rebuild_lock`.
         """
+        self.store.drop_stages()  # what a stopped rebuild's workers left
         state = self.store.state(REBUILD)
         if state is None or restart:
             self.store.start_rebuild(self.log.head(), self._now())
@@ -448,22 +456,34 @@ class Engine:
         processes extract the ranges ahead (most of this phase's work) and each is
         copied in here, in order, with its position: the same pages commit.
         """
-        with self.store.session(REBUILD) as session:
-            position, _, _ = session.progress()
-        ranges = [(after, min(after + BULK_POSITIONS, target))
-                  for after in range(position, target, BULK_POSITIONS)]
+        page = self.positions_per_load or BULK_POSITIONS
         if stager is None:
-            for after, upto in ranges:
+            while True:
                 with self.store.session(REBUILD) as session:
-                    session.load_moments(after, upto, target)
+                    position, _, _ = session.progress()
+                    if position >= target:
+                        break
+                    upto = min(position + page, target)
+                    session.load_moments(position, upto, target)
                     session.save_progress(upto, "moments", None, self._now())
                 if progress is not None:
                     progress("moments", upto, target)
         else:
-            self.store.drop_stages()  # what a stopped rebuild left half-done
-            for (_, upto), stage in zip(ranges, stager(ranges, target), strict=True):
+            with self.store.session(REBUILD) as session:
+                start, _, _ = session.progress()
+            ranges = [(after, min(after + page, target)) for after in range(start, target, page)]
+            for (after, upto), stage in zip(ranges, stager(ranges, target), strict=True):
                 with self.store.staged_session(stage) as session:
-                    session.load_staged(stage)
+                    if session.progress()[0] != after:
+                        raise RebuildInterrupted(
+                            "another process moved this rebuild on; run mot replay again")
+                    copied = session.load_staged(stage)
+                    if copied != stage.moments:
+                        # An UNLOGGED stage emptied by a server crash, say: nothing of it
+                        # commits, and the next run stages the range anew.
+                        raise RebuildInterrupted(
+                            f"a stage of positions {after + 1:,}-{upto:,} held {copied:,} of its"
+                            f" {stage.moments:,} moments; run mot replay again")
                     session.save_progress(upto, "moments", None, self._now())
                 if progress is not None:
                     progress("moments", upto, target)
@@ -478,6 +498,9 @@ class Engine:
         done = 0
         for folded in folder(self._customer_ranges(cursor), position):
             with self.store.session(REBUILD) as session:
+                if session.progress()[2] != cursor:
+                    raise RebuildInterrupted(
+                        "another process moved this rebuild on; run mot replay again")
                 for table, columns, rows in (
                     ("relationships", REL_COLUMNS, folded.relationships),
                     ("reciprocity", RECIP_COLUMNS, folded.reciprocity),
@@ -487,6 +510,7 @@ class Engine:
                     session.insert(table, columns, rows)
                 self._write_sums(session, Deltas(folded.teams, folded.listening), position)
                 session.save_progress(position, "fold", folded.last, self._now())
+            cursor = folded.last
             done += len(folded.relationships)
             if progress is not None:
                 progress("customers", done, 0)

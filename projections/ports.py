@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from mot.projections.model import Current, CustomerKey
 
@@ -15,6 +15,13 @@ LIVE = "projections"
 """The projection tables queries read."""
 REBUILD = "projections__rebuild"
 """The tables a rebuild fills before they are swapped in."""
+
+
+class Stage(NamedTuple):
+    """Moments of a range of the log, extracted ahead into a scratch table of their own."""
+
+    name: str
+    moments: int  # how many it was filled with: a copy of fewer is refused
 
 
 class FoldReader(Protocol):
@@ -49,7 +56,7 @@ class ProjectionSession(Protocol):
         then, with version `as_of`. Returns how many."""
         ...
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]: ...
-    def load_staged(self, stage: str) -> int:
+    def load_staged(self, stage: Stage) -> int:
         """Copy in a stage of moments (`ProjectionStore.stage_moments`); return how many."""
         ...
     def customer_range(self, first: CustomerKey, last: CustomerKey
@@ -79,12 +86,17 @@ class ProjectionStore(Protocol):
         """Index a rebuild's moments table (which the fold reads by customer, id and share), or
         the tables the fold filled (which queries and the catch-up read by their filters)."""
         ...
-    def stage_moments(self, after: int, upto: int, as_of: int) -> str:
+    def rebuild_lock(self, waiting: Callable[[], None] | None = None
+                     ) -> AbstractContextManager[None]:
+        """Held for a whole rebuild: one process rebuilds at a time (`waiting()` is called
+        first when another one is)."""
+        ...
+    def stage_moments(self, after: int, upto: int, as_of: int) -> Stage:
         """What `ProjectionSession.load_moments(after, upto, as_of)` would copy in, extracted
         into a stage of its own outside the rebuild's transactions, so several processes can
-        extract ranges of the log at once. Returns the stage's name."""
+        extract ranges of the log at once."""
         ...
-    def staged_session(self, stage: str) -> AbstractContextManager[ProjectionSession]:
+    def staged_session(self, stage: Stage) -> AbstractContextManager[ProjectionSession]:
         """A session on the rebuild's tables that can `load_staged(stage)`; the stage is
         dropped once it ends."""
         ...

@@ -41,6 +41,16 @@ def connect(url: str) -> SqlBackend:
     return SQLiteBackend(path)
 
 
+def _positive_int(name: str) -> int | None:
+    """A tuning setting from the environment (None when unset)."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number above 0, not {value!r}")
+    return int(value)
+
+
 @dataclass
 class Services:
     """Everything an entry point needs, wired to one store."""
@@ -85,6 +95,7 @@ def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
         quarantine_count=ledger_store.quarantine_count,
         # Worker processes open the store by its URL; an in-memory SQLite store has none.
         store_url=None if url.endswith(":memory:") else url,
+        rebuild_positions=_positive_int("MOT_REBUILD_POSITIONS"),
     )
     return Services(
         backend, ledger_store, projection_store, projections,

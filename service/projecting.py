@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -38,10 +39,11 @@ class ProjectionService:
 
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
                  quarantine_count: Callable[[], int] = lambda: 0,
-                 store_url: str | None = None) -> None:
+                 store_url: str | None = None, rebuild_positions: int | None = None) -> None:
         self.store = store
         self.log = log
         self.page_size = page_size
+        self.rebuild_positions = rebuild_positions  # ledger positions a rebuild loads at once
         self.quarantine_count = quarantine_count
         self.store_url = store_url  # what fold workers open; None: the store cannot be shared
 
@@ -50,7 +52,8 @@ class ProjectionService:
         """Built on first use: a query of up-to-date projections never loads the folds."""
         from mot.projections.engine import Engine
 
-        return Engine(self.store, self.log, page_size=self.page_size)
+        return Engine(self.store, self.log, page_size=self.page_size,
+                      positions_per_load=self.rebuild_positions)
 
     def position(self) -> int:
         state = self.store.state(LIVE)
@@ -64,8 +67,10 @@ class ProjectionService:
         if position >= head:
             return 0  # up to date: nothing to load or apply
         if position == 0 and head > BULK_THRESHOLD:
-            self.replay(progress)
-            return head
+            with self._rebuilding(progress):
+                if self.position() == 0:  # nobody built them while this process waited
+                    self._rebuild(progress)
+                    return head
         return self.engine.catch_up(LIVE, progress, page_size=page_size)
 
     def follow(self, *, poll_seconds: float = 0.5, progress: Progress | None = None,
@@ -88,6 +93,20 @@ class ProjectionService:
         CPU, up to 4, for a ledger of PARALLEL_THRESHOLD events or more; 0: all in this
         process).
         """
+        with self._rebuilding(progress):
+            return self._rebuild(progress, restart=restart, workers=workers)
+
+    def _rebuilding(self, progress: Progress | None) -> AbstractContextManager[None]:
+        """The store's rebuild lock: two processes never work on one rebuild (a second
+        `mot replay`, or followers that all find a fresh store, wait their turn)."""
+        def waiting() -> None:
+            if progress is not None:
+                progress("waiting for another process's rebuild to end", 0, 0)
+
+        return self.store.rebuild_lock(waiting)
+
+    def _rebuild(self, progress: Progress | None, *, restart: bool = False,
+                 workers: int | None = None) -> int:
         workers = self.fold_workers(workers)
         if not workers:
             return self.engine.rebuild(progress, restart=restart)

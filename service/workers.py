@@ -65,7 +65,7 @@ class OrderedPool(Generic[R]):
                     exhausted = True
                     break
                 context, args = task
-                pending.append((context, self._executor.submit(fn, *args)))
+                pending.append((context, self._executor.submit(_run, fn, *args)))
             if not pending:
                 return
             context, future = pending.popleft()
@@ -88,13 +88,25 @@ class OrderedPool(Generic[R]):
 ORPHAN_CHECK_S = 0.5
 
 
+_parent: list[int] = []  # in a worker: the process that started it
+
+
 def _start_worker(parent: int, initializer: Callable[..., None] | None,
                   initargs: tuple[Any, ...]) -> None:
     """In a new worker: watch the parent, then run the pool's own initializer."""
+    _parent.append(parent)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True,
                      name="mot-orphan-watch").start()
     if initializer is not None:
         initializer(*initargs)
+
+
+def _run(fn: Callable[..., R], *args: Any) -> R:
+    """A task, in a worker; none starts once the parent is gone (tasks it had queued
+    would otherwise run before the watch notices, and leave what they make behind)."""
+    if _parent and os.getppid() != _parent[0]:
+        os._exit(70)
+    return fn(*args)
 
 
 def _exit_when_orphaned(parent: int) -> None:

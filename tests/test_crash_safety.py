@@ -42,6 +42,7 @@ from mot.service.queries import PROJECTION_NAMES, Query
 
 pytestmark = pytest.mark.slow
 
+SMALL_STAGES = {"MOT_REBUILD_POSITIONS": "500"}  # a rebuild stages 500 positions at a time
 IMPORT_LINES = 30_000
 PROJECT_LINES = 6_000  # below the bulk threshold, so `mot project` takes the incremental path
 BATCH = "250"
@@ -188,8 +189,8 @@ def write(path: Path, lines: list[Line]) -> Path:
 # -- processes, and looking at a store from outside ----------------------------------------
 
 
-def start(url: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def start(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("MOT_STORE", None)
     return subprocess.Popen(
         [sys.executable, "-m", "mot", "--store", url, *args],
@@ -464,18 +465,20 @@ def test_project_and_replay_killed_mid_way_then_rerun(
 def test_replay_in_worker_processes_killed_mid_way_then_rerun(
     store_url: str, project_file: Path, reference: dict[str, Any]
 ) -> None:
-    """`mot replay --workers 2`: workers stage the moments and fold the customers while the
-    main process writes. Killed at several points, it leaves no worker running, and the
-    rebuild run again gives the reference and leaves no stage behind."""
+    """`mot replay --workers 2`: workers stage the moments (here a stage per 500 positions,
+    so several are in flight) and fold the customers while the main process writes. Killed
+    at several points, it leaves no worker running, and the rebuild run again gives the
+    reference and leaves no stage behind."""
     record_file(store_url, project_file)
     total = head(store_url)
+    assert total > 10 * int(SMALL_STAGES["MOT_REBUILD_POSITIONS"])
     run(store_url, "project", "--quiet")  # live tables for queries to answer from meanwhile
     workers: set[int] = set()
     partial = []
-    # Each kill once the workers run: as soon as they do (staging, or before), once the
-    # moments are in, once the fold is under way. A run resumes where the last one stopped.
-    for kill in (Kill(at_least=0), Kill(at_least=total), Kill(at_least=total + 1)):
-        proc = start(store_url, "replay", "--workers", "2", "--quiet")
+    # Each kill once the workers run: as soon as they do (before any stage is copied in),
+    # between stages, once the fold is under way. A run resumes where the last one stopped.
+    for kill in (Kill(at_least=0), Kill(at_least=total // 3), Kill(at_least=total + 1)):
+        proc = start(store_url, "replay", "--workers", "2", "--quiet", env=SMALL_STAGES)
 
         def progress(proc: subprocess.Popen[bytes] = proc) -> int:
             seen = children(proc.pid)
@@ -484,13 +487,39 @@ def test_replay_in_worker_processes_killed_mid_way_then_rerun(
 
         if kill_at(proc, kill, progress):
             partial.append(rebuild_progress(store_url))
-    assert any(p > 0 for p in partial), f"no kill landed mid-rebuild: {partial}"
+    assert any(0 < p < total for p in partial), f"no kill landed between stages: {partial}"
     assert workers, "the workers were never seen"
     assert still_running(workers) == [], "workers outlived their killed parent"
     with open_store(store_url) as services:
         assert projection_results(services) == reference  # the live tables, untouched
-    out = run(store_url, "replay", "--workers", "2", "--quiet")
+    out = finish(start(store_url, "replay", "--workers", "2", "--quiet", env=SMALL_STAGES))
     assert f"up to ledger position {total:,}" in out
+    with open_store(store_url) as services:
+        status = services.projections.status()
+        assert (status.head, status.position, status.rebuild) == (total, total, None)
+        assert projection_results(services) == reference
+    assert stages_left(store_url) == []
+
+
+def test_two_replays_at_once_take_turns(
+    store_url: str, project_file: Path, reference: dict[str, Any]
+) -> None:
+    """A second `mot replay` (or a follower that finds a fresh store) waits for the rebuild
+    under way, saying so, instead of working on the same tables: both end with the reference."""
+    record_file(store_url, project_file)
+    total = head(store_url)
+    first = start(store_url, "replay", "--workers", "2", "--quiet", env=SMALL_STAGES)
+    deadline = time.monotonic() + 60
+    while rebuild_progress(store_url) == 0 and first.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert first.poll() is None, "the first replay ended before the second could start"
+    second = start(store_url, "replay", "--workers", "2", env=SMALL_STAGES)
+    assert f"up to ledger position {total:,}" in finish(first)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err.decode(errors="replace")
+    assert "waiting for another process's rebuild to end" in err.decode()
+    assert f"up to ledger position {total:,}" in out.decode()
     with open_store(store_url) as services:
         status = services.projections.status()
         assert (status.head, status.position, status.rebuild) == (total, total, None)

@@ -125,11 +125,49 @@ def test_stages_a_stopped_rebuild_left_are_dropped_by_the_next(store_url: str) -
         store.start_rebuild(head, "2026-12-01T00:00:00Z")
         # What workers of a killed rebuild had staged, and nobody copied in.
         left = [store.stage_moments(0, head, head), store.stage_moments(0, head // 2, head)]
-    assert sorted(stages_left(store_url)) == sorted(left) and len(set(left)) == 2
+    assert sorted(stages_left(store_url)) == sorted(stage.name for stage in left)
+    assert [stage.moments for stage in left] == [len(reference["moments"]), 149]
     with open_store(store_url) as services:
         services.projections.replay(workers=1)  # resumes the rebuild: its moments phase
     assert stages_left(store_url) == []
     assert tables(store_url) == reference
+
+
+def test_a_stage_short_of_its_moments_is_refused_and_nothing_of_it_commits(
+    store_url: str,
+) -> None:
+    """A PostgreSQL crash empties UNLOGGED tables: a stage found with fewer moments than it
+    was filled with stops the rebuild before its range commits; run again, it stages anew."""
+    from mot.projections.engine import RebuildInterrupted
+
+    record(store_url, sample(300, seed=29))
+    with open_store(store_url) as services:
+        services.projections.replay(workers=0)
+    reference = tables(store_url)
+    with open_store(store_url) as services:
+        store, backend = services.projection_store, services.backend
+
+        def emptied(ranges: Any, as_of: int) -> Any:
+            """Stages as workers make them, each emptied before it is copied."""
+            for after, upto in ranges:
+                stage = store.stage_moments(after, upto, as_of)
+                assert stage.moments > 0
+                if backend.kind == "sqlite":
+                    with sqlite3.connect(stage.name) as conn:
+                        conn.execute("DELETE FROM staged")
+                else:
+                    with backend.write("projections") as tx:
+                        tx.execute(f"DELETE FROM {stage.name}")
+                yield stage
+
+        services.projections.engine.positions_per_load = 100
+        with pytest.raises(RebuildInterrupted, match=r"held 0 of its \d+ moments; run mot replay"):
+            services.projections.engine.rebuild(restart=True, stager=emptied)
+        assert store.state(REBUILD) == (0, "moments", services.ledger_store.head())
+    with open_store(store_url) as services:
+        services.projections.replay(workers=1)  # resumes: stages the range anew
+    assert tables(store_url) == reference
+    assert stages_left(store_url) == []
 
 
 def test_a_swap_on_sqlite_leaves_the_connection_as_it_was(tmp_path: Path) -> None:

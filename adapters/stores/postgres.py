@@ -15,7 +15,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -64,17 +64,32 @@ class PostgresBackend(SqlBackend):
             self.recorder = PostgresApplicationRecorder(self.datastore)
             self.recorder.create_table()
 
-    @contextmanager
-    def schema_lock(self) -> Iterator[None]:
+    def schema_lock(self) -> AbstractContextManager[None]:
         # PostgreSQL refuses concurrent CREATE ... IF NOT EXISTS of the same catalog
         # entries ("tuple concurrently updated"); a session advisory lock on a
         # connection of its own makes processes opening the store take turns.
+        return self._session_lock(_lock_key("ddl"), None)
+
+    def process_lock(self, name: str, waiting: Callable[[], None] | None = None
+                     ) -> AbstractContextManager[None]:
+        # Keyed by schema too: stores in other schemas of the database do not wait.
+        return self._session_lock(_lock_key(f"{self.schema}:{name}"), waiting)
+
+    @contextmanager
+    def _session_lock(self, key: int, waiting: Callable[[], None] | None) -> Iterator[None]:
+        # A session advisory lock on a connection held for the block: the server releases
+        # it when that connection ends, as it does when the process dies.
         with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key("ddl"),))
+            locked = conn.cursor(row_factory=tuple_row).execute(
+                "SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if not (locked and locked[0]):
+                if waiting is not None:
+                    waiting()
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             try:
                 yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_lock_key("ddl"),))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     @contextmanager
     def _transaction(self, lock: str | None) -> Iterator[Tx]:
@@ -165,17 +180,19 @@ class PostgresBackend(SqlBackend):
         ))
 
     # -- stages: UNLOGGED tables of the store's schema -----------------------------------
-    # Unlogged: scratch no recovery needs (a server crash empties them; a rebuild that
-    # resumes then fills its stages anew), written without WAL.
+    # Unlogged: scratch written without WAL. A server crash empties them; the rebuild
+    # then finds a stage short of the moments it was filled with, stops, and run again
+    # stages that range anew.
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any]) -> str:
+                   params: Sequence[Any]) -> tuple[str, int]:
         name = f"{STAGE_PREFIX}{os.urandom(8).hex()}"
         statement = create(name)
         assert statement.startswith("CREATE TABLE")
         with self._transaction(None) as tx:
             tx.execute(statement.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
             tx.execute(fill(name), params)
-        return name
+            count = int(tx.cursor.rowcount)
+        return name, count
 
     @contextmanager
     def reading_stage(self, stage: str) -> Iterator[str]:

@@ -10,14 +10,14 @@ tables under a `__rebuild` suffix and `swap` renames them in one transaction.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal
 
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.projections.model import Current, CustomerKey
-from mot.projections.ports import LIVE, REBUILD
+from mot.projections.ports import LIVE, REBUILD, Stage
 
 # Table name -> DDL. `{t}` is the table name (with the rebuild suffix when building).
 TABLES: dict[str, str] = {
@@ -193,21 +193,26 @@ class SqlProjectionStore:
                 " VALUES (?, 0, 'moments', ?, ?)", (REBUILD, target, now),
             )
 
-    def stage_moments(self, after: int, upto: int, as_of: int) -> str:
+    def rebuild_lock(self, waiting: Callable[[], None] | None = None
+                     ) -> AbstractContextManager[None]:
+        """Held for a whole rebuild, so that one process rebuilds at a time."""
+        return self.backend.process_lock("rebuild", waiting)
+
+    def stage_moments(self, after: int, upto: int, as_of: int) -> Stage:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""
         backend = self.backend
-        return backend.fill_stage(
+        return Stage(*backend.fill_stage(
             lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
             lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),
-        )
+        ))
 
     @contextmanager
-    def staged_session(self, stage: str) -> Iterator[SqlSession]:
+    def staged_session(self, stage: Stage) -> Iterator[SqlSession]:
         """A write transaction on the rebuild tables that can `load_staged(stage)`; the stage
         is dropped once it ends."""
-        with self.backend.reading_stage(stage) as table, self.session(REBUILD) as session:
-            session.stages[stage] = table
+        with self.backend.reading_stage(stage.name) as table, self.session(REBUILD) as session:
+            session.stages[stage.name] = table
             yield session
 
     def drop_stages(self) -> None:
@@ -338,11 +343,11 @@ class SqlSession:
                         (as_of, after, upto, as_of))
         return int(self.tx.cursor.rowcount)
 
-    def load_staged(self, stage: str) -> int:
+    def load_staged(self, stage: Stage) -> int:
         """Copy in the moments of a stage (`SqlProjectionStore.stage_moments`); return how many."""
         columns = ", ".join(MOMENT_ROW)
         self.tx.execute(f"INSERT INTO moments{self.s} ({columns})"
-                        f" SELECT {columns} FROM {self.stages[stage]}")
+                        f" SELECT {columns} FROM {self.stages[stage.name]}")
         return int(self.tx.cursor.rowcount)
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:

@@ -177,6 +177,13 @@ class SqlBackend(ABC):
         """Held while tables are created, so processes opening a new store at once take turns."""
         return nullcontext()
 
+    @abstractmethod
+    def process_lock(self, name: str, waiting: Callable[[], None] | None = None
+                     ) -> AbstractContextManager[None]:
+        """A lock named `name` on this store, held across transactions until the block ends
+        or the process dies, so that one process at a time does what it guards. `waiting()`
+        is called first when another process holds it."""
+
     def bulk_insert(self, tx: Tx, table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
         """Insert new rows (no conflicts) as fast as the engine allows."""
@@ -193,10 +200,10 @@ class SqlBackend(ABC):
 
     @abstractmethod
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any]) -> str:
+                   params: Sequence[Any]) -> tuple[str, int]:
         """A new stage: a table made by the statement `create(name)` and filled by
         `fill(name)` with `params`, in a transaction that takes no writer lock. Returns
-        the stage's name."""
+        the stage's name and how many rows it holds."""
 
     @abstractmethod
     def reading_stage(self, stage: str) -> AbstractContextManager[str]:

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -68,16 +68,29 @@ class SQLiteBackend(SqlBackend):
 
         return SQLiteApplicationRecorder(self.datastore)
 
-    @contextmanager
-    def schema_lock(self) -> Iterator[None]:
+    def schema_lock(self) -> AbstractContextManager[None]:
         # Switching a new file to WAL takes a lock SQLite's busy timeout does not wait
         # for ("database is locked"): processes opening a new store take turns on a
         # lock file beside it instead.
+        return self._file_lock(f"{self.path}.lock", None)
+
+    def process_lock(self, name: str, waiting: Callable[[], None] | None = None
+                     ) -> AbstractContextManager[None]:
+        return self._file_lock(f"{self.path}.{name}.lock", waiting)
+
+    @contextmanager
+    def _file_lock(self, path: str, waiting: Callable[[], None] | None) -> Iterator[None]:
+        # flock: released by the system when the process dies, however it dies.
         if self.path == ":memory:":
             yield
             return
-        with open(f"{self.path}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting is not None:
+                    waiting()
+                fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -169,16 +182,16 @@ class SQLiteBackend(SqlBackend):
         # swap, against 0.08 s). Its rows are derived from the ledger, which still holds
         # every moment, so zeroing them hides nothing: FAST leaves freed pages as they are.
         # Everything else keeps the build's setting.
-        previous = tx.scalar("PRAGMA secure_delete")
+        previous = ("OFF", "ON", "FAST")[int(tx.scalar("PRAGMA secure_delete"))]
         tx.execute("PRAGMA secure_delete=FAST")
         try:
             super().drop_derived_tables(tx, tables)
         finally:
-            tx.execute(f"PRAGMA secure_delete={int(previous)}")
+            tx.execute(f"PRAGMA secure_delete={previous}")  # by name: `=2` would mean ON
 
     # -- stages: a file of their own beside the store, attached while in use ----------------
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any]) -> str:
+                   params: Sequence[Any]) -> tuple[str, int]:
         path = f"{self.path}{STAGE_INFIX}{os.urandom(8).hex()}"
         conn = self._connection()
         conn.execute("ATTACH DATABASE ? AS stage", (path,))
@@ -191,17 +204,25 @@ class SQLiteBackend(SqlBackend):
             # takes the store's writer lock, and it reads the ledger as one snapshot.
             with self._transaction("BEGIN") as tx:
                 tx.execute(fill("stage.staged"), params)
+                count = int(tx.cursor.rowcount)
         except BaseException:
-            conn.execute("DETACH DATABASE stage")
+            # A failed COMMIT (a full disk, say) leaves the transaction open, and DETACH
+            # refuses to run inside one: roll back first, and let no clean-up error hide
+            # the one that matters.
+            with suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.rollback()
+                conn.execute("DETACH DATABASE stage")
             _unlink(path)
             raise
         conn.execute("DETACH DATABASE stage")
-        return path
+        return path, count
 
     @contextmanager
     def reading_stage(self, stage: str) -> Iterator[str]:
         conn = self._connection()
-        # ATTACH cannot run inside a transaction: it comes before the one that reads it.
+        # Attached before the transaction that reads it begins, detached after it ends
+        # (DETACH cannot run inside one).
         conn.execute("ATTACH DATABASE ? AS staged", (stage,))
         try:
             yield "staged.staged"
