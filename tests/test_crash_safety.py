@@ -462,6 +462,16 @@ def test_project_and_replay_killed_mid_way_then_rerun(
         assert projection_results(services) == reference
 
 
+def assert_rebuilt(url: str, total: int, reference: dict[str, Any]) -> None:
+    """The projections are live at the ledger's head, equal to the reference, and the
+    rebuild left nothing behind."""
+    with open_store(url) as services:
+        status = services.projections.status()
+        assert (status.head, status.position, status.rebuild) == (total, total, None)
+        assert projection_results(services) == reference
+    assert stages_left(url) == []
+
+
 def test_replay_in_worker_processes_killed_mid_way_then_rerun(
     store_url: str, project_file: Path, reference: dict[str, Any]
 ) -> None:
@@ -494,11 +504,7 @@ def test_replay_in_worker_processes_killed_mid_way_then_rerun(
         assert projection_results(services) == reference  # the live tables, untouched
     out = finish(start(store_url, "replay", "--workers", "2", "--quiet", env=SMALL_STAGES))
     assert f"up to ledger position {total:,}" in out
-    with open_store(store_url) as services:
-        status = services.projections.status()
-        assert (status.head, status.position, status.rebuild) == (total, total, None)
-        assert projection_results(services) == reference
-    assert stages_left(store_url) == []
+    assert_rebuilt(store_url, total, reference)
 
 
 def test_two_replays_at_once_take_turns(
@@ -520,11 +526,7 @@ def test_two_replays_at_once_take_turns(
     assert second.returncode == 0, err.decode(errors="replace")
     assert "waiting for another process's rebuild to end" in err.decode()
     assert f"up to ledger position {total:,}" in out.decode()
-    with open_store(store_url) as services:
-        status = services.projections.status()
-        assert (status.head, status.position, status.rebuild) == (total, total, None)
-        assert projection_results(services) == reference
-    assert stages_left(store_url) == []
+    assert_rebuilt(store_url, total, reference)
 
 
 # -- concurrent imports ----------------------------------------------------------------------------
