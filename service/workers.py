@@ -88,15 +88,15 @@ class OrderedPool(Generic[R]):
 ORPHAN_CHECK_S = 0.5
 
 
-_parent: list[int] = []  # in a worker: the process that started it
+_parent: int | None = None  # in a worker: the process that started it
 
 
 def _start_worker(parent: int, initializer: Callable[..., None] | None,
                   initargs: tuple[Any, ...]) -> None:
     """In a new worker: watch the parent, then run the pool's own initializer."""
-    _parent.append(parent)
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True,
-                     name="mot-orphan-watch").start()
+    global _parent
+    _parent = parent
+    threading.Thread(target=_watch_parent, daemon=True, name="mot-orphan-watch").start()
     if initializer is not None:
         initializer(*initargs)
 
@@ -104,18 +104,22 @@ def _start_worker(parent: int, initializer: Callable[..., None] | None,
 def _run(fn: Callable[..., R], *args: Any) -> R:
     """A task, in a worker; none starts once the parent is gone (tasks it had queued
     would otherwise run before the watch notices, and leave what they make behind)."""
-    if _parent and os.getppid() != _parent[0]:
-        os._exit(70)
+    _exit_if_orphaned()
     return fn(*args)
 
 
-def _exit_when_orphaned(parent: int) -> None:
+def _watch_parent() -> None:
+    while True:
+        _exit_if_orphaned()
+        time.sleep(ORPHAN_CHECK_S)
+
+
+def _exit_if_orphaned() -> None:
     # A parent killed with SIGKILL never tells its workers to stop, and they would wait
     # for tasks forever, holding the store's connections. Once it is gone, the worker is
     # handed to another process: what it was doing is scratch the next run redoes.
-    while os.getppid() == parent:
-        time.sleep(ORPHAN_CHECK_S)
-    os._exit(70)
+    if _parent is not None and os.getppid() != _parent:
+        os._exit(70)
 
 
 def usable_cpus() -> int:
