@@ -1,0 +1,56 @@
+"""Commands for analysts: export the tables to files (and, below, the report)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mot.cli.progress import Progress
+from mot.cli.projection_commands import Timestamp
+
+EXPORT_FORMATS = ("parquet", "csv", "jsonl")
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="parquet",
+              show_default=True)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to write TABLE.FORMAT files into (created if missing).")
+@click.option("--tenant", help="Only this tenant's rows.")
+@click.option("--as-of", type=Timestamp(),
+              help="The projections as they were then (moments that had occurred by then).")
+@click.option("--no-refresh", is_flag=True,
+              help="Do not bring projections up to date first (read-only access).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.pass_obj
+def export(obj: Any, fmt: str, out: Path, tenant: str | None, as_of: datetime | None,
+           no_refresh: bool, quiet: bool) -> None:
+    """Write every projection and the current moments to files, one per table.
+
+    Files are named after their tables (relationships.parquet, moments.parquet, ...)
+    and hold the fields of `mot query`, with their types in Parquet. Example:
+
+        mot export --format parquet --out exports/
+        duckdb -c "select stage, count(*) from 'exports/relationships.parquet' group by 1"
+    """
+    from mot.service.export import Exporter
+
+    services = obj.services
+    if not no_refresh:
+        services.projections.project()
+    progress = Progress("export", quiet=quiet)
+
+    def report(table: str, rows: int) -> None:
+        progress.update(f"{table} {rows:,} rows", count=rows)
+
+    written = Exporter(services.backend, services.queries).export(
+        out, fmt, tenant=tenant, as_of=as_of, progress=report)
+    progress.finish()
+    for item in written:
+        click.echo(f"{item.path}  {item.rows:,} rows")
+
+
+COMMANDS = [export]

@@ -1,0 +1,297 @@
+"""`mot export`: every projection and the current moments, one file per table, for analysts.
+
+Parquet (for DuckDB, pandas, polars, a warehouse), CSV or JSONL; each file is
+named after its table (`relationships.parquet`, `moments.csv`, ...) and holds
+the fields `mot query` prints, in the same order, with their types kept in
+Parquet: timestamps are timestamps (UTC, microseconds), counters are 64-bit
+integers, `lapsed` is a boolean, `attributes` is JSON text.
+
+Live tables are read in one read transaction, a page of rows at a time (a
+server-side cursor on PostgreSQL), and each page is written before the next is
+read: memory stays flat however many moments the store holds. A file is
+written under a temporary name and renamed when complete, so a stopped export
+never leaves a half file under a table's name. `--as-of` folds the projections
+as the query service does (`service/as_of.py`) and keeps those records in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import orjson
+
+from mot.adapters.stores.projection_tables import MOMENT_ROW, TABLES
+from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.adapters.stores.views import VIEWS
+from mot.domain.timefmt import to_micros
+from mot.projections.lapsing import is_lapsed
+from mot.service.queries import PROJECTION_NAMES, Query, QueryService
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FORMATS = ("parquet", "csv", "jsonl")
+EXPORTED = ("moments", *PROJECTION_NAMES)
+PAGE_ROWS = 65_536  # rows read and written at a time (also a Parquet row group)
+
+Kind = Literal["text", "integer", "real", "boolean", "timestamp", "json"]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One exported field: its name in the file and its type."""
+
+    name: str
+    kind: Kind
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """A file written: its table, path and how many rows it holds."""
+
+    table: str
+    path: Path
+    rows: int
+
+
+_DDL_COLUMN = re.compile(r"(\w+) (TEXT|INTEGER|\{bigint\}|\{real\})")
+
+
+def _declared_kinds(table: str) -> dict[str, Kind]:
+    """Column -> kind, read off the table's DDL (the one place a column's type is written);
+    `..._at` text columns hold RFC 3339 UTC timestamps."""
+    kinds: dict[str, Kind] = {}
+    for name, sql_type in _DDL_COLUMN.findall(TABLES[table]):
+        if sql_type == "TEXT":
+            kinds[name] = "timestamp" if name.endswith("_at") else "text"
+        else:
+            kinds[name] = "real" if sql_type == "{real}" else "integer"
+    return kinds
+
+
+# Table fields the export renames (as `mot query` prints them) or computes.
+_RENAMED = {"from_stage": "from", "to_stage": "to"}
+_COMPUTED: dict[str, dict[str, Kind]] = {"relationships": {"lapsed": "boolean"}}
+
+
+def source_columns(table: str) -> tuple[str, ...]:
+    """The columns read from the store for a table, in the order `mot query` prints them."""
+    if table == "moments":  # the moment's time first, after its identity
+        rest = [c for c in MOMENT_ROW if c not in ("occurred_us", "occurred_at")]
+        return (*rest[:3], "occurred_at", *rest[3:])
+    return VIEWS[table][1]
+
+
+def columns(table: str) -> list[Column]:
+    """The fields of a table's export, in order: those `mot query` prints."""
+    kinds = _declared_kinds(table)
+    kept = [name for name in source_columns(table) if not name.endswith("_us")]
+    # `mot query` prints renamed fields after the others.
+    out = [Column(name, kinds[name]) for name in kept if name not in _RENAMED]
+    out += [Column(_RENAMED[name], kinds[name]) for name in kept if name in _RENAMED]
+    return out + [Column(name, kind) for name, kind in _COMPUTED.get(table, {}).items()]
+
+
+class Sink(Protocol):
+    """Where a table's pages go: a file of one format."""
+
+    def write(self, page: list[list[Any]]) -> None:
+        """Write a page given as one list of values per column."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ParquetSink:
+    """Row groups of a Parquet file, written with pyarrow."""
+
+    def __init__(self, path: Path, cols: Sequence[Column]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.pa = pa
+        self.types = [_arrow_type(pa, c.kind) for c in cols]
+        self.schema = pa.schema([pa.field(c.name, t) for c, t in zip(cols, self.types,
+                                                                     strict=True)])
+        self.writer = pq.ParquetWriter(str(path), self.schema)
+        self.wrote = False
+
+    def write(self, page: list[list[Any]]) -> None:
+        pa = self.pa
+        arrays = []
+        for values, arrow_type in zip(page, self.types, strict=True):
+            if pa.types.is_timestamp(arrow_type):
+                # RFC 3339 text, parsed by Arrow's C++ ISO 8601 parser.
+                arrays.append(pa.array(values, pa.string()).cast(arrow_type))
+            else:
+                arrays.append(pa.array(values, arrow_type))
+        self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        self.wrote = True
+
+    def close(self) -> None:
+        if not self.wrote:  # an empty table is still a file with its schema
+            self.writer.write_table(self.schema.empty_table())
+        self.writer.close()
+
+
+def _arrow_type(pa: Any, kind: Kind) -> pa.DataType:
+    return {"text": pa.string(), "json": pa.string(), "integer": pa.int64(),
+            "real": pa.float64(), "boolean": pa.bool_(),
+            "timestamp": pa.timestamp("us", tz="UTC")}[kind]
+
+
+class CsvSink:
+    """A CSV file with a header; values as `mot query --format csv` writes them."""
+
+    def __init__(self, path: Path, cols: Sequence[Column]) -> None:
+        import csv
+
+        self.file = path.open("w", encoding="utf-8", newline="")
+        self.writer = csv.writer(self.file, lineterminator="\n")
+        self.writer.writerow([c.name for c in cols])
+
+    def write(self, page: list[list[Any]]) -> None:
+        self.writer.writerows([[_csv_cell(v) for v in row] for row in zip(*page, strict=True)])
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+class JsonlSink:
+    """One JSON object a line, as `mot query --format jsonl` prints them."""
+
+    def __init__(self, path: Path, cols: Sequence[Column]) -> None:
+        self.file = path.open("wb")
+        self.names = [c.name for c in cols]
+
+    def write(self, page: list[list[Any]]) -> None:
+        names = self.names
+        for row in zip(*page, strict=True):
+            record = dict(zip(names, row, strict=True))
+            self.file.write(orjson.dumps(record) + b"\n")
+
+    def close(self) -> None:
+        self.file.close()
+
+
+SINKS: dict[str, Callable[[Path, Sequence[Column]], Sink]] = {
+    "parquet": ParquetSink, "csv": CsvSink, "jsonl": JsonlSink,
+}
+
+
+class Exporter:
+    """Writes each table of a store to a directory, in one format."""
+
+    def __init__(self, backend: SqlBackend, queries: QueryService) -> None:
+        self.backend = backend
+        self.queries = queries
+
+    def export(self, out: Path, fmt: str, *, tenant: str | None = None,
+               as_of: datetime | None = None, tables: Sequence[str] = EXPORTED,
+               progress: Callable[[str, int], None] | None = None) -> list[Exported]:
+        """Write every table to `out/TABLE.FMT`; return what was written."""
+        if fmt not in SINKS:
+            raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        out.mkdir(parents=True, exist_ok=True)
+        done = []
+        for table in tables:
+            path = out / f"{table}.{fmt}"
+            scratch = out / f".{table}.{fmt}.{uuid.uuid4().hex[:8]}.part"
+            cols = columns(table)
+            sink = SINKS[fmt](scratch, cols)
+            rows = 0
+            try:
+                for page in self.pages(table, tenant=tenant, as_of=as_of):
+                    sink.write(page)
+                    rows += len(page[0])
+                    if progress is not None:
+                        progress(table, rows)
+                sink.close()
+            except BaseException:
+                sink.close()
+                scratch.unlink(missing_ok=True)
+                raise
+            os.replace(scratch, path)
+            done.append(Exported(table, path, rows))
+        return done
+
+    def pages(self, table: str, *, tenant: str | None = None, as_of: datetime | None = None
+              ) -> Iterator[list[list[Any]]]:
+        """A table's exported rows, a page at a time, as one list of values per column."""
+        names = [c.name for c in columns(table)]
+        if as_of is not None and table != "moments":
+            records = self.queries.run(Query(table, tenant=tenant, as_of=as_of))
+            for start in range(0, len(records), PAGE_ROWS):
+                chunk = records[start:start + PAGE_ROWS]
+                yield [[r.get(name) for r in chunk] for name in names]
+            return
+        source = source_columns(table)
+        where: list[str] = []
+        params: list[Any] = []
+        if tenant is not None:
+            where.append("tenant = ?")
+            params.append(tenant)
+        if table == "moments":
+            order = "tenant, customer_id, occurred_us, moment_id"  # fold order
+            if as_of is not None:
+                where.append("occurred_us <= ?")
+                params.append(to_micros(as_of))
+        else:
+            order = VIEWS[table][2]
+        statement = (f"SELECT {', '.join(source)} FROM {VIEWS[table][0] if table != 'moments' else table}"
+                     + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {order}")
+        finish = self._finisher(table, source, as_of)
+        with self.backend.read() as tx:
+            for rows in _stream(self.backend, tx, statement, params):
+                yield finish([list(column) for column in zip(*rows, strict=True)])
+
+    def _finisher(self, table: str, source: Sequence[str], as_of: datetime | None
+                  ) -> Callable[[list[list[Any]]], list[list[Any]]]:
+        """What turns a page of table columns into the exported columns."""
+        kept = [i for i, name in enumerate(source) if not name.endswith("_us")]
+        keep = ([i for i in kept if source[i] not in _RENAMED]
+                + [i for i in kept if source[i] in _RENAMED])
+        if table != "relationships":
+            return lambda page: [page[i] for i in keep]
+        last = source.index("last_customer_moment_us")
+        as_of_us = to_micros(as_of or self.queries.clock())
+
+        def with_lapsed(page: list[list[Any]]) -> list[list[Any]]:
+            lapsed = [is_lapsed(us, as_of_us) for us in page[last]]
+            return [*(page[i] for i in keep), lapsed]
+        return with_lapsed
+
+
+def _stream(backend: SqlBackend, tx: Tx, statement: str, params: Sequence[Any]
+            ) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of a statement in pages, inside the open transaction `tx`, without holding
+    them all: SQLite steps its cursor; PostgreSQL reads a server-side cursor."""
+    connection = tx.cursor.connection
+    if backend.kind == "sqlite":
+        cursor = connection.cursor()
+    else:
+        from psycopg.rows import tuple_row
+
+        cursor = connection.cursor(name=f"mot_export_{uuid.uuid4().hex[:8]}",
+                                   row_factory=tuple_row)
+    try:
+        cursor.execute(tx.sql(statement), params)
+        while rows := cursor.fetchmany(PAGE_ROWS):
+            yield rows
+    finally:
+        cursor.close()
