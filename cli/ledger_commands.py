@@ -10,6 +10,7 @@ import orjson
 
 from mot.cli.output import FORMATS, render
 from mot.cli.progress import Progress
+from mot.wording import counted
 
 # mot.service.ledger's DEFAULT_BATCH and DEFAULT_COMMIT, spelled out (as the vendor names below)
 # so that `mot --help` loads no validation code; a test holds them equal.
@@ -239,13 +240,46 @@ def quarantine() -> None:
     """List, inspect, fix, replay and drop rejected messages."""
 
 
+def _filters(command: Any) -> Any:
+    """--field and --reason, shared by list, replay and drop."""
+    command = click.option(
+        "--reason", metavar="TEXT",
+        help="Only messages whose reason contains TEXT (any case), e.g. 'not valid JSON'.")(command)
+    return click.option(
+        "--field", metavar="FIELD",
+        help="Only messages rejected for FIELD (a dotted path such as source.id; one of their "
+        "fields when there are several).")(command)
+
+
+def _selected(store: Any, ids: tuple[int, ...], field: str | None, reason: str | None) -> list[Any]:
+    """The quarantined messages named by ids and filters; an id not in the quarantine is an error."""
+    entries: list[Any] = store.quarantine(ids=list(ids) if ids else None, field=field,
+                                          reason=reason)
+    if ids:
+        missing = sorted(set(ids) - {e.id for e in store.quarantine(ids=list(ids))})
+        if missing:
+            raise click.ClickException(
+                f"no quarantined message {', '.join(map(str, missing))} "
+                "(see them with: mot quarantine list)")
+    return entries
+
+
 @quarantine.command("list")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@_filters
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="table (default on a terminal), json (default otherwise), jsonl or csv.")
 @click.pass_obj
-def quarantine_list(obj: Any, limit: int | None, fmt: str | None) -> None:
-    """Rejected messages, oldest first: id, origin, field, reason, repeats."""
-    entries = obj.services.ledger_store.quarantine(limit=limit)
+def quarantine_list(obj: Any, limit: int | None, field: str | None, reason: str | None,
+                    fmt: str | None) -> None:
+    """Rejected messages, oldest first: id, origin, field, reason, repeats.
+
+    \b
+    Examples:
+      mot quarantine list
+      mot quarantine list --field channel --format csv > channel-rejects.csv
+    """
+    entries = obj.services.ledger_store.quarantine(limit=limit, field=field, reason=reason)
     render(
         [
             {"id": e.id, "origin": e.origin, "field": e.field, "reason": e.reason,
@@ -258,11 +292,44 @@ def quarantine_list(obj: Any, limit: int | None, fmt: str | None) -> None:
     )
 
 
+@quarantine.command("summary")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="table (default on a terminal), json (default otherwise), jsonl or csv.")
+@click.pass_obj
+def quarantine_summary(obj: Any, fmt: str | None) -> None:
+    """Rejected messages grouped by field and reason, most frequent first.
+
+    A message rejected for several fields counts under each. The reason is shown
+    without the value each message sent (`got ...`), so one typo made a thousand
+    times is one row; `example` is the id of one such message.
+
+    \b
+    Examples:
+      mot quarantine summary
+      mot quarantine replay --field channel     # after fixing the mapping upstream
+    """
+    from mot.domain.quarantine import summarise
+
+    store = obj.services.ledger_store
+    rows = summarise(store.quarantine_reasons())
+    if not rows and (fmt or "table") == "table":
+        click.echo("the quarantine is empty")
+        return
+    render(rows, fmt, columns=("field", "reason", "messages", "example"))
+    if (fmt or "table") == "table":
+        click.echo(f"{counted(store.quarantine_count(), 'message')} in the quarantine")
+
+
 @quarantine.command("show")
 @click.argument("qid", type=int, metavar="ID")
 @click.pass_obj
 def quarantine_show(obj: Any, qid: int) -> None:
-    """One rejected message: its raw bytes, origin, reason and history."""
+    """One rejected message: its raw bytes, origin, reason and history.
+
+    \b
+    Example:
+      mot quarantine show 3
+    """
     entries = obj.services.ledger_store.quarantine(ids=[qid])
     if not entries:
         raise click.ClickException(f"no quarantined message {qid}")
@@ -282,28 +349,59 @@ def quarantine_show(obj: Any, qid: int) -> None:
 
 @quarantine.command("replay")
 @click.argument("ids", nargs=-1, type=int, metavar="[ID...]")
+@_filters
 @click.pass_obj
-def quarantine_replay(obj: Any, ids: tuple[int, ...]) -> None:
-    """Validate quarantined messages again (all, or the given ids); what goes in leaves the quarantine.
+def quarantine_replay(obj: Any, ids: tuple[int, ...], field: str | None,
+                      reason: str | None) -> None:
+    """Validate quarantined messages again (all, the given ids, or those the filters select);
+    what goes in leaves the quarantine.
 
     An amendment that arrived before its moment goes in once the moment exists.
+    An ID that is not in the quarantine is an error (nothing is replayed).
+
+    \b
+    Examples:
+      mot quarantine replay
+      mot quarantine replay 3 7
+      mot quarantine replay --reason "no recorded moment"
     """
-    summary = obj.services.ledger.replay_quarantine(list(ids) if ids else None)
-    left = obj.services.ledger_store.quarantine_count()
+    store = obj.services.ledger_store
+    chosen: list[int] | None = None
+    if ids or field is not None or reason is not None:
+        chosen = [e.id for e in _selected(store, ids, field, reason)]
+        if not chosen:
+            click.echo("no quarantined message matches; nothing replayed")
+            return
+    summary = obj.services.ledger.replay_quarantine(chosen)
+    left = store.quarantine_count()
     click.echo(
-        f"replayed {summary.read:,}: recorded {summary.recorded:,}, amended {summary.amended:,}, "
-        f"retracted {summary.retracted:,}, duplicates {summary.duplicates:,}, "
-        f"still rejected {summary.quarantined:,}; {left:,} in the quarantine"
+        f"replayed {counted(summary.read, 'message')}: recorded {summary.recorded:,}, "
+        f"amended {summary.amended:,}, retracted {summary.retracted:,}, "
+        f"duplicates {summary.duplicates:,}, still rejected {summary.quarantined:,}; "
+        f"{counted(left, 'message')} in the quarantine"
     )
 
 
 @quarantine.command("drop")
-@click.argument("ids", nargs=-1, type=int, required=True, metavar="ID...")
+@click.argument("ids", nargs=-1, type=int, metavar="[ID...]")
+@_filters
 @click.pass_obj
-def quarantine_drop(obj: Any, ids: tuple[int, ...]) -> None:
-    """Delete quarantined messages for good (after you have dealt with them)."""
-    dropped = obj.services.ledger_store.drop_quarantined(ids)
-    click.echo(f"dropped {dropped} of {len(ids)}")
+def quarantine_drop(obj: Any, ids: tuple[int, ...], field: str | None, reason: str | None) -> None:
+    """Delete quarantined messages for good (after you have dealt with them): the given
+    ids, or those the filters select (at least one of the two).
+
+    \b
+    Examples:
+      mot quarantine drop 3 7
+      mot quarantine drop --reason "not valid JSON"
+    """
+    if not ids and field is None and reason is None:
+        raise click.UsageError("name the messages to drop: ID..., --field or --reason")
+    store = obj.services.ledger_store
+    chosen = [e.id for e in _selected(store, ids, field, reason)]
+    dropped = store.drop_quarantined(chosen) if chosen else 0
+    click.echo(f"dropped {counted(dropped, 'message')}; "
+               f"{counted(store.quarantine_count(), 'message')} in the quarantine")
 
 
 @quarantine.command("fix")
@@ -314,7 +412,14 @@ def quarantine_fix(obj: Any, qid: int, corrected: Any) -> None:
     """Replace a quarantined message with a corrected one and replay it.
 
     The corrected JSON comes from FILE (`-` for stdin), or from $EDITOR when
-    FILE is omitted.
+    FILE is omitted. A correction that is itself invalid changes nothing (every
+    error is listed); one the ledger still rejects (its moment is not recorded
+    yet, say) stays in the quarantine in place of the original.
+
+    \b
+    Examples:
+      mot quarantine fix 3                      # opens $EDITOR
+      mot quarantine fix 3 corrected.json
     """
     store = obj.services.ledger_store
     entries = store.quarantine(ids=[qid])
@@ -327,11 +432,18 @@ def quarantine_fix(obj: Any, qid: int, corrected: Any) -> None:
         if edited is None:
             raise click.ClickException("no change made")
         payload = edited.strip().encode()
-    store.set_quarantined_payload(qid, payload)
-    summary = obj.services.ledger.replay_quarantine([qid])
-    left = store.quarantine(ids=[qid])
-    if left:
-        raise click.ClickException(f"still rejected: {left[0].reason}")
+    fix = obj.services.ledger.fix_quarantined(qid, payload)
+    if fix.invalid is not None:
+        raise click.ClickException(
+            f"the corrected message is not valid; quarantined message {qid} is unchanged: "
+            f"{fix.invalid.reason}")
+    if fix.still_rejected is not None:
+        kept = ("" if fix.kept_as == qid else
+                f" (merged into quarantined message {fix.kept_as}, which held the same message)")
+        raise click.ClickException(
+            f"still rejected: {fix.still_rejected}; the corrected message stays in the "
+            f"quarantine{kept} for a later `mot quarantine replay`")
+    summary = fix.summary
     click.echo(f"fixed and replayed {qid}: recorded {summary.recorded}, amended {summary.amended},"
                f" retracted {summary.retracted}, duplicates {summary.duplicates}")
 

@@ -75,9 +75,16 @@ class MotGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
-            raise click.Abort() from None
+            from mot.cli.interrupt import Interrupted
+
+            raise Interrupted("what was committed before is kept") from None
         except BrokenPipeError:
-            raise  # the reader went away (`| head`): handled quietly in main()
+            # The reader went away (`| head`): it has what it wanted. Say nothing, status 0
+            # (click would exit 1, which fails `set -o pipefail` scripts).
+            from mot.cli.output import silence_stdout
+
+            silence_stdout()
+            raise click.exceptions.Exit(0) from None
         except Exception as error:
             if not _is_store_error(error):
                 raise
@@ -117,13 +124,19 @@ def cli(ctx: click.Context, store: str | None) -> None:
 
 
 def main() -> None:
+    import sys
+
     try:
         cli(prog_name="mot")
-    except BrokenPipeError:
-        # `mot query ... | head`: the reader has what it wanted; say nothing more.
-        import os
-        import sys
+    except SystemExit as exit:
+        # What is still buffered is written now, not at interpreter exit, where a closed
+        # pipe would print "Exception ignored" and end with status 120.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            from mot.cli.output import silence_stdout
 
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
+            silence_stdout()
+            if exit.code in (0, None):
+                sys.exit(0)
+        raise

@@ -73,3 +73,17 @@ def _cell(value: Any, *, exact: bool = False) -> str:
 
 def _is_number(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def silence_stdout() -> None:
+    """Point standard output at /dev/null once its reader has gone (`mot query | head`),
+    so that nothing more is written, or reported, on the closed pipe."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a real file (a test's capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)

@@ -11,6 +11,7 @@ import click
 
 from mot.cli.output import FORMATS, render
 from mot.cli.progress import Progress
+from mot.wording import counted
 
 PROJECTIONS = ("relationships", "reciprocity", "transitions", "amplifications", "teams",
                "listening")
@@ -46,6 +47,23 @@ def _reporter(progress: Progress) -> Any:
     return report
 
 
+def _interruptible(service: Any, rerun: str, progress: Progress) -> Any:
+    """Ctrl-C: status 130 and how far the projections (or an unfinished rebuild) got."""
+    from mot.cli.interrupt import interruptible
+
+    def committed() -> str:
+        progress.finish()
+        s = service.status()
+        if s.rebuild is not None:
+            position, phase, target = s.rebuild
+            of = f" of {target:,}" if target else ""
+            return (f"the rebuild is saved in its {phase} phase at ledger position "
+                    f"{position:,}{of}")
+        return f"projections are at ledger position {s.position:,} of {s.head:,}"
+
+    return interruptible(committed, rerun)
+
+
 @contextmanager
 def _worker_errors() -> Iterator[None]:
     """A worker process that died, or a rebuild that found its tables moved on, is one line
@@ -78,11 +96,11 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
     progress = Progress("project", quiet=quiet)
     if not follow:
         # A first projection of a long ledger is a rebuild, which may fold in workers.
-        with _worker_errors():
+        with _interruptible(service, "mot project", progress), _worker_errors():
             applied = service.project(_reporter(progress), page_size=page_size)
         progress.finish()
         status = service.status()
-        click.echo(f"applied {applied:,} events; projections at {status.position:,} of "
+        click.echo(f"applied {counted(applied, 'event')}; projections at {status.position:,} of "
                    f"{status.head:,}")
         return
     import signal  # only when following: a query's start-up does without it
@@ -98,12 +116,12 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
 
     def count(events: int) -> None:
         total["applied"] += events
-        progress.update(f"following: {total['applied']:,} events applied", force=True)
+        progress.update(f"following: {counted(total['applied'], 'event')} applied", force=True)
 
     service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=count,
                    page_size=page_size)
     progress.finish()
-    click.echo(f"stopped; applied {total['applied']:,} events")
+    click.echo(f"stopped; applied {counted(total['applied'], 'event')}")
 
 
 @click.command("replay")
@@ -123,7 +141,7 @@ def replay(obj: Any, projection: tuple[str, ...], restart: bool, workers: int | 
     until the swap. An interrupted rebuild resumes where it stopped.
     """
     progress = Progress("replay", quiet=quiet)
-    with _worker_errors():
+    with _interruptible(obj.services.projections, "mot replay", progress), _worker_errors():
         position = obj.services.projections.replay(_reporter(progress), restart=restart,
                                                    workers=workers)
     progress.finish()
@@ -244,8 +262,19 @@ def story(obj: Any, tenant: str | None, top: int) -> None:
     who must stop asking, which posts travelled furthest, who listens."""
     from mot.service.story import story as tell
 
-    obj.services.projections.project()
-    for line in tell(obj.services.queries, tenant=tenant, top=top):
+    services = obj.services
+    services.projections.project()
+    lines = tell(services.queries, tenant=tenant, top=top)
+    if not lines:
+        if tenant is None:
+            click.echo("no customers yet: record moments with `mot import FILE`", err=True)
+            return
+        from mot.service.queries import Query
+
+        known = sorted({r["tenant"] for r in services.queries.run(Query("listening"))})
+        raise click.ClickException(
+            f"no tenant {tenant!r} in this store (tenants: {', '.join(known) or 'none yet'})")
+    for line in lines:
         click.echo(line)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -35,3 +37,42 @@ class Quarantined:
     def message(self) -> bytes:
         """The bytes a replay validates: the mapped payload if there is one, else the raw bytes."""
         return self.payload if self.payload is not None else self.raw
+
+
+def summarise(reasons: Iterable[tuple[str, str, int, int]]) -> list[dict[str, object]]:
+    """Group (field, reason, messages, lowest id) rows by field and the shape of the reason.
+
+    A reason that names several fields ("channel: ...; kind: ...") counts under each; the
+    value a message sent (", got ...", a moment id, a position in the line) is left out,
+    so that the same mistake made by many messages is one group.
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for field, reason, messages, example in reasons:
+        parts = _PART.split(reason) if field else [reason]
+        for part in parts:
+            named, sep, problem = part.partition(": ")
+            part_field, problem = (named, problem) if sep and _FIELD.fullmatch(named) else ("", part)
+            if not field:
+                part_field = ""
+            key = (part_field, _shape(problem))
+            group = groups.setdefault(key, [0, example])
+            group[0] += messages
+            group[1] = min(group[1], example)
+    return [
+        {"field": field, "reason": reason, "messages": messages, "example": example}
+        for (field, reason), (messages, example) in sorted(
+            groups.items(), key=lambda item: (-item[1][0], item[1][1]))
+    ]
+
+
+# A field path as reasons name it: customer_id, source.id, set.kind, attributes.a[0].
+_FIELD = re.compile(r"[A-Za-z_][\w]*(?:\.[\w]+|\[\d+\])*")
+# The "; " before the next field's part of a reason that names several.
+_PART = re.compile(r"; (?=[A-Za-z_][\w]*(?:\.[\w]+|\[\d+\])*: )")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_VALUE_TAIL = re.compile(r",? got .*$|(?: at| \(at)? line \d+,? column \d+.*$| \(char \d+\)\)?$")
+
+
+def _shape(problem: str) -> str:
+    """The problem without what one message sent: its value, ids, positions."""
+    return _VALUE_TAIL.sub("", _UUID.sub("<id>", problem)).strip()

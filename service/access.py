@@ -388,9 +388,12 @@ class _Fence:
     def head(self) -> int:
         return self.store.head()
 
-    def quarantine(self, *, limit: int | None = None,
-                   ids: Collection[int] | None = None) -> list[Quarantined]:
-        return self.store.quarantine(limit=limit, ids=ids)
+    def quarantine(self, *, limit: int | None = None, ids: Collection[int] | None = None,
+                   field: str | None = None, reason: str | None = None) -> list[Quarantined]:
+        return self.store.quarantine(limit=limit, ids=ids, field=field, reason=reason)
+
+    def quarantine_reasons(self) -> list[tuple[str, str, int, int]]:
+        return self.store.quarantine_reasons()
 
     def quarantine_count(self) -> int:
         return self.store.quarantine_count()
@@ -398,8 +401,9 @@ class _Fence:
     def drop_quarantined(self, ids: Collection[int]) -> int:
         return self.store.drop_quarantined(ids)
 
-    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
-        self.store.set_quarantined_payload(quarantine_id, payload)
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes,
+                                field: str | None = None, reason: str | None = None) -> int:
+        return self.store.set_quarantined_payload(quarantine_id, payload, field, reason)
 
     def close(self) -> None:
         self.store.close()

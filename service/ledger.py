@@ -7,7 +7,7 @@ Every entry point (CLI, HTTP, Kafka consumer) records moments through
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -157,15 +157,37 @@ class LedgerService:
                     progress(summary)
         return summary
 
+    def fix_quarantined(self, quarantine_id: int, payload: bytes) -> Fix:
+        """Replay quarantined message `quarantine_id` as `payload` (a corrected message).
+
+        A correction that is itself invalid changes nothing. A valid one that the ledger
+        still rejects (its moment is not recorded yet, say) is kept as what the entry
+        replays from now on, merged into an entry of the same content if there is one.
+        """
+        invalid = parse_message(payload, self.clock())
+        if isinstance(invalid, Rejection):
+            return Fix(Summary(), invalid, None, quarantine_id)
+        summary = self.replay_quarantine([quarantine_id], payloads={quarantine_id: payload})
+        left = self.store.quarantine(ids=[quarantine_id])
+        if not left:
+            return Fix(summary, None, None, None)
+        entry = left[0]
+        holder = self.store.set_quarantined_payload(quarantine_id, payload, entry.field,
+                                                    entry.reason)
+        return Fix(summary, None, entry.reason, holder)
+
     def replay_quarantine(
-        self, ids: Sequence[int] | None = None, *, batch_size: int = DEFAULT_BATCH
+        self, ids: Sequence[int] | None = None, *, batch_size: int = DEFAULT_BATCH,
+        payloads: Mapping[int, bytes] | None = None,
     ) -> Summary:
         """Validate quarantined messages again; what now goes in leaves the quarantine.
 
         Passes repeat while they make progress, so a moment and an amendment of it
-        that were both quarantined go in whatever their order.
+        that were both quarantined go in whatever their order. The summary counts each
+        message once, by how its last pass ended.
         """
         total = Summary()
+        final: dict[int, Outcome] = {}  # quarantine id -> its outcome in its latest pass
         while True:
             entries = self.store.quarantine(ids=ids)
             if not entries:
@@ -174,7 +196,8 @@ class LedgerService:
             for start in range(0, len(entries), batch_size):
                 batch = entries[start:start + batch_size]
                 now = self.clock()
-                parsed = [parse_message(entry.message, now) for entry in batch]
+                parsed = [parse_message(payloads.get(entry.id, entry.message) if payloads
+                                        else entry.message, now) for entry in batch]
 
                 def plan(streams: dict[str, Stream], batch: list[Quarantined] = batch,
                          parsed: list[Message | Rejection] = parsed, now: datetime = now) -> Append:
@@ -192,12 +215,24 @@ class LedgerService:
 
                 ids_named = {p.moment_id for p in parsed if not isinstance(p, Rejection)}
                 append = self.store.record(ids_named, plan)
-                outcomes = Counter(v.outcome for v in append.verdicts)
-                total.add(outcomes, len(batch))
+                final.update((e.id, v.outcome) for e, v in zip(batch, append.verdicts, strict=True))
                 progress_made = progress_made or bool(append.resolved)
             if not progress_made:
                 break
+        total.add(Counter(final.values()), len(final))
         return total
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """What `fix_quarantined` did: the replay's counts; `invalid` when the corrected message
+    itself breaks the wire format (nothing changed); `still_rejected`, the ledger's reason,
+    and `kept_as`, the entry that now holds the corrected message, when it did not go in."""
+
+    summary: Summary
+    invalid: Rejection | None
+    still_rejected: str | None
+    kept_as: int | None
 
 
 def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Verdict]) -> list[Verdict]:

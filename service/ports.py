@@ -47,9 +47,15 @@ class LedgerStore(Protocol):
         ...
 
     def quarantine(
-        self, *, limit: int | None = None, ids: Collection[int] | None = None
+        self, *, limit: int | None = None, ids: Collection[int] | None = None,
+        field: str | None = None, reason: str | None = None,
     ) -> list[Quarantined]:
-        """Quarantined messages, oldest first."""
+        """Quarantined messages, oldest first: those with these ids, rejected for this field
+        (one of their fields), whose reason holds this text (any case)."""
+        ...
+
+    def quarantine_reasons(self) -> list[tuple[str, str, int, int]]:
+        """(field, reason, messages, lowest id) for each distinct rejection."""
         ...
 
     def quarantine_count(self) -> int:
@@ -58,7 +64,10 @@ class LedgerStore(Protocol):
     def drop_quarantined(self, ids: Collection[int]) -> int:
         ...
 
-    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes,
+                                field: str | None = None, reason: str | None = None) -> int:
+        """Replace what an entry replays; merges it into an entry of the same content.
+        Returns the id that holds the payload."""
         ...
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from mot.service.queries import Query, QueryService
+from mot.wording import counted
 
 
 def story(queries: QueryService, *, tenant: str | None = None, top: int = 3) -> list[str]:
@@ -19,22 +20,22 @@ def story(queries: QueryService, *, tenant: str | None = None, top: int = 3) -> 
     for name in sorted({r["tenant"] for r in relationships}):
         rels = [r for r in relationships if r["tenant"] == name]
         stages = Counter(r["stage"] for r in rels)
-        lines.append(f"== {name}: {len(rels):,} customers — " + ", ".join(
+        lines.append(f"== {name}: {counted(len(rels), 'customer')} — " + ", ".join(
             f"{stages[s]:,} {s}" for s in
             ("advocate", "loyal", "engaged", "acquainted", "stranger", "detractor") if stages[s]))
         lines += _detractors(name, rels, amplifications, top)
         recips = [r for r in reciprocity if r["tenant"] == name]
         stop = sum(r["status"] == "stop_asking" for r in recips)
         give = sum(r["status"] == "give_first" for r in recips)
-        lines.append(f"   must stop asking {stop:,} customers (asked twice, no answer) and give "
-                     f"first to {give:,} more (balance below zero)")
+        lines.append(f"   must stop asking {counted(stop, 'customer')} (asked twice, no answer) "
+                     f"and give first to {give:,} more (balance below zero)")
         amps = sorted((a for a in amplifications if a["tenant"] == name),
                       key=lambda a: -a["cascade_reach"])
         for a in amps[:top]:
             cause = (f"after {a['trigger_function']}'s {a['trigger_channel']} moment"
                      if a["trigger_moment_id"] else "unprompted")
             lines.append(f"   travelled far: {a['polarity']} post by {a['customer_id']} reached "
-                         f"{a['cascade_reach']:,} through {a['cascade_size']:,} shares ({cause})")
+                         f"{a['cascade_reach']:,} {_how(a['cascade_size'])} ({cause})")
         team_rows = [t for t in teams if t["tenant"] == name and t["negative"]]
         if team_rows:
             worst = max(team_rows, key=lambda t: (t["negative"], t["asked"] - t["given"]))
@@ -56,7 +57,7 @@ def _detractors(tenant: str, rels: list[dict[str, Any]], amplifications: list[di
     by_team = Counter(a["trigger_function"] or "unprompted" for a in negative)
     if not detractors:
         return ["   no detractors"]
-    lines = [f"   {len(detractors):,} detractors; their negative posts followed moments of: "
+    lines = [f"   {counted(len(detractors), 'detractor')}; their negative posts followed moments of: "
              + ", ".join(f"{team} ({count})" for team, count in by_team.most_common())]
     for a in sorted(negative, key=lambda a: -a["cascade_reach"])[:top]:
         hours = (a["delay_seconds"] or 0) / 3600
@@ -64,3 +65,10 @@ def _detractors(tenant: str, rels: list[dict[str, Any]], amplifications: list[di
                  if a["trigger_moment_id"] else "unprompted")
         lines.append(f"     {a['customer_id']} went public {cause}; reach {a['cascade_reach']:,}")
     return lines
+
+
+def _how(shares: int) -> str:
+    """How a post reached its audience: its author's alone, or with its shares'."""
+    if not shares:
+        return "without shares"
+    return f"with {counted(shares, 'share')}"

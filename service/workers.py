@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -96,6 +97,9 @@ def _start_worker(parent: int, initializer: Callable[..., None] | None,
     """In a new worker: watch the parent, then run the pool's own initializer."""
     global _parent
     _parent = parent
+    # Ctrl-C reaches the whole process group: the parent handles it (it says what was
+    # committed and shuts the pool down); a worker would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, daemon=True, name="mot-orphan-watch").start()
     if initializer is not None:
         initializer(*initargs)

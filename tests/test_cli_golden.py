@@ -284,7 +284,7 @@ def test_quarantine_list_show_replay_fix_drop(store_url: str, tmp_path: Path) ->
 
     # The amendment waited for its moment, which is now recorded: replay takes it in.
     replayed = mot(store_url, "quarantine", "replay").stdout
-    assert "amended 1" in replayed and "2 in the quarantine" in replayed
+    assert "amended 1" in replayed and "2 messages in the quarantine" in replayed
     history = json.loads(mot(store_url, "show", MID, "--format", "json").stdout)
     assert [r["event"] for r in history] == ["recorded", "amended"]
 
@@ -297,7 +297,7 @@ def test_quarantine_list_show_replay_fix_drop(store_url: str, tmp_path: Path) ->
     # A fix that is still wrong is refused and leaves the entry in place.
     still = mot(store_url, "quarantine", "fix", str(invalid), "-", input=b'{"tenant": 1}',
                 ok=False)
-    assert still.exit_code != 0 and "still rejected" in still.stderr
+    assert still.exit_code != 0 and "is not valid" in still.stderr
     corrected = json.dumps({"tenant": "acme", "customer_id": "c1",
                             "occurred_at": "2026-03-01T10:00:00Z", "channel": "email",
                             "direction": "outbound", "kind": "answer", "sentiment": 0.7,
@@ -306,9 +306,9 @@ def test_quarantine_list_show_replay_fix_drop(store_url: str, tmp_path: Path) ->
     assert "recorded 1" in fixed.stdout
     assert "v1 recorded" in mot(store_url, "show", "crm:1", "--tenant", "acme").stdout
 
-    assert "dropped 1 of 1" in mot(store_url, "quarantine", "drop", str(broken)).stdout
+    assert "dropped 1 message;" in mot(store_url, "quarantine", "drop", str(broken)).stdout
     assert json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout) == []
-    assert "0 in the quarantine" in mot(store_url, "quarantine", "replay").stdout
+    assert "0 messages in the quarantine" in mot(store_url, "quarantine", "replay").stdout
 
     for args in (["show", str(early)], ["fix", str(early), "-"]):
         gone = mot(store_url, "quarantine", *args, input=b"{}", ok=False)
@@ -321,9 +321,9 @@ def test_replay_of_chosen_quarantine_ids(store_url: str, tmp_path: Path) -> None
     listed = json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout)
     broken, early, _ = (e["id"] for e in listed)
     out = mot(store_url, "quarantine", "replay", str(broken)).stdout
-    assert "still rejected 1" in out and "3 in the quarantine" in out
+    assert "still rejected 1" in out and "3 messages in the quarantine" in out
     out = mot(store_url, "quarantine", "replay", str(early)).stdout
-    assert "amended 1" in out and "2 in the quarantine" in out
+    assert "amended 1" in out and "2 messages in the quarantine" in out
 
 
 # -- input formats ------------------------------------------------------------------------------

@@ -148,16 +148,29 @@ class SqlLedger:
         return self.backend.head()
 
     def quarantine(
-        self, *, limit: int | None = None, ids: Collection[int] | None = None
+        self, *, limit: int | None = None, ids: Collection[int] | None = None,
+        field: str | None = None, reason: str | None = None,
     ) -> list[Quarantined]:
         statement = f"SELECT {QUARANTINE_COLUMNS} FROM quarantine"
+        conditions: list[str] = []
         params: list[Any] = []
         if ids is not None:
             wanted = sorted(ids)
             if not wanted:
                 return []
-            statement += f" WHERE id IN ({','.join('?' * len(wanted))})"
+            conditions.append(f"id IN ({','.join('?' * len(wanted))})")
             params.extend(wanted)
+        if field is not None:
+            # A message rejected for several fields keeps the first in `field`; the others
+            # start a part of its reason ("channel: ...; kind: ...").
+            conditions.append("(field = ? OR reason LIKE ? ESCAPE '!' OR reason LIKE ? ESCAPE '!')")
+            pattern = _like_escaped(field) + ": %"
+            params.extend([field, pattern, "%; " + pattern])
+        if reason is not None:
+            conditions.append("LOWER(reason) LIKE ? ESCAPE '!'")
+            params.append("%" + _like_escaped(reason.lower()) + "%")
+        if conditions:
+            statement += " WHERE " + " AND ".join(conditions)
         statement += " ORDER BY id"
         if limit is not None:
             statement += " LIMIT ?"
@@ -165,6 +178,13 @@ class SqlLedger:
         with self.backend.read() as tx:
             rows = tx.query(statement, params)
         return [_quarantined(row) for row in rows]
+
+    def quarantine_reasons(self) -> list[tuple[str, str, int, int]]:
+        """(field, reason, messages, lowest id) for each distinct rejection in the quarantine."""
+        with self.backend.read() as tx:
+            rows = tx.query("SELECT field, reason, COUNT(*), MIN(id) FROM quarantine"
+                            " GROUP BY field, reason ORDER BY MIN(id)")
+        return [(str(f), str(r), int(n), int(first)) for f, r, n, first in rows]
 
     def quarantine_count(self) -> int:
         with self.backend.read() as tx:
@@ -176,13 +196,36 @@ class SqlLedger:
             tx.executemany("DELETE FROM quarantine WHERE id = ?", [(qid,) for qid in ids])
             return before - int(tx.scalar("SELECT COUNT(*) FROM quarantine") or 0)
 
-    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes,
+                                field: str | None = None, reason: str | None = None) -> int:
+        """Keep `payload` (with why it is still rejected) as what entry `quarantine_id`
+        replays. When another entry already holds that content, the two are one message:
+        this one merges into it (repeats added up). Returns the id that holds it now."""
+        digest = _digest(payload)
+        now = format_utc(datetime.now(UTC))
         with self.backend.write("quarantine") as tx:
-            tx.execute("UPDATE quarantine SET payload = ?, digest = ? WHERE id = ?",
-                       (payload, _digest(payload), quarantine_id))
+            rows = tx.query("SELECT id FROM quarantine WHERE digest = ? AND id <> ?",
+                            (digest, quarantine_id))
+            if not rows:
+                tx.execute("UPDATE quarantine SET payload = ?, digest = ?, field = COALESCE(?, field),"
+                           " reason = COALESCE(?, reason), last_seen = ? WHERE id = ?",
+                           (payload, digest, field, reason, now, quarantine_id))
+                return quarantine_id
+            other = int(rows[0][0])
+            repeats = tx.scalar("SELECT repeats FROM quarantine WHERE id = ?", (quarantine_id,))
+            tx.execute("UPDATE quarantine SET repeats = repeats + ?, field = COALESCE(?, field),"
+                       " reason = COALESCE(?, reason), last_seen = ? WHERE id = ?",
+                       (int(repeats or 0), field, reason, now, other))
+            tx.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,))
+            return other
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _like_escaped(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '!' (a field path may hold an underscore)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 def _digest(data: bytes) -> str:

@@ -1,0 +1,262 @@
+"""What a new user meets in their first hour (issue 14): exit codes, Ctrl-C, the quarantine
+commands, plurals, consistent options and help.
+
+Commands run through click's CliRunner, or as real processes where the point is the
+process itself (a closed pipe, a signal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from mot.adapters.sources.sample import generate_lines
+from mot.cli.main import cli
+from mot.service.bootstrap import open_store
+
+MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
+
+
+def mot(store: str, *args: str | Path, input: bytes | str | None = None,
+        ok: bool = True) -> Result:
+    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)], input=input)
+    if ok:
+        assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def process(store: str, *args: str, **options: Any) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "MOT_STORE"}
+    return subprocess.Popen([sys.executable, "-m", "mot", "--store", store, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **options)
+
+
+def sample_store(store: str, tmp_path: Path, n: int) -> None:
+    path = tmp_path / "sample.jsonl"
+    with path.open("wb") as out:
+        out.writelines(generate_lines(n, seed=11))
+    mot(store, "import", "-q", path)
+
+
+def moment(**fields: Any) -> dict[str, Any]:
+    return {"tenant": "acme", "customer_id": "c1", "occurred_at": "2026-03-01T10:00:00Z",
+            "channel": "email", "direction": "outbound", "kind": "answer",
+            "source": {"system": "crm", "id": "1"}, **fields}
+
+
+def lines_file(tmp_path: Path, *messages: Any) -> Path:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"".join(
+        (m if isinstance(m, bytes) else orjson.dumps(m)) + b"\n" for m in messages))
+    return path
+
+
+# -- exit codes ----------------------------------------------------------------------------------
+
+
+def test_a_closed_pipe_ends_silently_with_status_0(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    sample_store(store, tmp_path, 3000)
+    # More than a pipe holds, so the writer meets the closed pipe mid-way (`| head -1`).
+    proc = process(store, "query", "transitions", "--format", "csv")
+    assert proc.stdout is not None and proc.stderr is not None
+    header = proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
+    assert header.startswith(b"tenant,customer_id,")
+    # A reader that goes before anything is written: still silent, still 0.
+    for fmt in ("json", "table", "jsonl"):
+        proc = process(store, "query", "relationships", "--format", fmt)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 0, fmt
+        assert proc.stderr.read() == b"", fmt
+
+
+def test_quarantine_replay_of_an_unknown_id_fails_like_show(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, b"{not json", moment()))
+    for command in ("show", "replay"):
+        result = mot(store, "quarantine", command, "999", ok=False)
+        assert result.exit_code == 1, command
+        assert "no quarantined message 999" in result.stderr, command
+    # One unknown id among known ones: nothing is replayed.
+    result = mot(store, "quarantine", "replay", "1", "999", ok=False)
+    assert result.exit_code == 1 and "no quarantined message 999" in result.stderr
+    assert json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)[0]["id"] == 1
+
+
+def test_story_of_an_unknown_tenant_names_the_known_ones(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    result = mot(store, "story", "--tenant", "nosuch", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no tenant 'nosuch' in this store (tenants: acme)\n"
+    assert mot(store, "story", "--tenant", "acme").stdout.startswith("== acme: 1 customer — ")
+
+
+def wait_for(proc: subprocess.Popen[bytes], text: bytes) -> None:
+    """Read the process's standard error until `text` appears."""
+    assert proc.stderr is not None
+    seen = b""
+    while text not in seen:
+        line = proc.stderr.readline()
+        assert line, f"{text!r} never came; stderr: {seen!r}"
+        seen += line
+
+
+@pytest.mark.parametrize("command", ["project", "replay"])
+def test_ctrl_c_exits_130_and_says_what_was_committed(tmp_path: Path, command: str) -> None:
+    store = str(tmp_path / "mot.db")
+    # Over 20,000 events, so that a first `mot project` is a rebuild too.
+    sample_store(store, tmp_path, 21_000)
+    with open_store(store) as services:
+        head = services.ledger_store.head()
+        # Another process's rebuild holds the lock: the command waits, and is stopped there,
+        # at a point the test knows, as a user's Ctrl-C would stop it.
+        with services.projection_store.rebuild_lock():
+            proc = process(store, command, start_new_session=True)
+            wait_for(proc, b"waiting for another process's rebuild to end")
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().splitlines()[-1] == (
+        f"interrupted: projections are at ledger position 0 of {head:,}; "
+        f"run `mot {command}` again to continue")
+    assert b"Traceback" not in err and b"Aborted!" not in err
+
+
+# -- the quarantine ------------------------------------------------------------------------------
+
+
+def test_quarantine_replay_counts_each_message_once(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    amend = {"type": "amend", "moment_id": MID, "set": {"sentiment": 0.5}, "reason": "rescored"}
+    # The amendment waits for its moment; the moment itself has a bad sentiment.
+    mot(store, "import", "-q", lines_file(tmp_path, amend,
+                                          {**moment(sentiment=1.7), "moment_id": MID}))
+    [_, invalid] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
+    fixed = orjson.dumps({**moment(), "moment_id": MID})
+    with open_store(store) as services:
+        services.ledger_store.set_quarantined_payload(invalid["id"], fixed)
+    # Two passes: the amendment is retried once its moment went in. Two messages, not three.
+    out = mot(store, "quarantine", "replay").stdout
+    assert out == ("replayed 2 messages: recorded 1, amended 1, retracted 0, duplicates 0, "
+                   "still rejected 0; 0 messages in the quarantine\n")
+
+
+def test_quarantine_fix_keeps_the_original_when_the_fix_is_invalid(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment(sentiment=1.7)))
+    bad = orjson.dumps(moment(channel="emial", kind="answr"))
+    result = mot(store, "quarantine", "fix", "1", "-", input=bad, ok=False)
+    assert result.exit_code == 1
+    assert "quarantined message 1 is unchanged" in result.stderr
+    assert "channel:" in result.stderr
+    [entry] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
+    with open_store(store) as services:
+        assert services.ledger_store.quarantine(ids=[1])[0].message == orjson.dumps(
+            moment(sentiment=1.7))
+    assert entry["reason"] == "sentiment: expected a number less than or equal to 1, got 1.7"
+
+
+def test_quarantine_fix_of_two_entries_to_the_same_content(store_url: str, tmp_path: Path) -> None:
+    store = store_url
+    first = {"type": "amend", "moment_id": MID, "set": {"sentiment": 5}, "reason": "a"}
+    second = {"type": "amend", "moment_id": MID, "set": {"sentimnt": 0.5}, "reason": "a"}
+    mot(store, "import", "-q", lines_file(tmp_path, first, second))
+    corrected = orjson.dumps({"type": "amend", "moment_id": MID, "set": {"sentiment": 0.5},
+                              "reason": "a"})
+    # Valid now, but its moment is not recorded: it stays, corrected, for a later replay.
+    one = mot(store, "quarantine", "fix", "1", "-", input=corrected, ok=False)
+    assert one.exit_code == 1 and "stays in the quarantine for a later" in one.stderr
+    # The second entry corrected to the same message is that message: merged, no raw
+    # UNIQUE error.
+    two = mot(store, "quarantine", "fix", "2", "-", input=corrected, ok=False)
+    assert two.exit_code == 1
+    assert "merged into quarantined message 1" in two.stderr
+    assert "UNIQUE" not in two.stderr
+    [entry] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
+    assert (entry["id"], entry["repeats"], entry["field"]) == (1, 2, "moment_id")
+    # Once the moment exists, the corrected amendment goes in.
+    mot(store, "import", "-q", lines_file(tmp_path, {**moment(), "moment_id": MID}))
+    out = mot(store, "quarantine", "replay").stdout
+    assert "amended 1" in out and "0 messages in the quarantine" in out
+
+
+def test_quarantine_summary_groups_by_field_and_reason(store_url: str, tmp_path: Path) -> None:
+    store = store_url
+    mot(store, "import", "-q", lines_file(
+        tmp_path,
+        moment(sentiment=1.7, source={"system": "crm", "id": "1"}),
+        moment(sentiment=2.5, source={"system": "crm", "id": "2"}),
+        moment(chanel="email", source={"system": "crm", "id": "3"}),
+        b"{not json", b"{also not json",
+        {"type": "amend", "moment_id": MID, "set": {"sentiment": 0.5}, "reason": "a"},
+    ))
+    rows = json.loads(mot(store, "quarantine", "summary", "--format", "json").stdout)
+    assert [(r["field"], r["messages"], r["example"]) for r in rows] == [
+        ("sentiment", 2, 1), ("", 2, 4), ("chanel", 1, 3), ("moment_id", 1, 6)]
+    assert rows[0]["reason"] == "expected a number less than or equal to 1"
+    assert rows[3]["reason"].startswith("no recorded moment <id> to be amended")
+    table = mot(store, "quarantine", "summary", "--format", "table").stdout
+    assert table.splitlines()[0].split() == ["field", "reason", "messages", "example"]
+    assert table.splitlines()[-1] == "6 messages in the quarantine"
+
+
+def test_quarantine_replay_and_drop_by_field_and_reason(store_url: str, tmp_path: Path) -> None:
+    store = store_url
+    mot(store, "import", "-q", lines_file(
+        tmp_path,
+        moment(sentiment=1.7, source={"system": "crm", "id": "1"}),
+        moment(chanel="email", source={"system": "crm", "id": "3"}),
+        b"{not json", b"{also not json",
+    ))
+    out = mot(store, "quarantine", "replay", "--field", "sentiment").stdout
+    assert out.startswith("replayed 1 message: ")
+    out = mot(store, "quarantine", "replay", "--reason", "NOT VALID json").stdout
+    assert out.startswith("replayed 2 messages: ")
+    assert mot(store, "quarantine", "replay", "--field", "nosuch").stdout == (
+        "no quarantined message matches; nothing replayed\n")
+    out = mot(store, "quarantine", "drop", "--reason", "not valid JSON").stdout
+    assert out == "dropped 2 messages; 2 messages in the quarantine\n"
+    listed = json.loads(mot(store, "quarantine", "list", "--field", "chanel",
+                            "--format", "json").stdout)
+    assert [e["id"] for e in listed] == [2]
+    nothing = mot(store, "quarantine", "drop", ok=False)
+    assert nothing.exit_code == 2 and "name the messages to drop" in nothing.stderr
+
+
+# -- words ---------------------------------------------------------------------------------------
+
+
+def test_counts_read_in_the_singular_and_plural(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    assert mot(store, "project").stdout == "applied 1 event; projections at 1 of 1\n"
+    assert mot(store, "project").stdout == "applied 0 events; projections at 1 of 1\n"
+
+
+def test_story_says_how_a_post_travelled(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    post = moment(channel="twitter", direction="public", kind="post", reach=6561,
+                  sentiment=0.8, source={"system": "x", "id": "p"})
+    share = moment(channel="twitter", direction="public", kind="share", reach=10,
+                   customer_id="c2", shares={"system": "x", "id": "p"},
+                   source={"system": "x", "id": "s"})
+    mot(store, "import", "-q", lines_file(tmp_path, post))
+    assert ("   travelled far: positive post by c1 reached 6,561 without shares (unprompted)"
+            in mot(store, "story").stdout.splitlines())
+    mot(store, "import", "-q", lines_file(tmp_path, share))
+    assert ("   travelled far: positive post by c1 reached 6,571 with 1 share (unprompted)"
+            in mot(store, "story").stdout.splitlines())
