@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_DIR := demo
 DEMO_STORE := $(DEMO_DIR)/mot.db
 
-.PHONY: demo test lint typecheck bench bench-import bench-project bench-kafka bench-http install clean postgres bytecode
+.PHONY: demo test lint typecheck bench crash bench-import bench-project bench-kafka bench-http install clean postgres bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,10 @@ typecheck: $(STAMP)
 	@for p in domain projections adapters service cli; do ln -s ../../../$$p build/typecheck/mot/$$p; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml mot
 
-bench: bench-import bench-project bench-kafka bench-http
+# Every bench at N = 10k, 100k, 1M (BENCH_N=... to choose; BENCH_QUICK=1: a two-minute
+# sanity check): bench/results/REPORT.md, results.json and the charts.
+bench: $(STAMP) postgres bytecode
+	$(BIN)/python bench/run.py
 
 bench-import: $(STAMP) postgres bytecode
 	$(BIN)/python bench/import_bench.py

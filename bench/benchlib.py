@@ -68,6 +68,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="also run the mot command once under cProfile at N/10 (not timed) and "
                         "write the top functions to bench/out/")
+    p.add_argument("--single", action="store_true",
+                   help="run at N only, not also at N/10 (the report runner compares sizes itself)")
     return p
 
 
@@ -356,6 +358,20 @@ def settings_note(results: dict[str, Any]) -> list[str]:
     if not settings:
         return []
     return ["PostgreSQL settings: " + ", ".join(f"{k}={v}" for k, v in settings.items())]
+
+
+def report_row(bench: str, case: str, store: str, n: int, rate: float | None, unit: str, *,
+               baseline: str | None = None, baseline_rate: float | None = None,
+               peak_rss_mb: float | None = None, seconds: float | None = None,
+               higher_is_better: bool = True, **extra: Any) -> dict[str, Any]:
+    """One line of the benchmark report (bench/run.py): a figure of mot, at N, next to its raw
+    baseline measured in the same run. Every bench puts a list of these under "rows" in its
+    JSON, so the runner needs to know nothing else about it."""
+    ratio = (rate / baseline_rate if rate is not None and baseline_rate else None)
+    return {"bench": bench, "case": case, "store": store, "n": n, "rate": rate, "unit": unit,
+            "higher_is_better": higher_is_better, "baseline": baseline,
+            "baseline_rate": baseline_rate, "ratio": ratio, "peak_rss_mb": peak_rss_mb,
+            "seconds": seconds, **extra}
 
 
 def write_json(name: str, data: dict[str, Any]) -> Path:

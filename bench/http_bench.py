@@ -223,6 +223,7 @@ def run_http(store: Store, path: Path, clients: int, size: int, max_seconds: flo
         for thread in threads:
             thread.join()
     finally:
+        peak_rss_mb = _vmhwm_mb(server.pid)
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(30)
@@ -246,7 +247,20 @@ def run_http(store: Store, path: Path, clients: int, size: int, max_seconds: flo
                        "p99": _ms(percentile(99)), "max": _ms(latencies[-1] if latencies else None)},
         "stopped_by_time_limit": len(latencies) + len(results.errors) < total_batches,
         "ledger_head": store.head(),
+        "peak_rss_mb": peak_rss_mb,
     }
+
+
+def _vmhwm_mb(pid: int) -> float | None:
+    """The server's peak RSS so far (read before it is stopped)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -263,6 +277,8 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=300.0,
                         help="the clients stop sending after this long (default 300)")
     parser.add_argument("--pg", default=os.environ.get("MOT_BENCH_PG", DEFAULT_PG))
+    parser.add_argument("--single", action="store_true",
+                        help="accepted for the report runner (this bench runs at N only anyway)")
     args = parser.parse_args()
     path = sample(args.n, args.seed)
     report: dict[str, Any] = {
@@ -297,6 +313,14 @@ def main() -> int:
               f"{served['moments_per_s'] or 0:>9,.0f} {ratio:>6.2f} {served['latency_ms']['p50']:>7} "
               f"{served['latency_ms']['p99']:>7} {'yes' if same else 'NO':>12}  "
               f"{'met' if ratio >= TARGET else 'NOT met'}")
+    # The report runner's lines (bench/run.py), in benchlib's shape.
+    report["rows"] = [
+        {"bench": "http", "case": "HTTP ingest (mot serve, 32 clients)", "store": kind, "n": args.n,
+         "rate": served["moments_per_s"], "unit": "moments/s", "higher_is_better": True,
+         "baseline": "mot import of the same file", "baseline_rate": imported["moments_per_s"],
+         "ratio": ratio, "peak_rss_mb": served.get("peak_rss_mb"), "seconds": served["seconds"],
+         "p99_ms": served["latency_ms"]["p99"]}
+        for kind, imported, served, ratio, _ in rows]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "http.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     log(f"wrote {(OUT / 'http.json').relative_to(ROOT)}")

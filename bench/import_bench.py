@@ -47,6 +47,7 @@ from benchlib import (
     parser,
     pg_settings,
     profile_command,
+    report_row,
     run_measured,
     sample_file,
     settings_note,
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = stores_of(args.stores)
     n, n_small = args.n, max(1, args.n // 10)
     big = sample_file(n, args.seed)
-    small = sample_file(n_small, args.seed)
+    small = None if args.single else sample_file(n_small, args.seed)
 
     log(f"baseline rows: encoding {big.name} with mot's parser and codec")
     rows, lines = encode_rows(big)
@@ -247,13 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         raw = [run_baseline(kind, rows, args, "before", pragmas)]
         full = mot_import(kind, "import", big, args)
         raw.append(run_baseline(kind, rows, args, "after", pragmas))
-        part = mot_import(kind, "import_small", small, args)
+        part = None if small is None else mot_import(kind, "import_small", small, args)
         raw_rate = sum(r["rows_per_s"] for r in raw) / len(raw)
         ratio = full["moments_per_s"] / raw_rate
         # Memory counts mot's worker processes too, when they were sampled.
         peak = full["peak_rss_with_workers_mb"] or full["peak_rss_mb"]
-        peak_small = part["peak_rss_with_workers_mb"] or part["peak_rss_mb"]
-        flat = peak <= FLAT_FACTOR * peak_small
+        peak_small = None if part is None else part["peak_rss_with_workers_mb"] or part["peak_rss_mb"]
+        flat = None if peak_small is None else peak <= FLAT_FACTOR * peak_small
         results["stores"][kind] = {
             "baseline": {"rows": len(rows), "rows_per_s": raw_rate, "runs": raw,
                          "method": ("executemany, commit every 20,000, mot's pragmas" if kind == "sqlite"
@@ -270,13 +271,20 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_flat(N<=1.2*N/10)": flat,
             },
         }
-        if args.profile:
+        if args.profile and small is not None:
             store = fresh_store(kind, "import_profile", args)
             results["stores"][kind]["profile"] = str(profile_command(
                 ["--store", store, "import", str(small), "--summary-json", "-q"],
                 f"import-{kind}-n{n_small}"))
             drop_store(kind, "import_profile", args)
 
+    results["rows"] = [
+        report_row("import", "mot import", kind, n, entry["mot"]["moments_per_s"], "moments/s",
+                   baseline="raw insert of the same rows (" + entry["baseline"]["method"] + ")",
+                   baseline_rate=entry["baseline"]["rows_per_s"],
+                   peak_rss_mb=entry["mot"]["peak_rss_with_workers_mb"] or entry["mot"]["peak_rss_mb"],
+                   seconds=entry["mot"]["seconds"])
+        for kind, entry in results["stores"].items()]
     path = write_json("import_bench", results)
     print(report(results))
     log(f"figures written to {path}")
@@ -290,6 +298,9 @@ def report(results: dict[str, Any]) -> str:
 
     def row(label: str, get: Any) -> list[str]:
         return [label, *(get(stores[k]) for k in kinds)]
+
+    def small(s: dict[str, Any], key: str) -> Any:
+        return None if s["mot_small"] is None else s["mot_small"][key]
 
     figures = [
         row("raw baseline rows (moments only)", lambda s: num(s["baseline"]["rows"])),
@@ -306,12 +317,12 @@ def report(results: dict[str, Any]) -> str:
         row("mot recorded/s", lambda s: num(s["mot"]["recorded_per_s"])),
         row("ratio to raw baseline", lambda s: num(s["ratio"], 3)),
         row(f"peak RSS MB, N={n:,}", lambda s: num(s["mot"]["peak_rss_mb"], 1)),
-        row(f"peak RSS MB, N/10={n_small:,}", lambda s: num(s["mot_small"]["peak_rss_mb"], 1)),
+        row(f"peak RSS MB, N/10={n_small:,}", lambda s: num(small(s, "peak_rss_mb"), 1)),
         row(f"  with workers, N={n:,} (sampled)",
             lambda s: num(s["mot"]["peak_rss_with_workers_mb"], 1)),
         row(f"  with workers, N/10={n_small:,} (sampled)",
-            lambda s: num(s["mot_small"]["peak_rss_with_workers_mb"], 1)),
-        row("mot moments/s at N/10", lambda s: num(s["mot_small"]["moments_per_s"])),
+            lambda s: num(small(s, "peak_rss_with_workers_mb"), 1)),
+        row("mot moments/s at N/10", lambda s: num(small(s, "moments_per_s"))),
         row("store size MB after import", lambda s: num(s["mot"]["store_mb"])),
         row("1-min load average at mot's start", lambda s: num(s["mot"]["loadavg_1m"], 2)),
     ]

@@ -1,0 +1,375 @@
+"""The benchmark report: every bench in this folder at N = 10k, 100k and 1M, with charts.
+
+    make bench                       # or: .venv/bin/python bench/run.py
+    BENCH_N=10000000 make bench      # other sizes (comma-separated)
+    BENCH_QUICK=1 make bench         # a sanity check in under two minutes (small N, SQLite only)
+
+Each `bench/*_bench.py` runs as a child process once per N (`--n N --single`: the
+runner compares the sizes itself) and leaves its figures in `bench/out/NAME.json`,
+with a list of report lines under "rows" (`benchlib.report_row`): mot's rate next to
+its raw baseline measured in the same run, and mot's peak RSS. A bench added to the
+folder is picked up as it is. The runner writes:
+
+- `bench/results/REPORT.md`: the machine, the versions, the load average before and
+  after, one table per size, the scaling verdicts (rate at the largest N within 20 %
+  of the rate at the size below; peak RSS at most 1.2 x), the notes of
+  `bench/results/NOTES.md` (why a verdict is what it is);
+- `bench/results/results.json`: everything above as data;
+- `bench/results/throughput.png`, `bench/results/peak_rss.png`: against N, log scales.
+
+A quick run writes to `bench/out/quick/` instead, so it never replaces the report of a
+full run. A full run also puts the table into the README section between the
+`bench:start` / `bench:end` markers (wherever that section is: README.md or docs/).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from benchlib import DEFAULT_PG, OUT, ROOT, environment, log, num, pg_settings
+
+RESULTS = ROOT / "bench" / "results"
+FULL_N = (10_000, 100_000, 1_000_000)
+QUICK_N = (1_000, 5_000)
+# Known benches first, in this order; any other *_bench.py after them, by name.
+ORDER = ("import_bench", "project_bench", "kafka_bench", "http_bench")
+# The JSON file each bench writes to bench/out (a new bench names its file after itself).
+OUTPUTS = {"import_bench": "import_bench", "project_bench": "project_bench", "kafka_bench": "kafka",
+           "http_bench": "http"}
+SCALE_TOLERANCE = 0.2  # the rate at the largest N may be at most 20 % below the size before
+RSS_FACTOR = 1.2  # and its peak RSS at most 1.2 x
+MARK_START = "<!-- bench:start -->"
+MARK_END = "<!-- bench:end -->"
+
+
+def sizes() -> tuple[int, ...]:
+    text = os.environ.get("BENCH_N", "").strip()
+    if text:
+        return tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    return QUICK_N if quick() else FULL_N
+
+
+def quick() -> bool:
+    return os.environ.get("BENCH_QUICK", "") not in ("", "0")
+
+
+def benches() -> list[Path]:
+    found = {p.stem: p for p in (ROOT / "bench").glob("*_bench.py")}
+    named = [found.pop(name) for name in ORDER if name in found]
+    return named + [found[name] for name in sorted(found)]
+
+
+def bench_args(name: str) -> list[str]:
+    stores = os.environ.get("BENCH_STORES", "sqlite" if quick() else "sqlite,postgres")
+    extra = ["--stores", stores]
+    if name == "kafka_bench" and quick():
+        extra.append("--no-pair")  # its group join and rebalance outlast a small sample
+    return extra
+
+
+def run_one(path: Path, n: int, logs: Path) -> dict[str, Any]:
+    """Run one bench at one size; its rows, or why there are none."""
+    name = path.stem
+    out = OUT / f"{OUTPUTS.get(name, name)}.json"
+    out.unlink(missing_ok=True)
+    command = [sys.executable, str(path), "--n", str(n), "--single", *bench_args(name)]
+    log(f"== {name} at N={n:,}: {' '.join(command[1:])}")
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    with open(logs / f"{name}-n{n}.log", "wb") as output:
+        done = subprocess.run(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+                              check=False)
+    seconds = time.perf_counter() - started
+    entry: dict[str, Any] = {"bench": name, "n": n, "seconds": round(seconds, 1),
+                             "returncode": done.returncode, "loadavg_before": load_before,
+                             "loadavg_after": os.getloadavg(), "rows": []}
+    if done.returncode != 0 or not out.exists():
+        tail = (logs / f"{name}-n{n}.log").read_text(errors="replace")[-1500:]
+        entry["error"] = f"exit {done.returncode}: {tail}"
+        log(f"   FAILED (exit {done.returncode}); log in {logs / f'{name}-n{n}.log'}")
+        return entry
+    data = orjson.loads(out.read_bytes())
+    entry["rows"] = data.get("rows", [])
+    entry["figures"] = data
+    log(f"   {len(entry['rows'])} figures in {seconds:.0f} s")
+    return entry
+
+
+def machine() -> dict[str, Any]:
+    """The machine and the versions the figures were measured with."""
+    import platform
+
+    memory = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    memory = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    settings = pg_settings(os.environ.get("MOT_BENCH_PG", DEFAULT_PG))
+    env = environment()
+    return {**env, "memory_gb": memory, "processor": _cpu_model(), "kernel": platform.release(),
+            "postgresql": settings.get("server_version"), "postgres_settings": settings}
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+# -- verdicts -------------------------------------------------------------------------------
+
+def series(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, dict[str, Any]]]:
+    """(bench, case, store) -> N -> row."""
+    out: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault((row["bench"], row["case"], row["store"]), {})[row["n"]] = row
+    return out
+
+
+def scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per series: rate and peak RSS at the largest N against the size below it."""
+    verdicts = []
+    for (bench, case, store), by_n in series(rows).items():
+        ns = sorted(n for n, r in by_n.items() if r.get("rate"))
+        if len(ns) < 2:
+            continue
+        big, before = by_n[ns[-1]], by_n[ns[-2]]
+        rate_ratio = big["rate"] / before["rate"]
+        rss_ratio = (big["peak_rss_mb"] / before["peak_rss_mb"]
+                     if big.get("peak_rss_mb") and before.get("peak_rss_mb") else None)
+        verdicts.append({
+            "bench": bench, "case": case, "store": store, "n": ns[-1], "n_before": ns[-2],
+            "rate_ratio": rate_ratio, "rate_ok": rate_ratio >= 1 - SCALE_TOLERANCE,
+            "rss_ratio": rss_ratio, "rss_ok": None if rss_ratio is None else rss_ratio <= RSS_FACTOR,
+        })
+    return verdicts
+
+
+# -- charts ---------------------------------------------------------------------------------
+
+def charts(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    made = []
+    for key, title, ylabel, name in (
+            ("rate", "Throughput against N (mot; dotted: its raw baseline)", "per second",
+             "throughput.png"),
+            ("peak_rss_mb", "Peak RSS against N (with worker processes where sampled)", "MB",
+             "peak_rss.png")):
+        fig, ax = plt.subplots(figsize=(11, 6.5))
+        for (_, case, store), by_n in sorted(series(rows).items()):
+            if by_n and next(iter(by_n.values())).get("unit") == "queries/s" and key == "rate":
+                continue  # a latency, not a throughput: in the table
+            ns = sorted(n for n, r in by_n.items() if r.get(key))
+            if not ns:
+                continue
+            line, = ax.plot(ns, [by_n[n][key] for n in ns], marker="o", label=f"{case} ({store})")
+            if key == "rate":
+                base = [n for n in ns if by_n[n].get("baseline_rate")]
+                if base:
+                    ax.plot(base, [by_n[n]["baseline_rate"] for n in base], linestyle=":",
+                            color=line.get_color())
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("N (moments in the sample)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+        path = folder / name
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+    return made
+
+
+# -- the report -----------------------------------------------------------------------------
+
+def rate_text(row: dict[str, Any], key: str = "rate") -> str:
+    return num(row.get(key))
+
+
+def size_table(rows: list[dict[str, Any]], n: int) -> str:
+    lines = ["| benchmark | store | mot | raw baseline | x raw | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|"]
+    for row in rows:
+        if row["n"] != n:
+            continue
+        unit = row["unit"]
+        ratio = "-" if row.get("ratio") is None else f"{row['ratio']:.2f}"
+        base = "-" if row.get("baseline_rate") is None else \
+            f"{num(row['baseline_rate'])} ({row['baseline']})"
+        extra = ""
+        if row.get("ratio_to_import") is not None:
+            extra = f"; {row['ratio_to_import']:.2f} x mot import ({num(row['import_per_s'])}/s)"
+        if row.get("p95_ms") is not None:
+            extra = f"; p95 {row['p95_ms']:.1f} ms"
+        if row.get("p99_ms") is not None:
+            extra = f"; p99 {row['p99_ms']:.0f} ms"
+        lines.append(f"| {row['case']}{extra} | {row['store']} | {rate_text(row)} {unit} | {base} | "
+                     f"{ratio} | {num(row.get('peak_rss_mb'))} |")
+    return "\n".join(lines)
+
+
+def headline(rows: list[dict[str, Any]], n: int) -> str:
+    """The compact table for the README: rates at one N, ratio to the raw baseline."""
+    lines = ["| benchmark | store | mot | x raw baseline | peak RSS MB |", "|---|---|---:|---:|---:|"]
+    for row in rows:
+        if row["n"] == n:
+            ratio = "-" if row.get("ratio") is None else f"{row['ratio']:.2f}"
+            lines.append(f"| {row['case']} | {row['store']} | {num(row.get('rate'))} {row['unit']} | "
+                         f"{ratio} | {num(row.get('peak_rss_mb'))} |")
+    return "\n".join(lines)
+
+
+def verdict_table(verdicts: list[dict[str, Any]]) -> str:
+    def yes(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+    lines = ["| benchmark | store | rate at N / rate at N before | within 20 % | peak RSS ratio | flat |",
+             "|---|---|---:|:-:|---:|:-:|"]
+    for v in verdicts:
+        rss = "-" if v["rss_ratio"] is None else f"{v['rss_ratio']:.2f}"
+        lines.append(f"| {v['case']} | {v['store']} | {v['rate_ratio']:.2f} "
+                     f"({v['n']:,} / {v['n_before']:,}) | {yes(v['rate_ok'])} | {rss} | "
+                     f"{yes(v['rss_ok'])} |")
+    return "\n".join(lines)
+
+
+def report(data: dict[str, Any], folder: Path) -> str:
+    m = data["machine"]
+    rows = data["rows"]
+    out = [
+        "# mot benchmark report",
+        "",
+        f"Written by `make bench` (bench/run.py) on {data['finished']}"
+        + (" (BENCH_QUICK: a sanity check, not figures to quote)" if data["quick"] else "") + ".",
+        "Every rate is measured next to its raw baseline in the same run; the machine is shared, "
+        "so read the ratios and the load average rather than the absolute figures.",
+        "",
+        "## Machine",
+        "",
+        f"- CPUs: {m['cpus']} ({m.get('processor') or 'unknown'}), memory {m.get('memory_gb')} GB, "
+        f"Linux {m.get('kernel')}",
+        f"- Python {m['python']}, SQLite {m['sqlite']}, PostgreSQL {m.get('postgresql')}, "
+        f"psycopg {m['psycopg']} ({m['psycopg_impl']}), eventsourcing {m['eventsourcing']}",
+        f"- commit {m['git'].get('commit', '')[:12]}"
+        + (f" (with local changes to {', '.join(m['git']['modified'])})" if m['git'].get('modified') else ""),
+        f"- load average (1, 5, 15 min) before: {_load(data['loadavg_before'])}; "
+        f"after: {_load(data['loadavg_after'])}",
+        f"- sizes: {', '.join(f'{n:,}' for n in data['sizes'])}; stores: {data['stores']}; "
+        f"wall time {data['seconds'] / 60:.1f} min",
+        "",
+        "## Charts",
+        "",
+        "![throughput](throughput.png)",
+        "",
+        "![peak RSS](peak_rss.png)",
+        "",
+    ]
+    for n in data["sizes"]:
+        out += [f"## N = {n:,}", "", size_table(rows, n), ""]
+    out += ["## Scaling", "",
+            f"The rate at the largest N against the size before it (target: at least "
+            f"{1 - SCALE_TOLERANCE:.0%} of it), and peak RSS (target: at most {RSS_FACTOR} x).", "",
+            verdict_table(data["scaling"]), ""]
+    failed = [r for r in data["runs"] if r.get("error")]
+    if failed:
+        out += ["## Runs that failed", ""]
+        out += [f"- {r['bench']} at N={r['n']:,}: see bench/out/logs/{r['bench']}-n{r['n']}.log"
+                for r in failed]
+        out.append("")
+    notes = RESULTS / "NOTES.md"
+    if notes.exists():
+        out += [notes.read_text().rstrip(), ""]
+    out += ["## Runs", "", "| bench | N | seconds | load before | load after |", "|---|---:|---:|---|---|"]
+    out += [f"| {r['bench']} | {r['n']:,} | {r['seconds']:,.0f} | {_load(r['loadavg_before'])} | "
+            f"{_load(r['loadavg_after'])} |" for r in data["runs"]]
+    return "\n".join(out) + "\n"
+
+
+def _load(values: Any) -> str:
+    return " ".join(f"{v:.2f}" for v in values)
+
+
+def update_readme(data: dict[str, Any]) -> Path | None:
+    """Put the headline table between the bench markers of whichever document has them."""
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        if MARK_START in text and MARK_END in text:
+            head, rest = text.split(MARK_START, 1)
+            _, tail = rest.split(MARK_END, 1)
+            n = max(data["sizes"])
+            link = os.path.relpath(RESULTS, doc.parent)
+            body = "\n".join([
+                MARK_START,
+                f"At N = {n:,} moments, {data['machine']['cpus']} CPUs, load average "
+                f"{_load(data['loadavg_before'])} before and {_load(data['loadavg_after'])} after "
+                f"({data['finished'][:10]}; every size, the scaling verdicts and the machine in "
+                f"[REPORT.md]({link}/REPORT.md)):",
+                "",
+                headline(data["rows"], n),
+                "",
+                f"Charts: [throughput against N]({link}/throughput.png), "
+                f"[peak RSS against N]({link}/peak_rss.png).",
+                MARK_END,
+            ])
+            doc.write_text(head + body + tail)
+            return doc
+    return None
+
+
+def main() -> int:
+    folder = OUT / "quick" if quick() else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    logs = OUT / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    ns = sizes()
+    started = time.perf_counter()
+    data: dict[str, Any] = {"quick": quick(), "sizes": list(ns),
+                            "stores": bench_args("")[1], "loadavg_before": os.getloadavg(),
+                            "machine": machine(), "runs": []}
+    for path in benches():
+        for n in ns:
+            data["runs"].append(run_one(path, n, logs))
+    data["loadavg_after"] = os.getloadavg()
+    data["seconds"] = round(time.perf_counter() - started, 1)
+    data["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    data["rows"] = [row for run in data["runs"] for row in run["rows"]]
+    data["scaling"] = scaling(data["rows"])
+    (folder / "results.json").write_bytes(orjson.dumps(
+        {k: v for k, v in data.items()} | {"runs": [{k: v for k, v in r.items() if k != "figures"}
+                                                    for r in data["runs"]],
+                                          "figures": {f"{r['bench']}-n{r['n']}": r.get("figures")
+                                                      for r in data["runs"]}},
+        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    charts(data["rows"], folder)
+    (folder / "REPORT.md").write_text(report(data, folder))
+    log(f"report: {(folder / 'REPORT.md').relative_to(ROOT)} ({data['seconds'] / 60:.1f} min)")
+    if not quick():
+        doc = update_readme(data)
+        if doc is not None:
+            log(f"table updated in {doc.relative_to(ROOT)}")
+    return 1 if any(r.get("error") for r in data["runs"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
