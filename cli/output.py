@@ -17,8 +17,10 @@ def default_format() -> str:
     return "table" if sys.stdout.isatty() else "json"
 
 
-def render(records: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence[str] = ()) -> None:
-    """Write `records` to standard output in the chosen format."""
+def render(records: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence[str] = (), *,
+           expanded: bool = False) -> None:
+    """Write `records` to standard output in the chosen format (`expanded`: a table's
+    records one field a line)."""
     fmt = fmt or default_format()
     if fmt == "json":
         click.echo(orjson.dumps(list(records), option=orjson.OPT_INDENT_2).decode())
@@ -37,26 +39,10 @@ def render(records: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence
         for record in records:
             writer.writerow({k: _cell(v, exact=True) for k, v in record.items()})
     else:
-        click.echo(table(records, columns))
+        from mot.cli import tables  # fitted to the terminal (cli/tables.py)
 
-
-def table(records: Sequence[dict[str, Any]], columns: Sequence[str] = ()) -> str:
-    """An aligned text table; numbers right-aligned, None shown as a dash."""
-    names = list(columns or (records[0].keys() if records else ()))
-    if not records:
-        return "(no rows)"
-    cells = [[_cell(record.get(name)) for name in names] for record in records]
-    widths = [max(len(name), *(len(row[i]) for row in cells)) for i, name in enumerate(names)]
-    numeric = [all(_is_number(record.get(name)) for record in records) for name in names]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(
-            value.rjust(width) if right else value.ljust(width)
-            for value, width, right in zip(values, widths, numeric, strict=True)
-        ).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(names), rule, *(line(row) for row in cells)])
+        click.echo(tables.expanded(records, columns) if expanded
+                   else tables.fit(records, columns, tables.terminal_width()))
 
 
 def _cell(value: Any, *, exact: bool = False) -> str:
@@ -69,10 +55,6 @@ def _cell(value: Any, *, exact: bool = False) -> str:
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return str(value)
-
-
-def _is_number(value: Any) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def silence_stdout() -> None:

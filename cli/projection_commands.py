@@ -188,16 +188,25 @@ def status(obj: Any, fmt: str) -> None:
 @click.option("--sort", metavar="FIELD",
               help="Order by FIELD (numbers largest first); -FIELD / +FIELD to choose.")
 @click.option("--limit", type=click.IntRange(1))
+@click.option("--columns", metavar="A,B,...", help="Only these fields, in this order.")
+@click.option("--expanded", "-x", is_flag=True,
+              help="A table's records one field a line, values in full (like psql's \\x).")
 @click.option("--no-refresh", is_flag=True,
               help="Do not bring projections up to date first (read-only access).")
 @click.pass_obj
 def query(obj: Any, name: str, fmt: str | None, tenant: str | None, customer: str | None,
           stage: str | None, status_: str | None, polarity: str | None, function: str | None,
           since: datetime | None, until: datetime | None, as_of: datetime | None,
-          sort: str | None, limit: int | None, no_refresh: bool) -> None:
+          sort: str | None, limit: int | None, columns: str | None, expanded: bool,
+          no_refresh: bool) -> None:
     """Print a projection: relationships, reciprocity, transitions, amplifications, teams, listening.
 
     Timestamps are RFC 3339 in UTC. `lapsed` is computed against --as-of (default now).
+    Without --sort, amplifications come by cascade reach, relationships by their last
+    moment (latest first), reciprocity by unanswered asks. A table fits the terminal;
+    hidden columns are named below it. Example:
+
+        mot query relationships --columns customer_id,stage,exchanges --limit 10
     """
     from mot.service.queries import Query, QueryError
 
@@ -208,11 +217,31 @@ def query(obj: Any, name: str, fmt: str | None, tenant: str | None, customer: st
         records = services.queries.run(Query(
             name, tenant=tenant, customer=customer, stage=stage, status=status_,
             polarity=polarity, function=function, since=since, until=until, as_of=as_of,
-            sort=sort, limit=limit,
+            sort=sort or DEFAULT_SORT.get(name), limit=limit,
         ))
     except QueryError as error:
         raise click.UsageError(str(error)) from error
-    render(records, fmt)
+    records, chosen = _chosen(records, columns)
+    render(records, fmt, chosen, expanded=expanded)
+
+
+# The order a person wants first, when --sort does not say.
+DEFAULT_SORT = {"amplifications": "-cascade_reach", "relationships": "-last_moment_at",
+                "reciprocity": "-unanswered_asks"}
+
+
+def _chosen(records: list[dict[str, Any]], columns: str | None
+            ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """The records with only the fields --columns names, in its order."""
+    if not columns:
+        return records, ()
+    names = tuple(c.strip() for c in columns.split(",") if c.strip())
+    known = list(records[0]) if records else names
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise click.UsageError(f"--columns: no field {', '.join(map(repr, unknown))}; fields: "
+                               + ", ".join(known))
+    return [{n: r[n] for n in names} for r in records], names
 
 
 @click.command("log")

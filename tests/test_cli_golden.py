@@ -180,11 +180,12 @@ def test_query_formats(store_url: str, golden_path: Path,
         table = mot(store_url, "query", name, "--format", "table").stdout.splitlines()
         assert set(wanted[0]) <= set(table[0].split()), name
         assert set(table[1]) <= {"-", " "}
-        assert len(table) == 2 + len(wanted)
+        assert len(table) == 3 + len(wanted)  # header, rule, rows, row count
+        assert table[-1] == f"({len(wanted)} row{'s' if len(wanted) != 1 else ''})"
     # Table cells for a known row.
     table = mot(store_url, "query", "reciprocity", "--format", "table", "--tenant", "acme",
                 "--customer", "c3").stdout.splitlines()
-    assert len(table) == 3
+    assert len(table) == 4
     assert table[2].split() == ["acme", "c3", "0", "2", "0", "-2", "2", "stop_asking",
                                 *table[2].split()[8:]]
 
