@@ -1,0 +1,64 @@
+"""Persons: the connected components of a tenant's linked pairs (SPEC §2, "Links").
+
+A person is a set of customer ids of one tenant connected by pairs whose state
+is linked; an id in no linked pair is a person by itself. Its `person_id` is
+the smallest (code-point order) of its ids that has a current moment; a person
+with no current moment has no projection rows. Pure: the engine decides which
+pairs and ids to pass in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person of a tenant: every id, in code-point order, and the id that keys its rows."""
+
+    tenant: str
+    customer_ids: tuple[str, ...]
+    person_id: str | None  # None: no id has a current moment, so no projection rows
+
+
+def components(ids: Iterable[str], linked_pairs: Iterable[tuple[str, str]]) -> list[frozenset[str]]:
+    """The connected components of the graph whose edges are the linked pairs.
+
+    Every id of `ids` and of the pairs is in exactly one component; the result is
+    ordered by each component's smallest id, so it does not depend on input order.
+    """
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]  # path halving keeps later finds short
+            x = parent[x]
+        return x
+
+    for i in ids:
+        root(i)
+    for a, b in linked_pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            # The smaller id becomes the root, so each root is its component's minimum.
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[str, set[str]] = {}
+    for i in parent:
+        groups.setdefault(root(i), set()).add(i)
+    return [frozenset(groups[r]) for r in sorted(groups)]
+
+
+def person_id(customer_ids: Iterable[str], has_moment: Callable[[str], bool]) -> str | None:
+    """The smallest id (code-point order) that has a current moment; None when none has."""
+    return min((i for i in customer_ids if has_moment(i)), default=None)
+
+
+def persons(tenant: str, ids: Iterable[str], linked_pairs: Iterable[tuple[str, str]],
+            has_moment: Callable[[str], bool]) -> list[Person]:
+    """Every person of a tenant that the given ids and linked pairs make up."""
+    return [
+        Person(tenant, tuple(sorted(c)), person_id(c, has_moment))
+        for c in components(ids, linked_pairs)
+    ]

@@ -1,0 +1,134 @@
+"""Responses: how fast the brand answers what customers bring to it (SPEC §3.5).
+
+Pure: one customer's (person's) current moments in, one `Response` per request
+out; `response_times` sums them per tenant and function. Overdue is judged at
+query time against an as-of time and a configured target, like lapsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from mot.projections.amplification import whole_seconds
+from mot.projections.model import Current
+from mot.projections.relationship import in_fold_order
+
+REQUEST_KINDS: Final = frozenset({"question", "complaint", "feedback"})
+"""Inbound kinds that bring something to the brand."""
+ANSWER_KINDS: Final = frozenset({"answer", "help", "apology"})
+"""Outbound kinds that answer the requests before them without naming one."""
+
+
+def is_request(m: Current) -> bool:
+    return m.direction == "inbound" and m.kind in REQUEST_KINDS
+
+
+def is_unaddressed_answer(m: Current) -> bool:
+    """An answer to whatever came before it: no `in_reply_to` at all (an answer to something
+    else, even to an unknown or retracted moment, answers nothing else)."""
+    return m.direction == "outbound" and m.kind in ANSWER_KINDS and m.in_reply_to is None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One request and its first response (all `None` while it is open)."""
+
+    request_moment_id: str
+    tenant: str
+    customer_id: str  # the person
+    kind: str
+    channel: str
+    function: str
+    occurred_us: int
+    response_moment_id: str | None
+    response_function: str | None
+    responded_us: int | None
+    response_seconds: int | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.response_moment_id is None
+
+
+def fold_responses(moments: Sequence[Current], customer_id: str) -> list[Response]:
+    """Every request among a person's current moments with its first response, in fold order.
+
+    A response to request R is one of the person's outbound moments that names R in
+    `in_reply_to` (any kind, any time), or an unaddressed answer after R in fold order;
+    R's response is the first of them in fold order.
+    """
+    ordered = in_fold_order(moments)
+    requests = [m for m in ordered if is_request(m)]
+    if not requests:
+        return []
+    request_ids = {r.moment_id for r in requests}
+    first: dict[str, Current] = {}  # request id -> its first response so far, in fold order
+    waiting: list[Current] = []  # requests before the current position with no answer yet
+    for m in ordered:
+        if m.direction == "outbound":
+            if m.in_reply_to in request_ids and _earlier(m, first.get(m.in_reply_to)):
+                first[m.in_reply_to] = m
+            if is_unaddressed_answer(m):
+                for r in waiting:
+                    if _earlier(m, first.get(r.moment_id)):
+                        first[r.moment_id] = m
+                waiting.clear()
+        elif is_request(m):
+            waiting.append(m)
+    return [_response(r, first.get(r.moment_id), customer_id) for r in requests]
+
+
+def _earlier(m: Current, than: Current | None) -> bool:
+    return than is None or m.fold_key < than.fold_key
+
+
+def _response(r: Current, answer: Current | None, customer_id: str) -> Response:
+    if answer is None:
+        return Response(r.moment_id, r.tenant, customer_id, r.kind, r.channel, r.function,
+                        r.occurred_us, None, None, None, None)
+    return Response(r.moment_id, r.tenant, customer_id, r.kind, r.channel, r.function,
+                    r.occurred_us, answer.moment_id, answer.function, answer.occurred_us,
+                    whole_seconds(answer.occurred_us - r.occurred_us))
+
+
+def nearest_rank(ascending: Sequence[int], percent: int) -> int | None:
+    """The value at rank ⌈p/100 · n⌉ of n values in ascending order; None when n = 0."""
+    n = len(ascending)
+    if n == 0:
+        return None
+    rank = max(1, -(-percent * n // 100))
+    return ascending[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTimes:
+    """Per tenant and request function: how many requests, how many answered, how fast."""
+
+    tenant: str
+    function: str
+    requests: int
+    answered: int
+    open: int
+    response_p50_seconds: int | None
+    response_p90_seconds: int | None
+
+
+def response_times(responses: Iterable[Response]) -> list[ResponseTimes]:
+    """The per-tenant, per-function sums of §3.5, ordered by tenant and function."""
+    groups: dict[tuple[str, str], list[Response]] = {}
+    for r in responses:
+        groups.setdefault((r.tenant, r.function), []).append(r)
+    rows = []
+    for (tenant, function), rs in sorted(groups.items()):
+        times = sorted(r.response_seconds for r in rs if r.response_seconds is not None)
+        rows.append(ResponseTimes(tenant, function, len(rs), len(times), len(rs) - len(times),
+                                  nearest_rank(times, 50), nearest_rank(times, 90)))
+    return rows
+
+
+def is_overdue(r: Response, as_of_us: int, targets: Mapping[str, int]) -> bool:
+    """An open request older than its function's first-response target (seconds), if any."""
+    target = targets.get(r.function)
+    return r.is_open and target is not None and as_of_us - r.occurred_us > target * 1_000_000
