@@ -285,15 +285,26 @@ def _show_customer(obj: Any, read: Any, tenant: str, customer: str, fmt: str | N
 @click.command("story")
 @click.option("--tenant", help="Only this tenant.")
 @click.option("--top", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="json: the facts per tenant, for programs.")
 @click.pass_obj
-def story(obj: Any, tenant: str | None, top: int) -> None:
+def story(obj: Any, tenant: str | None, top: int, fmt: str) -> None:
     """What the projections say, in plain words: detractors and the teams before them,
     who must stop asking, which posts travelled furthest, who listens."""
-    from mot.service.story import story as tell
+    from mot.service import story as told
 
     services = obj.services
     services.projections.project()
-    lines = tell(services.queries, tenant=tenant, top=top)
+    lines = told.story(services.queries, tenant=tenant, top=top)
+    if lines and fmt == "json":
+        import orjson
+
+        click.echo(orjson.dumps(told.summary(services.queries, tenant=tenant, top=top),
+                                option=orjson.OPT_INDENT_2).decode())
+        return
+    if lines and fmt == "markdown":
+        click.echo(told.markdown(services.queries, tenant=tenant, top=top), nl=False)
+        return
     if not lines:
         if tenant is None:
             click.echo("no customers yet: record moments with `mot import FILE`", err=True)
