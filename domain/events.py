@@ -88,6 +88,7 @@ class MomentAmended:
     moment: Moment
     recorded_at: str
     origin: str
+    amendment_id: str | None = None  # when the amendment named itself (SPEC §2)
 
 
 @dataclass(frozen=True, slots=True)

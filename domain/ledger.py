@@ -14,14 +14,14 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-import orjson
-
 from mot.domain.events import (
     AnyMoment,
+    EncodedMoment,
     LedgerEvent,
     MomentAmended,
     MomentRecorded,
     MomentRetracted,
+    as_dict,
 )
 from mot.domain.messages import (
     AmendMoment,
@@ -53,8 +53,28 @@ class Stream:
     current: AnyMoment
     version: int
     retracted: bool = False
-    # Fingerprints of the amendments recorded; frozen, so a new moment shares the empty one.
-    corrections: frozenset[bytes] = frozenset()
+    # The `amendment_id`s recorded; frozen, so a new moment shares the empty one.
+    amendment_ids: frozenset[str] = frozenset()
+    latest: tuple[dict[str, Any], str] | None = None  # the latest amendment's (set, reason)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two decoded JSON values are the same value (SPEC §2, "same content").
+
+    Python's `==` says `True == 1`: a boolean is not a number here. Numbers compare by
+    value, so `1` and `1.0` are the same.
+    """
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return (isinstance(b, dict) and a.keys() == b.keys()
+                and all(same_json(value, b[key]) for key, value in a.items()))
+    if isinstance(a, list):
+        return (isinstance(b, list) and len(a) == len(b)
+                and all(same_json(x, y) for x, y in zip(a, b, strict=True)))
+    if isinstance(a, int | float):
+        return isinstance(b, int | float) and a == b
+    return type(a) is type(b) and a == b
 
 
 def replay_stream(events: Iterable[LedgerEvent]) -> Stream | None:
@@ -67,7 +87,9 @@ def replay_stream(events: Iterable[LedgerEvent]) -> Stream | None:
             stream.version = event.version
             if isinstance(event, MomentAmended):
                 stream.current = event.moment
-                stream.corrections |= {_amend_fingerprint(event.set, event.reason)}
+                stream.latest = (event.set, event.reason)
+                if event.amendment_id is not None:
+                    stream.amendment_ids |= {event.amendment_id}
             else:
                 stream.retracted = True
     return stream
@@ -134,11 +156,16 @@ def _record(message: RecordMoment, stream: Stream | None, recorded_at: str, orig
     if stream is None:
         event = MomentRecorded(moment_id, 1, message.moment, recorded_at, origin)
         return Verdict(Outcome.RECORDED, moment_id), event, Stream(message.moment, message.moment, 1)
-    if stream.first == message.moment:
+    first, moment = stream.first, message.moment
+    if (type(first) is EncodedMoment and type(moment) is EncodedMoment
+            and first.json == moment.json):
+        return Verdict(Outcome.DUPLICATE, moment_id), None, None
+    first, moment = as_dict(first), as_dict(moment)
+    if same_json(first, moment):
         return Verdict(Outcome.DUPLICATE, moment_id), None, None
     differing = sorted(
-        name for name in set(stream.first) | set(message.moment)
-        if stream.first.get(name) != message.moment.get(name)
+        name for name in first.keys() | moment.keys()
+        if name not in first or name not in moment or not same_json(first[name], moment[name])
     )
     raise Rejected(Rejection(
         "moment_id",
@@ -151,17 +178,31 @@ def _amend(
     message: AmendMoment, stream: Stream | None, now: datetime, recorded_at: str, origin: str
 ) -> _Step:
     moment_id = message.moment_id
-    fingerprint = _amend_fingerprint(message.set, message.reason)
     # An amendment already recorded is a duplicate even once the moment is retracted:
     # re-importing a file that amends and then retracts must change nothing.
-    if stream is not None and fingerprint in stream.corrections:
+    if stream is not None and _repeats(message, stream):
         return Verdict(Outcome.DUPLICATE, moment_id), None, None
     live = _live(stream, moment_id, "amended")
     result = amended(live.current, message.set, now)
     version = live.version + 1
-    event = MomentAmended(moment_id, version, message.set, message.reason, result, recorded_at, origin)
-    updated = Stream(live.first, result, version, False, live.corrections | {fingerprint})
+    event = MomentAmended(moment_id, version, message.set, message.reason, result, recorded_at,
+                          origin, message.amendment_id)
+    ids = live.amendment_ids
+    if message.amendment_id is not None:
+        ids = ids | {message.amendment_id}
+    updated = Stream(live.first, result, version, False, ids, (message.set, message.reason))
     return Verdict(Outcome.AMENDED, moment_id), event, updated
+
+
+def _repeats(message: AmendMoment, stream: Stream) -> bool:
+    """Whether the amendment is one already recorded, sent again (SPEC §2): the same
+    `amendment_id`, or, without one, the same `set` and `reason` as the latest amendment
+    (an earlier one repeated is a new change back: A, B, A applies three times)."""
+    if message.amendment_id is not None:
+        return message.amendment_id in stream.amendment_ids
+    latest = stream.latest
+    return (latest is not None and latest[1] == message.reason
+            and same_json(latest[0], message.set))
 
 
 def _retract(message: RetractMoment, stream: Stream | None, recorded_at: str, origin: str) -> _Step:
@@ -175,7 +216,7 @@ def _retract(message: RetractMoment, stream: Stream | None, recorded_at: str, or
         moment_id, version, message.reason, current["tenant"], current["customer_id"],
         recorded_at, origin,
     )
-    updated = Stream(live.first, current, version, True, live.corrections)
+    updated = Stream(live.first, current, version, True, live.amendment_ids, live.latest)
     return Verdict(Outcome.RETRACTED, moment_id), event, updated
 
 
@@ -190,7 +231,3 @@ def _live(stream: Stream | None, moment_id: str, verb: str) -> Stream:
         raise Rejected(Rejection("moment_id", f"moment {moment_id} was retracted; it cannot be {verb}"))
     return stream
 
-
-def _amend_fingerprint(changes: dict[str, Any], reason: str) -> bytes:
-    # The same amendment sent again (a re-imported file) is a duplicate, not a new version.
-    return orjson.dumps([changes, reason], option=orjson.OPT_SORT_KEYS)

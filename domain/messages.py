@@ -18,7 +18,15 @@ from pydantic import ValidationError
 from mot.domain.currencies import ISO_4217
 from mot.domain.events import AnyMoment
 from mot.domain.identity import derived_moment_id
-from mot.domain.schema import AMENDABLE_FIELDS, AmendIn, MomentIn, RetractIn, SourceRef
+from mot.domain.schema import (
+    AMENDABLE_FIELDS,
+    AmendIn,
+    MomentIn,
+    RetractIn,
+    SourceRef,
+    inexact_integer,
+    number_as_sent,
+)
 from mot.domain.timefmt import format_utc
 from mot.domain.timefmt import utc_now as utc_now  # re-exported: the time of recording
 from mot.domain.vocabulary import KINDS_BY_DIRECTION
@@ -49,6 +57,8 @@ class AmendMoment:
     moment_id: str
     set: dict[str, Any]
     reason: str
+    tenant: str | None = None  # None: the moment with that id in whichever tenant has one
+    amendment_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,7 @@ class RetractMoment:
 
     moment_id: str
     reason: str
+    tenant: str | None = None
 
 
 Message = RecordMoment | AmendMoment | RetractMoment
@@ -93,7 +104,27 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
         where = _nul_path(data)
         if where is not None:
             return Rejection(where, "contains a NUL character (U+0000), which text fields cannot hold")
-    return validate_message(data, now)
+    inexact = inexact_integer(raw)
+    if inexact is not None:
+        return Rejection(inexact[0], f"{inexact[1]} is an integer beyond 64 bits, which cannot be "
+                         "kept exactly; send it as a string")
+    parsed = validate_message(data, now)
+    if type(parsed) is Rejection:
+        return _number_as_sent(parsed, data, raw)
+    return parsed
+
+
+def _number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Rejection:
+    """The rejection, showing a number the way the message wrote it (`1e32`, not `1e+32`)."""
+    value = data
+    for part in rejection.field.split(".") if rejection.field else ():
+        value = value.get(part) if isinstance(value, dict) else None
+    if type(value) is not float:
+        return rejection
+    shown, sent = _short(value), number_as_sent(raw, rejection.field)
+    if sent is None or sent == shown or not rejection.problem.endswith(f"got {shown}"):
+        return rejection
+    return Rejection(rejection.field, rejection.problem[: -len(shown)] + sent)
 
 
 def _nul_path(value: Any, path: str = "") -> str | None:
@@ -128,7 +159,7 @@ def validate_message(data: Any, now: datetime) -> Message | Rejection:
             return _amendment(data)
         if kind == "retract":
             retract = RetractIn.model_validate(data)
-            return RetractMoment(str(retract.moment_id), retract.reason)
+            return RetractMoment(str(retract.moment_id), retract.reason, retract.tenant)
     except ValidationError as error:
         return _rejection_from(error)
     except Rejected as error:
@@ -152,7 +183,8 @@ def _amendment(data: dict[str, Any]) -> AmendMoment:
             ))
         if name not in AMENDABLE_FIELDS:
             raise Rejected(Rejection(f"set.{name}", _unknown_field(name, AMENDABLE_FIELDS)))
-    return AmendMoment(str(amend.moment_id), amend.set, amend.reason)
+    return AmendMoment(str(amend.moment_id), amend.set, amend.reason, amend.tenant,
+                       None if amend.amendment_id is None else str(amend.amendment_id))
 
 
 def normalise(m: MomentIn, now: datetime) -> Moment:
@@ -201,11 +233,13 @@ def normalise(m: MomentIn, now: datetime) -> Moment:
         out["actor"] = m.actor
     if m.kind == "ask":
         out["ask_type"] = m.ask_type or "other"
+    # `+ 0.0` makes -0.0 0.0: one number, one form, so that every store and every reading
+    # of the ledger (PostgreSQL's jsonb drops the sign) shows the same value.
     if m.sentiment is not None:
-        out["sentiment"] = float(m.sentiment)
+        out["sentiment"] = float(m.sentiment) + 0.0
     out["reach"] = m.reach
     if m.value is not None:
-        out["value"] = float(m.value)
+        out["value"] = float(m.value) + 0.0
     if m.currency is not None:
         currency = m.currency.upper()
         if currency not in ISO_4217:

@@ -12,9 +12,10 @@ they get here.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
@@ -109,6 +110,10 @@ class AmendIn(BaseModel):
 
     type: Literal["amend"]
     moment_id: UUID
+    # Without it, the moment with that id in whichever tenant has one (SPEC §2).
+    tenant: str | None = Field(None, min_length=1, max_length=128)
+    # Names this amendment, so that sending it again is a duplicate whatever came between.
+    amendment_id: UUID | None = None
     set: dict[str, Any] = Field(min_length=1)
     reason: str = Field(min_length=1, max_length=2048)
 
@@ -120,7 +125,86 @@ class RetractIn(BaseModel):
 
     type: Literal["retract"]
     moment_id: UUID
+    tenant: str | None = Field(None, min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=2048)
+
+
+# -- numbers kept exactly (SPEC §2) ------------------------------------------------------
+# orjson reads an integer beyond 64 bits as a float, silently rounded. Only a literal of
+# 20 or more digits can be one (2**64 has 20), so the exact reading below runs only for
+# the rare message that holds such a run of digits (in a string, most often).
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**64 - 1  # what orjson and the stores keep exactly
+_LONG_DIGITS_BYTES: Final = re.compile(rb"[0-9]{20}")
+_LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{20}")
+
+
+class _Literal(str):
+    """A JSON number as it was written (from `json.loads(parse_int=..., parse_float=...)`)."""
+
+    __slots__ = ("integer",)
+    integer: bool
+
+
+def _literal(integer: bool) -> Any:
+    def make(text: str) -> _Literal:
+        made = _Literal(text)
+        made.integer = integer
+        return made
+    return make
+
+
+def _exact(raw: bytes | str) -> Any:
+    """The JSON with every number as the text it was written as."""
+    return json.loads(raw, parse_int=_literal(True), parse_float=_literal(False),
+                      parse_constant=_literal(False))
+
+
+def inexact_integer(raw: bytes | str) -> tuple[str, str] | None:
+    """(dotted path, literal) of the first integer the message holds beyond 64 bits, which
+    no JSON reader of ours keeps exactly; None when there is none (the common case, found
+    without reading the message twice)."""
+    pattern = _LONG_DIGITS_BYTES if isinstance(raw, bytes) else _LONG_DIGITS_TEXT
+    if pattern.search(raw) is None:  # type: ignore[arg-type]
+        return None
+    try:
+        data = _exact(raw)
+    except ValueError:
+        return None  # (what orjson read, Python's reader refuses: orjson's verdict stands)
+
+    def walk(value: Any, path: str) -> tuple[str, str] | None:
+        if type(value) is _Literal:
+            return (path, str(value)) if value.integer and not INT_MIN <= int(value) <= INT_MAX else None
+        if isinstance(value, dict):
+            for key, item in value.items():
+                found = walk(item, f"{path}.{key}" if path else str(key))
+                if found is not None:
+                    return found
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                found = walk(item, f"{path}[{index}]")
+                if found is not None:
+                    return found
+        return None
+
+    return walk(data, "")
+
+
+def number_as_sent(raw: bytes | str, path: str) -> str | None:
+    """The text of the number at `path` (dotted, `[i]` or `.i` for list items) as the
+    message wrote it, so that an error shows `1e32` rather than a float's `1e+32`."""
+    try:
+        value: Any = _exact(raw)
+    except ValueError:
+        return None
+    for part in re.findall(r"[^.\[\]]+", path):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return str(value) if type(value) is _Literal else None
 
 
 __all__ = [
@@ -132,4 +216,6 @@ __all__ = [
     "SourceRef",
     "Timestamp",
     "datetime",
+    "inexact_integer",
+    "number_as_sent",
 ]

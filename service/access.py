@@ -388,6 +388,9 @@ class _Fence:
     def head(self) -> int:
         return self.store.head()
 
+    def count(self, upto: int) -> int:
+        return self.store.count(upto)
+
     def quarantine(self, *, limit: int | None = None, ids: Collection[int] | None = None,
                    field: str | None = None, reason: str | None = None) -> list[Quarantined]:
         return self.store.quarantine(limit=limit, ids=ids, field=field, reason=reason)

@@ -46,6 +46,10 @@ class LedgerStore(Protocol):
         """The position of the latest event (0 when empty)."""
         ...
 
+    def count(self, upto: int) -> int:
+        """How many events lie at positions up to `upto` (positions may have gaps)."""
+        ...
+
     def quarantine(
         self, *, limit: int | None = None, ids: Collection[int] | None = None,
         field: str | None = None, reason: str | None = None,

@@ -69,8 +69,10 @@ class ProjectionService:
         if position == 0 and head > BULK_THRESHOLD:
             with self._rebuilding(progress):
                 if self.position() == 0:  # nobody built them while this process waited
-                    self._rebuild(progress)
-                    return head
+                    built = self._rebuild(progress)
+                    # Events, not positions: a rolled-back append leaves a gap in the
+                    # positions (PostgreSQL's sequence does not go back).
+                    return self.log.count(built)
         return self.engine.catch_up(LIVE, progress, page_size=page_size)
 
     def follow(self, *, poll_seconds: float = 0.5, progress: Progress | None = None,

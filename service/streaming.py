@@ -408,8 +408,11 @@ def wire_message(event: LedgerEvent) -> dict[str, Any]:
     if isinstance(event, MomentRecorded):
         return dict(event.moment)
     if isinstance(event, MomentAmended):
-        return {"type": "amend", "moment_id": event.moment_id, "set": event.set,
-                "reason": event.reason}
+        amend = {"type": "amend", "moment_id": event.moment_id, "set": event.set,
+                 "reason": event.reason}
+        if event.amendment_id is not None:
+            amend["amendment_id"] = event.amendment_id
+        return amend
     return {"type": "retract", "moment_id": event.moment_id, "reason": event.reason}
 
 

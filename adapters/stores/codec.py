@@ -33,6 +33,8 @@ def to_row(event: LedgerEvent, stream_id: Any) -> StoredRow:
             "set": event.set, "reason": event.reason, "moment": event.moment,
             "recorded_at": event.recorded_at, "origin": event.origin,
         }
+        if event.amendment_id is not None:
+            state["amendment_id"] = event.amendment_id
     else:
         assert isinstance(event, MomentRetracted)
         topic = RETRACTED
@@ -51,7 +53,7 @@ def from_stored(moment_id: str, version: int, topic: str, state: bytes) -> Ledge
     if topic == AMENDED:
         return MomentAmended(
             moment_id, version, data["set"], data["reason"], data["moment"],
-            data["recorded_at"], data["origin"],
+            data["recorded_at"], data["origin"], data.get("amendment_id"),
         )
     if topic == RETRACTED:
         return MomentRetracted(

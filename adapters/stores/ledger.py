@@ -147,6 +147,12 @@ class SqlLedger:
     def head(self) -> int:
         return self.backend.head()
 
+    def count(self, upto: int) -> int:
+        backend = self.backend
+        with backend.read() as tx:
+            return int(tx.scalar(f"SELECT COUNT(*) FROM stored_events"
+                                 f" WHERE {backend.position_column} <= ?", (upto,)) or 0)
+
     def quarantine(
         self, *, limit: int | None = None, ids: Collection[int] | None = None,
         field: str | None = None, reason: str | None = None,
