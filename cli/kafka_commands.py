@@ -58,7 +58,13 @@ def kafka() -> None:
 @click.option("--dlq-topic", help="Also send rejected messages here (original bytes; reason, field "
               "and origin in the headers). They always go to the quarantine.")
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
-              help="Messages polled, recorded in one transaction, then committed.")
+              help="Messages polled at a time.")
+@click.option("--commit-every", type=click.IntRange(1), default=20_000, show_default=True,
+              metavar="N", help="Messages recorded in one transaction, after which their offsets "
+              "are committed (also after a second, and whenever the topic goes quiet).")
+@click.option("--workers", type=click.IntRange(0), default=None, metavar="N",
+              help="Processes that validate the next batches while this one records "
+              "(default: one per spare CPU, up to 2; 0: none).")
 @click.option("--auto-offset-reset", type=click.Choice(["earliest", "latest"]), default="earliest",
               show_default=True, help="Where a group without committed offsets starts.")
 @click.option("--max-poll-interval-ms", type=click.IntRange(1000), default=300_000, show_default=True)
@@ -73,15 +79,19 @@ def kafka() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @click.pass_obj
 def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_topic: str | None,
-           batch_size: int, auto_offset_reset: str, max_poll_interval_ms: int,
-           session_timeout_ms: int, heartbeat_interval_ms: int, wait_for_broker: float,
-           exit_when_idle: float | None, summary_json: bool, quiet: bool) -> None:
+           batch_size: int, commit_every: int, workers: int | None, auto_offset_reset: str,
+           max_poll_interval_ms: int, session_timeout_ms: int, heartbeat_interval_ms: int,
+           wait_for_broker: float, exit_when_idle: float | None, summary_json: bool, quiet: bool) -> None:
     """Record moments from Kafka topics as a consumer-group member, until SIGINT/SIGTERM.
 
-    Each polled batch is recorded in one transaction; its offsets are committed
-    only after that (and after its rejects reached --dlq-topic), so a crash or a
-    rebalance redelivers at most a batch, which the ledger records as duplicates.
-    Run several in one group against one PostgreSQL store to share the partitions.
+    Polled batches are validated ahead (in --workers processes) and recorded
+    --commit-every messages to a transaction; their offsets are committed only
+    after that (and after their rejects reached --dlq-topic), so a crash or a
+    rebalance redelivers at most one transaction's messages, which the ledger
+    records as duplicates. Run several in one group against one PostgreSQL
+    store to share the partitions.
+
+    Example: mot kafka ingest --topic moments --group mot --dlq-topic moments.dlq
     """
     from mot.adapters.kafka.client import ConsumerSettings, KafkaSink, KafkaSource, connect_with_retry
     from mot.service.streaming import Ingestor, IngestStats, StreamError
@@ -130,9 +140,12 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
             f"{stats.quarantined:,} quarantined, lag {lag}{trouble}", count=stats.read)
 
     try:
+        from mot.service.parsing import default_workers
+
         stats = Ingestor(services.ledger, source, dlq=dlq, dlq_topic=dlq_topic,
-                         batch_size=batch_size).run(should_stop=stop, progress=report,
-                                                    exit_when_idle_s=exit_when_idle)
+                         batch_size=batch_size, commit_every=commit_every,
+                         workers=default_workers() if workers is None else workers,
+                         ).run(should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle)
     finally:
         source.close()  # leave the group now rather than after the session timeout
         if dlq is not None:

@@ -102,6 +102,12 @@ class LedgerService:
         now = self.clock()
         return self._record_parsed(items, parse_items(items, now), now)
 
+    def record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
+                      now: datetime) -> BatchResult:
+        """Record a batch parsed ahead (by `parse_here` or a `ParsePool`); inside a
+        `store.transaction()` it commits with the other batches of that unit."""
+        return self._record_parsed(items, parsed, now)
+
     def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                        now: datetime) -> BatchResult:
         def plan(streams: dict[str, Stream]) -> Append:

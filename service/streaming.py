@@ -7,11 +7,12 @@ like `mot import`: there is no second path into the ledger.
 
 Delivery guarantees, in one place:
 
-- ingest: a polled batch is recorded in one ledger transaction, its rejects
-  are sent to the dead-letter topic (when there is one) and flushed, and only
-  then are the batch's offsets committed. A crash anywhere before the commit
-  redelivers the batch; the ledger records a redelivered moment as a
-  duplicate, so each moment is recorded exactly once.
+- ingest: polled batches are recorded in one ledger transaction (up to
+  `commit_every` messages), its rejects are sent to the dead-letter topic
+  (when there is one) and flushed, and only then are the batches' offsets
+  committed. A crash anywhere before the commit redelivers those batches; the
+  ledger records a redelivered moment, amendment or retraction as a
+  duplicate, so each is recorded exactly once.
 - publish: a page of changed rows is sent and flushed before the publisher's
   cursor is saved in the store; a crash repeats at most that page, with the
   same versions (a row's version only changes when its content does).
@@ -22,7 +23,9 @@ Delivery guarantees, in one place:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,7 +33,8 @@ import orjson
 
 from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
 from mot.domain.ledger import Outcome
-from mot.service.ledger import Incoming, LedgerService, Summary
+from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
+from mot.service.parsing import ParsePool, parse_here
 
 # -- ports ----------------------------------------------------------------------------------
 
@@ -140,11 +144,22 @@ class IngestStats(Summary):
 
 
 class Ingestor:
-    """Reads batches from a consumer group into the ledger; commits offsets after each batch."""
+    """Reads batches from a consumer group into the ledger; commits offsets after the ledger.
+
+    The file import's fast path, for a topic: polled batches are parsed ahead
+    (in `workers` processes when asked, a new moment kept as its JSON), recorded
+    batch by batch in one ledger transaction per `commit_every` messages (or per
+    `commit_interval_s`, or whenever the topic goes quiet), and only after that
+    transaction commits are the rejects dead-lettered and then the offsets of
+    every batch in it committed. A crash before the offset commit redelivers
+    what the ledger already holds, which it records as duplicates.
+    """
 
     def __init__(self, ledger: LedgerService, source: Source, *, dlq: Sink | None = None,
-                 dlq_topic: str | None = None, batch_size: int = 1000, poll_timeout_s: float = 0.5,
-                 retry_backoff_s: float = 1.0, sleep: Callable[[float], None] = time.sleep,
+                 dlq_topic: str | None = None, batch_size: int = 1000,
+                 commit_every: int = DEFAULT_COMMIT, commit_interval_s: float = 1.0,
+                 workers: int = 0, poll_timeout_s: float = 0.5, retry_backoff_s: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if (dlq is None) != (dlq_topic is None):
             raise ValueError("a dead-letter sink needs a topic, and a topic a sink")
@@ -153,6 +168,9 @@ class Ingestor:
         self.dlq = dlq
         self.dlq_topic = dlq_topic
         self.batch_size = batch_size
+        self.commit_every = commit_every
+        self.commit_interval_s = commit_interval_s
+        self.workers = workers
         self.poll_timeout_s = poll_timeout_s
         self.retry_backoff_s = retry_backoff_s
         self.sleep = sleep
@@ -161,14 +179,53 @@ class Ingestor:
     def run(self, *, should_stop: Callable[[], bool] = lambda: False,
             progress: Callable[[IngestStats], None] | None = None,
             exit_when_idle_s: float | None = None) -> IngestStats:
-        """Ingest until `should_stop()` (checked between batches), or after a quiet spell.
+        """Ingest until `should_stop()`, or after a quiet spell of `exit_when_idle_s`.
 
-        A batch that was polled is always finished: recorded, dead-lettered,
+        Every batch that was polled is finished: recorded, dead-lettered,
         committed. Broker trouble (a commit refused during a rebalance, a broker
         that went away) is counted and retried, never fatal; a store that fails
-        raises, without committing the batch it could not record.
+        raises, its transaction rolled back and none of its offsets committed.
         """
         stats = IngestStats()
+        polled: deque[list[Received]] = deque()  # the polled batches, in the order they are parsed
+        batches = self._poll(stats, polled, should_stop, progress, exit_when_idle_s)
+        unit_batches: list[tuple[list[Received], BatchResult]] = []
+        unit_count = 0
+        unit_started = 0.0
+        with ExitStack() as unit, ExitStack() as resources:
+            if self.workers:
+                parsed = resources.enter_context(ParsePool(self.workers)).map(batches, self.ledger.clock)
+            else:
+                parsed = parse_here(batches, self.ledger.clock)
+            for items, messages, now in parsed:
+                received = polled.popleft()
+                if received:
+                    if not unit_batches:
+                        unit.enter_context(self.ledger.store.transaction())
+                        unit_started = self.clock()
+                    result = self.ledger.record_parsed(items, messages, now)
+                    stats.add(result.outcomes(), len(received))
+                    stats.batches += 1
+                    unit_batches.append((received, result))
+                    unit_count += len(received)
+                if unit_batches and (not received or unit_count >= self.commit_every
+                                     or self.clock() - unit_started >= self.commit_interval_s):
+                    if not self._commit(unit, unit_batches, stats, should_stop, progress):
+                        return stats  # stopped while the dead-letter topic was unreachable
+                    unit_batches, unit_count = [], 0
+                if received:
+                    stats.lag = self.source.lag()
+                if progress is not None:
+                    progress(stats)
+            if unit_batches:
+                self._commit(unit, unit_batches, stats, should_stop, progress)
+        return stats
+
+    def _poll(self, stats: IngestStats, polled: deque[list[Received]], should_stop: Callable[[], bool],
+              progress: Callable[[IngestStats], None] | None,
+              exit_when_idle_s: float | None) -> Iterator[list[Incoming]]:
+        """The polled batches as the ledger's input; an empty poll is an empty batch, so that
+        what is pending commits while the topic is quiet. Ends when asked to stop or idle."""
         idle_since: float | None = None  # quiet time counts once the group has been joined
         while not should_stop():
             try:
@@ -177,37 +234,26 @@ class Ingestor:
                 self._trouble(stats, error, progress)
                 continue
             now = self.clock()
-            if not batch:
+            if batch:
+                idle_since = None
+                if stats.first_message is None:
+                    stats.first_message = now
+            else:
                 stats.lag = self.source.lag()
-                if progress is not None:
-                    progress(stats)
                 if idle_since is None and self.source.assigned():
                     idle_since = now
                 if (exit_when_idle_s is not None and idle_since is not None
                         and now - idle_since >= exit_when_idle_s):
-                    break
-                continue
-            if stats.first_message is None:
-                stats.first_message = now
-            if not self._ingest(batch, stats, should_stop, progress):
-                break  # stopped while the dead-letter topic was unreachable: nothing committed
-            idle_since = self.clock()
-            stats.lag = self.source.lag()
-            if progress is not None:
-                progress(stats)
-        return stats
+                    return
+            polled.append(batch)
+            yield [Incoming(r.value, r.origin) if r.value is not None
+                   else Incoming(b"", r.origin, problem=NULL_VALUE) for r in batch]
 
-    def _ingest(self, batch: Sequence[Received], stats: IngestStats,
-                should_stop: Callable[[], bool],
+    def _commit(self, unit: ExitStack, batches: Sequence[tuple[list[Received], BatchResult]],
+                stats: IngestStats, should_stop: Callable[[], bool],
                 progress: Callable[[IngestStats], None] | None) -> bool:
-        items = [
-            Incoming(r.value, r.origin) if r.value is not None
-            else Incoming(b"", r.origin, problem=NULL_VALUE)
-            for r in batch
-        ]
-        result = self.ledger.record(items)
-        stats.add(result.outcomes(), len(batch))
-        stats.batches += 1
+        """Commit the ledger's transaction, then dead-letter its rejects, then commit the offsets."""
+        unit.close()
         if self.dlq is not None and self.dlq_topic is not None:
             letters = [
                 Outgoing(self.dlq_topic, r.key, r.value, (
@@ -215,7 +261,8 @@ class Ingestor:
                     ("field", v.rejection.field.encode()),
                     ("origin", r.origin.encode()),
                 ))
-                for r, v in zip(batch, result.verdicts, strict=True)
+                for received, result in batches
+                for r, v in zip(received, result.verdicts, strict=True)
                 if v.outcome is Outcome.QUARANTINED and v.rejection is not None
             ]
             if letters:
@@ -223,13 +270,14 @@ class Ingestor:
                     return False
                 stats.dead_lettered += len(letters)
         offsets: dict[tuple[str, int], int] = {}
-        for r in batch:
-            key = (r.topic, r.partition)
-            offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+        for received, _ in batches:
+            for r in received:
+                key = (r.topic, r.partition)
+                offsets[key] = max(offsets.get(key, 0), r.offset + 1)
         try:
             self.source.commit(offsets)
         except StreamError as error:
-            # The batch is in the ledger; whoever reads these offsets again records duplicates.
+            # The batches are in the ledger; whoever reads these offsets again records duplicates.
             stats.commit_failures += 1
             stats.last_error = f"commit: {error}"
         stats.last_commit = self.clock()
@@ -258,7 +306,6 @@ class Ingestor:
         if progress is not None:
             progress(stats)
         self.sleep(self.retry_backoff_s)
-
 
 # -- publish --------------------------------------------------------------------------------
 

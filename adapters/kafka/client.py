@@ -77,7 +77,9 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
         self.on_change = on_change
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # Nothing to save: every polled batch is recorded and committed before the next poll.
+        # Nothing to save here: batches of these partitions that are still on their way to
+        # the ledger are recorded by this process, and read again by the new owner from the
+        # last committed offset; the ledger records them once (the rest are duplicates).
         if self.on_change is not None:
             self.on_change("revoked", sorted((tp.topic, tp.partition) for tp in revoked))
 
@@ -123,11 +125,16 @@ class KafkaSource:
         return out
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        # Only partitions this member still owns: after a rebalance, another member reads
+        # the rest and commits its own progress there.
+        owned = self.consumer.assignment()
+        wanted = {TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                  for (topic, partition), offset in offsets.items()}
+        wanted = {tp: offset for tp, offset in wanted.items() if tp in owned}
+        if not wanted:
+            return
         try:
-            self.consumer.commit({
-                TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-                for (topic, partition), offset in offsets.items()
-            }, timeout_ms=self.settings.request_timeout_ms)
+            self.consumer.commit(wanted, timeout_ms=self.settings.request_timeout_ms)
         except KafkaError as error:
             raise StreamError(str(error)) from error
 
