@@ -6,7 +6,8 @@ recording is passed in, so the 24-hour rule is testable and replayable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from difflib import get_close_matches
@@ -75,14 +76,39 @@ Message = RecordMoment | AmendMoment | RetractMoment
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """Why a message cannot be recorded: `field` is a dotted path, or "" for the whole message."""
+    """Why a message cannot be recorded: `field` is a dotted path, or "" for the whole message.
+
+    A message with several errors is one Rejection: the first in `field` and `problem`,
+    the rest in `others`; `reason` names them all ("channel: ...; kind: ...").
+    """
 
     field: str
     problem: str
+    others: tuple[Rejection, ...] = ()
 
     @property
     def reason(self) -> str:
-        return f"{self.field}: {self.problem}" if self.field else self.problem
+        first = f"{self.field}: {self.problem}" if self.field else self.problem
+        if not self.others:
+            return first
+        return "; ".join([first, *(other.reason for other in self.others)])
+
+    @property
+    def problems(self) -> tuple[Rejection, ...]:
+        """Each error on its own, the first one first."""
+        return (Rejection(self.field, self.problem), *self.others)
+
+
+def _combined(problems: list[Rejection]) -> Rejection:
+    """One Rejection naming every problem (each field once, in the order found)."""
+    seen: set[str] = set()
+    unique: list[Rejection] = []
+    for problem in problems:
+        for single in problem.problems:
+            if single.reason not in seen:
+                seen.add(single.reason)
+                unique.append(single)
+    return Rejection(unique[0].field, unique[0].problem, tuple(unique[1:]))
 
 
 class Rejected(Exception):
@@ -98,7 +124,7 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        return Rejection("", f"not valid JSON ({error})")
+        return Rejection("", _json_problem(raw, error))
     # JSON can carry U+0000 only escaped; PostgreSQL text cannot hold it at all.
     if (b"\\u0000" in raw) if isinstance(raw, bytes) else ("\\u0000" in raw):
         where = _nul_path(data)
@@ -115,7 +141,14 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
 
 
 def _number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Rejection:
-    """The rejection, showing a number the way the message wrote it (`1e32`, not `1e+32`)."""
+    """The rejection, showing each number the way the message wrote it (`1e32`, not
+    `1e+32`)."""
+    if not rejection.others:
+        return _one_number_as_sent(rejection, data, raw)
+    return _combined([_one_number_as_sent(p, data, raw) for p in rejection.problems])
+
+
+def _one_number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Rejection:
     value = data
     for part in rejection.field.split(".") if rejection.field else ():
         value = value.get(part) if isinstance(value, dict) else None
@@ -161,10 +194,11 @@ def validate_message(data: Any, now: datetime) -> Message | Rejection:
             retract = RetractIn.model_validate(data)
             return RetractMoment(str(retract.moment_id), retract.reason, retract.tenant)
     except ValidationError as error:
-        return _rejection_from(error)
+        return _rejection_from(error, data, now)
     except Rejected as error:
         return error.rejection
-    return Rejection("type", f"expected 'moment', 'amend' or 'retract', got {kind!r}")
+    return Rejection("type", f"expected 'moment', 'amend' or 'retract', got {_short(kind)}"
+                     + _did_you_mean(kind, ("moment", "amend", "retract")))
 
 
 def _moment(data: dict[str, Any], now: datetime) -> RecordMoment:
@@ -174,50 +208,45 @@ def _moment(data: dict[str, Any], now: datetime) -> RecordMoment:
 
 def _amendment(data: dict[str, Any]) -> AmendMoment:
     amend = AmendIn.model_validate(data)
-    for name in amend.set:
-        if name in ("moment_id", "tenant", "customer_id", "direction", "source"):
-            raise Rejected(Rejection(
-                f"set.{name}",
-                "cannot be amended (moment_id, tenant, customer_id, direction and source are "
-                "fixed; retract the moment and record a new one instead)",
-            ))
-        if name not in AMENDABLE_FIELDS:
-            raise Rejected(Rejection(f"set.{name}", _unknown_field(name, AMENDABLE_FIELDS)))
+    problems = [problem for name in amend.set if (problem := _set_problem(name)) is not None]
+    if problems:
+        raise Rejected(_combined(problems))
     return AmendMoment(str(amend.moment_id), amend.set, amend.reason, amend.tenant,
                        None if amend.amendment_id is None else str(amend.amendment_id))
 
 
+def _set_problem(name: str) -> Rejection | None:
+    """Why an amendment's `set` may not name this field, if it may not."""
+    if name in ("moment_id", "tenant", "customer_id", "direction", "source"):
+        return Rejection(
+            f"set.{name}",
+            "cannot be amended (moment_id, tenant, customer_id, direction and source are "
+            "fixed; retract the moment and record a new one instead)",
+        )
+    if name not in AMENDABLE_FIELDS:
+        return Rejection(f"set.{name}", _unknown_field(name, AMENDABLE_FIELDS))
+    return None
+
+
 def normalise(m: MomentIn, now: datetime) -> Moment:
     """Apply the cross-field rules and defaults; return the moment as stored."""
-    if m.kind not in KINDS_BY_DIRECTION[m.direction]:
-        allowed = ", ".join(KINDS_BY_DIRECTION[m.direction])
-        raise Rejected(Rejection(
-            "kind",
-            f"{m.kind!r} is not a kind of direction {m.direction!r} (expected one of {allowed})",
-        ))
-    if m.ask_type is not None and m.kind != "ask":
-        raise Rejected(Rejection("ask_type", f"only allowed with kind 'ask', not {m.kind!r}"))
-    if m.kind == "share" and m.shares is None:
-        raise Rejected(Rejection(
-            "shares", "required with kind 'share' (the public moment re-shared)"
-        ))
-    if m.shares is not None and m.kind != "share":
-        raise Rejected(Rejection("shares", f"only allowed with kind 'share', not {m.kind!r}"))
-    if m.occurred_at - now > MAX_FUTURE:
-        raise Rejected(Rejection(
-            "occurred_at",
-            f"{format_utc(m.occurred_at)} is more than 24 h after the time of recording "
-            f"({format_utc(now)})",
-        ))
+    problems = _rules(m.kind, m.direction, m.ask_type, m.shares is not None, m.occurred_at, now)
     tenant = m.tenant
     if m.moment_id is not None:
         moment_id = str(m.moment_id)
     elif m.source is not None:
         moment_id = derived_moment_id(tenant, m.source.system, m.source.id)
     else:
-        raise Rejected(Rejection(
-            "moment_id", "required when there is no source (give moment_id, or source to derive it)"
-        ))
+        moment_id = ""
+        problems.append(_NO_IDENTITY)
+    if m.currency is not None and m.currency.upper() not in ISO_4217:
+        problems.append(_currency_problem(m.currency))
+    if m.attributes is not None:
+        size_problem = _attributes_problem(m.attributes)
+        if size_problem is not None:
+            problems.append(size_problem)
+    if problems:
+        raise Rejected(_combined(problems))
 
     out: Moment = {
         "moment_id": moment_id,
@@ -241,12 +270,7 @@ def normalise(m: MomentIn, now: datetime) -> Moment:
     if m.value is not None:
         out["value"] = float(m.value) + 0.0
     if m.currency is not None:
-        currency = m.currency.upper()
-        if currency not in ISO_4217:
-            raise Rejected(Rejection(
-                "currency", f"expected an ISO 4217 currency code such as 'EUR', got {m.currency!r}"
-            ))
-        out["currency"] = currency
+        out["currency"] = m.currency.upper()
     if m.in_reply_to is not None:
         out["in_reply_to"] = resolve_reference(tenant, m.in_reply_to)
     if m.shares is not None:
@@ -256,17 +280,79 @@ def normalise(m: MomentIn, now: datetime) -> Moment:
     if m.source is not None:
         out["source"] = {"system": m.source.system, "id": m.source.id}
     if m.attributes is not None:
-        try:
-            size = len(orjson.dumps(m.attributes))
-        except orjson.JSONEncodeError as error:  # only from Python callers: JSON input encodes
-            problem = f"cannot be encoded as JSON ({error})"
-            raise Rejected(Rejection("attributes", problem)) from None
-        if size > MAX_ATTRIBUTES_BYTES:
-            raise Rejected(Rejection(
-                "attributes", f"encodes to {size} bytes; expected at most {MAX_ATTRIBUTES_BYTES}"
-            ))
         out["attributes"] = m.attributes
     return out
+
+
+def _attributes_problem(attributes: dict[str, Any]) -> Rejection | None:
+    try:
+        size = len(orjson.dumps(attributes))
+    except orjson.JSONEncodeError as error:  # only from Python callers: JSON input encodes
+        return Rejection("attributes", f"cannot be encoded as JSON ({error})")
+    if size > MAX_ATTRIBUTES_BYTES:
+        return Rejection(
+            "attributes", f"encodes to {size} bytes; expected at most {MAX_ATTRIBUTES_BYTES}")
+    return None
+
+
+_NO_IDENTITY: Final = Rejection(
+    "moment_id", "required when there is no source (give moment_id, or source to derive it)")
+
+
+def _currency_problem(currency: str) -> Rejection:
+    return Rejection(
+        "currency", f"expected an ISO 4217 currency code such as 'EUR', got {_short(currency)}")
+
+
+def _rules(kind: str | None, direction: str | None, ask_type: str | None, has_shares: bool | None,
+           occurred_at: datetime | None, now: datetime) -> list[Rejection]:
+    """The rules across fields (SPEC §2) that these values break. None: the value is not
+    known to be valid (it has an error of its own), so no rule is judged on it."""
+    problems: list[Rejection] = []
+    if kind is not None and direction is not None and kind not in KINDS_BY_DIRECTION[direction]:
+        allowed = KINDS_BY_DIRECTION[direction]
+        problems.append(Rejection(
+            "kind",
+            f"{kind!r} is not a kind of direction {direction!r} (expected one of "
+            f"{', '.join(allowed)}){_did_you_mean(kind, allowed)}",
+        ))
+    if kind is not None:
+        if ask_type is not None and kind != "ask":
+            problems.append(Rejection("ask_type", f"only allowed with kind 'ask', not {kind!r}"))
+        if kind == "share" and has_shares is False:
+            problems.append(Rejection(
+                "shares", "required with kind 'share' (the public moment re-shared)"))
+        if has_shares and kind != "share":
+            problems.append(Rejection("shares", f"only allowed with kind 'share', not {kind!r}"))
+    if occurred_at is not None and occurred_at - now > MAX_FUTURE:
+        problems.append(Rejection(
+            "occurred_at",
+            f"{format_utc(occurred_at)} is more than 24 h after the time of recording "
+            f"({format_utc(now)})",
+        ))
+    return problems
+
+
+def _raw_rules(data: dict[str, Any], failed: set[str], now: datetime) -> list[Rejection]:
+    """The cross-field rules, judged on a message whose other fields have errors: only on
+    the values that passed their own checks (those not in `failed`)."""
+
+    def valid(name: str) -> Any:
+        value = data.get(name)
+        return None if name in failed or not isinstance(value, str) else value
+
+    occurred_at = valid("occurred_at")
+    problems = _rules(
+        valid("kind"), valid("direction"), valid("ask_type"),
+        None if "shares" in failed else data.get("shares") is not None,
+        None if occurred_at is None else datetime.fromisoformat(occurred_at.upper()), now,
+    )
+    if data.get("moment_id") is None and data.get("source") is None:
+        problems.append(_NO_IDENTITY)
+    currency = valid("currency")
+    if currency is not None and currency.upper() not in ISO_4217:
+        problems.append(_currency_problem(currency))
+    return problems
 
 
 def resolve_reference(tenant: str, reference: Any) -> str:
@@ -291,25 +377,54 @@ def amended(current: Mapping[str, Any], changes: dict[str, Any], now: datetime) 
     try:
         return normalise(MomentIn.model_validate(wire), now)
     except ValidationError as error:
-        rejection = _rejection_from(error)
+        rejection = _rejection_from(error, wire, now)
     except Rejected as error:
         rejection = error.rejection
-    top = rejection.field.split(".", 1)[0]
-    if top in changes:
-        rejection = Rejection(f"set.{rejection.field}", rejection.problem)
-    raise Rejected(rejection)
+    raise Rejected(_combined([
+        Rejection(f"set.{p.field}", p.problem) if p.field.split(".", 1)[0] in changes else p
+        for p in rejection.problems
+    ]))
 
 
-def _rejection_from(error: ValidationError) -> Rejection:
-    """The first problem pydantic found, phrased for a person: field path, expectation, input."""
+def _rejection_from(error: ValidationError, data: Any = None,
+                    now: datetime | None = None) -> Rejection:
+    """Every problem pydantic found, phrased for a person: field path, expectation, input;
+    with the rules across fields judged on the values that passed (when `data` is a
+    moment's)."""
     errors = error.errors(include_url=False)
-    # An unknown field first: a typo (custmer_id) also makes its field missing.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = [str(part) for part in first["loc"]]
-    if loc and loc[0] in REFERENCE_FIELDS:
-        return _reference_rejection(loc[0], errors)
-    field = ".".join(loc)
-    return Rejection(field, _phrase(first))
+    # Unknown fields first: a typo (custmer_id) is the cause of its field's "missing",
+    # which is left out when the typo's suggestion names it.
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"
+               and str(e["loc"][0]) not in REFERENCE_FIELDS]
+    problems = [Rejection(".".join(map(str, e["loc"])), _phrase(e)) for e in unknown]
+    suggested = {_suggestion(e) for e in unknown}
+    references_done: set[str] = set()
+    failed: set[str] = set()
+    for e in errors:
+        loc = [str(part) for part in e["loc"]]
+        if loc:
+            failed.add(loc[0])
+        if loc and loc[0] in REFERENCE_FIELDS:
+            if loc[0] not in references_done:
+                references_done.add(loc[0])
+                problems.append(_reference_rejection(loc[0], errors))
+            continue
+        if e["type"] == "extra_forbidden":
+            continue
+        if e["type"] == "missing" and ".".join(loc) in suggested:
+            continue
+        problems.append(Rejection(".".join(loc), _phrase(e, data)))
+    if now is not None and isinstance(data, dict) and data.get("type") in (None, "moment"):
+        problems += _raw_rules(data, failed, now)
+    return _combined(problems)
+
+
+def _suggestion(error: Any) -> str | None:
+    """The field an unknown field's name is close to, as a dotted path."""
+    loc = [str(part) for part in error["loc"]]
+    known = SOURCE_FIELDS if len(loc) > 1 else TOP_FIELDS
+    close = get_close_matches(loc[-1], sorted(known - {loc[-1]}), n=1)
+    return ".".join([*loc[:-1], close[0]]) if close else None
 
 
 def _reference_rejection(field: str, errors: list[Any]) -> Rejection:
@@ -328,7 +443,7 @@ def _reference_rejection(field: str, errors: list[Any]) -> Rejection:
     )
 
 
-def _phrase(error: Any) -> str:
+def _phrase(error: Any, data: Any = None) -> str:
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
@@ -350,7 +465,25 @@ def _phrase(error: Any) -> str:
         message = f"expected at least {error['ctx']['min_length']} field"
     elif kind == "too_long" and isinstance(error.get("input"), dict):
         message = f"expected at most {error['ctx']['max_length']} fields"
-    return f"{message}, got {_short(error.get('input'))}"
+    hint = ""
+    if kind == "literal_error" and isinstance(error.get("input"), str):
+        choices: Sequence[str] = re.findall(r"'([^']*)'", str(error["ctx"]["expected"]))
+        direction = data.get("direction") if isinstance(data, dict) else None
+        if error["loc"] == ("kind",) and isinstance(direction, str) and (
+                direction in KINDS_BY_DIRECTION):
+            choices = KINDS_BY_DIRECTION[direction]
+        hint = _did_you_mean(error["input"], choices)
+    return f"{message}, got {_short(error.get('input'))}{hint}"
+
+
+def _did_you_mean(value: Any, choices: Sequence[str]) -> str:
+    """" (did you mean 'email'?)" when `value` is close to one of `choices`."""
+    if not isinstance(value, str):
+        return ""
+    close = get_close_matches(value, choices, n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in choices if c.lower() == value.lower()]
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # pydantic's wording, as a person who writes JSON would put it.
@@ -362,6 +495,41 @@ _REWORDING: Final = (
     ("expected greater than", "expected a number greater than"),
     ("expected less than", "expected a number less than"),
 )
+
+
+def _json_problem(raw: bytes | str, error: orjson.JSONDecodeError) -> str:
+    """What is wrong with text that is not JSON, in words, with where (a character count
+    from 1) and what was found there; orjson's own message names its parser's states."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if isinstance(raw, bytes):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return (f"not UTF-8 text (byte 0x{raw[bad.start]:02x} at byte {bad.start + 1}); "
+                    "save the file as UTF-8")
+    if not text.strip():
+        return "an empty line; expected a JSON object"
+    where = f"at character {error.pos + 1}"
+    found = _short(text[error.pos:error.pos + 20]) if error.pos < len(text) else "the end"
+    words = str(error.msg)
+    if words.startswith("unexpected end of data"):
+        problem = f"it ends before the JSON is complete (cut off after character {len(text)})"
+    elif "expected a string key" in words:
+        problem = f"expected a field name in double quotes {where}, got {found}"
+    elif words.startswith(("unexpected character, expected a JSON value", "invalid literal")):
+        problem = (f"expected a JSON value (an object, string, number, true, false or null) "
+                   f"{where}, got {found}")
+    elif words.startswith("trailing comma"):
+        problem = f"a comma before the closing bracket {where} (JSON allows none there)"
+    elif words.startswith("unexpected content after document"):
+        problem = f"more text after the JSON value {where}: {found}"
+    else:
+        problem = f"{words} {where}"
+    hint = ""
+    stripped = text.lstrip()
+    if stripped[:1] not in ("{", "[", '"') and "," in stripped:
+        hint = " (a CSV row? import CSV with --format csv)"
+    return f"not valid JSON: {problem}{hint}"
 
 
 def _unknown_field(name: str, known: frozenset[str]) -> str:

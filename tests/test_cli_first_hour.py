@@ -162,7 +162,7 @@ def test_quarantine_fix_keeps_the_original_when_the_fix_is_invalid(tmp_path: Pat
     result = mot(store, "quarantine", "fix", "1", "-", input=bad, ok=False)
     assert result.exit_code == 1
     assert "quarantined message 1 is unchanged" in result.stderr
-    assert "channel:" in result.stderr
+    assert "channel:" in result.stderr and "; kind:" in result.stderr
     [entry] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
     with open_store(store) as services:
         assert services.ledger_store.quarantine(ids=[1])[0].message == orjson.dumps(
@@ -235,6 +235,26 @@ def test_quarantine_replay_and_drop_by_field_and_reason(store_url: str, tmp_path
     assert [e["id"] for e in listed] == [2]
     nothing = mot(store, "quarantine", "drop", ok=False)
     assert nothing.exit_code == 2 and "name the messages to drop" in nothing.stderr
+
+
+def test_a_line_with_three_errors_names_all_three(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(
+        tmp_path, moment(channel="emial", direction="outbund", kind="answr")))
+    shown = mot(store, "quarantine", "show", "1").stdout
+    assert "field:      channel\n" in shown
+    reason = next(line for line in shown.splitlines() if line.startswith("reason:"))
+    assert "got 'emial' (did you mean 'email'?); direction: " in reason
+    assert "got 'outbund' (did you mean 'outbound'?); kind: " in reason
+    assert reason.endswith("got 'answr' (did you mean 'answer'?)")
+    # The summary counts the message under each of its fields.
+    rows = json.loads(mot(store, "quarantine", "summary", "--format", "json").stdout)
+    assert [(r["field"], r["messages"]) for r in rows] == [
+        ("channel", 1), ("direction", 1), ("kind", 1)]
+    assert rows[1]["reason"] == "expected 'inbound', 'outbound' or 'public'"
+    for field in ("channel", "direction", "kind"):
+        listed = mot(store, "quarantine", "list", "--field", field, "--format", "json").stdout
+        assert [e["id"] for e in json.loads(listed)] == [1], field
 
 
 # -- words ---------------------------------------------------------------------------------------
