@@ -217,17 +217,12 @@ def query(obj: Any, name: str, fmt: str | None, tenant: str | None, customer: st
         records = services.queries.run(Query(
             name, tenant=tenant, customer=customer, stage=stage, status=status_,
             polarity=polarity, function=function, since=since, until=until, as_of=as_of,
-            sort=sort or DEFAULT_SORT.get(name), limit=limit,
+            sort=sort, limit=limit,
         ))
     except QueryError as error:
         raise click.UsageError(str(error)) from error
     records, chosen = _chosen(records, columns)
     render(records, fmt, chosen, expanded=expanded)
-
-
-# The order a person wants first, when --sort does not say.
-DEFAULT_SORT = {"amplifications": "-cascade_reach", "relationships": "-last_moment_at",
-                "reciprocity": "-unanswered_asks"}
 
 
 def _chosen(records: list[dict[str, Any]], columns: str | None

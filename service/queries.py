@@ -8,7 +8,7 @@ is mostly start-up time, and the folds are the heavier half of mot to import.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,12 @@ class Query:
         return {k: v for k, v in given.items() if v is not None}
 
 
+DEFAULT_SORT: dict[str, str] = {"amplifications": "-cascade_reach",
+                                "relationships": "-last_moment_at",
+                                "reciprocity": "-unanswered_asks"}
+"""The order a person wants first when a query does not say (CLI and HTTP alike)."""
+
+
 class QueryService:
     """Answers `mot query` from the projection tables, or by folding as of a past time."""
 
@@ -64,6 +70,8 @@ class QueryService:
 
     def run(self, query: Query) -> list[dict[str, Any]]:
         name = query.name
+        if query.sort is None and name in DEFAULT_SORT:
+            query = replace(query, sort=DEFAULT_SORT[name])
         if name not in PROJECTION_NAMES:
             raise QueryError(f"unknown projection {name!r}; expected one of "
                              + ", ".join(PROJECTION_NAMES))
