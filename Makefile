@@ -33,6 +33,7 @@ demo: $(STAMP) bytecode
 	$(BIN)/mot --store $(DEMO_STORE) import $(DEMO_DIR)/moments.jsonl
 	$(BIN)/mot --store $(DEMO_STORE) project
 	$(BIN)/mot --store $(DEMO_STORE) story
+	$(BIN)/mot --store $(DEMO_STORE) report --out $(DEMO_DIR)/report.html
 	$(BIN)/mot --store $(DEMO_STORE) status
 
 # PostgreSQL must be up for the tests that use it; start the local cluster if it is not.

@@ -53,4 +53,37 @@ def export(obj: Any, fmt: str, out: Path, tenant: str | None, as_of: datetime | 
         click.echo(f"{item.path}  {item.rows:,} rows")
 
 
-COMMANDS = [export]
+@click.command("report")
+@click.option("--tenant", help="Only this tenant (default: every tenant, a section each).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default="report.html", show_default=True, help="The HTML file to write ('-': stdout).")
+@click.option("--since", type=Timestamp(), help="Weekly charts and posts from this time.")
+@click.option("--until", type=Timestamp(), help="Weekly charts and posts up to this time.")
+@click.option("--no-refresh", is_flag=True,
+              help="Do not bring projections up to date first (read-only access).")
+@click.pass_obj
+def report(obj: Any, tenant: str | None, out: Path, since: datetime | None,
+           until: datetime | None, no_refresh: bool) -> None:
+    """Write one self-contained HTML page of what the projections say: stage funnel and its
+    weekly movement, reciprocity, amplification, team scoreboard, listening share.
+
+    The page needs no network (charts are inline SVG) and prints well. Example:
+
+        mot report --tenant acme --out acme.html --since 2026-01-01T00:00:00Z
+    """
+    from mot.service.report import report as build
+
+    services = obj.services
+    if not no_refresh:
+        services.projections.project()
+    page = build(services.queries, services.backend, tenant=tenant, since=since, until=until)
+    if tenant is not None and 'data-tenant="' not in page:
+        raise click.ClickException(f"no customers of tenant {tenant!r} in this store")
+    if str(out) == "-":
+        click.echo(page, nl=False)
+        return
+    out.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {out} ({len(page.encode()):,} bytes)")
+
+
+COMMANDS = [export, report]

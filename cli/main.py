@@ -51,7 +51,7 @@ COMMAND_MODULES: dict[str, str] = {
     "story": "projection_commands",
     "kafka": "kafka_commands",
     "token": "http_commands", "serve": "http_commands",
-    "export": "analyst_commands",
+    "export": "analyst_commands", "report": "analyst_commands",
 }
 
 

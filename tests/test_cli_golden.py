@@ -520,7 +520,8 @@ def test_a_query_of_current_projections_loads_neither_folds_nor_recorder(
         "print(sys.modules.keys() & {'eventsourcing', 'pydantic', 'mot.projections.engine',"
         " 'mot.projections.amplification', 'mot.cli.ledger_commands', 'mot.cli.kafka_commands',"
         " 'mot.cli.http_commands', 'hashlib', 'kafka', 'psycopg', 'multiprocessing',"
-        " 'concurrent.futures', 'mot.domain.events', 'mot.projections.relationship', 'csv'})\n"
+        " 'concurrent.futures', 'mot.domain.events', 'mot.projections.relationship', 'csv',"
+        " 'matplotlib', 'pyarrow', 'mot.cli.tables', 'mot.cli.analyst_commands'})\n"
         "print(sorted(r['tenant'] for r in __import__('json').loads(result.stdout)))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
