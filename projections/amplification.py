@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from mot.projections.model import Current
 from mot.projections.relationship import (
@@ -18,8 +18,10 @@ from mot.projections.relationship import (
     is_private,
     is_public_amplifying,
 )
+from mot.projections.schema import AMPLIFICATIONS, POLARITIES, record_maker
 
 Polarity = Literal["positive", "negative", "neutral"]
+assert set(get_args(Polarity)) == set(POLARITIES)  # the rule's values are the record's
 
 TRIGGER_WINDOW_US: Final = 72 * 3600 * 1_000_000
 """How far back (72 h, in microseconds) a post looks for the private moment it makes public."""
@@ -159,19 +161,10 @@ class Amplification:
         return self.trigger_moment_id is None
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "amplification_id": self.amplification_id,
-            "tenant": self.tenant,
-            "customer_id": self.customer_id,
-            "trigger_moment_id": self.trigger_moment_id,
-            "trigger_function": self.trigger_function,
-            "trigger_channel": self.trigger_channel,
-            "delay_seconds": self.delay_seconds,
-            "polarity": self.polarity,
-            "reach": self.reach,
-            "cascade_size": self.cascade_size,
-            "cascade_reach": self.cascade_reach,
-        }
+        return _amplification_record(self)
+
+
+_amplification_record = record_maker(AMPLIFICATIONS)
 
 
 def build_amplification(

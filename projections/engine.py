@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any
 
 from mot.domain.events import LedgerEvent, MomentRetracted, as_dict
-from mot.domain.timefmt import format_utc, micros_to_text, to_micros, utc_now
+from mot.domain.timefmt import format_utc, to_micros, utc_now
 from mot.projections.amplification import (
     Amplification,
     build_amplification,
@@ -50,29 +50,31 @@ from mot.projections.ports import (
 )
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
+from mot.projections.schema import (
+    AMPLIFICATIONS,
+    LISTENING,
+    RECIPROCITY,
+    RELATIONSHIPS,
+    TEAMS,
+    TRANSITIONS,
+    row_maker,
+    value_maker,
+)
 from mot.projections.teams import (
-    TeamDelta,
+    ListeningRow,
+    TeamRow,
     amplification_contribution,
     contribution_groups,
-    listening_contribution,
-    listening_share,
+    count_listening,
     moment_contribution,
 )
 
-REL_COLUMNS = ("tenant", "customer_id", "stage", "exchanges", "wants", "likes",
-               "customer_moments", "brand_moments", "first_moment_at", "last_moment_at",
-               "last_customer_moment_at", "last_moment_us", "last_customer_moment_us", "version")
-RECIP_COLUMNS = ("tenant", "customer_id", "given", "asked", "received", "balance",
-                 "unanswered_asks", "status", "version")
-TRANS_COLUMNS = ("tenant", "customer_id", "seq", "from_stage", "to_stage", "occurred_at",
-                 "occurred_us", "moment_id", "version")
-AMP_COLUMNS = ("amplification_id", "tenant", "customer_id", "occurred_at", "occurred_us",
-               "channel", "sentiment", "polarity", "reach", "cascade_size", "cascade_reach",
-               "trigger_moment_id", "trigger_function", "trigger_channel", "trigger_actor",
-               "delay_seconds", "version")
-TEAM_COLUMNS = ("tenant", "function", "moments", "given", "asked", "amplifications",
-                "positive", "negative", "cascade_reach", "version")
-LISTEN_COLUMNS = ("tenant", "moments", "listening", "other", "listening_share", "version")
+REL_COLUMNS = RELATIONSHIPS.columns
+RECIP_COLUMNS = RECIPROCITY.columns
+TRANS_COLUMNS = TRANSITIONS.columns
+AMP_COLUMNS = AMPLIFICATIONS.columns
+TEAM_COLUMNS = TEAMS.columns
+LISTEN_COLUMNS = LISTENING.columns
 
 BULK_POSITIONS = 100_000  # ledger positions a rebuild loads per transaction
 
@@ -81,6 +83,16 @@ Progress = Callable[[str, int, int], None]
 
 CustomerRange = tuple[CustomerKey, CustomerKey]
 """The customers from the first key to the last, in key order."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerProjections:
+    """What one customer's moments fold to (SPEC §3.1-§3.3)."""
+
+    relationship: Relationship
+    transitions: list[Transition]
+    reciprocity: Reciprocity
+    amplifications: list[Amplification]  # of the customer's posts, reviews and mentions
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +156,7 @@ class Deltas:
     def move_moment(self, m: Current, times: int) -> None:
         """Add what `m` contributes `times` times (-1: take it away)."""
         self._add(moment_contribution(m), times)
-        listening, talking = listening_contribution(m)
-        counts = self.listening[m.tenant]
-        counts[0] += times
-        counts[1] += times * listening
-        counts[2] += times * talking
+        count_listening(self.listening[m.tenant], m, times)
 
     def add_moments(self, moments: Iterable[Current]) -> None:
         """`move_moment(m, 1)` for each of many moments, counted per contribution group."""
@@ -158,12 +166,11 @@ class Deltas:
     def move_amplification(self, a: Amplification, times: int) -> None:
         self._add(amplification_contribution(a), times)
 
-    def _add(self, d: TeamDelta | None, times: int) -> None:
+    def _add(self, d: TeamRow | None, times: int) -> None:
         if d is None:
             return
         row = self.teams[(d.tenant, d.function)]
-        for i, value in enumerate((d.moments, d.given, d.asked, d.amplifications, d.positive,
-                                   d.negative, d.cascade_reach)):
+        for i, value in enumerate(d.counters()):
             row[i] += times * value
 
 
@@ -285,8 +292,7 @@ class Engine:
         self._write_sums(session, deltas, version)
 
     def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]]
-              ) -> dict[CustomerKey, tuple[Relationship, list[Transition], Reciprocity,
-                                           list[Amplification]]]:
+             ) -> dict[CustomerKey, CustomerProjections]:
         """The projections of each customer, from their moments and what their posts reach."""
         posts = [m for ms in moments.values() for m in ms if is_amplification(m)]
         targets = session.moments_by_id({p.in_reply_to for p in posts if p.in_reply_to})
@@ -305,7 +311,8 @@ class Engine:
                     trigger = find_trigger(post, target, private)
                     size, reach = cascade(post, lambda parent: children.get(parent, empty))
                     amplifications.append(build_amplification(post, trigger, size, reach))
-            out[key] = (relationship, transitions, fold_reciprocity(ms), amplifications)
+            out[key] = CustomerProjections(relationship, transitions, fold_reciprocity(ms),
+                                           amplifications)
         return out
 
     def _descendants(self, session: FoldReader, roots: Sequence[Current]
@@ -327,8 +334,7 @@ class Engine:
 
     def _write_customers(self, session: ProjectionSession,
                          moments: dict[CustomerKey, list[Current]],
-                         folded: dict[CustomerKey, tuple[Relationship, list[Transition],
-                                                         Reciprocity, list[Amplification]]],
+                         folded: dict[CustomerKey, CustomerProjections],
                          version: int, deltas: Deltas) -> None:
         """Write the rows whose content changed, and take away the old rows' contributions."""
         keys = list(moments)
@@ -338,13 +344,13 @@ class Engine:
             return session.rows(table, keys, ", ".join(columns))
 
         old_rel = {(r[0], r[1]): r[:-1] for r in old_rows("relationships", REL_COLUMNS)}
-        new_rel = {key: _relationship_row(f[0]) for key, f in folded.items()}
+        new_rel = {key: _relationship_row(f.relationship) for key, f in folded.items()}
         write = partial(session.upsert, key=("tenant", "customer_id"))
         write("relationships", REL_COLUMNS,
                        [(*row, version) for key, row in new_rel.items() if old_rel.get(key) != row])
 
         old_recip = {(r[0], r[1]): r[:-1] for r in old_rows("reciprocity", RECIP_COLUMNS)}
-        new_recip = {key: _reciprocity_row(f[2]) for key, f in folded.items()}
+        new_recip = {key: _reciprocity_row(f.reciprocity) for key, f in folded.items()}
         write("reciprocity", RECIP_COLUMNS,
                        [(*row, version) for key, row in new_recip.items() if old_recip.get(key) != row])
 
@@ -352,16 +358,16 @@ class Engine:
         for r in sorted(old_rows("transitions", TRANS_COLUMNS), key=lambda r: r[2]):
             old_trans[(r[0], r[1])].append(r[:-1])
         changed_trans = [key for key, f in folded.items()
-                         if old_trans.get(key, []) != _transition_rows(f[1])]
+                         if old_trans.get(key, []) != _transition_rows(f.transitions)]
         stale = [key for key in (*changed_trans, *gone) if key in old_trans]
         session.delete_customers("transitions", stale)
         session.insert("transitions", TRANS_COLUMNS,
                        [(*row, version) for key in changed_trans
-                        for row in _transition_rows(folded[key][1])])
+                        for row in _transition_rows(folded[key].transitions)])
 
         old_amps = {r[0]: r[:-1] for r in old_rows("amplifications", AMP_COLUMNS)}
         new_amps = {a.amplification_id: _amplification_row(a)
-                    for f in folded.values() for a in f[3]}
+                    for f in folded.values() for a in f.amplifications}
         for row in old_amps.values():
             deltas.move_amplification(_amplification_from_row(row), -1)
         for row in new_amps.values():
@@ -390,11 +396,12 @@ class Engine:
             upserts, deletes = [], []
             for (tenant, function), change in team_deltas.items():
                 before = old.get((tenant, function), (0, 0, 0, 0, 0, 0, 0))
-                after = tuple(b + x for b, x in zip(before, change, strict=True))
-                if not any(after):
+                after = TeamRow(tenant, function,
+                                *(b + x for b, x in zip(before, change, strict=True)))
+                if after.is_zero():
                     deletes.append((tenant, function))
                 else:
-                    upserts.append((tenant, function, *after, version))
+                    upserts.append((*_team_row(after), version))
             session.upsert("teams", TEAM_COLUMNS, upserts, key=("tenant", "function"))
             session.delete_rows("teams", ("tenant", "function"), deletes)
         changed = {t: c for t, c in deltas.listening.items() if any(c)}
@@ -403,12 +410,11 @@ class Engine:
             upserts_l, deletes_l = [], []
             for tenant, change in changed.items():
                 before_l = old_l.get(tenant, (0, 0, 0))
-                moments, listening, other = (b + x for b, x in zip(before_l, change, strict=True))
-                if moments <= 0:
+                row = ListeningRow(tenant, *(b + x for b, x in zip(before_l, change, strict=True)))
+                if row.moments <= 0:
                     deletes_l.append((tenant,))
                 else:
-                    upserts_l.append((tenant, moments, listening, other,
-                                      listening_share(listening, other), version))
+                    upserts_l.append((*_listening_row(row), version))
             session.upsert("listening", LISTEN_COLUMNS, upserts_l, key=("tenant",))
             session.delete_rows("listening", ("tenant",), deletes_l)
 
@@ -542,14 +548,14 @@ class Engine:
         deltas = Deltas.empty()
         deltas.add_moments(m for customer_moments in moments.values() for m in customer_moments)
         folded = self.fold(reader, moments).values()
-        amplifications = [a for f in folded for a in f[3]]
+        amplifications = [a for f in folded for a in f.amplifications]
         for amplification in amplifications:
             deltas.move_amplification(amplification, 1)
         return FoldedRange(
             last,
-            [(*_relationship_row(f[0]), version) for f in folded],
-            [(*_reciprocity_row(f[2]), version) for f in folded],
-            [(*row, version) for f in folded for row in _transition_rows(f[1])],
+            [(*_relationship_row(f.relationship), version) for f in folded],
+            [(*_reciprocity_row(f.reciprocity), version) for f in folded],
+            [(*row, version) for f in folded for row in _transition_rows(f.transitions)],
             [(*_amplification_row(a), version) for a in amplifications],
             dict(deltas.teams), dict(deltas.listening),
         )
@@ -558,33 +564,14 @@ class Engine:
         return format_utc(self.clock())
 
 
-def _relationship_row(r: Relationship) -> tuple[Any, ...]:
-    record = r.as_record()
-    return (r.tenant, r.customer_id, r.stage, r.exchanges, r.wants, r.likes, r.customer_moments,
-            r.brand_moments, record["first_moment_at"], record["last_moment_at"],
-            record["last_customer_moment_at"], r.last_moment_us, r.last_customer_moment_us)
-
-
-def _reciprocity_row(r: Reciprocity) -> tuple[Any, ...]:
-    return (r.tenant, r.customer_id, r.given, r.asked, r.received, r.balance, r.unanswered_asks,
-            r.status)
+_relationship_row = row_maker(RELATIONSHIPS)
+_reciprocity_row = row_maker(RECIPROCITY)
+_transition_row = row_maker(TRANSITIONS)
+_amplification_row = row_maker(AMPLIFICATIONS)
+_team_row = row_maker(TEAMS)
+_listening_row = row_maker(LISTENING)
+_amplification_from_row = value_maker(AMPLIFICATIONS, Amplification)
 
 
 def _transition_rows(transitions: list[Transition]) -> list[tuple[Any, ...]]:
-    return [(t.tenant, t.customer_id, seq, t.from_stage, t.to_stage, micros_to_text(t.occurred_us),
-             t.occurred_us, t.moment_id) for seq, t in enumerate(transitions)]
-
-
-def _amplification_row(a: Amplification) -> tuple[Any, ...]:
-    return (a.amplification_id, a.tenant, a.customer_id, micros_to_text(a.occurred_us),
-            a.occurred_us, a.channel, a.sentiment, a.polarity, a.reach, a.cascade_size,
-            a.cascade_reach, a.trigger_moment_id, a.trigger_function, a.trigger_channel,
-            a.trigger_actor, a.delay_seconds)
-
-
-def _amplification_from_row(row: Sequence[Any]) -> Amplification:
-    (aid, tenant, customer, _, occurred_us, channel, sentiment, polarity, reach, size, creach,
-     tid, tfunction, tchannel, tactor, delay) = row
-    return Amplification(aid, tenant, customer, int(occurred_us), channel, sentiment, polarity,
-                         int(reach), int(size), int(creach), tid, tfunction, tchannel, tactor,
-                         None if delay is None else int(delay))
+    return [_transition_row(t, seq) for seq, t in enumerate(transitions)]

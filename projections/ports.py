@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from mot.projections.model import Current, CustomerKey
@@ -24,6 +25,19 @@ class Stage(NamedTuple):
     moments: int  # how many it was filled with: a copy of fewer is refused
 
 
+@dataclass(frozen=True, slots=True)
+class ViewRead:
+    """A read of one projection's rows, as `mot query` asks (stored columns, per the
+    projection's declaration in mot.projections.schema)."""
+
+    name: str
+    equals: Mapping[str, str] = field(default_factory=dict)  # column -> value
+    since_us: int | None = None  # the projection's time column at or after
+    until_us: int | None = None  # ... at or before
+    order: tuple[tuple[str, bool], ...] = ()  # (column, descending), before the default order
+    limit: int | None = None
+
+
 class FoldReader(Protocol):
     """What folding a customer reads beyond their own moments (reply targets, share cascades)."""
 
@@ -36,7 +50,10 @@ class RangeReader(FoldReader, Protocol):
 
     def customer_range(self, first: CustomerKey, last: CustomerKey
                        ) -> dict[CustomerKey, list[Current]]: ...
-    def customers_after(self, cursor: CustomerKey | None, limit: int) -> list[CustomerKey]: ...
+    def customers_after(self, cursor: CustomerKey | None, limit: int, *,
+                        tenant: str | None = None,
+                        customer: str | None = None) -> list[CustomerKey]: ...
+    def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]: ...
 
 
 class ProjectionSession(Protocol):
@@ -105,6 +122,9 @@ class ProjectionStore(Protocol):
         ...
     def swap(self, now: str) -> None: ...
     def state(self, name: str = ...) -> tuple[int, str, int | None] | None: ...
+    def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
+        """The live rows of a projection, named as its output names them."""
+        ...
 
 
 class NotificationLog(Protocol):

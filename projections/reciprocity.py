@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from mot.domain.vocabulary import OUTBOUND_GIVES
 from mot.projections.model import Current
 from mot.projections.relationship import in_fold_order, is_positive
+from mot.projections.schema import RECIPROCITY, STATUSES, record_maker
 
 Status = Literal["stop_asking", "give_first", "ok_to_ask"]
+assert set(get_args(Status)) == set(STATUSES)  # the rule's values are the record's
 
 GIVE_WEIGHTS: Final[Mapping[str, int]] = MappingProxyType({
     "answer": 1,
@@ -133,16 +135,10 @@ class Reciprocity:
     status: Status
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "customer_id": self.customer_id,
-            "given": self.given,
-            "asked": self.asked,
-            "received": self.received,
-            "balance": self.balance,
-            "unanswered_asks": self.unanswered_asks,
-            "status": self.status,
-        }
+        return _reciprocity_record(self)
+
+
+_reciprocity_record = record_maker(RECIPROCITY)
 
 
 def fold_reciprocity(moments: Sequence[Current]) -> Reciprocity:

@@ -14,14 +14,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from operator import attrgetter
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
-from mot.domain.timefmt import micros_to_text
 from mot.domain.vocabulary import AMPLIFYING_KINDS
 from mot.projections.lapsing import is_lapsed
 from mot.projections.model import Current
+from mot.projections.schema import RELATIONSHIPS, STAGES, TRANSITIONS, record_maker
 
 Stage = Literal["detractor", "advocate", "loyal", "engaged", "acquainted", "stranger"]
+assert set(get_args(Stage)) == set(STAGES)  # the rule's values are the record's
 
 POSITIVE_AT_LEAST: Final = 0.3
 """A sentiment this high or higher is positive (stages, customer gives, polarity)."""
@@ -125,22 +126,7 @@ class Relationship:
         return is_lapsed(self.last_customer_moment_us, as_of_us)
 
     def as_record(self) -> dict[str, Any]:
-        last_customer = self.last_customer_moment_us
-        return {
-            "tenant": self.tenant,
-            "customer_id": self.customer_id,
-            "stage": self.stage,
-            "exchanges": self.exchanges,
-            "wants": self.wants,
-            "likes": self.likes,
-            "customer_moments": self.customer_moments,
-            "brand_moments": self.brand_moments,
-            "first_moment_at": micros_to_text(self.first_moment_us),
-            "last_moment_at": micros_to_text(self.last_moment_us),
-            "last_customer_moment_at": (
-                None if last_customer is None else micros_to_text(last_customer)
-            ),
-        }
+        return _relationship_record(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +141,11 @@ class Transition:
     moment_id: str
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "customer_id": self.customer_id,
-            "from": self.from_stage,
-            "to": self.to_stage,
-            "occurred_at": micros_to_text(self.occurred_us),
-            "moment_id": self.moment_id,
-        }
+        return _transition_record(self)
+
+
+_relationship_record = record_maker(RELATIONSHIPS)
+_transition_record = record_maker(TRANSITIONS)
 
 
 # --- the fold ----------------------------------------------------------------------

@@ -18,29 +18,16 @@ from mot.projections.amplification import Amplification
 from mot.projections.model import Current
 from mot.projections.reciprocity import asked_by, given_by
 from mot.projections.relationship import is_private
+from mot.projections.schema import LISTENING, TEAMS, record_maker
 
 TeamKey = tuple[str, str]
 """(tenant, function)"""
 
 
 @dataclass(frozen=True, slots=True)
-class TeamDelta:
-    """What one moment or one amplification adds to the row of (tenant, function)."""
-
-    tenant: str
-    function: str
-    moments: int = 0
-    given: int = 0
-    asked: int = 0
-    amplifications: int = 0
-    positive: int = 0
-    negative: int = 0
-    cascade_reach: int = 0
-
-
-@dataclass(frozen=True, slots=True)
 class TeamRow:
-    """One team's scoreboard row."""
+    """One team's scoreboard row, and also what one moment or amplification adds to it (the
+    same sums: a contribution is a row of one)."""
 
     tenant: str
     function: str
@@ -51,69 +38,67 @@ class TeamRow:
     positive: int = 0
     negative: int = 0
     cascade_reach: int = 0
+
+    def counters(self) -> tuple[int, ...]:
+        return (self.moments, self.given, self.asked, self.amplifications, self.positive,
+                self.negative, self.cascade_reach)
 
     def is_zero(self) -> bool:
-        return not (
-            self.moments or self.given or self.asked or self.amplifications
-            or self.positive or self.negative or self.cascade_reach
-        )
+        return not any(self.counters())
 
-    def moved(self, delta: TeamDelta, sign: int) -> TeamRow:
+    def moved(self, delta: TeamRow, sign: int) -> TeamRow:
         """This row with `delta` added (sign 1) or taken away (sign -1)."""
-        return TeamRow(
-            self.tenant,
-            self.function,
-            self.moments + sign * delta.moments,
-            self.given + sign * delta.given,
-            self.asked + sign * delta.asked,
-            self.amplifications + sign * delta.amplifications,
-            self.positive + sign * delta.positive,
-            self.negative + sign * delta.negative,
-            self.cascade_reach + sign * delta.cascade_reach,
-        )
+        return TeamRow(self.tenant, self.function,
+                       *(a + sign * b for a, b in zip(self.counters(), delta.counters(),
+                                                      strict=True)))
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "function": self.function,
-            "moments": self.moments,
-            "given": self.given,
-            "asked": self.asked,
-            "amplifications": self.amplifications,
-            "positive": self.positive,
-            "negative": self.negative,
-            "cascade_reach": self.cascade_reach,
-        }
+        return _team_record(self)
+
+
+TeamDelta = TeamRow
+"""What one moment or one amplification adds to the row of (tenant, function)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ListeningRow:
-    """A tenant's listening share: None when it has moments but none private."""
+    """A tenant's listening counters: its moments, L (listening) and M (the brand talking);
+    its listening share is None when it has moments but none private."""
 
     tenant: str
-    listening_share: float | None
+    moments: int
+    listening: int
+    other: int
+
+    @property
+    def listening_share(self) -> float | None:
+        return listening_share(self.listening, self.other)
 
     def as_record(self) -> dict[str, Any]:
-        return {"tenant": self.tenant, "listening_share": self.listening_share}
+        return _listening_record(self)
+
+
+_team_record = record_maker(TEAMS)
+_listening_record = record_maker(LISTENING)
 
 
 # --- contributions -----------------------------------------------------------------
 
 
-def moment_contribution(m: Current) -> TeamDelta | None:
+def moment_contribution(m: Current) -> TeamRow | None:
     """What a private moment adds to its own function's row; None for public moments
     (those belong to the customer, not to a team)."""
     if not is_private(m):
         return None
-    return TeamDelta(m.tenant, m.function, moments=1, given=given_by(m), asked=asked_by(m))
+    return TeamRow(m.tenant, m.function, moments=1, given=given_by(m), asked=asked_by(m))
 
 
-def amplification_contribution(a: Amplification) -> TeamDelta | None:
+def amplification_contribution(a: Amplification) -> TeamRow | None:
     """What an amplification adds to its trigger's function; None when unprompted
     (an unprompted post counts for no team)."""
     if a.trigger_function is None:
         return None
-    return TeamDelta(
+    return TeamRow(
         a.tenant,
         a.trigger_function,
         amplifications=1,
@@ -151,6 +136,14 @@ def listening_contribution(m: Current) -> tuple[int, int]:
     return 0, 0
 
 
+def count_listening(counts: list[int], m: Current, times: int) -> None:
+    """Add `m`, `times` times (-1: take it away), to a tenant's `[moments, L, M]`."""
+    listening, talking = listening_contribution(m)
+    counts[0] += times
+    counts[1] += times * listening
+    counts[2] += times * talking
+
+
 def listening_share(listening: int, talking: int) -> float | None:
     """`L / (L + M)`, or None when both are 0."""
     total = listening + talking
@@ -168,15 +161,15 @@ class TeamTotals:
     def __init__(self) -> None:
         self._rows: dict[TeamKey, TeamRow] = {}
 
-    def add(self, delta: TeamDelta | None) -> None:
+    def add(self, delta: TeamRow | None) -> None:
         """Add a contribution (None, as returned for public or unprompted, is nothing)."""
         self._move(delta, 1)
 
-    def subtract(self, delta: TeamDelta | None) -> None:
+    def subtract(self, delta: TeamRow | None) -> None:
         """Take back a contribution added before (the old version of a changed moment)."""
         self._move(delta, -1)
 
-    def _move(self, delta: TeamDelta | None, sign: int) -> None:
+    def _move(self, delta: TeamRow | None, sign: int) -> None:
         if delta is None:
             return
         key = (delta.tenant, delta.function)
@@ -211,19 +204,15 @@ class ListeningTotals:
         self._move(m, -1)
 
     def _move(self, m: Current, sign: int) -> None:
-        listening, talking = listening_contribution(m)
         counts = self._counts.setdefault(m.tenant, [0, 0, 0])
-        counts[0] += sign
-        counts[1] += sign * listening
-        counts[2] += sign * talking
+        count_listening(counts, m, sign)
         if counts[0] == 0:
             del self._counts[m.tenant]
 
     def rows(self) -> list[ListeningRow]:
         """One row per tenant with at least one moment, by tenant."""
         return [
-            ListeningRow(tenant, listening_share(counts[1], counts[2]))
-            for tenant, counts in sorted(self._counts.items())
+            ListeningRow(tenant, *counts) for tenant, counts in sorted(self._counts.items())
         ]
 
 

@@ -99,5 +99,5 @@ def open_store(url: str | None = None, *, page_size: int = 1000) -> Services:
     )
     return Services(
         backend, ledger_store, projection_store, projections,
-        QueryService(backend, projection_store, lambda: projections.engine),
+        QueryService(projection_store, lambda: projections.engine),
     )

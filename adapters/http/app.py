@@ -48,24 +48,19 @@ from mot.adapters.http.bodies import (
 from mot.adapters.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mot.adapters.http.metrics import Metrics, route_of
 from mot.adapters.http.models import (
-    Amplification,
+    RECORD_LISTS,
     BatchAnswer,
     Health,
     HistoryRecord,
-    Listening,
     Polarity,
     Problem,
-    Reciprocity,
-    Relationship,
     Stage,
     Status,
-    Team,
-    Transition,
 )
 from mot.adapters.http.webhooks import WebhookSettings, add_webhook_routes
-from mot.adapters.stores.views import VIEWS
 from mot.domain.schema import AmendIn, MomentIn, RetractIn
 from mot.domain.vocabulary import Function
+from mot.projections.schema import PROJECTIONS
 from mot.service.access import (
     AccessService,
     Answer,
@@ -115,12 +110,8 @@ RefreshParam = Annotated[bool, Query(
                 "background projector keeps them a poll interval behind at most)")]
 
 # The fields each query sorts by, live and --as-of alike (as mot query --sort).
-_NOT_SORTABLE: Final = {"transitions": {"from_stage", "to_stage"},
-                        "listening": {"moments", "listening", "other"}}
-SORTABLE: Final = {
-    name: tuple(c for c in columns if not c.endswith("_us") and c not in _NOT_SORTABLE.get(name, ()))
-    for name, (_, columns, _) in VIEWS.items()
-}
+SORTABLE: Final = {name: tuple(f.name for f in projection.output if f.sortable)
+                   for name, projection in PROJECTIONS.items()}
 
 
 def _sort(name: str) -> Any:
@@ -390,7 +381,7 @@ def create_app(
     query_responses: dict[int | str, dict[str, Any]] = {400: {"model": Problem}, **PROBLEMS}
 
     @app.get("/v1/relationships", response_model=None, tags=["queries"],
-             responses={200: {"model": list[Relationship]}, **query_responses})
+             responses={200: {"model": RECORD_LISTS["relationships"]}, **query_responses})
     def relationships(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
                       stage: Stage | None = None, since: SinceParam = None,
                       until: UntilParam = None, as_of: AsOfParam = None,
@@ -401,7 +392,7 @@ def create_app(
                          stage=stage, since=since, until=until, as_of=as_of, sort=sort, limit=limit)
 
     @app.get("/v1/reciprocity", response_model=None, tags=["queries"],
-             responses={200: {"model": list[Reciprocity]}, **query_responses})
+             responses={200: {"model": RECORD_LISTS["reciprocity"]}, **query_responses})
     def reciprocity(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
                     status: Status | None = None, as_of: AsOfParam = None,
                       sort: str | None = _sort("reciprocity"),
@@ -411,7 +402,7 @@ def create_app(
                          status=status, as_of=as_of, sort=sort, limit=limit)
 
     @app.get("/v1/transitions", response_model=None, tags=["queries"],
-             responses={200: {"model": list[Transition]}, **query_responses})
+             responses={200: {"model": RECORD_LISTS["transitions"]}, **query_responses})
     def transitions(principal: Reader, tenant: TenantParam = None, customer: CustomerParam = None,
                     stage: Stage | None = None, since: SinceParam = None,
                     until: UntilParam = None, as_of: AsOfParam = None,
@@ -422,7 +413,7 @@ def create_app(
                          stage=stage, since=since, until=until, as_of=as_of, sort=sort, limit=limit)
 
     @app.get("/v1/amplifications", response_model=None, tags=["queries"],
-             responses={200: {"model": list[Amplification]}, **query_responses})
+             responses={200: {"model": RECORD_LISTS["amplifications"]}, **query_responses})
     def amplifications(principal: Reader, tenant: TenantParam = None,
                        customer: CustomerParam = None, polarity: Polarity | None = None,
                        function: Function | None = None, since: SinceParam = None,
@@ -435,7 +426,7 @@ def create_app(
                          as_of=as_of, sort=sort, limit=limit)
 
     @app.get("/v1/teams", response_model=None, tags=["queries"],
-             responses={200: {"model": list[Team]}, **query_responses})
+             responses={200: {"model": RECORD_LISTS["teams"]}, **query_responses})
     def teams(principal: Reader, tenant: TenantParam = None, function: Function | None = None,
               as_of: AsOfParam = None, sort: str | None = _sort("teams"), limit: LimitParam = None,
               refresh: RefreshParam = False) -> Response:
@@ -444,7 +435,7 @@ def create_app(
                          sort=sort, limit=limit)
 
     @app.get("/v1/listening", response_model=None, tags=["queries"],
-             responses={200: {"model": list[Listening]}, **query_responses})
+             responses={200: {"model": RECORD_LISTS["listening"]}, **query_responses})
     def listening(principal: Reader, tenant: TenantParam = None, as_of: AsOfParam = None,
                   sort: str | None = _sort("listening"), limit: LimitParam = None,
                   refresh: RefreshParam = False) -> Response:

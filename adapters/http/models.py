@@ -6,9 +6,21 @@ records are exactly those of `mot query NAME --format json`.
 
 from __future__ import annotations
 
-from typing import Literal
+import keyword
+from types import GenericAlias
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from mot.projections.schema import (
+    AMPLIFICATIONS,
+    LISTENING,
+    RECIPROCITY,
+    RELATIONSHIPS,
+    TEAMS,
+    TRANSITIONS,
+    Projection,
+)
 
 Stage = Literal["stranger", "acquainted", "engaged", "loyal", "advocate", "detractor"]
 Status = Literal["ok_to_ask", "give_first", "stop_asking"]
@@ -49,85 +61,35 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
-class Relationship(BaseModel):
-    tenant: str
-    customer_id: str
-    stage: Stage
-    exchanges: int
-    wants: int
-    likes: int
-    customer_moments: int
-    brand_moments: int
-    first_moment_at: str | None
-    last_moment_at: str | None
-    last_customer_moment_at: str | None
-    version: int | None
-    lapsed: bool
+_TYPES: dict[str, Any] = {"text": str, "int": int, "bigint": int, "real": float, "bool": bool}
 
 
-class Reciprocity(BaseModel):
-    tenant: str
-    customer_id: str
-    given: int
-    asked: int
-    received: int
-    balance: int
-    unanswered_asks: int
-    status: Status
-    version: int | None
+def _model(projection: Projection) -> type[BaseModel]:
+    """The response model of a projection's records, from its declaration."""
+    fields: dict[str, Any] = {}
+    for f in projection.output:
+        annotation: Any = Literal[f.choices] if f.choices else _TYPES[f.type]
+        if f.null or f.as_of_null:
+            annotation = annotation | None
+        name, alias = (f"{f.name}_", f.name) if keyword.iskeyword(f.name) else (f.name, None)
+        fields[name] = (annotation, Field(alias=alias) if alias else ...)
+    return create_model(projection.model, __config__=ConfigDict(populate_by_name=True),
+                        **fields)
 
 
-class Transition(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    tenant: str
-    customer_id: str
-    occurred_at: str
-    moment_id: str
-    version: int | None
-    from_: Stage = Field(alias="from")
-    to: Stage
-
-
-class Amplification(BaseModel):
-    amplification_id: str
-    tenant: str
-    customer_id: str
-    occurred_at: str
-    channel: str
-    sentiment: float | None
-    trigger_moment_id: str | None
-    trigger_function: str | None
-    trigger_channel: str | None
-    trigger_actor: str | None
-    delay_seconds: float | None
-    polarity: Polarity
-    reach: int
-    cascade_size: int
-    cascade_reach: int
-    version: int | None
-
-
-class Team(BaseModel):
-    tenant: str
-    function: str
-    moments: int
-    given: int
-    asked: int
-    amplifications: int
-    positive: int
-    negative: int
-    cascade_reach: int
-    version: int | None
-
-
-class Listening(BaseModel):
-    tenant: str
-    listening_share: float | None
-    moments: int | None = Field(None, description="Absent with as_of")
-    listening: int | None = Field(None, description="Absent with as_of")
-    other: int | None = Field(None, description="Absent with as_of")
-    version: int | None
+Relationship = _model(RELATIONSHIPS)
+Reciprocity = _model(RECIPROCITY)
+Transition = _model(TRANSITIONS)
+Amplification = _model(AMPLIFICATIONS)
+Team = _model(TEAMS)
+Listening = _model(LISTENING)
+RECORD_LISTS: dict[str, Any] = {
+    p.name: GenericAlias(list, (model,))
+    for p, model in ((RELATIONSHIPS, Relationship), (RECIPROCITY, Reciprocity),
+                     (TRANSITIONS, Transition), (AMPLIFICATIONS, Amplification),
+                     (TEAMS, Team), (LISTENING, Listening))
+}
+"""What each query endpoint answers: a list of its projection's records."""
 
 
 class HistoryRecord(BaseModel):

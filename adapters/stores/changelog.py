@@ -17,8 +17,8 @@ from typing import Any, Final
 import orjson
 
 from mot.adapters.stores.sql import SqlBackend, Tx
-from mot.adapters.stores.views import VIEWS
 from mot.domain.timefmt import format_utc
+from mot.projections.schema import AMPLIFICATIONS, RECIPROCITY, RELATIONSHIPS, Projection
 from mot.service.streaming import Change
 
 PUBLISHER_DDL: Final = """CREATE TABLE IF NOT EXISTS publisher_state (
@@ -26,14 +26,12 @@ PUBLISHER_DDL: Final = """CREATE TABLE IF NOT EXISTS publisher_state (
     position {bigint} NOT NULL, row_key TEXT NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (name, projection, kind))"""
 
-# Projection -> the columns that identify a row, in the order the changelog reads them.
-KEYS: Final[dict[str, tuple[str, ...]]] = {
-    "relationships": ("tenant", "customer_id"),
-    "reciprocity": ("tenant", "customer_id"),
-    "amplifications": ("amplification_id",),
+# The projections published, by name. A record is what the projection's output shows of
+# its stored fields (`lapsed` is computed when read); its key identifies the row.
+PUBLISHED: Final[dict[str, Projection]] = {
+    p.name: p for p in (RELATIONSHIPS, RECIPROCITY, AMPLIFICATIONS)
 }
-# Query-time or internal columns that a changelog record leaves out (`lapsed` is computed when read).
-HIDDEN: Final = frozenset({"last_customer_moment_us", "last_moment_us"})
+KEYS: Final[dict[str, tuple[str, ...]]] = {name: p.key for name, p in PUBLISHED.items()}
 
 # Indexes that make "rows after (version, key)" one range scan. The projection tables
 # are replaced by `mot replay`'s swap, so they are checked (and made again) on each round.
@@ -105,17 +103,17 @@ class SqlChangelog:
 
     def _rows(self, projection: str, version: int, key: str, upto: int, limit: int) -> list[Change]:
         keys = KEYS[projection]
-        table, view_columns, _ = VIEWS[projection]
-        columns = [c for c in view_columns if c not in HIDDEN]
-        select = [*columns] if "version" in columns else [*columns, "version"]
+        fields = [f for f in PUBLISHED[projection].stored if f.shown != "stored"]
+        select = [f.col for f in fields]
+        names = [f.name for f in fields]
         where, params = _after(("version", *keys), version, key)
-        statement = (f"SELECT {', '.join(select)} FROM {table} WHERE {where} AND version <= ?"
+        statement = (f"SELECT {', '.join(select)} FROM {projection} WHERE {where} AND version <= ?"
                      f" ORDER BY version, {', '.join(keys)} LIMIT ?")
         with self.backend.read() as tx:
             rows = tx.query(statement, (*params, upto, limit))
         out: list[Change] = []
         for row in rows:
-            record = dict(zip(select, row, strict=True))
+            record = dict(zip(names, row, strict=True))
             key_values = [record[k] for k in keys]
             out.append(Change(projection, "/".join(str(v) for v in key_values), int(record["version"]),
                               record, (int(record["version"]), _key_text(key_values))))

@@ -16,49 +16,41 @@ from typing import Any, Literal
 
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+from mot.adapters.stores.views import read_view
 from mot.projections.model import Current, CustomerKey
-from mot.projections.ports import LIVE, REBUILD, Stage
+from mot.projections.ports import LIVE, REBUILD, Stage, ViewRead
+from mot.projections.schema import MOMENT_FIELDS, MOMENT_INDEXES, PROJECTIONS, Index
 
-# Table name -> DDL. `{t}` is the table name (with the rebuild suffix when building).
+SQL_TYPES: dict[str, str] = {"text": "TEXT", "int": "INTEGER", "bigint": "{bigint}",
+                             "real": "{real}", "bool": "INTEGER"}
+
+
+def _create_table(columns: Sequence[tuple[str, str, bool]], key: Sequence[str]) -> str:
+    """`CREATE TABLE` of (name, type, nullable) columns; `{t}` is the table's name."""
+    parts = [f"{name} {SQL_TYPES[type_]}{'' if null else ' NOT NULL'}"
+             for name, type_, null in columns]
+    if key:
+        parts.append(f"PRIMARY KEY ({', '.join(key)})")
+    return f"CREATE TABLE IF NOT EXISTS {{t}} ({', '.join(parts)})"
+
+
+def _create_index(index: Index) -> str:
+    """`CREATE INDEX` of a declared index; `{i}` is its names' prefix, `{t}` its table."""
+    where = f" WHERE {index.columns[0]} IS NOT NULL" if index.partial else ""
+    return (f"CREATE {'UNIQUE ' if index.unique else ''}INDEX IF NOT EXISTS {{i}}_{index.role}"
+            f" ON {{t}} ({', '.join(index.columns)}){where}")
+
+
+MOMENT_ROW = (*(f.name for f in MOMENT_FIELDS), "version")
+"""The current-moments table's columns, in order."""
+
+# Table name -> DDL, from the declarations (mot.projections.schema). `{t}` is the table
+# name (with the rebuild suffix when building).
 TABLES: dict[str, str] = {
-    "moments": """CREATE TABLE IF NOT EXISTS {t} (
-        moment_id TEXT NOT NULL, tenant TEXT NOT NULL, customer_id TEXT NOT NULL,
-        occurred_us {bigint} NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL,
-        function TEXT NOT NULL, channel TEXT NOT NULL, actor TEXT, ask_type TEXT,
-        sentiment {real}, reach {bigint} NOT NULL, in_reply_to TEXT, shares TEXT,
-        occurred_at TEXT NOT NULL, version {bigint} NOT NULL)""",
-    "relationships": """CREATE TABLE IF NOT EXISTS {t} (
-        tenant TEXT NOT NULL, customer_id TEXT NOT NULL, stage TEXT NOT NULL,
-        exchanges INTEGER NOT NULL, wants INTEGER NOT NULL, likes INTEGER NOT NULL,
-        customer_moments INTEGER NOT NULL, brand_moments INTEGER NOT NULL,
-        first_moment_at TEXT, last_moment_at TEXT, last_customer_moment_at TEXT,
-        last_moment_us {bigint} NOT NULL, last_customer_moment_us {bigint},
-        version {bigint} NOT NULL, PRIMARY KEY (tenant, customer_id))""",
-    "reciprocity": """CREATE TABLE IF NOT EXISTS {t} (
-        tenant TEXT NOT NULL, customer_id TEXT NOT NULL, given INTEGER NOT NULL,
-        asked INTEGER NOT NULL, received INTEGER NOT NULL, balance INTEGER NOT NULL,
-        unanswered_asks INTEGER NOT NULL, status TEXT NOT NULL, version {bigint} NOT NULL,
-        PRIMARY KEY (tenant, customer_id))""",
-    "transitions": """CREATE TABLE IF NOT EXISTS {t} (
-        tenant TEXT NOT NULL, customer_id TEXT NOT NULL, seq INTEGER NOT NULL,
-        from_stage TEXT NOT NULL, to_stage TEXT NOT NULL, occurred_at TEXT NOT NULL,
-        occurred_us {bigint} NOT NULL, moment_id TEXT NOT NULL, version {bigint} NOT NULL,
-        PRIMARY KEY (tenant, customer_id, seq))""",
-    "amplifications": """CREATE TABLE IF NOT EXISTS {t} (
-        amplification_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer_id TEXT NOT NULL,
-        occurred_at TEXT NOT NULL, occurred_us {bigint} NOT NULL, channel TEXT NOT NULL,
-        sentiment {real}, polarity TEXT NOT NULL, reach {bigint} NOT NULL,
-        cascade_size INTEGER NOT NULL, cascade_reach {bigint} NOT NULL,
-        trigger_moment_id TEXT, trigger_function TEXT, trigger_channel TEXT,
-        trigger_actor TEXT, delay_seconds {bigint}, version {bigint} NOT NULL)""",
-    "teams": """CREATE TABLE IF NOT EXISTS {t} (
-        tenant TEXT NOT NULL, function TEXT NOT NULL, moments INTEGER NOT NULL,
-        given INTEGER NOT NULL, asked INTEGER NOT NULL, amplifications INTEGER NOT NULL,
-        positive INTEGER NOT NULL, negative INTEGER NOT NULL, cascade_reach {bigint} NOT NULL,
-        version {bigint} NOT NULL, PRIMARY KEY (tenant, function))""",
-    "listening": """CREATE TABLE IF NOT EXISTS {t} (
-        tenant TEXT PRIMARY KEY, moments INTEGER NOT NULL, listening INTEGER NOT NULL,
-        other INTEGER NOT NULL, listening_share {real}, version {bigint} NOT NULL)""",
+    "moments": _create_table([*((f.name, f.type, f.null) for f in MOMENT_FIELDS),
+                              ("version", "bigint", False)], ()),
+    **{p.name: _create_table([(f.col, f.type, f.null) for f in p.stored], p.key)
+       for p in PROJECTIONS.values()},
     "tombstones": """CREATE TABLE IF NOT EXISTS {t} (
         projection TEXT NOT NULL, row_key TEXT NOT NULL, version {bigint} NOT NULL,
         PRIMARY KEY (projection, row_key))""",
@@ -67,35 +59,8 @@ TABLES: dict[str, str] = {
 # Table name -> its secondary indexes. `{i}` is the index names' prefix: the table's
 # name for tables created live, `{table}_{tag}` for a rebuild's (see `index_rebuild`).
 INDEXES: dict[str, list[str]] = {
-    "moments": [
-        # Unique, but not the primary key: a rebuild loads the table first and indexes it after.
-        "CREATE UNIQUE INDEX IF NOT EXISTS {i}_id ON {t} (moment_id)",
-        # A customer's fold is one range read of this index alone: it holds every column
-        # the fold reads (a rebuild's fold reads a million rows without visiting the table).
-        "CREATE INDEX IF NOT EXISTS {i}_fold ON {t} (tenant, customer_id, occurred_us, moment_id,"
-        " direction, kind, function, channel, actor, ask_type, sentiment, reach, in_reply_to,"
-        " shares)",
-        "CREATE INDEX IF NOT EXISTS {i}_shares ON {t} (shares) WHERE shares IS NOT NULL",
-        "CREATE INDEX IF NOT EXISTS {i}_reply ON {t} (in_reply_to) WHERE in_reply_to IS NOT NULL",
-    ],
-    "relationships": [
-        "CREATE INDEX IF NOT EXISTS {i}_stage ON {t} (tenant, stage)",
-        "CREATE INDEX IF NOT EXISTS {i}_customer ON {t} (customer_id)",
-        "CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)",
-    ],
-    "reciprocity": [
-        "CREATE INDEX IF NOT EXISTS {i}_status ON {t} (tenant, status)",
-        "CREATE INDEX IF NOT EXISTS {i}_customer ON {t} (customer_id)",
-        "CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)",
-    ],
-    "transitions": ["CREATE INDEX IF NOT EXISTS {i}_when ON {t} (tenant, occurred_us)"],
-    "amplifications": [
-        "CREATE INDEX IF NOT EXISTS {i}_customer ON {t} (tenant, customer_id)",
-        "CREATE INDEX IF NOT EXISTS {i}_polarity ON {t} (tenant, polarity, cascade_reach)",
-        "CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)",
-    ],
-    "teams": [],
-    "listening": [],
+    "moments": [_create_index(index) for index in MOMENT_INDEXES],
+    **{p.name: [_create_index(index) for index in p.indexes] for p in PROJECTIONS.values()},
     "tombstones": ["CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)"],
 }
 
@@ -103,10 +68,8 @@ STATE_DDL = """CREATE TABLE IF NOT EXISTS projection_state (
     name TEXT PRIMARY KEY, position {bigint} NOT NULL, phase TEXT NOT NULL,
     cursor_tenant TEXT, cursor_customer TEXT, target {bigint}, updated_at TEXT NOT NULL)"""
 
-MOMENT_COLUMNS = ("moment_id, tenant, customer_id, occurred_us, direction, kind, function, "
-                  "channel, actor, ask_type, sentiment, reach, in_reply_to, shares")
-
-MOMENT_ROW = (*MOMENT_COLUMNS.split(", "), "occurred_at", "version")
+MOMENT_COLUMNS = ", ".join(f.name for f in MOMENT_FIELDS if f.folded)
+"""What the folds read of a current moment: `Current`'s fields, in order."""
 
 REBUILD_SUFFIX = REBUILD.removeprefix(LIVE)
 
@@ -241,6 +204,10 @@ class SqlProjectionStore:
         with self.backend.read() as tx:
             yield SqlSession(self.backend, tx, name, REBUILD_SUFFIX if name == REBUILD else "",
                              as_of_us)
+
+    def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
+        """The live rows of a projection, named as its output names them."""
+        return read_view(self.backend, read)
 
     def state(self, name: str = LIVE) -> tuple[int, str, int | None] | None:
         """(position, phase, target) of a projection run, or None before its first page."""

@@ -1,74 +1,51 @@
-"""Reading the projection tables for `mot query`: filters become WHERE clauses on indexed columns."""
+"""Reading the projection tables for `mot query`: filters become WHERE clauses on indexed columns.
+
+The columns, their names in the output, the filters and the default order all come from
+the projections' declarations (mot.projections.schema).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mot.adapters.stores.sql import SqlBackend
-
-# Projection -> (table, output columns in order, default order). Output names are SPEC's.
-VIEWS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "relationships": ("relationships", (
-        "tenant", "customer_id", "stage", "exchanges", "wants", "likes", "customer_moments",
-        "brand_moments", "first_moment_at", "last_moment_at", "last_customer_moment_at",
-        "last_customer_moment_us", "version"), "tenant, customer_id"),
-    "reciprocity": ("reciprocity", (
-        "tenant", "customer_id", "given", "asked", "received", "balance", "unanswered_asks",
-        "status", "version"), "tenant, customer_id"),
-    "transitions": ("transitions", (
-        "tenant", "customer_id", "from_stage", "to_stage", "occurred_at", "moment_id", "version"),
-        "tenant, customer_id, occurred_us, seq"),
-    "amplifications": ("amplifications", (
-        "amplification_id", "tenant", "customer_id", "occurred_at", "channel", "sentiment",
-        "trigger_moment_id", "trigger_function", "trigger_channel", "trigger_actor",
-        "delay_seconds", "polarity", "reach", "cascade_size", "cascade_reach", "version"),
-        "amplification_id"),
-    "teams": ("teams", (
-        "tenant", "function", "moments", "given", "asked", "amplifications", "positive",
-        "negative", "cascade_reach", "version"), "tenant, function"),
-    "listening": ("listening", ("tenant", "listening_share", "moments", "listening", "other",
-                                "version"), "tenant"),
-}
-
-# Filter -> column, per projection (a filter absent here does not apply to that projection).
-FILTERS: dict[str, dict[str, str]] = {
-    "tenant": {name: "tenant" for name in VIEWS},
-    "customer": {"relationships": "customer_id", "reciprocity": "customer_id",
-                 "transitions": "customer_id", "amplifications": "customer_id"},
-    "stage": {"relationships": "stage", "transitions": "to_stage"},
-    "status": {"reciprocity": "status"},
-    "polarity": {"amplifications": "polarity"},
-    "function": {"teams": "function", "amplifications": "trigger_function"},
-}
-# --since/--until compare against this timestamp column.
-TIME_COLUMN = {"relationships": "last_moment_us", "transitions": "occurred_us",
-               "amplifications": "occurred_us"}
+from mot.projections.ports import ViewRead
+from mot.projections.schema import PROJECTIONS, Field, Projection
 
 
-def read_view(backend: SqlBackend, name: str, equals: dict[str, str], since: int | None,
-              until: int | None, order: str | None, limit: int | None) -> list[dict[str, Any]]:
-    """Rows of one projection as records; `order` is a vetted `column [ASC|DESC]` or None."""
-    table, columns, default_order = VIEWS[name]
+def selected(projection: Projection) -> list[Field]:
+    """What a view reads: the stored fields the output shows, and those a computed one needs."""
+    needs = {column for f in projection.fields for column in f.needs}
+    return [f for f in projection.stored if f.shown != "stored" or f.col in needs]
+
+
+def read_view(backend: SqlBackend, read: ViewRead) -> list[dict[str, Any]]:
+    """Rows of one projection as records named as the output names them (computed fields
+    not yet worked out), in `read.order` then the projection's default order."""
+    projection = PROJECTIONS[read.name]
+    fields = selected(projection)
     where: list[str] = []
     params: list[Any] = []
-    for filter_name, value in equals.items():
-        where.append(f"{FILTERS[filter_name][name]} = ?")
+    for column, value in read.equals.items():
+        where.append(f"{column} = ?")
         params.append(value)
-    if since is not None:
-        where.append(f"{TIME_COLUMN[name]} >= ?")
-        params.append(since)
-    if until is not None:
-        where.append(f"{TIME_COLUMN[name]} <= ?")
-        params.append(until)
-    statement = f"SELECT {', '.join(columns)} FROM {table}"
+    if read.since_us is not None:
+        where.append(f"{projection.time} >= ?")
+        params.append(read.since_us)
+    if read.until_us is not None:
+        where.append(f"{projection.time} <= ?")
+        params.append(read.until_us)
+    statement = f"SELECT {', '.join(f.col for f in fields)} FROM {projection.name}"
     if where:
         statement += " WHERE " + " AND ".join(where)
-    statement += f" ORDER BY {order + ', ' if order else ''}{default_order}"
-    if limit is not None:
+    order = [f"{column} {'DESC' if descending else 'ASC'}" for column, descending in read.order]
+    statement += f" ORDER BY {', '.join([*order, *projection.default_order])}"
+    if read.limit is not None:
         statement += " LIMIT ?"
-        params.append(limit)
+        params.append(read.limit)
     with backend.read() as tx:
-        if not backend.table_exists(tx, table):
+        if not backend.table_exists(tx, projection.name):
             return []
         rows = tx.query(statement, params)
-    return [dict(zip(columns, row, strict=True)) for row in rows]
+    names = [f.name for f in fields]
+    return [dict(zip(names, row, strict=True)) for row in rows]

@@ -1,0 +1,332 @@
+"""Each projection's record declared once (SPEC §3): fields, types, key, indexes, output order.
+
+Everything else derives from these declarations: the stores' tables, indexes
+and the rows they write (adapters/stores), the query views and their column
+order (`mot query` in every format, the HTTP API), the HTTP response models,
+the changelog's Kafka payload, and each value's `as_record`. Adding a field to
+a projection is one edit here plus its rule.
+
+Pure and light: `mot query` loads it, so it imports none of the folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from operator import attrgetter
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from mot.domain.timefmt import micros_to_text
+
+FieldType = Literal["text", "int", "bigint", "real", "bool"]
+
+Shown = Literal["record", "detail", "stored"]
+"""Where a field appears: "record" in the SPEC record (`as_record`, the golden fixture) and
+every output; "detail" in the query output, the HTTP API and the changelog only; "stored"
+only in the table (what folds and filters read)."""
+
+STAGES: Final = ("stranger", "acquainted", "engaged", "loyal", "advocate", "detractor")
+STATUSES: Final = ("ok_to_ask", "give_first", "stop_asking")
+POLARITIES: Final = ("positive", "neutral", "negative")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of a projection's record."""
+
+    name: str  # in records, query output, the HTTP API and the changelog
+    type: FieldType
+    null: bool = False
+    shown: Shown = "record"
+    column: str = ""  # the stored column, where the record's name is a SQL word (from, to)
+    attr: str = ""  # the domain value's attribute, where it is not the column's name
+    micros_text: bool = False  # the attribute is microseconds; the field is their RFC 3339 text
+    choices: tuple[str, ...] = ()  # the values of an enumerated field
+    sortable: bool = True  # `--sort` may name it
+    computed: bool = False  # not stored: worked out when queried (`lapsed`)
+    needs: tuple[str, ...] = ()  # the stored columns a computed field is worked out from
+    position: bool = False  # stored: the row's place in its customer's list (`seq`)
+    as_of_null: bool = False  # None in an `--as-of` answer, which folds rows on demand
+
+    @property
+    def col(self) -> str:
+        """The stored column."""
+        return self.column or self.name
+
+    @property
+    def source(self) -> str:
+        """The attribute of the domain value the field comes from."""
+        return self.attr or self.col
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A secondary index: `role` names it (`{table}_{role}`)."""
+
+    role: str
+    columns: tuple[str, ...]
+    unique: bool = False
+    partial: bool = False  # only rows whose first column is not NULL
+
+
+VERSION: Final = Field("version", "bigint", shown="detail", as_of_null=True)
+"""The ledger position of the page at which a row last changed (SPEC §3.3, downstream)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """A projection's record: its table, the API's model, and every output's columns."""
+
+    name: str  # its table and its `mot query` name
+    model: str  # its HTTP response model
+    fields: tuple[Field, ...]  # in output order (and the table's column order)
+    key: tuple[str, ...]  # stored columns
+    indexes: tuple[Index, ...] = ()
+    order: tuple[str, ...] = ()  # the default output order (stored columns); default: the key
+    time: str | None = None  # the stored column `--since`/`--until` compare
+    filters: Mapping[str, str] = field(default_factory=dict)  # query filter -> stored column
+    per_customer: bool = True  # keyed within (tenant, customer_id)
+
+    @property
+    def stored(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if not f.computed)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns, in order."""
+        return tuple(f.col for f in self.stored)
+
+    @property
+    def output(self) -> tuple[Field, ...]:
+        """What a query prints, in order."""
+        return tuple(f for f in self.fields if f.shown != "stored")
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.output)
+
+    @property
+    def default_order(self) -> tuple[str, ...]:
+        return self.order or self.key
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name or f.col == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name!r}")
+
+
+def _text(name: str, **kw: Any) -> Field:
+    return Field(name, "text", **kw)
+
+
+def _int(name: str, **kw: Any) -> Field:
+    return Field(name, "int", **kw)
+
+
+def _us(name: str, **kw: Any) -> Field:
+    return Field(name, "bigint", shown="stored", sortable=False, **kw)
+
+
+def _at(name: str, micros: str, **kw: Any) -> Field:
+    return Field(name, "text", attr=micros, micros_text=True, **kw)
+
+
+RELATIONSHIPS: Final = Projection(
+    "relationships", "Relationship",
+    (
+        _text("tenant"), _text("customer_id"), _text("stage", choices=STAGES),
+        _int("exchanges"), _int("wants"), _int("likes"), _int("customer_moments"),
+        _int("brand_moments"),
+        _at("first_moment_at", "first_moment_us"), _at("last_moment_at", "last_moment_us"),
+        _at("last_customer_moment_at", "last_customer_moment_us", null=True),
+        _us("last_moment_us"), _us("last_customer_moment_us", null=True),
+        VERSION,
+        Field("lapsed", "bool", shown="detail", computed=True, sortable=False,
+              needs=("last_customer_moment_us",)),
+    ),
+    key=("tenant", "customer_id"),
+    indexes=(Index("stage", ("tenant", "stage")), Index("customer", ("customer_id",)),
+             Index("version", ("version",))),
+    time="last_moment_us",
+    filters={"tenant": "tenant", "customer": "customer_id", "stage": "stage"},
+)
+
+RECIPROCITY: Final = Projection(
+    "reciprocity", "Reciprocity",
+    (
+        _text("tenant"), _text("customer_id"), _int("given"), _int("asked"), _int("received"),
+        _int("balance"), _int("unanswered_asks"), _text("status", choices=STATUSES), VERSION,
+    ),
+    key=("tenant", "customer_id"),
+    indexes=(Index("status", ("tenant", "status")), Index("customer", ("customer_id",)),
+             Index("version", ("version",))),
+    filters={"tenant": "tenant", "customer": "customer_id", "status": "status"},
+)
+
+TRANSITIONS: Final = Projection(
+    "transitions", "Transition",
+    (
+        _text("tenant"), _text("customer_id"), _int("seq", shown="stored", position=True),
+        _text("from", column="from_stage", choices=STAGES, sortable=False),
+        _text("to", column="to_stage", choices=STAGES, sortable=False),
+        _at("occurred_at", "occurred_us"), _us("occurred_us"), _text("moment_id"), VERSION,
+    ),
+    key=("tenant", "customer_id", "seq"),
+    indexes=(Index("when", ("tenant", "occurred_us")),),
+    order=("tenant", "customer_id", "occurred_us", "seq"),
+    time="occurred_us",
+    filters={"tenant": "tenant", "customer": "customer_id", "stage": "to_stage"},
+)
+
+AMPLIFICATIONS: Final = Projection(
+    "amplifications", "Amplification",
+    (
+        _text("amplification_id"), _text("tenant"), _text("customer_id"),
+        _at("occurred_at", "occurred_us", shown="detail"), _us("occurred_us"),
+        _text("channel", shown="detail"), Field("sentiment", "real", null=True, shown="detail"),
+        _text("trigger_moment_id", null=True), _text("trigger_function", null=True),
+        _text("trigger_channel", null=True), _text("trigger_actor", null=True, shown="detail"),
+        Field("delay_seconds", "bigint", null=True),
+        _text("polarity", choices=POLARITIES), Field("reach", "bigint"), _int("cascade_size"),
+        Field("cascade_reach", "bigint"), VERSION,
+    ),
+    key=("amplification_id",),
+    indexes=(Index("customer", ("tenant", "customer_id")),
+             Index("polarity", ("tenant", "polarity", "cascade_reach")),
+             Index("version", ("version",))),
+    time="occurred_us",
+    filters={"tenant": "tenant", "customer": "customer_id", "polarity": "polarity",
+             "function": "trigger_function"},
+)
+
+TEAMS: Final = Projection(
+    "teams", "Team",
+    (
+        _text("tenant"), _text("function"), _int("moments"), _int("given"), _int("asked"),
+        _int("amplifications"), _int("positive"), _int("negative"),
+        Field("cascade_reach", "bigint"), VERSION,
+    ),
+    key=("tenant", "function"),
+    filters={"tenant": "tenant", "function": "function"},
+    per_customer=False,
+)
+
+LISTENING: Final = Projection(
+    "listening", "Listening",
+    (
+        _text("tenant"), Field("listening_share", "real", null=True),
+        _int("moments", shown="detail", sortable=False),
+        _int("listening", shown="detail", sortable=False),
+        _int("other", shown="detail", sortable=False), VERSION,
+    ),
+    key=("tenant",),
+    filters={"tenant": "tenant"},
+    per_customer=False,
+)
+
+PROJECTIONS: Final[Mapping[str, Projection]] = MappingProxyType({
+    p.name: p for p in (RELATIONSHIPS, RECIPROCITY, TRANSITIONS, AMPLIFICATIONS, TEAMS, LISTENING)
+})
+"""Every projection `mot query` answers, by name, in the order the help lists them."""
+
+NUMERIC_TYPES: Final = frozenset({"int", "bigint", "real"})
+
+
+# -- the current moments the folds read ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MomentField:
+    """A column of the current-moments table and where it comes from in a normalised moment."""
+
+    name: str
+    type: FieldType
+    null: bool = False
+    micros_of: str = ""  # microseconds since the epoch of this RFC 3339 field of the moment
+    folded: bool = True  # a field of `Current`, which the folds read
+
+
+MOMENT_FIELDS: Final = (
+    MomentField("moment_id", "text"), MomentField("tenant", "text"),
+    MomentField("customer_id", "text"), MomentField("occurred_us", "bigint", micros_of="occurred_at"),
+    MomentField("direction", "text"), MomentField("kind", "text"), MomentField("function", "text"),
+    MomentField("channel", "text"), MomentField("actor", "text", null=True),
+    MomentField("ask_type", "text", null=True), MomentField("sentiment", "real", null=True),
+    MomentField("reach", "bigint"), MomentField("in_reply_to", "text", null=True),
+    MomentField("shares", "text", null=True), MomentField("occurred_at", "text", folded=False),
+)
+"""The current-moments table, in column order (then `version`): what `current_of` makes of a
+moment (the incremental path) and what a rebuild's in-database load selects, from one table.
+The folded fields are `Current`'s, in its order."""
+
+MOMENT_INDEXES: Final = (
+    # Unique, but not the primary key: a rebuild loads the table first and indexes it after.
+    Index("id", ("moment_id",), unique=True),
+    # A customer's fold is one range read of this index alone: it holds every column
+    # the fold reads (a rebuild's fold reads a million rows without visiting the table).
+    Index("fold", ("tenant", "customer_id", "occurred_us", "moment_id", "direction", "kind",
+                   "function", "channel", "actor", "ask_type", "sentiment", "reach",
+                   "in_reply_to", "shares")),
+    Index("shares", ("shares",), partial=True),
+    Index("reply", ("in_reply_to",), partial=True),
+)
+
+
+# -- records of domain values ---------------------------------------------------------------
+
+
+def record_maker(projection: Projection, shown: tuple[Shown, ...] = ("record",)
+                 ) -> Callable[[Any], dict[str, Any]]:
+    """A function from a domain value (Relationship, Transition...) to its record: the fields
+    shown as `shown`, in output order, named as SPEC names them."""
+    fields = [f for f in projection.fields
+              if f.shown in shown and not f.computed and not f.position and f.name != "version"]
+    names = [f.name for f in fields]
+    get = attrgetter(*[f.source for f in fields])
+    texts = [i for i, f in enumerate(fields) if f.micros_text]
+
+    def record(value: Any) -> dict[str, Any]:
+        values = list(get(value))
+        for i in texts:
+            if values[i] is not None:
+                values[i] = micros_to_text(values[i])
+        return dict(zip(names, values, strict=True))
+
+    return record
+
+
+def row_maker(projection: Projection) -> Callable[..., tuple[Any, ...]]:
+    """A function from a domain value to its stored row without `version`: `row(value)`, or
+    `row(value, position)` for a projection kept as a list per customer (transitions)."""
+    fields = [f for f in projection.stored if f.name != "version"]
+    from_value = [f for f in fields if not f.position]
+    get = attrgetter(*[f.source for f in from_value])
+    texts = [i for i, f in enumerate(from_value) if f.micros_text]
+    at = next((i for i, f in enumerate(fields) if f.position), None)
+
+    def row(value: Any, position: int = 0) -> tuple[Any, ...]:
+        values = list(get(value))
+        for i in texts:
+            if values[i] is not None:
+                values[i] = micros_to_text(values[i])
+        if at is not None:
+            values.insert(at, position)
+        return tuple(values)
+
+    return row
+
+
+def value_maker(projection: Projection, make: Callable[..., Any]) -> Callable[[Any], Any]:
+    """The inverse of `row_maker`: a stored row (without `version`) back to its domain value,
+    `make(**attributes)`."""
+    fields = [f for f in projection.stored if f.name != "version"]
+    taken = [(i, f.source, f.type in ("int", "bigint")) for i, f in enumerate(fields)
+             if not f.position and not f.micros_text]
+
+    def value(row: Any) -> Any:
+        return make(**{name: (None if row[i] is None else int(row[i])) if whole else row[i]
+                       for i, name, whole in taken})
+
+    return value
