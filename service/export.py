@@ -29,9 +29,10 @@ import orjson
 
 from mot.adapters.stores.projection_tables import MOMENT_ROW, TABLES
 from mot.adapters.stores.sql import SqlBackend, Tx
-from mot.adapters.stores.views import VIEWS
+from mot.adapters.stores.views import selected
 from mot.domain.timefmt import to_micros
 from mot.projections.lapsing import is_lapsed
+from mot.projections.schema import PROJECTIONS, Field
 from mot.service.queries import PROJECTION_NAMES, Query, QueryService
 
 if TYPE_CHECKING:
@@ -76,9 +77,13 @@ def _declared_kinds(table: str) -> dict[str, Kind]:
     return kinds
 
 
-# Table fields the export renames (as `mot query` prints them) or computes.
-_RENAMED = {"from_stage": "from", "to_stage": "to"}
-_COMPUTED: dict[str, dict[str, Kind]] = {"relationships": {"lapsed": "boolean"}}
+def _kind(f: Field) -> Kind:
+    """A projection field's exported type, from its declaration."""
+    if f.micros_text:
+        return "timestamp"
+    kinds: dict[str, Kind] = {"text": "text", "int": "integer", "bigint": "integer",
+                              "real": "real", "bool": "boolean"}
+    return kinds[f.type]
 
 
 def source_columns(table: str) -> tuple[str, ...]:
@@ -86,17 +91,16 @@ def source_columns(table: str) -> tuple[str, ...]:
     if table == "moments":  # the moment's time first, after its identity
         rest = [c for c in MOMENT_ROW if c not in ("occurred_us", "occurred_at")]
         return (*rest[:3], "occurred_at", *rest[3:])
-    return VIEWS[table][1]
+    return tuple(f.col for f in selected(PROJECTIONS[table]))
 
 
 def columns(table: str) -> list[Column]:
     """The fields of a table's export, in order: those `mot query` prints."""
+    if table != "moments":
+        return [Column(f.name, _kind(f)) for f in PROJECTIONS[table].output]
     kinds = _declared_kinds(table)
-    kept = [name for name in source_columns(table) if not name.endswith("_us")]
-    # `mot query` prints renamed fields after the others.
-    out = [Column(name, kinds[name]) for name in kept if name not in _RENAMED]
-    out += [Column(_RENAMED[name], kinds[name]) for name in kept if name in _RENAMED]
-    return out + [Column(name, kind) for name, kind in _COMPUTED.get(table, {}).items()]
+    return [Column(name, kinds[name]) for name in source_columns(table)
+            if not name.endswith("_us")]
 
 
 class Sink(Protocol):
@@ -252,8 +256,8 @@ class Exporter:
                 where.append("occurred_us <= ?")
                 params.append(to_micros(as_of))
         else:
-            order = VIEWS[table][2]
-        statement = (f"SELECT {', '.join(source)} FROM {VIEWS[table][0] if table != 'moments' else table}"
+            order = ", ".join(PROJECTIONS[table].default_order)
+        statement = (f"SELECT {', '.join(source)} FROM {table}"
                      + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {order}")
         finish = self._finisher(table, source, as_of)
         with self.backend.read() as tx:
@@ -263,18 +267,22 @@ class Exporter:
     def _finisher(self, table: str, source: Sequence[str], as_of: datetime | None
                   ) -> Callable[[list[list[Any]]], list[list[Any]]]:
         """What turns a page of table columns into the exported columns."""
-        kept = [i for i, name in enumerate(source) if not name.endswith("_us")]
-        keep = ([i for i in kept if source[i] not in _RENAMED]
-                + [i for i in kept if source[i] in _RENAMED])
-        if table != "relationships":
-            return lambda page: [page[i] for i in keep]
-        last = source.index("last_customer_moment_us")
+        if table == "moments":
+            kept = [i for i, name in enumerate(source) if not name.endswith("_us")]
+            return lambda page: [page[i] for i in kept]
+        output = PROJECTIONS[table].output
+        at = {name: i for i, name in enumerate(source)}
         as_of_us = to_micros(as_of or self.queries.clock())
 
-        def with_lapsed(page: list[list[Any]]) -> list[list[Any]]:
-            lapsed = [is_lapsed(us, as_of_us) for us in page[last]]
-            return [*(page[i] for i in keep), lapsed]
-        return with_lapsed
+        def finish(page: list[list[Any]]) -> list[list[Any]]:
+            out = []
+            for f in output:
+                if f.computed:  # lapsed, the only one, from last_customer_moment_us
+                    out.append([is_lapsed(us, as_of_us) for us in page[at[f.needs[0]]]])
+                else:
+                    out.append(page[at[f.col]])
+            return out
+        return finish
 
 
 def _stream(backend: SqlBackend, tx: Tx, statement: str, params: Sequence[Any]
