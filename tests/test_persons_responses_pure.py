@@ -253,3 +253,4 @@ def test_an_open_request_is_overdue_past_its_functions_target() -> None:
     assert not is_overdue(r, T0 + 48 * HOUR, {"service": 4 * 3600})  # no target for its function
     [answered] = fold_responses([q, out("answer", 30)], "c1")
     assert not is_overdue(answered, T0 + 48 * HOUR, {"logistics": day})
+
