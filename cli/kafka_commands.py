@@ -140,9 +140,11 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
             f"{stats.quarantined:,} quarantined, lag {lag}{trouble}", count=stats.read)
 
     try:
+        from mot.adapters.stores.offsets import SqlOffsets
         from mot.service.parsing import default_workers
 
-        stats = Ingestor(services.ledger, source, dlq=dlq, dlq_topic=dlq_topic,
+        stats = Ingestor(services.ledger, source, offsets=SqlOffsets(services.backend, group),
+                         dlq=dlq, dlq_topic=dlq_topic,
                          batch_size=batch_size, commit_every=commit_every,
                          workers=default_workers() if workers is None else workers,
                          ).run(should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,7 +34,7 @@ import orjson
 from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
 from mot.domain.ledger import Outcome
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
-from mot.service.parsing import ParsePool, parse_here
+from mot.service.parsing import Parsed, ParsePool, parse_here
 
 # -- ports ----------------------------------------------------------------------------------
 
@@ -92,6 +92,19 @@ class Source(Protocol):
         ...
 
 
+class OffsetStore(Protocol):
+    """A consumer group's offsets as the ledger's store holds them: read and saved inside
+    the ledger's transaction, so they always describe exactly what it recorded."""
+
+    def recorded(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the next offset not recorded yet (absent: nothing recorded)."""
+        ...
+
+    def save(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Set the next offsets, in the open ledger transaction."""
+        ...
+
+
 class Sink(Protocol):
     """A producer: send asynchronously, then flush to know everything was written."""
 
@@ -117,6 +130,7 @@ class IngestStats(Summary):
     """What `mot kafka ingest` did: the import summary plus the stream's own counts."""
 
     batches: int = 0
+    redelivered: int = 0  # delivered again after the store had recorded them: skipped
     dead_lettered: int = 0
     commit_failures: int = 0
     broker_errors: int = 0
@@ -134,7 +148,8 @@ class IngestStats(Summary):
 
     def as_dict(self) -> dict[str, float | int]:
         out = Summary.as_dict(self)
-        out.update({"batches": self.batches, "dead_lettered": self.dead_lettered,
+        out.update({"batches": self.batches, "redelivered": self.redelivered,
+                    "dead_lettered": self.dead_lettered,
                     "commit_failures": self.commit_failures, "broker_errors": self.broker_errors,
                     "active_seconds": round(self.active_seconds, 3),
                     # CLOCK_MONOTONIC: comparable between processes of one machine (the bench).
@@ -155,8 +170,8 @@ class Ingestor:
     what the ledger already holds, which it records as duplicates.
     """
 
-    def __init__(self, ledger: LedgerService, source: Source, *, dlq: Sink | None = None,
-                 dlq_topic: str | None = None, batch_size: int = 1000,
+    def __init__(self, ledger: LedgerService, source: Source, *, offsets: OffsetStore | None = None,
+                 dlq: Sink | None = None, dlq_topic: str | None = None, batch_size: int = 1000,
                  commit_every: int = DEFAULT_COMMIT, commit_interval_s: float = 1.0,
                  workers: int = 0, poll_timeout_s: float = 0.5, retry_backoff_s: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep,
@@ -165,6 +180,7 @@ class Ingestor:
             raise ValueError("a dead-letter sink needs a topic, and a topic a sink")
         self.ledger = ledger
         self.source = source
+        self.offsets = offsets
         self.dlq = dlq
         self.dlq_topic = dlq_topic
         self.batch_size = batch_size
@@ -189,7 +205,8 @@ class Ingestor:
         stats = IngestStats()
         polled: deque[list[Received]] = deque()  # the polled batches, in the order they are parsed
         batches = self._poll(stats, polled, should_stop, progress, exit_when_idle_s)
-        unit_batches: list[tuple[list[Received], BatchResult]] = []
+        # Per batch: every message polled, those the store did not hold yet, their verdicts.
+        unit_batches: list[tuple[list[Received], list[Received], BatchResult]] = []
         unit_count = 0
         unit_started = 0.0
         with ExitStack() as unit, ExitStack() as resources:
@@ -203,10 +220,16 @@ class Ingestor:
                     if not unit_batches:
                         unit.enter_context(self.ledger.store.transaction())
                         unit_started = self.clock()
-                    result = self.ledger.record_parsed(items, messages, now)
-                    stats.add(result.outcomes(), len(received))
+                    new, items, messages = self._new_only(received, items, messages)
+                    stats.redelivered += len(received) - len(new)
+                    result = (self.ledger.record_parsed(items, messages, now) if items
+                              else BatchResult([]))
+                    if self.offsets is not None and new:
+                        self.offsets.save(next_offsets(new))
+                    stats.add(result.outcomes(), len(new))
+                    stats.read += len(received) - len(new)
                     stats.batches += 1
-                    unit_batches.append((received, result))
+                    unit_batches.append((received, new, result))
                     unit_count += len(received)
                 if unit_batches and (not received or unit_count >= self.commit_every
                                      or self.clock() - unit_started >= self.commit_interval_s):
@@ -220,6 +243,20 @@ class Ingestor:
             if unit_batches:
                 self._commit(unit, unit_batches, stats, should_stop, progress)
         return stats
+
+    def _new_only(self, received: list[Received], items: list[Incoming], messages: list[Parsed]
+                  ) -> tuple[list[Received], list[Incoming], list[Parsed]]:
+        """The messages of a batch that the store has not recorded yet (all, without an
+        offset store). Read inside the ledger's transaction, which serialises writers."""
+        if self.offsets is None:
+            return received, items, messages
+        known = self.offsets.recorded({(r.topic, r.partition) for r in received})
+        if not known:
+            return received, items, messages
+        keep = [i for i, r in enumerate(received) if r.offset >= known.get((r.topic, r.partition), 0)]
+        if len(keep) == len(received):
+            return received, items, messages
+        return [received[i] for i in keep], [items[i] for i in keep], [messages[i] for i in keep]
 
     def _poll(self, stats: IngestStats, polled: deque[list[Received]], should_stop: Callable[[], bool],
               progress: Callable[[IngestStats], None] | None,
@@ -249,7 +286,8 @@ class Ingestor:
             yield [Incoming(r.value, r.origin) if r.value is not None
                    else Incoming(b"", r.origin, problem=NULL_VALUE) for r in batch]
 
-    def _commit(self, unit: ExitStack, batches: Sequence[tuple[list[Received], BatchResult]],
+    def _commit(self, unit: ExitStack,
+                batches: Sequence[tuple[list[Received], list[Received], BatchResult]],
                 stats: IngestStats, should_stop: Callable[[], bool],
                 progress: Callable[[IngestStats], None] | None) -> bool:
         """Commit the ledger's transaction, then dead-letter its rejects, then commit the offsets."""
@@ -261,21 +299,16 @@ class Ingestor:
                     ("field", v.rejection.field.encode()),
                     ("origin", r.origin.encode()),
                 ))
-                for received, result in batches
-                for r, v in zip(received, result.verdicts, strict=True)
+                for _, new, result in batches
+                for r, v in zip(new, result.verdicts, strict=True)
                 if v.outcome is Outcome.QUARANTINED and v.rejection is not None
             ]
             if letters:
                 if not self._deliver(letters, stats, should_stop, progress):
                     return False
                 stats.dead_lettered += len(letters)
-        offsets: dict[tuple[str, int], int] = {}
-        for received, _ in batches:
-            for r in received:
-                key = (r.topic, r.partition)
-                offsets[key] = max(offsets.get(key, 0), r.offset + 1)
         try:
-            self.source.commit(offsets)
+            self.source.commit(next_offsets(r for received, _, _ in batches for r in received))
         except StreamError as error:
             # The batches are in the ledger; whoever reads these offsets again records duplicates.
             stats.commit_failures += 1
@@ -306,6 +339,15 @@ class Ingestor:
         if progress is not None:
             progress(stats)
         self.sleep(self.retry_backoff_s)
+
+def next_offsets(received: Iterable[Received]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the offset after the last message of it here."""
+    offsets: dict[tuple[str, int], int] = {}
+    for r in received:
+        key = (r.topic, r.partition)
+        offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+    return offsets
+
 
 # -- publish --------------------------------------------------------------------------------
 

@@ -283,3 +283,46 @@ def test_started_before_the_broker_it_waits_for_it(tmp_path: Path, golden_path: 
         if process.poll() is None:
             process.kill()
         b.stop()
+
+
+def rewind(bootstrap: str, group: str, topic: str) -> None:
+    """Set the group's committed offsets back to 0, as an operator's offset reset does: the
+    broker then delivers everything again, as it does after a crash between the commits."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        consumer.commit({tp: OffsetAndMetadata(0, "", -1) for tp in partitions})
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_redelivered_messages_are_skipped_by_their_offsets(broker: Broker, store_url: str) -> None:
+    """A topic delivered again in full (committed offsets rewound) changes nothing: the store
+    keeps each partition's next offset with the moments, so even an amendment A repeated after
+    a later amendment B of the same moment (which the ledger would record anew) is skipped."""
+    from mot.domain.identity import derived_moment_id
+
+    moment = (b'{"tenant":"acme","customer_id":"c1","occurred_at":"2026-03-01T09:00:00Z",'
+              b'"channel":"web","direction":"inbound","kind":"purchase","value":10.0,'
+              b'"currency":"EUR","source":{"system":"shop","id":"aba-1"}}')
+    moment_id = derived_moment_id("acme", "shop", "aba-1")
+    amend_a = f'{{"type":"amend","moment_id":"{moment_id}","set":{{"value":20.0}},"reason":"A"}}'.encode()
+    amend_b = f'{{"type":"amend","moment_id":"{moment_id}","set":{{"value":30.0}},"reason":"B"}}'.encode()
+    create_topic(broker.bootstrap, "aba", partitions=1)
+    produce(broker.bootstrap, "aba", [moment, amend_a, amend_b, amend_a])
+    first = json.loads(mot_run(store_url, *ingest_args(broker.bootstrap, "aba", "g-aba",
+                                                      "--exit-when-idle", "1", "--summary-json")))
+    assert (first["recorded"], first["amended"], first["redelivered"]) == (1, 3, 0)
+    before = ledger_events(store_url)
+    assert len(before) == 4
+
+    rewind(broker.bootstrap, "g-aba", "aba")
+    again = json.loads(mot_run(store_url, *ingest_args(broker.bootstrap, "aba", "g-aba",
+                                                      "--exit-when-idle", "1", "--summary-json")))
+    assert (again["read"], again["redelivered"], again["recorded"], again["amended"]) == (4, 4, 0, 0)
+    assert ledger_events(store_url) == before
+    assert committed(broker.bootstrap, "g-aba", "aba") == {0: 4}
