@@ -39,7 +39,14 @@ def _access(obj: Any) -> Any:
 
 @click.group("token")
 def token() -> None:
-    """Create, list and revoke API tokens (one tenant each; scopes read and/or write)."""
+    """Create, list and revoke API tokens (one tenant each; scopes read and/or write).
+
+    \b
+    Examples:
+      mot token create --tenant acme --scope read,write --label crm-sync
+      mot token list
+      mot token revoke 3
+    """
 
 
 @token.command("create")
@@ -49,7 +56,12 @@ def token() -> None:
 @click.option("--label", default="", help="A note to tell tokens apart in `mot token list`.")
 @click.pass_obj
 def token_create(obj: Any, tenant: str, scopes: str, label: str) -> None:
-    """Create a token and print it once: only its hash is stored, it cannot be shown again."""
+    """Create a token and print it once: only its hash is stored, it cannot be shown again.
+
+    \b
+    Example:
+      mot token create --tenant acme --scope read,write --label crm-sync
+    """
     from mot.service.access import AccessError
 
     try:
@@ -65,7 +77,12 @@ def token_create(obj: Any, tenant: str, scopes: str, label: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
 @click.pass_obj
 def token_list(obj: Any, fmt: str | None) -> None:
-    """Every token: id, tenant, scopes, label, when created and revoked (never the token)."""
+    """Every token: id, tenant, scopes, label, when created and revoked (never the token).
+
+    \b
+    Example:
+      mot token list --format csv
+    """
     render([t.as_record() for t in _access(obj).list()], fmt)
 
 
@@ -73,7 +90,12 @@ def token_list(obj: Any, fmt: str | None) -> None:
 @click.argument("token_ids", nargs=-1, type=int, required=True, metavar="ID...")
 @click.pass_obj
 def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
-    """Revoke tokens by id: their next request is refused (401)."""
+    """Revoke tokens by id: their next request is refused (401).
+
+    \b
+    Example:
+      mot token revoke 3 4
+    """
     from mot.service.access import AccessError
 
     access = _access(obj)
@@ -110,6 +132,11 @@ def serve(obj: Any, host: str, port: int, max_body: int, project: bool, poll: fl
     """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
 
     One process, its requests on a thread pool; a batch is answered after its commit.
+
+    \b
+    Examples:
+      mot serve --port 8080
+      mot --store postgresql://mot@db/mot serve --host 0.0.0.0 --no-project
     """
     import os
 

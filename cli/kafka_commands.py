@@ -47,7 +47,14 @@ def _fail(error: Exception) -> click.ClickException:
 
 @click.group("kafka")
 def kafka() -> None:
-    """Ingest moments from Kafka topics; publish projection changelogs; export the ledger."""
+    """Ingest moments from Kafka topics; publish projection changelogs; export the ledger.
+
+    \b
+    Examples:
+      mot kafka ingest --topic moments --group mot
+      mot kafka publish --bootstrap-servers kafka:9092
+      mot kafka export --topic ledger.backup
+    """
 
 
 @kafka.command("ingest")
@@ -71,7 +78,8 @@ def kafka() -> None:
 @click.option("--session-timeout-ms", type=click.IntRange(1000), default=45_000, show_default=True)
 @click.option("--heartbeat-interval-ms", type=click.IntRange(100), default=3_000, show_default=True)
 @click.option("--wait-for-broker", type=click.FloatRange(0), default=300.0, show_default=True,
-              metavar="SECONDS", help="Keep trying to reach the broker this long at start.")
+              metavar="SECONDS", help="Keep trying to reach the broker this long at start, "
+              "then fail (each attempt at least half a second).")
 @click.option("--exit-when-idle", type=click.FloatRange(0), default=None, metavar="SECONDS",
               help="Stop after this long without a message, counted once the group is joined "
                    "(default: run until SIGINT/SIGTERM).")
@@ -93,6 +101,8 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
 
     Example: mot kafka ingest --topic moments --group mot --dlq-topic moments.dlq
     """
+    from dataclasses import replace
+
     from mot.adapters.kafka.client import ConsumerSettings, KafkaSink, KafkaSource, connect_with_retry
     from mot.service.streaming import Ingestor, IngestStats, StreamError
 
@@ -113,12 +123,15 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
                                 heartbeat_interval_ms=heartbeat_interval_ms)
     try:
         # The dead-letter producer first: the consumer joins the group last.
-        dlq = (connect_with_retry(lambda: KafkaSink(bootstrap), wait_s=wait_for_broker,
+        dlq = (connect_with_retry(lambda ms: KafkaSink(bootstrap, bootstrap_timeout_ms=ms),
+                                  wait_s=wait_for_broker,
                                   should_stop=stop,
                                   on_retry=lambda e: note(f"waiting for the broker: {e}"))
                if dlq_topic else None)
         try:
-            source = connect_with_retry(lambda: KafkaSource(settings, on_rebalance=rebalanced),
+            source = connect_with_retry(lambda ms: KafkaSource(replace(settings,
+                                                                       bootstrap_timeout_ms=ms),
+                                                               on_rebalance=rebalanced),
                                         wait_s=wait_for_broker, should_stop=stop,
                                         on_retry=lambda e: note(f"waiting for the broker: {e}"))
         except StreamError:
@@ -197,6 +210,11 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
     retracted amplification) is a tombstone. The position is kept in the store,
     saved after each page is written: a restart continues without a gap, and a
     page repeated after a crash carries the same versions.
+
+    \b
+    Examples:
+      mot kafka publish
+      mot kafka publish --topic-prefix crm. --no-refresh
     """
     from mot.adapters.kafka.client import COMPACTED, KafkaSink, ensure_topics
     from mot.adapters.stores.changelog import SqlChangelog
@@ -269,6 +287,11 @@ def export(obj: Any, bootstrap: str, topic: str, tenant: str | None, after: int,
     Moments as recorded, then their amendments ({"type": "amend", ...}) and
     retractions ({"type": "retract", ...}) where they happened; ingesting the
     topic into an empty store gives the same projections.
+
+    \b
+    Examples:
+      mot kafka export --topic ledger.backup
+      mot kafka export --topic acme.ledger --tenant acme
     """
     from mot.adapters.kafka.client import KafkaSink, ensure_topics
     from mot.service.streaming import ExportStats, StreamError

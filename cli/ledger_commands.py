@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from mot.cli.output import FORMATS, render
+from mot.cli.output import format_option, render
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -56,6 +56,13 @@ def import_(obj: Any, files: tuple[str, ...], fmt: str, vendor: str | None, conf
     Idempotent: importing a file again records nothing twice. Rejected lines go
     to the quarantine with their origin and the reason; the exit status is 0
     even then, and non-zero only when the import could not run.
+
+    \b
+    Examples:
+      mot import moments.jsonl more.jsonl.gz
+      mot import --format csv export.txt
+      mot import --from zendesk tickets.json
+      mot sample 100 | mot import -
     """
     from mot.adapters.sources.files import csv_records, jsonl_records, open_source
     from mot.adapters.sources.vendor import VendorStats, vendor_records
@@ -197,13 +204,18 @@ def _dry_run_summary(total: Any, stats: Any, previews: list[str], summary_json: 
 @click.argument("moment")
 @click.option("--tenant", default="default", show_default=True,
               help="Tenant for a SYSTEM:ID source reference.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@format_option("text")
 @click.pass_obj
 def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
     """Show a moment, its amendments and its retraction.
 
     MOMENT is a moment id, or SYSTEM:ID naming the source record (with --tenant).
+    The other formats give one record per event of the moment.
+
+    \b
+    Examples:
+      mot show 6f1c9e2a-3b4d-4c5e-8f70-123456789abc
+      mot show zendesk:ZD-777 --tenant acme --format json
     """
     from mot.service.moments import resolve_moment_id
 
@@ -216,8 +228,9 @@ def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
     from mot.service.moments import history_records
 
     records = history_records(history)
-    if fmt == "json":
-        click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
+    if fmt != "text":
+        render(records, fmt, ("version", "event", "recorded_at", "origin", "reason")
+               if fmt == "table" else ())
         return
     click.echo(f"moment {moment_id}")
     for record in records:
@@ -237,7 +250,15 @@ def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
 
 @click.group("quarantine")
 def quarantine() -> None:
-    """List, inspect, fix, replay and drop rejected messages."""
+    """List, inspect, fix, replay and drop rejected messages.
+
+    \b
+    Examples:
+      mot quarantine summary
+      mot quarantine list --field channel
+      mot quarantine fix 3
+      mot quarantine replay --reason "no recorded moment"
+    """
 
 
 def _filters(command: Any) -> Any:
@@ -267,8 +288,7 @@ def _selected(store: Any, ids: tuple[int, ...], field: str | None, reason: str |
 @quarantine.command("list")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
 @_filters
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="table (default on a terminal), json (default otherwise), jsonl or csv.")
+@format_option()
 @click.pass_obj
 def quarantine_list(obj: Any, limit: int | None, field: str | None, reason: str | None,
                     fmt: str | None) -> None:
@@ -293,8 +313,7 @@ def quarantine_list(obj: Any, limit: int | None, field: str | None, reason: str 
 
 
 @quarantine.command("summary")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="table (default on a terminal), json (default otherwise), jsonl or csv.")
+@format_option()
 @click.pass_obj
 def quarantine_summary(obj: Any, fmt: str | None) -> None:
     """Rejected messages grouped by field and reason, most frequent first.

@@ -52,6 +52,7 @@ COMMAND_MODULES: dict[str, str] = {
     "kafka": "kafka_commands",
     "token": "http_commands", "serve": "http_commands",
     "export": "analyst_commands", "report": "analyst_commands",
+    "sample": "sample_commands",
 }
 
 
@@ -117,6 +118,18 @@ def cli(ctx: click.Context, store: str | None) -> None:
     Record every brand-customer moment as an immutable event, then project
     relationship stages, reciprocity balances, public amplification and team
     scoreboards from them.
+
+    \b
+    Examples:
+      mot sample 5000 > moments.jsonl         # or your own JSONL / CSV
+      mot import moments.jsonl
+      mot query relationships --limit 10
+      mot story
+      mot --store postgresql://mot@db/mot status
+
+    \b
+    Tab completion (bash; zsh and fish alike, see docs/cli.md):
+      eval "$(_MOT_COMPLETE=bash_source mot)"
     """
     state = Context(store)
     ctx.obj = state

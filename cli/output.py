@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 import orjson
 
 FORMATS = ("table", "json", "jsonl", "csv")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(*prose: str) -> Callable[[F], F]:
+    """The one `--format` of every command that prints: table, json, jsonl, csv; `prose`
+    formats first (such as "text") where words are the point, the first being the default."""
+    choices = (*prose, *FORMATS)
+    if prose:
+        more = ", ".join(prose[1:] + FORMATS[:-1])
+        help_text = f"{prose[0]} (default), {more} or {FORMATS[-1]}."
+    else:
+        help_text = "table (default on a terminal), json (default otherwise), jsonl or csv."
+    return click.option("--format", "fmt", type=click.Choice(choices),
+                        default=prose[0] if prose else None, help=help_text)
 
 
 def default_format() -> str:

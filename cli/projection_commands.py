@@ -9,29 +9,44 @@ from typing import Any
 
 import click
 
-from mot.cli.output import FORMATS, render
+from mot.cli.output import format_option, render
 from mot.cli.progress import Progress
 from mot.wording import counted
 
 PROJECTIONS = ("relationships", "reciprocity", "transitions", "amplifications", "teams",
                "listening")
+STAGES = ("stranger", "acquainted", "engaged", "loyal", "advocate", "detractor")
+# mot.domain.vocabulary's FUNCTIONS, spelled out so that loading this module loads no domain
+# code (a test holds them equal).
+FUNCTIONS = ("service", "product", "sales", "logistics", "hr", "marketing", "leadership", "other")
 
 
 class Timestamp(click.ParamType):  # type: ignore[type-arg]
-    """An RFC 3339 timestamp with an offset (`2026-01-01T00:00:00Z`)."""
+    """An RFC 3339 timestamp with an offset (`2026-01-01T00:00:00Z`), or a date
+    (`2026-06-01`): the start of that day in UTC, or its end with `end_of_day` (so that
+    `--until 2026-06-30` takes in the whole of the 30th)."""
 
     name = "TIMESTAMP"
+
+    def __init__(self, *, end_of_day: bool = False) -> None:
+        self.end_of_day = end_of_day
 
     def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
         if isinstance(value, datetime):
             return value
+        from datetime import UTC, date, time
+
+        text = str(value).strip()
         try:
-            parsed = datetime.fromisoformat(str(value))
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                return datetime.combine(day, time.max if self.end_of_day else time.min, UTC)
+            parsed = datetime.fromisoformat(text)
         except ValueError:
-            self.fail(f"{value!r} is not an RFC 3339 timestamp such as 2026-01-01T00:00:00Z",
-                      param, ctx)
+            self.fail(f"{value!r} is neither a date such as 2026-06-01 nor an RFC 3339 timestamp "
+                      "such as 2026-06-01T09:30:00Z", param, ctx)
         if parsed.tzinfo is None:
-            self.fail(f"{value!r} has no offset; add Z or +HH:MM", param, ctx)
+            self.fail(f"{value!r} has no offset; add Z (UTC) or +HH:MM", param, ctx)
         return parsed
 
 
@@ -91,6 +106,11 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
 
     Each page of events is applied in one transaction with the projection's
     position, so an interrupted run loses and repeats nothing.
+
+    \b
+    Examples:
+      mot project
+      mot project --follow          # beside `mot kafka ingest` or `mot serve --no-project`
     """
     service = obj.services.projections
     progress = Progress("project", quiet=quiet)
@@ -139,6 +159,11 @@ def replay(obj: Any, projection: tuple[str, ...], restart: bool, workers: int | 
 
     The rebuild writes fresh tables; queries keep answering from the old ones
     until the swap. An interrupted rebuild resumes where it stopped.
+
+    \b
+    Examples:
+      mot replay                    # after an upgrade that changes a projection
+      mot replay --restart          # start an unfinished rebuild over
     """
     progress = Progress("replay", quiet=quiet)
     with _interruptible(obj.services.projections, "mot replay", progress), _worker_errors():
@@ -149,11 +174,16 @@ def replay(obj: Any, projection: tuple[str, ...], restart: bool, workers: int | 
 
 
 @click.command("status")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@format_option("text")
 @click.pass_obj
 def status(obj: Any, fmt: str) -> None:
-    """Ledger head, the projections' position and lag, and the quarantine count."""
+    """Ledger head, the projections' position and lag, and the quarantine count.
+
+    \b
+    Examples:
+      mot status
+      mot status --format json      # {"ledger_head": ..., "lag": ..., ...}
+    """
     s = obj.services.projections.status()
     record = {"ledger_head": s.head, "projection_position": s.position, "lag": s.lag,
               "quarantined": s.quarantined,
@@ -164,6 +194,11 @@ def status(obj: Any, fmt: str) -> None:
 
         click.echo(orjson.dumps(record).decode())
         return
+    if fmt != "text":
+        flat = {**record, "rebuild": None if s.rebuild is None else
+                f"{s.rebuild[1]} at {s.rebuild[0]}"}
+        render([flat] if fmt in ("table", "csv") else [record], fmt)
+        return
     click.echo(f"ledger head:  {s.head:,}\nprojections:  {s.position:,} (lag {s.lag:,})\n"
                f"quarantined:  {s.quarantined:,}")
     if s.rebuild is not None:
@@ -172,22 +207,33 @@ def status(obj: Any, fmt: str) -> None:
 
 @click.command("query")
 @click.argument("name", type=click.Choice(PROJECTIONS), metavar="NAME")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="table (default on a terminal), json (default otherwise), jsonl or csv.")
-@click.option("--tenant")
-@click.option("--customer")
-@click.option("--stage", type=click.Choice(
-    ["stranger", "acquainted", "engaged", "loyal", "advocate", "detractor"]))
-@click.option("--status", "status_", type=click.Choice(["ok_to_ask", "give_first", "stop_asking"]))
-@click.option("--polarity", type=click.Choice(["positive", "neutral", "negative"]))
-@click.option("--function")
-@click.option("--since", type=Timestamp(), help="Only rows at or after this time.")
-@click.option("--until", type=Timestamp(), help="Only rows at or before this time.")
+@format_option()
+@click.option("--tenant", metavar="TENANT", help="Only this tenant's rows.")
+@click.option("--customer", metavar="ID",
+              help="Only this customer's rows (relationships, reciprocity, transitions, "
+              "amplifications).")
+@click.option("--stage", type=click.Choice(STAGES),
+              help="Only customers at this stage (relationships), or transitions into it.")
+@click.option("--status", "status_", type=click.Choice(["ok_to_ask", "give_first", "stop_asking"]),
+              help="Only customers with this reciprocity status.")
+@click.option("--polarity", type=click.Choice(["positive", "neutral", "negative"]),
+              help="Only amplifications of this polarity.")
+@click.option("--function", type=click.Choice(FUNCTIONS),
+              help="Only this team: teams by their function, amplifications by the function "
+              "of the moment that triggered them.")
+@click.option("--since", type=Timestamp(),
+              help="Only rows at or after this time: relationships by their last moment, "
+              "transitions and amplifications by when they occurred. A date (2026-06-01) "
+              "means its first instant, UTC.")
+@click.option("--until", type=Timestamp(end_of_day=True),
+              help="Only rows at or before this time (the same columns as --since). A date "
+              "means its last instant, UTC, so the day is included.")
 @click.option("--as-of", type=Timestamp(),
-              help="The state as it was then: folds only moments that had occurred by then.")
+              help="The state as it was then: folds only moments that had occurred by then "
+              "(a date: its first instant, UTC).")
 @click.option("--sort", metavar="FIELD",
               help="Order by FIELD (numbers largest first); -FIELD / +FIELD to choose.")
-@click.option("--limit", type=click.IntRange(1))
+@click.option("--limit", type=click.IntRange(1), metavar="N", help="At most N rows.")
 @click.option("--columns", metavar="A,B,...", help="Only these fields, in this order.")
 @click.option("--expanded", "-x", is_flag=True,
               help="A table's records one field a line, values in full (like psql's \\x).")
@@ -204,9 +250,14 @@ def query(obj: Any, name: str, fmt: str | None, tenant: str | None, customer: st
     Timestamps are RFC 3339 in UTC. `lapsed` is computed against --as-of (default now).
     Without --sort, amplifications come by cascade reach, relationships by their last
     moment (latest first), reciprocity by unanswered asks. A table fits the terminal;
-    hidden columns are named below it. Example:
+    hidden columns are named below it.
 
-        mot query relationships --columns customer_id,stage,exchanges --limit 10
+    \b
+    Examples:
+      mot query relationships --columns customer_id,stage,exchanges --limit 10
+      mot query reciprocity --tenant acme --status stop_asking --format csv > stop.csv
+      mot query transitions --since 2026-06-01 --until 2026-06-30 --stage detractor
+      mot query teams --as-of 2026-03-31
     """
     from mot.service.queries import Query, QueryError
 
@@ -239,29 +290,67 @@ def _chosen(records: list[dict[str, Any]], columns: str | None
     return [{n: r[n] for n in names} for r in records], names
 
 
+def _customer_options(command: Any) -> Any:
+    """The customer of log and timeline: --tenant and --customer, as everywhere else."""
+    command = click.option("--customer", metavar="ID", help="The customer id (required).")(command)
+    return click.option("--tenant", metavar="TENANT",
+                        help="The customer's tenant [default: default].")(command)
+
+
+def _customer_of(tenant: str | None, customer: str | None, legacy: tuple[str, ...]
+                 ) -> tuple[str, str]:
+    """(tenant, customer) from the options, or from the older positional form
+    `timeline TENANT CUSTOMER` that scripts may use."""
+    if legacy:
+        if len(legacy) != 2 or tenant is not None or customer is not None:
+            raise click.UsageError("give --tenant T --customer C (or, as before, TENANT CUSTOMER)")
+        return legacy[0], legacy[1]
+    if customer is None:
+        raise click.UsageError("missing option --customer")
+    return tenant or "default", customer
+
+
 @click.command("log")
-@click.option("--tenant", default="default", show_default=True)
-@click.option("--customer", required=True)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@_customer_options
+@format_option()
 @click.pass_obj
-def log(obj: Any, tenant: str, customer: str, fmt: str | None) -> None:
-    """A customer's current moments in fold order (occurred_at, moment_id)."""
+def log(obj: Any, tenant: str | None, customer: str | None, fmt: str | None) -> None:
+    """A customer's current moments (after amendments, without retracted ones) in fold
+    order: occurred_at, then moment_id.
+
+    \b
+    Examples:
+      mot log --tenant acme --customer c000145
+      mot log --tenant acme --customer c000145 --format jsonl | jq .kind
+    """
     from mot.service.timeline import customer_log
 
+    tenant, customer = _customer_of(tenant, customer, ())
     _show_customer(obj, customer_log, tenant, customer, fmt,
                    ("occurred_at", "direction", "kind", "function", "channel", "actor",
                     "sentiment", "reach", "moment_id"))
 
 
 @click.command("timeline")
-@click.argument("tenant")
-@click.argument("customer")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@click.argument("legacy", nargs=-1, metavar="[TENANT CUSTOMER]")
+@_customer_options
+@format_option()
 @click.pass_obj
-def timeline(obj: Any, tenant: str, customer: str, fmt: str | None) -> None:
-    """A customer's moments in fold order, with the running stage and reciprocity balance."""
+def timeline(obj: Any, legacy: tuple[str, ...], tenant: str | None, customer: str | None,
+             fmt: str | None) -> None:
+    """A customer's moments in fold order, with the running stage and reciprocity balance
+    after each.
+
+    \b
+    Examples:
+      mot timeline --tenant acme --customer c000145
+      mot timeline --tenant acme --customer c000145 --format csv > c000145.csv
+
+    (`mot timeline TENANT CUSTOMER`, the older form, still works.)
+    """
     from mot.service.timeline import customer_timeline
 
+    tenant, customer = _customer_of(tenant, customer, legacy)
     _show_customer(obj, customer_timeline, tenant, customer, fmt,
                    ("occurred_at", "direction", "kind", "function", "stage", "balance",
                     "unanswered_asks", "status", "moment_id"))
@@ -278,24 +367,31 @@ def _show_customer(obj: Any, read: Any, tenant: str, customer: str, fmt: str | N
 
 
 @click.command("story")
-@click.option("--tenant", help="Only this tenant.")
-@click.option("--top", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
-              show_default=True, help="json: the facts per tenant, for programs.")
+@click.option("--tenant", metavar="TENANT", help="Only this tenant.")
+@click.option("--top", type=click.IntRange(1), default=3, show_default=True, metavar="N",
+              help="How many detractors and far-travelled posts to name per tenant.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "jsonl"]),
+              default="text",
+              help="text (default), markdown (for a report or a chat), json or jsonl (the "
+              "facts per tenant, for programs).")
 @click.pass_obj
 def story(obj: Any, tenant: str | None, top: int, fmt: str) -> None:
     """What the projections say, in plain words: detractors and the teams before them,
-    who must stop asking, which posts travelled furthest, who listens."""
+    who must stop asking, which posts travelled furthest, who listens.
+
+    \b
+    Examples:
+      mot story
+      mot story --tenant acme --top 5
+      mot story --format markdown > story.md
+    """
     from mot.service import story as told
 
     services = obj.services
     services.projections.project()
     lines = told.story(services.queries, tenant=tenant, top=top)
-    if lines and fmt == "json":
-        import orjson
-
-        click.echo(orjson.dumps(told.summary(services.queries, tenant=tenant, top=top),
-                                option=orjson.OPT_INDENT_2).decode())
+    if lines and fmt in ("json", "jsonl"):
+        render(told.summary(services.queries, tenant=tenant, top=top), fmt)
         return
     if lines and fmt == "markdown":
         click.echo(told.markdown(services.queries, tenant=tenant, top=top), nl=False)

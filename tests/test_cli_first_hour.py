@@ -280,3 +280,167 @@ def test_story_says_how_a_post_travelled(tmp_path: Path) -> None:
     mot(store, "import", "-q", lines_file(tmp_path, share))
     assert ("   travelled far: positive post by c1 reached 6,571 with 1 share (unprompted)"
             in mot(store, "story").stdout.splitlines())
+
+
+# -- one vocabulary, validated choices, dates, examples --------------------------------------------
+
+
+def all_commands() -> list[list[str]]:
+    """Every command's path under `mot`, groups included."""
+    import click
+
+    found: list[list[str]] = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        found.append(path)
+        if isinstance(command, click.Group):
+            ctx = click.Context(command, info_name=path[-1] if path else "mot")
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, [*path, name])
+
+    walk(cli, [])
+    return found
+
+
+def test_every_help_page_has_an_example() -> None:
+    commands = all_commands()
+    assert ["sample"] in commands and ["quarantine", "summary"] in commands
+    for path in commands:
+        page = CliRunner().invoke(cli, [*path, "--help"])
+        assert page.exit_code == 0, path
+        assert "Example" in page.output, f"mot {' '.join(path)} --help has no example"
+        for line in page.output.splitlines():
+            if line.strip().startswith("mot ") and "Usage" not in line:
+                # an example names a real command
+                words = line.split()
+                assert words[1] in {p[0] for p in commands if p} or words[1].startswith("--"), line
+
+
+def test_every_format_option_speaks_one_vocabulary() -> None:
+    records = {"table", "json", "jsonl", "csv"}
+    for path in all_commands():
+        import click
+
+        command = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            found = command.get_command(click.Context(command), name)
+            assert found is not None
+            command = found
+        for param in command.params:
+            if param.name != "fmt" or path == ["import"]:  # import's --format is its input's
+                continue
+            assert isinstance(param.type, click.Choice), path
+            choices = set(param.type.choices)
+            prose = choices - records
+            # markdown: a story for people; parquet: export's files for analysts' tools.
+            assert prose <= {"text", "markdown", "parquet"}, (path, prose)
+
+
+def test_function_and_stage_are_validated_choices(tmp_path: Path) -> None:
+    from mot.cli.projection_commands import FUNCTIONS
+    from mot.domain.vocabulary import FUNCTIONS as VOCABULARY
+
+    assert FUNCTIONS == VOCABULARY
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment(function="service")))
+    wrong = mot(store, "query", "teams", "--function", "Service", ok=False)
+    assert wrong.exit_code == 2
+    assert "'Service' is not one of 'service', 'product'" in wrong.stderr
+    teams = json.loads(mot(store, "query", "teams", "--function", "service").stdout)
+    assert [t["function"] for t in teams] == ["service"]
+    assert mot(store, "query", "relationships", "--stage", "Loyal", ok=False).exit_code == 2
+
+
+def test_since_and_until_take_dates(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, *(
+        moment(occurred_at=at, source={"system": "crm", "id": at})
+        for at in ("2026-05-31T23:59:59Z", "2026-06-01T00:00:00Z", "2026-06-30T23:59:59.5Z",
+                   "2026-07-01T00:00:00Z"))))
+
+    def occurred(*args: str) -> list[str]:
+        rows = json.loads(mot(store, "query", "transitions", *args, "--format", "json").stdout)
+        return [r["occurred_at"] for r in rows]
+
+    everything = occurred()
+    assert occurred("--since", "2026-06-01", "--until", "2026-06-30") == [
+        t for t in everything if "2026-06-01T00:00:00Z" <= t <= "2026-06-30T23:59:59.5Z"]
+    assert occurred("--since", "2026-06-01", "--until", "2026-06-30") == occurred(
+        "--since", "2026-06-01T00:00:00Z", "--until", "2026-06-30T23:59:59.999999Z")
+    bad = mot(store, "query", "transitions", "--since", "June", ok=False)
+    assert bad.exit_code == 2 and "a date such as 2026-06-01" in bad.stderr
+    naive = mot(store, "query", "transitions", "--since", "2026-06-01T10:00:00", ok=False)
+    assert "has no offset; add Z (UTC) or +HH:MM" in naive.stderr
+    page = CliRunner().invoke(cli, ["query", "--help"]).output
+    assert "relationships by their last moment" in " ".join(page.split())
+
+
+def test_log_and_timeline_take_the_same_options(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment(tenant="acme", customer_id="c9")))
+    log = json.loads(mot(store, "log", "--tenant", "acme", "--customer", "c9").stdout)
+    timeline = json.loads(mot(store, "timeline", "--tenant", "acme", "--customer", "c9").stdout)
+    assert [r["moment_id"] for r in log] == [r["moment_id"] for r in timeline]
+    # The older form of timeline keeps working for scripts that use it.
+    assert json.loads(mot(store, "timeline", "acme", "c9").stdout) == timeline
+    missing = mot(store, "timeline", "--tenant", "acme", ok=False)
+    assert missing.exit_code == 2 and "--customer" in missing.stderr
+
+
+def test_status_show_and_story_formats(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    mot(store, "project")
+    assert json.loads(mot(store, "status", "--format", "json").stdout)["ledger_head"] == 1
+    assert mot(store, "status", "--format", "csv").stdout.splitlines() == [
+        "ledger_head,projection_position,lag,quarantined,rebuild", "1,1,0,0,"]
+    assert json.loads(mot(store, "status", "--format", "jsonl").stdout)["lag"] == 0
+    history = json.loads(mot(store, "show", "crm:1", "--tenant", "acme", "--format", "json").stdout)
+    assert [r["event"] for r in history] == ["recorded"]
+    csv_lines = mot(store, "show", "crm:1", "--tenant", "acme", "--format", "csv").stdout
+    assert csv_lines.splitlines()[0] == "version,recorded_at,origin,event,moment"
+    facts = mot(store, "story", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["tenant"] for line in facts] == ["acme"]
+
+
+def test_sample_writes_the_generators_lines(tmp_path: Path) -> None:
+    out = CliRunner().invoke(cli, ["sample", "300", "--seed", "3", "--bad-lines"])
+    assert out.exit_code == 0
+    assert out.stdout_bytes == b"".join(generate_lines(300, seed=3, bad_lines=True))
+    store = str(tmp_path / "mot.db")
+    result = mot(store, "import", "-", "--summary-json", "-q", input=out.stdout_bytes)
+    assert json.loads(result.stdout)["read"] == 300
+    path = tmp_path / "s.jsonl"
+    assert CliRunner().invoke(cli, ["sample", "10", "-o", str(path)]).exit_code == 0
+    assert path.read_bytes() == b"".join(generate_lines(10))
+
+
+def test_shell_completion_completes_commands_and_choices() -> None:
+    env = {**os.environ, "_MOT_COMPLETE": "bash_complete", "COMP_WORDS": "mot qu",
+           "COMP_CWORD": "1"}
+    done = subprocess.run([sys.executable, "-m", "mot"], env=env, capture_output=True, timeout=60)
+    assert done.stdout.decode().split() == ["plain,quarantine", "plain,query"]
+    env |= {"COMP_WORDS": "mot query teams --function s", "COMP_CWORD": "4"}
+    done = subprocess.run([sys.executable, "-m", "mot"], env=env, capture_output=True, timeout=60)
+    assert done.stdout.decode().split() == ["plain,service", "plain,sales"]
+
+
+def test_kafka_ingest_waits_for_the_broker_as_long_as_asked(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    started = time.monotonic()
+    proc = process(str(tmp_path / "mot.db"), "kafka", "ingest", "--topic", "t", "--group", "g",
+                   "--bootstrap-servers", f"127.0.0.1:{port}", "--wait-for-broker", "2", "-q")
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 1
+    assert b"cannot reach the Kafka broker" in err
+    # Start-up and one attempt's end are on top of the 2 s; kafka-python alone took 30 s.
+    assert took < 15, took

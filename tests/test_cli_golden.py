@@ -484,7 +484,7 @@ def test_a_binary_file_is_quarantined_not_a_crash(store_url: str, tmp_path: Path
                                         "duplicates": 0, "quarantined": 2}
     listed = json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout)
     assert [e["origin"] for e in listed] == [f"{path}:1", f"{path}:2"]
-    assert all("JSON" in e["reason"] for e in listed)
+    assert all("not UTF-8 text" in e["reason"] for e in listed)
 
 
 def test_every_command_is_in_the_lazy_command_map() -> None:

@@ -35,21 +35,32 @@ def servers(bootstrap: str) -> list[str]:
     return found
 
 
-def connect_with_retry(make: Callable[[], Any], *, wait_s: float,
+def connect_with_retry(make: Callable[[int], Any], *, wait_s: float,
                        should_stop: Callable[[], bool] = lambda: False,
                        on_retry: Callable[[Exception], None] | None = None,
                        backoff_s: float = 1.0) -> Any:
-    """Build a client, retrying while the broker cannot be reached, for up to `wait_s` seconds."""
+    """Build a client, retrying while the broker cannot be reached, for up to `wait_s` seconds.
+
+    `make(timeout_ms)` builds one: its bootstrap may take at most `timeout_ms`, what is left
+    of the wait (kafka-python's own 30 s would make a wait of 3 s last 30).
+    """
     deadline = time.monotonic() + wait_s
     while True:
+        left = deadline - time.monotonic()
         try:
-            return make()
+            return make(int(min(max(left, MIN_ATTEMPT_S), MAX_ATTEMPT_S) * 1000))
         except (KafkaError, StreamError) as error:
             if time.monotonic() >= deadline or should_stop():
                 raise StreamError(f"cannot reach the Kafka broker: {error}") from error
             if on_retry is not None:
                 on_retry(error)
-            time.sleep(backoff_s)
+            time.sleep(min(backoff_s, max(deadline - time.monotonic(), 0)))
+
+
+# One attempt to reach the broker: at least long enough for a broker that is up to answer,
+# at most kafka-python's default.
+MIN_ATTEMPT_S = 0.5
+MAX_ATTEMPT_S = 30.0
 
 
 @dataclass
@@ -167,6 +178,7 @@ class KafkaSink:
 
     def __init__(self, bootstrap_servers: str, *, linger_ms: int = 5, batch_size: int = 256 * 1024,
                  max_block_ms: int = 60_000, flush_timeout_s: float = 120.0,
+                 bootstrap_timeout_ms: int = 30_000,
                  extra: Mapping[str, Any] | None = None) -> None:
         self.flush_timeout_s = flush_timeout_s
         self.failures: list[BaseException] = []
@@ -178,6 +190,7 @@ class KafkaSink:
                 linger_ms=linger_ms,
                 batch_size=batch_size,
                 max_block_ms=max_block_ms,
+                bootstrap_timeout_ms=bootstrap_timeout_ms,
                 **dict(extra or {}),
             )
         except KafkaError as error:
