@@ -10,6 +10,7 @@ import click
 
 from mot.cli.progress import Progress
 from mot.cli.projection_commands import Timestamp
+from mot.wording import counted
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 
@@ -44,13 +45,13 @@ def export(obj: Any, fmt: str, out: Path, tenant: str | None, as_of: datetime | 
     progress = Progress("export", quiet=quiet)
 
     def report(table: str, rows: int) -> None:
-        progress.update(f"{table} {rows:,} rows", count=rows)
+        progress.update(f"{table} {counted(rows, 'row')}", count=rows)
 
     written = Exporter(services.backend, services.queries).export(
         out, fmt, tenant=tenant, as_of=as_of, progress=report)
     progress.finish()
     for item in written:
-        click.echo(f"{item.path}  {item.rows:,} rows")
+        click.echo(f"{item.path}  {counted(item.rows, 'row')}")
 
 
 @click.command("report")

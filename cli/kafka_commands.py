@@ -14,6 +14,7 @@ import click
 import orjson
 
 from mot.cli.progress import Progress
+from mot.wording import counted
 
 BOOTSTRAP_ENV = "MOT_KAFKA_BOOTSTRAP"
 
@@ -149,7 +150,8 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
         trouble = f", broker errors {stats.broker_errors:,} ({stats.last_error})" \
             if stats.broker_errors or stats.commit_failures else ""
         progress.update(
-            f"{stats.read:,} read, {stats.recorded:,} recorded, {stats.duplicates:,} duplicates, "
+            f"{stats.read:,} read, {stats.recorded:,} recorded, "
+            f"{counted(stats.duplicates, 'duplicate')}, "
             f"{stats.quarantined:,} quarantined, lag {lag}{trouble}", count=stats.read)
 
     try:
@@ -233,7 +235,8 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
 
     def report(stats: PublishStats) -> None:
         parts = ", ".join(f"{p} {n:,}" for p, n in stats.by_projection.items())
-        progress.update(f"{stats.messages:,} messages ({parts}), {stats.tombstones:,} tombstones",
+        progress.update(f"{counted(stats.messages, 'message')} ({parts}), "
+                        f"{counted(stats.tombstones, 'tombstone')}",
                         count=stats.messages)
 
     def refresh_projections() -> None:
@@ -261,7 +264,8 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
     if summary_json:
         click.echo(orjson.dumps(stats.as_dict()).decode())
     else:
-        click.echo(f"published {stats.messages:,} changes ({stats.tombstones:,} tombstones) up to "
+        click.echo(f"published {counted(stats.messages, 'change')} "
+                   f"({counted(stats.tombstones, 'tombstone')}) up to "
                    f"ledger position {stats.position:,} ({stats.seconds:.1f} s)")
 
 
@@ -320,7 +324,7 @@ def export(obj: Any, bootstrap: str, topic: str, tenant: str | None, after: int,
     if summary_json:
         click.echo(orjson.dumps(stats.as_dict()).decode())
     else:
-        click.echo(f"exported {stats.sent:,} of {stats.read:,} events to {topic}; "
+        click.echo(f"exported {stats.sent:,} of {counted(stats.read, 'event')} to {topic}; "
                    f"continue later with --after {stats.position}")
 
 
