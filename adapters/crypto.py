@@ -1,0 +1,111 @@
+"""Keys and sealed fields for crypto-shredding (SPEC §6).
+
+Each customer id's personal fields are sealed with AES-GCM under a data key of
+its own; data keys are stored only wrapped (sealed) by the master key, so that
+destroying a wrapped data key makes the fields it sealed unreadable for good.
+The master key comes from `MOT_MASTER_KEY` (64 hex digits or 44 base64
+characters) or from a key file created on first use. A missing or wrong master
+key is one clear error, never garbage: AES-GCM authenticates what it opens.
+
+`cryptography`'s AESGCM is the AEAD: a well-kept binding of OpenSSL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES: Final = 32  # AES-256
+NONCE_BYTES: Final = 12  # AES-GCM's standard nonce: random per seal, stored in front of the text
+ENV_VAR: Final = "MOT_MASTER_KEY"
+
+
+class KeyProblem(RuntimeError):
+    """The master key is missing, malformed or not the one the store's keys were wrapped with."""
+
+
+def new_key() -> bytes:
+    return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+
+
+def parse_master_key(text: str, where: str) -> bytes:
+    """A master key written as 64 hex digits or as base64 of 32 bytes."""
+    text = text.strip()
+    try:
+        key = bytes.fromhex(text) if len(text) == 2 * KEY_BYTES else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise KeyProblem(f"{where}: expected a master key of {KEY_BYTES} bytes as 64 hex digits "
+                         f"or base64, got {len(text)} characters that are neither")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class MasterKey:
+    key: bytes
+    created: bool  # True when this call wrote a new key file: tell the user to back it up
+
+
+def load_master_key(key_file: str, environ: Mapping[str, str] = os.environ, *,
+                    create: bool) -> MasterKey:
+    """The master key: `MOT_MASTER_KEY` if set, else the key file, created when `create` allows.
+
+    A new key file is written with mode 0600 and never overwritten (exclusive create), so two
+    processes opening a new store at once end up with one key.
+    """
+    if environ.get(ENV_VAR):
+        return MasterKey(parse_master_key(environ[ENV_VAR], ENV_VAR), created=False)
+    try:
+        with open(key_file, encoding="ascii") as f:
+            return MasterKey(parse_master_key(f.read(), key_file), created=False)
+    except FileNotFoundError:
+        if not create:
+            raise KeyProblem(f"no master key: set {ENV_VAR} or restore the key file {key_file}") from None
+    key = new_key()
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return load_master_key(key_file, environ, create=False)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key.hex() + "\n")
+    return MasterKey(key, created=True)
+
+
+def seal(key: bytes, plaintext: bytes, context: bytes) -> bytes:
+    """`plaintext` sealed under `key`, bound to `context` (what it belongs to): nonce + ciphertext."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, context)
+
+
+def unseal(key: bytes, sealed: bytes, context: bytes) -> bytes:
+    """The plaintext of `seal(key, plaintext, context)`; KeyProblem when key or context differ."""
+    try:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
+    except (InvalidTag, ValueError):
+        raise KeyProblem("a sealed value does not open with this key: wrong master key, or a "
+                         "tampered store") from None
+
+
+def wrap_data_key(master: bytes, data_key: bytes, key_id: str) -> bytes:
+    """A data key as stored: sealed by the master key and bound to its id."""
+    return seal(master, data_key, b"mot:data-key:" + key_id.encode())
+
+
+def unwrap_data_key(master: bytes, wrapped: bytes, key_id: str) -> bytes:
+    return unseal(master, wrapped, b"mot:data-key:" + key_id.encode())
+
+
+def keyed_digest(secret: bytes, value: str) -> str:
+    """HMAC-SHA256 of a value under a tenant's secret, in hex: it confirms no guess without
+    the secret (erasure receipts, the suppression list, key ids that name no customer)."""
+    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
