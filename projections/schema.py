@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 
 from mot.domain.timefmt import micros_to_text
 
-FieldType = Literal["text", "int", "bigint", "real", "bool"]
+FieldType = Literal["text", "int", "bigint", "real", "bool", "json"]
 
 Shown = Literal["record", "detail", "stored"]
 """Where a field appears: "record" in the SPEC record (`as_record`, the golden fixture) and
@@ -246,6 +246,12 @@ class MomentField:
     null: bool = False
     micros_of: str = ""  # microseconds since the epoch of this RFC 3339 field of the moment
     folded: bool = True  # a field of `Current`, which the folds read
+    path: tuple[str, ...] = ()  # where it is in the moment, when not at its own name
+
+    @property
+    def at(self) -> tuple[str, ...]:
+        """The keys leading to the field's value in a normalised moment."""
+        return self.path or (self.name,)
 
 
 MOMENT_FIELDS: Final = (
@@ -256,10 +262,18 @@ MOMENT_FIELDS: Final = (
     MomentField("ask_type", "text", null=True), MomentField("sentiment", "real", null=True),
     MomentField("reach", "bigint"), MomentField("in_reply_to", "text", null=True),
     MomentField("shares", "text", null=True), MomentField("occurred_at", "text", folded=False),
+    # The rest of the moment, for analysts (the folds read none of it).
+    MomentField("value", "real", null=True, folded=False),
+    MomentField("currency", "text", null=True, folded=False),
+    MomentField("url", "text", null=True, folded=False),
+    MomentField("source_system", "text", null=True, folded=False, path=("source", "system")),
+    MomentField("source_id", "text", null=True, folded=False, path=("source", "id")),
+    MomentField("attributes", "json", null=True, folded=False),
 )
 """The current-moments table, in column order (then `version`): what `current_of` makes of a
 moment (the incremental path) and what a rebuild's in-database load selects, from one table.
-The folded fields are `Current`'s, in its order."""
+The folded fields are `Current`'s, in its order; the others carry every other field of the
+moment, so the table answers analysts' questions (revenue per stage) with no JSON digging."""
 
 MOMENT_INDEXES: Final = (
     # Unique, but not the primary key: a rebuild loads the table first and indexes it after.

@@ -17,7 +17,6 @@ as the query service does (`service/as_of.py`) and keeps those records in memory
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,12 +26,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
-from mot.adapters.stores.projection_tables import MOMENT_ROW, TABLES
+from mot.adapters.stores.projection_tables import MOMENT_ROW
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.adapters.stores.views import selected
 from mot.domain.timefmt import to_micros
 from mot.projections.lapsing import is_lapsed
-from mot.projections.schema import PROJECTIONS, Field
+from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS, Field, MomentField
 from mot.service.queries import PROJECTION_NAMES, Query, QueryService
 
 if TYPE_CHECKING:
@@ -62,21 +61,6 @@ class Exported:
     rows: int
 
 
-_DDL_COLUMN = re.compile(r"(\w+) (TEXT|INTEGER|\{bigint\}|\{real\})")
-
-
-def _declared_kinds(table: str) -> dict[str, Kind]:
-    """Column -> kind, read off the table's DDL (the one place a column's type is written);
-    `..._at` text columns hold RFC 3339 UTC timestamps."""
-    kinds: dict[str, Kind] = {}
-    for name, sql_type in _DDL_COLUMN.findall(TABLES[table]):
-        if sql_type == "TEXT":
-            kinds[name] = "timestamp" if name.endswith("_at") else "text"
-        else:
-            kinds[name] = "real" if sql_type == "{real}" else "integer"
-    return kinds
-
-
 def _kind(f: Field) -> Kind:
     """A projection field's exported type, from its declaration."""
     if f.micros_text:
@@ -98,9 +82,18 @@ def columns(table: str) -> list[Column]:
     """The fields of a table's export, in order: those `mot query` prints."""
     if table != "moments":
         return [Column(f.name, _kind(f)) for f in PROJECTIONS[table].output]
-    kinds = _declared_kinds(table)
-    return [Column(name, kinds[name]) for name in source_columns(table)
+    kinds = {f.name: _moment_kind(f) for f in MOMENT_FIELDS}
+    return [Column(name, kinds.get(name, "integer")) for name in source_columns(table)
             if not name.endswith("_us")]
+
+
+def _moment_kind(f: MomentField) -> Kind:
+    """A moment field's exported type, from its declaration."""
+    if f.name.endswith("_at"):
+        return "timestamp"
+    kinds: dict[str, Kind] = {"text": "text", "int": "integer", "bigint": "integer",
+                              "real": "real", "bool": "boolean", "json": "json"}
+    return kinds[f.type]
 
 
 class Sink(Protocol):
@@ -182,9 +175,12 @@ class JsonlSink:
     def __init__(self, path: Path, cols: Sequence[Column]) -> None:
         self.file = path.open("wb")
         self.names = [c.name for c in cols]
+        self.json = [i for i, c in enumerate(cols) if c.kind == "json"]
 
     def write(self, page: list[list[Any]]) -> None:
         names = self.names
+        for i in self.json:  # JSON objects stay objects in JSON lines
+            page[i] = [None if v is None else orjson.Fragment(v) for v in page[i]]
         for row in zip(*page, strict=True):
             record = dict(zip(names, row, strict=True))
             self.file.write(orjson.dumps(record) + b"\n")
@@ -269,7 +265,13 @@ class Exporter:
         """What turns a page of table columns into the exported columns."""
         if table == "moments":
             kept = [i for i, name in enumerate(source) if not name.endswith("_us")]
-            return lambda page: [page[i] for i in kept]
+            json = {i for i in kept if source[i] == "attributes"}
+
+            def moments(page: list[list[Any]]) -> list[list[Any]]:
+                # JSON text on both stores (PostgreSQL's JSONB comes back as objects).
+                return [[v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
+                         for v in page[i]] if i in json else page[i] for i in kept]
+            return moments
         output = PROJECTIONS[table].output
         at = {name: i for i, name in enumerate(source)}
         as_of_us = to_micros(as_of or self.queries.clock())

@@ -81,6 +81,14 @@ def test_parquet_read_back_with_duckdb_equals_mot_query(
     store_url: str, golden_path: Path, tmp_path: Path
 ) -> None:
     mot(store_url, "import", "-q", golden_path)
+    extra = tmp_path / "extra.jsonl"  # every optional field of a moment, attributes too
+    extra.write_text(json.dumps({
+        "tenant": "acme", "customer_id": "c-export", "occurred_at": "2026-02-01T10:00:00.25+01:00",
+        "channel": "web", "direction": "inbound", "kind": "purchase", "function": "sales",
+        "value": 120, "currency": "EUR", "url": "https://shop.example/o/1",
+        "source": {"system": "export-test", "id": "o-1"},
+        "attributes": {"plan": "pro", "seats": 3, "ratio": 1.25e3, "note": "naïve \"q\""}}) + "\n")
+    mot(store_url, "import", "-q", extra)
     out = tmp_path / "exports"
     listing = mot(store_url, "export", "--format", "parquet", "--out", out, "-q").stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -103,12 +111,21 @@ def test_parquet_read_back_with_duckdb_equals_mot_query(
     # The current moments: every field of mot log's that the moments table holds.
     moments, types = duckdb_rows(out / "moments.parquet")
     logged = keyed("moments", current_moments(store_url))
-    assert len(moments) == len(logged) == 32
+    assert len(moments) == len(logged) == 33
     for moment in moments:
         document = logged[(moment["moment_id"],)]
+        source = document.get("source") or {}
+        document |= {"source_system": source.get("system"), "source_id": source.get("id")}
         for field, value in moment.items():
-            if field != "version":
+            if field == "attributes":
+                assert (value and json.loads(value)) == document.get(field), moment["moment_id"]
+            elif field == "value":
+                assert value == document.get(field) and (value is None or type(value) is float)
+            elif field != "version":
                 assert value == document.get(field), (field, moment["moment_id"])
+    assert any(m["attributes"] for m in moments) and any(m["value"] for m in moments)
+    assert any(m["url"] for m in moments) and any(m["source_system"] for m in moments)
+    assert types["attributes"] == types["currency"] == "VARCHAR" and types["value"] == "DOUBLE"
     assert types["occurred_at"] == "TIMESTAMP WITH TIME ZONE" and types["reach"] == "BIGINT"
     # What an analyst asks first, answered by DuckDB from the files alone.
     with duckdb.connect() as con:

@@ -19,9 +19,13 @@ from collections.abc import Sequence
 
 from mot.adapters.stores.sql import SqlBackend
 from mot.adapters.stores.topics import RETRACTED
+from mot.projections.schema import MOMENT_FIELDS
 
 TEXT_FIELDS = ("moment_id", "tenant", "customer_id", "direction", "kind", "function", "channel",
                "actor", "ask_type", "in_reply_to", "shares", "occurred_at")
+
+# The fields of a moment the folds do not read, but the moments table keeps for analysts.
+_UNFOLDED = [f for f in MOMENT_FIELDS if not f.folded and f.name != "occurred_at"]
 
 
 def load_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> str:
@@ -64,8 +68,12 @@ def _sqlite_values() -> dict[str, str]:
         f"CAST(strftime('%s', substr({when}, 1, 19)) AS INTEGER) * 1000000"
         f" + CASE WHEN substr({when}, 20, 1) = '.' THEN CAST({fraction} AS INTEGER) ELSE 0 END"
     )
+    for f in _UNFOLDED:
+        # Objects come out as JSON text (numbers as written); the rest as SQLite values.
+        values[f.name] = f"json_extract(s, '$.moment.{'.'.join(f.at)}')"
     values["version"] = "?"
     return values
+
 
 
 def _postgres_values() -> dict[str, str]:
@@ -75,5 +83,9 @@ def _postgres_values() -> dict[str, str]:
                              " * 1000000)::bigint")
     values["sentiment"] = "(s #>> '{moment,sentiment}')::double precision"
     values["reach"] = "(s #>> '{moment,reach}')::bigint"
+    for f in _UNFOLDED:
+        path = ",".join(("moment", *f.at))
+        values[f.name] = {"json": f"s #> '{{{path}}}'", "real": f"(s #>> '{{{path}}}')::double precision"
+                          }.get(f.type, f"s #>> '{{{path}}}'")
     values["version"] = "?"
     return values

@@ -32,7 +32,7 @@ STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the 
 class PostgresBackend(SqlBackend):
     kind = "postgresql"
     types: ClassVar[dict[str, str]] = {"blob": "BYTEA", "real": "DOUBLE PRECISION", "bigint": "BIGINT",
-             "serial": "BIGSERIAL PRIMARY KEY"}
+             "serial": "BIGSERIAL PRIMARY KEY", "json": "JSONB"}
     position_column = "notification_id"  # the notification id
     head_sql = "SELECT MAX(notification_id) FROM stored_events"
     max_params = 5000

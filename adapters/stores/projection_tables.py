@@ -14,6 +14,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal
 
+import orjson
+
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.views import read_view
@@ -22,7 +24,7 @@ from mot.projections.ports import LIVE, REBUILD, Stage, ViewRead
 from mot.projections.schema import MOMENT_FIELDS, MOMENT_INDEXES, PROJECTIONS, Index
 
 SQL_TYPES: dict[str, str] = {"text": "TEXT", "int": "INTEGER", "bigint": "{bigint}",
-                             "real": "{real}", "bool": "INTEGER"}
+                             "real": "{real}", "bool": "INTEGER", "json": "{json}"}
 
 
 def _create_table(columns: Sequence[tuple[str, str, bool]], key: Sequence[str]) -> str:
@@ -74,8 +76,22 @@ MOMENT_COLUMNS = ", ".join(f.name for f in MOMENT_FIELDS if f.folded)
 REBUILD_SUFFIX = REBUILD.removeprefix(LIVE)
 
 
+_UNFOLDED = [(f.at, f.type == "json") for f in MOMENT_FIELDS if not f.folded]
+
+
+def _unfolded(doc: dict[str, Any]) -> list[Any]:
+    """The moment's fields the folds do not read, as the moments table keeps them."""
+    values: list[Any] = []
+    for path, json in _UNFOLDED:
+        value: Any = doc
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        values.append(orjson.dumps(value).decode() if json and value is not None else value)
+    return values
+
+
 def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tuple[Any, ...]]:
-    return [(*current, doc["occurred_at"], version) for current, doc, version in rows]
+    return [(*current, *_unfolded(doc), version) for current, doc, version in rows]
 
 
 def column_names(tx: Tx, table: str) -> list[str]:
@@ -99,9 +115,18 @@ class SqlProjectionStore:
         """Bring tables made by an earlier schema version to this one."""
         # Schema 3: the moments table no longer keeps each moment's JSON (`doc`); the
         # ledger holds it. (SQLite rewrites the table here, once.)
+        # Schema 4: it carries every field of the moment (value, currency, url, source,
+        # attributes); rows loaded before have them empty until `mot replay`.
         for table in ("moments", f"moments{REBUILD_SUFFIX}"):
-            if self.backend.table_exists(tx, table) and "doc" in column_names(tx, table):
+            if not self.backend.table_exists(tx, table):
+                continue
+            have = column_names(tx, table)
+            if "doc" in have:
                 tx.execute(f"ALTER TABLE {table} DROP COLUMN doc")
+            for f in MOMENT_FIELDS:
+                if f.name not in have:
+                    tx.execute(self.backend.ddl(
+                        f"ALTER TABLE {table} ADD COLUMN {f.name} {SQL_TYPES[f.type]}"))
 
     def _create(self, tx: Tx, suffix: str, *, indexes: bool = True) -> None:
         for name, ddl in TABLES.items():
