@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_DIR := demo
 DEMO_STORE := $(DEMO_DIR)/mot.db
 
-.PHONY: demo test lint typecheck bench crash bench-import bench-project bench-kafka bench-http install clean postgres bytecode
+.PHONY: demo test lint typecheck bench crash bench-import bench-project bench-kafka bench-http bench-share-chain install clean postgres bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,9 @@ bench-kafka: $(STAMP) postgres bytecode
 
 bench-http: $(STAMP) postgres bytecode
 	$(BIN)/python bench/http_bench.py
+
+bench-share-chain: $(STAMP) postgres bytecode
+	$(BIN)/python bench/share_chain_bench.py
 
 clean:
 	rm -rf $(VENV) build $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -95,14 +95,22 @@ def _latest_in_window(post: Current, candidates: Sequence[Current]) -> Current |
 def cascade(root: Current, children: Callable[[str], Sequence[Current]]) -> tuple[int, int]:
     """`(cascade_size, cascade_reach)` of the amplification moment `root`.
 
-    `children(id)` gives the current public shares whose `shares` is `id`. The
-    walk goes down from the root, so a chain that never reaches an amplification
+    `children(id)` gives the current public shares whose `shares` is `id`.
+    """
+    shares = share_tree(root, children)
+    return len(shares), root.reach + sum(share.reach for share in shares)
+
+
+def share_tree(root: Current, children: Callable[[str], Sequence[Current]]) -> list[Current]:
+    """The shares in the cascade of the amplification moment `root`.
+
+    The walk goes down from the root, so a chain that never reaches an amplification
     moment is never seen, and a retracted share (absent from `children`) cuts
     off everything below it. A tree hanging from a root cannot cycle, but the
     walk still visits each moment once so that a faulty `children` cannot loop.
     """
     seen = {root.moment_id}
-    size, reach = 0, root.reach
+    tree: list[Current] = []
     pending = [root.moment_id]
     while pending:
         parent = pending.pop()
@@ -110,10 +118,9 @@ def cascade(root: Current, children: Callable[[str], Sequence[Current]]) -> tupl
             if share.moment_id in seen or not _is_share_of(share, parent, root.tenant):
                 continue
             seen.add(share.moment_id)
-            size += 1
-            reach += share.reach
+            tree.append(share)
             pending.append(share.moment_id)
-    return size, reach
+    return tree
 
 
 def _is_share_of(m: Current, parent_id: str, tenant: str) -> bool:

@@ -29,15 +29,13 @@ from functools import partial
 from typing import Any
 
 from mot.domain.events import LedgerEvent, MomentRetracted, as_dict
-from mot.domain.timefmt import format_utc, to_micros, utc_now
+from mot.domain.timefmt import format_utc, utc_now
 from mot.projections.amplification import (
     Amplification,
-    build_amplification,
-    cascade,
-    find_trigger,
     is_amplification,
 )
-from mot.projections.model import Current, CustomerKey
+from mot.projections.folding import CustomerProjections, project_customers
+from mot.projections.model import Current, CustomerKey, current_of
 from mot.projections.ports import (
     LIVE,
     REBUILD,
@@ -48,8 +46,7 @@ from mot.projections.ports import (
     RangeReader,
     Stage,
 )
-from mot.projections.reciprocity import Reciprocity, fold_reciprocity
-from mot.projections.relationship import Relationship, Transition, fold_relationship
+from mot.projections.relationship import Transition
 from mot.projections.schema import (
     AMPLIFICATIONS,
     LISTENING,
@@ -86,16 +83,6 @@ CustomerRange = tuple[CustomerKey, CustomerKey]
 
 
 @dataclass(frozen=True, slots=True)
-class CustomerProjections:
-    """What one customer's moments fold to (SPEC §3.1-§3.3)."""
-
-    relationship: Relationship
-    transitions: list[Transition]
-    reciprocity: Reciprocity
-    amplifications: list[Amplification]  # of the customer's posts, reviews and mentions
-
-
-@dataclass(frozen=True, slots=True)
 class FoldedRange:
     """A rebuild's rows for a range of customers, and what they add to the per-tenant sums.
 
@@ -109,6 +96,7 @@ class FoldedRange:
     amplifications: list[tuple[Any, ...]]
     teams: dict[tuple[str, str], list[int]]
     listening: dict[str, list[int]]
+    shares: list[tuple[Current, str]]  # each share of the range's posts' cascades, its root
 
 
 RangeFolder = Callable[[Iterable[CustomerRange], int], Iterable[FoldedRange]]
@@ -125,17 +113,6 @@ stages in order: the rebuild's worker processes extract several ranges at once."
 
 class RebuildInterrupted(RuntimeError):
     """A rebuild found its tables other than it left them; what it committed stays."""
-
-
-def current_of(moment: dict[str, Any]) -> Current:
-    """The projection view of a normalised moment."""
-    return Current(
-        moment["moment_id"], moment["tenant"], moment["customer_id"],
-        to_micros(datetime.fromisoformat(moment["occurred_at"])),
-        moment["direction"], moment["kind"], moment["function"], moment["channel"],
-        moment.get("actor"), moment.get("ask_type"), moment.get("sentiment"), moment["reach"],
-        moment.get("in_reply_to"), moment.get("shares"),
-    )
 
 
 @dataclass(slots=True)
@@ -240,15 +217,13 @@ class Engine:
             if new is not None:
                 deltas.move_moment(new[0], 1)
                 keys.add((new[0].tenant, new[0].customer_id))
-        # The cascades a changed share used to count toward, read before the write.
-        keys |= self._root_keys(session, [m for m in old.values() if m.kind == "share"])
         session.write_moments(
             [(new[0], new[1], version) for new in touched.values() if new is not None],
             [moment_id for moment_id, new in touched.items() if new is None and moment_id in old],
             existing=old.keys(),
         )
         fresh = [new[0] for new in touched.values() if new is not None]
-        keys |= self._root_keys(session, [m for m in fresh if m.kind == "share"])
+        keys |= self._reroot(session, old.values(), fresh)
         private = [
             moment_id for moment_id, new in touched.items()
             if (new is not None and new[0].direction != "public")
@@ -259,27 +234,36 @@ class Engine:
                      if is_amplification(m)}
         return keys
 
-    def _root_keys(self, session: ProjectionSession, shares: Iterable[Current]) -> set[CustomerKey]:
-        """Customers owning the amplification moments these shares lead up to."""
-        frontier = {(m.shares, m.tenant) for m in shares if m.shares}
-        seen: set[tuple[str, str]] = set()
-        roots: set[CustomerKey] = set()
+    def _reroot(self, session: ProjectionSession, old: Iterable[Current],
+                fresh: Sequence[Current]) -> set[CustomerKey]:
+        """Keep each share's root (the amplification moment its chain leads up to) true after
+        a page changed moments (`old`: as they were, `fresh`: as they now are); return the
+        customers whose posts' cascades changed.
+
+        A share appended to a chain takes its parent's root: the work per event does
+        not grow with the chain's depth. Only a change that can move a chain (a share,
+        post, review or mention amended, retracted or arriving late, with shares
+        below it) re-roots what hangs below it.
+        """
+        moved = {m.moment_id: m.tenant for m in (*old, *fresh)
+                 if m.kind == "share" or is_amplification(m)}
+        if not moved:
+            return set()
+        # The current shares the changes may have re-rooted: those changed, and all below.
+        below = {m.moment_id: m for m in fresh if m.kind == "share"}
+        frontier = set(moved)
         while frontier:
-            seen |= frontier
-            found = session.moments_by_id({parent for parent, _ in frontier})
-            following: set[tuple[str, str]] = set()
-            for parent_id, tenant in frontier:
-                parent = found.get(parent_id)
-                if parent is None or parent.tenant != tenant:
-                    continue
-                if is_amplification(parent):
-                    roots.add((parent.tenant, parent.customer_id))
-                elif parent.kind == "share" and parent.shares:
-                    step = (parent.shares, tenant)
-                    if step not in seen:
-                        following.add(step)
-            frontier = following
-        return roots
+            found = [m for m in session.children(frontier) if m.moment_id not in below]
+            below |= {m.moment_id: m for m in found}
+            frontier = {m.moment_id for m in found}
+        affected = {(tenant, moment_id) for moment_id, tenant in moved.items()}
+        affected |= {(m.tenant, m.moment_id) for m in below.values()}
+        before = session.share_roots(affected)
+        roots = _share_roots(below, session)
+        session.save_share_roots([(below[moment_id], root) for moment_id, root in roots.items()],
+                                 [key for key in before if key[1] not in roots])
+        posts = session.moments_by_id({*before.values(), *roots.values()})
+        return {(post.tenant, post.customer_id) for post in posts.values()}
 
     # -- refolding -----------------------------------------------------------------------
     def refold(self, session: ProjectionSession, keys: Collection[CustomerKey], version: int,
@@ -294,43 +278,7 @@ class Engine:
     def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]]
              ) -> dict[CustomerKey, CustomerProjections]:
         """The projections of each customer, from their moments and what their posts reach."""
-        posts = [m for ms in moments.values() for m in ms if is_amplification(m)]
-        targets = session.moments_by_id({p.in_reply_to for p in posts if p.in_reply_to})
-        children = self._descendants(session, posts)
-        empty: list[Current] = []
-        out = {}
-        for key, ms in moments.items():
-            if not ms:
-                continue
-            relationship, transitions = fold_relationship(ms)
-            private = [m for m in ms if m.direction != "public"]
-            amplifications = []
-            for post in ms:
-                if is_amplification(post):
-                    target = targets.get(post.in_reply_to) if post.in_reply_to else None
-                    trigger = find_trigger(post, target, private)
-                    size, reach = cascade(post, lambda parent: children.get(parent, empty))
-                    amplifications.append(build_amplification(post, trigger, size, reach))
-            out[key] = CustomerProjections(relationship, transitions, fold_reciprocity(ms),
-                                           amplifications)
-        return out
-
-    def _descendants(self, session: FoldReader, roots: Sequence[Current]
-                     ) -> dict[str, list[Current]]:
-        """Every share below the given roots, as parent id -> shares of it (one query a level)."""
-        children: dict[str, list[Current]] = defaultdict(list)
-        frontier = {root.moment_id for root in roots}
-        seen = set(frontier)
-        while frontier:
-            following: set[str] = set()
-            for share in session.children(frontier):
-                assert share.shares is not None
-                children[share.shares].append(share)
-                if share.moment_id not in seen:
-                    seen.add(share.moment_id)
-                    following.add(share.moment_id)
-            frontier = following
-        return children
+        return project_customers(session, moments)
 
     def _write_customers(self, session: ProjectionSession,
                          moments: dict[CustomerKey, list[Current]],
@@ -514,6 +462,7 @@ class Engine:
                     ("amplifications", AMP_COLUMNS, folded.amplifications),
                 ):
                     session.insert(table, columns, rows)
+                session.save_share_roots(folded.shares, ())
                 self._write_sums(session, Deltas(folded.teams, folded.listening), position)
                 session.save_progress(position, "fold", folded.last, self._now())
             cursor = folded.last
@@ -558,6 +507,7 @@ class Engine:
             [(*row, version) for f in folded for row in _transition_rows(f.transitions)],
             [(*_amplification_row(a), version) for a in amplifications],
             dict(deltas.teams), dict(deltas.listening),
+            [share for f in folded for share in f.shares],
         )
 
     def _now(self) -> str:
@@ -571,6 +521,47 @@ _amplification_row = row_maker(AMPLIFICATIONS)
 _team_row = row_maker(TEAMS)
 _listening_row = row_maker(LISTENING)
 _amplification_from_row = value_maker(AMPLIFICATIONS, Amplification)
+
+
+def _share_roots(shares: dict[str, Current], reader: ProjectionSession) -> dict[str, str]:
+    """The root of each of `shares` (by id) that has one, resolved among them first and then
+    from what the store keeps of the moments above them (which this page did not move)."""
+    roots: dict[str, str | None] = {}
+    outside_ids = {m.shares for m in shares.values() if m.shares and m.shares not in shares}
+    outside = reader.moments_by_id(outside_ids) if outside_ids else {}
+    kept = reader.share_roots([(m.tenant, m.moment_id) for m in outside.values()
+                               if m.kind == "share"])
+
+    def above(share: Current) -> str | None:
+        """The root from the first moment above `share` that is not one of `shares`."""
+        parent = outside.get(share.shares or "")
+        if parent is None or parent.tenant != share.tenant:
+            return None
+        if is_amplification(parent):
+            return parent.moment_id
+        return kept.get((parent.tenant, parent.moment_id)) if parent.kind == "share" else None
+
+    for start in shares.values():
+        path: list[str] = []
+        on_path: set[str] = set()
+        m: Current | None = start
+        root: str | None = None
+        while m is not None:
+            if m.moment_id in roots:
+                root = roots[m.moment_id]
+                break
+            if m.moment_id in on_path:  # a cycle: no amplification moment above
+                break
+            path.append(m.moment_id)
+            on_path.add(m.moment_id)
+            parent = shares.get(m.shares or "")
+            if parent is None:
+                root = above(m)
+                break
+            m = parent if parent.tenant == m.tenant else None
+        for moment_id in path:
+            roots[moment_id] = root
+    return {moment_id: root for moment_id, root in roots.items() if root is not None}
 
 
 def _transition_rows(transitions: list[Transition]) -> list[tuple[Any, ...]]:

@@ -7,7 +7,14 @@ that the engine can build it straight from a database row.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from operator import itemgetter, methodcaller
+from typing import Any, Final, NamedTuple
+
+from mot.domain.timefmt import to_micros
+from mot.projections.schema import MOMENT_FIELDS
 
 
 class Current(NamedTuple):
@@ -36,3 +43,31 @@ class Current(NamedTuple):
 
 CustomerKey = tuple[str, str]
 """(tenant, customer_id)"""
+
+
+def _field_getters() -> list[Callable[[dict[str, Any]], Any]]:
+    getters: list[Callable[[dict[str, Any]], Any]] = []
+    for f in MOMENT_FIELDS:
+        if not f.folded:
+            continue
+        if f.micros_of:
+            getters.append(partial(_micros, f.micros_of))
+        elif f.null:
+            getters.append(methodcaller("get", f.name))
+        else:
+            getters.append(itemgetter(f.name))
+    return getters
+
+
+def _micros(name: str, moment: dict[str, Any]) -> int:
+    return to_micros(datetime.fromisoformat(moment[name]))
+
+
+_GETTERS: Final = _field_getters()
+assert [f.name for f in MOMENT_FIELDS if f.folded] == list(Current._fields)
+
+
+def current_of(moment: dict[str, Any]) -> Current:
+    """The projection view of a normalised moment, field by field as `MOMENT_FIELDS` says
+    (the in-database load of a rebuild, adapters/stores/moment_load.py, reads the same table)."""
+    return Current._make([get(moment) for get in _GETTERS])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,17 +24,8 @@ from mot.domain.messages import (
     amended,
     parse_message,
 )
-from mot.domain.timefmt import parse_utc, to_micros
-from mot.projections.amplification import (
-    Amplification,
-    build_amplification,
-    cascade,
-    find_trigger,
-    is_amplification,
-)
-from mot.projections.model import Current, CustomerKey
-from mot.projections.reciprocity import fold_reciprocity
-from mot.projections.relationship import fold_relationship
+from mot.projections.folding import MomentsInMemory, project_customers
+from mot.projections.model import Current, current_of
 from mot.projections.teams import scoreboard
 
 # The repository is /work/main locally and a fresh clone in CI; shared/ sits beside it.
@@ -71,56 +61,22 @@ def current_moments() -> list[Current]:
 
 
 def to_current(m: Moment) -> Current:
-    return Current(
-        moment_id=m["moment_id"],
-        tenant=m["tenant"],
-        customer_id=m["customer_id"],
-        occurred_us=to_micros(parse_utc(m["occurred_at"])),
-        direction=m["direction"],
-        kind=m["kind"],
-        function=m["function"],
-        channel=m["channel"],
-        actor=m.get("actor"),
-        ask_type=m.get("ask_type"),
-        sentiment=m.get("sentiment"),
-        reach=m["reach"],
-        in_reply_to=m.get("in_reply_to"),
-        shares=m.get("shares"),
-    )
+    return current_of(dict(m))
 
 
 def project(moments: Sequence[Current]) -> dict[str, list[Record]]:
-    """Every projection of SPEC §3, as `mot query NAME --format json` would list it."""
-    by_customer: dict[CustomerKey, list[Current]] = defaultdict(list)
-    by_id = {m.moment_id: m for m in moments}
-    shares_of: dict[str, list[Current]] = defaultdict(list)
-    for m in moments:
-        by_customer[(m.tenant, m.customer_id)].append(m)
-        if m.direction == "public" and m.kind == "share" and m.shares is not None:
-            shares_of[m.shares].append(m)
-
-    relationships: list[Record] = []
-    transitions: list[Record] = []
-    reciprocity: list[Record] = []
-    for key in sorted(by_customer):
-        relationship, changes = fold_relationship(by_customer[key])
-        relationships.append(relationship.as_record())
-        transitions.extend(t.as_record() for t in changes)
-        reciprocity.append(fold_reciprocity(by_customer[key]).as_record())
-
-    amplifications: list[Amplification] = []
-    for post in filter(is_amplification, moments):
-        reply_target = by_id.get(post.in_reply_to) if post.in_reply_to else None
-        trigger = find_trigger(post, reply_target, by_customer[(post.tenant, post.customer_id)])
-        size, reach = cascade(post, lambda moment_id: shares_of.get(moment_id, []))
-        amplifications.append(build_amplification(post, trigger, size, reach))
-
+    """Every projection of SPEC §3, as `mot query NAME --format json` would list it, through
+    the one fold orchestration with the moments held in memory."""
+    reader = MomentsInMemory(moments)
+    folded = project_customers(reader, reader.customers())
+    amplifications = [a for f in folded.values() for a in f.amplifications]
     board = scoreboard(moments, amplifications)
     return {
-        "relationships": relationships,
-        "reciprocity": reciprocity,
+        "relationships": [f.relationship.as_record() for f in folded.values()],
+        "reciprocity": [f.reciprocity.as_record() for f in folded.values()],
         "transitions": sorted(
-            transitions, key=lambda t: (t["tenant"], t["customer_id"], t["occurred_at"])
+            (t.as_record() for f in folded.values() for t in f.transitions),
+            key=lambda t: (t["tenant"], t["customer_id"], t["occurred_at"]),
         ),
         "amplifications": sorted(
             (a.as_record() for a in amplifications), key=lambda a: a["amplification_id"]

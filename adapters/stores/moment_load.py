@@ -7,10 +7,10 @@ of the stored event's JSON by the database's own JSON functions. No row passes
 through Python; on SQLite this phase runs about twice as fast as decoding the
 events and inserting the rows from Python.
 
-The columns are exactly what `mot.projections.engine.current_of` makes of a
-moment (the incremental path), plus `occurred_at` and the version;
-tests/test_rebuild.py holds the two equal on every kind of moment, on both
-stores.
+The columns and how each is taken from a moment come from the one field table,
+`mot.projections.schema.MOMENT_FIELDS`, that `mot.projections.model.current_of`
+(the incremental path) follows too; tests/test_rebuild.py holds the two equal
+on every kind of moment, on both stores.
 """
 
 from __future__ import annotations
@@ -20,12 +20,6 @@ from collections.abc import Sequence
 from mot.adapters.stores.sql import SqlBackend
 from mot.adapters.stores.topics import RETRACTED
 from mot.projections.schema import MOMENT_FIELDS
-
-TEXT_FIELDS = ("moment_id", "tenant", "customer_id", "direction", "kind", "function", "channel",
-               "actor", "ask_type", "in_reply_to", "shares", "occurred_at")
-
-# The fields of a moment the folds do not read, but the moments table keeps for analysts.
-_UNFOLDED = [f for f in MOMENT_FIELDS if not f.folded and f.name != "occurred_at"]
 
 
 def load_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> str:
@@ -58,34 +52,34 @@ def load_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> s
 def _sqlite_values() -> dict[str, str]:
     # CAST above: SQLite's JSON functions take text, and the recorder stores a BLOB.
     # SQLite keeps the last JSON texts a statement parsed: each event is parsed once,
-    # and every further field is a lookup.
-    values = {name: f"json_extract(s, '$.moment.{name}')"
-              for name in (*TEXT_FIELDS, "sentiment", "reach")}
-    when = values["occurred_at"]  # `...T12:34:56Z` or `...T12:34:56.123456Z`, in UTC
-    fraction = f"substr(substr({when}, 21, length({when}) - 21) || '000000', 1, 6)"
-    # strftime('%s') rather than unixepoch(): SQLite before 3.38 has only the former.
-    values["occurred_us"] = (
-        f"CAST(strftime('%s', substr({when}, 1, 19)) AS INTEGER) * 1000000"
-        f" + CASE WHEN substr({when}, 20, 1) = '.' THEN CAST({fraction} AS INTEGER) ELSE 0 END"
-    )
-    for f in _UNFOLDED:
-        # Objects come out as JSON text (numbers as written); the rest as SQLite values.
-        values[f.name] = f"json_extract(s, '$.moment.{'.'.join(f.at)}')"
-    values["version"] = "?"
+    # and every further field is a lookup. json_extract keeps the JSON type (REAL, INTEGER).
+    values = {"version": "?"}
+    for f in MOMENT_FIELDS:
+        if f.micros_of:
+            when = f"json_extract(s, '$.moment.{f.micros_of}')"  # `...T12:34:56[.123456]Z`
+            fraction = f"substr(substr({when}, 21, length({when}) - 21) || '000000', 1, 6)"
+            # strftime('%s') rather than unixepoch(): SQLite before 3.38 has only the former.
+            values[f.name] = (
+                f"CAST(strftime('%s', substr({when}, 1, 19)) AS INTEGER) * 1000000 + CASE WHEN"
+                f" substr({when}, 20, 1) = '.' THEN CAST({fraction} AS INTEGER) ELSE 0 END")
+        else:
+            # Objects come out as JSON text (numbers as written); the rest as SQLite values.
+            values[f.name] = f"json_extract(s, '$.moment.{'.'.join(f.at)}')"
     return values
-
 
 
 def _postgres_values() -> dict[str, str]:
     # jsonb parses each event once for all its fields.
-    values = {name: f"s #>> '{{moment,{name}}}'" for name in TEXT_FIELDS}
-    values["occurred_us"] = ("(extract(epoch from (s #>> '{moment,occurred_at}')::timestamptz)"
-                             " * 1000000)::bigint")
-    values["sentiment"] = "(s #>> '{moment,sentiment}')::double precision"
-    values["reach"] = "(s #>> '{moment,reach}')::bigint"
-    for f in _UNFOLDED:
-        path = ",".join(("moment", *f.at))
-        values[f.name] = {"json": f"s #> '{{{path}}}'", "real": f"(s #>> '{{{path}}}')::double precision"
-                          }.get(f.type, f"s #>> '{{{path}}}'")
-    values["version"] = "?"
+    values = {"version": "?"}
+    for f in MOMENT_FIELDS:
+        if f.micros_of:
+            values[f.name] = (f"(extract(epoch from (s #>> '{{moment,{f.micros_of}}}')"
+                              "::timestamptz) * 1000000)::bigint")
+        elif f.type == "json":
+            values[f.name] = f"s #> '{{moment,{','.join(f.at)}}}'"
+        else:
+            values[f.name] = f"(s #>> '{{moment,{','.join(f.at)}}}'){_PG_CASTS[f.type]}"
     return values
+
+
+_PG_CASTS = {"text": "", "real": "::double precision", "bigint": "::bigint", "int": "::integer"}

@@ -20,7 +20,7 @@ from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.views import read_view
 from mot.projections.model import Current, CustomerKey
-from mot.projections.ports import LIVE, REBUILD, Stage, ViewRead
+from mot.projections.ports import LIVE, REBUILD, Cascade, Stage, ViewRead
 from mot.projections.schema import MOMENT_FIELDS, MOMENT_INDEXES, PROJECTIONS, Index
 
 SQL_TYPES: dict[str, str] = {"text": "TEXT", "int": "INTEGER", "bigint": "{bigint}",
@@ -56,6 +56,12 @@ TABLES: dict[str, str] = {
     "tombstones": """CREATE TABLE IF NOT EXISTS {t} (
         projection TEXT NOT NULL, row_key TEXT NOT NULL, version {bigint} NOT NULL,
         PRIMARY KEY (projection, row_key))""",
+    # Each share whose chain leads up to an amplification moment: that moment (its root),
+    # and the share's reach. A post's cascade is one indexed sum of its shares' rows, and
+    # a share appended to a chain takes its parent's root: no walk along the chain.
+    "share_roots": """CREATE TABLE IF NOT EXISTS {t} (
+        tenant TEXT NOT NULL, moment_id TEXT NOT NULL, root TEXT NOT NULL,
+        reach {bigint} NOT NULL, PRIMARY KEY (tenant, moment_id))""",
 }
 
 # Table name -> its secondary indexes. `{i}` is the index names' prefix: the table's
@@ -64,7 +70,22 @@ INDEXES: dict[str, list[str]] = {
     "moments": [_create_index(index) for index in MOMENT_INDEXES],
     **{p.name: [_create_index(index) for index in p.indexes] for p in PROJECTIONS.values()},
     "tombstones": ["CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)"],
+    "share_roots": ["CREATE INDEX IF NOT EXISTS {i}_root ON {t} (root, tenant, reach)"],
 }
+
+SHARE_ROOT_COLUMNS = ("tenant", "moment_id", "root", "reach")
+
+# Schema 5 keeps share roots: a store projected before fills them from its current moments,
+# walking down from every amplification moment (a share has one parent, so the walk ends).
+FILL_SHARE_ROOTS = """WITH RECURSIVE tree (tenant, moment_id, root, reach) AS (
+    SELECT s.tenant, s.moment_id, p.moment_id, s.reach FROM moments p JOIN moments s
+        ON s.shares = p.moment_id AND s.tenant = p.tenant AND s.kind = 'share'
+    WHERE p.direction = 'public' AND p.kind IN ('post', 'review', 'mention')
+    UNION
+    SELECT s.tenant, s.moment_id, tree.root, s.reach FROM tree JOIN moments s
+        ON s.shares = tree.moment_id AND s.tenant = tree.tenant AND s.kind = 'share'
+) INSERT INTO share_roots (tenant, moment_id, root, reach)
+SELECT tenant, moment_id, root, reach FROM tree"""
 
 STATE_DDL = """CREATE TABLE IF NOT EXISTS projection_state (
     name TEXT PRIMARY KEY, position {bigint} NOT NULL, phase TEXT NOT NULL,
@@ -108,11 +129,17 @@ class SqlProjectionStore:
         if not backend.ready:
             with backend.write("projections") as tx:
                 tx.execute(backend.ddl(STATE_DDL))
+                rootless = (backend.table_exists(tx, "moments")
+                            and not backend.table_exists(tx, "share_roots"))
                 self._create(tx, "")
-                self._upgrade(tx)
+                self._upgrade(tx, rootless)
 
-    def _upgrade(self, tx: Tx) -> None:
+    def _upgrade(self, tx: Tx, rootless: bool) -> None:
         """Bring tables made by an earlier schema version to this one."""
+        if rootless:
+            tx.execute(FILL_SHARE_ROOTS)
+            # An unfinished rebuild has no share roots: the next replay starts it anew.
+            tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
         # Schema 3: the moments table no longer keeps each moment's JSON (`doc`); the
         # ledger holds it. (SQLite rewrites the table here, once.)
         # Schema 4: it carries every field of the moment (value, currency, url, source,
@@ -168,7 +195,7 @@ class SqlProjectionStore:
         """A write transaction on the live tables (or the rebuild tables for REBUILD)."""
         suffix = REBUILD_SUFFIX if name == REBUILD else ""
         with self.backend.write("projections") as tx:
-            yield SqlSession(self.backend, tx, name, suffix)
+            yield SqlSession(self.backend, tx, name, suffix, walk=False)
 
     def start_rebuild(self, target: int, now: str) -> None:
         """Fresh rebuild tables; any earlier unfinished rebuild is discarded."""
@@ -249,8 +276,11 @@ class SqlSession:
     """One transaction of projection work (implements `ProjectionSession`)."""
 
     def __init__(self, backend: SqlBackend, tx: Tx, name: str, suffix: str,
-                 as_of_us: int | None = None) -> None:
+                 as_of_us: int | None = None, *, walk: bool = True) -> None:
         self.backend = backend
+        # Cascades walked down the share trees (a rebuild's fold, before its share roots are
+        # kept; --as-of, whose trees end at that time), or summed from the kept roots.
+        self.walk = walk
         self.tx = tx
         self.name = name
         self.s = suffix
@@ -305,6 +335,46 @@ class SqlSession:
             )
             out.extend(Current._make(row) for row in rows)
         return out
+
+    def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:
+        if self.walk:
+            # Here, not at the top: it loads the folds, which a query of live rows never needs.
+            from mot.projections.folding import walk_cascades
+
+            return walk_cascades(self.children, posts)
+        totals: dict[tuple[str, str], tuple[int, int]] = {}
+        for chunk in chunks(sorted({p.moment_id for p in posts}), self.backend.max_params):
+            for tenant, root, size, reach in self.tx.query(
+                f"SELECT tenant, root, COUNT(*), SUM(reach) FROM share_roots{self.s}"
+                f" WHERE root {self.backend.in_list(len(chunk))} GROUP BY root, tenant",
+                self.backend.in_params(chunk),
+            ):
+                totals[(tenant, root)] = (int(size), int(reach))
+        out = {}
+        for post in posts:
+            size, reach = totals.get((post.tenant, post.moment_id), (0, 0))
+            out[post.moment_id] = Cascade(size, post.reach + reach)
+        return out
+
+    def share_roots(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        wanted = set(keys)
+        out: dict[tuple[str, str], str] = {}
+        for chunk in chunks(sorted({moment_id for _, moment_id in wanted}), self.backend.max_params):
+            for tenant, moment_id, root in self.tx.query(
+                f"SELECT tenant, moment_id, root FROM share_roots{self.s}"
+                f" WHERE moment_id {self.backend.in_list(len(chunk))}",
+                self.backend.in_params(chunk),
+            ):
+                if (tenant, moment_id) in wanted:
+                    out[(tenant, moment_id)] = root
+        return out
+
+    def save_share_roots(self, roots: Iterable[tuple[Current, str]],
+                         removed: Iterable[tuple[str, str]]) -> None:
+        self.upsert("share_roots", SHARE_ROOT_COLUMNS,
+                    [(share.tenant, share.moment_id, root, share.reach) for share, root in roots],
+                    key=("tenant", "moment_id"))
+        self.delete_rows("share_roots", ("tenant", "moment_id"), removed)
 
     def replying_to(self, ids: Collection[str]) -> list[Current]:
         """Current moments whose `in_reply_to` names one of `ids`."""

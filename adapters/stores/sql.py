@@ -49,7 +49,8 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 4  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field
+SCHEMA_VERSION = 5  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+# 5: share_roots
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 

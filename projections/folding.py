@@ -1,0 +1,120 @@
+"""One fold orchestration: customers' current moments in, their projections out (SPEC §3.1-§3.3).
+
+`project_customers` is the only place the per-customer folds are put together:
+the engine (incremental and rebuild), `--as-of` queries and the tests all call
+it. What a customer's posts need from beyond their own moments (the moment an
+`in_reply_to` names, the shares below a post) comes from a `FoldReader`: a
+store's, or `MomentsInMemory` where no store is needed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from mot.projections.amplification import (
+    Amplification,
+    build_amplification,
+    find_trigger,
+    is_amplification,
+    share_tree,
+)
+from mot.projections.model import Current, CustomerKey
+from mot.projections.ports import Cascade, FoldReader
+from mot.projections.reciprocity import Reciprocity, fold_reciprocity
+from mot.projections.relationship import Relationship, Transition, fold_relationship
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerProjections:
+    """What one customer's moments fold to."""
+
+    relationship: Relationship
+    transitions: list[Transition]
+    reciprocity: Reciprocity
+    amplifications: list[Amplification]  # of the customer's posts, reviews and mentions
+    # The shares of those posts' cascades with the post each leads up to, when the reader
+    # walked the trees (a rebuild stores them; see `FoldReader.cascades`).
+    shares: list[tuple[Current, str]]
+
+
+def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Current]]
+                      ) -> dict[CustomerKey, CustomerProjections]:
+    """The projections of each customer with moments, from their moments and what their
+    posts reach."""
+    posts = [m for ms in moments.values() for m in ms if is_amplification(m)]
+    targets = reader.moments_by_id({p.in_reply_to for p in posts if p.in_reply_to})
+    cascades = reader.cascades(posts) if posts else {}
+    out = {}
+    for key, ms in moments.items():
+        if not ms:
+            continue
+        relationship, transitions = fold_relationship(ms)
+        private = [m for m in ms if m.direction != "public"]
+        amplifications = []
+        shares: list[tuple[Current, str]] = []
+        for post in ms:
+            if is_amplification(post):
+                target = targets.get(post.in_reply_to) if post.in_reply_to else None
+                trigger = find_trigger(post, target, private)
+                tree = cascades[post.moment_id]
+                amplifications.append(build_amplification(post, trigger, tree.size, tree.reach))
+                shares.extend((share, post.moment_id) for share in tree.shares)
+        out[key] = CustomerProjections(relationship, transitions, fold_reciprocity(ms),
+                                       amplifications, shares)
+    return out
+
+
+def walk_cascades(children: Callable[[Collection[str]], Iterable[Current]],
+                  posts: Sequence[Current]) -> dict[str, Cascade]:
+    """Each post's cascade, walking down the share trees a level at a time: `children(ids)`
+    gives the current shares whose `shares` is one of `ids` (one read a level)."""
+    below: dict[str, list[Current]] = defaultdict(list)
+    frontier = {post.moment_id for post in posts}
+    seen = set(frontier)
+    while frontier:
+        following: set[str] = set()
+        for share in children(frontier):
+            assert share.shares is not None
+            below[share.shares].append(share)
+            if share.moment_id not in seen:
+                seen.add(share.moment_id)
+                following.add(share.moment_id)
+        frontier = following
+    empty: list[Current] = []
+    out = {}
+    for post in posts:
+        tree = share_tree(post, lambda parent: below.get(parent, empty))
+        out[post.moment_id] = Cascade(len(tree), post.reach + sum(s.reach for s in tree),
+                                      tuple(tree))
+    return out
+
+
+class MomentsInMemory:
+    """A `FoldReader` over a set of current moments held in memory (pure tests, `--as-of` of
+    the golden fixture): what a store's reader answers, without a store."""
+
+    def __init__(self, moments: Iterable[Current]) -> None:
+        self.moments = list(moments)
+        self.by_id = {m.moment_id: m for m in self.moments}
+        self.shares_of: dict[str, list[Current]] = defaultdict(list)
+        for m in self.moments:
+            if m.kind == "share" and m.shares is not None:
+                self.shares_of[m.shares].append(m)
+
+    def moments_by_id(self, ids: Collection[str]) -> dict[str, Current]:
+        return {i: self.by_id[i] for i in ids if i in self.by_id}
+
+    def children(self, parent_ids: Collection[str]) -> list[Current]:
+        return [m for parent in parent_ids for m in self.shares_of.get(parent, [])]
+
+    def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:
+        return walk_cascades(self.children, posts)
+
+    def customers(self) -> dict[CustomerKey, list[Current]]:
+        """Every customer's moments, by key."""
+        out: dict[CustomerKey, list[Current]] = defaultdict(list)
+        for m in self.moments:
+            out[(m.tenant, m.customer_id)].append(m)
+        return dict(sorted(out.items()))
