@@ -112,6 +112,17 @@ def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--max-body", type=ByteSize(), default="8MiB", show_default=True,
               help="Largest request body accepted; larger ones get 413.")
+@click.option("--max-items", type=click.IntRange(1), default=100_000, show_default=True,
+              help="Most messages one request may carry; a batch of more gets 413 and nothing "
+                   "of it is recorded.")
+@click.option("--memory-budget", type=ByteSize(), default="64MiB", show_default=True,
+              help="Request bodies held at once, all requests together (at least --max-body); "
+                   "a request waits for room, or gets 503 with Retry-After.")
+@click.option("--budget-wait", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Seconds a request waits for room in the memory budget before its 503.")
+@click.option("--read-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds a client has to send its request headers, and then its body; a "
+                   "slower one is disconnected (headers) or answered 408 (body).")
 @click.option("--project/--no-project", default=True, show_default=True,
               help="Keep the projections up to date in the background (turn off when a "
                    "`mot project --follow` runs elsewhere).")
@@ -127,8 +138,9 @@ def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @click.pass_obj
-def serve(obj: Any, host: str, port: int, max_body: int, project: bool, poll: float,
-          config_path: str | None, ingest_threads: int, access_log: bool, log_level: str) -> None:
+def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_budget: int,
+          budget_wait: float, read_timeout: float, project: bool, poll: float, config_path: str | None,
+          ingest_threads: int, access_log: bool, log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
 
     One process, its requests on a thread pool; a batch is answered after its commit.
@@ -143,6 +155,8 @@ def serve(obj: Any, host: str, port: int, max_body: int, project: bool, poll: fl
     import uvicorn
 
     from mot.adapters.http.app import create_app
+    from mot.adapters.http.ingest import Limits
+    from mot.adapters.http.server import header_deadline
     from mot.adapters.http.webhooks import WebhookSettings
     from mot.adapters.vendors import ConfigError
 
@@ -152,12 +166,17 @@ def serve(obj: Any, host: str, port: int, max_body: int, project: bool, poll: fl
         webhooks = WebhookSettings.load(config_path)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
-    app = create_app(obj.services, max_body=max_body, project_every=poll if project else None,
+    try:
+        limits = Limits(max_body=max_body, max_items=max_items, memory_budget=memory_budget,
+                        budget_wait=budget_wait, read_timeout=read_timeout)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    app = create_app(obj.services, limits=limits, project_every=poll if project else None,
                      webhooks=webhooks, ingest_threads=ingest_threads)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store or 'default'}",
                err=True)
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, http=header_deadline(read_timeout))
 
 
 COMMANDS = [token, serve]

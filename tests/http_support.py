@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from fastapi.testclient import TestClient
 
 from mot.adapters.http.app import create_app
+from mot.adapters.http.ingest import Limits
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.service.access import access_for
 from mot.service.bootstrap import Services, open_store
@@ -47,7 +53,7 @@ class Api:
 
 
 @contextmanager
-def api(url: str, *, max_body: int | None = None,
+def api(url: str, *, max_body: int | None = None, limits: Limits | None = None,
         webhooks: WebhookSettings | None = None) -> Iterator[Api]:
     services = open_store(url)
     try:
@@ -57,8 +63,9 @@ def api(url: str, *, max_body: int | None = None,
             stored, tokens[name] = access.create(tenant, scopes, label=name)
             if name == "revoked":
                 access.revoke(stored.id)
-        extra: dict[str, Any] = {} if max_body is None else {"max_body": max_body}
-        app = create_app(services, access=access, webhooks=webhooks, **extra)
+        if limits is None and max_body is not None:
+            limits = Limits(max_body=max_body)
+        app = create_app(services, access=access, webhooks=webhooks, limits=limits)
         with TestClient(app) as client:
             yield Api(client, services, tokens)
     finally:
@@ -77,3 +84,29 @@ def golden_lines(path: Path, tenant: str, *, corrections: bool = True) -> list[b
         elif data.get("tenant", "default") == tenant:
             out.append(line)
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(store: str, port: int, *options: str) -> subprocess.Popen[bytes]:
+    """`mot serve` as a child process on loopback (no background projector), once it answers."""
+    mot = Path(sys.executable).parent / "mot"
+    proc = subprocess.Popen(
+        [str(mot), "--store", store, "serve", "--port", str(port), "--no-project",
+         "--no-access-log", "--log-level", "warning", *options],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"mot serve exited: {proc.stderr.read() if proc.stderr else ''!r}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("mot serve did not come up in 30 s")

@@ -16,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 from http_support import Api, api, golden_lines
 
+from mot.adapters.http.bodies import MalformedBody, TooManyItems, split_batch
+from mot.adapters.http.ingest import Limits
 from mot.cli.main import cli
 from mot.domain.ledger import Outcome
 
@@ -281,3 +283,49 @@ def test_text_with_nul_is_quarantined_not_recorded(client: Api) -> None:
     answer = client.get("acme", "/v1/relationships", refresh="true")
     assert answer.status_code == 200
     assert [r["customer_id"] for r in answer.json()] == ["c9"]
+
+
+def test_a_batch_is_recorded_in_chunks_and_answered_as_one(store_url: str) -> None:
+    limits = Limits(max_items=7, chunk=3)
+    with api(store_url, limits=limits) as client:
+        moments = [{**MOMENT, "source": {"system": "crm", "id": f"r-{n}"}} for n in range(6)]
+        moments[4] = {"customer_id": "c9"}  # quarantined, in the second chunk
+        # The array's items are recorded as sent (not re-encoded), spaces and all.
+        body = b"[ " + b" ,\n".join(orjson.dumps(m) for m in moments) + b", {\"x\": \"\xc3\xa9\"} ]"
+        answer = client.post("acme", body)
+        assert answer.status_code == 200, answer.text
+        items = answer.json()["items"]
+        assert [i["index"] for i in items] == list(range(7))
+        assert [i["outcome"] for i in items] == ["recorded"] * 4 + ["quarantined", "recorded",
+                                                                    "quarantined"]
+        assert answer.json()["counts"] == {"recorded": 5, "quarantined": 2}
+        kept = sorted(client.services.ledger_store.quarantine(), key=lambda q: q.origin)
+        assert [q.raw for q in kept] == [orjson.dumps(moments[4]), b'{"x": "\xc3\xa9"}']
+        # One more than the limit: 413, and nothing of it recorded.
+        head = client.services.ledger_store.head()
+        more = [{**MOMENT, "source": {"system": "crm", "id": f"s-{n}"}} for n in range(8)]
+        for body in (orjson.dumps(more), b"\n".join(orjson.dumps(m) for m in more)):
+            answer = client.post("acme", body)
+            assert answer.status_code == 413
+            assert answer.json()["detail"].startswith("the batch holds more than 7 messages")
+        assert client.post("acme", more[:7]).status_code == 200
+        assert client.services.ledger_store.head() == head + 7
+
+
+@pytest.mark.parametrize("body", [b"[{}, ]", b"[{} {}]", b"[{}] x", b"[NaN]", b"[{}, Infinity]",
+                                  b"[1e400]", b'["\\ud800"]', b"[{\"a\": 1}", b"[\xff]"])
+def test_a_malformed_array_anywhere_records_nothing(body: bytes) -> None:
+    with pytest.raises(MalformedBody, match="not valid JSON"):
+        split_batch(body)
+
+
+def test_split_batch_finds_each_message_as_sent() -> None:
+    body = b' [ {"a": [1, {"b": "],["}]} ,\t"\xe2\x82\xac" , 3 ] \n'
+    batch = split_batch(body)
+    assert [raw for chunk in batch.chunks(2) for raw, _ in chunk] == [
+        b'{"a": [1, {"b": "],["}]}', b'"\xe2\x82\xac"', b"3"]
+    assert len(split_batch(b"[ ]")) == 0 and len(split_batch(b"\n\n")) == 0
+    assert [d for chunk in split_batch(b'{"a": 1}\n\n {"b": 2} \n').chunks(5)
+            for _, d in chunk] == [{"a": 1}, {"b": 2}]
+    with pytest.raises(TooManyItems):
+        split_batch(b"[1, 2, 3]", max_items=2)

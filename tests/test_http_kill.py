@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from http_support import free_port, serve
 
 from mot.service.access import access_for
 from mot.service.bootstrap import open_store
@@ -33,37 +29,12 @@ BATCHES = 6  # per client
 SIZE = 200
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def batch(client: int, number: int) -> bytes:
     return b"\n".join(orjson.dumps({
         "customer_id": f"k{client}-{number % 7}", "occurred_at": "2026-03-01T09:00:00Z",
         "channel": "chat", "direction": "inbound", "kind": "question",
         "source": {"system": "kill", "id": f"{client}-{number}-{i}"},
     }) for i in range(SIZE))
-
-
-def serve(store: str, port: int) -> subprocess.Popen[bytes]:
-    mot = Path(sys.executable).parent / "mot"
-    proc = subprocess.Popen(
-        [str(mot), "--store", store, "serve", "--port", str(port), "--no-project",
-         "--no-access-log", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"mot serve exited: {proc.stderr.read() if proc.stderr else ''!r}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("mot serve did not come up in 30 s")
 
 
 def test_sigkill_right_after_answering_loses_nothing_answered(store_url: str) -> None:

@@ -9,8 +9,8 @@
 Every /v1 endpoint takes a bearer token (`mot token create`) and stays inside
 its tenant. No SQL here: the endpoints call the service layer, and the blocking
 calls run in the threadpool, so the event loop keeps answering. A batch is
-answered only after `LedgerService.record` committed it: a 200 survives the
-process being killed right after it.
+recorded in chunks (adapters/http/ingest.py) and answered only after the last
+one committed: a 200 survives the process being killed right after it.
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-import anyio
-import anyio.to_thread
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -39,12 +37,14 @@ from mot import __version__
 from mot.adapters.http.auth import Reader, Writer, authenticate
 from mot.adapters.http.bodies import (
     DEFAULT_MAX_BODY,
+    BodyTimeout,
     BodyTooLarge,
     MalformedBody,
+    TooManyItems,
     declared_length,
-    read_limited,
     split_batch,
 )
+from mot.adapters.http.ingest import ChunkConflict, Ingest, Limits, Overloaded
 from mot.adapters.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mot.adapters.http.metrics import Metrics, route_of
 from mot.adapters.http.models import (
@@ -63,10 +63,8 @@ from mot.domain.vocabulary import Function
 from mot.projections.schema import PROJECTIONS
 from mot.service.access import (
     AccessService,
-    Answer,
     Principal,
     Submitted,
-    TenantConflict,
     TenantLedger,
     access_for,
 )
@@ -257,21 +255,17 @@ def create_app(
     access: AccessService | None = None,
     webhooks: WebhookSettings | None = None,
     ingest_threads: int = 4,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
     access = access or access_for(services)
+    limits = limits or Limits(max_body=max_body)
+    max_body = limits.max_body
     tenant_ledger = TenantLedger(services.ledger_store)
     metrics = Metrics(services.projections.status)
     projector = Projector(services)
-    limiter: list[anyio.CapacityLimiter] = []
-
-    def ingest_slots() -> anyio.CapacityLimiter:
-        """At most `ingest_threads` batches are validated and recorded at once (their threads
-        would only contend for the GIL and the writer lock); created on first use, in the loop."""
-        if not limiter:
-            limiter.append(anyio.CapacityLimiter(ingest_threads))
-        return limiter[0]
+    ingest = Ingest(tenant_ledger, metrics, limits, ingest_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -305,16 +299,16 @@ def create_app(
     for error_type in _store_errors():
         app.add_exception_handler(error_type, store_unavailable)
 
-    # -- ingest ---------------------------------------------------------------------------
+    async def refused(request: Request, error: Exception) -> Response:
+        status, headers = _REFUSALS[type(error)]
+        if isinstance(error, Overloaded):
+            headers = {**headers, "Retry-After": str(error.retry_after)}
+        return _json({"detail": str(error)}, status, headers)
 
-    def record(entry: str, principal: Principal, request_id: str,
-               submitted: Sequence[Submitted]) -> dict[str, Any]:
-        try:
-            answers = tenant_ledger.record(principal.tenant, submitted)
-        except TenantConflict as error:
-            raise HTTPException(409, f"{error}; send the batch again") from error
-        metrics.count_outcomes(entry, (a.outcome for a in answers))
-        return _batch_answer(request_id, principal.tenant, answers)
+    for refusal in _REFUSALS:
+        app.add_exception_handler(refusal, refused)
+
+    # -- ingest ---------------------------------------------------------------------------
 
     batch_schema, wire_definitions = _wire_schema()
 
@@ -343,23 +337,20 @@ def create_app(
         is recorded; a body over the size limit is a 413.
         """
         request_id = uuid.uuid4().hex[:16]
-        try:
-            body = await read_limited(request.stream(), max_body, declared_length(request.headers))
-        except BodyTooLarge as error:
-            raise HTTPException(413, str(error)) from None
-
-        def work() -> Response:
-            try:
-                batch = split_batch(body)
-            except MalformedBody as error:
-                raise HTTPException(400, str(error)) from None
+        async with ingest.receive(request) as body:
+            batch = await ingest.in_thread(split_batch, body, limits.max_items)
             origin = f"http:{principal.tenant}:{request_id}#"
-            submitted = [Submitted(raw, data, f"{origin}{index}")
-                         for index, (raw, data) in enumerate(batch)]
-            answer = record("moments", principal, request_id, submitted)
-            return _json(answer, headers={"X-Request-ID": request_id})
 
-        return await anyio.to_thread.run_sync(work, limiter=ingest_slots())
+            def chunks() -> Iterator[list[Submitted]]:
+                index = 0
+                for chunk in batch.chunks(limits.chunk):
+                    yield [Submitted(raw, data, f"{origin}{index + at}")
+                           for at, (raw, data) in enumerate(chunk)]
+                    index += len(chunk)
+
+            recorded = await ingest.record("moments", principal, chunks())
+            return Response(recorded.answer(request_id, principal.tenant),
+                            media_type="application/json", headers={"X-Request-ID": request_id})
 
     # -- queries --------------------------------------------------------------------------
 
@@ -478,9 +469,8 @@ def create_app(
         """Prometheus metrics: requests, latency, ingest outcomes, ledger and projection figures."""
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
-    add_webhook_routes(app, webhooks or WebhookSettings(), record,
-                       lambda credentials: authenticate(access, credentials, "write"), max_body,
-                       ingest_slots)
+    add_webhook_routes(app, webhooks or WebhookSettings(), ingest,
+                       lambda credentials: authenticate(access, credentials, "write"))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -493,6 +483,18 @@ def create_app(
     return app
 
 
+# The refusals of a request's body: status and headers (a refused body closes the connection,
+# since the rest of it may still be on the way).
+_REFUSALS: Final[dict[type[Exception], tuple[int, dict[str, str]]]] = {
+    MalformedBody: (400, {}),
+    BodyTimeout: (408, {"Connection": "close"}),
+    BodyTooLarge: (413, {"Connection": "close"}),
+    TooManyItems: (413, {}),
+    ChunkConflict: (409, {}),
+    Overloaded: (503, {}),
+}
+
+
 def _utc(name: str, value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -500,11 +502,3 @@ def _utc(name: str, value: datetime | None) -> datetime | None:
         return value.astimezone(UTC)
     except OverflowError:  # a time within an offset of the ends of years 1 to 9999: the end
         return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
-
-
-def _batch_answer(request_id: str, tenant: str, answers: Sequence[Answer]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for answer in answers:
-        counts[answer.outcome] = counts.get(answer.outcome, 0) + 1
-    return {"request_id": request_id, "tenant": tenant, "counts": counts,
-            "items": [answer.as_record() for answer in answers]}

@@ -1,18 +1,39 @@
-"""Request bodies: read within a size limit, split a batch into messages.
+"""Request bodies: read within a size limit and a deadline, split a batch into messages.
 
 A batch is a JSON array of messages, or NDJSON (one message per line; a single
 JSON object is a batch of one). The content is what decides, not the
 Content-Type, so `curl --data-binary @moments.jsonl` works as it is.
+
+A batch is split in two passes so that a request's memory stays bounded by its
+body, not by its number of messages: the first pass checks the whole body and
+notes where each message starts and ends (two integers a message; a body with
+too many messages is refused before anything is recorded, and malformed JSON
+anywhere records nothing), the second decodes the messages a chunk at a time,
+while each chunk is recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import json
+import re
+from array import array
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Final
 
+import anyio
 import orjson
 
-DEFAULT_MAX_BODY = 8 * 1024 * 1024
+DEFAULT_MAX_BODY: Final = 8 * 1024 * 1024
+DEFAULT_MAX_ITEMS: Final = 100_000
+DEFAULT_READ_TIMEOUT: Final = 30.0
+_WHITESPACE: Final = re.compile(r"[ \t\n\r]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """The index of the first character at or after `at` that is not JSON whitespace."""
+    match = _WHITESPACE.match(text, at)
+    assert match is not None  # (the pattern matches the empty string)
+    return match.end()
 
 
 class BodyTooLarge(Exception):
@@ -22,6 +43,25 @@ class BodyTooLarge(Exception):
         super().__init__(f"the request body is larger than the limit of {limit:,} bytes; "
                          "send smaller batches")
         self.limit = limit
+
+
+class TooManyItems(Exception):
+    """The batch holds more messages than a request may (answered 413); nothing was recorded."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the batch holds more than {limit:,} messages, the most one request "
+                         "may carry (mot serve --max-items); nothing was recorded: send smaller "
+                         "batches")
+        self.limit = limit
+
+
+class BodyTimeout(Exception):
+    """The body did not arrive within the read timeout (answered 408)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body did not arrive within {seconds:g} s "
+                         "(mot serve --read-timeout); nothing was recorded")
+        self.seconds = seconds
 
 
 class MalformedBody(ValueError):
@@ -39,46 +79,130 @@ def declared_length(headers: Any) -> int | None:
         return None
 
 
-async def read_limited(chunks: AsyncIterator[bytes], limit: int, declared: int | None) -> bytes:
+async def read_limited(chunks: AsyncIterator[bytes], limit: int, declared: int | None,
+                       timeout: float = DEFAULT_READ_TIMEOUT) -> bytes:
     """The whole body, refusing (before reading it) one that declares more than `limit`
-    bytes, and stopping as soon as a chunked one goes over."""
+    bytes, stopping as soon as a chunked one goes over, and giving up (BodyTimeout) when it
+    has not all arrived `timeout` seconds after the first read: a client that sends a byte
+    now and then would otherwise hold its request's memory and slot for ever."""
     if declared is not None and declared > limit:
         raise BodyTooLarge(limit)
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        parts.append(chunk)
-    return b"".join(parts)
+    body = bytearray()
+    with anyio.move_on_after(timeout) as deadline:
+        async for chunk in chunks:
+            if len(body) + len(chunk) > limit:
+                raise BodyTooLarge(limit)
+            body += chunk
+    if deadline.cancelled_caught:
+        raise BodyTimeout(timeout)
+    return bytes(body)
 
 
-def split_batch(body: bytes) -> list[tuple[bytes, Any]]:
-    """The messages of a batch as (their bytes, their decoded JSON), in order."""
-    stripped = body.strip()
-    if not stripped:
-        return []  # NDJSON of no lines: an empty batch, like `[]`
-    if stripped[:1] == b"[":
-        try:
-            values = orjson.loads(stripped)
-        except orjson.JSONDecodeError as error:
-            raise MalformedBody(f"not valid JSON ({error})") from None
-        if not isinstance(values, list):  # pragma: no cover - a `[` that parses is an array
-            raise MalformedBody("expected a JSON array of messages")
-        return [(orjson.dumps(value), value) for value in values]
+class Batch:
+    """A checked batch: its body and where each message is in it; decoded a chunk at a time."""
+
+    def __init__(self, body: bytes, spans: array[int]) -> None:
+        self.body = body
+        self.spans = spans  # start, end, start, end, ...
+
+    def __len__(self) -> int:
+        return len(self.spans) // 2
+
+    def chunks(self, size: int) -> Iterator[list[tuple[bytes, Any]]]:
+        """The messages as (their bytes, their decoded JSON), `size` at a time, in order."""
+        body, spans = self.body, self.spans
+        for first in range(0, len(spans), 2 * size):
+            chunk = []
+            for at in range(first, min(first + 2 * size, len(spans)), 2):
+                raw = body[spans[at]:spans[at + 1]]
+                chunk.append((raw, orjson.loads(raw)))
+            yield chunk
+
+
+def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> Batch:
+    """Check a batch and find its messages; MalformedBody names what is wrong, TooManyItems
+    says a body holds more than `max_items` messages (found before reading further)."""
+    spans: array[int] = array("q")
+    start = len(body) - len(body.lstrip())
+    end = len(body.rstrip())
+    if start == end:
+        return Batch(body, spans)  # NDJSON of no lines: an empty batch, like `[]`
+    if body[start:start + 1] == b"[":
+        _array_spans(body, start, end, max_items, spans)
+        return Batch(body, spans)
     try:
-        return [(stripped, orjson.loads(stripped))]  # one message
+        orjson.loads(body[start:end])
+        spans.extend((start, end))  # one message
+        return Batch(body, spans)
     except orjson.JSONDecodeError:
         pass
-    items: list[tuple[bytes, Any]] = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
+    position, number = 0, 0
+    while position < len(body):
+        newline = body.find(b"\n", position)
+        stop = len(body) if newline < 0 else newline
+        number += 1
+        line = body[position:stop]
         text = line.strip()
-        if not text:
-            continue
+        if text:
+            if len(spans) >= 2 * max_items:
+                raise TooManyItems(max_items)
+            try:
+                orjson.loads(text)
+            except orjson.JSONDecodeError as error:
+                raise MalformedBody(f"line {number}: not valid JSON ({error}); nothing was "
+                                    "recorded") from None
+            left = position + len(line) - len(line.lstrip())
+            spans.extend((left, left + len(text)))
+        position = stop + 1
+    return Batch(body, spans)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# The standard library's scanner finds where each element of an array ends without
+# building the others (orjson only decodes whole documents); each element is then checked
+# by orjson, as the NDJSON lines are, so both forms accept exactly the same messages.
+_SCANNER: Final = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array[int]) -> None:
+    try:
+        text = body[start:end].decode()
+    except UnicodeDecodeError as error:
+        raise MalformedBody(f"not valid JSON (not UTF-8: {error})") from None
+    ascii_only = len(text) == end - start
+    offset = start  # byte offset of text[0], kept in step with `at` when the text is not ASCII
+    at = _skip(text, 1)
+    byte_at = offset + at
+    if text[at:at + 1] == "]":
+        if _skip(text, at + 1) != len(text):
+            raise MalformedBody("not valid JSON (data after the closing ']')")
+        return
+    while True:
+        if len(spans) >= 2 * max_items:
+            raise TooManyItems(max_items)
         try:
-            items.append((text, orjson.loads(text)))
+            _, stop = _SCANNER.raw_decode(text, at)
+        except ValueError as error:
+            raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
+        element = body[offset + at:offset + stop] if ascii_only else text[at:stop].encode()
+        byte_stop = byte_at + len(element)
+        try:
+            orjson.loads(element)
         except orjson.JSONDecodeError as error:
-            raise MalformedBody(f"line {number}: not valid JSON ({error}); nothing was recorded") \
-                from None
-    return items
+            raise MalformedBody(f"item {len(spans) // 2}: not valid JSON ({error}); nothing "
+                                "was recorded") from None
+        spans.extend((byte_at, byte_stop))
+        after = _skip(text, stop)
+        separator = text[after:after + 1]
+        if separator == "]":
+            if _skip(text, after + 1) != len(text):
+                raise MalformedBody("not valid JSON (data after the closing ']')")
+            return
+        if separator != ",":
+            raise MalformedBody(f"not valid JSON (expected ',' or ']' at character {after}); "
+                                "nothing was recorded")
+        at = _skip(text, after + 1)
+        byte_at = byte_stop + (at - stop)  # what lies between elements is ASCII

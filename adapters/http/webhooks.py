@@ -29,21 +29,20 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-import anyio
-import anyio.to_thread
 import orjson
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
 from mot.adapters.http.auth import Credentials
-from mot.adapters.http.bodies import BodyTooLarge, declared_length, read_limited
+from mot.adapters.http.bodies import MalformedBody, TooManyItems, split_batch
+from mot.adapters.http.ingest import Ingest
 from mot.adapters.http.models import Problem
 from mot.adapters.sources.vendor import VendorStats, map_value
 from mot.adapters.vendors import SOURCES, ConfigError, VendorConfig
@@ -173,16 +172,11 @@ def check_zendesk(secret: str, body: bytes, headers: Mapping[str, str], now: flo
 
 # -- the route ------------------------------------------------------------------------------
 
-Record = Callable[[str, Principal, str, Sequence[Submitted]], dict[str, Any]]
-
-
 def add_webhook_routes(
     app: FastAPI,
     settings: WebhookSettings,
-    record: Record,
+    ingest: Ingest,
     authenticate: Callable[[HTTPAuthorizationCredentials | None], Principal],
-    max_body: int,
-    ingest_slots: Callable[[], Any],
 ) -> None:
     """Add `POST /v1/webhooks/{source}` to `app`."""
 
@@ -213,45 +207,55 @@ def add_webhook_routes(
         principal: Principal | None = None
         if secret is None:  # authenticate before reading the body
             principal = await run_in_threadpool(authenticate, credentials)
-        try:
-            body = await read_limited(request.stream(), max_body, declared_length(request.headers))
-        except BodyTooLarge as error:
-            raise HTTPException(413, str(error)) from None
-        if secret is not None:
-            now = time.time()
-            if source == "hubspot":
-                uri = settings.urls.get(source) or str(request.url)
-                problem = check_hubspot(secret, request.method, uri, body, request.headers, now,
-                                        settings.window_seconds)
-            else:
-                problem = check_zendesk(secret, body, request.headers, now, settings.window_seconds)
-            if problem is not None:
-                raise HTTPException(401, f"{source} webhook refused: {problem}")
-            principal = Principal(0, settings.vendors[source].tenant, frozenset({"write"}))
-            config = settings.vendors
+        async with ingest.receive(request) as body:
+            return await _receive(source, request, request_id, body, principal, settings, ingest)
+
+
+async def _receive(source: str, request: Request, request_id: str, body: bytes,
+                   principal: Principal | None, settings: WebhookSettings,
+                   ingest: Ingest) -> Response:
+    secret = settings.secrets.get(source)
+    if secret is not None:
+        now = time.time()
+        if source == "hubspot":
+            uri = settings.urls.get(source) or str(request.url)
+            problem = check_hubspot(secret, request.method, uri, body, request.headers, now,
+                                    settings.window_seconds)
         else:
-            assert principal is not None
-            vendor = settings.vendors[source]
-            config = replace(settings.vendors, sections={
-                **settings.vendors.sections, source: replace(vendor, tenant=principal.tenant)})
+            problem = check_zendesk(secret, body, request.headers, now, settings.window_seconds)
+        if problem is not None:
+            raise HTTPException(401, f"{source} webhook refused: {problem}")
+        principal = Principal(0, settings.vendors[source].tenant, frozenset({"write"}))
+        config = settings.vendors
+    else:
+        assert principal is not None
+        vendor = settings.vendors[source]
+        config = replace(settings.vendors, sections={
+            **settings.vendors.sections, source: replace(vendor, tenant=principal.tenant)})
 
-        def work() -> Response:
-            try:
-                value = orjson.loads(body)
-            except orjson.JSONDecodeError as error:
-                raise HTTPException(400, f"not valid JSON ({error}); nothing was recorded") from None
-            stats = VendorStats(source)
-            incoming = map_value(SOURCES[source], value, config,
-                                 f"webhook:{source}:{request_id}", body, stats)
-            submitted = [
-                Submitted(item.raw, None if item.payload is None else orjson.loads(item.payload),
-                          item.origin, item.payload, item.problem)
-                for item in incoming
-            ]
-            assert principal is not None
-            answer = record(f"webhook:{source}", principal, request_id, submitted)
-            answer["mapping"] = stats.as_dict()
-            return Response(orjson.dumps(answer), media_type="application/json",
-                            headers={"X-Request-ID": request_id})
+    def mapped() -> tuple[list[Submitted], VendorStats]:
+        # An array of more records than a request may carry is refused before it is decoded
+        # whole (the vendor's mapping builds all its messages at once).
+        split_batch(body, ingest.limits.max_items)
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
+        stats = VendorStats(source)
+        incoming = map_value(SOURCES[source], value, config,
+                             f"webhook:{source}:{request_id}", body, stats)
+        if len(incoming) > ingest.limits.max_items:
+            raise TooManyItems(ingest.limits.max_items)
+        submitted = [
+            Submitted(item.raw, None if item.payload is None else orjson.loads(item.payload),
+                      item.origin, item.payload, item.problem)
+            for item in incoming
+        ]
+        return submitted, stats
 
-        return await anyio.to_thread.run_sync(work, limiter=ingest_slots())
+    submitted, stats = await ingest.in_thread(mapped)
+    size = ingest.limits.chunk
+    chunks = (submitted[at:at + size] for at in range(0, len(submitted), size))
+    recorded = await ingest.record(f"webhook:{source}", principal, chunks)
+    return Response(recorded.answer(request_id, principal.tenant, mapping=stats.as_dict()),
+                    media_type="application/json", headers={"X-Request-ID": request_id})

@@ -1,0 +1,182 @@
+"""Ingest with bounded memory: request bodies within a shared budget, batches recorded in chunks.
+
+A request's memory is its body plus one chunk of decoded messages plus its answer (kept
+as JSON bytes as each chunk is recorded), never one object per message of the whole
+batch. All requests together hold at most `memory_budget` bytes of bodies: a request
+waits for room (its Content-Length, or the body limit when it sends none) and is
+answered 503 with Retry-After when none frees up in time.
+
+Each chunk is recorded through the tenant's ledger in its own transaction (the batch
+recording `mot import` uses), on a thread of the ingest pool, so other requests are
+answered between chunks. A batch is answered after its last chunk committed; a server
+killed mid-way has committed whole chunks only, and sending the batch again answers
+those duplicate and records the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+import anyio.to_thread
+import orjson
+from starlette.requests import Request
+
+from mot.adapters.http.bodies import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_READ_TIMEOUT,
+    declared_length,
+    read_limited,
+)
+from mot.adapters.http.metrics import Metrics
+from mot.service.access import Principal, Submitted, TenantConflict, TenantLedger
+
+DEFAULT_MEMORY_BUDGET: Final = 64 * 1024 * 1024
+DEFAULT_BUDGET_WAIT: Final = 10.0
+DEFAULT_CHUNK: Final = 1000  # the batch size of `mot import`
+RETRY_AFTER: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request, and all of them together, may take (the options of `mot serve`)."""
+
+    max_body: int = DEFAULT_MAX_BODY
+    max_items: int = DEFAULT_MAX_ITEMS
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    budget_wait: float = DEFAULT_BUDGET_WAIT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    chunk: int = DEFAULT_CHUNK
+
+    def __post_init__(self) -> None:
+        if self.memory_budget < self.max_body:
+            raise ValueError(f"the memory budget ({self.memory_budget:,} bytes) must be at least "
+                             f"the body limit ({self.max_body:,} bytes)")
+        if self.max_items < 1 or self.chunk < 1:
+            raise ValueError("the item limit and the chunk size must be at least 1")
+
+
+class Overloaded(Exception):
+    """No room in the memory budget in time (answered 503 with Retry-After)."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"the server is busy with other large requests (no room in its memory "
+                         f"budget after {waited:g} s); retry in {RETRY_AFTER} s")
+        self.retry_after = RETRY_AFTER
+
+
+class ChunkConflict(Exception):
+    """A chunk would have written to another tenant's moment (answered 409)."""
+
+
+class MemoryBudget:
+    """Bytes of request bodies held at once, across requests (one event loop: no lock)."""
+
+    def __init__(self, total: int, wait: float) -> None:
+        self.total = total
+        self.wait = wait
+        self.used = 0
+        self._freed: anyio.Event | None = None
+
+    @asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self.total)
+        with anyio.move_on_after(self.wait):
+            while self.used + size > self.total:
+                if self._freed is None:
+                    self._freed = anyio.Event()
+                await self._freed.wait()
+        if self.used + size > self.total:
+            raise Overloaded(self.wait)
+        self.used += size
+        try:
+            yield
+        finally:
+            self.used -= size
+            if self._freed is not None:
+                self._freed.set()
+                self._freed = None
+
+
+@dataclass(slots=True)
+class Recorded:
+    """A batch's answer as it is built: counts in order of first appearance, items as JSON."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    items: list[bytes] = field(default_factory=list)  # each chunk's items, without brackets
+    size: int = 0
+
+    def answer(self, request_id: str, tenant: str, **extra: Any) -> bytes:
+        """`{"request_id", "tenant", "counts", "items", ...extra}` as JSON."""
+        head = orjson.dumps({"request_id": request_id, "tenant": tenant, "counts": self.counts})
+        tail = orjson.dumps(extra)[1:] if extra else b"}"
+        items = b",".join(part for part in self.items if part)
+        return head[:-1] + b',"items":[' + items + b"]" + (b"," + tail if extra else tail)
+
+
+class Ingest:
+    """Receives bodies within the limits and records batches chunk by chunk for a tenant."""
+
+    def __init__(self, ledger: TenantLedger, metrics: Metrics, limits: Limits,
+                 threads: int) -> None:
+        self.ledger = ledger
+        self.metrics = metrics
+        self.limits = limits
+        self.threads = threads
+        self.budget = MemoryBudget(limits.memory_budget, limits.budget_wait)
+        self._slots: anyio.CapacityLimiter | None = None
+
+    def slots(self) -> anyio.CapacityLimiter:
+        """At most `threads` chunks are validated and recorded at once (more would only contend
+        for the GIL and the writer lock); created on first use, inside the event loop."""
+        if self._slots is None:
+            self._slots = anyio.CapacityLimiter(self.threads)
+        return self._slots
+
+    @asynccontextmanager
+    async def receive(self, request: Request) -> AsyncIterator[bytes]:
+        """The request's body, held within the memory budget until the block ends."""
+        declared = declared_length(request.headers)
+        limits = self.limits
+        reserve = limits.max_body if declared is None else max(0, min(declared, limits.max_body))
+        async with self.budget.hold(reserve):
+            yield await read_limited(request.stream(), limits.max_body, declared,
+                                     limits.read_timeout)
+
+    async def in_thread(self, work: Any, *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(work, *args, limiter=self.slots())
+
+    async def record(self, entry: str, principal: Principal,
+                     chunks: Iterator[Sequence[Submitted]]) -> Recorded:
+        """Record each chunk (decoded on a pool thread as it is needed) in its own transaction."""
+        recorded = Recorded()
+        while await self.in_thread(self._record_next, entry, principal, chunks, recorded):
+            pass
+        return recorded
+
+    def _record_next(self, entry: str, principal: Principal,
+                     chunks: Iterator[Sequence[Submitted]], recorded: Recorded) -> bool:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return False
+        try:
+            answers = self.ledger.record(principal.tenant, chunk)
+        except TenantConflict as error:
+            done = (f"; its first {recorded.size:,} messages were recorded (sending them again "
+                    "answers duplicate)" if recorded.size else "")
+            raise ChunkConflict(f"{error}{done}; send the batch again") from error
+        self.metrics.count_outcomes(entry, (a.outcome for a in answers))
+        offset = recorded.size
+        records = []
+        for answer in answers:
+            recorded.counts[answer.outcome] = recorded.counts.get(answer.outcome, 0) + 1
+            record = answer.as_record()
+            record["index"] += offset
+            records.append(record)
+        recorded.items.append(orjson.dumps(records)[1:-1])
+        recorded.size += len(chunk)
+        return True
