@@ -99,7 +99,9 @@ def test_filters_are_those_of_mot_query(loaded: Api, store_url: str, name: str,
 def test_bad_filters_are_400_or_422_naming_the_problem(loaded: Api) -> None:
     answer = loaded.get("acme", "/v1/reciprocity", sort="nonsense")
     assert answer.status_code == 422
-    assert "balance" in answer.json()["detail"][0]["msg"]  # the pattern names the fields
+    problem = answer.json()
+    assert problem["field"] == "sort" and problem["code"] == "invalid_parameter"
+    assert "balance" in problem["errors"][0]["message"]  # the pattern names the fields
     answer = loaded.get("acme", "/v1/reciprocity", stage="loyal")  # not a filter of reciprocity
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith("unknown query parameter 'stage' (expected: ")

@@ -27,24 +27,23 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from pydantic import AwareDatetime, BeforeValidator, TypeAdapter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mot import __version__
+from mot.adapters.http import errors
 from mot.adapters.http.auth import Reader, Writer, authenticate
 from mot.adapters.http.bodies import (
     DEFAULT_MAX_BODY,
-    BodyTimeout,
+    Batch,
     BodyTooLarge,
-    MalformedBody,
-    TooManyItems,
     declared_length,
     split_batch,
 )
-from mot.adapters.http.ingest import ChunkConflict, Ingest, Limits, Overloaded
+from mot.adapters.http.errors import ApiError
+from mot.adapters.http.ingest import Ingest, Limits
 from mot.adapters.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mot.adapters.http.metrics import Metrics, route_of
 from mot.adapters.http.models import (
@@ -53,7 +52,6 @@ from mot.adapters.http.models import (
     Health,
     HistoryRecord,
     Polarity,
-    Problem,
     Stage,
     Status,
 )
@@ -119,11 +117,6 @@ def _sort(name: str) -> Any:
         + ", ".join(fields)))
 
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No token, or an unknown or revoked one"},
-    403: {"model": Problem, "description": "The token lacks the scope, or names another tenant"},
-    503: {"model": Problem, "description": "The store is unreachable; retry later"},
-}
 
 
 class Projector:
@@ -190,9 +183,9 @@ class _Observe:
         try:
             declared = declared_length(Headers(scope=scope))
             if declared is not None and declared > self.max_body:
-                problem = JSONResponse({"detail": str(BodyTooLarge(self.max_body))}, status_code=413,
-                                       headers={"Connection": "close"})
-                await problem(scope, receive, observed)
+                refusal = errors.problem(413, str(BodyTooLarge(self.max_body)),
+                                         code="body_too_large", headers={"Connection": "close"})
+                await refusal(scope, receive, observed)
                 return
             await self.app(scope, receive, observed)
         finally:
@@ -210,8 +203,8 @@ def _known_query_only(request: Request) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         expected = ", ".join(sorted(known)) or "none"
-        raise HTTPException(400, f"unknown query parameter {', '.join(map(repr, unknown))} "
-                                 f"(expected: {expected})")
+        raise ApiError(400, f"unknown query parameter {', '.join(map(repr, unknown))} "
+                            f"(expected: {expected})", code="unknown_parameter", field=unknown[0])
 
 
 def _query_names(dependant: Any) -> set[str]:
@@ -291,22 +284,7 @@ def create_app(
     app.state.metrics = metrics
     app.add_middleware(_Observe, metrics=metrics, max_body=max_body)
 
-    async def store_unavailable(request: Request, error: Exception) -> Response:
-        log.warning("store error on %s %s: %s", request.method, request.url.path, error)
-        return _json({"detail": f"the store is unavailable ({type(error).__name__}); retry later"},
-                     503, {"Retry-After": "1"})
-
-    for error_type in _store_errors():
-        app.add_exception_handler(error_type, store_unavailable)
-
-    async def refused(request: Request, error: Exception) -> Response:
-        status, headers = _REFUSALS[type(error)]
-        if isinstance(error, Overloaded):
-            headers = {**headers, "Retry-After": str(error.retry_after)}
-        return _json({"detail": str(error)}, status, headers)
-
-    for refusal in _REFUSALS:
-        app.add_exception_handler(refusal, refused)
+    errors.install(app, _store_errors())
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -316,8 +294,8 @@ def create_app(
         "/v1/moments",
         summary="Record a batch of moments, amendments and retractions",
         response_model=None,
-        responses={200: {"model": BatchAnswer}, 400: {"model": Problem},
-                   413: {"model": Problem}, 409: {"model": Problem}, **PROBLEMS},
+        responses={200: {"model": BatchAnswer},
+                   **errors.responses(400, 401, 403, 408, 409, 413, 503)},
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": batch_schema},
             NDJSON: {"schema": {**batch_schema, "description":
@@ -338,17 +316,20 @@ def create_app(
         """
         request_id = uuid.uuid4().hex[:16]
         async with ingest.receive(request) as body:
-            batch = await ingest.in_thread(split_batch, body, limits.max_items)
             origin = f"http:{principal.tenant}:{request_id}#"
 
-            def chunks() -> Iterator[list[Submitted]]:
+            def prepare() -> tuple[int, Iterator[list[Submitted]]]:
+                batch = split_batch(body, limits.max_items, limits.chunk)
+                return len(batch), chunks(batch)
+
+            def chunks(batch: Batch) -> Iterator[list[Submitted]]:
                 index = 0
                 for chunk in batch.chunks(limits.chunk):
                     yield [Submitted(raw, data, f"{origin}{index + at}")
                            for at, (raw, data) in enumerate(chunk)]
                     index += len(chunk)
 
-            recorded = await ingest.record("moments", principal, chunks())
+            recorded = await ingest.record("moments", principal, prepare)
             return Response(recorded.answer(request_id, principal.tenant),
                             media_type="application/json", headers={"X-Request-ID": request_id})
 
@@ -357,7 +338,8 @@ def create_app(
     def run_query(principal: Principal, name: str, tenant: str | None, refresh: bool,
                   **filters: Any) -> Response:
         if tenant is not None and tenant != principal.tenant:
-            raise HTTPException(403, f"this token reads only tenant {principal.tenant!r}")
+            raise ApiError(403, f"this token reads only tenant {principal.tenant!r}",
+                           code="other_tenant", field="tenant")
         for key in ("since", "until", "as_of"):
             filters[key] = _utc(key, filters.get(key))
         if refresh:
@@ -366,10 +348,10 @@ def create_app(
         try:
             records = services.queries.run(query)
         except QueryError as error:
-            raise HTTPException(400, str(error).replace("--", "")) from error
+            raise ApiError(400, str(error).replace("--", ""), code="invalid_query") from error
         return _json(records)
 
-    query_responses: dict[int | str, dict[str, Any]] = {400: {"model": Problem}, **PROBLEMS}
+    query_responses = errors.responses(400, 401, 403, 422, 503)
 
     @app.get("/v1/relationships", response_model=None, tags=["queries"],
              responses={200: {"model": RECORD_LISTS["relationships"]}, **query_responses})
@@ -435,8 +417,8 @@ def create_app(
                          limit=limit)
 
     @app.get("/v1/moments/{moment_id}", response_model=None, tags=["queries"],
-             responses={200: {"model": list[HistoryRecord]}, 400: {"model": Problem},
-                        404: {"model": Problem}, **PROBLEMS})
+             responses={200: {"model": list[HistoryRecord]},
+                        **errors.responses(400, 401, 403, 404, 422, 503)})
     def moment_history(
         principal: Reader,
         moment_id: Annotated[str, Path(max_length=1024, pattern=MOMENT_REF,
@@ -445,18 +427,20 @@ def create_app(
         """A moment's events (recorded, amended, retracted), as `mot show --format json`."""
         resolved = resolve_moment_id(moment_id, principal.tenant)
         if resolved is None:
-            raise HTTPException(400, f"{moment_id!r} is neither a moment id nor SYSTEM:ID")
+            raise ApiError(400, f"{moment_id!r} is neither a moment id nor SYSTEM:ID",
+                           code="invalid_moment_reference", field="moment_id")
         events = services.ledger_store.stream(resolved)
         records = history_records(events)
         first = records[0].get("moment") if records else None
         if not isinstance(first, dict) or first.get("tenant") != principal.tenant:
-            raise HTTPException(404, f"no moment {resolved} in tenant {principal.tenant!r}")
+            raise ApiError(404, f"no moment {resolved} in tenant {principal.tenant!r}",
+                           code="no_such_moment", field="moment_id")
         return _json(records)
 
     # -- operations -----------------------------------------------------------------------
 
     @app.get("/healthz", response_model=None, tags=["operations"],
-             responses={200: {"model": Health}, 503: {"model": Problem}})
+             responses={200: {"model": Health}, **errors.responses(400, 503)})
     def healthz() -> Response:
         """Alive, and the store answers (no token needed; says nothing about any tenant)."""
         services.ledger_store.head()
@@ -475,24 +459,14 @@ def create_app(
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(wire_definitions)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(wire_definitions)
+            components.update(errors.schemas())
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-# The refusals of a request's body: status and headers (a refused body closes the connection,
-# since the rest of it may still be on the way).
-_REFUSALS: Final[dict[type[Exception], tuple[int, dict[str, str]]]] = {
-    MalformedBody: (400, {}),
-    BodyTimeout: (408, {"Connection": "close"}),
-    BodyTooLarge: (413, {"Connection": "close"}),
-    TooManyItems: (413, {}),
-    ChunkConflict: (409, {}),
-    Overloaded: (503, {}),
-}
 
 
 def _utc(name: str, value: datetime | None) -> datetime | None:

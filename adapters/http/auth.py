@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mot.adapters.http.errors import ApiError
 from mot.service.access import AccessService, Principal
 
 BEARER: Final = HTTPBearer(auto_error=False, description="A token from `mot token create`")
@@ -18,14 +19,14 @@ def authenticate(access: AccessService, credentials: HTTPAuthorizationCredential
                  scope: str) -> Principal:
     """The principal of a bearer token that has `scope`; 401 or 403 otherwise."""
     if credentials is None:
-        raise HTTPException(401, "missing bearer token: send Authorization: Bearer TOKEN",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, "missing bearer token: send Authorization: Bearer TOKEN",
+                       code="missing_token", headers={"WWW-Authenticate": "Bearer"})
     principal = access.authenticate(credentials.credentials)
     if principal is None:
-        raise HTTPException(401, "unknown or revoked token",
-                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise ApiError(401, "unknown or revoked token", code="invalid_token",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     if not principal.can(scope):
-        raise HTTPException(403, f"this token has no {scope!r} scope")
+        raise ApiError(403, f"this token has no {scope!r} scope", code="missing_scope")
     return principal
 
 

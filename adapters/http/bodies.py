@@ -99,11 +99,16 @@ async def read_limited(chunks: AsyncIterator[bytes], limit: int, declared: int |
 
 
 class Batch:
-    """A checked batch: its body and where each message is in it; decoded a chunk at a time."""
+    """A checked batch: its body and where each message is in it; decoded a chunk at a time.
 
-    def __init__(self, body: bytes, spans: array[int]) -> None:
+    The first pass keeps the decoded values of the first `keep` messages, so a batch of
+    one chunk (the common case) is decoded once.
+    """
+
+    def __init__(self, body: bytes, spans: array[int], first: list[Any]) -> None:
         self.body = body
         self.spans = spans  # start, end, start, end, ...
+        self.first = first
 
     def __len__(self) -> int:
         return len(self.spans) // 2
@@ -115,25 +120,28 @@ class Batch:
             chunk = []
             for at in range(first, min(first + 2 * size, len(spans)), 2):
                 raw = body[spans[at]:spans[at + 1]]
-                chunk.append((raw, orjson.loads(raw)))
+                kept = at // 2 < len(self.first)
+                chunk.append((raw, self.first[at // 2] if kept else orjson.loads(raw)))
             yield chunk
 
 
-def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> Batch:
+def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 1000) -> Batch:
     """Check a batch and find its messages; MalformedBody names what is wrong, TooManyItems
-    says a body holds more than `max_items` messages (found before reading further)."""
+    says a body holds more than `max_items` messages (found before reading further). The
+    decoded values of the first `keep` messages are kept."""
     spans: array[int] = array("q")
+    first: list[Any] = []
     start = len(body) - len(body.lstrip())
     end = len(body.rstrip())
     if start == end:
-        return Batch(body, spans)  # NDJSON of no lines: an empty batch, like `[]`
+        return Batch(body, spans, first)  # NDJSON of no lines: an empty batch, like `[]`
     if body[start:start + 1] == b"[":
-        _array_spans(body, start, end, max_items, spans)
-        return Batch(body, spans)
+        _array_spans(body, start, end, max_items, spans, first, keep)
+        return Batch(body, spans, first)
     try:
-        orjson.loads(body[start:end])
+        first.append(orjson.loads(body[start:end]))
         spans.extend((start, end))  # one message
-        return Batch(body, spans)
+        return Batch(body, spans, first)
     except orjson.JSONDecodeError:
         pass
     position, number = 0, 0
@@ -147,14 +155,16 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> Batch:
             if len(spans) >= 2 * max_items:
                 raise TooManyItems(max_items)
             try:
-                orjson.loads(text)
+                value = orjson.loads(text)
             except orjson.JSONDecodeError as error:
                 raise MalformedBody(f"line {number}: not valid JSON ({error}); nothing was "
                                     "recorded") from None
+            if len(first) < keep:
+                first.append(value)
             left = position + len(line) - len(line.lstrip())
             spans.extend((left, left + len(text)))
         position = stop + 1
-    return Batch(body, spans)
+    return Batch(body, spans, first)
 
 
 def _no_constants(name: str) -> Any:
@@ -167,7 +177,8 @@ def _no_constants(name: str) -> Any:
 _SCANNER: Final = json.JSONDecoder(parse_constant=_no_constants)
 
 
-def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array[int]) -> None:
+def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array[int],
+                 first: list[Any], keep: int) -> None:
     try:
         text = body[start:end].decode()
     except UnicodeDecodeError as error:
@@ -190,10 +201,12 @@ def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array
         element = body[offset + at:offset + stop] if ascii_only else text[at:stop].encode()
         byte_stop = byte_at + len(element)
         try:
-            orjson.loads(element)
+            value = orjson.loads(element)
         except orjson.JSONDecodeError as error:
             raise MalformedBody(f"item {len(spans) // 2}: not valid JSON ({error}); nothing "
                                 "was recorded") from None
+        if len(first) < keep:
+            first.append(value)
         spans.extend((byte_at, byte_stop))
         after = _skip(text, stop)
         separator = text[after:after + 1]

@@ -15,7 +15,7 @@ those duplicate and records the rest.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -147,29 +147,52 @@ class Ingest:
             yield await read_limited(request.stream(), limits.max_body, declared,
                                      limits.read_timeout)
 
-    async def in_thread(self, work: Any, *args: Any) -> Any:
-        return await anyio.to_thread.run_sync(work, *args, limiter=self.slots())
+    async def record(self, entry: str, principal: Principal, prepare: Prepare) -> Recorded:
+        """Record a batch chunk by chunk, each in its own transaction, on the pool's threads.
 
-    async def record(self, entry: str, principal: Principal,
-                     chunks: Iterator[Sequence[Submitted]]) -> Recorded:
-        """Record each chunk (decoded on a pool thread as it is needed) in its own transaction."""
-        recorded = Recorded()
-        while await self.in_thread(self._record_next, entry, principal, chunks, recorded):
+        `prepare` (run on the first chunk's thread: it checks and splits the body) gives the
+        number of messages and their chunks, decoded as they are needed; a batch of one chunk
+        takes one trip to the pool.
+        """
+        job = _Job(self, entry, principal, prepare)
+        while await anyio.to_thread.run_sync(job.step, limiter=self.slots()):
             pass
-        return recorded
+        return job.recorded
 
-    def _record_next(self, entry: str, principal: Principal,
-                     chunks: Iterator[Sequence[Submitted]], recorded: Recorded) -> bool:
-        chunk = next(chunks, None)
+
+Chunks = Iterator[Sequence[Submitted]]
+Prepare = Callable[[], tuple[int, Chunks]]
+
+
+class _Job:
+    """One batch being recorded: each step records its next chunk."""
+
+    def __init__(self, ingest: Ingest, entry: str, principal: Principal,
+                 prepare: Prepare) -> None:
+        self.ingest = ingest
+        self.entry = entry
+        self.principal = principal
+        self.prepare: Prepare | None = prepare
+        self.total = 0
+        self.chunks: Chunks = iter(())
+        self.recorded = Recorded()
+
+    def step(self) -> bool:
+        """Record the next chunk; whether any remain."""
+        if self.prepare is not None:
+            self.total, self.chunks = self.prepare()
+            self.prepare = None
+        chunk = next(self.chunks, None)
         if chunk is None:
             return False
+        recorded = self.recorded
         try:
-            answers = self.ledger.record(principal.tenant, chunk)
+            answers = self.ingest.ledger.record(self.principal.tenant, chunk)
         except TenantConflict as error:
             done = (f"; its first {recorded.size:,} messages were recorded (sending them again "
                     "answers duplicate)" if recorded.size else "")
             raise ChunkConflict(f"{error}{done}; send the batch again") from error
-        self.metrics.count_outcomes(entry, (a.outcome for a in answers))
+        self.ingest.metrics.count_outcomes(self.entry, (a.outcome for a in answers))
         offset = recorded.size
         records = []
         for answer in answers:
@@ -179,4 +202,4 @@ class Ingest:
             records.append(record)
         recorded.items.append(orjson.dumps(records)[1:-1])
         recorded.size += len(chunk)
-        return True
+        return recorded.size < self.total

@@ -51,10 +51,25 @@ class BatchAnswer(BaseModel):
     items: list[ItemAnswer]
 
 
-class Problem(BaseModel):
-    """An error: `detail` says what went wrong and what to do."""
+class FieldError(BaseModel):
+    """One problem of a request: where, and what was expected."""
 
-    detail: str
+    field: str = Field(description="The parameter or field (dotted path)")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = Field(description="Always about:blank: `status` and `code` say what it is")
+    title: str = Field(description="The HTTP status' phrase")
+    status: int
+    detail: str = Field(description="What went wrong and what to do")
+    code: str = Field(description="A stable word for programs, such as too_many_items, "
+                      "invalid_parameter, unauthorized, store_unavailable")
+    field: str | None = Field(description="The parameter or field at fault, when there is one")
+    errors: list[FieldError] | None = Field(
+        description="Each problem, when a request has several (a 422)")
 
 
 class Health(BaseModel):

@@ -29,21 +29,22 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 import orjson
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
+from mot.adapters.http import errors
 from mot.adapters.http.auth import Credentials
 from mot.adapters.http.bodies import MalformedBody, TooManyItems, split_batch
+from mot.adapters.http.errors import ApiError
 from mot.adapters.http.ingest import Ingest
-from mot.adapters.http.models import Problem
 from mot.adapters.sources.vendor import VendorStats, map_value
 from mot.adapters.vendors import SOURCES, ConfigError, VendorConfig
 from mot.adapters.vendors.config import read_toml
@@ -185,8 +186,7 @@ def add_webhook_routes(
         summary="Receive a vendor's webhook",
         response_model=None,
         tags=["ingest"],
-        responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
-                   413: {"model": Problem}, 503: {"model": Problem}},
+        responses=errors.responses(400, 401, 403, 408, 409, 413, 422, 503),
         openapi_extra={"requestBody": {"required": True, "content": {
             "application/json": {"schema": {"description": "The vendor's webhook body"}}}}},
     )
@@ -224,7 +224,7 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
         else:
             problem = check_zendesk(secret, body, request.headers, now, settings.window_seconds)
         if problem is not None:
-            raise HTTPException(401, f"{source} webhook refused: {problem}")
+            raise ApiError(401, f"{source} webhook refused: {problem}", code="bad_signature")
         principal = Principal(0, settings.vendors[source].tenant, frozenset({"write"}))
         config = settings.vendors
     else:
@@ -233,15 +233,16 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
         config = replace(settings.vendors, sections={
             **settings.vendors.sections, source: replace(vendor, tenant=principal.tenant)})
 
-    def mapped() -> tuple[list[Submitted], VendorStats]:
+    stats = VendorStats(source)
+
+    def prepare() -> tuple[int, Iterator[list[Submitted]]]:
         # An array of more records than a request may carry is refused before it is decoded
         # whole (the vendor's mapping builds all its messages at once).
-        split_batch(body, ingest.limits.max_items)
+        split_batch(body, ingest.limits.max_items, keep=0)
         try:
             value = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
-        stats = VendorStats(source)
         incoming = map_value(SOURCES[source], value, config,
                              f"webhook:{source}:{request_id}", body, stats)
         if len(incoming) > ingest.limits.max_items:
@@ -251,11 +252,9 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
                       item.origin, item.payload, item.problem)
             for item in incoming
         ]
-        return submitted, stats
+        size = ingest.limits.chunk
+        return len(submitted), (submitted[at:at + size] for at in range(0, len(submitted), size))
 
-    submitted, stats = await ingest.in_thread(mapped)
-    size = ingest.limits.chunk
-    chunks = (submitted[at:at + size] for at in range(0, len(submitted), size))
-    recorded = await ingest.record(f"webhook:{source}", principal, chunks)
+    recorded = await ingest.record(f"webhook:{source}", principal, prepare)
     return Response(recorded.answer(request_id, principal.tenant, mapping=stats.as_dict()),
                     media_type="application/json", headers={"X-Request-ID": request_id})

@@ -1,0 +1,100 @@
+"""Every 4xx and 5xx of the API has one shape: RFC 9457 problem details, documented per route.
+
+Each kind of error is provoked for real (FastAPI's own 422, routing's 404 and 405, the
+body limits, tokens, tenants, webhooks, a store that is gone) and each answer must be
+`application/problem+json` with type, title, status, detail, code, field and errors; the
+OpenAPI schema must document a Problem for every error status of every operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from http_support import Api, api
+
+from mot.adapters.http.ingest import Limits
+
+MOMENT = {"customer_id": "c9", "occurred_at": "2026-03-01T09:00:00Z", "channel": "email",
+          "direction": "outbound", "kind": "answer", "source": {"system": "crm", "id": "r-1"}}
+KEYS = {"type", "title", "status", "detail", "code", "field", "errors"}
+
+
+@pytest.fixture
+def client(store_url: str) -> Iterator[Api]:
+    with api(store_url, limits=Limits(max_body=4096, memory_budget=4096, max_items=3)) as a:
+        yield a
+
+
+def assert_problem(answer: httpx.Response, status: int, code: str,
+                   field: str | None = None) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = orjson.loads(answer.content)
+    assert set(problem) == KEYS
+    assert problem["type"] == "about:blank"
+    assert problem["status"] == status
+    assert problem["title"] == HTTPStatus(status).phrase
+    assert problem["code"] == code, problem
+    assert problem["field"] == field, problem
+    assert isinstance(problem["detail"], str) and problem["detail"]
+    return problem
+
+
+def test_every_error_is_a_problem(client: Api) -> None:
+    http = client.client
+    problem = assert_problem(client.get("acme", "/v1/relationships", stage="fan", limit=0),
+                             422, "invalid_parameter", "stage")
+    assert [e["field"] for e in problem["errors"]] == ["stage", "limit"]
+    assert problem["detail"].startswith("stage: Input should be ")
+    assert_problem(client.get("acme", "/v1/relationships", stag="fan"), 400,
+                   "unknown_parameter", "stag")
+    assert_problem(client.get("acme", "/v1/relationships", tenant="globex"), 403,
+                   "other_tenant", "tenant")
+    assert_problem(client.get("acme", "/v1/nothing"), 404, "not_found")
+    assert_problem(http.delete("/v1/moments"), 405, "method_not_allowed")
+    assert_problem(http.get("/v1/teams"), 401, "missing_token")
+    assert_problem(http.get("/v1/teams", headers={"Authorization": "Bearer mot_x"}), 401,
+                   "invalid_token")
+    assert_problem(client.get("acme_write", "/v1/teams"), 403, "missing_scope")
+    assert_problem(client.get("acme", "/v1/moments/nope"), 422, "invalid_parameter",
+                   "moment_id")
+    assert_problem(client.get("acme", "/v1/moments/6f1c9e2a-3b4d-4c5e-8f70-123456789abc"), 404,
+                   "no_such_moment", "moment_id")
+    assert_problem(client.post("acme", b"[{"), 400, "malformed_json")
+    assert_problem(client.post("acme", [MOMENT] * 4), 413, "too_many_items")
+    assert_problem(client.post("acme", b" " * 5000), 413, "body_too_large")
+    assert_problem(client.post("acme", b"{", path="/v1/webhooks/x"), 400, "malformed_json")
+    assert_problem(client.post("acme", b"{}", path="/v1/webhooks/nosuch"), 422,
+                   "invalid_parameter", "source")
+    assert_problem(http.post("/v1/webhooks/x", content=b"{}"), 401, "missing_token")
+    # A store that fails (its quarantine table gone): 503 with Retry-After.
+    with client.services.backend.write() as tx:
+        tx.execute("DROP TABLE quarantine")
+    answer = client.post("acme", [{}])
+    assert_problem(answer, 503, "store_unavailable")
+    assert answer.headers["retry-after"] == "1"
+
+
+def test_the_schema_documents_a_problem_for_every_error(client: Api) -> None:
+    schema = client.client.get("/openapi.json").json()
+    assert set(schema["components"]["schemas"]["Problem"]["required"]) == KEYS
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                content = response["content"]
+                assert list(content) == ["application/problem+json"], (method, path, status)
+                assert content["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"}
+                checked += 1
+            if operation.get("parameters") or "requestBody" in operation:
+                assert "422" in operation["responses"] or path == "/v1/moments", (method, path)
+    assert checked > 40
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
