@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mot.adapters.http.errors import ApiError
@@ -28,15 +28,3 @@ def authenticate(access: AccessService, credentials: HTTPAuthorizationCredential
     if not principal.can(scope):
         raise ApiError(403, f"this token has no {scope!r} scope", code="missing_scope")
     return principal
-
-
-def _writer(request: Request, credentials: Credentials) -> Principal:
-    return authenticate(request.app.state.access, credentials, "write")
-
-
-def _reader(request: Request, credentials: Credentials) -> Principal:
-    return authenticate(request.app.state.access, credentials, "read")
-
-
-Writer = Annotated[Principal, Depends(_writer)]
-Reader = Annotated[Principal, Depends(_reader)]

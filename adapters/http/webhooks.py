@@ -27,28 +27,14 @@ import hashlib
 import hmac
 import os
 import re
-import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-import orjson
-from fastapi import FastAPI, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials
-from starlette.concurrency import run_in_threadpool
-
-from mot.adapters.http import errors
-from mot.adapters.http.auth import Credentials
-from mot.adapters.http.bodies import MalformedBody, TooManyItems, split_batch
-from mot.adapters.http.errors import ApiError
-from mot.adapters.http.ingest import Ingest
-from mot.adapters.sources.vendor import VendorStats, map_value
 from mot.adapters.vendors import SOURCES, ConfigError, VendorConfig
 from mot.adapters.vendors.config import read_toml
-from mot.service.access import Principal, Submitted
 
 SIGNED: Final = ("hubspot", "zendesk")
 WINDOW_SECONDS: Final = 300.0
@@ -169,92 +155,3 @@ def check_zendesk(secret: str, body: bytes, headers: Mapping[str, str], now: flo
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
         return "X-Zendesk-Webhook-Signature does not match"
     return None
-
-
-# -- the route ------------------------------------------------------------------------------
-
-def add_webhook_routes(
-    app: FastAPI,
-    settings: WebhookSettings,
-    ingest: Ingest,
-    authenticate: Callable[[HTTPAuthorizationCredentials | None], Principal],
-) -> None:
-    """Add `POST /v1/webhooks/{source}` to `app`."""
-
-    @app.post(
-        "/v1/webhooks/{source}",
-        summary="Receive a vendor's webhook",
-        response_model=None,
-        tags=["ingest"],
-        responses=errors.responses(400, 401, 403, 408, 409, 413, 422, 503),
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"description": "The vendor's webhook body"}}}}},
-    )
-    async def webhook(
-        source: Source,
-        request: Request,
-        credentials: Credentials,
-    ) -> Response:
-        """A vendor's webhook body (one event, or the array the vendor posts), mapped to moments.
-
-        HubSpot and Zendesk requests are checked against their signature when a secret is
-        configured; otherwise, and for the other sources, a bearer token with `write` is
-        needed. The answer is that of POST /v1/moments, plus what the mapping did
-        (`mapping`: records, messages, unmappable, not_moments and their reasons).
-        """
-        request_id = uuid.uuid4().hex[:16]
-        secret = settings.secrets.get(source)
-        principal: Principal | None = None
-        if secret is None:  # authenticate before reading the body
-            principal = await run_in_threadpool(authenticate, credentials)
-        async with ingest.receive(request) as body:
-            return await _receive(source, request, request_id, body, principal, settings, ingest)
-
-
-async def _receive(source: str, request: Request, request_id: str, body: bytes,
-                   principal: Principal | None, settings: WebhookSettings,
-                   ingest: Ingest) -> Response:
-    secret = settings.secrets.get(source)
-    if secret is not None:
-        now = time.time()
-        if source == "hubspot":
-            uri = settings.urls.get(source) or str(request.url)
-            problem = check_hubspot(secret, request.method, uri, body, request.headers, now,
-                                    settings.window_seconds)
-        else:
-            problem = check_zendesk(secret, body, request.headers, now, settings.window_seconds)
-        if problem is not None:
-            raise ApiError(401, f"{source} webhook refused: {problem}", code="bad_signature")
-        principal = Principal(0, settings.vendors[source].tenant, frozenset({"write"}))
-        config = settings.vendors
-    else:
-        assert principal is not None
-        vendor = settings.vendors[source]
-        config = replace(settings.vendors, sections={
-            **settings.vendors.sections, source: replace(vendor, tenant=principal.tenant)})
-
-    stats = VendorStats(source)
-
-    def prepare() -> tuple[int, Iterator[list[Submitted]]]:
-        # An array of more records than a request may carry is refused before it is decoded
-        # whole (the vendor's mapping builds all its messages at once).
-        split_batch(body, ingest.limits.max_items, keep=0)
-        try:
-            value = orjson.loads(body)
-        except orjson.JSONDecodeError as error:
-            raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
-        incoming = map_value(SOURCES[source], value, config,
-                             f"webhook:{source}:{request_id}", body, stats)
-        if len(incoming) > ingest.limits.max_items:
-            raise TooManyItems(ingest.limits.max_items)
-        submitted = [
-            Submitted(item.raw, None if item.payload is None else orjson.loads(item.payload),
-                      item.origin, item.payload, item.problem)
-            for item in incoming
-        ]
-        size = ingest.limits.chunk
-        return len(submitted), (submitted[at:at + size] for at in range(0, len(submitted), size))
-
-    recorded = await ingest.record(f"webhook:{source}", principal, prepare)
-    return Response(recorded.answer(request_id, principal.tenant, mapping=stats.as_dict()),
-                    media_type="application/json", headers={"X-Request-ID": request_id})

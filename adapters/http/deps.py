@@ -1,0 +1,76 @@
+"""The dependencies of the routes: the app's context, the principal, the tenant's scope.
+
+One `ApiContext` per app (on `app.state.mot`) holds what `create_app` wired: the
+services, the token checks, the ingest, the metrics and the projector. The routes take
+what they need through `Depends`, never from a closure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from mot.adapters.http.auth import Credentials, authenticate
+from mot.adapters.http.errors import ApiError
+from mot.adapters.http.ingest import Ingest
+from mot.adapters.http.metrics import Metrics
+from mot.adapters.http.projector import Projector
+from mot.adapters.http.webhooks import WebhookSettings
+from mot.service.access import AccessService, Principal
+from mot.service.bootstrap import Services
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What one app serves with."""
+
+    services: Services
+    access: AccessService
+    ingest: Ingest
+    metrics: Metrics
+    projector: Projector
+    webhooks: WebhookSettings
+
+
+def _context(request: Request) -> ApiContext:
+    context = request.app.state.mot
+    assert isinstance(context, ApiContext)
+    return context
+
+
+Context = Annotated[ApiContext, Depends(_context)]
+
+
+def _services(context: Context) -> Services:
+    return context.services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+def _writer(context: Context, credentials: Credentials) -> Principal:
+    return authenticate(context.access, credentials, "write")
+
+
+def _reader(context: Context, credentials: Credentials) -> Principal:
+    return authenticate(context.access, credentials, "read")
+
+
+Writer = Annotated[Principal, Depends(_writer)]
+Reader = Annotated[Principal, Depends(_reader)]
+
+
+def _tenant_reader(principal: Reader, tenant: Annotated[str | None, Query(
+        min_length=1, max_length=128, pattern=r"^[^\x00]*$",
+        description="Must be the token's tenant when given (every answer is of that tenant "
+                    "only)")] = None) -> Principal:
+    """A reader whose `tenant` parameter, when given, is its own (every answer is scoped to it)."""
+    if tenant is not None and tenant != principal.tenant:
+        raise ApiError(403, f"this token reads only tenant {principal.tenant!r}",
+                       code="other_tenant", field="tenant")
+    return principal
+
+
+TenantReader = Annotated[Principal, Depends(_tenant_reader)]

@@ -1,0 +1,50 @@
+"""The projections kept up to date while the API serves: in the background, or on demand."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from mot.service.bootstrap import Services
+
+log = logging.getLogger("mot.http")
+
+
+class Projector:
+    """Brings the projections up to date: in the background, or on demand (`refresh=true`).
+
+    One at a time per process: the projection engine is single-threaded.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def project(self) -> int:
+        with self.lock:
+            return self.services.projections.project()
+
+    def start(self, every: float) -> None:
+        self.stop.clear()
+        self.thread = threading.Thread(target=self._run, args=(every,), name="mot-projector",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self.stop.is_set():
+            try:
+                applied = self.project()
+            except Exception:  # keep serving; say why, and try again a little later
+                log.exception("projecting failed; retrying in %.1f s", every * 10)
+                self.stop.wait(every * 10)
+                continue
+            if not applied:
+                self.stop.wait(every)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+            self.thread = None

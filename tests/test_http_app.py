@@ -1,0 +1,43 @@
+"""The app's shape: routers of small modules, dependencies for what a route needs, no closures.
+
+Every route is a module-level function of one of the routes_* modules, taking the app's
+context, the principal and the tenant's scope through `Depends`; `create_app` only wires.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from fastapi.routing import APIRoute
+from http_support import api
+
+from mot.adapters.http import app as app_module
+from mot.adapters.http import routes_ingest, routes_operations, routes_queries, routes_webhooks
+from mot.adapters.http.deps import ApiContext
+
+ROUTERS = (routes_ingest, routes_webhooks, routes_queries, routes_operations)
+
+
+def test_routes_are_module_functions_of_the_routers(tmp_path: Path) -> None:
+    with api(str(tmp_path / "mot.db")) as client:
+        app = client.client.app
+        assert isinstance(app.state.mot, ApiContext)  # type: ignore[attr-defined]
+        included = [getattr(r, "original_router", None) for r in app.routes]  # type: ignore[attr-defined]
+        assert [r for r in included if r is not None] == [m.router for m in ROUTERS]
+        routes = [(m, r) for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
+        assert len(routes) == 11
+        for module, route in routes:
+            assert route.endpoint.__module__ == module.__name__, route.path
+            assert "<locals>" not in route.endpoint.__qualname__, route.path
+            names = {getattr(d.call, "__name__", "") for d in route.dependant.dependencies}
+            if route.path.startswith("/v1/") and route.path != "/v1/webhooks/{source}":
+                assert names & {"_writer", "_reader", "_tenant_reader"}, route.path
+            assert "_context" in names, route.path
+
+
+def test_create_app_only_wires() -> None:
+    lines = inspect.getsource(app_module.create_app).splitlines()
+    assert len(lines) < 70, len(lines)
+    for path in Path(app_module.__file__).parent.glob("*.py"):
+        assert len(path.read_text().splitlines()) < 300, path.name
