@@ -157,12 +157,15 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
     try:
         from mot.adapters.stores.offsets import SqlOffsets
         from mot.service.parsing import default_workers
+        from mot.service.resilience import Retry
 
         stats = Ingestor(services.ledger, source, offsets=SqlOffsets(services.backend, group),
                          dlq=dlq, dlq_topic=dlq_topic,
                          batch_size=batch_size, commit_every=commit_every,
                          workers=default_workers() if workers is None else workers,
-                         ).run(should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle)
+                         ).run(should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle,
+                               retry=Retry("mot kafka ingest", services.backend.unavailable,
+                                           lambda line: click.echo(line, err=True)))
     finally:
         source.close()  # leave the group now rather than after the session timeout
         if dlq is not None:
@@ -248,8 +251,12 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
             ensure_topics(bootstrap, publisher.topics(), partitions=partitions,
                           replication_factor=replication_factor, configs=COMPACTED)
         if follow:
+            from mot.service.resilience import Retry
+
             stop = _Stop()
             stats = publisher.follow(
+                retry=Retry("mot kafka publish --follow", services.backend.unavailable,
+                            lambda line: click.echo(line, err=True)),
                 poll_seconds=poll, should_stop=stop, before_round=refresh_projections,
                 progress=report,
                 on_error=lambda e: progress.update(f"broker error, retrying: {e}", force=True))

@@ -138,8 +138,12 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
         total["applied"] += events
         progress.update(f"following: {counted(total['applied'], 'event')} applied", force=True)
 
+    from mot.service.resilience import Retry
+
+    retry = Retry("mot project --follow", obj.services.backend.unavailable,
+                  lambda line: click.echo(line, err=True))
     service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=count,
-                   page_size=page_size)
+                   page_size=page_size, retry=retry)
     progress.finish()
     click.echo(f"stopped; applied {counted(total['applied'], 'event')}")
 

@@ -13,6 +13,7 @@ from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStor
 
 if TYPE_CHECKING:
     from mot.projections.engine import Engine, Progress
+    from mot.service.resilience import Retry
 
 # A first `mot project` over a long ledger takes the rebuild path: same result, built faster.
 BULK_THRESHOLD = 20_000
@@ -78,10 +79,19 @@ class ProjectionService:
     def follow(self, *, poll_seconds: float = 0.5, progress: Progress | None = None,
                should_stop: Callable[[], bool] = lambda: False,
                on_applied: Callable[[int], None] | None = None,
-               page_size: int | None = None) -> None:
-        """Keep projecting as moments arrive, until `should_stop()` says so."""
+               page_size: int | None = None, retry: Retry | None = None) -> None:
+        """Keep projecting as moments arrive, until `should_stop()` says so. With `retry`,
+        a round that fails because the store is unreachable is retried with backoff (each
+        page commits with its position, so nothing is lost or applied twice)."""
         while not should_stop():
-            applied = self.project(progress, page_size=page_size)
+            try:
+                applied = self.project(progress, page_size=page_size)
+            except Exception as error:
+                if retry is None or not retry.failed(error):
+                    raise
+                continue
+            if retry is not None:
+                retry.succeeded()
             if on_applied is not None and applied:
                 on_applied(applied)
             if not applied:

@@ -35,6 +35,7 @@ from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
 from mot.domain.ledger import Outcome
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
 from mot.service.parsing import Parsed, ParsePool, parse_here
+from mot.service.resilience import Retry
 
 # -- ports ----------------------------------------------------------------------------------
 
@@ -81,6 +82,11 @@ class Source(Protocol):
 
     def lag(self) -> int | None:
         """Messages in the assigned partitions not read yet (None when unknown)."""
+        ...
+
+    def rewind(self) -> None:
+        """Read again from the last committed offsets: what was polled since is delivered again
+        (after the store failed to record it)."""
         ...
 
     def assigned(self) -> bool:
@@ -194,15 +200,29 @@ class Ingestor:
 
     def run(self, *, should_stop: Callable[[], bool] = lambda: False,
             progress: Callable[[IngestStats], None] | None = None,
-            exit_when_idle_s: float | None = None) -> IngestStats:
+            exit_when_idle_s: float | None = None, retry: Retry | None = None) -> IngestStats:
         """Ingest until `should_stop()`, or after a quiet spell of `exit_when_idle_s`.
 
         Every batch that was polled is finished: recorded, dead-lettered,
         committed. Broker trouble (a commit refused during a rebalance, a broker
-        that went away) is counted and retried, never fatal; a store that fails
-        raises, its transaction rolled back and none of its offsets committed.
+        that went away) is counted and retried, never fatal. A store that fails
+        rolls its transaction back, none of its offsets committed; with `retry`,
+        a store that cannot be reached is waited for and the source rewound to
+        its committed offsets, otherwise the error is raised.
         """
         stats = IngestStats()
+        while True:
+            try:
+                self._run(stats, should_stop, progress, exit_when_idle_s, retry)
+                return stats
+            except Exception as error:
+                if retry is None or not retry.failed(error):
+                    raise
+                self.source.rewind()
+
+    def _run(self, stats: IngestStats, should_stop: Callable[[], bool],
+             progress: Callable[[IngestStats], None] | None, exit_when_idle_s: float | None,
+             retry: Retry | None) -> None:
         polled: deque[list[Received]] = deque()  # the polled batches, in the order they are parsed
         batches = self._poll(stats, polled, should_stop, progress, exit_when_idle_s)
         # Per batch: every message polled, those the store did not hold yet, their verdicts.
@@ -233,16 +253,15 @@ class Ingestor:
                     unit_count += len(received)
                 if unit_batches and (not received or unit_count >= self.commit_every
                                      or self.clock() - unit_started >= self.commit_interval_s):
-                    if not self._commit(unit, unit_batches, stats, should_stop, progress):
-                        return stats  # stopped while the dead-letter topic was unreachable
+                    if not self._commit(unit, unit_batches, stats, should_stop, progress, retry):
+                        return  # stopped while the dead-letter topic was unreachable
                     unit_batches, unit_count = [], 0
                 if received:
                     stats.lag = self.source.lag()
                 if progress is not None:
                     progress(stats)
             if unit_batches:
-                self._commit(unit, unit_batches, stats, should_stop, progress)
-        return stats
+                self._commit(unit, unit_batches, stats, should_stop, progress, retry)
 
     def _new_only(self, received: list[Received], items: list[Incoming], messages: list[Parsed]
                   ) -> tuple[list[Received], list[Incoming], list[Parsed]]:
@@ -289,9 +308,11 @@ class Ingestor:
     def _commit(self, unit: ExitStack,
                 batches: Sequence[tuple[list[Received], list[Received], BatchResult]],
                 stats: IngestStats, should_stop: Callable[[], bool],
-                progress: Callable[[IngestStats], None] | None) -> bool:
+                progress: Callable[[IngestStats], None] | None, retry: Retry | None) -> bool:
         """Commit the ledger's transaction, then dead-letter its rejects, then commit the offsets."""
         unit.close()
+        if retry is not None:
+            retry.succeeded()
         if self.dlq is not None and self.dlq_topic is not None:
             letters = [
                 Outgoing(self.dlq_topic, r.key, r.value, (
@@ -465,8 +486,11 @@ class Publisher:
                before_round: Callable[[], None] | None = None,
                progress: Callable[[PublishStats], None] | None = None,
                on_error: Callable[[Exception], None] | None = None,
-               sleep: Callable[[float], None] = time.sleep) -> PublishStats:
-        """Publish round after round until `should_stop()`; broker trouble is retried."""
+               sleep: Callable[[float], None] = time.sleep,
+               retry: Retry | None = None) -> PublishStats:
+        """Publish round after round until `should_stop()`; broker trouble is retried, and
+        with `retry` a store that cannot be reached is waited for (a round repeats at most
+        the page whose cursor it had not saved, with the same versions)."""
         stats = PublishStats()
         while not should_stop():
             before = stats.messages
@@ -479,6 +503,12 @@ class Publisher:
                     on_error(error)
                 sleep(poll_seconds)
                 continue
+            except Exception as error:
+                if retry is None or not retry.failed(error):
+                    raise
+                continue
+            if retry is not None:
+                retry.succeeded()
             if stats.messages == before:
                 sleep(poll_seconds)
         return stats

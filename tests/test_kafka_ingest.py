@@ -133,9 +133,10 @@ def test_kill_9_mid_stream_then_restart_equals_a_clean_run(broker: Broker, tmp_p
     store = str(tmp_path / "mot.db")
     create_topic(broker.bootstrap, "moments", partitions=3)
     produce(broker.bootstrap, "moments", sample_lines)
-    # Small batches, watched closely: a whole run takes well under a second here, and
-    # the kill has to land mid-stream.
-    process = mot_process(store, *ingest_args(broker.bootstrap, "moments", "g", "--batch-size", "50"),
+    # Small batches and transactions, watched closely: a whole run takes well under a
+    # second here, and the kill has to land mid-stream.
+    process = mot_process(store, *ingest_args(broker.bootstrap, "moments", "g", "--batch-size", "50",
+                                              "--commit-every", "100"),
                           log=tmp_path / "ingest.log")
     wait_until(lambda: head(store) > 500, 60, "part of the sample recorded", every=0.01)
     process.kill()

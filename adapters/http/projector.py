@@ -33,13 +33,21 @@ class Projector:
         self.thread.start()
 
     def _run(self, every: float) -> None:
+        from mot.service.resilience import Retry
+
+        # The store unreachable (a restart): one line, then retries with backoff.
+        retry = Retry("mot serve's projector", self.services.backend.unavailable, log.warning,
+                      sleep=self.stop.wait)
         while not self.stop.is_set():
             try:
                 applied = self.project()
-            except Exception:  # keep serving; say why, and try again a little later
+            except Exception as error:  # keep serving; say why, and try again a little later
+                if retry.failed(error):
+                    continue
                 log.exception("projecting failed; retrying in %.1f s", every * 10)
                 self.stop.wait(every * 10)
                 continue
+            retry.succeeded()
             if not applied:
                 self.stop.wait(every)
 

@@ -105,6 +105,7 @@ class KafkaSource:
     def __init__(self, settings: ConsumerSettings, *,
                  on_rebalance: Callable[[str, list[tuple[str, int]]], None] | None = None) -> None:
         self.settings = settings
+        self._first_polled: dict[TopicPartition, int] = {}
         try:
             self.consumer = KafkaConsumer(
                 bootstrap_servers=servers(settings.bootstrap_servers),
@@ -131,9 +132,24 @@ class KafkaSource:
         except KafkaError as error:
             raise StreamError(f"poll: {error}") from error
         out: list[Received] = []
-        for records in polled.values():
+        for tp, records in polled.items():
+            if records and tp not in self._first_polled:
+                self._first_polled[tp] = records[0].offset
             out.extend(Received(r.topic, r.partition, r.offset, r.key, r.value) for r in records)
         return out
+
+    def rewind(self) -> None:
+        """Seek each assigned partition back to its committed offset (or, with none committed
+        yet, to the first offset this member polled there)."""
+        try:
+            for tp in self.consumer.assignment():
+                offset = self.consumer.committed(tp)
+                if offset is None:
+                    offset = self._first_polled.get(tp)
+                if offset is not None:
+                    self.consumer.seek(tp, offset)
+        except KafkaError as error:
+            raise StreamError(f"rewind: {error}") from error
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
         # Only partitions this member still owns: after a rebalance, another member reads

@@ -52,6 +52,9 @@ class PostgresBackend(SqlBackend):
             pool_size=2,
             max_overflow=8,
             connect_timeout=10,
+            # A pooled connection is checked before use: after a server restart the first
+            # round of a service gets a fresh connection instead of a dead one.
+            pre_ping=True,
         )
         self.ready = self.schema_ready()
         if self.ready:
@@ -108,6 +111,16 @@ class PostgresBackend(SqlBackend):
 
     def begin_read(self) -> Any:
         return self._transaction(None)
+
+    def unavailable(self, error: BaseException) -> bool:
+        import psycopg
+        import psycopg_pool
+        from eventsourcing.persistence import InterfaceError, OperationalError
+
+        # OperationalError: refused, reset, terminated by the administrator, shutting down.
+        # A statement that fails (a constraint, a syntax error) is a DatabaseError, not these.
+        return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError
+                          | psycopg_pool.PoolTimeout | OperationalError | InterfaceError)
 
     def insert_stored_events(self, tx: Tx, rows: Sequence[StoredRow]) -> None:
         if not rows:

@@ -152,6 +152,11 @@ class SqlBackend(ABC):
     def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
         """The names of these tables' secondary indexes."""
 
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether `error` says the database could not be reached or dropped the connection
+        (a service retries then), rather than that a statement failed."""
+        return False
+
     @abstractmethod
     def close(self) -> None:
         """Release connections."""

@@ -1,0 +1,272 @@
+"""Long-running services outlive PostgreSQL: a restart, or their backends terminated.
+
+`mot project --follow`, `mot kafka ingest`, `mot kafka publish --follow` and
+`mot serve` run against a PRIVATE cluster (tests/pg_private.py: the shared
+server on 5432 is never restarted). The server is stopped for a few seconds
+while each works (and, for ingest, while messages wait on the topic), then
+started again; each command says once that the store is unreachable and once
+that it answers again, keeps running, and ends with exactly what a clean run
+gives: nothing lost, nothing doubled. A one-shot command against a stopped
+server fails at once with one line.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from kafka_support import (
+    MOT,
+    Broker,
+    broker,
+    create_topic,
+    free_port,
+    ingest_args,
+    ledger_events,
+    produce,
+    read_topic,
+    wait_until,
+)
+from pg_private import PrivateCluster, private_pg
+
+from mot.adapters.sources.sample import generate_lines
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+__all__ = ["broker", "private_pg"]  # fixtures
+
+UNREACHABLE = "the store is unreachable"
+BACK = "the store answers again"
+
+
+def database(cluster: PrivateCluster) -> str:
+    name = f"r_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def sample(n: int, seed: int, **options: Any) -> list[bytes]:
+    return [line.rstrip(b"\n") for line in generate_lines(n, seed=seed, bad_lines=False, **options)]
+
+
+def mot(store: str, *args: str, stdin: bytes | None = None, check: bool = True) -> str:
+    done = subprocess.run([str(MOT), "--store", store, *args], input=stdin, capture_output=True,
+                          timeout=180, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"mot {' '.join(args)}: {done.stderr.decode()}")
+    return done.stdout.decode()
+
+
+def start(store: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(MOT), "--store", store, *args], stdout=subprocess.PIPE,
+                            stderr=open(log, "wb"))
+
+
+def finish(process: subprocess.Popen[bytes], log: Path, exits: tuple[int, ...] = (0,)) -> str:
+    assert process.poll() is None, f"the service died: {log.read_text()}"
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode in exits, log.read_text()
+    return log.read_text()
+
+
+def status(store: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(mot(store, "status", "--format", "json"))
+    return out
+
+
+def caught_up(store: str) -> bool:
+    s = status(store)
+    return bool(s["ledger_head"] and s["projection_position"] == s["ledger_head"])
+
+
+def relationships(store: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(mot(store, "query", "relationships", "--format", "json",
+                                                "--no-refresh"))
+    return sorted(rows, key=lambda r: (r["tenant"], r["customer_id"]))
+
+
+def content(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows without `version` (the ledger position of their last change: the clean run's
+    single projection and a follower's pages stamp different ones)."""
+    return [{k: v for k, v in r.items() if k != "version"} for r in rows]
+
+
+def clean_run(tmp_path: Path, lines: list[bytes]) -> str:
+    """The same lines imported into a fresh SQLite store without trouble, and projected."""
+    store = str(tmp_path / f"clean-{uuid.uuid4().hex[:6]}.db")
+    mot(store, "import", "-", "-q", stdin=b"\n".join(lines) + b"\n")
+    mot(store, "project", "-q")
+    return store
+
+
+# A connection is waited for up to the pool's timeout (10 s) before a round fails: an
+# outage shorter than that is ridden out without a word, a longer one is said.
+LONG_OUTAGE_S = 12
+
+
+def assert_outages(log_text: str, at_most: int = 1, at_least: int = 0) -> None:
+    """Each outage the service noticed is one line, and its end one more; no traceback."""
+    lines = log_text.splitlines()
+    said = sum(UNREACHABLE in line for line in lines)
+    assert at_least <= said <= at_most, log_text
+    assert sum(BACK in line for line in lines) == said, log_text
+    assert "Traceback" not in log_text
+
+
+def test_project_follow_survives_a_restart(private_pg: PrivateCluster, tmp_path: Path) -> None:
+    store = database(private_pg)
+    first, second = sample(3000, 21), sample(2000, 22)
+    mot(store, "import", "-", "-q", stdin=b"\n".join(first) + b"\n")
+    log = tmp_path / "follow.log"
+    follower = start(store, log, "project", "--follow", "--poll", "0.2", "-q")
+    try:
+        wait_until(lambda: caught_up(store), 90, "the follower caught up")
+        private_pg.restart(down_s=LONG_OUTAGE_S)  # it polls meanwhile: every look fails
+        mot(store, "import", "-", "-q", stdin=b"\n".join(second) + b"\n")
+        wait_until(lambda: caught_up(store), 90, "the follower caught up after the restart")
+        private_pg.terminate_backends()  # its connections killed between two looks
+        mot(store, "import", "-", "-q", stdin=b"\n".join(sample(500, 23)) + b"\n")
+        wait_until(lambda: caught_up(store), 90, "the follower caught up after pg_terminate_backend")
+    finally:
+        text = finish(follower, log)
+    assert_outages(text, at_least=1)
+    assert content(relationships(store)) == content(
+        relationships(clean_run(tmp_path, first + second + sample(500, 23))))
+
+
+def test_kafka_ingest_survives_a_restart(private_pg: PrivateCluster, broker: Broker,
+                                         tmp_path: Path) -> None:
+    store = database(private_pg)
+    first, second = sample(3000, 31), sample(2000, 32)
+    create_topic(broker.bootstrap, "moments", partitions=2)
+    produce(broker.bootstrap, "moments", first)
+    log = tmp_path / "ingest.log"
+    ingest = start(store, log, *ingest_args(broker.bootstrap, "moments", "g-restart"))
+    expected_first = ledger_events(clean_run(tmp_path, first))
+    try:
+        wait_until(lambda: len(ledger_events(store)) == len(expected_first), 120, "the first part in")
+        private_pg.stop()
+        produce(broker.bootstrap, "moments", second)  # polled while the store is down
+        time.sleep(3)
+        private_pg.start()
+        expected = ledger_events(clean_run(tmp_path, first + second))
+        wait_until(lambda: len(ledger_events(store)) >= len(expected), 120, "the second part in")
+        time.sleep(1)  # anything doubled would show up now
+    finally:
+        text = finish(ingest, log)
+    assert_outages(text)
+    assert ledger_events(store) == expected
+
+
+def test_kafka_publish_follow_survives_a_restart(private_pg: PrivateCluster, broker: Broker,
+                                                 tmp_path: Path) -> None:
+    store = database(private_pg)
+    first, second = sample(2000, 41), sample(1000, 42)
+    mot(store, "import", "-", "-q", stdin=b"\n".join(first) + b"\n")
+    log = tmp_path / "publish.log"
+    publisher = start(store, log, "kafka", "publish", "--bootstrap-servers", broker.bootstrap,
+                      "--follow", "--poll", "0.2", "-q")
+
+    def latest() -> dict[bytes, Any]:
+        out: dict[bytes, Any] = {}
+        for record in read_topic(broker.bootstrap, "mot.relationships"):
+            out[record.key] = orjson.loads(record.value) if record.value is not None else None
+        return out
+
+    def published_all(store_rows: list[dict[str, Any]]) -> bool:
+        try:
+            got = latest()
+        except Exception:  # the topic not created yet
+            return False
+        return len(got) == len(store_rows) and all(
+            got.get(f"{r['tenant']}/{r['customer_id']}".encode(), {}).get("version") == r["version"]
+            for r in store_rows)
+
+    try:
+        wait_until(lambda: caught_up(store) and published_all(relationships(store)), 120,
+                   "the first rows published")
+        private_pg.restart(down_s=3)
+        mot(store, "import", "-", "-q", stdin=b"\n".join(second) + b"\n")
+        wait_until(lambda: caught_up(store) and published_all(relationships(store)), 120,
+                   "the rows changed after the restart published")
+    finally:
+        text = finish(publisher, log)
+    assert_outages(text)
+    assert content(relationships(store)) == content(relationships(clean_run(tmp_path, first + second)))
+
+
+def test_serve_survives_a_restart(private_pg: PrivateCluster, tmp_path: Path) -> None:
+    store = database(private_pg)
+    lines = sample(1500, 51, tenants=("acme",), corrections=False)
+    first, second = lines[:1000], lines[1000:]
+    token = mot(store, "token", "create", "--tenant", "acme", "--scope", "read,write").split()[-1]
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start(store, log, "serve", "--host", "127.0.0.1", "--port", str(port),
+                   "--no-access-log")
+
+    def request(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def up() -> bool:
+        try:
+            return request("GET", "/healthz")[0] == 200
+        except OSError:
+            return False
+
+    def post(batch: list[bytes]) -> None:
+        status_code, body = request("POST", "/v1/moments", b"\n".join(batch))
+        assert status_code == 200, body
+
+    try:
+        wait_until(up, 60, "mot serve up")
+        post(first)
+        private_pg.restart(down_s=3)
+        wait_until(up, 60, "mot serve answers after the restart")
+        post(second)
+        wait_until(lambda: caught_up(store), 90, "the server's projector caught up")
+        status_code, body = request("GET", "/v1/relationships?limit=100000")
+        assert status_code == 200, body
+    finally:
+        # uvicorn ends by re-raising SIGTERM once it has shut down cleanly
+        process_log = finish(server, log, exits=(0, -signal.SIGTERM))
+    assert_outages(process_log)
+    served = sorted(orjson.loads(body)["records"] if isinstance(orjson.loads(body), dict)
+                    else orjson.loads(body), key=lambda r: r["customer_id"])
+    clean = [r for r in relationships(clean_run(tmp_path, lines)) if r["tenant"] == "acme"]
+    assert [r["customer_id"] for r in served] == [r["customer_id"] for r in clean]
+    assert content(relationships(store)) == content(clean)
+
+
+def test_one_shot_commands_fail_fast_with_one_line(private_pg: PrivateCluster) -> None:
+    store = database(private_pg)
+    mot(store, "import", "-", "-q", stdin=b"\n".join(sample(50, 61)) + b"\n")
+    private_pg.stop()
+    try:
+        started = time.monotonic()
+        done = subprocess.run([str(MOT), "--store", store, "project"], capture_output=True,
+                              timeout=60, check=False)
+        assert done.returncode != 0
+        assert time.monotonic() - started < 30
+        errors = [line for line in done.stderr.decode().splitlines() if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("Error:"), errors
+    finally:
+        private_pg.start()
