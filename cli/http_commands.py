@@ -156,10 +156,15 @@ def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_
 
     from mot.adapters.http.app import create_app
     from mot.adapters.http.ingest import Limits
-    from mot.adapters.http.server import header_deadline
+    from mot.adapters.http.server import BindError, bind, header_deadline
     from mot.adapters.http.webhooks import WebhookSettings
     from mot.adapters.vendors import ConfigError
 
+    try:
+        sock = bind(host, port)  # before anything is printed or opened
+    except BindError as error:
+        raise click.ClickException(str(error)) from None
+    port = sock.getsockname()[1]
     if config_path is None and os.path.exists("mot.toml"):
         config_path = "mot.toml"
     try:
@@ -175,8 +180,12 @@ def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_
                      webhooks=webhooks, ingest_threads=ingest_threads)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store or 'default'}",
                err=True)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,
-                timeout_graceful_shutdown=10, http=header_deadline(read_timeout))
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                            timeout_graceful_shutdown=10, http=header_deadline(read_timeout))
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:  # the app's start-up failed; uvicorn said why (as uvicorn.run)
+        raise SystemExit(3)
 
 
 COMMANDS = [token, serve]

@@ -1,4 +1,8 @@
-"""Running the API under uvicorn, with the read timeout uvicorn lacks.
+"""Running the API under uvicorn: its listening socket, and the read timeout uvicorn lacks.
+
+The socket is bound before anything else is done or printed, so that a busy or
+forbidden address is one clear error and a non-zero exit (uvicorn binds only once it
+has started, after our banner, and says `[Errno 98]`).
 
 uvicorn closes idle keep-alive connections (`timeout_keep_alive`), but a connection
 that sends nothing, or sends its request headers a byte now and then, is kept for
@@ -11,7 +15,9 @@ deadline is the app's (bodies.read_limited answers 408).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from typing import Any
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -58,3 +64,33 @@ def header_deadline(timeout: float, base: type[asyncio.Protocol] = AutoHTTPProto
             self.transport.close()
 
     return HeaderDeadline
+
+
+class BindError(Exception):
+    """The address cannot be listened on; the message names it and why."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (port 0: any free one), for uvicorn to listen on."""
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as error:
+        raise BindError(f"cannot listen on {shown}:{port}: unknown host ({error.strerror})") \
+            from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: a restarted server can take the port of one that just stopped.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        reason = error.strerror or str(error)
+        if error.errno == errno.EADDRINUSE:
+            reason = "the address is already in use (another server listens there; choose " \
+                     "another --port, or stop it)"
+        elif error.errno == errno.EACCES:
+            reason = "permission denied (ports below 1024 need privileges; choose another --port)"
+        raise BindError(f"cannot listen on http://{shown}:{port}: {reason}") from None
+    return sock
