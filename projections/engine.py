@@ -25,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from mot.domain.events import LedgerEvent, MomentRetracted, as_dict
@@ -39,23 +38,14 @@ from mot.projections.model import Current, CustomerKey, current_of
 from mot.projections.ports import (
     LIVE,
     REBUILD,
+    EncodedCustomers,
     FoldReader,
     NotificationLog,
     ProjectionSession,
     ProjectionStore,
     RangeReader,
-    Stage,
-)
-from mot.projections.relationship import Transition
-from mot.projections.schema import (
-    AMPLIFICATIONS,
-    LISTENING,
-    RECIPROCITY,
-    RELATIONSHIPS,
-    TEAMS,
-    TRANSITIONS,
-    row_maker,
-    value_maker,
+    RebuildPhase,
+    StagedRange,
 )
 from mot.projections.teams import (
     ListeningRow,
@@ -65,13 +55,6 @@ from mot.projections.teams import (
     count_listening,
     moment_contribution,
 )
-
-REL_COLUMNS = RELATIONSHIPS.columns
-RECIP_COLUMNS = RECIPROCITY.columns
-TRANS_COLUMNS = TRANSITIONS.columns
-AMP_COLUMNS = AMPLIFICATIONS.columns
-TEAM_COLUMNS = TEAMS.columns
-LISTEN_COLUMNS = LISTENING.columns
 
 BULK_POSITIONS = 100_000  # ledger positions a rebuild loads per transaction
 
@@ -84,16 +67,15 @@ CustomerRange = tuple[CustomerKey, CustomerKey]
 
 @dataclass(frozen=True, slots=True)
 class FoldedRange:
-    """A rebuild's rows for a range of customers, and what they add to the per-tenant sums.
+    """A rebuild's projections of a range of customers, and what they add to the per-tenant sums.
 
-    Plain tuples, lists and dicts: it may come back from a worker process.
+    Plain values: it may come back from a worker process, which has the store encode
+    the customers' rows (`RangeReader.encode_customers`) while it folds them.
     """
 
     last: CustomerKey
-    relationships: list[tuple[Any, ...]]
-    reciprocity: list[tuple[Any, ...]]
-    transitions: list[tuple[Any, ...]]
-    amplifications: list[tuple[Any, ...]]
+    customers: int  # how many were folded
+    rows: EncodedCustomers
     teams: dict[tuple[str, str], list[int]]
     listening: dict[str, list[int]]
     shares: list[tuple[Current, str]]  # each share of the range's posts' cascades, its root
@@ -106,7 +88,7 @@ in this process, or the same work spread over worker processes."""
 PositionRange = tuple[int, int]
 """The ledger positions after the first, up to and including the second."""
 
-MomentStager = Callable[[Iterable[PositionRange], int], Iterable[Stage]]
+MomentStager = Callable[[Iterable[PositionRange], int], Iterable[StagedRange]]
 """Stages the moments of ranges of the log as of a position (`ProjectionStore.stage_moments`),
 stages in order: the rebuild's worker processes extract several ranges at once."""
 
@@ -178,8 +160,8 @@ class Engine:
                 if not events:
                     return applied
                 self.apply_page(session, events)
-                session.save_progress(events[-1][0], "live" if name == LIVE else "catchup",
-                                      None, self._now())
+                phase = RebuildPhase.LIVE if name == LIVE else RebuildPhase.CATCHUP
+                session.save_progress(events[-1][0], phase, None, self._now())
             applied += len(events)
             if progress is not None:
                 progress("catch-up", events[-1][0], max(target, events[-1][0]))
@@ -284,87 +266,42 @@ class Engine:
                          moments: dict[CustomerKey, list[Current]],
                          folded: dict[CustomerKey, CustomerProjections],
                          version: int, deltas: Deltas) -> None:
-        """Write the rows whose content changed, and take away the old rows' contributions."""
-        keys = list(moments)
-        gone = [key for key in keys if key not in folded]
-
-        def old_rows(table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-            return session.rows(table, keys, ", ".join(columns))
-
-        old_rel = {(r[0], r[1]): r[:-1] for r in old_rows("relationships", REL_COLUMNS)}
-        new_rel = {key: _relationship_row(f.relationship) for key, f in folded.items()}
-        write = partial(session.upsert, key=("tenant", "customer_id"))
-        write("relationships", REL_COLUMNS,
-                       [(*row, version) for key, row in new_rel.items() if old_rel.get(key) != row])
-
-        old_recip = {(r[0], r[1]): r[:-1] for r in old_rows("reciprocity", RECIP_COLUMNS)}
-        new_recip = {key: _reciprocity_row(f.reciprocity) for key, f in folded.items()}
-        write("reciprocity", RECIP_COLUMNS,
-                       [(*row, version) for key, row in new_recip.items() if old_recip.get(key) != row])
-
-        old_trans: dict[CustomerKey, list[tuple[Any, ...]]] = defaultdict(list)
-        for r in sorted(old_rows("transitions", TRANS_COLUMNS), key=lambda r: r[2]):
-            old_trans[(r[0], r[1])].append(r[:-1])
-        changed_trans = [key for key, f in folded.items()
-                         if old_trans.get(key, []) != _transition_rows(f.transitions)]
-        stale = [key for key in (*changed_trans, *gone) if key in old_trans]
-        session.delete_customers("transitions", stale)
-        session.insert("transitions", TRANS_COLUMNS,
-                       [(*row, version) for key in changed_trans
-                        for row in _transition_rows(folded[key].transitions)])
-
-        old_amps = {r[0]: r[:-1] for r in old_rows("amplifications", AMP_COLUMNS)}
-        new_amps = {a.amplification_id: _amplification_row(a)
-                    for f in folded.values() for a in f.amplifications}
-        for row in old_amps.values():
-            deltas.move_amplification(_amplification_from_row(row), -1)
-        for row in new_amps.values():
-            deltas.move_amplification(_amplification_from_row(row), 1)
-        changed_amps = [(*row, version) for aid, row in new_amps.items() if old_amps.get(aid) != row]
-        session.upsert("amplifications", AMP_COLUMNS, changed_amps, key=("amplification_id",))
-        removed_amps = [aid for aid in old_amps if aid not in new_amps]
-        session.delete_rows("amplifications", ("amplification_id",), [(aid,) for aid in removed_amps])
-        session.tombstones("amplifications", removed_amps, version)
-        session.revive("amplifications", [aid for aid in new_amps if aid not in old_amps])
-
-        removed = [key for key in gone if key in old_rel]
-        if removed:
-            session.delete_customers("relationships", removed)
-            session.delete_customers("reciprocity", removed)
-            for projection in ("relationships", "reciprocity"):
-                session.tombstones(projection, [f"{t}/{c}" for t, c in removed], version)
-        revived = [f"{t}/{c}" for t, c in new_rel if (t, c) not in old_rel]
-        for projection in ("relationships", "reciprocity"):
-            session.revive(projection, revived)
+        """Store the customers' projections (the store writes what changed), and move their
+        amplifications' contributions to the team sums from the old ones to the new."""
+        gone = [key for key in moments if key not in folded]
+        for amplification in session.replace_customers(folded, gone, version):
+            deltas.move_amplification(amplification, -1)
+        for f in folded.values():
+            for amplification in f.amplifications:
+                deltas.move_amplification(amplification, 1)
 
     def _write_sums(self, session: ProjectionSession, deltas: Deltas, version: int) -> None:
+        """Add a transaction's changes to the per-tenant sums; a sum back to nothing goes."""
         team_deltas = {key: change for key, change in deltas.teams.items() if any(change)}
         if team_deltas:
-            old = session.team_rows(list(team_deltas))
-            upserts, deletes = [], []
+            old = session.team_sums(list(team_deltas))
+            teams, gone_teams = [], []
             for (tenant, function), change in team_deltas.items():
-                before = old.get((tenant, function), (0, 0, 0, 0, 0, 0, 0))
-                after = TeamRow(tenant, function,
-                                *(b + x for b, x in zip(before, change, strict=True)))
+                before = old.get((tenant, function)) or TeamRow(tenant, function)
+                after = before.moved(TeamRow(tenant, function, *change), 1)
                 if after.is_zero():
-                    deletes.append((tenant, function))
+                    gone_teams.append((tenant, function))
                 else:
-                    upserts.append((*_team_row(after), version))
-            session.upsert("teams", TEAM_COLUMNS, upserts, key=("tenant", "function"))
-            session.delete_rows("teams", ("tenant", "function"), deletes)
+                    teams.append(after)
+            session.save_team_sums(teams, gone_teams, version)
         changed = {t: c for t, c in deltas.listening.items() if any(c)}
         if changed:
-            old_l = session.listening_rows(list(changed))
-            upserts_l, deletes_l = [], []
+            old_l = session.listening_sums(list(changed))
+            listening, gone_tenants = [], []
             for tenant, change in changed.items():
-                before_l = old_l.get(tenant, (0, 0, 0))
-                row = ListeningRow(tenant, *(b + x for b, x in zip(before_l, change, strict=True)))
-                if row.moments <= 0:
-                    deletes_l.append((tenant,))
+                before_l = old_l.get(tenant) or ListeningRow(tenant, 0, 0, 0)
+                after_l = ListeningRow(tenant, before_l.moments + change[0],
+                                       before_l.listening + change[1], before_l.other + change[2])
+                if after_l.moments <= 0:
+                    gone_tenants.append(tenant)
                 else:
-                    upserts_l.append((*_listening_row(row), version))
-            session.upsert("listening", LISTEN_COLUMNS, upserts_l, key=("tenant",))
-            session.delete_rows("listening", ("tenant",), deletes_l)
+                    listening.append(after_l)
+            session.save_listening_sums(listening, gone_tenants, version)
 
     # -- rebuild -------------------------------------------------------------------------
     def rebuild(self, progress: Progress | None = None, *, restart: bool = False,
@@ -385,13 +322,13 @@ class Engine:
             assert state is not None
         _, phase, target = state
         target = int(target or 0)
-        if phase == "moments":
+        if phase == RebuildPhase.MOMENTS:
             self._rebuild_moments(target, progress, stager)
-            phase = "fold"
+            phase = RebuildPhase.FOLD
         # Each set of tables is indexed once its bulk of rows is in (idempotent: a resumed
         # rebuild may have done it before it stopped).
         self.store.index_rebuild("moments")
-        if phase == "fold":
+        if phase == RebuildPhase.FOLD:
             self._rebuild_fold(progress, folder or self.fold_ranges)
         self.store.index_rebuild("folded")
         self.catch_up(REBUILD, progress)
@@ -419,7 +356,7 @@ class Engine:
                         break
                     upto = min(position + page, target)
                     session.load_moments(position, upto, target)
-                    session.save_progress(upto, "moments", None, self._now())
+                    session.save_progress(upto, RebuildPhase.MOMENTS, None, self._now())
                 if progress is not None:
                     progress("moments", upto, target)
         else:
@@ -438,11 +375,11 @@ class Engine:
                         raise RebuildInterrupted(
                             f"a stage of positions {after + 1:,}-{upto:,} held {copied:,} of its"
                             f" {stage.moments:,} moments; run mot replay again")
-                    session.save_progress(upto, "moments", None, self._now())
+                    session.save_progress(upto, RebuildPhase.MOMENTS, None, self._now())
                 if progress is not None:
                     progress("moments", upto, target)
         with self.store.session(REBUILD) as session:
-            session.save_progress(target, "fold", None, self._now())
+            session.save_progress(target, RebuildPhase.FOLD, None, self._now())
 
     def _rebuild_fold(self, progress: Progress | None, folder: RangeFolder) -> None:
         """Every customer once, in key order: folded by `folder`, written here in order, each
@@ -455,22 +392,16 @@ class Engine:
                 if session.progress()[2] != cursor:
                     raise RebuildInterrupted(
                         "another process moved this rebuild on; run mot replay again")
-                for table, columns, rows in (
-                    ("relationships", REL_COLUMNS, folded.relationships),
-                    ("reciprocity", RECIP_COLUMNS, folded.reciprocity),
-                    ("transitions", TRANS_COLUMNS, folded.transitions),
-                    ("amplifications", AMP_COLUMNS, folded.amplifications),
-                ):
-                    session.insert(table, columns, rows)
+                session.add_customers(folded.rows)
                 session.save_share_roots(folded.shares, ())
                 self._write_sums(session, Deltas(folded.teams, folded.listening), position)
-                session.save_progress(position, "fold", folded.last, self._now())
+                session.save_progress(position, RebuildPhase.FOLD, folded.last, self._now())
             cursor = folded.last
-            done += len(folded.relationships)
+            done += folded.customers
             if progress is not None:
                 progress("customers", done, 0)
         with self.store.session(REBUILD) as session:
-            session.save_progress(position, "catchup", None, self._now())
+            session.save_progress(position, RebuildPhase.CATCHUP, None, self._now())
 
     def _customer_ranges(self, cursor: CustomerKey | None) -> Iterator[CustomerRange]:
         """The rebuild's customers after `cursor`, `customers_per_chunk` to a range."""
@@ -501,26 +432,13 @@ class Engine:
         for amplification in amplifications:
             deltas.move_amplification(amplification, 1)
         return FoldedRange(
-            last,
-            [(*_relationship_row(f.relationship), version) for f in folded],
-            [(*_reciprocity_row(f.reciprocity), version) for f in folded],
-            [(*row, version) for f in folded for row in _transition_rows(f.transitions)],
-            [(*_amplification_row(a), version) for a in amplifications],
+            last, len(folded), reader.encode_customers(folded, version),
             dict(deltas.teams), dict(deltas.listening),
             [share for f in folded for share in f.shares],
         )
 
     def _now(self) -> str:
         return format_utc(self.clock())
-
-
-_relationship_row = row_maker(RELATIONSHIPS)
-_reciprocity_row = row_maker(RECIPROCITY)
-_transition_row = row_maker(TRANSITIONS)
-_amplification_row = row_maker(AMPLIFICATIONS)
-_team_row = row_maker(TEAMS)
-_listening_row = row_maker(LISTENING)
-_amplification_from_row = value_maker(AMPLIFICATIONS, Amplification)
 
 
 def _share_roots(shares: dict[str, Current], reader: ProjectionSession) -> dict[str, str]:
@@ -562,7 +480,3 @@ def _share_roots(shares: dict[str, Current], reader: ProjectionSession) -> dict[
         for moment_id in path:
             roots[moment_id] = root
     return {moment_id: root for moment_id, root in roots.items() if root is not None}
-
-
-def _transition_rows(transitions: list[Transition]) -> list[tuple[Any, ...]]:
-    return [_transition_row(t, seq) for seq, t in enumerate(transitions)]

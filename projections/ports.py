@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from mot.projections.model import Current, CustomerKey
 
 if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent
+    from mot.projections.amplification import Amplification
+    from mot.projections.folding import CustomerProjections
+    from mot.projections.teams import ListeningRow, TeamRow
+
+EncodedCustomers = Any
+"""Customers' projections encoded by a store for itself (opaque to the engine)."""
 
 LIVE = "projections"
 """The projection tables queries read."""
@@ -18,7 +25,32 @@ REBUILD = "projections__rebuild"
 """The tables a rebuild fills before they are swapped in."""
 
 
-class Stage(NamedTuple):
+class RebuildPhase(StrEnum):
+    """Where a projection run is: a rebuild's three phases in order, then live."""
+
+    MOMENTS = "moments"  # every current moment copied in, a page of the log at a time
+    FOLD = "fold"  # every customer folded once, in key order
+    CATCHUP = "catchup"  # the pages recorded meanwhile, applied as incrementally
+    LIVE = "live"  # the tables queries read, kept up to date page by page
+
+
+class Checkpoint(NamedTuple):
+    """A projection run's saved position, in the transaction of the work it covers."""
+
+    position: int  # the ledger position applied up to
+    phase: RebuildPhase
+    cursor: CustomerKey | None  # in the fold phase: the last customer folded
+
+
+class ProjectionState(NamedTuple):
+    """A projection run as `mot status` reports it."""
+
+    position: int
+    phase: RebuildPhase
+    target: int | None  # a rebuild: the ledger position it builds up to
+
+
+class StagedRange(NamedTuple):
     """Moments of a range of the log, extracted ahead into a scratch table of their own."""
 
     name: str
@@ -67,13 +99,18 @@ class RangeReader(FoldReader, Protocol):
                         tenant: str | None = None,
                         customer: str | None = None) -> list[CustomerKey]: ...
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]: ...
+    def encode_customers(self, folded: Iterable[CustomerProjections],
+                         version: int) -> EncodedCustomers:
+        """The customers' projections as the store will write them (`add_customers`), made
+        where they were folded: a rebuild's worker processes do this work too."""
+        ...
 
 
 class ProjectionSession(Protocol):
     """One transaction of projection work; its position is saved in the same transaction."""
 
-    def progress(self) -> tuple[int, str, CustomerKey | None]: ...
-    def save_progress(self, position: int, phase: str, cursor: CustomerKey | None,
+    def progress(self) -> Checkpoint: ...
+    def save_progress(self, position: int, phase: RebuildPhase, cursor: CustomerKey | None,
                       now: str) -> None: ...
     def moments_by_id(self, ids: Collection[str]) -> dict[str, Current]: ...
     def children(self, parent_ids: Collection[str]) -> list[Current]: ...
@@ -87,21 +124,23 @@ class ProjectionSession(Protocol):
         then, with version `as_of`. Returns how many."""
         ...
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]: ...
-    def load_staged(self, stage: Stage) -> int:
+    def load_staged(self, stage: StagedRange) -> int:
         """Copy in a stage of moments (`ProjectionStore.stage_moments`); return how many."""
         ...
     def customer_range(self, first: CustomerKey, last: CustomerKey
                        ) -> dict[CustomerKey, list[Current]]: ...
     def customers_after(self, cursor: CustomerKey | None, limit: int) -> list[CustomerKey]: ...
-    def rows(self, table: str, keys: Collection[CustomerKey], columns: str) -> list[tuple[Any, ...]]: ...
-    def delete_customers(self, table: str, keys: Collection[CustomerKey]) -> None: ...
-    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None: ...
-    def upsert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-               key: Sequence[str]) -> None: ...
-    def delete_rows(self, table: str, key_columns: Sequence[str],
-                    keys: Iterable[Sequence[Any]]) -> None: ...
-    def tombstones(self, projection: str, keys: Iterable[str], version: int) -> None: ...
-    def revive(self, projection: str, keys: Iterable[str]) -> None: ...
+    def replace_customers(self, folded: Mapping[CustomerKey, CustomerProjections],
+                          gone: Collection[CustomerKey], version: int) -> list[Amplification]:
+        """Make the stored projections of customers what `folded` says, and remove those of
+        `gone` (customers with no current moment left). What changed is stamped `version`;
+        a removed row leaves a tombstone. Returns the amplifications stored before."""
+        ...
+    def encode_customers(self, folded: Iterable[CustomerProjections],
+                         version: int) -> EncodedCustomers: ...
+    def add_customers(self, encoded: EncodedCustomers) -> None:
+        """Store the projections of customers that have none yet (a rebuild's fold)."""
+        ...
     def share_roots(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The amplification moment each of these shares ((tenant, moment_id)) leads up to, for
         those whose chain reaches one."""
@@ -110,8 +149,12 @@ class ProjectionSession(Protocol):
                          removed: Iterable[tuple[str, str]]) -> None:
         """Keep each share's root (replacing what was kept), and forget those of `removed`."""
         ...
-    def team_rows(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, ...]]: ...
-    def listening_rows(self, tenants: Collection[str]) -> dict[str, tuple[int, int, int]]: ...
+    def team_sums(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], TeamRow]: ...
+    def save_team_sums(self, rows: Iterable[TeamRow], removed: Iterable[tuple[str, str]],
+                       version: int) -> None: ...
+    def listening_sums(self, tenants: Collection[str]) -> dict[str, ListeningRow]: ...
+    def save_listening_sums(self, rows: Iterable[ListeningRow], removed: Iterable[str],
+                            version: int) -> None: ...
 
 
 class ProjectionStore(Protocol):
@@ -130,12 +173,12 @@ class ProjectionStore(Protocol):
         """Held for a whole rebuild: one process rebuilds at a time (`waiting()` is called
         first when another one is)."""
         ...
-    def stage_moments(self, after: int, upto: int, as_of: int) -> Stage:
+    def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
         """What `ProjectionSession.load_moments(after, upto, as_of)` would copy in, extracted
         into a stage of its own outside the rebuild's transactions, so several processes can
         extract ranges of the log at once."""
         ...
-    def staged_session(self, stage: Stage) -> AbstractContextManager[ProjectionSession]:
+    def staged_session(self, stage: StagedRange) -> AbstractContextManager[ProjectionSession]:
         """A session on the rebuild's tables that can `load_staged(stage)`; the stage is
         dropped once it ends."""
         ...
@@ -143,7 +186,7 @@ class ProjectionStore(Protocol):
         """Drop the stages that a stopped rebuild left."""
         ...
     def swap(self, now: str) -> None: ...
-    def state(self, name: str = ...) -> tuple[int, str, int | None] | None: ...
+    def state(self, name: str = ...) -> ProjectionState | None: ...
     def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
         """The live rows of a projection, named as its output names them."""
         ...

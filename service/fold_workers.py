@@ -21,7 +21,7 @@ from mot.service.workers import OrderedPool
 
 if TYPE_CHECKING:
     from mot.projections.engine import CustomerRange, FoldedRange, PositionRange
-    from mot.projections.ports import Stage
+    from mot.projections.ports import StagedRange
     from mot.service.bootstrap import Services
 
 _opened: dict[str, Services] = {}  # in a worker: the store it reads
@@ -39,7 +39,7 @@ def _fold(first: Any, last: Any, version: int) -> FoldedRange:
         return services.projections.engine.fold_range(reader, first, last, version)
 
 
-def _stage(after: int, upto: int, as_of: int) -> Stage:
+def _stage(after: int, upto: int, as_of: int) -> StagedRange:
     return _opened["store"].projection_store.stage_moments(after, upto, as_of)
 
 
@@ -61,7 +61,7 @@ class FoldPool:
         for _, folded in self._pool.imap(_fold, tasks):
             yield folded
 
-    def stage(self, ranges: Iterable[PositionRange], as_of: int) -> Iterator[Stage]:
+    def stage(self, ranges: Iterable[PositionRange], as_of: int) -> Iterator[StagedRange]:
         tasks = ((None, (after, upto, as_of)) for after, upto in ranges)
         for _, stage in self._pool.imap(_stage, tasks):
             yield stage

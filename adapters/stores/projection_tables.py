@@ -10,9 +10,11 @@ tables under a `__rebuild` suffix and `swap` renames them in one transaction.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
@@ -20,8 +22,36 @@ from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.views import read_view
 from mot.projections.model import Current, CustomerKey
-from mot.projections.ports import LIVE, REBUILD, Cascade, Stage, ViewRead
-from mot.projections.schema import MOMENT_FIELDS, MOMENT_INDEXES, PROJECTIONS, Index
+from mot.projections.ports import (
+    LIVE,
+    REBUILD,
+    Cascade,
+    Checkpoint,
+    ProjectionState,
+    RebuildPhase,
+    StagedRange,
+    ViewRead,
+)
+from mot.projections.schema import (
+    AMPLIFICATIONS,
+    LISTENING,
+    MOMENT_FIELDS,
+    MOMENT_INDEXES,
+    PROJECTIONS,
+    RECIPROCITY,
+    RELATIONSHIPS,
+    TEAMS,
+    TRANSITIONS,
+    Index,
+    row_maker,
+    value_maker,
+)
+
+if TYPE_CHECKING:
+    from mot.projections.amplification import Amplification
+    from mot.projections.folding import CustomerProjections
+    from mot.projections.relationship import Transition
+    from mot.projections.teams import ListeningRow, TeamRow
 
 SQL_TYPES: dict[str, str] = {"text": "TEXT", "int": "INTEGER", "bigint": "{bigint}",
                              "real": "{real}", "bool": "INTEGER", "json": "{json}"}
@@ -113,6 +143,29 @@ def _unfolded(doc: dict[str, Any]) -> list[Any]:
 
 def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tuple[Any, ...]]:
     return [(*current, *_unfolded(doc), version) for current, doc, version in rows]
+
+
+CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications")
+
+# Domain values to rows and back, from the projections' declarations.
+_relationship_row = row_maker(RELATIONSHIPS)
+_reciprocity_row = row_maker(RECIPROCITY)
+_transition_row = row_maker(TRANSITIONS)
+_amplification_row = row_maker(AMPLIFICATIONS)
+_team_row = row_maker(TEAMS)
+_listening_row = row_maker(LISTENING)
+
+
+def _transition_rows(transitions: list[Transition]) -> list[tuple[Any, ...]]:
+    return [_transition_row(t, seq) for seq, t in enumerate(transitions)]
+
+
+@cache
+def _amplification_of() -> Callable[[Any], Amplification]:
+    # Made on first use: the amplification module is a fold, which queries never load.
+    from mot.projections.amplification import Amplification
+
+    return value_maker(AMPLIFICATIONS, Amplification)
 
 
 def column_names(tx: Tx, table: str) -> list[str]:
@@ -213,17 +266,17 @@ class SqlProjectionStore:
         """Held for a whole rebuild, so that one process rebuilds at a time."""
         return self.backend.process_lock("rebuild", waiting)
 
-    def stage_moments(self, after: int, upto: int, as_of: int) -> Stage:
+    def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""
         backend = self.backend
-        return Stage(*backend.fill_stage(
+        return StagedRange(*backend.fill_stage(
             lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
             lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),
         ))
 
     @contextmanager
-    def staged_session(self, stage: Stage) -> Iterator[SqlSession]:
+    def staged_session(self, stage: StagedRange) -> Iterator[SqlSession]:
         """A write transaction on the rebuild tables that can `load_staged(stage)`; the stage
         is dropped once it ends."""
         with self.backend.reading_stage(stage.name) as table, self.session(REBUILD) as session:
@@ -261,15 +314,19 @@ class SqlProjectionStore:
         """The live rows of a projection, named as its output names them."""
         return read_view(self.backend, read)
 
-    def state(self, name: str = LIVE) -> tuple[int, str, int | None] | None:
-        """(position, phase, target) of a projection run, or None before its first page."""
+    def state(self, name: str = LIVE) -> ProjectionState | None:
+        """A projection run's position, phase and target, or None before its first page."""
         with self.backend.read() as tx:
             if not self.backend.table_exists(tx, "projection_state"):
                 return None
             rows = tx.query(
                 "SELECT position, phase, target FROM projection_state WHERE name = ?", (name,)
             )
-        return (int(rows[0][0]), str(rows[0][1]), rows[0][2]) if rows else None
+        if not rows:
+            return None
+        position, phase, target = rows[0]
+        return ProjectionState(int(position), RebuildPhase(phase),
+                               None if target is None else int(target))
 
 
 class SqlSession:
@@ -289,17 +346,18 @@ class SqlSession:
         self.stages: dict[str, str] = {}  # stage -> the name this transaction reads it by
 
     # -- position -------------------------------------------------------------------
-    def progress(self) -> tuple[int, str, CustomerKey | None]:
+    def progress(self) -> Checkpoint:
         rows = self.tx.query(
             "SELECT position, phase, cursor_tenant, cursor_customer FROM projection_state"
             " WHERE name = ?", (self.name,),
         )
         if not rows:
-            return 0, "live", None
+            return Checkpoint(0, RebuildPhase.LIVE, None)
         position, phase, tenant, customer = rows[0]
-        return int(position), str(phase), (tenant, customer) if tenant is not None else None
+        return Checkpoint(int(position), RebuildPhase(phase),
+                          (tenant, customer) if tenant is not None else None)
 
-    def save_progress(self, position: int, phase: str, cursor: CustomerKey | None,
+    def save_progress(self, position: int, phase: RebuildPhase, cursor: CustomerKey | None,
                       now: str) -> None:
         tenant, customer = cursor if cursor is not None else (None, None)
         self.tx.execute(
@@ -308,7 +366,7 @@ class SqlSession:
             " position = excluded.position, phase = excluded.phase,"
             " cursor_tenant = excluded.cursor_tenant, cursor_customer = excluded.cursor_customer,"
             " updated_at = excluded.updated_at",
-            (self.name, position, phase, tenant, customer, now),
+            (self.name, position, str(phase), tenant, customer, now),
         )
 
     # -- current moments --------------------------------------------------------------
@@ -371,10 +429,10 @@ class SqlSession:
 
     def save_share_roots(self, roots: Iterable[tuple[Current, str]],
                          removed: Iterable[tuple[str, str]]) -> None:
-        self.upsert("share_roots", SHARE_ROOT_COLUMNS,
+        self._upsert("share_roots", SHARE_ROOT_COLUMNS,
                     [(share.tenant, share.moment_id, root, share.reach) for share, root in roots],
                     key=("tenant", "moment_id"))
-        self.delete_rows("share_roots", ("tenant", "moment_id"), removed)
+        self._delete_rows("share_roots", ("tenant", "moment_id"), removed)
 
     def replying_to(self, ids: Collection[str]) -> list[Current]:
         """Current moments whose `in_reply_to` names one of `ids`."""
@@ -392,8 +450,8 @@ class SqlSession:
                       deletes: Collection[str], *, existing: Collection[str]) -> None:
         """Write moments; those not in `existing` are new and go in by bulk insert."""
         values = _moment_rows(rows)
-        self.insert("moments", MOMENT_ROW, [v for v in values if v[0] not in existing])
-        self.upsert("moments", MOMENT_ROW, [v for v in values if v[0] in existing],
+        self._insert("moments", MOMENT_ROW, [v for v in values if v[0] not in existing])
+        self._upsert("moments", MOMENT_ROW, [v for v in values if v[0] in existing],
                     key=("moment_id",))
         self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ?",
                             [(moment_id,) for moment_id in deletes])
@@ -405,7 +463,7 @@ class SqlSession:
                         (as_of, after, upto, as_of))
         return int(self.tx.cursor.rowcount)
 
-    def load_staged(self, stage: Stage) -> int:
+    def load_staged(self, stage: StagedRange) -> int:
         """Copy in the moments of a stage (`SqlProjectionStore.stage_moments`); return how many."""
         columns = ", ".join(MOMENT_ROW)
         self.tx.execute(f"INSERT INTO moments{self.s} ({columns})"
@@ -484,8 +542,122 @@ class SqlSession:
         )
         return [(str(t), str(c)) for t, c in rows]
 
+    # -- customers' projections -----------------------------------------------------------
+    def encode_customers(self, folded: Iterable[CustomerProjections],
+                         version: int) -> dict[str, list[tuple[Any, ...]]]:
+        """The customers' rows, table by table, stamped `version` (`add_customers` writes
+        them): a rebuild's worker processes build them while they fold."""
+        out: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CUSTOMER_TABLES}
+        relationships, reciprocity = out["relationships"], out["reciprocity"]
+        transitions, amplifications = out["transitions"], out["amplifications"]
+        for f in folded:
+            relationships.append((*_relationship_row(f.relationship), version))
+            reciprocity.append((*_reciprocity_row(f.reciprocity), version))
+            transitions.extend((*row, version) for row in _transition_rows(f.transitions))
+            amplifications.extend((*_amplification_row(a), version) for a in f.amplifications)
+        return out
+
+    def add_customers(self, encoded: dict[str, list[tuple[Any, ...]]]) -> None:
+        for table, rows in encoded.items():
+            self._insert(table, PROJECTIONS[table].columns, rows)
+
+    def replace_customers(self, folded: Mapping[CustomerKey, CustomerProjections],
+                          gone: Collection[CustomerKey], version: int) -> list[Amplification]:
+        """Write the rows whose content changed (stamped `version`), delete those of `gone`
+        and of amplifications no longer there (leaving tombstones); return the
+        amplifications stored before."""
+        keys = [*folded, *gone]
+
+        def old_rows(table: str) -> list[tuple[Any, ...]]:
+            return self._rows(table, keys, ", ".join(PROJECTIONS[table].columns))
+
+        old_rel = {(r[0], r[1]): r[:-1] for r in old_rows("relationships")}
+        new_rel = {key: _relationship_row(f.relationship) for key, f in folded.items()}
+        self._upsert("relationships", RELATIONSHIPS.columns,
+                     [(*row, version) for key, row in new_rel.items() if old_rel.get(key) != row],
+                     key=RELATIONSHIPS.key)
+
+        old_recip = {(r[0], r[1]): r[:-1] for r in old_rows("reciprocity")}
+        new_recip = {key: _reciprocity_row(f.reciprocity) for key, f in folded.items()}
+        self._upsert("reciprocity", RECIPROCITY.columns,
+                     [(*row, version) for key, row in new_recip.items()
+                      if old_recip.get(key) != row], key=RECIPROCITY.key)
+
+        old_trans: dict[CustomerKey, list[tuple[Any, ...]]] = defaultdict(list)
+        for r in sorted(old_rows("transitions"), key=lambda r: r[2]):
+            old_trans[(r[0], r[1])].append(r[:-1])
+        changed_trans = [key for key, f in folded.items()
+                         if old_trans.get(key, []) != _transition_rows(f.transitions)]
+        stale = [key for key in (*changed_trans, *gone) if key in old_trans]
+        self._delete_customers("transitions", stale)
+        self._insert("transitions", TRANSITIONS.columns,
+                     [(*row, version) for key in changed_trans
+                      for row in _transition_rows(folded[key].transitions)])
+
+        old_amps = {r[0]: r[:-1] for r in old_rows("amplifications")}
+        new_amps = {a.amplification_id: _amplification_row(a)
+                    for f in folded.values() for a in f.amplifications}
+        changed_amps = [(*row, version) for aid, row in new_amps.items() if old_amps.get(aid) != row]
+        self._upsert("amplifications", AMPLIFICATIONS.columns, changed_amps,
+                     key=AMPLIFICATIONS.key)
+        removed_amps = [aid for aid in old_amps if aid not in new_amps]
+        self._delete_rows("amplifications", AMPLIFICATIONS.key, [(aid,) for aid in removed_amps])
+        self._tombstones("amplifications", removed_amps, version)
+        self._revive("amplifications", [aid for aid in new_amps if aid not in old_amps])
+
+        removed = [key for key in gone if key in old_rel]
+        if removed:
+            self._delete_customers("relationships", removed)
+            self._delete_customers("reciprocity", removed)
+            for projection in ("relationships", "reciprocity"):
+                self._tombstones(projection, [f"{t}/{c}" for t, c in removed], version)
+        revived = [f"{t}/{c}" for t, c in new_rel if (t, c) not in old_rel]
+        for projection in ("relationships", "reciprocity"):
+            self._revive(projection, revived)
+        amplification_of = _amplification_of()
+        return [amplification_of(row) for row in old_amps.values()]
+
+    # -- per-tenant sums -----------------------------------------------------------------
+    def team_sums(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], TeamRow]:
+        from mot.projections.teams import TeamRow
+
+        out: dict[tuple[str, str], TeamRow] = {}
+        for tenant, function in keys:
+            rows = self.tx.query(
+                f"SELECT moments, given, asked, amplifications, positive, negative, cascade_reach"
+                f" FROM teams{self.s} WHERE tenant = ? AND function = ?", (tenant, function),
+            )
+            if rows:
+                out[(tenant, function)] = TeamRow(tenant, function, *(int(v) for v in rows[0]))
+        return out
+
+    def save_team_sums(self, rows: Iterable[TeamRow], removed: Iterable[tuple[str, str]],
+                       version: int) -> None:
+        self._upsert("teams", TEAMS.columns, [(*_team_row(row), version) for row in rows],
+                     key=TEAMS.key)
+        self._delete_rows("teams", TEAMS.key, list(removed))
+
+    def listening_sums(self, tenants: Collection[str]) -> dict[str, ListeningRow]:
+        from mot.projections.teams import ListeningRow
+
+        out: dict[str, ListeningRow] = {}
+        for tenant in tenants:
+            rows = self.tx.query(
+                f"SELECT moments, listening, other FROM listening{self.s} WHERE tenant = ?",
+                (tenant,),
+            )
+            if rows:
+                out[tenant] = ListeningRow(tenant, *(int(v) for v in rows[0]))
+        return out
+
+    def save_listening_sums(self, rows: Iterable[ListeningRow], removed: Iterable[str],
+                            version: int) -> None:
+        self._upsert("listening", LISTENING.columns,
+                     [(*_listening_row(row), version) for row in rows], key=LISTENING.key)
+        self._delete_rows("listening", LISTENING.key, [(tenant,) for tenant in removed])
+
     # -- projection rows -----------------------------------------------------------------
-    def rows(self, table: str, keys: Collection[CustomerKey], columns: str) -> list[tuple[Any, ...]]:
+    def _rows(self, table: str, keys: Collection[CustomerKey], columns: str) -> list[tuple[Any, ...]]:
         """Rows of a per-customer table (relationships, reciprocity, transitions, amplifications)."""
         out: list[tuple[Any, ...]] = []
         if not keys:
@@ -504,17 +676,17 @@ class SqlSession:
             ))
         return out
 
-    def delete_customers(self, table: str, keys: Collection[CustomerKey]) -> None:
+    def _delete_customers(self, table: str, keys: Collection[CustomerKey]) -> None:
         self.tx.executemany(f"DELETE FROM {table}{self.s} WHERE tenant = ? AND customer_id = ?",
                             list(keys))
 
-    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    def _insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Rows that are new (no conflict possible): the backend's fastest bulk path."""
         rows = list(rows)
         if rows:
             self.backend.bulk_insert(self.tx, table + self.s, columns, rows)
 
-    def upsert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+    def _upsert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                key: Sequence[str]) -> None:
         rows = list(rows)
         if not rows:
@@ -526,38 +698,15 @@ class SqlSession:
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows,
         )
 
-    def tombstones(self, projection: str, keys: Iterable[str], version: int) -> None:
-        self.upsert("tombstones", ("projection", "row_key", "version"),
+    def _tombstones(self, projection: str, keys: Iterable[str], version: int) -> None:
+        self._upsert("tombstones", ("projection", "row_key", "version"),
                     [(projection, key, version) for key in keys], key=("projection", "row_key"))
 
-    def revive(self, projection: str, keys: Iterable[str]) -> None:
+    def _revive(self, projection: str, keys: Iterable[str]) -> None:
         self.tx.executemany(f"DELETE FROM tombstones{self.s} WHERE projection = ? AND row_key = ?",
                             [(projection, key) for key in keys])
 
-    def team_rows(self, tenants_functions: Collection[tuple[str, str]]
-                  ) -> dict[tuple[str, str], tuple[int, ...]]:
-        out: dict[tuple[str, str], tuple[int, ...]] = {}
-        for tenant, function in tenants_functions:
-            rows = self.tx.query(
-                f"SELECT moments, given, asked, amplifications, positive, negative, cascade_reach"
-                f" FROM teams{self.s} WHERE tenant = ? AND function = ?", (tenant, function),
-            )
-            if rows:
-                out[(tenant, function)] = tuple(int(v) for v in rows[0])
-        return out
-
-    def listening_rows(self, tenants: Collection[str]) -> dict[str, tuple[int, int, int]]:
-        out: dict[str, tuple[int, int, int]] = {}
-        for tenant in tenants:
-            rows = self.tx.query(
-                f"SELECT moments, listening, other FROM listening{self.s} WHERE tenant = ?",
-                (tenant,),
-            )
-            if rows:
-                out[tenant] = (int(rows[0][0]), int(rows[0][1]), int(rows[0][2]))
-        return out
-
-    def delete_rows(self, table: str, key_columns: Sequence[str],
+    def _delete_rows(self, table: str, key_columns: Sequence[str],
                     keys: Iterable[Sequence[Any]]) -> None:
         where = " AND ".join(f"{c} = ?" for c in key_columns)
         self.tx.executemany(f"DELETE FROM {table}{self.s} WHERE {where}", list(keys))
