@@ -52,6 +52,7 @@ COMMAND_MODULES: dict[str, str] = {
     "kafka": "kafka_commands",
     "token": "http_commands", "serve": "http_commands",
     "export": "analyst_commands", "report": "analyst_commands",
+    "verify": "verify_commands",
     "sample": "sample_commands",
 }
 
