@@ -24,7 +24,14 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from mot import __version__
-from mot.adapters.http import errors, routes_ingest, routes_operations, routes_queries, routes_webhooks
+from mot.adapters.http import (
+    errors,
+    report_routes,
+    routes_ingest,
+    routes_operations,
+    routes_queries,
+    routes_webhooks,
+)
 from mot.adapters.http.bodies import DEFAULT_MAX_BODY
 from mot.adapters.http.deps import ApiContext
 from mot.adapters.http.ingest import Ingest, Limits
@@ -81,7 +88,8 @@ def create_app(
     app.state.mot = context
     app.add_middleware(Observe, metrics=metrics, max_body=limits.max_body)
     errors.install(app, _store_errors())
-    for module in (routes_ingest, routes_webhooks, routes_queries, routes_operations):
+    for module in (routes_ingest, routes_webhooks, routes_queries, report_routes,
+                   routes_operations):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

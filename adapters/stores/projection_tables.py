@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.views import read_view
@@ -186,6 +187,7 @@ class SqlProjectionStore:
                             and not backend.table_exists(tx, "share_roots"))
                 self._create(tx, "")
                 self._upgrade(tx, rootless)
+                create_views(backend, tx)
 
     def _upgrade(self, tx: Tx, rootless: bool) -> None:
         """Bring tables made by an earlier schema version to this one."""
@@ -291,9 +293,11 @@ class SqlProjectionStore:
         """Put the rebuilt tables in place of the live ones, in one transaction."""
         with self.backend.write("projections") as tx:
             position = tx.scalar("SELECT position FROM projection_state WHERE name = ?", (REBUILD,))
+            drop_views(tx)  # they depend on the tables replaced here
             self.backend.drop_derived_tables(tx, list(TABLES))
             for name in TABLES:
                 tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
+            create_views(self.backend, tx)
             tx.execute("DELETE FROM projection_state WHERE name IN (?, ?)", (LIVE, REBUILD))
             tx.execute(
                 "INSERT INTO projection_state (name, position, phase, updated_at)"

@@ -49,8 +49,8 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 5  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
-# 5: share_roots
+SCHEMA_VERSION = 6  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+# 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py)
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 
