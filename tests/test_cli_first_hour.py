@@ -17,21 +17,14 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import mot
+from click.testing import CliRunner
 
 from mot.adapters.sources.sample import generate_lines
 from mot.cli.main import cli
 from mot.service.bootstrap import open_store
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
-
-
-def mot(store: str, *args: str | Path, input: bytes | str | None = None,
-        ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)], input=input)
-    if ok:
-        assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def process(store: str, *args: str, **options: Any) -> subprocess.Popen[bytes]:

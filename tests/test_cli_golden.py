@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cli_support import mot
 from click.testing import CliRunner, Result
 
 from mot.cli.main import cli
@@ -38,14 +39,6 @@ GOLDEN_COUNTS = {"read": 36, "recorded": 33, "amended": 1, "retracted": 1, "dupl
                  "quarantined": 0}
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
-
-
-def mot(store: str, *args: str | Path, input: bytes | str | None = None,
-        ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)], input=input)
-    if ok:
-        assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def summary(store: str, *files: str | Path, input: bytes | None = None) -> dict[str, Any]:
