@@ -28,13 +28,18 @@ bytecode:
 demo: $(STAMP) bytecode
 	@mkdir -p $(DEMO_DIR)
 	@rm -f $(DEMO_STORE) $(DEMO_STORE)-wal $(DEMO_STORE)-shm
-	$(BIN)/python -m mot.adapters.sources.sample 6000 --seed 7 --bad-lines > $(DEMO_DIR)/moments.jsonl
+	$(BIN)/mot sample 6000 --seed 7 --bad-lines > $(DEMO_DIR)/moments.jsonl
 	$(BIN)/mot --store $(DEMO_STORE) import $(DEMO_DIR)/moments.jsonl
 	$(BIN)/mot --store $(DEMO_STORE) import $(DEMO_DIR)/moments.jsonl
 	$(BIN)/mot --store $(DEMO_STORE) project
 	$(BIN)/mot --store $(DEMO_STORE) story
 	$(BIN)/mot --store $(DEMO_STORE) report --out $(DEMO_DIR)/report.html
 	$(BIN)/mot --store $(DEMO_STORE) status
+	@echo
+	@echo "mot is in $(BIN): run '. $(BIN)/activate' (or 'pipx install .') to type just 'mot', then e.g."
+	@echo "  mot --store $(DEMO_STORE) quarantine summary"
+	@echo "  mot --store $(DEMO_STORE) query relationships --tenant acme --limit 10"
+	@echo "(open $(DEMO_DIR)/report.html in a browser; README.md has the quickstart)"
 
 # PostgreSQL must be up for the tests that use it; start the local cluster if it is not.
 postgres:

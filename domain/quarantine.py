@@ -71,8 +71,11 @@ _FIELD = re.compile(r"[A-Za-z_][\w]*(?:\.[\w]+|\[\d+\])*")
 _PART = re.compile(r"; (?=[A-Za-z_][\w]*(?:\.[\w]+|\[\d+\])*: )")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _VALUE_TAIL = re.compile(r",? got .*$|(?: at| \(at)? line \d+,? column \d+.*$| \(char \d+\)\)?$")
+# Where in the line a JSON or text error was found ("at character 12", "(byte 0xff at byte 1)").
+_POSITION = re.compile(r" ?\(cut off after character \d+\)| at character \d+(?:: .*$)?|"
+                       r" \(byte 0x[0-9a-f]{2} at byte \d+\)")
 
 
 def _shape(problem: str) -> str:
     """The problem without what one message sent: its value, ids, positions."""
-    return _VALUE_TAIL.sub("", _UUID.sub("<id>", problem)).strip()
+    return _POSITION.sub("", _VALUE_TAIL.sub("", _UUID.sub("<id>", problem))).strip()

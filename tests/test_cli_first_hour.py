@@ -194,12 +194,14 @@ def test_quarantine_summary_groups_by_field_and_reason(store_url: str, tmp_path:
         moment(sentiment=1.7, source={"system": "crm", "id": "1"}),
         moment(sentiment=2.5, source={"system": "crm", "id": "2"}),
         moment(chanel="email", source={"system": "crm", "id": "3"}),
-        b"{not json", b"{also not json",
+        b"{not json", b"   {also not json",
         {"type": "amend", "moment_id": MID, "set": {"sentiment": 0.5}, "reason": "a"},
     ))
     rows = json.loads(mot(store, "quarantine", "summary", "--format", "json").stdout)
     assert [(r["field"], r["messages"], r["example"]) for r in rows] == [
         ("sentiment", 2, 1), ("", 2, 4), ("chanel", 1, 3), ("moment_id", 1, 6)]
+    # Two lines cut off at different places are one group.
+    assert rows[1]["reason"] == "not valid JSON: expected a field name in double quotes"
     assert rows[0]["reason"] == "expected a number less than or equal to 1"
     assert rows[3]["reason"].startswith("no recorded moment <id> to be amended")
     table = mot(store, "quarantine", "summary", "--format", "table").stdout
