@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("parquet", "csv", "jsonl")
 EXPORTED = ("moments", *PROJECTION_NAMES)
-PAGE_ROWS = 65_536  # rows read and written at a time (also a Parquet row group)
+PAGE_ROWS = 32_768  # rows read and written at a time (also a Parquet row group)
 
 Kind = Literal["text", "integer", "real", "boolean", "timestamp", "json"]
 
@@ -247,14 +247,17 @@ class Exporter:
             where.append("tenant = ?")
             params.append(tenant)
         if table == "moments":
-            order = "tenant, customer_id, occurred_us, moment_id"  # fold order
+            # In the table's own order: a sort, or an index walk that visits the rows at
+            # random, took a third of reading the table.
+            order = ""
             if as_of is not None:
                 where.append("occurred_us <= ?")
                 params.append(to_micros(as_of))
         else:
             order = ", ".join(PROJECTIONS[table].default_order)
         statement = (f"SELECT {', '.join(source)} FROM {table}"
-                     + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {order}")
+                     + (f" WHERE {' AND '.join(where)}" if where else "")
+                     + (f" ORDER BY {order}" if order else ""))
         finish = self._finisher(table, source, as_of)
         with self.backend.read() as tx:
             for rows in _stream(self.backend, tx, statement, params):

@@ -202,6 +202,17 @@ class Drawing:
         ax.tick_params(colors=INK, labelsize=9)
         return fig, ax
 
+    def counted_bars(self, key: str, counts: dict[str, int], colours: dict[str, str],
+                     height: float) -> str:
+        """Customers per category, a labelled horizontal bar each, the first at the top."""
+        names = list(counts)[::-1]
+        fig, ax = self.figure(height, labels=names)
+        ax.barh(names, [counts[n] for n in names], color=[colours[n] for n in names])
+        for i, name in enumerate(names):
+            ax.text(counts[name], i, f" {counts[name]:,}", va="center", fontsize=9, color=INK)
+        ax.set_xlabel("customers")
+        return self.svg(fig, key)
+
     def svg(self, fig: Figure, key: str) -> str:
         out = io.StringIO()
         with self.matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key}):
@@ -215,17 +226,12 @@ def funnel_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
     counts = Counter(r["stage"] for r in data.relationships)
     values = {s: counts[s] for s in STAGES}
     total = sum(values.values())
-    fig, ax = draw.figure(2.8, labels=STAGES)
-    ax.barh(list(STAGES)[::-1], [values[s] for s in STAGES][::-1],
-            color=[STAGE_COLOURS[s] for s in STAGES][::-1])
-    for i, s in enumerate(list(STAGES)[::-1]):
-        ax.text(values[s], i, f" {values[s]:,}", va="center", fontsize=9, color=INK)
-    ax.set_xlabel("customers")
+    svg = draw.counted_bars(key, values, STAGE_COLOURS, 2.8)
     warm = values["loyal"] + values["advocate"]
     reading = (f"Of {_plural(total, 'customer')}, {warm:,} ({_share(warm, total)}) are loyal or "
                f"advocates and {values['detractor']:,} ({_share(values['detractor'], total)}) "
                "are detractors.")
-    return Chart(key, "Stage funnel now", reading, draw.svg(fig, key), values)
+    return Chart(key, "Stage funnel now", reading, svg, values)
 
 
 def movement_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
@@ -262,16 +268,11 @@ def reciprocity_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
     counts = Counter(r["status"] for r in data.reciprocity)
     values = {s: counts[s] for s in STATUSES}
     total = sum(values.values())
-    fig, ax = draw.figure(2.2, labels=STATUSES)
-    ax.barh(list(STATUSES)[::-1], [values[s] for s in STATUSES][::-1],
-            color=[STATUS_COLOURS[s] for s in STATUSES][::-1])
-    for i, s in enumerate(list(STATUSES)[::-1]):
-        ax.text(values[s], i, f" {values[s]:,}", va="center", fontsize=9, color=INK)
-    ax.set_xlabel("customers")
+    svg = draw.counted_bars(key, values, STATUS_COLOURS, 2.2)
     reading = (f"The brand must stop asking {values['stop_asking']:,} of {total:,} customers "
                f"({_share(values['stop_asking'], total)}: asked twice, no answer) and give first "
                f"to {values['give_first']:,} more.")
-    return Chart(key, "Reciprocity: may the brand ask?", reading, draw.svg(fig, key), values)
+    return Chart(key, "Reciprocity: may the brand ask?", reading, svg, values)
 
 
 def stop_asking_chart(draw: Drawing, key: str, data: TenantData) -> Chart:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 
@@ -10,9 +12,16 @@ from mot.cli.main import cli
 
 
 def mot(store: str, *args: str | Path, input: bytes | str | None = None,
-        ok: bool = True) -> Result:
+        ok: bool = True, env: dict[str, str] | None = None) -> Result:
     """`mot --store STORE ARGS...`; with `ok`, fail the test unless it exits 0."""
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)], input=input)
+    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)], input=input, env=env)
     if ok:
         assert result.exit_code == 0, (result.output, result.exception)
     return result
+
+
+def query(store: str, name: str, *extra: str) -> list[dict[str, Any]]:
+    """`mot query NAME --format json EXTRA...` as records."""
+    records = json.loads(mot(store, "query", name, "--format", "json", *extra).stdout)
+    assert isinstance(records, list)
+    return records

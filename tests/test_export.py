@@ -16,9 +16,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from click.testing import CliRunner, Result
-
-from mot.cli.main import cli
+from cli_support import mot, query
 
 NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening")
 KEYS = {
@@ -33,16 +31,8 @@ KEYS = {
 AS_OF = "2026-01-22T12:00:00Z"
 
 
-def mot(store: str, *args: str | Path) -> Result:
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)])
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
-def query(store: str, name: str, *extra: str) -> list[dict[str, Any]]:
-    records = json.loads(mot(store, "query", name, "--format", "json", *extra).stdout)
-    assert isinstance(records, list)
-    return records
 
 
 def keyed(table: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:

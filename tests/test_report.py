@@ -19,25 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import mot, query
 
-from mot.cli.main import cli
 from mot.service.report import CHARTS, TOP, week_of
 
 CHART_KINDS = [kind for kind, _ in CHARTS]
 
 
-def mot(store: str, *args: str | Path, ok: bool = True) -> Result:
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)])
-    if ok:
-        assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
-def query(store: str, name: str, *extra: str) -> list[dict[str, Any]]:
-    data = json.loads(mot(store, "query", name, "--format", "json", *extra).stdout)
-    assert isinstance(data, list)
-    return data
 
 
 class Page(HTMLParser):

@@ -14,9 +14,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
+from cli_support import mot, query
 
-from mot.cli.main import cli
 from mot.service.bootstrap import open_store
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -41,16 +40,8 @@ def examples() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", section, flags=re.S)
 
 
-def mot(store: str, *args: str | Path) -> Result:
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)])
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
-def query(store: str, name: str) -> list[dict[str, Any]]:
-    data = json.loads(mot(store, "query", name, "--format", "json").stdout)
-    assert isinstance(data, list)
-    return data
 
 
 def run_sql(store: str, statement: str) -> list[tuple[Any, ...]]:

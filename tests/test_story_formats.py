@@ -5,23 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from click.testing import CliRunner, Result
-
-from mot.cli.main import cli
-
-
-def mot(store: str, *args: str | Path) -> Result:
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)])
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
-def query(store: str, name: str) -> list[dict[str, Any]]:
-    data = json.loads(mot(store, "query", name, "--format", "json").stdout)
-    assert isinstance(data, list)
-    return data
+from cli_support import mot, query
 
 
 def test_story_json_and_markdown_hold_the_query_numbers(store_url: str, golden_path: Path) -> None:

@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
-from typing import Any
 
+import cli_support
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from mot.cli.main import cli
 from mot.cli.tables import duration, fit
 
 NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening")
 
 
 def mot(store: str, *args: str | Path, columns: int | None = None, ok: bool = True) -> Result:
-    env = {"COLUMNS": str(columns)} if columns else {"COLUMNS": ""}
-    result = CliRunner().invoke(cli, ["--store", store, *map(str, args)], env=env)
-    if ok:
-        assert result.exit_code == 0, (result.output, result.exception)
-    return result
+    """`mot` with a terminal `columns` wide (None: no width, as when piped)."""
+    return cli_support.mot(store, *args, ok=ok, env={"COLUMNS": str(columns or "")})
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +29,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, golden_path: Path) -> str:
     return path
 
 
-def records(store: str, name: str, *extra: str) -> list[dict[str, Any]]:
-    data = json.loads(mot(store, "query", name, "--format", "json", *extra).stdout)
-    assert isinstance(data, list)
-    return data
+records = cli_support.query
 
 
 @pytest.mark.parametrize("name", NAMES)
