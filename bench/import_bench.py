@@ -61,6 +61,7 @@ from benchlib import (
 from mot.adapters.stores.codec import to_row
 from mot.adapters.stores.postgres import copy_binary
 from mot.domain.events import MomentRecorded
+from mot.domain.identity import moment_stream_id
 from mot.domain.messages import RecordMoment, parse_message
 from mot.domain.timefmt import format_utc, utc_now
 
@@ -96,10 +97,13 @@ def encode_rows(path: Path) -> tuple[list[Row], int]:
                 continue
             lines += 1
             message = parse_message(stripped, now)
-            if isinstance(message, RecordMoment) and message.moment_id not in seen:
-                seen.add(message.moment_id)
+            stream_id = (moment_stream_id(message.tenant, message.moment_id)
+                         if isinstance(message, RecordMoment) else None)
+            if stream_id is not None and stream_id not in seen:
+                assert isinstance(message, RecordMoment)
+                seen.add(stream_id)
                 rows.append(to_row(MomentRecorded(message.moment_id, 1, message.moment, recorded_at,
-                                                  f"{name}:{number}"), message.moment_id))
+                                                  f"{name}:{number}", message.tenant), stream_id))
             if lines % 200_000 == 0:
                 log(f"  encode: {lines:,} lines ({time.perf_counter() - started:.0f} s)")
     log(f"  encode: {len(rows):,} baseline rows from {lines:,} lines in "

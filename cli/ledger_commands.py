@@ -202,11 +202,12 @@ def _dry_run_summary(total: Any, stats: Any, previews: list[str], summary_json: 
 
 @click.command("show")
 @click.argument("moment")
-@click.option("--tenant", default="default", show_default=True,
-              help="Tenant for a SYSTEM:ID source reference.")
+@click.option("--tenant", default=None,
+              help="The moment's tenant (moment ids are per tenant; needed when several tenants "
+                   "have the id; a SYSTEM:ID reference is resolved in it, default 'default').")
 @format_option("text")
 @click.pass_obj
-def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
+def show(obj: Any, moment: str, tenant: str | None, fmt: str) -> None:
     """Show a moment, its amendments and its retraction.
 
     MOMENT is a moment id, or SYSTEM:ID naming the source record (with --tenant).
@@ -217,14 +218,21 @@ def show(obj: Any, moment: str, tenant: str, fmt: str) -> None:
       mot show 6f1c9e2a-3b4d-4c5e-8f70-123456789abc
       mot show zendesk:ZD-777 --tenant acme --format json
     """
-    from mot.service.moments import resolve_moment_id
+    from mot.domain.ledger import AmbiguousMoment
+    from mot.service.moments import is_moment_id, resolve_moment_id
 
-    moment_id = resolve_moment_id(moment, tenant)
+    if tenant is None and not is_moment_id(moment):
+        tenant = "default"  # a SYSTEM:ID reference names a moment of the tenant it resolves in
+    moment_id = resolve_moment_id(moment, tenant or "default")
     if moment_id is None:
         raise click.ClickException(f"{moment!r} is neither a moment id nor a SYSTEM:ID reference")
-    history = obj.services.ledger_store.stream(moment_id)
+    try:
+        history = obj.services.ledger_store.stream(moment_id, tenant)
+    except AmbiguousMoment as error:
+        raise click.ClickException(f"{error} with --tenant") from None
     if not history:
-        raise click.ClickException(f"no moment {moment_id} in the ledger")
+        where = "the ledger" if tenant is None else f"tenant {tenant!r}"
+        raise click.ClickException(f"no moment {moment_id} in {where}")
     from mot.service.moments import history_records
 
     records = history_records(history)

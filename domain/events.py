@@ -1,7 +1,8 @@
 """The ledger's events, named in the past tense; immutable.
 
-Each moment is one stream (stream id = moment id): version 1 is its
-`MomentRecorded`, later versions its amendments and its retraction. The
+Each moment is one stream (its id is `moment_stream_id(tenant, moment_id)`:
+moment ids are scoped by tenant): version 1 is its `MomentRecorded`, later
+versions its amendments and its retraction. The
 store's uniqueness on (stream, version) is what makes a duplicate or a
 concurrent writer harmless.
 """
@@ -75,6 +76,7 @@ class MomentRecorded:
     moment: AnyMoment
     recorded_at: str
     origin: str
+    tenant: str  # the moment's (also in `moment`, which may be JSON not decoded yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,10 @@ class MomentAmended:
     recorded_at: str
     origin: str
     amendment_id: str | None = None  # when the amendment named itself (SPEC §2)
+
+    @property
+    def tenant(self) -> str:
+        return str(self.moment["tenant"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@ A moment's id is its `moment_id`, or when that is absent
 same CRM record sent twice is recorded once. References (`in_reply_to`,
 `shares`) resolve by the same rule within the referring moment's tenant.
 Ids are compared and ordered as canonical lowercase UUID strings.
+
+Moment ids are scoped by tenant: the ledger keeps a moment's events in the
+stream `moment_stream_id(tenant, moment_id)`, so the same id sent by two
+tenants names two moments and neither can touch, block or see the other's.
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ from uuid import NAMESPACE_URL
 _NAMESPACE = NAMESPACE_URL.bytes
 
 
+def uuid5_text(name: str) -> str:
+    """`str(uuid5(NAMESPACE_URL, name))`, computed without building UUID objects (it runs
+    once or more for every moment imported)."""
+    digest = bytearray(sha1(_NAMESPACE + name.encode()).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 # Replies and shares name recent moments whose id was derived moments ago: a small
 # cache turns most reference resolutions into a lookup.
 @lru_cache(maxsize=65_536)
@@ -23,11 +37,20 @@ def derived_moment_id(tenant: str, system: str, source_id: str) -> str:
     """The id of a moment known only by where it came from.
 
     Equal to `str(uuid5(NAMESPACE_URL, f"mot:{tenant}:{system}:{source_id}"))`
-    (a test holds it to that), computed without building UUID objects because
-    it runs once or more for every moment imported.
+    (a test holds it to that).
     """
-    digest = bytearray(sha1(_NAMESPACE + f"mot:{tenant}:{system}:{source_id}".encode()).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid5_text(f"mot:{tenant}:{system}:{source_id}")
+
+
+def moment_stream_id(tenant: str, moment_id: str) -> str:
+    """The ledger stream that holds the moment `moment_id` of `tenant`.
+
+    `str(uuid5(NAMESPACE_URL, f"mot:moment:{tenant}:{moment_id}"))`: no link's stream
+    has it (theirs are named `mot:link:...`), and no tenant can choose the stream of
+    another tenant's moment, whatever `moment_id` it sends.
+    """
+    return uuid5_text(f"mot:moment:{tenant}:{moment_id}")
+
+
+MomentKey = tuple[str, str]
+"""(tenant, moment_id): what names one moment."""

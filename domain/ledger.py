@@ -1,6 +1,7 @@
 """What recording a batch of messages does to the ledger (SPEC §2): a pure decision.
 
-Given the streams already recorded for the moments a batch names, `decide`
+Given the streams already recorded for the moments a batch names (a moment is
+named by its tenant and its id: SPEC §2 scopes ids by tenant), `decide`
 says, for each message, whether it is recorded, a duplicate, or rejected (and
 why), and which events to append. The store runs it inside its write
 transaction and retries it when a concurrent writer got there first.
@@ -23,6 +24,7 @@ from mot.domain.events import (
     MomentRetracted,
     as_dict,
 )
+from mot.domain.identity import MomentKey
 from mot.domain.messages import (
     AmendMoment,
     Message,
@@ -33,6 +35,14 @@ from mot.domain.messages import (
     amended,
 )
 from mot.domain.timefmt import format_utc
+
+
+class AmbiguousMoment(ValueError):
+    """A moment id named without its tenant, that more than one tenant has."""
+
+    def __init__(self, moment_id: str) -> None:
+        super().__init__(f"more than one tenant has a moment {moment_id}; give its tenant")
+        self.moment_id = moment_id
 
 
 class Outcome(Enum):
@@ -112,36 +122,59 @@ class Decision:
     verdicts: list[Verdict]
 
 
+def message_key(message: Message) -> tuple[str | None, str]:
+    """(tenant, moment_id) of the moment a message names; the tenant is None for a
+    correction that does not say (it names the moment with that id in whichever tenant
+    has one)."""
+    return message.tenant, message.moment_id
+
+
 def decide(
     messages: Sequence[tuple[Message, str]],
-    streams: dict[str, Stream],
+    streams: dict[MomentKey, Stream],
     now: datetime,
 ) -> Decision:
     """Decide a batch of (message, origin) against the recorded `streams`.
 
-    `streams` maps moment id to its Stream for every id the batch names that is
-    recorded; it is not modified. Messages apply in batch order, so a moment and
-    its amendment may arrive in the same batch.
+    `streams` maps (tenant, moment id) to its Stream for every moment the batch
+    names that is recorded (for a correction without `tenant`: in every tenant);
+    it is not modified. Messages apply in batch order, so a moment and its
+    amendment may arrive in the same batch.
     """
     working = dict(streams)
+    tenants_of: dict[str, list[str]] | None = None  # built for the first correction without tenant
     recorded_at = format_utc(now)
     events: list[LedgerEvent] = []
     verdicts: list[Verdict] = []
     for message, origin in messages:
         moment_id = message.moment_id
-        stream = working.get(moment_id)
         try:
             if isinstance(message, RecordMoment):
-                verdict, event, stream = _record(message, stream, recorded_at, origin)
-            elif isinstance(message, AmendMoment):
-                verdict, event, stream = _amend(message, stream, now, recorded_at, origin)
+                recorded: MomentKey = (message.tenant, moment_id)
+                key: MomentKey | None = recorded
+                verdict, event, stream = _record(message, working.get(recorded), recorded_at, origin)
+                if stream is not None and tenants_of is not None:
+                    tenants_of.setdefault(moment_id, []).append(message.tenant)
             else:
-                verdict, event, stream = _retract(message, stream, recorded_at, origin)
+                if message.tenant is not None:
+                    key = (message.tenant, moment_id)
+                else:
+                    if tenants_of is None:
+                        tenants_of = {}
+                        for tenant, recorded_id in working:
+                            tenants_of.setdefault(recorded_id, []).append(tenant)
+                    key = _only_tenant(moment_id, tenants_of.get(moment_id, ()))
+                found = None if key is None else working.get(key)
+                if isinstance(message, AmendMoment):
+                    verdict, event, stream = _amend(message, found, now, recorded_at, origin)
+                else:
+                    verdict, event, stream = _retract(message, found, recorded_at, origin)
         except Rejected as rejected:
             verdicts.append(Verdict(Outcome.QUARANTINED, moment_id, rejected.rejection))
             continue
         if stream is not None:
-            working[moment_id] = stream
+            assert key is not None
+            working[key] = stream
         if event is not None:
             events.append(event)
         verdicts.append(verdict)
@@ -151,10 +184,19 @@ def decide(
 _Step = tuple[Verdict, LedgerEvent | None, Stream | None]
 
 
+def _only_tenant(moment_id: str, tenants: Sequence[str]) -> MomentKey | None:
+    """The moment a correction without `tenant` names: the only one with that id."""
+    if len(tenants) > 1:
+        raise Rejected(Rejection(
+            "tenant", f"required: more than one tenant has a moment {moment_id}; "
+            "give the tenant whose moment this corrects"))
+    return (tenants[0], moment_id) if tenants else None
+
+
 def _record(message: RecordMoment, stream: Stream | None, recorded_at: str, origin: str) -> _Step:
     moment_id = message.moment_id
     if stream is None:
-        event = MomentRecorded(moment_id, 1, message.moment, recorded_at, origin)
+        event = MomentRecorded(moment_id, 1, message.moment, recorded_at, origin, message.tenant)
         return Verdict(Outcome.RECORDED, moment_id), event, Stream(message.moment, message.moment, 1)
     first, moment = stream.first, message.moment
     if (type(first) is EncodedMoment and type(moment) is EncodedMoment

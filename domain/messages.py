@@ -49,6 +49,7 @@ class RecordMoment:
 
     moment_id: str
     moment: AnyMoment
+    tenant: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +204,7 @@ def validate_message(data: Any, now: datetime) -> Message | Rejection:
 
 def _moment(data: dict[str, Any], now: datetime) -> RecordMoment:
     moment = normalise(MomentIn.model_validate(data), now)
-    return RecordMoment(moment["moment_id"], moment)
+    return RecordMoment(moment["moment_id"], moment, moment["tenant"])
 
 
 def _amendment(data: dict[str, Any]) -> AmendMoment:

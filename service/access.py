@@ -33,8 +33,8 @@ from uuid import UUID
 
 import orjson
 
-from mot.domain.events import LedgerEvent, MomentRecorded
-from mot.domain.identity import derived_moment_id
+from mot.domain.events import LedgerEvent
+from mot.domain.identity import MomentKey, derived_moment_id
 from mot.domain.ledger import Stream
 from mot.domain.quarantine import Quarantined
 from mot.domain.timefmt import format_utc, utc_now
@@ -232,7 +232,9 @@ class TenantLedger:
             payload = item.payload
             if item.problem is None and isinstance(data, dict):
                 kind = data.get("type")
-                if kind is None or kind == "moment":
+                if kind in (None, "moment", "amend", "retract"):
+                    # A correction too names the token's tenant: moment ids are scoped by
+                    # tenant, so it can only ever reach this tenant's moment of that id.
                     named = data.get("tenant", _MISSING)
                     if named is _MISSING:
                         data = {**data, "tenant": tenant}
@@ -243,6 +245,7 @@ class TenantLedger:
                             f"tenant: this token writes only tenant {tenant!r}, not "
                             f"{_shown(named)}; leave tenant out or send {tenant!r}")
                         continue
+                if kind is None or kind == "moment":
                     recorded.append(data)
                 elif kind in ("amend", "retract"):
                     target = _canonical(data.get("moment_id"))
@@ -278,18 +281,10 @@ class TenantLedger:
         return [answers[i] for i in range(len(items))]
 
     def _foreign_targets(self, tenant: str, targets: dict[int, str], in_batch: set[str]) -> set[int]:
-        """Indexes of amends/retracts whose moment is not this tenant's."""
-        owner: dict[str, str | None] = {}
-        for moment_id in set(targets.values()):
-            owner[moment_id] = _tenant_of(self.store.stream(moment_id))
-        refused: set[int] = set()
-        for index, moment_id in targets.items():
-            found = owner[moment_id]
-            if found is None and moment_id in in_batch:
-                continue  # recorded by this batch, as this tenant
-            if found != tenant:
-                refused.add(index)
-        return refused
+        """Indexes of amends/retracts that name no moment of this tenant."""
+        known = {moment_id for moment_id in set(targets.values()) - in_batch
+                 if self.store.stream(moment_id, tenant)} | in_batch
+        return {index for index, moment_id in targets.items() if moment_id not in known}
 
 
 NUL_PROBLEM: Final = ("text containing U+0000 (NUL) cannot be stored (PostgreSQL refuses it, "
@@ -346,13 +341,6 @@ def _record_id(data: dict[str, Any], tenant: str) -> str | None:
     return None
 
 
-def _tenant_of(events: Sequence[LedgerEvent]) -> str | None:
-    for event in events:
-        if isinstance(event, MomentRecorded):
-            return str(event.moment["tenant"])
-    return None
-
-
 class _Fence:
     """The ledger store, refusing (inside the write transaction) any event on another tenant's moment."""
 
@@ -361,26 +349,25 @@ class _Fence:
         self.tenant = tenant
         self.lock = lock
 
-    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+    def record(self, keys: Collection[tuple[str | None, str]],
+               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
         tenant = self.tenant
 
-        def fenced(streams: dict[str, Stream]) -> Append:
+        def fenced(streams: dict[MomentKey, Stream]) -> Append:
             append = plan(streams)
-            foreign = {moment_id for moment_id, stream in streams.items()
-                       if stream.current.get("tenant") != tenant}
-            if foreign and any(event.moment_id in foreign for event in append.events):
+            if any(event.tenant != tenant for event in append.events):
                 raise TenantConflict(f"a batch of tenant {tenant!r} would change another tenant's "
                                      "moment; rolled back")
             return append
 
         with self.lock:
-            return self.store.record(ids, fenced)
+            return self.store.record(keys, fenced)
 
     def transaction(self) -> AbstractContextManager[None]:
         return self.store.transaction()
 
-    def stream(self, moment_id: str) -> list[LedgerEvent]:
-        return self.store.stream(moment_id)
+    def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
+        return self.store.stream(moment_id, tenant)
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         return self.store.notifications(after, limit)

@@ -14,7 +14,8 @@ from datetime import datetime
 from itertools import islice
 from time import monotonic
 
-from mot.domain.ledger import Outcome, Stream, Verdict, decide
+from mot.domain.identity import MomentKey
+from mot.domain.ledger import Outcome, Stream, Verdict, decide, message_key
 from mot.domain.messages import Message, Rejection, parse_message
 from mot.domain.quarantine import Quarantined, Rejected
 from mot.domain.timefmt import utc_now
@@ -110,7 +111,7 @@ class LedgerService:
 
     def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                        now: datetime) -> BatchResult:
-        def plan(streams: dict[str, Stream]) -> Append:
+        def plan(streams: dict[MomentKey, Stream]) -> Append:
             messages = [(p, item.origin) for p, item in zip(parsed, items, strict=True)
                         if not isinstance(p, Rejection)]
             decision = decide(messages, streams, now)
@@ -121,8 +122,8 @@ class LedgerService:
             ]
             return Append(decision.events, rejected=rejected, verdicts=verdicts)
 
-        ids = {p.moment_id for p in parsed if not isinstance(p, Rejection)}
-        append = self.store.record(ids, plan)
+        keys = {message_key(p) for p in parsed if not isinstance(p, Rejection)}
+        append = self.store.record(keys, plan)
         return BatchResult(list(append.verdicts))
 
     def record_stream(
@@ -205,7 +206,7 @@ class LedgerService:
                 parsed = [parse_message(payloads.get(entry.id, entry.message) if payloads
                                         else entry.message, now) for entry in batch]
 
-                def plan(streams: dict[str, Stream], batch: list[Quarantined] = batch,
+                def plan(streams: dict[MomentKey, Stream], batch: list[Quarantined] = batch,
                          parsed: list[Message | Rejection] = parsed, now: datetime = now) -> Append:
                     messages = [(p, e.origin) for p, e in zip(parsed, batch, strict=True)
                                 if not isinstance(p, Rejection)]
@@ -219,8 +220,8 @@ class LedgerService:
                     return Append(decision.events, resolved=resolved, still_rejected=still,
                                   verdicts=verdicts)
 
-                ids_named = {p.moment_id for p in parsed if not isinstance(p, Rejection)}
-                append = self.store.record(ids_named, plan)
+                keys = {message_key(p) for p in parsed if not isinstance(p, Rejection)}
+                append = self.store.record(keys, plan)
                 final.update((e.id, v.outcome) for e, v in zip(batch, append.verdicts, strict=True))
                 progress_made = progress_made or bool(append.resolved)
             if not progress_made:

@@ -9,6 +9,15 @@ from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, as_dic
 from mot.domain.identity import derived_moment_id
 
 
+def is_moment_id(text: str) -> bool:
+    """Whether `text` is a moment id (a UUID), not a SYSTEM:ID reference."""
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def resolve_moment_id(text: str, tenant: str) -> str | None:
     """A moment id from a UUID, or from `SYSTEM:ID` naming a source record in `tenant`."""
     try:

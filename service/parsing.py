@@ -23,8 +23,8 @@ from mot.domain.messages import Message, RecordMoment, Rejection, parse_message
 from mot.service.workers import OrderedPool, usable_cpus
 
 Parsed = Message | Rejection
-Compact = tuple[str, bytes] | Message | Rejection
-"""A parsed message as a worker returns it: a moment as (id, JSON), anything else as is."""
+Compact = tuple[str, str, bytes] | Message | Rejection
+"""A parsed message as a worker returns it: a moment as (id, tenant, JSON), anything else as is."""
 
 
 class HasMessage(Protocol):
@@ -58,7 +58,7 @@ def _parse_compact(messages: list[bytes | None], now: datetime) -> list[Compact 
             continue
         parsed = parse_message(message, now)
         if type(parsed) is RecordMoment:
-            out.append((parsed.moment_id, orjson.dumps(parsed.moment)))
+            out.append((parsed.moment_id, parsed.tenant, orjson.dumps(parsed.moment)))
         else:
             out.append(parsed)
     return out
@@ -68,7 +68,7 @@ def _expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[
     parsed: list[Parsed] = []
     for item, entry in zip(items, compact, strict=True):
         if type(entry) is tuple:
-            parsed.append(RecordMoment(entry[0], EncodedMoment(entry[1])))
+            parsed.append(RecordMoment(entry[0], EncodedMoment(entry[2]), entry[1]))
         elif entry is None:
             parsed.append(Rejection("", item.problem or ""))
         else:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mot.domain.events import LedgerEvent
+from mot.domain.identity import MomentKey
 from mot.domain.ledger import Stream, Verdict
 from mot.domain.quarantine import Quarantined, Rejected
 
@@ -26,16 +27,19 @@ class Append:
 class LedgerStore(Protocol):
     """The ledger: streams of moment events, their notification log, and the quarantine."""
 
-    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
-        """In one write transaction: load the streams of `ids`, ask `plan` what to do, do it."""
+    def record(self, keys: Collection[tuple[str | None, str]],
+               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
+        """In one write transaction: load the streams of the moments `keys` name ((tenant,
+        moment id); a None tenant names the id in every tenant), ask `plan` what to do, do it."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:
         """A unit of work: every `record` inside it commits together when it ends."""
         ...
 
-    def stream(self, moment_id: str) -> list[LedgerEvent]:
-        """One moment's events in version order."""
+    def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
+        """One moment's events in version order (without `tenant`: of the moment with that id
+        in whichever tenant has one; AmbiguousMoment when several do)."""
         ...
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:

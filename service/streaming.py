@@ -527,17 +527,16 @@ def wire_message(event: LedgerEvent) -> dict[str, Any]:
     if isinstance(event, MomentRecorded):
         return dict(event.moment)
     if isinstance(event, MomentAmended):
-        amend = {"type": "amend", "moment_id": event.moment_id, "set": event.set,
-                 "reason": event.reason}
+        amend = {"type": "amend", "moment_id": event.moment_id, "tenant": event.tenant,
+                 "set": event.set, "reason": event.reason}
         if event.amendment_id is not None:
             amend["amendment_id"] = event.amendment_id
         return amend
-    return {"type": "retract", "moment_id": event.moment_id, "reason": event.reason}
+    return {"type": "retract", "moment_id": event.moment_id, "tenant": event.tenant,
+            "reason": event.reason}
 
 
 def event_tenant(event: LedgerEvent) -> str:
-    if isinstance(event, MomentRecorded | MomentAmended):
-        return str(event.moment["tenant"])
     return event.tenant
 
 

@@ -17,7 +17,7 @@ def customer_log(services: Services, tenant: str, customer: str) -> list[dict[st
     """The customer's current moments (after amendments) in fold order, as the ledger holds
     them: the projections give the order, the ledger the documents."""
     moments = _folded_moments(services, tenant, customer)
-    documents = services.ledger_store.current_moments([m.moment_id for m in moments])
+    documents = services.ledger_store.current_moments(tenant, [m.moment_id for m in moments])
     return [documents[m.moment_id] for m in moments if m.moment_id in documents]
 
 

@@ -62,9 +62,11 @@ def test_an_encoded_moment_is_stored_as_the_same_bytes_as_its_dict() -> None:
     moment = {"moment_id": "6f1c9e2a-3b4d-4c5e-8f70-123456789abc", "tenant": "acme",
               "sentiment": -0.25, "attributes": {"score": 9, "tags": ["a", "é"]}}
     encoded = EncodedMoment(orjson.dumps(moment))
-    as_dict = to_row(MomentRecorded(moment["moment_id"], 1, moment, "2026-03-02T12:00:00Z", "f:1"),
+    as_dict = to_row(MomentRecorded(moment["moment_id"], 1, moment, "2026-03-02T12:00:00Z", "f:1",
+                                    "acme"),
                      "id")
-    as_json = to_row(MomentRecorded(moment["moment_id"], 1, encoded, "2026-03-02T12:00:00Z", "f:1"),
+    as_json = to_row(MomentRecorded(moment["moment_id"], 1, encoded, "2026-03-02T12:00:00Z", "f:1",
+                                    "acme"),
                      "id")
     assert as_json == as_dict
     assert encoded == moment and moment == encoded and encoded["attributes"]["score"] == 9

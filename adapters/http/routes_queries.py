@@ -168,7 +168,7 @@ def moment_history(
     if resolved is None:
         raise ApiError(400, f"{moment_id!r} is neither a moment id nor SYSTEM:ID",
                        code="invalid_moment_reference", field="moment_id")
-    records = history_records(context.services.ledger_store.stream(resolved))
+    records = history_records(context.services.ledger_store.stream(resolved, principal.tenant))
     first = records[0].get("moment") if records else None
     if not isinstance(first, dict) or first.get("tenant") != principal.tenant:
         raise ApiError(404, f"no moment {resolved} in tenant {principal.tenant!r}",

@@ -1,8 +1,9 @@
 """Ledger events to eventsourcing stored events and back, encoded with orjson.
 
 The topic names the event class (eventsourcing's `module:Class` convention);
-the state holds everything but the stream id and version, which the stored
-event carries itself.
+the state holds everything but the version, which the stored event carries
+itself, and the stream id, `moment_stream_id(tenant, moment_id)` of the
+moment id and tenant the state holds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ StoredRow = tuple[Any, int, str, bytes]
 
 
 def to_row(event: LedgerEvent, stream_id: Any) -> StoredRow:
-    """Encode one ledger event; `stream_id` is its moment id as the recorder stores ids."""
+    """Encode one ledger event; `stream_id` is its stream's id as the recorder stores ids."""
     state: dict[str, Any]
     if type(event) is MomentRecorded:
         moment = event.moment
@@ -39,25 +40,28 @@ def to_row(event: LedgerEvent, stream_id: Any) -> StoredRow:
         assert isinstance(event, MomentRetracted)
         topic = RETRACTED
         state = {
+            "moment_id": event.moment_id,
             "reason": event.reason, "tenant": event.tenant, "customer_id": event.customer_id,
             "recorded_at": event.recorded_at, "origin": event.origin,
         }
     return (stream_id, event.version, topic, orjson.dumps(state))
 
 
-def from_stored(moment_id: str, version: int, topic: str, state: bytes) -> LedgerEvent:
-    """Decode one stored event of the moment `moment_id`."""
+def from_stored(version: int, topic: str, state: bytes) -> LedgerEvent:
+    """Decode one stored event."""
     data = orjson.loads(state)
     if topic == RECORDED:
-        return MomentRecorded(moment_id, version, data["moment"], data["recorded_at"], data["origin"])
+        moment = data["moment"]
+        return MomentRecorded(moment["moment_id"], version, moment, data["recorded_at"],
+                              data["origin"], moment["tenant"])
     if topic == AMENDED:
         return MomentAmended(
-            moment_id, version, data["set"], data["reason"], data["moment"],
+            data["moment"]["moment_id"], version, data["set"], data["reason"], data["moment"],
             data["recorded_at"], data["origin"], data.get("amendment_id"),
         )
     if topic == RETRACTED:
         return MomentRetracted(
-            moment_id, version, data["reason"], data["tenant"], data["customer_id"],
+            data["moment_id"], version, data["reason"], data["tenant"], data["customer_id"],
             data["recorded_at"], data["origin"],
         )
     raise ValueError(f"unknown event topic {topic!r} in the ledger")

@@ -1,11 +1,20 @@
-"""The ledger store on SQL: eventsourcing's stored events plus mot's quarantine table."""
+"""The ledger store on SQL: eventsourcing's stored events plus mot's quarantine table.
+
+A moment's stream is `moment_stream_id(tenant, moment_id)` (SPEC §2 scopes moment
+ids by tenant). `ledger_tenants` lists the tenants that have moments, so that a
+correction without `tenant` can be looked up in each of them; a store written
+before ids were scoped (its streams named by the moment id alone) is upgraded in
+place when it is first opened (`_scope_streams_by_tenant`).
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from mot.adapters.stores.sql import SqlBackend
 from mot.domain.timefmt import format_utc
@@ -15,6 +24,7 @@ if TYPE_CHECKING:
     # behind it) load only when a method needs them: `mot query`, which opens the ledger
     # only to see how far it goes, starts without them (start-up is most of its time).
     from mot.domain.events import LedgerEvent
+    from mot.domain.identity import MomentKey
     from mot.domain.ledger import Stream
     from mot.domain.quarantine import Quarantined
     from mot.service.ports import Append
@@ -42,6 +52,18 @@ CORRECTIONS_DDL = ("CREATE INDEX IF NOT EXISTS stored_events_corrections"
                    " ON stored_events (originator_id, originator_version)"
                    " WHERE originator_version > 1")
 
+TENANTS_DDL = "CREATE TABLE IF NOT EXISTS ledger_tenants (tenant TEXT PRIMARY KEY)"
+
+# Steps of an upgrade that rewrites the ledger, each resumable from its saved position.
+UPGRADES_DDL = """
+CREATE TABLE IF NOT EXISTS mot_upgrades (
+    step TEXT PRIMARY KEY,
+    position {bigint} NOT NULL,
+    done INTEGER NOT NULL
+)"""
+SCOPE_STEP = "streams scoped by tenant"
+UPGRADE_BATCH = 5000
+
 QUARANTINE_COLUMNS = (
     "id, raw, payload, origin, last_origin, field, reason, first_seen, last_seen, repeats"
 )
@@ -56,18 +78,37 @@ class SqlLedger:
             with backend.write("schema") as tx:
                 tx.execute(backend.ddl(QUARANTINE_DDL))
                 tx.execute(CORRECTIONS_DDL)
+                tx.execute(TENANTS_DDL)
+                tx.execute(backend.ddl(UPGRADES_DDL))
+            self._scope_streams_by_tenant()
 
-    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+    def record(self, keys: Collection[tuple[str | None, str]],
+               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
         from mot.adapters.stores.codec import to_row
+        from mot.domain.events import MomentRecorded
+        from mot.domain.identity import moment_stream_id
 
         backend = self.backend
-        stream_ids = {moment_id: backend.stream_id_param(moment_id) for moment_id in ids}
+        stream_id_param = backend.stream_id_param
         with backend.write("ledger") as tx:
+            stream_ids = {key: stream_id_param(moment_stream_id(*key))
+                          for key in self._candidates(tx, keys)}
             streams = self._streams(tx, stream_ids)
             append = plan(streams)
-            backend.insert_stored_events(
-                tx, [to_row(e, stream_ids[e.moment_id]) for e in append.events]
-            )
+            rows = []
+            tenants: set[str] = set()
+            for event in append.events:
+                key = (event.tenant, event.moment_id)
+                stream_id = stream_ids.get(key)
+                if stream_id is None:
+                    stream_id = stream_ids[key] = stream_id_param(moment_stream_id(*key))
+                rows.append(to_row(event, stream_id))
+                if type(event) is MomentRecorded:
+                    tenants.add(event.tenant)
+            backend.insert_stored_events(tx, rows)
+            if tenants:
+                tx.executemany("INSERT INTO ledger_tenants (tenant) VALUES (?)"
+                               " ON CONFLICT (tenant) DO NOTHING", [(t,) for t in tenants])
             now = format_utc(datetime.now(UTC))
             if append.rejected:
                 tx.executemany(
@@ -97,52 +138,129 @@ class SqlLedger:
         with self.backend.write("ledger"):
             yield
 
-    def _streams(self, tx: Any, stream_ids: dict[str, Any]) -> dict[str, Stream]:
-        """The recorded streams among these moments (moment id -> its id as stored)."""
+    def _candidates(self, tx: Any, keys: Collection[tuple[str | None, str]]) -> set[MomentKey]:
+        """The moments these keys may name: a key without tenant, the id in every tenant."""
+        named = {key for key in keys if key[0] is not None}
+        if len(named) < len(keys):
+            tenants = self._tenants(tx)
+            named |= {(tenant, moment_id) for key_tenant, moment_id in keys
+                      if key_tenant is None for tenant in tenants}
+        return named  # type: ignore[return-value]  # (None was filtered out above)
+
+    def _tenants(self, tx: Any) -> list[str]:
+        return [str(row[0]) for row in tx.query("SELECT tenant FROM ledger_tenants")]
+
+    def _events(self, tx: Any, stream_ids: dict[MomentKey, Any]) -> dict[MomentKey, list[LedgerEvent]]:
+        """The events of these streams ((tenant, moment id) -> its stream id as stored), in
+        version order; a stream that is not recorded is left out."""
         from mot.adapters.stores.codec import from_stored
+
+        params = {stream_id: key for key, stream_id in stream_ids.items()}
+        events: dict[MomentKey, list[LedgerEvent]] = {}
+        for stream_id, version, topic, state in self.backend.select_streams(tx, list(params)):
+            events.setdefault(params[stream_id], []).append(
+                from_stored(version, topic, bytes(state)))
+        return events
+
+    def _streams(self, tx: Any, stream_ids: dict[MomentKey, Any]) -> dict[MomentKey, Stream]:
         from mot.domain.ledger import replay_stream
 
-        backend = self.backend
-        params = {stream_id: moment_id for moment_id, stream_id in stream_ids.items()}
-        events: dict[str, list[LedgerEvent]] = {}
-        for stream_id, version, topic, state in backend.select_streams(tx, list(params)):
-            moment_id = params[stream_id]
-            events.setdefault(moment_id, []).append(
-                from_stored(moment_id, version, topic, bytes(state))
-            )
-        streams: dict[str, Stream] = {}
-        for moment_id, stream_events in events.items():
+        streams: dict[MomentKey, Stream] = {}
+        for key, stream_events in self._events(tx, stream_ids).items():
             stream = replay_stream(stream_events)
             if stream is not None:
-                streams[moment_id] = stream
+                streams[key] = stream
         return streams
 
-    def current_moments(self, moment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The current content of these moments (after their amendments; a retracted or
-        unknown moment is left out)."""
+    def current_moments(self, tenant: str, moment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current content of these moments of `tenant` (after their amendments; a
+        retracted or unknown moment is left out)."""
         from mot.domain.events import as_dict
+        from mot.domain.identity import moment_stream_id
 
-        stream_ids = {moment_id: self.backend.stream_id_param(moment_id) for moment_id in moment_ids}
+        stream_ids = {(tenant, moment_id): self.backend.stream_id_param(
+            moment_stream_id(tenant, moment_id)) for moment_id in moment_ids}
         with self.backend.read() as tx:
             streams = self._streams(tx, stream_ids)
-        return {moment_id: as_dict(stream.current) for moment_id, stream in streams.items()
+        return {moment_id: as_dict(stream.current) for (_, moment_id), stream in streams.items()
                 if not stream.retracted}
 
-    def stream(self, moment_id: str) -> list[LedgerEvent]:
-        from mot.adapters.stores.codec import from_stored
+    def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
+        """The events of the moment `moment_id` of `tenant`; without a tenant, of the
+        moment with that id in whichever tenant has one (AmbiguousMoment when several do)."""
+        from mot.domain.identity import moment_stream_id
 
-        recorded = self.backend.select_events(moment_id)
-        return [
-            from_stored(moment_id, s.originator_version, s.topic, bytes(s.state)) for s in recorded
-        ]
+        backend = self.backend
+        with backend.read() as tx:
+            tenants = [tenant] if tenant is not None else self._tenants(tx)
+            found = self._events(tx, {(t, moment_id): backend.stream_id_param(
+                moment_stream_id(t, moment_id)) for t in tenants})
+        if len(found) > 1:
+            from mot.domain.ledger import AmbiguousMoment
+
+            raise AmbiguousMoment(moment_id)
+        return next(iter(found.values()), [])
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         from mot.adapters.stores.codec import from_stored
 
         return [
-            (n.id, from_stored(str(n.originator_id), n.originator_version, n.topic, bytes(n.state)))
+            (n.id, from_stored(n.originator_version, n.topic, bytes(n.state)))
             for n in self.backend.select_notifications(after, limit)
         ]
+
+    def _scope_streams_by_tenant(self) -> None:
+        """Upgrade a ledger whose streams are named by the moment id alone: each event
+        moves to the stream `moment_stream_id(tenant, moment_id)` (a retraction also
+        gains the `moment_id` it no longer finds in its stream id), and `ledger_tenants`
+        is filled. Batches in order of position, each committed with the position it
+        reached, so a stopped upgrade resumes where it stopped; positions do not change,
+        so the projections stay valid."""
+        backend = self.backend
+        with backend.write("schema") as tx:
+            saved = tx.query("SELECT position, done FROM mot_upgrades WHERE step = ?",
+                             (SCOPE_STEP,))
+            if saved and saved[0][1]:
+                return
+            if not saved:
+                # A new store has nothing to move; a store from before the step has no row.
+                empty = tx.scalar("SELECT COUNT(*) FROM (SELECT 1 FROM stored_events LIMIT 1) AS s")
+                tx.execute("INSERT INTO mot_upgrades (step, position, done) VALUES (?, 0, ?)",
+                           (SCOPE_STEP, 1 if not empty else 0))
+                if not empty:
+                    return
+            position = int(saved[0][0]) if saved else 0
+        total = backend.head()
+        position_column = backend.position_column
+        select = (f"SELECT {position_column}, {backend.stream_id_text}, topic, state"
+                  f" FROM stored_events WHERE {position_column} > ?"
+                  f" ORDER BY {position_column} LIMIT {UPGRADE_BATCH}")
+        update = (f"UPDATE stored_events SET originator_id = {backend.stream_id_value},"
+                  f" state = ? WHERE {position_column} = ?")
+        _say(f"upgrading the ledger: moment ids scoped by tenant (from position {position:,}"
+             f" of {total:,})")
+        while True:
+            with backend.write("ledger") as tx:
+                rows = tx.query(select, (position,))
+                if not rows:
+                    tx.execute("UPDATE mot_upgrades SET done = 1 WHERE step = ?", (SCOPE_STEP,))
+                    break
+                changes, tenants = [], set()
+                for at, legacy_id, topic, state in rows:
+                    scoped = _scoped(str(legacy_id), topic, bytes(state))
+                    if scoped is not None:
+                        stream_id, tenant, new_state = scoped
+                        changes.append((backend.stream_id_param(stream_id), new_state, at))
+                        tenants.add(tenant)
+                tx.executemany(update, changes)
+                tx.executemany("INSERT INTO ledger_tenants (tenant) VALUES (?)"
+                               " ON CONFLICT (tenant) DO NOTHING", [(t,) for t in tenants])
+                position = int(rows[-1][0])
+                tx.execute("UPDATE mot_upgrades SET position = ? WHERE step = ?",
+                           (position, SCOPE_STEP))
+            if position // (UPGRADE_BATCH * 20) != (position - len(rows)) // (UPGRADE_BATCH * 20):
+                _say(f"upgrading the ledger: {position:,} of {total:,}")
+        _say("upgraded the ledger: moment ids scoped by tenant")
 
     def head(self) -> int:
         return self.backend.head()
@@ -232,6 +350,29 @@ class SqlLedger:
 def _like_escaped(text: str) -> str:
     """`text` matched literally by LIKE ... ESCAPE '!' (a field path may hold an underscore)."""
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _scoped(legacy_id: str, topic: str, state: bytes) -> tuple[str, str, bytes] | None:
+    """(stream id, tenant, state) of an event stored under its moment id alone."""
+    import orjson
+
+    from mot.adapters.stores.topics import AMENDED, RECORDED, RETRACTED
+    from mot.domain.identity import moment_stream_id
+
+    data = orjson.loads(state)
+    if topic in (RECORDED, AMENDED):
+        moment = data["moment"]
+        return moment_stream_id(moment["tenant"], moment["moment_id"]), moment["tenant"], state
+    if topic != RETRACTED:
+        return None  # not a moment's event
+    if "moment_id" not in data:
+        data = {"moment_id": str(UUID(legacy_id)), **data}
+        state = orjson.dumps(data)
+    return moment_stream_id(data["tenant"], data["moment_id"]), data["tenant"], state
+
+
+def _say(line: str) -> None:
+    print(f"mot: {line}", file=sys.stderr, flush=True)
 
 
 def _digest(data: bytes) -> str:

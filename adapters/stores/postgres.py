@@ -164,8 +164,11 @@ class PostgresBackend(SqlBackend):
     def in_params(self, values: Sequence[Any]) -> Sequence[Any]:
         return [list(values)]
 
-    def stream_id_param(self, moment_id: str) -> Any:
-        return moment_id  # canonical UUID text; COPY and queries convert it
+    def stream_id_param(self, stream_id: str) -> Any:
+        return stream_id  # canonical UUID text; COPY and queries convert it
+
+    stream_id_text = "originator_id::text"
+    stream_id_value = "CAST(? AS uuid)"
 
     def analyze(self, tables: Sequence[str]) -> None:
         # VACUUM too (it cannot run in a transaction; the pool's connections autocommit):

@@ -13,10 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
-from uuid import UUID
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import Notification, StoredEvent
+    from eventsourcing.persistence import Notification
 
     from mot.adapters.stores.codec import StoredRow
 
@@ -49,8 +48,9 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 6  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
-# 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py)
+SCHEMA_VERSION = 7  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+# 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py); 7: streams scoped by
+# tenant
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 
@@ -124,13 +124,12 @@ class SqlBackend(ABC):
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         """The ledger's notifications with position > after, in order."""
 
-    def select_events(self, moment_id: str) -> Sequence[StoredEvent]:
-        """One moment's stored events in version order."""
-        return list(self.recorder.select_events(UUID(moment_id)))
-
     @abstractmethod
-    def stream_id_param(self, moment_id: str) -> Any:
-        """How a moment id is written in the stored events' `originator_id` column."""
+    def stream_id_param(self, stream_id: str) -> Any:
+        """How a stream id is written in the stored events' `originator_id` column."""
+
+    stream_id_text = "originator_id"  # the column read as `stream_id_param` writes ids
+    stream_id_value = "?"  # a placeholder for a `stream_id_param` value in a statement
 
     def select_streams(self, tx: Tx, stream_ids: Sequence[Any]) -> list[tuple[Any, ...]]:
         """(originator_id, version, topic, state) of these streams, as `stream_id_param` gives ids."""

@@ -162,8 +162,8 @@ class SQLiteBackend(SqlBackend):
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))
 
-    def stream_id_param(self, moment_id: str) -> Any:
-        return moment_id.replace("-", "")
+    def stream_id_param(self, stream_id: str) -> Any:
+        return stream_id.replace("-", "")
 
     def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
         rows = tx.query("SELECT name FROM sqlite_master WHERE type = 'index'"
