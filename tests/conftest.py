@@ -19,6 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from mot.service.bootstrap import Services, open_store
+
 PG_SERVER = os.environ.get("MOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 
 # The repository is /work/main locally and a fresh clone in CI; shared/ sits beside it.
@@ -111,6 +113,16 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 def store_url(store_kind: str, make_store_url: Any) -> str:
     """A fresh, empty store: a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
     return str(make_store_url(store_kind))
+
+
+@pytest.fixture
+def services(store_url: str) -> Iterator[Services]:
+    """The services of a fresh store (`store_url`), closed after the test."""
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture(scope="session")

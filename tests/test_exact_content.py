@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +40,6 @@ def moment(**fields: Any) -> dict[str, Any]:
 
 def amend(set_: dict[str, Any], reason: str = "re-scored", **extra: Any) -> dict[str, Any]:
     return {"type": "amend", "moment_id": MID, "set": set_, "reason": reason, **extra}
-
-
-@pytest.fixture
-def services(store_url: str) -> Iterator[Services]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def record(services: Services, *messages: dict[str, Any] | bytes) -> list[tuple[str, str | None]]:

@@ -58,7 +58,9 @@ def test_export_then_ingest_into_an_empty_store_gives_the_same_ledger_and_projec
         wire = orjson.loads(message.value)
         assert message.key.decode() == wire["moment_id"]
     amend = next(orjson.loads(m.value) for m in messages if dict(m.headers)["event"] == b"amended")
-    assert set(amend) == {"type", "moment_id", "set", "reason"} and amend["type"] == "amend"
+    # With its tenant: a moment id names a moment within a tenant (SPEC §2).
+    assert set(amend) == {"type", "moment_id", "tenant", "set", "reason"}
+    assert amend["type"] == "amend" and amend["tenant"] == "acme"
 
     mot_run(store_url, *ingest_args(broker.bootstrap, "moments.replay", "replay",
                                     "--exit-when-idle", "1"))

@@ -8,7 +8,6 @@ quarantine and its replay, the notification log.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -53,15 +52,6 @@ def retract(reason: str = "wrong customer", moment_id: str = MID) -> dict[str, A
 def incoming(message: dict[str, Any] | bytes, origin: str = "test:1") -> Incoming:
     raw = message if isinstance(message, bytes) else orjson.dumps(message)
     return Incoming(raw, origin)
-
-
-@pytest.fixture
-def services(store_url: str) -> Iterator[Services]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def record(services: Services, *messages: dict[str, Any] | bytes,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -49,15 +48,6 @@ def genuine() -> dict[str, Any]:
 def squatter(**fields: Any) -> dict[str, Any]:
     return moment("mallory", **{"moment_id": ACME_ZD, "customer_id": "m1", "channel": "chat",
                                 **fields})
-
-
-@pytest.fixture
-def services(store_url: str) -> Iterator[Services]:
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def record(services: Services, *messages: dict[str, Any]) -> list[tuple[str, str | None]]:
