@@ -1,0 +1,427 @@
+"""Stores in memory: the ledger's notification log and the projections, with no database.
+
+As eventsourcing's POPO recorders do for its SQLite and PostgreSQL ones,
+`MemoryProjectionStore` implements the same port as the SQL store
+(`mot.projections.ports.ProjectionStore`) and passes the same contract suite
+(tests/test_projection_store_contract.py). `MemoryLedger` is the ledger's write
+path (`record`, which `LedgerService.record` drives) and its notification log:
+what the projections read; the quarantine's listing and fixes stay the SQL
+ledger's. They serve tests where a database adds nothing; nothing here is durable.
+
+A transaction works on copies of the tables and puts them in place when it ends
+without an error, so a page that fails leaves nothing behind, as in a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal
+
+from mot.domain.timefmt import format_utc
+from mot.projections.model import Current, CustomerKey, current_of
+from mot.projections.ports import (
+    LIVE,
+    REBUILD,
+    Cascade,
+    Checkpoint,
+    ProjectionState,
+    RebuildPhase,
+    StagedRange,
+    ViewRead,
+)
+from mot.projections.schema import PROJECTIONS, Projection, row_maker
+
+if TYPE_CHECKING:
+    from mot.domain.events import LedgerEvent
+    from mot.domain.ledger import Stream
+    from mot.domain.quarantine import Quarantined
+    from mot.projections.amplification import Amplification
+    from mot.projections.folding import CustomerProjections
+    from mot.projections.teams import ListeningRow, TeamRow
+    from mot.service.ports import Append
+
+
+# -- the ledger -----------------------------------------------------------------------------
+
+
+class MemoryLedger:
+    """The ledger's streams, notification log and quarantine, in memory: what
+    `LedgerService.record` and the projections use of `LedgerStore`."""
+
+    def __init__(self) -> None:
+        self.log: list[LedgerEvent] = []  # position n is self.log[n - 1]
+        self.streams: dict[str, list[LedgerEvent]] = {}
+        self.quarantined: dict[str, Quarantined] = {}  # by digest
+        self._ids = 0
+
+    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+        from mot.domain.ledger import replay_stream
+        from mot.domain.quarantine import Quarantined
+
+        found = {i: replay_stream(self.streams[i]) for i in ids if i in self.streams}
+        append = plan({i: stream for i, stream in found.items() if stream is not None})
+        for event in append.events:
+            self.log.append(event)
+            self.streams.setdefault(event.moment_id, []).append(event)
+        now = format_utc(datetime.now(UTC))
+        for r in append.rejected:
+            digest = hashlib.sha256(r.payload if r.payload is not None else r.raw).hexdigest()
+            known = self.quarantined.get(digest)
+            if known is None:
+                self._ids += 1
+                self.quarantined[digest] = Quarantined(self._ids, r.raw, r.payload, r.origin,
+                                                       r.origin, r.field, r.reason, now, now, 1)
+            else:
+                self.quarantined[digest] = replace(
+                    known, repeats=known.repeats + 1, last_seen=now, last_origin=r.origin,
+                    field=r.field, reason=r.reason)
+        for qid, field_, reason in append.still_rejected:
+            for digest, q in self.quarantined.items():
+                if q.id == qid:
+                    self.quarantined[digest] = replace(q, field=field_, reason=reason, last_seen=now)
+        self.drop_quarantined(append.resolved)
+        return append
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+    def stream(self, moment_id: str) -> list[LedgerEvent]:
+        return list(self.streams.get(moment_id, []))
+
+    def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
+        return [(after + n + 1, e) for n, e in enumerate(self.log[after:after + limit])]
+
+    def head(self) -> int:
+        return len(self.log)
+
+    def count(self, upto: int) -> int:
+        """Events at positions up to `upto` (positions here have no gaps)."""
+        return min(max(upto, 0), len(self.log))
+
+    def quarantine(self, *, limit: int | None = None, ids: Collection[int] | None = None,
+                   **_: Any) -> list[Quarantined]:
+        entries = sorted(self.quarantined.values(), key=lambda q: q.id)
+        entries = [q for q in entries if ids is None or q.id in ids]
+        return entries[:limit] if limit is not None else entries
+
+    def quarantine_count(self) -> int:
+        return len(self.quarantined)
+
+    def drop_quarantined(self, ids: Collection[int]) -> int:
+        gone = [digest for digest, q in self.quarantined.items() if q.id in ids]
+        for digest in gone:
+            del self.quarantined[digest]
+        return len(gone)
+
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
+        for digest, q in self.quarantined.items():
+            if q.id == quarantine_id:
+                self.quarantined[digest] = replace(q, payload=payload)
+
+    def close(self) -> None:
+        pass
+
+
+# -- the projections ------------------------------------------------------------------------
+
+
+@dataclass
+class _Tables:
+    """One set of projection tables (the live ones, or a rebuild's)."""
+
+    checkpoint: Checkpoint = field(
+        default_factory=lambda: Checkpoint(0, RebuildPhase.LIVE, None))
+    target: int | None = None
+    started: bool = False
+    moments: dict[str, Current] = field(default_factory=dict)
+    relationships: dict[CustomerKey, tuple[Any, int]] = field(default_factory=dict)
+    reciprocity: dict[CustomerKey, tuple[Any, int]] = field(default_factory=dict)
+    transitions: dict[CustomerKey, tuple[list[Any], int]] = field(default_factory=dict)
+    amplifications: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    teams: dict[tuple[str, str], tuple[Any, int]] = field(default_factory=dict)
+    listening: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    share_roots: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    tombstones: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def copy(self) -> _Tables:
+        # The values are immutable: copies of the dicts are a snapshot.
+        return _Tables(self.checkpoint, self.target, self.started, dict(self.moments),
+                       dict(self.relationships), dict(self.reciprocity), dict(self.transitions),
+                       dict(self.amplifications), dict(self.teams), dict(self.listening),
+                       dict(self.share_roots), dict(self.tombstones))
+
+
+class MemoryProjectionStore:
+    """The projections in memory (`ProjectionStore`); `log` is the ledger it projects, which a
+    rebuild reads its moments from."""
+
+    def __init__(self, log: MemoryLedger) -> None:
+        self.log = log
+        self.tables = {LIVE: _Tables(), REBUILD: _Tables()}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def session(self, name: str = LIVE) -> Iterator[MemorySession]:
+        with self._lock:
+            work = self.tables[name].copy()
+            yield MemorySession(work, self.log)
+            self.tables[name] = work  # committed only when the block ends without an error
+
+    @contextmanager
+    def reader(self, as_of_us: int | None = None, *, name: str = LIVE
+               ) -> Iterator[MemorySession]:
+        yield MemorySession(self.tables[name].copy(), self.log, as_of_us, walk=True)
+
+    def start_rebuild(self, target: int, now: str) -> None:
+        self.tables[REBUILD] = _Tables(Checkpoint(0, RebuildPhase.MOMENTS, None), target, True)
+
+    def index_rebuild(self, tables: Literal["moments", "folded"]) -> None:
+        pass  # dicts need no index
+
+    def rebuild_lock(self, waiting: Callable[[], None] | None = None) -> Any:
+        return nullcontext()
+
+    def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
+        raise NotImplementedError("a store in memory is rebuilt in one process")
+
+    def staged_session(self, stage: StagedRange) -> Any:
+        raise NotImplementedError("a store in memory is rebuilt in one process")
+
+    def drop_stages(self) -> None:
+        pass
+
+    def swap(self, now: str) -> None:
+        with self._lock:
+            rebuilt = self.tables[REBUILD]
+            rebuilt.checkpoint = Checkpoint(rebuilt.checkpoint.position, RebuildPhase.LIVE, None)
+            rebuilt.target, rebuilt.started = None, False
+            self.tables[LIVE], self.tables[REBUILD] = rebuilt, _Tables()
+
+    def state(self, name: str = LIVE) -> ProjectionState | None:
+        tables = self.tables[name]
+        if name == REBUILD and not tables.started:
+            return None
+        if name == LIVE and tables.checkpoint.position == 0:
+            return None
+        return ProjectionState(tables.checkpoint.position, tables.checkpoint.phase, tables.target)
+
+    def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
+        projection = PROJECTIONS[read.name]
+        tables = self.tables[LIVE]
+        rows = [dict(zip(projection.columns, row, strict=True))
+                for row in _stored_rows(projection, tables)]
+        rows = [r for r in rows if all(r[c] == v for c, v in read.equals.items())]
+        if read.since_us is not None:
+            rows = [r for r in rows if r[str(projection.time)] >= read.since_us]
+        if read.until_us is not None:
+            rows = [r for r in rows if r[str(projection.time)] <= read.until_us]
+        for column in reversed(projection.default_order):
+            rows.sort(key=itemgetter(column))
+        for column, descending in reversed(read.order):
+            rows.sort(key=partial(_nulls_first, column), reverse=descending)
+        if read.limit is not None:
+            rows = rows[:read.limit]
+        needs = {column for f in projection.fields for column in f.needs}
+        fields = [f for f in projection.stored if f.shown != "stored" or f.col in needs]
+        return [{f.name: r[f.col] for f in fields} for r in rows]
+
+
+def _nulls_first(column: str, row: dict[str, Any]) -> tuple[bool, Any]:
+    """A sort key that orders NULLs first ascending, as SQLite does."""
+    value = row[column]
+    return (value is not None, value if value is not None else 0)
+
+
+def _stored_rows(projection: Projection, tables: _Tables) -> list[tuple[Any, ...]]:
+    """A projection's rows as its table holds them (the columns of its declaration)."""
+    make = row_maker(projection)
+    held: Mapping[Any, tuple[Any, int]] = getattr(tables, projection.name)
+    if projection.name == "transitions":
+        return [(*make(t, seq), version) for transitions, version in held.values()
+                for seq, t in enumerate(transitions)]
+    return [(*make(value), version) for value, version in held.values()]
+
+
+class MemorySession:
+    """One transaction of projection work on a set of tables in memory (`ProjectionSession`)."""
+
+    def __init__(self, tables: _Tables, log: MemoryLedger, as_of_us: int | None = None, *,
+                 walk: bool = False) -> None:
+        self.t = tables
+        self.log = log
+        self.as_of_us = as_of_us
+        self.walk = walk
+
+    def _current(self) -> Iterable[Current]:
+        if self.as_of_us is None:
+            return self.t.moments.values()
+        return (m for m in self.t.moments.values() if m.occurred_us <= self.as_of_us)
+
+    # -- position
+    def progress(self) -> Checkpoint:
+        return self.t.checkpoint
+
+    def save_progress(self, position: int, phase: RebuildPhase, cursor: CustomerKey | None,
+                      now: str) -> None:
+        self.t.checkpoint = Checkpoint(position, phase, cursor)
+
+    # -- current moments
+    def moments_by_id(self, ids: Collection[str]) -> dict[str, Current]:
+        return {m.moment_id: m for m in self._current() if m.moment_id in ids}
+
+    def children(self, parent_ids: Collection[str]) -> list[Current]:
+        return [m for m in self._current() if m.kind == "share" and m.shares in parent_ids]
+
+    def replying_to(self, ids: Collection[str]) -> list[Current]:
+        return [m for m in self._current() if m.in_reply_to in ids]
+
+    def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:
+        if self.walk:
+            from mot.projections.folding import walk_cascades
+
+            return walk_cascades(self.children, posts)
+        out = {}
+        for post in posts:
+            reaches = [reach for (tenant, _), (root, reach) in self.t.share_roots.items()
+                       if root == post.moment_id and tenant == post.tenant]
+            out[post.moment_id] = Cascade(len(reaches), post.reach + sum(reaches))
+        return out
+
+    def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
+                      deletes: Collection[str], *, existing: Collection[str]) -> None:
+        for current, _, _ in rows:
+            self.t.moments[current.moment_id] = current
+        for moment_id in deletes:
+            self.t.moments.pop(moment_id, None)
+
+    def load_moments(self, after: int, upto: int, as_of: int) -> int:
+        """Each moment whose latest event at or before `as_of` lies in (after, upto] and does not
+        retract it, as of then."""
+        from mot.domain.events import MomentRetracted, as_dict
+
+        latest: dict[str, tuple[int, LedgerEvent]] = {}
+        for position, event in self.log.notifications(0, as_of):
+            latest[event.moment_id] = (position, event)
+        copied = 0
+        for position, event in latest.values():
+            if after < position <= upto and not isinstance(event, MomentRetracted):
+                self.t.moments[event.moment_id] = current_of(as_dict(event.moment))
+                copied += 1
+        return copied
+
+    def load_staged(self, stage: StagedRange) -> int:
+        raise NotImplementedError("a store in memory is rebuilt in one process")
+
+    def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
+        out: dict[CustomerKey, list[Current]] = {key: [] for key in keys}
+        for m in self._current():
+            if (m.tenant, m.customer_id) in out:
+                out[(m.tenant, m.customer_id)].append(m)
+        for moments in out.values():
+            moments.sort(key=lambda m: m.fold_key)
+        return out
+
+    def customer_range(self, first: CustomerKey, last: CustomerKey
+                       ) -> dict[CustomerKey, list[Current]]:
+        keys = {(m.tenant, m.customer_id) for m in self._current()
+                if first <= (m.tenant, m.customer_id) <= last}
+        return self.customer_moments(sorted(keys))
+
+    def customers_after(self, cursor: CustomerKey | None, limit: int, *,
+                        tenant: str | None = None,
+                        customer: str | None = None) -> list[CustomerKey]:
+        keys = {(m.tenant, m.customer_id) for m in self._current()
+                if (cursor is None or (m.tenant, m.customer_id) > cursor)
+                and tenant in (None, m.tenant) and customer in (None, m.customer_id)}
+        return sorted(keys)[:limit]
+
+    # -- customers' projections
+    def replace_customers(self, folded: Mapping[CustomerKey, CustomerProjections],
+                          gone: Collection[CustomerKey], version: int) -> list[Amplification]:
+        t = self.t
+        old_amps = {aid: a for aid, (a, _) in t.amplifications.items()
+                    if (a.tenant, a.customer_id) in folded or (a.tenant, a.customer_id) in gone}
+        for key, f in folded.items():
+            for table, value in (("relationships", f.relationship),
+                                 ("reciprocity", f.reciprocity),
+                                 ("transitions", f.transitions)):
+                held = getattr(t, table)
+                if key not in held or held[key][0] != value:
+                    held[key] = (value, version)
+                if table != "transitions":
+                    t.tombstones.pop((table, "/".join(key)), None)
+        new_amps = {a.amplification_id: a for f in folded.values() for a in f.amplifications}
+        for aid, a in new_amps.items():
+            if aid not in t.amplifications or t.amplifications[aid][0] != a:
+                t.amplifications[aid] = (a, version)
+            t.tombstones.pop(("amplifications", aid), None)
+        for aid in old_amps.keys() - new_amps.keys():
+            del t.amplifications[aid]
+            t.tombstones[("amplifications", aid)] = version
+        for key in gone:
+            t.transitions.pop(key, None)
+            for table in ("relationships", "reciprocity"):
+                if getattr(t, table).pop(key, None) is not None:
+                    t.tombstones[(table, "/".join(key))] = version
+        return list(old_amps.values())
+
+    def encode_customers(self, folded: Iterable[CustomerProjections],
+                         version: int) -> list[tuple[CustomerProjections, int]]:
+        return [(f, version) for f in folded]
+
+    def add_customers(self, encoded: list[tuple[CustomerProjections, int]]) -> None:
+        for f, version in encoded:
+            key = (f.relationship.tenant, f.relationship.customer_id)
+            self.t.relationships[key] = (f.relationship, version)
+            self.t.reciprocity[key] = (f.reciprocity, version)
+            self.t.transitions[key] = (f.transitions, version)
+            for a in f.amplifications:
+                self.t.amplifications[a.amplification_id] = (a, version)
+
+    # -- share roots
+    def share_roots(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {key: self.t.share_roots[key][0] for key in keys if key in self.t.share_roots}
+
+    def save_share_roots(self, roots: Iterable[tuple[Current, str]],
+                         removed: Iterable[tuple[str, str]]) -> None:
+        for share, root in roots:
+            self.t.share_roots[(share.tenant, share.moment_id)] = (root, share.reach)
+        for key in removed:
+            self.t.share_roots.pop(key, None)
+
+    # -- per-tenant sums
+    def team_sums(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], TeamRow]:
+        return {key: self.t.teams[key][0] for key in keys if key in self.t.teams}
+
+    def save_team_sums(self, rows: Iterable[TeamRow], removed: Iterable[tuple[str, str]],
+                       version: int) -> None:
+        for row in rows:
+            self.t.teams[(row.tenant, row.function)] = (row, version)
+        for key in removed:
+            self.t.teams.pop(key, None)
+
+    def listening_sums(self, tenants: Collection[str]) -> dict[str, ListeningRow]:
+        return {t: self.t.listening[t][0] for t in tenants if t in self.t.listening}
+
+    def save_listening_sums(self, rows: Iterable[ListeningRow], removed: Iterable[str],
+                            version: int) -> None:
+        for row in rows:
+            self.t.listening[row.tenant] = (row, version)
+        for tenant in removed:
+            self.t.listening.pop(tenant, None)
+
+
+
+if TYPE_CHECKING:  # the ports these implement, checked by mypy
+    from mot.projections.ports import NotificationLog, ProjectionStore
+
+    _log: NotificationLog = MemoryLedger()
+    _projections: ProjectionStore = MemoryProjectionStore(MemoryLedger())
