@@ -134,13 +134,17 @@ def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
 @click.option("--ingest-threads", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Batches validated and recorded at once (more only contend for the GIL and "
                    "the writer lock).")
+@click.option("--stall-after", type=click.FloatRange(0), default=300.0, show_default=True,
+              metavar="SECONDS", help="/healthz answers 503 when events wait and the projections "
+              "(this server's projector or a `mot project --follow`) have made no progress for "
+              "this long; 0: never.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @click.pass_obj
 def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_budget: int,
           budget_wait: float, read_timeout: float, project: bool, poll: float, config_path: str | None,
-          ingest_threads: int, access_log: bool, log_level: str) -> None:
+          ingest_threads: int, stall_after: float, access_log: bool, log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
 
     One process, its requests on a thread pool; a batch is answered after its commit.
@@ -177,7 +181,8 @@ def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     app = create_app(obj.services, limits=limits, project_every=poll if project else None,
-                     webhooks=webhooks, ingest_threads=ingest_threads)
+                     webhooks=webhooks, ingest_threads=ingest_threads,
+                     stall_after_s=stall_after or None)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store or 'default'}",
                err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,

@@ -190,9 +190,13 @@ def status(obj: Any, fmt: str) -> None:
     """
     s = obj.services.projections.status()
     record = {"ledger_head": s.head, "projection_position": s.position, "lag": s.lag,
+              "lag_seconds": round(s.lag_seconds, 3),
+              "oldest_unprojected_at": s.oldest_unprojected_at,
+              "last_progress_at": s.last_progress_at,
               "quarantined": s.quarantined,
               "rebuild": None if s.rebuild is None else
-              {"position": s.rebuild[0], "phase": s.rebuild[1], "target": s.rebuild[2]}}
+              {"position": s.rebuild[0], "phase": s.rebuild[1], "target": s.rebuild[2],
+               "last_progress_at": s.rebuild_progress_at}}
     if fmt == "json":
         import orjson
 
@@ -203,10 +207,13 @@ def status(obj: Any, fmt: str) -> None:
                 f"{s.rebuild[1]} at {s.rebuild[0]}"}
         render([flat] if fmt in ("table", "csv") else [record], fmt)
         return
-    click.echo(f"ledger head:  {s.head:,}\nprojections:  {s.position:,} (lag {s.lag:,})\n"
+    behind = f", the oldest waiting {s.lag_seconds:,.1f} s" if s.lag else ""
+    click.echo(f"ledger head:  {s.head:,}\nprojections:  {s.position:,} (lag {s.lag:,}{behind}; "
+               f"last progress {s.last_progress_at or 'never'})\n"
                f"quarantined:  {s.quarantined:,}")
     if s.rebuild is not None:
-        click.echo(f"rebuild:      {s.rebuild[1]} at {s.rebuild[0]:,} (unfinished: run mot replay)")
+        click.echo(f"rebuild:      {s.rebuild[1]} at {s.rebuild[0]:,}, last progress "
+                   f"{s.rebuild_progress_at} (unfinished: run mot replay)")
 
 
 @click.command("query")

@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from mot.domain.timefmt import parse_utc
 from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStore
 
 if TYPE_CHECKING:
@@ -29,10 +31,30 @@ class Status:
     position: int
     rebuild: tuple[int, str, int | None] | None
     quarantined: int
+    # When the first event not projected yet was recorded (None: nothing waits), and when
+    # the live projection and an unfinished rebuild last saved a page (RFC 3339, UTC).
+    oldest_unprojected_at: str | None = None
+    last_progress_at: str | None = None
+    rebuild_progress_at: str | None = None
+    now: datetime | None = None  # when this status was read
 
     @property
     def lag(self) -> int:
         return max(self.head - self.position, 0)
+
+    @property
+    def lag_seconds(self) -> float:
+        """The age of the oldest event not projected yet (0 when the projections are up to date)."""
+        if self.oldest_unprojected_at is None or self.now is None:
+            return 0.0
+        return max((self.now - parse_utc(self.oldest_unprojected_at)).total_seconds(), 0.0)
+
+    def stalled(self, after_s: float) -> bool:
+        """Events wait, and the live projection has saved no page for `after_s` seconds."""
+        if not self.lag or self.now is None:
+            return False
+        since = self.last_progress_at or self.oldest_unprojected_at
+        return since is not None and (self.now - parse_utc(since)).total_seconds() > after_s
 
 
 class ProjectionService:
@@ -142,5 +164,11 @@ class ProjectionService:
         return min(MAX_FOLD_WORKERS, usable_cpus())
 
     def status(self) -> Status:
-        return Status(self.log.head(), self.position(), self.store.state(REBUILD),
-                      self.quarantine_count())
+        head, position = self.log.head(), self.position()
+        oldest = None
+        if position < head:
+            waiting = self.log.notifications(position, 1)
+            oldest = waiting[0][1].recorded_at if waiting else None
+        return Status(head, position, self.store.state(REBUILD), self.quarantine_count(),
+                      oldest, self.store.progress_time(LIVE), self.store.progress_time(REBUILD),
+                      datetime.now(UTC))

@@ -52,6 +52,7 @@ def create_app(
     webhooks: WebhookSettings | None = None,
     ingest_threads: int = 4,
     limits: Limits | None = None,
+    stall_after_s: float | None = None,
 ) -> FastAPI:
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
@@ -64,6 +65,7 @@ def create_app(
         metrics=metrics,
         projector=Projector(services),
         webhooks=webhooks or WebhookSettings(),
+        stall_after_s=stall_after_s,
     )
 
     @asynccontextmanager

@@ -32,6 +32,9 @@ class ApiContext:
     metrics: Metrics
     projector: Projector
     webhooks: WebhookSettings
+    # /healthz answers 503 when events wait and the projections have made no progress
+    # for this long (None: the projector's progress is not part of health).
+    stall_after_s: float | None = None
 
 
 def _context(request: Request) -> ApiContext:

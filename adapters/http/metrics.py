@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mot.domain.timefmt import parse_utc
 from mot.service.projecting import Status
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -42,6 +43,11 @@ class _StoreCollector:
             ("mot_projection_position", "Ledger position the projections have applied",
              status.position),
             ("mot_projection_lag", "Events recorded but not yet projected", status.lag),
+            ("mot_projection_lag_seconds",
+             "Age of the oldest event not yet projected (0 when up to date)", status.lag_seconds),
+            ("mot_projection_last_progress_timestamp_seconds",
+             "When the live projection last saved a page (Unix time; 0: never)",
+             parse_utc(status.last_progress_at).timestamp() if status.last_progress_at else 0.0),
             ("mot_quarantined", "Messages in the quarantine", status.quarantined),
         ):
             gauge = GaugeMetricFamily(name, help_text)

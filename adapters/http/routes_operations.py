@@ -15,8 +15,17 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz", response_model=None,
             responses={200: {"model": Health}, **errors.responses(400, 503)})
 def healthz(context: Context) -> Response:
-    """Alive, and the store answers (no token needed; says nothing about any tenant)."""
-    context.services.ledger_store.head()
+    """Alive, and the store answers (no token needed; says nothing about any tenant); 503
+    when events wait and the projections have made no progress for the configured time."""
+    if context.stall_after_s is None:
+        context.services.ledger_store.head()
+    else:
+        status = context.services.projections.status()
+        if status.stalled(context.stall_after_s):
+            return errors.problem(503, f"the projections have made no progress for more than "
+                                  f"{context.stall_after_s:g} s while {status.lag:,} events wait "
+                                  f"(the oldest {status.lag_seconds:,.0f} s old)",
+                                  code="projector_stalled")
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 

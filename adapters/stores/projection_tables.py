@@ -318,6 +318,13 @@ class SqlProjectionStore:
         """The live rows of a projection, named as its output names them."""
         return read_view(self.backend, read)
 
+    def progress_time(self, name: str = LIVE) -> str | None:
+        with self.backend.read() as tx:
+            if not self.backend.table_exists(tx, "projection_state"):
+                return None
+            value = tx.scalar("SELECT updated_at FROM projection_state WHERE name = ?", (name,))
+        return None if value is None else str(value)
+
     def state(self, name: str = LIVE) -> ProjectionState | None:
         """A projection run's position, phase and target, or None before its first page."""
         with self.backend.read() as tx:

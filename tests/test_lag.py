@@ -1,0 +1,74 @@
+"""Lag you can alert on: `mot status`, /metrics and /healthz say how old the oldest event waiting
+for the projections is, and when they last made progress."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from mot.adapters.http.app import create_app
+from mot.domain.timefmt import parse_utc
+from mot.service.bootstrap import open_store
+
+MOT = Path(sys.executable).parent / "mot"
+
+
+def status(store: str) -> dict[str, object]:
+    out = subprocess.run([str(MOT), "--store", store, "status", "--format", "json"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def test_status_reports_lag_in_seconds_and_last_progress(store_url: str, golden_path: Path) -> None:
+    subprocess.run([str(MOT), "--store", store_url, "import", str(golden_path), "-q"], check=True,
+                   capture_output=True, timeout=60)
+    time.sleep(1.2)
+    waiting = status(store_url)
+    assert waiting["lag"] == 35 and waiting["last_progress_at"] is None
+    assert isinstance(waiting["lag_seconds"], float) and 1.0 <= waiting["lag_seconds"] < 60
+    assert waiting["oldest_unprojected_at"] is not None
+
+    subprocess.run([str(MOT), "--store", store_url, "project", "-q"], check=True,
+                   capture_output=True, timeout=60)
+    done = status(store_url)
+    assert (done["lag"], done["lag_seconds"], done["oldest_unprojected_at"]) == (0, 0.0, None)
+    assert isinstance(done["last_progress_at"], str)
+    assert abs(time.time() - parse_utc(done["last_progress_at"]).timestamp()) < 60
+
+
+def test_healthz_turns_503_when_the_projections_stall_while_events_wait(
+        store_url: str, golden_path: Path) -> None:
+    services = open_store(store_url)
+    try:
+        lines = [line for line in golden_path.read_bytes().splitlines() if line.strip()]
+        from mot.service.ledger import Incoming
+
+        services.ledger.record([Incoming(line, f"test:{i}") for i, line in enumerate(lines[:10])])
+        # No background projector and nobody following: the events just wait.
+        with TestClient(create_app(services, stall_after_s=0.5)) as client:
+            time.sleep(1.0)
+            stalled = client.get("/healthz")
+            assert stalled.status_code == 503
+            assert stalled.json()["code"] == "projector_stalled"
+            assert "10 events wait" in stalled.json()["detail"]
+            metrics = client.get("/metrics").text
+            lag_line = next(line for line in metrics.splitlines()
+                            if line.startswith("mot_projection_lag_seconds "))
+            assert float(lag_line.split()[1]) >= 1.0
+            assert "mot_projection_last_progress_timestamp_seconds 0.0" in metrics
+
+            services.projections.project()
+            assert client.get("/healthz").status_code == 200
+            metrics = client.get("/metrics").text
+            assert "mot_projection_lag_seconds 0.0" in metrics
+            progress = next(line for line in metrics.splitlines()
+                            if line.startswith("mot_projection_last_progress_timestamp_seconds "))
+            assert abs(float(progress.split()[1]) - time.time()) < 60
+    finally:
+        services.close()
