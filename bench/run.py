@@ -3,6 +3,7 @@
     make bench                       # or: .venv/bin/python bench/run.py
     BENCH_N=10000000 make bench      # other sizes (comma-separated)
     BENCH_QUICK=1 make bench         # a sanity check in under two minutes (small N, SQLite only)
+    BENCH_ONLY=kafka_bench make bench   # run some benches again; the report keeps the others
 
 Each `bench/*_bench.py` runs as a child process once per N (`--n N --single`: the
 runner compares the sizes itself) and leaves its figures in `bench/out/NAME.json`,
@@ -350,6 +351,41 @@ def update_readme(data: dict[str, Any]) -> Path | None:
     return None
 
 
+def only() -> set[str] | None:
+    text = os.environ.get("BENCH_ONLY", "").strip()
+    return {name.strip() for name in text.split(",") if name.strip()} or None
+
+
+def previous(folder: Path) -> dict[str, Any] | None:
+    """The report's earlier runs, which a BENCH_ONLY run adds to (or replaces, same bench and N)."""
+    path = folder / "results.json"
+    if only() is None or not path.exists():
+        return None
+    data: dict[str, Any] = orjson.loads(path.read_bytes())
+    figures = data.get("figures", {})
+    for run in data["runs"]:
+        run["figures"] = figures.get(f"{run['bench']}-n{run['n']}")
+    return data
+
+
+def write(data: dict[str, Any], folder: Path, started: float) -> None:
+    """results.json, the charts and REPORT.md as they stand (after every run: a stopped
+    run keeps what it measured)."""
+    data["loadavg_after"] = os.getloadavg()
+    data["seconds"] = data.get("seconds_before", 0) + round(time.perf_counter() - started, 1)
+    data["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    data["sizes"] = sorted({r["n"] for r in data["runs"]})
+    data["rows"] = [row for run in data["runs"] for row in run["rows"]]
+    data["scaling"] = scaling(data["rows"])
+    (folder / "results.json").write_bytes(orjson.dumps(
+        {k: v for k, v in data.items() if k != "seconds_before"}
+        | {"runs": [{k: v for k, v in r.items() if k != "figures"} for r in data["runs"]],
+           "figures": {f"{r['bench']}-n{r['n']}": r.get("figures") for r in data["runs"]}},
+        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    charts(data["rows"], folder)
+    (folder / "REPORT.md").write_text(report(data, folder))
+
+
 def main() -> int:
     folder = OUT / "quick" if quick() else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
@@ -357,26 +393,21 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     ns = sizes()
     started = time.perf_counter()
-    data: dict[str, Any] = {"quick": quick(), "sizes": list(ns),
-                            "stores": bench_args("")[1], "loadavg_before": os.getloadavg(),
-                            "machine": machine(), "runs": []}
+    data = previous(folder) or {"quick": quick(), "stores": bench_args("")[1],
+                                "loadavg_before": os.getloadavg(), "runs": []}
+    data["seconds_before"] = data.get("seconds", 0)
+    data["machine"] = machine()
+    chosen = only()
     for path in benches():
+        if chosen is not None and path.stem not in chosen:
+            continue
         once = path.stem in RUN_ONCE or (quick() and path.stem in QUICK_ONCE)
         for n in ([max(ns)] if once else ns):
-            data["runs"].append(run_one(path, n, logs))
-    data["loadavg_after"] = os.getloadavg()
-    data["seconds"] = round(time.perf_counter() - started, 1)
-    data["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    data["rows"] = [row for run in data["runs"] for row in run["rows"]]
-    data["scaling"] = scaling(data["rows"])
-    (folder / "results.json").write_bytes(orjson.dumps(
-        {k: v for k, v in data.items()} | {"runs": [{k: v for k, v in r.items() if k != "figures"}
-                                                    for r in data["runs"]],
-                                          "figures": {f"{r['bench']}-n{r['n']}": r.get("figures")
-                                                      for r in data["runs"]}},
-        option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    charts(data["rows"], folder)
-    (folder / "REPORT.md").write_text(report(data, folder))
+            run = run_one(path, n, logs)
+            data["runs"] = [r for r in data["runs"] if (r["bench"], r["n"]) != (run["bench"], n)]
+            data["runs"].append(run)
+            write(data, folder, started)
+    write(data, folder, started)
     log(f"report: {(folder / 'REPORT.md').relative_to(ROOT)} ({data['seconds'] / 60:.1f} min)")
     if not quick():
         doc = update_readme(data)

@@ -213,6 +213,10 @@ class MemoryProjectionStore:
             return None
         return ProjectionState(tables.checkpoint.position, tables.checkpoint.phase, tables.target)
 
+    def progress_time(self, name: str = LIVE) -> str | None:
+        # Held for one process's fold (mot verify, tests): no follower's progress to report.
+        return None
+
     def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
         projection = PROJECTIONS[read.name]
         tables = self.tables[LIVE]
