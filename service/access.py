@@ -37,6 +37,7 @@ from mot.domain.events import LedgerEvent
 from mot.domain.identity import MomentKey, derived_moment_id
 from mot.domain.ledger import Stream
 from mot.domain.quarantine import Quarantined
+from mot.domain.schema import inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
 from mot.service.ledger import Incoming, LedgerService
 from mot.service.ports import Append, LedgerStore
@@ -237,8 +238,9 @@ class TenantLedger:
                     # tenant, so it can only ever reach this tenant's moment of that id.
                     named = data.get("tenant", _MISSING)
                     if named is _MISSING:
+                        payload = _with_tenant(item.raw if payload is None else payload, data,
+                                               tenant)
                         data = {**data, "tenant": tenant}
-                        payload = orjson.dumps(data)
                     elif named != tenant:
                         answers[index] = Answer(
                             index, REJECTED, None, "tenant",
@@ -289,6 +291,16 @@ class TenantLedger:
 
 NUL_PROBLEM: Final = ("text containing U+0000 (NUL) cannot be stored (PostgreSQL refuses it, "
                       "and a projection would stop at it); remove the character")
+
+
+def _with_tenant(wire: bytes, data: dict[str, Any], tenant: str) -> bytes:
+    """The message with `tenant` added. Encoded again from its decoded value, except when it
+    holds an integer beyond 64 bits: decoding made that a rounded float, so the tenant goes
+    into its own text instead, and the ledger rejects the integer as it was sent."""
+    if inexact_integer(wire) is None:
+        return orjson.dumps({**data, "tenant": tenant})
+    body = wire.strip()[1:]  # after the object's `{`; `data` is not empty, it holds the integer
+    return b'{"tenant":' + orjson.dumps(tenant) + b"," + body
 
 
 def _has_nul(wire: bytes, data: Any) -> bool:

@@ -219,3 +219,19 @@ def test_project_counts_events_not_positions_after_a_rolled_back_append(
     assert match is not None, out
     assert int(match[1].replace(",", "")) == count
     assert match[2] == match[3]
+
+
+def test_an_integer_beyond_64_bits_over_http_is_rejected_as_sent(store_url: str) -> None:
+    """The API adds the token's tenant to a message that has none: that must not first turn
+    the integer into a float (which the ledger could no longer tell from one sent as such)."""
+    from http_support import api
+
+    wire = with_attributes(f'{{"n":{BIG}}}').replace(b'"tenant":"acme",', b"")
+    with api(store_url) as client:
+        for body in (wire, with_attributes(f'{{"n":{BIG}}}')):
+            answer = client.post("acme", b"[" + body + b"]")
+            assert answer.status_code == 200, answer.text
+            [item] = answer.json()["items"]
+            assert (item["outcome"], item["field"]) == ("quarantined", "attributes.n")
+            assert BIG in item["reason"]
+        assert client.services.ledger_store.head() == 0
