@@ -327,6 +327,11 @@ def test_split_batch_finds_each_message_as_sent() -> None:
     assert [raw for chunk in batch.chunks(2) for raw, _ in chunk] == [
         b'{"a": [1, {"b": "],["}]}', b'"\xe2\x82\xac"', b"3"]
     assert len(split_batch(b"[ ]")) == 0 and len(split_batch(b"\n\n")) == 0
+    # Chunks across the messages kept by the first pass and those decoded again.
+    lines = b"\n".join(b'{"n": %d}' % n for n in range(7)) + b"\n  {\"n\": 7}  \n"
+    chunks = list(split_batch(lines, keep=2).chunks(3))
+    assert [[d["n"] for _, d in chunk] for chunk in chunks] == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert chunks[2][1][0] == b'{"n": 7}'
     assert [d for chunk in split_batch(b'{"a": 1}\n\n {"b": 2} \n').chunks(5)
             for _, d in chunk] == [{"a": 1}, {"b": 2}]
     with pytest.raises(TooManyItems):

@@ -101,11 +101,11 @@ async def read_limited(chunks: AsyncIterator[bytes], limit: int, declared: int |
 class Batch:
     """A checked batch: its body and where each message is in it; decoded a chunk at a time.
 
-    The first pass keeps the decoded values of the first `keep` messages, so a batch of
-    one chunk (the common case) is decoded once.
+    The first pass keeps the first `keep` messages, bytes and decoded value, so a batch of
+    one chunk (the common case) is sliced and decoded once.
     """
 
-    def __init__(self, body: bytes, spans: array[int], first: list[Any]) -> None:
+    def __init__(self, body: bytes, spans: array[int], first: list[tuple[bytes, Any]]) -> None:
         self.body = body
         self.spans = spans  # start, end, start, end, ...
         self.first = first
@@ -116,12 +116,11 @@ class Batch:
     def chunks(self, size: int) -> Iterator[list[tuple[bytes, Any]]]:
         """The messages as (their bytes, their decoded JSON), `size` at a time, in order."""
         body, spans = self.body, self.spans
-        for first in range(0, len(spans), 2 * size):
-            chunk = []
-            for at in range(first, min(first + 2 * size, len(spans)), 2):
+        for start in range(0, len(self), size):
+            chunk = self.first[start:start + size]
+            for at in range(2 * (start + len(chunk)), 2 * min(start + size, len(self)), 2):
                 raw = body[spans[at]:spans[at + 1]]
-                kept = at // 2 < len(self.first)
-                chunk.append((raw, self.first[at // 2] if kept else orjson.loads(raw)))
+                chunk.append((raw, orjson.loads(raw)))
             yield chunk
 
 
@@ -130,7 +129,7 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 100
     says a body holds more than `max_items` messages (found before reading further). The
     decoded values of the first `keep` messages are kept."""
     spans: array[int] = array("q")
-    first: list[Any] = []
+    first: list[tuple[bytes, Any]] = []
     start = len(body) - len(body.lstrip())
     end = len(body.rstrip())
     if start == end:
@@ -139,7 +138,8 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 100
         _array_spans(body, start, end, max_items, spans, first, keep)
         return Batch(body, spans, first)
     try:
-        first.append(orjson.loads(body[start:end]))
+        whole = body[start:end]
+        first.append((whole, orjson.loads(whole)))
         spans.extend((start, end))  # one message
         return Batch(body, spans, first)
     except orjson.JSONDecodeError:
@@ -149,8 +149,7 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 100
         newline = body.find(b"\n", position)
         stop = len(body) if newline < 0 else newline
         number += 1
-        line = body[position:stop]
-        text = line.strip()
+        text = body[position:stop].strip()
         if text:
             if len(spans) >= 2 * max_items:
                 raise TooManyItems(max_items)
@@ -160,8 +159,10 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 100
                 raise MalformedBody(f"line {number}: not valid JSON ({error}); nothing was "
                                     "recorded") from None
             if len(first) < keep:
-                first.append(value)
-            left = position + len(line) - len(line.lstrip())
+                first.append((text, value))
+            left = position
+            if len(text) != stop - position:  # (rare) spaces around the line
+                left = body.index(text, position)
             spans.extend((left, left + len(text)))
         position = stop + 1
     return Batch(body, spans, first)
@@ -178,7 +179,7 @@ _SCANNER: Final = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array[int],
-                 first: list[Any], keep: int) -> None:
+                 first: list[tuple[bytes, Any]], keep: int) -> None:
     try:
         text = body[start:end].decode()
     except UnicodeDecodeError as error:
@@ -206,7 +207,7 @@ def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array
             raise MalformedBody(f"item {len(spans) // 2}: not valid JSON ({error}); nothing "
                                 "was recorded") from None
         if len(first) < keep:
-            first.append(value)
+            first.append((element, value))
         spans.extend((byte_at, byte_stop))
         after = _skip(text, stop)
         separator = text[after:after + 1]

@@ -37,20 +37,15 @@ class ApiContext:
     stall_after_s: float | None = None
 
 
-def _context(request: Request) -> ApiContext:
+# Dependencies that do not block are coroutines: FastAPI runs a plain function on its
+# thread pool, a trip per dependency per request.
+async def _context(request: Request) -> ApiContext:
     context = request.app.state.mot
     assert isinstance(context, ApiContext)
     return context
 
 
 Context = Annotated[ApiContext, Depends(_context)]
-
-
-def _services(context: Context) -> Services:
-    return context.services
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def _writer(context: Context, credentials: Credentials) -> Principal:
@@ -65,7 +60,7 @@ Writer = Annotated[Principal, Depends(_writer)]
 Reader = Annotated[Principal, Depends(_reader)]
 
 
-def _tenant_reader(principal: Reader, tenant: Annotated[str | None, Query(
+async def _tenant_reader(principal: Reader, tenant: Annotated[str | None, Query(
         min_length=1, max_length=128, pattern=r"^[^\x00]*$",
         description="Must be the token's tenant when given (every answer is of that tenant "
                     "only)")] = None) -> Principal:
