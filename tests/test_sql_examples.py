@@ -1,6 +1,6 @@
-"""The README's SQL for analysts, run as it stands on both stores, against `mot query`.
+"""The SQL for analysts of docs/analysis.md, run as it stands on both stores, against `mot query`.
 
-The examples are read out of README.md (every ```sql block of its "SQL for
+The examples are read out of docs/analysis.md (every ```sql block of its "SQL for
 analysts" section), so the documentation cannot drift from what runs. Each
 answer is checked against the same numbers worked out from `mot query` and the
 exported current moments.
@@ -18,7 +18,7 @@ from cli_support import mot, query
 
 from mot.service.bootstrap import open_store
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ANALYSIS = Path(__file__).resolve().parents[1] / "docs" / "analysis.md"
 
 PURCHASES = [  # priced purchases, so revenue has something to add up
     {"tenant": "acme", "customer_id": c, "occurred_at": f"2026-02-0{d}T10:00:00Z",
@@ -34,8 +34,8 @@ PURCHASES = [  # priced purchases, so revenue has something to add up
 
 
 def examples() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### SQL for analysts"):]
+    text = ANALYSIS.read_text(encoding="utf-8")
+    section = text[text.index("## SQL for analysts"):]
     section = section[:section.index("\n## ")] if "\n## " in section else section
     return re.findall(r"```sql\n(.*?)```", section, flags=re.S)
 
