@@ -19,6 +19,22 @@ VENDOR_NAMES = ["hubspot", "salesforce", "zendesk", "mentions", "x"]
 DEFAULT_CONFIG = "mot.toml"
 
 
+class RejectLimitType(click.ParamType[Any]):
+    """`--max-rejects N|P%`."""
+
+    name = "N|P%"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from mot.service.importing import RejectLimit
+
+        if isinstance(value, RejectLimit):
+            return value
+        try:
+            return RejectLimit.parse(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
 @click.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
@@ -29,6 +45,16 @@ DEFAULT_CONFIG = "mot.toml"
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="The mapping configuration for --from (tenant, teams of owners, queues, groups, "
               "mailboxes, handles) [default: ./mot.toml when present].")
+@click.option("--max-rejects", type=RejectLimitType(), default=None,
+              help="Fail (exit 1) when more messages than this are rejected: a count (0: any) or "
+              "a share of those read (5%). What was valid is recorded all the same, unless "
+              "--all-or-nothing.")
+@click.option("--all-or-nothing", is_flag=True,
+              help="Record nothing when the --max-rejects limit (default 0) is passed or an input "
+              "fails part-way: the whole import is one transaction. Memory stays bounded, but "
+              "nothing is committed until the end: on SQLite the write-ahead log grows to the "
+              "size of the import on disk and other writers wait; on PostgreSQL it is one long "
+              "transaction. A crash or Ctrl-C records nothing either.")
 @click.option("--dry-run", is_flag=True,
               help="Map and check the messages, print them as wire JSONL on stdout and a summary on "
               "stderr; record nothing (the store is not opened).")
@@ -41,112 +67,157 @@ DEFAULT_CONFIG = "mot.toml"
 @click.option("--workers", type=click.IntRange(0, 64), default=None,
               help="Processes that validate the next batches while this one appends; 0 validates "
               "here. [default: one per spare CPU, at most 2, for a file over 8 MB or stdin]")
+@click.option("--max-line-bytes", type=click.IntRange(1024), default=8 * 1024 * 1024,
+              show_default=True,
+              help="The longest line read: a longer one goes to the quarantine as its first "
+              "kilobyte with its line number, and is never held in memory whole.")
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress and no hints on standard error.")
 @click.pass_obj
 def import_(obj: Any, files: tuple[str, ...], fmt: str, vendor: str | None, config_path: str | None,
-            dry_run: bool, batch_size: int, commit_every: int, workers: int | None,
-            summary_json: bool, quiet: bool) -> None:
+            max_rejects: Any, all_or_nothing: bool, dry_run: bool, batch_size: int,
+            commit_every: int, workers: int | None, max_line_bytes: int, summary_json: bool,
+            quiet: bool) -> None:
     """Record moments, amendments and retractions from JSONL or CSV files (`-` for stdin).
 
     With --from SOURCE (hubspot, salesforce, zendesk, mentions, x) the files hold that
     system's own records, mapped to moments as docs/sources.md says; records that cannot
     be mapped go to the quarantine with the reason.
 
-    Idempotent: importing a file again records nothing twice. Rejected lines go
-    to the quarantine with their origin and the reason; the exit status is 0
-    even then, and non-zero only when the import could not run.
+    Every input is checked before anything is recorded: that it can be read, a CSV
+    header (unknown columns are named, with the nearest known ones), and that its first
+    lines are what --format and --from say. Lines end at LF, CRLF or CR; UTF-8 (with or
+    without a byte order mark), UTF-16 and UTF-32 are read.
+
+    Idempotent: importing a file again records nothing twice. Rejected lines go to the
+    quarantine with their origin and the reason; the exit status is 0 even then, unless
+    --max-rejects says otherwise. An input that ends part-way (a truncated gzip) stops
+    the import after recording what came before it (exit 1); Ctrl-C stops it with what
+    was committed (exit 130). Running the same command again then records the rest.
 
     \b
     Examples:
       mot import moments.jsonl more.jsonl.gz
       mot import --format csv export.txt
       mot import --from zendesk tickets.json
+      mot import crm-export.csv --max-rejects 1%
       mot sample 100 | mot import -
     """
-    from mot.adapters.sources.files import csv_records, jsonl_records, open_source
-    from mot.adapters.sources.vendor import VendorStats, vendor_records
-    from mot.service.ledger import Summary
-    from mot.service.workers import WorkerFailed
+    from mot.service.importing import ImportOptions, ImportStopped
 
+    inputs = _import_inputs(files, fmt, vendor, config_path, max_line_bytes)
+    stats = inputs[0].stats
+    options = ImportOptions(batch_size=batch_size, commit_every=commit_every, workers=workers,
+                            max_rejects=max_rejects, all_or_nothing=all_or_nothing)
+    if dry_run:
+        _dry_run(inputs, stats, options, summary_json)
+        return
+    from mot.service.importing import ImportJob
+
+    progress = Progress("import", quiet=quiet)
+    job = ImportJob(obj.services.ledger, options, progress=lambda report, done: progress.update(
+        _progress_line(report), done=done, count=report.lines))
+    try:
+        report = job.run(inputs)
+    except ImportStopped as stop:
+        progress.finish()
+        _print_summary(stop.report, stats, summary_json, quiet, stopped=stop)
+        raise _stop_error(stop) from None
+    progress.finish()
+    _print_summary(report, stats, summary_json, quiet)
+    if options.limit is None:
+        _warn_if_mostly_rejected(report.summary)
+
+
+def _import_inputs(files: tuple[str, ...], fmt: str, vendor: str | None, config_path: str | None,
+                   max_line: int) -> list[Any]:
+    """The inputs, every one checked before anything is recorded (one error lists them all)."""
+    from mot.adapters.sources.inputs import FileInput, is_csv_path
+    from mot.adapters.sources.vendor import VendorStats
+
+    if files.count("-") > 1:
+        raise click.UsageError("standard input (-) can be read only once")
     source, config = _vendor_setup(vendor, config_path)
     stats = VendorStats(source.name) if source is not None else None
-    total = Summary()
-    progress = Progress("import", quiet=quiet or dry_run)
-    previews: list[str] = []
-    for path in files:
-        try:
-            opened = open_source(path)
-        except OSError as error:
-            raise click.ClickException(f"cannot read {path}: {error.strerror or error}") from error
-        as_csv = fmt == "csv" or (fmt == "auto" and path.lower().removesuffix(".gz").endswith(".csv"))
-        if source is not None and stats is not None:
-            wanted = "csv" if as_csv else "jsonl"
-            if wanted not in source.formats:
-                opened.close()
-                raise click.ClickException(
-                    f"{path}: --from {source.name} reads {' or '.join(source.formats)}, not {wanted}")
-            records = vendor_records(opened, source, config, wanted, stats)
-        else:
-            records = csv_records(opened) if as_csv else jsonl_records(opened)
+    inputs = [
+        FileInput(path, "csv" if fmt == "csv" or (fmt == "auto" and is_csv_path(path)) else "jsonl",
+                  source, config, stats, max_line)
+        for path in files
+    ]
+    problems = [problem for problem in (i.check() for i in inputs) if problem is not None]
+    if problems:
+        for i in inputs:
+            i.close()
+        if len(problems) == 1:
+            raise click.ClickException(problems[0])
+        raise click.ClickException(
+            f"{len(problems)} of the {len(inputs)} inputs cannot be imported; nothing was recorded:\n"
+            + "\n".join(f"  {problem}" for problem in problems))
+    return inputs
 
-        def report(summary: Summary, opened: Any = opened) -> None:
-            position, size = opened.position(), opened.size
-            done = position / size if position is not None and size else None
-            progress.update(
-                f"{opened.name}: {total.read + summary.read:,} read, "
-                f"{total.recorded + summary.recorded:,} recorded, "
-                f"{total.duplicates + summary.duplicates:,} duplicates, "
-                f"{total.quarantined + summary.quarantined:,} quarantined",
-                done=done, count=total.read + summary.read,
-            )
 
-        try:
-            if dry_run:
-                summary = _dry_run(records, previews)
-            else:
-                summary = obj.services.ledger.record_stream(records, batch_size=batch_size,
-                                                            commit_every=commit_every,
-                                                            workers=_workers(workers, opened),
-                                                            progress=report)
-        except UnicodeDecodeError as error:
-            raise click.ClickException(f"{path}: not UTF-8 text ({error.reason})") from error
-        except WorkerFailed as error:
-            raise click.ClickException(f"{path}: {error}") from error
-        finally:
-            opened.close()
-        total.merge(summary)
-    progress.finish()
-    if dry_run:
-        _dry_run_summary(total, stats, previews, summary_json)
-        return
+def _progress_line(report: Any) -> str:
+    s = report.summary
+    blank = f" ({report.blank:,} blank)" if report.blank else ""
+    return (f"{report.current}: {report.lines:,} lines{blank}, {s.read:,} read, "
+            f"{s.recorded:,} recorded, {s.duplicates:,} duplicates, {s.quarantined:,} quarantined")
+
+
+def _print_summary(report: Any, stats: Any, summary_json: bool, quiet: bool,
+                   stopped: Any = None) -> None:
     if summary_json:
-        result: dict[str, Any] = dict(total.as_dict())
+        result: dict[str, Any] = dict(report.as_dict())
         if stats is not None:
             result["vendor"] = stats.as_dict()
+        if stopped is not None:
+            result["stopped"] = type(stopped).__name__
+            result["error"] = str(stopped)
         click.echo(orjson.dumps(result).decode())
     else:
-        click.echo(
-            f"read {total.read:,}: recorded {total.recorded:,}, amended {total.amended:,}, "
-            f"retracted {total.retracted:,}, duplicates {total.duplicates:,}, "
-            f"quarantined {total.quarantined:,} ({total.seconds:.1f} s)"
-        )
+        blank = f", {report.blank:,} blank lines skipped" if report.blank else ""
+        committed = "committed before it stopped: " if stopped is not None else ""
+        click.echo(f"{committed}{report.counts()} ({report.summary.seconds:.1f} s{blank})")
     if stats is not None and not quiet:
         for line in stats.report():
             click.echo(line, err=True)
-    if total.quarantined and not summary_json:
+    if report.summary.quarantined and not summary_json and not quiet:
         click.echo("see them with: mot quarantine list", err=True)
+
+
+def _stop_error(stop: Any) -> click.ClickException:
+    """Ctrl-C: status 130 and what was committed; any other stop: status 1 and why."""
+    from mot.cli.interrupt import Interrupted
+    from mot.service.importing import Interrupted as ImportInterrupted
+
+    if isinstance(stop, ImportInterrupted):
+        where = f" (reading {stop.report.current})" if stop.report.current else ""
+        return Interrupted(
+            f"{counted(stop.report.summary.read, 'message')} committed before it{where}; running "
+            "the same command again is safe and continues: what is in counts as duplicates")
+    return click.ClickException(str(stop))
+
+
+def _warn_if_mostly_rejected(summary: Any) -> None:
+    """Without --max-rejects, an import that rejects most of what it read still exits 0: say so."""
+    if summary.read and summary.quarantined * 2 > summary.read:
+        share = summary.quarantined * 100 / summary.read
+        click.echo(
+            f"warning: {summary.quarantined:,} of the {summary.read:,} messages read ({share:.0f}%) were "
+            "quarantined: is the input what --format and --from say? With --max-rejects (say 0 or "
+            "1%) such an import fails instead.", err=True)
 
 
 def _vendor_setup(vendor: str | None, config_path: str | None) -> tuple[Any, Any]:
     """The vendor source and its configuration (./mot.toml when present and none is given)."""
+    from mot.adapters.vendors import VendorConfig
+
     if vendor is None:
         if config_path is not None:
             raise click.UsageError("--config applies to imports --from a source system")
-        return None, None
+        return None, VendorConfig()
     from pathlib import Path
 
-    from mot.adapters.vendors import SOURCES, ConfigError, VendorConfig
+    from mot.adapters.vendors import SOURCES, ConfigError
 
     path = config_path if config_path is not None else (
         DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
@@ -157,47 +228,47 @@ def _vendor_setup(vendor: str | None, config_path: str | None) -> tuple[Any, Any
     return SOURCES[vendor], config
 
 
-def _dry_run(records: Any, previews: list[str]) -> Any:
-    """Check each message without the store: valid ones to stdout, the others to `previews`."""
-    from mot.adapters.sources.vendor import preview_problem
-    from mot.domain.timefmt import utc_now
-    from mot.service.ledger import Summary
+def _dry_run(inputs: list[Any], stats: Any, options: Any, summary_json: bool) -> None:
+    """Check each message without the store: valid ones to stdout, a summary to stderr."""
+    from mot.service.importing import preview
 
-    summary = Summary()
-    now = utc_now()
     out = sys.stdout.buffer
-    for item in records:
-        summary.read += 1
-        problem = preview_problem(item, now)
-        if problem is None:
-            summary.recorded += 1
-            sys.stdout.flush()
-            out.write(item.message + b"\n")
-        else:
-            summary.quarantined += 1
-            previews.append(f"  would be quarantined: {item.origin}: {problem}")
+    previews: list[str] = []
+
+    def valid(item: Any) -> None:
+        out.write(item.message + b"\n")
+
+    def rejected(item: Any, problem: str) -> None:
+        previews.append(f"  would be quarantined: {item.origin}: {problem}")
+
+    sys.stdout.flush()
+    report = preview(inputs, valid, rejected)
     out.flush()
-    return summary
-
-
-def _dry_run_summary(total: Any, stats: Any, previews: list[str], summary_json: bool) -> None:
+    total = report.summary
     if summary_json:
         result = {"dry_run": True, "read": total.read, "valid": total.recorded,
-                  "quarantined": total.quarantined}
+                  "quarantined": total.quarantined, "lines": report.lines, "blank": report.blank}
         if stats is not None:
             result["vendor"] = stats.as_dict()
         click.echo(orjson.dumps(result).decode(), err=True)
-        return
-    if stats is not None:
-        for line in stats.report():
+    else:
+        if stats is not None:
+            for line in stats.report():
+                click.echo(line, err=True)
+        for line in previews:
             click.echo(line, err=True)
-    for line in previews:
-        click.echo(line, err=True)
-    click.echo(
-        f"dry run: {total.read:,} messages, {total.recorded:,} valid, {total.quarantined:,} would be "
-        "quarantined; nothing recorded (duplicates and conflicts are only known to the ledger)",
-        err=True,
-    )
+        click.echo(
+            f"dry run: {total.read:,} messages, {total.recorded:,} valid, {total.quarantined:,} would be "
+            "quarantined; nothing recorded (duplicates and conflicts are only known to the ledger)",
+            err=True,
+        )
+    failed = next((i.failure() for i in inputs if i.failure() is not None), None)
+    if failed is not None:
+        raise click.ClickException(failed)
+    limit = options.limit
+    if limit is not None and limit.passed(total.quarantined, total.read):
+        raise click.ClickException(f"{total.quarantined:,} of {total.read:,} messages would be "
+                                   f"rejected, over --max-rejects {limit}")
 
 
 @click.command("show")
@@ -473,19 +544,6 @@ def quarantine_fix(obj: Any, qid: int, corrected: Any) -> None:
     summary = fix.summary
     click.echo(f"fixed and replayed {qid}: recorded {summary.recorded}, amended {summary.amended},"
                f" retracted {summary.retracted}, duplicates {summary.duplicates}")
-
-
-# A worker process takes a few hundred milliseconds to start: worth it from some 30,000 lines.
-PARALLEL_FROM_BYTES = 8 * 1024 * 1024
-
-
-def _workers(asked: int | None, opened: Any) -> int:
-    if asked is not None:
-        return asked
-    from mot.service.parsing import default_workers
-
-    large = opened.size is None or opened.size > PARALLEL_FROM_BYTES
-    return default_workers() if large else 0
 
 
 COMMANDS = [import_, show, quarantine]

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from time import monotonic
 
 from mot.domain.identity import MomentKey
@@ -19,7 +17,7 @@ from mot.domain.ledger import Outcome, Stream, Verdict, decide, message_key
 from mot.domain.messages import Message, Rejection, parse_message
 from mot.domain.quarantine import Quarantined, Rejected
 from mot.domain.timefmt import utc_now
-from mot.service.parsing import Parsed, ParsePool, parse_here, parse_items
+from mot.service.parsing import Parsed, parse_items
 from mot.service.ports import Append, LedgerStore
 
 DEFAULT_BATCH = 1000
@@ -135,34 +133,15 @@ class LedgerService:
         workers: int = 0,
         progress: Callable[[Summary], None] | None = None,
     ) -> Summary:
-        """Record a stream batch by batch: memory stays flat.
+        """Record a stream batch by batch (memory stays flat), with `workers` processes
+        parsing the next batches meanwhile, one transaction per `commit_every` messages:
+        `mot.service.importing.Recorder` over one stream."""
+        # The loop lives with the import job, which builds on this module.
+        from mot.service.importing import Recorder
 
-        Each batch is checked and appended on its own; batches commit together, one
-        transaction per `commit_every` messages (a commit costs about a page write per
-        moment it holds, so fewer, larger ones import several times faster). A crash
-        loses at most the uncommitted batches, and running the import again puts them in.
-        With `workers`, that many processes parse the next batches meanwhile.
-        """
-        summary = Summary()
-        uncommitted = 0
-        with ExitStack() as unit, ExitStack() as resources:
-            batches = _batches(items, batch_size)
-            if workers:
-                parsed_batches = resources.enter_context(ParsePool(workers)).map(batches, self.clock)
-            else:
-                parsed_batches = parse_here(batches, self.clock)
-            for batch, parsed, now in parsed_batches:
-                if not uncommitted:
-                    unit.enter_context(self.store.transaction())
-                result = self._record_parsed(batch, parsed, now)
-                summary.add(result.outcomes(), len(batch))
-                uncommitted += len(batch)
-                if uncommitted >= commit_every:
-                    unit.close()
-                    uncommitted = 0
-                if progress is not None:
-                    progress(summary)
-        return summary
+        recorder = Recorder(self, batch_size=batch_size, commit_every=commit_every)
+        with recorder.unit():
+            return recorder.record(items, workers=workers, progress=progress)
 
     def fix_quarantined(self, quarantine_id: int, payload: bytes) -> Fix:
         """Replay quarantined message `quarantine_id` as `payload` (a corrected message).
@@ -249,9 +228,3 @@ def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Ver
         Verdict(Outcome.QUARANTINED, None, p) if isinstance(p, Rejection) else next(decisions)
         for p in parsed
     ]
-
-
-def _batches(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch

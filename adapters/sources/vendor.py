@@ -17,15 +17,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from mot.adapters.sources.files import Opened, csv_rows
+from mot.adapters.sources.files import CsvTable, Opened, jsonl_lines
 from mot.adapters.vendors import NotAMoment, Unmappable, VendorConfig, VendorSource
-from mot.domain.messages import Rejection, parse_message
 from mot.service.ledger import Incoming
+from mot.wording import counted
 
 
 @dataclass(slots=True)
@@ -61,8 +60,10 @@ class VendorStats:
     def report(self) -> list[str]:
         """Lines for a person: the counts, then each reason a record was no moment."""
         skipped = sum(self.not_moments.values())
-        lines = [f"{self.source}: {self.records:,} records mapped to {self.messages:,} messages; "
-                 f"{self.unmappable:,} could not be mapped (quarantined), {skipped:,} are no moments"]
+        lines = [f"{self.source}: {counted(self.records, 'record')} mapped to "
+                 f"{counted(self.messages, 'message')}; {self.unmappable:,} could not be mapped "
+                 f"(quarantined), {skipped:,} {'is' if skipped == 1 else 'are'} no "
+                 f"{'moment' if skipped == 1 else 'moments'}"]
         for reason, count in self.not_moments.most_common():
             lines.append(f"  no moment ×{count:,}: {reason} (first at {self.first_origin[reason]})")
         return lines
@@ -108,10 +109,10 @@ def map_record(source: VendorSource, record: dict[str, Any], config: VendorConfi
     return [Incoming(raw, origin, orjson.dumps(message)) for message in messages]
 
 
-def vendor_records(opened: Opened, source: VendorSource, config: VendorConfig, fmt: str,
+def vendor_records(opened: Opened | CsvTable, source: VendorSource, config: VendorConfig,
                    stats: VendorStats) -> Iterator[Incoming]:
     """The messages of a whole file, one record at a time (memory stays flat)."""
-    if fmt == "csv":
+    if isinstance(opened, CsvTable):
         yield from _csv_messages(opened, source, config, stats)
     else:
         yield from _jsonl_messages(opened, source, config, stats)
@@ -119,40 +120,48 @@ def vendor_records(opened: Opened, source: VendorSource, config: VendorConfig, f
 
 def _jsonl_messages(opened: Opened, source: VendorSource, config: VendorConfig,
                     stats: VendorStats) -> Iterator[Incoming]:
-    for number, line in enumerate(opened.stream, start=1):
-        stripped = line.strip()
-        if not stripped:
-            continue
+    for number, line, problem in jsonl_lines(opened):
         origin = f"{opened.name}:{number}"
+        if problem is not None:
+            stats.records += 1
+            stats.unmappable += 1
+            yield Incoming(line, origin, problem=f"{source.name}: {problem}")
+            continue
         try:
-            value = orjson.loads(stripped)
+            value = orjson.loads(line)
         except orjson.JSONDecodeError as error:
             stats.records += 1
             stats.unmappable += 1
-            yield Incoming(stripped, origin, problem=f"{source.name}: not valid JSON ({error})")
+            yield Incoming(line, origin, problem=f"{source.name}: not valid JSON ({error})")
             continue
-        yield from map_value(source, value, config, origin, stripped, stats)
+        yield from map_value(source, value, config, origin, line, stats)
 
 
-def _csv_messages(opened: Opened, source: VendorSource, config: VendorConfig,
+def _csv_messages(table: CsvTable, source: VendorSource, config: VendorConfig,
                   stats: VendorStats) -> Iterator[Incoming]:
-    for origin, raw, columns, row in csv_rows(opened):
-        if len(row) != len(columns):
+    columns = table.columns
+    for row in table:
+        origin = f"{table.opened.name}:{row.line}"
+        problem = row.problem
+        if problem is None and len(row.cells) != len(columns):
+            problem = f"CSV row has {len(row.cells)} cells, the header has {len(columns)}"
+        if problem is not None:
             stats.records += 1
             stats.unmappable += 1
-            yield Incoming(raw, origin, problem=f"{source.name}: CSV row has {len(row)} cells, the header "
-                                                f"has {len(columns)}")
+            yield Incoming(row.raw, origin, problem=f"{source.name}: {problem}")
             continue
-        yield from map_value(source, dict(zip(columns, row, strict=True)), config, origin, raw, stats)
+        yield from map_value(source, dict(zip(columns, row.cells, strict=True)), config, origin,
+                             row.raw, stats)
 
 
-def preview_problem(item: Incoming, now: datetime) -> str | None:
-    """For a dry run: why the ledger would quarantine this message, or None when it is valid.
-
-    Checks what can be checked without the store (the mapping, the wire schema, the rules
-    between fields); whether a moment is new, a duplicate or a conflict needs the ledger.
-    """
-    if item.problem is not None:
-        return item.problem
-    parsed = parse_message(item.message, now)
-    return parsed.reason if isinstance(parsed, Rejection) else None
+def check_vendor_header(columns: list[str]) -> list[str]:
+    """What is wrong with a vendor CSV header: a column named twice (the mappings read
+    fields without case) would lose a cell of each row, as a record is header -> cell."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for column in columns:
+        folded = column.lower()
+        if column and folded in seen:
+            problems.append(f"column {column!r} appears twice")
+        seen.add(folded)
+    return problems
