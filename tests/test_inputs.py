@@ -299,3 +299,24 @@ def test_the_reader_holds_memory_of_a_chunk_not_of_a_line() -> None:
     assert biggest <= 1 << 20
     source = Opened("t", Endless(), None, None, max_line=1024)
     assert [(n, len(line)) for n, line, _ in jsonl_lines(source)] == [(1, KEPT_BYTES), (2, 2)]
+
+
+def test_csv_numbers_json_cannot_carry_stay_text_for_the_schema_to_name() -> None:
+    # (Found by the fuzz suite: a 30-digit reach raised in the encoder; 1e999 became null.)
+    data = (b"customer_id,reach,sentiment,source.system,source.id\n"
+            b"c1,100000000000000000000000000000,1e999,crm,1\nc2,12,nan,crm,2\n")
+    messages = [orjson.loads(item.message) for item in csv_records(csv_table([data]))]
+    assert [(m["reach"], m["sentiment"]) for m in messages] == [
+        ("100000000000000000000000000000", "1e999"), (12, "nan")]
+
+
+def test_a_vendor_value_of_an_unexpected_shape_is_unmappable_not_a_crash() -> None:
+    # (Found by the fuzz suite: a list as a Zendesk audit's author_id raised in the unwrapping.)
+    from mot.adapters.sources.vendor import VendorStats, map_value
+    from mot.adapters.vendors import SOURCES, VendorConfig
+
+    stats = VendorStats("zendesk")
+    value = {"audits": [{"id": 1, "ticket_id": 2, "author_id": [], "events": []}], "tickets": []}
+    (item,) = map_value(SOURCES["zendesk"], value, VendorConfig(), "f:1", None, stats)
+    assert item.problem == "zendesk: cannot map this record (TypeError: unhashable type: 'list')"
+    assert (stats.records, stats.unmappable) == (1, 1)

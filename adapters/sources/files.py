@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import math
 import os
 import sys
 import zlib
@@ -577,12 +578,16 @@ def csv_row_to_wire(columns: list[str], row: list[str]) -> dict[str, Any]:
 
 
 def _typed(column: str, cell: str) -> Any:
-    # A cell that does not convert stays text, so the schema names the field in its error.
+    # A cell that does not convert stays text, so the schema names the field in its error;
+    # so does a number JSON cannot carry as sent (beyond 64 bits, inf, nan), which would
+    # otherwise become null or a rounded value.
     try:
         if column in INTEGER_FIELDS:
-            return int(cell)
+            number = int(cell)
+            return number if -(2**63) <= number < 2**64 else cell
         if column in NUMBER_FIELDS:
-            return float(cell)
+            real = float(cell)
+            return real if math.isfinite(real) else cell
         if column in OBJECT_FIELDS and cell.startswith("{"):
             return orjson.loads(cell)
     except (ValueError, orjson.JSONDecodeError):

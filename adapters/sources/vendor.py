@@ -69,6 +69,14 @@ class VendorStats:
         return lines
 
 
+MAPPING_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
+"""What a mapping raises on a value of a shape it did not expect (a list for a string...)."""
+
+
+def _broke(source: VendorSource, error: Exception) -> str:
+    return f"{source.name}: cannot map this record ({type(error).__name__}: {error})"
+
+
 def map_value(source: VendorSource, value: Any, config: VendorConfig, origin: str,
               raw: bytes | None, stats: VendorStats) -> list[Incoming]:
     """The messages of one decoded value (a JSONL line, a CSV row, a webhook body)."""
@@ -79,6 +87,11 @@ def map_value(source: VendorSource, value: Any, config: VendorConfig, origin: st
         stats.records += 1
         stats.unmappable += 1
         return [Incoming(raw_value, origin, problem=f"{source.name}: {error.reason}")]
+    except MAPPING_ERRORS as error:
+        # A value of a shape the unwrapping did not expect: keep it, say what broke.
+        stats.records += 1
+        stats.unmappable += 1
+        return [Incoming(raw_value, origin, problem=_broke(source, error))]
     several = len(found) > 1
     out: list[Incoming] = []
     for number, record in enumerate(found, start=1):
@@ -100,11 +113,10 @@ def map_record(source: VendorSource, record: dict[str, Any], config: VendorConfi
     except Unmappable as error:
         stats.unmappable += 1
         return [Incoming(raw, origin, problem=f"{source.name}: {error.reason}")]
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+    except MAPPING_ERRORS as error:
         # A value of a shape the mapping did not expect: keep the record, say what broke.
         stats.unmappable += 1
-        problem = f"{source.name}: cannot map this record ({type(error).__name__}: {error})"
-        return [Incoming(raw, origin, problem=problem)]
+        return [Incoming(raw, origin, problem=_broke(source, error))]
     stats.messages += len(messages)
     return [Incoming(raw, origin, orjson.dumps(message)) for message in messages]
 
