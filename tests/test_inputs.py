@@ -11,6 +11,7 @@ import codecs
 import gzip
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -320,3 +321,36 @@ def test_a_vendor_value_of_an_unexpected_shape_is_unmappable_not_a_crash() -> No
     (item,) = map_value(SOURCES["zendesk"], value, VendorConfig(), "f:1", None, stats)
     assert item.problem == "zendesk: cannot map this record (TypeError: unhashable type: 'list')"
     assert (stats.records, stats.unmappable) == (1, 1)
+
+
+@pytest.mark.parametrize("reach, problem", [
+    (10**30, "x: reach: 1000000000000000000000000000000 is beyond 64 bits"),
+    (float("nan"), "x: reach: nan is not a number JSON can carry"),
+])
+def test_a_mapped_number_json_cannot_carry_makes_the_record_unmappable(reach: Any, problem: str) -> None:
+    # (Found by the fuzz suite: a 30-digit follower count raised in the encoder; a NaN would
+    # have been recorded as null.)
+    from mot.adapters.sources.vendor import VendorSource, VendorStats, map_record
+    from mot.adapters.vendors import VendorConfig
+
+    source = VendorSource("x", "X", ("jsonl",), lambda value: [value],
+                          lambda record, config: [{**MOMENT, "reach": record["reach"]}])
+    stats = VendorStats("x")
+    (item,) = map_record(source, {"reach": reach}, VendorConfig(), "f:1", b"{}", stats)
+    assert item.problem == problem
+    assert (stats.records, stats.messages, stats.unmappable) == (1, 0, 1)
+
+
+def test_an_overflow_in_a_mapping_makes_the_record_unmappable() -> None:
+    # (Found by the fuzz suite on HubSpot records: a date out of range raised OverflowError.)
+    from datetime import datetime
+
+    from mot.adapters.sources.vendor import VendorSource, VendorStats, map_record
+    from mot.adapters.vendors import VendorConfig
+
+    source = VendorSource("hubspot", "HubSpot", ("jsonl",), lambda value: [value],
+                          lambda record, config: [{"at": datetime.fromtimestamp(record["t"])}])
+    stats = VendorStats("hubspot")
+    (item,) = map_record(source, {"t": 1e20}, VendorConfig(), "f:1", b"{}", stats)
+    assert item.problem is not None and item.problem.startswith(
+        "hubspot: cannot map this record (OverflowError: ")

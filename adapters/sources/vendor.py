@@ -14,6 +14,7 @@ messages; the HTTP webhook endpoint uses it too.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -69,7 +70,8 @@ class VendorStats:
         return lines
 
 
-MAPPING_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
+MAPPING_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+                  RecursionError)
 """What a mapping raises on a value of a shape it did not expect (a list for a string...)."""
 
 
@@ -117,8 +119,33 @@ def map_record(source: VendorSource, record: dict[str, Any], config: VendorConfi
         # A value of a shape the mapping did not expect: keep the record, say what broke.
         stats.unmappable += 1
         return [Incoming(raw, origin, problem=_broke(source, error))]
+    try:
+        encoded = [orjson.dumps(message) for message in messages if _exact(message, "")]
+    except _Inexact as error:
+        stats.unmappable += 1
+        return [Incoming(raw, origin, problem=f"{source.name}: {error}")]
     stats.messages += len(messages)
-    return [Incoming(raw, origin, orjson.dumps(message)) for message in messages]
+    return [Incoming(raw, origin, message) for message in encoded]
+
+
+class _Inexact(ValueError):
+    """A mapped value JSON cannot carry as it is."""
+
+
+def _exact(value: Any, path: str) -> bool:
+    """True, or _Inexact naming the field: JSON would carry NaN and infinities as null, and
+    orjson refuses integers beyond 64 bits; either way the record would not be kept as sent."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Inexact(f"{path or 'the message'}: {value} is not a number JSON can carry")
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        raise _Inexact(f"{path or 'the message'}: {value} is beyond 64 bits")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _exact(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _exact(item, f"{path}[{index}]")
+    return True
 
 
 def vendor_records(opened: Opened | CsvTable, source: VendorSource, config: VendorConfig,
