@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_DIR := demo
 DEMO_STORE := $(DEMO_DIR)/mot.db
 
-.PHONY: demo test lint typecheck bench crash bench-import bench-project bench-kafka bench-http bench-share-chain install clean postgres bytecode
+.PHONY: demo test fuzz lint typecheck bench crash bench-import bench-project bench-kafka bench-http bench-share-chain install clean postgres bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ postgres:
 
 test: $(STAMP) postgres
 	$(BIN)/pytest -q
+
+# The long fuzz suite (tests marked fuzz): the wire format and every vendor adapter, over
+# 100,000 generated inputs through mot import's own path; prints what became of them.
+fuzz: $(STAMP)
+	$(BIN)/pytest -q -s -m fuzz tests/test_fuzz_inputs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
