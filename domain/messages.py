@@ -25,6 +25,7 @@ from mot.domain.schema import (
     MomentIn,
     RetractIn,
     SourceRef,
+    holds_huge_float,
     inexact_integer,
     number_as_sent,
 )
@@ -131,14 +132,26 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
         where = _nul_path(data)
         if where is not None:
             return Rejection(where, "contains a NUL character (U+0000), which text fields cannot hold")
-    inexact = inexact_integer(raw)
-    if inexact is not None:
-        return Rejection(inexact[0], f"{inexact[1]} is an integer beyond 64 bits, which cannot be "
-                         "kept exactly; send it as a string")
     parsed = validate_message(data, now)
+    # orjson reads an integer beyond 64 bits as a float of that size: only then is the
+    # message read again exactly (reading every message twice would slow imports).
+    if type(parsed) is Rejection or _may_hold_huge_integer(parsed):
+        inexact = inexact_integer(raw)
+        if inexact is not None:
+            return Rejection(inexact[0], f"{inexact[1]} is an integer beyond 64 bits, which "
+                             "cannot be kept exactly; send it as a string")
     if type(parsed) is Rejection:
         return _number_as_sent(parsed, data, raw)
     return parsed
+
+
+def _may_hold_huge_integer(message: Message | Rejection) -> bool:
+    """Whether a field that keeps any number (`attributes`, `value`, an amendment's `set`)
+    holds a float of 2**63 or more in size, which is what orjson makes of a larger integer."""
+    if type(message) is RecordMoment:
+        moment = message.moment
+        return holds_huge_float(moment.get("attributes")) or holds_huge_float(moment.get("value"))
+    return type(message) is AmendMoment and holds_huge_float(message.set)
 
 
 def _number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Rejection:

@@ -132,11 +132,23 @@ class RetractIn(BaseModel):
 # -- numbers kept exactly (SPEC §2) ------------------------------------------------------
 # orjson reads an integer beyond 64 bits as a float, silently rounded. Only a literal of
 # 20 or more digits can be one (2**64 has 20), so the exact reading below runs only for
-# the rare message that holds such a run of digits (in a string, most often).
+# a message that holds a float that large and such a run of digits.
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**64 - 1  # what orjson and the stores keep exactly
 _LONG_DIGITS_BYTES: Final = re.compile(rb"[0-9]{20}")
 _LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{20}")
+
+
+def holds_huge_float(value: Any) -> bool:
+    """Whether a decoded JSON value holds a float outside the 64-bit integers' range: what
+    orjson makes of an integer literal beyond 64 bits (or a float written that large)."""
+    if type(value) is float:
+        return not INT_MIN <= value <= INT_MAX
+    if isinstance(value, dict):
+        return any(holds_huge_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(holds_huge_float(item) for item in value)
+    return False
 
 
 class _Literal(str):
@@ -216,6 +228,7 @@ __all__ = [
     "SourceRef",
     "Timestamp",
     "datetime",
+    "holds_huge_float",
     "inexact_integer",
     "number_as_sent",
 ]
