@@ -31,7 +31,7 @@ from mot.domain.schema import (
 )
 from mot.domain.timefmt import format_utc
 from mot.domain.timefmt import utc_now as utc_now  # re-exported: the time of recording
-from mot.domain.vocabulary import KINDS_BY_DIRECTION
+from mot.domain.vocabulary import IMMUTABLE_FIELDS, KINDS_BY_DIRECTION
 
 Moment = dict[str, Any]
 """A normalised moment: defaults applied, ids canonical, `occurred_at` in UTC text."""
@@ -231,7 +231,7 @@ def _amendment(data: dict[str, Any]) -> AmendMoment:
 
 def _set_problem(name: str) -> Rejection | None:
     """Why an amendment's `set` may not name this field, if it may not."""
-    if name in ("moment_id", "tenant", "customer_id", "direction", "source"):
+    if name in IMMUTABLE_FIELDS:
         return Rejection(
             f"set.{name}",
             "cannot be amended (moment_id, tenant, customer_id, direction and source are "

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from mot.domain.vocabulary import AskType, Channel, Direction, Function, Kind
+from mot.domain.vocabulary import IMMUTABLE_FIELDS, AskType, Channel, Direction, Function, Kind
 
 # RFC 3339 date-time (§5.6; "t"/"z" and a space separator allowed). The offset is
 # optional here only so that its absence gets its own error from AwareDatetime.
@@ -98,9 +98,7 @@ class MomentIn(BaseModel):
 
 
 # Fields of a moment that an amendment's `set` may name.
-AMENDABLE_FIELDS = frozenset(MomentIn.model_fields) - {
-    "type", "moment_id", "tenant", "customer_id", "direction", "source"
-}
+AMENDABLE_FIELDS = frozenset(MomentIn.model_fields) - IMMUTABLE_FIELDS - {"type"}
 
 
 class AmendIn(BaseModel):
