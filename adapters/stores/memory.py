@@ -40,6 +40,7 @@ from mot.projections.schema import PROJECTIONS, Projection, row_maker
 
 if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent
+    from mot.domain.identity import MomentKey
     from mot.domain.ledger import Stream
     from mot.domain.quarantine import Quarantined
     from mot.projections.amplification import Amplification
@@ -57,19 +58,23 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self.log: list[LedgerEvent] = []  # position n is self.log[n - 1]
-        self.streams: dict[str, list[LedgerEvent]] = {}
+        self.streams: dict[MomentKey, list[LedgerEvent]] = {}  # (tenant, moment id) -> events
         self.quarantined: dict[str, Quarantined] = {}  # by digest
         self._ids = 0
 
-    def record(self, ids: Collection[str], plan: Callable[[dict[str, Stream]], Append]) -> Append:
+    def record(self, keys: Collection[tuple[str | None, str]],
+               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
+        """`keys` name moments by (tenant, moment id); a None tenant, the id in every tenant."""
         from mot.domain.ledger import replay_stream
         from mot.domain.quarantine import Quarantined
 
-        found = {i: replay_stream(self.streams[i]) for i in ids if i in self.streams}
-        append = plan({i: stream for i, stream in found.items() if stream is not None})
+        wanted = [key for key in self.streams
+                  if key in keys or (None, key[1]) in keys]
+        found = {key: replay_stream(self.streams[key]) for key in wanted}
+        append = plan({key: stream for key, stream in found.items() if stream is not None})
         for event in append.events:
             self.log.append(event)
-            self.streams.setdefault(event.moment_id, []).append(event)
+            self.streams.setdefault((event.tenant, event.moment_id), []).append(event)
         now = format_utc(datetime.now(UTC))
         for r in append.rejected:
             digest = hashlib.sha256(r.payload if r.payload is not None else r.raw).hexdigest()
@@ -93,8 +98,11 @@ class MemoryLedger:
     def transaction(self) -> Iterator[None]:
         yield
 
-    def stream(self, moment_id: str) -> list[LedgerEvent]:
-        return list(self.streams.get(moment_id, []))
+    def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
+        for (in_tenant, stream_id), events in self.streams.items():
+            if stream_id == moment_id and tenant in (None, in_tenant):
+                return list(events)
+        return []
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         return [(after + n + 1, e) for n, e in enumerate(self.log[after:after + limit])]

@@ -44,6 +44,7 @@ from mot.projections.schema import (
     TEAMS,
     TRANSITIONS,
     Index,
+    Projection,
     row_maker,
     value_maker,
 )
@@ -578,55 +579,65 @@ class SqlSession:
         and of amplifications no longer there (leaving tombstones); return the
         amplifications stored before."""
         keys = [*folded, *gone]
-
-        def old_rows(table: str) -> list[tuple[Any, ...]]:
-            return self._rows(table, keys, ", ".join(PROJECTIONS[table].columns))
-
-        old_rel = {(r[0], r[1]): r[:-1] for r in old_rows("relationships")}
-        new_rel = {key: _relationship_row(f.relationship) for key, f in folded.items()}
-        self._upsert("relationships", RELATIONSHIPS.columns,
-                     [(*row, version) for key, row in new_rel.items() if old_rel.get(key) != row],
-                     key=RELATIONSHIPS.key)
-
-        old_recip = {(r[0], r[1]): r[:-1] for r in old_rows("reciprocity")}
-        new_recip = {key: _reciprocity_row(f.reciprocity) for key, f in folded.items()}
-        self._upsert("reciprocity", RECIPROCITY.columns,
-                     [(*row, version) for key, row in new_recip.items()
-                      if old_recip.get(key) != row], key=RECIPROCITY.key)
-
-        old_trans: dict[CustomerKey, list[tuple[Any, ...]]] = defaultdict(list)
-        for r in sorted(old_rows("transitions"), key=lambda r: r[2]):
-            old_trans[(r[0], r[1])].append(r[:-1])
-        changed_trans = [key for key, f in folded.items()
-                         if old_trans.get(key, []) != _transition_rows(f.transitions)]
-        stale = [key for key in (*changed_trans, *gone) if key in old_trans]
-        self._delete_customers("transitions", stale)
-        self._insert("transitions", TRANSITIONS.columns,
-                     [(*row, version) for key in changed_trans
-                      for row in _transition_rows(folded[key].transitions)])
-
-        old_amps = {r[0]: r[:-1] for r in old_rows("amplifications")}
-        new_amps = {a.amplification_id: _amplification_row(a)
-                    for f in folded.values() for a in f.amplifications}
-        changed_amps = [(*row, version) for aid, row in new_amps.items() if old_amps.get(aid) != row]
-        self._upsert("amplifications", AMPLIFICATIONS.columns, changed_amps,
-                     key=AMPLIFICATIONS.key)
-        removed_amps = [aid for aid in old_amps if aid not in new_amps]
-        self._delete_rows("amplifications", AMPLIFICATIONS.key, [(aid,) for aid in removed_amps])
-        self._tombstones("amplifications", removed_amps, version)
-        self._revive("amplifications", [aid for aid in new_amps if aid not in old_amps])
-
-        removed = [key for key in gone if key in old_rel]
+        had = self._replace_per_customer(RELATIONSHIPS, keys, version, {
+            key: _relationship_row(f.relationship) for key, f in folded.items()})
+        self._replace_per_customer(RECIPROCITY, keys, version, {
+            key: _reciprocity_row(f.reciprocity) for key, f in folded.items()})
+        removed = [key for key in gone if key in had]
         if removed:
             self._delete_customers("relationships", removed)
             self._delete_customers("reciprocity", removed)
             for projection in ("relationships", "reciprocity"):
                 self._tombstones(projection, [f"{t}/{c}" for t, c in removed], version)
-        revived = [f"{t}/{c}" for t, c in new_rel if (t, c) not in old_rel]
+        revived = [f"{t}/{c}" for t, c in folded if (t, c) not in had]
         for projection in ("relationships", "reciprocity"):
             self._revive(projection, revived)
+        self._replace_transitions(folded, gone, version)
+        return self._replace_amplifications(folded, keys, version)
+
+    def _old_rows(self, projection: Projection, keys: Collection[CustomerKey]
+                  ) -> list[tuple[Any, ...]]:
+        """The stored rows of these customers, without their version."""
+        return [row[:-1] for row in self._rows(projection.name, keys,
+                                               ", ".join(projection.columns))]
+
+    def _replace_per_customer(self, projection: Projection, keys: Collection[CustomerKey],
+                              version: int, new: dict[CustomerKey, tuple[Any, ...]]
+                              ) -> set[CustomerKey]:
+        """Upsert a one-row-per-customer projection's changed rows; the customers it had."""
+        old = {(r[0], r[1]): r for r in self._old_rows(projection, keys)}
+        self._upsert(projection.name, projection.columns,
+                     [(*row, version) for key, row in new.items() if old.get(key) != row],
+                     key=projection.key)
+        return set(old)
+
+    def _replace_transitions(self, folded: Mapping[CustomerKey, CustomerProjections],
+                             gone: Collection[CustomerKey], version: int) -> None:
+        """A customer's transitions are rewritten whole when any of them changed."""
+        old: dict[CustomerKey, list[tuple[Any, ...]]] = defaultdict(list)
+        for r in sorted(self._old_rows(TRANSITIONS, [*folded, *gone]), key=lambda r: r[2]):
+            old[(r[0], r[1])].append(r)
+        new = {key: _transition_rows(f.transitions) for key, f in folded.items()}
+        changed = [key for key, rows in new.items() if old.get(key, []) != rows]
+        self._delete_customers("transitions", [key for key in (*changed, *gone) if key in old])
+        self._insert("transitions", TRANSITIONS.columns,
+                     [(*row, version) for key in changed for row in new[key]])
+
+    def _replace_amplifications(self, folded: Mapping[CustomerKey, CustomerProjections],
+                                keys: Collection[CustomerKey], version: int
+                                ) -> list[Amplification]:
+        old = {r[0]: r for r in self._old_rows(AMPLIFICATIONS, keys)}
+        new = {a.amplification_id: _amplification_row(a)
+               for f in folded.values() for a in f.amplifications}
+        self._upsert("amplifications", AMPLIFICATIONS.columns,
+                     [(*row, version) for aid, row in new.items() if old.get(aid) != row],
+                     key=AMPLIFICATIONS.key)
+        removed = [aid for aid in old if aid not in new]
+        self._delete_rows("amplifications", AMPLIFICATIONS.key, [(aid,) for aid in removed])
+        self._tombstones("amplifications", removed, version)
+        self._revive("amplifications", [aid for aid in new if aid not in old])
         amplification_of = _amplification_of()
-        return [amplification_of(row) for row in old_amps.values()]
+        return [amplification_of(row) for row in old.values()]
 
     # -- per-tenant sums -----------------------------------------------------------------
     def team_sums(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], TeamRow]:
