@@ -5,7 +5,8 @@ publish` run as separate processes and are killed with SIGKILL at several points
 (after a fixed time, or once the store shows some progress), then run again to
 completion. The ledger must then hold each moment exactly once with no version
 gaps, the quarantine exactly the bad lines, and the projections exactly what an
-uninterrupted run produces (`mot verify` agrees). Two imports of overlapping files running at once must also record each moment once.
+uninterrupted run produces (`mot verify` agrees). Two imports of overlapping
+files running at once must also record each moment once.
 
 The input comes from a small deterministic generator in this file, so the
 expected ledger is known line by line.
