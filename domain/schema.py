@@ -140,12 +140,17 @@ _LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{20}")
 def holds_huge_float(value: Any) -> bool:
     """Whether a decoded JSON value holds a float outside the 64-bit integers' range: what
     orjson makes of an integer literal beyond 64 bits (or a float written that large)."""
-    if type(value) is float:
-        return not INT_MIN <= value <= INT_MAX
-    if isinstance(value, dict):
-        return any(holds_huge_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(holds_huge_float(item) for item in value)
+    # A stack, not recursion: JSON nested a thousand deep is valid input.
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if type(value) is float:
+            if not INT_MIN <= value <= INT_MAX:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
     return False
 
 
@@ -165,9 +170,19 @@ def _literal(integer: bool) -> Any:
 
 
 def _exact(raw: bytes | str) -> Any:
-    """The JSON with every number as the text it was written as."""
-    return json.loads(raw, parse_int=_literal(True), parse_float=_literal(False),
-                      parse_constant=_literal(False))
+    """The JSON with every number as the text it was written as; None when Python's reader
+    refuses what orjson read (nested deeper than it goes, say): orjson's reading stands."""
+    try:
+        return json.loads(raw, parse_int=_literal(True), parse_float=_literal(False),
+                          parse_constant=_literal(False))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _beyond_64_bits(literal: str) -> bool:
+    digits = literal.lstrip("-")
+    # By length first: int() refuses texts of more than 4,300 digits.
+    return len(digits) > 20 or not INT_MIN <= int(literal) <= INT_MAX
 
 
 def inexact_integer(raw: bytes | str) -> tuple[str, str] | None:
@@ -177,36 +192,26 @@ def inexact_integer(raw: bytes | str) -> tuple[str, str] | None:
     pattern = _LONG_DIGITS_BYTES if isinstance(raw, bytes) else _LONG_DIGITS_TEXT
     if pattern.search(raw) is None:  # type: ignore[arg-type]
         return None
-    try:
-        data = _exact(raw)
-    except ValueError:
-        return None  # (what orjson read, Python's reader refuses: orjson's verdict stands)
-
-    def walk(value: Any, path: str) -> tuple[str, str] | None:
+    # Depth first, in the message's order, with a stack (JSON may nest a thousand deep).
+    stack: list[tuple[Any, str]] = [(_exact(raw), "")]
+    while stack:
+        value, path = stack.pop()
         if type(value) is _Literal:
-            return (path, str(value)) if value.integer and not INT_MIN <= int(value) <= INT_MAX else None
-        if isinstance(value, dict):
-            for key, item in value.items():
-                found = walk(item, f"{path}.{key}" if path else str(key))
-                if found is not None:
-                    return found
+            if value.integer and _beyond_64_bits(value):
+                return path, str(value)
+        elif isinstance(value, dict):
+            stack.extend(reversed([(item, f"{path}.{key}" if path else str(key))
+                                   for key, item in value.items()]))
         elif isinstance(value, list):
-            for index, item in enumerate(value):
-                found = walk(item, f"{path}[{index}]")
-                if found is not None:
-                    return found
-        return None
-
-    return walk(data, "")
+            stack.extend(reversed([(item, f"{path}[{index}]")
+                                   for index, item in enumerate(value)]))
+    return None
 
 
 def number_as_sent(raw: bytes | str, path: str) -> str | None:
     """The text of the number at `path` (dotted, `[i]` or `.i` for list items) as the
     message wrote it, so that an error shows `1e32` rather than a float's `1e+32`."""
-    try:
-        value: Any = _exact(raw)
-    except ValueError:
-        return None
+    value: Any = _exact(raw)
     for part in re.findall(r"[^.\[\]]+", path):
         if isinstance(value, dict) and part in value:
             value = value[part]

@@ -235,3 +235,23 @@ def test_an_integer_beyond_64_bits_over_http_is_rejected_as_sent(store_url: str)
             assert (item["outcome"], item["field"]) == ("quarantined", "attributes.n")
             assert BIG in item["reason"]
         assert client.services.ledger_store.head() == 0
+
+
+def test_checking_numbers_exactly_survives_deep_nesting_and_huge_literals() -> None:
+    """The exact reading walks what orjson accepts: nested a thousand deep, or an integer of
+    5,000 digits (more than Python's int() takes from text), is an answer, not a traceback."""
+    from datetime import UTC, datetime
+
+    from mot.domain.messages import RecordMoment, Rejection, parse_message
+
+    now = datetime.now(UTC)
+    deep = "[" * 1000 + BIG + "]" * 1000
+    assert isinstance(parse_message(with_attributes(f'{{"a":{deep}}}'), now), Rejection)
+    floats = "[" * 200 + "1e300" + "]" * 200  # a float that large is a float, kept as sent
+    assert isinstance(parse_message(with_attributes(f'{{"a":{floats},"b":"{BIG}"}}'), now),
+                      RecordMoment)
+    huge = parse_message(with_attributes(f'{{"a":[{"9" * 5000}]}}'), now)
+    assert isinstance(huge, Rejection)
+    nested = parse_message(with_attributes(f'{{"a":[1,{{"b":[{BIG}]}}]}}'), now)
+    assert nested == Rejection("attributes.a[1].b[0]", f"{BIG} is an integer beyond 64 bits,"
+                               " which cannot be kept exactly; send it as a string")
