@@ -107,6 +107,12 @@ class ParsePool:
         for (batch, now), compact in self._pool.imap(_parse_compact, tasks):
             yield batch, _expand(batch, compact), now
 
+    def start(self) -> ParsePool:
+        """Start the worker processes now, so that their start-up overlaps what this process
+        does next (a consumer's group join) rather than the first batch."""
+        self._pool.start()
+        return self
+
     def close(self) -> None:
         self._pool.close()
 

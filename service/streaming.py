@@ -231,7 +231,8 @@ class Ingestor:
         unit_started = 0.0
         with ExitStack() as unit, ExitStack() as resources:
             if self.workers:
-                parsed = resources.enter_context(ParsePool(self.workers)).map(batches, self.ledger.clock)
+                pool = resources.enter_context(ParsePool(self.workers)).start()
+                parsed = pool.map(batches, self.ledger.clock)
             else:
                 parsed = parse_here(batches, self.ledger.clock)
             for items, messages, now in parsed:
