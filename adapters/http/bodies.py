@@ -151,21 +151,27 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 100
         number += 1
         text = body[position:stop].strip()
         if text:
-            if len(spans) >= 2 * max_items:
-                raise TooManyItems(max_items)
-            try:
-                value = orjson.loads(text)
-            except orjson.JSONDecodeError as error:
-                raise MalformedBody(f"line {number}: not valid JSON ({error}); nothing was "
-                                    "recorded") from None
-            if len(first) < keep:
-                first.append((text, value))
             left = position
             if len(text) != stop - position:  # (rare) spaces around the line
                 left = body.index(text, position)
-            spans.extend((left, left + len(text)))
+            _add(text, left, f"line {number}", spans, first, keep, max_items)
         position = stop + 1
     return Batch(body, spans, first)
+
+
+def _add(message: bytes, start: int, where: str, spans: array[int],
+         first: list[tuple[bytes, Any]], keep: int, max_items: int) -> None:
+    """Note a message found at `start` after checking its JSON (one of the first `keep`
+    is kept whole); TooManyItems past `max_items`, MalformedBody naming `where`."""
+    if len(spans) >= 2 * max_items:
+        raise TooManyItems(max_items)
+    try:
+        value = orjson.loads(message)
+    except orjson.JSONDecodeError as error:
+        raise MalformedBody(f"{where}: not valid JSON ({error}); nothing was recorded") from None
+    if len(first) < keep:
+        first.append((message, value))
+    spans.extend((start, start + len(message)))
 
 
 def _no_constants(name: str) -> Any:
@@ -193,22 +199,13 @@ def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array
             raise MalformedBody("not valid JSON (data after the closing ']')")
         return
     while True:
-        if len(spans) >= 2 * max_items:
-            raise TooManyItems(max_items)
         try:
             _, stop = _SCANNER.raw_decode(text, at)
         except ValueError as error:
             raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
         element = body[offset + at:offset + stop] if ascii_only else text[at:stop].encode()
         byte_stop = byte_at + len(element)
-        try:
-            value = orjson.loads(element)
-        except orjson.JSONDecodeError as error:
-            raise MalformedBody(f"item {len(spans) // 2}: not valid JSON ({error}); nothing "
-                                "was recorded") from None
-        if len(first) < keep:
-            first.append((element, value))
-        spans.extend((byte_at, byte_stop))
+        _add(element, byte_at, f"item {len(spans) // 2}", spans, first, keep, max_items)
         after = _skip(text, stop)
         separator = text[after:after + 1]
         if separator == "]":
