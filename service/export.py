@@ -8,7 +8,9 @@ integers, `lapsed` is a boolean, `attributes` is JSON text.
 
 Live tables are read in one read transaction, a page of rows at a time (a
 server-side cursor on PostgreSQL), and each page is written before the next is
-read: memory stays flat however many moments the store holds. A file is
+read: memory stays flat however many moments the store holds. A Parquet
+export of a SQLite file reads its pages as Arrow arrays through the ADBC SQLite
+driver, with no Python object per value (`_arrow_stream`). A file is
 written under a temporary name and renamed when complete, so a stopped export
 never leaves a half file under a table's name. `--as-of` folds the projections
 as the query service does (`service/as_of.py`) and keeps those records in memory.
@@ -124,7 +126,9 @@ class ParquetSink:
         pa = self.pa
         arrays = []
         for values, arrow_type in zip(page, self.types, strict=True):
-            if pa.types.is_timestamp(arrow_type):
+            if isinstance(values, pa.Array):  # a column read as Arrow (`_arrow_stream`)
+                arrays.append(values.cast(arrow_type))
+            elif pa.types.is_timestamp(arrow_type):
                 # RFC 3339 text, parsed by Arrow's C++ ISO 8601 parser.
                 arrays.append(pa.array(values, pa.string()).cast(arrow_type))
             else:
@@ -216,7 +220,8 @@ class Exporter:
             sink = SINKS[fmt](scratch, cols)
             rows = 0
             try:
-                for page in self.pages(table, tenant=tenant, as_of=as_of):
+                for page in self.pages(table, tenant=tenant, as_of=as_of,
+                                       arrow=fmt == "parquet"):
                     sink.write(page)
                     rows += len(page[0])
                     if progress is not None:
@@ -230,9 +235,11 @@ class Exporter:
             done.append(Exported(table, path, rows))
         return done
 
-    def pages(self, table: str, *, tenant: str | None = None, as_of: datetime | None = None
-              ) -> Iterator[list[list[Any]]]:
-        """A table's exported rows, a page at a time, as one list of values per column."""
+    def pages(self, table: str, *, tenant: str | None = None, as_of: datetime | None = None,
+              arrow: bool = False) -> Iterator[list[Any]]:
+        """A table's exported rows, a page at a time, as one list of values per column; with
+        `arrow`, from a SQLite file, as one Arrow array per column where the store can give
+        them (read in C, with no Python object per value)."""
         names = [c.name for c in columns(table)]
         if as_of is not None and table != "moments":
             records = self.queries.run(Query(table, tenant=tenant, as_of=as_of))
@@ -259,31 +266,40 @@ class Exporter:
                      + (f" WHERE {' AND '.join(where)}" if where else "")
                      + (f" ORDER BY {order}" if order else ""))
         finish = self._finisher(table, source, as_of)
+        sqlite_file = _sqlite_file(self.backend) if arrow else None
+        if sqlite_file is not None:
+            for arrays in _arrow_stream(sqlite_file, table, statement, params):
+                yield finish(arrays)
+            return
         with self.backend.read() as tx:
             for rows in _stream(self.backend, tx, statement, params):
                 yield finish([list(column) for column in zip(*rows, strict=True)])
 
     def _finisher(self, table: str, source: Sequence[str], as_of: datetime | None
-                  ) -> Callable[[list[list[Any]]], list[list[Any]]]:
+                  ) -> Callable[[list[Any]], list[Any]]:
         """What turns a page of table columns into the exported columns."""
         if table == "moments":
             kept = [i for i, name in enumerate(source) if not name.endswith("_us")]
             json = {i for i in kept if source[i] == "attributes"}
 
-            def moments(page: list[list[Any]]) -> list[list[Any]]:
+            def moments(page: list[Any]) -> list[Any]:
                 # JSON text on both stores (PostgreSQL's JSONB comes back as objects).
                 return [[v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
-                         for v in page[i]] if i in json else page[i] for i in kept]
+                         for v in page[i]] if i in json and isinstance(page[i], list)
+                        else page[i] for i in kept]
             return moments
         output = PROJECTIONS[table].output
         at = {name: i for i, name in enumerate(source)}
         as_of_us = to_micros(as_of or self.queries.clock())
 
-        def finish(page: list[list[Any]]) -> list[list[Any]]:
+        def finish(page: list[Any]) -> list[Any]:
             out = []
             for f in output:
                 if f.computed:  # lapsed, the only one, from last_customer_moment_us
-                    out.append([is_lapsed(us, as_of_us) for us in page[at[f.needs[0]]]])
+                    needed = page[at[f.needs[0]]]
+                    if not isinstance(needed, list):  # an Arrow array
+                        needed = needed.to_pylist()
+                    out.append([is_lapsed(us, as_of_us) for us in needed])
                 else:
                     out.append(page[at[f.col]])
             return out
@@ -308,3 +324,51 @@ def _stream(backend: SqlBackend, tx: Tx, statement: str, params: Sequence[Any]
             yield rows
     finally:
         cursor.close()
+
+
+_SENTINELS = {"text": "''", "json": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
+
+
+def _source_types(table: str) -> list[str]:
+    """The stored type of each column `source_columns(table)` reads."""
+    if table == "moments":
+        types = {f.name: f.type for f in MOMENT_FIELDS}
+        return [types.get(name, "bigint") for name in source_columns(table)]
+    return [f.type for f in selected(PROJECTIONS[table])]
+
+
+def _sqlite_file(backend: SqlBackend) -> str | None:
+    """The store's SQLite file, when it is one the ADBC driver can open."""
+    path = str(getattr(backend, "path", "") or "") if backend.kind == "sqlite" else ""
+    return path if path and path != ":memory:" and os.path.exists(path) else None
+
+
+def _arrow_stream(path: str, table: str, statement: str, params: Sequence[Any]
+                  ) -> Iterator[list[Any]]:
+    """The rows of a statement on a SQLite file as Arrow arrays, one list per page, read by
+    the ADBC SQLite driver: Python's sqlite3 makes an object per value, which was most of
+    an export's time.
+
+    The driver infers each column's type from its first page, and a column that is NULL
+    throughout that page would be typed INT64 and fail on a later REAL or TEXT. A first
+    row of typed placeholders, flagged by `_placeholder` and dropped here, fixes the types
+    to the stored ones (SQLite's column affinity keeps every later value of that type)."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    placeholder = ", ".join(f"{_SENTINELS[t]} AS c{i}"
+                            for i, t in enumerate(_source_types(table)))
+    wrapped = (f"SELECT 1 AS _placeholder, {placeholder}"
+               f" UNION ALL SELECT * FROM (SELECT 0, {statement[len('SELECT '):]})")
+    with adbc.connect(path) as connection, connection.cursor() as cursor:
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(PAGE_ROWS)})
+        cursor.execute(wrapped, list(params))
+        first = True
+        for batch in cursor.fetch_record_batch():
+            if first:
+                if batch.num_rows == 0 or batch.column(0)[0].as_py() != 1:
+                    raise RuntimeError(f"export of {table}: the type placeholder row did not"
+                                       " come first")
+                batch = batch.slice(1)
+                first = False
+            if batch.num_rows:
+                yield batch.columns[1:]

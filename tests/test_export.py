@@ -184,3 +184,29 @@ def test_export_streams_a_page_at_a_time(fmt: str, tmp_path: Path, golden_path: 
             rows = list(csv.DictReader(file))
     assert [(r["tenant"], r["customer_id"]) for r in rows] == [
         (r["tenant"], r["customer_id"]) for r in expected]
+
+
+def test_parquet_pages_keep_their_types_with_tenant_and_as_of(
+    tmp_path: Path, golden_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of two rows: a column NULL throughout a first page (a moment's `value`) is still
+    DOUBLE, and the tenant and as-of filters give the rows the JSON lines export gives."""
+    import mot.service.export as export
+
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", golden_path)
+    monkeypatch.setattr(export, "PAGE_ROWS", 2)
+    for options in (["--tenant", "acme"], ["--as-of", AS_OF]):
+        mot(store, "export", "--format", "parquet", "--out", tmp_path / "p", "-q", *options)
+        mot(store, "export", "--format", "jsonl", "--out", tmp_path / "j", "-q", *options)
+        for name in ("moments", *NAMES):
+            rows, types = duckdb_rows(tmp_path / "p" / f"{name}.parquet")
+            lines = (tmp_path / "j" / f"{name}.jsonl").read_text().splitlines()
+            expected = [json.loads(line) for line in lines]
+            if name == "moments":
+                assert types["value"] == "DOUBLE" and types["sentiment"] == "DOUBLE"
+                assert types["occurred_at"] == "TIMESTAMP WITH TIME ZONE"
+                rows = [r | {"attributes": r["attributes"] and json.loads(r["attributes"])}
+                        for r in rows]
+            assert rows and len(rows) == len(expected), (name, options)
+            assert keyed(name, rows) == keyed(name, expected), (name, options)
