@@ -162,7 +162,9 @@ def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_
     from mot.adapters.http.ingest import Limits
     from mot.adapters.http.server import BindError, bind, header_deadline
     from mot.adapters.http.webhooks import WebhookSettings
+    from mot.adapters.stores.urls import redacted
     from mot.adapters.vendors import ConfigError
+    from mot.service.bootstrap import store_url
 
     try:
         sock = bind(host, port)  # before anything is printed or opened
@@ -183,8 +185,8 @@ def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_
     app = create_app(obj.services, limits=limits, project_every=poll if project else None,
                      webhooks=webhooks, ingest_threads=ingest_threads,
                      stall_after_s=stall_after or None)
-    click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store or 'default'}",
-               err=True)
+    click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store "
+               f"{redacted(store_url(obj.store))}", err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
                             timeout_graceful_shutdown=10, http=header_deadline(read_timeout))
     server = uvicorn.Server(config)

@@ -1,5 +1,6 @@
 """`mot serve` as a user starts it: a busy port is one clear line and a non-zero exit, before
-the banner and before any store is opened; `--port 0` serves on a free port the banner names."""
+the banner and before any store is opened; `--port 0` serves on a free port the banner names;
+the banner never shows the store URL's password."""
 
 from __future__ import annotations
 
@@ -66,6 +67,25 @@ def test_port_zero_serves_on_the_port_the_banner_names(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 assert time.monotonic() < deadline, "no answer on the banner's port"
                 time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+
+
+def test_the_banner_hides_the_stores_password(pg_schema_url: str) -> None:
+    # The local server trusts its clients, so the password is accepted and never checked.
+    url = pg_schema_url.replace("postgresql://postgres@", "postgresql://postgres:s3cr%40t@", 1)
+    assert "s3cr%40t" in url
+    proc = subprocess.Popen([MOT, "--store", url, "serve", "--port", "0", "--no-project",
+                             "--log-level", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stderr is not None
+        banner = proc.stderr.readline().decode()
+        assert banner.startswith("mot API on http://127.0.0.1:"), banner
+        assert "s3cr" not in banner
+        assert banner.rstrip().endswith("store " + url.replace(":s3cr%40t@", "@", 1)), banner
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) in (0, -signal.SIGTERM)
