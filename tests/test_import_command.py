@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from input_support import DAMAGES, damaged
 
 from mot.cli.main import cli
 
@@ -151,19 +152,12 @@ def test_a_csv_header_is_checked_once_and_refused_with_one_error(tmp_path: Path)
 # -- damaged and hostile input --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("damage", ["truncated", "crc", "trailing"])
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_gzip_records_what_came_before_and_says_where(store_url: str, tmp_path: Path,
                                                                 damage: str) -> None:
     whole = jsonl(*range(3000))
-    data = gzip.compress(whole)
-    if damage == "truncated":
-        data = data[:len(data) // 2]
-    elif damage == "crc":
-        data = data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:]
-    else:
-        data += b"garbage!"
     path = tmp_path / "m.jsonl.gz"
-    path.write_bytes(data)
+    path.write_bytes(damaged(gzip.compress(whole), damage))
     result = mot(store_url, "import", "--summary-json", path)
     assert result.exit_code == 1
     got = counts(result)

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from input_support import damaged
 
 from mot.adapters.sources.files import (
     KEPT_BYTES,
@@ -138,15 +139,8 @@ def gzip_of(lines: int) -> bytes:
 ])
 def test_a_damaged_gzip_ends_its_lines_with_the_failure(tmp_path: Path, damage: str,
                                                         failure: str) -> None:
-    data = gzip_of(2000)
-    if damage == "truncated":
-        data = data[:len(data) // 2]
-    elif damage == "crc":
-        data = data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:]
-    else:
-        data += b"garbage!"
     path = tmp_path / "m.jsonl.gz"
-    path.write_bytes(data)
+    path.write_bytes(damaged(gzip_of(2000), damage))
     source = open_source(str(path))
     got = list(jsonl_lines(source))
     source.close()
