@@ -34,7 +34,7 @@ from mot.projections.amplification import (
     is_amplification,
 )
 from mot.projections.folding import CustomerProjections, project_customers
-from mot.projections.model import Current, CustomerKey, current_of
+from mot.projections.model import Current, CustomerKey, MomentKey, current_of
 from mot.projections.ports import (
     LIVE,
     REBUILD,
@@ -175,24 +175,28 @@ class Engine:
 
     def _apply_moments(self, session: ProjectionSession, events: Sequence[tuple[int, LedgerEvent]],
                        version: int, deltas: Deltas) -> set[CustomerKey]:
-        """Bring the current-moments table up to date; return the customers to refold."""
-        touched: dict[str, tuple[Current, dict[str, Any]] | None] = {}
+        """Bring the current-moments table up to date; return the customers to refold.
+
+        Moments are named by (tenant, moment id): the same id in two tenants is two moments.
+        """
+        touched: dict[MomentKey, tuple[Current, dict[str, Any]] | None] = {}
         keys: set[CustomerKey] = set()
-        corrected: list[str] = []
+        corrected: list[MomentKey] = []
         for _, event in events:
+            key = (event.tenant, event.moment_id)
             if isinstance(event, MomentRetracted):
-                touched[event.moment_id] = None
+                touched[key] = None
                 keys.add((event.tenant, event.customer_id))
             else:
                 moment = as_dict(event.moment)
-                touched[event.moment_id] = (current_of(moment), moment)
+                touched[key] = (current_of(moment), moment)
             if event.version > 1:
-                corrected.append(event.moment_id)
+                corrected.append(key)
         # A moment's first event (version 1) has no earlier row to replace: only the
-        # ids of amended and retracted moments are looked up.
-        old = session.moments_by_id(corrected) if corrected else {}
-        for moment_id, new in touched.items():
-            before = old.get(moment_id)
+        # amended and retracted moments are looked up.
+        old = session.moments_by_key(corrected) if corrected else {}
+        for key, new in touched.items():
+            before = old.get(key)
             if before is not None:
                 deltas.move_moment(before, -1)
                 keys.add((before.tenant, before.customer_id))
@@ -201,15 +205,15 @@ class Engine:
                 keys.add((new[0].tenant, new[0].customer_id))
         session.write_moments(
             [(new[0], new[1], version) for new in touched.values() if new is not None],
-            [moment_id for moment_id, new in touched.items() if new is None and moment_id in old],
+            [key for key, new in touched.items() if new is None and key in old],
             existing=old.keys(),
         )
         fresh = [new[0] for new in touched.values() if new is not None]
         keys |= self._reroot(session, old.values(), fresh)
         private = [
-            moment_id for moment_id, new in touched.items()
+            key for key, new in touched.items()
             if (new is not None and new[0].direction != "public")
-            or (moment_id in old and old[moment_id].direction != "public")
+            or (key in old and old[key].direction != "public")
         ]
         if private:
             keys |= {(m.tenant, m.customer_id) for m in session.replying_to(private)
@@ -227,24 +231,24 @@ class Engine:
         post, review or mention amended, retracted or arriving late, with shares
         below it) re-roots what hangs below it.
         """
-        moved = {m.moment_id: m.tenant for m in (*old, *fresh)
+        moved = {(m.tenant, m.moment_id) for m in (*old, *fresh)
                  if m.kind == "share" or is_amplification(m)}
         if not moved:
             return set()
         # The current shares the changes may have re-rooted: those changed, and all below.
-        below = {m.moment_id: m for m in fresh if m.kind == "share"}
+        below = {(m.tenant, m.moment_id): m for m in fresh if m.kind == "share"}
         frontier = set(moved)
         while frontier:
-            found = [m for m in session.children(frontier) if m.moment_id not in below]
-            below |= {m.moment_id: m for m in found}
-            frontier = {m.moment_id for m in found}
-        affected = {(tenant, moment_id) for moment_id, tenant in moved.items()}
-        affected |= {(m.tenant, m.moment_id) for m in below.values()}
-        before = session.share_roots(affected)
+            found = [m for m in session.children(frontier)
+                     if (m.tenant, m.moment_id) not in below]
+            below |= {(m.tenant, m.moment_id): m for m in found}
+            frontier = {(m.tenant, m.moment_id) for m in found}
+        before = session.share_roots(moved | set(below))
         roots = _share_roots(below, session)
-        session.save_share_roots([(below[moment_id], root) for moment_id, root in roots.items()],
-                                 [key for key in before if key[1] not in roots])
-        posts = session.moments_by_id({*before.values(), *roots.values()})
+        session.save_share_roots([(below[key], root) for key, root in roots.items()],
+                                 [key for key in before if key not in roots])
+        posts = session.moments_by_key({(tenant, root) for (tenant, _), root
+                                        in (*before.items(), *roots.items())})
         return {(post.tenant, post.customer_id) for post in posts.values()}
 
     # -- refolding -----------------------------------------------------------------------
@@ -441,42 +445,46 @@ class Engine:
         return format_utc(self.clock())
 
 
-def _share_roots(shares: dict[str, Current], reader: ProjectionSession) -> dict[str, str]:
-    """The root of each of `shares` (by id) that has one, resolved among them first and then
-    from what the store keeps of the moments above them (which this page did not move)."""
-    roots: dict[str, str | None] = {}
-    outside_ids = {m.shares for m in shares.values() if m.shares and m.shares not in shares}
-    outside = reader.moments_by_id(outside_ids) if outside_ids else {}
-    kept = reader.share_roots([(m.tenant, m.moment_id) for m in outside.values()
-                               if m.kind == "share"])
+def _share_roots(shares: dict[MomentKey, Current], reader: ProjectionSession
+                 ) -> dict[MomentKey, str]:
+    """The root of each of `shares` that has one, resolved among them first and then from
+    what the store keeps of the moments above them (which this page did not move)."""
+    def parent_key(m: Current) -> MomentKey:
+        return (m.tenant, m.shares or "")
+
+    roots: dict[MomentKey, str | None] = {}
+    outside_keys = {parent_key(m) for m in shares.values() if m.shares} - shares.keys()
+    outside = reader.moments_by_key(outside_keys) if outside_keys else {}
+    kept = reader.share_roots([key for key, m in outside.items() if m.kind == "share"])
 
     def above(share: Current) -> str | None:
         """The root from the first moment above `share` that is not one of `shares`."""
-        parent = outside.get(share.shares or "")
-        if parent is None or parent.tenant != share.tenant:
+        parent = outside.get(parent_key(share))
+        if parent is None:
             return None
         if is_amplification(parent):
             return parent.moment_id
-        return kept.get((parent.tenant, parent.moment_id)) if parent.kind == "share" else None
+        return kept.get(parent_key(share)) if parent.kind == "share" else None
 
     for start in shares.values():
-        path: list[str] = []
-        on_path: set[str] = set()
+        path: list[MomentKey] = []
+        on_path: set[MomentKey] = set()
         m: Current | None = start
         root: str | None = None
         while m is not None:
-            if m.moment_id in roots:
-                root = roots[m.moment_id]
+            key = (m.tenant, m.moment_id)
+            if key in roots:
+                root = roots[key]
                 break
-            if m.moment_id in on_path:  # a cycle: no amplification moment above
+            if key in on_path:  # a cycle: no amplification moment above
                 break
-            path.append(m.moment_id)
-            on_path.add(m.moment_id)
-            parent = shares.get(m.shares or "")
+            path.append(key)
+            on_path.add(key)
+            parent = shares.get(parent_key(m)) if m.shares else None
             if parent is None:
                 root = above(m)
                 break
-            m = parent if parent.tenant == m.tenant else None
-        for moment_id in path:
-            roots[moment_id] = root
-    return {moment_id: root for moment_id, root in roots.items() if root is not None}
+            m = parent
+        for key in path:
+            roots[key] = root
+    return {key: root for key, root in roots.items() if root is not None}

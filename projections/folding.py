@@ -20,7 +20,7 @@ from mot.projections.amplification import (
     is_amplification,
     share_tree,
 )
-from mot.projections.model import Current, CustomerKey
+from mot.projections.model import Current, CustomerKey, MomentKey
 from mot.projections.ports import Cascade, FoldReader
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
@@ -44,7 +44,7 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
     """The projections of each customer with moments, from their moments and what their
     posts reach."""
     posts = [m for ms in moments.values() for m in ms if is_amplification(m)]
-    targets = reader.moments_by_id({p.in_reply_to for p in posts if p.in_reply_to})
+    targets = reader.moments_by_key({(p.tenant, p.in_reply_to) for p in posts if p.in_reply_to})
     cascades = reader.cascades(posts) if posts else {}
     out = {}
     for key, ms in moments.items():
@@ -56,7 +56,7 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
         shares: list[tuple[Current, str]] = []
         for post in ms:
             if is_amplification(post):
-                target = targets.get(post.in_reply_to) if post.in_reply_to else None
+                target = targets.get((post.tenant, post.in_reply_to)) if post.in_reply_to else None
                 trigger = find_trigger(post, target, private)
                 tree = cascades[post.moment_id]
                 amplifications.append(build_amplification(post, trigger, tree.size, tree.reach))
@@ -66,26 +66,31 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
     return out
 
 
-def walk_cascades(children: Callable[[Collection[str]], Iterable[Current]],
+def walk_cascades(children: Callable[[Collection[MomentKey]], Iterable[Current]],
                   posts: Sequence[Current]) -> dict[str, Cascade]:
-    """Each post's cascade, walking down the share trees a level at a time: `children(ids)`
-    gives the current shares whose `shares` is one of `ids` (one read a level)."""
-    below: dict[str, list[Current]] = defaultdict(list)
-    frontier = {post.moment_id for post in posts}
+    """Each post's cascade, walking down the share trees a level at a time: `children(keys)`
+    gives the current shares whose `shares` names one of those moments ((tenant, id); one
+    read a level)."""
+    below: dict[MomentKey, list[Current]] = defaultdict(list)
+    frontier = {(post.tenant, post.moment_id) for post in posts}
     seen = set(frontier)
     while frontier:
-        following: set[str] = set()
+        following: set[MomentKey] = set()
         for share in children(frontier):
             assert share.shares is not None
-            below[share.shares].append(share)
-            if share.moment_id not in seen:
-                seen.add(share.moment_id)
-                following.add(share.moment_id)
+            below[(share.tenant, share.shares)].append(share)
+            key = (share.tenant, share.moment_id)
+            if key not in seen:
+                seen.add(key)
+                following.add(key)
         frontier = following
     empty: list[Current] = []
     out = {}
     for post in posts:
-        tree = share_tree(post, lambda parent: below.get(parent, empty))
+        def children_of(parent: str, tenant: str = post.tenant) -> list[Current]:
+            return below.get((tenant, parent), empty)
+
+        tree = share_tree(post, children_of)
         out[post.moment_id] = Cascade(len(tree), post.reach + sum(s.reach for s in tree),
                                       tuple(tree))
     return out
@@ -97,17 +102,17 @@ class MomentsInMemory:
 
     def __init__(self, moments: Iterable[Current]) -> None:
         self.moments = list(moments)
-        self.by_id = {m.moment_id: m for m in self.moments}
-        self.shares_of: dict[str, list[Current]] = defaultdict(list)
+        self.by_key = {(m.tenant, m.moment_id): m for m in self.moments}
+        self.shares_of: dict[MomentKey, list[Current]] = defaultdict(list)
         for m in self.moments:
             if m.kind == "share" and m.shares is not None:
-                self.shares_of[m.shares].append(m)
+                self.shares_of[(m.tenant, m.shares)].append(m)
 
-    def moments_by_id(self, ids: Collection[str]) -> dict[str, Current]:
-        return {i: self.by_id[i] for i in ids if i in self.by_id}
+    def moments_by_key(self, keys: Collection[MomentKey]) -> dict[MomentKey, Current]:
+        return {key: self.by_key[key] for key in keys if key in self.by_key}
 
-    def children(self, parent_ids: Collection[str]) -> list[Current]:
-        return [m for parent in parent_ids for m in self.shares_of.get(parent, [])]
+    def children(self, parents: Collection[MomentKey]) -> list[Current]:
+        return [m for parent in parents for m in self.shares_of.get(parent, [])]
 
     def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:
         return walk_cascades(self.children, posts)

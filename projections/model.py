@@ -44,6 +44,9 @@ class Current(NamedTuple):
 CustomerKey = tuple[str, str]
 """(tenant, customer_id)"""
 
+MomentKey = tuple[str, str]
+"""(tenant, moment_id): moment ids are scoped by tenant (SPEC §2)."""
+
 
 def _field_getters() -> list[Callable[[dict[str, Any]], Any]]:
     getters: list[Callable[[dict[str, Any]], Any]] = []

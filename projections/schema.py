@@ -87,6 +87,7 @@ class Projection:
     time: str | None = None  # the stored column `--since`/`--until` compare
     filters: Mapping[str, str] = field(default_factory=dict)  # query filter -> stored column
     per_customer: bool = True  # keyed within (tenant, customer_id)
+    message_key: tuple[str, ...] = ()  # what keys its changelog's messages; default: the key
 
     @property
     def stored(self) -> tuple[Field, ...]:
@@ -108,7 +109,7 @@ class Projection:
 
     @property
     def default_order(self) -> tuple[str, ...]:
-        return self.order or self.key
+        return self.order or self.message_key or self.key
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -192,7 +193,8 @@ AMPLIFICATIONS: Final = Projection(
         _text("polarity", choices=POLARITIES), Field("reach", "bigint"), _int("cascade_size"),
         Field("cascade_reach", "bigint"), VERSION,
     ),
-    key=("amplification_id",),
+    key=("tenant", "amplification_id"),  # moment ids are scoped by tenant (SPEC §2)
+    message_key=("amplification_id",),
     indexes=(Index("customer", ("tenant", "customer_id")),
              Index("polarity", ("tenant", "polarity", "cascade_reach")),
              Index("version", ("version",))),
@@ -277,7 +279,8 @@ moment, so the table answers analysts' questions (revenue per stage) with no JSO
 
 MOMENT_INDEXES: Final = (
     # Unique, but not the primary key: a rebuild loads the table first and indexes it after.
-    Index("id", ("moment_id",), unique=True),
+    # Moment ids are scoped by tenant (SPEC §2); the id first, as lookups name it.
+    Index("key", ("moment_id", "tenant"), unique=True),
     # A customer's fold is one range read of this index alone: it holds every column
     # the fold reads (a rebuild's fold reads a million rows without visiting the table).
     Index("fold", ("tenant", "customer_id", "occurred_us", "moment_id", "direction", "kind",

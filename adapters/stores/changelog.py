@@ -31,7 +31,8 @@ PUBLISHER_DDL: Final = """CREATE TABLE IF NOT EXISTS publisher_state (
 PUBLISHED: Final[dict[str, Projection]] = {
     p.name: p for p in (RELATIONSHIPS, RECIPROCITY, AMPLIFICATIONS)
 }
-KEYS: Final[dict[str, tuple[str, ...]]] = {name: p.key for name, p in PUBLISHED.items()}
+KEYS: Final[dict[str, tuple[str, ...]]] = {name: p.message_key or p.key
+                                           for name, p in PUBLISHED.items()}
 
 # Indexes that make "rows after (version, key)" one range scan. The projection tables
 # are replaced by `mot replay`'s swap, so they are checked (and made again) on each round.

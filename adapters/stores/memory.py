@@ -25,7 +25,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from mot.domain.timefmt import format_utc
-from mot.projections.model import Current, CustomerKey, current_of
+from mot.projections.model import Current, CustomerKey, MomentKey, current_of
 from mot.projections.ports import (
     LIVE,
     REBUILD,
@@ -40,7 +40,6 @@ from mot.projections.schema import PROJECTIONS, Projection, row_maker
 
 if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent
-    from mot.domain.identity import MomentKey
     from mot.domain.ledger import Stream
     from mot.domain.quarantine import Quarantined
     from mot.projections.amplification import Amplification
@@ -149,11 +148,11 @@ class _Tables:
         default_factory=lambda: Checkpoint(0, RebuildPhase.LIVE, None))
     target: int | None = None
     started: bool = False
-    moments: dict[str, Current] = field(default_factory=dict)
+    moments: dict[MomentKey, Current] = field(default_factory=dict)
     relationships: dict[CustomerKey, tuple[Any, int]] = field(default_factory=dict)
     reciprocity: dict[CustomerKey, tuple[Any, int]] = field(default_factory=dict)
     transitions: dict[CustomerKey, tuple[list[Any], int]] = field(default_factory=dict)
-    amplifications: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    amplifications: dict[MomentKey, tuple[Any, int]] = field(default_factory=dict)
     teams: dict[tuple[str, str], tuple[Any, int]] = field(default_factory=dict)
     listening: dict[str, tuple[Any, int]] = field(default_factory=dict)
     share_roots: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
@@ -286,14 +285,16 @@ class MemorySession:
         self.t.checkpoint = Checkpoint(position, phase, cursor)
 
     # -- current moments
-    def moments_by_id(self, ids: Collection[str]) -> dict[str, Current]:
-        return {m.moment_id: m for m in self._current() if m.moment_id in ids}
+    def moments_by_key(self, keys: Collection[MomentKey]) -> dict[MomentKey, Current]:
+        return {(m.tenant, m.moment_id): m for m in self._current()
+                if (m.tenant, m.moment_id) in keys}
 
-    def children(self, parent_ids: Collection[str]) -> list[Current]:
-        return [m for m in self._current() if m.kind == "share" and m.shares in parent_ids]
+    def children(self, parents: Collection[MomentKey]) -> list[Current]:
+        return [m for m in self._current()
+                if m.kind == "share" and (m.tenant, m.shares) in parents]
 
-    def replying_to(self, ids: Collection[str]) -> list[Current]:
-        return [m for m in self._current() if m.in_reply_to in ids]
+    def replying_to(self, keys: Collection[MomentKey]) -> list[Current]:
+        return [m for m in self._current() if (m.tenant, m.in_reply_to) in keys]
 
     def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:
         if self.walk:
@@ -308,24 +309,25 @@ class MemorySession:
         return out
 
     def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
-                      deletes: Collection[str], *, existing: Collection[str]) -> None:
+                      deletes: Collection[MomentKey], *,
+                      existing: Collection[MomentKey]) -> None:
         for current, _, _ in rows:
-            self.t.moments[current.moment_id] = current
-        for moment_id in deletes:
-            self.t.moments.pop(moment_id, None)
+            self.t.moments[(current.tenant, current.moment_id)] = current
+        for key in deletes:
+            self.t.moments.pop(key, None)
 
     def load_moments(self, after: int, upto: int, as_of: int) -> int:
         """Each moment whose latest event at or before `as_of` lies in (after, upto] and does not
         retract it, as of then."""
         from mot.domain.events import MomentRetracted, as_dict
 
-        latest: dict[str, tuple[int, LedgerEvent]] = {}
+        latest: dict[MomentKey, tuple[int, LedgerEvent]] = {}
         for position, event in self.log.notifications(0, as_of):
-            latest[event.moment_id] = (position, event)
+            latest[(event.tenant, event.moment_id)] = (position, event)
         copied = 0
-        for position, event in latest.values():
+        for key, (position, event) in latest.items():
             if after < position <= upto and not isinstance(event, MomentRetracted):
-                self.t.moments[event.moment_id] = current_of(as_dict(event.moment))
+                self.t.moments[key] = current_of(as_dict(event.moment))
                 copied += 1
         return copied
 
@@ -359,7 +361,7 @@ class MemorySession:
     def replace_customers(self, folded: Mapping[CustomerKey, CustomerProjections],
                           gone: Collection[CustomerKey], version: int) -> list[Amplification]:
         t = self.t
-        old_amps = {aid: a for aid, (a, _) in t.amplifications.items()
+        old_amps = {key: a for key, (a, _) in t.amplifications.items()
                     if (a.tenant, a.customer_id) in folded or (a.tenant, a.customer_id) in gone}
         for key, f in folded.items():
             for table, value in (("relationships", f.relationship),
@@ -370,14 +372,15 @@ class MemorySession:
                     held[key] = (value, version)
                 if table != "transitions":
                     t.tombstones.pop((table, "/".join(key)), None)
-        new_amps = {a.amplification_id: a for f in folded.values() for a in f.amplifications}
-        for aid, a in new_amps.items():
-            if aid not in t.amplifications or t.amplifications[aid][0] != a:
-                t.amplifications[aid] = (a, version)
-            t.tombstones.pop(("amplifications", aid), None)
-        for aid in old_amps.keys() - new_amps.keys():
-            del t.amplifications[aid]
-            t.tombstones[("amplifications", aid)] = version
+        new_amps = {(a.tenant, a.amplification_id): a
+                    for f in folded.values() for a in f.amplifications}
+        for key, a in new_amps.items():
+            if key not in t.amplifications or t.amplifications[key][0] != a:
+                t.amplifications[key] = (a, version)
+            t.tombstones.pop(("amplifications", a.amplification_id), None)
+        for key in old_amps.keys() - new_amps.keys():
+            del t.amplifications[key]
+            t.tombstones[("amplifications", key[1])] = version
         for key in gone:
             t.transitions.pop(key, None)
             for table in ("relationships", "reciprocity"):
@@ -396,7 +399,7 @@ class MemorySession:
             self.t.reciprocity[key] = (f.reciprocity, version)
             self.t.transitions[key] = (f.transitions, version)
             for a in f.amplifications:
-                self.t.amplifications[a.amplification_id] = (a, version)
+                self.t.amplifications[(a.tenant, a.amplification_id)] = (a, version)
 
     # -- share roots
     def share_roots(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:

@@ -22,7 +22,7 @@ from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.views import read_view
-from mot.projections.model import Current, CustomerKey
+from mot.projections.model import Current, CustomerKey, MomentKey
 from mot.projections.ports import (
     LIVE,
     REBUILD,
@@ -184,11 +184,27 @@ class SqlProjectionStore:
         if not backend.ready:
             with backend.write("projections") as tx:
                 tx.execute(backend.ddl(STATE_DDL))
+                self._unscoped_to_rebuild(tx)
                 rootless = (backend.table_exists(tx, "moments")
                             and not backend.table_exists(tx, "share_roots"))
                 self._create(tx, "")
                 self._upgrade(tx, rootless)
                 create_views(backend, tx)
+
+    def _unscoped_to_rebuild(self, tx: Tx) -> None:
+        """Schema 8 keys current moments and amplifications by (tenant, id), as the ledger
+        keys streams since schema 7. Projections are derived: tables made before are dropped
+        here, and the next `mot project` builds them anew from the ledger."""
+        if not self.backend.table_exists(tx, "moments"):
+            return
+        if any(name.endswith("_key") for name in self.backend.index_names(tx, ["moments"])):
+            return
+        if not self.backend.index_names(tx, ["moments"]):
+            return  # a store whose tables were made but never indexed holds no moments yet
+        drop_views(tx)
+        self.backend.drop_derived_tables(
+            tx, [name + suffix for name in TABLES for suffix in ("", REBUILD_SUFFIX)])
+        tx.execute("DELETE FROM projection_state")
 
     def _upgrade(self, tx: Tx, rootless: bool) -> None:
         """Bring tables made by an earlier schema version to this one."""
@@ -382,29 +398,35 @@ class SqlSession:
         )
 
     # -- current moments --------------------------------------------------------------
-    def moments_by_id(self, ids: Collection[str]) -> dict[str, Current]:
-        found: dict[str, Current] = {}
-        for chunk in chunks(sorted(ids), self.backend.max_params):
-            rows = self.tx.query(
-                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
-                f" WHERE moment_id {self.backend.in_list(len(chunk))}{self.when}",
-                self.backend.in_params(chunk),
-            )
-            for row in rows:
-                found[row[0]] = Current._make(row)
-        return found
-
-    def children(self, parent_ids: Collection[str]) -> list[Current]:
-        """Current public shares whose `shares` names one of `parent_ids`."""
+    def _moments_where(self, column: str, keys: Collection[MomentKey],
+                       extra: str = "") -> list[Current]:
+        """Current moments whose `column` names one of these moments of their own tenant."""
         out: list[Current] = []
-        for chunk in chunks(sorted(parent_ids), self.backend.max_params):
+        for chunk in chunks(sorted({moment_id for _, moment_id in keys}), self.backend.max_params):
             rows = self.tx.query(
                 f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
-                f" WHERE shares {self.backend.in_list(len(chunk))} AND kind = 'share'{self.when}",
+                f" WHERE {column} {self.backend.in_list(len(chunk))}{extra}{self.when}",
                 self.backend.in_params(chunk),
             )
             out.extend(Current._make(row) for row in rows)
         return out
+
+    def moments_by_key(self, keys: Collection[MomentKey]) -> dict[MomentKey, Current]:
+        wanted = set(keys)
+        return {(m.tenant, m.moment_id): m for m in self._moments_where("moment_id", wanted)
+                if (m.tenant, m.moment_id) in wanted}
+
+    def children(self, parents: Collection[MomentKey]) -> list[Current]:
+        """Current public shares whose `shares` names one of `parents` (in its tenant)."""
+        wanted = set(parents)
+        return [m for m in self._moments_where("shares", wanted, " AND kind = 'share'")
+                if (m.tenant, m.shares) in wanted]
+
+    def replying_to(self, keys: Collection[MomentKey]) -> list[Current]:
+        """Current moments whose `in_reply_to` names one of these moments (in its tenant)."""
+        wanted = set(keys)
+        return [m for m in self._moments_where("in_reply_to", wanted)
+                if (m.tenant, m.in_reply_to) in wanted]
 
     def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:
         if self.walk:
@@ -446,27 +468,16 @@ class SqlSession:
                     key=("tenant", "moment_id"))
         self._delete_rows("share_roots", ("tenant", "moment_id"), removed)
 
-    def replying_to(self, ids: Collection[str]) -> list[Current]:
-        """Current moments whose `in_reply_to` names one of `ids`."""
-        out: list[Current] = []
-        for chunk in chunks(sorted(ids), self.backend.max_params):
-            rows = self.tx.query(
-                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
-                f" WHERE in_reply_to {self.backend.in_list(len(chunk))}{self.when}",
-                self.backend.in_params(chunk),
-            )
-            out.extend(Current._make(row) for row in rows)
-        return out
-
     def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
-                      deletes: Collection[str], *, existing: Collection[str]) -> None:
+                      deletes: Collection[MomentKey], *,
+                      existing: Collection[MomentKey]) -> None:
         """Write moments; those not in `existing` are new and go in by bulk insert."""
         values = _moment_rows(rows)
-        self._insert("moments", MOMENT_ROW, [v for v in values if v[0] not in existing])
-        self._upsert("moments", MOMENT_ROW, [v for v in values if v[0] in existing],
-                    key=("moment_id",))
-        self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ?",
-                            [(moment_id,) for moment_id in deletes])
+        self._insert("moments", MOMENT_ROW, [v for v in values if (v[1], v[0]) not in existing])
+        self._upsert("moments", MOMENT_ROW, [v for v in values if (v[1], v[0]) in existing],
+                     key=("moment_id", "tenant"))
+        self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ? AND tenant = ?",
+                            [(moment_id, tenant) for tenant, moment_id in deletes])
 
     def load_moments(self, after: int, upto: int, as_of: int) -> int:
         """Copy in, from the ledger, each moment whose latest event at or before `as_of` lies
@@ -626,16 +637,17 @@ class SqlSession:
     def _replace_amplifications(self, folded: Mapping[CustomerKey, CustomerProjections],
                                 keys: Collection[CustomerKey], version: int
                                 ) -> list[Amplification]:
-        old = {r[0]: r for r in self._old_rows(AMPLIFICATIONS, keys)}
-        new = {a.amplification_id: _amplification_row(a)
+        # Keyed (tenant, amplification_id): moment ids are scoped by tenant.
+        old = {(r[1], r[0]): r for r in self._old_rows(AMPLIFICATIONS, keys)}
+        new = {(a.tenant, a.amplification_id): _amplification_row(a)
                for f in folded.values() for a in f.amplifications}
         self._upsert("amplifications", AMPLIFICATIONS.columns,
-                     [(*row, version) for aid, row in new.items() if old.get(aid) != row],
+                     [(*row, version) for key, row in new.items() if old.get(key) != row],
                      key=AMPLIFICATIONS.key)
-        removed = [aid for aid in old if aid not in new]
-        self._delete_rows("amplifications", AMPLIFICATIONS.key, [(aid,) for aid in removed])
-        self._tombstones("amplifications", removed, version)
-        self._revive("amplifications", [aid for aid in new if aid not in old])
+        removed = [key for key in old if key not in new]
+        self._delete_rows("amplifications", AMPLIFICATIONS.key, removed)
+        self._tombstones("amplifications", [aid for _, aid in removed], version)
+        self._revive("amplifications", [aid for tenant, aid in new if (tenant, aid) not in old])
         amplification_of = _amplification_of()
         return [amplification_of(row) for row in old.values()]
 

@@ -48,9 +48,9 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 7  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+SCHEMA_VERSION = 8  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
 # 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py); 7: streams scoped by
-# tenant
+# tenant; 8: current moments and amplifications keyed by (tenant, id)
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 
