@@ -13,8 +13,8 @@ import uuid
 from typing import Any
 
 import orjson
+from projection_support import projection_tables
 
-from mot.adapters.stores.projection_tables import TABLES, column_names
 from mot.service.bootstrap import Services, open_store
 from mot.service.ledger import Incoming
 from mot.service.queries import Query
@@ -44,26 +44,15 @@ def record_one_by_one(services: Services, messages: list[dict[str, Any]]) -> Non
         services.projections.project()
 
 
-def tables(services: Services) -> dict[str, list[tuple[Any, ...]]]:
-    """Every projection table's rows without versions; not the tombstones, which a rebuild
-    (publishing every row anew) does not keep."""
-    out = {}
-    with services.backend.read() as tx:
-        for name in (name for name in TABLES if name != "tombstones"):
-            columns = [c for c in column_names(tx, name) if c != "version"]
-            out[name] = sorted(tx.query(f"SELECT {', '.join(columns)} FROM {name}"), key=repr)
-    return out
-
-
 def cascades(services: Services) -> dict[str, tuple[int, int]]:
     return {r["amplification_id"]: (r["cascade_size"], r["cascade_reach"])
             for r in services.queries.run(Query("amplifications"))}
 
 
 def assert_rebuild_equal(services: Services) -> dict[str, list[tuple[Any, ...]]]:
-    incremental = tables(services)
+    incremental = projection_tables(services)
     services.projections.replay(workers=0)
-    rebuilt = tables(services)
+    rebuilt = projection_tables(services)
     assert rebuilt == incremental
     return rebuilt
 

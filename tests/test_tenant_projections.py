@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from projection_support import projection_tables
 
-from mot.adapters.stores.projection_tables import TABLES, column_names
-from mot.service.bootstrap import Services, open_store
+from mot.service.bootstrap import open_store
 from mot.service.ledger import Incoming
 from mot.service.queries import Query
 
@@ -23,15 +23,6 @@ SHARE = "6f1c9e2a-3b4d-4c5e-8f70-0000000000aa"
 def moment(tenant: str, customer: str, **fields: Any) -> dict[str, Any]:
     return {"tenant": tenant, "customer_id": customer, "occurred_at": "2026-03-01T09:00:00Z",
             "channel": "twitter", "direction": "public", **fields}
-
-
-def tables(services: Services) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    with services.backend.read() as tx:
-        for name in (name for name in TABLES if name != "tombstones"):
-            columns = [c for c in column_names(tx, name) if c != "version"]
-            out[name] = sorted(tx.query(f"SELECT {', '.join(columns)} FROM {name}"), key=repr)
-    return out
 
 
 def test_the_same_moment_id_in_two_tenants_is_two_moments(store_url: str) -> None:
@@ -59,6 +50,6 @@ def test_the_same_moment_id_in_two_tenants_is_two_moments(store_url: str) -> Non
         services.projections.project()
         assert [(r["tenant"], r["cascade_size"])
                 for r in services.queries.run(Query("amplifications"))] == [("globex", 1)]
-        incremental = tables(services)
+        incremental = projection_tables(services)
         services.projections.replay(workers=0)
-        assert tables(services) == incremental
+        assert projection_tables(services) == incremental
