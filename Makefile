@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # pip compiles a regular install's modules; an editable install's are compiled on
-# first import, and not kept where PYTHONDONTWRITEBYTECODE is set, which would cost
-# every `mot` command ~15 ms. Up-to-date files are skipped.
+# first import, and not kept where PYTHONDONTWRITEBYTECODE is set, which would make
+# every `mot` command compile what it imports. Up-to-date files are skipped.
 bytecode:
 	@$(BIN)/python -m compileall -q domain projections adapters cli service mot > /dev/null
 

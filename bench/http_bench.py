@@ -99,7 +99,7 @@ class Store:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     def head(self) -> int:
-        from mot.service.bootstrap import open_store
+        from mot.bootstrap import open_store
 
         services = open_store(self.url)
         try:
@@ -163,11 +163,10 @@ def start_server(store: Store, port: int) -> subprocess.Popen[bytes]:
 
 
 def run_http(store: Store, path: Path, clients: int, size: int, max_seconds: float) -> dict[str, Any]:
-    from mot.service.access import access_for
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
 
     services = open_store(store.url)
-    _, token = access_for(services).create("acme", "write", label="bench")
+    _, token = services.access.create("acme", "write", label="bench")
     services.close()
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     batches: queue.SimpleQueue[bytes] = queue.SimpleQueue()

@@ -120,7 +120,7 @@ def mot_sqlite_pragmas() -> dict[str, Any]:
     so that the raw baseline runs with whatever mot runs with (they change as mot is tuned).
     Read inside a ledger write: that is where mot's appending connection gets its larger
     page cache."""
-    from mot.service.bootstrap import connect
+    from mot.bootstrap import connect
 
     path = fresh_sqlite("pragmas")
     backend = connect(path)

@@ -61,7 +61,7 @@ from benchlib import (
 )
 
 from mot.adapters.sources.sample import generate_lines
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 from mot.service.queries import Query
 
 TARGET_REBUILD_SQLITE = 30_000

@@ -36,7 +36,7 @@ from benchlib import (
     write_json,
 )
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 from mot.service.ledger import Incoming
 from mot.service.queries import Query
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
+from mot.cli.context import State, pass_state
 from mot.cli.progress import Progress
 from mot.cli.projection_commands import Timestamp
 from mot.wording import counted
@@ -26,8 +26,8 @@ EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 @click.option("--no-refresh", is_flag=True,
               help="Do not bring projections up to date first (read-only access).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
-@click.pass_obj
-def export(obj: Any, fmt: str, out: Path, tenant: str | None, as_of: datetime | None,
+@pass_state
+def export(obj: State, fmt: str, out: Path, tenant: str | None, as_of: datetime | None,
            no_refresh: bool, quiet: bool) -> None:
     """Write every projection and the current moments to files, one per table.
 
@@ -37,8 +37,6 @@ def export(obj: Any, fmt: str, out: Path, tenant: str | None, as_of: datetime | 
         mot export --format parquet --out exports/
         duckdb -c "select stage, count(*) from 'exports/relationships.parquet' group by 1"
     """
-    from mot.service.export import Exporter
-
     services = obj.services
     if not no_refresh:
         services.projections.project()
@@ -47,7 +45,7 @@ def export(obj: Any, fmt: str, out: Path, tenant: str | None, as_of: datetime | 
     def report(table: str, rows: int) -> None:
         progress.update(f"{table} {counted(rows, 'row')}", count=rows)
 
-    written = Exporter(services.backend, services.queries).export(
+    written = services.exporter.export(
         out, fmt, tenant=tenant, as_of=as_of, progress=report)
     progress.finish()
     for item in written:
@@ -62,8 +60,8 @@ def export(obj: Any, fmt: str, out: Path, tenant: str | None, as_of: datetime | 
 @click.option("--until", type=Timestamp(), help="Weekly charts and posts up to this time.")
 @click.option("--no-refresh", is_flag=True,
               help="Do not bring projections up to date first (read-only access).")
-@click.pass_obj
-def report(obj: Any, tenant: str | None, out: Path, since: datetime | None,
+@pass_state
+def report(obj: State, tenant: str | None, out: Path, since: datetime | None,
            until: datetime | None, no_refresh: bool) -> None:
     """Write one self-contained HTML page of what the projections say: stage funnel and its
     weekly movement, reciprocity, amplification, team scoreboard, listening share.
@@ -72,12 +70,10 @@ def report(obj: Any, tenant: str | None, out: Path, since: datetime | None,
 
         mot report --tenant acme --out acme.html --since 2026-01-01T00:00:00Z
     """
-    from mot.service.report import report as build
-
     services = obj.services
     if not no_refresh:
         services.projections.project()
-    page = build(services.queries, services.backend, tenant=tenant, since=since, until=until)
+    page = services.report(tenant=tenant, since=since, until=until)
     if tenant is not None and 'data-tenant="' not in page:
         raise click.ClickException(f"no customers of tenant {tenant!r} in this store")
     if str(out) == "-":

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -31,12 +32,6 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]
         return size
 
 
-def _access(obj: Any) -> Any:
-    from mot.service.access import access_for
-
-    return access_for(obj.services)
-
-
 @click.group("token")
 def token() -> None:
     """Create, list and revoke API tokens (one tenant each; scopes read and/or write).
@@ -54,8 +49,9 @@ def token() -> None:
 @click.option("--scope", "scopes", default="read", show_default=True, metavar="SCOPES",
               help="read, write, or write,read.")
 @click.option("--label", default="", help="A note to tell tokens apart in `mot token list`.")
-@click.pass_obj
-def token_create(obj: Any, tenant: str, scopes: str, label: str) -> None:
+@pass_state
+@creates_store
+def token_create(obj: State, tenant: str, scopes: str, label: str) -> None:
     """Create a token and print it once: only its hash is stored, it cannot be shown again.
 
     \b
@@ -65,7 +61,7 @@ def token_create(obj: Any, tenant: str, scopes: str, label: str) -> None:
     from mot.service.access import AccessError
 
     try:
-        stored, secret = _access(obj).create(tenant, scopes, label)
+        stored, secret = obj.services.access.create(tenant, scopes, label)
     except AccessError as error:
         raise click.UsageError(str(error)) from error
     click.echo(secret)
@@ -75,21 +71,21 @@ def token_create(obj: Any, tenant: str, scopes: str, label: str) -> None:
 
 @token.command("list")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
-@click.pass_obj
-def token_list(obj: Any, fmt: str | None) -> None:
+@pass_state
+def token_list(obj: State, fmt: str | None) -> None:
     """Every token: id, tenant, scopes, label, when created and revoked (never the token).
 
     \b
     Example:
       mot token list --format csv
     """
-    render([t.as_record() for t in _access(obj).list()], fmt)
+    render([t.as_record() for t in obj.services.access.list()], fmt)
 
 
 @token.command("revoke")
 @click.argument("token_ids", nargs=-1, type=int, required=True, metavar="ID...")
-@click.pass_obj
-def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
+@pass_state
+def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
     """Revoke tokens by id: their next request is refused (401).
 
     \b
@@ -98,7 +94,7 @@ def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
     """
     from mot.service.access import AccessError
 
-    access = _access(obj)
+    access = obj.services.access
     for token_id in token_ids:
         try:
             revoked = access.revoke(token_id)
@@ -141,8 +137,9 @@ def token_revoke(obj: Any, token_ids: tuple[int, ...]) -> None:
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
-@click.pass_obj
-def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_budget: int,
+@pass_state
+@creates_store
+def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memory_budget: int,
           budget_wait: float, read_timeout: float, project: bool, poll: float, config_path: str | None,
           ingest_threads: int, stall_after: float, access_log: bool, log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
@@ -162,9 +159,7 @@ def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_
     from mot.adapters.http.ingest import Limits
     from mot.adapters.http.server import BindError, bind, header_deadline
     from mot.adapters.http.webhooks import WebhookSettings
-    from mot.adapters.stores.urls import redacted
     from mot.adapters.vendors import ConfigError
-    from mot.service.bootstrap import store_url
 
     try:
         sock = bind(host, port)  # before anything is printed or opened
@@ -185,8 +180,8 @@ def serve(obj: Any, host: str, port: int, max_body: int, max_items: int, memory_
     app = create_app(obj.services, limits=limits, project_every=poll if project else None,
                      webhooks=webhooks, ingest_threads=ingest_threads,
                      stall_after_s=stall_after or None)
-    click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store "
-               f"{redacted(store_url(obj.store))}", err=True)
+    click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store_shown}",
+               err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
                             timeout_graceful_shutdown=10, http=header_deadline(read_timeout))
     server = uvicorn.Server(config)

@@ -13,6 +13,7 @@ from typing import Any
 import click
 import orjson
 
+from mot.cli.context import State, creates_store, pass_state
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -86,8 +87,9 @@ def kafka() -> None:
                    "(default: run until SIGINT/SIGTERM).")
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
-@click.pass_obj
-def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_topic: str | None,
+@pass_state
+@creates_store
+def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_topic: str | None,
            batch_size: int, commit_every: int, workers: int | None, auto_offset_reset: str,
            max_poll_interval_ms: int, session_timeout_ms: int, heartbeat_interval_ms: int,
            wait_for_broker: float, exit_when_idle: float | None, summary_json: bool, quiet: bool) -> None:
@@ -155,16 +157,15 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
             f"{stats.quarantined:,} quarantined, lag {lag}{trouble}", count=stats.read)
 
     try:
-        from mot.adapters.stores.offsets import SqlOffsets
         from mot.service.parsing import default_workers
         from mot.service.resilience import Retry
 
-        stats = Ingestor(services.ledger, source, offsets=SqlOffsets(services.backend, group),
+        stats = Ingestor(services.ledger, source, offsets=services.offsets(group),
                          dlq=dlq, dlq_topic=dlq_topic,
                          batch_size=batch_size, commit_every=commit_every,
                          workers=default_workers() if workers is None else workers,
                          ).run(should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle,
-                               retry=Retry("mot kafka ingest", services.backend.unavailable,
+                               retry=Retry("mot kafka ingest", services.unavailable,
                                            lambda line: click.echo(line, err=True)))
     finally:
         source.close()  # leave the group now rather than after the session timeout
@@ -204,8 +205,8 @@ def ingest(obj: Any, bootstrap: str, topics: tuple[str, ...], group: str, dlq_to
 @click.option("--page-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
-@click.pass_obj
-def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool, poll: float,
+@pass_state
+def publish(obj: State, bootstrap: str, topic_prefix: str, name: str, follow: bool, poll: float,
             refresh: bool, create_topics: bool, partitions: int, replication_factor: int,
             reset: bool, page_size: int, summary_json: bool, quiet: bool) -> None:
     """Publish every change of relationship, reciprocity and amplification rows.
@@ -222,11 +223,10 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
       mot kafka publish --topic-prefix crm. --no-refresh
     """
     from mot.adapters.kafka.client import COMPACTED, KafkaSink, ensure_topics
-    from mot.adapters.stores.changelog import SqlChangelog
     from mot.service.streaming import Publisher, PublishStats, StreamError
 
     services = obj.services
-    changelog = SqlChangelog(services.backend)
+    changelog = services.changelog
     if reset:
         changelog.reset(name)
     progress = Progress("kafka publish", quiet=quiet)
@@ -255,7 +255,7 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
 
             stop = _Stop()
             stats = publisher.follow(
-                retry=Retry("mot kafka publish --follow", services.backend.unavailable,
+                retry=Retry("mot kafka publish --follow", services.unavailable,
                             lambda line: click.echo(line, err=True)),
                 poll_seconds=poll, should_stop=stop, before_round=refresh_projections,
                 progress=report,
@@ -290,8 +290,8 @@ def publish(obj: Any, bootstrap: str, topic_prefix: str, name: str, follow: bool
 @click.option("--replication-factor", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
-@click.pass_obj
-def export(obj: Any, bootstrap: str, topic: str, tenant: str | None, after: int, create_topic: bool,
+@pass_state
+def export(obj: State, bootstrap: str, topic: str, tenant: str | None, after: int, create_topic: bool,
            partitions: int, replication_factor: int, summary_json: bool, quiet: bool) -> None:
     """Write the ledger to a topic in notification order, as wire-format messages keyed by moment id.
 
@@ -321,7 +321,7 @@ def export(obj: Any, bootstrap: str, topic: str, tenant: str | None, after: int,
                           replication_factor=replication_factor)
         sink = KafkaSink(bootstrap)
         try:
-            stats = run_export(services.ledger_store, sink, topic, tenant=tenant, after=after,
+            stats = run_export(services.notification_log, sink, topic, tenant=tenant, after=after,
                                progress=report)
         finally:
             sink.close()

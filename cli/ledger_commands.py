@@ -8,6 +8,7 @@ from typing import Any
 import click
 import orjson
 
+from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import format_option, render
 from mot.cli.progress import Progress
 from mot.wording import counted
@@ -73,8 +74,9 @@ class RejectLimitType(click.ParamType[Any]):
               "kilobyte with its line number, and is never held in memory whole.")
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no hints on standard error.")
-@click.pass_obj
-def import_(obj: Any, files: tuple[str, ...], fmt: str, vendor: str | None, config_path: str | None,
+@pass_state
+@creates_store
+def import_(obj: State, files: tuple[str, ...], fmt: str, vendor: str | None, config_path: str | None,
             max_rejects: Any, all_or_nothing: bool, dry_run: bool, batch_size: int,
             commit_every: int, workers: int | None, max_line_bytes: int, summary_json: bool,
             quiet: bool) -> None:
@@ -277,8 +279,8 @@ def _dry_run(inputs: list[Any], stats: Any, options: Any, summary_json: bool) ->
               help="The moment's tenant (moment ids are per tenant; needed when several tenants "
                    "have the id; a SYSTEM:ID reference is resolved in it, default 'default').")
 @format_option("text")
-@click.pass_obj
-def show(obj: Any, moment: str, tenant: str | None, fmt: str) -> None:
+@pass_state
+def show(obj: State, moment: str, tenant: str | None, fmt: str) -> None:
     """Show a moment, its amendments and its retraction.
 
     MOMENT is a moment id, or SYSTEM:ID naming the source record (with --tenant).
@@ -298,15 +300,12 @@ def show(obj: Any, moment: str, tenant: str | None, fmt: str) -> None:
     if moment_id is None:
         raise click.ClickException(f"{moment!r} is neither a moment id nor a SYSTEM:ID reference")
     try:
-        history = obj.services.ledger_store.stream(moment_id, tenant)
+        records = obj.services.moments.records(moment_id, tenant)
     except AmbiguousMoment as error:
         raise click.ClickException(f"{error} with --tenant") from None
-    if not history:
+    if not records:
         where = "the ledger" if tenant is None else f"tenant {tenant!r}"
         raise click.ClickException(f"no moment {moment_id} in {where}")
-    from mot.service.moments import history_records
-
-    records = history_records(history)
     if fmt != "text":
         render(records, fmt, ("version", "event", "recorded_at", "origin", "reason")
                if fmt == "table" else ())
@@ -351,25 +350,23 @@ def _filters(command: Any) -> Any:
         "fields when there are several).")(command)
 
 
-def _selected(store: Any, ids: tuple[int, ...], field: str | None, reason: str | None) -> list[Any]:
-    """The quarantined messages named by ids and filters; an id not in the quarantine is an error."""
-    entries: list[Any] = store.quarantine(ids=list(ids) if ids else None, field=field,
-                                          reason=reason)
-    if ids:
-        missing = sorted(set(ids) - {e.id for e in store.quarantine(ids=list(ids))})
-        if missing:
-            raise click.ClickException(
-                f"no quarantined message {', '.join(map(str, missing))} "
-                "(see them with: mot quarantine list)")
-    return entries
+def _selected(obj: State, ids: tuple[int, ...], field: str | None, reason: str | None) -> list[int]:
+    """The ids of the quarantined messages named by ids and filters; an id not in the
+    quarantine is an error."""
+    from mot.service.quarantine import NotQuarantined
+
+    try:
+        return [e.id for e in obj.services.quarantine.select(ids, field, reason)]
+    except NotQuarantined as error:
+        raise click.ClickException(f"{error} (see them with: mot quarantine list)") from None
 
 
 @quarantine.command("list")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
 @_filters
 @format_option()
-@click.pass_obj
-def quarantine_list(obj: Any, limit: int | None, field: str | None, reason: str | None,
+@pass_state
+def quarantine_list(obj: State, limit: int | None, field: str | None, reason: str | None,
                     fmt: str | None) -> None:
     """Rejected messages, oldest first: id, origin, field, reason, repeats.
 
@@ -378,7 +375,7 @@ def quarantine_list(obj: Any, limit: int | None, field: str | None, reason: str 
       mot quarantine list
       mot quarantine list --field channel --format csv > channel-rejects.csv
     """
-    entries = obj.services.ledger_store.quarantine(limit=limit, field=field, reason=reason)
+    entries = obj.services.quarantine.entries(limit, field=field, reason=reason)
     render(
         [
             {"id": e.id, "origin": e.origin, "field": e.field, "reason": e.reason,
@@ -393,8 +390,8 @@ def quarantine_list(obj: Any, limit: int | None, field: str | None, reason: str 
 
 @quarantine.command("summary")
 @format_option()
-@click.pass_obj
-def quarantine_summary(obj: Any, fmt: str | None) -> None:
+@pass_state
+def quarantine_summary(obj: State, fmt: str | None) -> None:
     """Rejected messages grouped by field and reason, most frequent first.
 
     A message rejected for several fields counts under each. The reason is shown
@@ -406,32 +403,29 @@ def quarantine_summary(obj: Any, fmt: str | None) -> None:
       mot quarantine summary
       mot quarantine replay --field channel     # after fixing the mapping upstream
     """
-    from mot.domain.quarantine import summarise
-
-    store = obj.services.ledger_store
-    rows = summarise(store.quarantine_reasons())
+    quarantine = obj.services.quarantine
+    rows = quarantine.summary()
     if not rows and (fmt or "table") == "table":
         click.echo("the quarantine is empty")
         return
     render(rows, fmt, columns=("field", "reason", "messages", "example"))
     if (fmt or "table") == "table":
-        click.echo(f"{counted(store.quarantine_count(), 'message')} in the quarantine")
+        click.echo(f"{counted(quarantine.count(), 'message')} in the quarantine")
 
 
 @quarantine.command("show")
 @click.argument("qid", type=int, metavar="ID")
-@click.pass_obj
-def quarantine_show(obj: Any, qid: int) -> None:
+@pass_state
+def quarantine_show(obj: State, qid: int) -> None:
     """One rejected message: its raw bytes, origin, reason and history.
 
     \b
     Example:
       mot quarantine show 3
     """
-    entries = obj.services.ledger_store.quarantine(ids=[qid])
-    if not entries:
+    e = obj.services.quarantine.get(qid)
+    if e is None:
         raise click.ClickException(f"no quarantined message {qid}")
-    e = entries[0]
     click.echo(f"id:         {e.id}\norigin:     {e.origin}\nlast seen:  {e.last_origin}"
                f" at {e.last_seen}\nfirst seen: {e.first_seen}\nrepeats:    {e.repeats}\n"
                f"field:      {e.field or '(the whole message)'}\nreason:     {e.reason}")
@@ -448,8 +442,8 @@ def quarantine_show(obj: Any, qid: int) -> None:
 @quarantine.command("replay")
 @click.argument("ids", nargs=-1, type=int, metavar="[ID...]")
 @_filters
-@click.pass_obj
-def quarantine_replay(obj: Any, ids: tuple[int, ...], field: str | None,
+@pass_state
+def quarantine_replay(obj: State, ids: tuple[int, ...], field: str | None,
                       reason: str | None) -> None:
     """Validate quarantined messages again (all, the given ids, or those the filters select);
     what goes in leaves the quarantine.
@@ -463,15 +457,15 @@ def quarantine_replay(obj: Any, ids: tuple[int, ...], field: str | None,
       mot quarantine replay 3 7
       mot quarantine replay --reason "no recorded moment"
     """
-    store = obj.services.ledger_store
+    quarantine = obj.services.quarantine
     chosen: list[int] | None = None
     if ids or field is not None or reason is not None:
-        chosen = [e.id for e in _selected(store, ids, field, reason)]
+        chosen = _selected(obj, ids, field, reason)
         if not chosen:
             click.echo("no quarantined message matches; nothing replayed")
             return
-    summary = obj.services.ledger.replay_quarantine(chosen)
-    left = store.quarantine_count()
+    summary = quarantine.replay(chosen)
+    left = quarantine.count()
     click.echo(
         f"replayed {counted(summary.read, 'message')}: recorded {summary.recorded:,}, "
         f"amended {summary.amended:,}, retracted {summary.retracted:,}, "
@@ -483,8 +477,8 @@ def quarantine_replay(obj: Any, ids: tuple[int, ...], field: str | None,
 @quarantine.command("drop")
 @click.argument("ids", nargs=-1, type=int, metavar="[ID...]")
 @_filters
-@click.pass_obj
-def quarantine_drop(obj: Any, ids: tuple[int, ...], field: str | None, reason: str | None) -> None:
+@pass_state
+def quarantine_drop(obj: State, ids: tuple[int, ...], field: str | None, reason: str | None) -> None:
     """Delete quarantined messages for good (after you have dealt with them): the given
     ids, or those the filters select (at least one of the two).
 
@@ -495,18 +489,17 @@ def quarantine_drop(obj: Any, ids: tuple[int, ...], field: str | None, reason: s
     """
     if not ids and field is None and reason is None:
         raise click.UsageError("name the messages to drop: ID..., --field or --reason")
-    store = obj.services.ledger_store
-    chosen = [e.id for e in _selected(store, ids, field, reason)]
-    dropped = store.drop_quarantined(chosen) if chosen else 0
+    quarantine = obj.services.quarantine
+    dropped = quarantine.drop(_selected(obj, ids, field, reason))
     click.echo(f"dropped {counted(dropped, 'message')}; "
-               f"{counted(store.quarantine_count(), 'message')} in the quarantine")
+               f"{counted(quarantine.count(), 'message')} in the quarantine")
 
 
 @quarantine.command("fix")
 @click.argument("qid", type=int, metavar="ID")
 @click.argument("corrected", type=click.File("rb"), required=False, metavar="[FILE]")
-@click.pass_obj
-def quarantine_fix(obj: Any, qid: int, corrected: Any) -> None:
+@pass_state
+def quarantine_fix(obj: State, qid: int, corrected: Any) -> None:
     """Replace a quarantined message with a corrected one and replay it.
 
     The corrected JSON comes from FILE (`-` for stdin), or from $EDITOR when
@@ -519,18 +512,18 @@ def quarantine_fix(obj: Any, qid: int, corrected: Any) -> None:
       mot quarantine fix 3                      # opens $EDITOR
       mot quarantine fix 3 corrected.json
     """
-    store = obj.services.ledger_store
-    entries = store.quarantine(ids=[qid])
-    if not entries:
+    quarantine = obj.services.quarantine
+    entry = quarantine.get(qid)
+    if entry is None:
         raise click.ClickException(f"no quarantined message {qid}")
     if corrected is not None:
         payload = corrected.read().strip()
     else:
-        edited = click.edit(entries[0].message.decode("utf-8", "replace"))
+        edited = click.edit(entry.message.decode("utf-8", "replace"))
         if edited is None:
             raise click.ClickException("no change made")
         payload = edited.strip().encode()
-    fix = obj.services.ledger.fix_quarantined(qid, payload)
+    fix = quarantine.fix(qid, payload)
     if fix.invalid is not None:
         raise click.ClickException(
             f"the corrected message is not valid; quarantined message {qid} is unchanged: "

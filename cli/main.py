@@ -1,7 +1,9 @@
 """The `mot` command: one click group; every command calls the service layer.
 
-Shared state lives in `ctx.obj` (a lazily opened store), errors a user can act
-on are `click.ClickException`s, and help text comes from the docstrings.
+Every command receives the typed `State` (`mot.cli.context.pass_state`): the
+store URL, and the services wired by the composition root (`mot.bootstrap`),
+opened on first use and closed at exit. Errors a user can act on are `click.ClickException`s, and
+help text comes from the docstrings.
 """
 
 from __future__ import annotations
@@ -12,32 +14,10 @@ from typing import Any
 import click
 
 from mot import __version__
+from mot.cli.context import State
 
-
-class Context:
-    """What every command shares: the store URL, opened on first use and closed at exit."""
-
-    def __init__(self, store: str | None) -> None:
-        self.store = store
-        self._services: Any = None
-
-    @property
-    def services(self) -> Any:
-        if self._services is None:
-            from mot.service.bootstrap import open_store, store_url
-
-            try:
-                self._services = open_store(self.store)
-            except Exception as error:  # a bad URL or an unreachable server: say which
-                raise click.ClickException(
-                    f"cannot open the store {store_url(self.store)!r}: {error}"
-                ) from error
-        return self._services
-
-    def close(self) -> None:
-        if self._services is not None:
-            self._services.close()
-            self._services = None
+STORE_HELP = ("Where the ledger lives: a SQLite file path (default ./mot.db) or a postgresql:// "
+              "URL. Also read from MOT_STORE.")
 
 
 # Command name -> the module of mot.cli that defines it. A command's module is imported
@@ -57,9 +37,32 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
+def _set_store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        state = ctx.find_object(State)
+        if state is not None:
+            state.store = value
+
+
+def _store_option() -> click.Option:
+    """`--store` after a subcommand: the same setting as `mot --store` (the later one wins)."""
+    return click.Option(["--store"], metavar="URL", expose_value=False, callback=_set_store,
+                        help=STORE_HELP)
+
+
+def _with_global_options(command: click.Command) -> click.Command:
+    """Give a command, and every subcommand of a group, the global options."""
+    if not any(p.name == "store" for p in command.params):
+        command.params.append(_store_option())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_global_options(sub)
+    return command
+
+
 class MotGroup(click.Group):
-    """Loads each command on first use; turns failures of the store into one clear line
-    instead of a traceback."""
+    """Loads each command on first use, accepts the global options after a subcommand too,
+    and turns failures of the store into one clear line instead of a traceback."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMAND_MODULES)
@@ -69,7 +72,7 @@ class MotGroup(click.Group):
         if module_name is None:
             return None
         commands: list[click.Command] = import_module(f"mot.cli.{module_name}").COMMANDS
-        return next(c for c in commands if c.name == cmd_name)
+        return _with_global_options(next(c for c in commands if c.name == cmd_name))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -104,13 +107,7 @@ def _is_store_error(error: Exception) -> bool:
 
 
 @click.group(cls=MotGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "--store",
-    envvar="MOT_STORE",
-    metavar="URL",
-    help="Where the ledger lives: a SQLite file path (default ./mot.db) or a postgresql:// URL. "
-    "Also read from MOT_STORE.",
-)
+@click.option("--store", envvar="MOT_STORE", metavar="URL", help=STORE_HELP)
 @click.version_option(__version__, prog_name="mot")
 @click.pass_context
 def cli(ctx: click.Context, store: str | None) -> None:
@@ -132,7 +129,7 @@ def cli(ctx: click.Context, store: str | None) -> None:
     Tab completion (bash; zsh and fish alike, see docs/cli.md):
       eval "$(_MOT_COMPLETE=bash_source mot)"
     """
-    state = Context(store)
+    state = State(store)
     ctx.obj = state
     ctx.call_on_close(state.close)
 

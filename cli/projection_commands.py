@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import click
 
+from mot.cli.context import State, pass_state
 from mot.cli.output import format_option, render
 from mot.cli.progress import Progress
 from mot.wording import counted
@@ -100,8 +101,8 @@ def _worker_errors() -> Iterator[None]:
 @click.option("--page-size", type=click.IntRange(1), default=1000, show_default=True,
               help="Events applied per transaction: smaller pages commit more often.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
-@click.pass_obj
-def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) -> None:
+@pass_state
+def project(obj: State, follow: bool, poll: float, page_size: int, quiet: bool) -> None:
     """Bring every projection up to date with the ledger, then exit (or keep going with --follow).
 
     Each page of events is applied in one transaction with the projection's
@@ -140,7 +141,7 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
 
     from mot.service.resilience import Retry
 
-    retry = Retry("mot project --follow", obj.services.backend.unavailable,
+    retry = Retry("mot project --follow", obj.services.unavailable,
                   lambda line: click.echo(line, err=True))
     service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=count,
                    page_size=page_size, retry=retry)
@@ -156,8 +157,8 @@ def project(obj: Any, follow: bool, poll: float, page_size: int, quiet: bool) ->
               help="Processes that fold customers while this one writes (default: one per CPU, "
               "up to 4, for 50,000 events or more; 0: none).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
-@click.pass_obj
-def replay(obj: Any, projection: tuple[str, ...], restart: bool, workers: int | None,
+@pass_state
+def replay(obj: State, projection: tuple[str, ...], restart: bool, workers: int | None,
            quiet: bool) -> None:
     """Rebuild the projections from the start of the log, then swap them in.
 
@@ -179,8 +180,8 @@ def replay(obj: Any, projection: tuple[str, ...], restart: bool, workers: int | 
 
 @click.command("status")
 @format_option("text")
-@click.pass_obj
-def status(obj: Any, fmt: str) -> None:
+@pass_state
+def status(obj: State, fmt: str) -> None:
     """Ledger head, the projections' position and lag, and the quarantine count.
 
     \b
@@ -250,8 +251,8 @@ def status(obj: Any, fmt: str) -> None:
               help="A table's records one field a line, values in full (like psql's \\x).")
 @click.option("--no-refresh", is_flag=True,
               help="Do not bring projections up to date first (read-only access).")
-@click.pass_obj
-def query(obj: Any, name: str, fmt: str | None, tenant: str | None, customer: str | None,
+@pass_state
+def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: str | None,
           stage: str | None, status_: str | None, polarity: str | None, function: str | None,
           since: datetime | None, until: datetime | None, as_of: datetime | None,
           sort: str | None, limit: int | None, columns: str | None, expanded: bool,
@@ -324,8 +325,8 @@ def _customer_of(tenant: str | None, customer: str | None, legacy: tuple[str, ..
 @click.command("log")
 @_customer_options
 @format_option()
-@click.pass_obj
-def log(obj: Any, tenant: str | None, customer: str | None, fmt: str | None) -> None:
+@pass_state
+def log(obj: State, tenant: str | None, customer: str | None, fmt: str | None) -> None:
     """A customer's current moments (after amendments, without retracted ones) in fold
     order: occurred_at, then moment_id.
 
@@ -334,10 +335,8 @@ def log(obj: Any, tenant: str | None, customer: str | None, fmt: str | None) -> 
       mot log --tenant acme --customer c000145
       mot log --tenant acme --customer c000145 --format jsonl | jq .kind
     """
-    from mot.service.timeline import customer_log
-
     tenant, customer = _customer_of(tenant, customer, ())
-    _show_customer(obj, customer_log, tenant, customer, fmt,
+    _show_customer(obj, obj.services.timelines.log, tenant, customer, fmt,
                    ("occurred_at", "direction", "kind", "function", "channel", "actor",
                     "sentiment", "reach", "moment_id"))
 
@@ -346,8 +345,8 @@ def log(obj: Any, tenant: str | None, customer: str | None, fmt: str | None) -> 
 @click.argument("legacy", nargs=-1, metavar="[TENANT CUSTOMER]")
 @_customer_options
 @format_option()
-@click.pass_obj
-def timeline(obj: Any, legacy: tuple[str, ...], tenant: str | None, customer: str | None,
+@pass_state
+def timeline(obj: State, legacy: tuple[str, ...], tenant: str | None, customer: str | None,
              fmt: str | None) -> None:
     """A customer's moments in fold order, with the running stage and reciprocity balance
     after each.
@@ -359,19 +358,17 @@ def timeline(obj: Any, legacy: tuple[str, ...], tenant: str | None, customer: st
 
     (`mot timeline TENANT CUSTOMER`, the older form, still works.)
     """
-    from mot.service.timeline import customer_timeline
-
     tenant, customer = _customer_of(tenant, customer, legacy)
-    _show_customer(obj, customer_timeline, tenant, customer, fmt,
+    _show_customer(obj, obj.services.timelines.timeline, tenant, customer, fmt,
                    ("occurred_at", "direction", "kind", "function", "stage", "balance",
                     "unanswered_asks", "status", "moment_id"))
 
 
-def _show_customer(obj: Any, read: Any, tenant: str, customer: str, fmt: str | None,
-                   table_columns: tuple[str, ...]) -> None:
+def _show_customer(obj: State, read: Callable[[str, str], list[dict[str, Any]]], tenant: str,
+                   customer: str, fmt: str | None, table_columns: tuple[str, ...]) -> None:
     """Bring projections up to date, read one customer's records, print them."""
     obj.services.projections.project()
-    records = read(obj.services, tenant, customer)
+    records = read(tenant, customer)
     if not records:
         raise click.ClickException(f"no current moments for customer {customer!r} of {tenant!r}")
     render(records, fmt, columns=table_columns if (fmt or "table") == "table" else ())
@@ -385,8 +382,8 @@ def _show_customer(obj: Any, read: Any, tenant: str, customer: str, fmt: str | N
               default="text",
               help="text (default), markdown (for a report or a chat), json or jsonl (the "
               "facts per tenant, for programs).")
-@click.pass_obj
-def story(obj: Any, tenant: str | None, top: int, fmt: str) -> None:
+@pass_state
+def story(obj: State, tenant: str | None, top: int, fmt: str) -> None:
     """What the projections say, in plain words: detractors and the teams before them,
     who must stop asking, which posts travelled furthest, who listens.
 

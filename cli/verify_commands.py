@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
+from mot.cli.context import State, pass_state
 from mot.cli.output import format_option, render
 from mot.cli.progress import Progress
 
@@ -18,8 +17,8 @@ from mot.cli.progress import Progress
               help="Compare the tables as they are, without bringing them up to date first.")
 @format_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
-@click.pass_obj
-def verify(obj: Any, tenant: str | None, show: int, no_refresh: bool, fmt: str | None,
+@pass_state
+def verify(obj: State, tenant: str | None, show: int, no_refresh: bool, fmt: str | None,
            quiet: bool) -> None:
     """Recompute every projection from the ledger and compare it with the stored tables.
 

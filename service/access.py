@@ -28,7 +28,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 from uuid import UUID
 
 import orjson
@@ -41,9 +41,6 @@ from mot.domain.schema import inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
 from mot.service.ledger import Incoming, LedgerService
 from mot.service.ports import Append, LedgerStore
-
-if TYPE_CHECKING:
-    from mot.service.bootstrap import Services
 
 SCOPES: Final = ("read", "write")
 TOKEN_PREFIX: Final = "mot_"
@@ -410,9 +407,3 @@ class _Fence:
     def close(self) -> None:
         self.store.close()
 
-
-def access_for(services: Services) -> AccessService:
-    """The token use cases, wired to the store of `services`."""
-    from mot.adapters.stores.tokens import SqlTokenStore
-
-    return AccessService(SqlTokenStore(services.backend))

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import orjson
 
 from mot.adapters.stores.projection_tables import MOMENT_ROW
-from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.adapters.stores.sql import SqlBackend
 from mot.adapters.stores.views import selected
 from mot.domain.timefmt import to_micros
 from mot.projections.lapsing import is_lapsed
@@ -272,7 +272,7 @@ class Exporter:
                 yield finish(arrays)
             return
         with self.backend.read() as tx:
-            for rows in _stream(self.backend, tx, statement, params):
+            for rows in self.backend.stream_rows(tx, statement, params, PAGE_ROWS):
                 yield finish([list(column) for column in zip(*rows, strict=True)])
 
     def _finisher(self, table: str, source: Sequence[str], as_of: datetime | None
@@ -306,26 +306,6 @@ class Exporter:
         return finish
 
 
-def _stream(backend: SqlBackend, tx: Tx, statement: str, params: Sequence[Any]
-            ) -> Iterator[list[tuple[Any, ...]]]:
-    """The rows of a statement in pages, inside the open transaction `tx`, without holding
-    them all: SQLite steps its cursor; PostgreSQL reads a server-side cursor."""
-    connection = tx.cursor.connection
-    if backend.kind == "sqlite":
-        cursor = connection.cursor()
-    else:
-        from psycopg.rows import tuple_row
-
-        cursor = connection.cursor(name=f"mot_export_{uuid.uuid4().hex[:8]}",
-                                   row_factory=tuple_row)
-    try:
-        cursor.execute(tx.sql(statement), params)
-        while rows := cursor.fetchmany(PAGE_ROWS):
-            yield rows
-    finally:
-        cursor.close()
-
-
 _SENTINELS = {"text": "''", "json": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
 
 
@@ -339,8 +319,7 @@ def _source_types(table: str) -> list[str]:
 
 def _sqlite_file(backend: SqlBackend) -> str | None:
     """The store's SQLite file, when it is one the ADBC driver can open."""
-    path = str(getattr(backend, "path", "") or "") if backend.kind == "sqlite" else ""
-    return path if path and path != ":memory:" and os.path.exists(path) else None
+    return backend.local_file()
 
 
 def _arrow_stream(path: str, table: str, statement: str, params: Sequence[Any]

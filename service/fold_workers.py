@@ -5,31 +5,50 @@ worker extracts the moments of ranges of the log into stages of their own
 (the database's JSON work, `ProjectionStore.stage_moments`); in the fold phase
 each worker reads ranges of customers from the rebuild's moments table
 (committed by then) and folds them with the engine's own `fold_range`. Each
-worker opens the store itself. The main process copies the stages in, and
-writes the folded rows, in order, each with the position it reached, exactly
-as it does when it does the work itself. So a crash still loses and repeats
+worker opens the store itself, with the composition root's `open_store` that
+the projection service was given (the service layer does not wire stores).
+The main process copies the stages in, and writes the folded rows, in order,
+each with the position it reached, exactly as it does when it does the work
+itself. So a crash still loses and repeats
 nothing, and the result is the same row for row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mot.projections.ports import REBUILD
+from mot.projections.ports import REBUILD, ProjectionStore
 from mot.service.workers import OrderedPool
 
 if TYPE_CHECKING:
-    from mot.projections.engine import CustomerRange, FoldedRange, PositionRange
+    from mot.projections.engine import CustomerRange, Engine, FoldedRange, PositionRange
     from mot.projections.ports import StagedRange
-    from mot.service.bootstrap import Services
-
-_opened: dict[str, Services] = {}  # in a worker: the store it reads
 
 
-def _open(url: str) -> None:
-    from mot.service.bootstrap import open_store
+class HasEngine(Protocol):
+    @property
+    def engine(self) -> Engine: ...
 
+
+class WorkerStore(Protocol):
+    """What a worker reads through: the store's projection tables and its engine."""
+
+    @property
+    def projection_store(self) -> ProjectionStore: ...
+
+    @property
+    def projections(self) -> HasEngine: ...
+
+
+# Opens a store by its URL in a worker process; a module-level function, so that it can be
+# sent to the worker by reference (the workers are spawned, not forked).
+StoreOpener = Callable[[str], WorkerStore]
+
+_opened: dict[str, WorkerStore] = {}  # in a worker: the store it reads
+
+
+def _open(open_store: StoreOpener, url: str) -> None:
     _opened["store"] = open_store(url)
 
 
@@ -47,12 +66,12 @@ class FoldPool:
     """The rebuild's worker processes: a `RangeFolder` (ranges of customers folded, results
     in order) and a `MomentStager` (ranges of the log staged, stages in order)."""
 
-    def __init__(self, url: str, workers: int) -> None:
+    def __init__(self, url: str, workers: int, open_store: StoreOpener) -> None:
         self._pool: OrderedPool[Any] = OrderedPool(
             workers,
             "a fold worker process stopped unexpectedly (killed, or out of memory); what was "
             "committed stays, and running mot replay again resumes the rebuild",
-            _open, (url,),
+            _open, (open_store, url),
         )
         self._pool.start()  # the workers open the store while the rebuild starts
 

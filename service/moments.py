@@ -7,6 +7,23 @@ from uuid import UUID
 
 from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, as_dict
 from mot.domain.identity import derived_moment_id
+from mot.service.ports import LedgerStore
+
+
+class MomentHistory:
+    """A moment's events, as `mot show` and `GET /v1/moments/{id}` give them."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+
+    def events(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
+        """The moment's events in version order (none when the ledger has no such moment);
+        without `tenant`, of the moment with that id in whichever tenant has one."""
+        return self.store.stream(moment_id, tenant)
+
+    def records(self, moment_id: str, tenant: str | None = None) -> list[dict[str, Any]]:
+        """The moment's history as plain records, oldest first (see `history_records`)."""
+        return history_records(self.events(moment_id, tenant))
 
 
 def is_moment_id(text: str) -> bool:

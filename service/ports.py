@@ -1,16 +1,33 @@
-"""The ports the service layer needs; adapters/stores implements them for SQLite and PostgreSQL."""
+"""The ports the service layer needs; adapters/stores implements them for SQLite and PostgreSQL.
+
+The domain types are imported for annotations only: a store adapter imports this module
+(for the errors below) on every command, and a query loads no ledger events.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from mot.domain.events import LedgerEvent
-from mot.domain.identity import MomentKey
-from mot.domain.ledger import Stream, Verdict
-from mot.domain.quarantine import Quarantined, Rejected
+if TYPE_CHECKING:
+    from mot.domain.events import LedgerEvent
+    from mot.domain.identity import MomentKey
+    from mot.domain.ledger import Stream, Verdict
+    from mot.domain.quarantine import Quarantined, Rejected
+
+
+class StoreNotFound(LookupError):
+    """A read-only command found no mot store where it was told to look; none was made."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"no mot store at {where}")
+        self.where = where  # the store's path or URL, without a password
+
+
+class StoreUnavailable(ConnectionError):
+    """The store's server could not be reached, or refused us; says why, as the driver did."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,13 +15,14 @@ from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStor
 
 if TYPE_CHECKING:
     from mot.projections.engine import Engine, Progress
+    from mot.service.fold_workers import StoreOpener
     from mot.service.resilience import Retry
 
 # A first `mot project` over a long ledger takes the rebuild path: same result, built faster.
 BULK_THRESHOLD = 20_000
 # A rebuild of at least this many events folds in worker processes by default: below
 # it, starting them costs more than they save.
-PARALLEL_THRESHOLD = 50_000  # measured: 1.1x faster at 50,000 events, 1.25x at 100,000
+PARALLEL_THRESHOLD = 50_000  # where bench/project_bench.py shows workers start to pay
 MAX_FOLD_WORKERS = 4
 
 
@@ -62,13 +63,17 @@ class ProjectionService:
 
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
                  quarantine_count: Callable[[], int] = lambda: 0,
-                 store_url: str | None = None, rebuild_positions: int | None = None) -> None:
+                 store_url: str | None = None, open_store: StoreOpener | None = None,
+                 rebuild_positions: int | None = None) -> None:
         self.store = store
         self.log = log
         self.page_size = page_size
         self.rebuild_positions = rebuild_positions  # ledger positions a rebuild loads at once
         self.quarantine_count = quarantine_count
-        self.store_url = store_url  # what fold workers open; None: the store cannot be shared
+        # What fold workers open, and how (the composition root's opener); None: the store
+        # cannot be shared with other processes (an in-memory one).
+        self.store_url = store_url if open_store is not None else None
+        self.open_store = open_store
 
     @cached_property
     def engine(self) -> Engine:
@@ -146,8 +151,8 @@ class ProjectionService:
             return self.engine.rebuild(progress, restart=restart)
         from mot.service.fold_workers import FoldPool
 
-        assert self.store_url is not None
-        with FoldPool(self.store_url, workers) as pool:
+        assert self.store_url is not None and self.open_store is not None
+        with FoldPool(self.store_url, workers, self.open_store) as pool:
             return self.engine.rebuild(progress, restart=restart, folder=pool, stager=pool.stage)
 
     def fold_workers(self, asked: int | None) -> int:
@@ -158,7 +163,8 @@ class ProjectionService:
             return asked
         if self.log.head() < PARALLEL_THRESHOLD:
             return 0
-        # Here, not at the top: it loads multiprocessing, a fifth of a query's start-up.
+        # Here, not at the top: it loads multiprocessing, which a query never needs and
+        # would otherwise pay for at start-up.
         from mot.service.workers import usable_cpus
 
         return min(MAX_FOLD_WORKERS, usable_cpus())

@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from mot.domain.timefmt import micros_to_text
 from mot.projections.model import Current
+from mot.projections.ports import ProjectionStore
 from mot.projections.reciprocity import balances_along
 from mot.projections.relationship import stages_along
 
-if TYPE_CHECKING:
-    from mot.service.bootstrap import Services
+
+class MomentDocuments(Protocol):
+    """The ledger's current documents of moments (`adapters/stores/ledger.py`)."""
+
+    def current_moments(self, tenant: str, moment_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
-def customer_log(services: Services, tenant: str, customer: str) -> list[dict[str, Any]]:
+class Timelines:
+    """One customer's moments: `log` as the ledger holds them, `timeline` with the running
+    stage and reciprocity balance."""
+
+    def __init__(self, documents: MomentDocuments, projections: ProjectionStore) -> None:
+        self.documents = documents
+        self.projections = projections
+
+    def log(self, tenant: str, customer: str) -> list[dict[str, Any]]:
+        return customer_log(self.documents, self.projections, tenant, customer)
+
+    def timeline(self, tenant: str, customer: str) -> list[dict[str, Any]]:
+        return customer_timeline(self.projections, tenant, customer)
+
+
+def customer_log(documents: MomentDocuments, projections: ProjectionStore, tenant: str,
+                 customer: str) -> list[dict[str, Any]]:
     """The customer's current moments (after amendments) in fold order, as the ledger holds
     them: the projections give the order, the ledger the documents."""
-    moments = _folded_moments(services, tenant, customer)
-    documents = services.ledger_store.current_moments(tenant, [m.moment_id for m in moments])
-    return [documents[m.moment_id] for m in moments if m.moment_id in documents]
+    moments = _folded_moments(projections, tenant, customer)
+    found = documents.current_moments(tenant, [m.moment_id for m in moments])
+    return [found[m.moment_id] for m in moments if m.moment_id in found]
 
 
-def _folded_moments(services: Services, tenant: str, customer: str) -> list[Current]:
-    with services.projection_store.reader() as session:
-        return session.customer_moments([(tenant, customer)])[(tenant, customer)]
+def _folded_moments(projections: ProjectionStore, tenant: str, customer: str) -> list[Current]:
+    key = (tenant, customer)
+    with projections.reader() as session:
+        return session.customer_range(key, key).get(key, [])
 
 
-def customer_timeline(services: Services, tenant: str, customer: str) -> list[dict[str, Any]]:
+def customer_timeline(projections: ProjectionStore, tenant: str, customer: str
+                      ) -> list[dict[str, Any]]:
     """One record per moment: what happened, and the stage and balance right after it."""
-    moments = _folded_moments(services, tenant, customer)
+    moments = _folded_moments(projections, tenant, customer)
     records = []
     for (m, stage), (_, balance) in zip(stages_along(moments), balances_along(moments),
                                         strict=True):

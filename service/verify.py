@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mot.bootstrap import Services, open_store
 from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
 from mot.projections.engine import Engine
 from mot.projections.ports import LIVE, NotificationLog
 from mot.projections.schema import PROJECTIONS
-from mot.service.bootstrap import Services, open_store
-from mot.service.export import _stream
+from mot.service.export import PAGE_ROWS
 
 IGNORED = frozenset({"version"})
 FOLD_PAGE = 20_000  # events folded per transaction of the scratch store
@@ -126,11 +126,11 @@ def _rows(services: Services, table: str, columns: Sequence[str], key: Sequence[
           params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
     # Byte order on both stores, so that the two sides' keys merge (PostgreSQL's default
     # collation sorts text otherwise).
-    collate = ' COLLATE "C"' if services.backend.kind != "sqlite" else ""
+    collate = services.backend.byte_order
     order = ", ".join(f"{k}{collate}" if k not in ("seq",) else k for k in key)
     statement = f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {order}"
     with services.backend.read() as tx:
-        for page in _stream(services.backend, tx, statement, params):
+        for page in services.backend.stream_rows(tx, statement, params, PAGE_ROWS):
             yield from page
 
 

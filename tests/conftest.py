@@ -12,6 +12,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,10 @@ def _admin() -> psycopg.Connection[Any]:
     raise RuntimeError(f"cannot reach the PostgreSQL test server {PG_SERVER}: {last}")
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session; dropped at the end."""
-    name = f"mot_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def new_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database on the test server; dropped at the end."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with _admin() as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -56,6 +57,13 @@ def pg_url() -> Iterator[str]:
                 (name,),
             )
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; dropped at the end."""
+    with new_database("mot_test") as url:
+        yield url
 
 
 def _drop_schema(url: str, schema: str) -> None:

@@ -19,8 +19,7 @@ from fastapi.testclient import TestClient
 from mot.adapters.http.app import create_app
 from mot.adapters.http.ingest import Limits
 from mot.adapters.http.webhooks import WebhookSettings
-from mot.service.access import access_for
-from mot.service.bootstrap import Services, open_store
+from mot.bootstrap import Services, open_store
 
 # name -> (tenant, scopes); "revoked" is revoked right after it is created.
 TOKENS = {
@@ -57,7 +56,7 @@ def api(url: str, *, max_body: int | None = None, limits: Limits | None = None,
         webhooks: WebhookSettings | None = None) -> Iterator[Api]:
     services = open_store(url)
     try:
-        access = access_for(services)
+        access = services.access
         tokens: dict[str, str] = {}
         for name, (tenant, scopes) in TOKENS.items():
             stored, tokens[name] = access.create(tenant, scopes, label=name)

@@ -273,7 +273,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
 
 def ledger_events(store: str) -> list[tuple[str, int, str]]:
     """The ledger's events as (moment id, version, event type), sorted: equal for equal ledgers."""
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
 
     services = open_store(store)
     try:
@@ -291,7 +291,7 @@ def ledger_events(store: str) -> list[tuple[str, int, str]]:
 
 
 def head(store: str) -> int:
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
 
     services = open_store(store)
     try:
@@ -302,7 +302,7 @@ def head(store: str) -> int:
 
 def query(store: str, name: str) -> list[dict[str, Any]]:
     """`mot query NAME` (read-only: the projections are brought up to date by `project`)."""
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
     from mot.service.queries import Query
 
     services = open_store(store)
@@ -313,7 +313,7 @@ def query(store: str, name: str) -> list[dict[str, Any]]:
 
 
 def project(store: str) -> None:
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
 
     services = open_store(store)
     try:
@@ -323,7 +323,7 @@ def project(store: str) -> None:
 
 
 def import_lines(store: str, lines: Iterable[bytes]) -> None:
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
     from mot.service.ledger import Incoming
 
     services = open_store(store)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import glob
 import time
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 
 
 def children(pid: int) -> set[int]:

@@ -21,8 +21,8 @@ from cli_support import mot
 from click.testing import CliRunner
 
 from mot.adapters.sources.sample import generate_lines
+from mot.bootstrap import open_store
 from mot.cli.main import cli
-from mot.service.bootstrap import open_store
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
 

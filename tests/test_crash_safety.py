@@ -35,9 +35,9 @@ import psycopg
 import pytest
 from process_support import children, stages_left, still_running
 
+from mot.bootstrap import Services, open_store
 from mot.domain.events import MomentRecorded, MomentRetracted
 from mot.domain.identity import derived_moment_id
-from mot.service.bootstrap import Services, open_store
 from mot.service.ledger import Incoming
 from mot.service.queries import PROJECTION_NAMES, Query
 

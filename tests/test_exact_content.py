@@ -18,10 +18,10 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from mot.bootstrap import Services, open_store
 from mot.cli.main import cli
 from mot.domain.events import MomentAmended
 from mot.domain.ledger import Outcome
-from mot.service.bootstrap import Services, open_store
 from mot.service.ledger import Incoming
 
 MID = "0b6b0f8e-1d2c-4e3f-9a1b-2c3d4e5f6a7b"

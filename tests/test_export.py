@@ -157,6 +157,9 @@ def test_csv_and_jsonl_hold_the_query_rows_and_tenant_and_as_of_filter(
 
 def test_an_empty_store_exports_empty_files_with_their_columns(tmp_path: Path) -> None:
     store = str(tmp_path / "empty.db")
+    with_nothing = tmp_path / "nothing.jsonl"
+    with_nothing.write_bytes(b"")
+    mot(store, "import", "-q", with_nothing)  # export only reads: an import creates the store
     mot(store, "export", "--out", tmp_path / "x", "-q")
     rows, types = duckdb_rows(tmp_path / "x" / "relationships.parquet")
     assert rows == [] and types["lapsed"] == "BOOLEAN" and types["exchanges"] == "BIGINT"

@@ -251,12 +251,11 @@ def test_background_projector_keeps_queries_current(store_url: str) -> None:
     from fastapi.testclient import TestClient
 
     from mot.adapters.http.app import create_app
-    from mot.service.access import access_for
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
 
     services = open_store(store_url)
     try:
-        access = access_for(services)
+        access = services.access
         _, token = access.create("acme", "read,write")
         headers = {"Authorization": f"Bearer {token}"}
         with TestClient(create_app(services, access=access, project_every=0.05)) as client:

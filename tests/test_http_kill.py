@@ -19,8 +19,7 @@ import orjson
 import pytest
 from http_support import free_port, serve
 
-from mot.service.access import access_for
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,7 @@ def batch(client: int, number: int) -> bytes:
 
 def test_sigkill_right_after_answering_loses_nothing_answered(store_url: str) -> None:
     services = open_store(store_url)
-    _, token = access_for(services).create("acme", "write")
+    _, token = services.access.create("acme", "write")
     services.close()
     headers = {"Authorization": f"Bearer {token}"}
     port = free_port()

@@ -28,8 +28,7 @@ import orjson
 import pytest
 from http_support import free_port, serve
 
-from mot.service.access import access_for
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +100,7 @@ def server(store: str, *options: str) -> Iterator[tuple[str, subprocess.Popen[by
 
 def tokens(store: str) -> dict[str, str]:
     with open_store(store) as services:
-        access = access_for(services)
+        access = services.access
         return {tenant: access.create(tenant, "read,write")[1] for tenant in ("acme", "globex")}
 
 

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 from http_support import Api, api, golden_lines
 
+from mot.bootstrap import open_store
 from mot.cli.main import cli
-from mot.service.access import AccessError, TenantConflict, access_for
-from mot.service.bootstrap import open_store
+from mot.service.access import AccessError, TenantConflict
 from mot.service.ledger import Incoming, LedgerService
 
 READS = ["/v1/relationships", "/v1/reciprocity", "/v1/transitions", "/v1/amplifications",
@@ -195,7 +195,7 @@ def test_webhooks_with_a_token_write_to_the_tokens_tenant(loaded: Api) -> None:
 def test_tokens_are_stored_hashed_listed_and_revoked(store_url: str) -> None:
     services = open_store(store_url)
     try:
-        access = access_for(services)
+        access = services.access
         stored, token = access.create("acme", "write, READ", label="ci")
         assert token.startswith("mot_") and len(token) > 40
         assert stored.scopes == {"read", "write"} and stored.label == "ci"

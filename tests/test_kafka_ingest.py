@@ -40,7 +40,7 @@ from kafka_support import (
     wait_until,
 )
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["broker"]  # the fixture, imported for the tests below

@@ -30,8 +30,8 @@ from kafka_support import (
     without,
 )
 
+from mot.bootstrap import open_store
 from mot.cli.main import cli
-from mot.service.bootstrap import open_store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["broker"]

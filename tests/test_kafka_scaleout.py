@@ -30,7 +30,7 @@ from kafka_support import (
     wait_until,
 )
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.postgres,
               pytest.mark.slow]

@@ -19,7 +19,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 from mot.service.ledger import Incoming
 from mot.service.queries import PROJECTION_NAMES, Query
 

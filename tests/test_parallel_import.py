@@ -22,10 +22,10 @@ from process_support import running, still_running
 
 from mot.adapters.sources.sample import generate_lines
 from mot.adapters.stores.codec import to_row
+from mot.bootstrap import open_store
 from mot.cli.main import cli
 from mot.domain.events import EncodedMoment, MomentRecorded
 from mot.domain.messages import RecordMoment
-from mot.service.bootstrap import open_store
 from mot.service.ledger import Incoming
 from mot.service.parsing import ParsePool, parse_here
 from mot.service.workers import OrderedPool, WorkerFailed

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from mot.adapters.http.models import RECORD_LISTS
 from mot.adapters.stores.changelog import PUBLISHED
 from mot.adapters.stores.projection_tables import column_names
+from mot.bootstrap import open_store
 from mot.cli.main import cli
 from mot.projections.schema import PROJECTIONS
-from mot.service.bootstrap import open_store
 
 AS_OF = "2030-01-01T00:00:00Z"
 

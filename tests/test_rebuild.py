@@ -20,10 +20,10 @@ from process_support import stages_left
 from mot.adapters.sources.sample import generate_lines
 from mot.adapters.stores.projection_tables import TABLES, column_names
 from mot.adapters.stores.sql import SCHEMA_VERSION
+from mot.bootstrap import open_store
 from mot.cli.main import cli
 from mot.domain.identity import derived_moment_id
 from mot.projections.ports import REBUILD
-from mot.service.bootstrap import open_store
 from mot.service.ledger import Incoming
 
 # Moments the sample does not draw: fractions of a second (to be normalised), an
@@ -262,7 +262,7 @@ def test_a_rebuild_stopped_in_any_phase_resumes_to_the_same_tables(
     for phase, count in (("moments", 3), ("customers", 4)):
         with open_store(store_url) as services:
             services.projections.engine.customers_per_chunk = 7
-            with FoldPool(store_url, 2) as pool, pytest.raises(Killed):
+            with FoldPool(store_url, 2, open_store) as pool, pytest.raises(Killed):
                 services.projections.engine.rebuild(stop_at(phase, count), restart=True,
                                                     folder=pool, stager=pool.stage)
             state = services.projection_store.state(REBUILD)

@@ -172,6 +172,9 @@ def test_readings_say_what_the_data_shows(tmp_path: Path, golden_path: Path) -> 
 
 
 def test_an_empty_store_reports_how_to_start(tmp_path: Path) -> None:
+    nothing = tmp_path / "nothing.jsonl"
+    nothing.write_bytes(b"")
+    mot(str(tmp_path / "empty.db"), "import", "-q", nothing)  # report only reads: create it
     text = mot(str(tmp_path / "empty.db"), "report", "--out", "-").stdout
     assert "No customers yet" in text and "mot import" in text
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from cli_support import mot, query
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 
 ANALYSIS = Path(__file__).resolve().parents[1] / "docs" / "analysis.md"
 

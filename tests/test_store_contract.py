@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
+from mot.bootstrap import Services, open_store
 from mot.domain.events import MomentAmended, MomentRecorded, MomentRetracted
 from mot.domain.identity import derived_moment_id
 from mot.domain.ledger import Outcome
-from mot.service.bootstrap import Services, open_store
 from mot.service.ledger import Incoming
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
@@ -553,8 +553,10 @@ def test_processes_opening_one_store_at_once_take_turns(store_url: str) -> None:
     import subprocess
     import sys
 
-    procs = [subprocess.Popen([sys.executable, "-m", "mot", "--store", store_url, "status"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    # An import of nothing: the first command of a new store, which creates it.
+    procs = [subprocess.Popen([sys.executable, "-m", "mot", "--store", store_url, "import", "-q", "-"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(4)]
     errors = [p.communicate()[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
 

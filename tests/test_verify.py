@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 
 MOT = Path(sys.executable).parent / "mot"
 

@@ -39,8 +39,8 @@ from mot.adapters.http.metrics import Metrics
 from mot.adapters.http.middleware import Observe, known_query_only
 from mot.adapters.http.projector import Projector
 from mot.adapters.http.webhooks import WebhookSettings
-from mot.service.access import AccessService, TenantLedger, access_for
-from mot.service.bootstrap import Services
+from mot.bootstrap import Services
+from mot.service.access import AccessService
 
 
 def create_app(
@@ -60,8 +60,8 @@ def create_app(
     metrics = Metrics(services.projections.status)
     context = ApiContext(
         services=services,
-        access=access or access_for(services),
-        ingest=Ingest(TenantLedger(services.ledger_store), metrics, limits, ingest_threads),
+        access=access or services.access,
+        ingest=Ingest(services.tenant_ledger, metrics, limits, ingest_threads),
         metrics=metrics,
         projector=Projector(services),
         webhooks=webhooks or WebhookSettings(),

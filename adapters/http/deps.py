@@ -18,8 +18,8 @@ from mot.adapters.http.ingest import Ingest
 from mot.adapters.http.metrics import Metrics
 from mot.adapters.http.projector import Projector
 from mot.adapters.http.webhooks import WebhookSettings
+from mot.bootstrap import Services
 from mot.service.access import AccessService, Principal
-from mot.service.bootstrap import Services
 
 
 @dataclass(frozen=True, slots=True)

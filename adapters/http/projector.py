@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from mot.service.bootstrap import Services
+from mot.bootstrap import Services
 
 log = logging.getLogger("mot.http")
 

@@ -17,7 +17,7 @@ from mot.adapters.http.models import RECORD_LISTS, HistoryRecord, Polarity, Stag
 from mot.domain.vocabulary import Function
 from mot.projections.schema import PROJECTIONS
 from mot.service.access import Principal
-from mot.service.moments import history_records, resolve_moment_id
+from mot.service.moments import resolve_moment_id
 from mot.service.queries import Query as ProjectionQuery
 from mot.service.queries import QueryError
 
@@ -168,7 +168,7 @@ def moment_history(
     if resolved is None:
         raise ApiError(400, f"{moment_id!r} is neither a moment id nor SYSTEM:ID",
                        code="invalid_moment_reference", field="moment_id")
-    records = history_records(context.services.ledger_store.stream(resolved, principal.tenant))
+    records = context.services.moments.records(resolved, principal.tenant)
     first = records[0].get("moment") if records else None
     if not isinstance(first, dict) or first.get("tenant") != principal.tenant:
         raise ApiError(404, f"no moment {resolved} in tenant {principal.tenant!r}",

@@ -14,17 +14,21 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 from urllib.parse import parse_qs, unquote, urlparse
 
+import psycopg
 from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from mot.adapters.stores.codec import StoredRow
-from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+from mot.adapters.stores.urls import redacted
+from mot.service.ports import StoreNotFound, StoreUnavailable
 
 STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the store's schema
 
@@ -36,18 +40,27 @@ class PostgresBackend(SqlBackend):
     position_column = "notification_id"  # the notification id
     head_sql = "SELECT MAX(notification_id) FROM stored_events"
     max_params = 5000
+    byte_order = ' COLLATE "C"'  # the database's collation may sort text otherwise
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
         parsed = urlparse(url)
         query = parse_qs(parsed.query)
         self.schema = query.get("schema", ["public"])[0]
-        self.datastore = PostgresDatastore(
+        server = Server(
             dbname=unquote(parsed.path.lstrip("/")) or "postgres",
             host=parsed.hostname or "127.0.0.1",
             port=parsed.port or 5432,
             user=unquote(parsed.username or "postgres"),
-            password=unquote(parsed.password or ""),
+            password=unquote(parsed.password or query.get("password", [""])[0]),
+        )
+        # One direct connection first: the pool below retries a server it cannot reach
+        # for its whole timeout and then says only that it got no connection, where
+        # the driver says at once why (refused, no such database, no such role).
+        if not _holds_a_store(server, self.schema, redacted(url)) and not create:
+            raise StoreNotFound(redacted(url))
+        self.datastore = PostgresDatastore(
+            **server,
             schema=self.schema,
             pool_size=2,
             max_overflow=8,
@@ -101,7 +114,7 @@ class PostgresBackend(SqlBackend):
             cursor.execute(f'SET LOCAL search_path TO "{self.schema}"')
             if lock == "ledger":
                 # The recorder's own lock, taken before we look for duplicates.
-                self.recorder._lock_table(conn.cursor())
+                lock_ledger(self.recorder, conn.cursor())
             elif lock is not None:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
             yield Tx(cursor, conn.cursor(), "%s")
@@ -127,11 +140,11 @@ class PostgresBackend(SqlBackend):
             return
         # Into the recorder's table, under the recorder's lock (held since `write`
         # began, so notification ids are assigned in commit order), with COPY: the
-        # recorder's unnest() of composite values costs ~75 µs a row to encode,
-        # COPY a few. The rows are encoded here in COPY's binary format in one
+        # recorder's unnest() of composite values costs far more per row to encode
+        # than COPY. The rows are encoded here in COPY's binary format in one
         # buffer (psycopg's row writer spends more per row than the server does).
         # The NOTIFY keeps eventsourcing's subscribers informed.
-        self.recorder._notify_channel(tx.native)
+        notify_ledger(self.recorder, tx.native)
         with tx.cursor.copy(
             f'COPY "{self.schema}".stored_events (originator_id, originator_version, topic, state)'
             " FROM STDIN (FORMAT BINARY)"
@@ -156,6 +169,43 @@ class PostgresBackend(SqlBackend):
             for row in rows:
                 copy.write_row(row)
 
+    def select_customers(self, tx: Tx, columns: str, table: str,
+                         keys: Collection[tuple[str, str]], where: str = "",
+                         order: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+        # The keys as two arrays joined in one statement a chunk: a round trip to the
+        # server per customer would cost far more than the server's work.
+        sort = "".join(f", m.{column}" for column in order)
+        rows: list[tuple[Any, ...]] = []
+        for chunk in chunks(sorted(keys), self.max_params):
+            rows += tx.query(
+                f"SELECT {columns} FROM {table} m"
+                " JOIN unnest(?::text[], ?::text[]) AS k(k_tenant, k_customer)"
+                " ON m.tenant = k.k_tenant AND m.customer_id = k.k_customer"
+                f" WHERE TRUE{where}" + (f" ORDER BY m.tenant, m.customer_id{sort}" if order else ""),
+                ([key[0] for key in chunk], [key[1] for key in chunk]),
+            )
+        return rows
+
+    def json_documents(self, events: str) -> str:
+        # jsonb parses each event once for all its fields. OFFSET 0 keeps the planner from
+        # pulling the subquery up, which would copy the ::jsonb parse into every field's
+        # expression.
+        return f"(SELECT convert_from(e.state, 'UTF8')::jsonb AS s FROM {events} OFFSET 0) AS parsed"
+
+    def json_value(self, path: Sequence[str], type: str) -> str:
+        where = "{" + ",".join(path) + "}"
+        if type == "json":
+            return f"s #> '{where}'"
+        return f"(s #>> '{where}'){_JSON_CASTS[type]}"
+
+    def json_micros(self, path: Sequence[str]) -> str:
+        return f"(extract(epoch from {self.json_value(path, 'text')}::timestamptz) * 1000000)::bigint"
+
+    def row_cursor(self, tx: Tx) -> Any:
+        # A server-side cursor: a client-side one would receive every row at once.
+        return tx.cursor.connection.cursor(name=f"mot_rows_{os.urandom(4).hex()}",
+                                           row_factory=tuple_row)
+
     def in_list(self, count: int) -> str:
         # One array parameter: planning and binding a thousand separate
         # parameters costs PostgreSQL far more than unpacking one array.
@@ -173,8 +223,7 @@ class PostgresBackend(SqlBackend):
     def analyze(self, tables: Sequence[str]) -> None:
         # VACUUM too (it cannot run in a transaction; the pool's connections autocommit):
         # it marks freshly loaded pages all-visible, so a read that one index covers, as
-        # the fold's range reads are, skips the table and its sort: a rebuild's range of
-        # customers is read about six times faster on the server.
+        # the fold's range reads are, skips the table and its sort.
         with self.datastore.get_connection() as conn:
             for table in tables:
                 conn.execute(f'VACUUM (ANALYZE) "{self.schema}".{table}')
@@ -249,6 +298,59 @@ def copy_binary(rows: Sequence[StoredRow]) -> bytes:
         parts.append(state)
     parts.append(_COPY_TRAILER)
     return b"".join(parts)
+
+
+_JSON_CASTS = {"text": "", "real": "::double precision", "bigint": "::bigint", "int": "::integer"}
+CONNECT_TIMEOUT_S = 2  # the least libpq and psycopg accept
+
+
+class Server(TypedDict):
+    """Where a PostgreSQL store's database is, and who connects to it."""
+
+    dbname: str
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+def _holds_a_store(server: Server, schema: str, shown: str) -> bool:
+    """Whether the database holds a mot store in `schema`, asked on a connection of its own
+    that changes nothing; `StoreUnavailable` with the driver's reason when the server
+    cannot be reached or refuses us."""
+    try:
+        with psycopg.connect(**server, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            found = conn.execute(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s"
+                " AND table_name IN ('stored_events', 'mot_schema')", (schema,)).fetchone()
+    except psycopg.OperationalError as error:
+        raise StoreUnavailable(f"cannot reach the store {shown}: {_reason(error)}") from None
+    return bool(found and found[0])
+
+
+def _reason(error: Exception) -> str:
+    """The driver's reason in one line: `connection to server at "h", port 5433 failed:
+    Connection refused` (its hints on further lines dropped)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.removeprefix("connection failed: ").replace("FATAL:  ", "")
+
+
+# -- eventsourcing's recorder, through its public attributes only --------------------------
+# mot appends to the recorder's table itself (COPY) and must take the same table lock and
+# send the same NOTIFY as the recorder's own inserts, so that notification ids commit in
+# order and eventsourcing's subscribers hear of them. The recorder exposes the statements
+# (`lock_table_statements`, `channel_name`); tests/test_postgres_backend.py fails if it
+# stops doing so or if the lock is no longer taken.
+
+def lock_ledger(recorder: PostgresApplicationRecorder, cursor: Any) -> None:
+    """Take the recorder's EXCLUSIVE lock of the stored events table (held to commit)."""
+    for statement in recorder.lock_table_statements:
+        cursor.execute(statement, prepare=True)
+
+
+def notify_ledger(recorder: PostgresApplicationRecorder, cursor: Any) -> None:
+    """Tell the recorder's listeners that events were appended (sent at commit)."""
+    cursor.execute(sql.SQL("NOTIFY {0}").format(sql.Identifier(recorder.channel_name)))
 
 
 def _lock_key(name: str) -> int:

@@ -496,24 +496,9 @@ class SqlSession:
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
         """Each customer's current moments in fold order."""
         out: dict[CustomerKey, list[Current]] = {key: [] for key in keys}
-        statement = (f"SELECT {MOMENT_COLUMNS} FROM moments{self.s} WHERE tenant = ? AND"
-                     f" customer_id = ?{self.when} ORDER BY occurred_us, moment_id")
-        if self.backend.kind == "sqlite":
-            # One indexed range read per customer: cheap in-process, and it keeps the order.
-            for key in out:
-                out[key] = [Current._make(row) for row in self.tx.query(statement, key)]
-            return out
-        for chunk in chunks(sorted(out), self.backend.max_params):
-            rows = self.tx.query(
-                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s} m"
-                " JOIN unnest(?::text[], ?::text[]) AS k(k_tenant, k_customer)"
-                " ON m.tenant = k.k_tenant AND m.customer_id = k.k_customer"
-                f" WHERE TRUE{self.when} ORDER BY m.tenant, m.customer_id, m.occurred_us,"
-                " m.moment_id",
-                ([key[0] for key in chunk], [key[1] for key in chunk]),
-            )
-            for row in rows:
-                out[(row[1], row[2])].append(Current._make(row))
+        for row in self.backend.select_customers(self.tx, MOMENT_COLUMNS, f"moments{self.s}", out,
+                                                 self.when, ("occurred_us", "moment_id")):
+            out[(row[1], row[2])].append(Current._make(row))
         return out
 
     def customer_range(self, first: CustomerKey, last: CustomerKey
@@ -693,22 +678,9 @@ class SqlSession:
     # -- projection rows -----------------------------------------------------------------
     def _rows(self, table: str, keys: Collection[CustomerKey], columns: str) -> list[tuple[Any, ...]]:
         """Rows of a per-customer table (relationships, reciprocity, transitions, amplifications)."""
-        out: list[tuple[Any, ...]] = []
         if not keys:
-            return out
-        if self.backend.kind == "sqlite":
-            statement = f"SELECT {columns} FROM {table}{self.s} WHERE tenant = ? AND customer_id = ?"
-            for key in keys:
-                out.extend(self.tx.query(statement, key))
-            return out
-        for chunk in chunks(sorted(keys), self.backend.max_params):
-            out.extend(self.tx.query(
-                f"SELECT {columns} FROM {table}{self.s} m JOIN unnest(?::text[], ?::text[])"
-                " AS k(k_tenant, k_customer) ON m.tenant = k.k_tenant"
-                " AND m.customer_id = k.k_customer",
-                ([key[0] for key in chunk], [key[1] for key in chunk]),
-            ))
-        return out
+            return []
+        return self.backend.select_customers(self.tx, columns, f"{table}{self.s}", keys)
 
     def _delete_customers(self, table: str, keys: Collection[CustomerKey]) -> None:
         self.tx.executemany(f"DELETE FROM {table}{self.s} WHERE tenant = ? AND customer_id = ?",

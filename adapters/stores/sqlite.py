@@ -14,11 +14,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, closing, contextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.service.ports import StoreNotFound
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Notification
@@ -42,17 +43,27 @@ class SQLiteBackend(SqlBackend):
     position_column = "rowid"  # the notification id
     head_sql = "SELECT MAX(rowid) FROM stored_events"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, create: bool = True) -> None:
         super().__init__()
         self.path = path
         if path != ":memory:":
-            # os rather than pathlib, which a query would load for this line alone (2.5 ms).
+            if not create and not _may_hold_a_store(path):
+                raise StoreNotFound(path)
+            # os rather than pathlib, which a query would load for this line alone.
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._local = threading.local()
         self.ready = self.schema_ready()
         if not self.ready:
+            if not create and not self._holds_a_ledger():
+                self.close()
+                raise StoreNotFound(path)
             with self.schema_lock():
                 self.recorder.create_table()
+
+    def _holds_a_ledger(self) -> bool:
+        """Whether the store's tables exist, at an older SCHEMA_VERSION (opening upgrades it)."""
+        with self.read() as tx:
+            return self.table_exists(tx, "stored_events")
 
     # eventsourcing's datastore and recorder are made on first use: mot reads the
     # projection tables on its own connection, so a query never loads them.
@@ -104,23 +115,22 @@ class SQLiteBackend(SqlBackend):
             # 16 KB pages (SQLite's default is 4 KB), chosen when the file is created:
             # a stored event is ~600 bytes and its id index is written at random
             # places, so larger pages mean fewer splits and fewer pages to write per
-            # commit (a raw insert of 1M events runs 1.6x faster). No effect on an
-            # existing file.
+            # commit. No effect on an existing file.
             conn.execute("PRAGMA page_size=16384")
             conn.execute("PRAGMA journal_mode=WAL")
             # WAL with synchronous=NORMAL: a commit survives the process being killed
             # (what "a crash loses nothing" needs); only a power cut may lose the last
             # commits, and re-running an import is idempotent. FULL costs an fsync
-            # per batch (about 20 ms here). Set MOT_SQLITE_SYNC=FULL to choose that.
+            # per batch. Set MOT_SQLITE_SYNC=FULL to choose that.
             conn.execute(f"PRAGMA synchronous={_sync_mode()}")
             # Checkpoint the WAL every ~64 MB rather than every 4 MB: as many pages
             # written back, far fewer fsyncs during a bulk import.
             conn.execute("PRAGMA wal_autocheckpoint=16384")
             # ANALYZE samples each index (about a thousand rows) instead of reading it
-            # whole: the planner's statistics after a rebuild in well under a second.
+            # whole: a rebuild's tables get the planner's statistics without a full read.
             conn.execute("PRAGMA analysis_limit=1000")
             # Large sorts (CREATE INDEX after a rebuild's bulk load, big ORDER BYs) may use
-            # helper threads: a million-row index builds in about 60% of the time on 2 CPUs.
+            # helper threads, on the CPUs the process is otherwise not using.
             conn.execute(f"PRAGMA threads={min(4, os.cpu_count() or 1)}")
             self._local.conn = conn
         return conn
@@ -178,8 +188,8 @@ class SQLiteBackend(SqlBackend):
 
     def drop_derived_tables(self, tx: Tx, tables: Sequence[str]) -> None:
         # This SQLite may be built to zero every page it frees (secure_delete on): dropping
-        # a million-row projection table then writes it all again (2.7 s of a rebuild's
-        # swap, against 0.08 s). Its rows are derived from the ledger, which still holds
+        # a million-row projection table then writes it all again, most of a rebuild's
+        # swap. Its rows are derived from the ledger, which still holds
         # every moment, so zeroing them hides nothing: FAST leaves freed pages as they are.
         # Everything else keeps the build's setting.
         previous = ("OFF", "ON", "FAST")[int(tx.scalar("PRAGMA secure_delete"))]
@@ -237,6 +247,28 @@ class SQLiteBackend(SqlBackend):
             for stage in glob.glob(glob.escape(self.path) + STAGE_INFIX + "*"):
                 _unlink(stage)
 
+    def local_file(self) -> str | None:
+        return self.path if self.path != ":memory:" and os.path.exists(self.path) else None
+
+    def json_documents(self, events: str) -> str:
+        # CAST: SQLite's JSON functions take text, and the recorder stores a BLOB. SQLite
+        # keeps the last JSON texts a statement parsed: each event is parsed once, and
+        # every further field is a lookup.
+        return f"(SELECT CAST(e.state AS TEXT) AS s FROM {events})"
+
+    def json_value(self, path: Sequence[str], type: str) -> str:
+        # json_extract keeps the JSON type (REAL, INTEGER); objects come out as JSON text
+        # (numbers as written).
+        return f"json_extract(s, '$.{'.'.join(path)}')"
+
+    def json_micros(self, path: Sequence[str]) -> str:
+        when = self.json_value(path, "text")  # `...T12:34:56Z` or `...T12:34:56.123456Z`, in UTC
+        fraction = f"substr(substr({when}, 21, length({when}) - 21) || '000000', 1, 6)"
+        # strftime('%s') rather than unixepoch(): SQLite before 3.38 has only the former.
+        return (f"CAST(strftime('%s', substr({when}, 1, 19)) AS INTEGER) * 1000000"
+                f" + CASE WHEN substr({when}, 20, 1) = '.' THEN CAST({fraction} AS INTEGER)"
+                " ELSE 0 END")
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -245,6 +277,36 @@ class SQLiteBackend(SqlBackend):
             self._local.big_cache = False
         if "datastore" in self.__dict__:
             self.datastore.close()
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _may_hold_a_store(path: str) -> bool:
+    """Whether the file at `path` may hold a mot store, looked at without changing anything:
+    no file is created, and one that is not a store is not switched to WAL.
+
+    mot's stores are in WAL mode, which the file's header says (bytes 18 and 19): such a
+    file is opened as usual, and its tables tell. Another file is opened read-only to look.
+    """
+    try:
+        with open(path, "rb") as file:
+            header = file.read(20)
+    except OSError:  # missing, a directory, unreadable
+        return False
+    if not header.startswith(_SQLITE_MAGIC):
+        return False
+    if header[18:20] == b"\x02\x02":
+        return True
+    # A read-only URI: the path's own '%', '?' and '#' escaped.
+    uri = "file:" + path.replace("%", "%25").replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
+            found = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+                                 " AND name IN ('stored_events', 'mot_schema')").fetchone()
+    except sqlite3.DatabaseError:  # not a database at all
+        return False
+    return bool(found and found[0])
 
 
 def _unlink(path: str) -> None:

@@ -1,0 +1,75 @@
+"""What every `mot` command receives: the typed `State`, through `pass_state`.
+
+Its own module, so that the command modules and the group in `mot.cli.main`
+both import it and neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import update_wrapper
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from mot.bootstrap import Services
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class State:
+    """What every command shares: the store URL, opened on first use and closed at exit.
+
+    Commands that only read never create a store (`no mot store at ...`); those that write
+    are marked with `creates_store`.
+    """
+
+    def __init__(self, store: str | None) -> None:
+        self.store = store
+        self.create = False  # set by `creates_store` before the command runs
+        self._services: Services | None = None
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            from mot.bootstrap import open_store, redacted, store_url
+            from mot.service.ports import StoreNotFound, StoreUnavailable
+
+            try:
+                self._services = open_store(self.store, create=self.create)
+            except StoreNotFound as error:
+                raise click.ClickException(
+                    f"no mot store at {error.where}; `mot import` creates one") from None
+            except StoreUnavailable as error:
+                raise click.ClickException(str(error)) from None
+            except Exception as error:  # a bad URL, a file that is not a database: say which
+                raise click.ClickException(
+                    f"cannot open the store {redacted(store_url(self.store))!r}: {error}"
+                ) from error
+        return self._services
+
+    @property
+    def store_shown(self) -> str:
+        """The store's URL as it may be printed: never with its password."""
+        from mot.bootstrap import redacted, store_url
+
+        return redacted(store_url(self.store))
+
+    def close(self) -> None:
+        if self._services is not None:
+            self._services.close()
+            self._services = None
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def creates_store(command: Callable[Concatenate[State, P], R]) -> Callable[Concatenate[State, P], R]:
+    """Marks a command that writes: it creates the store when there is none yet."""
+    def creating(state: State, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        state.create = True
+        return command(state, *args, **kwargs)
+
+    return update_wrapper(creating, command)

@@ -1,0 +1,203 @@
+"""The composition root: configuration (`--store`, `MOT_STORE`) in, wired services out.
+
+The one place that knows both the service layer and the adapters: it picks the
+store's backend from its URL and hands each use case the adapters that
+implement its ports (the ledger, the projection tables, tokens, the tenant
+ledger of the HTTP API, the Kafka changelog). Entry points (the CLI, the HTTP
+app, the Kafka commands) call `open_store` and then only the service layer.
+Nothing connects at import time, and what a command does not use is built
+(and imported) on first use: a query loads none of the write side.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from mot.adapters.stores.ledger import SqlLedger
+from mot.adapters.stores.projection_tables import SqlProjectionStore
+from mot.adapters.stores.sql import SqlBackend
+from mot.adapters.stores.urls import redacted
+from mot.service.projecting import ProjectionService
+from mot.service.queries import QueryService
+
+if TYPE_CHECKING:
+    from mot.adapters.stores.changelog import SqlChangelog
+    from mot.adapters.stores.offsets import SqlOffsets
+    from mot.service.access import AccessService, TenantLedger
+    from mot.service.export import Exporter
+    from mot.service.ledger import LedgerService
+    from mot.service.moments import MomentHistory
+    from mot.service.quarantine import QuarantineService
+    from mot.service.streaming import NotificationLog
+    from mot.service.timeline import Timelines
+
+__all__ = ["DEFAULT_STORE", "Services", "connect", "open_store", "redacted", "store_url"]
+
+DEFAULT_STORE = "./mot.db"
+
+
+def store_url(explicit: str | None = None) -> str:
+    """The store to use: `--store`, else `MOT_STORE`, else `./mot.db`."""
+    return explicit or os.environ.get("MOT_STORE") or DEFAULT_STORE
+
+
+def connect(url: str, *, create: bool = True) -> SqlBackend:
+    """A backend for a store URL: a `postgresql://` URL, else a SQLite file path.
+
+    With `create` false a store that does not exist yet is not made: `StoreNotFound`.
+    A server that cannot be reached is `StoreUnavailable`, with the driver's reason.
+    """
+    if url.startswith(("postgresql://", "postgres://")):
+        from mot.adapters.stores.postgres import PostgresBackend
+
+        return PostgresBackend(url, create=create)
+    if "://" in url and not url.startswith("sqlite://"):
+        raise ValueError(f"unsupported store URL {redacted(url)!r}: use a SQLite file path or a "
+                         "postgresql:// URL")
+    from mot.adapters.stores.sqlite import SQLiteBackend
+
+    path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+    return SQLiteBackend(path, create=create)
+
+
+def _positive_int(name: str) -> int | None:
+    """A tuning setting from the environment (None when unset)."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number above 0, not {value!r}")
+    return int(value)
+
+
+@dataclass
+class Services:
+    """Everything an entry point needs, wired to one store."""
+
+    backend: SqlBackend
+    ledger_store: SqlLedger
+    projection_store: SqlProjectionStore
+    projections: ProjectionService
+    queries: QueryService
+    _closed: bool = field(default=False, repr=False)
+
+    @cached_property
+    def ledger(self) -> LedgerService:
+        """The write side, built on first use (it loads the wire schema and pydantic)."""
+        from mot.service.ledger import LedgerService
+
+        return LedgerService(self.ledger_store)
+
+    @cached_property
+    def quarantine(self) -> QuarantineService:
+        """List, inspect, fix, replay and drop rejected messages."""
+        from mot.service.quarantine import QuarantineService
+
+        return QuarantineService(self.ledger_store, lambda: self.ledger)
+
+    @cached_property
+    def moments(self) -> MomentHistory:
+        """One moment's history, by id or source reference."""
+        from mot.service.moments import MomentHistory
+
+        return MomentHistory(self.ledger_store)
+
+    @cached_property
+    def timelines(self) -> Timelines:
+        """A customer's moments in fold order, with the running stage and balance."""
+        from mot.service.timeline import Timelines
+
+        return Timelines(self.ledger_store, self.projection_store)
+
+    @cached_property
+    def access(self) -> AccessService:
+        """API tokens, kept in the store's `api_tokens` table (created on first use)."""
+        from mot.adapters.stores.tokens import SqlTokenStore
+        from mot.service.access import AccessService
+
+        return AccessService(SqlTokenStore(self.backend))
+
+    @cached_property
+    def tenant_ledger(self) -> TenantLedger:
+        """Recording on behalf of one tenant at a time (the HTTP API's writes)."""
+        from mot.service.access import TenantLedger
+
+        return TenantLedger(self.ledger_store)
+
+    @cached_property
+    def changelog(self) -> SqlChangelog:
+        """The projections' changes in order, for `mot kafka publish`."""
+        from mot.adapters.stores.changelog import SqlChangelog
+
+        return SqlChangelog(self.backend)
+
+    def offsets(self, group: str) -> SqlOffsets:
+        """A Kafka consumer group's offsets, kept in the ledger's transactions (`mot kafka ingest`)."""
+        from mot.adapters.stores.offsets import SqlOffsets
+
+        return SqlOffsets(self.backend, group)
+
+    @cached_property
+    def exporter(self) -> Exporter:
+        """Every projection and the current moments to files (`mot export`)."""
+        from mot.service.export import Exporter
+
+        return Exporter(self.backend, self.queries)
+
+    def report(self, *, tenant: str | None = None, since: datetime | None = None,
+               until: datetime | None = None) -> str:
+        """The HTML report page (`mot report`), of one tenant or of every tenant."""
+        from mot.service.report import report
+
+        return report(self.queries, self.backend, tenant=tenant, since=since, until=until)
+
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether `error` says the store could not be reached (a service retries then)."""
+        return self.backend.unavailable(error)
+
+    @property
+    def notification_log(self) -> NotificationLog:
+        """The ledger's events in the order it recorded them, for `mot kafka export`."""
+        return self.ledger_store
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:
+    """Services wired to the store at `url` (see `store_url`).
+
+    With `create` false (read-only commands) a store that does not exist yet is
+    `StoreNotFound` and nothing is made: no file, no folder, no table.
+    """
+    url = store_url(url)
+    backend = connect(url, create=create)
+    if backend.ready:
+        ledger_store = SqlLedger(backend)
+        projection_store = SqlProjectionStore(backend)
+    else:
+        with backend.schema_lock():
+            ledger_store = SqlLedger(backend)
+            projection_store = SqlProjectionStore(backend)
+            backend.mark_ready()
+    shared = not url.endswith(":memory:")  # worker processes open the store by its URL
+    projections = ProjectionService(
+        projection_store, ledger_store, page_size=page_size,
+        quarantine_count=ledger_store.quarantine_count,
+        store_url=url if shared else None, open_store=open_store if shared else None,
+        rebuild_positions=_positive_int("MOT_REBUILD_POSITIONS"),
+    )
+    return Services(
+        backend, ledger_store, projection_store, projections,
+        QueryService(projection_store, lambda: projections.engine),
+    )

@@ -1,0 +1,70 @@
+"""What the PostgreSQL store takes from eventsourcing's recorder, held to it.
+
+mot appends stored events itself (COPY) and so must take the recorder's table lock
+(notification ids commit in order) and send its NOTIFY (subscribers hear of the
+append). It uses the recorder's public `lock_table_statements` and `channel_name`
+(adapters/stores/postgres.py: `lock_ledger`, `notify_ledger`); if eventsourcing changes
+either, these tests fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
+
+import orjson
+import psycopg
+import pytest
+
+from mot.bootstrap import Services, open_store
+from mot.service.ledger import Incoming
+
+pytestmark = pytest.mark.postgres
+
+MOMENT = {"moment_id": "6f1c9e2a-3b4d-4c5e-8f70-123456789abc", "tenant": "acme",
+          "customer_id": "c1", "occurred_at": "2026-03-01T09:00:00Z", "channel": "email",
+          "direction": "outbound", "kind": "answer", "function": "service", "actor": "dana"}
+
+
+@pytest.fixture
+def services(pg_schema_url: str) -> Iterator[Services]:
+    with open_store(pg_schema_url) as opened:
+        yield opened
+
+
+def server_url(store_url: str) -> str:
+    return store_url.split("?", 1)[0]
+
+
+def test_the_recorder_still_exposes_what_mot_uses(services: Services, pg_schema_url: str) -> None:
+    from psycopg.sql import Composable
+
+    recorder = services.backend.recorder
+    statements = recorder.lock_table_statements
+    assert statements and all(isinstance(s, Composable) for s in statements)
+    with psycopg.connect(server_url(pg_schema_url)) as conn:
+        text = [s.as_string(conn) for s in statements]
+    schema = parse_qs(urlparse(pg_schema_url).query)["schema"][0]
+    assert f'LOCK TABLE "{schema}"."stored_events" IN EXCLUSIVE MODE' in text
+    assert recorder.channel_name == "stored_events"
+
+
+def test_a_ledger_write_holds_the_exclusive_table_lock_and_notifies(
+    services: Services, pg_schema_url: str
+) -> None:
+    schema = parse_qs(urlparse(pg_schema_url).query)["schema"][0]
+    with psycopg.connect(server_url(pg_schema_url), autocommit=True) as listener, \
+            psycopg.connect(server_url(pg_schema_url), autocommit=True) as probe:
+        listener.execute('LISTEN "stored_events"')
+        with services.ledger_store.transaction():
+            services.ledger.record([Incoming(orjson.dumps(MOMENT), "test:1")])
+            held = probe.execute(
+                "SELECT l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = 'stored_events' AND l.granted"
+                " AND l.pid <> pg_backend_pid()", (schema,)).fetchall()
+            assert ("ExclusiveLock",) in held
+            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []  # not before commit
+        heard = list(listener.notifies(timeout=10, stop_after=1))
+    assert [n.channel for n in heard] == ["stored_events"]
+    assert services.ledger_store.head() == 1
