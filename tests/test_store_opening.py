@@ -196,7 +196,7 @@ def test_the_serve_banner_shows_no_password(pg_schema_url: str) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
-    assert banner.startswith("mot API on http://127.0.0.1:0"), banner
+    assert banner.startswith("mot API on http://127.0.0.1:"), banner
     assert f"store {redacted(url)}" in banner
     assert "s3cret" not in banner
 
