@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from mot.service.bootstrap import Services, open_store
+from mot.bootstrap import Services, open_store
 
 PG_SERVER = os.environ.get("MOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 

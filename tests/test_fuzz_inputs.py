@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from mot.adapters.sources.inputs import FileInput
 from mot.adapters.sources.vendor import VendorStats
 from mot.adapters.vendors import SOURCES, VendorConfig
-from mot.service.bootstrap import Services, open_store
+from mot.bootstrap import Services, open_store
 from mot.service.importing import ImportJob, ImportOptions, InputFailed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendors"

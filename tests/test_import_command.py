@@ -234,7 +234,7 @@ def test_blank_lines_are_counted_and_skipped(tmp_path: Path) -> None:
 
 def test_progress_counts_blank_lines_before_any_message(tmp_path: Path) -> None:
     from mot.adapters.sources.inputs import FileInput
-    from mot.service.bootstrap import open_store
+    from mot.bootstrap import open_store
     from mot.service.importing import ImportJob
 
     path = tmp_path / "blank.jsonl"

@@ -12,8 +12,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from mot.adapters.http.app import create_app
+from mot.bootstrap import open_store
 from mot.domain.timefmt import parse_utc
-from mot.service.bootstrap import open_store
 
 MOT = Path(sys.executable).parent / "mot"
 

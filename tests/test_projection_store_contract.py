@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
+from mot.bootstrap import open_store
 from mot.projections.engine import Engine
 from mot.projections.ports import (
     LIVE,
@@ -28,7 +29,6 @@ from mot.projections.ports import (
     ViewRead,
 )
 from mot.projections.schema import PROJECTIONS
-from mot.service.bootstrap import open_store
 from mot.service.ledger import Incoming, LedgerService
 
 BACKENDS = [

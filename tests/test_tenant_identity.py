@@ -20,11 +20,11 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
+from mot.bootstrap import Services, open_store
 from mot.cli.main import cli
 from mot.domain.events import MomentAmended, MomentRecorded, MomentRetracted
 from mot.domain.identity import derived_moment_id, moment_stream_id
 from mot.domain.ledger import AmbiguousMoment
-from mot.service.bootstrap import Services, open_store
 from mot.service.ledger import Incoming
 
 # What a tenant can compute for another's Zendesk record (issue 13, case 2).
