@@ -151,7 +151,9 @@ def unreachable(url: str) -> tuple[float, str]:
 ], ids=["refused", "no-database", "no-role"])
 def test_an_unreachable_store_fails_fast_with_the_drivers_reason(url: str, reason: str) -> None:
     elapsed, said = unreachable(url)
-    assert elapsed < 2.0 + 1.0  # (the interpreter's own start-up on a loaded machine)
+    # Well under the pool's 10 s timeout it used to wait out (twice); the time of the
+    # failure itself, without the interpreter's start-up, is held in the test below.
+    assert elapsed < 8.0
     assert said.startswith(f"Error: cannot reach the store {redacted(url)}: "), said
     assert reason in said
     assert "s3cret" not in said
@@ -159,13 +161,13 @@ def test_an_unreachable_store_fails_fast_with_the_drivers_reason(url: str, reaso
 
 
 def test_the_driver_reason_comes_at_once_not_after_the_pool_timeout() -> None:
-    """In-process, without the interpreter's start-up: well under the 2 s asked for."""
+    """In-process, without the interpreter's start-up: under the 2 s asked for."""
     from mot.service.ports import StoreUnavailable
 
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="Connection refused"):
         open_store("postgresql://postgres@127.0.0.1:1/test")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
 
 
 # -- passwords are never printed -------------------------------------------------------------

@@ -16,12 +16,10 @@ import struct
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
-from eventsourcing.persistence import Notification
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import sql
 from psycopg.rows import tuple_row
 
@@ -29,6 +27,10 @@ from mot.adapters.stores.codec import StoredRow
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.urls import redacted
 from mot.service.ports import StoreNotFound, StoreUnavailable
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import Notification
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the store's schema
 
@@ -59,6 +61,10 @@ class PostgresBackend(SqlBackend):
         # the driver says at once why (refused, no such database, no such role).
         if not _holds_a_store(server, self.schema, redacted(url)) and not create:
             raise StoreNotFound(redacted(url))
+        # eventsourcing once the server answered: a store that cannot be reached fails
+        # without waiting for it to load.
+        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
         self.datastore = PostgresDatastore(
             **server,
             schema=self.schema,
