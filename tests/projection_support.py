@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mot.adapters.stores.projection_tables import TABLES, column_names
-from mot.service.bootstrap import Services
+from mot.bootstrap import Services
 
 
 def projection_tables(services: Services) -> dict[str, list[tuple[Any, ...]]]:

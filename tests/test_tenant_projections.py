@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from projection_support import projection_tables
 
-from mot.service.bootstrap import open_store
+from mot.bootstrap import open_store
 from mot.service.ledger import Incoming
 from mot.service.queries import Query
 
