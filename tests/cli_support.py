@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +26,9 @@ def query(store: str, name: str, *extra: str) -> list[dict[str, Any]]:
     records = json.loads(mot(store, "query", name, "--format", "json", *extra).stdout)
     assert isinstance(records, list)
     return records
+
+
+def default_sigint() -> None:
+    """For `preexec_fn`: a shell starts background jobs with SIGINT ignored, and children
+    inherit that; a command under a Ctrl-C test must get it as a terminal's foreground job does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from cli_support import mot
+from cli_support import default_sigint, mot
 from click.testing import CliRunner
 
 from mot.adapters.sources.sample import generate_lines
@@ -118,7 +118,7 @@ def test_ctrl_c_exits_130_and_says_what_was_committed(tmp_path: Path, command: s
         # Another process's rebuild holds the lock: the command waits, and is stopped there,
         # at a point the test knows, as a user's Ctrl-C would stop it.
         with services.projection_store.rebuild_lock():
-            proc = process(store, command, start_new_session=True)
+            proc = process(store, command, start_new_session=True, preexec_fn=default_sigint)
             wait_for(proc, b"waiting for another process's rebuild to end")
             os.killpg(proc.pid, signal.SIGINT)
             _, err = proc.communicate(timeout=60)

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cli_support import default_sigint
 from click.testing import CliRunner, Result
 from input_support import DAMAGES, damaged
 
@@ -406,12 +407,6 @@ def stored_events(store: str) -> int:
         return 0
 
 
-def _default_sigint() -> None:
-    # A shell starts background jobs with SIGINT ignored, and children inherit that; the
-    # command under test must get Ctrl-C as a terminal's foreground job does.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_ctrl_c_exits_130_says_what_was_committed_and_a_rerun_completes(tmp_path: Path,
@@ -423,7 +418,7 @@ def test_ctrl_c_exits_130_says_what_was_committed_and_a_rerun_completes(tmp_path
         [sys.executable, "-m", "mot", "--store", store, "import", "-", "--summary-json",
          "--batch-size", "50", "--commit-every", "100", "--workers", workers],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, preexec_fn=_default_sigint)
+        start_new_session=True, preexec_fn=default_sigint)
     assert proc.stdin is not None
     proc.stdin.write(first)
     proc.stdin.flush()
