@@ -331,7 +331,9 @@ def update_readme(data: dict[str, Any]) -> Path | None:
         if MARK_START in text and MARK_END in text:
             head, rest = text.split(MARK_START, 1)
             _, tail = rest.split(MARK_END, 1)
-            n = max(data["sizes"])
+            # The size most benches reached (a partial run may have one bench at a larger one).
+            counts = {size: sum(r["n"] == size for r in data["rows"]) for size in data["sizes"]}
+            n = max(counts, key=lambda size: (counts[size], size))
             link = os.path.relpath(RESULTS, doc.parent)
             body = "\n".join([
                 MARK_START,
