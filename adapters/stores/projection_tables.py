@@ -90,11 +90,10 @@ TABLES: dict[str, str] = {
         PRIMARY KEY (projection, row_key))""",
     # Each share whose chain leads up to an amplification moment: that moment (its root),
     # and the share's reach. A post's cascade is one indexed sum of its shares' rows, and
-    # a share appended to a chain takes its parent's root: no walk along the chain. The key
-    # leads with the moment id, as lookups name it (as the moments table's does).
+    # a share appended to a chain takes its parent's root: no walk along the chain.
     "share_roots": """CREATE TABLE IF NOT EXISTS {t} (
         tenant TEXT NOT NULL, moment_id TEXT NOT NULL, root TEXT NOT NULL,
-        reach {bigint} NOT NULL, PRIMARY KEY (moment_id, tenant))""",
+        reach {bigint} NOT NULL, PRIMARY KEY (tenant, moment_id))""",
 }
 
 # Table name -> its secondary indexes. `{i}` is the index names' prefix: the table's
