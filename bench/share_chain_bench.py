@@ -37,6 +37,7 @@ from benchlib import (
 )
 
 from mot.bootstrap import open_store
+from mot.service.importing import record_stream
 from mot.service.ledger import Incoming
 from mot.service.queries import Query
 
@@ -76,8 +77,8 @@ def run(kind: str, deep: bool, depth: int, appends: int, args: Any) -> dict[str,
     url = fresh_store(kind, name, args)
     try:
         with open_store(url) as services:
-            services.ledger.record_stream(
-                Incoming(orjson.dumps(shape(i, deep)), f"bench:{i}") for i in range(depth + 1))
+            record_stream(services.ledger,
+                          (Incoming(orjson.dumps(shape(i, deep)), f"bench:{i}") for i in range(depth + 1)))
             started = time.perf_counter()
             services.projections.project()
             built = time.perf_counter() - started

@@ -2,7 +2,7 @@
 
 `mot import` builds the inputs (files, standard input, a source system's export) and
 prints; everything between is here. `Recorder` is the loop every bulk path shares
-(`LedgerService.record_stream` is it over one stream): batches parsed here or in worker
+(`record_stream` is it over one stream): batches parsed here or in worker
 processes, checked and appended in order, committed together every `commit_every`
 messages, with `committed` saying what the last commit made durable. `ImportJob` runs it
 over several inputs and stops in one of four ways, each an `ImportStopped` carrying what
@@ -413,3 +413,20 @@ def preview(inputs: Sequence[ImportInput], valid: Callable[[Incoming], None],
         for source in inputs:
             source.close()
     return report
+
+
+def record_stream(
+    ledger: LedgerService,
+    items: Iterable[Incoming],
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    commit_every: int = DEFAULT_COMMIT,
+    workers: int = 0,
+    progress: Callable[[Summary], None] | None = None,
+) -> Summary:
+    """Record a stream batch by batch (memory stays flat), with `workers` processes parsing
+    the next batches meanwhile, one transaction per `commit_every` messages: a `Recorder`
+    over one stream."""
+    recorder = Recorder(ledger, batch_size=batch_size, commit_every=commit_every)
+    with recorder.unit():
+        return recorder.record(items, workers=workers, progress=progress)

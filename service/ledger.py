@@ -7,7 +7,7 @@ Every entry point (CLI, HTTP, Kafka consumer) records moments through
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import monotonic
@@ -123,25 +123,6 @@ class LedgerService:
         keys = {message_key(p) for p in parsed if not isinstance(p, Rejection)}
         append = self.store.record(keys, plan)
         return BatchResult(list(append.verdicts))
-
-    def record_stream(
-        self,
-        items: Iterable[Incoming],
-        *,
-        batch_size: int = DEFAULT_BATCH,
-        commit_every: int = DEFAULT_COMMIT,
-        workers: int = 0,
-        progress: Callable[[Summary], None] | None = None,
-    ) -> Summary:
-        """Record a stream batch by batch (memory stays flat), with `workers` processes
-        parsing the next batches meanwhile, one transaction per `commit_every` messages:
-        `mot.service.importing.Recorder` over one stream."""
-        # The loop lives with the import job, which builds on this module.
-        from mot.service.importing import Recorder
-
-        recorder = Recorder(self, batch_size=batch_size, commit_every=commit_every)
-        with recorder.unit():
-            return recorder.record(items, workers=workers, progress=progress)
 
     def fix_quarantined(self, quarantine_id: int, payload: bytes) -> Fix:
         """Replay quarantined message `quarantine_id` as `payload` (a corrected message).

@@ -26,6 +26,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from mot.domain.messages import Rejection, parse_message
+from mot.service.importing import record_stream
 
 MOT = Path(sys.executable).parent / "mot"
 # Consumer groups on this broker need a short poll interval; the session timeout
@@ -328,7 +329,7 @@ def import_lines(store: str, lines: Iterable[bytes]) -> None:
 
     services = open_store(store)
     try:
-        services.ledger.record_stream(Incoming(line, f"test:{n}") for n, line in enumerate(lines, 1))
+        record_stream(services.ledger, (Incoming(line, f"test:{n}") for n, line in enumerate(lines, 1)))
     finally:
         services.close()
 

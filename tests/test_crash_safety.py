@@ -38,6 +38,7 @@ from process_support import children, stages_left, still_running
 from mot.bootstrap import Services, open_store
 from mot.domain.events import MomentRecorded, MomentRetracted
 from mot.domain.identity import derived_moment_id
+from mot.service.importing import record_stream
 from mot.service.ledger import Incoming
 from mot.service.queries import PROJECTION_NAMES, Query
 
@@ -354,9 +355,7 @@ def projection_results(services: Services) -> dict[str, list[dict[str, Any]]]:
 def record_file(url: str, path: Path) -> None:
     with open_store(url) as services:
         lines = path.read_bytes().splitlines()
-        services.ledger.record_stream(
-            Incoming(line, f"{path}:{n}") for n, line in enumerate(lines, 1)
-        )
+        record_stream(services.ledger, (Incoming(line, f"{path}:{n}") for n, line in enumerate(lines, 1)))
 
 
 # -- fixtures ---------------------------------------------------------------------------------

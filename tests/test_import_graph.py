@@ -66,11 +66,7 @@ KNOWN: dict[tuple[str, str], str] = {
     ("mot.service.report", "mot.adapters.stores.sql"): EXPORT,
     ("mot.service.verify", "mot.bootstrap"): "mot verify opens a scratch store itself",
 }
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # LedgerService.record_stream delegates to the import job built on it (helper inputs):
-    # the job's loop belongs in the job, record_stream's callers should call it there.
-    frozenset({"mot.service.importing", "mot.service.ledger"}): "helper inputs",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from mot.bootstrap import open_store
 from mot.cli.main import cli
 from mot.domain.identity import derived_moment_id
 from mot.projections.ports import REBUILD
+from mot.service.importing import record_stream
 from mot.service.ledger import Incoming
 
 # Moments the sample does not draw: fractions of a second (to be normalised), an
@@ -48,7 +49,7 @@ EDGES = [
 
 def record(url: str, messages: list[bytes]) -> None:
     with open_store(url) as services:
-        services.ledger.record_stream(Incoming(m, f"test:{n}") for n, m in enumerate(messages, 1))
+        record_stream(services.ledger, (Incoming(m, f"test:{n}") for n, m in enumerate(messages, 1)))
 
 
 def tables(url: str, *, versions: bool = True) -> dict[str, list[tuple[Any, ...]]]:
@@ -210,7 +211,7 @@ def test_opening_a_store_of_schema_1_is_upgraded_in_place(
             assert column_names(tx, "moments")[-6:] == [
                 "value", "currency", "url", "source_system", "source_id", "attributes"]
         # The upgraded store goes on projecting.
-        services.ledger.record_stream(Incoming(line, "more") for line in sample(50, seed=24))
+        record_stream(services.ledger, (Incoming(line, "more") for line in sample(50, seed=24)))
         assert services.projections.project() > 30
         assert services.projections.status().lag == 0
     assert len([name for name in before if name.endswith("_fold")]) == 1

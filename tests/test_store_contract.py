@@ -19,6 +19,7 @@ from mot.bootstrap import Services, open_store
 from mot.domain.events import MomentAmended, MomentRecorded, MomentRetracted
 from mot.domain.identity import derived_moment_id
 from mot.domain.ledger import Outcome
+from mot.service.importing import record_stream
 from mot.service.ledger import Incoming
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
@@ -480,7 +481,7 @@ def test_record_stream_commits_every_n_messages(services: Services, store_url: s
         with closing(open_store(store_url)) as other:
             heads.append(other.ledger_store.head() and len(other.ledger_store.notifications(0, 99)))
 
-    summary = services.ledger.record_stream(items, batch_size=2, commit_every=4,
+    summary = record_stream(services.ledger, items, batch_size=2, commit_every=4,
                                             progress=seen_by_another_connection)
     assert summary.recorded == 10
     # Progress after each batch of 2: a commit once 4 are in, and at the end.
@@ -510,7 +511,7 @@ def test_the_golden_fixture_records_and_reimports_as_duplicates(
 ) -> None:
     items = golden_items(golden_path)
     assert len(items) == 36
-    summary = services.ledger.record_stream(items, batch_size=7)
+    summary = record_stream(services.ledger, items, batch_size=7)
     counts = summary.as_dict()
     assert {k: counts[k] for k in ("read", "recorded", "amended", "retracted", "duplicates",
                                    "quarantined")} == {
@@ -521,7 +522,7 @@ def test_the_golden_fixture_records_and_reimports_as_duplicates(
     assert head == 35
     assert services.ledger_store.quarantine_count() == 0
 
-    again = services.ledger.record_stream(golden_items(golden_path))
+    again = record_stream(services.ledger, golden_items(golden_path))
     assert (again.read, again.duplicates, again.recorded, again.amended, again.retracted,
             again.quarantined) == (36, 36, 0, 0, 0, 0)
     assert services.ledger_store.head() == head

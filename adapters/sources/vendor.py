@@ -1,7 +1,7 @@
 """A source of vendor records: JSONL (one API record or list response per line) or CSV rows.
 
 Each record goes through its vendor's pure mapping (`mot.adapters.vendors`) and comes out as
-`Incoming` messages for `LedgerService.record_stream`: `raw` is the vendor record (the line,
+`Incoming` messages for `mot.service.importing.record_stream`: `raw` is the vendor record (the line,
 the CSV row, or the one record of a list response, as JSON), `payload` the mapped wire JSON,
 `origin` is `file:line`, plus `#n` when one line holds several records. A record that cannot
 be mapped becomes an `Incoming` with `problem` set, so the ledger quarantines it with the
