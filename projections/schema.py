@@ -194,7 +194,10 @@ AMPLIFICATIONS: Final = Projection(
         Field("cascade_reach", "bigint"), VERSION,
     ),
     key=("tenant", "amplification_id"),  # moment ids are scoped by tenant (SPEC §2)
-    message_key=("amplification_id",),
+    # A changelog message is keyed by tenant and id: the same moment id in two tenants names
+    # two moments, which a compacted topic must keep apart.
+    message_key=("tenant", "amplification_id"),
+    order=("amplification_id",),
     indexes=(Index("customer", ("tenant", "customer_id")),
              Index("polarity", ("tenant", "polarity", "cascade_reach")),
              Index("version", ("version",))),

@@ -53,3 +53,22 @@ def test_the_same_moment_id_in_two_tenants_is_two_moments(store_url: str) -> Non
         incremental = projection_tables(services)
         services.projections.replay(workers=0)
         assert projection_tables(services) == incremental
+
+
+def test_the_changelog_keys_amplifications_by_tenant_and_id(store_url: str) -> None:
+    """A compacted topic keeps the last message per key: the same moment id in two tenants
+    must be two keys, or one tenant's amplification would replace the other's there."""
+    messages = [
+        moment("acme", "a1", moment_id=POST, kind="post", sentiment=-0.5, reach=10),
+        moment("globex", "g1", moment_id=POST, kind="review", sentiment=0.8, reach=20),
+    ]
+    with open_store(store_url) as services:
+        services.ledger.record([Incoming(orjson.dumps(m), f"test:{n}") for n, m in enumerate(messages)])
+        services.projections.project()
+        rows = services.changelog.changes("amplifications", "rows", (0, ""), 1_000_000, 100)
+        assert sorted(c.key for c in rows) == [f"acme/{POST}", f"globex/{POST}"]
+        services.ledger.record([Incoming(orjson.dumps(
+            {"type": "retract", "tenant": "acme", "moment_id": POST, "reason": "x"}), "t:r")])
+        services.projections.project()
+        gone = services.changelog.changes("amplifications", "tombstones", (0, ""), 1_000_000, 100)
+        assert [c.key for c in gone] == [f"acme/{POST}"]

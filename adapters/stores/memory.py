@@ -377,10 +377,10 @@ class MemorySession:
         for key, a in new_amps.items():
             if key not in t.amplifications or t.amplifications[key][0] != a:
                 t.amplifications[key] = (a, version)
-            t.tombstones.pop(("amplifications", a.amplification_id), None)
+            t.tombstones.pop(("amplifications", f"{a.tenant}/{a.amplification_id}"), None)
         for key in old_amps.keys() - new_amps.keys():
             del t.amplifications[key]
-            t.tombstones[("amplifications", key[1])] = version
+            t.tombstones[("amplifications", f"{key[0]}/{key[1]}")] = version
         for key in gone:
             t.transitions.pop(key, None)
             for table in ("relationships", "reciprocity"):

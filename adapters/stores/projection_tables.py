@@ -631,8 +631,8 @@ class SqlSession:
                      key=AMPLIFICATIONS.key)
         removed = [key for key in old if key not in new]
         self._delete_rows("amplifications", AMPLIFICATIONS.key, removed)
-        self._tombstones("amplifications", [aid for _, aid in removed], version)
-        self._revive("amplifications", [aid for tenant, aid in new if (tenant, aid) not in old])
+        self._tombstones("amplifications", [f"{t}/{aid}" for t, aid in removed], version)
+        self._revive("amplifications", [f"{t}/{aid}" for t, aid in new if (t, aid) not in old])
         amplification_of = _amplification_of()
         return [amplification_of(row) for row in old.values()]
 
