@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from hashlib import sha1
 from typing import Literal
-from uuid import NAMESPACE_URL
+
+from mot.domain.identity import uuid5_text
 
 LinkType = Literal["link", "unlink"]
-
-_NAMESPACE = NAMESPACE_URL.bytes
 
 
 def pair_of(a: str, b: str) -> tuple[str, str]:
@@ -32,11 +30,7 @@ def link_stream_id(tenant: str, a: str, b: str) -> str:
     Equal to `str(uuid5(NAMESPACE_URL, f"mot:link:{tenant}:{min(A,B)}:{max(A,B)}"))`.
     """
     low, high = pair_of(a, b)
-    digest = bytearray(sha1(_NAMESPACE + f"mot:link:{tenant}:{low}:{high}".encode()).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid5_text(f"mot:link:{tenant}:{low}:{high}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from hashlib import sha1
 from typing import Final, Literal
-from uuid import NAMESPACE_URL
 
+from mot.domain.identity import uuid5_text
 from mot.projections.amplification import Amplification
 from mot.projections.model import Current
 from mot.projections.reciprocity import STOP_ASKING_AT, balances_along
@@ -26,16 +25,10 @@ RULES: Final[tuple[Rule, ...]] = ("detractor", "stop_asking", "negative_amplific
 DEFAULT_WINDOW_US: Final = 72 * 3600 * 1_000_000
 """Only moments this recent raise alerts (SPEC §3.6: default 72 h), so history raises none."""
 
-_NAMESPACE = NAMESPACE_URL.bytes
-
 
 def alert_id(tenant: str, rule: Rule, moment_id: str) -> str:
     """Equal to `str(uuid5(NAMESPACE_URL, f"mot:alert:{tenant}:{rule}:{moment_id}"))`."""
-    digest = bytearray(sha1(_NAMESPACE + f"mot:alert:{tenant}:{rule}:{moment_id}".encode()).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid5_text(f"mot:alert:{tenant}:{rule}:{moment_id}")
 
 
 def is_fresh(occurred_us: int, raised_us: int, window_us: int = DEFAULT_WINDOW_US) -> bool:
