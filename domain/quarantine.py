@@ -17,6 +17,14 @@ class Rejected:
     field: str
     reason: str
 
+    @property
+    def digest(self) -> str:
+        """What makes it the same message again: the SHA-256 of what is replayed (the mapped
+        payload when there is one, else the raw bytes), in hex."""
+        import hashlib  # here, not at the top: loading OpenSSL is a tenth of a query's start-up
+
+        return hashlib.sha256(self.payload if self.payload is not None else self.raw).hexdigest()
+
 
 @dataclass(frozen=True, slots=True)
 class Quarantined:

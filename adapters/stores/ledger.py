@@ -118,7 +118,7 @@ class SqlLedger:
                     " last_seen = excluded.last_seen, last_origin = excluded.last_origin,"
                     " field = excluded.field, reason = excluded.reason",
                     [
-                        (_digest(r.payload if r.payload is not None else r.raw), r.raw, r.payload,
+                        (r.digest, r.raw, r.payload,
                          r.origin, r.origin, r.field, r.reason, now, now)
                         for r in append.rejected
                     ],

@@ -14,7 +14,6 @@ without an error, so a page that fails leaves nothing behind, as in a database.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -76,7 +75,7 @@ class MemoryLedger:
             self.streams.setdefault((event.tenant, event.moment_id), []).append(event)
         now = format_utc(datetime.now(UTC))
         for r in append.rejected:
-            digest = hashlib.sha256(r.payload if r.payload is not None else r.raw).hexdigest()
+            digest = r.digest
             known = self.quarantined.get(digest)
             if known is None:
                 self._ids += 1
