@@ -2,7 +2,8 @@
 
 Each moment is one stream (its id is `moment_stream_id(tenant, moment_id)`:
 moment ids are scoped by tenant): version 1 is its `MomentRecorded`, later
-versions its amendments and its retraction. The
+versions its amendments and its retraction. Each pair of linked customer ids
+is one stream too (`link_stream_id`): its links and unlinks. The
 store's uniqueness on (stream, version) is what makes a duplicate or a
 concurrent writer harmless.
 """
@@ -110,4 +111,45 @@ class MomentRetracted:
     origin: str
 
 
-LedgerEvent = MomentRecorded | MomentAmended | MomentRetracted
+@dataclass(frozen=True, slots=True)
+class CustomersLinked:
+    """Two customer ids of a tenant were said to be one person (SPEC §2, "Links").
+
+    A pair's links and unlinks form one stream, `link_stream_id(tenant, *customer_ids)`
+    (`domain/links.py`); the pair's state is that of its link or unlink with the
+    latest `occurred_at` (at equal times an unlink wins), whatever the order of arrival.
+    """
+
+    link_id: str  # the pair's stream id
+    version: int
+    tenant: str
+    customer_ids: tuple[str, str]  # in code-point order
+    occurred_at: str  # RFC 3339 in UTC, to the microsecond: when the evidence was established
+    reason: str
+    recorded_at: str
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomersUnlinked:
+    """Two customer ids of a tenant were said not to be one person: a link taken back."""
+
+    link_id: str
+    version: int
+    tenant: str
+    customer_ids: tuple[str, str]
+    occurred_at: str
+    reason: str
+    recorded_at: str
+    origin: str
+
+
+MomentEvent = MomentRecorded | MomentAmended | MomentRetracted
+"""An event of a moment's stream."""
+
+LinkEvent = CustomersLinked | CustomersUnlinked
+"""An event of a pair's stream."""
+
+LedgerEvent = MomentEvent
+"""What the notification log carries. Until the ledger records links (issue 15), only a
+moment's events; then `MomentEvent | LinkEvent`."""

@@ -12,3 +12,5 @@ from typing import Final
 RECORDED: Final = "mot.domain.events:MomentRecorded"
 AMENDED: Final = "mot.domain.events:MomentAmended"
 RETRACTED: Final = "mot.domain.events:MomentRetracted"
+LINKED: Final = "mot.domain.events:CustomersLinked"
+UNLINKED: Final = "mot.domain.events:CustomersUnlinked"
