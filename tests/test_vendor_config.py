@@ -52,7 +52,7 @@ def test_section_tenant_and_prefix_override() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"tenants": "acme"}, "unknown key 'tenants' (did you mean 'tenant'?)"),
+        ({"tenat": "acme"}, "unknown key 'tenat' (did you mean 'tenant'?)"),
         ({"hubspot": {"owner": {"1": "sales"}}}, "unknown key 'owner' (did you mean 'owners'?)"),
         ({"hubspot": {"owners": {"1": "sale"}}}, "'sale' is not a function"),
         ({"zendesk": {"default_function": "support"}}, "'support' is not a function"),
