@@ -1,28 +1,62 @@
-"""The ledger store's contract (SPEC §2), one suite run against SQLite and real PostgreSQL.
+"""The ledger store's contract (SPEC §2), one suite run against memory, SQLite and real PostgreSQL.
 
-Everything goes through `open_store(url)` and the service layer, as every entry
-point does: record, duplicates, conflicts, amendments, retractions, the
-quarantine and its replay, the notification log.
+As eventsourcing runs one recorder test case against its POPO, SQLite and
+PostgreSQL recorders: whatever implements `mot.service.ports.LedgerStore` goes
+through the service layer, as every entry point does: record, duplicates,
+conflicts, amendments, retractions, the quarantine and its replay, the
+notification log, units of work. The SQL stores are opened by `open_store(url)`;
+the tests that open a second connection or process run on them alone.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from conftest import STORE_KINDS
 
+from mot.adapters.stores.memory import MemoryLedger
 from mot.bootstrap import Services, open_store
 from mot.domain.events import MomentAmended, MomentRecorded, MomentRetracted
 from mot.domain.identity import derived_moment_id
-from mot.domain.ledger import Outcome
+from mot.domain.ledger import AmbiguousMoment, Outcome
 from mot.service.importing import record_stream
-from mot.service.ledger import Incoming
+from mot.service.ledger import Incoming, LedgerService
+from mot.service.ports import LedgerStore
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
+
+
+@dataclass
+class Ledgers:
+    """What the suite uses of `Services`: the ledger's port and its use case on top."""
+
+    ledger_store: LedgerStore
+    ledger: LedgerService
+
+
+@pytest.fixture(params=[pytest.param("memory", id="memory"), *STORE_KINDS])
+def services(request: pytest.FixtureRequest, make_store_url: Any) -> Iterator[Ledgers]:
+    """A fresh ledger of each backend: in memory, a SQLite file, a PostgreSQL schema."""
+    if request.param == "memory":
+        store = MemoryLedger()
+        yield Ledgers(store, LedgerService(store))
+        return
+    with closing(open_store(make_store_url(request.param))) as opened:
+        yield Ledgers(opened.ledger_store, opened.ledger)
+
+
+@pytest.fixture
+def sql_services(store_url: str) -> Iterator[Services]:
+    """A SQL store for the tests that look at it through a second connection too."""
+    with closing(open_store(store_url)) as opened:
+        yield opened
 
 
 def moment(**fields: Any) -> dict[str, Any]:
@@ -55,20 +89,20 @@ def incoming(message: dict[str, Any] | bytes, origin: str = "test:1") -> Incomin
     return Incoming(raw, origin)
 
 
-def record(services: Services, *messages: dict[str, Any] | bytes,
+def record(services: Ledgers | Services, *messages: dict[str, Any] | bytes,
            origin: str = "test:1") -> list[Outcome]:
     result = services.ledger.record([incoming(m, origin) for m in messages])
     return [v.outcome for v in result.verdicts]
 
 
-def versions(services: Services, moment_id: str = MID) -> list[tuple[int, type]]:
+def versions(services: Ledgers | Services, moment_id: str = MID) -> list[tuple[int, type]]:
     return [(e.version, type(e)) for e in services.ledger_store.stream(moment_id)]
 
 
 # -- an empty store -----------------------------------------------------------------------
 
 
-def test_an_empty_store_has_head_0_no_notifications_and_no_quarantine(services: Services) -> None:
+def test_an_empty_store_has_head_0_no_notifications_and_no_quarantine(services: Ledgers) -> None:
     store = services.ledger_store
     assert store.head() == 0
     assert store.notifications(0, 10) == []
@@ -94,7 +128,7 @@ def test_opening_a_store_twice_keeps_what_it_holds(store_url: str) -> None:
 # -- recording and duplicates -------------------------------------------------------------
 
 
-def test_a_recorded_moment_is_version_1_of_its_stream(services: Services) -> None:
+def test_a_recorded_moment_is_version_1_of_its_stream(services: Ledgers) -> None:
     assert record(services, moment(), origin="file.jsonl:7") == [Outcome.RECORDED]
     [event] = services.ledger_store.stream(MID)
     assert isinstance(event, MomentRecorded)
@@ -111,7 +145,7 @@ def test_a_recorded_moment_is_version_1_of_its_stream(services: Services) -> Non
     assert services.ledger_store.head() == 1
 
 
-def test_the_same_content_again_is_a_duplicate_and_appends_nothing(services: Services) -> None:
+def test_the_same_content_again_is_a_duplicate_and_appends_nothing(services: Ledgers) -> None:
     record(services, moment())
     head = services.ledger_store.head()
     assert record(services, moment()) == [Outcome.DUPLICATE]
@@ -120,7 +154,7 @@ def test_the_same_content_again_is_a_duplicate_and_appends_nothing(services: Ser
     assert services.ledger_store.quarantine_count() == 0
 
 
-def test_same_content_is_compared_after_normalisation(services: Services) -> None:
+def test_same_content_is_compared_after_normalisation(services: Ledgers) -> None:
     record(services, moment())
     # Another offset for the same instant, defaults spelled out, `type: moment`, other key order.
     same = moment(occurred_at="2026-03-01T10:00:00+01:00", reach=0, type="moment")
@@ -129,12 +163,12 @@ def test_same_content_is_compared_after_normalisation(services: Services) -> Non
     assert services.ledger_store.head() == 1
 
 
-def test_a_duplicate_in_the_same_batch_is_recorded_once(services: Services) -> None:
+def test_a_duplicate_in_the_same_batch_is_recorded_once(services: Ledgers) -> None:
     assert record(services, moment(), moment()) == [Outcome.RECORDED, Outcome.DUPLICATE]
     assert versions(services) == [(1, MomentRecorded)]
 
 
-def test_a_derived_id_makes_the_same_source_record_one_moment(services: Services) -> None:
+def test_a_derived_id_makes_the_same_source_record_one_moment(services: Ledgers) -> None:
     crm = moment(moment_id=None, source={"system": "hubspot", "id": "e-1"})
     assert record(services, crm, crm) == [Outcome.RECORDED, Outcome.DUPLICATE]
     moment_id = derived_moment_id("acme", "hubspot", "e-1")
@@ -146,7 +180,7 @@ def test_a_derived_id_makes_the_same_source_record_one_moment(services: Services
     assert services.ledger_store.head() == 2
 
 
-def test_the_same_id_with_other_content_is_a_conflict(services: Services) -> None:
+def test_the_same_id_with_other_content_is_a_conflict(services: Ledgers) -> None:
     record(services, moment())
     conflicting = moment(channel="phone", sentiment=0.5)
     raw = orjson.dumps(conflicting)
@@ -166,7 +200,7 @@ def test_the_same_id_with_other_content_is_a_conflict(services: Services) -> Non
 # -- amendments ---------------------------------------------------------------------------
 
 
-def test_an_amendment_is_version_2_with_the_merged_moment(services: Services) -> None:
+def test_an_amendment_is_version_2_with_the_merged_moment(services: Ledgers) -> None:
     record(services, moment(sentiment=0.1))
     assert record(services, amend({"sentiment": 0.7, "actor": None, "kind": "help"}, "rescored"),
                   origin="fix.jsonl:1") == [Outcome.AMENDED]
@@ -187,7 +221,7 @@ def test_an_amendment_is_version_2_with_the_merged_moment(services: Services) ->
     assert amended.moment["moment_id"] == MID
 
 
-def test_the_same_amendment_again_is_a_duplicate(services: Services) -> None:
+def test_the_same_amendment_again_is_a_duplicate(services: Ledgers) -> None:
     record(services, moment())
     record(services, amend({"sentiment": 0.7}))
     head = services.ledger_store.head()
@@ -196,7 +230,7 @@ def test_the_same_amendment_again_is_a_duplicate(services: Services) -> None:
     assert versions(services) == [(1, MomentRecorded), (2, MomentAmended)]
 
 
-def test_amendments_apply_in_the_order_recorded(services: Services) -> None:
+def test_amendments_apply_in_the_order_recorded(services: Ledgers) -> None:
     record(services, moment())
     record(services, amend({"sentiment": 0.7}, "first"))
     record(services, amend({"sentiment": -0.2}, "second"))
@@ -206,7 +240,7 @@ def test_amendments_apply_in_the_order_recorded(services: Services) -> None:
     assert events[-1].moment["sentiment"] == -0.2
 
 
-def test_the_original_content_stays_a_duplicate_after_an_amendment(services: Services) -> None:
+def test_the_original_content_stays_a_duplicate_after_an_amendment(services: Ledgers) -> None:
     record(services, moment())
     record(services, amend({"sentiment": 0.7}))
     # "Same content" is the moment as first recorded: a re-imported file is harmless.
@@ -216,7 +250,7 @@ def test_the_original_content_stays_a_duplicate_after_an_amendment(services: Ser
     assert services.ledger_store.head() == 2
 
 
-def test_an_amendment_that_leaves_an_invalid_moment_is_quarantined(services: Services) -> None:
+def test_an_amendment_that_leaves_an_invalid_moment_is_quarantined(services: Ledgers) -> None:
     record(services, moment())
     assert record(services, amend({"kind": "purchase"})) == [Outcome.QUARANTINED]
     assert versions(services) == [(1, MomentRecorded)]
@@ -225,7 +259,7 @@ def test_an_amendment_that_leaves_an_invalid_moment_is_quarantined(services: Ser
     assert "purchase" in entry.reason
 
 
-def test_an_amendment_of_a_fixed_field_is_quarantined(services: Services) -> None:
+def test_an_amendment_of_a_fixed_field_is_quarantined(services: Ledgers) -> None:
     record(services, moment())
     assert record(services, amend({"customer_id": "c2"})) == [Outcome.QUARANTINED]
     [entry] = services.ledger_store.quarantine()
@@ -233,7 +267,7 @@ def test_an_amendment_of_a_fixed_field_is_quarantined(services: Services) -> Non
     assert versions(services) == [(1, MomentRecorded)]
 
 
-def test_a_moment_and_its_amendment_in_the_same_batch(services: Services) -> None:
+def test_a_moment_and_its_amendment_in_the_same_batch(services: Ledgers) -> None:
     outcomes = record(services, moment(), amend({"sentiment": 0.4}), amend({"sentiment": 0.4}))
     assert outcomes == [Outcome.RECORDED, Outcome.AMENDED, Outcome.DUPLICATE]
     events = services.ledger_store.stream(MID)
@@ -241,7 +275,7 @@ def test_a_moment_and_its_amendment_in_the_same_batch(services: Services) -> Non
     assert events[1].moment["sentiment"] == 0.4  # type: ignore[union-attr]
 
 
-def test_a_moment_amended_and_retracted_in_one_batch(services: Services) -> None:
+def test_a_moment_amended_and_retracted_in_one_batch(services: Ledgers) -> None:
     outcomes = record(services, moment(), amend({"sentiment": 0.4}), retract())
     assert outcomes == [Outcome.RECORDED, Outcome.AMENDED, Outcome.RETRACTED]
     assert versions(services) == [(1, MomentRecorded), (2, MomentAmended), (3, MomentRetracted)]
@@ -250,7 +284,7 @@ def test_a_moment_amended_and_retracted_in_one_batch(services: Services) -> None
 # -- retractions --------------------------------------------------------------------------
 
 
-def test_retract_then_retract_again_then_amend(services: Services) -> None:
+def test_retract_then_retract_again_then_amend(services: Ledgers) -> None:
     record(services, moment())
     record(services, amend({"sentiment": 0.7}))
     assert record(services, retract("logged twice"), origin="ops:1") == [Outcome.RETRACTED]
@@ -282,7 +316,7 @@ def test_retract_then_retract_again_then_amend(services: Services) -> None:
 
 @pytest.mark.parametrize("correction", ["amend", "retract"])
 def test_a_correction_of_an_unknown_moment_waits_in_the_quarantine(
-    services: Services, correction: str
+    services: Ledgers, correction: str
 ) -> None:
     message = amend({"sentiment": 0.5}) if correction == "amend" else retract()
     assert record(services, message, origin="early.jsonl:3") == [Outcome.QUARANTINED]
@@ -308,7 +342,7 @@ def test_a_correction_of_an_unknown_moment_waits_in_the_quarantine(
     assert versions(services) == [(1, MomentRecorded), (2, expected)]
 
 
-def test_replay_takes_a_moment_and_its_amendment_in_either_order(services: Services) -> None:
+def test_replay_takes_a_moment_and_its_amendment_in_either_order(services: Ledgers) -> None:
     # The amendment is quarantined first (unknown moment), then the moment (a bad field).
     record(services, amend({"sentiment": 0.5}), origin="a:1")
     record(services, moment(sentiment=3), origin="a:2")
@@ -324,7 +358,7 @@ def test_replay_takes_a_moment_and_its_amendment_in_either_order(services: Servi
     assert first.raw == orjson.dumps(amend({"sentiment": 0.5}))
 
 
-def test_replay_of_chosen_ids_leaves_the_others(services: Services) -> None:
+def test_replay_of_chosen_ids_leaves_the_others(services: Ledgers) -> None:
     other = "0b7e6c1d-2f3a-4b5c-9d8e-7f6a5b4c3d2e"
     record(services, amend({"sentiment": 0.5}), amend({"sentiment": 0.5}, moment_id=other))
     record(services, moment(), moment(moment_id=other))
@@ -335,7 +369,7 @@ def test_replay_of_chosen_ids_leaves_the_others(services: Services) -> None:
     assert versions(services, other) == [(1, MomentRecorded)]
 
 
-def test_drop_removes_quarantined_messages(services: Services) -> None:
+def test_drop_removes_quarantined_messages(services: Ledgers) -> None:
     record(services, b"not json", b"{}", b"[1]")
     entries = services.ledger_store.quarantine()
     assert len(entries) == 3
@@ -347,7 +381,7 @@ def test_drop_removes_quarantined_messages(services: Services) -> None:
 # -- the quarantine ---------------------------------------------------------------------------
 
 
-def test_the_quarantine_keeps_raw_bytes_origin_field_and_reason(services: Services) -> None:
+def test_the_quarantine_keeps_raw_bytes_origin_field_and_reason(services: Ledgers) -> None:
     bad = [
         b"{not json",
         b'\xff\xfe{"binary": true}',
@@ -374,7 +408,7 @@ def test_the_quarantine_keeps_raw_bytes_origin_field_and_reason(services: Servic
     assert services.ledger_store.head() == 0
 
 
-def test_the_same_bad_bytes_twice_are_one_row_with_2_repeats(services: Services) -> None:
+def test_the_same_bad_bytes_twice_are_one_row_with_2_repeats(services: Ledgers) -> None:
     raw = b'{"tenant": "acme"'
     services.ledger.record([Incoming(raw, "first.jsonl:1")])
     services.ledger.record([Incoming(raw, "second.jsonl:9")])
@@ -386,7 +420,7 @@ def test_the_same_bad_bytes_twice_are_one_row_with_2_repeats(services: Services)
     assert services.ledger_store.quarantine_count() == 1
 
 
-def test_the_same_bad_bytes_twice_in_one_batch_are_one_row(services: Services) -> None:
+def test_the_same_bad_bytes_twice_in_one_batch_are_one_row(services: Ledgers) -> None:
     raw = b"garbage"
     services.ledger.record([Incoming(raw, "f:1"), Incoming(raw, "f:2")])
     [entry] = services.ledger_store.quarantine()
@@ -394,7 +428,7 @@ def test_the_same_bad_bytes_twice_in_one_batch_are_one_row(services: Services) -
     assert (entry.origin, entry.last_origin) == ("f:1", "f:2")
 
 
-def test_a_source_that_could_not_map_a_record_quarantines_it(services: Services) -> None:
+def test_a_source_that_could_not_map_a_record_quarantines_it(services: Ledgers) -> None:
     item = Incoming(b"a,b,c", "in.csv:4", problem="CSV row has 3 cells, the header has 9")
     payload_item = Incoming(b"x,y", "in.csv:5", payload=orjson.dumps(moment(sentiment=9)))
     verdicts = services.ledger.record([item, payload_item]).verdicts
@@ -407,10 +441,66 @@ def test_a_source_that_could_not_map_a_record_quarantines_it(services: Services)
     assert second.field == "sentiment"
 
 
+def test_the_quarantine_is_listed_by_field_and_reason_and_summed_by_rejection(
+    services: Ledgers,
+) -> None:
+    record(services, moment(channel="fax", kind="purchase"), moment(sentiment=3),
+           moment(moment_id=None, customer_id=None), moment(sentiment=3, customer_id="c2"))
+    store = services.ledger_store
+    entries = store.quarantine()
+    assert len(entries) == 4
+    first, second, third, fourth = entries
+    # A message rejected for several fields is found under each of them.
+    assert first.field == "channel" and "kind: " in first.reason
+    assert [e.id for e in store.quarantine(field="kind")] == [first.id]
+    assert [e.id for e in store.quarantine(field="sentiment")] == [second.id, fourth.id]
+    assert [e.id for e in store.quarantine(field="sentiment", limit=1)] == [second.id]
+    assert store.quarantine(field="sent") == []
+    assert [e.id for e in store.quarantine(field="moment_id")] == [third.id]
+    assert [e.id for e in store.quarantine(reason=third.reason[:12].upper())] == [third.id]
+    assert store.quarantine(field="channel", reason="no such words") == []
+    reasons = store.quarantine_reasons()
+    assert [(f, n, example) for f, _, n, example in reasons] == [
+        ("channel", 1, first.id), ("sentiment", 2, second.id), ("customer_id", 1, third.id),
+    ]
+    assert sum(n for _, _, n, _ in reasons) == 4
+
+
+def test_a_fix_the_ledger_still_refuses_is_kept_and_merges_with_its_twin(
+    services: Ledgers,
+) -> None:
+    early = amend({"sentiment": 0.5})
+    record(services, early, origin="a:1")  # waits: the moment is unknown
+    record(services, b"{broken", origin="a:2")
+    waiting, broken = services.ledger_store.quarantine()
+    # The broken line fixed into the same amendment: still refused, and now one message.
+    fix = services.ledger.fix_quarantined(broken.id, orjson.dumps(early))
+    assert fix.kept_as == waiting.id
+    [entry] = services.ledger_store.quarantine()
+    assert (entry.id, entry.repeats, entry.field) == (waiting.id, 2, "moment_id")
+    # A fix of a lone entry keeps its payload as what it replays.
+    other = amend({"sentiment": 0.9}, moment_id="0b7e6c1d-2f3a-4b5c-9d8e-7f6a5b4c3d2e")
+    fix = services.ledger.fix_quarantined(entry.id, orjson.dumps(other))
+    assert fix.kept_as == entry.id
+    [entry] = services.ledger_store.quarantine()
+    assert entry.payload == orjson.dumps(other)
+    assert entry.raw == orjson.dumps(early)
+
+
+def test_a_moment_id_without_tenant_names_the_one_tenant_that_has_it(services: Ledgers) -> None:
+    record(services, moment())
+    assert versions(services) == [(1, MomentRecorded)]
+    assert services.ledger_store.stream(MID, "globex") == []
+    record(services, moment(tenant="globex"))
+    assert [e.tenant for e in services.ledger_store.stream(MID, "globex")] == ["globex"]
+    with pytest.raises(AmbiguousMoment):
+        services.ledger_store.stream(MID)
+
+
 # -- the notification log ---------------------------------------------------------------------
 
 
-def test_notifications_come_back_in_order_with_increasing_positions(services: Services) -> None:
+def test_notifications_come_back_in_order_with_increasing_positions(services: Ledgers) -> None:
     ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(5)]
     record(services, *(moment(moment_id=i, customer_id=f"c{n}") for n, i in enumerate(ids)))
     record(services, amend({"sentiment": 0.3}, moment_id=ids[2]))
@@ -432,7 +522,7 @@ def test_notifications_come_back_in_order_with_increasing_positions(services: Se
     assert services.ledger_store.notifications(positions[-1], 10) == []
 
 
-def test_a_rejected_batch_member_does_not_block_the_rest(services: Services) -> None:
+def test_a_rejected_batch_member_does_not_block_the_rest(services: Ledgers) -> None:
     ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(3)]
     outcomes = record(services, moment(moment_id=ids[0]), b"{oops", moment(moment_id=ids[1]),
                       amend({"kind": "gift"}, moment_id=ids[2]), moment(moment_id=ids[2]))
@@ -445,23 +535,23 @@ def test_a_rejected_batch_member_does_not_block_the_rest(services: Services) -> 
 # -- units of work: several batches, one commit --------------------------------------------
 
 
-def test_batches_in_one_unit_of_work_commit_together(services: Services, store_url: str) -> None:
+def test_batches_in_one_unit_of_work_commit_together(sql_services: Services, store_url: str) -> None:
     ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(4)]
-    with services.ledger_store.transaction():
-        record(services, moment(moment_id=ids[0]), moment(moment_id=ids[1]))
+    with sql_services.ledger_store.transaction():
+        record(sql_services, moment(moment_id=ids[0]), moment(moment_id=ids[1]))
         # A later batch of the same unit sees the earlier one: an amendment goes in,
         # the same moment again is a duplicate.
-        assert record(services, amend({"sentiment": 0.5}, moment_id=ids[0]),
+        assert record(sql_services, amend({"sentiment": 0.5}, moment_id=ids[0]),
                       moment(moment_id=ids[1])) == [Outcome.AMENDED, Outcome.DUPLICATE]
-        record(services, moment(moment_id=ids[2]), b"{oops")
+        record(sql_services, moment(moment_id=ids[2]), b"{oops")
         with closing(open_store(store_url)) as other:  # another connection sees nothing yet
             assert other.ledger_store.head() == 0
             assert other.ledger_store.quarantine_count() == 0
-    assert len(services.ledger_store.notifications(0, 100)) == 4
-    assert services.ledger_store.quarantine_count() == 1
+    assert len(sql_services.ledger_store.notifications(0, 100)) == 4
+    assert sql_services.ledger_store.quarantine_count() == 1
 
 
-def test_an_error_in_a_unit_of_work_rolls_back_every_batch_of_it(services: Services) -> None:
+def test_an_error_in_a_unit_of_work_rolls_back_every_batch_of_it(services: Ledgers) -> None:
     ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(2)]
     with pytest.raises(RuntimeError), services.ledger_store.transaction():
         record(services, moment(moment_id=ids[0]), b"{oops")
@@ -472,7 +562,7 @@ def test_an_error_in_a_unit_of_work_rolls_back_every_batch_of_it(services: Servi
     assert record(services, moment(moment_id=ids[0])) == [Outcome.RECORDED]
 
 
-def test_record_stream_commits_every_n_messages(services: Services, store_url: str) -> None:
+def test_record_stream_commits_every_n_messages(sql_services: Services, store_url: str) -> None:
     ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(10)]
     items = [incoming(moment(moment_id=i, customer_id=f"c{n}")) for n, i in enumerate(ids)]
     heads: list[int] = []
@@ -481,13 +571,13 @@ def test_record_stream_commits_every_n_messages(services: Services, store_url: s
         with closing(open_store(store_url)) as other:
             heads.append(other.ledger_store.head() and len(other.ledger_store.notifications(0, 99)))
 
-    summary = record_stream(services.ledger, items, batch_size=2, commit_every=4,
+    summary = record_stream(sql_services.ledger, items, batch_size=2, commit_every=4,
                                             progress=seen_by_another_connection)
     assert summary.recorded == 10
     # Progress after each batch of 2: a commit once 4 are in, and at the end.
     assert heads == [0, 4, 4, 8, 8]
-    assert services.ledger_store.head() > 0
-    assert len(services.ledger_store.notifications(0, 99)) == 10
+    assert sql_services.ledger_store.head() > 0
+    assert len(sql_services.ledger_store.notifications(0, 99)) == 10
 
 
 def test_the_cli_defaults_are_the_services() -> None:
@@ -507,7 +597,7 @@ def golden_items(path: Path) -> list[Incoming]:
 
 
 def test_the_golden_fixture_records_and_reimports_as_duplicates(
-    services: Services, golden_path: Path
+    services: Ledgers, golden_path: Path
 ) -> None:
     items = golden_items(golden_path)
     assert len(items) == 36
@@ -536,7 +626,7 @@ def test_the_golden_fixture_records_and_reimports_as_duplicates(
 # -- regressions ---------------------------------------------------------------------------
 
 
-def test_reimporting_amend_then_retract_is_all_duplicates(services: Services) -> None:
+def test_reimporting_amend_then_retract_is_all_duplicates(services: Ledgers) -> None:
     batch = (moment(), amend({"sentiment": 0.5}), retract())
     assert record(services, *batch) == [Outcome.RECORDED, Outcome.AMENDED, Outcome.RETRACTED]
     head = services.ledger_store.head()
@@ -545,7 +635,7 @@ def test_reimporting_amend_then_retract_is_all_duplicates(services: Services) ->
     assert services.ledger_store.quarantine_count() == 0
 
 
-def test_a_new_amendment_of_a_retracted_moment_is_still_refused(services: Services) -> None:
+def test_a_new_amendment_of_a_retracted_moment_is_still_refused(services: Ledgers) -> None:
     record(services, moment(), retract())
     assert record(services, amend({"sentiment": 0.1})) == [Outcome.QUARANTINED]
 

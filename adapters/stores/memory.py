@@ -3,10 +3,10 @@
 As eventsourcing's POPO recorders do for its SQLite and PostgreSQL ones,
 `MemoryProjectionStore` implements the same port as the SQL store
 (`mot.projections.ports.ProjectionStore`) and passes the same contract suite
-(tests/test_projection_store_contract.py). `MemoryLedger` is the ledger's write
-path (`record`, which `LedgerService.record` drives) and its notification log:
-what the projections read; the quarantine's listing and fixes stay the SQL
-ledger's. They serve tests where a database adds nothing; nothing here is durable.
+(tests/test_projection_store_contract.py). `MemoryLedger` implements the ledger's port
+(`mot.service.ports.LedgerStore`) and passes the ledger's contract suite
+(tests/test_store_contract.py): streams, notification log, quarantine. They serve
+tests where a database adds nothing; nothing here is durable.
 
 A transaction works on copies of the tables and puts them in place when it ends
 without an error, so a page that fails leaves nothing behind, as in a database.
@@ -51,14 +51,18 @@ if TYPE_CHECKING:
 
 
 class MemoryLedger:
-    """The ledger's streams, notification log and quarantine, in memory: what
-    `LedgerService.record` and the projections use of `LedgerStore`."""
+    """The ledger in memory (`LedgerStore`): its streams, notification log and quarantine.
+
+    It passes the SQL ledgers' contract suite (tests/test_store_contract.py). A
+    transaction keeps a snapshot and puts it back when the block fails, so a batch, or a
+    unit of work of several, is all or nothing, as in a database."""
 
     def __init__(self) -> None:
         self.log: list[LedgerEvent] = []  # position n is self.log[n - 1]
         self.streams: dict[MomentKey, list[LedgerEvent]] = {}  # (tenant, moment id) -> events
         self.quarantined: dict[str, Quarantined] = {}  # by digest
         self._ids = 0
+        self._depth = 0  # transactions open (a unit of work holds the batches it records)
 
     def record(self, keys: Collection[tuple[str | None, str]],
                plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
@@ -66,41 +70,75 @@ class MemoryLedger:
         from mot.domain.ledger import replay_stream
         from mot.domain.quarantine import Quarantined
 
-        wanted = [key for key in self.streams
-                  if key in keys or (None, key[1]) in keys]
-        found = {key: replay_stream(self.streams[key]) for key in wanted}
-        append = plan({key: stream for key, stream in found.items() if stream is not None})
-        for event in append.events:
-            self.log.append(event)
-            self.streams.setdefault((event.tenant, event.moment_id), []).append(event)
-        now = format_utc(datetime.now(UTC))
-        for r in append.rejected:
-            digest = r.digest
-            known = self.quarantined.get(digest)
-            if known is None:
-                self._ids += 1
-                self.quarantined[digest] = Quarantined(self._ids, r.raw, r.payload, r.origin,
-                                                       r.origin, r.field, r.reason, now, now, 1)
-            else:
-                self.quarantined[digest] = replace(
-                    known, repeats=known.repeats + 1, last_seen=now, last_origin=r.origin,
-                    field=r.field, reason=r.reason)
-        for qid, field_, reason in append.still_rejected:
-            for digest, q in self.quarantined.items():
-                if q.id == qid:
-                    self.quarantined[digest] = replace(q, field=field_, reason=reason, last_seen=now)
-        self.drop_quarantined(append.resolved)
+        with self.transaction():
+            wanted = [key for key in self.streams
+                      if key in keys or (None, key[1]) in keys]
+            found = {key: replay_stream(self.streams[key]) for key in wanted}
+            append = plan({key: stream for key, stream in found.items() if stream is not None})
+            for event in append.events:
+                self.log.append(event)
+                self.streams.setdefault((event.tenant, event.moment_id), []).append(event)
+            now = _now()
+            for r in append.rejected:
+                digest = r.digest
+                known = self.quarantined.get(digest)
+                if known is None:
+                    self._ids += 1
+                    self.quarantined[digest] = Quarantined(self._ids, r.raw, r.payload, r.origin,
+                                                           r.origin, r.field, r.reason, now, now, 1)
+                else:
+                    self.quarantined[digest] = replace(
+                        known, repeats=known.repeats + 1, last_seen=now, last_origin=r.origin,
+                        field=r.field, reason=r.reason)
+            for qid, field_, reason in append.still_rejected:
+                held = self._digest_of(qid)
+                if held is not None:
+                    self.quarantined[held] = replace(self.quarantined[held], field=field_,
+                                                     reason=reason, last_seen=now)
+            self.drop_quarantined(append.resolved)
         return append
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        yield
+        if self._depth:  # inside a unit of work: the outermost block commits or rolls back
+            yield
+            return
+        logged, quarantined, ids = len(self.log), dict(self.quarantined), self._ids
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            for event in reversed(self.log[logged:]):  # streams only grow: take back the ends
+                key = (event.tenant, event.moment_id)
+                self.streams[key].pop()
+                if not self.streams[key]:
+                    del self.streams[key]
+            del self.log[logged:]
+            self.quarantined, self._ids = quarantined, ids
+            raise
+        finally:
+            self._depth -= 1
 
     def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
-        for (in_tenant, stream_id), events in self.streams.items():
-            if stream_id == moment_id and tenant in (None, in_tenant):
-                return list(events)
-        return []
+        found = [events for (in_tenant, stream_id), events in self.streams.items()
+                 if stream_id == moment_id and tenant in (None, in_tenant)]
+        if len(found) > 1:
+            from mot.domain.ledger import AmbiguousMoment
+
+            raise AmbiguousMoment(moment_id)
+        return list(found[0]) if found else []
+
+    def current_moments(self, tenant: str, moment_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current content of these moments of `tenant` (`MomentDocuments`)."""
+        from mot.domain.events import as_dict
+        from mot.domain.ledger import replay_stream
+
+        out = {}
+        for moment_id in moment_ids:
+            stream = replay_stream(self.streams.get((tenant, moment_id), []))
+            if stream is not None and not stream.retracted:
+                out[moment_id] = as_dict(stream.current)
+        return out
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         return [(after + n + 1, e) for n, e in enumerate(self.log[after:after + limit])]
@@ -113,10 +151,26 @@ class MemoryLedger:
         return min(max(upto, 0), len(self.log))
 
     def quarantine(self, *, limit: int | None = None, ids: Collection[int] | None = None,
-                   **_: Any) -> list[Quarantined]:
+                   field: str | None = None, reason: str | None = None) -> list[Quarantined]:
+        """As the SQL ledger: a message rejected for several fields names the others in its
+        reason ("channel: ...; kind: ..."); `reason` matches any case."""
         entries = sorted(self.quarantined.values(), key=lambda q: q.id)
-        entries = [q for q in entries if ids is None or q.id in ids]
+        if ids is not None:
+            entries = [q for q in entries if q.id in ids]
+        if field is not None:
+            part = field + ": "
+            entries = [q for q in entries if q.field == field or q.reason.startswith(part)
+                       or "; " + part in q.reason]
+        if reason is not None:
+            entries = [q for q in entries if reason.lower() in q.reason.lower()]
         return entries[:limit] if limit is not None else entries
+
+    def quarantine_reasons(self) -> list[tuple[str, str, int, int]]:
+        groups: dict[tuple[str, str], list[int]] = {}
+        for q in self.quarantined.values():
+            groups.setdefault((q.field, q.reason), []).append(q.id)
+        return sorted(((f, r, len(ids), min(ids)) for (f, r), ids in groups.items()),
+                      key=itemgetter(3))
 
     def quarantine_count(self) -> int:
         return len(self.quarantined)
@@ -127,13 +181,40 @@ class MemoryLedger:
             del self.quarantined[digest]
         return len(gone)
 
-    def set_quarantined_payload(self, quarantine_id: int, payload: bytes) -> None:
-        for digest, q in self.quarantined.items():
-            if q.id == quarantine_id:
-                self.quarantined[digest] = replace(q, payload=payload)
+    def set_quarantined_payload(self, quarantine_id: int, payload: bytes,
+                                field: str | None = None, reason: str | None = None) -> int:
+        """As the SQL ledger: an entry whose new payload another entry already holds merges
+        into that one (repeats added up). Returns the id that holds the payload."""
+        import hashlib
+
+        digest = self._digest_of(quarantine_id)
+        if digest is None:
+            return quarantine_id
+        entry = self.quarantined.pop(digest)
+        new_digest = hashlib.sha256(payload).hexdigest()
+        other = self.quarantined.get(new_digest)
+        now = _now()
+        if other is None:
+            self.quarantined[new_digest] = replace(
+                entry, payload=payload, field=entry.field if field is None else field,
+                reason=entry.reason if reason is None else reason, last_seen=now)
+            return quarantine_id
+        self.quarantined[new_digest] = replace(
+            other, repeats=other.repeats + entry.repeats,
+            field=other.field if field is None else field,
+            reason=other.reason if reason is None else reason, last_seen=now)
+        return other.id
+
+    def _digest_of(self, quarantine_id: int) -> str | None:
+        return next((digest for digest, q in self.quarantined.items() if q.id == quarantine_id),
+                    None)
 
     def close(self) -> None:
         pass
+
+
+def _now() -> str:
+    return format_utc(datetime.now(UTC))
 
 
 # -- the projections ------------------------------------------------------------------------
@@ -436,6 +517,8 @@ class MemorySession:
 
 if TYPE_CHECKING:  # the ports these implement, checked by mypy
     from mot.projections.ports import NotificationLog, ProjectionStore
+    from mot.service.ports import LedgerStore
 
     _log: NotificationLog = MemoryLedger()
+    _ledger: LedgerStore = MemoryLedger()
     _projections: ProjectionStore = MemoryProjectionStore(MemoryLedger())
