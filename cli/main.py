@@ -34,6 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
     "export": "analyst_commands", "report": "analyst_commands",
     "verify": "verify_commands",
     "sample": "sample_commands",
+    "alerts": "alert_commands",
 }
 
 
@@ -91,6 +92,10 @@ class MotGroup(click.Group):
             silence_stdout()
             raise click.exceptions.Exit(0) from None
         except Exception as error:
+            from mot.service.config import ConfigError
+
+            if isinstance(error, ConfigError):  # mot.toml's [alerts], read on first use
+                raise click.ClickException(str(error)) from None
             if not _is_store_error(error):
                 raise
             raise click.ClickException(f"store error: {error}") from error

@@ -190,6 +190,7 @@ def status(obj: State, fmt: str) -> None:
       mot status --format json      # {"ledger_head": ..., "lag": ..., ...}
     """
     s = obj.services.projections.status()
+    alerts = _alert_counts(obj)
     record = {"ledger_head": s.head, "projection_position": s.position, "lag": s.lag,
               "lag_seconds": round(s.lag_seconds, 3),
               "oldest_unprojected_at": s.oldest_unprojected_at,
@@ -197,7 +198,8 @@ def status(obj: State, fmt: str) -> None:
               "quarantined": s.quarantined,
               "rebuild": None if s.rebuild is None else
               {"position": s.rebuild[0], "phase": s.rebuild[1], "target": s.rebuild[2],
-               "last_progress_at": s.rebuild_progress_at}}
+               "last_progress_at": s.rebuild_progress_at},
+              "alerts": alerts}
     if fmt == "json":
         import orjson
 
@@ -206,15 +208,25 @@ def status(obj: State, fmt: str) -> None:
     if fmt != "text":
         flat = {**record, "rebuild": None if s.rebuild is None else
                 f"{s.rebuild[1]} at {s.rebuild[0]}"}
+        del flat["alerts"]
+        flat |= {f"alerts_{k}": v for k, v in alerts.items()}
         render([flat] if fmt in ("table", "csv") else [record], fmt)
         return
     behind = f", the oldest waiting {s.lag_seconds:,.1f} s" if s.lag else ""
     click.echo(f"ledger head:  {s.head:,}\nprojections:  {s.position:,} (lag {s.lag:,}{behind}; "
                f"last progress {s.last_progress_at or 'never'})\n"
-               f"quarantined:  {s.quarantined:,}")
+               f"quarantined:  {s.quarantined:,}\n"
+               f"alerts:       {alerts['raised']:,} raised, {alerts['pending']:,} to "
+               f"deliver, {alerts['failed']:,} failed (mot alerts list --failed)")
     if s.rebuild is not None:
         click.echo(f"rebuild:      {s.rebuild[1]} at {s.rebuild[0]:,}, last progress "
                    f"{s.rebuild_progress_at} (unfinished: run mot replay)")
+
+
+def _alert_counts(obj: State) -> dict[str, int]:
+    counts = obj.services.alerts.counts()
+    return {"raised": counts.alerts, "pending": counts.pending, "delivered": counts.delivered,
+            "failed": counts.failed}
 
 
 @click.command("query")

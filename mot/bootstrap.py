@@ -27,7 +27,10 @@ from mot.service.queries import QueryService
 if TYPE_CHECKING:
     from mot.adapters.stores.changelog import SqlChangelog
     from mot.adapters.stores.offsets import SqlOffsets
+    from mot.projections.alerts import AlertPolicy
     from mot.service.access import AccessService, TenantLedger
+    from mot.service.alert_config import AlertConfig
+    from mot.service.alerting import AlertOutbox, AlertService, Backoff, Deliverer
     from mot.service.export import Exporter
     from mot.service.ledger import LedgerService
     from mot.service.moments import MomentHistory
@@ -72,6 +75,14 @@ def _positive_int(name: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name} must be a whole number above 0, not {value!r}")
     return int(value)
+
+
+def _alert_policy() -> AlertPolicy:
+    """The alert thresholds of mot.toml (MOT_CONFIG, else ./mot.toml), read when an engine is
+    built: a bad [alerts] section stops projecting with one error naming the key."""
+    from mot.service.alert_config import load_alert_config
+
+    return load_alert_config().policy
 
 
 @dataclass
@@ -127,6 +138,29 @@ class Services:
         from mot.service.access import TenantLedger
 
         return TenantLedger(self.ledger_store)
+
+    @cached_property
+    def alert_outbox(self) -> AlertOutbox:
+        """The alerts the projections raised and their delivery state (`mot alerts`)."""
+        from mot.adapters.stores.alert_outbox import SqlAlertOutbox
+
+        return SqlAlertOutbox(self.backend)
+
+    @cached_property
+    def alerts(self) -> AlertService:
+        """List and acknowledge alerts (`mot alerts list|ack`, GET /v1/alerts)."""
+        from mot.service.alerting import AlertService
+
+        return AlertService(self.alert_outbox)
+
+    def deliverer(self, config: AlertConfig, *, backoff: Backoff | None = None,
+                  lease_s: float = 60.0, batch: int = 200, timeout_s: float = 10.0) -> Deliverer:
+        """Delivers the outbox to the destinations `config` names (`mot alerts deliver`)."""
+        from mot.adapters.alert_destinations import destinations
+        from mot.service.alerting import Backoff, Deliverer
+
+        return Deliverer(self.alert_outbox, destinations(config, timeout_s=timeout_s),
+                         backoff=backoff or Backoff(), lease_s=lease_s, batch=batch)
 
     @cached_property
     def changelog(self) -> SqlChangelog:
@@ -196,6 +230,7 @@ def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = 
         quarantine_count=ledger_store.quarantine_count,
         store_url=url if shared else None, open_store=open_store if shared else None,
         rebuild_positions=_positive_int("MOT_REBUILD_POSITIONS"),
+        alert_policy=_alert_policy,
     )
     return Services(
         backend, ledger_store, projection_store, projections,

@@ -9,7 +9,7 @@ raised, and when, is the engine's business; what counts as an alert is here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -24,6 +24,8 @@ RULES: Final[tuple[Rule, ...]] = ("detractor", "stop_asking", "negative_amplific
 
 DEFAULT_WINDOW_US: Final = 72 * 3600 * 1_000_000
 """Only moments this recent raise alerts (SPEC §3.6: default 72 h), so history raises none."""
+DEFAULT_NEGATIVE_REACH: Final = 1000
+"""A negative amplification alerts once its cascade reaches this many people (configurable)."""
 
 
 def alert_id(tenant: str, rule: Rule, moment_id: str) -> str:
@@ -77,3 +79,94 @@ def negative_amplification_cause(a: Amplification, threshold: int) -> Cause | No
                  a.occurred_us,
                  (("cascade_reach", a.cascade_reach), ("trigger_moment_id", a.trigger_moment_id),
                   ("trigger_function", a.trigger_function), ("trigger_actor", a.trigger_actor)))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    """The thresholds alerts are raised with: defaults, and each tenant's own (SPEC §3.6:
+    "thresholds and targets are configured per tenant")."""
+
+    window_us: int = DEFAULT_WINDOW_US
+    negative_reach: int = DEFAULT_NEGATIVE_REACH
+    tenants: tuple[tuple[str, int | None, int | None], ...] = ()  # (tenant, window, reach)
+
+    def window(self, tenant: str) -> int:
+        for name, window, _ in self.tenants:
+            if name == tenant and window is not None:
+                return window
+        return self.window_us
+
+    def reach(self, tenant: str) -> int:
+        for name, _, reach in self.tenants:
+            if name == tenant and reach is not None:
+                return reach
+        return self.negative_reach
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One raised alert as the outbox keeps it and destinations receive it."""
+
+    alert_id: str
+    rule: Rule
+    tenant: str
+    customer_id: str  # the person
+    customer_ids: tuple[str, ...]
+    moment_id: str
+    occurred_us: int
+    raised_us: int
+    function: str
+    actor: str | None
+    channel: str
+    details: tuple[tuple[str, object], ...] = ()  # the rule's own facts, in order
+
+
+def customer_causes(moments: Sequence[Current], customer_id: str,
+                    transitions: Iterable[Transition], amplifications: Iterable[Amplification],
+                    policy: AlertPolicy, now_us: int) -> list[Cause]:
+    """The fresh causes among one customer's folded projections (every rule but `overdue`).
+
+    A customer none of whose moments is fresh has none: most of a rebuild costs one
+    comparison per customer.
+    """
+    if not moments:
+        return []
+    tenant = moments[0].tenant
+    window = policy.window(tenant)
+    if not any(is_fresh(m.occurred_us, now_us, window) for m in moments):
+        return []
+    causes: list[Cause] = []
+    by_id = {a.amplification_id: a for a in amplifications}
+    for cause in detractor_causes(transitions):
+        a = by_id.get(cause.moment_id)
+        if a is not None and a.trigger_moment_id is not None:
+            cause = Cause(cause.rule, cause.tenant, cause.customer_id, cause.moment_id,
+                          cause.occurred_us,
+                          (*cause.details, ("trigger_moment_id", a.trigger_moment_id),
+                           ("trigger_function", a.trigger_function),
+                           ("trigger_actor", a.trigger_actor),
+                           ("delay_seconds", a.delay_seconds)))
+        causes.append(cause)
+    if any(m.kind == "ask" and is_fresh(m.occurred_us, now_us, window) for m in moments):
+        causes.extend(stop_asking_causes(moments, customer_id))
+    reach = policy.reach(tenant)
+    for a in by_id.values():
+        found = negative_amplification_cause(a, reach)
+        if found is not None:
+            causes.append(found)
+    return [c for c in causes if is_fresh(c.occurred_us, now_us, window)]
+
+
+def raise_alerts(causes: Iterable[Cause], moments: Mapping[str, Current],
+                 customer_ids: Mapping[str, tuple[str, ...]], now_us: int) -> list[Alert]:
+    """The alerts of fresh causes, each with its moment's function, actor and channel
+    (`moments`: by moment id; `customer_ids`: each person's ids, default the one id)."""
+    alerts = []
+    for c in causes:
+        m = moments.get(c.moment_id)
+        if m is None:
+            continue
+        alerts.append(Alert(c.alert_id, c.rule, c.tenant, c.customer_id,
+                            customer_ids.get(c.customer_id, (c.customer_id,)), c.moment_id,
+                            c.occurred_us, now_us, m.function, m.actor, m.channel, c.details))
+    return alerts

@@ -22,13 +22,14 @@ versions. A rebuild stamps its rows with the position it was built up to.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mot.domain.events import LedgerEvent, MomentRetracted, as_dict
-from mot.domain.timefmt import format_utc, utc_now
+from mot.domain.timefmt import format_utc, to_micros, utc_now
+from mot.projections.alerts import Alert, AlertPolicy, customer_causes, raise_alerts
 from mot.projections.amplification import (
     Amplification,
     is_amplification,
@@ -79,6 +80,7 @@ class FoldedRange:
     teams: dict[tuple[str, str], list[int]]
     listening: dict[str, list[int]]
     shares: list[tuple[Current, str]]  # each share of the range's posts' cascades, its root
+    alerts: list[Alert] = field(default_factory=list)  # the fresh alerts the range raises
 
 
 RangeFolder = Callable[[Iterable[CustomerRange], int], Iterable[FoldedRange]]
@@ -138,8 +140,10 @@ class Engine:
 
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
                  customers_per_chunk: int = 2000, positions_per_load: int | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 alerts: AlertPolicy | None = None) -> None:
         self.store = store
+        self.alerts = alerts or AlertPolicy()
         self.log = log
         self.page_size = page_size
         self.customers_per_chunk = customers_per_chunk
@@ -259,12 +263,25 @@ class Engine:
             moments = session.customer_moments(keys)
             folded = self.fold(session, moments)
             self._write_customers(session, moments, folded, version, deltas)
+            session.raise_alerts(self.alerts_of(moments, folded))
         self._write_sums(session, deltas, version)
 
     def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]]
              ) -> dict[CustomerKey, CustomerProjections]:
         """The projections of each customer, from their moments and what their posts reach."""
         return project_customers(session, moments)
+
+    def alerts_of(self, moments: dict[CustomerKey, list[Current]],
+                  folded: Mapping[CustomerKey, CustomerProjections]) -> list[Alert]:
+        """The fresh alerts (SPEC §3.6) of customers just folded; the outbox keeps each once."""
+        now = to_micros(self.clock())
+        alerts: list[Alert] = []
+        for key, f in folded.items():
+            ms = moments.get(key, [])
+            causes = customer_causes(ms, key[1], f.transitions, f.amplifications, self.alerts, now)
+            if causes:
+                alerts += raise_alerts(causes, {m.moment_id: m for m in ms}, {}, now)
+        return alerts
 
     def _write_customers(self, session: ProjectionSession,
                          moments: dict[CustomerKey, list[Current]],
@@ -397,6 +414,7 @@ class Engine:
                     raise RebuildInterrupted(
                         "another process moved this rebuild on; run mot replay again")
                 session.add_customers(folded.rows)
+                session.raise_alerts(folded.alerts)
                 session.save_share_roots(folded.shares, ())
                 self._write_sums(session, Deltas(folded.teams, folded.listening), position)
                 session.save_progress(position, RebuildPhase.FOLD, folded.last, self._now())
@@ -431,7 +449,8 @@ class Engine:
         moments = reader.customer_range(first, last)
         deltas = Deltas.empty()
         deltas.add_moments(m for customer_moments in moments.values() for m in customer_moments)
-        folded = self.fold(reader, moments).values()
+        by_customer = self.fold(reader, moments)
+        folded = by_customer.values()
         amplifications = [a for f in folded for a in f.amplifications]
         for amplification in amplifications:
             deltas.move_amplification(amplification, 1)
@@ -439,6 +458,7 @@ class Engine:
             last, len(folded), reader.encode_customers(folded, version),
             dict(deltas.teams), dict(deltas.listening),
             [share for f in folded for share in f.shares],
+            self.alerts_of(moments, by_customer),
         )
 
     def _now(self) -> str:

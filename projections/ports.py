@@ -12,6 +12,7 @@ from mot.projections.model import Current, CustomerKey, MomentKey
 
 if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent
+    from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
     from mot.projections.teams import ListeningRow, TeamRow
@@ -160,6 +161,11 @@ class ProjectionSession(Protocol):
     def listening_sums(self, tenants: Collection[str]) -> dict[str, ListeningRow]: ...
     def save_listening_sums(self, rows: Iterable[ListeningRow], removed: Iterable[str],
                             version: int) -> None: ...
+    def raise_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Put into the alerts outbox, in this transaction, each alert not raised before (an
+        alert's id is its identity: raising it again, from a rebuild, a replay or a page
+        applied again, adds nothing). The outbox is shared by the live and rebuild tables."""
+        ...
 
 
 class ProjectionStore(Protocol):

@@ -14,6 +14,7 @@ from mot.domain.timefmt import parse_utc
 from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStore
 
 if TYPE_CHECKING:
+    from mot.projections.alerts import AlertPolicy
     from mot.projections.engine import Engine, Progress
     from mot.service.fold_workers import StoreOpener
     from mot.service.resilience import Retry
@@ -64,8 +65,10 @@ class ProjectionService:
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
                  quarantine_count: Callable[[], int] = lambda: 0,
                  store_url: str | None = None, open_store: StoreOpener | None = None,
-                 rebuild_positions: int | None = None) -> None:
+                 rebuild_positions: int | None = None,
+                 alert_policy: Callable[[], AlertPolicy] | None = None) -> None:
         self.store = store
+        self.alert_policy = alert_policy  # read when the engine is built (mot.toml's [alerts])
         self.log = log
         self.page_size = page_size
         self.rebuild_positions = rebuild_positions  # ledger positions a rebuild loads at once
@@ -81,7 +84,8 @@ class ProjectionService:
         from mot.projections.engine import Engine
 
         return Engine(self.store, self.log, page_size=self.page_size,
-                      positions_per_load=self.rebuild_positions)
+                      positions_per_load=self.rebuild_positions,
+                      alerts=self.alert_policy() if self.alert_policy else None)
 
     def position(self) -> int:
         state = self.store.state(LIVE)

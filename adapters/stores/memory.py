@@ -23,6 +23,7 @@ from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
+from mot.adapters.stores.memory_alerts import MemoryAlertOutbox
 from mot.domain.timefmt import format_utc
 from mot.projections.model import Current, CustomerKey, MomentKey, current_of
 from mot.projections.ports import (
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent
     from mot.domain.ledger import Stream
     from mot.domain.quarantine import Quarantined
+    from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
     from mot.projections.teams import ListeningRow, TeamRow
@@ -254,13 +256,16 @@ class MemoryProjectionStore:
         self.log = log
         self.tables = {LIVE: _Tables(), REBUILD: _Tables()}
         self._lock = threading.Lock()
+        self.alerts = MemoryAlertOutbox()  # one outbox for the live and rebuild tables
 
     @contextmanager
     def session(self, name: str = LIVE) -> Iterator[MemorySession]:
         with self._lock:
             work = self.tables[name].copy()
-            yield MemorySession(work, self.log)
+            session = MemorySession(work, self.log)
+            yield session
             self.tables[name] = work  # committed only when the block ends without an error
+            self.alerts.raise_alerts(session.raised)
 
     @contextmanager
     def reader(self, as_of_us: int | None = None, *, name: str = LIVE
@@ -350,6 +355,10 @@ class MemorySession:
         self.log = log
         self.as_of_us = as_of_us
         self.walk = walk
+        self.raised: list[Alert] = []  # put into the store's outbox when the session commits
+
+    def raise_alerts(self, alerts: Sequence[Alert]) -> None:
+        self.raised.extend(alerts)
 
     def _current(self) -> Iterable[Current]:
         if self.as_of_us is None:

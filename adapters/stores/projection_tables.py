@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from mot.adapters.stores.alert_outbox import create_alert_tables, insert_alerts
 from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
@@ -50,6 +51,7 @@ from mot.projections.schema import (
 )
 
 if TYPE_CHECKING:
+    from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
     from mot.projections.relationship import Transition
@@ -190,6 +192,7 @@ class SqlProjectionStore:
                 self._create(tx, "")
                 self._upgrade(tx, rootless)
                 create_views(backend, tx)
+                create_alert_tables(backend, tx)
 
     def _unscoped_to_rebuild(self, tx: Tx) -> None:
         """Schema 8 keys current moments and amplifications by (tenant, id), as the ledger
@@ -372,6 +375,10 @@ class SqlSession:
         # An as-of reader sees only moments that had occurred by then (SPEC §5, --as-of).
         self.when = "" if as_of_us is None else f" AND occurred_us <= {int(as_of_us)}"
         self.stages: dict[str, str] = {}  # stage -> the name this transaction reads it by
+
+    # -- alerts (the outbox is one table, live and rebuild alike: an alert is raised once)
+    def raise_alerts(self, alerts: Sequence[Alert]) -> None:
+        insert_alerts(self.tx, alerts)
 
     # -- position -------------------------------------------------------------------
     def progress(self) -> Checkpoint:

@@ -1,0 +1,238 @@
+"""The alerts outbox on SQL: raised alerts and their delivery state, in the store's own tables.
+
+`alerts` holds each alert once (its `alert_id` is unique: raising it again, from a
+rebuild, a replay or a page applied again, inserts nothing); it is written in the
+projection engine's transaction (`insert_alerts`) and by the overdue check, both
+under the projections' writer lock, so `seq` grows in commit order and a deliverer
+that reads past a destination's cursor never skips an alert that commits later.
+
+`alert_deliveries` holds one row per alert and destination: pending (with when it
+is next due, and the lease of the deliverer sending it), delivered or failed.
+`alert_cursors` holds how far each destination's deliveries were queued. Times are
+microseconds since 1970 (UTC). Implements `mot.service.alerting.AlertOutbox`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from mot.adapters.stores.sql import SqlBackend, Tx
+
+if TYPE_CHECKING:  # imported where used: the projection tables load this module for every query
+    from mot.projections.alerts import Alert
+    from mot.service.alerting import AlertQuery, Claimed, OutboxCounts, Outcome, StoredAlert
+
+ALERT_DDL: Final = (
+    """CREATE TABLE IF NOT EXISTS alerts (
+    seq {serial}, alert_id TEXT NOT NULL UNIQUE, rule TEXT NOT NULL, tenant TEXT NOT NULL,
+    customer_id TEXT NOT NULL, customer_ids TEXT NOT NULL, moment_id TEXT NOT NULL,
+    occurred_us {bigint} NOT NULL, raised_us {bigint} NOT NULL, function TEXT NOT NULL,
+    actor TEXT, channel TEXT NOT NULL, details TEXT NOT NULL, acked_us {bigint})""",
+    "CREATE INDEX IF NOT EXISTS alerts_tenant ON alerts (tenant, raised_us)",
+    """CREATE TABLE IF NOT EXISTS alert_cursors (
+    destination TEXT PRIMARY KEY, seq {bigint} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS alert_deliveries (
+    destination TEXT NOT NULL, alert_id TEXT NOT NULL, seq {bigint} NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL, due_us {bigint} NOT NULL,
+    lease_owner TEXT, lease_until_us {bigint}, last_error TEXT, settled_us {bigint},
+    PRIMARY KEY (destination, alert_id))""",
+    "CREATE INDEX IF NOT EXISTS alert_deliveries_due ON alert_deliveries (state, due_us)",
+)
+
+COLUMNS: Final = ("alert_id", "rule", "tenant", "customer_id", "customer_ids", "moment_id",
+                  "occurred_us", "raised_us", "function", "actor", "channel", "details")
+SELECTED: Final = ", ".join(f"a.{c}" for c in (*COLUMNS, "acked_us", "seq"))
+INSERT: Final = (f"INSERT INTO alerts ({', '.join(COLUMNS)}) VALUES"
+                 f" ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (alert_id) DO NOTHING")
+PROJECTIONS_LOCK: Final = "projections"  # alerts are inserted under the projections' lock
+DELIVERY_LOCK: Final = "alerts"
+
+
+def create_alert_tables(backend: SqlBackend, tx: Tx) -> None:
+    for statement in ALERT_DDL:
+        tx.execute(backend.ddl(statement))
+
+
+def insert_alerts(tx: Tx, alerts: Sequence[Alert]) -> None:
+    """Each alert not raised before, inside the caller's (the projections') transaction."""
+    tx.executemany(INSERT, [_row(a) for a in alerts])
+
+
+def _row(a: Alert) -> tuple[Any, ...]:
+    return (a.alert_id, a.rule, a.tenant, a.customer_id, orjson.dumps(list(a.customer_ids)).decode(),
+            a.moment_id, a.occurred_us, a.raised_us, a.function, a.actor, a.channel,
+            orjson.dumps(dict(a.details)).decode())
+
+
+def _stored(row: Sequence[Any]) -> StoredAlert:
+    from mot.projections.alerts import Alert
+    from mot.service.alerting import StoredAlert
+
+    (alert_id, rule, tenant, customer_id, customer_ids, moment_id, occurred_us, raised_us,
+     function, actor, channel, details, acked_us, seq) = row[:14]
+    alert = Alert(alert_id, rule, tenant, customer_id, tuple(orjson.loads(customer_ids)),
+                  moment_id, int(occurred_us), int(raised_us), function, actor, channel,
+                  tuple(orjson.loads(details).items()))
+    return StoredAlert(alert, int(seq), None if acked_us is None else int(acked_us))
+
+
+class SqlAlertOutbox:
+    """The outbox and its delivery state on a SqlBackend (`AlertOutbox`)."""
+
+    def __init__(self, backend: SqlBackend) -> None:
+        self.backend = backend
+
+    # -- raising (the overdue check; the engine raises through its session) ------------
+    def raise_alerts(self, alerts: Sequence[Alert]) -> int:
+        if not alerts:
+            return 0
+        with self.backend.write(PROJECTIONS_LOCK) as tx:
+            before = self._known(tx, [a.alert_id for a in alerts])
+            insert_alerts(tx, [a for a in alerts if a.alert_id not in before])
+        return len({a.alert_id for a in alerts} - before)
+
+    def _known(self, tx: Tx, ids: Sequence[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), self.backend.max_params):
+            chunk = ids[start:start + self.backend.max_params]
+            known |= {str(r[0]) for r in tx.query(
+                f"SELECT alert_id FROM alerts WHERE alert_id {self.backend.in_list(len(chunk))}",
+                self.backend.in_params(chunk))}
+        return known
+
+    # -- reading -------------------------------------------------------------------------
+    def alerts(self, query: AlertQuery) -> list[StoredAlert]:
+        where, params = ["1 = 1"], list[Any]()
+        if query.tenant is not None:
+            where.append("a.tenant = ?")
+            params.append(query.tenant)
+        if query.rule is not None:
+            where.append("a.rule = ?")
+            params.append(query.rule)
+        if query.since_us is not None:
+            where.append("a.raised_us >= ?")
+            params.append(query.since_us)
+        if query.alert_id is not None:
+            where.append("a.alert_id = ?")
+            params.append(query.alert_id)
+        if query.failed:
+            where.append("EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id"
+                         " AND d.state = 'failed')")
+        statement = f"SELECT {SELECTED} FROM alerts a WHERE {' AND '.join(where)} ORDER BY a.seq"
+        if query.limit is not None:
+            statement += f" LIMIT {int(query.limit)}"
+        with self.backend.read() as tx:
+            found = [_stored(r) for r in tx.query(statement, params)]
+            if not found:
+                return found
+            states = self._deliveries(tx, [s.alert.alert_id for s in found])
+        return [s._replace(deliveries=states.get(s.alert.alert_id, ())) for s in found]
+
+    def _deliveries(self, tx: Tx, ids: Sequence[str]
+                    ) -> dict[str, tuple[tuple[str, str, int, str | None], ...]]:
+        out: dict[str, list[tuple[str, str, int, str | None]]] = {}
+        for start in range(0, len(ids), self.backend.max_params):
+            chunk = ids[start:start + self.backend.max_params]
+            for alert_id, destination, state, attempts, error in tx.query(
+                    "SELECT alert_id, destination, state, attempts, last_error FROM"
+                    f" alert_deliveries WHERE alert_id {self.backend.in_list(len(chunk))}"
+                    " ORDER BY destination", self.backend.in_params(chunk)):
+                out.setdefault(alert_id, []).append((destination, state, int(attempts), error))
+        return {k: tuple(v) for k, v in out.items()}
+
+    def ack(self, alert_id: str, at_us: int, tenant: str | None = None) -> StoredAlert | None:
+        with self.backend.write(DELIVERY_LOCK) as tx:
+            rows = tx.query(f"SELECT {SELECTED} FROM alerts a WHERE a.alert_id = ?", (alert_id,))
+            if not rows or (tenant is not None and rows[0][2] != tenant):
+                return None
+            tx.execute("UPDATE alerts SET acked_us = ? WHERE alert_id = ? AND acked_us IS NULL",
+                       (at_us, alert_id))
+            # Someone acts on it: what is not delivered yet is not sent any more.
+            tx.execute("UPDATE alert_deliveries SET state = 'acked', lease_owner = NULL,"
+                       " lease_until_us = NULL WHERE alert_id = ? AND state IN ('pending', 'failed')",
+                       (alert_id,))
+            row = tx.query(f"SELECT {SELECTED} FROM alerts a WHERE a.alert_id = ?", (alert_id,))[0]
+        return _stored(row)
+
+    def counts(self) -> OutboxCounts:
+        with self.backend.read() as tx:
+            alerts = int(tx.scalar("SELECT COUNT(*) FROM alerts") or 0)
+            by_state = dict(tx.query("SELECT state, COUNT(*) FROM alert_deliveries GROUP BY state"))
+        from mot.service.alerting import OutboxCounts
+
+        return OutboxCounts(alerts, int(by_state.get("pending", 0)),
+                            int(by_state.get("delivered", 0)), int(by_state.get("failed", 0)))
+
+    # -- delivering ---------------------------------------------------------------------
+    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int
+                ) -> tuple[int, int]:
+        """Queue the alerts raised since the destination's cursor (those it `wants`)."""
+        with self.backend.write(DELIVERY_LOCK) as tx:
+            cursor = int(tx.scalar("SELECT seq FROM alert_cursors WHERE destination = ?",
+                                   (destination,)) or 0)
+            rows = [_stored(r) for r in tx.query(
+                f"SELECT {SELECTED} FROM alerts a WHERE a.seq > ? ORDER BY a.seq LIMIT ?",
+                (cursor, limit))]
+            if not rows:
+                return 0, 0
+            queued = [(destination, s.alert.alert_id, s.seq, s.alert.raised_us)
+                      for s in rows if s.acked_us is None and wants(s.alert)]
+            tx.executemany(
+                "INSERT INTO alert_deliveries (destination, alert_id, seq, state, attempts, due_us)"
+                " VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT (destination, alert_id) DO NOTHING",
+                queued)
+            tx.execute("INSERT INTO alert_cursors (destination, seq) VALUES (?, ?) ON CONFLICT"
+                       " (destination) DO UPDATE SET seq = excluded.seq", (destination, rows[-1].seq))
+        return len(rows), len(queued)
+
+    def claim(self, destinations: Collection[str], owner: str, now_us: int, lease_us: int,
+              limit: int) -> list[Claimed]:
+        """Lease up to `limit` due deliveries to `owner`: no other deliverer takes them until
+        the lease ends (a deliverer killed mid-batch leaves only its batch to send again)."""
+        if not destinations:
+            return []
+        names = sorted(destinations)
+        with self.backend.write(DELIVERY_LOCK) as tx:
+            rows = tx.query(
+                f"SELECT d.destination, d.attempts, {SELECTED} FROM alert_deliveries d"
+                " JOIN alerts a ON a.alert_id = d.alert_id"
+                f" WHERE d.state = 'pending' AND d.due_us <= ? AND d.destination"
+                f" {self.backend.in_list(len(names))}"
+                " AND (d.lease_until_us IS NULL OR d.lease_until_us < ?)"
+                " ORDER BY d.due_us, d.seq LIMIT ?",
+                (now_us, *self.backend.in_params(names), now_us, limit))
+            tx.executemany(
+                "UPDATE alert_deliveries SET lease_owner = ?, lease_until_us = ?"
+                " WHERE destination = ? AND alert_id = ?",
+                [(owner, now_us + lease_us, r[0], r[2]) for r in rows])
+        from mot.service.alerting import Claimed
+
+        return [Claimed(str(r[0]), int(r[1]), _stored(r[2:])) for r in rows]
+
+    def settle(self, owner: str, outcomes: Iterable[Outcome]) -> int:
+        """Record what happened to claimed deliveries (only while `owner` still holds them)."""
+        rows = [(o.state, o.attempts, o.due_us, o.error, o.at_us, o.destination, o.alert_id, owner)
+                for o in outcomes]
+        with self.backend.write(DELIVERY_LOCK) as tx:
+            tx.executemany(
+                "UPDATE alert_deliveries SET state = ?, attempts = ?, due_us = ?, last_error = ?,"
+                " settled_us = ?, lease_owner = NULL, lease_until_us = NULL"
+                " WHERE destination = ? AND alert_id = ? AND lease_owner = ?", rows)
+        return len(rows)
+
+    def retry_failed(self, destinations: Collection[str], now_us: int) -> int:
+        names = sorted(destinations)
+        if not names:
+            return 0
+        with self.backend.write(DELIVERY_LOCK) as tx:
+            count = int(tx.scalar(
+                "SELECT COUNT(*) FROM alert_deliveries WHERE state = 'failed' AND destination"
+                f" {self.backend.in_list(len(names))}", self.backend.in_params(names)) or 0)
+            tx.execute(
+                "UPDATE alert_deliveries SET state = 'pending', attempts = 0, due_us = ?,"
+                " lease_owner = NULL, lease_until_us = NULL WHERE state = 'failed' AND destination"
+                f" {self.backend.in_list(len(names))}", (now_us, *self.backend.in_params(names)))
+        return count

@@ -1,0 +1,333 @@
+"""Alerts out of the outbox: list, acknowledge, and deliver at least once (SPEC §3.6).
+
+The engine raises alerts into the outbox in the transaction of the projection change
+that causes them; this use case sends them to every configured destination. Each
+(alert, destination) is queued once, then claimed with a lease in the database, so
+two deliverers never send one alert at the same time and a deliverer killed
+mid-batch leaves only its batch to be sent again when the lease ends. A 2xx (or
+the broker's acknowledgement) delivers; what may pass (a timeout, a lost
+connection, a 5xx, 408, 429) is tried again after an exponential backoff with
+jitter; what will not pass (another 4xx) or too many failures moves it to the
+failed list, from which `retry_failed` sends it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple, Protocol
+
+from mot.domain.timefmt import micros_to_text
+from mot.projections.alerts import Alert
+
+SECOND: Final = 1_000_000
+QUEUE_PAGE: Final = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    tenant: str | None = None
+    rule: str | None = None
+    since_us: int | None = None
+    failed: bool = False
+    alert_id: str | None = None
+    limit: int | None = None
+
+
+Delivery = tuple[str, str, int, str | None]
+"""(destination, state, attempts, last error)"""
+
+
+class StoredAlert(NamedTuple):
+    alert: Alert
+    seq: int
+    acked_us: int | None
+    deliveries: tuple[Delivery, ...] = ()
+
+
+class Claimed(NamedTuple):
+    """A delivery leased to one deliverer."""
+
+    destination: str
+    attempts: int  # before this one
+    stored: StoredAlert
+
+
+class Outcome(NamedTuple):
+    destination: str
+    alert_id: str
+    state: str  # pending (due again at due_us), delivered, failed
+    attempts: int
+    due_us: int
+    error: str | None
+    at_us: int
+
+
+class OutboxCounts(NamedTuple):
+    alerts: int
+    pending: int
+    delivered: int
+    failed: int
+
+
+class AlertOutbox(Protocol):
+    """The outbox and its delivery state (adapters/stores/alert_outbox.py, memory.py)."""
+
+    def raise_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Insert the alerts not raised before (by id); return how many were new."""
+        ...
+    def alerts(self, query: AlertQuery) -> list[StoredAlert]: ...
+    def ack(self, alert_id: str, at_us: int, tenant: str | None = None) -> StoredAlert | None: ...
+    def counts(self) -> OutboxCounts: ...
+    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int
+                ) -> tuple[int, int]:
+        """Queue for `destination` the next alerts (at most `limit`) raised after its cursor
+        that it `wants`; return how many were read and how many queued."""
+        ...
+    def claim(self, destinations: Collection[str], owner: str, now_us: int, lease_us: int,
+              limit: int) -> list[Claimed]: ...
+    def settle(self, owner: str, outcomes: Iterable[Outcome]) -> int: ...
+    def retry_failed(self, destinations: Collection[str], now_us: int) -> int: ...
+
+
+class Sent(NamedTuple):
+    """What one attempt to deliver one alert to one destination came to."""
+
+    ok: bool
+    retry: bool = True  # when not ok: whether trying again may pass
+    error: str | None = None
+
+
+class Destination(Protocol):
+    """Where alerts go: a webhook, a Kafka topic (adapters/alerts/)."""
+
+    name: str
+
+    def wants(self, alert: Alert) -> bool: ...
+    def send(self, alerts: Sequence[Alert]) -> list[Sent]:
+        """Try to deliver each alert once; one result per alert, in order."""
+        ...
+    def close(self) -> None: ...
+
+
+# -- what a destination receives -------------------------------------------------------
+
+def alert_record(alert: Alert) -> dict[str, Any]:
+    """The alert as JSON receivers and `mot alerts list` see it: the common fields, then the
+    rule's own (from/to; unanswered_asks, ask_type; cascade_reach, trigger_*;
+    overdue_seconds, target_seconds)."""
+    record: dict[str, Any] = {
+        "alert_id": alert.alert_id, "rule": alert.rule, "tenant": alert.tenant,
+        "customer_id": alert.customer_id, "customer_ids": list(alert.customer_ids),
+        "moment_id": alert.moment_id, "occurred_at": micros_to_text(alert.occurred_us),
+        "raised_at": micros_to_text(alert.raised_us), "function": alert.function,
+        "actor": alert.actor, "channel": alert.channel,
+    }
+    record.update(alert.details)
+    return record
+
+
+def stored_record(stored: StoredAlert) -> dict[str, Any]:
+    """`alert_record` with the outbox's own state (acknowledged, per destination)."""
+    record = alert_record(stored.alert)
+    record["acked_at"] = None if stored.acked_us is None else micros_to_text(stored.acked_us)
+    record["deliveries"] = [{"destination": d, "state": s, "attempts": n, "error": e}
+                            for d, s, n, e in stored.deliveries]
+    return record
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """`X-Mot-Signature`: sha256=HEX(HMAC-SHA256(secret, timestamp + "." + body))."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(0, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"{round(seconds / 3600)} h"
+    return f"{round(seconds / 86400)} d"
+
+
+def _team(function: object, actor: object, what: object) -> str:
+    owner = f"{function}'" if str(function).endswith("s") else f"{function}'s"
+    text = f"{owner} {what}" if function else str(what)
+    return f"{text} by {actor}" if actor else text
+
+
+def slack_text(alert: Alert) -> str:
+    """One readable sentence: "acme · hubspot:501 became a detractor 3 h after logistics'
+    answer by dana · x.com/…"."""
+    d = dict(alert.details)
+    head = f"{alert.tenant} · {alert.customer_id}"
+    if alert.rule == "detractor":
+        what = f"became a detractor ({d.get('from')} → detractor) on {alert.channel}"
+        if d.get("trigger_function") or d.get("trigger_actor"):
+            delay = d.get("delay_seconds")
+            when = f" {_ago(float(delay))}" if isinstance(delay, int) else ""
+            what = (f"became a detractor{when} after "
+                    f"{_team(d.get('trigger_function'), d.get('trigger_actor'), 'answer')}"
+                    f" · {alert.channel}")
+    elif alert.rule == "stop_asking":
+        ask = f"{d.get('ask_type')} ask" if d.get("ask_type") else "ask"
+        what = (f"has {d.get('unanswered_asks')} unanswered asks: stop asking"
+                f" (last: {_team(alert.function, alert.actor, ask)} on {alert.channel})")
+    elif alert.rule == "negative_amplification":
+        what = f"posted negatively on {alert.channel}, reaching {d.get('cascade_reach'):,}"
+        if d.get("trigger_function") or d.get("trigger_actor"):
+            what += " after " + _team(d.get("trigger_function"), d.get("trigger_actor"), "answer")
+    else:
+        overdue = d.get("overdue_seconds")
+        late = f" {_ago(float(overdue))} past" if isinstance(overdue, int) else " past"
+        kind = d.get("kind") or "request"
+        what = (f"waits for an answer: {_team(alert.function, None, kind)} on {alert.channel}"
+                f" is{late} its first-response target")
+    return f"{head} {what} · moment {alert.moment_id}"
+
+
+def slack_payload(alert: Alert) -> dict[str, Any]:
+    """Slack's incoming-webhook shape: `text`, and the same as a section block."""
+    text = slack_text(alert)
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+# -- delivering ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """When a failed delivery is tried again: base · 2^(attempts-1), at most `cap`, times a
+    random factor in [0.5, 1.5) so that many failed deliveries do not come back at once."""
+
+    base_s: float = 2.0
+    cap_s: float = 600.0
+    max_attempts: int = 12
+
+    def delay_us(self, attempts: int, rng: random.Random) -> int:
+        delay = min(self.cap_s, self.base_s * 2 ** max(0, attempts - 1))
+        return int(delay * rng.uniform(0.5, 1.5) * SECOND)
+
+
+class Round(NamedTuple):
+    """What one delivery round did."""
+
+    queued: int
+    delivered: int
+    retrying: int
+    failed: int
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class Deliverer:
+    """Sends what the outbox holds to each destination, at least once."""
+
+    def __init__(self, outbox: AlertOutbox, destinations: Sequence[Destination], *,
+                 backoff: Backoff = Backoff(), lease_s: float = 60.0, batch: int = 200,
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+        self.outbox = outbox
+        self.destinations = {d.name: d for d in destinations}
+        self.backoff = backoff
+        self.lease_us = int(lease_s * SECOND)
+        self.batch = batch
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.owner = owner_name()
+
+    def now_us(self) -> int:
+        return int(self.clock() * SECOND)
+
+    def queue(self) -> int:
+        """Queue for each destination the alerts raised since it last looked."""
+        queued = 0
+        for name, d in self.destinations.items():
+            while True:
+                read, count = self.outbox.enqueue(name, d.wants, QUEUE_PAGE)
+                queued += count
+                if read < QUEUE_PAGE:
+                    break
+        return queued
+
+    def retry_failed(self) -> int:
+        return self.outbox.retry_failed(list(self.destinations), self.now_us())
+
+    def deliver_once(self) -> Round:
+        """Queue what is new, then send what is due, a leased batch at a time."""
+        queued = self.queue()
+        delivered = retrying = failed = 0
+        while True:
+            claimed = self.outbox.claim(list(self.destinations), self.owner, self.now_us(),
+                                        self.lease_us, self.batch)
+            if not claimed:
+                break
+            outcomes = self._send(claimed)
+            self.outbox.settle(self.owner, outcomes)
+            delivered += sum(o.state == "delivered" for o in outcomes)
+            retrying += sum(o.state == "pending" for o in outcomes)
+            failed += sum(o.state == "failed" for o in outcomes)
+        return Round(queued, delivered, retrying, failed)
+
+    def _send(self, claimed: Sequence[Claimed]) -> list[Outcome]:
+        by_destination: dict[str, list[Claimed]] = {}
+        for c in claimed:
+            by_destination.setdefault(c.destination, []).append(c)
+        threads = []
+        results: dict[str, list[Sent]] = {}
+
+        def send(name: str, batch: list[Claimed]) -> None:
+            try:
+                results[name] = self.destinations[name].send([c.stored.alert for c in batch])
+            except Exception as error:  # a destination that breaks fails its batch, not the run
+                results[name] = [Sent(False, True, f"{type(error).__name__}: {error}")] * len(batch)
+
+        for name, batch in by_destination.items():
+            thread = threading.Thread(target=send, args=(name, batch), daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        now = self.now_us()
+        outcomes = []
+        for name, batch in by_destination.items():
+            for c, sent in zip(batch, results[name], strict=True):
+                attempts = c.attempts + 1
+                if sent.ok:
+                    state, due = "delivered", now
+                elif sent.retry and attempts < self.backoff.max_attempts:
+                    state, due = "pending", now + self.backoff.delay_us(attempts, self.rng)
+                else:
+                    state, due = "failed", now
+                outcomes.append(Outcome(name, c.stored.alert.alert_id, state, attempts, due,
+                                        sent.error, now))
+        return outcomes
+
+    def close(self) -> None:
+        for d in self.destinations.values():
+            d.close()
+
+
+class AlertService:
+    """What `mot alerts` and GET /v1/alerts do."""
+
+    def __init__(self, outbox: AlertOutbox) -> None:
+        self.outbox = outbox
+
+    def find(self, query: AlertQuery) -> list[StoredAlert]:
+        return self.outbox.alerts(query)
+
+    def ack(self, alert_id: str, tenant: str | None = None) -> StoredAlert | None:
+        return self.outbox.ack(alert_id, int(time.time() * SECOND), tenant)
+
+    def counts(self) -> OutboxCounts:
+        return self.outbox.counts()

@@ -1,0 +1,111 @@
+"""The `[alerts]` part of mot.toml: what it configures, and one clear error per bad key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from mot.adapters.vendors.config import VendorConfig
+from mot.service.alert_config import alert_config, load_alert_config
+from mot.service.config import ConfigError
+
+HOUR = 3600 * 1_000_000
+
+FULL = """
+tenant = "acme"
+[hubspot]
+owners = { "52550153" = "sales" }
+
+[alerts]
+window = "48h"
+negative_reach = 500
+
+[[alerts.webhooks]]
+url = "https://hooks.example.com/mot"
+secret = "s3cret"
+rules = ["detractor", "overdue"]
+tenants = ["acme"]
+
+[[alerts.webhooks]]
+url = "https://hooks.slack.com/services/T/B/X"
+format = "slack"
+insecure = true
+
+[alerts.kafka]
+topic = "mot.alerts"
+bootstrap = "127.0.0.1:9092"
+
+[tenants.globex.alerts]
+window = "1d"
+negative_reach = 50
+
+[targets.first_response]
+service = "4h"
+"""
+
+
+def test_the_full_example_configures_thresholds_destinations_and_tenants() -> None:
+    config = alert_config(tomllib.loads(FULL), "mot.toml")
+    assert config.policy.window("acme") == 48 * HOUR
+    assert config.policy.window("globex") == 24 * HOUR
+    assert (config.policy.reach("acme"), config.policy.reach("globex")) == (500, 50)
+    hook, slack = config.webhooks
+    assert (hook.url, hook.secret, hook.format) == ("https://hooks.example.com/mot", "s3cret", "json")
+    assert hook.filters.wants("detractor", "acme") and not hook.filters.wants("stop_asking", "acme")
+    assert not hook.filters.wants("detractor", "globex")
+    assert (slack.format, slack.secret) == ("slack", None)
+    assert slack.filters.wants("stop_asking", "anyone")
+    assert config.kafka is not None and (config.kafka.topic, config.kafka.bootstrap) == (
+        "mot.alerts", "127.0.0.1:9092")
+    # The same file still configures the vendors: their parser accepts (and leaves) these sections.
+    assert VendorConfig.from_dict(tomllib.loads(FULL), "mot.toml").tenant == "acme"
+
+
+def test_no_alerts_section_means_the_defaults() -> None:
+    config = alert_config({})
+    assert (config.policy.window("acme"), config.policy.reach("acme")) == (72 * HOUR, 1000)
+    assert config.destinations == ()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[[alerts.webhooks]]\nurl = "https://h.example/x"\nsecret = "s"\nrules = ["detracter"]',
+     "mot.toml: [[alerts.webhooks]] #1 rules: unknown rule 'detracter' (did you mean 'detractor'?)"),
+    ('[[alerts.webhooks]]\nurl = "ftp://h.example/x"\nsecret = "s"',
+     "mot.toml: [[alerts.webhooks]] #1 url: expected an http:// or https:// URL with a host, "
+     "not 'ftp://h.example/x'"),
+    ('[[alerts.webhooks]]\nurl = "https://h.example/x"',
+     "mot.toml: [[alerts.webhooks]] #1 secret: required"),
+    ('[alerts]\nwindow = "72 hours"',
+     "mot.toml: [alerts] window: '72 hours' is not a duration like 4h, 90m, 1d"),
+    ('[alerts]\nwindw = "72h"', "mot.toml: [alerts] unknown key 'windw' (did you mean 'window'?)"),
+    ('[alerts]\nnegative_reach = -1', "mot.toml: [alerts] negative_reach: expected a whole number"),
+    ('[[alerts.webhooks]]\nurl = "https://h.example/x"\nsecret = "s"\nformat = "teams"',
+     "mot.toml: [[alerts.webhooks]] #1 format: expected \"json\" or \"slack\", not 'teams'"),
+    ('[alerts.kafka]\ntopic = "no spaces"', "mot.toml: [alerts.kafka] topic: expected a Kafka topic"),
+    ('[tenants.acme.alerts]\nwindow = "soon"',
+     "mot.toml: [tenants.acme.alerts] window: 'soon' is not a duration"),
+    ('[alerts]\nwindow = "0h"', "mot.toml: [alerts] window: '0h' is no window"),
+    ('[tenants.acme]\nalert = {}', "mot.toml: [tenants.acme] unknown key 'alert' (did you mean 'alerts'?)"),
+])
+def test_bad_configuration_is_one_error_naming_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        alert_config(tomllib.loads(text), "mot.toml")
+    assert str(error.value).startswith(message)
+
+
+def test_the_file_is_mot_config_else_mot_toml_in_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MOT_CONFIG", raising=False)
+    assert load_alert_config().path is None
+    (tmp_path / "mot.toml").write_text('[alerts]\nnegative_reach = 7\n')
+    assert load_alert_config().policy.negative_reach == 7
+    other = tmp_path / "other.toml"
+    other.write_text('[alerts]\nnegative_reach = 9\n')
+    monkeypatch.setenv("MOT_CONFIG", str(other))
+    assert load_alert_config().policy.negative_reach == 9
+    other.write_text('[alerts\n')
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_alert_config()

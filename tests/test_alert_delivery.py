@@ -1,0 +1,211 @@
+"""Delivering alerts at least once to real receivers on 127.0.0.1 (SPEC §3.6, issue 16).
+
+A receiver in the test fails, times out, then succeeds; permanent refusals go to the
+failed list and come back with --retry-failed; a deliverer killed with SIGKILL
+mid-batch re-sends at most its batch; two deliverers never send one alert at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alert_support import config_text, make_alert, receiving
+from cli_support import mot
+
+from mot.bootstrap import open_store
+from mot.service.alert_config import alert_config
+from mot.service.alerting import AlertQuery, Backoff, signature, slack_text
+
+MOT = Path(sys.executable).parent / "mot"
+
+
+def toml(text: str) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+def test_a_webhook_that_fails_then_times_out_then_succeeds_gets_the_alert(
+        tmp_path: Path, store_kind: str, make_store_url: Any) -> None:
+    def answer(alert: str, seen: int) -> tuple[int, float]:
+        return [(503, 0.0), (200, 2.0), (200, 0.0)][min(seen, 2)]  # the second: too slow
+
+    alert = make_alert(1)
+    with receiving("s3cret", answer) as receiver, open_store(make_store_url(store_kind)) as services:
+        assert services.alert_outbox.raise_alerts([alert]) == 1
+        config = alert_config(toml(config_text(f'url = "{receiver.url}"\nsecret = "s3cret"')))
+        deliverer = services.deliverer(config, backoff=Backoff(0.05, 1.0, 5), timeout_s=0.5)
+        rounds = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            rounds.append(deliverer.deliver_once())
+            if rounds[-1].delivered:
+                break
+            time.sleep(0.05)
+        deliverer.close()
+        assert [r["id"] for r in receiver.received] == [alert.alert_id] * 3
+        assert receiver.bad_signatures == 0
+        # Each retry waited for its backoff (base 0.05 s, x0.5-1.5 jitter).
+        gaps = [b["at"] - a["at"] for a, b in zip(receiver.received, receiver.received[1:], strict=False)]
+        assert all(gap >= 0.02 for gap in gaps)
+        body = receiver.received[-1]["body"]
+        assert body["alert_id"] == alert.alert_id and body["rule"] == "detractor"
+        assert (body["tenant"], body["customer_id"], body["customer_ids"]) == (
+            "acme", "hubspot:1", ["hubspot:1"])
+        assert (body["function"], body["actor"], body["channel"], body["from"], body["to"]) == (
+            "logistics", "dana", "twitter", "engaged", "detractor")
+        assert body["trigger_function"] == "logistics" and body["trigger_actor"] == "dana"
+        assert abs(int(receiver.received[-1]["timestamp"]) - time.time()) < 30
+        [stored] = services.alerts.find(AlertQuery())
+        assert stored.deliveries == ((receiver.url, "delivered", 3, None),)
+        assert services.alert_outbox.counts().delivered == 1
+        # Delivered once: another round sends nothing.
+        again = services.deliverer(config, timeout_s=0.5)
+        assert again.deliver_once().delivered == 0
+        again.close()
+        assert len(receiver.received) == 3
+
+
+def test_refused_and_exhausted_deliveries_go_to_the_failed_list_and_come_back(
+        tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    refused, flaky = make_alert(1), make_alert(2)
+    answers = {refused.alert_id: 404, flaky.alert_id: 500}
+    fixed = {"now": False}
+
+    def answer(alert: str, seen: int) -> tuple[int, float]:
+        return (200, 0.0) if fixed["now"] else (answers[alert], 0.0)
+
+    with receiving("k", answer) as receiver:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(f'url = "{receiver.url}"\nsecret = "k"'))
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts([refused, flaky])
+        for _ in range(3):
+            mot(store, "alerts", "deliver", "--config", config, "--backoff", "0.01",
+                "--max-attempts", "3")
+            time.sleep(0.05)
+        counts = receiver.counts()
+        assert (counts[refused.alert_id], counts[flaky.alert_id]) == (1, 3)  # 404: never again
+        failed = json.loads(mot(store, "alerts", "list", "--failed", "--format", "json").stdout)
+        assert sorted(r["alert_id"] for r in failed) == sorted([refused.alert_id, flaky.alert_id])
+        errors = {r["alert_id"]: r["deliveries"][0]["error"] for r in failed}
+        assert errors[refused.alert_id].startswith("HTTP 404")
+        assert errors[flaky.alert_id].startswith("HTTP 500")
+        status = json.loads(mot(store, "status", "--format", "json").stdout)
+        assert status["alerts"] == {"raised": 2, "pending": 0, "delivered": 0, "failed": 2}
+        fixed["now"] = True
+        result = mot(store, "alerts", "deliver", "--config", config, "--retry-failed")
+        assert "2 failed deliveries to send again" in result.stderr
+        assert "delivered 2" in result.stderr
+        assert json.loads(mot(store, "alerts", "list", "--failed", "--format", "json").stdout) == []
+
+
+def test_filters_slack_format_and_ack(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    detractor, asking, other_tenant = make_alert(1), make_alert(2, "stop_asking"), make_alert(
+        3, tenant="globex")
+    with receiving(None) as slack, receiving("k") as hook:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(
+            f'url = "{slack.url}"\nformat = "slack"\ninsecure = true',
+            f'url = "{hook.url}"\nsecret = "k"\nrules = ["detractor"]\ntenants = ["acme"]'))
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts([detractor, asking, other_tenant])
+        mot(store, "alerts", "ack", asking.alert_id)
+        mot(store, "alerts", "deliver", "--config", config)
+        assert set(hook.counts()) == {detractor.alert_id}
+        assert set(slack.counts()) == {detractor.alert_id, other_tenant.alert_id}  # not the acked one
+        text = next(r["body"] for r in slack.received if r["id"] == detractor.alert_id)
+        assert text["text"] == slack_text(detractor)
+        assert text["text"].startswith(
+            "acme · hubspot:1 became a detractor 3 h after logistics' answer by dana · twitter")
+        assert text["blocks"][0]["text"]["text"] == text["text"]
+        listed = json.loads(mot(store, "alerts", "list", "--format", "json").stdout)
+        assert [r["acked_at"] is not None for r in listed] == [False, True, False]
+        assert mot(store, "alerts", "ack", "nope", ok=False).exit_code == 1
+
+
+def test_bad_configuration_stops_delivery_with_the_key_named(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    config = tmp_path / "mot.toml"
+    config.write_text(config_text('url = "https://hooks.example.com/x"'))
+    result = mot(store, "alerts", "deliver", "--config", config, ok=False)
+    assert result.exit_code == 1
+    assert f"{config}: [[alerts.webhooks]] #1 secret: required" in result.output
+
+
+def test_the_readme_signature_check_accepts_what_mot_signs() -> None:
+    body = b'{"alert_id": "x"}'
+    assert signature("s3cret", "1780000000", body) == (
+        "sha256=" + __import__("hmac").new(b"s3cret", b"1780000000." + body, "sha256").hexdigest())
+
+
+def _deliverer(store: str, config: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(MOT), "--store", store, "alerts", "deliver", "--config",
+                             str(config), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_a_deliverer_killed_mid_batch_resends_at_most_that_batch(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    alerts = [make_alert(n) for n in range(60)]
+
+    def slow(alert: str, seen: int) -> tuple[int, float]:
+        return 200, 0.3
+
+    with receiving("k", slow) as receiver:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(f'url = "{receiver.url}"\nsecret = "k"'))
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts(alerts)
+        # Batches of 10 sent 16 at a time: each batch takes about 0.3 s.
+        first = _deliverer(store, config, "--batch", "10", "--lease", "2")
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 25 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        got_before = receiver.counts()
+        time.sleep(2.5)  # the killed deliverer's lease runs out
+        second = _deliverer(store, config, "--batch", "10", "--lease", "2")
+        assert second.wait(60) == 0, second.stderr.read() if second.stderr else ""
+        counts = receiver.counts()
+        assert set(counts) == {a.alert_id for a in alerts}  # every alert arrived
+        twice = [ident for ident, n in counts.items() if n > 1]
+        assert len(twice) <= 10  # at most the batch in flight when it was killed
+        assert all(got_before[ident] == 1 for ident in twice)
+        with open_store(store) as services:
+            assert services.alert_outbox.counts().delivered == 60
+
+
+@pytest.mark.slow
+def test_two_deliverers_never_send_one_alert_at_the_same_time(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    alerts = [make_alert(n) for n in range(200)]
+
+    def slowish(alert: str, seen: int) -> tuple[int, float]:
+        return 200, 0.01
+
+    with receiving("k", slowish) as receiver:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(f'url = "{receiver.url}"\nsecret = "k"'))
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts(alerts)
+        both = [_deliverer(store, config, "--batch", "20"), _deliverer(store, config, "--batch", "20")]
+        for p in both:
+            assert p.wait(60) == 0, p.stderr.read() if p.stderr else ""
+        counts = receiver.counts()
+        assert receiver.overlaps == []
+        assert set(counts) == {a.alert_id for a in alerts}
+        assert max(counts.values()) == 1
+        assert receiver.bad_signatures == 0
+
