@@ -82,7 +82,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                                                     hashlib.sha256).hexdigest()
                     if not hmac.compare_digest(expected, self.headers.get("X-Mot-Signature", "")):
                         receiver.bad_signatures += 1
-                receiver.received.append({"id": ident, "timestamp": timestamp,
+                receiver.received.append({"id": ident, "timestamp": timestamp, "raw": body,
+                                          "headers": dict(self.headers.items()),
                                           "body": json.loads(body), "at": time.time()})
             status, wait = receiver.answer(ident, seen)
             try:

@@ -143,10 +143,26 @@ def test_bad_configuration_stops_delivery_with_the_key_named(tmp_path: Path) -> 
     assert f"{config}: [[alerts.webhooks]] #1 secret: required" in result.output
 
 
-def test_the_readme_signature_check_accepts_what_mot_signs() -> None:
-    body = b'{"alert_id": "x"}'
-    assert signature("s3cret", "1780000000", body) == (
-        "sha256=" + __import__("hmac").new(b"s3cret", b"1780000000." + body, "sha256").hexdigest())
+def test_the_readmes_receiver_check_accepts_what_mot_sends_and_nothing_else(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = next(block for block in readme.split("```python\n")[1:] if "def verify" in block)
+    scope: dict[str, Any] = {}
+    exec(snippet.split("```", 1)[0], scope)
+    verify = scope["verify"]
+    store = str(tmp_path / "mot.db")
+    with receiving("k") as receiver:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(f'url = "{receiver.url}"\nsecret = "k"'))
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts([make_alert(1)])
+        mot(store, "alerts", "deliver", "--config", config)
+    [post] = receiver.received
+    assert verify(b"k", post["headers"], post["raw"])
+    assert not verify(b"other", post["headers"], post["raw"])
+    assert not verify(b"k", post["headers"], post["raw"] + b" ")
+    old = {**post["headers"], "X-Mot-Timestamp": str(int(post["timestamp"]) - 3600)}
+    old["X-Mot-Signature"] = signature("k", old["X-Mot-Timestamp"], post["raw"])
+    assert not verify(b"k", old, post["raw"])  # signed, but an hour old
 
 
 def _deliverer(store: str, config: Path, *extra: str) -> subprocess.Popen[bytes]:

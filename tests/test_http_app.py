@@ -15,6 +15,7 @@ from http_support import api
 from mot.adapters.http import app as app_module
 from mot.adapters.http import (
     report_routes,
+    routes_alerts,
     routes_ingest,
     routes_operations,
     routes_queries,
@@ -22,7 +23,8 @@ from mot.adapters.http import (
 )
 from mot.adapters.http.deps import ApiContext
 
-ROUTERS = (routes_ingest, routes_webhooks, routes_queries, report_routes, routes_operations)
+ROUTERS = (routes_ingest, routes_webhooks, routes_queries, report_routes, routes_operations,
+           routes_alerts)
 
 
 def test_routes_are_module_functions_of_the_routers(tmp_path: Path) -> None:
@@ -32,7 +34,7 @@ def test_routes_are_module_functions_of_the_routers(tmp_path: Path) -> None:
         included = [getattr(r, "original_router", None) for r in app.routes]  # type: ignore[attr-defined]
         assert [r for r in included if r is not None] == [m.router for m in ROUTERS]
         routes = [(m, r) for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
-        assert len(routes) == 12
+        assert len(routes) == 13
         for module, route in routes:
             assert route.endpoint.__module__ == module.__name__, route.path
             assert "<locals>" not in route.endpoint.__qualname__, route.path

@@ -27,6 +27,7 @@ from mot import __version__
 from mot.adapters.http import (
     errors,
     report_routes,
+    routes_alerts,
     routes_ingest,
     routes_operations,
     routes_queries,
@@ -57,7 +58,7 @@ def create_app(
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
     limits = limits or Limits(max_body=max_body)
-    metrics = Metrics(services.projections.status)
+    metrics = Metrics(services.projections.status, services.alerts.counts)
     context = ApiContext(
         services=services,
         access=access or services.access,
@@ -91,7 +92,7 @@ def create_app(
     app.add_middleware(Observe, metrics=metrics, max_body=limits.max_body)
     errors.install(app, _store_errors())
     for module in (routes_ingest, routes_webhooks, routes_queries, report_routes,
-                   routes_operations):
+                   routes_operations, routes_alerts):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mot.domain.timefmt import parse_utc
+from mot.service.alerting import OutboxCounts
 from mot.service.projecting import Status
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -55,10 +56,34 @@ class _StoreCollector:
             yield gauge
 
 
+class _AlertCollector:
+    """The alerts outbox at scrape time: raised, and deliveries by state (failed ones wait
+    for `mot alerts deliver --retry-failed`)."""
+
+    def __init__(self, counts: Callable[[], OutboxCounts]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            counts = self.counts()
+        except Exception:  # the store's own gauge says it is down
+            return
+        raised = GaugeMetricFamily("mot_alerts_raised", "Alerts in the outbox")
+        raised.add_metric([], counts.alerts)
+        yield raised
+        deliveries = GaugeMetricFamily("mot_alert_deliveries",
+                                       "Alert deliveries by state (pending, delivered, failed)",
+                                       labels=["state"])
+        for state in ("pending", "delivered", "failed"):
+            deliveries.add_metric([state], getattr(counts, state))
+        yield deliveries
+
+
 class Metrics:
     """The app's metrics."""
 
-    def __init__(self, status: Callable[[], Status]) -> None:
+    def __init__(self, status: Callable[[], Status],
+                 alert_counts: Callable[[], OutboxCounts] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter("mot_http_requests", "HTTP requests answered",
                                 ["method", "route", "status"], registry=self.registry)
@@ -68,6 +93,8 @@ class Metrics:
         self.messages = Counter("mot_ingest_messages", "Messages received over HTTP, by outcome",
                                 ["entry", "outcome"], registry=self.registry)
         self.registry.register(_StoreCollector(status))
+        if alert_counts is not None:
+            self.registry.register(_AlertCollector(alert_counts))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
