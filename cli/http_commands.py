@@ -125,8 +125,8 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 @click.option("--poll", type=float, default=0.5, show_default=True,
               help="Seconds between looks at the ledger for the background projector.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML: the vendor mappings and [webhooks.hubspot|zendesk] secrets "
-                   "(default ./mot.toml when it exists).")
+              help="TOML: the vendor mappings, [webhooks.hubspot|zendesk] secrets and "
+                   "[targets.first_response] (default ./mot.toml when it exists).")
 @click.option("--ingest-threads", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Batches validated and recorded at once (more only contend for the GIL and "
                    "the writer lock).")
@@ -160,6 +160,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
     from mot.adapters.http.server import BindError, bind, header_deadline
     from mot.adapters.http.webhooks import WebhookSettings
     from mot.adapters.vendors import ConfigError
+    from mot.service.targets import load_targets
 
     try:
         sock = bind(host, port)  # before anything is printed or opened
@@ -170,6 +171,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
         config_path = "mot.toml"
     try:
         webhooks = WebhookSettings.load(config_path)
+        targets = load_targets(config_path)
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
     try:
@@ -179,7 +181,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
         raise click.UsageError(str(error)) from error
     app = create_app(obj.services, limits=limits, project_every=poll if project else None,
                      webhooks=webhooks, ingest_threads=ingest_threads,
-                     stall_after_s=stall_after or None)
+                     stall_after_s=stall_after or None, targets=targets)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store_shown}",
                err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,

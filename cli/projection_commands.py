@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,8 +14,13 @@ from mot.cli.output import format_option, render
 from mot.cli.progress import Progress
 from mot.wording import counted
 
+if TYPE_CHECKING:
+    from mot.service.targets import Targets
+
 PROJECTIONS = ("relationships", "reciprocity", "transitions", "amplifications", "teams",
-               "listening")
+               "listening", "responses")
+QUERIES = (*PROJECTIONS, "response-times")  # mot.service.queries' QUERY_NAMES (a test holds them)
+REQUEST_KINDS = ("question", "complaint", "feedback")
 STAGES = ("stranger", "acquainted", "engaged", "loyal", "advocate", "detractor")
 # mot.domain.vocabulary's FUNCTIONS, spelled out so that loading this module loads no domain
 # code (a test holds them equal).
@@ -230,12 +235,12 @@ def _alert_counts(obj: State) -> dict[str, int]:
 
 
 @click.command("query")
-@click.argument("name", type=click.Choice(PROJECTIONS), metavar="NAME")
+@click.argument("name", type=click.Choice(QUERIES), metavar="NAME")
 @format_option()
 @click.option("--tenant", metavar="TENANT", help="Only this tenant's rows.")
 @click.option("--customer", metavar="ID",
               help="Only this customer's rows (relationships, reciprocity, transitions, "
-              "amplifications).")
+              "amplifications, responses).")
 @click.option("--stage", type=click.Choice(STAGES),
               help="Only customers at this stage (relationships), or transitions into it.")
 @click.option("--status", "status_", type=click.Choice(["ok_to_ask", "give_first", "stop_asking"]),
@@ -244,7 +249,18 @@ def _alert_counts(obj: State) -> dict[str, int]:
               help="Only amplifications of this polarity.")
 @click.option("--function", type=click.Choice(FUNCTIONS),
               help="Only this team: teams by their function, amplifications by the function "
-              "of the moment that triggered them.")
+              "of the moment that triggered them, responses and response-times by the "
+              "request's.")
+@click.option("--kind", type=click.Choice(REQUEST_KINDS), help="Only requests of this kind "
+              "(responses).")
+@click.option("--open", "open_", is_flag=True,
+              help="Only requests with no response yet (at --as-of, default now).")
+@click.option("--overdue", is_flag=True,
+              help="Only open requests waiting longer than their first-response target "
+              "(mot.toml [targets.first_response]) at --as-of (default now).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML with the first-response targets for --overdue [default: ./mot.toml "
+              "when present].")
 @click.option("--since", type=Timestamp(),
               help="Only rows at or after this time: relationships by their last moment, "
               "transitions and amplifications by when they occurred. A date (2026-06-01) "
@@ -266,10 +282,13 @@ def _alert_counts(obj: State) -> dict[str, int]:
 @pass_state
 def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: str | None,
           stage: str | None, status_: str | None, polarity: str | None, function: str | None,
+          kind: str | None, open_: bool, overdue: bool, config_path: str | None,
           since: datetime | None, until: datetime | None, as_of: datetime | None,
           sort: str | None, limit: int | None, columns: str | None, expanded: bool,
           no_refresh: bool) -> None:
-    """Print a projection: relationships, reciprocity, transitions, amplifications, teams, listening.
+    """Print a projection: relationships, reciprocity, transitions, amplifications, teams,
+    listening, responses (one row per customer request and its first response), or
+    response-times (per tenant and request function: requests, answered, open, p50, p90).
 
     Timestamps are RFC 3339 in UTC. `lapsed` is computed against --as-of (default now).
     Without --sort, amplifications come by cascade reach, relationships by their last
@@ -282,9 +301,13 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
       mot query reciprocity --tenant acme --status stop_asking --format csv > stop.csv
       mot query transitions --since 2026-06-01 --until 2026-06-30 --stage detractor
       mot query teams --as-of 2026-03-31
+      mot query responses --tenant acme --open --function logistics
+      mot query responses --kind complaint --overdue --as-of 2026-04-06T00:00:00Z
+      mot query response-times --tenant acme
     """
     from mot.service.queries import Query, QueryError
 
+    targets = _targets(config_path) if overdue else None
     services = obj.services
     if not no_refresh:
         services.projections.project()
@@ -292,12 +315,33 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
         records = services.queries.run(Query(
             name, tenant=tenant, customer=customer, stage=stage, status=status_,
             polarity=polarity, function=function, since=since, until=until, as_of=as_of,
-            sort=sort, limit=limit,
+            sort=sort, limit=limit, kind=kind, open=open_, overdue=overdue, targets=targets,
         ))
     except QueryError as error:
         raise click.UsageError(str(error)) from error
     records, chosen = _chosen(records, columns)
     render(records, fmt, chosen, expanded=expanded)
+
+
+def _targets(config_path: str | None) -> Targets:
+    """The first-response targets of mot.toml (--config, else ./mot.toml when present)."""
+    import os
+
+    from mot.service.config import DEFAULT_PATH, ConfigError
+    from mot.service.targets import load_targets
+
+    if config_path is None and os.path.exists(DEFAULT_PATH):
+        config_path = DEFAULT_PATH
+    try:
+        targets = load_targets(config_path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    if not targets.configured:
+        raise click.UsageError(
+            f"--overdue needs first-response targets: none in {config_path or './mot.toml'}"
+            " (add [targets.first_response] with service = \"4h\" and the like, or give "
+            "--config)")
+    return targets
 
 
 def _chosen(records: list[dict[str, Any]], columns: str | None

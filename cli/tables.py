@@ -27,10 +27,12 @@ ELLIPSIS = "…"
 # rank below them (rightmost first); those in HIDE_FIRST go before any other.
 KEEP = ("tenant", "customer_id", "function", "stage", "status", "polarity", "cascade_reach",
         "from", "to", "listening_share", "balance", "unanswered_asks", "trigger_function",
-        "delay_seconds", "exchanges", "lapsed", "last_moment_at", "occurred_at", "wants",
+        "delay_seconds", "response_seconds", "kind", "response_p50_seconds",
+        "response_p90_seconds", "requests", "open", "exchanges", "lapsed", "last_moment_at",
+        "occurred_at", "wants",
         "given", "asked", "received", "positive", "negative", "moments", "amplifications",
         "likes", "listening", "other", "customer_moments", "brand_moments", "cascade_size",
-        "reach", "sentiment", "channel")
+        "reach", "sentiment", "channel", "response_function", "answered", "responded_at")
 HIDE_FIRST = ("version", "trigger_moment_id", "trigger_actor", "moment_id", "amplification_id",
               "first_moment_at", "last_customer_moment_at", "trigger_channel")
 

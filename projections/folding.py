@@ -1,4 +1,4 @@
-"""One fold orchestration: customers' current moments in, their projections out (SPEC §3.1-§3.3).
+"""One fold orchestration: customers' current moments in, their projections out (SPEC §3.1-§3.5).
 
 `project_customers` is the only place the per-customer folds are put together:
 the engine (incremental and rebuild), `--as-of` queries and the tests all call
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mot.projections.amplification import (
     Amplification,
@@ -24,6 +24,7 @@ from mot.projections.model import Current, CustomerKey, MomentKey
 from mot.projections.ports import Cascade, FoldReader
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
+from mot.projections.responses import Response, fold_responses
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class CustomerProjections:
     # The shares of those posts' cascades with the post each leads up to, when the reader
     # walked the trees (a rebuild stores them; see `FoldReader.cascades`).
     shares: list[tuple[Current, str]]
+    responses: list[Response] = field(default_factory=list)  # the customer's requests (§3.5)
 
 
 def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Current]]
@@ -62,7 +64,7 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
                 amplifications.append(build_amplification(post, trigger, tree.size, tree.reach))
                 shares.extend((share, post.moment_id) for share in tree.shares)
         out[key] = CustomerProjections(relationship, transitions, fold_reciprocity(ms),
-                                       amplifications, shares)
+                                       amplifications, shares, fold_responses(ms, key[1]))
     return out
 
 

@@ -69,6 +69,7 @@ class ViewRead:
     until_us: int | None = None  # ... at or before
     order: tuple[tuple[str, bool], ...] = ()  # (column, descending), before the default order
     limit: int | None = None
+    null: tuple[str, ...] = ()  # columns that are NULL (responses still open)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from mot.projections import schema
 from mot.projections.amplification import whole_seconds
 from mot.projections.model import Current
 from mot.projections.relationship import in_fold_order
 
-REQUEST_KINDS: Final = frozenset({"question", "complaint", "feedback"})
+REQUEST_KINDS: Final = frozenset(schema.REQUEST_KINDS)
 """Inbound kinds that bring something to the brand."""
 ANSWER_KINDS: Final = frozenset({"answer", "help", "apology"})
 """Outbound kinds that answer the requests before them without naming one."""
@@ -59,10 +60,10 @@ def fold_responses(moments: Sequence[Current], customer_id: str) -> list[Respons
     `in_reply_to` (any kind, any time), or an unaddressed answer after R in fold order;
     R's response is the first of them in fold order.
     """
+    if not any(is_request(m) for m in moments):  # most customers: no sort, no list
+        return []
     ordered = in_fold_order(moments)
     requests = [m for m in ordered if is_request(m)]
-    if not requests:
-        return []
     request_ids = {r.moment_id for r in requests}
     first: dict[str, Current] = {}  # request id -> its first response so far, in fold order
     waiting: list[Current] = []  # requests before the current position with no answer yet
@@ -117,18 +118,32 @@ class ResponseTimes:
 
 def response_times(responses: Iterable[Response]) -> list[ResponseTimes]:
     """The per-tenant, per-function sums of §3.5, ordered by tenant and function."""
-    groups: dict[tuple[str, str], list[Response]] = {}
-    for r in responses:
-        groups.setdefault((r.tenant, r.function), []).append(r)
+    return sum_response_times((r.tenant, r.function, r.response_seconds) for r in responses)
+
+
+def sum_response_times(requests: Iterable[tuple[str, str, int | None]]) -> list[ResponseTimes]:
+    """`response_times` of (tenant, function, response_seconds or None while open) triples:
+    what a query reads of the responses table."""
+    groups: dict[tuple[str, str], list[int | None]] = {}
+    for tenant, function, seconds in requests:
+        groups.setdefault((tenant, function), []).append(seconds)
     rows = []
-    for (tenant, function), rs in sorted(groups.items()):
-        times = sorted(r.response_seconds for r in rs if r.response_seconds is not None)
-        rows.append(ResponseTimes(tenant, function, len(rs), len(times), len(rs) - len(times),
+    for (tenant, function), all_seconds in sorted(groups.items()):
+        times = sorted(s for s in all_seconds if s is not None)
+        n = len(all_seconds)
+        rows.append(ResponseTimes(tenant, function, n, len(times), n - len(times),
                                   nearest_rank(times, 50), nearest_rank(times, 90)))
     return rows
 
 
 def is_overdue(r: Response, as_of_us: int, targets: Mapping[str, int]) -> bool:
     """An open request older than its function's first-response target (seconds), if any."""
-    target = targets.get(r.function)
-    return r.is_open and target is not None and as_of_us - r.occurred_us > target * 1_000_000
+    return r.is_open and waited_past_target(r.function, r.occurred_us, as_of_us, targets)
+
+
+def waited_past_target(function: str, occurred_us: int, as_of_us: int,
+                       targets: Mapping[str, int]) -> bool:
+    """Whether a request of `function` made at `occurred_us` has waited longer than the
+    function's target (seconds) by `as_of_us`; never without a target."""
+    target = targets.get(function)
+    return target is not None and as_of_us - occurred_us > target * 1_000_000

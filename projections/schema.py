@@ -29,6 +29,7 @@ only in the table (what folds and filters read)."""
 STAGES: Final = ("stranger", "acquainted", "engaged", "loyal", "advocate", "detractor")
 STATUSES: Final = ("ok_to_ask", "give_first", "stop_asking")
 POLARITIES: Final = ("positive", "neutral", "negative")
+REQUEST_KINDS: Final = ("question", "complaint", "feedback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +232,51 @@ LISTENING: Final = Projection(
     per_customer=False,
 )
 
+RESPONSES: Final = Projection(
+    "responses", "Response",
+    (
+        _text("request_moment_id"), _text("tenant"), _text("customer_id"),
+        _text("kind", choices=REQUEST_KINDS), _text("channel"), _text("function"),
+        _at("occurred_at", "occurred_us"), _us("occurred_us"),
+        _text("response_moment_id", null=True), _text("response_function", null=True),
+        _at("responded_at", "responded_us", null=True), _us("responded_us", null=True),
+        Field("response_seconds", "bigint", null=True), VERSION,
+    ),
+    key=("tenant", "request_moment_id"),  # moment ids are scoped by tenant (SPEC §2)
+    message_key=("tenant", "request_moment_id"),
+    order=("request_moment_id", "tenant"),
+    indexes=(Index("customer", ("tenant", "customer_id")),
+             Index("function", ("tenant", "function", "occurred_us")),
+             Index("version", ("version",))),
+    time="occurred_us",
+    filters={"tenant": "tenant", "customer": "customer_id", "function": "function",
+             "kind": "kind"},
+)
+"""One row per request (SPEC §3.5): what a customer brought to the brand, and its first
+response (null while open). `--open` and `--overdue` are worked out when queried."""
+
+RESPONSE_TIMES: Final = Projection(
+    "response-times", "ResponseTimes",
+    (
+        _text("tenant"), _text("function"), _int("requests"), _int("answered"), _int("open"),
+        Field("response_p50_seconds", "bigint", null=True),
+        Field("response_p90_seconds", "bigint", null=True),
+    ),
+    key=("tenant", "function"),
+    filters={"tenant": "tenant", "function": "function"},
+    per_customer=False,
+)
+"""Per tenant and request function (SPEC §3.5): summed from `responses` when queried, so it
+has no table; declared for its output's columns, the HTTP model and CSV order."""
+
+SUMMARIES: Final[Mapping[str, tuple[Projection, str]]] = MappingProxyType({
+    RESPONSE_TIMES.name: (RESPONSE_TIMES, "responses"),
+})
+"""Queries summed from a projection's records when asked: name -> (record, from which)."""
+
 PROJECTIONS: Final[Mapping[str, Projection]] = MappingProxyType({
-    p.name: p for p in (RELATIONSHIPS, RECIPROCITY, TRANSITIONS, AMPLIFICATIONS, TEAMS, LISTENING)
+    p.name: p for p in (RELATIONSHIPS, RECIPROCITY, TRANSITIONS, AMPLIFICATIONS, TEAMS, LISTENING,
+                        RESPONSES)
 })
 """Every projection `mot query` answers, by name, in the order the help lists them."""
 

@@ -67,8 +67,12 @@ def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query
                     values.append(folded.reciprocity)
                 elif name == "transitions":
                     values.extend(folded.transitions)
+                elif name == "responses":
+                    values.extend(folded.responses)
     if name == "amplifications":
         values = sorted(amplifications, key=lambda a: a.amplification_id)
+    elif name == "responses":
+        values.sort(key=lambda r: (r.request_moment_id, r.tenant))
     elif name in ("teams", "listening"):
         board = scoreboard(moments_seen, amplifications)
         values = list(board.teams if name == "teams" else board.listening)

@@ -12,15 +12,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mot.domain.timefmt import to_micros, utc_now
+from mot.domain.timefmt import parse_utc, to_micros, utc_now
 from mot.projections.lapsing import is_lapsed
 from mot.projections.ports import ProjectionStore, ViewRead
-from mot.projections.schema import NUMERIC_TYPES, PROJECTIONS, Projection
+from mot.projections.schema import NUMERIC_TYPES, PROJECTIONS, SUMMARIES, Projection, record_maker
+from mot.service.targets import Targets
 
 if TYPE_CHECKING:
     from mot.projections.engine import Engine
 
 PROJECTION_NAMES = tuple(PROJECTIONS)
+QUERY_NAMES = (*PROJECTION_NAMES, *SUMMARIES)
+"""What `mot query` answers: the projections, and the sums worked out from one (response-times)."""
 
 # Fields worked out when queried, from the stored columns they need.
 COMPUTED: dict[str, Callable[[dict[str, Any], int], Any]] = {
@@ -54,10 +57,15 @@ class Query:
     as_of: datetime | None = None
     sort: str | None = None
     limit: int | None = None
+    kind: str | None = None
+    open: bool = False  # responses: only requests with no response yet
+    overdue: bool = False  # responses: only open requests past their first-response target
+    targets: Targets | None = None  # mot.toml's first-response targets, for `overdue`
 
     def equals(self) -> dict[str, str]:
         given = {"tenant": self.tenant, "customer": self.customer, "stage": self.stage,
-                 "status": self.status, "polarity": self.polarity, "function": self.function}
+                 "status": self.status, "polarity": self.polarity, "function": self.function,
+                 "kind": self.kind}
         return {k: v for k, v in given.items() if v is not None}
 
 
@@ -74,15 +82,18 @@ class QueryService:
         """The records of one projection, each with the fields its declaration shows, in its
         order: live and `--as-of` answers alike."""
         name = query.name
+        if name in SUMMARIES:
+            return self._summary(query)
         projection = PROJECTIONS.get(name)
         if projection is None:
             raise QueryError(f"unknown projection {name!r}; expected one of "
-                             + ", ".join(PROJECTION_NAMES))
+                             + ", ".join(QUERY_NAMES))
         for filter_name in query.equals():
             if filter_name not in projection.filters:
                 raise QueryError(f"--{filter_name} does not apply to {name}")
         if (query.since or query.until) and projection.time is None:
             raise QueryError(f"--since/--until do not apply to {name}")
+        _check_waiting(query)
         if query.sort is None and name in DEFAULT_SORT:
             query = replace(query, sort=DEFAULT_SORT[name])
         as_of_us = to_micros(query.as_of or self.clock())
@@ -93,9 +104,28 @@ class QueryService:
 
             records = fold_as_of(self.projections, self.engine(), query)
         records = _output(projection, records, as_of_us)
-        if query.as_of is not None:
+        if query.open or query.overdue:
+            records = _waiting(records, query, as_of_us)
+        if query.as_of is not None or query.overdue:
             records = _sorted_and_limited(projection, records, query.sort, query.limit)
         return records
+
+    def _summary(self, query: Query) -> list[dict[str, Any]]:
+        """Response times (SPEC §3.5): per tenant and request function, summed from the
+        responses the same query (tenant, function, --as-of) selects."""
+        from mot.projections.responses import sum_response_times
+
+        projection, source = SUMMARIES[query.name]
+        for filter_name in query.equals():
+            if filter_name not in projection.filters:
+                raise QueryError(f"--{filter_name} does not apply to {query.name}")
+        if query.since or query.until or query.open or query.overdue:
+            raise QueryError(f"--since/--until/--open/--overdue do not apply to {query.name}")
+        requests = self.run(replace(query, name=source, sort=None, limit=None))
+        rows = sum_response_times((r["tenant"], r["function"], r["response_seconds"])
+                                  for r in requests)
+        records = list(map(record_maker(projection), rows))
+        return _sorted_and_limited(projection, records, query.sort, query.limit)
 
     def _live(self, query: Query, projection: Projection) -> list[dict[str, Any]]:
         order: tuple[tuple[str, bool], ...] = ()
@@ -105,8 +135,37 @@ class QueryService:
         return self.projections.read_view(ViewRead(
             query.name, {projection.filters[f]: v for f, v in query.equals().items()},
             None if query.since is None else to_micros(query.since),
-            None if query.until is None else to_micros(query.until), order, query.limit,
+            None if query.until is None else to_micros(query.until), order,
+            None if query.overdue else query.limit,  # overdue is judged after the read
+            ("response_moment_id",) if query.open or query.overdue else (),
         ))
+
+
+def _check_waiting(query: Query) -> None:
+    """`--open` and `--overdue` select requests (SPEC §3.5); overdue needs the targets (with
+    none configured, no request is overdue)."""
+    if not (query.open or query.overdue):
+        return
+    if query.name != "responses":
+        raise QueryError(f"--open/--overdue do not apply to {query.name}")
+    if query.overdue and query.targets is None:
+        raise QueryError("--overdue needs the first-response targets (mot.toml)")
+
+
+def _waiting(records: list[dict[str, Any]], query: Query, as_of_us: int
+             ) -> list[dict[str, Any]]:
+    """The open requests (at the as-of time), and with `overdue` only those that have waited
+    longer than their tenant's target for their function."""
+    from mot.projections.responses import waited_past_target
+
+    records = [r for r in records if r["response_moment_id"] is None]
+    if not query.overdue:
+        return records
+    assert query.targets is not None
+    targets = query.targets
+    return [r for r in records if waited_past_target(
+        r["function"], to_micros(parse_utc(r["occurred_at"])), as_of_us,
+        targets.first_response_for(r["tenant"]))]
 
 
 def _output(projection: Projection, records: list[dict[str, Any]], as_of_us: int

@@ -20,6 +20,7 @@ from mot.adapters.http.app import create_app
 from mot.adapters.http.ingest import Limits
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.bootstrap import Services, open_store
+from mot.service.targets import Targets
 
 # name -> (tenant, scopes); "revoked" is revoked right after it is created.
 TOKENS = {
@@ -53,7 +54,7 @@ class Api:
 
 @contextmanager
 def api(url: str, *, max_body: int | None = None, limits: Limits | None = None,
-        webhooks: WebhookSettings | None = None) -> Iterator[Api]:
+        webhooks: WebhookSettings | None = None, targets: Targets | None = None) -> Iterator[Api]:
     services = open_store(url)
     try:
         access = services.access
@@ -64,7 +65,8 @@ def api(url: str, *, max_body: int | None = None, limits: Limits | None = None,
                 access.revoke(stored.id)
         if limits is None and max_body is not None:
             limits = Limits(max_body=max_body)
-        app = create_app(services, access=access, webhooks=webhooks, limits=limits)
+        app = create_app(services, access=access, webhooks=webhooks, limits=limits,
+                         targets=targets)
         with TestClient(app) as client:
             yield Api(client, services, tokens)
     finally:

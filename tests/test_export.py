@@ -18,7 +18,8 @@ import duckdb
 import pytest
 from cli_support import mot, query
 
-NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening")
+NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening",
+         "responses")
 KEYS = {
     "moments": ("moment_id",),
     "relationships": ("tenant", "customer_id"),
@@ -27,6 +28,7 @@ KEYS = {
     "amplifications": ("amplification_id",),
     "teams": ("tenant", "function"),
     "listening": ("tenant",),
+    "responses": ("tenant", "request_moment_id"),
 }
 AS_OF = "2026-01-22T12:00:00Z"
 

@@ -22,7 +22,7 @@ from mot.service.access import AccessError, TenantConflict
 from mot.service.ledger import Incoming, LedgerService
 
 READS = ["/v1/relationships", "/v1/reciprocity", "/v1/transitions", "/v1/amplifications",
-         "/v1/teams", "/v1/listening"]
+         "/v1/teams", "/v1/listening", "/v1/responses", "/v1/response-times"]
 WRITES = ["/v1/moments", "/v1/webhooks/x", "/v1/webhooks/hubspot"]
 MOMENT = {"customer_id": "c9", "occurred_at": "2026-03-01T09:00:00Z", "channel": "email",
           "direction": "outbound", "kind": "answer", "source": {"system": "crm", "id": "r-1"}}

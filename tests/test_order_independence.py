@@ -2,8 +2,9 @@
 
 SPEC §3: each projection is a pure function of the current set of moments.
 Hypothesis draws small worlds full of the awkward cases (late moments,
-amendments that move `occurred_at` or re-point a share, retractions, shares
-arriving before their post, replies naming later moments, share cycles),
+amendments that move `occurred_at`, re-point a share, turn a moment into a request or
+an answer or re-point its reply, retractions, shares arriving before their post, replies
+naming later moments, share cycles),
 feeds them in random order and random batches with small projection pages,
 and compares every projection after the last batch with a rebuild.
 """
@@ -25,10 +26,15 @@ from mot.service.queries import PROJECTION_NAMES, Query
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 KINDS = {
-    "outbound": ["answer", "help", "ask", "question", "gift", "other"],
-    "inbound": ["question", "complaint", "praise", "reply", "purchase", "accept", "decline"],
+    "outbound": ["answer", "help", "apology", "ask", "question", "gift", "other"],
+    "inbound": ["question", "complaint", "feedback", "praise", "reply", "purchase", "accept",
+                "decline"],
     "public": ["post", "review", "mention", "share", "like"],
 }
+
+# Kinds an amendment may give a private moment: into and out of requests and answers.
+REKINDS = {"outbound": ["answer", "help", "question", "other"],
+           "inbound": ["question", "feedback", "praise", "reply"]}
 
 
 @st.composite
@@ -80,6 +86,13 @@ def worlds(draw: st.DrawFn) -> list[dict[str, Any]]:
         ]))
         if ref["kind"] == "share":
             changes = {"shares": {"system": "s", "id": f"m{draw(st.integers(0, count - 1))}"}}
+        elif ref["direction"] != "public" and ref["kind"] != "ask" and draw(st.booleans()):
+            # What makes a request or a response (SPEC §3.5): its kind, and what it names.
+            changes = draw(st.sampled_from([
+                {"kind": draw(st.sampled_from(REKINDS[ref["direction"]]))},
+                {"in_reply_to": None},
+                {"in_reply_to": {"system": "s", "id": f"m{draw(st.integers(0, count - 1))}"}},
+            ]))
         corrections.append({"type": "amend", "moment_id": moment_id, "set": changes,
                             "reason": f"test {len(corrections)}"})
     return moments + corrections

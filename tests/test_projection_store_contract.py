@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from responses_support import with_responses
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
 from mot.bootstrap import open_store
@@ -39,7 +40,7 @@ BACKENDS = [
 KEYS = {"relationships": ("tenant", "customer_id"), "reciprocity": ("tenant", "customer_id"),
         "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
         "amplifications": ("amplification_id",), "teams": ("tenant", "function"),
-        "listening": ("tenant",)}
+        "listening": ("tenant",), "responses": ("tenant", "request_moment_id")}
 
 
 @dataclass
@@ -87,7 +88,7 @@ def test_the_golden_fixture_projects_to_the_golden_records(
     for name, records in world.views().items():
         by_key = {tuple(r[k] for k in KEYS[name]): r for r in records}
         assert len(by_key) == len(records), name
-        wanted = golden_expected[name]
+        wanted = with_responses(golden_expected)[name]
         assert sorted(by_key) == sorted(tuple(r[k] for k in KEYS[name]) for r in wanted), name
         for record in wanted:
             got = by_key[tuple(record[k] for k in KEYS[name])]

@@ -42,6 +42,7 @@ from mot.adapters.http.projector import Projector
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.bootstrap import Services
 from mot.service.access import AccessService
+from mot.service.targets import Targets
 
 
 def create_app(
@@ -54,6 +55,7 @@ def create_app(
     ingest_threads: int = 4,
     limits: Limits | None = None,
     stall_after_s: float | None = None,
+    targets: Targets | None = None,
 ) -> FastAPI:
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
@@ -67,6 +69,7 @@ def create_app(
         projector=Projector(services),
         webhooks=webhooks or WebhookSettings(),
         stall_after_s=stall_after_s,
+        targets=targets or Targets(),
     )
 
     @asynccontextmanager

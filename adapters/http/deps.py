@@ -7,7 +7,7 @@ what they need through `Depends`, never from a closure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -20,6 +20,7 @@ from mot.adapters.http.projector import Projector
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.bootstrap import Services
 from mot.service.access import AccessService, Principal
+from mot.service.targets import Targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class ApiContext:
     # /healthz answers 503 when events wait and the projections have made no progress
     # for this long (None: the projector's progress is not part of health).
     stall_after_s: float | None = None
+    # mot.toml's first-response targets (the responses' overdue filter)
+    targets: Targets = field(default_factory=Targets)
 
 
 # Dependencies that do not block are coroutines: FastAPI runs a plain function on its

@@ -17,6 +17,8 @@ from mot.projections.schema import (
     LISTENING,
     RECIPROCITY,
     RELATIONSHIPS,
+    RESPONSE_TIMES,
+    RESPONSES,
     TEAMS,
     TRANSITIONS,
     Projection,
@@ -25,6 +27,7 @@ from mot.projections.schema import (
 Stage = Literal["stranger", "acquainted", "engaged", "loyal", "advocate", "detractor"]
 Status = Literal["ok_to_ask", "give_first", "stop_asking"]
 Polarity = Literal["positive", "neutral", "negative"]
+RequestKind = Literal["question", "complaint", "feedback"]
 ItemOutcome = Literal["recorded", "amended", "retracted", "duplicate", "quarantined", "rejected"]
 
 
@@ -98,11 +101,14 @@ Transition = _model(TRANSITIONS)
 Amplification = _model(AMPLIFICATIONS)
 Team = _model(TEAMS)
 Listening = _model(LISTENING)
+ResponseRecord = _model(RESPONSES)
+ResponseTimes = _model(RESPONSE_TIMES)
 RECORD_LISTS: dict[str, Any] = {
     p.name: GenericAlias(list, (model,))
     for p, model in ((RELATIONSHIPS, Relationship), (RECIPROCITY, Reciprocity),
                      (TRANSITIONS, Transition), (AMPLIFICATIONS, Amplification),
-                     (TEAMS, Team), (LISTENING, Listening))
+                     (TEAMS, Team), (LISTENING, Listening), (RESPONSES, ResponseRecord),
+                     (RESPONSE_TIMES, ResponseTimes))
 }
 """What each query endpoint answers: a list of its projection's records."""
 

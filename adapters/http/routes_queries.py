@@ -13,9 +13,16 @@ from pydantic import AwareDatetime, BeforeValidator
 from mot.adapters.http import errors
 from mot.adapters.http.deps import Context, Reader, TenantReader
 from mot.adapters.http.errors import ApiError
-from mot.adapters.http.models import RECORD_LISTS, HistoryRecord, Polarity, Stage, Status
+from mot.adapters.http.models import (
+    RECORD_LISTS,
+    HistoryRecord,
+    Polarity,
+    RequestKind,
+    Stage,
+    Status,
+)
 from mot.domain.vocabulary import Function
-from mot.projections.schema import PROJECTIONS
+from mot.projections.schema import PROJECTIONS, SUMMARIES
 from mot.service.access import Principal
 from mot.service.moments import resolve_moment_id
 from mot.service.queries import Query as ProjectionQuery
@@ -51,7 +58,8 @@ RefreshParam = Annotated[bool, Query(
 
 # The fields each query sorts by, live and --as-of alike (as mot query --sort).
 SORTABLE: Final = {name: tuple(f.name for f in projection.output if f.sortable)
-                   for name, projection in PROJECTIONS.items()}
+                   for name, projection in (*PROJECTIONS.items(),
+                                            *((n, p) for n, (p, _) in SUMMARIES.items()))}
 QUERY_ERRORS: Final = errors.responses(400, 401, 403, 422, 503)
 
 
@@ -72,6 +80,8 @@ def _run(context: Context, principal: Principal, name: str, refresh: bool,
         filters[key] = _utc(filters.get(key))
     if refresh:
         context.projector.project()
+    if filters.get("overdue"):
+        filters["targets"] = context.targets
     query = ProjectionQuery(name, tenant=principal.tenant, **filters)
     try:
         records = context.services.queries.run(query)
@@ -152,6 +162,37 @@ def listening(context: Context, principal: TenantReader, as_of: AsOfParam = None
               refresh: RefreshParam = False) -> Response:
     """Listening share (SPEC §3.4), as `mot query listening`."""
     return _run(context, principal, "listening", refresh, as_of=as_of, sort=sort, limit=limit)
+
+
+@router.get("/v1/responses", response_model=None,
+            responses={200: {"model": RECORD_LISTS["responses"]}, **QUERY_ERRORS})
+def responses(context: Context, principal: TenantReader, customer: CustomerParam = None,
+              kind: RequestKind | None = None, function: Function | None = None,
+              open: Annotated[bool, Query(description="Only requests with no response yet "
+                                                      "(at as_of, default now)")] = False,
+              overdue: Annotated[bool, Query(
+                  description="Only open requests waiting longer than their first-response "
+                              "target (the server's mot.toml [targets.first_response]) at "
+                              "as_of (default now)")] = False,
+              since: SinceParam = None, until: UntilParam = None, as_of: AsOfParam = None,
+              sort: str | None = _sort("responses"), limit: LimitParam = None,
+              refresh: RefreshParam = False) -> Response:
+    """Each customer request and its first response (SPEC §3.5), as `mot query responses`;
+    `function` filters on the request's team."""
+    return _run(context, principal, "responses", refresh, customer=customer, kind=kind,
+                function=function, open=open, overdue=overdue, since=since, until=until,
+                as_of=as_of, sort=sort, limit=limit)
+
+
+@router.get("/v1/response-times", response_model=None,
+            responses={200: {"model": RECORD_LISTS["response-times"]}, **QUERY_ERRORS})
+def response_times(context: Context, principal: TenantReader, function: Function | None = None,
+                   as_of: AsOfParam = None, sort: str | None = _sort("response-times"),
+                   limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
+    """Per request function: requests, answered, open, p50 and p90 response seconds (nearest
+    rank; SPEC §3.5), as `mot query response-times`."""
+    return _run(context, principal, "response-times", refresh, function=function,
+                as_of=as_of, sort=sort, limit=limit)
 
 
 @router.get("/v1/moments/{moment_id}", response_model=None,

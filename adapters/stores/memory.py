@@ -239,13 +239,14 @@ class _Tables:
     listening: dict[str, tuple[Any, int]] = field(default_factory=dict)
     share_roots: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     tombstones: dict[tuple[str, str], int] = field(default_factory=dict)
+    responses: dict[MomentKey, tuple[Any, int]] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         # The values are immutable: copies of the dicts are a snapshot.
         return _Tables(self.checkpoint, self.target, self.started, dict(self.moments),
                        dict(self.relationships), dict(self.reciprocity), dict(self.transitions),
                        dict(self.amplifications), dict(self.teams), dict(self.listening),
-                       dict(self.share_roots), dict(self.tombstones))
+                       dict(self.share_roots), dict(self.tombstones), dict(self.responses))
 
 
 class MemoryProjectionStore:
@@ -314,7 +315,8 @@ class MemoryProjectionStore:
         tables = self.tables[LIVE]
         rows = [dict(zip(projection.columns, row, strict=True))
                 for row in _stored_rows(projection, tables)]
-        rows = [r for r in rows if all(r[c] == v for c, v in read.equals.items())]
+        rows = [r for r in rows if all(r[c] == v for c, v in read.equals.items())
+                and all(r[c] is None for c in read.null)]
         if read.since_us is not None:
             rows = [r for r in rows if r[str(projection.time)] >= read.since_us]
         if read.until_us is not None:
@@ -450,8 +452,6 @@ class MemorySession:
     def replace_customers(self, folded: Mapping[CustomerKey, CustomerProjections],
                           gone: Collection[CustomerKey], version: int) -> list[Amplification]:
         t = self.t
-        old_amps = {key: a for key, (a, _) in t.amplifications.items()
-                    if (a.tenant, a.customer_id) in folded or (a.tenant, a.customer_id) in gone}
         for key, f in folded.items():
             for table, value in (("relationships", f.relationship),
                                  ("reciprocity", f.reciprocity),
@@ -461,21 +461,18 @@ class MemorySession:
                     held[key] = (value, version)
                 if table != "transitions":
                     t.tombstones.pop((table, "/".join(key)), None)
-        new_amps = {(a.tenant, a.amplification_id): a
-                    for f in folded.values() for a in f.amplifications}
-        for key, a in new_amps.items():
-            if key not in t.amplifications or t.amplifications[key][0] != a:
-                t.amplifications[key] = (a, version)
-            t.tombstones.pop(("amplifications", f"{a.tenant}/{a.amplification_id}"), None)
-        for key in old_amps.keys() - new_amps.keys():
-            del t.amplifications[key]
-            t.tombstones[("amplifications", f"{key[0]}/{key[1]}")] = version
+        old_amps = _replace_keyed(t, "amplifications", version, folded, gone,
+                                  {(a.tenant, a.amplification_id): a
+                                   for f in folded.values() for a in f.amplifications})
+        _replace_keyed(t, "responses", version, folded, gone,
+                       {(r.tenant, r.request_moment_id): r
+                        for f in folded.values() for r in f.responses}, published=False)
         for key in gone:
             t.transitions.pop(key, None)
             for table in ("relationships", "reciprocity"):
                 if getattr(t, table).pop(key, None) is not None:
                     t.tombstones[(table, "/".join(key))] = version
-        return list(old_amps.values())
+        return old_amps
 
     def encode_customers(self, folded: Iterable[CustomerProjections],
                          version: int) -> list[tuple[CustomerProjections, int]]:
@@ -489,6 +486,8 @@ class MemorySession:
             self.t.transitions[key] = (f.transitions, version)
             for a in f.amplifications:
                 self.t.amplifications[(a.tenant, a.amplification_id)] = (a, version)
+            for r in f.responses:
+                self.t.responses[(r.tenant, r.request_moment_id)] = (r, version)
 
     # -- share roots
     def share_roots(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -522,6 +521,27 @@ class MemorySession:
         for tenant in removed:
             self.t.listening.pop(tenant, None)
 
+
+def _replace_keyed(t: _Tables, table: str, version: int,
+                   folded: Mapping[CustomerKey, Any], gone: Collection[CustomerKey],
+                   new: dict[MomentKey, Any], *, published: bool = True) -> list[Any]:
+    """A table of customers' values keyed (tenant, moment id): the changed ones stored, those
+    of these customers no longer there deleted (leaving tombstones for the changelog when
+    `published`); the old values."""
+    held: dict[MomentKey, tuple[Any, int]] = getattr(t, table)
+    old = {key: value for key, (value, _) in held.items()
+           if (value.tenant, value.customer_id) in folded
+           or (value.tenant, value.customer_id) in gone}
+    for key, value in new.items():
+        if key not in held or held[key][0] != value:
+            held[key] = (value, version)
+        if published:
+            t.tombstones.pop((table, f"{key[0]}/{key[1]}"), None)
+    for key in old.keys() - new.keys():
+        del held[key]
+        if published:
+            t.tombstones[(table, f"{key[0]}/{key[1]}")] = version
+    return list(old.values())
 
 
 if TYPE_CHECKING:  # the ports these implement, checked by mypy

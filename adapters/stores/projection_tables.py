@@ -42,6 +42,7 @@ from mot.projections.schema import (
     PROJECTIONS,
     RECIPROCITY,
     RELATIONSHIPS,
+    RESPONSES,
     TEAMS,
     TRANSITIONS,
     Index,
@@ -149,13 +150,14 @@ def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tu
     return [(*current, *_unfolded(doc), version) for current, doc, version in rows]
 
 
-CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications")
+CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses")
 
 # Domain values to rows and back, from the projections' declarations.
 _relationship_row = row_maker(RELATIONSHIPS)
 _reciprocity_row = row_maker(RECIPROCITY)
 _transition_row = row_maker(TRANSITIONS)
 _amplification_row = row_maker(AMPLIFICATIONS)
+_response_row = row_maker(RESPONSES)
 _team_row = row_maker(TEAMS)
 _listening_row = row_maker(LISTENING)
 
@@ -189,8 +191,12 @@ class SqlProjectionStore:
                 self._unscoped_to_rebuild(tx)
                 rootless = (backend.table_exists(tx, "moments")
                             and not backend.table_exists(tx, "share_roots"))
+                unanswered = (backend.table_exists(tx, "moments")
+                              and not backend.table_exists(tx, "responses"))
                 self._create(tx, "")
                 self._upgrade(tx, rootless)
+                if unanswered:
+                    self._fill_responses(tx)
                 create_views(backend, tx)
                 create_alert_tables(backend, tx)
 
@@ -229,6 +235,27 @@ class SqlProjectionStore:
                 if f.name not in have:
                     tx.execute(self.backend.ddl(
                         f"ALTER TABLE {table} ADD COLUMN {f.name} {SQL_TYPES[f.type]}"))
+
+    def _fill_responses(self, tx: Tx) -> None:
+        """Schema 9 keeps responses (SPEC §3.5): a store projected before folds the requests of
+        its current moments once, here, stamped with the position they were projected to (only
+        the customers with a request are read). An unfinished rebuild has no responses table:
+        the next replay starts it anew."""
+        from mot.projections.responses import REQUEST_KINDS, fold_responses
+
+        tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
+        position = int(tx.scalar("SELECT position FROM projection_state WHERE name = ?",
+                                 (LIVE,)) or 0)
+        kinds = sorted(REQUEST_KINDS)
+        keys = [(str(t), str(c)) for t, c in tx.query(
+            "SELECT DISTINCT tenant, customer_id FROM moments WHERE direction = 'inbound'"
+            f" AND kind IN ({', '.join('?' * len(kinds))}) ORDER BY tenant, customer_id", kinds)]
+        session = SqlSession(self.backend, tx, LIVE, "")
+        for some in chunks(keys, 1000):
+            moments = session.customer_moments(some)
+            session._insert("responses", RESPONSES.columns, [
+                (*_response_row(r), position)
+                for (_, customer), ms in moments.items() for r in fold_responses(ms, customer)])
 
     def _create(self, tx: Tx, suffix: str, *, indexes: bool = True) -> None:
         for name, ddl in TABLES.items():
@@ -565,11 +592,13 @@ class SqlSession:
         out: dict[str, list[tuple[Any, ...]]] = {name: [] for name in CUSTOMER_TABLES}
         relationships, reciprocity = out["relationships"], out["reciprocity"]
         transitions, amplifications = out["transitions"], out["amplifications"]
+        responses = out["responses"]
         for f in folded:
             relationships.append((*_relationship_row(f.relationship), version))
             reciprocity.append((*_reciprocity_row(f.reciprocity), version))
             transitions.extend((*row, version) for row in _transition_rows(f.transitions))
             amplifications.extend((*_amplification_row(a), version) for a in f.amplifications)
+            responses.extend((*_response_row(r), version) for r in f.responses)
         return out
 
     def add_customers(self, encoded: dict[str, list[tuple[Any, ...]]]) -> None:
@@ -596,6 +625,7 @@ class SqlSession:
         for projection in ("relationships", "reciprocity"):
             self._revive(projection, revived)
         self._replace_transitions(folded, gone, version)
+        self._replace_responses(folded, keys, version)
         return self._replace_amplifications(folded, keys, version)
 
     def _old_rows(self, projection: Projection, keys: Collection[CustomerKey]
@@ -629,19 +659,36 @@ class SqlSession:
     def _replace_amplifications(self, folded: Mapping[CustomerKey, CustomerProjections],
                                 keys: Collection[CustomerKey], version: int
                                 ) -> list[Amplification]:
-        # Keyed (tenant, amplification_id): moment ids are scoped by tenant.
-        old = {(r[1], r[0]): r for r in self._old_rows(AMPLIFICATIONS, keys)}
-        new = {(a.tenant, a.amplification_id): _amplification_row(a)
-               for f in folded.values() for a in f.amplifications}
-        self._upsert("amplifications", AMPLIFICATIONS.columns,
-                     [(*row, version) for key, row in new.items() if old.get(key) != row],
-                     key=AMPLIFICATIONS.key)
-        removed = [key for key in old if key not in new]
-        self._delete_rows("amplifications", AMPLIFICATIONS.key, removed)
-        self._tombstones("amplifications", [f"{t}/{aid}" for t, aid in removed], version)
-        self._revive("amplifications", [f"{t}/{aid}" for t, aid in new if (t, aid) not in old])
+        old = self._replace_keyed(AMPLIFICATIONS, keys, version, {
+            (a.tenant, a.amplification_id): _amplification_row(a)
+            for f in folded.values() for a in f.amplifications})
         amplification_of = _amplification_of()
-        return [amplification_of(row) for row in old.values()]
+        return [amplification_of(row) for row in old]
+
+    def _replace_responses(self, folded: Mapping[CustomerKey, CustomerProjections],
+                           keys: Collection[CustomerKey], version: int) -> None:
+        # Not published to Kafka (service/streaming.py): a deleted request leaves no tombstone.
+        self._replace_keyed(RESPONSES, keys, version, {
+            (r.tenant, r.request_moment_id): _response_row(r)
+            for f in folded.values() for r in f.responses}, published=False)
+
+    def _replace_keyed(self, projection: Projection, keys: Collection[CustomerKey], version: int,
+                       new: dict[tuple[str, str], tuple[Any, ...]], *, published: bool = True
+                       ) -> list[tuple[Any, ...]]:
+        """Rows of the customers `keys` keyed (tenant, moment id), as moment ids are scoped by
+        tenant: upsert those changed, delete those gone (leaving tombstones for the changelog
+        when `published`); the old rows."""
+        at = [projection.columns.index(column) for column in projection.key]
+        old = {tuple(r[i] for i in at): r for r in self._old_rows(projection, keys)}
+        self._upsert(projection.name, projection.columns,
+                     [(*row, version) for key, row in new.items() if old.get(key) != row],
+                     key=projection.key)
+        removed = [key for key in old if key not in new]
+        self._delete_rows(projection.name, projection.key, removed)
+        if published:
+            self._tombstones(projection.name, [f"{t}/{i}" for t, i in removed], version)
+            self._revive(projection.name, [f"{t}/{i}" for t, i in new if (t, i) not in old])
+        return list(old.values())
 
     # -- per-tenant sums -----------------------------------------------------------------
     def team_sums(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], TeamRow]:

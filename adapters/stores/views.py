@@ -29,6 +29,7 @@ def read_view(backend: SqlBackend, read: ViewRead) -> list[dict[str, Any]]:
     for column, value in read.equals.items():
         where.append(f"{column} = ?")
         params.append(value)
+    where.extend(f"{column} IS NULL" for column in read.null)
     if read.since_us is not None:
         where.append(f"{projection.time} >= ?")
         params.append(read.since_us)
