@@ -34,7 +34,7 @@ def test_routes_are_module_functions_of_the_routers(tmp_path: Path) -> None:
         included = [getattr(r, "original_router", None) for r in app.routes]  # type: ignore[attr-defined]
         assert [r for r in included if r is not None] == [m.router for m in ROUTERS]
         routes = [(m, r) for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
-        assert len(routes) == 13
+        assert len(routes) == 15
         for module, route in routes:
             assert route.endpoint.__module__ == module.__name__, route.path
             assert "<locals>" not in route.endpoint.__qualname__, route.path
