@@ -109,6 +109,13 @@ class Projection:
         return tuple(f.name for f in self.output)
 
     @property
+    def read_fields(self) -> tuple[Field, ...]:
+        """What a read of the table takes: the stored fields the output shows, and those a
+        computed one needs."""
+        needs = {column for f in self.fields for column in f.needs}
+        return tuple(f for f in self.stored if f.shown != "stored" or f.col in needs)
+
+    @property
     def default_order(self) -> tuple[str, ...]:
         return self.order or self.message_key or self.key
 
