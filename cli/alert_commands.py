@@ -129,6 +129,7 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
         raise click.ClickException(
             f"no destination configured in {config.path or './mot.toml'}: add [[alerts.webhooks]] "
             "or [alerts.kafka]")
+    overdue = obj.services.overdue_check(config_path)
     deliverer = obj.services.deliverer(
         config, backoff=Backoff(backoff, max(600.0, backoff), max_attempts), lease_s=lease,
         batch=batch, timeout_s=timeout)
@@ -137,6 +138,8 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
             click.echo(f"{counted(deliverer.retry_failed(), 'failed delivery', 'failed deliveries')}"
                        " to send again", err=True)
         while True:
+            if overdue.due():
+                overdue.run()
             done = deliverer.deliver_once()
             if done.delivered or done.failed or done.retrying or not follow:
                 click.echo(f"delivered {done.delivered:,}, retrying {done.retrying:,}, "

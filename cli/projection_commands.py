@@ -139,16 +139,29 @@ def project(obj: State, follow: bool, poll: float, page_size: int, quiet: bool) 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     total = {"applied": 0}
+    overdue = obj.services.overdue_check()
 
     def count(events: int) -> None:
         total["applied"] += events
+        overdue.changed()
         progress.update(f"following: {counted(total['applied'], 'event')} applied", force=True)
 
     from mot.service.resilience import Retry
 
     retry = Retry("mot project --follow", obj.services.unavailable,
                   lambda line: click.echo(line, err=True))
-    service.follow(poll_seconds=poll, should_stop=lambda: stopping["now"], on_applied=count,
+
+    def should_stop() -> bool:
+        # Time, not a moment, makes a request overdue (SPEC §3.6): checked between rounds.
+        if not stopping["now"] and overdue.due():
+            try:
+                overdue.run()
+            except Exception as error:
+                if not obj.services.unavailable(error):
+                    raise
+        return stopping["now"]
+
+    service.follow(poll_seconds=poll, should_stop=should_stop, on_applied=count,
                    page_size=page_size, retry=retry)
     progress.finish()
     click.echo(f"stopped; applied {counted(total['applied'], 'event')}")

@@ -12,14 +12,9 @@ Nothing connects at import time, and what a command does not use is built
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mot.adapters.stores.ledger import SqlLedger
@@ -32,18 +27,16 @@ from mot.service.queries import QueryService
 if TYPE_CHECKING:
     from mot.adapters.stores.changelog import SqlChangelog
     from mot.adapters.stores.offsets import SqlOffsets
-    from mot.adapters.stores.table_reads import SqlTableReader
     from mot.projections.alerts import AlertPolicy
     from mot.service.access import AccessService, TenantLedger
     from mot.service.alert_config import AlertConfig
-    from mot.service.alerting import AlertOutbox, AlertService, Backoff, Deliverer
+    from mot.service.alerting import AlertOutbox, AlertService, Backoff, Deliverer, OverdueCheck
     from mot.service.export import Exporter
     from mot.service.ledger import LedgerService
     from mot.service.moments import MomentHistory
     from mot.service.quarantine import QuarantineService
     from mot.service.streaming import NotificationLog
     from mot.service.timeline import Timelines
-    from mot.service.verify import Scratch, Verifier
 
 __all__ = ["DEFAULT_STORE", "Services", "connect", "open_store", "redacted", "store_url"]
 
@@ -169,6 +162,15 @@ class Services:
         return Deliverer(self.alert_outbox, destinations(config, timeout_s=timeout_s),
                          backoff=backoff or Backoff(), lease_s=lease_s, batch=batch)
 
+    def overdue_check(self, config_path: str | None = None, every_s: float = 30.0) -> OverdueCheck:
+        """Raises `overdue` alerts for open requests past their targets (the long-running
+        commands run it every `every_s`); mot.toml is read again at each run."""
+        from mot.service.alert_config import load_alert_config
+        from mot.service.alerting import OverdueCheck
+
+        return OverdueCheck(self.alert_outbox, lambda: load_alert_config(config_path),
+                            every_s=every_s)
+
     @cached_property
     def changelog(self) -> SqlChangelog:
         """The projections' changes in order, for `mot kafka publish`."""
@@ -183,32 +185,18 @@ class Services:
         return SqlOffsets(self.backend, group)
 
     @cached_property
-    def tables(self) -> SqlTableReader:
-        """Whole-table reads, a page at a time, and the moments counted per day."""
-        from mot.adapters.stores.table_reads import SqlTableReader
-
-        return SqlTableReader(self.backend)
-
-    @cached_property
     def exporter(self) -> Exporter:
         """Every projection and the current moments to files (`mot export`)."""
         from mot.service.export import Exporter
 
-        return Exporter(self.tables, self.queries)
+        return Exporter(self.backend, self.queries)
 
     def report(self, *, tenant: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> str:
         """The HTML report page (`mot report`), of one tenant or of every tenant."""
         from mot.service.report import report
 
-        return report(self.queries, self.tables, tenant=tenant, since=since, until=until)
-
-    @cached_property
-    def verifier(self) -> Verifier:
-        """The projections recomputed from the ledger and compared (`mot verify`)."""
-        from mot.service.verify import Verifier
-
-        return Verifier(self.ledger_store, self.tables, scratch_store)
+        return report(self.queries, self.backend, tenant=tenant, since=since, until=until)
 
     def unavailable(self, error: BaseException) -> bool:
         """Whether `error` says the store could not be reached (a service retries then)."""
@@ -227,20 +215,6 @@ class Services:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@contextmanager
-def scratch_store(under: str | None = None) -> Iterator[Scratch]:
-    """A new SQLite store in a temporary folder (under `under`), removed afterwards: what
-    `mot verify` folds the ledger into."""
-    from mot.service.verify import Scratch
-
-    folder = Path(tempfile.mkdtemp(prefix="mot-verify-", dir=under))
-    try:
-        with open_store(str(folder / "verify.db")) as scratch:
-            yield Scratch(scratch.projection_store, scratch.tables)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:

@@ -18,6 +18,7 @@ from mot.projections.amplification import Amplification
 from mot.projections.model import Current
 from mot.projections.reciprocity import STOP_ASKING_AT, balances_along
 from mot.projections.relationship import Transition
+from mot.projections.responses import waited_past_target
 
 Rule = Literal["detractor", "stop_asking", "negative_amplification", "overdue"]
 RULES: Final[tuple[Rule, ...]] = ("detractor", "stop_asking", "negative_amplification", "overdue")
@@ -170,3 +171,20 @@ def raise_alerts(causes: Iterable[Cause], moments: Mapping[str, Current],
                             customer_ids.get(c.customer_id, (c.customer_id,)), c.moment_id,
                             c.occurred_us, now_us, m.function, m.actor, m.channel, c.details))
     return alerts
+
+
+def overdue_cause(tenant: str, customer_id: str, request_moment_id: str, occurred_us: int,
+                  kind: str, function: str, target_s: int | None, now_us: int,
+                  window_us: int) -> Cause | None:
+    """An open request (SPEC §3.5) that has waited longer than its function's first-response
+    target, while it is fresh (the moment is the request). Time alone makes it overdue:
+    a periodic check asks this of every open request."""
+    if target_s is None or not is_fresh(occurred_us, now_us, window_us):
+        return None
+    if not waited_past_target(function, occurred_us, now_us, {function: target_s}):
+        return None
+    waited = now_us - occurred_us
+    return Cause("overdue", tenant, customer_id, request_moment_id, occurred_us,
+                 (("kind", kind), ("target_seconds", target_s),
+                  ("overdue_seconds", waited // 1_000_000 - target_s),
+                  ("waiting_seconds", waited // 1_000_000)))

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from mot.projections.alerts import DEFAULT_NEGATIVE_REACH, DEFAULT_WINDOW_US, RULES, AlertPolicy, Rule
 from mot.service.config import DEFAULT_PATH, ConfigError, did_you_mean, read_toml
-from mot.service.targets import TENANT_PARTS, parse_duration
+from mot.service.targets import TENANT_PARTS, Targets, parse_duration, targets_from_dict
 
 ALERT_KEYS: Final = frozenset({"window", "negative_reach", "webhooks", "kafka"})
 WEBHOOK_KEYS: Final = frozenset({"name", "url", "secret", "format", "rules", "tenants", "insecure"})
@@ -83,6 +83,7 @@ class AlertConfig:
     kafka: KafkaAlertSettings | None = None
     path: str | None = None
     tenants: tuple[str, ...] = field(default=())
+    targets: Targets = field(default_factory=Targets)  # [targets]: what `overdue` checks
 
     @property
     def destinations(self) -> tuple[WebhookSettings | KafkaAlertSettings, ...]:
@@ -143,7 +144,7 @@ def alert_config(data: Mapping[str, Any], path: str = "<config>") -> AlertConfig
             if "negative_reach" in alerts else None,
         ))
     return AlertConfig(AlertPolicy(window, reach, tuple(own)), webhooks, kafka, path,
-                       tuple(sorted(tenants)))
+                       tuple(sorted(tenants)), targets_from_dict(data, path))
 
 
 def _webhook(value: Any, where: str) -> WebhookSettings:

@@ -22,13 +22,18 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from mot.domain.timefmt import micros_to_text
 from mot.projections.alerts import Alert
+from mot.projections.model import Current
+
+if TYPE_CHECKING:
+    from mot.service.alert_config import AlertConfig
 
 SECOND: Final = 1_000_000
 QUEUE_PAGE: Final = 5000
+CHANGED_CHECK_S: Final = 1.0  # the overdue check after the projections changed, at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,19 @@ class OutboxCounts(NamedTuple):
     failed: int
 
 
+class OpenRequest(NamedTuple):
+    """A request of SPEC §3.5 with no response yet, as the overdue check reads it."""
+
+    tenant: str
+    request_moment_id: str
+    customer_id: str
+    kind: str
+    channel: str
+    function: str
+    occurred_us: int
+    actor: str | None
+
+
 class AlertOutbox(Protocol):
     """The outbox and its delivery state (adapters/stores/alert_outbox.py, memory.py)."""
 
@@ -95,6 +113,9 @@ class AlertOutbox(Protocol):
               limit: int) -> list[Claimed]: ...
     def settle(self, owner: str, outcomes: Iterable[Outcome]) -> int: ...
     def retry_failed(self, destinations: Collection[str], now_us: int) -> int: ...
+    def open_requests(self, since_us: int, until_us: int) -> list[OpenRequest]:
+        """The live projections' open requests that occurred in [since_us, until_us]."""
+        ...
 
 
 class Sent(NamedTuple):
@@ -315,6 +336,64 @@ class Deliverer:
     def close(self) -> None:
         for d in self.destinations.values():
             d.close()
+
+
+class OverdueCheck:
+    """Raises `overdue` for each open request past its first-response target (SPEC §3.6): time,
+    not a new moment, makes a request overdue, so this runs every `every_s` in the long-running
+    commands (`mot project --follow`, `mot alerts deliver --follow`, `mot serve`). Each
+    request raises once: the alert's id is its identity."""
+
+    def __init__(self, outbox: AlertOutbox, config: Callable[[], AlertConfig], *,
+                 every_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+        self.outbox = outbox
+        self.config = config
+        self.every_s = every_s
+        self.clock = clock
+        self._last: float | None = None
+        self._changed = False
+
+    def changed(self) -> None:
+        """The projections changed (a request may have arrived already late): check again
+        soon, rather than after the whole interval."""
+        self._changed = True
+
+    def due(self) -> bool:
+        if self._last is None:
+            return True
+        elapsed = self.clock() - self._last
+        return elapsed >= self.every_s or (self._changed and elapsed >= CHANGED_CHECK_S)
+
+    def maybe_run(self) -> int:
+        """`run()` when the last one is `every_s` old; how many alerts it raised."""
+        return self.run() if self.due() else 0
+
+    def run(self) -> int:
+        from mot.projections.alerts import overdue_cause, raise_alerts
+
+        self._last, self._changed = self.clock(), False
+        config = self.config()
+        targets = config.targets
+        if not targets.configured:
+            return 0
+        now = int(self._last * SECOND)
+        windows = [config.policy.window_us, *(w for _, w, _ in config.policy.tenants if w)]
+        tables = [t for t in (targets.first_response, *targets.tenants.values()) if t]
+        shortest = min(min(t.values()) for t in tables)  # no request is overdue sooner
+        causes, moments = [], {}
+        for r in self.outbox.open_requests(now - max(windows), now - shortest * SECOND):
+            cause = overdue_cause(r.tenant, r.customer_id, r.request_moment_id, r.occurred_us,
+                                  r.kind, r.function,
+                                  targets.first_response_for(r.tenant).get(r.function), now,
+                                  config.policy.window(r.tenant))
+            if cause is not None:
+                causes.append(cause)
+                moments[r.request_moment_id] = Current(
+                    r.request_moment_id, r.tenant, r.customer_id, r.occurred_us, "inbound", r.kind,
+                    r.function, r.channel, r.actor, None, None, 0, None, None)
+        if not causes:
+            return 0
+        return self.outbox.raise_alerts(raise_alerts(causes, moments, {}, now))
 
 
 class AlertService:

@@ -38,7 +38,12 @@ class Projector:
         # The store unreachable (a restart): one line, then retries with backoff.
         retry = Retry("mot serve's projector", self.services.backend.unavailable, log.warning,
                       sleep=self.stop.wait)
+        overdue = self.services.overdue_check()  # time makes requests overdue (SPEC §3.6)
         while not self.stop.is_set():
+            try:
+                overdue.maybe_run()
+            except Exception:  # the alerts' check must not stop the projections
+                log.exception("the overdue check failed; trying again in %.0f s", overdue.every_s)
             try:
                 applied = self.project()
             except Exception as error:  # keep serving; say why, and try again a little later
@@ -48,6 +53,8 @@ class Projector:
                 self.stop.wait(every * 10)
                 continue
             retry.succeeded()
+            if applied:
+                overdue.changed()
             if not applied:
                 self.stop.wait(every)
 

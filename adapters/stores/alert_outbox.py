@@ -23,7 +23,14 @@ from mot.adapters.stores.sql import SqlBackend, Tx
 
 if TYPE_CHECKING:  # imported where used: the projection tables load this module for every query
     from mot.projections.alerts import Alert
-    from mot.service.alerting import AlertQuery, Claimed, OutboxCounts, Outcome, StoredAlert
+    from mot.service.alerting import (
+        AlertQuery,
+        Claimed,
+        OpenRequest,
+        OutboxCounts,
+        Outcome,
+        StoredAlert,
+    )
 
 ALERT_DDL: Final = (
     """CREATE TABLE IF NOT EXISTS alerts (
@@ -222,6 +229,21 @@ class SqlAlertOutbox:
                 " settled_us = ?, lease_owner = NULL, lease_until_us = NULL"
                 " WHERE destination = ? AND alert_id = ? AND lease_owner = ?", rows)
         return len(rows)
+
+    def open_requests(self, since_us: int, until_us: int) -> list[OpenRequest]:
+        from mot.service.alerting import OpenRequest
+
+        with self.backend.read() as tx:
+            if not self.backend.table_exists(tx, "responses"):
+                return []  # a store projected before responses existed
+            rows = tx.query(
+                "SELECT r.tenant, r.request_moment_id, r.customer_id, r.kind, r.channel,"
+                " r.function, r.occurred_us, m.actor FROM responses r LEFT JOIN moments m"
+                " ON m.tenant = r.tenant AND m.moment_id = r.request_moment_id"
+                " WHERE r.response_moment_id IS NULL AND r.occurred_us >= ? AND r.occurred_us <= ?"
+                " ORDER BY r.occurred_us, r.tenant, r.request_moment_id", (since_us, until_us))
+        return [OpenRequest(str(t), str(m), str(c), str(k), str(ch), str(f), int(at), actor)
+                for t, m, c, k, ch, f, at, actor in rows]
 
     def retry_failed(self, destinations: Collection[str], now_us: int) -> int:
         names = sorted(destinations)

@@ -33,9 +33,11 @@ from mot.projections.ports import (
     Checkpoint,
     ProjectionState,
     RebuildPhase,
+    StagedRange,
     ViewRead,
 )
 from mot.projections.schema import PROJECTIONS, Projection, row_maker
+from mot.service.alerting import OpenRequest
 
 if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent
@@ -256,7 +258,15 @@ class MemoryProjectionStore:
         self.log = log
         self.tables = {LIVE: _Tables(), REBUILD: _Tables()}
         self._lock = threading.Lock()
-        self.alerts = MemoryAlertOutbox()  # one outbox for the live and rebuild tables
+        # One outbox for the live and rebuild tables; the overdue check reads the live requests.
+        self.alerts = MemoryAlertOutbox(self._open_requests)
+
+    def _open_requests(self) -> list[OpenRequest]:
+        tables = self.tables[LIVE]
+        return [OpenRequest(r.tenant, r.request_moment_id, r.customer_id, r.kind, r.channel,
+                            r.function, r.occurred_us,
+                            getattr(tables.moments.get((r.tenant, r.request_moment_id)), "actor", None))
+                for r, _ in getattr(tables, "responses", {}).values() if r.is_open]
 
     @contextmanager
     def session(self, name: str = LIVE) -> Iterator[MemorySession]:
@@ -281,10 +291,11 @@ class MemoryProjectionStore:
     def rebuild_lock(self, waiting: Callable[[], None] | None = None) -> Any:
         return nullcontext()
 
-    @property
-    def staging(self) -> None:
-        """None: no other process can open a store in this one's memory to stage moments."""
-        return None
+    def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
+        raise NotImplementedError("a store in memory is rebuilt in one process")
+
+    def staged_session(self, stage: StagedRange) -> Any:
+        raise NotImplementedError("a store in memory is rebuilt in one process")
 
     def drop_stages(self) -> None:
         pass
@@ -325,7 +336,9 @@ class MemoryProjectionStore:
             rows.sort(key=partial(_nulls_first, column), reverse=descending)
         if read.limit is not None:
             rows = rows[:read.limit]
-        return [{f.name: r[f.col] for f in projection.read_fields} for r in rows]
+        needs = {column for f in projection.fields for column in f.needs}
+        fields = [f for f in projection.stored if f.shown != "stored" or f.col in needs]
+        return [{f.name: r[f.col] for f in fields} for r in rows]
 
 
 def _nulls_first(column: str, row: dict[str, Any]) -> tuple[bool, Any]:
@@ -417,6 +430,9 @@ class MemorySession:
                 self.t.moments[key] = current_of(as_dict(event.moment))
                 copied += 1
         return copied
+
+    def load_staged(self, stage: StagedRange) -> int:
+        raise NotImplementedError("a store in memory is rebuilt in one process")
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
         out: dict[CustomerKey, list[Current]] = {key: [] for key in keys}

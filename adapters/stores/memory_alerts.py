@@ -8,7 +8,14 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from mot.projections.alerts import Alert
-from mot.service.alerting import AlertQuery, Claimed, OutboxCounts, Outcome, StoredAlert
+from mot.service.alerting import (
+    AlertQuery,
+    Claimed,
+    OpenRequest,
+    OutboxCounts,
+    Outcome,
+    StoredAlert,
+)
 
 
 @dataclass(slots=True)
@@ -23,7 +30,8 @@ class _Delivery:
 
 
 class MemoryAlertOutbox:
-    def __init__(self) -> None:
+    def __init__(self, requests: Callable[[], Iterable[OpenRequest]] = tuple) -> None:
+        self.requests = requests  # the live projections' open requests
         self._lock = threading.RLock()
         self._alerts: dict[str, StoredAlert] = {}
         self._cursors: dict[str, int] = {}
@@ -122,3 +130,7 @@ class MemoryAlertOutbox:
                     d.lease_owner = d.lease_until_us = None
                     count += 1
         return count
+
+    def open_requests(self, since_us: int, until_us: int) -> list[OpenRequest]:
+        return sorted((r for r in self.requests() if since_us <= r.occurred_us <= until_us),
+                      key=lambda r: (r.occurred_us, r.tenant, r.request_moment_id))
