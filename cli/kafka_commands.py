@@ -104,10 +104,11 @@ def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_
 
     Example: mot kafka ingest --topic moments --group mot --dlq-topic moments.dlq
     """
-    from dataclasses import replace
-
-    from mot.adapters.kafka.client import ConsumerSettings, KafkaSink, KafkaSource, connect_with_retry
-    from mot.service.streaming import Ingestor, IngestStats, StreamError
+    from mot.adapters.kafka.client import ConsumerSettings, group_member, producer
+    from mot.service.parsing import default_workers
+    from mot.service.resilience import Retry
+    from mot.service.streaming import IngestStats, StreamError
+    from mot.service.streaming import ingest as run_ingest
 
     stop = _Stop()
     progress = Progress("kafka ingest", quiet=quiet)
@@ -120,67 +121,31 @@ def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_
     def rebalanced(what: str, partitions: list[tuple[str, int]]) -> None:
         note(f"partitions {what}: " + (", ".join(f"{t}/{p}" for t, p in partitions) or "none"))
 
+    def report(stats: IngestStats) -> None:
+        progress.update(stats.progress_line(), count=stats.read)
+
     settings = ConsumerSettings(bootstrap, topics, group, auto_offset_reset=auto_offset_reset,
                                 max_poll_interval_ms=max_poll_interval_ms,
                                 session_timeout_ms=session_timeout_ms,
                                 heartbeat_interval_ms=heartbeat_interval_ms)
+    waiting: dict[str, Any] = {"wait_s": wait_for_broker, "should_stop": stop,
+                               "on_retry": lambda e: note(f"waiting for the broker: {e}")}
     try:
-        # The dead-letter producer first: the consumer joins the group last.
-        dlq = (connect_with_retry(lambda ms: KafkaSink(bootstrap, bootstrap_timeout_ms=ms),
-                                  wait_s=wait_for_broker,
-                                  should_stop=stop,
-                                  on_retry=lambda e: note(f"waiting for the broker: {e}"))
-               if dlq_topic else None)
-        try:
-            source = connect_with_retry(lambda ms: KafkaSource(replace(settings,
-                                                                       bootstrap_timeout_ms=ms),
-                                                               on_rebalance=rebalanced),
-                                        wait_s=wait_for_broker, should_stop=stop,
-                                        on_retry=lambda e: note(f"waiting for the broker: {e}"))
-        except StreamError:
-            if dlq is not None:
-                dlq.close()
-            raise
+        stats = run_ingest(
+            services.ledger, lambda: group_member(settings, on_rebalance=rebalanced, **waiting),
+            connect_dlq=(lambda: producer(bootstrap, **waiting)) if dlq_topic else None,
+            dlq_topic=dlq_topic, offsets=services.offsets(group), batch_size=batch_size,
+            commit_every=commit_every, workers=default_workers() if workers is None else workers,
+            should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle,
+            retry=Retry("mot kafka ingest", services.unavailable,
+                        lambda line: click.echo(line, err=True)))
     except StreamError as error:
-        if stop():  # asked to stop while still waiting for the broker: nothing was read
-            click.echo("stopped before the broker could be reached; nothing read", err=True)
-            return
         raise _fail(error) from error
-
-    def report(stats: IngestStats) -> None:
-        lag = "?" if stats.lag is None else f"{stats.lag:,}"
-        trouble = f", broker errors {stats.broker_errors:,} ({stats.last_error})" \
-            if stats.broker_errors or stats.commit_failures else ""
-        progress.update(
-            f"{stats.read:,} read, {stats.recorded:,} recorded, "
-            f"{counted(stats.duplicates, 'duplicate')}, "
-            f"{stats.quarantined:,} quarantined, lag {lag}{trouble}", count=stats.read)
-
-    try:
-        from mot.service.parsing import default_workers
-        from mot.service.resilience import Retry
-
-        stats = Ingestor(services.ledger, source, offsets=services.offsets(group),
-                         dlq=dlq, dlq_topic=dlq_topic,
-                         batch_size=batch_size, commit_every=commit_every,
-                         workers=default_workers() if workers is None else workers,
-                         ).run(should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle,
-                               retry=Retry("mot kafka ingest", services.unavailable,
-                                           lambda line: click.echo(line, err=True)))
-    finally:
-        source.close()  # leave the group now rather than after the session timeout
-        if dlq is not None:
-            dlq.close()
+    if stats is None:
+        click.echo("stopped before the broker could be reached; nothing read", err=True)
+        return
     progress.finish()
-    if summary_json:
-        click.echo(orjson.dumps(stats.as_dict()).decode())
-    else:
-        click.echo(
-            f"read {stats.read:,}: recorded {stats.recorded:,}, amended {stats.amended:,}, "
-            f"retracted {stats.retracted:,}, duplicates {stats.duplicates:,}, "
-            f"quarantined {stats.quarantined:,}, dead-lettered {stats.dead_lettered:,} "
-            f"({stats.seconds:.1f} s)"
-        )
+    click.echo(orjson.dumps(stats.as_dict()).decode() if summary_json else stats.summary_line())
 
 
 @kafka.command("publish")

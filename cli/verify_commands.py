@@ -30,8 +30,6 @@ def verify(obj: State, tenant: str | None, show: int, no_refresh: bool, fmt: str
 
     Example: mot verify --tenant acme
     """
-    from mot.service.verify import verify as run_verify
-
     services = obj.services
     progress = Progress("verify", quiet=quiet)
     if not no_refresh:
@@ -41,7 +39,7 @@ def verify(obj: State, tenant: str | None, show: int, no_refresh: bool, fmt: str
         progress.update(f"recomputing {done:,}/{total:,}", done=done / total if total else None,
                         count=done)
 
-    result = run_verify(services, tenant=tenant, show=show, progress=report)
+    result = services.verifier.verify(tenant=tenant, show=show, progress=report)
     progress.finish()
     if result.differences:
         render([d.as_record() for d in result.shown or []], fmt,

@@ -12,9 +12,14 @@ Nothing connects at import time, and what a command does not use is built
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mot.adapters.stores.ledger import SqlLedger
@@ -27,6 +32,7 @@ from mot.service.queries import QueryService
 if TYPE_CHECKING:
     from mot.adapters.stores.changelog import SqlChangelog
     from mot.adapters.stores.offsets import SqlOffsets
+    from mot.adapters.stores.table_reads import SqlTableReader
     from mot.projections.alerts import AlertPolicy
     from mot.service.access import AccessService, TenantLedger
     from mot.service.alert_config import AlertConfig
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
     from mot.service.quarantine import QuarantineService
     from mot.service.streaming import NotificationLog
     from mot.service.timeline import Timelines
+    from mot.service.verify import Scratch, Verifier
 
 __all__ = ["DEFAULT_STORE", "Services", "connect", "open_store", "redacted", "store_url"]
 
@@ -185,18 +192,32 @@ class Services:
         return SqlOffsets(self.backend, group)
 
     @cached_property
+    def tables(self) -> SqlTableReader:
+        """Whole-table reads, a page at a time, and the moments counted per day."""
+        from mot.adapters.stores.table_reads import SqlTableReader
+
+        return SqlTableReader(self.backend)
+
+    @cached_property
     def exporter(self) -> Exporter:
         """Every projection and the current moments to files (`mot export`)."""
         from mot.service.export import Exporter
 
-        return Exporter(self.backend, self.queries)
+        return Exporter(self.tables, self.queries)
 
     def report(self, *, tenant: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> str:
         """The HTML report page (`mot report`), of one tenant or of every tenant."""
         from mot.service.report import report
 
-        return report(self.queries, self.backend, tenant=tenant, since=since, until=until)
+        return report(self.queries, self.tables, tenant=tenant, since=since, until=until)
+
+    @cached_property
+    def verifier(self) -> Verifier:
+        """The projections recomputed from the ledger and compared (`mot verify`)."""
+        from mot.service.verify import Verifier
+
+        return Verifier(self.ledger_store, self.tables, scratch_store)
 
     def unavailable(self, error: BaseException) -> bool:
         """Whether `error` says the store could not be reached (a service retries then)."""
@@ -215,6 +236,20 @@ class Services:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def scratch_store(under: str | None = None) -> Iterator[Scratch]:
+    """A new SQLite store in a temporary folder (under `under`), removed afterwards: what
+    `mot verify` folds the ledger into."""
+    from mot.service.verify import Scratch
+
+    folder = Path(tempfile.mkdtemp(prefix="mot-verify-", dir=under))
+    try:
+        with open_store(str(folder / "verify.db")) as scratch:
+            yield Scratch(scratch.projection_store, scratch.tables)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:

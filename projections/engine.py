@@ -369,7 +369,8 @@ class Engine:
         copied in here, in order, with its position: the same pages commit.
         """
         page = self.positions_per_load or BULK_POSITIONS
-        if stager is None:
+        staging = self.store.staging if stager is not None else None
+        if stager is None or staging is None:
             while True:
                 with self.store.session(REBUILD) as session:
                     position, _, _ = session.progress()
@@ -385,7 +386,7 @@ class Engine:
                 start, _, _ = session.progress()
             ranges = [(after, min(after + page, target)) for after in range(start, target, page)]
             for (after, upto), stage in zip(ranges, stager(ranges, target), strict=True):
-                with self.store.staged_session(stage) as session:
+                with staging.staged_session(stage) as session:
                     if session.progress()[0] != after:
                         raise RebuildInterrupted(
                             "another process moved this rebuild on; run mot replay again")

@@ -131,9 +131,6 @@ class ProjectionSession(Protocol):
         then, with version `as_of`. Returns how many."""
         ...
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]: ...
-    def load_staged(self, stage: StagedRange) -> int:
-        """Copy in a stage of moments (`ProjectionStore.stage_moments`); return how many."""
-        ...
     def customer_range(self, first: CustomerKey, last: CustomerKey
                        ) -> dict[CustomerKey, list[Current]]: ...
     def customers_after(self, cursor: CustomerKey | None, limit: int) -> list[CustomerKey]: ...
@@ -169,6 +166,29 @@ class ProjectionSession(Protocol):
         ...
 
 
+class StagedSession(ProjectionSession, Protocol):
+    """A session on a rebuild's tables that can copy in a stage of moments."""
+
+    def load_staged(self, stage: StagedRange) -> int:
+        """Copy in a stage of moments (`MomentStaging.stage_moments`); return how many."""
+        ...
+
+
+class MomentStaging(Protocol):
+    """A capability of stores that other processes can open: ranges of the log's moments
+    extracted into stages of their own, outside the rebuild's transactions, so several
+    processes extract ranges at once (`ProjectionStore.staging`)."""
+
+    def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
+        """What `ProjectionSession.load_moments(after, upto, as_of)` would copy in, extracted
+        into a stage of its own."""
+        ...
+    def staged_session(self, stage: StagedRange) -> AbstractContextManager[StagedSession]:
+        """A session on the rebuild's tables that can `load_staged(stage)`; the stage is
+        dropped once it ends."""
+        ...
+
+
 class ProjectionStore(Protocol):
     """Opens sessions on the live projection tables or on a rebuild's tables."""
 
@@ -185,14 +205,10 @@ class ProjectionStore(Protocol):
         """Held for a whole rebuild: one process rebuilds at a time (`waiting()` is called
         first when another one is)."""
         ...
-    def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
-        """What `ProjectionSession.load_moments(after, upto, as_of)` would copy in, extracted
-        into a stage of its own outside the rebuild's transactions, so several processes can
-        extract ranges of the log at once."""
-        ...
-    def staged_session(self, stage: StagedRange) -> AbstractContextManager[ProjectionSession]:
-        """A session on the rebuild's tables that can `load_staged(stage)`; the stage is
-        dropped once it ends."""
+    @property
+    def staging(self) -> MomentStaging | None:
+        """The store's staging of moments for a rebuild's worker processes, if it has it (a
+        store held in one process's memory has not: its rebuild copies the moments itself)."""
         ...
     def drop_stages(self) -> None:
         """Drop the stages that a stopped rebuild left."""

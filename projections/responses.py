@@ -60,29 +60,40 @@ def fold_responses(moments: Sequence[Current], customer_id: str) -> list[Respons
     `in_reply_to` (any kind, any time), or an unaddressed answer after R in fold order;
     R's response is the first of them in fold order.
     """
-    if not any(is_request(m) for m in moments):  # most customers: no sort, no list
+    # The rules of `is_request` and `is_unaddressed_answer`, written out: this runs for
+    # every customer of a rebuild, and most have no request (no sort, no list for them);
+    # those with requests are read once, in fold order.
+    for m in moments:
+        if m.kind in REQUEST_KINDS and m.direction == "inbound":
+            break
+    else:
         return []
-    ordered = in_fold_order(moments)
-    requests = [m for m in ordered if is_request(m)]
-    request_ids = {r.moment_id for r in requests}
-    first: dict[str, Current] = {}  # request id -> its first response so far, in fold order
+    requests: list[Current] = []
+    first: dict[str, Current] = {}  # request id -> its first response
     waiting: list[Current] = []  # requests before the current position with no answer yet
-    for m in ordered:
-        if m.direction == "outbound":
-            if m.in_reply_to in request_ids and _earlier(m, first.get(m.in_reply_to)):
-                first[m.in_reply_to] = m
-            if is_unaddressed_answer(m):
+    replies: list[Current] = []  # outbound moments naming a moment (maybe a later request)
+    for m in in_fold_order(moments):
+        direction = m.direction
+        if direction == "outbound":
+            if m.in_reply_to is not None:
+                replies.append(m)
+            elif waiting and m.kind in ANSWER_KINDS:
                 for r in waiting:
-                    if _earlier(m, first.get(r.moment_id)):
-                        first[r.moment_id] = m
+                    first[r.moment_id] = m
                 waiting.clear()
-        elif is_request(m):
+        elif direction == "inbound" and m.kind in REQUEST_KINDS:
+            requests.append(m)
             waiting.append(m)
+    if replies:
+        request_ids = {r.moment_id for r in requests}
+        for m in replies:  # in fold order; the earlier of it and the answer found above
+            named = m.in_reply_to
+            if named in request_ids:
+                assert named is not None
+                found = first.get(named)
+                if found is None or m.fold_key < found.fold_key:
+                    first[named] = m
     return [_response(r, first.get(r.moment_id), customer_id) for r in requests]
-
-
-def _earlier(m: Current, than: Current | None) -> bool:
-    return than is None or m.fold_key < than.fold_key
 
 
 def _response(r: Current, answer: Current | None, customer_id: str) -> Response:

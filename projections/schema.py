@@ -109,6 +109,13 @@ class Projection:
         return tuple(f.name for f in self.output)
 
     @property
+    def read_fields(self) -> tuple[Field, ...]:
+        """What a read of the table takes: the stored fields the output shows, and those a
+        computed one needs."""
+        needs = {column for f in self.fields for column in f.needs}
+        return tuple(f for f in self.stored if f.shown != "stored" or f.col in needs)
+
+    @property
     def default_order(self) -> tuple[str, ...]:
         return self.order or self.message_key or self.key
 
@@ -245,9 +252,9 @@ RESPONSES: Final = Projection(
     key=("tenant", "request_moment_id"),  # moment ids are scoped by tenant (SPEC §2)
     message_key=("tenant", "request_moment_id"),
     order=("request_moment_id", "tenant"),
+    # No version index: responses are not published to Kafka (service/streaming.py).
     indexes=(Index("customer", ("tenant", "customer_id")),
-             Index("function", ("tenant", "function", "occurred_us")),
-             Index("version", ("version",))),
+             Index("function", ("tenant", "function", "occurred_us"))),
     time="occurred_us",
     filters={"tenant": "tenant", "customer": "customer_id", "function": "function",
              "kind": "kind"},

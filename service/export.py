@@ -6,11 +6,10 @@ the fields `mot query` prints, in the same order, with their types kept in
 Parquet: timestamps are timestamps (UTC, microseconds), counters are 64-bit
 integers, `lapsed` is a boolean, `attributes` is JSON text.
 
-Live tables are read in one read transaction, a page of rows at a time (a
-server-side cursor on PostgreSQL), and each page is written before the next is
-read: memory stays flat however many moments the store holds. A Parquet
-export of a SQLite file reads its pages as Arrow arrays through the ADBC SQLite
-driver, with no Python object per value (`_arrow_stream`). A file is
+Live tables are read through the `TableReader` port, a page of rows at a time,
+and each page is written before the next is read: memory stays flat however
+many moments the store holds. For Parquet the store may give its pages as Arrow
+arrays (the SQL store does for a SQLite file: no Python object per value). A file is
 written under a temporary name and renamed when complete, so a stopped export
 never leaves a half file under a table's name. `--as-of` folds the projections
 as the query service does (`service/as_of.py`) and keeps those records in memory.
@@ -28,9 +27,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
-from mot.adapters.stores.projection_tables import MOMENT_ROW
-from mot.adapters.stores.sql import SqlBackend
-from mot.adapters.stores.views import selected
 from mot.domain.timefmt import to_micros
 from mot.projections.lapsing import is_lapsed
 from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS, Field, MomentField
@@ -55,6 +51,28 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
+class TableRead:
+    """A whole-table read, page by page: the current moments (`moments`) or a projection."""
+
+    table: str
+    columns: tuple[str, ...]  # stored columns, in this order
+    tenant: str | None = None
+    occurred_until_us: int | None = None  # moments only: those that had occurred by then
+    order: tuple[str, ...] = ()  # stored columns to sort by; (): the order the store keeps
+    byte_order: bool = False  # text sorted by its bytes, the same on every store
+    page_rows: int = PAGE_ROWS
+    arrow: bool = False  # pages of Arrow arrays, where the store can read them so
+
+
+class TableReader(Protocol):
+    """The port of whole-table reads (`mot export`, `mot verify`)."""
+
+    def pages(self, read: TableRead) -> Iterator[list[Any]]:
+        """The rows, a page at a time, as one list (or Arrow array) of values per column."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Exported:
     """A file written: its table, path and how many rows it holds."""
 
@@ -75,9 +93,9 @@ def _kind(f: Field) -> Kind:
 def source_columns(table: str) -> tuple[str, ...]:
     """The columns read from the store for a table, in the order `mot query` prints them."""
     if table == "moments":  # the moment's time first, after its identity
-        rest = [c for c in MOMENT_ROW if c not in ("occurred_us", "occurred_at")]
-        return (*rest[:3], "occurred_at", *rest[3:])
-    return tuple(f.col for f in selected(PROJECTIONS[table]))
+        rest = [f.name for f in MOMENT_FIELDS if f.name not in ("occurred_us", "occurred_at")]
+        return (*rest[:3], "occurred_at", *rest[3:], "version")
+    return tuple(f.col for f in PROJECTIONS[table].read_fields)
 
 
 def columns(table: str) -> list[Column]:
@@ -201,8 +219,8 @@ SINKS: dict[str, Callable[[Path, Sequence[Column]], Sink]] = {
 class Exporter:
     """Writes each table of a store to a directory, in one format."""
 
-    def __init__(self, backend: SqlBackend, queries: QueryService) -> None:
-        self.backend = backend
+    def __init__(self, tables: TableReader, queries: QueryService) -> None:
+        self.tables = tables
         self.queries = queries
 
     def export(self, out: Path, fmt: str, *, tenant: str | None = None,
@@ -248,32 +266,15 @@ class Exporter:
                 yield [[r.get(name) for r in chunk] for name in names]
             return
         source = source_columns(table)
-        where: list[str] = []
-        params: list[Any] = []
-        if tenant is not None:
-            where.append("tenant = ?")
-            params.append(tenant)
-        if table == "moments":
-            # In the table's own order: a sort, or an index walk that visits the rows at
-            # random, took a third of reading the table.
-            order = ""
-            if as_of is not None:
-                where.append("occurred_us <= ?")
-                params.append(to_micros(as_of))
-        else:
-            order = ", ".join(PROJECTIONS[table].default_order)
-        statement = (f"SELECT {', '.join(source)} FROM {table}"
-                     + (f" WHERE {' AND '.join(where)}" if where else "")
-                     + (f" ORDER BY {order}" if order else ""))
+        # The moments in the table's own order: a sort, or an index walk that visits the rows
+        # at random, took a third of reading the table.
+        order = () if table == "moments" else PROJECTIONS[table].default_order
+        read = TableRead(table, source, tenant=tenant, order=order, page_rows=PAGE_ROWS,
+                         occurred_until_us=to_micros(as_of) if as_of is not None else None,
+                         arrow=arrow)
         finish = self._finisher(table, source, as_of)
-        sqlite_file = _sqlite_file(self.backend) if arrow else None
-        if sqlite_file is not None:
-            for arrays in _arrow_stream(sqlite_file, table, statement, params):
-                yield finish(arrays)
-            return
-        with self.backend.read() as tx:
-            for rows in self.backend.stream_rows(tx, statement, params, PAGE_ROWS):
-                yield finish([list(column) for column in zip(*rows, strict=True)])
+        for page in self.tables.pages(read):
+            yield finish(page)
 
     def _finisher(self, table: str, source: Sequence[str], as_of: datetime | None
                   ) -> Callable[[list[Any]], list[Any]]:
@@ -304,50 +305,3 @@ class Exporter:
                     out.append(page[at[f.col]])
             return out
         return finish
-
-
-_SENTINELS = {"text": "''", "json": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
-
-
-def _source_types(table: str) -> list[str]:
-    """The stored type of each column `source_columns(table)` reads."""
-    if table == "moments":
-        types = {f.name: f.type for f in MOMENT_FIELDS}
-        return [types.get(name, "bigint") for name in source_columns(table)]
-    return [f.type for f in selected(PROJECTIONS[table])]
-
-
-def _sqlite_file(backend: SqlBackend) -> str | None:
-    """The store's SQLite file, when it is one the ADBC driver can open."""
-    return backend.local_file()
-
-
-def _arrow_stream(path: str, table: str, statement: str, params: Sequence[Any]
-                  ) -> Iterator[list[Any]]:
-    """The rows of a statement on a SQLite file as Arrow arrays, one list per page, read by
-    the ADBC SQLite driver: Python's sqlite3 makes an object per value, which was most of
-    an export's time.
-
-    The driver infers each column's type from its first page, and a column that is NULL
-    throughout that page would be typed INT64 and fail on a later REAL or TEXT. A first
-    row of typed placeholders, flagged by `_placeholder` and dropped here, fixes the types
-    to the stored ones (SQLite's column affinity keeps every later value of that type)."""
-    import adbc_driver_sqlite.dbapi as adbc
-
-    placeholder = ", ".join(f"{_SENTINELS[t]} AS c{i}"
-                            for i, t in enumerate(_source_types(table)))
-    wrapped = (f"SELECT 1 AS _placeholder, {placeholder}"
-               f" UNION ALL SELECT * FROM (SELECT 0, {statement[len('SELECT '):]})")
-    with adbc.connect(path) as connection, connection.cursor() as cursor:
-        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(PAGE_ROWS)})
-        cursor.execute(wrapped, list(params))
-        first = True
-        for batch in cursor.fetch_record_batch():
-            if first:
-                if batch.num_rows == 0 or batch.column(0)[0].as_py() != 1:
-                    raise RuntimeError(f"export of {table}: the type placeholder row did not"
-                                       " come first")
-                batch = batch.slice(1)
-                first = False
-            if batch.num_rows:
-                yield batch.columns[1:]

@@ -59,7 +59,9 @@ def _fold(first: Any, last: Any, version: int) -> FoldedRange:
 
 
 def _stage(after: int, upto: int, as_of: int) -> StagedRange:
-    return _opened["store"].projection_store.stage_moments(after, upto, as_of)
+    staging = _opened["store"].projection_store.staging
+    assert staging is not None, "a store opened by its URL stages moments"
+    return staging.stage_moments(after, upto, as_of)
 
 
 class FoldPool:

@@ -23,11 +23,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from mot.adapters.stores.sql import SqlBackend
 from mot.domain.timefmt import format_utc, to_micros
 from mot.projections.model import Current
 from mot.projections.teams import listening_contribution, listening_share
@@ -91,7 +90,7 @@ class TenantData:
     weekly_listening: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def gather(queries: QueryService, backend: SqlBackend, *, tenant: str | None,
+def gather(queries: QueryService, tallies: MomentTallies, *, tenant: str | None,
            window: Window) -> list[TenantData]:
     """Every tenant's records (or one tenant's), each list as `mot query` prints it."""
     since, until = window.since, window.until
@@ -109,7 +108,7 @@ def gather(queries: QueryService, backend: SqlBackend, *, tenant: str | None,
         for record in queries.run(query):
             data = by_tenant.setdefault(record["tenant"], TenantData(record["tenant"]))
             getattr(data, name).append(record)
-    for name, weeks in weekly_listening(backend, tenant=tenant, window=window).items():
+    for name, weeks in weekly_listening(tallies, tenant=tenant, window=window).items():
         if name in by_tenant:
             by_tenant[name].weekly_listening = weeks
     return [by_tenant[name] for name in sorted(by_tenant)]
@@ -121,34 +120,42 @@ def week_of(day: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=monday)).strftime("%Y-%m-%d")
 
 
-def weekly_listening(backend: SqlBackend, *, tenant: str | None, window: Window
+@dataclass(frozen=True, slots=True)
+class DayTally:
+    """How many current moments of a tenant occurred on one day (UTC, counted from the
+    epoch) with one direction and kind."""
+
+    tenant: str
+    day: int
+    direction: str
+    kind: str
+    moments: int
+
+
+class MomentTallies(Protocol):
+    """The port the report counts the current moments through."""
+
+    def moments_per_day(self, *, tenant: str | None, since_us: int | None,
+                        until_us: int | None) -> list[DayTally]:
+        """Current moments (of one tenant, or every tenant's) that occurred between the two
+        times (inclusive; None: no bound), counted per tenant, day, direction and kind."""
+        ...
+
+
+def weekly_listening(tallies: MomentTallies, *, tenant: str | None, window: Window
                      ) -> dict[str, dict[str, tuple[int, int]]]:
     """Tenant -> week -> (L, M) of SPEC §3.4, counted over the current moments per day,
-    direction and kind in the database; each group is judged by the projection's rule."""
-    where: list[str] = ["TRUE"]
-    params: list[Any] = []
-    if tenant is not None:
-        where.append("tenant = ?")
-        params.append(tenant)
-    if window.since is not None:
-        where.append("occurred_us >= ?")
-        params.append(to_micros(window.since))
-    if window.until is not None:
-        where.append("occurred_us <= ?")
-        params.append(to_micros(window.until))
-    statement = (f"SELECT tenant, occurred_us / {DAY_US}, direction, kind, COUNT(*) FROM moments"
-                 f" WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4")
-    with backend.read() as tx:
-        if not backend.table_exists(tx, "moments"):
-            return {}
-        rows = tx.query(statement, params)
+    direction and kind by the store; each group is judged by the projection's rule."""
     out: dict[str, dict[str, list[int]]] = defaultdict(dict)
-    for name, day, direction, kind, count in rows:
-        probe = Current("", name, "", 0, direction, kind, "", "", None, None, None, 0, None, None)
+    for t in tallies.moments_per_day(
+            tenant=tenant, since_us=None if window.since is None else to_micros(window.since),
+            until_us=None if window.until is None else to_micros(window.until)):
+        probe = Current("", t.tenant, "", 0, t.direction, t.kind, "", "", None, None, None, 0,
+                        None, None)
         listening, talking = listening_contribution(probe)
-        tally = out[name].setdefault(week_of(int(day)), [0, 0])
-        tally[0] += listening * int(count)
-        tally[1] += talking * int(count)
+        tally = out[t.tenant].setdefault(week_of(t.day), [0, 0])
+        tally[0] += listening * t.moments
+        tally[1] += talking * t.moments
     return {name: {week: (lm[0], lm[1]) for week, lm in sorted(weeks.items())}
             for name, weeks in out.items()}
 
@@ -564,9 +571,9 @@ def _render(tenants: Sequence[TenantData], *, window: Window, generated: datetim
     )
 
 
-def report(queries: QueryService, backend: SqlBackend, *, tenant: str | None = None,
+def report(queries: QueryService, tallies: MomentTallies, *, tenant: str | None = None,
            since: datetime | None = None, until: datetime | None = None) -> str:
     """The report page of one tenant, or of every tenant."""
     window = Window(since, until)
-    return render(gather(queries, backend, tenant=tenant, window=window), window=window,
+    return render(gather(queries, tallies, tenant=tenant, window=window), window=window,
                   generated=queries.clock())

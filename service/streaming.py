@@ -36,6 +36,7 @@ from mot.domain.ledger import Outcome
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
 from mot.service.parsing import Parsed, ParsePool, parse_here
 from mot.service.resilience import Retry
+from mot.wording import counted
 
 # -- ports ----------------------------------------------------------------------------------
 
@@ -151,6 +152,22 @@ class IngestStats(Summary):
         if self.first_message is None or self.last_commit is None:
             return 0.0
         return self.last_commit - self.first_message
+
+    def progress_line(self) -> str:
+        """How far it is, for progress on standard error."""
+        lag = "?" if self.lag is None else f"{self.lag:,}"
+        trouble = (f", broker errors {self.broker_errors:,} ({self.last_error})"
+                   if self.broker_errors or self.commit_failures else "")
+        return (f"{self.read:,} read, {self.recorded:,} recorded, "
+                f"{counted(self.duplicates, 'duplicate')}, "
+                f"{self.quarantined:,} quarantined, lag {lag}{trouble}")
+
+    def summary_line(self) -> str:
+        """What it did, once it stopped."""
+        return (f"read {self.read:,}: recorded {self.recorded:,}, amended {self.amended:,}, "
+                f"retracted {self.retracted:,}, duplicates {self.duplicates:,}, "
+                f"quarantined {self.quarantined:,}, dead-lettered {self.dead_lettered:,} "
+                f"({self.seconds:.1f} s)")
 
     def as_dict(self) -> dict[str, float | int]:
         out = Summary.as_dict(self)
@@ -361,6 +378,44 @@ class Ingestor:
         if progress is not None:
             progress(stats)
         self.sleep(self.retry_backoff_s)
+
+def ingest(ledger: LedgerService, connect: Callable[[], Source], *,
+           connect_dlq: Callable[[], Sink] | None = None, dlq_topic: str | None = None,
+           offsets: OffsetStore | None = None, batch_size: int = 1000,
+           commit_every: int = DEFAULT_COMMIT, workers: int = 0,
+           should_stop: Callable[[], bool] = lambda: False,
+           progress: Callable[[IngestStats], None] | None = None,
+           exit_when_idle_s: float | None = None, retry: Retry | None = None
+           ) -> IngestStats | None:
+    """`mot kafka ingest`: join the group, ingest (`Ingestor.run`), leave the group.
+
+    `connect` and `connect_dlq` reach the broker (waiting for it as they were told); the
+    dead-letter producer is made first, so that the consumer joins the group last and no
+    partition waits for it. None: asked to stop while still waiting for the broker
+    (nothing was read). StreamError: the broker could not be reached.
+    """
+    try:
+        dlq = connect_dlq() if connect_dlq is not None else None
+        try:
+            source = connect()
+        except StreamError:
+            if dlq is not None:
+                dlq.close()
+            raise
+    except StreamError:
+        if should_stop():
+            return None
+        raise
+    try:
+        return Ingestor(ledger, source, offsets=offsets, dlq=dlq, dlq_topic=dlq_topic,
+                        batch_size=batch_size, commit_every=commit_every, workers=workers,
+                        ).run(should_stop=should_stop, progress=progress,
+                              exit_when_idle_s=exit_when_idle_s, retry=retry)
+    finally:
+        source.close()  # leave the group now rather than after the session timeout
+        if dlq is not None:
+            dlq.close()
+
 
 def next_offsets(received: Iterable[Received]) -> dict[tuple[str, int], int]:
     """(topic, partition) -> the offset after the last message of it here."""

@@ -2,9 +2,10 @@
 
 The ledger is read from the start, page by page, and folded by the same engine
 that keeps the live tables (its incremental path: `Engine.catch_up`) into a
-scratch SQLite store in a temporary folder: nothing is held in memory but a
-page, whatever the ledger's length. Then each projection's rows are read from
-both stores in key order, a page at a time, and compared field by field; every
+scratch projection store (`ScratchOpener`: the composition root gives a SQLite
+store in a temporary folder): nothing is held in memory but a page, whatever the
+ledger's length. Then each projection's rows are read from both stores in key
+order (`TableReader`), a page at a time, and compared field by field; every
 difference is one `Difference` (key, field, stored, expected). With a tenant,
 only that tenant's events are folded and its rows compared.
 
@@ -16,22 +17,32 @@ different ones for the same content).
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from mot.bootstrap import Services, open_store
 from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
 from mot.projections.engine import Engine
-from mot.projections.ports import LIVE, NotificationLog
+from mot.projections.ports import LIVE, NotificationLog, ProjectionStore
 from mot.projections.schema import PROJECTIONS
-from mot.service.export import PAGE_ROWS
+from mot.service.export import TableRead, TableReader
 
 IGNORED = frozenset({"version"})
 FOLD_PAGE = 20_000  # events folded per transaction of the scratch store
+
+
+@dataclass(frozen=True, slots=True)
+class Scratch:
+    """A fresh, empty projection store to fold into, and its tables' reader."""
+
+    store: ProjectionStore
+    tables: TableReader
+
+
+ScratchOpener = Callable[[str | None], AbstractContextManager[Scratch]]
+"""Opens a scratch store (in a temporary folder under the one given, None: the system's)
+and removes it when the block ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,48 +101,43 @@ class TenantLog:
         return self.log.count(upto)
 
 
-def verify(services: Services, *, tenant: str | None = None, show: int = 100,
-           progress: Callable[[str, int, int], None] | None = None,
-           scratch_dir: str | None = None) -> Verification:
-    """Recompute the projections of `services`' ledger in a scratch store; compare."""
-    folder = Path(tempfile.mkdtemp(prefix="mot-verify-", dir=scratch_dir))
-    result = Verification(shown=[])
-    try:
-        scratch = open_store(str(folder / "verify.db"))
-        try:
-            log: NotificationLog = services.ledger_store
-            if tenant is not None:
-                log = TenantLog(log, tenant)
-            result.events = Engine(scratch.projection_store, log,
-                                   page_size=FOLD_PAGE).catch_up(LIVE, progress)
+class Verifier:
+    """Recomputes the projections of a ledger (`log`) and compares them with the stored
+    ones (read through `tables`)."""
+
+    def __init__(self, log: NotificationLog, tables: TableReader, scratch: ScratchOpener) -> None:
+        self.log = log
+        self.tables = tables
+        self.scratch = scratch
+
+    def verify(self, *, tenant: str | None = None, show: int = 100,
+               progress: Callable[[str, int, int], None] | None = None,
+               scratch_dir: str | None = None) -> Verification:
+        """Recompute the projections in a scratch store; compare."""
+        result = Verification(shown=[])
+        with self.scratch(scratch_dir) as scratch:
+            log = self.log if tenant is None else TenantLog(self.log, tenant)
+            result.events = Engine(scratch.store, log, page_size=FOLD_PAGE).catch_up(
+                LIVE, progress)
             for name, projection in PROJECTIONS.items():
-                columns = [c for c in projection.columns if c not in IGNORED]
+                columns = tuple(c for c in projection.columns if c not in IGNORED)
                 key_at = [columns.index(k) for k in projection.key]
-                where = " WHERE tenant = ?" if tenant is not None and "tenant" in columns else ""
-                params: Sequence[Any] = (tenant,) if where else ()
-                stored = _rows(services, projection.name, columns, projection.key, where, params)
-                expected = _rows(scratch, projection.name, columns, projection.key, where, params)
+                # Byte order on both stores, so that the two sides' keys merge (PostgreSQL's
+                # default collation sorts text otherwise).
+                read = TableRead(name, columns, order=projection.key, byte_order=True,
+                                 tenant=tenant if "tenant" in columns else None)
+                stored = _rows(self.tables, read)
+                expected = _rows(scratch.tables, read)
                 for difference in _compare(name, columns, key_at, stored, expected, result):
                     result.differences += 1
                     if result.shown is not None and len(result.shown) < show:
                         result.shown.append(difference)
-        finally:
-            scratch.close()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return result
+        return result
 
 
-def _rows(services: Services, table: str, columns: Sequence[str], key: Sequence[str], where: str,
-          params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
-    # Byte order on both stores, so that the two sides' keys merge (PostgreSQL's default
-    # collation sorts text otherwise).
-    collate = services.backend.byte_order
-    order = ", ".join(f"{k}{collate}" if k not in ("seq",) else k for k in key)
-    statement = f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {order}"
-    with services.backend.read() as tx:
-        for page in services.backend.stream_rows(tx, statement, params, PAGE_ROWS):
-            yield from page
+def _rows(tables: TableReader, read: TableRead) -> Iterator[tuple[Any, ...]]:
+    for page in tables.pages(read):
+        yield from zip(*page, strict=True)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -58,14 +58,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 }
 # Known exceptions, each with who removes it. An exception that no longer happens fails
 # the test, so that the list only shrinks: remove it here when it is gone.
-EXPORT = "mot export and mot report read the SQL tables and views directly (helper analyst)"
-KNOWN: dict[tuple[str, str], str] = {
-    ("mot.service.export", "mot.adapters.stores.projection_tables"): EXPORT,
-    ("mot.service.export", "mot.adapters.stores.sql"): EXPORT,
-    ("mot.service.export", "mot.adapters.stores.views"): EXPORT,
-    ("mot.service.report", "mot.adapters.stores.sql"): EXPORT,
-    ("mot.service.verify", "mot.bootstrap"): "mot verify opens a scratch store itself",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 

@@ -9,7 +9,7 @@ nothing can use it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from mot.projections.ports import (
     NotificationLog,
     ProjectionStore,
     RebuildPhase,
+    StagedRange,
     ViewRead,
 )
 from mot.projections.schema import PROJECTIONS
@@ -119,6 +120,30 @@ def test_page_by_page_equals_all_at_once_and_a_rebuild(world: World, golden_path
     assert state is not None and state.position == world.log.head()
     assert state.phase == RebuildPhase.LIVE
     assert world.store.state(REBUILD) is None
+
+
+def test_a_rebuild_stages_moments_where_the_store_can(world: World, golden_path: Path) -> None:
+    """A stager is used through the store's staging capability; a store without one (memory)
+    has the engine copy the moments itself, to the same projections."""
+    world.record(golden_lines(golden_path))
+    world.engine().catch_up()
+    live = without_versions(world.views())
+    staging = world.store.staging
+    staged: list[tuple[int, int]] = []
+
+    def stager(ranges: Iterable[tuple[int, int]], as_of: int) -> Iterator[StagedRange]:
+        assert staging is not None  # asked for only when the store can stage
+        for after, upto in ranges:
+            staged.append((after, upto))
+            yield staging.stage_moments(after, upto, as_of)
+
+    engine = world.engine()
+    engine.positions_per_load = 10
+    assert engine.rebuild(stager=stager) == world.log.head()
+    assert without_versions(world.views()) == live
+    head = world.log.head()
+    expected = [(a, min(a + 10, head)) for a in range(0, head, 10)]
+    assert staged == ([] if isinstance(world.store, MemoryProjectionStore) else expected)
 
 
 def test_the_checkpoint_commits_with_the_work_and_rolls_back_with_it(world: World) -> None:

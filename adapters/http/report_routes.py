@@ -26,10 +26,8 @@ def report(context: Context, principal: TenantReader, since: SinceParam = None,
     """The report page of the token's tenant, as `mot report --tenant T --out -`: stage funnel
     and weekly movement, reciprocity, amplification, team scoreboard, listening share."""
     from mot.service.report import CSP
-    from mot.service.report import report as build
 
-    services = context.services
-    page = build(services.queries, services.backend, tenant=principal.tenant,
-                 since=_utc(since), until=_utc(until))
+    page = context.services.report(tenant=principal.tenant, since=_utc(since),
+                                   until=_utc(until))
     return HTMLResponse(page, headers={"Content-Security-Policy": CSP,
                                        "Cache-Control": "no-store"})

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -22,6 +22,8 @@ from kafka.structs import OffsetAndMetadata
 from mot.service.streaming import Outgoing, Received, StreamError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 CLIENT_ID = "mot"
@@ -35,10 +37,10 @@ def servers(bootstrap: str) -> list[str]:
     return found
 
 
-def connect_with_retry(make: Callable[[int], Any], *, wait_s: float,
+def connect_with_retry(make: Callable[[int], T], *, wait_s: float,
                        should_stop: Callable[[], bool] = lambda: False,
                        on_retry: Callable[[Exception], None] | None = None,
-                       backoff_s: float = 1.0) -> Any:
+                       backoff_s: float = 1.0) -> T:
     """Build a client, retrying while the broker cannot be reached, for up to `wait_s` seconds.
 
     `make(timeout_ms)` builds one: its bootstrap may take at most `timeout_ms`, what is left
@@ -55,6 +57,26 @@ def connect_with_retry(make: Callable[[int], Any], *, wait_s: float,
             if on_retry is not None:
                 on_retry(error)
             time.sleep(min(backoff_s, max(deadline - time.monotonic(), 0)))
+
+
+def group_member(settings: ConsumerSettings, *, wait_s: float,
+                 should_stop: Callable[[], bool] = lambda: False,
+                 on_retry: Callable[[Exception], None] | None = None,
+                 on_rebalance: Callable[[str, list[tuple[str, int]]], None] | None = None
+                 ) -> KafkaSource:
+    """A consumer-group member, waiting up to `wait_s` for the broker (`connect_with_retry`)."""
+    return connect_with_retry(
+        lambda ms: KafkaSource(replace(settings, bootstrap_timeout_ms=ms),
+                               on_rebalance=on_rebalance),
+        wait_s=wait_s, should_stop=should_stop, on_retry=on_retry)
+
+
+def producer(bootstrap: str, *, wait_s: float, should_stop: Callable[[], bool] = lambda: False,
+             on_retry: Callable[[Exception], None] | None = None) -> KafkaSink:
+    """A producer, waiting up to `wait_s` for the broker (`connect_with_retry`)."""
+    return connect_with_retry(
+        lambda ms: KafkaSink(bootstrap, bootstrap_timeout_ms=ms),
+        wait_s=wait_s, should_stop=should_stop, on_retry=on_retry)
 
 
 # One attempt to reach the broker: at least long enough for a broker that is up to answer,

@@ -33,7 +33,6 @@ from mot.projections.ports import (
     Checkpoint,
     ProjectionState,
     RebuildPhase,
-    StagedRange,
     ViewRead,
 )
 from mot.projections.schema import PROJECTIONS, Projection, row_maker
@@ -291,11 +290,10 @@ class MemoryProjectionStore:
     def rebuild_lock(self, waiting: Callable[[], None] | None = None) -> Any:
         return nullcontext()
 
-    def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
-        raise NotImplementedError("a store in memory is rebuilt in one process")
-
-    def staged_session(self, stage: StagedRange) -> Any:
-        raise NotImplementedError("a store in memory is rebuilt in one process")
+    @property
+    def staging(self) -> None:
+        """None: no other process can open a store in this one's memory to stage moments."""
+        return None
 
     def drop_stages(self) -> None:
         pass
@@ -336,9 +334,7 @@ class MemoryProjectionStore:
             rows.sort(key=partial(_nulls_first, column), reverse=descending)
         if read.limit is not None:
             rows = rows[:read.limit]
-        needs = {column for f in projection.fields for column in f.needs}
-        fields = [f for f in projection.stored if f.shown != "stored" or f.col in needs]
-        return [{f.name: r[f.col] for f in fields} for r in rows]
+        return [{f.name: r[f.col] for f in projection.read_fields} for r in rows]
 
 
 def _nulls_first(column: str, row: dict[str, Any]) -> tuple[bool, Any]:
@@ -430,9 +426,6 @@ class MemorySession:
                 self.t.moments[key] = current_of(as_dict(event.moment))
                 copied += 1
         return copied
-
-    def load_staged(self, stage: StagedRange) -> int:
-        raise NotImplementedError("a store in memory is rebuilt in one process")
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
         out: dict[CustomerKey, list[Current]] = {key: [] for key in keys}

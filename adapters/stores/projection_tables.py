@@ -315,6 +315,11 @@ class SqlProjectionStore:
         """Held for a whole rebuild, so that one process rebuilds at a time."""
         return self.backend.process_lock("rebuild", waiting)
 
+    @property
+    def staging(self) -> SqlProjectionStore:
+        """Any process can open the store: its workers stage ranges of the log (below)."""
+        return self
+
     def stage_moments(self, after: int, upto: int, as_of: int) -> StagedRange:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""

@@ -10,20 +10,14 @@ from typing import Any
 
 from mot.adapters.stores.sql import SqlBackend
 from mot.projections.ports import ViewRead
-from mot.projections.schema import PROJECTIONS, Field, Projection
-
-
-def selected(projection: Projection) -> list[Field]:
-    """What a view reads: the stored fields the output shows, and those a computed one needs."""
-    needs = {column for f in projection.fields for column in f.needs}
-    return [f for f in projection.stored if f.shown != "stored" or f.col in needs]
+from mot.projections.schema import PROJECTIONS
 
 
 def read_view(backend: SqlBackend, read: ViewRead) -> list[dict[str, Any]]:
     """Rows of one projection as records named as the output names them (computed fields
     not yet worked out), in `read.order` then the projection's default order."""
     projection = PROJECTIONS[read.name]
-    fields = selected(projection)
+    fields = projection.read_fields
     where: list[str] = []
     params: list[Any] = []
     for column, value in read.equals.items():

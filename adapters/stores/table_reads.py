@@ -1,0 +1,114 @@
+"""Whole-table reads for analysts on SQL: the pages `mot export` and `mot verify` read, and
+the per-day tallies of `mot report` (the ports `TableReader` of service/export.py and
+`MomentTallies` of service/report.py).
+
+A read runs in one read transaction, a page at a time (a server-side cursor on
+PostgreSQL), so memory stays flat however many rows a table holds. Arrow pages of
+a SQLite file come from the ADBC SQLite driver (`_arrow_stream`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mot.adapters.stores.sql import SqlBackend
+from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS
+
+if TYPE_CHECKING:
+    from mot.service.export import TableRead
+    from mot.service.report import DayTally
+
+# The value a typed placeholder row holds per stored type (see `_arrow_stream`).
+_SENTINELS = {"text": "''", "json": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
+
+
+def stored_type(table: str, column: str) -> str:
+    """A column's declared type (projections/schema.py); `version` and the like are bigint."""
+    if table == "moments":
+        types = {f.name: str(f.type) for f in MOMENT_FIELDS}
+    else:
+        types = {f.col: str(f.type) for f in PROJECTIONS[table].stored}
+    return types.get(column, "bigint")
+
+
+class SqlTableReader:
+    """Implements `TableReader` and `MomentTallies` on a SqlBackend."""
+
+    def __init__(self, backend: SqlBackend) -> None:
+        self.backend = backend
+
+    def pages(self, read: TableRead) -> Iterator[list[Any]]:
+        backend = self.backend
+        where: list[str] = []
+        params: list[Any] = []
+        if read.tenant is not None:
+            where.append("tenant = ?")
+            params.append(read.tenant)
+        if read.occurred_until_us is not None:
+            where.append("occurred_us <= ?")
+            params.append(read.occurred_until_us)
+        collate = backend.byte_order if read.byte_order else ""
+        order = ", ".join(f"{c}{collate}" if stored_type(read.table, c) == "text" else c
+                          for c in read.order)
+        statement = (f"SELECT {', '.join(read.columns)} FROM {read.table}"
+                     + (f" WHERE {' AND '.join(where)}" if where else "")
+                     + (f" ORDER BY {order}" if order else ""))
+        sqlite_file = backend.local_file() if read.arrow else None
+        if sqlite_file is not None:
+            yield from _arrow_stream(sqlite_file, read, statement, params)
+            return
+        with backend.read() as tx:
+            for rows in backend.stream_rows(tx, statement, params, read.page_rows):
+                yield [list(column) for column in zip(*rows, strict=True)]
+
+    def moments_per_day(self, *, tenant: str | None, since_us: int | None,
+                        until_us: int | None) -> list[DayTally]:
+        from mot.service.report import DAY_US, DayTally
+
+        where: list[str] = ["TRUE"]
+        params: list[Any] = []
+        for condition, value in (("tenant = ?", tenant), ("occurred_us >= ?", since_us),
+                                 ("occurred_us <= ?", until_us)):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        statement = (f"SELECT tenant, occurred_us / {DAY_US}, direction, kind, COUNT(*)"
+                     f" FROM moments WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4")
+        with self.backend.read() as tx:
+            if not self.backend.table_exists(tx, "moments"):
+                return []
+            rows = tx.query(statement, params)
+        return [DayTally(str(t), int(day), str(direction), str(kind), int(count))
+                for t, day, direction, kind, count in rows]
+
+
+def _arrow_stream(path: str, read: TableRead, statement: str, params: Sequence[Any]
+                  ) -> Iterator[list[Any]]:
+    """The rows of a statement on a SQLite file as Arrow arrays, one list per page, read by
+    the ADBC SQLite driver: Python's sqlite3 makes an object per value, which was most of
+    an export's time.
+
+    The driver infers each column's type from its first page, and a column that is NULL
+    throughout that page would be typed INT64 and fail on a later REAL or TEXT. A first
+    row of typed placeholders, flagged by `_placeholder` and dropped here, fixes the types
+    to the stored ones (SQLite's column affinity keeps every later value of that type)."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    placeholder = ", ".join(f"{_SENTINELS[stored_type(read.table, c)]} AS c{i}"
+                            for i, c in enumerate(read.columns))
+    wrapped = (f"SELECT 1 AS _placeholder, {placeholder}"
+               f" UNION ALL SELECT * FROM (SELECT 0, {statement[len('SELECT '):]})")
+    with adbc.connect(path) as connection, connection.cursor() as cursor:
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(read.page_rows)})
+        cursor.execute(wrapped, list(params))
+        first = True
+        for batch in cursor.fetch_record_batch():
+            if first:
+                if batch.num_rows == 0 or batch.column(0)[0].as_py() != 1:
+                    raise RuntimeError(f"export of {read.table}: the type placeholder row did"
+                                       " not come first")
+                batch = batch.slice(1)
+                first = False
+            if batch.num_rows:
+                yield batch.columns[1:]
