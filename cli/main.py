@@ -35,6 +35,7 @@ COMMAND_MODULES: dict[str, str] = {
     "verify": "verify_commands",
     "sample": "sample_commands",
     "alerts": "alert_commands",
+    "erase": "erasure_commands", "erasures": "erasure_commands",
 }
 
 
@@ -108,7 +109,7 @@ def _is_store_error(error: Exception) -> bool:
 
     return isinstance(error, PersistenceError | sqlite3.Error | OSError) or (
         type(error).__module__.startswith("psycopg")
-    )
+    ) or type(error).__name__ == "KeyProblem"  # the master key or keystore (adapters/crypto.py)
 
 
 @click.group(cls=MotGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

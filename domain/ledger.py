@@ -53,6 +53,7 @@ class Outcome(Enum):
     RETRACTED = "retracted"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    SUPPRESSED = "suppressed"  # names an erased person or moment: dropped, counted (SPEC §6)
 
 
 @dataclass(slots=True)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mot.service.access import AccessService, TenantLedger
     from mot.service.alert_config import AlertConfig
     from mot.service.alerting import AlertOutbox, AlertService, Backoff, Deliverer, OverdueCheck
+    from mot.service.erasure import ErasureService
     from mot.service.export import Exporter
     from mot.service.ledger import LedgerService
     from mot.service.moments import MomentHistory
@@ -179,6 +180,15 @@ class Services:
                             every_s=every_s)
 
     @cached_property
+    def erasures(self) -> ErasureService:
+        """Erasure of a person (`mot erase`, `mot erasures`, POST /v1/erasures)."""
+        from mot.adapters.stores.erasure import SqlErasures
+        from mot.service.erasure import ErasureService
+
+        return ErasureService(SqlErasures(self.backend, self.ledger_store),
+                              lambda: self.projections.project())
+
+    @cached_property
     def changelog(self) -> SqlChangelog:
         """The projections' changes in order, for `mot kafka publish`."""
         from mot.adapters.stores.changelog import SqlChangelog
@@ -268,6 +278,9 @@ def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = 
             ledger_store = SqlLedger(backend)
             projection_store = SqlProjectionStore(backend)
             backend.mark_ready()
+    if ledger_store.sealed():
+        # Late: the keystore (and OpenSSL) load only when a rebuild opens sealed events.
+        projection_store.opener = lambda tx, states: ledger_store.sealing.open_states(tx, states)
     shared = not url.endswith(":memory:")  # worker processes open the store by its URL
     projections = ProjectionService(
         projection_store, ledger_store, page_size=page_size,

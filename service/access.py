@@ -375,6 +375,12 @@ class _Fence:
     def transaction(self) -> AbstractContextManager[None]:
         return self.store.transaction()
 
+    def suppression_active(self) -> bool:
+        return self.store.suppression_active()
+
+    def suppressed(self, customers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        return self.store.suppressed(customers)
+
     def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
         return self.store.stream(moment_id, tenant)
 

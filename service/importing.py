@@ -120,7 +120,8 @@ class ImportReport:
     def counts(self) -> str:
         s = self.summary
         return (f"read {s.read:,}: recorded {s.recorded:,}, amended {s.amended:,}, "
-                f"retracted {s.retracted:,}, duplicates {s.duplicates:,}, quarantined {s.quarantined:,}")
+                f"retracted {s.retracted:,}, duplicates {s.duplicates:,}, quarantined {s.quarantined:,}"
+                + (f", suppressed {s.suppressed:,}" if s.suppressed else ""))
 
 
 class ImportStopped(Exception):

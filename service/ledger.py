@@ -7,14 +7,15 @@ Every entry point (CLI, HTTP, Kafka consumer) records moments through
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import monotonic
 
+from mot.domain.erasure import is_erased_customer
 from mot.domain.identity import MomentKey
 from mot.domain.ledger import Outcome, Stream, Verdict, decide, message_key
-from mot.domain.messages import Message, Rejection, parse_message
+from mot.domain.messages import Message, RecordMoment, Rejection, parse_message
 from mot.domain.quarantine import Quarantined, Rejected
 from mot.domain.timefmt import utc_now
 from mot.service.parsing import Parsed, parse_items
@@ -48,6 +49,7 @@ class Summary:
     retracted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    suppressed: int = 0  # naming an erased person or moment (SPEC §6): counted, not kept
     started: float = field(default_factory=monotonic)
 
     def add(self, outcomes: Counter[Outcome], read: int) -> None:
@@ -57,6 +59,7 @@ class Summary:
         self.retracted += outcomes[Outcome.RETRACTED]
         self.duplicates += outcomes[Outcome.DUPLICATE]
         self.quarantined += outcomes[Outcome.QUARANTINED]
+        self.suppressed += outcomes[Outcome.SUPPRESSED]
 
     def merge(self, other: Summary) -> None:
         """Add another summary's counts to this one (several files, one total)."""
@@ -66,6 +69,7 @@ class Summary:
         self.retracted += other.retracted
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
+        self.suppressed += other.suppressed
 
     @property
     def seconds(self) -> float:
@@ -75,7 +79,9 @@ class Summary:
         return {
             "read": self.read, "recorded": self.recorded, "amended": self.amended,
             "retracted": self.retracted, "duplicates": self.duplicates,
-            "quarantined": self.quarantined, "seconds": round(self.seconds, 3),
+            "quarantined": self.quarantined,
+            **({"suppressed": self.suppressed} if self.suppressed else {}),
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -110,10 +116,11 @@ class LedgerService:
     def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                        now: datetime) -> BatchResult:
         def plan(streams: dict[MomentKey, Stream]) -> Append:
-            messages = [(p, item.origin) for p, item in zip(parsed, items, strict=True)
-                        if not isinstance(p, Rejection)]
+            dropped = self._suppressed(items, parsed, streams)
+            messages = [(p, item.origin) for i, (p, item) in enumerate(zip(parsed, items, strict=True))
+                        if not isinstance(p, Rejection) and i not in dropped]
             decision = decide(messages, streams, now)
-            verdicts = _merge_verdicts(parsed, decision.verdicts)
+            verdicts = _merge_verdicts(parsed, decision.verdicts, dropped)
             rejected = [
                 Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason)
                 for item, v in zip(items, verdicts, strict=True) if v.rejection is not None
@@ -123,6 +130,32 @@ class LedgerService:
         keys = {message_key(p) for p in parsed if not isinstance(p, Rejection)}
         append = self.store.record(keys, plan)
         return BatchResult(list(append.verdicts))
+
+    def _suppressed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
+                    streams: dict[MomentKey, Stream]) -> set[int]:
+        """The messages (by index) that name an erased person (on the suppression list) or
+        correct an erased moment: dropped and counted, never recorded nor quarantined (the
+        quarantine would keep their personal data). Asked inside the write transaction."""
+        store = self.store
+        if not store.suppression_active():
+            return set()
+        out: set[int] = set()
+        named: dict[int, tuple[str, str]] = {}
+        erased = {moment_id for (_, moment_id), stream in streams.items()
+                  if is_erased_customer(str(stream.current.get("customer_id", "")))}
+        for i, p in enumerate(parsed):
+            if isinstance(p, RecordMoment):
+                named[i] = (p.tenant, str(p.moment["customer_id"]))
+            elif isinstance(p, Rejection):
+                pair = _customer_named(items[i].message)
+                if pair is not None:
+                    named[i] = pair
+            elif p.moment_id in erased:
+                out.add(i)
+        if named:
+            hit = store.suppressed(set(named.values()))
+            out |= {i for i, pair in named.items() if pair in hit}
+        return out
 
     def fix_quarantined(self, quarantine_id: int, payload: bytes) -> Fix:
         """Replay quarantined message `quarantine_id` as `payload` (a corrected message).
@@ -202,10 +235,28 @@ class Fix:
     kept_as: int | None
 
 
-def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Verdict]) -> list[Verdict]:
-    """Verdicts for the whole batch: parse rejections in place, decisions for the rest."""
+def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Verdict],
+                    suppressed: Collection[int] = ()) -> list[Verdict]:
+    """Verdicts for the whole batch: suppressed messages and parse rejections in place,
+    decisions for the rest."""
     decisions: Iterator[Verdict] = iter(decided)
     return [
+        Verdict(Outcome.SUPPRESSED, None if isinstance(p, Rejection) else p.moment_id)
+        if i in suppressed else
         Verdict(Outcome.QUARANTINED, None, p) if isinstance(p, Rejection) else next(decisions)
-        for p in parsed
+        for i, p in enumerate(parsed)
     ]
+
+
+def _customer_named(message: bytes) -> tuple[str, str] | None:
+    """(tenant, customer id) a message that failed validation names, if it says."""
+    import orjson
+
+    try:
+        data = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("customer_id"), str):
+        return None
+    tenant = data.get("tenant", "default")
+    return (tenant if isinstance(tenant, str) else "default"), data["customer_id"]

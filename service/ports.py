@@ -54,6 +54,15 @@ class LedgerStore(Protocol):
         """A unit of work: every `record` inside it commits together when it ends."""
         ...
 
+    def suppression_active(self) -> bool:
+        """Whether any customer id is suppressed (erased, SPEC §6); inside `record`'s plan,
+        as of its transaction."""
+        ...
+
+    def suppressed(self, customers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of these (tenant, customer id) on the suppression list (erased, SPEC §6)."""
+        ...
+
     def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
         """One moment's events in version order (without `tenant`: of the moment with that id
         in whichever tenant has one; AmbiguousMoment when several do)."""

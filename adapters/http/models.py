@@ -28,7 +28,8 @@ Stage = Literal["stranger", "acquainted", "engaged", "loyal", "advocate", "detra
 Status = Literal["ok_to_ask", "give_first", "stop_asking"]
 Polarity = Literal["positive", "neutral", "negative"]
 RequestKind = Literal["question", "complaint", "feedback"]
-ItemOutcome = Literal["recorded", "amended", "retracted", "duplicate", "quarantined", "rejected"]
+ItemOutcome = Literal["recorded", "amended", "retracted", "duplicate", "quarantined", "rejected",
+                      "suppressed"]
 
 
 class ItemAnswer(BaseModel):
@@ -38,7 +39,8 @@ class ItemAnswer(BaseModel):
     outcome: ItemOutcome = Field(description=(
         "recorded/amended/retracted: in the ledger; duplicate: already there, nothing appended; "
         "quarantined: rejected and kept in the quarantine with the reason; rejected: refused by "
-        "the token's tenant rules, not stored"))
+        "the token's tenant rules, not stored; suppressed: names an erased person or moment, "
+        "counted and dropped"))
     moment_id: str | None
     field: str | None = Field(description="The field at fault (dotted path), for quarantined "
                               "and rejected messages; empty for the whole message")

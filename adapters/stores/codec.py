@@ -13,7 +13,14 @@ from typing import Any
 import orjson
 
 from mot.adapters.stores.topics import AMENDED, RECORDED, RETRACTED
-from mot.domain.events import EncodedMoment, LedgerEvent, MomentAmended, MomentRecorded, MomentRetracted
+from mot.domain.events import (
+    EncodedMoment,
+    LedgerEvent,
+    MomentAmended,
+    MomentRecorded,
+    MomentRetracted,
+    as_dict,
+)
 
 StoredRow = tuple[Any, int, str, bytes]
 """A stored event as the recorder's table holds it: (originator_id, originator_version, topic, state)."""
@@ -21,13 +28,23 @@ StoredRow = tuple[Any, int, str, bytes]
 
 def to_row(event: LedgerEvent, stream_id: Any) -> StoredRow:
     """Encode one ledger event; `stream_id` is its stream's id as the recorder stores ids."""
-    state: dict[str, Any]
     if type(event) is MomentRecorded:
         moment = event.moment
         # A moment that arrived as JSON is stored as that JSON, not decoded and encoded again.
         stored = orjson.Fragment(moment.json) if type(moment) is EncodedMoment else moment
         return (stream_id, event.version, RECORDED, orjson.dumps(
             {"moment": stored, "recorded_at": event.recorded_at, "origin": event.origin}))
+    topic, state = to_state(event)
+    return (stream_id, event.version, topic, orjson.dumps(state))
+
+
+def to_state(event: LedgerEvent) -> tuple[str, dict[str, Any]]:
+    """(topic, state) of one ledger event, before encoding (what sealing works on:
+    adapters/stores/sealing.py)."""
+    state: dict[str, Any]
+    if type(event) is MomentRecorded:
+        return RECORDED, {"moment": as_dict(event.moment), "recorded_at": event.recorded_at,
+                          "origin": event.origin}
     if isinstance(event, MomentAmended):
         topic = AMENDED
         state = {
@@ -44,12 +61,16 @@ def to_row(event: LedgerEvent, stream_id: Any) -> StoredRow:
             "reason": event.reason, "tenant": event.tenant, "customer_id": event.customer_id,
             "recorded_at": event.recorded_at, "origin": event.origin,
         }
-    return (stream_id, event.version, topic, orjson.dumps(state))
+    return topic, state
 
 
 def from_stored(version: int, topic: str, state: bytes) -> LedgerEvent:
     """Decode one stored event."""
-    data = orjson.loads(state)
+    return from_data(version, topic, orjson.loads(state))
+
+
+def from_data(version: int, topic: str, data: dict[str, Any]) -> LedgerEvent:
+    """One stored event from its decoded (and opened) state."""
     if topic == RECORDED:
         moment = data["moment"]
         return MomentRecorded(moment["moment_id"], version, moment, data["recorded_at"],

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     # The events, their codec, the quarantine's records and the write path (pydantic
     # behind it) load only when a method needs them: `mot query`, which opens the ledger
     # only to see how far it goes, starts without them (start-up is most of its time).
+    from mot.adapters.stores.codec import StoredRow
+    from mot.adapters.stores.sealing import Sealing
     from mot.domain.events import LedgerEvent
     from mot.domain.identity import MomentKey
     from mot.domain.ledger import Stream
@@ -62,6 +64,7 @@ CREATE TABLE IF NOT EXISTS mot_upgrades (
     done INTEGER NOT NULL
 )"""
 SCOPE_STEP = "streams scoped by tenant"
+SEALED_STEP = "ledger sealed"  # done: personal fields are sealed (adapters/stores/sealing.py)
 UPGRADE_BATCH = 5000
 
 QUARANTINE_COLUMNS = (
@@ -80,7 +83,33 @@ class SqlLedger:
                 tx.execute(CORRECTIONS_DDL)
                 tx.execute(TENANTS_DDL)
                 tx.execute(backend.ddl(UPGRADES_DDL))
+                _create_sealing(tx, backend)
             self._scope_streams_by_tenant()
+        self._sealing: Sealing | None = None
+        self._sealed: bool | None = None
+
+    @property
+    def sealing(self) -> Sealing:
+        """Keys and sealed fields (adapters/stores/sealing.py), made on first use."""
+        if self._sealing is None:
+            from mot.adapters.stores.keystore import open_keystore
+            from mot.adapters.stores.sealing import Sealing
+
+            self._sealing = Sealing(self.backend, open_keystore(
+                self.backend, getattr(self.backend, "path", None)))
+        return self._sealing
+
+    def sealed(self, tx: Any | None = None) -> bool:
+        """Whether the ledger seals personal fields (a new store, or after `mot upgrade --encrypt`)."""
+        if self._sealed is None:
+            statement = "SELECT done FROM mot_upgrades WHERE step = ?"
+            if tx is None:
+                with self.backend.read() as read:
+                    rows = read.query(statement, (SEALED_STEP,))
+            else:
+                rows = tx.query(statement, (SEALED_STEP,))
+            self._sealed = bool(rows and rows[0][0])
+        return self._sealed
 
     def record(self, keys: Collection[tuple[str | None, str]],
                plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
@@ -105,6 +134,8 @@ class SqlLedger:
                 rows.append(to_row(event, stream_id))
                 if type(event) is MomentRecorded:
                     tenants.add(event.tenant)
+            if rows and self.sealed(tx):
+                rows = self._sealed_rows(tx, append.events, rows)
             backend.insert_stored_events(tx, rows)
             if tenants:
                 tx.executemany("INSERT INTO ledger_tenants (tenant) VALUES (?)"
@@ -133,6 +164,48 @@ class SqlLedger:
                                [(qid,) for qid in append.resolved])
         return append
 
+    def _sealed_rows(self, tx: Any, events: Sequence[LedgerEvent], rows: list[StoredRow]
+                     ) -> list[StoredRow]:
+        """The rows with their personal fields sealed under their customers' keys."""
+        import orjson
+
+        from mot.adapters.stores.codec import to_state
+
+        states = self.sealing.seal_states(tx, [to_state(event) for event in events])
+        return [(row[0], row[1], row[2], orjson.dumps(state))
+                for row, state in zip(rows, states, strict=True)]
+
+    def _opened(self, tx: Any | None, rows: Sequence[tuple[int, str, Any]]) -> list[LedgerEvent]:
+        """Stored (version, topic, state) rows decoded, their sealed fields opened."""
+        from mot.adapters.stores.codec import from_data
+
+        datas = self.sealing.open_states(tx, [(topic, bytes(state)) for _, topic, state in rows]) \
+            if rows else []
+        return [from_data(version, topic, data)
+                for (version, topic, _), data in zip(rows, datas, strict=True)]
+
+    def suppression_active(self) -> bool:
+        with self.backend.read() as tx:  # inside `record`, its transaction
+            # Any erasure: its moments' corrections are suppressed even once it is lifted.
+            return bool(tx.query("SELECT 1 FROM mot_erased_keys LIMIT 1")
+                        or tx.query("SELECT 1 FROM mot_suppressed LIMIT 1"))
+
+    def suppressed(self, customers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        keystore = self.sealing.keystore
+        backend = self.backend
+        with backend.read() as tx:
+            keystore.master(tx)
+            digests = {(tenant, keystore.digest(tenant, cid)): (tenant, cid)
+                       for tenant, cid in customers}
+            found: set[tuple[str, str]] = set()
+            pairs = list(digests)
+            for start in range(0, len(pairs), backend.max_params):
+                part = [d for _, d in pairs[start:start + backend.max_params]]
+                found |= {(str(t), str(d)) for t, d in tx.query(
+                    f"SELECT tenant, digest FROM mot_suppressed WHERE digest"
+                    f" {backend.in_list(len(part))}", backend.in_params(part))}
+        return {digests[pair] for pair in found if pair in digests}
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.backend.write("ledger"):
@@ -153,13 +226,12 @@ class SqlLedger:
     def _events(self, tx: Any, stream_ids: dict[MomentKey, Any]) -> dict[MomentKey, list[LedgerEvent]]:
         """The events of these streams ((tenant, moment id) -> its stream id as stored), in
         version order; a stream that is not recorded is left out."""
-        from mot.adapters.stores.codec import from_stored
-
         params = {stream_id: key for key, stream_id in stream_ids.items()}
         events: dict[MomentKey, list[LedgerEvent]] = {}
-        for stream_id, version, topic, state in self.backend.select_streams(tx, list(params)):
-            events.setdefault(params[stream_id], []).append(
-                from_stored(version, topic, bytes(state)))
+        rows = self.backend.select_streams(tx, list(params))
+        opened = self._opened(tx, [(version, topic, state) for _, version, topic, state in rows])
+        for (stream_id, *_), event in zip(rows, opened, strict=True):
+            events.setdefault(params[stream_id], []).append(event)
         return events
 
     def _streams(self, tx: Any, stream_ids: dict[MomentKey, Any]) -> dict[MomentKey, Stream]:
@@ -202,12 +274,10 @@ class SqlLedger:
         return next(iter(found.values()), [])
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
-        from mot.adapters.stores.codec import from_stored
-
-        return [
-            (n.id, from_stored(n.originator_version, n.topic, bytes(n.state)))
-            for n in self.backend.select_notifications(after, limit)
-        ]
+        notifications = self.backend.select_notifications(after, limit)
+        events = self._opened(None, [(n.originator_version, n.topic, n.state)
+                                     for n in notifications])
+        return [(n.id, event) for n, event in zip(notifications, events, strict=True)]
 
     def _scope_streams_by_tenant(self) -> None:
         """Upgrade a ledger whose streams are named by the moment id alone: each event
@@ -345,6 +415,18 @@ class SqlLedger:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _create_sealing(tx: Any, backend: SqlBackend) -> None:
+    """The keystore's and erasure's tables; a new store (no event yet) is sealed from the start."""
+    from mot.adapters.stores.keystore import Keystore
+    from mot.adapters.stores.sealing import Sealing
+
+    Keystore.create_tables(tx, backend)
+    Sealing.create_tables(tx, backend)
+    empty = not tx.scalar("SELECT COUNT(*) FROM (SELECT 1 FROM stored_events LIMIT 1) AS s")
+    tx.execute("INSERT INTO mot_upgrades (step, position, done) VALUES (?, 0, ?)"
+               " ON CONFLICT (step) DO NOTHING", (SEALED_STEP, 1 if empty else 0))
 
 
 def _like_escaped(text: str) -> str:

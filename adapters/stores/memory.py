@@ -121,6 +121,12 @@ class MemoryLedger:
         finally:
             self._depth -= 1
 
+    def suppression_active(self) -> bool:
+        return False  # nothing is erased in memory (SPEC §6 erasure needs a store's keys)
+
+    def suppressed(self, customers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+        return set()
+
     def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
         found = [events for (in_tenant, stream_id), events in self.streams.items()
                  if stream_id == moment_id and tenant in (None, in_tenant)]

@@ -27,8 +27,22 @@ def load_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> s
 
     Parameters, in order: version, after, upto, as_of.
     """
+    events = _current_events(backend)
+    values = _values(backend)
+    return (f"INSERT INTO {table} ({', '.join(columns)})"
+            f" SELECT {', '.join(values[c] for c in columns)} FROM {backend.json_documents(events)}")
+
+
+def sealed_statement(backend: SqlBackend) -> str:
+    """`SELECT topic, state` of the events `load_statement` would load, for a ledger whose
+    personal fields are sealed (adapters/stores/sealing.py): the database cannot open
+    them, so the rows are made in Python. Parameters: after, upto, as_of."""
+    return f"SELECT e.topic, e.state FROM {_current_events(backend)}"
+
+
+def _current_events(backend: SqlBackend) -> str:
     position = backend.position_column
-    events = (
+    return (
         f"stored_events e WHERE e.{position} > ? AND e.{position} <= ?"
         f" AND e.topic <> '{RETRACTED}' AND NOT EXISTS (SELECT 1 FROM stored_events later"
         " WHERE later.originator_id = e.originator_id"
@@ -36,9 +50,6 @@ def load_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> s
         # Implied by the line above; said so the corrections index (ledger.py) is used.
         " AND later.originator_version > 1)"
     )
-    values = _values(backend)
-    return (f"INSERT INTO {table} ({', '.join(columns)})"
-            f" SELECT {', '.join(values[c] for c in columns)} FROM {backend.json_documents(events)}")
 
 
 def _values(backend: SqlBackend) -> dict[str, str]:

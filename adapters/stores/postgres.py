@@ -234,6 +234,37 @@ class PostgresBackend(SqlBackend):
             for table in tables:
                 conn.execute(f'VACUUM (ANALYZE) "{self.schema}".{table}')
 
+    def erasing(self, tx: Tx) -> None:
+        # What is deleted stays in dead tuples until `scrub` (VACUUM FULL) after the commit.
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key("projections"),))
+
+    def scrub(self, tables: Sequence[str]) -> None:
+        # Deleted and updated rows stay in the pages as dead tuples until vacuumed, and a
+        # plain VACUUM leaves their bytes in the freed space: FULL writes the table and its
+        # indexes anew and unlinks the old files. It copies the dead rows a transaction
+        # begun before the deletion may still see ("cannot be removed yet", in its verbose
+        # report): then it runs again once that transaction is over.
+        import re
+        import time
+
+        with self.datastore.get_connection() as conn:
+            notices: list[str] = []
+            conn.add_notice_handler(lambda notice: notices.append(
+                f"{notice.message_primary} {notice.message_detail or ''}"))
+            for table in tables:
+                for attempt in range(100):
+                    notices.clear()
+                    conn.execute(f'VACUUM (FULL, VERBOSE) "{self.schema}".{table}')
+                    kept = [int(m.group(1)) for n in notices
+                            for m in [re.search(r"(\d+) dead row versions cannot be removed", n)]
+                            if m]
+                    if not any(kept):
+                        break
+                    time.sleep(0.05 * (attempt + 1))
+                else:
+                    raise RuntimeError(f"{table}: a long transaction keeps erased rows readable;"
+                                       " run the erasure again once it ends")
+
     def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
         # Primary keys are told apart by the catalog, not by name: a table renamed by a
         # swap keeps its key's name, and the next rebuild's key becomes `..._pkey1`.
@@ -255,14 +286,18 @@ class PostgresBackend(SqlBackend):
     # then finds a stage short of the moments it was filled with, stops, and run again
     # stages that range anew.
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any]) -> tuple[str, int]:
+                   params: Sequence[Any], *, many: bool = False) -> tuple[str, int]:
         name = f"{STAGE_PREFIX}{os.urandom(8).hex()}"
         statement = create(name)
         assert statement.startswith("CREATE TABLE")
         with self._transaction(None) as tx:
             tx.execute(statement.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
-            tx.execute(fill(name), params)
-            count = int(tx.cursor.rowcount)
+            if many:
+                tx.executemany(fill(name), params)
+                count = len(params)
+            else:
+                tx.execute(fill(name), params)
+                count = int(tx.cursor.rowcount)
         return name, count
 
     @contextmanager

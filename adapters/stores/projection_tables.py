@@ -23,6 +23,7 @@ from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.views import read_view
+from mot.domain.erasure import is_erased_customer
 from mot.projections.model import Current, CustomerKey, MomentKey
 from mot.projections.ports import (
     LIVE,
@@ -50,6 +51,9 @@ from mot.projections.schema import (
     row_maker,
     value_maker,
 )
+
+Opener = Callable[[Tx, list[tuple[str, bytes]]], list[dict[str, Any]]]
+"""Stored (topic, state) rows decoded with their sealed personal fields opened."""
 
 if TYPE_CHECKING:
     from mot.projections.alerts import Alert
@@ -150,6 +154,18 @@ def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tu
     return [(*current, *_unfolded(doc), version) for current, doc, version in rows]
 
 
+def _opened_moment_rows(backend: SqlBackend, tx: Tx, opener: Opener, after: int, upto: int,
+                        as_of: int) -> list[tuple[Any, ...]]:
+    """The rows `load_statement` would load, made in Python from sealed events."""
+    from mot.adapters.stores.moment_load import sealed_statement
+    from mot.projections.model import current_of
+
+    states = tx.query(sealed_statement(backend), (after, upto, as_of))
+    moments = [data["moment"] for data in opener(
+        tx, [(str(topic), bytes(state)) for topic, state in states])]
+    return _moment_rows([(current_of(m), m, as_of) for m in moments])
+
+
 CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses")
 
 # Domain values to rows and back, from the projections' declarations.
@@ -182,6 +198,8 @@ def column_names(tx: Tx, table: str) -> list[str]:
 
 class SqlProjectionStore:
     """Creates the projection tables and opens sessions on them."""
+
+    opener: Opener | None = None  # see SqlSession.opener
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
@@ -297,7 +315,9 @@ class SqlProjectionStore:
         """A write transaction on the live tables (or the rebuild tables for REBUILD)."""
         suffix = REBUILD_SUFFIX if name == REBUILD else ""
         with self.backend.write("projections") as tx:
-            yield SqlSession(self.backend, tx, name, suffix, walk=False)
+            session = SqlSession(self.backend, tx, name, suffix, walk=False)
+            session.opener = self.opener
+            yield session
 
     def start_rebuild(self, target: int, now: str) -> None:
         """Fresh rebuild tables; any earlier unfinished rebuild is discarded."""
@@ -324,6 +344,13 @@ class SqlProjectionStore:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""
         backend = self.backend
+        if self.opener is not None:  # sealed personal fields: opened here, in Python
+            with backend.read() as tx:
+                rows = _opened_moment_rows(backend, tx, self.opener, after, upto, as_of)
+            return StagedRange(*backend.fill_stage(
+                lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
+                lambda table: f"INSERT INTO {table} ({', '.join(MOMENT_ROW)})"
+                              f" VALUES ({', '.join('?' * len(MOMENT_ROW))})", rows, many=True))
         return StagedRange(*backend.fill_stage(
             lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
             lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),
@@ -394,6 +421,10 @@ class SqlProjectionStore:
 
 class SqlSession:
     """One transaction of projection work (implements `ProjectionSession`)."""
+
+    # Opens sealed events' personal fields (adapters/stores/sealing.py) for a rebuild's
+    # moment load, when the ledger seals them; set by the store.
+    opener: Opener | None = None
 
     def __init__(self, backend: SqlBackend, tx: Tx, name: str, suffix: str,
                  as_of_us: int | None = None, *, walk: bool = True) -> None:
@@ -521,6 +552,10 @@ class SqlSession:
     def load_moments(self, after: int, upto: int, as_of: int) -> int:
         """Copy in, from the ledger, each moment whose latest event at or before `as_of` lies
         in (after, upto] and does not retract it (a rebuild's first phase); return how many."""
+        if self.opener is not None:  # sealed personal fields: opened in Python
+            rows = _opened_moment_rows(self.backend, self.tx, self.opener, after, upto, as_of)
+            self._insert("moments", MOMENT_ROW, rows)
+            return len(rows)
         self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW),
                         (as_of, after, upto, as_of))
         return int(self.tx.cursor.rowcount)
@@ -599,11 +634,15 @@ class SqlSession:
         transitions, amplifications = out["transitions"], out["amplifications"]
         responses = out["responses"]
         for f in folded:
+            responses.extend((*_response_row(r), version) for r in f.responses)
+            if is_erased_customer(f.relationship.customer_id):
+                # An erased person's moments (SPEC §6): in the sums (response times from the
+                # responses rows, under the erasure's pseudo id), no other row.
+                continue
             relationships.append((*_relationship_row(f.relationship), version))
             reciprocity.append((*_reciprocity_row(f.reciprocity), version))
             transitions.extend((*row, version) for row in _transition_rows(f.transitions))
             amplifications.extend((*_amplification_row(a), version) for a in f.amplifications)
-            responses.extend((*_response_row(r), version) for r in f.responses)
         return out
 
     def add_customers(self, encoded: dict[str, list[tuple[Any, ...]]]) -> None:
@@ -615,6 +654,12 @@ class SqlSession:
         """Write the rows whose content changed (stamped `version`), delete those of `gone`
         and of amplifications no longer there (leaving tombstones); return the
         amplifications stored before."""
+        # An erased person's moments (SPEC §6) keep counting in the per-tenant sums, response
+        # times included (summed from their responses rows, kept under the erasure's pseudo
+        # id); they have no other per-customer row.
+        every, every_key = folded, [*folded, *gone]
+        if any(is_erased_customer(c) for _, c in folded):
+            folded = {key: f for key, f in folded.items() if not is_erased_customer(key[1])}
         keys = [*folded, *gone]
         had = self._replace_per_customer(RELATIONSHIPS, keys, version, {
             key: _relationship_row(f.relationship) for key, f in folded.items()})
@@ -630,7 +675,7 @@ class SqlSession:
         for projection in ("relationships", "reciprocity"):
             self._revive(projection, revived)
         self._replace_transitions(folded, gone, version)
-        self._replace_responses(folded, keys, version)
+        self._replace_responses(every, every_key, version)
         return self._replace_amplifications(folded, keys, version)
 
     def _old_rows(self, projection: Projection, keys: Collection[CustomerKey]

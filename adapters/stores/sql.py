@@ -48,10 +48,10 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 10  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+SCHEMA_VERSION = 11  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
 # 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py); 7: streams scoped by
 # tenant; 8: current moments and amplifications keyed by (tenant, id); 9: the alerts outbox
-# (adapters/stores/alert_outbox.py); 10: responses
+# (adapters/stores/alert_outbox.py); 10: responses; 11: keystore, sealing, erasures
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 
@@ -114,6 +114,16 @@ class SqlBackend(ABC):
         if joined is not None:
             return nullcontext(joined[1])
         return self.begin_read()
+
+    def erasing(self, tx: Tx) -> None:
+        """Inside the ledger's write transaction of an erasure, which writes the projections'
+        tables too: take their writer lock as well, and have what is deleted zeroed."""
+        return None
+
+    def scrub(self, tables: Sequence[str]) -> None:
+        """After a committed deletion of personal data from these tables: its bytes out of
+        the database files (and their write-ahead log)."""
+        return None
 
     @abstractmethod
     def begin_read(self) -> AbstractContextManager[Tx]:
@@ -208,10 +218,11 @@ class SqlBackend(ABC):
 
     @abstractmethod
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any]) -> tuple[str, int]:
+                   params: Sequence[Any], *, many: bool = False) -> tuple[str, int]:
         """A new stage: a table made by the statement `create(name)` and filled by
-        `fill(name)` with `params`, in a transaction that takes no writer lock. Returns
-        the stage's name and how many rows it holds."""
+        `fill(name)` with `params` (with `many`, a sequence of rows for an INSERT), in a
+        transaction that takes no writer lock. Returns the stage's name and how many rows
+        it holds."""
 
     @abstractmethod
     def reading_stage(self, stage: str) -> AbstractContextManager[str]:

@@ -199,9 +199,44 @@ class SQLiteBackend(SqlBackend):
         finally:
             tx.execute(f"PRAGMA secure_delete={previous}")  # by name: `=2` would mean ON
 
+    def erasing(self, tx: Tx) -> None:
+        # One writer at a time: the ledger's lock is the projections' too. Freed bytes are
+        # zeroed (most builds, this one included, have it on already; say so regardless).
+        tx.execute("PRAGMA secure_delete=ON")
+
+    def scrub(self, tables: Sequence[str]) -> None:
+        # The deletion zeroed what it freed (secure_delete=ON, set by the erasure's
+        # transaction); the WAL still holds the pages as they were until it is checkpointed
+        # into the file and truncated. A reader holding an old snapshot keeps it busy.
+        conn = self._connection()
+        # Pages freed while secure_delete was FAST (a rebuild's swap drops the old projection
+        # tables so, `drop_derived_tables`) keep what they held: write zeros over every free
+        # page by taking them all for a scratch table of zeros, then drop it (zeroed again).
+        with self.write("ledger") as tx:
+            tx.execute("PRAGMA secure_delete=ON")
+            free = int(tx.scalar("PRAGMA freelist_count") or 0)
+            if free:
+                page = int(tx.scalar("PRAGMA page_size") or 4096)
+                tx.execute("CREATE TABLE mot_scrub (zeros BLOB)")
+                per_row = 16
+                tx.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                           " WHERE i < ?) INSERT INTO mot_scrub SELECT zeroblob(?) FROM n",
+                           (free // per_row + 1, page * per_row))
+                tx.execute("DROP TABLE mot_scrub")
+        for _ in range(50):
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy[0]:
+                return
+            import time
+
+            time.sleep(0.1)
+        raise sqlite3.OperationalError(
+            "the WAL could not be checkpointed: another process holds an old snapshot; "
+            "run the command again when it is done")
+
     # -- stages: a file of their own beside the store, attached while in use ----------------
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any]) -> tuple[str, int]:
+                   params: Sequence[Any], *, many: bool = False) -> tuple[str, int]:
         path = f"{self.path}{STAGE_INFIX}{os.urandom(8).hex()}"
         conn = self._connection()
         conn.execute("ATTACH DATABASE ? AS stage", (path,))
@@ -213,8 +248,12 @@ class SQLiteBackend(SqlBackend):
             # A deferred BEGIN: the transaction writes only the stage's file, so it never
             # takes the store's writer lock, and it reads the ledger as one snapshot.
             with self._transaction("BEGIN") as tx:
-                tx.execute(fill("stage.staged"), params)
-                count = int(tx.cursor.rowcount)
+                if many:
+                    tx.executemany(fill("stage.staged"), params)
+                    count = len(params)
+                else:
+                    tx.execute(fill("stage.staged"), params)
+                    count = int(tx.cursor.rowcount)
         except BaseException:
             # A failed COMMIT (a full disk, say) leaves the transaction open, and DETACH
             # refuses to run inside one: roll back first, and let no clean-up error hide

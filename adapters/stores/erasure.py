@@ -1,0 +1,241 @@
+"""Erasure on SQL (SPEC §6): implements `mot.service.erasure.ErasureStore`.
+
+One write transaction holds the ledger's lock and the projections': it records
+the erasure (`mot_erasures`: counts, a keyed digest, no ids), marks the person's
+data keys erased (`mot_erased_keys`: the sealed events then open as the erased
+pseudo customer, adapters/stores/sealing.py), deletes the keys, puts keyed digests
+of their ids on the suppression list, clears their personal fields from the
+current moments (which keep counting in the per-tenant sums under the pseudo id),
+deletes their per-customer rows, drops `trigger_actor` where it was theirs, and
+purges quarantined messages that name their ids or moments. After the commit the
+freed bytes leave the files (`SqlBackend.scrub`).
+
+With the keys in a keystore of their own (MOT_KEYSTORE) the keys are deleted right
+after the ledger's commit; the erased mark already makes them unusable, and an
+erasure run again (or any later one) deletes keys left by a stopped one.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from hashlib import sha256
+from typing import Any
+
+import orjson
+
+from mot.adapters.stores.ledger import SqlLedger
+from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
+from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.domain.erasure import erased_customer
+from mot.domain.timefmt import format_utc
+from mot.service.erasure import ErasurePlan, ErasureRefused, Receipt
+
+PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications")
+# Response times (a per-tenant sum, SPEC §6) are summed from the responses rows: an erased
+# person's stay, under the erasure's pseudo id (they hold no personal field), as the current
+# moments do.
+NOT_SEALED = ("this store's ledger keeps personal fields unencrypted (it was made before "
+              "encryption): run `mot upgrade --encrypt` first, then erase")
+
+
+def _now() -> str:
+    return format_utc(datetime.now(UTC))
+
+
+class SqlErasures:
+    def __init__(self, backend: SqlBackend, ledger: SqlLedger) -> None:
+        self.backend = backend
+        self.ledger = ledger
+
+    # -- who and what ------------------------------------------------------------------------
+    def _person(self, tx: Tx, tenant: str, customer_id: str) -> list[str]:
+        """The person's customer ids (SPEC §2 links). Links are not in the ledger yet
+        (issue 15): the id alone."""
+        return [customer_id]
+
+    def _tables(self, tx: Tx, base: Iterable[str]) -> list[str]:
+        """These projection tables, and their rebuild's when a rebuild is under way."""
+        out = []
+        for name in base:
+            out.append(name)
+            if self.backend.table_exists(tx, name + REBUILD_SUFFIX):
+                out.append(name + REBUILD_SUFFIX)
+        return out
+
+    def _moments(self, tx: Tx, table: str, tenant: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        """customer id -> its current moments' ids, in the current-moments table `table`."""
+        out: dict[str, list[str]] = {cid: [] for cid in ids}
+        for cid in ids:
+            out[cid] = [str(r[0]) for r in tx.query(
+                f"SELECT moment_id FROM {table} WHERE tenant = ? AND customer_id = ?",
+                (tenant, cid))]
+        return out
+
+    def _quarantined(self, tx: Tx, names: Iterable[str]) -> list[int]:
+        """Quarantined messages whose bytes name one of these ids or moment ids."""
+        needles = [n.encode() for n in names if n]
+        if not needles:
+            return []
+        found = []
+        for qid, raw, payload, field, reason in tx.query(
+                "SELECT id, raw, payload, field, reason FROM quarantine"):
+            text = b"\0".join([bytes(raw), bytes(payload or b""), str(field).encode(),
+                               str(reason).encode()])
+            if any(n in text for n in needles):
+                found.append(int(qid))
+        return found
+
+    def _receipt_digest(self, tenant: str, ids: Sequence[str]) -> str:
+        secret = self.ledger.sealing.keystore.tenant_secret(tenant)
+        return hmac.new(secret, "\n".join(sorted(ids)).encode(), sha256).hexdigest()
+
+    # -- the use cases ----------------------------------------------------------------------
+    def plan(self, tenant: str, customer_id: str) -> ErasurePlan:
+        if not self.ledger.sealed():
+            raise ErasureRefused(NOT_SEALED)
+        keystore = self.ledger.sealing.keystore
+        with self.backend.read() as tx:
+            keystore.master(tx)
+            ids = self._person(tx, tenant, customer_id)
+            moments = self._moments(tx, "moments", tenant, ids)
+            rows: dict[str, int] = {}
+            for table in PER_CUSTOMER:
+                rows[table] = sum(int(tx.scalar(
+                    f"SELECT COUNT(*) FROM {table} WHERE tenant = ? AND customer_id = ?",
+                    (tenant, cid)) or 0) for cid in ids)
+            erased = {m for ms in moments.values() for m in ms}
+            rows["amplifications (trigger_actor)"] = len(self._triggered(tx, "amplifications",
+                                                                         tenant, erased))
+            quarantined = len(self._quarantined(tx, [*ids, *erased]))
+            digests = [keystore.digest(tenant, cid) for cid in ids]
+            already = bool(tx.query(
+                f"SELECT 1 FROM mot_suppressed WHERE tenant = ? AND digest"
+                f" {self.backend.in_list(len(digests))}",
+                (tenant, *self.backend.in_params(digests))))
+        with_moments = sum(1 for ms in moments.values() if ms)
+        return ErasurePlan(tenant, with_moments, len(ids) - with_moments,
+                           sum(len(ms) for ms in moments.values()), rows, quarantined, already)
+
+    def _triggered(self, tx: Tx, table: str, tenant: str, moments: set[str]) -> list[str]:
+        """Amplifications (ids) whose trigger is one of these moments and names its actor."""
+        if not moments:
+            return []
+        return [str(aid) for aid, trigger in tx.query(
+            f"SELECT amplification_id, trigger_moment_id FROM {table}"
+            " WHERE tenant = ? AND trigger_actor IS NOT NULL", (tenant,)) if trigger in moments]
+
+    def erase(self, tenant: str, customer_id: str, reason: str) -> Receipt:
+        if not self.ledger.sealed():
+            raise ErasureRefused(NOT_SEALED)
+        sealing = self.ledger.sealing
+        keystore = sealing.keystore
+        backend = self.backend
+        keystore.master()  # a missing or wrong master key stops here, before anything changes
+        self._finish_pending()
+        touched: set[str] = {"mot_keys"} if not keystore.separate else set()
+        with backend.write("ledger") as tx:
+            backend.erasing(tx)
+            ids = self._person(tx, tenant, customer_id)
+            digests = {cid: keystore.digest(tenant, cid) for cid in ids}
+            erasure = int(tx.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM mot_erasures"))
+            pseudo = erased_customer(erasure)
+            keys = keystore.key_ids_of(tx, tenant, ids)
+            moments = self._moments(tx, "moments", tenant, ids)
+            erased_moments = {m for ms in moments.values() for m in ms}
+            with_moments = sum(1 for ms in moments.values() if ms)
+            now = _now()
+            receipt = Receipt(erasure, tenant, now, reason, with_moments, len(ids) - with_moments,
+                              len(erased_moments), self._receipt_digest(tenant, ids))
+            tx.execute("INSERT INTO mot_erasures (id, tenant, erased_at, reason, ids_with_moments,"
+                       " ids_without_moments, moments, digest) VALUES (?,?,?,?,?,?,?,?)",
+                       (erasure, tenant, now, reason, receipt.customer_ids_with_moments,
+                        receipt.customer_ids_without_moments, receipt.moments, receipt.digest))
+            tx.executemany("INSERT INTO mot_erased_keys (key_id, erasure) VALUES (?, ?)",
+                           [(key_id, erasure) for key_id in keys.values()])
+            tx.executemany("INSERT INTO mot_suppressed (tenant, digest, erasure) VALUES (?, ?, ?)"
+                           " ON CONFLICT (tenant, digest) DO UPDATE SET erasure = excluded.erasure",
+                           [(tenant, d, erasure) for d in digests.values()])
+            if not keystore.separate:
+                keystore.destroy(tx, list(keys.values()))
+            version = backend.head()
+            for table in self._tables(tx, ["moments"]):
+                tx.executemany(
+                    f"UPDATE {table} SET customer_id = ?, actor = NULL, url = NULL,"
+                    " source_id = NULL, attributes = NULL WHERE tenant = ? AND customer_id = ?",
+                    [(pseudo, tenant, cid) for cid in ids])
+                touched.add(table)
+            for table in self._tables(tx, ["responses"]):
+                tx.executemany(f"UPDATE {table} SET customer_id = ?, version = ?"
+                               " WHERE tenant = ? AND customer_id = ?",
+                               [(pseudo, version, tenant, cid) for cid in ids])
+                touched.add(table)
+            for table in self._tables(tx, PER_CUSTOMER):
+                tx.executemany(f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
+                               [(tenant, cid) for cid in ids])
+                touched.add(table)
+            for table in self._tables(tx, ["amplifications"]):
+                triggered = self._triggered(tx, table, tenant, erased_moments)
+                tx.executemany(f"UPDATE {table} SET trigger_actor = NULL, version = ?"
+                               " WHERE tenant = ? AND amplification_id = ?",
+                               [(version, tenant, aid) for aid in triggered])
+            for table in self._tables(tx, ["tombstones"]):
+                tx.executemany(f"DELETE FROM {table} WHERE row_key = ?",
+                               [(f"{tenant}/{cid}",) for cid in ids])
+                touched.add(table)
+            purged = self._quarantined(tx, [*ids, *erased_moments])
+            tx.executemany("DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
+            if purged:
+                touched.add("quarantine")
+        if keystore.separate:
+            keystore.destroy(None, list(keys.values()))
+            keystore.backend.scrub(["mot_keys"])
+        backend.scrub(sorted(touched))
+        return receipt
+
+    def _finish_pending(self) -> None:
+        """Keys an erasure marked but a stopped process did not delete (MOT_KEYSTORE)."""
+        keystore = self.ledger.sealing.keystore
+        if not keystore.separate:
+            return
+        with self.backend.read() as tx:
+            marked = [str(r[0]) for r in tx.query("SELECT key_id FROM mot_erased_keys")]
+        left = keystore.existing(marked)
+        if left and keystore.destroy(None, left):
+            keystore.backend.scrub(["mot_keys"])
+
+    def lift(self, tenant: str, customer_id: str) -> int:
+        keystore = self.ledger.sealing.keystore
+        with self.backend.write("ledger") as tx:
+            ids = self._person(tx, tenant, customer_id)
+            digests = [keystore.digest(tenant, cid) for cid in ids]
+            erasures = {int(r[0]) for r in tx.query(
+                f"SELECT erasure FROM mot_suppressed WHERE tenant = ? AND digest"
+                f" {self.backend.in_list(len(digests))}", (tenant, *self.backend.in_params(digests)))}
+            tx.executemany("DELETE FROM mot_suppressed WHERE tenant = ? AND digest = ?",
+                           [(tenant, d) for d in digests])
+            tx.executemany("UPDATE mot_erasures SET lifted_at = ? WHERE id = ?",
+                           [(_now(), e) for e in sorted(erasures)])
+        return len(erasures)
+
+    def receipts(self, tenant: str | None = None) -> list[Receipt]:
+        statement = ("SELECT id, tenant, erased_at, reason, ids_with_moments, ids_without_moments,"
+                     " moments, digest, lifted_at FROM mot_erasures")
+        params: tuple[Any, ...] = ()
+        if tenant is not None:
+            statement += " WHERE tenant = ?"
+            params = (tenant,)
+        with self.backend.read() as tx:
+            rows = tx.query(statement + " ORDER BY id", params)
+        return [Receipt(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]),
+                        int(r[6]), str(r[7]), r[8]) for r in rows]
+
+    def suppressed_count(self) -> int:
+        with self.backend.read() as tx:
+            return int(tx.scalar("SELECT COALESCE(SUM(messages), 0) FROM mot_suppression_counts")
+                       or 0)
+
+
+def receipt_json(receipt: Receipt) -> bytes:
+    return orjson.dumps(receipt.as_dict(), option=orjson.OPT_INDENT_2)

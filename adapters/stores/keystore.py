@@ -1,0 +1,261 @@
+"""The keystore: one data key per (tenant, customer id), stored only wrapped by the master key.
+
+Crypto-shredding (SPEC §6) needs a key of each customer's that can be destroyed:
+a key row names its key by a random id (what a sealed event carries, so it says
+nothing of whose it is) and its customer by a keyed digest (HMAC under a secret
+of the tenant's, derived from the master key: the digest confirms no guess
+without it). Destroying a key is deleting its row; with SQLite's secure_delete
+(on for the keystore's connections) the freed bytes are zeroed, and the WAL is
+checkpointed and truncated after; PostgreSQL's key table is vacuumed (FULL: the
+old file is unlinked) after the commit.
+
+The keys live in the store's own database by default, so they commit with the
+events they seal. `MOT_KEYSTORE=path` keeps them in a SQLite file of their own,
+so that a backup or copy of the ledger alone holds nothing readable; keys are
+then committed before the events that use them (a key without events is harmless).
+
+A check value sealed by the master key is kept beside the keys: a wrong master key
+is one clear error when the keystore is opened, never garbage later.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import sys
+import uuid
+from collections.abc import Collection, Iterable, Mapping
+from hashlib import sha256
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from mot.adapters.crypto import (
+    KeyProblem,
+    keyed_digest,
+    load_master_key,
+    new_key,
+    seal,
+    unseal,
+    unwrap_data_key,
+    wrap_data_key,
+)
+from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+
+KEYSTORE_ENV = "MOT_KEYSTORE"
+KEY_FILE_ENV = "MOT_MASTER_KEY_FILE"
+
+KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_keys (
+    key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer TEXT NOT NULL,
+    wrapped {blob} NOT NULL)"""
+KEYS_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS mot_keys_customer ON mot_keys (tenant, customer)"
+KEYSTORE_DDL = "CREATE TABLE IF NOT EXISTS mot_keystore (name TEXT PRIMARY KEY, value {blob} NOT NULL)"
+CHECK_CONTEXT = b"mot:keystore-check"
+
+
+def default_key_file(store_path: str | None) -> str:
+    """Where the master key file is, when `MOT_MASTER_KEY` is not set."""
+    explicit = os.environ.get(KEY_FILE_ENV)
+    if explicit:
+        return explicit
+    if store_path:
+        return store_path + ".key"
+    return os.path.join(os.path.expanduser("~"), ".config", "mot", "master.key")
+
+
+class Keystore:
+    """Data keys by customer (sealing) and by key id (opening), cached per process."""
+
+    def __init__(self, backend: SqlBackend, key_file: str | None, *, separate: bool) -> None:
+        self.backend = backend
+        self.separate = separate  # a database of its own (MOT_KEYSTORE): its own transactions
+        self.key_file = key_file
+        self._master: bytes | None = None
+        self._secrets: dict[str, bytes] = {}
+        self._by_customer: dict[tuple[str, str], tuple[str, AESGCM]] = {}
+        self._by_id: dict[str, AESGCM] = {}
+        # Keys made inside a transaction not committed yet, trusted only within it.
+        self._pending: dict[tuple[str, str], tuple[str, AESGCM]] = {}
+        self._pending_tx: Tx | None = None
+
+    @staticmethod
+    def create_tables(tx: Tx, backend: SqlBackend) -> None:
+        tx.execute(backend.ddl(KEYS_DDL))
+        tx.execute(KEYS_INDEX)
+        tx.execute(backend.ddl(KEYSTORE_DDL))
+
+    # -- the master key ------------------------------------------------------------------
+    def master(self, tx: Tx | None = None) -> bytes:
+        """The master key, checked against the keystore's check value (made on first use)."""
+        if self._master is not None:
+            return self._master
+        if self.key_file is None:  # an in-memory store: a key for this process alone
+            self._master = new_key()
+            return self._master
+        if os.path.dirname(self.key_file):
+            os.makedirs(os.path.dirname(self.key_file), exist_ok=True)
+        loaded = load_master_key(self.key_file, create=True)
+        if loaded.created and sys.stderr.isatty():
+            # On a terminal only: a script's stderr may be parsed (and the README says it).
+            print(f"mot: created the master key file {self.key_file} (mode 0600). Back it up "
+                  f"apart from the store: without it the store's personal fields cannot be "
+                  f"read (or set {'MOT_MASTER_KEY'} instead)", file=sys.stderr, flush=True)
+        with self._tx(tx, write=False) as t:
+            check = t.query("SELECT value FROM mot_keystore WHERE name = 'check'")
+        if check:
+            try:
+                unseal(loaded.key, bytes(check[0][0]), CHECK_CONTEXT)
+            except KeyProblem:
+                raise KeyProblem(
+                    "the master key (from MOT_MASTER_KEY or " + self.key_file + ") is not the "
+                    "one this store's keys were made with: set the right MOT_MASTER_KEY or "
+                    "restore the right key file") from None
+        else:
+            with self._tx(tx, write=True) as t:
+                t.execute("INSERT INTO mot_keystore (name, value) VALUES ('check', ?)"
+                          " ON CONFLICT (name) DO NOTHING",
+                          (seal(loaded.key, b"mot", CHECK_CONTEXT),))
+        self._master = loaded.key
+        return loaded.key
+
+    def tenant_secret(self, tenant: str) -> bytes:
+        """The tenant's secret for keyed digests (customer digests, receipts, suppression)."""
+        secret = self._secrets.get(tenant)
+        if secret is None:
+            secret = hmac.new(self.master(), b"mot:tenant-secret:" + tenant.encode(),
+                              sha256).digest()
+            self._secrets[tenant] = secret
+        return secret
+
+    def digest(self, tenant: str, customer_id: str) -> str:
+        return keyed_digest(self.tenant_secret(tenant), customer_id)
+
+    # -- keys for sealing ----------------------------------------------------------------
+    def keys_for(self, tx: Tx, tenant: str, customer_ids: Iterable[str]
+                 ) -> dict[str, tuple[str, AESGCM]]:
+        """(key id, cipher) of each customer id of `tenant`, made when it has none yet."""
+        if self._pending_tx is not tx:
+            self._pending = {}
+            self._pending_tx = tx
+        out: dict[str, tuple[str, AESGCM]] = {}
+        missing: list[str] = []
+        for cid in customer_ids:
+            if cid in out:
+                continue
+            found = self._by_customer.get((tenant, cid)) or self._pending.get((tenant, cid))
+            if found is None:
+                missing.append(cid)
+            else:
+                out[cid] = found
+        if missing:
+            master = self.master(tx)
+            digests = {self.digest(tenant, cid): cid for cid in missing}
+            with self._tx(tx, write=True) as t:
+                for part in chunks(list(digests), self.backend.max_params - 1):
+                    rows = t.query(
+                        "SELECT customer, key_id, wrapped FROM mot_keys WHERE tenant = ?"
+                        f" AND customer {self.backend.in_list(len(part))}",
+                        (tenant, *self.backend.in_params(part)))
+                    for customer, key_id, wrapped in rows:
+                        cid = digests.pop(str(customer))
+                        aead = AESGCM(unwrap_data_key(master, bytes(wrapped), str(key_id)))
+                        out[cid] = self._by_customer[(tenant, cid)] = (str(key_id), aead)
+                        self._by_id[str(key_id)] = aead
+                made = []
+                for customer, cid in digests.items():
+                    key_id = uuid.uuid4().hex
+                    key = new_key()
+                    made.append((key_id, tenant, customer, wrap_data_key(master, key, key_id)))
+                    out[cid] = (key_id, AESGCM(key))
+                t.executemany("INSERT INTO mot_keys (key_id, tenant, customer, wrapped)"
+                              " VALUES (?, ?, ?, ?)", made)
+            for key_id, _, customer, _ in made:
+                cid = next(c for c in missing if self.digest(tenant, c) == customer)
+                if self.separate:  # committed already
+                    self._by_customer[(tenant, cid)] = out[cid]
+                else:
+                    self._pending[(tenant, cid)] = out[cid]
+                self._by_id[key_id] = out[cid][1]
+        return out
+
+    # -- keys for opening ----------------------------------------------------------------
+    def ciphers(self, key_ids: Collection[str], tx: Tx | None = None) -> Mapping[str, AESGCM]:
+        """The cipher of each of these key ids that still exists (a destroyed key is absent)."""
+        wanted = [k for k in key_ids if k not in self._by_id]
+        if wanted:
+            master = self.master(tx)
+            with self._tx(tx, write=False) as t:
+                for part in chunks(wanted, self.backend.max_params):
+                    for key_id, wrapped in t.query(
+                            f"SELECT key_id, wrapped FROM mot_keys WHERE key_id"
+                            f" {self.backend.in_list(len(part))}", self.backend.in_params(part)):
+                        self._by_id[str(key_id)] = AESGCM(
+                            unwrap_data_key(master, bytes(wrapped), str(key_id)))
+        return self._by_id
+
+    def forget(self) -> None:
+        """Drop every cached key (another process may have destroyed some)."""
+        self._by_customer.clear()
+        self._by_id.clear()
+        self._pending = {}
+        self._pending_tx = None
+
+    # -- destroying keys -------------------------------------------------------------------
+    def key_ids_of(self, tx: Tx, tenant: str, customer_ids: Iterable[str]) -> dict[str, str]:
+        """customer id -> its key id, for those that have a key."""
+        digests = {self.digest(tenant, cid): cid for cid in customer_ids}
+        out: dict[str, str] = {}
+        with self._tx(tx, write=False) as t:
+            for part in chunks(list(digests), self.backend.max_params - 1):
+                for customer, key_id in t.query(
+                        "SELECT customer, key_id FROM mot_keys WHERE tenant = ?"
+                        f" AND customer {self.backend.in_list(len(part))}",
+                        (tenant, *self.backend.in_params(part))):
+                    out[digests[str(customer)]] = str(key_id)
+        return out
+
+    def existing(self, key_ids: Collection[str]) -> list[str]:
+        """Those of these keys whose rows are still there."""
+        out: list[str] = []
+        with self._tx(None, write=False) as t:
+            for part in chunks(list(key_ids), self.backend.max_params):
+                out += [str(r[0]) for r in t.query(
+                    f"SELECT key_id FROM mot_keys WHERE key_id {self.backend.in_list(len(part))}",
+                    self.backend.in_params(part))]
+        return out
+
+    def destroy(self, tx: Tx | None, key_ids: Collection[str]) -> int:
+        """Delete these keys' rows (in `tx` when the keys share the store's database);
+        `scrub` afterwards, once committed, removes the bytes from the files."""
+        if not key_ids:
+            return 0
+        with self._tx(tx, write=True) as t:
+            before = int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0)
+            t.executemany("DELETE FROM mot_keys WHERE key_id = ?", [(k,) for k in key_ids])
+            after = int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0)
+        for k in key_ids:
+            self._by_id.pop(k, None)
+        self._by_customer = {c: v for c, v in self._by_customer.items() if v[0] not in key_ids}
+        return before - after
+
+    def _tx(self, tx: Tx | None, *, write: bool) -> Any:
+        from contextlib import nullcontext
+
+        if tx is not None and not self.separate:
+            return nullcontext(tx)
+        return self.backend.write("keys") if write else self.backend.read()
+
+
+def open_keystore(store: SqlBackend, store_path: str | None,
+                  environ: Mapping[str, str] = os.environ) -> Keystore:
+    """The store's keystore: in its own database, or in the SQLite file `MOT_KEYSTORE` names."""
+    separate_path = environ.get(KEYSTORE_ENV)
+    if separate_path:
+        from mot.adapters.stores.sqlite import SQLiteBackend
+
+        backend: SqlBackend = SQLiteBackend(separate_path, create=True)
+        with backend.write("keys") as tx:
+            Keystore.create_tables(tx, backend)
+        return Keystore(backend, default_key_file(separate_path), separate=True)
+    in_memory = store_path == ":memory:"
+    return Keystore(store, None if in_memory else default_key_file(store_path), separate=False)

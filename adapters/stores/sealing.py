@@ -1,0 +1,212 @@
+"""Personal fields of stored events, sealed under their customer's data key (SPEC §6).
+
+What a stored event's state holds of a person - a moment's `customer_id`, `actor`,
+`url`, `attributes` and `source.id`, the same fields among an amendment's `set`,
+a retraction's `customer_id` - is taken out of the JSON and kept as one AES-GCM
+box, `"sealed": [key id, base64 of nonce + ciphertext]`, bound to the event's
+tenant and moment id. Everything else stays plain JSON (the rebuild and the
+analysts' SQL read it). The codec calls `seal_state` before encoding and
+`open_state` after decoding; reads therefore see the moment as it came, and the
+ledger's duplicate check compares decrypted content.
+
+A box whose key was destroyed by an erasure opens to the moment without its
+personal fields: its customer id becomes `erased_customer(erasure)`, a pseudo id
+of the erased person (one per erasure, so the person's moments still fold
+together and every per-tenant sum stays as it was), and the other personal
+fields are absent. A box whose key is missing without an erasure is an error,
+never silently empty.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import orjson
+
+from mot.adapters.crypto import NONCE_BYTES, KeyProblem
+from mot.adapters.stores.keystore import Keystore
+from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.adapters.stores.topics import AMENDED, RETRACTED
+from mot.domain.erasure import erased_customer
+
+PERSONAL: Final[tuple[str, ...]] = ("customer_id", "actor", "url", "attributes")
+"""A moment's personal fields at its top level; `source.id` is the fifth."""
+
+ERASED_KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_erased_keys (
+    key_id TEXT PRIMARY KEY, erasure {bigint} NOT NULL)"""
+# Erasures' receipts (no personal data), the suppression list (keyed digests) and how many
+# messages it dropped: adapters/stores/erasure.py.
+ERASURES_DDL = """CREATE TABLE IF NOT EXISTS mot_erasures (
+    id {bigint} PRIMARY KEY, tenant TEXT NOT NULL, erased_at TEXT NOT NULL, reason TEXT NOT NULL,
+    ids_with_moments INTEGER NOT NULL, ids_without_moments INTEGER NOT NULL,
+    moments {bigint} NOT NULL, digest TEXT NOT NULL, lifted_at TEXT)"""
+SUPPRESSED_DDL = """CREATE TABLE IF NOT EXISTS mot_suppressed (
+    tenant TEXT NOT NULL, digest TEXT NOT NULL, erasure {bigint} NOT NULL,
+    PRIMARY KEY (tenant, digest))"""
+SUPPRESSION_COUNT_DDL = """CREATE TABLE IF NOT EXISTS mot_suppression_counts (
+    tenant TEXT PRIMARY KEY, messages {bigint} NOT NULL)"""
+
+
+def _split(moment: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the moment without its personal fields, those fields)."""
+    plain = dict(moment)
+    personal = {name: plain.pop(name) for name in PERSONAL if name in plain}
+    source = plain.get("source")
+    if isinstance(source, dict) and "id" in source:
+        source = dict(source)
+        personal["source_id"] = source.pop("id")
+        plain["source"] = source
+    return plain, personal
+
+
+def _join(plain: dict[str, Any], personal: Mapping[str, Any]) -> dict[str, Any]:
+    moment = dict(plain)
+    for name in PERSONAL:
+        if name in personal:
+            moment[name] = personal[name]
+    if "source_id" in personal:
+        moment["source"] = {**moment.get("source", {}), "id": personal["source_id"]}
+    return moment
+
+
+def _context(tenant: str, moment_id: str) -> bytes:
+    return f"mot:event:{tenant}/{moment_id}".encode()
+
+
+class Sealing:
+    """Seals events' personal fields on the way in and opens them on the way out."""
+
+    def __init__(self, backend: SqlBackend, keystore: Keystore) -> None:
+        self.backend = backend
+        self.keystore = keystore
+        self._erased: dict[str, int] = {}  # key id -> the erasure that destroyed it
+        self._erasures = -1  # how many erasures `_erased` knows of
+
+    @staticmethod
+    def create_tables(tx: Tx, backend: SqlBackend) -> None:
+        for ddl in (ERASED_KEYS_DDL, ERASURES_DDL, SUPPRESSED_DDL, SUPPRESSION_COUNT_DDL):
+            tx.execute(backend.ddl(ddl))
+
+    # -- sealing ---------------------------------------------------------------------------
+    def seal_states(self, tx: Tx, states: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Each (topic, state) with its personal fields sealed."""
+        wanted: dict[str, set[str]] = {}
+        for topic, state in states:
+            tenant, customer = _owner(topic, state)
+            wanted.setdefault(tenant, set()).add(customer)
+        keys = {tenant: self.keystore.keys_for(tx, tenant, sorted(customers))
+                for tenant, customers in wanted.items()}
+        out = []
+        for topic, state in states:
+            tenant, customer = _owner(topic, state)
+            key_id, aead = keys[tenant][customer]
+            out.append(_sealed(topic, state, key_id, aead))
+        return out
+
+    # -- opening ---------------------------------------------------------------------------
+    def refresh(self, tx: Tx) -> None:
+        """Learn of erasures made since (by any process): their keys are gone for good."""
+        count = int(tx.scalar("SELECT COUNT(*) FROM mot_erased_keys") or 0)
+        if count != self._erasures:
+            self._erased = {str(k): int(e) for k, e in
+                            tx.query("SELECT key_id, erasure FROM mot_erased_keys")}
+            self._erasures = count
+            self.keystore.forget()
+
+    def open_states(self, tx: Tx | None, states: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
+        """Each stored (topic, state) decoded, its personal fields opened."""
+        decoded = [(topic, orjson.loads(state)) for topic, state in states]
+        boxes = {box[0] for _, data in decoded for box in (_box(data),) if box is not None}
+        if not boxes:
+            return [data for _, data in decoded]
+        if tx is None:
+            with self.backend.read() as read:
+                self.refresh(read)
+                ciphers = self.keystore.ciphers(boxes, read)
+        else:
+            self.refresh(tx)
+            ciphers = self.keystore.ciphers(boxes, tx)
+        return [self._opened(topic, data, ciphers) for topic, data in decoded]
+
+    def _opened(self, topic: str, data: dict[str, Any], ciphers: Mapping[str, Any]) -> dict[str, Any]:
+        box = _box(data)
+        if box is None:
+            return data
+        key_id, text = box
+        if topic == RETRACTED:
+            tenant, moment_id = data["tenant"], data["moment_id"]
+        else:
+            tenant, moment_id = data["moment"]["tenant"], data["moment"]["moment_id"]
+        aead = ciphers.get(key_id)
+        if aead is None:
+            erasure = self._erased.get(key_id)
+            if erasure is None:
+                raise KeyProblem(f"the data key {key_id} of a sealed event is missing and was not "
+                                 "erased: is MOT_KEYSTORE set to this store's keystore?")
+            personal: dict[str, Any] = {"m": {"customer_id": erased_customer(erasure)},
+                                        "s": {}}
+        else:
+            raw = base64.b64decode(text)
+            try:
+                personal = orjson.loads(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                                     _context(tenant, moment_id)))
+            except Exception:
+                raise KeyProblem(f"a sealed event of moment {moment_id} does not open with its "
+                                 "key: a tampered store") from None
+        return _unsealed(topic, data, personal)
+
+
+def _owner(topic: str, state: dict[str, Any]) -> tuple[str, str]:
+    """(tenant, customer id) whose key seals this state."""
+    if topic == RETRACTED:
+        return state["tenant"], state["customer_id"]
+    moment = state["moment"]
+    return moment["tenant"], moment["customer_id"]
+
+
+def _box(data: dict[str, Any]) -> tuple[str, str] | None:
+    box = data.get("sealed") if "sealed" in data else (
+        data["moment"].get("sealed") if isinstance(data.get("moment"), dict) else None)
+    return None if box is None else (box[0], box[1])
+
+
+def _sealed(topic: str, state: dict[str, Any], key_id: str, aead: Any) -> dict[str, Any]:
+    state = dict(state)
+    if topic == RETRACTED:
+        personal: dict[str, Any] = {"m": {"customer_id": state.pop("customer_id")}}
+        tenant, moment_id = state["tenant"], state["moment_id"]
+        holder = state
+    else:
+        plain, moment_personal = _split(state["moment"])
+        personal = {"m": moment_personal}
+        if topic == AMENDED:
+            set_plain, set_personal = _split(state["set"])
+            if set_personal:
+                personal["s"] = set_personal
+                state["set"] = set_plain
+        tenant, moment_id = plain["tenant"], plain["moment_id"]
+        state["moment"] = holder = plain
+    nonce = os.urandom(NONCE_BYTES)
+    box = nonce + aead.encrypt(nonce, orjson.dumps(personal), _context(tenant, moment_id))
+    holder["sealed"] = [key_id, base64.b64encode(box).decode()]
+    return state
+
+
+def _unsealed(topic: str, data: dict[str, Any], personal: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    if topic == RETRACTED:
+        data.pop("sealed")
+        data["customer_id"] = personal["m"]["customer_id"]
+        return data
+    plain = dict(data["moment"])
+    plain.pop("sealed")
+    data["moment"] = _join(plain, personal["m"])
+    if topic == AMENDED and personal.get("s"):
+        data["set"] = _join(data["set"], personal["s"])
+    return data
+
+
+

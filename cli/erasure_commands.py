@@ -1,0 +1,78 @@
+"""`mot erase` and `mot erasures`: forget a person on request (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mot.cli.context import State, pass_state
+
+
+def _refused(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+@click.command("erase")
+@click.option("--tenant", default="default", show_default=True, help="The person's tenant.")
+@click.option("--customer", required=True, help="One of the person's customer ids.")
+@click.option("--reason", default=None,
+              help="Why (a request number, say): kept in the receipt; no personal data.")
+@click.option("--dry-run", is_flag=True, help="Say what would go (counts), change nothing.")
+@click.option("--lift", is_flag=True,
+              help="End the suppression of the person's ids (later messages go in again).")
+@pass_state
+def erase(obj: State, tenant: str, customer: str, reason: str | None, dry_run: bool,
+          lift: bool) -> None:
+    """Erase the person a customer id belongs to: their personal fields become unreadable
+    for good (their keys are destroyed), their rows leave every per-customer projection,
+    later messages naming them are suppressed; prints the receipt (JSON).
+
+    The erased moments keep counting in the per-tenant sums (teams, listening), without
+    their personal fields.
+
+    \b
+    Examples:
+      mot erase --tenant acme --customer x:maria --reason "GDPR request 2026-117"
+      mot erase --tenant acme --customer x:maria --dry-run
+      mot erase --lift --tenant acme --customer x:maria
+    """
+    from mot.service.erasure import ErasureRefused
+
+    erasures = obj.services.erasures
+    try:
+        if lift:
+            lifted = erasures.lift(tenant, customer)
+            click.echo(json.dumps({"tenant": tenant, "lifted_erasures": lifted}))
+            return
+        if dry_run:
+            click.echo(json.dumps(erasures.plan(tenant, customer).as_dict(), indent=2))
+            return
+        if reason is None:
+            raise click.UsageError("missing option --reason (kept in the receipt)")
+        receipt = erasures.erase(tenant, customer, reason)
+    except ErasureRefused as error:
+        raise _refused(error) from None
+    click.echo(json.dumps(receipt.as_dict(), indent=2))
+
+
+@click.group("erasures")
+def erasures() -> None:
+    """The erasures made so far (receipts: counts and a keyed digest, no personal data)."""
+
+
+@erasures.command("list")
+@click.option("--tenant", default=None, help="Only this tenant's.")
+@pass_state
+def erasures_list(obj: State, tenant: str | None) -> None:
+    """The receipts of the erasures made, oldest first (JSON).
+
+    \b
+    Examples:
+      mot erasures list
+      mot erasures list --tenant acme
+    """
+    click.echo(json.dumps([r.as_dict() for r in obj.services.erasures.receipts(tenant)], indent=2))
+
+
+COMMANDS = [erase, erasures]

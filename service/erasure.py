@@ -1,0 +1,97 @@
+"""Erasure of a person on request (SPEC §6): crypto-shredding, a receipt, suppression.
+
+`ErasureService.erase` erases the whole person the named customer id belongs to,
+in one transaction of the store (`ErasureStore.erase`): their data keys are
+destroyed (the ledger keeps their personal fields only sealed under those keys,
+adapters/stores/sealing.py), their rows leave every per-customer projection,
+quarantined messages naming them are purged, keyed digests of their ids join the
+suppression list, and a receipt with no personal data is kept and returned. The
+erased moments stay, without personal fields, in every per-tenant sum.
+
+Projections are brought up to date first, so that every moment the ledger holds of
+the person is in the current-moments table the erasure clears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+
+class ErasureRefused(RuntimeError):
+    """The erasure cannot run on this store as it is (a user error, said plainly)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What an erasure erased; no personal data: the ids only as one keyed digest."""
+
+    erasure: int
+    tenant: str
+    erased_at: str
+    reason: str
+    customer_ids_with_moments: int
+    customer_ids_without_moments: int
+    moments: int
+    digest: str  # HMAC-SHA256, under the tenant's secret, of the erased ids (sorted, one a line)
+    lifted_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ErasurePlan:
+    """What an erasure would do (`mot erase --dry-run`); counts only."""
+
+    tenant: str
+    customer_ids_with_moments: int
+    customer_ids_without_moments: int
+    moments: int
+    rows: dict[str, int]  # projection table -> rows that would go (or lose trigger_actor)
+    quarantined: int  # quarantined messages that would be purged
+    already_erased: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ErasureStore(Protocol):
+    """The store side of erasure (adapters/stores/erasure.py)."""
+
+    def plan(self, tenant: str, customer_id: str) -> ErasurePlan: ...
+
+    def erase(self, tenant: str, customer_id: str, reason: str) -> Receipt: ...
+
+    def lift(self, tenant: str, customer_id: str) -> int: ...
+
+    def receipts(self, tenant: str | None = None) -> list[Receipt]: ...
+
+    def suppressed_count(self) -> int: ...
+
+
+class ErasureService:
+    """`mot erase`, `mot erasures list`, POST /v1/erasures."""
+
+    def __init__(self, store: ErasureStore, catch_up: Callable[[], Any]) -> None:
+        self.store = store
+        self.catch_up = catch_up
+
+    def erase(self, tenant: str, customer_id: str, reason: str) -> Receipt:
+        if not reason.strip():
+            raise ErasureRefused("--reason: say why (a request number, say); it goes in the "
+                                 "receipt, so keep personal data out of it")
+        self.catch_up()
+        return self.store.erase(tenant, customer_id, reason)
+
+    def plan(self, tenant: str, customer_id: str) -> ErasurePlan:
+        self.catch_up()
+        return self.store.plan(tenant, customer_id)
+
+    def lift(self, tenant: str, customer_id: str) -> int:
+        """End the suppression of the person's ids; how many digests left the list."""
+        return self.store.lift(tenant, customer_id)
+
+    def receipts(self, tenant: str | None = None) -> Sequence[Receipt]:
+        return self.store.receipts(tenant)

@@ -1,0 +1,202 @@
+"""Erasure of a person (SPEC §6), on both stores: the erased person's strings are in the live
+store files before and in none of them after (SQLite's database and WAL; PostgreSQL's relation
+files of the store's tables and indexes), the per-tenant sums do not change (nor after a
+replay), other customers' rows lose only `trigger_actor` where it was theirs, the quarantine
+forgets them, and the receipt names no one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from cli_support import mot, query
+
+from mot.bootstrap import open_store
+
+MARIA = "x:maria-erase"
+SECRETS = [MARIA, "@maria_erase_actor", "maria-erase-post", "maria-erase-attr", "src-maria-erase"]
+
+
+def _lines() -> bytes:
+    lines: list[dict[str, Any]] = [
+        {"tenant": "acme", "customer_id": MARIA, "occurred_at": "2026-03-01T09:00:00Z",
+         "channel": "twitter", "direction": "inbound", "kind": "question",
+         "actor": "@maria_erase_actor", "attributes": {"note": "maria-erase-attr"},
+         "source": {"system": "x", "id": "src-maria-erase-1"}},
+        {"tenant": "acme", "customer_id": MARIA, "occurred_at": "2026-03-01T10:00:00Z",
+         "channel": "twitter", "direction": "outbound", "kind": "answer", "function": "service",
+         "source": {"system": "x", "id": "src-maria-erase-2"}},
+        {"tenant": "acme", "customer_id": MARIA, "occurred_at": "2026-03-01T12:00:00Z",
+         "channel": "twitter", "direction": "public", "kind": "post", "sentiment": 0.8,
+         "reach": 40, "url": "https://example.com/maria-erase-post",
+         "source": {"system": "x", "id": "src-maria-erase-3"}},
+        # Another customer's post whose trigger is one of Maria's moments (in_reply_to).
+        {"tenant": "acme", "customer_id": "c2", "occurred_at": "2026-03-01T13:00:00Z",
+         "channel": "blog", "direction": "public", "kind": "post", "sentiment": -0.7,
+         "reach": 100, "in_reply_to": {"system": "x", "id": "src-maria-erase-1"},
+         "source": {"system": "blog", "id": "b-1"}},
+        # A share of Maria's post by another customer: her cascade counts in the team sums.
+        {"tenant": "acme", "customer_id": "c3", "occurred_at": "2026-03-01T14:00:00Z",
+         "channel": "twitter", "direction": "public", "kind": "share", "reach": 300,
+         "shares": {"system": "x", "id": "src-maria-erase-3"},
+         "source": {"system": "x", "id": "s-1"}},
+        {"tenant": "acme", "customer_id": "c2", "occurred_at": "2026-03-01T08:00:00Z",
+         "channel": "email", "direction": "outbound", "kind": "ask", "ask_type": "review",
+         "function": "marketing", "source": {"system": "hubspot", "id": "e-1"}},
+        {"tenant": "globex", "customer_id": MARIA, "occurred_at": "2026-03-01T08:00:00Z",
+         "channel": "email", "direction": "inbound", "kind": "question",
+         "source": {"system": "zendesk", "id": "g-1"}},
+    ]
+    out = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    # A message the quarantine keeps, naming Maria.
+    return out + json.dumps({"tenant": "acme", "customer_id": MARIA, "channel": "twitter",
+                             "direction": "sideways", "kind": "post",
+                             "occurred_at": "2026-03-01T09:30:00Z"}).encode() + b"\n"
+
+
+def _store_files(url: str) -> list[Path]:
+    """The live files holding the store: SQLite's database and WAL; PostgreSQL's relation
+    files (every segment and fork) of the store schema's tables, indexes and TOAST, after a
+    checkpoint has written the shared buffers out."""
+    if not url.startswith("postgresql://"):
+        return [p for p in (Path(url), Path(url + "-wal")) if p.exists()]
+    base, _, query_part = url.partition("?")
+    schema = query_part.removeprefix("schema=")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        data = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
+        rows = conn.execute(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
+            " AND pg_relation_filepath(c.oid) IS NOT NULL"
+            " UNION SELECT pg_relation_filepath(t.oid) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class t ON t.oid = c.reltoastrelid"
+            " WHERE n.nspname = %s", (schema, schema)).fetchall()
+    files: list[Path] = []
+    for (relative,) in rows:
+        head = data / relative
+        files += [p for p in head.parent.glob(head.name + "*")
+                  if p.name == head.name or p.name[len(head.name)] in "._"]
+    assert files
+    return files
+
+
+def _found(url: str) -> set[str]:
+    found = set()
+    for path in _store_files(url):
+        content = path.read_bytes()
+        found |= {s for s in SECRETS if s.encode() in content}
+    return found
+
+
+def _sums(url: str) -> tuple[Any, Any, Any]:
+    return (query(url, "teams"), [{k: v for k, v in r.items() if k != "version"}
+                                  for r in query(url, "listening")],
+            query(url, "response-times"))
+
+
+def test_an_erased_person_leaves_no_string_in_the_store_files_and_every_sum_stays(
+        store_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project")
+    mot(store_url, "replay")  # a rebuild's swap frees pages that still hold what they held
+    teams, listening, times = _sums(store_url)
+    assert any(t["requests"] for t in times)
+    c2 = [a for a in query(store_url, "amplifications") if a["customer_id"] == "c2"]
+    assert [a["trigger_actor"] for a in c2] == ["@maria_erase_actor"]
+    assert _found(store_url) == set(SECRETS)  # so the check below can fail
+
+    plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA,
+                          "--dry-run").stdout)
+    assert plan["moments"] == 3 and plan["quarantined"] == 1 and not plan["already_erased"]
+    receipt = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA,
+                             "--reason", "GDPR request 2026-117").stdout)
+    assert {k: receipt[k] for k in ("erasure", "tenant", "customer_ids_with_moments",
+                                    "customer_ids_without_moments", "moments")} == {
+        "erasure": 1, "tenant": "acme", "customer_ids_with_moments": 1,
+        "customer_ids_without_moments": 0, "moments": 3}
+    assert len(receipt["digest"]) == 64 and MARIA not in json.dumps(receipt)
+
+    # Globex's Maria is another tenant's customer: still there, so look for acme's strings only.
+    assert _found(store_url) == {MARIA}
+    with open_store(store_url) as services, services.backend.read() as tx:
+        assert tx.query("SELECT tenant FROM moments WHERE customer_id = ?", (MARIA,)) == [("globex",)]
+        assert tx.scalar("SELECT COUNT(*) FROM quarantine") == 0
+    assert _sums(store_url) == (teams, listening, times)
+    assert [a["customer_id"] for a in query(store_url, "relationships", "--tenant", "acme")] == [
+        "c3", "c2"] or sorted(a["customer_id"] for a in query(
+            store_url, "relationships", "--tenant", "acme")) == ["c2", "c3"]
+    after = [a for a in query(store_url, "amplifications") if a["customer_id"] == "c2"]
+    assert [{**a, "trigger_actor": "@maria_erase_actor", "version": 0} for a in after] == [
+        {**a, "version": 0} for a in c2]
+    assert [a["trigger_actor"] for a in after] == [None]
+    assert not [a for a in query(store_url, "amplifications", "--tenant", "acme")
+                if a["customer_id"] == MARIA]
+
+    # A rebuild from the ledger gives the same: the erased moments open without personal
+    # fields and still count.
+    mot(store_url, "replay")
+    assert _sums(store_url) == (teams, listening, times)
+    assert [a["trigger_actor"] for a in query(store_url, "amplifications")
+            if a["customer_id"] == "c2"] == [None]
+    assert MARIA not in {r["customer_id"] for r in query(store_url, "relationships",
+                                                         "--tenant", "acme")}
+    assert _found(store_url) <= {MARIA}
+    listed = json.loads(mot(store_url, "erasures", "list", "--tenant", "acme").stdout)
+    assert [r["digest"] for r in listed] == [receipt["digest"]]
+
+    # Later messages naming her, corrections of her erased moments, and a rejected message
+    # naming her are suppressed: counted, neither recorded nor quarantined.
+    later = tmp_path / "later.jsonl"
+    erased_id = next(m for m in _moment_ids(store_url) if m[1].startswith("\ufdd0"))[0]
+    later.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in [
+        {"tenant": "acme", "customer_id": MARIA, "occurred_at": "2026-03-02T09:00:00Z",
+         "channel": "twitter", "direction": "inbound", "kind": "question",
+         "source": {"system": "x", "id": "src-maria-erase-9"}},
+        {"type": "amend", "tenant": "acme", "moment_id": erased_id, "set": {"sentiment": 0.1},
+         "reason": "fix"},
+        {"tenant": "acme", "customer_id": MARIA, "channel": "twitter", "direction": "nowhere",
+         "kind": "post", "occurred_at": "2026-03-02T09:00:00Z"},
+        {"tenant": "acme", "customer_id": "c4", "occurred_at": "2026-03-02T09:00:00Z",
+         "channel": "twitter", "direction": "inbound", "kind": "question",
+         "source": {"system": "x", "id": "c4-1"}},
+    ]))
+    summary = json.loads(mot(store_url, "import", "--summary-json", "-q", later).stdout)
+    assert (summary["recorded"], summary["suppressed"], summary["quarantined"]) == (1, 3, 0)
+    mot(store_url, "project")
+    assert _found(store_url) <= {MARIA}
+    # Lifted: her id goes in again; the erased moment's id is a conflict then.
+    mot(store_url, "erase", "--lift", "--tenant", "acme", "--customer", MARIA)
+    summary = json.loads(mot(store_url, "import", "--summary-json", "-q", later).stdout)
+    assert (summary["recorded"], summary.get("suppressed", 0)) == (1, 1)  # the amendment
+    mot(store_url, "project")
+    assert MARIA in {r["customer_id"] for r in query(store_url, "relationships",
+                                                     "--tenant", "acme")}
+
+
+def _moment_ids(url: str) -> list[tuple[str, str]]:
+    with open_store(url) as services, services.backend.read() as tx:
+        return [(str(m), str(c)) for m, c in tx.query(
+            "SELECT moment_id, customer_id FROM moments WHERE tenant = 'acme'")]
+
+
+def test_an_erasure_is_refused_on_a_store_whose_ledger_is_not_encrypted(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store, "import", "-q", source)
+    with open_store(store) as services, services.backend.write("ledger") as tx:
+        tx.execute("UPDATE mot_upgrades SET done = 0 WHERE step = 'ledger sealed'")
+    result = mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r",
+                 ok=False)
+    assert result.exit_code != 0 and "mot upgrade --encrypt" in result.output, result.output
+
+
+@pytest.fixture(autouse=True)
+def _no_env_keystore(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MOT_KEYSTORE", raising=False)

@@ -1,0 +1,101 @@
+"""Personal fields sealed at rest (SPEC §6): the ledger holds a moment's `customer_id`, `actor`,
+`url`, `attributes` and `source.id` only encrypted under its customer's data key; every read
+opens them; a wrong master key is one clear error; `MOT_KEYSTORE` keeps the keys apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import mot, query
+
+from mot.bootstrap import open_store
+
+PERSONAL = ["x:maria-sealed", "@maria_handle", "https://example.com/maria-post",
+            "maria-attribute-text", "src-maria-1"]
+
+
+def _moments() -> bytes:
+    lines = [
+        {"tenant": "acme", "customer_id": "x:maria-sealed", "occurred_at": "2026-03-01T09:00:00Z",
+         "channel": "twitter", "direction": "inbound", "kind": "question", "actor": "@maria_handle",
+         "attributes": {"note": "maria-attribute-text"}, "source": {"system": "x", "id": "src-maria-1"}},
+        {"tenant": "acme", "customer_id": "x:maria-sealed", "occurred_at": "2026-03-01T10:00:00Z",
+         "channel": "twitter", "direction": "public", "kind": "post", "sentiment": 0.8, "reach": 40,
+         "url": "https://example.com/maria-post", "source": {"system": "x", "id": "src-maria-2"}},
+        {"tenant": "acme", "customer_id": "c2", "occurred_at": "2026-03-01T11:00:00Z",
+         "channel": "email", "direction": "inbound", "kind": "purchase", "value": 10.0,
+         "currency": "EUR", "source": {"system": "shop", "id": "o-2"}},
+    ]
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def _stored_states(url: str) -> list[bytes]:
+    with open_store(url) as services, services.backend.read() as tx:
+        return [bytes(row[0]) for row in tx.query("SELECT state FROM stored_events")]
+
+
+def test_the_ledger_holds_personal_fields_only_sealed_and_every_read_opens_them(
+        store_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_moments())
+    mot(store_url, "import", "-q", source)
+    states = _stored_states(store_url)
+    assert len(states) == 3
+    for text in PERSONAL:
+        assert not any(text.encode() in state for state in states), text
+    assert all(b'"sealed"' in state for state in states)
+    # The same message again is a duplicate: the check compares opened content.
+    again = mot(store_url, "import", source).output
+    assert "recorded 0" in again and "duplicates 3" in again, again
+    mot(store_url, "project")
+    live = query(store_url, "relationships", "--tenant", "acme")
+    assert [r["customer_id"] for r in live] == ["c2", "x:maria-sealed"]
+    log = mot(store_url, "log", "--tenant", "acme", "--customer", "x:maria-sealed",
+              "--format", "json").stdout
+    assert "@maria_handle" in log and "https://example.com/maria-post" in log
+    amplifications = query(store_url, "amplifications")
+    # A rebuild reads the sealed ledger too (opening the fields in Python) to the same rows.
+    mot(store_url, "replay")
+    assert query(store_url, "relationships", "--tenant", "acme") == live
+    assert query(store_url, "amplifications") == amplifications
+    with open_store(store_url) as services, services.backend.read() as tx:
+        rows = tx.query("SELECT customer_id, actor, url, source_id FROM moments"
+                        " ORDER BY occurred_us")
+    assert rows[0] == ("x:maria-sealed", "@maria_handle", None, "src-maria-1")
+    assert rows[1][2] == "https://example.com/maria-post"
+
+
+def test_a_wrong_master_key_is_one_clear_error(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_moments())
+    mot(store, "import", "-q", source)
+    assert (tmp_path / "mot.db.key").stat().st_mode & 0o777 == 0o600
+    wrong = "11" * 32
+    result = mot(store, "import", source, ok=False, env={"MOT_MASTER_KEY": wrong})
+    assert result.exit_code != 0
+    assert "master key" in result.output and "not the one" in result.output, result.output
+    (tmp_path / "mot.db.key").rename(tmp_path / "elsewhere.key")
+    result = mot(store, "replay", ok=False)
+    assert result.exit_code != 0 and "master key" in result.output, result.output
+
+
+def test_MOT_KEYSTORE_keeps_the_keys_out_of_the_store(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    store = str(tmp_path / "mot.db")
+    keys = tmp_path / "keys" / "mot-keys.db"
+    monkeypatch.setenv("MOT_KEYSTORE", str(keys))
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_moments())
+    mot(store, "import", "-q", source)
+    mot(store, "project")
+    assert [r["customer_id"] for r in query(store, "relationships")] == ["c2", "x:maria-sealed"]
+    with open_store(store) as services, services.backend.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM mot_keys") == 0
+    assert keys.exists() and (tmp_path / "keys" / "mot-keys.db.key").exists()
+    # Without the keystore the ledger's personal fields cannot be read: a clear error.
+    monkeypatch.delenv("MOT_KEYSTORE")
+    result = mot(store, "replay", ok=False)
+    assert result.exit_code != 0 and "MOT_KEYSTORE" in result.output, result.output
