@@ -87,6 +87,7 @@ class TenantData:
     amplifications: list[dict[str, Any]] = field(default_factory=list)
     teams: list[dict[str, Any]] = field(default_factory=list)
     listening: list[dict[str, Any]] = field(default_factory=list)
+    response_times: list[dict[str, Any]] = field(default_factory=list)
     weekly_listening: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
@@ -102,6 +103,7 @@ def gather(queries: QueryService, tallies: MomentTallies, *, tenant: str | None,
                                 sort="-cascade_reach"),
         "teams": Query("teams", tenant=tenant),
         "listening": Query("listening", tenant=tenant),
+        "response_times": Query("response-times", tenant=tenant),
     }
     by_tenant: dict[str, TenantData] = {}
     for name, query in asked.items():
@@ -430,6 +432,38 @@ def listening_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
     return Chart(key, "Listening share per week", reading, draw.svg(fig, key), values)
 
 
+def response_times_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
+    teams = sorted(data.response_times, key=lambda t: (-t["requests"], t["function"]))
+    names = [t["function"] for t in teams]
+    fig, ax = draw.figure(2.8, bottom=0.8)
+    positions = range(len(names))
+    for offset, field_, colour, label in ((-0.2, "response_p50_seconds", "#4f8fcf", "p50"),
+                                          (0.2, "response_p90_seconds", "#2e6db4", "p90")):
+        ax.bar([p + offset for p in positions], [(t[field_] or 0) / 3600 for t in teams],
+               width=0.4, color=colour, label=label)
+    ax.set_xticks(list(positions), names, rotation=30, ha="right")
+    ax.set_ylabel("hours to the first response")
+    ax.legend(fontsize=8, frameon=False)
+    values = {t["function"]: {"p50": t["response_p50_seconds"], "p90": t["response_p90_seconds"],
+                              "open": t["open"]} for t in teams}
+    waiting = sum(t["open"] for t in teams)
+    timed = [t for t in teams if t["response_p90_seconds"] is not None]
+    if timed:
+        slowest = max(timed, key=lambda t: (t["response_p90_seconds"], t["function"]))
+        reading = (f"{slowest['function']} answers 9 in 10 requests within "
+                   f"{_duration(slowest['response_p90_seconds'])}, the slowest of "
+                   f"{_plural(len(timed), 'team')}; {_plural(waiting, 'request')} "
+                   f"{'waits' if waiting == 1 else 'wait'} for a first response.")
+    elif teams:
+        reading = f"No request is answered yet; {_plural(waiting, 'request')} waiting."
+    else:
+        reading = "No customer brought a question, complaint or feedback."
+    table = _table("response-times", teams, ("function", "requests", "answered", "open",
+                                             "response_p50_seconds", "response_p90_seconds"),
+                   key=("tenant", "function"))
+    return Chart(key, "How fast each team answers", reading, draw.svg(fig, key), values, table)
+
+
 def _week_ticks(ax: Axes, weeks: Sequence[str]) -> None:
     step = max(1, len(weeks) // 8)
     ticks = list(range(0, len(weeks), step))
@@ -441,7 +475,7 @@ CHARTS: tuple[tuple[str, Callable[[Drawing, str, TenantData], Chart]], ...] = (
     ("funnel", funnel_chart), ("movement", movement_chart), ("reciprocity", reciprocity_chart),
     ("stop-asking", stop_asking_chart), ("cascades", cascades_chart), ("delay", delay_chart),
     ("polarity", polarity_chart), ("scoreboard", scoreboard_chart),
-    ("listening", listening_chart),
+    ("listening", listening_chart), ("response-times", response_times_chart),
 )
 """Every chart of a tenant's section, in page order."""
 WIDE = frozenset({"cascades"})  # figures across the page (their table is wide)
@@ -481,7 +515,8 @@ def _table(query: str, rows: Iterable[dict[str, Any]], columns: Sequence[str],
 HEADINGS = {"customer_id": "customer", "occurred_at": "when (UTC)", "cascade_reach": "reach",
             "cascade_size": "shares", "trigger_function": "after team",
             "trigger_channel": "on", "trigger_moment_id": "moment", "unanswered_asks": "unanswered",
-            "amplifications": "posts"}
+            "amplifications": "posts", "response_p50_seconds": "p50 (s)",
+            "response_p90_seconds": "p90 (s)"}
 
 
 STYLE = """

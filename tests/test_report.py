@@ -123,6 +123,12 @@ def check_numbers(page: Page, store: str, *window: str) -> None:
             f: {"given": r["given"], "asked": r["asked"]} for f, r in teams.items()}
         for (_, function), row in figures["scoreboard"]["rows"].items():
             assert row == {f: teams[function][f] for f in row}
+        times = {r["function"]: r for r in query(store, "response-times", *t)}
+        assert figures["response-times"]["values"] == {
+            f: {"p50": r["response_p50_seconds"], "p90": r["response_p90_seconds"],
+                "open": r["open"]} for f, r in times.items()}
+        for (_, function), row in figures["response-times"]["rows"].items():
+            assert row == {f: times[function][f] for f in row}
         weekly = figures["listening"]["values"]
         for numbers in weekly.values():
             total = numbers["listening"] + numbers["other"]
