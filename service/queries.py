@@ -16,10 +16,10 @@ from mot.domain.timefmt import parse_utc, to_micros, utc_now
 from mot.projections.lapsing import is_lapsed
 from mot.projections.ports import ProjectionStore, ViewRead
 from mot.projections.schema import NUMERIC_TYPES, PROJECTIONS, SUMMARIES, Projection, record_maker
-from mot.service.targets import Targets
 
 if TYPE_CHECKING:
     from mot.projections.engine import Engine
+    from mot.service.targets import Targets
 
 PROJECTION_NAMES = tuple(PROJECTIONS)
 QUERY_NAMES = (*PROJECTION_NAMES, *SUMMARIES)
