@@ -280,7 +280,7 @@ def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = 
             backend.mark_ready()
     if ledger_store.sealed():
         # Late: the keystore (and OpenSSL) load only when a rebuild opens sealed events.
-        projection_store.opener = lambda tx, states: ledger_store.sealing.open_states(tx, states)
+        projection_store.opener = lambda tx, boxes: ledger_store.sealing.open_boxes(tx, boxes)
     shared = not url.endswith(":memory:")  # worker processes open the store by its URL
     projections = ProjectionService(
         projection_store, ledger_store, page_size=page_size,

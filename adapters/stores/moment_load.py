@@ -33,11 +33,17 @@ def load_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> s
             f" SELECT {', '.join(values[c] for c in columns)} FROM {backend.json_documents(events)}")
 
 
-def sealed_statement(backend: SqlBackend) -> str:
-    """`SELECT topic, state` of the events `load_statement` would load, for a ledger whose
-    personal fields are sealed (adapters/stores/sealing.py): the database cannot open
-    them, so the rows are made in Python. Parameters: after, upto, as_of."""
-    return f"SELECT e.topic, e.state FROM {_current_events(backend)}"
+def sealed_statement(backend: SqlBackend, columns: Sequence[str]) -> str:
+    """`SELECT` of the rows `load_statement` would insert, and then the sealed box of each
+    (its key id and text, NULL when not sealed), for a ledger whose personal fields are
+    sealed (adapters/stores/sealing.py): the database takes out every other field; the
+    personal ones (absent from the JSON, so NULL) are opened in Python and put in place.
+    Parameters: version, after, upto, as_of."""
+    values = _values(backend)
+    box = [backend.json_value(("moment", "sealed", "k"), "text"),
+           backend.json_value(("moment", "sealed", "v"), "text")]
+    return (f"SELECT {', '.join([*(values[c] for c in columns), *box])}"
+            f" FROM {backend.json_documents(_current_events(backend))}")
 
 
 def _current_events(backend: SqlBackend) -> str:

@@ -52,8 +52,8 @@ from mot.projections.schema import (
     value_maker,
 )
 
-Opener = Callable[[Tx, list[tuple[str, bytes]]], list[dict[str, Any]]]
-"""Stored (topic, state) rows decoded with their sealed personal fields opened."""
+Opener = Callable[[Tx, list[tuple[str, str, str, str]]], list[dict[str, Any]]]
+"""The personal fields of sealed moments, from their (tenant, moment id, key id, box)."""
 
 if TYPE_CHECKING:
     from mot.projections.alerts import Alert
@@ -154,16 +154,30 @@ def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tu
     return [(*current, *_unfolded(doc), version) for current, doc, version in rows]
 
 
+_PERSONAL_COLUMNS = [(MOMENT_ROW.index(name), name) for name in
+                     ("customer_id", "actor", "url", "source_id", "attributes")]
+_MOMENT_ID, _TENANT = MOMENT_ROW.index("moment_id"), MOMENT_ROW.index("tenant")
+
+
 def _opened_moment_rows(backend: SqlBackend, tx: Tx, opener: Opener, after: int, upto: int,
                         as_of: int) -> list[tuple[Any, ...]]:
-    """The rows `load_statement` would load, made in Python from sealed events."""
+    """The rows `load_statement` would load, from sealed events: the database takes out the
+    plain fields, the sealed ones are opened here (adapters/stores/sealing.py)."""
     from mot.adapters.stores.moment_load import sealed_statement
-    from mot.projections.model import current_of
 
-    states = tx.query(sealed_statement(backend), (after, upto, as_of))
-    moments = [data["moment"] for data in opener(
-        tx, [(str(topic), bytes(state)) for topic, state in states])]
-    return _moment_rows([(current_of(m), m, as_of) for m in moments])
+    selected = tx.query(sealed_statement(backend, MOMENT_ROW), (as_of, after, upto, as_of))
+    width = len(MOMENT_ROW)
+    sealed = [i for i, row in enumerate(selected) if row[width] is not None]
+    personal = opener(tx, [(str(selected[i][_TENANT]), str(selected[i][_MOMENT_ID]),
+                            str(selected[i][width]), str(selected[i][width + 1])) for i in sealed])
+    rows = [list(row[:width]) for row in selected]
+    for i, fields in zip(sealed, personal, strict=True):
+        row = rows[i]
+        for at, name in _PERSONAL_COLUMNS:
+            value = fields.get(name)
+            row[at] = orjson.dumps(value).decode() if name == "attributes" and value is not None \
+                else value
+    return [tuple(row) for row in rows]
 
 
 CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses")

@@ -3,7 +3,7 @@
 What a stored event's state holds of a person - a moment's `customer_id`, `actor`,
 `url`, `attributes` and `source.id`, the same fields among an amendment's `set`,
 a retraction's `customer_id` - is taken out of the JSON and kept as one AES-GCM
-box, `"sealed": [key id, base64 of nonce + ciphertext]`, bound to the event's
+box, `"sealed": {"k": key id, "v": base64 of nonce + ciphertext}`, bound to the event's
 tenant and moment id. Everything else stays plain JSON (the rebuild and the
 analysts' SQL read it). The codec calls `seal_state` before encoding and
 `open_state` after decoding; reads therefore see the moment as it came, and the
@@ -131,6 +131,16 @@ class Sealing:
             ciphers = self.keystore.ciphers(boxes, tx)
         return [self._opened(topic, data, ciphers) for topic, data in decoded]
 
+    def open_boxes(self, tx: Tx, boxes: list[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
+        """The personal fields of moments' boxes, (tenant, moment id, key id, box): what a
+        rebuild's in-database load cannot read itself (adapters/stores/moment_load.py)."""
+        if not boxes:
+            return []
+        self.refresh(tx)
+        ciphers = self.keystore.ciphers({box[2] for box in boxes}, tx)
+        return [self._personal(tenant, moment_id, key_id, text, ciphers)["m"]
+                for tenant, moment_id, key_id, text in boxes]
+
     def _opened(self, topic: str, data: dict[str, Any], ciphers: Mapping[str, Any]) -> dict[str, Any]:
         box = _box(data)
         if box is None:
@@ -140,6 +150,10 @@ class Sealing:
             tenant, moment_id = data["tenant"], data["moment_id"]
         else:
             tenant, moment_id = data["moment"]["tenant"], data["moment"]["moment_id"]
+        return _unsealed(topic, data, self._personal(tenant, moment_id, key_id, text, ciphers))
+
+    def _personal(self, tenant: str, moment_id: str, key_id: str, text: str,
+                  ciphers: Mapping[str, Any]) -> dict[str, Any]:
         aead = ciphers.get(key_id)
         if aead is None:
             erasure = self._erased.get(key_id)
@@ -156,7 +170,7 @@ class Sealing:
             except Exception:
                 raise KeyProblem(f"a sealed event of moment {moment_id} does not open with its "
                                  "key: a tampered store") from None
-        return _unsealed(topic, data, personal)
+        return personal
 
 
 def _owner(topic: str, state: dict[str, Any]) -> tuple[str, str]:
@@ -170,7 +184,7 @@ def _owner(topic: str, state: dict[str, Any]) -> tuple[str, str]:
 def _box(data: dict[str, Any]) -> tuple[str, str] | None:
     box = data.get("sealed") if "sealed" in data else (
         data["moment"].get("sealed") if isinstance(data.get("moment"), dict) else None)
-    return None if box is None else (box[0], box[1])
+    return None if box is None else (box["k"], box["v"])
 
 
 def _sealed(topic: str, state: dict[str, Any], key_id: str, aead: Any) -> dict[str, Any]:
@@ -191,7 +205,7 @@ def _sealed(topic: str, state: dict[str, Any], key_id: str, aead: Any) -> dict[s
         state["moment"] = holder = plain
     nonce = os.urandom(NONCE_BYTES)
     box = nonce + aead.encrypt(nonce, orjson.dumps(personal), _context(tenant, moment_id))
-    holder["sealed"] = [key_id, base64.b64encode(box).decode()]
+    holder["sealed"] = {"k": key_id, "v": base64.b64encode(box).decode()}
     return state
 
 

@@ -1,0 +1,137 @@
+"""Sealing's cost and an erasure's time (issue 17): `mot import` and `mot replay` on a store
+whose ledger seals personal fields against the same on an unsealed store, same run, same
+sample; then `mot erase` of a person with P moments on the sealed store.
+
+    .venv/bin/python bench/erasure_bench.py [--n 100000] [--person 10000] [--stores sqlite,postgres]
+
+The unsealed store is a fresh store marked as made before sealing (its `ledger sealed`
+step not done), which is what a store of an older mot is. Runs alternate (unsealed,
+sealed) so that the machine's load hits both alike; the load average is recorded.
+Targets: import and rebuild of the sealed store >= 0.8 of the unsealed; the erasure < 2 s.
+Figures go to stdout and bench/out/erasure_bench.json; progress to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchlib import (
+    OUT,
+    drop_store,
+    environment,
+    fresh_store,
+    log,
+    mot_command,
+    num,
+    parser,
+    run_measured,
+    sample_file,
+    stores_of,
+    table,
+    verdict,
+    write_json,
+)
+
+PERSON = "x:bench-person"
+
+
+def person_file(moments: int) -> Path:
+    """`moments` moments of one customer, spread over a year (questions, answers, posts)."""
+    path = OUT / f"person-{moments}.jsonl"
+    if path.exists():
+        return path
+    kinds = [("inbound", "question", None), ("outbound", "answer", "service"),
+             ("public", "post", None), ("inbound", "purchase", None)]
+    with open(path, "w") as out:
+        for i in range(moments):
+            direction, kind, function = kinds[i % len(kinds)]
+            line: dict[str, Any] = {
+                "tenant": "acme", "customer_id": PERSON,
+                "occurred_at": f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+                "channel": "twitter", "direction": direction, "kind": kind,
+                "actor": f"@bench_person_{i % 7}", "attributes": {"note": f"bench-person-{i}"},
+                "source": {"system": "bench", "id": f"bench-person-{i}"},
+            }
+            if function:
+                line["function"] = function
+            if kind == "post":
+                line |= {"sentiment": 0.5, "reach": 10, "url": f"https://example.com/bp/{i}"}
+            out.write(json.dumps(line) + "\n")
+    return path
+
+
+def checked(run: Any) -> Any:
+    if run.returncode != 0:
+        raise SystemExit(f"a mot command failed ({run.returncode}): {run.stderr[-2000:]}")
+    return run
+
+
+def unsealed(url: str) -> None:
+    """Make the fresh store at `url` one whose ledger does not seal (as an older mot's)."""
+    from mot.bootstrap import open_store
+
+    with open_store(url) as services, services.backend.write("ledger") as tx:
+        tx.execute("UPDATE mot_upgrades SET done = 0 WHERE step = 'ledger sealed'")
+
+
+def main() -> None:
+    p = parser(__doc__ or "")
+    p.add_argument("--person", type=int, default=10_000, help="moments of the erased person")
+    p.set_defaults(n=100_000)
+    args = p.parse_args()
+    sample = sample_file(args.n, args.seed)
+    person = person_file(args.person)
+    mot = mot_command()
+    env = {"MOT_MASTER_KEY": "ab" * 32}
+    os.environ.update(env)
+    results: dict[str, Any] = {"environment": environment(), "n": args.n, "person": args.person,
+                               "load_before": os.getloadavg()}
+    rows = []
+    for kind in stores_of(args.stores):
+        figures: dict[str, dict[str, float]] = {}
+        for mode in ("unsealed", "sealed"):
+            name = f"erasure-{kind}-{mode}"
+            url = fresh_store(kind, name, args)
+            if mode == "unsealed":
+                unsealed(url)
+            log(f"{kind} {mode}: import {args.n + args.person:,} moments")
+            imported = checked(run_measured([*mot, "--store", url, "import", str(sample), str(person),
+                                     "--summary-json", "-q"], f"{kind} {mode} import"))
+            log(f"{kind} {mode}: replay")
+            rebuilt = checked(run_measured([*mot, "--store", url, "replay", "-q"],
+                                           f"{kind} {mode} replay"))
+            figures[mode] = {"import_s": imported.seconds, "replay_s": rebuilt.seconds,
+                             "load": os.getloadavg()[0]}
+            if mode == "sealed":
+                log(f"{kind}: erase a person of {args.person:,} moments")
+                erased = checked(run_measured([*mot, "--store", url, "erase", "--tenant", "acme",
+                                               "--customer", PERSON, "--reason", "bench"],
+                                              f"{kind} erase"))
+                receipt = json.loads(erased.stdout)
+                figures[mode]["erase_s"] = erased.seconds
+                figures[mode]["erased_moments"] = receipt["moments"]
+            drop_store(kind, name, args)
+        plain, sealed = figures["unsealed"], figures["sealed"]
+        import_ratio = plain["import_s"] / sealed["import_s"]
+        replay_ratio = plain["replay_s"] / sealed["replay_s"]
+        results[kind] = figures | {"import_ratio": import_ratio, "replay_ratio": replay_ratio}
+        rows += [
+            (kind, "import", num(plain["import_s"], 1), num(sealed["import_s"], 1),
+             num(import_ratio, 2), verdict(import_ratio >= 0.8)),
+            (kind, "replay (rebuild)", num(plain["replay_s"], 1), num(sealed["replay_s"], 1),
+             num(replay_ratio, 2), verdict(replay_ratio >= 0.8)),
+            (kind, f"erase ({sealed['erased_moments']:,.0f} moments)", "", num(sealed["erase_s"], 2),
+             "", verdict(sealed["erase_s"] < 2.0)),
+        ]
+    results["load_after"] = os.getloadavg()
+    print(table(["store", "case", "unsealed s", "sealed s", "ratio", "verdict"], rows))
+    print(f"load average before {results['load_before']}, after {results['load_after']}")
+    write_json("erasure_bench", results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
