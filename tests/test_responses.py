@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,22 @@ def test_every_format(golden_store: str) -> None:
     assert "response_p90_seconds" in times.splitlines()[0]
 
 
+def test_the_responses_view_says_which_requests_wait_and_how_long(golden_store: str) -> None:
+    with open_store(golden_store) as services, services.backend.read() as tx:
+        rows = tx.query("SELECT request_moment_id, is_open, waiting_seconds FROM responses_view"
+                        " ORDER BY request_moment_id")
+    now = datetime.now(UTC).timestamp()
+    opened = {"2287b9a5": "2026-01-07T10:00:00Z", "e10b4ac6": "2026-03-05T09:00:00Z"}
+    assert [(r[0][:8], bool(r[1])) for r in rows] == [
+        ("0d4bcfe2", False), ("2287b9a5", True), ("e10b4ac6", True), ("ff3933e0", False)]
+    for request_id, is_open, waiting in rows:
+        if not is_open:
+            assert waiting is None
+            continue
+        since = datetime.fromisoformat(opened[request_id[:8]]).timestamp()
+        assert abs(int(waiting) - (now - since)) < 120
+
+
 def test_the_http_api_is_tenant_scoped_with_the_same_shapes(store_url: str,
                                                            golden_path: Path) -> None:
     targets = Targets({"other": 86400}, {"globex": {"service": 7200}})
@@ -158,6 +175,7 @@ def test_the_http_api_is_tenant_scoped_with_the_same_shapes(store_url: str,
 
 def test_a_store_made_before_responses_fills_them_when_opened(golden_store: str) -> None:
     with open_store(golden_store) as services, services.backend.write("test") as tx:
+        tx.execute("DROP VIEW responses_view")
         tx.execute("DROP TABLE responses")
         tx.execute("UPDATE mot_schema SET version = 9")
     before = query(golden_store, "relationships", "--no-refresh")

@@ -3,7 +3,8 @@
 `relationships_view` adds `lapsed` as of now (SPEC §3.1, the same 180 × 24 h as
 `projections/lapsing.py`), `reciprocity_view` `may_ask`, `amplifications_view`
 `triggered` and `delay_hours`, `teams_view` `net_given`, `listening_view`
-`listens_enough`; `transitions_view` is the table as it is. The tables stay
+`listens_enough`, `responses_view` `is_open` and `waiting_seconds` (an open request's, as of
+now); `transitions_view` is the table as it is. The tables stay
 plain; a view depends on its table, so a rebuild's swap drops the views first
 and makes them again after (`drop_views`, `create_views`). Boolean columns are
 booleans on PostgreSQL and 0/1 on SQLite; both read as true/false in a `WHERE`.
@@ -34,6 +35,12 @@ VIEWS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
         "delay_seconds / 3600.0 AS delay_hours")),
     "teams_view": ("teams", ("given - asked AS net_given",)),
     "listening_view": ("listening", ("(listening_share >= 0.5) AS listens_enough",)),
+    # Overdue depends on mot.toml's targets, which the store does not know: how long each open
+    # request has waited is what an analyst compares with them.
+    "responses_view": ("responses", (
+        "(response_moment_id IS NULL) AS is_open",
+        "CASE WHEN response_moment_id IS NULL THEN ({now} - occurred_us) / 1000000 END"
+        " AS waiting_seconds")),
 }
 
 
