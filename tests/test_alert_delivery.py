@@ -225,3 +225,22 @@ def test_two_deliverers_never_send_one_alert_at_the_same_time(tmp_path: Path) ->
         assert max(counts.values()) == 1
         assert receiver.bad_signatures == 0
 
+
+
+def test_a_receiver_that_is_not_there_is_retried_with_the_reason(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = str(tmp_path / "mot.db")
+    config = tmp_path / "mot.toml"
+    config.write_text(config_text(f'url = "http://127.0.0.1:{port}/hook"\nsecret = "k"'))
+    with open_store(store) as services:
+        services.alert_outbox.raise_alerts([make_alert(1)])
+    result = mot(store, "alerts", "deliver", "--config", config)
+    assert "retrying 1" in result.stderr
+    [listed] = json.loads(mot(store, "alerts", "list", "--format", "json").stdout)
+    [delivery] = listed["deliveries"]
+    assert (delivery["state"], delivery["attempts"]) == ("pending", 1)
+    assert delivery["error"].startswith("ConnectionRefusedError")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 
 if TYPE_CHECKING:  # imported where used: the projection tables load this module for every query
     from mot.projections.alerts import Alert
@@ -103,8 +103,7 @@ class SqlAlertOutbox:
 
     def _known(self, tx: Tx, ids: Sequence[str]) -> set[str]:
         known: set[str] = set()
-        for start in range(0, len(ids), self.backend.max_params):
-            chunk = ids[start:start + self.backend.max_params]
+        for chunk in chunks(ids, self.backend.max_params):
             known |= {str(r[0]) for r in tx.query(
                 f"SELECT alert_id FROM alerts WHERE alert_id {self.backend.in_list(len(chunk))}",
                 self.backend.in_params(chunk))}
@@ -141,8 +140,7 @@ class SqlAlertOutbox:
     def _deliveries(self, tx: Tx, ids: Sequence[str]
                     ) -> dict[str, tuple[tuple[str, str, int, str | None], ...]]:
         out: dict[str, list[tuple[str, str, int, str | None]]] = {}
-        for start in range(0, len(ids), self.backend.max_params):
-            chunk = ids[start:start + self.backend.max_params]
+        for chunk in chunks(ids, self.backend.max_params):
             for alert_id, destination, state, attempts, error in tx.query(
                     "SELECT alert_id, destination, state, attempts, last_error FROM"
                     f" alert_deliveries WHERE alert_id {self.backend.in_list(len(chunk))}"
