@@ -256,3 +256,30 @@ class SqlAlertOutbox:
                 " lease_owner = NULL, lease_until_us = NULL WHERE state = 'failed' AND destination"
                 f" {self.backend.in_list(len(names))}", (now_us, *self.backend.in_params(names)))
         return count
+
+
+def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudonym: str,
+                      moments: Collection[str]) -> bool:
+    """An erased person (SPEC §6) leaves the outbox's alerts without personal fields: theirs
+    name the erasure's pseudonym and no actor, and another customer's alert whose trigger was
+    one of their moments loses `trigger_actor`. The alerts stay (by id), so a rebuild raises
+    none of them again. Returns whether any row changed."""
+    changed = False
+    for cid in customer_ids:
+        rows = tx.query("SELECT alert_id FROM alerts WHERE tenant = ? AND customer_id = ?",
+                        (tenant, cid))
+        tx.executemany("UPDATE alerts SET customer_id = ?, customer_ids = ?, actor = NULL"
+                       " WHERE alert_id = ?",
+                       [(pseudonym, orjson.dumps([pseudonym]).decode(), r[0]) for r in rows])
+        changed |= bool(rows)
+    if moments:
+        triggered = []
+        for alert_id, details in tx.query(
+                "SELECT alert_id, details FROM alerts WHERE tenant = ?", (tenant,)):
+            facts = orjson.loads(details)
+            if facts.get("trigger_moment_id") in moments and facts.get("trigger_actor") is not None:
+                facts["trigger_actor"] = None
+                triggered.append((orjson.dumps(facts).decode(), alert_id))
+        tx.executemany("UPDATE alerts SET details = ? WHERE alert_id = ?", triggered)
+        changed |= bool(triggered)
+    return changed

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from mot.adapters.stores.alert_outbox import erase_from_alerts
 from mot.adapters.stores.ledger import SqlLedger
 from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
 from mot.adapters.stores.sql import SqlBackend, Tx
@@ -180,6 +181,8 @@ class SqlErasures:
                 tx.executemany(f"UPDATE {table} SET trigger_actor = NULL, version = ?"
                                " WHERE tenant = ? AND amplification_id = ?",
                                [(version, tenant, aid) for aid in triggered])
+            if erase_from_alerts(tx, tenant, ids, pseudo, erased_moments):
+                touched.add("alerts")
             for table in self._tables(tx, ["tombstones"]):
                 tx.executemany(f"DELETE FROM {table} WHERE row_key = ?",
                                [(f"{tenant}/{cid}",) for cid in ids])
