@@ -469,7 +469,9 @@ def quarantine_replay(obj: State, ids: tuple[int, ...], field: str | None,
     click.echo(
         f"replayed {counted(summary.read, 'message')}: recorded {summary.recorded:,}, "
         f"amended {summary.amended:,}, retracted {summary.retracted:,}, "
-        f"duplicates {summary.duplicates:,}, still rejected {summary.quarantined:,}; "
+        + (f"linked {summary.linked:,}, unlinked {summary.unlinked:,}, "
+           if summary.linked or summary.unlinked else "")
+        + f"duplicates {summary.duplicates:,}, still rejected {summary.quarantined:,}; "
         f"{counted(left, 'message')} in the quarantine"
     )
 

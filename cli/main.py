@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
     "sample": "sample_commands",
     "alerts": "alert_commands",
     "erase": "erasure_commands", "erasures": "erasure_commands",
+    "identity": "identity_commands",
 }
 
 

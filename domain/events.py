@@ -150,6 +150,5 @@ MomentEvent = MomentRecorded | MomentAmended | MomentRetracted
 LinkEvent = CustomersLinked | CustomersUnlinked
 """An event of a pair's stream."""
 
-LedgerEvent = MomentEvent
-"""What the notification log carries. Until the ledger records links (issue 15), only a
-moment's events; then `MomentEvent | LinkEvent`."""
+LedgerEvent = MomentEvent | LinkEvent
+"""What the notification log carries: a moment's events and a pair's."""

@@ -9,7 +9,7 @@ transaction and retries it when a concurrent writer got there first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -17,16 +17,22 @@ from typing import Any
 
 from mot.domain.events import (
     AnyMoment,
+    CustomersLinked,
+    CustomersUnlinked,
     EncodedMoment,
     LedgerEvent,
+    LinkEvent,
     MomentAmended,
     MomentRecorded,
     MomentRetracted,
     as_dict,
 )
 from mot.domain.identity import MomentKey
+from mot.domain.links import PairEvidence, is_repeat
 from mot.domain.messages import (
     AmendMoment,
+    Correction,
+    LinkCustomers,
     Message,
     RecordMoment,
     Rejected,
@@ -34,7 +40,7 @@ from mot.domain.messages import (
     RetractMoment,
     amended,
 )
-from mot.domain.timefmt import format_utc
+from mot.domain.timefmt import format_utc, parse_utc, to_micros
 
 
 class AmbiguousMoment(ValueError):
@@ -51,6 +57,8 @@ class Outcome(Enum):
     RECORDED = "recorded"
     AMENDED = "amended"
     RETRACTED = "retracted"
+    LINKED = "linked"
+    UNLINKED = "unlinked"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
     SUPPRESSED = "suppressed"  # names an erased person or moment: dropped, counted (SPEC §6)
@@ -92,6 +100,8 @@ def replay_stream(events: Iterable[LedgerEvent]) -> Stream | None:
     """Fold one moment's events (in version order) into its Stream."""
     stream: Stream | None = None
     for event in events:
+        if isinstance(event, CustomersLinked | CustomersUnlinked):
+            continue  # (a pair's events are not a moment's)
         if isinstance(event, MomentRecorded):
             stream = Stream(first=event.moment, current=event.moment, version=event.version)
         elif stream is not None:
@@ -106,48 +116,118 @@ def replay_stream(events: Iterable[LedgerEvent]) -> Stream | None:
     return stream
 
 
+WaitKey = tuple[str | None, str]
+"""The moment a correction waits for: (tenant, moment id); no tenant: the id in any tenant."""
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The decision for one message of the batch."""
+    """The decision for one message of the batch.
+
+    `waits_for` is set on a correction rejected only because its moment is not recorded:
+    it waits in the quarantine and applies on its own when that moment is (SPEC §2).
+    """
 
     outcome: Outcome
     moment_id: str | None = None
     rejection: Rejection | None = None
+    waits_for: WaitKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """What the ledger knows of one pair of customer ids: its evidence, its last version."""
+
+    version: int
+    evidence: tuple[PairEvidence, ...]
+
+
+def replay_pair(events: Iterable[LedgerEvent]) -> Pair | None:
+    """Fold one pair's events (in version order) into its Pair."""
+    pair: Pair | None = None
+    for event in events:
+        if isinstance(event, CustomersLinked | CustomersUnlinked):
+            evidence = PairEvidence("link" if type(event) is CustomersLinked else "unlink",
+                                    to_micros(parse_utc(event.occurred_at)))
+            pair = Pair(event.version, (*(pair.evidence if pair else ()), evidence))
+    return pair
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A correction in the quarantine that waits for its moment (`Verdict.waits_for`)."""
+
+    quarantine_id: int
+    message: Correction
+    origin: str
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Events to append, and a verdict per message in batch order."""
+    """Events to append, a verdict per message in batch order, and what became of the
+    waiting corrections the batch's new moments let in: (quarantine id, verdict)."""
 
     events: list[LedgerEvent]
     verdicts: list[Verdict]
+    waited: list[tuple[int, Verdict]]
 
 
 def message_key(message: Message) -> tuple[str | None, str]:
     """(tenant, moment_id) of the moment a message names; the tenant is None for a
     correction that does not say (it names the moment with that id in whichever tenant
-    has one)."""
+    has one). A link names no moment: use `pair_key`."""
+    assert not isinstance(message, LinkCustomers)
     return message.tenant, message.moment_id
+
+
+@dataclass(slots=True)
+class _Wait:
+    """A correction waiting in this decision: from the quarantine (`quarantine_id`) or from
+    this batch (`index` of its verdict); quarantined ones arrived first."""
+
+    message: Correction
+    origin: str
+    quarantine_id: int | None
+    index: int
+
+    @property
+    def arrival(self) -> tuple[int, int]:
+        return (0, self.quarantine_id) if self.quarantine_id is not None else (1, self.index)
 
 
 def decide(
     messages: Sequence[tuple[Message, str]],
     streams: dict[MomentKey, Stream],
     now: datetime,
+    pairs: Mapping[str, Pair] | None = None,
+    waiting: Sequence[Waiting] = (),
 ) -> Decision:
     """Decide a batch of (message, origin) against the recorded `streams`.
 
     `streams` maps (tenant, moment id) to its Stream for every moment the batch
     names that is recorded (for a correction without `tenant`: in every tenant);
-    it is not modified. Messages apply in batch order, so a moment and its
-    amendment may arrive in the same batch.
+    `pairs` maps each link stream the batch names that is recorded to its Pair;
+    neither is modified. Messages apply in batch order, so a moment and its
+    amendment may arrive in the same batch. A correction of a moment not recorded
+    waits (`Verdict.waits_for`); `waiting` holds those already in the quarantine for
+    the moments the batch names, oldest first. When a moment is recorded, what waits
+    for it applies right after it, in the order it arrived.
     """
     working = dict(streams)
+    working_pairs: dict[str, Pair] = dict(pairs or {})
     tenants_of: dict[str, list[str]] | None = None  # built for the first correction without tenant
     recorded_at = format_utc(now)
     events: list[LedgerEvent] = []
     verdicts: list[Verdict] = []
+    waits: dict[WaitKey, list[_Wait]] = {}
+    for w in waiting:
+        key_of = (w.message.tenant, w.message.moment_id)
+        waits.setdefault(key_of, []).append(_Wait(w.message, w.origin, w.quarantine_id, -1))
+    waited: list[tuple[int, Verdict]] = []
     for message, origin in messages:
+        if isinstance(message, LinkCustomers):
+            verdicts.append(_link(message, working_pairs, events, recorded_at, origin))
+            continue
         moment_id = message.moment_id
         try:
             if isinstance(message, RecordMoment):
@@ -166,10 +246,14 @@ def decide(
                             tenants_of.setdefault(recorded_id, []).append(tenant)
                     key = _only_tenant(moment_id, tenants_of.get(moment_id, ()))
                 found = None if key is None else working.get(key)
-                if isinstance(message, AmendMoment):
-                    verdict, event, stream = _amend(message, found, now, recorded_at, origin)
-                else:
-                    verdict, event, stream = _retract(message, found, recorded_at, origin)
+                if found is None:
+                    wait_key = (message.tenant, moment_id)
+                    verdicts.append(Verdict(Outcome.QUARANTINED, moment_id, _unknown(message),
+                                            wait_key))
+                    waits.setdefault(wait_key, []).append(
+                        _Wait(message, origin, None, len(verdicts) - 1))
+                    continue
+                verdict, event, stream = _correct(message, found, now, recorded_at, origin)
         except Rejected as rejected:
             verdicts.append(Verdict(Outcome.QUARANTINED, moment_id, rejected.rejection))
             continue
@@ -179,10 +263,60 @@ def decide(
         if event is not None:
             events.append(event)
         verdicts.append(verdict)
-    return Decision(events, verdicts)
+        if waits and verdict.outcome is Outcome.RECORDED:
+            assert key is not None
+            ready = waits.pop(key, []) + waits.pop((None, moment_id), [])
+            for wait in sorted(ready, key=lambda w: w.arrival):
+                try:
+                    verdict, event, stream = _correct(wait.message, working[key], now,
+                                                      recorded_at, wait.origin)
+                except Rejected as rejected:
+                    verdict, event, stream = Verdict(
+                        Outcome.QUARANTINED, moment_id, rejected.rejection), None, None
+                if stream is not None:
+                    working[key] = stream
+                if event is not None:
+                    events.append(event)
+                if wait.quarantine_id is not None:
+                    waited.append((wait.quarantine_id, verdict))
+                else:
+                    verdicts[wait.index] = verdict
+    return Decision(events, verdicts, waited)
 
 
 _Step = tuple[Verdict, LedgerEvent | None, Stream | None]
+
+
+def _correct(message: Correction, stream: Stream, now: datetime, recorded_at: str,
+             origin: str) -> _Step:
+    if isinstance(message, AmendMoment):
+        return _amend(message, stream, now, recorded_at, origin)
+    return _retract(message, stream, recorded_at, origin)
+
+
+def _unknown(message: Correction) -> Rejection:
+    verb = "amended" if isinstance(message, AmendMoment) else "retracted"
+    return Rejection(
+        "moment_id",
+        f"no recorded moment {message.moment_id} to be {verb} (it waits in the quarantine "
+        "and applies on its own when the moment is recorded)",
+    )
+
+
+def _link(message: LinkCustomers, pairs: dict[str, Pair], events: list[LedgerEvent],
+          recorded_at: str, origin: str) -> Verdict:
+    """A link or unlink of a pair: a new version of its stream, or the same message again."""
+    pair = pairs.get(message.link_id)
+    evidence = message.evidence
+    if pair is not None and is_repeat(evidence, pair.evidence):
+        return Verdict(Outcome.DUPLICATE)
+    version = 1 if pair is None else pair.version + 1
+    kind = CustomersLinked if message.type == "link" else CustomersUnlinked
+    event: LinkEvent = kind(message.link_id, version, message.tenant, message.customer_ids,
+                            message.occurred_at, message.reason, recorded_at, origin)
+    events.append(event)
+    pairs[message.link_id] = Pair(version, (*(pair.evidence if pair else ()), evidence))
+    return Verdict(Outcome.LINKED if message.type == "link" else Outcome.UNLINKED)
 
 
 def _only_tenant(moment_id: str, tenants: Sequence[str]) -> MomentKey | None:

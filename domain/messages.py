@@ -19,9 +19,11 @@ from pydantic import ValidationError
 from mot.domain.currencies import ISO_4217
 from mot.domain.events import AnyMoment
 from mot.domain.identity import derived_moment_id
+from mot.domain.links import LinkType, PairEvidence, link_stream_id
 from mot.domain.schema import (
     AMENDABLE_FIELDS,
     AmendIn,
+    LinkIn,
     MomentIn,
     RetractIn,
     SourceRef,
@@ -29,7 +31,7 @@ from mot.domain.schema import (
     inexact_integer,
     number_as_sent,
 )
-from mot.domain.timefmt import format_utc
+from mot.domain.timefmt import format_utc, to_micros
 from mot.domain.timefmt import utc_now as utc_now  # re-exported: the time of recording
 from mot.domain.vocabulary import IMMUTABLE_FIELDS, KINDS_BY_DIRECTION
 
@@ -40,7 +42,8 @@ MAX_FUTURE: Final = timedelta(hours=24)
 MAX_ATTRIBUTES_BYTES: Final = 16 * 1024
 REFERENCE_FIELDS: Final = ("in_reply_to", "shares")
 UNKNOWN_FIELD: Final = "unknown field (not a field of wire format v1)"
-TOP_FIELDS: Final = frozenset(MomentIn.model_fields) | set(AmendIn.model_fields)
+TOP_FIELDS: Final = (frozenset(MomentIn.model_fields) | set(AmendIn.model_fields)
+                     | set(LinkIn.model_fields))
 SOURCE_FIELDS: Final = frozenset(SourceRef.model_fields)
 
 
@@ -73,7 +76,25 @@ class RetractMoment:
     tenant: str | None = None
 
 
-Message = RecordMoment | AmendMoment | RetractMoment
+@dataclass(frozen=True, slots=True)
+class LinkCustomers:
+    """Say that two customer ids of a tenant are one person (`link`) or not (`unlink`)."""
+
+    type: LinkType
+    tenant: str
+    customer_ids: tuple[str, str]  # in code-point order
+    occurred_at: str  # RFC 3339 in UTC, to the microsecond
+    occurred_us: int  # the same instant, in microseconds since the epoch
+    reason: str
+    link_id: str  # the pair's stream: `link_stream_id(tenant, *customer_ids)`
+
+    @property
+    def evidence(self) -> PairEvidence:
+        return PairEvidence(self.type, self.occurred_us)
+
+
+Correction = AmendMoment | RetractMoment
+Message = RecordMoment | AmendMoment | RetractMoment | LinkCustomers
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +228,17 @@ def validate_message(data: Any, now: datetime) -> Message | Rejection:
         if kind == "retract":
             retract = RetractIn.model_validate(data)
             return RetractMoment(str(retract.moment_id), retract.reason, retract.tenant)
+        if kind == "link" or kind == "unlink":
+            return _link(data, now)
     except ValidationError as error:
         return _rejection_from(error, data, now)
     except Rejected as error:
         return error.rejection
-    return Rejection("type", f"expected 'moment', 'amend' or 'retract', got {_short(kind)}"
-                     + _did_you_mean(kind, ("moment", "amend", "retract")))
+    return Rejection("type", "expected 'moment', 'amend', 'retract', 'link' or 'unlink', got "
+                     f"{_short(kind)}" + _did_you_mean(kind, MESSAGE_TYPES))
+
+
+MESSAGE_TYPES: Final = ("moment", "amend", "retract", "link", "unlink")
 
 
 def _moment(data: dict[str, Any], now: datetime) -> RecordMoment:
@@ -227,6 +253,23 @@ def _amendment(data: dict[str, Any]) -> AmendMoment:
         raise Rejected(_combined(problems))
     return AmendMoment(str(amend.moment_id), amend.set, amend.reason, amend.tenant,
                        None if amend.amendment_id is None else str(amend.amendment_id))
+
+
+def _link(data: dict[str, Any], now: datetime) -> LinkCustomers:
+    link = LinkIn.model_validate(data)
+    first, second = link.customer_ids
+    if first == second:
+        raise Rejected(Rejection(
+            "customer_ids", f"expected two different customer ids, got {_short(first)} twice"))
+    occurred = now if link.occurred_at is None else link.occurred_at
+    problems = _rules(None, None, None, None, occurred, now)
+    if problems:
+        raise Rejected(_combined(problems))
+    pair = (first, second) if first < second else (second, first)
+    # The microseconds are those of the text kept: a finer fraction is dropped, not rounded.
+    occurred_at = format_utc(occurred)
+    return LinkCustomers(link.type, link.tenant, pair, occurred_at, to_micros(occurred),
+                         link.reason, link_stream_id(link.tenant, *pair))
 
 
 def _set_problem(name: str) -> Rejection | None:
@@ -479,6 +522,8 @@ def _phrase(error: Any, data: Any = None) -> str:
         message = f"expected at least {error['ctx']['min_length']} field"
     elif kind == "too_long" and isinstance(error.get("input"), dict):
         message = f"expected at most {error['ctx']['max_length']} fields"
+    elif kind in ("too_short", "too_long", "list_type") and error["loc"] == ("customer_ids",):
+        message = "expected a list of two customer ids"
     hint = ""
     if kind == "literal_error" and isinstance(error.get("input"), str):
         choices: Sequence[str] = re.findall(r"'([^']*)'", str(error["ctx"]["expected"]))

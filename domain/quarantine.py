@@ -16,6 +16,8 @@ class Rejected:
     origin: str  # file:line, kafka:topic/partition/offset, http:request#item
     field: str
     reason: str
+    # A correction of a moment not recorded: (tenant or None, moment id) it waits for.
+    waits_for: tuple[str | None, str] | None = None
 
     @property
     def digest(self) -> str:
@@ -40,6 +42,7 @@ class Quarantined:
     first_seen: str
     last_seen: str
     repeats: int
+    waits_for: tuple[str | None, str] | None = None  # see Rejected.waits_for
 
     @property
     def message(self) -> bytes:

@@ -127,6 +127,22 @@ class RetractIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2048)
 
 
+CustomerId = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class LinkIn(BaseModel):
+    """Two customer ids of a tenant are one person (`link`), or are not (`unlink`): SPEC §2."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["link", "unlink"]
+    tenant: str = Field("default", min_length=1, max_length=128)
+    customer_ids: list[CustomerId] = Field(min_length=2, max_length=2)
+    # When the evidence was established; absent: the time of recording.
+    occurred_at: Timestamp | None = None
+    reason: str = Field(min_length=1, max_length=2048)
+
+
 # -- numbers kept exactly (SPEC §2) ------------------------------------------------------
 # orjson reads an integer beyond 64 bits as a float, silently rounded. Only a literal of
 # 20 or more digits can be one (2**64 has 20), so the exact reading below runs only for
@@ -225,6 +241,7 @@ def number_as_sent(raw: bytes | str, path: str) -> str | None:
 __all__ = [
     "AMENDABLE_FIELDS",
     "AmendIn",
+    "LinkIn",
     "MomentIn",
     "Reference",
     "RetractIn",

@@ -34,13 +34,12 @@ from uuid import UUID
 import orjson
 
 from mot.domain.events import LedgerEvent
-from mot.domain.identity import MomentKey, derived_moment_id
-from mot.domain.ledger import Stream
+from mot.domain.identity import derived_moment_id
 from mot.domain.quarantine import Quarantined
 from mot.domain.schema import inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
 from mot.service.ledger import Incoming, LedgerService
-from mot.service.ports import Append, LedgerStore
+from mot.service.ports import Append, LedgerStore, Loaded
 
 SCOPES: Final = ("read", "write")
 TOKEN_PREFIX: Final = "mot_"
@@ -230,7 +229,7 @@ class TenantLedger:
             payload = item.payload
             if item.problem is None and isinstance(data, dict):
                 kind = data.get("type")
-                if kind in (None, "moment", "amend", "retract"):
+                if kind in (None, "moment", "amend", "retract", "link", "unlink"):
                     # A correction too names the token's tenant: moment ids are scoped by
                     # tenant, so it can only ever reach this tenant's moment of that id.
                     named = data.get("tenant", _MISSING)
@@ -359,18 +358,18 @@ class _Fence:
         self.lock = lock
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
         tenant = self.tenant
 
-        def fenced(streams: dict[MomentKey, Stream]) -> Append:
-            append = plan(streams)
+        def fenced(loaded: Loaded) -> Append:
+            append = plan(loaded)
             if any(event.tenant != tenant for event in append.events):
                 raise TenantConflict(f"a batch of tenant {tenant!r} would change another tenant's "
-                                     "moment; rolled back")
+                                     "moment or pair; rolled back")
             return append
 
         with self.lock:
-            return self.store.record(keys, fenced)
+            return self.store.record(keys, fenced, pairs)
 
     def transaction(self) -> AbstractContextManager[None]:
         return self.store.transaction()

@@ -118,10 +118,7 @@ class ImportReport:
         return {**self.summary.as_dict(), "lines": self.lines, "blank": self.blank}
 
     def counts(self) -> str:
-        s = self.summary
-        return (f"read {s.read:,}: recorded {s.recorded:,}, amended {s.amended:,}, "
-                f"retracted {s.retracted:,}, duplicates {s.duplicates:,}, quarantined {s.quarantined:,}"
-                + (f", suppressed {s.suppressed:,}" if s.suppressed else ""))
+        return self.summary.counts()
 
 
 class ImportStopped(Exception):
@@ -211,8 +208,8 @@ class Recorder:
                     self._unit.enter_context(store.transaction())
                 result = ledger.record_parsed(batch, parsed, now)
                 outcomes = result.outcomes()
-                counts.add(outcomes, len(batch))
-                self.summary.add(outcomes, len(batch))
+                counts.add(outcomes, len(batch), result.waited)
+                self.summary.add(outcomes, len(batch), result.waited)
                 if outcomes[Outcome.QUARANTINED] and len(self.rejects) < self.samples:
                     self.rejects += [(item.origin, v.rejection.reason)
                                      for item, v in zip(batch, result.verdicts, strict=True)

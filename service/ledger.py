@@ -14,12 +14,20 @@ from time import monotonic
 
 from mot.domain.erasure import is_erased_customer
 from mot.domain.identity import MomentKey
-from mot.domain.ledger import Outcome, Stream, Verdict, decide, message_key
-from mot.domain.messages import Message, RecordMoment, Rejection, parse_message
+from mot.domain.ledger import Outcome, Stream, Verdict, Waiting, WaitKey, decide
+from mot.domain.messages import (
+    AmendMoment,
+    LinkCustomers,
+    Message,
+    RecordMoment,
+    Rejection,
+    RetractMoment,
+    parse_message,
+)
 from mot.domain.quarantine import Quarantined, Rejected
 from mot.domain.timefmt import utc_now
 from mot.service.parsing import Parsed, parse_items
-from mot.service.ports import Append, LedgerStore
+from mot.service.ports import Append, LedgerStore, Loaded
 
 DEFAULT_BATCH = 1000
 DEFAULT_COMMIT = 20_000
@@ -51,8 +59,13 @@ class Summary:
     quarantined: int = 0
     suppressed: int = 0  # naming an erased person or moment (SPEC §6): counted, not kept
     started: float = field(default_factory=monotonic)
+    linked: int = 0
+    unlinked: int = 0
+    # Corrections that waited in the quarantine for their moment and went in with it
+    # (not messages read here; they leave the quarantine).
+    waited: int = 0
 
-    def add(self, outcomes: Counter[Outcome], read: int) -> None:
+    def add(self, outcomes: Counter[Outcome], read: int, waited: int = 0) -> None:
         self.read += read
         self.recorded += outcomes[Outcome.RECORDED]
         self.amended += outcomes[Outcome.AMENDED]
@@ -60,6 +73,9 @@ class Summary:
         self.duplicates += outcomes[Outcome.DUPLICATE]
         self.quarantined += outcomes[Outcome.QUARANTINED]
         self.suppressed += outcomes[Outcome.SUPPRESSED]
+        self.linked += outcomes[Outcome.LINKED]
+        self.unlinked += outcomes[Outcome.UNLINKED]
+        self.waited += waited
 
     def merge(self, other: Summary) -> None:
         """Add another summary's counts to this one (several files, one total)."""
@@ -70,6 +86,21 @@ class Summary:
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.suppressed += other.suppressed
+        self.linked += other.linked
+        self.unlinked += other.unlinked
+        self.waited += other.waited
+
+    def counts(self) -> str:
+        """The counts in words: "read 3: recorded 2, ..., quarantined 0" (links, suppressed
+        messages and waiting corrections only when there were some)."""
+        links = (f"linked {self.linked:,}, unlinked {self.unlinked:,}, "
+                 if self.linked or self.unlinked else "")
+        suppressed = f", suppressed {self.suppressed:,}" if self.suppressed else ""
+        waited = (f"; {self.waited:,} waiting correction{'s' if self.waited != 1 else ''} "
+                  "applied" if self.waited else "")
+        return (f"read {self.read:,}: recorded {self.recorded:,}, amended {self.amended:,}, "
+                f"retracted {self.retracted:,}, {links}duplicates {self.duplicates:,}, "
+                f"quarantined {self.quarantined:,}{suppressed}{waited}")
 
     @property
     def seconds(self) -> float:
@@ -78,10 +109,10 @@ class Summary:
     def as_dict(self) -> dict[str, float | int]:
         return {
             "read": self.read, "recorded": self.recorded, "amended": self.amended,
-            "retracted": self.retracted, "duplicates": self.duplicates,
-            "quarantined": self.quarantined,
+            "retracted": self.retracted, "linked": self.linked, "unlinked": self.unlinked,
+            "duplicates": self.duplicates, "quarantined": self.quarantined,
             **({"suppressed": self.suppressed} if self.suppressed else {}),
-            "seconds": round(self.seconds, 3),
+            "waited": self.waited, "seconds": round(self.seconds, 3),
         }
 
 
@@ -90,6 +121,8 @@ class BatchResult:
     """The verdict for each message of a batch, in order."""
 
     verdicts: list[Verdict]
+    # Corrections that waited in the quarantine and went in with this batch's moments.
+    waited: int = 0
 
     def outcomes(self) -> Counter[Outcome]:
         return Counter(verdict.outcome for verdict in self.verdicts)
@@ -115,21 +148,25 @@ class LedgerService:
 
     def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                        now: datetime) -> BatchResult:
-        def plan(streams: dict[MomentKey, Stream]) -> Append:
-            dropped = self._suppressed(items, parsed, streams)
+        def plan(loaded: Loaded) -> Append:
+            dropped = self._suppressed(items, parsed, loaded.streams)
             messages = [(p, item.origin) for i, (p, item) in enumerate(zip(parsed, items, strict=True))
                         if not isinstance(p, Rejection) and i not in dropped]
-            decision = decide(messages, streams, now)
+            decision = decide(messages, loaded.streams, now, loaded.pairs,
+                              _waiting(loaded.waiting, now))
             verdicts = _merge_verdicts(parsed, decision.verdicts, dropped)
             rejected = [
-                Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason)
+                Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason,
+                         v.waits_for)
                 for item, v in zip(items, verdicts, strict=True) if v.rejection is not None
             ]
-            return Append(decision.events, rejected=rejected, verdicts=verdicts)
+            resolved, still = _settled(decision.waited)
+            return Append(decision.events, rejected=rejected, verdicts=verdicts,
+                          resolved=resolved, still_rejected=still, waited=decision.waited)
 
-        keys = {message_key(p) for p in parsed if not isinstance(p, Rejection)}
-        append = self.store.record(keys, plan)
-        return BatchResult(list(append.verdicts))
+        keys, pairs = _keys(parsed)
+        append = self.store.record(keys, plan, pairs)
+        return BatchResult(list(append.verdicts), len(append.resolved))
 
     def _suppressed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                     streams: dict[MomentKey, Stream]) -> set[int]:
@@ -143,6 +180,7 @@ class LedgerService:
         named: dict[int, tuple[str, str]] = {}
         erased = {moment_id for (_, moment_id), stream in streams.items()
                   if is_erased_customer(str(stream.current.get("customer_id", "")))}
+        linking: dict[int, tuple[tuple[str, str], ...]] = {}  # a link names two customers
         for i, p in enumerate(parsed):
             if isinstance(p, RecordMoment):
                 named[i] = (p.tenant, str(p.moment["customer_id"]))
@@ -150,11 +188,14 @@ class LedgerService:
                 pair = _customer_named(items[i].message)
                 if pair is not None:
                     named[i] = pair
+            elif isinstance(p, LinkCustomers):
+                linking[i] = tuple((p.tenant, customer) for customer in p.customer_ids)
             elif p.moment_id in erased:
                 out.add(i)
-        if named:
-            hit = store.suppressed(set(named.values()))
+        if named or linking:
+            hit = store.suppressed(set(named.values()).union(*linking.values()))
             out |= {i for i, pair in named.items() if pair in hit}
+            out |= {i for i, pairs in linking.items() if any(pair in hit for pair in pairs)}
         return out
 
     def fix_quarantined(self, quarantine_id: int, payload: bytes) -> Fix:
@@ -199,23 +240,28 @@ class LedgerService:
                 parsed = [parse_message(payloads.get(entry.id, entry.message) if payloads
                                         else entry.message, now) for entry in batch]
 
-                def plan(streams: dict[MomentKey, Stream], batch: list[Quarantined] = batch,
+                def plan(loaded: Loaded, batch: list[Quarantined] = batch,
                          parsed: list[Message | Rejection] = parsed, now: datetime = now) -> Append:
                     messages = [(p, e.origin) for p, e in zip(parsed, batch, strict=True)
                                 if not isinstance(p, Rejection)]
-                    decision = decide(messages, streams, now)
+                    # What waits and is replayed here applies in batch order, once.
+                    replayed = {e.id for e in batch}
+                    waiting = _waiting([w for w in loaded.waiting if w.id not in replayed], now)
+                    decision = decide(messages, loaded.streams, now, loaded.pairs, waiting)
                     verdicts = _merge_verdicts(parsed, decision.verdicts)
-                    resolved = [e.id for e, v in zip(batch, verdicts, strict=True)
-                                if v.rejection is None]
-                    still = [(e.id, v.rejection.field, v.rejection.reason)
-                             for e, v in zip(batch, verdicts, strict=True)
-                             if v.rejection is not None]
+                    resolved, still = _settled(decision.waited)
+                    resolved += [e.id for e, v in zip(batch, verdicts, strict=True)
+                                 if v.rejection is None]
+                    still += [(e.id, v.rejection.field, v.rejection.reason, v.waits_for)
+                              for e, v in zip(batch, verdicts, strict=True)
+                              if v.rejection is not None]
                     return Append(decision.events, resolved=resolved, still_rejected=still,
-                                  verdicts=verdicts)
+                                  verdicts=verdicts, waited=decision.waited)
 
-                keys = {message_key(p) for p in parsed if not isinstance(p, Rejection)}
-                append = self.store.record(keys, plan)
+                keys, pairs = _keys(parsed)
+                append = self.store.record(keys, plan, pairs)
                 final.update((e.id, v.outcome) for e, v in zip(batch, append.verdicts, strict=True))
+                final.update((qid, v.outcome) for qid, v in append.waited)
                 progress_made = progress_made or bool(append.resolved)
             if not progress_made:
                 break
@@ -235,13 +281,48 @@ class Fix:
     kept_as: int | None
 
 
+def _keys(parsed: Sequence[Parsed]) -> tuple[set[tuple[str | None, str]], set[str]]:
+    """The moments (tenant, id) and the pairs (link stream id) a batch names."""
+    keys: set[tuple[str | None, str]] = set()
+    pairs: set[str] = set()
+    for p in parsed:
+        kind = type(p)
+        if kind is RecordMoment or kind is AmendMoment or kind is RetractMoment:
+            keys.add((p.tenant, p.moment_id))  # type: ignore[union-attr]
+        elif kind is LinkCustomers:
+            pairs.add(p.link_id)  # type: ignore[union-attr]
+    return keys, pairs
+
+
+def _waiting(entries: Sequence[Quarantined], now: datetime) -> list[Waiting]:
+    """The waiting corrections, parsed (one that no longer parses stays where it is)."""
+    waiting: list[Waiting] = []
+    for entry in entries:
+        message = parse_message(entry.message, now)
+        if isinstance(message, AmendMoment | RetractMoment):
+            waiting.append(Waiting(entry.id, message, entry.origin))
+    return waiting
+
+
+def _settled(waited: Sequence[tuple[int, Verdict]]
+             ) -> tuple[list[int], list[tuple[int, str, str, WaitKey | None]]]:
+    """Waiting corrections that went in (to leave the quarantine), and those rejected now
+    for another reason (kept, no longer waiting)."""
+    resolved = [qid for qid, v in waited if v.rejection is None]
+    still: list[tuple[int, str, str, WaitKey | None]] = [
+        (qid, v.rejection.field, v.rejection.reason, None)
+        for qid, v in waited if v.rejection is not None]
+    return resolved, still
+
+
 def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Verdict],
                     suppressed: Collection[int] = ()) -> list[Verdict]:
     """Verdicts for the whole batch: suppressed messages and parse rejections in place,
     decisions for the rest."""
     decisions: Iterator[Verdict] = iter(decided)
     return [
-        Verdict(Outcome.SUPPRESSED, None if isinstance(p, Rejection) else p.moment_id)
+        Verdict(Outcome.SUPPRESSED, None if isinstance(p, Rejection | LinkCustomers)
+                else p.moment_id)
         if i in suppressed else
         Verdict(Outcome.QUARANTINED, None, p) if isinstance(p, Rejection) else next(decisions)
         for i, p in enumerate(parsed)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent
     from mot.domain.identity import MomentKey
-    from mot.domain.ledger import Stream, Verdict
+    from mot.domain.ledger import Pair, Stream, Verdict, WaitKey
     from mot.domain.quarantine import Quarantined, Rejected
 
 
@@ -31,23 +31,38 @@ class StoreUnavailable(ConnectionError):
 
 
 @dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a write transaction found of the streams a batch names, for its plan."""
+
+    streams: dict[MomentKey, Stream]  # (tenant, moment id) -> the moment's stream
+    pairs: dict[str, Pair]  # a pair's link stream id -> its stream
+    # Corrections in the quarantine waiting for a moment the batch names that is not
+    # recorded yet (SPEC §2), oldest first; found only when the quarantine holds any.
+    waiting: Sequence[Quarantined] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Append:
     """What one write transaction of the ledger does."""
 
     events: Sequence[LedgerEvent]
     rejected: Sequence[Rejected] = ()
     resolved: Collection[int] = ()  # quarantine ids that now went in
-    still_rejected: Sequence[tuple[int, str, str]] = ()  # (quarantine id, field, reason)
+    # (quarantine id, field, reason, the moment it waits for if that is why)
+    still_rejected: Sequence[tuple[int, str, str, WaitKey | None]] = ()
     verdicts: Sequence[Verdict] = ()  # one per message, in batch order
+    waited: Sequence[tuple[int, Verdict]] = ()  # waiting corrections let in: (quarantine id, verdict)
 
 
 class LedgerStore(Protocol):
     """The ledger: streams of moment events, their notification log, and the quarantine."""
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
         """In one write transaction: load the streams of the moments `keys` name ((tenant,
-        moment id); a None tenant names the id in every tenant), ask `plan` what to do, do it."""
+        moment id); a None tenant names the id in every tenant) and of the pairs `pairs` names
+        (link stream ids), and the corrections waiting for those moments; ask `plan` what to
+        do, do it (a rejected correction with `waits_for` is marked as waiting)."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:

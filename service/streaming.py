@@ -31,7 +31,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
+from mot.domain.events import (
+    CustomersLinked,
+    CustomersUnlinked,
+    LedgerEvent,
+    MomentAmended,
+    MomentRecorded,
+)
 from mot.domain.ledger import Outcome
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
 from mot.service.parsing import Parsed, ParsePool, parse_here
@@ -164,10 +170,7 @@ class IngestStats(Summary):
 
     def summary_line(self) -> str:
         """What it did, once it stopped."""
-        return (f"read {self.read:,}: recorded {self.recorded:,}, amended {self.amended:,}, "
-                f"retracted {self.retracted:,}, duplicates {self.duplicates:,}, "
-                f"quarantined {self.quarantined:,}, dead-lettered {self.dead_lettered:,} "
-                f"({self.seconds:.1f} s)")
+        return (f"{self.counts()}, dead-lettered {self.dead_lettered:,} ({self.seconds:.1f} s)")
 
     def as_dict(self) -> dict[str, float | int]:
         out = Summary.as_dict(self)
@@ -264,7 +267,7 @@ class Ingestor:
                               else BatchResult([]))
                     if self.offsets is not None and new:
                         self.offsets.save(next_offsets(new))
-                    stats.add(result.outcomes(), len(new))
+                    stats.add(result.outcomes(), len(new), result.waited)
                     stats.read += len(received) - len(new)
                     stats.batches += 1
                     unit_batches.append((received, new, result))
@@ -588,8 +591,20 @@ def wire_message(event: LedgerEvent) -> dict[str, Any]:
         if event.amendment_id is not None:
             amend["amendment_id"] = event.amendment_id
         return amend
+    if isinstance(event, CustomersLinked | CustomersUnlinked):
+        return {"type": "link" if type(event) is CustomersLinked else "unlink",
+                "tenant": event.tenant, "customer_ids": list(event.customer_ids),
+                "occurred_at": event.occurred_at, "reason": event.reason}
     return {"type": "retract", "moment_id": event.moment_id, "tenant": event.tenant,
             "reason": event.reason}
+
+
+def event_key(event: LedgerEvent) -> tuple[str, str]:
+    """(Kafka key, event name) of an exported event: a moment's id, or a pair's stream id, so
+    that one moment's or one pair's messages stay in one partition, in order."""
+    if isinstance(event, CustomersLinked | CustomersUnlinked):
+        return event.link_id, "linked" if type(event) is CustomersLinked else "unlinked"
+    return event.moment_id, type(event).__name__.removeprefix("Moment").lower()
 
 
 def event_tenant(event: LedgerEvent) -> str:
@@ -615,7 +630,8 @@ class ExportStats:
 def export(log: NotificationLog, sink: Sink, topic: str, *, tenant: str | None = None,
            after: int = 0, page_size: int = 5000,
            progress: Callable[[ExportStats, int], None] | None = None) -> ExportStats:
-    """Send the ledger's events after `after`, in notification order, as wire messages keyed by moment id.
+    """Send the ledger's events after `after`, in notification order, as wire messages keyed by
+    moment id (a pair's links and unlinks by the pair's stream id).
 
     Everything up to the ledger's head when the export starts is sent; the
     returned position is where a later export can continue (`after`).
@@ -631,8 +647,8 @@ def export(log: NotificationLog, sink: Sink, topic: str, *, tenant: str | None =
             stats.read += 1
             if tenant is not None and event_tenant(event) != tenant:
                 continue
-            kind = type(event).__name__.removeprefix("Moment").lower()
-            sink.send(Outgoing(topic, event.moment_id.encode(), orjson.dumps(wire_message(event)), (
+            key, kind = event_key(event)
+            sink.send(Outgoing(topic, key.encode(), orjson.dumps(wire_message(event)), (
                 ("position", str(notification_id).encode()),
                 ("event", kind.encode()),
                 ("origin", event.origin.encode()),

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from mot.domain.messages import Rejection, parse_message
+from mot.domain.messages import LinkCustomers, Rejection, parse_message
 from mot.service.importing import record_stream
 
 MOT = Path(sys.executable).parent / "mot"
@@ -178,6 +178,8 @@ def message_key(line: bytes) -> bytes:
     parsed = parse_message(line, datetime.now(UTC))
     if isinstance(parsed, Rejection):
         return uuid.uuid4().hex.encode()
+    if isinstance(parsed, LinkCustomers):
+        return parsed.link_id.encode()  # a pair's links and unlinks stay in order
     return parsed.moment_id.encode()
 
 
@@ -273,7 +275,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
 # -- the store ------------------------------------------------------------------------------
 
 def ledger_events(store: str) -> list[tuple[str, int, str]]:
-    """The ledger's events as (moment id, version, event type), sorted: equal for equal ledgers."""
+    """The ledger's events as (moment id or a pair's link id, version, event type), sorted: equal
+    for equal ledgers."""
     from mot.bootstrap import open_store
 
     services = open_store(store)
@@ -284,7 +287,8 @@ def ledger_events(store: str) -> list[tuple[str, int, str]]:
             page = services.ledger_store.notifications(position, 5000)
             if not page:
                 break
-            out.extend((e.moment_id, e.version, type(e).__name__) for _, e in page)
+            out.extend((getattr(e, "moment_id", None) or e.link_id, e.version,
+                        type(e).__name__) for _, e in page)
             position = page[-1][0]
         return sorted(out)
     finally:

@@ -181,10 +181,14 @@ def test_quarantine_fix_of_two_entries_to_the_same_content(store_url: str, tmp_p
     assert "UNIQUE" not in two.stderr
     [entry] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
     assert (entry["id"], entry["repeats"], entry["field"]) == (1, 2, "moment_id")
-    # Once the moment exists, the corrected amendment goes in.
-    mot(store, "import", "-q", lines_file(tmp_path, {**moment(), "moment_id": MID}))
-    out = mot(store, "quarantine", "replay").stdout
-    assert "amended 1" in out and "0 messages in the quarantine" in out
+    # Once the moment is recorded, the corrected amendment, which waits for it, goes in with
+    # it (SPEC §2) and leaves the quarantine.
+    out = mot(store, "import", lines_file(tmp_path, {**moment(), "moment_id": MID})).stdout
+    assert "recorded 1" in out and "1 waiting correction applied" in out
+    assert json.loads(mot(store, "quarantine", "list", "--format", "json").stdout) == []
+    history = json.loads(mot(store, "show", MID, "--format", "json").stdout)
+    assert [(r["event"], r.get("set")) for r in history] == [
+        ("recorded", None), ("amended", {"sentiment": 0.5})]
 
 
 def test_quarantine_summary_groups_by_field_and_reason(store_url: str, tmp_path: Path) -> None:

@@ -258,15 +258,16 @@ def bad_file(tmp_path: Path) -> Path:
 def test_quarantine_list_show_replay_fix_drop(store_url: str, tmp_path: Path) -> None:
     path = bad_file(tmp_path)
     result = mot(store_url, "import", path)
-    assert "recorded 1" in result.stdout and "quarantined 3" in result.stdout
+    # The amendment on line 2 waited for its moment (line 4) and went in with it (SPEC §2).
+    assert "recorded 1, amended 1" in result.stdout and "quarantined 2" in result.stdout
     assert "mot quarantine list" in result.stderr
 
     listed = json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout)
     assert [(e["origin"], e["field"], e["repeats"]) for e in listed] == [
-        (f"{path}:1", "", 1), (f"{path}:2", "moment_id", 1), (f"{path}:3", "sentiment", 1),
+        (f"{path}:1", "", 1), (f"{path}:3", "sentiment", 1),
     ]
     assert listed[0]["raw"] == "{not json"
-    broken, early, invalid = (e["id"] for e in listed)
+    broken, invalid = (e["id"] for e in listed)
     assert json.loads(mot(store_url, "quarantine", "list").stdout) == listed  # json when piped
     table = mot(store_url, "quarantine", "list", "--format", "table").stdout
     assert table.splitlines()[0].split() == ["id", "origin", "field", "reason", "repeats"]
@@ -276,9 +277,8 @@ def test_quarantine_list_show_replay_fix_drop(store_url: str, tmp_path: Path) ->
     shown = mot(store_url, "quarantine", "show", str(broken)).stdout
     assert "{not json" in shown and f"{path}:1" in shown and "JSON" in shown
 
-    # The amendment waited for its moment, which is now recorded: replay takes it in.
     replayed = mot(store_url, "quarantine", "replay").stdout
-    assert "amended 1" in replayed and "2 messages in the quarantine" in replayed
+    assert "still rejected 2" in replayed and "2 messages in the quarantine" in replayed
     history = json.loads(mot(store_url, "show", MID, "--format", "json").stdout)
     assert [r["event"] for r in history] == ["recorded", "amended"]
 
@@ -304,7 +304,7 @@ def test_quarantine_list_show_replay_fix_drop(store_url: str, tmp_path: Path) ->
     assert json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout) == []
     assert "0 messages in the quarantine" in mot(store_url, "quarantine", "replay").stdout
 
-    for args in (["show", str(early)], ["fix", str(early), "-"]):
+    for args in (["show", str(broken)], ["fix", str(broken), "-"]):
         gone = mot(store_url, "quarantine", *args, input=b"{}", ok=False)
         assert gone.exit_code != 0 and "no quarantined message" in gone.stderr
 
@@ -313,11 +313,12 @@ def test_replay_of_chosen_quarantine_ids(store_url: str, tmp_path: Path) -> None
     path = bad_file(tmp_path)
     mot(store_url, "import", "-q", path)
     listed = json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout)
-    broken, early, _ = (e["id"] for e in listed)
+    broken, invalid = (e["id"] for e in listed)
     out = mot(store_url, "quarantine", "replay", str(broken)).stdout
-    assert "still rejected 1" in out and "3 messages in the quarantine" in out
-    out = mot(store_url, "quarantine", "replay", str(early)).stdout
-    assert "amended 1" in out and "2 messages in the quarantine" in out
+    assert "replayed 1 message" in out and "still rejected 1" in out
+    assert "2 messages in the quarantine" in out
+    out = mot(store_url, "quarantine", "replay", str(invalid)).stdout
+    assert "replayed 1 message" in out and "still rejected 1" in out
 
 
 # -- input formats ------------------------------------------------------------------------------

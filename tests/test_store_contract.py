@@ -332,14 +332,14 @@ def test_a_correction_of_an_unknown_moment_waits_in_the_quarantine(
     assert services.ledger_store.quarantine_count() == 1
     assert services.ledger_store.head() == 0
 
-    record(services, moment())
-    summary = services.ledger.replay_quarantine()
-    assert (summary.amended, summary.retracted) == (
-        (1, 0) if correction == "amend" else (0, 1)
-    )
+    # SPEC §2: recording the moment applies what waits for it, in the same transaction,
+    # and it leaves the quarantine: no replay needed.
+    assert record(services, moment()) == [Outcome.RECORDED]
     assert services.ledger_store.quarantine_count() == 0
     expected = MomentAmended if correction == "amend" else MomentRetracted
     assert versions(services) == [(1, MomentRecorded), (2, expected)]
+    assert services.ledger_store.stream(MID)[1].origin == "early.jsonl:3"
+    assert services.ledger.replay_quarantine().read == 0
 
 
 def test_replay_takes_a_moment_and_its_amendment_in_either_order(services: Ledgers) -> None:
@@ -360,13 +360,15 @@ def test_replay_takes_a_moment_and_its_amendment_in_either_order(services: Ledge
 
 def test_replay_of_chosen_ids_leaves_the_others(services: Ledgers) -> None:
     other = "0b7e6c1d-2f3a-4b5c-9d8e-7f6a5b4c3d2e"
-    record(services, amend({"sentiment": 0.5}), amend({"sentiment": 0.5}, moment_id=other))
-    record(services, moment(), moment(moment_id=other))
+    record(services, moment(sentiment=3), moment(moment_id=other, sentiment=3))
     mine, theirs = services.ledger_store.quarantine()
+    for entry, moment_id in ((mine, MID), (theirs, other)):
+        services.ledger_store.set_quarantined_payload(
+            entry.id, orjson.dumps(moment(moment_id=moment_id)))
     services.ledger.replay_quarantine([mine.id])
     assert [e.id for e in services.ledger_store.quarantine()] == [theirs.id]
-    assert versions(services) == [(1, MomentRecorded), (2, MomentAmended)]
-    assert versions(services, other) == [(1, MomentRecorded)]
+    assert versions(services) == [(1, MomentRecorded)]
+    assert versions(services, other) == []
 
 
 def test_drop_removes_quarantined_messages(services: Ledgers) -> None:
@@ -526,10 +528,11 @@ def test_a_rejected_batch_member_does_not_block_the_rest(services: Ledgers) -> N
     ids = [str(uuid.UUID(int=n + 1, version=4)) for n in range(3)]
     outcomes = record(services, moment(moment_id=ids[0]), b"{oops", moment(moment_id=ids[1]),
                       amend({"kind": "gift"}, moment_id=ids[2]), moment(moment_id=ids[2]))
+    # The amendment before its moment waits, and goes in right after it (SPEC §2).
     assert outcomes == [Outcome.RECORDED, Outcome.QUARANTINED, Outcome.RECORDED,
-                        Outcome.QUARANTINED, Outcome.RECORDED]
-    assert services.ledger_store.head() == 3
-    assert services.ledger_store.quarantine_count() == 2
+                        Outcome.AMENDED, Outcome.RECORDED]
+    assert services.ledger_store.head() == 4
+    assert services.ledger_store.quarantine_count() == 1
 
 
 # -- units of work: several batches, one commit --------------------------------------------

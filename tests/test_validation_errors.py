@@ -88,7 +88,8 @@ def test_an_amendment_names_every_bad_field() -> None:
     else:
         raise AssertionError("the amendment should be rejected")
     assert rejection({"type": "amnd"}).reason == (
-        "type: expected 'moment', 'amend' or 'retract', got 'amnd' (did you mean 'amend'?)")
+        "type: expected 'moment', 'amend', 'retract', 'link' or 'unlink', got 'amnd' "
+        "(did you mean 'amend'?)")
 
 
 def test_text_that_is_not_json_is_described_in_words() -> None:

@@ -28,8 +28,8 @@ Stage = Literal["stranger", "acquainted", "engaged", "loyal", "advocate", "detra
 Status = Literal["ok_to_ask", "give_first", "stop_asking"]
 Polarity = Literal["positive", "neutral", "negative"]
 RequestKind = Literal["question", "complaint", "feedback"]
-ItemOutcome = Literal["recorded", "amended", "retracted", "duplicate", "quarantined", "rejected",
-                      "suppressed"]
+ItemOutcome = Literal["recorded", "amended", "retracted", "linked", "unlinked", "duplicate",
+                      "quarantined", "rejected", "suppressed"]
 
 
 class ItemAnswer(BaseModel):
@@ -37,7 +37,8 @@ class ItemAnswer(BaseModel):
 
     index: int = Field(description="Position of the message in the batch, from 0")
     outcome: ItemOutcome = Field(description=(
-        "recorded/amended/retracted: in the ledger; duplicate: already there, nothing appended; "
+        "recorded/amended/retracted/linked/unlinked: in the ledger; duplicate: already there, "
+        "nothing appended; "
         "quarantined: rejected and kept in the quarantine with the reason; rejected: refused by "
         "the token's tenant rules, not stored; suppressed: names an erased person or moment, "
         "counted and dropped"))

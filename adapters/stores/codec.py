@@ -3,7 +3,8 @@
 The topic names the event class (eventsourcing's `module:Class` convention);
 the state holds everything but the version, which the stored event carries
 itself, and the stream id, `moment_stream_id(tenant, moment_id)` of the
-moment id and tenant the state holds.
+moment id and tenant the state holds (a pair's link or unlink holds its stream id,
+`link_id`, itself).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 
 import orjson
 
-from mot.adapters.stores.topics import AMENDED, RECORDED, RETRACTED
+from mot.adapters.stores.topics import AMENDED, LINKED, RECORDED, RETRACTED, UNLINKED
 from mot.domain.events import (
+    CustomersLinked,
+    CustomersUnlinked,
     EncodedMoment,
     LedgerEvent,
     MomentAmended,
@@ -53,6 +56,13 @@ def to_state(event: LedgerEvent) -> tuple[str, dict[str, Any]]:
         }
         if event.amendment_id is not None:
             state["amendment_id"] = event.amendment_id
+    elif isinstance(event, CustomersLinked | CustomersUnlinked):
+        topic = LINKED if type(event) is CustomersLinked else UNLINKED
+        state = {
+            "link_id": event.link_id, "tenant": event.tenant,
+            "customer_ids": list(event.customer_ids), "occurred_at": event.occurred_at,
+            "reason": event.reason, "recorded_at": event.recorded_at, "origin": event.origin,
+        }
     else:
         assert isinstance(event, MomentRetracted)
         topic = RETRACTED
@@ -85,4 +95,9 @@ def from_data(version: int, topic: str, data: dict[str, Any]) -> LedgerEvent:
             data["moment_id"], version, data["reason"], data["tenant"], data["customer_id"],
             data["recorded_at"], data["origin"],
         )
+    if topic in (LINKED, UNLINKED):
+        kind = CustomersLinked if topic == LINKED else CustomersUnlinked
+        low, high = data["customer_ids"]
+        return kind(data["link_id"], version, data["tenant"], (low, high), data["occurred_at"],
+                    data["reason"], data["recorded_at"], data["origin"])
     raise ValueError(f"unknown event topic {topic!r} in the ledger")

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from mot.adapters.stores.sealing import Sealing
     from mot.domain.events import LedgerEvent
     from mot.domain.identity import MomentKey
-    from mot.domain.ledger import Stream
+    from mot.domain.ledger import Pair, Stream
     from mot.domain.quarantine import Quarantined
-    from mot.service.ports import Append
+    from mot.service.ports import Append, Loaded
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -43,8 +43,17 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL,
-    repeats INTEGER NOT NULL
+    repeats INTEGER NOT NULL,
+    waits_for TEXT,
+    waits_tenant TEXT
 )"""
+
+# A correction rejected only because its moment is not recorded waits for it (SPEC §2):
+# `waits_for` is that moment's id, `waits_tenant` its tenant (NULL: the id in any tenant).
+# Few rows wait: recording a batch asks this index whether any does before looking further.
+WAITING_DDL = ("CREATE INDEX IF NOT EXISTS quarantine_waiting ON quarantine (waits_for)"
+               " WHERE waits_for IS NOT NULL")
+WAITING_COLUMNS = ("waits_for", "waits_tenant")
 
 # A rebuild asks of each event whether a later event of its moment exists. Only
 # amendments and retractions are later events (about 1% of them): this index holds
@@ -68,7 +77,8 @@ SEALED_STEP = "ledger sealed"  # done: personal fields are sealed (adapters/stor
 UPGRADE_BATCH = 5000
 
 QUARANTINE_COLUMNS = (
-    "id, raw, payload, origin, last_origin, field, reason, first_seen, last_seen, repeats"
+    "id, raw, payload, origin, last_origin, field, reason, first_seen, last_seen, repeats,"
+    " waits_for, waits_tenant"
 )
 
 
@@ -80,6 +90,7 @@ class SqlLedger:
         if not backend.ready:
             with backend.write("schema") as tx:
                 tx.execute(backend.ddl(QUARANTINE_DDL))
+                self._add_waiting(tx)
                 tx.execute(CORRECTIONS_DDL)
                 tx.execute(TENANTS_DDL)
                 tx.execute(backend.ddl(UPGRADES_DDL))
@@ -112,10 +123,11 @@ class SqlLedger:
         return self._sealed
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
         from mot.adapters.stores.codec import to_row
-        from mot.domain.events import MomentRecorded
+        from mot.domain.events import CustomersLinked, CustomersUnlinked, MomentRecorded
         from mot.domain.identity import moment_stream_id
+        from mot.service.ports import Loaded
 
         backend = self.backend
         stream_id_param = backend.stream_id_param
@@ -123,17 +135,21 @@ class SqlLedger:
             stream_ids = {key: stream_id_param(moment_stream_id(*key))
                           for key in self._candidates(tx, keys)}
             streams = self._streams(tx, stream_ids)
-            append = plan(streams)
+            waiting = self._waiting(tx, keys, streams) if len(streams) < len(stream_ids) else ()
+            append = plan(Loaded(streams, self._pairs(tx, pairs) if pairs else {}, waiting))
             rows = []
             tenants: set[str] = set()
             for event in append.events:
+                if type(event) is MomentRecorded:
+                    tenants.add(event.tenant)
+                elif isinstance(event, CustomersLinked | CustomersUnlinked):
+                    rows.append(to_row(event, stream_id_param(event.link_id)))
+                    continue
                 key = (event.tenant, event.moment_id)
                 stream_id = stream_ids.get(key)
                 if stream_id is None:
                     stream_id = stream_ids[key] = stream_id_param(moment_stream_id(*key))
                 rows.append(to_row(event, stream_id))
-                if type(event) is MomentRecorded:
-                    tenants.add(event.tenant)
             if rows and self.sealed(tx):
                 rows = self._sealed_rows(tx, append.events, rows)
             backend.insert_stored_events(tx, rows)
@@ -144,20 +160,25 @@ class SqlLedger:
             if append.rejected:
                 tx.executemany(
                     "INSERT INTO quarantine (digest, raw, payload, origin, last_origin, field,"
-                    " reason, first_seen, last_seen, repeats) VALUES (?,?,?,?,?,?,?,?,?,1)"
+                    " reason, first_seen, last_seen, repeats, waits_for, waits_tenant)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,1,?,?)"
                     " ON CONFLICT (digest) DO UPDATE SET repeats = quarantine.repeats + 1,"
                     " last_seen = excluded.last_seen, last_origin = excluded.last_origin,"
-                    " field = excluded.field, reason = excluded.reason",
+                    " field = excluded.field, reason = excluded.reason,"
+                    " waits_for = excluded.waits_for, waits_tenant = excluded.waits_tenant",
                     [
                         (r.digest, r.raw, r.payload,
-                         r.origin, r.origin, r.field, r.reason, now, now)
+                         r.origin, r.origin, r.field, r.reason, now, now,
+                         *_waits_columns(r.waits_for))
                         for r in append.rejected
                     ],
                 )
             if append.still_rejected:
                 tx.executemany(
-                    "UPDATE quarantine SET field = ?, reason = ?, last_seen = ? WHERE id = ?",
-                    [(field, reason, now, qid) for qid, field, reason in append.still_rejected],
+                    "UPDATE quarantine SET field = ?, reason = ?, last_seen = ?, waits_for = ?,"
+                    " waits_tenant = ? WHERE id = ?",
+                    [(field, reason, now, *_waits_columns(waits), qid)
+                     for qid, field, reason, waits in append.still_rejected],
                 )
             if append.resolved:
                 tx.executemany("DELETE FROM quarantine WHERE id = ?",
@@ -170,10 +191,20 @@ class SqlLedger:
         import orjson
 
         from mot.adapters.stores.codec import to_state
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
 
-        states = self.sealing.seal_states(tx, [to_state(event) for event in events])
-        return [(row[0], row[1], row[2], orjson.dumps(state))
-                for row, state in zip(rows, states, strict=True)]
+        # A pair's link or unlink is not a moment's: it is stored as it is (its customer ids
+        # are the erasure's to handle, SPEC §6).
+        moments = [i for i, event in enumerate(events)
+                   if not isinstance(event, CustomersLinked | CustomersUnlinked)]
+        if not moments:
+            return rows
+        states = self.sealing.seal_states(tx, [to_state(events[i]) for i in moments])
+        sealed = list(rows)
+        for i, state in zip(moments, states, strict=True):
+            row = rows[i]
+            sealed[i] = (row[0], row[1], row[2], orjson.dumps(state))
+        return sealed
 
     def _opened(self, tx: Any | None, rows: Sequence[tuple[int, str, Any]]) -> list[LedgerEvent]:
         """Stored (version, topic, state) rows decoded, their sealed fields opened."""
@@ -219,6 +250,74 @@ class SqlLedger:
             named |= {(tenant, moment_id) for key_tenant, moment_id in keys
                       if key_tenant is None for tenant in tenants}
         return named  # type: ignore[return-value]  # (None was filtered out above)
+
+    def _waiting(self, tx: Any, keys: Collection[tuple[str | None, str]],
+                 streams: dict[MomentKey, Stream]) -> list[Quarantined]:
+        """The corrections waiting for the moments `keys` names that are not recorded, oldest
+        first; one indexed look when none waits (the common case)."""
+        if not tx.query("SELECT 1 FROM quarantine WHERE waits_for IS NOT NULL LIMIT 1"):
+            return []
+        missing = {key for key in keys if key[0] is not None and key not in streams}
+        ids = sorted({moment_id for _, moment_id in missing})
+        found: list[Quarantined] = []
+        for start in range(0, len(ids), self.backend.max_params):
+            chunk = ids[start:start + self.backend.max_params]
+            rows = tx.query(f"SELECT {QUARANTINE_COLUMNS} FROM quarantine"
+                            f" WHERE waits_for IN ({','.join('?' * len(chunk))})", chunk)
+            found += [q for q in map(_quarantined, rows)
+                      if q.waits_for is not None and (q.waits_for[0] is None or q.waits_for in missing)]
+        return sorted(found, key=lambda q: q.id)
+
+    def _pairs(self, tx: Any, pairs: Collection[str]) -> dict[str, Pair]:
+        """The recorded pairs among these link stream ids, by link stream id."""
+        from mot.adapters.stores.codec import from_stored
+        from mot.domain.ledger import replay_pair
+
+        params = {self.backend.stream_id_param(link_id): link_id for link_id in pairs}
+        events: dict[str, list[LedgerEvent]] = {}
+        for stream_id, version, topic, state in self.backend.select_streams(tx, list(params)):
+            events.setdefault(params[stream_id], []).append(from_stored(version, topic, bytes(state)))
+        found = {link_id: replay_pair(pair_events) for link_id, pair_events in events.items()}
+        return {link_id: pair for link_id, pair in found.items() if pair is not None}
+
+    def _add_waiting(self, tx: Any) -> None:
+        """Schema 9: the quarantine marks the corrections that wait for their moment. A store
+        from before gains the columns, and each correction it holds whose moment is still
+        not recorded is marked, so that it too applies when the moment comes."""
+        from mot.adapters.stores.projection_tables import column_names
+
+        have = column_names(tx, "quarantine")
+        if all(name in have for name in WAITING_COLUMNS):
+            tx.execute(WAITING_DDL)
+            return
+        for name in WAITING_COLUMNS:
+            if name not in have:
+                tx.execute(f"ALTER TABLE quarantine ADD COLUMN {name} TEXT")
+        tx.execute(WAITING_DDL)
+        self._mark_waiting(tx)
+
+    def _mark_waiting(self, tx: Any) -> None:
+        import orjson
+
+        from mot.domain.identity import moment_stream_id
+
+        rows = tx.query("SELECT id, raw, payload FROM quarantine WHERE field = 'moment_id'"
+                        " AND reason LIKE 'no recorded moment %'")
+        marks = []
+        for qid, raw, payload in rows:
+            try:
+                data = orjson.loads(bytes(payload if payload is not None else raw))
+                moment_id, tenant = str(UUID(data["moment_id"])), data.get("tenant")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                continue
+            if not isinstance(tenant, str | None):
+                continue
+            tenants = [tenant] if tenant is not None else self._tenants(tx)
+            ids = [self.backend.stream_id_param(moment_stream_id(t, moment_id)) for t in tenants]
+            if ids and self.backend.select_streams(tx, ids):
+                continue  # its moment came meanwhile: `mot quarantine replay` puts it in
+            marks.append((moment_id, tenant, int(qid)))
+        tx.executemany("UPDATE quarantine SET waits_for = ?, waits_tenant = ? WHERE id = ?", marks)
 
     def _tenants(self, tx: Any) -> list[str]:
         return [str(row[0]) for row in tx.query("SELECT tenant FROM ledger_tenants")]
@@ -466,8 +565,15 @@ def _digest(data: bytes) -> str:
 def _quarantined(row: Sequence[Any]) -> Quarantined:
     from mot.domain.quarantine import Quarantined
 
-    qid, raw, payload, origin, last_origin, field, reason, first, last, repeats = row
+    (qid, raw, payload, origin, last_origin, field, reason, first, last, repeats,
+     waits_for, waits_tenant) = row
     return Quarantined(
         int(qid), bytes(raw), None if payload is None else bytes(payload), origin, last_origin,
         field, reason, first, last, int(repeats),
+        None if waits_for is None else (waits_tenant, str(waits_for)),
     )
+
+
+def _waits_columns(waits: tuple[str | None, str] | None) -> tuple[str | None, str | None]:
+    """(waits_for, waits_tenant) of a rejected message."""
+    return (None, None) if waits is None else (waits[1], waits[0])

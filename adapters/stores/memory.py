@@ -39,14 +39,13 @@ from mot.projections.schema import PROJECTIONS, Projection, row_maker
 from mot.service.alerting import OpenRequest
 
 if TYPE_CHECKING:
-    from mot.domain.events import LedgerEvent
-    from mot.domain.ledger import Stream
+    from mot.domain.events import LedgerEvent, MomentEvent
     from mot.domain.quarantine import Quarantined
     from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
     from mot.projections.teams import ListeningRow, TeamRow
-    from mot.service.ports import Append
+    from mot.service.ports import Append, Loaded
 
 
 # -- the ledger -----------------------------------------------------------------------------
@@ -62,24 +61,40 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.log: list[LedgerEvent] = []  # position n is self.log[n - 1]
         self.streams: dict[MomentKey, list[LedgerEvent]] = {}  # (tenant, moment id) -> events
+        self.pairs: dict[str, list[LedgerEvent]] = {}  # link stream id -> a pair's events
         self.quarantined: dict[str, Quarantined] = {}  # by digest
         self._ids = 0
         self._depth = 0  # transactions open (a unit of work holds the batches it records)
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[dict[MomentKey, Stream]], Append]) -> Append:
-        """`keys` name moments by (tenant, moment id); a None tenant, the id in every tenant."""
-        from mot.domain.ledger import replay_stream
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
+        """`keys` name moments by (tenant, moment id); a None tenant, the id in every tenant;
+        `pairs`, link streams by id."""
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
+        from mot.domain.ledger import replay_pair, replay_stream
         from mot.domain.quarantine import Quarantined
+        from mot.service.ports import Loaded
 
         with self.transaction():
             wanted = [key for key in self.streams
                       if key in keys or (None, key[1]) in keys]
             found = {key: replay_stream(self.streams[key]) for key in wanted}
-            append = plan({key: stream for key, stream in found.items() if stream is not None})
+            streams = {key: stream for key, stream in found.items() if stream is not None}
+            found_pairs = {link_id: replay_pair(self.pairs[link_id]) for link_id in pairs
+                           if link_id in self.pairs}
+            missing = {key for key in keys if key[0] is not None and key not in streams}
+            waiting = sorted((q for q in self.quarantined.values() if q.waits_for is not None and (
+                q.waits_for in missing or (q.waits_for[0] is None and any(
+                    moment_id == q.waits_for[1] for _, moment_id in missing)))),
+                key=lambda q: q.id)
+            append = plan(Loaded(streams, {k: p for k, p in found_pairs.items() if p is not None},
+                                 waiting))
             for event in append.events:
                 self.log.append(event)
-                self.streams.setdefault((event.tenant, event.moment_id), []).append(event)
+                if isinstance(event, CustomersLinked | CustomersUnlinked):
+                    self.pairs.setdefault(event.link_id, []).append(event)
+                else:
+                    self.streams.setdefault((event.tenant, event.moment_id), []).append(event)
             now = _now()
             for r in append.rejected:
                 digest = r.digest
@@ -87,16 +102,17 @@ class MemoryLedger:
                 if known is None:
                     self._ids += 1
                     self.quarantined[digest] = Quarantined(self._ids, r.raw, r.payload, r.origin,
-                                                           r.origin, r.field, r.reason, now, now, 1)
+                                                           r.origin, r.field, r.reason, now, now, 1,
+                                                           r.waits_for)
                 else:
                     self.quarantined[digest] = replace(
                         known, repeats=known.repeats + 1, last_seen=now, last_origin=r.origin,
-                        field=r.field, reason=r.reason)
-            for qid, field_, reason in append.still_rejected:
+                        field=r.field, reason=r.reason, waits_for=r.waits_for)
+            for qid, field_, reason, waits in append.still_rejected:
                 held = self._digest_of(qid)
                 if held is not None:
                     self.quarantined[held] = replace(self.quarantined[held], field=field_,
-                                                     reason=reason, last_seen=now)
+                                                     reason=reason, last_seen=now, waits_for=waits)
             self.drop_quarantined(append.resolved)
         return append
 
@@ -105,16 +121,18 @@ class MemoryLedger:
         if self._depth:  # inside a unit of work: the outermost block commits or rolls back
             yield
             return
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
+
         logged, quarantined, ids = len(self.log), dict(self.quarantined), self._ids
         self._depth += 1
         try:
             yield
         except BaseException:
             for event in reversed(self.log[logged:]):  # streams only grow: take back the ends
-                key = (event.tenant, event.moment_id)
-                self.streams[key].pop()
-                if not self.streams[key]:
-                    del self.streams[key]
+                if isinstance(event, CustomersLinked | CustomersUnlinked):
+                    _take_back(self.pairs, event.link_id)
+                else:
+                    _take_back(self.streams, (event.tenant, event.moment_id))
             del self.log[logged:]
             self.quarantined, self._ids = quarantined, ids
             raise
@@ -223,6 +241,13 @@ class MemoryLedger:
 
 def _now() -> str:
     return format_utc(datetime.now(UTC))
+
+
+def _take_back(streams: dict[Any, list[LedgerEvent]], key: Any) -> None:
+    """Remove the last event of a stream (a rolled-back append), and the stream if now empty."""
+    streams[key].pop()
+    if not streams[key]:
+        del streams[key]
 
 
 # -- the projections ------------------------------------------------------------------------
@@ -421,10 +446,12 @@ class MemorySession:
     def load_moments(self, after: int, upto: int, as_of: int) -> int:
         """Each moment whose latest event at or before `as_of` lies in (after, upto] and does not
         retract it, as of then."""
-        from mot.domain.events import MomentRetracted, as_dict
+        from mot.domain.events import CustomersLinked, CustomersUnlinked, MomentRetracted, as_dict
 
-        latest: dict[MomentKey, tuple[int, LedgerEvent]] = {}
+        latest: dict[MomentKey, tuple[int, MomentEvent]] = {}
         for position, event in self.log.notifications(0, as_of):
+            if isinstance(event, CustomersLinked | CustomersUnlinked):
+                continue  # a pair's event: not a moment
             latest[(event.tenant, event.moment_id)] = (position, event)
         copied = 0
         for key, (position, event) in latest.items():

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mot.adapters.stores.sql import SqlBackend
-from mot.adapters.stores.topics import RETRACTED
+from mot.adapters.stores.topics import AMENDED, RECORDED
 from mot.projections.schema import MOMENT_FIELDS
 
 
@@ -50,7 +50,8 @@ def _current_events(backend: SqlBackend) -> str:
     position = backend.position_column
     return (
         f"stored_events e WHERE e.{position} > ? AND e.{position} <= ?"
-        f" AND e.topic <> '{RETRACTED}' AND NOT EXISTS (SELECT 1 FROM stored_events later"
+        # A moment's recording or amendment: not a retraction, nor a pair's link or unlink.
+        f" AND e.topic IN ('{RECORDED}', '{AMENDED}') AND NOT EXISTS (SELECT 1 FROM stored_events later"
         " WHERE later.originator_id = e.originator_id"
         f" AND later.originator_version > e.originator_version AND later.{position} <= ?"
         # Implied by the line above; said so the corrections index (ledger.py) is used.

@@ -48,10 +48,11 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 11  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+SCHEMA_VERSION = 12  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
 # 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py); 7: streams scoped by
 # tenant; 8: current moments and amplifications keyed by (tenant, id); 9: the alerts outbox
-# (adapters/stores/alert_outbox.py); 10: responses; 11: keystore, sealing, erasures
+# (adapters/stores/alert_outbox.py); 10: responses; 11: keystore, sealing, erasures; 12: the
+# quarantine's waiting corrections (waits_for, waits_tenant)
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 
