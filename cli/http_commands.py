@@ -47,7 +47,7 @@ def token() -> None:
 @token.command("create")
 @click.option("--tenant", required=True, help="The only tenant the token reads and writes.")
 @click.option("--scope", "scopes", default="read", show_default=True, metavar="SCOPES",
-              help="read, write, or write,read.")
+              help="read, write, admin (erasure of a person, SPEC §6), or several: write,read.")
 @click.option("--label", default="", help="A note to tell tokens apart in `mot token list`.")
 @pass_state
 @creates_store

@@ -41,7 +41,7 @@ from mot.domain.timefmt import format_utc, utc_now
 from mot.service.ledger import Incoming, LedgerService
 from mot.service.ports import Append, LedgerStore, Loaded
 
-SCOPES: Final = ("read", "write")
+SCOPES: Final = ("read", "write", "admin")  # admin: erase a person of its tenant (SPEC §6)
 TOKEN_PREFIX: Final = "mot_"
 MAX_TENANT: Final = 128
 MAX_LABEL: Final = 256
@@ -107,7 +107,7 @@ def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
     scopes = {p.strip().lower() for p in parts if p.strip()}
     unknown = scopes - set(SCOPES)
     if unknown:
-        raise AccessError(f"unknown scope {', '.join(sorted(unknown))}; expected read and/or write")
+        raise AccessError(f"unknown scope {', '.join(sorted(unknown))}; expected read, write and/or admin")
     if not scopes:
         raise AccessError("a token needs at least one scope: read and/or write")
     return tuple(s for s in SCOPES if s in scopes)

@@ -200,3 +200,35 @@ def test_an_erasure_is_refused_on_a_store_whose_ledger_is_not_encrypted(tmp_path
 @pytest.fixture(autouse=True)
 def _no_env_keystore(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MOT_KEYSTORE", raising=False)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_POST_v1_erasures_needs_an_admin_token_of_the_tenant_and_later_messages_are_suppressed(
+        tmp_path: Path) -> None:
+    from http_support import api
+
+    store = str(tmp_path / "mot.db")
+    with api(store) as client:
+        _, admin = client.services.access.create("acme", "admin", label="dpo")
+        client.tokens["acme_admin"] = admin
+        lines = [json.loads(line) for line in _lines().splitlines()[:3]]
+        answer = client.post("acme", lines).json()
+        assert [i["outcome"] for i in answer["items"]] == ["recorded"] * 3
+        body = {"customer_id": MARIA, "reason": "GDPR request 2026-118"}
+        assert client.post("acme", json.dumps(body), path="/v1/erasures", headers=JSON).status_code == 403
+        other = dict(body, tenant="globex")
+        refused = client.post("acme_admin", json.dumps(other), path="/v1/erasures", headers=JSON)
+        assert refused.status_code == 403
+        dry = client.post("acme_admin", json.dumps(dict(body, dry_run=True)),
+                          path="/v1/erasures", headers=JSON)
+        assert dry.status_code == 200 and dry.json()["moments"] == 3
+        done = client.post("acme_admin", json.dumps(body), path="/v1/erasures", headers=JSON)
+        assert done.status_code == 200, done.text
+        assert done.json()["moments"] == 3 and done.json()["tenant"] == "acme"
+        again = dict(lines[0], source={"system": "x", "id": "src-maria-erase-7"})
+        answer = client.post("acme", [again]).json()
+        assert [i["outcome"] for i in answer["items"]] == ["suppressed"]
+        metrics = client.client.get("/metrics").text
+        assert 'mot_ingest_messages_total{entry="moments",outcome="suppressed"} 1.0' in metrics

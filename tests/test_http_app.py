@@ -16,6 +16,7 @@ from mot.adapters.http import app as app_module
 from mot.adapters.http import (
     report_routes,
     routes_alerts,
+    routes_erasure,
     routes_ingest,
     routes_operations,
     routes_queries,
@@ -24,7 +25,7 @@ from mot.adapters.http import (
 from mot.adapters.http.deps import ApiContext
 
 ROUTERS = (routes_ingest, routes_webhooks, routes_queries, report_routes, routes_operations,
-           routes_alerts)
+           routes_alerts, routes_erasure)
 
 
 def test_routes_are_module_functions_of_the_routers(tmp_path: Path) -> None:
@@ -34,13 +35,13 @@ def test_routes_are_module_functions_of_the_routers(tmp_path: Path) -> None:
         included = [getattr(r, "original_router", None) for r in app.routes]  # type: ignore[attr-defined]
         assert [r for r in included if r is not None] == [m.router for m in ROUTERS]
         routes = [(m, r) for m in ROUTERS for r in m.router.routes if isinstance(r, APIRoute)]
-        assert len(routes) == 15
+        assert len(routes) == 16
         for module, route in routes:
             assert route.endpoint.__module__ == module.__name__, route.path
             assert "<locals>" not in route.endpoint.__qualname__, route.path
             names = {getattr(d.call, "__name__", "") for d in route.dependant.dependencies}
             if route.path.startswith("/v1/") and route.path != "/v1/webhooks/{source}":
-                assert names & {"_writer", "_reader", "_tenant_reader"}, route.path
+                assert names & {"_writer", "_reader", "_tenant_reader", "_admin"}, route.path
             assert "_context" in names, route.path
 
 

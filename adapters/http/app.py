@@ -28,6 +28,7 @@ from mot.adapters.http import (
     errors,
     report_routes,
     routes_alerts,
+    routes_erasure,
     routes_ingest,
     routes_operations,
     routes_queries,
@@ -86,7 +87,8 @@ def create_app(
         version=__version__,
         description=(
             "Record moments of truth and read the projections of one tenant. Authenticate with "
-            "`Authorization: Bearer TOKEN` (`mot token create --tenant T --scope read,write`). "
+            "`Authorization: Bearer TOKEN` (`mot token create --tenant T --scope read,write`; "
+            "`admin` to erase a person). "
             "Every error is an RFC 9457 problem (`application/problem+json`)."),
         lifespan=lifespan,
         dependencies=[Depends(known_query_only)],
@@ -95,7 +97,7 @@ def create_app(
     app.add_middleware(Observe, metrics=metrics, max_body=limits.max_body)
     errors.install(app, _store_errors())
     for module in (routes_ingest, routes_webhooks, routes_queries, report_routes,
-                   routes_operations, routes_alerts):
+                   routes_operations, routes_alerts, routes_erasure):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -59,7 +59,12 @@ def _reader(context: Context, credentials: Credentials) -> Principal:
     return authenticate(context.access, credentials, "read")
 
 
+def _admin(context: Context, credentials: Credentials) -> Principal:
+    return authenticate(context.access, credentials, "admin")
+
+
 Writer = Annotated[Principal, Depends(_writer)]
+Admin = Annotated[Principal, Depends(_admin)]
 Reader = Annotated[Principal, Depends(_reader)]
 
 
