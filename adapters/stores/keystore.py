@@ -170,7 +170,7 @@ class Keystore:
                 t.executemany("INSERT INTO mot_keys (key_id, tenant, customer, wrapped)"
                               " VALUES (?, ?, ?, ?)", made)
             for key_id, _, customer, _ in made:
-                cid = next(c for c in missing if self.digest(tenant, c) == customer)
+                cid = digests[customer]
                 if self.separate:  # committed already
                     self._by_customer[(tenant, cid)] = out[cid]
                 else:

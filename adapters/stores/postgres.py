@@ -286,14 +286,14 @@ class PostgresBackend(SqlBackend):
     # then finds a stage short of the moments it was filled with, stops, and run again
     # stages that range anew.
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any], *, many: bool = False) -> tuple[str, int]:
+                   params: Sequence[Any], *, columns: Sequence[str] = ()) -> tuple[str, int]:
         name = f"{STAGE_PREFIX}{os.urandom(8).hex()}"
         statement = create(name)
         assert statement.startswith("CREATE TABLE")
         with self._transaction(None) as tx:
             tx.execute(statement.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
-            if many:
-                tx.executemany(fill(name), params)
+            if columns:
+                self.bulk_insert(tx, name, columns, params)
                 count = len(params)
             else:
                 tx.execute(fill(name), params)

@@ -363,8 +363,7 @@ class SqlProjectionStore:
                 rows = _opened_moment_rows(backend, tx, self.opener, after, upto, as_of)
             return StagedRange(*backend.fill_stage(
                 lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
-                lambda table: f"INSERT INTO {table} ({', '.join(MOMENT_ROW)})"
-                              f" VALUES ({', '.join('?' * len(MOMENT_ROW))})", rows, many=True))
+                lambda table: "", rows, columns=MOMENT_ROW))
         return StagedRange(*backend.fill_stage(
             lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
             lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),

@@ -219,11 +219,11 @@ class SqlBackend(ABC):
 
     @abstractmethod
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any], *, many: bool = False) -> tuple[str, int]:
+                   params: Sequence[Any], *, columns: Sequence[str] = ()) -> tuple[str, int]:
         """A new stage: a table made by the statement `create(name)` and filled by
-        `fill(name)` with `params` (with `many`, a sequence of rows for an INSERT), in a
-        transaction that takes no writer lock. Returns the stage's name and how many rows
-        it holds."""
+        `fill(name)` with `params` (with `columns`, `params` are rows of those columns,
+        bulk-inserted, and `fill` is not used), in a transaction that takes no writer lock.
+        Returns the stage's name and how many rows it holds."""
 
     @abstractmethod
     def reading_stage(self, stage: str) -> AbstractContextManager[str]:

@@ -236,7 +236,7 @@ class SQLiteBackend(SqlBackend):
 
     # -- stages: a file of their own beside the store, attached while in use ----------------
     def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any], *, many: bool = False) -> tuple[str, int]:
+                   params: Sequence[Any], *, columns: Sequence[str] = ()) -> tuple[str, int]:
         path = f"{self.path}{STAGE_INFIX}{os.urandom(8).hex()}"
         conn = self._connection()
         conn.execute("ATTACH DATABASE ? AS stage", (path,))
@@ -248,8 +248,8 @@ class SQLiteBackend(SqlBackend):
             # A deferred BEGIN: the transaction writes only the stage's file, so it never
             # takes the store's writer lock, and it reads the ledger as one snapshot.
             with self._transaction("BEGIN") as tx:
-                if many:
-                    tx.executemany(fill("stage.staged"), params)
+                if columns:
+                    self.bulk_insert(tx, "stage.staged", columns, params)
                     count = len(params)
                 else:
                     tx.execute(fill("stage.staged"), params)
