@@ -306,7 +306,8 @@ def check(env: Env, data: bytes, may_end_early: bool, fmt: str, vendor: str | No
         report = stop.report  # what was committed: everything read before the damage
         OUTCOMES["cut"] += 1
     s = report.summary
-    assert s.read == s.recorded + s.amended + s.retracted + s.duplicates + s.quarantined
+    assert s.read == (s.recorded + s.amended + s.retracted + s.linked + s.unlinked + s.duplicates
+                      + s.quarantined)
     if vendor is None and fmt == "jsonl":
         assert report.lines - report.blank == s.read
     if stats is not None:
@@ -318,7 +319,7 @@ def check(env: Env, data: bytes, may_end_early: bool, fmt: str, vendor: str | No
     if not may_end_early and opened.encoding == "UTF-8":
         body = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
         assert report.lines == len(body.removeprefix(b"\xef\xbb\xbf").splitlines())
-    for outcome in ("recorded", "amended", "retracted", "duplicates", "quarantined"):
+    for outcome in ("recorded", "amended", "retracted", "linked", "duplicates", "quarantined"):
         OUTCOMES[outcome] += getattr(s, outcome)
 
 

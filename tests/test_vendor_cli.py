@@ -19,33 +19,40 @@ from mot.cli.main import cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendors"
 CONFIG = FIXTURES / "mot.toml"
-COUNTS = ("read", "recorded", "amended", "retracted", "duplicates", "quarantined")
+COUNTS = ("read", "recorded", "amended", "retracted", "linked", "duplicates", "quarantined")
+
+
+def first_import(*, read: int, recorded: int, retracted: int, linked: int,
+                 quarantined: int) -> dict[str, int]:
+    return {"read": read, "recorded": recorded, "amended": 0, "retracted": retracted, "linked": linked,
+            "duplicates": 0, "quarantined": quarantined}
+
 
 # (source, file, first import's counts, mapping stats, quarantined origins -> words of the reason)
 CASES: list[tuple[str, str, dict[str, int], dict[str, int], dict[str, str]]] = [
-    ("hubspot", "hubspot_engagements.jsonl",
-     {"read": 10, "recorded": 7, "amended": 0, "retracted": 1, "duplicates": 0, "quarantined": 2},
-     {"records": 14, "messages": 8, "unmappable": 2, "not_moments": 4},
+    ("hubspot", "hubspot_engagements.jsonl",  # two emails link their contact's address
+     first_import(read=12, recorded=7, retracted=1, linked=2, quarantined=2),
+     {"records": 14, "messages": 10, "links": 2, "unmappable": 2, "not_moments": 4},
      {":9": "has no associated contact", ":10#2": "carries none of its properties"}),
     ("salesforce", "salesforce_tasks.csv",
-     {"read": 6, "recorded": 5, "amended": 0, "retracted": 0, "duplicates": 0, "quarantined": 1},
-     {"records": 9, "messages": 5, "unmappable": 1, "not_moments": 3},
+     first_import(read=6, recorded=5, retracted=0, linked=0, quarantined=1),
+     {"records": 9, "messages": 5, "links": 0, "unmappable": 1, "not_moments": 3},
      {":9": "has no WhoId"}),
     ("salesforce", "salesforce_activities.jsonl",
-     {"read": 6, "recorded": 4, "amended": 0, "retracted": 1, "duplicates": 0, "quarantined": 1},
-     {"records": 6, "messages": 5, "unmappable": 1, "not_moments": 0},
+     first_import(read=6, recorded=4, retracted=1, linked=0, quarantined=1),
+     {"records": 6, "messages": 5, "links": 0, "unmappable": 1, "not_moments": 0},
      {":4": "only Task and Event records"}),
-    ("zendesk", "zendesk_ticket_audits.jsonl",
-     {"read": 11, "recorded": 10, "amended": 0, "retracted": 0, "duplicates": 0, "quarantined": 1},
-     {"records": 12, "messages": 10, "unmappable": 1, "not_moments": 3},
+    ("zendesk", "zendesk_ticket_audits.jsonl",  # the sideloaded end-user's address
+     first_import(read=12, recorded=10, retracted=0, linked=1, quarantined=1),
+     {"records": 13, "messages": 11, "links": 1, "unmappable": 1, "not_moments": 3},
      {":4": "the ticket's requester is unknown"}),
-    ("mentions", "mentions_listening_export.csv",
-     {"read": 7, "recorded": 6, "amended": 0, "retracted": 0, "duplicates": 0, "quarantined": 1},
-     {"records": 8, "messages": 6, "unmappable": 1, "not_moments": 1},
+    ("mentions", "mentions_listening_export.csv",  # authors on X: their handles
+     first_import(read=10, recorded=6, retracted=0, linked=3, quarantined=1),
+     {"records": 8, "messages": 9, "links": 3, "unmappable": 1, "not_moments": 1},
      {":9": "date (Date"}),
-    ("x", "x_search_responses.jsonl",
-     {"read": 6, "recorded": 5, "amended": 0, "retracted": 0, "duplicates": 0, "quarantined": 1},
-     {"records": 7, "messages": 5, "unmappable": 1, "not_moments": 1},
+    ("x", "x_search_responses.jsonl",  # each customer's account to its handle
+     first_import(read=11, recorded=5, retracted=0, linked=5, quarantined=1),
+     {"records": 7, "messages": 10, "links": 5, "unmappable": 1, "not_moments": 1},
      {":3": "has no author_id"}),
 ]
 
@@ -77,8 +84,9 @@ def test_fixture_imported_twice_records_nothing_the_second_time(
     assert {k: once["vendor"][k] for k in mapped} == mapped
     twice = vendor_import(store_url, source, path)
     assert {k: twice[k] for k in COUNTS} == {
-        **first, "recorded": 0, "retracted": 0,
-        "duplicates": first["recorded"] + first["retracted"], "quarantined": first["quarantined"],
+        **first, "recorded": 0, "retracted": 0, "linked": 0,
+        "duplicates": first["recorded"] + first["retracted"] + first["linked"],
+        "quarantined": first["quarantined"],
     }
     entries = json.loads(mot("--store", store_url, "quarantine", "list", "--format", "json").stdout)
     assert len(entries) == len(rejected)  # the same records again are repeats, not new entries
@@ -116,10 +124,11 @@ def test_dry_run_prints_the_moments_and_records_nothing(tmp_path: Path) -> None:
     path = FIXTURES / "hubspot_engagements.jsonl"
     result = mot("--store", store, "import", "--from", "hubspot", "--config", CONFIG, "--dry-run", path)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 8
+    assert len(lines) == 10
     assert lines[0]["source"] == {"system": "hubspot", "id": "call:34018752001"}
     assert lines[-1]["type"] == "retract"
-    assert "14 records mapped to 8 messages" in result.stderr
+    assert [line["type"] for line in lines if "type" in line] == ["link", "link", "retract"]
+    assert "14 records mapped to 10 messages (2 links)" in result.stderr
     assert "would be quarantined" in result.stderr and f"{path}:9" in result.stderr
     assert "no moment ×1: meeting not held" in result.stderr
     assert "nothing recorded" in result.stderr
@@ -128,9 +137,9 @@ def test_dry_run_prints_the_moments_and_records_nothing(tmp_path: Path) -> None:
     wire = tmp_path / "mapped.jsonl"
     wire.write_text(result.stdout)
     plain = json.loads(mot("--store", store, "import", "--summary-json", "-q", wire).stdout)
-    assert (plain["recorded"], plain["retracted"], plain["quarantined"]) == (7, 1, 0)
+    assert (plain["recorded"], plain["retracted"], plain["linked"], plain["quarantined"]) == (7, 1, 2, 0)
     again = vendor_import(store, "hubspot", path)
-    assert (again["recorded"], again["duplicates"], again["quarantined"]) == (0, 8, 2)
+    assert (again["recorded"], again["duplicates"], again["quarantined"]) == (0, 10, 2)
 
 
 def test_dry_run_summary_json_and_plain_files(tmp_path: Path) -> None:
@@ -138,7 +147,7 @@ def test_dry_run_summary_json_and_plain_files(tmp_path: Path) -> None:
                  FIXTURES / "x_search_responses.jsonl")
     summary = json.loads(result.stderr.strip().splitlines()[-1])
     assert summary["dry_run"] is True
-    assert (summary["read"], summary["valid"], summary["quarantined"]) == (6, 5, 1)
+    assert (summary["read"], summary["valid"], summary["quarantined"]) == (11, 10, 1)  # 5 links
     assert summary["vendor"]["not_moments"] == 1
     wire = tmp_path / "moments.jsonl"
     wire.write_text('{"moment_id":"6f1c9e2a-3b4d-4c5e-8f70-123456789abc","customer_id":"c1",'

@@ -120,8 +120,8 @@ def test_map_value_origins_raw_and_problems() -> None:
     assert (first.origin, second.origin) == ("f.jsonl:2#1", "f.jsonl:2#2")
     assert second.payload is None and second.problem is not None and "no WhoId" in second.problem
     assert b"00T5g00000Ab1C2EAJ" in second.raw
-    assert stats.as_dict() == {"source": "salesforce", "records": 4, "messages": 2, "unmappable": 1,
-                               "not_moments": 1,
+    assert stats.as_dict() == {"source": "salesforce", "records": 4, "messages": 2, "links": 0,
+                               "unmappable": 1, "not_moments": 1,
                                "not_moment_reasons": {"open task (Status 'Completed'): a moment once it "
                                                       "is completed": 1}}
     [odd] = map_value(SOURCES["salesforce"], 42, config, "f.jsonl:3", None, stats)

@@ -19,8 +19,10 @@ ROW = {"Date": "2025-06-02 08:12:00.0", "Mention Id": "bw-90011", "Author": "@jo
 
 
 def one(row: dict[str, Any], config: VendorConfig = CONFIG) -> dict[str, Any]:
-    [message] = map_record(row, config)
+    """The moment of a row (its X handle link, when there is one, is checked in test_vendor_links)."""
+    message, *links = map_record(row, config)
     assert isinstance(validate_message(message, NOW), RecordMoment), message
+    assert [link["type"] for link in links] in ([], ["link"]), links
     return message
 
 

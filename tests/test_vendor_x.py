@@ -43,8 +43,10 @@ def single(tweet: dict[str, Any], *referenced: dict[str, Any]) -> dict[str, Any]
 
 
 def one(record: dict[str, Any], config: VendorConfig = CONFIG) -> dict[str, Any]:
-    [message] = map_record(record, config)
+    """The moment of a record (its handle link, when there is one, is checked in test_vendor_links)."""
+    message, *links = map_record(record, config)
     assert isinstance(validate_message(message, NOW), RecordMoment), message
+    assert [link["type"] for link in links] in ([], ["link"]), links
     return message
 
 

@@ -102,8 +102,9 @@ def test_sideloaded_list_response_is_split_per_audit_with_its_ticket_and_users()
         "tickets": [{"id": 666, "requester_id": 5001, "via": {"channel": "chat"}}],
         "next_page": None, "previous_page": None, "count": 2,
     }
-    found = records(envelope)
+    *found, people = records(envelope)
     assert [r["audit"]["id"] for r in found] == [1, 2]
+    assert people == {"users": envelope["users"], "identities": []}  # their links: test_vendor_links
     assert found[1]["ticket"]["id"] == 666
     assert {u["id"] for u in found[1]["users"]} == {3001, 5001}
     assert messages(found[1])[0]["channel"] == "chat"

@@ -24,6 +24,7 @@ import orjson
 
 from mot.adapters.sources.files import CsvTable, Opened, jsonl_lines
 from mot.adapters.vendors import NotAMoment, Unmappable, VendorConfig, VendorSource
+from mot.adapters.vendors.base import without_addresses
 from mot.service.ledger import Incoming
 from mot.wording import counted
 
@@ -34,7 +35,8 @@ class VendorStats:
 
     source: str
     records: int = 0
-    messages: int = 0  # wire messages produced (moments, and retractions of deleted records)
+    messages: int = 0  # wire messages produced (moments, retractions of deleted records, links)
+    links: int = 0  # of which link messages (identity evidence: SPEC §2, Links)
     unmappable: int = 0  # records sent to the quarantine with the mapping's reason
     not_moments: Counter[str] = field(default_factory=Counter)  # reason -> records
     first_origin: dict[str, str] = field(default_factory=dict)  # reason -> where it was first seen
@@ -46,6 +48,7 @@ class VendorStats:
     def merge(self, other: VendorStats) -> None:
         self.records += other.records
         self.messages += other.messages
+        self.links += other.links
         self.unmappable += other.unmappable
         self.not_moments.update(other.not_moments)
         for reason, origin in other.first_origin.items():
@@ -53,7 +56,7 @@ class VendorStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "records": self.records, "messages": self.messages,
+            "source": self.source, "records": self.records, "messages": self.messages, "links": self.links,
             "unmappable": self.unmappable, "not_moments": sum(self.not_moments.values()),
             "not_moment_reasons": dict(self.not_moments.most_common()),
         }
@@ -62,12 +65,16 @@ class VendorStats:
         """Lines for a person: the counts, then each reason a record was no moment."""
         skipped = sum(self.not_moments.values())
         lines = [f"{self.source}: {counted(self.records, 'record')} mapped to "
-                 f"{counted(self.messages, 'message')}; {self.unmappable:,} could not be mapped "
-                 f"(quarantined), {skipped:,} {'is' if skipped == 1 else 'are'} no "
+                 f"{counted(self.messages, 'message')}{self._of_which_links()}; "
+                 f"{self.unmappable:,} could not be mapped (quarantined), "
+                 f"{skipped:,} {'is' if skipped == 1 else 'are'} no "
                  f"{'moment' if skipped == 1 else 'moments'}"]
         for reason, count in self.not_moments.most_common():
             lines.append(f"  no moment ×{count:,}: {reason} (first at {self.first_origin[reason]})")
         return lines
+
+    def _of_which_links(self) -> str:
+        return f" ({counted(self.links, 'link')})" if self.links else ""
 
 
 MAPPING_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
@@ -81,26 +88,37 @@ def _broke(source: VendorSource, error: Exception) -> str:
 
 def map_value(source: VendorSource, value: Any, config: VendorConfig, origin: str,
               raw: bytes | None, stats: VendorStats) -> list[Incoming]:
-    """The messages of one decoded value (a JSONL line, a CSV row, a webhook body)."""
+    """The messages of one decoded value (a JSONL line, a CSV row, a webhook body).
+
+    Each message's `raw` (what the quarantine keeps if it is rejected) is the vendor's record
+    with its email addresses replaced by their `email:` ids (SPEC §2: the address itself is
+    never stored), unless the source's `email_bridge` is off."""
     raw_value = raw if raw is not None else orjson.dumps(value)
     try:
         found = source.records(value)
     except Unmappable as error:
         stats.records += 1
         stats.unmappable += 1
-        return [Incoming(raw_value, origin, problem=f"{source.name}: {error.reason}")]
+        return [Incoming(kept(raw_value, source, config), origin,
+                         problem=f"{source.name}: {error.reason}")]
     except MAPPING_ERRORS as error:
         # A value of a shape the unwrapping did not expect: keep it, say what broke.
         stats.records += 1
         stats.unmappable += 1
-        return [Incoming(raw_value, origin, problem=_broke(source, error))]
+        return [Incoming(kept(raw_value, source, config), origin, problem=_broke(source, error))]
     several = len(found) > 1
     out: list[Incoming] = []
     for number, record in enumerate(found, start=1):
-        record_raw = raw_value if record is value else orjson.dumps(record)
+        record_raw = kept(raw_value if record is value else orjson.dumps(record), source, config)
         out.extend(map_record(source, record, config, f"{origin}#{number}" if several else origin,
                               record_raw, stats))
     return out
+
+
+def kept(raw: bytes, source: VendorSource, config: VendorConfig) -> bytes:
+    """What the quarantine may keep of a vendor's record: its bytes, with each email address
+    replaced by its `email:` id while the source's email bridge is on (the default)."""
+    return without_addresses(raw) if config[source.name].email_bridge else raw
 
 
 def map_record(source: VendorSource, record: dict[str, Any], config: VendorConfig, origin: str,
@@ -125,6 +143,7 @@ def map_record(source: VendorSource, record: dict[str, Any], config: VendorConfi
         stats.unmappable += 1
         return [Incoming(raw, origin, problem=f"{source.name}: {error}")]
     stats.messages += len(messages)
+    stats.links += sum(1 for message in messages if message.get("type") == "link")
     return [Incoming(raw, origin, message) for message in encoded]
 
 
@@ -164,14 +183,15 @@ def _jsonl_messages(opened: Opened, source: VendorSource, config: VendorConfig,
         if problem is not None:
             stats.records += 1
             stats.unmappable += 1
-            yield Incoming(line, origin, problem=f"{source.name}: {problem}")
+            yield Incoming(kept(line, source, config), origin, problem=f"{source.name}: {problem}")
             continue
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as error:
             stats.records += 1
             stats.unmappable += 1
-            yield Incoming(line, origin, problem=f"{source.name}: not valid JSON ({error})")
+            yield Incoming(kept(line, source, config), origin,
+                           problem=f"{source.name}: not valid JSON ({error})")
             continue
         yield from map_value(source, value, config, origin, line, stats)
 
@@ -187,7 +207,7 @@ def _csv_messages(table: CsvTable, source: VendorSource, config: VendorConfig,
         if problem is not None:
             stats.records += 1
             stats.unmappable += 1
-            yield Incoming(row.raw, origin, problem=f"{source.name}: {problem}")
+            yield Incoming(kept(row.raw, source, config), origin, problem=f"{source.name}: {problem}")
             continue
         yield from map_value(source, dict(zip(columns, row.cells, strict=True)), config, origin,
                              row.raw, stats)

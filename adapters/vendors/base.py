@@ -15,12 +15,21 @@ turns one record into wire-format v1 messages (SPEC §2), or raises
 Identity comes from the vendor's own ids: every moment carries
 `source = {"system": vendor, "id": ...}`, so the same record imported again,
 or a webhook the vendor retries, derives the same moment id and is a duplicate.
+
+A record may also carry evidence that two customer ids are one person (a CRM
+merge, a converted lead, a user's identities, an email address): the mapping then
+adds link messages (SPEC §2, Links) with the vendor's time for that evidence, so
+that importing it again repeats the same message (a duplicate). An email address
+becomes the id `email:<sha256 of the trimmed lowercase address>`; the address
+itself goes into no message.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Final
@@ -29,7 +38,7 @@ from mot.domain.identity import derived_moment_id
 from mot.domain.timefmt import format_utc
 
 if TYPE_CHECKING:
-    from mot.adapters.vendors.config import VendorConfig
+    from mot.adapters.vendors.config import VendorConfig, VendorSettings
 
 Record = dict[str, Any]
 """One vendor record as its API returns it (or one CSV row, header -> cell)."""
@@ -235,3 +244,81 @@ def one_or_many(value: Any, keys: tuple[str, ...]) -> list[Record]:
     if isinstance(value, dict):
         return [value]
     raise Unmappable(f"expected a JSON object or array, got {type(value).__name__}")
+
+
+# --- links: identity evidence (SPEC §2, Links) --------------------------------------------------
+
+EMAIL_PREFIX: Final = "email:"
+# An address as vendors write it (no display name): what is hashed, trimmed and in lower case.
+_ADDRESS: Final = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]+")
+# Addresses inside a raw record (JSON, a CSV row), for `without_addresses`: found from their `@`
+# and domain, then the local part read backwards (a pattern starting with the local part would be
+# tried at every byte of a long line).
+_RAW_DOMAIN: Final = re.compile(rb"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_LOCAL_BYTES: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                                b".!#$%&*+/=?^_`{|}~-")
+
+
+def email_id(address: Any) -> str | None:
+    """`email:<sha256 hex of the trimmed lowercase address>`; None when `address` is no address."""
+    cell = text(address)
+    return None if cell is None else _email_id(cell.lower())
+
+
+@functools.lru_cache(maxsize=4096)  # the same few addresses recur on every page of a response
+def _email_id(folded: str) -> str | None:
+    if _ADDRESS.fullmatch(folded) is None:
+        return None
+    return EMAIL_PREFIX + hashlib.sha256(folded.encode()).hexdigest()
+
+
+def link(settings: VendorSettings, a: str, b: str, occurred_at: str, reason: str) -> list[Wire]:
+    """The link message saying that `a` and `b` are one person, in the section's tenant; none when
+    the section's `links` is off or the two are one id."""
+    if not settings.links or a == b:
+        return []
+    return [{"type": "link", "tenant": settings.tenant, "customer_ids": [a, b],
+             "occurred_at": occurred_at, "reason": reason}]
+
+
+def links_to(settings: VendorSettings, a: str, others: Iterable[str], occurred_at: str,
+             reason: str) -> list[Wire]:
+    """A link from `a` to each of `others` (each once, in their order)."""
+    return [message for other in dict.fromkeys(others)
+            for message in link(settings, a, other, occurred_at, reason)]
+
+
+def email_link(settings: VendorSettings, customer: str, address: Any, occurred_at: str,
+               reason: str) -> list[Wire]:
+    """The email bridge: `customer` linked to the `email:` id of `address` (never the address);
+    none when `email_bridge` (or `links`) is off or `address` is no address. `reason` must not
+    name the address."""
+    if not settings.email_bridge:
+        return []
+    bridge = email_id(address)
+    return [] if bridge is None else link(settings, customer, bridge, occurred_at, reason)
+
+
+def handle_id(x_settings: VendorSettings, handle: str) -> str:
+    """The id of an X handle (`x:@maria`, with the X section's `customer_prefix`): X's own records
+    link it to the account's user id (`x:1400…`), other sources to their customer."""
+    return f"{x_settings.customer_prefix}@{handle.strip().lstrip('@').lower()}"
+
+
+def without_addresses(raw: bytes) -> bytes:
+    """A record's bytes with every email address replaced by its `email:` id: what the quarantine
+    keeps of a record it cannot map, so that no address is stored (the record still says where
+    each address was)."""
+    if b"@" not in raw:
+        return raw
+    parts: list[bytes] = []
+    done = 0
+    for found in _RAW_DOMAIN.finditer(raw):
+        start = found.start()
+        while start > done and raw[start - 1] in _LOCAL_BYTES:
+            start -= 1
+        bridge = email_id(raw[start:found.end()].decode()) if start < found.start() else None
+        if bridge is not None:
+            parts += [raw[done:start], bridge.encode()]
+            done = found.end()
+    return b"".join([*parts, raw[done:]]) if parts else raw

@@ -15,7 +15,8 @@ Read from a TOML file (`mot.toml` by default; see docs/sources.md for the format
     handles = { "acme" = "marketing", "acmehelp" = "service" }
 
 Every vendor has a section with `tenant` (overrides the top-level one),
-`default_function` and `customer_prefix`, and tables mapping the vendor's own
+`default_function` and `customer_prefix`, `links` and `email_bridge` (both on by default:
+whether the vendor's identity evidence becomes link messages, SPEC §2), and tables mapping the vendor's own
 owners, queues, teams, groups, mailboxes, agents, handles or accounts to a
 function. A table may also be a list of keys, which then map to the section's
 `default_function`. Unknown sections and keys are errors: a typo must not make
@@ -63,7 +64,8 @@ KIND_ACTIVITIES: Final[dict[str, frozenset[str]]] = {
     "x": frozenset(),
 }
 
-_COMMON_KEYS: Final = frozenset({"tenant", "default_function", "customer_prefix", "kinds"})
+_COMMON_KEYS: Final = frozenset({"tenant", "default_function", "customer_prefix", "kinds", "links",
+                                  "email_bridge"})
 _EXTRA_KEYS: Final[dict[str, frozenset[str]]] = {
     "hubspot": frozenset(),
     "salesforce": frozenset({"closed_statuses"}),
@@ -109,6 +111,8 @@ class VendorSettings:
     sentiment_scale: float = 1.0
     sentiment_labels: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SENTIMENT_LABELS))
     columns: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(MENTION_COLUMNS))
+    links: bool = True  # the vendor's identity evidence becomes link messages (SPEC §2, Links)
+    email_bridge: bool = True  # ... including a link to `email:<sha256>` where a record has an address
 
     def function(self, table: str, key: Any) -> str | None:
         """The function that `key` (an owner id, a group id, a handle, an address) maps to in `table`."""
@@ -193,7 +197,9 @@ def _section(vendor: str, data: dict[str, Any], tenant: str, where: str) -> Vend
     if vendor == "salesforce" and "queues" in tables:  # queues own records like users do
         tables["owners"] = {**tables.get("owners", {}), **tables.pop("queues")}
     kinds = _kinds(vendor, data.get("kinds", {}), f"{where} kinds")
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = {
+        name: _switch(data[name], f"{where} {name}") for name in ("links", "email_bridge") if name in data
+    }
     if "closed_statuses" in data:
         statuses = data["closed_statuses"]
         if not isinstance(statuses, list) or not all(isinstance(s, str) for s in statuses):
@@ -297,6 +303,12 @@ def _kinds(vendor: str, value: Any, where: str) -> dict[str, tuple[str, str | No
                               f"one of {', '.join(ASK_TYPES)}")
         out[key] = (kind, ask_type or None)
     return out
+
+
+def _switch(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
 
 
 def _function(value: Any, where: str) -> str:

@@ -17,6 +17,15 @@ The mapping (docs/sources.md has the table):
   the brand's mailbox of an email in `mailboxes`, else `default_function` (sales);
 - an archived object, or a webhook `*.deletion` event, retracts the moment.
 
+Identity evidence becomes link messages (SPEC §2; off with `links = false`, the email
+bridge alone with `email_bridge = false`): a `contact.merge` webhook event links every merged
+contact to the primary one at the event's `occurredAt`; a contact record (`GET
+/crm/v3/objects/contacts`) links its `email` and `hs_additional_emails` to their `email:`
+ids and its `hs_merged_object_ids` to itself, at its `createdAt` (the record says nothing of
+when, and a time that does not move keeps an import repeatable and a later unlink in force);
+an email engagement with one associated contact and one address on the contact's side links
+that address, at the email's time.
+
 HubSpot webhook events name the object but carry none of its properties, so an engagement
 creation event cannot be mapped by itself: it is quarantined with the request that fetches
 the record (an event your receiver enriched with the object's `properties` is mapped).
@@ -34,6 +43,8 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    email_link,
+    links_to,
     moment,
     obj,
     objects,
@@ -58,6 +69,10 @@ CALL_NOT_HELD: Final = frozenset({"CANCELED", "FAILED"})
 EMAIL_NOT_SENT: Final = frozenset({"SCHEDULED", "SENDING"})
 EMAIL_NOT_DELIVERED: Final = frozenset({"BOUNCED", "FAILED"})
 MEETING_NOT_HELD: Final = frozenset({"CANCELED", "NO_SHOW", "RESCHEDULED"})
+CONTACT_TYPE_ID: Final = "0-1"
+# Properties of a contact record (none of them is an engagement's).
+CONTACT_PROPERTIES: Final = frozenset({"email", "firstname", "lastname", "hs_additional_emails",
+                                       "hs_merged_object_ids", "lifecyclestage"})
 
 EMAIL_DIRECTIONS: Final = {
     "EMAIL": ("outbound", "other"),           # sent from the CRM, or logged with the BCC address
@@ -82,6 +97,8 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     if not isinstance(properties, dict):
         raise Unmappable("no `properties` object: expected a CRM object as GET /crm/v3/objects/calls "
                          "returns it, or a webhook event")
+    if _is_contact(record, properties):
+        return _contact_links(record, properties, settings)
     object_type = _object_type(record, properties)
     object_id = text(record.get("id")) or text(properties.get("hs_object_id"))
     if object_id is None:
@@ -89,7 +106,42 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     if record.get("archived") is True:
         return [retraction(settings.tenant, SYSTEM, f"{object_type}:{object_id}",
                            f"{object_type} {object_id} was archived (deleted) in HubSpot")]
-    return [_engagement(object_type, object_id, properties, record, settings)]
+    return _engagement(object_type, object_id, properties, record, settings)
+
+
+def _is_contact(record: Record, properties: dict[str, Any]) -> bool:
+    if text(record.get("objectTypeId")) == CONTACT_TYPE_ID:
+        return True
+    engagement = any(key.startswith(prefix) for key in properties for prefix in _PROPERTY_PREFIXES)
+    return not engagement and any(key in CONTACT_PROPERTIES for key in properties)
+
+
+def _contact_links(record: Record, properties: dict[str, Any], settings: VendorSettings) -> list[Wire]:
+    """A contact record: no moment, links from its addresses and the contacts merged into it."""
+    props = Fields(properties)
+    contact_id = text(record.get("id")) or text(props.get("hs_object_id"))
+    if contact_id is None:
+        raise Unmappable("a HubSpot contact without `id` (or hs_object_id)")
+    if record.get("archived") is True:
+        raise NotAMoment("an archived contact record")
+    where = f"contact {contact_id}"
+    when = timestamp(record.get("createdAt") or props.get("createdate"), f"{where}: createdAt",
+                     epoch_ms=True)
+    customer = settings.customer(contact_id)
+    out: list[Wire] = []
+    for address in [props.get("email"), *_listed(props.get("hs_additional_emails"))]:
+        out += email_link(settings, customer, address, when, f"same email address in HubSpot ({where})")
+    merged = [settings.customer(other) for other in _listed(props.get("hs_merged_object_ids"))]
+    out += links_to(settings, customer, merged, when, f"merged into {where} in HubSpot")
+    if not out:
+        raise NotAMoment("a contact record: no moment, and nothing to link (no email address or merged "
+                         "contact, or [hubspot] links = false)")
+    return out
+
+
+def _listed(value: Any) -> list[str]:
+    """The items of a HubSpot multi-value property (`a;b;c`)."""
+    return [item.strip() for item in (text(value) or "").replace(",", ";").split(";") if item.strip()]
 
 
 def _object_type(record: Record, properties: dict[str, Any]) -> str:
@@ -107,10 +159,11 @@ def _object_type(record: Record, properties: dict[str, Any]) -> str:
 
 
 def _engagement(object_type: str, object_id: str, properties: dict[str, Any], record: Record,
-                settings: VendorSettings) -> Wire:
+                settings: VendorSettings) -> list[Wire]:
     props = Fields(properties)
     where = f"{object_type} {object_id}"
-    contact = _contact(record, props)
+    contacts = _contacts(record, props)
+    contact = contacts[0] if contacts else None
     if contact is None:
         raise Unmappable(f"{where} has no associated contact: read it with ?associations=contacts "
                          "(the search endpoint does not return associations)")
@@ -127,9 +180,10 @@ def _engagement(object_type: str, object_id: str, properties: dict[str, Any], re
         or _mailbox_function(settings, props, direction)
         or settings.default_function
     )
-    return moment(
+    customer = settings.customer(contact)
+    out = [moment(
         tenant=settings.tenant,
-        customer_id=settings.customer(contact),
+        customer_id=customer,
         occurred_at=occurred_at,
         channel=channel,
         direction=direction,
@@ -139,7 +193,15 @@ def _engagement(object_type: str, object_id: str, properties: dict[str, Any], re
         actor=owner,
         source=source_ref(SYSTEM, f"{object_type}:{object_id}"),
         attributes=compact({"object": object_type, **attributes}),
-    )
+    )]
+    if object_type == "email" and len(contacts) == 1:
+        # The contact's side of the email: its one address, when it has exactly one.
+        field = "hs_email_to_email" if direction == "outbound" else "hs_email_from_email"
+        addresses = [a for a in _listed(props.get(field)) if not settings.has("mailboxes", a)]
+        if len(addresses) == 1:
+            out += email_link(settings, customer, addresses[0], occurred_at,
+                              f"same email address in HubSpot ({where}, contact {contact})")
+    return out
 
 
 def _shape(object_type: str, where: str, props: Fields) -> tuple[str, str, str, dict[str, Any]]:
@@ -185,7 +247,9 @@ def _shape(object_type: str, where: str, props: Fields) -> tuple[str, str, str, 
     return "outbound", "other", "other", {}  # a note the owner logged about the contact
 
 
-def _contact(record: Record, props: Fields) -> str | None:
+def _contacts(record: Record, props: Fields) -> list[str]:
+    """The associated contacts, lowest first (the first is the moment's customer, so that the same
+    record always names the same contact)."""
     associations = obj(record.get("associations"))
     contacts = obj(associations.get("contacts")) or obj(associations.get("0-1"))
     ids = sorted(
@@ -194,10 +258,11 @@ def _contact(record: Record, props: Fields) -> str | None:
         key=lambda cid: (len(cid), cid),
     )
     if ids:
-        return ids[0]  # the lowest id, so that the same record always names the same contact
-    if (text(props.get("hs_call_callee_object_type")) or "").upper() == "CONTACT":
-        return text(props.get("hs_call_callee_object_id"))
-    return None
+        return ids
+    callee = text(props.get("hs_call_callee_object_id"))
+    if callee and (text(props.get("hs_call_callee_object_type")) or "").upper() == "CONTACT":
+        return [callee]
+    return []
 
 
 def _mailbox_function(settings: VendorSettings, props: Fields, direction: str) -> str | None:
@@ -218,6 +283,11 @@ def _webhook_event(event: Record, settings: VendorSettings) -> list[Wire]:
         object_type = prefix
     object_id = text(event.get("objectId"))
     event_id = text(event.get("eventId"))
+    if action == "merge" and (prefix == "contact" or text(event.get("objectTypeId")) == CONTACT_TYPE_ID):
+        return _merge(event, subscription, event_id, settings)
+    if (action == "propertyChange" and prefix == "contact"
+            and text(event.get("propertyName")) in ("email", "hs_additional_emails")):
+        return _address_change(event, subscription, event_id, settings)
     if object_type is None:
         raise NotAMoment(f"webhook event {subscription}: not about a call, email, meeting or note")
     if object_id is None:
@@ -227,7 +297,7 @@ def _webhook_event(event: Record, settings: VendorSettings) -> list[Wire]:
                            f"{object_type} {object_id} was deleted in HubSpot (webhook event {event_id})")]
     properties = event.get("properties")
     if isinstance(properties, dict) and action == "creation":
-        return [_engagement(object_type, object_id, properties, event, settings)]
+        return _engagement(object_type, object_id, properties, event, settings)
     if action == "creation":
         raise Unmappable(
             f"webhook event {subscription} ({event_id}) names {object_type} {object_id} but carries none "
@@ -235,6 +305,42 @@ def _webhook_event(event: Record, settings: VendorSettings) -> list[Wire]:
             f"{PLURALS[object_type]}/{object_id}?associations=contacts and import that record")
     raise NotAMoment(f"webhook event {subscription}: a change to an existing {object_type} "
                      "(a moment is recorded once; import the record again to see what changed)")
+
+
+def _merge(event: Record, subscription: str, event_id: str | None, settings: VendorSettings) -> list[Wire]:
+    """A `contact.merge` event: every merged contact (and the merge's new id) linked to the primary."""
+    where = f"webhook event {subscription} ({event_id})"
+    primary = text(event.get("primaryObjectId")) or text(event.get("objectId"))
+    if primary is None:
+        raise Unmappable(f"{where} has no primaryObjectId (or objectId)")
+    merged = [cid for item in event.get("mergedObjectIds") or [] if (cid := text(item)) is not None]
+    new = text(event.get("newObjectId"))
+    others = [cid for cid in (*merged, *([new] if new else [])) if cid != primary]
+    if not others:
+        raise Unmappable(f"{where} names no merged contact (mergedObjectIds)")
+    when = timestamp(event.get("occurredAt"), f"{where}: occurredAt", epoch_ms=True)
+    out = links_to(settings, settings.customer(primary), [settings.customer(cid) for cid in others],
+                   when, f"contacts merged in HubSpot ({where})")
+    if not out:
+        raise NotAMoment("webhook event contact.merge: [hubspot] links = false")
+    return out
+
+
+def _address_change(event: Record, subscription: str, event_id: str | None,
+                    settings: VendorSettings) -> list[Wire]:
+    """A contact's `email` (or additional emails) set: the contact linked to each address's id."""
+    where = f"webhook event {subscription} ({event_id})"
+    contact = text(event.get("objectId"))
+    if contact is None:
+        raise Unmappable(f"{where} has no objectId")
+    when = timestamp(event.get("occurredAt"), f"{where}: occurredAt", epoch_ms=True)
+    out = [message for address in _listed(event.get("propertyValue"))
+           for message in email_link(settings, settings.customer(contact), address, when,
+                                     f"same email address in HubSpot (contact {contact}, {where})")]
+    if not out:
+        raise NotAMoment(f"webhook event {subscription}: a contact's address changed (no address to link, "
+                         "or [hubspot] email_bridge = false)")
+    return out
 
 
 SOURCE: Final = VendorSource(

@@ -23,10 +23,15 @@ mention it replies to. Sentiment is a label (`[mentions.sentiment_labels]`, defa
 0.6, negative -0.6, neutral and mixed 0) or a score divided by `sentiment_scale` (default 1).
 A time without offset is read in `[mentions] timezone` (default UTC). Posts by the brand's own
 handles (`[mentions] handles`) are no customer moments.
+
+Identity evidence (SPEC §2, Links; off with `[mentions] links = false`): a mention on X whose
+author is a handle (`@jomartin_lyon`) links its customer to the handle's id under the X
+section's `customer_prefix` (`x:@jomartin_lyon`), which X records link to the account.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -38,6 +43,8 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    handle_id,
+    link,
     moment,
     number,
     one_or_many,
@@ -49,6 +56,7 @@ from mot.adapters.vendors.config import VendorConfig, VendorSettings
 
 SYSTEM: Final = "mentions"
 MAX_URL: Final = 2048
+X_HANDLE: Final = re.compile(r"@?[A-Za-z0-9_]{1,15}")  # X's rule for usernames
 
 # What a listening tool calls a platform or page type, and the wire channel it means.
 PLATFORMS: Final = {
@@ -99,9 +107,13 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     reply_to = text(column("reply_to"))
     repost_of = text(column("repost_of"))
     kind = "share" if repost_of else "review" if channel == "review_site" else "mention"
+    customer = settings.customer(author)
+    handle = (link(settings, customer, handle_id(config["x"], author), occurred_at,
+                   f"the X handle of mention {identity}'s author")
+              if channel == "twitter" and X_HANDLE.fullmatch(author) else [])
     return [moment(
         tenant=settings.tenant,
-        customer_id=settings.customer(author),
+        customer_id=customer,
         occurred_at=occurred_at,
         channel=channel,
         direction="public",
@@ -113,7 +125,7 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
         url=url if url and len(url) <= MAX_URL else None,
         source=source_ref(settings.system, identity),
         attributes=compact({"platform": text(column("channel")), "thread_id": text(column("thread"))}),
-    )]
+    ), *handle]
 
 
 def _sentiment(value: Any, settings: VendorSettings, identity: str) -> float | None:

@@ -17,6 +17,12 @@ without case). The mapping (docs/sources.md has the table):
   logged on another day); Event `StartDateTime`, else `ActivityDateTime`, `ActivityDate`;
 - function: `OwnerId` (a user or a queue) in `[salesforce] owners`, else `default_function`;
 - `IsDeleted` true (an "Export All" row, or queryAll) retracts the moment.
+
+Identity evidence becomes link messages (SPEC §2; `links = false` turns them off,
+`email_bridge = false` the email bridge alone): a Lead record converted into a contact
+(`IsConverted`, `ConvertedContactId`) links the lead to the contact at its `ConvertedDate`; a
+Lead or Contact record's `Email`, and the `Who.Email` of a Task or Event queried with it, link
+the lead or contact to its `email:` id (at the record's `CreatedDate`, or the activity's time).
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    email_link,
     flag,
+    link,
     moment,
     number,
     obj,
@@ -44,7 +52,8 @@ from mot.adapters.vendors.base import (
 from mot.adapters.vendors.config import VendorConfig, VendorSettings
 
 SYSTEM: Final = "salesforce"
-KEY_PREFIXES: Final = {"00T": "Task", "00U": "Event"}
+KEY_PREFIXES: Final = {"00T": "Task", "00U": "Event", "00Q": "Lead", "003": "Contact"}
+PEOPLE: Final = frozenset({"Lead", "Contact"})
 _SUFFIX_CHARS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
@@ -73,6 +82,8 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     record_id = id18(raw_id)
     object_type = _object_type(record, record_id)
     where = f"{object_type} {record_id}"
+    if object_type in PEOPLE:
+        return _person_links(object_type, record_id, fields, settings)
     if flag(fields.get("IsDeleted")):
         return [retraction(settings.tenant, SYSTEM, record_id,
                            f"{object_type} {record_id} was deleted in Salesforce")]
@@ -90,9 +101,10 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     owner = text(fields.get("OwnerId"))
     kind, ask_type = settings.kind(activity, direction, default_kind)
     duration = number(fields.get("CallDurationInSeconds"), f"{where}: CallDurationInSeconds")
+    customer = settings.customer(id18(who))
     return [moment(
         tenant=settings.tenant,
-        customer_id=settings.customer(id18(who)),
+        customer_id=customer,
         occurred_at=occurred_at,
         channel=channel,
         direction=direction,
@@ -109,18 +121,45 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
             "call_duration_seconds": int(duration) if duration is not None else None,
             "what_id": id18(what) if (what := text(fields.get("WhatId"))) else None,
         }),
-    )]
+    ), *email_link(settings, customer, obj(record.get("Who")).get("Email") or fields.get("Who.Email"),
+                   occurred_at, f"same email address in Salesforce ({where}, WhoId {id18(who)})")]
+
+
+def _person_links(object_type: str, record_id: str, fields: Fields, settings: VendorSettings) -> list[Wire]:
+    """A Lead or Contact record: no moment; its conversion and its address as links."""
+    where = f"{object_type} {record_id}"
+    if flag(fields.get("IsDeleted")):
+        raise NotAMoment(f"a deleted {object_type} record")
+    customer = settings.customer(record_id)
+    out: list[Wire] = []
+    converted = text(fields.get("ConvertedContactId"))
+    if object_type == "Lead" and converted and flag(fields.get("IsConverted")) is not False:
+        when = next((name for name in ("ConvertedDate", "LastModifiedDate", "CreatedDate")
+                     if fields.get(name) is not None), "ConvertedDate")
+        out += link(settings, customer, settings.customer(id18(converted)),
+                    timestamp(fields.get(when), f"{where}: {when}"),
+                    f"{where} converted into Contact {id18(converted)} in Salesforce")
+    address = fields.get("Email")
+    if address is not None and settings.email_bridge and settings.links:
+        out += email_link(settings, customer, address, timestamp(fields.get("CreatedDate"),
+                          f"{where}: CreatedDate"), f"same email address in Salesforce ({where})")
+    if not out:
+        raise NotAMoment(f"a {object_type} record: no moment, and nothing to link (not converted, no "
+                         "Email, or [salesforce] links = false)")
+    return out
 
 
 def _object_type(record: Record, record_id: str) -> str:
     declared = text(obj(record.get("attributes")).get("type"))
-    if declared in ("Task", "Event"):
+    if declared in ("Task", "Event", *PEOPLE):
         return declared
     if declared is not None:
-        raise Unmappable(f"a record of type {declared}: only Task and Event records are activities")
+        raise Unmappable(f"a record of type {declared}: only Task and Event records are activities (and "
+                         "Lead and Contact records identity evidence)")
     by_prefix = KEY_PREFIXES.get(record_id[:3])
     if by_prefix is None:
-        raise Unmappable(f"Id {record_id!r} is neither a Task (00T…) nor an Event (00U…)")
+        raise Unmappable(f"Id {record_id!r} is neither a Task (00T…) nor an Event (00U…), a Lead (00Q…) "
+                         "or a Contact (003…)")
     return by_prefix
 
 

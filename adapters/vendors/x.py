@@ -15,6 +15,11 @@ accepted too (without includes). The mapping (docs/sources.md has the table):
   names a brand account) or a `post`, with `in_reply_to` the post it replies to or quotes;
 - `reach`: the author's `public_metrics.followers_count` (from `includes.users`);
 - `url`: https://x.com/<username>/status/<id>.
+
+Identity evidence (SPEC §2, Links; off with `[x] links = false`): when `includes.users` gives
+the username of a moment's customer, the customer (`x:<user id>`) is linked to the handle's id
+(`x:@<username>`, in lower case) at the post's time, so that a handle another source knows
+(a Zendesk user's X identity, a listening tool's author) joins the account.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    handle_id,
+    link,
     moment,
     number,
     obj,
@@ -110,20 +117,33 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     common = {"tenant": settings.tenant, "occurred_at": occurred_at, "channel": "twitter", "url": url,
               "source": source_ref(SYSTEM, post_id), "attributes": attributes}
     if function is not None:
-        return [_outbound(tweet, refs, users, tweets, settings, function, author, username, common)]
+        answer = _outbound(tweet, refs, users, tweets, settings, function, author, username, common)
+        addressed = str(answer["customer_id"]).removeprefix(settings.customer_prefix)
+        return [answer, *_handle_link(settings, addressed, users, occurred_at)]
     followers = number(obj(author_user.get("public_metrics")).get("followers_count"),
                        f"post {post_id}: followers_count")
     reach = max(int(followers), 0) if followers is not None else 0
     customer = settings.customer(author)
+    handle = _handle_link(settings, author, users, occurred_at)
     if refs.get("retweeted"):
         return [moment(customer_id=customer, direction="public", kind="share", reach=reach,
-                       shares=source_ref(SYSTEM, str(refs["retweeted"])), **common)]
+                       shares=source_ref(SYSTEM, str(refs["retweeted"])), **common), *handle]
     target = refs.get("replied_to") or refs.get("quoted")
     return [moment(
         customer_id=customer, direction="public",
         kind="mention" if _addresses_brand(tweet, refs, users, tweets, settings) else "post",
         reach=reach, in_reply_to=source_ref(SYSTEM, target) if target else None, **common,
-    )]
+    ), *handle]
+
+
+def _handle_link(settings: VendorSettings, user_id: str, users: dict[str | None, Any],
+                 occurred_at: str) -> list[Wire]:
+    """The customer's account linked to its handle's id, when includes.users gives its username."""
+    username = text(obj(users.get(user_id)).get("username"))
+    if username is None:
+        return []
+    return link(settings, settings.customer(user_id), handle_id(settings, username), occurred_at,
+                f"X user {user_id} is @{username}")
 
 
 def _outbound(tweet: Record, refs: dict[str | None, str | None], users: dict[str | None, Any],

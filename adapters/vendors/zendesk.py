@@ -24,6 +24,16 @@ satisfaction rating (`score`, `requester_id`, `ticket_id`), one per line or a li
 - a satisfaction rating: the survey offered is an outbound `ask` (survey) at `created_at`; a
   `good`/`bad` score is an inbound `praise`/`complaint` (sentiment 1/-1) at `updated_at` that
   replies to it; `unoffered` is no moment.
+
+Identity evidence becomes link messages (SPEC §2; `links = false` turns them off,
+`email_bridge = false` the email bridge alone): the users a response includes
+(`?include=users`, `GET /api/v2/users`, `{"user": ...}`) and their identities
+(`?include=identities`, `GET /api/v2/users/{id}/identities`). An end-user's `email` (at the
+user's `created_at`) and each `email` identity (at its `created_at`) link the user to the
+address's `email:` id; a `twitter` identity links the user to the handle's id under the X
+section's `customer_prefix` (`x:@handle`), which X records link to the account's user id.
+Agents and admins are the brand's staff, not customers: their users make no links. A merge of
+users moves the merged user's identities to the one kept: the email identities then link both.
 """
 
 from __future__ import annotations
@@ -37,6 +47,9 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    email_link,
+    handle_id,
+    link,
     moment,
     obj,
     objects,
@@ -67,19 +80,36 @@ COMPLAINT_TYPES: Final = frozenset({"incident", "problem"})
 
 
 def records(value: Any) -> list[Record]:
-    """Audits or satisfaction ratings, bare, wrapped, or in a list response with its sideloads."""
+    """Audits or satisfaction ratings, bare, wrapped, or in a list response with its sideloads;
+    the users and identities a response includes, as one more record (links)."""
     if isinstance(value, dict):
+        people = _people(value)
         for key in ("audits", "satisfaction_ratings"):
             items = value.get(key)
             if isinstance(items, list):
                 found = records_of(items, f"`{key}`")
                 if key == "audits" and ("users" in value or "tickets" in value):
-                    return [_with_sideloads(audit, value) for audit in found]
-                return found
+                    found = [_with_sideloads(audit, value) for audit in found]
+                return found + people
         rating = value.get("satisfaction_rating")
         if isinstance(rating, dict):
-            return [rating]
+            return [rating, *people]
+        if isinstance(value.get("audit"), dict):
+            return [value, *people]
+        if people:
+            return people
     return one_or_many(value, ())
+
+
+def _people(envelope: dict[str, Any]) -> list[Record]:
+    """The users and identities of a response, as one record: `{"users": [...], "identities": [...]}`."""
+    users = objects(envelope.get("users"))
+    if isinstance(envelope.get("user"), dict):
+        users.append(envelope["user"])
+    identities = objects(envelope.get("identities"))
+    if not users and not identities:
+        return []
+    return [{"users": users, "identities": identities}]
 
 
 def _with_sideloads(audit: Record, envelope: dict[str, Any]) -> Record:
@@ -106,8 +136,47 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
         return _audit(record, {}, [], settings)
     if "score" in record and "ticket_id" in record:
         return _rating(record, settings)
-    raise Unmappable("neither a ticket audit (`ticket_id`, `events`) nor a satisfaction rating "
-                     "(`score`, `ticket_id`)")
+    if isinstance(record.get("users"), list) or isinstance(record.get("identities"), list):
+        return _people_links(objects(record.get("users")), objects(record.get("identities")), config)
+    raise Unmappable("neither a ticket audit (`ticket_id`, `events`), a satisfaction rating "
+                     "(`score`, `ticket_id`), nor users or identities")
+
+
+def _people_links(users: list[dict[str, Any]], identities: list[dict[str, Any]],
+                  config: VendorConfig) -> list[Wire]:
+    """Links from what Zendesk knows of its end-users: their addresses and X handles."""
+    settings = config[SYSTEM]
+    staff = {text(u.get("id")) for u in users if (text(u.get("role")) or "").lower() in AGENT_ROLES
+             or settings.has("agents", text(u.get("id")))}
+    with_email_identity = {text(i.get("user_id")) for i in identities
+                           if (text(i.get("type")) or "").lower() == "email"}
+    out: list[Wire] = []
+    for user in users:
+        user_id = text(user.get("id"))
+        if user_id is None or user_id in staff or user_id in with_email_identity or not user.get("email"):
+            continue
+        when = timestamp(user.get("created_at"), f"user {user_id}: created_at")
+        out += email_link(settings, settings.customer(user_id), user.get("email"), when,
+                          f"same email address in Zendesk (user {user_id})")
+    for identity in identities:
+        user_id = text(identity.get("user_id"))
+        kind = (text(identity.get("type")) or "").lower()
+        value = text(identity.get("value"))
+        if (user_id is None or user_id in staff or settings.has("agents", user_id) or value is None
+                or kind not in ("email", "twitter")):
+            continue
+        where = f"user {user_id}, identity {text(identity.get('id'))}"
+        when = timestamp(identity.get("created_at"), f"{where}: created_at")
+        customer = settings.customer(user_id)
+        if kind == "email":
+            out += email_link(settings, customer, value, when, f"same email address in Zendesk ({where})")
+        else:
+            out += link(settings, customer, handle_id(config["x"], value), when,
+                        f"X handle @{value.lstrip('@')} of Zendesk {where}")
+    if not out:
+        raise NotAMoment("users or identities: no moment, and nothing to link (agents, no address or X "
+                         "handle, or [zendesk] links = false)")
+    return out
 
 
 def _audit(audit: Record, ticket: dict[str, Any], user_list: list[dict[str, Any]],
