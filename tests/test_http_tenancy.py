@@ -210,8 +210,8 @@ def test_tokens_are_stored_hashed_listed_and_revoked(store_url: str) -> None:
         assert access.revoke(stored.id).revoked_at == revoked.revoked_at  # harmless twice
         with pytest.raises(AccessError, match="no token 999"):
             access.revoke(999)
-        with pytest.raises(AccessError, match="unknown scope admin"):
-            access.create("acme", "read,admin")
+        with pytest.raises(AccessError, match="unknown scope root"):
+            access.create("acme", "read,root")
         with pytest.raises(AccessError, match="at least one scope"):
             access.create("acme", " , ")
         with pytest.raises(AccessError, match="tenant must be"):
