@@ -104,11 +104,15 @@ def test_all_sources_in_one_store_project_and_query(store_url: str) -> None:
     mot("--store", store_url, "project")
     amplifications = json.loads(mot("--store", store_url, "query", "amplifications", "--tenant", "acme",
                                     "--format", "json").stdout)
-    complaint = next(a for a in amplifications if a["customer_id"] == "x:1500000000000000101"
+    # Jo's X account and the listening tool's author @jomartin_lyon are linked through the handle
+    # (x:@jomartin_lyon): one person, whose id is the smallest of its ids with a moment (SPEC §2).
+    jo = {"x:1500000000000000101", "mentions:@jomartin_lyon"}
+    complaint = next(a for a in amplifications if a["customer_id"] in jo
                      and a["occurred_at"] == "2025-05-02T08:30:12Z")
     # the retweet is a share of the complaint: its reach adds to the cascade
     assert (complaint["cascade_size"], complaint["cascade_reach"]) == (1, 1840 + 45200)
-    listening = next(a for a in amplifications if a["customer_id"] == "mentions:@jomartin_lyon")
+    listening = next(a for a in amplifications if a["customer_id"] in jo
+                     and a["occurred_at"] == "2025-06-02T08:12:00Z")
     assert (listening["cascade_size"], listening["polarity"]) == (1, "negative")
     teams = {row["function"]: row for row in json.loads(
         mot("--store", store_url, "query", "teams", "--tenant", "acme", "--format", "json").stdout)}
