@@ -239,5 +239,5 @@ def test_token_commands(store_url: str) -> None:
     assert json.loads(mot("token", "list", "--format", "json").stdout)[0]["revoked_at"]
     missing = mot("token", "revoke", "7")
     assert missing.exit_code == 1 and "no token 7" in missing.output
-    bad = mot("token", "create", "--tenant", "acme", "--scope", "admin")
-    assert bad.exit_code == 2 and "unknown scope admin" in bad.output
+    bad = mot("token", "create", "--tenant", "acme", "--scope", "root")
+    assert bad.exit_code == 2 and "unknown scope root" in bad.output
