@@ -134,7 +134,7 @@ def test_hubspot_switches() -> None:
 LEAD, CONTACT = "salesforce:00Q5g00000LdA1bEAF", "salesforce:0035g00000Kq1AaAAJ"
 
 
-def test_salesforce_converted_lead_and_addresses() -> None:
+def test_salesforce_converted_lead_merged_contact_and_addresses() -> None:
     page, task = lines("salesforce_leads.jsonl")
     assert mapped("salesforce", page) == [
         link(LEAD, CONTACT, "2025-03-28T00:00:00Z",
@@ -144,6 +144,9 @@ def test_salesforce_converted_lead_and_addresses() -> None:
         # the lead not converted, without Email: nothing
         link(CONTACT, email("jo.martin@example.org"), "2025-03-28T16:40:08Z",
              "same email address in Salesforce (Contact 0035g00000Kq1AaAAJ)"),
+        # read with queryAll: a contact deleted by a merge names the one kept
+        link("salesforce:0035g00000Kq1BbAAJ", CONTACT, "2025-04-12T15:20:05Z",
+             "Contact 0035g00000Kq1BbAAJ merged into Contact 0035g00000Kq1AaAAJ in Salesforce"),
     ]
     with pytest.raises(NotAMoment, match="a Lead record"):
         SOURCES["salesforce"].map(page["records"][1], CONFIG)
@@ -152,6 +155,16 @@ def test_salesforce_converted_lead_and_addresses() -> None:
     assert bridge == link(
         "salesforce:00Q5g00000LdA3dEAF", email("ines.faure@example.com"), "2025-04-03T10:15:00Z",
         "same email address in Salesforce (Task 00T5g00000Ab1D7EAJ, WhoId 00Q5g00000LdA3dEAF)")
+
+
+def test_salesforce_records_deleted_by_a_merge_name_the_one_kept() -> None:
+    # SELECT Id, IsDeleted, MasterRecordId, ... FROM Contact, with queryAll: the loser of a merge
+    loser = lines("salesforce_leads.jsonl")[0]["records"][3]
+    assert SOURCES["salesforce"].map(loser, CONFIG) == [link(
+        "salesforce:0035g00000Kq1BbAAJ", CONTACT, "2025-04-12T15:20:05Z",
+        "Contact 0035g00000Kq1BbAAJ merged into Contact 0035g00000Kq1AaAAJ in Salesforce")]
+    with pytest.raises(NotAMoment, match="a deleted Contact record"):
+        SOURCES["salesforce"].map({**loser, "MasterRecordId": None}, CONFIG)
 
 
 def test_salesforce_data_loader_rows_of_leads() -> None:

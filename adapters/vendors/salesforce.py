@@ -22,7 +22,9 @@ Identity evidence becomes link messages (SPEC §2; `links = false` turns them of
 `email_bridge = false` the email bridge alone): a Lead record converted into a contact
 (`IsConverted`, `ConvertedContactId`) links the lead to the contact at its `ConvertedDate`; a
 Lead or Contact record's `Email`, and the `Who.Email` of a Task or Event queried with it, link
-the lead or contact to its `email:` id (at the record's `CreatedDate`, or the activity's time).
+the lead or contact to its `email:` id (at the record's `CreatedDate`, or the activity's time);
+a Lead or Contact deleted by a merge (`IsDeleted`, `MasterRecordId`, read with queryAll) is
+linked to the record kept, at its `LastModifiedDate`.
 """
 
 from __future__ import annotations
@@ -128,9 +130,18 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
 def _person_links(object_type: str, record_id: str, fields: Fields, settings: VendorSettings) -> list[Wire]:
     """A Lead or Contact record: no moment; its conversion and its address as links."""
     where = f"{object_type} {record_id}"
-    if flag(fields.get("IsDeleted")):
-        raise NotAMoment(f"a deleted {object_type} record")
     customer = settings.customer(record_id)
+    if flag(fields.get("IsDeleted")):
+        # A record deleted by a merge names the one kept (queryAll, "Export All"): they were one.
+        master = text(fields.get("MasterRecordId"))
+        merged = [] if master is None else link(
+            settings, customer, settings.customer(id18(master)),
+            timestamp(fields.get("LastModifiedDate") or fields.get("SystemModstamp"),
+                      f"{where}: LastModifiedDate"),
+            f"{where} merged into {object_type} {id18(master)} in Salesforce")
+        if not merged:
+            raise NotAMoment(f"a deleted {object_type} record")
+        return merged
     out: list[Wire] = []
     converted = text(fields.get("ConvertedContactId"))
     if object_type == "Lead" and converted and flag(fields.get("IsConverted")) is not False:
