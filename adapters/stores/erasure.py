@@ -18,6 +18,8 @@ erasure run again (or any later one) deletes keys left by a stopped one.
 from __future__ import annotations
 
 import hmac
+import sys
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -39,6 +41,10 @@ PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications")
 # moments do.
 NOT_SEALED = ("this store's ledger keeps personal fields unencrypted (it was made before "
               "encryption): run `mot upgrade --encrypt` first, then erase")
+
+
+def _say(line: str) -> None:
+    print(f"mot: {line}", file=sys.stderr, flush=True)
 
 
 def _now() -> str:
@@ -136,6 +142,7 @@ class SqlErasures:
         keystore.master()  # a missing or wrong master key stops here, before anything changes
         self._finish_pending()
         touched: set[str] = {"mot_keys"} if not keystore.separate else set()
+        started = time.monotonic()
         with backend.write("ledger") as tx:
             backend.erasing(tx)
             ids = self._person(tx, tenant, customer_id)
@@ -191,10 +198,14 @@ class SqlErasures:
             tx.executemany("DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
             if purged:
                 touched.add("quarantine")
+        committed = time.monotonic()
         if keystore.separate:
             keystore.destroy(None, list(keys.values()))
             keystore.backend.scrub(["mot_keys"])
+        _say(f"erased in {committed - started:.2f} s; removing the freed bytes from the files"
+             f" ({', '.join(sorted(touched))})")
         backend.scrub(sorted(touched))
+        _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
         return receipt
 
     def _finish_pending(self) -> None:
