@@ -160,6 +160,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
     from mot.adapters.http.server import BindError, bind, header_deadline
     from mot.adapters.http.webhooks import WebhookSettings
     from mot.adapters.vendors import ConfigError
+    from mot.service.alert_config import load_alert_config
     from mot.service.targets import load_targets
 
     try:
@@ -172,6 +173,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
     try:
         webhooks = WebhookSettings.load(config_path)
         targets = load_targets(config_path)
+        load_alert_config(config_path)  # [alerts]: a bad key stops here, not in the background
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
     try:
@@ -181,7 +183,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
         raise click.UsageError(str(error)) from error
     app = create_app(obj.services, limits=limits, project_every=poll if project else None,
                      webhooks=webhooks, ingest_threads=ingest_threads,
-                     stall_after_s=stall_after or None, targets=targets)
+                     stall_after_s=stall_after or None, targets=targets, config_path=config_path)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store_shown}",
                err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,

@@ -109,3 +109,16 @@ def test_the_file_is_mot_config_else_mot_toml_in_the_working_directory(
     other.write_text('[alerts\n')
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_alert_config()
+
+
+def test_mot_serve_refuses_a_bad_alerts_section_at_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "mot.toml"
+    config.write_text('[alerts]\nwindow = "soon"\n')
+    mot = Path(sys.executable).parent / "mot"
+    done = subprocess.run([str(mot), "--store", str(tmp_path / "mot.db"), "serve", "--port", "0",
+                           "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{config}: [alerts] window: 'soon' is not a duration" in done.stderr

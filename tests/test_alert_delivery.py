@@ -171,8 +171,9 @@ def _deliverer(store: str, config: Path, *extra: str) -> subprocess.Popen[bytes]
 
 
 @pytest.mark.slow
-def test_a_deliverer_killed_mid_batch_resends_at_most_that_batch(tmp_path: Path) -> None:
-    store = str(tmp_path / "mot.db")
+def test_a_deliverer_killed_mid_batch_resends_at_most_that_batch(tmp_path: Path,
+                                                                 store_url: str) -> None:
+    store = store_url
     alerts = [make_alert(n) for n in range(60)]
 
     def slow(alert: str, seen: int) -> tuple[int, float]:
@@ -204,8 +205,9 @@ def test_a_deliverer_killed_mid_batch_resends_at_most_that_batch(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_two_deliverers_never_send_one_alert_at_the_same_time(tmp_path: Path) -> None:
-    store = str(tmp_path / "mot.db")
+def test_two_deliverers_never_send_one_alert_at_the_same_time(tmp_path: Path,
+                                                              store_url: str) -> None:
+    store = store_url
     alerts = [make_alert(n) for n in range(200)]
 
     def slowish(alert: str, seen: int) -> tuple[int, float]:

@@ -57,6 +57,7 @@ def create_app(
     limits: Limits | None = None,
     stall_after_s: float | None = None,
     targets: Targets | None = None,
+    config_path: str | None = None,
 ) -> FastAPI:
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
@@ -67,7 +68,7 @@ def create_app(
         access=access or services.access,
         ingest=Ingest(services.tenant_ledger, metrics, limits, ingest_threads),
         metrics=metrics,
-        projector=Projector(services),
+        projector=Projector(services, config_path),
         webhooks=webhooks or WebhookSettings(),
         stall_after_s=stall_after_s,
         targets=targets or Targets(),

@@ -16,8 +16,9 @@ class Projector:
     One at a time per process: the projection engine is single-threaded.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, config_path: str | None = None) -> None:
         self.services = services
+        self.config_path = config_path  # mot.toml: the overdue check's targets and thresholds
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
@@ -38,7 +39,7 @@ class Projector:
         # The store unreachable (a restart): one line, then retries with backoff.
         retry = Retry("mot serve's projector", self.services.backend.unavailable, log.warning,
                       sleep=self.stop.wait)
-        overdue = self.services.overdue_check()  # time makes requests overdue (SPEC §3.6)
+        overdue = self.services.overdue_check(self.config_path)  # time makes requests overdue (SPEC §3.6)
         while not self.stop.is_set():
             try:
                 overdue.maybe_run()
