@@ -29,12 +29,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
-from uuid import UUID
 
 import orjson
 
 from mot.domain.events import LedgerEvent
-from mot.domain.identity import derived_moment_id
 from mot.domain.quarantine import Quarantined
 from mot.domain.schema import inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
@@ -222,8 +220,6 @@ class TenantLedger:
         answers: dict[int, Answer] = {}
         incoming: list[Incoming] = []
         positions: list[int] = []
-        recorded: list[dict[str, Any]] = []  # the moments of this batch, as this tenant
-        targets: dict[int, str] = {}  # amend/retract: index -> moment id
         for index, item in enumerate(items):
             data = item.data
             payload = item.payload
@@ -243,30 +239,11 @@ class TenantLedger:
                             f"tenant: this token writes only tenant {tenant!r}, not "
                             f"{_shown(named)}; leave tenant out or send {tenant!r}")
                         continue
-                if kind is None or kind == "moment":
-                    recorded.append(data)
-                elif kind in ("amend", "retract"):
-                    target = _canonical(data.get("moment_id"))
-                    if target is not None:  # (an invalid id is the ledger's to reject)
-                        targets[index] = target
             problem = item.problem
             if problem is None and _has_nul(item.raw if payload is None else payload, data):
                 problem = NUL_PROBLEM
             positions.append(index)
             incoming.append(Incoming(item.raw, item.origin, payload, problem))
-        refused: set[int] = set()
-        if targets:  # (ids of the batch's moments are only worked out when something names one)
-            in_batch = {m for m in (_record_id(data, tenant) for data in recorded) if m is not None}
-            refused = self._foreign_targets(tenant, targets, in_batch)
-        if refused:
-            for index in refused:
-                answers[index] = Answer(
-                    index, REJECTED, targets[index], "moment_id",
-                    f"moment_id: no moment {targets[index]} of tenant {tenant!r} to "
-                    f"{_verb(items[index].data)} (send it after the moment is recorded)")
-            kept = [(p, i) for p, i in zip(positions, incoming, strict=True) if p not in refused]
-            positions = [p for p, _ in kept]
-            incoming = [i for _, i in kept]
         if incoming:
             fenced = _Fence(self.store, tenant, self.write_lock)
             result = LedgerService(fenced).record(incoming)
@@ -277,12 +254,6 @@ class TenantLedger:
                     None if rejection is None else rejection.field,
                     None if rejection is None else rejection.reason)
         return [answers[i] for i in range(len(items))]
-
-    def _foreign_targets(self, tenant: str, targets: dict[int, str], in_batch: set[str]) -> set[int]:
-        """Indexes of amends/retracts that name no moment of this tenant."""
-        known = {moment_id for moment_id in set(targets.values()) - in_batch
-                 if self.store.stream(moment_id, tenant)} | in_batch
-        return {index for index, moment_id in targets.items() if moment_id not in known}
 
 
 NUL_PROBLEM: Final = ("text containing U+0000 (NUL) cannot be stored (PostgreSQL refuses it, "
@@ -317,36 +288,9 @@ def _has_nul(wire: bytes, data: Any) -> bool:
     return walk(data)
 
 
-def _verb(data: Any) -> str:
-    return "retract" if isinstance(data, dict) and data.get("type") == "retract" else "amend"
-
-
 def _shown(value: Any) -> str:
     text = repr(value) if isinstance(value, str) else orjson.dumps(value).decode()
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _canonical(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(UUID(value))
-    except ValueError:
-        return None
-
-
-def _record_id(data: dict[str, Any], tenant: str) -> str | None:
-    """The id a moment will have (explicit, or derived from its source), when it is clear."""
-    if "moment_id" in data:
-        return _canonical(data["moment_id"])
-    source = data.get("source")
-    if isinstance(source, dict):
-        system, source_id = source.get("system"), source.get("id")
-        if isinstance(source_id, int) and not isinstance(source_id, bool):
-            source_id = str(source_id)
-        if isinstance(system, str) and isinstance(source_id, str):
-            return derived_moment_id(tenant, system, source_id)
-    return None
 
 
 class _Fence:

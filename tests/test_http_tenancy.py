@@ -119,7 +119,7 @@ def test_a_moment_naming_another_tenant_is_rejected_not_stored(loaded: Api) -> N
     assert loaded.services.ledger_store.quarantine_count() == 0  # refused, not quarantined
 
 
-def test_amend_or_retract_of_another_tenants_moment_is_rejected(loaded: Api) -> None:
+def test_amend_or_retract_of_another_tenants_moment_waits_for_the_tenants_own(loaded: Api) -> None:
     theirs = loaded.get("globex", "/v1/moments/zendesk:z-100").json()
     moment_id = theirs[0]["moment"]["moment_id"]
     unknown = "00000000-0000-4000-8000-000000000001"
@@ -131,22 +131,33 @@ def test_amend_or_retract_of_another_tenants_moment_is_rejected(loaded: Api) -> 
     ]
     answer = loaded.post("acme", batch).json()
     outcomes = [(i["outcome"], i["field"]) for i in answer["items"]]
-    assert outcomes == [("rejected", "moment_id")] * 3
+    assert outcomes == [("quarantined", "moment_id")] * 3
     # The same answer for another tenant's moment and for no moment: nothing leaks.
-    assert answer["items"][0]["reason"] == \
-        f"moment_id: no moment {moment_id} of tenant 'acme' to amend (send it after the moment " \
-        "is recorded)"
+    assert answer["items"][0]["reason"] == (
+        f"moment_id: no recorded moment {moment_id} to be amended (it waits in the quarantine "
+        "and applies on its own when the moment is recorded)")
     assert answer["items"][2]["reason"] == answer["items"][0]["reason"].replace(moment_id, unknown)
     assert loaded.services.ledger_store.head() == head
-    assert loaded.services.ledger_store.quarantine_count() == 0
+    # They wait for acme's moment of that id, never globex's.
+    assert [e.waits_for for e in loaded.services.ledger_store.quarantine()] == [
+        ("acme", moment_id), ("acme", moment_id), ("acme", unknown)]
+    assert loaded.get("globex", "/v1/moments/zendesk:z-100").json() == theirs
+    loaded.services.ledger.replay_quarantine()
     assert loaded.get("globex", "/v1/moments/zendesk:z-100").json() == theirs
     # A moment of acme with globex's explicit id is acme's own moment (ids are scoped by
-    # tenant), and its amend changes that one only.
+    # tenant); what waited for it applies to it, in order, before the batch's own amend
+    # (which then finds it retracted).
     clash = {**MOMENT, "moment_id": moment_id}
     answer = loaded.post("acme", [clash, {"type": "amend", "moment_id": moment_id,
                                           "set": {"reach": 5}, "reason": "x"}]).json()
-    assert [i["outcome"] for i in answer["items"]] == ["recorded", "amended"]
+    assert [i["outcome"] for i in answer["items"]] == ["recorded", "quarantined"]
+    assert "was retracted" in answer["items"][1]["reason"]
     assert loaded.get("globex", "/v1/moments/zendesk:z-100").json() == theirs
+    mine = loaded.services.ledger_store.stream(moment_id, "acme")
+    assert [type(e).__name__ for e in mine] == ["MomentRecorded", "MomentAmended",
+                                                 "MomentRetracted"]
+    assert [e.waits_for for e in loaded.services.ledger_store.quarantine()] == [
+        ("acme", unknown), None]
 
 
 def test_the_fence_refuses_inside_the_transaction(store_url: str) -> None:

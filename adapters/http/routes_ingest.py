@@ -48,9 +48,9 @@ async def post_moments(request: Request, context: Context, principal: Writer) ->
 
     The answer has one item per message, in order: recorded, amended, retracted, linked,
     unlinked, duplicate, quarantined (with the field and reason; the message is kept in the
-    quarantine), or rejected (refused by the token's tenant: a moment or link naming another
-    tenant, an amend/retract of a moment that is not the tenant's; nothing stored). A
-    moment or link without `tenant` gets the token's. The answer comes after the commit.
+    quarantine; an amend/retract of a moment the tenant has not recorded waits there and
+    applies when it is), or rejected (refused by the token's tenant: a moment or link
+    naming another tenant; nothing stored). A message without `tenant` gets the token's. The answer comes after the commit.
     Malformed JSON is a 400 naming the problem (and the line, for NDJSON), and nothing
     is recorded; a body over the size limit, or a batch of more messages than a request
     may carry, is a 413.
