@@ -50,7 +50,8 @@ async def post_moments(request: Request, context: Context, principal: Writer) ->
     unlinked, duplicate, quarantined (with the field and reason; the message is kept in the
     quarantine; an amend/retract of a moment the tenant has not recorded waits there and
     applies when it is), or rejected (refused by the token's tenant: a moment or link
-    naming another tenant; nothing stored). A message without `tenant` gets the token's. The answer comes after the commit.
+    naming another tenant; nothing stored). A message without `tenant` gets the token's.
+    The answer comes after the commit.
     Malformed JSON is a 400 naming the problem (and the line, for NDJSON), and nothing
     is recorded; a body over the size limit, or a batch of more messages than a request
     may carry, is a 413.
