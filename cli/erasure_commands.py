@@ -58,7 +58,12 @@ def erase(obj: State, tenant: str, customer: str, reason: str | None, dry_run: b
 
 @click.group("erasures")
 def erasures() -> None:
-    """The erasures made so far (receipts: counts and a keyed digest, no personal data)."""
+    """The erasures made so far (receipts: counts and a keyed digest, no personal data).
+
+    \b
+    Example:
+      mot erasures list --tenant acme
+    """
 
 
 @erasures.command("list")
