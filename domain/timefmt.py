@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
 def format_utc(moment: datetime) -> str:
@@ -31,9 +32,9 @@ def to_micros(moment: datetime) -> int:
 
 def micros_to_text(micros: int) -> str:
     """The RFC 3339 text of a count of microseconds since the epoch."""
-    seconds, micro = divmod(micros, 1_000_000)
-    utc = datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None, microsecond=micro)
-    return utc.isoformat() + "Z"
+    # Naive arithmetic in C: a rebuild writes a few of these per row, and this is about
+    # twice as fast as going through a time zone (fromtimestamp, replace).
+    return (_NAIVE_EPOCH + timedelta(microseconds=micros)).isoformat() + "Z"
 
 
 def utc_now() -> datetime:
