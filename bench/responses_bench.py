@@ -35,6 +35,7 @@ from benchlib import (
     mot_command,
     num,
     parser,
+    report_row,
     sample_file,
     stores_of,
     table,
@@ -80,7 +81,8 @@ def main() -> None:
     p.set_defaults(n=200_000, stores="sqlite")
     args = p.parse_args()
     sample = sample_file(args.n, args.seed)
-    results: dict[str, Any] = {"environment": environment(), "n": args.n, "stores": {}}
+    results: dict[str, Any] = {"environment": environment(), "n": args.n, "stores": {},
+                               "rows": []}
     rows = []
     for kind in stores_of(args.stores):
         name = f"responses_{args.n}"
@@ -108,6 +110,12 @@ def main() -> None:
                                    "cpu_overhead": cpu_overhead,
                                    "ok": overhead <= TARGET_OVERHEAD,
                                    "load_range": [min(loads), max(loads)]}
+        # For `make bench` (bench/run.py): the rebuild with responses next to the same rebuild
+        # without them, in the same run.
+        results["rows"].append(report_row(
+            "responses_bench", "rebuild with responses (workers=0)", kind, args.n,
+            rate["with"], "events/s", baseline="the same rebuild without responses",
+            baseline_rate=rate["without"]))
         rows.append([kind, num(args.n), num(rate["without"]), num(rate["with"]),
                      f"{overhead:+.1%}", f"{cpu_overhead:+.1%}",
                      f"{min(loads):.1f}-{max(loads):.1f}", verdict(overhead <= TARGET_OVERHEAD)])
