@@ -232,3 +232,66 @@ def test_POST_v1_erasures_needs_an_admin_token_of_the_tenant_and_later_messages_
         assert [i["outcome"] for i in answer["items"]] == ["suppressed"]
         metrics = client.client.get("/metrics").text
         assert 'mot_ingest_messages_total{entry="moments",outcome="suppressed"} 1.0' in metrics
+
+
+def _person_lines(count: int) -> bytes:
+    lines = []
+    for i in range(count):
+        lines.append({"tenant": "acme", "customer_id": MARIA,
+                      "occurred_at": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+                      "channel": "twitter", "direction": "inbound", "kind": "question",
+                      "actor": "@maria_erase_actor", "attributes": {"note": "maria-erase-attr"},
+                      "source": {"system": "x", "id": f"src-maria-erase-{i}"}})
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+@pytest.mark.slow
+def test_kill_9_during_an_erasure_leaves_nothing_or_all_and_a_rerun_completes(
+        tmp_path: Path) -> None:
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = tmp_path / "base"
+    base.mkdir()
+    store = str(base / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines() + _person_lines(3000))
+    mot(store, "import", "-q", source)
+    mot(store, "project")
+    sums = _sums(store)
+    with open_store(store) as services, services.backend.read() as tx:
+        hers = tx.scalar("SELECT COUNT(*) FROM moments WHERE tenant = 'acme' AND customer_id = ?",
+                         (MARIA,))
+        all_keys = tx.scalar("SELECT COUNT(*) FROM mot_keys")
+    assert hers >= 3000
+    outcomes = set()
+    for delay in (0.3, 0.8, 1.2, 1.6, 2.2):
+        run = tmp_path / f"kill-{delay}"
+        shutil.copytree(base, run)
+        url = str(run / "mot.db")
+        proc = subprocess.Popen([sys.executable, "-m", "mot", "--store", url, "erase", "--tenant",
+                                 "acme", "--customer", MARIA, "--reason", "r"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with open_store(url) as services, services.backend.read() as tx:
+            erasures = tx.scalar("SELECT COUNT(*) FROM mot_erasures")
+            left = tx.scalar("SELECT COUNT(*) FROM moments WHERE tenant = 'acme'"
+                             " AND customer_id = ?", (MARIA,))
+            keys = tx.scalar("SELECT COUNT(*) FROM mot_keys")
+            rows = tx.scalar("SELECT COUNT(*) FROM relationships WHERE customer_id = ?", (MARIA,))
+        # All or nothing: erased (no moments, key or row of hers in acme) or untouched.
+        assert (erasures, left, keys) in {(0, hers, all_keys), (1, 0, all_keys - 1)}, (
+            delay, erasures, left, keys)
+        assert rows == (1 if erasures else 2)  # globex's Maria keeps hers
+        outcomes.add(erasures)
+        receipt = json.loads(mot(url, "erase", "--tenant", "acme", "--customer", MARIA,
+                                 "--reason", "r").stdout)
+        assert (receipt["erasure"], receipt["moments"]) == (1, hers)
+        assert _found(url) == {MARIA}  # globex's Maria only
+        assert _sums(url) == sums
+    print("kill -9 outcomes (0: nothing yet, 1: all of it):", sorted(outcomes))

@@ -152,53 +152,63 @@ class SqlErasures:
             keys = keystore.key_ids_of(tx, tenant, ids)
             moments = self._moments(tx, "moments", tenant, ids)
             erased_moments = {m for ms in moments.values() for m in ms}
-            with_moments = sum(1 for ms in moments.values() if ms)
-            now = _now()
-            receipt = Receipt(erasure, tenant, now, reason, with_moments, len(ids) - with_moments,
-                              len(erased_moments), self._receipt_digest(tenant, ids))
-            tx.execute("INSERT INTO mot_erasures (id, tenant, erased_at, reason, ids_with_moments,"
-                       " ids_without_moments, moments, digest) VALUES (?,?,?,?,?,?,?,?)",
-                       (erasure, tenant, now, reason, receipt.customer_ids_with_moments,
-                        receipt.customer_ids_without_moments, receipt.moments, receipt.digest))
-            tx.executemany("INSERT INTO mot_erased_keys (key_id, erasure) VALUES (?, ?)",
-                           [(key_id, erasure) for key_id in keys.values()])
-            tx.executemany("INSERT INTO mot_suppressed (tenant, digest, erasure) VALUES (?, ?, ?)"
-                           " ON CONFLICT (tenant, digest) DO UPDATE SET erasure = excluded.erasure",
-                           [(tenant, d, erasure) for d in digests.values()])
-            if not keystore.separate:
-                keystore.destroy(tx, list(keys.values()))
-            version = backend.head()
-            for table in self._tables(tx, ["moments"]):
-                tx.executemany(
-                    f"UPDATE {table} SET customer_id = ?, actor = NULL, url = NULL,"
-                    " source_id = NULL, attributes = NULL WHERE tenant = ? AND customer_id = ?",
-                    [(pseudo, tenant, cid) for cid in ids])
-                touched.add(table)
-            for table in self._tables(tx, ["responses"]):
-                tx.executemany(f"UPDATE {table} SET customer_id = ?, version = ?"
-                               " WHERE tenant = ? AND customer_id = ?",
-                               [(pseudo, version, tenant, cid) for cid in ids])
-                touched.add(table)
-            for table in self._tables(tx, PER_CUSTOMER):
-                tx.executemany(f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
-                               [(tenant, cid) for cid in ids])
-                touched.add(table)
-            for table in self._tables(tx, ["amplifications"]):
-                triggered = self._triggered(tx, table, tenant, erased_moments)
-                tx.executemany(f"UPDATE {table} SET trigger_actor = NULL, version = ?"
-                               " WHERE tenant = ? AND amplification_id = ?",
-                               [(version, tenant, aid) for aid in triggered])
-            if erase_from_alerts(tx, tenant, ids, pseudo, erased_moments):
-                touched.add("alerts")
-            for table in self._tables(tx, ["tombstones"]):
-                tx.executemany(f"DELETE FROM {table} WHERE row_key = ?",
-                               [(f"{tenant}/{cid}",) for cid in ids])
-                touched.add(table)
-            purged = self._quarantined(tx, [*ids, *erased_moments])
-            tx.executemany("DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
-            if purged:
-                touched.add("quarantine")
+            done = self._done(tx, tenant, list(digests.values())) if not keys and not \
+                erased_moments else None
+            if done is not None:
+                # Erased already (a run stopped before its files were scrubbed, say): nothing
+                # to record again; make sure the files hold nothing, and answer its receipt.
+                touched |= {*PER_CUSTOMER, "moments", "responses", "tombstones", "quarantine"}
+            if done is None:
+                with_moments = sum(1 for ms in moments.values() if ms)
+                now = _now()
+                receipt = Receipt(erasure, tenant, now, reason, with_moments, len(ids) - with_moments,
+                                  len(erased_moments), self._receipt_digest(tenant, ids))
+                tx.execute("INSERT INTO mot_erasures (id, tenant, erased_at, reason, ids_with_moments,"
+                           " ids_without_moments, moments, digest) VALUES (?,?,?,?,?,?,?,?)",
+                           (erasure, tenant, now, reason, receipt.customer_ids_with_moments,
+                            receipt.customer_ids_without_moments, receipt.moments, receipt.digest))
+                tx.executemany("INSERT INTO mot_erased_keys (key_id, erasure) VALUES (?, ?)",
+                               [(key_id, erasure) for key_id in keys.values()])
+                tx.executemany("INSERT INTO mot_suppressed (tenant, digest, erasure) VALUES (?, ?, ?)"
+                               " ON CONFLICT (tenant, digest) DO UPDATE SET erasure = excluded.erasure",
+                               [(tenant, d, erasure) for d in digests.values()])
+                if not keystore.separate:
+                    keystore.destroy(tx, list(keys.values()))
+                version = backend.head()
+                for table in self._tables(tx, ["moments"]):
+                    tx.executemany(
+                        f"UPDATE {table} SET customer_id = ?, actor = NULL, url = NULL,"
+                        " source_id = NULL, attributes = NULL WHERE tenant = ? AND customer_id = ?",
+                        [(pseudo, tenant, cid) for cid in ids])
+                    touched.add(table)
+                for table in self._tables(tx, ["responses"]):
+                    tx.executemany(f"UPDATE {table} SET customer_id = ?, version = ?"
+                                   " WHERE tenant = ? AND customer_id = ?",
+                                   [(pseudo, version, tenant, cid) for cid in ids])
+                    touched.add(table)
+                for table in self._tables(tx, PER_CUSTOMER):
+                    tx.executemany(f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
+                                   [(tenant, cid) for cid in ids])
+                    touched.add(table)
+                for table in self._tables(tx, ["amplifications"]):
+                    triggered = self._triggered(tx, table, tenant, erased_moments)
+                    tx.executemany(f"UPDATE {table} SET trigger_actor = NULL, version = ?"
+                                   " WHERE tenant = ? AND amplification_id = ?",
+                                   [(version, tenant, aid) for aid in triggered])
+                if erase_from_alerts(tx, tenant, ids, pseudo, erased_moments):
+                    touched.add("alerts")
+                for table in self._tables(tx, ["tombstones"]):
+                    tx.executemany(f"DELETE FROM {table} WHERE row_key = ?",
+                                   [(f"{tenant}/{cid}",) for cid in ids])
+                    touched.add(table)
+                purged = self._quarantined(tx, [*ids, *erased_moments])
+                tx.executemany("DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
+                if purged:
+                    touched.add("quarantine")
         committed = time.monotonic()
+        if done is not None:
+            backend.scrub(sorted(touched))
+            return done
         if keystore.separate:
             keystore.destroy(None, list(keys.values()))
             keystore.backend.scrub(["mot_keys"])
@@ -207,6 +217,19 @@ class SqlErasures:
         backend.scrub(sorted(touched))
         _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
         return receipt
+
+    def _done(self, tx: Tx, tenant: str, digests: Sequence[str]) -> Receipt | None:
+        """The receipt of the erasure that put all these ids on the suppression list."""
+        rows = tx.query(f"SELECT DISTINCT erasure FROM mot_suppressed WHERE tenant = ? AND digest"
+                        f" {self.backend.in_list(len(digests))}",
+                        (tenant, *self.backend.in_params(digests)))
+        count = int(tx.scalar(f"SELECT COUNT(*) FROM mot_suppressed WHERE tenant = ? AND digest"
+                              f" {self.backend.in_list(len(digests))}",
+                              (tenant, *self.backend.in_params(digests))) or 0)
+        if count < len(digests) or len(rows) != 1:
+            return None
+        found = [r for r in self.receipts(tenant) if r.erasure == int(rows[0][0])]
+        return found[0] if found else None
 
     def _finish_pending(self) -> None:
         """Keys an erasure marked but a stopped process did not delete (MOT_KEYSTORE)."""
