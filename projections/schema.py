@@ -252,9 +252,9 @@ RESPONSES: Final = Projection(
     key=("tenant", "request_moment_id"),  # moment ids are scoped by tenant (SPEC §2)
     message_key=("tenant", "request_moment_id"),
     order=("request_moment_id", "tenant"),
-    # No version index: responses are not published to Kafka (service/streaming.py).
-    indexes=(Index("customer", ("tenant", "customer_id")),
-             Index("function", ("tenant", "function", "occurred_us"))),
+    # No version index: responses are not published to Kafka (service/streaming.py). The
+    # overdue check reads the open requests of its window by `occurred_us`, as --since does.
+    indexes=(Index("customer", ("tenant", "customer_id")), Index("when", ("occurred_us",))),
     time="occurred_us",
     filters={"tenant": "tenant", "customer": "customer_id", "function": "function",
              "kind": "kind"},
