@@ -295,3 +295,39 @@ def test_kill_9_during_an_erasure_leaves_nothing_or_all_and_a_rerun_completes(
         assert _found(url) == {MARIA}  # globex's Maria only
         assert _sums(url) == sums
     print("kill -9 outcomes (0: nothing yet, 1: all of it):", sorted(outcomes))
+
+
+def test_the_whole_person_is_erased_with_every_id_linked_to_hers(store_url: str,
+                                                                 tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    extra = [
+        {"tenant": "acme", "customer_id": "zd:maria-two", "occurred_at": "2026-03-01T15:00:00Z",
+         "channel": "email", "direction": "inbound", "kind": "question",
+         "source": {"system": "zendesk", "id": "zd-maria-2"}},
+        {"type": "link", "tenant": "acme", "customer_ids": [MARIA, "zd:maria-two"],
+         "reason": "same email", "occurred_at": "2026-03-01T00:00:00Z"},
+        {"type": "link", "tenant": "acme", "customer_ids": ["zd:maria-two", "email:maria-bridge"],
+         "reason": "address", "occurred_at": "2026-03-01T00:00:00Z"},
+        # c2 was linked to her once, then unlinked: not her.
+        {"type": "link", "tenant": "acme", "customer_ids": [MARIA, "c2"], "reason": "guess",
+         "occurred_at": "2026-03-01T00:00:00Z"},
+        {"type": "unlink", "tenant": "acme", "customer_ids": [MARIA, "c2"], "reason": "wrong",
+         "occurred_at": "2026-03-02T00:00:00Z"},
+    ]
+    source.write_bytes(_lines() + b"".join(json.dumps(e).encode() + b"\n" for e in extra))
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project")
+    receipt = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA,
+                             "--reason", "r").stdout)
+    assert (receipt["customer_ids_with_moments"], receipt["customer_ids_without_moments"],
+            receipt["moments"]) == (2, 1, 4)
+    customers = {r["customer_id"] for r in query(store_url, "relationships", "--tenant", "acme")}
+    assert "zd:maria-two" not in customers and "c2" in customers
+    later = tmp_path / "later.jsonl"
+    later.write_bytes(json.dumps(dict(extra[0], source={"system": "zendesk", "id": "zd-9"}))
+                      .encode() + b"\n")
+    summary = json.loads(mot(store_url, "import", "--summary-json", "-q", later).stdout)
+    assert summary["suppressed"] == 1
+    assert not {b"zd:maria-two", b"maria-bridge", b"zd-maria-2"} & {
+        s.encode() for s in ["zd:maria-two", "maria-bridge", "zd-maria-2"]
+        if any(s.encode() in p.read_bytes() for p in _store_files(store_url))}

@@ -99,3 +99,22 @@ def test_MOT_KEYSTORE_keeps_the_keys_out_of_the_store(tmp_path: Path,
     monkeypatch.delenv("MOT_KEYSTORE")
     result = mot(store, "replay", ok=False)
     assert result.exit_code != 0 and "MOT_KEYSTORE" in result.output, result.output
+
+
+def test_a_links_customer_ids_are_sealed_and_read_back(store_url: str, tmp_path: Path) -> None:
+    from mot.domain.events import CustomersLinked
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_moments() + json.dumps(
+        {"type": "link", "tenant": "acme", "customer_ids": ["x:maria-sealed", "email:feed0123"],
+         "reason": "same address", "occurred_at": "2026-03-01T12:00:00Z"}).encode() + b"\n")
+    mot(store_url, "import", "-q", source)
+    states = _stored_states(store_url)
+    assert len(states) == 4
+    assert not any(b"email:feed0123" in s or b"x:maria-sealed" in s for s in states)
+    with open_store(store_url) as services:
+        links = [e for _, e in services.ledger_store.notifications(0, 100)
+                 if isinstance(e, CustomersLinked)]
+    assert [link.customer_ids for link in links] == [("email:feed0123", "x:maria-sealed")]
+    again = mot(store_url, "import", source).output
+    assert "recorded 0" in again, again  # the link again is a duplicate: opened, compared

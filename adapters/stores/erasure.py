@@ -58,9 +58,46 @@ class SqlErasures:
 
     # -- who and what ------------------------------------------------------------------------
     def _person(self, tx: Tx, tenant: str, customer_id: str) -> list[str]:
-        """The person's customer ids (SPEC §2 links). Links are not in the ledger yet
-        (issue 15): the id alone."""
-        return [customer_id]
+        """The person's customer ids (SPEC §2 links): the id and every id connected to it by
+        pairs whose state is linked. A link's ids are sealed; each carries a keyed digest of
+        them, by which the pairs are followed, and only the ids reached are opened."""
+        from mot.adapters.stores.topics import LINKED, UNLINKED
+        from mot.domain.links import PairEvidence, is_linked
+        from mot.domain.timefmt import parse_utc, to_micros
+
+        keystore = self.ledger.sealing.keystore
+        pairs: dict[str, tuple[list[str], list[dict[str, str]], list[PairEvidence]]] = {}
+        for topic, state in tx.query("SELECT topic, state FROM stored_events WHERE topic IN (?, ?)",
+                                     (LINKED, UNLINKED)):
+            data = orjson.loads(bytes(state))
+            if data.get("tenant") != tenant or "digests" not in data:
+                continue
+            entry = pairs.setdefault(data["link_id"], (data["digests"], data["sealed_ids"], []))
+            entry[2].append(PairEvidence("link" if topic == LINKED else "unlink",
+                                         to_micros(parse_utc(data["occurred_at"]))))
+        neighbours: dict[str, list[tuple[str, dict[str, str], str]]] = {}
+        for link_id, (digests, boxes, evidence) in pairs.items():
+            if is_linked(evidence):
+                for i in (0, 1):
+                    neighbours.setdefault(digests[i], []).append(
+                        (digests[1 - i], boxes[1 - i], f"{link_id}/{1 - i}"))
+        start = keystore.digest(tenant, customer_id)
+        found = {start: customer_id}
+        frontier = [start]
+        while frontier:
+            reached = [(d, box, where) for digest in frontier for d, box, where in
+                       neighbours.get(digest, ()) if d not in found]
+            frontier = []
+            for digest, box, where in reached:
+                if digest in found:
+                    continue
+                link_id, index = where.rsplit("/", 1)
+                opened = self.ledger.sealing.open_link_id(tx, tenant, link_id, int(index), box)
+                if opened is None:  # erased before: not a customer id any more
+                    continue
+                found[digest] = opened
+                frontier.append(digest)
+        return sorted(found.values())
 
     def _tables(self, tx: Tx, base: Iterable[str]) -> list[str]:
         """These projection tables, and their rebuild's when a rebuild is under way."""

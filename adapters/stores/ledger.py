@@ -191,20 +191,11 @@ class SqlLedger:
         import orjson
 
         from mot.adapters.stores.codec import to_state
-        from mot.domain.events import CustomersLinked, CustomersUnlinked
 
-        # A pair's link or unlink is not a moment's: it is stored as it is (its customer ids
-        # are the erasure's to handle, SPEC §6).
-        moments = [i for i, event in enumerate(events)
-                   if not isinstance(event, CustomersLinked | CustomersUnlinked)]
-        if not moments:
-            return rows
-        states = self.sealing.seal_states(tx, [to_state(events[i]) for i in moments])
-        sealed = list(rows)
-        for i, state in zip(moments, states, strict=True):
-            row = rows[i]
-            sealed[i] = (row[0], row[1], row[2], orjson.dumps(state))
-        return sealed
+        # A link's customer ids are sealed too, each under its own customer's key (SPEC §6).
+        states = self.sealing.seal_states(tx, [to_state(event) for event in events])
+        return [(row[0], row[1], row[2], orjson.dumps(state))
+                for row, state in zip(rows, states, strict=True)]
 
     def _opened(self, tx: Any | None, rows: Sequence[tuple[int, str, Any]]) -> list[LedgerEvent]:
         """Stored (version, topic, state) rows decoded, their sealed fields opened."""
@@ -270,13 +261,14 @@ class SqlLedger:
 
     def _pairs(self, tx: Any, pairs: Collection[str]) -> dict[str, Pair]:
         """The recorded pairs among these link stream ids, by link stream id."""
-        from mot.adapters.stores.codec import from_stored
         from mot.domain.ledger import replay_pair
 
         params = {self.backend.stream_id_param(link_id): link_id for link_id in pairs}
         events: dict[str, list[LedgerEvent]] = {}
-        for stream_id, version, topic, state in self.backend.select_streams(tx, list(params)):
-            events.setdefault(params[stream_id], []).append(from_stored(version, topic, bytes(state)))
+        rows = self.backend.select_streams(tx, list(params))
+        opened = self._opened(tx, [(version, topic, state) for _, version, topic, state in rows])
+        for (stream_id, *_), event in zip(rows, opened, strict=True):
+            events.setdefault(params[stream_id], []).append(event)
         found = {link_id: replay_pair(pair_events) for link_id, pair_events in events.items()}
         return {link_id: pair for link_id, pair in found.items() if pair is not None}
 

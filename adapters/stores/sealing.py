@@ -29,8 +29,10 @@ import orjson
 from mot.adapters.crypto import NONCE_BYTES, KeyProblem
 from mot.adapters.stores.keystore import Keystore
 from mot.adapters.stores.sql import SqlBackend, Tx
-from mot.adapters.stores.topics import AMENDED, RETRACTED
+from mot.adapters.stores.topics import AMENDED, LINKED, RETRACTED, UNLINKED
 from mot.domain.erasure import erased_customer
+
+LINK_TOPICS: Final = (LINKED, UNLINKED)
 
 PERSONAL: Final[tuple[str, ...]] = ("customer_id", "actor", "url", "attributes")
 """A moment's personal fields at its top level; `source.id` is the fifth."""
@@ -95,16 +97,74 @@ class Sealing:
         """Each (topic, state) with its personal fields sealed."""
         wanted: dict[str, set[str]] = {}
         for topic, state in states:
-            tenant, customer = _owner(topic, state)
-            wanted.setdefault(tenant, set()).add(customer)
+            if topic in LINK_TOPICS:
+                wanted.setdefault(state["tenant"], set()).update(state["customer_ids"])
+            else:
+                tenant, customer = _owner(topic, state)
+                wanted.setdefault(tenant, set()).add(customer)
         keys = {tenant: self.keystore.keys_for(tx, tenant, sorted(customers))
                 for tenant, customers in wanted.items()}
         out = []
         for topic, state in states:
+            if topic in LINK_TOPICS:
+                out.append(self._sealed_link(state, keys[state["tenant"]]))
+                continue
             tenant, customer = _owner(topic, state)
             key_id, aead = keys[tenant][customer]
             out.append(_sealed(topic, state, key_id, aead))
         return out
+
+    def _sealed_link(self, state: dict[str, Any], keys: Mapping[str, tuple[str, Any]]
+                     ) -> dict[str, Any]:
+        """A link's or unlink's customer ids, each sealed under its own key, and their keyed
+        digests (HMAC under the tenant's secret: an erasure finds the person's pairs by them,
+        and they confirm no guess)."""
+        state = dict(state)
+        tenant, ids = state["tenant"], state.pop("customer_ids")
+        boxes = []
+        for i, cid in enumerate(ids):
+            key_id, aead = keys[cid]
+            nonce = os.urandom(NONCE_BYTES)
+            box = nonce + aead.encrypt(nonce, cid.encode(), _link_context(tenant, state["link_id"], i))
+            boxes.append({"k": key_id, "v": base64.b64encode(box).decode()})
+        state["sealed_ids"] = boxes
+        state["digests"] = [self.keystore.digest(tenant, cid) for cid in ids]
+        return state
+
+    def open_link_id(self, tx: Tx, tenant: str, link_id: str, index: int,
+                     box: Mapping[str, str]) -> str | None:
+        """One sealed customer id of a link; None when its key was erased."""
+        self.refresh(tx)
+        aead = self.keystore.ciphers([box["k"]], tx).get(box["k"])
+        if aead is None:
+            return None
+        raw = base64.b64decode(box["v"])
+        opened: bytes = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                     _link_context(tenant, link_id, index))
+        return opened.decode()
+
+    def _opened_link(self, data: dict[str, Any], ciphers: Mapping[str, Any]) -> dict[str, Any]:
+        data = dict(data)
+        ids = []
+        for i, box in enumerate(data.pop("sealed_ids")):
+            aead = ciphers.get(box["k"])
+            if aead is None:
+                erasure = self._erased.get(box["k"])
+                if erasure is None:
+                    raise KeyProblem(f"the data key {box['k']} of a sealed link is missing and was "
+                                     "not erased: is MOT_KEYSTORE set to this store's keystore?")
+                ids.append(erased_customer(erasure))
+                continue
+            raw = base64.b64decode(box["v"])
+            try:
+                ids.append(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _link_context(
+                    data["tenant"], data["link_id"], i)).decode())
+            except Exception:
+                raise KeyProblem(f"a sealed link {data['link_id']} does not open with its key: "
+                                 "a tampered store") from None
+        data.pop("digests", None)
+        data["customer_ids"] = ids
+        return data
 
     # -- opening ---------------------------------------------------------------------------
     def refresh(self, tx: Tx) -> None:
@@ -120,6 +180,8 @@ class Sealing:
         """Each stored (topic, state) decoded, its personal fields opened."""
         decoded = [(topic, orjson.loads(state)) for topic, state in states]
         boxes = {box[0] for _, data in decoded for box in (_box(data),) if box is not None}
+        boxes |= {box["k"] for topic, data in decoded if topic in LINK_TOPICS
+                  for box in data.get("sealed_ids", ())}
         if not boxes:
             return [data for _, data in decoded]
         if tx is None:
@@ -142,6 +204,8 @@ class Sealing:
                 for tenant, moment_id, key_id, text in boxes]
 
     def _opened(self, topic: str, data: dict[str, Any], ciphers: Mapping[str, Any]) -> dict[str, Any]:
+        if topic in LINK_TOPICS:
+            return self._opened_link(data, ciphers) if "sealed_ids" in data else data
         box = _box(data)
         if box is None:
             return data
@@ -171,6 +235,10 @@ class Sealing:
                 raise KeyProblem(f"a sealed event of moment {moment_id} does not open with its "
                                  "key: a tampered store") from None
         return personal
+
+
+def _link_context(tenant: str, link_id: str, index: int) -> bytes:
+    return f"mot:link:{tenant}/{link_id}/{index}".encode()
 
 
 def _owner(topic: str, state: dict[str, Any]) -> tuple[str, str]:
