@@ -1,8 +1,11 @@
-"""`mot identity`: say that customer ids are one person, or take it back (SPEC §2, "Links").
+"""`mot identity`: say that customer ids are one person, or take it back, and see who is
+whom (SPEC §2, "Links").
 
 A link or unlink typed here is the same wire message a file, Kafka or HTTP
 carries, recorded through the ledger service; what the wire format refuses is
-refused here, naming the field, and nothing is recorded.
+refused here, naming the field, and nothing is recorded. `show` prints the person
+an id belongs to: its ids, each link with its reason, time and origin, and its
+moments per id; merge protection says when it looks like a merge of strangers.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ import click
 import orjson
 
 from mot.cli.context import State, creates_store, pass_state
+from mot.cli.output import format_option, render
 
 
 @click.group("identity")
 def identity() -> None:
-    """Persons: which customer ids are one person (links), and taking a link back.
+    """Persons: which customer ids are one person (links), taking a link back, and who is whom.
 
     \b
     Examples:
       mot identity link --tenant acme zendesk:m1 x:maria --reason "handle in the ticket"
       mot identity unlink --tenant acme x:ben x:maria --reason "typo"
+      mot identity show --tenant acme x:maria
     """
 
 
@@ -87,5 +92,58 @@ unlink = _pair_command("unlink", """Say that two customer ids of a tenant are no
     """)
 identity.add_command(link)
 identity.add_command(unlink)
+
+
+@identity.command("show")
+@click.argument("customer_id", metavar="CUSTOMER_ID")
+@click.option("--tenant", default="default", show_default=True,
+              help="The tenant the customer id belongs to.")
+@format_option("text")
+@click.option("--no-refresh", is_flag=True,
+              help="Do not bring projections up to date first (read-only access).")
+@pass_state
+def show(obj: State, customer_id: str, tenant: str, fmt: str, no_refresh: bool) -> None:
+    """The person a customer id belongs to: its ids, each link (reason, time, origin), and
+    its current moments per id.
+
+    \b
+    Examples:
+      mot identity show --tenant acme x:maria
+      mot identity show --tenant acme zendesk:m1 --format json
+    """
+    services = obj.services
+    if not no_refresh:
+        services.projections.project()
+    person = services.persons.show(tenant, customer_id)
+    if person is None:
+        raise click.ClickException(
+            f"no person with a current moment has the id {customer_id!r} in tenant {tenant!r}")
+    if fmt == "json":
+        click.echo(orjson.dumps(person, option=orjson.OPT_INDENT_2).decode())
+        return
+    if fmt != "text":
+        render(_link_rows(person), fmt)
+        return
+    click.echo(f"person {person['customer_id']} (tenant {tenant}): "
+               f"{len(person['customer_ids'])} ids")
+    if person["suspect"]:
+        click.echo(f"suspect: {'; '.join(person['suspect_because'])}: check its links and "
+                   "unlink what is wrong (mot identity unlink)")
+    click.echo("ids and their current moments:")
+    for i in person["customer_ids"]:
+        click.echo(f"  {i}  {person['moments'][i]}")
+    if person["links"]:
+        click.echo("links:")
+    for row in _link_rows(person):
+        click.echo(f"  {row['customer_ids']}  {row['occurred_at']}  {row['reason']!r}"
+                   f"  from {row['origin']}")
+
+
+def _link_rows(person: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"customer_ids": " - ".join(link["customer_ids"]),
+             "occurred_at": link["occurred_at"], "reason": link["reason"],
+             "origin": link["origin"], "recorded_at": link["recorded_at"]}
+            for link in person["links"]]
+
 
 COMMANDS = [identity]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mot.service.targets import Targets
 
 PROJECTIONS = ("relationships", "reciprocity", "transitions", "amplifications", "teams",
-               "listening", "responses")
+               "listening", "responses", "persons")
 QUERIES = (*PROJECTIONS, "response-times")  # mot.service.queries' QUERY_NAMES (a test holds them)
 REQUEST_KINDS = ("question", "complaint", "feedback")
 STAGES = ("stranger", "acquainted", "engaged", "loyal", "advocate", "detractor")
@@ -209,6 +209,9 @@ def status(obj: State, fmt: str) -> None:
     """
     s = obj.services.projections.status()
     alerts = _alert_counts(obj)
+    suspects = [{k: p[k] for k in ("tenant", "customer_id", "ids", "email_links",
+                                   "suspect_because")}
+                for p in obj.services.persons.suspects()]
     record = {"ledger_head": s.head, "projection_position": s.position, "lag": s.lag,
               "lag_seconds": round(s.lag_seconds, 3),
               "oldest_unprojected_at": s.oldest_unprojected_at,
@@ -217,7 +220,8 @@ def status(obj: State, fmt: str) -> None:
               "rebuild": None if s.rebuild is None else
               {"position": s.rebuild[0], "phase": s.rebuild[1], "target": s.rebuild[2],
                "last_progress_at": s.rebuild_progress_at},
-              "alerts": alerts}
+              "alerts": alerts,
+              "suspect_persons": suspects}
     if fmt == "json":
         import orjson
 
@@ -228,6 +232,7 @@ def status(obj: State, fmt: str) -> None:
                 f"{s.rebuild[1]} at {s.rebuild[0]}"}
         del flat["alerts"]
         flat |= {f"alerts_{k}": v for k, v in alerts.items()}
+        flat["suspect_persons"] = len(suspects)
         render([flat] if fmt in ("table", "csv") else [record], fmt)
         return
     behind = f", the oldest waiting {s.lag_seconds:,.1f} s" if s.lag else ""
@@ -239,6 +244,10 @@ def status(obj: State, fmt: str) -> None:
     if s.rebuild is not None:
         click.echo(f"rebuild:      {s.rebuild[1]} at {s.rebuild[0]:,}, last progress "
                    f"{s.rebuild_progress_at} (unfinished: run mot replay)")
+    for p in suspects:
+        click.echo(f"suspect:      {p['tenant']}/{p['customer_id']}: "
+                   f"{'; '.join(p['suspect_because'])} (mot identity show --tenant "
+                   f"{p['tenant']} {p['customer_id']})")
 
 
 def _alert_counts(obj: State) -> dict[str, int]:
@@ -252,8 +261,9 @@ def _alert_counts(obj: State) -> dict[str, int]:
 @format_option()
 @click.option("--tenant", metavar="TENANT", help="Only this tenant's rows.")
 @click.option("--customer", metavar="ID",
-              help="Only this customer's rows (relationships, reciprocity, transitions, "
-              "amplifications, responses).")
+              help="Only the rows of the person this customer id belongs to, by any of its "
+              "ids (relationships, reciprocity, transitions, amplifications, responses, "
+              "persons).")
 @click.option("--stage", type=click.Choice(STAGES),
               help="Only customers at this stage (relationships), or transitions into it.")
 @click.option("--status", "status_", type=click.Choice(["ok_to_ask", "give_first", "stop_asking"]),
@@ -287,6 +297,11 @@ def _alert_counts(obj: State) -> dict[str, int]:
 @click.option("--sort", metavar="FIELD",
               help="Order by FIELD (numbers largest first); -FIELD / +FIELD to choose.")
 @click.option("--limit", type=click.IntRange(1), metavar="N", help="At most N rows.")
+@click.option("--min-ids", type=click.IntRange(1), metavar="N",
+              help="Only persons with at least N customer ids (persons).")
+@click.option("--suspect", is_flag=True,
+              help="Only persons that merge protection reports: more than 50 ids, or an "
+              "email: id linked to more than 10 (persons).")
 @click.option("--columns", metavar="A,B,...", help="Only these fields, in this order.")
 @click.option("--expanded", "-x", is_flag=True,
               help="A table's records one field a line, values in full (like psql's \\x).")
@@ -297,11 +312,12 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
           stage: str | None, status_: str | None, polarity: str | None, function: str | None,
           kind: str | None, open_: bool, overdue: bool, config_path: str | None,
           since: datetime | None, until: datetime | None, as_of: datetime | None,
-          sort: str | None, limit: int | None, columns: str | None, expanded: bool,
-          no_refresh: bool) -> None:
+          sort: str | None, limit: int | None, min_ids: int | None, suspect: bool,
+          columns: str | None, expanded: bool, no_refresh: bool) -> None:
     """Print a projection: relationships, reciprocity, transitions, amplifications, teams,
-    listening, responses (one row per customer request and its first response), or
-    response-times (per tenant and request function: requests, answered, open, p50, p90).
+    listening, responses (one row per customer request and its first response),
+    response-times (per tenant and request function: requests, answered, open, p50, p90), or
+    persons (each one's customer ids, SPEC §2 links).
 
     Timestamps are RFC 3339 in UTC. `lapsed` is computed against --as-of (default now).
     Without --sort, amplifications come by cascade reach, relationships by their last
@@ -317,6 +333,8 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
       mot query responses --tenant acme --open --function logistics
       mot query responses --kind complaint --overdue --as-of 2026-04-06T00:00:00Z
       mot query response-times --tenant acme
+      mot query persons --tenant acme --min-ids 2
+      mot query relationships --customer x:maria   # the person x:maria belongs to
     """
     from mot.service.queries import Query, QueryError
 
@@ -329,6 +347,7 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
             name, tenant=tenant, customer=customer, stage=stage, status=status_,
             polarity=polarity, function=function, since=since, until=until, as_of=as_of,
             sort=sort, limit=limit, kind=kind, open=open_, overdue=overdue, targets=targets,
+            min_ids=min_ids, suspect=suspect,
         ))
     except QueryError as error:
         raise click.UsageError(str(error)) from error

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from mot.service.export import Exporter
     from mot.service.ledger import LedgerService
     from mot.service.moments import MomentHistory
+    from mot.service.persons import PersonService
     from mot.service.quarantine import QuarantineService
     from mot.service.streaming import NotificationLog
     from mot.service.timeline import Timelines
@@ -131,6 +132,13 @@ class Services:
         from mot.service.timeline import Timelines
 
         return Timelines(self.ledger_store, self.projection_store)
+
+    @cached_property
+    def persons(self) -> PersonService:
+        """One person's ids, links and moments (`mot identity show`), and the suspect ones."""
+        from mot.service.persons import PersonService
+
+        return PersonService(self.projection_store, self.ledger_store)
 
     @cached_property
     def access(self) -> AccessService:

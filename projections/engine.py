@@ -31,23 +31,28 @@ from mot.domain.events import (
     CustomersLinked,
     CustomersUnlinked,
     LedgerEvent,
+    LinkEvent,
     MomentRetracted,
     as_dict,
 )
-from mot.domain.timefmt import format_utc, to_micros, utc_now
+from mot.domain.links import LinkType, PairEvidence, pair_of
+from mot.domain.timefmt import format_utc, parse_utc, to_micros, utc_now
 from mot.projections.alerts import Alert, AlertPolicy, customer_causes, raise_alerts
 from mot.projections.amplification import (
     Amplification,
     is_amplification,
 )
-from mot.projections.folding import CustomerProjections, project_customers
+from mot.projections.folding import NO_MEMBERS, CustomerProjections, project_customers
 from mot.projections.model import Current, CustomerKey, MomentKey, current_of
+from mot.projections.persons import Member, groups
 from mot.projections.ports import (
     LIVE,
     REBUILD,
     EncodedCustomers,
     FoldReader,
     NotificationLog,
+    Pair,
+    Precedence,
     ProjectionSession,
     ProjectionStore,
     RangeReader,
@@ -176,12 +181,57 @@ class Engine:
             if progress is not None:
                 progress("catch-up", events[-1][0], max(target, events[-1][0]))
 
-    def apply_page(self, session: ProjectionSession, events: Sequence[tuple[int, LedgerEvent]]) -> None:
-        """Apply one page of ledger events: moments, then the customers they touched."""
+    def apply_page(self, session: ProjectionSession,
+                   events: Sequence[tuple[int, LedgerEvent | LinkEvent]]) -> None:
+        """Apply one page of ledger events: links, moments, then the persons they touched."""
         version = events[-1][0]
         deltas = Deltas.empty()
-        keys = self._apply_moments(session, events, version, deltas)
+        links = [e for _, e in events if isinstance(e, CustomersLinked | CustomersUnlinked)]
+        keys = self._apply_links(session, links) if links else set()
+        moments: list[tuple[int, LedgerEvent]] = [
+            (p, e) for p, e in events if not isinstance(e, CustomersLinked | CustomersUnlinked)]
+        if moments:
+            keys |= self._apply_moments(session, moments, version, deltas)
         self.refold(session, keys, version, deltas)
+
+    def _apply_links(self, session: ProjectionSession, links: Sequence[LinkEvent]
+                     ) -> set[CustomerKey]:
+        """Keep each pair's latest evidence; where a pair's state flipped, work out the persons
+        of the ids concerned again (SPEC §2). Returns every id whose person may have changed:
+        all the ids of the persons before and after."""
+        latest: dict[Pair, Precedence] = {}
+        for e in links:
+            pair = (e.tenant, *pair_of(*e.customer_ids))
+            kind: LinkType = "link" if isinstance(e, CustomersLinked) else "unlink"
+            precedence = PairEvidence(kind, to_micros(parse_utc(e.occurred_at))).precedence
+            if pair not in latest or precedence > latest[pair]:
+                latest[pair] = precedence
+        stored = session.pair_states(list(latest))
+        changed = {pair: p for pair, p in latest.items()
+                   if pair not in stored or p > stored[pair]}
+        if not changed:
+            return set()
+        session.save_pair_states(changed)
+        starts: dict[str, set[str]] = defaultdict(set)
+        for pair, p in changed.items():
+            if _linked(p) != _linked(stored.get(pair)):
+                starts[pair[0]] |= {pair[1], pair[2]}
+        covered: set[CustomerKey] = set()
+        for tenant, start in starts.items():
+            # Every id of the components the flipped pairs' ids are in now: a merge's whole
+            # new person, a split's every part (which together were the old person).
+            seen, frontier, pairs = set(start), set(start), set()
+            while frontier:
+                found = session.linked_pairs(tenant, frontier)
+                pairs.update(found)
+                frontier = {i for pair in found for i in pair} - seen
+                seen |= frontier
+            old = session.groups([(tenant, i) for i in seen])
+            new = groups(pairs)
+            session.regroup(tenant, {i: new.get(i) for i in seen},
+                            {i: old.get((tenant, i), i) for i in seen})
+            covered |= {(tenant, i) for i in seen}
+        return covered
 
     def _apply_moments(self, session: ProjectionSession, events: Sequence[tuple[int, LedgerEvent]],
                        version: int, deltas: Deltas) -> set[CustomerKey]:
@@ -215,10 +265,12 @@ class Engine:
             if new is not None:
                 deltas.move_moment(new[0], 1)
                 keys.add((new[0].tenant, new[0].customer_id))
+        written = [(new[0], new[1], version) for new in touched.values() if new is not None]
         session.write_moments(
-            [(new[0], new[1], version) for new in touched.values() if new is not None],
+            written,
             [key for key, new in touched.items() if new is None and key in old],
             existing=old.keys(),
+            groups=session.groups({(c.tenant, c.customer_id) for c, _, _ in written}),
         )
         fresh = [new[0] for new in touched.values() if new is not None]
         keys |= self._reroot(session, old.values(), fresh)
@@ -266,41 +318,56 @@ class Engine:
     # -- refolding -----------------------------------------------------------------------
     def refold(self, session: ProjectionSession, keys: Collection[CustomerKey], version: int,
                deltas: Deltas) -> None:
-        """Fold the given customers again and write what changed, then the per-tenant sums."""
+        """Fold again the persons of the given customer ids and write what changed, then the
+        per-tenant sums.
+
+        A person's rows are keyed by its person_id, which is one of its ids: the rows of any
+        of the ids concerned that is no person_id any more are deleted.
+        """
         if keys:
-            moments = session.customer_moments(keys)
-            folded = self.fold(session, moments)
-            self._write_customers(session, moments, folded, version, deltas)
+            linked = session.groups(keys)
+            group_keys = {(t, linked.get((t, c), c)) for t, c in keys}
+            members = session.members(group_keys)
+            moments = session.customer_moments(group_keys)
+            folded = self.fold(session, moments, members)
+            candidates = {*keys, *group_keys,
+                          *((t, i) for (t, _), ids in members.items() for i, _ in ids)}
+            self._write_customers(session, candidates, folded, version, deltas)
             session.raise_alerts(self.alerts_of(moments, folded))
         self._write_sums(session, deltas, version)
 
-    def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]]
+    def fold(self, session: FoldReader, moments: dict[CustomerKey, list[Current]],
+             members: Mapping[CustomerKey, Sequence[Member]] = NO_MEMBERS,
              ) -> dict[CustomerKey, CustomerProjections]:
-        """The projections of each customer, from their moments and what their posts reach."""
-        return project_customers(session, moments)
+        """The projections of each person (keyed by group), from their moments and what their
+        posts reach."""
+        return project_customers(session, moments, members)
 
     def alerts_of(self, moments: dict[CustomerKey, list[Current]],
                   folded: Mapping[CustomerKey, CustomerProjections]) -> list[Alert]:
-        """The fresh alerts (SPEC §3.6) of customers just folded; the outbox keeps each once."""
+        """The fresh alerts (SPEC §3.6) of persons just folded (both keyed by group); the
+        outbox keeps each once."""
         now = to_micros(self.clock())
         alerts: list[Alert] = []
         for key, f in folded.items():
             ms = moments.get(key, [])
-            causes = customer_causes(ms, key[1], f.transitions, f.amplifications, self.alerts, now)
+            causes = customer_causes(ms, f.key[1], f.transitions, f.amplifications, self.alerts,
+                                     now)
             if causes:
                 alerts += raise_alerts(causes, {m.moment_id: m for m in ms}, {}, now)
         return alerts
 
-    def _write_customers(self, session: ProjectionSession,
-                         moments: dict[CustomerKey, list[Current]],
+    def _write_customers(self, session: ProjectionSession, candidates: Collection[CustomerKey],
                          folded: dict[CustomerKey, CustomerProjections],
                          version: int, deltas: Deltas) -> None:
-        """Store the customers' projections (the store writes what changed), and move their
-        amplifications' contributions to the team sums from the old ones to the new."""
-        gone = [key for key in moments if key not in folded]
-        for amplification in session.replace_customers(folded, gone, version):
+        """Store the persons' projections under their person_id (the store writes what
+        changed), delete the rows of the `candidates` that are no person's key any more, and
+        move the amplifications' contributions to the team sums from the old ones to the new."""
+        by_key = {f.key: f for f in folded.values()}
+        gone = [key for key in candidates if key not in by_key]
+        for amplification in session.replace_customers(by_key, gone, version):
             deltas.move_amplification(amplification, -1)
-        for f in folded.values():
+        for f in by_key.values():
             for amplification in f.amplifications:
                 deltas.move_amplification(amplification, 1)
 
@@ -377,6 +444,10 @@ class Engine:
         copied in here, in order, with its position: the same pages commit.
         """
         page = self.positions_per_load or BULK_POSITIONS
+        with self.store.session(REBUILD) as session:
+            if session.progress()[0] == 0:
+                # The pairs' states first (few rows): each moment goes in with its person's group.
+                session.load_links(target)
         staging = self.store.staging if stager is not None else None
         if stager is None or staging is None:
             while True:
@@ -458,7 +529,7 @@ class Engine:
         moments = reader.customer_range(first, last)
         deltas = Deltas.empty()
         deltas.add_moments(m for customer_moments in moments.values() for m in customer_moments)
-        by_customer = self.fold(reader, moments)
+        by_customer = self.fold(reader, moments, reader.members(moments))
         folded = by_customer.values()
         amplifications = [a for f in folded for a in f.amplifications]
         for amplification in amplifications:
@@ -472,6 +543,11 @@ class Engine:
 
     def _now(self) -> str:
         return format_utc(self.clock())
+
+
+def _linked(precedence: Precedence | None) -> bool:
+    """A pair's state from the precedence of its latest evidence (`PairEvidence.precedence`)."""
+    return precedence is not None and precedence[1] == 0
 
 
 def _share_roots(shares: dict[MomentKey, Current], reader: ProjectionSession

@@ -10,7 +10,7 @@ store's, or `MomentsInMemory` where no store is needed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mot.projections.amplification import (
@@ -21,6 +21,7 @@ from mot.projections.amplification import (
     share_tree,
 )
 from mot.projections.model import Current, CustomerKey, MomentKey
+from mot.projections.persons import Member, PersonRow, person_row
 from mot.projections.ports import Cascade, FoldReader
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
@@ -38,13 +39,30 @@ class CustomerProjections:
     # The shares of those posts' cascades with the post each leads up to, when the reader
     # walked the trees (a rebuild stores them; see `FoldReader.cascades`).
     shares: list[tuple[Current, str]]
+    person: PersonRow
     responses: list[Response] = field(default_factory=list)  # the customer's requests (§3.5)
 
+    @property
+    def key(self) -> CustomerKey:
+        """The key of the person's rows: (tenant, person_id)."""
+        return (self.person.tenant, self.person.customer_id)
 
-def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Current]]
+
+NO_MEMBERS: Mapping[CustomerKey, Sequence[Member]] = {}
+
+
+def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Current]],
+                      members: Mapping[CustomerKey, Sequence[Member]] = NO_MEMBERS,
                       ) -> dict[CustomerKey, CustomerProjections]:
-    """The projections of each customer with moments, from their moments and what their
-    posts reach."""
+    """The projections of each person with moments, from their moments and what their
+    posts reach.
+
+    `moments` are keyed by person group (tenant, the smallest of the person's ids): every
+    current moment of any of its ids. `members` holds each linked group's ids and their
+    degrees; a group without is one id. The rows are keyed by the person_id, the smallest
+    id with a moment (SPEC §2), under which the person's moments are folded as one
+    customer's; the result stays keyed by group.
+    """
     posts = [m for ms in moments.values() for m in ms if is_amplification(m)]
     targets = reader.moments_by_key({(p.tenant, p.in_reply_to) for p in posts if p.in_reply_to})
     cascades = reader.cascades(posts) if posts else {}
@@ -52,7 +70,15 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
     for key, ms in moments.items():
         if not ms:
             continue
-        relationship, transitions = fold_relationship(ms)
+        ids = members.get(key)
+        if ids:
+            person = min(m.customer_id for m in ms)
+            ms = [m if m.customer_id == person else m._replace(customer_id=person) for m in ms]
+            row = person_row(key[0], key[1], person, ids)
+        else:
+            person = key[1]
+            row = PersonRow(key[0], person, (person,), 1, 0, False, person)
+        relationship, transitions = fold_relationship(ms, row.customer_ids)
         private = [m for m in ms if m.direction != "public"]
         amplifications = []
         shares: list[tuple[Current, str]] = []
@@ -63,8 +89,9 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
                 tree = cascades[post.moment_id]
                 amplifications.append(build_amplification(post, trigger, tree.size, tree.reach))
                 shares.extend((share, post.moment_id) for share in tree.shares)
-        out[key] = CustomerProjections(relationship, transitions, fold_reciprocity(ms),
-                                       amplifications, shares, fold_responses(ms, key[1]))
+        out[key] = CustomerProjections(relationship, transitions,
+                                       fold_reciprocity(ms, row.customer_ids), amplifications,
+                                       shares, row, fold_responses(ms, row.customer_id))
     return out
 
 

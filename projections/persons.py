@@ -9,7 +9,7 @@ pairs and ids to pass in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -62,3 +62,59 @@ def persons(tenant: str, ids: Iterable[str], linked_pairs: Iterable[tuple[str, s
         Person(tenant, tuple(sorted(c)), person_id(c, has_moment))
         for c in components(ids, linked_pairs)
     ]
+
+
+MAX_IDS = 50
+"""Merge protection (issue 15): a person with more ids than this is suspect."""
+MAX_EMAIL_LINKS = 10
+"""... and so is one whose `email:` id is linked to more ids than this (`support@…`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """A person's row of the `persons` projection (one per person with a current moment)."""
+
+    tenant: str
+    customer_id: str  # the person_id
+    customer_ids: tuple[str, ...]
+    ids: int  # how many
+    email_links: int  # the most ids one `email:` id of the person is linked to (0: none)
+    suspect: bool  # `is_suspect` with the default limits
+    group_id: str  # the smallest id, with or without moments: how an id finds its person
+
+
+Member = tuple[str, int]
+"""(customer_id, degree: how many ids it is linked to) of an id in a linked component."""
+
+
+def person_row(tenant: str, group: str, person: str, members: Sequence[Member]) -> PersonRow:
+    """The row of a person from its ids and their degrees."""
+    ids = sorted(i for i, _ in members) or [group]
+    email = max((degree for i, degree in members if i.startswith("email:")), default=0)
+    return PersonRow(tenant, person, tuple(ids), len(ids), email, is_suspect(len(ids), email),
+                     group)
+
+
+def is_suspect(ids: int, email_links: int, *, max_ids: int = MAX_IDS,
+               max_email_links: int = MAX_EMAIL_LINKS) -> bool:
+    """Merge protection, reported not hidden: too many ids, or an `email:` id linked to too
+    many (the SPEC's person rule itself stays as it is)."""
+    return ids > max_ids or email_links > max_email_links
+
+
+def groups(linked_pairs: Iterable[tuple[str, str]]) -> dict[str, tuple[str, int]]:
+    """Each id of a linked pair: its group (its component's smallest id) and its degree.
+
+    Ids in no linked pair are their own group and appear nowhere here.
+    """
+    pairs = list(linked_pairs)
+    degree: dict[str, int] = {}
+    for a, b in pairs:
+        degree[a] = degree.get(a, 0) + 1
+        degree[b] = degree.get(b, 0) + 1
+    out: dict[str, tuple[str, int]] = {}
+    for component in components((), pairs):
+        group = min(component)
+        for i in component:
+            out[i] = (group, degree[i])
+    return out

@@ -15,7 +15,15 @@ if TYPE_CHECKING:
     from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
+    from mot.projections.persons import Member
     from mot.projections.teams import ListeningRow, TeamRow
+
+Pair = tuple[str, str, str]
+"""(tenant, low, high): a pair of linked customer ids, in code-point order (SPEC §2)."""
+
+Precedence = tuple[int, int]
+"""A pair's latest evidence: `mot.domain.links.PairEvidence.precedence` (occurred_us, 1 for an
+unlink, 0 for a link): what the store keeps of each pair."""
 
 EncodedCustomers = Any
 """Customers' projections encoded by a store for itself (opaque to the engine)."""
@@ -64,12 +72,14 @@ class ViewRead:
     projection's declaration in mot.projections.schema)."""
 
     name: str
-    equals: Mapping[str, str] = field(default_factory=dict)  # column -> value
+    equals: Mapping[str, Any] = field(default_factory=dict)  # column -> value
     since_us: int | None = None  # the projection's time column at or after
     until_us: int | None = None  # ... at or before
     order: tuple[tuple[str, bool], ...] = ()  # (column, descending), before the default order
     limit: int | None = None
     null: tuple[str, ...] = ()  # columns that are NULL (responses still open)
+    customers: tuple[CustomerKey, ...] | None = None  # only the rows of these (tenant, customer_id)
+    at_least: Mapping[str, int] = field(default_factory=dict)  # column -> its least value
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +104,28 @@ class FoldReader(Protocol):
         ...
 
 
-class RangeReader(FoldReader, Protocol):
-    """A read of the current moments by ranges of customers (a rebuild's fold phase)."""
+class PersonReader(Protocol):
+    """Who is whom: the ids of linked persons (SPEC §2, "Links").
+
+    A person's *group* is the smallest of its ids, with or without moments: it does not
+    change when moments come and go, so the current moments are kept by group. An id in no
+    linked pair is its own group and is stored nowhere.
+    """
+
+    def groups(self, ids: Collection[CustomerKey]) -> dict[CustomerKey, str]:
+        """The group of each of these ids that is in a linked pair (the others are their own)."""
+        ...
+    def members(self, groups: Collection[CustomerKey]) -> dict[CustomerKey, list[Member]]:
+        """The ids of each of these groups that has several, with their degrees."""
+        ...
+    def linked_pairs(self, tenant: str, ids: Collection[str]) -> list[tuple[str, str]]:
+        """The tenant's pairs whose state is linked and that name one of these ids."""
+        ...
+
+
+class RangeReader(FoldReader, PersonReader, Protocol):
+    """A read of the current moments by ranges of persons (a rebuild's fold phase): the
+    customer keys below are (tenant, group) keys."""
 
     def customer_range(self, first: CustomerKey, last: CustomerKey
                        ) -> dict[CustomerKey, list[Current]]: ...
@@ -110,8 +140,28 @@ class RangeReader(FoldReader, Protocol):
         ...
 
 
-class ProjectionSession(Protocol):
-    """One transaction of projection work; its position is saved in the same transaction."""
+class ProjectionSession(PersonReader, Protocol):
+    """One transaction of projection work; its position is saved in the same transaction.
+
+    Current moments are read by person group: `customer_moments`, `customer_range` and
+    `customers_after` take and give (tenant, group) keys; rows are written under the
+    person_id (`replace_customers`).
+    """
+
+    def pair_states(self, pairs: Collection[Pair]) -> dict[Pair, Precedence]:
+        """The precedence of each of these pairs' latest evidence, for those that have some."""
+        ...
+    def save_pair_states(self, states: Mapping[Pair, Precedence]) -> None: ...
+    def regroup(self, tenant: str, new: Mapping[str, tuple[str, int] | None],
+                old: Mapping[str, str]) -> None:
+        """Give ids their new group and degree (None: an id in no linked pair any more); `old`
+        is each one's group before, so the store moves its current moments to the new one."""
+        ...
+    def load_links(self, upto: int) -> int:
+        """A rebuild's: every pair's state from the ledger's link events up to position
+        `upto`, and the groups they make (before any moment is loaded, which then goes in with
+        its group). Returns how many pairs."""
+        ...
 
     def progress(self) -> Checkpoint: ...
     def save_progress(self, position: int, phase: RebuildPhase, cursor: CustomerKey | None,
@@ -124,7 +174,11 @@ class ProjectionSession(Protocol):
     def replying_to(self, keys: Collection[MomentKey]) -> list[Current]: ...
     def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
                       deletes: Collection[MomentKey], *,
-                      existing: Collection[MomentKey]) -> None: ...
+                      existing: Collection[MomentKey],
+                      groups: Mapping[CustomerKey, str]) -> None:
+        """Write current moments (those in `existing` replace a row), each kept under its
+        group (`groups`, for the ids that have one other than their own); delete `deletes`."""
+        ...
     def load_moments(self, after: int, upto: int, as_of: int) -> int:
         """Copy in each moment whose latest event at or before position `as_of` lies in
         (after, upto] and does not retract it: each moment current at `as_of` once, as of
@@ -220,6 +274,11 @@ class ProjectionStore(Protocol):
         ...
     def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
         """The live rows of a projection, named as its output names them."""
+        ...
+    def persons_of(self, customer: str, tenant: str | None = None
+                   ) -> list[tuple[CustomerKey, str]]:
+        """The live persons that the id `customer` belongs to (one a tenant; in `tenant` only
+        when given): each one's key (tenant, person_id) and group."""
         ...
 
 

@@ -133,6 +133,7 @@ class Reciprocity:
     balance: int
     unanswered_asks: int
     status: Status
+    customer_ids: tuple[str, ...] = ()  # the person's ids (SPEC §3); set by the fold
 
     def as_record(self) -> dict[str, Any]:
         return _reciprocity_record(self)
@@ -141,8 +142,10 @@ class Reciprocity:
 _reciprocity_record = record_maker(RECIPROCITY)
 
 
-def fold_reciprocity(moments: Sequence[Current]) -> Reciprocity:
-    """One customer's reciprocity balance (SPEC §3.2); `moments` in any order."""
+def fold_reciprocity(moments: Sequence[Current], customer_ids: tuple[str, ...] = ()
+                     ) -> Reciprocity:
+    """One customer's reciprocity balance (SPEC §3.2); `moments` in any order, `customer_ids`
+    all the person's ids (default: the customer's own)."""
     if not moments:
         raise ValueError("a reciprocity balance needs at least one moment")
     tenant, customer_id = moments[0].tenant, moments[0].customer_id
@@ -163,4 +166,5 @@ def fold_reciprocity(moments: Sequence[Current]) -> Reciprocity:
         balance=final.balance,
         unanswered_asks=final.unanswered_asks,
         status=final.status,
+        customer_ids=customer_ids or (customer_id,),
     )

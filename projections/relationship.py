@@ -121,6 +121,7 @@ class Relationship:
     first_moment_us: int
     last_moment_us: int
     last_customer_moment_us: int | None
+    customer_ids: tuple[str, ...] = ()  # the person's ids (SPEC §3); set by the fold
 
     def lapsed(self, as_of_us: int) -> bool:
         return is_lapsed(self.last_customer_moment_us, as_of_us)
@@ -256,10 +257,12 @@ def stages_along(moments: Sequence[Current]) -> Iterator[tuple[Current, Stage]]:
     return _fold(moments, _Tally())
 
 
-def fold_relationship(moments: Sequence[Current]) -> tuple[Relationship, list[Transition]]:
+def fold_relationship(moments: Sequence[Current], customer_ids: tuple[str, ...] = ()
+                      ) -> tuple[Relationship, list[Transition]]:
     """One customer's relationship and its stage transitions (SPEC §3.1).
 
-    `moments` are all of the customer's current moments, in any order.
+    `moments` are all of the customer's current moments, in any order; `customer_ids` all
+    the person's ids (default: the customer's own).
     """
     if not moments:
         raise ValueError("a relationship needs at least one moment")
@@ -286,5 +289,6 @@ def fold_relationship(moments: Sequence[Current]) -> tuple[Relationship, list[Tr
         first_moment_us=tally.first_us,
         last_moment_us=tally.last_us,
         last_customer_moment_us=tally.last_customer_us,
+        customer_ids=customer_ids or (first.customer_id,),
     )
     return relationship, transitions

@@ -11,15 +11,19 @@ Pure and light: `mot query` loads it, so it imports none of the folds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+import orjson
+
 from mot.domain.timefmt import micros_to_text
 
-FieldType = Literal["text", "int", "bigint", "real", "bool", "json"]
+FieldType = Literal["text", "int", "bigint", "real", "bool", "json", "list"]
+"""`list`: a list of text (`customer_ids`), stored as its JSON text in both databases, so a
+row read back compares equal to the row written."""
 
 Shown = Literal["record", "detail", "stored"]
 """Where a field appears: "record" in the SPEC record (`as_record`, the golden fixture) and
@@ -73,6 +77,9 @@ class Index:
 
 VERSION: Final = Field("version", "bigint", shown="detail", as_of_null=True)
 """The ledger position of the page at which a row last changed (SPEC §3.3, downstream)."""
+
+CUSTOMER_IDS: Final = Field("customer_ids", "list", sortable=False)
+"""All the person's customer ids in code-point order (SPEC §3: one id when it has no links)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +158,7 @@ RELATIONSHIPS: Final = Projection(
         _at("first_moment_at", "first_moment_us"), _at("last_moment_at", "last_moment_us"),
         _at("last_customer_moment_at", "last_customer_moment_us", null=True),
         _us("last_moment_us"), _us("last_customer_moment_us", null=True),
-        VERSION,
+        CUSTOMER_IDS, VERSION,
         Field("lapsed", "bool", shown="detail", computed=True, sortable=False,
               needs=("last_customer_moment_us",)),
     ),
@@ -166,7 +173,8 @@ RECIPROCITY: Final = Projection(
     "reciprocity", "Reciprocity",
     (
         _text("tenant"), _text("customer_id"), _int("given"), _int("asked"), _int("received"),
-        _int("balance"), _int("unanswered_asks"), _text("status", choices=STATUSES), VERSION,
+        _int("balance"), _int("unanswered_asks"), _text("status", choices=STATUSES),
+        CUSTOMER_IDS, VERSION,
     ),
     key=("tenant", "customer_id"),
     indexes=(Index("status", ("tenant", "status")), Index("customer", ("customer_id",)),
@@ -281,9 +289,28 @@ SUMMARIES: Final[Mapping[str, tuple[Projection, str]]] = MappingProxyType({
 })
 """Queries summed from a projection's records when asked: name -> (record, from which)."""
 
+PERSONS: Final = Projection(
+    "persons", "Person",
+    (
+        _text("tenant"), _text("customer_id"), CUSTOMER_IDS,
+        _int("ids", shown="detail"),
+        # The most ids one `email:` id of the person is linked to (0: none), and whether the
+        # person looks like a merge of strangers (mot.projections.persons.is_suspect).
+        _int("email_links", shown="detail"), Field("suspect", "bool", shown="detail"),
+        # The person's group: its smallest id, with or without moments (how an id finds it).
+        _text("group_id", shown="stored"),
+        VERSION,
+    ),
+    key=("tenant", "customer_id"),
+    indexes=(Index("group", ("group_id", "tenant")), Index("ids", ("tenant", "ids")),
+             Index("version", ("version",))),
+    filters={"tenant": "tenant", "customer": "customer_id", "suspect": "suspect"},
+)
+"""One row per person with a current moment (SPEC §2, "Links"; §3: `customer_ids`)."""
+
 PROJECTIONS: Final[Mapping[str, Projection]] = MappingProxyType({
     p.name: p for p in (RELATIONSHIPS, RECIPROCITY, TRANSITIONS, AMPLIFICATIONS, TEAMS, LISTENING,
-                        RESPONSES)
+                        RESPONSES, PERSONS)
 })
 """Every projection `mot query` answers, by name, in the order the help lists them."""
 
@@ -335,10 +362,12 @@ MOMENT_INDEXES: Final = (
     # Unique, but not the primary key: a rebuild loads the table first and indexes it after.
     # Moment ids are scoped by tenant (SPEC §2); the id first, as lookups name it.
     Index("key", ("moment_id", "tenant"), unique=True),
-    # A customer's fold is one range read of this index alone: it holds every column
-    # the fold reads (a rebuild's fold reads a million rows without visiting the table).
-    Index("fold", ("tenant", "customer_id", "occurred_us", "moment_id", "direction", "kind",
-                   "function", "channel", "actor", "ask_type", "sentiment", "reach",
+    # A person's fold is one range read of this index alone: it holds every column the
+    # fold reads (a rebuild's fold reads a million rows without visiting the table). Moments
+    # are kept by `person`, the group of their customer id (SPEC §2, links: the smallest id
+    # of its person; its own when it has no links), so a person's ids read as one range.
+    Index("fold", ("tenant", "person", "occurred_us", "moment_id", "customer_id", "direction",
+                   "kind", "function", "channel", "actor", "ask_type", "sentiment", "reach",
                    "in_reply_to", "shares")),
     Index("shares", ("shares",), partial=True),
     Index("reply", ("in_reply_to",), partial=True),
@@ -357,12 +386,15 @@ def record_maker(projection: Projection, shown: tuple[Shown, ...] = ("record",)
     names = [f.name for f in fields]
     get = attrgetter(*[f.source for f in fields])
     texts = [i for i, f in enumerate(fields) if f.micros_text]
+    lists = [i for i, f in enumerate(fields) if f.type == "list"]
 
     def record(value: Any) -> dict[str, Any]:
         values = list(get(value))
         for i in texts:
             if values[i] is not None:
                 values[i] = micros_to_text(values[i])
+        for i in lists:
+            values[i] = list(values[i])
         return dict(zip(names, values, strict=True))
 
     return record
@@ -375,6 +407,8 @@ def row_maker(projection: Projection) -> Callable[..., tuple[Any, ...]]:
     from_value = [f for f in fields if not f.position]
     get = attrgetter(*[f.source for f in from_value])
     texts = [i for i, f in enumerate(from_value) if f.micros_text]
+    lists = [i for i, f in enumerate(from_value) if f.type == "list"]
+    bools = [i for i, f in enumerate(from_value) if f.type == "bool"]
     at = next((i for i, f in enumerate(fields) if f.position), None)
 
     def row(value: Any, position: int = 0) -> tuple[Any, ...]:
@@ -382,11 +416,38 @@ def row_maker(projection: Projection) -> Callable[..., tuple[Any, ...]]:
         for i in texts:
             if values[i] is not None:
                 values[i] = micros_to_text(values[i])
+        for i in lists:
+            values[i] = list_text(values[i])
+        for i in bools:  # stored as an integer in both databases
+            values[i] = int(values[i])
         if at is not None:
             values.insert(at, position)
         return tuple(values)
 
     return row
+
+
+def list_text(values: Any) -> str:
+    """A `list` field as it is stored: its JSON text."""
+    return orjson.dumps(list(values)).decode()
+
+
+def stored_decoder(fields: Sequence[Field]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Turns a record read from a table (named as `fields` name them) into its output values:
+    a `list` field's JSON text back into a list, a stored bool's 0 or 1 into a bool."""
+    lists = [f.name for f in fields if f.type == "list"]
+    bools = [f.name for f in fields if f.type == "bool" and not f.computed]
+
+    def decode(record: dict[str, Any]) -> dict[str, Any]:
+        for name in lists:
+            if isinstance(record.get(name), str):
+                record[name] = orjson.loads(record[name])
+        for name in bools:  # stored as 0 or 1
+            if record.get(name) is not None:
+                record[name] = bool(record[name])
+        return record
+
+    return decode
 
 
 def value_maker(projection: Projection, make: Callable[..., Any]) -> Callable[[Any], Any]:

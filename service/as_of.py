@@ -7,15 +7,15 @@ records carry the fields the projection's declaration shows, as live ones do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mot.domain.timefmt import to_micros
 from mot.projections.amplification import Amplification
 from mot.projections.engine import Engine
-from mot.projections.model import Current
-from mot.projections.ports import ProjectionStore
+from mot.projections.model import Current, CustomerKey
+from mot.projections.ports import ProjectionStore, RangeReader
 from mot.projections.schema import PROJECTIONS, Projection, record_maker
 from mot.projections.teams import scoreboard
 
@@ -38,10 +38,13 @@ def _maker(name: str) -> Callable[[Any], dict[str, Any]]:
     return record
 
 
-def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query
-               ) -> list[dict[str, Any]]:
+def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query,
+               groups: Sequence[CustomerKey] | None = None) -> list[dict[str, Any]]:
     """Fold the current moments with occurred_at <= as_of, with the engine's own fold: the
-    records of `query.name` in its default order."""
+    records of `query.name` in its default order; with `groups`, only those persons'.
+
+    Persons are those of the current links (SPEC §2: links are about who someone is, not
+    about when it was known)."""
     assert query.as_of is not None
     name = query.name
     make = _maker(name)
@@ -49,15 +52,9 @@ def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query
     moments_seen: list[Current] = []
     amplifications: list[Amplification] = []
     with projections.reader(to_micros(query.as_of)) as session:
-        cursor = None
-        while True:
-            keys = session.customers_after(cursor, CUSTOMERS_PER_READ, tenant=query.tenant,
-                                           customer=query.customer)
-            if not keys:
-                break
-            cursor = keys[-1]
+        for keys in _person_groups(session, query, groups):
             moments = session.customer_moments(keys)
-            for key, folded in engine.fold(session, moments).items():
+            for key, folded in engine.fold(session, moments, session.members(keys)).items():
                 if name in ("teams", "listening"):
                     moments_seen.extend(moments[key])
                 amplifications.extend(folded.amplifications)
@@ -69,6 +66,8 @@ def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query
                     values.extend(folded.transitions)
                 elif name == "responses":
                     values.extend(folded.responses)
+                elif name == "persons":
+                    values.append(folded.person)
     if name == "amplifications":
         values = sorted(amplifications, key=lambda a: a.amplification_id)
     elif name == "responses":
@@ -80,10 +79,29 @@ def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query
     return [record for record in map(make, values) if _matches(projection, record, query)]
 
 
+def _person_groups(session: RangeReader, query: Query, groups: Sequence[CustomerKey] | None
+                   ) -> Iterator[list[CustomerKey]]:
+    """The persons to fold, as (tenant, group) keys, a read at a time."""
+    if groups is not None:
+        yield [key for key in groups if query.tenant in (None, key[0])]
+        return
+    cursor = None
+    while True:
+        keys = session.customers_after(cursor, CUSTOMERS_PER_READ, tenant=query.tenant)
+        if not keys:
+            return
+        cursor = keys[-1]
+        yield keys
+
+
 def _matches(projection: Projection, record: dict[str, Any], query: Query) -> bool:
     for filter_name, value in query.equals().items():
         if record.get(projection.field(projection.filters[filter_name]).name) != value:
             return False
+    if query.suspect and not record.get("suspect"):
+        return False
+    if query.min_ids is not None and record.get("ids", 0) < query.min_ids:
+        return False
     if query.since or query.until:
         stamp_field = next(f.name for f in projection.fields
                            if f.micros_text and f.source == projection.time)

@@ -86,7 +86,7 @@ def _kind(f: Field) -> Kind:
     if f.micros_text:
         return "timestamp"
     kinds: dict[str, Kind] = {"text": "text", "int": "integer", "bigint": "integer",
-                              "real": "real", "bool": "boolean"}
+                              "real": "real", "bool": "boolean", "list": "json"}
     return kinds[f.type]
 
 
@@ -261,9 +261,12 @@ class Exporter:
         names = [c.name for c in columns(table)]
         if as_of is not None and table != "moments":
             records = self.queries.run(Query(table, tenant=tenant, as_of=as_of))
+            lists = {f.name for f in PROJECTIONS[table].output if f.type == "list"}
             for start in range(0, len(records), PAGE_ROWS):
                 chunk = records[start:start + PAGE_ROWS]
-                yield [[r.get(name) for r in chunk] for name in names]
+                # A list (a person's ids) as the JSON text the table holds.
+                yield [[orjson.dumps(r[name]).decode() if name in lists else r.get(name)
+                        for r in chunk] for name in names]
             return
         source = source_columns(table)
         # The moments in the table's own order: a sort, or an index walk that visits the rows
@@ -294,13 +297,18 @@ class Exporter:
         as_of_us = to_micros(as_of or self.queries.clock())
 
         def finish(page: list[Any]) -> list[Any]:
-            out = []
+            out: list[Any] = []
             for f in output:
                 if f.computed:  # lapsed, the only one, from last_customer_moment_us
                     needed = page[at[f.needs[0]]]
                     if not isinstance(needed, list):  # an Arrow array
                         needed = needed.to_pylist()
                     out.append([is_lapsed(us, as_of_us) for us in needed])
+                elif f.type == "bool":  # stored as 0 or 1
+                    stored = page[at[f.col]]
+                    if not isinstance(stored, list):  # an Arrow array
+                        stored = stored.to_pylist()
+                    out.append([None if v is None else bool(v) for v in stored])
                 else:
                     out.append(page[at[f.col]])
             return out

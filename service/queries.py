@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mot.domain.timefmt import parse_utc, to_micros, utc_now
 from mot.projections.lapsing import is_lapsed
+from mot.projections.model import CustomerKey
 from mot.projections.ports import ProjectionStore, ViewRead
 from mot.projections.schema import NUMERIC_TYPES, PROJECTIONS, SUMMARIES, Projection, record_maker
 
@@ -61,6 +62,8 @@ class Query:
     open: bool = False  # responses: only requests with no response yet
     overdue: bool = False  # responses: only open requests past their first-response target
     targets: Targets | None = None  # mot.toml's first-response targets, for `overdue`
+    min_ids: int | None = None  # persons with at least this many ids
+    suspect: bool = False  # only persons that merge protection reports
 
     def equals(self) -> dict[str, str]:
         given = {"tenant": self.tenant, "customer": self.customer, "stage": self.stage,
@@ -91,6 +94,17 @@ class QueryService:
         for filter_name in query.equals():
             if filter_name not in projection.filters:
                 raise QueryError(f"--{filter_name} does not apply to {name}")
+        if (query.min_ids is not None or query.suspect) and name != "persons":
+            raise QueryError(f"--min-ids and --suspect apply to persons, not {name}")
+        groups: list[CustomerKey] | None = None
+        if query.customer is not None:
+            # SPEC §3: `--customer X` selects the person X belongs to, by any of its ids.
+            found = self.projections.persons_of(query.customer, query.tenant)
+            query = replace(query, customer=None)
+            persons: tuple[CustomerKey, ...] = tuple(key for key, _ in found)
+            groups = [(key[0], group) for key, group in found]
+        else:
+            persons = ()
         if (query.since or query.until) and projection.time is None:
             raise QueryError(f"--since/--until do not apply to {name}")
         _check_waiting(query)
@@ -98,11 +112,11 @@ class QueryService:
             query = replace(query, sort=DEFAULT_SORT[name])
         as_of_us = to_micros(query.as_of or self.clock())
         if query.as_of is None:
-            records = self._live(query, projection)
+            records = self._live(query, projection, persons if groups is not None else None)
         else:
             from mot.service.as_of import fold_as_of
 
-            records = fold_as_of(self.projections, self.engine(), query)
+            records = fold_as_of(self.projections, self.engine(), query, groups)
         records = _output(projection, records, as_of_us)
         if query.open or query.overdue:
             records = _waiting(records, query, as_of_us)
@@ -127,17 +141,23 @@ class QueryService:
         records = list(map(record_maker(projection), rows))
         return _sorted_and_limited(projection, records, query.sort, query.limit)
 
-    def _live(self, query: Query, projection: Projection) -> list[dict[str, Any]]:
+    def _live(self, query: Query, projection: Projection,
+              persons: tuple[CustomerKey, ...] | None) -> list[dict[str, Any]]:
         order: tuple[tuple[str, bool], ...] = ()
         if query.sort:
             field, descending = _sort_field(query.sort, projection)
             order = ((projection.field(field).col, descending),)
+        equals: dict[str, Any] = {projection.filters[f]: v for f, v in query.equals().items()}
+        if query.suspect:
+            equals["suspect"] = 1
         return self.projections.read_view(ViewRead(
-            query.name, {projection.filters[f]: v for f, v in query.equals().items()},
+            query.name, equals,
             None if query.since is None else to_micros(query.since),
             None if query.until is None else to_micros(query.until), order,
             None if query.overdue else query.limit,  # overdue is judged after the read
             ("response_moment_id",) if query.open or query.overdue else (),
+            customers=persons,
+            at_least={} if query.min_ids is None else {"ids": query.min_ids},
         ))
 
 

@@ -43,8 +43,9 @@ def customer_log(documents: MomentDocuments, projections: ProjectionStore, tenan
 
 
 def _folded_moments(projections: ProjectionStore, tenant: str, customer: str) -> list[Current]:
-    key = (tenant, customer)
+    """The moments of the person `customer` belongs to (SPEC §3: per person), in fold order."""
     with projections.reader() as session:
+        key = (tenant, session.groups([(tenant, customer)]).get((tenant, customer), customer))
         return session.customer_range(key, key).get(key, [])
 
 

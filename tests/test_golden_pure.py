@@ -89,6 +89,10 @@ def project(moments: Sequence[Current]) -> dict[str, list[Record]]:
 @pytest.fixture(scope="module")
 def expected() -> dict[str, list[Record]]:
     data: dict[str, list[Record]] = json.loads((FIXTURES / "golden.expected.json").read_text())
+    # SPEC §3: relationships and reciprocity carry the person's ids; the golden fixture has
+    # no links, so each is the customer's own (the fixture predates the field).
+    for name in ("relationships", "reciprocity"):
+        data[name] = [r | {"customer_ids": [r["customer_id"]]} for r in data[name]]
     return data
 
 

@@ -87,6 +87,10 @@ def test_every_query_answers_what_mot_query_prints(loaded: Api, store_url: str,
      ["--as-of", "2026-03-01T12:00:00Z", "--stage", "acquainted"]),
     ("amplifications", {"as_of": "2026-02-01T00:00:00Z", "sort": "reach", "limit": 1},
      ["--as-of", "2026-02-01T00:00:00Z", "--sort", "reach", "--limit", "1"]),
+    ("persons", {"customer": "c1"}, ["--customer", "c1"]),
+    ("persons", {"min_ids": 1, "sort": "customer_id", "limit": 2},
+     ["--min-ids", "1", "--sort", "customer_id", "--limit", "2"]),
+    ("persons", {"suspect": "true"}, ["--suspect"]),
 ])
 def test_filters_are_those_of_mot_query(loaded: Api, store_url: str, name: str,
                                         params: dict[str, Any], flags: list[str]) -> None:
@@ -94,6 +98,20 @@ def test_filters_are_those_of_mot_query(loaded: Api, store_url: str, name: str,
     answer = loaded.get("acme", f"/v1/{name}", **params)
     assert answer.status_code == 200, answer.text
     assert answer.json() == cli_query(store_url, name, "--tenant", "acme", *flags)
+
+
+def test_a_person_by_any_id_in_the_tokens_tenant_only(loaded: Api) -> None:
+    answer = loaded.get("acme", "/v1/persons/c1", refresh="true")
+    assert answer.status_code == 200, answer.text
+    person = answer.json()
+    assert (person["tenant"], person["customer_id"], person["customer_ids"]) == (
+        "acme", "c1", ["c1"])
+    assert person["links"] == [] and person["moments"]["c1"] > 0 and not person["suspect"]
+    # globex's token sees globex's c1 (another person with the same id), never acme's.
+    other = loaded.get("globex", "/v1/persons/c1").json()
+    assert other["tenant"] == "globex" and other["moments"] != person["moments"]
+    answer = loaded.get("acme", "/v1/persons/nobody")
+    assert answer.status_code == 404 and answer.json()["code"] == "no_such_person"
 
 
 def test_bad_filters_are_400_or_422_naming_the_problem(loaded: Api) -> None:

@@ -41,7 +41,16 @@ BACKENDS = [
 KEYS = {"relationships": ("tenant", "customer_id"), "reciprocity": ("tenant", "customer_id"),
         "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
         "amplifications": ("amplification_id",), "teams": ("tenant", "function"),
-        "listening": ("tenant",), "responses": ("tenant", "request_moment_id")}
+        "listening": ("tenant",), "responses": ("tenant", "request_moment_id"),
+        "persons": ("tenant", "customer_id")}
+
+
+
+def with_persons(expected: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The golden fixture has no links: each customer is a person of one id."""
+    return expected | {"persons": [
+        {"tenant": r["tenant"], "customer_id": r["customer_id"], "customer_ids": [r["customer_id"]]}
+        for r in expected["relationships"]]}
 
 
 @dataclass
@@ -89,7 +98,7 @@ def test_the_golden_fixture_projects_to_the_golden_records(
     for name, records in world.views().items():
         by_key = {tuple(r[k] for k in KEYS[name]): r for r in records}
         assert len(by_key) == len(records), name
-        wanted = with_responses(golden_expected)[name]
+        wanted = with_persons(with_responses(golden_expected))[name]
         assert sorted(by_key) == sorted(tuple(r[k] for k in KEYS[name]) for r in wanted), name
         for record in wanted:
             got = by_key[tuple(record[k] for k in KEYS[name])]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from mot.projections.schema import (
     AMPLIFICATIONS,
     LISTENING,
+    PERSONS,
     RECIPROCITY,
     RELATIONSHIPS,
     RESPONSE_TIMES,
@@ -82,7 +83,8 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
-_TYPES: dict[str, Any] = {"text": str, "int": int, "bigint": int, "real": float, "bool": bool}
+_TYPES: dict[str, Any] = {"text": str, "int": int, "bigint": int, "real": float, "bool": bool,
+                          "list": list[str]}
 
 
 def _model(projection: Projection) -> type[BaseModel]:
@@ -106,12 +108,13 @@ Team = _model(TEAMS)
 Listening = _model(LISTENING)
 ResponseRecord = _model(RESPONSES)
 ResponseTimes = _model(RESPONSE_TIMES)
+Person = _model(PERSONS)
 RECORD_LISTS: dict[str, Any] = {
     p.name: GenericAlias(list, (model,))
     for p, model in ((RELATIONSHIPS, Relationship), (RECIPROCITY, Reciprocity),
                      (TRANSITIONS, Transition), (AMPLIFICATIONS, Amplification),
                      (TEAMS, Team), (LISTENING, Listening), (RESPONSES, ResponseRecord),
-                     (RESPONSE_TIMES, ResponseTimes))
+                     (RESPONSE_TIMES, ResponseTimes), (PERSONS, Person))
 }
 """What each query endpoint answers: a list of its projection's records."""
 

@@ -193,6 +193,42 @@ def response_times(context: Context, principal: TenantReader, function: Function
     rank; SPEC §3.5), as `mot query response-times`."""
     return _run(context, principal, "response-times", refresh, function=function,
                 as_of=as_of, sort=sort, limit=limit)
+MinIdsParam = Annotated[int | None, Query(ge=1, le=MAX_LIMIT,
+                                         description="Only persons with at least this many ids")]
+SuspectParam = Annotated[bool, Query(
+    description="Only persons merge protection reports: more than 50 ids, or an email: id "
+                "linked to more than 10")]
+
+
+@router.get("/v1/persons", response_model=None,
+            responses={200: {"model": RECORD_LISTS["persons"]}, **QUERY_ERRORS})
+def persons(context: Context, principal: TenantReader, customer: CustomerParam = None,
+            min_ids: MinIdsParam = None, suspect: SuspectParam = False,
+            as_of: AsOfParam = None, sort: str | None = _sort("persons"),
+            limit: LimitParam = None, refresh: RefreshParam = False) -> Response:
+    """Persons: each one's ids (SPEC §2, links), as `mot query persons`; `customer` selects
+    the person an id belongs to."""
+    return _run(context, principal, "persons", refresh, customer=customer, min_ids=min_ids,
+                suspect=suspect, as_of=as_of, sort=sort, limit=limit)
+
+
+@router.get("/v1/persons/{customer_id}", response_model=None,
+            responses={200: {"model": dict[str, Any]},
+                       **errors.responses(400, 401, 403, 404, 422, 503)})
+def person(context: Context, principal: TenantReader,
+           customer_id: Annotated[str, Path(min_length=1, max_length=256,
+                                            pattern=r"^[^\x00]*$",
+                                            description="Any of the person's customer ids")],
+           refresh: RefreshParam = False) -> Response:
+    """The person a customer id belongs to: its ids, each link (reason, time, origin) and its
+    moments per id, as `mot identity show --format json`."""
+    if refresh:
+        context.projector.project()
+    found = context.services.persons.show(principal.tenant, customer_id)
+    if found is None:
+        raise ApiError(404, f"no person with the id {customer_id!r} in tenant "
+                       f"{principal.tenant!r}", code="no_such_person", field="customer_id")
+    return _json(found)
 
 
 @router.get("/v1/moments/{moment_id}", response_model=None,

@@ -18,7 +18,13 @@ import orjson
 
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.domain.timefmt import format_utc
-from mot.projections.schema import AMPLIFICATIONS, RECIPROCITY, RELATIONSHIPS, Projection
+from mot.projections.schema import (
+    AMPLIFICATIONS,
+    RECIPROCITY,
+    RELATIONSHIPS,
+    Projection,
+    stored_decoder,
+)
 from mot.service.streaming import Change
 
 PUBLISHER_DDL: Final = """CREATE TABLE IF NOT EXISTS publisher_state (
@@ -113,8 +119,9 @@ class SqlChangelog:
         with self.backend.read() as tx:
             rows = tx.query(statement, (*params, upto, limit))
         out: list[Change] = []
+        decode = stored_decoder(fields)
         for row in rows:
-            record = dict(zip(names, row, strict=True))
+            record = decode(dict(zip(names, row, strict=True)))
             key_values = [record[k] for k in keys]
             out.append(Change(projection, "/".join(str(v) for v in key_values), int(record["version"]),
                               record, (int(record["version"]), _key_text(key_values))))

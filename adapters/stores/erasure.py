@@ -35,7 +35,7 @@ from mot.domain.erasure import erased_customer
 from mot.domain.timefmt import format_utc
 from mot.service.erasure import ErasurePlan, ErasureRefused, Receipt
 
-PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications")
+PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications", "persons")
 # Response times (a per-tenant sum, SPEC §6) are summed from the responses rows: an erased
 # person's stay, under the erasure's pseudo id (they hold no personal field), as the current
 # moments do.
@@ -213,10 +213,23 @@ class SqlErasures:
                     keystore.destroy(tx, list(keys.values()))
                 version = backend.head()
                 for table in self._tables(tx, ["moments"]):
+                    # The person group (SPEC §2 links) may be an erased id too: the pseudo
+                    # id's moments form a group of their own.
                     tx.executemany(
-                        f"UPDATE {table} SET customer_id = ?, actor = NULL, url = NULL,"
-                        " source_id = NULL, attributes = NULL WHERE tenant = ? AND customer_id = ?",
-                        [(pseudo, tenant, cid) for cid in ids])
+                        f"UPDATE {table} SET customer_id = ?, person = ?, actor = NULL,"
+                        " url = NULL, source_id = NULL, attributes = NULL"
+                        " WHERE tenant = ? AND customer_id = ?",
+                        [(pseudo, pseudo, tenant, cid) for cid in ids])
+                    touched.add(table)
+                # The erased ids' links and person groups (the ledger's link events stay sealed).
+                for table in self._tables(tx, ["members"]):
+                    tx.executemany(f"DELETE FROM {table} WHERE customer_id = ? AND tenant = ?",
+                                   [(cid, tenant) for cid in ids])
+                    touched.add(table)
+                for table in self._tables(tx, ["links"]):
+                    for side in ("low", "high"):
+                        tx.executemany(f"DELETE FROM {table} WHERE tenant = ? AND {side} = ?",
+                                       [(tenant, cid) for cid in ids])
                     touched.add(table)
                 for table in self._tables(tx, ["responses"]):
                     tx.executemany(f"UPDATE {table} SET customer_id = ?, version = ?"

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from mot.adapters.stores.sql import SqlBackend
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     # only to see how far it goes, starts without them (start-up is most of its time).
     from mot.adapters.stores.codec import StoredRow
     from mot.adapters.stores.sealing import Sealing
-    from mot.domain.events import LedgerEvent
+    from mot.domain.events import LedgerEvent, LinkEvent
     from mot.domain.identity import MomentKey
     from mot.domain.ledger import Pair, Stream
     from mot.domain.quarantine import Quarantined
@@ -363,6 +363,20 @@ class SqlLedger:
 
             raise AmbiguousMoment(moment_id)
         return next(iter(found.values()), [])
+
+    def link_events(self, tenant: str, pairs: Collection[tuple[str, str]]
+                    ) -> dict[tuple[str, str], list[LinkEvent]]:
+        """Each pair's link and unlink events in version order (`service.persons.PairHistory`)."""
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
+        from mot.domain.links import link_stream_id
+
+        backend = self.backend
+        with backend.read() as tx:
+            found = self._events(tx, {pair: backend.stream_id_param(link_stream_id(tenant, *pair))
+                                      for pair in pairs})
+        # Typed through Any: the notification log's type names links once the ledger records them.
+        return {pair: [e for e in events if isinstance(e, CustomersLinked | CustomersUnlinked)]
+                for pair, events in cast("dict[tuple[str, str], list[Any]]", found).items()}
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         notifications = self.backend.select_notifications(after, limit)

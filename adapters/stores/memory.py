@@ -31,19 +31,22 @@ from mot.projections.ports import (
     REBUILD,
     Cascade,
     Checkpoint,
+    Pair,
+    Precedence,
     ProjectionState,
     RebuildPhase,
     ViewRead,
 )
-from mot.projections.schema import PROJECTIONS, Projection, row_maker
+from mot.projections.schema import PROJECTIONS, Projection, row_maker, stored_decoder
 from mot.service.alerting import OpenRequest
 
 if TYPE_CHECKING:
-    from mot.domain.events import LedgerEvent, MomentEvent
+    from mot.domain.events import LedgerEvent, LinkEvent, MomentEvent
     from mot.domain.quarantine import Quarantined
     from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
+    from mot.projections.persons import Member
     from mot.projections.teams import ListeningRow, TeamRow
     from mot.service.ports import Append, Loaded
 
@@ -166,6 +169,17 @@ class MemoryLedger:
                 out[moment_id] = as_dict(stream.current)
         return out
 
+    def link_events(self, tenant: str, pairs: Collection[tuple[str, str]]
+                    ) -> dict[tuple[str, str], list[LinkEvent]]:
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
+
+        out: dict[tuple[str, str], list[LinkEvent]] = {}
+        for event in self.log:
+            if isinstance(event, CustomersLinked | CustomersUnlinked) and event.tenant == tenant \
+                    and event.customer_ids in pairs:
+                out.setdefault(event.customer_ids, []).append(event)
+        return out
+
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         return [(after + n + 1, e) for n, e in enumerate(self.log[after:after + limit])]
 
@@ -271,13 +285,22 @@ class _Tables:
     share_roots: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     tombstones: dict[tuple[str, str], int] = field(default_factory=dict)
     responses: dict[MomentKey, tuple[Any, int]] = field(default_factory=dict)
+    persons: dict[CustomerKey, tuple[Any, int]] = field(default_factory=dict)
+    links: dict[Pair, Precedence] = field(default_factory=dict)
+    members: dict[CustomerKey, tuple[str, int]] = field(default_factory=dict)  # id -> group, degree
 
     def copy(self) -> _Tables:
         # The values are immutable: copies of the dicts are a snapshot.
         return _Tables(self.checkpoint, self.target, self.started, dict(self.moments),
                        dict(self.relationships), dict(self.reciprocity), dict(self.transitions),
                        dict(self.amplifications), dict(self.teams), dict(self.listening),
-                       dict(self.share_roots), dict(self.tombstones), dict(self.responses))
+                       dict(self.share_roots), dict(self.tombstones), dict(self.responses),
+                       dict(self.persons), dict(self.links), dict(self.members))
+
+    def group_of(self, m: Current) -> CustomerKey:
+        """The (tenant, group) a current moment is kept under."""
+        linked = self.members.get((m.tenant, m.customer_id))
+        return (m.tenant, m.customer_id if linked is None else linked[0])
 
 
 class MemoryProjectionStore:
@@ -355,6 +378,9 @@ class MemoryProjectionStore:
                 for row in _stored_rows(projection, tables)]
         rows = [r for r in rows if all(r[c] == v for c, v in read.equals.items())
                 and all(r[c] is None for c in read.null)]
+        rows = [r for r in rows if all(r[c] >= v for c, v in read.at_least.items())]
+        if read.customers is not None:
+            rows = [r for r in rows if (r["tenant"], r["customer_id"]) in read.customers]
         if read.since_us is not None:
             rows = [r for r in rows if r[str(projection.time)] >= read.since_us]
         if read.until_us is not None:
@@ -365,7 +391,16 @@ class MemoryProjectionStore:
             rows.sort(key=partial(_nulls_first, column), reverse=descending)
         if read.limit is not None:
             rows = rows[:read.limit]
-        return [{f.name: r[f.col] for f in projection.read_fields} for r in rows]
+        decode = stored_decoder(projection.read_fields)
+        return [decode({f.name: r[f.col] for f in projection.read_fields}) for r in rows]
+
+    def persons_of(self, customer: str, tenant: str | None = None
+                   ) -> list[tuple[CustomerKey, str]]:
+        tables = self.tables[LIVE]
+        return sorted(((t, row.customer_id), row.group_id)
+                      for (t, _), (row, _) in tables.persons.items()
+                      if tenant in (None, t)
+                      and row.group_id == tables.members.get((t, customer), (customer,))[0])
 
 
 def _nulls_first(column: str, row: dict[str, Any]) -> tuple[bool, Any]:
@@ -437,7 +472,9 @@ class MemorySession:
 
     def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
                       deletes: Collection[MomentKey], *,
-                      existing: Collection[MomentKey]) -> None:
+                      existing: Collection[MomentKey],
+                      groups: Mapping[CustomerKey, str] = {}) -> None:
+        # A moment's group is looked up when read (`_Tables.group_of`): nothing to keep here.
         for current, _, _ in rows:
             self.t.moments[(current.tenant, current.moment_id)] = current
         for key in deletes:
@@ -462,26 +499,81 @@ class MemorySession:
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
         out: dict[CustomerKey, list[Current]] = {key: [] for key in keys}
+        group_of = self.t.group_of
         for m in self._current():
-            if (m.tenant, m.customer_id) in out:
-                out[(m.tenant, m.customer_id)].append(m)
+            group = group_of(m)
+            if group in out:
+                out[group].append(m)
         for moments in out.values():
             moments.sort(key=lambda m: m.fold_key)
         return out
 
     def customer_range(self, first: CustomerKey, last: CustomerKey
                        ) -> dict[CustomerKey, list[Current]]:
-        keys = {(m.tenant, m.customer_id) for m in self._current()
-                if first <= (m.tenant, m.customer_id) <= last}
+        keys = {group for group in map(self.t.group_of, self._current())
+                if first <= group <= last}
         return self.customer_moments(sorted(keys))
 
     def customers_after(self, cursor: CustomerKey | None, limit: int, *,
                         tenant: str | None = None,
                         customer: str | None = None) -> list[CustomerKey]:
-        keys = {(m.tenant, m.customer_id) for m in self._current()
-                if (cursor is None or (m.tenant, m.customer_id) > cursor)
-                and tenant in (None, m.tenant) and customer in (None, m.customer_id)}
+        keys = {group for group in map(self.t.group_of, self._current())
+                if (cursor is None or group > cursor)
+                and tenant in (None, group[0]) and customer in (None, group[1])}
         return sorted(keys)[:limit]
+
+    # -- persons
+    def groups(self, ids: Collection[CustomerKey]) -> dict[CustomerKey, str]:
+        return {key: self.t.members[key][0] for key in ids if key in self.t.members}
+
+    def members(self, groups: Collection[CustomerKey]) -> dict[CustomerKey, list[Member]]:
+        wanted = set(groups)
+        out: dict[CustomerKey, list[Member]] = {}
+        for (tenant, customer), (group, degree) in self.t.members.items():
+            if (tenant, group) in wanted:
+                out.setdefault((tenant, group), []).append((customer, degree))
+        return {key: sorted(ids) for key, ids in out.items()}
+
+    def pair_states(self, pairs: Collection[Pair]) -> dict[Pair, Precedence]:
+        return {pair: self.t.links[pair] for pair in pairs if pair in self.t.links}
+
+    def save_pair_states(self, states: Mapping[Pair, Precedence]) -> None:
+        self.t.links.update(states)
+
+    def linked_pairs(self, tenant: str, ids: Collection[str]) -> list[tuple[str, str]]:
+        return sorted((low, high) for (t, low, high), (_, unlink) in self.t.links.items()
+                      if t == tenant and not unlink and (low in ids or high in ids))
+
+    def regroup(self, tenant: str, new: Mapping[str, tuple[str, int] | None],
+                old: Mapping[str, str]) -> None:
+        for customer, group in new.items():
+            if group is None:
+                self.t.members.pop((tenant, customer), None)
+            else:
+                self.t.members[(tenant, customer)] = group
+
+    def load_links(self, upto: int) -> int:
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
+        from mot.domain.links import PairEvidence
+        from mot.domain.timefmt import parse_utc, to_micros
+        from mot.projections.persons import groups
+
+        self.t.links.clear()
+        self.t.members.clear()
+        for _, event in self.log.notifications(0, upto):
+            if isinstance(event, CustomersLinked | CustomersUnlinked):
+                pair = (event.tenant, *event.customer_ids)
+                kind: Literal["link", "unlink"] = (
+                    "link" if isinstance(event, CustomersLinked) else "unlink")
+                precedence = PairEvidence(kind, to_micros(parse_utc(event.occurred_at))).precedence
+                self.t.links[pair] = max(precedence, self.t.links.get(pair, precedence))
+        tenants = {tenant for tenant, _, _ in self.t.links}
+        for tenant in tenants:
+            linked = [(low, high) for (t, low, high), (_, unlink) in self.t.links.items()
+                      if t == tenant and not unlink]
+            for customer, group in groups(linked).items():
+                self.t.members[(tenant, customer)] = group
+        return len(self.t.links)
 
     # -- customers' projections
     def replace_customers(self, folded: Mapping[CustomerKey, CustomerProjections],
@@ -490,7 +582,8 @@ class MemorySession:
         for key, f in folded.items():
             for table, value in (("relationships", f.relationship),
                                  ("reciprocity", f.reciprocity),
-                                 ("transitions", f.transitions)):
+                                 ("transitions", f.transitions),
+                                 ("persons", f.person)):
                 held = getattr(t, table)
                 if key not in held or held[key][0] != value:
                     held[key] = (value, version)
@@ -504,7 +597,7 @@ class MemorySession:
                         for f in folded.values() for r in f.responses}, published=False)
         for key in gone:
             t.transitions.pop(key, None)
-            for table in ("relationships", "reciprocity"):
+            for table in ("relationships", "reciprocity", "persons"):
                 if getattr(t, table).pop(key, None) is not None:
                     t.tombstones[(table, "/".join(key))] = version
         return old_amps
@@ -519,6 +612,7 @@ class MemorySession:
             self.t.relationships[key] = (f.relationship, version)
             self.t.reciprocity[key] = (f.reciprocity, version)
             self.t.transitions[key] = (f.transitions, version)
+            self.t.persons[key] = (f.person, version)
             for a in f.amplifications:
                 self.t.amplifications[(a.tenant, a.amplification_id)] = (a, version)
             for r in f.responses:

@@ -21,16 +21,28 @@ from mot.adapters.stores.topics import AMENDED, RECORDED
 from mot.projections.schema import MOMENT_FIELDS
 
 
-def load_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> str:
+def load_statement(backend: SqlBackend, table: str, columns: Sequence[str],
+                   groups: str | None = None) -> str:
     """`INSERT INTO table (columns) SELECT` of the moments whose latest event at or before
-    position `as_of` lies in (after, upto] and does not retract them.
+    position `as_of` lies in (after, upto] and does not retract them; with `groups` (the
+    persons' members table), each also with its `person`: its customer id's group there, or
+    the id itself.
 
     Parameters, in order: version, after, upto, as_of.
     """
     events = _current_events(backend)
     values = _values(backend)
-    return (f"INSERT INTO {table} ({', '.join(columns)})"
-            f" SELECT {', '.join(values[c] for c in columns)} FROM {backend.json_documents(events)}")
+    select = f"SELECT {{}} FROM {backend.json_documents(events)}"
+    if groups is None:
+        return (f"INSERT INTO {table} ({', '.join(columns)}) "
+                + select.format(", ".join(values[c] for c in columns)))
+    # The version's parameter is typed: in a subquery nothing else tells PostgreSQL its type.
+    values["version"] = "CAST(? AS BIGINT)"
+    inner = select.format(", ".join(f"{values[c]} AS {c}" for c in columns))
+    return (f"INSERT INTO {table} ({', '.join(columns)}, person)"
+            f" SELECT {', '.join(f'x.{c}' for c in columns)}, COALESCE(g.person, x.customer_id)"
+            f" FROM ({inner}) x LEFT JOIN {groups} g"
+            " ON g.customer_id = x.customer_id AND g.tenant = x.tenant")
 
 
 def sealed_statement(backend: SqlBackend, columns: Sequence[str]) -> str:

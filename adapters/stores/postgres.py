@@ -177,7 +177,8 @@ class PostgresBackend(SqlBackend):
 
     def select_customers(self, tx: Tx, columns: str, table: str,
                          keys: Collection[tuple[str, str]], where: str = "",
-                         order: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+                         order: Sequence[str] = (), column: str = "customer_id"
+                         ) -> list[tuple[Any, ...]]:
         # The keys as two arrays joined in one statement a chunk: a round trip to the
         # server per customer would cost far more than the server's work.
         sort = "".join(f", m.{column}" for column in order)
@@ -186,8 +187,8 @@ class PostgresBackend(SqlBackend):
             rows += tx.query(
                 f"SELECT {columns} FROM {table} m"
                 " JOIN unnest(?::text[], ?::text[]) AS k(k_tenant, k_customer)"
-                " ON m.tenant = k.k_tenant AND m.customer_id = k.k_customer"
-                f" WHERE TRUE{where}" + (f" ORDER BY m.tenant, m.customer_id{sort}" if order else ""),
+                f" ON m.tenant = k.k_tenant AND m.{column} = k.k_customer"
+                f" WHERE TRUE{where}" + (f" ORDER BY m.tenant, m.{column}{sort}" if order else ""),
                 ([key[0] for key in chunk], [key[1] for key in chunk]),
             )
         return rows

@@ -22,14 +22,18 @@ from mot.adapters.stores.alert_outbox import create_alert_tables, insert_alerts
 from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+from mot.adapters.stores.topics import LINKED, UNLINKED
 from mot.adapters.stores.views import read_view
 from mot.domain.erasure import is_erased_customer
 from mot.projections.model import Current, CustomerKey, MomentKey
+from mot.projections.persons import Member
 from mot.projections.ports import (
     LIVE,
     REBUILD,
     Cascade,
     Checkpoint,
+    Pair,
+    Precedence,
     ProjectionState,
     RebuildPhase,
     StagedRange,
@@ -40,6 +44,7 @@ from mot.projections.schema import (
     LISTENING,
     MOMENT_FIELDS,
     MOMENT_INDEXES,
+    PERSONS,
     PROJECTIONS,
     RECIPROCITY,
     RELATIONSHIPS,
@@ -63,7 +68,7 @@ if TYPE_CHECKING:
     from mot.projections.teams import ListeningRow, TeamRow
 
 SQL_TYPES: dict[str, str] = {"text": "TEXT", "int": "INTEGER", "bigint": "{bigint}",
-                             "real": "{real}", "bool": "INTEGER", "json": "{json}"}
+                             "real": "{real}", "bool": "INTEGER", "json": "{json}", "list": "TEXT"}
 
 
 def _create_table(columns: Sequence[tuple[str, str, bool]], key: Sequence[str]) -> str:
@@ -83,13 +88,15 @@ def _create_index(index: Index) -> str:
 
 
 MOMENT_ROW = (*(f.name for f in MOMENT_FIELDS), "version")
-"""The current-moments table's columns, in order."""
+"""The current-moments table's columns from the moment, in order (then `person`)."""
+MOMENT_TABLE_ROW = (*MOMENT_ROW, "person")
+"""Every column of the current-moments table: `person` is the group of its customer id."""
 
 # Table name -> DDL, from the declarations (mot.projections.schema). `{t}` is the table
 # name (with the rebuild suffix when building).
 TABLES: dict[str, str] = {
     "moments": _create_table([*((f.name, f.type, f.null) for f in MOMENT_FIELDS),
-                              ("version", "bigint", False)], ()),
+                              ("version", "bigint", False), ("person", "text", False)], ()),
     **{p.name: _create_table([(f.col, f.type, f.null) for f in p.stored], p.key)
        for p in PROJECTIONS.values()},
     "tombstones": """CREATE TABLE IF NOT EXISTS {t} (
@@ -101,6 +108,17 @@ TABLES: dict[str, str] = {
     "share_roots": """CREATE TABLE IF NOT EXISTS {t} (
         tenant TEXT NOT NULL, moment_id TEXT NOT NULL, root TEXT NOT NULL,
         reach {bigint} NOT NULL, PRIMARY KEY (tenant, moment_id))""",
+    # Each pair's latest evidence (SPEC §2, links): its precedence, (occurred_us, 1 for an
+    # unlink); the pair is linked when `unlink` is 0.
+    "links": """CREATE TABLE IF NOT EXISTS {t} (
+        tenant TEXT NOT NULL, low TEXT NOT NULL, high TEXT NOT NULL,
+        occurred_us {bigint} NOT NULL, unlink INTEGER NOT NULL,
+        PRIMARY KEY (tenant, low, high))""",
+    # Each id of a linked person: its group (the person's smallest id) and how many ids it
+    # is linked to. An id in no linked pair is its own group and has no row.
+    "members": """CREATE TABLE IF NOT EXISTS {t} (
+        customer_id TEXT NOT NULL, tenant TEXT NOT NULL, person TEXT NOT NULL,
+        degree INTEGER NOT NULL, PRIMARY KEY (customer_id, tenant))""",
 }
 
 # Table name -> its secondary indexes. `{i}` is the index names' prefix: the table's
@@ -110,6 +128,8 @@ INDEXES: dict[str, list[str]] = {
     **{p.name: [_create_index(index) for index in p.indexes] for p in PROJECTIONS.values()},
     "tombstones": ["CREATE INDEX IF NOT EXISTS {i}_version ON {t} (version)"],
     "share_roots": ["CREATE INDEX IF NOT EXISTS {i}_root ON {t} (root, tenant, reach)"],
+    "links": ["CREATE INDEX IF NOT EXISTS {i}_high ON {t} (tenant, high)"],
+    "members": ["CREATE INDEX IF NOT EXISTS {i}_person ON {t} (person, tenant)"],
 }
 
 SHARE_ROOT_COLUMNS = ("tenant", "moment_id", "root", "reach")
@@ -150,8 +170,11 @@ def _unfolded(doc: dict[str, Any]) -> list[Any]:
     return values
 
 
-def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]]) -> list[tuple[Any, ...]]:
-    return [(*current, *_unfolded(doc), version) for current, doc, version in rows]
+def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]],
+                 groups: Mapping[CustomerKey, str]) -> list[tuple[Any, ...]]:
+    return [(*current, *_unfolded(doc), version,
+             groups.get((current.tenant, current.customer_id), current.customer_id))
+            for current, doc, version in rows]
 
 
 _PERSONAL_COLUMNS = [(MOMENT_ROW.index(name), name) for name in
@@ -180,7 +203,8 @@ def _opened_moment_rows(backend: SqlBackend, tx: Tx, opener: Opener, after: int,
     return [tuple(row) for row in rows]
 
 
-CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses")
+CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses",
+                   "persons")
 
 # Domain values to rows and back, from the projections' declarations.
 _relationship_row = row_maker(RELATIONSHIPS)
@@ -190,6 +214,7 @@ _amplification_row = row_maker(AMPLIFICATIONS)
 _response_row = row_maker(RESPONSES)
 _team_row = row_maker(TEAMS)
 _listening_row = row_maker(LISTENING)
+_person_row = row_maker(PERSONS)
 
 
 def _transition_rows(transitions: list[Transition]) -> list[tuple[Any, ...]]:
@@ -221,6 +246,7 @@ class SqlProjectionStore:
             with backend.write("projections") as tx:
                 tx.execute(backend.ddl(STATE_DDL))
                 self._unscoped_to_rebuild(tx)
+                self._groupless_to_rebuild(tx)
                 rootless = (backend.table_exists(tx, "moments")
                             and not backend.table_exists(tx, "share_roots"))
                 unanswered = (backend.table_exists(tx, "moments")
@@ -242,6 +268,17 @@ class SqlProjectionStore:
             return
         if not self.backend.index_names(tx, ["moments"]):
             return  # a store whose tables were made but never indexed holds no moments yet
+        drop_views(tx)
+        self.backend.drop_derived_tables(
+            tx, [name + suffix for name in TABLES for suffix in ("", REBUILD_SUFFIX)])
+        tx.execute("DELETE FROM projection_state")
+
+    def _groupless_to_rebuild(self, tx: Tx) -> None:
+        """Schema 12 keeps current moments by person group and folds per person (SPEC §2,
+        links). Projections are derived: tables made before are dropped here, as for schema
+        8, and the next `mot project` (or, faster, `mot replay`) builds them anew."""
+        if not self.backend.table_exists(tx, "moments") or "person" in column_names(tx, "moments"):
+            return
         drop_views(tx)
         self.backend.drop_derived_tables(
             tx, [name + suffix for name in TABLES for suffix in ("", REBUILD_SUFFIX)])
@@ -316,13 +353,16 @@ class SqlProjectionStore:
         names of their own (SQLite cannot rename an index), which they keep when
         `swap` renames the tables: the swap then builds no index again.
         """
-        names = ["moments"] if tables == "moments" else [t for t in TABLES if t != "moments"]
+        # The persons' members are read by group during the fold: indexed with the moments.
+        read_by_fold = ("moments", "members", "links")
+        names = (list(read_by_fold) if tables == "moments"
+                 else [t for t in TABLES if t not in read_by_fold])
         with self.backend.write("projections") as tx:
             if self.backend.index_names(tx, [name + REBUILD_SUFFIX for name in names]):
                 return  # a resumed rebuild: indexed before it stopped
             self._index(tx, REBUILD_SUFFIX, tag=f"g{os.urandom(4).hex()}", tables=names)
         if tables == "moments":
-            self.backend.analyze([f"moments{REBUILD_SUFFIX}"])  # the fold's reads plan on it
+            self.backend.analyze([f"moments{REBUILD_SUFFIX}", f"members{REBUILD_SUFFIX}"])
 
     @contextmanager
     def session(self, name: str = LIVE) -> Iterator[SqlSession]:
@@ -358,14 +398,17 @@ class SqlProjectionStore:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""
         backend = self.backend
+        # A stage holds the moments' own columns; `load_staged` adds each one's group.
+        stage_ddl = _create_table([*((f.name, f.type, f.null) for f in MOMENT_FIELDS),
+                                   ("version", "bigint", False)], ())
         if self.opener is not None:  # sealed personal fields: opened here, in Python
             with backend.read() as tx:
                 rows = _opened_moment_rows(backend, tx, self.opener, after, upto, as_of)
             return StagedRange(*backend.fill_stage(
-                lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
+                lambda table: backend.ddl(stage_ddl.replace("{t}", table)),
                 lambda table: "", rows, columns=MOMENT_ROW))
         return StagedRange(*backend.fill_stage(
-            lambda table: backend.ddl(TABLES["moments"].replace("{t}", table)),
+            lambda table: backend.ddl(stage_ddl.replace("{t}", table)),
             lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),
         ))
 
@@ -409,6 +452,25 @@ class SqlProjectionStore:
     def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
         """The live rows of a projection, named as its output names them."""
         return read_view(self.backend, read)
+
+    def persons_of(self, customer: str, tenant: str | None = None
+                   ) -> list[tuple[CustomerKey, str]]:
+        """The persons an id belongs to: its group where it is linked, else itself, and the
+        person row of that group."""
+        by_tenant = "" if tenant is None else " AND tenant = ?"
+        extra: tuple[str, ...] = () if tenant is None else (tenant,)
+        with self.backend.read() as tx:
+            if not self.backend.table_exists(tx, "persons"):
+                return []
+            linked = dict(tx.query("SELECT tenant, person FROM members WHERE customer_id = ?"
+                                   + by_tenant, (customer, *extra)))
+            wanted = sorted({customer, *linked.values()})
+            rows = tx.query(
+                f"SELECT tenant, customer_id, group_id FROM persons WHERE group_id"
+                f" {self.backend.in_list(len(wanted))}{by_tenant}",
+                (*self.backend.in_params(wanted), *extra))
+        return sorted(((str(t), str(c)), str(g)) for t, c, g in rows
+                      if g == linked.get(t, customer))
 
     def progress_time(self, name: str = LIVE) -> str | None:
         with self.backend.read() as tx:
@@ -553,11 +615,13 @@ class SqlSession:
 
     def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],
                       deletes: Collection[MomentKey], *,
-                      existing: Collection[MomentKey]) -> None:
+                      existing: Collection[MomentKey],
+                      groups: Mapping[CustomerKey, str]) -> None:
         """Write moments; those not in `existing` are new and go in by bulk insert."""
-        values = _moment_rows(rows)
-        self._insert("moments", MOMENT_ROW, [v for v in values if (v[1], v[0]) not in existing])
-        self._upsert("moments", MOMENT_ROW, [v for v in values if (v[1], v[0]) in existing],
+        values = _moment_rows(rows, groups)
+        self._insert("moments", MOMENT_TABLE_ROW,
+                     [v for v in values if (v[1], v[0]) not in existing])
+        self._upsert("moments", MOMENT_TABLE_ROW, [v for v in values if (v[1], v[0]) in existing],
                      key=("moment_id", "tenant"))
         self.tx.executemany(f"DELETE FROM moments{self.s} WHERE moment_id = ? AND tenant = ?",
                             [(moment_id, tenant) for tenant, moment_id in deletes])
@@ -567,25 +631,34 @@ class SqlSession:
         in (after, upto] and does not retract it (a rebuild's first phase); return how many."""
         if self.opener is not None:  # sealed personal fields: opened in Python
             rows = _opened_moment_rows(self.backend, self.tx, self.opener, after, upto, as_of)
-            self._insert("moments", MOMENT_ROW, rows)
+            tenant, customer = MOMENT_ROW.index("tenant"), MOMENT_ROW.index("customer_id")
+            groups = self.groups({(row[tenant], row[customer]) for row in rows})
+            self._insert("moments", MOMENT_TABLE_ROW,
+                         [(*row, groups.get((row[tenant], row[customer]), row[customer]))
+                          for row in rows])
             return len(rows)
-        self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW),
+        self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW,
+                                       groups=f"members{self.s}"),
                         (as_of, after, upto, as_of))
         return int(self.tx.cursor.rowcount)
 
     def load_staged(self, stage: StagedRange) -> int:
         """Copy in the moments of a stage (`SqlProjectionStore.stage_moments`); return how many."""
         columns = ", ".join(MOMENT_ROW)
-        self.tx.execute(f"INSERT INTO moments{self.s} ({columns})"
-                        f" SELECT {columns} FROM {self.stages[stage.name]}")
+        self.tx.execute(
+            f"INSERT INTO moments{self.s} ({columns}, person)"
+            f" SELECT {', '.join(f's.{c}' for c in MOMENT_ROW)}, COALESCE(g.person, s.customer_id)"
+            f" FROM {self.stages[stage.name]} s LEFT JOIN members{self.s} g"
+            " ON g.customer_id = s.customer_id AND g.tenant = s.tenant")
         return int(self.tx.cursor.rowcount)
 
     def customer_moments(self, keys: Collection[CustomerKey]) -> dict[CustomerKey, list[Current]]:
         """Each customer's current moments in fold order."""
         out: dict[CustomerKey, list[Current]] = {key: [] for key in keys}
-        for row in self.backend.select_customers(self.tx, MOMENT_COLUMNS, f"moments{self.s}", out,
-                                                 self.when, ("occurred_us", "moment_id")):
-            out[(row[1], row[2])].append(Current._make(row))
+        for row in self.backend.select_customers(
+                self.tx, f"{MOMENT_COLUMNS}, person", f"moments{self.s}", out, self.when,
+                ("occurred_us", "moment_id"), column="person"):
+            out[(row[1], row[-1])].append(Current._make(row[:-1]))
         return out
 
     def customer_range(self, first: CustomerKey, last: CustomerKey
@@ -597,20 +670,23 @@ class SqlSession:
             # One tenant (all ranges but those at a tenant's edge): PostgreSQL estimates
             # this form well and reads the index; for the row comparison below it guesses
             # a third of the table and scans all of it, for every range.
-            where, params = "tenant = ? AND customer_id >= ? AND customer_id <= ?", (
+            where, params = "tenant = ? AND person >= ? AND person <= ?", (
                 first[0], first[1], last[1])
         else:
-            where, params = "(tenant, customer_id) >= (?, ?) AND (tenant, customer_id) <= (?, ?)", (
+            where, params = "(tenant, person) >= (?, ?) AND (tenant, person) <= (?, ?)", (
                 *first, *last)
         rows = self.tx.query(
-            f"SELECT {MOMENT_COLUMNS} FROM moments{self.s} WHERE {where}{self.when}"
-            " ORDER BY tenant, customer_id, occurred_us, moment_id", params)
+            f"SELECT person, {MOMENT_COLUMNS} FROM moments{self.s} WHERE {where}{self.when}"
+            " ORDER BY tenant, person, occurred_us, moment_id", params)
+        make = Current._make
+        last_key: CustomerKey | None = None
+        moments: list[Current] = []
         for row in rows:
-            key = (row[1], row[2])
-            moments = out.get(key)
-            if moments is None:
+            key = (row[2], row[0])
+            if key != last_key:
                 moments = out[key] = []
-            moments.append(Current._make(row))
+                last_key = key
+            moments.append(make(row[1:]))
         return out
 
     def customers_after(self, cursor: CustomerKey | None, limit: int, *,
@@ -622,20 +698,120 @@ class SqlSession:
         if cursor is not None:
             # A row-value comparison: both engines use it as an index bound (the
             # OR form made PostgreSQL scan the index from the start on every chunk).
-            where.append("(tenant, customer_id) > (?, ?)")
+            where.append("(tenant, person) > (?, ?)")
             params += [cursor[0], cursor[1]]
         if tenant is not None:
             where.append("tenant = ?")
             params.append(tenant)
         if customer is not None:
-            where.append("customer_id = ?")
+            where.append("person = ?")
             params.append(customer)
         rows = self.tx.query(
-            f"SELECT DISTINCT tenant, customer_id FROM moments{self.s}"
-            f" WHERE {' AND '.join(where)}{self.when} ORDER BY tenant, customer_id LIMIT ?",
+            f"SELECT DISTINCT tenant, person FROM moments{self.s}"
+            f" WHERE {' AND '.join(where)}{self.when} ORDER BY tenant, person LIMIT ?",
             (*params, limit),
         )
         return [(str(t), str(c)) for t, c in rows]
+
+    # -- persons ----------------------------------------------------------------------------
+    def groups(self, ids: Collection[CustomerKey]) -> dict[CustomerKey, str]:
+        """The group of each of these ids that is in a linked pair."""
+        wanted = set(ids)
+        out: dict[CustomerKey, str] = {}
+        for chunk in chunks(sorted({customer for _, customer in wanted}), self.backend.max_params):
+            for customer, tenant, person in self.tx.query(
+                f"SELECT customer_id, tenant, person FROM members{self.s}"
+                f" WHERE customer_id {self.backend.in_list(len(chunk))}",
+                self.backend.in_params(chunk),
+            ):
+                if (tenant, customer) in wanted:
+                    out[(tenant, customer)] = person
+        return out
+
+    def members(self, groups: Collection[CustomerKey]) -> dict[CustomerKey, list[Member]]:
+        """The ids of each of these groups that has several, with their degrees."""
+        wanted = set(groups)
+        out: dict[CustomerKey, list[Member]] = {}
+        for chunk in chunks(sorted({group for _, group in wanted}), self.backend.max_params):
+            for person, tenant, customer, degree in self.tx.query(
+                f"SELECT person, tenant, customer_id, degree FROM members{self.s}"
+                f" WHERE person {self.backend.in_list(len(chunk))}",
+                self.backend.in_params(chunk),
+            ):
+                if (tenant, person) in wanted:
+                    out.setdefault((tenant, person), []).append((customer, int(degree)))
+        return out
+
+    def pair_states(self, pairs: Collection[Pair]) -> dict[Pair, Precedence]:
+        out: dict[Pair, Precedence] = {}
+        for pair in pairs:
+            for occurred_us, unlink in self.tx.query(
+                f"SELECT occurred_us, unlink FROM links{self.s}"
+                " WHERE tenant = ? AND low = ? AND high = ?", pair):
+                out[pair] = (int(occurred_us), int(unlink))
+        return out
+
+    def save_pair_states(self, states: Mapping[Pair, Precedence]) -> None:
+        self._upsert("links", ("tenant", "low", "high", "occurred_us", "unlink"),
+                     [(*pair, *precedence) for pair, precedence in states.items()],
+                     key=("tenant", "low", "high"))
+
+    def linked_pairs(self, tenant: str, ids: Collection[str]) -> list[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for chunk in chunks(sorted(ids), self.backend.max_params):
+            for side in ("low", "high"):
+                found.update((str(low), str(high)) for low, high in self.tx.query(
+                    f"SELECT low, high FROM links{self.s} WHERE tenant = ?"
+                    f" AND {side} {self.backend.in_list(len(chunk))} AND unlink = 0",
+                    (tenant, *self.backend.in_params(chunk))))
+        return sorted(found)
+
+    def regroup(self, tenant: str, new: Mapping[str, tuple[str, int] | None],
+                old: Mapping[str, str]) -> None:
+        self.tx.executemany(f"DELETE FROM members{self.s} WHERE customer_id = ? AND tenant = ?",
+                            [(customer, tenant) for customer in new])
+        self._insert("members", ("customer_id", "tenant", "person", "degree"),
+                     [(customer, tenant, *group) for customer, group in new.items()
+                      if group is not None])
+        # The moments of an id whose group changed move to the new one: a range of the old
+        # group's (the fold index), not a scan.
+        self.tx.executemany(
+            f"UPDATE moments{self.s} SET person = ?"
+            " WHERE tenant = ? AND person = ? AND customer_id = ?",
+            [(customer if group is None else group[0], tenant, old[customer], customer)
+             for customer, group in new.items()
+             if (customer if group is None else group[0]) != old[customer]])
+
+    def load_links(self, upto: int) -> int:
+        """Every pair's latest evidence from the ledger's link events up to `upto` (read by
+        their topic: a few rows), and the groups the linked pairs make."""
+        from mot.adapters.stores.codec import from_stored
+        from mot.domain.links import PairEvidence
+        from mot.domain.timefmt import parse_utc, to_micros
+        from mot.projections.persons import groups
+
+        self.tx.execute(f"DELETE FROM links{self.s}")
+        self.tx.execute(f"DELETE FROM members{self.s}")
+        latest: dict[Pair, Precedence] = {}
+        position = self.backend.position_column
+        for version, topic, state in self.tx.query(
+            f"SELECT originator_version, topic, state FROM stored_events"
+            f" WHERE topic IN (?, ?) AND {position} <= ?", (LINKED, UNLINKED, upto)):
+            event: Any = from_stored(int(version), str(topic), bytes(state))
+            pair = (event.tenant, *event.customer_ids)
+            precedence = PairEvidence("link" if topic == LINKED else "unlink",
+                                      to_micros(parse_utc(event.occurred_at))).precedence
+            latest[pair] = max(precedence, latest.get(pair, precedence))
+        self._insert("links", ("tenant", "low", "high", "occurred_us", "unlink"),
+                     [(*pair, *precedence) for pair, precedence in latest.items()])
+        linked: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for (tenant, low, high), (_, unlink) in latest.items():
+            if not unlink:
+                linked[tenant].append((low, high))
+        self._insert("members", ("customer_id", "tenant", "person", "degree"),
+                     [(customer, tenant, *group) for tenant, pairs in linked.items()
+                      for customer, group in groups(pairs).items()])
+        return len(latest)
 
     # -- customers' projections -----------------------------------------------------------
     def encode_customers(self, folded: Iterable[CustomerProjections],
@@ -646,12 +822,14 @@ class SqlSession:
         relationships, reciprocity = out["relationships"], out["reciprocity"]
         transitions, amplifications = out["transitions"], out["amplifications"]
         responses = out["responses"]
+        persons = out["persons"]
         for f in folded:
             responses.extend((*_response_row(r), version) for r in f.responses)
             if is_erased_customer(f.relationship.customer_id):
                 # An erased person's moments (SPEC §6): in the sums (response times from the
                 # responses rows, under the erasure's pseudo id), no other row.
                 continue
+            persons.append((*_person_row(f.person), version))
             relationships.append((*_relationship_row(f.relationship), version))
             reciprocity.append((*_reciprocity_row(f.reciprocity), version))
             transitions.extend((*row, version) for row in _transition_rows(f.transitions))
@@ -678,14 +856,15 @@ class SqlSession:
             key: _relationship_row(f.relationship) for key, f in folded.items()})
         self._replace_per_customer(RECIPROCITY, keys, version, {
             key: _reciprocity_row(f.reciprocity) for key, f in folded.items()})
+        self._replace_per_customer(PERSONS, keys, version, {
+            key: _person_row(f.person) for key, f in folded.items()})
         removed = [key for key in gone if key in had]
         if removed:
-            self._delete_customers("relationships", removed)
-            self._delete_customers("reciprocity", removed)
-            for projection in ("relationships", "reciprocity"):
+            for projection in ("relationships", "reciprocity", "persons"):
+                self._delete_customers(projection, removed)
                 self._tombstones(projection, [f"{t}/{c}" for t, c in removed], version)
         revived = [f"{t}/{c}" for t, c in folded if (t, c) not in had]
-        for projection in ("relationships", "reciprocity"):
+        for projection in ("relationships", "reciprocity", "persons"):
             self._revive(projection, revived)
         self._replace_transitions(folded, gone, version)
         self._replace_responses(every, every_key, version)

@@ -48,11 +48,12 @@ class Tx:
         return None if row is None else row[0]
 
 
-SCHEMA_VERSION = 12  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+SCHEMA_VERSION = 13  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
 # 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py); 7: streams scoped by
 # tenant; 8: current moments and amplifications keyed by (tenant, id); 9: the alerts outbox
 # (adapters/stores/alert_outbox.py); 10: responses; 11: keystore, sealing, erasures; 12: the
-# quarantine's waiting corrections (waits_for, waits_tenant)
+# quarantine's waiting corrections (waits_for, waits_tenant); 13: persons (links, members,
+# moments.person, customer_ids, the persons projection)
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 
@@ -247,15 +248,17 @@ class SqlBackend(ABC):
 
     def select_customers(self, tx: Tx, columns: str, table: str,
                          keys: Collection[tuple[str, str]], where: str = "",
-                         order: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-        """`SELECT columns FROM table` of the rows of these (tenant, customer_id) keys, with
-        the extra condition `where` (` AND ...`). With `order`, each customer's rows come in
-        that order and a customer's rows together.
+                         order: Sequence[str] = (), column: str = "customer_id"
+                         ) -> list[tuple[Any, ...]]:
+        """`SELECT columns FROM table` of the rows of these (tenant, `column`) keys (`column`:
+        customer_id, or the moments' person group), with the extra condition `where`
+        (` AND ...`). With `order`, each customer's rows come in that order and a customer's
+        rows together.
 
         Here one indexed range read per customer: cheap for an engine in the process, and
         it keeps the order without a sort.
         """
-        statement = f"SELECT {columns} FROM {table} WHERE tenant = ? AND customer_id = ?{where}"
+        statement = f"SELECT {columns} FROM {table} WHERE tenant = ? AND {column} = ?{where}"
         if order:
             statement += f" ORDER BY {', '.join(order)}"
         rows: list[tuple[Any, ...]] = []

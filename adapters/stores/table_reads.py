@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mot.service.report import DayTally
 
 # The value a typed placeholder row holds per stored type (see `_arrow_stream`).
-_SENTINELS = {"text": "''", "json": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
+_SENTINELS = {"text": "''", "json": "''", "list": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
 
 
 def stored_type(table: str, column: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from mot.adapters.stores.sql import SqlBackend
 from mot.projections.ports import ViewRead
-from mot.projections.schema import PROJECTIONS
+from mot.projections.schema import PROJECTIONS, stored_decoder
 
 
 def read_view(backend: SqlBackend, read: ViewRead) -> list[dict[str, Any]]:
@@ -24,6 +24,15 @@ def read_view(backend: SqlBackend, read: ViewRead) -> list[dict[str, Any]]:
         where.append(f"{column} = ?")
         params.append(value)
     where.extend(f"{column} IS NULL" for column in read.null)
+    for column, least in read.at_least.items():
+        where.append(f"{column} >= ?")
+        params.append(least)
+    if read.customers is not None:
+        if not read.customers:
+            return []
+        where.append("(" + " OR ".join(["(tenant = ? AND customer_id = ?)"] * len(read.customers))
+                     + ")")
+        params.extend(value for key in read.customers for value in key)
     if read.since_us is not None:
         where.append(f"{projection.time} >= ?")
         params.append(read.since_us)
@@ -43,4 +52,5 @@ def read_view(backend: SqlBackend, read: ViewRead) -> list[dict[str, Any]]:
             return []
         rows = tx.query(statement, params)
     names = [f.name for f in fields]
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    decode = stored_decoder(fields)
+    return [decode(dict(zip(names, row, strict=True))) for row in rows]

@@ -1,0 +1,190 @@
+"""Persons (SPEC §2, links; issue 15): a rebuild with links against the same moments without,
+and one link that merges two large persons.
+
+    .venv/bin/python bench/persons_bench.py [--n 1000000] [--stores sqlite,postgres]
+
+The import bench's N-moment sample, with 30 % of its customers split into 2 or 3 ids (each
+moment goes to one of them) and the links that join them again (`type: link`): store L holds
+the moments and the links, store P the same moments without the links. Both also hold two
+customers `big:a` and `big:b` of 10,000 moments each. Nothing of the imports is timed.
+
+- rebuild: `mot --store URL replay -q` as a child process, L and P in turn, twice each;
+  moments/s = the moments in the ledger / wall seconds. Target: L at least 0.9 of P in
+  the same run.
+- merge: into L (after its rebuild), one link `big:a` - `big:b` imported (not timed), then
+  `services.projections.project()` in this process, timed: both persons' 20,000 moments
+  regrouped and folded as one, the absorbed key's rows deleted. Target < 1 s. Then the
+  unlink, timed the same way.
+
+Figures to stdout and bench/out/persons_bench.json, with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from benchlib import (
+    OUT,
+    drop_store,
+    environment,
+    fresh_store,
+    log,
+    mot_command,
+    parser,
+    run_measured,
+    sample_file,
+    stores_of,
+    table,
+    verdict,
+    write_json,
+)
+
+from mot.bootstrap import open_store
+from mot.service.queries import Query
+
+SPLIT_SHARE = 0.3
+TARGET_RATIO = 0.9
+TARGET_MERGE_S = 1.0
+BIG = 10_000
+LINKED_AT = "2026-01-01T00:00:00Z"
+
+
+def _bucket(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+
+
+def persons_files(sample: Path) -> tuple[Path, Path]:
+    """(moments with split ids and the two big customers, their links), made once per sample."""
+    moments_path = OUT / f"{sample.stem}-persons-moments.jsonl"
+    links_path = OUT / f"{sample.stem}-persons-links.jsonl"
+    if moments_path.exists() and links_path.exists():
+        return moments_path, links_path
+    log(f"persons: splitting {SPLIT_SHARE:.0%} of the customers of {sample.name} into 2-3 ids")
+    split: dict[tuple[str, str], int] = {}  # (tenant, customer) -> how many ids
+    with open(sample, "rb") as src, open(moments_path, "wb") as out:
+        for line in src:
+            if not line.strip():
+                continue
+            m = orjson.loads(line)
+            if "customer_id" in m:
+                tenant, customer = m.get("tenant", "default"), m["customer_id"]
+                h = _bucket(f"{tenant}/{customer}")
+                if h % 1000 < SPLIT_SHARE * 1000:
+                    ids = split.setdefault((tenant, customer), 2 + h % 2)
+                    part = _bucket(orjson.dumps(m.get("source") or m.get("moment_id")).decode())
+                    index = part % ids
+                    if index:
+                        m["customer_id"] = f"{customer}~{index}"
+            out.write(orjson.dumps(m) + b"\n")
+        for who in ("a", "b"):
+            for i in range(BIG):
+                out.write(orjson.dumps({
+                    "tenant": "acme", "customer_id": f"big:{who}",
+                    "occurred_at": f"2026-02-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+                    "channel": "email", "direction": "inbound" if i % 2 else "outbound",
+                    "kind": "question" if i % 2 else "answer",
+                    "source": {"system": "big", "id": f"{who}-{i}"}}) + b"\n")
+    with open(links_path, "wb") as out:
+        for (tenant, customer), ids in sorted(split.items()):
+            for index in range(1, ids):
+                out.write(orjson.dumps({
+                    "type": "link", "tenant": tenant,
+                    "customer_ids": [customer, f"{customer}~{index}"],
+                    "occurred_at": LINKED_AT, "reason": "bench"}) + b"\n")
+    log(f"persons: {len(split):,} customers split, links in {links_path.name}")
+    return moments_path, links_path
+
+
+def import_files(kind: str, name: str, files: list[Path], args: argparse.Namespace) -> str:
+    store = fresh_store(kind, name, args)
+    for path in files:
+        log(f"{kind}: mot import {path.name} into {name} (not timed)")
+        run = run_measured([*mot_command(), "--store", store, "import", str(path), "-q",
+                            "--summary-json"], f"import {path.name}").check("mot import")
+        summary = run.json()
+        if summary.get("quarantined"):
+            raise SystemExit(f"{path.name}: {summary['quarantined']} lines quarantined; does this "
+                             "mot record links?")
+    return store
+
+
+def moments_in(store: str) -> int:
+    with open_store(store) as services, services.backend.read() as tx:
+        return int(tx.scalar("SELECT COUNT(*) FROM moments"))
+
+
+def replay(kind: str, store: str, label: str) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    run = run_measured([*mot_command(), "--store", store, "replay", "-q"],
+                       f"replay ({kind}, {label})").check(f"mot replay ({label})")
+    moments = moments_in(store)
+    rate = moments / run.seconds
+    log(f"  {label}: {moments:,} moments in {run.seconds:.1f} s = {rate:,.0f}/s"
+        f" (load {load:.1f})")
+    return {"label": label, "moments": moments, "seconds": round(run.seconds, 3),
+            "moments_per_s": rate, "loadavg_1m": load}
+
+
+def timed_link(store: str, kind: str) -> dict[str, Any]:
+    """Import one link or unlink of big:a and big:b (not timed), then project it (timed)."""
+    from mot.service.ledger import Incoming
+
+    with open_store(store) as services:
+        services.projections.project()
+        services.ledger.record([Incoming(orjson.dumps({
+            "type": kind, "tenant": "acme", "customer_ids": ["big:a", "big:b"],
+            "occurred_at": "2026-03-01T00:00:00Z" if kind == "link" else "2026-03-02T00:00:00Z",
+            "reason": "bench"}), "bench")])
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        applied = services.projections.project()
+        seconds = time.perf_counter() - started
+        persons = services.queries.run(Query("persons", tenant="acme", customer="big:b"))
+    log(f"  {kind} big:a - big:b ({2 * BIG:,} moments): applied {applied} event in"
+        f" {seconds:.3f} s (load {load:.1f}); big:b's person now {persons[0]['customer_ids']}")
+    return {"kind": kind, "seconds": round(seconds, 4), "loadavg_1m": load,
+            "customer_ids_after": persons[0]["customer_ids"]}
+
+
+def main() -> None:
+    args = parser(__doc__.split("\n\n")[0]).parse_args()
+    sample = sample_file(args.n, args.seed)
+    moments_path, links_path = persons_files(sample)
+    results: dict[str, Any] = {"n": args.n, "environment": environment(), "stores": {}}
+    rows = []
+    for kind in stores_of(args.stores):
+        linked = import_files(kind, f"persons_l_{args.n}", [moments_path, links_path], args)
+        plain = import_files(kind, f"persons_p_{args.n}", [moments_path], args)
+        try:
+            runs: dict[str, list[dict[str, Any]]] = {"links": [], "no links": []}
+            for _ in range(2):
+                for label, store in (("links", linked), ("no links", plain)):
+                    runs[label].append(replay(kind, store, label))
+            moments = runs["links"][0]["moments"]
+            best = {label: max(r["moments_per_s"] for r in rs) for label, rs in runs.items()}
+            ratio = best["links"] / best["no links"]
+            merge = timed_link(linked, "link")
+            split = timed_link(linked, "unlink")
+            results["stores"][kind] = {"moments": moments, "rebuilds": runs, "ratio": ratio,
+                                       "merge": merge, "split": split}
+            rows.append((kind, f"{moments:,}", f"{best['links']:,.0f}",
+                         f"{best['no links']:,.0f}", f"{ratio:.2f} {verdict(ratio >= TARGET_RATIO)}",
+                         f"{merge['seconds']:.3f} s {verdict(merge['seconds'] < TARGET_MERGE_S)}",
+                         f"{split['seconds']:.3f} s"))
+        finally:
+            drop_store(kind, f"persons_l_{args.n}", args)
+            drop_store(kind, f"persons_p_{args.n}", args)
+    print(table(("store", "moments", "rebuild with links /s", "without /s", "ratio (>= 0.9)",
+                 "merge 2 x 10k (< 1 s)", "split"), rows))
+    print(f"load average: {os.getloadavg()}")
+    write_json("persons_bench", results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""Every projection per person (SPEC §2 "Links", §3), on the three projection stores.
+
+The persons fixture's links and unlinks go to the engine as the events the ledger
+records (tests/persons_support.py), between its moments, in the fixture's order of
+arrival; every section but the responses must come out as persons.expected.json
+says, page by page or all at once, and the same after a rebuild. Around that:
+what a merge or a split does to row keys (deleted, with tombstones; the surviving
+key's rows carry the new version), a person_id that moves when a smaller id gets
+its first moment, a trigger found among another id's private moments, and
+`--customer` by any id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import SHARED
+from persons_support import (
+    KEYS,
+    SECTIONS,
+    LinkFeeder,
+    expected_sections,
+    fixture_lines,
+    keyed,
+)
+
+from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
+from mot.bootstrap import open_store
+from mot.projections.engine import Engine
+from mot.projections.persons import is_suspect
+from mot.projections.ports import ProjectionStore, ViewRead
+from mot.service.queries import Query, QueryService
+
+FIXTURE = SHARED / "fixtures" / "persons.jsonl"
+EXPECTED = SHARED / "fixtures" / "persons.expected.json"
+
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@dataclass
+class World:
+    """Lines in through an in-memory ledger (links as their events), a store projecting it."""
+
+    ledger: MemoryLedger
+    feeder: LinkFeeder
+    store: ProjectionStore
+    tombstones: Any  # () -> {(projection, row_key): version}
+
+    def engine(self, page_size: int = 1000) -> Engine:
+        return Engine(self.store, self.ledger, page_size=page_size, customers_per_chunk=2)
+
+    def record(self, lines: list[dict[str, Any]]) -> None:
+        self.feeder.record(lines)
+
+    def views(self) -> dict[str, list[dict[str, Any]]]:
+        return {name: self.store.read_view(ViewRead(name)) for name in SECTIONS}
+
+    def query(self, name: str, **filters: Any) -> list[dict[str, Any]]:
+        return QueryService(self.store, self.engine).run(Query(name, **filters))
+
+
+@pytest.fixture(params=BACKENDS)
+def world(request: pytest.FixtureRequest, make_store_url: Any) -> Iterator[World]:
+    ledger = MemoryLedger()
+    if request.param == "memory":
+        store = MemoryProjectionStore(ledger)
+        yield World(ledger, LinkFeeder(ledger), store, lambda: dict(store.tables["projections"]
+                                                                    .tombstones))
+        return
+    with open_store(make_store_url(request.param)) as services:
+        def tombstones() -> dict[tuple[str, str], int]:
+            with services.backend.read() as tx:
+                return {(p, k): int(v) for p, k, v in
+                        tx.query("SELECT projection, row_key, version FROM tombstones")}
+
+        yield World(ledger, LinkFeeder(ledger), services.projection_store, tombstones)
+
+
+def assert_expected(views: dict[str, list[dict[str, Any]]]) -> None:
+    expected = expected_sections(EXPECTED)
+    for name in SECTIONS:
+        got, wanted = keyed(name, views[name]), keyed(name, expected[name])
+        assert sorted(got) == sorted(wanted), name
+        for key, record in wanted.items():
+            assert {f: got[key].get(f, "<missing>") for f in record} == record, (name, key)
+
+
+def without_versions(views: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {name: sorted(orjson.dumps({k: v for k, v in r.items() if k != "version"},
+                                       option=orjson.OPT_SORT_KEYS) for r in records)
+            for name, records in views.items()}
+
+
+@pytest.mark.parametrize("page_size", [1, 4, 1000])
+def test_the_persons_fixture_gives_its_expected_records(world: World, page_size: int) -> None:
+    world.record(fixture_lines(FIXTURE))
+    world.engine(page_size).catch_up()
+    assert_expected(world.views())
+
+
+def test_the_persons_fixture_in_small_imports_then_a_rebuild() -> None:
+    """Projected after every few lines (links landing on moments already folded, and moments
+    on persons already linked); then a rebuild gives the same rows."""
+    ledger = MemoryLedger()
+    store = MemoryProjectionStore(ledger)
+    feeder = LinkFeeder(ledger)
+    lines = fixture_lines(FIXTURE)
+    for start in range(0, len(lines), 3):
+        feeder.record(lines[start:start + 3])
+        Engine(store, ledger, page_size=2).catch_up()
+    views = {name: store.read_view(ViewRead(name)) for name in SECTIONS}
+    assert_expected(views)
+    Engine(store, ledger, customers_per_chunk=2).rebuild()
+    assert without_versions({name: store.read_view(ViewRead(name)) for name in SECTIONS}) == \
+        without_versions(views)
+
+
+def moment(customer: str, hour: int, direction: str, kind: str, n: str, **more: Any
+           ) -> dict[str, Any]:
+    return {"tenant": "acme", "customer_id": customer,
+            "occurred_at": f"2026-04-01T{hour:02d}:00:00Z", "channel": "chat",
+            "direction": direction, "kind": kind, "source": {"system": "t", "id": n}, **more}
+
+
+def link(kind: str, a: str, b: str, hour: int) -> dict[str, Any]:
+    return {"type": kind, "tenant": "acme", "customer_ids": [a, b],
+            "occurred_at": f"2026-04-02T{hour:02d}:00:00Z", "reason": "test"}
+
+
+def test_a_merge_deletes_the_absorbed_key_and_a_split_brings_it_back(world: World) -> None:
+    world.record([
+        moment("zendesk:m1", 9, "inbound", "complaint", "1", function="logistics"),
+        moment("zendesk:m1", 10, "outbound", "answer", "2", function="logistics"),
+        moment("x:maria", 12, "public", "post", "3", sentiment=-0.7, reach=800),
+    ])
+    world.engine().catch_up()
+    [post] = world.views()["amplifications"]
+    assert (post["customer_id"], post["trigger_moment_id"]) == ("x:maria", None)  # unprompted
+    assert {(r["tenant"], r["customer_id"]) for r in world.views()["relationships"]} == {
+        ("acme", "x:maria"), ("acme", "zendesk:m1")}
+
+    world.record([link("link", "zendesk:m1", "x:maria", 0)])
+    world.engine().catch_up()
+    merged_at = world.ledger.head()
+    views = world.views()
+    [rel] = views["relationships"]
+    assert (rel["customer_id"], rel["customer_ids"]) == ("x:maria", ["x:maria", "zendesk:m1"])
+    assert rel["version"] == merged_at  # the surviving key's row carries the new version
+    assert (rel["stage"], rel["exchanges"], rel["customer_moments"]) == ("detractor", 1, 2)
+    [post] = views["amplifications"]
+    # The trigger is searched among the person's private moments: zendesk:m1's answer.
+    assert post["customer_id"] == "x:maria" and post["trigger_function"] == "logistics"
+    assert post["delay_seconds"] == 7200
+    teams = {r["function"]: r for r in views["teams"]}
+    assert (teams["logistics"]["amplifications"], teams["logistics"]["negative"]) == (1, 1)
+    assert [(p["customer_id"], p["customer_ids"], p["ids"]) for p in views["persons"]] == [
+        ("x:maria", ["x:maria", "zendesk:m1"], 2)]
+    tombstones = world.tombstones()
+    for projection in ("relationships", "reciprocity", "persons"):
+        assert tombstones[(projection, "acme/zendesk:m1")] == merged_at
+
+    world.record([link("unlink", "x:maria", "zendesk:m1", 1)])
+    world.engine().catch_up()
+    views = world.views()
+    assert {(r["customer_id"], tuple(r["customer_ids"])) for r in views["relationships"]} == {
+        ("x:maria", ("x:maria",)), ("zendesk:m1", ("zendesk:m1",))}
+    [post] = views["amplifications"]
+    assert post["trigger_moment_id"] is None
+    assert "logistics" not in {r["function"] for r in views["teams"]
+                               if r["amplifications"]}
+    assert ("relationships", "acme/zendesk:m1") not in world.tombstones()  # revived
+
+
+def test_a_late_unlink_older_than_its_link_changes_nothing(world: World) -> None:
+    world.record([moment("a:1", 9, "inbound", "question", "1"),
+                  moment("b:1", 10, "outbound", "answer", "2"),
+                  link("link", "a:1", "b:1", 5)])
+    world.engine().catch_up()
+    before = world.views()
+    world.record([link("unlink", "b:1", "a:1", 4)])
+    world.engine().catch_up()
+    assert world.views() == before
+    assert [r["customer_ids"] for r in before["persons"]] == [["a:1", "b:1"]]
+
+
+def test_the_person_id_moves_to_a_smaller_id_that_gets_a_moment(world: World) -> None:
+    world.record([link("link", "b:2", "email:x", 0), link("link", "a:1", "email:x", 0),
+                  moment("b:2", 9, "inbound", "question", "1")])
+    world.engine().catch_up()
+    assert [(p["customer_id"], p["customer_ids"]) for p in world.views()["persons"]] == [
+        ("b:2", ["a:1", "b:2", "email:x"])]
+    world.record([moment("a:1", 10, "outbound", "answer", "2")])
+    world.engine().catch_up()
+    views = world.views()
+    assert [r["customer_id"] for r in views["relationships"]] == ["a:1"]
+    assert [r["customer_id"] for r in views["transitions"]] == ["a:1"]
+    assert world.tombstones()[("relationships", "acme/b:2")] == world.ledger.head()
+
+
+def test_a_bridge_id_without_moments_joins_and_its_unlink_splits(world: World) -> None:
+    world.record([moment("zendesk:1", 9, "inbound", "question", "1"),
+                  moment("hubspot:1", 10, "outbound", "answer", "2"),
+                  link("link", "zendesk:1", "email:e", 1), link("link", "hubspot:1", "email:e", 2)])
+    world.engine(page_size=1).catch_up()
+    assert [p["customer_ids"] for p in world.views()["persons"]] == [
+        ["email:e", "hubspot:1", "zendesk:1"]]
+    world.record([link("unlink", "email:e", "zendesk:1", 3)])
+    world.engine().catch_up()
+    assert sorted(p["customer_ids"] for p in world.views()["persons"]) == [
+        ["email:e", "hubspot:1"], ["zendesk:1"]]
+
+
+def test_customer_selects_the_person_by_any_of_its_ids(world: World) -> None:
+    world.record(fixture_lines(FIXTURE))
+    world.engine().catch_up()
+    for any_id in ("x:maria", "zendesk:m1", "hubspot:501",
+                   "email:10ef04a5a1acd81d18a0c61fdd354a063da07223720a1d8760aa5c2afa5e8ee0"):
+        rows = world.query("relationships", tenant="acme", customer=any_id)
+        assert [r["customer_id"] for r in rows] == ["hubspot:501"], any_id
+    # Without a tenant: the person in each tenant (x:maria is someone else at globex).
+    rows = world.query("reciprocity", customer="x:maria")
+    assert sorted((r["tenant"], r["customer_id"]) for r in rows) == [
+        ("acme", "hubspot:501"), ("globex", "x:maria")]
+    assert world.query("relationships", customer="nobody") == []
+    transitions = world.query("transitions", tenant="acme", customer="zendesk:b7")
+    assert {r["customer_id"] for r in transitions} == {"x:ben"}
+    persons = world.query("persons", tenant="acme", min_ids=2)
+    assert [p["customer_id"] for p in persons] == ["hubspot:501", "x:ben"]
+    assert world.query("persons", suspect=True) == []
+
+
+def test_as_of_folds_per_person_with_the_current_links(world: World) -> None:
+    from datetime import UTC, datetime
+
+    world.record(fixture_lines(FIXTURE))
+    world.engine().catch_up()
+    late = datetime(2026, 5, 1, tzinfo=UTC)
+    for name in ("relationships", "reciprocity", "transitions", "amplifications", "persons"):
+        live = world.query(name)
+        as_of = world.query(name, as_of=late)
+        def timeless(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{k: v for k, v in r.items() if k not in ("version", "lapsed")}
+                    for r in records]
+
+        assert timeless(as_of) == timeless(live), name
+    early = world.query("relationships", customer="zendesk:m1", tenant="acme",
+                        as_of=datetime(2026, 4, 1, 10, tzinfo=UTC))
+    # Then only zendesk:m1 had moments: the smallest id with one keys the person.
+    assert [(r["customer_id"], r["customer_moments"], len(r["customer_ids"]))
+            for r in early] == [("zendesk:m1", 1, 4)]
+
+
+def test_merge_protection() -> None:
+    assert not is_suspect(50, 10)
+    assert is_suspect(51, 0)
+    assert is_suspect(3, 11)
+    assert is_suspect(3, 3, max_email_links=2)
+
+
+def test_a_wide_email_bridge_is_suspect(world: World) -> None:
+    world.record([moment(f"zendesk:{i:02d}", 9, "inbound", "question", str(i))
+                  for i in range(12)])
+    world.record([link("link", f"zendesk:{i:02d}", "email:support", 1) for i in range(12)])
+    world.engine().catch_up()
+    [person] = world.query("persons", suspect=True)
+    assert (person["customer_id"], person["ids"], person["email_links"]) == ("zendesk:00", 13, 12)
+    assert KEYS["persons"] == ("tenant", "customer_id")
+
+
+def test_a_store_of_schema_11_is_rebuilt_per_person(tmp_path: Path) -> None:
+    """Schema 12 keeps moments by person group: tables made before are dropped on opening,
+    and the next `mot project` builds them anew from the ledger."""
+    from mot.service.ledger import Incoming
+
+    url = str(tmp_path / "old.db")
+    with open_store(url) as services:
+        services.ledger.record([Incoming(orjson.dumps(moment("c:1", 9, "inbound", "question",
+                                                             "1")), "t")])
+        services.projections.project()
+        with services.backend.write("schema") as tx:
+            tx.execute("DROP TABLE moments")
+            tx.execute("CREATE TABLE moments (moment_id TEXT, tenant TEXT, customer_id TEXT)")
+            tx.execute("UPDATE mot_schema SET version = 11")
+    with open_store(url) as services:
+        assert services.projection_store.state() is None
+        assert services.projections.project() == 1
+        [row] = services.queries.run(Query("relationships"))
+        assert (row["customer_id"], row["customer_ids"]) == ("c:1", ["c:1"])
+
+
+def test_identity_show_gives_ids_links_with_their_evidence_and_moments_per_id(
+        world: World) -> None:
+    from mot.service.persons import PersonService
+
+    world.record(fixture_lines(FIXTURE))
+    world.engine().catch_up()
+    persons = PersonService(world.store, world.ledger)
+    email = "email:10ef04a5a1acd81d18a0c61fdd354a063da07223720a1d8760aa5c2afa5e8ee0"
+    shown = persons.show("acme", "x:maria")
+    assert shown is not None
+    assert (shown["customer_id"], shown["customer_ids"]) == (
+        "hubspot:501", [email, "hubspot:501", "x:maria", "zendesk:m1"])
+    assert shown["moments"] == {email: 0, "hubspot:501": 3, "x:maria": 1, "zendesk:m1": 2}
+    links = {tuple(link["customer_ids"]): link for link in shown["links"]}
+    assert sorted(links) == [(email, "hubspot:501"), (email, "zendesk:m1"),
+                             ("x:maria", "zendesk:m1")]
+    # The evidence that decides a pair: the latest, whatever the order of arrival (an older
+    # unlink of the email and HubSpot pair arrived after its link).
+    decided = links[(email, "hubspot:501")]
+    assert (decided["reason"], decided["occurred_at"]) == (
+        "same email address in HubSpot", "2026-04-02T12:00:00Z")
+    assert [e["event"] for e in decided["history"]] == ["linked", "unlinked"]
+    assert decided["origin"].startswith("test:")
+    assert persons.show("acme", "nobody") is None
+    assert persons.show("globex", "x:maria") == {
+        "tenant": "globex", "customer_id": "x:maria", "customer_ids": ["x:maria"],
+        "suspect": False, "suspect_because": [], "links": [], "moments": {"x:maria": 1}}
+    assert persons.suspects() == []
