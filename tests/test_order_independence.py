@@ -249,21 +249,27 @@ def test_persons_incremental_equals_rebuild_in_any_order(world: list[dict[str, A
     feeder = LinkFeeder(ledger)
     memory = MemoryProjectionStore(ledger)
     with tempfile.TemporaryDirectory() as tmp:
-        services = open_store(str(Path(tmp) / "p.db"))
+        # SQLite with its own ledger: links recorded by it, projected and rebuilt from it.
+        services = open_store(str(Path(tmp) / "p.db"), page_size=page_size)
         try:
-            stores = [memory, services.projection_store]
             start = 0
             for cut in [*cuts, len(arrival)]:
-                feeder.record(arrival[start:cut])
+                batch = arrival[start:cut]
                 start = cut
+                feeder.record(batch)
+                for i, line in enumerate(batch):
+                    services.ledger.record([Incoming(orjson.dumps(line), f"t:{cut}:{i}")])
                 expected = _memory_snapshot(arrival[:cut])
-                for store in stores:
-                    engine = Engine(store, ledger, page_size=page_size)
-                    engine.catch_up()
-                    assert _query_all(QueryService(store, lambda e=engine: e)) == expected
+                engine = Engine(memory, ledger, page_size=page_size)
+                engine.catch_up()
+                assert _query_all(QueryService(memory, lambda e=engine: e)) == expected
+                services.projections.project()
+                assert _query_all(services.queries) == expected
             engine = Engine(memory, ledger, customers_per_chunk=2)
             engine.rebuild()
             assert _query_all(QueryService(memory, lambda: engine)) == expected
+            services.projections.replay()
+            assert _query_all(services.queries) == expected
             assert _memory_snapshot(world) == expected
         finally:
             services.close()

@@ -276,8 +276,8 @@ def test_a_wide_email_bridge_is_suspect(world: World) -> None:
     assert KEYS["persons"] == ("tenant", "customer_id")
 
 
-def test_a_store_of_schema_11_is_rebuilt_per_person(tmp_path: Path) -> None:
-    """Schema 12 keeps moments by person group: tables made before are dropped on opening,
+def test_a_store_of_schema_12_is_rebuilt_per_person(tmp_path: Path) -> None:
+    """Schema 13 keeps moments by person group: tables made before are dropped on opening,
     and the next `mot project` builds them anew from the ledger."""
     from mot.service.ledger import Incoming
 
@@ -289,7 +289,7 @@ def test_a_store_of_schema_11_is_rebuilt_per_person(tmp_path: Path) -> None:
         with services.backend.write("schema") as tx:
             tx.execute("DROP TABLE moments")
             tx.execute("CREATE TABLE moments (moment_id TEXT, tenant TEXT, customer_id TEXT)")
-            tx.execute("UPDATE mot_schema SET version = 11")
+            tx.execute("UPDATE mot_schema SET version = 12")
     with open_store(url) as services:
         assert services.projection_store.state() is None
         assert services.projections.project() == 1

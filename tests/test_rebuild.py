@@ -204,7 +204,7 @@ def test_opening_a_store_of_schema_1_is_upgraded_in_place(
         with services.backend.read() as tx:
             assert "stored_events_corrections" in services.backend.index_names(
                 tx, ["stored_events"])
-            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION == 12
+            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION == 13
             # The upgrade's CREATE INDEX IF NOT EXISTS found each index under its tagged name.
             assert services.backend.index_names(tx, list(TABLES)) == before
             assert "doc" not in column_names(tx, "moments")

@@ -274,7 +274,7 @@ class SqlProjectionStore:
         tx.execute("DELETE FROM projection_state")
 
     def _groupless_to_rebuild(self, tx: Tx) -> None:
-        """Schema 12 keeps current moments by person group and folds per person (SPEC §2,
+        """Schema 13 keeps current moments by person group and folds per person (SPEC §2,
         links). Projections are derived: tables made before are dropped here, as for schema
         8, and the next `mot project` (or, faster, `mot replay`) builds them anew."""
         if not self.backend.table_exists(tx, "moments") or "person" in column_names(tx, "moments"):
