@@ -199,13 +199,7 @@ class Engine:
         """Keep each pair's latest evidence; where a pair's state flipped, work out the persons
         of the ids concerned again (SPEC §2). Returns every id whose person may have changed:
         all the ids of the persons before and after."""
-        latest: dict[Pair, Precedence] = {}
-        for e in links:
-            pair = (e.tenant, *pair_of(*e.customer_ids))
-            kind: LinkType = "link" if isinstance(e, CustomersLinked) else "unlink"
-            precedence = PairEvidence(kind, to_micros(parse_utc(e.occurred_at))).precedence
-            if pair not in latest or precedence > latest[pair]:
-                latest[pair] = precedence
+        latest = pair_states(links)
         stored = session.pair_states(list(latest))
         changed = {pair: p for pair, p in latest.items()
                    if pair not in stored or p > stored[pair]}
@@ -447,7 +441,7 @@ class Engine:
         with self.store.session(REBUILD) as session:
             if session.progress()[0] == 0:
                 # The pairs' states first (few rows): each moment goes in with its person's group.
-                session.load_links(target)
+                session.load_links(pair_states(self.log.link_events_upto(target)))
         staging = self.store.staging if stager is not None else None
         if stager is None or staging is None:
             while True:
@@ -543,6 +537,19 @@ class Engine:
 
     def _now(self) -> str:
         return format_utc(self.clock())
+
+
+def pair_states(events: Iterable[LinkEvent]) -> dict[Pair, Precedence]:
+    """Each pair's latest evidence among these links and unlinks (SPEC §2: the latest
+    `occurred_at`; at equal times an unlink)."""
+    latest: dict[Pair, Precedence] = {}
+    for e in events:
+        pair = (e.tenant, *pair_of(*e.customer_ids))
+        kind: LinkType = "link" if isinstance(e, CustomersLinked) else "unlink"
+        precedence = PairEvidence(kind, to_micros(parse_utc(e.occurred_at))).precedence
+        if pair not in latest or precedence > latest[pair]:
+            latest[pair] = precedence
+    return latest
 
 
 def _linked(precedence: Precedence | None) -> bool:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 from mot.projections.model import Current, CustomerKey, MomentKey
 
 if TYPE_CHECKING:
-    from mot.domain.events import LedgerEvent
+    from mot.domain.events import LedgerEvent, LinkEvent
     from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
@@ -157,10 +157,10 @@ class ProjectionSession(PersonReader, Protocol):
         """Give ids their new group and degree (None: an id in no linked pair any more); `old`
         is each one's group before, so the store moves its current moments to the new one."""
         ...
-    def load_links(self, upto: int) -> int:
-        """A rebuild's: every pair's state from the ledger's link events up to position
-        `upto`, and the groups they make (before any moment is loaded, which then goes in with
-        its group). Returns how many pairs."""
+    def load_links(self, states: Mapping[Pair, Precedence]) -> int:
+        """A rebuild's: every pair's state (replacing any), and the groups the linked pairs
+        make, before any moment is loaded (each then goes in with its group). Returns how
+        many pairs."""
         ...
 
     def progress(self) -> Checkpoint: ...
@@ -286,6 +286,10 @@ class NotificationLog(Protocol):
     """The ledger's events in the order it recorded them."""
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]: ...
+    def link_events_upto(self, upto: int) -> list[LinkEvent]:
+        """Every link and unlink at positions up to `upto`, in the order recorded (a rebuild
+        reads the pairs' states first: few events)."""
+        ...
     def head(self) -> int: ...
     def count(self, upto: int) -> int:
         """How many events lie at positions up to `upto` (positions may have gaps)."""

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded
+from mot.domain.events import LedgerEvent, LinkEvent, MomentAmended, MomentRecorded
 from mot.projections.engine import Engine
 from mot.projections.ports import LIVE, NotificationLog, ProjectionStore
 from mot.projections.schema import PROJECTIONS
@@ -93,6 +93,9 @@ class TenantLog:
                 return kept
             after = page[-1][0]
         return []
+
+    def link_events_upto(self, upto: int) -> list[LinkEvent]:
+        return [e for e in self.log.link_events_upto(upto) if e.tenant == self.tenant]
 
     def head(self) -> int:
         return self.log.head()

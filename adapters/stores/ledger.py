@@ -378,6 +378,20 @@ class SqlLedger:
         return {pair: [e for e in events if isinstance(e, CustomersLinked | CustomersUnlinked)]
                 for pair, events in cast("dict[tuple[str, str], list[Any]]", found).items()}
 
+    def link_events_upto(self, upto: int) -> list[LinkEvent]:
+        """Every link and unlink at positions up to `upto`, by their topics (a rebuild's first
+        read: few rows), their sealed ids opened."""
+        from mot.adapters.stores.topics import LINKED, UNLINKED
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
+
+        position = self.backend.position_column
+        with self.backend.read() as tx:
+            rows = tx.query(f"SELECT originator_version, topic, state FROM stored_events"
+                            f" WHERE topic IN (?, ?) AND {position} <= ? ORDER BY {position}",
+                            (LINKED, UNLINKED, upto))
+            events: list[Any] = self._opened(tx, [(int(v), str(t), s) for v, t, s in rows])
+        return [e for e in events if isinstance(e, CustomersLinked | CustomersUnlinked)]
+
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         notifications = self.backend.select_notifications(after, limit)
         events = self._opened(None, [(n.originator_version, n.topic, n.state)

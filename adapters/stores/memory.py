@@ -180,6 +180,11 @@ class MemoryLedger:
                 out.setdefault(event.customer_ids, []).append(event)
         return out
 
+    def link_events_upto(self, upto: int) -> list[LinkEvent]:
+        from mot.domain.events import CustomersLinked, CustomersUnlinked
+
+        return [e for e in self.log[:upto] if isinstance(e, CustomersLinked | CustomersUnlinked)]
+
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         return [(after + n + 1, e) for n, e in enumerate(self.log[after:after + limit])]
 
@@ -552,28 +557,17 @@ class MemorySession:
             else:
                 self.t.members[(tenant, customer)] = group
 
-    def load_links(self, upto: int) -> int:
-        from mot.domain.events import CustomersLinked, CustomersUnlinked
-        from mot.domain.links import PairEvidence
-        from mot.domain.timefmt import parse_utc, to_micros
+    def load_links(self, states: Mapping[Pair, Precedence]) -> int:
         from mot.projections.persons import groups
 
-        self.t.links.clear()
-        self.t.members.clear()
-        for _, event in self.log.notifications(0, upto):
-            if isinstance(event, CustomersLinked | CustomersUnlinked):
-                pair = (event.tenant, *event.customer_ids)
-                kind: Literal["link", "unlink"] = (
-                    "link" if isinstance(event, CustomersLinked) else "unlink")
-                precedence = PairEvidence(kind, to_micros(parse_utc(event.occurred_at))).precedence
-                self.t.links[pair] = max(precedence, self.t.links.get(pair, precedence))
-        tenants = {tenant for tenant, _, _ in self.t.links}
-        for tenant in tenants:
-            linked = [(low, high) for (t, low, high), (_, unlink) in self.t.links.items()
+        self.t.links = dict(states)
+        self.t.members = {}
+        for tenant in {tenant for tenant, _, _ in states}:
+            linked = [(low, high) for (t, low, high), (_, unlink) in states.items()
                       if t == tenant and not unlink]
             for customer, group in groups(linked).items():
                 self.t.members[(tenant, customer)] = group
-        return len(self.t.links)
+        return len(states)
 
     # -- customers' projections
     def replace_customers(self, folded: Mapping[CustomerKey, CustomerProjections],

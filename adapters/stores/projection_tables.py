@@ -22,7 +22,6 @@ from mot.adapters.stores.alert_outbox import create_alert_tables, insert_alerts
 from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
-from mot.adapters.stores.topics import LINKED, UNLINKED
 from mot.adapters.stores.views import read_view
 from mot.domain.erasure import is_erased_customer
 from mot.projections.model import Current, CustomerKey, MomentKey
@@ -782,36 +781,22 @@ class SqlSession:
              for customer, group in new.items()
              if (customer if group is None else group[0]) != old[customer]])
 
-    def load_links(self, upto: int) -> int:
-        """Every pair's latest evidence from the ledger's link events up to `upto` (read by
-        their topic: a few rows), and the groups the linked pairs make."""
-        from mot.adapters.stores.codec import from_stored
-        from mot.domain.links import PairEvidence
-        from mot.domain.timefmt import parse_utc, to_micros
+    def load_links(self, states: Mapping[Pair, Precedence]) -> int:
+        """Every pair's latest evidence, and the groups the linked pairs make."""
         from mot.projections.persons import groups
 
         self.tx.execute(f"DELETE FROM links{self.s}")
         self.tx.execute(f"DELETE FROM members{self.s}")
-        latest: dict[Pair, Precedence] = {}
-        position = self.backend.position_column
-        for version, topic, state in self.tx.query(
-            f"SELECT originator_version, topic, state FROM stored_events"
-            f" WHERE topic IN (?, ?) AND {position} <= ?", (LINKED, UNLINKED, upto)):
-            event: Any = from_stored(int(version), str(topic), bytes(state))
-            pair = (event.tenant, *event.customer_ids)
-            precedence = PairEvidence("link" if topic == LINKED else "unlink",
-                                      to_micros(parse_utc(event.occurred_at))).precedence
-            latest[pair] = max(precedence, latest.get(pair, precedence))
         self._insert("links", ("tenant", "low", "high", "occurred_us", "unlink"),
-                     [(*pair, *precedence) for pair, precedence in latest.items()])
+                     [(*pair, *precedence) for pair, precedence in states.items()])
         linked: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for (tenant, low, high), (_, unlink) in latest.items():
+        for (tenant, low, high), (_, unlink) in states.items():
             if not unlink:
                 linked[tenant].append((low, high))
         self._insert("members", ("customer_id", "tenant", "person", "degree"),
                      [(customer, tenant, *group) for tenant, pairs in linked.items()
                       for customer, group in groups(pairs).items()])
-        return len(latest)
+        return len(states)
 
     # -- customers' projections -----------------------------------------------------------
     def encode_customers(self, folded: Iterable[CustomerProjections],
