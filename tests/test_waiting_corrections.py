@@ -12,6 +12,7 @@ unkeyed, gives the ledger the same messages in order give.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
@@ -293,3 +294,49 @@ def test_kafka_export_carries_links_and_a_reimport_gives_the_same_ledger(
     with closing(open_store(copy)) as services:
         assert services.ledger_store.head() == head
     assert content(copy) == content(source)
+
+
+# -- kill -9 -------------------------------------------------------------------------------
+
+
+def test_an_import_killed_while_corrections_wait_then_run_again(
+    store_url: str, tmp_path: Path,
+) -> None:
+    """Corrections first, their moments after: killed once moments are going in, then run
+    again to the end, each moment holds its recording and its amendment once, and nothing
+    waits any more."""
+    import signal
+    import subprocess
+
+    from kafka_support import MOT, wait_until
+
+    ids = [str(uuid.UUID(int=i + 1, version=4)) for i in range(6000)]
+    path = tmp_path / "late.jsonl"
+    path.write_bytes(b"\n".join(
+        [orjson.dumps(amend({"sentiment": 0.5}, moment_id=m, tenant="acme")) for m in ids]
+        + [orjson.dumps(moment(m)) for m in ids]) + b"\n")
+    args = [str(MOT), "--store", store_url, "import", str(path), "--batch-size", "50",
+            "--commit-every", "100", "--workers", "0", "-q"]
+
+    def head() -> int:
+        with closing(open_store(store_url)) as services:
+            return services.ledger_store.head()
+
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: process.poll() is not None or head() >= 400, 120,
+                   "the moments going in", every=0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    assert process.returncode == -signal.SIGKILL  # killed mid-way, not finished
+    assert 0 < head() < 2 * len(ids)
+    assert subprocess.run(args, check=False).returncode == 0
+    with closing(open_store(store_url)) as services:
+        store = services.ledger_store
+        assert store.count(store.head()) == 2 * len(ids)  # (PostgreSQL's positions have gaps)
+        assert store.quarantine_count() == 0
+        for moment_id in ids[::50]:
+            events = store.stream(moment_id, "acme")
+            assert [(type(e), e.version) for e in events] == [(MomentRecorded, 1),
+                                                              (MomentAmended, 2)]
