@@ -158,3 +158,30 @@ def test_the_switches_in_mot_toml(tmp_path: Path, switch: str) -> None:
     assert summary["linked"] == (0 if switch == "links" else 1)
     assert [p for p, *_ in recorded_links(store)] == (
         [] if switch == "links" else [pair("zendesk:5001", "x:@jomartin_lyon")])
+
+
+def test_one_person_across_every_vendor(tmp_path: Path) -> None:
+    """Jo Martin is a HubSpot contact (merged twice), a Salesforce lead converted into a contact
+    (and a duplicate contact merged into it), two Zendesk users (one merged into the other), an X
+    account and a listening tool's author: the vendors' own evidence makes her one person, joined
+    by her addresses' `email:` ids and her handle's `x:@` id."""
+    store = str(tmp_path / "mot.db")
+    for source, name in [("zendesk", "zendesk_users.jsonl"), ("zendesk", "zendesk_ticket_audits.jsonl"),
+                         ("x", "x_search_responses.jsonl"), ("hubspot", "hubspot_identity.jsonl"),
+                         ("hubspot", "hubspot_engagements.jsonl"),
+                         ("mentions", "mentions_listening_export.csv"),
+                         ("salesforce", "salesforce_leads.jsonl")]:
+        vendor_import(store, source, name)
+    mot("--store", store, "project")
+    shown = json.loads(mot("--store", store, "identity", "show", "--tenant", "acme", "x:1500000000000000101",
+                           "--format", "json").stdout)
+    assert shown["customer_id"] == "hubspot:601"  # the smallest of her ids with a moment
+    assert shown["customer_ids"] == sorted([
+        email("jo.martin@example.org"), email("jo@martin-atelier.example"),
+        "hubspot:601", "hubspot:733", "hubspot:815", "mentions:@jomartin_lyon",
+        "salesforce:0035g00000Kq1AaAAJ", "salesforce:0035g00000Kq1BbAAJ", "salesforce:00Q5g00000LdA1bEAF",
+        "x:1500000000000000101", "x:@jomartin_lyon", "zendesk:5001", "zendesk:5002"])
+    relationship, = json.loads(mot("--store", store, "query", "relationships", "--tenant", "acme",
+                                   "--customer", "zendesk:5002", "--format", "json").stdout)
+    assert relationship["customer_id"] == "hubspot:601"
+    assert relationship["customer_ids"] == shown["customer_ids"]
