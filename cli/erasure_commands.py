@@ -80,4 +80,23 @@ def erasures_list(obj: State, tenant: str | None) -> None:
     click.echo(json.dumps([r.as_dict() for r in obj.services.erasures.receipts(tenant)], indent=2))
 
 
-COMMANDS = [erase, erasures]
+@click.command("upgrade")
+@click.option("--encrypt", is_flag=True, required=True,
+              help="Seal the personal fields of every event the ledger holds unencrypted.")
+@pass_state
+def upgrade(obj: State, encrypt: bool) -> None:
+    """Upgrade a store made by an older mot: --encrypt seals its ledger's personal fields
+    (customer ids, actors, urls, attributes, source ids, links' ids) under per-customer keys,
+    so that `mot erase` can forget a person. Resumable: run it again after a stop; progress
+    on stderr. New events are sealed once it is done.
+
+    \b
+    Examples:
+      mot upgrade --encrypt
+      mot upgrade --encrypt --store postgresql://mot@db:5432/mot
+    """
+    sealed = obj.services.erasures.encrypt()
+    click.echo(json.dumps({"sealed_events": sealed}))
+
+
+COMMANDS = [erase, erasures, upgrade]

@@ -35,7 +35,7 @@ COMMAND_MODULES: dict[str, str] = {
     "verify": "verify_commands",
     "sample": "sample_commands",
     "alerts": "alert_commands",
-    "erase": "erasure_commands", "erasures": "erasure_commands",
+    "erase": "erasure_commands", "erasures": "erasure_commands", "upgrade": "erasure_commands",
     "identity": "identity_commands",
 }
 

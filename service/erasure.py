@@ -70,6 +70,8 @@ class ErasureStore(Protocol):
 
     def suppressed_count(self) -> int: ...
 
+    def encrypt(self) -> int: ...
+
 
 class ErasureService:
     """`mot erase`, `mot erasures list`, POST /v1/erasures."""
@@ -95,3 +97,8 @@ class ErasureService:
 
     def receipts(self, tenant: str | None = None) -> Sequence[Receipt]:
         return self.store.receipts(tenant)
+
+    def encrypt(self) -> int:
+        """Seal the personal fields of a store made before sealing (resumable); how many
+        events it sealed."""
+        return self.store.encrypt()

@@ -331,3 +331,33 @@ def test_the_whole_person_is_erased_with_every_id_linked_to_hers(store_url: str,
     assert not {b"zd:maria-two", b"maria-bridge", b"zd-maria-2"} & {
         s.encode() for s in ["zd:maria-two", "maria-bridge", "zd-maria-2"]
         if any(s.encode() in p.read_bytes() for p in _store_files(store_url))}
+
+
+def test_mot_upgrade_encrypt_seals_a_store_made_before_and_erase_then_works(
+        store_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store_url, "import", "-", input=b"")
+    with open_store(store_url) as services, services.backend.write("ledger") as tx:
+        tx.execute("UPDATE mot_upgrades SET done = 0 WHERE step = 'ledger sealed'")  # an old store
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project")
+    with open_store(store_url) as services, services.backend.read() as tx:
+        states = [bytes(r[0]) for r in tx.query("SELECT state FROM stored_events")]
+    assert any(MARIA.encode() in s for s in states)
+    refused = mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r",
+                  ok=False)
+    assert refused.exit_code != 0 and "mot upgrade --encrypt" in refused.output
+    sums = _sums(store_url)
+    done = mot(store_url, "upgrade", "--encrypt")
+    assert json.loads(done.stdout) == {"sealed_events": len(states)}
+    assert "encrypting the ledger" in done.stderr
+    assert json.loads(mot(store_url, "upgrade", "--encrypt").stdout) == {"sealed_events": 0}
+    with open_store(store_url) as services, services.backend.read() as tx:
+        states = [bytes(r[0]) for r in tx.query("SELECT state FROM stored_events")]
+    assert not any(s.encode() in state for s in SECRETS for state in states)
+    mot(store_url, "replay")
+    assert _sums(store_url) == sums
+    mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    assert _found(store_url) == {MARIA}  # globex's Maria
+    assert _sums(store_url) == sums

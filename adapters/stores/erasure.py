@@ -318,6 +318,9 @@ class SqlErasures:
         return [Receipt(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]),
                         int(r[6]), str(r[7]), r[8]) for r in rows]
 
+    def encrypt(self) -> int:
+        return self.ledger.encrypt()
+
     def suppressed_count(self) -> int:
         with self.backend.read() as tx:
             return int(tx.scalar("SELECT COALESCE(SUM(messages), 0) FROM mot_suppression_counts")

@@ -112,7 +112,7 @@ class SqlLedger:
 
     def sealed(self, tx: Any | None = None) -> bool:
         """Whether the ledger seals personal fields (a new store, or after `mot upgrade --encrypt`)."""
-        if self._sealed is None:
+        if not self._sealed:  # asked again until true: `mot upgrade --encrypt` may finish meanwhile
             statement = "SELECT done FROM mot_upgrades WHERE step = ?"
             if tx is None:
                 with self.backend.read() as read:
@@ -184,6 +184,54 @@ class SqlLedger:
                 tx.executemany("DELETE FROM quarantine WHERE id = ?",
                                [(qid,) for qid in append.resolved])
         return append
+
+    def encrypt(self) -> int:
+        """Seal the personal fields of every event stored unsealed (`mot upgrade --encrypt`):
+        batches in order of position, each committed with the position it reached, so a
+        stopped upgrade resumes where it stopped; new events are sealed once it is done.
+        Returns how many events it sealed. Old bytes then leave the files (`scrub`)."""
+        import orjson
+
+        from mot.adapters.stores.sealing import is_sealed
+
+        backend = self.backend
+        position_column = backend.position_column
+        select = (f"SELECT {position_column}, topic, state FROM stored_events"
+                  f" WHERE {position_column} > ? ORDER BY {position_column} LIMIT {UPGRADE_BATCH}")
+        update = f"UPDATE stored_events SET state = ? WHERE {position_column} = ?"
+        with backend.read() as tx:
+            saved = tx.query("SELECT position, done FROM mot_upgrades WHERE step = ?",
+                             (SEALED_STEP,))
+        if saved and saved[0][1]:
+            return 0
+        position = int(saved[0][0]) if saved else 0
+        total, sealed = backend.head(), 0
+        self.sealing.keystore.master()
+        _say(f"encrypting the ledger's personal fields (from position {position:,} of {total:,})")
+        while True:
+            with backend.write("ledger") as tx:
+                backend.erasing(tx)  # what the rewrite frees is zeroed (SQLite)
+                rows = tx.query(select, (position,))
+                if not rows:
+                    tx.execute("UPDATE mot_upgrades SET done = 1, position = ? WHERE step = ?",
+                               (position, SEALED_STEP))
+                    break
+                plain = [(int(at), str(topic), orjson.loads(bytes(state)))
+                         for at, topic, state in rows]
+                plain = [(at, topic, data) for at, topic, data in plain
+                         if not is_sealed(topic, data)]
+                states = self.sealing.seal_states(tx, [(t, d) for _, t, d in plain])
+                tx.executemany(update, [(orjson.dumps(state), at)
+                                        for (at, _, _), state in zip(plain, states, strict=True)])
+                sealed += len(plain)
+                position = int(rows[-1][0])
+                tx.execute("UPDATE mot_upgrades SET position = ? WHERE step = ?",
+                           (position, SEALED_STEP))
+            _say(f"encrypting the ledger: {position:,} of {total:,}")
+        self._sealed = True
+        backend.scrub(["stored_events", "quarantine"])
+        _say(f"encrypted the ledger: {sealed:,} events sealed; mot erase can be used now")
+        return sealed
 
     def _sealed_rows(self, tx: Any, events: Sequence[LedgerEvent], rows: list[StoredRow]
                      ) -> list[StoredRow]:

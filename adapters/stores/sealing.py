@@ -237,6 +237,13 @@ class Sealing:
         return personal
 
 
+def is_sealed(topic: str, data: dict[str, Any]) -> bool:
+    """Whether a stored event's state already has its personal fields sealed."""
+    if topic in LINK_TOPICS:
+        return "sealed_ids" in data
+    return _box(data) is not None
+
+
 def _link_context(tenant: str, link_id: str, index: int) -> bytes:
     return f"mot:link:{tenant}/{link_id}/{index}".encode()
 
