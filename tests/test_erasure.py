@@ -317,10 +317,14 @@ def test_the_whole_person_is_erased_with_every_id_linked_to_hers(store_url: str,
     source.write_bytes(_lines() + b"".join(json.dumps(e).encode() + b"\n" for e in extra))
     mot(store_url, "import", "-q", source)
     mot(store_url, "project")
+    sums = _sums(store_url)
     receipt = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA,
                              "--reason", "r").stdout)
     assert (receipt["customer_ids_with_moments"], receipt["customer_ids_without_moments"],
             receipt["moments"]) == (2, 1, 4)
+    assert _sums(store_url) == sums
+    mot(store_url, "replay")
+    assert _sums(store_url) == sums
     customers = {r["customer_id"] for r in query(store_url, "relationships", "--tenant", "acme")}
     assert "zd:maria-two" not in customers and "c2" in customers
     later = tmp_path / "later.jsonl"

@@ -108,13 +108,24 @@ class SqlErasures:
                 out.append(name + REBUILD_SUFFIX)
         return out
 
+    def _groups(self, tx: Tx, tenant: str, ids: Sequence[str]) -> list[str]:
+        """The person groups (`moments.person`) of these ids: an id's group in `members`
+        when it is linked, else itself (the moments are indexed by group, not by id)."""
+        groups = set(ids)
+        for cid in ids:
+            groups |= {str(r[0]) for r in tx.query(
+                "SELECT person FROM members WHERE customer_id = ? AND tenant = ?", (cid, tenant))}
+        return sorted(groups)
+
     def _moments(self, tx: Tx, table: str, tenant: str, ids: Sequence[str]) -> dict[str, list[str]]:
         """customer id -> its current moments' ids, in the current-moments table `table`."""
         out: dict[str, list[str]] = {cid: [] for cid in ids}
-        for cid in ids:
-            out[cid] = [str(r[0]) for r in tx.query(
-                f"SELECT moment_id FROM {table} WHERE tenant = ? AND customer_id = ?",
-                (tenant, cid))]
+        for group in self._groups(tx, tenant, ids):
+            for moment_id, cid in tx.query(
+                    f"SELECT moment_id, customer_id FROM {table} WHERE tenant = ? AND person = ?",
+                    (tenant, group)):
+                if cid in out:
+                    out[str(cid)].append(str(moment_id))
         return out
 
     def _quarantined(self, tx: Tx, names: Iterable[str]) -> list[int]:
@@ -212,14 +223,15 @@ class SqlErasures:
                 if not keystore.separate:
                     keystore.destroy(tx, list(keys.values()))
                 version = backend.head()
+                groups = self._groups(tx, tenant, ids)
                 for table in self._tables(tx, ["moments"]):
                     # The person group (SPEC §2 links) may be an erased id too: the pseudo
                     # id's moments form a group of their own.
                     tx.executemany(
                         f"UPDATE {table} SET customer_id = ?, person = ?, actor = NULL,"
                         " url = NULL, source_id = NULL, attributes = NULL"
-                        " WHERE tenant = ? AND customer_id = ?",
-                        [(pseudo, pseudo, tenant, cid) for cid in ids])
+                        " WHERE tenant = ? AND person = ? AND customer_id = ?",
+                        [(pseudo, pseudo, tenant, group, cid) for group in groups for cid in ids])
                     touched.add(table)
                 # The erased ids' links and person groups (the ledger's link events stay sealed).
                 for table in self._tables(tx, ["members"]):

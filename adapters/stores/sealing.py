@@ -153,7 +153,8 @@ class Sealing:
                 if erasure is None:
                     raise KeyProblem(f"the data key {box['k']} of a sealed link is missing and was "
                                      "not erased: is MOT_KEYSTORE set to this store's keystore?")
-                ids.append(erased_customer(erasure))
+                # One pseudo id per erased key: a pair of two erased ids stays a pair of two.
+                ids.append(f"{erased_customer(erasure)}:{box['k'][:8]}")
                 continue
             raw = base64.b64decode(box["v"])
             try:
