@@ -230,7 +230,7 @@ def status(obj: State, fmt: str) -> None:
     if fmt != "text":
         flat = {**record, "rebuild": None if s.rebuild is None else
                 f"{s.rebuild[1]} at {s.rebuild[0]}"}
-        del flat["alerts"]
+        del flat["alerts"], flat["suspect_persons"]
         flat |= {f"alerts_{k}": v for k, v in alerts.items()}
         flat["suspect_persons"] = len(suspects)
         render([flat] if fmt in ("table", "csv") else [record], fmt)

@@ -70,3 +70,14 @@ def expected_sections(path: Path) -> dict[str, list[dict[str, Any]]]:
     out["teams"] = [r for r in out["teams"]
                     if any(v for k, v in r.items() if k not in ("tenant", "function"))]
     return out
+
+
+def assert_expected(views: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Every expected record of `SECTIONS` (persons.expected.json at `path`) is in `views`,
+    with every expected field equal, and no other key."""
+    expected = expected_sections(path)
+    for name in SECTIONS:
+        got, wanted = keyed(name, views[name]), keyed(name, expected[name])
+        assert sorted(got) == sorted(wanted), name
+        for key, record in wanted.items():
+            assert {f: got[key].get(f, "<missing>") for f in record} == record, (name, key)

@@ -397,8 +397,8 @@ def test_status_show_and_story_formats(tmp_path: Path) -> None:
     header, row = mot(store, "status", "--format", "csv").stdout.splitlines()
     assert header == ("ledger_head,projection_position,lag,lag_seconds,oldest_unprojected_at,"
                       "last_progress_at,quarantined,rebuild,alerts_raised,alerts_pending,alerts_delivered,"
-                      "alerts_failed")
-    assert row.startswith("1,1,0,0.0,,") and row.endswith("Z,0,,0,0,0,0")  # last_progress_at: a time
+                      "alerts_failed,suspect_persons")
+    assert row.startswith("1,1,0,0.0,,") and row.endswith("Z,0,,0,0,0,0,0")  # last_progress_at: a time
     assert json.loads(mot(store, "status", "--format", "jsonl").stdout)["lag"] == 0
     history = json.loads(mot(store, "show", "crm:1", "--tenant", "acme", "--format", "json").stdout)
     assert [r["event"] for r in history] == ["recorded"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from cli_support import mot
 from conftest import SHARED
-from persons_support import SECTIONS, expected_sections, keyed
+from persons_support import SECTIONS, assert_expected
 
 FIXTURE = SHARED / "fixtures" / "persons.jsonl"
 EXPECTED = SHARED / "fixtures" / "persons.expected.json"
@@ -20,15 +20,6 @@ EXPECTED = SHARED / "fixtures" / "persons.expected.json"
 def outputs(store: str) -> dict[str, list[dict[str, Any]]]:
     return {name: json.loads(mot(store, "query", name, "--format", "json").stdout)
             for name in SECTIONS}
-
-
-def assert_expected(got: dict[str, list[dict[str, Any]]]) -> None:
-    expected = expected_sections(EXPECTED)
-    for name in SECTIONS:
-        by_key, wanted = keyed(name, got[name]), keyed(name, expected[name])
-        assert sorted(by_key) == sorted(wanted), name
-        for key, record in wanted.items():
-            assert {f: by_key[key].get(f, "<missing>") for f in record} == record, (name, key)
 
 
 def without_versions(got: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -41,7 +32,7 @@ def test_the_persons_fixture_through_the_command_line(store_url: str) -> None:
     mot(store_url, "import", "-q", FIXTURE)
     mot(store_url, "project", "-q")
     first = outputs(store_url)
-    assert_expected(first)
+    assert_expected(first, EXPECTED)
     mot(store_url, "replay", "-q")
     assert without_versions(outputs(store_url)) == without_versions(first)
     shown = json.loads(mot(store_url, "identity", "show", "--tenant", "acme", "x:maria",
@@ -57,4 +48,4 @@ def test_the_persons_fixture_a_few_lines_at_a_time(store_url: str, tmp_path: Pat
         part.write_bytes(b"".join(lines[start:start + 4]))
         mot(store_url, "import", "-q", part)
         mot(store_url, "project", "-q")
-    assert_expected(outputs(store_url))
+    assert_expected(outputs(store_url), EXPECTED)

@@ -24,9 +24,8 @@ from persons_support import (
     KEYS,
     SECTIONS,
     LinkFeeder,
-    expected_sections,
+    assert_expected,
     fixture_lines,
-    keyed,
 )
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
@@ -85,15 +84,6 @@ def world(request: pytest.FixtureRequest, make_store_url: Any) -> Iterator[World
         yield World(ledger, LinkFeeder(ledger), services.projection_store, tombstones)
 
 
-def assert_expected(views: dict[str, list[dict[str, Any]]]) -> None:
-    expected = expected_sections(EXPECTED)
-    for name in SECTIONS:
-        got, wanted = keyed(name, views[name]), keyed(name, expected[name])
-        assert sorted(got) == sorted(wanted), name
-        for key, record in wanted.items():
-            assert {f: got[key].get(f, "<missing>") for f in record} == record, (name, key)
-
-
 def without_versions(views: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {name: sorted(orjson.dumps({k: v for k, v in r.items() if k != "version"},
                                        option=orjson.OPT_SORT_KEYS) for r in records)
@@ -104,7 +94,7 @@ def without_versions(views: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 def test_the_persons_fixture_gives_its_expected_records(world: World, page_size: int) -> None:
     world.record(fixture_lines(FIXTURE))
     world.engine(page_size).catch_up()
-    assert_expected(world.views())
+    assert_expected(world.views(), EXPECTED)
 
 
 def test_the_persons_fixture_in_small_imports_then_a_rebuild() -> None:
@@ -118,7 +108,7 @@ def test_the_persons_fixture_in_small_imports_then_a_rebuild() -> None:
         feeder.record(lines[start:start + 3])
         Engine(store, ledger, page_size=2).catch_up()
     views = {name: store.read_view(ViewRead(name)) for name in SECTIONS}
-    assert_expected(views)
+    assert_expected(views, EXPECTED)
     Engine(store, ledger, customers_per_chunk=2).rebuild()
     assert without_versions({name: store.read_view(ViewRead(name)) for name in SECTIONS}) == \
         without_versions(views)

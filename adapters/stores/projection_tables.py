@@ -593,17 +593,22 @@ class SqlSession:
         return out
 
     def share_roots(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {(tenant, moment_id): root for tenant, moment_id, root in self._keyed_rows(
+            "share_roots", "tenant, moment_id, root", "moment_id", keys)}
+
+    def _keyed_rows(self, table: str, columns: str, column: str,
+                    keys: Collection[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
+        """The rows of `table` (`columns`, the first two tenant and `column`) whose (tenant,
+        `column`) is one of `keys`: one IN list of values a chunk, the tenant checked here."""
         wanted = set(keys)
-        out: dict[tuple[str, str], str] = {}
-        for chunk in chunks(sorted({moment_id for _, moment_id in wanted}), self.backend.max_params):
-            for tenant, moment_id, root in self.tx.query(
-                f"SELECT tenant, moment_id, root FROM share_roots{self.s}"
-                f" WHERE moment_id {self.backend.in_list(len(chunk))}",
+        for chunk in chunks(sorted({value for _, value in wanted}), self.backend.max_params):
+            for row in self.tx.query(
+                f"SELECT {columns} FROM {table}{self.s}"
+                f" WHERE {column} {self.backend.in_list(len(chunk))}",
                 self.backend.in_params(chunk),
             ):
-                if (tenant, moment_id) in wanted:
-                    out[(tenant, moment_id)] = root
-        return out
+                if (row[0], row[1]) in wanted:
+                    yield row
 
     def save_share_roots(self, roots: Iterable[tuple[Current, str]],
                          removed: Iterable[tuple[str, str]]) -> None:
@@ -715,30 +720,15 @@ class SqlSession:
     # -- persons ----------------------------------------------------------------------------
     def groups(self, ids: Collection[CustomerKey]) -> dict[CustomerKey, str]:
         """The group of each of these ids that is in a linked pair."""
-        wanted = set(ids)
-        out: dict[CustomerKey, str] = {}
-        for chunk in chunks(sorted({customer for _, customer in wanted}), self.backend.max_params):
-            for customer, tenant, person in self.tx.query(
-                f"SELECT customer_id, tenant, person FROM members{self.s}"
-                f" WHERE customer_id {self.backend.in_list(len(chunk))}",
-                self.backend.in_params(chunk),
-            ):
-                if (tenant, customer) in wanted:
-                    out[(tenant, customer)] = person
-        return out
+        return {(tenant, customer): person for tenant, customer, person in self._keyed_rows(
+            "members", "tenant, customer_id, person", "customer_id", ids)}
 
     def members(self, groups: Collection[CustomerKey]) -> dict[CustomerKey, list[Member]]:
         """The ids of each of these groups that has several, with their degrees."""
-        wanted = set(groups)
         out: dict[CustomerKey, list[Member]] = {}
-        for chunk in chunks(sorted({group for _, group in wanted}), self.backend.max_params):
-            for person, tenant, customer, degree in self.tx.query(
-                f"SELECT person, tenant, customer_id, degree FROM members{self.s}"
-                f" WHERE person {self.backend.in_list(len(chunk))}",
-                self.backend.in_params(chunk),
-            ):
-                if (tenant, person) in wanted:
-                    out.setdefault((tenant, person), []).append((customer, int(degree)))
+        for tenant, person, customer, degree in self._keyed_rows(
+                "members", "tenant, person, customer_id, degree", "person", groups):
+            out.setdefault((tenant, person), []).append((customer, int(degree)))
         return out
 
     def pair_states(self, pairs: Collection[Pair]) -> dict[Pair, Precedence]:
