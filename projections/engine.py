@@ -348,7 +348,8 @@ class Engine:
             causes = customer_causes(ms, f.key[1], f.transitions, f.amplifications, self.alerts,
                                      now)
             if causes:
-                alerts += raise_alerts(causes, {m.moment_id: m for m in ms}, {}, now)
+                alerts += raise_alerts(causes, {m.moment_id: m for m in ms},
+                                       {f.key[1]: f.person.customer_ids}, now)
         return alerts
 
     def _write_customers(self, session: ProjectionSession, candidates: Collection[CustomerKey],

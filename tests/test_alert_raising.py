@@ -93,3 +93,20 @@ def test_a_page_applied_again_after_a_crash_raises_nothing_new(golden_path: Path
     Engine(rebuilt, ledger, page_size=3, clock=lambda: datetime(2026, 12, 2, tzinfo=UTC),
            alerts=policy).catch_up()
     assert store.alerts.counts().alerts == first
+
+
+def test_an_alert_names_every_id_of_its_person(tmp_path: Path, store_url: str) -> None:
+    """SPEC §2 links: the person's id and all of its ids (the persons fixture)."""
+    from conftest import SHARED
+
+    config = tmp_path / "mot.toml"
+    config.write_text('[alerts]\nwindow = "1000d"\nnegative_reach = 1\n')
+    env = {"MOT_CONFIG": str(config)}
+    mot(store_url, "import", "-q", SHARED / "fixtures" / "persons.jsonl")
+    mot(store_url, "project", env=env)
+    persons = {p["customer_id"]: p["customer_ids"] for p in json.loads(
+        mot(store_url, "query", "persons", "--format", "json").stdout)}
+    raised = alerts(store_url)
+    assert raised and any(len(a["customer_ids"]) > 1 for a in raised)
+    for a in raised:
+        assert a["customer_ids"] == persons[a["customer_id"]]
