@@ -365,3 +365,22 @@ def test_mot_upgrade_encrypt_seals_a_store_made_before_and_erase_then_works(
     mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
     assert _found(store_url) == {MARIA}  # globex's Maria
     assert _sums(store_url) == sums
+
+
+def test_the_notification_log_kafka_export_reads_gives_erased_moments_without_personal_fields(
+        tmp_path: Path) -> None:
+    from mot.domain.events import MomentRecorded
+
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store, "import", "-q", source)
+    mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    with open_store(store) as services:
+        moments = [dict(e.moment) for _, e in services.notification_log.notifications(0, 1000)
+                   if isinstance(e, MomentRecorded) and e.tenant == "acme"]
+    erased = [m for m in moments if m["customer_id"].startswith("\ufdd0erased:")]
+    assert len(erased) == 3
+    text = json.dumps(erased)
+    assert not any(s in text for s in SECRETS)
+    assert all("actor" not in m and "url" not in m and "id" not in m["source"] for m in erased)
