@@ -253,6 +253,7 @@ def test_counters_and_timestamps() -> None:
     assert rel.as_record() == {
         "tenant": "acme",
         "customer_id": "c7",
+        "customer_ids": ["c7"],  # a person of one id (SPEC §3: records carry every id)
         "stage": "loyal",
         "exchanges": 2,  # out|in, in, like, like|out: the likes are not in the conversation
         "wants": 2,
