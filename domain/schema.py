@@ -156,6 +156,8 @@ _LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{20}")
 def holds_huge_float(value: Any) -> bool:
     """Whether a decoded JSON value holds a float outside the 64-bit integers' range: what
     orjson makes of an integer literal beyond 64 bits (or a float written that large)."""
+    if value is None or type(value) is int:  # most moments: no attributes, a whole value
+        return False
     # A stack, not recursion: JSON nested a thousand deep is valid input.
     stack = [value]
     while stack:
