@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from mot.adapters.http import errors
 from mot.adapters.http.deps import Admin, Context
 from mot.adapters.http.errors import ApiError
+from mot.service.erasure import ErasureRefused, Receipt  # the answer is the receipt itself
 
 router = APIRouter(tags=["erasure"])
 
@@ -25,29 +26,13 @@ class ErasureRequest(BaseModel):
     dry_run: bool = Field(False, description="Only say what would go (counts)")
 
 
-class ErasureReceipt(BaseModel):
-    """What was erased: counts and a keyed digest of the ids, no personal data."""
-
-    erasure: int
-    tenant: str
-    erased_at: str
-    reason: str
-    customer_ids_with_moments: int
-    customer_ids_without_moments: int
-    moments: int
-    digest: str
-    lifted_at: str | None = None
-
-
 @router.post("/v1/erasures", response_model=None,
-             responses={200: {"model": ErasureReceipt}, **errors.responses(400, 401, 403, 409, 422)})
+             responses={200: {"model": Receipt}, **errors.responses(400, 401, 403, 409, 422)})
 def erase(body: ErasureRequest, principal: Admin, context: Context) -> dict[str, Any]:
     """Erase the person a customer id of the token's tenant belongs to (SPEC §6): their
     personal fields become unreadable for good, their rows leave every per-customer
     projection, later messages naming them are suppressed. Answers the receipt (or, with
     `dry_run`, what would go)."""
-    from mot.service.erasure import ErasureRefused
-
     if body.tenant is not None and body.tenant != principal.tenant:
         raise ApiError(403, f"this token erases only in tenant {principal.tenant!r}",
                        code="other_tenant", field="tenant")
