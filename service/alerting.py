@@ -265,6 +265,10 @@ class Deliverer:
         self.clock = clock
         self.rng = rng or random.Random()
         self.owner = owner_name()
+        # Outcomes of a batch sent but not yet recorded (the store went away in between):
+        # recorded first on the next round, so a deliverer that outlives an outage does not
+        # send that batch again once its lease ends.
+        self.unsettled: list[Outcome] = []
 
     def now_us(self) -> int:
         return int(self.clock() * SECOND)
@@ -285,6 +289,9 @@ class Deliverer:
 
     def deliver_once(self) -> Round:
         """Queue what is new, then send what is due, a leased batch at a time."""
+        if self.unsettled:
+            self.outbox.settle(self.owner, self.unsettled)
+            self.unsettled = []
         queued = self.queue()
         delivered = retrying = failed = 0
         while True:
@@ -292,8 +299,9 @@ class Deliverer:
                                         self.lease_us, self.batch)
             if not claimed:
                 break
-            outcomes = self._send(claimed)
+            outcomes = self.unsettled = self._send(claimed)
             self.outbox.settle(self.owner, outcomes)
+            self.unsettled = []
             delivered += sum(o.state == "delivered" for o in outcomes)
             retrying += sum(o.state == "pending" for o in outcomes)
             failed += sum(o.state == "failed" for o in outcomes)

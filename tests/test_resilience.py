@@ -1,10 +1,10 @@
 """Long-running services outlive PostgreSQL: a restart, or their backends terminated.
 
-`mot project --follow`, `mot kafka ingest`, `mot kafka publish --follow` and
-`mot serve` run against a PRIVATE cluster (tests/pg_private.py: the shared
-server on 5432 is never restarted). The server is stopped for a few seconds
-while each works (and, for ingest, while messages wait on the topic), then
-started again; each command says once that the store is unreachable and once
+`mot project --follow`, `mot kafka ingest`, `mot kafka publish --follow`,
+`mot serve` and `mot alerts deliver --follow` run against a PRIVATE cluster
+(tests/pg_private.py: the shared server on 5432 is never restarted). The server
+is stopped for a few seconds while each works (and, for ingest, while messages
+wait on the topic), then started again; each command says once that the store is unreachable and once
 that it answers again, keeps running, and ends with exactly what a clean run
 gives: nothing lost, nothing doubled. A one-shot command against a stopped
 server fails at once with one line.
@@ -254,6 +254,63 @@ def test_serve_survives_a_restart(private_pg: PrivateCluster, tmp_path: Path) ->
     clean = [r for r in relationships(clean_run(tmp_path, lines)) if r["tenant"] == "acme"]
     assert [r["customer_id"] for r in served] == [r["customer_id"] for r in clean]
     assert content(relationships(store)) == content(clean)
+
+
+def test_alerts_deliver_follow_survives_a_restart(private_pg: PrivateCluster,
+                                                  tmp_path: Path) -> None:
+    """`mot alerts deliver --follow` to a real receiver on 127.0.0.1: the server goes down
+    while a batch is on the wire (its outcomes cannot be recorded), and its backends are
+    terminated later; every alert, those raised before and after, arrives exactly once."""
+    from alert_support import config_text, make_alert, receiving
+
+    from mot.bootstrap import open_store
+
+    store = database(private_pg)
+    first = [make_alert(n) for n in range(120)]
+    second = [make_alert(n) for n in range(120, 180)]
+    with open_store(store) as services:
+        services.alert_outbox.raise_alerts(first)
+
+    calls = iter(range(1, 10**6))
+
+    def answer(alert: str, seen: int) -> tuple[int, float]:
+        # The fourth batch of 10 is answered after 5 s: the server goes down meanwhile.
+        return 200, 5.0 if 31 <= next(calls) <= 40 else 0.01
+
+    def delivered(receiver: Any, expected: int) -> bool:
+        return len(receiver.counts()) == expected
+
+    with receiving("k", answer) as receiver:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(f'url = "{receiver.url}"\nsecret = "k"'))
+        log = tmp_path / "deliver.log"
+        # A lease shorter than the outage: were the batch's outcomes dropped, the batch would
+        # be claimed and sent again once the store is back.
+        deliverer = start(store, log, "alerts", "deliver", "--follow", "--poll", "0.2",
+                          "--config", str(config), "--batch", "10", "--lease", "3")
+        try:
+            wait_until(lambda: len(receiver.received) >= 31, 60, "the fourth batch on the wire",
+                       every=0.01)
+            private_pg.stop()  # down until the deliverer has given up waiting for it
+            wait_until(lambda: UNREACHABLE in log.read_text(), 60, "the outage said")
+            private_pg.start()
+            with open_store(store) as services:
+                services.alert_outbox.raise_alerts(second)
+            wait_until(lambda: delivered(receiver, len(first) + len(second)), 120,
+                       "every alert delivered after the restart")
+            private_pg.terminate_backends()  # its connections killed between two rounds
+            time.sleep(1)  # anything sent again would show up now
+        finally:
+            # The deliverer ends on SIGTERM's default action (nothing to flush: each batch's
+            # outcomes are recorded before the next is claimed).
+            text = finish(deliverer, log, exits=(0, -signal.SIGTERM))
+        counts = receiver.counts()
+        assert set(counts) == {a.alert_id for a in first + second}
+        assert [ident for ident, n in counts.items() if n > 1] == []  # nothing doubled
+        assert receiver.overlaps == [] and receiver.bad_signatures == 0
+    assert_outages(text, at_least=1)
+    with open_store(store) as services:
+        assert services.alert_outbox.counts().delivered == len(first) + len(second)
 
 
 def test_one_shot_commands_fail_fast_with_one_line(private_pg: PrivateCluster) -> None:
