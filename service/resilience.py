@@ -1,7 +1,8 @@
 """Long-running services outlive their store: retry with backoff while it is unreachable.
 
-`mot project --follow`, `mot kafka ingest`, `mot kafka publish --follow` and the
-server's background projector each run a loop of rounds; a round that fails
+`mot project --follow`, `mot kafka ingest`, `mot kafka publish --follow`,
+`mot alerts deliver --follow` and the server's background projector each run a
+loop of rounds; a round that fails
 because the store went away (PostgreSQL restarted, the backend terminated)
 is retried after a growing pause instead of ending the process. Each outage
 is said once when it starts and once when the store answers again. What the
