@@ -176,11 +176,14 @@ class Services:
         from mot.service.alerting import Backoff, Deliverer
 
         return Deliverer(self.alert_outbox, destinations(config, timeout_s=timeout_s),
-                         backoff=backoff or Backoff(), lease_s=lease_s, batch=batch)
+                         backoff=backoff or Backoff(), lease_s=lease_s, batch=batch,
+                         history_us=config.policy.longest_window_us)
 
-    def overdue_check(self, config_path: str | None = None, every_s: float = 30.0) -> OverdueCheck:
+    def overdue_check(self, config_path: str | None = None, every_s: float | None = None
+                      ) -> OverdueCheck:
         """Raises `overdue` alerts for open requests past their targets (the long-running
-        commands run it every `every_s`); mot.toml is read again at each run."""
+        commands run it every `every_s`, default mot.toml's `[alerts] overdue_check`);
+        mot.toml is read again at each run."""
         from mot.service.alert_config import load_alert_config
         from mot.service.alerting import OverdueCheck
 

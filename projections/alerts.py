@@ -97,6 +97,11 @@ class AlertPolicy:
                 return window
         return self.window_us
 
+    @property
+    def longest_window_us(self) -> int:
+        """The longest window of any tenant."""
+        return max((self.window_us, *(w for _, w, _ in self.tenants if w is not None)))
+
     def reach(self, tenant: str) -> int:
         for name, _, reach in self.tenants:
             if name == tenant and reach is not None:
@@ -120,6 +125,7 @@ class Alert:
     actor: str | None
     channel: str
     details: tuple[tuple[str, object], ...] = ()  # the rule's own facts, in order
+    url: str | None = None  # the moment's, as the outbox reads it (not kept with the alert)
 
 
 def customer_causes(moments: Sequence[Current], customer_id: str,
@@ -173,15 +179,28 @@ def raise_alerts(causes: Iterable[Cause], moments: Mapping[str, Current],
     return alerts
 
 
+def became_overdue_us(occurred_us: int, target_s: int) -> int:
+    """When a request made at `occurred_us` became overdue under a target of `target_s`."""
+    return occurred_us + target_s * 1_000_000
+
+
 def overdue_cause(tenant: str, customer_id: str, request_moment_id: str, occurred_us: int,
                   kind: str, function: str, target_s: int | None, now_us: int,
                   window_us: int) -> Cause | None:
     """An open request (SPEC §3.5) that has waited longer than its function's first-response
     target, while it is fresh (the moment is the request). Time alone makes it overdue:
-    a periodic check asks this of every open request."""
-    if target_s is None or not is_fresh(occurred_us, now_us, window_us):
+    a periodic check asks this of every open request.
+
+    Fresh is judged from when the request became overdue (`occurred_us` + the target), the
+    time the alert would be raised were the check continuous, not from when the check ran
+    nor from the request itself: a target longer than the window still alerts, and a check
+    that did not run for a while raises what became overdue meanwhile, while a request that
+    became overdue longer than the window ago (history) raises none."""
+    if target_s is None:
         return None
     if not waited_past_target(function, occurred_us, now_us, {function: target_s}):
+        return None
+    if not is_fresh(became_overdue_us(occurred_us, target_s), now_us, window_us):
         return None
     waited = now_us - occurred_us
     return Cause("overdue", tenant, customer_id, request_moment_id, occurred_us,

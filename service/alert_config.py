@@ -3,6 +3,7 @@
     [alerts]
     window = "72h"              # only moments this fresh raise alerts
     negative_reach = 1000       # negative_amplification threshold
+    overdue_check = "30s"       # how often the long-running commands look for overdue requests
 
     [[alerts.webhooks]]
     url = "https://hooks.example.com/mot"
@@ -34,10 +35,11 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from mot.projections.alerts import DEFAULT_NEGATIVE_REACH, DEFAULT_WINDOW_US, RULES, AlertPolicy, Rule
+from mot.service.alerting import OVERDUE_CHECK_S
 from mot.service.config import DEFAULT_PATH, ConfigError, did_you_mean, read_toml
 from mot.service.targets import TENANT_PARTS, Targets, parse_duration, targets_from_dict
 
-ALERT_KEYS: Final = frozenset({"window", "negative_reach", "webhooks", "kafka"})
+ALERT_KEYS: Final = frozenset({"window", "negative_reach", "overdue_check", "webhooks", "kafka"})
 WEBHOOK_KEYS: Final = frozenset({"name", "url", "secret", "format", "rules", "tenants", "insecure"})
 KAFKA_KEYS: Final = frozenset({"name", "topic", "bootstrap", "rules", "tenants"})
 TENANT_ALERT_KEYS: Final = frozenset({"window", "negative_reach"})
@@ -84,6 +86,7 @@ class AlertConfig:
     path: str | None = None
     tenants: tuple[str, ...] = field(default=())
     targets: Targets = field(default_factory=Targets)  # [targets]: what `overdue` checks
+    overdue_check_s: int = OVERDUE_CHECK_S  # seconds between the overdue checks
 
     @property
     def destinations(self) -> tuple[WebhookSettings | KafkaAlertSettings, ...]:
@@ -117,6 +120,11 @@ def alert_config(data: Mapping[str, Any], path: str = "<config>") -> AlertConfig
               if "window" in section else DEFAULT_WINDOW_US)
     reach = (_count(section["negative_reach"], f"{path}: [alerts] negative_reach")
              if "negative_reach" in section else DEFAULT_NEGATIVE_REACH)
+    check = (parse_duration(section["overdue_check"], f"{path}: [alerts] overdue_check")
+             if "overdue_check" in section else OVERDUE_CHECK_S)
+    if check <= 0:
+        raise ConfigError(f"{path}: [alerts] overdue_check: {section['overdue_check']!r} is no"
+                          " interval: expected 1s or more, like 30s")
     hooks = section.get("webhooks", [])
     if not isinstance(hooks, list):
         raise ConfigError(f"{path}: [alerts] webhooks: expected [[alerts.webhooks]] tables")
@@ -144,7 +152,7 @@ def alert_config(data: Mapping[str, Any], path: str = "<config>") -> AlertConfig
             if "negative_reach" in alerts else None,
         ))
     return AlertConfig(AlertPolicy(window, reach, tuple(own)), webhooks, kafka, path,
-                       tuple(sorted(tenants)), targets_from_dict(data, path))
+                       tuple(sorted(tenants)), targets_from_dict(data, path), check)
 
 
 def _webhook(value: Any, where: str) -> WebhookSettings:

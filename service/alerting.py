@@ -21,11 +21,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from mot.domain.timefmt import micros_to_text
-from mot.projections.alerts import Alert
+from mot.projections.alerts import DEFAULT_WINDOW_US, Alert
 from mot.projections.model import Current
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 SECOND: Final = 1_000_000
 QUEUE_PAGE: Final = 5000
 CHANGED_CHECK_S: Final = 1.0  # the overdue check after the projections changed, at most this often
+OVERDUE_CHECK_S: Final = 30  # the overdue check's interval unless mot.toml sets [alerts] overdue_check
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +105,12 @@ class AlertOutbox(Protocol):
     def alerts(self, query: AlertQuery) -> list[StoredAlert]: ...
     def ack(self, alert_id: str, at_us: int, tenant: str | None = None) -> StoredAlert | None: ...
     def counts(self) -> OutboxCounts: ...
-    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int
-                ) -> tuple[int, int]:
+    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int,
+                new_since_us: int | None = None) -> tuple[int, int]:
         """Queue for `destination` the next alerts (at most `limit`) raised after its cursor
-        that it `wants`; return how many were read and how many queued."""
+        that it `wants`; return how many were read and how many queued. A destination seen for
+        the first time starts after the alerts raised before `new_since_us` (None: from the
+        first alert)."""
         ...
     def claim(self, destinations: Collection[str], owner: str, now_us: int, lease_us: int,
               limit: int) -> list[Claimed]: ...
@@ -141,15 +144,15 @@ class Destination(Protocol):
 # -- what a destination receives -------------------------------------------------------
 
 def alert_record(alert: Alert) -> dict[str, Any]:
-    """The alert as JSON receivers and `mot alerts list` see it: the common fields, then the
-    rule's own (from/to; unanswered_asks, ask_type; cascade_reach, trigger_*;
-    overdue_seconds, target_seconds)."""
+    """The alert as JSON receivers and `mot alerts list` see it: the common fields (`url`: the
+    moment's, where it has one), then the rule's own (from/to; unanswered_asks, ask_type;
+    cascade_reach, trigger_*; overdue_seconds, target_seconds)."""
     record: dict[str, Any] = {
         "alert_id": alert.alert_id, "rule": alert.rule, "tenant": alert.tenant,
         "customer_id": alert.customer_id, "customer_ids": list(alert.customer_ids),
         "moment_id": alert.moment_id, "occurred_at": micros_to_text(alert.occurred_us),
         "raised_at": micros_to_text(alert.raised_us), "function": alert.function,
-        "actor": alert.actor, "channel": alert.channel,
+        "actor": alert.actor, "channel": alert.channel, "url": alert.url,
     }
     record.update(alert.details)
     return record
@@ -188,8 +191,13 @@ def _team(function: object, actor: object, what: object) -> str:
 
 def slack_text(alert: Alert) -> str:
     """One readable sentence: "acme · hubspot:501 became a detractor 3 h after logistics'
-    answer by dana · x.com/…"."""
-    d = dict(alert.details)
+    answer by dana · twitter · <https://x.com/…|x.com/…>", the moment's link last (its id
+    where it has no url). Slack reads `&`, `<` and `>` as markup: the values are escaped."""
+    d = {k: _slack_escape(v) if isinstance(v, str) else v for k, v in alert.details}
+    alert = replace(alert, tenant=_slack_escape(alert.tenant),
+                    customer_id=_slack_escape(alert.customer_id),
+                    function=_slack_escape(alert.function), channel=_slack_escape(alert.channel),
+                    actor=None if alert.actor is None else _slack_escape(alert.actor))
     head = f"{alert.tenant} · {alert.customer_id}"
     if alert.rule == "detractor":
         what = f"became a detractor ({d.get('from')} → detractor) on {alert.channel}"
@@ -213,7 +221,22 @@ def slack_text(alert: Alert) -> str:
         kind = d.get("kind") or "request"
         what = (f"waits for an answer: {_team(alert.function, None, kind)} on {alert.channel}"
                 f" is{late} its first-response target")
-    return f"{head} {what} · moment {alert.moment_id}"
+    return f"{head} {what} · {_slack_link(alert.url) if alert.url else 'moment ' + alert.moment_id}"
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+SLACK_LINK_CHARS: Final = 40  # of a url shown in a Slack sentence; the link keeps all of it
+
+
+def _slack_link(url: str) -> str:
+    """`<url|shown>`: the url without its scheme, cut to `SLACK_LINK_CHARS` with "…"."""
+    shown = url.split("://", 1)[-1]
+    if len(shown) > SLACK_LINK_CHARS:
+        shown = shown[:SLACK_LINK_CHARS - 1] + "…"
+    return f"<{_slack_escape(url).replace('|', '%7C')}|{_slack_escape(shown)}>"
 
 
 def slack_payload(alert: Alert) -> dict[str, Any]:
@@ -256,8 +279,13 @@ class Deliverer:
 
     def __init__(self, outbox: AlertOutbox, destinations: Sequence[Destination], *,
                  backoff: Backoff = Backoff(), lease_s: float = 60.0, batch: int = 200,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 history_us: int = DEFAULT_WINDOW_US) -> None:
         self.outbox = outbox
+        # A destination added to mot.toml later gets the alerts raised within this long (the
+        # alerts' window: those still fresh enough to act on) before a deliverer first saw
+        # it, and every one after; never the whole history.
+        self.history_us = history_us
         self.destinations = {d.name: d for d in destinations}
         self.backoff = backoff
         self.lease_us = int(lease_s * SECOND)
@@ -278,7 +306,8 @@ class Deliverer:
         queued = 0
         for name, d in self.destinations.items():
             while True:
-                read, count = self.outbox.enqueue(name, d.wants, QUEUE_PAGE)
+                read, count = self.outbox.enqueue(name, d.wants, QUEUE_PAGE,
+                                                  self.now_us() - self.history_us)
                 queued += count
                 if read < QUEUE_PAGE:
                     break
@@ -348,15 +377,17 @@ class Deliverer:
 
 class OverdueCheck:
     """Raises `overdue` for each open request past its first-response target (SPEC §3.6): time,
-    not a new moment, makes a request overdue, so this runs every `every_s` in the long-running
-    commands (`mot project --follow`, `mot alerts deliver --follow`, `mot serve`). Each
-    request raises once: the alert's id is its identity."""
+    not a new moment, makes a request overdue, so this runs every `every_s` (mot.toml's
+    `[alerts] overdue_check`, default 30 s) in the long-running commands (`mot project
+    --follow`, `mot alerts deliver --follow`, `mot serve`). Each request raises once: the
+    alert's id is its identity."""
 
     def __init__(self, outbox: AlertOutbox, config: Callable[[], AlertConfig], *,
-                 every_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
+                 every_s: float | None = None, clock: Callable[[], float] = time.time) -> None:
         self.outbox = outbox
         self.config = config
-        self.every_s = every_s
+        self._every_s = every_s  # None: mot.toml's `[alerts] overdue_check`, read at each run
+        self.every_s = float(every_s or OVERDUE_CHECK_S)
         self.clock = clock
         self._last: float | None = None
         self._changed = False
@@ -381,15 +412,20 @@ class OverdueCheck:
 
         self._last, self._changed = self.clock(), False
         config = self.config()
+        if self._every_s is None:
+            self.every_s = float(config.overdue_check_s)
         targets = config.targets
         if not targets.configured:
             return 0
         now = int(self._last * SECOND)
-        windows = [config.policy.window_us, *(w for _, w, _ in config.policy.tenants if w)]
         tables = [t for t in (targets.first_response, *targets.tenants.values()) if t]
         shortest = min(min(t.values()) for t in tables)  # no request is overdue sooner
+        longest = max(max(t.values()) for t in tables)
+        # A request is fresh while it became overdue (occurred + target) within the window
+        # (`overdue_cause`): the oldest that may be occurred a window and a target ago.
+        since = now - config.policy.longest_window_us - longest * SECOND
         causes, moments = [], {}
-        for r in self.outbox.open_requests(now - max(windows), now - shortest * SECOND):
+        for r in self.outbox.open_requests(since, now - shortest * SECOND):
             cause = overdue_cause(r.tenant, r.customer_id, r.request_moment_id, r.occurred_us,
                                   r.kind, r.function,
                                   targets.first_response_for(r.tenant).get(r.function), now,
@@ -414,7 +450,12 @@ class AlertService:
         return self.outbox.alerts(query)
 
     def ack(self, alert_id: str, tenant: str | None = None) -> StoredAlert | None:
-        return self.outbox.ack(alert_id, int(time.time() * SECOND), tenant)
+        """Acknowledge an alert (of `tenant` only, when given); the alert as it now stands,
+        with each destination's delivery, or None when there is no such alert."""
+        if self.outbox.ack(alert_id, int(time.time() * SECOND), tenant) is None:
+            return None
+        [stored] = self.outbox.alerts(AlertQuery(tenant, alert_id=alert_id))
+        return stored
 
     def counts(self) -> OutboxCounts:
         return self.outbox.counts()

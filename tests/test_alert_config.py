@@ -67,6 +67,34 @@ def test_no_alerts_section_means_the_defaults() -> None:
     config = alert_config({})
     assert (config.policy.window("acme"), config.policy.reach("acme")) == (72 * HOUR, 1000)
     assert config.destinations == ()
+    assert config.overdue_check_s == 30
+
+
+def test_the_overdue_check_runs_as_often_as_mot_toml_says(tmp_path: Path) -> None:
+    """`[alerts] overdue_check`, read at each run (a changed file applies from the next)."""
+    from mot.adapters.stores.memory_alerts import MemoryAlertOutbox
+    from mot.service.alerting import OverdueCheck
+
+    config = tmp_path / "mot.toml"
+    config.write_text('[alerts]\noverdue_check = "5m"\n')
+    now = [1000.0]
+    check = OverdueCheck(MemoryAlertOutbox(), lambda: load_alert_config(config),
+                         clock=lambda: now[0])
+    assert check.due()
+    check.run()
+    assert check.every_s == 300
+    now[0] += 299
+    assert not check.due()
+    now[0] += 1
+    assert check.due()
+    config.write_text('[alerts]\noverdue_check = "10s"\n')
+    check.run()
+    now[0] += 10
+    assert check.due() and check.every_s == 10
+    fixed = OverdueCheck(MemoryAlertOutbox(), lambda: load_alert_config(config), every_s=2,
+                         clock=lambda: now[0])
+    fixed.run()
+    assert fixed.every_s == 2  # given by the caller: the file does not change it
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -87,6 +115,9 @@ def test_no_alerts_section_means_the_defaults() -> None:
     ('[tenants.acme.alerts]\nwindow = "soon"',
      "mot.toml: [tenants.acme.alerts] window: 'soon' is not a duration"),
     ('[alerts]\nwindow = "0h"', "mot.toml: [alerts] window: '0h' is no window"),
+    ('[alerts]\noverdue_check = "often"',
+     "mot.toml: [alerts] overdue_check: 'often' is not a duration like 4h, 90m, 1d"),
+    ('[alerts]\noverdue_check = "0s"', "mot.toml: [alerts] overdue_check: '0s' is no interval"),
     ('[tenants.acme]\nalert = {}', "mot.toml: [tenants.acme] unknown key 'alert' (did you mean 'alerts'?)"),
 ])
 def test_bad_configuration_is_one_error_naming_the_key(text: str, message: str) -> None:

@@ -246,3 +246,57 @@ def test_a_receiver_that_is_not_there_is_retried_with_the_reason(tmp_path: Path)
     [delivery] = listed["deliveries"]
     assert (delivery["state"], delivery["attempts"]) == ("pending", 1)
     assert delivery["error"].startswith("ConnectionRefusedError")
+
+
+def test_a_slack_sentence_links_the_moment_and_json_names_its_url(
+        tmp_path: Path, store_url: str, golden_path: Path) -> None:
+    """The url is the moment's current one, read from the projections (the alert does not keep
+    it): c1's detractor alert is their negative post, https://example.com/p/1."""
+    with receiving(None) as slack, receiving("k") as hook:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(
+            f'url = "{slack.url}"\nformat = "slack"\ninsecure = true\nrules = ["detractor"]',
+            f'url = "{hook.url}"\nsecret = "k"\nrules = ["detractor"]',
+            extra='[alerts]\nwindow = "1000d"\n'))
+        env = {"MOT_CONFIG": str(config)}
+        mot(store_url, "import", "-q", golden_path)
+        mot(store_url, "project", env=env)
+        mot(store_url, "alerts", "deliver", env=env)
+        [alert] = [r["body"] for r in hook.received if r["body"]["customer_id"] == "c1"
+                   and r["body"]["tenant"] == "acme"]
+        assert alert["url"] == "https://example.com/p/1"
+        [text] = [r["body"]["text"] for r in slack.received if r["id"] == alert["alert_id"]]
+    assert text == ("acme · c1 became a detractor 2 h after marketing's answer · twitter"
+                    " · <https://example.com/p/1|example.com/p/1>")
+    listed = json.loads(mot(store_url, "alerts", "list", "--rule", "detractor", "--format",
+                            "json").stdout)
+    assert {a["url"] for a in listed if a["customer_id"] == "c1"} == {"https://example.com/p/1"}
+
+
+def test_a_webhook_added_later_gets_the_fresh_alerts_not_the_history(tmp_path: Path) -> None:
+    """A destination first seen by a deliverer starts with the alerts raised within the window
+    before (still fresh enough to act on); older ones stay where they are."""
+    from alert_support import S
+
+    store = str(tmp_path / "mot.db")
+    now = int(time.time() * S)
+    old, recent = make_alert(1, raised_us=now - 100 * 3600 * S), make_alert(2, raised_us=now - 3600 * S)
+    with receiving("k") as first, receiving("k") as later:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(f'url = "{first.url}"\nsecret = "k"'))
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts([old])
+        mot(store, "alerts", "deliver", "--config", config)
+        assert set(first.counts()) == set()  # raised 100 h ago: history for it too
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts([recent])
+        config.write_text(config_text(f'url = "{first.url}"\nsecret = "k"',
+                                      f'url = "{later.url}"\nsecret = "k"\nname = "later"'))
+        mot(store, "alerts", "deliver", "--config", config)
+        assert set(first.counts()) == {recent.alert_id}
+        assert set(later.counts()) == {recent.alert_id}
+        newer = make_alert(3)
+        with open_store(store) as services:
+            services.alert_outbox.raise_alerts([newer])
+        mot(store, "alerts", "deliver", "--config", config)
+        assert set(later.counts()) == {recent.alert_id, newer.alert_id}

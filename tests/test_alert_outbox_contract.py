@@ -127,3 +127,20 @@ def test_delivery_queue_claim_lease_settle_and_retry(box: Outbox) -> None:
     out.ack(ids[1], later)
     left = out.claim(["hook"], "six", now + 1000 * S, 30 * S, 10)  # c3, c4, c5's leases ran out
     assert [c.stored.alert.customer_id for c in left] == ["c4", "c5", "c3"]
+
+
+def test_a_new_destination_starts_after_the_alerts_raised_before_its_start(box: Outbox) -> None:
+    """`new_since_us`: a destination seen for the first time skips what was raised before (the
+    deliverer passes now - the window); its cursor is kept from then on, so a later call with
+    another start changes nothing."""
+    out = box.outbox
+    out.raise_alerts([make_alert(n) for n in range(1, 5)])  # raised at T0 + n
+    assert out.enqueue("late", lambda a: True, 10, T0 + 3) == (2, 2)  # c3, c4
+    out.raise_alerts([make_alert(5)])
+    assert out.enqueue("late", lambda a: True, 10, T0 + 100) == (1, 1)  # c5: after its cursor
+    assert out.enqueue("empty", lambda a: True, 10, T0 + 100) == (0, 0)
+    out.raise_alerts([make_alert(6)])
+    assert out.enqueue("empty", lambda a: True, 10, T0 + 100) == (1, 1)  # raised after it started
+    assert out.enqueue("all", lambda a: True, 10) == (6, 6)  # no start: the whole outbox
+    claimed = out.claim(["late"], "me", T0 + 10 * S, 30 * S, 10)
+    assert [c.stored.alert.customer_id for c in claimed] == ["c3", "c4", "c5"]

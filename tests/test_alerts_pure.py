@@ -8,10 +8,12 @@ from test_projections_pure import HOUR, T0, inb, out, pub
 
 from mot.projections.alerts import (
     DEFAULT_WINDOW_US,
+    Cause,
     alert_id,
     detractor_causes,
     is_fresh,
     negative_amplification_cause,
+    overdue_cause,
     stop_asking_causes,
 )
 from mot.projections.amplification import Amplification
@@ -64,3 +66,25 @@ def test_a_negative_amplification_alerts_once_its_reach_reaches_the_threshold() 
     cause = negative_amplification_cause(amplification("negative", 1000), 1000)
     assert cause is not None and dict(cause.details)["cascade_reach"] == 1000
     assert negative_amplification_cause(amplification("positive", 5000), 1000) is None
+
+
+def test_an_overdue_request_is_fresh_from_when_it_became_overdue() -> None:
+    """Fresh relative to occurred_at + target (when the request became overdue), not to the
+    request nor the check: a target longer than the window still alerts, history does not."""
+    window, day = 72 * HOUR, 24 * HOUR
+
+    def cause(target_s: int | None, now: int) -> Cause | None:
+        return overdue_cause("acme", "c1", "r1", T0, "question", "service", target_s, now, window)
+
+    assert cause(3600, T0 + HOUR) is None  # exactly the target: not past it
+    found = cause(3600, T0 + HOUR + 1_000_000)
+    assert found is not None and dict(found.details)["overdue_seconds"] == 1
+    # A target of 5 days (longer than the window) alerts when it passes, and for a window after.
+    assert cause(5 * 86400, T0 + 5 * day + HOUR) is not None
+    assert cause(5 * 86400, T0 + 5 * day + window) is not None
+    assert cause(5 * 86400, T0 + 5 * day + window + 1) is None
+    # A check that did not run for two days still raises what became overdue meanwhile.
+    assert cause(3600, T0 + HOUR + 2 * day) is not None
+    # Overdue for longer than the window: history, raised by no check.
+    assert cause(3600, T0 + HOUR + window + 1) is None
+    assert cause(None, T0 + 10 * day) is None

@@ -51,7 +51,11 @@ ALERT_DDL: Final = (
 
 COLUMNS: Final = ("alert_id", "rule", "tenant", "customer_id", "customer_ids", "moment_id",
                   "occurred_us", "raised_us", "function", "actor", "channel", "details")
-SELECTED: Final = ", ".join(f"a.{c}" for c in (*COLUMNS, "acked_us", "seq"))
+SELECTED: Final = ", ".join(f"a.{c}" for c in (*COLUMNS, "acked_us", "seq")) + ", m.url"
+FROM_ALERTS: Final = ("alerts a LEFT JOIN moments m"
+                      " ON m.tenant = a.tenant AND m.moment_id = a.moment_id")
+"""The alerts with their moment's `url`, read from the current moments rather than kept: an
+amended url is the one sent, and an erased person's (SPEC §6) is gone with the moment."""
 INSERT: Final = (f"INSERT INTO alerts ({', '.join(COLUMNS)}) VALUES"
                  f" ({', '.join('?' * len(COLUMNS))}) ON CONFLICT (alert_id) DO NOTHING")
 PROJECTIONS_LOCK: Final = "projections"  # alerts are inserted under the projections' lock
@@ -79,10 +83,10 @@ def _stored(row: Sequence[Any]) -> StoredAlert:
     from mot.service.alerting import StoredAlert
 
     (alert_id, rule, tenant, customer_id, customer_ids, moment_id, occurred_us, raised_us,
-     function, actor, channel, details, acked_us, seq) = row[:14]
+     function, actor, channel, details, acked_us, seq, url) = row[:15]
     alert = Alert(alert_id, rule, tenant, customer_id, tuple(orjson.loads(customer_ids)),
                   moment_id, int(occurred_us), int(raised_us), function, actor, channel,
-                  tuple(orjson.loads(details).items()))
+                  tuple(orjson.loads(details).items()), url)
     return StoredAlert(alert, int(seq), None if acked_us is None else int(acked_us))
 
 
@@ -127,7 +131,8 @@ class SqlAlertOutbox:
         if query.failed:
             where.append("EXISTS (SELECT 1 FROM alert_deliveries d WHERE d.alert_id = a.alert_id"
                          " AND d.state = 'failed')")
-        statement = f"SELECT {SELECTED} FROM alerts a WHERE {' AND '.join(where)} ORDER BY a.seq"
+        statement = (f"SELECT {SELECTED} FROM {FROM_ALERTS} WHERE {' AND '.join(where)}"
+                     " ORDER BY a.seq")
         if query.limit is not None:
             statement += f" LIMIT {int(query.limit)}"
         with self.backend.read() as tx:
@@ -150,7 +155,8 @@ class SqlAlertOutbox:
 
     def ack(self, alert_id: str, at_us: int, tenant: str | None = None) -> StoredAlert | None:
         with self.backend.write(DELIVERY_LOCK) as tx:
-            rows = tx.query(f"SELECT {SELECTED} FROM alerts a WHERE a.alert_id = ?", (alert_id,))
+            rows = tx.query(f"SELECT {SELECTED} FROM {FROM_ALERTS} WHERE a.alert_id = ?",
+                            (alert_id,))
             if not rows or (tenant is not None and rows[0][2] != tenant):
                 return None
             tx.execute("UPDATE alerts SET acked_us = ? WHERE alert_id = ? AND acked_us IS NULL",
@@ -159,7 +165,8 @@ class SqlAlertOutbox:
             tx.execute("UPDATE alert_deliveries SET state = 'acked', lease_owner = NULL,"
                        " lease_until_us = NULL WHERE alert_id = ? AND state IN ('pending', 'failed')",
                        (alert_id,))
-            row = tx.query(f"SELECT {SELECTED} FROM alerts a WHERE a.alert_id = ?", (alert_id,))[0]
+            row = tx.query(f"SELECT {SELECTED} FROM {FROM_ALERTS} WHERE a.alert_id = ?",
+                           (alert_id,))[0]
         return _stored(row)
 
     def counts(self) -> OutboxCounts:
@@ -172,14 +179,21 @@ class SqlAlertOutbox:
                             int(by_state.get("delivered", 0)), int(by_state.get("failed", 0)))
 
     # -- delivering ---------------------------------------------------------------------
-    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int
-                ) -> tuple[int, int]:
-        """Queue the alerts raised since the destination's cursor (those it `wants`)."""
+    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int,
+                new_since_us: int | None = None) -> tuple[int, int]:
+        """Queue the alerts raised since the destination's cursor (those it `wants`); a new
+        destination's cursor starts after the alerts raised before `new_since_us`."""
         with self.backend.write(DELIVERY_LOCK) as tx:
-            cursor = int(tx.scalar("SELECT seq FROM alert_cursors WHERE destination = ?",
-                                   (destination,)) or 0)
+            found = tx.scalar("SELECT seq FROM alert_cursors WHERE destination = ?",
+                              (destination,))
+            if found is None:
+                cursor = int(tx.scalar("SELECT MAX(seq) FROM alerts WHERE raised_us < ?",
+                                       (new_since_us,)) or 0) if new_since_us is not None else 0
+                self._save_cursor(tx, destination, cursor)  # where it started, once
+            else:
+                cursor = int(found)
             rows = [_stored(r) for r in tx.query(
-                f"SELECT {SELECTED} FROM alerts a WHERE a.seq > ? ORDER BY a.seq LIMIT ?",
+                f"SELECT {SELECTED} FROM {FROM_ALERTS} WHERE a.seq > ? ORDER BY a.seq LIMIT ?",
                 (cursor, limit))]
             if not rows:
                 return 0, 0
@@ -189,9 +203,12 @@ class SqlAlertOutbox:
                 "INSERT INTO alert_deliveries (destination, alert_id, seq, state, attempts, due_us)"
                 " VALUES (?, ?, ?, 'pending', 0, ?) ON CONFLICT (destination, alert_id) DO NOTHING",
                 queued)
-            tx.execute("INSERT INTO alert_cursors (destination, seq) VALUES (?, ?) ON CONFLICT"
-                       " (destination) DO UPDATE SET seq = excluded.seq", (destination, rows[-1].seq))
+            self._save_cursor(tx, destination, rows[-1].seq)
         return len(rows), len(queued)
+
+    def _save_cursor(self, tx: Tx, destination: str, seq: int) -> None:
+        tx.execute("INSERT INTO alert_cursors (destination, seq) VALUES (?, ?) ON CONFLICT"
+                   " (destination) DO UPDATE SET seq = excluded.seq", (destination, seq))
 
     def claim(self, destinations: Collection[str], owner: str, now_us: int, lease_us: int,
               limit: int) -> list[Claimed]:
@@ -203,7 +220,8 @@ class SqlAlertOutbox:
         with self.backend.write(DELIVERY_LOCK) as tx:
             rows = tx.query(
                 f"SELECT d.destination, d.attempts, {SELECTED} FROM alert_deliveries d"
-                " JOIN alerts a ON a.alert_id = d.alert_id"
+                " JOIN alerts a ON a.alert_id = d.alert_id LEFT JOIN moments m"
+                " ON m.tenant = a.tenant AND m.moment_id = a.moment_id"
                 f" WHERE d.state = 'pending' AND d.due_us <= ? AND d.destination"
                 f" {self.backend.in_list(len(names))}"
                 " AND (d.lease_until_us IS NULL OR d.lease_until_us < ?)"

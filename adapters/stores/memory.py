@@ -317,7 +317,11 @@ class MemoryProjectionStore:
         self.tables = {LIVE: _Tables(), REBUILD: _Tables()}
         self._lock = threading.Lock()
         # One outbox for the live and rebuild tables; the overdue check reads the live requests.
-        self.alerts = MemoryAlertOutbox(self._open_requests)
+        self.alerts = MemoryAlertOutbox(self._open_requests, self._moment_url)
+
+    def _moment_url(self, tenant: str, moment_id: str) -> str | None:
+        url = self.log.current_moments(tenant, [moment_id]).get(moment_id, {}).get("url")
+        return url if isinstance(url, str) else None
 
     def _open_requests(self) -> list[OpenRequest]:
         tables = self.tables[LIVE]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mot.projections.alerts import Alert
 from mot.service.alerting import (
@@ -30,8 +30,10 @@ class _Delivery:
 
 
 class MemoryAlertOutbox:
-    def __init__(self, requests: Callable[[], Iterable[OpenRequest]] = tuple) -> None:
+    def __init__(self, requests: Callable[[], Iterable[OpenRequest]] = tuple,
+                 url: Callable[[str, str], str | None] = lambda tenant, moment_id: None) -> None:
         self.requests = requests  # the live projections' open requests
+        self.url = url  # a current moment's url, by (tenant, moment id), as the SQL outbox joins it
         self._lock = threading.RLock()
         self._alerts: dict[str, StoredAlert] = {}
         self._cursors: dict[str, int] = {}
@@ -57,7 +59,7 @@ class MemoryAlertOutbox:
                          d.state == "failed" for (_, a), d in self._deliveries.items()
                          if a == s.alert.alert_id))]
             found = found[:query.limit] if query.limit is not None else found
-            return [s._replace(deliveries=tuple(
+            return [self._with_url(s)._replace(deliveries=tuple(
                 (name, d.state, d.attempts, d.error)
                 for (name, a), d in sorted(self._deliveries.items()) if a == s.alert.alert_id))
                 for s in found]
@@ -72,7 +74,11 @@ class MemoryAlertOutbox:
             for (_, a), d in self._deliveries.items():
                 if a == alert_id and d.state in ("pending", "failed"):
                     d.state, d.lease_owner, d.lease_until_us = "acked", None, None
-            return s
+            return self._with_url(s)
+
+    def _with_url(self, s: StoredAlert) -> StoredAlert:
+        url = self.url(s.alert.tenant, s.alert.moment_id)
+        return s if url is None else s._replace(alert=replace(s.alert, url=url))
 
     def counts(self) -> OutboxCounts:
         with self._lock:
@@ -80,10 +86,14 @@ class MemoryAlertOutbox:
             return OutboxCounts(len(self._alerts), states.count("pending"),
                                 states.count("delivered"), states.count("failed"))
 
-    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int
-                ) -> tuple[int, int]:
+    def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int,
+                new_since_us: int | None = None) -> tuple[int, int]:
         with self._lock:
-            cursor = self._cursors.get(destination, 0)
+            if destination not in self._cursors:
+                self._cursors[destination] = max(
+                    (s.seq for s in self._alerts.values()
+                     if new_since_us is not None and s.alert.raised_us < new_since_us), default=0)
+            cursor = self._cursors[destination]
             rows = sorted((s for s in self._alerts.values() if s.seq > cursor),
                           key=lambda s: s.seq)[:limit]
             queued = 0
@@ -106,7 +116,7 @@ class MemoryAlertOutbox:
             for _, _, key in due:
                 d = self._deliveries[key]
                 d.lease_owner, d.lease_until_us = owner, now_us + lease_us
-                claimed.append(Claimed(key[0], d.attempts, self._alerts[key[1]]))
+                claimed.append(Claimed(key[0], d.attempts, self._with_url(self._alerts[key[1]])))
             return claimed
 
     def settle(self, owner: str, outcomes: Iterable[Outcome]) -> int:
