@@ -162,14 +162,17 @@ class QueryService:
 
 
 def _check_waiting(query: Query) -> None:
-    """`--open` and `--overdue` select requests (SPEC §3.5); overdue needs the targets (with
-    none configured, no request is overdue)."""
+    """`--open` and `--overdue` select requests (SPEC §3.5); overdue needs the targets: without
+    any, every answer would be empty, which reads as "nothing is late" (`mot query` and
+    GET /v1/responses say so alike)."""
     if not (query.open or query.overdue):
         return
     if query.name != "responses":
         raise QueryError(f"--open/--overdue do not apply to {query.name}")
-    if query.overdue and query.targets is None:
-        raise QueryError("--overdue needs the first-response targets (mot.toml)")
+    if query.overdue and (query.targets is None or not query.targets.configured):
+        from mot.service.targets import NO_TARGETS
+
+        raise QueryError(NO_TARGETS)
 
 
 def _waiting(records: list[dict[str, Any]], query: Query, as_of_us: int

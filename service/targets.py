@@ -29,6 +29,10 @@ UNITS: Final[Mapping[str, int]] = MappingProxyType({"s": 1, "m": 60, "h": 3600, 
 _DURATION: Final = re.compile(r"(\d{1,12})([smhd])")
 TARGET_KINDS: Final = ("first_response",)
 """The targets mot.toml may set (SPEC §3.5): only first-response times today."""
+NO_TARGETS: Final = ("--overdue needs first-response targets, and none are configured: add"
+                     " [targets.first_response] to mot.toml (service = \"4h\", say)")
+"""What `mot query responses --overdue` and GET /v1/responses?overdue=true answer (an error)
+when mot.toml sets no target: an empty answer would read as "nothing is late"."""
 TENANT_PARTS: Final = ("targets", "alerts")
 """What `[tenants.NAME]` may hold; each part is checked by its own use case."""
 

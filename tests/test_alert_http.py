@@ -37,3 +37,35 @@ def test_alerts_over_http_are_the_tokens_tenants_and_metrics_count_failures(stor
         assert "mot_alerts_raised 3.0" in metrics
         assert 'mot_alert_deliveries{state="failed"} 1.0' in metrics
         assert 'mot_alert_deliveries{state="delivered"} 2.0' in metrics
+
+
+def test_an_alert_is_acknowledged_over_http_in_its_tenant_only(store_url: str) -> None:
+    """POST /v1/alerts/{id}/ack does what `mot alerts ack` does: the alert is acknowledged once
+    (`acked_at` stays the first time), and what is not delivered yet is not sent any more."""
+    acme, other = make_alert(1), make_alert(2, tenant="globex")
+    with api(store_url) as client:
+        outbox = client.services.alert_outbox
+        outbox.raise_alerts([acme, other])
+        outbox.enqueue("hook", lambda a: True, 10)
+        path = f"/v1/alerts/{acme.alert_id}/ack"
+        assert client.post("globex", b"", path).status_code == 404  # another tenant's alert
+        missing = client.post("acme", b"", "/v1/alerts/nope/ack")
+        assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+        assert client.post("acme_read", b"", path).status_code == 403  # ack changes delivery
+        assert client.client.post(path).status_code == 401
+        first = client.post("acme", b"", path)
+        assert first.status_code == 200
+        record = first.json()
+        assert (record["alert_id"], record["rule"], record["tenant"]) == (
+            acme.alert_id, "detractor", "acme")
+        assert record["acked_at"] is not None
+        assert record["deliveries"] == [{"destination": "hook", "state": "acked", "attempts": 0,
+                                         "error": None}]
+        again = client.post("acme_write", b"", path).json()
+        assert again["acked_at"] == record["acked_at"]
+        now = int(time.time() * S)
+        claimed = outbox.claim(["hook"], "me", now, 60 * S, 10)
+        assert [c.stored.alert.alert_id for c in claimed] == [other.alert_id]  # not the acked one
+        listed = client.get("acme", "/v1/alerts").json()
+        assert [a["acked_at"] for a in listed] == [record["acked_at"]]
+        assert client.get("globex", "/v1/alerts").json()[0]["acked_at"] is None

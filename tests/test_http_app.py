@@ -42,7 +42,7 @@ def test_routes_are_module_functions_of_the_routers(tmp_path: Path) -> None:
             "GET /v1/amplifications", "GET /v1/teams", "GET /v1/listening", "GET /v1/responses",
             "GET /v1/response-times", "GET /v1/persons", "GET /v1/persons/{customer_id}",
             "GET /v1/moments/{moment_id}", "GET /v1/report", "GET /healthz", "GET /metrics",
-            "GET /v1/alerts",
+            "GET /v1/alerts", "POST /v1/alerts/{alert_id}/ack",
         ])
         for module, route in routes:
             assert route.endpoint.__module__ == module.__name__, route.path

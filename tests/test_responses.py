@@ -19,7 +19,7 @@ from http_support import api, golden_lines
 from responses_support import GOLDEN_RESPONSE_TIMES, GOLDEN_RESPONSES
 
 from mot.bootstrap import open_store
-from mot.service.targets import Targets
+from mot.service.targets import NO_TARGETS, Targets
 
 MOT_TOML = """\
 [targets.first_response]
@@ -106,7 +106,7 @@ def test_overdue_against_the_targets_at_the_as_of_time(golden_store: str, tmp_pa
                                    "duration like 4h, 90m, 1d") in bad.output
     (tmp_path / "mot.toml").write_text("tenant = \"acme\"\n")
     none = mot(golden_store, "query", "responses", "--overdue", ok=False)
-    assert none.exit_code == 2 and "--overdue needs first-response targets" in none.output
+    assert none.exit_code == 2 and NO_TARGETS in " ".join(none.output.split())
 
 
 def test_every_format(golden_store: str) -> None:
@@ -168,6 +168,12 @@ def test_the_http_api_is_tenant_scoped_with_the_same_shapes(store_url: str,
                               function="logistics").json()) == ["0d4bcfe2"]
         assert client.get("acme", "/v1/response-times", function="product").json() == [
             GOLDEN_RESPONSE_TIMES[2]]
+    with api(store_url) as client:  # no targets: the same error as `mot query`, not []
+        none = client.get("acme", "/v1/responses", overdue="true")
+        assert (none.status_code, none.json()["code"]) == (400, "invalid_query")
+        assert none.json()["detail"] == NO_TARGETS.replace("--", "")
+        assert client.get("acme", "/v1/responses", open="true").status_code == 200
+    with api(store_url, targets=targets) as client:
         denied = client.get("acme", "/v1/responses", tenant="globex")
         assert denied.status_code == 403
         assert client.get("acme", "/v1/responses", kind="praise").status_code == 422

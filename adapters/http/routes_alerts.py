@@ -1,14 +1,16 @@
-"""GET /v1/alerts: the alerts raised for the token's tenant (SPEC §3.6), as `mot alerts list`."""
+"""GET /v1/alerts and POST /v1/alerts/{alert_id}/ack: the token's tenant's alerts (SPEC §3.6),
+as `mot alerts list` and `mot alerts ack`."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from mot.adapters.http import errors
-from mot.adapters.http.deps import Context, TenantReader
+from mot.adapters.http.deps import Context, TenantReader, Writer
+from mot.adapters.http.errors import ApiError
 from mot.adapters.http.routes_queries import LimitParam, SinceParam
 from mot.domain.timefmt import to_micros
 from mot.service.alerting import AlertQuery, stored_record
@@ -30,3 +32,17 @@ def alerts(context: Context, principal: TenantReader, rule: Rule | None = None,
     found = context.services.alerts.find(AlertQuery(
         principal.tenant, rule, None if since is None else to_micros(since), failed, limit=limit))
     return Response(orjson.dumps([stored_record(s) for s in found]), media_type="application/json")
+
+
+@router.post("/v1/alerts/{alert_id}/ack", response_model=None,
+             responses={200: {"model": dict[str, Any]}, **errors.responses(401, 403, 404, 422, 503)})
+def ack(context: Context, principal: Writer,
+        alert_id: Annotated[str, Path(min_length=1, max_length=128)]) -> Response:
+    """Acknowledge one of the tenant's alerts, as `mot alerts ack`: someone acts on it, so what
+    is not delivered yet is not sent. Acknowledging again changes nothing (`acked_at` stays
+    the first time). A write token: it changes the alert's delivery."""
+    stored = context.services.alerts.ack(alert_id, principal.tenant)
+    if stored is None:
+        raise ApiError(404, f"no alert {alert_id!r} in tenant {principal.tenant!r}"
+                            " (GET /v1/alerts lists them)", code="not_found", field="alert_id")
+    return Response(orjson.dumps(stored_record(stored)), media_type="application/json")
