@@ -66,6 +66,7 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
     posts = [m for ms in moments.values() for m in ms if is_amplification(m)]
     targets = reader.moments_by_key({(p.tenant, p.in_reply_to) for p in posts if p.in_reply_to})
     cascades = reader.cascades(posts) if posts else {}
+    make = Current._make
     out = {}
     for key, ms in moments.items():
         if not ms:
@@ -73,7 +74,9 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
         ids = members.get(key)
         if ids:
             person = min(m.customer_id for m in ms)
-            ms = [m if m.customer_id == person else m._replace(customer_id=person) for m in ms]
+            # Built as tuples: `_replace` costs several times as much, and a merge of large
+            # persons renames thousands of moments.
+            ms = [m if m.customer_id == person else make((*m[:2], person, *m[3:])) for m in ms]
             row = person_row(key[0], key[1], person, ids)
         else:
             person = key[1]

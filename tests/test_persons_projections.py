@@ -29,10 +29,13 @@ from persons_support import (
 )
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
+from mot.adapters.stores.projection_tables import RESPONSE_VALUES
 from mot.bootstrap import open_store
+from mot.domain.identity import derived_moment_id
 from mot.projections.engine import Engine
 from mot.projections.persons import is_suspect
 from mot.projections.ports import ProjectionStore, ViewRead
+from mot.projections.responses import Response
 from mot.service.queries import Query, QueryService
 
 FIXTURE = SHARED / "fixtures" / "persons.jsonl"
@@ -168,6 +171,42 @@ def test_a_merge_deletes_the_absorbed_key_and_a_split_brings_it_back(world: Worl
     assert "logistics" not in {r["function"] for r in views["teams"]
                                if r["amplifications"]}
     assert ("relationships", "acme/zendesk:m1") not in world.tombstones()  # revived
+
+
+def test_a_merge_rewrites_only_the_responses_rows_whose_values_changed(world: World) -> None:
+    """A merge refolds the person's requests; a request whose response and person stay the
+    same keeps its row and version, the absorbed id's rows carry the merge's version."""
+    world.record([
+        moment("a:1", 9, "inbound", "question", "1"), moment("a:1", 10, "outbound", "answer", "2"),
+        moment("b:1", 12, "inbound", "question", "3"), moment("b:1", 13, "outbound", "answer", "4"),
+        moment("b:1", 14, "inbound", "complaint", "5"),
+    ])
+    world.engine().catch_up()
+    first = world.ledger.head()
+
+    def responses() -> list[tuple[str, str, int, int]]:
+        return sorted((r["customer_id"], r["response_moment_id"] or "", r["response_seconds"] or 0,
+                       r["version"]) for r in world.store.read_view(ViewRead("responses")))
+
+    ids = {n: derived_moment_id("acme", "t", n) for n in ("2", "4")}  # the answers
+    assert responses() == sorted([("a:1", ids["2"], 3600, first), ("b:1", ids["4"], 3600, first),
+                                  ("b:1", "", 0, first)])
+    world.record([link("link", "a:1", "b:1", 0)])
+    world.engine().catch_up()
+    merged = world.ledger.head()
+    assert responses() == sorted([("a:1", ids["2"], 3600, first), ("a:1", ids["4"], 3600, merged),
+                                  ("a:1", "", 0, merged)])
+    world.record([link("unlink", "a:1", "b:1", 1)])
+    world.engine().catch_up()
+    split = world.ledger.head()
+    assert responses() == sorted([("a:1", ids["2"], 3600, first), ("b:1", ids["4"], 3600, split),
+                                  ("b:1", "", 0, split)])
+
+
+def test_the_responses_values_read_back_are_a_responses_fields() -> None:
+    """The SQL store compares a refolded request with its row's `RESPONSE_VALUES`, in the
+    order of `Response`'s fields."""
+    assert RESPONSE_VALUES.split(", ") == list(Response._fields)
 
 
 def test_a_late_unlink_older_than_its_link_changes_nothing(world: World) -> None:

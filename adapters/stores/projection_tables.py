@@ -211,6 +211,10 @@ _reciprocity_row = row_maker(RECIPROCITY)
 _transition_row = row_maker(TRANSITIONS)
 _amplification_row = row_maker(AMPLIFICATIONS)
 _response_row = row_maker(RESPONSES)
+RESPONSE_VALUES = ", ".join(f.col for f in RESPONSES.stored
+                            if f.name != "version" and not f.micros_text)
+"""The responses columns that hold a `Response`'s fields, in its order: all but the times'
+texts (a test holds it to `Response._fields`)."""
 _team_row = row_maker(TEAMS)
 _listening_row = row_maker(LISTENING)
 _person_row = row_maker(PERSONS)
@@ -884,10 +888,29 @@ class SqlSession:
 
     def _replace_responses(self, folded: Mapping[CustomerKey, CustomerProjections],
                            keys: Collection[CustomerKey], version: int) -> None:
+        """Write the requests whose response changed, delete those gone.
+
+        Compared as the fold's values (the stored columns but the two times' texts, which
+        follow from their microseconds), so only a changed request's row is encoded and
+        written: a merge or a split of large persons refolds thousands of requests.
+        """
         # Not published to Kafka (service/streaming.py): a deleted request leaves no tombstone.
-        self._replace_keyed(RESPONSES, keys, version, {
-            (r.tenant, r.request_moment_id): _response_row(r)
-            for f in folded.values() for r in f.responses}, published=False)
+        old = {(r[1], r[0]): r for r in self._rows("responses", keys, RESPONSE_VALUES)}
+        changed: list[tuple[Any, ...]] = []
+        added: list[tuple[Any, ...]] = []
+        new: set[tuple[str, str]] = set()
+        for f in folded.values():
+            for r in f.responses:
+                key = (r.tenant, r.request_moment_id)
+                new.add(key)
+                before = old.get(key)
+                if before is None:
+                    added.append((*_response_row(r), version))
+                elif before != r:
+                    changed.append((*_response_row(r), version))
+        self._insert("responses", RESPONSES.columns, added)
+        self._upsert("responses", RESPONSES.columns, changed, key=RESPONSES.key)
+        self._delete_rows("responses", RESPONSES.key, [key for key in old if key not in new])
 
     def _replace_keyed(self, projection: Projection, keys: Collection[CustomerKey], version: int,
                        new: dict[tuple[str, str], tuple[Any, ...]], *, published: bool = True
