@@ -431,7 +431,9 @@ def next_offsets(received: Iterable[Received]) -> dict[tuple[str, int], int]:
 
 # -- publish --------------------------------------------------------------------------------
 
-CHANGELOG_PROJECTIONS = ("relationships", "reciprocity", "amplifications")
+# The projections `mot kafka publish` sends, each to `PREFIX + name` (the store reads their
+# changed rows and tombstones: adapters/stores/changelog.py).
+CHANGELOG_PROJECTIONS = ("relationships", "reciprocity", "amplifications", "persons")
 
 
 @dataclass(frozen=True, slots=True)

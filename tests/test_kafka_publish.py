@@ -1,10 +1,10 @@
 """`mot kafka publish`: projection changelogs on compacted topics, against a real broker.
 
-Folding the latest message per key of mot.relationships, mot.reciprocity and
-mot.amplifications gives what `mot query` gives; a retracted amplification
-becomes a tombstone; a publisher killed mid-way resumes from the position it
-keeps in the store, without a gap, and what it repeats carries the same
-version and value.
+Folding the latest message per key of mot.relationships, mot.reciprocity,
+mot.amplifications and mot.persons gives what `mot query` gives; a retracted
+amplification becomes a tombstone, and so does the key a link's merge absorbs;
+a publisher killed mid-way resumes from the position it keeps in the store,
+without a gap, and what it repeats carries the same version and value.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from mot.cli.main import cli
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["broker"]
 
-CHANGELOGS = ("relationships", "reciprocity", "amplifications")
+CHANGELOGS = ("relationships", "reciprocity", "amplifications", "persons")
 KEY = {"relationships": lambda r: f"{r['tenant']}/{r['customer_id']}",
        "reciprocity": lambda r: f"{r['tenant']}/{r['customer_id']}",
-       "amplifications": lambda r: f"{r['tenant']}/{r['amplification_id']}"}
+       "amplifications": lambda r: f"{r['tenant']}/{r['amplification_id']}",
+       "persons": lambda r: f"{r['tenant']}/{r['customer_id']}"}
 
 
 def publish(store: str, bootstrap: str, *extra: str) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def test_publish_then_fold_equals_query_and_a_retraction_is_a_tombstone(
         broker: Broker, store_url: str, golden_path: Path) -> None:
     import_lines(store_url, lines_of(golden_path))
     first = publish(store_url, broker.bootstrap)  # brings the projections up to date first
-    assert first["messages"] == 9 + 9 + 4 and first["tombstones"] == 0
+    assert first["messages"] == 9 + 9 + 4 + 9 and first["tombstones"] == 0
     logs = assert_changelogs_equal_queries(store_url, broker.bootstrap)
     assert {key for key, _, _ in logs["relationships"]} == {
         f"{r['tenant']}/{r['customer_id']}" for r in query(store_url, "relationships")}
@@ -107,6 +108,42 @@ def test_publish_then_fold_equals_query_and_a_retraction_is_a_tombstone(
     assert key == KEY["amplifications"](amplification) and row is None
     assert version > amplification["version"]
     assert KEY["amplifications"](amplification) not in fold(logs["amplifications"])
+
+
+def test_a_link_publishes_the_merged_person_and_a_tombstone_for_the_absorbed_key(
+        broker: Broker, store_url: str) -> None:
+    def moment(customer: str, n: str, kind: str, direction: str) -> bytes:
+        return orjson.dumps({"tenant": "acme", "customer_id": customer,
+                             "occurred_at": f"2026-04-01T0{n}:00:00Z", "channel": "chat",
+                             "direction": direction, "kind": kind,
+                             "source": {"system": "t", "id": n}})
+
+    def pair(kind: str, hour: int) -> bytes:
+        return orjson.dumps({"type": kind, "tenant": "acme", "customer_ids": ["zendesk:m1", "x:maria"],
+                             "occurred_at": f"2026-04-02T0{hour}:00:00Z", "reason": "test"})
+
+    import_lines(store_url, [moment("zendesk:m1", "1", "question", "inbound"),
+                             moment("x:maria", "2", "answer", "outbound")])
+    publish(store_url, broker.bootstrap)
+    assert {key for key, _, _ in changelog(broker.bootstrap, "persons")} == {
+        "acme/x:maria", "acme/zendesk:m1"}
+
+    import_lines(store_url, [pair("link", 1)])
+    merged = publish(store_url, broker.bootstrap)
+    assert merged["by_projection"]["persons"] == 2  # the merged person's row, the tombstone
+    logs = assert_changelogs_equal_queries(store_url, broker.bootstrap)
+    (key, version, row), (gone, gone_at, nothing) = sorted(
+        logs["persons"][-2:], key=lambda m: m[2] is None)
+    assert key == "acme/x:maria" and row is not None and row["customer_ids"] == [
+        "x:maria", "zendesk:m1"] and row["ids"] == 2 and row["suspect"] is False
+    assert (gone, nothing) == ("acme/zendesk:m1", None) and gone_at == version
+
+    import_lines(store_url, [pair("unlink", 2)])
+    publish(store_url, broker.bootstrap)
+    persons = fold(changelog(broker.bootstrap, "persons"))
+    assert {key: row["customer_ids"] for key, row in persons.items()} == {
+        "acme/x:maria": ["x:maria"], "acme/zendesk:m1": ["zendesk:m1"]}
+    assert_changelogs_equal_queries(store_url, broker.bootstrap)
 
 
 @pytest.mark.slow

@@ -18,14 +18,8 @@ import orjson
 
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.domain.timefmt import format_utc
-from mot.projections.schema import (
-    AMPLIFICATIONS,
-    RECIPROCITY,
-    RELATIONSHIPS,
-    Projection,
-    stored_decoder,
-)
-from mot.service.streaming import Change
+from mot.projections.schema import PROJECTIONS, Projection, stored_decoder
+from mot.service.streaming import CHANGELOG_PROJECTIONS, Change
 
 PUBLISHER_DDL: Final = """CREATE TABLE IF NOT EXISTS publisher_state (
     name TEXT NOT NULL, projection TEXT NOT NULL, kind TEXT NOT NULL,
@@ -34,9 +28,7 @@ PUBLISHER_DDL: Final = """CREATE TABLE IF NOT EXISTS publisher_state (
 
 # The projections published, by name. A record is what the projection's output shows of
 # its stored fields (`lapsed` is computed when read); its key identifies the row.
-PUBLISHED: Final[dict[str, Projection]] = {
-    p.name: p for p in (RELATIONSHIPS, RECIPROCITY, AMPLIFICATIONS)
-}
+PUBLISHED: Final[dict[str, Projection]] = {name: PROJECTIONS[name] for name in CHANGELOG_PROJECTIONS}
 KEYS: Final[dict[str, tuple[str, ...]]] = {name: p.message_key or p.key
                                            for name, p in PUBLISHED.items()}
 
