@@ -12,12 +12,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mot.domain.timefmt import to_micros
-from mot.projections.amplification import Amplification
 from mot.projections.engine import Engine
 from mot.projections.model import Current, CustomerKey
 from mot.projections.ports import ProjectionStore, RangeReader
 from mot.projections.schema import PROJECTIONS, Projection, record_maker
-from mot.projections.teams import scoreboard
+from mot.projections.teams import ListeningRow, TeamTotals, scoreboard
 
 if TYPE_CHECKING:
     from mot.service.queries import Query
@@ -45,20 +44,52 @@ def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query,
 
     Persons are those of the current links (SPEC §2: links are about who someone is, not
     about when it was known)."""
+    values = [v for batch in _folded(projections, engine, query, groups) for v in batch]
+    if query.name == "amplifications":
+        values.sort(key=lambda a: a.amplification_id)
+    elif query.name == "responses":
+        values.sort(key=lambda r: (r.request_moment_id, r.tenant))
+    return _records(query, values)
+
+
+def as_of_pages(projections: ProjectionStore, engine: Engine, query: Query
+                ) -> Iterator[list[dict[str, Any]]]:
+    """`fold_as_of`'s records a read of persons at a time, in the fold's order (persons by
+    key; amplifications and responses not sorted by id): memory holds one read's persons,
+    not the whole answer (`mot export --as-of`)."""
+    for values in _folded(projections, engine, query, None):
+        records = _records(query, values)
+        if records:
+            yield records
+
+
+def _records(query: Query, values: Sequence[Any]) -> list[dict[str, Any]]:
+    make = _maker(query.name)
+    projection = PROJECTIONS[query.name]
+    return [record for record in map(make, values) if _matches(projection, record, query)]
+
+
+def _folded(projections: ProjectionStore, engine: Engine, query: Query,
+            groups: Sequence[CustomerKey] | None) -> Iterator[list[Any]]:
+    """The domain values of `query.name` as of `query.as_of`, a read of persons at a time;
+    the scoreboard's (teams, listening) once, at the end, summed a read at a time."""
     assert query.as_of is not None
     name = query.name
-    make = _maker(name)
-    values: list[Any] = []
-    moments_seen: list[Current] = []
-    amplifications: list[Amplification] = []
+    teams = TeamTotals()
+    listening: dict[str, list[int]] = {}  # tenant -> [moments, L, M]
     with projections.reader(to_micros(query.as_of)) as session:
         for keys in _person_groups(session, query, groups):
             moments = session.customer_moments(keys)
+            values: list[Any] = []
+            seen: list[Current] = []
+            amplifications: list[Any] = []
             for key, folded in engine.fold(session, moments, session.members(keys)).items():
                 if name in ("teams", "listening"):
-                    moments_seen.extend(moments[key])
-                amplifications.extend(folded.amplifications)
-                if name == "relationships":
+                    seen.extend(moments[key])
+                    amplifications.extend(folded.amplifications)
+                elif name == "amplifications":
+                    values.extend(folded.amplifications)
+                elif name == "relationships":
                     values.append(folded.relationship)
                 elif name == "reciprocity":
                     values.append(folded.reciprocity)
@@ -68,15 +99,21 @@ def fold_as_of(projections: ProjectionStore, engine: Engine, query: Query,
                     values.extend(folded.responses)
                 elif name == "persons":
                     values.append(folded.person)
-    if name == "amplifications":
-        values = sorted(amplifications, key=lambda a: a.amplification_id)
-    elif name == "responses":
-        values.sort(key=lambda r: (r.request_moment_id, r.tenant))
-    elif name in ("teams", "listening"):
-        board = scoreboard(moments_seen, amplifications)
-        values = list(board.teams if name == "teams" else board.listening)
-    projection = PROJECTIONS[name]
-    return [record for record in map(make, values) if _matches(projection, record, query)]
+            if seen:  # the scoreboard's sums add up in any order: one read's at a time
+                board = scoreboard(seen, amplifications)
+                for row in board.teams:
+                    teams.add(row)
+                for tenant_row in board.listening:
+                    counts = listening.setdefault(tenant_row.tenant, [0, 0, 0])
+                    for i, count in enumerate((tenant_row.moments, tenant_row.listening,
+                                               tenant_row.other)):
+                        counts[i] += count
+            yield values
+    if name == "teams":
+        yield teams.rows()
+    elif name == "listening":
+        yield [ListeningRow(tenant, *counts) for tenant, counts in sorted(listening.items())
+               if counts[0]]
 
 
 def _person_groups(session: RangeReader, query: Query, groups: Sequence[CustomerKey] | None

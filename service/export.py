@@ -12,7 +12,8 @@ many moments the store holds. For Parquet the store may give its pages as Arrow
 arrays (the SQL store does for a SQLite file: no Python object per value). A file is
 written under a temporary name and renamed when complete, so a stopped export
 never leaves a half file under a table's name. `--as-of` folds the projections
-as the query service does (`service/as_of.py`) and keeps those records in memory.
+as the query service does (`service/as_of.py`), a read of persons at a time, and
+writes them in the fold's order (persons by key) as they come.
 """
 
 from __future__ import annotations
@@ -260,13 +261,23 @@ class Exporter:
         them (read in C, with no Python object per value)."""
         names = [c.name for c in columns(table)]
         if as_of is not None and table != "moments":
-            records = self.queries.run(Query(table, tenant=tenant, as_of=as_of))
             lists = {f.name for f in PROJECTIONS[table].output if f.type == "list"}
-            for start in range(0, len(records), PAGE_ROWS):
-                chunk = records[start:start + PAGE_ROWS]
+
+            def as_columns(chunk: list[dict[str, Any]]) -> list[Any]:
                 # A list (a person's ids) as the JSON text the table holds.
-                yield [[orjson.dumps(r[name]).decode() if name in lists else r.get(name)
-                        for r in chunk] for name in names]
+                return [[orjson.dumps(r[name]).decode() if name in lists else r.get(name)
+                         for r in chunk] for name in names]
+
+            # Folded a read of persons at a time and written a page at a time: memory holds
+            # a page and a read, not the whole answer.
+            chunk: list[dict[str, Any]] = []
+            for records in self.queries.as_of_pages(Query(table, tenant=tenant, as_of=as_of)):
+                chunk.extend(records)
+                while len(chunk) >= PAGE_ROWS:
+                    yield as_columns(chunk[:PAGE_ROWS])
+                    del chunk[:PAGE_ROWS]
+            if chunk:
+                yield as_columns(chunk)
             return
         source = source_columns(table)
         # The moments in the table's own order: a sort, or an index walk that visits the rows
