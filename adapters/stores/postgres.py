@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import psycopg
 from psycopg import sql
@@ -61,6 +61,7 @@ class PostgresBackend(SqlBackend):
         # the driver says at once why (refused, no such database, no such role).
         if not _holds_a_store(server, self.schema, redacted(url)) and not create:
             raise StoreNotFound(redacted(url))
+        self._server = server
         # eventsourcing once the server answered: a store that cannot be reached fails
         # without waiting for it to load.
         from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -85,6 +86,12 @@ class PostgresBackend(SqlBackend):
                     curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             self.recorder = PostgresApplicationRecorder(self.datastore)
             self.recorder.create_table()
+
+    def server_uri(self) -> str | None:
+        s = self._server
+        return (f"postgresql://{quote(str(s['user']), safe='')}:{quote(str(s['password']), safe='')}"
+                f"@{s['host']}:{s['port']}/{quote(str(s['dbname']), safe='')}"
+                f"?options={quote(f'-csearch_path={self.schema}', safe='')}")
 
     def schema_lock(self) -> AbstractContextManager[None]:
         # PostgreSQL refuses concurrent CREATE ... IF NOT EXISTS of the same catalog

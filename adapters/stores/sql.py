@@ -298,6 +298,11 @@ class SqlBackend(ABC):
         """The one file the store lives in, for tools that read it directly (None: a server)."""
         return None
 
+    def server_uri(self) -> str | None:
+        """A libpq URI of the server the store lives on (its schema first on the search path),
+        for tools that read it directly (None: a file)."""
+        return None
+
     def row_cursor(self, tx: Tx) -> Any:
         """A cursor of `tx`'s connection that fetches rows as they are asked for: here the
         engine's own cursor, which steps through them."""

@@ -4,7 +4,8 @@ the per-day tallies of `mot report` (the ports `TableReader` of service/export.p
 
 A read runs in one read transaction, a page at a time (a server-side cursor on
 PostgreSQL), so memory stays flat however many rows a table holds. Arrow pages of
-a SQLite file come from the ADBC SQLite driver (`_arrow_stream`).
+a SQLite file come from the ADBC SQLite driver (`_arrow_stream`), of PostgreSQL from
+the ADBC PostgreSQL driver (`_arrow_postgres`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class SqlTableReader:
         sqlite_file = backend.local_file() if read.arrow else None
         if sqlite_file is not None:
             yield from _arrow_stream(sqlite_file, read, statement, params)
+            return
+        server = backend.server_uri() if read.arrow else None
+        if server is not None:
+            yield from _arrow_postgres(server, read, statement, params)
             return
         with backend.read() as tx:
             for rows in backend.stream_rows(tx, statement, params, read.page_rows):
@@ -112,3 +117,23 @@ def _arrow_stream(path: str, read: TableRead, statement: str, params: Sequence[A
                 first = False
             if batch.num_rows:
                 yield batch.columns[1:]
+
+
+def _arrow_postgres(uri: str, read: TableRead, statement: str, params: Sequence[Any]
+                    ) -> Iterator[list[Any]]:
+    """The rows of a statement on PostgreSQL as Arrow arrays, read by the ADBC PostgreSQL
+    driver: it fetches them by binary COPY and decodes them in C, where a psycopg cursor
+    made a Python object per value. Pages are the driver's batches, cut to `page_rows`."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    numbered = statement.split("?")
+    statement = numbered[0] + "".join(f"${i}{rest}" for i, rest in enumerate(numbered[1:],
+                                                                             start=1))
+    with adbc.connect(uri) as connection, connection.cursor() as cursor:
+        cursor.execute(statement, list(params) if params else None)
+        for batch in cursor.fetch_record_batch():
+            for start in range(0, batch.num_rows, read.page_rows):
+                part = batch.slice(start, read.page_rows)
+                # JSONB arrives as Arrow's JSON extension type: its text, as on SQLite.
+                yield [column.storage if hasattr(column, "storage") else column
+                       for column in part.columns]
