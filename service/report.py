@@ -6,12 +6,16 @@ carries a one-sentence reading computed from its data, the numbers it was drawn
 from (`data-values`, JSON), and the tables carry each row's fields
 (`data-field`/`data-value`), so a test can hold every number to `mot query`.
 
-The numbers come from the query service, as `mot query` prints them; only the
-weekly listening share is counted in the database (moments per week, direction
-and kind, each group judged by `projections.teams.listening_contribution`),
-because the listening projection keeps one total per tenant. Snapshots (stages,
-reciprocity, teams) are as of now; the window (`--since`/`--until`) bounds the
-weekly charts and the posts.
+Counts are made in the database (`ReportReads.grouped`: rows per tenant, value and
+day), not by reading a million rows into Python: customers per stage and status,
+stage changes per day and stage, posts per delay, requests per team and response
+time, moments per day, direction and kind (each group judged by
+`projections.teams.listening_contribution`, as the listening projection judges a
+moment). The short lists (the largest cascades, the customers to stop asking, the
+teams, listening) come from the query service as `mot query` prints them, and the
+response times are summed by the query's own `sum_response_times`. Snapshots
+(stages, reciprocity, teams) are as of now; the window (`--since`/`--until`)
+bounds the weekly charts and the posts.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from mot.domain.timefmt import format_utc, to_micros
 from mot.projections.model import Current
+from mot.projections.responses import sum_response_times
+from mot.projections.schema import RESPONSE_TIMES, record_maker
 from mot.projections.teams import listening_contribution, listening_share
 from mot.service.queries import Query, QueryService
 
@@ -78,42 +85,85 @@ class Chart:
 
 @dataclass
 class TenantData:
-    """One tenant's records, as `mot query` returns them."""
+    """What one tenant's section shows: counts made in the database, short lists as
+    `mot query` returns them."""
 
     tenant: str
-    relationships: list[dict[str, Any]] = field(default_factory=list)
-    reciprocity: list[dict[str, Any]] = field(default_factory=list)
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    amplifications: list[dict[str, Any]] = field(default_factory=list)
+    stages: Counter[str] = field(default_factory=Counter)  # customers per stage
+    statuses: Counter[str] = field(default_factory=Counter)  # customers per reciprocity status
+    stop_asking: list[dict[str, Any]] = field(default_factory=list)  # reciprocity records
+    moved: dict[str, Counter[str]] = field(default_factory=dict)  # week -> stage -> changes
+    largest: list[dict[str, Any]] = field(default_factory=list)  # amplifications, by reach
+    delays: Counter[int | None] = field(default_factory=Counter)  # posts per delay (None: unprompted)
     teams: list[dict[str, Any]] = field(default_factory=list)
     listening: list[dict[str, Any]] = field(default_factory=list)
     response_times: list[dict[str, Any]] = field(default_factory=list)
     weekly_listening: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+    @property
+    def customers(self) -> int:
+        return sum(self.stages.values())
 
-def gather(queries: QueryService, tallies: MomentTallies, *, tenant: str | None,
+
+class ReportReads(Protocol):
+    """The port the report counts rows through."""
+
+    def grouped(self, table: str, columns: Sequence[str], *, tenant: str | None,
+                since_us: int | None = None, until_us: int | None = None,
+                per_day: bool = False) -> list[tuple[Any, ...]]:
+        """Rows of `table` (the current moments: `moments`), of one tenant or every tenant's,
+        whose `occurred_us` is between the two times (inclusive; None: no bound), counted
+        per tenant, (with `per_day`) day of `occurred_us` counted from the epoch (UTC), and
+        the stored `columns`: (tenant, [day,] *values, count) tuples; none while the store
+        has no such table yet."""
+        ...
+
+
+def gather(queries: QueryService, reads: ReportReads, *, tenant: str | None,
            window: Window) -> list[TenantData]:
-    """Every tenant's records (or one tenant's), each list as `mot query` prints it."""
-    since, until = window.since, window.until
-    asked = {
-        "relationships": Query("relationships", tenant=tenant),
-        "reciprocity": Query("reciprocity", tenant=tenant),
-        "transitions": Query("transitions", tenant=tenant, since=since, until=until),
-        "amplifications": Query("amplifications", tenant=tenant, since=since, until=until,
-                                sort="-cascade_reach"),
-        "teams": Query("teams", tenant=tenant),
-        "listening": Query("listening", tenant=tenant),
-        "response_times": Query("response-times", tenant=tenant),
-    }
+    """Every tenant's section data (or one tenant's), by tenant."""
+    since = None if window.since is None else to_micros(window.since)
+    until = None if window.until is None else to_micros(window.until)
     by_tenant: dict[str, TenantData] = {}
-    for name, query in asked.items():
-        for record in queries.run(query):
-            data = by_tenant.setdefault(record["tenant"], TenantData(record["tenant"]))
-            getattr(data, name).append(record)
-    for name, weeks in weekly_listening(tallies, tenant=tenant, window=window).items():
-        if name in by_tenant:
-            by_tenant[name].weekly_listening = weeks
-    return [by_tenant[name] for name in sorted(by_tenant)]
+
+    def data(name: str) -> TenantData:
+        return by_tenant.setdefault(name, TenantData(name))
+
+    for name, stage, count in reads.grouped("relationships", ("stage",), tenant=tenant):
+        data(name).stages[stage] += count
+    for name, status, count in reads.grouped("reciprocity", ("status",), tenant=tenant):
+        data(name).statuses[status] += count
+    for name, day, stage, count in reads.grouped("transitions", ("to_stage",), tenant=tenant,
+                                                 since_us=since, until_us=until, per_day=True):
+        data(name).moved.setdefault(week_of(day), Counter())[stage] += count
+    for name, delay, count in reads.grouped("amplifications", ("delay_seconds",),
+                                            tenant=tenant, since_us=since, until_us=until):
+        data(name).delays[delay] += count
+    requests: dict[str, list[tuple[str, str, int | None]]] = defaultdict(list)
+    for name, function, seconds, count in reads.grouped(
+            "responses", ("function", "response_seconds"), tenant=tenant):
+        requests[name].extend(repeat((name, function, seconds), count))
+    for record in queries.run(Query("teams", tenant=tenant)):
+        data(record["tenant"]).teams.append(record)
+    for record in queries.run(Query("listening", tenant=tenant)):
+        data(record["tenant"]).listening.append(record)
+    for name, weeks in weekly_listening(reads, tenant=tenant, since_us=since,
+                                        until_us=until).items():
+        data(name).weekly_listening = weeks
+    sections = [by_tenant[name] for name in sorted(by_tenant) if by_tenant[name].stages]
+    for section in sections:
+        one = section.tenant
+        if section.statuses["stop_asking"]:
+            section.stop_asking = sorted(
+                queries.run(Query("reciprocity", tenant=one, status="stop_asking")),
+                key=lambda r: (-r["unanswered_asks"], r["balance"], r["customer_id"]))
+        section.largest = queries.run(Query(
+            "amplifications", tenant=one, since=window.since, until=window.until,
+            sort="-cascade_reach", limit=TOP))
+        # The query's own sums (`mot query response-times`), of the counted rows.
+        section.response_times = list(map(record_maker(RESPONSE_TIMES),
+                                          sum_response_times(requests[one])))
+    return sections
 
 
 def week_of(day: int) -> str:
@@ -122,42 +172,20 @@ def week_of(day: int) -> str:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=monday)).strftime("%Y-%m-%d")
 
 
-@dataclass(frozen=True, slots=True)
-class DayTally:
-    """How many current moments of a tenant occurred on one day (UTC, counted from the
-    epoch) with one direction and kind."""
-
-    tenant: str
-    day: int
-    direction: str
-    kind: str
-    moments: int
-
-
-class MomentTallies(Protocol):
-    """The port the report counts the current moments through."""
-
-    def moments_per_day(self, *, tenant: str | None, since_us: int | None,
-                        until_us: int | None) -> list[DayTally]:
-        """Current moments (of one tenant, or every tenant's) that occurred between the two
-        times (inclusive; None: no bound), counted per tenant, day, direction and kind."""
-        ...
-
-
-def weekly_listening(tallies: MomentTallies, *, tenant: str | None, window: Window
-                     ) -> dict[str, dict[str, tuple[int, int]]]:
+def weekly_listening(reads: ReportReads, *, tenant: str | None, since_us: int | None,
+                     until_us: int | None) -> dict[str, dict[str, tuple[int, int]]]:
     """Tenant -> week -> (L, M) of SPEC §3.4, counted over the current moments per day,
     direction and kind by the store; each group is judged by the projection's rule."""
     out: dict[str, dict[str, list[int]]] = defaultdict(dict)
-    for t in tallies.moments_per_day(
-            tenant=tenant, since_us=None if window.since is None else to_micros(window.since),
-            until_us=None if window.until is None else to_micros(window.until)):
-        probe = Current("", t.tenant, "", 0, t.direction, t.kind, "", "", None, None, None, 0,
+    for name, day, direction, kind, moments in reads.grouped(
+            "moments", ("direction", "kind"), tenant=tenant, since_us=since_us,
+            until_us=until_us, per_day=True):
+        probe = Current("", name, "", 0, direction, kind, "", "", None, None, None, 0,
                         None, None)
         listening, talking = listening_contribution(probe)
-        tally = out[t.tenant].setdefault(week_of(t.day), [0, 0])
-        tally[0] += listening * t.moments
-        tally[1] += talking * t.moments
+        tally = out[name].setdefault(week_of(day), [0, 0])
+        tally[0] += listening * moments
+        tally[1] += talking * moments
     return {name: {week: (lm[0], lm[1]) for week, lm in sorted(weeks.items())}
             for name, weeks in out.items()}
 
@@ -232,8 +260,7 @@ class Drawing:
 
 
 def funnel_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
-    counts = Counter(r["stage"] for r in data.relationships)
-    values = {s: counts[s] for s in STAGES}
+    values = {s: data.stages[s] for s in STAGES}
     total = sum(values.values())
     svg = draw.counted_bars(key, values, STAGE_COLOURS, 2.8)
     warm = values["loyal"] + values["advocate"]
@@ -244,19 +271,21 @@ def funnel_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
 
 
 def movement_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
-    weeks: dict[str, Counter[str]] = defaultdict(Counter)
-    for t in data.transitions:
-        weeks[week_of(to_micros(datetime.fromisoformat(t["occurred_at"])) // DAY_US)][t["to"]] += 1
+    weeks = data.moved
     ordered = sorted(weeks)
     values = {w: {s: weeks[w][s] for s in STAGES if weeks[w][s]} for w in ordered}
     fig, ax = draw.figure(3.2, top=0.45)
     bottom = [0] * len(ordered)
+    edges = [i - 0.5 for i in range(len(ordered) + 1)]
     for stage in STAGES[1:]:
         heights = [weeks[w][stage] for w in ordered]
         if any(heights):
-            ax.bar(range(len(ordered)), heights, bottom=bottom, color=STAGE_COLOURS[stage],
-                   label=f"into {stage}", width=0.85)
-            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+            # One stepped area per stage, stacked, rather than a bar per week and stage:
+            # matplotlib's cost is per shape, and a year of weeks made hundreds.
+            top = [b + h for b, h in zip(bottom, heights, strict=True)]
+            ax.stairs(top, edges, baseline=bottom, fill=True, color=STAGE_COLOURS[stage],
+                      label=f"into {stage}")
+            bottom = top
     _week_ticks(ax, ordered)
     ax.set_ylabel("stage changes")
     if ordered:
@@ -274,8 +303,7 @@ def movement_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
 
 
 def reciprocity_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
-    counts = Counter(r["status"] for r in data.reciprocity)
-    values = {s: counts[s] for s in STATUSES}
+    values = {s: data.statuses[s] for s in STATUSES}
     total = sum(values.values())
     svg = draw.counted_bars(key, values, STATUS_COLOURS, 2.2)
     reading = (f"The brand must stop asking {values['stop_asking']:,} of {total:,} customers "
@@ -285,8 +313,7 @@ def reciprocity_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
 
 
 def stop_asking_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
-    stop = sorted((r for r in data.reciprocity if r["status"] == "stop_asking"),
-                  key=lambda r: (-r["unanswered_asks"], r["balance"], r["customer_id"]))
+    stop = data.stop_asking
     shown = stop[:TOP]
     fig, ax = draw.figure(0.7 + 0.26 * max(len(shown), 3),
                           labels=[r["customer_id"] for r in shown])
@@ -307,7 +334,7 @@ def stop_asking_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
 
 
 def cascades_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
-    largest = data.amplifications[:TOP]  # by cascade reach, as queried
+    largest = data.largest  # by cascade reach, as queried
     labels = [f"{a['customer_id']} · {a['trigger_function'] or 'unprompted'}" for a in largest]
     fig, ax = draw.figure(0.7 + 0.3 * max(len(largest), 3), labels=labels)
     ax.barh(labels[::-1], [a["cascade_reach"] for a in largest][::-1],
@@ -332,26 +359,43 @@ def cascades_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
 
 
 def delay_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
-    delays = sorted(a["delay_seconds"] for a in data.amplifications
-                    if a["delay_seconds"] is not None)
+    delays = sorted((d, n) for d, n in data.delays.items() if d is not None)
+    posts = sum(n for _, n in delays)
     # Within SPEC's 72 h window, except through an explicit in_reply_to: those are drawn
-    # at the window's edges rather than left out.
-    hours = [min(max(d / 3600, 0), 72) for d in delays]
+    # at the window's edges rather than left out. Six-hour bins, counted here: the chart
+    # draws twelve bars, not one value per post.
+    bins = [0] * 12
+    for d, n in delays:
+        bins[min(max(d, 0) // DELAY_BIN, len(bins) - 1)] += n
     fig, ax = draw.figure(2.6)
-    ax.hist(hours, bins=[h * 6 for h in range(0, 13)], color="#4f8fcf", edgecolor="white")
+    ax.stairs(bins, range(0, 6 * len(bins) + 1, 6), fill=True, color="#4f8fcf")
+    ax.set_xticks(range(0, 73, 12))
     ax.set_xlabel("hours from the private moment to the public post (beyond 72 h: at 72)")
     ax.set_ylabel("posts")
-    unprompted = sum(a["delay_seconds"] is None for a in data.amplifications)
-    values = {"delays": delays, "unprompted": unprompted}
-    if delays:
-        median = delays[(len(delays) - 1) // 2]
-        within_day = sum(d <= 86_400 for d in delays)
-        reading = (f"Half of the {len(delays):,} triggered posts came within {_duration(median)} "
-                   f"of their private moment, {_share(within_day, len(delays))} within a day; "
+    unprompted = data.delays[None]
+    median = _nth(delays, (posts - 1) // 2) if posts else None
+    within_day = sum(n for d, n in delays if d <= 86_400)
+    values = {"posts": posts, "six_hour_bins": bins, "median": median,
+              "within_day": within_day, "unprompted": unprompted}
+    if median is not None:
+        reading = (f"Half of the {posts:,} triggered posts came within {_duration(median)} "
+                   f"of their private moment, {_share(within_day, posts)} within a day; "
                    f"{unprompted:,} came unprompted.")
     else:
         reading = f"No post followed a private moment; {unprompted:,} came unprompted."
     return Chart(key, "From private moment to public post", reading, draw.svg(fig, key), values)
+
+
+DELAY_BIN = 6 * 3600  # seconds: the delay chart's bars
+
+
+def _nth(counted: Sequence[tuple[int, int]], index: int) -> int:
+    """The value at `index` (from 0) of the sorted values that (value, count) pairs stand for."""
+    for value, count in counted:
+        if index < count:
+            return value
+        index -= count
+    raise IndexError(index)
 
 
 def polarity_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
@@ -579,12 +623,13 @@ def _render(tenants: Sequence[TenantData], *, window: Window, generated: datetim
                 f'data-values="{values}"><h3>{html.escape(chart.title)}</h3>'
                 f"<figcaption>{html.escape(chart.reading)}</figcaption>{chart.svg}{chart.table}"
                 "</figure>")
-        customers = len(data.relationships)
+        customers = data.customers
         sections.append(
             f'<section data-tenant="{html.escape(data.tenant)}"><h2>{html.escape(data.tenant)}</h2>'
             f'<p class="summary">{_plural(customers, "customer")}; '
-            f"{_plural(len(data.amplifications), 'public post')} and "
-            f"{_plural(len(data.transitions), 'stage change')} in the window.</p>"
+            f"{_plural(data.delays.total(), 'public post')} and "
+            f"{_plural(sum(c.total() for c in data.moved.values()), 'stage change')} in the "
+            "window.</p>"
             f'<div class="grid">{"".join(figures)}</div></section>')
     if not sections:
         sections.append("<section><h2>No customers yet</h2><p>Record moments with "
@@ -606,9 +651,9 @@ def _render(tenants: Sequence[TenantData], *, window: Window, generated: datetim
     )
 
 
-def report(queries: QueryService, tallies: MomentTallies, *, tenant: str | None = None,
+def report(queries: QueryService, reads: ReportReads, *, tenant: str | None = None,
            since: datetime | None = None, until: datetime | None = None) -> str:
     """The report page of one tenant, or of every tenant."""
     window = Window(since, until)
-    return render(gather(queries, tallies, tenant=tenant, window=window), window=window,
+    return render(gather(queries, reads, tenant=tenant, window=window), window=window,
                   generated=queries.clock())

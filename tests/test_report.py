@@ -113,8 +113,14 @@ def check_numbers(page: Page, store: str, *window: str) -> None:
         for (amplification_id,), row in figures["cascades"]["rows"].items():
             assert row == {f: by_id[amplification_id][f] for f in row}
             assert {"trigger_function", "trigger_moment_id", "occurred_at"} <= set(row)
+        delays = sorted(a["delay_seconds"] for a in amps if a["delay_seconds"] is not None)
+        bins = [0] * 12
+        for d in delays:
+            bins[min(max(d, 0) // (6 * 3600), 11)] += 1
         assert figures["delay"]["values"] == {
-            "delays": sorted(a["delay_seconds"] for a in amps if a["delay_seconds"] is not None),
+            "posts": len(delays), "six_hour_bins": bins,
+            "median": delays[(len(delays) - 1) // 2] if delays else None,
+            "within_day": sum(d <= 86_400 for d in delays),
             "unprompted": sum(a["delay_seconds"] is None for a in amps)}
         teams = {t_["function"]: t_ for t_ in query(store, "teams", *t)}
         assert figures["polarity"]["values"] == {

@@ -1,6 +1,6 @@
 """Whole-table reads for analysts on SQL: the pages `mot export` and `mot verify` read, and
-the per-day tallies of `mot report` (the ports `TableReader` of service/export.py and
-`MomentTallies` of service/report.py).
+the counts `mot report` draws (the ports `TableReader` of service/export.py and
+`ReportReads` of service/report.py).
 
 A read runs in one read transaction, a page at a time (a server-side cursor on
 PostgreSQL), so memory stays flat however many rows a table holds. Arrow pages of
@@ -18,7 +18,6 @@ from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS
 
 if TYPE_CHECKING:
     from mot.service.export import TableRead
-    from mot.service.report import DayTally
 
 # The value a typed placeholder row holds per stored type (see `_arrow_stream`).
 _SENTINELS = {"text": "''", "json": "''", "list": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
@@ -34,7 +33,7 @@ def stored_type(table: str, column: str) -> str:
 
 
 class SqlTableReader:
-    """Implements `TableReader` and `MomentTallies` on a SqlBackend."""
+    """Implements `TableReader` and `ReportReads` on a SqlBackend."""
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
@@ -67,9 +66,10 @@ class SqlTableReader:
             for rows in backend.stream_rows(tx, statement, params, read.page_rows):
                 yield [list(column) for column in zip(*rows, strict=True)]
 
-    def moments_per_day(self, *, tenant: str | None, since_us: int | None,
-                        until_us: int | None) -> list[DayTally]:
-        from mot.service.report import DAY_US, DayTally
+    def grouped(self, table: str, columns: Sequence[str], *, tenant: str | None,
+                since_us: int | None = None, until_us: int | None = None,
+                per_day: bool = False) -> list[tuple[Any, ...]]:
+        from mot.service.report import DAY_US
 
         where: list[str] = ["TRUE"]
         params: list[Any] = []
@@ -78,14 +78,14 @@ class SqlTableReader:
             if value is not None:
                 where.append(condition)
                 params.append(value)
-        statement = (f"SELECT tenant, occurred_us / {DAY_US}, direction, kind, COUNT(*)"
-                     f" FROM moments WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4")
+        keys = ["tenant", *([f"occurred_us / {DAY_US}"] if per_day else []), *columns]
+        statement = (f"SELECT {', '.join(keys)}, COUNT(*) FROM {table}"
+                     f" WHERE {' AND '.join(where)}"
+                     f" GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))}")
         with self.backend.read() as tx:
-            if not self.backend.table_exists(tx, "moments"):
+            if not self.backend.table_exists(tx, table):
                 return []
-            rows = tx.query(statement, params)
-        return [DayTally(str(t), int(day), str(direction), str(kind), int(count))
-                for t, day, direction, kind, count in rows]
+            return [tuple(row) for row in tx.query(statement, params)]
 
 
 def _arrow_stream(path: str, read: TableRead, statement: str, params: Sequence[Any]
