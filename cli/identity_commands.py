@@ -103,8 +103,9 @@ identity.add_command(unlink)
               help="Do not bring projections up to date first (read-only access).")
 @pass_state
 def show(obj: State, customer_id: str, tenant: str, fmt: str, no_refresh: bool) -> None:
-    """The person a customer id belongs to: its ids, each link (reason, time, origin), and
-    its current moments per id.
+    """The person a customer id belongs to: its ids, each link (reason, time, origin), the
+    history of every link and unlink of its ids (those taken back too), and its current
+    moments per id.
 
     \b
     Examples:
@@ -137,6 +138,13 @@ def show(obj: State, customer_id: str, tenant: str, fmt: str, no_refresh: bool) 
     for row in _link_rows(person):
         click.echo(f"  {row['customer_ids']}  {row['occurred_at']}  {row['reason']!r}"
                    f"  from {row['origin']}")
+    if person["history"]:
+        click.echo("history (every link and unlink of its ids, by the time of the evidence;"
+                   " * decides the pair now):")
+    for e in person["history"]:
+        click.echo(f"  {e['occurred_at']}  {e['event']:<8}  {' - '.join(e['customer_ids'])}"
+                   f"  {e['reason']!r}  from {e['origin']}, recorded {e['recorded_at']}"
+                   f"{'  *' if e['decides'] else ''}")
 
 
 def _link_rows(person: dict[str, Any]) -> list[dict[str, Any]]:

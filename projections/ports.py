@@ -118,8 +118,10 @@ class PersonReader(Protocol):
     def members(self, groups: Collection[CustomerKey]) -> dict[CustomerKey, list[Member]]:
         """The ids of each of these groups that has several, with their degrees."""
         ...
-    def linked_pairs(self, tenant: str, ids: Collection[str]) -> list[tuple[str, str]]:
-        """The tenant's pairs whose state is linked and that name one of these ids."""
+    def linked_pairs(self, tenant: str, ids: Collection[str], *, unlinked: bool = False
+                     ) -> list[tuple[str, str]]:
+        """The tenant's pairs whose state is linked and that name one of these ids; with
+        `unlinked`, also those whose state is unlinked (a person's link history)."""
         ...
 
 

@@ -8,7 +8,7 @@ ledger (each link's events: reason, time, origin), through the `PairHistory` por
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from mot.domain.events import CustomersLinked, LinkEvent
@@ -46,9 +46,11 @@ class PersonService:
         ids: list[str] = person["customer_ids"]
         with self.projections.reader() as reader:
             pairs = reader.linked_pairs(tenant, ids)
+            # Every pair one of its ids was ever in: the links taken back too.
+            every_pair = reader.linked_pairs(tenant, ids, unlinked=True)
             moments = reader.customer_moments([(tenant, group)]).get((tenant, group), [])
         per_id = Counter(m.customer_id for m in moments)
-        events = self.history.link_events(tenant, pairs)
+        events = self.history.link_events(tenant, every_pair)
         links = []
         for low, high in pairs:
             history = [_event_record(e) for e in events.get((low, high), [])]
@@ -67,6 +69,7 @@ class PersonService:
             "tenant": tenant, "customer_id": person["customer_id"], "customer_ids": ids,
             "suspect": person["suspect"], "suspect_because": _suspect_because(person),
             "links": links,
+            "history": link_history(events),
             "moments": {i: per_id.get(i, 0) for i in ids},
         }
 
@@ -86,6 +89,20 @@ def _suspect_because(person: dict[str, Any]) -> list[str]:
         out.append(f"an email: id linked to {person['email_links']} ids"
                    f" (more than {MAX_EMAIL_LINKS})")
     return out
+
+
+def link_history(events: Mapping[tuple[str, str], Sequence[LinkEvent]]) -> list[dict[str, Any]]:
+    """Every link and unlink of these pairs in the order of their evidence's time (`occurred_at`;
+    at equal times as recorded), each with its pair and whether it decides the pair's state
+    now (SPEC §2: the latest evidence; an unlink at equal times)."""
+    out = []
+    for (low, high), pair_events in events.items():
+        deciding = max(pair_events, key=_precedence, default=None)
+        for e in pair_events:
+            order = (to_micros(parse_utc(e.occurred_at)), e.recorded_at, low, high, e.version)
+            out.append((order, {"customer_ids": [low, high], **_event_record(e),
+                                "decides": e is deciding}))
+    return [record for _, record in sorted(out, key=lambda o: o[0])]
 
 
 def _event_record(event: LinkEvent) -> dict[str, Any]:

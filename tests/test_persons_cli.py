@@ -39,6 +39,13 @@ def test_the_persons_fixture_through_the_command_line(store_url: str) -> None:
                            "--format", "json").stdout)
     assert shown["customer_id"] == "hubspot:501" and len(shown["links"]) == 3
     assert all(link["origin"].startswith(str(FIXTURE)) for link in shown["links"])
+    text = mot(store_url, "identity", "show", "--tenant", "acme", "x:maria").stdout
+    # The link history names the link taken back, with its time, reason and origin.
+    [typo] = [line for line in text.splitlines() if "'typo'" in line]
+    assert typo.split()[:4] == ["2026-04-02T09:00:00Z", "linked", "x:ben", "-"]
+    assert str(FIXTURE) in typo and not typo.endswith("*")
+    [fixed] = [line for line in text.splitlines() if "'typo fixed'" in line]
+    assert fixed.split()[:2] == ["2026-04-03T09:00:00Z", "unlinked"] and fixed.endswith("*")
 
 
 def test_the_persons_fixture_a_few_lines_at_a_time(store_url: str, tmp_path: Path) -> None:

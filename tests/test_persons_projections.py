@@ -349,8 +349,19 @@ def test_identity_show_gives_ids_links_with_their_evidence_and_moments_per_id(
         "same email address in HubSpot", "2026-04-02T12:00:00Z")
     assert [e["event"] for e in decided["history"]] == ["linked", "unlinked"]
     assert decided["origin"].startswith("test:")
+    # The history: every link and unlink of its ids by the evidence's time, those taken back
+    # (x:ben, the typo) too; the evidence that decides each pair now is marked.
+    history = [(e["occurred_at"], e["event"], tuple(e["customer_ids"]), e["reason"], e["decides"])
+               for e in shown["history"]]
+    assert [h for h in history if "x:ben" in h[2]] == [
+        ("2026-04-02T09:00:00Z", "linked", ("x:ben", "x:maria"), "typo", False),
+        ("2026-04-03T09:00:00Z", "unlinked", ("x:ben", "x:maria"), "typo fixed", True)]
+    assert [h[0] for h in history] == sorted(h[0] for h in history)
+    assert {h[2] for h in history if h[4] and h[1] == "linked"} == set(links)
+    assert all(e["origin"].startswith("test:") and e["recorded_at"] for e in shown["history"])
     assert persons.show("acme", "nobody") is None
     assert persons.show("globex", "x:maria") == {
         "tenant": "globex", "customer_id": "x:maria", "customer_ids": ["x:maria"],
-        "suspect": False, "suspect_because": [], "links": [], "moments": {"x:maria": 1}}
+        "suspect": False, "suspect_because": [], "links": [], "history": [],
+        "moments": {"x:maria": 1}}
     assert persons.suspects() == []

@@ -549,9 +549,10 @@ class MemorySession:
     def save_pair_states(self, states: Mapping[Pair, Precedence]) -> None:
         self.t.links.update(states)
 
-    def linked_pairs(self, tenant: str, ids: Collection[str]) -> list[tuple[str, str]]:
+    def linked_pairs(self, tenant: str, ids: Collection[str], *, unlinked: bool = False
+                     ) -> list[tuple[str, str]]:
         return sorted((low, high) for (t, low, high), (_, unlink) in self.t.links.items()
-                      if t == tenant and not unlink and (low in ids or high in ids))
+                      if t == tenant and (unlinked or not unlink) and (low in ids or high in ids))
 
     def regroup(self, tenant: str, new: Mapping[str, tuple[str, int] | None],
                 old: Mapping[str, str]) -> None:

@@ -749,13 +749,15 @@ class SqlSession:
                      [(*pair, *precedence) for pair, precedence in states.items()],
                      key=("tenant", "low", "high"))
 
-    def linked_pairs(self, tenant: str, ids: Collection[str]) -> list[tuple[str, str]]:
+    def linked_pairs(self, tenant: str, ids: Collection[str], *, unlinked: bool = False
+                     ) -> list[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
+        state = "" if unlinked else " AND unlink = 0"
         for chunk in chunks(sorted(ids), self.backend.max_params):
             for side in ("low", "high"):
                 found.update((str(low), str(high)) for low, high in self.tx.query(
                     f"SELECT low, high FROM links{self.s} WHERE tenant = ?"
-                    f" AND {side} {self.backend.in_list(len(chunk))} AND unlink = 0",
+                    f" AND {side} {self.backend.in_list(len(chunk))}{state}",
                     (tenant, *self.backend.in_params(chunk))))
         return sorted(found)
 
