@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from mot.adapters.sources.vendor import VendorStats, map_value, vendor_records
 from mot.adapters.vendors import SOURCES, ConfigError, NotAMoment, Unmappable, VendorConfig
 from mot.adapters.vendors.base import email_id, without_addresses
 from mot.domain.messages import Rejection, validate_message
+from mot.service.queries import Query
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendors"
 CONFIG = VendorConfig.load(FIXTURES / "mot.toml")
@@ -225,9 +227,48 @@ def test_x_links_an_account_to_its_handle() -> None:
     first = SOURCES["x"].records(search)[0]
     moment, handle = SOURCES["x"].map(first, CONFIG)
     assert moment["customer_id"] == "x:1500000000000000101"
-    assert handle == link("x:1500000000000000101", "x:@jomartin_lyon", moment["occurred_at"],
+    # Dated at the account's creation, which this response does not give: X's launch.
+    assert handle == link("x:1500000000000000101", "x:@jomartin_lyon", "2006-03-21T00:00:00Z",
                           "X user 1500000000000000101 is @jomartin_lyon")
     assert links_of(SOURCES["x"].map(first, VendorConfig.from_dict({"x": {"links": False}}))) == []
+    users = [{**u, "created_at": "2019-07-01T10:00:00.000Z"} for u in first["includes"]["users"]]
+    with_created = {**first, "includes": {**first["includes"], "users": users}}
+    assert links_of(SOURCES["x"].map(with_created, CONFIG))[0]["occurred_at"] == "2019-07-01T10:00:00Z"
+
+
+def test_x_posts_after_a_manual_unlink_do_not_link_the_handle_again(tmp_path: Path) -> None:
+    """A vendor's link does not override a later manual unlink (`handle_evidence_time`): every
+    post of the account repeats one link, older than the unlink, so the pair stays unlinked."""
+    from mot.bootstrap import open_store
+    from mot.domain.ledger import Outcome
+    from mot.service.ledger import Incoming
+
+    first, later, *_ = lines("x_search_responses.jsonl")
+    account, handle = "x:1500000000000000101", "x:@jomartin_lyon"
+    unlink = {"type": "unlink", "tenant": "acme", "customer_ids": [account, handle],
+              "occurred_at": "2025-05-03T00:00:00Z", "reason": "not her handle"}
+
+    def record(services: Any, messages: list[dict[str, Any]]) -> list[Outcome]:
+        return [v.outcome for v in services.ledger.record(
+            [Incoming(orjson.dumps(m), f"test:{n}") for n, m in enumerate(messages)]).verdicts]
+
+    def mapped_response(response: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for r in SOURCES["x"].records(response):
+            with suppress(NotAMoment):  # the brand's own sale post
+                out += SOURCES["x"].map(r, CONFIG)
+        return out
+
+    with open_store(str(tmp_path / "mot.db")) as services:
+        record(services, mapped_response(first))
+        assert record(services, [unlink]) == [Outcome.UNLINKED]
+        # Jo posts again on 2025-05-04, after the unlink: the link it carries is a duplicate.
+        again = mapped_response(later)
+        assert [m["occurred_at"] for m in links_of(again)] == ["2006-03-21T00:00:00Z"]
+        assert Outcome.LINKED not in record(services, again)
+        services.projections.project()
+        [person] = services.queries.run(Query("persons", tenant="acme", customer=account))
+        assert person["customer_ids"] == [account]
 
 
 def test_a_listening_tools_author_on_x_is_linked_to_the_handle() -> None:

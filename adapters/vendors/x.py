@@ -18,8 +18,10 @@ accepted too (without includes). The mapping (docs/sources.md has the table):
 
 Identity evidence (SPEC §2, Links; off with `[x] links = false`): when `includes.users` gives
 the username of a moment's customer, the customer (`x:<user id>`) is linked to the handle's id
-(`x:@<username>`, in lower case) at the post's time, so that a handle another source knows
-(a Zendesk user's X identity, a listening tool's author) joins the account.
+(`x:@<username>`, in lower case), so that a handle another source knows (a Zendesk user's X
+identity, a listening tool's author) joins the account. The link is dated at the account's
+creation, not the post's time, so that posts never re-assert a link a person took back
+(`handle_evidence_time`).
 """
 
 from __future__ import annotations
@@ -119,12 +121,12 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     if function is not None:
         answer = _outbound(tweet, refs, users, tweets, settings, function, author, username, common)
         addressed = str(answer["customer_id"]).removeprefix(settings.customer_prefix)
-        return [answer, *_handle_link(settings, addressed, users, occurred_at)]
+        return [answer, *_handle_link(settings, addressed, users)]
     followers = number(obj(author_user.get("public_metrics")).get("followers_count"),
                        f"post {post_id}: followers_count")
     reach = max(int(followers), 0) if followers is not None else 0
     customer = settings.customer(author)
-    handle = _handle_link(settings, author, users, occurred_at)
+    handle = _handle_link(settings, author, users)
     if refs.get("retweeted"):
         return [moment(customer_id=customer, direction="public", kind="share", reach=reach,
                        shares=source_ref(SYSTEM, str(refs["retweeted"])), **common), *handle]
@@ -136,14 +138,35 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     ), *handle]
 
 
-def _handle_link(settings: VendorSettings, user_id: str, users: dict[str | None, Any],
-                 occurred_at: str) -> list[Wire]:
+def _handle_link(settings: VendorSettings, user_id: str, users: dict[str | None, Any]
+                 ) -> list[Wire]:
     """The customer's account linked to its handle's id, when includes.users gives its username."""
-    username = text(obj(users.get(user_id)).get("username"))
+    user = obj(users.get(user_id))
+    username = text(user.get("username"))
     if username is None:
         return []
-    return link(settings, settings.customer(user_id), handle_id(settings, username), occurred_at,
-                f"X user {user_id} is @{username}")
+    return link(settings, settings.customer(user_id), handle_id(settings, username),
+                handle_evidence_time(user), f"X user {user_id} is @{username}")
+
+
+X_LAUNCH: Final = "2006-03-21T00:00:00Z"
+"""No X account is older: the time of a handle link whose account's creation is not given."""
+
+
+def handle_evidence_time(user: dict[str, Any]) -> str:
+    """The time of a handle link's evidence: the account's creation (`created_at` of the user in
+    includes.users, with `user.fields=created_at`), else X's launch; never a post's time.
+
+    The rule for a vendor's link against a person's explicit unlink (SPEC §2: a pair's latest
+    evidence decides): a link X's posts make does not override a later manual unlink. Dated
+    this way, every post repeats the same link (the ledger records it once; the others are
+    duplicates), and an unlink dated after the account's creation (`mot identity unlink`
+    dates it now) stays the pair's state whatever posts come after it.
+    """
+    try:
+        return timestamp(user.get("created_at"), "created_at")
+    except Unmappable:
+        return X_LAUNCH
 
 
 def _outbound(tweet: Record, refs: dict[str | None, str | None], users: dict[str | None, Any],
