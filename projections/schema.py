@@ -260,8 +260,9 @@ RESPONSES: Final = Projection(
     key=("tenant", "request_moment_id"),  # moment ids are scoped by tenant (SPEC §2)
     message_key=("tenant", "request_moment_id"),
     order=("request_moment_id", "tenant"),
-    # No version index: responses are not published to Kafka (service/streaming.py). The
-    # overdue check reads the open requests of its window by `occurred_us`, as --since does.
+    # Published to Kafka (mot.responses): the changelog makes its (version, key) index when it
+    # first publishes (adapters/stores/changelog.py). The overdue check reads the open
+    # requests of its window by `occurred_us`, as --since does.
     indexes=(Index("customer", ("tenant", "customer_id")), Index("when", ("occurred_us",))),
     time="occurred_us",
     filters={"tenant": "tenant", "customer": "customer_id", "function": "function",

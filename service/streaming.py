@@ -433,7 +433,7 @@ def next_offsets(received: Iterable[Received]) -> dict[tuple[str, int], int]:
 
 # The projections `mot kafka publish` sends, each to `PREFIX + name` (the store reads their
 # changed rows and tombstones: adapters/stores/changelog.py).
-CHANGELOG_PROJECTIONS = ("relationships", "reciprocity", "amplifications", "persons")
+CHANGELOG_PROJECTIONS = ("relationships", "reciprocity", "amplifications", "persons", "responses")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,12 @@ from mot.cli.main import cli
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["broker"]
 
-CHANGELOGS = ("relationships", "reciprocity", "amplifications", "persons")
+CHANGELOGS = ("relationships", "reciprocity", "amplifications", "persons", "responses")
 KEY = {"relationships": lambda r: f"{r['tenant']}/{r['customer_id']}",
        "reciprocity": lambda r: f"{r['tenant']}/{r['customer_id']}",
        "amplifications": lambda r: f"{r['tenant']}/{r['amplification_id']}",
-       "persons": lambda r: f"{r['tenant']}/{r['customer_id']}"}
+       "persons": lambda r: f"{r['tenant']}/{r['customer_id']}",
+       "responses": lambda r: f"{r['tenant']}/{r['request_moment_id']}"}
 
 
 def publish(store: str, bootstrap: str, *extra: str) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def test_publish_then_fold_equals_query_and_a_retraction_is_a_tombstone(
         broker: Broker, store_url: str, golden_path: Path) -> None:
     import_lines(store_url, lines_of(golden_path))
     first = publish(store_url, broker.bootstrap)  # brings the projections up to date first
-    assert first["messages"] == 9 + 9 + 4 + 9 and first["tombstones"] == 0
+    assert first["messages"] == 9 + 9 + 4 + 9 + 4 and first["tombstones"] == 0
     logs = assert_changelogs_equal_queries(store_url, broker.bootstrap)
     assert {key for key, _, _ in logs["relationships"]} == {
         f"{r['tenant']}/{r['customer_id']}" for r in query(store_url, "relationships")}
@@ -108,6 +109,16 @@ def test_publish_then_fold_equals_query_and_a_retraction_is_a_tombstone(
     assert key == KEY["amplifications"](amplification) and row is None
     assert version > amplification["version"]
     assert KEY["amplifications"](amplification) not in fold(logs["amplifications"])
+
+    # Retract an open request: mot.responses gets its tombstone.
+    request, *_ = [r for r in query(store_url, "responses") if r["response_moment_id"] is None]
+    import_lines(store_url, [orjson.dumps({"type": "retract", "moment_id": request[
+        "request_moment_id"], "tenant": request["tenant"], "reason": "test"})])
+    third = publish(store_url, broker.bootstrap)
+    assert third["tombstones"] >= 1
+    logs = assert_changelogs_equal_queries(store_url, broker.bootstrap)
+    key, version, row = logs["responses"][-1]
+    assert key == KEY["responses"](request) and row is None and version > request["version"]
 
 
 def test_a_link_publishes_the_merged_person_and_a_tombstone_for_the_absorbed_key(

@@ -593,7 +593,7 @@ class MemorySession:
                                    for f in folded.values() for a in f.amplifications})
         _replace_keyed(t, "responses", version, folded, gone,
                        {(r.tenant, r.request_moment_id): r
-                        for f in folded.values() for r in f.responses}, published=False)
+                        for f in folded.values() for r in f.responses})
         for key in gone:
             t.transitions.pop(key, None)
             for table in ("relationships", "reciprocity", "persons"):
@@ -652,10 +652,10 @@ class MemorySession:
 
 def _replace_keyed(t: _Tables, table: str, version: int,
                    folded: Mapping[CustomerKey, Any], gone: Collection[CustomerKey],
-                   new: dict[MomentKey, Any], *, published: bool = True) -> list[Any]:
+                   new: dict[MomentKey, Any]) -> list[Any]:
     """A table of customers' values keyed (tenant, moment id): the changed ones stored, those
-    of these customers no longer there deleted (leaving tombstones for the changelog when
-    `published`); the old values."""
+    of these customers no longer there deleted (leaving tombstones for the changelog); the old
+    values."""
     held: dict[MomentKey, tuple[Any, int]] = getattr(t, table)
     old = {key: value for key, (value, _) in held.items()
            if (value.tenant, value.customer_id) in folded
@@ -663,12 +663,10 @@ def _replace_keyed(t: _Tables, table: str, version: int,
     for key, value in new.items():
         if key not in held or held[key][0] != value:
             held[key] = (value, version)
-        if published:
-            t.tombstones.pop((table, f"{key[0]}/{key[1]}"), None)
+        t.tombstones.pop((table, f"{key[0]}/{key[1]}"), None)
     for key in old.keys() - new.keys():
         del held[key]
-        if published:
-            t.tombstones[(table, f"{key[0]}/{key[1]}")] = version
+        t.tombstones[(table, f"{key[0]}/{key[1]}")] = version
     return list(old.values())
 
 

@@ -896,7 +896,6 @@ class SqlSession:
         follow from their microseconds), so only a changed request's row is encoded and
         written: a merge or a split of large persons refolds thousands of requests.
         """
-        # Not published to Kafka (service/streaming.py): a deleted request leaves no tombstone.
         old = {(r[1], r[0]): r for r in self._rows("responses", keys, RESPONSE_VALUES)}
         changed: list[tuple[Any, ...]] = []
         added: list[tuple[Any, ...]] = []
@@ -912,14 +911,18 @@ class SqlSession:
                     changed.append((*_response_row(r), version))
         self._insert("responses", RESPONSES.columns, added)
         self._upsert("responses", RESPONSES.columns, changed, key=RESPONSES.key)
-        self._delete_rows("responses", RESPONSES.key, [key for key in old if key not in new])
+        removed = [key for key in old if key not in new]
+        self._delete_rows("responses", RESPONSES.key, removed)
+        # Published to Kafka (mot.responses): a request retracted, or no longer one, leaves a
+        # tombstone under "tenant/request_moment_id"; one that comes back takes it away.
+        self._tombstones("responses", [f"{t}/{i}" for t, i in removed], version)
+        self._revive("responses", [f"{row[1]}/{row[0]}" for row in added])
 
     def _replace_keyed(self, projection: Projection, keys: Collection[CustomerKey], version: int,
-                       new: dict[tuple[str, str], tuple[Any, ...]], *, published: bool = True
-                       ) -> list[tuple[Any, ...]]:
+                       new: dict[tuple[str, str], tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """Rows of the customers `keys` keyed (tenant, moment id), as moment ids are scoped by
-        tenant: upsert those changed, delete those gone (leaving tombstones for the changelog
-        when `published`); the old rows."""
+        tenant: upsert those changed, delete those gone (leaving tombstones for the changelog);
+        the old rows."""
         at = [projection.columns.index(column) for column in projection.key]
         old = {tuple(r[i] for i in at): r for r in self._old_rows(projection, keys)}
         self._upsert(projection.name, projection.columns,
@@ -927,9 +930,8 @@ class SqlSession:
                      key=projection.key)
         removed = [key for key in old if key not in new]
         self._delete_rows(projection.name, projection.key, removed)
-        if published:
-            self._tombstones(projection.name, [f"{t}/{i}" for t, i in removed], version)
-            self._revive(projection.name, [f"{t}/{i}" for t, i in new if (t, i) not in old])
+        self._tombstones(projection.name, [f"{t}/{i}" for t, i in removed], version)
+        self._revive(projection.name, [f"{t}/{i}" for t, i in new if (t, i) not in old])
         return list(old.values())
 
     # -- per-tenant sums -----------------------------------------------------------------
