@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,6 +218,32 @@ def test_zendesk_sideloaded_users_of_an_audit_page() -> None:
     assert messages[-1]["type"] == "link"  # the users come after the audits, as one more record
 
 
+USER_MERGED = {  # a Zendesk webhook's user event (Admin Center > Webhooks, user.merged)
+    "type": "zen:event-type:user.merged", "account_id": 12514403,
+    "id": "5c2b8f0e-3a51-4cc1-9d1a-0c4b1d7d9a21", "time": "2025-05-07T09:30:00Z",
+    "zendesk_event_version": "2022-06-20", "subject": "zen:user:5003",
+    "detail": {"created_at": "2025-05-06T08:00:00Z", "id": "5003", "role": "end-user",
+               "email": "jo.martin@example.com", "updated_at": "2025-05-07T09:30:00Z"},
+    "event": {"new_user_id": "5001"},
+}
+
+
+def test_a_zendesk_user_merged_event_links_the_merged_user_to_the_one_kept() -> None:
+    [merged] = mapped("zendesk", USER_MERGED)
+    assert merged == link("zendesk:5001", "zendesk:5003", "2025-05-07T09:30:00Z",
+                          "Zendesk user 5003 merged into user 5001"
+                          " (webhook event 5c2b8f0e-3a51-4cc1-9d1a-0c4b1d7d9a21)")
+    assert not isinstance(validate_message(merged, NOW), Rejection)
+    # Only the subject when detail has no id; nothing with links off; no kept user: quarantined.
+    subject_only = {**USER_MERGED, "detail": {}}
+    assert mapped("zendesk", subject_only) == [merged]
+    off = VendorConfig.from_dict({"tenant": "acme", "zendesk": {"links": False}})
+    with pytest.raises(NotAMoment):
+        SOURCES["zendesk"].map(USER_MERGED, off)
+    with pytest.raises(Unmappable, match="the user it was merged into"):
+        SOURCES["zendesk"].map({**USER_MERGED, "event": {}}, CONFIG)
+
+
 # --- X ------------------------------------------------------------------------------------------
 
 
@@ -252,18 +277,11 @@ def test_x_posts_after_a_manual_unlink_do_not_link_the_handle_again(tmp_path: Pa
         return [v.outcome for v in services.ledger.record(
             [Incoming(orjson.dumps(m), f"test:{n}") for n, m in enumerate(messages)]).verdicts]
 
-    def mapped_response(response: Any) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for r in SOURCES["x"].records(response):
-            with suppress(NotAMoment):  # the brand's own sale post
-                out += SOURCES["x"].map(r, CONFIG)
-        return out
-
     with open_store(str(tmp_path / "mot.db")) as services:
-        record(services, mapped_response(first))
+        record(services, mapped("x", first))
         assert record(services, [unlink]) == [Outcome.UNLINKED]
         # Jo posts again on 2025-05-04, after the unlink: the link it carries is a duplicate.
-        again = mapped_response(later)
+        again = mapped("x", later)
         assert [m["occurred_at"] for m in links_of(again)] == ["2006-03-21T00:00:00Z"]
         assert Outcome.LINKED not in record(services, again)
         services.projections.project()

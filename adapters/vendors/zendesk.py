@@ -34,6 +34,8 @@ address's `email:` id; a `twitter` identity links the user to the handle's id un
 section's `customer_prefix` (`x:@handle`), which X records link to the account's user id.
 Agents and admins are the brand's staff, not customers: their users make no links. A merge of
 users moves the merged user's identities to the one kept: the email identities then link both.
+A webhook's `zen:event-type:user.merged` event links the merged user (`detail.id`) to the one
+kept (the `event` object's user id) at the event's `time`.
 """
 
 from __future__ import annotations
@@ -79,9 +81,16 @@ AGENT_ROLES: Final = frozenset({"agent", "admin"})
 COMPLAINT_TYPES: Final = frozenset({"incident", "problem"})
 
 
+USER_MERGED: Final = "zen:event-type:user.merged"
+"""The webhook event of a user merged into another (Admin Center > Webhooks, user events)."""
+
+
 def records(value: Any) -> list[Record]:
     """Audits or satisfaction ratings, bare, wrapped, or in a list response with its sideloads;
-    the users and identities a response includes, as one more record (links)."""
+    the users and identities a response includes, as one more record (links); a webhook's
+    `user.merged` event."""
+    if isinstance(value, dict) and value.get("type") == USER_MERGED:
+        return [value]
     if isinstance(value, dict):
         people = _people(value)
         for key in ("audits", "satisfaction_ratings"):
@@ -138,8 +147,33 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
         return _rating(record, settings)
     if isinstance(record.get("users"), list) or isinstance(record.get("identities"), list):
         return _people_links(objects(record.get("users")), objects(record.get("identities")), config)
+    if record.get("type") == USER_MERGED:
+        return _user_merged(record, settings)
     raise Unmappable("neither a ticket audit (`ticket_id`, `events`), a satisfaction rating "
-                     "(`score`, `ticket_id`), nor users or identities")
+                     "(`score`, `ticket_id`), users or identities, nor a user.merged event")
+
+
+def _user_merged(event: Record, settings: VendorSettings) -> list[Wire]:
+    """A `user.merged` webhook event: the merged user (the event's subject, `detail.id`) linked
+    to the user it was merged into (the `event` object's user id), at the event's `time`."""
+    merged = text(obj(event.get("detail")).get("id"))
+    if merged is None:
+        subject = text(event.get("subject")) or ""
+        merged = subject.removeprefix("zen:user:") if subject.startswith("zen:user:") else None
+    if merged is None:
+        raise Unmappable("user.merged: no merged user (detail.id, or a subject zen:user:ID)")
+    named = {text(value) for key, value in obj(event.get("event")).items() if key.endswith("user_id")}
+    kept = sorted(i for i in named if i is not None and i != merged)
+    if len(kept) != 1:
+        raise Unmappable(f"user.merged of user {merged}: expected the user it was merged into "
+                         f"as the event object's user id, found {kept or 'none'}")
+    when = timestamp(event.get("time"), f"user.merged of user {merged}: time")
+    out = link(settings, settings.customer(kept[0]), settings.customer(merged), when,
+               f"Zendesk user {merged} merged into user {kept[0]}"
+               f" (webhook event {text(event.get('id'))})")
+    if not out:
+        raise NotAMoment("user.merged: no moment, and [zendesk] links = false")
+    return out
 
 
 def _people_links(users: list[dict[str, Any]], identities: list[dict[str, Any]],
