@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mot.adapters.stores.offsets import SqlOffsets
     from mot.adapters.stores.table_reads import SqlTableReader
     from mot.projections.alerts import AlertPolicy
+    from mot.projections.persons import PersonLimits
     from mot.service.access import AccessService, TenantLedger
     from mot.service.alert_config import AlertConfig
     from mot.service.alerting import AlertOutbox, AlertService, Backoff, Deliverer, OverdueCheck
@@ -94,6 +95,14 @@ def _alert_policy() -> AlertPolicy:
     return load_alert_config().policy
 
 
+def _person_limits() -> PersonLimits:
+    """Merge protection's limits of mot.toml ([persons], a tenant's own), read when an engine
+    is built or a person shown: a bad section is one error naming the key."""
+    from mot.service.persons import load_person_limits
+
+    return load_person_limits()
+
+
 @dataclass
 class Services:
     """Everything an entry point needs, wired to one store."""
@@ -138,7 +147,7 @@ class Services:
         """One person's ids, links and moments (`mot identity show`), and the suspect ones."""
         from mot.service.persons import PersonService
 
-        return PersonService(self.projection_store, self.ledger_store)
+        return PersonService(self.projection_store, self.ledger_store, _person_limits)
 
     @cached_property
     def access(self) -> AccessService:
@@ -298,7 +307,7 @@ def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = 
         quarantine_count=ledger_store.quarantine_count,
         store_url=url if shared else None, open_store=open_store if shared else None,
         rebuild_positions=_positive_int("MOT_REBUILD_POSITIONS"),
-        alert_policy=_alert_policy,
+        alert_policy=_alert_policy, person_limits=_person_limits,
     )
     return Services(
         backend, ledger_store, projection_store, projections,

@@ -44,7 +44,7 @@ from mot.projections.amplification import (
 )
 from mot.projections.folding import NO_MEMBERS, CustomerProjections, project_customers
 from mot.projections.model import Current, CustomerKey, MomentKey, current_of
-from mot.projections.persons import Member, groups
+from mot.projections.persons import Member, PersonLimits, groups
 from mot.projections.ports import (
     LIVE,
     REBUILD,
@@ -152,9 +152,10 @@ class Engine:
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
                  customers_per_chunk: int = 2000, positions_per_load: int | None = None,
                  clock: Callable[[], datetime] = utc_now,
-                 alerts: AlertPolicy | None = None) -> None:
+                 alerts: AlertPolicy | None = None, persons: PersonLimits | None = None) -> None:
         self.store = store
         self.alerts = alerts or AlertPolicy()
+        self.person_limits = persons or PersonLimits()
         self.log = log
         self.page_size = page_size
         self.customers_per_chunk = customers_per_chunk
@@ -335,7 +336,7 @@ class Engine:
              ) -> dict[CustomerKey, CustomerProjections]:
         """The projections of each person (keyed by group), from their moments and what their
         posts reach."""
-        return project_customers(session, moments, members)
+        return project_customers(session, moments, members, self.person_limits)
 
     def alerts_of(self, moments: dict[CustomerKey, list[Current]],
                   folded: Mapping[CustomerKey, CustomerProjections]) -> list[Alert]:

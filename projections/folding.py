@@ -21,7 +21,7 @@ from mot.projections.amplification import (
     share_tree,
 )
 from mot.projections.model import Current, CustomerKey, MomentKey
-from mot.projections.persons import Member, PersonRow, person_row
+from mot.projections.persons import DEFAULT_LIMITS, Member, PersonLimits, PersonRow, person_row
 from mot.projections.ports import Cascade, FoldReader
 from mot.projections.reciprocity import Reciprocity, fold_reciprocity
 from mot.projections.relationship import Relationship, Transition, fold_relationship
@@ -53,6 +53,7 @@ NO_MEMBERS: Mapping[CustomerKey, Sequence[Member]] = {}
 
 def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Current]],
                       members: Mapping[CustomerKey, Sequence[Member]] = NO_MEMBERS,
+                      limits: PersonLimits = DEFAULT_LIMITS,
                       ) -> dict[CustomerKey, CustomerProjections]:
     """The projections of each person with moments, from their moments and what their
     posts reach.
@@ -77,7 +78,7 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
             # Built as tuples: `_replace` costs several times as much, and a merge of large
             # persons renames thousands of moments.
             ms = [m if m.customer_id == person else make((*m[:2], person, *m[3:])) for m in ms]
-            row = person_row(key[0], key[1], person, ids)
+            row = person_row(key[0], key[1], person, ids, limits)
         else:
             person = key[1]
             row = PersonRow(key[0], person, (person,), 1, 0, False, person)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class PersonRow:
     customer_ids: tuple[str, ...]
     ids: int  # how many
     email_links: int  # the most ids one `email:` id of the person is linked to (0: none)
-    suspect: bool  # `is_suspect` with the default limits
+    suspect: bool  # `is_suspect` with the tenant's limits (`PersonLimits`)
     group_id: str  # the smallest id, with or without moments: how an id finds its person
 
 
@@ -87,11 +88,37 @@ Member = tuple[str, int]
 """(customer_id, degree: how many ids it is linked to) of an id in a linked component."""
 
 
-def person_row(tenant: str, group: str, person: str, members: Sequence[Member]) -> PersonRow:
+@dataclass(frozen=True, slots=True)
+class PersonLimits:
+    """Merge protection's limits (mot.toml `[persons]`, a tenant's own in
+    `[tenants.NAME.persons]`): what makes a person suspect."""
+
+    max_ids: int = MAX_IDS
+    max_email_links: int = MAX_EMAIL_LINKS
+    # (tenant, max_ids or None, max_email_links or None): a tenant's own, None where it keeps
+    # the default
+    tenants: tuple[tuple[str, int | None, int | None], ...] = ()
+
+    def of(self, tenant: str) -> tuple[int, int]:
+        """(max_ids, max_email_links) for `tenant`."""
+        for name, ids, emails in self.tenants:
+            if name == tenant:
+                return (self.max_ids if ids is None else ids,
+                        self.max_email_links if emails is None else emails)
+        return self.max_ids, self.max_email_links
+
+
+DEFAULT_LIMITS: Final = PersonLimits()
+
+
+def person_row(tenant: str, group: str, person: str, members: Sequence[Member],
+               limits: PersonLimits = DEFAULT_LIMITS) -> PersonRow:
     """The row of a person from its ids and their degrees."""
     ids = sorted(i for i, _ in members) or [group]
     email = max((degree for i, degree in members if i.startswith("email:")), default=0)
-    return PersonRow(tenant, person, tuple(ids), len(ids), email, is_suspect(len(ids), email),
+    max_ids, max_email_links = limits.of(tenant)
+    return PersonRow(tenant, person, tuple(ids), len(ids), email,
+                     is_suspect(len(ids), email, max_ids=max_ids, max_email_links=max_email_links),
                      group)
 
 

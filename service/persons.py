@@ -7,15 +7,18 @@ ledger (each link's events: reason, time, origin), through the `PairHistory` por
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
 
 from mot.domain.events import CustomersLinked, LinkEvent
 from mot.domain.links import LinkType, PairEvidence
 from mot.domain.timefmt import parse_utc, to_micros
-from mot.projections.persons import MAX_EMAIL_LINKS, MAX_IDS
+from mot.projections.persons import MAX_EMAIL_LINKS, MAX_IDS, PersonLimits
 from mot.projections.ports import ProjectionStore, ViewRead
+from mot.service.config import DEFAULT_PATH, ConfigError, did_you_mean, read_toml
 
 
 class PairHistory(Protocol):
@@ -28,12 +31,59 @@ class PairHistory(Protocol):
         ...
 
 
+PERSON_KEYS: Final = frozenset({"max_ids", "max_email_links"})
+
+
+def person_limits(data: Mapping[str, Any], path: str = "<config>") -> PersonLimits:
+    """Merge protection's limits from a parsed mot.toml: `[persons]`, and a tenant's own in
+    `[tenants.NAME.persons]` (each key optional; the defaults are 50 ids and 10 ids linked to
+    one `email:` id). A bad key or value is one ConfigError naming it."""
+    def table(value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table")
+        for key in sorted(set(value) - PERSON_KEYS):
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, PERSON_KEYS)}"
+                              f" (allowed: {', '.join(sorted(PERSON_KEYS))})")
+        return value
+
+    def limit(section: dict[str, Any], key: str, where: str) -> int | None:
+        value = section.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where} {key}: {value!r} is no limit: expected a whole number"
+                              " of 1 or more, like 50")
+        return value
+
+    top = table(data.get("persons", {}), f"{path}: [persons]")
+    tenants = []
+    for tenant, section in sorted(data.get("tenants", {}).items()):
+        if isinstance(section, dict) and "persons" in section:
+            where = f"{path}: [tenants.{tenant}.persons]"
+            own = table(section["persons"], where)
+            tenants.append((tenant, limit(own, "max_ids", where),
+                            limit(own, "max_email_links", where)))
+    where = f"{path}: [persons]"
+    return PersonLimits(limit(top, "max_ids", where) or MAX_IDS,
+                        limit(top, "max_email_links", where) or MAX_EMAIL_LINKS, tuple(tenants))
+
+
+def load_person_limits(path: str | Path | None = None) -> PersonLimits:
+    """The limits of `path`, else of `MOT_CONFIG`, else of ./mot.toml when it exists; the
+    defaults when there is none."""
+    chosen = path or os.environ.get("MOT_CONFIG") or (
+        DEFAULT_PATH if os.path.exists(DEFAULT_PATH) else None)
+    return PersonLimits() if chosen is None else person_limits(read_toml(chosen), str(chosen))
+
+
 class PersonService:
     """One person, as `mot identity show` prints it; the persons merge protection reports."""
 
-    def __init__(self, projections: ProjectionStore, history: PairHistory) -> None:
+    def __init__(self, projections: ProjectionStore, history: PairHistory,
+                 limits: Callable[[], PersonLimits] = PersonLimits) -> None:
         self.projections = projections
         self.history = history
+        self.limits = limits  # read when asked (mot.toml's [persons])
 
     def show(self, tenant: str, customer_id: str) -> dict[str, Any] | None:
         """The person `customer_id` belongs to in `tenant`, or None when it has no current
@@ -67,7 +117,8 @@ class PersonService:
             })
         return {
             "tenant": tenant, "customer_id": person["customer_id"], "customer_ids": ids,
-            "suspect": person["suspect"], "suspect_because": _suspect_because(person),
+            "suspect": person["suspect"],
+            "suspect_because": _suspect_because(person, self.limits().of(tenant)),
             "links": links,
             "history": link_history(events),
             "moments": {i: per_id.get(i, 0) for i in ids},
@@ -76,18 +127,20 @@ class PersonService:
     def suspects(self, limit: int = 20) -> list[dict[str, Any]]:
         """Persons merge protection reports (`mot status`): too many ids, or an `email:` id
         linked to too many."""
-        return [person | {"suspect_because": _suspect_because(person)}
+        limits = self.limits()
+        return [person | {"suspect_because": _suspect_because(person, limits.of(person["tenant"]))}
                 for person in self.projections.read_view(
                     ViewRead("persons", {"suspect": 1}, order=(("ids", True),), limit=limit))]
 
 
-def _suspect_because(person: dict[str, Any]) -> list[str]:
+def _suspect_because(person: dict[str, Any], limits: tuple[int, int]) -> list[str]:
+    max_ids, max_email_links = limits
     out = []
-    if person["ids"] > MAX_IDS:
-        out.append(f"{person['ids']} ids (more than {MAX_IDS})")
-    if person["email_links"] > MAX_EMAIL_LINKS:
+    if person["ids"] > max_ids:
+        out.append(f"{person['ids']} ids (more than {max_ids})")
+    if person["email_links"] > max_email_links:
         out.append(f"an email: id linked to {person['email_links']} ids"
-                   f" (more than {MAX_EMAIL_LINKS})")
+                   f" (more than {max_email_links})")
     return out
 
 

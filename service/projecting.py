@@ -16,6 +16,7 @@ from mot.projections.ports import LIVE, REBUILD, NotificationLog, ProjectionStor
 if TYPE_CHECKING:
     from mot.projections.alerts import AlertPolicy
     from mot.projections.engine import Engine, Progress
+    from mot.projections.persons import PersonLimits
     from mot.service.fold_workers import StoreOpener
     from mot.service.resilience import Retry
 
@@ -66,9 +67,11 @@ class ProjectionService:
                  quarantine_count: Callable[[], int] = lambda: 0,
                  store_url: str | None = None, open_store: StoreOpener | None = None,
                  rebuild_positions: int | None = None,
-                 alert_policy: Callable[[], AlertPolicy] | None = None) -> None:
+                 alert_policy: Callable[[], AlertPolicy] | None = None,
+                 person_limits: Callable[[], PersonLimits] | None = None) -> None:
         self.store = store
         self.alert_policy = alert_policy  # read when the engine is built (mot.toml's [alerts])
+        self.person_limits = person_limits  # ... and mot.toml's [persons]
         self.log = log
         self.page_size = page_size
         self.rebuild_positions = rebuild_positions  # ledger positions a rebuild loads at once
@@ -85,7 +88,8 @@ class ProjectionService:
 
         return Engine(self.store, self.log, page_size=self.page_size,
                       positions_per_load=self.rebuild_positions,
-                      alerts=self.alert_policy() if self.alert_policy else None)
+                      alerts=self.alert_policy() if self.alert_policy else None,
+                      persons=self.person_limits() if self.person_limits else None)
 
     def position(self) -> int:
         state = self.store.state(LIVE)

@@ -33,7 +33,7 @@ NO_TARGETS: Final = ("--overdue needs first-response targets, and none are confi
                      " [targets.first_response] to mot.toml (service = \"4h\", say)")
 """What `mot query responses --overdue` and GET /v1/responses?overdue=true answer (an error)
 when mot.toml sets no target: an empty answer would read as "nothing is late"."""
-TENANT_PARTS: Final = ("targets", "alerts")
+TENANT_PARTS: Final = ("targets", "alerts", "persons")
 """What `[tenants.NAME]` may hold; each part is checked by its own use case."""
 
 

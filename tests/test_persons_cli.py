@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_support import mot
 from conftest import SHARED
 from persons_support import SECTIONS, assert_expected
@@ -56,3 +57,43 @@ def test_the_persons_fixture_a_few_lines_at_a_time(store_url: str, tmp_path: Pat
         mot(store_url, "import", "-q", part)
         mot(store_url, "project", "-q")
     assert_expected(outputs(store_url), EXPECTED)
+
+
+def test_merge_protection_limits_per_tenant_in_mot_toml(store_url: str, tmp_path: Path) -> None:
+    """mot.toml's [persons] and a tenant's own [tenants.NAME.persons]: the persons fixture's
+    four-id person is suspect where a tenant allows three ids, and says why."""
+    config = tmp_path / "mot.toml"
+    config.write_text('[persons]\nmax_email_links = 5\n\n'
+                      '[tenants.acme.persons]\nmax_ids = 3\n', encoding="utf-8")
+    env = {"MOT_CONFIG": str(config)}
+    mot(store_url, "import", "-q", FIXTURE, env=env)
+    mot(store_url, "project", "-q", env=env)
+    suspects = json.loads(mot(store_url, "query", "persons", "--suspect", "--format", "json",
+                              env=env).stdout)
+    assert [(p["tenant"], p["customer_id"], p["ids"]) for p in suspects] == [
+        ("acme", "hubspot:501", 4)]
+    shown = json.loads(mot(store_url, "identity", "show", "--tenant", "acme", "x:maria",
+                           "--format", "json", env=env).stdout)
+    assert shown["suspect"] and shown["suspect_because"] == ["4 ids (more than 3)"]
+    status = mot(store_url, "status", env=env).stdout
+    assert "acme/hubspot:501: 4 ids (more than 3)" in status
+    # Without the file: the defaults (50 ids), after a replay folds the persons again.
+    missing = mot(store_url, "replay", "-q", env={"MOT_CONFIG": str(tmp_path / "none.toml")},
+                  ok=False)
+    assert missing.exit_code != 0 and "none.toml: cannot read" in missing.output
+    mot(store_url, "replay", "-q", env={"MOT_CONFIG": ""})
+    assert json.loads(mot(store_url, "query", "persons", "--suspect", "--format", "json",
+                          env={"MOT_CONFIG": ""}).stdout) == []
+
+
+def test_a_bad_persons_limit_names_its_key() -> None:
+    from mot.service.config import ConfigError
+    from mot.service.persons import person_limits
+
+    with pytest.raises(ConfigError, match=r"\[persons\]: unknown key 'max_id' \(did you mean 'max_ids'"):
+        person_limits({"persons": {"max_id": 3}}, "mot.toml")
+    with pytest.raises(ConfigError, match=r"\[tenants.acme.persons\] max_email_links: 0 is no limit"):
+        person_limits({"tenants": {"acme": {"persons": {"max_email_links": 0}}}}, "mot.toml")
+    limits = person_limits({"persons": {"max_ids": 20},
+                            "tenants": {"acme": {"persons": {"max_email_links": 3}}}})
+    assert (limits.of("acme"), limits.of("globex")) == ((20, 3), (20, 10))
