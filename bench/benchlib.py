@@ -189,6 +189,8 @@ class Run:
     stdout: str
     stderr: str
     tree_peak_mb: float | None = None  # peak of the summed RSS of the command and its children
+    cpu_seconds: float | None = None  # user + system, with its waited-for children: on a busy
+    # machine the wall time is mostly waiting for a CPU, this is the work
 
     def json(self) -> Any:
         return orjson.loads(self.stdout)
@@ -288,7 +290,7 @@ def run_measured(args: Sequence[str], label: str, *, every: float = 10.0) -> Run
         err.seek(0)
         return Run(seconds, proc.returncode, maxrss, method, polled,
                    out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                   tree[0] / 1024 if tree[0] else None)
+                   tree[0] / 1024 if tree[0] else None, usage.ru_utime + usage.ru_stime)
 
 
 def profile_command(mot_args: Sequence[str], name: str, top: int = 30) -> Path:

@@ -19,6 +19,7 @@ writes them in the fold's order (persons by key) as they come.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 FORMATS = ("parquet", "csv", "jsonl")
 EXPORTED = ("moments", *PROJECTION_NAMES)
 PAGE_ROWS = 32_768  # rows read and written at a time (also a Parquet row group)
+READ_AHEAD = 2  # pages read ahead of the writer (see `_read_ahead`)
+TABLES_AT_ONCE = 2  # Parquet files written at the same time (see `Exporter.export`)
 
 Kind = Literal["text", "integer", "real", "boolean", "timestamp", "json"]
 
@@ -217,6 +220,55 @@ SINKS: dict[str, Callable[[Path, Sequence[Column]], Sink]] = {
 }
 
 
+def _read_ahead(pages: Iterator[list[Any]]) -> Iterator[list[Any]]:
+    """The pages, read by a thread of their own up to READ_AHEAD pages ahead: the store's
+    driver and Arrow's Parquet writer both work without the GIL, so reading a table and
+    writing it overlap on a second CPU. Memory holds at most READ_AHEAD + 1 pages."""
+    import queue
+
+    done = object()
+    ready: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()  # the writer has stopped: a failed write, Ctrl-C
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not offer(page):
+                    break
+            else:
+                offer(done)
+        except BaseException as error:  # given to the writer's thread, which raises it
+            offer(error)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:  # the store's read ends in the thread that began it
+                close()
+
+    reader = threading.Thread(target=read, name="export-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+class ExportStopped(Exception):
+    """A table's export stopped because another's failed."""
+
+
 class Exporter:
     """Writes each table of a store to a directory, in one format."""
 
@@ -231,28 +283,61 @@ class Exporter:
         if fmt not in SINKS:
             raise ValueError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
         out.mkdir(parents=True, exist_ok=True)
-        done = []
-        for table in tables:
-            path = out / f"{table}.{fmt}"
-            scratch = out / f".{table}.{fmt}.{uuid.uuid4().hex[:8]}.part"
-            cols = columns(table)
-            sink = SINKS[fmt](scratch, cols)
-            rows = 0
-            try:
-                for page in self.pages(table, tenant=tenant, as_of=as_of,
-                                       arrow=fmt == "parquet"):
-                    sink.write(page)
-                    rows += len(page[0])
-                    if progress is not None:
+        stop = threading.Event()  # another table's export failed, or Ctrl-C
+        shown = threading.Lock()
+
+        def one(table: str) -> Exported:
+            def report(rows: int) -> None:
+                if progress is not None:
+                    with shown:
                         progress(table, rows)
-                sink.close()
+            return self._export_table(out, fmt, table, tenant=tenant, as_of=as_of,
+                                      progress=report, stop=stop)
+
+        if fmt != "parquet" or as_of is not None:
+            return [one(table) for table in tables]
+        # Parquet: two tables at a time. Reading (the store's driver) and writing (Arrow)
+        # run in C without the GIL, and the current moments are as much work as all the
+        # projections together: while one thread pair reads and writes them, another
+        # does the projections. Each table is its own read, as it is one at a time.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=TABLES_AT_ONCE,
+                                thread_name_prefix="export") as pool:
+            futures = [pool.submit(one, table) for table in tables]
+            try:
+                return [future.result() for future in futures]
             except BaseException:
-                sink.close()
-                scratch.unlink(missing_ok=True)
+                stop.set()
+                for future in futures:
+                    future.cancel()
                 raise
-            os.replace(scratch, path)
-            done.append(Exported(table, path, rows))
-        return done
+
+    def _export_table(self, out: Path, fmt: str, table: str, *, tenant: str | None,
+                      as_of: datetime | None, progress: Callable[[int], None],
+                      stop: threading.Event) -> Exported:
+        """Write one table to `out/TABLE.FMT` (under a scratch name until it is whole)."""
+        path = out / f"{table}.{fmt}"
+        scratch = out / f".{table}.{fmt}.{uuid.uuid4().hex[:8]}.part"
+        sink = SINKS[fmt](scratch, columns(table))
+        rows = 0
+        try:
+            pages = self.pages(table, tenant=tenant, as_of=as_of, arrow=fmt == "parquet")
+            if fmt == "parquet" and (as_of is None or table == "moments"):
+                pages = _read_ahead(pages)  # Arrow pages: C on both sides, no GIL held
+            for page in pages:
+                if stop.is_set():
+                    raise ExportStopped(table)
+                sink.write(page)
+                rows += len(page[0])
+                progress(rows)
+            sink.close()
+        except BaseException:
+            sink.close()
+            scratch.unlink(missing_ok=True)
+            raise
+        os.replace(scratch, path)
+        return Exported(table, path, rows)
 
     def pages(self, table: str, *, tenant: str | None = None, as_of: datetime | None = None,
               arrow: bool = False) -> Iterator[list[Any]]:
@@ -283,7 +368,12 @@ class Exporter:
         # The moments in the table's own order: a sort, or an index walk that visits the rows
         # at random, took a third of reading the table.
         order = () if table == "moments" else PROJECTIONS[table].default_order
-        read = TableRead(table, source, tenant=tenant, order=order, page_rows=PAGE_ROWS,
+        # Arrow pages take a moment's time as its microseconds, which become a timestamp
+        # as they are (the projections' times are read so too), rather than its RFC 3339
+        # text to read and parse.
+        read_columns = tuple("occurred_us" if arrow and c == "occurred_at" else c
+                             for c in source)
+        read = TableRead(table, read_columns, tenant=tenant, order=order, page_rows=PAGE_ROWS,
                          occurred_until_us=to_micros(as_of) if as_of is not None else None,
                          arrow=arrow)
         finish = self._finisher(table, source, as_of)

@@ -14,10 +14,13 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mot.adapters.stores.sql import SqlBackend
+from mot.adapters.stores.sqlite import BUSY_TIMEOUT_S
 from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS
 
 if TYPE_CHECKING:
     from mot.service.export import TableRead
+
+PG_BATCH_BYTES = 4 << 20  # the ADBC PostgreSQL driver's batches (see `_arrow_postgres`)
 
 # The value a typed placeholder row holds per stored type (see `_arrow_stream`).
 _SENTINELS = {"text": "''", "json": "''", "list": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
@@ -105,6 +108,9 @@ def _arrow_stream(path: str, read: TableRead, statement: str, params: Sequence[A
     wrapped = (f"SELECT 1 AS _placeholder, {placeholder}"
                f" UNION ALL SELECT * FROM (SELECT 0, {statement[len('SELECT '):]})")
     with adbc.connect(path) as connection, connection.cursor() as cursor:
+        # Wait for a lock as the store's own connections do (two tables are read at once,
+        # and opening a file in WAL mode may briefly take one), rather than fail at once.
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(read.page_rows)})
         cursor.execute(wrapped, list(params))
         first = True
@@ -130,6 +136,10 @@ def _arrow_postgres(uri: str, read: TableRead, statement: str, params: Sequence[
     statement = numbered[0] + "".join(f"${i}{rest}" for i, rest in enumerate(numbered[1:],
                                                                              start=1))
     with adbc.connect(uri) as connection, connection.cursor() as cursor:
+        # Batches of about a page's bytes, not the driver's 16 MB: memory stays that of a
+        # few pages (bench/export_bench.py's flat-memory check).
+        cursor.adbc_statement.set_options(
+            **{"adbc.postgresql.batch_size_hint_bytes": str(PG_BATCH_BYTES)})
         cursor.execute(statement, list(params) if params else None)
         for batch in cursor.fetch_record_batch():
             for start in range(0, batch.num_rows, read.page_rows):
