@@ -69,8 +69,11 @@ def kafka() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
               help="Messages polled at a time.")
 @click.option("--commit-every", type=click.IntRange(1), default=20_000, show_default=True,
-              metavar="N", help="Messages recorded in one transaction, after which their offsets "
-              "are committed (also after a second, and whenever the topic goes quiet).")
+              metavar="N", help="Messages recorded in one transaction while behind, after which "
+              "their offsets are committed (at once when caught up or the topic goes quiet).")
+@click.option("--commit-interval", type=click.FloatRange(0.01), default=1.0, show_default=True,
+              metavar="SECONDS", help="Commit at least this often when the broker does not say "
+              "how far behind the group is.")
 @click.option("--workers", type=click.IntRange(0), default=None, metavar="N",
               help="Processes that validate the next batches while this one records "
               "(default: one per spare CPU, up to 2; 0: none).")
@@ -90,7 +93,8 @@ def kafka() -> None:
 @pass_state
 @creates_store
 def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_topic: str | None,
-           batch_size: int, commit_every: int, workers: int | None, auto_offset_reset: str,
+           batch_size: int, commit_every: int, commit_interval: float, workers: int | None,
+           auto_offset_reset: str,
            max_poll_interval_ms: int, session_timeout_ms: int, heartbeat_interval_ms: int,
            wait_for_broker: float, exit_when_idle: float | None, summary_json: bool, quiet: bool) -> None:
     """Record moments from Kafka topics as a consumer-group member, until SIGINT/SIGTERM.
@@ -135,7 +139,8 @@ def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_
             services.ledger, lambda: group_member(settings, on_rebalance=rebalanced, **waiting),
             connect_dlq=(lambda: producer(bootstrap, **waiting)) if dlq_topic else None,
             dlq_topic=dlq_topic, offsets=services.offsets(group), batch_size=batch_size,
-            commit_every=commit_every, workers=default_workers() if workers is None else workers,
+            commit_every=commit_every, commit_interval_s=commit_interval,
+            workers=default_workers() if workers is None else workers,
             should_stop=stop, progress=report, exit_when_idle_s=exit_when_idle,
             retry=Retry("mot kafka ingest", services.unavailable,
                         lambda line: click.echo(line, err=True)))

@@ -64,7 +64,8 @@ def _parse_compact(messages: list[bytes | None], now: datetime) -> list[Compact 
     return out
 
 
-def _expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[Parsed]:
+def expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[Parsed]:
+    """A worker's compact results as the ledger's parsed messages (`items` line up with them)."""
     parsed: list[Parsed] = []
     for item, entry in zip(items, compact, strict=True):
         if type(entry) is tuple:
@@ -74,6 +75,33 @@ def _expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[
         else:
             parsed.append(entry)  # type: ignore[arg-type]
     return parsed
+
+
+P = TypeVar("P")
+M = TypeVar("M")
+B = TypeVar("B")
+Decode = Callable[[P], tuple[M, list[bytes | None]]]
+"""Turns one encoded payload into (what else it says, its messages); None: no message there."""
+Decoded = list[tuple[M, list[Compact | None]]]
+
+
+def decode_compact(decode: Decode[P, M], payloads: list[P], now: datetime) -> Decoded[M]:
+    """Decode each payload and parse its messages (in a worker when a `ParsePool` runs it):
+    a source whose records arrive still encoded (Kafka's record batches) is decoded where it
+    is parsed, not in the process that records."""
+    out: Decoded[M] = []
+    for payload in payloads:
+        meta, messages = decode(payload)
+        out.append((meta, _parse_compact(messages, now)))
+    return out
+
+
+def decode_here(batches: Iterable[B], payloads: Callable[[B], list[P]], decode: Decode[P, M],
+                clock: Callable[[], datetime]) -> Iterator[tuple[B, Decoded[M], datetime]]:
+    """(batch, its payloads decoded and parsed, time of recording), in this process."""
+    for batch in batches:
+        now = clock()
+        yield batch, decode_compact(decode, payloads(batch), now), now
 
 
 def parse_here(batches: Iterable[list[T]], clock: Callable[[], datetime]) -> Iterator[ParsedBatch[T]]:
@@ -92,7 +120,7 @@ class ParsePool:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool: OrderedPool[list[Compact | None]] = OrderedPool(
+        self._pool: OrderedPool[Any] = OrderedPool(
             workers,
             "a validation worker process stopped unexpectedly (killed, or out of memory); "
             "what was committed stays, and running the import again records the rest",
@@ -105,7 +133,17 @@ class ParsePool:
         tasks = (((batch, now), ([i.message if i.problem is None else None for i in batch], now))
                  for batch in batches for now in (clock(),))
         for (batch, now), compact in self._pool.imap(_parse_compact, tasks):
-            yield batch, _expand(batch, compact), now
+            yield batch, expand(batch, compact), now
+
+    def map_encoded(self, batches: Iterable[B], payloads: Callable[[B], list[P]],
+                    decode: Decode[P, M], clock: Callable[[], datetime]
+                    ) -> Iterator[tuple[B, Decoded[M], datetime]]:
+        """`decode_here` in the workers: `decode` (a module-level function) and the
+        payloads cross, the batch stays here; results in order."""
+        tasks = (((batch, now), (decode, payloads(batch), now))
+                 for batch in batches for now in (clock(),))
+        for (batch, now), decoded in self._pool.imap(decode_compact, tasks):
+            yield batch, decoded, now
 
     def start(self) -> ParsePool:
         """Start the worker processes now, so that their start-up overlaps what this process

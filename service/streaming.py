@@ -23,7 +23,6 @@ Delivery guarantees, in one place:
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from mot.domain.events import (
 )
 from mot.domain.ledger import Outcome
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
-from mot.service.parsing import Parsed, ParsePool, parse_here
+from mot.service.parsing import Compact, Decode, Decoded, Parsed, ParsePool, decode_here, expand
 from mot.service.resilience import Retry
 from mot.wording import counted
 
@@ -52,18 +51,31 @@ class StreamError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Received:
-    """One message read from a topic."""
+class Chunk:
+    """Consecutive messages of one partition as the broker sent them, still encoded (a Kafka
+    record batch). The parse workers decode it with the source's `decode` and parse its
+    messages in one go, so the recording process never touches a message one by one
+    until it records it. Messages before `start` are not wanted (a fetch that began inside
+    the batch); `end` is the offset after the chunk, `count` how many it holds at most."""
 
     topic: str
     partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+    start: int
+    end: int
+    count: int
+    data: bytes
 
     @property
-    def origin(self) -> str:
-        return f"kafka:{self.topic}/{self.partition}/{self.offset}"
+    def payload(self) -> tuple[bytes, int]:
+        return self.data, self.start
+
+
+Records = tuple[list[int], list[bytes | None], list[bytes | None]]
+"""A chunk's messages: their offsets, keys and values."""
+
+
+def origin_of(topic: str, partition: int, offset: int) -> str:
+    return f"kafka:{topic}/{partition}/{offset}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +91,15 @@ class Outgoing:
 class Source(Protocol):
     """A consumer-group member: poll batches, commit the offsets after them."""
 
-    def poll(self, timeout_s: float, max_records: int) -> list[Received]:
-        """The next messages of the assigned partitions (empty after `timeout_s`)."""
+    def poll(self, timeout_s: float, max_records: int) -> list[Chunk]:
+        """The next chunks of the assigned partitions, about `max_records` messages (empty
+        after `timeout_s`)."""
+        ...
+
+    @property
+    def decode(self) -> Decode[tuple[bytes, int], Records]:
+        """Decodes a chunk's `payload` into (its records, their values): a module-level
+        function, since it runs in the parse workers."""
         ...
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
@@ -135,6 +154,10 @@ class Sink(Protocol):
 
 # -- ingest ---------------------------------------------------------------------------------
 
+COMMIT_INTERVAL_S = 1.0
+"""Longest a transaction stays open while messages keep coming and the source cannot say
+whether more wait (its lag unknown)."""
+
 NULL_VALUE = "empty message: the value is null (a tombstone); expected one wire-format v1 JSON object"
 
 
@@ -143,6 +166,7 @@ class IngestStats(Summary):
     """What `mot kafka ingest` did: the import summary plus the stream's own counts."""
 
     batches: int = 0
+    commits: int = 0  # ledger transactions
     redelivered: int = 0  # delivered again after the store had recorded them: skipped
     dead_lettered: int = 0
     commit_failures: int = 0
@@ -174,7 +198,7 @@ class IngestStats(Summary):
 
     def as_dict(self) -> dict[str, float | int]:
         out = Summary.as_dict(self)
-        out.update({"batches": self.batches, "redelivered": self.redelivered,
+        out.update({"batches": self.batches, "commits": self.commits, "redelivered": self.redelivered,
                     "dead_lettered": self.dead_lettered,
                     "commit_failures": self.commit_failures, "broker_errors": self.broker_errors,
                     "active_seconds": round(self.active_seconds, 3),
@@ -187,18 +211,20 @@ class IngestStats(Summary):
 class Ingestor:
     """Reads batches from a consumer group into the ledger; commits offsets after the ledger.
 
-    The file import's fast path, for a topic: polled batches are parsed ahead
-    (in `workers` processes when asked, a new moment kept as its JSON), recorded
-    batch by batch in one ledger transaction per `commit_every` messages (or per
-    `commit_interval_s`, or whenever the topic goes quiet), and only after that
-    transaction commits are the rejects dead-lettered and then the offsets of
-    every batch in it committed. A crash before the offset commit redelivers
-    what the ledger already holds, which it records as duplicates.
+    The file import's fast path, for a topic: polled record batches are decoded
+    and parsed ahead (in `workers` processes when asked, a new moment kept as its
+    JSON; this process only records), recorded batch by batch in one ledger
+    transaction per `commit_every` messages while there is a backlog (at once
+    when caught up or the topic goes quiet, and every `commit_interval_s` when
+    the source cannot tell), with each partition's next offset saved in that
+    transaction. Only after it commits are the rejects dead-lettered and then
+    the offsets committed to the broker; messages redelivered after a crash are
+    skipped by the stored offsets.
     """
 
     def __init__(self, ledger: LedgerService, source: Source, *, offsets: OffsetStore | None = None,
                  dlq: Sink | None = None, dlq_topic: str | None = None, batch_size: int = 1000,
-                 commit_every: int = DEFAULT_COMMIT, commit_interval_s: float = 1.0,
+                 commit_every: int = DEFAULT_COMMIT, commit_interval_s: float = COMMIT_INTERVAL_S,
                  workers: int = 0, poll_timeout_s: float = 0.5, retry_backoff_s: float = 1.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -243,66 +269,65 @@ class Ingestor:
     def _run(self, stats: IngestStats, should_stop: Callable[[], bool],
              progress: Callable[[IngestStats], None] | None, exit_when_idle_s: float | None,
              retry: Retry | None) -> None:
-        polled: deque[list[Received]] = deque()  # the polled batches, in the order they are parsed
-        batches = self._poll(stats, polled, should_stop, progress, exit_when_idle_s)
-        # Per batch: every message polled, those the store did not hold yet, their verdicts.
-        unit_batches: list[tuple[list[Received], list[Received], BatchResult]] = []
+        batches = self._poll(stats, should_stop, progress, exit_when_idle_s)
+        unit_batches: list[_Polled] = []  # the batches of the open ledger transaction
         unit_count = 0
         unit_started = 0.0
+        decode = self.source.decode
         with ExitStack() as unit, ExitStack() as resources:
             if self.workers:
                 pool = resources.enter_context(ParsePool(self.workers)).start()
-                parsed = pool.map(batches, self.ledger.clock)
+                parsed = pool.map_encoded(batches, _payloads, decode, self.ledger.clock)
             else:
-                parsed = parse_here(batches, self.ledger.clock)
-            for items, messages, now in parsed:
-                received = polled.popleft()
-                if received:
+                parsed = decode_here(batches, _payloads, decode, self.ledger.clock)
+            for chunks, decoded, now in parsed:
+                if chunks:
                     if not unit_batches:
                         unit.enter_context(self.ledger.store.transaction())
                         unit_started = self.clock()
-                    new, items, messages = self._new_only(received, items, messages)
-                    stats.redelivered += len(received) - len(new)
-                    result = (self.ledger.record_parsed(items, messages, now) if items
-                              else BatchResult([]))
-                    if self.offsets is not None and new:
-                        self.offsets.save(next_offsets(new))
-                    stats.add(result.outcomes(), len(new), result.waited)
-                    stats.read += len(received) - len(new)
+                    batch = self._new_only(_Polled.of(chunks, decoded))
+                    stats.redelivered += batch.read - len(batch.items)
+                    result = (self.ledger.record_parsed(batch.items, batch.parsed, now)
+                              if batch.items else BatchResult([]))
+                    batch.result = result
+                    if self.offsets is not None and batch.items:
+                        self.offsets.save(batch.recorded_offsets())
+                    stats.add(result.outcomes(), len(batch.items), result.waited)
+                    stats.read += batch.read - len(batch.items)
                     stats.batches += 1
-                    unit_batches.append((received, new, result))
-                    unit_count += len(received)
-                if unit_batches and (not received or unit_count >= self.commit_every
-                                     or self.clock() - unit_started >= self.commit_interval_s):
+                    unit_batches.append(batch)
+                    unit_count += batch.read
+                if chunks:
+                    stats.lag = self.source.lag()
+                # A backlog is recorded in transactions of `commit_every`; once caught up
+                # (no lag, or a quiet poll) what is pending commits at once.
+                if unit_batches and (not chunks or unit_count >= self.commit_every
+                                     or stats.lag == 0
+                                     or (stats.lag is None and self.clock() - unit_started
+                                         >= self.commit_interval_s)):
                     if not self._commit(unit, unit_batches, stats, should_stop, progress, retry):
                         return  # stopped while the dead-letter topic was unreachable
                     unit_batches, unit_count = [], 0
-                if received:
-                    stats.lag = self.source.lag()
                 if progress is not None:
                     progress(stats)
             if unit_batches:
                 self._commit(unit, unit_batches, stats, should_stop, progress, retry)
 
-    def _new_only(self, received: list[Received], items: list[Incoming], messages: list[Parsed]
-                  ) -> tuple[list[Received], list[Incoming], list[Parsed]]:
+    def _new_only(self, batch: _Polled) -> _Polled:
         """The messages of a batch that the store has not recorded yet (all, without an
         offset store). Read inside the ledger's transaction, which serialises writers."""
         if self.offsets is None:
-            return received, items, messages
-        known = self.offsets.recorded({(r.topic, r.partition) for r in received})
+            return batch
+        known = self.offsets.recorded({(c.topic, c.partition) for c in batch.chunks})
         if not known:
-            return received, items, messages
-        keep = [i for i, r in enumerate(received) if r.offset >= known.get((r.topic, r.partition), 0)]
-        if len(keep) == len(received):
-            return received, items, messages
-        return [received[i] for i in keep], [items[i] for i in keep], [messages[i] for i in keep]
+            return batch
+        return batch.after(known)
 
-    def _poll(self, stats: IngestStats, polled: deque[list[Received]], should_stop: Callable[[], bool],
+    def _poll(self, stats: IngestStats, should_stop: Callable[[], bool],
               progress: Callable[[IngestStats], None] | None,
-              exit_when_idle_s: float | None) -> Iterator[list[Incoming]]:
-        """The polled batches as the ledger's input; an empty poll is an empty batch, so that
-        what is pending commits while the topic is quiet. Ends when asked to stop or idle."""
+              exit_when_idle_s: float | None) -> Iterator[list[Chunk]]:
+        """The polled chunks; an empty poll is an empty batch, so that what is pending
+        commits while the topic is quiet. Ends when asked to stop or idle."""
         idle_since: float | None = None  # quiet time counts once the group has been joined
         while not should_stop():
             try:
@@ -322,35 +347,24 @@ class Ingestor:
                 if (exit_when_idle_s is not None and idle_since is not None
                         and now - idle_since >= exit_when_idle_s):
                     return
-            polled.append(batch)
-            yield [Incoming(r.value, r.origin) if r.value is not None
-                   else Incoming(b"", r.origin, problem=NULL_VALUE) for r in batch]
+            yield batch
 
-    def _commit(self, unit: ExitStack,
-                batches: Sequence[tuple[list[Received], list[Received], BatchResult]],
-                stats: IngestStats, should_stop: Callable[[], bool],
-                progress: Callable[[IngestStats], None] | None, retry: Retry | None) -> bool:
+    def _commit(self, unit: ExitStack, batches: Sequence[_Polled], stats: IngestStats,
+                should_stop: Callable[[], bool], progress: Callable[[IngestStats], None] | None,
+                retry: Retry | None) -> bool:
         """Commit the ledger's transaction, then dead-letter its rejects, then commit the offsets."""
         unit.close()
+        stats.commits += 1
         if retry is not None:
             retry.succeeded()
         if self.dlq is not None and self.dlq_topic is not None:
-            letters = [
-                Outgoing(self.dlq_topic, r.key, r.value, (
-                    ("reason", v.rejection.reason.encode()),
-                    ("field", v.rejection.field.encode()),
-                    ("origin", r.origin.encode()),
-                ))
-                for _, new, result in batches
-                for r, v in zip(new, result.verdicts, strict=True)
-                if v.outcome is Outcome.QUARANTINED and v.rejection is not None
-            ]
+            letters = [letter for batch in batches for letter in batch.dead_letters(self.dlq_topic)]
             if letters:
                 if not self._deliver(letters, stats, should_stop, progress):
                     return False
                 stats.dead_lettered += len(letters)
         try:
-            self.source.commit(next_offsets(r for received, _, _ in batches for r in received))
+            self.source.commit(next_offsets(c for batch in batches for c in batch.chunks))
         except StreamError as error:
             # The batches are in the ledger; whoever reads these offsets again records duplicates.
             stats.commit_failures += 1
@@ -385,8 +399,8 @@ class Ingestor:
 def ingest(ledger: LedgerService, connect: Callable[[], Source], *,
            connect_dlq: Callable[[], Sink] | None = None, dlq_topic: str | None = None,
            offsets: OffsetStore | None = None, batch_size: int = 1000,
-           commit_every: int = DEFAULT_COMMIT, workers: int = 0,
-           should_stop: Callable[[], bool] = lambda: False,
+           commit_every: int = DEFAULT_COMMIT, commit_interval_s: float = COMMIT_INTERVAL_S,
+           workers: int = 0, should_stop: Callable[[], bool] = lambda: False,
            progress: Callable[[IngestStats], None] | None = None,
            exit_when_idle_s: float | None = None, retry: Retry | None = None
            ) -> IngestStats | None:
@@ -411,7 +425,8 @@ def ingest(ledger: LedgerService, connect: Callable[[], Source], *,
         raise
     try:
         return Ingestor(ledger, source, offsets=offsets, dlq=dlq, dlq_topic=dlq_topic,
-                        batch_size=batch_size, commit_every=commit_every, workers=workers,
+                        batch_size=batch_size, commit_every=commit_every,
+                        commit_interval_s=commit_interval_s, workers=workers,
                         ).run(should_stop=should_stop, progress=progress,
                               exit_when_idle_s=exit_when_idle_s, retry=retry)
     finally:
@@ -420,13 +435,80 @@ def ingest(ledger: LedgerService, connect: Callable[[], Source], *,
             dlq.close()
 
 
-def next_offsets(received: Iterable[Received]) -> dict[tuple[str, int], int]:
-    """(topic, partition) -> the offset after the last message of it here."""
+def next_offsets(chunks: Iterable[Chunk]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the offset after the last chunk of it here."""
     offsets: dict[tuple[str, int], int] = {}
-    for r in received:
-        key = (r.topic, r.partition)
-        offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+    for c in chunks:
+        key = (c.topic, c.partition)
+        offsets[key] = max(offsets.get(key, 0), c.end)
     return offsets
+
+
+def _payloads(chunks: list[Chunk]) -> list[tuple[bytes, int]]:
+    return [c.payload for c in chunks]
+
+
+@dataclass(slots=True)
+class _Polled:
+    """One poll's chunks, decoded and parsed: per message its offset, key, value, the ledger's
+    `Incoming` and parsed message, and the chunk it came from (by index)."""
+
+    chunks: list[Chunk]
+    read: int
+    offsets: list[int]
+    keys: list[bytes | None]
+    items: list[Incoming]
+    parsed: list[Parsed]
+    of_chunk: list[int]
+    result: BatchResult | None = None
+
+    @classmethod
+    def of(cls, chunks: list[Chunk], decoded: Decoded[Records]) -> _Polled:
+        offsets: list[int] = []
+        keys: list[bytes | None] = []
+        items: list[Incoming] = []
+        compact: list[Compact | None] = []
+        of_chunk: list[int] = []
+        for index, (chunk, ((its_offsets, its_keys, values), its_compact)) in enumerate(
+                zip(chunks, decoded, strict=True)):
+            topic, partition = chunk.topic, chunk.partition
+            offsets += its_offsets
+            keys += its_keys
+            compact += its_compact
+            of_chunk += [index] * len(its_offsets)
+            items += [Incoming(v, origin_of(topic, partition, o)) if v is not None
+                      else Incoming(b"", origin_of(topic, partition, o), problem=NULL_VALUE)
+                      for o, v in zip(its_offsets, values, strict=True)]
+        return cls(chunks, len(items), offsets, keys, items, expand(items, compact), of_chunk)
+
+    def after(self, known: Mapping[tuple[str, int], int]) -> _Polled:
+        """Only the messages at or after the store's next offset of their partition."""
+        firsts = [known.get((c.topic, c.partition), 0) for c in self.chunks]
+        keep = [i for i, (o, c) in enumerate(zip(self.offsets, self.of_chunk, strict=True))
+                if o >= firsts[c]]
+        if len(keep) == len(self.items):
+            return self
+        return _Polled(self.chunks, self.read, [self.offsets[i] for i in keep],
+                       [self.keys[i] for i in keep], [self.items[i] for i in keep],
+                       [self.parsed[i] for i in keep], [self.of_chunk[i] for i in keep])
+
+    def recorded_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the offset after the chunks that had messages recorded here
+        (never behind what the store held: such a chunk ends after a message it did not)."""
+        return next_offsets(self.chunks[i] for i in dict.fromkeys(self.of_chunk))
+
+    def dead_letters(self, topic: str) -> list[Outgoing]:
+        """The quarantined messages as they came (key, value), with why and where in headers."""
+        assert self.result is not None
+        return [
+            Outgoing(topic, key, item.raw if item.problem is None else None, (
+                ("reason", v.rejection.reason.encode()),
+                ("field", v.rejection.field.encode()),
+                ("origin", item.origin.encode()),
+            ))
+            for key, item, v in zip(self.keys, self.items, self.result.verdicts, strict=True)
+            if v.outcome is Outcome.QUARANTINED and v.rejection is not None
+        ]
 
 
 # -- publish --------------------------------------------------------------------------------

@@ -327,3 +327,37 @@ def test_redelivered_messages_are_skipped_by_their_offsets(broker: Broker, store
     assert (again["read"], again["redelivered"], again["recorded"], again["amended"]) == (4, 4, 0, 0)
     assert ledger_events(store_url) == before
     assert committed(broker.bootstrap, "g-aba", "aba") == {0: 4}
+
+
+def test_a_group_committed_inside_a_record_batch_reads_from_that_offset(broker: Broker,
+                                                                         store_url: str) -> None:
+    """The consumer hands on whole record batches (the parse workers decode them); a group
+    whose committed offset falls inside one records only the messages from that offset on."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from mot.domain.identity import derived_moment_id
+
+    lines = [(b'{"tenant":"acme","customer_id":"c%d","occurred_at":"2026-03-01T09:00:00Z",'
+              b'"channel":"web","direction":"inbound","kind":"purchase",'
+              b'"source":{"system":"shop","id":"mid-%d"}}') % (i, i) for i in range(6)]
+    create_topic(broker.bootstrap, "mid", partitions=1)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=2000, batch_size=1 << 20)
+    for line in lines:  # one record batch: all six wait for the linger
+        producer.send("mid", value=line)
+    producer.flush(30)
+    producer.close(10)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="g-mid",
+                             enable_auto_commit=False)
+    try:
+        consumer.assign([TopicPartition("mid", 0)])
+        consumer.commit({TopicPartition("mid", 0): OffsetAndMetadata(4, "", -1)})
+    finally:
+        consumer.close(autocommit=False)
+
+    summary = json.loads(mot_run(store_url, *ingest_args(broker.bootstrap, "mid", "g-mid",
+                                                        "--exit-when-idle", "1", "--summary-json")))
+    assert (summary["read"], summary["recorded"], summary["redelivered"]) == (2, 2, 0)
+    assert {moment for moment, _, _ in ledger_events(store_url)} == {
+        derived_moment_id("acme", "shop", f"mid-{i}") for i in (4, 5)}
+    assert committed(broker.bootstrap, "g-mid", "mid") == {0: 6}

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import Fetcher
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import CorruptRecordError, KafkaError, TopicAlreadyExistsError
+from kafka.record import MemoryRecords
 from kafka.structs import OffsetAndMetadata
 
-from mot.service.streaming import Outgoing, Received, StreamError
+from mot.service.parsing import Decode
+from mot.service.streaming import Chunk, Outgoing, Records, StreamError
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +101,8 @@ class ConsumerSettings:
     heartbeat_interval_ms: int = 3_000
     request_timeout_ms: int = 30_000
     bootstrap_timeout_ms: int = 30_000
-    # Smaller fetches than kafka-python's 50 MB / 1 MB: with a deep backlog the consumer
-    # otherwise buffers ahead of the ledger, and its memory grows with the backlog.
+    # Smaller fetches than kafka-python's 50 MB: the consumer buffers one fetch ahead of the
+    # ledger, held as record batches (bench/NOTES.md has the sizes' figures).
     fetch_max_bytes: int = 1 << 20
     max_partition_fetch_bytes: int = 256 << 10
     extra: dict[str, Any] = field(default_factory=dict)
@@ -121,6 +124,64 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
             self.on_change("assigned", sorted((tp.topic, tp.partition) for tp in assigned))
 
 
+class _Fetched(NamedTuple):
+    """A record batch as kafka-python's fetcher hands it on: `offset` is the batch's last, by
+    which the fetcher passes over a batch wholly before its position."""
+
+    offset: int
+    chunk: Chunk
+
+
+class _BatchRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
+    """The fetcher's records of one partition, one record batch at a time and still encoded:
+    the parse workers decode them (`decode_chunk`), not the consuming process record by
+    record. Checks each batch's CRC (in C) and leaves out control batches, as the fetcher
+    does; poll's `max_records` counts batches here."""
+
+    def _unpack_records(self, tp: TopicPartition, records: MemoryRecords, key_deserializer: Any,
+                        value_deserializer: Any) -> Iterator[_Fetched]:
+        batch = records.next_batch()
+        while batch is not None:
+            if self.check_crcs and not batch.validate_crc():
+                raise CorruptRecordError(f"Record batch for partition {tp} at offset "
+                                         f"{batch.base_offset} failed crc check")
+            data = bytes(batch._buffer)
+            if batch.magic >= 2:
+                self.leader_epoch = batch.leader_epoch
+                first, end, count = batch.base_offset, batch.next_offset, batch.records_count
+                skip = batch.is_control_batch
+            else:  # message format v0/v1 (brokers before 0.11): read to find its last offset
+                offsets = [r.offset for r in MemoryRecords(data).next_batch()]
+                first, end, count = offsets[0], offsets[-1] + 1, len(offsets)
+                skip = False
+            self.next_fetch_offset = end
+            if not skip and end > self.fetch_offset:
+                self.records_read += count
+                self.bytes_read += len(data)
+                start = max(first, self.fetch_offset)
+                yield _Fetched(end - 1, Chunk(tp.topic, tp.partition, start, end, count, data))
+            batch = records.next_batch()
+        self.drain()
+
+
+def decode_chunk(payload: tuple[bytes, int]) -> tuple[Records, list[bytes | None]]:
+    """A chunk's (data, start) as ((offsets, keys, values), values), from `start` on."""
+    data, start = payload
+    offsets: list[int] = []
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    records = MemoryRecords(data)
+    batch = records.next_batch()
+    while batch is not None:
+        for record in batch:
+            if record.offset >= start:
+                offsets.append(record.offset)
+                keys.append(record.key)
+                values.append(record.value)
+        batch = records.next_batch()
+    return (offsets, keys, values), values
+
+
 class KafkaSource:
     """A member of a consumer group, as the service's `Source` port."""
 
@@ -128,6 +189,7 @@ class KafkaSource:
                  on_rebalance: Callable[[str, list[tuple[str, int]]], None] | None = None) -> None:
         self.settings = settings
         self._first_polled: dict[TopicPartition, int] = {}
+        self._per_batch = 1.0  # messages per record batch, as seen so far
         try:
             self.consumer = KafkaConsumer(
                 bootstrap_servers=servers(settings.bootstrap_servers),
@@ -144,20 +206,30 @@ class KafkaSource:
                 max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
                 **settings.extra,
             )
+            # Record batches rather than records (`_BatchRecords`); kafka-python has no
+            # public way to hand the batches on undecoded.
+            self.consumer._fetcher.PartitionRecords = _BatchRecords
             self.consumer.subscribe(list(settings.topics), listener=_Rebalances(on_rebalance))
         except KafkaError as error:
             raise StreamError(str(error)) from error
 
-    def poll(self, timeout_s: float, max_records: int) -> list[Received]:
+    @property
+    def decode(self) -> Decode[tuple[bytes, int], Records]:
+        return decode_chunk
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Chunk]:
+        batches = max(1, round(max_records / self._per_batch))
         try:
-            polled = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+            polled = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=batches)
         except KafkaError as error:
             raise StreamError(f"poll: {error}") from error
-        out: list[Received] = []
-        for tp, records in polled.items():
-            if records and tp not in self._first_polled:
-                self._first_polled[tp] = records[0].offset
-            out.extend(Received(r.topic, r.partition, r.offset, r.key, r.value) for r in records)
+        out: list[Chunk] = []
+        for tp, fetched in polled.items():
+            if fetched and tp not in self._first_polled:
+                self._first_polled[tp] = fetched[0].chunk.start
+            out.extend(f.chunk for f in fetched)
+        if out:
+            self._per_batch = max(1.0, sum(c.count for c in out) / len(out))
         return out
 
     def rewind(self) -> None:
