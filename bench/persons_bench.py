@@ -60,10 +60,11 @@ def _bucket(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
 
 
-def persons_files(sample: Path) -> tuple[Path, Path]:
+def persons_files(sample: Path, big: int = BIG) -> tuple[Path, Path]:
     """(moments with split ids and the two big customers, their links), made once per sample."""
-    moments_path = OUT / f"{sample.stem}-persons-moments.jsonl"
-    links_path = OUT / f"{sample.stem}-persons-links.jsonl"
+    suffix = "" if big == BIG else f"-big{big}"
+    moments_path = OUT / f"{sample.stem}-persons-moments{suffix}.jsonl"
+    links_path = OUT / f"{sample.stem}-persons-links{suffix}.jsonl"
     if moments_path.exists() and links_path.exists():
         return moments_path, links_path
     log(f"persons: splitting {SPLIT_SHARE:.0%} of the customers of {sample.name} into 2-3 ids")
@@ -84,7 +85,7 @@ def persons_files(sample: Path) -> tuple[Path, Path]:
                         m["customer_id"] = f"{customer}~{index}"
             out.write(orjson.dumps(m) + b"\n")
         for who in ("a", "b"):
-            for i in range(BIG):
+            for i in range(big):
                 out.write(orjson.dumps({
                     "tenant": "acme", "customer_id": f"big:{who}",
                     "occurred_at": f"2026-02-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
@@ -132,7 +133,7 @@ def replay(kind: str, store: str, label: str) -> dict[str, Any]:
             "moments_per_s": rate, "loadavg_1m": load}
 
 
-def raw_read(services: Any) -> float:
+def raw_read(services: Any, big: int = BIG) -> float:
     """The raw baseline of a merge: the seconds to fetch the two big persons' moments' rows
     (every column, no decoding, no fold), which any merge has to read."""
     with services.backend.read() as tx:
@@ -140,11 +141,11 @@ def raw_read(services: Any) -> float:
         rows = tx.query("SELECT * FROM moments WHERE tenant = 'acme'"
                         " AND person IN ('big:a', 'big:b')")  # the fold index's range
         seconds = time.perf_counter() - started
-    assert len(rows) == 2 * BIG, len(rows)
+    assert len(rows) == 2 * big, len(rows)
     return seconds
 
 
-def timed_link(store: str, kind: str) -> dict[str, Any]:
+def timed_link(store: str, kind: str, big: int = BIG) -> dict[str, Any]:
     """Import one link or unlink of big:a and big:b (not timed), then project it (timed, wall
     and this process's CPU), next to the raw read of the same moments in the same process."""
     from mot.service.ledger import Incoming
@@ -155,24 +156,27 @@ def timed_link(store: str, kind: str) -> dict[str, Any]:
             "type": kind, "tenant": "acme", "customer_ids": ["big:a", "big:b"],
             "occurred_at": "2026-03-01T00:00:00Z" if kind == "link" else "2026-03-02T00:00:00Z",
             "reason": "bench"}), "bench")])
-        raw = min(raw_read(services) for _ in range(3))
+        raw = min(raw_read(services, big) for _ in range(3))
         load = os.getloadavg()[0]
         started, cpu = time.perf_counter(), time.process_time()
         applied = services.projections.project()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         persons = services.queries.run(Query("persons", tenant="acme", customer="big:b"))
-    log(f"  {kind} big:a - big:b ({2 * BIG:,} moments): applied {applied} event in"
+    log(f"  {kind} big:a - big:b ({2 * big:,} moments): applied {applied} event in"
         f" {seconds:.3f} s ({cpu:.3f} s CPU here; {seconds / raw:.1f} x the raw read of its"
         f" moments, {raw:.3f} s; load {load:.1f}); big:b's person now {persons[0]['customer_ids']}")
     return {"kind": kind, "seconds": round(seconds, 4), "cpu_seconds": round(cpu, 4),
             "raw_read_seconds": round(raw, 4), "ratio_to_raw_read": round(seconds / raw, 2),
-            "loadavg_1m": load, "customer_ids_after": persons[0]["customer_ids"]}
+            "loadavg_1m": load, "moments": 2 * big, "customer_ids_after": persons[0]["customer_ids"]}
 
 
 def main() -> None:
-    args = parser(__doc__.split("\n\n")[0]).parse_args()
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--big", type=int, default=BIG,
+                   help=f"moments of each of the two merged persons (default {BIG:,})")
+    args = p.parse_args()
     sample = sample_file(args.n, args.seed)
-    moments_path, links_path = persons_files(sample)
+    moments_path, links_path = persons_files(sample, args.big)
     results: dict[str, Any] = {"n": args.n, "environment": environment(), "stores": {}}
     rows = []
     for kind in stores_of(args.stores):
@@ -186,8 +190,8 @@ def main() -> None:
             moments = runs["links"][0]["moments"]
             best = {label: max(r["moments_per_s"] for r in rs) for label, rs in runs.items()}
             ratio = best["links"] / best["no links"]
-            merge = timed_link(linked, "link")
-            split = timed_link(linked, "unlink")
+            merge = timed_link(linked, "link", args.big)
+            split = timed_link(linked, "unlink", args.big)
             results["stores"][kind] = {"moments": moments, "rebuilds": runs, "ratio": ratio,
                                        "merge": merge, "split": split}
             rows.append((kind, f"{moments:,}", f"{best['links']:,.0f}",

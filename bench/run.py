@@ -4,17 +4,21 @@
     BENCH_N=10000000 make bench      # other sizes (comma-separated)
     BENCH_QUICK=1 make bench         # a sanity check in under two minutes (small N, SQLite only)
     BENCH_ONLY=kafka_bench make bench   # run some benches again; the report keeps the others
+    BENCH_RESULTS=/tmp/trial make bench # the report somewhere else (bench/results untouched)
 
 Each `bench/*_bench.py` runs as a child process once per N (`--n N --single`: the
 runner compares the sizes itself) and leaves its figures in `bench/out/NAME.json`,
 with a list of report lines under "rows" (`benchlib.report_row`): mot's rate next to
 its raw baseline measured in the same run, and mot's peak RSS. A bench added to the
-folder is picked up as it is. The runner writes:
+folder is picked up as it is; for the benches that write their own figures without
+"rows" (alerts, erasure, links import, persons), `ROWS_OF` below reads the rows out
+of them. The runner writes:
 
 - `bench/results/REPORT.md`: the machine, the versions, the load average before and
   after, one table per size, the scaling verdicts (rate at the largest N within 20 %
-  of the rate at the size below; peak RSS at most 1.2 x), the notes of
-  `bench/results/NOTES.md` (why a verdict is what it is);
+  of the rate at the size below; peak RSS at most 1.2 x) with, for each that fails,
+  why (`bench/scaling_notes.toml`, and the load average of the two runs when it
+  differs), then the notes of `bench/results/NOTES.md`;
 - `bench/results/results.json`: everything above as data;
 - `bench/results/throughput.png`, `bench/results/peak_rss.png`: against N, log scales.
 
@@ -33,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from benchlib import DEFAULT_PG, OUT, ROOT, environment, log, num, pg_settings
+from benchlib import DEFAULT_PG, OUT, ROOT, environment, log, num, pg_settings, report_row
 
 RESULTS = ROOT / "bench" / "results"
 FULL_N = (10_000, 100_000, 1_000_000)
@@ -43,13 +47,16 @@ ORDER = ("import_bench", "project_bench", "kafka_bench", "http_bench", "verify_b
 # The JSON file each bench writes to bench/out (a new bench names its file after itself).
 OUTPUTS = {"import_bench": "import_bench", "project_bench": "project_bench", "kafka_bench": "kafka",
            "http_bench": "http", "verify_bench": "verify"}
+SCALING_NOTES = ROOT / "bench" / "scaling_notes.toml"
 # Benches whose size is not N run once (at the largest N), with these arguments: the share
 # chain's depth is capped at 20,000 and each appended share is a `mot project` process.
 RUN_ONCE = {"share_chain_bench": ["--appends", "200"]}
 RUN_ONCE_QUICK = {"share_chain_bench": ["--depth", "300", "--appends", "10"]}
-# In a quick run, these run at one size only (their fixed costs, a broker's group join, a
-# browser, are most of their time at a small N).
-QUICK_ONCE = frozenset({"kafka_bench", "report_bench"})
+# A quick run is a sanity check of every bench and of the report: these run at both of its
+# sizes (the scaling verdicts, the charts' lines), every other bench at the smaller one
+# only (at a small N their fixed costs, processes starting, a broker's group join, a
+# browser, are most of their time).
+QUICK_SCALED = frozenset({"import_bench", "project_bench", "verify_bench"})
 RUN_TIMEOUT_S = 25 * 60  # one bench at one size; past it the run is reported as failed
 SCALE_TOLERANCE = 0.2  # the rate at the largest N may be at most 20 % below the size before
 RSS_FACTOR = 1.2  # and its peak RSS at most 1.2 x
@@ -74,11 +81,19 @@ def benches() -> list[Path]:
     return named + [found[name] for name in sorted(found)]
 
 
-def bench_args(name: str) -> list[str]:
+def bench_args(name: str, n: int = 0) -> list[str]:
     stores = os.environ.get("BENCH_STORES", "sqlite" if quick() else "sqlite,postgres")
     extra = ["--stores", stores]
     if name == "kafka_bench" and quick():
         extra.append("--no-pair")  # its group join and rebalance outlast a small sample
+    if name == "alerts_bench":
+        extra += ["--alerts", str(max(500, n // 10))]  # deliveries grow with N too
+    if name == "erasure_bench" and quick():
+        extra += ["--person", "300"]  # the erased person's moments (10,000 in a full run)
+    if name == "persons_bench" and quick():
+        extra += ["--big", "300"]  # the merged persons' moments (10,000 each in a full run)
+    if name in ("links_import_bench", "responses_bench") and quick():
+        extra += ["--rounds", "1"]
     return extra
 
 
@@ -88,7 +103,7 @@ def run_one(path: Path, n: int, logs: Path) -> dict[str, Any]:
     out = OUT / f"{OUTPUTS.get(name, name)}.json"
     out.unlink(missing_ok=True)
     once = RUN_ONCE_QUICK if quick() else RUN_ONCE
-    command = [sys.executable, str(path), "--n", str(n), "--single", *bench_args(name),
+    command = [sys.executable, str(path), "--n", str(n), "--single", *bench_args(name, n),
                *once.get(name, [])]
     log(f"== {name} at N={n:,}: {' '.join(command[1:])}")
     load_before = os.getloadavg()
@@ -109,10 +124,93 @@ def run_one(path: Path, n: int, logs: Path) -> dict[str, Any]:
         log(f"   FAILED (exit {done.returncode}); log in {logs / f'{name}-n{n}.log'}")
         return entry
     data = orjson.loads(out.read_bytes())
-    entry["rows"] = data.get("rows", [])
+    entry["rows"] = data["rows"] if "rows" in data else ROWS_OF.get(name, lambda d, n: [])(data, n)
+    for row in entry["rows"]:
+        row.setdefault("loadavg", load_before)  # the run's: why two sizes' rates may differ
+    if not entry["rows"]:
+        entry["error"] = f"{out.name} holds no figures the report can show"
+        log(f"   FAILED: no figures in {out}")
+        return entry
     entry["figures"] = data
     log(f"   {len(entry['rows'])} figures in {seconds:.0f} s")
     return entry
+
+
+# -- rows of the benches that write their own figures ------------------------------------
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _alerts_rows(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    rows = []
+    for key, figures in data.items():
+        if key.startswith("rebuild_"):
+            rates = list(figures["events_per_s"].values())  # [no moment fresh, every one fresh]
+            rows.append(report_row("alerts_bench", "rebuild raising every alert (mot replay)",
+                                   key.removeprefix("rebuild_"), n, _mean(rates[1]), "events/s",
+                                   baseline="the same rebuild raising none",
+                                   baseline_rate=_mean(rates[0]),
+                                   alerts_raised=figures["alerts_raised"]))
+        elif key.startswith("deliver_"):
+            large = figures["large"]
+            rows.append(report_row("alerts_bench",
+                                   f"mot alerts deliver, {large['alerts']:,} to a webhook",
+                                   key.removeprefix("deliver_"), n, large["deliveries_per_s"],
+                                   "deliveries/s", baseline="signed POSTs from 16 threads",
+                                   baseline_rate=figures["raw_posts_per_s"],
+                                   peak_rss_mb=large["peak_rss_mb"], seconds=large["seconds"]))
+    return rows
+
+
+def _erasure_rows(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    rows = []
+    moments = data["n"] + data["person"]
+    for kind in ("sqlite", "postgres"):
+        if kind not in data:
+            continue
+        plain, sealed = data[kind]["unsealed"], data[kind]["sealed"]
+        for case, key in (("mot import, sealed ledger", "import_s"),
+                          ("rebuild (mot replay), sealed ledger", "replay_s")):
+            rows.append(report_row("erasure_bench", case, kind, n, moments / sealed[key], "moments/s",
+                                   baseline="the same on an unsealed ledger",
+                                   baseline_rate=moments / plain[key], seconds=sealed[key]))
+        rows.append(report_row(
+            "erasure_bench", f"mot erase of a person of {sealed['erased_moments']:,} moments", kind, n,
+            sealed["erased_moments"] / sealed["erase_s"], "moments/s", seconds=sealed["erase_s"],
+            transaction_s=sealed.get("erase_tx_s"), scrub_s=sealed.get("scrub_s")))
+    return rows
+
+
+def _links_rows(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    rows = []
+    for kind, rounds in data["stores"].items():
+        rows.append(report_row(
+            "links_import_bench", f"mot import with {data['share']:.0%} links", kind, n,
+            max(r["links"]["rate"] for r in rounds), "messages/s",
+            baseline="the same moments without links",
+            baseline_rate=max(r["plain"]["rate"] for r in rounds)))
+    return rows
+
+
+def _persons_rows(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    rows = []
+    for kind, figures in data["stores"].items():
+        best = {label: max(r["moments_per_s"] for r in runs)
+                for label, runs in figures["rebuilds"].items()}
+        rows.append(report_row("persons_bench", "rebuild with links (persons)", kind, n,
+                               best["links"], "moments/s", baseline="the same moments without links",
+                               baseline_rate=best["no links"]))
+        merged = figures["merge"].get("moments", 20_000)  # two persons' moments, regrouped
+        rows.append(report_row("persons_bench", f"link merging two persons of {merged // 2:,} moments",
+                               kind, n, merged / figures["merge"]["seconds"], "moments/s",
+                               seconds=figures["merge"]["seconds"]))
+    return rows
+
+
+# Bench -> its rows, for the benches whose JSON has no "rows" of its own.
+ROWS_OF = {"alerts_bench": _alerts_rows, "erasure_bench": _erasure_rows,
+           "links_import_bench": _links_rows, "persons_bench": _persons_rows}
 
 
 def machine() -> dict[str, Any]:
@@ -155,7 +253,9 @@ def series(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, d
 
 
 def scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per series: rate and peak RSS at the largest N against the size below it."""
+    """Per series: rate and peak RSS at the largest N against the size below it, and why a
+    verdict that fails fails (as far as the notes or the load average say)."""
+    notes = scaling_notes()
     verdicts = []
     for (bench, case, store), by_n in series(rows).items():
         ns = sorted(n for n, r in by_n.items() if r.get("rate"))
@@ -163,14 +263,49 @@ def scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         big, before = by_n[ns[-1]], by_n[ns[-2]]
         rate_ratio = big["rate"] / before["rate"]
+        if not big.get("higher_is_better", True):
+            rate_ratio = 1 / rate_ratio  # a time: the larger N may take at most 1.25 x as long
         rss_ratio = (big["peak_rss_mb"] / before["peak_rss_mb"]
                      if big.get("peak_rss_mb") and before.get("peak_rss_mb") else None)
-        verdicts.append({
+        verdict: dict[str, Any] = {
             "bench": bench, "case": case, "store": store, "n": ns[-1], "n_before": ns[-2],
             "rate_ratio": rate_ratio, "rate_ok": rate_ratio >= 1 - SCALE_TOLERANCE,
             "rss_ratio": rss_ratio, "rss_ok": None if rss_ratio is None else rss_ratio <= RSS_FACTOR,
-        })
+        }
+        verdict["why"] = explain(verdict, notes, big.get("loadavg"), before.get("loadavg"))
+        verdicts.append(verdict)
     return verdicts
+
+
+def scaling_notes() -> list[dict[str, str]]:
+    """bench/scaling_notes.toml: why a verdict fails, found out once (`[[note]]` with case
+    (its start), optional store, what = "rate" or "rss", text)."""
+    import tomllib
+
+    if not SCALING_NOTES.exists():
+        return []
+    notes: list[dict[str, str]] = tomllib.loads(SCALING_NOTES.read_text()).get("note", [])
+    return notes
+
+
+def explain(verdict: dict[str, Any], notes: list[dict[str, str]], load: Any,
+            load_before: Any) -> str:
+    """Why a failing verdict fails: the notes that match it, and the load average of the two
+    runs when the larger one ran on a machine at least a third busier (or quieter)."""
+    failed = {what for what, ok in (("rate", verdict["rate_ok"]), ("rss", verdict["rss_ok"]))
+              if ok is False}
+    if not failed:
+        return ""
+    said = [note["text"].strip() for note in notes
+            if verdict["case"].startswith(note["case"])
+            and note.get("store", verdict["store"]) == verdict["store"]
+            and note.get("what", "rate") in failed]
+    if "rate" in failed and load and load_before:
+        now, then = load[0], load_before[0]
+        if max(now, then) > 1.33 * max(min(now, then), 0.01):
+            said.append(f"load average {now:.1f} at {verdict['n']:,} against {then:.1f} at "
+                        f"{verdict['n_before']:,}: the two rates are not comparable")
+    return " ".join(said) if said else "**not explained yet**"
 
 
 # -- charts ---------------------------------------------------------------------------------
@@ -258,13 +393,14 @@ def verdict_table(verdicts: list[dict[str, Any]]) -> str:
     def yes(ok: bool | None) -> str:
         return "n/a" if ok is None else ("yes" if ok else "**no**")
 
-    lines = ["| benchmark | store | rate at N / rate at N before | within 20 % | peak RSS ratio | flat |",
-             "|---|---|---:|:-:|---:|:-:|"]
+    lines = ["| benchmark | store | rate at N / rate at N before | within 20 % | peak RSS ratio | flat "
+             "| why not |", "|---|---|---:|:-:|---:|:-:|---|"]
     for v in verdicts:
         rss = "-" if v["rss_ratio"] is None else f"{v['rss_ratio']:.2f}"
+        why = v.get("why", "").replace("|", "/").replace("\n", " ")
         lines.append(f"| {v['case']} | {v['store']} | {v['rate_ratio']:.2f} "
                      f"({v['n']:,} / {v['n_before']:,}) | {yes(v['rate_ok'])} | {rss} | "
-                     f"{yes(v['rss_ok'])} |")
+                     f"{yes(v['rss_ok'])} | {why} |")
     return "\n".join(lines)
 
 
@@ -388,8 +524,17 @@ def write(data: dict[str, Any], folder: Path, started: float) -> None:
     (folder / "REPORT.md").write_text(report(data, folder))
 
 
+def results_folder() -> Path:
+    """Where the report goes: BENCH_RESULTS when set (a trial run that must not replace the
+    report), else bench/out/quick for a quick run, else bench/results."""
+    chosen = os.environ.get("BENCH_RESULTS", "").strip()
+    if chosen:
+        return Path(chosen).resolve()
+    return OUT / "quick" if quick() else RESULTS
+
+
 def main() -> int:
-    folder = OUT / "quick" if quick() else RESULTS
+    folder = results_folder()
     folder.mkdir(parents=True, exist_ok=True)
     logs = OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -403,15 +548,27 @@ def main() -> int:
     for path in benches():
         if chosen is not None and path.stem not in chosen:
             continue
-        once = path.stem in RUN_ONCE or (quick() and path.stem in QUICK_ONCE)
-        for n in ([max(ns)] if once else ns):
+        if path.stem in RUN_ONCE:
+            chosen_ns = [max(ns)]
+        elif quick() and path.stem not in QUICK_SCALED:
+            chosen_ns = [min(ns)]
+        else:
+            chosen_ns = list(ns)
+        for n in chosen_ns:
             run = run_one(path, n, logs)
             data["runs"] = [r for r in data["runs"] if (r["bench"], r["n"]) != (run["bench"], n)]
             data["runs"].append(run)
             write(data, folder, started)
     write(data, folder, started)
-    log(f"report: {(folder / 'REPORT.md').relative_to(ROOT)} ({data['seconds'] / 60:.1f} min)")
-    if not quick():
+    for v in data["scaling"]:
+        ok = v["rate_ok"] and v["rss_ok"] is not False
+        log(f"scaling {'ok  ' if ok else 'FAIL'} {v['case']} ({v['store']}): rate x{v['rate_ratio']:.2f}"
+            + ("" if v["rss_ratio"] is None else f", peak RSS x{v['rss_ratio']:.2f}")
+            + (f" - {v['why']}" if v["why"] else ""))
+    report_path = folder / "REPORT.md"
+    shown = report_path.relative_to(ROOT) if report_path.is_relative_to(ROOT) else report_path
+    log(f"report: {shown} ({data['seconds'] / 60:.1f} min)")
+    if folder == RESULTS:
         doc = update_readme(data)
         if doc is not None:
             log(f"table updated in {doc.relative_to(ROOT)}")
