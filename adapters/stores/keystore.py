@@ -24,7 +24,7 @@ import hmac
 import os
 import sys
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from hashlib import sha256
 from typing import Any
 
@@ -77,6 +77,7 @@ class Keystore:
         # Keys made inside a transaction not committed yet, trusted only within it.
         self._pending: dict[tuple[str, str], tuple[str, AESGCM]] = {}
         self._pending_tx: Tx | None = None
+        self._mostly_new = True  # whether the last keys_for made most of its keys
 
     @staticmethod
     def create_tables(tx: Tx, backend: SqlBackend) -> None:
@@ -151,32 +152,60 @@ class Keystore:
             master = self.master(tx)
             digests = {self.digest(tenant, cid): cid for cid in missing}
             with self._tx(tx, write=True) as t:
-                for part in chunks(list(digests), self.backend.max_params - 1):
-                    rows = t.query(
-                        "SELECT customer, key_id, wrapped FROM mot_keys WHERE tenant = ?"
-                        f" AND customer {self.backend.in_list(len(part))}",
-                        (tenant, *self.backend.in_params(part)))
-                    for customer, key_id, wrapped in rows:
-                        cid = digests.pop(str(customer))
-                        aead = AESGCM(unwrap_data_key(master, bytes(wrapped), str(key_id)))
-                        out[cid] = self._by_customer[(tenant, cid)] = (str(key_id), aead)
-                        self._by_id[str(key_id)] = aead
-                made = []
-                for customer, cid in digests.items():
-                    key_id = uuid.uuid4().hex
-                    key = new_key()
-                    made.append((key_id, tenant, customer, wrap_data_key(master, key, key_id)))
-                    out[cid] = (key_id, AESGCM(key))
-                t.executemany("INSERT INTO mot_keys (key_id, tenant, customer, wrapped)"
-                              " VALUES (?, ?, ?, ?)", made)
-            for key_id, _, customer, _ in made:
-                cid = digests[customer]
-                if self.separate:  # committed already
-                    self._by_customer[(tenant, cid)] = out[cid]
+                # An import meets new customers in runs, a later import mostly known ones:
+                # try first what the last call found (one statement in the usual case).
+                if self._mostly_new:
+                    made = self._make(t, master, tenant, digests, list(digests), out)
+                    self._read(t, master, tenant, digests, [d for d in digests if d not in made],
+                               out)
                 else:
-                    self._pending[(tenant, cid)] = out[cid]
-                self._by_id[key_id] = out[cid][1]
+                    known = self._read(t, master, tenant, digests, list(digests), out)
+                    made = self._make(t, master, tenant, digests,
+                                      [d for d in digests if d not in known], out)
+                    self._read(t, master, tenant, digests,
+                               [d for d in digests if d not in known and d not in made], out)
+            self._mostly_new = 2 * len(made) >= len(digests)
         return out
+
+    def _make(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
+              customers: Sequence[str], out: dict[str, tuple[str, AESGCM]]) -> set[str]:
+        """New keys for these customers (digests) that have none; the digests given one."""
+        made = {customer: (uuid.uuid4().hex, new_key()) for customer in customers}
+        rows = [(key_id, tenant, customer, wrap_data_key(master, key, key_id))
+                for customer, (key_id, key) in made.items()]
+        inserted: set[str] = set()
+        for part in chunks(rows, max(1, self.backend.max_params // 4)):
+            inserted |= {str(r[0]) for r in t.query(
+                "INSERT INTO mot_keys (key_id, tenant, customer, wrapped) VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(part))
+                + " ON CONFLICT (tenant, customer) DO NOTHING RETURNING customer",
+                [value for row in part for value in row])}
+        for customer in inserted:
+            cid = digests[customer]
+            key_id, key = made[customer]
+            out[cid] = (key_id, AESGCM(key))
+            if self.separate:  # committed already
+                self._by_customer[(tenant, cid)] = out[cid]
+            else:
+                self._pending[(tenant, cid)] = out[cid]
+            self._by_id[key_id] = out[cid][1]
+        return inserted
+
+    def _read(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
+              customers: Sequence[str], out: dict[str, tuple[str, AESGCM]]) -> set[str]:
+        """The stored keys of these customers (digests); the digests found."""
+        found: set[str] = set()
+        for part in chunks(list(customers), self.backend.max_params - 1):
+            for customer, key_id, wrapped in t.query(
+                    "SELECT customer, key_id, wrapped FROM mot_keys WHERE tenant = ?"
+                    f" AND customer {self.backend.in_list(len(part))}",
+                    (tenant, *self.backend.in_params(part))):
+                cid = digests[str(customer)]
+                aead = AESGCM(unwrap_data_key(master, bytes(wrapped), str(key_id)))
+                out[cid] = self._by_customer[(tenant, cid)] = (str(key_id), aead)
+                self._by_id[str(key_id)] = aead
+                found.add(str(customer))
+        return found
 
     # -- keys for opening ----------------------------------------------------------------
     def ciphers(self, key_ids: Collection[str], tx: Tx | None = None) -> Mapping[str, AESGCM]:

@@ -137,21 +137,24 @@ class SqlLedger:
             streams = self._streams(tx, stream_ids)
             waiting = self._waiting(tx, keys, streams) if len(streams) < len(stream_ids) else ()
             append = plan(Loaded(streams, self._pairs(tx, pairs) if pairs else {}, waiting))
-            rows = []
+            ids = []
             tenants: set[str] = set()
             for event in append.events:
                 if type(event) is MomentRecorded:
                     tenants.add(event.tenant)
                 elif isinstance(event, CustomersLinked | CustomersUnlinked):
-                    rows.append(to_row(event, stream_id_param(event.link_id)))
+                    ids.append(stream_id_param(event.link_id))
                     continue
                 key = (event.tenant, event.moment_id)
                 stream_id = stream_ids.get(key)
                 if stream_id is None:
                     stream_id = stream_ids[key] = stream_id_param(moment_stream_id(*key))
-                rows.append(to_row(event, stream_id))
-            if rows and self.sealed(tx):
-                rows = self._sealed_rows(tx, append.events, rows)
+                ids.append(stream_id)
+            if ids and self.sealed(tx):
+                rows = self._sealed_rows(tx, append.events, ids)
+            else:
+                rows = [to_row(event, stream_id)
+                        for event, stream_id in zip(append.events, ids, strict=True)]
             backend.insert_stored_events(tx, rows)
             if tenants:
                 tx.executemany("INSERT INTO ledger_tenants (tenant) VALUES (?)"
@@ -233,17 +236,19 @@ class SqlLedger:
         _say(f"encrypted the ledger: {sealed:,} events sealed; mot erase can be used now")
         return sealed
 
-    def _sealed_rows(self, tx: Any, events: Sequence[LedgerEvent], rows: list[StoredRow]
+    def _sealed_rows(self, tx: Any, events: Sequence[LedgerEvent], stream_ids: Sequence[Any]
                      ) -> list[StoredRow]:
-        """The rows with their personal fields sealed under their customers' keys."""
+        """The events' rows with their personal fields sealed under their customers' keys."""
         import orjson
 
         from mot.adapters.stores.codec import to_state
 
         # A link's customer ids are sealed too, each under its own customer's key (SPEC §6).
-        states = self.sealing.seal_states(tx, [to_state(event) for event in events])
-        return [(row[0], row[1], row[2], orjson.dumps(state))
-                for row, state in zip(rows, states, strict=True)]
+        topics_states = [to_state(event) for event in events]
+        states = self.sealing.seal_states(tx, topics_states)
+        return [(stream_id, event.version, topic, orjson.dumps(state))
+                for stream_id, event, (topic, _), state
+                in zip(stream_ids, events, topics_states, states, strict=True)]
 
     def _opened(self, tx: Any | None, rows: Sequence[tuple[int, str, Any]]) -> list[LedgerEvent]:
         """Stored (version, topic, state) rows decoded, their sealed fields opened."""
