@@ -12,12 +12,24 @@ from __future__ import annotations
 
 from typing import Final
 
-ERASED_PREFIX: Final = "\ufdd0erased:"
+RESERVED_START: Final = "\ufdd0"
+"""No customer id on the wire may begin with it: it starts the erased pseudo ids."""
+ERASED_PREFIX: Final = f"{RESERVED_START}erased:"
+RESERVED_PROBLEM: Final = ("must not begin with U+FDD0 (a Unicode noncharacter mot reserves for "
+                           "the moments of erased persons)")
 
 
 def erased_customer(erasure: int) -> str:
     """The pseudo customer id of the moments erasure number `erasure` erased."""
     return f"{ERASED_PREFIX}{erasure}"
+
+
+def erasure_stream_id(tenant: str, erasure: int) -> str:
+    """The ledger stream of erasure number `erasure` (its `PersonErased` event):
+    `str(uuid5(NAMESPACE_URL, f"mot:erasure:{tenant}:{erasure}"))`."""
+    from mot.domain.identity import uuid5_text
+
+    return uuid5_text(f"mot:erasure:{tenant}:{erasure}")
 
 
 def is_erased_customer(customer_id: str) -> bool:

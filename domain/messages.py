@@ -17,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from mot.domain.currencies import ISO_4217
+from mot.domain.erasure import RESERVED_PROBLEM, RESERVED_START
 from mot.domain.events import AnyMoment
 from mot.domain.identity import derived_moment_id
 from mot.domain.links import LinkType, PairEvidence, link_stream_id
@@ -263,6 +264,8 @@ def _link(data: dict[str, Any], now: datetime) -> LinkCustomers:
             "customer_ids", f"expected two different customer ids, got {_short(first)} twice"))
     occurred = now if link.occurred_at is None else link.occurred_at
     problems = _rules(None, None, None, None, occurred, now)
+    problems += [Rejection(f"customer_ids[{i}]", RESERVED_PROBLEM)
+                 for i, cid in enumerate(link.customer_ids) if cid.startswith(RESERVED_START)]
     if problems:
         raise Rejected(_combined(problems))
     pair = (first, second) if first < second else (second, first)
@@ -296,6 +299,8 @@ def normalise(m: MomentIn, now: datetime) -> Moment:
     else:
         moment_id = ""
         problems.append(_NO_IDENTITY)
+    if m.customer_id.startswith(RESERVED_START):
+        problems.append(Rejection("customer_id", RESERVED_PROBLEM))
     if m.currency is not None and m.currency.upper() not in ISO_4217:
         problems.append(_currency_problem(m.currency))
     if m.attributes is not None:
