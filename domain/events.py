@@ -144,11 +144,35 @@ class CustomersUnlinked:
     origin: str
 
 
+@dataclass(frozen=True, slots=True)
+class PersonErased:
+    """A person was erased on request (SPEC §6): the receipt's facts, and no personal data.
+
+    Its stream is the erasure's, `erasure_stream_id(tenant, erasure)`. It changes no
+    projection: the erased moments' events open as the erasure's pseudo customer id once
+    their keys are destroyed, so a rebuild reads past it and gives the same sums.
+    """
+
+    erasure_id: str  # the erasure's stream id
+    version: int
+    tenant: str
+    erasure: int  # the receipt's number (`mot erasures list`)
+    customer_ids_with_moments: int
+    customer_ids_without_moments: int
+    moments: int
+    digest: str  # HMAC-SHA256 of the erased ids under the tenant's secret: confirms no guess
+    recorded_at: str
+    origin: str
+
+
 MomentEvent = MomentRecorded | MomentAmended | MomentRetracted
 """An event of a moment's stream."""
 
 LinkEvent = CustomersLinked | CustomersUnlinked
 """An event of a pair's stream."""
 
-LedgerEvent = MomentEvent | LinkEvent
-"""What the notification log carries: a moment's events and a pair's."""
+StreamEvent = MomentEvent | LinkEvent
+"""What an import records: a moment's events and a pair's."""
+
+LedgerEvent = StreamEvent | PersonErased
+"""What the notification log carries: a moment's events, a pair's, and erasures."""

@@ -25,6 +25,7 @@ from mot.domain.events import (
     MomentAmended,
     MomentRecorded,
     MomentRetracted,
+    StreamEvent,
     as_dict,
 )
 from mot.domain.identity import MomentKey
@@ -167,7 +168,7 @@ class Decision:
     """Events to append, a verdict per message in batch order, and what became of the
     waiting corrections the batch's new moments let in: (quarantine id, verdict)."""
 
-    events: list[LedgerEvent]
+    events: list[StreamEvent]
     verdicts: list[Verdict]
     waited: list[tuple[int, Verdict]]
 
@@ -217,7 +218,7 @@ def decide(
     working_pairs: dict[str, Pair] = dict(pairs or {})
     tenants_of: dict[str, list[str]] | None = None  # built for the first correction without tenant
     recorded_at = format_utc(now)
-    events: list[LedgerEvent] = []
+    events: list[StreamEvent] = []
     verdicts: list[Verdict] = []
     waits: dict[WaitKey, list[_Wait]] = {}
     for w in waiting:
@@ -284,7 +285,7 @@ def decide(
     return Decision(events, verdicts, waited)
 
 
-_Step = tuple[Verdict, LedgerEvent | None, Stream | None]
+_Step = tuple[Verdict, StreamEvent | None, Stream | None]
 
 
 def _correct(message: Correction, stream: Stream, now: datetime, recorded_at: str,
@@ -303,7 +304,7 @@ def _unknown(message: Correction) -> Rejection:
     )
 
 
-def _link(message: LinkCustomers, pairs: dict[str, Pair], events: list[LedgerEvent],
+def _link(message: LinkCustomers, pairs: dict[str, Pair], events: list[StreamEvent],
           recorded_at: str, origin: str) -> Verdict:
     """A link or unlink of a pair: a new version of its stream, or the same message again."""
     pair = pairs.get(message.link_id)

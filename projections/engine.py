@@ -33,6 +33,7 @@ from mot.domain.events import (
     LedgerEvent,
     LinkEvent,
     MomentRetracted,
+    PersonErased,
     as_dict,
 )
 from mot.domain.links import LinkType, PairEvidence, pair_of
@@ -189,8 +190,9 @@ class Engine:
         deltas = Deltas.empty()
         links = [e for _, e in events if isinstance(e, CustomersLinked | CustomersUnlinked)]
         keys = self._apply_links(session, links) if links else set()
-        moments: list[tuple[int, LedgerEvent]] = [
-            (p, e) for p, e in events if not isinstance(e, CustomersLinked | CustomersUnlinked)]
+        moments: list[tuple[int, LedgerEvent]] = [  # an erasure (PersonErased) changes no row
+            (p, e) for p, e in events
+            if not isinstance(e, CustomersLinked | CustomersUnlinked | PersonErased)]
         if moments:
             keys |= self._apply_moments(session, moments, version, deltas)
         self.refold(session, keys, version, deltas)
@@ -238,7 +240,7 @@ class Engine:
         keys: set[CustomerKey] = set()
         corrected: list[MomentKey] = []
         for _, event in events:
-            if isinstance(event, CustomersLinked | CustomersUnlinked):
+            if isinstance(event, CustomersLinked | CustomersUnlinked | PersonErased):
                 continue  # links are not folded yet (the persons work replaces this guard)
             key = (event.tenant, event.moment_id)
             if isinstance(event, MomentRetracted):

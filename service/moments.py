@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, as_dict
+from mot.domain.events import LedgerEvent, MomentAmended, MomentRecorded, PersonErased, as_dict
 from mot.domain.identity import derived_moment_id
 from mot.service.ports import LedgerStore
 
@@ -62,6 +62,8 @@ def history_records(events: list[LedgerEvent]) -> list[dict[str, Any]]:
         elif isinstance(event, MomentAmended):
             record |= {"event": "amended", "set": event.set, "reason": event.reason,
                        "moment": event.moment}
+        elif isinstance(event, PersonErased):
+            continue  # an erasure's stream, never a moment's
         else:
             record |= {"event": "retracted", "reason": event.reason}
         records.append(record)

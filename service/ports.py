@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from mot.domain.events import LedgerEvent
+    from mot.domain.events import LedgerEvent, StreamEvent
     from mot.domain.identity import MomentKey
     from mot.domain.ledger import Pair, Stream, Verdict, WaitKey
     from mot.domain.quarantine import Quarantined, Rejected
@@ -45,7 +45,7 @@ class Loaded:
 class Append:
     """What one write transaction of the ledger does."""
 
-    events: Sequence[LedgerEvent]
+    events: Sequence[StreamEvent]
     rejected: Sequence[Rejected] = ()
     resolved: Collection[int] = ()  # quarantine ids that now went in
     # (quarantine id, field, reason, the moment it waits for if that is why)

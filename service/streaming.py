@@ -36,6 +36,7 @@ from mot.domain.events import (
     LedgerEvent,
     MomentAmended,
     MomentRecorded,
+    PersonErased,
 )
 from mot.domain.ledger import Outcome
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
@@ -679,6 +680,13 @@ def wire_message(event: LedgerEvent) -> dict[str, Any]:
         return {"type": "link" if type(event) is CustomersLinked else "unlink",
                 "tenant": event.tenant, "customer_ids": list(event.customer_ids),
                 "occurred_at": event.occurred_at, "reason": event.reason}
+    if isinstance(event, PersonErased):
+        # The erasure's receipt, without its reason (SPEC §6: no personal data). Not a wire
+        # message a store records: an import of the export quarantines it.
+        return {"type": "erasure", "tenant": event.tenant, "erasure": event.erasure,
+                "customer_ids_with_moments": event.customer_ids_with_moments,
+                "customer_ids_without_moments": event.customer_ids_without_moments,
+                "moments": event.moments, "digest": event.digest, "erased_at": event.recorded_at}
     return {"type": "retract", "moment_id": event.moment_id, "tenant": event.tenant,
             "reason": event.reason}
 
@@ -688,6 +696,8 @@ def event_key(event: LedgerEvent) -> tuple[str, str]:
     that one moment's or one pair's messages stay in one partition, in order."""
     if isinstance(event, CustomersLinked | CustomersUnlinked):
         return event.link_id, "linked" if type(event) is CustomersLinked else "unlinked"
+    if isinstance(event, PersonErased):
+        return event.erasure_id, "erased"
     return event.moment_id, type(event).__name__.removeprefix("Moment").lower()
 
 

@@ -13,8 +13,11 @@ from typing import Any
 import psycopg
 import pytest
 from cli_support import mot, query
+from kafka_support import Broker, broker, read_topic
 
 from mot.bootstrap import open_store
+
+__all__ = ["broker"]
 
 MARIA = "x:maria-erase"
 SECRETS = [MARIA, "@maria_erase_actor", "maria-erase-post", "maria-erase-attr", "src-maria-erase"]
@@ -64,7 +67,7 @@ def _store_files(url: str) -> list[Path]:
     if not url.startswith("postgresql://"):
         return [p for p in (Path(url), Path(url + "-wal")) if p.exists()]
     base, _, query_part = url.partition("?")
-    schema = query_part.removeprefix("schema=")
+    schema = query_part.removeprefix("schema=") or "public"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
         data = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
@@ -93,8 +96,10 @@ def _found(url: str) -> set[str]:
 
 
 def _sums(url: str) -> tuple[Any, Any, Any]:
-    return (query(url, "teams"), [{k: v for k, v in r.items() if k != "version"}
-                                  for r in query(url, "listening")],
+    """Teams, listening and response times, without the ledger position of their rows (a
+    rebuild after the erasure stamps them with a later one: its PersonErased event's)."""
+    return ([{k: v for k, v in r.items() if k != "version"} for r in query(url, "teams")],
+            [{k: v for k, v in r.items() if k != "version"} for r in query(url, "listening")],
             query(url, "response-times"))
 
 
@@ -297,6 +302,80 @@ def test_kill_9_during_an_erasure_leaves_nothing_or_all_and_a_rerun_completes(
     print("kill -9 outcomes (0: nothing yet, 1: all of it):", sorted(outcomes))
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_kill_9_during_an_erasure_on_postgresql_leaves_nothing_or_all_and_a_rerun_completes(
+        tmp_path: Path) -> None:
+    """As on SQLite: each run erases a copy of one store (a database made from it as a
+    template), killed with SIGKILL at a point of its transaction or of its scrub."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from conftest import PG_SERVER, _admin, new_database
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines() + _person_lines(3000))
+    with new_database("mot_erase_kill") as base:
+        mot(base, "import", "-q", source)
+        mot(base, "project")
+        sums = _sums(base)
+        with open_store(base) as services, services.backend.read() as tx:
+            hers = tx.scalar("SELECT COUNT(*) FROM moments WHERE tenant = 'acme'"
+                             " AND customer_id = ?", (MARIA,))
+            all_keys = tx.scalar("SELECT COUNT(*) FROM mot_keys")
+        assert hers >= 3000
+        outcomes = set()
+        # Killed early (most likely inside the transaction), or right after its commit said
+        # so on stderr (inside the scrub): both outcomes, whatever the machine's load.
+        for delay in (0.4, 1.2, None):
+            name = f"mot_erase_kill_{uuid.uuid4().hex[:8]}"
+            with _admin() as admin:
+                admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{base.rsplit("/", 1)[1]}"')
+            url = f"{PG_SERVER}/{name}"
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "mot", "--store", url, "erase", "--tenant", "acme",
+                     "--customer", MARIA, "--reason", "r"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                if delay is None:
+                    assert proc.stderr is not None
+                    while b"erased in" not in proc.stderr.readline():
+                        assert proc.poll() is None, "the erasure ended before its commit said so"
+                else:
+                    time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                with _admin() as admin:  # the killed client's session ends its transaction
+                    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                  " WHERE datname = %s", (name,))
+                with open_store(url) as services, services.backend.read() as tx:
+                    erasures = tx.scalar("SELECT COUNT(*) FROM mot_erasures")
+                    events = tx.scalar("SELECT COUNT(*) FROM stored_events WHERE topic = ?",
+                                       ("mot.domain.events:PersonErased",))
+                    left = tx.scalar("SELECT COUNT(*) FROM moments WHERE tenant = 'acme'"
+                                     " AND customer_id = ?", (MARIA,))
+                    keys = tx.scalar("SELECT COUNT(*) FROM mot_keys")
+                assert (erasures, events, left, keys) in {
+                    (0, 0, hers, all_keys), (1, 1, 0, all_keys - 1)}, (delay, erasures, left, keys)
+                if delay is None:
+                    assert erasures == 1
+                outcomes.add(erasures)
+                receipt = json.loads(mot(url, "erase", "--tenant", "acme", "--customer", MARIA,
+                                         "--reason", "r").stdout)
+                assert (receipt["erasure"], receipt["moments"]) == (1, hers)
+                assert _found(url) == {MARIA}  # globex's Maria only
+                assert _sums(url) == sums
+            finally:
+                with _admin() as admin:
+                    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                  " WHERE datname = %s", (name,))
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        print("kill -9 outcomes on PostgreSQL (0: nothing yet, 1: all of it):", sorted(outcomes))
+
+
 def test_the_whole_person_is_erased_with_every_id_linked_to_hers(store_url: str,
                                                                  tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
@@ -384,3 +463,106 @@ def test_the_notification_log_kafka_export_reads_gives_erased_moments_without_pe
     text = json.dumps(erased)
     assert not any(s in text for s in SECRETS)
     assert all("actor" not in m and "url" not in m and "id" not in m["source"] for m in erased)
+
+
+def test_the_ledger_records_the_erasure_as_an_event_without_personal_data_that_a_replay_reads_past(
+        tmp_path: Path) -> None:
+    from mot.domain.events import PersonErased
+    from mot.service.streaming import event_key, wire_message
+
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store, "import", "-q", source)
+    receipt = json.loads(mot(store, "erase", "--tenant", "acme", "--customer", MARIA,
+                             "--reason", "GDPR request 2026-117").stdout)
+    with open_store(store) as services:
+        log = services.notification_log
+        events = log.notifications(0, 1000)
+        head = log.head()
+    erasures = [(n, e) for n, e in events if isinstance(e, PersonErased)]
+    assert [n for n, _ in erasures] == [head]  # the last event, in the erasure's transaction
+    event = erasures[0][1]
+    assert (event.tenant, event.erasure, event.customer_ids_with_moments,
+            event.customer_ids_without_moments, event.moments, event.digest,
+            event.recorded_at) == ("acme", 1, 1, 0, 3, receipt["digest"], receipt["erased_at"])
+    exported = json.dumps(wire_message(event))
+    assert json.loads(exported) == {
+        "type": "erasure", "tenant": "acme", "erasure": 1, "customer_ids_with_moments": 1,
+        "customer_ids_without_moments": 0, "moments": 3, "digest": receipt["digest"],
+        "erased_at": receipt["erased_at"]}
+    assert event_key(event) == (event.erasure_id, "erased")
+    assert "GDPR" not in exported and not any(s in exported for s in SECRETS)
+    with open_store(store) as services, services.backend.read() as tx:
+        stored = [bytes(r[0]) for r in tx.query(
+            "SELECT state FROM stored_events WHERE topic = 'mot.domain.events:PersonErased'")]
+    assert len(stored) == 1 and b"GDPR" not in stored[0]
+
+    # A rebuild reads past it; the receipts are listed as before.
+    sums = _sums(store)
+    mot(store, "replay")
+    assert _sums(store) == sums
+    listed = json.loads(mot(store, "erasures", "list").stdout)
+    assert [(r["erasure"], r["reason"]) for r in listed] == [(1, "GDPR request 2026-117")]
+
+
+@pytest.mark.parametrize("line, field", [
+    ({"tenant": "acme", "customer_id": "\ufdd0erased:1", "occurred_at": "2026-03-01T09:00:00Z",
+      "channel": "email", "direction": "inbound", "kind": "question",
+      "source": {"system": "x", "id": "reserved-1"}}, "customer_id"),
+    ({"type": "link", "tenant": "acme", "customer_ids": ["c1", "\ufdd0x"], "reason": "r"},
+     "customer_ids[1]"),
+])
+def test_a_customer_id_beginning_with_the_erased_prefix_is_refused_naming_the_field(
+        tmp_path: Path, line: dict[str, Any], field: str) -> None:
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(line) + "\n")
+    summary = json.loads(mot(store, "import", "-q", "--summary-json", source).stdout)
+    assert summary["quarantined"] == 1 and summary["recorded"] == 0
+    with open_store(store) as services, services.backend.read() as tx:
+        assert tx.query("SELECT field, reason FROM quarantine") == [
+            (field, f"{field}: must not begin with U+FDD0 (a Unicode noncharacter mot reserves "
+                    "for the moments of erased persons)")]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_mot_kafka_publish_sends_tombstones_for_the_erased_persons_amplifications(
+        broker: Broker, tmp_path: Path) -> None:
+    """On the real broker (Tansu): after the erasure, the publisher sends a tombstone for each
+    amplification of hers (keyed by its moment id) and the new version of another customer's
+    amplification that lost her `trigger_actor`; a consumer folding the compacted topic keeps
+    nothing of hers there."""
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store, "import", "-q", source)
+
+    def publish() -> dict[str, Any]:
+        return dict(json.loads(mot(store, "kafka", "publish", "--bootstrap-servers",
+                                   broker.bootstrap, "--quiet", "--summary-json").stdout))
+
+    def folded() -> dict[str, Any]:
+        latest: dict[str, tuple[int, Any]] = {}
+        for m in read_topic(broker.bootstrap, "mot.amplifications"):
+            version = int(dict(m.headers)["version"])
+            key = m.key.decode()
+            if key not in latest or version >= latest[key][0]:
+                latest[key] = (version, None if m.value is None else json.loads(m.value))
+        return {key: row for key, (_, row) in latest.items() if row is not None}
+
+    publish()
+    before = folded()
+    hers = [k for k, row in before.items() if row["customer_id"] == MARIA and k.startswith("acme/")]
+    assert len(hers) == 1
+    assert [row["trigger_actor"] for row in before.values() if row["customer_id"] == "c2"] == [
+        "@maria_erase_actor"]
+
+    mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    summary = publish()
+    assert summary["tombstones"] == 1
+    after = folded()
+    assert set(after) == set(before) - set(hers)
+    assert [row["trigger_actor"] for row in after.values() if row["customer_id"] == "c2"] == [None]
+    assert not any(secret in json.dumps(after) for secret in SECRETS)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from mot.adapters.stores.topics import AMENDED, LINKED, RECORDED, RETRACTED, UNLINKED
+from mot.adapters.stores.topics import AMENDED, ERASED, LINKED, RECORDED, RETRACTED, UNLINKED
 from mot.domain.events import (
     CustomersLinked,
     CustomersUnlinked,
@@ -22,6 +22,7 @@ from mot.domain.events import (
     MomentAmended,
     MomentRecorded,
     MomentRetracted,
+    PersonErased,
     as_dict,
 )
 
@@ -63,6 +64,15 @@ def to_state(event: LedgerEvent) -> tuple[str, dict[str, Any]]:
             "customer_ids": list(event.customer_ids), "occurred_at": event.occurred_at,
             "reason": event.reason, "recorded_at": event.recorded_at, "origin": event.origin,
         }
+    elif isinstance(event, PersonErased):
+        topic = ERASED
+        state = {
+            "tenant": event.tenant, "erasure": event.erasure,
+            "customer_ids_with_moments": event.customer_ids_with_moments,
+            "customer_ids_without_moments": event.customer_ids_without_moments,
+            "moments": event.moments, "digest": event.digest,
+            "recorded_at": event.recorded_at, "origin": event.origin,
+        }
     else:
         assert isinstance(event, MomentRetracted)
         topic = RETRACTED
@@ -100,4 +110,12 @@ def from_data(version: int, topic: str, data: dict[str, Any]) -> LedgerEvent:
         low, high = data["customer_ids"]
         return kind(data["link_id"], version, data["tenant"], (low, high), data["occurred_at"],
                     data["reason"], data["recorded_at"], data["origin"])
+    if topic == ERASED:
+        from mot.domain.erasure import erasure_stream_id
+
+        return PersonErased(
+            erasure_stream_id(data["tenant"], data["erasure"]), version, data["tenant"],
+            data["erasure"], data["customer_ids_with_moments"],
+            data["customer_ids_without_moments"], data["moments"], data["digest"],
+            data["recorded_at"], data["origin"])
     raise ValueError(f"unknown event topic {topic!r} in the ledger")

@@ -1,18 +1,22 @@
 """Erasure on SQL (SPEC §6): implements `mot.service.erasure.ErasureStore`.
 
 One write transaction holds the ledger's lock and the projections': it records
-the erasure (`mot_erasures`: counts, a keyed digest, no ids), marks the person's
-data keys erased (`mot_erased_keys`: the sealed events then open as the erased
-pseudo customer, adapters/stores/sealing.py), deletes the keys, puts keyed digests
-of their ids on the suppression list, clears their personal fields from the
-current moments (which keep counting in the per-tenant sums under the pseudo id),
-deletes their per-customer rows, drops `trigger_actor` where it was theirs, and
-purges quarantined messages that name their ids or moments. After the commit the
-freed bytes leave the files (`SqlBackend.scrub`).
+the erasure (`mot_erasures`: counts, a keyed digest, the reason, no ids) and the
+ledger's `PersonErased` event (the same facts without the reason), marks the
+person's data keys erased (`mot_erased_keys`: the sealed events then open as the
+erased pseudo customer, adapters/stores/sealing.py), deletes the keys, puts keyed
+digests of their ids on the suppression list, clears their personal fields from
+the current moments (which keep counting in the per-tenant sums under the pseudo
+id), deletes their per-customer rows, drops `trigger_actor` where it was theirs,
+and purges quarantined messages that name their ids or moments. After the commit
+the freed bytes leave the files (`SqlBackend.scrub`) of the tables it changed.
 
 With the keys in a keystore of their own (MOT_KEYSTORE) the keys are deleted right
-after the ledger's commit; the erased mark already makes them unusable, and an
-erasure run again (or any later one) deletes keys left by a stopped one.
+after the ledger's commit. The order is what makes a crash harmless: deleted first,
+a crash before the ledger's commit would leave sealed events whose keys are gone
+with no erasure to explain it (every read an error). Marked first, a key not yet
+deleted is already unusable (sealing checks the mark before the key), and the next
+`mot erase` or `--lift` deletes keys a stopped erasure left.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from typing import Any
 import orjson
 
 from mot.adapters.stores.alert_outbox import erase_from_alerts
+from mot.adapters.stores.codec import to_row
 from mot.adapters.stores.ledger import SqlLedger
 from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
 from mot.adapters.stores.sql import SqlBackend, Tx
-from mot.domain.erasure import erased_customer
+from mot.domain.erasure import erased_customer, erasure_stream_id
+from mot.domain.events import PersonErased
 from mot.domain.timefmt import format_utc
 from mot.service.erasure import ErasurePlan, ErasureRefused, Receipt
 
+ERASURE_ORIGIN = "erasure"  # the origin of an erasure's event: no file, no broker, no request
 PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications", "persons")
 # Response times (a per-tenant sum, SPEC §6) are summed from the responses rows: an erased
 # person's stay, under the erasure's pseudo id (they hold no personal field), as the current
@@ -189,7 +196,7 @@ class SqlErasures:
         backend = self.backend
         keystore.master()  # a missing or wrong master key stops here, before anything changes
         self._finish_pending()
-        touched: set[str] = {"mot_keys"} if not keystore.separate else set()
+        touched: set[str] = set()
         started = time.monotonic()
         with backend.write("ledger") as tx:
             backend.erasing(tx)
@@ -206,6 +213,8 @@ class SqlErasures:
                 # Erased already (a run stopped before its files were scrubbed, say): nothing
                 # to record again; make sure the files hold nothing, and answer its receipt.
                 touched |= {*PER_CUSTOMER, "moments", "responses", "tombstones", "quarantine"}
+                if not keystore.separate:
+                    touched.add("mot_keys")
             if done is None:
                 with_moments = sum(1 for ms in moments.values() if ms)
                 now = _now()
@@ -215,58 +224,79 @@ class SqlErasures:
                            " ids_without_moments, moments, digest) VALUES (?,?,?,?,?,?,?,?)",
                            (erasure, tenant, now, reason, receipt.customer_ids_with_moments,
                             receipt.customer_ids_without_moments, receipt.moments, receipt.digest))
+                # The ledger's own record of it (SPEC §6): the receipt's facts, no personal
+                # data, no reason; `mot kafka export` sends it, a rebuild reads past it.
+                event = PersonErased(erasure_stream_id(tenant, erasure), 1, tenant, erasure,
+                                     receipt.customer_ids_with_moments,
+                                     receipt.customer_ids_without_moments, receipt.moments,
+                                     receipt.digest, now, ERASURE_ORIGIN)
+                backend.insert_stored_events(
+                    tx, [to_row(event, backend.stream_id_param(event.erasure_id))])
                 tx.executemany("INSERT INTO mot_erased_keys (key_id, erasure) VALUES (?, ?)",
                                [(key_id, erasure) for key_id in keys.values()])
                 tx.executemany("INSERT INTO mot_suppressed (tenant, digest, erasure) VALUES (?, ?, ?)"
                                " ON CONFLICT (tenant, digest) DO UPDATE SET erasure = excluded.erasure",
                                [(tenant, d, erasure) for d in digests.values()])
-                if not keystore.separate:
-                    keystore.destroy(tx, list(keys.values()))
-                version = backend.head()
+                if not keystore.separate and keystore.destroy(tx, list(keys.values())):
+                    touched.add("mot_keys")
+                # Rows it changes carry the position of its PersonErased event: after every
+                # version a publisher's cursor may have reached (a cursor is (version, key)).
+                version = int(tx.scalar(f"SELECT MAX({backend.position_column})"
+                                        " FROM stored_events"))
                 groups = self._groups(tx, tenant, ids)
+
+                def change(table: str, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+                    """Run `statement` for each row; a table it changed is scrubbed after."""
+                    if rows:
+                        tx.executemany(statement, rows)
+                        if tx.cursor.rowcount:
+                            touched.add(table)
+
                 for table in self._tables(tx, ["moments"]):
                     # The person group (SPEC §2 links) may be an erased id too: the pseudo
                     # id's moments form a group of their own.
-                    tx.executemany(
-                        f"UPDATE {table} SET customer_id = ?, person = ?, actor = NULL,"
-                        " url = NULL, source_id = NULL, attributes = NULL"
-                        " WHERE tenant = ? AND person = ? AND customer_id = ?",
-                        [(pseudo, pseudo, tenant, group, cid) for group in groups for cid in ids])
-                    touched.add(table)
+                    change(table,
+                           f"UPDATE {table} SET customer_id = ?, person = ?, actor = NULL,"
+                           " url = NULL, source_id = NULL, attributes = NULL"
+                           " WHERE tenant = ? AND person = ? AND customer_id = ?",
+                           [(pseudo, pseudo, tenant, group, cid) for group in groups for cid in ids])
                 # The erased ids' links and person groups (the ledger's link events stay sealed).
                 for table in self._tables(tx, ["members"]):
-                    tx.executemany(f"DELETE FROM {table} WHERE customer_id = ? AND tenant = ?",
-                                   [(cid, tenant) for cid in ids])
-                    touched.add(table)
+                    change(table, f"DELETE FROM {table} WHERE customer_id = ? AND tenant = ?",
+                           [(cid, tenant) for cid in ids])
                 for table in self._tables(tx, ["links"]):
                     for side in ("low", "high"):
-                        tx.executemany(f"DELETE FROM {table} WHERE tenant = ? AND {side} = ?",
-                                       [(tenant, cid) for cid in ids])
-                    touched.add(table)
+                        change(table, f"DELETE FROM {table} WHERE tenant = ? AND {side} = ?",
+                               [(tenant, cid) for cid in ids])
                 for table in self._tables(tx, ["responses"]):
-                    tx.executemany(f"UPDATE {table} SET customer_id = ?, version = ?"
-                                   " WHERE tenant = ? AND customer_id = ?",
-                                   [(pseudo, version, tenant, cid) for cid in ids])
-                    touched.add(table)
+                    change(table, f"UPDATE {table} SET customer_id = ?, version = ?"
+                           " WHERE tenant = ? AND customer_id = ?",
+                           [(pseudo, version, tenant, cid) for cid in ids])
+                # The person's amplifications are keyed by moment id, which names no one: the
+                # publisher sends a tombstone for each (`mot kafka publish`). Rows keyed by a
+                # customer id get none: the store would have to keep the id to send it.
+                gone = [str(r[0]) for cid in ids for r in tx.query(
+                    "SELECT amplification_id FROM amplifications WHERE tenant = ?"
+                    " AND customer_id = ?", (tenant, cid))]
+                tx.executemany("INSERT INTO tombstones (projection, row_key, version)"
+                               " VALUES ('amplifications', ?, ?) ON CONFLICT (projection, row_key)"
+                               " DO UPDATE SET version = excluded.version",
+                               [(f"{tenant}/{aid}", version) for aid in gone])
                 for table in self._tables(tx, PER_CUSTOMER):
-                    tx.executemany(f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
-                                   [(tenant, cid) for cid in ids])
-                    touched.add(table)
+                    change(table, f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
+                           [(tenant, cid) for cid in ids])
                 for table in self._tables(tx, ["amplifications"]):
                     triggered = self._triggered(tx, table, tenant, erased_moments)
-                    tx.executemany(f"UPDATE {table} SET trigger_actor = NULL, version = ?"
-                                   " WHERE tenant = ? AND amplification_id = ?",
-                                   [(version, tenant, aid) for aid in triggered])
+                    change(table, f"UPDATE {table} SET trigger_actor = NULL, version = ?"
+                           " WHERE tenant = ? AND amplification_id = ?",
+                           [(version, tenant, aid) for aid in triggered])
                 if erase_from_alerts(tx, tenant, ids, pseudo, erased_moments):
                     touched.add("alerts")
                 for table in self._tables(tx, ["tombstones"]):
-                    tx.executemany(f"DELETE FROM {table} WHERE row_key = ?",
-                                   [(f"{tenant}/{cid}",) for cid in ids])
-                    touched.add(table)
+                    change(table, f"DELETE FROM {table} WHERE row_key = ?",
+                           [(f"{tenant}/{cid}",) for cid in ids])
                 purged = self._quarantined(tx, [*ids, *erased_moments])
-                tx.executemany("DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
-                if purged:
-                    touched.add("quarantine")
+                change("quarantine", "DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
         committed = time.monotonic()
         if done is not None:
             backend.scrub(sorted(touched))
@@ -306,6 +336,9 @@ class SqlErasures:
 
     def lift(self, tenant: str, customer_id: str) -> int:
         keystore = self.ledger.sealing.keystore
+        # A key an erasure marked must be gone before the ids may be sealed again: a new key
+        # is made for them, never the erased one found by their digest.
+        self._finish_pending()
         with self.backend.write("ledger") as tx:
             ids = self._person(tx, tenant, customer_id)
             digests = [keystore.digest(tenant, cid) for cid in ids]

@@ -41,7 +41,7 @@ from mot.projections.schema import PROJECTIONS, Projection, row_maker, stored_de
 from mot.service.alerting import OpenRequest
 
 if TYPE_CHECKING:
-    from mot.domain.events import LedgerEvent, LinkEvent, MomentEvent
+    from mot.domain.events import LedgerEvent, LinkEvent, MomentEvent, StreamEvent
     from mot.domain.quarantine import Quarantined
     from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
@@ -62,9 +62,9 @@ class MemoryLedger:
     unit of work of several, is all or nothing, as in a database."""
 
     def __init__(self) -> None:
-        self.log: list[LedgerEvent] = []  # position n is self.log[n - 1]
-        self.streams: dict[MomentKey, list[LedgerEvent]] = {}  # (tenant, moment id) -> events
-        self.pairs: dict[str, list[LedgerEvent]] = {}  # link stream id -> a pair's events
+        self.log: list[StreamEvent] = []  # position n is self.log[n - 1]
+        self.streams: dict[MomentKey, list[StreamEvent]] = {}  # (tenant, moment id) -> events
+        self.pairs: dict[str, list[StreamEvent]] = {}  # link stream id -> a pair's events
         self.quarantined: dict[str, Quarantined] = {}  # by digest
         self._ids = 0
         self._depth = 0  # transactions open (a unit of work holds the batches it records)
@@ -262,7 +262,7 @@ def _now() -> str:
     return format_utc(datetime.now(UTC))
 
 
-def _take_back(streams: dict[Any, list[LedgerEvent]], key: Any) -> None:
+def _take_back(streams: dict[Any, list[StreamEvent]], key: Any) -> None:
     """Remove the last event of a stream (a rolled-back append), and the stream if now empty."""
     streams[key].pop()
     if not streams[key]:
@@ -492,12 +492,18 @@ class MemorySession:
     def load_moments(self, after: int, upto: int, as_of: int) -> int:
         """Each moment whose latest event at or before `as_of` lies in (after, upto] and does not
         retract it, as of then."""
-        from mot.domain.events import CustomersLinked, CustomersUnlinked, MomentRetracted, as_dict
+        from mot.domain.events import (
+            CustomersLinked,
+            CustomersUnlinked,
+            MomentRetracted,
+            PersonErased,
+            as_dict,
+        )
 
         latest: dict[MomentKey, tuple[int, MomentEvent]] = {}
         for position, event in self.log.notifications(0, as_of):
-            if isinstance(event, CustomersLinked | CustomersUnlinked):
-                continue  # a pair's event: not a moment
+            if isinstance(event, CustomersLinked | CustomersUnlinked | PersonErased):
+                continue  # a pair's event or an erasure: not a moment
             latest[(event.tenant, event.moment_id)] = (position, event)
         copied = 0
         for key, (position, event) in latest.items():

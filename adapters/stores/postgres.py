@@ -259,6 +259,8 @@ class PostgresBackend(SqlBackend):
             notices: list[str] = []
             conn.add_notice_handler(lambda notice: notices.append(
                 f"{notice.message_primary} {notice.message_detail or ''}"))
+            # The rewrite sorts each index anew: in memory rather than in temporary files.
+            conn.execute("SET maintenance_work_mem = '256MB'")
             for table in tables:
                 for attempt in range(100):
                     notices.clear()

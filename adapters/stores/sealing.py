@@ -135,6 +135,8 @@ class Sealing:
                      box: Mapping[str, str]) -> str | None:
         """One sealed customer id of a link; None when its key was erased."""
         self.refresh(tx)
+        if box["k"] in self._erased:
+            return None
         aead = self.keystore.ciphers([box["k"]], tx).get(box["k"])
         if aead is None:
             return None
@@ -147,9 +149,11 @@ class Sealing:
         data = dict(data)
         ids = []
         for i, box in enumerate(data.pop("sealed_ids")):
-            aead = ciphers.get(box["k"])
+            # An erased key is erased even while its row is still in a keystore of its own
+            # (MOT_KEYSTORE: deleted after the ledger's commit, adapters/stores/erasure.py).
+            erasure = self._erased.get(box["k"])
+            aead = ciphers.get(box["k"]) if erasure is None else None
             if aead is None:
-                erasure = self._erased.get(box["k"])
                 if erasure is None:
                     raise KeyProblem(f"the data key {box['k']} of a sealed link is missing and was "
                                      "not erased: is MOT_KEYSTORE set to this store's keystore?")
@@ -219,9 +223,9 @@ class Sealing:
 
     def _personal(self, tenant: str, moment_id: str, key_id: str, text: str,
                   ciphers: Mapping[str, Any]) -> dict[str, Any]:
-        aead = ciphers.get(key_id)
+        erasure = self._erased.get(key_id)  # erased, even if its row is not deleted yet
+        aead = ciphers.get(key_id) if erasure is None else None
         if aead is None:
-            erasure = self._erased.get(key_id)
             if erasure is None:
                 raise KeyProblem(f"the data key {key_id} of a sealed event is missing and was not "
                                  "erased: is MOT_KEYSTORE set to this store's keystore?")
