@@ -60,6 +60,15 @@ def _lines() -> bytes:
                              "occurred_at": "2026-03-01T09:30:00Z"}).encode() + b"\n"
 
 
+def _imported(tmp_path: Path) -> str:
+    """A SQLite store with `_lines()` imported."""
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store, "import", "-q", source)
+    return store
+
+
 def _store_files(url: str) -> list[Path]:
     """The live files holding the store: SQLite's database and WAL; PostgreSQL's relation
     files (every segment and fork) of the store schema's tables, indexes and TOAST, after a
@@ -191,10 +200,7 @@ def _moment_ids(url: str) -> list[tuple[str, str]]:
 
 
 def test_an_erasure_is_refused_on_a_store_whose_ledger_is_not_encrypted(tmp_path: Path) -> None:
-    store = str(tmp_path / "mot.db")
-    source = tmp_path / "in.jsonl"
-    source.write_bytes(_lines())
-    mot(store, "import", "-q", source)
+    store = _imported(tmp_path)
     with open_store(store) as services, services.backend.write("ledger") as tx:
         tx.execute("UPDATE mot_upgrades SET done = 0 WHERE step = 'ledger sealed'")
     result = mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r",
@@ -250,6 +256,16 @@ def _person_lines(count: int) -> bytes:
     return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
 
 
+def _rerun_completes(url: str, hers: int, sums: Any) -> None:
+    """After a killed erasure, running it again erases all of her (receipt number 1 whether
+    or not the killed one had committed) and leaves the sums as they were."""
+    receipt = json.loads(mot(url, "erase", "--tenant", "acme", "--customer", MARIA,
+                             "--reason", "r").stdout)
+    assert (receipt["erasure"], receipt["moments"]) == (1, hers)
+    assert _found(url) == {MARIA}  # globex's Maria only
+    assert _sums(url) == sums
+
+
 @pytest.mark.slow
 def test_kill_9_during_an_erasure_leaves_nothing_or_all_and_a_rerun_completes(
         tmp_path: Path) -> None:
@@ -294,11 +310,7 @@ def test_kill_9_during_an_erasure_leaves_nothing_or_all_and_a_rerun_completes(
             delay, erasures, left, keys)
         assert rows == (1 if erasures else 2)  # globex's Maria keeps hers
         outcomes.add(erasures)
-        receipt = json.loads(mot(url, "erase", "--tenant", "acme", "--customer", MARIA,
-                                 "--reason", "r").stdout)
-        assert (receipt["erasure"], receipt["moments"]) == (1, hers)
-        assert _found(url) == {MARIA}  # globex's Maria only
-        assert _sums(url) == sums
+        _rerun_completes(url, hers, sums)
     print("kill -9 outcomes (0: nothing yet, 1: all of it):", sorted(outcomes))
 
 
@@ -363,11 +375,7 @@ def test_kill_9_during_an_erasure_on_postgresql_leaves_nothing_or_all_and_a_reru
                 if delay is None:
                     assert erasures == 1
                 outcomes.add(erasures)
-                receipt = json.loads(mot(url, "erase", "--tenant", "acme", "--customer", MARIA,
-                                         "--reason", "r").stdout)
-                assert (receipt["erasure"], receipt["moments"]) == (1, hers)
-                assert _found(url) == {MARIA}  # globex's Maria only
-                assert _sums(url) == sums
+                _rerun_completes(url, hers, sums)
             finally:
                 with _admin() as admin:
                     admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -450,10 +458,7 @@ def test_the_notification_log_kafka_export_reads_gives_erased_moments_without_pe
         tmp_path: Path) -> None:
     from mot.domain.events import MomentRecorded
 
-    store = str(tmp_path / "mot.db")
-    source = tmp_path / "in.jsonl"
-    source.write_bytes(_lines())
-    mot(store, "import", "-q", source)
+    store = _imported(tmp_path)
     mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
     with open_store(store) as services:
         moments = [dict(e.moment) for _, e in services.notification_log.notifications(0, 1000)
@@ -470,10 +475,7 @@ def test_the_ledger_records_the_erasure_as_an_event_without_personal_data_that_a
     from mot.domain.events import PersonErased
     from mot.service.streaming import event_key, wire_message
 
-    store = str(tmp_path / "mot.db")
-    source = tmp_path / "in.jsonl"
-    source.write_bytes(_lines())
-    mot(store, "import", "-q", source)
+    store = _imported(tmp_path)
     receipt = json.loads(mot(store, "erase", "--tenant", "acme", "--customer", MARIA,
                              "--reason", "GDPR request 2026-117").stdout)
     with open_store(store) as services:
@@ -534,10 +536,7 @@ def test_mot_kafka_publish_sends_tombstones_for_the_erased_persons_amplification
     amplification of hers (keyed by its moment id) and the new version of another customer's
     amplification that lost her `trigger_actor`; a consumer folding the compacted topic keeps
     nothing of hers there."""
-    store = str(tmp_path / "mot.db")
-    source = tmp_path / "in.jsonl"
-    source.write_bytes(_lines())
-    mot(store, "import", "-q", source)
+    store = _imported(tmp_path)
 
     def publish() -> dict[str, Any]:
         return dict(json.loads(mot(store, "kafka", "publish", "--bootstrap-servers",
