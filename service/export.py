@@ -331,6 +331,7 @@ class Exporter:
         scratch = out / f".{table}.{fmt}.{uuid.uuid4().hex[:8]}.part"
         sink = SINKS[fmt](scratch, columns(table))
         rows = 0
+        closed = False
         try:
             pages = self.pages(table, tenant=tenant, as_of=as_of, arrow=fmt == "parquet")
             if fmt == "parquet" and (as_of is None or table == "moments"):
@@ -341,12 +342,14 @@ class Exporter:
                 sink.write(page)
                 rows += len(page[0])
                 progress(rows)
+            closed = True
             sink.close()
+            os.replace(scratch, path)
         except BaseException:
-            sink.close()
-            scratch.unlink(missing_ok=True)
+            if not closed:
+                sink.close()
+            scratch.unlink(missing_ok=True)  # also when the file could not be put in place
             raise
-        os.replace(scratch, path)
         return Exported(table, path, rows)
 
     def pages(self, table: str, *, tenant: str | None = None, as_of: datetime | None = None,

@@ -256,3 +256,17 @@ def test_as_of_export_streams_with_flat_memory(tmp_path: Path,
         rows, _ = duckdb_rows(tmp_path / f"x{n}" / "relationships.parquet")
         assert len(rows) == len(query(store, "relationships", "--as-of", "2026-06-01T00:00:00Z"))
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_a_failed_parquet_export_leaves_no_part_file(tmp_path: Path, golden_path: Path) -> None:
+    """Two tables are written at once: when one cannot be put in place (its name is taken
+    by a directory), the export fails naming it, and no table's scratch file is left."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", golden_path)
+    out = tmp_path / "x"
+    (out / "relationships.parquet").mkdir(parents=True)
+    (out / "relationships.parquet" / "keep").write_text("not a table")
+    failed = mot(store, "export", "--format", "parquet", "--out", out, "-q", ok=False)
+    assert failed.exit_code != 0 and "relationships.parquet" in failed.output, failed.output
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]
+    assert (out / "relationships.parquet" / "keep").read_text() == "not a table"
