@@ -50,9 +50,10 @@ test: $(STAMP) postgres
 	$(BIN)/pytest -q
 
 # kill -9 at ten seeded random points of each command that writes (import, project, replay,
-# kafka ingest, kafka publish) on both stores, then mot verify and the ledger of a clean run.
+# kafka ingest, kafka publish, alerts deliver, erase) on both stores, then mot verify and the
+# ledger of a clean run; prints how many kills landed mid-way for each.
 crash: $(STAMP) postgres
-	$(BIN)/pytest -q -m crash
+	$(BIN)/pytest -q -s -m crash
 
 # The long fuzz suite (tests marked fuzz): the wire format and every vendor adapter, over
 # 100,000 generated inputs through mot import's own path; prints what became of them.
