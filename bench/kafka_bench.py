@@ -23,6 +23,7 @@ Targets (the issue's): ingest >= 0.5 x the raw consume rate; peak RSS flat
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.kill()
         broker.wait(10)
+    results["environment"]["loadavg_at_end"] = os.getloadavg()
     results["rows"] = rows_of(results)
     path_out = write_json("kafka", results)
     print(report(results))
@@ -337,8 +339,10 @@ def report(results: dict[str, Any]) -> str:
         rows.append([f"mot kafka publish <- {kind} ({pub['summary']['messages']:,} changes)",
                      num(pub["per_s"]), num(pub["summary"]["seconds"], 1), num(pub["peak_rss_mb"]),
                      "-"])
+    load = results["environment"]
     lines = [f"Kafka bench: N = {n:,} moments, {results['partitions']} partitions, "
-             f"broker {results['broker']}",
+             f"broker {results['broker']}; load average {load['loadavg_at_start'][0]:.1f} at "
+             f"the start, {load.get('loadavg_at_end', (float('nan'),))[0]:.1f} at the end",
              table(["run", "msgs/s", "active s", "peak RSS MB", "x raw"], rows), ""]
     for kind, entry in results["stores"].items():
         for target, ok in entry["targets"].items():

@@ -271,8 +271,12 @@ class Ingestor:
              progress: Callable[[IngestStats], None] | None, exit_when_idle_s: float | None,
              retry: Retry | None) -> None:
         batches = self._poll(stats, should_stop, progress, exit_when_idle_s)
-        unit_batches: list[_Polled] = []  # the batches of the open ledger transaction
+        # What the open ledger transaction needs once it commits: the offsets after its
+        # chunks and its dead letters (not the messages: a transaction holds 20,000).
+        unit_offsets: dict[tuple[str, int], int] = {}
+        unit_letters: list[Outgoing] = []
         unit_count = 0
+        unit_open = False
         unit_started = 0.0
         decode = self.source.decode
         with ExitStack() as unit, ExitStack() as resources:
@@ -283,36 +287,38 @@ class Ingestor:
                 parsed = decode_here(batches, _payloads, decode, self.ledger.clock)
             for chunks, decoded, now in parsed:
                 if chunks:
-                    if not unit_batches:
+                    if not unit_open:
                         unit.enter_context(self.ledger.store.transaction())
-                        unit_started = self.clock()
+                        unit_open, unit_started = True, self.clock()
                     batch = self._new_only(_Polled.of(chunks, decoded))
                     stats.redelivered += batch.read - len(batch.items)
                     result = (self.ledger.record_parsed(batch.items, batch.parsed, now)
                               if batch.items else BatchResult([]))
-                    batch.result = result
                     if self.offsets is not None and batch.items:
                         self.offsets.save(batch.recorded_offsets())
+                    if self.dlq_topic is not None:
+                        unit_letters += batch.dead_letters(self.dlq_topic, result)
+                    for key, end in next_offsets(chunks).items():
+                        unit_offsets[key] = max(unit_offsets.get(key, 0), end)
                     stats.add(result.outcomes(), len(batch.items), result.waited)
                     stats.read += batch.read - len(batch.items)
                     stats.batches += 1
-                    unit_batches.append(batch)
                     unit_count += batch.read
-                if chunks:
                     stats.lag = self.source.lag()
                 # A backlog is recorded in transactions of `commit_every`; once caught up
                 # (no lag, or a quiet poll) what is pending commits at once.
-                if unit_batches and (not chunks or unit_count >= self.commit_every
-                                     or stats.lag == 0
-                                     or (stats.lag is None and self.clock() - unit_started
-                                         >= self.commit_interval_s)):
-                    if not self._commit(unit, unit_batches, stats, should_stop, progress, retry):
+                if unit_open and (not chunks or unit_count >= self.commit_every
+                                  or stats.lag == 0
+                                  or (stats.lag is None and self.clock() - unit_started
+                                      >= self.commit_interval_s)):
+                    if not self._commit(unit, unit_offsets, unit_letters, stats, should_stop,
+                                        progress, retry):
                         return  # stopped while the dead-letter topic was unreachable
-                    unit_batches, unit_count = [], 0
+                    unit_offsets, unit_letters, unit_count, unit_open = {}, [], 0, False
                 if progress is not None:
                     progress(stats)
-            if unit_batches:
-                self._commit(unit, unit_batches, stats, should_stop, progress, retry)
+            if unit_open:
+                self._commit(unit, unit_offsets, unit_letters, stats, should_stop, progress, retry)
 
     def _new_only(self, batch: _Polled) -> _Polled:
         """The messages of a batch that the store has not recorded yet (all, without an
@@ -350,22 +356,20 @@ class Ingestor:
                     return
             yield batch
 
-    def _commit(self, unit: ExitStack, batches: Sequence[_Polled], stats: IngestStats,
-                should_stop: Callable[[], bool], progress: Callable[[IngestStats], None] | None,
-                retry: Retry | None) -> bool:
+    def _commit(self, unit: ExitStack, offsets: Mapping[tuple[str, int], int],
+                letters: Sequence[Outgoing], stats: IngestStats, should_stop: Callable[[], bool],
+                progress: Callable[[IngestStats], None] | None, retry: Retry | None) -> bool:
         """Commit the ledger's transaction, then dead-letter its rejects, then commit the offsets."""
         unit.close()
         stats.commits += 1
         if retry is not None:
             retry.succeeded()
-        if self.dlq is not None and self.dlq_topic is not None:
-            letters = [letter for batch in batches for letter in batch.dead_letters(self.dlq_topic)]
-            if letters:
-                if not self._deliver(letters, stats, should_stop, progress):
-                    return False
-                stats.dead_lettered += len(letters)
+        if self.dlq is not None and letters:
+            if not self._deliver(letters, stats, should_stop, progress):
+                return False
+            stats.dead_lettered += len(letters)
         try:
-            self.source.commit(next_offsets(c for batch in batches for c in batch.chunks))
+            self.source.commit(offsets)
         except StreamError as error:
             # The batches are in the ledger; whoever reads these offsets again records duplicates.
             stats.commit_failures += 1
@@ -461,7 +465,6 @@ class _Polled:
     items: list[Incoming]
     parsed: list[Parsed]
     of_chunk: list[int]
-    result: BatchResult | None = None
 
     @classmethod
     def of(cls, chunks: list[Chunk], decoded: Decoded[Records]) -> _Polled:
@@ -498,16 +501,15 @@ class _Polled:
         (never behind what the store held: such a chunk ends after a message it did not)."""
         return next_offsets(self.chunks[i] for i in dict.fromkeys(self.of_chunk))
 
-    def dead_letters(self, topic: str) -> list[Outgoing]:
+    def dead_letters(self, topic: str, result: BatchResult) -> list[Outgoing]:
         """The quarantined messages as they came (key, value), with why and where in headers."""
-        assert self.result is not None
         return [
             Outgoing(topic, key, item.raw if item.problem is None else None, (
                 ("reason", v.rejection.reason.encode()),
                 ("field", v.rejection.field.encode()),
                 ("origin", item.origin.encode()),
             ))
-            for key, item, v in zip(self.keys, self.items, self.result.verdicts, strict=True)
+            for key, item, v in zip(self.keys, self.items, result.verdicts, strict=True)
             if v.outcome is Outcome.QUARANTINED and v.rejection is not None
         ]
 
