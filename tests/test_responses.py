@@ -197,3 +197,22 @@ def test_a_store_made_before_responses_fills_them_when_opened(golden_store: str)
     answered = query(golden_store, "responses", "--tenant", "globex")
     assert [(r["response_function"], r["response_seconds"]) for r in answered] == [
         ("service", 3600)]
+
+
+def test_the_written_out_row_of_a_response_is_the_declared_one() -> None:
+    """The stores write a request with `_response_row` (the rebuild's hot path); it makes what
+    `row_maker(RESPONSES)` makes of the declaration, open or answered."""
+    from mot.adapters.stores.projection_tables import _response_row
+    from mot.projections.responses import Response
+    from mot.projections.schema import RESPONSES, row_maker
+
+    declared = row_maker(RESPONSES)
+    t0 = 1_780_000_000_123_456
+    for r in (Response("r1", "acme", "c1", "question", "email", "service", t0,
+                       None, None, None, None),
+              Response("r2", "acme", "c1", "complaint", "chat", "logistics", t0, "a1", "other",
+                       t0 + 3_600_000_000, 3600),
+              Response("r3", "globex", "c2", "feedback", "x", "other", t0, "a2", "service",
+                       t0 - 1_500_000, -1)):
+        assert _response_row(r, 42) == (*declared(r), 42)
+    assert RESPONSES.columns[-1] == "version"
