@@ -133,7 +133,8 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
     deliverer = obj.services.deliverer(
         config, backoff=Backoff(backoff, max(600.0, backoff), max_attempts), lease_s=lease,
         batch=batch, timeout_s=timeout)
-    from mot.service.resilience import Retry
+    from mot.service.alerting import Round
+    from mot.service.resilience import RETRIED, Retry, run_round
 
     # --follow outlives the store (a PostgreSQL restart): one line, then retries with backoff.
     retry = Retry("mot alerts deliver --follow", obj.services.unavailable,
@@ -142,17 +143,15 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
         if retry_failed:
             click.echo(f"{counted(deliverer.retry_failed(), 'failed delivery', 'failed deliveries')}"
                        " to send again", err=True)
+        def one_round() -> Round:
+            if overdue.due():
+                overdue.run()
+            return deliverer.deliver_once()
+
         while True:
-            try:
-                if overdue.due():
-                    overdue.run()
-                done = deliverer.deliver_once()
-            except Exception as error:
-                if retry is None or not retry.failed(error):
-                    raise
+            done = run_round(retry, one_round)
+            if done is RETRIED:
                 continue
-            if retry is not None:
-                retry.succeeded()
             if done.delivered or done.failed or done.retrying or not follow:
                 click.echo(f"delivered {done.delivered:,}, retrying {done.retrying:,}, "
                            f"failed {done.failed:,} (queued {done.queued:,})", err=True)

@@ -118,15 +118,12 @@ class ProjectionService:
         """Keep projecting as moments arrive, until `should_stop()` says so. With `retry`,
         a round that fails because the store is unreachable is retried with backoff (each
         page commits with its position, so nothing is lost or applied twice)."""
+        from mot.service.resilience import RETRIED, run_round
+
         while not should_stop():
-            try:
-                applied = self.project(progress, page_size=page_size)
-            except Exception as error:
-                if retry is None or not retry.failed(error):
-                    raise
+            applied = run_round(retry, lambda: self.project(progress, page_size=page_size))
+            if applied is RETRIED:
                 continue
-            if retry is not None:
-                retry.succeeded()
             if on_applied is not None and applied:
                 on_applied(applied)
             if not applied:

@@ -14,9 +14,22 @@ nothing.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final, Literal, TypeVar
+
+T = TypeVar("T")
+
+
+class _Retried(enum.Enum):
+    RETRIED = "retried"
+
+
+# What `run_round` gives for a round that failed for want of the store and has waited its
+# backoff: the caller goes round again.
+RETRIED: Final = _Retried.RETRIED
 
 
 @dataclass
@@ -55,3 +68,18 @@ class Retry:
             self.say(f"{self.what}: the store answers again after {self.clock() - self._since:.1f} s; "
                      "continuing")
             self._since = None
+
+
+def run_round(retry: Retry | None, work: Callable[[], T]) -> T | Literal[_Retried.RETRIED]:
+    """One round of a service's loop: `work()`'s result, or RETRIED when the store was
+    unreachable and `retry` has paused (said once per outage). Without `retry`, or for any
+    other failure, the error propagates and stops the service."""
+    try:
+        result = work()
+    except Exception as error:
+        if retry is None or not retry.failed(error):
+            raise
+        return RETRIED
+    if retry is not None:
+        retry.succeeded()
+    return result

@@ -41,7 +41,7 @@ from mot.domain.events import (
 from mot.domain.ledger import Outcome
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
 from mot.service.parsing import Compact, Decode, Decoded, Parsed, ParsePool, decode_here, expand
-from mot.service.resilience import Retry
+from mot.service.resilience import Retry, run_round
 from mot.wording import counted
 
 # -- ports ----------------------------------------------------------------------------------
@@ -638,8 +638,9 @@ class Publisher:
         with `retry` a store that cannot be reached is waited for (a round repeats at most
         the page whose cursor it had not saved, with the same versions)."""
         stats = PublishStats()
-        while not should_stop():
-            before = stats.messages
+
+        def one_round() -> bool:
+            """Whether the broker took the round; its trouble is said, then paused on."""
             try:
                 if before_round is not None:
                     before_round()
@@ -648,14 +649,12 @@ class Publisher:
                 if on_error is not None:
                     on_error(error)
                 sleep(poll_seconds)
-                continue
-            except Exception as error:
-                if retry is None or not retry.failed(error):
-                    raise
-                continue
-            if retry is not None:
-                retry.succeeded()
-            if stats.messages == before:
+                return False
+            return True
+
+        while not should_stop():
+            before = stats.messages
+            if run_round(retry, one_round) is True and stats.messages == before:
                 sleep(poll_seconds)
         return stats
 
