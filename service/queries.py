@@ -42,6 +42,11 @@ class QueryError(ValueError):
     """A query that cannot be answered as asked (a filter that does not apply, a bad field)."""
 
 
+class NotConfigured(QueryError):
+    """A well-formed query that this installation's configuration cannot answer (overdue
+    without first-response targets): the request is right, the server's mot.toml lacks."""
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     """What `mot query` asks: a projection name and its filters."""
@@ -184,7 +189,7 @@ def _check_waiting(query: Query) -> None:
     if query.overdue and (query.targets is None or not query.targets.configured):
         from mot.service.targets import NO_TARGETS
 
-        raise QueryError(NO_TARGETS)
+        raise NotConfigured(NO_TARGETS)
 
 
 def _waiting(records: list[dict[str, Any]], query: Query, as_of_us: int

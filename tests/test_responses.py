@@ -170,7 +170,7 @@ def test_the_http_api_is_tenant_scoped_with_the_same_shapes(store_url: str,
             GOLDEN_RESPONSE_TIMES[2]]
     with api(store_url) as client:  # no targets: the same error as `mot query`, not []
         none = client.get("acme", "/v1/responses", overdue="true")
-        assert (none.status_code, none.json()["code"]) == (400, "invalid_query")
+        assert (none.status_code, none.json()["code"]) == (409, "not_configured")
         assert none.json()["detail"] == NO_TARGETS.replace("--", "")
         assert client.get("acme", "/v1/responses", open="true").status_code == 200
     with api(store_url, targets=targets) as client:

@@ -25,8 +25,8 @@ from mot.domain.vocabulary import Function
 from mot.projections.schema import PROJECTIONS, SUMMARIES
 from mot.service.access import Principal
 from mot.service.moments import resolve_moment_id
+from mot.service.queries import NotConfigured, QueryError
 from mot.service.queries import Query as ProjectionQuery
-from mot.service.queries import QueryError
 
 router = APIRouter(tags=["queries"])
 
@@ -85,6 +85,8 @@ def _run(context: Context, principal: Principal, name: str, refresh: bool,
     query = ProjectionQuery(name, tenant=principal.tenant, **filters)
     try:
         records = context.services.queries.run(query)
+    except NotConfigured as error:  # a valid request: 409, the server's state is what lacks
+        raise ApiError(409, str(error).replace("--", ""), code="not_configured") from error
     except QueryError as error:
         raise ApiError(400, str(error).replace("--", ""), code="invalid_query") from error
     return _json(records)
@@ -165,7 +167,10 @@ def listening(context: Context, principal: TenantReader, as_of: AsOfParam = None
 
 
 @router.get("/v1/responses", response_model=None,
-            responses={200: {"model": RECORD_LISTS["responses"]}, **QUERY_ERRORS})
+            responses={200: {"model": RECORD_LISTS["responses"]}, **QUERY_ERRORS,
+                       409: {**errors.responses(409)[409], "description": (
+                           "overdue=true, and the server's mot.toml sets no first-response "
+                           "targets: the request is right, the configuration lacks them")}})
 def responses(context: Context, principal: TenantReader, customer: CustomerParam = None,
               kind: RequestKind | None = None, function: Function | None = None,
               open: Annotated[bool, Query(description="Only requests with no response yet "
