@@ -52,6 +52,7 @@ async def app(scope, receive, send):
 
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
+sock.listen(1024)  # before the port is told: a client quicker than uvicorn's start waits, not refused
 print(sock.getsockname()[1], flush=True)
 uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, http="httptools",
                               loop="uvloop", backlog=1024)).run(sockets=[sock])
