@@ -366,11 +366,6 @@ class SqlErasures:
     def encrypt(self) -> int:
         return self.ledger.encrypt()
 
-    def suppressed_count(self) -> int:
-        with self.backend.read() as tx:
-            return int(tx.scalar("SELECT COALESCE(SUM(messages), 0) FROM mot_suppression_counts")
-                       or 0)
-
 
 def receipt_json(receipt: Receipt) -> bytes:
     return orjson.dumps(receipt.as_dict(), option=orjson.OPT_INDENT_2)

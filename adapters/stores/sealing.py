@@ -39,8 +39,9 @@ PERSONAL: Final[tuple[str, ...]] = ("customer_id", "actor", "url", "attributes")
 
 ERASED_KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_erased_keys (
     key_id TEXT PRIMARY KEY, erasure {bigint} NOT NULL)"""
-# Erasures' receipts (no personal data), the suppression list (keyed digests) and how many
-# messages it dropped: adapters/stores/erasure.py.
+# Erasures' receipts (no personal data) and the suppression list (keyed digests):
+# adapters/stores/erasure.py. What the suppression drops is counted where it is dropped
+# (import summaries, HTTP answers, /metrics), not kept here.
 ERASURES_DDL = """CREATE TABLE IF NOT EXISTS mot_erasures (
     id {bigint} PRIMARY KEY, tenant TEXT NOT NULL, erased_at TEXT NOT NULL, reason TEXT NOT NULL,
     ids_with_moments INTEGER NOT NULL, ids_without_moments INTEGER NOT NULL,
@@ -48,8 +49,6 @@ ERASURES_DDL = """CREATE TABLE IF NOT EXISTS mot_erasures (
 SUPPRESSED_DDL = """CREATE TABLE IF NOT EXISTS mot_suppressed (
     tenant TEXT NOT NULL, digest TEXT NOT NULL, erasure {bigint} NOT NULL,
     PRIMARY KEY (tenant, digest))"""
-SUPPRESSION_COUNT_DDL = """CREATE TABLE IF NOT EXISTS mot_suppression_counts (
-    tenant TEXT PRIMARY KEY, messages {bigint} NOT NULL)"""
 
 
 def _split(moment: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -89,7 +88,7 @@ class Sealing:
 
     @staticmethod
     def create_tables(tx: Tx, backend: SqlBackend) -> None:
-        for ddl in (ERASED_KEYS_DDL, ERASURES_DDL, SUPPRESSED_DDL, SUPPRESSION_COUNT_DDL):
+        for ddl in (ERASED_KEYS_DDL, ERASURES_DDL, SUPPRESSED_DDL):
             tx.execute(backend.ddl(ddl))
 
     # -- sealing ---------------------------------------------------------------------------
