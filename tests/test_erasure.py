@@ -530,38 +530,57 @@ def test_a_customer_id_beginning_with_the_erased_prefix_is_refused_naming_the_fi
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_mot_kafka_publish_sends_tombstones_for_the_erased_persons_amplifications(
+def test_mot_kafka_publish_sends_tombstones_for_every_published_row_of_the_erased_person(
         broker: Broker, tmp_path: Path) -> None:
     """On the real broker (Tansu): after the erasure, the publisher sends a tombstone for each
-    amplification of hers (keyed by its moment id) and the new version of another customer's
-    amplification that lost her `trigger_actor`; a consumer folding the compacted topic keeps
-    nothing of hers there."""
+    row of hers: amplifications (keyed by moment id) and relationships, reciprocity and
+    persons (keyed by her customer id, which the erasure kept apart for the publisher), and
+    the new version of another customer's amplification that lost her `trigger_actor`; a
+    consumer folding the compacted topics keeps nothing of hers. Once sent, the kept keys
+    leave the store files."""
     store = _imported(tmp_path)
+    topics = ("amplifications", "relationships", "reciprocity", "persons", "responses")
+    key = f"acme/{MARIA}"  # her rows' key in the customer-keyed topics; only a tombstone keeps it
 
     def publish() -> dict[str, Any]:
         return dict(json.loads(mot(store, "kafka", "publish", "--bootstrap-servers",
                                    broker.bootstrap, "--quiet", "--summary-json").stdout))
 
-    def folded() -> dict[str, Any]:
+    def folded(topic: str) -> dict[str, Any]:
         latest: dict[str, tuple[int, Any]] = {}
-        for m in read_topic(broker.bootstrap, "mot.amplifications"):
+        for m in read_topic(broker.bootstrap, f"mot.{topic}"):
             version = int(dict(m.headers)["version"])
-            key = m.key.decode()
-            if key not in latest or version >= latest[key][0]:
-                latest[key] = (version, None if m.value is None else json.loads(m.value))
-        return {key: row for key, (_, row) in latest.items() if row is not None}
+            k = m.key.decode()
+            if k not in latest or version >= latest[k][0]:
+                latest[k] = (version, None if m.value is None else json.loads(m.value))
+        return {k: row for k, (_, row) in latest.items() if row is not None}
+
+    def in_files(text: str) -> bool:
+        return any(text.encode() in path.read_bytes() for path in _store_files(store))
 
     publish()
-    before = folded()
-    hers = [k for k, row in before.items() if row["customer_id"] == MARIA and k.startswith("acme/")]
+    before = {topic: folded(topic) for topic in topics}
+    hers = [k for k, row in before["amplifications"].items()
+            if row["customer_id"] == MARIA and k.startswith("acme/")]
     assert len(hers) == 1
-    assert [row["trigger_actor"] for row in before.values() if row["customer_id"] == "c2"] == [
-        "@maria_erase_actor"]
+    assert [row["trigger_actor"] for row in before["amplifications"].values()
+            if row["customer_id"] == "c2"] == ["@maria_erase_actor"]
+    for topic in ("relationships", "reciprocity", "persons"):
+        assert key in before[topic]
 
-    mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    erased = mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    assert "wait for `mot kafka publish` (publisher default)" in erased.stderr
+    assert in_files(key)  # kept for the publisher, and said so
     summary = publish()
-    assert summary["tombstones"] == 1
-    after = folded()
-    assert set(after) == set(before) - set(hers)
-    assert [row["trigger_actor"] for row in after.values() if row["customer_id"] == "c2"] == [None]
-    assert not any(secret in json.dumps(after) for secret in SECRETS)
+    assert summary["tombstones"] == 4  # her amplification, relationship, reciprocity, person
+    after = {topic: folded(topic) for topic in topics}
+    assert set(after["amplifications"]) == set(before["amplifications"]) - set(hers)
+    assert [row["trigger_actor"] for row in after["amplifications"].values()
+            if row["customer_id"] == "c2"] == [None]
+    for topic in ("relationships", "reciprocity", "persons"):
+        assert set(after[topic]) == set(before[topic]) - {key}
+    acme = {topic: {k: row for k, row in rows.items() if k.startswith("acme/")}
+            for topic, rows in after.items()}  # globex's Maria is another tenant's customer
+    assert not any(secret in json.dumps(acme) for secret in SECRETS)
+    assert not in_files(key)
+    assert publish()["tombstones"] == 0

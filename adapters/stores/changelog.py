@@ -11,6 +11,7 @@ written to the broker: a crash repeats at most one page.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -25,6 +26,17 @@ PUBLISHER_DDL: Final = """CREATE TABLE IF NOT EXISTS publisher_state (
     name TEXT NOT NULL, projection TEXT NOT NULL, kind TEXT NOT NULL,
     position {bigint} NOT NULL, row_key TEXT NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (name, projection, kind))"""
+
+# An erased person's rows keyed by a customer id (relationships, reciprocity, persons): a
+# tombstone's key is that id, which the projection table `tombstones` must not keep (it is
+# scrubbed of the person, and a rebuild replaces it). The erasure leaves those keys here,
+# only for projections a publisher has published (`erasure_tombstones`); once every
+# publisher of the projection has sent them they are deleted and the table scrubbed
+# (`SqlChangelog.save_cursor`): until then they are the one place the store names her.
+ERASURE_TOMBSTONES_DDL: Final = """CREATE TABLE IF NOT EXISTS mot_erasure_tombstones (
+    projection TEXT NOT NULL, row_key TEXT NOT NULL, version {bigint} NOT NULL,
+    erasure {bigint} NOT NULL, PRIMARY KEY (projection, row_key))"""
+ERASURE_TOMBSTONES: Final = "mot_erasure_tombstones"
 
 # The projections published, by name. A record is what the projection's output shows of
 # its stored fields (`lapsed` is computed when read); its key identifies the row.
@@ -41,6 +53,65 @@ INDEXES: Final[dict[str, str]] = {
 } | {"tombstones_changelog": "CREATE INDEX IF NOT EXISTS tombstones_changelog ON tombstones"
                              " (projection, version, row_key)"}
 INDEXED_TABLES: Final = (*KEYS, "tombstones")
+KEYED_BY_CUSTOMER: Final = tuple(name for name, keys in KEYS.items() if "customer_id" in keys)
+
+
+def erasure_tombstones(backend: SqlBackend, tx: Tx, tenant: str, customer_ids: Sequence[str],
+                       version: int, erasure: int) -> dict[str, list[str]]:
+    """Inside an erasure's transaction, before the person's rows are deleted: keep the keys
+    of their rows keyed by a customer id for the publishers (projection -> names of those
+    publishers), in the projections some publisher has published."""
+    if not backend.table_exists(tx, "publisher_state"):
+        return {}
+    publishers: dict[str, list[str]] = {}
+    for name, projection in tx.query("SELECT DISTINCT name, projection FROM publisher_state"):
+        publishers.setdefault(str(projection), []).append(str(name))
+    rows = []
+    for projection in KEYED_BY_CUSTOMER:
+        if projection not in publishers:
+            continue
+        keys = KEYS[projection]
+        rows += [(projection, "/".join(str(v) for v in key), version, erasure)
+                 for cid in customer_ids for key in tx.query(
+                     f"SELECT {', '.join(keys)} FROM {projection} WHERE tenant = ?"
+                     " AND customer_id = ?", (tenant, cid))]
+    if not rows:
+        return {}
+    tx.execute(backend.ddl(ERASURE_TOMBSTONES_DDL))
+    tx.executemany(f"INSERT INTO {ERASURE_TOMBSTONES} (projection, row_key, version, erasure)"
+                   " VALUES (?, ?, ?, ?) ON CONFLICT (projection, row_key) DO UPDATE SET"
+                   " version = excluded.version, erasure = excluded.erasure", rows)
+    return {projection: sorted(publishers[projection]) for projection in {r[0] for r in rows}}
+
+
+def unnamed_cursors(tx: Tx, names: Callable[[str, str, list[Any]], bool]) -> int:
+    """Move each publisher cursor whose key `names` someone (projection, kind, key values)
+    to the same place without it: the key before it in that version (its rows named by
+    the cursor are gone by now), or the end of the version before. A cursor would
+    otherwise keep an erased person's id; how many were moved."""
+    moved = 0
+    for name, projection, kind, version, row_key in tx.query(
+            "SELECT name, projection, kind, position, row_key FROM publisher_state"):
+        values = orjson.loads(row_key) if row_key else []
+        if not values or not names(str(projection), str(kind), values):
+            continue
+        if kind == "tombstones":
+            before = tx.query(
+                "SELECT row_key FROM (SELECT row_key, version FROM tombstones WHERE projection = ?"
+                f" UNION ALL SELECT row_key, version FROM {ERASURE_TOMBSTONES} WHERE projection = ?)"
+                " t WHERE version = ? AND row_key < ? ORDER BY row_key DESC LIMIT 1",
+                (projection, projection, version, values[0]))
+        else:
+            keys = ", ".join(KEYS[str(projection)])
+            before = tx.query(
+                f"SELECT {keys} FROM {projection} WHERE version = ? AND ({keys}) <"
+                f" ({', '.join('?' * len(values))}) ORDER BY {keys} DESC LIMIT 1",
+                (version, *values))
+        cursor = (int(version), _key_text(list(before[0]))) if before else (int(version) - 1, "")
+        tx.execute("UPDATE publisher_state SET position = ?, row_key = ? WHERE name = ?"
+                   " AND projection = ? AND kind = ?", (*cursor, name, projection, kind))
+        moved += 1
+    return moved
 
 
 class SqlChangelog:
@@ -50,6 +121,7 @@ class SqlChangelog:
         self.backend = backend
         with backend.write("publisher") as tx:
             tx.execute(backend.ddl(PUBLISHER_DDL))
+            tx.execute(backend.ddl(ERASURE_TOMBSTONES_DDL))
         self._ensure_indexes()
 
     def _ensure_indexes(self) -> None:
@@ -86,6 +158,41 @@ class SqlChangelog:
                 " updated_at = excluded.updated_at",
                 (name, projection, kind, cursor[0], cursor[1], now),
             )
+            sent = self._sent_erasure_tombstones(tx, projection) if kind == "tombstones" else []
+            if sent:
+                self.backend.erasing(tx)  # what is deleted is zeroed (SQLite)
+                tx.executemany(f"DELETE FROM {ERASURE_TOMBSTONES} WHERE projection = ?"
+                               " AND row_key = ?", [(projection, key) for key in sent])
+                gone = set(sent)
+                unnamed_cursors(tx, lambda p, k, values: p == projection and k == "tombstones"
+                                and values[0] in gone)
+        if sent:  # the erased ids out of the files (PostgreSQL: a rewrite of these small tables)
+            self.backend.scrub([ERASURE_TOMBSTONES, "publisher_state"])
+
+    def _sent_erasure_tombstones(self, tx: Tx, projection: str) -> list[str]:
+        """The erasure tombstones of `projection` that every publisher of it has sent: each
+        publisher's tombstone cursor is past them (one without one has sent none)."""
+        cursors: dict[str, tuple[int, str]] = {}
+        for name, kind, position, row_key in tx.query(
+                "SELECT name, kind, position, row_key FROM publisher_state WHERE projection = ?",
+                (projection,)):
+            if kind == "tombstones":
+                cursors[str(name)] = (int(position), str(row_key))
+            else:
+                cursors.setdefault(str(name), (0, ""))
+        if not cursors:
+            return []
+        where, params = [], []
+        for version, key in cursors.values():
+            if key:  # (version, row_key) at or before the cursor, in the database's order
+                where.append("(version < ? OR (version = ? AND row_key <= ?))")
+                params += [version, version, orjson.loads(key)[0]]
+            else:  # "after this version": all of it sent
+                where.append("version <= ?")
+                params.append(version)
+        return [str(r[0]) for r in tx.query(
+            f"SELECT row_key FROM {ERASURE_TOMBSTONES} WHERE projection = ? AND "
+            + " AND ".join(where), (projection, *params))]
 
     def reset(self, name: str) -> None:
         with self.backend.write("publisher") as tx:
@@ -122,11 +229,14 @@ class SqlChangelog:
     def _tombstones(self, projection: str, version: int, key: str, upto: int,
                     limit: int) -> list[Change]:
         where, params = _after(("version", "row_key"), version, key)
+        # The projection's own tombstones, and those an erasure left (ERASURE_TOMBSTONES_DDL).
         with self.backend.read() as tx:
             rows = tx.query(
-                f"SELECT row_key, version FROM tombstones WHERE projection = ? AND {where}"
-                " AND version <= ? ORDER BY version, row_key LIMIT ?",
-                (projection, *params, upto, limit),
+                "SELECT row_key, version FROM (SELECT row_key, version FROM tombstones"
+                f" WHERE projection = ? UNION ALL SELECT row_key, version FROM {ERASURE_TOMBSTONES}"
+                f" WHERE projection = ?) t WHERE {where} AND version <= ?"
+                " ORDER BY version, row_key LIMIT ?",
+                (projection, projection, *params, upto, limit),
             )
         return [Change(projection, str(row_key), int(v), None, (int(v), _key_text([row_key])))
                 for row_key, v in rows]

@@ -194,9 +194,13 @@ class SqlErasures:
         sealing = self.ledger.sealing
         keystore = sealing.keystore
         backend = self.backend
+        # The publishers' changelog (imported here: the rest of the command needs none of it).
+        from mot.adapters.stores.changelog import erasure_tombstones, unnamed_cursors
+
         keystore.master()  # a missing or wrong master key stops here, before anything changes
         self._finish_pending()
         touched: set[str] = set()
+        waiting: dict[str, list[str]] = {}  # projection -> publishers its tombstones wait for
         started = time.monotonic()
         with backend.write("ledger") as tx:
             backend.erasing(tx)
@@ -274,7 +278,9 @@ class SqlErasures:
                            [(pseudo, version, tenant, cid) for cid in ids])
                 # The person's amplifications are keyed by moment id, which names no one: the
                 # publisher sends a tombstone for each (`mot kafka publish`). Rows keyed by a
-                # customer id get none: the store would have to keep the id to send it.
+                # customer id get theirs from keys kept apart until every publisher that
+                # published the projection has sent them (adapters/stores/changelog.py).
+                waiting = erasure_tombstones(backend, tx, tenant, ids, version, erasure)
                 gone = [str(r[0]) for cid in ids for r in tx.query(
                     "SELECT amplification_id FROM amplifications WHERE tenant = ?"
                     " AND customer_id = ?", (tenant, cid))]
@@ -297,6 +303,14 @@ class SqlErasures:
                            [(f"{tenant}/{cid}",) for cid in ids])
                 purged = self._quarantined(tx, [*ids, *erased_moments])
                 change("quarantine", "DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
+                if backend.table_exists(tx, "publisher_state"):
+                    # A cursor names the row it stopped at, hers maybe; and on PostgreSQL
+                    # the versions it had before stay in dead rows: the small table is
+                    # scrubbed whenever a publisher keeps one.
+                    tenant_keys = {f"{tenant}/{cid}" for cid in ids}
+                    unnamed_cursors(tx, lambda _p, _k, values: values[0] in tenant_keys or (
+                        values[0] == tenant and any(v in ids for v in values[1:])))
+                    touched.add("publisher_state")
         committed = time.monotonic()
         if done is not None:
             backend.scrub(sorted(touched))
@@ -308,6 +322,10 @@ class SqlErasures:
              f" ({', '.join(sorted(touched))})")
         backend.scrub(sorted(touched))
         _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
+        for projection, publishers in sorted(waiting.items()):
+            _say(f"{projection}: the tombstones of the person's rows wait for `mot kafka publish`"
+                 f" (publisher {', '.join(publishers)}); their keys, the person's ids, stay in"
+                 " mot_erasure_tombstones until every publisher has sent them")
         return receipt
 
     def _done(self, tx: Tx, tenant: str, digests: Sequence[str]) -> Receipt | None:
