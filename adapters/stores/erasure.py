@@ -66,8 +66,30 @@ class SqlErasures:
     # -- who and what ------------------------------------------------------------------------
     def _person(self, tx: Tx, tenant: str, customer_id: str) -> list[str]:
         """The person's customer ids (SPEC §2 links): the id and every id connected to it by
-        pairs whose state is linked. A link's ids are sealed; each carries a keyed digest of
-        them, by which the pairs are followed, and only the ids reached are opened."""
+        pairs whose state is linked. The projection's person groups (`members`, indexed)
+        give them when it has read every link event the ledger holds (the service brings
+        it up to date first); else the ledger's link events are read, all of them."""
+        from mot.adapters.stores.topics import LINKED, UNLINKED
+        from mot.domain.erasure import is_erased_customer
+        from mot.projections.ports import LIVE
+
+        projected = tx.query("SELECT position FROM projection_state WHERE name = ?", (LIVE,))
+        if projected and not tx.query(
+                f"SELECT 1 FROM stored_events WHERE {self.backend.position_column} > ?"
+                " AND topic IN (?, ?) LIMIT 1", (int(projected[0][0]), LINKED, UNLINKED)):
+            group = tx.query("SELECT person FROM members WHERE customer_id = ? AND tenant = ?",
+                             (customer_id, tenant))
+            if not group:  # in no linked pair
+                return [customer_id]
+            return sorted({customer_id} | {str(r[0]) for r in tx.query(
+                "SELECT customer_id FROM members WHERE person = ? AND tenant = ?",
+                (group[0][0], tenant)) if not is_erased_customer(str(r[0]))})
+        return self._person_in_ledger(tx, tenant, customer_id)
+
+    def _person_in_ledger(self, tx: Tx, tenant: str, customer_id: str) -> list[str]:
+        """`_person` from the ledger's link events. A link's ids are sealed; each carries a
+        keyed digest of them, by which the pairs are followed, and only the ids reached are
+        opened."""
         from mot.adapters.stores.topics import LINKED, UNLINKED
         from mot.domain.links import PairEvidence, is_linked
         from mot.domain.timefmt import parse_utc, to_micros
