@@ -46,6 +46,7 @@ PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications",
 # Response times (a per-tenant sum, SPEC §6) are summed from the responses rows: an erased
 # person's stay, under the erasure's pseudo id (they hold no personal field), as the current
 # moments do.
+FEW_LATER = 1000  # events past the projection's position up to which links are read from it
 NOT_SEALED = ("this store's ledger keeps personal fields unencrypted (it was made before "
               "encryption): run `mot upgrade --encrypt` first, then erase")
 
@@ -74,9 +75,13 @@ class SqlErasures:
         from mot.projections.ports import LIVE
 
         projected = tx.query("SELECT position FROM projection_state WHERE name = ?", (LIVE,))
-        if projected and not tx.query(
-                f"SELECT 1 FROM stored_events WHERE {self.backend.position_column} > ?"
-                " AND topic IN (?, ?) LIMIT 1", (int(projected[0][0]), LINKED, UNLINKED)):
+        # The events past the projection's position, read in order along the key (asked for
+        # link topics alone, PostgreSQL scanned the whole ledger hoping for an early match).
+        column = self.backend.position_column
+        later = [str(r[0]) for r in tx.query(
+            f"SELECT topic FROM stored_events WHERE {column} > ? ORDER BY {column} LIMIT ?",
+            (int(projected[0][0]), FEW_LATER))] if projected else [LINKED]
+        if len(later) < FEW_LATER and not {LINKED, UNLINKED}.intersection(later):
             group = tx.query("SELECT person FROM members WHERE customer_id = ? AND tenant = ?",
                              (customer_id, tenant))
             if not group:  # in no linked pair
