@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -81,16 +81,23 @@ def load_master_key(key_file: str, environ: Mapping[str, str] = os.environ, *,
     return MasterKey(key, created=True)
 
 
+@lru_cache(maxsize=4)
+def _aead(key: bytes) -> AESGCM:
+    """The cipher of a key that seals many values (the master key wraps every data key):
+    made once, not once a value."""
+    return AESGCM(key)
+
+
 def seal(key: bytes, plaintext: bytes, context: bytes) -> bytes:
     """`plaintext` sealed under `key`, bound to `context` (what it belongs to): nonce + ciphertext."""
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, context)
+    return nonce + _aead(key).encrypt(nonce, plaintext, context)
 
 
 def unseal(key: bytes, sealed: bytes, context: bytes) -> bytes:
     """The plaintext of `seal(key, plaintext, context)`; KeyProblem when key or context differ."""
     try:
-        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
+        return _aead(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], context)
     except (InvalidTag, ValueError):
         raise KeyProblem("a sealed value does not open with this key: wrong master key, or a "
                          "tampered store") from None
@@ -108,4 +115,4 @@ def unwrap_data_key(master: bytes, wrapped: bytes, key_id: str) -> bytes:
 def keyed_digest(secret: bytes, value: str) -> str:
     """HMAC-SHA256 of a value under a tenant's secret, in hex: it confirms no guess without
     the secret (erasure receipts, the suppression list, key ids that name no customer)."""
-    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, value.encode(), "sha256").hex()

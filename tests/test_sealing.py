@@ -118,3 +118,60 @@ def test_a_links_customer_ids_are_sealed_and_read_back(store_url: str, tmp_path:
     assert [link.customer_ids for link in links] == [("email:feed0123", "x:maria-sealed")]
     again = mot(store_url, "import", source).output
     assert "recorded 0" in again, again  # the link again is a duplicate: opened, compared
+
+
+def test_each_sealed_value_has_a_nonce_of_its_own_and_opens_under_its_moment_only(
+        store_url: str, tmp_path: Path) -> None:
+    """A batch's nonces come from one read of the random source (adapters/stores/sealing.py):
+    still one per value, never repeated, and each box is bound to its tenant and moment."""
+    import base64
+
+    from cryptography.exceptions import InvalidTag
+
+    from mot.adapters.crypto import NONCE_BYTES
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(json.dumps(
+        {"tenant": "acme", "customer_id": f"c{i % 3}", "occurred_at": "2026-03-01T09:00:00Z",
+         "channel": "email", "direction": "inbound", "kind": "question", "actor": f"a{i}",
+         "source": {"system": "x", "id": f"s-{i}"}}).encode() + b"\n" for i in range(50)))
+    mot(store_url, "import", "-q", source)
+    boxes = [json.loads(state)["moment"] for state in _stored_states(store_url)]
+    raw = [base64.b64decode(m["sealed"]["v"]) for m in boxes]
+    assert len(raw) == 50 and len({r[:NONCE_BYTES] for r in raw}) == 50
+    assert len({m["sealed"]["k"] for m in boxes}) == 3  # one key a customer
+    with open_store(store_url) as services, services.backend.read() as tx:
+        sealing = services.ledger_store.sealing
+        first, other = boxes[0], next(m for m in boxes[1:]
+                                      if m["sealed"]["k"] == boxes[0]["sealed"]["k"])
+        opened = sealing.open_boxes(tx, [("acme", first["moment_id"], first["sealed"]["k"],
+                                          first["sealed"]["v"])])
+        assert opened[0]["customer_id"] == "c0" and opened[0]["source_id"] == "s-0"
+        aead = sealing.keystore.ciphers([first["sealed"]["k"]], tx)[first["sealed"]["k"]]
+    with pytest.raises(InvalidTag):  # the same key, another moment's context
+        aead.decrypt(raw[0][:NONCE_BYTES], raw[0][NONCE_BYTES:],
+                     f"mot:event:acme/{other['moment_id']}".encode())
+
+
+def test_keys_made_in_a_transaction_are_kept_once_it_commits_and_dropped_if_it_rolls_back(
+        store_url: str) -> None:
+    """The keystore keeps the keys it made for the next transactions only when the store holds
+    them: a key of a rolled-back transaction seals nothing later."""
+    with open_store(store_url) as services:
+        keystore, backend = services.ledger_store.sealing.keystore, services.backend
+        with pytest.raises(RuntimeError), backend.write("ledger") as tx:
+            lost = keystore.keys_for(tx, "acme", ["c-lost", "c-kept"])
+            raise RuntimeError("roll back")
+        with backend.write("ledger") as tx:
+            made = keystore.keys_for(tx, "acme", ["c-kept"])
+        with backend.write("ledger") as tx:
+            again = keystore.keys_for(tx, "acme", ["c-lost", "c-kept"])
+            assert tx.scalar("SELECT COUNT(*) FROM mot_keys") == 2
+    assert made["c-kept"][0] != lost["c-kept"][0]
+    assert again["c-kept"][0] == made["c-kept"][0]
+    assert again["c-lost"][0] != lost["c-lost"][0]
+    with open_store(store_url) as services, services.backend.read() as tx:
+        fresh = services.ledger_store.sealing.keystore
+        fresh.master(tx)
+        stored = fresh.key_ids_of(tx, "acme", ["c-kept", "c-lost"])
+    assert stored == {"c-kept": again["c-kept"][0], "c-lost": again["c-lost"][0]}

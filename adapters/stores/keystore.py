@@ -23,7 +23,6 @@ from __future__ import annotations
 import hmac
 import os
 import sys
-import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from hashlib import sha256
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mot.adapters.crypto import (
+    KEY_BYTES,
     KeyProblem,
     keyed_digest,
     load_master_key,
@@ -51,6 +51,7 @@ KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_keys (
 KEYS_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS mot_keys_customer ON mot_keys (tenant, customer)"
 KEYSTORE_DDL = "CREATE TABLE IF NOT EXISTS mot_keystore (name TEXT PRIMARY KEY, value {blob} NOT NULL)"
 CHECK_CONTEXT = b"mot:keystore-check"
+ID_BYTES = 16  # a key id: 32 hex digits, as uuid4().hex made them
 
 
 def default_key_file(store_path: str | None) -> str:
@@ -74,7 +75,9 @@ class Keystore:
         self._secrets: dict[str, bytes] = {}
         self._by_customer: dict[tuple[str, str], tuple[str, AESGCM]] = {}
         self._by_id: dict[str, AESGCM] = {}
-        # Keys made inside a transaction not committed yet, trusted only within it.
+        # Keys made inside a transaction not committed yet, trusted only within it; those of
+        # an earlier transaction are kept once the keystore shows they were committed
+        # (`_settle`), so an import does not read and unwrap them again after each commit.
         self._pending: dict[tuple[str, str], tuple[str, AESGCM]] = {}
         self._pending_tx: Tx | None = None
         self._mostly_new = True  # whether the last keys_for made most of its keys
@@ -136,7 +139,7 @@ class Keystore:
                  ) -> dict[str, tuple[str, AESGCM]]:
         """(key id, cipher) of each customer id of `tenant`, made when it has none yet."""
         if self._pending_tx is not tx:
-            self._pending = {}
+            self._settle(tx)
             self._pending_tx = tx
         out: dict[str, tuple[str, AESGCM]] = {}
         missing: list[str] = []
@@ -167,10 +170,31 @@ class Keystore:
             self._mostly_new = 2 * len(made) >= len(digests)
         return out
 
+    def _settle(self, tx: Tx) -> None:
+        """Keep the keys made in an earlier transaction that the keystore holds now (it
+        committed); forget the others (it rolled back: nothing they sealed was kept)."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        by_id = {key_id: (customer, found) for customer, found in pending.items()
+                 for key_id in (found[0],)}
+        with self._tx(tx, write=False) as t:
+            for part in chunks(list(by_id), self.backend.max_params):
+                for (key_id,) in t.query(
+                        f"SELECT key_id FROM mot_keys WHERE key_id {self.backend.in_list(len(part))}",
+                        self.backend.in_params(part)):
+                    customer, found = by_id[str(key_id)]
+                    self._by_customer[customer] = found
+
     def _make(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
               customers: Sequence[str], out: dict[str, tuple[str, AESGCM]]) -> set[str]:
         """New keys for these customers (digests) that have none; the digests given one."""
-        made = {customer: (uuid.uuid4().hex, new_key()) for customer in customers}
+        # One read of the random source for the batch: each key's 16-byte id (random, so it
+        # names no one) and its 32 bytes.
+        size = ID_BYTES + KEY_BYTES
+        random = os.urandom(size * len(customers))
+        made = {customer: (random[at:at + ID_BYTES].hex(), random[at + ID_BYTES:at + size])
+                for customer, at in zip(customers, range(0, len(random), size), strict=True)}
         rows = [(key_id, tenant, customer, wrap_data_key(master, key, key_id))
                 for customer, (key_id, key) in made.items()]
         inserted: set[str] = set()

@@ -238,17 +238,9 @@ class SqlLedger:
 
     def _sealed_rows(self, tx: Any, events: Sequence[LedgerEvent], stream_ids: Sequence[Any]
                      ) -> list[StoredRow]:
-        """The events' rows with their personal fields sealed under their customers' keys."""
-        import orjson
-
-        from mot.adapters.stores.codec import to_state
-
-        # A link's customer ids are sealed too, each under its own customer's key (SPEC §6).
-        topics_states = [to_state(event) for event in events]
-        states = self.sealing.seal_states(tx, topics_states)
-        return [(stream_id, event.version, topic, orjson.dumps(state))
-                for stream_id, event, (topic, _), state
-                in zip(stream_ids, events, topics_states, states, strict=True)]
+        """The events' rows with their personal fields sealed under their customers' keys
+        (a link's customer ids too, each under its own customer's key: SPEC §6)."""
+        return self.sealing.sealed_rows(tx, events, stream_ids)
 
     def _opened(self, tx: Any | None, rows: Sequence[tuple[int, str, Any]]) -> list[LedgerEvent]:
         """Stored (version, topic, state) rows decoded, their sealed fields opened."""
