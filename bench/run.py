@@ -170,16 +170,17 @@ def _erasure_rows(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
     for kind in ("sqlite", "postgres"):
         if kind not in data:
             continue
-        plain, sealed = data[kind]["unsealed"], data[kind]["sealed"]
+        plain, sealed = data[kind].get("unsealed"), data[kind]["sealed"]
         for case, key in (("mot import, sealed ledger", "import_s"),
-                          ("rebuild (mot replay), sealed ledger", "replay_s")):
+                          ("rebuild (mot replay), sealed ledger", "replay_s")) if plain else ():
             rows.append(report_row("erasure_bench", case, kind, n, moments / sealed[key], "moments/s",
                                    baseline="the same on an unsealed ledger",
                                    baseline_rate=moments / plain[key], seconds=sealed[key]))
         rows.append(report_row(
             "erasure_bench", f"mot erase of a person of {sealed['erased_moments']:,} moments", kind, n,
             sealed["erased_moments"] / sealed["erase_s"], "moments/s", seconds=sealed["erase_s"],
-            transaction_s=sealed.get("erase_tx_s"), scrub_s=sealed.get("scrub_s")))
+            transaction_s=sealed.get("erase_tx_s"), scrub_s=sealed.get("scrub_s"),
+            cpu_s=sealed.get("erase_cpu_s"), load=sealed.get("erase_load")))
     return rows
 
 
