@@ -259,6 +259,8 @@ class Services:
         return self.ledger_store
 
     def close(self) -> None:
+        if "tables" in self.__dict__:  # the ADBC databases of its Arrow reads, if it made one
+            self.tables.close()
         self.backend.close()
 
     def __enter__(self) -> Services:

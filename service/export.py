@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -230,7 +230,7 @@ SINKS: dict[str, Callable[[Path, Sequence[Column]], Sink]] = {
 }
 
 
-def _read_ahead(pages: Iterator[list[Any]]) -> Iterator[list[Any]]:
+def _read_ahead(pages: Iterator[list[Any]]) -> Generator[list[Any], None, None]:
     """The pages, read by a thread of their own up to READ_AHEAD pages ahead: the store's
     driver and Arrow's Parquet writer both work without the GIL, so reading a table and
     writing it overlap on a second CPU. Memory holds at most READ_AHEAD + 1 pages."""
@@ -332,10 +332,10 @@ class Exporter:
         sink = SINKS[fmt](scratch, columns(table))
         rows = 0
         closed = False
+        pages = self.pages(table, tenant=tenant, as_of=as_of, arrow=fmt == "parquet")
+        if fmt == "parquet" and (as_of is None or table == "moments"):
+            pages = _read_ahead(pages)  # Arrow pages: C on both sides, no GIL held
         try:
-            pages = self.pages(table, tenant=tenant, as_of=as_of, arrow=fmt == "parquet")
-            if fmt == "parquet" and (as_of is None or table == "moments"):
-                pages = _read_ahead(pages)  # Arrow pages: C on both sides, no GIL held
             for page in pages:
                 if stop.is_set():
                     raise ExportStopped(table)
@@ -350,10 +350,14 @@ class Exporter:
                 sink.close()
             scratch.unlink(missing_ok=True)  # also when the file could not be put in place
             raise
+        finally:
+            # The store's read ends now, not when the failure's traceback is let go: its
+            # connection is closed before the store is.
+            pages.close()
         return Exported(table, path, rows)
 
     def pages(self, table: str, *, tenant: str | None = None, as_of: datetime | None = None,
-              arrow: bool = False) -> Iterator[list[Any]]:
+              arrow: bool = False) -> Generator[list[Any], None, None]:
         """A table's exported rows, a page at a time, as one list of values per column; with
         `arrow`, from a SQLite file, as one Arrow array per column where the store can give
         them (read in C, with no Python object per value)."""

@@ -10,6 +10,7 @@ the ADBC PostgreSQL driver (`_arrow_postgres`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,11 @@ class SqlTableReader:
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
+        self.adbc = _AdbcStores()
+
+    def close(self) -> None:
+        """Close the ADBC databases the Arrow reads opened."""
+        self.adbc.close()
 
     def pages(self, read: TableRead) -> Iterator[list[Any]]:
         backend = self.backend
@@ -59,11 +65,13 @@ class SqlTableReader:
                      + (f" ORDER BY {order}" if order else ""))
         sqlite_file = backend.local_file() if read.arrow else None
         if sqlite_file is not None:
-            yield from _arrow_stream(sqlite_file, read, statement, params)
+            yield from _arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
+                                     statement, params)
             return
         server = backend.server_uri() if read.arrow else None
         if server is not None:
-            yield from _arrow_postgres(server, read, statement, params)
+            yield from _arrow_postgres(self.adbc.database("postgresql", server), read,
+                                       statement, params)
             return
         with backend.read() as tx:
             for rows in backend.stream_rows(tx, statement, params, read.page_rows):
@@ -91,7 +99,69 @@ class SqlTableReader:
             return [tuple(row) for row in tx.query(statement, params)]
 
 
-def _arrow_stream(path: str, read: TableRead, statement: str, params: Sequence[Any]
+class _AdbcStores:
+    """The ADBC databases of one store, opened at its first Arrow read and kept until the
+    reader closes: the PostgreSQL driver loads the server's type catalogue when a
+    database is first connected, 0.06 s of CPU and a round trip that the export paid for
+    each of its tables (100,000 moments: 0.42 s of its CPU). Each read still has its
+    own connection (two tables are read at once, each in its own thread).
+
+    The driver manager is used without its DB-API layer, which imports
+    `pyarrow.dataset` (a tenth of a second of start-up that the export never uses)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: dict[tuple[str, str], Any] = {}
+
+    def database(self, driver: str, target: str) -> Any:
+        with self.lock:
+            database = self.open.get((driver, target))
+            if database is None:
+                if driver == "sqlite":
+                    import adbc_driver_sqlite
+
+                    database = adbc_driver_sqlite.connect(target)
+                else:
+                    import adbc_driver_postgresql
+
+                    database = adbc_driver_postgresql.connect(target)
+                self.open[(driver, target)] = database
+            return database
+
+    def close(self) -> None:
+        with self.lock:
+            databases, self.open = list(self.open.values()), {}
+        for database in databases:
+            database.close()
+
+
+def _adbc_batches(database: Any, statement: str, params: Sequence[Any],
+                  options: dict[str, str], setup: Sequence[str] = ()) -> Iterator[Any]:
+    """The record batches of a statement on a connection of its own to an ADBC database;
+    `params` bound in order to its placeholders."""
+    import adbc_driver_manager
+    import pyarrow as pa
+
+    with adbc_driver_manager.AdbcConnection(database) as connection:
+        for text in setup:
+            with adbc_driver_manager.AdbcStatement(connection) as first:
+                first.set_sql_query(text)
+                first.execute_update()
+        with adbc_driver_manager.AdbcStatement(connection) as query:
+            query.set_options(**options)
+            query.set_sql_query(statement)
+            if params:
+                query.bind(pa.record_batch([pa.array([value]) for value in params],
+                                           names=[f"p{i}" for i in range(len(params))]))
+            stream, _ = query.execute_query()
+            reader = pa.RecordBatchReader.from_stream(stream)
+            try:
+                yield from reader
+            finally:
+                reader.close()
+
+
+def _arrow_stream(database: Any, read: TableRead, statement: str, params: Sequence[Any]
                   ) -> Iterator[list[Any]]:
     """The rows of a statement on a SQLite file as Arrow arrays, one list per page, read by
     the ADBC SQLite driver: Python's sqlite3 makes an object per value, which was most of
@@ -101,49 +171,40 @@ def _arrow_stream(path: str, read: TableRead, statement: str, params: Sequence[A
     throughout that page would be typed INT64 and fail on a later REAL or TEXT. A first
     row of typed placeholders, flagged by `_placeholder` and dropped here, fixes the types
     to the stored ones (SQLite's column affinity keeps every later value of that type)."""
-    import adbc_driver_sqlite.dbapi as adbc
-
     placeholder = ", ".join(f"{_SENTINELS[stored_type(read.table, c)]} AS c{i}"
                             for i, c in enumerate(read.columns))
     wrapped = (f"SELECT 1 AS _placeholder, {placeholder}"
                f" UNION ALL SELECT * FROM (SELECT 0, {statement[len('SELECT '):]})")
-    with adbc.connect(path) as connection, connection.cursor() as cursor:
-        # Wait for a lock as the store's own connections do (two tables are read at once,
-        # and opening a file in WAL mode may briefly take one), rather than fail at once.
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(read.page_rows)})
-        cursor.execute(wrapped, list(params))
-        first = True
-        for batch in cursor.fetch_record_batch():
-            if first:
-                if batch.num_rows == 0 or batch.column(0)[0].as_py() != 1:
-                    raise RuntimeError(f"export of {read.table}: the type placeholder row did"
-                                       " not come first")
-                batch = batch.slice(1)
-                first = False
-            if batch.num_rows:
-                yield batch.columns[1:]
+    # Wait for a lock as the store's own connections do (two tables are read at once,
+    # and opening a file in WAL mode may briefly take one), rather than fail at once.
+    busy = f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}"
+    first = True
+    for batch in _adbc_batches(database, wrapped, params,
+                               {"adbc.sqlite.query.batch_rows": str(read.page_rows)}, (busy,)):
+        if first:
+            if batch.num_rows == 0 or batch.column(0)[0].as_py() != 1:
+                raise RuntimeError(f"export of {read.table}: the type placeholder row did"
+                                   " not come first")
+            batch = batch.slice(1)
+            first = False
+        if batch.num_rows:
+            yield batch.columns[1:]
 
 
-def _arrow_postgres(uri: str, read: TableRead, statement: str, params: Sequence[Any]
+def _arrow_postgres(database: Any, read: TableRead, statement: str, params: Sequence[Any]
                     ) -> Iterator[list[Any]]:
     """The rows of a statement on PostgreSQL as Arrow arrays, read by the ADBC PostgreSQL
     driver: it fetches them by binary COPY and decodes them in C, where a psycopg cursor
     made a Python object per value. Pages are the driver's batches, cut to `page_rows`."""
-    import adbc_driver_postgresql.dbapi as adbc
-
     numbered = statement.split("?")
     statement = numbered[0] + "".join(f"${i}{rest}" for i, rest in enumerate(numbered[1:],
                                                                              start=1))
-    with adbc.connect(uri) as connection, connection.cursor() as cursor:
-        # Batches of about a page's bytes, not the driver's 16 MB: memory stays that of a
-        # few pages (bench/export_bench.py's flat-memory check).
-        cursor.adbc_statement.set_options(
-            **{"adbc.postgresql.batch_size_hint_bytes": str(PG_BATCH_BYTES)})
-        cursor.execute(statement, list(params) if params else None)
-        for batch in cursor.fetch_record_batch():
-            for start in range(0, batch.num_rows, read.page_rows):
-                part = batch.slice(start, read.page_rows)
-                # JSONB arrives as Arrow's JSON extension type: its text, as on SQLite.
-                yield [column.storage if hasattr(column, "storage") else column
-                       for column in part.columns]
+    # Batches of about a page's bytes, not the driver's 16 MB: memory stays that of a
+    # few pages (bench/export_bench.py's flat-memory check).
+    options = {"adbc.postgresql.batch_size_hint_bytes": str(PG_BATCH_BYTES)}
+    for batch in _adbc_batches(database, statement, params, options):
+        for start in range(0, batch.num_rows, read.page_rows):
+            part = batch.slice(start, read.page_rows)
+            # JSONB arrives as Arrow's JSON extension type: its text, as on SQLite.
+            yield [column.storage if hasattr(column, "storage") else column
+                   for column in part.columns]
