@@ -594,3 +594,30 @@ def test_mot_kafka_publish_sends_tombstones_for_every_published_row_of_the_erase
     assert not any(secret in json.dumps(acme) for secret in SECRETS)
     assert not in_files(key)
     assert publish()["tombstones"] == 0
+
+
+def test_a_publisher_cursor_that_stopped_at_the_erased_persons_row_moves_to_the_same_place_without_her(
+        store_url: str, tmp_path: Path) -> None:
+    """A publisher's cursor names the row it stopped at: stopped at hers, the erasure moves it to
+    the row before in the same version, so the publisher goes on where it was and the store
+    keeps no cursor naming her."""
+    from mot.adapters.stores.changelog import SqlChangelog
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project")
+    with open_store(store_url) as services:
+        changelog = SqlChangelog(services.backend)
+        upto = changelog.projected()
+        rows = changelog.changes("relationships", "rows", (0, ""), upto, 1000)
+        at = next(i for i, c in enumerate(rows) if c.key == f"acme/{MARIA}")
+        changelog.save_cursor("p", "relationships", "rows", rows[at].cursor)
+        expected = [c.key for c in rows[at + 1:]]
+    mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    with open_store(store_url) as services:
+        changelog = SqlChangelog(services.backend)
+        cursor = changelog.cursor("p", "relationships", "rows")
+        assert MARIA not in cursor[1]
+        after = changelog.changes("relationships", "rows", cursor, upto, 1000)
+        assert [c.key for c in after] == [k for k in expected if k != f"acme/{MARIA}"]
