@@ -96,10 +96,14 @@ def decode_compact(decode: Decode[P, M], payloads: list[P], now: datetime) -> De
     return out
 
 
-def decode_here(batches: Iterable[B], payloads: Callable[[B], list[P]], decode: Decode[P, M],
-                clock: Callable[[], datetime]) -> Iterator[tuple[B, Decoded[M], datetime]]:
-    """(batch, its payloads decoded and parsed, time of recording), in this process."""
+def decode_here(batches: Iterable[B | None], payloads: Callable[[B], list[P]],
+                decode: Decode[P, M], clock: Callable[[], datetime]
+                ) -> Iterator[tuple[B, Decoded[M], datetime]]:
+    """(batch, its payloads decoded and parsed, time of recording), in this process; a
+    batch None (nothing new yet, `OrderedPool.imap`) is passed over."""
     for batch in batches:
+        if batch is None:
+            continue
         now = clock()
         yield batch, decode_compact(decode, payloads(batch), now), now
 
@@ -135,20 +139,22 @@ class ParsePool:
         for (batch, now), compact in self._pool.imap(_parse_compact, tasks):
             yield batch, expand(batch, compact), now
 
-    def map_encoded(self, batches: Iterable[B], payloads: Callable[[B], list[P]],
+    def map_encoded(self, batches: Iterable[B | None], payloads: Callable[[B], list[P]],
                     decode: Decode[P, M], clock: Callable[[], datetime]
                     ) -> Iterator[tuple[B, Decoded[M], datetime]]:
         """`decode_here` in the workers: `decode` (a module-level function) and the
-        payloads cross, the batch stays here; results in order."""
-        tasks = (((batch, now), (decode, payloads(batch), now))
+        payloads cross, the batch stays here; results in order. A batch None says the
+        source has nothing new yet: the results ready are handed back meanwhile."""
+        tasks = (None if batch is None else ((batch, now), (decode, payloads(batch), now))
                  for batch in batches for now in (clock(),))
         for (batch, now), decoded in self._pool.imap(decode_compact, tasks):
             yield batch, decoded, now
 
-    def start(self) -> ParsePool:
+    def start(self, *using: Callable[..., Any]) -> ParsePool:
         """Start the worker processes now, so that their start-up overlaps what this process
-        does next (a consumer's group join) rather than the first batch."""
-        self._pool.start()
+        does next (a consumer's group join) rather than the first batch; `using`: the
+        module-level functions the tasks will pass, whose modules the workers import now."""
+        self._pool.start(_imported, *using)
         return self
 
     def close(self) -> None:
@@ -159,6 +165,10 @@ class ParsePool:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _imported(*using: Callable[..., Any]) -> None:
+    """Nothing: the functions reaching the worker imported their modules there."""
 
 
 def default_workers() -> int:

@@ -244,6 +244,7 @@ class Ingestor:
         self.retry_backoff_s = retry_backoff_s
         self.sleep = sleep
         self.clock = clock
+        self._in_flight = 0
 
     def run(self, *, should_stop: Callable[[], bool] = lambda: False,
             progress: Callable[[IngestStats], None] | None = None,
@@ -270,6 +271,9 @@ class Ingestor:
     def _run(self, stats: IngestStats, should_stop: Callable[[], bool],
              progress: Callable[[IngestStats], None] | None, exit_when_idle_s: float | None,
              retry: Retry | None) -> None:
+        # Batches polled and not recorded yet (in the parse workers): while there are some,
+        # a poll does not wait for the broker, so that what is parsed is recorded meanwhile.
+        self._in_flight = 0
         batches = self._poll(stats, should_stop, progress, exit_when_idle_s)
         # What the open ledger transaction needs once it commits: the offsets after its
         # chunks and its dead letters (not the messages: a transaction holds 20,000).
@@ -281,12 +285,13 @@ class Ingestor:
         decode = self.source.decode
         with ExitStack() as unit, ExitStack() as resources:
             if self.workers:
-                pool = resources.enter_context(ParsePool(self.workers)).start()
+                pool = resources.enter_context(ParsePool(self.workers)).start(decode)
                 parsed = pool.map_encoded(batches, _payloads, decode, self.ledger.clock)
             else:
                 parsed = decode_here(batches, _payloads, decode, self.ledger.clock)
             for chunks, decoded, now in parsed:
                 if chunks:
+                    self._in_flight -= 1
                     if not unit_open:
                         unit.enter_context(self.ledger.store.transaction())
                         unit_open, unit_started = True, self.clock()
@@ -306,9 +311,10 @@ class Ingestor:
                     unit_count += batch.read
                     stats.lag = self.source.lag()
                 # A backlog is recorded in transactions of `commit_every`; once caught up
-                # (no lag, or a quiet poll) what is pending commits at once.
+                # (no lag and every batch polled recorded, or a quiet poll) what is pending
+                # commits at once.
                 if unit_open and (not chunks or unit_count >= self.commit_every
-                                  or stats.lag == 0
+                                  or (stats.lag == 0 and not self._in_flight)
                                   or (stats.lag is None and self.clock() - unit_started
                                       >= self.commit_interval_s)):
                     if not self._commit(unit, unit_offsets, unit_letters, stats, should_stop,
@@ -332,13 +338,16 @@ class Ingestor:
 
     def _poll(self, stats: IngestStats, should_stop: Callable[[], bool],
               progress: Callable[[IngestStats], None] | None,
-              exit_when_idle_s: float | None) -> Iterator[list[Chunk]]:
+              exit_when_idle_s: float | None) -> Iterator[list[Chunk] | None]:
         """The polled chunks; an empty poll is an empty batch, so that what is pending
-        commits while the topic is quiet. Ends when asked to stop or idle."""
+        commits while the topic is quiet. Ends when asked to stop or idle. While batches
+        are in flight a poll does not wait: None when nothing new has come (the parse
+        pipeline then hands back what is ready rather than waiting for the broker)."""
         idle_since: float | None = None  # quiet time counts once the group has been joined
         while not should_stop():
+            busy = self._in_flight > 0
             try:
-                batch = self.source.poll(self.poll_timeout_s, self.batch_size)
+                batch = self.source.poll(0.0 if busy else self.poll_timeout_s, self.batch_size)
             except StreamError as error:
                 self._trouble(stats, error, progress)
                 continue
@@ -347,6 +356,10 @@ class Ingestor:
                 idle_since = None
                 if stats.first_message is None:
                     stats.first_message = now
+                self._in_flight += 1
+            elif busy:
+                yield None
+                continue
             else:
                 stats.lag = self.source.lag()
                 if idle_since is None and self.source.assigned():

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 C = TypeVar("C")
 R = TypeVar("R")
+_END: Any = object()  # the end of a stream of tasks
 
 
 class WorkerFailed(RuntimeError):
@@ -44,27 +45,34 @@ class OrderedPool(Generic[R]):
             initializer=_start_worker, initargs=(os.getpid(), initializer, initargs),
         )
 
-    def start(self) -> None:
+    def start(self, warm: Callable[..., Any] = int, *args: Any) -> None:
         """Start the worker processes now rather than at the first task: their start-up
-        (imports, the initializer) then overlaps whatever this process does next."""
+        (imports, the initializer, and `warm(*args)`, which imports the modules the tasks
+        will need) then overlaps whatever this process does next."""
         for _ in range(self.workers):
-            self._executor.submit(int)
+            self._executor.submit(_run, warm, *args)
 
-    def imap(self, fn: Callable[..., R], tasks: Iterable[tuple[C, tuple[Any, ...]]]
+    def imap(self, fn: Callable[..., R], tasks: Iterable[tuple[C, tuple[Any, ...]] | None]
              ) -> Iterator[tuple[C, R]]:
         """For each (context, args) task: (context, fn(*args) run in a worker), in order.
 
-        `context` stays in this process; only the arguments and the result cross.
+        `context` stays in this process; only the arguments and the result cross. A task
+        None says the source has nothing new yet (a stream polled without waiting): the
+        results ready by then are handed back first, rather than waiting on the source.
         """
         pending: deque[tuple[C, Future[R]]] = deque()
         source = iter(tasks)
         exhausted = False
         while True:
             while not exhausted and len(pending) < self.ahead:
-                task = next(source, None)
-                if task is None:
+                task = next(source, _END)
+                if task is _END:
                     exhausted = True
                     break
+                if task is None:
+                    if pending:
+                        break
+                    continue
                 context, args = task
                 pending.append((context, self._executor.submit(_run, fn, *args)))
             if not pending:
