@@ -361,3 +361,44 @@ def test_a_group_committed_inside_a_record_batch_reads_from_that_offset(broker: 
     assert {moment for moment, _, _ in ledger_events(store_url)} == {
         derived_moment_id("acme", "shop", f"mid-{i}") for i in (4, 5)}
     assert committed(broker.bootstrap, "g-mid", "mid") == {0: 6}
+
+
+@pytest.mark.parametrize("compression", [0, 1])  # none (read by mot), gzip (left to kafka-python)
+def test_record_batches_decode_as_kafka_python_reads_them(compression: int) -> None:
+    """The parse workers read uncompressed v2 record batches themselves (`decode_chunk`):
+    the same offsets, keys and values as kafka-python's reader, from a start offset inside
+    the batch on, whatever the keys, values (absent, empty, past one varint byte) and
+    headers; a batch they do not read (compressed) goes to kafka-python's reader."""
+    import random
+
+    from kafka.record import MemoryRecords
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    from mot.adapters.kafka.client import decode_chunk
+
+    rnd = random.Random(19)
+    for _ in range(40):
+        builder = DefaultRecordBatchBuilder(
+            magic=2, compression_type=compression, is_transactional=0, producer_id=-1,
+            producer_epoch=-1, base_sequence=-1, batch_size=1 << 24)
+        for delta in range(rnd.randrange(1, 200)):
+            key = None if rnd.random() < 0.2 else rnd.randbytes(rnd.randrange(0, 300))
+            value = (None if rnd.random() < 0.1
+                     else rnd.randbytes(rnd.choice([0, 5, 63, 64, 127, 128, 20_000])))
+            headers = [(f"h{i}", rnd.randbytes(rnd.randrange(0, 200)))
+                       for i in range(rnd.randrange(0, 3))]
+            builder.append(delta, timestamp=rnd.randrange(0, 1 << 41), key=key, value=value,
+                           headers=headers)
+        base = rnd.randrange(0, 1 << 40)  # the CRC does not cover the base offset
+        data = base.to_bytes(8, "big") + bytes(builder.build())[8:]
+        data *= 2  # and a second batch after it, as a fetch may hold
+        start = base + rnd.randrange(0, 50)
+        expected: tuple[list[int], list[bytes | None], list[bytes | None]] = ([], [], [])
+        records = MemoryRecords(data)
+        while (batch := records.next_batch()) is not None:
+            for record in batch:
+                if record.offset >= start:
+                    expected[0].append(record.offset)
+                    expected[1].append(record.key)
+                    expected[2].append(record.value)
+        assert decode_chunk((data, start)) == (expected, expected[2])
