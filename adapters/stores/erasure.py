@@ -246,6 +246,10 @@ class SqlErasures:
                 touched |= {*PER_CUSTOMER, "moments", "responses", "tombstones", "quarantine"}
                 if not keystore.separate:
                     touched.add("mot_keys")
+                # A publisher stopped between sending erasure tombstones and its scrub leaves
+                # their dead rows behind as well.
+                touched |= {t for t in ("publisher_state", "mot_erasure_tombstones")
+                            if backend.table_exists(tx, t)}
             if done is None:
                 with_moments = sum(1 for ms in moments.values() if ms)
                 now = _now()
