@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -247,7 +247,10 @@ class Services:
         """The projections recomputed from the ledger and compared (`mot verify`)."""
         from mot.service.verify import Verifier
 
-        return Verifier(self.ledger_store, self.tables, scratch_store)
+        return Verifier(self.ledger_store, self.tables,
+                        partial(scratch_store, self.projection_store,
+                                self.projections.fold_workers),
+                        alerts=_alert_policy, persons=_person_limits)
 
     def unavailable(self, error: BaseException) -> bool:
         """Whether `error` says the store could not be reached (a service retries then)."""
@@ -271,15 +274,35 @@ class Services:
 
 
 @contextmanager
-def scratch_store(under: str | None = None) -> Iterator[Scratch]:
+def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None], int],
+                  under: str | None = None, tenant: str | None = None,
+                  workers: int | None = None) -> Iterator[Scratch]:
     """A new SQLite store in a temporary folder (under `under`), removed afterwards: what
-    `mot verify` folds the ledger into."""
+    `mot verify` rebuilds the projections into. Its moments are copied from `source`'s
+    ledger (only `tenant`'s when given) a range at a time, and its persons are folded in
+    worker processes that open it by its path, as many as a replay of the source would use
+    (`fold_workers(workers)`)."""
+    from mot.projections.engine import PositionRange
+    from mot.projections.ports import StagedRange
     from mot.service.verify import Scratch
 
     folder = Path(tempfile.mkdtemp(prefix="mot-verify-", dir=under))
     try:
-        with open_store(str(folder / "verify.db")) as scratch:
-            yield Scratch(scratch.projection_store, scratch.tables)
+        path = str(folder / "verify.db")
+        with open_store(path) as scratch, ExitStack() as stack:
+            target = scratch.projection_store
+
+            def stager(ranges: Iterable[PositionRange], as_of: int) -> Iterator[StagedRange]:
+                for after, upto in ranges:
+                    yield target.stage_rows(source.moment_rows(after, upto, as_of, tenant=tenant))
+
+            pool = None
+            workers = fold_workers(workers)
+            if workers:
+                from mot.service.fold_workers import FoldPool
+
+                pool = stack.enter_context(FoldPool(path, workers, open_store))
+            yield Scratch(target, scratch.tables, stager, pool)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,17 +1,21 @@
 """`mot verify`: recompute every projection from the ledger and compare with the stored tables.
 
-The ledger is read from the start, page by page, and folded by the same engine
-that keeps the live tables (its incremental path: `Engine.catch_up`) into a
-scratch projection store (`ScratchOpener`: the composition root gives a SQLite
-store in a temporary folder): nothing is held in memory but a page, whatever the
-ledger's length. Then each projection's rows are read from both stores in key
-order (`TableReader`), a page at a time, and compared field by field; every
-difference is one `Difference` (key, field, stored, expected). With a tenant,
-only that tenant's events are folded and its rows compared.
+The projections are recomputed by the rebuild path, the same streaming fold as
+`mot replay` (`Engine.rebuild`), into a scratch projection store (`ScratchOpener`:
+the composition root gives a SQLite store in a temporary folder): the current
+moments are copied in a range of the log at a time, then every person is folded
+once in key order, a range of persons at a time (in worker processes for a long
+ledger, as a replay does). Nothing is held in memory but a range, and the work
+per event does not grow with the ledger's length or a customer's history (the
+incremental path, which an earlier verify used, refolds each touched customer's
+whole history at every page). Then each projection's rows are read from both
+stores in key order (`TableReader`), a page at a time, and compared field by
+field; every difference is one `Difference` (key, field, stored, expected). With
+a tenant, only that tenant's moments and links are folded and its rows compared.
 
-Not compared: `version` (the ledger position of the page at which a row last
-changed: a rebuild, the live pages and the scratch fold's own pages stamp
-different ones for the same content).
+Not compared: `version` (the ledger position at which a row last changed: a
+rebuild stamps every row with the position it was built up to, the live pages
+each row with its own).
 """
 
 from __future__ import annotations
@@ -20,29 +24,40 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mot.domain.events import LedgerEvent, LinkEvent, MomentAmended, MomentRecorded
-from mot.projections.engine import Engine
-from mot.projections.ports import LIVE, NotificationLog, ProjectionStore
+from mot.projections.engine import Engine, MomentStager, RangeFolder
+from mot.projections.ports import NotificationLog, ProjectionStore
 from mot.projections.schema import PROJECTIONS
 from mot.service.export import TableRead, TableReader
 
+if TYPE_CHECKING:
+    from mot.projections.alerts import AlertPolicy
+    from mot.projections.persons import PersonLimits
+
 IGNORED = frozenset({"version"})
-FOLD_PAGE = 20_000  # events folded per transaction of the scratch store
+# Ledger positions whose moments are copied into the scratch store at once: what a range
+# holds in memory (a replay's 100,000 are read inside the database, not through Python).
+COPY_POSITIONS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
 class Scratch:
-    """A fresh, empty projection store to fold into, and its tables' reader."""
+    """A fresh, empty projection store to rebuild into, its tables' reader, and how its
+    rebuild gets the ledger's moments and folds its persons."""
 
     store: ProjectionStore
     tables: TableReader
+    stager: MomentStager  # the ledger's current moments of ranges of positions, staged in `store`
+    folder: RangeFolder | None  # folds ranges of persons in worker processes (None: here)
 
 
-ScratchOpener = Callable[[str | None], AbstractContextManager[Scratch]]
-"""Opens a scratch store (in a temporary folder under the one given, None: the system's)
-and removes it when the block ends."""
+ScratchOpener = Callable[[str | None, str | None, int | None], AbstractContextManager[Scratch]]
+"""Opens a scratch store (in a temporary folder under the one given, None: the system's) whose
+stager copies only the moments of the tenant given (None: all) and whose folder has the worker
+processes asked (None: as many as a replay of the ledger would use, 0: none), and removes it
+when the block ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,20 +123,28 @@ class Verifier:
     """Recomputes the projections of a ledger (`log`) and compares them with the stored
     ones (read through `tables`)."""
 
-    def __init__(self, log: NotificationLog, tables: TableReader, scratch: ScratchOpener) -> None:
+    def __init__(self, log: NotificationLog, tables: TableReader, scratch: ScratchOpener, *,
+                 alerts: Callable[[], AlertPolicy] | None = None,
+                 persons: Callable[[], PersonLimits] | None = None) -> None:
         self.log = log
         self.tables = tables
         self.scratch = scratch
+        self.alerts = alerts  # mot.toml's policies, as the live engine folds with them
+        self.persons = persons
 
     def verify(self, *, tenant: str | None = None, show: int = 100,
                progress: Callable[[str, int, int], None] | None = None,
-               scratch_dir: str | None = None) -> Verification:
-        """Recompute the projections in a scratch store; compare."""
+               scratch_dir: str | None = None, workers: int | None = None) -> Verification:
+        """Rebuild the projections in a scratch store; compare."""
         result = Verification(shown=[])
-        with self.scratch(scratch_dir) as scratch:
+        with self.scratch(scratch_dir, tenant, workers) as scratch:
             log = self.log if tenant is None else TenantLog(self.log, tenant)
-            result.events = Engine(scratch.store, log, page_size=FOLD_PAGE).catch_up(
-                LIVE, progress)
+            engine = Engine(scratch.store, log, page_size=COPY_POSITIONS,
+                            positions_per_load=COPY_POSITIONS,
+                            alerts=self.alerts() if self.alerts else None,
+                            persons=self.persons() if self.persons else None)
+            built = engine.rebuild(progress, folder=scratch.folder, stager=scratch.stager)
+            result.events = self.log.count(built)
             for name, projection in PROJECTIONS.items():
                 columns = tuple(c for c in projection.columns if c not in IGNORED)
                 key_at = [columns.index(k) for k in projection.key]

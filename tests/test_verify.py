@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mot.bootstrap import open_store
 
 MOT = Path(sys.executable).parent / "mot"
@@ -49,3 +51,56 @@ def test_verify_passes_then_names_each_tampered_row(store_url: str, golden_path:
     ]
     # Another tenant's check does not see acme's damage.
     assert mot(store_url, "verify", "--no-refresh", "--tenant", "globex", "-q").returncode == 0
+
+
+def test_verify_rebuilds_in_worker_processes_and_from_an_unsealed_ledger(
+        store_url: str, golden_path: Path) -> None:
+    # A store of an older mot: its ledger keeps personal fields in the clear, so the scratch
+    # store's moments are read by the database's own JSON functions, not opened in Python.
+    services = open_store(store_url)
+    try:
+        with services.backend.write("ledger") as tx:
+            tx.execute("UPDATE mot_upgrades SET done = 0 WHERE step = 'ledger sealed'")
+    finally:
+        services.close()
+    assert mot(store_url, "import", str(golden_path), "-q").returncode == 0
+    clean = mot(store_url, "verify", "--workers", "2", "-q")
+    assert clean.returncode == 0, clean.stderr
+    assert "35 events" in clean.stdout
+    tamper(store_url, "UPDATE responses SET response_seconds = response_seconds + 1"
+                      " WHERE response_seconds IS NOT NULL")
+    found = mot(store_url, "verify", "--no-refresh", "--workers", "2", "--format", "json", "-q")
+    assert found.returncode == 1, found.stderr
+    differences = json.loads(found.stdout)
+    assert differences and {(d["projection"], d["field"]) for d in differences} == {
+        ("responses", "response_seconds")}
+    assert all(d["stored"] == d["expected"] + 1 for d in differences)
+
+
+def test_a_bounded_key_cache_opens_and_verifies_the_same(
+        store_url: str, golden_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A process keeps at most CACHED_KEYS data keys (each cipher holds an OpenSSL context):
+    # here 2, and verify copies 5 ledger positions at a time, so its opening of the sealed
+    # moments starts the cache afresh again and again, and must read every key again right.
+    from cli_support import mot as mot_here
+
+    from mot.adapters.stores import keystore
+    from mot.service import verify
+
+    mot_here(store_url, "import", golden_path, "-q")
+    mot_here(store_url, "project", "-q")
+    monkeypatch.setattr(keystore, "CACHED_KEYS", 2)
+    monkeypatch.setattr(verify, "COPY_POSITIONS", 5)
+    with open_store(store_url) as services:
+        keys = services.ledger_store.sealing.keystore
+        result = services.verifier.verify(workers=0)
+        assert result.differences == 0 and result.rows > 0
+        ids = list(keys._by_id)
+        assert 0 < len(ids) <= 2 + 5  # the cap, and one call's keys at most beyond it
+        every = dict(keys.ciphers(ids))
+        assert len(every) == len(ids)
+        nonce = bytes(12)
+        for key_id in ids:
+            again = keys.ciphers([key_id])[key_id]  # read again after the cache started afresh
+            assert again.decrypt(nonce, every[key_id].encrypt(nonce, b"x", None), None) == b"x"
+            assert len(keys._by_id) <= 2

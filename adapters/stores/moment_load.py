@@ -45,6 +45,15 @@ def load_statement(backend: SqlBackend, table: str, columns: Sequence[str],
             " ON g.customer_id = x.customer_id AND g.tenant = x.tenant")
 
 
+def select_statement(backend: SqlBackend, columns: Sequence[str]) -> str:
+    """`SELECT` of the rows `load_statement` would insert, for a store in another database to
+    copy in (`mot verify` rebuilds into a scratch store). Parameters: version, after, upto,
+    as_of."""
+    values = _values(backend)
+    return (f"SELECT {', '.join(values[c] for c in columns)}"
+            f" FROM {backend.json_documents(_current_events(backend))}")
+
+
 def sealed_statement(backend: SqlBackend, columns: Sequence[str]) -> str:
     """`SELECT` of the rows `load_statement` would insert, and then the sealed box of each
     (its key id and text, NULL when not sealed), for a ledger whose personal fields are

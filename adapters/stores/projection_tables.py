@@ -20,7 +20,7 @@ import orjson
 
 from mot.adapters.stores.alert_outbox import create_alert_tables, insert_alerts
 from mot.adapters.stores.analyst_views import create_views, drop_views
-from mot.adapters.stores.moment_load import load_statement
+from mot.adapters.stores.moment_load import load_statement, select_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.adapters.stores.views import read_view
 from mot.domain.erasure import is_erased_customer
@@ -176,6 +176,10 @@ def _moment_rows(rows: Sequence[tuple[Current, dict[str, Any], int]],
              groups.get((current.tenant, current.customer_id), current.customer_id))
             for current, doc, version in rows]
 
+
+# A stage holds the moments' own columns; `load_staged` adds each one's group.
+_STAGE_DDL = _create_table([*((f.name, f.type, f.null) for f in MOMENT_FIELDS),
+                            ("version", "bigint", False)], ())
 
 _PERSONAL_COLUMNS = [(MOMENT_ROW.index(name), name) for name in
                      ("customer_id", "actor", "url", "source_id", "attributes")]
@@ -414,19 +418,32 @@ class SqlProjectionStore:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""
         backend = self.backend
-        # A stage holds the moments' own columns; `load_staged` adds each one's group.
-        stage_ddl = _create_table([*((f.name, f.type, f.null) for f in MOMENT_FIELDS),
-                                   ("version", "bigint", False)], ())
         if self.opener is not None:  # sealed personal fields: opened here, in Python
-            with backend.read() as tx:
-                rows = _opened_moment_rows(backend, tx, self.opener, after, upto, as_of)
-            return StagedRange(*backend.fill_stage(
-                lambda table: backend.ddl(stage_ddl.replace("{t}", table)),
-                lambda table: "", rows, columns=MOMENT_ROW))
+            return self.stage_rows(self.moment_rows(after, upto, as_of))
         return StagedRange(*backend.fill_stage(
-            lambda table: backend.ddl(stage_ddl.replace("{t}", table)),
+            lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)),
             lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),
         ))
+
+    def moment_rows(self, after: int, upto: int, as_of: int, *, tenant: str | None = None
+                    ) -> list[tuple[Any, ...]]:
+        """The rows `load_moments(after, upto, as_of)` copies in (only `tenant`'s when given),
+        read out of the ledger (sealed fields opened), for a stage (`stage_rows`) in this
+        store or in another one: `mot verify` rebuilds into a scratch store."""
+        with self.backend.read() as tx:
+            if self.opener is not None:
+                rows = _opened_moment_rows(self.backend, tx, self.opener, after, upto, as_of)
+            else:
+                rows = [tuple(row) for row in tx.query(select_statement(self.backend, MOMENT_ROW),
+                                                       (as_of, after, upto, as_of))]
+        return rows if tenant is None else [row for row in rows if row[_TENANT] == tenant]
+
+    def stage_rows(self, rows: Sequence[tuple[Any, ...]]) -> StagedRange:
+        """A stage holding these moment rows (`moment_rows`, of this store or another)."""
+        backend = self.backend
+        return StagedRange(*backend.fill_stage(
+            lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)),
+            lambda table: "", rows, columns=MOMENT_ROW))
 
     @contextmanager
     def staged_session(self, stage: StagedRange) -> Iterator[SqlSession]:
