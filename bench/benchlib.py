@@ -148,11 +148,18 @@ def fresh_sqlite(name: str) -> str:
     return str(sqlite_paths(name)[0])
 
 
+def pg_database(name: str) -> str:
+    """A bench's PostgreSQL database: mot_bench_NAME, or mot_bench_TAG_NAME with MOT_BENCH_TAG
+    set (engineers sharing one server each pick a tag, so their runs never drop each other's)."""
+    tag = os.environ.get("MOT_BENCH_TAG", "").strip()
+    return f"mot_bench_{tag}_{name}" if tag else f"mot_bench_{name}"
+
+
 def fresh_store(kind: str, name: str, args: argparse.Namespace) -> str:
     """A new, empty store for `mot --store`: a SQLite file path or a PostgreSQL URL."""
     if kind == "sqlite":
         return fresh_sqlite(name)
-    return fresh_pg(args.pg, f"mot_bench_{name}")
+    return fresh_pg(args.pg, pg_database(name))
 
 
 def drop_store(kind: str, name: str, args: argparse.Namespace) -> None:
@@ -162,7 +169,7 @@ def drop_store(kind: str, name: str, args: argparse.Namespace) -> None:
         for path in sqlite_paths(name):
             path.unlink(missing_ok=True)
     else:
-        drop_pg(args.pg, f"mot_bench_{name}")
+        drop_pg(args.pg, pg_database(name))
 
 
 def store_size_mb(kind: str, name: str, args: argparse.Namespace) -> float:
@@ -171,7 +178,7 @@ def store_size_mb(kind: str, name: str, args: argparse.Namespace) -> float:
     import psycopg
 
     with psycopg.connect(args.pg, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_database_size(%s)", (f"mot_bench_{name}",)).fetchone()
+        row = conn.execute("SELECT pg_database_size(%s)", (pg_database(name),)).fetchone()
     return (row[0] if row else 0) / 2**20
 
 

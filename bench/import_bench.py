@@ -45,6 +45,7 @@ from benchlib import (
     mot_command,
     num,
     parser,
+    pg_database,
     pg_settings,
     profile_command,
     report_row,
@@ -195,9 +196,9 @@ def run_baseline(kind: str, rows: list[Row], args: argparse.Namespace, when: str
         seconds = baseline_sqlite(rows, fresh_store("sqlite", "raw", args), pragmas)
         drop_store("sqlite", "raw", args)
     else:
-        seconds = baseline_postgres(rows, fresh_pg(args.pg, "mot_bench_raw"))
+        seconds = baseline_postgres(rows, fresh_pg(args.pg, pg_database("raw")))
         if not args.keep:
-            drop_pg(args.pg, "mot_bench_raw")
+            drop_pg(args.pg, pg_database("raw"))
     rate = len(rows) / seconds
     log(f"  raw: {seconds:.2f} s = {rate:,.0f} rows/s")
     return {"when": when, "seconds": round(seconds, 3), "rows_per_s": rate, "loadavg_1m": load}
