@@ -25,6 +25,7 @@ import io
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -119,47 +120,72 @@ class ReportReads(Protocol):
         ...
 
 
+READS_AT_ONCE = 4  # the report's reads in flight at a time (see `gather`)
+
+
 def gather(queries: QueryService, reads: ReportReads, *, tenant: str | None,
-           window: Window) -> list[TenantData]:
-    """Every tenant's section data (or one tenant's), by tenant."""
+           window: Window, pool: Executor | None = None) -> list[TenantData]:
+    """Every tenant's section data (or one tenant's), by tenant.
+
+    The reads are independent, each its own read transaction, and run a few at a time
+    on `pool` (threads): the store works on them at once (PostgreSQL's backends, SQLite
+    without the GIL) where one after another each waited for the last, and the counts of
+    the moments table alone are most of the time at 1,000,000 moments."""
+    if pool is None:
+        with ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="report") as own:
+            return gather(queries, reads, tenant=tenant, window=window, pool=own)
     since = None if window.since is None else to_micros(window.since)
     until = None if window.until is None else to_micros(window.until)
+    # The longest first: the moments per day, direction and kind, then the transitions.
+    weekly = pool.submit(weekly_listening, reads, tenant=tenant, since_us=since,
+                         until_us=until)
+    moved = pool.submit(reads.grouped, "transitions", ("to_stage",), tenant=tenant,
+                        since_us=since, until_us=until, per_day=True)
+    answered = pool.submit(reads.grouped, "responses", ("function", "response_seconds"),
+                           tenant=tenant)
+    delays = pool.submit(reads.grouped, "amplifications", ("delay_seconds",), tenant=tenant,
+                         since_us=since, until_us=until)
+    stages = pool.submit(reads.grouped, "relationships", ("stage",), tenant=tenant)
+    statuses = pool.submit(reads.grouped, "reciprocity", ("status",), tenant=tenant)
+    teams = pool.submit(queries.run, Query("teams", tenant=tenant))
+    listening = pool.submit(queries.run, Query("listening", tenant=tenant))
     by_tenant: dict[str, TenantData] = {}
 
     def data(name: str) -> TenantData:
         return by_tenant.setdefault(name, TenantData(name))
 
-    for name, stage, count in reads.grouped("relationships", ("stage",), tenant=tenant):
+    for name, stage, count in stages.result():
         data(name).stages[stage] += count
-    for name, status, count in reads.grouped("reciprocity", ("status",), tenant=tenant):
+    for name, status, count in statuses.result():
         data(name).statuses[status] += count
-    for name, day, stage, count in reads.grouped("transitions", ("to_stage",), tenant=tenant,
-                                                 since_us=since, until_us=until, per_day=True):
+    sections = [by_tenant[name] for name in sorted(by_tenant) if by_tenant[name].stages]
+    # Each tenant's short lists, while the counts above are still being made.
+    stop_asking = {section.tenant: pool.submit(
+        queries.run, Query("reciprocity", tenant=section.tenant, status="stop_asking"))
+        for section in sections if section.statuses["stop_asking"]}
+    largest = {section.tenant: pool.submit(queries.run, Query(
+        "amplifications", tenant=section.tenant, since=window.since, until=window.until,
+        sort="-cascade_reach", limit=TOP)) for section in sections}
+    for name, day, stage, count in moved.result():
         data(name).moved.setdefault(week_of(day), Counter())[stage] += count
-    for name, delay, count in reads.grouped("amplifications", ("delay_seconds",),
-                                            tenant=tenant, since_us=since, until_us=until):
+    for name, delay, count in delays.result():
         data(name).delays[delay] += count
     requests: dict[str, list[tuple[str, str, int | None]]] = defaultdict(list)
-    for name, function, seconds, count in reads.grouped(
-            "responses", ("function", "response_seconds"), tenant=tenant):
+    for name, function, seconds, count in answered.result():
         requests[name].extend(repeat((name, function, seconds), count))
-    for record in queries.run(Query("teams", tenant=tenant)):
+    for record in teams.result():
         data(record["tenant"]).teams.append(record)
-    for record in queries.run(Query("listening", tenant=tenant)):
+    for record in listening.result():
         data(record["tenant"]).listening.append(record)
-    for name, weeks in weekly_listening(reads, tenant=tenant, since_us=since,
-                                        until_us=until).items():
+    for name, weeks in weekly.result().items():
         data(name).weekly_listening = weeks
-    sections = [by_tenant[name] for name in sorted(by_tenant) if by_tenant[name].stages]
     for section in sections:
         one = section.tenant
-        if section.statuses["stop_asking"]:
+        if one in stop_asking:
             section.stop_asking = sorted(
-                queries.run(Query("reciprocity", tenant=one, status="stop_asking")),
+                stop_asking[one].result(),
                 key=lambda r: (-r["unanswered_asks"], r["balance"], r["customer_id"]))
-        section.largest = queries.run(Query(
-            "amplifications", tenant=one, since=window.since, until=window.until,
-            sort="-cascade_reach", limit=TOP))
+        section.largest = largest[one].result()
         # The query's own sums (`mot query response-times`), of the counted rows.
         section.response_times = list(map(record_maker(RESPONSE_TIMES),
                                           sum_response_times(requests[one])))
@@ -600,17 +626,18 @@ footer { max-width: 1180px; margin: 0 auto; padding: 12px 24px 30px; color: #7b8
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def render(tenants: Sequence[TenantData], *, window: Window, generated: datetime) -> str:
+def render(tenants: Sequence[TenantData], *, window: Window, generated: datetime,
+           draw: Drawing | None = None) -> str:
     """The whole page: a section per tenant, a figure per chart."""
     with _DRAWING:  # matplotlib's global state (rc settings) is not for threads at once
-        return _render(tenants, window=window, generated=generated)
+        return _render(tenants, window=window, generated=generated, draw=draw or Drawing())
 
 
 _DRAWING = threading.Lock()
 
 
-def _render(tenants: Sequence[TenantData], *, window: Window, generated: datetime) -> str:
-    draw = Drawing()
+def _render(tenants: Sequence[TenantData], *, window: Window, generated: datetime,
+            draw: Drawing) -> str:
     sections = []
     for data in tenants:
         figures = []
@@ -655,5 +682,9 @@ def report(queries: QueryService, reads: ReportReads, *, tenant: str | None = No
            since: datetime | None = None, until: datetime | None = None) -> str:
     """The report page of one tenant, or of every tenant."""
     window = Window(since, until)
-    return render(gather(queries, reads, tenant=tenant, window=window), window=window,
-                  generated=queries.clock())
+    with ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="report") as pool:
+        # matplotlib loads (a CPU's half second) while the store counts.
+        drawing = pool.submit(Drawing)
+        sections = gather(queries, reads, tenant=tenant, window=window, pool=pool)
+        return render(sections, window=window, generated=queries.clock(),
+                      draw=drawing.result())
