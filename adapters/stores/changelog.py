@@ -63,6 +63,9 @@ def erasure_tombstones(backend: SqlBackend, tx: Tx, tenant: str, customer_ids: S
     publishers), in the projections some publisher has published."""
     if not backend.table_exists(tx, "publisher_state"):
         return {}
+    # Made by the publisher too; one made by an older mot may lack it (`unnamed_cursors`
+    # reads it after this).
+    tx.execute(backend.ddl(ERASURE_TOMBSTONES_DDL))
     publishers: dict[str, list[str]] = {}
     for name, projection in tx.query("SELECT DISTINCT name, projection FROM publisher_state"):
         publishers.setdefault(str(projection), []).append(str(name))
@@ -77,7 +80,6 @@ def erasure_tombstones(backend: SqlBackend, tx: Tx, tenant: str, customer_ids: S
                      " AND customer_id = ?", (tenant, cid))]
     if not rows:
         return {}
-    tx.execute(backend.ddl(ERASURE_TOMBSTONES_DDL))
     tx.executemany(f"INSERT INTO {ERASURE_TOMBSTONES} (projection, row_key, version, erasure)"
                    " VALUES (?, ?, ?, ?) ON CONFLICT (projection, row_key) DO UPDATE SET"
                    " version = excluded.version, erasure = excluded.erasure", rows)
