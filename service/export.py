@@ -13,7 +13,8 @@ arrays (the SQL store does for a SQLite file: no Python object per value). A fil
 written under a temporary name and renamed when complete, so a stopped export
 never leaves a half file under a table's name. `--as-of` folds the projections
 as the query service does (`service/as_of.py`), a read of persons at a time, and
-writes them in the fold's order (persons by key) as they come.
+writes them in the live export's order: the fold's (persons by key) where it is that,
+and amplifications and responses sorted by their ids through a scratch file.
 """
 
 from __future__ import annotations
@@ -275,6 +276,49 @@ def _read_ahead(pages: Iterator[list[Any]]) -> Generator[list[Any], None, None]:
         reader.join()
 
 
+FOLD_UNORDERED = frozenset({"amplifications", "responses"})
+"""Projections whose `--as-of` rows the fold gives a person at a time, not in their
+default order (by their own ids: service/as_of.py's `as_of_pages`); the other projections'
+fold order is theirs (persons by key)."""
+
+
+def _order_names(table: str) -> list[str]:
+    """The exported fields a projection's default order sorts by."""
+    by_column = {f.col: f.name for f in PROJECTIONS[table].output}
+    return [by_column[c] for c in PROJECTIONS[table].default_order]
+
+
+def _sorted(pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[str]
+            ) -> Iterator[list[Any]]:
+    """The rows of `pages` sorted by the fields `order` names (text by its bytes, as the
+    live export's tables keep them), through a scratch SQLite file: SQLite sorts in its
+    temporary files, so memory holds a page, not the table."""
+    import sqlite3
+    import tempfile
+
+    names = [c.name for c in cols]
+    booleans = [i for i, c in enumerate(cols) if c.kind == "boolean"]  # stored as 0 or 1
+    fields = ", ".join(f"c{i}" for i in range(len(cols)))
+    with tempfile.TemporaryDirectory(prefix="mot-export-") as scratch:
+        db = sqlite3.connect(os.path.join(scratch, "sort.db"), isolation_level=None)
+        try:
+            db.execute(f"CREATE TABLE rows ({fields})")
+            db.execute("BEGIN")
+            insert = f"INSERT INTO rows VALUES ({', '.join('?' * len(cols))})"
+            for page in pages:
+                db.executemany(insert, zip(*page, strict=True))
+            db.execute("COMMIT")
+            keys = ", ".join(f"c{names.index(name)}" for name in order)
+            cursor = db.execute(f"SELECT {fields} FROM rows ORDER BY {keys}")
+            while rows := cursor.fetchmany(PAGE_ROWS):
+                page = [list(column) for column in zip(*rows, strict=True)]
+                for i in booleans:
+                    page[i] = [None if v is None else bool(v) for v in page[i]]
+                yield page
+        finally:
+            db.close()
+
+
 class ExportStopped(Exception):
     """A table's export stopped because another's failed."""
 
@@ -370,16 +414,23 @@ class Exporter:
                 return [[orjson.dumps(r[name]).decode() if name in lists else r.get(name)
                          for r in chunk] for name in names]
 
-            # Folded a read of persons at a time and written a page at a time: memory holds
-            # a page and a read, not the whole answer.
-            chunk: list[dict[str, Any]] = []
-            for records in self.queries.as_of_pages(Query(table, tenant=tenant, as_of=as_of)):
-                chunk.extend(records)
-                while len(chunk) >= PAGE_ROWS:
-                    yield as_columns(chunk[:PAGE_ROWS])
-                    del chunk[:PAGE_ROWS]
-            if chunk:
-                yield as_columns(chunk)
+            def folded() -> Iterator[list[Any]]:
+                # Folded a read of persons at a time and written a page at a time: memory
+                # holds a page and a read, not the whole answer.
+                chunk: list[dict[str, Any]] = []
+                for records in self.queries.as_of_pages(Query(table, tenant=tenant,
+                                                              as_of=as_of)):
+                    chunk.extend(records)
+                    while len(chunk) >= PAGE_ROWS:
+                        yield as_columns(chunk[:PAGE_ROWS])
+                        del chunk[:PAGE_ROWS]
+                if chunk:
+                    yield as_columns(chunk)
+
+            if table in FOLD_UNORDERED:
+                yield from _sorted(folded(), columns(table), _order_names(table))
+            else:
+                yield from folded()
             return
         source = source_columns(table)
         # The moments in the table's own order: a sort, or an index walk that visits the rows
