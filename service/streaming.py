@@ -356,7 +356,12 @@ class Ingestor:
                 idle_since = None
                 if stats.first_message is None:
                     stats.first_message = now
-                self._in_flight += 1
+                # A poll may hand over a whole fetch (the first one, several batch sizes):
+                # one task per batch size, so that every worker has a share of it.
+                for part in _parts(batch, self.batch_size):
+                    self._in_flight += 1
+                    yield part
+                continue
             elif busy:
                 yield None
                 continue
@@ -460,6 +465,20 @@ def next_offsets(chunks: Iterable[Chunk]) -> dict[tuple[str, int], int]:
         key = (c.topic, c.partition)
         offsets[key] = max(offsets.get(key, 0), c.end)
     return offsets
+
+
+def _parts(chunks: list[Chunk], size: int) -> Iterator[list[Chunk]]:
+    """The chunks in order, in parts of about `size` messages (whole chunks)."""
+    part: list[Chunk] = []
+    count = 0
+    for chunk in chunks:
+        part.append(chunk)
+        count += chunk.count
+        if count >= size:
+            yield part
+            part, count = [], 0
+    if part:
+        yield part
 
 
 def _payloads(chunks: list[Chunk]) -> list[tuple[bytes, int]]:
