@@ -56,7 +56,9 @@ RUN_ONCE_QUICK = {"share_chain_bench": ["--depth", "300", "--appends", "10"]}
 # the smaller size, and the import also at the larger one, so that the scaling verdicts and
 # the charts' lines are drawn too (at a small N a bench's fixed costs, processes starting, a
 # broker's group join, a browser, are most of its time: project and verify at both sizes were
-# 70 of a quick run's 610 s at load 16, 6.8 of its 48 CPU seconds).
+# 70 of a quick run's 610 s at load 16, 6.8 of its 48 CPU seconds; without them a quick run
+# took 3.8 min and 41.6 CPU s at load 15, of which kafka_bench's 51 s hold 5 CPU s: its
+# consumer group's join and idle wait).
 QUICK_SCALED = frozenset({"import_bench"})
 RUN_TIMEOUT_S = 25 * 60  # one bench at one size; past it the run is reported as failed
 SCALE_TOLERANCE = 0.2  # the rate at the largest N may be at most 20 % below the size before
