@@ -175,3 +175,32 @@ def test_keys_made_in_a_transaction_are_kept_once_it_commits_and_dropped_if_it_r
         fresh.master(tx)
         stored = fresh.key_ids_of(tx, "acme", ["c-kept", "c-lost"])
     assert stored == {"c-kept": again["c-kept"][0], "c-lost": again["c-lost"][0]}
+
+
+def test_a_rebuild_opens_boxes_in_the_database_as_in_python_and_names_a_tampered_one(
+        store_url: str, tmp_path: Path) -> None:
+    """SQLite opens the boxes inside the rebuild's own statement (`Sealing.in_database`),
+    PostgreSQL in Python: the same rows either way; a box that does not open is one clear
+    error naming its moment, not SQLite's "user-defined function raised exception"."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_moments())
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "replay")
+    with open_store(store_url) as services, services.backend.read() as tx:
+        in_database = tx.query("SELECT * FROM moments ORDER BY tenant, moment_id")
+    with open_store(store_url) as services:
+        services.projection_store.unsealer = None  # the Python path
+        services.projections.replay()
+        with services.backend.read() as tx:
+            assert tx.query("SELECT * FROM moments ORDER BY tenant, moment_id") == in_database
+        with services.backend.write("ledger") as tx:
+            stream, stored = tx.query("SELECT originator_id, state FROM stored_events"
+                                      " WHERE originator_version = 1 LIMIT 1")[0]
+            state = json.loads(bytes(stored))
+            box = state["moment"]["sealed"]
+            box["v"] = box["v"][:20] + ("A" if box["v"][20] != "A" else "B") + box["v"][21:]
+            tx.execute("UPDATE stored_events SET state = ? WHERE originator_id = ?"
+                       " AND originator_version = 1", (json.dumps(state).encode(), stream))
+    result = mot(store_url, "replay", ok=False)
+    assert result.exit_code != 0
+    assert f"moment {state['moment']['moment_id']} does not open" in result.output, result.output

@@ -254,6 +254,18 @@ class Keystore:
                             unwrap_data_key(master, bytes(wrapped), str(key_id)))
         return self._by_id
 
+    def all_ciphers(self, tx: Tx | None = None) -> Mapping[str, AESGCM] | None:
+        """The cipher of every stored key (what a statement that opens boxes may meet), in a
+        mapping of its own; None when the store holds more than CACHED_KEYS keys, more than a
+        process keeps (the caller then opens its boxes in Python, in batches: `ciphers`)."""
+        master = self.master(tx)
+        with self._tx(tx, write=False) as t:
+            if int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0) > CACHED_KEYS:
+                return None
+            rows = t.query("SELECT key_id, wrapped FROM mot_keys")
+        return {str(key_id): self._by_id.get(str(key_id)) or AESGCM(
+            unwrap_data_key(master, bytes(wrapped), str(key_id))) for key_id, wrapped in rows}
+
     def _bound(self) -> None:
         """Start the caches afresh once they hold CACHED_KEYS keys, before a call fills them
         with what it returns (new dicts: a mapping `ciphers` returned earlier stays whole)."""

@@ -22,17 +22,34 @@ from mot.projections.schema import MOMENT_FIELDS
 
 
 def load_statement(backend: SqlBackend, table: str, columns: Sequence[str],
-                   groups: str | None = None) -> str:
+                   groups: str | None = None, unseal: str | None = None) -> str:
     """`INSERT INTO table (columns) SELECT` of the moments whose latest event at or before
     position `as_of` lies in (after, upto] and does not retract them; with `groups` (the
     persons' members table), each also with its `person`: its customer id's group there, or
-    the id itself.
+    the id itself. With `unseal`, for a ledger whose personal fields are sealed: the SQL
+    function (tenant, moment id, key id, box) -> the opened box's JSON that the database
+    calls for each event (`Sealing.in_database`, SQLite), whose fields it takes the personal
+    ones from (an event without a box holds them itself).
 
     Parameters, in order: version, after, upto, as_of.
     """
     events = _current_events(backend)
     values = _values(backend)
-    select = f"SELECT {{}} FROM {backend.json_documents(events)}"
+    documents = backend.json_documents(events)
+    if unseal is not None:
+        # Here, not above: a store that seals nothing never loads the keystore (nor OpenSSL).
+        from mot.adapters.stores.sealing import box_field
+
+        for f in MOMENT_FIELDS:
+            name = box_field(f.at)
+            if name is not None:
+                values[f.name] = f"COALESCE(json_extract(p, '$.m.{name}'), {values[f.name]})"
+        box = ", ".join(backend.json_value(("moment", *path), "text")
+                        for path in (("tenant",), ("moment_id",), ("sealed", "k"), ("sealed", "v")))
+        # LIMIT -1 OFFSET 0: not flattened into the outer SELECT, which would call the
+        # function once a personal field instead of once an event.
+        documents = f"(SELECT s, {unseal}({box}) AS p FROM {documents} LIMIT -1 OFFSET 0)"
+    select = f"SELECT {{}} FROM {documents}"
     if groups is None:
         return (f"INSERT INTO {table} ({', '.join(columns)}) "
                 + select.format(", ".join(values[c] for c in columns)))

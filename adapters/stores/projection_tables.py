@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -59,6 +59,9 @@ from mot.projections.schema import (
 
 Opener = Callable[[Tx, list[tuple[str, str, str, str]]], list[dict[str, Any]]]
 """The personal fields of sealed moments, from their (tenant, moment id, key id, box)."""
+Unsealer = Callable[[], AbstractContextManager[str | None]]
+"""The name of an SQL function that opens sealed moments' boxes in this thread's statements
+while the context lasts; None when the database cannot (`Sealing.in_database`)."""
 
 if TYPE_CHECKING:
     from mot.projections.alerts import Alert
@@ -259,6 +262,7 @@ class SqlProjectionStore:
     """Creates the projection tables and opens sessions on them."""
 
     opener: Opener | None = None  # see SqlSession.opener
+    unsealer: Unsealer | None = None
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
@@ -390,7 +394,7 @@ class SqlProjectionStore:
         suffix = REBUILD_SUFFIX if name == REBUILD else ""
         with self.backend.write("projections") as tx:
             session = SqlSession(self.backend, tx, name, suffix, walk=False)
-            session.opener = self.opener
+            session.opener, session.unsealer = self.opener, self.unsealer
             yield session
 
     def start_rebuild(self, target: int, now: str) -> None:
@@ -418,7 +422,15 @@ class SqlProjectionStore:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""
         backend = self.backend
-        if self.opener is not None:  # sealed personal fields: opened here, in Python
+        if self.opener is not None:
+            # Sealed personal fields: opened by the database's own statement where it can
+            # call Python (SQLite), else here, in Python.
+            with nullcontext() if self.unsealer is None else self.unsealer() as function:
+                if function is not None:
+                    return StagedRange(*backend.fill_stage(
+                        lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)),
+                        lambda table: load_statement(backend, table, MOMENT_ROW, unseal=function),
+                        (as_of, after, upto, as_of)))
             return self.stage_rows(self.moment_rows(after, upto, as_of))
         return StagedRange(*backend.fill_stage(
             lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)),
@@ -533,6 +545,7 @@ class SqlSession:
     # Opens sealed events' personal fields (adapters/stores/sealing.py) for a rebuild's
     # moment load, when the ledger seals them; set by the store.
     opener: Opener | None = None
+    unsealer: Unsealer | None = None
 
     def __init__(self, backend: SqlBackend, tx: Tx, name: str, suffix: str,
                  as_of_us: int | None = None, *, walk: bool = True) -> None:
@@ -667,7 +680,13 @@ class SqlSession:
     def load_moments(self, after: int, upto: int, as_of: int) -> int:
         """Copy in, from the ledger, each moment whose latest event at or before `as_of` lies
         in (after, upto] and does not retract it (a rebuild's first phase); return how many."""
-        if self.opener is not None:  # sealed personal fields: opened in Python
+        if self.opener is not None:  # sealed personal fields: by the database, or in Python
+            with nullcontext() if self.unsealer is None else self.unsealer() as function:
+                if function is not None:
+                    self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW,
+                                                   groups=f"members{self.s}", unseal=function),
+                                    (as_of, after, upto, as_of))
+                    return int(self.tx.cursor.rowcount)
             rows = _opened_moment_rows(self.backend, self.tx, self.opener, after, upto, as_of)
             tenant, customer = MOMENT_ROW.index("tenant"), MOMENT_ROW.index("customer_id")
             groups = self.groups({(row[tenant], row[customer]) for row in rows})

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import base64
 import os
-from binascii import b2a_base64
-from collections.abc import Iterable, Mapping, Sequence
+import sqlite3
+from binascii import a2b_base64, b2a_base64
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
 
 import orjson
@@ -36,6 +38,7 @@ from mot.domain.erasure import erased_customer
 from mot.domain.events import LedgerEvent, MomentRecorded, as_dict
 
 LINK_TOPICS: Final = (LINKED, UNLINKED)
+UNSEAL_FUNCTION: Final = "mot_unseal"  # see Sealing.in_database
 
 PERSONAL: Final[tuple[str, ...]] = ("customer_id", "actor", "url", "attributes")
 """A moment's personal fields at its top level; `source.id` is the fifth."""
@@ -77,6 +80,13 @@ def _join(plain: dict[str, Any], personal: Mapping[str, Any]) -> dict[str, Any]:
     if "source_id" in personal:
         moment["source"] = {**moment.get("source", {}), "id": personal["source_id"]}
     return moment
+
+
+def box_field(path: Sequence[str]) -> str | None:
+    """The name in a moment's box of the field at `path` of the moment; None if not personal."""
+    if len(path) == 1 and path[0] in PERSONAL:
+        return path[0]
+    return "source_id" if tuple(path) == ("source", "id") else None
 
 
 def _context(tenant: str, moment_id: str) -> bytes:
@@ -264,8 +274,71 @@ class Sealing:
             return []
         self.refresh(tx)
         ciphers = self.keystore.ciphers({box[2] for box in boxes}, tx)
-        return [self._personal(tenant, moment_id, key_id, text, ciphers)["m"]
-                for tenant, moment_id, key_id, text in boxes]
+        erased, loads = self._erased, orjson.loads
+        out = []
+        for tenant, moment_id, key_id, text in boxes:  # `_personal`, written out: a box a row
+            aead = None if key_id in erased else ciphers.get(key_id)
+            if aead is None:
+                out.append(self._personal(tenant, moment_id, key_id, text, ciphers)["m"])
+                continue
+            raw = a2b_base64(text)
+            try:
+                out.append(loads(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                              _context(tenant, moment_id)))["m"])
+            except Exception:
+                raise KeyProblem(_tampered(moment_id)) from None
+        return out
+
+    @contextmanager
+    def in_database(self) -> Iterator[str | None]:
+        """The name of an SQL function, `(tenant, moment id, key id, box)` -> the opened box's
+        JSON, that this thread's statements may call while the context lasts (SQLite: a
+        rebuild then loads its moments with one statement, `moment_load.unsealing_statement`,
+        no row passing through Python); None on a database that cannot call Python
+        (PostgreSQL), or on a store of more than `keystore.CACHED_KEYS` keys. The cipher of
+        every stored key is made first: a statement cannot read the keystore."""
+        with self.backend.read() as tx:
+            # The thread's connection, which outlives this transaction.
+            connection = getattr(tx.cursor, "connection", None)
+            if not isinstance(connection, sqlite3.Connection):
+                yield None
+                return
+            self.refresh(tx)
+            ciphers = self.keystore.all_ciphers(tx)
+            if ciphers is None:  # more keys than a process keeps: opened in Python, in batches
+                yield None
+                return
+        erased = dict(self._erased)
+        problems: list[KeyProblem] = []
+
+        def unseal(tenant: str, moment_id: str, key_id: str | None, text: str) -> str | None:
+            if key_id is None:
+                return None
+            try:
+                erasure = erased.get(key_id)
+                if erasure is not None:
+                    return orjson.dumps({"m": {"customer_id": erased_customer(erasure)}}).decode()
+                aead = ciphers.get(key_id)
+                if aead is None:
+                    raise KeyProblem(_missing_key(key_id))
+                try:
+                    raw = a2b_base64(text)
+                    opened: bytes = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                                 _context(tenant, moment_id))
+                except Exception:
+                    raise KeyProblem(_tampered(moment_id)) from None
+                return opened.decode()
+            except KeyProblem as problem:  # SQLite's error would not say which
+                problems.append(problem)
+                raise
+
+        connection.create_function(UNSEAL_FUNCTION, 4, unseal)
+        try:
+            yield UNSEAL_FUNCTION
+        except Exception:
+            if problems:
+                raise problems[0] from None
+            raise
 
     def _opened(self, topic: str, data: dict[str, Any], ciphers: Mapping[str, Any]) -> dict[str, Any]:
         if topic in LINK_TOPICS:
@@ -286,19 +359,26 @@ class Sealing:
         aead = ciphers.get(key_id) if erasure is None else None
         if aead is None:
             if erasure is None:
-                raise KeyProblem(f"the data key {key_id} of a sealed event is missing and was not "
-                                 "erased: is MOT_KEYSTORE set to this store's keystore?")
+                raise KeyProblem(_missing_key(key_id))
             personal: dict[str, Any] = {"m": {"customer_id": erased_customer(erasure)},
                                         "s": {}}
         else:
-            raw = base64.b64decode(text)
+            raw = a2b_base64(text)
             try:
                 personal = orjson.loads(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
                                                      _context(tenant, moment_id)))
             except Exception:
-                raise KeyProblem(f"a sealed event of moment {moment_id} does not open with its "
-                                 "key: a tampered store") from None
+                raise KeyProblem(_tampered(moment_id)) from None
         return personal
+
+
+def _missing_key(key_id: str) -> str:
+    return (f"the data key {key_id} of a sealed event is missing and was not erased: is "
+            "MOT_KEYSTORE set to this store's keystore?")
+
+
+def _tampered(moment_id: str) -> str:
+    return f"a sealed event of moment {moment_id} does not open with its key: a tampered store"
 
 
 def is_sealed(topic: str, data: dict[str, Any]) -> bool:
