@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from typing import Any, NoReturn
+
 import click
 
 from mot.cli.context import State, pass_state
@@ -35,6 +38,8 @@ def verify(obj: State, tenant: str | None, show: int, workers: int | None, no_re
 
     Example: mot verify --tenant acme
     """
+    # SIGTERM unwinds like Ctrl-C, so the scratch store's folder and fold workers go too.
+    signal.signal(signal.SIGTERM, _terminated)
     services = obj.services
     progress = Progress("verify", quiet=quiet)
     if not no_refresh:
@@ -55,6 +60,11 @@ def verify(obj: State, tenant: str | None, show: int, workers: int | None, no_re
     click.echo(f"verified: {result.rows:,} rows of {len(_projections())} projections equal the "
                f"ledger's {result.events:,} events" + (f" (tenant {tenant})" if tenant else ""),
                err=False)
+
+
+def _terminated(signum: int, frame: Any) -> NoReturn:
+    click.echo("mot verify: stopped (SIGTERM), nothing compared", err=True)
+    raise SystemExit(128 + signum)
 
 
 def _projections() -> list[str]:

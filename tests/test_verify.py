@@ -104,3 +104,29 @@ def test_a_bounded_key_cache_opens_and_verifies_the_same(
             again = keys.ciphers([key_id])[key_id]  # read again after the cache started afresh
             assert again.decrypt(nonce, every[key_id].encrypt(nonce, b"x", None), None) == b"x"
             assert len(keys._by_id) <= 2
+
+
+def test_verify_stopped_by_sigterm_removes_its_scratch_store(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    store = str(tmp_path / "big.db")
+    sample = subprocess.run([str(MOT), "sample", "20000"], capture_output=True, check=True)
+    (tmp_path / "sample.jsonl").write_bytes(sample.stdout)
+    assert mot(store, "import", str(tmp_path / "sample.jsonl"), "-q").returncode == 0
+    assert mot(store, "project", "-q").returncode == 0
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    running = subprocess.Popen([str(MOT), "--store", store, "verify", "-q"],
+                               env={**os.environ, "TMPDIR": str(scratch)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(scratch.glob("mot-verify-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(scratch.glob("mot-verify-*")), "verify made no scratch folder"
+    running.send_signal(signal.SIGTERM)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 128 + signal.SIGTERM, err
+    assert "stopped (SIGTERM)" in err
+    assert list(scratch.iterdir()) == []
