@@ -16,7 +16,7 @@ from typing import Final, Literal
 from mot.domain.identity import uuid5_text
 from mot.projections.amplification import Amplification
 from mot.projections.model import Current
-from mot.projections.reciprocity import STOP_ASKING_AT, balances_along
+from mot.projections.reciprocity import STOP_ASKING_AT, fold_reciprocity_and_stops
 from mot.projections.relationship import Transition
 from mot.projections.responses import waited_past_target
 
@@ -66,10 +66,16 @@ def detractor_causes(transitions: Iterable[Transition]) -> Iterator[Cause]:
 def stop_asking_causes(moments: Sequence[Current], customer_id: str) -> Iterator[Cause]:
     """Each ask that made `unanswered_asks` reach the stop-asking line (status became
     `stop_asking`); a customer give or a decline resets it, so it can happen again."""
-    for m, balance in balances_along(moments):
-        if m.direction == "outbound" and m.kind == "ask" and balance.unanswered_asks == STOP_ASKING_AT:
-            yield Cause("stop_asking", m.tenant, customer_id, m.moment_id, m.occurred_us,
-                        (("unanswered_asks", balance.unanswered_asks), ("ask_type", m.ask_type)))
+    if moments:
+        yield from stop_asking_causes_of(fold_reciprocity_and_stops(moments)[1], customer_id)
+
+
+def stop_asking_causes_of(asks: Iterable[Current], customer_id: str) -> Iterator[Cause]:
+    """The causes of the asks that made `unanswered_asks` reach the line, as the reciprocity
+    fold found them (`fold_reciprocity_and_stops`)."""
+    for m in asks:
+        yield Cause("stop_asking", m.tenant, customer_id, m.moment_id, m.occurred_us,
+                    (("unanswered_asks", STOP_ASKING_AT), ("ask_type", m.ask_type)))
 
 
 def negative_amplification_cause(a: Amplification, threshold: int) -> Cause | None:
@@ -128,19 +134,19 @@ class Alert:
     url: str | None = None  # the moment's, as the outbox reads it (not kept with the alert)
 
 
-def customer_causes(moments: Sequence[Current], customer_id: str,
+def customer_causes(tenant: str, customer_id: str, last_us: int,
                     transitions: Iterable[Transition], amplifications: Iterable[Amplification],
-                    policy: AlertPolicy, now_us: int) -> list[Cause]:
-    """The fresh causes among one customer's folded projections (every rule but `overdue`).
+                    stop_asks: Iterable[Current], policy: AlertPolicy, now_us: int) -> list[Cause]:
+    """The fresh causes among one customer's folded projections (every rule but `overdue`):
+    its transitions, its amplifications and the asks that reached the stop-asking line, as
+    its folds found them (`stop_asks`: `fold_reciprocity_and_stops`); `last_us` is when its
+    latest moment occurred.
 
     A customer none of whose moments is fresh has none: most of a rebuild costs one
     comparison per customer.
     """
-    if not moments:
-        return []
-    tenant = moments[0].tenant
     window = policy.window(tenant)
-    if not any(is_fresh(m.occurred_us, now_us, window) for m in moments):
+    if not is_fresh(last_us, now_us, window):
         return []
     causes: list[Cause] = []
     by_id = {a.amplification_id: a for a in amplifications}
@@ -154,8 +160,7 @@ def customer_causes(moments: Sequence[Current], customer_id: str,
                            ("trigger_actor", a.trigger_actor),
                            ("delay_seconds", a.delay_seconds)))
         causes.append(cause)
-    if any(m.kind == "ask" and is_fresh(m.occurred_us, now_us, window) for m in moments):
-        causes.extend(stop_asking_causes(moments, customer_id))
+    causes.extend(stop_asking_causes_of(stop_asks, customer_id))
     reach = policy.reach(tenant)
     for a in by_id.values():
         found = negative_amplification_cause(a, reach)

@@ -347,12 +347,15 @@ class Engine:
         now = to_micros(self.clock())
         alerts: list[Alert] = []
         for key, f in folded.items():
-            ms = moments.get(key, [])
-            causes = customer_causes(ms, f.key[1], f.transitions, f.amplifications, self.alerts,
+            tenant, person = f.key
+            causes = customer_causes(tenant, person, f.relationship.last_moment_us,
+                                     f.transitions, f.amplifications, f.stop_asks, self.alerts,
                                      now)
             if causes:
-                alerts += raise_alerts(causes, {m.moment_id: m for m in ms},
-                                       {f.key[1]: f.person.customer_ids}, now)
+                named = {c.moment_id for c in causes}
+                alerts += raise_alerts(
+                    causes, {m.moment_id: m for m in moments.get(key, ()) if m.moment_id in named},
+                    {person: f.person.customer_ids}, now)
         return alerts
 
     def _write_customers(self, session: ProjectionSession, candidates: Collection[CustomerKey],

@@ -23,8 +23,13 @@ from mot.projections.amplification import (
 from mot.projections.model import Current, CustomerKey, MomentKey
 from mot.projections.persons import DEFAULT_LIMITS, Member, PersonLimits, PersonRow, person_row
 from mot.projections.ports import Cascade, FoldReader
-from mot.projections.reciprocity import Reciprocity, fold_reciprocity
-from mot.projections.relationship import Relationship, Transition, fold_relationship
+from mot.projections.reciprocity import Reciprocity, fold_reciprocity_and_stops
+from mot.projections.relationship import (
+    Relationship,
+    Transition,
+    fold_relationship,
+    in_fold_order,
+)
 from mot.projections.responses import Response, fold_responses
 
 
@@ -41,6 +46,9 @@ class CustomerProjections:
     shares: list[tuple[Current, str]]
     person: PersonRow
     responses: list[Response] = field(default_factory=list)  # the customer's requests (§3.5)
+    # The asks that made unanswered_asks reach the stop-asking line, found by the reciprocity
+    # fold: what the stop_asking alert names (§3.6), without folding the balance again.
+    stop_asks: list[Current] = field(default_factory=list)
 
     @property
     def key(self) -> CustomerKey:
@@ -82,7 +90,9 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
         else:
             person = key[1]
             row = PersonRow(key[0], person, (person,), 1, 0, False, person)
-        relationship, transitions = fold_relationship(ms, row.customer_ids)
+        # Checked once here (the stores read them in fold order), not once in each fold.
+        ordered = in_fold_order(ms)
+        relationship, transitions = fold_relationship(ordered, row.customer_ids, ordered=True)
         private = [m for m in ms if m.direction != "public"]
         amplifications = []
         shares: list[tuple[Current, str]] = []
@@ -93,9 +103,12 @@ def project_customers(reader: FoldReader, moments: dict[CustomerKey, list[Curren
                 tree = cascades[post.moment_id]
                 amplifications.append(build_amplification(post, trigger, tree.size, tree.reach))
                 shares.extend((share, post.moment_id) for share in tree.shares)
-        out[key] = CustomerProjections(relationship, transitions,
-                                       fold_reciprocity(ms, row.customer_ids), amplifications,
-                                       shares, row, fold_responses(ms, row.customer_id))
+        reciprocity, stop_asks = fold_reciprocity_and_stops(ordered, row.customer_ids,
+                                                            ordered=True)
+        out[key] = CustomerProjections(relationship, transitions, reciprocity, amplifications,
+                                       shares, row,
+                                       fold_responses(ordered, row.customer_id, ordered=True),
+                                       stop_asks)
     return out
 
 

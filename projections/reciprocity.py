@@ -146,17 +146,30 @@ def fold_reciprocity(moments: Sequence[Current], customer_ids: tuple[str, ...] =
                      ) -> Reciprocity:
     """One customer's reciprocity balance (SPEC §3.2); `moments` in any order, `customer_ids`
     all the person's ids (default: the customer's own)."""
+    return fold_reciprocity_and_stops(moments, customer_ids)[0]
+
+
+def fold_reciprocity_and_stops(moments: Sequence[Current], customer_ids: tuple[str, ...] = (),
+                               *, ordered: bool = False) -> tuple[Reciprocity, list[Current]]:
+    """`fold_reciprocity`, and the asks that made `unanswered_asks` reach STOP_ASKING_AT (the
+    status became `stop_asking`; what the stop_asking alert names, SPEC §3.6) in fold order:
+    found in the same pass, so that raising alerts does not fold the balance again.
+    `ordered`: the caller has the moments in fold order already."""
     if not moments:
         raise ValueError("a reciprocity balance needs at least one moment")
     tenant, customer_id = moments[0].tenant, moments[0].customer_id
     final = Balance()
-    for m in in_fold_order(moments):
+    stops: list[Current] = []
+    for m in moments if ordered else in_fold_order(moments):
         if (m.tenant, m.customer_id) != (tenant, customer_id):
             raise ValueError(
                 f"moment {m.moment_id} is of {(m.tenant, m.customer_id)}, not "
                 f"{(tenant, customer_id)}: a balance folds one customer's moments"
             )
-        final = reciprocity_step(final, m)
+        before, final = final, reciprocity_step(final, m)
+        # Only an ask adds to unanswered_asks, one at a time: reaching the line is an ask.
+        if final.unanswered_asks == STOP_ASKING_AT != before.unanswered_asks:
+            stops.append(m)
     return Reciprocity(
         tenant=tenant,
         customer_id=customer_id,
@@ -167,4 +180,4 @@ def fold_reciprocity(moments: Sequence[Current], customer_ids: tuple[str, ...] =
         unanswered_asks=final.unanswered_asks,
         status=final.status,
         customer_ids=customer_ids or (customer_id,),
-    )
+    ), stops

@@ -234,14 +234,15 @@ class _Tally:
         )
 
 
-def _fold(moments: Sequence[Current], tally: _Tally) -> Iterator[tuple[Current, Stage]]:
+def _fold(moments: Sequence[Current], tally: _Tally, *, ordered: bool = False
+          ) -> Iterator[tuple[Current, Stage]]:
     """Feed `moments` (one customer's) to `tally` in fold order, yielding the stage
-    after each one."""
-    ordered = in_fold_order(moments)
-    if not ordered:
+    after each one (`ordered`: the caller has them in fold order already)."""
+    ordered_moments = moments if ordered else in_fold_order(moments)
+    if not ordered_moments:
         return
-    key = (ordered[0].tenant, ordered[0].customer_id)
-    for m in ordered:
+    key = (ordered_moments[0].tenant, ordered_moments[0].customer_id)
+    for m in ordered_moments:
         if (m.tenant, m.customer_id) != key:
             raise ValueError(
                 f"moment {m.moment_id} is of {(m.tenant, m.customer_id)}, not {key}: "
@@ -257,19 +258,20 @@ def stages_along(moments: Sequence[Current]) -> Iterator[tuple[Current, Stage]]:
     return _fold(moments, _Tally())
 
 
-def fold_relationship(moments: Sequence[Current], customer_ids: tuple[str, ...] = ()
-                      ) -> tuple[Relationship, list[Transition]]:
+def fold_relationship(moments: Sequence[Current], customer_ids: tuple[str, ...] = (), *,
+                      ordered: bool = False) -> tuple[Relationship, list[Transition]]:
     """One customer's relationship and its stage transitions (SPEC §3.1).
 
-    `moments` are all of the customer's current moments, in any order; `customer_ids` all
-    the person's ids (default: the customer's own).
+    `moments` are all of the customer's current moments, in any order (`ordered`: the
+    caller has them in fold order already); `customer_ids` all the person's ids (default:
+    the customer's own).
     """
     if not moments:
         raise ValueError("a relationship needs at least one moment")
     tally = _Tally()
     transitions: list[Transition] = []
     stage: Stage = "stranger"  # the first transition is from stranger
-    for m, after in _fold(moments, tally):
+    for m, after in _fold(moments, tally, ordered=ordered):
         if after != stage:
             transitions.append(
                 Transition(m.tenant, m.customer_id, stage, after, m.occurred_us, m.moment_id)

@@ -54,12 +54,14 @@ class Response(NamedTuple):
         return self.response_moment_id is None
 
 
-def fold_responses(moments: Sequence[Current], customer_id: str) -> list[Response]:
+def fold_responses(moments: Sequence[Current], customer_id: str, *, ordered: bool = False
+                   ) -> list[Response]:
     """Every request among a person's current moments with its first response, in fold order.
 
     A response to request R is one of the person's outbound moments that names R in
     `in_reply_to` (any kind, any time), or an unaddressed answer after R in fold order;
-    R's response is the first of them in fold order.
+    R's response is the first of them in fold order. `ordered`: the caller has the
+    moments in fold order already.
     """
     # The rules of `is_request` and `is_unaddressed_answer`, written out: this runs for
     # every customer of a rebuild, and most have no request (no sort, no list for them);
@@ -73,7 +75,7 @@ def fold_responses(moments: Sequence[Current], customer_id: str) -> list[Respons
     first: dict[str, Current] = {}  # request id -> its first response
     waiting: list[Current] = []  # requests before the current position with no answer yet
     replies: list[Current] = []  # outbound moments naming a moment (maybe a later request)
-    for m in in_fold_order(moments):
+    for m in moments if ordered else in_fold_order(moments):
         direction = m.direction
         if direction == "outbound":
             if m.in_reply_to is not None:
@@ -98,12 +100,16 @@ def fold_responses(moments: Sequence[Current], customer_id: str) -> list[Respons
 
 
 def _response(r: Current, answer: Current | None, customer_id: str) -> Response:
+    # `_make` of a tuple: the named tuple's own __new__ is one Python call more per request.
     if answer is None:
-        return Response(r.moment_id, r.tenant, customer_id, r.kind, r.channel, r.function,
-                        r.occurred_us, None, None, None, None)
-    return Response(r.moment_id, r.tenant, customer_id, r.kind, r.channel, r.function,
-                    r.occurred_us, answer.moment_id, answer.function, answer.occurred_us,
-                    whole_seconds(answer.occurred_us - r.occurred_us))
+        return _make((r.moment_id, r.tenant, customer_id, r.kind, r.channel, r.function,
+                      r.occurred_us, None, None, None, None))
+    return _make((r.moment_id, r.tenant, customer_id, r.kind, r.channel, r.function,
+                  r.occurred_us, answer.moment_id, answer.function, answer.occurred_us,
+                  whole_seconds(answer.occurred_us - r.occurred_us)))
+
+
+_make = Response._make
 
 
 def nearest_rank(ascending: Sequence[int], percent: int) -> int | None:

@@ -110,3 +110,28 @@ def test_an_alert_names_every_id_of_its_person(tmp_path: Path, store_url: str) -
     assert raised and any(len(a["customer_ids"]) > 1 for a in raised)
     for a in raised:
         assert a["customer_ids"] == persons[a["customer_id"]]
+
+
+def test_a_page_raising_more_alerts_than_a_bulk_raises_each_once(tmp_path: Path,
+                                                                  store_url: str) -> None:
+    """More alerts in one transaction than `BULK_UPSERT_ROWS` (a server store inserts them in
+    bulk): each raised once, and a replay raises none again."""
+    from mot.adapters.stores.projection_tables import BULK_UPSERT_ROWS
+
+    many = BULK_UPSERT_ROWS + 30
+    lines = tmp_path / "detractors.jsonl"
+    lines.write_text("".join(json.dumps({
+        "tenant": "acme", "customer_id": f"c{n}", "occurred_at": "2026-04-01T10:00:00Z",
+        "channel": "twitter", "direction": "public", "kind": "post", "sentiment": -0.7,
+        "reach": 10, "source": {"system": "t", "id": str(n)}}) + "\n" for n in range(many)))
+    config = tmp_path / "mot.toml"
+    config.write_text('[alerts]\nwindow = "1000d"\n')
+    env = {"MOT_CONFIG": str(config)}
+    mot(store_url, "import", "-q", lines)
+    mot(store_url, "project", env=env)
+    raised = alerts(store_url)
+    assert sorted(a["customer_id"] for a in raised) == sorted(f"c{n}" for n in range(many))
+    assert {a["rule"] for a in raised} == {"detractor"}
+    assert len({a["alert_id"] for a in raised}) == many
+    mot(store_url, "replay", env=env)
+    assert alerts(store_url) == raised

@@ -29,7 +29,7 @@ from persons_support import (
 )
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
-from mot.adapters.stores.projection_tables import RESPONSE_VALUES
+from mot.adapters.stores.projection_tables import BULK_UPSERT_ROWS, RESPONSE_VALUES
 from mot.bootstrap import open_store
 from mot.domain.identity import derived_moment_id
 from mot.projections.engine import Engine
@@ -365,3 +365,34 @@ def test_identity_show_gives_ids_links_with_their_evidence_and_moments_per_id(
         "suspect": False, "suspect_because": [], "links": [], "history": [],
         "moments": {"x:maria": 1}}
     assert persons.suspects() == []
+
+
+def test_a_merge_of_many_requests_writes_what_a_rebuild_writes(world: World) -> None:
+    """More requests than `BULK_UPSERT_ROWS` change rows in one merge: a server store upserts
+    them in bulk (a scratch table and one statement), with the same rows and versions as one
+    statement a row would write: the rows of the same moments and link projected at once."""
+    many = BULK_UPSERT_ROWS + 20
+    lines = []
+    for n in range(many):
+        for who, minute in (("a:1", n % 60), ("b:1", (n + 30) % 60)):
+            at = f"2026-04-01T{n % 24:02d}:{minute:02d}:00Z"
+            lines += [{**moment(who, 0, "inbound", "question", f"{who}q{n}"), "occurred_at": at},
+                      {**moment(who, 0, "outbound", "answer", f"{who}a{n}"), "occurred_at": at}]
+    world.record(lines)
+    world.engine().catch_up()
+    before = {r["request_moment_id"]: r for r in world.store.read_view(ViewRead("responses"))}
+    world.record([link("link", "a:1", "b:1", 0)])
+    world.engine().catch_up()
+    merged = world.ledger.head()
+    after = {r["request_moment_id"]: r for r in world.store.read_view(ViewRead("responses"))}
+    assert after.keys() == before.keys() and len(after) == 2 * many
+    moved = [key for key, r in after.items() if r["customer_id"] != before[key]["customer_id"]]
+    assert len(moved) >= BULK_UPSERT_ROWS
+    for key, r in after.items():
+        same = {k: v for k, v in r.items() if k != "version"} == {
+            k: v for k, v in before[key].items() if k != "version"}
+        assert r["version"] == (before[key]["version"] if same else merged)
+    at_once = MemoryProjectionStore(world.ledger)
+    Engine(at_once, world.ledger).catch_up()
+    assert without_versions(world.views()) == without_versions(
+        {name: at_once.read_view(ViewRead(name)) for name in SECTIONS})

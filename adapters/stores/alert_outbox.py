@@ -69,7 +69,12 @@ def create_alert_tables(backend: SqlBackend, tx: Tx) -> None:
 
 def insert_alerts(tx: Tx, alerts: Sequence[Alert]) -> None:
     """Each alert not raised before, inside the caller's (the projections') transaction."""
-    tx.executemany(INSERT, [_row(a) for a in alerts])
+    tx.executemany(INSERT, alert_rows(alerts))
+
+
+def alert_rows(alerts: Iterable[Alert]) -> list[tuple[Any, ...]]:
+    """The alerts' rows of COLUMNS (the projections' session inserts them in bulk)."""
+    return [_row(a) for a in alerts]
 
 
 def _row(a: Alert) -> tuple[Any, ...]:

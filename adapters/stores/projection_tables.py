@@ -9,6 +9,7 @@ tables under a `__rebuild` suffix and `swap` renames them in one transaction.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from mot.adapters.stores.alert_outbox import create_alert_tables, insert_alerts
+from mot.adapters.stores.alert_outbox import COLUMNS as ALERT_COLUMNS
+from mot.adapters.stores.alert_outbox import alert_rows, create_alert_tables
 from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement, select_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
@@ -209,6 +211,13 @@ def _opened_moment_rows(backend: SqlBackend, tx: Tx, opener: Opener, after: int,
                 else value
     return [tuple(row) for row in rows]
 
+
+BULK_UPSERT_ROWS = 100
+"""From this many rows a server store upserts in bulk (`SqlSession._bulk_upsert`): psycopg's
+`executemany` sends a statement a row, each a round of the server's work; a merge of two
+persons of 10,000 moments rewrites ~8,000 responses rows, a rebuild's range of customers
+saves thousands of share roots and raises hundreds of alerts (bench/NOTES.md)."""
+_SCRATCHES = itertools.count()
 
 CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses",
                    "persons")
@@ -562,7 +571,9 @@ class SqlSession:
 
     # -- alerts (the outbox is one table, live and rebuild alike: an alert is raised once)
     def raise_alerts(self, alerts: Sequence[Alert]) -> None:
-        insert_alerts(self.tx, alerts)
+        # As `insert_alerts` does, in bulk on a server: a rebuild's range raises hundreds.
+        self._upsert("alerts", ALERT_COLUMNS, alert_rows(alerts), key=("alert_id",),
+                     update=False, suffix="")
 
     # -- position -------------------------------------------------------------------
     def progress(self) -> Checkpoint:
@@ -1040,16 +1051,39 @@ class SqlSession:
             self.backend.bulk_insert(self.tx, table + self.s, columns, rows)
 
     def _upsert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-               key: Sequence[str]) -> None:
+               key: Sequence[str], update: bool = True, suffix: str | None = None) -> None:
+        """Insert the rows, updating (or with `update` False keeping) those whose key is taken;
+        `suffix` other than the session's names a table that rebuilds share (the alerts)."""
         rows = list(rows)
         if not rows:
             return
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+        target = table + (self.s if suffix is None else suffix)
+        conflict = f"ON CONFLICT ({', '.join(key)}) " + (
+            "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+            if update else "DO NOTHING")
+        if len(rows) >= BULK_UPSERT_ROWS and self.backend.server_uri() is not None:
+            self._bulk_upsert(target, columns, rows, key, conflict, update)
+            return
         self.tx.executemany(
-            f"INSERT INTO {table}{self.s} ({', '.join(columns)})"
-            f" VALUES ({','.join('?' * len(columns))})"
-            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}", rows,
+            f"INSERT INTO {target} ({', '.join(columns)})"
+            f" VALUES ({','.join('?' * len(columns))}) {conflict}", rows,
         )
+
+    def _bulk_upsert(self, target: str, columns: Sequence[str], rows: list[Sequence[Any]],
+                     key: Sequence[str], conflict: str, update: bool) -> None:
+        """`_upsert` on a server: the rows copied into a scratch table (the backend's bulk
+        insert, a COPY), then one `INSERT ... SELECT ... ON CONFLICT`."""
+        if update:
+            # One statement may not update a row twice: the last row of a key wins, as it
+            # does one statement a row (DO NOTHING keeps the first either way).
+            at = [columns.index(column) for column in key]
+            rows = list({tuple(row[i] for i in at): row for row in rows}.values())
+        names = ", ".join(columns)
+        scratch = f"mot_upsert_{next(_SCRATCHES)}"  # dropped when the transaction ends
+        self.tx.execute(f"CREATE TEMPORARY TABLE {scratch} ON COMMIT DROP AS"
+                        f" SELECT {names} FROM {target} WITH NO DATA")
+        self.backend.bulk_insert(self.tx, scratch, columns, rows)
+        self.tx.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {scratch} {conflict}")
 
     def _tombstones(self, projection: str, keys: Iterable[str], version: int) -> None:
         self._upsert("tombstones", ("projection", "row_key", "version"),
