@@ -255,16 +255,21 @@ class Keystore:
         return self._by_id
 
     def all_ciphers(self, tx: Tx | None = None) -> Mapping[str, AESGCM] | None:
-        """The cipher of every stored key (what a statement that opens boxes may meet), in a
-        mapping of its own; None when the store holds more than CACHED_KEYS keys, more than a
-        process keeps (the caller then opens its boxes in Python, in batches: `ciphers`)."""
+        """The cipher of every stored key (what a statement that opens boxes may meet), kept
+        like those `ciphers` gives (a rebuild asks again for each range: only new keys are
+        unwrapped); None when the store holds more than CACHED_KEYS keys, more than a process
+        keeps (the caller then opens its boxes in Python, in batches: `ciphers`)."""
         master = self.master(tx)
         with self._tx(tx, write=False) as t:
             if int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0) > CACHED_KEYS:
                 return None
             rows = t.query("SELECT key_id, wrapped FROM mot_keys")
-        return {str(key_id): self._by_id.get(str(key_id)) or AESGCM(
-            unwrap_data_key(master, bytes(wrapped), str(key_id))) for key_id, wrapped in rows}
+        self._bound()
+        by_id = self._by_id
+        for key_id, wrapped in rows:
+            if str(key_id) not in by_id:
+                by_id[str(key_id)] = AESGCM(unwrap_data_key(master, bytes(wrapped), str(key_id)))
+        return by_id
 
     def _bound(self) -> None:
         """Start the caches afresh once they hold CACHED_KEYS keys, before a call fills them
