@@ -112,11 +112,7 @@ class Sealing:
         """Each (topic, state) with its personal fields sealed."""
         wanted: dict[str, set[str]] = {}
         for topic, state in states:
-            if topic in LINK_TOPICS:
-                wanted.setdefault(state["tenant"], set()).update(state["customer_ids"])
-            else:
-                tenant, customer = _owner(topic, state)
-                wanted.setdefault(tenant, set()).add(customer)
+            _want(wanted, topic, state)
         keys = self._keys(tx, wanted)
         nonces = _Nonces(len(states))
         out = []
@@ -147,11 +143,7 @@ class Sealing:
                 continue
             topic, state = to_state(event)
             items.append((topic, state))
-            if topic in LINK_TOPICS:
-                wanted.setdefault(state["tenant"], set()).update(state["customer_ids"])
-            else:
-                tenant, customer = _owner(topic, state)
-                wanted.setdefault(tenant, set()).add(customer)
+            _want(wanted, topic, state)
         keys = self._keys(tx, wanted)
         nonces = _Nonces(len(items))
         dumps = orjson.dumps
@@ -390,6 +382,15 @@ def is_sealed(topic: str, data: dict[str, Any]) -> bool:
 
 def _link_context(tenant: str, link_id: str, index: int) -> bytes:
     return f"mot:link:{tenant}/{link_id}/{index}".encode()
+
+
+def _want(wanted: dict[str, set[str]], topic: str, state: dict[str, Any]) -> None:
+    """Add the customer ids whose keys seal this state to `wanted` (tenant -> ids)."""
+    if topic in LINK_TOPICS:
+        wanted.setdefault(state["tenant"], set()).update(state["customer_ids"])
+    else:
+        tenant, customer = _owner(topic, state)
+        wanted.setdefault(tenant, set()).add(customer)
 
 
 def _owner(topic: str, state: dict[str, Any]) -> tuple[str, str]:
