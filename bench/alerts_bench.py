@@ -32,7 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from benchlib import OUT, fresh_store, log, mot_command, parser, run_measured, sample_file, stores_of
+from benchlib import (
+    OUT,
+    drop_store,
+    fresh_store,
+    log,
+    mot_command,
+    parser,
+    run_measured,
+    sample_file,
+    stores_of,
+)
 
 from mot.bootstrap import open_store
 
@@ -89,6 +99,7 @@ def rebuilds(kind: str, args: Any) -> dict[str, Any]:
     os.environ.pop("MOT_CONFIG", None)
     with open_store(store) as services:
         raised = services.alert_outbox.counts().alerts
+    drop_store(kind, f"alerts-{kind}", args)
     a, b = (sum(v) / len(v) for v in runs.values())
     return {"events": head, "alerts_raised": raised, "events_per_s": runs, "cpu_seconds": cpu,
             "ratio_fresh_to_none": round(b / a, 3),
@@ -160,6 +171,7 @@ def delivery(kind: str, count: int, url: str, args: Any) -> dict[str, Any]:
                         str(config), "--batch", "500"], f"deliver {count:,}").check("deliver")
     with open_store(store) as services:
         delivered = services.alert_outbox.counts().delivered
+    drop_store(kind, f"alerts-deliver-{kind}-{count}", args)
     assert delivered == count, (delivered, count)
     rate = count / run.seconds
     log(f"  {kind}: {count:,} deliveries in {run.seconds:.1f} s = {rate:,.0f}/s, peak RSS"

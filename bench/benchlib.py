@@ -137,8 +137,11 @@ def fresh_pg(admin: str, dbname: str) -> str:
 
 
 def sqlite_paths(name: str) -> list[Path]:
+    """A SQLite store's files: the database, its WAL and shared memory, its lock files and
+    the master key file mot creates beside a new store."""
     base = STORES / f"{name}.db"
-    return [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
+    return [base.with_name(base.name + suffix)
+            for suffix in ("", "-wal", "-shm", ".lock", ".rebuild.lock", ".key")]
 
 
 def fresh_sqlite(name: str) -> str:
