@@ -273,12 +273,7 @@ class Sealing:
             if aead is None:
                 out.append(self._personal(tenant, moment_id, key_id, text, ciphers)["m"])
                 continue
-            raw = a2b_base64(text)
-            try:
-                out.append(loads(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
-                                              _context(tenant, moment_id)))["m"])
-            except Exception:
-                raise KeyProblem(_tampered(moment_id)) from None
+            out.append(loads(_opened_box(aead, tenant, moment_id, text))["m"])
         return out
 
     @contextmanager
@@ -313,13 +308,7 @@ class Sealing:
                 aead = ciphers.get(key_id)
                 if aead is None:
                     raise KeyProblem(_missing_key(key_id))
-                try:
-                    raw = a2b_base64(text)
-                    opened: bytes = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
-                                                 _context(tenant, moment_id))
-                except Exception:
-                    raise KeyProblem(_tampered(moment_id)) from None
-                return opened.decode()
+                return _opened_box(aead, tenant, moment_id, text).decode()
             except KeyProblem as problem:  # SQLite's error would not say which
                 problems.append(problem)
                 raise
@@ -355,12 +344,7 @@ class Sealing:
             personal: dict[str, Any] = {"m": {"customer_id": erased_customer(erasure)},
                                         "s": {}}
         else:
-            raw = a2b_base64(text)
-            try:
-                personal = orjson.loads(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
-                                                     _context(tenant, moment_id)))
-            except Exception:
-                raise KeyProblem(_tampered(moment_id)) from None
+            personal = orjson.loads(_opened_box(aead, tenant, moment_id, text))
         return personal
 
 
@@ -369,8 +353,17 @@ def _missing_key(key_id: str) -> str:
             "MOT_KEYSTORE set to this store's keystore?")
 
 
-def _tampered(moment_id: str) -> str:
-    return f"a sealed event of moment {moment_id} does not open with its key: a tampered store"
+def _opened_box(aead: Any, tenant: str, moment_id: str, text: str) -> bytes:
+    """The plaintext of a moment's box (base64 of nonce + ciphertext); KeyProblem when it does
+    not open with its key, bound to its tenant and moment id."""
+    try:
+        raw = a2b_base64(text)
+        opened: bytes = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                     _context(tenant, moment_id))
+    except Exception:
+        raise KeyProblem(f"a sealed event of moment {moment_id} does not open with its key: "
+                         "a tampered store") from None
+    return opened
 
 
 def is_sealed(topic: str, data: dict[str, Any]) -> bool:
