@@ -402,3 +402,26 @@ def test_record_batches_decode_as_kafka_python_reads_them(compression: int) -> N
                     expected[1].append(record.key)
                     expected[2].append(record.value)
         assert decode_chunk((data, start)) == (expected, expected[2])
+
+
+@pytest.mark.parametrize("magic", [0, 1])
+def test_a_short_message_of_the_old_formats_decodes(magic: int) -> None:
+    """A broker on message format v0 or v1 (before 0.11) hands each message on as a batch
+    of its own (`_BatchRecords`), which may be shorter than a v2 batch's header: it still
+    decodes, as kafka-python reads it, instead of being passed over while its offset is
+    committed (the message lost)."""
+    from kafka.record import MemoryRecords
+    from kafka.record.legacy_records import LegacyRecordBatchBuilder
+
+    from mot.adapters.kafka.client import decode_chunk
+
+    for value in (b"{}", b'{"tenant":"acme"}', b"x" * 200):
+        builder = LegacyRecordBatchBuilder(magic=magic, compression_type=0, batch_size=1 << 20)
+        builder.append(7, timestamp=None if magic == 0 else 1_700_000_000_000, key=None,
+                       value=value)
+        data = bytes(builder.build())
+        batch = MemoryRecords(data).next_batch()
+        assert batch is not None
+        expected = ([r.offset for r in batch], [r.key for r in batch], [r.value for r in batch])
+        assert expected == ([7], [None], [value])
+        assert decode_chunk((data, 0)) == (expected, expected[2])

@@ -177,7 +177,9 @@ def decode_chunk(payload: tuple[bytes, int]) -> tuple[Records, list[bytes | None
     keys: list[bytes | None] = []
     values: list[bytes | None] = []
     at, size = 0, len(data)
-    while at + _V2_HEADER <= size:
+    # Each batch's length and magic byte are where every format has them; a v0/v1 message
+    # (a batch of its own) may be shorter than a v2 batch's header.
+    while at + _MAGIC_END <= size:
         end = at + 12 + int.from_bytes(data[at + 8:at + 12], "big", signed=True)
         attributes = int.from_bytes(data[at + 21:at + 23], "big")
         if data[at + 16] == 2 and not attributes & _CODEC_MASK:
@@ -195,6 +197,7 @@ def decode_chunk(payload: tuple[bytes, int]) -> tuple[Records, list[bytes | None
 
 
 _V2_HEADER = 61  # bytes before a v2 batch's first record (DefaultRecordBase.HEADER_STRUCT)
+_MAGIC_END = 17  # base offset 8, length 4, CRC (v0/v1) or leader epoch (v2) 4, magic 1
 _CODEC_MASK = 0x07
 _CONTROL = 0x20
 
