@@ -50,6 +50,7 @@ from mot.projections.ports import (
     LIVE,
     REBUILD,
     EncodedCustomers,
+    ErasedDuringRebuild,
     FoldReader,
     NotificationLog,
     Pair,
@@ -429,7 +430,12 @@ class Engine:
             self._rebuild_fold(progress, folder or self.fold_ranges)
         self.store.index_rebuild("folded")
         self.catch_up(REBUILD, progress)
-        self.store.swap(self._now())
+        try:
+            self.store.swap(self._now())
+        except ErasedDuringRebuild:
+            # What was read before the erasure and written after it may name the person:
+            # the store dropped those tables; build them again from the ledger as it is now.
+            return self.rebuild(progress, restart=True, folder=folder, stager=stager)
         live = self.store.state(LIVE)
         return live[0] if live else 0
 

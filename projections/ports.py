@@ -59,6 +59,12 @@ class ProjectionState(NamedTuple):
     target: int | None  # a rebuild: the ledger position it builds up to
 
 
+class ErasedDuringRebuild(RuntimeError):
+    """`ProjectionStore.swap` refused: an erasure (SPEC §6) committed while the rebuild read
+    and wrote in separate transactions, so its tables may hold what the erasure took away;
+    they are dropped and the rebuild starts again."""
+
+
 class StagedRange(NamedTuple):
     """Moments of a range of the log, extracted ahead into a scratch table of their own."""
 
@@ -269,7 +275,10 @@ class ProjectionStore(Protocol):
     def drop_stages(self) -> None:
         """Drop the stages that a stopped rebuild left."""
         ...
-    def swap(self, now: str) -> None: ...
+    def swap(self, now: str) -> None:
+        """Put the rebuilt tables in place of the live ones; ErasedDuringRebuild (the rebuild
+        discarded) when an erasure came after the rebuild began."""
+        ...
     def state(self, name: str = ...) -> ProjectionState | None: ...
     def progress_time(self, name: str = ...) -> str | None:
         """When a projection run last saved its position (RFC 3339), or None before its first page."""

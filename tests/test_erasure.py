@@ -621,3 +621,54 @@ def test_a_publisher_cursor_that_stopped_at_the_erased_persons_row_moves_to_the_
         assert MARIA not in cursor[1]
         after = changelog.changes("relationships", "rows", cursor, upto, 1000)
         assert [c.key for c in after] == [k for k in expected if k != f"acme/{MARIA}"]
+
+
+@pytest.mark.parametrize("phase", ["moments", "fold"])
+def test_an_erasure_during_a_rebuild_leaves_none_of_the_person_in_the_swapped_tables(
+        store_url: str, tmp_path: Path, phase: str) -> None:
+    """A rebuild reads and writes in separate transactions (worker processes stage ranges of
+    moments ahead, folds are written after they are read): an erasure that commits in
+    between finds nothing of hers in the rebuild tables yet, and what was read before it
+    (her customer id, her actor) would be written after it and swapped in. The rebuild
+    starts again instead, from the ledger as the erasure left it."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project", "-q")
+    sums = _sums(store_url)
+    erased: list[bool] = []
+
+    def erase_once() -> None:
+        if not erased:
+            erased.append(True)
+            mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+
+    with open_store(store_url) as services:
+        engine = services.projections.engine
+        target = services.projection_store
+
+        def stager(ranges: Any, as_of: int) -> Any:
+            for after, upto in ranges:
+                stage = target.stage_moments(after, upto, as_of)
+                if phase == "moments":
+                    erase_once()
+                yield stage
+
+        def folder(ranges: Any, version: int) -> Any:
+            for folded in engine.fold_ranges(ranges, version):
+                if phase == "fold":
+                    erase_once()
+                yield folded
+
+        with target.rebuild_lock():
+            engine.rebuild(stager=stager, folder=folder)
+    assert erased
+    for name in ("relationships", "reciprocity", "transitions", "persons", "responses"):
+        assert MARIA not in {r["customer_id"] for r in query(store_url, name, "--tenant", "acme")}
+    assert not [r for r in query(store_url, "amplifications", "--tenant", "acme")
+                if r.get("trigger_actor") == "@maria_erase_actor"]
+    assert _sums(store_url) == sums
+    # Globex's Maria is another tenant's customer: still there; acme's strings are not.
+    assert _found(store_url) == {MARIA}
+    with open_store(store_url) as services, services.backend.read() as tx:
+        assert tx.query("SELECT tenant FROM moments WHERE customer_id = ?", (MARIA,)) == [("globex",)]

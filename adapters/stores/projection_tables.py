@@ -24,6 +24,7 @@ from mot.adapters.stores.alert_outbox import alert_rows, create_alert_tables
 from mot.adapters.stores.analyst_views import create_views, drop_views
 from mot.adapters.stores.moment_load import load_statement, select_statement
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+from mot.adapters.stores.topics import ERASED
 from mot.adapters.stores.views import read_view
 from mot.domain.erasure import is_erased_customer
 from mot.domain.timefmt import micros_to_text
@@ -34,6 +35,7 @@ from mot.projections.ports import (
     REBUILD,
     Cascade,
     Checkpoint,
+    ErasedDuringRebuild,
     Pair,
     Precedence,
     ProjectionState,
@@ -479,21 +481,45 @@ class SqlProjectionStore:
         self.backend.drop_stages()
 
     def swap(self, now: str) -> None:
-        """Put the rebuilt tables in place of the live ones, in one transaction."""
+        """Put the rebuilt tables in place of the live ones, in one transaction; unless an
+        erasure came after the rebuild began (ErasedDuringRebuild)."""
         with self.backend.write("projections") as tx:
-            position = tx.scalar("SELECT position FROM projection_state WHERE name = ?", (REBUILD,))
-            drop_views(tx)  # they depend on the tables replaced here
-            self.backend.drop_derived_tables(tx, list(TABLES))
-            for name in TABLES:
-                tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
-            create_views(self.backend, tx)
-            tx.execute("DELETE FROM projection_state WHERE name IN (?, ?)", (LIVE, REBUILD))
-            tx.execute(
-                "INSERT INTO projection_state (name, position, phase, updated_at)"
-                " VALUES (?, ?, 'live', ?)", (LIVE, position or 0, now),
-            )
+            rows = tx.query("SELECT position, target FROM projection_state WHERE name = ?",
+                            (REBUILD,))
+            position, target = rows[0] if rows else (None, None)
+            # An erasure updates the rebuild's tables too, but not what a rebuild read before
+            # it and writes after it (a stage extracted ahead, a range folded): its event
+            # after the rebuild's target says one may have. The rebuild's tables go, zeroed
+            # (SQLite) as an erasure's deletions are, and the rebuild starts again.
+            if target is not None and tx.query(
+                    f"SELECT 1 FROM stored_events WHERE {self.backend.position_column} > ?"
+                    " AND topic = ? LIMIT 1", (int(target), ERASED)):
+                self.backend.erasing(tx)
+                for name in TABLES:
+                    tx.execute(f"DROP TABLE IF EXISTS {name}{REBUILD_SUFFIX}")
+                tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
+                discarded = True
+            else:
+                discarded = False
+                self._swap(tx, position, now)
+        if discarded:
+            self.backend.scrub([])  # the dropped tables' pages out of the files and the WAL
+            raise ErasedDuringRebuild("an erasure came during the rebuild: it starts again")
         # Fresh tables have no planner statistics yet (and autovacuum may be off).
         self.backend.analyze(list(TABLES))
+
+    def _swap(self, tx: Tx, position: Any, now: str) -> None:
+        """`swap`'s renames, inside its transaction."""
+        drop_views(tx)  # they depend on the tables replaced here
+        self.backend.drop_derived_tables(tx, list(TABLES))
+        for name in TABLES:
+            tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
+        create_views(self.backend, tx)
+        tx.execute("DELETE FROM projection_state WHERE name IN (?, ?)", (LIVE, REBUILD))
+        tx.execute(
+            "INSERT INTO projection_state (name, position, phase, updated_at)"
+            " VALUES (?, ?, 'live', ?)", (LIVE, position or 0, now),
+        )
 
     @contextmanager
     def reader(self, as_of_us: int | None = None, *, name: str = LIVE) -> Iterator[SqlSession]:
