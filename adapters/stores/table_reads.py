@@ -11,7 +11,7 @@ the ADBC PostgreSQL driver (`_arrow_postgres`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mot.adapters.stores.sql import SqlBackend
@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 PG_BATCH_BYTES = 4 << 20  # the ADBC PostgreSQL driver's batches (see `_arrow_postgres`)
 GROUP_PAGE_ROWS = 65_536  # rows counted at a time by `grouped` on SQLite (see `_counted`)
+# The tables whose counts on SQLite are made by hashing Arrow pages (`_counted`): the
+# current moments, many rows in a few groups per day (direction, kind), where SQLite's sort
+# of every row took twice the CPU. The other tables' groups grow with their rows (a
+# response time, a post's delay): Arrow would hold them all at once, and peak RSS grew with
+# N, while SQLite's sorter streams them in bounded memory (bench/NOTES.md).
+HASHED = frozenset({"moments"})
 
 # The value a typed placeholder row holds per stored type (see `_arrow_stream`).
 _SENTINELS = {"text": "''", "json": "''", "list": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
@@ -92,19 +98,34 @@ class SqlTableReader:
                 where.append(condition)
                 params.append(value)
         keys = ["tenant", *([f"occurred_us / {DAY_US}"] if per_day else []), *columns]
+        sqlite_file = self.backend.local_file()
         selected = f"SELECT {', '.join(keys)} FROM {table} WHERE {' AND '.join(where)}"
         with self.backend.read() as tx:
             if not self.backend.table_exists(tx, table):
                 return []
-            sqlite_file = self.backend.local_file()
-            if sqlite_file is None:  # PostgreSQL counts by hashing, on the server
-                return [tuple(row) for row in tx.query(
-                    selected.replace(" FROM ", ", COUNT(*) FROM ", 1)
-                    + f" GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))}",
-                    params)]
+            if sqlite_file is None or table not in HASHED:
+                # PostgreSQL counts by hashing, on the server. SQLite sorts, in its sorter's
+                # bounded memory and then streamed: `+tenant` keeps it from walking an index
+                # on tenant that holds no other key of the group, a row read at random for
+                # each entry, where a scan reads them in order (bench/NOTES.md).
+                first = "+tenant" if sqlite_file is not None else "tenant"
+                grouping = ", ".join(str(i) for i in range(1, len(keys) + 1))
+                tx.cursor.execute(tx.sql(
+                    f"SELECT {', '.join([first, *keys[1:]])}, COUNT(*) FROM {table}"
+                    f" WHERE {' AND '.join(where)} GROUP BY {grouping}"), params)
+                return _shared_texts(tx.cursor)
         read = TableRead(table, tuple(keys), page_rows=GROUP_PAGE_ROWS, arrow=True)
         return _counted(_arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
                                       selected, params), len(keys))
+
+
+def _shared_texts(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """The rows as tuples, each text value one object however many rows repeat it (a
+    tenant, a team): the drivers make a new string per value, and groups of response times
+    or delays grow with the store's rows."""
+    texts: dict[str, str] = {}
+    share = texts.setdefault
+    return [tuple(share(v, v) if isinstance(v, str) else v for v in row) for row in rows]
 
 
 def _counted(pages: Iterator[list[Any]], width: int) -> list[tuple[Any, ...]]:
@@ -123,8 +144,8 @@ def _counted(pages: Iterator[list[Any]], width: int) -> list[tuple[Any, ...]]:
         return []
     summed = (pa.concat_tables(parts).group_by(names, use_threads=False)
               .aggregate([("count_all", "sum")]))
-    return list(zip(*(summed.column(name).to_pylist() for name in names),
-                    summed.column("count_all_sum").to_pylist(), strict=True))
+    return _shared_texts(zip(*(summed.column(name).to_pylist() for name in names),
+                             summed.column("count_all_sum").to_pylist(), strict=True))
 
 
 class _AdbcStores:
