@@ -672,3 +672,34 @@ def test_an_erasure_during_a_rebuild_leaves_none_of_the_person_in_the_swapped_ta
     assert _found(store_url) == {MARIA}
     with open_store(store_url) as services, services.backend.read() as tx:
         assert tx.query("SELECT tenant FROM moments WHERE customer_id = ?", (MARIA,)) == [("globex",)]
+
+
+def test_the_stages_a_stopped_rebuild_left_go_with_the_erasure(store_url: str,
+                                                              tmp_path: Path) -> None:
+    """A rebuild's worker stages ranges of moments with their personal fields opened (a file
+    beside a SQLite store, an UNLOGGED table on PostgreSQL); one that stopped before loading
+    them leaves them until the next rebuild. The erasure drops them when no rebuild is
+    running, so they keep nothing of her."""
+    import glob
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project", "-q")
+    with open_store(store_url) as services:
+        head = services.projections.engine.log.head()
+        services.projection_store.stage_moments(0, head, head)  # its loader stopped
+
+    def stages() -> list[Path]:
+        """The store's files that hold her actor: only a stage's by now."""
+        files = (_store_files(store_url) if store_url.startswith("postgresql://") else
+                 [Path(p) for p in glob.glob(glob.escape(store_url) + ".stage-*")])
+        return [p for p in files if b"@maria_erase_actor" in p.read_bytes()]
+
+    assert stages()  # so the check below can fail
+    mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    assert not stages()
+    assert _found(store_url) == {MARIA}
+    mot(store_url, "replay", "--workers", "1")  # a rebuild stages and loads as before
+    assert MARIA not in {r["customer_id"] for r in query(store_url, "relationships",
+                                                         "--tenant", "acme")}

@@ -343,6 +343,7 @@ class SqlErasures:
                         values[0] == tenant and any(v in ids for v in values[1:])))
                     touched.add("publisher_state")
         committed = time.monotonic()
+        self._drop_stopped_stages()
         if done is not None:
             backend.scrub(sorted(touched))
             return done
@@ -358,6 +359,20 @@ class SqlErasures:
                  f" (publisher {', '.join(publishers)}); their keys, the person's ids, stay in"
                  " mot_erasure_tombstones until every publisher has sent them")
         return receipt
+
+    def _drop_stopped_stages(self) -> None:
+        """Drop the stages a stopped rebuild left: a rebuild's workers stage moments with
+        their personal fields opened (adapters/stores/projection_tables.py), and they stay
+        until the next rebuild. Not while a rebuild runs: it reads its stages, and starts
+        again after this erasure anyway (dropping them first: `ErasedDuringRebuild`)."""
+        def running() -> None:
+            raise _RebuildRunning
+
+        try:
+            with self.backend.process_lock("rebuild", running):
+                self.backend.drop_stages()
+        except _RebuildRunning:
+            pass
 
     def _done(self, tx: Tx, tenant: str, digests: Sequence[str]) -> Receipt | None:
         """The receipt of the erasure that put all these ids on the suppression list."""
@@ -414,6 +429,10 @@ class SqlErasures:
 
     def encrypt(self) -> int:
         return self.ledger.encrypt()
+
+
+class _RebuildRunning(Exception):
+    """Another process holds the store's rebuild lock."""
 
 
 def receipt_json(receipt: Receipt) -> bytes:
