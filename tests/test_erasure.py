@@ -703,3 +703,73 @@ def test_the_stages_a_stopped_rebuild_left_go_with_the_erasure(store_url: str,
     mot(store_url, "replay", "--workers", "1")  # a rebuild stages and loads as before
     assert MARIA not in {r["customer_id"] for r in query(store_url, "relationships",
                                                          "--tenant", "acme")}
+
+
+@pytest.mark.postgres
+def test_a_publisher_sending_erasure_tombstones_and_an_erasure_at_once_do_not_deadlock(
+        pg_schema_url: str, tmp_path: Path) -> None:
+    """PostgreSQL: an erasure takes the projections' lock, then moves the publisher cursors
+    that name the person; a publisher that has sent an earlier erasure's tombstones takes the
+    same lock to delete them. Had the publisher saved its cursor row first, each would wait
+    for the other (the cursor row, the lock) until the server aborted one; it takes the
+    lock before it touches the row, and both finish."""
+    import threading
+    import time
+
+    from mot.adapters.stores.postgres import _lock_key
+
+    url = pg_schema_url
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(url, "import", "-q", source)
+    mot(url, "project", "-q")
+    base = url.partition("?")[0]
+    with open_store(url) as services:
+        changelog = services.changelog
+        changelog.save_cursor("p1", "relationships", "rows", (1, ""))  # p1 published it
+        # Its tombstone cursor names Maria (a tombstone of hers it stopped at) ...
+        changelog.save_cursor("p1", "relationships", "tombstones", (1, '["acme/' + MARIA + '"]'))
+    mot(url, "erase", "--tenant", "acme", "--customer", "c2", "--reason", "r")
+    with open_store(url) as services, services.backend.read() as tx:
+        # ... and c2's erasure left its tombstone for p1 to send.
+        ((version,),) = tx.query("SELECT version FROM mot_erasure_tombstones")
+
+    errors: list[BaseException] = []
+
+    def run(work: Any) -> threading.Thread:
+        def body() -> None:
+            try:
+                work()
+            except BaseException as error:  # the test reports it
+                errors.append(error)
+        thread = threading.Thread(target=body)
+        thread.start()
+        return thread
+
+    def waiters() -> int:
+        with psycopg.connect(base, autocommit=True) as conn:
+            return int(conn.execute(
+                "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).fetchone()[0])  # type: ignore[index]
+
+    def until(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while waiters() < count:
+            assert time.monotonic() < deadline, "nothing came to wait for the lock"
+            time.sleep(0.05)
+
+    with open_store(url) as eraser, open_store(url) as publisher, \
+            psycopg.connect(base, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (_lock_key("projections"),))
+        erase = run(lambda: eraser.erasures.store.erase("acme", MARIA, "r"))
+        until(1)  # the erasure waits for the projections' lock
+        publish = run(lambda: publisher.changelog.save_cursor(
+            "p1", "relationships", "tombstones", (version, '["acme/c2"]')))
+        until(2)  # so does the publisher, behind it
+        holder.execute("SELECT pg_advisory_unlock(%s)", (_lock_key("projections"),))
+        erase.join(60)
+        publish.join(60)
+    assert not errors
+    with open_store(url) as services, services.backend.read() as tx:
+        assert tx.query("SELECT row_key FROM mot_erasure_tombstones") == [(f"acme/{MARIA}",)]

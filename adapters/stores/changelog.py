@@ -153,6 +153,13 @@ class SqlChangelog:
     def save_cursor(self, name: str, projection: str, kind: str, cursor: tuple[int, str]) -> None:
         now = format_utc(datetime.now(UTC))
         with self.backend.write("publisher") as tx:
+            if kind == "tombstones" and tx.query(
+                    f"SELECT 1 FROM {ERASURE_TOMBSTONES} WHERE projection = ? LIMIT 1",
+                    (projection,)):
+                # This may delete erasure tombstones, under the lock an erasure takes before
+                # it moves the cursors that name its person: taken before the cursor's row,
+                # as the erasure does (the other way round each waited for the other).
+                self.backend.erasing(tx)
             tx.execute(
                 "INSERT INTO publisher_state (name, projection, kind, position, row_key, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, projection, kind) DO UPDATE SET"
@@ -161,8 +168,7 @@ class SqlChangelog:
                 (name, projection, kind, cursor[0], cursor[1], now),
             )
             sent = self._sent_erasure_tombstones(tx, projection) if kind == "tombstones" else []
-            if sent:
-                self.backend.erasing(tx)  # what is deleted is zeroed (SQLite)
+            if sent:  # (`erasing` above: what is deleted is zeroed on SQLite)
                 tx.executemany(f"DELETE FROM {ERASURE_TOMBSTONES} WHERE projection = ?"
                                " AND row_key = ?", [(projection, key) for key in sent])
                 gone = set(sent)
