@@ -105,7 +105,8 @@ PositionRange = tuple[int, int]
 
 MomentStager = Callable[[Iterable[PositionRange], int], Iterable[StagedRange]]
 """Stages the moments of ranges of the log as of a position (`ProjectionStore.stage_moments`),
-stages in order: the rebuild's worker processes extract several ranges at once."""
+stages in order: the rebuild's worker processes extract several ranges at once, and may start
+when it is called, before the first stage is asked for."""
 
 
 class RebuildInterrupted(RuntimeError):
@@ -451,12 +452,21 @@ class Engine:
         copied in here, in order, with its position: the same pages commit.
         """
         page = self.positions_per_load or BULK_POSITIONS
-        with self.store.session(REBUILD) as session:
-            if session.progress()[0] == 0:
-                # The pairs' states first (few rows): each moment goes in with its person's group.
-                session.load_links(pair_states(self.log.link_events_upto(target)))
         staging = self.store.staging if stager is not None else None
-        if stager is None or staging is None:
+        with self.store.session(REBUILD) as session:
+            start, _, _ = session.progress()
+        ranges = [(after, min(after + page, target)) for after in range(start, target, page)]
+        # The stager's workers extract the first ranges while this process reads the links
+        # (a stage does not depend on them; copying it in does).
+        stages = stager(ranges, target) if stager is not None and staging is not None else None
+        if start == 0:
+            # The pairs' states before any moment (few rows): each moment goes in with its
+            # person's group.
+            states = pair_states(self.log.link_events_upto(target))
+            with self.store.session(REBUILD) as session:
+                if session.progress()[0] == 0:
+                    session.load_links(states)
+        if stages is None or staging is None:
             while True:
                 with self.store.session(REBUILD) as session:
                     position, _, _ = session.progress()
@@ -468,10 +478,7 @@ class Engine:
                 if progress is not None:
                     progress("moments", upto, target)
         else:
-            with self.store.session(REBUILD) as session:
-                start, _, _ = session.progress()
-            ranges = [(after, min(after + page, target)) for after in range(start, target, page)]
-            for (after, upto), stage in zip(ranges, stager(ranges, target), strict=True):
+            for (after, upto), stage in zip(ranges, stages, strict=True):
                 with staging.staged_session(stage) as session:
                     if session.progress()[0] != after:
                         raise RebuildInterrupted(

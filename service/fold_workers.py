@@ -83,9 +83,10 @@ class FoldPool:
             yield folded
 
     def stage(self, ranges: Iterable[PositionRange], as_of: int) -> Iterator[StagedRange]:
+        """The stages of these ranges, in order; the workers start on the first ones now (the
+        rebuild reads the links meanwhile)."""
         tasks = ((None, (after, upto, as_of)) for after, upto in ranges)
-        for _, stage in self._pool.imap(_stage, tasks):
-            yield stage
+        return (stage for _, stage in self._pool.started(_stage, tasks))
 
     def close(self) -> None:
         self._pool.close()

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from itertools import islice
 from typing import Any, Generic, TypeVar
 
 C = TypeVar("C")
@@ -60,8 +61,19 @@ class OrderedPool(Generic[R]):
         None says the source has nothing new yet (a stream polled without waiting): the
         results ready by then are handed back first, rather than waiting on the source.
         """
-        pending: deque[tuple[C, Future[R]]] = deque()
-        source = iter(tasks)
+        return self._results(fn, iter(tasks), deque())
+
+    def started(self, fn: Callable[..., R], tasks: Iterable[tuple[C, tuple[Any, ...]]]
+                ) -> Iterator[tuple[C, R]]:
+        """`imap`, its first tasks handed to the workers now rather than at the first `next`:
+        they work while this process does something else before it wants their results."""
+        source, pending = iter(tasks), deque[tuple[C, Future[R]]]()
+        for context, args in islice(source, self.ahead):
+            pending.append((context, self._executor.submit(_run, fn, *args)))
+        return self._results(fn, source, pending)
+
+    def _results(self, fn: Callable[..., R], source: Iterator[tuple[C, tuple[Any, ...]] | None],
+                 pending: deque[tuple[C, Future[R]]]) -> Iterator[tuple[C, R]]:
         exhausted = False
         while True:
             while not exhausted and len(pending) < self.ahead:

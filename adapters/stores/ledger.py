@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS mot_upgrades (
 SCOPE_STEP = "streams scoped by tenant"
 SEALED_STEP = "ledger sealed"  # done: personal fields are sealed (adapters/stores/sealing.py)
 UPGRADE_BATCH = 5000
+LINKS_OPENED = 2048  # link events opened at once by a rebuild's read of them (two keys each)
 
 QUARANTINE_COLUMNS = (
     "id, raw, payload, origin, last_origin, field, reason, first_seen, last_seen, repeats,"
@@ -431,10 +432,15 @@ class SqlLedger:
 
         position = self.backend.position_column
         with self.backend.read() as tx:
-            rows = tx.query(f"SELECT originator_version, topic, state FROM stored_events"
-                            f" WHERE topic IN (?, ?) AND {position} <= ? ORDER BY {position}",
-                            (LINKED, UNLINKED, upto))
-            events: list[Any] = self._opened(tx, [(int(v), str(t), s) for v, t, s in rows])
+            rows = [(int(v), str(t), s) for v, t, s in tx.query(
+                f"SELECT originator_version, topic, state FROM stored_events"
+                f" WHERE topic IN (?, ?) AND {position} <= ? ORDER BY {position}",
+                (LINKED, UNLINKED, upto))]
+            # Opened a part at a time: the keystore keeps the keys one call asks for, and
+            # starts afresh only between calls (CACHED_KEYS), so the keys held at once stay
+            # bounded however many ids are linked (a million moments' links: 62,000 keys).
+            events: list[Any] = [e for part in range(0, len(rows), LINKS_OPENED)
+                                 for e in self._opened(tx, rows[part:part + LINKS_OPENED])]
         return [e for e in events if isinstance(e, CustomersLinked | CustomersUnlinked)]
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
