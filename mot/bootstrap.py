@@ -247,9 +247,15 @@ class Services:
         """The projections recomputed from the ledger and compared (`mot verify`)."""
         from mot.service.verify import Verifier
 
+        ledger = self.ledger_store
+
+        def forget_keys() -> None:
+            if ledger.sealed():
+                ledger.sealing.keystore.forget()
+
         return Verifier(self.ledger_store, self.tables,
                         partial(scratch_store, self.projection_store,
-                                self.projections.fold_workers),
+                                self.projections.fold_workers, forget_keys=forget_keys),
                         alerts=_alert_policy, persons=_person_limits)
 
     def unavailable(self, error: BaseException) -> bool:
@@ -276,12 +282,14 @@ class Services:
 @contextmanager
 def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None], int],
                   under: str | None = None, tenant: str | None = None,
-                  workers: int | None = None) -> Iterator[Scratch]:
+                  workers: int | None = None, *,
+                  forget_keys: Callable[[], None] = lambda: None) -> Iterator[Scratch]:
     """A new SQLite store in a temporary folder (under `under`), removed afterwards: what
     `mot verify` rebuilds the projections into. Its moments are copied from `source`'s
     ledger (only `tenant`'s when given) a range at a time, and its persons are folded in
     worker processes that open it by its path, as many as a replay of the source would use
-    (`fold_workers(workers)`)."""
+    (`fold_workers(workers)`). `forget_keys` drops the data keys the source's ledger opened
+    a range's sealed moments with, once the range is copied."""
     from mot.projections.engine import PositionRange
     from mot.projections.ports import StagedRange
     from mot.service.verify import Scratch
@@ -294,7 +302,11 @@ def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None
 
             def stager(ranges: Iterable[PositionRange], as_of: int) -> Iterator[StagedRange]:
                 for after, upto in ranges:
-                    yield target.stage_rows(source.moment_rows(after, upto, as_of, tenant=tenant))
+                    rows = source.moment_rows(after, upto, as_of, tenant=tenant)
+                    # The next range has mostly other customers: keys kept for it would make
+                    # the memory grow with the ledger's customers, up to the keystore's cache.
+                    forget_keys()
+                    yield target.stage_rows(rows)
 
             pool = None
             workers = fold_workers(workers)

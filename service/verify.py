@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 IGNORED = frozenset({"version"})
 # Ledger positions whose moments are copied into the scratch store at once: what a range
-# holds in memory (a replay's 100,000 are read inside the database, not through Python).
-COPY_POSITIONS = 20_000
+# holds in memory (a replay's 100,000 are read inside the database, not through Python),
+# with the data keys of its customers (about 1.4 kB each; on a long ledger nearly every
+# moment of a range is another customer's, so fewer positions, fewer keys at once).
+COPY_POSITIONS = 10_000
 # Rows read at a time from each side of the comparison: an export's pages of 32,768 rows,
 # held as Python values on both sides, were most of verify's memory at 1,000,000 moments.
 COMPARE_ROWS = 2_048
