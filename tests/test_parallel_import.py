@@ -138,6 +138,21 @@ def test_a_worker_process_that_dies_is_one_error_saying_what_to_do() -> None:
             list(pool.imap(os._exit, [(None, (3,))]))
 
 
+def test_started_hands_its_first_tasks_to_the_workers_before_the_first_result_is_asked(
+        tmp_path: Path) -> None:
+    # A rebuild's workers extract moments while the main process reads the links.
+    import time
+
+    paths = [tmp_path / f"task-{n}" for n in range(7)]
+    with OrderedPool(2, "a worker stopped") as pool:
+        results = pool.started(Path.touch, [(path, (path,)) for path in paths])
+        deadline = time.monotonic() + 60
+        while not all(path.exists() for path in paths[:pool.ahead]):
+            assert time.monotonic() < deadline, "the first tasks did not run"
+            time.sleep(0.05)
+        assert [context for context, _ in results] == paths
+
+
 def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
     """A `mot import` or `mot replay` killed with SIGKILL cannot tell its workers to stop:
     they notice they were orphaned and exit, rather than hold the store's connections."""
