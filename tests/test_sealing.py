@@ -204,3 +204,25 @@ def test_a_rebuild_opens_boxes_in_the_database_as_in_python_and_names_a_tampered
     result = mot(store_url, "replay", ok=False)
     assert result.exit_code != 0
     assert f"moment {state['moment']['moment_id']} does not open" in result.output, result.output
+
+
+def test_the_function_that_opens_boxes_in_the_database_is_gone_when_its_rebuild_is_done(
+        tmp_path: Path) -> None:
+    """SQLite: the rebuild's box-opening SQL function holds every data key's cipher and the
+    erasures as they were then. Left on the connection it kept them (memory the key cache had
+    let go) and would still open a box whose key an erasure has destroyed since."""
+    import sqlite3
+
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_moments())
+    mot(store, "import", "-q", source)
+    box = ("SELECT mot_unseal(json_extract(s, '$.moment.tenant'),"
+           " json_extract(s, '$.moment.moment_id'), json_extract(s, '$.moment.sealed.k'),"
+           " json_extract(s, '$.moment.sealed.v')) FROM (SELECT CAST(state AS TEXT) AS s"
+           " FROM stored_events) WHERE s LIKE '%sealed%' LIMIT 1")
+    with open_store(store) as services:
+        services.projections.replay(workers=0)  # this thread's connection loads the moments
+        mot(store, "erase", "--tenant", "acme", "--customer", "x:maria-sealed", "--reason", "r")
+        with services.backend.read() as tx, pytest.raises(sqlite3.OperationalError):
+            tx.query(box)  # it opened her box (customer id, actor, source id) before

@@ -320,6 +320,11 @@ class Sealing:
             if problems:
                 raise problems[0] from None
             raise
+        finally:
+            # Off the connection, which outlives the rebuild: the function holds every key's
+            # cipher and the erasures as they were, and would open a box erased since. (None
+            # in its place: a call is an error, and the function and its keys are let go.)
+            connection.create_function(UNSEAL_FUNCTION, 4, None)
 
     def _opened(self, topic: str, data: dict[str, Any], ciphers: Mapping[str, Any]) -> dict[str, Any]:
         if topic in LINK_TOPICS:
