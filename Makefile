@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_DIR := demo
 DEMO_STORE := $(DEMO_DIR)/mot.db
 
-.PHONY: demo test fuzz lint typecheck bench crash bench-import bench-project bench-kafka bench-http bench-share-chain install clean postgres bytecode
+.PHONY: demo test long fuzz lint typecheck bench crash bench-import bench-project bench-kafka bench-http bench-share-chain install clean postgres bytecode
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,18 @@ postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL did not start" >&2; exit 1
 
+# Tests run in TEST_WORKERS processes (pytest-xdist; each has its own PostgreSQL database,
+# and every broker, port and file is per test): most of a test's time is waiting on the
+# server, a broker or a child process, so more workers than CPUs keep both busy.
+# TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 3
 test: $(STAMP) postgres
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
+
+# Long runs whose capability make test already covers another way (tests marked long): the
+# schema-driven HTTP run on PostgreSQL (make test runs it on SQLite; the HTTP tests run on both).
+long: $(STAMP) postgres
+	$(BIN)/pytest -q -m long
 
 # kill -9 at ten seeded random points of each command that writes (import, project, replay,
 # kafka ingest, kafka publish, alerts deliver, erase) on both stores, then mot verify and the

@@ -1,8 +1,9 @@
 """Shared fixtures: fresh stores on SQLite and on the real PostgreSQL server, the golden files.
 
-PostgreSQL: one throwaway database per test session (`mot_test_<random>`), and in
-it one fresh schema per test (`?schema=t_<random>`), so tests never see each
-other's rows and nothing is left behind. The server is the local one
+PostgreSQL: one throwaway database per test session (`mot_test_<random>`; under
+pytest-xdist one per worker, `mot_test_gw0_<random>`), and in it one fresh schema per
+test (`?schema=t_<random>`), so tests never see each other's rows and nothing is left
+behind. The server is the local one
 (`MOT_TEST_PG`, default `postgresql://postgres@127.0.0.1:5432`, trust auth).
 """
 
@@ -47,6 +48,12 @@ def new_database(prefix: str) -> Iterator[str]:
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with _admin() as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        # A commit need not wait for its WAL to reach the disk: only a crash of the server
+        # itself could lose one, and the shared test server is never crashed (the restart
+        # tests have their own cluster). Most of a test's store is DDL and small commits,
+        # each of which otherwise waits for a WAL flush.
+        admin.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = off")
+                      .format(sql.Identifier(name)))
     try:
         yield f"{PG_SERVER}/{name}"
     finally:
@@ -59,10 +66,44 @@ def new_database(prefix: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+# xdist workers start with COLUMNS and LINES in their environment when the controller's C
+# environment has them (GNU readline sets both when it loads) though its os.environ does not;
+# `mot query` fits its tables to $COLUMNS, so the workers take the controller's view.
+TERMINAL_ENV = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    for name in TERMINAL_ENV:
+        node.workerinput[f"env_{name}"] = os.environ.get(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    for name in TERMINAL_ENV:
+        value = workerinput.get(f"env_{name}")
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Under xdist the end-to-end tests marked slow (up to a minute each on a loaded machine)
+    # start first and the short ones fill the workers' last minutes, instead of one worker
+    # finishing a long test alone at the end. Every worker sorts alike (xdist checks that).
+    if getattr(config, "workerinput", None) is not None:
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session; dropped at the end."""
-    with new_database("mot_test") as url:
+    # Each xdist worker is a session of its own: its database says which worker made it.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    with new_database(f"mot_test_{worker}" if worker else "mot_test") as url:
         yield url
 
 

@@ -2,7 +2,9 @@
 operation, on SQLite and PostgreSQL stores that hold the golden moments; no answer is a 500,
 and every answer conforms to the schema (status code, content type, body).
 
-Bounded: at most 30 examples per operation and mode, no deadline.
+Bounded: at most 30 examples per operation and mode, no deadline. The PostgreSQL run is marked
+long (`make long`): the API is the same code over either store, the other HTTP tests run on
+both, and each run is about 25 s of CPU.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from http_support import api, golden_lines
 from hypothesis import HealthCheck, given, settings
@@ -51,6 +54,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true")
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("store_kind", [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=[pytest.mark.postgres, pytest.mark.long]),
+])
 def test_no_request_gets_a_server_error(store_url: str, golden_path: Path) -> None:
     with api(store_url) as client:
         client.post("acme", b"\n".join(golden_lines(golden_path, "acme")))
