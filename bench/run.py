@@ -2,7 +2,8 @@
 
     make bench                       # or: .venv/bin/python bench/run.py
     BENCH_N=10000000 make bench      # other sizes (comma-separated)
-    BENCH_QUICK=1 make bench         # a sanity check in under two minutes (small N, SQLite only)
+    BENCH_QUICK=1 make bench         # a sanity check in under two minutes (small N, SQLite only,
+                                     # two benches at a time)
     BENCH_ONLY=kafka_bench make bench   # run some benches again; the report keeps the others
     BENCH_RESULTS=/tmp/trial make bench # the report somewhere else (bench/results untouched)
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,11 @@ RUN_ONCE_QUICK = {"share_chain_bench": ["--depth", "300", "--appends", "10"]}
 # took 3.8 min and 41.6 CPU s at load 15, of which kafka_bench's 51 s hold 5 CPU s: its
 # consumer group's join and idle wait).
 QUICK_SCALED = frozenset({"import_bench"})
+# A quick run runs its benches two at a time: each is mostly a few processes starting and
+# waiting (a broker's group join, a server's start), so a second one fills the gaps, and its
+# figures are a sanity check, not a measurement. Benches that share a store run in turn.
+QUICK_LANES = 2
+SHARED_STORE = (frozenset({"export_bench", "report_bench"}),)  # bench/analyst_store.py's
 RUN_TIMEOUT_S = 25 * 60  # one bench at one size; past it the run is reported as failed
 SCALE_TOLERANCE = 0.2  # the rate at the largest N may be at most 20 % below the size before
 RSS_FACTOR = 1.2  # and its peak RSS at most 1.2 x
@@ -89,6 +96,7 @@ def bench_args(name: str, n: int = 0) -> list[str]:
     extra = ["--stores", stores]
     if name == "kafka_bench" and quick():
         extra.append("--no-pair")  # its group join and rebalance outlast a small sample
+        extra += ["--session-timeout-ms", "4000"]  # each group join takes half of it
     if name == "alerts_bench":
         extra += ["--alerts", str(max(500, n // 10))]  # deliveries grow with N too
     if name == "erasure_bench" and quick():
@@ -111,25 +119,18 @@ def run_one(path: Path, n: int, logs: Path) -> dict[str, Any]:
     log(f"== {name} at N={n:,}: {' '.join(command[1:])}")
     load_before = os.getloadavg()
     started = time.perf_counter()
-    # The work, next to the wall time: on a shared machine the wall time is mostly waiting
-    # for a CPU (user + system of the bench and every process it waited for; not the
-    # PostgreSQL server's nor a broker's work).
-    cpu_before = _children_cpu()
     with open(logs / f"{name}-n{n}.log", "wb") as output:
-        try:
-            done = subprocess.run(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
-                                  check=False, timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            done = subprocess.CompletedProcess(command, -9)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        returncode, cpu = _wait(process, started + RUN_TIMEOUT_S)
     seconds = time.perf_counter() - started
     entry: dict[str, Any] = {"bench": name, "n": n, "seconds": round(seconds, 1),
-                             "cpu_seconds": round(_children_cpu() - cpu_before, 1),
-                             "returncode": done.returncode, "loadavg_before": load_before,
+                             "cpu_seconds": round(cpu, 1),
+                             "returncode": returncode, "loadavg_before": load_before,
                              "loadavg_after": os.getloadavg(), "rows": []}
-    if done.returncode != 0 or not out.exists():
+    if returncode != 0 or not out.exists():
         tail = (logs / f"{name}-n{n}.log").read_text(errors="replace")[-1500:]
-        entry["error"] = f"exit {done.returncode}: {tail}"
-        log(f"   FAILED (exit {done.returncode}); log in {logs / f'{name}-n{n}.log'}")
+        entry["error"] = f"exit {returncode}: {tail}"
+        log(f"   FAILED (exit {returncode}); log in {logs / f'{name}-n{n}.log'}")
         return entry
     data = orjson.loads(out.read_bytes())
     entry["rows"] = data["rows"] if "rows" in data else ROWS_OF.get(name, lambda d, n: [])(data, n)
@@ -144,12 +145,24 @@ def run_one(path: Path, n: int, logs: Path) -> dict[str, Any]:
     return entry
 
 
-def _children_cpu() -> float:
-    """User + system seconds of this process's finished children (and theirs, waited for)."""
-    import resource
+def _wait(process: subprocess.Popen[bytes], deadline: float) -> tuple[int, float]:
+    """The exit status of a bench and its CPU seconds, killed at `deadline` (-9).
 
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    The work, next to the wall time: on a shared machine the wall time is mostly waiting for
+    a CPU. User + system of the bench and of every process it waited for (not the PostgreSQL
+    server's nor a broker's work), from wait4 of this one child, so that benches running at
+    the same time are each counted alone.
+    """
+    killed = False
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = -9 if killed else os.waitstatus_to_exitcode(status)
+            return process.returncode, usage.ru_utime + usage.ru_stime
+        if not killed and time.perf_counter() > deadline:
+            process.kill()
+            killed = True
+        time.sleep(0.1)
 
 
 # -- rows of the benches that write their own figures ------------------------------------
@@ -556,6 +569,22 @@ def results_folder() -> Path:
     return OUT / "quick" if quick() else RESULTS
 
 
+def _shared_store_in_turn(jobs: list[list[tuple[Path, int]]]) -> list[list[tuple[Path, int]]]:
+    """The jobs with those of benches that share a store made one job (run in turn)."""
+    out: list[list[tuple[Path, int]]] = []
+    joined: dict[frozenset[str], list[tuple[Path, int]]] = {}
+    for job in jobs:
+        group = next((g for g in SHARED_STORE if job[0][0].stem in g), None)
+        if group is None:
+            out.append(job)
+        elif group in joined:
+            joined[group].extend(job)
+        else:
+            joined[group] = list(job)
+            out.append(joined[group])
+    return out
+
+
 def main() -> int:
     folder = results_folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -568,6 +597,7 @@ def main() -> int:
     data["seconds_before"] = data.get("seconds", 0)
     data["machine"] = machine()
     chosen = only()
+    jobs: list[list[tuple[Path, int]]] = []  # each list runs in turn: a bench's sizes
     for path in benches():
         if chosen is not None and path.stem not in chosen:
             continue
@@ -577,13 +607,36 @@ def main() -> int:
             chosen_ns = [min(ns)]
         else:
             chosen_ns = list(ns)
-        for n in chosen_ns:
-            run = run_one(path, n, logs)
-            data["runs"] = [r for r in data["runs"] if (r["bench"], r["n"]) != (run["bench"], n)]
-            data["runs"].append(run)
-            # A quick run draws the charts once, at the end (drawing them after each of its
-            # short runs took a quarter of its time).
-            write(data, folder, started, draw=not quick())
+        jobs.append([(path, n) for n in chosen_ns])
+    lock = threading.Lock()
+
+    def run_jobs(queue: list[list[tuple[Path, int]]]) -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                job = queue.pop(0)
+            for path, n in job:
+                run = run_one(path, n, logs)
+                with lock:
+                    data["runs"] = [r for r in data["runs"]
+                                    if (r["bench"], r["n"]) != (run["bench"], n)]
+                    data["runs"].append(run)
+                    # A quick run draws the charts once, at the end (drawing them after each
+                    # of its short runs took a quarter of its time).
+                    write(data, folder, started, draw=not quick())
+
+    if quick():
+        queue = _shared_store_in_turn(jobs)  # the lanes take the next job from one queue
+        lanes = [threading.Thread(target=run_jobs, args=(queue,)) for _ in range(QUICK_LANES)]
+        for lane in lanes:
+            lane.start()
+        for lane in lanes:
+            lane.join()
+        order = {path.stem: i for i, path in enumerate(benches())}
+        data["runs"].sort(key=lambda r: (order.get(r["bench"], len(order)), r["n"]))
+    else:
+        run_jobs(jobs)
     write(data, folder, started)
     for v in data["scaling"]:
         ok = v["rate_ok"] and v["rss_ok"] is not False
