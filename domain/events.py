@@ -26,17 +26,38 @@ class EncodedMoment(Mapping[str, Any]):
     JSON. Recording a new moment never reads its fields, so the ledger stores the
     JSON as it came; only a duplicate check or an amendment in the same batch
     decodes it. Immutable, and equal to the dict it encodes.
+
+    For a ledger that seals personal fields the worker hands the moment over split
+    instead, `sealable`: (the moment without its personal fields as JSON, those fields as
+    a box's plaintext, its customer id), `domain/personal.py` `sealable`; the ledger stores
+    a new moment from the two parts, encrypting only, and `json` is made if asked for.
     """
 
-    __slots__ = ("_decoded", "json")
+    __slots__ = ("_decoded", "_json", "sealable")
 
-    def __init__(self, json: bytes) -> None:
-        self.json = json
+    def __init__(self, json: bytes | None, sealable: tuple[bytes, bytes, str] | None = None
+                 ) -> None:
+        assert json is not None or sealable is not None
+        self._json = json
+        self.sealable = sealable
         self._decoded: Moment | None = None
+
+    @property
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = orjson.dumps(self.decoded())
+        return self._json
 
     def decoded(self) -> Moment:
         if self._decoded is None:
-            self._decoded = orjson.loads(self.json)
+            if self._json is not None:
+                self._decoded = orjson.loads(self._json)
+            else:
+                from mot.domain.personal import join_personal
+
+                assert self.sealable is not None
+                plain, personal, _ = self.sealable
+                self._decoded = join_personal(orjson.loads(plain), orjson.loads(personal)["m"])
         return self._decoded
 
     def __getitem__(self, name: str) -> Any:
@@ -50,7 +71,9 @@ class EncodedMoment(Mapping[str, Any]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, EncodedMoment):
-            return self.json == other.json or self.decoded() == other.decoded()
+            return ((self._json is not None and self._json == other._json)
+                    or (self.sealable is not None and self.sealable == other.sealable)
+                    or self.decoded() == other.decoded())
         return self.decoded() == other
 
     __hash__ = None  # type: ignore[assignment]  # equal to a dict, so unhashable as one

@@ -318,6 +318,9 @@ class _Fence:
     def transaction(self) -> AbstractContextManager[None]:
         return self.store.transaction()
 
+    def sealed(self) -> bool:
+        return self.store.sealed()
+
     def suppression_active(self) -> bool:
         return self.store.suppression_active()
 

@@ -7,7 +7,11 @@ process appends, batches in flight so neither waits. Results come back in
 order. A worker hands a moment over as its JSON (bytes pickle for almost
 nothing; a dict of strings costs more to unpickle than to validate), and the
 main process keeps it as an `EncodedMoment`: a new moment, the common case,
-is stored as that JSON without ever being decoded there.
+is stored as that JSON without ever being decoded there. For a ledger that seals
+personal fields (`split`, the default: every store made since sealing) the worker
+hands the moment over split into its plain and personal parts instead, each
+encoded (`domain/personal.py` `sealable`), and the main process only encrypts the
+personal part.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import orjson
 
 from mot.domain.events import EncodedMoment
 from mot.domain.messages import Message, RecordMoment, Rejection, parse_message
+from mot.domain.personal import sealable
 from mot.service.workers import OrderedPool, usable_cpus
 
 Parsed = Message | Rejection
-Compact = tuple[str, str, bytes] | Message | Rejection
-"""A parsed message as a worker returns it: a moment as (id, tenant, JSON), anything else as is."""
+Compact = tuple[str, str, bytes] | tuple[str, str, bytes, bytes, str] | Message | Rejection
+"""A parsed message as a worker returns it: a moment as (id, tenant, JSON) or, split, as (id,
+tenant, plain JSON, personal plaintext, customer id); anything else as is."""
 
 
 class HasMessage(Protocol):
@@ -49,7 +55,8 @@ def parse_items(items: Sequence[HasMessage], now: datetime) -> list[Parsed]:
     ]
 
 
-def _parse_compact(messages: list[bytes | None], now: datetime) -> list[Compact | None]:
+def _parse_compact(messages: list[bytes | None], now: datetime, split: bool = True
+                   ) -> list[Compact | None]:
     # In a worker: None stands for an item that is not parsed (its source rejected it).
     out: list[Compact | None] = []
     for message in messages:
@@ -58,7 +65,12 @@ def _parse_compact(messages: list[bytes | None], now: datetime) -> list[Compact 
             continue
         parsed = parse_message(message, now)
         if type(parsed) is RecordMoment:
-            out.append((parsed.moment_id, parsed.tenant, orjson.dumps(parsed.moment)))
+            moment = parsed.moment
+            if split:
+                plain, personal = sealable(moment)
+                out.append((parsed.moment_id, parsed.tenant, plain, personal, moment["customer_id"]))
+            else:
+                out.append((parsed.moment_id, parsed.tenant, orjson.dumps(moment)))
         else:
             out.append(parsed)
     return out
@@ -69,7 +81,10 @@ def expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[P
     parsed: list[Parsed] = []
     for item, entry in zip(items, compact, strict=True):
         if type(entry) is tuple:
-            parsed.append(RecordMoment(entry[0], EncodedMoment(entry[2]), entry[1]))
+            if len(entry) == 3:
+                parsed.append(RecordMoment(entry[0], EncodedMoment(entry[2]), entry[1]))
+            else:
+                parsed.append(RecordMoment(entry[0], EncodedMoment(None, entry[2:]), entry[1]))
         elif entry is None:
             parsed.append(Rejection("", item.problem or ""))
         else:
@@ -85,27 +100,29 @@ Decode = Callable[[P], tuple[M, list[bytes | None]]]
 Decoded = list[tuple[M, list[Compact | None]]]
 
 
-def decode_compact(decode: Decode[P, M], payloads: list[P], now: datetime) -> Decoded[M]:
+def decode_compact(decode: Decode[P, M], payloads: list[P], now: datetime, split: bool = True
+                   ) -> Decoded[M]:
     """Decode each payload and parse its messages (in a worker when a `ParsePool` runs it):
     a source whose records arrive still encoded (Kafka's record batches) is decoded where it
     is parsed, not in the process that records."""
     out: Decoded[M] = []
     for payload in payloads:
         meta, messages = decode(payload)
-        out.append((meta, _parse_compact(messages, now)))
+        out.append((meta, _parse_compact(messages, now, split)))
     return out
 
 
 def decode_here(batches: Iterable[B | None], payloads: Callable[[B], list[P]],
-                decode: Decode[P, M], clock: Callable[[], datetime]
+                decode: Decode[P, M], clock: Callable[[], datetime], split: bool = True
                 ) -> Iterator[tuple[B, Decoded[M], datetime]]:
     """(batch, its payloads decoded and parsed, time of recording), in this process; a
-    batch None (nothing new yet, `OrderedPool.imap`) is passed over."""
+    batch None (nothing new yet, `OrderedPool.imap`) is passed over. `split`: see the
+    module's docstring."""
     for batch in batches:
         if batch is None:
             continue
         now = clock()
-        yield batch, decode_compact(decode, payloads(batch), now), now
+        yield batch, decode_compact(decode, payloads(batch), now, split), now
 
 
 def parse_here(batches: Iterable[list[T]], clock: Callable[[], datetime]) -> Iterator[ParsedBatch[T]]:
@@ -119,11 +136,13 @@ class ParsePool:
     """Worker processes that parse batches while this process records earlier ones.
 
     `map` keeps a few batches in flight and yields results in order, so memory
-    stays bounded whatever the length of the stream.
+    stays bounded whatever the length of the stream. `split`: whether moments come back
+    split for a ledger that seals (the module's docstring).
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, split: bool = True) -> None:
         self.workers = workers
+        self.split = split
         self._pool: OrderedPool[Any] = OrderedPool(
             workers,
             "a validation worker process stopped unexpectedly (killed, or out of memory); "
@@ -134,7 +153,8 @@ class ParsePool:
         self, batches: Iterable[list[T]], clock: Callable[[], datetime]
     ) -> Iterator[ParsedBatch[T]]:
         """(batch, parsed messages, time of recording) for each batch, in order."""
-        tasks = (((batch, now), ([i.message if i.problem is None else None for i in batch], now))
+        tasks = (((batch, now), ([i.message if i.problem is None else None for i in batch], now,
+                                 self.split))
                  for batch in batches for now in (clock(),))
         for (batch, now), compact in self._pool.imap(_parse_compact, tasks):
             yield batch, expand(batch, compact), now
@@ -145,7 +165,7 @@ class ParsePool:
         """`decode_here` in the workers: `decode` (a module-level function) and the
         payloads cross, the batch stays here; results in order. A batch None says the
         source has nothing new yet: the results ready are handed back meanwhile."""
-        tasks = (None if batch is None else ((batch, now), (decode, payloads(batch), now))
+        tasks = (None if batch is None else ((batch, now), (decode, payloads(batch), now, self.split))
                  for batch in batches for now in (clock(),))
         for (batch, now), decoded in self._pool.imap(decode_compact, tasks):
             yield batch, decoded, now

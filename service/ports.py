@@ -69,6 +69,11 @@ class LedgerStore(Protocol):
         """A unit of work: every `record` inside it commits together when it ends."""
         ...
 
+    def sealed(self) -> bool:
+        """Whether the ledger seals personal fields (SPEC §6): parse workers then hand
+        moments over split for it (service/parsing.py)."""
+        ...
+
     def suppression_active(self) -> bool:
         """Whether any customer id is suppressed (erased, SPEC §6); inside `record`'s plan,
         as of its transaction."""

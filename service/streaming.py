@@ -284,11 +284,12 @@ class Ingestor:
         unit_started = 0.0
         decode = self.source.decode
         with ExitStack() as unit, ExitStack() as resources:
+            split = self.ledger.store.sealed()  # moments split for a ledger that seals
             if self.workers:
-                pool = resources.enter_context(ParsePool(self.workers)).start(decode)
+                pool = resources.enter_context(ParsePool(self.workers, split)).start(decode)
                 parsed = pool.map_encoded(batches, _payloads, decode, self.ledger.clock)
             else:
-                parsed = decode_here(batches, _payloads, decode, self.ledger.clock)
+                parsed = decode_here(batches, _payloads, decode, self.ledger.clock, split)
             for chunks, decoded, now in parsed:
                 if chunks:
                     self._in_flight -= 1

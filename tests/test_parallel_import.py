@@ -178,3 +178,51 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert still_running(set(workers)) == []
+
+
+def test_a_moment_split_by_a_worker_is_sealed_as_its_dict_is(
+    make_store_url: Any, store_kind: str
+) -> None:
+    """For a ledger that seals, a worker hands a moment over split (plain JSON, the box's
+    plaintext, the customer id); its sealed row is the dict's row, box aside, on both stores,
+    and opens to the same moment. For a ledger that does not seal, the moment's JSON."""
+    from mot.adapters.stores.topics import RECORDED
+
+    items = [Incoming(line.strip(), f"sample:{n}")
+             for n, line in enumerate(generate_lines(200, seed=5, corrections=False), 1)]
+    with ParsePool(1, split=True) as pool:
+        split = [p for _, parsed, _ in pool.map([items], lambda: NOW) for p in parsed]
+    with ParsePool(1, split=False) as pool:
+        whole = [p for _, parsed, _ in pool.map([items], lambda: NOW) for p in parsed]
+    here = [p for _, parsed, _ in parse_here([items], lambda: NOW) for p in parsed]
+    moments = [p for p in split if isinstance(p, RecordMoment)]
+    assert len(moments) > 150
+    assert all(type(m.moment) is EncodedMoment and m.moment.sealable is not None for m in moments)
+    assert all(type(p.moment) is EncodedMoment and p.moment.sealable is None  # type: ignore[union-attr]
+               for p in whole if isinstance(p, RecordMoment))
+    assert split == here and whole == here
+
+    def recorded(parsed: list[Any]) -> list[MomentRecorded]:
+        return [MomentRecorded(p.moment_id, 1, p.moment, "2026-03-02T12:00:00Z", "f:1", p.tenant)
+                for p in parsed if isinstance(p, RecordMoment)]
+
+    with closing(open_store(make_store_url(store_kind))) as services:
+        ledger = services.ledger_store
+        ids = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(len(moments))]
+        with services.backend.write("ledger") as tx:
+            from_split = ledger.sealing.sealed_rows(tx, recorded(split), ids)
+            from_dict = ledger.sealing.sealed_rows(tx, recorded(here), ids)
+        opened = [ledger.sealing.open_states(None, [(RECORDED, row[3])])[0]
+                  for row in from_split]
+
+    def without_box(row: tuple[Any, ...]) -> Any:
+        state = orjson.loads(row[3])
+        assert set(state["moment"]["sealed"]) == {"k", "v"}
+        state["moment"]["sealed"].pop("v")
+        return (*row[:3], state)
+
+    assert [without_box(r) for r in from_split] == [without_box(r) for r in from_dict]
+    assert all(b'"sealed":{"k":' in row[3] and b"customer_id" not in row[3] for row in from_split)
+    assert [o["moment"] for o in opened] == [dict(m.moment) for m in moments]
+    # The moment's JSON, made when asked for, is the moment.
+    assert all(orjson.loads(m.moment.json) == dict(m.moment) for m in moments)

@@ -205,12 +205,14 @@ class Keystore:
         rows = [(key_id, tenant, customer, wrap_data_key(master, key, key_id))
                 for customer, (key_id, key) in made.items()]
         inserted: set[str] = set()
-        for part in chunks(rows, max(1, self.backend.max_params // 4)):
+        backend = self.backend
+        for part in chunks(rows, max(1, backend.max_params // 4)):
+            # WHERE TRUE: SQLite would read ON CONFLICT as a join's constraint.
             inserted |= {str(r[0]) for r in t.query(
-                "INSERT INTO mot_keys (key_id, tenant, customer, wrapped) VALUES "
-                + ", ".join(["(?, ?, ?, ?)"] * len(part))
-                + " ON CONFLICT (tenant, customer) DO NOTHING RETURNING customer",
-                [value for row in part for value in row])}
+                "INSERT INTO mot_keys (key_id, tenant, customer, wrapped) SELECT * FROM "
+                + backend.rows_source(("text", "text", "text", "bytea"), len(part))
+                + " WHERE TRUE ON CONFLICT (tenant, customer) DO NOTHING RETURNING customer",
+                backend.rows_params(part))}
         for customer in inserted:
             cid = digests[customer]
             key_id, key = made[customer]

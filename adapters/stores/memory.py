@@ -142,6 +142,9 @@ class MemoryLedger:
         finally:
             self._depth -= 1
 
+    def sealed(self) -> bool:
+        return False  # nothing is stored: nothing to seal
+
     def suppression_active(self) -> bool:
         return False  # nothing is erased in memory (SPEC §6 erasure needs a store's keys)
 

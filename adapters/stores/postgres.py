@@ -228,6 +228,14 @@ class PostgresBackend(SqlBackend):
     def in_params(self, values: Sequence[Any]) -> Sequence[Any]:
         return [list(values)]
 
+    def rows_source(self, types: Sequence[str], count: int) -> str:
+        # One array a column: a statement of one parameter a value is parsed anew by the
+        # driver and planned anew by the server for every count of rows.
+        return f"unnest({', '.join(f'?::{t}[]' for t in types)})"
+
+    def rows_params(self, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+        return [list(column) for column in zip(*rows, strict=True)]
+
     def stream_id_param(self, stream_id: str) -> Any:
         return stream_id  # canonical UUID text; COPY and queries convert it
 

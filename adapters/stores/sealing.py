@@ -35,13 +35,11 @@ from mot.adapters.stores.keystore import Keystore
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.adapters.stores.topics import AMENDED, LINKED, RECORDED, RETRACTED, UNLINKED
 from mot.domain.erasure import erased_customer
-from mot.domain.events import LedgerEvent, MomentRecorded, as_dict
+from mot.domain.events import EncodedMoment, LedgerEvent, MomentRecorded
+from mot.domain.personal import PERSONAL, join_personal, sealable, split_personal
 
 LINK_TOPICS: Final = (LINKED, UNLINKED)
 UNSEAL_FUNCTION: Final = "mot_unseal"  # see Sealing.in_database
-
-PERSONAL: Final[tuple[str, ...]] = ("customer_id", "actor", "url", "attributes")
-"""A moment's personal fields at its top level; `source.id` is the fifth."""
 
 ERASED_KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_erased_keys (
     key_id TEXT PRIMARY KEY, erasure {bigint} NOT NULL)"""
@@ -55,31 +53,6 @@ ERASURES_DDL = """CREATE TABLE IF NOT EXISTS mot_erasures (
 SUPPRESSED_DDL = """CREATE TABLE IF NOT EXISTS mot_suppressed (
     tenant TEXT NOT NULL, digest TEXT NOT NULL, erasure {bigint} NOT NULL,
     PRIMARY KEY (tenant, digest))"""
-
-
-def _split(moment: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the moment without its personal fields, those fields)."""
-    plain = dict(moment)
-    personal = {}
-    for name in PERSONAL:
-        if name in plain:
-            personal[name] = plain.pop(name)
-    source = plain.get("source")
-    if type(source) is dict and "id" in source:
-        source = source.copy()
-        personal["source_id"] = source.pop("id")
-        plain["source"] = source
-    return plain, personal
-
-
-def _join(plain: dict[str, Any], personal: Mapping[str, Any]) -> dict[str, Any]:
-    moment = dict(plain)
-    for name in PERSONAL:
-        if name in personal:
-            moment[name] = personal[name]
-    if "source_id" in personal:
-        moment["source"] = {**moment.get("source", {}), "id": personal["source_id"]}
-    return moment
 
 
 def box_field(path: Sequence[str]) -> str | None:
@@ -129,37 +102,47 @@ class Sealing:
                     ) -> list[StoredRow]:
         """The events' stored rows, their personal fields sealed: `seal_states` of their
         states, encoded. The record path's: a recorded moment (most of what an import or an
-        ingest writes) goes from its fields to its row without a state in between."""
+        ingest writes) goes from its two encoded parts (`domain/personal.py` `sealable`, made
+        by the parse worker when there was one) to its row, only its personal part encrypted
+        here; the row's bytes are those `seal_states` would give."""
         wanted: dict[str, set[str]] = {}
-        items: list[tuple[str, dict[str, Any]]] = []
+        items: list[Any] = []  # a recorded moment's (plain, personal, customer), or (topic, state)
         for event in events:
             if type(event) is MomentRecorded:
-                moment = as_dict(event.moment)
-                items.append((RECORDED, moment))
+                moment = event.moment
+                parts = moment.sealable if type(moment) is EncodedMoment else None
+                if parts is None:
+                    parts = (*sealable(moment), moment["customer_id"])
+                items.append(parts)
                 customers = wanted.get(event.tenant)
                 if customers is None:
                     customers = wanted[event.tenant] = set()
-                customers.add(moment["customer_id"])
+                customers.add(parts[2])
                 continue
             topic, state = to_state(event)
             items.append((topic, state))
             _want(wanted, topic, state)
         keys = self._keys(tx, wanted)
         nonces = _Nonces(len(items))
-        dumps = orjson.dumps
+        dumps, fragment, join = orjson.dumps, orjson.Fragment, b"".join
         rows: list[StoredRow] = []
-        for (topic, state), event, stream_id in zip(items, events, stream_ids, strict=True):
+        for item, event, stream_id in zip(items, events, stream_ids, strict=True):
             if type(event) is MomentRecorded:
-                plain, personal = _split(state)
+                plain, personal, customer = item
                 tenant, moment_id = event.tenant, event.moment_id
-                key_id, aead = keys[tenant][state["customer_id"]]
+                key_id, aead = keys[tenant][customer]
                 nonce = nonces.next()
-                plain["sealed"] = {"k": key_id, "v": b2a_base64(nonce + aead.encrypt(
-                    nonce, dumps({"m": personal}), _context(tenant, moment_id)),
-                    newline=False).decode()}
+                box = b2a_base64(nonce + aead.encrypt(nonce, personal, _context(tenant, moment_id)),
+                                 newline=False)
+                # The plain moment's JSON object with the box as its last member, "sealed"
+                # (a moment's JSON is never empty: it has its id and tenant).
+                moment_json = join((plain[:-1], b',"sealed":{"k":"', key_id.encode(), b'","v":"',
+                                    box, b'"}}'))
                 rows.append((stream_id, event.version, RECORDED, dumps(
-                    {"moment": plain, "recorded_at": event.recorded_at, "origin": event.origin})))
+                    {"moment": fragment(moment_json), "recorded_at": event.recorded_at,
+                     "origin": event.origin})))
                 continue
+            topic, state = item
             if topic in LINK_TOPICS:
                 sealed = self._sealed_link(state, keys[state["tenant"]])
             else:
@@ -431,10 +414,10 @@ def _sealed(topic: str, state: dict[str, Any], key_id: str, aead: Any,
         tenant, moment_id = state["tenant"], state["moment_id"]
         holder = state
     else:
-        plain, moment_personal = _split(state["moment"])
+        plain, moment_personal = split_personal(state["moment"])
         personal = {"m": moment_personal}
         if topic == AMENDED:
-            set_plain, set_personal = _split(state["set"])
+            set_plain, set_personal = split_personal(state["set"])
             if set_personal:
                 personal["s"] = set_personal
                 state["set"] = set_plain
@@ -453,9 +436,9 @@ def _unsealed(topic: str, data: dict[str, Any], personal: Mapping[str, Any]) -> 
         return data
     plain = dict(data["moment"])
     plain.pop("sealed")
-    data["moment"] = _join(plain, personal["m"])
+    data["moment"] = join_personal(plain, personal["m"])
     if topic == AMENDED and personal.get("s"):
-        data["set"] = _join(data["set"], personal["s"])
+        data["set"] = join_personal(data["set"], personal["s"])
     return data
 
 

@@ -315,6 +315,15 @@ class SqlBackend(ABC):
     def in_params(self, values: Sequence[Any]) -> Sequence[Any]:
         return values
 
+    def rows_source(self, types: Sequence[str], count: int) -> str:
+        """A row source of `count` rows of columns typed `types` (text, bytea), to insert
+        from (`INSERT ... SELECT * FROM` it); see `rows_params`. Here a VALUES list."""
+        row = f"({', '.join('?' * len(types))})"
+        return f"(VALUES {', '.join([row] * count)}) AS v"
+
+    def rows_params(self, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+        return [value for row in rows for value in row]
+
     def head(self) -> int:
         with self.read() as tx:
             return int(tx.scalar(self.head_sql) or 0)
