@@ -291,3 +291,26 @@ def test_a_failed_parquet_export_leaves_no_part_file(tmp_path: Path, golden_path
     assert failed.exit_code != 0 and "relationships.parquet" in failed.output, failed.output
     assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]
     assert (out / "relationships.parquet" / "keep").read_text() == "not a table"
+
+
+def test_an_arrow_read_leaves_the_write_ahead_log_to_the_stores_connections(
+    tmp_path: Path, golden_path: Path
+) -> None:
+    """The ADBC driver's SQLite (a second SQLite in the process) closing its connections must
+    not checkpoint and delete the write-ahead log and its index that the store's own open
+    connection maps: it did, and that connection's next statement faulted (SIGBUS)."""
+    from mot.bootstrap import open_store
+    from mot.service.queries import Query
+
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", golden_path)
+    services = open_store(store, create=False)
+    try:
+        teams = services.queries.run(Query("teams"))  # the store's connection, in WAL mode
+        log, index = Path(store + "-wal"), Path(store + "-shm")
+        assert log.exists() and index.exists()
+        services.exporter.export(tmp_path / "x", "parquet")
+        assert log.exists() and index.exists()
+        assert services.queries.run(Query("teams")) == teams
+    finally:
+        services.close()

@@ -10,6 +10,7 @@ the ADBC PostgreSQL driver (`_arrow_postgres`).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -169,7 +170,7 @@ class _AdbcStores:
                 if driver == "sqlite":
                     import adbc_driver_sqlite
 
-                    database = adbc_driver_sqlite.connect(target)
+                    database = adbc_driver_sqlite.connect(_read_only(target))
                 else:
                     import adbc_driver_postgresql
 
@@ -182,6 +183,20 @@ class _AdbcStores:
             databases, self.open = list(self.open.values()), {}
         for database in databases:
             database.close()
+
+
+def _read_only(path: str) -> str:
+    """A SQLite file's URI that opens it read-only.
+
+    The ADBC driver has a SQLite of its own, and two SQLite libraries in one process do
+    not see each other's locks (POSIX locks are the process's): when its last connection
+    to the file closed, it took the file's exclusive lock as if no one else had the store
+    open, checkpointed the write-ahead log and deleted it and its shared index under the
+    store's own connections (whose mapping of that index then faulted: SIGBUS). Opened
+    read-only it cannot take that lock, and leaves both files to the store."""
+    from urllib.parse import quote
+
+    return "file:" + quote(os.path.abspath(path)) + "?mode=ro"
 
 
 def _adbc_batches(database: Any, statement: str, params: Sequence[Any],
