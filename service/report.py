@@ -92,7 +92,7 @@ class TenantData:
     tenant: str
     stages: Counter[str] = field(default_factory=Counter)  # customers per stage
     statuses: Counter[str] = field(default_factory=Counter)  # customers per reciprocity status
-    stop_asking: list[dict[str, Any]] = field(default_factory=list)  # reciprocity records
+    stop_asking: list[dict[str, Any]] = field(default_factory=list)  # the first TOP records
     moved: dict[str, Counter[str]] = field(default_factory=dict)  # week -> stage -> changes
     largest: list[dict[str, Any]] = field(default_factory=list)  # amplifications, by reach
     delays: Counter[int | None] = field(default_factory=Counter)  # posts per delay (None: unprompted)
@@ -160,9 +160,8 @@ def gather(queries: QueryService, reads: ReportReads, *, tenant: str | None,
         data(name).statuses[status] += count
     sections = [by_tenant[name] for name in sorted(by_tenant) if by_tenant[name].stages]
     # Each tenant's short lists, while the counts above are still being made.
-    stop_asking = {section.tenant: pool.submit(
-        queries.run, Query("reciprocity", tenant=section.tenant, status="stop_asking"))
-        for section in sections if section.statuses["stop_asking"]}
+    stop_asking = {section.tenant: pool.submit(first_to_stop_asking, queries, section.tenant)
+                   for section in sections if section.statuses["stop_asking"]}
     largest = {section.tenant: pool.submit(queries.run, Query(
         "amplifications", tenant=section.tenant, since=window.since, until=window.until,
         sort="-cascade_reach", limit=TOP)) for section in sections}
@@ -179,9 +178,7 @@ def gather(queries: QueryService, reads: ReportReads, *, tenant: str | None,
     for section in sections:
         one = section.tenant
         if one in stop_asking:
-            section.stop_asking = sorted(
-                stop_asking[one].result(),
-                key=lambda r: (-r["unanswered_asks"], r["balance"], r["customer_id"]))
+            section.stop_asking = stop_asking[one].result()
         section.largest = largest[one].result()
         # The query's own sums (`mot query response-times`) of the counted rows, each count
         # given as that many requests, one at a time: not listed, as they grow with the store.
@@ -190,6 +187,28 @@ def gather(queries: QueryService, reads: ReportReads, *, tenant: str | None,
                                 for name, function, seconds, count in answered.result()
                                 if name == one))))
     return sections
+
+
+def _stop_order(record: dict[str, Any]) -> tuple[int, int, str]:
+    """Customers to stop asking: most unanswered asks first, then the lowest balance."""
+    return (-record["unanswered_asks"], record["balance"], record["customer_id"])
+
+
+def first_to_stop_asking(queries: QueryService, tenant: str) -> list[dict[str, Any]]:
+    """A tenant's first TOP customers to stop asking (`_stop_order`), as `mot query` prints
+    them. The query sorts by unanswered asks, in the store, and gives as many as asked for:
+    the read grows until it holds every customer tied with the TOP-th, rather than reading
+    all of them (they grow with the store; the page shows ten)."""
+    limit = TOP
+    while True:
+        records = queries.run(Query("reciprocity", tenant=tenant, status="stop_asking",
+                                    sort="-unanswered_asks", limit=limit))
+        # Sorted by unanswered asks, most first: once the last has fewer than the TOP-th,
+        # every customer with as many as the TOP-th is among them.
+        if (len(records) < limit
+                or records[-1]["unanswered_asks"] < records[TOP - 1]["unanswered_asks"]):
+            return sorted(records, key=_stop_order)[:TOP]
+        limit *= 4
 
 
 def week_of(day: int) -> str:
@@ -339,8 +358,7 @@ def reciprocity_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
 
 
 def stop_asking_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
-    stop = data.stop_asking
-    shown = stop[:TOP]
+    shown = data.stop_asking
     fig, ax = draw.figure(0.7 + 0.26 * max(len(shown), 3),
                           labels=[r["customer_id"] for r in shown])
     ax.barh([r["customer_id"] for r in shown][::-1],
@@ -348,7 +366,8 @@ def stop_asking_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
     ax.set_xlabel("unanswered asks")
     if shown:
         first = shown[0]
-        reading = (f"{_plural(len(stop), 'customer')} must not be asked again before the brand "
+        reading = (f"{_plural(data.statuses['stop_asking'], 'customer')} must not be asked "
+                   "again before the brand "
                    f"gives; {first['customer_id']} has {first['unanswered_asks']:,} unanswered "
                    f"asks (asked {first['asked']:,}, given {first['given']:,}).")
     else:
