@@ -12,16 +12,14 @@ Nothing connects at import time, and what a command does not use is built
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mot.adapters.stores import scratch_folders
 from mot.adapters.stores.ledger import SqlLedger
 from mot.adapters.stores.projection_tables import SqlProjectionStore
 from mot.adapters.stores.sql import SqlBackend
@@ -294,7 +292,7 @@ def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None
     from mot.projections.ports import StagedRange
     from mot.service.verify import Scratch
 
-    folder = Path(tempfile.mkdtemp(prefix="mot-verify-", dir=under))
+    folder = scratch_folders.make_owned(under)  # locked: a sweep knows it is not left over
     try:
         path = str(folder / "verify.db")
         with open_store(path) as scratch, ExitStack() as stack:
@@ -316,7 +314,7 @@ def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None
                 pool = stack.enter_context(FoldPool(path, workers, open_store))
             yield Scratch(target, scratch.tables, stager, pool)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        scratch_folders.remove_owned(folder)
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:

@@ -133,3 +133,104 @@ def test_verify_stopped_by_sigterm_removes_its_scratch_store(tmp_path: Path) -> 
     assert running.returncode == 128 + signal.SIGTERM, err
     assert "stopped (SIGTERM)" in err
     assert list(scratch.iterdir()) == []
+
+
+# Her moments, first in the ledger, so that a verify copies them with its first range.
+KILLED = "x:verify-killed"
+KILLED_ACTOR = b"@verify_killed_actor"
+
+
+def _her_lines(customer: str, actor: bytes) -> bytes:
+    return b"".join(json.dumps(line).encode() + b"\n" for line in [
+        {"tenant": "acme", "customer_id": customer, "occurred_at": "2026-03-01T09:00:00Z",
+         "channel": "twitter", "direction": "inbound", "kind": "question",
+         "actor": actor.decode(), "source": {"system": "x", "id": f"src-{customer}-1"}},
+        {"tenant": "acme", "customer_id": customer, "occurred_at": "2026-03-01T10:00:00Z",
+         "channel": "twitter", "direction": "outbound", "kind": "answer", "function": "service",
+         "source": {"system": "x", "id": f"src-{customer}-2"}}])
+
+
+def _holding(folder: Path, secret: bytes) -> bool:
+    """Whether a file in `folder` (a scratch store's database, its WAL) holds `secret`."""
+    import contextlib
+
+    with contextlib.suppress(OSError):  # a file, or the folder, gone while it is read
+        return any(secret in f.read_bytes() for f in folder.iterdir() if f.is_file())
+    return False
+
+
+def _verify_holding(store: str, scratch: Path, secret: bytes) -> tuple[subprocess.Popen[str], Path]:
+    """A `mot verify` of `store` (in TMPDIR `scratch`) once its scratch store holds `secret`,
+    opened from the sealed ledger, still running (the kill point: mid-way, whatever the
+    machine's speed), and its scratch folder."""
+    import os
+    import time
+
+    running = subprocess.Popen([str(MOT), "--store", store, "verify", "-q"],
+                               env={**os.environ, "TMPDIR": str(scratch)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while running.poll() is None and time.monotonic() < deadline:
+        folders = list(scratch.glob("mot-verify-*"))
+        if folders and _holding(folders[0], secret):
+            assert running.poll() is None, "verify ended before the kill point"
+            return running, folders[0]
+        time.sleep(0.02)
+    running.kill()
+    raise AssertionError(f"verify's scratch store never held {secret!r}: {running.communicate()}")
+
+
+def test_a_verify_killed_mid_way_leaves_no_scratch_store_to_the_next_verify_nor_an_erasure(
+        tmp_path: Path) -> None:
+    """A verify's scratch store holds the moments opened from the sealed ledger; killed with
+    SIGKILL, the verify cannot remove it, and no erasure reaches it. The next verify and the
+    next erasure remove it (on any store: the folder is the machine's); a live verify's stays."""
+    import os
+    import signal
+
+    store = str(tmp_path / "big.db")
+    sample = subprocess.run([str(MOT), "sample", "20000"], capture_output=True, check=True)
+    (tmp_path / "in.jsonl").write_bytes(_her_lines(KILLED, KILLED_ACTOR) + sample.stdout)
+    assert mot(store, "import", str(tmp_path / "in.jsonl"), "-q").returncode == 0
+    assert mot(store, "project", "-q").returncode == 0
+    other = str(tmp_path / "other.db")  # another store, whose commands sweep the same folder
+    (tmp_path / "other.jsonl").write_bytes(_her_lines("x:other", b"@other_actor"))
+    assert mot(other, "import", str(tmp_path / "other.jsonl"), "-q").returncode == 0
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+
+    def run(store: str, *args: str) -> None:
+        done = subprocess.run([str(MOT), "--store", store, *args], capture_output=True,
+                              text=True, timeout=120, check=False, env=env)
+        assert done.returncode == 0, done.stderr
+
+    running, folder = _verify_holding(store, scratch, KILLED_ACTOR)
+    running.send_signal(signal.SIGKILL)
+    running.communicate(timeout=60)
+    assert _holding(folder, KILLED_ACTOR)  # her actor, in the clear, with no owner
+    run(store, "erase", "--tenant", "acme", "--customer", KILLED, "--reason", "r")
+    assert not folder.exists()
+    assert list(scratch.iterdir()) == []
+
+    running, folder = _verify_holding(store, scratch, b"c000000")  # the sample's first customer
+    running.send_signal(signal.SIGKILL)
+    running.communicate(timeout=60)
+    assert folder.exists()
+    run(other, "verify", "-q")
+    assert not folder.exists()
+    assert list(scratch.iterdir()) == []
+
+    # A live verify's folder stays, whatever sweeps meanwhile: its owner holds it.
+    running, folder = _verify_holding(store, scratch, b"c000000")
+    running.send_signal(signal.SIGSTOP)
+    try:
+        run(other, "verify", "-q")
+        run(other, "erase", "--tenant", "acme", "--customer", "x:other", "--reason", "r")
+        assert _holding(folder, b"c000000")
+    finally:
+        running.send_signal(signal.SIGCONT)
+    out, err = running.communicate(timeout=300)
+    assert running.returncode == 0, err
+    assert out.startswith("verified:")
+    assert list(scratch.iterdir()) == []

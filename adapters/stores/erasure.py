@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from mot.adapters.stores import scratch_folders
 from mot.adapters.stores.alert_outbox import erase_from_alerts
 from mot.adapters.stores.codec import to_row
 from mot.adapters.stores.ledger import SqlLedger
@@ -344,6 +345,9 @@ class SqlErasures:
                     touched.add("publisher_state")
         committed = time.monotonic()
         self._drop_stopped_stages()
+        # The scratch stores verifies killed with SIGKILL left hold her moments opened too (in
+        # this machine's temporary folder); a live verify's stays: it removes it when done.
+        scratch_folders.remove_abandoned()
         if done is not None:
             backend.scrub(sorted(touched))
             return done

@@ -1,0 +1,85 @@
+"""The temporary folders `mot verify` rebuilds the projections in, each marked with its owner.
+
+A verify's scratch store holds the moments with their personal fields opened (copied from a
+sealed ledger), and no erasure reaches it while it lives. A verify killed with SIGKILL cannot
+remove it, so each folder holds a lock file its owner keeps an exclusive `flock` on for the
+folder's lifetime: the kernel releases it when the owner dies, however it dies, so a folder
+whose lock can be taken is a dead owner's, and `remove_abandoned` removes it (when a verify
+starts, and after an erasure: SPEC 6). A folder is made under another name and renamed once
+locked, so that no sweep sees a live folder before its lock is held; a folder without a lock
+file (an older mot's verify, maybe running still) is left alone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+from contextlib import suppress
+from pathlib import Path
+
+PREFIX = "mot-verify-"
+_MAKING = ".mot-verify-making-"  # not PREFIX's: a folder not yet locked is never swept
+_LOCK = "owner.lock"
+_HELD: dict[Path, int] = {}  # each folder this process owns -> its lock file's descriptor
+
+
+def make_owned(under: str | None = None) -> Path:
+    """A new folder named PREFIX… in `under` (None: the system's temporary folder), locked by
+    this process until `remove_owned`. Those in `under` that dead owners left go first."""
+    remove_abandoned(under)
+    making = Path(tempfile.mkdtemp(prefix=_MAKING, dir=under))
+    lock = -1
+    try:
+        lock = os.open(making / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder = making.with_name(PREFIX + making.name.removeprefix(_MAKING))
+        making.rename(folder)  # the same folder (mkdtemp's unique name), now visible
+    except BaseException:
+        shutil.rmtree(making, ignore_errors=True)
+        if lock >= 0:
+            os.close(lock)
+        raise
+    _HELD[folder] = lock
+    return folder
+
+
+def remove_owned(folder: Path) -> None:
+    """Remove a folder `make_owned` made, then let its lock go (in this order, so that no
+    sweep takes the folder while it is being removed)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    lock = _HELD.pop(folder, -1)
+    if lock >= 0:
+        os.close(lock)
+
+
+def remove_abandoned(under: str | None = None) -> list[Path]:
+    """Remove the PREFIX… folders in `under` (None: the system's temporary folder) whose owner
+    has ended without removing them; the removed ones. A live owner's folder stays."""
+    where = Path(under if under is not None else tempfile.gettempdir())
+    removed = []
+    with suppress(OSError):
+        for folder in sorted(where.glob(PREFIX + "*")):
+            if folder.is_dir() and not folder.is_symlink() and _abandoned(folder):
+                removed.append(folder)
+    return removed
+
+
+def _abandoned(folder: Path) -> bool:
+    """Whether `folder` was left by a dead owner; if so it is removed, under its lock."""
+    try:
+        lock = os.open(folder / _LOCK, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        # No lock file: its owner is removing it, or it is an older mot's, which marked no
+        # owner and may be running still (left alone); or another user's, not ours to judge.
+        return False
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its owner lives
+        shutil.rmtree(folder, ignore_errors=True)
+        return not folder.exists()
+    finally:
+        os.close(lock)
