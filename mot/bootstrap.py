@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mot.adapters.stores.table_reads import SqlTableReader
     from mot.projections.alerts import AlertPolicy
     from mot.projections.persons import PersonLimits
+    from mot.projections.ports import StagedRange
     from mot.service.access import AccessService, TenantLedger
     from mot.service.alert_config import AlertConfig
     from mot.service.alerting import AlertOutbox, AlertService, Backoff, Deliverer, OverdueCheck
@@ -253,7 +254,8 @@ class Services:
 
         return Verifier(self.ledger_store, self.tables,
                         partial(scratch_store, self.projection_store,
-                                self.projections.fold_workers, forget_keys=forget_keys),
+                                self.projections.fold_workers, forget_keys=forget_keys,
+                                source_url=self.projections.store_url),
                         alerts=_alert_policy, persons=_person_limits)
 
     def unavailable(self, error: BaseException) -> bool:
@@ -281,15 +283,17 @@ class Services:
 def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None], int],
                   under: str | None = None, tenant: str | None = None,
                   workers: int | None = None, *,
-                  forget_keys: Callable[[], None] = lambda: None) -> Iterator[Scratch]:
+                  forget_keys: Callable[[], None] = lambda: None,
+                  source_url: str | None = None) -> Iterator[Scratch]:
     """A new SQLite store in a temporary folder (under `under`), removed afterwards: what
     `mot verify` rebuilds the projections into. Its moments are copied from `source`'s
     ledger (only `tenant`'s when given) a range at a time, and its persons are folded in
     worker processes that open it by its path, as many as a replay of the source would use
-    (`fold_workers(workers)`). `forget_keys` drops the data keys the source's ledger opened
-    a range's sealed moments with, once the range is copied."""
-    from mot.projections.engine import PositionRange
-    from mot.projections.ports import StagedRange
+    (`fold_workers(workers)`); with `source_url` (the source's, when other processes can open
+    it) those workers also copy the ranges, several at once, else this process does.
+    `forget_keys` drops the data keys the source's ledger opened a range's sealed moments
+    with, once the range is copied."""
+    from mot.projections.engine import MomentStager, PositionRange
     from mot.service.verify import Scratch
 
     folder = scratch_folders.make_owned(under)  # locked: a sweep knows it is not left over
@@ -306,15 +310,29 @@ def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None
                     forget_keys()
                     yield target.stage_rows(rows)
 
+            copy: MomentStager = stager
             pool = None
             workers = fold_workers(workers)
             if workers:
                 from mot.service.fold_workers import FoldPool
 
-                pool = stack.enter_context(FoldPool(path, workers, open_store))
-            yield Scratch(target, scratch.tables, stager, pool)
+                pool = stack.enter_context(FoldPool(path, workers, open_store, source=source_url))
+                if source_url is not None:
+                    copy = partial(pool.copy, partial(_copy_range, tenant=tenant))
+            yield Scratch(target, scratch.tables, copy, pool)
     finally:
         scratch_folders.remove_owned(folder)
+
+
+def _copy_range(source: Services, scratch: Services, after: int, upto: int, as_of: int, *,
+                tenant: str | None) -> StagedRange:
+    """`mot verify`'s copy of a range in a fold worker (`FoldPool.copy`): the source's current
+    moments (only `tenant`'s when given), staged in the scratch store, the range's data keys
+    dropped once they are opened, as `scratch_store`'s own stager does."""
+    rows = source.projection_store.moment_rows(after, upto, as_of, tenant=tenant)
+    if source.ledger_store.sealed():
+        source.ledger_store.sealing.keystore.forget()
+    return scratch.projection_store.stage_rows(rows)
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:

@@ -48,8 +48,10 @@ StoreOpener = Callable[[str], WorkerStore]
 _opened: dict[str, WorkerStore] = {}  # in a worker: the store it reads
 
 
-def _open(open_store: StoreOpener, url: str) -> None:
+def _open(open_store: StoreOpener, url: str, source: str | None) -> None:
     _opened["store"] = open_store(url)
+    if source is not None:
+        _opened["source"] = open_store(source)
 
 
 def _fold(first: Any, last: Any, version: int) -> FoldedRange:
@@ -64,16 +66,29 @@ def _stage(after: int, upto: int, as_of: int) -> StagedRange:
     return staging.stage_moments(after, upto, as_of)
 
 
+# Copies the moments of a range of positions of one store's ledger (the first) into a stage of
+# another (the second), as of a position: `mot verify`'s copy into its scratch store, made by
+# the composition root, which knows what the stores are (a module-level function, sent by
+# reference).
+RangeCopier = Callable[[Any, Any, int, int, int], "StagedRange"]
+
+
+def _copy(copier: RangeCopier, after: int, upto: int, as_of: int) -> StagedRange:
+    return copier(_opened["source"], _opened["store"], after, upto, as_of)
+
+
 class FoldPool:
     """The rebuild's worker processes: a `RangeFolder` (ranges of customers folded, results
     in order) and a `MomentStager` (ranges of the log staged, stages in order)."""
 
-    def __init__(self, url: str, workers: int, open_store: StoreOpener) -> None:
+    def __init__(self, url: str, workers: int, open_store: StoreOpener, *,
+                 source: str | None = None) -> None:
+        """Workers that open the store at `url` (and the one at `source`, which `copy` reads)."""
         self._pool: OrderedPool[Any] = OrderedPool(
             workers,
             "a fold worker process stopped unexpectedly (killed, or out of memory); what was "
             "committed stays, and running mot replay again resumes the rebuild",
-            _open, (open_store, url),
+            _open, (open_store, url, source),
         )
         self._pool.start()  # the workers open the store while the rebuild starts
 
@@ -87,6 +102,13 @@ class FoldPool:
         rebuild reads the links meanwhile)."""
         tasks = ((None, (after, upto, as_of)) for after, upto in ranges)
         return (stage for _, stage in self._pool.started(_stage, tasks))
+
+    def copy(self, copier: RangeCopier, ranges: Iterable[PositionRange], as_of: int
+             ) -> Iterator[StagedRange]:
+        """`stage` from the `source` store's ledger: `copier(source, store, after, upto, as_of)`
+        in the workers, stages in order."""
+        tasks = ((None, (copier, after, upto, as_of)) for after, upto in ranges)
+        return (stage for _, stage in self._pool.started(_copy, tasks))
 
     def close(self) -> None:
         self._pool.close()

@@ -34,6 +34,11 @@ def test_verify_passes_then_names_each_tampered_row(store_url: str, golden_path:
     assert clean.returncode == 0, clean.stderr
     assert "verified:" in clean.stdout and "35 events" in clean.stdout
     assert mot(store_url, "verify", "--tenant", "acme", "-q").returncode == 0
+    # Worker processes copy the sealed moments (a tenant's alone when asked) and fold them.
+    for tenant in ((), ("--tenant", "acme")):
+        workers = mot(store_url, "verify", *tenant, "--workers", "2", "-q")
+        assert workers.returncode == 0, workers.stderr
+        assert "35 events" in workers.stdout
 
     before = json.loads(mot(store_url, "query", "relationships", "--tenant", "acme", "--customer", "c1",
                             "--format", "json").stdout)[0]
@@ -49,8 +54,12 @@ def test_verify_passes_then_names_each_tampered_row(store_url: str, golden_path:
         {"projection": "teams", "key": "acme/logistics", "field": "(row)", "stored": "absent",
          "expected": "present"},
     ]
+    in_workers = mot(store_url, "verify", "--no-refresh", "--workers", "2", "--format", "json", "-q")
+    assert in_workers.returncode == 1 and in_workers.stdout == found.stdout
     # Another tenant's check does not see acme's damage.
     assert mot(store_url, "verify", "--no-refresh", "--tenant", "globex", "-q").returncode == 0
+    assert mot(store_url, "verify", "--no-refresh", "--tenant", "globex", "--workers", "2",
+               "-q").returncode == 0
 
 
 def test_verify_rebuilds_in_worker_processes_and_from_an_unsealed_ledger(
