@@ -92,10 +92,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Under xdist the end-to-end tests marked slow (up to a minute each on a loaded machine)
-    # start first and the short ones fill the workers' last minutes, instead of one worker
-    # finishing a long test alone at the end. Every worker sorts alike (xdist checks that).
-    if getattr(config, "workerinput", None) is not None:
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # start first on every worker and the short ones fill the workers' last minutes, instead
+    # of a worker finishing long tests alone at the end. xdist's worksteal hands each worker
+    # one contiguous share of the collection first (the same sizes as `shares` below), so each
+    # share starts with its turn of the slow tests. Every worker orders alike (xdist checks).
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    workers = int(workerinput.get("workercount", 1))
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    rest = iter([item for item in items if item.get_closest_marker("slow") is None])
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for worker in range(workers):
+        share = left // (workers - worker)
+        left -= share
+        first = slow[worker::workers]
+        ordered += first + [item for _, item in zip(range(share - len(first)), rest, strict=False)]
+    ordered += list(rest)  # none unless the slow tests outnumber a share
+    items[:] = ordered
 
 
 @pytest.fixture(scope="session")
