@@ -73,8 +73,9 @@ class SqlTableReader:
                      + (f" ORDER BY {order}" if order else ""))
         sqlite_file = backend.local_file() if read.arrow else None
         if sqlite_file is not None:
-            yield from _arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
-                                     statement, params)
+            with backend.read():  # the store's own connection, open (see `_read_only`)
+                yield from _arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
+                                         statement, params)
             return
         server = backend.server_uri() if read.arrow else None
         if server is not None:
@@ -115,9 +116,9 @@ class SqlTableReader:
                     f"SELECT {', '.join([first, *keys[1:]])}, COUNT(*) FROM {table}"
                     f" WHERE {' AND '.join(where)} GROUP BY {grouping}"), params)
                 return _shared_texts(tx.cursor)
-        read = TableRead(table, tuple(keys), page_rows=GROUP_PAGE_ROWS, arrow=True)
-        return _counted(_arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
-                                      selected, params), len(keys))
+            read = TableRead(table, tuple(keys), page_rows=GROUP_PAGE_ROWS, arrow=True)
+            return _counted(_arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
+                                          selected, params), len(keys))
 
 
 def _shared_texts(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -186,17 +187,19 @@ class _AdbcStores:
 
 
 def _read_only(path: str) -> str:
-    """A SQLite file's URI that opens it read-only.
+    """A SQLite file's URI that opens it read-only, its write-ahead log's index too.
 
     The ADBC driver has a SQLite of its own, and two SQLite libraries in one process do
-    not see each other's locks (POSIX locks are the process's): when its last connection
-    to the file closed, it took the file's exclusive lock as if no one else had the store
-    open, checkpointed the write-ahead log and deleted it and its shared index under the
-    store's own connections (whose mapping of that index then faulted: SIGBUS). Opened
-    read-only it cannot take that lock, and leaves both files to the store."""
+    not see each other's locks (POSIX locks are the process's), so the driver's acted as
+    if no one else had the store open: opening, it cut the log's shared index (the -shm
+    file) to 3 bytes to build it again, under the store's connections that map it (their
+    next statement faulted: SIGBUS); closing its last connection, it checkpointed the log
+    and deleted it and its index. Read-only it can do neither: it reads the index the
+    store's connections keep, checked against the log (`readonly_shm`), and a reader holds
+    one of those connections open while it reads, so the index exists."""
     from urllib.parse import quote
 
-    return "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+    return "file:" + quote(os.path.abspath(path)) + "?mode=ro&readonly_shm=1"
 
 
 def _adbc_batches(database: Any, statement: str, params: Sequence[Any],
