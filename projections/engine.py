@@ -109,6 +109,11 @@ stages in order: the rebuild's worker processes extract several ranges at once, 
 when it is called, before the first stage is asked for."""
 
 
+LinkReader = Callable[[int], Iterable[LinkEvent]]
+"""The link events up to a position (`NotificationLog.link_events_upto`), read when iterated or,
+by worker processes, from the call on: a rebuild asks for them before it starts the stager."""
+
+
 class RebuildInterrupted(RuntimeError):
     """A rebuild found its tables other than it left them; what it committed stays."""
 
@@ -404,13 +409,15 @@ class Engine:
 
     # -- rebuild -------------------------------------------------------------------------
     def rebuild(self, progress: Progress | None = None, *, restart: bool = False,
-                folder: RangeFolder | None = None, stager: MomentStager | None = None) -> int:
+                folder: RangeFolder | None = None, stager: MomentStager | None = None,
+                links: LinkReader | None = None) -> int:
         """Build every projection from the start of the log into fresh tables, then swap them in.
 
         Resumes an unfinished rebuild unless `restart`. Queries keep reading the
         live tables until the swap. `folder` folds the customers (default: here,
         `fold_ranges`); `stager` extracts the moments of ranges of the log (default:
-        each range is copied in directly). Returns the ledger position built up to.
+        each range is copied in directly); `links` reads the link events (default: the
+        log's `link_events_upto`, here). Returns the ledger position built up to.
         The caller holds the store's `rebuild_lock`.
         """
         self.store.drop_stages()  # what a stopped rebuild's workers left
@@ -422,7 +429,7 @@ class Engine:
         _, phase, target = state
         target = int(target or 0)
         if phase == RebuildPhase.MOMENTS:
-            self._rebuild_moments(target, progress, stager)
+            self._rebuild_moments(target, progress, stager, links or self._links)
             phase = RebuildPhase.FOLD
         # Each set of tables is indexed once its bulk of rows is in (idempotent: a resumed
         # rebuild may have done it before it stopped).
@@ -436,12 +443,17 @@ class Engine:
         except ErasedDuringRebuild:
             # What was read before the erasure and written after it may name the person:
             # the store dropped those tables; build them again from the ledger as it is now.
-            return self.rebuild(progress, restart=True, folder=folder, stager=stager)
+            return self.rebuild(progress, restart=True, folder=folder, stager=stager,
+                                links=links)
         live = self.store.state(LIVE)
         return live[0] if live else 0
 
+    def _links(self, upto: int) -> Iterator[LinkEvent]:
+        """The `LinkReader` of this process: the log's link events, read when iterated."""
+        yield from self.log.link_events_upto(upto)
+
     def _rebuild_moments(self, target: int, progress: Progress | None,
-                         stager: MomentStager | None) -> None:
+                         stager: MomentStager | None, links: LinkReader) -> None:
         """Every moment current at `target`, once, copied in pages of the log.
 
         Each moment is taken at its latest event only, so nothing is replaced or
@@ -456,13 +468,15 @@ class Engine:
         with self.store.session(REBUILD) as session:
             start, _, _ = session.progress()
         ranges = [(after, min(after + page, target)) for after in range(start, target, page)]
-        # The stager's workers extract the first ranges while this process reads the links
-        # (a stage does not depend on them; copying it in does).
+        # The links are asked for first (worker processes read them before anything else),
+        # then the stager's workers extract the first ranges while they are read and written
+        # here (a stage does not depend on them; copying it in does).
+        linked = links(target) if start == 0 else None
         stages = stager(ranges, target) if stager is not None and staging is not None else None
-        if start == 0:
+        if linked is not None:
             # The pairs' states before any moment (few rows): each moment goes in with its
             # person's group.
-            states = pair_states(self.log.link_events_upto(target))
+            states = pair_states(linked)
             with self.store.session(REBUILD) as session:
                 if session.progress()[0] == 0:
                     session.load_links(states)

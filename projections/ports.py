@@ -297,9 +297,10 @@ class NotificationLog(Protocol):
     """The ledger's events in the order it recorded them."""
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]: ...
-    def link_events_upto(self, upto: int) -> list[LinkEvent]:
+    def link_events_upto(self, upto: int, part: tuple[int, int] = (0, 1)) -> list[LinkEvent]:
         """Every link and unlink at positions up to `upto`, in the order recorded (a rebuild
-        reads the pairs' states first: few events)."""
+        reads the pairs' states first: few events); with `part` (i, n), only those whose
+        position is i modulo n (n processes read them at once)."""
         ...
     def head(self) -> int: ...
     def count(self, upto: int) -> int:

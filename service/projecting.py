@@ -158,7 +158,8 @@ class ProjectionService:
 
         assert self.store_url is not None and self.open_store is not None
         with FoldPool(self.store_url, workers, self.open_store) as pool:
-            return self.engine.rebuild(progress, restart=restart, folder=pool, stager=pool.stage)
+            return self.engine.rebuild(progress, restart=restart, folder=pool, stager=pool.stage,
+                                       links=pool.links)
 
     def fold_workers(self, asked: int | None) -> int:
         """How many fold worker processes a rebuild uses."""

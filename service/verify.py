@@ -114,8 +114,8 @@ class TenantLog:
             after = page[-1][0]
         return []
 
-    def link_events_upto(self, upto: int) -> list[LinkEvent]:
-        return [e for e in self.log.link_events_upto(upto) if e.tenant == self.tenant]
+    def link_events_upto(self, upto: int, part: tuple[int, int] = (0, 1)) -> list[LinkEvent]:
+        return [e for e in self.log.link_events_upto(upto, part) if e.tenant == self.tenant]
 
     def head(self) -> int:
         return self.log.head()

@@ -186,6 +186,23 @@ def test_pairs_of_two_tenants_are_two_streams(ledger: tuple[LedgerService, Ledge
     ]
 
 
+def test_the_link_events_read_in_parts_by_position_are_the_whole_once(
+    ledger: tuple[LedgerService, LedgerStore],
+) -> None:
+    # A rebuild's fold workers each read a part of them (position modulo their number).
+    store = ledger[1]
+    record(ledger, *(link("x:maria", f"zendesk:m{i}", occurred_at=f"2026-04-0{1 + i % 3}T12:00:00Z")
+                     for i in range(7)), link(type="unlink"), link(tenant="globex"))
+    head = store.head()
+    whole = store.link_events_upto(head)
+    assert len(whole) == 9
+    for parts in (1, 2, 3, 4):
+        read = [e for i in range(parts) for e in store.link_events_upto(head, (i, parts))]
+        assert sorted(read, key=repr) == sorted(whole, key=repr)
+    assert store.link_events_upto(head - 1) == whole[:-1]
+    assert [e.tenant for e in store.link_events_upto(head, (0, head))] == ["globex"]
+
+
 def test_a_bad_link_goes_to_the_quarantine_naming_the_field(
     ledger: tuple[LedgerService, LedgerStore],
 ) -> None:

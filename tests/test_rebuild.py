@@ -110,7 +110,17 @@ def test_a_rebuild_in_worker_processes_equals_one_in_this_process(
 ) -> None:
     from mot.projections import engine as engine_module
 
-    record(store_url, sample(3000, seed=22))
+    moments = sample(3000, seed=22)
+    # Links among the sample's customers, some taken back, in the middle of the log and at
+    # its end: the workers read them in parts, this process reads them whole.
+    customers = sorted({(m["tenant"], m["customer_id"]) for m in map(orjson.loads, moments)
+                        if "customer_id" in m})
+    links = [orjson.dumps({"type": "unlink" if n % 5 == 4 else "link", "tenant": a[0],
+                           "customer_ids": [a[1], b[1]], "occurred_at": "2026-05-01T00:00:00Z",
+                           "reason": "test"})
+             for n, (a, b) in enumerate(zip(customers[:60:2], customers[1:60:2], strict=True))
+             if a[0] == b[0]]
+    record(store_url, moments[:1500] + links[:15] + moments[1500:] + links[15:])
 
     def replay(workers: int) -> dict[str, list[tuple[Any, ...]]]:
         with open_store(store_url) as services:
@@ -120,6 +130,7 @@ def test_a_rebuild_in_worker_processes_equals_one_in_this_process(
 
     here = replay(0)  # the moments copied in range by range, in this process
     assert len(here["relationships"]) > 200 and len(here["amplifications"]) > 20
+    assert len(here["links"]) > 20 and len(here["members"]) > 20  # persons of several ids
     # The workers stage ranges of 250 positions (a dozen, some in flight) that this
     # process copies in: the same moments table, the same everything.
     monkeypatch.setattr(engine_module, "BULK_POSITIONS", 250)

@@ -424,7 +424,7 @@ class SqlLedger:
         return {pair: [e for e in events if isinstance(e, CustomersLinked | CustomersUnlinked)]
                 for pair, events in cast("dict[tuple[str, str], list[Any]]", found).items()}
 
-    def link_events_upto(self, upto: int) -> list[LinkEvent]:
+    def link_events_upto(self, upto: int, part: tuple[int, int] = (0, 1)) -> list[LinkEvent]:
         """Every link and unlink at positions up to `upto`, by their topics (a rebuild's first
         read: few rows), their sealed ids opened."""
         from mot.adapters.stores.topics import LINKED, UNLINKED
@@ -434,8 +434,10 @@ class SqlLedger:
         with self.backend.read() as tx:
             rows = [(int(v), str(t), s) for v, t, s in tx.query(
                 f"SELECT originator_version, topic, state FROM stored_events"
-                f" WHERE topic IN (?, ?) AND {position} <= ? ORDER BY {position}",
-                (LINKED, UNLINKED, upto))]
+                # The remainder by integer division: `%` is a placeholder's mark to psycopg.
+                f" WHERE topic IN (?, ?) AND {position} <= ?"
+                f" AND {position} - {position} / ? * ? = ? ORDER BY {position}",
+                (LINKED, UNLINKED, upto, part[1], part[1], part[0]))]
             # Opened a part at a time: the keystore keeps the keys one call asks for, and
             # starts afresh only between calls (CACHED_KEYS), so the keys held at once stay
             # bounded however many ids are linked (a million moments' links: 62,000 keys).

@@ -183,10 +183,12 @@ class MemoryLedger:
                 out.setdefault(event.customer_ids, []).append(event)
         return out
 
-    def link_events_upto(self, upto: int) -> list[LinkEvent]:
+    def link_events_upto(self, upto: int, part: tuple[int, int] = (0, 1)) -> list[LinkEvent]:
         from mot.domain.events import CustomersLinked, CustomersUnlinked
 
-        return [e for e in self.log[:upto] if isinstance(e, CustomersLinked | CustomersUnlinked)]
+        return [e for position, e in enumerate(self.log[:upto], 1)
+                if isinstance(e, CustomersLinked | CustomersUnlinked)
+                and position % part[1] == part[0]]
 
     def notifications(self, after: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         return [(after + n + 1, e) for n, e in enumerate(self.log[after:after + limit])]
