@@ -258,7 +258,7 @@ def fewer_collections() -> Iterator[None]:
     """Less of the cyclic garbage collector while a bulk path records: it found nothing to
     free there, yet scanned each batch's objects several times (and at every full collection
     every object from start-up, which `gc.freeze` sets aside). The collector's settings are
-    the process's: only the main thread changes them (an import's own)."""
+    the process's: only the main thread changes them (an import's or a Kafka ingest's own)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -39,6 +39,7 @@ from mot.domain.events import (
     PersonErased,
 )
 from mot.domain.ledger import Outcome
+from mot.service.importing import fewer_collections
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
 from mot.service.parsing import Compact, Decode, Decoded, Parsed, ParsePool, decode_here, expand
 from mot.service.resilience import Retry, run_round
@@ -448,11 +449,14 @@ def ingest(ledger: LedgerService, connect: Callable[[], Source], *,
             return None
         raise
     try:
-        return Ingestor(ledger, source, offsets=offsets, dlq=dlq, dlq_topic=dlq_topic,
-                        batch_size=batch_size, commit_every=commit_every,
-                        commit_interval_s=commit_interval_s, workers=workers,
-                        ).run(should_stop=should_stop, progress=progress,
-                              exit_when_idle_s=exit_when_idle_s, retry=retry)
+        # as `mot import` records: its batches' objects die young, and the collector's
+        # scans of them found nothing to free
+        with fewer_collections():
+            return Ingestor(ledger, source, offsets=offsets, dlq=dlq, dlq_topic=dlq_topic,
+                            batch_size=batch_size, commit_every=commit_every,
+                            commit_interval_s=commit_interval_s, workers=workers,
+                            ).run(should_stop=should_stop, progress=progress,
+                                  exit_when_idle_s=exit_when_idle_s, retry=retry)
     finally:
         source.close()  # leave the group now rather than after the session timeout
         if dlq is not None:
