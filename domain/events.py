@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from mot.domain.personal import join_personal
+
 Moment = dict[str, Any]
 
 
@@ -53,8 +55,6 @@ class EncodedMoment(Mapping[str, Any]):
             if self._json is not None:
                 self._decoded = orjson.loads(self._json)
             else:
-                from mot.domain.personal import join_personal
-
                 assert self.sealable is not None
                 plain, personal, _ = self.sealable
                 self._decoded = join_personal(orjson.loads(plain), orjson.loads(personal)["m"])

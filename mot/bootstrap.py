@@ -246,15 +246,10 @@ class Services:
         """The projections recomputed from the ledger and compared (`mot verify`)."""
         from mot.service.verify import Verifier
 
-        ledger = self.ledger_store
-
-        def forget_keys() -> None:
-            if ledger.sealed():
-                ledger.sealing.keystore.forget()
-
         return Verifier(self.ledger_store, self.tables,
                         partial(scratch_store, self.projection_store,
-                                self.projections.fold_workers, forget_keys=forget_keys,
+                                self.projections.fold_workers,
+                                forget_keys=partial(_forget_keys, self.ledger_store),
                                 source_url=self.projections.store_url),
                         alerts=_alert_policy, persons=_person_limits)
 
@@ -304,11 +299,7 @@ def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None
 
             def stager(ranges: Iterable[PositionRange], as_of: int) -> Iterator[StagedRange]:
                 for after, upto in ranges:
-                    rows = source.moment_rows(after, upto, as_of, tenant=tenant)
-                    # The next range has mostly other customers: keys kept for it would make
-                    # the memory grow with the ledger's customers, up to the keystore's cache.
-                    forget_keys()
-                    yield target.stage_rows(rows)
+                    yield _copied(source, forget_keys, target, after, upto, as_of, tenant)
 
             copy: MomentStager = stager
             pool = None
@@ -326,13 +317,28 @@ def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None
 
 def _copy_range(source: Services, scratch: Services, after: int, upto: int, as_of: int, *,
                 tenant: str | None) -> StagedRange:
-    """`mot verify`'s copy of a range in a fold worker (`FoldPool.copy`): the source's current
-    moments (only `tenant`'s when given), staged in the scratch store, the range's data keys
-    dropped once they are opened, as `scratch_store`'s own stager does."""
-    rows = source.projection_store.moment_rows(after, upto, as_of, tenant=tenant)
-    if source.ledger_store.sealed():
-        source.ledger_store.sealing.keystore.forget()
-    return scratch.projection_store.stage_rows(rows)
+    """`mot verify`'s copy of a range in a fold worker (`FoldPool.copy`), as `scratch_store`'s
+    own stager makes it in this process."""
+    return _copied(source.projection_store, partial(_forget_keys, source.ledger_store),
+                   scratch.projection_store, after, upto, as_of, tenant)
+
+
+def _copied(source: SqlProjectionStore, forget_keys: Callable[[], None],
+            target: SqlProjectionStore, after: int, upto: int, as_of: int,
+            tenant: str | None) -> StagedRange:
+    """The source's current moments of a range (only `tenant`'s when given), staged in the
+    target, and the data keys they were opened with dropped (`forget_keys`)."""
+    rows = source.moment_rows(after, upto, as_of, tenant=tenant)
+    # The next range has mostly other customers: keys kept for it would make the memory grow
+    # with the ledger's customers, up to the keystore's cache.
+    forget_keys()
+    return target.stage_rows(rows)
+
+
+def _forget_keys(ledger: SqlLedger) -> None:
+    """Drops the data keys `ledger` opened sealed moments with (it keeps none if it does not seal)."""
+    if ledger.sealed():
+        ledger.sealing.keystore.forget()
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:
