@@ -538,7 +538,9 @@ def quarantine_fix(obj: State, qid: int, corrected: Any) -> None:
             f"quarantine{kept} for a later `mot quarantine replay`")
     summary = fix.summary
     click.echo(f"fixed and replayed {qid}: recorded {summary.recorded}, amended {summary.amended},"
-               f" retracted {summary.retracted}, duplicates {summary.duplicates}")
+               f" retracted {summary.retracted}, duplicates {summary.duplicates}"
+               + (f", suppressed {summary.suppressed} (it names an erased person)"
+                  if summary.suppressed else ""))
 
 
 COMMANDS = [import_, show, quarantine]

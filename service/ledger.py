@@ -149,7 +149,8 @@ class LedgerService:
     def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                        now: datetime) -> BatchResult:
         def plan(loaded: Loaded) -> Append:
-            dropped = self._suppressed(items, parsed, loaded.streams)
+            dropped = self._suppressed([item.message for item in items], parsed,
+                                       loaded.streams)
             messages = [(p, item.origin) for i, (p, item) in enumerate(zip(parsed, items, strict=True))
                         if not isinstance(p, Rejection) and i not in dropped]
             decision = decide(messages, loaded.streams, now, loaded.pairs,
@@ -164,33 +165,47 @@ class LedgerService:
             return Append(decision.events, rejected=rejected, verdicts=verdicts,
                           resolved=resolved, still_rejected=still, waited=decision.waited)
 
-        keys, pairs = _keys(parsed)
+        keys, pairs = _keys(parsed, [item.message for item in items])
         append = self.store.record(keys, plan, pairs)
         return BatchResult(list(append.verdicts), len(append.resolved))
 
-    def _suppressed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
+    def _suppressed(self, messages: Sequence[bytes], parsed: Sequence[Parsed],
                     streams: dict[MomentKey, Stream]) -> set[int]:
         """The messages (by index) that name an erased person (on the suppression list) or
-        correct an erased moment: dropped and counted, never recorded nor quarantined (the
-        quarantine would keep their personal data). Asked inside the write transaction."""
+        correct an erased moment, valid or not: dropped and counted, never recorded nor
+        quarantined (the quarantine would keep their personal data). Asked inside the write
+        transaction."""
         store = self.store
         if not store.suppression_active():
             return set()
         out: set[int] = set()
         named: dict[int, tuple[str, str]] = {}
-        erased = {moment_id for (_, moment_id), stream in streams.items()
+        erased = {key for key, stream in streams.items()
                   if is_erased_customer(str(stream.current.get("customer_id", "")))}
+        erased_ids = {moment_id for _, moment_id in erased}
         linking: dict[int, tuple[tuple[str, str], ...]] = {}  # a link names two customers
+
+        def corrects_erased(tenant: str | None, moment_id: str) -> bool:
+            # Moment ids are per tenant: another tenant's correction of that id is its own.
+            return moment_id in erased_ids if tenant is None else (tenant, moment_id) in erased
+
         for i, p in enumerate(parsed):
             if isinstance(p, RecordMoment):
                 named[i] = (p.tenant, str(p.moment["customer_id"]))
             elif isinstance(p, Rejection):
-                pair = _customer_named(items[i].message)
-                if pair is not None:
-                    named[i] = pair
+                what = _named_by_rejected(messages[i])
+                if what is None:
+                    continue
+                tenant, customers, target = what
+                if len(customers) == 1:
+                    named[i] = customers[0]
+                elif customers:
+                    linking[i] = customers
+                if target is not None and corrects_erased(tenant, target):
+                    out.add(i)
             elif isinstance(p, LinkCustomers):
                 linking[i] = tuple((p.tenant, customer) for customer in p.customer_ids)
-            elif p.moment_id in erased:
+            elif corrects_erased(p.tenant, p.moment_id):
                 out.add(i)
         if named or linking:
             hit = store.suppressed(set(named.values()).union(*linking.values()))
@@ -237,18 +252,25 @@ class LedgerService:
             for start in range(0, len(entries), batch_size):
                 batch = entries[start:start + batch_size]
                 now = self.clock()
-                parsed = [parse_message(payloads.get(entry.id, entry.message) if payloads
-                                        else entry.message, now) for entry in batch]
+
+                sent = [payloads.get(entry.id, entry.message) if payloads else entry.message
+                        for entry in batch]
+                parsed = [parse_message(message, now) for message in sent]
 
                 def plan(loaded: Loaded, batch: list[Quarantined] = batch,
-                         parsed: list[Message | Rejection] = parsed, now: datetime = now) -> Append:
-                    messages = [(p, e.origin) for p, e in zip(parsed, batch, strict=True)
-                                if not isinstance(p, Rejection)]
+                         parsed: list[Message | Rejection] = parsed, now: datetime = now,
+                         sent: list[bytes] = sent) -> Append:
+                    # A replayed (or fixed) message naming an erased person is suppressed,
+                    # and leaves the quarantine, as it would have been when first sent.
+                    dropped = self._suppressed(sent, parsed, loaded.streams)
+                    messages = [(p, e.origin) for i, (p, e) in enumerate(zip(parsed, batch,
+                                                                            strict=True))
+                                if not isinstance(p, Rejection) and i not in dropped]
                     # What waits and is replayed here applies in batch order, once.
                     replayed = {e.id for e in batch}
                     waiting = _waiting([w for w in loaded.waiting if w.id not in replayed], now)
                     decision = decide(messages, loaded.streams, now, loaded.pairs, waiting)
-                    verdicts = _merge_verdicts(parsed, decision.verdicts)
+                    verdicts = _merge_verdicts(parsed, decision.verdicts, dropped)
                     resolved, still = _settled(decision.waited)
                     resolved += [e.id for e, v in zip(batch, verdicts, strict=True)
                                  if v.rejection is None]
@@ -258,7 +280,7 @@ class LedgerService:
                     return Append(decision.events, resolved=resolved, still_rejected=still,
                                   verdicts=verdicts, waited=decision.waited)
 
-                keys, pairs = _keys(parsed)
+                keys, pairs = _keys(parsed, sent)
                 append = self.store.record(keys, plan, pairs)
                 final.update((e.id, v.outcome) for e, v in zip(batch, append.verdicts, strict=True))
                 final.update((qid, v.outcome) for qid, v in append.waited)
@@ -281,16 +303,22 @@ class Fix:
     kept_as: int | None
 
 
-def _keys(parsed: Sequence[Parsed]) -> tuple[set[tuple[str | None, str]], set[str]]:
-    """The moments (tenant, id) and the pairs (link stream id) a batch names."""
+def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes]
+          ) -> tuple[set[tuple[str | None, str]], set[str]]:
+    """The moments (tenant, id) and the pairs (link stream id) a batch names; a rejected
+    correction's moment too (whether it is erased decides its suppression)."""
     keys: set[tuple[str | None, str]] = set()
     pairs: set[str] = set()
-    for p in parsed:
+    for p, message in zip(parsed, messages, strict=True):
         kind = type(p)
         if kind is RecordMoment or kind is AmendMoment or kind is RetractMoment:
             keys.add((p.tenant, p.moment_id))  # type: ignore[union-attr]
         elif kind is LinkCustomers:
             pairs.add(p.link_id)  # type: ignore[union-attr]
+        elif kind is Rejection:
+            what = _named_by_rejected(message)
+            if what is not None and what[2] is not None:
+                keys.add((what[0], what[2]))
     return keys, pairs
 
 
@@ -329,15 +357,34 @@ def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Ver
     ]
 
 
-def _customer_named(message: bytes) -> tuple[str, str] | None:
-    """(tenant, customer id) a message that failed validation names, if it says."""
+def _named_by_rejected(message: bytes
+                       ) -> tuple[str | None, tuple[tuple[str, str], ...], str | None] | None:
+    """What a message that failed validation names, as far as it says: its tenant (None for
+    a correction without one), the (tenant, customer id) of its `customer_id` or of a link's
+    `customer_ids`, and the moment id a correction (amend, retract) names."""
+    import uuid
+
     import orjson
 
     try:
         data = orjson.loads(message)
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("customer_id"), str):
+    if not isinstance(data, dict):
         return None
-    tenant = data.get("tenant", "default")
-    return (tenant if isinstance(tenant, str) else "default"), data["customer_id"]
+    named = data.get("tenant")
+    kind = data.get("type")
+    tenant = named if isinstance(named, str) else None
+    owner = tenant if tenant is not None else "default"
+    customers: list[str] = []
+    if isinstance(data.get("customer_id"), str):
+        customers.append(data["customer_id"])
+    if kind in ("link", "unlink") and isinstance(data.get("customer_ids"), list):
+        customers += [c for c in data["customer_ids"] if isinstance(c, str)]
+    target = None
+    if kind in ("amend", "retract") and isinstance(data.get("moment_id"), str):
+        try:
+            target = str(uuid.UUID(data["moment_id"]))
+        except ValueError:
+            target = None
+    return tenant, tuple(dict.fromkeys((owner, c) for c in customers)), target

@@ -773,3 +773,48 @@ def test_a_publisher_sending_erasure_tombstones_and_an_erasure_at_once_do_not_de
     assert not errors
     with open_store(url) as services, services.backend.read() as tx:
         assert tx.query("SELECT row_key FROM mot_erasure_tombstones") == [(f"acme/{MARIA}",)]
+
+
+def test_messages_naming_an_erased_person_neither_stay_in_nor_come_back_through_the_quarantine(
+        store_url: str, tmp_path: Path) -> None:
+    her = "x:mar\u00eda-quarantined"
+    first = {"tenant": "acme", "customer_id": her, "occurred_at": "2026-03-01T09:00:00Z",
+             "channel": "email", "direction": "inbound", "kind": "question",
+             "source": {"system": "crm", "id": "q-1"}}
+    source = tmp_path / "in.jsonl"
+    # json.dumps writes her id with a JSON escape (\u00ed), as many producers do.
+    source.write_text(json.dumps(first) + "\n" + json.dumps(
+        dict(first, channel="emial", source={"system": "crm", "id": "q-2"})) + "\n")
+    mot(store_url, "import", "-q", source)
+    assert [e["field"] for e in json.loads(mot(store_url, "quarantine", "list").stdout)] == [
+        "channel"]
+    mot(store_url, "erase", "--tenant", "acme", "--customer", her, "--reason", "r")
+    assert json.loads(mot(store_url, "quarantine", "list").stdout) == []
+    [(erased_id, _)] = _moment_ids(store_url)
+
+    # Later messages that the wire format rejects, naming her or correcting her erased moment,
+    # are suppressed as valid ones are: the quarantine would keep them.
+    later = tmp_path / "later.jsonl"
+    later.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in [
+        {"type": "link", "tenant": "acme", "customer_ids": [her, "c9"],
+         "occurred_at": "2099-01-01T00:00:00Z", "reason": "future"},
+        {"type": "unlink", "tenant": "acme", "customer_ids": [her, her], "reason": "same"},
+        {"type": "amend", "tenant": "acme", "moment_id": erased_id,
+         "set": {"customer_id": her}, "reason": "not settable"},
+        {"type": "retract", "tenant": "acme", "moment_id": erased_id},
+        # Another tenant's correction of a moment of that id is its own: it waits.
+        {"type": "retract", "tenant": "globex", "moment_id": erased_id, "reason": "r"},
+    ]))
+    summary = json.loads(mot(store_url, "import", "--summary-json", "-q", later).stdout)
+    assert (summary["suppressed"], summary["quarantined"]) == (4, 1)
+    [waiting] = json.loads(mot(store_url, "quarantine", "list").stdout)
+    assert '"globex"' in waiting["raw"]
+
+    # A quarantined message fixed (or replayed) into one naming her is suppressed too.
+    fixed = mot(store_url, "quarantine", "fix", str(waiting["id"]), "-",
+                input=json.dumps(dict(first, source={"system": "crm", "id": "q-3"})))
+    assert "suppressed 1" in fixed.stdout, fixed.stdout
+    assert json.loads(mot(store_url, "quarantine", "list").stdout) == []
+    mot(store_url, "project")
+    assert her not in {r["customer_id"] for r in query(store_url, "relationships")}
+    assert [m for m, _ in _moment_ids(store_url)] == [erased_id]

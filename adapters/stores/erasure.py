@@ -172,7 +172,8 @@ class SqlErasures:
         for qid, raw, payload, field, reason in tx.query(
                 "SELECT id, raw, payload, field, reason FROM quarantine"):
             text = b"\0".join([bytes(raw), bytes(payload or b""), str(field).encode(),
-                               str(reason).encode()])
+                               str(reason).encode(), *_json_texts(bytes(raw)),
+                               *_json_texts(bytes(payload or b""))])
             if any(n in text for n in needles):
                 found.append(int(qid))
         return found
@@ -437,6 +438,29 @@ class SqlErasures:
 
 class _RebuildRunning(Exception):
     """Another process holds the store's rebuild lock."""
+
+
+def _json_texts(message: bytes) -> list[bytes]:
+    """The texts (keys and values) of a message that is JSON, decoded: its bytes may write an
+    id with escapes (`"mar\\u00eda"`, `"a\\/b"`), which a search of the bytes misses."""
+    if b"\\" not in message:  # no escape: the bytes already hold every text as it reads
+        return []
+    try:
+        value = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return []
+    texts: list[bytes] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            texts.append(item.encode("utf-8", "surrogatepass"))
+        elif isinstance(item, dict):
+            texts += [key.encode("utf-8", "surrogatepass") for key in item]
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return texts
 
 
 def receipt_json(receipt: Receipt) -> bytes:
