@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,14 +18,49 @@ class Rejected:
     reason: str
     # A correction of a moment not recorded: (tenant or None, moment id) it waits for.
     waits_for: tuple[str | None, str] | None = None
+    # A waiting correction sent again after another one for its moment (A, B, A) is not a
+    # repeat of its first sending: it waits as an entry of its own, the how-manyth such.
+    occurrence: int = 0
 
     @property
     def digest(self) -> str:
         """What makes it the same message again: the SHA-256 of what is replayed (the mapped
-        payload when there is one, else the raw bytes), in hex."""
+        payload when there is one, else the raw bytes), in hex; a later occurrence's is that
+        of the message's digest and its number."""
         import hashlib  # here, not at the top: loading OpenSSL is a tenth of a query's start-up
 
-        return hashlib.sha256(self.payload if self.payload is not None else self.raw).hexdigest()
+        digest = hashlib.sha256(self.payload if self.payload is not None else self.raw)
+        if not self.occurrence:
+            return digest.hexdigest()
+        return hashlib.sha256(b"mot:occurrence:%d:%s" % (self.occurrence, digest.digest())
+                              ).hexdigest()
+
+
+def in_arrival_order(rejected: list[Rejected], waiting: Iterable[Quarantined]) -> list[Rejected]:
+    """`rejected` with each waiting correction numbered by its occurrence among the corrections
+    waiting for its moment (`waiting`: those already kept, oldest first): SPEC §2 applies
+    them in the order they arrived and A -> B -> A three times, so the second A must not
+    count as a repeat of the first; a retry of the latest one still is a repeat."""
+    if all(r.waits_for is None for r in rejected):
+        return rejected
+    sent: dict[tuple[str | None, str], list[bytes]] = {}  # moment -> its corrections in order
+    for entry in waiting:
+        if entry.waits_for is not None:
+            sent.setdefault(entry.waits_for, []).append(entry.message)
+    out = []
+    for r in rejected:
+        if r.waits_for is None:
+            out.append(r)
+            continue
+        message = r.payload if r.payload is not None else r.raw
+        before = sent.setdefault(r.waits_for, [])
+        if before and before[-1] == message:  # a retry of the latest: a repeat of it
+            occurrence = before.count(message) - 1
+        else:
+            occurrence = before.count(message)
+            before.append(message)
+        out.append(replace(r, occurrence=occurrence) if occurrence else r)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from mot.domain.messages import (
     RetractMoment,
     parse_message,
 )
-from mot.domain.quarantine import Quarantined, Rejected
+from mot.domain.quarantine import Quarantined, Rejected, in_arrival_order
 from mot.domain.timefmt import utc_now
 from mot.service.parsing import Parsed, parse_items
 from mot.service.ports import Append, LedgerStore, Loaded
@@ -156,11 +156,11 @@ class LedgerService:
             decision = decide(messages, loaded.streams, now, loaded.pairs,
                               _waiting(loaded.waiting, now))
             verdicts = _merge_verdicts(parsed, decision.verdicts, dropped)
-            rejected = [
+            rejected = in_arrival_order([
                 Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason,
                          v.waits_for)
                 for item, v in zip(items, verdicts, strict=True) if v.rejection is not None
-            ]
+            ], loaded.waiting)
             resolved, still = _settled(decision.waited)
             return Append(decision.events, rejected=rejected, verdicts=verdicts,
                           resolved=resolved, still_rejected=still, waited=decision.waited)

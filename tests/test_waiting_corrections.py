@@ -131,6 +131,33 @@ def test_corrections_wait_and_apply_with_their_moment_in_arrival_order(ledger: L
         Outcome.DUPLICATE] * 2
 
 
+def test_a_correction_sent_again_after_another_waits_again_as_it_would_apply_on_time(
+        ledger: Ledger) -> None:
+    """A -> B -> A applies three times (SPEC §2), also when all three overtake their moment:
+    the second A is not a repeat of the first (B came between), so the late moment ends as
+    an on-time one would, with A's values. A plain retry of the latest is a repeat."""
+    store = ledger[1]
+    a, b = amend({"sentiment": 0.5}, "a", tenant="acme"), amend({"sentiment": -0.5}, "b",
+                                                                  tenant="acme")
+    for origin, message in [("1", a), ("2", b), ("3", a), ("4", a)]:
+        assert record(ledger, message, origin=origin) == [Outcome.QUARANTINED]
+    assert [e.repeats for e in store.quarantine()] == [1, 1, 2]
+    # And within one batch, for another moment.
+    c, d = amend({"sentiment": 0.5}, "c", moment_id=OTHER, tenant="acme"), amend(
+        {"sentiment": -0.5}, "d", moment_id=OTHER, tenant="acme")
+    assert record(ledger, c, d, c, origin="5") == [Outcome.QUARANTINED] * 3
+    assert record(ledger, moment(), moment(OTHER)) == [Outcome.RECORDED] * 2
+    assert history(store) == [("MomentRecorded", None, "f:1"),
+                              ("MomentAmended", {"sentiment": 0.5}, "1:1"),
+                              ("MomentAmended", {"sentiment": -0.5}, "2:1"),
+                              ("MomentAmended", {"sentiment": 0.5}, "3:1")]
+    assert history(store, OTHER) == [("MomentRecorded", None, "f:2"),
+                                     ("MomentAmended", {"sentiment": 0.5}, "5:1"),
+                                     ("MomentAmended", {"sentiment": -0.5}, "5:2"),
+                                     ("MomentAmended", {"sentiment": 0.5}, "5:3")]
+    assert store.quarantine_count() == 0
+
+
 def test_in_one_batch_a_correction_before_its_moment_applies_after_it(ledger: Ledger) -> None:
     assert record(ledger, retract(), amend({"sentiment": 0.5}, moment_id=OTHER),
                   moment(), moment(OTHER)) == [
