@@ -818,3 +818,28 @@ def test_messages_naming_an_erased_person_neither_stay_in_nor_come_back_through_
     mot(store_url, "project")
     assert her not in {r["customer_id"] for r in query(store_url, "relationships")}
     assert [m for m, _ in _moment_ids(store_url)] == [erased_id]
+
+
+def test_an_erasure_purges_only_its_tenants_quarantined_messages_naming_her_ids(
+        store_url: str, tmp_path: Path) -> None:
+    def line(tenant: str, customer: str, source: str, channel: str = "emial") -> dict[str, Any]:
+        return {"tenant": tenant, "customer_id": customer, "occurred_at": "2026-03-01T09:00:00Z",
+                "channel": channel, "direction": "inbound", "kind": "question",
+                "source": {"system": "crm", "id": source}}
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(json.dumps(m).encode() + b"\n" for m in [
+        line("acme", "c1", "a-1", "email"),
+        line("acme", "c1", "a-2"),  # hers: purged
+        line("acme", "c12", "a-3"),  # another customer whose id holds hers
+        line("globex", "c1", "g-1"),  # globex's own c1, another person
+        line("globex", "zc1z", "g-2"),
+    ]) + b'{"tenant": "globex", "customer_id": "c1", "occurred_at": \n')  # malformed
+    mot(store_url, "import", "-q", source)
+    assert len(json.loads(mot(store_url, "quarantine", "list").stdout)) == 5
+    plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", "c1",
+                          "--dry-run").stdout)
+    assert plan["quarantined"] == 1  # no count of other tenants' messages to probe with
+    mot(store_url, "erase", "--tenant", "acme", "--customer", "c1", "--reason", "r")
+    left = [e["raw"] for e in json.loads(mot(store_url, "quarantine", "list").stdout)]
+    assert [r for r in left if "a-2" in r] == [] and len(left) == 4, left

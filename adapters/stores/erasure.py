@@ -22,9 +22,10 @@ deleted is already unusable (sealing checks the mark before the key), and the ne
 from __future__ import annotations
 
 import hmac
+import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
@@ -163,20 +164,18 @@ class SqlErasures:
                     out[str(cid)].append(str(moment_id))
         return out
 
-    def _quarantined(self, tx: Tx, names: Iterable[str]) -> list[int]:
-        """Quarantined messages whose bytes name one of these ids or moment ids."""
-        needles = [n.encode() for n in names if n]
-        if not needles:
+    def _quarantined(self, tx: Tx, tenant: str, ids: Iterable[str],
+                     moments: Iterable[str]) -> list[int]:
+        """The tenant's quarantined messages that name one of these customer ids or moment
+        ids: as a value of a message (of this tenant, or a correction naming none), not as
+        part of a longer text, nor in another tenant's message (another person, whose
+        message an erasure must not lose, nor count in a dry run)."""
+        names = {n for n in ids if n} | {m.lower() for m in moments if m}
+        if not names:
             return []
-        found = []
-        for qid, raw, payload, field, reason in tx.query(
-                "SELECT id, raw, payload, field, reason FROM quarantine"):
-            text = b"\0".join([bytes(raw), bytes(payload or b""), str(field).encode(),
-                               str(reason).encode(), *_json_texts(bytes(raw)),
-                               *_json_texts(bytes(payload or b""))])
-            if any(n in text for n in needles):
-                found.append(int(qid))
-        return found
+        return [int(qid) for qid, raw, payload in tx.query(
+                "SELECT id, raw, payload FROM quarantine")
+                if _names(bytes(payload) if payload is not None else bytes(raw), tenant, names)]
 
     def _receipt_digest(self, tenant: str, ids: Sequence[str]) -> str:
         secret = self.ledger.sealing.keystore.tenant_secret(tenant)
@@ -199,7 +198,7 @@ class SqlErasures:
             erased = {m for ms in moments.values() for m in ms}
             rows["amplifications (trigger_actor)"] = len(self._triggered(tx, "amplifications",
                                                                          tenant, erased))
-            quarantined = len(self._quarantined(tx, [*ids, *erased]))
+            quarantined = len(self._quarantined(tx, tenant, ids, erased))
             digests = [keystore.digest(tenant, cid) for cid in ids]
             already = bool(tx.query(
                 f"SELECT 1 FROM mot_suppressed WHERE tenant = ? AND digest"
@@ -334,7 +333,7 @@ class SqlErasures:
                 for table in self._tables(tx, ["tombstones"]):
                     change(table, f"DELETE FROM {table} WHERE row_key = ?",
                            [(f"{tenant}/{cid}",) for cid in ids])
-                purged = self._quarantined(tx, [*ids, *erased_moments])
+                purged = self._quarantined(tx, tenant, ids, erased_moments)
                 change("quarantine", "DELETE FROM quarantine WHERE id = ?", [(q,) for q in purged])
                 if backend.table_exists(tx, "publisher_state"):
                     # A cursor names the row it stopped at, hers maybe; and on PostgreSQL
@@ -440,27 +439,48 @@ class _RebuildRunning(Exception):
     """Another process holds the store's rebuild lock."""
 
 
-def _json_texts(message: bytes) -> list[bytes]:
-    """The texts (keys and values) of a message that is JSON, decoded: its bytes may write an
-    id with escapes (`"mar\\u00eda"`, `"a\\/b"`), which a search of the bytes misses."""
-    if b"\\" not in message:  # no escape: the bytes already hold every text as it reads
-        return []
+_WIRE_KEYS = ("customer_id", "customer_ids", "moment_id", "type")
+_TENANT_SAID = re.compile(rb'"tenant"\s*:\s*"([^"\\]*)"')
+_DELIMITER = rb'\s",;'
+
+
+def _names(message: bytes, tenant: str, names: set[str]) -> bool:
+    """Whether a quarantined message names one of `names` (customer ids, lowercase moment
+    ids) of `tenant`. A wire message (JSON) names its tenant ("default" when it says none;
+    any, for a correction that says none) and one of them as a whole text anywhere in it,
+    escapes decoded. Anything else (a malformed line, a source's record it could not map)
+    names one when it holds it between delimiters, unless it says another tenant."""
     try:
-        value = orjson.loads(message)
+        data = orjson.loads(message)
     except orjson.JSONDecodeError:
-        return []
-    texts: list[bytes] = []
+        data = None
+    if isinstance(data, dict):
+        if any(key in data for key in _WIRE_KEYS):
+            said = data.get("tenant")
+            if said is None and data.get("type") not in ("amend", "retract"):
+                said = "default"
+            if said is not None and said != tenant:
+                return False
+        return any(text in names or text.lower() in names for text in _texts(data))
+    said_tenant = _TENANT_SAID.search(message)
+    if said_tenant is not None and said_tenant.group(1) != tenant.encode():
+        return False
+    return any(re.search(rb"(?:^|(?<=[" + _DELIMITER + rb"]))" + re.escape(name.encode())
+                         + rb"(?=[" + _DELIMITER + rb"]|$)", message) for name in names)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every text of a decoded JSON value: its strings and object keys."""
     pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            texts.append(item.encode("utf-8", "surrogatepass"))
+            yield item
         elif isinstance(item, dict):
-            texts += [key.encode("utf-8", "surrogatepass") for key in item]
+            yield from item
             pending += item.values()
         elif isinstance(item, list):
             pending += item
-    return texts
 
 
 def receipt_json(receipt: Receipt) -> bytes:
