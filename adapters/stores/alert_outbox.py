@@ -295,6 +295,17 @@ def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudony
                        " WHERE alert_id = ?",
                        [(pseudonym, orjson.dumps([pseudonym]).decode(), r[0]) for r in rows])
         changed |= bool(rows)
+    # Another person's alerts raised while one of these ids was linked to it name it among
+    # their customer_ids: it leaves them (the person it was erased with is not theirs).
+    erased = set(customer_ids)
+    named = []
+    for alert_id, ids in tx.query("SELECT alert_id, customer_ids FROM alerts WHERE tenant = ?",
+                                  (tenant,)):
+        listed = orjson.loads(ids)
+        if erased.intersection(listed):
+            named.append((orjson.dumps([c for c in listed if c not in erased]).decode(), alert_id))
+    tx.executemany("UPDATE alerts SET customer_ids = ? WHERE alert_id = ?", named)
+    changed |= bool(named)
     if moments:
         triggered = []
         for alert_id, details in tx.query(
