@@ -227,6 +227,11 @@ class Services:
 
         return SqlTableReader(self.backend)
 
+    def serving(self) -> None:
+        """This process serves the store beside other processes for as long as it runs (mot
+        serve): see SqlTableReader.serving."""
+        self.tables.serving()
+
     @cached_property
     def exporter(self) -> Exporter:
         """Every projection and the current moments to files (`mot export`)."""

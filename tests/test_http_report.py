@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from http_support import Api, api, golden_lines
@@ -49,3 +50,51 @@ def test_another_tenant_or_no_token_gets_no_report(loaded: Api) -> None:
     assert loaded.client.get("/v1/report").status_code == 401
     assert loaded.get("acme_write", "/v1/report").status_code == 403  # no read scope
     assert loaded.get("acme", "/v1/report", since="yesterday").status_code == 422
+
+
+def test_a_report_leaves_the_servers_locks_so_no_other_process_deletes_its_log(
+        tmp_path: Path) -> None:
+    """The report's Arrow reads of a SQLite file ran in mot serve's own process, with the ADBC
+    driver's SQLite: closing its file there dropped every POSIX lock of the process on the
+    store, the locks of the server's own connections too. The next command to close the
+    store (any `mot query`) then found no one else and deleted the write-ahead log and its
+    index under the server, whose later commits went to a deleted file: answered, seen by
+    no other process. With the server's locks kept, the log stays and its writes are seen."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from http_support import free_port, serve
+
+    from mot.bootstrap import open_store
+
+    store = str(tmp_path / "mot.db")
+    with open_store(store) as services:
+        _, token = services.access.create("acme", "read,write")
+    port = free_port()
+    proc = serve(store, port)
+    mot = [str(Path(sys.executable).parent / "mot"), "--store", store]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def post(source: str) -> None:
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/moments", headers=headers, content=(
+            '{"customer_id": "c1", "occurred_at": "2026-03-01T09:00:00Z", "channel": "email",'
+            ' "direction": "inbound", "kind": "question", "source": {"system": "s", "id": "'
+            + source + '"}}'), timeout=30)
+        assert answer.json()["counts"] == {"recorded": 1}, answer.text
+
+    try:
+        post("1")
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/report", headers=headers,
+                         timeout=120).status_code == 200
+        subprocess.run([*mot, "query", "relationships", "--format", "json"], check=True,
+                       capture_output=True)
+        assert Path(store + "-wal").exists()
+        post("2")
+        shown = subprocess.run([*mot, "show", "s:2", "--tenant", "acme", "--format", "json"],
+                               capture_output=True, text=True)
+        assert shown.returncode == 0 and json.loads(shown.stdout), shown.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

@@ -62,6 +62,7 @@ def create_app(
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
     limits = limits or Limits(max_body=max_body)
+    services.serving()  # its own locks on the store stay while it serves (the report's reads)
     metrics = Metrics(services.projections.status, services.alerts.counts)
     context = ApiContext(
         services=services,

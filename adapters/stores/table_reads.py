@@ -50,6 +50,19 @@ class SqlTableReader:
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
         self.adbc = _AdbcStores()
+        # Whether a SQLite file may be read with the ADBC driver in this process (`serving`).
+        self.arrow_here = True
+
+    def serving(self) -> None:
+        """This process keeps the store open beside other processes (mot serve): its reads
+        of a SQLite file go through its own connections, never the ADBC driver's SQLite.
+        POSIX locks are the process's: when the driver's SQLite released or closed the file,
+        every lock of the process on it went, its own connections' too, and the next
+        command to close the store, finding no one else, deleted the write-ahead log and
+        its index under it; the server's later commits went to a deleted file, answered
+        and seen by no other process. A command that only reads (mot report, mot export)
+        writes nothing that could be lost so, and keeps the Arrow reads."""
+        self.arrow_here = False
 
     def close(self) -> None:
         """Close the ADBC databases the Arrow reads opened."""
@@ -71,7 +84,7 @@ class SqlTableReader:
         statement = (f"SELECT {', '.join(read.columns)} FROM {read.table}"
                      + (f" WHERE {' AND '.join(where)}" if where else "")
                      + (f" ORDER BY {order}" if order else ""))
-        sqlite_file = backend.local_file() if read.arrow else None
+        sqlite_file = backend.local_file() if read.arrow and self.arrow_here else None
         if sqlite_file is not None:
             with backend.read():  # the store's own connection, open (see `_read_only`)
                 yield from _arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
@@ -105,7 +118,7 @@ class SqlTableReader:
         with self.backend.read() as tx:
             if not self.backend.table_exists(tx, table):
                 return []
-            if sqlite_file is None or table not in HASHED:
+            if sqlite_file is None or table not in HASHED or not self.arrow_here:
                 # PostgreSQL counts by hashing, on the server. SQLite sorts, in its sorter's
                 # bounded memory and then streamed: `+tenant` keeps it from walking an index
                 # on tenant that holds no other key of the group, a row read at random for
