@@ -237,7 +237,8 @@ class Services:
         """Every projection and the current moments to files (`mot export`)."""
         from mot.service.export import Exporter
 
-        return Exporter(self.tables, self.queries)
+        return Exporter(self.tables, self.queries,
+                        partial(scratch_folders.owned, "mot-export-"))
 
     def report(self, *, tenant: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> str:

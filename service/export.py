@@ -23,6 +23,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -288,18 +289,26 @@ def _order_names(table: str) -> list[str]:
     return [by_column[c] for c in PROJECTIONS[table].default_order]
 
 
-def _sorted(pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[str]
-            ) -> Iterator[list[Any]]:
-    """The rows of `pages` sorted by the fields `order` names (text by its bytes, as the
-    live export's tables keep them), through a scratch SQLite file: SQLite sorts in its
-    temporary files, so memory holds a page, not the table."""
-    import sqlite3
+ScratchFolder = Callable[[], AbstractContextManager[Any]]
+
+
+def _temporary_folder() -> AbstractContextManager[Any]:
     import tempfile
+
+    return tempfile.TemporaryDirectory(prefix="mot-export-")
+
+
+def _sorted(pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[str],
+            folder: ScratchFolder = _temporary_folder) -> Iterator[list[Any]]:
+    """The rows of `pages` sorted by the fields `order` names (text by its bytes, as the
+    live export's tables keep them), through a scratch SQLite file in `folder()`: SQLite
+    sorts in its temporary files, so memory holds a page, not the table."""
+    import sqlite3
 
     names = [c.name for c in cols]
     booleans = [i for i, c in enumerate(cols) if c.kind == "boolean"]  # stored as 0 or 1
     fields = ", ".join(f"c{i}" for i in range(len(cols)))
-    with tempfile.TemporaryDirectory(prefix="mot-export-") as scratch:
+    with folder() as scratch:
         db = sqlite3.connect(os.path.join(scratch, "sort.db"), isolation_level=None)
         try:
             db.execute(f"CREATE TABLE rows ({fields})")
@@ -326,9 +335,14 @@ class ExportStopped(Exception):
 class Exporter:
     """Writes each table of a store to a directory, in one format."""
 
-    def __init__(self, tables: TableReader, queries: QueryService) -> None:
+    def __init__(self, tables: TableReader, queries: QueryService,
+                 scratch: ScratchFolder = _temporary_folder) -> None:
         self.tables = tables
         self.queries = queries
+        # Where an --as-of export sorts a table (its rows hold personal fields): the
+        # composition root's folders are marked with their owner, so that an export killed
+        # with SIGKILL leaves none that an erasure does not remove (SPEC 6).
+        self.scratch = scratch
 
     def export(self, out: Path, fmt: str, *, tenant: str | None = None,
                as_of: datetime | None = None, tables: Sequence[str] = EXPORTED,
@@ -428,7 +442,8 @@ class Exporter:
                     yield as_columns(chunk)
 
             if table in FOLD_UNORDERED:
-                yield from _sorted(folded(), columns(table), _order_names(table))
+                yield from _sorted(folded(), columns(table), _order_names(table),
+                                   self.scratch)
             else:
                 yield from folded()
             return

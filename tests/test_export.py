@@ -314,3 +314,42 @@ def test_an_arrow_read_leaves_the_write_ahead_log_to_the_stores_connections(
         assert services.queries.run(Query("teams")) == teams
     finally:
         services.close()
+
+
+def test_an_as_of_exports_sort_folder_killed_with_it_goes_with_the_next_erasure(
+        tmp_path: Path) -> None:
+    """An --as-of export sorts amplifications and responses in a scratch SQLite file, their
+    customer ids and actors in the clear; killed with SIGKILL it cannot remove it. Its folder
+    is marked with its owner, so the next erasure (or verify) removes it (SPEC 6)."""
+    import os
+    import subprocess
+    import sys
+
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(m) for m in [
+        {"tenant": "acme", "customer_id": "x:maria-export", "occurred_at": "2026-03-01T09:00:00Z",
+         "channel": "twitter", "direction": "public", "kind": "post", "sentiment": -0.8,
+         "reach": 10, "source": {"system": "x", "id": "p-1"}}]) + "\n")
+    mot(store, "import", "-q", source)
+    mot(store, "project")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    # A real export's sort, killed once it has sorted the first page (its file then holds her).
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "from datetime import datetime, UTC\n"
+        "from mot.bootstrap import open_store\n"
+        "pages = open_store(sys.argv[1]).exporter.pages('amplifications',"
+        " as_of=datetime(2026, 4, 1, tzinfo=UTC))\n"
+        "next(pages)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"), store], env=env, capture_output=True)
+    assert killed.returncode == -9, killed.stderr
+    [left] = scratch.iterdir()
+    assert any(b"x:maria-export" in f.read_bytes() for f in left.rglob("*") if f.is_file())
+    erased = subprocess.run([str(Path(sys.executable).parent / "mot"), "--store", store, "erase",
+                             "--tenant", "acme", "--customer", "x:maria-export", "--reason", "r"],
+                            env=env, capture_output=True)
+    assert erased.returncode == 0, erased.stderr
+    assert list(scratch.iterdir()) == []

@@ -1,4 +1,5 @@
-"""The temporary folders `mot verify` rebuilds the projections in, each marked with its owner.
+"""The temporary folders `mot verify` rebuilds the projections in (and `mot export --as-of`
+sorts in), each marked with its owner.
 
 A verify's scratch store holds the moments with their personal fields opened (copied from a
 sealed ledger), and no erasure reaches it while it lives. A verify killed with SIGKILL cannot
@@ -16,25 +17,29 @@ import fcntl
 import os
 import shutil
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 PREFIX = "mot-verify-"
+# Every owned folder's prefix: a verify's scratch store, an export's sort (`owned`).
+PREFIXES = (PREFIX, "mot-export-")
 _MAKING = ".mot-verify-making-"  # not PREFIX's: a folder not yet locked is never swept
 _LOCK = "owner.lock"
 _HELD: dict[Path, int] = {}  # each folder this process owns -> its lock file's descriptor
 
 
-def make_owned(under: str | None = None) -> Path:
-    """A new folder named PREFIX… in `under` (None: the system's temporary folder), locked by
-    this process until `remove_owned`. Those in `under` that dead owners left go first."""
+def make_owned(under: str | None = None, prefix: str = PREFIX) -> Path:
+    """A new folder named `prefix`… (one of PREFIXES) in `under` (None: the system's temporary
+    folder), locked by this process until `remove_owned`. Those in `under` that dead owners
+    left go first."""
     remove_abandoned(under)
     making = Path(tempfile.mkdtemp(prefix=_MAKING, dir=under))
     lock = -1
     try:
         lock = os.open(making / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lock, fcntl.LOCK_EX)
-        folder = making.with_name(PREFIX + making.name.removeprefix(_MAKING))
+        folder = making.with_name(prefix + making.name.removeprefix(_MAKING))
         making.rename(folder)  # the same folder (mkdtemp's unique name), now visible
     except BaseException:
         shutil.rmtree(making, ignore_errors=True)
@@ -54,13 +59,23 @@ def remove_owned(folder: Path) -> None:
         os.close(lock)
 
 
+@contextmanager
+def owned(prefix: str) -> Iterator[Path]:
+    """An owned folder (`make_owned`) in the system's temporary folder, removed at the end."""
+    folder = make_owned(None, prefix)
+    try:
+        yield folder
+    finally:
+        remove_owned(folder)
+
+
 def remove_abandoned(under: str | None = None) -> list[Path]:
-    """Remove the PREFIX… folders in `under` (None: the system's temporary folder) whose owner
-    has ended without removing them; the removed ones. A live owner's folder stays."""
+    """Remove the folders of PREFIXES in `under` (None: the system's temporary folder) whose
+    owner has ended without removing them; the removed ones. A live owner's folder stays."""
     where = Path(under if under is not None else tempfile.gettempdir())
     removed = []
     with suppress(OSError):
-        for folder in sorted(where.glob(PREFIX + "*")):
+        for folder in sorted(f for prefix in PREFIXES for f in where.glob(prefix + "*")):
             if folder.is_dir() and not folder.is_symlink() and _abandoned(folder):
                 removed.append(folder)
     return removed
