@@ -68,3 +68,27 @@ def test_a_ledger_write_holds_the_exclusive_table_lock_and_notifies(
         heard = list(listener.notifies(timeout=10, stop_after=1))
     assert [n.channel for n in heard] == ["stored_events"]
     assert services.ledger_store.head() == 1
+
+
+def test_a_list_of_text_or_bytes_goes_as_one_array_literal_and_reads_back_the_same(
+    services: Services,
+) -> None:
+    """PostgresBackend's `in_params` and `rows_params` send a list of str (or of bytes) as one
+    array literal: what the server reads from it is the list, whatever the text holds (quotes,
+    backslashes, braces, commas, the word NULL, nothing at all)."""
+    from mot.adapters.stores.postgres import array_literal
+
+    texts = ["plain", 'a "quoted" word', "back\\slash", "NULL", "null", "", " spaced ",
+             "{braces}", "a,b", "\\\"", "'", "é ✓"]
+    blobs = [b"", b"\x00\xff\\\"", bytes(range(256))]
+    backend = services.backend
+    with backend.read() as tx:
+        assert tx.query("SELECT ?::text[], ?::bytea[]",
+                        (array_literal(texts), array_literal(blobs)))[0] == (texts, blobs)
+        assert tx.query("SELECT * FROM " + backend.rows_source(("text", "bytea"), 3),
+                        backend.rows_params(list(zip(texts, blobs, strict=False)))) \
+            == list(zip(texts, blobs, strict=False))
+        assert tx.query(f"SELECT t FROM unnest(?::text[]) AS t WHERE t {backend.in_list(2)}",
+                        (array_literal(texts), *backend.in_params(["NULL", "a,b"]))) \
+            == [("NULL",), ("a,b",)]
+    assert array_literal([1, 2]) == [1, 2] and array_literal([]) == []

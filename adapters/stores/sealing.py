@@ -123,24 +123,32 @@ class Sealing:
             items.append((topic, state))
             _want(wanted, topic, state)
         keys = self._keys(tx, wanted)
-        nonces = _Nonces(len(items))
-        dumps, fragment, join = orjson.dumps, orjson.Fragment, b"".join
+        # One read of the random source for the batch's nonces (a read costs more than a
+        # seal); an event seals one box at most (a link's boxes take their own).
+        random = os.urandom(NONCE_BYTES * len(items))
+        at = 0
+        contexts: dict[str, bytes] = {}  # tenant -> `_context`'s bytes before the moment id
+        dumps, fragment, join, encoded = orjson.dumps, orjson.Fragment, b"".join, str.encode
         rows: list[StoredRow] = []
         for item, event, stream_id in zip(items, events, stream_ids, strict=True):
+            nonce = random[at:at + NONCE_BYTES]
+            at += NONCE_BYTES
             if type(event) is MomentRecorded:
                 plain, personal, customer = item
-                tenant, moment_id = event.tenant, event.moment_id
+                tenant = event.tenant
                 key_id, aead = keys[tenant][customer]
-                nonce = nonces.next()
-                box = b2a_base64(nonce + aead.encrypt(nonce, personal, _context(tenant, moment_id)),
+                context = contexts.get(tenant)
+                if context is None:
+                    context = contexts[tenant] = _context(tenant, "")
+                box = b2a_base64(nonce + aead.encrypt(nonce, personal,
+                                                      context + encoded(event.moment_id)),
                                  newline=False)
                 # The plain moment's JSON object with the box as its last member, "sealed"
                 # (a moment's JSON is never empty: it has its id and tenant).
-                moment_json = join((plain[:-1], b',"sealed":{"k":"', key_id.encode(), b'","v":"',
-                                    box, b'"}}'))
                 rows.append((stream_id, event.version, RECORDED, dumps(
-                    {"moment": fragment(moment_json), "recorded_at": event.recorded_at,
-                     "origin": event.origin})))
+                    {"moment": fragment(join((plain[:-1], b',"sealed":{"k":"', encoded(key_id),
+                                              b'","v":"', box, b'"}}'))),
+                     "recorded_at": event.recorded_at, "origin": event.origin})))
                 continue
             topic, state = item
             if topic in LINK_TOPICS:
@@ -148,7 +156,7 @@ class Sealing:
             else:
                 tenant, customer = _owner(topic, state)
                 key_id, aead = keys[tenant][customer]
-                sealed = _sealed(topic, state, key_id, aead, nonces.next())
+                sealed = _sealed(topic, state, key_id, aead, nonce)
             rows.append((stream_id, event.version, topic, dumps(sealed)))
         return rows
 
