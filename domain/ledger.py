@@ -64,6 +64,10 @@ class Outcome(Enum):
     QUARANTINED = "quarantined"
     SUPPRESSED = "suppressed"  # names an erased person or moment: dropped, counted (SPEC §6)
 
+    # By identity (members are singletons, equal only to themselves), in C: Enum's own hashes
+    # the name in a Python method, and a batch's outcomes are counted by hash, one per message.
+    __hash__ = object.__hash__
+
 
 @dataclass(slots=True)
 class Stream:

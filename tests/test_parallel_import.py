@@ -203,8 +203,10 @@ def test_a_moment_split_by_a_worker_is_sealed_as_its_dict_is(
     assert split == here and whole == here
 
     def recorded(parsed: list[Any]) -> list[MomentRecorded]:
-        return [MomentRecorded(p.moment_id, 1, p.moment, "2026-03-02T12:00:00Z", "f:1", p.tenant)
-                for p in parsed if isinstance(p, RecordMoment)]
+        # An origin that JSON escapes: the row is written out byte by byte, not by orjson.
+        return [MomentRecorded(p.moment_id, 1, p.moment, "2026-03-02T12:00:00Z",
+                               f'f:"{n}"\\\u00e9\n', p.tenant)
+                for n, p in enumerate(parsed) if isinstance(p, RecordMoment)]
 
     with closing(open_store(make_store_url(store_kind))) as services:
         ledger = services.ledger_store
@@ -223,6 +225,11 @@ def test_a_moment_split_by_a_worker_is_sealed_as_its_dict_is(
 
     assert [without_box(r) for r in from_split] == [without_box(r) for r in from_dict]
     assert all(b'"sealed":{"k":' in row[3] and b"customer_id" not in row[3] for row in from_split)
+    # The bytes orjson writes for the same state, in the same order.
+    assert all(orjson.dumps(orjson.loads(row[3])) == row[3] for row in from_split + from_dict)
+    assert [orjson.loads(row[3])["origin"] for row in from_split] == [
+        event.origin for event in recorded(split)]
+    assert '\u00e9' in recorded(split)[0].origin and '"' in recorded(split)[0].origin
     assert [o["moment"] for o in opened] == [dict(m.moment) for m in moments]
     # The moment's JSON, made when asked for, is the moment.
     assert all(orjson.loads(m.moment.json) == dict(m.moment) for m in moments)

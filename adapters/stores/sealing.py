@@ -128,7 +128,8 @@ class Sealing:
         random = os.urandom(NONCE_BYTES * len(items))
         at = 0
         contexts: dict[str, bytes] = {}  # tenant -> `_context`'s bytes before the moment id
-        dumps, fragment, join, encoded = orjson.dumps, orjson.Fragment, b"".join, str.encode
+        dumps, join, encoded = orjson.dumps, b"".join, str.encode
+        recorded_at, recorded_at_json = None, b""
         rows: list[StoredRow] = []
         for item, event, stream_id in zip(items, events, stream_ids, strict=True):
             nonce = random[at:at + NONCE_BYTES]
@@ -143,12 +144,16 @@ class Sealing:
                 box = b2a_base64(nonce + aead.encrypt(nonce, personal,
                                                       context + encoded(event.moment_id)),
                                  newline=False)
-                # The plain moment's JSON object with the box as its last member, "sealed"
-                # (a moment's JSON is never empty: it has its id and tenant).
-                rows.append((stream_id, event.version, RECORDED, dumps(
-                    {"moment": fragment(join((plain[:-1], b',"sealed":{"k":"', encoded(key_id),
-                                              b'","v":"', box, b'"}}'))),
-                     "recorded_at": event.recorded_at, "origin": event.origin})))
+                if event.recorded_at is not recorded_at:  # a batch's events share theirs
+                    recorded_at = event.recorded_at
+                    recorded_at_json = dumps(recorded_at)
+                # The bytes orjson gives for {"moment": ..., "recorded_at": ..., "origin": ...},
+                # written out: the plain moment's JSON object with the box as its last member,
+                # "sealed" (a moment's JSON is never empty: it has its id and tenant).
+                rows.append((stream_id, event.version, RECORDED, join((
+                    b'{"moment":', plain[:-1], b',"sealed":{"k":"', encoded(key_id), b'","v":"',
+                    box, b'"}},"recorded_at":', recorded_at_json, b',"origin":',
+                    dumps(event.origin), b"}"))))
                 continue
             topic, state = item
             if topic in LINK_TOPICS:
