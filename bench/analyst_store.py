@@ -25,7 +25,8 @@ def analyst_store(kind: str, n: int, args: argparse.Namespace) -> str:
                  f"import ({kind})").check("mot import")
     run_measured([*mot_command(), "--store", store, "project", "-q"],
                  f"project ({kind})").check("mot project")
-    if args.keep:
+    if args.keep:  # a PostgreSQL store leaves nothing in STORES to have made the folder
+        STORES.mkdir(parents=True, exist_ok=True)
         marker.write_text(store + "\n")
     return store
 
