@@ -22,7 +22,7 @@ from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS
 if TYPE_CHECKING:
     from mot.service.export import TableRead
 
-PG_BATCH_BYTES = 4 << 20  # the ADBC PostgreSQL driver's batches (see `_arrow_postgres`)
+PG_BATCH_BYTES = 2 << 20  # the ADBC PostgreSQL driver's batches (see `_arrow_postgres`)
 GROUP_PAGE_ROWS = 65_536  # rows counted at a time by `grouped` on SQLite (see `_counted`)
 # The tables whose counts on SQLite are made by hashing Arrow pages (`_counted`): the
 # current moments, many rows in a few groups per day (direction, kind), where SQLite's sort
@@ -279,8 +279,8 @@ def _arrow_postgres(database: Any, read: TableRead, statement: str, params: Sequ
     numbered = statement.split("?")
     statement = numbered[0] + "".join(f"${i}{rest}" for i, rest in enumerate(numbered[1:],
                                                                              start=1))
-    # Batches of about a page's bytes, not the driver's 16 MB: memory stays that of a
-    # few pages (bench/export_bench.py's flat-memory check).
+    # Batches of PG_BATCH_BYTES, not the driver's 16 MB: memory stays that of a few
+    # batches (bench/export_bench.py's flat-memory check), each a page and a row group.
     options = {"adbc.postgresql.batch_size_hint_bytes": str(PG_BATCH_BYTES)}
     for batch in _adbc_batches(database, statement, params, options):
         for start in range(0, batch.num_rows, read.page_rows):
