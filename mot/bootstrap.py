@@ -367,6 +367,7 @@ def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = 
         # Late: the keystore (and OpenSSL) load only when a rebuild opens sealed events.
         projection_store.opener = lambda tx, boxes: ledger_store.sealing.open_boxes(tx, boxes)
         projection_store.unsealer = lambda: ledger_store.sealing.in_database()
+        projection_store.forget_keys = partial(_forget_keys, ledger_store)
     shared = not url.endswith(":memory:")  # worker processes open the store by its URL
     projections = ProjectionService(
         projection_store, ledger_store, page_size=page_size,

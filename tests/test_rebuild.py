@@ -160,6 +160,47 @@ def test_stages_a_stopped_rebuild_left_are_dropped_by_the_next(store_url: str) -
     assert tables(store_url) == reference
 
 
+def test_sealed_moments_opened_in_python_a_part_at_a_time_give_the_same_tables(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the database cannot open the boxes (PostgreSQL; SQLite past the keystore's
+    cache) a range is read and opened OPENED_POSITIONS at a time, the data keys dropped
+    after each part: in a stage and in the load of this process, the same rows."""
+    from mot.adapters.stores import projection_tables
+
+    record(store_url, sample(1500, seed=31))
+    with open_store(store_url) as services:
+        services.projections.replay(workers=0)  # each range opened in one part
+    reference = tables(store_url)
+    monkeypatch.setattr(projection_tables, "OPENED_POSITIONS", 97)
+    with open_store(store_url) as services:
+        store, head = services.projection_store, services.ledger_store.head()
+        store.unsealer = None  # the Python path on SQLite too
+        forgotten = []
+        forget = store.forget_keys
+
+        def counted() -> None:
+            forgotten.append(1)
+            forget()
+        store.forget_keys = counted  # type: ignore[method-assign]
+
+        def staged(ranges: Any, as_of: int) -> Any:
+            """Stages as workers make them, here."""
+            return (store.stage_moments(after, upto, as_of) for after, upto in ranges)
+
+        services.projections.engine.positions_per_load = 400
+        services.projections.engine.rebuild(restart=True, stager=staged)
+        assert len(forgotten) == sum(-(-(min(after + 400, head) - after) // 97)
+                                     for after in range(0, head, 400))
+        assert not services.ledger_store.sealing.keystore._by_id
+    assert tables(store_url) == reference
+    assert stages_left(store_url) == []
+    with open_store(store_url) as services:
+        services.projection_store.unsealer = None
+        services.projections.replay(workers=0)  # load_moments, in this process
+    assert tables(store_url) == reference
+
+
 def test_a_stage_short_of_its_moments_is_refused_and_nothing_of_it_commits(
     store_url: str,
 ) -> None:

@@ -303,19 +303,14 @@ class PostgresBackend(SqlBackend):
     # Unlogged: scratch written without WAL. A server crash empties them; the rebuild
     # then finds a stage short of the moments it was filled with, stops, and run again
     # stages that range anew.
-    def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any], *, columns: Sequence[str] = ()) -> tuple[str, int]:
+    def fill_stage(self, create: Callable[[str], str], fill: Callable[[Tx, str], int]
+                   ) -> tuple[str, int]:
         name = f"{STAGE_PREFIX}{os.urandom(8).hex()}"
         statement = create(name)
         assert statement.startswith("CREATE TABLE")
         with self._transaction(None) as tx:
             tx.execute(statement.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
-            if columns:
-                self.bulk_insert(tx, name, columns, params)
-                count = len(params)
-            else:
-                tx.execute(fill(name), params)
-                count = int(tx.cursor.rowcount)
+            count = fill(tx, name)
         return name, count
 
     @contextmanager

@@ -193,6 +193,30 @@ _PERSONAL_COLUMNS = [(MOMENT_ROW.index(name), name) for name in
 _MOMENT_ID, _TENANT = MOMENT_ROW.index("moment_id"), MOMENT_ROW.index("tenant")
 
 
+# Ledger positions whose sealed moments are read and opened in Python at once, when the
+# database cannot open them itself (PostgreSQL; SQLite past keystore.CACHED_KEYS keys): a
+# rebuild's range of 100,000 positions read whole held ~2.5 kB a moment in each worker.
+OPENED_POSITIONS = 10_000
+
+
+def _keep_keys() -> None:
+    """A store that seals nothing keeps no data keys to drop."""
+
+
+def _opened_batches(backend: SqlBackend, tx: Tx, opener: Opener, forget_keys: Callable[[], None],
+                    after: int, upto: int, as_of: int) -> Iterator[list[tuple[Any, ...]]]:
+    """`_opened_moment_rows` of (after, upto], OPENED_POSITIONS at a time: a moment is in
+    the part where its latest event up to `as_of` lies, so the parts hold the range's rows
+    once. The data keys a part was opened with are dropped (`forget_keys`) before the next:
+    it has mostly other customers, and keys kept for it would grow with the ledger's
+    customers, up to the keystore's cache (as `mot verify`'s copy does)."""
+    for start in range(after, upto, OPENED_POSITIONS):
+        rows = _opened_moment_rows(backend, tx, opener, start,
+                                   min(start + OPENED_POSITIONS, upto), as_of)
+        forget_keys()
+        yield rows
+
+
 def _opened_moment_rows(backend: SqlBackend, tx: Tx, opener: Opener, after: int, upto: int,
                         as_of: int) -> list[tuple[Any, ...]]:
     """The rows `load_statement` would load, from sealed events: the database takes out the
@@ -274,6 +298,7 @@ class SqlProjectionStore:
 
     opener: Opener | None = None  # see SqlSession.opener
     unsealer: Unsealer | None = None
+    forget_keys: Callable[[], None] = staticmethod(_keep_keys)  # see SqlSession.forget_keys
 
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
@@ -406,6 +431,7 @@ class SqlProjectionStore:
         with self.backend.write("projections") as tx:
             session = SqlSession(self.backend, tx, name, suffix, walk=False)
             session.opener, session.unsealer = self.opener, self.unsealer
+            session.forget_keys = self.forget_keys
             yield session
 
     def start_rebuild(self, target: int, now: str) -> None:
@@ -433,20 +459,39 @@ class SqlProjectionStore:
         """What `load_moments(after, upto, as_of)` copies in, extracted into a stage of its own
         (any process may do this while the rebuild writes); `load_staged` copies it in."""
         backend = self.backend
-        if self.opener is not None:
+        params = (as_of, after, upto, as_of)
+
+        def loaded(statement: Callable[[str], str]) -> Callable[[Tx, str], int]:
+            def fill(tx: Tx, table: str) -> int:
+                tx.execute(statement(table), params)
+                return int(tx.cursor.rowcount)
+            return fill
+
+        opener, forget_keys = self.opener, self.forget_keys
+        if opener is not None:
             # Sealed personal fields: opened by the database's own statement where it can
-            # call Python (SQLite), else here, in Python.
+            # call Python (SQLite), else here, in Python, a part of the range at a time.
             with nullcontext() if self.unsealer is None else self.unsealer() as function:
                 if function is not None:
-                    return StagedRange(*backend.fill_stage(
-                        lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)),
-                        lambda table: load_statement(backend, table, MOMENT_ROW, unseal=function),
-                        (as_of, after, upto, as_of)))
-            return self.stage_rows(self.moment_rows(after, upto, as_of))
+                    return self._stage(loaded(
+                        lambda table: load_statement(backend, table, MOMENT_ROW, unseal=function)))
+
+            def opened(tx: Tx, table: str) -> int:
+                count = 0
+                for rows in _opened_batches(backend, tx, opener, forget_keys, after, upto,
+                                            as_of):
+                    if rows:
+                        backend.bulk_insert(tx, table, MOMENT_ROW, rows)
+                    count += len(rows)
+                return count
+            return self._stage(opened)
+        return self._stage(loaded(lambda table: load_statement(backend, table, MOMENT_ROW)))
+
+    def _stage(self, fill: Callable[[Tx, str], int]) -> StagedRange:
+        """A new stage of moment rows, filled by `fill(tx, table)` (see `SqlBackend.fill_stage`)."""
+        backend = self.backend
         return StagedRange(*backend.fill_stage(
-            lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)),
-            lambda table: load_statement(backend, table, MOMENT_ROW), (as_of, after, upto, as_of),
-        ))
+            lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)), fill))
 
     def moment_rows(self, after: int, upto: int, as_of: int, *, tenant: str | None = None
                     ) -> list[tuple[Any, ...]]:
@@ -463,10 +508,11 @@ class SqlProjectionStore:
 
     def stage_rows(self, rows: Sequence[tuple[Any, ...]]) -> StagedRange:
         """A stage holding these moment rows (`moment_rows`, of this store or another)."""
-        backend = self.backend
-        return StagedRange(*backend.fill_stage(
-            lambda table: backend.ddl(_STAGE_DDL.replace("{t}", table)),
-            lambda table: "", rows, columns=MOMENT_ROW))
+        def fill(tx: Tx, table: str) -> int:
+            if rows:
+                self.backend.bulk_insert(tx, table, MOMENT_ROW, rows)
+            return len(rows)
+        return self._stage(fill)
 
     @contextmanager
     def staged_session(self, stage: StagedRange) -> Iterator[SqlSession]:
@@ -581,6 +627,8 @@ class SqlSession:
     # moment load, when the ledger seals them; set by the store.
     opener: Opener | None = None
     unsealer: Unsealer | None = None
+    # Drops the data keys the opener has kept (a rebuild's load opens a range in parts).
+    forget_keys: Callable[[], None] = staticmethod(_keep_keys)
 
     def __init__(self, backend: SqlBackend, tx: Tx, name: str, suffix: str,
                  as_of_us: int | None = None, *, walk: bool = True) -> None:
@@ -724,13 +772,16 @@ class SqlSession:
                                                    groups=f"members{self.s}", unseal=function),
                                     (as_of, after, upto, as_of))
                     return int(self.tx.cursor.rowcount)
-            rows = _opened_moment_rows(self.backend, self.tx, self.opener, after, upto, as_of)
             tenant, customer = MOMENT_ROW.index("tenant"), MOMENT_ROW.index("customer_id")
-            groups = self.groups({(row[tenant], row[customer]) for row in rows})
-            self._insert("moments", MOMENT_TABLE_ROW,
-                         [(*row, groups.get((row[tenant], row[customer]), row[customer]))
-                          for row in rows])
-            return len(rows)
+            count = 0
+            for rows in _opened_batches(self.backend, self.tx, self.opener, self.forget_keys,
+                                        after, upto, as_of):
+                groups = self.groups({(row[tenant], row[customer]) for row in rows})
+                self._insert("moments", MOMENT_TABLE_ROW,
+                             [(*row, groups.get((row[tenant], row[customer]), row[customer]))
+                              for row in rows])
+                count += len(rows)
+            return count
         self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW,
                                        groups=f"members{self.s}"),
                         (as_of, after, upto, as_of))

@@ -219,12 +219,13 @@ class SqlBackend(ABC):
     # nothing, and an unfinished stage is only scratch (`drop_stages`).
 
     @abstractmethod
-    def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any], *, columns: Sequence[str] = ()) -> tuple[str, int]:
+    def fill_stage(self, create: Callable[[str], str], fill: Callable[[Tx, str], int]
+                   ) -> tuple[str, int]:
         """A new stage: a table made by the statement `create(name)` and filled by
-        `fill(name)` with `params` (with `columns`, `params` are rows of those columns,
-        bulk-inserted, and `fill` is not used), in a transaction that takes no writer lock.
-        Returns the stage's name and how many rows it holds."""
+        `fill(tx, table)`, which returns how many rows it put in, in a transaction that
+        takes no writer lock and reads the store as one snapshot (`fill` may read the
+        ledger through `tx` a part at a time). Returns the stage's name and how many rows
+        it holds."""
 
     @abstractmethod
     def reading_stage(self, stage: str) -> AbstractContextManager[str]:

@@ -235,8 +235,8 @@ class SQLiteBackend(SqlBackend):
             "run the command again when it is done")
 
     # -- stages: a file of their own beside the store, attached while in use ----------------
-    def fill_stage(self, create: Callable[[str], str], fill: Callable[[str], str],
-                   params: Sequence[Any], *, columns: Sequence[str] = ()) -> tuple[str, int]:
+    def fill_stage(self, create: Callable[[str], str], fill: Callable[[Tx, str], int]
+                   ) -> tuple[str, int]:
         path = f"{self.path}{STAGE_INFIX}{os.urandom(8).hex()}"
         conn = self._connection()
         conn.execute("ATTACH DATABASE ? AS stage", (path,))
@@ -248,12 +248,7 @@ class SQLiteBackend(SqlBackend):
             # A deferred BEGIN: the transaction writes only the stage's file, so it never
             # takes the store's writer lock, and it reads the ledger as one snapshot.
             with self._transaction("BEGIN") as tx:
-                if columns:
-                    self.bulk_insert(tx, "stage.staged", columns, params)
-                    count = len(params)
-                else:
-                    tx.execute(fill("stage.staged"), params)
-                    count = int(tx.cursor.rowcount)
+                count = fill(tx, "stage.staged")
         except BaseException:
             # A failed COMMIT (a full disk, say) leaves the transaction open, and DETACH
             # refuses to run inside one: roll back first, and let no clean-up error hide
