@@ -843,3 +843,47 @@ def test_an_erasure_purges_only_its_tenants_quarantined_messages_naming_her_ids(
     mot(store_url, "erase", "--tenant", "acme", "--customer", "c1", "--reason", "r")
     left = [e["raw"] for e in json.loads(mot(store_url, "quarantine", "list").stdout)]
     assert [r for r in left if "a-2" in r] == [] and len(left) == 4, left
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_erasure_rewrites_only_the_parts_that_held_the_persons_rows(
+        pg_schema_url: str, tmp_path: Path) -> None:
+    """The tables holding persons' rows are split by a hash of the person (SPEC §6: the scrub
+    is in proportion to a part, not the store): after `mot replay` too, her rows lie in one
+    part of each, and the erasure rewrites those (new files) and leaves every other part's
+    file as it was, while none of her strings is left."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(pg_schema_url, "import", "-q", source)
+    mot(pg_schema_url, "replay")
+    schema = pg_schema_url.rpartition("schema=")[2]
+    base = pg_schema_url.partition("?")[0]
+
+    def parts() -> dict[str, tuple[str, int]]:
+        """Each part: (the table it is a part of, its file)."""
+        with psycopg.connect(base) as conn:
+            return {str(name): (str(parent), int(node)) for name, parent, node in conn.execute(
+                "SELECT c.relname, p.relname, c.relfilenode FROM pg_inherits i"
+                " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind = 'r'", (schema,)).fetchall()}
+
+    before = parts()
+    tables = {"moments", "relationships", "reciprocity", "transitions", "amplifications",
+              "responses", "persons", "members", "mot_keys"}
+    assert {parent for parent, _ in before.values()} == tables
+    assert all(sum(1 for p, _ in before.values() if p == t) == 16 for t in tables)
+    with open_store(pg_schema_url) as services, services.backend.read() as tx:
+        held = {str(r[0]) for table, column in [("moments", "customer_id"), ("responses",
+                "customer_id"), ("relationships", "customer_id"), ("mot_keys", "customer")]
+                for r in tx.query(f"SELECT DISTINCT tableoid::regclass::text FROM {table}"
+                                  f" WHERE tenant = 'acme' AND {column} = ANY(?)",
+                                  ([MARIA, services.ledger_store.sealing.keystore.digest(
+                                      "acme", MARIA)],))}
+    assert held and held < set(before)
+    mot(pg_schema_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    after = parts()
+    rewritten = {name for name in before if after[name][1] != before[name][1]}
+    assert held <= rewritten
+    assert len(rewritten) <= len(tables)  # one part of each table at most
+    assert _found(pg_schema_url) == {MARIA}  # globex's Maria only
