@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import monotonic
+from typing import cast
 
 from mot.domain.erasure import is_erased_customer
 from mot.domain.identity import MomentKey
@@ -149,13 +150,18 @@ class LedgerService:
     def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                        now: datetime) -> BatchResult:
         def plan(loaded: Loaded) -> Append:
-            dropped = self._suppressed([item.message for item in items], parsed,
-                                       loaded.streams)
-            messages = [(p, item.origin) for i, (p, item) in enumerate(zip(parsed, items, strict=True))
-                        if not isinstance(p, Rejection) and i not in dropped]
+            dropped = self._suppressed(wire, parsed, loaded.streams)
+            if dropped or parse_rejects:
+                messages = [(p, item.origin)
+                            for i, (p, item) in enumerate(zip(parsed, items, strict=True))
+                            if not isinstance(p, Rejection) and i not in dropped]
+            else:  # the usual batch: every message goes to the decision, in order
+                messages = cast("list[tuple[Message, str]]",
+                                [(p, item.origin) for p, item in zip(parsed, items, strict=True)])
             decision = decide(messages, loaded.streams, now, loaded.pairs,
                               _waiting(loaded.waiting, now))
-            verdicts = _merge_verdicts(parsed, decision.verdicts, dropped)
+            verdicts = (_merge_verdicts(parsed, decision.verdicts, dropped)
+                        if dropped or parse_rejects else decision.verdicts)
             rejected = in_arrival_order([
                 Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason,
                          v.waits_for)
@@ -165,7 +171,9 @@ class LedgerService:
             return Append(decision.events, rejected=rejected, verdicts=verdicts,
                           resolved=resolved, still_rejected=still, waited=decision.waited)
 
-        keys, pairs = _keys(parsed, [item.message for item in items])
+        wire = [item.message for item in items]
+        parse_rejects = any(isinstance(p, Rejection) for p in parsed)
+        keys, pairs = _keys(parsed, wire)
         append = self.store.record(keys, plan, pairs)
         return BatchResult(list(append.verdicts), len(append.resolved))
 
