@@ -36,8 +36,8 @@ from mot.adapters.stores import scratch_folders
 from mot.adapters.stores.alert_outbox import erase_from_alerts
 from mot.adapters.stores.codec import to_row
 from mot.adapters.stores.ledger import SqlLedger
-from mot.adapters.stores.projection_tables import PERSON_COLUMNS, REBUILD_SUFFIX, SqlProjectionStore
-from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
+from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
 from mot.domain.timefmt import format_utc
@@ -273,30 +273,20 @@ class SqlErasures:
                 tx.executemany("INSERT INTO mot_suppressed (tenant, digest, erasure) VALUES (?, ?, ?)"
                                " ON CONFLICT (tenant, digest) DO UPDATE SET erasure = excluded.erasure",
                                [(tenant, d, erasure) for d in digests.values()])
-                held = backend.holding(tx, "mot_keys", f"key_id {backend.in_list(len(keys))}",
-                                       backend.in_params(list(keys.values()))) \
-                    if keys and not keystore.separate else []
                 if not keystore.separate and keystore.destroy(tx, list(keys.values())):
-                    touched.update(held)
+                    touched.add("mot_keys")
                 # Rows it changes carry the position of its PersonErased event: after every
                 # version a publisher's cursor may have reached (a cursor is (version, key)).
                 version = int(tx.scalar(f"SELECT MAX({backend.position_column})"
                                         " FROM stored_events"))
                 groups = self._groups(tx, tenant, ids)
 
-                def change(table: str, statement: str, rows: Sequence[Sequence[Any]],
-                           column: str = "customer_id", values: Sequence[str] = ids) -> None:
-                    """Run `statement` for each row; a table it changed is scrubbed after: of
-                    a table split by person, the parts that held its rows (`column` in
-                    `values`, of the tenant)."""
+                def change(table: str, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+                    """Run `statement` for each row; a table it changed is scrubbed after."""
                     if rows:
-                        held = [table] if table.removesuffix(REBUILD_SUFFIX) not in \
-                            PERSON_COLUMNS else backend.holding(
-                                tx, table, f"tenant = ? AND {column} {backend.in_list(len(values))}",
-                                (tenant, *backend.in_params(values)))
                         tx.executemany(statement, rows)
                         if tx.cursor.rowcount:
-                            touched.update(held)
+                            touched.add(table)
 
                 for table in self._tables(tx, ["moments"]):
                     # The person group (SPEC §2 links) may be an erased id too: the pseudo
@@ -305,8 +295,7 @@ class SqlErasures:
                            f"UPDATE {table} SET customer_id = ?, person = ?, actor = NULL,"
                            " url = NULL, source_id = NULL, attributes = NULL"
                            " WHERE tenant = ? AND person = ? AND customer_id = ?",
-                           [(pseudo, pseudo, tenant, group, cid) for group in groups for cid in ids],
-                           "person", groups)
+                           [(pseudo, pseudo, tenant, group, cid) for group in groups for cid in ids])
                 # The erased ids' links and person groups (the ledger's link events stay sealed).
                 for table in self._tables(tx, ["members"]):
                     change(table, f"DELETE FROM {table} WHERE customer_id = ? AND tenant = ?",
@@ -327,15 +316,10 @@ class SqlErasures:
                 gone = [str(r[0]) for cid in ids for r in tx.query(
                     "SELECT amplification_id FROM amplifications WHERE tenant = ?"
                     " AND customer_id = ?", (tenant, cid))]
-                # A statement a chunk, not one a row: a person may have thousands.
-                for part in chunks([(f"{tenant}/{aid}",) for aid in gone], backend.max_params):
-                    # WHERE TRUE: SQLite would read ON CONFLICT as a join's constraint.
-                    tx.execute("INSERT INTO tombstones (projection, row_key, version)"
-                               " SELECT 'amplifications', *, ? FROM "
-                               + backend.rows_source(("text",), len(part))
-                               + " WHERE TRUE ON CONFLICT (projection, row_key)"
+                tx.executemany("INSERT INTO tombstones (projection, row_key, version)"
+                               " VALUES ('amplifications', ?, ?) ON CONFLICT (projection, row_key)"
                                " DO UPDATE SET version = excluded.version",
-                               (version, *backend.rows_params(part)))
+                               [(f"{tenant}/{aid}", version) for aid in gone])
                 for table in self._tables(tx, PER_CUSTOMER):
                     change(table, f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
                            [(tenant, cid) for cid in ids])
@@ -343,8 +327,7 @@ class SqlErasures:
                     triggered = self._triggered(tx, table, tenant, erased_moments)
                     change(table, f"UPDATE {table} SET trigger_actor = NULL, version = ?"
                            " WHERE tenant = ? AND amplification_id = ?",
-                           [(version, tenant, aid) for aid in triggered],
-                           "amplification_id", triggered)
+                           [(version, tenant, aid) for aid in triggered])
                 if erase_from_alerts(tx, tenant, ids, pseudo, erased_moments):
                     touched.add("alerts")
                 for table in self._tables(tx, ["tombstones"]):
@@ -362,8 +345,6 @@ class SqlErasures:
                     touched.add("publisher_state")
         committed = time.monotonic()
         self._drop_stopped_stages()
-        # A swap's replaced tables hold the rows as they were, hers too, until it drops them.
-        SqlProjectionStore(backend).drop_retired()
         # The scratch stores verifies killed with SIGKILL left hold her moments opened too (in
         # this machine's temporary folder); a live verify's stays: it removes it when done.
         scratch_folders.remove_abandoned()

@@ -54,10 +54,6 @@ KEY_FILE_ENV = "MOT_MASTER_KEY_FILE"
 KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_keys (
     key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer TEXT NOT NULL,
     wrapped {blob} NOT NULL)"""
-SPLIT_KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_keys (
-    key_id TEXT NOT NULL, tenant TEXT NOT NULL, customer TEXT NOT NULL,
-    wrapped {blob} NOT NULL, PRIMARY KEY (key_id, customer))"""
-"""`KEYS_DDL` of a table split by customer: its key carries the column (key ids are random)."""
 KEYS_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS mot_keys_customer ON mot_keys (tenant, customer)"
 KEYSTORE_DDL = "CREATE TABLE IF NOT EXISTS mot_keystore (name TEXT PRIMARY KEY, value {blob} NOT NULL)"
 CHECK_CONTEXT = b"mot:keystore-check"
@@ -94,13 +90,7 @@ class Keystore:
 
     @staticmethod
     def create_tables(tx: Tx, backend: SqlBackend) -> None:
-        if backend.partitions:
-            # Split by customer as the projections' tables are by person (SPEC §6): an
-            # erasure's scrub rewrites the part holding the person's keys, not every key.
-            backend.create_by_person(tx, "mot_keys", backend.ddl(SPLIT_KEYS_DDL), "customer",
-                                     "mot_keys")
-        else:
-            tx.execute(backend.ddl(KEYS_DDL))
+        tx.execute(backend.ddl(KEYS_DDL))
         tx.execute(KEYS_INDEX)
         tx.execute(backend.ddl(KEYSTORE_DDL))
 
@@ -327,13 +317,13 @@ class Keystore:
         if not key_ids:
             return 0
         with self._tx(tx, write=True) as t:
-            t.execute(f"DELETE FROM mot_keys WHERE key_id {self.backend.in_list(len(key_ids))}",
-                      self.backend.in_params(list(key_ids)))
-            deleted = int(t.cursor.rowcount)
+            before = int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0)
+            t.executemany("DELETE FROM mot_keys WHERE key_id = ?", [(k,) for k in key_ids])
+            after = int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0)
         for k in key_ids:
             self._by_id.pop(k, None)
         self._by_customer = {c: v for c, v in self._by_customer.items() if v[0] not in key_ids}
-        return deleted
+        return before - after
 
     def _tx(self, tx: Tx | None, *, write: bool) -> Any:
         from contextlib import nullcontext

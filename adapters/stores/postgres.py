@@ -250,33 +250,6 @@ class PostgresBackend(SqlBackend):
             for table in tables:
                 conn.execute(f'VACUUM (ANALYZE) "{self.schema}".{table}')
 
-    # An erasure rewrites the parts holding the person's rows (`scrub`), a sixteenth of each
-    # such table. Every part is a relation with its indexes and TOAST: a statement that reads
-    # or drops a whole split table locks them all (DROP: ~7 a part), in the server's lock
-    # table of max_locks_per_transaction x max_connections entries (6,400 by default), which
-    # 64 parts of eight tables overflowed while tests ran side by side.
-    partitions = 16
-
-    def create_by_person(self, tx: Tx, table: str, statement: str, column: str, stem: str) -> None:
-        if self.table_exists(tx, table):
-            return  # made before (split or not: an older store's stays whole until a rebuild)
-        tx.execute(f"{statement} PARTITION BY HASH ({column})")
-        # Parts named anew each time: a rebuild's parts keep their names when its table is
-        # renamed into place, beside the next rebuild's.
-        tag = os.urandom(4).hex()
-        for part in range(self.partitions):
-            tx.execute(f"CREATE TABLE {stem}_p{part}_{tag} PARTITION OF {table}"
-                       f" FOR VALUES WITH (MODULUS {self.partitions}, REMAINDER {part})")
-
-    def is_split(self, tx: Tx, table: str) -> bool:
-        return bool(tx.scalar("SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n"
-                              " ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relname = ?"
-                              " AND c.relkind = 'p'", (self.schema, table)))
-
-    def holding(self, tx: Tx, table: str, where: str, params: Sequence[Any]) -> list[str]:
-        return [str(row[0]) for row in tx.query(
-            f"SELECT DISTINCT tableoid::regclass::text FROM {table} WHERE {where}", params)]
-
     def erasing(self, tx: Tx) -> None:
         # What is deleted stays in dead tuples until `scrub` (VACUUM FULL) after the commit.
         tx.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key("projections"),))
@@ -321,11 +294,8 @@ class PostgresBackend(SqlBackend):
         return [str(row[0]) for row in rows]
 
     def table_exists(self, tx: Tx, name: str) -> bool:
-        # The catalog itself: information_schema.tables checks privileges row by row (an
-        # erasure asks a dozen times).
         return bool(tx.scalar(
-            "SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = ? AND c.relname = ? AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema=? AND table_name=?",
             (self.schema, name),
         ))
 

@@ -161,8 +161,6 @@ MOMENT_COLUMNS = ", ".join(f.name for f in MOMENT_FIELDS if f.folded)
 """What the folds read of a current moment: `Current`'s fields, in order."""
 
 REBUILD_SUFFIX = REBUILD.removeprefix(LIVE)
-RETIRED_SUFFIX = "__retired"
-"""A swap's replaced tables split by person, until dropped after its commit."""
 
 
 _UNFOLDED = [(f.at, f.type == "json") for f in MOMENT_FIELDS if not f.folded]
@@ -250,38 +248,6 @@ _SCRATCHES = itertools.count()
 CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses",
                    "persons")
 
-# SPEC §6: the tables holding a person's rows, and the column naming the person (the
-# moments' group, SPEC §2 links, or the customer id). Where the backend splits such tables by
-# a hash of that column (PostgreSQL), an erasure's rows lie in one part of each, and only
-# those parts are rewritten afterwards (`SqlBackend.scrub`); a split table's keys and unique
-# indexes carry that column too, as PostgreSQL requires, and an upsert whose key lacks it
-# deletes and inserts (`SqlSession._upsert`).
-PERSON_COLUMNS: dict[str, str] = {
-    "moments": "person", "members": "customer_id",
-    **{name: "customer_id" for name in CUSTOMER_TABLES},
-}
-
-
-def _split_table(name: str) -> str:
-    """The `CREATE TABLE` of a table split by person: its key carries the person column."""
-    column = PERSON_COLUMNS[name]
-    if name == "moments":
-        return TABLES[name]
-    if name == "members":
-        return TABLES[name]  # keyed (customer_id, tenant) already
-    projection = PROJECTIONS[name]
-    key = projection.key if column in projection.key else (*projection.key, column)
-    return _create_table([(f.col, f.type, f.null) for f in projection.stored], key)
-
-
-def _split_index(index: str, column: str) -> str:
-    """A unique index of a table split by `column`: with that column last."""
-    if not index.startswith("CREATE UNIQUE") or f" {column})" in index or f"({column}," in index:
-        return index
-    head, _, tail = index.rpartition(")")
-    return f"{head}, {column}){tail}"
-
-
 # Domain values to rows and back, from the projections' declarations.
 _relationship_row = row_maker(RELATIONSHIPS)
 _reciprocity_row = row_maker(RECIPROCITY)
@@ -337,10 +303,6 @@ class SqlProjectionStore:
     def __init__(self, backend: SqlBackend) -> None:
         self.backend = backend
         if not backend.ready:
-            with backend.read() as tx:
-                fresh = not backend.table_exists(tx, "moments")
-            if fresh:
-                self._create_split("")
             with backend.write("projections") as tx:
                 tx.execute(backend.ddl(STATE_DDL))
                 self._unscoped_to_rebuild(tx)
@@ -426,43 +388,9 @@ class SqlProjectionStore:
 
     def _create(self, tx: Tx, suffix: str, *, indexes: bool = True) -> None:
         for name, ddl in TABLES.items():
-            if name in PERSON_COLUMNS and self.backend.partitions:
-                self.backend.create_by_person(
-                    tx, name + suffix, self.backend.ddl(_split_table(name).replace(
-                        "{t}", name + suffix)), PERSON_COLUMNS[name], name)
-            else:
-                tx.execute(self.backend.ddl(ddl.replace("{t}", name + suffix)))
+            tx.execute(self.backend.ddl(ddl.replace("{t}", name + suffix)))
         if indexes:
             self._index(tx, suffix)
-
-    def _create_split(self, suffix: str, *, indexes: bool = True) -> None:
-        """The tables split by person (`PERSON_COLUMNS`), each with its parts (and indexes) in
-        a transaction of its own: every part is several relations, and one transaction making
-        them all would hold over a thousand locks of the server's shared lock table
-        (`PostgresBackend.partitions`). Tables made before are left as they are."""
-        if not self.backend.partitions:
-            return
-        for name in PERSON_COLUMNS:
-            with self.backend.write("projections") as tx:
-                self.backend.create_by_person(
-                    tx, name + suffix, self.backend.ddl(_split_table(name).replace(
-                        "{t}", name + suffix)), PERSON_COLUMNS[name], name)
-                if indexes:
-                    self._index(tx, suffix, tables=[name])
-
-    def _drop_split(self, suffix: str) -> None:
-        """Drop the tables split by person of this suffix, one a transaction (see
-        `_create_split`)."""
-        if not self.backend.partitions:
-            return
-        for name in PERSON_COLUMNS:
-            with self.backend.write("projections") as tx:
-                self.backend.drop_derived_tables(tx, [name + suffix])
-
-    def drop_retired(self) -> None:
-        """Drop the tables a swap replaced and has not dropped yet (`_swap`): they hold the
-        rows as they were before it, an erased person's too."""
-        self._drop_split(RETIRED_SUFFIX)
 
     def _index(self, tx: Tx, suffix: str, tag: str = "",
                tables: Collection[str] = tuple(TABLES)) -> None:
@@ -471,12 +399,9 @@ class SqlProjectionStore:
             # An index whose role (`_fold`, `_id`, ...) a table already has, under a
             # rebuild's tagged name, is not made twice when a store's schema is upgraded.
             existing = self.backend.index_names(tx, [name + suffix])
-            split = name in PERSON_COLUMNS and self.backend.is_split(tx, name + suffix)
             for index in INDEXES[name]:
                 role = index.split("{i}", 1)[1].split(" ", 1)[0]
                 if not any(have.endswith(role) for have in existing):
-                    if split:
-                        index = _split_index(index, PERSON_COLUMNS[name])
                     tx.execute(index.replace("{i}", prefix).replace("{t}", name + suffix))
 
     def index_rebuild(self, tables: Literal["moments", "folded"]) -> None:
@@ -492,13 +417,10 @@ class SqlProjectionStore:
         read_by_fold = ("moments", "members", "links")
         names = (list(read_by_fold) if tables == "moments"
                  else [t for t in TABLES if t not in read_by_fold])
-        tag = f"g{os.urandom(4).hex()}"
-        # A table a transaction: a split table's indexes are one a part (`_create_split`).
-        for name in names:
-            with self.backend.write("projections") as tx:
-                if self.backend.index_names(tx, [name + REBUILD_SUFFIX]):
-                    continue  # a resumed rebuild: indexed before it stopped
-                self._index(tx, REBUILD_SUFFIX, tag=tag, tables=[name])
+        with self.backend.write("projections") as tx:
+            if self.backend.index_names(tx, [name + REBUILD_SUFFIX for name in names]):
+                return  # a resumed rebuild: indexed before it stopped
+            self._index(tx, REBUILD_SUFFIX, tag=f"g{os.urandom(4).hex()}", tables=names)
         if tables == "moments":
             self.backend.analyze([f"moments{REBUILD_SUFFIX}", f"members{REBUILD_SUFFIX}"])
 
@@ -515,14 +437,7 @@ class SqlProjectionStore:
     def start_rebuild(self, target: int, now: str) -> None:
         """Fresh rebuild tables; any earlier unfinished rebuild is discarded."""
         with self.backend.write("projections") as tx:
-            # No rebuild to resume while its split tables go and come back one by one.
-            tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
-        self._drop_split(REBUILD_SUFFIX)
-        self.drop_retired()  # a swap that stopped before dropping them
-        self._create_split(REBUILD_SUFFIX, indexes=False)
-        with self.backend.write("projections") as tx:
-            self.backend.drop_derived_tables(tx, [name + REBUILD_SUFFIX for name in TABLES
-                                                  if not self._split_by(name)])
+            self.backend.drop_derived_tables(tx, [name + REBUILD_SUFFIX for name in TABLES])
             self._create(tx, REBUILD_SUFFIX, indexes=False)
             tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
             tx.execute(
@@ -627,14 +542,12 @@ class SqlProjectionStore:
                     " AND topic = ? LIMIT 1", (int(target), ERASED)):
                 self.backend.erasing(tx)
                 for name in TABLES:
-                    if not self._split_by(name):
-                        tx.execute(f"DROP TABLE IF EXISTS {name}{REBUILD_SUFFIX}")
+                    tx.execute(f"DROP TABLE IF EXISTS {name}{REBUILD_SUFFIX}")
                 tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
                 discarded = True
             else:
                 discarded = False
                 self._swap(tx, position, now)
-        self._drop_split(REBUILD_SUFFIX if discarded else RETIRED_SUFFIX)
         if discarded:
             self.backend.scrub([])  # the dropped tables' pages out of the files and the WAL
             raise ErasedDuringRebuild("an erasure came during the rebuild: it starts again")
@@ -644,15 +557,7 @@ class SqlProjectionStore:
     def _swap(self, tx: Tx, position: Any, now: str) -> None:
         """`swap`'s renames, inside its transaction."""
         drop_views(tx)  # they depend on the tables replaced here
-        # Split tables are renamed aside and dropped after the commit, one a transaction: all
-        # dropped here, their parts' locks would overflow the server's lock table.
-        retired = [name for name in TABLES if self._split_by(name)
-                   and self.backend.table_exists(tx, name)]
-        self.backend.drop_derived_tables(tx, [name + RETIRED_SUFFIX for name in retired
-                                              if self.backend.table_exists(tx, name + RETIRED_SUFFIX)])
-        for name in retired:
-            tx.execute(f"ALTER TABLE {name} RENAME TO {name}{RETIRED_SUFFIX}")
-        self.backend.drop_derived_tables(tx, [name for name in TABLES if name not in retired])
+        self.backend.drop_derived_tables(tx, list(TABLES))
         for name in TABLES:
             tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
         create_views(self.backend, tx)
@@ -661,10 +566,6 @@ class SqlProjectionStore:
             "INSERT INTO projection_state (name, position, phase, updated_at)"
             " VALUES (?, ?, 'live', ?)", (LIVE, position or 0, now),
         )
-
-    def _split_by(self, name: str) -> bool:
-        """Whether the backend splits this table by person (`_create_split`)."""
-        return bool(self.backend.partitions) and name in PERSON_COLUMNS
 
     @contextmanager
     def reader(self, as_of_us: int | None = None, *, name: str = LIVE) -> Iterator[SqlSession]:
@@ -1234,12 +1135,6 @@ class SqlSession:
         if not rows:
             return
         target = table + (self.s if suffix is None else suffix)
-        column = PERSON_COLUMNS.get(table)
-        if update and column is not None and column not in key and self.backend.partitions:
-            # A table split by person has no unique index of `key` alone for ON CONFLICT (an
-            # older store's, not split yet, is replaced alike).
-            self._replace(target, columns, rows, key)
-            return
         conflict = f"ON CONFLICT ({', '.join(key)}) " + (
             "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
             if update else "DO NOTHING")
@@ -1250,27 +1145,6 @@ class SqlSession:
             f"INSERT INTO {target} ({', '.join(columns)})"
             f" VALUES ({','.join('?' * len(columns))}) {conflict}", rows,
         )
-
-    def _replace(self, target: str, columns: Sequence[str], rows: list[Sequence[Any]],
-                 key: Sequence[str]) -> None:
-        """`_upsert` as a deletion of the rows' keys and an insertion (the last row of a key
-        wins, as it does one upsert a row)."""
-        at = [columns.index(column) for column in key]
-        rows = list({tuple(row[i] for i in at): row for row in rows}.values())
-        if len(rows) >= BULK_UPSERT_ROWS:
-            scratch = f"mot_upsert_{next(_SCRATCHES)}"  # dropped when the transaction ends
-            self.tx.execute(f"CREATE TEMPORARY TABLE {scratch} ON COMMIT DROP AS"
-                            f" SELECT {', '.join(columns)} FROM {target} WITH NO DATA")
-            self.backend.bulk_insert(self.tx, scratch, columns, rows)
-            self.tx.execute(f"DELETE FROM {target} t USING {scratch} s WHERE "
-                            + " AND ".join(f"t.{c} = s.{c}" for c in key))
-            self.tx.execute(f"INSERT INTO {target} ({', '.join(columns)})"
-                            f" SELECT {', '.join(columns)} FROM {scratch}")
-            return
-        self.tx.executemany(f"DELETE FROM {target} WHERE "
-                            + " AND ".join(f"{c} = ?" for c in key),
-                            [tuple(row[i] for i in at) for row in rows])
-        self.backend.bulk_insert(self.tx, target, columns, rows)
 
     def _bulk_upsert(self, target: str, columns: Sequence[str], rows: list[Sequence[Any]],
                      key: Sequence[str], conflict: str, update: bool) -> None:
