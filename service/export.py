@@ -292,14 +292,8 @@ def _order_names(table: str) -> list[str]:
 ScratchFolder = Callable[[], AbstractContextManager[Any]]
 
 
-def _temporary_folder() -> AbstractContextManager[Any]:
-    import tempfile
-
-    return tempfile.TemporaryDirectory(prefix="mot-export-")
-
-
 def _sorted(pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[str],
-            folder: ScratchFolder = _temporary_folder) -> Iterator[list[Any]]:
+            folder: ScratchFolder) -> Iterator[list[Any]]:
     """The rows of `pages` sorted by the fields `order` names (text by its bytes, as the
     live export's tables keep them), through a scratch SQLite file in `folder()`: SQLite
     sorts in its temporary files, so memory holds a page, not the table."""
@@ -336,7 +330,7 @@ class Exporter:
     """Writes each table of a store to a directory, in one format."""
 
     def __init__(self, tables: TableReader, queries: QueryService,
-                 scratch: ScratchFolder = _temporary_folder) -> None:
+                 scratch: ScratchFolder) -> None:
         self.tables = tables
         self.queries = queries
         # Where an --as-of export sorts a table (its rows hold personal fields): the
