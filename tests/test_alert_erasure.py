@@ -4,6 +4,8 @@ the erasure raises none of their alerts again."""
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from cli_support import mot
@@ -76,3 +78,58 @@ def test_an_erased_id_leaves_the_alerts_of_a_person_it_was_linked_to_then(
     assert her not in outbox_text(store_url)
     [after] = json.loads(mot(store_url, "alerts", "list", "--format", "json").stdout)
     assert (after["alert_id"], after["customer_id"]) == (alert["alert_id"], "a-cust")
+
+
+class _Echoing(BaseHTTPRequestHandler):
+    """A webhook receiver that refuses every alert and echoes what it got in its answer, as
+    many frameworks' validation errors do: the answer names the customer."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        answer = b'{"error": "unknown customer", "got": ' + body + b"}"
+        self.send_response(422)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
+def test_an_erasure_takes_the_person_out_of_a_receivers_answers(
+        tmp_path: Path, store_url: str) -> None:
+    """A failed delivery keeps the receiver's answer (`last_error`); a receiver that echoes
+    the alert put her id and actor there, which must go with her (SPEC §6)."""
+    source = tmp_path / "in.jsonl"
+    asks = [{"tenant": "acme", "customer_id": MARIA, "occurred_at": f"2026-03-02T0{n}:00:00Z",
+             "channel": "email", "direction": "outbound", "kind": "ask", "ask_type": "review",
+             "function": "marketing", "actor": "@maria_erase_actor",
+             "source": {"system": "hubspot", "id": f"maria-ask-{n}"}} for n in (1, 2)]
+    source.write_bytes(b"".join(json.dumps(a).encode() + b"\n" for a in asks))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echoing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        config = tmp_path / "mot.toml"
+        config.write_text('[alerts]\nwindow = "1000d"\n[[alerts.webhooks]]\n'
+                          f'url = "http://127.0.0.1:{server.server_address[1]}/hook"\nsecret = "k"\n')
+        env = {"MOT_CONFIG": str(config)}
+        mot(store_url, "import", "-q", source)
+        mot(store_url, "project", env=env)
+        mot(store_url, "alerts", "deliver", "--config", config, "--max-attempts", "1", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    [failed] = json.loads(mot(store_url, "alerts", "list", "--failed", "--format", "json").stdout)
+    error = failed["deliveries"][0]["error"]
+    assert error.startswith("HTTP 422") and MARIA in error  # so the test can fail
+    mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    with open_store(store_url) as services, services.backend.read() as tx:
+        deliveries = json.dumps(tx.query("SELECT * FROM alert_deliveries"))
+    assert MARIA not in deliveries and "@maria_erase_actor" not in deliveries
+    # The failure stays listed, with its status: only the receiver's words went.
+    [after] = json.loads(mot(store_url, "alerts", "list", "--failed", "--format", "json").stdout)
+    assert after["alert_id"] == failed["alert_id"]
+    assert after["deliveries"][0]["state"] == "failed"
+    assert after["deliveries"][0]["error"].startswith("HTTP 422")

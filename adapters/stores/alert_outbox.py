@@ -282,19 +282,21 @@ class SqlAlertOutbox:
 
 
 def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudonym: str,
-                      moments: Collection[str]) -> bool:
+                      moments: Collection[str]) -> set[str]:
     """An erased person (SPEC §6) leaves the outbox's alerts without personal fields: theirs
     name the erasure's pseudonym and no actor, and another customer's alert whose trigger was
     one of their moments loses `trigger_actor`. The alerts stay (by id), so a rebuild raises
-    none of them again. Returns whether any row changed."""
-    changed = False
+    none of them again. A failed delivery of any of these alerts keeps its status but not the
+    receiver's answer, which may echo what it was sent (`_unanswered`). Returns the tables it
+    changed (to scrub)."""
+    changed: list[str] = []
     for cid in customer_ids:
         rows = tx.query("SELECT alert_id FROM alerts WHERE tenant = ? AND customer_id = ?",
                         (tenant, cid))
         tx.executemany("UPDATE alerts SET customer_id = ?, customer_ids = ?, actor = NULL"
                        " WHERE alert_id = ?",
                        [(pseudonym, orjson.dumps([pseudonym]).decode(), r[0]) for r in rows])
-        changed |= bool(rows)
+        changed += [str(r[0]) for r in rows]
     # Another person's alerts raised while one of these ids was linked to it name it among
     # their customer_ids: it leaves them (the person it was erased with is not theirs).
     erased = set(customer_ids)
@@ -305,7 +307,7 @@ def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudony
         if erased.intersection(listed):
             named.append((orjson.dumps([c for c in listed if c not in erased]).decode(), alert_id))
     tx.executemany("UPDATE alerts SET customer_ids = ? WHERE alert_id = ?", named)
-    changed |= bool(named)
+    changed += [str(alert_id) for _, alert_id in named]
     if moments:
         triggered = []
         for alert_id, details in tx.query(
@@ -315,5 +317,23 @@ def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudony
                 facts["trigger_actor"] = None
                 triggered.append((orjson.dumps(facts).decode(), alert_id))
         tx.executemany("UPDATE alerts SET details = ? WHERE alert_id = ?", triggered)
-        changed |= bool(triggered)
-    return changed
+        changed += [str(alert_id) for _, alert_id in triggered]
+    answers = [(_unanswered(str(error)), destination, alert_id)
+               for alert_id in dict.fromkeys(changed)
+               for destination, error in tx.query(
+                   "SELECT destination, last_error FROM alert_deliveries WHERE alert_id = ?"
+                   " AND last_error IS NOT NULL", (alert_id,))]
+    tx.executemany("UPDATE alert_deliveries SET last_error = ? WHERE destination = ?"
+                   " AND alert_id = ?", answers)
+    return {table for table, rows in (("alerts", changed), ("alert_deliveries", answers)) if rows}
+
+
+ERASED_ANSWER: Final = "(the answer was erased with the person it named)"
+
+
+def _unanswered(error: str) -> str:
+    """A delivery's `last_error` without the receiver's answer: "HTTP 422: {...the alert it
+    got...}" -> "HTTP 422: (the answer was erased ...)". What a receiver answers is its
+    own, and many echo what they were sent: the customer's ids, the actor, the url."""
+    head, sep, _ = error.partition(": ")
+    return f"{head}: {ERASED_ANSWER}" if sep else error

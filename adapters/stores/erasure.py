@@ -249,8 +249,8 @@ class SqlErasures:
                     touched.add("mot_keys")
                 # A publisher stopped between sending erasure tombstones and its scrub leaves
                 # their dead rows behind as well.
-                touched |= {t for t in ("publisher_state", "mot_erasure_tombstones")
-                            if backend.table_exists(tx, t)}
+                touched |= {t for t in ("publisher_state", "mot_erasure_tombstones", "alerts",
+                                        "alert_deliveries") if backend.table_exists(tx, t)}
             if done is None:
                 with_moments = sum(1 for ms in moments.values() if ms)
                 now = _now()
@@ -328,8 +328,7 @@ class SqlErasures:
                     change(table, f"UPDATE {table} SET trigger_actor = NULL, version = ?"
                            " WHERE tenant = ? AND amplification_id = ?",
                            [(version, tenant, aid) for aid in triggered])
-                if erase_from_alerts(tx, tenant, ids, pseudo, erased_moments):
-                    touched.add("alerts")
+                touched |= erase_from_alerts(tx, tenant, ids, pseudo, erased_moments)
                 for table in self._tables(tx, ["tombstones"]):
                     change(table, f"DELETE FROM {table} WHERE row_key = ?",
                            [(f"{tenant}/{cid}",) for cid in ids])
