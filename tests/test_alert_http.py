@@ -69,3 +69,22 @@ def test_an_alert_is_acknowledged_over_http_in_its_tenant_only(store_url: str) -
         listed = client.get("acme", "/v1/alerts").json()
         assert [a["acked_at"] for a in listed] == [record["acked_at"]]
         assert client.get("globex", "/v1/alerts").json()[0]["acked_at"] is None
+
+
+def test_a_tenants_token_never_reads_a_webhooks_url(store_url: str) -> None:
+    """A destination is named by its URL unless mot.toml names it, and a webhook's URL is
+    its credential (Slack's incoming webhooks: whoever has it posts to the channel): a
+    tenant's token sees its alerts' delivery state, never the operator's URL."""
+    slack = "https://hooks.slack.com/services/T0001/B0002/SeCrEtToKeN42"
+    acme = make_alert(1)
+    with api(store_url) as client:
+        outbox = client.services.alert_outbox
+        outbox.raise_alerts([acme])
+        outbox.enqueue(slack, lambda a: True, 10)
+        outbox.enqueue("named-hook", lambda a: True, 10)
+        answer = client.get("acme", "/v1/alerts")
+        assert "SeCrEtToKeN42" not in answer.text and "B0002" not in answer.text
+        destinations = [d["destination"] for d in answer.json()[0]["deliveries"]]
+        assert destinations == ["https://hooks.slack.com/…", "named-hook"]
+        acked = client.post("acme", b"", f"/v1/alerts/{acme.alert_id}/ack")
+        assert "SeCrEtToKeN42" not in acked.text

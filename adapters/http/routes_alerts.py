@@ -4,6 +4,7 @@ as `mot alerts list` and `mot alerts ack`."""
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
@@ -13,7 +14,7 @@ from mot.adapters.http.deps import Context, TenantReader, Writer
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.routes_queries import LimitParam, SinceParam
 from mot.domain.timefmt import to_micros
-from mot.service.alerting import AlertQuery, stored_record
+from mot.service.alerting import AlertQuery, StoredAlert, stored_record
 
 router = APIRouter(tags=["alerts"])
 
@@ -31,7 +32,8 @@ def alerts(context: Context, principal: TenantReader, rule: Rule | None = None,
     (`since`: raised at or after)."""
     found = context.services.alerts.find(AlertQuery(
         principal.tenant, rule, None if since is None else to_micros(since), failed, limit=limit))
-    return Response(orjson.dumps([stored_record(s) for s in found]), media_type="application/json")
+    return Response(orjson.dumps([_tenants_record(s) for s in found]),
+                    media_type="application/json")
 
 
 @router.post("/v1/alerts/{alert_id}/ack", response_model=None,
@@ -45,4 +47,22 @@ def ack(context: Context, principal: Writer,
     if stored is None:
         raise ApiError(404, f"no alert {alert_id!r} in tenant {principal.tenant!r}"
                             " (GET /v1/alerts lists them)", code="not_found", field="alert_id")
-    return Response(orjson.dumps(stored_record(stored)), media_type="application/json")
+    return Response(orjson.dumps(_tenants_record(stored)), media_type="application/json")
+
+
+def _tenants_record(stored: StoredAlert) -> dict[str, Any]:
+    """`stored_record` for a tenant's token: a destination that mot.toml does not name is
+    named by its URL, which is the operator's credential for a webhook (a Slack incoming
+    webhook's path is its secret; a query may carry a token), never a tenant's to read; it
+    shows as its scheme and host."""
+    record = stored_record(stored)
+    for delivery in record["deliveries"]:
+        delivery["destination"] = _without_secrets(delivery["destination"])
+    return record
+
+
+def _without_secrets(destination: str) -> str:
+    parts = urlsplit(destination)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return destination  # a name of mot.toml's, or kafka:TOPIC
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"  # no user:password@
