@@ -316,6 +316,42 @@ def test_an_arrow_read_leaves_the_write_ahead_log_to_the_stores_connections(
         services.close()
 
 
+def test_an_arrow_read_keeps_the_processs_locks_so_no_other_process_deletes_the_log(
+        tmp_path: Path, golden_path: Path) -> None:
+    """POSIX locks are the process's: when the ADBC driver's SQLite released its locks on
+    the store and closed its files, every lock of the process on them went, those of the
+    store's own connection too. Another process closing the store (a `mot query` run while
+    `mot export` or `mot report` read) then found no one else and deleted the write-ahead
+    log and its index under this process: its next commit went to a deleted log, seen by
+    no other process."""
+    import subprocess
+    import sys
+
+    from mot.bootstrap import open_store
+    from mot.service.ledger import Incoming
+
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", golden_path)
+    mot(store, "project")
+    services = open_store(store, create=False)
+    try:
+        services.exporter.export(tmp_path / "x", "parquet")
+        services.report()
+        command = [str(Path(sys.executable).parent / "mot"), "--store", store]
+        subprocess.run([*command, "query", "teams", "--format", "json"], check=True,
+                       capture_output=True)
+        assert Path(store + "-wal").exists() and Path(store + "-shm").exists()
+        moment = (b'{"tenant": "acme", "customer_id": "c-after", "occurred_at":'
+                  b' "2026-03-01T09:00:00Z", "channel": "email", "direction": "inbound",'
+                  b' "kind": "question", "source": {"system": "s", "id": "after-export"}}')
+        assert services.ledger.record([Incoming(moment, "test")]).outcomes()
+    finally:
+        services.close()
+    shown = subprocess.run([*command, "show", "s:after-export", "--tenant", "acme",
+                            "--format", "json"], capture_output=True, text=True)
+    assert shown.returncode == 0 and json.loads(shown.stdout), shown.stderr
+
+
 def test_an_as_of_exports_sort_folder_killed_with_it_goes_with_the_next_erasure(
         tmp_path: Path) -> None:
     """An --as-of export sorts amplifications and responses in a scratch SQLite file, their

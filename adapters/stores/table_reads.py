@@ -176,6 +176,7 @@ class _AdbcStores:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.open: dict[tuple[str, str], Any] = {}
+        self.pins: list[Any] = []  # a connection per SQLite file, open as long as the database
 
     def database(self, driver: str, target: str) -> Any:
         with self.lock:
@@ -185,6 +186,7 @@ class _AdbcStores:
                     import adbc_driver_sqlite
 
                     database = adbc_driver_sqlite.connect(_read_only(target))
+                    self.pins.append(_pinned(database))
                 else:
                     import adbc_driver_postgresql
 
@@ -195,8 +197,41 @@ class _AdbcStores:
     def close(self) -> None:
         with self.lock:
             databases, self.open = list(self.open.values()), {}
+            pins, self.pins = self.pins, []
+        for pin in pins:
+            pin.close()
         for database in databases:
             database.close()
+
+
+def _pinned(database: Any) -> Any:
+    """A connection of the driver's SQLite that holds the store's file and its log's index
+    open, with their locks, until `_AdbcStores.close`.
+
+    POSIX locks belong to the process, not to a SQLite library, and the driver's SQLite is
+    not the one of Python's sqlite3: when its last connection to the file released its
+    locks and closed the files, every lock of the process on them went, those of the
+    store's own connections too (the shared lock on the database that says someone reads
+    it, the one on the log's index that says it is in use). Another process then found no
+    one else: closing the store, it checkpointed the log and deleted it and its index; or
+    opening it, it cut the index to rebuild it, under the connections that map it (a
+    SIGBUS), while `mot export` or `mot report` still read. While this connection lives,
+    the driver's SQLite keeps its locks and defers closing the files of its other
+    connections (as it does for any file one of its connections still locks)."""
+    import adbc_driver_manager
+
+    connection = adbc_driver_manager.AdbcConnection(database)
+    try:
+        with adbc_driver_manager.AdbcStatement(connection) as statement:
+            statement.set_sql_query("SELECT COUNT(*) FROM sqlite_master")
+            stream, _ = statement.execute_query()
+            import pyarrow as pa
+
+            pa.RecordBatchReader.from_stream(stream).read_all()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def _read_only(path: str) -> str:
