@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +126,60 @@ _POSITION = re.compile(r" ?\(cut off after character \d+\)| at character \d+(?::
 def _shape(problem: str) -> str:
     """The problem without what one message sent: its value, ids, positions."""
     return _POSITION.sub("", _VALUE_TAIL.sub("", _UUID.sub("<id>", problem))).strip()
+
+
+# -- what a message that may not be valid names (SPEC §6: suppression and the erasure's purge)
+
+CORRECTIONS = ("amend", "retract")
+
+
+def said_tenant(message: Mapping[str, Any]) -> object:
+    """The tenant a wire message (a decoded JSON object, valid or not) is of: its `tenant`
+    as sent; "default" when it has none, except a correction (amend, retract), which then
+    names a moment of whichever tenant has one (None)."""
+    named = message.get("tenant")
+    if named is None and message.get("type") not in CORRECTIONS:
+        return "default"
+    return named
+
+
+def moment_ref(text: str) -> str | None:
+    """The canonical moment id (lowercase, hyphenated) a text writes in any form of a UUID
+    (any case; hyphens or none; braces, `urn:uuid:`), else None."""
+    if not 32 <= len(text) <= 45:
+        return None
+    import uuid
+
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+def of_tenant(message: Mapping[str, Any], tenant: str) -> bool:
+    """Whether a decoded wire message may be of `tenant` (`said_tenant`: its own, or a
+    correction that names none)."""
+    said = said_tenant(message)
+    return said is None or said == tenant
+
+
+def names_any(message: Any, customer_ids: Collection[str], moment_ids: Collection[str]) -> bool:
+    """Whether a decoded JSON value names one of these customer ids (exactly: ids are
+    case-sensitive) or canonical moment ids (in any form `moment_ref` reads) as one of
+    its texts, anywhere in it."""
+    return any(text in customer_ids or moment_ref(text) in moment_ids
+               for text in _texts(message))
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every text of a decoded JSON value: its strings and object keys."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            yield from item
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item

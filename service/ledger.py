@@ -25,7 +25,14 @@ from mot.domain.messages import (
     RetractMoment,
     parse_message,
 )
-from mot.domain.quarantine import Quarantined, Rejected, in_arrival_order
+from mot.domain.quarantine import (
+    CORRECTIONS,
+    Quarantined,
+    Rejected,
+    in_arrival_order,
+    moment_ref,
+    said_tenant,
+)
 from mot.domain.timefmt import utc_now
 from mot.service.parsing import Parsed, parse_items
 from mot.service.ports import Append, LedgerStore, Loaded
@@ -368,10 +375,9 @@ def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Ver
 def _named_by_rejected(message: bytes
                        ) -> tuple[str | None, tuple[tuple[str, str], ...], str | None] | None:
     """What a message that failed validation names, as far as it says: its tenant (None for
-    a correction without one), the (tenant, customer id) of its `customer_id` or of a link's
-    `customer_ids`, and the moment id a correction (amend, retract) names."""
-    import uuid
-
+    a correction without one: `said_tenant`), the (tenant, customer id) of its `customer_id`
+    or of a link's `customer_ids`, and the moment id a correction (amend, retract) names
+    (`moment_ref`)."""
     import orjson
 
     try:
@@ -380,9 +386,9 @@ def _named_by_rejected(message: bytes
         return None
     if not isinstance(data, dict):
         return None
-    named = data.get("tenant")
+    said = said_tenant(data)
     kind = data.get("type")
-    tenant = named if isinstance(named, str) else None
+    tenant = said if isinstance(said, str) else None
     owner = tenant if tenant is not None else "default"
     customers: list[str] = []
     if isinstance(data.get("customer_id"), str):
@@ -390,9 +396,6 @@ def _named_by_rejected(message: bytes
     if kind in ("link", "unlink") and isinstance(data.get("customer_ids"), list):
         customers += [c for c in data["customer_ids"] if isinstance(c, str)]
     target = None
-    if kind in ("amend", "retract") and isinstance(data.get("moment_id"), str):
-        try:
-            target = str(uuid.UUID(data["moment_id"]))
-        except ValueError:
-            target = None
+    if kind in CORRECTIONS and isinstance(data.get("moment_id"), str):
+        target = moment_ref(data["moment_id"])
     return tenant, tuple(dict.fromkeys((owner, c) for c in customers)), target

@@ -7,6 +7,7 @@ forgets them, and the receipt names no one."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -832,14 +833,19 @@ def test_an_erasure_purges_only_its_tenants_quarantined_messages_naming_her_ids(
         line("acme", "c1", "a-1", "email"),
         line("acme", "c1", "a-2"),  # hers: purged
         line("acme", "c12", "a-3"),  # another customer whose id holds hers
+        line("acme", "C1", "a-4"),  # another customer: ids are case-sensitive
+        # Another customer's answer to her moment, its id written in capitals without hyphens
+        # (the wire format reads it so): it names her moment, purged.
+        {**line("acme", "c7", "a-5"), "in_reply_to": uuid.uuid5(
+            uuid.NAMESPACE_URL, "mot:acme:crm:a-1").hex.upper()},
         line("globex", "c1", "g-1"),  # globex's own c1, another person
         line("globex", "zc1z", "g-2"),
     ]) + b'{"tenant": "globex", "customer_id": "c1", "occurred_at": \n')  # malformed
     mot(store_url, "import", "-q", source)
-    assert len(json.loads(mot(store_url, "quarantine", "list").stdout)) == 5
+    assert len(json.loads(mot(store_url, "quarantine", "list").stdout)) == 7
     plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", "c1",
                           "--dry-run").stdout)
-    assert plan["quarantined"] == 1  # no count of other tenants' messages to probe with
+    assert plan["quarantined"] == 2  # no count of other tenants' messages to probe with
     mot(store_url, "erase", "--tenant", "acme", "--customer", "c1", "--reason", "r")
     left = [e["raw"] for e in json.loads(mot(store_url, "quarantine", "list").stdout)]
-    assert [r for r in left if "a-2" in r] == [] and len(left) == 4, left
+    assert [r for r in left if "a-2" in r or "a-5" in r] == [] and len(left) == 5, left

@@ -25,7 +25,7 @@ import hmac
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
@@ -40,6 +40,7 @@ from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
+from mot.domain.quarantine import names_any, of_tenant
 from mot.domain.timefmt import format_utc
 from mot.service.erasure import ErasurePlan, ErasureRefused, Receipt
 
@@ -170,12 +171,14 @@ class SqlErasures:
         ids: as a value of a message (of this tenant, or a correction naming none), not as
         part of a longer text, nor in another tenant's message (another person, whose
         message an erasure must not lose, nor count in a dry run)."""
-        names = {n for n in ids if n} | {m.lower() for m in moments if m}
-        if not names:
+        customers = {n for n in ids if n}
+        named = {m.lower() for m in moments if m}
+        if not customers and not named:
             return []
         return [int(qid) for qid, raw, payload in tx.query(
                 "SELECT id, raw, payload FROM quarantine")
-                if _names(bytes(payload) if payload is not None else bytes(raw), tenant, names)]
+                if _names(bytes(payload) if payload is not None else bytes(raw), tenant,
+                          customers, named)]
 
     def _receipt_digest(self, tenant: str, ids: Sequence[str]) -> str:
         secret = self.ledger.sealing.keystore.tenant_secret(tenant)
@@ -443,43 +446,27 @@ _TENANT_SAID = re.compile(rb'"tenant"\s*:\s*"([^"\\]*)"')
 _DELIMITER = rb'\s",;'
 
 
-def _names(message: bytes, tenant: str, names: set[str]) -> bool:
-    """Whether a quarantined message names one of `names` (customer ids, lowercase moment
-    ids) of `tenant`. A wire message (JSON) names its tenant ("default" when it says none;
-    any, for a correction that says none) and one of them as a whole text anywhere in it,
-    escapes decoded. Anything else (a malformed line, a source's record it could not map)
-    names one when it holds it between delimiters, unless it says another tenant."""
+def _names(message: bytes, tenant: str, ids: set[str], moments: set[str]) -> bool:
+    """Whether a quarantined message names one of these customer ids or (canonical) moment
+    ids of `tenant`. A wire message (JSON) is of its tenant (`of_tenant`) and names one of
+    them as a whole text anywhere in it, escapes decoded (`names_any`). Any other JSON
+    object (a source's record it could not map) names one so, whatever its tenant. Anything else (a
+    malformed line) names one when it holds it between delimiters, unless it says another
+    tenant."""
     try:
         data = orjson.loads(message)
     except orjson.JSONDecodeError:
         data = None
     if isinstance(data, dict):
-        if any(key in data for key in _WIRE_KEYS):
-            said = data.get("tenant")
-            if said is None and data.get("type") not in ("amend", "retract"):
-                said = "default"
-            if said is not None and said != tenant:
-                return False
-        return any(text in names or text.lower() in names for text in _texts(data))
+        if any(key in data for key in _WIRE_KEYS) and not of_tenant(data, tenant):
+            return False
+        return names_any(data, ids, moments)
     said_tenant = _TENANT_SAID.search(message)
     if said_tenant is not None and said_tenant.group(1) != tenant.encode():
         return False
     return any(re.search(rb"(?:^|(?<=[" + _DELIMITER + rb"]))" + re.escape(name.encode())
-                         + rb"(?=[" + _DELIMITER + rb"]|$)", message) for name in names)
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """Every text of a decoded JSON value: its strings and object keys."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            yield from item
-            pending += item.values()
-        elif isinstance(item, list):
-            pending += item
+                         + rb"(?=[" + _DELIMITER + rb"]|$)", message,
+                         re.IGNORECASE if name in moments else 0) for name in ids | moments)
 
 
 def receipt_json(receipt: Receipt) -> bytes:
