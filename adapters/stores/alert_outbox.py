@@ -299,10 +299,16 @@ def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudony
         changed += [str(r[0]) for r in rows]
     # Another person's alerts raised while one of these ids was linked to it name it among
     # their customer_ids: it leaves them (the person it was erased with is not theirs).
+    # The database reads only the alerts whose text holds one of them (`_holding`), not
+    # every alert of the tenant; each is then decoded and checked.
     erased = set(customer_ids)
     named = []
-    for alert_id, ids in tx.query("SELECT alert_id, customer_ids FROM alerts WHERE tenant = ?",
-                                  (tenant,)):
+    listing: dict[str, str] = {}
+    for cid in customer_ids:
+        listing.update(tx.query("SELECT alert_id, customer_ids FROM alerts WHERE tenant = ?"
+                                " AND customer_ids LIKE ? ESCAPE '!'",
+                                (tenant, _holding(orjson.dumps(cid).decode()))))
+    for alert_id, ids in listing.items():
         listed = orjson.loads(ids)
         if erased.intersection(listed):
             named.append((orjson.dumps([c for c in listed if c not in erased]).decode(), alert_id))
@@ -311,7 +317,8 @@ def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudony
     if moments:
         triggered = []
         for alert_id, details in tx.query(
-                "SELECT alert_id, details FROM alerts WHERE tenant = ?", (tenant,)):
+                "SELECT alert_id, details FROM alerts WHERE tenant = ? AND details LIKE ?"
+                " ESCAPE '!'", (tenant, _holding('"trigger_actor":"'))):
             facts = orjson.loads(details)
             if facts.get("trigger_moment_id") in moments and facts.get("trigger_actor") is not None:
                 facts["trigger_actor"] = None
@@ -326,6 +333,12 @@ def erase_from_alerts(tx: Tx, tenant: str, customer_ids: Sequence[str], pseudony
     tx.executemany("UPDATE alert_deliveries SET last_error = ? WHERE destination = ?"
                    " AND alert_id = ?", answers)
     return {table for table, rows in (("alerts", changed), ("alert_deliveries", answers)) if rows}
+
+
+def _holding(text: str) -> str:
+    """A LIKE pattern (escaped by '!') of the values that hold `text` (SQLite's LIKE ignores
+    the case of ASCII letters: a few more rows, which the caller checks)."""
+    return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 ERASED_ANSWER: Final = "(the answer was erased with the person it named)"
