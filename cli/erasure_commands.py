@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from mot.cli.context import State, pass_state
+
+if TYPE_CHECKING:
+    from mot.service.erasure import ErasurePlan
 
 
 def _refused(error: Exception) -> click.ClickException:
@@ -14,7 +18,8 @@ def _refused(error: Exception) -> click.ClickException:
 
 
 @click.command("erase")
-@click.option("--tenant", default="default", show_default=True, help="The person's tenant.")
+@click.option("--tenant", default="default", show_default=True,
+              help="The person's tenant (left out, an id only other tenants hold is refused).")
 @click.option("--customer", required=True, help="One of the person's customer ids.")
 @click.option("--reason", default=None,
               help="Why (a request number, say): kept in the receipt; no personal data.")
@@ -45,15 +50,57 @@ def erase(obj: State, tenant: str, customer: str, reason: str | None, dry_run: b
             lifted = erasures.lift(tenant, customer)
             click.echo(json.dumps({"tenant": tenant, "lifted_erasures": lifted}))
             return
-        if dry_run:
-            click.echo(json.dumps(erasures.plan(tenant, customer).as_dict(), indent=2))
-            return
-        if reason is None:
+        if reason is None and not dry_run:
             raise click.UsageError("missing option --reason (kept in the receipt)")
+        if dry_run or not _has_person(obj, tenant, customer):  # a projected person: cheaper
+            plan = erasures.plan(tenant, customer)
+            if _holds_nothing(plan):
+                _nothing_here(obj, tenant, customer)
+            if dry_run:
+                click.echo(json.dumps(plan.as_dict(), indent=2))
+                return
+        assert reason is not None
         receipt = erasures.erase(tenant, customer, reason)
     except ErasureRefused as error:
         raise _refused(error) from None
     click.echo(json.dumps(receipt.as_dict(), indent=2))
+
+
+def _has_person(obj: State, tenant: str, customer: str) -> bool:
+    from mot.service.queries import Query
+
+    return bool(obj.services.queries.run(Query("persons", tenant=tenant, customer=customer)))
+
+
+def _holds_nothing(plan: ErasurePlan) -> bool:
+    """Whether the tenant holds nothing of the id: no moment, no link, nothing quarantined,
+    not erased before."""
+    return (not plan.moments and not plan.customer_ids_with_moments
+            and plan.customer_ids_without_moments <= 1 and not plan.quarantined
+            and not plan.already_erased)
+
+
+def _nothing_here(obj: State, tenant: str, customer: str) -> None:
+    """`--tenant` defaults to "default": an operator who left it out to erase another tenant's
+    customer got a receipt for erasing nothing, and the person stayed. Left out, an id only
+    other tenants hold is refused, naming them; given, or held by no tenant (a typo, or an
+    id suppressed before its first moment), the erasure goes on with a warning."""
+    from click.core import ParameterSource
+
+    from mot.service.queries import Query
+
+    others = sorted({str(r["tenant"]) for r in obj.services.queries.run(
+        Query("persons", customer=customer))} - {tenant})
+    elsewhere = (f"; tenant {', '.join(others)} {'has' if len(others) == 1 else 'have'} it:"
+                 f" --tenant {others[0]}" if others else "")
+    given = click.get_current_context().get_parameter_source("tenant") is ParameterSource.COMMANDLINE
+    if others and not given:
+        raise click.ClickException(
+            f"tenant {tenant!r} (the default: --tenant was not given) holds nothing of"
+            f" {customer!r}{elsewhere}; nothing was erased")
+    click.echo(f"mot: warning: tenant {tenant!r} holds nothing of {customer!r} (no moment, link"
+               f" or quarantined message): nothing of theirs is erased, only their later"
+               f" messages are suppressed (`mot erase --lift` ends it){elsewhere}", err=True)
 
 
 @click.group("erasures")

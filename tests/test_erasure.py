@@ -849,3 +849,32 @@ def test_an_erasure_purges_only_its_tenants_quarantined_messages_naming_her_ids(
     mot(store_url, "erase", "--tenant", "acme", "--customer", "c1", "--reason", "r")
     left = [e["raw"] for e in json.loads(mot(store_url, "quarantine", "list").stdout)]
     assert [r for r in left if "a-2" in r or "a-5" in r] == [] and len(left) == 5, left
+
+
+def test_an_erasure_without_tenant_of_an_id_only_another_tenant_has_is_refused(
+        tmp_path: Path) -> None:
+    """`--tenant` defaults to "default": an operator who left it out to erase acme's customer
+    got a receipt for erasing nothing in tenant default, and the person stayed. Left out,
+    an id that only other tenants hold is refused, naming them; given, it goes on with a
+    warning (suppressing an id before its first moment is a use)."""
+    store = str(tmp_path / "mot.db")
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({
+        "tenant": "acme", "customer_id": "c-elsewhere", "occurred_at": "2026-03-01T09:00:00Z",
+        "channel": "email", "direction": "inbound", "kind": "question",
+        "source": {"system": "crm", "id": "e-1"}}) + "\n")
+    mot(store, "import", "-q", source)
+    refused = mot(store, "erase", "--customer", "c-elsewhere", "--reason", "r", ok=False)
+    assert refused.exit_code == 1 and "--tenant acme" in refused.output, refused.output
+    assert json.loads(mot(store, "erasures", "list").stdout) == []
+    assert query(store, "relationships", "--tenant", "acme")[0]["customer_id"] == "c-elsewhere"
+    dry = mot(store, "erase", "--customer", "c-elsewhere", "--dry-run", ok=False)
+    assert dry.exit_code == 1 and "--tenant acme" in dry.output, dry.output
+    # Said on purpose: done, with the warning.
+    done = mot(store, "erase", "--tenant", "default", "--customer", "c-elsewhere", "--reason", "r")
+    assert json.loads(done.stdout)["moments"] == 0
+    assert "tenant 'default' holds nothing of 'c-elsewhere'" in done.stderr
+    assert "acme" in done.stderr
+    # An id no tenant holds (a typo, or an id suppressed before its first moment): a warning.
+    typo = mot(store, "erase", "--customer", "c-elswhere", "--reason", "r")
+    assert "holds nothing of 'c-elswhere'" in typo.stderr
