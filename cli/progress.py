@@ -15,7 +15,9 @@ class Progress:
         self.tty = sys.stderr.isatty()
         self.every = 0.5 if self.tty else 5.0
         self.started = monotonic()
-        self.last = 0.0
+        # The first line comes after `every` too: shown at once, it said "0 read ... 100%" for
+        # a command that ended a moment later (above its summary, in a log).
+        self.last = self.started
         self.shown = False
 
     def update(self, text: str, *, done: float | None = None, count: int | None = None,

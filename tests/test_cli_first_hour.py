@@ -446,3 +446,16 @@ def test_kafka_ingest_waits_for_the_broker_as_long_as_asked(tmp_path: Path) -> N
     assert b"cannot reach the Kafka broker" in err
     # Start-up and one attempt's end are on top of the 2 s; kafka-python alone took 30 s.
     assert took < 15, took
+
+
+def test_a_quick_import_to_a_log_shows_no_progress_line_of_zeros(tmp_path: Path) -> None:
+    """Standard error to a file or a pipe (a script, a cron job) got a progress line the
+    moment the import began: "0 lines, 0 read, 0 recorded ... 100%, ETA 0:00:00" above the
+    summary of what it recorded. A progress line comes once a command has run a while."""
+    store = str(tmp_path / "mot.db")
+    path = tmp_path / "sample.jsonl"
+    with path.open("wb") as out:
+        out.writelines(generate_lines(50, seed=3))
+    result = mot(store, "import", path)
+    assert "read 50: recorded" in result.stdout
+    assert "0 recorded" not in result.stderr and "ETA" not in result.stderr, result.stderr
