@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mot.adapters.stores.sql import SqlBackend
@@ -167,30 +168,31 @@ class _AdbcStores:
     """The ADBC databases of one store, opened at its first Arrow read and kept until the
     reader closes: the PostgreSQL driver loads the server's type catalogue when a
     database is first connected, 0.06 s of CPU and a round trip that the export paid for
-    each of its tables (100,000 moments: 0.42 s of its CPU). Each read still has its
-    own connection (two tables are read at once, each in its own thread).
+    each of its tables (100,000 moments: 0.42 s of its CPU). A read has a connection to
+    itself while it runs (two tables are read at once, each in its own thread), and
+    leaves it for the next read when it ends (`_Database`).
 
     The driver manager is used without its DB-API layer, which imports
     `pyarrow.dataset` (a tenth of a second of start-up that the export never uses)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.open: dict[tuple[str, str], Any] = {}
+        self.open: dict[tuple[str, str], _Database] = {}
         self.pins: list[Any] = []  # a connection per SQLite file, open as long as the database
 
-    def database(self, driver: str, target: str) -> Any:
+    def database(self, driver: str, target: str) -> _Database:
         with self.lock:
             database = self.open.get((driver, target))
             if database is None:
                 if driver == "sqlite":
                     import adbc_driver_sqlite
 
-                    database = adbc_driver_sqlite.connect(_read_only(target))
-                    self.pins.append(_pinned(database))
+                    database = _Database(adbc_driver_sqlite.connect(_read_only(target)))
+                    self.pins.append(_pinned(database.database))
                 else:
                     import adbc_driver_postgresql
 
-                    database = adbc_driver_postgresql.connect(target)
+                    database = _Database(adbc_driver_postgresql.connect(target))
                 self.open[(driver, target)] = database
             return database
 
@@ -202,6 +204,51 @@ class _AdbcStores:
             pin.close()
         for database in databases:
             database.close()
+
+
+class _Database:
+    """An ADBC database and its idle connections: a read takes one (or opens one) and gives
+    it back when it has read every row, so the export's nine tables, read two at a time,
+    are read through two connections. A new PostgreSQL connection is a server process
+    started and authenticated, 7-12 ms of the export's wall time each."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self.lock = threading.Lock()
+        self.idle: list[Any] = []
+
+    @contextmanager
+    def connection(self, setup: Sequence[str]) -> Iterator[Any]:
+        """A connection to itself for a read; `setup` runs on a new one (every read of a
+        database gives the same)."""
+        import adbc_driver_manager
+
+        with self.lock:
+            connection = self.idle.pop() if self.idle else None
+        if connection is None:
+            connection = adbc_driver_manager.AdbcConnection(self.database)
+            try:
+                for text in setup:
+                    with adbc_driver_manager.AdbcStatement(connection) as first:
+                        first.set_sql_query(text)
+                        first.execute_update()
+            except BaseException:
+                connection.close()
+                raise
+        try:
+            yield connection
+        except BaseException:  # a read stopped part way (or failed): its connection ends
+            connection.close()
+            raise
+        with self.lock:
+            self.idle.append(connection)
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for connection in idle:
+            connection.close()
+        self.database.close()
 
 
 def _pinned(database: Any) -> Any:
@@ -250,33 +297,30 @@ def _read_only(path: str) -> str:
     return "file:" + quote(os.path.abspath(path)) + "?mode=ro&readonly_shm=1"
 
 
-def _adbc_batches(database: Any, statement: str, params: Sequence[Any],
+def _adbc_batches(database: _Database, statement: str, params: Sequence[Any],
                   options: dict[str, str], setup: Sequence[str] = ()) -> Iterator[Any]:
-    """The record batches of a statement on a connection of its own to an ADBC database;
-    `params` bound in order to its placeholders."""
+    """The record batches of a statement on a connection to an ADBC database that no other
+    read uses meanwhile; `params` bound in order to its placeholders."""
     import adbc_driver_manager
     import pyarrow as pa
 
-    with adbc_driver_manager.AdbcConnection(database) as connection:
-        for text in setup:
-            with adbc_driver_manager.AdbcStatement(connection) as first:
-                first.set_sql_query(text)
-                first.execute_update()
-        with adbc_driver_manager.AdbcStatement(connection) as query:
-            query.set_options(**options)
-            query.set_sql_query(statement)
-            if params:
-                query.bind(pa.record_batch([pa.array([value]) for value in params],
-                                           names=[f"p{i}" for i in range(len(params))]))
-            stream, _ = query.execute_query()
-            reader = pa.RecordBatchReader.from_stream(stream)
-            try:
-                yield from reader
-            finally:
-                reader.close()
+    # The statement ends before its connection goes back to the idle ones.
+    with (database.connection(setup) as connection,
+          adbc_driver_manager.AdbcStatement(connection) as query):
+        query.set_options(**options)
+        query.set_sql_query(statement)
+        if params:
+            query.bind(pa.record_batch([pa.array([value]) for value in params],
+                                       names=[f"p{i}" for i in range(len(params))]))
+        stream, _ = query.execute_query()
+        reader = pa.RecordBatchReader.from_stream(stream)
+        try:
+            yield from reader
+        finally:
+            reader.close()
 
 
-def _arrow_stream(database: Any, read: TableRead, statement: str, params: Sequence[Any]
+def _arrow_stream(database: _Database, read: TableRead, statement: str, params: Sequence[Any]
                   ) -> Iterator[list[Any]]:
     """The rows of a statement on a SQLite file as Arrow arrays, one list per page, read by
     the ADBC SQLite driver: Python's sqlite3 makes an object per value, which was most of
@@ -306,7 +350,7 @@ def _arrow_stream(database: Any, read: TableRead, statement: str, params: Sequen
             yield batch.columns[1:]
 
 
-def _arrow_postgres(database: Any, read: TableRead, statement: str, params: Sequence[Any]
+def _arrow_postgres(database: _Database, read: TableRead, statement: str, params: Sequence[Any]
                     ) -> Iterator[list[Any]]:
     """The rows of a statement on PostgreSQL as Arrow arrays, read by the ADBC PostgreSQL
     driver: it fetches them by binary COPY and decodes them in C, where a psycopg cursor
