@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 FORMATS = ("parquet", "csv", "jsonl")
 EXPORTED = ("moments", *PROJECTION_NAMES)
 PAGE_ROWS = 32_768  # rows read and written at a time (also a Parquet row group)
+PROJECTION_SHARE = 4  # a live projection's page is PAGE_ROWS / 4 rows (see `Exporter.pages`)
 READ_AHEAD = 2  # pages read ahead of the writer (see `_read_ahead`)
 TABLES_AT_ONCE = 2  # Parquet files written at the same time (see `Exporter.export`)
 
@@ -450,7 +451,12 @@ class Exporter:
         # text to read and parse.
         read_columns = tuple("occurred_us" if arrow and c == "occurred_at" else c
                              for c in source)
-        read = TableRead(table, read_columns, tenant=tenant, order=order, page_rows=PAGE_ROWS,
+        # A projection's pages are a quarter of the moments' (8,192 rows): each is written
+        # beside the moments' pages, and a projection of 100,000 moments is about one such
+        # page while one of 1,000,000 filled 32,768-row pages, so the export's peak memory
+        # grew with the store (bench/NOTES.md). Its pipeline now holds about as much at both.
+        page_rows = PAGE_ROWS if table == "moments" else max(1, PAGE_ROWS // PROJECTION_SHARE)
+        read = TableRead(table, read_columns, tenant=tenant, order=order, page_rows=page_rows,
                          occurred_until_us=to_micros(as_of) if as_of is not None else None,
                          arrow=arrow)
         finish = self._finisher(table, source, as_of)
