@@ -155,14 +155,16 @@ class ParquetSink:
         pa = self.pa
         arrays = []
         for values, arrow_type in zip(page, self.types, strict=True):
-            if isinstance(values, pa.Array):  # a column read as Arrow (`_arrow_stream`)
-                arrays.append(values.cast(arrow_type))
+            if isinstance(values, pa.Array | pa.ChunkedArray):  # a column read as Arrow
+                arrays.append(values if values.type == arrow_type else values.cast(arrow_type))
             elif pa.types.is_timestamp(arrow_type):
                 # RFC 3339 text, parsed by Arrow's C++ ISO 8601 parser.
                 arrays.append(pa.array(values, pa.string()).cast(arrow_type))
             else:
                 arrays.append(pa.array(values, arrow_type))
-        self.writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+        # One row group a page (a table of one chunk, or of the batches a page gathered).
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.wrote = True
 
     def close(self) -> None:
