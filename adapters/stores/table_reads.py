@@ -200,6 +200,8 @@ class _AdbcStores:
         with self.lock:
             databases, self.open = list(self.open.values()), {}
             pins, self.pins = self.pins, []
+        for database in databases:  # the pinned connection last (see `_pinned`)
+            database.close_idle()
         for pin in pins:
             pin.close()
         for database in databases:
@@ -243,11 +245,14 @@ class _Database:
         with self.lock:
             self.idle.append(connection)
 
-    def close(self) -> None:
+    def close_idle(self) -> None:
         with self.lock:
             idle, self.idle = self.idle, []
         for connection in idle:
             connection.close()
+
+    def close(self) -> None:
+        self.close_idle()
         self.database.close()
 
 
