@@ -348,8 +348,9 @@ class SqlErasures:
         committed = time.monotonic()
         self._drop_stopped_stages()
         # The scratch stores verifies killed with SIGKILL left hold her moments opened too (in
-        # this machine's temporary folder); a live verify's stays: it removes it when done.
-        scratch_folders.remove_abandoned()
+        # this machine's temporary folders, wherever this user's mot made them); a live
+        # verify's stays: it removes it when done.
+        scratch_folders.remove_abandoned(everywhere=True)
         if done is not None:
             backend.scrub(sorted(touched))
             return done

@@ -32,9 +32,11 @@ _HELD: dict[Path, int] = {}  # each folder this process owns -> its lock file's 
 def make_owned(under: str | None = None, prefix: str = PREFIX) -> Path:
     """A new folder named `prefix`… (one of PREFIXES) in `under` (None: the system's temporary
     folder), locked by this process until `remove_owned`. Those in `under` that dead owners
-    left go first."""
+    left go first. Where it is made is noted (`_note_place`) for the sweeps of processes
+    whose temporary folder is another."""
     remove_abandoned(under)
     making = Path(tempfile.mkdtemp(prefix=_MAKING, dir=under))
+    _note_place(making.parent)
     lock = -1
     try:
         lock = os.open(making / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
@@ -69,16 +71,85 @@ def owned(prefix: str) -> Iterator[Path]:
         remove_owned(folder)
 
 
-def remove_abandoned(under: str | None = None) -> list[Path]:
+def remove_abandoned(under: str | None = None, *, everywhere: bool = False) -> list[Path]:
     """Remove the folders of PREFIXES in `under` (None: the system's temporary folder) whose
-    owner has ended without removing them; the removed ones. A live owner's folder stays."""
+    owner has ended without removing them; the removed ones. A live owner's folder stays.
+    `everywhere` (an erasure): also in every folder this user's mot made one in (`PLACES`),
+    whatever their TMPDIR or `mot verify --scratch` said."""
     where = Path(under if under is not None else tempfile.gettempdir())
+    places = [where, *(p for p in _noted_places() if p != where)] if everywhere else [where]
     removed = []
-    with suppress(OSError):
-        for folder in sorted(f for prefix in PREFIXES for f in where.glob(prefix + "*")):
-            if folder.is_dir() and not folder.is_symlink() and _abandoned(folder):
-                removed.append(folder)
+    for place in places:
+        with suppress(OSError):
+            for folder in sorted(f for prefix in PREFIXES for f in place.glob(prefix + "*")):
+                if folder.is_dir() and not folder.is_symlink() and _abandoned(folder):
+                    removed.append(folder)
     return removed
+
+
+def _places_file() -> Path | None:
+    """Where this user's mot notes the folders it made owned folders in: in the home folder
+    of the user's account (not $HOME, nor $TMPDIR: a cron job or a service may have others),
+    ~/.local/state/mot/scratch-places."""
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir) / PLACES
+    except (KeyError, OSError):
+        return None
+
+
+PLACES = ".local/state/mot/scratch-places"
+
+
+def _note_place(place: Path) -> None:
+    """Add `place` to the user's list, once (best effort: a read-only home folder is no error;
+    the owner's own temporary folder is still swept)."""
+    found = _places_file()
+    if found is None:
+        return
+    line = os.fsencode(place.resolve()) + b"\n"
+    with suppress(OSError):
+        found.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(found) as descriptor:
+            if line not in _lines(descriptor):
+                os.lseek(descriptor, 0, os.SEEK_END)
+                os.write(descriptor, line)
+
+
+def _noted_places() -> list[Path]:
+    """The places on the user's list that still exist; the others leave it."""
+    found = _places_file()
+    if found is None or not found.exists():
+        return []
+    try:
+        with _locked(found) as descriptor:
+            lines = list(dict.fromkeys(_lines(descriptor)))
+            kept = [line for line in lines if os.path.isdir(line[:-1])]
+            if kept != lines:
+                os.ftruncate(descriptor, 0)
+                os.pwrite(descriptor, b"".join(kept), 0)
+    except OSError:
+        return []
+    return [Path(os.fsdecode(line[:-1])) for line in kept]
+
+
+@contextmanager
+def _locked(found: Path) -> Iterator[int]:
+    descriptor = os.open(found, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield descriptor
+    finally:
+        os.close(descriptor)
+
+
+def _lines(descriptor: int) -> list[bytes]:
+    os.lseek(descriptor, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(descriptor, 1 << 16):
+        chunks.append(chunk)
+    return [line + b"\n" for line in b"".join(chunks).split(b"\n") if line]
 
 
 def _abandoned(folder: Path) -> bool:
