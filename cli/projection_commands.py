@@ -15,6 +15,7 @@ from mot.cli.progress import Progress
 from mot.wording import counted
 
 if TYPE_CHECKING:
+    from mot.bootstrap import Services
     from mot.service.targets import Targets
 
 PROJECTIONS = ("relationships", "reciprocity", "transitions", "amplifications", "teams",
@@ -490,13 +491,23 @@ def story(obj: State, tenant: str | None, top: int, fmt: str) -> None:
         if tenant is None:
             click.echo("no customers yet: record moments with `mot import FILE`", err=True)
             return
-        from mot.service.queries import Query
-
-        known = sorted({r["tenant"] for r in services.queries.run(Query("listening"))})
-        raise click.ClickException(
-            f"no tenant {tenant!r} in this store (tenants: {', '.join(known) or 'none yet'})")
+        raise no_such_tenant(services, tenant)
     for line in lines:
         click.echo(line)
+
+
+def known_tenants(services: Services) -> list[str]:
+    """The tenants with a current moment."""
+    from mot.service.queries import Query
+
+    return sorted({str(r["tenant"]) for r in services.queries.run(Query("listening"))})
+
+
+def no_such_tenant(services: Services, tenant: str) -> click.ClickException:
+    """The error of a --tenant that has no current moment, naming the tenants that have."""
+    known = known_tenants(services)
+    return click.ClickException(
+        f"no tenant {tenant!r} in this store (tenants: {', '.join(known) or 'none yet'})")
 
 
 COMMANDS = [project, replay, status, query, log, timeline, story]

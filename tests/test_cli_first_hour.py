@@ -459,3 +459,14 @@ def test_a_quick_import_to_a_log_shows_no_progress_line_of_zeros(tmp_path: Path)
     result = mot(store, "import", path)
     assert "read 50: recorded" in result.stdout
     assert "0 recorded" not in result.stderr and "ETA" not in result.stderr, result.stderr
+
+
+def test_verify_of_an_unknown_tenant_names_the_known_ones(tmp_path: Path) -> None:
+    """A misspelt --tenant compared nothing and printed "verified: 0 rows ...", exit 0: a
+    check that passes for having checked nothing."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    result = mot(store, "verify", "--tenant", "acme ", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no tenant 'acme ' in this store (tenants: acme)\n"
+    assert mot(store, "verify", "--tenant", "acme").stdout.startswith("verified: ")
