@@ -89,13 +89,20 @@ def test_quarantine_replay_of_an_unknown_id_fails_like_show(tmp_path: Path) -> N
     assert json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)[0]["id"] == 1
 
 
-def test_story_of_an_unknown_tenant_names_the_known_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("command", "answer"), [("story", "== acme: 1 customer — "),
+                                                 ("verify", "verified: ")])
+def test_an_unknown_tenant_is_refused_naming_the_known_ones(
+        tmp_path: Path, command: str, answer: str) -> None:
+    """A misspelt --tenant (a trailing space, say) is an error naming the tenants there are:
+    mot verify compared nothing and printed "verified: 0 rows ...", exit 0, a check that
+    passed for having checked nothing."""
     store = str(tmp_path / "mot.db")
     mot(store, "import", "-q", lines_file(tmp_path, moment()))
-    result = mot(store, "story", "--tenant", "nosuch", ok=False)
-    assert result.exit_code == 1
-    assert result.stderr == "Error: no tenant 'nosuch' in this store (tenants: acme)\n"
-    assert mot(store, "story", "--tenant", "acme").stdout.startswith("== acme: 1 customer — ")
+    for wrong in ("nosuch", "acme "):
+        result = mot(store, command, "--tenant", wrong, ok=False)
+        assert result.exit_code == 1
+        assert result.stderr == f"Error: no tenant {wrong!r} in this store (tenants: acme)\n"
+    assert mot(store, command, "--tenant", "acme").stdout.startswith(answer)
 
 
 def wait_for(proc: subprocess.Popen[bytes], text: bytes) -> None:
@@ -459,14 +466,3 @@ def test_a_quick_import_to_a_log_shows_no_progress_line_of_zeros(tmp_path: Path)
     result = mot(store, "import", path)
     assert "read 50: recorded" in result.stdout
     assert "0 recorded" not in result.stderr and "ETA" not in result.stderr, result.stderr
-
-
-def test_verify_of_an_unknown_tenant_names_the_known_ones(tmp_path: Path) -> None:
-    """A misspelt --tenant compared nothing and printed "verified: 0 rows ...", exit 0: a
-    check that passes for having checked nothing."""
-    store = str(tmp_path / "mot.db")
-    mot(store, "import", "-q", lines_file(tmp_path, moment()))
-    result = mot(store, "verify", "--tenant", "acme ", ok=False)
-    assert result.exit_code == 1
-    assert result.stderr == "Error: no tenant 'acme ' in this store (tenants: acme)\n"
-    assert mot(store, "verify", "--tenant", "acme").stdout.startswith("verified: ")
