@@ -100,6 +100,11 @@ class MotGroup(click.Group):
                 raise click.ClickException(str(error)) from None
             if not _is_store_error(error):
                 raise
+            if isinstance(error, OSError) and error.filename is not None:
+                # A file the command reads or writes (`--out`, say): named, not blamed on
+                # the store.
+                raise click.ClickException(
+                    f"{error.filename}: {error.strerror or error}") from error
             raise click.ClickException(f"store error: {error}") from error
 
 

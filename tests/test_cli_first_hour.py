@@ -466,3 +466,15 @@ def test_a_quick_import_to_a_log_shows_no_progress_line_of_zeros(tmp_path: Path)
     result = mot(store, "import", path)
     assert "read 50: recorded" in result.stdout
     assert "0 recorded" not in result.stderr and "ETA" not in result.stderr, result.stderr
+
+
+def test_an_output_file_that_cannot_be_written_is_named_not_blamed_on_the_store(
+        tmp_path: Path) -> None:
+    """`mot report --out` into a folder that does not exist said "store error: [Errno 2] No
+    such file or directory: ...", as if the store were broken."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    out = tmp_path / "no-such-folder" / "report.html"
+    result = mot(store, "report", "--out", out, ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {out}: No such file or directory\n"
