@@ -117,8 +117,9 @@ class Source(Protocol):
         (after the store failed to record it)."""
         ...
 
-    def assigned(self) -> bool:
-        """Whether the group has given this member partitions (it has joined)."""
+    def in_group(self) -> bool:
+        """Whether this member's place in the group is settled: it has joined, and no rebalance
+        is under way (whatever partitions it was given, none included)."""
         ...
 
     def close(self) -> None:
@@ -345,7 +346,12 @@ class Ingestor:
         commits while the topic is quiet. Ends when asked to stop or idle. While batches
         are in flight a poll does not wait: None when nothing new has come (the parse
         pipeline then hands back what is ready rather than waiting for the broker)."""
-        idle_since: float | None = None  # quiet time counts once the group has been joined
+        # Quiet time counts while this member's place in the group is settled, whatever it
+        # holds (a member the group gave nothing has nothing to wait for). Not while it joins
+        # or rebalances: kafka-python polls nothing then, and the partitions it gets may hold
+        # a backlog. Counting a rebalance as quiet made a member with 77,802 messages to go
+        # leave mid-rebalance, while the group waited for it to rejoin.
+        idle_since: float | None = None
         while not should_stop():
             busy = self._in_flight > 0
             try:
@@ -369,7 +375,9 @@ class Ingestor:
                 continue
             else:
                 stats.lag = self.source.lag()
-                if idle_since is None and self.source.assigned():
+                if not self.source.in_group():
+                    idle_since = None
+                elif idle_since is None:
                     idle_since = now
                 if (exit_when_idle_s is not None and idle_since is not None
                         and now - idle_since >= exit_when_idle_s):

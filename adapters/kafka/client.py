@@ -109,19 +109,41 @@ class ConsumerSettings:
 
 
 class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Says what the group did (`on_change`), and keeps whether this member's place in the
+    group is settled: joined, with its assignment, and no rebalance under way since.
+
+    kafka-python keeps a revoked assignment in `consumer.assignment()` until the rebalance
+    ends (the eager protocol's revocation is a notification), so the assignment cannot tell
+    a member that is rejoining from one that holds those partitions; the calls here can:
+    a rebalance starts with a revocation (or, for a member the group dropped, a loss) and
+    ends with an assignment, the whole of it, empty included. Called on kafka-python's
+    network thread; the flag is read on the polling thread."""
+
     def __init__(self, on_change: Callable[[str, list[tuple[str, int]]], None] | None) -> None:
         self.on_change = on_change
+        self.settled = False
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         # Nothing to save here: batches of these partitions that are still on their way to
         # the ledger are recorded by this process, and read again by the new owner from the
         # last committed offset; the ledger records them once (the rest are duplicates).
-        if self.on_change is not None:
-            self.on_change("revoked", sorted((tp.topic, tp.partition) for tp in revoked))
+        self.settled = False
+        self._say("revoked", revoked)
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        # The group dropped this member (it did not poll within max_poll_interval_ms, or its
+        # session expired): the partitions may already be another member's. The same as a
+        # revocation here; offsets are only ever committed for partitions still owned.
+        self.settled = False
+        self._say("lost", lost)
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.settled = True
+        self._say("assigned", assigned)
+
+    def _say(self, what: str, partitions: Iterable[TopicPartition]) -> None:
         if self.on_change is not None:
-            self.on_change("assigned", sorted((tp.topic, tp.partition) for tp in assigned))
+            self.on_change(what, sorted((tp.topic, tp.partition) for tp in partitions))
 
 
 class _Fetched(NamedTuple):
@@ -251,6 +273,7 @@ class KafkaSource:
         self.settings = settings
         self._first_polled: dict[TopicPartition, int] = {}
         self._per_batch = 1.0  # messages per record batch, as seen so far
+        self._group = _Rebalances(on_rebalance)
         try:
             self.consumer = KafkaConsumer(
                 bootstrap_servers=servers(settings.bootstrap_servers),
@@ -270,7 +293,7 @@ class KafkaSource:
             # Record batches rather than records (`_BatchRecords`); kafka-python has no
             # public way to hand the batches on undecoded.
             self.consumer._fetcher.PartitionRecords = _BatchRecords
-            self.consumer.subscribe(list(settings.topics), listener=_Rebalances(on_rebalance))
+            self.consumer.subscribe(list(settings.topics), listener=self._group)
         except KafkaError as error:
             raise StreamError(str(error)) from error
 
@@ -334,8 +357,8 @@ class KafkaSource:
         except (KafkaError, KeyError, AttributeError):
             return None
 
-    def assigned(self) -> bool:
-        return bool(self.consumer.assignment())
+    def in_group(self) -> bool:
+        return bool(self._group.settled)
 
     def close(self) -> None:
         try:
