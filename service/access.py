@@ -315,8 +315,9 @@ class _Fence:
         with self.lock:
             return self.store.record(keys, fenced, pairs)
 
-    def transaction(self) -> AbstractContextManager[None]:
-        return self.store.transaction()
+    def transaction(self, waiting: Callable[[], None] | None = None
+                    ) -> AbstractContextManager[None]:
+        return self.store.transaction(waiting)
 
     def sealed(self) -> bool:
         return self.store.sealed()

@@ -65,8 +65,11 @@ class LedgerStore(Protocol):
         do, do it (a rejected correction with `waits_for` is marked as waiting)."""
         ...
 
-    def transaction(self) -> AbstractContextManager[None]:
-        """A unit of work: every `record` inside it commits together when it ends."""
+    def transaction(self, waiting: Callable[[], None] | None = None
+                    ) -> AbstractContextManager[None]:
+        """A unit of work: every `record` inside it commits together when it ends. While
+        another process holds the ledger's writer lock, `waiting()` is called every fraction
+        of a second until it is taken (a consumer polls its group meanwhile)."""
         ...
 
     def sealed(self) -> bool:

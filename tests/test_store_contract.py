@@ -10,6 +10,8 @@ the tests that open a second connection or process run on them alone.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -658,3 +660,40 @@ def test_processes_opening_one_store_at_once_take_turns(store_url: str) -> None:
 def test_an_unknown_url_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported store URL"):
         open_store("mysql://host/db")
+
+
+def test_a_writer_waiting_for_another_ones_lock_is_called_back_then_writes(store_url: str) -> None:
+    """While another connection holds the ledger's writer lock, a unit of work given `waiting`
+    calls it every fraction of a second until the lock is free (`mot kafka ingest` polls its
+    consumer group so: SQLite's lock is not fair, and a member waited 8.4 s for another's
+    back-to-back transactions, past its max poll interval), then records as usual."""
+    with closing(open_store(store_url)) as holder, closing(open_store(store_url)) as waiter:
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with holder.ledger_store.transaction():
+                held.set()
+                release.wait(30)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        assert held.wait(30)
+        calls: list[float] = []
+
+        def waiting() -> None:
+            calls.append(time.monotonic())
+            if len(calls) == 4:
+                release.set()
+
+        started = time.monotonic()
+        try:
+            with waiter.ledger_store.transaction(waiting):
+                outcomes = waiter.ledger.record([Incoming(orjson.dumps(moment()), "test:1")])
+        finally:
+            release.set()
+            thread.join(30)
+        assert len(calls) >= 4
+        gaps = [b - a for a, b in zip([started, *calls], calls, strict=False)]
+        assert max(gaps) < 1.0, gaps
+        assert [v.outcome for v in outcomes.verdicts] == [Outcome.RECORDED]
+        assert len(waiter.ledger_store.notifications(0, 10)) == 1

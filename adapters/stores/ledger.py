@@ -275,8 +275,8 @@ class SqlLedger:
         return {digests[pair] for pair in found if pair in digests}
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self.backend.write("ledger"):
+    def transaction(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        with self.backend.write("ledger", waiting):
             yield
 
     def _candidates(self, tx: Any, keys: Collection[tuple[str | None, str]]) -> set[MomentKey]:

@@ -120,7 +120,8 @@ class MemoryLedger:
         return append
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        # One process: no other writer to wait for.
         if self._depth:  # inside a unit of work: the outermost block commits or rolls back
             yield
             return

@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 from mot.adapters.stores.codec import StoredRow
-from mot.adapters.stores.sql import SqlBackend, Tx, chunks
+from mot.adapters.stores.sql import LOCK_SLICE_S, SqlBackend, Tx, chunks
 from mot.adapters.stores.urls import redacted
 from mot.service.ports import StoreNotFound, StoreUnavailable
 
@@ -121,19 +121,23 @@ class PostgresBackend(SqlBackend):
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     @contextmanager
-    def _transaction(self, lock: str | None) -> Iterator[Tx]:
+    def _transaction(self, lock: str | None, waiting: Callable[[], None] | None = None
+                     ) -> Iterator[Tx]:
         with self.datastore.get_connection() as conn, conn.transaction():
             cursor = conn.cursor(row_factory=tuple_row)
             cursor.execute(f'SET LOCAL search_path TO "{self.schema}"')
             if lock == "ledger":
                 # The recorder's own lock, taken before we look for duplicates.
-                lock_ledger(self.recorder, conn.cursor())
+                if waiting is None:
+                    lock_ledger(self.recorder, conn.cursor())
+                else:
+                    _lock_ledger_waiting(self.recorder, conn, waiting)
             elif lock is not None:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
             yield Tx(cursor, conn.cursor(), "%s")
 
-    def begin_write(self, lock: str) -> Any:
-        return self._transaction(lock)
+    def begin_write(self, lock: str, waiting: Callable[[], None] | None = None) -> Any:
+        return self._transaction(lock, waiting)
 
     def begin_read(self) -> Any:
         return self._transaction(None)
@@ -420,6 +424,26 @@ def _reason(error: Exception) -> str:
 def lock_ledger(recorder: PostgresApplicationRecorder, cursor: Any) -> None:
     """Take the recorder's EXCLUSIVE lock of the stored events table (held to commit)."""
     for statement in recorder.lock_table_statements:
+        cursor.execute(statement, prepare=True)
+
+
+def _lock_ledger_waiting(recorder: PostgresApplicationRecorder, conn: Any,
+                         waiting: Callable[[], None]) -> None:
+    """`lock_ledger`, waiting for the lock `LOCK_SLICE_S` at a time (lock_timeout, in a
+    savepoint that a refusal rolls back) with `waiting()` between. The recorder's statements
+    are its own lock_timeout setting, then the LOCK TABLE: set again after, so the rest of
+    the transaction has the recorder's setting."""
+    *settings, lock = recorder.lock_table_statements
+    cursor = conn.cursor()
+    while True:
+        try:
+            with conn.transaction():
+                cursor.execute(f"SET LOCAL lock_timeout = '{int(LOCK_SLICE_S * 1000)}ms'")
+                cursor.execute(lock)
+            break
+        except psycopg.errors.LockNotAvailable:
+            waiting()
+    for statement in settings:
         cursor.execute(statement, prepare=True)
 
 

@@ -48,6 +48,10 @@ class Tx:
         return None if row is None else row[0]
 
 
+LOCK_SLICE_S = 0.25
+"""A writer waiting for another process's writer lock with a `waiting` callback waits this
+long at a time, then calls it (`SqlBackend.write`)."""
+
 SCHEMA_VERSION = 13  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
 # 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py); 7: streams scoped by
 # tenant; 8: current moments and amplifications keyed by (tenant, id); 9: the alerts outbox
@@ -76,8 +80,10 @@ class SqlBackend(ABC):
     def ddl(self, statement: str) -> str:
         return statement.format(**self.types)
 
-    def write(self, lock: str = "ledger") -> AbstractContextManager[Tx]:
-        """A transaction that holds the writer lock named `lock` until it ends.
+    def write(self, lock: str = "ledger", waiting: Callable[[], None] | None = None
+              ) -> AbstractContextManager[Tx]:
+        """A transaction that holds the writer lock named `lock` until it ends. While another
+        process holds that lock, `waiting()` is called every `LOCK_SLICE_S` or so.
 
         Inside an open write transaction of this thread with the same lock, the open
         one is joined: what is written commits when the outermost one ends. A bulk
@@ -91,11 +97,11 @@ class SqlBackend(ABC):
             if open_lock != lock:
                 raise RuntimeError(f"a {lock!r} write inside an open {open_lock!r} write")
             return nullcontext(tx)
-        return self._outermost_write(lock)
+        return self._outermost_write(lock, waiting)
 
     @contextmanager
-    def _outermost_write(self, lock: str) -> Iterator[Tx]:
-        with self.begin_write(lock) as tx:
+    def _outermost_write(self, lock: str, waiting: Callable[[], None] | None) -> Iterator[Tx]:
+        with self.begin_write(lock, waiting) as tx:
             self._writes.open = (lock, tx)
             try:
                 yield tx
@@ -106,8 +112,10 @@ class SqlBackend(ABC):
         return getattr(self._writes, "open", None)
 
     @abstractmethod
-    def begin_write(self, lock: str) -> AbstractContextManager[Tx]:
-        """A new transaction that holds the writer lock named `lock` until it ends."""
+    def begin_write(self, lock: str, waiting: Callable[[], None] | None = None
+                    ) -> AbstractContextManager[Tx]:
+        """A new transaction that holds the writer lock named `lock` until it ends; while it
+        waits for that lock, `waiting()` every `LOCK_SLICE_S` or so (without, one wait)."""
 
     def read(self) -> AbstractContextManager[Tx]:
         """A read-only transaction (a consistent snapshot); inside an open write

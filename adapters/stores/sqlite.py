@@ -13,12 +13,13 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.adapters.stores.sql import LOCK_SLICE_S, SqlBackend, Tx
 from mot.service.ports import StoreNotFound
 
 if TYPE_CHECKING:
@@ -136,10 +137,13 @@ class SQLiteBackend(SqlBackend):
         return conn
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[Tx]:
+    def _transaction(self, begin: str, waiting: Callable[[], None] | None = None) -> Iterator[Tx]:
         conn = self._connection()
         cursor = conn.cursor()
-        cursor.execute(begin)
+        if waiting is None:
+            cursor.execute(begin)
+        else:
+            _begin_waiting(cursor, begin, waiting)
         try:
             yield Tx(cursor, cursor, "?")
         except BaseException:
@@ -150,7 +154,7 @@ class SQLiteBackend(SqlBackend):
         finally:
             cursor.close()
 
-    def begin_write(self, lock: str) -> Any:
+    def begin_write(self, lock: str, waiting: Callable[[], None] | None = None) -> Any:
         # SQLite has one writer at a time; IMMEDIATE takes that lock up front.
         if lock == "ledger" and not getattr(self._local, "big_cache", False):
             # The ledger's moment-id index is written at random places: a page cache
@@ -159,7 +163,7 @@ class SQLiteBackend(SqlBackend):
             # order (a rebuild ran no faster with it) and its memory stays flat.
             self._connection().execute("PRAGMA cache_size=-65536")
             self._local.big_cache = True
-        return self._transaction("BEGIN IMMEDIATE")
+        return self._transaction("BEGIN IMMEDIATE", waiting)
 
     def begin_read(self) -> Any:
         return self._transaction("BEGIN")
@@ -346,3 +350,25 @@ def _may_hold_a_store(path: str) -> bool:
 def _unlink(path: str) -> None:
     with suppress(FileNotFoundError):
         os.remove(path)
+
+
+def _begin_waiting(cursor: sqlite3.Cursor, begin: str, waiting: Callable[[], None]) -> None:
+    """`begin`, waiting for another connection's writer lock `LOCK_SLICE_S` at a time with
+    `waiting()` between (rather than in one busy wait of up to `BUSY_TIMEOUT_S`), up to
+    `BUSY_TIMEOUT_S` in all. SQLite's lock is not fair: a writer that commits and begins
+    again at once takes it back ahead of a waiting one; a member of a Kafka consumer group
+    waited 8.4 s so, past its max poll interval."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_SLICE_S * 1000)}")
+    try:
+        while True:
+            try:
+                cursor.execute(begin)
+                return
+            except sqlite3.OperationalError as error:
+                busy = getattr(error, "sqlite_errorcode", sqlite3.SQLITE_BUSY) & 0xFF
+                if busy != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            waiting()
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
