@@ -86,8 +86,9 @@ def kafka() -> None:
               metavar="SECONDS", help="Keep trying to reach the broker this long at start, "
               "then fail (each attempt at least half a second).")
 @click.option("--exit-when-idle", type=click.FloatRange(0), default=None, metavar="SECONDS",
-              help="Stop after this long without a message, counted once the group is joined "
-                   "(default: run until SIGINT/SIGTERM).")
+              help="Stop after this long without a message, counted while this member is in "
+                   "the group with its partitions settled (none included), never while it "
+                   "joins or the group rebalances (default: run until SIGINT/SIGTERM).")
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @pass_state

@@ -117,6 +117,13 @@ class Source(Protocol):
         (after the store failed to record it)."""
         ...
 
+    def keep_alive(self) -> None:
+        """Poll the group without taking any message, while this process cannot poll for
+        them (it waits for the store's writer lock): the group drops a member that does not
+        poll within its max poll interval, and a rebalance waits for its rejoin. Never
+        raises (the next poll reports broker trouble)."""
+        ...
+
     def in_group(self) -> bool:
         """Whether this member's place in the group is settled: it has joined, and no rebalance
         is under way (whatever partitions it was given, none included)."""
@@ -296,7 +303,10 @@ class Ingestor:
                 if chunks:
                     self._in_flight -= 1
                     if not unit_open:
-                        unit.enter_context(self.ledger.store.transaction())
+                        # Other members of the group may hold the store's writer lock (one
+                        # store, several ingest processes): while this one waits for it,
+                        # it keeps polling its group (`Source.keep_alive`).
+                        unit.enter_context(self.ledger.store.transaction(self.source.keep_alive))
                         unit_open, unit_started = True, self.clock()
                     batch = self._new_only(_Polled.of(chunks, decoded))
                     stats.redelivered += batch.read - len(batch.items)

@@ -357,6 +357,25 @@ class KafkaSource:
         except (KafkaError, KeyError, AttributeError):
             return None
 
+    def keep_alive(self) -> None:
+        # A poll with every partition paused: it heartbeats the poll interval, takes part in
+        # a rebalance (revoking, rejoining; batches of a partition this member loses are
+        # still recorded, and the new owner's repeats skipped by the stored offsets), and
+        # hands over no message, so no position moves. Should a partition newly assigned
+        # by that rebalance hand some over, its position goes back to where they began.
+        try:
+            paused = self.consumer.assignment()
+            self.consumer.pause(*paused)
+            try:
+                polled = self.consumer.poll(timeout_ms=0, max_records=1)
+            finally:
+                self.consumer.resume(*(paused & self.consumer.assignment()))
+            for tp, fetched in polled.items():
+                if fetched:
+                    self.consumer.seek(tp, fetched[0].chunk.start)
+        except KafkaError as error:
+            log.debug("keep-alive poll: %s", error)
+
     def in_group(self) -> bool:
         return bool(self._group.settled)
 
