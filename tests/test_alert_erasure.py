@@ -133,3 +133,37 @@ def test_an_erasure_takes_the_person_out_of_a_receivers_answers(
     assert after["alert_id"] == failed["alert_id"]
     assert after["deliveries"][0]["state"] == "failed"
     assert after["deliveries"][0]["error"].startswith("HTTP 422")
+
+
+def test_a_delivery_in_flight_during_an_erasure_keeps_no_answer_naming_her(
+        tmp_path: Path, store_url: str) -> None:
+    """A deliverer claimed her alert before the erasure and settles it after: the receiver's
+    answer (which may echo the alert) is not kept for an alert the erasure made anonymous."""
+    import time
+
+    from mot.service.alerting import Outcome
+
+    source = tmp_path / "in.jsonl"
+    asks = [{"tenant": "acme", "customer_id": MARIA, "occurred_at": f"2026-03-02T0{n}:00:00Z",
+             "channel": "email", "direction": "outbound", "kind": "ask", "ask_type": "review",
+             "function": "marketing", "source": {"system": "hubspot", "id": f"maria-ask-{n}"}}
+            for n in (1, 2)]
+    source.write_bytes(b"".join(json.dumps(a).encode() + b"\n" for a in asks))
+    config = tmp_path / "mot.toml"
+    config.write_text('[alerts]\nwindow = "1000d"\n')
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project", env={"MOT_CONFIG": str(config)})
+    now = int(time.time() * 1_000_000)
+    with open_store(store_url) as services:
+        outbox = services.alert_outbox
+        outbox.enqueue("hook", lambda a: True, 10)
+        [claimed] = outbox.claim(["hook"], "deliverer-1", now, 60_000_000, 10)
+        assert claimed.stored.alert.customer_id == MARIA
+    mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    with open_store(store_url) as services:
+        services.alert_outbox.settle("deliverer-1", [Outcome(
+            "hook", claimed.stored.alert.alert_id, "failed", 1, now,
+            f'HTTP 422: {{"error": "unknown customer {MARIA}"}}', now)])
+        with services.backend.read() as tx:
+            [(error,)] = tx.query("SELECT last_error FROM alert_deliveries")
+    assert error.startswith("HTTP 422") and MARIA not in error
