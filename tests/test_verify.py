@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,42 @@ def test_a_verify_killed_mid_way_leaves_no_scratch_store_to_the_next_verify_nor_
     assert running.returncode == 0, err
     assert out.startswith("verified:")
     assert list(scratch.iterdir()) == []
+
+
+def test_a_dead_owners_folder_goes_whole_though_its_workers_still_write_in_it(
+        tmp_path: Path) -> None:
+    """A verify killed with SIGKILL leaves its fold workers running a while, and they write
+    stage files into its folder. The sweep's removal raced them: a file made after it had
+    listed the folder kept the folder, now without its lock file, which no later sweep
+    removes (left alone as an older mot's): a stage of opened moments kept for good."""
+    import signal
+
+    owner = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time, subprocess\n"
+        "from mot.adapters.stores.scratch_folders import make_owned\n"
+        "folder = make_owned(sys.argv[1])\n"
+        # A worker of its own (a new session: it outlives its owner's SIGKILL, as spawned
+        # fold workers do), writing a file into the folder every millisecond for 3 s.
+        "subprocess.Popen([sys.executable, '-c', 'import sys, time\\n"
+        "end = time.monotonic() + 3\\n"
+        "n = 0\\n"
+        "while time.monotonic() < end:\\n"
+        "    n += 1\\n"
+        "    try:\\n"
+        "        open(sys.argv[1] + \"/verify.db.stage-%d\" % n, \"wb\").write(b\"her moments\")\\n"
+        "    except OSError:\\n"
+        "        pass\\n"
+        "    time.sleep(0.001)\\n', str(folder)], start_new_session=True)\n"
+        "print(folder, flush=True)\n"
+        "time.sleep(60)\n"), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    folder = Path(owner.stdout.readline().strip())
+    time.sleep(0.3)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(30)
+    from mot.adapters.stores.scratch_folders import remove_abandoned
+
+    assert remove_abandoned(str(tmp_path)) == [folder]
+    time.sleep(3.2)  # the worker has stopped writing
+    remove_abandoned(str(tmp_path))  # a later sweep finds nothing to leave either
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())

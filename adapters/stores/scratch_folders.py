@@ -84,6 +84,9 @@ def remove_abandoned(under: str | None = None, *, everywhere: bool = False) -> l
             for folder in sorted(f for prefix in PREFIXES for f in place.glob(prefix + "*")):
                 if folder.is_dir() and not folder.is_symlink() and _abandoned(folder):
                     removed.append(folder)
+            for gone in place.glob(_REMOVING + "*"):
+                if gone.is_dir() and not gone.is_symlink():
+                    _remove(gone)
     return removed
 
 
@@ -165,7 +168,31 @@ def _abandoned(folder: Path) -> bool:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # its owner lives
-        shutil.rmtree(folder, ignore_errors=True)
-        return not folder.exists()
+        # Out of its owner's path first: a verify's fold workers outlive its SIGKILL a while
+        # and write stage files there; a file made after rmtree listed the folder kept it,
+        # without its lock file, which no sweep removes (an older mot's). Renamed, their next
+        # file has no folder to go to (`_REMOVING`: what a stopped removal leaves is swept).
+        gone = folder.with_name(_REMOVING + folder.name)
+        try:
+            folder.rename(gone)
+        except OSError:
+            return False
+        _remove(gone)
+        return True
     finally:
         os.close(lock)
+
+
+_REMOVING = ".mot-removing-"  # a dead owner's folder being removed (no lock: always swept)
+
+
+def _remove(gone: Path) -> None:
+    """Remove a dead owner's renamed folder; a file its workers still had open and wrote
+    into is unlinked with it."""
+    for _ in range(20):
+        shutil.rmtree(gone, ignore_errors=True)
+        if not gone.exists():
+            return
+        import time
+
+        time.sleep(0.05)
