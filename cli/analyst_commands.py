@@ -84,8 +84,6 @@ class _ArrowLoad:
             if hidden:
                 sys.modules["numpy"] = None  # type: ignore[assignment]  # import fails
             try:
-                # Array.cast imports pyarrow.compute, which tries numpy too.
-                import pyarrow.compute
                 import pyarrow.parquet  # noqa: F401
             finally:
                 if hidden:

@@ -69,6 +69,9 @@ class TableRead:
     byte_order: bool = False  # text sorted by its bytes, the same on every store
     page_rows: int = PAGE_ROWS
     arrow: bool = False  # pages of Arrow arrays, where the store can read them so
+    # Arrow reads only: text times (RFC 3339, as `micros_to_text` writes them) read as their
+    # microseconds, which the Parquet writer takes as they are.
+    micros: frozenset[str] = frozenset()
 
 
 class TableReader(Protocol):
@@ -156,7 +159,7 @@ class ParquetSink:
         arrays = []
         for values, arrow_type in zip(page, self.types, strict=True):
             if isinstance(values, pa.Array | pa.ChunkedArray):  # a column read as Arrow
-                arrays.append(values if values.type == arrow_type else values.cast(arrow_type))
+                arrays.append(_typed(pa, values, arrow_type))
             elif pa.types.is_timestamp(arrow_type):
                 # RFC 3339 text, parsed by Arrow's C++ ISO 8601 parser.
                 arrays.append(pa.array(values, pa.string()).cast(arrow_type))
@@ -171,6 +174,20 @@ class ParquetSink:
         if not self.wrote:  # an empty table is still a file with its schema
             self.writer.write_table(self.schema.empty_table())
         self.writer.close()
+
+
+def _typed(pa: Any, values: Any, arrow_type: Any) -> Any:
+    """An Arrow column as `arrow_type`: microseconds (64-bit integers) are a timestamp's
+    values as they are, so they are viewed as one; `cast` (which loads pyarrow's compute
+    module, and numpy with it) only for another type, which the stores do not give."""
+    if values.type == arrow_type:
+        return values
+    if pa.types.is_timestamp(arrow_type) and pa.types.is_int64(values.type):
+        if isinstance(values, pa.ChunkedArray):
+            return pa.chunked_array([chunk.view(arrow_type) for chunk in values.chunks],
+                                    type=arrow_type)
+        return values.view(arrow_type)
+    return values.cast(arrow_type)
 
 
 def _nearly_unique(c: Column) -> bool:
@@ -453,6 +470,12 @@ class Exporter:
         # text to read and parse.
         read_columns = tuple("occurred_us" if arrow and c == "occurred_at" else c
                              for c in source)
+        # The other times are text only (a relationship's first moment): the store turns
+        # them into microseconds, so that no column is parsed here and the export needs
+        # none of pyarrow's compute functions (a quarter of its start-up: bench/NOTES.md).
+        micros = frozenset(f.col for f in PROJECTIONS[table].read_fields
+                           if f.micros_text and f.col in read_columns
+                           ) if arrow and table != "moments" else frozenset()
         # A projection's pages are a quarter of the moments' (8,192 rows): each is written
         # beside the moments' pages, and a projection of 100,000 moments is about one such
         # page while one of 1,000,000 filled 32,768-row pages, so the export's peak memory
@@ -460,7 +483,7 @@ class Exporter:
         page_rows = PAGE_ROWS if table == "moments" else max(1, PAGE_ROWS // PROJECTION_SHARE)
         read = TableRead(table, read_columns, tenant=tenant, order=order, page_rows=page_rows,
                          occurred_until_us=to_micros(as_of) if as_of is not None else None,
-                         arrow=arrow)
+                         arrow=arrow, micros=micros)
         finish = self._finisher(table, source, as_of)
         for page in self.tables.pages(read):
             yield finish(page)

@@ -32,6 +32,15 @@ GROUP_PAGE_ROWS = 65_536  # rows counted at a time by `grouped` on SQLite (see `
 # N, while SQLite's sorter streams them in bounded memory (bench/NOTES.md).
 HASHED = frozenset({"moments"})
 
+# A text time of a projection (`micros_to_text`'s RFC 3339: seconds, then six digits of a
+# fraction when there is one, then Z) read as its microseconds, under another name than
+# the column's, so that an ORDER BY of the column still sorts by the column.
+_SQLITE_MICROS = ("CAST(strftime('%s', substr({c}, 1, 19)) AS INTEGER) * 1000000"
+                  " + CASE WHEN length({c}) > 20 THEN CAST(substr({c}, 21, 6) AS INTEGER)"
+                  " ELSE 0 END AS {c}__us")
+_PG_MICROS = ("extract(epoch FROM date_trunc('second', {c}::timestamptz))::bigint * 1000000"
+              " + extract(microseconds FROM {c}::timestamptz)::bigint % 1000000 AS {c}__us")
+
 # The value a typed placeholder row holds per stored type (see `_arrow_stream`).
 _SENTINELS = {"text": "''", "json": "''", "list": "''", "int": "0", "bigint": "0", "real": "0.5", "bool": "0"}
 
@@ -82,22 +91,34 @@ class SqlTableReader:
         collate = backend.byte_order if read.byte_order else ""
         order = ", ".join(f"{c}{collate}" if stored_type(read.table, c) == "text" else c
                           for c in read.order)
-        statement = (f"SELECT {', '.join(read.columns)} FROM {read.table}"
-                     + (f" WHERE {' AND '.join(where)}" if where else "")
-                     + (f" ORDER BY {order}" if order else ""))
+
+        def statement(selected: Sequence[str]) -> str:
+            return (f"SELECT {', '.join(selected)} FROM {read.table}"
+                    + (f" WHERE {' AND '.join(where)}" if where else "")
+                    + (f" ORDER BY {order}" if order else ""))
+
         sqlite_file = backend.local_file() if read.arrow and self.arrow_here else None
         if sqlite_file is not None:
+            selected = [_SQLITE_MICROS.format(c=c) if c in read.micros else c
+                        for c in read.columns]
             with backend.read():  # the store's own connection, open (see `_read_only`)
                 yield from _arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
-                                         statement, params)
+                                         statement(selected), params)
             return
         server = backend.server_uri() if read.arrow else None
         if server is not None:
+            # 32-bit integers as 64-bit ones, the exported type, by the server.
+            selected = [_PG_MICROS.format(c=c) if c in read.micros
+                        else f"{c}::bigint AS {c}" if stored_type(read.table, c) == "int"
+                        else c for c in read.columns]
             yield from _arrow_postgres(self.adbc.database("postgresql", server), read,
-                                       statement, params)
+                                       statement(selected), params)
             return
+        if read.micros:
+            raise ValueError("times as microseconds are read as Arrow only")
         with backend.read() as tx:
-            for rows in backend.stream_rows(tx, statement, params, read.page_rows):
+            for rows in backend.stream_rows(tx, statement(read.columns), params,
+                                            read.page_rows):
                 yield [list(column) for column in zip(*rows, strict=True)]
 
     def grouped(self, table: str, columns: Sequence[str], *, tenant: str | None,
@@ -335,8 +356,8 @@ def _arrow_stream(database: _Database, read: TableRead, statement: str, params: 
     throughout that page would be typed INT64 and fail on a later REAL or TEXT. A first
     row of typed placeholders, flagged by `_placeholder` and dropped here, fixes the types
     to the stored ones (SQLite's column affinity keeps every later value of that type)."""
-    placeholder = ", ".join(f"{_SENTINELS[stored_type(read.table, c)]} AS c{i}"
-                            for i, c in enumerate(read.columns))
+    placeholder = ", ".join(f"{_SENTINELS['bigint' if c in read.micros else stored_type(read.table, c)]}"
+                            f" AS c{i}" for i, c in enumerate(read.columns))
     wrapped = (f"SELECT 1 AS _placeholder, {placeholder}"
                f" UNION ALL SELECT * FROM (SELECT 0, {statement[len('SELECT '):]})")
     # Wait for a lock as the store's own connections do (two tables are read at once,
