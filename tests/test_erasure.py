@@ -878,3 +878,30 @@ def test_an_erasure_without_tenant_of_an_id_only_another_tenant_has_is_refused(
     # An id no tenant holds (a typo, or an id suppressed before its first moment): a warning.
     typo = mot(store, "erase", "--customer", "c-elswhere", "--reason", "r")
     assert "holds nothing of 'c-elswhere'" in typo.stderr
+
+
+def test_erasing_an_erased_person_again_rewrites_no_table(store_url: str, tmp_path: Path) -> None:
+    """An erasure run again for the same person (a client retrying POST /v1/erasures after a
+    timeout, an operator running mot erase twice) answers the first receipt. It rewrote
+    every table of hers each time (PostgreSQL: VACUUM FULL, under exclusive locks, seconds
+    in which no tenant reads or writes them), though the first run's scrub had finished;
+    only a run stopped before its scrub needs one."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project")
+    first = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA,
+                           "--reason", "r").stdout)
+
+    def files() -> list[Any]:
+        with open_store(store_url) as services, services.backend.read() as tx:
+            if not store_url.startswith("postgresql"):
+                return [tx.scalar("PRAGMA freelist_count")]
+            return [tx.scalar(f"SELECT pg_relation_filenode('{t}')")
+                    for t in ("moments", "relationships", "quarantine")]
+
+    before = files()
+    again = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", MARIA,
+                           "--reason", "r").stdout)
+    assert again == first
+    assert files() == before

@@ -49,6 +49,7 @@ PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications",
 # Response times (a per-tenant sum, SPEC §6) are summed from the responses rows: an erased
 # person's stay, under the erasure's pseudo id (they hold no personal field), as the current
 # moments do.
+SCRUBBED = "mot_erasure_scrubbed"  # erasures whose files were scrubbed (`_mark_scrubbed`)
 FEW_LATER = 1000  # events past the projection's position up to which links are read from it
 NOT_SEALED = ("this store's ledger keeps personal fields unencrypted (it was made before "
               "encryption): run `mot upgrade --encrypt` first, then erase")
@@ -244,16 +245,21 @@ class SqlErasures:
             erased_moments = {m for ms in moments.values() for m in ms}
             done = self._done(tx, tenant, list(digests.values())) if not keys and not \
                 erased_moments else None
-            if done is not None:
-                # Erased already (a run stopped before its files were scrubbed, say): nothing
+            if done is not None and not self._scrubbed(tx, done.erasure):
+                # Erased already, and a run stopped before its files were scrubbed: nothing
                 # to record again; make sure the files hold nothing, and answer its receipt.
                 touched |= {*PER_CUSTOMER, "moments", "responses", "tombstones", "quarantine"}
                 if not keystore.separate:
                     touched.add("mot_keys")
+                touched |= {t for t in ("alerts", "alert_deliveries")
+                            if backend.table_exists(tx, t)}
+            if done is not None:
                 # A publisher stopped between sending erasure tombstones and its scrub leaves
-                # their dead rows behind as well.
-                touched |= {t for t in ("publisher_state", "mot_erasure_tombstones", "alerts",
-                                        "alert_deliveries") if backend.table_exists(tx, t)}
+                # their dead rows behind. (Scrubbed, the rest is not rewritten again: a client
+                # retrying POST /v1/erasures rewrote every table of the store, PostgreSQL's
+                # under exclusive locks, each time: seconds of every tenant's reads and writes.)
+                touched |= {t for t in ("publisher_state", "mot_erasure_tombstones")
+                            if backend.table_exists(tx, t)}
             if done is None:
                 with_moments = sum(1 for ms in moments.values() if ms)
                 now = _now()
@@ -353,6 +359,7 @@ class SqlErasures:
         scratch_folders.remove_abandoned(everywhere=True)
         if done is not None:
             backend.scrub(sorted(touched))
+            self._mark_scrubbed(done.erasure)
             return done
         if keystore.separate:
             keystore.destroy(None, list(keys.values()))
@@ -360,12 +367,27 @@ class SqlErasures:
         _say(f"erased in {committed - started:.2f} s; removing the freed bytes from the files"
              f" ({', '.join(sorted(touched))})")
         backend.scrub(sorted(touched))
+        self._mark_scrubbed(receipt.erasure)
         _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
         for projection, publishers in sorted(waiting.items()):
             _say(f"{projection}: the tombstones of the person's rows wait for `mot kafka publish`"
                  f" (publisher {', '.join(publishers)}); their keys, the person's ids, stay in"
                  " mot_erasure_tombstones until every publisher has sent them")
         return receipt
+
+    def _scrubbed(self, tx: Tx, erasure: int) -> bool:
+        """Whether erasure `erasure`'s files were scrubbed (`_mark_scrubbed`)."""
+        return self.backend.table_exists(tx, SCRUBBED) and bool(tx.query(
+            f"SELECT 1 FROM {SCRUBBED} WHERE erasure = ?", (erasure,)))
+
+    def _mark_scrubbed(self, erasure: int) -> None:
+        """Erasure `erasure`'s files hold nothing of the person any more: running it again
+        (a retry) rewrites no table of hers again."""
+        with self.backend.write("ledger") as tx:
+            tx.execute(self.backend.ddl(f"CREATE TABLE IF NOT EXISTS {SCRUBBED}"
+                                        " (erasure {bigint} PRIMARY KEY)"))
+            tx.execute(f"INSERT INTO {SCRUBBED} (erasure) VALUES (?) ON CONFLICT DO NOTHING",
+                       (erasure,))
 
     def _drop_stopped_stages(self) -> None:
         """Drop the stages a stopped rebuild left: a rebuild's workers stage moments with
