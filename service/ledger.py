@@ -157,7 +157,7 @@ class LedgerService:
     def _record_parsed(self, items: Sequence[Incoming], parsed: Sequence[Parsed],
                        now: datetime) -> BatchResult:
         def plan(loaded: Loaded) -> Append:
-            dropped = self._suppressed(wire, parsed, loaded.streams)
+            dropped = self._suppressed(rejects, parsed, loaded.streams)
             if dropped or parse_rejects:
                 messages = [(p, item.origin)
                             for i, (p, item) in enumerate(zip(parsed, items, strict=True))
@@ -180,11 +180,11 @@ class LedgerService:
 
         wire = [item.message for item in items]
         parse_rejects = any(isinstance(p, Rejection) for p in parsed)
-        keys, pairs = _keys(parsed, wire)
+        keys, pairs, rejects = _keys(parsed, wire)
         append = self.store.record(keys, plan, pairs)
         return BatchResult(list(append.verdicts), len(append.resolved))
 
-    def _suppressed(self, messages: Sequence[bytes], parsed: Sequence[Parsed],
+    def _suppressed(self, rejected: Mapping[int, Named], parsed: Sequence[Parsed],
                     streams: dict[MomentKey, Stream]) -> set[int]:
         """The messages (by index) that name an erased person (on the suppression list) or
         correct an erased moment, valid or not: dropped and counted, never recorded nor
@@ -208,7 +208,7 @@ class LedgerService:
             if isinstance(p, RecordMoment):
                 named[i] = (p.tenant, str(p.moment["customer_id"]))
             elif isinstance(p, Rejection):
-                what = _named_by_rejected(messages[i])
+                what = rejected.get(i)
                 if what is None:
                     continue
                 tenant, customers, target = what
@@ -271,13 +271,14 @@ class LedgerService:
                 sent = [payloads.get(entry.id, entry.message) if payloads else entry.message
                         for entry in batch]
                 parsed = [parse_message(message, now) for message in sent]
+                keys, pairs, rejects = _keys(parsed, sent)
 
                 def plan(loaded: Loaded, batch: list[Quarantined] = batch,
                          parsed: list[Message | Rejection] = parsed, now: datetime = now,
-                         sent: list[bytes] = sent) -> Append:
+                         rejects: dict[int, Named] = rejects) -> Append:
                     # A replayed (or fixed) message naming an erased person is suppressed,
                     # and leaves the quarantine, as it would have been when first sent.
-                    dropped = self._suppressed(sent, parsed, loaded.streams)
+                    dropped = self._suppressed(rejects, parsed, loaded.streams)
                     messages = [(p, e.origin) for i, (p, e) in enumerate(zip(parsed, batch,
                                                                             strict=True))
                                 if not isinstance(p, Rejection) and i not in dropped]
@@ -295,7 +296,6 @@ class LedgerService:
                     return Append(decision.events, resolved=resolved, still_rejected=still,
                                   verdicts=verdicts, waited=decision.waited)
 
-                keys, pairs = _keys(parsed, sent)
                 append = self.store.record(keys, plan, pairs)
                 final.update((e.id, v.outcome) for e, v in zip(batch, append.verdicts, strict=True))
                 final.update((qid, v.outcome) for qid, v in append.waited)
@@ -319,12 +319,14 @@ class Fix:
 
 
 def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes]
-          ) -> tuple[set[tuple[str | None, str]], set[str]]:
+          ) -> tuple[set[tuple[str | None, str]], set[str], dict[int, Named]]:
     """The moments (tenant, id) and the pairs (link stream id) a batch names; a rejected
-    correction's moment too (whether it is erased decides its suppression)."""
+    correction's moment too (whether it is erased decides its suppression); and what each
+    rejected message names (`_named_by_rejected`, by index: the suppression reads it)."""
     keys: set[tuple[str | None, str]] = set()
     pairs: set[str] = set()
-    for p, message in zip(parsed, messages, strict=True):
+    rejected: dict[int, Named] = {}
+    for i, (p, message) in enumerate(zip(parsed, messages, strict=True)):
         kind = type(p)
         if kind is RecordMoment or kind is AmendMoment or kind is RetractMoment:
             keys.add((p.tenant, p.moment_id))  # type: ignore[union-attr]
@@ -332,9 +334,11 @@ def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes]
             pairs.add(p.link_id)  # type: ignore[union-attr]
         elif kind is Rejection:
             what = _named_by_rejected(message)
-            if what is not None and what[2] is not None:
-                keys.add((what[0], what[2]))
-    return keys, pairs
+            if what is not None:
+                rejected[i] = what
+                if what[2] is not None:
+                    keys.add((what[0], what[2]))
+    return keys, pairs, rejected
 
 
 def _waiting(entries: Sequence[Quarantined], now: datetime) -> list[Waiting]:
@@ -372,8 +376,12 @@ def _merge_verdicts(parsed: Sequence[Message | Rejection], decided: Sequence[Ver
     ]
 
 
-def _named_by_rejected(message: bytes
-                       ) -> tuple[str | None, tuple[tuple[str, str], ...], str | None] | None:
+Named = tuple[str | None, tuple[tuple[str, str], ...], str | None]
+"""What a rejected message names: its tenant, its (tenant, customer id)s, a correction's
+moment (`_named_by_rejected`)."""
+
+
+def _named_by_rejected(message: bytes) -> Named | None:
     """What a message that failed validation names, as far as it says: its tenant (None for
     a correction without one: `said_tenant`), the (tenant, customer id) of its `customer_id`
     or of a link's `customer_ids`, and the moment id a correction (amend, retract) names
