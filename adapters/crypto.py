@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 KEY_BYTES: Final = 32  # AES-256
 NONCE_BYTES: Final = 12  # AES-GCM's standard nonce: random per seal, stored in front of the text
 ENV_VAR: Final = "MOT_MASTER_KEY"
+DATA_KEY_CONTEXT: Final = b"mot:data-key:"  # a wrapped data key is bound to it and its id
 
 
 class KeyProblem(RuntimeError):
@@ -105,11 +106,11 @@ def unseal(key: bytes, sealed: bytes, context: bytes) -> bytes:
 
 def wrap_data_key(master: bytes, data_key: bytes, key_id: str) -> bytes:
     """A data key as stored: sealed by the master key and bound to its id."""
-    return seal(master, data_key, b"mot:data-key:" + key_id.encode())
+    return seal(master, data_key, DATA_KEY_CONTEXT + key_id.encode())
 
 
 def unwrap_data_key(master: bytes, wrapped: bytes, key_id: str) -> bytes:
-    return unseal(master, wrapped, b"mot:data-key:" + key_id.encode())
+    return unseal(master, wrapped, DATA_KEY_CONTEXT + key_id.encode())
 
 
 def keyed_digest(secret: bytes, value: str) -> str:

@@ -226,3 +226,42 @@ def test_the_function_that_opens_boxes_in_the_database_is_gone_when_its_rebuild_
         mot(store, "erase", "--tenant", "acme", "--customer", "x:maria-sealed", "--reason", "r")
         with services.backend.read() as tx, pytest.raises(sqlite3.OperationalError):
             tx.query(box)  # it opened her box (customer id, actor, source id) before
+
+
+def test_past_the_key_cache_a_rebuild_opens_boxes_with_the_keys_read_beside_them(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store of more keys than a process keeps (keystore.CACHED_KEYS; a million sample
+    moments hold 83,331): SQLite's rebuild statement still opens the boxes itself, given each
+    key's wrapped bytes read beside its event (KEYED_UNSEAL_FUNCTION), where it fell back to
+    reading them into Python; PostgreSQL opens them in Python, a part at a time. No key is
+    kept; the rows are those of the store whose keys are all cached; an erased person's
+    moments still open to her pseudo id, none of her fields."""
+    from mot.adapters.stores import keystore
+    from mot.adapters.stores.sealing import KEYED_UNSEAL_FUNCTION
+
+    source = tmp_path / "in.jsonl"
+    others = [{"tenant": "acme", "customer_id": f"c-{i}", "occurred_at": f"2026-03-0{1 + i}T09:00:00Z",
+               "channel": "email", "direction": "inbound", "kind": "question", "actor": f"a-{i}",
+               "source": {"system": "x", "id": f"s-{i}"}} for i in range(6)]
+    source.write_bytes(_moments() + b"".join(json.dumps(m).encode() + b"\n" for m in others))
+    mot(store_url, "import", "-q", source)
+    mot(store_url, "project", "-q")
+    mot(store_url, "erase", "--tenant", "acme", "--customer", "x:maria-sealed", "--reason", "r")
+    every = "SELECT * FROM moments ORDER BY tenant, moment_id"
+    with open_store(store_url) as services:
+        services.projections.replay(workers=0)
+        with services.backend.read() as tx:
+            cached = tx.query(every)
+    monkeypatch.setattr(keystore, "CACHED_KEYS", 2)
+    with open_store(store_url) as services:
+        sealing = services.ledger_store.sealing
+        with sealing.in_database() as function:
+            assert function == (KEYED_UNSEAL_FUNCTION if store_url.endswith(".db") else None)
+        services.projections.replay(workers=0)
+        with services.backend.read() as tx:
+            assert tx.query(every) == cached
+        assert not sealing.keystore._by_id
+    text = repr(cached)
+    assert "c-5" in text and "a-5" in text and "s-5" in text
+    assert not any(field in text for field in PERSONAL)
+    assert sum("erased" in str(row) for row in cached) == 2

@@ -28,8 +28,9 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mot.adapters.crypto import NONCE_BYTES, KeyProblem
+from mot.adapters.crypto import DATA_KEY_CONTEXT, NONCE_BYTES, KeyProblem
 from mot.adapters.stores.codec import StoredRow, to_state
 from mot.adapters.stores.keystore import Keystore
 from mot.adapters.stores.sql import SqlBackend, Tx
@@ -40,6 +41,7 @@ from mot.domain.personal import PERSONAL, join_personal, sealable, split_persona
 
 LINK_TOPICS: Final = (LINKED, UNLINKED)
 UNSEAL_FUNCTION: Final = "mot_unseal"  # see Sealing.in_database
+KEYED_UNSEAL_FUNCTION: Final = "mot_unseal_keyed"  # the same, given the key's wrapped bytes
 
 ERASED_KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_erased_keys (
     key_id TEXT PRIMARY KEY, erasure {bigint} NOT NULL)"""
@@ -63,7 +65,7 @@ def box_field(path: Sequence[str]) -> str | None:
 
 
 def _context(tenant: str, moment_id: str) -> bytes:
-    return f"mot:event:{tenant}/{moment_id}".encode()
+    return f"mot:event:{tenant}/{moment_id}".encode()  # (written out in `in_database`)
 
 
 class Sealing:
@@ -274,12 +276,19 @@ class Sealing:
 
     @contextmanager
     def in_database(self) -> Iterator[str | None]:
-        """The name of an SQL function, `(tenant, moment id, key id, box)` -> the opened box's
-        JSON, that this thread's statements may call while the context lasts (SQLite: a
-        rebuild then loads its moments with one statement, `moment_load.unsealing_statement`,
-        no row passing through Python); None on a database that cannot call Python
-        (PostgreSQL), or on a store of more than `keystore.CACHED_KEYS` keys. The cipher of
-        every stored key is made first: a statement cannot read the keystore."""
+        """The name of an SQL function that this thread's statements may call while the context
+        lasts, `(tenant, moment id, key id, box)` -> the opened box's JSON (SQLite: a rebuild
+        then loads its moments with one statement, `moment_load.load_statement`, no row
+        passing through Python); None on a database that cannot call Python (PostgreSQL).
+
+        Up to `keystore.CACHED_KEYS` stored keys, the cipher of every key is made first (a
+        statement cannot read the keystore) and the function is UNSEAL_FUNCTION. Past that,
+        with the keys in the store's own database, it is KEYED_UNSEAL_FUNCTION, which also
+        takes the key's wrapped bytes (the statement reads them from `mot_keys` beside each
+        event, in its own snapshot) and unwraps the key for that box alone: nothing is kept,
+        so a process's memory does not grow with the store's customers, and the moments
+        still never pass through Python (a million sample moments hold 83,331 keys). With a
+        keystore of its own (MOT_KEYSTORE) past the bound: None, opened in Python."""
         with self.backend.read() as tx:
             # The thread's connection, which outlives this transaction.
             connection = getattr(tx.cursor, "connection", None)
@@ -288,9 +297,10 @@ class Sealing:
                 return
             self.refresh(tx)
             ciphers = self.keystore.all_ciphers(tx)
-            if ciphers is None:  # more keys than a process keeps: opened in Python, in batches
-                yield None
+            if ciphers is None and self.keystore.separate:
+                yield None  # more keys than a process keeps, none of them in this database
                 return
+            master = self.keystore.master(tx)
         erased = dict(self._erased)
         problems: list[KeyProblem] = []
 
@@ -301,7 +311,7 @@ class Sealing:
                 erasure = erased.get(key_id)
                 if erasure is not None:
                     return orjson.dumps({"m": {"customer_id": erased_customer(erasure)}}).decode()
-                aead = ciphers.get(key_id)
+                aead = ciphers.get(key_id) if ciphers is not None else None
                 if aead is None:
                     raise KeyProblem(_missing_key(key_id))
                 return _opened_box(aead, tenant, moment_id, text).decode()
@@ -309,18 +319,46 @@ class Sealing:
                 problems.append(problem)
                 raise
 
-        connection.create_function(UNSEAL_FUNCTION, 4, unseal)
+        # Written out, a call a moment: the key unwrapped (`crypto.unwrap_data_key`), then the
+        # box opened (`_opened_box`).
+        unwrap = AESGCM(master).decrypt
+
+        def keyed(tenant: str, moment_id: str, key_id: str | None, text: str,
+                  wrapped: bytes | None) -> str | None:
+            if key_id is None:
+                return None
+            if wrapped is None or key_id in erased:  # destroyed, or missing: as `unseal` says
+                return unseal(tenant, moment_id, key_id, text)
+            try:
+                key = unwrap(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:],
+                             DATA_KEY_CONTEXT + key_id.encode())
+            except Exception:
+                problems.append(KeyProblem(f"the data key {key_id} does not open with the master"
+                                           " key: a tampered store"))
+                raise
+            try:
+                raw = a2b_base64(text)
+                opened: bytes = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                                    f"mot:event:{tenant}/{moment_id}".encode())
+            except Exception:
+                problems.append(_not_opening(moment_id))
+                raise
+            return opened.decode()
+
+        name, function, arguments = (UNSEAL_FUNCTION, unseal, 4) if ciphers is not None \
+            else (KEYED_UNSEAL_FUNCTION, keyed, 5)
+        connection.create_function(name, arguments, function)
         try:
-            yield UNSEAL_FUNCTION
+            yield name
         except Exception:
             if problems:
                 raise problems[0] from None
             raise
         finally:
             # Off the connection, which outlives the rebuild: the function holds every key's
-            # cipher and the erasures as they were, and would open a box erased since. (None
-            # in its place: a call is an error, and the function and its keys are let go.)
-            connection.create_function(UNSEAL_FUNCTION, 4, None)
+            # cipher (or the master key) and the erasures as they were, and would open a box
+            # erased since. (None in its place: a call is an error, and its keys are let go.)
+            connection.create_function(name, arguments, None)
 
     def _opened(self, topic: str, data: dict[str, Any], ciphers: Mapping[str, Any]) -> dict[str, Any]:
         if topic in LINK_TOPICS:
@@ -362,9 +400,13 @@ def _opened_box(aead: Any, tenant: str, moment_id: str, text: str) -> bytes:
         opened: bytes = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
                                      _context(tenant, moment_id))
     except Exception:
-        raise KeyProblem(f"a sealed event of moment {moment_id} does not open with its key: "
-                         "a tampered store") from None
+        raise _not_opening(moment_id) from None
     return opened
+
+
+def _not_opening(moment_id: str) -> KeyProblem:
+    return KeyProblem(f"a sealed event of moment {moment_id} does not open with its key: "
+                      "a tampered store")
 
 
 def is_sealed(topic: str, data: dict[str, Any]) -> bool:
