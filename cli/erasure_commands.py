@@ -87,20 +87,18 @@ def _nothing_here(obj: State, tenant: str, customer: str) -> None:
     id suppressed before its first moment), the erasure goes on with a warning."""
     from click.core import ParameterSource
 
-    from mot.service.queries import Query
+    from mot.cli.projection_commands import elsewhere, other_tenants_of
 
-    others = sorted({str(r["tenant"]) for r in obj.services.queries.run(
-        Query("persons", customer=customer))} - {tenant})
-    elsewhere = (f"; tenant {', '.join(others)} {'has' if len(others) == 1 else 'have'} it:"
-                 f" --tenant {others[0]}" if others else "")
+    others = other_tenants_of(obj.services, customer, tenant)
     given = click.get_current_context().get_parameter_source("tenant") is ParameterSource.COMMANDLINE
     if others and not given:
         raise click.ClickException(
             f"tenant {tenant!r} (the default: --tenant was not given) holds nothing of"
-            f" {customer!r}{elsewhere}; nothing was erased")
+            f" {customer!r}{elsewhere(others)}; nothing was erased")
     click.echo(f"mot: warning: tenant {tenant!r} holds nothing of {customer!r} (no moment, link"
                f" or quarantined message): nothing of theirs is erased, only their later"
-               f" messages are suppressed (`mot erase --lift` ends it){elsewhere}", err=True)
+               f" messages are suppressed (`mot erase --lift` ends it){elsewhere(others)}",
+               err=True)
 
 
 @click.group("erasures")

@@ -453,7 +453,10 @@ def _show_customer(obj: State, read: Callable[[str, str], list[dict[str, Any]]],
     obj.services.projections.project()
     records = read(tenant, customer)
     if not records:
-        raise click.ClickException(f"no current moments for customer {customer!r} of {tenant!r}")
+        # --tenant defaults to "default": say where the id is when another tenant has it.
+        others = other_tenants_of(obj.services, customer, tenant)
+        raise click.ClickException(f"no current moments for customer {customer!r} of"
+                                   f" {tenant!r}{elsewhere(others, ' (', ')')}")
     render(records, fmt, columns=table_columns if (fmt or "table") == "table" else ())
 
 
@@ -501,6 +504,22 @@ def known_tenants(services: Services) -> list[str]:
     from mot.service.queries import Query
 
     return sorted({str(r["tenant"]) for r in services.queries.run(Query("listening"))})
+
+
+def other_tenants_of(services: Services, customer: str, tenant: str) -> list[str]:
+    """The tenants other than `tenant` where `customer` is a person's id (with a moment)."""
+    from mot.service.queries import Query
+
+    return sorted({str(r["tenant"]) for r in services.queries.run(
+        Query("persons", customer=customer))} - {tenant})
+
+
+def elsewhere(others: list[str], before: str = "; ", after: str = "") -> str:
+    """'; tenant acme has it: --tenant acme' (nothing when `others` is empty)."""
+    if not others:
+        return ""
+    return (f"{before}tenant {', '.join(others)} {'has' if len(others) == 1 else 'have'} it:"
+            f" --tenant {others[0]}{after}")
 
 
 def no_such_tenant(services: Services, tenant: str) -> click.ClickException:

@@ -478,3 +478,17 @@ def test_an_output_file_that_cannot_be_written_is_named_not_blamed_on_the_store(
     result = mot(store, "report", "--out", out, ok=False)
     assert result.exit_code == 1
     assert result.stderr == f"Error: {out}: No such file or directory\n"
+
+
+@pytest.mark.parametrize("command", ["log", "timeline"])
+def test_a_customer_of_another_tenant_is_found_for_a_user_who_left_out_tenant(
+        tmp_path: Path, command: str) -> None:
+    """--tenant defaults to "default": `mot log --customer c1` of acme's c1 said only "no
+    current moments for customer 'c1' of 'default'"; it now says where c1 is."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    result = mot(store, command, "--customer", "c1", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: no current moments for customer 'c1' of 'default'"
+                             " (tenant acme has it: --tenant acme)\n")
+    assert mot(store, command, "--customer", "c1", "--tenant", "acme", "--format", "json").stdout
