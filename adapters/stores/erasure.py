@@ -37,7 +37,7 @@ from mot.adapters.stores.alert_outbox import erase_from_alerts
 from mot.adapters.stores.codec import to_row
 from mot.adapters.stores.ledger import SqlLedger
 from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
-from mot.adapters.stores.sql import SqlBackend, Tx
+from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
 from mot.domain.quarantine import names_any, of_tenant
@@ -325,10 +325,15 @@ class SqlErasures:
                 gone = [str(r[0]) for cid in ids for r in tx.query(
                     "SELECT amplification_id FROM amplifications WHERE tenant = ?"
                     " AND customer_id = ?", (tenant, cid))]
-                tx.executemany("INSERT INTO tombstones (projection, row_key, version)"
-                               " VALUES ('amplifications', ?, ?) ON CONFLICT (projection, row_key)"
+                # A statement a chunk, not one a row: a person may have thousands.
+                for part in chunks([(f"{tenant}/{aid}",) for aid in gone], backend.max_params):
+                    # WHERE TRUE: SQLite would read ON CONFLICT as a join's constraint.
+                    tx.execute("INSERT INTO tombstones (projection, row_key, version)"
+                               " SELECT 'amplifications', *, ? FROM "
+                               + backend.rows_source(("text",), len(part))
+                               + " WHERE TRUE ON CONFLICT (projection, row_key)"
                                " DO UPDATE SET version = excluded.version",
-                               [(f"{tenant}/{aid}", version) for aid in gone])
+                               (version, *backend.rows_params(part)))
                 for table in self._tables(tx, PER_CUSTOMER):
                     change(table, f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
                            [(tenant, cid) for cid in ids])
