@@ -15,7 +15,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 from urllib.parse import parse_qs, quote, unquote, urlparse
 
@@ -258,34 +258,77 @@ class PostgresBackend(SqlBackend):
         # What is deleted stays in dead tuples until `scrub` (VACUUM FULL) after the commit.
         tx.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key("projections"),))
 
+    scrub_connections = 3
+    """How many tables an erasure's scrub rewrites at once, each on a connection of its own."""
+
     def scrub(self, tables: Sequence[str]) -> None:
         # Deleted and updated rows stay in the pages as dead tuples until vacuumed, and a
         # plain VACUUM leaves their bytes in the freed space: FULL writes the table and its
-        # indexes anew and unlinks the old files. It copies the dead rows a transaction
-        # begun before the deletion may still see ("cannot be removed yet", in its verbose
-        # report): then it runs again once that transaction is over.
+        # indexes anew and unlinks the old files. The tables are rewritten at once on
+        # connections of their own, the largest first (each rewrite is one server process,
+        # mostly waiting on its own CPU and writes: the small tables go by while the
+        # largest is copied).
+        if not tables:
+            return
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self.datastore.get_connection() as conn:
+            sizes: dict[str, int] = {str(name): int(size) for name, size in conn.cursor(
+                row_factory=tuple_row).execute(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = ANY(%s)",
+                (self.schema, list(tables))).fetchall()}
+        pending = sorted(tables, key=lambda t: (-sizes.get(t, 0), t))
+        taking = threading.Lock()
+
+        def rewrite() -> None:
+            with self.datastore.get_connection() as conn:
+                # The rewrite sorts each index anew: in memory rather than in temporary files.
+                conn.execute("SET maintenance_work_mem = '256MB'")
+                try:
+                    while True:
+                        with taking:
+                            if not pending:
+                                return
+                            table = pending.pop(0)
+                        self._vacuum_full(conn, table)
+                finally:
+                    with suppress(psycopg.Error):  # the connection goes back to the pool
+                        conn.execute("RESET maintenance_work_mem")
+
+        with ThreadPoolExecutor(min(self.scrub_connections, len(pending))) as pool:
+            for running in [pool.submit(rewrite) for _ in range(min(self.scrub_connections,
+                                                                    len(pending)))]:
+                running.result()
+
+    def _vacuum_full(self, conn: Any, table: str) -> None:
+        """`VACUUM FULL` of one table. It copies the dead rows a transaction begun before the
+        deletion may still see ("cannot be removed yet", in its verbose report): then it
+        runs again once that transaction is over."""
         import re
         import time
 
-        with self.datastore.get_connection() as conn:
-            notices: list[str] = []
-            conn.add_notice_handler(lambda notice: notices.append(
-                f"{notice.message_primary} {notice.message_detail or ''}"))
-            # The rewrite sorts each index anew: in memory rather than in temporary files.
-            conn.execute("SET maintenance_work_mem = '256MB'")
-            for table in tables:
-                for attempt in range(100):
-                    notices.clear()
-                    conn.execute(f'VACUUM (FULL, VERBOSE) "{self.schema}".{table}')
-                    kept = [int(m.group(1)) for n in notices
-                            for m in [re.search(r"(\d+) dead row versions cannot be removed", n)]
-                            if m]
-                    if not any(kept):
-                        break
-                    time.sleep(0.05 * (attempt + 1))
-                else:
-                    raise RuntimeError(f"{table}: a long transaction keeps erased rows readable;"
-                                       " run the erasure again once it ends")
+        notices: list[str] = []
+
+        def heard(notice: Any) -> None:
+            notices.append(f"{notice.message_primary} {notice.message_detail or ''}")
+
+        conn.add_notice_handler(heard)
+        try:
+            for attempt in range(100):
+                notices.clear()
+                conn.execute(f'VACUUM (FULL, VERBOSE) "{self.schema}".{table}')
+                kept = [int(m.group(1)) for n in notices
+                        for m in [re.search(r"(\d+) dead row versions cannot be removed", n)] if m]
+                if not any(kept):
+                    return
+                time.sleep(0.05 * (attempt + 1))
+            raise RuntimeError(f"{table}: a long transaction keeps erased rows readable;"
+                               " run the erasure again once it ends")
+        finally:
+            conn.remove_notice_handler(heard)
 
     def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
         # Primary keys are told apart by the catalog, not by name: a table renamed by a
