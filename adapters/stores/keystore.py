@@ -52,7 +52,7 @@ KEYSTORE_ENV = "MOT_KEYSTORE"
 KEY_FILE_ENV = "MOT_MASTER_KEY_FILE"
 
 KEYS_DDL = """CREATE TABLE IF NOT EXISTS mot_keys (
-    key_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer TEXT NOT NULL,
+    key_id {text} PRIMARY KEY, tenant {text} NOT NULL, customer {text} NOT NULL,
     wrapped {blob} NOT NULL)"""
 KEYS_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS mot_keys_customer ON mot_keys (tenant, customer)"
 KEYSTORE_DDL = "CREATE TABLE IF NOT EXISTS mot_keystore (name TEXT PRIMARY KEY, value {blob} NOT NULL)"

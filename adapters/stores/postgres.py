@@ -37,8 +37,14 @@ STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the 
 
 class PostgresBackend(SqlBackend):
     kind = "postgresql"
-    types: ClassVar[dict[str, str]] = {"blob": "BYTEA", "real": "DOUBLE PRECISION", "bigint": "BIGINT",
-             "serial": "BIGSERIAL PRIMARY KEY", "json": "JSONB"}
+    # Text in byte order ("C"): equality is the same in every deterministic collation, and
+    # byte order is what mot sorts by anyway (`byte_order`, SQLite's, Python's); the
+    # database's own collation (C.UTF-8, en_US...) compares with strcoll and without
+    # abbreviated keys, which made most of an index build's sort (and so of the scrub's
+    # VACUUM FULL, a rebuild's indexes, every insertion into an index of text).
+    types: ClassVar[dict[str, str]] = {"text": 'TEXT COLLATE "C"', "blob": "BYTEA",
+                                       "real": "DOUBLE PRECISION", "bigint": "BIGINT",
+                                       "serial": "BIGSERIAL PRIMARY KEY", "json": "JSONB"}
     position_column = "notification_id"  # the notification id
     head_sql = "SELECT MAX(notification_id) FROM stored_events"
     max_params = 5000

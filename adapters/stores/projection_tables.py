@@ -74,8 +74,8 @@ if TYPE_CHECKING:
     from mot.projections.relationship import Transition
     from mot.projections.teams import ListeningRow, TeamRow
 
-SQL_TYPES: dict[str, str] = {"text": "TEXT", "int": "INTEGER", "bigint": "{bigint}",
-                             "real": "{real}", "bool": "INTEGER", "json": "{json}", "list": "TEXT"}
+SQL_TYPES: dict[str, str] = {"text": "{text}", "int": "INTEGER", "bigint": "{bigint}",
+                             "real": "{real}", "bool": "INTEGER", "json": "{json}", "list": "{text}"}
 
 
 def _create_table(columns: Sequence[tuple[str, str, bool]], key: Sequence[str]) -> str:
@@ -107,24 +107,24 @@ TABLES: dict[str, str] = {
     **{p.name: _create_table([(f.col, f.type, f.null) for f in p.stored], p.key)
        for p in PROJECTIONS.values()},
     "tombstones": """CREATE TABLE IF NOT EXISTS {t} (
-        projection TEXT NOT NULL, row_key TEXT NOT NULL, version {bigint} NOT NULL,
+        projection {text} NOT NULL, row_key {text} NOT NULL, version {bigint} NOT NULL,
         PRIMARY KEY (projection, row_key))""",
     # Each share whose chain leads up to an amplification moment: that moment (its root),
     # and the share's reach. A post's cascade is one indexed sum of its shares' rows, and
     # a share appended to a chain takes its parent's root: no walk along the chain.
     "share_roots": """CREATE TABLE IF NOT EXISTS {t} (
-        tenant TEXT NOT NULL, moment_id TEXT NOT NULL, root TEXT NOT NULL,
+        tenant {text} NOT NULL, moment_id {text} NOT NULL, root {text} NOT NULL,
         reach {bigint} NOT NULL, PRIMARY KEY (tenant, moment_id))""",
     # Each pair's latest evidence (SPEC §2, links): its precedence, (occurred_us, 1 for an
     # unlink); the pair is linked when `unlink` is 0.
     "links": """CREATE TABLE IF NOT EXISTS {t} (
-        tenant TEXT NOT NULL, low TEXT NOT NULL, high TEXT NOT NULL,
+        tenant {text} NOT NULL, low {text} NOT NULL, high {text} NOT NULL,
         occurred_us {bigint} NOT NULL, unlink INTEGER NOT NULL,
         PRIMARY KEY (tenant, low, high))""",
     # Each id of a linked person: its group (the person's smallest id) and how many ids it
     # is linked to. An id in no linked pair is its own group and has no row.
     "members": """CREATE TABLE IF NOT EXISTS {t} (
-        customer_id TEXT NOT NULL, tenant TEXT NOT NULL, person TEXT NOT NULL,
+        customer_id {text} NOT NULL, tenant {text} NOT NULL, person {text} NOT NULL,
         degree INTEGER NOT NULL, PRIMARY KEY (customer_id, tenant))""",
 }
 

@@ -39,7 +39,7 @@ def _sync_mode() -> str:
 
 class SQLiteBackend(SqlBackend):
     kind = "sqlite"
-    types: ClassVar[dict[str, str]] = {"blob": "BLOB", "real": "REAL", "bigint": "INTEGER",
+    types: ClassVar[dict[str, str]] = {"text": "TEXT", "blob": "BLOB", "real": "REAL", "bigint": "INTEGER",
              "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "json": "TEXT"}
     position_column = "rowid"  # the notification id
     head_sql = "SELECT MAX(rowid) FROM stored_events"
