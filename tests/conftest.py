@@ -66,6 +66,17 @@ def new_database(prefix: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+@pytest.fixture(autouse=True)
+def _own_scratch_places(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test notes its scratch folders' places in a list of its own (MOT_SCRATCH_PLACES,
+    inherited by the mot processes it starts): with the account's list, an erasure in one
+    test (or xdist worker) swept a killed export's folder another test was about to look at,
+    and the account's list filled with pytest's folders."""
+    monkeypatch.setenv("MOT_SCRATCH_PLACES",
+                       str(tmp_path_factory.mktemp("places") / "scratch-places"))
+
+
 # xdist workers start with COLUMNS and LINES in their environment when the controller's C
 # environment has them (GNU readline sets both when it loads) though its os.environ does not;
 # `mot query` fits its tables to $COLUMNS, so the workers take the controller's view.

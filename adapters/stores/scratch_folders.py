@@ -93,9 +93,13 @@ def remove_abandoned(under: str | None = None, *, everywhere: bool = False) -> l
 def _places_file() -> Path | None:
     """Where this user's mot notes the folders it made owned folders in: in the home folder
     of the user's account (not $HOME, nor $TMPDIR: a cron job or a service may have others),
-    ~/.local/state/mot/scratch-places."""
+    ~/.local/state/mot/scratch-places; or the file `MOT_SCRATCH_PLACES` names, for a run
+    kept apart from the account's other runs (a test session, a container): every process
+    that should find the others' folders must then name the same file."""
     import pwd
 
+    if named := os.environ.get(PLACES_ENV):
+        return Path(named)
     try:
         return Path(pwd.getpwuid(os.getuid()).pw_dir) / PLACES
     except (KeyError, OSError):
@@ -103,6 +107,7 @@ def _places_file() -> Path | None:
 
 
 PLACES = ".local/state/mot/scratch-places"
+PLACES_ENV = "MOT_SCRATCH_PLACES"
 
 
 def _note_place(place: Path) -> None:
