@@ -26,7 +26,7 @@ from mot.domain.events import (
     as_dict,
 )
 
-StoredRow = tuple[Any, int, str, bytes]
+StoredRow = tuple[Any, int, str, bytes | bytearray]
 """A stored event as the recorder's table holds it: (originator_id, originator_version, topic, state)."""
 
 

@@ -127,14 +127,12 @@ class SqlLedger:
                plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
         from mot.adapters.stores.codec import to_row
         from mot.domain.events import CustomersLinked, CustomersUnlinked, MomentRecorded
-        from mot.domain.identity import moment_stream_id
         from mot.service.ports import Loaded
 
         backend = self.backend
-        stream_id_param = backend.stream_id_param
+        stream_id_param, moment_param = backend.stream_id_param, backend.moment_stream_param
         with backend.write("ledger") as tx:
-            stream_ids = {key: stream_id_param(moment_stream_id(*key))
-                          for key in self._candidates(tx, keys)}
+            stream_ids = {key: moment_param(*key) for key in self._candidates(tx, keys)}
             streams = self._streams(tx, stream_ids)
             waiting = self._waiting(tx, keys, streams) if len(streams) < len(stream_ids) else ()
             append = plan(Loaded(streams, self._pairs(tx, pairs) if pairs else {}, waiting))
@@ -149,7 +147,7 @@ class SqlLedger:
                 key = (event.tenant, event.moment_id)
                 stream_id = stream_ids.get(key)
                 if stream_id is None:
-                    stream_id = stream_ids[key] = stream_id_param(moment_stream_id(*key))
+                    stream_id = stream_ids[key] = moment_param(*key)
                 ids.append(stream_id)
             if ids and self.sealed(tx):
                 rows = self._sealed_rows(tx, append.events, ids)

@@ -416,7 +416,7 @@ def array_literal(values: Sequence[Any]) -> Any:
 
 def copy_binary(rows: Sequence[StoredRow]) -> bytes:
     """Stored events in COPY's binary format (signature, rows, trailer)."""
-    parts = [_COPY_SIGNATURE]
+    parts: list[bytes | bytearray] = [_COPY_SIGNATURE]
     topics: dict[str, bytes] = {}
     for moment_id, version, topic, state in rows:
         encoded = topics.get(topic)

@@ -130,7 +130,10 @@ class Sealing:
         random = os.urandom(NONCE_BYTES * len(items))
         at = 0
         contexts: dict[str, bytes] = {}  # tenant -> `_context`'s bytes before the moment id
-        dumps, join, encoded = orjson.dumps, b"".join, str.encode
+        # A recorded moment's state as a bytearray: SQLite's module binds one as it is, where
+        # it looks for an adapter of a bytes object first, and fails, raising and clearing an
+        # AttributeError (about 3,300 instructions a row); COPY takes either.
+        dumps, join, encoded = orjson.dumps, bytearray().join, str.encode
         recorded_at, recorded_at_json = None, b""
         rows: list[StoredRow] = []
         for item, event, stream_id in zip(items, events, stream_ids, strict=True):

@@ -151,6 +151,12 @@ class SqlBackend(ABC):
     def stream_id_param(self, stream_id: str) -> Any:
         """How a stream id is written in the stored events' `originator_id` column."""
 
+    def moment_stream_param(self, tenant: str, moment_id: str) -> Any:
+        """`stream_id_param` of the moment's stream (`moment_stream_id`)."""
+        from mot.domain.identity import moment_stream_id
+
+        return self.stream_id_param(moment_stream_id(tenant, moment_id))
+
     stream_id_text = "originator_id"  # the column read as `stream_id_param` writes ids
     stream_id_value = "?"  # a placeholder for a `stream_id_param` value in a statement
 

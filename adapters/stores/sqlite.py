@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mot.adapters.stores.sql import LOCK_SLICE_S, SqlBackend, Tx
+from mot.domain.identity import moment_stream_hex
 from mot.service.ports import StoreNotFound
 
 if TYPE_CHECKING:
@@ -178,6 +179,9 @@ class SQLiteBackend(SqlBackend):
 
     def stream_id_param(self, stream_id: str) -> Any:
         return stream_id.replace("-", "")
+
+    def moment_stream_param(self, tenant: str, moment_id: str) -> Any:
+        return moment_stream_hex(tenant, moment_id)
 
     def index_names(self, tx: Tx, tables: Sequence[str]) -> list[str]:
         rows = tx.query("SELECT name FROM sqlite_master WHERE type = 'index'"
