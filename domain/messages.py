@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from difflib import get_close_matches
-from typing import Any, Final, get_args
+from typing import Any, Final, NamedTuple, get_args
 
 import orjson
 from pydantic import ValidationError
@@ -56,9 +56,11 @@ TOP_FIELDS: Final = (frozenset(MomentIn.model_fields) | set(AmendIn.model_fields
 SOURCE_FIELDS: Final = frozenset(SourceRef.model_fields)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordMoment:
-    """Record this moment (a new one, or a duplicate of a recorded one)."""
+class RecordMoment(NamedTuple):
+    """Record this moment (a new one, or a duplicate of a recorded one).
+
+    A named tuple, not a frozen dataclass: one is made per moment of every bulk path, and
+    a frozen dataclass sets each field through `object.__setattr__` (NamedTuple: one call)."""
 
     moment_id: str
     moment: AnyMoment

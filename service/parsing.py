@@ -80,11 +80,12 @@ def expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[P
     """A worker's compact results as the ledger's parsed messages (`items` line up with them)."""
     parsed: list[Parsed] = []
     for item, entry in zip(items, compact, strict=True):
-        if type(entry) is tuple:
-            if len(entry) == 3:
-                parsed.append(RecordMoment(entry[0], EncodedMoment(entry[2]), entry[1]))
+        if type(entry) is tuple:  # (a RecordMoment is a named tuple, never a tuple itself)
+            moment: Any = entry
+            if len(moment) == 3:
+                parsed.append(RecordMoment(moment[0], EncodedMoment(moment[2]), moment[1]))
             else:
-                parsed.append(RecordMoment(entry[0], EncodedMoment(None, entry[2:]), entry[1]))
+                parsed.append(RecordMoment(moment[0], EncodedMoment(None, moment[2:]), moment[1]))
         elif entry is None:
             parsed.append(Rejection("", item.problem or ""))
         else:
