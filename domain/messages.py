@@ -387,20 +387,15 @@ def well_formed_moment(data: dict[str, Any], now: datetime) -> Moment | None:
         if type(currency) is not str or currency.upper() not in ISO_4217:
             return None
         out["currency"] = currency.upper()
-    reply = get("in_reply_to")
-    if reply is not None:
-        reply = _plain_reference(tenant, reply)
-        if reply is None:
-            return None
-        out["in_reply_to"] = reply
-    shares = get("shares")
-    if (shares is not None) != (kind == "share"):
+    if (get("shares") is not None) != (kind == "share"):
         return None
-    if shares is not None:
-        shares = _plain_reference(tenant, shares)
-        if shares is None:
-            return None
-        out["shares"] = shares
+    for name in REFERENCE_FIELDS:  # in_reply_to, shares
+        reference = get(name)
+        if reference is not None:
+            reference = _plain_reference(tenant, reference)
+            if reference is None:
+                return None
+            out[name] = reference
     url = get("url")
     if url is not None:
         if not _plain_text(url, 2048):
