@@ -468,11 +468,14 @@ class Exporter:
         # Arrow pages take a moment's time as its microseconds, which become a timestamp
         # as they are (the projections' times are read so too), rather than its RFC 3339
         # text to read and parse.
-        read_columns = tuple("occurred_us" if arrow and c == "occurred_at" else c
-                             for c in source)
+        stored = ({f.col for f in PROJECTIONS[table].stored} if table != "moments"
+                  else {"occurred_us"})
+        read_columns = tuple(f"{c[:-3]}_us" if arrow and c.endswith("_at")
+                             and f"{c[:-3]}_us" in stored else c for c in source)
         # The other times are text only (a relationship's first moment): the store turns
-        # them into microseconds, so that no column is parsed here and the export needs
-        # none of pyarrow's compute functions (a quarter of its start-up: bench/NOTES.md).
+        # them into microseconds (SQLite's strftime, 0.5 us a value), so that no column is
+        # parsed here and the export needs none of pyarrow's compute functions (a quarter
+        # of its start-up: bench/NOTES.md).
         micros = frozenset(f.col for f in PROJECTIONS[table].read_fields
                            if f.micros_text and f.col in read_columns
                            ) if arrow and table != "moments" else frozenset()
