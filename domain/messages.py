@@ -164,6 +164,9 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
         where = _nul_path(data)
         if where is not None:
             return Rejection(where, "contains a NUL character (U+0000), which text fields cannot hold")
+    twice = duplicate_field(raw, data)
+    if twice is not None:
+        return Rejection(twice, GIVEN_TWICE)
     parsed = validate_message(data, now)
     # orjson reads an integer beyond 64 bits as a float of that size: only then is the
     # message read again exactly (reading every message twice would slow imports).
@@ -204,6 +207,91 @@ def _one_number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Re
     if sent is None or sent == shown or not rejection.problem.endswith(f"got {shown}"):
         return rejection
     return Rejection(rejection.field, rejection.problem[: -len(shown)] + sent)
+
+
+GIVEN_TWICE: Final = ("is given more than once in its object (JSON keeps only the last one, "
+                      "so the others would be lost); send each field once")
+_KEY_END = re.compile(r'"[ \t\n\r]*:')
+_KEY_END_BYTES = re.compile(rb'"[ \t\n\r]*:')
+_SPACE_AFTER_QUOTE = re.compile(rb'"[ \t\n\r]')  # one scan: cheaper than four `in` tests
+
+
+def duplicate_field(raw: bytes | str, data: Any) -> str | None:
+    """The dotted path of a field that an object of the JSON text `raw` gives twice (`data` is
+    its decoded value, in which the last of them won), or None when every field is given once.
+
+    Each field name ends in a quote and a colon, maybe with spaces between: `raw` holds at
+    least as many of those as it has names, and `data` holds as many names as `raw` less
+    the repeated ones. So when the counts are equal no name is repeated, which is how almost
+    every message is cleared (a count in C and a walk of the decoded value); only otherwise
+    (a repeat, or a quote and colon inside a string) is the text read again to find it."""
+    names = _names_in(data)
+    if isinstance(raw, bytes):
+        if raw.count(b'":') == names and _SPACE_AFTER_QUOTE.search(raw) is None:
+            return None
+        if len(_KEY_END_BYTES.findall(raw)) == names:
+            return None
+    elif len(_KEY_END.findall(raw)) == names:
+        return None
+    return _repeated_name(raw)
+
+
+def _names_in(value: Any) -> int:
+    """How many field names the objects in `value` hold, nested ones included (a loop, not
+    recursion: JSON may nest deeper than Python's recursion limit)."""
+    if type(value) is dict:  # the common message: an object, few nested ones
+        count, stack = len(value), [v for v in value.values() if type(v) is dict or type(v) is list]
+    else:
+        count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            count += len(item)
+            items: Any = item.values()
+        elif type(item) is list:
+            items = item
+        else:
+            continue
+        for nested in items:
+            if type(nested) is dict or type(nested) is list:
+                stack.append(nested)
+    return count
+
+
+class _Repeated(dict[str, Any]):
+    """An object in which a name came twice (`_repeated_name`), and the first such name."""
+
+    repeated = ""
+
+
+def _repeated_name(raw: bytes | str) -> str | None:
+    """The dotted path of the first name given twice in one object of `raw`, or None."""
+    import json
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for name, value in items:
+            if name in seen:
+                repeated = _Repeated(items)
+                repeated.repeated = name
+                return repeated
+            seen[name] = value
+        return seen
+
+    try:
+        value = json.loads(raw, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, _Repeated):
+            return f"{path}.{item.repeated}" if path else item.repeated
+        if type(item) is dict:
+            stack.extend((v, f"{path}.{k}" if path else k) for k, v in reversed(item.items()))
+        elif type(item) is list:
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(item))))
+    return None
 
 
 def _nul_path(value: Any, path: str = "") -> str | None:

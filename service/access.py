@@ -33,6 +33,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from mot.domain.events import LedgerEvent
+from mot.domain.messages import duplicate_field
 from mot.domain.quarantine import Quarantined
 from mot.domain.schema import inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
@@ -262,9 +263,10 @@ NUL_PROBLEM: Final = ("text containing U+0000 (NUL) cannot be stored (PostgreSQL
 
 def _with_tenant(wire: bytes, data: dict[str, Any], tenant: str) -> bytes:
     """The message with `tenant` added. Encoded again from its decoded value, except when it
-    holds an integer beyond 64 bits: decoding made that a rounded float, so the tenant goes
-    into its own text instead, and the ledger rejects the integer as it was sent."""
-    if inexact_integer(wire) is None:
+    holds an integer beyond 64 bits (decoding made that a rounded float) or a field given
+    twice (decoding kept the last): the tenant then goes into its own text instead, and the
+    ledger rejects the message as it was sent, naming the field."""
+    if inexact_integer(wire) is None and duplicate_field(wire, data) is None:
         return orjson.dumps({**data, "tenant": tenant})
     body = wire.strip()[1:]  # after the object's `{`; `data` is not empty, it holds the integer
     return b'{"tenant":' + orjson.dumps(tenant) + b"," + body

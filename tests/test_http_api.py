@@ -353,3 +353,14 @@ def test_split_batch_finds_each_message_as_sent() -> None:
             for _, d in chunk] == [{"a": 1}, {"b": 2}]
     with pytest.raises(TooManyItems):
         split_batch(b"[1, 2, 3]", max_items=2)
+
+
+def test_a_field_given_twice_is_quarantined_naming_it(client: Api) -> None:
+    """One item of a batch gives `customer_id` twice: it is quarantined naming the field,
+    not recorded under the last value; the others record."""
+    twice = orjson.dumps({**MOMENT, "source": {"system": "crm", "id": "r-2"}})[:-1] + b',"customer_id":"c8"}'
+    body = b"[" + orjson.dumps(MOMENT) + b"," + twice + b"]"
+    items = client.post("acme", body).json()["items"]
+    assert [i["outcome"] for i in items] == ["recorded", "quarantined"]
+    assert items[1]["reason"].startswith("customer_id: is given more than once in its object")
+    assert client.services.ledger_store.quarantine_count() == 1

@@ -178,3 +178,14 @@ def test_webhook_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ownres"):
         WebhookSettings.load(config, {})
     assert WebhookSettings.load(None, {"MOT_WEBHOOK_SECRET_HUBSPOT": "e"}).secrets == {"hubspot": "e"}
+
+
+def test_a_vendor_body_giving_a_field_twice_is_400_naming_it(client: Api) -> None:
+    body = first_line("salesforce_activities.jsonl")
+    twice = body.replace(b'"Subject":"Contract review"',
+                         b'"Subject":"Contract review","Subject":"Other"', 1)
+    assert twice != body
+    answer = client.post("globex", twice, path="/v1/webhooks/salesforce")
+    assert answer.status_code == 400
+    assert answer.json()["detail"].startswith("records[0].Subject is given more than once")
+    assert client.services.ledger_store.head() == 0

@@ -446,3 +446,17 @@ def test_ctrl_c_exits_130_says_what_was_committed_and_a_rerun_completes(tmp_path
     assert again.returncode == 0, again.stderr
     done = json.loads(again.stdout)
     assert (done["recorded"], done["duplicates"]) == (2000 - committed, committed)
+
+
+def test_a_field_given_twice_is_quarantined_naming_it(tmp_path: Path) -> None:
+    """A line with one name twice (a decoder would keep the last value and lose the other
+    without a word) goes to the quarantine naming the field; the lines around it record."""
+    lines = tmp_path / "m.jsonl"
+    lines.write_bytes(jsonl(1) + orjson.dumps(moment(2))[:-1] + b',"customer_id":"c9"}\n'
+                      + jsonl(3))
+    store = str(tmp_path / "mot.db")
+    assert counts(mot(store, "import", "--summary-json", lines)) == count_of(
+        read=3, recorded=2, quarantined=1)
+    [entry] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
+    assert entry["origin"] == f"{lines}:2"
+    assert entry["reason"].startswith("customer_id: is given more than once in its object")

@@ -204,3 +204,15 @@ def test_salesforce_json_lines_through_stdin(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["recorded"], summary["retracted"], summary["quarantined"]) == (4, 1, 1)
+
+
+def test_a_vendor_record_giving_a_field_twice_is_quarantined_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "salesforce.jsonl"
+    body = (FIXTURES / "salesforce_activities.jsonl").read_bytes().splitlines()[0]
+    path.write_bytes(body.replace(b'"Subject":"Contract review"',
+                                  b'"Subject":"Contract review","Subject":"Other"', 1) + b"\n")
+    store = str(tmp_path / "mot.db")
+    summary = vendor_import(store, "salesforce", path)
+    assert (summary["recorded"], summary["quarantined"]) == (0, 1)
+    [entry] = json.loads(mot("--store", store, "quarantine", "list", "--format", "json").stdout)
+    assert entry["reason"].startswith("salesforce: records[0].Subject is given more than once")

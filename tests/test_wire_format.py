@@ -550,3 +550,36 @@ def test_a_nul_character_is_rejected_naming_the_field() -> None:
     assert isinstance(rejection, Rejection)
     assert rejection.field == "attributes.note[1]"
     assert "NUL" in rejection.reason
+
+
+# --- a field given twice ------------------------------------------------------------------
+
+GIVEN_TWICE_WORDS = "is given more than once in its object"
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    (wire()[:-1] + b', "customer_id": "c2"}', "customer_id"),
+    # Spaces (or a line end) between a name and its colon, as some writers put them.
+    (b'{"customer_id" : "c1", "tenant": "acme", "customer_id"\n: "c2"}', "customer_id"),
+    (wire(attributes={"plan": "a"})[:-2] + b', "plan": "b"}}', "attributes.plan"),
+    (wire(attributes={"items": [{"sku": 1}]})[:-4] + b', "sku": 2}]}}', "attributes.items[0].sku"),
+    (wire(source={"system": "crm", "id": "r-1"})[:-2] + b', "id": "r-2"}}', "source.id"),
+])
+def test_a_field_given_twice_is_rejected_naming_it(raw: bytes, field: str) -> None:
+    """JSON decoders keep the last of two values of one name, so the other would be lost
+    without a word: the message is refused, naming the field (as bytes and as text)."""
+    for sent in (raw, raw.decode()):
+        rejection = parse_message(sent, NOW)
+        assert isinstance(rejection, Rejection), rejection
+        assert rejection.field == field
+        assert GIVEN_TWICE_WORDS in rejection.problem
+
+
+@pytest.mark.parametrize("raw", [
+    wire(actor='he said ": twice": and left'),  # a quote and colon inside a string
+    wire(attributes={"a": {"b": 1}, "c": {"b": 2}, "d": [{"b": 3}, {"b": 4}]}),  # same name, other objects
+    wire(actor='sp" :ace'),
+])
+def test_the_same_name_in_other_objects_or_inside_text_is_no_repeat(raw: bytes) -> None:
+    assert record(raw)["customer_id"] == "c1"
+    assert record(raw.decode().encode())["customer_id"] == "c1"

@@ -20,6 +20,7 @@ from mot.adapters.http.ingest import Ingest
 from mot.adapters.http.webhooks import Source, WebhookSettings, check_hubspot, check_zendesk
 from mot.adapters.sources.vendor import VendorStats, map_value
 from mot.adapters.vendors import SOURCES
+from mot.domain.messages import GIVEN_TWICE, duplicate_field
 from mot.service.access import Principal, Submitted
 
 router = APIRouter(tags=["ingest"])
@@ -84,6 +85,9 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
             value = orjson.loads(body)
         except orjson.JSONDecodeError as error:
             raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
+        twice = duplicate_field(body, value)
+        if twice is not None:
+            raise MalformedBody(f"{twice} {GIVEN_TWICE}; nothing was recorded")
         incoming = map_value(SOURCES[source], value, config,
                              f"webhook:{source}:{request_id}", body, stats)
         if len(incoming) > ingest.limits.max_items:

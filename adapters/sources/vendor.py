@@ -25,6 +25,7 @@ import orjson
 from mot.adapters.sources.files import CsvTable, Opened, jsonl_lines
 from mot.adapters.vendors import NotAMoment, Unmappable, VendorConfig, VendorSource
 from mot.adapters.vendors.base import without_addresses
+from mot.domain.messages import GIVEN_TWICE, duplicate_field
 from mot.service.ledger import Incoming
 from mot.wording import counted
 
@@ -192,6 +193,13 @@ def _jsonl_messages(opened: Opened, source: VendorSource, config: VendorConfig,
             stats.unmappable += 1
             yield Incoming(kept(line, source, config), origin,
                            problem=f"{source.name}: not valid JSON ({error})")
+            continue
+        twice = duplicate_field(line, value)
+        if twice is not None:
+            stats.records += 1
+            stats.unmappable += 1
+            yield Incoming(kept(line, source, config), origin,
+                           problem=f"{source.name}: {twice} {GIVEN_TWICE}")
             continue
         yield from map_value(source, value, config, origin, line, stats)
 
