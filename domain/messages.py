@@ -211,8 +211,7 @@ def _one_number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Re
 
 GIVEN_TWICE: Final = ("is given more than once in its object (JSON keeps only the last one, "
                       "so the others would be lost); send each field once")
-_KEY_END = re.compile(r'"[ \t\n\r]*:')
-_KEY_END_BYTES = re.compile(rb'"[ \t\n\r]*:')
+_KEY_END = re.compile(rb'"[ \t\n\r]*:')
 _SPACE_AFTER_QUOTE = re.compile(rb'"[ \t\n\r]')  # one scan: cheaper than four `in` tests
 
 
@@ -226,23 +225,18 @@ def duplicate_field(raw: bytes | str, data: Any) -> str | None:
     every message is cleared (a count in C and a walk of the decoded value); only otherwise
     (a repeat, or a quote and colon inside a string) is the text read again to find it."""
     names = _names_in(data)
-    if isinstance(raw, bytes):
-        if raw.count(b'":') == names and _SPACE_AFTER_QUOTE.search(raw) is None:
-            return None
-        if len(_KEY_END_BYTES.findall(raw)) == names:
-            return None
-    elif len(_KEY_END.findall(raw)) == names:
+    text = raw if isinstance(raw, bytes) else raw.encode()  # text: a rare caller's
+    if text.count(b'":') == names and _SPACE_AFTER_QUOTE.search(text) is None:
         return None
-    return _repeated_name(raw)
+    if len(_KEY_END.findall(text)) == names:
+        return None
+    return _repeated_name(text)
 
 
 def _names_in(value: Any) -> int:
     """How many field names the objects in `value` hold, nested ones included (a loop, not
     recursion: JSON may nest deeper than Python's recursion limit)."""
-    if type(value) is dict:  # the common message: an object, few nested ones
-        count, stack = len(value), [v for v in value.values() if type(v) is dict or type(v) is list]
-    else:
-        count, stack = 0, [value]
+    count, stack = 0, [value]
     while stack:
         item = stack.pop()
         if type(item) is dict:
@@ -264,7 +258,7 @@ class _Repeated(dict[str, Any]):
     repeated = ""
 
 
-def _repeated_name(raw: bytes | str) -> str | None:
+def _repeated_name(raw: bytes) -> str | None:
     """The dotted path of the first name given twice in one object of `raw`, or None."""
     import json
 
