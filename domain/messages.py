@@ -161,7 +161,7 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
         return Rejection("", _json_problem(raw, error))
     # JSON can carry U+0000 only escaped; PostgreSQL text cannot hold it at all.
     if (b"\\u0000" in raw) if isinstance(raw, bytes) else ("\\u0000" in raw):
-        where = _nul_path(data)
+        where = nul_path(data)
         if where is not None:
             return Rejection(where, "contains a NUL character (U+0000), which text fields cannot hold")
     twice = duplicate_field(raw, data)
@@ -288,23 +288,22 @@ def _repeated_name(raw: bytes) -> str | None:
     return None
 
 
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first string (or key) holding U+0000, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if "\x00" in key:
-                return here
-            found = _nul_path(item, here)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{index}]")
-            if found is not None:
-                return found
+def nul_path(value: Any) -> str | None:
+    """The dotted path of the first string (or key) holding U+0000, if any, in document
+    order. A stack, not recursion: JSON nested a thousand deep is valid input."""
+    stack: list[tuple[Any, str, bool]] = [(value, "", False)]
+    while stack:
+        item, path, nul_in_key = stack.pop()
+        if nul_in_key:
+            return path
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k), "\x00" in k)
+                         for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]", False) for i, v in reversed(list(enumerate(item))))
     return None
 
 

@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from mot.domain.events import LedgerEvent
-from mot.domain.messages import duplicate_field
+from mot.domain.messages import duplicate_field, nul_path
 from mot.domain.quarantine import Quarantined
 from mot.domain.schema import inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
@@ -275,19 +275,7 @@ def _with_tenant(wire: bytes, data: dict[str, Any], tenant: str) -> bytes:
 def _has_nul(wire: bytes, data: Any) -> bool:
     """Whether a decoded message holds U+0000 in a key or a text (JSON can only write it as an
     escape, so the bytes tell when to look)."""
-    if b"\\u0000" not in wire:
-        return False
-
-    def walk(value: Any) -> bool:
-        if isinstance(value, str):
-            return "\x00" in value
-        if isinstance(value, dict):
-            return any("\x00" in key or walk(item) for key, item in value.items())
-        if isinstance(value, list):
-            return any(walk(item) for item in value)
-        return False
-
-    return walk(data)
+    return b"\\u0000" in wire and nul_path(data) is not None
 
 
 def _shown(value: Any) -> str:

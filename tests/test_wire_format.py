@@ -583,3 +583,12 @@ def test_a_field_given_twice_is_rejected_naming_it(raw: bytes, field: str) -> No
 def test_the_same_name_in_other_objects_or_inside_text_is_no_repeat(raw: bytes) -> None:
     assert record(raw)["customer_id"] == "c1"
     assert record(raw.decode().encode())["customer_id"] == "c1"
+
+
+def test_a_nul_nested_a_thousand_deep_is_rejected_not_a_crash() -> None:
+    """JSON nested a thousand deep is valid (orjson reads up to 1,024 levels), deeper than
+    Python's recursion limit: the NUL check walks it with a stack (it raised RecursionError)."""
+    raw = wire()[:-1] + b', "attributes": {"k": ' + b"[" * 1000 + b'"a\\u0000"' + b"]" * 1000 + b"}}"
+    rejection = reject(raw)
+    assert rejection.field == "attributes.k" + "[0]" * 1000
+    assert "NUL" in rejection.problem
