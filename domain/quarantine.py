@@ -22,6 +22,9 @@ class Rejected:
     # A waiting correction sent again after another one for its moment (A, B, A) is not a
     # repeat of its first sending: it waits as an entry of its own, the how-manyth such.
     occurrence: int = 0
+    # (tenant, customer id)s a source's record names that its bytes write otherwise (a
+    # vendor's own contact id): what an erasure of one of them purges it by (`names_any`).
+    names: tuple[tuple[str, str], ...] = ()
 
     @property
     def digest(self) -> str:
@@ -79,6 +82,7 @@ class Quarantined:
     last_seen: str
     repeats: int
     waits_for: tuple[str | None, str] | None = None  # see Rejected.waits_for
+    names: tuple[tuple[str, str], ...] = ()  # see Rejected.names
 
     @property
     def message(self) -> bytes:
@@ -169,6 +173,13 @@ def names_any(message: Any, customer_ids: Collection[str], moment_ids: Collectio
     its texts, anywhere in it."""
     return any(text in customer_ids or moment_ref(text) in moment_ids
                for text in _texts(message))
+
+
+def names_listed(names: Iterable[tuple[str, str]], tenant: str,
+                 customer_ids: Collection[str]) -> bool:
+    """Whether the (tenant, customer id)s a source said a record names (`Rejected.names`:
+    a vendor's record writes only the vendor's own ids) include one of these of `tenant`."""
+    return any(said == tenant and customer in customer_ids for said, customer in names)
 
 
 def _texts(value: Any) -> Iterator[str]:

@@ -172,6 +172,7 @@ class Submitted:
     origin: str
     payload: bytes | None = None
     problem: str | None = None
+    names: tuple[tuple[str, str], ...] = ()  # Incoming.names
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +245,7 @@ class TenantLedger:
             if problem is None and _has_nul(item.raw if payload is None else payload, data):
                 problem = NUL_PROBLEM
             positions.append(index)
-            incoming.append(Incoming(item.raw, item.origin, payload, problem))
+            incoming.append(Incoming(item.raw, item.origin, payload, problem, item.names))
         if incoming:
             fenced = _Fence(self.store, tenant, self.write_lock)
             result = LedgerService(fenced).record(incoming)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from time import monotonic
-from typing import NamedTuple, cast
+from typing import NamedTuple, Protocol, cast
 
 from mot.domain.erasure import is_erased_customer
 from mot.domain.identity import MomentKey
@@ -49,6 +49,9 @@ class Incoming(NamedTuple):
     origin: str
     payload: bytes | None = None  # the wire JSON, when `raw` is in another format (a CSV row)
     problem: str | None = None  # set by a source that could not even map the record
+    # The (tenant, customer id)s a record that could not be mapped names, which its bytes
+    # write only as the vendor's own ids (SPEC §6: its erasure and suppression go by these).
+    names: tuple[tuple[str, str], ...] = ()
 
     @property
     def message(self) -> bytes:
@@ -171,7 +174,7 @@ class LedgerService:
                         if dropped or parse_rejects else decision.verdicts)
             rejected = in_arrival_order([
                 Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason,
-                         v.waits_for)
+                         v.waits_for, names=item.names)
                 for item, v in zip(items, verdicts, strict=True) if v.rejection is not None
             ], loaded.waiting)
             resolved, still = _settled(decision.waited)
@@ -180,7 +183,7 @@ class LedgerService:
 
         wire = [item.message for item in items]
         parse_rejects = any(isinstance(p, Rejection) for p in parsed)
-        keys, pairs, rejects = _keys(parsed, wire)
+        keys, pairs, rejects = _keys(parsed, wire, items)
         append = self.store.record(keys, plan, pairs)
         return BatchResult(list(append.verdicts), len(append.resolved))
 
@@ -271,7 +274,7 @@ class LedgerService:
                 sent = [payloads.get(entry.id, entry.message) if payloads else entry.message
                         for entry in batch]
                 parsed = [parse_message(message, now) for message in sent]
-                keys, pairs, rejects = _keys(parsed, sent)
+                keys, pairs, rejects = _keys(parsed, sent, batch)
 
                 def plan(loaded: Loaded, batch: list[Quarantined] = batch,
                          parsed: list[Message | Rejection] = parsed, now: datetime = now,
@@ -318,11 +321,12 @@ class Fix:
     kept_as: int | None
 
 
-def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes]
+def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes], sent: Sequence[HasNames]
           ) -> tuple[set[tuple[str | None, str]], set[str], dict[int, Named]]:
     """The moments (tenant, id) and the pairs (link stream id) a batch names; a rejected
     correction's moment too (whether it is erased decides its suppression); and what each
-    rejected message names (`_named_by_rejected`, by index: the suppression reads it)."""
+    rejected message names (`_named_by_rejected`, with the `names` its source gave it, by
+    index: the suppression reads it)."""
     keys: set[tuple[str | None, str]] = set()
     pairs: set[str] = set()
     rejected: dict[int, Named] = {}
@@ -333,7 +337,7 @@ def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes]
         elif kind is LinkCustomers:
             pairs.add(p.link_id)  # type: ignore[union-attr]
         elif kind is Rejection:
-            what = _named_by_rejected(message)
+            what = _named_by_rejected(message, sent[i].names)
             if what is not None:
                 rejected[i] = what
                 if what[2] is not None:
@@ -381,13 +385,24 @@ Named = tuple[str | None, tuple[tuple[str, str], ...], str | None]
 moment (`_named_by_rejected`)."""
 
 
-def _named_by_rejected(message: bytes) -> Named | None:
+class HasNames(Protocol):
+    """A message as received (`Incoming`) or kept (`Quarantined`): what its source said it
+    names besides its bytes."""
+
+    @property
+    def names(self) -> tuple[tuple[str, str], ...]: ...
+
+
+def _named_by_rejected(message: bytes, names: tuple[tuple[str, str], ...] = ()) -> Named | None:
     """What a message that failed validation names, as far as it says: its tenant (None for
     a correction without one: `said_tenant`), the (tenant, customer id) of its `customer_id`
     or of a link's `customer_ids`, and the moment id a correction (amend, retract) names
-    (`moment_ref`)."""
+    (`moment_ref`); with `names`, the customers its source said an unmapped record names
+    (its tenant theirs)."""
     import orjson
 
+    if names:
+        return names[0][0], names, None
     try:
         data = orjson.loads(message)
     except orjson.JSONDecodeError:

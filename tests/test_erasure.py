@@ -905,3 +905,77 @@ def test_erasing_an_erased_person_again_rewrites_no_table(store_url: str, tmp_pa
                            "--reason", "r").stdout)
     assert again == first
     assert files() == before
+
+
+# One unmappable record per vendor naming the erased person by the vendor's own id (contact
+# 123, WhoId, requester, author), and the same for another customer (456), which stays.
+def _unmappable_vendor_records(person: str) -> dict[str, dict[str, Any]]:
+    return {
+        "hubspot": {"id": f"9{person}", "properties": {"hs_call_direction": "INBOUND",
+                                                      "hs_timestamp": "not a time"},
+                    "associations": {"contacts": {"results": [{"id": person}]}}},
+        "salesforce": {"Id": f"00T5g00000Ab{person}", "WhoId": f"0035g00000Cd{person}AAA",
+                       "Status": "Completed", "TaskSubtype": "Call", "CreatedDate": "yesterday"},
+        "zendesk": {"id": f"7{person}", "ticket_id": 5, "score": "so-so",
+                    "requester_id": int(person)},
+        "x": {"data": {"id": f"8{person}", "author_id": person, "text": "hi",
+                       "created_at": "soon"}},
+        "mentions": {"Mention Id": f"m{person}", "Author": f"fan{person}", "Date": "someday"},
+    }
+
+
+def _vendor_customer(source: str, person: str) -> str:
+    vendor_id = {"salesforce": f"0035g00000Cd{person}AAA", "mentions": f"fan{person}"}.get(
+        source, person)
+    return f"{source}:{vendor_id}"
+
+
+def test_an_erasure_purges_and_suppresses_unmappable_vendor_records_naming_her_vendor_ids(
+        store_url: str, tmp_path: Path) -> None:
+    """A quarantined vendor record names the vendor's own id (`123`), not the customer id mot
+    makes of it (`hubspot:123`): erasing `hubspot:123` must purge it, and the same record
+    sent again must be suppressed, not quarantined (SPEC §6)."""
+    config = tmp_path / "mot.toml"
+    config.write_text('tenant = "acme"\n')
+    paths = {}
+    for source in ("hubspot", "salesforce", "zendesk", "x", "mentions"):
+        path = paths[source] = tmp_path / f"{source}.jsonl"
+        path.write_text("".join(json.dumps(_unmappable_vendor_records(p)[source]) + "\n"
+                                for p in ("123", "456")))
+        summary = json.loads(mot(store_url, "import", "--summary-json", "-q", "--from", source,
+                                 "--config", config, path).stdout)
+        assert summary["quarantined"] == 2, (source, summary)
+    assert len(json.loads(mot(store_url, "quarantine", "list").stdout)) == 10
+    for source in paths:
+        her = _vendor_customer(source, "123")
+        plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", her,
+                              "--dry-run").stdout)
+        assert plan["quarantined"] == 1, (source, plan)
+        mot(store_url, "erase", "--tenant", "acme", "--customer", her, "--reason", "r")
+    left = json.loads(mot(store_url, "quarantine", "list").stdout)
+    assert len(left) == 5 and all("123" not in e["raw"] for e in left), left
+    for source, path in paths.items():
+        summary = json.loads(mot(store_url, "import", "--summary-json", "-q", "--from", source,
+                                 "--config", config, path).stdout)
+        assert (summary["suppressed"], summary["quarantined"]) == (1, 1), (source, summary)
+    assert len(json.loads(mot(store_url, "quarantine", "list").stdout)) == 5
+
+
+def test_a_vendor_webhook_record_naming_an_erased_person_is_purged_then_suppressed(
+        store_url: str) -> None:
+    """The same over HTTP: an unmappable Salesforce webhook record naming her WhoId is
+    quarantined, purged by `POST /v1/erasures`, and answered `suppressed` when sent again."""
+    from http_support import api
+
+    record = json.dumps(_unmappable_vendor_records("123")["salesforce"])
+    with api(store_url) as client:
+        _, admin = client.services.access.create("acme", "admin", label="dpo")
+        client.tokens["acme_admin"] = admin
+        sent = client.post("acme", record, path="/v1/webhooks/salesforce").json()
+        assert [i["outcome"] for i in sent["items"]] == ["quarantined"]
+        body = {"customer_id": _vendor_customer("salesforce", "123"), "reason": "r"}
+        done = client.post("acme_admin", json.dumps(body), path="/v1/erasures", headers=JSON)
+        assert done.status_code == 200, done.text
+        again = client.post("acme", record, path="/v1/webhooks/salesforce").json()
+        assert [i["outcome"] for i in again["items"]] == ["suppressed"]
+    assert json.loads(mot(store_url, "quarantine", "list").stdout) == []

@@ -94,7 +94,7 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
             raise TooManyItems(ingest.limits.max_items)
         submitted = [
             Submitted(item.raw, None if item.payload is None else orjson.loads(item.payload),
-                      item.origin, item.payload, item.problem)
+                      item.origin, item.payload, item.problem, item.names)
             for item in incoming
         ]
         size = ingest.limits.chunk

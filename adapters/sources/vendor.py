@@ -133,19 +133,33 @@ def map_record(source: VendorSource, record: dict[str, Any], config: VendorConfi
         return []
     except Unmappable as error:
         stats.unmappable += 1
-        return [Incoming(raw, origin, problem=f"{source.name}: {error.reason}")]
+        return [Incoming(raw, origin, None, f"{source.name}: {error.reason}",
+                         _named(source, record, config))]
     except MAPPING_ERRORS as error:
         # A value of a shape the mapping did not expect: keep the record, say what broke.
         stats.unmappable += 1
-        return [Incoming(raw, origin, problem=_broke(source, error))]
+        return [Incoming(raw, origin, None, _broke(source, error), _named(source, record, config))]
     try:
         encoded = [orjson.dumps(message) for message in messages if _exact(message, "")]
     except _Inexact as error:
         stats.unmappable += 1
-        return [Incoming(raw, origin, problem=f"{source.name}: {error}")]
+        return [Incoming(raw, origin, None, f"{source.name}: {error}",
+                         _named(source, record, config))]
     stats.messages += len(messages)
     stats.links += sum(1 for message in messages if message.get("type") == "link")
     return [Incoming(raw, origin, message) for message in encoded]
+
+
+def _named(source: VendorSource, record: dict[str, Any], config: VendorConfig
+           ) -> tuple[tuple[str, str], ...]:
+    """The (tenant, customer id)s an unmapped record names (`VendorSource.customers`): the
+    quarantine keeps only the vendor's own ids, and the erasure of one purges it by these."""
+    try:
+        found = source.customers(record, config)
+    except MAPPING_ERRORS:  # a shape even this reading did not expect: it names none it can tell
+        return ()
+    tenant = config[source.name].tenant
+    return tuple((tenant, customer) for customer in found)
 
 
 class _Inexact(ValueError):

@@ -35,12 +35,12 @@ import orjson
 from mot.adapters.stores import scratch_folders
 from mot.adapters.stores.alert_outbox import erase_from_alerts
 from mot.adapters.stores.codec import to_row
-from mot.adapters.stores.ledger import SqlLedger
+from mot.adapters.stores.ledger import SqlLedger, names_of
 from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
-from mot.domain.quarantine import names_any, of_tenant
+from mot.domain.quarantine import names_any, names_listed, of_tenant
 from mot.domain.timefmt import format_utc
 from mot.service.erasure import ErasurePlan, ErasureRefused, Receipt
 
@@ -176,9 +176,10 @@ class SqlErasures:
         named = {m.lower() for m in moments if m}
         if not customers and not named:
             return []
-        return [int(qid) for qid, raw, payload in tx.query(
-                "SELECT id, raw, payload FROM quarantine")
-                if _names(bytes(payload) if payload is not None else bytes(raw), tenant,
+        return [int(qid) for qid, raw, payload, names in tx.query(
+                "SELECT id, raw, payload, names FROM quarantine")
+                if names_listed(names_of(names), tenant, customers)
+                or _names(bytes(payload) if payload is not None else bytes(raw), tenant,
                           customers, named)]
 
     def _receipt_digest(self, tenant: str, ids: Sequence[str]) -> str:

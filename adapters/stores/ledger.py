@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     last_seen TEXT NOT NULL,
     repeats INTEGER NOT NULL,
     waits_for TEXT,
-    waits_tenant TEXT
+    waits_tenant TEXT,
+    names TEXT
 )"""
 
 # A correction rejected only because its moment is not recorded waits for it (SPEC §2):
@@ -54,6 +55,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
 WAITING_DDL = ("CREATE INDEX IF NOT EXISTS quarantine_waiting ON quarantine (waits_for)"
                " WHERE waits_for IS NOT NULL")
 WAITING_COLUMNS = ("waits_for", "waits_tenant")
+# Schema 14: the (tenant, customer id)s a vendor's record the quarantine keeps names, as JSON
+# (`Rejected.names`); NULL for a message whose bytes say whom it names.
+NAMES_COLUMN = "names"
 
 # A rebuild asks of each event whether a later event of its moment exists. Only
 # amendments and retractions are later events (about 1% of them): this index holds
@@ -79,7 +83,7 @@ LINKS_OPENED = 2048  # link events opened at once by a rebuild's read of them (t
 
 QUARANTINE_COLUMNS = (
     "id, raw, payload, origin, last_origin, field, reason, first_seen, last_seen, repeats,"
-    " waits_for, waits_tenant"
+    " waits_for, waits_tenant, names"
 )
 
 
@@ -92,6 +96,7 @@ class SqlLedger:
             with backend.write("schema") as tx:
                 tx.execute(backend.ddl(QUARANTINE_DDL))
                 self._add_waiting(tx)
+                _add_names(tx)
                 tx.execute(CORRECTIONS_DDL)
                 tx.execute(TENANTS_DDL)
                 tx.execute(backend.ddl(UPGRADES_DDL))
@@ -162,16 +167,17 @@ class SqlLedger:
             if append.rejected:
                 tx.executemany(
                     "INSERT INTO quarantine (digest, raw, payload, origin, last_origin, field,"
-                    " reason, first_seen, last_seen, repeats, waits_for, waits_tenant)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,1,?,?)"
+                    " reason, first_seen, last_seen, repeats, waits_for, waits_tenant, names)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?)"
                     " ON CONFLICT (digest) DO UPDATE SET repeats = quarantine.repeats + 1,"
                     " last_seen = excluded.last_seen, last_origin = excluded.last_origin,"
                     " field = excluded.field, reason = excluded.reason,"
-                    " waits_for = excluded.waits_for, waits_tenant = excluded.waits_tenant",
+                    " waits_for = excluded.waits_for, waits_tenant = excluded.waits_tenant,"
+                    " names = excluded.names",
                     [
                         (r.digest, r.raw, r.payload,
                          r.origin, r.origin, r.field, r.reason, now, now,
-                         *_waits_columns(r.waits_for))
+                         *_waits_columns(r.waits_for), names_column(r.names))
                         for r in append.rejected
                     ],
                 )
@@ -637,12 +643,35 @@ def _quarantined(row: Sequence[Any]) -> Quarantined:
     from mot.domain.quarantine import Quarantined
 
     (qid, raw, payload, origin, last_origin, field, reason, first, last, repeats,
-     waits_for, waits_tenant) = row
+     waits_for, waits_tenant, names) = row
     return Quarantined(
         int(qid), bytes(raw), None if payload is None else bytes(payload), origin, last_origin,
         field, reason, first, last, int(repeats),
-        None if waits_for is None else (waits_tenant, str(waits_for)),
+        None if waits_for is None else (waits_tenant, str(waits_for)), names_of(names),
     )
+
+
+def _add_names(tx: Any) -> None:
+    """Schema 14: a store from before gains the quarantine's `names` (its entries name none:
+    a vendor's record kept before is purged by the ids its bytes hold)."""
+    from mot.adapters.stores.projection_tables import column_names
+
+    if NAMES_COLUMN not in column_names(tx, "quarantine"):
+        tx.execute(f"ALTER TABLE quarantine ADD COLUMN {NAMES_COLUMN} TEXT")
+
+
+def names_column(names: tuple[tuple[str, str], ...]) -> str | None:
+    """The quarantine's `names` of a rejected message (NULL when its source gave none)."""
+    import orjson
+
+    return orjson.dumps(names).decode() if names else None
+
+
+def names_of(column: str | None) -> tuple[tuple[str, str], ...]:
+    """`names_column` read back."""
+    import orjson
+
+    return () if column is None else tuple((str(t), str(c)) for t, c in orjson.loads(column))
 
 
 def _waits_columns(waits: tuple[str | None, str] | None) -> tuple[str | None, str | None]:

@@ -71,6 +71,10 @@ class VendorSource:
     formats: tuple[str, ...]
     records: Callable[[Any], list[Record]]
     map: Callable[[Record, VendorConfig], list[Wire]]
+    # The customer ids a record names (its contact, requester, author...) as its mapping
+    # writes them, whether or not it maps: what a quarantined record is erased and
+    # suppressed by (SPEC §6), as it holds only the vendor's own ids.
+    customers: Callable[[Record, VendorConfig], list[str]]
 
 
 # --- reading values out of records --------------------------------------------------------------
@@ -270,6 +274,11 @@ def _email_id(folded: str) -> str | None:
     if _ADDRESS.fullmatch(folded) is None:
         return None
     return EMAIL_PREFIX + hashlib.sha256(folded.encode()).hexdigest()
+
+
+def customer_ids(settings: VendorSettings, vendor_ids: Iterable[Any]) -> list[str]:
+    """The customer ids of these vendor ids (each once; absent and empty ones left out)."""
+    return [settings.customer(found) for found in dict.fromkeys(map(text, vendor_ids)) if found]
 
 
 def link(settings: VendorSettings, a: str, b: str, occurred_at: str, reason: str) -> list[Wire]:

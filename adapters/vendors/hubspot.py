@@ -43,6 +43,7 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    customer_ids,
     email_link,
     links_to,
     moment,
@@ -107,6 +108,24 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
         return [retraction(settings.tenant, SYSTEM, f"{object_type}:{object_id}",
                            f"{object_type} {object_id} was archived (deleted) in HubSpot")]
     return _engagement(object_type, object_id, properties, record, settings)
+
+
+def customers(record: Record, config: VendorConfig) -> list[str]:
+    """The contacts a record names: an engagement's associated ones, a contact record itself
+    and those merged into it, a contact webhook event's contacts."""
+    properties = obj(record.get("properties"))
+    props = Fields(properties)
+    found: list[Any] = _contacts(record, props)
+    if "subscriptionType" in record:
+        if ((text(record.get("subscriptionType")) or "").startswith("contact.")
+                or text(record.get("objectTypeId")) == CONTACT_TYPE_ID):
+            merged = record.get("mergedObjectIds")
+            found += [record.get("objectId"), record.get("primaryObjectId"),
+                      record.get("newObjectId"), *(merged if isinstance(merged, list) else [])]
+    elif _is_contact(record, properties):
+        found += [record.get("id") or props.get("hs_object_id"),
+                  *_listed(props.get("hs_merged_object_ids"))]
+    return customer_ids(config[SYSTEM], found)
 
 
 def _is_contact(record: Record, properties: dict[str, Any]) -> bool:
@@ -349,4 +368,5 @@ SOURCE: Final = VendorSource(
     formats=("jsonl",),
     records=records,
     map=map_record,
+    customers=customers,
 )

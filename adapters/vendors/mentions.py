@@ -43,6 +43,7 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    customer_ids,
     handle_id,
     link,
     moment,
@@ -128,6 +129,16 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     ), *handle]
 
 
+def customers(record: Record, config: VendorConfig) -> list[str]:
+    """The author a mention names, and the id of their X handle when it may be one."""
+    settings = config[SYSTEM]
+    author = text(Fields(record).get(*settings.columns["author"]))
+    if author is None:
+        return []
+    handle = [handle_id(config["x"], author)] if X_HANDLE.fullmatch(author) else []
+    return [*customer_ids(settings, [author]), *handle]
+
+
 def _sentiment(value: Any, settings: VendorSettings, identity: str) -> float | None:
     cell = text(value)
     if cell is None:
@@ -173,4 +184,5 @@ SOURCE: Final = VendorSource(
     formats=("csv", "jsonl"),
     records=records,
     map=map_record,
+    customers=customers,
 )

@@ -39,6 +39,7 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    customer_ids,
     email_link,
     flag,
     link,
@@ -125,6 +126,18 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
         }),
     ), *email_link(settings, customer, obj(record.get("Who")).get("Email") or fields.get("Who.Email"),
                    occurred_at, f"same email address in Salesforce ({where}, WhoId {id18(who)})")]
+
+
+def customers(record: Record, config: VendorConfig) -> list[str]:
+    """The contacts and leads a record names: a Task's or Event's WhoId, a Lead or Contact
+    record itself, the one it was merged into or converted to."""
+    fields = Fields(record)
+    found = [fields.get("WhoId"), fields.get("MasterRecordId"), fields.get("ConvertedContactId")]
+    record_id = text(fields.get("Id"))
+    if record_id is not None and (text(obj(record.get("attributes")).get("type"))
+                                  or KEY_PREFIXES.get(record_id[:3])) in PEOPLE:
+        found.append(record_id)
+    return customer_ids(config[SYSTEM], [id18(t) for f in found if (t := text(f)) is not None])
 
 
 def _person_links(object_type: str, record_id: str, fields: Fields, settings: VendorSettings) -> list[Wire]:
@@ -247,4 +260,5 @@ SOURCE: Final = VendorSource(
     formats=("csv", "jsonl"),
     records=records,
     map=map_record,
+    customers=customers,
 )

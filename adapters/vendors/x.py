@@ -35,6 +35,7 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    customer_ids,
     handle_id,
     link,
     moment,
@@ -138,6 +139,20 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
     ), *handle]
 
 
+def customers(record: Record, config: VendorConfig) -> list[str]:
+    """The accounts a post names other than the brand's: its author, the one it replies to,
+    the authors of the posts it references, and the handles' ids of those in includes.users."""
+    settings = config[SYSTEM]
+    tweet = record["data"] if isinstance(record.get("data"), dict) else record
+    includes = obj(record.get("includes")) if tweet is not record else {}
+    named = {text(v) for v in (tweet.get("author_id"), tweet.get("in_reply_to_user_id"),
+                               *(t.get("author_id") for t in objects(includes.get("tweets"))))}
+    named -= {None, *(i for i in named if i is not None and settings.has("accounts", i))}
+    handles = [handle_id(settings, name) for u in objects(includes.get("users"))
+               if text(u.get("id")) in named and (name := text(u.get("username")))]
+    return [*customer_ids(settings, sorted(i for i in named if i is not None)), *handles]
+
+
 def _handle_link(settings: VendorSettings, user_id: str, users: dict[str | None, Any]
                  ) -> list[Wire]:
     """The customer's account linked to its handle's id, when includes.users gives its username."""
@@ -237,4 +252,5 @@ SOURCE: Final = VendorSource(
     formats=("jsonl",),
     records=records,
     map=map_record,
+    customers=customers,
 )

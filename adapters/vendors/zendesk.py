@@ -49,6 +49,7 @@ from mot.adapters.vendors.base import (
     VendorSource,
     Wire,
     compact,
+    customer_ids,
     email_link,
     handle_id,
     link,
@@ -151,6 +152,31 @@ def map_record(record: Record, config: VendorConfig) -> list[Wire]:
         return _user_merged(record, settings)
     raise Unmappable("neither a ticket audit (`ticket_id`, `events`), a satisfaction rating "
                      "(`score`, `ticket_id`), users or identities, nor a user.merged event")
+
+
+def customers(record: Record, config: VendorConfig) -> list[str]:
+    """The end-users a record names: a ticket's requester and its comments' authors (other
+    than known agents and Zendesk itself), a rating's requester, users and identities, a
+    user.merged event's two users."""
+    settings = config[SYSTEM]
+    audit = obj(record.get("audit")) or record
+    ticket = obj(record.get("ticket"))
+    users = objects(record.get("users"))
+    events = objects(audit.get("events"))
+    found = [ticket.get("requester_id"), record.get("requester_id"),
+             *(e.get("value") for e in events
+               if e.get("type") == "Create" and e.get("field_name") == "requester_id"),
+             *(e.get("author_id") or audit.get("author_id") for e in events
+               if e.get("type") in COMMENT_EVENTS),
+             *(u.get("id") for u in users),
+             *(i.get("user_id") for i in objects(record.get("identities")))]
+    if record.get("type") == USER_MERGED:
+        subject = text(record.get("subject")) or ""
+        found += [obj(record.get("detail")).get("id"), subject.removeprefix("zen:user:"),
+                  *(v for k, v in obj(record.get("event")).items() if k.endswith("user_id"))]
+    staff = {text(u.get("id")) for u in users if (text(u.get("role")) or "").lower() in AGENT_ROLES}
+    return customer_ids(settings, [f for f in found if (t := text(f)) is not None and t != "-1"
+                                   and t not in staff and not settings.has("agents", t)])
 
 
 def _user_merged(event: Record, settings: VendorSettings) -> list[Wire]:
@@ -354,4 +380,5 @@ SOURCE: Final = VendorSource(
     formats=("jsonl",),
     records=records,
     map=map_record,
+    customers=customers,
 )
