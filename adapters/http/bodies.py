@@ -203,6 +203,9 @@ def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array
             _, stop = _SCANNER.raw_decode(text, at)
         except ValueError as error:
             raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
+        except RecursionError:  # the scanner recurses a level at a time (orjson stops at 1,024)
+            raise MalformedBody(f"item {len(spans) // 2}: not valid JSON (nested too deeply);"
+                                " nothing was recorded") from None
         element = body[offset + at:offset + stop] if ascii_only else text[at:stop].encode()
         byte_stop = byte_at + len(element)
         _add(element, byte_at, f"item {len(spans) // 2}", spans, first, keep, max_items)
