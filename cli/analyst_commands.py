@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,9 @@ from mot.cli.context import State, pass_state
 from mot.cli.progress import Progress
 from mot.cli.projection_commands import Timestamp
 from mot.wording import counted
+
+if TYPE_CHECKING:
+    from mot.service.export import Exporter
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 
@@ -40,18 +44,31 @@ def export(obj: State, fmt: str, out: Path, tenant: str | None, as_of: datetime 
     # The Arrow libraries load while the store opens (on PostgreSQL, connections and
     # round trips that leave the CPU idle).
     arrow = _ArrowLoad(obj.store) if fmt == "parquet" else None
+    if arrow is not None and no_refresh and as_of is None:
+        # Only reads of the tables as they are: on PostgreSQL, by the ADBC driver alone.
+        from mot.bootstrap import arrow_exporter
+
+        with arrow_exporter(obj.store) as exporter:
+            if exporter is not None:
+                arrow.wait()
+                _export(exporter, out, fmt, tenant, as_of, quiet)
+                return
     services = obj.services
     if arrow is not None:
         arrow.wait()
     if not no_refresh:
         services.projections.project()
+    _export(services.exporter, out, fmt, tenant, as_of, quiet)
+
+
+def _export(exporter: Exporter, out: Path, fmt: str, tenant: str | None,
+            as_of: datetime | None, quiet: bool) -> None:
     progress = Progress("export", quiet=quiet)
 
     def report(table: str, rows: int) -> None:
         progress.update(f"{table} {counted(rows, 'row')}", count=rows)
 
-    written = services.exporter.export(
-        out, fmt, tenant=tenant, as_of=as_of, progress=report)
+    written = exporter.export(out, fmt, tenant=tenant, as_of=as_of, progress=report)
     progress.finish()
     for item in written:
         click.echo(f"{item.path}  {counted(item.rows, 'row')}")

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from mot.service.timeline import Timelines
     from mot.service.verify import Scratch, Verifier
 
-__all__ = ["DEFAULT_STORE", "Services", "connect", "open_store", "redacted", "store_url"]
+__all__ = ["DEFAULT_STORE", "Services", "arrow_exporter", "connect", "open_store", "redacted",
+           "store_url"]
 
 DEFAULT_STORE = "./mot.db"
 
@@ -345,6 +346,33 @@ def _forget_keys(ledger: SqlLedger) -> None:
     """Drops the data keys `ledger` opened sealed moments with (it keeps none if it does not seal)."""
     if ledger.sealed():
         ledger.sealing.keystore.forget()
+
+
+@contextmanager
+def arrow_exporter(url: str | None = None) -> Iterator[Exporter | None]:
+    """An exporter of the live tables as Arrow pages (`mot export --format parquet
+    --no-refresh`) that reads a PostgreSQL store through the ADBC driver alone, without
+    opening the store whole; None for a store it does not read so: a SQLite file (its
+    Arrow reads hold a read transaction of the store's own connection: `SqlTableReader`),
+    a store at another schema version, or none there at all (opening it whole sets it up
+    or says why)."""
+    url = store_url(url)
+    if not url.startswith(("postgresql://", "postgres://")):
+        yield None
+        return
+    from mot.adapters.stores.sql import SCHEMA_VERSION
+    from mot.adapters.stores.table_reads import PostgresArrowReader
+    from mot.adapters.stores.urls import libpq_uri, postgres_server
+    from mot.service.export import Exporter
+
+    reader = PostgresArrowReader(libpq_uri(*postgres_server(url)))
+    try:
+        if reader.schema_version() == SCHEMA_VERSION:
+            yield Exporter(reader, None, partial(scratch_folders.owned, "mot-export-"))
+        else:
+            yield None
+    finally:
+        reader.close()
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
-from mot.domain.timefmt import to_micros
+from mot.domain.timefmt import to_micros, utc_now
 from mot.projections.lapsing import is_lapsed
 from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS, Field, MomentField
 from mot.service.queries import PROJECTION_NAMES, Query, QueryService
@@ -349,10 +349,13 @@ class ExportStopped(Exception):
 class Exporter:
     """Writes each table of a store to a directory, in one format."""
 
-    def __init__(self, tables: TableReader, queries: QueryService,
+    def __init__(self, tables: TableReader, queries: QueryService | None,
                  scratch: ScratchFolder) -> None:
         self.tables = tables
+        # None: live exports only, read from the tables as they are (an --as-of export
+        # folds the projections with the query service).
         self.queries = queries
+        self.clock = queries.clock if queries is not None else utc_now
         # Where an --as-of export sorts a table (its rows hold personal fields): the
         # composition root's folders are marked with their owner, so that an export killed
         # with SIGKILL leaves none that an erasure does not remove (SPEC 6).
@@ -442,12 +445,16 @@ class Exporter:
                 return [[orjson.dumps(r[name]).decode() if name in lists else r.get(name)
                          for r in chunk] for name in names]
 
+            queries = self.queries
+            if queries is None:
+                raise ValueError("an --as-of export needs the query service")
+
             def folded() -> Iterator[list[Any]]:
                 # Folded a read of persons at a time and written a page at a time: memory
                 # holds a page and a read, not the whole answer.
                 chunk: list[dict[str, Any]] = []
-                for records in self.queries.as_of_pages(Query(table, tenant=tenant,
-                                                              as_of=as_of)):
+                for records in queries.as_of_pages(Query(table, tenant=tenant,
+                                                         as_of=as_of)):
                     chunk.extend(records)
                     while len(chunk) >= PAGE_ROWS:
                         yield as_columns(chunk[:PAGE_ROWS])
@@ -506,7 +513,7 @@ class Exporter:
             return moments
         output = PROJECTIONS[table].output
         at = {name: i for i, name in enumerate(source)}
-        as_of_us = to_micros(as_of or self.queries.clock())
+        as_of_us = to_micros(as_of or self.clock())
 
         def finish(page: list[Any]) -> list[Any]:
             out: list[Any] = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,41 @@ def test_parquet_read_back_with_duckdb_equals_mot_query(
     for r in query(store_url, "relationships", "--tenant", "acme"):
         expected_stages[r["stage"]] = expected_stages.get(r["stage"], 0) + 1
     assert stages == sorted(expected_stages.items())
+
+
+def test_a_parquet_export_without_refresh_reads_the_tables_alone_and_writes_the_same_rows(
+    store_url: str, golden_path: Path, tmp_path: Path
+) -> None:
+    """`--no-refresh`: on PostgreSQL the tables are read by the ADBC driver alone, the store
+    not opened whole (psycopg and eventsourcing are not even imported); the files hold the
+    same rows in the same order as an export of the store opened whole, a tenant's too."""
+    mot(store_url, "import", "-q", golden_path)
+    for options in ([], ["--tenant", "acme"]):
+        whole, alone = tmp_path / f"whole{len(options)}", tmp_path / f"alone{len(options)}"
+        # Each in a process of its own, as `mot` runs: the first refreshes, so it opens the
+        # store whole.
+        for out, refresh, loaded in ((whole, [], ["eventsourcing", "psycopg"]),
+                                     (alone, ["--no-refresh"], [])):
+            run = subprocess.run([sys.executable, "-c", EXPORT, store_url, str(out), *refresh,
+                                  *options], capture_output=True, text=True, check=True)
+            if store_url.startswith("postgresql://"):  # a SQLite file is opened whole
+                assert json.loads(run.stdout.splitlines()[-1]) == loaded, refresh
+        for name in ("moments", *NAMES):
+            expected, expected_types = duckdb_rows(whole / f"{name}.parquet")
+            rows, types = duckdb_rows(alone / f"{name}.parquet")
+            assert rows == expected and types == expected_types, (name, options)
+            assert rows or (name in ("listening", "teams") and options), (name, options)
+            if options:
+                assert {r["tenant"] for r in rows} <= {"acme"}, name
+
+
+EXPORT = """
+import json, sys
+from mot.cli.main import cli
+cli.main(["--store", sys.argv[1], "export", "--format", "parquet", "--out", sys.argv[2], "-q",
+          *sys.argv[3:]], prog_name="mot", standalone_mode=False)
+print(json.dumps(sorted(m for m in sys.modules if m in ("eventsourcing", "psycopg"))))
+"""
 
 
 def test_csv_and_jsonl_hold_the_query_rows_and_tenant_and_as_of_filter(

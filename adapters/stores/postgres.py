@@ -16,8 +16,7 @@ import struct
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
-from urllib.parse import parse_qs, quote, unquote, urlparse
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -25,7 +24,7 @@ from psycopg.rows import tuple_row
 
 from mot.adapters.stores.codec import StoredRow
 from mot.adapters.stores.sql import LOCK_SLICE_S, SqlBackend, Tx, chunks
-from mot.adapters.stores.urls import redacted
+from mot.adapters.stores.urls import Server, libpq_uri, postgres_server, redacted
 from mot.service.ports import StoreNotFound, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -52,16 +51,7 @@ class PostgresBackend(SqlBackend):
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
-        parsed = urlparse(url)
-        query = parse_qs(parsed.query)
-        self.schema = query.get("schema", ["public"])[0]
-        server = Server(
-            dbname=unquote(parsed.path.lstrip("/")) or "postgres",
-            host=parsed.hostname or "127.0.0.1",
-            port=parsed.port or 5432,
-            user=unquote(parsed.username or "postgres"),
-            password=unquote(parsed.password or query.get("password", [""])[0]),
-        )
+        server, self.schema = postgres_server(url)
         # One direct connection first: the pool below retries a server it cannot reach
         # for its whole timeout and then says only that it got no connection, where
         # the driver says at once why (refused, no such database, no such role).
@@ -94,10 +84,7 @@ class PostgresBackend(SqlBackend):
             self.recorder.create_table()
 
     def server_uri(self) -> str | None:
-        s = self._server
-        return (f"postgresql://{quote(str(s['user']), safe='')}:{quote(str(s['password']), safe='')}"
-                f"@{s['host']}:{s['port']}/{quote(str(s['dbname']), safe='')}"
-                f"?options={quote(f'-csearch_path={self.schema}', safe='')}")
+        return libpq_uri(self._server, self.schema)
 
     def schema_lock(self) -> AbstractContextManager[None]:
         # PostgreSQL refuses concurrent CREATE ... IF NOT EXISTS of the same catalog
@@ -433,16 +420,6 @@ def copy_binary(rows: Sequence[StoredRow]) -> bytes:
 
 _JSON_CASTS = {"text": "", "real": "::double precision", "bigint": "::bigint", "int": "::integer"}
 CONNECT_TIMEOUT_S = 2  # the least libpq and psycopg accept
-
-
-class Server(TypedDict):
-    """Where a PostgreSQL store's database is, and who connects to it."""
-
-    dbname: str
-    host: str
-    port: int
-    user: str
-    password: str
 
 
 def _holds_a_store(server: Server, schema: str, shown: str) -> bool:

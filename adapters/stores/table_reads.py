@@ -80,22 +80,10 @@ class SqlTableReader:
 
     def pages(self, read: TableRead) -> Iterator[list[Any]]:
         backend = self.backend
-        where: list[str] = []
-        params: list[Any] = []
-        if read.tenant is not None:
-            where.append("tenant = ?")
-            params.append(read.tenant)
-        if read.occurred_until_us is not None:
-            where.append("occurred_us <= ?")
-            params.append(read.occurred_until_us)
-        collate = backend.byte_order if read.byte_order else ""
-        order = ", ".join(f"{c}{collate}" if stored_type(read.table, c) == "text" else c
-                          for c in read.order)
+        params = _params(read)
 
         def statement(selected: Sequence[str]) -> str:
-            return (f"SELECT {', '.join(selected)} FROM {read.table}"
-                    + (f" WHERE {' AND '.join(where)}" if where else "")
-                    + (f" ORDER BY {order}" if order else ""))
+            return _statement(read, selected, backend.byte_order)
 
         sqlite_file = backend.local_file() if read.arrow and self.arrow_here else None
         if sqlite_file is not None:
@@ -107,12 +95,8 @@ class SqlTableReader:
             return
         server = backend.server_uri() if read.arrow else None
         if server is not None:
-            # 32-bit integers as 64-bit ones, the exported type, by the server.
-            selected = [_PG_MICROS.format(c=c) if c in read.micros
-                        else f"{c}::bigint AS {c}" if stored_type(read.table, c) == "int"
-                        else c for c in read.columns]
-            yield from _arrow_postgres(self.adbc.database("postgresql", server), read,
-                                       statement(selected), params)
+            yield from _postgres_pages(self.adbc.database("postgresql", server), read,
+                                       backend.byte_order)
             return
         if read.micros:
             raise ValueError("times as microseconds are read as Arrow only")
@@ -154,6 +138,69 @@ class SqlTableReader:
             read = TableRead(table, tuple(keys), page_rows=GROUP_PAGE_ROWS, arrow=True)
             return _counted(_arrow_stream(self.adbc.database("sqlite", sqlite_file), read,
                                           selected, params), len(keys))
+
+
+class PostgresArrowReader:
+    """Implements `TableReader` for Arrow reads of a PostgreSQL store through the ADBC
+    driver alone, without the store's own driver and pool: what `mot export --format
+    parquet --no-refresh` reads. Opening the store whole (psycopg's import, its pool's,
+    a connection to check for the store and its schema) was a third of the export's CPU
+    at 100,000 moments (bench/NOTES.md)."""
+
+    def __init__(self, server_uri: str) -> None:
+        self.server = server_uri
+        self.adbc = _AdbcStores()
+
+    def schema_version(self) -> int | None:
+        """The store's schema version; None when the database holds no mot store at that
+        schema (or cannot be read: the whole store's opening says why)."""
+        import pyarrow as pa
+
+        try:
+            batches = list(_adbc_batches(self.adbc.database("postgresql", self.server),
+                                         "SELECT MAX(version)::bigint FROM mot_schema", (), {}))
+        except Exception:  # no such database, role, schema or table; no server
+            return None
+        found = pa.Table.from_batches(batches).column(0).to_pylist() if batches else []
+        return int(found[0]) if found and found[0] is not None else None
+
+    def pages(self, read: TableRead) -> Iterator[list[Any]]:
+        if not read.arrow or read.byte_order:  # the export's reads: Arrow, in stored order
+            raise ValueError("the ADBC reader reads Arrow pages in the tables' order only")
+        yield from _postgres_pages(self.adbc.database("postgresql", self.server), read, "")
+
+    def close(self) -> None:
+        self.adbc.close()
+
+
+def _params(read: TableRead) -> list[Any]:
+    """The values of `_statement`'s placeholders, in order."""
+    return [v for v in (read.tenant, read.occurred_until_us) if v is not None]
+
+
+def _statement(read: TableRead, selected: Sequence[str], byte_order: str) -> str:
+    """The SELECT of a whole-table read: `selected` of the table, of the tenant and the
+    moments up to the time the read asks for, in its order."""
+    where = [condition for condition, value in (("tenant = ?", read.tenant),
+                                                ("occurred_us <= ?", read.occurred_until_us))
+             if value is not None]
+    collate = byte_order if read.byte_order else ""
+    order = ", ".join(f"{c}{collate}" if stored_type(read.table, c) == "text" else c
+                      for c in read.order)
+    return (f"SELECT {', '.join(selected)} FROM {read.table}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + (f" ORDER BY {order}" if order else ""))
+
+
+def _postgres_pages(database: _Database, read: TableRead, byte_order: str
+                    ) -> Iterator[list[Any]]:
+    """A whole-table read of a PostgreSQL store as Arrow pages (`_arrow_postgres`)."""
+    # 32-bit integers as 64-bit ones, the exported type, by the server.
+    selected = [_PG_MICROS.format(c=c) if c in read.micros
+                else f"{c}::bigint AS {c}" if stored_type(read.table, c) == "int"
+                else c for c in read.columns]
+    yield from _arrow_postgres(database, read, _statement(read, selected, byte_order),
+                               _params(read))
 
 
 def _shared_texts(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
