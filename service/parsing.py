@@ -25,7 +25,7 @@ import orjson
 from mot.domain.events import EncodedMoment
 from mot.domain.messages import Message, RecordMoment, Rejection, parse_message
 from mot.domain.personal import sealable
-from mot.service.workers import OrderedPool, usable_cpus
+from mot.service.workers import OrderedPool, steady_heap, usable_cpus
 
 Parsed = Message | Rejection
 Compact = tuple[str, str, bytes] | tuple[str, str, bytes, bytes, str] | Message | Rejection
@@ -148,6 +148,7 @@ class ParsePool:
             workers,
             "a validation worker process stopped unexpectedly (killed, or out of memory); "
             "what was committed stays, and running the import again records the rest",
+            initializer=steady_heap,
         )
 
     def map(

@@ -146,6 +146,26 @@ def _exit_if_orphaned() -> None:
         os._exit(70)
 
 
+# glibc's mallopt parameter: how much more than asked the heap grows by, and keeps when trimmed.
+M_TOP_PAD = -2
+PARSE_HEAP_PAD = 16 << 20
+
+
+def steady_heap(pad: int = PARSE_HEAP_PAD) -> None:
+    """A worker's initializer: its heap grows by `pad` beyond what it asks for and keeps that
+    much when trimmed. A parse worker's heap grows for each batch and glibc trims it back after
+    (the default pad is 128 kB), so each batch touched fresh pages again: the kernel's faults and
+    zeroing were half the worker's system time (bench/NOTES.md). Not glibc (no `mallopt`): as is."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt(M_TOP_PAD, pad)
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
