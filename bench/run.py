@@ -286,7 +286,7 @@ def series(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, d
     return out
 
 
-def scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def scaling(rows: list[dict[str, Any]], cpus: int | None = None) -> list[dict[str, Any]]:
     """Per series: rate and peak RSS at the largest N against the size below it, and why a
     verdict that fails fails (as far as the notes or the load average say)."""
     notes = scaling_notes()
@@ -306,7 +306,7 @@ def scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "rate_ratio": rate_ratio, "rate_ok": rate_ratio >= 1 - SCALE_TOLERANCE,
             "rss_ratio": rss_ratio, "rss_ok": None if rss_ratio is None else rss_ratio <= RSS_FACTOR,
         }
-        verdict["why"] = explain(verdict, notes, big.get("loadavg"), before.get("loadavg"))
+        verdict["why"] = explain(verdict, notes, big.get("loadavg"), before.get("loadavg"), cpus)
         verdicts.append(verdict)
     return verdicts
 
@@ -323,9 +323,9 @@ def scaling_notes() -> list[dict[str, str]]:
 
 
 def explain(verdict: dict[str, Any], notes: list[dict[str, str]], load: Any,
-            load_before: Any) -> str:
-    """Why a failing verdict fails: the notes that match it, and the load average of the two
-    runs when the larger one ran on a machine at least a third busier (or quieter)."""
+            load_before: Any, cpus: int | None = None) -> str:
+    """Why a failing verdict fails: the notes that match it ("not explained yet" when none
+    does), and the load average of the two runs when it may have made their rates differ."""
     failed = {what for what, ok in (("rate", verdict["rate_ok"]), ("rss", verdict["rss_ok"]))
               if ok is False}
     if not failed:
@@ -334,12 +334,19 @@ def explain(verdict: dict[str, Any], notes: list[dict[str, str]], load: Any,
             if verdict["case"].startswith(note["case"])
             and note.get("store", verdict["store"]) == verdict["store"]
             and note.get("what", "rate") in failed]
+    if not said:
+        said.append("**not explained yet**")
     if "rate" in failed and load and load_before:
         now, then = load[0], load_before[0]
-        if max(now, then) > 1.33 * max(min(now, then), 0.01):
-            said.append(f"load average {now:.1f} at {verdict['n']:,} against {then:.1f} at "
-                        f"{verdict['n_before']:,}: the two rates are not comparable")
-    return " ".join(said) if said else "**not explained yet**"
+        busier = max(now, then)
+        # The 1-minute average before a bench is mostly the bench before it (and then this
+        # one's own processes): only above the CPU count did other work take CPU time from
+        # one of the two runs. A load caveat is never the explanation itself.
+        if busier > (cpus or os.cpu_count() or 1) and busier > 1.33 * max(min(now, then), 0.01):
+            said.append(f"(load average {now:.1f} at {verdict['n']:,} against {then:.1f} at "
+                        f"{verdict['n_before']:,} on {cpus or os.cpu_count()} CPUs: the rates "
+                        "may not be comparable)")
+    return " ".join(said)
 
 
 # -- charts ---------------------------------------------------------------------------------
@@ -549,7 +556,7 @@ def write(data: dict[str, Any], folder: Path, started: float, *, draw: bool = Tr
     data["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     data["sizes"] = sorted({r["n"] for r in data["runs"]})
     data["rows"] = [row for run in data["runs"] for row in run["rows"]]
-    data["scaling"] = scaling(data["rows"])
+    data["scaling"] = scaling(data["rows"], data["machine"].get("cpus"))
     (folder / "results.json").write_bytes(orjson.dumps(
         {k: v for k, v in data.items() if k != "seconds_before"}
         | {"runs": [{k: v for k, v in r.items() if k != "figures"} for r in data["runs"]],
