@@ -79,6 +79,7 @@ class ErasureService:
         self.catch_up = catch_up
 
     def erase(self, tenant: str, customer_id: str, reason: str) -> Receipt:
+        _check_customer(customer_id)
         if not reason.strip():
             raise ErasureRefused("--reason: say why (a request number, say); it goes in the "
                                  "receipt, so keep personal data out of it")
@@ -86,11 +87,13 @@ class ErasureService:
         return self.store.erase(tenant, customer_id, reason)
 
     def plan(self, tenant: str, customer_id: str) -> ErasurePlan:
+        _check_customer(customer_id)
         self.catch_up()
         return self.store.plan(tenant, customer_id)
 
     def lift(self, tenant: str, customer_id: str) -> int:
         """End the suppression of the person's ids; how many digests left the list."""
+        _check_customer(customer_id)
         return self.store.lift(tenant, customer_id)
 
     def receipts(self, tenant: str | None = None) -> Sequence[Receipt]:
@@ -100,3 +103,11 @@ class ErasureService:
         """Seal the personal fields of a store made before sealing (resumable); how many
         events it sealed."""
         return self.store.encrypt()
+
+
+def _check_customer(customer_id: str) -> None:
+    """An empty id is no customer's (the wire format refuses it): erasing it would keep a
+    receipt and suppress nothing anyone sends."""
+    if not customer_id:
+        raise ErasureRefused("--customer: expected one of the person's customer ids, got an "
+                             "empty text")

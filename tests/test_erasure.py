@@ -979,3 +979,15 @@ def test_a_vendor_webhook_record_naming_an_erased_person_is_purged_then_suppress
         again = client.post("acme", record, path="/v1/webhooks/salesforce").json()
         assert [i["outcome"] for i in again["items"]] == ["suppressed"]
     assert json.loads(mot(store_url, "quarantine", "list").stdout) == []
+
+
+def test_an_empty_customer_id_is_refused_naming_the_option_and_erases_nothing(
+        tmp_path: Path) -> None:
+    """`mot erase --customer ''` wrote a receipt and suppressed the empty id (POST
+    /v1/erasures refuses it: customer_id of at least one character)."""
+    store = _imported(tmp_path)
+    for extra in (["--reason", "r"], ["--dry-run"], ["--lift"]):
+        refused = mot(store, "erase", "--tenant", "acme", "--customer", "", *extra, ok=False)
+        assert refused.exit_code != 0 and "--customer: " in refused.output, refused.output
+        assert len(refused.output.strip().splitlines()) == 1, refused.output
+    assert json.loads(mot(store, "erasures", "list").stdout) == []
