@@ -73,6 +73,11 @@ def record_pair(obj: State, message: dict[str, Any]) -> str:
         return f"{verdict.outcome.value} {pair}"
     if verdict.outcome is Outcome.DUPLICATE:
         return f"duplicate: {pair} was already {checked.type}ed at that time; nothing recorded"
+    if verdict.outcome is Outcome.SUPPRESSED:
+        raise click.ClickException(
+            f"suppressed: {low} or {high} is of an erased person (SPEC §6: messages naming"
+            f" them are not recorded); nothing recorded (`mot erasures list --tenant"
+            f" {checked.tenant}`; `mot erase --lift` ends it)")
     assert verdict.rejection is not None
     raise click.ClickException(f"rejected: {verdict.rejection.reason}")
 

@@ -991,3 +991,17 @@ def test_an_empty_customer_id_is_refused_naming_the_option_and_erases_nothing(
         assert refused.exit_code != 0 and "--customer: " in refused.output, refused.output
         assert len(refused.output.strip().splitlines()) == 1, refused.output
     assert json.loads(mot(store, "erasures", "list").stdout) == []
+
+
+def test_mot_identity_link_naming_an_erased_person_says_it_was_suppressed(
+        tmp_path: Path) -> None:
+    """The link is suppressed like any message naming her; the command failed with an
+    AssertionError traceback instead of saying so."""
+    store = _imported(tmp_path)
+    mot(store, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    for verb in ("link", "unlink"):
+        refused = mot(store, "identity", verb, "--tenant", "acme", "c2", MARIA, "--reason", "r",
+                      ok=False)
+        assert refused.exit_code == 1 and not isinstance(refused.exception, AssertionError)
+        assert refused.output.startswith("Error: suppressed: ") and "erased" in refused.output
+        assert len(refused.output.strip().splitlines()) == 1, refused.output
