@@ -273,7 +273,8 @@ class LedgerService:
 
                 sent = [payloads.get(entry.id, entry.message) if payloads else entry.message
                         for entry in batch]
-                parsed = [parse_message(message, now) for message in sent]
+                parsed = [_parse_again(entry, message, now, payloads)
+                          for entry, message in zip(batch, sent, strict=True)]
                 keys, pairs, rejects = _keys(parsed, sent, batch)
 
                 def plan(loaded: Loaded, batch: list[Quarantined] = batch,
@@ -343,6 +344,17 @@ def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes], sent: Sequence[Ha
                 if what[2] is not None:
                     keys.add((what[0], what[2]))
     return keys, pairs, rejected
+
+
+def _parse_again(entry: Quarantined, message: bytes, now: datetime,
+                 payloads: Mapping[int, bytes] | None) -> Message | Rejection:
+    """An entry validated again; one rejected for no field of the wire format (a source's
+    record it could not map, a CSV row of the wrong width, a line that is no JSON object)
+    is no wire message to validate: it keeps its own reason (what to fix) until a fix
+    gives it a payload, instead of the wire format's reading of the vendor's record."""
+    if entry.field == "" and (payloads is None or entry.id not in payloads):
+        return Rejection("", entry.reason)
+    return parse_message(message, now)
 
 
 def _waiting(entries: Sequence[Quarantined], now: datetime) -> list[Waiting]:

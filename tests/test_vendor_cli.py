@@ -216,3 +216,21 @@ def test_a_vendor_record_giving_a_field_twice_is_quarantined_naming_it(tmp_path:
     assert (summary["recorded"], summary["quarantined"]) == (0, 1)
     [entry] = json.loads(mot("--store", store, "quarantine", "list", "--format", "json").stdout)
     assert entry["reason"].startswith("salesforce: records[0].Subject is given more than once")
+
+
+def test_replaying_the_quarantine_keeps_an_unmapped_records_own_reason(store_url: str,
+                                                                        tmp_path: Path) -> None:
+    """A vendor record (or CSV row) a source could not map is no wire message: replayed as
+    one, its reason became "id: unknown field ...; properties: unknown field ...", and the
+    mapping's reason (what to fix) was lost. It stays as it is until `mot quarantine fix`."""
+    path = tmp_path / "salesforce.jsonl"
+    path.write_text(json.dumps({"Id": "00T5g00000Ab123", "WhoId": "0035g00000Cd123AAA",
+                                "Status": "Completed", "TaskSubtype": "Call",
+                                "CreatedDate": "yesterday"}) + "\n")
+    assert vendor_import(store_url, "salesforce", path)["quarantined"] == 1
+    [before] = json.loads(mot("--store", store_url, "quarantine", "list", "--format", "json").stdout)
+    assert before["reason"].startswith("salesforce: Task ") and "CreatedDate" in before["reason"]
+    replayed = mot("--store", store_url, "quarantine", "replay")
+    assert "still rejected 1" in replayed.stdout, replayed.stdout
+    [after] = json.loads(mot("--store", store_url, "quarantine", "list", "--format", "json").stdout)
+    assert (after["field"], after["reason"]) == (before["field"], before["reason"])
