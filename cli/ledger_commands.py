@@ -180,7 +180,7 @@ def _print_summary(report: Any, stats: Any, summary_json: bool, quiet: bool,
         committed = "committed before it stopped: " if stopped is not None else ""
         click.echo(f"{committed}{report.counts()} ({report.summary.seconds:.1f} s{blank})")
     if stats is not None and not quiet:
-        for line in stats.report():
+        for line in stats.report(bool(report.summary.suppressed)):
             click.echo(line, err=True)
     if report.summary.quarantined and not summary_json and not quiet:
         click.echo("see them with: mot quarantine list", err=True)

@@ -959,6 +959,10 @@ def test_an_erasure_purges_and_suppresses_unmappable_vendor_records_naming_her_v
                                  "--config", config, path).stdout)
         assert (summary["suppressed"], summary["quarantined"]) == (1, 1), (source, summary)
     assert len(json.loads(mot(store_url, "quarantine", "list").stdout)) == 5
+    # The mapping's line does not call the suppressed one quarantined.
+    words = mot(store_url, "import", "--from", "hubspot", "--config", config, paths["hubspot"])
+    assert "suppressed 1" in words.stdout, words.stdout
+    assert "2 could not be mapped (quarantined unless naming an erased person)" in words.stderr
 
 
 def test_a_vendor_webhook_record_naming_an_erased_person_is_purged_then_suppressed(

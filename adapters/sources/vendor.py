@@ -62,12 +62,14 @@ class VendorStats:
             "not_moment_reasons": dict(self.not_moments.most_common()),
         }
 
-    def report(self) -> list[str]:
-        """Lines for a person: the counts, then each reason a record was no moment."""
+    def report(self, suppressed: bool = False) -> list[str]:
+        """Lines for a person: the counts, then each reason a record was no moment;
+        `suppressed` when the import suppressed messages, which may be unmapped records."""
         skipped = sum(self.not_moments.values())
+        kept = "quarantined unless naming an erased person" if suppressed else "quarantined"
         lines = [f"{self.source}: {counted(self.records, 'record')} mapped to "
                  f"{counted(self.messages, 'message')}{self._of_which_links()}; "
-                 f"{self.unmappable:,} could not be mapped (quarantined), "
+                 f"{self.unmappable:,} could not be mapped ({kept}), "
                  f"{skipped:,} {'is' if skipped == 1 else 'are'} no "
                  f"{'moment' if skipped == 1 else 'moments'}"]
         for reason, count in self.not_moments.most_common():
