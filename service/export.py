@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("parquet", "csv", "jsonl")
 EXPORTED = ("moments", *PROJECTION_NAMES)
-PAGE_ROWS = 32_768  # rows read and written at a time (also a Parquet row group)
-PROJECTION_SHARE = 4  # a live projection's page is PAGE_ROWS / 4 rows (see `Exporter.pages`)
+PAGE_ROWS = 16_384  # rows read and written at a time (also a Parquet row group)
+PROJECTION_SHARE = 2  # a live projection's page is PAGE_ROWS / 2 rows (see `Exporter.pages`)
 READ_AHEAD = 2  # pages read ahead of the writer (see `_read_ahead`)
 TABLES_AT_ONCE = 2  # Parquet files written at the same time (see `Exporter.export`)
 
@@ -486,10 +486,11 @@ class Exporter:
         micros = frozenset(f.col for f in PROJECTIONS[table].read_fields
                            if f.micros_text and f.col in read_columns
                            ) if arrow and table != "moments" else frozenset()
-        # A projection's pages are a quarter of the moments' (8,192 rows): each is written
-        # beside the moments' pages, and a projection of 100,000 moments is about one such
-        # page while one of 1,000,000 filled 32,768-row pages, so the export's peak memory
-        # grew with the store (bench/NOTES.md). Its pipeline now holds about as much at both.
+        # Pages small enough that a store of 100,000 moments fills the pipeline as one of
+        # 1,000,000 does (READ_AHEAD + 2 pages a table), so the export's peak memory does not
+        # grow with the store: the moments' 16,384 rows (their 98,000 were three pages of
+        # 32,768, fewer than the pipeline holds), a projection's half that, written beside
+        # them (a projection of 100,000 moments was about one 32,768-row page: bench/NOTES.md).
         page_rows = PAGE_ROWS if table == "moments" else max(1, PAGE_ROWS // PROJECTION_SHARE)
         read = TableRead(table, read_columns, tenant=tenant, order=order, page_rows=page_rows,
                          occurred_until_us=to_micros(as_of) if as_of is not None else None,
