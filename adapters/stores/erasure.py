@@ -291,21 +291,29 @@ class SqlErasures:
                                         " FROM stored_events"))
                 groups = self._groups(tx, tenant, ids)
 
-                def change(table: str, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-                    """Run `statement` for each row; a table it changed is scrubbed after."""
+                def change(table: str, statement: str, rows: Sequence[Sequence[Any]],
+                           held: Sequence[str] | None = None) -> None:
+                    """Run `statement` for each row; a table it changed is scrubbed after
+                    (of a split table, the parts `held` that held its rows)."""
                     if rows:
                         tx.executemany(statement, rows)
                         if tx.cursor.rowcount:
-                            touched.add(table)
+                            touched.update([table] if held is None else held)
 
                 for table in self._tables(tx, ["moments"]):
+                    # Split by person group (PostgreSQL), the table's parts holding her
+                    # moments, found before they move to the pseudo id's part.
+                    held = backend.holding(
+                        tx, table, f"tenant = ? AND person {backend.in_list(len(groups))}",
+                        (tenant, *backend.in_params(groups))) if backend.partitions else None
                     # The person group (SPEC §2 links) may be an erased id too: the pseudo
                     # id's moments form a group of their own.
                     change(table,
                            f"UPDATE {table} SET customer_id = ?, person = ?, actor = NULL,"
                            " url = NULL, source_id = NULL, attributes = NULL"
                            " WHERE tenant = ? AND person = ? AND customer_id = ?",
-                           [(pseudo, pseudo, tenant, group, cid) for group in groups for cid in ids])
+                           [(pseudo, pseudo, tenant, group, cid) for group in groups for cid in ids],
+                           held)
                 # The erased ids' links and person groups (the ledger's link events stay sealed).
                 for table in self._tables(tx, ["members"]):
                     change(table, f"DELETE FROM {table} WHERE customer_id = ? AND tenant = ?",

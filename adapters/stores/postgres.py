@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from eventsourcing.persistence import Notification
     from eventsourcing.postgres import PostgresApplicationRecorder
 
+SPLIT_ENV = "MOT_PG_SPLIT_MOMENTS"
+"""Set to 1: the current-moments tables this process makes (a new store's, a replay's) are
+split by person group (`PostgresBackend.create_by_person`)."""
+SPLIT_PARTS = 16
 STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the store's schema
 
 
@@ -73,6 +77,13 @@ class PostgresBackend(SqlBackend):
             pre_ping=True,
         )
         self.ready = self.schema_ready()
+        # The current-moments table split by a hash of the person group (SPEC §6): an
+        # erasure's scrub (VACUUM FULL) then rewrites the part that held her moments, a
+        # sixteenth of the table, whose rewrite (mostly its index builds) is most of a whole
+        # table's scrub. Opt-in: the parts cost every lookup by moment id (each part's index
+        # probed) and a rebuild's statistics (bench/NOTES.md). A store made split stays so.
+        self.partitions = SPLIT_PARTS if (os.environ.get(SPLIT_ENV) == "1"
+                                          or (self.ready and self._moments_split())) else 0
         if self.ready:
             self.recorder = PostgresApplicationRecorder(self.datastore)
             return
@@ -251,6 +262,35 @@ class PostgresBackend(SqlBackend):
         with self.datastore.get_connection() as conn:
             for table in tables:
                 conn.execute(f'VACUUM (ANALYZE) "{self.schema}".{table}')
+
+    def create_by_person(self, tx: Tx, table: str, statement: str, column: str) -> None:
+        if self.table_exists(tx, table):
+            return  # made before (split or not: an older store's stays whole until a replay)
+        tx.execute(f"{statement} PARTITION BY HASH ({column})")
+        # Parts named anew each time: a rebuild's keep their names when its table is
+        # renamed into place, beside the next rebuild's.
+        tag = os.urandom(4).hex()
+        stem = table.split("__", 1)[0]
+        for part in range(self.partitions):
+            tx.execute(f"CREATE TABLE {stem}_p{part}_{tag} PARTITION OF {table}"
+                       f" FOR VALUES WITH (MODULUS {self.partitions}, REMAINDER {part})")
+
+    def _moments_split(self) -> bool:
+        with self.datastore.get_connection() as conn:
+            return conn.execute(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = 'moments' AND c.relkind = 'p'",
+                (self.schema,)).fetchone() is not None
+
+    def is_split(self, tx: Tx, table: str) -> bool:
+        return bool(tx.scalar("SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n"
+                              " ON n.oid = c.relnamespace WHERE n.nspname = ? AND c.relname = ?"
+                              " AND c.relkind = 'p'", (self.schema, table)))
+
+    def holding(self, tx: Tx, table: str, where: str, params: Sequence[Any]) -> list[str]:
+        return [str(row[0]) for row in tx.query(
+            f"SELECT c.relname FROM pg_class c WHERE c.oid IN"
+            f" (SELECT DISTINCT tableoid FROM {table} WHERE {where})", params)]
 
     def erasing(self, tx: Tx) -> None:
         # What is deleted stays in dead tuples until `scrub` (VACUUM FULL) after the commit.

@@ -248,6 +248,20 @@ _SCRATCHES = itertools.count()
 CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses",
                    "persons")
 
+SPLIT_BY = ("moments", "person")
+"""The table a backend may split by a hash of a column naming the person (SPEC §6: an
+erasure's moments lie in one part, and the scrub rewrites that part only), and the column:
+the person group (SPEC §2 links). Its unique key then carries that column too, as PostgreSQL
+requires, and its upsert deletes and inserts (`SqlSession._upsert`)."""
+
+
+def _split_index(index: str) -> str:
+    """A unique index of the split table: with the person column last."""
+    if not index.startswith("CREATE UNIQUE"):
+        return index
+    head, _, tail = index.rpartition(")")
+    return f"{head}, {SPLIT_BY[1]}){tail}"
+
 # Domain values to rows and back, from the projections' declarations.
 _relationship_row = row_maker(RELATIONSHIPS)
 _reciprocity_row = row_maker(RECIPROCITY)
@@ -388,7 +402,11 @@ class SqlProjectionStore:
 
     def _create(self, tx: Tx, suffix: str, *, indexes: bool = True) -> None:
         for name, ddl in TABLES.items():
-            tx.execute(self.backend.ddl(ddl.replace("{t}", name + suffix)))
+            statement = self.backend.ddl(ddl.replace("{t}", name + suffix))
+            if name == SPLIT_BY[0] and self.backend.partitions:
+                self.backend.create_by_person(tx, name + suffix, statement, SPLIT_BY[1])
+            else:
+                tx.execute(statement)
         if indexes:
             self._index(tx, suffix)
 
@@ -399,9 +417,12 @@ class SqlProjectionStore:
             # An index whose role (`_fold`, `_id`, ...) a table already has, under a
             # rebuild's tagged name, is not made twice when a store's schema is upgraded.
             existing = self.backend.index_names(tx, [name + suffix])
+            split = name == SPLIT_BY[0] and self.backend.is_split(tx, name + suffix)
             for index in INDEXES[name]:
                 role = index.split("{i}", 1)[1].split(" ", 1)[0]
                 if not any(have.endswith(role) for have in existing):
+                    if split:
+                        index = _split_index(index)
                     tx.execute(index.replace("{i}", prefix).replace("{t}", name + suffix))
 
     def index_rebuild(self, tables: Literal["moments", "folded"]) -> None:
@@ -1135,6 +1156,11 @@ class SqlSession:
         if not rows:
             return
         target = table + (self.s if suffix is None else suffix)
+        if table == SPLIT_BY[0] and self.backend.partitions:
+            # A split table has no unique index of `key` alone for ON CONFLICT (a whole
+            # table a replay is splitting, MOT_PG_SPLIT_MOMENTS, is written alike).
+            self._replace(target, columns, rows, key)
+            return
         conflict = f"ON CONFLICT ({', '.join(key)}) " + (
             "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
             if update else "DO NOTHING")
@@ -1145,6 +1171,25 @@ class SqlSession:
             f"INSERT INTO {target} ({', '.join(columns)})"
             f" VALUES ({','.join('?' * len(columns))}) {conflict}", rows,
         )
+
+    def _replace(self, target: str, columns: Sequence[str], rows: list[Sequence[Any]],
+                 key: Sequence[str]) -> None:
+        """`_upsert` as a deletion of the rows' keys and an insertion (the last row of a key
+        wins, as it does one upsert a row)."""
+        at = [columns.index(column) for column in key]
+        rows = list({tuple(row[i] for i in at): row for row in rows}.values())
+        if len(rows) >= BULK_UPSERT_ROWS:
+            scratch = f"mot_upsert_{next(_SCRATCHES)}"  # dropped when the transaction ends
+            self.tx.execute(f"CREATE TEMPORARY TABLE {scratch} ON COMMIT DROP AS"
+                            f" SELECT {', '.join(columns)} FROM {target} WITH NO DATA")
+            self.backend.bulk_insert(self.tx, scratch, columns, rows)
+            self.tx.execute(f"DELETE FROM {target} t USING {scratch} s WHERE "
+                            + " AND ".join(f"t.{c} = s.{c}" for c in key))
+        else:
+            self.tx.executemany(f"DELETE FROM {target} WHERE "
+                                + " AND ".join(f"{c} = ?" for c in key),
+                                [tuple(row[i] for i in at) for row in rows])
+        self.backend.bulk_insert(self.tx, target, columns, rows)
 
     def _bulk_upsert(self, target: str, columns: Sequence[str], rows: list[Sequence[Any]],
                      key: Sequence[str], conflict: str, update: bool) -> None:

@@ -250,6 +250,26 @@ class SqlBackend(ABC):
     def drop_stages(self) -> None:
         """Drop every stage left over (by a rebuild that stopped)."""
 
+    # How many parts the current-moments table is split into by a hash of its person group
+    # (`create_by_person`); 0: not split.
+    partitions: int = 0
+
+    def create_by_person(self, tx: Tx, table: str, statement: str, column: str) -> None:
+        """Create `table` (`statement`, a `CREATE TABLE IF NOT EXISTS`) whose rows belong to
+        the person named by `column`: split into `partitions` by a hash of it where the
+        backend splits tables, so that an erasure rewrites the part holding that person only
+        (SPEC §6)."""
+        tx.execute(statement)
+
+    def is_split(self, tx: Tx, table: str) -> bool:
+        """Whether `table` was made split (`create_by_person`)."""
+        return False
+
+    def holding(self, tx: Tx, table: str, where: str, params: Sequence[Any]) -> list[str]:
+        """The tables that hold `table`'s rows matching `where`: the parts that do when it
+        is split (`create_by_person`), else itself."""
+        return [table]
+
     def drop_derived_tables(self, tx: Tx, tables: Sequence[str]) -> None:
         """Drop tables whose rows are all derived from the ledger (projections, a rebuild's)."""
         for table in tables:
