@@ -137,6 +137,7 @@ class SqlLedger:
         backend = self.backend
         stream_id_param, moment_param = backend.stream_id_param, backend.moment_stream_param
         with backend.write("ledger") as tx:
+            backend.point_reads(tx)
             stream_ids = {key: moment_param(*key) for key in self._candidates(tx, keys)}
             streams = self._streams(tx, stream_ids)
             waiting = self._waiting(tx, keys, streams) if len(streams) < len(stream_ids) else ()

@@ -160,6 +160,12 @@ class SqlBackend(ABC):
     stream_id_text = "originator_id"  # the column read as `stream_id_param` writes ids
     stream_id_value = "?"  # a placeholder for a `stream_id_param` value in a statement
 
+    def point_reads(self, tx: Tx) -> None:
+        """Tell the database that `tx` reads rows by their keys (a recorded batch's look-ups):
+        plans that pay off on a scan (parallel workers, compiled expressions) never pay off
+        there. Nothing to say to SQLite, whose planner has no such plans."""
+        return None
+
     def select_streams(self, tx: Tx, stream_ids: Sequence[Any]) -> list[tuple[Any, ...]]:
         """(originator_id, version, topic, state) of these streams, as `stream_id_param` gives ids."""
         rows: list[tuple[Any, ...]] = []
