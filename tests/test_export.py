@@ -170,6 +170,27 @@ print(json.dumps(sorted(m for m in sys.modules if m in ("eventsourcing", "psycop
 """
 
 
+def test_a_store_at_another_schema_version_is_opened_whole_by_an_export_without_refresh(
+    store_url: str, golden_path: Path, tmp_path: Path
+) -> None:
+    """The ADBC-only read is for a store at this schema version: one at an earlier version is
+    opened whole (which brings its schema up to date) and exported as any other."""
+    from mot.adapters.stores.sql import SCHEMA_VERSION
+    from mot.bootstrap import open_store
+
+    mot(store_url, "import", "-q", golden_path)
+    mot(store_url, "project", "-q")
+    with open_store(store_url, create=False) as services, \
+            services.backend.write("schema") as tx:
+        tx.execute("UPDATE mot_schema SET version = ?", (SCHEMA_VERSION - 1,))
+    mot(store_url, "export", "--out", tmp_path / "x", "--no-refresh", "-q")
+    with open_store(store_url, create=False) as services, services.backend.read() as tx:
+        assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION
+    rows, _ = duckdb_rows(tmp_path / "x" / "relationships.parquet")
+    assert keyed("relationships", rows) == keyed("relationships", query(store_url,
+                                                                        "relationships"))
+
+
 def test_csv_and_jsonl_hold_the_query_rows_and_tenant_and_as_of_filter(
     store_url: str, golden_path: Path, tmp_path: Path
 ) -> None:
