@@ -160,6 +160,48 @@ def moment_ref(text: str) -> str | None:
         return None
 
 
+# A JSON object holding one of these is a wire message: of the tenant it says (`said_tenant`).
+_WIRE_KEYS = ("customer_id", "customer_ids", "moment_id", "type")
+_TENANT_SAID = re.compile(rb'"tenant"\s*:\s*"([^"\\]*)"')
+
+
+def read_said(message: bytes) -> tuple[Any, object]:
+    """A quarantined message's bytes decoded (None when they are not JSON) and the tenant
+    they say it is of, the only tenant whose erasure may purge it by the ids it holds: a
+    wire message's `said_tenant` (None for a correction naming none: any tenant's); for
+    another JSON object (a source's record it could not map) None, whatever its tenant; for
+    anything else (a malformed line) the `"tenant": "..."` it holds, else None."""
+    import orjson
+
+    try:
+        data = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        return data, said_tenant(data) if any(key in data for key in _WIRE_KEYS) else None
+    said = _TENANT_SAID.search(message)
+    return data, None if said is None else said.group(1).decode("utf-8", "surrogateescape")
+
+
+def erased_with(message: bytes, names: Iterable[tuple[str, str]]) -> str | None:
+    """The tenant whose erasures alone may purge this quarantined message, None when any
+    tenant's may (the quarantine's `tenant`: an erasure reads only its tenant's entries and
+    those): the tenant its bytes say (`read_said`), unless its source said whom it names
+    (`names`: a vendor's record, purged by those too), or what they say is no tenant's
+    name (a number, text a database column cannot hold), which no erasure purges by it
+    but which is left to the erasure's own reading rather than trusted here."""
+    if any(True for _ in names):
+        return None
+    said = read_said(message)[1]
+    if not isinstance(said, str) or "\x00" in said:
+        return None
+    try:
+        said.encode()
+    except UnicodeEncodeError:
+        return None
+    return said
+
+
 def of_tenant(message: Mapping[str, Any], tenant: str) -> bool:
     """Whether a decoded wire message may be of `tenant` (`said_tenant`: its own, or a
     correction that names none)."""

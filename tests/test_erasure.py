@@ -1077,3 +1077,48 @@ def test_a_postgresql_store_with_whole_current_moments_is_split_by_a_replay_on_r
     assert len(_moment_parts(pg_schema_url)) == 16
     assert _found(pg_schema_url) == {MARIA}
     assert _sums(pg_schema_url) == sums
+
+
+def test_an_erasure_reads_only_the_quarantined_messages_its_tenant_may_have(
+        store_url: str, tmp_path: Path) -> None:
+    """A tenant that fills the quarantine must not slow another's erasure (nor hold the writer
+    lock meanwhile): each entry keeps the tenant whose erasures may purge it, NULL when any
+    tenant's may (a malformed line, a correction naming no tenant), and the erasure reads
+    only its tenant's and those, in SQL. A store from before gains them when opened."""
+    def line(tenant: str | None, customer: str, source: str) -> bytes:
+        return json.dumps({**({} if tenant is None else {"tenant": tenant}),
+                           "customer_id": customer, "occurred_at": "2026-03-01T09:00:00Z",
+                           "channel": "emial", "direction": "inbound", "kind": "question",
+                           "source": {"system": "crm", "id": source}}).encode() + b"\n"
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join([
+        line("globex", "c1", "g-1"), line("globex", "g2", "g-2"),
+        line("acme", "c1", "a-1"),
+        line("acm", "c1", "a-2"),  # a misspelt tenant: acm's, not acme's
+        line(None, "c1", "d-1"),  # no tenant: default's
+        json.dumps({"type": "retract", "moment_id": str(uuid.uuid4()), "reason": 5}).encode()
+        + b"\n",  # a correction naming no tenant: any tenant's
+        b'{"tenant": "acme", "customer_id": "c1", "occurred_at": \n',  # malformed: acme's
+        b'{"customer_id": "c1", "occurred_at": \n',  # malformed, no tenant: any tenant's
+    ]))
+    mot(store_url, "import", "-q", source)
+    expected = ["globex", "globex", "acme", "acm", "default", None, "acme", None]
+    with open_store(store_url) as services, services.backend.read() as tx:
+        assert [t for t, in tx.query("SELECT tenant FROM quarantine ORDER BY id")] == expected
+    with open_store(store_url) as services, services.backend.write("schema") as tx:
+        tx.execute("DROP INDEX quarantine_tenant")
+        tx.execute("ALTER TABLE quarantine DROP COLUMN tenant")
+        tx.execute("UPDATE mot_schema SET version = 14")
+    with open_store(store_url) as services, services.backend.read() as tx:
+        assert [t for t, in tx.query("SELECT tenant FROM quarantine ORDER BY id")] == expected
+    plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", "c1",
+                          "--dry-run").stdout)
+    assert plan["quarantined"] == 3  # acme's c1, and the two malformed lines holding "c1"
+    # Had the erasure read globex's entries, it would count this one, naming acme's c1.
+    with open_store(store_url) as services, services.backend.write("quarantine") as tx:
+        ids = [qid for qid, in tx.query("SELECT id FROM quarantine ORDER BY id")]
+        tx.execute("UPDATE quarantine SET tenant = 'globex' WHERE id = ?", (ids[2],))
+    plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", "c1",
+                          "--dry-run").stdout)
+    assert plan["quarantined"] == 2

@@ -265,6 +265,8 @@ def test_opening_a_store_of_schema_1_is_upgraded_in_place(
             for column in ("value", "currency", "url", "source_system", "source_id",
                            "attributes"):  # schema 4's
                 tx.execute(f"ALTER TABLE moments DROP COLUMN {column}")
+            tx.execute("DROP INDEX quarantine_tenant")  # schema 15's
+            tx.execute("ALTER TABLE quarantine DROP COLUMN tenant")
             tx.execute("ALTER TABLE quarantine DROP COLUMN names")  # schema 14's
             tx.execute("UPDATE mot_schema SET version = 1")
     with open_store(store_url) as services:
@@ -272,11 +274,11 @@ def test_opening_a_store_of_schema_1_is_upgraded_in_place(
         with services.backend.read() as tx:
             assert "stored_events_corrections" in services.backend.index_names(
                 tx, ["stored_events"])
-            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION == 14
+            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION == 15
             # The upgrade's CREATE INDEX IF NOT EXISTS found each index under its tagged name.
             assert services.backend.index_names(tx, list(TABLES)) == before
             assert "doc" not in column_names(tx, "moments")
-            assert column_names(tx, "quarantine")[-1] == "names"
+            assert column_names(tx, "quarantine")[-2:] == ["names", "tenant"]
             assert column_names(tx, "moments")[-6:] == [
                 "value", "currency", "url", "source_system", "source_id", "attributes"]
         # The upgraded store goes on projecting.

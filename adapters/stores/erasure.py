@@ -40,7 +40,7 @@ from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
-from mot.domain.quarantine import names_any, names_listed, of_tenant
+from mot.domain.quarantine import names_any, names_listed, read_said
 from mot.domain.timefmt import format_utc
 from mot.service.erasure import ErasurePlan, ErasureRefused, Receipt
 
@@ -177,7 +177,8 @@ class SqlErasures:
         if not customers and not named:
             return []
         return [int(qid) for qid, raw, payload, names in tx.query(
-                "SELECT id, raw, payload, names FROM quarantine")
+                "SELECT id, raw, payload, names FROM quarantine"
+                " WHERE tenant = ? OR tenant IS NULL", (tenant,))
                 if names_listed(names_of(names), tenant, customers)
                 or _names(bytes(payload) if payload is not None else bytes(raw), tenant,
                           customers, named)]
@@ -478,29 +479,19 @@ class _RebuildRunning(Exception):
     """Another process holds the store's rebuild lock."""
 
 
-_WIRE_KEYS = ("customer_id", "customer_ids", "moment_id", "type")
-_TENANT_SAID = re.compile(rb'"tenant"\s*:\s*"([^"\\]*)"')
 _DELIMITER = rb'\s",;'
 
 
 def _names(message: bytes, tenant: str, ids: set[str], moments: set[str]) -> bool:
     """Whether a quarantined message names one of these customer ids or (canonical) moment
-    ids of `tenant`. A wire message (JSON) is of its tenant (`of_tenant`) and names one of
-    them as a whole text anywhere in it, escapes decoded (`names_any`). Any other JSON
-    object (a source's record it could not map) names one so, whatever its tenant. Anything else (a
-    malformed line) names one when it holds it between delimiters, unless it says another
-    tenant."""
-    try:
-        data = orjson.loads(message)
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict):
-        if any(key in data for key in _WIRE_KEYS) and not of_tenant(data, tenant):
-            return False
-        return names_any(data, ids, moments)
-    said_tenant = _TENANT_SAID.search(message)
-    if said_tenant is not None and said_tenant.group(1) != tenant.encode():
+    ids of `tenant`: not when its bytes say another tenant (`read_said`). A JSON object names
+    one as a whole text anywhere in it, escapes decoded (`names_any`); anything else (a
+    malformed line) when it holds it between delimiters."""
+    data, said = read_said(message)
+    if said is not None and said != tenant:
         return False
+    if isinstance(data, dict):
+        return names_any(data, ids, moments)
     return any(re.search(rb"(?:^|(?<=[" + _DELIMITER + rb"]))" + re.escape(name.encode())
                          + rb"(?=[" + _DELIMITER + rb"]|$)", message,
                          re.IGNORECASE if name in moments else 0) for name in ids | moments)

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     repeats INTEGER NOT NULL,
     waits_for TEXT,
     waits_tenant TEXT,
-    names TEXT
+    names TEXT,
+    tenant TEXT
 )"""
 
 # A correction rejected only because its moment is not recorded waits for it (SPEC §2):
@@ -58,6 +59,9 @@ WAITING_COLUMNS = ("waits_for", "waits_tenant")
 # Schema 14: the (tenant, customer id)s a vendor's record the quarantine keeps names, as JSON
 # (`Rejected.names`); NULL for a message whose bytes say whom it names.
 NAMES_COLUMN = "names"
+# Schema 15: the tenant whose erasures alone may purge an entry (`erased_with`), NULL when any
+# tenant's may: an erasure reads its tenant's entries and the NULL ones, not every tenant's.
+ERASED_WITH_DDL = "CREATE INDEX IF NOT EXISTS quarantine_tenant ON quarantine (tenant)"
 
 # A rebuild asks of each event whether a later event of its moment exists. Only
 # amendments and retractions are later events (about 1% of them): this index holds
@@ -97,6 +101,7 @@ class SqlLedger:
                 tx.execute(backend.ddl(QUARANTINE_DDL))
                 self._add_waiting(tx)
                 _add_names(tx)
+                _add_erased_with(tx)
                 tx.execute(CORRECTIONS_DDL)
                 tx.execute(TENANTS_DDL)
                 tx.execute(backend.ddl(UPGRADES_DDL))
@@ -132,6 +137,7 @@ class SqlLedger:
                plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
         from mot.adapters.stores.codec import to_row
         from mot.domain.events import CustomersLinked, CustomersUnlinked, MomentRecorded
+        from mot.domain.quarantine import erased_with
         from mot.service.ports import Loaded
 
         backend = self.backend
@@ -168,17 +174,18 @@ class SqlLedger:
             if append.rejected:
                 tx.executemany(
                     "INSERT INTO quarantine (digest, raw, payload, origin, last_origin, field,"
-                    " reason, first_seen, last_seen, repeats, waits_for, waits_tenant, names)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?)"
+                    " reason, first_seen, last_seen, repeats, waits_for, waits_tenant, names, tenant)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?)"
                     " ON CONFLICT (digest) DO UPDATE SET repeats = quarantine.repeats + 1,"
                     " last_seen = excluded.last_seen, last_origin = excluded.last_origin,"
                     " field = excluded.field, reason = excluded.reason,"
                     " waits_for = excluded.waits_for, waits_tenant = excluded.waits_tenant,"
-                    " names = excluded.names",
+                    " names = excluded.names, tenant = excluded.tenant",
                     [
                         (r.digest, r.raw, r.payload,
                          r.origin, r.origin, r.field, r.reason, now, now,
-                         *_waits_columns(r.waits_for), names_column(r.names))
+                         *_waits_columns(r.waits_for), names_column(r.names),
+                         erased_with(r.payload if r.payload is not None else r.raw, r.names))
                         for r in append.rejected
                     ],
                 )
@@ -659,6 +666,24 @@ def _add_names(tx: Any) -> None:
 
     if NAMES_COLUMN not in column_names(tx, "quarantine"):
         tx.execute(f"ALTER TABLE quarantine ADD COLUMN {NAMES_COLUMN} TEXT")
+
+
+def _add_erased_with(tx: Any) -> None:
+    """Schema 15: a store from before gains the quarantine's `tenant`, each entry it holds
+    given the tenant whose erasures may purge it (`erased_with`), and its index."""
+    from mot.adapters.stores.projection_tables import column_names
+    from mot.domain.quarantine import erased_with
+
+    if "tenant" not in column_names(tx, "quarantine"):
+        tx.execute("ALTER TABLE quarantine ADD COLUMN tenant TEXT")
+        after = 0
+        while rows := tx.query("SELECT id, raw, payload, names FROM quarantine WHERE id > ?"
+                               " ORDER BY id LIMIT ?", (after, UPGRADE_BATCH)):
+            tx.executemany("UPDATE quarantine SET tenant = ? WHERE id = ?", [
+                (erased_with(bytes(raw if payload is None else payload), names_of(names)), qid)
+                for qid, raw, payload, names in rows])
+            after = rows[-1][0]
+    tx.execute(ERASED_WITH_DDL)
 
 
 def names_column(names: tuple[tuple[str, str], ...]) -> str | None:
