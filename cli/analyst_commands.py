@@ -51,17 +51,17 @@ def export(obj: State, fmt: str, out: Path, tenant: str | None, as_of: datetime 
         with arrow_exporter(obj.store) as exporter:
             if exporter is not None:
                 arrow.wait()
-                _export(exporter, out, fmt, tenant, as_of, quiet)
+                _export(obj, exporter, out, fmt, tenant, as_of, quiet)
                 return
     services = obj.services
     if arrow is not None:
         arrow.wait()
     if not no_refresh:
         services.projections.project()
-    _export(services.exporter, out, fmt, tenant, as_of, quiet)
+    _export(obj, services.exporter, out, fmt, tenant, as_of, quiet)
 
 
-def _export(exporter: Exporter, out: Path, fmt: str, tenant: str | None,
+def _export(obj: State, exporter: Exporter, out: Path, fmt: str, tenant: str | None,
             as_of: datetime | None, quiet: bool) -> None:
     progress = Progress("export", quiet=quiet)
 
@@ -70,6 +70,15 @@ def _export(exporter: Exporter, out: Path, fmt: str, tenant: str | None,
 
     written = exporter.export(out, fmt, tenant=tenant, as_of=as_of, progress=report)
     progress.finish()
+    if not any(item.rows for item in written):
+        from mot.cli.projection_commands import require_tenant
+
+        try:
+            require_tenant(obj.services, tenant)
+        except click.ClickException:
+            for item in written:  # a misspelt tenant's empty files pass for a tenant's export
+                item.path.unlink(missing_ok=True)
+            raise
     for item in written:
         click.echo(f"{item.path}  {counted(item.rows, 'row')}")
 
@@ -143,7 +152,9 @@ def report(obj: State, tenant: str | None, out: Path, since: datetime | None,
         services.projections.project()
     page = services.report(tenant=tenant, since=since, until=until)
     if tenant is not None and 'data-tenant="' not in page:
-        raise click.ClickException(f"no customers of tenant {tenant!r} in this store")
+        from mot.cli.projection_commands import no_such_tenant
+
+        raise no_such_tenant(services, tenant)
     if str(out) == "-":
         click.echo(page, nl=False)
         return

@@ -352,6 +352,8 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
         ))
     except QueryError as error:
         raise click.UsageError(str(error)) from error
+    if not records:
+        require_tenant(services, tenant)
     records, chosen = _chosen(records, columns)
     render(records, fmt, chosen, expanded=expanded)
 
@@ -520,6 +522,14 @@ def elsewhere(others: list[str], before: str = "; ", after: str = "") -> str:
         return ""
     return (f"{before}tenant {', '.join(others)} {'has' if len(others) == 1 else 'have'} it:"
             f" --tenant {others[0]}{after}")
+
+
+def require_tenant(services: Services, tenant: str | None) -> None:
+    """Fail with `no_such_tenant` when --tenant names a tenant with no current moment: a
+    misspelt tenant must not pass for one with nothing to show (called once a command
+    found nothing, so that an answer with rows costs no extra query)."""
+    if tenant is not None and tenant not in known_tenants(services):
+        raise no_such_tenant(services, tenant)
 
 
 def no_such_tenant(services: Services, tenant: str) -> click.ClickException:

@@ -57,12 +57,11 @@ def verify(obj: State, tenant: str | None, show: int, workers: int | None, no_re
         raise click.ClickException(
             f"{result.differences:,} difference(s) between the stored projections and the ledger "
             f"({result.events:,} events recomputed, {result.rows:,} rows compared)")
-    if tenant is not None and not result.rows:
+    if not result.rows:
         # A misspelt tenant compared nothing, and said "verified".
-        from mot.cli.projection_commands import known_tenants, no_such_tenant
+        from mot.cli.projection_commands import require_tenant
 
-        if tenant not in known_tenants(services):
-            raise no_such_tenant(services, tenant)
+        require_tenant(services, tenant)
     click.echo(f"verified: {result.rows:,} rows of {len(_projections())} projections equal the "
                f"ledger's {result.events:,} events" + (f" (tenant {tenant})" if tenant else ""),
                err=False)

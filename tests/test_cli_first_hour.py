@@ -89,20 +89,30 @@ def test_quarantine_replay_of_an_unknown_id_fails_like_show(tmp_path: Path) -> N
     assert json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)[0]["id"] == 1
 
 
-@pytest.mark.parametrize(("command", "answer"), [("story", "== acme: 1 customer — "),
-                                                 ("verify", "verified: ")])
+@pytest.mark.parametrize(("command", "answer"), [
+    (("story",), "== acme: 1 customer — "), (("verify",), "verified: "),
+    (("query", "relationships", "--format", "jsonl"), '{"tenant":"acme"'),
+    (("query", "persons", "--format", "jsonl"), '{"tenant":"acme"'),
+    (("report", "--out", "-"), "<!doctype html>"),
+    (("export", "--format", "csv", "--out", "{out}"), "{out}"),
+    (("export", "--format", "parquet", "--no-refresh", "--out", "{out}"), "{out}"),
+])
 def test_an_unknown_tenant_is_refused_naming_the_known_ones(
-        tmp_path: Path, command: str, answer: str) -> None:
+        store_url: str, tmp_path: Path, command: tuple[str, ...], answer: str) -> None:
     """A misspelt --tenant (a trailing space, say) is an error naming the tenants there are:
     mot verify compared nothing and printed "verified: 0 rows ...", exit 0, a check that
-    passed for having checked nothing."""
-    store = str(tmp_path / "mot.db")
-    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    passed for having checked nothing; mot query printed [], mot export wrote empty files."""
+    out = tmp_path / "out"
+    command = tuple(part.format(out=out) for part in command)
+    mot(store_url, "import", "-q", lines_file(tmp_path, moment()))
+    mot(store_url, "project")  # what --no-refresh reads
     for wrong in ("nosuch", "acme "):
-        result = mot(store, command, "--tenant", wrong, ok=False)
+        result = mot(store_url, *command, "--tenant", wrong, ok=False)
         assert result.exit_code == 1
         assert result.stderr == f"Error: no tenant {wrong!r} in this store (tenants: acme)\n"
-    assert mot(store, command, "--tenant", "acme").stdout.startswith(answer)
+        assert not out.exists() or not any(out.iterdir())  # no empty files left to pass for it
+    assert mot(store_url, *command, "--tenant", "acme").stdout.lower().startswith(
+        answer.replace("{out}", str(out)))
 
 
 def wait_for(proc: subprocess.Popen[bytes], text: bytes) -> None:

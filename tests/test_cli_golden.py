@@ -188,10 +188,14 @@ def test_query_filters_and_an_empty_result(store_url: str, golden_path: Path) ->
     stages = query(store_url, "relationships", "--stage", "advocate")
     assert sorted(r["customer_id"] for r in stages) == ["c2", "c5"]
     assert [r["tenant"] for r in query(store_url, "listening", "--tenant", "globex")] == ["globex"]
-    assert query(store_url, "teams", "--tenant", "nobody") == []
-    assert mot(store_url, "query", "teams", "--tenant", "nobody", "--format", "jsonl").stdout == ""
-    assert "(no rows)" in mot(store_url, "query", "teams", "--tenant", "nobody",
-                              "--format", "table").stdout
+    empty = ("relationships", "--tenant", "globex", "--since", "2099-01-01")
+    assert query(store_url, *empty) == []
+    assert mot(store_url, "query", *empty, "--format", "jsonl").stdout == ""
+    assert "(no rows)" in mot(store_url, "query", *empty, "--format", "table").stdout
+    # A tenant the store does not have is no empty answer: a misspelt one would pass for it.
+    unknown = mot(store_url, "query", "teams", "--tenant", "nobody", ok=False)
+    assert unknown.exit_code == 1 and unknown.stdout == ""
+    assert "no tenant 'nobody' in this store (tenants: acme, globex)" in unknown.stderr
     bad = mot(store_url, "query", "teams", "--stage", "loyal", ok=False)
     assert bad.exit_code != 0
     assert "Traceback" not in bad.output
