@@ -49,6 +49,9 @@ def erase(obj: State, tenant: str, customer: str, reason: str | None, dry_run: b
         if lift:
             lifted = erasures.lift(tenant, customer)
             click.echo(json.dumps({"tenant": tenant, "lifted_erasures": lifted}))
+            if not lifted:  # a typo, or another tenant's person: the suppression goes on
+                click.echo(f"mot: warning: tenant {tenant!r} has no erasure of {customer!r}:"
+                           " nothing was lifted", err=True)
             return
         if reason is None and not dry_run:
             raise click.UsageError("missing option --reason (kept in the receipt)")

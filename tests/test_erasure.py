@@ -185,8 +185,14 @@ def test_an_erased_person_leaves_no_string_in_the_store_files_and_every_sum_stay
     assert (summary["recorded"], summary["suppressed"], summary["quarantined"]) == (1, 3, 0)
     mot(store_url, "project")
     assert _found(store_url) <= {MARIA}
+    # A lift of an id the tenant never erased (a typo) lifts nothing, and says so.
+    typo = mot(store_url, "erase", "--lift", "--tenant", "acme", "--customer", MARIA + "x")
+    assert json.loads(typo.stdout) == {"tenant": "acme", "lifted_erasures": 0}
+    assert typo.stderr == (f"mot: warning: tenant 'acme' has no erasure of {MARIA + 'x'!r}:"
+                           " nothing was lifted\n")
     # Lifted: her id goes in again; the erased moment's id is a conflict then.
-    mot(store_url, "erase", "--lift", "--tenant", "acme", "--customer", MARIA)
+    lifted = mot(store_url, "erase", "--lift", "--tenant", "acme", "--customer", MARIA)
+    assert json.loads(lifted.stdout)["lifted_erasures"] >= 1 and lifted.stderr == ""
     summary = json.loads(mot(store_url, "import", "--summary-json", "-q", later).stdout)
     assert (summary["recorded"], summary.get("suppressed", 0)) == (1, 1)  # the amendment
     mot(store_url, "project")
