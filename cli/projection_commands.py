@@ -502,10 +502,12 @@ def story(obj: State, tenant: str | None, top: int, fmt: str) -> None:
 
 
 def known_tenants(services: Services) -> list[str]:
-    """The tenants with a current moment."""
+    """The tenants with a current moment, or with a recorded one not projected yet (a
+    `--no-refresh` read of those finds nothing, and that is no misspelling)."""
     from mot.service.queries import Query
 
-    return sorted({str(r["tenant"]) for r in services.queries.run(Query("listening"))})
+    projected = {str(r["tenant"]) for r in services.queries.run(Query("listening"))}
+    return sorted(projected | set(services.ledger_store.tenants()))
 
 
 def other_tenants_of(services: Services, customer: str, tenant: str) -> list[str]:
@@ -533,8 +535,13 @@ def require_tenant(services: Services, tenant: str | None) -> None:
 
 
 def no_such_tenant(services: Services, tenant: str) -> click.ClickException:
-    """The error of a --tenant that has no current moment, naming the tenants that have."""
+    """The error of a --tenant that has no current moment, naming the tenants that have;
+    a tenant with recorded moments that are not projected is told so instead."""
     known = known_tenants(services)
+    if tenant in known:
+        return click.ClickException(
+            f"tenant {tenant!r} has no current moment in the projections (`mot project` brings"
+            " in what was recorded since they were last brought up to date)")
     return click.ClickException(
         f"no tenant {tenant!r} in this store (tenants: {', '.join(known) or 'none yet'})")
 

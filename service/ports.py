@@ -99,6 +99,10 @@ class LedgerStore(Protocol):
         """The position of the latest event (0 when empty)."""
         ...
 
+    def tenants(self) -> list[str]:
+        """The tenants that have recorded a moment, in order (projected or not)."""
+        ...
+
     def count(self, upto: int) -> int:
         """How many events lie at positions up to `upto` (positions may have gaps)."""
         ...

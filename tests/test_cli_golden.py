@@ -201,6 +201,23 @@ def test_query_filters_and_an_empty_result(store_url: str, golden_path: Path) ->
     assert "Traceback" not in bad.output
 
 
+def test_a_recorded_tenant_not_yet_projected_is_no_misspelling(
+        store_url: str, golden_path: Path, tmp_path: Path) -> None:
+    mot(store_url, "import", "-q", golden_path)  # recorded, not projected
+    # --no-refresh reads the projections as they are: acme has nothing there yet, and is known.
+    assert query(store_url, "relationships", "--tenant", "acme", "--no-refresh") == []
+    out = tmp_path / "x"
+    export = mot(store_url, "export", "--format", "csv", "--out", out, "--tenant", "acme",
+                 "--no-refresh")
+    assert "relationships.csv  0 rows" in export.stdout
+    unknown = mot(store_url, "query", "teams", "--tenant", "acm", "--no-refresh", ok=False)
+    assert unknown.exit_code == 1
+    assert "no tenant 'acm' in this store (tenants: acme, globex)" in unknown.stderr
+    story = mot(store_url, "report", "--tenant", "acme", "--no-refresh", "--out", "-", ok=False)
+    assert story.exit_code == 1
+    assert "tenant 'acme' has no current moment in the projections (`mot project`" in story.stderr
+
+
 # -- show ---------------------------------------------------------------------------------------
 
 

@@ -111,6 +111,7 @@ def test_an_empty_store_has_head_0_no_notifications_and_no_quarantine(services: 
     assert store.quarantine() == []
     assert store.quarantine_count() == 0
     assert store.stream(MID) == []
+    assert store.tenants() == []
 
 
 def test_opening_a_store_twice_keeps_what_it_holds(store_url: str) -> None:
@@ -180,6 +181,7 @@ def test_a_derived_id_makes_the_same_source_record_one_moment(services: Ledgers)
     other = dict(crm, tenant="globex")
     assert record(services, other) == [Outcome.RECORDED]
     assert services.ledger_store.head() == 2
+    assert services.ledger_store.tenants() == ["acme", "globex"]
 
 
 def test_the_same_id_with_other_content_is_a_conflict(services: Ledgers) -> None:

@@ -519,6 +519,10 @@ class SqlLedger:
     def head(self) -> int:
         return self.backend.head()
 
+    def tenants(self) -> list[str]:
+        with self.backend.read() as tx:
+            return sorted(self._tenants(tx))
+
     def count(self, upto: int) -> int:
         backend = self.backend
         with backend.read() as tx:

@@ -152,6 +152,9 @@ class MemoryLedger:
     def suppressed(self, customers: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
         return set()
 
+    def tenants(self) -> list[str]:
+        return sorted({tenant for tenant, _ in self.streams})
+
     def stream(self, moment_id: str, tenant: str | None = None) -> list[LedgerEvent]:
         found = [events for (in_tenant, stream_id), events in self.streams.items()
                  if stream_id == moment_id and tenant in (None, in_tenant)]
