@@ -331,6 +331,10 @@ class _Fence:
     def count(self, upto: int) -> int:
         return self.store.count(upto)
 
+    def tenants(self) -> list[str]:
+        # A tenant's fence names no other tenant: their names are theirs.
+        return [tenant for tenant in self.store.tenants() if tenant == self.tenant]
+
     def quarantine(self, *, limit: int | None = None, ids: Collection[int] | None = None,
                    field: str | None = None, reason: str | None = None) -> list[Quarantined]:
         return self.store.quarantine(limit=limit, ids=ids, field=field, reason=reason)

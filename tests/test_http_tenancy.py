@@ -182,6 +182,10 @@ def test_the_fence_refuses_inside_the_transaction(store_url: str) -> None:
         # The fence lets the tenant's own moments through.
         own = LedgerService(_Fence(services.ledger_store, "globex", threading.Lock()))
         assert own.record([Incoming(amend, "test")]).verdicts[0].outcome.value == "amended"
+        # Nor does the fence name another tenant.
+        assert services.ledger_store.tenants() == ["globex"]
+        assert _Fence(services.ledger_store, "acme", threading.Lock()).tenants() == []
+        assert _Fence(services.ledger_store, "globex", threading.Lock()).tenants() == ["globex"]
     finally:
         services.close()
 
