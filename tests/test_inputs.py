@@ -328,7 +328,8 @@ def test_a_mapped_number_json_cannot_carry_makes_the_record_unmappable(reach: An
     from mot.adapters.vendors import VendorConfig
 
     source = VendorSource("x", "X", ("jsonl",), lambda value: [value],
-                          lambda record, config: [{**MOMENT, "reach": record["reach"]}])
+                          lambda record, config: [{**MOMENT, "reach": record["reach"]}],
+                          lambda record, config: [])
     stats = VendorStats("x")
     (item,) = map_record(source, {"reach": reach}, VendorConfig(), "f:1", b"{}", stats)
     assert item.problem == problem
@@ -343,7 +344,8 @@ def test_an_overflow_in_a_mapping_makes_the_record_unmappable() -> None:
     from mot.adapters.vendors import VendorConfig
 
     source = VendorSource("hubspot", "HubSpot", ("jsonl",), lambda value: [value],
-                          lambda record, config: [{"at": datetime.fromtimestamp(record["t"])}])
+                          lambda record, config: [{"at": datetime.fromtimestamp(record["t"])}],
+                          lambda record, config: [])
     stats = VendorStats("hubspot")
     (item,) = map_record(source, {"t": 1e20}, VendorConfig(), "f:1", b"{}", stats)
     assert item.problem is not None and item.problem.startswith(
