@@ -507,7 +507,7 @@ def known_tenants(services: Services) -> list[str]:
     from mot.service.queries import Query
 
     projected = {str(r["tenant"]) for r in services.queries.run(Query("listening"))}
-    return sorted(projected | set(services.ledger_store.tenants()))
+    return sorted(projected | set(services.ledger.tenants()))
 
 
 def other_tenants_of(services: Services, customer: str, tenant: str) -> list[str]:

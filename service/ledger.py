@@ -146,6 +146,10 @@ class LedgerService:
         self.store = store
         self.clock = clock
 
+    def tenants(self) -> list[str]:
+        """The tenants that have recorded a moment, in order."""
+        return self.store.tenants()
+
     def record(self, items: Sequence[Incoming]) -> BatchResult:
         """Validate and record one batch in one transaction; rejects go to the quarantine."""
         now = self.clock()
