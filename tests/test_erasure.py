@@ -1128,3 +1128,11 @@ def test_an_erasure_reads_only_the_quarantined_messages_its_tenant_may_have(
     plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", "c1",
                           "--dry-run").stdout)
     assert plan["quarantined"] == 2
+
+    # A payload kept for an entry (`mot quarantine fix` of a correction still waiting) is of
+    # the tenant it says: globex's entry fixed into acme's c1 is read by acme's erasure.
+    with open_store(store_url) as services:
+        services.ledger_store.set_quarantined_payload(ids[0], line("acme", "c1", "g-1"))
+    plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", "c1",
+                          "--dry-run").stdout)
+    assert plan["quarantined"] == 3

@@ -583,15 +583,20 @@ class SqlLedger:
         """Keep `payload` (with why it is still rejected) as what entry `quarantine_id`
         replays. When another entry already holds that content, the two are one message:
         this one merges into it (repeats added up). Returns the id that holds it now."""
+        from mot.domain.quarantine import erased_with
+
         digest = _digest(payload)
         now = format_utc(datetime.now(UTC))
         with self.backend.write("quarantine") as tx:
             rows = tx.query("SELECT id FROM quarantine WHERE digest = ? AND id <> ?",
                             (digest, quarantine_id))
             if not rows:
+                # The tenant whose erasures may purge it is what the new payload says.
+                names = tx.scalar("SELECT names FROM quarantine WHERE id = ?", (quarantine_id,))
                 tx.execute("UPDATE quarantine SET payload = ?, digest = ?, field = COALESCE(?, field),"
-                           " reason = COALESCE(?, reason), last_seen = ? WHERE id = ?",
-                           (payload, digest, field, reason, now, quarantine_id))
+                           " reason = COALESCE(?, reason), last_seen = ?, tenant = ? WHERE id = ?",
+                           (payload, digest, field, reason, now,
+                            erased_with(payload, names_of(names)), quarantine_id))
                 return quarantine_id
             other = int(rows[0][0])
             repeats = tx.scalar("SELECT repeats FROM quarantine WHERE id = ?", (quarantine_id,))
