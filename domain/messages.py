@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from difflib import get_close_matches
@@ -276,35 +276,34 @@ def _repeated_name(raw: bytes) -> str | None:
         value = json.loads(raw, object_pairs_hook=pairs)
     except (ValueError, RecursionError):
         return None
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        item, path = stack.pop()
+    for item, path, _ in _in_document_order(value):
         if isinstance(item, _Repeated):
             return f"{path}.{item.repeated}" if path else item.repeated
-        if type(item) is dict:
-            stack.extend((v, f"{path}.{k}" if path else k) for k, v in reversed(item.items()))
-        elif type(item) is list:
-            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(item))))
     return None
 
 
 def nul_path(value: Any) -> str | None:
     """The dotted path of the first string (or key) holding U+0000, if any, in document
-    order. A stack, not recursion: JSON nested a thousand deep is valid input."""
-    stack: list[tuple[Any, str, bool]] = [(value, "", False)]
-    while stack:
-        item, path, nul_in_key = stack.pop()
-        if nul_in_key:
+    order."""
+    for item, path, key in _in_document_order(value):
+        if (key is not None and "\x00" in key) or (isinstance(item, str) and "\x00" in item):
             return path
-        if isinstance(item, str):
-            if "\x00" in item:
-                return path
-        elif isinstance(item, dict):
-            stack.extend((v, f"{path}.{k}" if path else str(k), "\x00" in k)
+    return None
+
+
+def _in_document_order(value: Any) -> Iterator[tuple[Any, str, str | None]]:
+    """Every value within a decoded JSON value, itself first, with its dotted path and the
+    name it is given under (None in a list and at the top), in document order. A stack, not
+    recursion: JSON nested a thousand deep is valid input."""
+    stack: list[tuple[Any, str, str | None]] = [(value, "", None)]
+    while stack:
+        item, path, name = stack.pop()
+        yield item, path, name
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k), k)
                          for k, v in reversed(item.items()))
         elif isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]", False) for i, v in reversed(list(enumerate(item))))
-    return None
+            stack.extend((v, f"{path}[{i}]", None) for i, v in reversed(list(enumerate(item))))
 
 
 def validate_message(data: Any, now: datetime) -> Message | Rejection:
