@@ -55,6 +55,11 @@ def list_alerts(obj: State, fmt: str | None, rule: str | None, since: datetime |
 
     found = obj.services.alerts.find(AlertQuery(
         tenant, rule, None if since is None else to_micros(since), failed, limit=limit))
+    if not found and tenant is not None:
+        # A misspelt tenant must not pass for one with no alerts (as `mot query` refuses it).
+        from mot.cli.projection_commands import require_tenant
+
+        require_tenant(obj.services, tenant)
     records = [stored_record(s) for s in found]
     fmt = fmt or default_format()
     if fmt in ("table", "csv"):

@@ -26,9 +26,12 @@ def _refused(error: Exception) -> click.ClickException:
 @click.option("--dry-run", is_flag=True, help="Say what would go (counts), change nothing.")
 @click.option("--lift", is_flag=True,
               help="End the suppression of the person's ids (later messages go in again).")
+@click.option("--new-tenant", is_flag=True,
+              help="The tenant has recorded nothing yet: suppress the id before its first "
+                   "message (without it, a tenant the store does not know is refused).")
 @pass_state
 def erase(obj: State, tenant: str, customer: str, reason: str | None, dry_run: bool,
-          lift: bool) -> None:
+          lift: bool, new_tenant: bool) -> None:
     """Erase the person a customer id belongs to: their personal fields become unreadable
     for good (their keys are destroyed), their rows leave every per-customer projection,
     later messages naming them are suppressed; prints the receipt (JSON).
@@ -58,7 +61,7 @@ def erase(obj: State, tenant: str, customer: str, reason: str | None, dry_run: b
         if dry_run or not _has_person(obj, tenant, customer):  # a projected person: cheaper
             plan = erasures.plan(tenant, customer)
             if _holds_nothing(plan):
-                _nothing_here(obj, tenant, customer)
+                _nothing_here(obj, tenant, customer, new_tenant)
             if dry_run:
                 click.echo(json.dumps(plan.as_dict(), indent=2))
                 return
@@ -83,14 +86,23 @@ def _holds_nothing(plan: ErasurePlan) -> bool:
             and not plan.already_erased)
 
 
-def _nothing_here(obj: State, tenant: str, customer: str) -> None:
+def _nothing_here(obj: State, tenant: str, customer: str, new_tenant: bool) -> None:
     """`--tenant` defaults to "default": an operator who left it out to erase another tenant's
     customer got a receipt for erasing nothing, and the person stayed. Left out, an id only
-    other tenants hold is refused, naming them; given, or held by no tenant (a typo, or an
-    id suppressed before its first moment), the erasure goes on with a warning."""
+    other tenants hold is refused, naming them. A tenant the store does not know (a
+    misspelt `--tenant acm`) is refused as `mot query` refuses it: its receipt would say a
+    person was erased while hers stayed in acme; `--new-tenant` says it is meant (an id
+    suppressed before its tenant's first message: SPEC §6's suppression of later messages).
+    Otherwise (a typo of the id, or an id suppressed before its first moment) the erasure
+    goes on with a warning."""
     from click.core import ParameterSource
 
-    from mot.cli.projection_commands import elsewhere, other_tenants_of
+    from mot.cli.projection_commands import (
+        elsewhere,
+        known_tenants,
+        no_such_tenant,
+        other_tenants_of,
+    )
 
     others = other_tenants_of(obj.services, customer, tenant)
     given = click.get_current_context().get_parameter_source("tenant") is ParameterSource.COMMANDLINE
@@ -98,6 +110,10 @@ def _nothing_here(obj: State, tenant: str, customer: str) -> None:
         raise click.ClickException(
             f"tenant {tenant!r} (the default: --tenant was not given) holds nothing of"
             f" {customer!r}{elsewhere(others)}; nothing was erased")
+    if not new_tenant and tenant not in known_tenants(obj.services):
+        raise click.ClickException(
+            f"{no_such_tenant(obj.services, tenant).message}{elsewhere(others)}; nothing was"
+            " erased (--new-tenant: suppress the id in a tenant that has recorded nothing yet)")
     click.echo(f"mot: warning: tenant {tenant!r} holds nothing of {customer!r} (no moment, link"
                f" or quarantined message): nothing of theirs is erased, only their later"
                f" messages are suppressed (`mot erase --lift` ends it){elsewhere(others)}",
@@ -125,7 +141,13 @@ def erasures_list(obj: State, tenant: str | None) -> None:
       mot erasures list
       mot erasures list --tenant acme
     """
-    click.echo(json.dumps([r.as_dict() for r in obj.services.erasures.receipts(tenant)], indent=2))
+    receipts = obj.services.erasures.receipts(tenant)
+    if not receipts and tenant is not None:
+        # A misspelt tenant must not pass for one with no erasures (as `mot query` refuses it).
+        from mot.cli.projection_commands import require_tenant
+
+        require_tenant(obj.services, tenant)
+    click.echo(json.dumps([r.as_dict() for r in receipts], indent=2))
 
 
 @click.command("upgrade")

@@ -300,3 +300,18 @@ def test_a_webhook_added_later_gets_the_fresh_alerts_not_the_history(tmp_path: P
             services.alert_outbox.raise_alerts([newer])
         mot(store, "alerts", "deliver", "--config", config)
         assert set(later.counts()) == {recent.alert_id, newer.alert_id}
+
+
+def test_alerts_of_a_tenant_the_store_does_not_know_are_refused_naming_the_known_ones(
+        store_url: str, golden_path: Path) -> None:
+    """`mot alerts list --tenant nobody` answered [] (exit 0), so a misspelt tenant passed for
+    one with no alerts. It is refused as `mot query --tenant nobody` is, naming the tenants."""
+    mot(store_url, "import", "-q", golden_path)
+    mot(store_url, "project", "-q")
+    refused = mot(store_url, "alerts", "list", "--tenant", "acm", "--format", "json", ok=False)
+    assert refused.exit_code == 1 and refused.stdout == ""
+    assert "no tenant 'acm' in this store (tenants: acme, globex)" in refused.stderr
+    # A known tenant with no alert (the golden moments are older than the default window)
+    # answers [] as before.
+    assert json.loads(mot(store_url, "alerts", "list", "--tenant", "acme", "--format",
+                          "json").stdout) == []

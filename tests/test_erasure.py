@@ -876,14 +876,44 @@ def test_an_erasure_without_tenant_of_an_id_only_another_tenant_has_is_refused(
     assert query(store, "relationships", "--tenant", "acme")[0]["customer_id"] == "c-elsewhere"
     dry = mot(store, "erase", "--customer", "c-elsewhere", "--dry-run", ok=False)
     assert dry.exit_code == 1 and "--tenant acme" in dry.output, dry.output
-    # Said on purpose: done, with the warning.
-    done = mot(store, "erase", "--tenant", "default", "--customer", "c-elsewhere", "--reason", "r")
+    # Said on purpose (a tenant that has recorded nothing yet: --new-tenant): done, with the
+    # warning.
+    done = mot(store, "erase", "--tenant", "default", "--customer", "c-elsewhere", "--reason", "r",
+               "--new-tenant")
     assert json.loads(done.stdout)["moments"] == 0
     assert "tenant 'default' holds nothing of 'c-elsewhere'" in done.stderr
     assert "acme" in done.stderr
     # An id no tenant holds (a typo, or an id suppressed before its first moment): a warning.
-    typo = mot(store, "erase", "--customer", "c-elswhere", "--reason", "r")
+    typo = mot(store, "erase", "--tenant", "acme", "--customer", "c-elswhere", "--reason", "r")
     assert "holds nothing of 'c-elswhere'" in typo.stderr
+
+
+def test_an_erasure_in_a_tenant_the_store_does_not_know_is_refused_naming_the_known_ones(
+        store_url: str, tmp_path: Path) -> None:
+    """`mot erase --tenant acm` (acme misspelt) went on with a warning and printed a receipt:
+    the operator believed Maria erased while every moment of hers stayed in acme. A tenant
+    with nothing recorded is refused as `mot query --tenant acm` refuses it, naming the known
+    tenants (and the one that holds the id), with nothing erased nor suppressed;
+    `--new-tenant` says it is meant (an id suppressed before its tenant's first message).
+    `mot erasures list --tenant acm` is refused the same way instead of answering []."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(store_url, "import", "-q", source)
+    for extra in (["--reason", "r"], ["--dry-run"]):
+        refused = mot(store_url, "erase", "--tenant", "acm", "--customer", MARIA, *extra, ok=False)
+        assert refused.exit_code == 1, refused.output
+        assert ("no tenant 'acm' in this store (tenants: acme, globex); tenant acme, globex have"
+                " it: --tenant acme; nothing was erased") in refused.stderr, refused.stderr
+    assert json.loads(mot(store_url, "erasures", "list").stdout) == []
+    listed = mot(store_url, "erasures", "list", "--tenant", "acm", ok=False)
+    assert listed.exit_code == 1
+    assert "no tenant 'acm' in this store (tenants: acme, globex)" in listed.stderr
+    assert json.loads(mot(store_url, "erasures", "list", "--tenant", "acme").stdout) == []
+    assert MARIA in {r["customer_id"] for r in query(store_url, "persons", "--tenant", "acme")}
+    meant = json.loads(mot(store_url, "erase", "--tenant", "newco", "--customer", "n1",
+                           "--reason", "r", "--new-tenant").stdout)
+    assert (meant["tenant"], meant["moments"]) == ("newco", 0)
+    assert len(json.loads(mot(store_url, "erasures", "list", "--tenant", "newco").stdout)) == 1
 
 
 def test_erasing_an_erased_person_again_rewrites_no_table(store_url: str, tmp_path: Path) -> None:
