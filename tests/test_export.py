@@ -410,6 +410,27 @@ def test_an_arrow_read_keeps_the_processs_locks_so_no_other_process_deletes_the_
     assert shown.returncode == 0 and json.loads(shown.stdout), shown.stderr
 
 
+def test_a_second_export_in_one_process_after_another_process_closed_the_store(
+        tmp_path: Path, golden_path: Path) -> None:
+    """Exports in one process, another process opening and closing the store between them:
+    the second failed with "unable to open database file". The first export's reader
+    threads left their connections of the store to the garbage collector, which a
+    reference cycle kept open; the other process, last to close, deleted the write-ahead
+    log's index; the next opening here shared the open connection's index (deleted, so
+    none on disk), and the ADBC driver's read-only connection needs the file."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", golden_path)
+    mot(store, "project")
+    other = [str(Path(sys.executable).parent / "mot"), "--store", store, "query", "teams",
+             "--format", "json"]
+    teams = query(store, "teams")
+    for run, refresh in enumerate((["--no-refresh"], ["--no-refresh"], [], [])):
+        out = tmp_path / f"x{run}"
+        mot(store, "export", "--format", "parquet", "--out", out, "-q", *refresh)
+        assert duckdb_rows(out / "teams.parquet")[0] == teams
+        assert json.loads(subprocess.run(other, check=True, capture_output=True).stdout) == teams
+
+
 def test_an_as_of_exports_sort_folder_killed_with_it_goes_with_the_next_erasure(
         tmp_path: Path) -> None:
     """An --as-of export sorts amplifications and responses in a scratch SQLite file, their

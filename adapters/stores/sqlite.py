@@ -54,6 +54,9 @@ class SQLiteBackend(SqlBackend):
             # os rather than pathlib, which a query would load for this line alone.
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._local = threading.local()
+        # Every thread's connection, with its thread (see `_connection` and `close`).
+        self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._opened_lock = threading.Lock()
         self.ready = self.schema_ready()
         if not self.ready:
             if not create and not self._holds_a_ledger():
@@ -135,6 +138,14 @@ class SQLiteBackend(SqlBackend):
             # helper threads, on the CPUs the process is otherwise not using.
             conn.execute(f"PRAGMA threads={min(4, os.cpu_count() or 1)}")
             self._local.conn = conn
+            with self._opened_lock:
+                # A thread that ended will not use its connection again: close it now.
+                ended = [c for thread, c in self._opened if not thread.is_alive()]
+                self._opened = [(thread, c) for thread, c in self._opened
+                                if thread.is_alive()]
+                self._opened.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
         return conn
 
     @contextmanager
@@ -312,11 +323,18 @@ class SQLiteBackend(SqlBackend):
                 " ELSE 0 END")
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        # Every thread's connection, not only the caller's: one a worker thread opened (the
+        # export's readers) was left to the garbage collector, and a reference cycle kept it
+        # open after the store was closed. SQLite shares a file's write-ahead-log index
+        # among a process's connections, so the next opening of the store in this process
+        # used that connection's index after another process had deleted the file (an
+        # open index, no -shm on disk), and the ADBC driver's read-only connection, which
+        # needs that file, failed: "unable to open database file".
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for _, conn in opened:
             conn.close()
-            self._local.conn = None
-            self._local.big_cache = False
+        self._local = threading.local()
         if "datastore" in self.__dict__:
             self.datastore.close()
 
