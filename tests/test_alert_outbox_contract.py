@@ -129,6 +129,24 @@ def test_delivery_queue_claim_lease_settle_and_retry(box: Outbox) -> None:
     assert [c.stored.alert.customer_id for c in left] == ["c4", "c5", "c3"]
 
 
+def test_a_claim_over_destinations_takes_the_earliest_due_of_all(box: Outbox) -> None:
+    """A claim of several destinations leases the `limit` deliveries due first among all of
+    them (due time, then the alert's order, then the destination), not each one's first."""
+    out = box.outbox
+    out.raise_alerts([make_alert(n) for n in range(1, 5)])
+    for name in ("slack", "hook"):
+        assert out.enqueue(name, lambda a: True, 10) == (4, 4)
+    now = T0 + 10 * S
+    first = out.claim(["slack", "hook"], "one", now, 30 * S, 5)
+    assert [(c.destination, c.stored.alert.customer_id) for c in first] == [
+        ("hook", "c1"), ("slack", "c1"), ("hook", "c2"), ("slack", "c2"), ("hook", "c3")]
+    ids = {c.stored.alert.customer_id: c.stored.alert.alert_id for c in first}
+    out.settle("one", [Outcome("hook", ids["c1"], "pending", 1, now + 5 * S, "HTTP 503", now)])
+    rest = out.claim(["hook", "slack"], "two", now + 5 * S, 30 * S, 10)  # hook's c1 due again
+    assert [(c.destination, c.stored.alert.customer_id) for c in rest] == [
+        ("slack", "c3"), ("hook", "c4"), ("slack", "c4"), ("hook", "c1")]
+
+
 def test_a_new_destination_starts_after_the_alerts_raised_before_its_start(box: Outbox) -> None:
     """`new_since_us`: a destination seen for the first time skips what was raised before (the
     deliverer passes now - the window); its cursor is kept from then on, so a later call with

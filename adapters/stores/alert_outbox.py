@@ -46,7 +46,10 @@ ALERT_DDL: Final = (
     state TEXT NOT NULL, attempts INTEGER NOT NULL, due_us {bigint} NOT NULL,
     lease_owner TEXT, lease_until_us {bigint}, last_error TEXT, settled_us {bigint},
     PRIMARY KEY (destination, alert_id))""",
-    "CREATE INDEX IF NOT EXISTS alert_deliveries_due ON alert_deliveries (state, due_us)",
+    # A destination's due deliveries in the order they are claimed (`claim`).
+    """CREATE INDEX IF NOT EXISTS alert_deliveries_next
+    ON alert_deliveries (destination, state, due_us, seq)""",
+    "DROP INDEX IF EXISTS alert_deliveries_due",  # (state, due_us), before alert_deliveries_next
 )
 
 COLUMNS: Final = ("alert_id", "rule", "tenant", "customer_id", "customer_ids", "moment_id",
@@ -221,17 +224,23 @@ class SqlAlertOutbox:
         the lease ends (a deliverer killed mid-batch leaves only its batch to send again)."""
         if not destinations:
             return []
-        names = sorted(destinations)
         with self.backend.write(DELIVERY_LOCK) as tx:
-            rows = tx.query(
-                f"SELECT d.destination, d.attempts, {SELECTED} FROM alert_deliveries d"
+            # One destination at a time, in its index's order (alert_deliveries_next): the scan
+            # stops at `limit` rows, and only those are joined. One query over every
+            # destination joined and sorted every pending delivery for each batch (PostgreSQL
+            # without statistics, where autovacuum is off, chose that plan): 20,000 pending
+            # deliveries, 323 ms a claim of 500, against 4 ms this way (EXPLAIN ANALYZE).
+            found = [row for name in sorted(destinations) for row in tx.query(
+                f"SELECT d.destination, d.attempts, d.due_us, {SELECTED} FROM"
+                " (SELECT destination, alert_id, attempts, due_us, seq FROM alert_deliveries"
+                "  WHERE destination = ? AND state = 'pending' AND due_us <= ?"
+                "  AND (lease_until_us IS NULL OR lease_until_us < ?)"
+                "  ORDER BY due_us, seq LIMIT ?) d"
                 " JOIN alerts a ON a.alert_id = d.alert_id LEFT JOIN moments m"
-                " ON m.tenant = a.tenant AND m.moment_id = a.moment_id"
-                f" WHERE d.state = 'pending' AND d.due_us <= ? AND d.destination"
-                f" {self.backend.in_list(len(names))}"
-                " AND (d.lease_until_us IS NULL OR d.lease_until_us < ?)"
-                " ORDER BY d.due_us, d.seq LIMIT ?",
-                (now_us, *self.backend.in_params(names), now_us, limit))
+                " ON m.tenant = a.tenant AND m.moment_id = a.moment_id",
+                (name, now_us, now_us, limit))]
+            rows = [(r[0], r[1], *r[3:]) for r in
+                    sorted(found, key=lambda r: (r[2], r[-2], r[0]))[:limit]]  # due, seq, name
             tx.executemany(
                 "UPDATE alert_deliveries SET lease_owner = ?, lease_until_us = ?"
                 " WHERE destination = ? AND alert_id = ?",
