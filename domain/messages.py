@@ -805,6 +805,17 @@ _REWORDING: Final = (
 )
 
 
+# The deepest arrays and objects nest in what mot reads (a file's line, an HTTP batch in
+# either form, a webhook's body): orjson's own limit, which every reader here goes through.
+MAX_NESTING = 1024
+
+
+def too_deep(pos: int) -> str:
+    """What is wrong with JSON nested past MAX_NESTING (orjson's 'depth limit exceeded')."""
+    return (f"nested deeper than {MAX_NESTING:,} arrays and objects at character {pos + 1}"
+            " (the most mot reads)")
+
+
 def _json_problem(raw: bytes | str, error: orjson.JSONDecodeError) -> str:
     """What is wrong with text that is not JSON, in words, with where (a character count
     from 1) and what was found there; orjson's own message names its parser's states."""
@@ -829,6 +840,8 @@ def _json_problem(raw: bytes | str, error: orjson.JSONDecodeError) -> str:
                    f"{where}, got {found}")
     elif words.startswith("trailing comma"):
         problem = f"a comma before the closing bracket {where} (JSON allows none there)"
+    elif words.startswith("depth limit exceeded"):
+        problem = too_deep(error.pos)
     elif words.startswith("unexpected content after document"):
         problem = f"more text after the JSON value {where}: {found}"
     else:

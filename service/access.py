@@ -265,10 +265,14 @@ NUL_PROBLEM: Final = ("text containing U+0000 (NUL) cannot be stored (PostgreSQL
 def _with_tenant(wire: bytes, data: dict[str, Any], tenant: str) -> bytes:
     """The message with `tenant` added. Encoded again from its decoded value, except when it
     holds an integer beyond 64 bits (decoding made that a rounded float) or a field given
-    twice (decoding kept the last): the tenant then goes into its own text instead, and the
-    ledger rejects the message as it was sent, naming the field."""
+    twice (decoding kept the last), or nests deeper than orjson encodes (255 levels: a 500
+    before): the tenant then goes into its own text instead, and the ledger rejects the
+    message as it was sent, naming the field."""
     if inexact_integer(wire) is None and duplicate_field(wire, data) is None:
-        return orjson.dumps({**data, "tenant": tenant})
+        try:
+            return orjson.dumps({**data, "tenant": tenant})
+        except orjson.JSONEncodeError:
+            pass
     body = wire.strip()[1:]  # after the object's `{`; `data` is not empty, it holds the integer
     return b'{"tenant":' + orjson.dumps(tenant) + b"," + body
 

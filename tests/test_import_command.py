@@ -460,3 +460,25 @@ def test_a_field_given_twice_is_quarantined_naming_it(tmp_path: Path) -> None:
     [entry] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
     assert entry["origin"] == f"{lines}:2"
     assert entry["reason"].startswith("customer_id: is given more than once in its object")
+
+
+def test_a_file_whose_first_lines_nest_too_deep_is_read_as_json_lines_and_quarantined(
+        tmp_path: Path) -> None:
+    """A JSON-lines file whose first line nests deeper than the parser reads (1,024 levels)
+    was refused whole as 'this looks like CSV, not JSON lines ... --format csv' (the line did
+    not parse, and its commas made it a CSV row): nothing was quarantined, and the advice was
+    wrong. Such a line is quarantined naming the limit."""
+    from cli_support import mot
+
+    store = str(tmp_path / "mot.db")
+    moment = {"tenant": "acme", "customer_id": "c1", "occurred_at": "2026-03-01T09:00:00Z",
+              "channel": "email", "direction": "inbound", "kind": "question",
+              "source": {"system": "crm", "id": "deep"}}
+    deep = orjson.dumps(moment)[:-1] + b',"attributes":{"a":' + b"[" * 1100 + b"]" * 1100 + b"}}"
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(deep + b"\n" + deep.replace(b'"deep"', b'"deeper"') + b"\n")
+    done = mot(store, "import", source)
+    assert "recorded 0," in done.output and "quarantined 2 " in done.output, done.output
+    entry = json.loads(mot(store, "quarantine", "list").stdout)[0]
+    assert entry["reason"] == ("not valid JSON: nested deeper than 1,024 arrays and objects at"
+                               " character 1211 (the most mot reads)"), entry["reason"]

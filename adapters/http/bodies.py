@@ -23,6 +23,8 @@ from typing import Any, Final
 import anyio
 import orjson
 
+from mot.domain.messages import too_deep
+
 DEFAULT_MAX_BODY: Final = 8 * 1024 * 1024
 DEFAULT_MAX_ITEMS: Final = 100_000
 DEFAULT_READ_TIMEOUT: Final = 30.0
@@ -159,6 +161,14 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 100
     return Batch(body, spans, first)
 
 
+def not_json(where: str, error: orjson.JSONDecodeError) -> MalformedBody:
+    """The refusal of a body whose JSON orjson could not read; nesting past MAX_NESTING (the
+    one limit of every form of a batch, a webhook's body included) is said in words."""
+    if str(error.msg).startswith("depth limit exceeded"):
+        return MalformedBody(f"{where}: {too_deep(error.pos)}; nothing was recorded")
+    return MalformedBody(f"{where}: not valid JSON ({error}); nothing was recorded")
+
+
 def _add(message: bytes, start: int, where: str, spans: array[int],
          first: list[tuple[bytes, Any]], keep: int, max_items: int) -> None:
     """Note a message found at `start` after checking its JSON (one of the first `keep`
@@ -168,7 +178,7 @@ def _add(message: bytes, start: int, where: str, spans: array[int],
     try:
         value = orjson.loads(message)
     except orjson.JSONDecodeError as error:
-        raise MalformedBody(f"{where}: not valid JSON ({error}); nothing was recorded") from None
+        raise not_json(where, error) from None
     if len(first) < keep:
         first.append((message, value))
     spans.extend((start, start + len(message)))
@@ -182,6 +192,27 @@ def _no_constants(name: str) -> Any:
 # building the others (orjson only decodes whole documents); each element is then checked
 # by orjson, as the NDJSON lines are, so both forms accept exactly the same messages.
 _SCANNER: Final = json.JSONDecoder(parse_constant=_no_constants)
+
+
+# A string (to the end of the text when it never closes: one pass, no backtracking), or a
+# bracket.
+_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def _value_end(text: str, at: int) -> int:
+    """Where the array or object at `at` ends, by its brackets (strings skipped), without
+    recursion; the end of the text when they never close (orjson then says what is wrong
+    with the span, which it checks before anything of it is used)."""
+    depth = 0
+    for token in _TOKENS.finditer(text, at):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+        elif bracket in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return len(text)
 
 
 def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array[int],
@@ -203,9 +234,13 @@ def _array_spans(body: bytes, start: int, end: int, max_items: int, spans: array
             _, stop = _SCANNER.raw_decode(text, at)
         except ValueError as error:
             raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
-        except RecursionError:  # the scanner recurses a level at a time (orjson stops at 1,024)
-            raise MalformedBody(f"item {len(spans) // 2}: not valid JSON (nested too deeply);"
-                                " nothing was recorded") from None
+        except RecursionError:
+            # The scanner recurses a level at a time and gives up short of MAX_NESTING (where
+            # depends on the caller's stack: ~950 levels under the server), which refused the
+            # whole batch for an item the NDJSON form of it accepts. Its end is found by
+            # counting brackets instead, and the item is checked by orjson as any other:
+            # one limit for both forms.
+            stop = _value_end(text, at)
         element = body[offset + at:offset + stop] if ascii_only else text[at:stop].encode()
         byte_stop = byte_at + len(element)
         _add(element, byte_at, f"item {len(spans) // 2}", spans, first, keep, max_items)

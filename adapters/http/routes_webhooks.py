@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mot.adapters.http import errors
 from mot.adapters.http.auth import Credentials, authenticate
-from mot.adapters.http.bodies import MalformedBody, TooManyItems, split_batch
+from mot.adapters.http.bodies import MalformedBody, TooManyItems, not_json, split_batch
 from mot.adapters.http.deps import Context
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.ingest import Ingest
@@ -84,7 +84,7 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
         try:
             value = orjson.loads(body)
         except orjson.JSONDecodeError as error:
-            raise MalformedBody(f"not valid JSON ({error}); nothing was recorded") from None
+            raise not_json("the body", error) from None
         twice = duplicate_field(body, value)
         if twice is not None:
             raise MalformedBody(f"{twice} {GIVEN_TWICE}; nothing was recorded")

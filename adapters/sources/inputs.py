@@ -227,7 +227,11 @@ def _json(line: bytes) -> Any:
 
 
 def _looks_like_csv(lines: list[bytes]) -> bool:
-    """A first line of at least two comma-separated cells, and rows of as many cells."""
+    """A first line of at least two comma-separated cells, and rows of as many cells; not
+    one that begins as JSON does (a line nested too deeply for the parser, say, is JSON that
+    each line's quarantine reason explains, not CSV)."""
+    if lines[0].lstrip()[:1] in (b"{", b"["):
+        return False
     try:
         rows = list(csv.reader(line.decode("utf-8", "replace") for line in lines[:5]))
     except csv.Error:
