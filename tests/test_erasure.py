@@ -1166,3 +1166,47 @@ def test_an_erasure_reads_only_the_quarantined_messages_its_tenant_may_have(
     plan = json.loads(mot(store_url, "erase", "--tenant", "acme", "--customer", "c1",
                           "--dry-run").stdout)
     assert plan["quarantined"] == 3
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_scrub_waits_for_older_transactions_then_rewrites_each_table_once(
+        pg_schema_url: str, tmp_path: Path) -> None:
+    """A transaction begun before the erasure, in another database of the server, keeps the
+    erased rows readable to a `VACUUM FULL` (its snapshot's xmin is the server's oldest
+    transaction): the scrub waits for it to end instead of rewriting tables that would still
+    hold her rows (each retry a whole rewrite: seconds of the server's CPU at 1,000,000
+    moments). Committed, the erasure rewrites nothing while that transaction runs; once it
+    ends, the tables are rewritten and none of her strings is left."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import PG_SERVER
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(pg_schema_url, "import", "-q", source)
+    mot(pg_schema_url, "project")
+
+    def file_of(table: str) -> int:
+        with open_store(pg_schema_url) as services, services.backend.read() as tx:
+            return int(tx.scalar(f"SELECT pg_relation_filenode('{table}')"))
+
+    before = {t: file_of(t) for t in ("moments", "relationships")}
+    with psycopg.connect(f"{PG_SERVER}/postgres") as older:
+        older.execute("SELECT pg_current_xact_id()")  # a transaction with an id, left open
+        proc = subprocess.Popen([sys.executable, "-m", "mot", "--store", pg_schema_url, "erase",
+                                 "--tenant", "acme", "--customer", MARIA, "--reason", "r"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stderr is not None
+            while b"erased in" not in proc.stderr.readline():  # committed
+                assert proc.poll() is None, "the erasure ended before its commit said so"
+            time.sleep(1.5)
+            assert proc.poll() is None  # still waiting for the older transaction
+            assert {t: file_of(t) for t in before} == before  # and rewrote nothing yet
+        finally:
+            older.rollback()
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert all(file_of(t) != node for t, node in before.items())
+    assert _found(pg_schema_url) == {MARIA}  # globex's Maria only

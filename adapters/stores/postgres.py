@@ -326,6 +326,7 @@ class PostgresBackend(SqlBackend):
                 " WHERE n.nspname = %s AND c.relname = ANY(%s)",
                 (self.schema, list(tables))).fetchall()}
         pending = sorted(tables, key=lambda t: (-sizes.get(t, 0), t))
+        self._await_horizon()
         taking = threading.Lock()
 
         def rewrite() -> None:
@@ -347,6 +348,41 @@ class PostgresBackend(SqlBackend):
             for running in [pool.submit(rewrite) for _ in range(min(self.scrub_connections,
                                                                     len(pending)))]:
                 running.result()
+
+    HORIZON_WAIT_S = 250.0
+    """How long `scrub` waits for older transactions before rewriting anyway (then
+    `_vacuum_full` retries, and says which table a long transaction keeps readable)."""
+
+    def _await_horizon(self) -> None:
+        """Wait until every transaction begun before now has ended: those of the whole server
+        (a `VACUUM FULL` keeps a snapshot, and a snapshot's xmin is the oldest transaction
+        running anywhere, so another database's import keeps the erased rows "not removable
+        yet"), and this database's readers' snapshots. Rewriting before that copies the
+        erased rows, and each retry of `_vacuum_full` rewrote the whole table again (at
+        1,000,000 moments several seconds of the server's CPU a retry, on a busy server many
+        retries); waiting costs one query every few hundredths of a second. The snapshots of
+        other users' sessions are not shown to a role without pg_read_all_stats: those are
+        left to `_vacuum_full`'s retries."""
+        import time
+
+        with self.datastore.get_connection() as conn:
+            cursor = conn.cursor(row_factory=tuple_row)
+            row = cursor.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetchone()
+            assert row is not None
+            target = int(row[0])  # every transaction begun before now has an older id
+            deadline = time.monotonic() + self.HORIZON_WAIT_S
+            pause = 0.01
+            while time.monotonic() < deadline:
+                row = cursor.execute(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= %s"
+                    " AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname ="
+                    " current_database() AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL"
+                    " AND age(backend_xmin) > age(%s::text::xid))",
+                    (target, str(target % 2**32))).fetchone()
+                if row is not None and row[0]:
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
 
     def _vacuum_full(self, conn: Any, table: str) -> None:
         """`VACUUM FULL` of one table. It copies the dead rows a transaction begun before the
