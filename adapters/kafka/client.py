@@ -9,10 +9,11 @@ is in the ledger.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import Fetcher
@@ -53,13 +54,48 @@ def connect_with_retry(make: Callable[[int], T], *, wait_s: float,
     while True:
         left = deadline - time.monotonic()
         try:
-            return make(int(min(max(left, MIN_ATTEMPT_S), MAX_ATTEMPT_S) * 1000))
+            return _attempt(make, int(min(max(left, MIN_ATTEMPT_S), MAX_ATTEMPT_S) * 1000),
+                            should_stop)
         except (KafkaError, StreamError) as error:
             if time.monotonic() >= deadline or should_stop():
                 raise StreamError(f"cannot reach the Kafka broker: {error}") from error
             if on_retry is not None:
                 on_retry(error)
             time.sleep(min(backoff_s, max(deadline - time.monotonic(), 0)))
+
+
+def _attempt(make: Callable[[int], T], timeout_ms: int, should_stop: Callable[[], bool]) -> T:
+    """One `make(timeout_ms)`, in a thread of its own, given up as soon as `should_stop()`: an
+    attempt waits for an absent broker up to MAX_ATTEMPT_S, so a SIGTERM during one kept
+    `mot kafka ingest` running up to 30 s more, past a supervisor's stop timeout (docker
+    stop's 10 s). A client the given-up attempt makes after all is closed by its thread."""
+    done = threading.Event()
+    given_up = threading.Event()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            made = make(timeout_ms)
+        except BaseException as error:  # handed to the caller below
+            outcome.append(error)
+        else:
+            outcome.append(made)
+            if given_up.is_set() and hasattr(made, "close"):
+                made.close()
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="mot-kafka-connect", daemon=True).start()
+    while not done.wait(STOP_CHECK_S):
+        if should_stop():
+            given_up.set()
+            if done.is_set() and outcome and hasattr(outcome[0], "close"):
+                outcome[0].close()  # made just now, after the thread looked
+            raise StreamError("asked to stop while waiting for the broker")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return cast(T, result)
 
 
 def group_member(settings: ConsumerSettings, *, wait_s: float,
@@ -86,6 +122,7 @@ def producer(bootstrap: str, *, wait_s: float, should_stop: Callable[[], bool] =
 # at most kafka-python's default.
 MIN_ATTEMPT_S = 0.5
 MAX_ATTEMPT_S = 30.0
+STOP_CHECK_S = 0.1  # how often an attempt looks whether it was asked to stop
 
 
 @dataclass
