@@ -10,6 +10,7 @@ either, these tests fail.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import orjson
@@ -92,3 +93,32 @@ def test_a_list_of_text_or_bytes_goes_as_one_array_literal_and_reads_back_the_sa
                         (array_literal(texts), *backend.in_params(["NULL", "a,b"]))) \
             == [("NULL",), ("a,b",)]
     assert array_literal([1, 2]) == [1, 2] and array_literal([]) == []
+
+
+@pytest.mark.parametrize("split", ["0", "1"])
+def test_a_replay_analyzes_each_projection_table_once(pg_schema_url: str, tmp_path: Any,
+                                                      split: str) -> None:
+    """A rebuild gathers the planner's statistics of each table once: the current moments
+    and person groups when indexed (the fold reads them), the rest at the swap. The swap's
+    rename keeps a table's statistics on PostgreSQL, so the moments are not sampled again
+    (3.4 s of the server's CPU at 1,000,000 moments split in 16 parts, 0.46 s whole)."""
+    from cli_support import mot
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(MOMENT | {"moment_id": None, "customer_id": f"c{i}",
+                                                       "occurred_at": f"2026-03-01T09:{i:02d}:00Z"}
+                                             ) + b"\n" for i in range(20)).replace(
+        b'"moment_id":null,', b""))
+    mot(pg_schema_url, "import", "-q", source, env={"MOT_PG_SPLIT_MOMENTS": split})
+    mot(pg_schema_url, "replay", env={"MOT_PG_SPLIT_MOMENTS": split})
+    schema = parse_qs(urlparse(pg_schema_url).query)["schema"][0]
+    with psycopg.connect(server_url(pg_schema_url)) as conn:
+        counts = dict(conn.execute(
+            "SELECT relname, analyze_count FROM pg_stat_user_tables WHERE schemaname = %s"
+            " AND relname IN ('moments', 'members', 'relationships', 'responses')"
+            " OR relid IN (SELECT inhrelid FROM pg_inherits i JOIN pg_class p"
+            " ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace"
+            " WHERE n.nspname = %s AND p.relname = 'moments')", (schema, schema)).fetchall())
+    parts = [name for name in counts if name.startswith("moments_p")]
+    assert len(parts) == (16 if split == "1" else 0)
+    assert set(counts.values()) == {1}, counts

@@ -262,6 +262,8 @@ class PostgresBackend(SqlBackend):
     stream_id_text = "originator_id::text"
     stream_id_value = "CAST(? AS uuid)"
 
+    statistics_follow_rename = True
+
     def analyze(self, tables: Sequence[str]) -> None:
         # VACUUM too (it cannot run in a transaction; the pool's connections autocommit):
         # it marks freshly loaded pages all-visible, so a read that one index covers, as

@@ -282,6 +282,10 @@ class SqlBackend(ABC):
         for table in tables:
             tx.execute(f"DROP TABLE IF EXISTS {table}")  # and its indexes
 
+    statistics_follow_rename = False
+    """Whether a table's planner statistics stay with it when it is renamed (a rebuild's swap):
+    PostgreSQL keeps them by the table's oid; SQLite's sqlite_stat1 names the table."""
+
     def analyze(self, tables: Sequence[str]) -> None:
         """Refresh the planner's statistics of these tables."""
         with self.write("schema") as tx:
