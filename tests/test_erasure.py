@@ -252,6 +252,42 @@ def test_POST_v1_erasures_needs_an_admin_token_of_the_tenant_and_later_messages_
         assert 'mot_ingest_messages_total{entry="moments",outcome="suppressed"} 1.0' in metrics
 
 
+def test_POST_v1_erasures_reads_its_json_whatever_the_content_type_and_refuses_unknown_fields(
+        tmp_path: Path) -> None:
+    """`curl --data-binary '{...}'` (form-urlencoded, as curl sends it) was answered 422 'body:
+    Input should be a valid dictionary' for the JSON object it was, while /v1/moments reads
+    its body whatever the Content-Type. And an unknown field was ignored: `"dryrun": true`
+    (dry_run misspelt) erased the person for real. Both are read now: unknown fields are a
+    422 naming the field, nothing erased; a BOM before the JSON is read past, as mot import
+    reads past it."""
+    from http_support import api
+
+    store = str(tmp_path / "mot.db")
+    with api(store) as client:
+        _, admin = client.services.access.create("acme", "admin", label="dpo")
+        client.tokens["acme_admin"] = admin
+        lines = [json.loads(line) for line in _lines().splitlines()[:3]]
+        assert client.post("acme", lines).status_code == 200
+        body = {"customer_id": MARIA, "reason": "GDPR request 2026-118"}
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        typo = client.post("acme_admin", json.dumps(dict(body, dryrun=True)),
+                           path="/v1/erasures", headers=form)
+        assert typo.status_code == 422, typo.text
+        assert typo.json()["field"] == "body.dryrun", typo.json()
+        assert client.services.erasures.receipts("acme") == []
+        dry = client.post("acme_admin", b"\xef\xbb\xbf" + json.dumps(dict(body, dry_run=True)).encode(),
+                          path="/v1/erasures", headers=form)
+        assert dry.status_code == 200 and dry.json()["moments"] == 3, dry.text
+        bad = client.post("acme_admin", b'{"customer_id": ', path="/v1/erasures")
+        assert bad.status_code == 400 and bad.json()["code"] == "malformed_json", bad.text
+        done = client.post("acme_admin", json.dumps(body), path="/v1/erasures")
+        assert done.status_code == 200 and done.json()["moments"] == 3, done.text
+        # A BOM before a batch of moments is read past too (a 400 before).
+        bom = client.post("acme", b"\xef\xbb\xbf" + json.dumps(dict(lines[0], source={
+            "system": "crm", "id": "bom-1"}, customer_id="c-bom")).encode())
+        assert [i["outcome"] for i in bom.json()["items"]] == ["recorded"], bom.text
+
+
 def _person_lines(count: int) -> bytes:
     lines = []
     for i in range(count):

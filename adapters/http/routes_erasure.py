@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from mot.adapters.http import errors
-from mot.adapters.http.deps import Admin, Context
+from mot.adapters.http.bodies import not_json, without_bom
+from mot.adapters.http.deps import Admin, ApiContext, Context
 from mot.adapters.http.errors import ApiError
+from mot.service.access import Principal
 from mot.service.erasure import ErasureRefused, Receipt  # the answer is the receipt itself
 
 router = APIRouter(tags=["erasure"])
 
 
-class ErasureRequest(BaseModel):
+class ErasureRequest(BaseModel, extra="forbid"):
     """Who to erase: one of the person's customer ids, of the token's tenant."""
 
     customer_id: str = Field(min_length=1, max_length=256)
@@ -27,12 +32,35 @@ class ErasureRequest(BaseModel):
 
 
 @router.post("/v1/erasures", response_model=None,
-             responses={200: {"model": Receipt}, **errors.responses(400, 401, 403, 409, 422)})
-def erase(body: ErasureRequest, principal: Admin, context: Context) -> dict[str, Any]:
+             responses={200: {"model": Receipt}, **errors.responses(400, 401, 403, 409, 413, 422)},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": ErasureRequest.model_json_schema()}}}})
+async def erase(request: Request, principal: Admin, context: Context) -> dict[str, Any]:
     """Erase the person a customer id of the token's tenant belongs to (SPEC §6): their
     personal fields become unreadable for good, their rows leave every per-customer
     projection, later messages naming them are suppressed. Answers the receipt (or, with
-    `dry_run`, what would go)."""
+    `dry_run`, what would go). The body is a JSON object whatever its Content-Type says."""
+    body = await _request(request, context)
+    return await run_in_threadpool(_erase, body, principal, context)
+
+
+async def _request(request: Request, context: ApiContext) -> ErasureRequest:
+    """The body read as JSON whatever its Content-Type (as /v1/moments reads it): `curl
+    --data-binary '{...}'` sends form-urlencoded, and FastAPI's own reading answered 422
+    'body: Input should be a valid dictionary' for the JSON object it was."""
+    async with context.ingest.receive(request) as raw:
+        try:
+            value = orjson.loads(without_bom(raw))
+        except orjson.JSONDecodeError as error:
+            raise not_json("the body", error) from None
+    try:
+        return ErasureRequest.model_validate(value)
+    except ValidationError as error:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                      for e in error.errors()]) from None
+
+
+def _erase(body: ErasureRequest, principal: Principal, context: ApiContext) -> dict[str, Any]:
     if body.tenant is not None and body.tenant != principal.tenant:
         raise ApiError(403, f"this token erases only in tenant {principal.tenant!r}",
                        code="other_tenant", field="tenant")

@@ -13,7 +13,13 @@ from starlette.concurrency import run_in_threadpool
 
 from mot.adapters.http import errors
 from mot.adapters.http.auth import Credentials, authenticate
-from mot.adapters.http.bodies import MalformedBody, TooManyItems, not_json, split_batch
+from mot.adapters.http.bodies import (
+    MalformedBody,
+    TooManyItems,
+    not_json,
+    split_batch,
+    without_bom,
+)
 from mot.adapters.http.deps import Context
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.ingest import Ingest
@@ -82,7 +88,7 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
         # whole (the vendor's mapping builds all its messages at once).
         split_batch(body, ingest.limits.max_items, keep=0)
         try:
-            value = orjson.loads(body)
+            value = orjson.loads(without_bom(body))
         except orjson.JSONDecodeError as error:
             raise not_json("the body", error) from None
         twice = duplicate_field(body, value)
