@@ -110,7 +110,7 @@ class _ArrowLoad:
             if hidden:
                 sys.modules["numpy"] = None  # type: ignore[assignment]  # import fails
             try:
-                import pyarrow.parquet  # noqa: F401
+                import pyarrow._parquet  # noqa: F401  # the writer alone (service/export.py)
             finally:
                 if hidden:
                     del sys.modules["numpy"]

@@ -20,16 +20,17 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 from mot.adapters.stores import scratch_folders
-from mot.adapters.stores.ledger import SqlLedger
-from mot.adapters.stores.projection_tables import SqlProjectionStore
-from mot.adapters.stores.sql import SqlBackend
 from mot.adapters.stores.urls import redacted
-from mot.service.projecting import ProjectionService
-from mot.service.queries import QueryService
 
+# The store's adapters and services are imported where a store is opened whole
+# (`open_store`): `mot export --format parquet --no-refresh` of a PostgreSQL store
+# (`arrow_exporter`) needs none of them, 103 M instructions of its start-up (bench/NOTES.md).
 if TYPE_CHECKING:
     from mot.adapters.stores.changelog import SqlChangelog
+    from mot.adapters.stores.ledger import SqlLedger
     from mot.adapters.stores.offsets import SqlOffsets
+    from mot.adapters.stores.projection_tables import SqlProjectionStore
+    from mot.adapters.stores.sql import SqlBackend
     from mot.adapters.stores.table_reads import SqlTableReader
     from mot.projections.alerts import AlertPolicy
     from mot.projections.persons import PersonLimits
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
     from mot.service.ledger import LedgerService
     from mot.service.moments import MomentHistory
     from mot.service.persons import PersonService
+    from mot.service.projecting import ProjectionService
     from mot.service.quarantine import QuarantineService
+    from mot.service.queries import QueryService
     from mot.service.streaming import NotificationLog
     from mot.service.timeline import Timelines
     from mot.service.verify import Scratch, Verifier
@@ -381,6 +384,11 @@ def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = 
     With `create` false (read-only commands) a store that does not exist yet is
     `StoreNotFound` and nothing is made: no file, no folder, no table.
     """
+    from mot.adapters.stores.ledger import SqlLedger
+    from mot.adapters.stores.projection_tables import SqlProjectionStore
+    from mot.service.projecting import ProjectionService
+    from mot.service.queries import QueryService
+
     url = store_url(url)
     backend = connect(url, create=create)
     if backend.ready:

@@ -34,13 +34,16 @@ import orjson
 from mot.domain.timefmt import to_micros, utc_now
 from mot.projections.lapsing import is_lapsed
 from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS, Field, MomentField
-from mot.service.queries import PROJECTION_NAMES, Query, QueryService
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    # The query service folds --as-of exports only; a live export does without its import
+    # (27 M instructions of a PostgreSQL export's start-up: bench/NOTES.md).
+    from mot.service.queries import QueryService
+
 FORMATS = ("parquet", "csv", "jsonl")
-EXPORTED = ("moments", *PROJECTION_NAMES)
+EXPORTED = ("moments", *PROJECTIONS)  # the query service's PROJECTION_NAMES
 PAGE_ROWS = 16_384  # rows read and written at a time (also a Parquet row group)
 PROJECTION_SHARE = 2  # a live projection's page is PAGE_ROWS / 2 rows (see `Exporter.pages`)
 READ_AHEAD = 2  # pages read ahead of the writer (see `_read_ahead`)
@@ -141,7 +144,6 @@ class ParquetSink:
 
     def __init__(self, path: Path, cols: Sequence[Column]) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self.pa = pa
         self.types = [_arrow_type(pa, c.kind) for c in cols]
@@ -150,7 +152,7 @@ class ParquetSink:
         # No dictionary for nearly unique values (ids, urls, JSON, times): Arrow builds one and
         # throws it away when it grows too large; without those, 1M moments are written with
         # a fifth less CPU and into a smaller file (bench/NOTES.md).
-        self.writer = pq.ParquetWriter(str(path), self.schema, use_dictionary=[
+        self.writer = parquet_writer(str(path), self.schema, [
             c.name for c in cols if not _nearly_unique(c)])
         self.wrote = False
 
@@ -174,6 +176,24 @@ class ParquetSink:
         if not self.wrote:  # an empty table is still a file with its schema
             self.writer.write_table(self.schema.empty_table())
         self.writer.close()
+
+
+PARQUET_WRITER_OPTIONS: dict[str, Any] = {
+    "version": "2.6", "compression": "snappy", "writer_engine_version": "V2",
+    "data_page_version": "1.0"}
+"""`pyarrow.parquet.ParquetWriter`'s defaults, which its compiled writer takes explicitly."""
+
+
+def parquet_writer(path: str, schema: pa.Schema, dictionary: Sequence[str]) -> Any:
+    """pyarrow's compiled Parquet writer (`pyarrow._parquet`), the one `pyarrow.parquet`'s
+    ParquetWriter wraps, given that wrapper's defaults: the files are byte for byte the
+    same (tests/test_export.py), and `pyarrow.parquet` imports `pyarrow.fs` and the
+    filesystems of S3, GCS, Azure and HDFS, 82 M instructions of the export's start-up
+    (bench/NOTES.md)."""
+    from pyarrow._parquet import ParquetWriter
+
+    return ParquetWriter(path, schema, use_dictionary=list(dictionary),
+                         **PARQUET_WRITER_OPTIONS)
 
 
 def _typed(pa: Any, values: Any, arrow_type: Any) -> Any:
@@ -444,6 +464,8 @@ class Exporter:
                 # A list (a person's ids) as the JSON text the table holds.
                 return [[orjson.dumps(r[name]).decode() if name in lists else r.get(name)
                          for r in chunk] for name in names]
+
+            from mot.service.queries import Query
 
             queries = self.queries
             if queries is None:

@@ -16,11 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mot.adapters.stores.sql import SqlBackend
-from mot.adapters.stores.sqlite import BUSY_TIMEOUT_S
 from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS
 
 if TYPE_CHECKING:
+    from mot.adapters.stores.sql import SqlBackend
     from mot.service.export import TableRead
 
 PG_BATCH_BYTES = 2 << 20  # the ADBC PostgreSQL driver's batches (see `_arrow_postgres`)
@@ -407,6 +406,8 @@ def _arrow_stream(database: _Database, read: TableRead, statement: str, params: 
                             f" AS c{i}" for i, c in enumerate(read.columns))
     wrapped = (f"SELECT 1 AS _placeholder, {placeholder}"
                f" UNION ALL SELECT * FROM (SELECT 0, {statement[len('SELECT '):]})")
+    from mot.adapters.stores.sqlite import BUSY_TIMEOUT_S
+
     # Wait for a lock as the store's own connections do (two tables are read at once,
     # and opening a file in WAL mode may briefly take one), rather than fail at once.
     busy = f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}"
