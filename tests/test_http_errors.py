@@ -53,6 +53,12 @@ def test_every_error_is_a_problem(client: Api) -> None:
     assert problem["detail"].startswith("stage: Input should be ")
     assert_problem(client.get("acme", "/v1/relationships", stag="fan"), 400,
                    "unknown_parameter", "stag")
+    # The last of two values was taken silently (stage=fan&stage=loyal answered loyal's rows).
+    twice = assert_problem(client.get("acme", "/v1/relationships", limit=["1", "2"]), 400,
+                           "repeated_parameter", "limit")
+    assert twice["detail"] == "query parameter 'limit' given 2 times; it takes one value"
+    assert_problem(client.get("acme", "/v1/relationships", stage=["fan", "loyal"]), 400,
+                   "repeated_parameter", "stage")
     assert_problem(client.get("acme", "/v1/relationships", tenant="globex"), 403,
                    "other_tenant", "tenant")
     assert_problem(client.get("acme", "/v1/nothing"), 404, "not_found")

@@ -62,6 +62,14 @@ async def known_query_only(request: Request) -> None:
         expected = ", ".join(sorted(known)) or "none"
         raise ApiError(400, f"unknown query parameter {', '.join(map(repr, unknown))} "
                             f"(expected: {expected})", code="unknown_parameter", field=unknown[0])
+    # `?stage=fan&stage=loyal` was answered with loyal's rows, silently: every parameter
+    # takes one value, so it may be given once.
+    repeated = sorted(name for name in set(request.query_params)
+                      if len(request.query_params.getlist(name)) > 1)
+    if repeated:
+        raise ApiError(400, f"query parameter {repeated[0]!r} given "
+                            f"{len(request.query_params.getlist(repeated[0]))} times; it takes"
+                            " one value", code="repeated_parameter", field=repeated[0])
 
 
 def _query_names(dependant: Any) -> set[str]:
