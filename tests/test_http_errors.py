@@ -72,6 +72,12 @@ def test_every_error_is_a_problem(client: Api) -> None:
     assert_problem(client.get("acme", "/v1/moments/6f1c9e2a-3b4d-4c5e-8f70-123456789abc"), 404,
                    "no_such_moment", "moment_id")
     assert_problem(client.post("acme", b"[{"), 400, "malformed_json")
+    # Not UTF-8: said so, where (orjson's own words were "str is not valid UTF-8: surrogates
+    # not allowed").
+    latin = assert_problem(client.post("acme", b'{"customer_id": "caf\xe9"}'), 400,
+                           "malformed_json")
+    assert latin["detail"] == ("line 1: not UTF-8 text (byte 0xe9 at byte 21); send UTF-8;"
+                               " nothing was recorded"), latin
     # An array nested deeper than the scanner that splits a batch can go (a 500 before).
     for source in ("/v1/moments", "/v1/webhooks/x"):
         deep = assert_problem(client.post("acme", b"[" * 2000 + b"]" * 2000, path=source),

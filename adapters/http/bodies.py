@@ -170,9 +170,17 @@ def split_batch(body: bytes, max_items: int = DEFAULT_MAX_ITEMS, keep: int = 100
     return Batch(body, spans, first)
 
 
-def not_json(where: str, error: orjson.JSONDecodeError) -> MalformedBody:
+def not_json(where: str, error: orjson.JSONDecodeError, raw: bytes | None = None
+             ) -> MalformedBody:
     """The refusal of a body whose JSON orjson could not read; nesting past MAX_NESTING (the
-    one limit of every form of a batch, a webhook's body included) is said in words."""
+    one limit of every form of a batch, a webhook's body included) and bytes that are not
+    UTF-8 (orjson says 'str is not valid UTF-8: surrogates not allowed') are said in words."""
+    if raw is not None and "UTF-8" in str(error.msg):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return MalformedBody(f"{where}: not UTF-8 text (byte 0x{raw[bad.start]:02x} at byte"
+                                 f" {bad.start + 1}); send UTF-8; nothing was recorded")
     if str(error.msg).startswith("depth limit exceeded"):
         return MalformedBody(f"{where}: {too_deep(error.pos)}; nothing was recorded")
     return MalformedBody(f"{where}: not valid JSON ({error}); nothing was recorded")
@@ -187,7 +195,7 @@ def _add(message: bytes, start: int, where: str, spans: array[int],
     try:
         value = orjson.loads(message)
     except orjson.JSONDecodeError as error:
-        raise not_json(where, error) from None
+        raise not_json(where, error, message) from None
     if len(first) < keep:
         first.append((message, value))
     spans.extend((start, start + len(message)))

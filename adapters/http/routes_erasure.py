@@ -52,7 +52,7 @@ async def _request(request: Request, context: ApiContext) -> ErasureRequest:
         try:
             value = orjson.loads(without_bom(raw))
         except orjson.JSONDecodeError as error:
-            raise not_json("the body", error) from None
+            raise not_json("the body", error, raw) from None
     try:
         return ErasureRequest.model_validate(value)
     except ValidationError as error:

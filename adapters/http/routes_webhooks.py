@@ -90,7 +90,7 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
         try:
             value = orjson.loads(without_bom(body))
         except orjson.JSONDecodeError as error:
-            raise not_json("the body", error) from None
+            raise not_json("the body", error, body) from None
         twice = duplicate_field(body, value)
         if twice is not None:
             raise MalformedBody(f"{twice} {GIVEN_TWICE}; nothing was recorded")
