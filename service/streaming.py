@@ -43,6 +43,7 @@ from mot.service.importing import fewer_collections
 from mot.service.ledger import DEFAULT_COMMIT, BatchResult, Incoming, LedgerService, Summary
 from mot.service.parsing import Compact, Decode, Decoded, Parsed, ParsePool, decode_here, expand
 from mot.service.resilience import Retry, run_round
+from mot.service.workers import HeapTrim
 from mot.wording import counted
 
 # -- ports ----------------------------------------------------------------------------------
@@ -254,6 +255,7 @@ class Ingestor:
         self.sleep = sleep
         self.clock = clock
         self._in_flight = 0
+        self._heap = HeapTrim(commit_every)  # about once per transaction of a backlog
 
     def run(self, *, should_stop: Callable[[], bool] = lambda: False,
             progress: Callable[[IngestStats], None] | None = None,
@@ -333,6 +335,7 @@ class Ingestor:
                     if not self._commit(unit, unit_offsets, unit_letters, stats, should_stop,
                                         progress, retry):
                         return  # stopped while the dead-letter topic was unreachable
+                    self._heap.recorded(unit_count)
                     unit_offsets, unit_letters, unit_count, unit_open = {}, [], 0, False
                 if progress is not None:
                     progress(stats)

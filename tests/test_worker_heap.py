@@ -39,3 +39,40 @@ def test_a_padded_heap_keeps_its_top_after_a_batch() -> None:
     assert kept_after_a_batch("padded") >= PARSE_HEAP_PAD
     # glibc's default trims the top back to its 128 kB pad
     assert kept_after_a_batch("default") < 1 << 20
+
+
+TRIM_PROBE = """
+import ctypes, sys
+from mot.service.workers import HeapTrim
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+
+def anon_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+
+blocks = [libc.malloc(64 << 10) for _ in range(1024)]  # 64 MB, below mmap's threshold
+for block in blocks:
+    ctypes.memset(block, 1, 64 << 10)  # touched: resident
+keep = libc.malloc(64 << 10)  # a live block above them: their space is not the heap's top
+ctypes.memset(keep, 1, 64 << 10)
+for block in blocks:
+    libc.free(block)
+freed = anon_kb()
+heap = HeapTrim(every=1000)
+heap.recorded(999)  # fewer than `every` messages since the last trim: nothing yet
+waiting = anon_kb()
+heap.recorded(1)
+print(freed, waiting, anon_kb())
+"""
+
+
+def test_a_heap_trim_gives_freed_pages_below_live_memory_back_after_every_messages() -> None:
+    done = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
+                          check=True)
+    freed, waiting, trimmed = (int(kb) for kb in done.stdout.split())
+    # glibc keeps the 64 MB freed below a live block resident...
+    assert freed - trimmed > 48 << 10
+    # ...until `every` messages were recorded since the last trim
+    assert waiting - trimmed > 48 << 10

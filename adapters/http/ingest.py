@@ -34,6 +34,8 @@ from mot.adapters.http.bodies import (
 )
 from mot.adapters.http.metrics import Metrics
 from mot.service.access import Principal, Submitted, TenantConflict, TenantLedger
+from mot.service.ledger import DEFAULT_COMMIT
+from mot.service.workers import HeapTrim
 
 DEFAULT_MEMORY_BUDGET: Final = 64 * 1024 * 1024
 DEFAULT_BUDGET_WAIT: Final = 10.0
@@ -128,6 +130,9 @@ class Ingest:
         self.limits = limits
         self.threads = threads
         self.budget = MemoryBudget(limits.memory_budget, limits.budget_wait)
+        # The chunks are recorded on up to `threads` threads, each allocating from a heap of
+        # its own: trim them as often as `mot kafka ingest` does (a transaction's worth).
+        self.heap = HeapTrim(DEFAULT_COMMIT)
         self._slots: anyio.CapacityLimiter | None = None
 
     def slots(self) -> anyio.CapacityLimiter:
@@ -202,4 +207,5 @@ class _Job:
             records.append(record)
         recorded.items.append(orjson.dumps(records)[1:-1])
         recorded.size += len(chunk)
+        self.ingest.heap.recorded(len(chunk))
         return recorded.size < self.total
