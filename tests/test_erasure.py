@@ -1211,8 +1211,8 @@ def test_on_postgresql_the_scrub_waits_for_older_transactions_then_rewrites_each
     erased rows readable to a `VACUUM FULL` (its snapshot's xmin is the server's oldest
     transaction): the scrub waits for it to end instead of rewriting tables that would still
     hold her rows (each retry a whole rewrite: seconds of the server's CPU at 1,000,000
-    moments). Committed, the erasure rewrites nothing while that transaction runs; once it
-    ends, the tables are rewritten and none of her strings is left."""
+    moments). Committed, the erasure says it waits and rewrites nothing while that
+    transaction runs; once it ends, the tables are rewritten and none of her strings is left."""
     import subprocess
     import sys
     import time
@@ -1243,7 +1243,9 @@ def test_on_postgresql_the_scrub_waits_for_older_transactions_then_rewrites_each
             assert {t: file_of(t) for t in before} == before  # and rewrote nothing yet
         finally:
             older.rollback()
-        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        assert proc.wait(timeout=120) == 0
+        said = proc.stderr.read().decode()
+    assert "mot: waiting for transactions begun before this erasure to end" in said, said
     assert all(file_of(t) != node for t, node in before.items())
     assert _found(pg_schema_url) == {MARIA}  # globex's Maria only
 

@@ -381,7 +381,9 @@ class SqlErasures:
             keystore.backend.scrub(["mot_keys"])
         _say(f"erased in {committed - started:.2f} s; removing the freed bytes from the files"
              f" ({', '.join(sorted(touched))})")
-        backend.scrub(sorted(touched))
+        backend.scrub(sorted(touched), waiting=lambda: _say(
+            "waiting for transactions begun before this erasure to end (other sessions of"
+            " the database server): until they do, the freed rows cannot leave the files"))
         self._mark_scrubbed(receipt.erasure)
         _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
         for projection, publishers in sorted(waiting.items()):

@@ -308,7 +308,7 @@ class PostgresBackend(SqlBackend):
     scrub_connections = 3
     """How many tables an erasure's scrub rewrites at once, each on a connection of its own."""
 
-    def scrub(self, tables: Sequence[str]) -> None:
+    def scrub(self, tables: Sequence[str], waiting: Callable[[], None] | None = None) -> None:
         # Deleted and updated rows stay in the pages as dead tuples until vacuumed, and a
         # plain VACUUM leaves their bytes in the freed space: FULL writes the table and its
         # indexes anew and unlinks the old files. The tables are rewritten at once on
@@ -328,7 +328,7 @@ class PostgresBackend(SqlBackend):
                 " WHERE n.nspname = %s AND c.relname = ANY(%s)",
                 (self.schema, list(tables))).fetchall()}
         pending = sorted(tables, key=lambda t: (-sizes.get(t, 0), t))
-        self._await_horizon()
+        self._await_horizon(waiting)
         taking = threading.Lock()
 
         def rewrite() -> None:
@@ -355,7 +355,7 @@ class PostgresBackend(SqlBackend):
     """How long `scrub` waits for older transactions before rewriting anyway (then
     `_vacuum_full` retries, and says which table a long transaction keeps readable)."""
 
-    def _await_horizon(self) -> None:
+    def _await_horizon(self, waiting: Callable[[], None] | None = None) -> None:
         """Wait until every transaction begun before now has ended: those of the whole server
         (a `VACUUM FULL` keeps a snapshot, and a snapshot's xmin is the oldest transaction
         running anywhere, so another database's import keeps the erased rows "not removable
@@ -383,6 +383,8 @@ class PostgresBackend(SqlBackend):
                     (target, str(target % 2**32))).fetchone()
                 if row is not None and row[0]:
                     return
+                if waiting is not None and pause == 0.01:
+                    waiting()
                 time.sleep(pause)
                 pause = min(pause * 2, 0.2)
 

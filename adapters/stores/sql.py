@@ -131,9 +131,10 @@ class SqlBackend(ABC):
         tables too: take their writer lock as well, and have what is deleted zeroed."""
         return None
 
-    def scrub(self, tables: Sequence[str]) -> None:
+    def scrub(self, tables: Sequence[str], waiting: Callable[[], None] | None = None) -> None:
         """After a committed deletion of personal data from these tables: its bytes out of
-        the database files (and their write-ahead log)."""
+        the database files (and their write-ahead log). `waiting()`, once, when it first has
+        to wait for other sessions' transactions to end."""
         return None
 
     @abstractmethod

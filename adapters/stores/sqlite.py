@@ -223,7 +223,7 @@ class SQLiteBackend(SqlBackend):
         # zeroed (most builds, this one included, have it on already; say so regardless).
         tx.execute("PRAGMA secure_delete=ON")
 
-    def scrub(self, tables: Sequence[str]) -> None:
+    def scrub(self, tables: Sequence[str], waiting: Callable[[], None] | None = None) -> None:
         # The deletion zeroed what it freed (secure_delete=ON, set by the erasure's
         # transaction); the WAL still holds the pages as they were until it is checkpointed
         # into the file and truncated. A reader holding an old snapshot keeps it busy.
