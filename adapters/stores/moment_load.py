@@ -38,7 +38,7 @@ def load_statement(backend: SqlBackend, table: str, columns: Sequence[str],
     documents = backend.json_documents(events)
     if unseal is not None:
         # Here, not above: a store that seals nothing never loads the keystore (nor OpenSSL).
-        from mot.adapters.stores.sealing import KEYED_UNSEAL_FUNCTION, box_field
+        from mot.adapters.stores.sealing import KEPT_FUNCTION, KEYED_UNSEAL_FUNCTION, box_field
 
         for f in MOMENT_FIELDS:
             name = box_field(f.at)
@@ -47,8 +47,10 @@ def load_statement(backend: SqlBackend, table: str, columns: Sequence[str],
         box = ", ".join(backend.json_value(("moment", *path), "text")
                         for path in (("tenant",), ("moment_id",), ("sealed", "k"), ("sealed", "v")))
         if unseal == KEYED_UNSEAL_FUNCTION:  # and the key's wrapped bytes, from this snapshot
-            box += (", (SELECT wrapped FROM mot_keys WHERE key_id = "
-                    + backend.json_value(("moment", "sealed", "k"), "text") + ")")
+            # unless the function holds its cipher already (argued just before its call)
+            key = backend.json_value(("moment", "sealed", "k"), "text")
+            box += (f", CASE WHEN {KEPT_FUNCTION}({key}) THEN NULL ELSE"
+                    f" (SELECT wrapped FROM mot_keys WHERE key_id = {key}) END")
         # LIMIT -1 OFFSET 0: not flattened into the outer SELECT, which would call the
         # function once a personal field instead of once an event.
         documents = f"(SELECT s, {unseal}({box}) AS p FROM {documents} LIMIT -1 OFFSET 0)"
