@@ -147,6 +147,11 @@ def report(obj: State, tenant: str | None, out: Path, since: datetime | None,
 
         mot report --tenant acme --out acme.html --since 2026-01-01T00:00:00Z
     """
+    from mot.domain.timefmt import reversed_window
+
+    backwards = reversed_window(since, until)
+    if backwards is not None:  # an empty page would pass for a quiet period
+        raise click.UsageError(f"--since/--until: {backwards}")
     services = obj.services
     if not no_refresh:
         services.projections.project()

@@ -37,6 +37,15 @@ def micros_to_text(micros: int) -> str:
     return (_NAIVE_EPOCH + timedelta(microseconds=micros)).isoformat() + "Z"
 
 
+def reversed_window(since: datetime | None, until: datetime | None) -> str | None:
+    """What is wrong with a window whose end is before its start (None when nothing is): it
+    holds nothing, and an empty answer would pass for a quiet period."""
+    if since is not None and until is not None and until < since:
+        return (f"until ({format_utc(until)}) is before since ({format_utc(since)}): the window"
+                " holds nothing; swap them")
+    return None
+
+
 def utc_now() -> datetime:
     """The time of recording (and the default as-of time of queries)."""
     return datetime.now(UTC)

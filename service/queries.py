@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mot.domain.timefmt import parse_utc, to_micros, utc_now
+from mot.domain.timefmt import parse_utc, reversed_window, to_micros, utc_now
 from mot.projections.lapsing import is_lapsed
 from mot.projections.model import CustomerKey
 from mot.projections.ports import ProjectionStore, ViewRead
@@ -112,6 +112,9 @@ class QueryService:
             persons = ()
         if (query.since or query.until) and projection.time is None:
             raise QueryError(f"--since/--until do not apply to {name}")
+        backwards = reversed_window(query.since, query.until)
+        if backwards is not None:
+            raise QueryError(f"--since/--until: {backwards}")
         _check_waiting(query)
         if query.sort is None and name in DEFAULT_SORT:
             query = replace(query, sort=DEFAULT_SORT[name])

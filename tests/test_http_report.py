@@ -52,6 +52,29 @@ def test_another_tenant_or_no_token_gets_no_report(loaded: Api) -> None:
     assert loaded.get("acme", "/v1/report", since="yesterday").status_code == 422
 
 
+def test_a_window_that_ends_before_it_starts_is_refused_not_answered_empty(
+        loaded: Api, store_url: str) -> None:
+    """--since after --until (swapped by hand) answered [] and wrote a report of empty weekly
+    charts, which passed for a quiet period. The query, the report and their HTTP routes
+    refuse it, naming both ends; a window of one instant still answers."""
+    backwards = {"since": "2026-05-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+    said = ("until (2026-01-01T00:00:00Z) is before since (2026-05-01T00:00:00Z): the window"
+            " holds nothing; swap them")
+    report = loaded.get("acme", "/v1/report", **backwards)
+    assert report.status_code == 422 and report.json()["detail"] == said, report.text
+    assert report.json()["field"] == "until"
+    query = loaded.get("acme", "/v1/transitions", **backwards)
+    assert query.status_code == 400 and said in query.json()["detail"], query.text
+    for command in (["query", "transitions", "--tenant", "acme"],
+                    ["report", "--tenant", "acme", "--out", "-"]):
+        refused = CliRunner().invoke(cli, ["--store", store_url, *command, "--since",
+                                           "2026-05-01T00:00:00Z", "--until", "2026-01-01"])
+        assert refused.exit_code != 0 and refused.stdout == "", refused.output
+        assert "is before since (2026-05-01T00:00:00Z): the window holds nothing" in refused.output
+    same = {"since": "2026-01-21T00:00:00Z", "until": "2026-01-21T00:00:00Z"}
+    assert loaded.get("acme", "/v1/transitions", **same).status_code == 200
+
+
 def test_a_report_leaves_the_servers_locks_so_no_other_process_deletes_its_log(
         tmp_path: Path) -> None:
     """The report's Arrow reads of a SQLite file ran in mot serve's own process, with the ADBC

@@ -19,7 +19,7 @@ import schemathesis
 from http_support import api, golden_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis.specs.openapi.checks import negative_data_rejection
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 NDJSON = "application/x-ndjson"
 
@@ -45,7 +45,21 @@ INGEST = ("/v1/moments", "/v1/webhooks/{source}")
 def excluded(case: schemathesis.Case) -> list[Any]:
     if case.method == "POST" and case.path in INGEST:
         return [negative_data_rejection]
+    if _backwards(case.query or {}):
+        # `until` before `since` is refused (a window that holds nothing would pass for a
+        # quiet period): a rule across two parameters, which OpenAPI cannot state.
+        return [positive_data_acceptance]
     return []
+
+
+def _backwards(query: dict[str, Any]) -> bool:
+    from datetime import datetime
+
+    try:
+        return bool(datetime.fromisoformat(str(query["until"]))
+                    < datetime.fromisoformat(str(query["since"])))
+    except (KeyError, ValueError, TypeError):
+        return False
 
 
 # CI runs the same examples every time (a submission must not fail on a draw); locally each

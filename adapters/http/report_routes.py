@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from mot.adapters.http import errors
 from mot.adapters.http.deps import Context, TenantReader
+from mot.adapters.http.errors import ApiError
 from mot.adapters.http.routes_queries import SinceParam, UntilParam, _utc
 
 router = APIRouter(tags=["report"])
@@ -25,8 +26,12 @@ def report(context: Context, principal: TenantReader, since: SinceParam = None,
            until: UntilParam = None) -> HTMLResponse:
     """The report page of the token's tenant, as `mot report --tenant T --out -`: stage funnel
     and weekly movement, reciprocity, amplification, team scoreboard, listening share."""
+    from mot.domain.timefmt import reversed_window
     from mot.service.report import CSP
 
+    backwards = reversed_window(_utc(since), _utc(until))
+    if backwards is not None:  # an empty page would pass for a quiet period
+        raise ApiError(422, backwards, code="invalid_parameter", field="until")
     page = context.services.report(tenant=principal.tenant, since=_utc(since),
                                    until=_utc(until))
     return HTMLResponse(page, headers={"Content-Security-Policy": CSP,
