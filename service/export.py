@@ -362,6 +362,47 @@ def _sorted(pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[
             db.close()
 
 
+def _at_once(tables: Sequence[str], one: Callable[[str], Exported], stop: threading.Event
+             ) -> list[Exported]:
+    """`one(table)` of every table, TABLES_AT_ONCE threads taking the next table in order,
+    the results in the tables' order. The first failure (or a Ctrl-C here) sets `stop`: the
+    other threads end their table at its next page and take no other, and it is raised.
+    Two threads of their own rather than `concurrent.futures`, whose import (`logging` with
+    it) was 19 M instructions of the export's start-up (bench/NOTES.md)."""
+    done: dict[str, Exported] = {}
+    failures: list[BaseException] = []
+    left = iter(tables)
+    taking = threading.Lock()
+
+    def work() -> None:
+        while not stop.is_set():
+            with taking:
+                table = next(left, None)
+            if table is None:
+                return
+            try:
+                done[table] = one(table)
+            except BaseException as error:  # raised by the command's thread, below
+                failures.append(error)
+                stop.set()
+                return
+
+    workers = [threading.Thread(target=work, name=f"export-{i}") for i in range(TABLES_AT_ONCE)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join()
+    except BaseException:  # Ctrl-C while waiting: the tables stop at their next page
+        stop.set()
+        for worker in workers:
+            worker.join()
+        raise
+    if failures:
+        raise failures[0]
+    return [done[table] for table in tables]
+
+
 class ExportStopped(Exception):
     """A table's export stopped because another's failed."""
 
@@ -405,18 +446,7 @@ class Exporter:
         # run in C without the GIL, and the current moments are as much work as all the
         # projections together: while one thread pair reads and writes them, another
         # does the projections. Each table is its own read, as it is one at a time.
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=TABLES_AT_ONCE,
-                                thread_name_prefix="export") as pool:
-            futures = [pool.submit(one, table) for table in tables]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                stop.set()
-                for future in futures:
-                    future.cancel()
-                raise
+        return _at_once(tables, one, stop)
 
     def _export_table(self, out: Path, fmt: str, table: str, *, tenant: str | None,
                       as_of: datetime | None, progress: Callable[[int], None],
