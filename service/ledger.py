@@ -185,9 +185,8 @@ class LedgerService:
             return Append(decision.events, rejected=rejected, verdicts=verdicts,
                           resolved=resolved, still_rejected=still, waited=decision.waited)
 
-        wire = [item.message for item in items]
         parse_rejects = any(isinstance(p, Rejection) for p in parsed)
-        keys, pairs, rejects = _keys(parsed, wire, items)
+        keys, pairs, rejects = _keys(parsed, items)
         append = self.store.record(keys, plan, pairs)
         return BatchResult(list(append.verdicts), len(append.resolved))
 
@@ -279,7 +278,7 @@ class LedgerService:
                         for entry in batch]
                 parsed = [_parse_again(entry, message, now, payloads)
                           for entry, message in zip(batch, sent, strict=True)]
-                keys, pairs, rejects = _keys(parsed, sent, batch)
+                keys, pairs, rejects = _keys(parsed, batch, sent)
 
                 def plan(loaded: Loaded, batch: list[Quarantined] = batch,
                          parsed: list[Message | Rejection] = parsed, now: datetime = now,
@@ -326,23 +325,26 @@ class Fix:
     kept_as: int | None
 
 
-def _keys(parsed: Sequence[Parsed], messages: Sequence[bytes], sent: Sequence[HasNames]
+def _keys(parsed: Sequence[Parsed], sent: Sequence[HasNames],
+          messages: Sequence[bytes] | None = None
           ) -> tuple[set[tuple[str | None, str]], set[str], dict[int, Named]]:
     """The moments (tenant, id) and the pairs (link stream id) a batch names; a rejected
     correction's moment too (whether it is erased decides its suppression); and what each
     rejected message names (`_named_by_rejected`, with the `names` its source gave it, by
-    index: the suppression reads it)."""
+    index: the suppression reads it). A message's bytes are `messages[i]`, or else its own
+    `message`: read for a rejected message only, not gathered for every one."""
     keys: set[tuple[str | None, str]] = set()
     pairs: set[str] = set()
     rejected: dict[int, Named] = {}
-    for i, (p, message) in enumerate(zip(parsed, messages, strict=True)):
+    for i, p in enumerate(parsed):
         kind = type(p)
         if kind is RecordMoment or kind is AmendMoment or kind is RetractMoment:
             keys.add((p.tenant, p.moment_id))  # type: ignore[union-attr]
         elif kind is LinkCustomers:
             pairs.add(p.link_id)  # type: ignore[union-attr]
         elif kind is Rejection:
-            what = _named_by_rejected(message, sent[i].names)
+            what = _named_by_rejected(sent[i].message if messages is None else messages[i],
+                                      sent[i].names)
             if what is not None:
                 rejected[i] = what
                 if what[2] is not None:
@@ -402,8 +404,11 @@ moment (`_named_by_rejected`)."""
 
 
 class HasNames(Protocol):
-    """A message as received (`Incoming`) or kept (`Quarantined`): what its source said it
-    names besides its bytes."""
+    """A message as received (`Incoming`) or kept (`Quarantined`): its bytes, and what its
+    source said it names besides them."""
+
+    @property
+    def message(self) -> bytes: ...
 
     @property
     def names(self) -> tuple[tuple[str, str], ...]: ...
