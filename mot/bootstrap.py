@@ -426,7 +426,7 @@ def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = 
             backend.mark_ready()
     if ledger_store.sealed():
         # Late: the keystore (and OpenSSL) load only when a rebuild opens sealed events.
-        projection_store.opener = lambda tx, boxes: ledger_store.sealing.open_boxes(tx, boxes)
+        projection_store.opener = lambda tx, boxes: ledger_store.sealing.opened_texts(tx, boxes)
         projection_store.unsealer = lambda: ledger_store.sealing.in_database()
         projection_store.forget_keys = partial(_forget_keys, ledger_store)
     shared = not url.endswith(":memory:")  # worker processes open the store by its URL

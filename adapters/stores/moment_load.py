@@ -76,6 +76,46 @@ def select_statement(backend: SqlBackend, columns: Sequence[str]) -> str:
             f" FROM {backend.json_documents(_current_events(backend))}")
 
 
+def plain_statement(backend: SqlBackend, table: str, columns: Sequence[str]) -> str:
+    """`CREATE TEMPORARY TABLE table AS SELECT` of the rows `load_statement` would insert,
+    and then the sealed box of each (`sealed_k`, `sealed_v`: its key id and text, NULL when
+    not sealed) and its row's number (`sealed_n`, what its opened box is joined by), for a
+    ledger whose personal fields are sealed where the database cannot open them
+    (PostgreSQL): Python reads the boxes alone back out and opens them, and
+    `joined_statement` loads the rows. Parameters: version, after, upto, as_of."""
+    values = _values(backend)
+    values["version"] = "CAST(? AS BIGINT)"  # nothing else tells PostgreSQL its type
+    box = [backend.json_value(("moment", "sealed", "k"), "text"),
+           backend.json_value(("moment", "sealed", "v"), "text")]
+    return (f"CREATE TEMPORARY TABLE {table} AS SELECT"
+            f" {', '.join(f'{values[c]} AS {c}' for c in columns)},"
+            f" {box[0]} AS sealed_k, {box[1]} AS sealed_v, row_number() OVER () AS sealed_n"
+            f" FROM {backend.json_documents(_current_events(backend))}")
+
+
+def joined_statement(backend: SqlBackend, table: str, columns: Sequence[str], plain: str,
+                     opened: str, groups: str | None = None) -> str:
+    """`INSERT INTO table (columns) SELECT` of the rows of `plain` (`plain_statement`), each
+    personal field taken from its moment's opened box in `opened` (n: the row's `sealed_n`;
+    p: the box's JSON, its fields under "m"), an unsealed event's from its own row; with
+    `groups`, each also with its `person` (as `load_statement`). No parameters."""
+    from mot.adapters.stores.sealing import box_field
+
+    values = {c: f"x.{c}" for c in columns}
+    for f in MOMENT_FIELDS:
+        name = box_field(f.at)
+        if name is not None and f.name in values:
+            values[f.name] = f"COALESCE({backend.json_value(('m', name), f.type, 'o.p')}, x.{f.name})"
+    source = f" FROM {plain} x LEFT JOIN {opened} o ON o.n = x.sealed_n"
+    if groups is None:
+        return (f"INSERT INTO {table} ({', '.join(columns)})"
+                f" SELECT {', '.join(values[c] for c in columns)}{source}")
+    customer = values["customer_id"]
+    return (f"INSERT INTO {table} ({', '.join(columns)}, person)"
+            f" SELECT {', '.join(values[c] for c in columns)}, COALESCE(g.person, {customer})"
+            f"{source} LEFT JOIN {groups} g ON g.customer_id = {customer} AND g.tenant = x.tenant")
+
+
 def sealed_statement(backend: SqlBackend, columns: Sequence[str]) -> str:
     """`SELECT` of the rows `load_statement` would insert, and then the sealed box of each
     (its key id and text, NULL when not sealed), for a ledger whose personal fields are

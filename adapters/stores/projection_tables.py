@@ -61,8 +61,9 @@ from mot.projections.schema import (
     value_maker,
 )
 
-Opener = Callable[[Tx, list[tuple[str, str, str, str]]], list[dict[str, Any]]]
-"""The personal fields of sealed moments, from their (tenant, moment id, key id, box)."""
+Opener = Callable[[Tx, list[tuple[str, str, str, str]]], list[str]]
+"""The opened JSON text of sealed moments' boxes (their personal fields under "m"), from
+their (tenant, moment id, key id, box)."""
 Unsealer = Callable[[], AbstractContextManager[str | None]]
 """The name of an SQL function that opens sealed moments' boxes in this thread's statements
 while the context lasts; None when the database cannot (`Sealing.in_database`)."""
@@ -203,18 +204,38 @@ def _keep_keys() -> None:
     """A store that seals nothing keeps no data keys to drop."""
 
 
-def _opened_batches(backend: SqlBackend, tx: Tx, opener: Opener, forget_keys: Callable[[], None],
-                    after: int, upto: int, as_of: int) -> Iterator[list[tuple[Any, ...]]]:
-    """`_opened_moment_rows` of (after, upto], OPENED_POSITIONS at a time: a moment is in
-    the part where its latest event up to `as_of` lies, so the parts hold the range's rows
-    once. The data keys a part was opened with are dropped (`forget_keys`) before the next:
-    it has mostly other customers, and keys kept for it would grow with the ledger's
-    customers, up to the keystore's cache (as `mot verify`'s copy does)."""
-    for start in range(after, upto, OPENED_POSITIONS):
-        rows = _opened_moment_rows(backend, tx, opener, start,
-                                   min(start + OPENED_POSITIONS, upto), as_of)
+def _load_opened(backend: SqlBackend, tx: Tx, opener: Opener, forget_keys: Callable[[], None],
+                 table: str, groups: str | None, after: int, upto: int, as_of: int) -> int:
+    """Load into `table` what `load_statement` would (with `groups`, as it does), where the
+    database cannot open the sealed boxes itself (PostgreSQL; SQLite past the keystore's
+    cache): the database takes the rows' plain fields out into a temporary table; only the
+    boxes are read out, opened here OPENED_POSITIONS at a time and copied, as their opened
+    JSON, into a second one; one statement joins the two into `table`. The moments' rows
+    never pass through Python: reading them out, rebuilding them and copying them back was
+    most of a sealed rebuild's extra CPU on PostgreSQL (bench/NOTES.md). The data keys are
+    dropped after each part (it has mostly other customers: keys kept would grow with the
+    ledger's, up to the keystore's cache). Both tables are dropped in this transaction (a
+    rollback drops them too)."""
+    from mot.adapters.stores.moment_load import joined_statement, plain_statement
+
+    tag = os.urandom(6).hex()
+    plain, opened = f"mot_plain_{tag}", f"mot_opened_{tag}"
+    tx.execute(plain_statement(backend, plain, MOMENT_ROW), (as_of, after, upto, as_of))
+    tx.execute(backend.ddl(f"CREATE TEMPORARY TABLE {opened} (n {{bigint}} NOT NULL,"
+                           " p {json} NOT NULL)"))
+    for part in backend.stream_rows(
+            tx, f"SELECT sealed_n, tenant, moment_id, sealed_k, sealed_v FROM {plain}"
+            " WHERE sealed_k IS NOT NULL", (), OPENED_POSITIONS):
+        texts = opener(tx, [(str(t), str(m), str(k), str(v)) for _, t, m, k, v in part])
+        backend.bulk_insert(tx, opened, ("n", "p"),
+                            [(row[0], text) for row, text in zip(part, texts, strict=True)])
         forget_keys()
-        yield rows
+    backend.scratch_join(tx)
+    tx.execute(joined_statement(backend, table, MOMENT_ROW, plain, opened, groups))
+    count = int(tx.cursor.rowcount)
+    tx.execute(f"DROP TABLE {plain}")
+    tx.execute(f"DROP TABLE {opened}")
+    return count
 
 
 def _opened_moment_rows(backend: SqlBackend, tx: Tx, opener: Opener, after: int, upto: int,
@@ -226,8 +247,9 @@ def _opened_moment_rows(backend: SqlBackend, tx: Tx, opener: Opener, after: int,
     selected = tx.query(sealed_statement(backend, MOMENT_ROW), (as_of, after, upto, as_of))
     width = len(MOMENT_ROW)
     sealed = [i for i, row in enumerate(selected) if row[width] is not None]
-    personal = opener(tx, [(str(selected[i][_TENANT]), str(selected[i][_MOMENT_ID]),
-                            str(selected[i][width]), str(selected[i][width + 1])) for i in sealed])
+    personal = [orjson.loads(text)["m"] for text in opener(
+        tx, [(str(selected[i][_TENANT]), str(selected[i][_MOMENT_ID]),
+              str(selected[i][width]), str(selected[i][width + 1])) for i in sealed])]
     rows = [list(row[:width]) for row in selected]
     for i, fields in zip(sealed, personal, strict=True):
         row = rows[i]
@@ -503,13 +525,8 @@ class SqlProjectionStore:
                         lambda table: load_statement(backend, table, MOMENT_ROW, unseal=function)))
 
             def opened(tx: Tx, table: str) -> int:
-                count = 0
-                for rows in _opened_batches(backend, tx, opener, forget_keys, after, upto,
-                                            as_of):
-                    if rows:
-                        backend.bulk_insert(tx, table, MOMENT_ROW, rows)
-                    count += len(rows)
-                return count
+                return _load_opened(backend, tx, opener, forget_keys, table, None, after, upto,
+                                    as_of)
             return self._stage(opened)
         return self._stage(loaded(lambda table: load_statement(backend, table, MOMENT_ROW)))
 
@@ -804,16 +821,8 @@ class SqlSession:
                                                    groups=f"members{self.s}", unseal=function),
                                     (as_of, after, upto, as_of))
                     return int(self.tx.cursor.rowcount)
-            tenant, customer = MOMENT_ROW.index("tenant"), MOMENT_ROW.index("customer_id")
-            count = 0
-            for rows in _opened_batches(self.backend, self.tx, self.opener, self.forget_keys,
-                                        after, upto, as_of):
-                groups = self.groups({(row[tenant], row[customer]) for row in rows})
-                self._insert("moments", MOMENT_TABLE_ROW,
-                             [(*row, groups.get((row[tenant], row[customer]), row[customer]))
-                              for row in rows])
-                count += len(rows)
-            return count
+            return _load_opened(self.backend, self.tx, self.opener, self.forget_keys,
+                                f"moments{self.s}", f"members{self.s}", after, upto, as_of)
         self.tx.execute(load_statement(self.backend, f"moments{self.s}", MOMENT_ROW,
                                        groups=f"members{self.s}"),
                         (as_of, after, upto, as_of))

@@ -264,20 +264,27 @@ class Sealing:
         return [self._opened(topic, data, ciphers) for topic, data in decoded]
 
     def open_boxes(self, tx: Tx, boxes: list[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
-        """The personal fields of moments' boxes, (tenant, moment id, key id, box): what a
-        rebuild's in-database load cannot read itself (adapters/stores/moment_load.py)."""
+        """The personal fields of moments' boxes, (tenant, moment id, key id, box)."""
+        return [orjson.loads(text)["m"] for text in self.opened_texts(tx, boxes)]
+
+    def opened_texts(self, tx: Tx, boxes: Sequence[tuple[str, str, str, str]]) -> list[str]:
+        """The opened JSON text of each of moments' boxes, (tenant, moment id, key id, box)
+        (its personal fields under "m"; an erased key's pseudo customer id): what a rebuild's
+        in-database load cannot open itself (adapters/stores/moment_load.py), copied in for
+        its statement to take the fields from, never decoded here."""
         if not boxes:
             return []
         self.refresh(tx)
         ciphers = self.keystore.ciphers({box[2] for box in boxes}, tx)
-        erased, loads = self._erased, orjson.loads
+        erased = self._erased
         out = []
         for tenant, moment_id, key_id, text in boxes:  # `_personal`, written out: a box a row
             aead = None if key_id in erased else ciphers.get(key_id)
             if aead is None:
-                out.append(self._personal(tenant, moment_id, key_id, text, ciphers)["m"])
+                personal = self._personal(tenant, moment_id, key_id, text, ciphers)
+                out.append(orjson.dumps(personal).decode())
                 continue
-            out.append(loads(_opened_box(aead, tenant, moment_id, text))["m"])
+            out.append(_opened_box(aead, tenant, moment_id, text).decode())
         return out
 
     @contextmanager

@@ -321,13 +321,19 @@ class SqlBackend(ABC):
         parsed JSON document, the column `s`."""
 
     @abstractmethod
-    def json_value(self, path: Sequence[str], type: str) -> str:
-        """The value at `path` of the document `s` (NULL when absent) as a column of `type`
-        (text, real, bigint, int; json: the JSON text of an object)."""
+    def json_value(self, path: Sequence[str], type: str, document: str = "s") -> str:
+        """The value at `path` of the document `s` (or the column `document`; NULL when
+        absent) as a column of `type` (text, real, bigint, int; json: the JSON text of an
+        object)."""
 
     @abstractmethod
     def json_micros(self, path: Sequence[str]) -> str:
         """The RFC 3339 UTC time at `path` of the document `s`, as microseconds since 1970."""
+
+    def scratch_join(self, tx: Tx) -> None:
+        """Settings for the rest of `tx`, which joins scratch tables of a rebuild's range
+        (`projection_tables._load_opened`); none by default."""
+        return None
 
     def stream_rows(self, tx: Tx, statement: str, params: Sequence[Any], page: int
                     ) -> Iterator[list[tuple[Any, ...]]]:

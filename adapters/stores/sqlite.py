@@ -309,10 +309,10 @@ class SQLiteBackend(SqlBackend):
         # every further field is a lookup.
         return f"(SELECT CAST(e.state AS TEXT) AS s FROM {events})"
 
-    def json_value(self, path: Sequence[str], type: str) -> str:
+    def json_value(self, path: Sequence[str], type: str, document: str = "s") -> str:
         # json_extract keeps the JSON type (REAL, INTEGER); objects come out as JSON text
         # (numbers as written).
-        return f"json_extract(s, '$.{'.'.join(path)}')"
+        return f"json_extract({document}, '$.{'.'.join(path)}')"
 
     def json_micros(self, path: Sequence[str]) -> str:
         when = self.json_value(path, "text")  # `...T12:34:56Z` or `...T12:34:56.123456Z`, in UTC
