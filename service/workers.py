@@ -158,12 +158,9 @@ def steady_heap(pad: int = PARSE_HEAP_PAD) -> None:
     zeroing were half the worker's system time (bench/NOTES.md). Not glibc (no `mallopt`): as is."""
     import ctypes
 
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt(M_TOP_PAD, pad)
+    mallopt = _glibc("mallopt", (ctypes.c_int, ctypes.c_int))
+    if mallopt is not None:
+        mallopt(M_TOP_PAD, pad)
 
 
 class HeapTrim:
@@ -182,7 +179,9 @@ class HeapTrim:
         self.every = every
         self._since = 0
         self._lock = threading.Lock()
-        self._trim = _malloc_trim()
+        import ctypes
+
+        self._trim = _glibc("malloc_trim", (ctypes.c_size_t,))
 
     def recorded(self, count: int) -> None:
         """`count` more messages were recorded (and their transaction closed)."""
@@ -196,16 +195,17 @@ class HeapTrim:
         self._trim(0)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc(name: str, argtypes: tuple[Any, ...]) -> Callable[..., int] | None:
+    """glibc's function `name` (returning an int), or None where the C library has none."""
     import ctypes
 
     try:
-        trim = ctypes.CDLL(None).malloc_trim
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = (ctypes.c_size_t,)
-    trim.restype = ctypes.c_int
-    return cast(Callable[[int], int], trim)
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return cast(Callable[..., int], function)
 
 
 def usable_cpus() -> int:

@@ -263,10 +263,6 @@ class Sealing:
             ciphers = self.keystore.ciphers(boxes, tx)
         return [self._opened(topic, data, ciphers) for topic, data in decoded]
 
-    def open_boxes(self, tx: Tx, boxes: list[tuple[str, str, str, str]]) -> list[dict[str, Any]]:
-        """The personal fields of moments' boxes, (tenant, moment id, key id, box)."""
-        return [orjson.loads(text)["m"] for text in self.opened_texts(tx, boxes)]
-
     def opened_texts(self, tx: Tx, boxes: Sequence[tuple[str, str, str, str]]) -> list[str]:
         """The opened JSON text of each of moments' boxes, (tenant, moment id, key id, box)
         (its personal fields under "m"; an erased key's pseudo customer id): what a rebuild's
