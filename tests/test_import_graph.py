@@ -17,7 +17,11 @@ one. The rules, from the inside out:
 - entry points (`mot.cli`, the HTTP app in `mot.adapters.http`) call the service layer
   and the composition root; the CLI opens no store adapter itself (it may read files,
   Kafka and vendor records through their adapters, and serve the HTTP app);
-- no import cycle anywhere.
+- no import cycle anywhere;
+- the inner layers import no infrastructure: `mot.domain` only pydantic (the wire schema)
+  and orjson, `mot.projections` only orjson, the service layer only those and the file
+  formats its use cases write (pyarrow's Parquet, matplotlib's charts): no database
+  driver, eventsourcing, Kafka, HTTP or CLI framework, nor cryptography.
 """
 
 from __future__ import annotations
@@ -60,6 +64,22 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 # the test, so that the list only shrinks: remove it here when it is gone.
 KNOWN: dict[tuple[str, str], str] = {}
 KNOWN_CYCLES: dict[frozenset[str], str] = {}
+
+# The packages outside the standard library each inner layer may import (by top-level name).
+# The layers from the adapters outwards are where infrastructure lives: not checked here.
+THIRD_PARTY: dict[str, tuple[str, ...]] = {
+    "mot.domain": ("pydantic", "orjson"),
+    "mot.projections": ("orjson",),
+    "mot.service": ("orjson", "pyarrow", "matplotlib"),
+}
+# Standard-library modules that are infrastructure all the same: a database driver.
+INFRASTRUCTURE_STDLIB = frozenset({"sqlite3", "dbm", "shelve"})
+# Known exceptions, with who removes them (the list only shrinks, as KNOWN).
+KNOWN_THIRD_PARTY: dict[tuple[str, str], str] = {
+    ("mot.service.export", "sqlite3"): (
+        "the external sort of an --as-of export's rows through a scratch SQLite file "
+        "(`_sorted`); a sorting port the root gives the Exporter removes it"),
+}
 
 
 @dataclass(frozen=True)
@@ -248,6 +268,73 @@ def test_the_rules_catch_what_they_forbid() -> None:
     annotated = [Import("mot.service.a", "mot.service.b", 1),
                  Import("mot.service.b", "mot.service.a", 2, typing_only=True)]
     assert cycles(annotated) == []
+
+
+# -- the inner layers import no infrastructure ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class External:
+    module: str  # the importing mot module
+    package: str  # the top-level name of what it imports, outside mot
+    line: int
+
+
+def externals(known: dict[str, Path]) -> list[External]:
+    """Every import of a module outside mot, wherever it stands (lazy ones too)."""
+    found: list[External] = []
+    for module, path in known.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [External(module, top, node.lineno) for top in {n.split(".")[0] for n in names}
+                      if top != "mot" and top != "__future__"]
+    return found
+
+
+def infrastructure(found: list[External]) -> Iterator[tuple[str, str, str]]:
+    import sys
+
+    for item in found:
+        part = part_of(item.module, THIRD_PARTY)
+        if part is None:
+            continue
+        stdlib = item.package in sys.stdlib_module_names or item.package.startswith("_")
+        if (item.package in INFRASTRUCTURE_STDLIB
+                or (not stdlib and item.package not in THIRD_PARTY[part])):
+            yield item.module, item.package, f"{item.module}:{item.line} imports {item.package}"
+
+
+def test_the_inner_layers_import_no_infrastructure() -> None:
+    found = list(infrastructure(externals(modules())))
+    wrong = [where for module, package, where in found if (module, package) not in KNOWN_THIRD_PARTY]
+    assert wrong == []
+    happening = {(module, package) for module, package, _ in found}
+    assert [pair for pair in KNOWN_THIRD_PARTY if pair not in happening] == []
+
+
+def test_the_infrastructure_rule_catches_what_it_forbids() -> None:
+    bad = [External("mot.domain.ledger", "eventsourcing", 1),
+           External("mot.domain.schema", "sqlite3", 2),
+           External("mot.projections.engine", "pydantic", 3),
+           External("mot.service.ledger", "psycopg", 4),
+           External("mot.service.streaming", "kafka", 5),
+           External("mot.service.erasure", "cryptography", 6),
+           External("mot.service.access", "fastapi", 7)]
+    assert [where for _, _, where in infrastructure(bad)] == [
+        f"{i.module}:{i.line} imports {i.package}" for i in bad]
+    fine = [External("mot.domain.schema", "pydantic", 1),
+            External("mot.domain.identity", "_sha1", 2),
+            External("mot.projections.schema", "orjson", 3),
+            External("mot.service.report", "matplotlib", 4),
+            External("mot.service.workers", "ctypes", 5),
+            External("mot.adapters.stores.postgres", "psycopg", 6),
+            External("mot.cli.main", "click", 7)]
+    assert list(infrastructure(fine)) == []
 
 
 # -- entry points go through the service layer ---------------------------------------------
