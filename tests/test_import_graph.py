@@ -392,20 +392,41 @@ BACKEND_MODULES = {"mot.adapters.stores.sqlite", "mot.adapters.stores.postgres"}
 BACKEND_NAMES = {"sqlite", "postgres", "postgresql"}
 
 
+def backend_branches(tree: ast.AST) -> Iterator[int]:
+    """The lines that ask which database it is: a comparison of a `.kind` with a backend's
+    name, a lookup by a `.kind`, or a table keyed by backends' names."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            names = {s.value for s in sides if isinstance(s, ast.Constant)}
+            kinds = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
+            if kinds and names & BACKEND_NAMES:
+                yield node.lineno
+        elif ((isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Attribute)
+               and node.slice.attr == "kind")
+              or (isinstance(node, ast.Dict)
+                  and any(isinstance(k, ast.Constant) and k.value in BACKEND_NAMES
+                          for k in node.keys))):
+            yield node.lineno
+
+
 def test_no_backend_branches_outside_the_backends() -> None:
-    """`if backend.kind == "sqlite"` belongs in the backend: a method each backend implements."""
-    branches = []
-    for module, path in modules().items():
-        if module in BACKEND_MODULES:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Compare):
-                sides = [node.left, *node.comparators]
-                names = {s.value for s in sides if isinstance(s, ast.Constant)}
-                kinds = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
-                if kinds and names & BACKEND_NAMES:
-                    branches.append(f"{module}:{node.lineno}")
+    """`if backend.kind == "sqlite"` belongs in the backend: a method (or attribute) each
+    backend implements."""
+    branches = [f"{module}:{line}" for module, path in modules().items()
+                if module not in BACKEND_MODULES
+                for line in backend_branches(ast.parse(path.read_text()))]
     assert branches == []
+
+
+def test_the_backend_rule_catches_what_it_forbids() -> None:
+    source = """
+if backend.kind == "sqlite": pass
+now = NOW[backend.kind]
+NOW = {"postgresql": "clock_timestamp()", "sqlite": "julianday('now')"}
+if moment.kind == "share": pass
+"""
+    assert sorted(backend_branches(ast.parse(source))) == [2, 3, 4]
 
 
 def test_no_private_member_of_eventsourcing_is_used() -> None:

@@ -17,13 +17,8 @@ from typing import Final
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.projections.lapsing import LAPSED_AFTER_US
 
-# The current time in microseconds since the epoch, per engine.
-_NOW_US: Final = {
-    "sqlite": "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)",
-    "postgresql": "CAST(extract(epoch from clock_timestamp()) * 1000000 AS BIGINT)",
-}
-
-# View -> (its table, the computed columns as `expression AS name`; `{now}` is now in µs).
+# View -> (its table, the computed columns as `expression AS name`; `{now}` is now in µs,
+# the backend's `now_us`).
 VIEWS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "relationships_view": ("relationships", (
         "(last_customer_moment_us IS NULL OR last_customer_moment_us < {now} - "
@@ -46,7 +41,7 @@ VIEWS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
 
 def create_views(backend: SqlBackend, tx: Tx) -> None:
     """Make (or make again) every view, over the live tables."""
-    now = _NOW_US[backend.kind]
+    now = backend.now_us
     for view, (table, computed) in VIEWS.items():
         tx.execute(f"DROP VIEW IF EXISTS {view}")
         extra = "".join(f", {expression.replace('{now}', now)}" for expression in computed)

@@ -49,6 +49,7 @@ class PostgresBackend(SqlBackend):
                                        "real": "DOUBLE PRECISION", "bigint": "BIGINT",
                                        "serial": "BIGSERIAL PRIMARY KEY", "json": "JSONB"}
     position_column = "notification_id"  # the notification id
+    now_us = "CAST(extract(epoch from clock_timestamp()) * 1000000 AS BIGINT)"
     head_sql = "SELECT MAX(notification_id) FROM stored_events"
     max_params = 5000
     byte_order = ' COLLATE "C"'  # the database's collation may sort text otherwise

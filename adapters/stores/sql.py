@@ -74,6 +74,9 @@ class SqlBackend(ABC):
     max_params: int = 900
     # What makes ORDER BY sort text by its bytes (code points), as Python does.
     byte_order: str = ""
+    # The current time in microseconds since the epoch, as an SQL expression (the analysts'
+    # views work out `lapsed` and `waiting_seconds` with it when they are read).
+    now_us: ClassVar[str]
 
     def __init__(self) -> None:
         self._writes = threading.local()  # the write transaction this thread has open

@@ -43,6 +43,7 @@ class SQLiteBackend(SqlBackend):
     types: ClassVar[dict[str, str]] = {"text": "TEXT", "blob": "BLOB", "real": "REAL", "bigint": "INTEGER",
              "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "json": "TEXT"}
     position_column = "rowid"  # the notification id
+    now_us = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
     head_sql = "SELECT MAX(rowid) FROM stored_events"
 
     def __init__(self, path: str, *, create: bool = True) -> None:
