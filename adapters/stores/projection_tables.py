@@ -367,10 +367,7 @@ class SqlProjectionStore:
             return
         if not self.backend.index_names(tx, ["moments"]):
             return  # a store whose tables were made but never indexed holds no moments yet
-        drop_views(tx)
-        self.backend.drop_derived_tables(
-            tx, [name + suffix for name in TABLES for suffix in ("", REBUILD_SUFFIX)])
-        tx.execute("DELETE FROM projection_state")
+        self._drop_projections(tx)
 
     def _groupless_to_rebuild(self, tx: Tx) -> None:
         """Schema 13 keeps current moments by person group and folds per person (SPEC §2,
@@ -378,6 +375,12 @@ class SqlProjectionStore:
         8, and the next `mot project` (or, faster, `mot replay`) builds them anew."""
         if not self.backend.table_exists(tx, "moments") or "person" in column_names(tx, "moments"):
             return
+        self._drop_projections(tx)
+
+    def _drop_projections(self, tx: Tx) -> None:
+        """Every projection table, live and rebuilding, and their positions: an upgrade whose
+        tables the projections cannot be carried into leaves the next `mot project` (or
+        `mot replay`) to build them anew from the ledger."""
         drop_views(tx)
         self.backend.drop_derived_tables(
             tx, [name + suffix for name in TABLES for suffix in ("", REBUILD_SUFFIX)])
