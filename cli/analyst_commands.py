@@ -23,6 +23,7 @@ EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="parquet",
               show_default=True)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              callback=lambda _ctx, _param, value: _a_directory(value),
               help="Directory to write TABLE.FORMAT files into (created if missing).")
 @click.option("--tenant", help="Only this tenant's rows.")
 @click.option("--as-of", type=Timestamp(),
@@ -59,6 +60,16 @@ def export(obj: State, fmt: str, out: Path, tenant: str | None, as_of: datetime 
     if not no_refresh:
         services.projections.project()
     _export(obj, services.exporter, out, fmt, tenant, as_of, quiet)
+
+
+def _a_directory(out: Path) -> Path:
+    """`--out` is a directory (click.Path refuses a regular file, not a device or a pipe:
+    `--out /dev/null` failed with a bare 'File exists' once the store was open)."""
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(
+            f"{str(out)!r} exists and is not a directory: --out names a directory the"
+            " TABLE.FORMAT files are written into (created if missing)", param_hint="'--out'")
+    return out
 
 
 def _export(obj: State, exporter: Exporter, out: Path, fmt: str, tenant: str | None,

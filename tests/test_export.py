@@ -257,6 +257,19 @@ def test_an_empty_store_exports_empty_files_with_their_columns(tmp_path: Path) -
     assert not [p for p in (tmp_path / "x").iterdir() if p.name.endswith(".part")]
 
 
+def test_an_out_that_exists_and_is_no_directory_is_refused_naming_the_option(
+        tmp_path: Path) -> None:
+    """`mot export --out /dev/null` (a device: click's file_okay=False passes it) failed
+    with a bare 'Error: /dev/null: File exists' once the store was open."""
+    store = str(tmp_path / "s.db")
+    mot(store, "import", "-q", "-", input=b"")
+    refused = mot(store, "export", "--out", "/dev/null", "-q", ok=False)
+    assert refused.exit_code == 2
+    assert ("Invalid value for '--out': '/dev/null' exists and is not a directory: --out names"
+            " a directory the TABLE.FORMAT files are written into (created if missing)"
+            in refused.stderr)
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
 def test_export_streams_a_page_at_a_time(fmt: str, tmp_path: Path, golden_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
