@@ -40,22 +40,30 @@ def _pair_command(kind: str, summary: str) -> click.Command:
     @click.option("--at", "at", metavar="TIME",
                   help="When the evidence was established: RFC 3339 with an offset "
                        "(default: now). The pair's state is that of its latest evidence.")
+    @click.option("--new-tenant", is_flag=True,
+                  help="The tenant has recorded no moment yet: link its ids before its first "
+                       "moment (without it, a tenant the store does not know is refused).")
     @pass_state
     @creates_store
     def command(obj: State, first: str, second: str, tenant: str, reason: str,
-                at: str | None) -> None:
+                at: str | None, new_tenant: bool) -> None:
         message: dict[str, Any] = {"type": kind, "tenant": tenant,
                                    "customer_ids": [first, second], "reason": reason}
         if at is not None:
             message["occurred_at"] = at
-        click.echo(record_pair(obj, message))
+        click.echo(record_pair(obj, message, new_tenant=new_tenant))
 
     command.__doc__ = summary
     return click.command(kind)(command)
 
 
-def record_pair(obj: State, message: dict[str, Any]) -> str:
-    """Record one link or unlink through the ledger service; what happened, in words."""
+def record_pair(obj: State, message: dict[str, Any], *, new_tenant: bool) -> str:
+    """Record one link or unlink through the ledger service; what happened, in words.
+
+    Without `new_tenant`, a tenant the store does not know is refused as `mot erase` refuses
+    it: `mot identity link --tenant acm ...` (acme misspelt) linked the ids in a new tenant
+    acm, where no moment of theirs will ever be, and said "linked". SPEC §2 allows links
+    before a tenant's first moment: `--new-tenant` says it is meant."""
     from mot.domain.ledger import Outcome
     from mot.domain.messages import LinkCustomers, Rejection, parse_message
     from mot.service.ledger import Incoming
@@ -66,6 +74,8 @@ def record_pair(obj: State, message: dict[str, Any]) -> str:
     if isinstance(checked, Rejection):
         raise click.ClickException(f"not recorded: {checked.reason}")
     assert isinstance(checked, LinkCustomers)
+    if not new_tenant:
+        _require_known_tenant(obj, checked.tenant)
     [verdict] = ledger.record([Incoming(raw, f"cli:identity {message['type']}")]).verdicts
     low, high = checked.customer_ids
     pair = f"{low} and {high} (tenant {checked.tenant}, as of {checked.occurred_at})"
@@ -80,6 +90,21 @@ def record_pair(obj: State, message: dict[str, Any]) -> str:
             f" {checked.tenant}`; `mot erase --lift` ends it)")
     assert verdict.rejection is not None
     raise click.ClickException(f"rejected: {verdict.rejection.reason}")
+
+
+def _require_known_tenant(obj: State, tenant: str) -> None:
+    from click.core import ParameterSource
+
+    from mot.cli.projection_commands import known_tenants, no_such_tenant
+
+    if tenant in known_tenants(obj.services):
+        return
+    left_out = (click.get_current_context().get_parameter_source("tenant")
+                is not ParameterSource.COMMANDLINE)
+    raise click.ClickException(
+        f"{no_such_tenant(obj.services, tenant).message}"
+        f"{' (the default: --tenant was not given)' if left_out else ''}; nothing recorded"
+        " (--new-tenant: link ids of a tenant that has recorded no moment yet)")
 
 
 link = _pair_command("link", """Say that two customer ids of a tenant are one person.

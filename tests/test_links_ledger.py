@@ -255,7 +255,13 @@ def test_the_persons_fixture_imports_with_nothing_quarantined(services: Services
 # -- the command line ------------------------------------------------------------------------
 
 
+ACME_MOMENT = {"tenant": "acme", "customer_id": "c-1", "occurred_at": "2026-03-01T09:00:00Z",
+               "channel": "email", "direction": "inbound", "kind": "question",
+               "function": "service", "source": {"system": "zendesk", "id": "ZD-1"}}
+
+
 def test_mot_identity_link_and_unlink(store_url: str) -> None:
+    mot(store_url, "import", "-q", "-", input=orjson.dumps(ACME_MOMENT) + b"\n")
     out = mot(store_url, "identity", "link", "--tenant", "acme", "zendesk:m1", "x:maria",
               "--reason", "handle in the ticket", "--at", "2026-04-01T14:00:00+02:00").stdout
     assert out == "linked x:maria and zendesk:m1 (tenant acme, as of 2026-04-01T12:00:00Z)\n"
@@ -276,6 +282,37 @@ def test_mot_identity_link_and_unlink(store_url: str) -> None:
         assert [(type(e), e.version, e.origin) for e in events] == [
             (CustomersLinked, 1, "cli:identity link"), (CustomersUnlinked, 2, "cli:identity unlink")]
         assert services.ledger_store.quarantine_count() == 0
+
+
+def test_mot_identity_link_refuses_a_tenant_the_store_does_not_know_unless_said(
+        store_url: str) -> None:
+    """`mot identity link --tenant acm ...` (acme misspelt) said "linked" and recorded the
+    pair in a new tenant acm, where none of the customers' moments is. Refused now, naming
+    the known tenants, nothing recorded; `--new-tenant` links before a tenant's first moment
+    (SPEC §2), as `mot erase --new-tenant` suppresses before it."""
+    mot(store_url, "import", "-q", "-", input=orjson.dumps(ACME_MOMENT) + b"\n")
+    for verb in ("link", "unlink"):
+        refused = mot(store_url, "identity", verb, "--tenant", "acm", "zendesk:m1", "x:maria",
+                      "--reason", "r", ok=False)
+        assert refused.exit_code == 1
+        assert refused.stderr == (
+            "Error: no tenant 'acm' in this store (tenants: acme); nothing recorded"
+            " (--new-tenant: link ids of a tenant that has recorded no moment yet)\n")
+    left_out = mot(store_url, "identity", "link", "zendesk:m1", "x:maria", "--reason", "r",
+                   ok=False)
+    assert left_out.stderr.startswith("Error: no tenant 'default' in this store (tenants: acme)"
+                                      " (the default: --tenant was not given); nothing recorded")
+    with closing(open_store(store_url)) as services:
+        assert link_events(services.ledger_store) == []
+        assert services.ledger_store.quarantine_count() == 0
+    out = mot(store_url, "identity", "link", "--tenant", "globex", "zendesk:m1", "x:maria",
+              "--reason", "before its first moment", "--at", "2026-04-01T12:00:00Z",
+              "--new-tenant").stdout
+    assert out == "linked x:maria and zendesk:m1 (tenant globex, as of 2026-04-01T12:00:00Z)\n"
+    with closing(open_store(store_url)) as services:
+        [event] = link_events(services.ledger_store)
+        assert (type(event), event.tenant, event.customer_ids) == (
+            CustomersLinked, "globex", ("x:maria", "zendesk:m1"))
 
 
 # -- HTTP: a token links only its own tenant's ids ---------------------------------------------
