@@ -9,6 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import default_format, format_option, render
+from mot.cli.params import count
 from mot.cli.projection_commands import Timestamp
 from mot.wording import counted
 
@@ -39,7 +40,7 @@ def alerts() -> None:
 @click.option("--failed", is_flag=True,
               help="Only alerts whose delivery to some destination failed for good "
                    "(`mot alerts deliver --retry-failed` sends them again).")
-@click.option("--limit", type=click.IntRange(1), help="At most this many alerts.")
+@click.option("--limit", type=count(), help="At most this many alerts.")
 @pass_state
 def list_alerts(obj: State, fmt: str | None, rule: str | None, since: datetime | None,
                 tenant: str | None, failed: bool, limit: int | None) -> None:

@@ -9,6 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
+from mot.cli.params import ROW_ID, SECONDS
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
@@ -83,7 +84,7 @@ def token_list(obj: State, fmt: str | None) -> None:
 
 
 @token.command("revoke")
-@click.argument("token_ids", nargs=-1, type=int, required=True, metavar="ID...")
+@click.argument("token_ids", nargs=-1, type=ROW_ID, required=True, metavar="ID...")
 @pass_state
 def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
     """Revoke tokens by id: their next request is refused (401).
@@ -122,7 +123,7 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 @click.option("--project/--no-project", default=True, show_default=True,
               help="Keep the projections up to date in the background (turn off when a "
                    "`mot project --follow` runs elsewhere).")
-@click.option("--poll", type=float, default=0.5, show_default=True,
+@click.option("--poll", type=SECONDS, default=0.5, show_default=True,
               help="Seconds between looks at the ledger for the background projector.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML: the vendor mappings, [webhooks.hubspot|zendesk] secrets and "

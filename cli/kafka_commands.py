@@ -14,6 +14,7 @@ import click
 import orjson
 
 from mot.cli.context import State, creates_store, pass_state
+from mot.cli.params import count
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -251,7 +252,7 @@ def publish(obj: State, bootstrap: str, topic_prefix: str, name: str, follow: bo
 @_bootstrap
 @click.option("--topic", required=True, help="Topic to write the ledger to.")
 @click.option("--tenant", help="Only this tenant's moments, amendments and retractions.")
-@click.option("--after", type=click.IntRange(0), default=0, show_default=True, metavar="POSITION",
+@click.option("--after", type=count(0), default=0, show_default=True, metavar="POSITION",
               help="Start after this ledger position (a previous export's final position).")
 @click.option("--create-topic/--no-create-topic", default=True, show_default=True,
               help="Create the topic when it does not exist.")

@@ -10,6 +10,7 @@ import orjson
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import format_option, render
+from mot.cli.params import ROW_ID, count
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -362,7 +363,7 @@ def _selected(obj: State, ids: tuple[int, ...], field: str | None, reason: str |
 
 
 @quarantine.command("list")
-@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many rows.")
+@click.option("--limit", type=count(), default=None, help="At most this many rows.")
 @_filters
 @format_option()
 @pass_state
@@ -414,7 +415,7 @@ def quarantine_summary(obj: State, fmt: str | None) -> None:
 
 
 @quarantine.command("show")
-@click.argument("qid", type=int, metavar="ID")
+@click.argument("qid", type=ROW_ID, metavar="ID")
 @pass_state
 def quarantine_show(obj: State, qid: int) -> None:
     """One rejected message: its raw bytes, origin, reason and history.
@@ -440,7 +441,7 @@ def quarantine_show(obj: State, qid: int) -> None:
 
 
 @quarantine.command("replay")
-@click.argument("ids", nargs=-1, type=int, metavar="[ID...]")
+@click.argument("ids", nargs=-1, type=ROW_ID, metavar="[ID...]")
 @_filters
 @pass_state
 def quarantine_replay(obj: State, ids: tuple[int, ...], field: str | None,
@@ -477,7 +478,7 @@ def quarantine_replay(obj: State, ids: tuple[int, ...], field: str | None,
 
 
 @quarantine.command("drop")
-@click.argument("ids", nargs=-1, type=int, metavar="[ID...]")
+@click.argument("ids", nargs=-1, type=ROW_ID, metavar="[ID...]")
 @_filters
 @pass_state
 def quarantine_drop(obj: State, ids: tuple[int, ...], field: str | None, reason: str | None) -> None:
@@ -498,7 +499,7 @@ def quarantine_drop(obj: State, ids: tuple[int, ...], field: str | None, reason:
 
 
 @quarantine.command("fix")
-@click.argument("qid", type=int, metavar="ID")
+@click.argument("qid", type=ROW_ID, metavar="ID")
 @click.argument("corrected", type=click.File("rb"), required=False, metavar="[FILE]")
 @pass_state
 def quarantine_fix(obj: State, qid: int, corrected: Any) -> None:

@@ -11,6 +11,7 @@ import click
 
 from mot.cli.context import State, pass_state
 from mot.cli.output import format_option, render
+from mot.cli.params import SECONDS, count
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -102,9 +103,9 @@ def _worker_errors() -> Iterator[None]:
 @click.command("project")
 @click.option("--follow", "-f", is_flag=True,
               help="Keep projecting as moments arrive (stop with Ctrl-C or SIGTERM).")
-@click.option("--poll", type=float, default=0.5, show_default=True,
+@click.option("--poll", type=SECONDS, default=0.5, show_default=True,
               help="Seconds between looks at the ledger when following.")
-@click.option("--page-size", type=click.IntRange(1), default=1000, show_default=True,
+@click.option("--page-size", type=count(), default=1000, show_default=True,
               help="Events applied per transaction: smaller pages commit more often.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @pass_state
@@ -297,8 +298,8 @@ def _alert_counts(obj: State) -> dict[str, int]:
               "(a date: its first instant, UTC).")
 @click.option("--sort", metavar="FIELD",
               help="Order by FIELD (numbers largest first); -FIELD / +FIELD to choose.")
-@click.option("--limit", type=click.IntRange(1), metavar="N", help="At most N rows.")
-@click.option("--min-ids", type=click.IntRange(1), metavar="N",
+@click.option("--limit", type=count(), metavar="N", help="At most N rows.")
+@click.option("--min-ids", type=count(), metavar="N",
               help="Only persons with at least N customer ids (persons).")
 @click.option("--suspect", is_flag=True,
               help="Only persons that merge protection reports: more than 50 ids, or an "

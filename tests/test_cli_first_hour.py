@@ -502,3 +502,33 @@ def test_a_customer_of_another_tenant_is_found_for_a_user_who_left_out_tenant(
     assert result.stderr == ("Error: no current moments for customer 'c1' of 'default'"
                              " (tenant acme has it: --tenant acme)\n")
     assert mot(store, command, "--customer", "c1", "--tenant", "acme", "--format", "json").stdout
+
+
+HUGE = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("args", [
+    ("query", "relationships", "--limit", HUGE),
+    ("query", "persons", "--min-ids", HUGE),
+    ("alerts", "list", "--limit", HUGE),
+    ("quarantine", "list", "--limit", HUGE),
+    ("quarantine", "show", HUGE),
+    ("quarantine", "drop", HUGE),
+    ("quarantine", "replay", HUGE),
+    ("token", "revoke", HUGE),
+    ("project", "--page-size", HUGE),
+    ("project", "--follow", "--poll", "-1"),
+], ids=lambda args: "-".join(a for a in args if a not in (HUGE, "-1")))
+def test_a_number_past_what_a_store_holds_is_refused_naming_the_option(
+        store_url: str, args: tuple[str, ...]) -> None:
+    """A count or id past a 64-bit integer went to the driver: SQLite's 'OverflowError:
+    Python int too large to convert to SQLite INTEGER' traceback or a bare 'store error:
+    datatype mismatch'; a negative --poll failed in time.sleep with a traceback. A usage
+    error now, naming the option and its range, before anything is read or changed."""
+    mot(store_url, "import", "-q", "-", input=b'{"tenant": "acme"}\n')  # one quarantined
+    refused = mot(store_url, *args, ok=False)
+    assert refused.exit_code == 2, (refused.output, refused.exception)
+    assert "Error: Invalid value for '" in refused.stderr
+    assert ("is not in the range 1<=x<=9223372036854775807." in refused.stderr
+            or "-1.0 is not in the range x>=0.01." in refused.stderr), refused.stderr
+    assert len(mot(store_url, "quarantine", "list", "--format", "json").stdout) > 2
