@@ -176,6 +176,8 @@ STORE_KINDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
+BACKENDS = [pytest.param("memory", id="memory"), *STORE_KINDS]
+"""What a port's contract suite runs on: the in-memory adapters and both databases."""
 
 
 @pytest.fixture(params=STORE_KINDS)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from conftest import BACKENDS
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
 from mot.bootstrap import open_store
@@ -20,11 +21,6 @@ from mot.projections.alerts import Alert, alert_id
 from mot.projections.ports import LIVE, REBUILD, ProjectionStore
 from mot.service.alerting import AlertOutbox, AlertQuery, Outcome
 
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
 S = 1_000_000
 T0 = 1_780_000_000 * S
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 from cli_support import mot
-from conftest import STORE_KINDS
+from conftest import BACKENDS
 from http_support import api
 
 from mot.adapters.stores.codec import from_stored, to_row
@@ -130,7 +130,7 @@ def test_the_codec_and_the_wire_message_give_back_the_link() -> None:
 # -- recording, on every store ---------------------------------------------------------------
 
 
-@pytest.fixture(params=[*STORE_KINDS, pytest.param("memory", id="memory")])
+@pytest.fixture(params=BACKENDS)
 def ledger(request: pytest.FixtureRequest, make_store_url: Any
            ) -> Iterator[tuple[LedgerService, LedgerStore]]:
     """The ledger service over SQLite, PostgreSQL or MemoryLedger."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import SHARED
+from conftest import BACKENDS, SHARED
 from persons_support import (
     KEYS,
     SECTIONS,
@@ -41,11 +41,6 @@ from mot.service.queries import Query, QueryService
 FIXTURE = SHARED / "fixtures" / "persons.jsonl"
 EXPECTED = SHARED / "fixtures" / "persons.expected.json"
 
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import BACKENDS
 from responses_support import with_responses
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
@@ -33,11 +34,6 @@ from mot.projections.ports import (
 from mot.projections.schema import PROJECTIONS
 from mot.service.ledger import Incoming, LedgerService
 
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
 KEYS = {"relationships": ("tenant", "customer_id"), "reciprocity": ("tenant", "customer_id"),
         "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
         "amplifications": ("amplification_id",), "teams": ("tenant", "function"),

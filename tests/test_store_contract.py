@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import STORE_KINDS
+from conftest import BACKENDS
 
 from mot.adapters.stores.memory import MemoryLedger
 from mot.bootstrap import Services, open_store
@@ -43,7 +43,7 @@ class Ledgers:
     ledger: LedgerService
 
 
-@pytest.fixture(params=[pytest.param("memory", id="memory"), *STORE_KINDS])
+@pytest.fixture(params=BACKENDS)
 def services(request: pytest.FixtureRequest, make_store_url: Any) -> Iterator[Ledgers]:
     """A fresh ledger of each backend: in memory, a SQLite file, a PostgreSQL schema."""
     if request.param == "memory":

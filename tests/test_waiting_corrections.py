@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import STORE_KINDS
+from conftest import BACKENDS
 from kafka import KafkaProducer
 from kafka_support import Broker, broker, create_topic, ingest_args, lines_of, mot_run
 
@@ -66,7 +66,7 @@ def retract(moment_id: str = MID, **fields: Any) -> dict[str, Any]:
 Ledger = tuple[LedgerService, LedgerStore]
 
 
-@pytest.fixture(params=[*STORE_KINDS, pytest.param("memory", id="memory")])
+@pytest.fixture(params=BACKENDS)
 def ledger(request: pytest.FixtureRequest, make_store_url: Any) -> Iterator[Ledger]:
     if request.param == "memory":
         store = MemoryLedger()
