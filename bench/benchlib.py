@@ -312,13 +312,7 @@ def profile_command(mot_args: Sequence[str], name: str, top: int = 30) -> Path:
     cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), *mot_command(), *mot_args]
     log(f"profile: {' '.join(mot_args[:4])} ... -> {prof.relative_to(ROOT)}")
     run_measured(cmd, f"profile {name}").check(f"profile {name}")
-    buffer = io.StringIO()
-    stats = pstats.Stats(str(prof), stream=buffer)
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
-    text.write_text(buffer.getvalue())
-    log(f"profile: top functions in {text.relative_to(ROOT)}")
-    return text
+    return _top_functions(prof, text, top)
 
 
 def profile_call(fn: Callable[[], Any], name: str, top: int = 30) -> Path:
@@ -328,6 +322,12 @@ def profile_call(fn: Callable[[], Any], name: str, top: int = 30) -> Path:
     profiler = cProfile.Profile()
     profiler.runcall(fn)
     profiler.dump_stats(str(prof))
+    return _top_functions(prof, text, top)
+
+
+def _top_functions(prof: Path, text: Path, top: int) -> Path:
+    """Write the `top` functions of the stats in `prof` to `text`, by own and by
+    cumulative time."""
     buffer = io.StringIO()
     stats = pstats.Stats(str(prof), stream=buffer)
     stats.sort_stats("tottime").print_stats(top)
