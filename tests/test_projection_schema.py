@@ -80,3 +80,17 @@ def test_a_new_store_has_each_declared_table_and_column(store_url: str) -> None:
     with open_store(store_url) as services, services.backend.read() as tx:
         for name, projection in PROJECTIONS.items():
             assert column_names(tx, name) == list(projection.columns), name
+
+
+def test_the_per_tenant_sums_read_back_the_declared_counters_in_their_values_order() -> None:
+    """The teams and listening rows are read back as `TeamRow` and `ListeningRow` by
+    position: the counters the declarations give are the values' fields after the key."""
+    from dataclasses import fields
+
+    from mot.adapters.stores.projection_tables import _LISTENING_SUMS, _TEAM_SUMS
+    from mot.projections.teams import ListeningRow, TeamRow
+
+    assert _TEAM_SUMS.split(", ") == [f.name for f in fields(TeamRow)][2:] == [
+        "moments", "given", "asked", "amplifications", "positive", "negative", "cascade_reach"]
+    assert _LISTENING_SUMS.split(", ") == [f.name for f in fields(ListeningRow)][1:] == [
+        "moments", "listening", "other"]

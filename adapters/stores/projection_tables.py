@@ -55,6 +55,7 @@ from mot.projections.schema import (
     RESPONSES,
     TEAMS,
     TRANSITIONS,
+    VERSION,
     Index,
     Projection,
     row_maker,
@@ -308,6 +309,18 @@ RESPONSE_VALUES = ", ".join(f.col for f in RESPONSES.stored
 texts (a test holds it to `Response._fields`)."""
 _team_row = row_maker(TEAMS)
 _listening_row = row_maker(LISTENING)
+
+
+def _sums(projection: Projection) -> str:
+    """The counters a per-tenant sum keeps, as its table declares them: the whole-number
+    columns but the key and `version` (in `TeamRow`'s and `ListeningRow`'s order; the
+    listening share is worked out from its counters)."""
+    return ", ".join(f.col for f in projection.stored if f.type in ("int", "bigint")
+                     and f.col not in projection.key and f is not VERSION)
+
+
+_TEAM_SUMS = _sums(TEAMS)
+_LISTENING_SUMS = _sums(LISTENING)
 _person_row = row_maker(PERSONS)
 
 
@@ -1122,8 +1135,8 @@ class SqlSession:
         out: dict[tuple[str, str], TeamRow] = {}
         for tenant, function in keys:
             rows = self.tx.query(
-                f"SELECT moments, given, asked, amplifications, positive, negative, cascade_reach"
-                f" FROM teams{self.s} WHERE tenant = ? AND function = ?", (tenant, function),
+                f"SELECT {_TEAM_SUMS} FROM teams{self.s} WHERE tenant = ? AND function = ?",
+                (tenant, function),
             )
             if rows:
                 out[(tenant, function)] = TeamRow(tenant, function, *(int(v) for v in rows[0]))
@@ -1141,7 +1154,7 @@ class SqlSession:
         out: dict[str, ListeningRow] = {}
         for tenant in tenants:
             rows = self.tx.query(
-                f"SELECT moments, listening, other FROM listening{self.s} WHERE tenant = ?",
+                f"SELECT {_LISTENING_SUMS} FROM listening{self.s} WHERE tenant = ?",
                 (tenant,),
             )
             if rows:
