@@ -30,8 +30,8 @@ class Webhook:
     `X-Mot-Signature: sha256=HEX(HMAC-SHA256(secret, timestamp + "." + body))`.
 
     The standard library's `http.client`, one kept-alive connection per sending thread:
-    bench/alerts_bench.py measured it sending about 2.5 times as many POSTs a second as
-    httpx's pooled client on the same receiver, and the sending is the deliverer's work.
+    bench/alerts_bench.py measured it sending more POSTs a second than httpx's pooled
+    client on the same receiver (bench/NOTES.md), and the sending is the deliverer's work.
     """
 
     def __init__(self, settings: WebhookSettings, *, timeout_s: float = 10.0,

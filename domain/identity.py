@@ -20,7 +20,7 @@ from uuid import NAMESPACE_URL
 
 sha1: Callable[[bytes], Any]
 try:  # CPython's own SHA-1: for a name this short, OpenSSL's set-up and copy per digest
-    import _sha1  # type: ignore[import-not-found]  # cost more than its hashing (1,000 instructions a call)
+    import _sha1  # type: ignore[import-not-found]  # cost more than its hashing (bench/NOTES.md)
 
     sha1 = _sha1.sha1
 except ImportError:  # pragma: no cover (a Python built without it)

@@ -228,8 +228,8 @@ class SqlAlertOutbox:
             # One destination at a time, in its index's order (alert_deliveries_next): the scan
             # stops at `limit` rows, and only those are joined. One query over every
             # destination joined and sorted every pending delivery for each batch (PostgreSQL
-            # without statistics, where autovacuum is off, chose that plan): 20,000 pending
-            # deliveries, 323 ms a claim of 500, against 4 ms this way (EXPLAIN ANALYZE).
+            # without statistics, where autovacuum is off, chose that plan), so a claim's
+            # cost grew with the backlog (bench/NOTES.md).
             found = [row for name in sorted(destinations) for row in tx.query(
                 f"SELECT d.destination, d.attempts, d.due_us, {SELECTED} FROM"
                 " (SELECT destination, alert_id, attempts, due_us, seq FROM alert_deliveries"

@@ -611,10 +611,9 @@ class SqlProjectionStore:
             self.backend.scrub([])  # the dropped tables' pages out of the files and the WAL
             raise ErasedDuringRebuild("an erasure came during the rebuild: it starts again")
         # Fresh tables have no planner statistics yet (and autovacuum may be off). Those
-        # analyzed once indexed keep theirs on PostgreSQL: the current moments analyzed again
-        # cost 0.46 s of the server's CPU at 1,000,000 moments, 3.4 s split in 16 parts (each
-        # part sampled as a whole table is; bench/NOTES.md), for the few rows the fold's
-        # catch-up added since.
+        # analyzed once indexed keep theirs on PostgreSQL: analyzing the current moments again
+        # costs the server a sample of the whole table (of each part, split) for the few rows
+        # the fold's catch-up added since (bench/NOTES.md, "A rebuild's statistics").
         done = self._analyzed if self.backend.statistics_follow_rename else set()
         self._analyzed = set()
         self.backend.analyze([t for t in TABLES if t not in done])

@@ -380,7 +380,7 @@ def _begin_waiting(cursor: sqlite3.Cursor, begin: str, waiting: Callable[[], Non
     `waiting()` between (rather than in one busy wait of up to `BUSY_TIMEOUT_S`), up to
     `BUSY_TIMEOUT_S` in all. SQLite's lock is not fair: a writer that commits and begins
     again at once takes it back ahead of a waiting one; a member of a Kafka consumer group
-    waited 8.4 s so, past its max poll interval."""
+    waited so past its max poll interval (bench/NOTES.md)."""
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     cursor.execute(f"PRAGMA busy_timeout = {int(LOCK_SLICE_S * 1000)}")
     try:
