@@ -51,7 +51,7 @@ def render(records: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence
                                 lineterminator="\n")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: _cell(v, exact=True) for k, v in record.items()})
+            writer.writerow({k: _csv_cell(v) for k, v in record.items()})
     else:
         from mot.cli import tables  # fitted to the terminal (cli/tables.py)
 
@@ -59,13 +59,13 @@ def render(records: Sequence[dict[str, Any]], fmt: str | None, columns: Sequence
                    else tables.fit(records, columns, tables.terminal_width()))
 
 
-def _cell(value: Any, *, exact: bool = False) -> str:
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: every value exact (floats whole, not rounded as a table shows them),
+    booleans and nulls as `mot export --format csv` writes them, lists as their JSON."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and not exact:
-        return f"{value:.4g}"
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return str(value)
