@@ -68,6 +68,21 @@ def token_create(obj: State, tenant: str, scopes: str, label: str) -> None:
     click.echo(secret)
     click.echo(f"token {stored.id} for tenant {stored.tenant!r}, scopes "
                f"{','.join(sorted(stored.scopes))}: keep it now, it is not shown again", err=True)
+    _warn_of_a_new_tenant(obj, stored.tenant, stored.id)
+
+
+def _warn_of_a_new_tenant(obj: State, tenant: str, token_id: int) -> None:
+    """A token for a tenant that has recorded nothing, in a store that knows others: a
+    misspelt `--tenant acm` gave a token whose writes all went to a new tenant acm and whose
+    reads found nothing, without a word. A token is how a new tenant starts sending (its
+    first moments come through it), so this is said, not refused."""
+    from mot.cli.projection_commands import known_tenants
+
+    known = known_tenants(obj.services)
+    if known and tenant not in known:
+        click.echo(f"mot: warning: tenant {tenant!r} has recorded nothing in this store"
+                   f" (tenants: {', '.join(known)}): the token reads and writes {tenant!r}"
+                   f" alone; if the name is a typo, `mot token revoke {token_id}`", err=True)
 
 
 @token.command("list")

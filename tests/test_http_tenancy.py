@@ -256,3 +256,28 @@ def test_token_commands(store_url: str) -> None:
     assert missing.exit_code == 1 and "no token 7" in missing.output
     bad = mot("token", "create", "--tenant", "acme", "--scope", "root")
     assert bad.exit_code == 2 and "unknown scope root" in bad.output
+
+
+def test_a_token_for_a_tenant_the_store_does_not_know_is_created_with_a_warning(
+        store_url: str) -> None:
+    """`mot token create --tenant acm` (acme misspelt) gave a token whose writes all went to
+    a new tenant acm, without a word. A new tenant starts with its token, so it is still
+    created, and the warning names the known tenants and how to take the token back."""
+    runner = CliRunner()
+
+    def mot(*args: str, **kwargs: Any) -> Any:
+        return runner.invoke(cli, ["--store", store_url, *args], **kwargs)
+
+    first = mot("token", "create", "--tenant", "acme")  # an empty store: nothing to warn of
+    assert first.exit_code == 0 and "warning" not in first.stderr
+    line = {"tenant": "acme", "customer_id": "c-1", "occurred_at": "2026-03-01T09:00:00Z",
+            "channel": "email", "direction": "inbound", "kind": "question",
+            "function": "service", "source": {"system": "zendesk", "id": "ZD-1"}}
+    assert mot("import", "-q", "-", input=json.dumps(line) + "\n").exit_code == 0
+    known = mot("token", "create", "--tenant", "acme")
+    assert known.exit_code == 0 and "warning" not in known.stderr
+    typo = mot("token", "create", "--tenant", "acm", "--scope", "read,write")
+    assert typo.exit_code == 0 and typo.stdout.startswith("mot_")
+    assert typo.stderr.endswith(
+        "mot: warning: tenant 'acm' has recorded nothing in this store (tenants: acme): the"
+        " token reads and writes 'acm' alone; if the name is a typo, `mot token revoke 3`\n")
