@@ -508,7 +508,8 @@ def quarantine_fix(obj: State, qid: int, corrected: Any) -> None:
     The corrected JSON comes from FILE (`-` for stdin), or from $EDITOR when
     FILE is omitted. A correction that is itself invalid changes nothing (every
     error is listed); one the ledger still rejects (its moment is not recorded
-    yet, say) stays in the quarantine in place of the original.
+    yet, say) stays in the quarantine in place of the original. A correction
+    without `tenant` keeps the tenant the message was sent for (an HTTP token's).
 
     \b
     Examples:

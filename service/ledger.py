@@ -240,7 +240,14 @@ class LedgerService:
         A correction that is itself invalid changes nothing. A valid one that the ledger
         still rejects (its moment is not recorded yet, say) is kept as what the entry
         replays from now on, merged into an entry of the same content if there is one.
+
+        A correction that names no tenant keeps the one the quarantined message was sent
+        for (an HTTP token's, a `--from` mapping's: in its payload, not in the raw bytes a
+        user copies from `mot quarantine show`): it went to tenant "default" instead.
         """
+        sent = self.store.quarantine(ids=[quarantine_id])
+        if sent:
+            payload = _with_tenant_of(sent[0].message, payload)
         invalid = parse_message(payload, self.clock())
         if isinstance(invalid, Rejection):
             return Fix(Summary(), invalid, None, quarantine_id)
@@ -350,6 +357,21 @@ def _keys(parsed: Sequence[Parsed], sent: Sequence[HasNames],
                 if what[2] is not None:
                     keys.add((what[0], what[2]))
     return keys, pairs, rejected
+
+
+def _with_tenant_of(message: bytes, correction: bytes) -> bytes:
+    """`correction` with the `tenant` of `message` (a quarantined message) when it names
+    none and `message` names one; else `correction` as it is."""
+    import orjson
+
+    try:
+        fixed, sent = orjson.loads(correction), orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return correction
+    if (isinstance(fixed, dict) and "tenant" not in fixed and isinstance(sent, dict)
+            and isinstance(sent.get("tenant"), str)):
+        return orjson.dumps({**fixed, "tenant": sent["tenant"]})
+    return correction
 
 
 def _parse_again(entry: Quarantined, message: bytes, now: datetime,

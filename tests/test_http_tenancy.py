@@ -281,3 +281,34 @@ def test_a_token_for_a_tenant_the_store_does_not_know_is_created_with_a_warning(
     assert typo.stderr.endswith(
         "mot: warning: tenant 'acm' has recorded nothing in this store (tenants: acme): the"
         " token reads and writes 'acm' alone; if the name is a typo, `mot token revoke 3`\n")
+
+
+def test_a_fix_of_a_message_quarantined_over_http_stays_in_the_tokens_tenant(
+        store_url: str, tmp_path: Path) -> None:
+    """A message sent with acme's token names no tenant (it gets the token's); quarantined,
+    `mot quarantine show` prints its raw bytes, and the correction a user wrote from them
+    (no tenant either) was recorded in tenant "default". It is acme's now, as sent; a
+    correction naming a tenant keeps it."""
+    moment = {"customer_id": "zz-1", "occurred_at": "2026-06-01T09:30:00Z",
+              "channel": "emial", "direction": "inbound", "kind": "question",
+              "function": "service", "source": {"system": "z", "id": "zz1"}}
+    with api(store_url) as client:
+        answer = client.post("acme", [moment, {**moment, "source": {"system": "z", "id": "zz2"}}])
+        assert answer.json()["counts"] == {"quarantined": 2}
+    runner = CliRunner()
+
+    def mot(*args: str, **kwargs: Any) -> Any:
+        result = runner.invoke(cli, ["--store", store_url, *args], **kwargs)
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result
+
+    first, second = json.loads(mot("quarantine", "list", "--format", "json").stdout)
+    fixed = json.dumps({**moment, "channel": "email"})
+    mot("quarantine", "fix", str(first["id"]), "-", input=fixed)
+    named = json.dumps({**moment, "channel": "email", "tenant": "globex",
+                        "source": {"system": "z", "id": "zz2"}})
+    mot("quarantine", "fix", str(second["id"]), "-", input=named)
+    mot("project", "-q")
+    tenants = sorted((r["tenant"], r["customer_id"])
+                     for r in json.loads(mot("query", "relationships", "--format", "json").stdout))
+    assert tenants == [("acme", "zz-1"), ("globex", "zz-1")]
