@@ -179,6 +179,20 @@ STORE_KINDS = [
 BACKENDS = [pytest.param("memory", id="memory"), *STORE_KINDS]
 """What a port's contract suite runs on: the in-memory adapters and both databases."""
 
+RECORD_KEYS: dict[str, tuple[str, ...]] = {
+    "moments": ("moment_id",),
+    "relationships": ("tenant", "customer_id"),
+    "reciprocity": ("tenant", "customer_id"),
+    "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
+    "amplifications": ("amplification_id",),
+    "teams": ("tenant", "function"),
+    "listening": ("tenant",),
+    "responses": ("tenant", "request_moment_id"),
+    "persons": ("tenant", "customer_id"),
+}
+"""The fields that tell a table's records apart in an output (a query, an export, the golden
+fixture's expected records), to compare them whatever order they come in."""
+
 
 @pytest.fixture(params=STORE_KINDS)
 def store_kind(request: pytest.FixtureRequest) -> str:

@@ -22,18 +22,11 @@ import orjson
 import pytest
 from cli_support import mot
 from click.testing import CliRunner, Result
+from conftest import RECORD_KEYS
 
 from mot.cli.main import cli
 
 NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening")
-KEYS = {
-    "relationships": ("tenant", "customer_id"),
-    "reciprocity": ("tenant", "customer_id"),
-    "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
-    "amplifications": ("amplification_id",),
-    "teams": ("tenant", "function"),
-    "listening": ("tenant",),
-}
 COUNTS = ("read", "recorded", "amended", "retracted", "duplicates", "quarantined")
 GOLDEN_COUNTS = {"read": 36, "recorded": 33, "amended": 1, "retracted": 1, "duplicates": 1,
                  "quarantined": 0}
@@ -55,7 +48,7 @@ def query(store: str, name: str, *extra: str) -> list[dict[str, Any]]:
 
 
 def key(name: str, record: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(record[k] for k in KEYS[name])
+    return tuple(record[k] for k in RECORD_KEYS[name])
 
 
 def assert_golden(store: str, expected: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

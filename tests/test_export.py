@@ -19,20 +19,10 @@ from typing import Any
 import duckdb
 import pytest
 from cli_support import mot, query
+from conftest import RECORD_KEYS
 
 NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening",
          "responses", "persons")
-KEYS = {
-    "moments": ("moment_id",),
-    "relationships": ("tenant", "customer_id"),
-    "reciprocity": ("tenant", "customer_id"),
-    "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
-    "amplifications": ("amplification_id",),
-    "teams": ("tenant", "function"),
-    "listening": ("tenant",),
-    "responses": ("tenant", "request_moment_id"),
-    "persons": ("tenant", "customer_id"),
-}
 AS_OF = "2026-01-22T12:00:00Z"
 
 
@@ -41,7 +31,7 @@ AS_OF = "2026-01-22T12:00:00Z"
 
 
 def keyed(table: str, records: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    return {tuple(r[k] for k in KEYS[table]): r for r in records}
+    return {tuple(r[k] for k in RECORD_KEYS[table]): r for r in records}
 
 
 def rfc3339(value: datetime) -> str:

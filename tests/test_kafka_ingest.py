@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RECORD_KEYS
 from kafka import KafkaConsumer
 from kafka_support import (
     Broker,
@@ -49,18 +50,14 @@ __all__ = ["broker"]  # the fixture, imported for the tests below
 BAD = b'{"tenant":"acme","customer_id":"c9","occurred_at":"2026-03-01T09:00:00Z","channel":"email",' \
       b'"direction":"outbound","kind":"purchase","source":{"system":"crm","id":"bad-1"}}'
 NOT_JSON = b"{not json"
-KEYS = {"relationships": ("tenant", "customer_id"), "reciprocity": ("tenant", "customer_id"),
-        "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
-        "amplifications": ("amplification_id",), "teams": ("tenant", "function"),
-        "listening": ("tenant",)}
 
 
 def assert_golden(store: str, expected: dict[str, list[dict[str, Any]]]) -> None:
     for name, wanted in expected.items():
-        got = {tuple(r[k] for k in KEYS[name]): r for r in query(store, name)}
-        assert sorted(got) == sorted(tuple(r[k] for k in KEYS[name]) for r in wanted), name
+        got = {tuple(r[k] for k in RECORD_KEYS[name]): r for r in query(store, name)}
+        assert sorted(got) == sorted(tuple(r[k] for k in RECORD_KEYS[name]) for r in wanted), name
         for record in wanted:
-            row = got[tuple(record[k] for k in KEYS[name])]
+            row = got[tuple(record[k] for k in RECORD_KEYS[name])]
             assert {f: row.get(f, "<missing>") for f in record} == record, name
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import BACKENDS
+from conftest import BACKENDS, RECORD_KEYS
 from responses_support import with_responses
 
 from mot.adapters.stores.memory import MemoryLedger, MemoryProjectionStore
@@ -33,13 +33,6 @@ from mot.projections.ports import (
 )
 from mot.projections.schema import PROJECTIONS
 from mot.service.ledger import Incoming, LedgerService
-
-KEYS = {"relationships": ("tenant", "customer_id"), "reciprocity": ("tenant", "customer_id"),
-        "transitions": ("tenant", "customer_id", "occurred_at", "moment_id"),
-        "amplifications": ("amplification_id",), "teams": ("tenant", "function"),
-        "listening": ("tenant",), "responses": ("tenant", "request_moment_id"),
-        "persons": ("tenant", "customer_id")}
-
 
 
 def with_persons(expected: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -92,12 +85,12 @@ def test_the_golden_fixture_projects_to_the_golden_records(
     world.record(golden_lines(golden_path))
     assert world.engine(page_size=7).catch_up() == world.log.head()
     for name, records in world.views().items():
-        by_key = {tuple(r[k] for k in KEYS[name]): r for r in records}
+        by_key = {tuple(r[k] for k in RECORD_KEYS[name]): r for r in records}
         assert len(by_key) == len(records), name
         wanted = with_persons(with_responses(golden_expected))[name]
-        assert sorted(by_key) == sorted(tuple(r[k] for k in KEYS[name]) for r in wanted), name
+        assert sorted(by_key) == sorted(tuple(r[k] for k in RECORD_KEYS[name]) for r in wanted), name
         for record in wanted:
-            got = by_key[tuple(record[k] for k in KEYS[name])]
+            got = by_key[tuple(record[k] for k in RECORD_KEYS[name])]
             assert {field: got[field] for field in record} == record, (name, record)
 
 
