@@ -458,3 +458,23 @@ def test_only_the_composition_root_builds_store_adapters() -> None:
                 if name.startswith("Sql") or name.endswith("Backend"):
                     built.add(f"{module}:{node.lineno} {name}")
     assert sorted(built) == []
+
+
+# -- the ledger's events ----------------------------------------------------------------------
+
+
+def test_the_ledger_events_are_past_tense_and_immutable() -> None:
+    """Every event the notification log carries (`LedgerEvent`) says what happened, in the
+    past tense, and cannot be changed once made: a frozen dataclass or a named tuple."""
+    import dataclasses
+    import typing
+
+    from mot.domain.events import LedgerEvent
+
+    events = typing.get_args(LedgerEvent)
+    assert len(events) >= 6
+    for event in events:
+        assert event.__name__.endswith("ed"), event.__name__
+        frozen = dataclasses.is_dataclass(event) and event.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        named_tuple = issubclass(event, tuple) and hasattr(event, "_fields")
+        assert frozen or named_tuple, event.__name__
