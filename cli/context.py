@@ -40,8 +40,7 @@ class State:
             try:
                 self._services = open_store(self.store, create=self.create)
             except StoreNotFound as error:
-                raise click.ClickException(
-                    f"no mot store at {error.where}; `mot import` creates one") from None
+                raise click.ClickException(_not_found(error.where)) from None
             except StoreUnavailable as error:
                 raise click.ClickException(str(error)) from None
             except Exception as error:  # a bad URL, a file that is not a database: say which
@@ -73,3 +72,20 @@ def creates_store(command: Callable[Concatenate[State, P], R]) -> Callable[Conca
         return command(state, *args, **kwargs)
 
     return update_wrapper(creating, command)
+
+
+def _not_found(where: str) -> str:
+    """Why a read-only command found no store at `where`: a path that is a directory, or a
+    file that is no SQLite database, said so ("no mot store at /etc/passwd; `mot import`
+    creates one" sent the user to an import that then failed: "file is not a database")."""
+    import os
+
+    if "://" not in where and os.path.isdir(where):
+        return (f"{where} is a directory, not a mot store: --store names a store's file"
+                f" (say {os.path.join(where, 'mot.db')}) or a postgresql:// URL")
+    if "://" not in where and os.path.isfile(where) and os.path.getsize(where) > 0:
+        with open(where, "rb") as file:
+            if file.read(16) != b"SQLite format 3\x00":
+                return (f"{where} is not a mot store (not a SQLite database; nothing was"
+                        " changed): --store names a mot store's file or a postgresql:// URL")
+    return f"no mot store at {where}; `mot import` creates one"

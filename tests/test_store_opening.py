@@ -254,3 +254,26 @@ def test_every_command_lists_store_in_its_help() -> None:
             shown = run(*path, "--help")
             assert shown.exit_code == 0, path
             assert "--store URL" in shown.stdout, path
+
+
+def test_a_store_path_that_is_a_directory_or_no_database_is_named_for_what_it_is(
+        tmp_path: Path) -> None:
+    """`--store /etc/passwd` (or a folder) said "no mot store at ...; `mot import` creates
+    one", and the import then failed: "file is not a database". Said for what it is now,
+    and left as it is."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    refused = run("--store", text, "status")
+    assert refused.exit_code == 1
+    assert refused.stderr == (f"Error: {text} is not a mot store (not a SQLite database;"
+                              " nothing was changed): --store names a mot store's file or a"
+                              " postgresql:// URL\n")
+    assert text.read_text() == "not a database\n"
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    refused = run("--store", folder, "query", "teams")
+    assert refused.exit_code == 1
+    assert refused.stderr == (f"Error: {folder} is a directory, not a mot store: --store names"
+                              f" a store's file (say {folder / 'mot.db'}) or a postgresql://"
+                              " URL\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "stores"]
