@@ -153,6 +153,25 @@ def test_each_sealed_value_has_a_nonce_of_its_own_and_opens_under_its_moment_onl
                      f"mot:event:acme/{other['moment_id']}".encode())
 
 
+def test_a_keyed_digest_is_hmac_sha256_of_the_value_under_the_secret() -> None:
+    """`keyed_digest` computes HMAC from hash states kept per secret (cheaper than OpenSSL's MAC
+    set up per call); its digits are the standard library's HMAC-SHA256, which every stored
+    customer digest, receipt and suppression entry was made with, for secrets shorter than,
+    as long as and longer than SHA-256's block and values of any length."""
+    import hmac
+    import os
+
+    from mot.adapters.crypto import keyed_digest
+
+    for size in (1, 32, 63, 64, 65, 200):
+        secret = os.urandom(size)
+        for value in ("", "c1", "x:maria-sealed", "é" * 40, "v" * 300):
+            assert keyed_digest(secret, value) == hmac.digest(secret, value.encode(), "sha256").hex()
+    # Known answer (RFC 4231, test case 2): the key "Jefe".
+    assert keyed_digest(b"Jefe", "what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+
+
 def test_keys_made_in_a_transaction_are_kept_once_it_commits_and_dropped_if_it_rolls_back(
         store_url: str) -> None:
     """The keystore keeps the keys it made for the next transactions only when the store holds
