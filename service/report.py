@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from mot.domain.timefmt import format_utc, to_micros
+from mot.projections.listening import LISTENS_ENOUGH
 from mot.projections.model import Current
 from mot.projections.responses import sum_response_times
 from mot.projections.schema import RESPONSE_TIMES, record_maker
@@ -502,7 +503,8 @@ def listening_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
     fig, ax = draw.figure(2.8)
     ax.plot(range(len(weeks)), [s if s is not None else float("nan") for s in shares],
             marker="o", markersize=3, color="#2e6db4", label="listening share")
-    ax.axhline(0.5, color="#d64541", linestyle="--", linewidth=1, label="50 % line")
+    ax.axhline(LISTENS_ENOUGH, color="#d64541", linestyle="--", linewidth=1,
+               label=f"{LISTENS_ENOUGH * 100:.0f} % line")
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(draw.matplotlib.ticker.PercentFormatter(1.0))
     _week_ticks(ax, weeks)
@@ -512,7 +514,7 @@ def listening_chart(draw: Drawing, key: str, data: TenantData) -> Chart:
     judged = [s for s in shares if s is not None]
     overall = data.listening[0]["listening_share"] if data.listening else None
     if judged:
-        at_least = sum(s >= 0.5 for s in judged)
+        at_least = sum(s >= LISTENS_ENOUGH for s in judged)
         reading = (f"Listening reached half of the brand's moments in {at_least:,} of "
                    f"{_plural(len(judged), 'week')}"
                    + (f"; over all time it is {overall:.0%}." if overall is not None else "."))

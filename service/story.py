@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from mot.projections.listening import listens_enough
 from mot.service.queries import Query, QueryService
 from mot.wording import counted
 
@@ -54,7 +55,7 @@ def summary(queries: QueryService, *, tenant: str | None = None, top: int = 3
             "team_behind_most_negative": None if worst is None else {
                 k: worst[k] for k in ("function", "negative", "asked", "given")},
             "listening_share": share,
-            "listens_enough": None if share is None else share >= 0.5,
+            "listens_enough": listens_enough(share),
         })
     return tenants
 

@@ -21,6 +21,7 @@ from mot.projections.amplification import (
     whole_seconds,
 )
 from mot.projections.lapsing import LAPSED_AFTER_US, is_lapsed
+from mot.projections.listening import listens_enough
 from mot.projections.model import Current
 from mot.projections.reciprocity import (
     ASK_WEIGHTS,
@@ -324,6 +325,14 @@ def test_lapsed_after_180_days_of_customer_silence() -> None:
     assert is_lapsed(last, last) is False
     assert is_lapsed(None, last) is True
     assert LAPSED_AFTER_US == 180 * 24 * HOUR
+
+
+def test_a_tenant_listens_enough_from_half_of_its_moments() -> None:
+    """The bar of `mot story`, `mot report` and listening_view: a share of at least half."""
+    assert listens_enough(0.5) is True
+    assert listens_enough(1 / 3) is False
+    assert listens_enough(0.4999) is False
+    assert listens_enough(None) is None
 
 
 # --- §3.2 reciprocity --------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Final
 
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.projections.lapsing import LAPSED_AFTER_US
+from mot.projections.listening import LISTENS_ENOUGH
 
 # View -> (its table, the computed columns as `expression AS name`; `{now}` is now in µs,
 # the backend's `now_us`).
@@ -29,7 +30,7 @@ VIEWS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
         "(trigger_moment_id IS NOT NULL) AS triggered",
         "delay_seconds / 3600.0 AS delay_hours")),
     "teams_view": ("teams", ("given - asked AS net_given",)),
-    "listening_view": ("listening", ("(listening_share >= 0.5) AS listens_enough",)),
+    "listening_view": ("listening", (f"(listening_share >= {LISTENS_ENOUGH}) AS listens_enough",)),
     # Overdue depends on mot.toml's targets, which the store does not know: how long each open
     # request has waited is what an analyst compares with them.
     "responses_view": ("responses", (
