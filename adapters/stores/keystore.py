@@ -159,6 +159,7 @@ class Keystore:
             else:
                 out[cid] = found
         if missing:
+            missing.sort()  # made and read in one order, whatever order the ids came in
             master = self.master(tx)
             digests = {self.digest(tenant, cid): cid for cid in missing}
             with self._tx(tx, write=True) as t:

@@ -176,7 +176,7 @@ class Sealing:
     def _keys(self, tx: Tx, wanted: Mapping[str, set[str]]
               ) -> dict[str, dict[str, tuple[str, Any]]]:
         """tenant -> customer id -> (key id, cipher) of each wanted customer, made if new."""
-        return {tenant: self.keystore.keys_for(tx, tenant, sorted(customers))
+        return {tenant: self.keystore.keys_for(tx, tenant, customers)
                 for tenant, customers in wanted.items()}
 
     def _sealed_link(self, state: dict[str, Any], keys: Mapping[str, tuple[str, Any]]
