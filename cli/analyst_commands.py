@@ -106,9 +106,9 @@ class _ArrowLoad:
     def __init__(self, store: str | None) -> None:
         import threading
 
-        from mot.bootstrap import store_url
+        from mot.bootstrap import is_postgres, store_url
 
-        self.postgres = store_url(store).startswith(("postgresql://", "postgres://"))
+        self.postgres = is_postgres(store_url(store))
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._load, name="export-imports", daemon=True)
         self.thread.start()

@@ -61,13 +61,18 @@ def store_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get("MOT_STORE") or DEFAULT_STORE
 
 
+def is_postgres(url: str) -> bool:
+    """Whether a store URL names a PostgreSQL database (else it is a SQLite file)."""
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def connect(url: str, *, create: bool = True) -> SqlBackend:
     """A backend for a store URL: a `postgresql://` URL, else a SQLite file path.
 
     With `create` false a store that does not exist yet is not made: `StoreNotFound`.
     A server that cannot be reached is `StoreUnavailable`, with the driver's reason.
     """
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgres(url):
         from mot.adapters.stores.postgres import PostgresBackend
 
         return PostgresBackend(url, create=create)
@@ -360,7 +365,7 @@ def arrow_exporter(url: str | None = None) -> Iterator[Exporter | None]:
     `SqlTableReader`). None for a store at another schema version, or none there at all
     (opening it whole sets it up or says why)."""
     url = store_url(url)
-    if not url.startswith(("postgresql://", "postgres://")):
+    if not is_postgres(url):
         with _sqlite_arrow_exporter(url) as exporter:
             yield exporter
         return
