@@ -120,6 +120,17 @@ def test_bad_filters_are_400_or_422_naming_the_problem(loaded: Api) -> None:
     problem = answer.json()
     assert problem["field"] == "sort" and problem["code"] == "invalid_parameter"
     assert "balance" in problem["errors"][0]["message"]  # the pattern names the fields
+    # In words, not the regular expression: "String should match pattern '^[+-]?(...)$'".
+    assert problem["detail"] == (
+        "sort: expected FIELD, -FIELD or +FIELD with FIELD one of tenant, customer_id, given,"
+        " asked, received, balance, unanswered_asks, status, version; got 'nonsense'")
+    answer = loaded.get("acme", "/v1/moments/nonsense")
+    assert (answer.status_code, answer.json()["detail"]) == (422, (
+        "moment_id: expected a moment id (a UUID) or SYSTEM:ID, the source of a moment;"
+        " got 'nonsense'"))
+    answer = loaded.get("acme", "/v1/relationships", customer="a\x00b")
+    assert (answer.status_code, answer.json()["detail"]) == (422, (
+        "customer: expected text without a NUL character (\\u0000); got 'a\\x00b'"))
     answer = loaded.get("acme", "/v1/reciprocity", stage="loyal")  # not a filter of reciprocity
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith("unknown query parameter 'stage' (expected: ")

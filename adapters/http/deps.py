@@ -16,6 +16,7 @@ from mot.adapters.http.auth import Credentials, authenticate
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.ingest import Ingest
 from mot.adapters.http.metrics import Metrics
+from mot.adapters.http.patterns import NO_NUL
 from mot.adapters.http.projector import Projector
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.bootstrap import Services
@@ -69,7 +70,7 @@ Reader = Annotated[Principal, Depends(_reader)]
 
 
 async def _tenant_reader(principal: Reader, tenant: Annotated[str | None, Query(
-        min_length=1, max_length=128, pattern=r"^[^\x00]*$",
+        min_length=1, max_length=128, pattern=NO_NUL,
         description="Must be the token's tenant when given (every answer is of that tenant "
                     "only)")] = None) -> Principal:
     """A reader whose `tenant` parameter, when given, is its own (every answer is scoped to it)."""

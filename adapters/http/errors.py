@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mot.adapters.http.bodies import BodyTimeout, BodyTooLarge, MalformedBody, TooManyItems
 from mot.adapters.http.ingest import ChunkConflict, Overloaded
 from mot.adapters.http.models import Problem
+from mot.adapters.http.patterns import meaning
 
 log = logging.getLogger("mot.http")
 
@@ -116,6 +117,10 @@ def _validation_message(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "is invalid"))
     if error.get("type") == "missing":
         return "required"
+    if error.get("type") == "string_pattern_mismatch":
+        means = meaning(str(error.get("ctx", {}).get("pattern", "")))
+        if means is not None:
+            return f"expected {means}; got {error.get('input')!r}"
     return message.removeprefix("Value error, ")
 
 

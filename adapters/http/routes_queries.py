@@ -21,6 +21,7 @@ from mot.adapters.http.models import (
     Stage,
     Status,
 )
+from mot.adapters.http.patterns import MOMENT_REF, NO_NUL, sort_pattern
 from mot.domain.vocabulary import Function
 from mot.projections.schema import PROJECTIONS, SUMMARIES
 from mot.service.access import Principal
@@ -31,9 +32,7 @@ from mot.service.queries import Query as ProjectionQuery
 router = APIRouter(tags=["queries"])
 
 MAX_LIMIT: Final = 1_000_000
-CustomerParam = Annotated[str | None, Query(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
-MOMENT_REF: Final = (r"^([0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?"
-                     r"[0-9A-Fa-f]{12}|[^:\x00]+:[^\x00]+)$")
+CustomerParam = Annotated[str | None, Query(min_length=1, max_length=256, pattern=NO_NUL)]
 # Times are RFC 3339 with an offset, as on the wire (not a Unix time, not a naive time).
 _RFC3339: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
@@ -65,7 +64,7 @@ QUERY_ERRORS: Final = errors.responses(400, 401, 403, 422, 503)
 
 def _sort(name: str) -> Any:
     fields = SORTABLE[name]
-    return Query(None, pattern=f"^[+-]?({'|'.join(fields)})$", description=(
+    return Query(None, pattern=sort_pattern(fields), description=(
         "Order by FIELD (numbers largest first); -FIELD / +FIELD to choose. FIELD is one of "
         + ", ".join(fields)))
 
@@ -222,7 +221,7 @@ def persons(context: Context, principal: TenantReader, customer: CustomerParam =
                        **errors.responses(400, 401, 403, 404, 422, 503)})
 def person(context: Context, principal: TenantReader,
            customer_id: Annotated[str, Path(min_length=1, max_length=256,
-                                            pattern=r"^[^\x00]*$",
+                                            pattern=NO_NUL,
                                             description="Any of the person's customer ids")],
            refresh: RefreshParam = False) -> Response:
     """The person a customer id belongs to: its ids, each link (reason, time, origin) and its
