@@ -42,10 +42,13 @@ from mot.adapters.crypto import (
 )
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 
-# Data keys a process keeps at most (by customer, and by key id): a cipher holds an OpenSSL
-# context of about 1.4 KB, so keeping every key met grew a bulk run's memory with the store
-# (117 MB for the 83,000 customers of 1,000,000 sample moments). Past the cap the cache
-# starts afresh and the keys still in use are read again (one query a batch).
+# Data keys a process keeps at most (by customer, and by key id), and the most stored keys
+# `all_ciphers` makes ciphers of at once. The caches hold each key's 32 bytes, not its cipher
+# (an AESGCM holds an OpenSSL context of about 1.3 KB): a cipher is made for the call that
+# uses the key (a batch's customers, a read's boxes), and let go with it. Keeping every key
+# met would still grow a bulk run's memory with the store (83,000 customers in 1,000,000
+# sample moments), so past the cap the cache starts afresh and the keys still in use are
+# read again (one query a batch).
 CACHED_KEYS = 20_000
 
 KEYSTORE_ENV = "MOT_KEYSTORE"
@@ -79,12 +82,13 @@ class Keystore:
         self.key_file = key_file
         self._master: bytes | None = None
         self._secrets: dict[str, bytes] = {}
-        self._by_customer: dict[tuple[str, str], tuple[str, AESGCM]] = {}
-        self._by_id: dict[str, AESGCM] = {}
+        # (tenant, customer id) -> (key id, key), key id -> key: raw 32-byte keys, no ciphers.
+        self._by_customer: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self._by_id: dict[str, bytes] = {}
         # Keys made inside a transaction not committed yet, trusted only within it; those of
         # an earlier transaction are kept once the keystore shows they were committed
         # (`_settle`), so an import does not read and unwrap them again after each commit.
-        self._pending: dict[tuple[str, str], tuple[str, AESGCM]] = {}
+        self._pending: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._pending_tx: Tx | None = None
         self._mostly_new = True  # whether the last keys_for made most of its keys
 
@@ -148,7 +152,7 @@ class Keystore:
             self._settle(tx)
             self._pending_tx = tx
         self._bound()
-        out: dict[str, tuple[str, AESGCM]] = {}
+        out: dict[str, tuple[str, bytes]] = {}
         missing: list[str] = []
         for cid in customer_ids:
             if cid in out:
@@ -176,7 +180,7 @@ class Keystore:
                     self._read(t, master, tenant, digests,
                                [d for d in digests if d not in known and d not in made], out)
             self._mostly_new = 2 * len(made) >= len(digests)
-        return out
+        return {cid: (key_id, AESGCM(key)) for cid, (key_id, key) in out.items()}
 
     def _settle(self, tx: Tx) -> None:
         """Keep the keys made in an earlier transaction that the keystore holds now (it
@@ -195,7 +199,7 @@ class Keystore:
                     self._by_customer[customer] = found
 
     def _make(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
-              customers: Sequence[str], out: dict[str, tuple[str, AESGCM]]) -> set[str]:
+              customers: Sequence[str], out: dict[str, tuple[str, bytes]]) -> set[str]:
         """New keys for these customers (digests) that have none; the digests given one."""
         # One read of the random source for the batch: each key's 16-byte id (random, so it
         # names no one) and its 32 bytes.
@@ -216,17 +220,16 @@ class Keystore:
                 backend.rows_params(part))}
         for customer in inserted:
             cid = digests[customer]
-            key_id, key = made[customer]
-            out[cid] = (key_id, AESGCM(key))
+            out[cid] = made[customer]
             if self.separate:  # committed already
                 self._by_customer[(tenant, cid)] = out[cid]
             else:
                 self._pending[(tenant, cid)] = out[cid]
-            self._by_id[key_id] = out[cid][1]
+            self._by_id[out[cid][0]] = out[cid][1]
         return inserted
 
     def _read(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
-              customers: Sequence[str], out: dict[str, tuple[str, AESGCM]]) -> set[str]:
+              customers: Sequence[str], out: dict[str, tuple[str, bytes]]) -> set[str]:
         """The stored keys of these customers (digests); the digests found."""
         found: set[str] = set()
         for part in chunks(list(customers), self.backend.max_params - 1):
@@ -235,17 +238,20 @@ class Keystore:
                     f" AND customer {self.backend.in_list(len(part))}",
                     (tenant, *self.backend.in_params(part))):
                 cid = digests[str(customer)]
-                aead = AESGCM(unwrap_data_key(master, bytes(wrapped), str(key_id)))
-                out[cid] = self._by_customer[(tenant, cid)] = (str(key_id), aead)
-                self._by_id[str(key_id)] = aead
+                key = unwrap_data_key(master, bytes(wrapped), str(key_id))
+                out[cid] = self._by_customer[(tenant, cid)] = (str(key_id), key)
+                self._by_id[str(key_id)] = key
                 found.add(str(customer))
         return found
 
     # -- keys for opening ----------------------------------------------------------------
     def ciphers(self, key_ids: Collection[str], tx: Tx | None = None) -> Mapping[str, AESGCM]:
-        """The cipher of each of these key ids that still exists (a destroyed key is absent)."""
+        """The cipher of each of these key ids that still exists (a destroyed key is absent),
+        made for this call (the caller lets them go with the mapping)."""
         self._bound()
-        wanted = [k for k in key_ids if k not in self._by_id]
+        by_id = self._by_id
+        out = {k: AESGCM(by_id[k]) for k in key_ids if k in by_id}
+        wanted = [k for k in key_ids if k not in out]
         if wanted:
             master = self.master(tx)
             with self._tx(tx, write=False) as t:
@@ -253,15 +259,17 @@ class Keystore:
                     for key_id, wrapped in t.query(
                             f"SELECT key_id, wrapped FROM mot_keys WHERE key_id"
                             f" {self.backend.in_list(len(part))}", self.backend.in_params(part)):
-                        self._by_id[str(key_id)] = AESGCM(
-                            unwrap_data_key(master, bytes(wrapped), str(key_id)))
-        return self._by_id
+                        key = by_id[str(key_id)] = unwrap_data_key(master, bytes(wrapped),
+                                                                   str(key_id))
+                        out[str(key_id)] = AESGCM(key)
+        return out
 
     def all_ciphers(self, tx: Tx | None = None) -> Mapping[str, AESGCM] | None:
-        """The cipher of every stored key (what a statement that opens boxes may meet), kept
-        like those `ciphers` gives (a rebuild asks again for each range: only new keys are
-        unwrapped); None when the store holds more than CACHED_KEYS keys, more than a process
-        keeps (the caller then opens its boxes in Python, in batches: `ciphers`)."""
+        """The cipher of every stored key (what a statement that opens boxes may meet), made
+        for this call from the keys kept like those `ciphers` uses (a rebuild asks again for
+        each range: only new keys are unwrapped); None when the store holds more than
+        CACHED_KEYS keys, more than a process keeps (the caller then opens its boxes in Python,
+        in batches: `ciphers`)."""
         master = self.master(tx)
         with self._tx(tx, write=False) as t:
             if int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0) > CACHED_KEYS:
@@ -271,12 +279,12 @@ class Keystore:
         by_id = self._by_id
         for key_id, wrapped in rows:
             if str(key_id) not in by_id:
-                by_id[str(key_id)] = AESGCM(unwrap_data_key(master, bytes(wrapped), str(key_id)))
-        return by_id
+                by_id[str(key_id)] = unwrap_data_key(master, bytes(wrapped), str(key_id))
+        return {key_id: AESGCM(key) for key_id, key in by_id.items()}
 
     def _bound(self) -> None:
         """Start the caches afresh once they hold CACHED_KEYS keys, before a call fills them
-        with what it returns (new dicts: a mapping `ciphers` returned earlier stays whole)."""
+        with what it returns."""
         if len(self._by_customer) >= CACHED_KEYS or len(self._by_id) >= CACHED_KEYS:
             self._by_customer = {}
             self._by_id = {}
