@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
-from mot.adapters.stores import scratch_folders
 from mot.adapters.stores.urls import redacted
 
 # The store's adapters and services are imported where a store is opened whole
 # (`open_store`): `mot export --format parquet --no-refresh` of a PostgreSQL store
 # (`arrow_exporter`) needs none of them, 103 M instructions of its start-up (bench/NOTES.md).
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mot.adapters.stores.changelog import SqlChangelog
     from mot.adapters.stores.ledger import SqlLedger
     from mot.adapters.stores.offsets import SqlOffsets
@@ -247,7 +248,7 @@ class Services:
         from mot.service.export import Exporter
 
         return Exporter(self.tables, self.queries,
-                        partial(scratch_folders.owned, "mot-export-"))
+                        _export_scratch)
 
     def report(self, *, tenant: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> str:
@@ -303,6 +304,7 @@ def scratch_store(source: SqlProjectionStore, fold_workers: Callable[[int | None
     it) those workers also copy the ranges, several at once, else this process does.
     `forget_keys` drops the data keys the source's ledger opened a range's sealed moments
     with, once the range is copied."""
+    from mot.adapters.stores import scratch_folders
     from mot.projections.engine import MomentStager, PositionRange
     from mot.service.verify import Scratch
 
@@ -369,15 +371,17 @@ def arrow_exporter(url: str | None = None) -> Iterator[Exporter | None]:
         with _sqlite_arrow_exporter(url) as exporter:
             yield exporter
         return
-    from mot.adapters.stores.sql import SCHEMA_VERSION
     from mot.adapters.stores.table_reads import PostgresArrowReader
     from mot.adapters.stores.urls import libpq_uri, postgres_server
-    from mot.service.export import Exporter
 
     reader = PostgresArrowReader(libpq_uri(*postgres_server(url)))
+    reader.open_early()  # the connections open while the modules below are imported
     try:
+        from mot.adapters.stores.sql import SCHEMA_VERSION
+        from mot.service.export import Exporter
+
         if reader.schema_version() == SCHEMA_VERSION:
-            yield Exporter(reader, None, partial(scratch_folders.owned, "mot-export-"))
+            yield Exporter(reader, None, _export_scratch)
         else:
             yield None
     finally:
@@ -400,12 +404,21 @@ def _sqlite_arrow_exporter(url: str) -> Iterator[Exporter | None]:
     reader = SqlTableReader(backend)
     try:
         if backend.ready and backend.local_file() is not None:
-            yield Exporter(reader, None, partial(scratch_folders.owned, "mot-export-"))
+            yield Exporter(reader, None, _export_scratch)
         else:
             yield None
     finally:
         reader.close()  # the ADBC databases before the store's connections (Services.close)
         backend.close()
+
+
+def _export_scratch() -> AbstractContextManager[Path]:
+    """Where an `--as-of` export sorts a table: an owned folder that an erasure sweeps if the
+    export is killed (scratch_folders). Imported here, not at the top: tempfile, shutil,
+    random, bz2 and lzma come with it, which a live export never uses (bench/NOTES.md)."""
+    from mot.adapters.stores import scratch_folders
+
+    return scratch_folders.owned("mot-export-")
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS
-
 if TYPE_CHECKING:
     from mot.adapters.stores.sql import SqlBackend
     from mot.service.export import TableRead
@@ -46,6 +44,10 @@ _SENTINELS = {"text": "''", "json": "''", "list": "''", "int": "0", "bigint": "0
 
 def stored_type(table: str, column: str) -> str:
     """A column's declared type (projections/schema.py); `version` and the like are bigint."""
+    # Imported here: the PostgreSQL export starts its connections (`open_early`) before
+    # the schema's dataclasses are built.
+    from mot.projections.schema import MOMENT_FIELDS, PROJECTIONS
+
     if table == "moments":
         types = {f.name: str(f.type) for f in MOMENT_FIELDS}
     else:
@@ -149,10 +151,40 @@ class PostgresArrowReader:
     def __init__(self, server_uri: str) -> None:
         self.server = server_uri
         self.adbc = _AdbcStores()
+        self.opening: threading.Thread | None = None
+        self.open_failed = False
+
+    def open_early(self) -> None:
+        """Start opening the ADBC database and a first connection in a thread of their own,
+        while the command goes on importing what it runs on: the driver's loading, the
+        server's connections (a process forked and authenticated for each) and its type
+        catalogue are round trips and C code run without the GIL, which the export's
+        start-up otherwise waited for one after the other (bench/NOTES.md). The connection
+        is left idle for the first read; a failure is left for `schema_version` to report
+        as no store (the whole store's opening then says why)."""
+
+        def run() -> None:
+            try:
+                with self.adbc.database("postgresql", self.server).connection(()):
+                    pass
+            except Exception:
+                self.open_failed = True
+
+        self.opening = threading.Thread(target=run, name="export-connect", daemon=True)
+        self.opening.start()
+
+    def _opened(self) -> bool:
+        """Whether the early opening (if any) has ended without failing."""
+        if self.opening is not None:
+            self.opening.join()
+            self.opening = None
+        return not self.open_failed
 
     def schema_version(self) -> int | None:
         """The store's schema version; None when the database holds no mot store at that
         schema (or cannot be read: the whole store's opening says why)."""
+        if not self._opened():  # an unreachable server is not waited for twice
+            return None
         import pyarrow as pa
 
         try:
@@ -169,6 +201,7 @@ class PostgresArrowReader:
         yield from _postgres_pages(self.adbc.database("postgresql", self.server), read, "")
 
     def close(self) -> None:
+        self._opened()  # the early opening's connection closes with the others
         self.adbc.close()
 
 
@@ -254,12 +287,12 @@ class _AdbcStores:
                 if driver == "sqlite":
                     import adbc_driver_sqlite
 
-                    database = _Database(adbc_driver_sqlite.connect(_read_only(target)))
+                    database = _Database(_connect(adbc_driver_sqlite, _read_only(target)))
                     self.pins.append(_pinned(database.database))
                 else:
                     import adbc_driver_postgresql
 
-                    database = _Database(adbc_driver_postgresql.connect(target))
+                    database = _Database(_connect(adbc_driver_postgresql, target))
                 self.open[(driver, target)] = database
             return database
 
@@ -273,6 +306,21 @@ class _AdbcStores:
             pin.close()
         for database in databases:
             database.close()
+
+
+def _connect(package: Any, uri: str) -> Any:
+    """An ADBC database of a driver package (adbc_driver_sqlite, adbc_driver_postgresql) at
+    `uri`: the shared library its wheel holds beside its module, as the package's own
+    `connect` finds it first, but without importlib_resources, which that search imports
+    with zipfile, tempfile, shutil, bz2 and lzma: 70 M instructions, a twentieth of a
+    PostgreSQL export of 100,000 moments (bench/NOTES.md). A driver installed otherwise
+    (a system library) is found by the package."""
+    import adbc_driver_manager
+
+    library = os.path.join(os.path.dirname(package.__file__), f"lib{package.__name__}.so")
+    if not os.path.isfile(library):
+        return package.connect(uri)
+    return adbc_driver_manager.AdbcDatabase(driver=library, uri=uri)
 
 
 class _Database:
