@@ -342,12 +342,12 @@ def test_the_infrastructure_rule_catches_what_it_forbids() -> None:
 STORE_ATTRIBUTES = {"ledger_store", "projection_store", "backend"}
 
 
-def test_cli_commands_reach_the_stores_only_through_services() -> None:
-    """No CLI command touches a store adapter that the composition root wired: it calls
-    `obj.services.<use case>` (quarantine, moments, timelines, ledger, projections...)."""
+def test_entry_points_reach_the_stores_only_through_services() -> None:
+    """No CLI command nor HTTP route touches a store adapter that the composition root wired:
+    it calls `services.<use case>` (quarantine, moments, timelines, ledger, projections...)."""
     touched = []
     for module, path in modules().items():
-        if module.startswith("mot.cli."):
+        if module.startswith(("mot.cli.", "mot.adapters.http.")):
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Attribute) and node.attr in STORE_ATTRIBUTES:
                     touched.append(f"{module}:{node.lineno} .{node.attr}")

@@ -37,7 +37,7 @@ class Projector:
         from mot.service.resilience import Retry
 
         # The store unreachable (a restart): one line, then retries with backoff.
-        retry = Retry("mot serve's projector", self.services.backend.unavailable, log.warning,
+        retry = Retry("mot serve's projector", self.services.unavailable, log.warning,
                       sleep=self.stop.wait)
         overdue = self.services.overdue_check(self.config_path)  # time makes requests overdue (SPEC §3.6)
         while not self.stop.is_set():

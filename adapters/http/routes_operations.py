@@ -18,7 +18,7 @@ def healthz(context: Context) -> Response:
     """Alive, and the store answers (no token needed; says nothing about any tenant); 503
     when events wait and the projections have made no progress for the configured time."""
     if context.stall_after_s is None:
-        context.services.ledger_store.head()
+        context.services.notification_log.head()  # the store answers
     else:
         status = context.services.projections.status()
         if status.stalled(context.stall_after_s):
