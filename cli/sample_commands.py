@@ -46,6 +46,11 @@ def sample(n: int, seed: int, tenants: str, customers: int | None, start: dateti
     names = [t.strip() for t in tenants.split(",") if t.strip()]
     if not names:
         raise click.UsageError("--tenants: name at least one tenant")
+    if customers is not None and customers > max(n, 1):
+        # The generator lays out a story per customer: 10**20 of them for two lines took
+        # minutes of CPU and gigabytes of memory before the first line.
+        raise click.BadParameter(f"{customers} is more customers than the {n} moments asked"
+                                 f" for: at most {max(n, 1)}", param_hint="'--customers'")
     out.writelines(generate_lines(n, seed=seed, tenants=names, start=start, customers=customers,
                                   corrections=not no_corrections, bad_lines=bad_lines))
     out.flush()

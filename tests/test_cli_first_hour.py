@@ -532,3 +532,13 @@ def test_a_number_past_what_a_store_holds_is_refused_naming_the_option(
     assert ("is not in the range 1<=x<=9223372036854775807." in refused.stderr
             or "-1.0 is not in the range x>=0.01." in refused.stderr), refused.stderr
     assert len(mot(store_url, "quarantine", "list", "--format", "json").stdout) > 2
+
+
+def test_sample_refuses_more_customers_than_moments() -> None:
+    """`mot sample 2 --customers 99999999999999999999` laid out a story per customer: it
+    ran minutes at full CPU and grew past 9 GB before writing a line."""
+    refused = CliRunner().invoke(cli, ["sample", "2", "--customers", "99999999999999999999"])
+    assert refused.exit_code == 2
+    assert ("Invalid value for '--customers': 99999999999999999999 is more customers than the"
+            " 2 moments asked for: at most 2") in refused.stderr
+    assert CliRunner().invoke(cli, ["sample", "3", "--customers", "3"]).stdout.count("\n") == 3
