@@ -202,13 +202,6 @@ def erased_with(message: bytes, names: Iterable[tuple[str, str]]) -> str | None:
     return said
 
 
-def of_tenant(message: Mapping[str, Any], tenant: str) -> bool:
-    """Whether a decoded wire message may be of `tenant` (`said_tenant`: its own, or a
-    correction that names none)."""
-    said = said_tenant(message)
-    return said is None or said == tenant
-
-
 def names_any(message: Any, customer_ids: Collection[str], moment_ids: Collection[str]) -> bool:
     """Whether a decoded JSON value names one of these customer ids (exactly: ids are
     case-sensitive) or canonical moment ids (in any form `moment_ref` reads) as one of
