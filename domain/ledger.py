@@ -27,6 +27,8 @@ from mot.domain.events import (
     MomentRetracted,
     StreamEvent,
     as_dict,
+    made_in_c,
+    new_moment_recorded,
 )
 from mot.domain.identity import MomentKey
 from mot.domain.links import PairEvidence, is_repeat
@@ -137,6 +139,10 @@ class Verdict(NamedTuple):
     moment_id: str | None = None
     rejection: Rejection | None = None
     waits_for: WaitKey | None = None
+
+
+_new_verdict = made_in_c(Verdict)
+_RECORDED = Outcome.RECORDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,9 +341,11 @@ def _only_tenant(moment_id: str, tenants: Sequence[str]) -> MomentKey | None:
 
 def _record(message: RecordMoment, stream: Stream | None, recorded_at: str, origin: str) -> _Step:
     moment_id = message.moment_id
-    if stream is None:
-        event = MomentRecorded(moment_id, 1, message.moment, recorded_at, origin, message.tenant)
-        return Verdict(Outcome.RECORDED, moment_id), event, Stream(message.moment, message.moment, 1)
+    if stream is None:  # a new moment: most of what a batch holds (its tuples made in C)
+        moment = message.moment
+        event = new_moment_recorded((moment_id, 1, moment, recorded_at, origin, message.tenant))
+        return (_new_verdict((_RECORDED, moment_id, None, None)), event,
+                Stream(moment, moment, 1))
     first, moment = stream.first, message.moment
     if (type(first) is EncodedMoment and type(moment) is EncodedMoment
             and first.json == moment.json):

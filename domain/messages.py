@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from mot.domain.currencies import ISO_4217
 from mot.domain.erasure import RESERVED_PROBLEM, RESERVED_START
-from mot.domain.events import AnyMoment
+from mot.domain.events import AnyMoment, made_in_c
 from mot.domain.identity import derived_moment_id
 from mot.domain.links import LinkType, PairEvidence, link_stream_id
 from mot.domain.schema import (
@@ -65,6 +65,9 @@ class RecordMoment(NamedTuple):
     moment_id: str
     moment: AnyMoment
     tenant: str
+
+
+new_record_moment = made_in_c(RecordMoment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +339,7 @@ def _moment(data: dict[str, Any], now: datetime) -> RecordMoment:
     moment = well_formed_moment(data, now)
     if moment is None:
         moment = normalise(MomentIn.model_validate(data), now)
-    return RecordMoment(moment["moment_id"], moment, moment["tenant"])
+    return new_record_moment((moment["moment_id"], moment, moment["tenant"]))
 
 
 # -- the common shape, checked without pydantic ---------------------------------------------

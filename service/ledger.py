@@ -10,10 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from time import monotonic
 from typing import NamedTuple, Protocol, cast
 
 from mot.domain.erasure import is_erased_customer
+from mot.domain.events import made_in_c
 from mot.domain.identity import MomentKey
 from mot.domain.ledger import Outcome, Stream, Verdict, Waiting, WaitKey, decide
 from mot.domain.messages import (
@@ -38,6 +40,11 @@ from mot.service.parsing import Parsed, parse_items
 from mot.service.ports import Append, LedgerStore, Loaded
 
 DEFAULT_BATCH = 1000
+
+# Fields read in C of what a batch holds one of per message.
+_origin = attrgetter("origin")  # an incoming message's
+_outcome = attrgetter("outcome")  # a Verdict's
+_rejection = attrgetter("rejection")  # a Verdict's
 DEFAULT_COMMIT = 20_000
 
 
@@ -56,6 +63,10 @@ class Incoming(NamedTuple):
     @property
     def message(self) -> bytes:
         return self.payload if self.payload is not None else self.raw
+
+
+new_incoming = made_in_c(Incoming)
+"""An `Incoming` made in C from all five fields: (raw, origin, payload, problem, names)."""
 
 
 @dataclass(slots=True)
@@ -136,7 +147,7 @@ class BatchResult:
     waited: int = 0
 
     def outcomes(self) -> Counter[Outcome]:
-        return Counter(verdict.outcome for verdict in self.verdicts)
+        return Counter(map(_outcome, self.verdicts))
 
 
 class LedgerService:
@@ -170,22 +181,25 @@ class LedgerService:
                             for i, (p, item) in enumerate(zip(parsed, items, strict=True))
                             if not isinstance(p, Rejection) and i not in dropped]
             else:  # the usual batch: every message goes to the decision, in order
+                # (the pairs made in C: `items` are `Incoming`s or alike, origin second)
                 messages = cast("list[tuple[Message, str]]",
-                                [(p, item.origin) for p, item in zip(parsed, items, strict=True)])
+                                list(zip(parsed, map(_origin, items), strict=True)))
             decision = decide(messages, loaded.streams, now, loaded.pairs,
                               _waiting(loaded.waiting, now))
             verdicts = (_merge_verdicts(parsed, decision.verdicts, dropped)
                         if dropped or parse_rejects else decision.verdicts)
+            # Only a verdict that rejects has a `rejection` (a Rejection is never false):
+            # looked for in C, the usual batch having none.
             rejected = in_arrival_order([
                 Rejected(item.raw, item.payload, item.origin, v.rejection.field, v.rejection.reason,
                          v.waits_for, names=item.names)
                 for item, v in zip(items, verdicts, strict=True) if v.rejection is not None
-            ], loaded.waiting)
+            ], loaded.waiting) if any(map(_rejection, verdicts)) else []
             resolved, still = _settled(decision.waited)
             return Append(decision.events, rejected=rejected, verdicts=verdicts,
                           resolved=resolved, still_rejected=still, waited=decision.waited)
 
-        parse_rejects = any(isinstance(p, Rejection) for p in parsed)
+        parse_rejects = Rejection in map(type, parsed)  # (in C; no class derives from it)
         keys, pairs, rejects = _keys(parsed, items)
         append = self.store.record(keys, plan, pairs)
         return BatchResult(list(append.verdicts), len(append.resolved))

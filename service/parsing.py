@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from mot.domain.events import EncodedMoment
-from mot.domain.messages import Message, RecordMoment, Rejection, parse_message
+from mot.domain.messages import Message, RecordMoment, Rejection, new_record_moment, parse_message
 from mot.domain.personal import sealable
 from mot.service.workers import OrderedPool, steady_heap, usable_cpus
 
@@ -83,9 +83,10 @@ def expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[P
         if type(entry) is tuple:  # (a RecordMoment is a named tuple, never a tuple itself)
             moment: Any = entry
             if len(moment) == 3:
-                parsed.append(RecordMoment(moment[0], EncodedMoment(moment[2]), moment[1]))
+                parsed.append(new_record_moment((moment[0], EncodedMoment(moment[2]), moment[1])))
             else:
-                parsed.append(RecordMoment(moment[0], EncodedMoment(None, moment[2:]), moment[1]))
+                parsed.append(new_record_moment(
+                    (moment[0], EncodedMoment(None, moment[2:]), moment[1])))
         elif entry is None:
             parsed.append(Rejection("", item.problem or ""))
         else:

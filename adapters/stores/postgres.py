@@ -25,6 +25,7 @@ from psycopg.rows import tuple_row
 from mot.adapters.stores.codec import StoredRow
 from mot.adapters.stores.sql import LOCK_SLICE_S, SqlBackend, Tx, chunks
 from mot.adapters.stores.urls import Server, libpq_uri, postgres_server, redacted
+from mot.domain.identity import moment_stream_id
 from mot.service.ports import StoreNotFound, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -271,6 +272,11 @@ class PostgresBackend(SqlBackend):
 
     def stream_id_param(self, stream_id: str) -> Any:
         return stream_id  # canonical UUID text; COPY and queries convert it
+
+    def moment_stream_param(self, tenant: str, moment_id: str) -> Any:
+        # The id as it is (`stream_id_param` changes nothing), without the base class's
+        # import statement and second call: this runs for every message recorded.
+        return moment_stream_id(tenant, moment_id)
 
     stream_id_text = "originator_id::text"
     stream_id_value = "CAST(? AS uuid)"
