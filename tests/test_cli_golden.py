@@ -477,9 +477,12 @@ def test_a_bad_store_is_a_one_line_error(tmp_path: Path, kind: str) -> None:
     store = "/proc/no-such-dir/mot.db" if kind == "unmakeable-dir" else str(tmp_path)
     result = mot(store, "import", "-", input=b"", ok=False)
     assert_one_line_error(result, "cannot open the store", store)
-    for args in (["status"], ["query", "teams"], ["quarantine", "list"]):  # they only read
+    # They only read: a path that cannot exist has no store yet; a directory is named as one.
+    said = (f"no mot store at {store}; `mot import` creates one" if kind == "unmakeable-dir"
+            else f"{store} is a directory, not a mot store")
+    for args in (["status"], ["query", "teams"], ["quarantine", "list"]):
         result = mot(store, *args, input=b"", ok=False)
-        assert_one_line_error(result, f"no mot store at {store}; `mot import` creates one")
+        assert_one_line_error(result, said)
 
 
 def test_a_bad_store_via_the_environment(tmp_path: Path) -> None:
