@@ -123,8 +123,8 @@ def run_one(path: Path, n: int, logs: Path) -> dict[str, Any]:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         returncode, cpu = _wait(process, started + RUN_TIMEOUT_S)
     seconds = time.perf_counter() - started
-    entry: dict[str, Any] = {"bench": name, "n": n, "seconds": round(seconds, 1),
-                             "cpu_seconds": round(cpu, 1),
+    entry: dict[str, Any] = {"bench": name, "n": n, "processor": _cpu_model(),
+                             "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
                              "returncode": returncode, "loadavg_before": load_before,
                              "loadavg_after": os.getloadavg(), "rows": []}
     if returncode != 0 or not out.exists():
@@ -287,13 +287,16 @@ def series(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[int, d
 
 
 def scaling(rows: list[dict[str, Any]], cpus: int | None = None) -> list[dict[str, Any]]:
-    """Per series: rate and peak RSS at the largest N against the size below it, and why a
-    verdict that fails fails (as far as the notes or the load average say)."""
+    """Per series: rate and peak RSS at the report's largest N against the size below it, and
+    why a verdict that fails fails (as far as the notes or the load average say). A series
+    not measured at the largest N has no verdict (`unscaled` names it): its two smaller
+    sizes would be judged instead, against a target set for the larger ones."""
     notes = scaling_notes()
+    largest = max((row["n"] for row in rows), default=0)
     verdicts = []
     for (bench, case, store), by_n in series(rows).items():
         ns = sorted(n for n, r in by_n.items() if r.get("rate"))
-        if len(ns) < 2:
+        if len(ns) < 2 or ns[-1] != largest:
             continue
         big, before = by_n[ns[-1]], by_n[ns[-2]]
         rate_ratio = big["rate"] / before["rate"]
@@ -309,6 +312,13 @@ def scaling(rows: list[dict[str, Any]], cpus: int | None = None) -> list[dict[st
         verdict["why"] = explain(verdict, notes, big.get("loadavg"), before.get("loadavg"), cpus)
         verdicts.append(verdict)
     return verdicts
+
+
+def unscaled(rows: list[dict[str, Any]]) -> list[str]:
+    """The benches with no figure at the report's largest N (so no scaling verdict)."""
+    largest = max((row["n"] for row in rows), default=0)
+    return sorted({row["bench"] for row in rows}
+                  - {row["bench"] for row in rows if row["n"] == largest})
 
 
 def scaling_notes() -> list[dict[str, str]]:
@@ -482,6 +492,10 @@ def report(data: dict[str, Any], folder: Path) -> str:
             f"The rate at the largest N against the size before it (target: at least "
             f"{1 - SCALE_TOLERANCE:.0%} of it), and peak RSS (target: at most {RSS_FACTOR} x).", "",
             verdict_table(data["scaling"]), ""]
+    missing = unscaled(rows)
+    if missing:
+        out += [f"Not measured at N = {max(data['sizes']):,} in this report, so no verdict: "
+                f"{', '.join(missing)}.", ""]
     failed = [r for r in data["runs"] if r.get("error")]
     if failed:
         out += ["## Runs that failed", ""]
@@ -545,7 +559,28 @@ def previous(folder: Path) -> dict[str, Any] | None:
     figures = data.get("figures", {})
     for run in data["runs"]:
         run["figures"] = figures.get(f"{run['bench']}-n{run['n']}")
+    kept, dropped = same_machine(data["runs"], data.get("machine", {}).get("processor"),
+                                 _cpu_model())
+    if dropped:
+        log(f"bench/results: {len(dropped)} earlier runs were measured on another processor "
+            f"({', '.join(sorted({str(r.get('processor')) for r in dropped}))}; this one: "
+            f"{_cpu_model()}): left out, their rates do not compare (git keeps them)")
+    data["runs"] = kept
     return data
+
+
+def same_machine(runs: list[dict[str, Any]], recorded: str | None,
+                 here: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The earlier runs measured on this processor, and the others. A run written before runs
+    named their processor was measured on the one its report names (`recorded`). A merged
+    report of two machines compared a 1,000,000 rate measured on one with a 100,000 rate
+    measured on another, 2.5 x slower, in its scaling verdicts."""
+    kept: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    for run in runs:
+        run.setdefault("processor", recorded)
+        (kept if run["processor"] == here else dropped).append(run)
+    return kept, dropped
 
 
 def write(data: dict[str, Any], folder: Path, started: float, *, draw: bool = True) -> None:

@@ -56,3 +56,26 @@ def test_a_note_explains_the_verdict_it_names_only(run: ModuleType) -> None:
     assert run.explain({**verdict, "rss_ok": True, "rate_ok": False}, NOTES, None, None) \
         == "**not explained yet**"
     assert run.explain({**verdict, "rss_ok": True}, NOTES, None, None) == ""
+
+
+def test_a_series_not_measured_at_the_largest_n_gets_no_verdict(run: ModuleType) -> None:
+    """Judging 100,000 against 10,000 for a bench the 1,000,000 run left out would hold two
+    small sizes to a target set for the large ones: it is named as unmeasured instead."""
+    other = {**row(10_000, 50.0, 80, 1.0), "bench": "c", "case": "other"}
+    rows = [row(100_000, 100.0, 100, 1.0), row(1_000_000, 90.0, 110, 1.0), other,
+            {**other, "n": 100_000, "rate": 80.0}]
+    [verdict] = run.scaling(rows, cpus=2)
+    assert (verdict["bench"], verdict["n"], verdict["n_before"]) == ("b", 1_000_000, 100_000)
+    assert run.unscaled(rows) == ["c"]
+
+
+def test_earlier_runs_from_another_processor_are_left_out(run: ModuleType) -> None:
+    """A BENCH_ONLY run on an AMD EPYC kept a report's Intel Xeon runs, 2.5 x faster, and
+    compared their 1,000,000 rates with its own 100,000 ones."""
+    runs = [{"bench": "a", "n": 1_000_000},                      # before runs named theirs
+            {"bench": "b", "n": 1_000_000, "processor": "AMD EPYC"},
+            {"bench": "c", "n": 100_000, "processor": "Intel Xeon"}]
+    kept, dropped = run.same_machine(runs, "Intel Xeon", "AMD EPYC")
+    assert [r["bench"] for r in kept] == ["b"]
+    assert [(r["bench"], r["processor"]) for r in dropped] == [("a", "Intel Xeon"),
+                                                              ("c", "Intel Xeon")]
