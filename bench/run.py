@@ -292,7 +292,7 @@ def scaling(rows: list[dict[str, Any]], cpus: int | None = None) -> list[dict[st
     not measured at the largest N has no verdict (`unscaled` names it): its two smaller
     sizes would be judged instead, against a target set for the larger ones."""
     notes = scaling_notes()
-    largest = max((row["n"] for row in rows), default=0)
+    largest = _largest(rows)
     verdicts = []
     for (bench, case, store), by_n in series(rows).items():
         ns = sorted(n for n, r in by_n.items() if r.get("rate"))
@@ -316,9 +316,14 @@ def scaling(rows: list[dict[str, Any]], cpus: int | None = None) -> list[dict[st
 
 def unscaled(rows: list[dict[str, Any]]) -> list[str]:
     """The benches with no figure at the report's largest N (so no scaling verdict)."""
-    largest = max((row["n"] for row in rows), default=0)
+    largest = _largest(rows)
     return sorted({row["bench"] for row in rows}
                   - {row["bench"] for row in rows if row["n"] == largest})
+
+
+def _largest(rows: list[dict[str, Any]]) -> int:
+    """The report's largest N, which every scaling verdict is taken at."""
+    return max((row["n"] for row in rows), default=0)
 
 
 def scaling_notes() -> list[dict[str, str]]:
@@ -559,12 +564,12 @@ def previous(folder: Path) -> dict[str, Any] | None:
     figures = data.get("figures", {})
     for run in data["runs"]:
         run["figures"] = figures.get(f"{run['bench']}-n{run['n']}")
-    kept, dropped = same_machine(data["runs"], data.get("machine", {}).get("processor"),
-                                 _cpu_model())
+    here = _cpu_model()
+    kept, dropped = same_machine(data["runs"], data.get("machine", {}).get("processor"), here)
     if dropped:
         log(f"bench/results: {len(dropped)} earlier runs were measured on another processor "
             f"({', '.join(sorted({str(r.get('processor')) for r in dropped}))}; this one: "
-            f"{_cpu_model()}): left out, their rates do not compare (git keeps them)")
+            f"{here}): left out, their rates do not compare (git keeps them)")
     data["runs"] = kept
     return data
 
