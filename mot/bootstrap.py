@@ -12,12 +12,12 @@ Nothing connects at import time, and what a command does not use is built
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mot.adapters.stores.urls import redacted
 
@@ -25,7 +25,6 @@ from mot.adapters.stores.urls import redacted
 # (`open_store`): `mot export --format parquet --no-refresh` of a PostgreSQL store
 # (`arrow_exporter`) needs none of them, 103 M instructions of its start-up (bench/NOTES.md).
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from mot.adapters.stores.changelog import SqlChangelog
     from mot.adapters.stores.ledger import SqlLedger
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from mot.service.alert_config import AlertConfig
     from mot.service.alerting import AlertOutbox, AlertService, Backoff, Deliverer, OverdueCheck
     from mot.service.erasure import ErasureService
-    from mot.service.export import Exporter
+    from mot.service.export import Column, Exporter
     from mot.service.ledger import LedgerService
     from mot.service.moments import MomentHistory
     from mot.service.persons import PersonService
@@ -247,8 +246,7 @@ class Services:
         """Every projection and the current moments to files (`mot export`)."""
         from mot.service.export import Exporter
 
-        return Exporter(self.tables, self.queries,
-                        _export_scratch)
+        return Exporter(self.tables, self.queries, _export_sort)
 
     def report(self, *, tenant: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> str:
@@ -381,7 +379,7 @@ def arrow_exporter(url: str | None = None) -> Iterator[Exporter | None]:
         from mot.service.export import Exporter
 
         if reader.schema_version() == SCHEMA_VERSION:
-            yield Exporter(reader, None, _export_scratch)
+            yield Exporter(reader, None, _export_sort)
         else:
             yield None
     finally:
@@ -404,7 +402,7 @@ def _sqlite_arrow_exporter(url: str) -> Iterator[Exporter | None]:
     reader = SqlTableReader(backend)
     try:
         if backend.ready and backend.local_file() is not None:
-            yield Exporter(reader, None, _export_scratch)
+            yield Exporter(reader, None, _export_sort)
         else:
             yield None
     finally:
@@ -412,13 +410,15 @@ def _sqlite_arrow_exporter(url: str) -> Iterator[Exporter | None]:
         backend.close()
 
 
-def _export_scratch() -> AbstractContextManager[Path]:
-    """Where an `--as-of` export sorts a table: an owned folder that an erasure sweeps if the
-    export is killed (scratch_folders). Imported here, not at the top: tempfile, shutil,
-    random, bz2 and lzma come with it, which a live export never uses (bench/NOTES.md)."""
-    from mot.adapters.stores import scratch_folders
+def _export_sort(pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[str]
+                 ) -> Iterator[list[Any]]:
+    """The `RowSorter` of an `--as-of` export: a scratch SQLite file in an owned folder that an
+    erasure sweeps if the export is killed (adapters/stores/scratch_sort.py). Imported on
+    first use, not at the top: tempfile, shutil, random, bz2 and lzma come with it, which a
+    live export never uses (bench/NOTES.md)."""
+    from mot.adapters.stores.scratch_sort import sorted_pages
 
-    return scratch_folders.owned("mot-export-")
+    return sorted_pages(pages, cols, order)
 
 
 def open_store(url: str | None = None, *, page_size: int = 1000, create: bool = True) -> Services:

@@ -14,7 +14,7 @@ written under a temporary name and renamed when complete, so a stopped export
 never leaves a half file under a table's name. `--as-of` folds the projections
 as the query service does (`service/as_of.py`), a read of persons at a time, and
 writes them in the live export's order: the fold's (persons by key) where it is that,
-and amplifications and responses sorted by their ids through a scratch file.
+and amplifications and responses sorted by their ids through the `RowSorter` port.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -329,37 +328,17 @@ def _order_names(table: str) -> list[str]:
     return [by_column[c] for c in PROJECTIONS[table].default_order]
 
 
-ScratchFolder = Callable[[], AbstractContextManager[Any]]
+class RowSorter(Protocol):
+    """The port of an `--as-of` export's sort: the fold gives amplifications and responses a
+    person at a time, and the file holds them in their default order. An external sort (the
+    composition root's is a scratch SQLite file): memory holds a page, not the table."""
 
-
-def _sorted(pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[str],
-            folder: ScratchFolder) -> Iterator[list[Any]]:
-    """The rows of `pages` sorted by the fields `order` names (text by its bytes, as the
-    live export's tables keep them), through a scratch SQLite file in `folder()`: SQLite
-    sorts in its temporary files, so memory holds a page, not the table."""
-    import sqlite3
-
-    names = [c.name for c in cols]
-    booleans = [i for i, c in enumerate(cols) if c.kind == "boolean"]  # stored as 0 or 1
-    fields = ", ".join(f"c{i}" for i in range(len(cols)))
-    with folder() as scratch:
-        db = sqlite3.connect(os.path.join(scratch, "sort.db"), isolation_level=None)
-        try:
-            db.execute(f"CREATE TABLE rows ({fields})")
-            db.execute("BEGIN")
-            insert = f"INSERT INTO rows VALUES ({', '.join('?' * len(cols))})"
-            for page in pages:
-                db.executemany(insert, zip(*page, strict=True))
-            db.execute("COMMIT")
-            keys = ", ".join(f"c{names.index(name)}" for name in order)
-            cursor = db.execute(f"SELECT {fields} FROM rows ORDER BY {keys}")
-            while rows := cursor.fetchmany(PAGE_ROWS):
-                page = [list(column) for column in zip(*rows, strict=True)]
-                for i in booleans:
-                    page[i] = [None if v is None else bool(v) for v in page[i]]
-                yield page
-        finally:
-            db.close()
+    def __call__(self, pages: Iterator[list[Any]], cols: Sequence[Column], order: Sequence[str]
+                 ) -> Iterator[list[Any]]:
+        """The rows of `pages` (one list of values per column of `cols`, as `Exporter.pages`
+        gives them) sorted by the fields `order` names, text by its bytes, in pages of the
+        same shape."""
+        ...
 
 
 def _at_once(tables: Sequence[str], one: Callable[[str], Exported], stop: threading.Event
@@ -411,16 +390,16 @@ class Exporter:
     """Writes each table of a store to a directory, in one format."""
 
     def __init__(self, tables: TableReader, queries: QueryService | None,
-                 scratch: ScratchFolder) -> None:
+                 sort: RowSorter) -> None:
         self.tables = tables
         # None: live exports only, read from the tables as they are (an --as-of export
         # folds the projections with the query service).
         self.queries = queries
         self.clock = queries.clock if queries is not None else utc_now
-        # Where an --as-of export sorts a table (its rows hold personal fields): the
-        # composition root's folders are marked with their owner, so that an export killed
-        # with SIGKILL leaves none that an erasure does not remove (SPEC 6).
-        self.scratch = scratch
+        # How an --as-of export sorts a table whose fold is not in its order. Its rows hold
+        # personal fields: the composition root's sort leaves nothing an erasure does not
+        # remove, even when the export is killed (SPEC 6).
+        self.sort = sort
 
     def export(self, out: Path, fmt: str, *, tenant: str | None = None,
                as_of: datetime | None = None, tables: Sequence[str] = EXPORTED,
@@ -515,8 +494,7 @@ class Exporter:
                     yield as_columns(chunk)
 
             if table in FOLD_UNORDERED:
-                yield from _sorted(folded(), columns(table), _order_names(table),
-                                   self.scratch)
+                yield from self.sort(folded(), columns(table), _order_names(table))
             else:
                 yield from folded()
             return

@@ -75,11 +75,7 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
 # Standard-library modules that are infrastructure all the same: a database driver.
 INFRASTRUCTURE_STDLIB = frozenset({"sqlite3", "dbm", "shelve"})
 # Known exceptions, with who removes them (the list only shrinks, as KNOWN).
-KNOWN_THIRD_PARTY: dict[tuple[str, str], str] = {
-    ("mot.service.export", "sqlite3"): (
-        "the external sort of an --as-of export's rows through a scratch SQLite file "
-        "(`_sorted`); a sorting port the root gives the Exporter removes it"),
-}
+KNOWN_THIRD_PARTY: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 PREFIX = "mot-verify-"
+EXPORT_PREFIX = "mot-export-"  # an --as-of export's sort (scratch_sort.py)
 # Every owned folder's prefix: a verify's scratch store, an export's sort (`owned`).
-PREFIXES = (PREFIX, "mot-export-")
+PREFIXES = (PREFIX, EXPORT_PREFIX)
 _MAKING = ".mot-verify-making-"  # not PREFIX's: a folder not yet locked is never swept
 _LOCK = "owner.lock"
 _HELD: dict[Path, int] = {}  # each folder this process owns -> its lock file's descriptor
