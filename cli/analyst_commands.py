@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,7 +103,9 @@ class _ArrowLoad:
     pyarrow is imported without numpy when nothing has imported either yet: numpy is
     optional to pyarrow (it tries `import numpy` and goes without), the export never turns
     a column into numpy, and numpy's import was a tenth of the export's start-up
-    (bench/NOTES.md)."""
+    (bench/NOTES.md). numpy is refused to this thread alone (`_NumpyRefused`): the command's
+    own thread opens the store meanwhile, and psycopg takes a `numpy` entry in sys.modules
+    for numpy itself (a None there failed the pool's connections, and the export with them)."""
 
     def __init__(self, store: str | None) -> None:
         import threading
@@ -111,20 +115,16 @@ class _ArrowLoad:
         self.postgres = is_postgres(store_url(store))
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._load, name="export-imports", daemon=True)
+        self.refusal = _NumpyRefused.installed()  # before the thread starts: sys.meta_path
         self.thread.start()
 
     def _load(self) -> None:
         import sys
 
         try:
-            hidden = "numpy" not in sys.modules and "pyarrow" not in sys.modules
-            if hidden:
-                sys.modules["numpy"] = None  # type: ignore[assignment]  # import fails
-            try:
+            with self.refusal.in_this_thread(
+                    "numpy" not in sys.modules and "pyarrow" not in sys.modules):
                 import pyarrow._parquet  # noqa: F401  # the writer alone (service/export.py)
-            finally:
-                if hidden:
-                    del sys.modules["numpy"]
             import adbc_driver_manager  # noqa: F401
 
             if self.postgres:
@@ -138,6 +138,49 @@ class _ArrowLoad:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+class _NumpyRefused:
+    """An import finder that refuses `numpy` to the threads inside `in_this_thread` and
+    leaves every other thread's imports alone: numpy is absent to them, or there whole,
+    never a placeholder in sys.modules."""
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+
+    @classmethod
+    def installed(cls) -> _NumpyRefused:
+        """The process's finder, put first on sys.meta_path on first use (from the command's
+        thread, before the loading thread starts: the list is not changed while another
+        thread may be walking it)."""
+        import sys
+
+        for finder in sys.meta_path:
+            if isinstance(finder, cls):
+                return finder
+        finder = cls()
+        sys.meta_path.insert(0, finder)
+        return finder
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        import threading
+
+        if name == "numpy" and threading.get_ident() in self.threads:
+            raise ModuleNotFoundError("numpy is left out of the Parquet export", name=name)
+        return None
+
+    @contextmanager
+    def in_this_thread(self, refuse: bool) -> Iterator[None]:
+        """numpy refused to this thread within (when `refuse`)."""
+        import threading
+
+        ident = threading.get_ident()
+        if refuse:
+            self.threads.add(ident)
+        try:
+            yield
+        finally:
+            self.threads.discard(ident)
 
 
 @click.command("report")

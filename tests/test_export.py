@@ -165,6 +165,68 @@ print(json.dumps(sorted(m for m in sys.modules if m in ("eventsourcing", "psycop
 """
 
 
+def test_numpy_left_out_of_the_exports_pyarrow_is_absent_not_broken_for_the_other_threads(
+    store_url: str, golden_path: Path, tmp_path: Path
+) -> None:
+    """The export imports pyarrow without numpy in a thread while the command's thread opens
+    the store. numpy was hidden by a None in sys.modules, which psycopg takes for numpy
+    itself: a PostgreSQL connection opened meanwhile failed (an integer literal's dumper
+    read `numpy.integer` off None), and the export after a pool timeout (CI, 1 of 1,712).
+    Here the loading thread is held inside pyarrow's import while another thread looks."""
+    mot(store_url, "import", "-q", golden_path)
+    run = subprocess.run([sys.executable, "-c", HELD_EXPORT, store_url, str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    seen = json.loads(run.stdout.splitlines()[-1])
+    assert seen == ["'absent'", "1"], seen
+    rows, _ = duckdb_rows(tmp_path / "out" / "relationships.parquet")
+    assert keyed("relationships", rows) == keyed("relationships", query(store_url,
+                                                                        "relationships"))
+
+
+HELD_EXPORT = """
+import json, sys, threading
+inside, looked, seen = threading.Event(), threading.Event(), []
+
+
+class Held:  # holds the export's loading thread inside its numpy-less import of pyarrow
+    def find_spec(self, name, path, target=None):  # (under the global import lock: no wait)
+        if name != "pyarrow._parquet" or threading.current_thread().name != "export-imports":
+            return None
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path, target)
+        run = spec.loader.exec_module
+
+        def held(module):
+            inside.set()
+            looked.wait(60)
+            run(module)
+
+        spec.loader.exec_module = held
+        return spec
+
+
+def look():
+    inside.wait(60)
+    seen.append(repr(sys.modules.get("numpy", "absent")))
+    try:
+        import psycopg.sql  # an integer's dumper looks for numpy in sys.modules
+        seen.append(psycopg.sql.Literal(1).as_string(None))
+    except Exception as error:
+        seen.append(repr(error))
+    looked.set()
+
+
+sys.meta_path.insert(0, Held())
+threading.Thread(target=look).start()
+from mot.cli.main import cli
+cli.main(["--store", sys.argv[1], "export", "--format", "parquet", "--out", sys.argv[2], "-q"],
+         prog_name="mot", standalone_mode=False)
+print(json.dumps(seen))
+"""
+
+
 def test_a_store_at_another_schema_version_is_opened_whole_by_an_export_without_refresh(
     store_url: str, golden_path: Path, tmp_path: Path
 ) -> None:
