@@ -9,7 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import default_format, format_option, render
-from mot.cli.params import count
+from mot.cli.params import count, seconds
 from mot.cli.projection_commands import Timestamp
 from mot.wording import counted
 
@@ -94,16 +94,16 @@ def ack(obj: State, alert_id: str) -> None:
 @click.option("--retry-failed", is_flag=True,
               help="Send the failed deliveries again first (their attempts start anew).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--poll", type=click.FloatRange(0.05), default=1.0, show_default=True,
+@click.option("--poll", type=seconds(0.05), default=1.0, show_default=True,
               help="Seconds between looks at the outbox with --follow.")
-@click.option("--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
+@click.option("--timeout", type=seconds(0.1), default=10.0, show_default=True,
               help="Seconds a webhook has to answer before the attempt counts as failed.")
-@click.option("--backoff", type=click.FloatRange(0.01), default=2.0, show_default=True,
+@click.option("--backoff", type=seconds(0.01), default=2.0, show_default=True,
               help="Seconds before the first retry; each next one waits twice as long "
                    "(with jitter, at most 10 min).")
 @click.option("--max-attempts", type=click.IntRange(1), default=12, show_default=True,
               help="Failed attempts after which a delivery goes to the failed list.")
-@click.option("--lease", type=click.FloatRange(1), default=60.0, show_default=True,
+@click.option("--lease", type=seconds(1), default=60.0, show_default=True,
               help="Seconds a batch stays claimed by this deliverer; a deliverer that dies "
                    "leaves its batch to others after this long.")
 @click.option("--batch", type=click.IntRange(1), default=200, show_default=True,

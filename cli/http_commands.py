@@ -9,7 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
-from mot.cli.params import ROW_ID, SECONDS
+from mot.cli.params import ROW_ID, SECONDS, seconds
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
@@ -130,9 +130,9 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 @click.option("--memory-budget", type=ByteSize(), default="64MiB", show_default=True,
               help="Request bodies held at once, all requests together (at least --max-body); "
                    "a request waits for room, or gets 503 with Retry-After.")
-@click.option("--budget-wait", type=click.FloatRange(0), default=10.0, show_default=True,
+@click.option("--budget-wait", type=seconds(0), default=10.0, show_default=True,
               help="Seconds a request waits for room in the memory budget before its 503.")
-@click.option("--read-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+@click.option("--read-timeout", type=seconds(0.1), default=30.0, show_default=True,
               help="Seconds a client has to send its request headers, and then its body; a "
                    "slower one is disconnected (headers) or answered 408 (body).")
 @click.option("--project/--no-project", default=True, show_default=True,
@@ -146,7 +146,7 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 @click.option("--ingest-threads", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Batches validated and recorded at once (more only contend for the GIL and "
                    "the writer lock).")
-@click.option("--stall-after", type=click.FloatRange(0), default=300.0, show_default=True,
+@click.option("--stall-after", type=seconds(0), default=300.0, show_default=True,
               metavar="SECONDS", help="/healthz answers 503 when events wait and the projections "
               "(this server's projector or a `mot project --follow`) have made no progress for "
               "this long; 0: never.")

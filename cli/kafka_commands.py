@@ -14,7 +14,7 @@ import click
 import orjson
 
 from mot.cli.context import State, creates_store, pass_state
-from mot.cli.params import count
+from mot.cli.params import count, seconds
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -72,7 +72,7 @@ def kafka() -> None:
 @click.option("--commit-every", type=click.IntRange(1), default=20_000, show_default=True,
               metavar="N", help="Messages recorded in one transaction while behind, after which "
               "their offsets are committed (at once when caught up or the topic goes quiet).")
-@click.option("--commit-interval", type=click.FloatRange(0.01), default=1.0, show_default=True,
+@click.option("--commit-interval", type=seconds(0.01), default=1.0, show_default=True,
               metavar="SECONDS", help="Commit at least this often when the broker does not say "
               "how far behind the group is.")
 @click.option("--workers", type=click.IntRange(0), default=None, metavar="N",
@@ -83,10 +83,10 @@ def kafka() -> None:
 @click.option("--max-poll-interval-ms", type=click.IntRange(1000), default=300_000, show_default=True)
 @click.option("--session-timeout-ms", type=click.IntRange(1000), default=45_000, show_default=True)
 @click.option("--heartbeat-interval-ms", type=click.IntRange(100), default=3_000, show_default=True)
-@click.option("--wait-for-broker", type=click.FloatRange(0), default=300.0, show_default=True,
+@click.option("--wait-for-broker", type=seconds(0), default=300.0, show_default=True,
               metavar="SECONDS", help="Keep trying to reach the broker this long at start, "
               "then fail (each attempt at least half a second).")
-@click.option("--exit-when-idle", type=click.FloatRange(0), default=None, metavar="SECONDS",
+@click.option("--exit-when-idle", type=seconds(0), default=None, metavar="SECONDS",
               help="Stop after this long without a message, counted while this member is in "
                    "the group with its partitions settled (none included), never while it "
                    "joins or the group rebalances (default: run until SIGINT/SIGTERM).")
@@ -162,7 +162,7 @@ def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_
 @click.option("--name", default="default", show_default=True,
               help="The publisher whose position the store keeps (one process per name).")
 @click.option("--follow", "-f", is_flag=True, help="Keep publishing as the projections change.")
-@click.option("--poll", type=click.FloatRange(0.01), default=1.0, show_default=True,
+@click.option("--poll", type=seconds(0.01), default=1.0, show_default=True,
               help="Seconds between rounds when following.")
 @click.option("--refresh/--no-refresh", default=True, show_default=True,
               help="Bring the projections up to date before each round (off when a separate "

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import orjson
 import pytest
 from cli_support import default_sigint, mot
@@ -23,6 +24,7 @@ from click.testing import CliRunner
 from mot.adapters.sources.sample import generate_lines
 from mot.bootstrap import open_store
 from mot.cli.main import cli
+from mot.cli.params import SECONDS
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
 
@@ -303,7 +305,6 @@ def test_story_says_how_a_post_travelled(tmp_path: Path) -> None:
 
 def all_commands() -> list[list[str]]:
     """Every command's path under `mot`, groups included."""
-    import click
 
     found: list[list[str]] = []
 
@@ -318,6 +319,18 @@ def all_commands() -> list[list[str]]:
 
     walk(cli, [])
     return found
+
+
+def command_at(path: list[str]) -> Any:
+    """The command `mot PATH...`."""
+
+    command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        found = command.get_command(click.Context(command), name)
+        assert found is not None
+        command = found
+    return command
 
 
 def test_every_help_page_has_an_example() -> None:
@@ -337,15 +350,7 @@ def test_every_help_page_has_an_example() -> None:
 def test_every_format_option_speaks_one_vocabulary() -> None:
     records = {"table", "json", "jsonl", "csv"}
     for path in all_commands():
-        import click
-
-        command = cli
-        for name in path:
-            assert isinstance(command, click.Group)
-            found = command.get_command(click.Context(command), name)
-            assert found is not None
-            command = found
-        for param in command.params:
+        for param in command_at(path).params:
             if param.name != "fmt" or path == ["import"]:  # import's --format is its input's
                 continue
             assert isinstance(param.type, click.Choice), path
@@ -530,8 +535,40 @@ def test_a_number_past_what_a_store_holds_is_refused_naming_the_option(
     assert refused.exit_code == 2, (refused.output, refused.exception)
     assert "Error: Invalid value for '" in refused.stderr
     assert ("is not in the range 1<=x<=9223372036854775807." in refused.stderr
-            or "-1.0 is not in the range x>=0.01." in refused.stderr), refused.stderr
+            or "-1.0 is not in the range 0.01<=x<=1000000000.0." in refused.stderr), refused.stderr
     assert len(mot(store_url, "quarantine", "list", "--format", "json").stdout) > 2
+
+
+def float_options() -> list[tuple[list[str], str, object]]:
+    """Every option of every command that takes a number with a fraction: (path, --name, type)."""
+
+    found: list[tuple[list[str], str, object]] = []
+    for path in all_commands():
+        for param in command_at(path).params:
+            if isinstance(param, click.Option) and isinstance(param.type, click.types.FloatParamType):
+                found.append((path, max(param.opts, key=len), param.type))
+    return found
+
+
+def test_every_float_option_refuses_nan_and_infinity(tmp_path: Path) -> None:
+    """click's FloatRange lets nan and inf through (nan compares false with both bounds):
+    `mot project --follow --poll nan` looped without waiting, and `--poll 1e300` reached
+    time.sleep as an OverflowError traceback. Every float option is now the one finite
+    type of cli/params.py, and each such value is a usage error naming the option."""
+    from mot.cli.params import Seconds
+
+    options = float_options()
+    assert (["project"], "--poll", SECONDS) in options and len(options) >= 12
+    for path, option, kind in options:
+        assert isinstance(kind, Seconds), (path, option)
+        for value in ("nan", "inf", "-inf", "1e300"):
+            refused = CliRunner().invoke(cli, ["--store", str(tmp_path / "none.db"), *path,
+                                               option, value])
+            assert refused.exit_code == 2, (path, option, value, refused.output)
+            assert f"Error: Invalid value for '{option}': " in refused.stderr, refused.stderr
+            assert ("is not a finite number of seconds." in refused.stderr
+                    or "1e+300 is not in the range" in refused.stderr), refused.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_sample_refuses_more_customers_than_moments() -> None:
