@@ -94,8 +94,13 @@ class Projection:
     order: tuple[str, ...] = ()  # the default output order (stored columns); default: the key
     time: str | None = None  # the stored column `--since`/`--until` compare
     filters: Mapping[str, str] = field(default_factory=dict)  # query filter -> stored column
-    per_customer: bool = True  # keyed within (tenant, customer_id)
     message_key: tuple[str, ...] = ()  # what keys its changelog's messages; default: the key
+
+    @property
+    def per_customer(self) -> bool:
+        """Whether its rows belong to a customer (it has a `customer_id`): an erasure takes a
+        person's rows out of it (SPEC §6)."""
+        return any(f.col == "customer_id" for f in self.fields)
 
     @property
     def stored(self) -> tuple[Field, ...]:
@@ -231,7 +236,6 @@ TEAMS: Final = Projection(
     ),
     key=("tenant", "function"),
     filters={"tenant": "tenant", "function": "function"},
-    per_customer=False,
 )
 
 LISTENING: Final = Projection(
@@ -244,7 +248,6 @@ LISTENING: Final = Projection(
     ),
     key=("tenant",),
     filters={"tenant": "tenant"},
-    per_customer=False,
 )
 
 RESPONSES: Final = Projection(
@@ -280,7 +283,6 @@ RESPONSE_TIMES: Final = Projection(
     ),
     key=("tenant", "function"),
     filters={"tenant": "tenant", "function": "function"},
-    per_customer=False,
 )
 """Per tenant and request function (SPEC §3.5): summed from `responses` when queried, so it
 has no table; declared for its output's columns, the HTTP model and CSV order."""
@@ -289,6 +291,10 @@ SUMMARIES: Final[Mapping[str, tuple[Projection, str]]] = MappingProxyType({
     RESPONSE_TIMES.name: (RESPONSE_TIMES, "responses"),
 })
 """Queries summed from a projection's records when asked: name -> (record, from which)."""
+
+SUMMED_FROM: Final = frozenset(source for _, source in SUMMARIES.values())
+"""The projections a query is summed from: an erasure keeps a person's rows there under its
+pseudo id, so that the per-tenant sums stay (SPEC §6)."""
 
 PERSONS: Final = Projection(
     "persons", "Person",

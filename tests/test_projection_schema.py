@@ -94,3 +94,20 @@ def test_the_per_tenant_sums_read_back_the_declared_counters_in_their_values_ord
         "moments", "given", "asked", "amplifications", "positive", "negative", "cascade_reach"]
     assert _LISTENING_SUMS.split(", ") == [f.name for f in fields(ListeningRow)][1:] == [
         "moments", "listening", "other"]
+
+
+def test_an_erasure_reaches_every_projection_whose_rows_belong_to_a_customer() -> None:
+    """The erasure's tables come from the declarations (SPEC §6): a projection with a
+    `customer_id` loses a person's rows, or keeps them under the erasure's pseudo id where a
+    per-tenant sum is summed from it; a new projection cannot be left out."""
+    from mot.adapters.stores.erasure import PER_CUSTOMER, RE_OWNED
+    from mot.projections.schema import SUMMARIES
+
+    assert PER_CUSTOMER == ("relationships", "reciprocity", "transitions", "amplifications",
+                            "persons")
+    assert RE_OWNED == ("responses",)
+    assert {*PER_CUSTOMER, *RE_OWNED} == {name for name, p in PROJECTIONS.items()
+                                          if "customer_id" in p.columns}
+    assert [name for name, p in {**PROJECTIONS, **{n: r for n, (r, _) in SUMMARIES.items()}
+                                 }.items() if not p.per_customer] == [
+        "teams", "listening", "response-times"]

@@ -42,13 +42,17 @@ from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
 from mot.domain.quarantine import names_any, names_listed, read_said
 from mot.domain.timefmt import format_utc
+from mot.projections.schema import PROJECTIONS, SUMMED_FROM
 from mot.service.erasure import ErasurePlan, ErasureRefused, Receipt
 
 ERASURE_ORIGIN = "erasure"  # the origin of an erasure's event: no file, no broker, no request
-PER_CUSTOMER = ("relationships", "reciprocity", "transitions", "amplifications", "persons")
-# Response times (a per-tenant sum, SPEC §6) are summed from the responses rows: an erased
-# person's stay, under the erasure's pseudo id (they hold no personal field), as the current
-# moments do.
+# The projections whose rows belong to a customer (projections/schema.py): a person's leave
+# them. Those a per-tenant sum is summed from (response times from responses, SPEC §6) keep
+# her rows under the erasure's pseudo id (they hold no other personal field), as the current
+# moments do; from the others they are deleted.
+PER_CUSTOMER = tuple(name for name, p in PROJECTIONS.items()
+                     if p.per_customer and name not in SUMMED_FROM)
+RE_OWNED = tuple(name for name, p in PROJECTIONS.items() if p.per_customer and name in SUMMED_FROM)
 SCRUBBED = "mot_erasure_scrubbed"  # erasures whose files were scrubbed (`_mark_scrubbed`)
 FEW_LATER = 1000  # events past the projection's position up to which links are read from it
 NOT_SEALED = ("this store's ledger keeps personal fields unencrypted (it was made before "
@@ -250,7 +254,7 @@ class SqlErasures:
             if done is not None and not self._scrubbed(tx, done.erasure):
                 # Erased already, and a run stopped before its files were scrubbed: nothing
                 # to record again; make sure the files hold nothing, and answer its receipt.
-                touched |= {*PER_CUSTOMER, "moments", "responses", "tombstones", "quarantine"}
+                touched |= {*PER_CUSTOMER, *RE_OWNED, "moments", "tombstones", "quarantine"}
                 if not keystore.separate:
                     touched.add("mot_keys")
                 touched |= {t for t in ("alerts", "alert_deliveries")
@@ -323,7 +327,7 @@ class SqlErasures:
                     for side in ("low", "high"):
                         change(table, f"DELETE FROM {table} WHERE tenant = ? AND {side} = ?",
                                [(tenant, cid) for cid in ids])
-                for table in self._tables(tx, ["responses"]):
+                for table in self._tables(tx, RE_OWNED):
                     change(table, f"UPDATE {table} SET customer_id = ?, version = ?"
                            " WHERE tenant = ? AND customer_id = ?",
                            [(pseudo, version, tenant, cid) for cid in ids])
