@@ -570,8 +570,19 @@ def previous(folder: Path) -> dict[str, Any] | None:
         log(f"bench/results: {len(dropped)} earlier runs were measured on another processor "
             f"({', '.join(sorted({str(r.get('processor')) for r in dropped}))}; this one: "
             f"{here}): left out, their rates do not compare (git keeps them)")
+        data.update(header_of(kept, os.getloadavg()))
     data["runs"] = kept
     return data
+
+
+def header_of(runs: list[dict[str, Any]], load_now: tuple[float, float, float]
+              ) -> dict[str, Any]:
+    """The report header's load average before and wall time, as `runs` measured them (the
+    first one's load before; their seconds), for a report whose other runs were left out:
+    the header kept the whole report's, which described runs it no longer shows. With no
+    run left, the header starts anew (`load_now`, no time)."""
+    return {"loadavg_before": runs[0]["loadavg_before"] if runs else list(load_now),
+            "seconds": round(sum(r["seconds"] for r in runs), 1)}
 
 
 def same_machine(runs: list[dict[str, Any]], recorded: str | None,

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import orjson
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -79,3 +80,26 @@ def test_earlier_runs_from_another_processor_are_left_out(run: ModuleType) -> No
     assert [r["bench"] for r in kept] == ["b"]
     assert [(r["bench"], r["processor"]) for r in dropped] == [("a", "Intel Xeon"),
                                                               ("c", "Intel Xeon")]
+
+
+
+def test_a_report_that_leaves_runs_out_describes_the_runs_it_keeps(
+        run: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header's load before and wall time were the whole earlier report's: those of the
+    left-out runs stayed in the header of a report that no longer showed them."""
+    here = run._cpu_model()
+    runs = [{"bench": "a", "n": 100_000, "processor": "Intel Xeon", "seconds": 500.0,
+             "loadavg_before": [0.1, 0.1, 0.1]},
+            {"bench": "b", "n": 100_000, "processor": here, "seconds": 61.0,
+             "loadavg_before": [1.5, 1.2, 1.0]},
+            {"bench": "d", "n": 100_000, "processor": here, "seconds": 30.0,
+             "loadavg_before": [2.0, 1.5, 1.1]}]
+    (tmp_path / "results.json").write_bytes(orjson.dumps(
+        {"runs": runs, "figures": {}, "seconds": 591.0, "loadavg_before": [0.1, 0.1, 0.1],
+         "machine": {"processor": "Intel Xeon"}}))
+    monkeypatch.setenv("BENCH_ONLY", "b")
+    data = run.previous(tmp_path)
+    assert [r["bench"] for r in data["runs"]] == ["b", "d"]
+    assert (data["loadavg_before"], data["seconds"]) == ([1.5, 1.2, 1.0], 91.0)
+    assert run.header_of([], (9.0, 8.0, 7.0)) == {"loadavg_before": [9.0, 8.0, 7.0],
+                                                   "seconds": 0}
