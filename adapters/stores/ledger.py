@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 from mot.adapters.stores.sql import SqlBackend
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from mot.domain.ledger import Pair, Stream
     from mot.domain.quarantine import Quarantined
     from mot.service.ports import Append, Loaded
+
+Key = TypeVar("Key")  # what `SqlLedger._events` gives each stream's events by
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -321,12 +323,8 @@ class SqlLedger:
         """The recorded pairs among these link stream ids, by link stream id."""
         from mot.domain.ledger import replay_pair
 
-        params = {self.backend.stream_id_param(link_id): link_id for link_id in pairs}
-        events: dict[str, list[LedgerEvent]] = {}
-        rows = self.backend.select_streams(tx, list(params))
-        opened = self._opened(tx, [(version, topic, state) for _, version, topic, state in rows])
-        for (stream_id, *_), event in zip(rows, opened, strict=True):
-            events.setdefault(params[stream_id], []).append(event)
+        param = self.backend.stream_id_param
+        events = self._events(tx, {link_id: param(link_id) for link_id in pairs})
         found = {link_id: replay_pair(pair_events) for link_id, pair_events in events.items()}
         return {link_id: pair for link_id, pair in found.items() if pair is not None}
 
@@ -372,11 +370,12 @@ class SqlLedger:
     def _tenants(self, tx: Any) -> list[str]:
         return [str(row[0]) for row in tx.query("SELECT tenant FROM ledger_tenants")]
 
-    def _events(self, tx: Any, stream_ids: dict[MomentKey, Any]) -> dict[MomentKey, list[LedgerEvent]]:
-        """The events of these streams ((tenant, moment id) -> its stream id as stored), in
-        version order; a stream that is not recorded is left out."""
+    def _events(self, tx: Any, stream_ids: dict[Key, Any]) -> dict[Key, list[LedgerEvent]]:
+        """The events of these streams (a key, such as (tenant, moment id) or a link stream id,
+        -> its stream id as stored), in version order, by key; a stream that is not recorded
+        is left out."""
         params = {stream_id: key for key, stream_id in stream_ids.items()}
-        events: dict[MomentKey, list[LedgerEvent]] = {}
+        events: dict[Key, list[LedgerEvent]] = {}
         rows = self.backend.select_streams(tx, list(params))
         opened = self._opened(tx, [(version, topic, state) for _, version, topic, state in rows])
         for (stream_id, *_), event in zip(rows, opened, strict=True):
