@@ -23,7 +23,8 @@ from mot.adapters.stores.urls import redacted
 
 # The store's adapters and services are imported where a store is opened whole
 # (`open_store`): `mot export --format parquet --no-refresh` of a PostgreSQL store
-# (`arrow_exporter`) needs none of them, 103 M instructions of its start-up (bench/NOTES.md).
+# (`arrow_exporter`) needs none of them, and their import was much of its start-up
+# (bench/NOTES.md).
 if TYPE_CHECKING:
 
     from mot.adapters.stores.changelog import SqlChangelog
@@ -389,8 +390,8 @@ def arrow_exporter(url: str | None = None) -> Iterator[Exporter | None]:
 @contextmanager
 def _sqlite_arrow_exporter(url: str) -> Iterator[Exporter | None]:
     """`arrow_exporter` of a SQLite file: its backend and table reader alone. Opening the
-    store whole built the ledger, the projection tables and their services for nothing,
-    54 M instructions of the export at 100,000 moments (bench/NOTES.md)."""
+    store whole built the ledger, the projection tables and their services for nothing
+    (measured: bench/NOTES.md)."""
     from mot.adapters.stores.table_reads import SqlTableReader
     from mot.service.export import Exporter
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     # The query service folds --as-of exports only; a live export does without its import
-    # (27 M instructions of a PostgreSQL export's start-up: bench/NOTES.md).
+    # (a measurable part of a PostgreSQL export's start-up: bench/NOTES.md).
     from mot.service.queries import QueryService
 
 FORMATS = ("parquet", "csv", "jsonl")
@@ -187,8 +187,8 @@ def parquet_writer(path: str, schema: pa.Schema, dictionary: Sequence[str]) -> A
     """pyarrow's compiled Parquet writer (`pyarrow._parquet`), the one `pyarrow.parquet`'s
     ParquetWriter wraps, given that wrapper's defaults: the files are byte for byte the
     same (tests/test_export.py), and `pyarrow.parquet` imports `pyarrow.fs` and the
-    filesystems of S3, GCS, Azure and HDFS, 82 M instructions of the export's start-up
-    (bench/NOTES.md)."""
+    filesystems of S3, GCS, Azure and HDFS, which an export to a local file never uses and
+    whose import was a large part of its start-up (bench/NOTES.md)."""
     from pyarrow._parquet import ParquetWriter
 
     return ParquetWriter(path, schema, use_dictionary=list(dictionary),
@@ -347,7 +347,7 @@ def _at_once(tables: Sequence[str], one: Callable[[str], Exported], stop: thread
     the results in the tables' order. The first failure (or a Ctrl-C here) sets `stop`: the
     other threads end their table at its next page and take no other, and it is raised.
     Two threads of their own rather than `concurrent.futures`, whose import (`logging` with
-    it) was 19 M instructions of the export's start-up (bench/NOTES.md)."""
+    it) weighed on the export's start-up (bench/NOTES.md)."""
     done: dict[str, Exported] = {}
     failures: list[BaseException] = []
     left = iter(tables)
@@ -510,9 +510,9 @@ class Exporter:
         read_columns = tuple(f"{c[:-3]}_us" if arrow and c.endswith("_at")
                              and f"{c[:-3]}_us" in stored else c for c in source)
         # The other times are text only (a relationship's first moment): the store turns
-        # them into microseconds (SQLite's strftime, 0.5 us a value), so that no column is
-        # parsed here and the export needs none of pyarrow's compute functions (a quarter
-        # of its start-up: bench/NOTES.md).
+        # them into microseconds (SQLite's strftime, cheap in C), so that no column is
+        # parsed here and the export needs none of pyarrow's compute functions, whose import
+        # was a large part of its start-up (bench/NOTES.md).
         micros = frozenset(f.col for f in PROJECTIONS[table].read_fields
                            if f.micros_text and f.col in read_columns
                            ) if arrow and table != "moments" else frozenset()

@@ -182,14 +182,15 @@ class PostgresBackend(SqlBackend):
     def point_reads(self, tx: Tx) -> None:
         # Without statistics (a table never analyzed: autovacuum off) the planner takes an
         # `= ANY` of a thousand keys to match the whole ledger: at a million stored events it
-        # read them in two parallel workers and compiled the plan (JIT), 0.67 s a batch.
+        # read them in two parallel workers and compiled the plan (JIT), for every batch
+        # (bench/NOTES.md).
         tx.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         tx.execute("SET LOCAL jit = off")
 
     def scratch_join(self, tx: Tx) -> None:
         # Two temporary tables of a range's ~100,000 moments, never analyzed: with the
         # default work_mem the planner sorted both on disk to merge them, and compiled the
-        # plan (JIT): 2.5 s against 0.8 s (EXPLAIN ANALYZE, bench/NOTES.md).
+        # plan (JIT), three times slower (EXPLAIN ANALYZE, bench/NOTES.md).
         tx.execute("SET LOCAL jit = off")
         tx.execute("SET LOCAL work_mem = '64MB'")
 

@@ -135,7 +135,7 @@ class Sealing:
         contexts: dict[str, bytes] = {}  # tenant -> `_context`'s bytes before the moment id
         # A recorded moment's state as a bytearray: SQLite's module binds one as it is, where
         # it looks for an adapter of a bytes object first, and fails, raising and clearing an
-        # AttributeError (about 3,300 instructions a row); COPY takes either.
+        # AttributeError for every row (bench/NOTES.md); COPY takes either.
         dumps, join, encoded = orjson.dumps, bytearray().join, str.encode
         recorded_at, recorded_at_json = None, b""
         rows: list[StoredRow] = []
@@ -333,11 +333,10 @@ class Sealing:
         # box opened (`_opened_box`).
         unwrap = AESGCM(master).decrypt
         # The ciphers of the keys unwrapped last, least recent first: a customer's moments lie
-        # close together in the log (the 1,000,000 sample's, in log order: 91 % of boxes find
-        # theirs here), and the statement reads a key's row only for a key not kept here
-        # (KEPT_FUNCTION). Reading and unwrapping every box's key cost a rebuild 12-15 % more
-        # CPU than UNSEAL_FUNCTION's ciphers made first (same 100,000-moment store); bounded,
-        # so memory stays what UNSEAL_FUNCTION holds below CACHED_KEYS.
+        # close together in the log, so most boxes find theirs here, and the statement reads
+        # a key's row only for a key not kept here (KEPT_FUNCTION). Reading and unwrapping
+        # every box's key cost a rebuild more CPU than UNSEAL_FUNCTION's ciphers made first;
+        # bounded, so memory stays what UNSEAL_FUNCTION holds below CACHED_KEYS.
         recent: OrderedDict[str, AESGCM] = OrderedDict()
 
         def keyed(tenant: str, moment_id: str, key_id: str | None, text: str,

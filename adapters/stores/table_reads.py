@@ -247,10 +247,10 @@ def _shared_texts(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
 def _counted(pages: Iterator[list[Any]], width: int) -> list[tuple[Any, ...]]:
     """(*key, count) of the rows of Arrow pages of `width` key columns, counted by hashing.
 
-    SQLite groups by sorting every row: at 1,000,000 moments the counts per tenant, day,
-    direction and kind took 1.6-2.1 s of CPU in its sorter, read as Arrow pages and
-    counted a page at a time by Arrow's hash aggregation 0.84-0.94 s (bench/NOTES.md).
-    Memory holds a page and the groups, not the rows."""
+    SQLite groups by sorting every row; read as Arrow pages and counted a page at a time
+    by Arrow's hash aggregation, the counts per tenant, day, direction and kind take about
+    half the CPU of its sorter (measured at 1,000,000 moments: bench/NOTES.md). Memory
+    holds a page and the groups, not the rows."""
     import pyarrow as pa
 
     names = [f"k{i}" for i in range(width)]
@@ -267,8 +267,8 @@ def _counted(pages: Iterator[list[Any]], width: int) -> list[tuple[Any, ...]]:
 class _AdbcStores:
     """The ADBC databases of one store, opened at its first Arrow read and kept until the
     reader closes: the PostgreSQL driver loads the server's type catalogue when a
-    database is first connected, 0.06 s of CPU and a round trip that the export paid for
-    each of its tables (100,000 moments: 0.42 s of its CPU). A read has a connection to
+    database is first connected, CPU and a round trip that the export paid for each of its
+    tables when each read opened its own (bench/NOTES.md). A read has a connection to
     itself while it runs (two tables are read at once, each in its own thread), and
     leaves it for the next read when it ends (`_Database`).
 
@@ -312,8 +312,8 @@ def _connect(package: Any, uri: str) -> Any:
     """An ADBC database of a driver package (adbc_driver_sqlite, adbc_driver_postgresql) at
     `uri`: the shared library its wheel holds beside its module, as the package's own
     `connect` finds it first, but without importlib_resources, which that search imports
-    with zipfile, tempfile, shutil, bz2 and lzma: 70 M instructions, a twentieth of a
-    PostgreSQL export of 100,000 moments (bench/NOTES.md). A driver installed otherwise
+    with zipfile, tempfile, shutil, bz2 and lzma, a noticeable share of a PostgreSQL
+    export's instructions (bench/NOTES.md). A driver installed otherwise
     (a system library) is found by the package."""
     import adbc_driver_manager
 
@@ -327,7 +327,7 @@ class _Database:
     """An ADBC database and its idle connections: a read takes one (or opens one) and gives
     it back when it has read every row, so the export's nine tables, read two at a time,
     are read through two connections. A new PostgreSQL connection is a server process
-    started and authenticated, 7-12 ms of the export's wall time each."""
+    started and authenticated, each paid in the export's wall time (bench/NOTES.md)."""
 
     def __init__(self, database: Any) -> None:
         self.database = database
@@ -478,8 +478,8 @@ def _arrow_postgres(database: _Database, read: TableRead, statement: str, params
     driver: it fetches them by binary COPY and decodes them in C, where a psycopg cursor
     made a Python object per value. The driver's batches (PG_BATCH_BYTES, some 9,000 of
     the current moments) are gathered into pages of `page_rows`, each a Parquet row group:
-    981,422 moments were written in 0.74-0.76 s of CPU as 106 groups of a batch, 0.66-0.68 s
-    as 27 of four batches (bench/NOTES.md)."""
+    fewer, larger row groups cost the writer less CPU than a group a batch (measured:
+    bench/NOTES.md)."""
     numbered = statement.split("?")
     statement = numbered[0] + "".join(f"${i}{rest}" for i, rest in enumerate(numbered[1:],
                                                                              start=1))
