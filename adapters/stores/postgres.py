@@ -329,6 +329,16 @@ class PostgresBackend(SqlBackend):
             f"SELECT c.relname FROM pg_class c WHERE c.oid IN"
             f" (SELECT DISTINCT tableoid FROM {table} WHERE {where})", params)]
 
+    @contextmanager
+    def by_index(self, tx: Tx) -> Iterator[None]:
+        if not self.partitions:
+            yield
+            return
+        # Local to the transaction, and set back for the statements after this read.
+        tx.execute("SELECT set_config('enable_seqscan', 'off', true)")
+        yield
+        tx.execute("SELECT set_config('enable_seqscan', 'on', true)")
+
     def erasing(self, tx: Tx) -> None:
         # What is deleted stays in dead tuples until `scrub` (VACUUM FULL) after the commit.
         tx.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key("projections"),))

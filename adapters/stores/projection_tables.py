@@ -743,11 +743,12 @@ class SqlSession:
         """Current moments whose `column` names one of these moments of their own tenant."""
         out: list[Current] = []
         for chunk in chunks(sorted({moment_id for _, moment_id in keys}), self.backend.max_params):
-            rows = self.tx.query(
-                f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
-                f" WHERE {column} {self.backend.in_list(len(chunk))}{extra}{self.when}",
-                self.backend.in_params(chunk),
-            )
+            with self.backend.by_index(self.tx):
+                rows = self.tx.query(
+                    f"SELECT {MOMENT_COLUMNS} FROM moments{self.s}"
+                    f" WHERE {column} {self.backend.in_list(len(chunk))}{extra}{self.when}",
+                    self.backend.in_params(chunk),
+                )
             out.extend(Current._make(row) for row in rows)
         return out
 
