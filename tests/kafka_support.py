@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from process_support import run
 
 from mot.domain.messages import LinkCustomers, Rejection, parse_message
 from mot.service.importing import record_stream
@@ -245,10 +246,7 @@ def mot_process(store: str, *args: str, log: Path | None = None) -> subprocess.P
 
 
 def mot_run(store: str, *args: str, timeout: float = 120.0) -> str:
-    done = subprocess.run([str(MOT), "--store", store, *args], capture_output=True, timeout=timeout,
-                          check=False)
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
-    return done.stdout.decode()
+    return str(run([str(MOT), "--store", store, *args], timeout=timeout).stdout.decode())
 
 
 def ingest_args(bootstrap: str, topic: str, group: str, *extra: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""What the crash and worker tests look at from outside mot: processes, and a rebuild's stages.
+"""What the tests look at from outside mot: processes (run, and why one failed), and a rebuild's stages.
 
 Read straight from /proc (Linux) and from the store's files and catalog, with no
 mot code in between, so a test sees what a user's `ps` or `ls` would.
@@ -7,9 +7,75 @@ mot code in between, so a test sees what a user's `ps` or `ls` would.
 from __future__ import annotations
 
 import glob
+import os
+import shlex
+import subprocess
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from mot.bootstrap import open_store
+
+# How much of each stream a failure shows: the end, where a traceback or the last message is.
+SHOWN = 6000
+
+
+def _tail(stream: str | bytes | None) -> str:
+    if stream is None:
+        return "(none read)"
+    text = stream.decode(errors="replace") if isinstance(stream, bytes) else stream
+    if not text:
+        return "(empty)"
+    return text if len(text) <= SHOWN else f"[... {len(text) - SHOWN} characters before]\n" + text[-SHOWN:]
+
+
+def described(args: Any, returncode: int | None, stdout: str | bytes | None,
+              stderr: str | bytes | None) -> str:
+    """A process's command, exit status and both streams, for a failed test's report."""
+    command = shlex.join(map(str, args)) if isinstance(args, (list, tuple)) else str(args)
+    status = "still running (timed out)" if returncode is None else f"exit status {returncode}"
+    return (f"$ {command}\n{status}\n--- stdout ---\n{_tail(stdout)}"
+            f"\n--- stderr ---\n{_tail(stderr)}")
+
+
+class ProcessFailed(AssertionError):
+    """A process a test ran ended otherwise than the test expected; says how, in full."""
+
+
+def run(args: Sequence[str | os.PathLike[str]], *, exits: int | tuple[int, ...] | None = 0,
+        timeout: float = 300, **options: Any) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run(args)` with both streams captured; unless it exits with one of `exits`
+    (None: any), or outlives `timeout`, raise with its command, status, stdout and stderr:
+    `check=True` shows neither stream, and an assertion on the status alone hides why."""
+    options.setdefault("capture_output", "stdout" not in options and "stderr" not in options)
+    try:
+        done = subprocess.run(list(args), timeout=timeout, check=False, **options)
+    except subprocess.TimeoutExpired as late:
+        raise ProcessFailed(f"no end within {timeout} s\n"
+                            + described(args, None, late.stdout, late.stderr)) from None
+    expected = (exits,) if isinstance(exits, int) else exits
+    if expected is not None and done.returncode not in expected:
+        raise ProcessFailed(f"expected exit status {' or '.join(map(str, expected))}\n"
+                            + described(args, done.returncode, done.stdout, done.stderr))
+    return done
+
+
+def finished(process: subprocess.Popen[Any], *, exits: int | tuple[int, ...] = 0,
+             timeout: float = 300) -> tuple[Any, Any]:
+    """Wait for a started process (its streams piped) and return (stdout, stderr); raise as
+    `run` does unless it exits with one of `exits` within `timeout`."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise ProcessFailed(f"no end within {timeout} s\n"
+                            + described(process.args, None, out, err)) from None
+    expected = (exits,) if isinstance(exits, int) else exits
+    if process.returncode not in expected:
+        raise ProcessFailed(f"expected exit status {' or '.join(map(str, expected))}\n"
+                            + described(process.args, process.returncode, out, err))
+    return out, err
 
 
 def children(pid: int) -> set[int]:

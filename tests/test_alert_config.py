@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from process_support import run
 
 from mot.adapters.vendors.config import VendorConfig
 from mot.service.alert_config import alert_config, load_alert_config
@@ -143,13 +144,11 @@ def test_the_file_is_mot_config_else_mot_toml_in_the_working_directory(
 
 
 def test_mot_serve_refuses_a_bad_alerts_section_at_start(tmp_path: Path) -> None:
-    import subprocess
     import sys
 
     config = tmp_path / "mot.toml"
     config.write_text('[alerts]\nwindow = "soon"\n')
     mot = Path(sys.executable).parent / "mot"
-    done = subprocess.run([str(mot), "--store", str(tmp_path / "mot.db"), "serve", "--port", "0",
-                           "--config", str(config)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1
+    done = run([str(mot), "--store", str(tmp_path / "mot.db"), "serve", "--port", "0",
+                "--config", str(config)], text=True, timeout=120, exits=1)
     assert f"{config}: [alerts] window: 'soon' is not a duration" in done.stderr

@@ -20,6 +20,7 @@ import orjson
 import pytest
 from cli_support import default_sigint, mot
 from click.testing import CliRunner
+from process_support import run
 
 from mot.adapters.sources.sample import generate_lines
 from mot.bootstrap import open_store
@@ -445,10 +446,10 @@ def test_sample_writes_the_generators_lines(tmp_path: Path) -> None:
 def test_shell_completion_completes_commands_and_choices() -> None:
     env = {**os.environ, "_MOT_COMPLETE": "bash_complete", "COMP_WORDS": "mot qu",
            "COMP_CWORD": "1"}
-    done = subprocess.run([sys.executable, "-m", "mot"], env=env, capture_output=True, timeout=60)
+    done = run([sys.executable, "-m", "mot"], env=env, timeout=120)
     assert done.stdout.decode().split() == ["plain,quarantine", "plain,query"]
     env |= {"COMP_WORDS": "mot query teams --function s", "COMP_CWORD": "4"}
-    done = subprocess.run([sys.executable, "-m", "mot"], env=env, capture_output=True, timeout=60)
+    done = run([sys.executable, "-m", "mot"], env=env, timeout=120)
     assert done.stdout.decode().split() == ["plain,service", "plain,sales"]
 
 

@@ -13,7 +13,6 @@ import csv
 import gzip
 import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 from cli_support import mot
 from click.testing import CliRunner, Result
 from conftest import RECORD_KEYS
+from process_support import run
 
 from mot.cli.main import cli
 
@@ -427,11 +427,8 @@ def test_import_stdin_into_an_empty_store(store_url: str, golden_path: Path) -> 
 
 def test_import_gzip_on_real_stdin(store_url: str, golden_path: Path) -> None:
     # A real pipe (not CliRunner's buffer) lets the source sniff gzip bytes on stdin.
-    proc = subprocess.run(
-        [sys.executable, "-m", "mot", "--store", store_url, "import", "--summary-json", "-"],
-        input=gzip.compress(golden_path.read_bytes()), capture_output=True, timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = run([sys.executable, "-m", "mot", "--store", store_url, "import", "--summary-json", "-"],
+               input=gzip.compress(golden_path.read_bytes()), timeout=60)
     assert {k: v for k, v in json.loads(proc.stdout).items() if k in COUNTS} == GOLDEN_COUNTS
 
 
@@ -540,8 +537,7 @@ def test_a_query_of_current_projections_loads_neither_folds_nor_recorder(
         " 'matplotlib', 'pyarrow', 'mot.cli.tables', 'mot.cli.analyst_commands'})\n"
         "print(sorted(r['tenant'] for r in __import__('json').loads(result.stdout)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    out = run([sys.executable, "-c", probe], text=True).stdout.splitlines()
     assert out == ["set()", "['acme', 'globex']"]  # c1 of both tenants
 
 

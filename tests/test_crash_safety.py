@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 import psycopg
 import pytest
-from process_support import children, stages_left, still_running
+from process_support import children, described, finished, stages_left, still_running
 
 from mot.bootstrap import Services, open_store
 from mot.domain.events import MomentRecorded, MomentRetracted
@@ -203,10 +203,9 @@ def start(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess
     )
 
 
-def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err.decode(errors="replace")
-    return out.decode()
+def finish(proc: subprocess.Popen[bytes], timeout: float = 300) -> str:
+    out, _ = finished(proc, timeout=timeout)
+    return str(out.decode())
 
 
 def run(url: str, *args: str) -> str:
@@ -301,14 +300,14 @@ def kill_at(proc: subprocess.Popen[bytes], kill: Kill, progress: Callable[[], in
         assert elapsed < limit, "the process neither progressed nor finished"
         time.sleep(0.01)
     if proc.poll() is not None:
-        proc.communicate()
-        assert proc.returncode == 0
+        out, err = proc.communicate()
+        assert proc.returncode == 0, described(proc.args, proc.returncode, out, err)
         return False
     proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    out, err = proc.communicate()
     if proc.returncode == 0:
         return False  # it ended on its own between the last look and the signal
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, described(proc.args, proc.returncode, out, err)
     return True
 
 

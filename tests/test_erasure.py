@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from cli_support import mot, query
 from kafka_support import Broker, broker, read_topic
+from process_support import run as run_process
 
 from mot.bootstrap import open_store
 
@@ -1296,9 +1297,8 @@ def test_an_erasure_from_another_process_while_a_first_project_rebuilds_past_20k
     try:
         time.sleep(2)  # the rebuild is under way (it takes several seconds)
         assert project.poll() is None, project.stderr.read() if project.stderr else ""
-        erased = subprocess.run([sys.executable, "-c", ERASE_IN_ITS_OWN_PROCESS, store, person],
-                                capture_output=True, text=True, timeout=300, check=False)
-        assert erased.returncode == 0, erased.stderr
+        erased = run_process([sys.executable, "-c", ERASE_IN_ITS_OWN_PROCESS, store, person],
+                             text=True, timeout=300)
         assert int(erased.stdout) == counts[person]
         assert project.wait(300) == 0
     finally:

@@ -20,6 +20,7 @@ import duckdb
 import pytest
 from cli_support import mot, query
 from conftest import RECORD_KEYS
+from process_support import run
 
 NAMES = ("relationships", "reciprocity", "transitions", "amplifications", "teams", "listening",
          "responses", "persons")
@@ -452,7 +453,6 @@ def test_an_arrow_read_keeps_the_processs_locks_so_no_other_process_deletes_the_
     `mot export` or `mot report` read) then found no one else and deleted the write-ahead
     log and its index under this process: its next commit went to a deleted log, seen by
     no other process."""
-    import subprocess
     import sys
 
     from mot.bootstrap import open_store
@@ -466,8 +466,7 @@ def test_an_arrow_read_keeps_the_processs_locks_so_no_other_process_deletes_the_
         services.exporter.export(tmp_path / "x", "parquet")
         services.report()
         command = [str(Path(sys.executable).parent / "mot"), "--store", store]
-        subprocess.run([*command, "query", "teams", "--format", "json"], check=True,
-                       capture_output=True)
+        run([*command, "query", "teams", "--format", "json"])
         assert Path(store + "-wal").exists() and Path(store + "-shm").exists()
         moment = (b'{"tenant": "acme", "customer_id": "c-after", "occurred_at":'
                   b' "2026-03-01T09:00:00Z", "channel": "email", "direction": "inbound",'
@@ -475,9 +474,9 @@ def test_an_arrow_read_keeps_the_processs_locks_so_no_other_process_deletes_the_
         assert services.ledger.record([Incoming(moment, "test")]).outcomes()
     finally:
         services.close()
-    shown = subprocess.run([*command, "show", "s:after-export", "--tenant", "acme",
-                            "--format", "json"], capture_output=True, text=True)
-    assert shown.returncode == 0 and json.loads(shown.stdout), shown.stderr
+    shown = run([*command, "show", "s:after-export", "--tenant", "acme", "--format", "json"],
+                text=True)
+    assert json.loads(shown.stdout), shown.stderr
 
 
 def test_a_second_export_in_one_process_after_another_process_closed_the_store(
@@ -494,11 +493,11 @@ def test_a_second_export_in_one_process_after_another_process_closed_the_store(
     other = [str(Path(sys.executable).parent / "mot"), "--store", store, "query", "teams",
              "--format", "json"]
     teams = query(store, "teams")
-    for run, refresh in enumerate((["--no-refresh"], ["--no-refresh"], [], [])):
-        out = tmp_path / f"x{run}"
+    for attempt, refresh in enumerate((["--no-refresh"], ["--no-refresh"], [], [])):
+        out = tmp_path / f"x{attempt}"
         mot(store, "export", "--format", "parquet", "--out", out, "-q", *refresh)
         assert duckdb_rows(out / "teams.parquet")[0] == teams
-        assert json.loads(subprocess.run(other, check=True, capture_output=True).stdout) == teams
+        assert json.loads(run(other).stdout) == teams
 
 
 def test_an_as_of_exports_sort_folder_killed_with_it_goes_with_the_next_erasure(

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from http_support import Api, api, golden_lines
+from process_support import run
 from test_report import Page, check_numbers
 
 from mot.cli.main import cli
@@ -85,7 +86,6 @@ def test_a_report_leaves_the_servers_locks_so_no_other_process_deletes_its_log(
     no other process. With the server's locks kept, the log stays and its writes are seen."""
     import json
     import signal
-    import subprocess
     import sys
 
     from http_support import free_port, serve
@@ -111,13 +111,11 @@ def test_a_report_leaves_the_servers_locks_so_no_other_process_deletes_its_log(
         post("1")
         assert httpx.get(f"http://127.0.0.1:{port}/v1/report", headers=headers,
                          timeout=120).status_code == 200
-        subprocess.run([*mot, "query", "relationships", "--format", "json"], check=True,
-                       capture_output=True)
+        run([*mot, "query", "relationships", "--format", "json"])
         assert Path(store + "-wal").exists()
         post("2")
-        shown = subprocess.run([*mot, "show", "s:2", "--tenant", "acme", "--format", "json"],
-                               capture_output=True, text=True)
-        assert shown.returncode == 0 and json.loads(shown.stdout), shown.stderr
+        shown = run([*mot, "show", "s:2", "--tenant", "acme", "--format", "json"], text=True)
+        assert json.loads(shown.stdout), shown.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

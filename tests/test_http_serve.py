@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from process_support import run
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +27,8 @@ def test_a_busy_port_fails_before_the_banner(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([MOT, "--store", str(store), "serve", "--port", str(port)],
-                              capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert done.returncode == 1
+        done = run([MOT, "--store", str(store), "serve", "--port", str(port)], timeout=120,
+                   stdin=subprocess.DEVNULL, exits=1)
     assert done.stdout == b""
     assert done.stderr.decode().splitlines() == [
         f"Error: cannot listen on http://127.0.0.1:{port}: the address is already in use "
@@ -37,10 +37,8 @@ def test_a_busy_port_fails_before_the_banner(tmp_path: Path) -> None:
 
 
 def test_an_unknown_host_is_one_line(tmp_path: Path) -> None:
-    done = subprocess.run([MOT, "--store", str(tmp_path / "x.db"), "serve", "--host",
-                           "no-such-host.invalid", "--port", "0"],
-                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert done.returncode == 1
+    done = run([MOT, "--store", str(tmp_path / "x.db"), "serve", "--host",
+                "no-such-host.invalid", "--port", "0"], timeout=120, stdin=subprocess.DEVNULL, exits=1)
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "Error: cannot listen on no-such-host.invalid:0: unknown host"), lines

@@ -27,6 +27,7 @@ import pytest
 from cli_support import default_sigint
 from click.testing import CliRunner, Result
 from input_support import DAMAGES, damaged
+from process_support import described, run
 
 from mot.cli.main import cli
 
@@ -203,7 +204,7 @@ def test_a_gzip_of_one_huge_line_is_quarantined_by_its_head_in_bounded_memory(tm
         out.write(packer.flush())
     store = str(tmp_path / "mot.db")
     proc, peak = peak_rss_mb("--store", store, "import", "--summary-json", "-q", str(path))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, described(proc.args, proc.returncode, proc.stdout, proc.stderr)
     assert {k: v for k, v in json.loads(proc.stdout).items() if k in COUNTS} == count_of(
         read=2, recorded=1, quarantined=1)
     assert peak < 150, f"peak RSS {peak:.0f} MB"
@@ -441,9 +442,8 @@ def test_ctrl_c_exits_130_says_what_was_committed_and_a_rerun_completes(tmp_path
         f"interrupted: {committed:,} messages committed before it (reading <stdin>); running the "
         "same command again is safe and continues: what is in counts as duplicates")
     assert "Traceback" not in err.decode()
-    again = subprocess.run([sys.executable, "-m", "mot", "--store", store, "import", "-",
-                            "--summary-json"], input=lines, capture_output=True, timeout=120)
-    assert again.returncode == 0, again.stderr
+    again = run([sys.executable, "-m", "mot", "--store", store, "import", "-", "--summary-json"],
+                input=lines, timeout=300)
     done = json.loads(again.stdout)
     assert (done["recorded"], done["duplicates"]) == (2000 - committed, committed)
 

@@ -199,7 +199,7 @@ def test_broker_restarts_empty_the_consumer_survives_and_resumes(tmp_path: Path,
         wait_until(lambda: head(store) >= 35, 60, "the rest recorded after the restart")
         assert process.poll() is None
         out = stop(process)
-        assert process.returncode == 0
+        assert process.returncode == 0, (tmp_path / "ingest.log").read_text()
         summary = json.loads(out)
         assert summary["recorded"] == 33 and summary["quarantined"] == 0
         events = ledger_events(store)
@@ -242,7 +242,7 @@ def test_broker_goes_away_with_its_log_kept_nothing_is_read_twice(tmp_path: Path
         wait_until(lambda: committed(b.bootstrap, "g", "moments")[0] == len(lines), 60,
                    "every line committed after the outage")
         summary = json.loads(stop(process))
-        assert process.returncode == 0
+        assert process.returncode == 0, (tmp_path / "ingest.log").read_text()
         assert summary["read"] == len(lines)  # nothing read twice
         assert summary["duplicates"] == 1  # the fixture's own duplicate line
         again = json.loads(mot_run(store, *ingest_args(b.bootstrap, "moments", "g",
@@ -297,8 +297,9 @@ def test_started_before_the_broker_it_waits_for_it(tmp_path: Path, golden_path: 
         create_topic(b.bootstrap, "moments")
         produce(b.bootstrap, "moments", lines_of(golden_path))
         wait_until(lambda: head(store) >= 35, 60, "the golden lines recorded")
-        assert json.loads(stop(process))["recorded"] == 33
-        assert process.returncode == 0
+        out = stop(process)
+        assert process.returncode == 0, (tmp_path / "ingest.log").read_text()
+        assert json.loads(out)["recorded"] == 33
     finally:
         if process.poll() is None:
             process.kill()

@@ -4,12 +4,12 @@ for the projections is, and when they last made progress."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from process_support import run
 
 from mot.adapters.http.app import create_app
 from mot.bootstrap import open_store
@@ -19,23 +19,21 @@ MOT = Path(sys.executable).parent / "mot"
 
 
 def status(store: str) -> dict[str, object]:
-    out = subprocess.run([str(MOT), "--store", store, "status", "--format", "json"],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = run([str(MOT), "--store", store, "status", "--format", "json"], text=True,
+              timeout=120).stdout
     result: dict[str, object] = json.loads(out)
     return result
 
 
 def test_status_reports_lag_in_seconds_and_last_progress(store_url: str, golden_path: Path) -> None:
-    subprocess.run([str(MOT), "--store", store_url, "import", str(golden_path), "-q"], check=True,
-                   capture_output=True, timeout=60)
+    run([str(MOT), "--store", store_url, "import", str(golden_path), "-q"], timeout=120)
     time.sleep(1.2)
     waiting = status(store_url)
     assert waiting["lag"] == 35 and waiting["last_progress_at"] is None
     assert isinstance(waiting["lag_seconds"], float) and 1.0 <= waiting["lag_seconds"] < 60
     assert waiting["oldest_unprojected_at"] is not None
 
-    subprocess.run([str(MOT), "--store", store_url, "project", "-q"], check=True,
-                   capture_output=True, timeout=60)
+    run([str(MOT), "--store", store_url, "project", "-q"], timeout=120)
     done = status(store_url)
     assert (done["lag"], done["lag_seconds"], done["oldest_unprojected_at"]) == (0, 0.0, None)
     assert isinstance(done["last_progress_at"], str)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from cli_support import mot, query
+from process_support import run
 
 from mot.service.report import CHARTS, TOP, week_of
 
@@ -201,9 +202,9 @@ def chromium_bin() -> str:
     found = shutil.which("chromium")
     if found is None:
         install = ["apt-get", "install", "-y", "-q", "chromium"]
-        if subprocess.run(install, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-            subprocess.run(install, check=True, capture_output=True)
+        if run(install, exits=None, timeout=900).returncode != 0:
+            run(["apt-get", "update", "-q"], timeout=900)
+            run(install, timeout=900)
         found = shutil.which("chromium")
     assert found, "chromium could not be installed"
     return found
@@ -215,8 +216,7 @@ BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollba
 
 
 def browse(chromium: str, page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([chromium, *BROWSER_FLAGS, *extra, page.as_uri()], capture_output=True,
-                          text=True, timeout=120, check=True)
+    return run([chromium, *BROWSER_FLAGS, *extra, page.as_uri()], text=True, timeout=120)
 
 
 def console(stderr: str) -> list[str]:

@@ -37,6 +37,7 @@ from kafka_support import (
     wait_until,
 )
 from pg_private import PrivateCluster, private_pg
+from process_support import run
 
 from mot.adapters.sources.sample import generate_lines
 
@@ -60,11 +61,9 @@ def sample(n: int, seed: int, **options: Any) -> list[bytes]:
 
 
 def mot(store: str, *args: str, stdin: bytes | None = None, check: bool = True) -> str:
-    done = subprocess.run([str(MOT), "--store", store, *args], input=stdin, capture_output=True,
-                          timeout=180, check=False)
-    if check and done.returncode != 0:
-        raise AssertionError(f"mot {' '.join(args)}: {done.stderr.decode()}")
-    return done.stdout.decode()
+    done = run([str(MOT), "--store", store, *args], input=stdin, timeout=300,
+               exits=0 if check else None)
+    return str(done.stdout.decode())
 
 
 def start(store: str, log: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -3,8 +3,9 @@ freed at its end stays for the next batch instead of being trimmed and faulted i
 
 from __future__ import annotations
 
-import subprocess
 import sys
+
+from process_support import run
 
 from mot.service.workers import PARSE_HEAP_PAD
 
@@ -30,8 +31,7 @@ print(libc.mallinfo2().keepcost)
 
 def kept_after_a_batch(mode: str) -> int:
     """Bytes the heap's top keeps after 32 MB were taken and freed, in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                          check=True)
+    done = run([sys.executable, "-c", PROBE, mode], text=True)
     return int(done.stdout)
 
 
@@ -69,8 +69,7 @@ print(freed, waiting, anon_kb())
 
 
 def test_a_heap_trim_gives_freed_pages_below_live_memory_back_after_every_messages() -> None:
-    done = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
-                          check=True)
+    done = run([sys.executable, "-c", TRIM_PROBE], text=True)
     freed, waiting, trimmed = (int(kb) for kb in done.stdout.split())
     # glibc keeps the 64 MB freed below a live block resident...
     assert freed - trimmed > 48 << 10
