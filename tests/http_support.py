@@ -100,7 +100,7 @@ def serve(store: str, port: int, *options: str) -> subprocess.Popen[bytes]:
         [str(mot), "--store", store, "serve", "--port", str(port), "--no-project",
          "--no-access-log", "--log-level", "warning", *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"mot serve exited: {proc.stderr.read() if proc.stderr else ''!r}")
@@ -110,4 +110,4 @@ def serve(store: str, port: int, *options: str) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError("mot serve did not come up in 30 s")
+    raise AssertionError("mot serve did not come up in 120 s")

@@ -77,7 +77,7 @@ def test_project_follow_runs_the_overdue_check(tmp_path: Path) -> None:
                                 env={**os.environ, "MOT_CONFIG": str(config)},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         found: list[dict[str, Any]] = []
         while not found and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -101,7 +101,7 @@ def test_serve_runs_the_overdue_check(tmp_path: Path, store_url: str,
     monkeypatch.setenv("MOT_CONFIG", str(config))
     mot(store_url, "import", "-q", moments_file(tmp_path))
     with open_store(store_url) as services, TestClient(create_app(services, project_every=0.05)):
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         found: list[Any] = []
         while not found and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -157,7 +157,7 @@ def test_kill_9_mid_stream_then_restart_equals_a_clean_run(broker: Broker, tmp_p
     process = mot_process(store, *ingest_args(broker.bootstrap, "moments", "g", "--batch-size", "50",
                                               "--commit-every", "100"),
                           log=tmp_path / "ingest.log")
-    wait_until(lambda: head(store) > 500, 60, "part of the sample recorded", every=0.01)
+    wait_until(lambda: head(store) > 500, 180, "part of the sample recorded", every=0.01)
     process.kill()
     process.wait(10)
     assert 0 < head(store) < head(clean)
@@ -186,7 +186,7 @@ def test_broker_restarts_empty_the_consumer_survives_and_resumes(tmp_path: Path,
         produce(b.bootstrap, "moments", lines[:20])
         process = mot_process(store, *ingest_args(b.bootstrap, "moments", "g", "--summary-json"),
                               log=tmp_path / "ingest.log")
-        wait_until(lambda: head(store) >= 20, 30, "the first 20 lines recorded")
+        wait_until(lambda: head(store) >= 20, 120, "the first 20 lines recorded")
         recorded = ledger_events(store)
         b.stop()
         time.sleep(3)
@@ -196,7 +196,7 @@ def test_broker_restarts_empty_the_consumer_survives_and_resumes(tmp_path: Path,
         # The producers send what they have again, into the new, empty broker.
         create_topic(b.bootstrap, "moments")
         produce(b.bootstrap, "moments", lines)
-        wait_until(lambda: head(store) >= 35, 60, "the rest recorded after the restart")
+        wait_until(lambda: head(store) >= 35, 180, "the rest recorded after the restart")
         assert process.poll() is None
         out = stop(process)
         assert process.returncode == 0, (tmp_path / "ingest.log").read_text()
@@ -232,14 +232,14 @@ def test_broker_goes_away_with_its_log_kept_nothing_is_read_twice(tmp_path: Path
         produce(b.bootstrap, "moments", lines[:20])
         process = mot_process(store, *ingest_args(b.bootstrap, "moments", "g", "--summary-json"),
                               log=tmp_path / "ingest.log")
-        wait_until(lambda: head(store) >= 20, 30, "the first 20 lines recorded")
-        wait_until(lambda: committed(b.bootstrap, "g", "moments")[0] == 20, 30, "offset 20 committed")
+        wait_until(lambda: head(store) >= 20, 120, "the first 20 lines recorded")
+        wait_until(lambda: committed(b.bootstrap, "g", "moments")[0] == 20, 120, "offset 20 committed")
         proxy.cut()
         time.sleep(4)
         assert process.poll() is None, "the consumer exited when the broker went away"
         proxy.open()
         produce(b.bootstrap, "moments", lines[20:])
-        wait_until(lambda: committed(b.bootstrap, "g", "moments")[0] == len(lines), 60,
+        wait_until(lambda: committed(b.bootstrap, "g", "moments")[0] == len(lines), 180,
                    "every line committed after the outage")
         summary = json.loads(stop(process))
         assert process.returncode == 0, (tmp_path / "ingest.log").read_text()
@@ -296,7 +296,7 @@ def test_started_before_the_broker_it_waits_for_it(tmp_path: Path, golden_path: 
         b.start()
         create_topic(b.bootstrap, "moments")
         produce(b.bootstrap, "moments", lines_of(golden_path))
-        wait_until(lambda: head(store) >= 35, 60, "the golden lines recorded")
+        wait_until(lambda: head(store) >= 35, 180, "the golden lines recorded")
         out = stop(process)
         assert process.returncode == 0, (tmp_path / "ingest.log").read_text()
         assert json.loads(out)["recorded"] == 33

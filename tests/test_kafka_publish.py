@@ -180,7 +180,7 @@ def test_a_killed_publisher_resumes_without_gaps_and_repeats_carry_the_same_vers
         finally:
             services.close()
 
-    wait_until(lambda: cursors() > 0, 30, "a first page published")
+    wait_until(lambda: cursors() > 0, 120, "a first page published")
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     assert process.returncode == -signal.SIGKILL, "the publisher finished before it was killed"
@@ -196,7 +196,7 @@ def test_a_killed_publisher_resumes_without_gaps_and_repeats_carry_the_same_vers
     amplification = query(store, "amplifications")[0]
     import_lines(store, [orjson.dumps({"type": "retract", "moment_id":
                                        amplification["amplification_id"], "reason": "test"})])
-    wait_until(lambda: changelog(broker.bootstrap, "amplifications")[-1][2] is None, 30,
+    wait_until(lambda: changelog(broker.bootstrap, "amplifications")[-1][2] is None, 120,
                "the tombstone published by the following publisher")
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=30)

@@ -81,10 +81,10 @@ def test_a_member_joining_mid_stream_neither_hangs_nor_loses(broker: Broker, tmp
     a = member(store, broker.bootstrap, logs[0])
     processes = [a]
     try:
-        wait_until(lambda: head(store) > 500, 60, "the first member under way")
+        wait_until(lambda: head(store) > 500, 180, "the first member under way")
         b = member(store, broker.bootstrap, logs[1])  # its join rebalances the group
         processes.append(b)
-        wait_until(lambda: "partitions assigned: moments/" in logs[1].read_text(), 60,
+        wait_until(lambda: "partitions assigned: moments/" in logs[1].read_text(), 180,
                    "the second member to get partitions")
         producer.join(60)
         assert not producer.is_alive()

@@ -64,11 +64,11 @@ def test_two_consumers_one_killed_record_each_moment_once(broker: Broker, make_s
             texts = [log.read_text() if log.exists() else "" for log in logs]
             return all("partitions assigned: moments/" in t for t in texts)
 
-        wait_until(both_assigned, 30, "both consumers to get partitions")
+        wait_until(both_assigned, 120, "both consumers to get partitions")
         # The projector joins while both consumers are recording.
         follower = mot_process(store, "project", "--follow", "--poll", "0.2", log=tmp_path / "p.log")
         processes.append(follower)
-        wait_until(lambda: head(store) > 800, 30, "ingest under way")
+        wait_until(lambda: head(store) > 800, 120, "ingest under way")
         a.send_signal(signal.SIGKILL)  # mid-stream: its last batch may be recorded, not committed
         a.wait(10)
         produce(broker.bootstrap, "moments", lines[2500:])
@@ -92,9 +92,9 @@ def test_two_consumers_one_killed_record_each_moment_once(broker: Broker, make_s
             finally:
                 services.close()
 
-        wait_until(caught_up, 30, "mot project --follow to reach the ledger's head")
+        wait_until(caught_up, 120, "mot project --follow to reach the ledger's head")
         follower.send_signal(signal.SIGTERM)
-        follower.wait(60)
+        follower.wait(120)
         assert follower.returncode == 0, (tmp_path / "p.log").read_text()
         assert projections(store) == projections(clean)
     finally:

@@ -236,10 +236,10 @@ def test_serve_survives_a_restart(private_pg: PrivateCluster, tmp_path: Path) ->
         assert status_code == 200, body
 
     try:
-        wait_until(up, 60, "mot serve up")
+        wait_until(up, 180, "mot serve up")
         post(first)
         private_pg.restart(down_s=3)
-        wait_until(up, 60, "mot serve answers after the restart")
+        wait_until(up, 180, "mot serve answers after the restart")
         post(second)
         wait_until(lambda: caught_up(store), 90, "the server's projector caught up")
         status_code, body = request("GET", "/v1/relationships?limit=100000")
@@ -288,10 +288,10 @@ def test_alerts_deliver_follow_survives_a_restart(private_pg: PrivateCluster,
         deliverer = start(store, log, "alerts", "deliver", "--follow", "--poll", "0.2",
                           "--config", str(config), "--batch", "10", "--lease", "3")
         try:
-            wait_until(lambda: len(receiver.received) >= 31, 60, "the fourth batch on the wire",
+            wait_until(lambda: len(receiver.received) >= 31, 180, "the fourth batch on the wire",
                        every=0.01)
             private_pg.stop()  # down until the deliverer has given up waiting for it
-            wait_until(lambda: UNREACHABLE in log.read_text(), 60, "the outage said")
+            wait_until(lambda: UNREACHABLE in log.read_text(), 180, "the outage said")
             private_pg.start()
             with open_store(store) as services:
                 services.alert_outbox.raise_alerts(second)
@@ -299,7 +299,7 @@ def test_alerts_deliver_follow_survives_a_restart(private_pg: PrivateCluster,
                        "every alert delivered after the restart")
             # The last batch on the wire is not the end of its round (its outcomes are recorded
             # after it): wait for the round's success to be said before the next outage.
-            wait_until(lambda: BACK in log.read_text(), 60, "the recovery said")
+            wait_until(lambda: BACK in log.read_text(), 180, "the recovery said")
             private_pg.terminate_backends()  # its connections killed between two rounds
             time.sleep(1)  # anything sent again would show up now
         finally:
