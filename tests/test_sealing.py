@@ -293,3 +293,21 @@ def test_past_the_key_cache_a_rebuild_opens_boxes_with_the_keys_read_beside_them
     assert "c-5" in text and "a-5" in text and "s-5" in text
     assert not any(field in text for field in PERSONAL)
     assert sum("erased" in str(row) for row in cached) == 2
+
+
+def test_a_process_keeps_a_bounded_number_of_tenant_secrets(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each message names its tenant, so a long-running ingest meets as many tenants as its
+    senders name: a process keeps at most keystore.CACHED_TENANTS of their secrets, and a
+    tenant's digests are the same after its secret was let go and made again."""
+    from mot.adapters.stores import keystore
+
+    monkeypatch.setattr(keystore, "CACHED_TENANTS", 3)
+    with open_store(store_url) as services:
+        keys = services.ledger_store.sealing.keystore
+        first = keys.digest("t-0", "x:maria")
+        for i in range(10):
+            keys.digest(f"t-{i}", "x:maria")
+            assert len(keys._secrets) <= 3
+        assert keys.digest("t-0", "x:maria") == first
+        assert keys.digest("t-1", "x:maria") != first

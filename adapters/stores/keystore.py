@@ -50,6 +50,9 @@ from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 # sample moments), so past the cap the cache starts afresh and the keys still in use are
 # read again (one query a batch).
 CACHED_KEYS = 20_000
+# Tenants' secrets a process keeps (one HMAC of the master key each to make again): a
+# message names its tenant, so a long-running ingest meets as many as its senders name.
+CACHED_TENANTS = 1_000
 
 KEYSTORE_ENV = "MOT_KEYSTORE"
 KEY_FILE_ENV = "MOT_MASTER_KEY_FILE"
@@ -136,6 +139,8 @@ class Keystore:
         """The tenant's secret for keyed digests (customer digests, receipts, suppression)."""
         secret = self._secrets.get(tenant)
         if secret is None:
+            if len(self._secrets) >= CACHED_TENANTS:
+                self._secrets = {}  # afresh, as the key caches start (`_bound`)
             secret = hmac.new(self.master(), b"mot:tenant-secret:" + tenant.encode(),
                               sha256).digest()
             self._secrets[tenant] = secret
