@@ -288,7 +288,7 @@ class Kill:
 
 
 def kill_at(proc: subprocess.Popen[bytes], kill: Kill, progress: Callable[[], int],
-            limit: float = 60) -> bool:
+            limit: float = 300) -> bool:
     """SIGKILL `proc` at the given point; True if it was killed, False if it had finished."""
     started = time.monotonic()
     while proc.poll() is None:
@@ -297,7 +297,8 @@ def kill_at(proc: subprocess.Popen[bytes], kill: Kill, progress: Callable[[], in
             break
         if kill.at_least is not None and progress() >= kill.at_least:
             break
-        assert elapsed < limit, "the process neither progressed nor finished"
+        assert elapsed < limit, (f"the process neither reached {kill.at_least} nor finished in"
+                                 f" {limit} s (progress: {progress()})")
         time.sleep(0.01)
     if proc.poll() is not None:
         out, err = proc.communicate()
@@ -675,7 +676,7 @@ def kill_runs(url: str, args: tuple[str, ...], points: list[KillPoint], progress
     landed = 0
     for point in points:
         done = progress()
-        if kill_at(start(url, *args, env=SMALL_STAGES), point.at(done, total), progress, limit=120):
+        if kill_at(start(url, *args, env=SMALL_STAGES), point.at(done, total), progress, limit=300):
             landed += progress() > done
     return landed
 
@@ -791,7 +792,7 @@ def crash_alerts(url: str, tmp_path: Path, kills: int, seed: int, count: int) ->
         for point in kill_points(seed, kills):
             done = progress()
             kill = point.at(done, count)
-            killed = kill_at(start(url, *args), kill, progress, limit=120)
+            killed = kill_at(start(url, *args), kill, progress, limit=300)
             if killed:
                 landed += progress() > done
                 with receiver.lock:
@@ -877,7 +878,7 @@ def crash_erase(url: str, tmp_path: Path, kills: int, seed: int, n: int,
         kill = (Kill(at_least=erased_before + 1) if rnd.random() < 0.5
                 else Kill(after=rnd.uniform(0.1, 1.0) * to_commit))
         args = erase_args(i, customer)
-        landed += kill_at(start(url, *args), kill, receipts, limit=120)
+        landed += kill_at(start(url, *args), kill, receipts, limit=300)
         if receipts() == erased_before + 1:
             outcomes["erased"] += 1
             assert person_rows(url, "acme", customer) == (0, 0)

@@ -173,7 +173,11 @@ def test_large_batches_keep_the_servers_memory_bounded(tmp_path: Path) -> None:
         assert watch.peak < RSS_LIMIT, f"peak RSS {watch.peak / MiB:.0f} MB"
         waits = watch.answered_between(started, finished)
         assert len(waits) >= 5, f"only {len(waits)} health checks answered meanwhile"
-        assert max(waits) < 5, f"a health check waited {max(waits):.1f} s"
+        # Not held for the ingest: a blocked server would keep a check waiting for most of it.
+        # A fixed bound (5 s) failed on a loaded machine (5.6 s, the others 0.1-0.3 s).
+        bound = max(5.0, (finished - started) / 4)
+        assert max(waits) < bound, (f"a health check waited {max(waits):.1f} s of the"
+                                    f" {finished - started:.1f} s ingest")
     with open_store(store) as services:
         assert services.ledger_store.head() == expected + 1
         assert services.ledger_store.quarantine_count() >= 1
@@ -181,9 +185,22 @@ def test_large_batches_keep_the_servers_memory_bounded(tmp_path: Path) -> None:
 
 def send_partial(url: str, head: bytes) -> socket.socket:
     host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=15)
+    sock = socket.create_connection((host, int(port)), timeout=120)
     sock.sendall(head)
     return sock
+
+
+def read_by_the_server(sock: socket.socket) -> bool:
+    """Whether the server has read what `sock` sent: its end of the connection holds no
+    unread bytes (the kernel's receive queue, /proc/net/tcp's rx_queue)."""
+    ours, theirs = sock.getsockname()[1], sock.getpeername()[1]
+    with open("/proc/net/tcp") as table:
+        for row in table.read().splitlines()[1:]:
+            fields = row.split()
+            local, remote = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+            if (local, remote) == (theirs, ours):
+                return int(fields[4].split(":")[1], 16) == 0
+    return False
 
 
 def read_all(sock: socket.socket) -> bytes:
@@ -197,29 +214,36 @@ def test_slow_clients_and_the_memory_budget(tmp_path: Path) -> None:
     store = str(tmp_path / "mot.db")
     token = tokens(store)["acme"]
     small = moments(300)
+    # The read timeout is the window in which the second request has to come while the
+    # first holds the budget: 2 s was too short on a loaded machine (the second got 200).
     options = ("--max-body", "4KiB", "--memory-budget", "4KiB", "--budget-wait", "0.5",
-               "--read-timeout", "2")
+               "--read-timeout", "6")
     with server(store, *options) as (url, _):
         # A body that trickles in: it holds the whole budget until its 408.
+        sent = time.monotonic()
         trickle = send_partial(url, (
             f"POST /v1/moments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
             "Content-Length: 4000\r\n\r\n").encode() + small[:10])
+        # Once the server has read its head, its request is taken up before the next one's.
+        while not read_by_the_server(trickle):
+            assert time.monotonic() - sent < 5, "the server did not read the first request"
+            time.sleep(0.01)
         time.sleep(0.3)
         headers = {"Authorization": f"Bearer {token}"}
-        busy = httpx.post(f"{url}/v1/moments", content=small, headers=headers, timeout=10)
+        busy = httpx.post(f"{url}/v1/moments", content=small, headers=headers, timeout=120)
         assert busy.status_code == 503, busy.text
         assert busy.headers["retry-after"] == "2"
         assert "memory budget" in busy.text
-        started = time.monotonic()
         timed_out = read_all(trickle)
         assert timed_out.startswith(b"HTTP/1.1 408 "), timed_out[:200]
-        assert b"did not arrive within 2 s" in timed_out
-        assert time.monotonic() - started < 5
+        assert b"did not arrive within 6 s" in timed_out
+        assert 5.5 < time.monotonic() - sent < 60
         assert httpx.post(f"{url}/v1/moments", content=small, headers=headers,
-                          timeout=10).status_code == 200
-        # Headers that never end, and a connection that says nothing: closed.
+                          timeout=120).status_code == 200
+        # Headers that never end, and a connection that says nothing: closed (after the
+        # read timeout; the upper bound only says it happened at all, whatever the load).
         for head in (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", b""):
             started = time.monotonic()
             assert read_all(send_partial(url, head)) == b""
-            assert 1.5 < time.monotonic() - started < 6
-        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+            assert 5.5 < time.monotonic() - started < 60
+        assert httpx.get(f"{url}/healthz", timeout=120).status_code == 200
