@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
 from mot.cli.context import State, pass_state
-
-if TYPE_CHECKING:
-    from mot.service.erasure import ErasurePlan
 
 
 def _refused(error: Exception) -> click.ClickException:
@@ -58,32 +54,19 @@ def erase(obj: State, tenant: str, customer: str, reason: str | None, dry_run: b
             return
         if reason is None and not dry_run:
             raise click.UsageError("missing option --reason (kept in the receipt)")
-        if dry_run or not _has_person(obj, tenant, customer):  # a projected person: cheaper
+        if dry_run:
             plan = erasures.plan(tenant, customer)
-            if _holds_nothing(plan):
+            if plan.holds_nothing:
                 _nothing_here(obj, tenant, customer, new_tenant)
-            if dry_run:
-                click.echo(json.dumps(plan.as_dict(), indent=2))
-                return
+            click.echo(json.dumps(plan.as_dict(), indent=2))
+            return
+        if erasures.holds_nothing(tenant, customer):
+            _nothing_here(obj, tenant, customer, new_tenant)
         assert reason is not None
         receipt = erasures.erase(tenant, customer, reason)
     except ErasureRefused as error:
         raise _refused(error) from None
     click.echo(json.dumps(receipt.as_dict(), indent=2))
-
-
-def _has_person(obj: State, tenant: str, customer: str) -> bool:
-    from mot.service.queries import Query
-
-    return bool(obj.services.queries.run(Query("persons", tenant=tenant, customer=customer)))
-
-
-def _holds_nothing(plan: ErasurePlan) -> bool:
-    """Whether the tenant holds nothing of the id: no moment, no link, nothing quarantined,
-    not erased before."""
-    return (not plan.moments and not plan.customer_ids_with_moments
-            and plan.customer_ids_without_moments <= 1 and not plan.quarantined
-            and not plan.already_erased)
 
 
 def _nothing_here(obj: State, tenant: str, customer: str, new_tenant: bool) -> None:
@@ -103,6 +86,7 @@ def _nothing_here(obj: State, tenant: str, customer: str, new_tenant: bool) -> N
         no_such_tenant,
         other_tenants_of,
     )
+    from mot.service.erasure import nothing_held
 
     others = other_tenants_of(obj.services, customer, tenant)
     given = click.get_current_context().get_parameter_source("tenant") is ParameterSource.COMMANDLINE
@@ -114,10 +98,7 @@ def _nothing_here(obj: State, tenant: str, customer: str, new_tenant: bool) -> N
         raise click.ClickException(
             f"{no_such_tenant(obj.services, tenant).message}{elsewhere(others)}; nothing was"
             " erased (--new-tenant: suppress the id in a tenant that has recorded nothing yet)")
-    click.echo(f"mot: warning: tenant {tenant!r} holds nothing of {customer!r} (no moment, link"
-               f" or quarantined message): nothing of theirs is erased, only their later"
-               f" messages are suppressed (`mot erase --lift` ends it){elsewhere(others)}",
-               err=True)
+    click.echo(f"mot: warning: {nothing_held(tenant, customer)}{elsewhere(others)}", err=True)
 
 
 @click.group("erasures")

@@ -213,9 +213,12 @@ class Services:
         """Erasure of a person (`mot erase`, `mot erasures`, POST /v1/erasures)."""
         from mot.adapters.stores.erasure import SqlErasures
         from mot.service.erasure import ErasureService
+        from mot.service.queries import Query
 
         return ErasureService(SqlErasures(self.backend, self.ledger_store),
-                              lambda: self.projections.project())
+                              lambda: self.projections.project(),
+                              lambda tenant, customer: bool(self.queries.run(
+                                  Query("persons", tenant=tenant, customer=customer))))
 
     @cached_property
     def changelog(self) -> SqlChangelog:

@@ -56,6 +56,23 @@ class ErasurePlan:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def holds_nothing(self) -> bool:
+        """Whether the tenant holds nothing of the id: no moment, no link, nothing
+        quarantined, not erased before (a typo of the id, or an id suppressed before its
+        first moment)."""
+        return (not self.moments and not self.customer_ids_with_moments
+                and self.customer_ids_without_moments <= 1 and not self.quarantined
+                and not self.already_erased)
+
+
+def nothing_held(tenant: str, customer_id: str) -> str:
+    """The warning for an erasure of an id its tenant holds nothing of: it goes on (the id's
+    later messages are suppressed), but a zero-count receipt alone reads as 'done'."""
+    return (f"tenant {tenant!r} holds nothing of {customer_id!r} (no moment, link or"
+            f" quarantined message): nothing of theirs is erased, only their later messages"
+            f" are suppressed (`mot erase --lift` ends it)")
+
 
 class ErasureStore(Protocol):
     """The store side of erasure (adapters/stores/erasure.py)."""
@@ -74,9 +91,18 @@ class ErasureStore(Protocol):
 class ErasureService:
     """`mot erase`, `mot erasures list`, POST /v1/erasures."""
 
-    def __init__(self, store: ErasureStore, catch_up: Callable[[], Any]) -> None:
+    def __init__(self, store: ErasureStore, catch_up: Callable[[], Any],
+                 has_person: Callable[[str, str], bool]) -> None:
         self.store = store
         self.catch_up = catch_up
+        self.has_person = has_person  # (tenant, customer id): a projected person's
+
+    def holds_nothing(self, tenant: str, customer_id: str) -> bool:
+        """Whether `tenant` holds nothing of the id (ErasurePlan.holds_nothing); a projected
+        person answers without the plan, which reads every moment of theirs."""
+        if self.has_person(tenant, customer_id):
+            return False
+        return self.plan(tenant, customer_id).holds_nothing
 
     def erase(self, tenant: str, customer_id: str, reason: str) -> Receipt:
         _check_customer(customer_id)

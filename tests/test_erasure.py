@@ -253,6 +253,15 @@ def test_POST_v1_erasures_needs_an_admin_token_of_the_tenant_and_later_messages_
         assert 'mot_ingest_messages_total{entry="moments",outcome="suppressed"} 1.0' in metrics
 
 
+def _maria_and_an_admin(client: Any) -> list[dict[str, Any]]:
+    """Three of Maria's moments posted to acme, and an `admin` token of acme's (acme_admin)."""
+    _, admin = client.services.access.create("acme", "admin", label="dpo")
+    client.tokens["acme_admin"] = admin
+    lines = [json.loads(line) for line in _lines().splitlines()[:3]]
+    assert client.post("acme", lines).status_code == 200
+    return lines
+
+
 def test_POST_v1_erasures_reads_its_json_whatever_the_content_type_and_refuses_unknown_fields(
         tmp_path: Path) -> None:
     """`curl --data-binary '{...}'` (form-urlencoded, as curl sends it) was answered 422 'body:
@@ -265,10 +274,7 @@ def test_POST_v1_erasures_reads_its_json_whatever_the_content_type_and_refuses_u
 
     store = str(tmp_path / "mot.db")
     with api(store) as client:
-        _, admin = client.services.access.create("acme", "admin", label="dpo")
-        client.tokens["acme_admin"] = admin
-        lines = [json.loads(line) for line in _lines().splitlines()[:3]]
-        assert client.post("acme", lines).status_code == 200
+        lines = _maria_and_an_admin(client)
         body = {"customer_id": MARIA, "reason": "GDPR request 2026-118"}
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         typo = client.post("acme_admin", json.dumps(dict(body, dryrun=True)),
@@ -287,6 +293,66 @@ def test_POST_v1_erasures_reads_its_json_whatever_the_content_type_and_refuses_u
         bom = client.post("acme", b"\xef\xbb\xbf" + json.dumps(dict(lines[0], source={
             "system": "crm", "id": "bom-1"}, customer_id="c-bom")).encode())
         assert [i["outcome"] for i in bom.json()["items"]] == ["recorded"], bom.text
+
+
+def test_POST_v1_erasures_of_an_id_the_tenant_holds_nothing_of_warns_as_mot_erase_does(
+        store_url: str, tmp_path: Path) -> None:
+    """POST /v1/erasures of an id acme holds nothing of (a typo) answered a receipt of zero
+    counts and nothing else: the DPO read it as "she is erased" while every moment of hers
+    stayed. `mot erase` goes on with a warning for the same case (the id's later messages
+    are suppressed); the answer now carries that warning (null otherwise), for the dry run
+    too, and names no other tenant (globex holds the id: a token sees its tenant only)."""
+    from http_support import api
+
+    with api(store_url) as client:
+        lines = _maria_and_an_admin(client)
+        theirs = dict(lines[0], tenant="globex", customer_id="x:mraia-erase",
+                      source={"system": "x", "id": "g-1"})
+        assert client.post("globex", [theirs]).status_code == 200
+        warning = ("tenant 'acme' holds nothing of 'x:mraia-erase' (no moment, link or"
+                   " quarantined message): nothing of theirs is erased, only their later"
+                   " messages are suppressed (`mot erase --lift` ends it)")
+        cli = mot(store_url, "erase", "--tenant", "acme", "--customer", "x:mraia-erase",
+                  "--dry-run")
+        assert f"mot: warning: {warning}" in cli.stderr  # the same words
+        typo = {"customer_id": "x:mraia-erase", "reason": "GDPR request 2026-119"}
+        for body in (dict(typo, dry_run=True), typo):
+            answer = client.post("acme_admin", json.dumps(body), path="/v1/erasures")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["moments"] == 0 and answer.json()["warning"] == warning
+            assert "globex" not in answer.text
+        real = {"customer_id": MARIA, "reason": "GDPR request 2026-118"}
+        for body in (dict(real, dry_run=True), real):
+            answer = client.post("acme_admin", json.dumps(body), path="/v1/erasures")
+            assert answer.json()["moments"] == 3 and answer.json()["warning"] is None
+
+
+def test_POST_v1_erasures_takes_a_json_boolean_for_dry_run_and_json_texts_for_ids(
+        store_url: str, tmp_path: Path) -> None:
+    """Pydantic's lax mode read `"dry_run": "yes"` (or "no", "1", 0) as a boolean and
+    `"customer_id": 42` as "42", without a word: a client that sent the text "no" for a dry run
+    erased the person, one that sent "yes" learnt nothing of its mistake. Each is now a 422
+    naming the field and saying what is expected; nothing is erased."""
+    from http_support import api
+
+    with api(store_url) as client:
+        _maria_and_an_admin(client)
+        body = {"customer_id": MARIA, "reason": "GDPR request 2026-118"}
+        for field, value, expected in (
+                ("dry_run", "yes", "Input should be a valid boolean"),
+                ("dry_run", "no", "Input should be a valid boolean"),
+                ("dry_run", 0, "Input should be a valid boolean"),
+                ("customer_id", 42, "Input should be a valid string"),
+                ("reason", 2026118, "Input should be a valid string")):
+            refused = client.post("acme_admin", json.dumps({**body, field: value}),
+                                  path="/v1/erasures", headers=JSON)
+            assert refused.status_code == 422, (field, value, refused.text)
+            assert refused.json()["field"] == f"body.{field}", refused.json()
+            assert expected in refused.text, refused.text
+        assert client.services.erasures.receipts("acme") == []
+        done = client.post("acme_admin", json.dumps({**body, "dry_run": False}),
+                           path="/v1/erasures", headers=JSON)
+        assert done.status_code == 200 and done.json()["moments"] == 3, done.text
 
 
 def _person_lines(count: int) -> bytes:

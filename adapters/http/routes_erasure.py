@@ -15,13 +15,17 @@ from mot.adapters.http.bodies import not_json, without_bom
 from mot.adapters.http.deps import Admin, ApiContext, Context
 from mot.adapters.http.errors import ApiError
 from mot.service.access import Principal
-from mot.service.erasure import ErasureRefused, Receipt  # the answer is the receipt itself
+from mot.service.erasure import ErasureRefused, Receipt, nothing_held  # the answer: the receipt
 
 router = APIRouter(tags=["erasure"])
 
 
-class ErasureRequest(BaseModel, extra="forbid"):
-    """Who to erase: one of the person's customer ids, of the token's tenant."""
+class ErasureRequest(BaseModel, extra="forbid", strict=True):
+    """Who to erase: one of the person's customer ids, of the token's tenant.
+
+    Strict, as the wire format is: in lax mode `"dry_run": "yes"` (or "no", "1", "off", 0)
+    became a boolean without a word, and `"customer_id": 42` the text "42"; now a JSON
+    boolean and JSON texts only, or a 422 naming the field, nothing erased."""
 
     customer_id: str = Field(min_length=1, max_length=256)
     reason: str = Field(min_length=1, max_length=2048, description=(
@@ -39,7 +43,9 @@ async def erase(request: Request, principal: Admin, context: Context) -> dict[st
     """Erase the person a customer id of the token's tenant belongs to (SPEC §6): their
     personal fields become unreadable for good, their rows leave every per-customer
     projection, later messages naming them are suppressed. Answers the receipt (or, with
-    `dry_run`, what would go). The body is a JSON object whatever its Content-Type says."""
+    `dry_run`, what would go) and `warning`: null, or why the receipt counts nothing (the
+    tenant holds nothing of the id: only its later messages are suppressed). The body is a
+    JSON object whatever its Content-Type says."""
     body = await _request(request, context)
     return await run_in_threadpool(_erase, body, principal, context)
 
@@ -65,9 +71,18 @@ def _erase(body: ErasureRequest, principal: Principal, context: ApiContext) -> d
         raise ApiError(403, f"this token erases only in tenant {principal.tenant!r}",
                        code="other_tenant", field="tenant")
     erasures = context.services.erasures
+    tenant, customer = principal.tenant, body.customer_id
     try:
         if body.dry_run:
-            return erasures.plan(principal.tenant, body.customer_id).as_dict()
-        return erasures.erase(principal.tenant, body.customer_id, body.reason).as_dict()
+            plan = erasures.plan(tenant, customer)
+            answer, nothing = plan.as_dict(), plan.holds_nothing
+        else:
+            nothing = erasures.holds_nothing(tenant, customer)
+            answer = erasures.erase(tenant, customer, body.reason).as_dict()
     except ErasureRefused as error:
         raise ApiError(409, str(error), code="erasure_refused") from None
+    # As `mot erase` warns: a zero-count receipt alone read as "she is erased" when the id
+    # was a typo. It still goes on (the id's later messages are suppressed); other tenants
+    # holding the id are not named here, as the CLI names them: a token sees its tenant only.
+    answer["warning"] = nothing_held(tenant, customer) if nothing else None
+    return answer
