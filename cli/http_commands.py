@@ -59,9 +59,12 @@ def token_create(obj: State, tenant: str, scopes: str, label: str) -> None:
     Example:
       mot token create --tenant acme --scope read,write --label crm-sync
     """
-    from mot.service.access import AccessError
+    from mot.service.access import AccessError, check_token_request
 
     try:
+        # Before the store opens: a refused request on a new path left a store and its
+        # .lock file behind.
+        check_token_request(tenant, scopes, label)
         stored, secret = obj.services.access.create(tenant, scopes, label)
     except AccessError as error:
         raise click.UsageError(str(error)) from error

@@ -112,6 +112,17 @@ def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in scopes)
 
 
+def check_token_request(tenant: str, scopes: str | Iterable[str], label: str) -> tuple[str, ...]:
+    """The scopes of a token `create` would make; an AccessError for a request it would
+    refuse (`mot token create` asks before it opens the store, which it would create)."""
+    if not 1 <= len(tenant) <= MAX_TENANT or tenant != tenant.strip() or "\x00" in tenant:
+        raise AccessError(f"tenant must be 1 to {MAX_TENANT} characters without surrounding "
+                          f"spaces, got {tenant!r}")
+    if len(label) > MAX_LABEL:
+        raise AccessError(f"label must be at most {MAX_LABEL} characters")
+    return parse_scopes(scopes)
+
+
 class AccessService:
     """Creates, lists, revokes and checks API tokens."""
 
@@ -121,12 +132,7 @@ class AccessService:
 
     def create(self, tenant: str, scopes: str | Iterable[str], label: str = "") -> tuple[ApiToken, str]:
         """A new token for `tenant`; returns it stored and the token text (shown only now)."""
-        if not 1 <= len(tenant) <= MAX_TENANT or tenant != tenant.strip() or "\x00" in tenant:
-            raise AccessError(f"tenant must be 1 to {MAX_TENANT} characters without surrounding "
-                              f"spaces, got {tenant!r}")
-        if len(label) > MAX_LABEL:
-            raise AccessError(f"label must be at most {MAX_LABEL} characters")
-        chosen = parse_scopes(scopes)
+        chosen = check_token_request(tenant, scopes, label)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token_id = self.store.add(tenant, chosen, digest_of(token), label, format_utc(self.clock()))
         stored = self.store.get(token_id)

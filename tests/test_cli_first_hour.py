@@ -582,6 +582,25 @@ def test_every_float_option_refuses_nan_and_infinity(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+def test_a_refused_write_on_a_new_path_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    """`mot token create --scope bogus` (or a tenant of spaces) on a new path was refused
+    after the store had been made: the user found a store and its .lock file where nothing
+    had been written. Each refusal below now happens before anything is created (SQLite
+    only: a PostgreSQL store is a database the user made, not files mot lays down)."""
+    (tmp_path / "bad.csv").write_text("foo,bar\n1,2\n")
+    store = str(tmp_path / "new" / "mot.db")
+    for args in (("token", "create", "--tenant", "acme", "--scope", "bogus"),
+                 ("token", "create", "--tenant", " acme", "--scope", "read"),
+                 ("token", "create", "--tenant", "acme", "--label", "x" * 10_000),
+                 ("import", str(tmp_path / "bad.csv")),
+                 ("import", "--format", "xml", str(tmp_path / "bad.csv")),
+                 ("erase", "--tenant", "acme", "--customer", "c1")):
+        refused = mot(store, *args, ok=False)
+        assert refused.exit_code in (1, 2) and refused.stderr.startswith(("Error: ", "Usage: ")), (
+            args, refused.output)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"], args
+
+
 def test_sample_refuses_more_customers_than_moments() -> None:
     """`mot sample 2 --customers 99999999999999999999` laid out a story per customer: it
     ran minutes at full CPU and grew past 9 GB before writing a line."""
