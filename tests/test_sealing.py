@@ -196,6 +196,46 @@ def test_keys_made_in_a_transaction_are_kept_once_it_commits_and_dropped_if_it_r
     assert stored == {"c-kept": again["c-kept"][0], "c-lost": again["c-lost"][0]}
 
 
+def test_the_key_caches_keep_the_keys_used_last_and_no_cipher_of_a_destroyed_key(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process keeps at most CACHED_KEYS keys and HOT_CIPHERS ciphers, the ones it used last:
+    an import meeting more customers than that finds a customer met a moment ago without a
+    read (the caches used to start afresh when full, dropping the keys in use with the rest),
+    reuses a key's cipher while it is hot, and keeps nothing of a key it destroyed."""
+    from cryptography.exceptions import InvalidTag
+
+    from mot.adapters.stores import keystore as keystore_module
+
+    monkeypatch.setattr(keystore_module, "CACHED_KEYS", 4)
+    monkeypatch.setattr(keystore_module, "HOT_CIPHERS", 4)
+    with open_store(store_url) as services:
+        keystore, backend = services.ledger_store.sealing.keystore, services.backend
+        made = {}
+        for i in range(9):  # a transaction each: a key is kept once its transaction committed
+            with backend.write("ledger") as tx:
+                made |= keystore.keys_for(tx, "acme", [f"c-{i}"])
+        with backend.write("ledger") as tx:
+            again = keystore.keys_for(tx, "acme", ["c-8", "c-7"])
+        assert again["c-8"][0] == made["c-8"][0] and again["c-7"][0] == made["c-7"][0]
+        assert ("acme", "c-7") in keystore._by_customer  # kept, not read again
+        assert again["c-8"][1] is made["c-8"][1]  # the same cipher, not made again
+        assert len(keystore._by_customer) <= 4 and len(keystore._by_id) <= 4
+        assert len(keystore._ciphers) <= 4
+        nonce = bytes(12)
+        sealed = again["c-8"][1].encrypt(nonce, b"x", None)
+        with backend.write("ledger") as tx:
+            assert keystore.destroy(tx, [made["c-8"][0]]) == 1
+        assert made["c-8"][0] not in keystore._ciphers
+        assert made["c-8"][0] not in keystore._by_id
+        assert ("acme", "c-8") not in keystore._by_customer
+        assert keystore.ciphers([made["c-8"][0], made["c-7"][0]]).keys() == {made["c-7"][0]}
+        with backend.write("ledger") as tx:  # a new key for c-8: its old one opens nothing
+            renewed = keystore.keys_for(tx, "acme", ["c-8"])["c-8"]
+        assert renewed[0] != made["c-8"][0]
+        with pytest.raises(InvalidTag):
+            renewed[1].decrypt(nonce, sealed, None)
+
+
 def test_a_rebuild_opens_boxes_in_the_database_as_in_python_and_names_a_tampered_one(
         store_url: str, tmp_path: Path) -> None:
     """SQLite opens the boxes inside the rebuild's own statement (`Sealing.in_database`),

@@ -23,9 +23,9 @@ from __future__ import annotations
 import hmac
 import os
 import sys
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from hashlib import sha256
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -44,15 +44,18 @@ from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 
 # Data keys a process keeps at most (by customer, and by key id), and the most stored keys
 # `all_ciphers` makes ciphers of at once. The caches hold each key's 32 bytes, not its cipher
-# (an AESGCM holds an OpenSSL context of about 1.3 KB): a cipher is made for the call that
-# uses the key (a batch's customers, a read's boxes), and let go with it. Keeping every key
-# met would still grow a bulk run's memory with the store (83,000 customers in 1,000,000
-# sample moments), so past the cap the cache starts afresh and the keys still in use are
-# read again (one query a batch).
+# (an AESGCM holds an OpenSSL context of about 1.3 KB): keeping every key met would grow a bulk
+# run's memory with the store (83,000 customers in 1,000,000 sample moments), so each cache
+# keeps the keys used last, in two generations of half the bound (`_Recent`): a customer met
+# again soon is found, one not met for a while is read again (one query a batch).
 CACHED_KEYS = 20_000
 # Tenants' secrets a process keeps (one HMAC of the master key each to make again): a
 # message names its tenant, so a long-running ingest meets as many as its senders name.
 CACHED_TENANTS = 1_000
+# Ciphers (AESGCM objects) of the keys used last, kept apart and fewer: making one costs more
+# than the encryption of a moment's fields, and a customer's moments lie close together in an
+# import's batches and a rebuild's ranges; a few thousand is a few MB whatever the store holds.
+HOT_CIPHERS = 4_000
 
 KEYSTORE_ENV = "MOT_KEYSTORE"
 KEY_FILE_ENV = "MOT_MASTER_KEY_FILE"
@@ -64,6 +67,55 @@ KEYS_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS mot_keys_customer ON mot_keys (t
 KEYSTORE_DDL = "CREATE TABLE IF NOT EXISTS mot_keystore (name TEXT PRIMARY KEY, value {blob} NOT NULL)"
 CHECK_CONTEXT = b"mot:keystore-check"
 ID_BYTES = 16  # a key id: 32 hex digits, as uuid4().hex made them
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Recent(Generic[K, V]):
+    """A cache of the entries used last, at most `bound()` of them, in two generations: a new
+    entry, or an old one found again, goes into the young; when the young holds half the bound
+    it becomes the old and the old is let go. An LRU's behaviour at a dict's cost a lookup (no
+    order kept a hit), and what a process holds stays bounded however many keys it meets."""
+
+    __slots__ = ("_bound", "old", "young")
+
+    def __init__(self, bound: Callable[[], int]) -> None:
+        self._bound = bound  # read at each rotation: a test may lower the module's bound
+        self.young: dict[K, V] = {}
+        self.old: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        found = self.young.get(key)
+        if found is None:
+            found = self.old.pop(key, None)
+            if found is not None:
+                self.put(key, found)
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        young = self.young
+        young[key] = value
+        if 2 * len(young) >= self._bound():
+            self.old, self.young = young, {}
+
+    def pop(self, key: K) -> None:
+        self.young.pop(key, None)
+        self.old.pop(key, None)
+
+    def drop_where(self, gone: Callable[[V], bool]) -> None:
+        self.young = {k: v for k, v in self.young.items() if not gone(v)}
+        self.old = {k: v for k, v in self.old.items() if not gone(v)}
+
+    def clear(self) -> None:
+        self.young = {}
+        self.old = {}
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.young or key in self.old
 
 
 def default_key_file(store_path: str | None) -> str:
@@ -85,9 +137,12 @@ class Keystore:
         self.key_file = key_file
         self._master: bytes | None = None
         self._secrets: dict[str, bytes] = {}
-        # (tenant, customer id) -> (key id, key), key id -> key: raw 32-byte keys, no ciphers.
-        self._by_customer: dict[tuple[str, str], tuple[str, bytes]] = {}
-        self._by_id: dict[str, bytes] = {}
+        # (tenant, customer id) -> (key id, key), key id -> key: raw 32-byte keys; key id ->
+        # its cipher, fewer (HOT_CIPHERS).
+        self._by_customer: _Recent[tuple[str, str], tuple[str, bytes]] = _Recent(
+            lambda: CACHED_KEYS)
+        self._by_id: _Recent[str, bytes] = _Recent(lambda: CACHED_KEYS)
+        self._ciphers: _Recent[str, AESGCM] = _Recent(lambda: HOT_CIPHERS)
         # Keys made inside a transaction not committed yet, trusted only within it; those of
         # an earlier transaction are kept once the keystore shows they were committed
         # (`_settle`), so an import does not read and unwrap them again after each commit.
@@ -140,7 +195,7 @@ class Keystore:
         secret = self._secrets.get(tenant)
         if secret is None:
             if len(self._secrets) >= CACHED_TENANTS:
-                self._secrets = {}  # afresh, as the key caches start (`_bound`)
+                self._secrets = {}  # afresh: a tenant's secret is one HMAC to make again
             secret = hmac.new(self.master(), b"mot:tenant-secret:" + tenant.encode(),
                               sha256).digest()
             self._secrets[tenant] = secret
@@ -156,13 +211,15 @@ class Keystore:
         if self._pending_tx is not tx:
             self._settle(tx)
             self._pending_tx = tx
-        self._bound()
         out: dict[str, tuple[str, bytes]] = {}
         missing: list[str] = []
+        by_customer, pending = self._by_customer, self._pending
+        young = by_customer.young  # most lookups end here: no method call for them
         for cid in customer_ids:
             if cid in out:
                 continue
-            found = self._by_customer.get((tenant, cid)) or self._pending.get((tenant, cid))
+            found = young.get((tenant, cid)) or by_customer.get((tenant, cid)) \
+                or pending.get((tenant, cid))
             if found is None:
                 missing.append(cid)
             else:
@@ -185,7 +242,18 @@ class Keystore:
                     self._read(t, master, tenant, digests,
                                [d for d in digests if d not in known and d not in made], out)
             self._mostly_new = 2 * len(made) >= len(digests)
-        return {cid: (key_id, AESGCM(key)) for cid, (key_id, key) in out.items()}
+        ciphers = self._ciphers
+        hot = ciphers.young
+        result: dict[str, tuple[str, AESGCM]] = {}
+        for cid, (key_id, key) in out.items():
+            aead = hot.get(key_id)
+            if aead is None:
+                aead = ciphers.get(key_id)
+                if aead is None:
+                    aead = AESGCM(key)
+                    ciphers.put(key_id, aead)
+            result[cid] = (key_id, aead)
+        return result
 
     def _settle(self, tx: Tx) -> None:
         """Keep the keys made in an earlier transaction that the keystore holds now (it
@@ -201,7 +269,7 @@ class Keystore:
                         f"SELECT key_id FROM mot_keys WHERE key_id {self.backend.in_list(len(part))}",
                         self.backend.in_params(part)):
                     customer, found = by_id[str(key_id)]
-                    self._by_customer[customer] = found
+                    self._by_customer.put(customer, found)
 
     def _make(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
               customers: Sequence[str], out: dict[str, tuple[str, bytes]]) -> set[str]:
@@ -227,10 +295,10 @@ class Keystore:
             cid = digests[customer]
             out[cid] = made[customer]
             if self.separate:  # committed already
-                self._by_customer[(tenant, cid)] = out[cid]
+                self._by_customer.put((tenant, cid), out[cid])
             else:
                 self._pending[(tenant, cid)] = out[cid]
-            self._by_id[out[cid][0]] = out[cid][1]
+            self._by_id.put(out[cid][0], out[cid][1])
         return inserted
 
     def _read(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
@@ -244,8 +312,9 @@ class Keystore:
                     (tenant, *self.backend.in_params(part))):
                 cid = digests[str(customer)]
                 key = unwrap_data_key(master, bytes(wrapped), str(key_id))
-                out[cid] = self._by_customer[(tenant, cid)] = (str(key_id), key)
-                self._by_id[str(key_id)] = key
+                out[cid] = (str(key_id), key)
+                self._by_customer.put((tenant, cid), out[cid])
+                self._by_id.put(str(key_id), key)
                 found.add(str(customer))
         return found
 
@@ -253,10 +322,19 @@ class Keystore:
     def ciphers(self, key_ids: Collection[str], tx: Tx | None = None) -> Mapping[str, AESGCM]:
         """The cipher of each of these key ids that still exists (a destroyed key is absent),
         made for this call (the caller lets them go with the mapping)."""
-        self._bound()
-        by_id = self._by_id
-        out = {k: AESGCM(by_id[k]) for k in key_ids if k in by_id}
-        wanted = [k for k in key_ids if k not in out]
+        by_id, ciphers = self._by_id, self._ciphers
+        out: dict[str, AESGCM] = {}
+        wanted: list[str] = []
+        for k in key_ids:
+            aead = ciphers.get(k)
+            if aead is None:
+                key = by_id.get(k)
+                if key is None:
+                    wanted.append(k)
+                    continue
+                aead = AESGCM(key)
+                ciphers.put(k, aead)
+            out[k] = aead
         if wanted:
             master = self.master(tx)
             with self._tx(tx, write=False) as t:
@@ -264,9 +342,10 @@ class Keystore:
                     for key_id, wrapped in t.query(
                             f"SELECT key_id, wrapped FROM mot_keys WHERE key_id"
                             f" {self.backend.in_list(len(part))}", self.backend.in_params(part)):
-                        key = by_id[str(key_id)] = unwrap_data_key(master, bytes(wrapped),
-                                                                   str(key_id))
-                        out[str(key_id)] = AESGCM(key)
+                        key = unwrap_data_key(master, bytes(wrapped), str(key_id))
+                        by_id.put(str(key_id), key)
+                        out[str(key_id)] = aead = AESGCM(key)
+                        ciphers.put(str(key_id), aead)
         return out
 
     def all_ciphers(self, tx: Tx | None = None) -> Mapping[str, AESGCM] | None:
@@ -280,24 +359,21 @@ class Keystore:
             if int(t.scalar("SELECT COUNT(*) FROM mot_keys") or 0) > CACHED_KEYS:
                 return None
             rows = t.query("SELECT key_id, wrapped FROM mot_keys")
-        self._bound()
         by_id = self._by_id
+        out: dict[str, AESGCM] = {}
         for key_id, wrapped in rows:
-            if str(key_id) not in by_id:
-                by_id[str(key_id)] = unwrap_data_key(master, bytes(wrapped), str(key_id))
-        return {key_id: AESGCM(key) for key_id, key in by_id.items()}
-
-    def _bound(self) -> None:
-        """Start the caches afresh once they hold CACHED_KEYS keys, before a call fills them
-        with what it returns."""
-        if len(self._by_customer) >= CACHED_KEYS or len(self._by_id) >= CACHED_KEYS:
-            self._by_customer = {}
-            self._by_id = {}
+            key = by_id.get(str(key_id))
+            if key is None:
+                key = unwrap_data_key(master, bytes(wrapped), str(key_id))
+                by_id.put(str(key_id), key)
+            out[str(key_id)] = AESGCM(key)
+        return out
 
     def forget(self) -> None:
         """Drop every cached key (another process may have destroyed some)."""
         self._by_customer.clear()
         self._by_id.clear()
+        self._ciphers.clear()
         self._pending = {}
         self._pending_tx = None
 
@@ -338,8 +414,9 @@ class Keystore:
                           self.backend.in_params(part))
                 deleted += int(t.cursor.rowcount)
         for k in key_ids:
-            self._by_id.pop(k, None)
-        self._by_customer = {c: v for c, v in self._by_customer.items() if v[0] not in key_ids}
+            self._by_id.pop(k)
+            self._ciphers.pop(k)
+        self._by_customer.drop_where(lambda found: found[0] in key_ids)
         return deleted
 
     def _tx(self, tx: Tx | None, *, write: bool) -> Any:
