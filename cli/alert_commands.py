@@ -9,8 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import default_format, format_option, render
-from mot.cli.params import count, seconds
-from mot.cli.projection_commands import Timestamp
+from mot.cli.params import Timestamp, count, seconds
 from mot.wording import counted
 
 RULES = ("detractor", "stop_asking", "negative_amplification", "overdue")

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import click
 
 from mot.cli.context import State, pass_state
+from mot.cli.params import Timestamp
 from mot.cli.progress import Progress
-from mot.cli.projection_commands import Timestamp
 from mot.wording import counted
 
 if TYPE_CHECKING:

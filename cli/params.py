@@ -1,4 +1,4 @@
-"""Numeric option types bounded by what the stores and the clock hold.
+"""Option types: numbers bounded by what the stores and the clock hold, and timestamps.
 
 A count or id goes into SQL as a 64-bit signed integer (SQLite's INTEGER, PostgreSQL's
 bigint): a larger one failed inside the driver with a traceback (`OverflowError: Python int
@@ -9,11 +9,16 @@ A number of seconds is a float, and click's FloatRange lets `nan` and `inf` thro
 compares false with both bounds): `--poll nan` reached time.sleep as a ValueError traceback
 or a loop that never waited, and `--poll 1e300` an OverflowError. Every float option is a
 `seconds(...)`, finite and at most SECONDS_MAX.
+
+The option types live here, apart from the commands, so that a command's module imports
+them without another command's module (`mot export` loaded `mot query`'s output code and
+orjson for `Timestamp`).
 """
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import click
@@ -51,3 +56,32 @@ def seconds(minimum: float) -> Seconds:
 
 ROW_ID = count(1)  # a quarantined message's or a token's id
 SECONDS = seconds(0.01)  # a wait between looks (time.sleep refuses a negative one)
+
+
+class Timestamp(click.ParamType):  # type: ignore[type-arg]
+    """An RFC 3339 timestamp with an offset (`2026-01-01T00:00:00Z`), or a date
+    (`2026-06-01`): the start of that day in UTC, or its end with `end_of_day` (so that
+    `--until 2026-06-30` takes in the whole of the 30th)."""
+
+    name = "TIMESTAMP"
+
+    def __init__(self, *, end_of_day: bool = False) -> None:
+        self.end_of_day = end_of_day
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        from datetime import UTC, date, time
+
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                return datetime.combine(day, time.max if self.end_of_day else time.min, UTC)
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither a date such as 2026-06-01 nor an RFC 3339 timestamp "
+                      "such as 2026-06-01T09:30:00Z", param, ctx)
+        if parsed.tzinfo is None:
+            self.fail(f"{value!r} has no offset; add Z (UTC) or +HH:MM", param, ctx)
+        return parsed

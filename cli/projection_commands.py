@@ -11,7 +11,7 @@ import click
 
 from mot.cli.context import State, pass_state
 from mot.cli.output import format_option, render
-from mot.cli.params import SECONDS, count
+from mot.cli.params import SECONDS, Timestamp, count
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -27,35 +27,6 @@ STAGES = ("stranger", "acquainted", "engaged", "loyal", "advocate", "detractor")
 # mot.domain.vocabulary's FUNCTIONS, spelled out so that loading this module loads no domain
 # code (a test holds them equal).
 FUNCTIONS = ("service", "product", "sales", "logistics", "hr", "marketing", "leadership", "other")
-
-
-class Timestamp(click.ParamType):  # type: ignore[type-arg]
-    """An RFC 3339 timestamp with an offset (`2026-01-01T00:00:00Z`), or a date
-    (`2026-06-01`): the start of that day in UTC, or its end with `end_of_day` (so that
-    `--until 2026-06-30` takes in the whole of the 30th)."""
-
-    name = "TIMESTAMP"
-
-    def __init__(self, *, end_of_day: bool = False) -> None:
-        self.end_of_day = end_of_day
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        from datetime import UTC, date, time
-
-        text = str(value).strip()
-        try:
-            if len(text) == 10:
-                day = date.fromisoformat(text)
-                return datetime.combine(day, time.max if self.end_of_day else time.min, UTC)
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail(f"{value!r} is neither a date such as 2026-06-01 nor an RFC 3339 timestamp "
-                      "such as 2026-06-01T09:30:00Z", param, ctx)
-        if parsed.tzinfo is None:
-            self.fail(f"{value!r} has no offset; add Z (UTC) or +HH:MM", param, ctx)
-        return parsed
 
 
 def _reporter(progress: Progress) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mot.cli.projection_commands import Timestamp
+from mot.cli.params import Timestamp
 
 
 @click.command("sample")

@@ -130,7 +130,8 @@ def test_a_parquet_export_without_refresh_reads_the_tables_alone_and_writes_the_
     store_url: str, golden_path: Path, tmp_path: Path
 ) -> None:
     """`--no-refresh`: the tables are read by the ADBC driver, the store not opened whole
-    (psycopg and eventsourcing are not even imported, nor the projection tables' adapter);
+    (psycopg and eventsourcing are not even imported, nor the projection tables' adapter, nor
+    `mot query`'s command module for the `--as-of` option's type);
     the files hold the same rows in the same order as an export of the store opened whole,
     a tenant's too."""
     mot(store_url, "import", "-q", golden_path)
@@ -162,7 +163,8 @@ from mot.cli.main import cli
 cli.main(["--store", sys.argv[1], "export", "--format", "parquet", "--out", sys.argv[2], "-q",
           *sys.argv[3:]], prog_name="mot", standalone_mode=False)
 print(json.dumps(sorted(m for m in sys.modules if m in ("eventsourcing", "psycopg",
-                                                      "mot.adapters.stores.projection_tables"))))
+                                                      "mot.adapters.stores.projection_tables",
+                                                      "mot.cli.projection_commands"))))
 """
 
 
