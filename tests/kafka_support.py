@@ -262,11 +262,16 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str,
-               every: float = 0.2) -> None:
+               every: float = 0.2, logs: Sequence[Path] = ()) -> None:
+    """Poll `condition`; after `timeout` s fail naming `what`, with the end of each of `logs`
+    (the processes' stderr: why they did not get there)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            said = "".join(f"\n--- {log} ---\n" + (log.read_text(errors="replace")[-4000:]
+                                                     if log.exists() else "(no file)")
+                           for log in logs)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{said}")
         time.sleep(every)
 
 

@@ -81,11 +81,11 @@ def test_a_member_joining_mid_stream_neither_hangs_nor_loses(broker: Broker, tmp
     a = member(store, broker.bootstrap, logs[0])
     processes = [a]
     try:
-        wait_until(lambda: head(store) > 500, 180, "the first member under way")
+        wait_until(lambda: head(store) > 500, 180, "the first member under way", logs=logs)
         b = member(store, broker.bootstrap, logs[1])  # its join rebalances the group
         processes.append(b)
         wait_until(lambda: "partitions assigned: moments/" in logs[1].read_text(), 180,
-                   "the second member to get partitions")
+                   "the second member to get partitions", logs=logs)
         producer.join(60)
         assert not producer.is_alive()
         # Each exits once the stream is read and it has been quiet for a second in a

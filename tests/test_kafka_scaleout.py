@@ -64,7 +64,7 @@ def test_two_consumers_one_killed_record_each_moment_once(broker: Broker, make_s
             texts = [log.read_text() if log.exists() else "" for log in logs]
             return all("partitions assigned: moments/" in t for t in texts)
 
-        wait_until(both_assigned, 120, "both consumers to get partitions")
+        wait_until(both_assigned, 120, "both consumers to get partitions", logs=logs)
         # The projector joins while both consumers are recording.
         follower = mot_process(store, "project", "--follow", "--poll", "0.2", log=tmp_path / "p.log")
         processes.append(follower)

@@ -302,6 +302,10 @@ def test_alerts_deliver_follow_survives_a_restart(private_pg: PrivateCluster,
             wait_until(lambda: BACK in log.read_text(), 180, "the recovery said")
             private_pg.terminate_backends()  # its connections killed between two rounds
             time.sleep(1)  # anything sent again would show up now
+            # On a loaded machine a round can be under way when its connection is killed: the
+            # deliverer then says an outage, and its end once the next round succeeds.
+            wait_until(lambda: log.read_text().count(BACK) == log.read_text().count(UNREACHABLE),
+                       180, "the end of every outage said", logs=[log])
         finally:
             # The deliverer ends on SIGTERM's default action (nothing to flush: each batch's
             # outcomes are recorded before the next is claimed).
@@ -310,7 +314,7 @@ def test_alerts_deliver_follow_survives_a_restart(private_pg: PrivateCluster,
         assert set(counts) == {a.alert_id for a in first + second}
         assert [ident for ident, n in counts.items() if n > 1] == []  # nothing doubled
         assert receiver.overlaps == [] and receiver.bad_signatures == 0
-    assert_outages(text, at_least=1)
+    assert_outages(text, at_least=1, at_most=2)
     with open_store(store) as services:
         assert services.alert_outbox.counts().delivered == len(first) + len(second)
 
