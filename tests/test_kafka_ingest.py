@@ -318,7 +318,7 @@ def test_sigterm_while_it_waits_for_an_absent_broker_ends_it_at_once(tmp_path: P
     try:
         # SIGTERM once it says it is waiting: sent at a fixed 3 s, a loaded machine had not yet
         # installed the handler, and the process died of the signal (-15) instead of stopping.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while "waiting for the broker" not in (tmp_path / "ingest.log").read_text():
             assert process.poll() is None, (tmp_path / "ingest.log").read_text()
             assert time.monotonic() < deadline, (tmp_path / "ingest.log").read_text()
@@ -330,7 +330,9 @@ def test_sigterm_while_it_waits_for_an_absent_broker_ends_it_at_once(tmp_path: P
         took = time.monotonic() - sent
         log = (tmp_path / "ingest.log").read_text()
         assert process.returncode == 0, log
-        assert took < 3, (took, log)
+        # At once: the attempt's rest (~25 s before) is not waited for. The bound leaves room
+        # for the exit itself on a loaded machine (3.3 s at load 30 failed a bound of 3 s).
+        assert took < 12, (took, log)
         assert "stopped before the broker could be reached; nothing read" in log
     finally:
         if process.poll() is None:
