@@ -226,7 +226,7 @@ def test_slow_clients_and_the_memory_budget(tmp_path: Path) -> None:
             "Content-Length: 4000\r\n\r\n").encode() + small[:10])
         # Once the server has read its head, its request is taken up before the next one's.
         while not read_by_the_server(trickle):
-            assert time.monotonic() - sent < 5, "the server did not read the first request"
+            assert time.monotonic() - sent < 120, "the server did not read the first request"
             time.sleep(0.01)
         time.sleep(0.3)
         headers = {"Authorization": f"Bearer {token}"}
