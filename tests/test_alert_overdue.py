@@ -20,26 +20,29 @@ from cli_support import mot
 from mot.service.alerting import AlertQuery
 
 MOT = Path(sys.executable).parent / "mot"
-NOW = datetime.now(UTC)
 
 
-def moment(n: int, customer: str, ago: timedelta, kind: str = "question", *,
+def moment(n: int, customer: str, ago: timedelta, kind: str = "question", *, now: datetime,
            direction: str = "inbound", function: str = "service", **extra: Any) -> str:
     return json.dumps({
         "tenant": "acme", "customer_id": customer, "channel": "email", "direction": direction,
         "kind": kind, "function": function, "actor": f"@{customer}",
-        "occurred_at": (NOW - ago).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "occurred_at": (now - ago).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "source": {"system": "zendesk", "id": f"t-{n}"}, **extra})
 
 
 def moments_file(tmp_path: Path) -> Path:
+    # Times before now, the time of writing: times before the module's import (a constant
+    # before) made c2 overdue too when the test ran more than 30 min after it (a loaded run).
+    now = datetime.now(UTC)
     lines = [
-        moment(1, "c1", timedelta(hours=2)),  # overdue: the target is 1 h
-        moment(2, "c2", timedelta(minutes=30)),  # not yet
-        moment(3, "c3", timedelta(hours=2)),
-        moment(4, "c3", timedelta(hours=1, minutes=50), "answer", direction="outbound"),  # answered
-        moment(5, "c4", timedelta(hours=100)),  # overdue, but older than the window: history
-        moment(6, "c5", timedelta(hours=2), "complaint", function="logistics"),  # no target
+        moment(1, "c1", timedelta(hours=2), now=now),  # overdue: the target is 1 h
+        moment(2, "c2", timedelta(minutes=30), now=now),  # not yet
+        moment(3, "c3", timedelta(hours=2), now=now),
+        moment(4, "c3", timedelta(hours=1, minutes=50), "answer", now=now,
+               direction="outbound"),  # answered
+        moment(5, "c4", timedelta(hours=100), now=now),  # overdue, but older than the window
+        moment(6, "c5", timedelta(hours=2), "complaint", now=now, function="logistics"),  # no target
     ]
     path = tmp_path / "moments.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -48,6 +51,7 @@ def moments_file(tmp_path: Path) -> Path:
 
 def test_an_overdue_request_raises_once_and_is_delivered(tmp_path: Path) -> None:
     store = str(tmp_path / "mot.db")
+    written = datetime.now(UTC)  # at most the moments' "now"
     mot(store, "import", "-q", moments_file(tmp_path))
     with receiving("k") as receiver:
         config = tmp_path / "mot.toml"
@@ -61,9 +65,9 @@ def test_an_overdue_request_raises_once_and_is_delivered(tmp_path: Path) -> None
     assert (alert["rule"], alert["customer_id"], alert["kind"], alert["function"]) == (
         "overdue", "c1", "question", "service")
     assert (alert["actor"], alert["channel"], alert["target_seconds"]) == ("@c1", "email", 3600)
-    # Two hours waited against a target of one, and however long since NOW the test took; the
-    # moment's time is written to the second, up to a second before NOW.
-    assert 3600 <= alert["overdue_seconds"] <= 3601 + (datetime.now(UTC) - NOW).total_seconds()
+    # Two hours waited against a target of one, and however long since the moments were
+    # written; the moment's time is written to the second, up to a second before.
+    assert 3600 <= alert["overdue_seconds"] <= 3601 + (datetime.now(UTC) - written).total_seconds()
     listed = json.loads(mot(store, "alerts", "list", "--rule", "overdue", "--format", "json").stdout)
     assert [a["alert_id"] for a in listed] == [alert["alert_id"]]
 
