@@ -10,6 +10,7 @@ import glob
 import os
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -58,6 +59,26 @@ def run(args: Sequence[str | os.PathLike[str]], *, exits: int | tuple[int, ...] 
         raise ProcessFailed(f"expected exit status {' or '.join(map(str, expected))}\n"
                             + described(args, done.returncode, done.stdout, done.stderr))
     return done
+
+
+def timed_mot(args: Sequence[str | os.PathLike[str]], *, imports: Sequence[str] = (),
+              **options: Any) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`mot ARGS` run (as `run` does) in a process of its own and timed inside it, from once
+    `imports` (and mot's CLI) are loaded: a loaded machine's start-up alone can take longer
+    than a test's bound (CI's: tens of seconds), which timing from outside counted. Returns the
+    process, its stderr without the timing line, and the command's seconds."""
+    script = ("import sys, time\n"
+              + "".join(f"import {name}\n" for name in imports)
+              + "from mot.cli.main import cli\n"
+              "started = time.monotonic()\n"
+              "try:\n"
+              "    cli.main(sys.argv[1:], prog_name='mot')\n"
+              "finally:\n"
+              "    print(f'took {time.monotonic() - started}', file=sys.stderr)\n")
+    done = run([sys.executable, "-c", script, *map(str, args)], text=True, **options)
+    *said, took = done.stderr.rstrip("\n").split("\n")
+    done.stderr = "\n".join(said) + "\n"
+    return done, float(took.removeprefix("took "))
 
 
 def finished(process: subprocess.Popen[Any], *, exits: int | tuple[int, ...] = 0,

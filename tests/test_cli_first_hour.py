@@ -20,7 +20,7 @@ import orjson
 import pytest
 from cli_support import default_sigint, mot
 from click.testing import CliRunner
-from process_support import run
+from process_support import run, timed_mot
 
 from mot.adapters.sources.sample import generate_lines
 from mot.bootstrap import open_store
@@ -459,24 +459,17 @@ def test_kafka_ingest_waits_for_the_broker_as_long_as_asked(tmp_path: Path) -> N
     with socket.socket() as unused:  # a port nothing listens on
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    # The command's own time, timed inside its process once what it imports is loaded: a
-    # process's start-up alone can take tens of seconds on a loaded machine (CI's), and it
-    # failed the test when the wait was timed from outside.
-    timed = ("import sys, time\n"
-             "import mot.adapters.kafka.client, mot.bootstrap, mot.cli.kafka_commands\n"
-             "import mot.service.parsing, mot.service.resilience, mot.service.streaming\n"
-             "from mot.cli.main import cli\n"
-             "started = time.monotonic()\n"
-             "try:\n"
-             "    cli.main(sys.argv[1:], prog_name='mot')\n"
-             "finally:\n"
-             "    print(f'took {time.monotonic() - started}', file=sys.stderr)\n")
+    # The command's own time (timed_mot): a process's start-up alone can take tens of seconds
+    # on a loaded machine (CI's), and it failed the test when the wait was timed from outside.
     env = {k: v for k, v in os.environ.items() if k != "MOT_STORE"}
-    done = run([sys.executable, "-c", timed, "--store", str(tmp_path / "mot.db"), "kafka", "ingest",
-                "--topic", "t", "--group", "g", "--bootstrap-servers", f"127.0.0.1:{port}",
-                "--wait-for-broker", "2", "-q"], text=True, env=env, exits=1)
+    done, took = timed_mot(["--store", tmp_path / "mot.db", "kafka", "ingest", "--topic", "t",
+                            "--group", "g", "--bootstrap-servers", f"127.0.0.1:{port}",
+                            "--wait-for-broker", "2", "-q"],
+                           imports=("mot.adapters.kafka.client", "mot.bootstrap",
+                                    "mot.cli.kafka_commands", "mot.service.parsing",
+                                    "mot.service.resilience", "mot.service.streaming"),
+                           env=env, exits=1)
     assert "cannot reach the Kafka broker" in done.stderr
-    took = float(done.stderr.splitlines()[-1].removeprefix("took "))
     # One attempt's end is on top of the 2 s; kafka-python alone took 30 s.
     assert 2 <= took < 15, done.stderr
 

@@ -16,7 +16,6 @@ import http.client
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -38,7 +37,7 @@ from kafka_support import (
     wait_until,
 )
 from pg_private import PrivateCluster, private_pg
-from process_support import run
+from process_support import run, timed_mot
 
 from mot.adapters.sources.sample import generate_lines
 
@@ -325,21 +324,11 @@ def test_one_shot_commands_fail_fast_with_one_line(private_pg: PrivateCluster) -
     mot(store, "import", "-", "-q", stdin=b"\n".join(sample(50, 61)) + b"\n")
     private_pg.stop()
     try:
-        # Timed inside the process once psycopg and mot are imported: a loaded machine's
-        # start-up alone could pass the bound.
-        timed = ("import sys, time\n"
-                 "import psycopg, mot.bootstrap\n"
-                 "from mot.cli.main import cli\n"
-                 "started = time.monotonic()\n"
-                 "try:\n"
-                 "    cli.main(sys.argv[1:], prog_name='mot')\n"
-                 "finally:\n"
-                 "    print(f'took {time.monotonic() - started}', file=sys.stderr)\n")
-        done = run([sys.executable, "-c", timed, "--store", store, "project"], timeout=300,
-                   exits=None)
+        done, took = timed_mot(["--store", store, "project"], imports=("psycopg", "mot.bootstrap"),
+                               timeout=300, exits=None)
         assert done.returncode != 0
-        *said, took = done.stderr.decode().splitlines()
-        assert float(took.removeprefix("took ")) < 30, done.stderr.decode()
+        assert took < 30, done.stderr
+        said = done.stderr.splitlines()
         errors = [line for line in said if line.strip()]
         assert len(errors) == 1 and errors[0].startswith("Error:"), errors
     finally:

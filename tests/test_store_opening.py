@@ -134,21 +134,11 @@ def test_read_only_commands_create_no_tables_in_an_empty_database(empty_database
 
 def unreachable(url: str) -> tuple[float, str]:
     """How long `mot status` took against `url`, and what it said."""
-    # Timed inside the process once what it imports is loaded: its start-up alone can take
-    # longer than the bound on a loaded machine (CI's).
-    timed = ("import sys, time\n"
-             "import psycopg, mot.bootstrap\n"
-             "from mot.cli.main import cli\n"
-             "started = time.monotonic()\n"
-             "try:\n"
-             "    cli.main(sys.argv[1:], prog_name='mot')\n"
-             "finally:\n"
-             "    print(f'took {time.monotonic() - started}', file=sys.stderr)\n")
-    done = process_support.run([sys.executable, "-c", timed, "--store", url, "status"], text=True,
-                               timeout=120, exits=1)
+    done, took = process_support.timed_mot(["--store", url, "status"],
+                                           imports=("psycopg", "mot.bootstrap"), timeout=120,
+                                           exits=1)
     assert done.stdout == ""
-    *said, took = done.stderr.strip().splitlines()
-    return float(took.removeprefix("took ")), "\n".join(said)
+    return took, done.stderr.strip()
 
 
 @pytest.mark.postgres
