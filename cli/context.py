@@ -29,6 +29,7 @@ class State:
     def __init__(self, store: str | None) -> None:
         self.store = store
         self.create = False  # set by `creates_store` before the command runs
+        self.failed = False  # the command ended in an error: a store it made and left empty goes
         self._services: Services | None = None
 
     @property
@@ -58,7 +59,10 @@ class State:
 
     def close(self) -> None:
         if self._services is not None:
-            self._services.close()
+            if self.failed and self.create:
+                self._services.discard()
+            else:
+                self._services.close()
             self._services = None
 
 

@@ -97,6 +97,7 @@ def import_(obj: State, files: tuple[str, ...], fmt: str, vendor: str | None, co
     --max-rejects says otherwise. An input that ends part-way (a truncated gzip) stops
     the import after recording what came before it (exit 1); Ctrl-C stops it with what
     was committed (exit 130). Running the same command again then records the rest.
+    A first import that fails having recorded nothing leaves no store behind.
 
     \b
     Examples:

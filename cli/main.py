@@ -79,6 +79,18 @@ class MotGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            return self._invoke(ctx)
+        except click.exceptions.Exit as exit:
+            if exit.exit_code != 0 and isinstance(ctx.obj, State):
+                ctx.obj.failed = True
+            raise
+        except BaseException:
+            if isinstance(ctx.obj, State):
+                ctx.obj.failed = True
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
+        try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise

@@ -285,6 +285,13 @@ class Services:
             self.tables.close()
         self.backend.close()
 
+    def discard(self) -> bool:
+        """Close, and remove the store when this process made it and it holds nothing yet
+        (a refused first import leaves no empty store behind); False when it is kept."""
+        if "tables" in self.__dict__:
+            self.tables.close()
+        return self.backend.discard()
+
     def __enter__(self) -> Services:
         return self
 

@@ -332,12 +332,51 @@ def test_all_or_nothing_records_nothing_when_the_limit_is_passed(store_url: str,
     assert "were rejected, over --max-rejects 20%; so nothing was recorded (--all-or-nothing)" \
         in result.stderr
     assert f"  {path}:10: channel: " in result.stderr
-    assert recorded(store_url) == {"quarantined": 0}
+    assert no_store_at(store_url, tmp_path)  # nothing recorded, not even a store
     # Without a limit, --all-or-nothing means no reject at all; a clean file goes in whole.
     assert mot(store_url, "import", "--all-or-nothing", path).exit_code == 1
     assert counts(mot(store_url, "import", "--summary-json", "--all-or-nothing", "--max-rejects",
                       "3", path)) == count_of(read=10, recorded=7, quarantined=3)
     assert recorded(store_url) == {"quarantined": 3}
+
+
+def no_store_at(store: str, tmp_path: Path) -> bool:
+    """Whether a read finds no store there (and, for a file, nothing at all is left beside it)."""
+    status = mot(store, "status")
+    leftovers = [p.name for p in tmp_path.rglob("*") if "mot-" in p.name] if "://" not in store else []
+    return status.exit_code == 1 and f"no mot store at {store}" in status.stderr and not leftovers
+
+
+def test_a_refused_first_import_leaves_no_store_behind(store_kind: str, make_store_url: Any,
+                                                       tmp_path: Path) -> None:
+    """A new store path and an import that records nothing (refused --all-or-nothing, a gzip
+    cut before its first line): no empty store (SQLite: no mot.db, no .lock) is left."""
+    bad = mixed(tmp_path, 2, 1)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(jsonl(1, 2))[:20])
+    made = []
+    for args in (("--all-or-nothing", bad), ("--all-or-nothing", "--max-rejects", "0", bad), (cut,)):
+        store = make_store_url(store_kind)
+        if store_kind == "sqlite":
+            store = str(tmp_path / "new" / "mot-new.db")  # its folder is made, and removed, too
+        result = mot(store, "import", *args)
+        assert result.exit_code == 1, result.output
+        assert no_store_at(store, tmp_path), (args, result.stderr)
+        assert not (tmp_path / "new").exists()
+        made.append(store)
+    # A store that was there before, even empty, is kept; what it holds is unchanged.
+    store = made[0]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert mot(store, "import", empty).exit_code == 0
+    assert mot(store, "import", "--all-or-nothing", bad).exit_code == 1
+    assert mot(store, "status").exit_code == 0
+    assert mot(store, "import", tmp_path / "cut.jsonl.gz").exit_code == 1
+    assert counts(mot(store, "import", "--summary-json", bad)) == count_of(
+        read=3, recorded=2, quarantined=1)
+    assert mot(store, "import", "--all-or-nothing", bad).exit_code == 1
+    assert counts(mot(store, "import", "--summary-json", bad)) == count_of(read=3, duplicates=2,
+                                                                          quarantined=1)
 
 
 def test_all_or_nothing_stops_at_a_count_without_reading_on(tmp_path: Path) -> None:
@@ -482,3 +521,22 @@ def test_a_file_whose_first_lines_nest_too_deep_is_read_as_json_lines_and_quaran
     entry = json.loads(mot(store, "quarantine", "list").stdout)[0]
     assert entry["reason"] == ("not valid JSON: nested deeper than 1,024 arrays and objects at"
                                " character 1211 (the most mot reads)"), entry["reason"]
+
+
+def test_a_new_store_another_process_has_open_is_kept(tmp_path: Path) -> None:
+    """The discard of a refused first import never removes a store someone else has open."""
+    from mot.bootstrap import open_store
+
+    path = str(tmp_path / "mot.db")
+    made = open_store(path)
+    other = open_store(path)
+    try:
+        with other.backend.read() as tx:
+            assert tx.scalar("SELECT COUNT(*) FROM stored_events") == 0
+        assert made.discard() is False
+        assert Path(path).exists()
+    finally:
+        other.close()
+    again = open_store(path)
+    assert again.discard() is False  # not made by this opening: kept even with no one else
+    assert Path(path).exists()

@@ -97,6 +97,10 @@ class PostgresBackend(SqlBackend):
         with self.schema_lock():
             if self.schema != "public":
                 with self.datastore.transaction(commit=True) as curs:
+                    # A schema made here is this process's to `discard`; one that was there
+                    # (made for the store, with its grants) is never dropped.
+                    curs.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+                    self.created = curs.fetchone() is None
                     curs.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             self.recorder = PostgresApplicationRecorder(self.datastore)
             self.recorder.create_table()
@@ -502,6 +506,32 @@ class PostgresBackend(SqlBackend):
 
     def close(self) -> None:
         self.datastore.close()
+
+    def discard(self) -> bool:
+        try:
+            if not self.created:
+                return False
+            with self.schema_lock(), self.datastore.transaction(commit=True) as curs:
+                curs.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (self.schema,))
+                names = [row["tablename"] for row in curs.fetchall()]  # eventsourcing's dict rows
+                tables = [sql.Identifier(self.schema, name) for name in names]
+                # NOWAIT: a process that has the store in use keeps it; once locked, no other
+                # can write to it before it is gone (a statement after that fails, nothing is
+                # lost unseen).
+                curs.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE NOWAIT").format(
+                    sql.SQL(", ").join(tables)))
+                for name, table in zip(names, tables, strict=True):
+                    if name in self.bookkeeping:
+                        continue
+                    curs.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(table))
+                    if curs.fetchone() is not None:
+                        return False
+                curs.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(self.schema)))
+            return True
+        except Exception:  # locked by another process, or gone: kept, as it is
+            return False
+        finally:
+            self.close()
 
 
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension

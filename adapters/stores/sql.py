@@ -200,6 +200,17 @@ class SqlBackend(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    created = False  # this process made the store: no file, or no schema, before it opened it
+    # The tables a new store fills as it is made; any other row means the store holds something.
+    bookkeeping: ClassVar[frozenset[str]] = frozenset({"mot_schema", "mot_upgrades", "sqlite_sequence"})
+
+    def discard(self) -> bool:
+        """Close the store, and remove it when this process `created` it, it holds nothing
+        yet and no other process has it open: a refused first import (`--all-or-nothing`, an
+        input that ends part-way) leaves no empty store behind. False when it is kept."""
+        self.close()
+        return False
+
     def schema_ready(self) -> bool:
         """Whether the store was set up at this SCHEMA_VERSION (then opening it runs no DDL)."""
         try:

@@ -49,10 +49,19 @@ class SQLiteBackend(SqlBackend):
     def __init__(self, path: str, *, create: bool = True) -> None:
         super().__init__()
         self.path = path
+        self._made_folders: list[str] = []
+        self._made_key = False
         if path != ":memory:":
             if not create and not _may_hold_a_store(path):
                 raise StoreNotFound(path)
+            self.created = not os.path.exists(path)
+            # The default master key file beside a store made here is made for it alone.
+            self._made_key = self.created and not os.path.exists(f"{path}.key")
             # os rather than pathlib, which a query would load for this line alone.
+            folder = os.path.dirname(path)
+            while folder and not os.path.exists(folder):
+                self._made_folders.append(folder)
+                folder = os.path.dirname(folder)
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._local = threading.local()
         # Every thread's connection, with its thread (see `_connection` and `close`).
@@ -338,6 +347,41 @@ class SQLiteBackend(SqlBackend):
         self._local = threading.local()
         if "datastore" in self.__dict__:
             self.datastore.close()
+
+
+    def discard(self) -> bool:
+        self.close()
+        if not self.created:
+            return False
+        with self.schema_lock():  # a process making this store anew waits until it is gone
+            try:
+                with closing(sqlite3.connect(self.path, isolation_level=None, timeout=0)) as conn:
+                    # SQLite leaves WAL mode only when no other connection has the file open;
+                    # the exclusive lock then keeps out whoever connects before it is removed.
+                    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+                    if conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] != "delete":
+                        return False
+                    conn.execute("BEGIN EXCLUSIVE")
+                    if not self._holds_nothing(conn):
+                        conn.execute("ROLLBACK")
+                        conn.execute("PRAGMA journal_mode=WAL")  # a mot store's mark
+                        return False
+                    # Nothing was sealed under a key file made with the store: it goes too.
+                    key = (".key",) if self._made_key else ()
+                    for suffix in ("", "-wal", "-shm", "-journal", ".lock", *key):
+                        with suppress(FileNotFoundError):
+                            os.unlink(self.path + suffix)
+            except sqlite3.Error:  # busy, or not ours to judge: kept
+                return False
+        for folder in self._made_folders:  # innermost first; one that holds anything stays
+            with suppress(OSError):
+                os.rmdir(folder)
+        return True
+
+    def _holds_nothing(self, conn: sqlite3.Connection) -> bool:
+        tables = [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'") if name not in self.bookkeeping]
+        return not any(conn.execute(f'SELECT 1 FROM "{name}" LIMIT 1').fetchone() for name in tables)
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
