@@ -398,20 +398,25 @@ def quarantine_summary(obj: State, fmt: str | None) -> None:
 
     A message rejected for several fields counts under each. The reason is shown
     without the value each message sent (`got ...`), so one typo made a thousand
-    times is one row; `example` is the id of one such message.
+    times is one row; `did_you_mean` says the value meant and the values sent for it
+    ('email' for 'emial', 'e-mail'); `example` is the id of one such message.
 
     \b
     Examples:
       mot quarantine summary
       mot quarantine replay --field channel     # after fixing the mapping upstream
     """
+    from mot.cli.output import default_format
+
+    fmt = fmt or default_format()  # piped: JSON alone, without the words a table ends with
     quarantine = obj.services.quarantine
     rows = quarantine.summary()
-    if not rows and (fmt or "table") == "table":
-        click.echo("the quarantine is empty")
-        return
-    render(rows, fmt, columns=("field", "reason", "messages", "example"))
-    if (fmt or "table") == "table":
+    if not rows:
+        click.echo("the quarantine is empty", err=fmt != "table")
+        if fmt == "table":
+            return
+    render(rows, fmt, columns=("field", "reason", "did_you_mean", "messages", "example"))
+    if fmt == "table":
         click.echo(f"{counted(quarantine.count(), 'message')} in the quarantine")
 
 

@@ -98,6 +98,9 @@ def summarise(reasons: Iterable[tuple[str, str, int, int]]) -> list[dict[str, ob
     so that the same mistake made by many messages is one group.
     """
     groups: dict[tuple[str, str], list[int]] = {}
+    # A group's "did you mean" suggestions, each with the values sent that it is for and how
+    # many messages sent each: the value is left out of the reason, but the hint is the fix.
+    meant: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
     for field, reason, messages, example in reasons:
         parts = _PART.split(reason) if field else [reason]
         for part in parts:
@@ -109,11 +112,34 @@ def summarise(reasons: Iterable[tuple[str, str, int, int]]) -> list[dict[str, ob
             group = groups.setdefault(key, [0, example])
             group[0] += messages
             group[1] = min(group[1], example)
+            hint = _DID_YOU_MEAN.search(problem)
+            if hint is not None:
+                sent = meant.setdefault(key, {}).setdefault(hint["meant"], {})
+                sent[hint["got"]] = sent.get(hint["got"], 0) + messages
     return [
-        {"field": field, "reason": reason, "messages": messages, "example": example}
+        {"field": field, "reason": reason, "did_you_mean": _suggestions(meant.get((field, reason))),
+         "messages": messages, "example": example}
         for (field, reason), (messages, example) in sorted(
             groups.items(), key=lambda item: (-item[1][0], item[1][1]))
     ]
+
+
+# ", got 'emial' (did you mean 'email'?)" at the end of a field's problem (domain.messages).
+_DID_YOU_MEAN = re.compile(r",? got (?P<got>.{1,80}?) \(did you mean (?P<meant>.{1,80}?)\?\)$")
+SUGGESTED_VALUES = 3  # the values shown for one suggestion, most sent first
+
+
+def _suggestions(meant: dict[str, dict[str, int]] | None) -> str | None:
+    """"'email' for 'emial', 'e-mail'; 'phone' for 'fone'": each suggestion, the most sent
+    first, with the values it is for (the first SUGGESTED_VALUES of them, and how many more)."""
+    if not meant:
+        return None
+    shown = []
+    for suggestion, sent in sorted(meant.items(), key=lambda item: -sum(item[1].values())):
+        values = sorted(sent, key=lambda value: -sent[value])
+        more = f" and {len(values) - SUGGESTED_VALUES} more" if len(values) > SUGGESTED_VALUES else ""
+        shown.append(f"{suggestion} for {', '.join(values[:SUGGESTED_VALUES])}{more}")
+    return "; ".join(shown)
 
 
 # A field path as reasons name it: customer_id, source.id, set.kind, attributes.a[0].

@@ -229,8 +229,27 @@ def test_quarantine_summary_groups_by_field_and_reason(store_url: str, tmp_path:
     assert rows[0]["reason"] == "expected a number less than or equal to 1"
     assert rows[3]["reason"].startswith("no recorded moment <id> to be amended")
     table = mot(store, "quarantine", "summary", "--format", "table").stdout
-    assert table.splitlines()[0].split() == ["field", "reason", "messages", "example"]
+    assert table.splitlines()[0].split() == ["field", "reason", "did_you_mean", "messages", "example"]
     assert table.splitlines()[-1] == "6 messages in the quarantine"
+
+
+def test_quarantine_summary_says_what_was_meant(store_url: str, tmp_path: Path) -> None:
+    """README's third step: `mot quarantine summary` shows the "did you mean 'email'?" hint,
+    with the values sent for it, most sent first; piped, it is JSON alone."""
+    path = tmp_path / "my.csv"
+    rows = [("c-1", "phone", "logistics"), ("c-2", "emial", "logistics"),
+            ("c-3", "e-mail", "logistcs"), ("c-4", "emial", "logistics"), ("c-5", "fone", "hr")]
+    path.write_text("tenant,customer_id,occurred_at,channel,direction,kind,function,source.system,"
+                    "source.id\n" + "".join(
+                        f"acme,{c},2026-06-02T08:00:00Z,{channel},inbound,complaint,{function},crm,{c}\n"
+                        for c, channel, function in rows))
+    mot(store_url, "import", "-q", path)
+    piped = mot(store_url, "quarantine", "summary").stdout  # not a terminal: JSON
+    summary = {r["field"]: (r["did_you_mean"], r["messages"]) for r in json.loads(piped)}
+    assert summary == {"channel": ("'email' for 'emial', 'e-mail'; 'phone' for 'fone'", 4),
+                       "function": ("'logistics' for 'logistcs'", 1)}
+    table = mot(store_url, "quarantine", "summary", "--format", "table", env={"COLUMNS": "200"})
+    assert "'email' for 'emial', 'e-mail'; 'phone' for 'fone'" in table.stdout
 
 
 def test_quarantine_replay_and_drop_by_field_and_reason(store_url: str, tmp_path: Path) -> None:

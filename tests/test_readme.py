@@ -66,7 +66,10 @@ def test_the_example_moments_are_valid(tmp_path: Path) -> None:
     store = str(tmp_path / "mot.db")
     summary = json.loads(mot(store, "import", "--summary-json", "-q", path).stdout)
     assert (summary["read"], summary["recorded"], summary["quarantined"]) == (2, 2, 0)
-    assert mot(store, "quarantine", "summary").stdout == "the quarantine is empty\n"
+    assert mot(store, "quarantine", "summary", "--format", "table").stdout == (
+        "the quarantine is empty\n")
+    piped = mot(store, "quarantine", "summary")  # JSON for a program, the words beside it
+    assert (piped.stdout, piped.stderr) == ("[]\n", "the quarantine is empty\n")
 
 
 def test_every_figure_names_its_machine_and_command() -> None:
