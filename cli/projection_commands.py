@@ -326,8 +326,24 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
         raise click.UsageError(str(error)) from error
     if not records:
         require_tenant(services, tenant)
+        if customer is not None:
+            _say_if_no_such_customer(services, customer, tenant)
     records, chosen = _chosen(records, columns)
     render(records, fmt, chosen, expanded=expanded)
+
+
+def _say_if_no_such_customer(services: Services, customer: str, tenant: str | None) -> None:
+    """On stderr, when --customer names no person's id (a misspelt id must not pass for a
+    customer with nothing to show); stdout keeps its empty answer for programs."""
+    from mot.service.queries import Query
+
+    if services.queries.run(Query("persons", customer=customer, tenant=tenant)):
+        return
+    if tenant is None:
+        click.echo(f"no customer {customer!r} in this store", err=True)
+        return
+    others = other_tenants_of(services, customer, tenant)
+    click.echo(f"no customer {customer!r} in tenant {tenant!r}{elsewhere(others)}", err=True)
 
 
 def _targets(config_path: str | None) -> Targets:

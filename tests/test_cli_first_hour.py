@@ -233,6 +233,24 @@ def test_quarantine_summary_groups_by_field_and_reason(store_url: str, tmp_path:
     assert table.splitlines()[-1] == "6 messages in the quarantine"
 
 
+def test_a_query_for_an_unknown_customer_says_so_on_stderr(store_url: str, tmp_path: Path) -> None:
+    """`mot query NAME --customer ID` with an id no person has: stdout stays the empty answer a
+    program reads, stderr says there is no such customer there (and which tenant has it)."""
+    mot(store_url, "import", "-q", lines_file(
+        tmp_path, moment(), moment(tenant="beta", customer_id="b7", source={"system": "crm", "id": "2"})))
+    for name in ("relationships", "reciprocity", "responses"):
+        piped = mot(store_url, "query", name, "--customer", "nobody")
+        assert (piped.stdout, piped.stderr) == ("[]\n", "no customer 'nobody' in this store\n")
+        other = mot(store_url, "query", name, "--customer", "b7", "--tenant", "acme",
+                    "--format", "csv")
+        assert other.stderr == "no customer 'b7' in tenant 'acme'; tenant beta has it: --tenant beta\n"
+        assert other.stdout.count("\n") == 1  # the header alone
+    # A customer who is there, with no row that passes the filters: no such words.
+    known = mot(store_url, "query", "relationships", "--customer", "c1", "--stage", "detractor")
+    assert (known.stdout, known.stderr) == ("[]\n", "")
+    assert len(json.loads(mot(store_url, "query", "relationships", "--customer", "c1").stdout)) == 1
+
+
 def test_quarantine_summary_says_what_was_meant(store_url: str, tmp_path: Path) -> None:
     """README's third step: `mot quarantine summary` shows the "did you mean 'email'?" hint,
     with the values sent for it, most sent first; piped, it is JSON alone."""
