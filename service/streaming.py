@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import repeat
 from typing import Any, Protocol
 
@@ -637,22 +637,30 @@ class ChangelogStore(Protocol):
 
 
 @dataclass(slots=True)
-class PublishStats:
-    messages: int = 0
-    tombstones: int = 0
-    pages: int = 0
-    by_projection: dict[str, int] = field(default_factory=dict)
-    position: int = 0
-    started: float = field(default_factory=time.monotonic)
+class RunStats:
+    """A run's counts (a subclass's fields) and its time so far: what `--summary-json` prints."""
+
+    started: float = field(default_factory=time.monotonic, kw_only=True)
 
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.started
 
     def as_dict(self) -> dict[str, Any]:
-        return {"messages": self.messages, "tombstones": self.tombstones, "pages": self.pages,
-                "by_projection": dict(self.by_projection), "position": self.position,
+        """The counts in the order they are declared (a dict of them copied), then the seconds."""
+        counts = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "started"}
+        return {**{name: dict(value) if isinstance(value, dict) else value
+                   for name, value in counts.items()},
                 "seconds": round(self.seconds, 3)}
+
+
+@dataclass(slots=True)
+class PublishStats(RunStats):
+    messages: int = 0
+    tombstones: int = 0
+    pages: int = 0
+    by_projection: dict[str, int] = field(default_factory=dict)
+    position: int = 0
 
 
 def changelog_message(topic: str, change: Change) -> Outgoing:
@@ -787,19 +795,10 @@ def event_tenant(event: LedgerEvent) -> str:
 
 
 @dataclass(slots=True)
-class ExportStats:
+class ExportStats(RunStats):
     read: int = 0
     sent: int = 0
     position: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"read": self.read, "sent": self.sent, "position": self.position,
-                "seconds": round(self.seconds, 3)}
 
 
 def export(log: NotificationLog, sink: Sink, topic: str, *, tenant: str | None = None,
