@@ -7,8 +7,10 @@ process itself (a closed pipe, a signal).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -383,6 +385,52 @@ def test_every_help_page_has_an_example() -> None:
                 # an example names a real command
                 words = line.split()
                 assert words[1] in {p[0] for p in commands if p} or words[1].startswith("--"), line
+
+
+SHELL_PUNCTUATION = frozenset({"|", ">", ">>", "<", ";", "&&", "||", "&"})
+
+
+def examples(text: str) -> list[str]:
+    """The `mot ...` lines of a help text's examples (an `Example: mot ...` line included)."""
+    found = []
+    for line in text[text.find("Example"):].splitlines():
+        line = line.strip().removeprefix("Examples:").removeprefix("Example:").strip()
+        if line.startswith("mot "):
+            found.append(line)
+    return found
+
+
+def test_every_example_is_in_the_docstring_and_parses() -> None:
+    """Help comes from the docstrings: each command's own text holds its example, and each
+    example's command and options parse as `mot` would (only a file it names may be absent)."""
+    parsed = 0
+    for path in all_commands():
+        command = command_at(path)
+        lines = examples(command.help or "")
+        assert lines, f"mot {' '.join(path)}: no `mot ...` example in its docstring"
+        for line in lines:
+            lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            tokens = list(lexer)  # a comment dropped; a pipe or a redirection ends the command
+            words = list(itertools.takewhile(lambda t: t not in SHELL_PUNCTUATION, tokens))[1:]
+            while words[:1] == ["--store"]:
+                words = words[2:]
+            ctx = click.Context(cli, info_name="mot")
+            target: click.Command = cli
+            while isinstance(target, click.Group) and words and not words[0].startswith("-"):
+                sub = target.get_command(ctx, words[0])
+                assert sub is not None, f"{line}: no command {words[0]!r}"
+                ctx = click.Context(sub, info_name=words.pop(0), parent=ctx)
+                target = sub
+            try:
+                target.make_context(ctx.info_name, words, parent=ctx.parent).close()
+            except click.BadParameter as error:
+                assert "does not exist" in error.message or "No such file" in error.message, (
+                    f"{line}: {error.format_message()}")
+            except click.ClickException as error:
+                raise AssertionError(f"{line}: {error.format_message()}") from error
+            parsed += 1
+    assert parsed >= 90
 
 
 def test_every_format_option_speaks_one_vocabulary() -> None:
