@@ -8,6 +8,7 @@ its log in memory, so a restarted broker is empty.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -247,6 +248,20 @@ def mot_process(store: str, *args: str, log: Path | None = None) -> subprocess.P
 
 def mot_run(store: str, *args: str, timeout: float = 120.0) -> str:
     return str(run([str(MOT), "--store", store, *args], timeout=timeout).stdout.decode())
+
+
+def kafka_summary(verb: str, store: str, bootstrap: str, *extra: str) -> dict[str, Any]:
+    """`mot kafka VERB --summary-json` (publish, export) in this process: its summary."""
+    from click.testing import CliRunner
+
+    from mot.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--store", store, "kafka", verb, "--bootstrap-servers",
+                                      bootstrap, "--quiet", "--summary-json", *extra])
+    assert result.exit_code == 0, (result.output, result.exception)
+    summary = json.loads(result.stdout)
+    assert isinstance(summary, dict)
+    return summary
 
 
 def ingest_args(bootstrap: str, topic: str, group: str, *extra: str) -> list[str]:

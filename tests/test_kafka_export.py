@@ -7,18 +7,17 @@ the same ledger (moment ids, versions, event types) and the same projections.
 
 from __future__ import annotations
 
-import json
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from kafka_support import (
     Broker,
     broker,
     import_lines,
     ingest_args,
+    kafka_summary,
     ledger_events,
     lines_of,
     mot_run,
@@ -27,19 +26,11 @@ from kafka_support import (
     read_topic,
 )
 
-from mot.cli.main import cli
-
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["broker"]
 
 
-def export(store: str, bootstrap: str, *extra: str) -> dict[str, Any]:
-    result = CliRunner().invoke(cli, ["--store", store, "kafka", "export", "--bootstrap-servers",
-                                      bootstrap, "--quiet", "--summary-json", *extra])
-    assert result.exit_code == 0, (result.output, result.exception)
-    summary = json.loads(result.stdout)
-    assert isinstance(summary, dict)
-    return summary
+export = partial(kafka_summary, "export")
 
 
 def test_export_then_ingest_into_an_empty_store_gives_the_same_ledger_and_projections(

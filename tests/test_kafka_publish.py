@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import signal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from kafka_support import (
     Broker,
     broker,
     import_lines,
+    kafka_summary,
     lines_of,
     mot_process,
     project,
@@ -31,7 +32,6 @@ from kafka_support import (
 )
 
 from mot.bootstrap import open_store
-from mot.cli.main import cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 __all__ = ["broker"]
@@ -44,13 +44,7 @@ KEY = {"relationships": lambda r: f"{r['tenant']}/{r['customer_id']}",
        "responses": lambda r: f"{r['tenant']}/{r['request_moment_id']}"}
 
 
-def publish(store: str, bootstrap: str, *extra: str) -> dict[str, Any]:
-    result = CliRunner().invoke(cli, ["--store", store, "kafka", "publish", "--bootstrap-servers",
-                                      bootstrap, "--quiet", "--summary-json", *extra])
-    assert result.exit_code == 0, (result.output, result.exception)
-    summary = json.loads(result.stdout)
-    assert isinstance(summary, dict)
-    return summary
+publish = partial(kafka_summary, "publish")
 
 
 def changelog(bootstrap: str, name: str) -> list[tuple[str, int, dict[str, Any] | None]]:
