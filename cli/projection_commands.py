@@ -217,10 +217,12 @@ def status(obj: State, fmt: str) -> None:
     if s.rebuild is not None:
         click.echo(f"rebuild:      {s.rebuild[1]} at {s.rebuild[0]:,}, last progress "
                    f"{s.rebuild_progress_at} (unfinished: run mot replay)")
+    from mot.cli.tables import printable
+
     for p in suspects:
-        click.echo(f"suspect:      {p['tenant']}/{p['customer_id']}: "
+        click.echo(printable(f"suspect:      {p['tenant']}/{p['customer_id']}: "
                    f"{'; '.join(p['suspect_because'])} (mot identity show --tenant "
-                   f"{p['tenant']} {p['customer_id']})")
+                   f"{p['tenant']} {p['customer_id']})"))
 
 
 def _alert_counts(obj: State) -> dict[str, int]:
@@ -485,8 +487,10 @@ def story(obj: State, tenant: str | None, top: int, fmt: str) -> None:
             click.echo("no customers yet: record moments with `mot import FILE`", err=True)
             return
         raise no_such_tenant(services, tenant)
+    from mot.cli.tables import printable
+
     for line in lines:
-        click.echo(line)
+        click.echo(printable(line))
 
 
 def known_tenants(services: Services) -> list[str]:

@@ -318,6 +318,26 @@ def test_a_line_with_three_errors_names_all_three(tmp_path: Path) -> None:
 # -- words ---------------------------------------------------------------------------------------
 
 
+def test_what_a_terminal_would_act_on_is_shown_escaped(store_url: str, tmp_path: Path) -> None:
+    """A tenant's data printed to an operator: an escape sequence (retitling the window,
+    clearing the screen), a newline forging a table row, a right-to-left override are shown
+    as their escapes in tables and the story; json keeps them exact."""
+    hostile = {"tenant": "t\x1b]0;pwned\x07", "customer_id": "two\nacme  c9  promoter"}
+    mot(store_url, "import", "-q", lines_file(
+        tmp_path, moment(**hostile), moment(customer_id="ev\u202elin",
+                                            source={"system": "crm", "id": "2"})))
+    table = mot(store_url, "query", "relationships", "--format", "table").stdout
+    story = mot(store_url, "story").stdout
+    for shown in (table, story):
+        assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
+        assert "t\\x1b]0;pwned\\x07" in shown
+    assert "two\\nacme  c9  promoter" in table and "ev\\u202elin" in table
+    assert len(table.splitlines()) == 2 + 2 + 1  # header, rule, two rows, the count
+    exact = {(r["tenant"], r["customer_id"]) for r in json.loads(
+        mot(store_url, "query", "relationships", "--format", "json").stdout)}
+    assert exact == {(hostile["tenant"], hostile["customer_id"]), ("acme", "ev\u202elin")}
+
+
 def test_counts_read_in_the_singular_and_plural(tmp_path: Path) -> None:
     store = str(tmp_path / "mot.db")
     mot(store, "import", "-q", lines_file(tmp_path, moment()))
