@@ -196,6 +196,29 @@ def test_keys_made_in_a_transaction_are_kept_once_it_commits_and_dropped_if_it_r
     assert stored == {"c-kept": again["c-kept"][0], "c-lost": again["c-lost"][0]}
 
 
+def test_a_key_made_meanwhile_by_another_process_is_the_one_used(store_url: str) -> None:
+    """Keys are made for new customers without a look first (an import meets them in runs): a
+    customer that another process gave a key meanwhile keeps that key (its row is not inserted
+    again; the keystore reads the stored one and seals with it), and the others of the same
+    call get keys of their own: one key a customer in the store."""
+    with open_store(store_url) as first, open_store(store_url) as second:
+        one, two = first.ledger_store.sealing.keystore, second.ledger_store.sealing.keystore
+        with first.backend.write("ledger") as tx:
+            early = one.keys_for(tx, "acme", ["c-1", "c-3"])
+        with second.backend.write("ledger") as tx:
+            late = two.keys_for(tx, "acme", ["c-1", "c-2", "c-3", "c-4"])
+            stored = dict(tx.query("SELECT key_id, customer FROM mot_keys"))
+        with second.backend.write("ledger") as tx:  # all new: every row inserted
+            more = two.keys_for(tx, "acme", ["c-5", "c-6"])
+            assert tx.scalar("SELECT COUNT(*) FROM mot_keys") == 6
+    assert late["c-1"][0] == early["c-1"][0] and late["c-3"][0] == early["c-3"][0]
+    assert sorted(stored) == sorted(key_id for key_id, _ in late.values())
+    assert len(set(stored.values())) == 4
+    nonce = bytes(12)
+    assert late["c-1"][1].decrypt(nonce, early["c-1"][1].encrypt(nonce, b"x", b"a"), b"a") == b"x"
+    assert more["c-5"][0] not in stored and more["c-6"][0] not in stored
+
+
 def test_the_key_caches_keep_the_keys_used_last_and_no_cipher_of_a_destroyed_key(
         store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A process keeps at most CACHED_KEYS keys and HOT_CIPHERS ciphers, the ones it used last:

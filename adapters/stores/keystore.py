@@ -282,15 +282,12 @@ class Keystore:
                 for customer, at in zip(customers, range(0, len(random), size), strict=True)}
         rows = [(key_id, tenant, customer, wrap_data_key(master, key, key_id))
                 for customer, (key_id, key) in made.items()]
-        inserted: set[str] = set()
-        backend = self.backend
-        for part in chunks(rows, max(1, backend.max_params // 4)):
-            # WHERE TRUE: SQLite would read ON CONFLICT as a join's constraint.
-            inserted |= {str(r[0]) for r in t.query(
-                "INSERT INTO mot_keys (key_id, tenant, customer, wrapped) SELECT * FROM "
-                + backend.rows_source(("text", "text", "text", "bytea"), len(part))
-                + " WHERE TRUE ON CONFLICT (tenant, customer) DO NOTHING RETURNING customer",
-                backend.rows_params(part))}
+        # A customer given a key meanwhile (another process) keeps that one: its row is not
+        # inserted, and `_read` finds it.
+        kept = self.backend.insert_new(t, "mot_keys", ("key_id", "tenant", "customer", "wrapped"),
+                                       ("text", "text", "text", "bytea"), ("tenant", "customer"),
+                                       rows)
+        inserted = {customer for customer, (key_id, _) in made.items() if key_id in kept}
         for customer in inserted:
             cid = digests[customer]
             out[cid] = made[customer]

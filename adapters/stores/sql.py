@@ -398,6 +398,21 @@ class SqlBackend(ABC):
     def rows_params(self, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
         return [value for row in rows for value in row]
 
+    def insert_new(self, tx: Tx, table: str, columns: Sequence[str], types: Sequence[str],
+                   unique: Sequence[str], rows: Sequence[Sequence[Any]]) -> set[Any]:
+        """Insert those of `rows` whose `unique` columns match no stored row; the first column
+        (an id new rows alone have) of those inserted. Here a statement of `rows_source` a
+        chunk, the ids returned."""
+        inserted: set[Any] = set()
+        for part in chunks(rows, max(1, self.max_params // len(columns))):
+            # WHERE TRUE: SQLite would read ON CONFLICT as a join's constraint.
+            inserted |= {r[0] for r in tx.query(
+                f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM "
+                + self.rows_source(types, len(part))
+                + f" WHERE TRUE ON CONFLICT ({', '.join(unique)}) DO NOTHING RETURNING {columns[0]}",
+                self.rows_params(part))}
+        return inserted
+
     def head(self) -> int:
         with self.read() as tx:
             return int(tx.scalar(self.head_sql) or 0)

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, closing, contextmanager, suppress
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mot.adapters.stores.sql import LOCK_SLICE_S, SqlBackend, Tx
+from mot.adapters.stores.sql import LOCK_SLICE_S, SqlBackend, Tx, chunks
 from mot.domain.identity import moment_stream_hex
 from mot.service.ports import StoreNotFound
 
@@ -194,6 +194,25 @@ class SQLiteBackend(SqlBackend):
         # The recorder's own table and INSERT statement, batched: its _insert_events
         # executes row by row to collect rowids, which mot does not need.
         tx.cursor.executemany(self.recorder.insert_events_statement, rows)
+
+    def insert_new(self, tx: Tx, table: str, columns: Sequence[str], types: Sequence[str],
+                   unique: Sequence[str], rows: Sequence[Sequence[Any]]) -> set[Any]:
+        # One prepared statement of a row, run for each: SQLite took about twice the CPU a row
+        # for an INSERT ... SELECT from a VALUES list with RETURNING (bench/NOTES.md). The rows
+        # inserted are counted; only when some were not are they looked for by their ids.
+        if not rows:
+            return set()
+        tx.cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            f" ON CONFLICT ({', '.join(unique)}) DO NOTHING", rows)
+        if tx.cursor.rowcount == len(rows):
+            return {row[0] for row in rows}
+        inserted: set[Any] = set()
+        for part in chunks([row[0] for row in rows], self.max_params):
+            inserted |= {r[0] for r in tx.query(
+                f"SELECT {columns[0]} FROM {table} WHERE {columns[0]} {self.in_list(len(part))}",
+                self.in_params(part))}
+        return inserted
 
     def select_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return list(self.recorder.select_notifications(after, limit, inclusive_of_start=False))
