@@ -103,3 +103,23 @@ def test_cycles_and_other_tenants_count_nowhere(store_url: str) -> None:
         assert cascades(services) == {mid(1): (1, 101)}
         rebuilt = assert_rebuild_equal(services)
         assert [row[1] for row in rebuilt["share_roots"]] == [mid(2)]
+
+
+def test_the_same_ids_in_two_tenants_keep_roots_of_their_own(store_url: str) -> None:
+    # Each share below the first takes its parent's kept root, looked up by (tenant, moment
+    # id): the same ids in globex, under a post of globex's own, must not answer for acme's.
+    # globex's post is retracted before acme's chain grows, so a root read from the wrong
+    # tenant would count acme's later shares nowhere.
+    with open_store(store_url) as services:
+        record_one_by_one(services, [
+            post(1), share(2, 1), post(1, tenant="globex"), share(2, 1, tenant="globex"),
+            share(3, 2, tenant="globex"),
+            {"type": "retract", "moment_id": mid(1), "tenant": "globex", "reason": "x"},
+            share(3, 2), share(4, 3, reach=10), share(4, 3, tenant="globex"),
+        ])
+        found = {(r["tenant"], r["amplification_id"]): (r["cascade_size"], r["cascade_reach"])
+                 for r in services.queries.run(Query("amplifications"))}
+        assert found == {("acme", mid(1)): (3, 112)}
+        rebuilt = assert_rebuild_equal(services)
+        assert sorted(row[:3] for row in rebuilt["share_roots"]) == [
+            ("acme", mid(2), mid(1)), ("acme", mid(3), mid(1)), ("acme", mid(4), mid(1))]
