@@ -36,8 +36,9 @@ MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
 OTHER_ID = "0b7e6c1d-2f3a-4b5c-9d8e-7f6a5b4c3d2e"
 
 
-def wire(**fields: Any) -> bytes:
-    """A valid outbound answer, with `fields` changed (None drops a field)."""
+def wire(separators: bool = False, **fields: Any) -> bytes:
+    """A valid outbound answer, with `fields` changed (None drops a field); `separators`:
+    compact JSON (no space after a comma or a colon)."""
     message: dict[str, Any] = {
         "moment_id": MID,
         "tenant": "acme",
@@ -48,7 +49,8 @@ def wire(**fields: Any) -> bytes:
         "kind": "answer",
     }
     message.update(fields)
-    return json.dumps({k: v for k, v in message.items() if v is not None}).encode()
+    return json.dumps({k: v for k, v in message.items() if v is not None},
+                      separators=(",", ":") if separators else None).encode()
 
 
 def record(raw: bytes, now: datetime = NOW) -> dict[str, Any]:
@@ -564,6 +566,13 @@ GIVEN_TWICE_WORDS = "is given more than once in its object"
     (wire(attributes={"plan": "a"})[:-2] + b', "plan": "b"}}', "attributes.plan"),
     (wire(attributes={"items": [{"sku": 1}]})[:-4] + b', "sku": 2}]}}', "attributes.items[0].sku"),
     (wire(source={"system": "crm", "id": "r-1"})[:-2] + b', "id": "r-2"}}', "source.id"),
+    # Compact, as most encoders write JSON (no space anywhere).
+    (wire(separators=True)[:-1] + b',"customer_id":"c2"}', "customer_id"),
+    # The value given first holds an escaped quote.
+    (wire(actor='say "hi"')[:-1] + b', "actor": "me"}', "actor"),
+    # Nested deeper than orjson writes JSON (254 levels), the repeat at the bottom.
+    (wire()[:-1] + b', "attributes": {"k": ' + b"[" * 300 + b'{"x": 1, "x": 2}' + b"]" * 300
+     + b"}}", "attributes.k" + "[0]" * 300 + ".x"),
 ])
 def test_a_field_given_twice_is_rejected_naming_it(raw: bytes, field: str) -> None:
     """JSON decoders keep the last of two values of one name, so the other would be lost
@@ -579,10 +588,23 @@ def test_a_field_given_twice_is_rejected_naming_it(raw: bytes, field: str) -> No
     wire(actor='he said ": twice": and left'),  # a quote and colon inside a string
     wire(attributes={"a": {"b": 1}, "c": {"b": 2}, "d": [{"b": 3}, {"b": 4}]}),  # same name, other objects
     wire(actor='sp" :ace'),
+    wire(separators=True),  # compact
+    wire(separators=True, actor='say "hi"', attributes={"q": '"', "r": ['"x":']}),  # escaped quotes
 ])
 def test_the_same_name_in_other_objects_or_inside_text_is_no_repeat(raw: bytes) -> None:
     assert record(raw)["customer_id"] == "c1"
     assert record(raw.decode().encode())["customer_id"] == "c1"
+
+
+def test_json_nested_deeper_than_orjson_writes_is_searched_for_repeats() -> None:
+    """A message's text is compared with what orjson writes for its value, which orjson
+    cannot write past 254 levels: such a text is counted instead."""
+    from mot.domain.messages import duplicate_field
+
+    deep = b'{"k": ' + b"[" * 300 + b'{"x": 1, "y": "a"}' + b"]" * 300 + b"}"
+    assert duplicate_field(deep, json.loads(deep)) is None
+    repeated = deep.replace(b'"y"', b'"x"')
+    assert duplicate_field(repeated, json.loads(repeated)) == "k" + "[0]" * 300 + ".x"
 
 
 def test_a_nul_nested_a_thousand_deep_is_rejected_not_a_crash() -> None:
