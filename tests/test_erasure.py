@@ -1150,16 +1150,20 @@ def test_mot_identity_link_naming_an_erased_person_says_it_was_suppressed(
         assert len(refused.output.strip().splitlines()) == 1, refused.output
 
 
-def _moment_parts(url: str) -> dict[str, int]:
-    """Each part of the current-moments table: its file."""
+def _moment_parts(url: str, table: str = "moments") -> dict[str, int]:
+    """Each part of a split table (the current moments'): its file."""
     schema = url.rpartition("schema=")[2]
     with psycopg.connect(url.partition("?")[0]) as conn:
         return {str(name): int(node) for name, node in conn.execute(
             "SELECT c.relname, c.relfilenode FROM pg_inherits i"
             " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
             " JOIN pg_namespace n ON n.oid = p.relnamespace"
-            " WHERE n.nspname = %s AND p.relname = 'moments' AND c.relkind = 'r'",
-            (schema,)).fetchall()}
+            " WHERE n.nspname = %s AND p.relname = %s AND c.relkind = 'r'",
+            (schema, table)).fetchall()}
+
+
+PER_CUSTOMER_SPLIT = ("relationships", "reciprocity", "transitions", "amplifications",
+                      "responses", "persons")
 
 
 
@@ -1172,25 +1176,37 @@ WHOLE = {"MOT_PG_SPLIT_MOMENTS": "0"}
 def test_on_postgresql_an_erasure_rewrites_only_the_part_of_split_moments_that_held_hers(
         pg_schema_url: str, tmp_path: Path, replayed: bool) -> None:
     """A store made with MOT_PG_SPLIT_MOMENTS=1 keeps its current moments in 16 parts by a
-    hash of the person group (SPEC §6: the scrub in proportion to a part, not to the store),
-    projected live or by a replay's swap (which keeps the layout without the variable): her
-    moments lie in one part, and the erasure rewrites that part (a new file) and leaves every
-    other part's file as it was, while none of her strings is left and the sums stay."""
+    hash of the person group, and each per-customer table in 16 by a hash of the customer id
+    (SPEC §6: the scrub in proportion to a part, not to the store), projected live or by a
+    replay's swap (which keeps the layout without the variable): her rows lie in one part of
+    each, and the erasure rewrites those parts (new files) and leaves every other part's file
+    as it was, while none of her strings is left and the sums stay."""
     source = tmp_path / "in.jsonl"
     source.write_bytes(_lines())
     mot(pg_schema_url, "import", "-q", source, env=SPLIT)
     mot(pg_schema_url, "replay" if replayed else "project")
-    before = _moment_parts(pg_schema_url)
-    assert len(before) == 16
+    before = {t: _moment_parts(pg_schema_url, t) for t in ("moments", *PER_CUSTOMER_SPLIT)}
+    assert {t: len(parts) for t, parts in before.items()} == {t: 16 for t in before}
+    held: dict[str, set[str]] = {}
     with open_store(pg_schema_url) as services, services.backend.read() as tx:
-        held = {str(r[0]) for r in tx.query(
-            "SELECT DISTINCT c.relname FROM moments m JOIN pg_class c ON c.oid = m.tableoid"
-            " WHERE m.tenant = 'acme' AND m.customer_id = ?", (MARIA,))}
-    assert len(held) == 1 and held < set(before)
+        for table in before:
+            held[table] = {str(r[0]) for r in tx.query(
+                f"SELECT DISTINCT c.relname FROM {table} m JOIN pg_class c ON c.oid = m.tableoid"
+                " WHERE m.tenant = 'acme' AND m.customer_id = ?", (MARIA,))}
+        # and another customer's amplification her moment triggered (its trigger_actor hers)
+        held["amplifications"] |= {str(r[0]) for r in tx.query(
+            "SELECT DISTINCT c.relname FROM amplifications a JOIN pg_class c"
+            " ON c.oid = a.tableoid JOIN moments m ON m.tenant = a.tenant"
+            " AND m.moment_id = a.trigger_moment_id WHERE a.tenant = 'acme'"
+            " AND m.customer_id = ? AND a.trigger_actor IS NOT NULL", (MARIA,))}
+    assert len(held["moments"]) == 1 and held["moments"] < set(before["moments"])
+    assert len(held["relationships"]) == 1
     sums = _sums(pg_schema_url)
     mot(pg_schema_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
-    after = _moment_parts(pg_schema_url)
-    assert {name for name in before if after[name] != before[name]} == held
+    for table, parts in before.items():
+        after = _moment_parts(pg_schema_url, table)
+        # The parts that held her rows rewritten; no other.
+        assert {name for name in parts if after[name] != parts[name]} == held[table], table
     assert _found(pg_schema_url) == {MARIA}  # globex's Maria only
     assert _sums(pg_schema_url) == sums
 

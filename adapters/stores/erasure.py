@@ -305,12 +305,18 @@ class SqlErasures:
                         if tx.cursor.rowcount:
                             touched.update([table] if held is None else held)
 
+                def parts(table: str, where: str, values: Sequence[str]) -> list[str] | None:
+                    """Of a table split by person (PostgreSQL), the parts holding the rows
+                    of this tenant whose `where` column is one of `values`, found before
+                    the rows change (an update to the pseudo id moves them to its part)."""
+                    if not backend.partitions or not values:
+                        return None
+                    return backend.holding(
+                        tx, table, f"tenant = ? AND {where} {backend.in_list(len(values))}",
+                        (tenant, *backend.in_params(values)))
+
                 for table in self._tables(tx, ["moments"]):
-                    # Split by person group (PostgreSQL), the table's parts holding her
-                    # moments, found before they move to the pseudo id's part.
-                    held = backend.holding(
-                        tx, table, f"tenant = ? AND person {backend.in_list(len(groups))}",
-                        (tenant, *backend.in_params(groups))) if backend.partitions else None
+                    held = parts(table, "person", groups)
                     # The person group (SPEC §2 links) may be an erased id too: the pseudo
                     # id's moments form a group of their own.
                     change(table,
@@ -322,7 +328,7 @@ class SqlErasures:
                 # The erased ids' links and person groups (the ledger's link events stay sealed).
                 for table in self._tables(tx, ["members"]):
                     change(table, f"DELETE FROM {table} WHERE customer_id = ? AND tenant = ?",
-                           [(cid, tenant) for cid in ids])
+                           [(cid, tenant) for cid in ids], parts(table, "customer_id", ids))
                 for table in self._tables(tx, ["links"]):
                     for side in ("low", "high"):
                         change(table, f"DELETE FROM {table} WHERE tenant = ? AND {side} = ?",
@@ -330,7 +336,8 @@ class SqlErasures:
                 for table in self._tables(tx, RE_OWNED):
                     change(table, f"UPDATE {table} SET customer_id = ?, version = ?"
                            " WHERE tenant = ? AND customer_id = ?",
-                           [(pseudo, version, tenant, cid) for cid in ids])
+                           [(pseudo, version, tenant, cid) for cid in ids],
+                           parts(table, "customer_id", ids))
                 # The person's amplifications are keyed by moment id, which names no one: the
                 # publisher sends a tombstone for each (`mot kafka publish`). Rows keyed by a
                 # customer id get theirs from keys kept apart until every publisher that
@@ -350,12 +357,14 @@ class SqlErasures:
                                (version, *backend.rows_params(part)))
                 for table in self._tables(tx, PER_CUSTOMER):
                     change(table, f"DELETE FROM {table} WHERE tenant = ? AND customer_id = ?",
-                           [(tenant, cid) for cid in ids])
+                           [(tenant, cid) for cid in ids], parts(table, "customer_id", ids))
                 for table in self._tables(tx, ["amplifications"]):
                     triggered = self._triggered(tx, table, tenant, erased_moments)
+                    # Other customers' rows: in whichever parts hold those customers.
                     change(table, f"UPDATE {table} SET trigger_actor = NULL, version = ?"
                            " WHERE tenant = ? AND amplification_id = ?",
-                           [(version, tenant, aid) for aid in triggered])
+                           [(version, tenant, aid) for aid in triggered],
+                           parts(table, "amplification_id", triggered))
                 touched |= erase_from_alerts(tx, tenant, ids, pseudo, erased_moments)
                 for table in self._tables(tx, ["tombstones"]):
                     change(table, f"DELETE FROM {table} WHERE row_key = ?",

@@ -271,19 +271,34 @@ _SCRATCHES = itertools.count()
 CUSTOMER_TABLES = ("relationships", "reciprocity", "transitions", "amplifications", "responses",
                    "persons")
 
-SPLIT_BY = ("moments", "person")
-"""The table a backend may split by a hash of a column naming the person (SPEC §6: an
-erasure's moments lie in one part, and the scrub rewrites that part only), and the column:
-the person group (SPEC §2 links). Its unique key then carries that column too, as PostgreSQL
-requires, and its upsert deletes and inserts (`SqlSession._upsert`)."""
+SPLIT_BY: dict[str, str] = {"moments": "person",
+                             **{name: "customer_id" for name in (*CUSTOMER_TABLES, "members")}}
+"""The tables a backend may split by a hash of a column naming the person, and that column
+(SPEC §6: an erasure's rows lie in one part of each, and the scrub rewrites the parts that
+held them, not the tables): the current moments by person group (SPEC §2 links), the
+per-customer tables by customer id. A split table's unique keys then carry that column too,
+as PostgreSQL requires; an upsert whose key lacks it deletes and inserts
+(`SqlSession._upsert`)."""
 
 
-def _split_index(index: str) -> str:
-    """A unique index of the split table: with the person column last."""
+def _split_index(index: str, column: str) -> str:
+    """A unique index of a split table: with the person column last."""
     if not index.startswith("CREATE UNIQUE"):
         return index
     head, _, tail = index.rpartition(")")
-    return f"{head}, {SPLIT_BY[1]}){tail}"
+    return f"{head}, {column}){tail}"
+
+
+def _split_key(statement: str, column: str) -> str:
+    """A split table's `CREATE TABLE`: its primary key with the person column last."""
+    head, found, tail = statement.partition("PRIMARY KEY (")
+    if not found:
+        return statement
+    key, _, rest = tail.partition(")")
+    if column in (c.strip() for c in key.split(",")):
+        return statement
+    return f"{head}{found}{key}, {column}){rest}"
+
 
 # Domain values to rows and back, from the projections' declarations.
 _relationship_row = row_maker(RELATIONSHIPS)
@@ -444,8 +459,9 @@ class SqlProjectionStore:
     def _create(self, tx: Tx, suffix: str, *, indexes: bool = True) -> None:
         for name, ddl in TABLES.items():
             statement = self.backend.ddl(ddl.replace("{t}", name + suffix))
-            if name == SPLIT_BY[0] and self.backend.partitions:
-                self.backend.create_by_person(tx, name + suffix, statement, SPLIT_BY[1])
+            if name in SPLIT_BY and self.backend.partitions:
+                self.backend.create_by_person(tx, name + suffix,
+                                              _split_key(statement, SPLIT_BY[name]), SPLIT_BY[name])
             else:
                 tx.execute(statement)
         if indexes:
@@ -458,12 +474,12 @@ class SqlProjectionStore:
             # An index whose role (`_fold`, `_id`, ...) a table already has, under a
             # rebuild's tagged name, is not made twice when a store's schema is upgraded.
             existing = self.backend.index_names(tx, [name + suffix])
-            split = name == SPLIT_BY[0] and self.backend.is_split(tx, name + suffix)
+            split = name in SPLIT_BY and self.backend.is_split(tx, name + suffix)
             for index in INDEXES[name]:
                 role = index.split("{i}", 1)[1].split(" ", 1)[0]
                 if not any(have.endswith(role) for have in existing):
                     if split:
-                        index = _split_index(index)
+                        index = _split_index(index, SPLIT_BY[name])
                     tx.execute(index.replace("{i}", prefix).replace("{t}", name + suffix))
 
     def index_rebuild(self, tables: Literal["moments", "folded"]) -> None:
@@ -1206,7 +1222,7 @@ class SqlSession:
         if not rows:
             return
         target = table + (self.s if suffix is None else suffix)
-        if table == SPLIT_BY[0] and self.backend.partitions:
+        if table in SPLIT_BY and SPLIT_BY[table] not in key and self.backend.partitions:
             # A split table has no unique index of `key` alone for ON CONFLICT (a whole
             # table a replay is splitting, MOT_PG_SPLIT_MOMENTS, is written alike).
             self._replace(target, columns, rows, key)
