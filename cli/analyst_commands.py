@@ -24,8 +24,8 @@ EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="parquet",
               show_default=True)
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              callback=lambda _ctx, _param, value: _a_directory(value),
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True,
+              callback=lambda _ctx, _param, value: _a_directory(_not_empty(value)),
               help="Directory to write TABLE.FORMAT files into (created if missing).")
 @click.option("--tenant", help="Only this tenant's rows.")
 @click.option("--as-of", type=Timestamp(),
@@ -62,6 +62,15 @@ def export(obj: State, fmt: str, out: Path, tenant: str | None, as_of: datetime 
     if not no_refresh:
         services.projections.project()
     _export(obj, services.exporter, out, fmt, tenant, as_of, quiet)
+
+
+def _not_empty(out: str) -> Path:
+    """`--out` as a path; an empty one is refused (pathlib reads it as the current folder, so
+    `--out "$DIR"` with DIR unset wrote, and overwrote, the files there)."""
+    if not out:
+        raise click.BadParameter("is empty (an unset variable?): name a path, '.' for this"
+                                 " folder", param_hint="'--out'")
+    return Path(out)
 
 
 def _a_directory(out: Path) -> Path:
@@ -185,8 +194,9 @@ class _NumpyRefused:
 
 @click.command("report")
 @click.option("--tenant", help="Only this tenant (default: every tenant, a section each).")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
-              default="report.html", show_default=True, help="The HTML file to write ('-': stdout).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), callback=lambda _ctx, _param,
+              value: _not_empty(value), default="report.html", show_default=True,
+              help="The HTML file to write ('-': stdout).")
 @click.option("--since", type=Timestamp(), help="Weekly charts and posts from this time.")
 @click.option("--until", type=Timestamp(), help="Weekly charts and posts up to this time.")
 @click.option("--no-refresh", is_flag=True,

@@ -318,6 +318,25 @@ def test_a_line_with_three_errors_names_all_three(tmp_path: Path) -> None:
 # -- words ---------------------------------------------------------------------------------------
 
 
+def test_an_empty_out_is_refused_not_read_as_this_folder(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mot export --out "$DIR"` with DIR unset wrote (and overwrote) nine files in the current
+    folder; `mot report --out ""` failed with '.: Is a directory'. Both are refused first."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for command in (("export", "--format", "csv"), ("report",)):
+        result = mot(store, *command, "--out", "", ok=False)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.endswith("Error: Invalid value for '--out': is empty (an unset "
+                                      "variable?): name a path, '.' for this folder\n")
+    assert list(here.iterdir()) == []
+    assert mot(store, "export", "--format", "csv", "--out", ".", "-q").exit_code == 0
+    assert "relationships.csv" in {p.name for p in here.iterdir()}
+
+
 def test_what_a_terminal_would_act_on_is_shown_escaped(store_url: str, tmp_path: Path) -> None:
     """A tenant's data printed to an operator: an escape sequence (retitling the window,
     clearing the screen), a newline forging a table row, a right-to-left override are shown
