@@ -117,10 +117,15 @@ class _ArrowLoad:
     for numpy itself (a None there failed the pool's connections, and the export with them)."""
 
     def __init__(self, store: str | None) -> None:
+        import os
         import threading
 
         from mot.bootstrap import is_postgres, store_url
 
+        # Arrow's default pool is chosen from this variable when first used, so it is set
+        # before pyarrow's import, and before this command starts a thread (setenv beside
+        # another thread's getenv is unsafe); a user's own choice stays.
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", _arrow_allocator())
         self.postgres = is_postgres(store_url(store))
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._load, name="export-imports", daemon=True)
@@ -147,6 +152,28 @@ class _ArrowLoad:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _arrow_allocator() -> str:
+    """The allocator of Arrow's default pool for an export: jemalloc where pyarrow is built
+    with it (its Linux wheels), else the C library's malloc; not the wheels' default,
+    mimalloc, whose heaps, one per thread of the export, held ~40 MB more at its peak and
+    cost more CPU in the kernel (page faults), with the files byte for byte the same
+    (bench/NOTES.md). Read from the build's configuration header: asking pyarrow
+    (`supported_memory_backends`) needs its import, which fixes the pool; naming a backend
+    the build lacks makes Arrow print a warning."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("pyarrow")
+    if spec is not None and spec.origin is not None:
+        config = Path(spec.origin).parent / "include" / "arrow" / "util" / "config.h"
+        try:
+            if "#define ARROW_JEMALLOC\n" in config.read_text(errors="replace"):
+                return "jemalloc"
+        except OSError:
+            pass
+    return "system"
 
 
 class _NumpyRefused:

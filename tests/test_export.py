@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -229,6 +230,42 @@ from mot.cli.main import cli
 cli.main(["--store", sys.argv[1], "export", "--format", "parquet", "--out", sys.argv[2], "-q"],
          prog_name="mot", standalone_mode=False)
 print(json.dumps(seen))
+"""
+
+
+def test_the_parquet_export_allocates_with_jemalloc_where_arrow_has_it_unless_told_otherwise(
+    store_url: str, golden_path: Path, tmp_path: Path
+) -> None:
+    """Arrow's default pool in a Parquet export is jemalloc where the pyarrow build has it,
+    else the C library's malloc, not the wheels' default mimalloc (whose per-thread heaps held
+    more memory: bench/NOTES.md); a pool the user names in ARROW_DEFAULT_MEMORY_POOL is kept.
+    The files read back the same either way."""
+    import pyarrow
+
+    mot(store_url, "import", "-q", golden_path)
+    mot(store_url, "project", "-q")
+    chosen = "jemalloc" if "jemalloc" in pyarrow.supported_memory_backends() else "system"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    files = {}
+    for pool, told in ((chosen, None), ("mimalloc", "mimalloc")):
+        out = tmp_path / pool
+        done = run([sys.executable, "-c", POOL_EXPORT, store_url, str(out), "--no-refresh"],
+                   text=True, env=env if told is None
+                   else env | {"ARROW_DEFAULT_MEMORY_POOL": told})
+        assert json.loads(done.stdout.splitlines()[-1]) == pool
+        assert "memory pool" not in done.stderr.lower(), done.stderr  # no warning of Arrow's
+        files[pool] = {name: duckdb_rows(out / f"{name}.parquet")
+                       for name in ("moments", "relationships")}
+    assert files[chosen] == files["mimalloc"] and files[chosen]["moments"][0]
+
+
+POOL_EXPORT = """
+import json, sys
+from mot.cli.main import cli
+cli.main(["--store", sys.argv[1], "export", "--format", "parquet", "--out", sys.argv[2], "-q",
+          *sys.argv[3:]], prog_name="mot", standalone_mode=False)
+import pyarrow
+print(json.dumps(pyarrow.default_memory_pool().backend_name))
 """
 
 
