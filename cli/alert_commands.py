@@ -9,7 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import default_format, format_option, render
-from mot.cli.params import Timestamp, count, seconds
+from mot.cli.params import Timestamp, count, seconds, whole
 from mot.wording import counted
 
 RULES = ("detractor", "stop_asking", "negative_amplification", "overdue")
@@ -100,12 +100,12 @@ def ack(obj: State, alert_id: str) -> None:
 @click.option("--backoff", type=seconds(0.01), default=2.0, show_default=True,
               help="Seconds before the first retry; each next one waits twice as long "
                    "(with jitter, at most 10 min).")
-@click.option("--max-attempts", type=click.IntRange(1), default=12, show_default=True,
+@click.option("--max-attempts", type=whole(1), default=12, show_default=True,
               help="Failed attempts after which a delivery goes to the failed list.")
 @click.option("--lease", type=seconds(1), default=60.0, show_default=True,
               help="Seconds a batch stays claimed by this deliverer; a deliverer that dies "
                    "leaves its batch to others after this long.")
-@click.option("--batch", type=click.IntRange(1), default=200, show_default=True,
+@click.option("--batch", type=whole(1), default=200, show_default=True,
               help="Deliveries claimed at a time.")
 @pass_state
 @creates_store

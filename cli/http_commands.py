@@ -9,7 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
-from mot.cli.params import ROW_ID, SECONDS, seconds
+from mot.cli.params import ROW_ID, SECONDS, seconds, whole
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
@@ -124,10 +124,10 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--port", type=whole(0, 65535), default=8080, show_default=True)
 @click.option("--max-body", type=ByteSize(), default="8MiB", show_default=True,
               help="Largest request body accepted; larger ones get 413.")
-@click.option("--max-items", type=click.IntRange(1), default=100_000, show_default=True,
+@click.option("--max-items", type=whole(1), default=100_000, show_default=True,
               help="Most messages one request may carry; a batch of more gets 413 and nothing "
                    "of it is recorded.")
 @click.option("--memory-budget", type=ByteSize(), default="64MiB", show_default=True,
@@ -146,7 +146,7 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML: the vendor mappings, [webhooks.hubspot|zendesk] secrets and "
                    "[targets.first_response] (default ./mot.toml when it exists).")
-@click.option("--ingest-threads", type=click.IntRange(1, 64), default=4, show_default=True,
+@click.option("--ingest-threads", type=whole(1, 64), default=4, show_default=True,
               help="Batches validated and recorded at once (more only contend for the GIL and "
                    "the writer lock).")
 @click.option("--stall-after", type=seconds(0), default=300.0, show_default=True,

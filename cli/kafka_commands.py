@@ -14,7 +14,7 @@ import click
 import orjson
 
 from mot.cli.context import State, creates_store, pass_state
-from mot.cli.params import count, seconds
+from mot.cli.params import count, seconds, whole
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -67,22 +67,22 @@ def kafka() -> None:
 @click.option("--group", required=True, help="Consumer group: processes in one group share the partitions.")
 @click.option("--dlq-topic", help="Also send rejected messages here (original bytes; reason, field "
               "and origin in the headers). They always go to the quarantine.")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+@click.option("--batch-size", type=whole(1, 100_000), default=1000, show_default=True,
               help="Messages polled at a time.")
-@click.option("--commit-every", type=click.IntRange(1), default=20_000, show_default=True,
+@click.option("--commit-every", type=whole(1), default=20_000, show_default=True,
               metavar="N", help="Messages recorded in one transaction while behind, after which "
               "their offsets are committed (at once when caught up or the topic goes quiet).")
 @click.option("--commit-interval", type=seconds(0.01), default=1.0, show_default=True,
               metavar="SECONDS", help="Commit at least this often when the broker does not say "
               "how far behind the group is.")
-@click.option("--workers", type=click.IntRange(0), default=None, metavar="N",
+@click.option("--workers", type=whole(0), default=None, metavar="N",
               help="Processes that validate the next batches while this one records "
               "(default: one per spare CPU, up to 2; 0: none).")
 @click.option("--auto-offset-reset", type=click.Choice(["earliest", "latest"]), default="earliest",
               show_default=True, help="Where a group without committed offsets starts.")
-@click.option("--max-poll-interval-ms", type=click.IntRange(1000), default=300_000, show_default=True)
-@click.option("--session-timeout-ms", type=click.IntRange(1000), default=45_000, show_default=True)
-@click.option("--heartbeat-interval-ms", type=click.IntRange(100), default=3_000, show_default=True)
+@click.option("--max-poll-interval-ms", type=whole(1000), default=300_000, show_default=True)
+@click.option("--session-timeout-ms", type=whole(1000), default=45_000, show_default=True)
+@click.option("--heartbeat-interval-ms", type=whole(100), default=3_000, show_default=True)
 @click.option("--wait-for-broker", type=seconds(0), default=300.0, show_default=True,
               metavar="SECONDS", help="Keep trying to reach the broker this long at start, "
               "then fail (each attempt at least half a second).")
@@ -169,12 +169,12 @@ def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_
                    "`mot project --follow` runs).")
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True,
               help="Create missing topics, compacted (cleanup.policy=compact).")
-@click.option("--partitions", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--partitions", type=whole(1), default=1, show_default=True,
               help="Partitions of topics this command creates.")
-@click.option("--replication-factor", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--replication-factor", type=whole(1), default=1, show_default=True)
 @click.option("--reset", is_flag=True,
               help="Forget the saved position and publish every row again (after `mot replay`).")
-@click.option("--page-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
+@click.option("--page-size", type=whole(1, 100_000), default=5000, show_default=True)
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @pass_state
@@ -256,10 +256,10 @@ def publish(obj: State, bootstrap: str, topic_prefix: str, name: str, follow: bo
               help="Start after this ledger position (a previous export's final position).")
 @click.option("--create-topic/--no-create-topic", default=True, show_default=True,
               help="Create the topic when it does not exist.")
-@click.option("--partitions", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--partitions", type=whole(1), default=1, show_default=True,
               help="Partitions of a topic this command creates (1 keeps the whole ledger's order; "
                    "with more, each moment's events stay in order).")
-@click.option("--replication-factor", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--replication-factor", type=whole(1), default=1, show_default=True)
 @click.option("--summary-json", is_flag=True, help="Print the final summary as one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 @pass_state

@@ -10,7 +10,7 @@ import orjson
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import format_option, render
-from mot.cli.params import ROW_ID, count
+from mot.cli.params import ROW_ID, count, whole
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -60,16 +60,16 @@ class RejectLimitType(click.ParamType[Any]):
 @click.option("--dry-run", is_flag=True,
               help="Map and check the messages, print them as wire JSONL on stdout and a summary on "
               "stderr; record nothing (the store is not opened).")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000,
+@click.option("--batch-size", type=whole(1, 100_000), default=1000,
               show_default=True, help="Messages validated and appended together.")
-@click.option("--commit-every", type=click.IntRange(1, 1_000_000), default=20_000,
+@click.option("--commit-every", type=whole(1, 1_000_000), default=20_000,
               show_default=True,
               help="Messages per transaction: batches commit together once this many are in. "
               "A crash loses only the uncommitted ones, and importing again puts them in.")
-@click.option("--workers", type=click.IntRange(0, 64), default=None,
+@click.option("--workers", type=whole(0, 64), default=None,
               help="Processes that validate the next batches while this one appends; 0 validates "
               "here. [default: one per spare CPU, at most 2, for a file over 8 MB or stdin]")
-@click.option("--max-line-bytes", type=click.IntRange(1024), default=8 * 1024 * 1024,
+@click.option("--max-line-bytes", type=whole(1024), default=8 * 1024 * 1024,
               show_default=True,
               help="The longest line read: a longer one goes to the quarantine as its first "
               "kilobyte with its line number, and is never held in memory whole.")

@@ -29,9 +29,21 @@ BIGINT_MAX = 2**63 - 1
 SECONDS_MAX = 1e9
 
 
+class Whole(click.IntRange):
+    """A whole number in a range. click's IntRange calls itself an "integer range", so `--limit
+    abc` said "'abc' is not a valid integer range." as though a range were wanted."""
+
+    name = "integer"
+
+
+def whole(minimum: int, maximum: int | None = None) -> Whole:
+    """A whole number from `minimum` (to `maximum`, when given)."""
+    return Whole(minimum, maximum)
+
+
 def count(minimum: int = 1) -> click.IntRange:
     """A number of rows, ids or a position: from `minimum` to the largest a store holds."""
-    return click.IntRange(minimum, BIGINT_MAX)
+    return Whole(minimum, BIGINT_MAX)
 
 
 class Seconds(click.FloatRange):

@@ -11,7 +11,7 @@ import click
 
 from mot.cli.context import State, pass_state
 from mot.cli.output import format_option, render
-from mot.cli.params import SECONDS, Timestamp, count
+from mot.cli.params import SECONDS, Timestamp, count, whole
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -144,7 +144,7 @@ def project(obj: State, follow: bool, poll: float, page_size: int, quiet: bool) 
 @click.option("--projection", type=click.Choice(PROJECTIONS), multiple=True,
               help="Accepted for clarity; all projections share one fold, so all are rebuilt.")
 @click.option("--restart", is_flag=True, help="Discard an unfinished rebuild instead of resuming it.")
-@click.option("--workers", type=click.IntRange(0), default=None, metavar="N",
+@click.option("--workers", type=whole(0), default=None, metavar="N",
               help="Processes that fold customers while this one writes (default: one per CPU, "
               "up to 4, for 50,000 events or more; 0: none).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
@@ -454,7 +454,7 @@ def _show_customer(obj: State, read: Callable[[str, str], list[dict[str, Any]]],
 
 @click.command("story")
 @click.option("--tenant", metavar="TENANT", help="Only this tenant.")
-@click.option("--top", type=click.IntRange(1), default=3, show_default=True, metavar="N",
+@click.option("--top", type=whole(1), default=3, show_default=True, metavar="N",
               help="How many detractors and far-travelled posts to name per tenant.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "jsonl"]),
               default="text",

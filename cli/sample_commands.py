@@ -7,16 +7,16 @@ from typing import Any
 
 import click
 
-from mot.cli.params import Timestamp
+from mot.cli.params import Timestamp, whole
 
 
 @click.command("sample")
-@click.argument("n", type=click.IntRange(0), metavar="N")
+@click.argument("n", type=whole(0), metavar="N")
 @click.option("--seed", type=int, default=7, show_default=True,
               help="The same seed and options give the same lines, byte for byte.")
 @click.option("--tenants", default="acme,globex", show_default=True, metavar="A,B,...",
               help="Comma-separated tenants: the first listens well, the second asks too much.")
-@click.option("--customers", type=click.IntRange(1), default=None, metavar="COUNT",
+@click.option("--customers", type=whole(1), default=None, metavar="COUNT",
               help="How many customers [default: about N/12].")
 @click.option("--start", type=Timestamp(), default="2026-01-01", show_default=True,
               help="When the first moment occurs (a date, or an RFC 3339 timestamp).")

@@ -9,14 +9,15 @@ import click
 
 from mot.cli.context import State, pass_state
 from mot.cli.output import format_option, render
+from mot.cli.params import whole
 from mot.cli.progress import Progress
 
 
 @click.command("verify")
 @click.option("--tenant", help="Only this tenant's events and rows.")
-@click.option("--show", type=click.IntRange(0), default=100, show_default=True,
+@click.option("--show", type=whole(0), default=100, show_default=True,
               help="Print at most this many differences (all are counted).")
-@click.option("--workers", type=click.IntRange(0), default=None, metavar="N",
+@click.option("--workers", type=whole(0), default=None, metavar="N",
               help="Processes that fold persons while this one writes, as mot replay's (default:"
               " one per CPU, up to 4, for 50,000 events or more; 0: none).")
 @click.option("--no-refresh", is_flag=True,

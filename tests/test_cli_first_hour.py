@@ -318,6 +318,33 @@ def test_a_line_with_three_errors_names_all_three(tmp_path: Path) -> None:
 # -- words ---------------------------------------------------------------------------------------
 
 
+def test_a_number_that_is_no_number_is_called_what_it_is(tmp_path: Path) -> None:
+    """click's IntRange called itself an 'integer range': `--limit abc` said "'abc' is not a
+    valid integer range." Every whole-number option and argument now says 'integer'."""
+    store = str(tmp_path / "mot.db")
+    for args, name in [(("query", "relationships", "--limit", "abc"), "'--limit'"),
+                       (("import", "--batch-size", "x", "-"), "'--batch-size'"),
+                       (("quarantine", "show", "abc"), "'ID'"),
+                       (("sample", "many"), "'N'")]:
+        result = mot(store, *args, ok=False)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1] == (
+            f"Error: Invalid value for {name}: {args[-2] if args[-1] == '-' else args[-1]!r} "
+            "is not a valid integer."), result.stderr
+
+    def ranges(command: click.Command, path: str) -> list[str]:
+        found = [f"{path} {p.name}" for p in command.params
+                 if isinstance(p.type, click.IntRange) and p.type.name != "integer"]
+        if isinstance(command, click.Group):
+            for name in command.list_commands(click.Context(command)):
+                sub = command.get_command(click.Context(command), name)
+                assert sub is not None
+                found += ranges(sub, f"{path} {name}")
+        return found
+
+    assert ranges(cli, "mot") == []
+
+
 def test_an_empty_out_is_refused_not_read_as_this_folder(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """`mot export --out "$DIR"` with DIR unset wrote (and overwrote) nine files in the current
