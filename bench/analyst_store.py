@@ -32,7 +32,11 @@ def analyst_store(kind: str, n: int, args: argparse.Namespace) -> str:
 
 
 def forget(kind: str, n: int, args: argparse.Namespace) -> None:
-    """Drop the store unless --keep."""
+    """Drop the store unless --keep, and its marker with it: a store kept by an earlier run
+    and dropped by this one left its marker, and the next run took it for a store there."""
     from benchlib import drop_store
 
-    drop_store(kind, f"analyst-n{n}-seed{args.seed}", args)
+    name = f"analyst-n{n}-seed{args.seed}"
+    drop_store(kind, name, args)
+    if not args.keep:
+        (STORES / f"{name}.{kind}.ready").unlink(missing_ok=True)
