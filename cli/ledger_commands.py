@@ -437,13 +437,23 @@ def quarantine_show(obj: State, qid: int) -> None:
                f" at {e.last_seen}\nfirst seen: {e.first_seen}\nrepeats:    {e.repeats}\n"
                f"field:      {e.field or '(the whole message)'}\nreason:     {e.reason}")
     click.echo("raw:")
-    sys.stdout.flush()
-    sys.stdout.buffer.write(e.raw + b"\n")
+    _exact_or_shown(e.raw)
     if e.payload is not None:
         click.echo("as wire JSON:")
-        sys.stdout.flush()
-        sys.stdout.buffer.write(e.payload + b"\n")
+        _exact_or_shown(e.payload)
     sys.stdout.flush()
+
+
+def _exact_or_shown(message: bytes) -> None:
+    """A quarantined message's bytes: exact when piped; on a terminal, which anyone who can
+    send a line would otherwise drive (escape sequences), what it would act on escaped."""
+    if sys.stdout.isatty():
+        from mot.cli.tables import printable
+
+        click.echo(printable(message.decode("utf-8", "backslashreplace")))
+        return
+    sys.stdout.flush()
+    sys.stdout.buffer.write(message + b"\n")
 
 
 @quarantine.command("replay")

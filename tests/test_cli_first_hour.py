@@ -345,6 +345,35 @@ def test_a_number_that_is_no_number_is_called_what_it_is(tmp_path: Path) -> None
     assert ranges(cli, "mot") == []
 
 
+def test_quarantine_show_escapes_a_raw_line_on_a_terminal_only(tmp_path: Path) -> None:
+    """A rejected line's bytes are whoever sent them: on a terminal (a pty here) `mot
+    quarantine show` escapes what the terminal would act on; piped, the bytes are exact."""
+    import pty
+
+    store = str(tmp_path / "mot.db")
+    line = b'{"tenant": "acme\x1b]0;pwned\x07", "customer_id": 5, "x": "\xff"}'
+    mot(store, "import", "-q", lines_file(tmp_path, line))
+    piped = mot(store, "quarantine", "show", "1").stdout_bytes
+    assert b"raw:\n" + line + b"\n" in piped
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mot", "--store", store, "quarantine", "show",
+                             "1"], stdout=follower, stderr=subprocess.PIPE)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the pty's other end closed: the process is done writing
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
+    assert b"\x1b" not in shown and b"\x07" not in shown
+    assert b'{"tenant": "acme\\x1b]0;pwned\\x07", "customer_id": 5, "x": "\\xff"}' in shown
+
+
 def test_an_empty_out_is_refused_not_read_as_this_folder(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """`mot export --out "$DIR"` with DIR unset wrote (and overwrote) nine files in the current
