@@ -130,6 +130,30 @@ def test_another_systems_records_are_refused_with_the_right_from(tmp_path: Path)
     assert not Path(store).exists()
 
 
+def test_a_csv_separated_by_semicolons_or_tabs_is_named_so(tmp_path: Path) -> None:
+    """A spreadsheet's "CSV" with ';' (or a tab) between columns: the error says so, where it
+    said "unknown column 'tenant;customer_id;...' (did you mean 'customer_id'?)"."""
+    paths = []
+    for name, separator in (("semi.csv", ";"), ("tabs.csv", "\t")):
+        path = tmp_path / name
+        path.write_text(HEADER.replace(",", separator) + "\n" + csv_row(1).replace(",", separator)
+                        + "\n")
+        paths.append(path)
+    store = tmp_path / "mot.db"
+    result = mot(str(store), "import", *paths)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[1:] == [
+        f"  {path}: the header: its columns are separated by {separator!r}, not by commas: mot "
+        "reads comma-separated CSV (save it with commas as the separator). Nothing of it was "
+        "recorded" for path, separator in zip(paths, (";", "\t"), strict=True)]
+    assert not store.exists()
+    # One column alone, or a comma-separated header with a semicolon in a name, is as before.
+    single = tmp_path / "one.csv"
+    single.write_text("tenant;nothing;else\nacme;x;y\n")
+    error = mot(str(store), "import", single).stderr
+    assert "unknown column 'tenant;nothing;else'" in error
+
+
 def test_a_csv_header_is_checked_once_and_refused_with_one_error(tmp_path: Path) -> None:
     rows = "\n".join(csv_row(n) for n in range(1, 1001))
     path = tmp_path / "crm.csv"

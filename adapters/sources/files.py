@@ -520,6 +520,10 @@ def check_wire_header(columns: list[str]) -> list[str]:
     (with the nearest known names), repeated ones, and a column given twice over (`source`
     beside `source.id`, `attributes` beside `attributes.NAME`)."""
     plain, dotted = wire_columns()
+    separator = _other_separator(columns, plain | dotted)
+    if separator is not None:
+        return [f"its columns are separated by {separator!r}, not by commas: mot reads "
+                "comma-separated CSV (save it with commas as the separator)"]
     problems: list[str] = []
     seen: set[str] = set()
     for column in columns:
@@ -539,6 +543,18 @@ def check_wire_header(columns: list[str]) -> list[str]:
             problems.append(f"column {parent!r} (a JSON object) and {named} both give {parent}: "
                             "keep one or the other")
     return problems
+
+
+def _other_separator(columns: list[str], known: frozenset[str]) -> str | None:
+    """The separator of a header read as one column that another separator splits into
+    known columns (a spreadsheet's semicolon-separated "CSV"), else None."""
+    if len(columns) != 1:
+        return None
+    for separator in (";", "\t", "|"):
+        names = columns[0].split(separator)
+        if len(names) > 1 and sum(n.strip() in known for n in names) * 2 > len(names):
+            return separator
+    return None
 
 
 def _is_attribute_column(column: str) -> bool:
