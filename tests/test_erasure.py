@@ -1202,7 +1202,8 @@ def test_on_postgresql_an_erasure_rewrites_only_the_part_of_split_moments_that_h
     assert len(held["moments"]) == 1 and held["moments"] < set(before["moments"])
     assert len(held["relationships"]) == 1
     sums = _sums(pg_schema_url)
-    mot(pg_schema_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    erased = mot(pg_schema_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    assert "whole tables" not in erased.stderr
     for table, parts in before.items():
         after = _moment_parts(pg_schema_url, table)
         # The parts that held her rows rewritten; no other.
@@ -1223,9 +1224,13 @@ def test_a_postgresql_store_with_whole_current_moments_is_split_by_a_replay_on_r
     mot(pg_schema_url, "project", env=WHOLE)
     assert _moment_parts(pg_schema_url) == {}
     sums = _sums(pg_schema_url)
-    mot(pg_schema_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r",
-        env=WHOLE)
+    erased = mot(pg_schema_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason",
+                 "r", env=WHOLE)
     assert _found(pg_schema_url) == {MARIA}
+    # It says which tables it rewrote whole, and how to have them split.
+    assert "moments, relationships" in erased.stderr
+    assert "are whole tables, rewritten whole by every erasure;" \
+        " `MOT_PG_SPLIT_MOMENTS=1 mot replay` splits them by person" in erased.stderr
     mot(pg_schema_url, "replay", env=SPLIT)
     assert len(_moment_parts(pg_schema_url)) == 16
     mot(pg_schema_url, "replay", env=WHOLE)  # a split store stays split

@@ -36,7 +36,7 @@ from mot.adapters.stores import scratch_folders
 from mot.adapters.stores.alert_outbox import erase_from_alerts
 from mot.adapters.stores.codec import to_row
 from mot.adapters.stores.ledger import SqlLedger, names_of
-from mot.adapters.stores.projection_tables import REBUILD_SUFFIX
+from mot.adapters.stores.projection_tables import REBUILD_SUFFIX, SPLIT_BY
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
@@ -239,9 +239,13 @@ class SqlErasures:
         self._finish_pending()
         touched: set[str] = set()
         waiting: dict[str, list[str]] = {}  # projection -> publishers its tombstones wait for
+        whole: list[str] = []  # tables the backend could split by person, made whole
         started = time.monotonic()
         with backend.write("ledger") as tx:
             backend.erasing(tx)
+            if backend.splits:
+                whole = [t for t in SPLIT_BY if backend.table_exists(tx, t)
+                         and not backend.is_split(tx, t)]
             ids = self._person(tx, tenant, customer_id)
             digests = {cid: keystore.digest(tenant, cid) for cid in ids}
             erasure = int(tx.scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM mot_erasures"))
@@ -399,6 +403,12 @@ class SqlErasures:
             " the database server): until they do, the freed rows cannot leave the files"))
         self._mark_scrubbed(receipt.erasure)
         _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
+        if rewritten := [t for t in whole if t in touched]:
+            # An older store's, or one made with the layout asked whole: each erasure
+            # rewrites these in proportion to the store (docs/erasure.md).
+            _say(f"{', '.join(rewritten)} are whole tables, rewritten whole by every erasure;"
+                 f" {backend.split_hint}, so that an erasure rewrites the parts holding the"
+                 " person's rows only (docs/erasure.md)")
         for projection, publishers in sorted(waiting.items()):
             _say(f"{projection}: the tombstones of the person's rows wait for `mot kafka publish`"
                  f" (publisher {', '.join(publishers)}); their keys, the person's ids, stay in"

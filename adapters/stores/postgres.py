@@ -46,6 +46,8 @@ STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the 
 
 class PostgresBackend(SqlBackend):
     kind = "postgresql"
+    splits = True
+    split_hint = f"`{SPLIT_ENV}=1 mot replay` splits them by person"
     # Text in byte order ("C"): equality is the same in every deterministic collation, and
     # byte order is what mot sorts by anyway (`byte_order`, SQLite's, Python's); the
     # database's own collation (C.UTF-8, en_US...) compares with strcoll and without

@@ -275,6 +275,10 @@ class SqlBackend(ABC):
     # How many parts the current-moments table is split into by a hash of its person group
     # (`create_by_person`); 0: not split.
     partitions: int = 0
+    splits = False
+    """Whether the backend can split tables by person (`create_by_person`) at all."""
+    split_hint = ""
+    """How to have this store's tables split, said when an erasure rewrote whole tables."""
 
     def create_by_person(self, tx: Tx, table: str, statement: str, column: str) -> None:
         """Create `table` (`statement`, a `CREATE TABLE IF NOT EXISTS`) whose rows belong to
