@@ -7,6 +7,7 @@ import json
 import click
 
 from mot.cli.context import State, pass_state
+from mot.cli.output import format_option, render
 
 
 def _refused(error: Exception) -> click.ClickException:
@@ -113,14 +114,15 @@ def erasures() -> None:
 
 @erasures.command("list")
 @click.option("--tenant", default=None, help="Only this tenant's.")
+@format_option()
 @pass_state
-def erasures_list(obj: State, tenant: str | None) -> None:
-    """The receipts of the erasures made, oldest first (JSON).
+def erasures_list(obj: State, tenant: str | None, fmt: str | None) -> None:
+    """The receipts of the erasures made, oldest first.
 
     \b
     Examples:
       mot erasures list
-      mot erasures list --tenant acme
+      mot erasures list --tenant acme --format csv > receipts.csv
     """
     receipts = obj.services.erasures.receipts(tenant)
     if not receipts and tenant is not None:
@@ -128,7 +130,7 @@ def erasures_list(obj: State, tenant: str | None) -> None:
         from mot.cli.projection_commands import require_tenant
 
         require_tenant(obj.services, tenant)
-    click.echo(json.dumps([r.as_dict() for r in receipts], indent=2))
+    render([r.as_dict() for r in receipts], fmt)
 
 
 @click.command("upgrade")

@@ -374,6 +374,20 @@ def test_quarantine_show_escapes_a_raw_line_on_a_terminal_only(tmp_path: Path) -
     assert b'{"tenant": "acme\\x1b]0;pwned\\x07", "customer_id": 5, "x": "\\xff"}' in shown
 
 
+def test_erasures_list_takes_the_formats_every_listing_takes(store_url: str, tmp_path: Path) -> None:
+    """docs/cli.md: commands that print records take --format table|json|jsonl|csv; `mot
+    erasures list` printed JSON only ('No such option: --format')."""
+    mot(store_url, "import", "-q", lines_file(tmp_path, moment()))
+    mot(store_url, "erase", "--tenant", "acme", "--customer", "c1", "--reason", "GDPR 7")
+    as_csv = mot(store_url, "erasures", "list", "--format", "csv").stdout.splitlines()
+    assert as_csv[0].split(",")[:4] == ["erasure", "tenant", "erased_at", "reason"]
+    assert as_csv[1].split(",")[:2] == ["1", "acme"] and len(as_csv) == 2
+    table = mot(store_url, "erasures", "list", "--format", "table", env={"COLUMNS": "300"}).stdout
+    assert table.split()[:2] == ["erasure", "tenant"] and "GDPR 7" in table
+    piped = json.loads(mot(store_url, "erasures", "list").stdout)  # piped: JSON, as before
+    assert [(r["erasure"], r["reason"]) for r in piped] == [(1, "GDPR 7")]
+
+
 def test_an_empty_out_is_refused_not_read_as_this_folder(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """`mot export --out "$DIR"` with DIR unset wrote (and overwrote) nine files in the current
