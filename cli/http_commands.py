@@ -172,6 +172,10 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
     """
     import os
 
+    from mot.service.workers import few_arenas
+
+    few_arenas()  # before the server's threads first allocate
+
     import uvicorn
 
     from mot.adapters.http.app import create_app

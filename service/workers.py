@@ -163,6 +163,26 @@ def steady_heap(pad: int = PARSE_HEAP_PAD) -> None:
         mallopt(M_TOP_PAD, pad)
 
 
+# glibc's mallopt parameter: the most heaps (arenas) the threads of the process allocate from.
+M_ARENA_MAX = -8
+SERVER_ARENAS = 2
+
+
+def few_arenas(count: int = SERVER_ARENAS) -> None:
+    """Threads that start after this share at most `count` glibc heaps. `mot serve` records
+    batches on a pool of threads, and glibc gives each thread a heap of its own (up to 8 a
+    CPU) whose freed memory stays with it, so the process's resident memory grew with the
+    moments served while what it used did not (bench/scaling_notes.toml, "HTTP ingest" rss).
+    An explicit MALLOC_ARENA_MAX in the environment is left as set. Not glibc: does nothing."""
+    import ctypes
+
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    mallopt = _glibc("mallopt", (ctypes.c_int, ctypes.c_int))
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, count)
+
+
 class HeapTrim:
     """Hands the free pages inside glibc's heaps back to the kernel (`malloc_trim(0)`) once
     `every` messages were recorded since the last time; safe from any thread.

@@ -3,11 +3,12 @@ freed at its end stays for the next batch instead of being trimmed and faulted i
 
 from __future__ import annotations
 
+import os
 import sys
 
 from process_support import run
 
-from mot.service.workers import PARSE_HEAP_PAD
+from mot.service.workers import PARSE_HEAP_PAD, SERVER_ARENAS
 
 PROBE = """
 import ctypes, sys
@@ -75,3 +76,48 @@ def test_a_heap_trim_gives_freed_pages_below_live_memory_back_after_every_messag
     assert freed - trimmed > 48 << 10
     # ...until `every` messages were recorded since the last trim
     assert waiting - trimmed > 48 << 10
+
+
+ARENA_PROBE = """
+import ctypes, os, re, sys, tempfile, threading
+if sys.argv[1] == "few":
+    from mot.service.workers import few_arenas
+    few_arenas()
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+together = threading.Barrier(8)
+
+def allocate():
+    together.wait()  # all 8 alive at once, each allocating: each would get a heap of its own
+    libc.malloc(1000)
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, (ctypes.c_char_p, ctypes.c_char_p)
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+with tempfile.TemporaryDirectory() as folder:
+    path = os.path.join(folder, "info.xml")
+    out = libc.fopen(path.encode(), b"w")
+    libc.malloc_info(0, out)
+    libc.fclose(out)
+    print(len(re.findall("<heap nr=", open(path).read())))
+"""
+
+
+def heaps_after_eight_threads(mode: str, **env: str) -> int:
+    """glibc's heaps (arenas) in a fresh process once 8 threads allocated at once."""
+    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env
+    done = run([sys.executable, "-c", ARENA_PROBE, mode], text=True, env=environment)
+    return int(done.stdout)
+
+
+def test_few_arenas_keeps_a_servers_threads_to_two_heaps() -> None:
+    # glibc's default: a heap for each thread that allocates (up to 8 a CPU), and the main one
+    assert heaps_after_eight_threads("default") > 4
+    assert heaps_after_eight_threads("few") == SERVER_ARENAS == 2
+    # an operator's MALLOC_ARENA_MAX stays as set
+    assert heaps_after_eight_threads("few", MALLOC_ARENA_MAX="4") == 4
