@@ -125,7 +125,8 @@ def import_(obj: State, files: tuple[str, ...], fmt: str, vendor: str | None, co
         report = job.run(inputs)
     except ImportStopped as stop:
         progress.finish()
-        _print_summary(stop.report, stats, summary_json, quiet, stopped=stop)
+        _print_summary(stop.report, stats, summary_json, quiet, stopped=stop,
+                       rolled_back=all_or_nothing)
         raise _stop_error(stop) from None
     progress.finish()
     _print_summary(report, stats, summary_json, quiet)
@@ -168,7 +169,7 @@ def _progress_line(report: Any) -> str:
 
 
 def _print_summary(report: Any, stats: Any, summary_json: bool, quiet: bool,
-                   stopped: Any = None) -> None:
+                   stopped: Any = None, rolled_back: bool = False) -> None:
     if summary_json:
         result: dict[str, Any] = dict(report.as_dict())
         if stats is not None:
@@ -179,8 +180,13 @@ def _print_summary(report: Any, stats: Any, summary_json: bool, quiet: bool,
         click.echo(orjson.dumps(result).decode())
     else:
         blank = f", {report.blank:,} blank lines skipped" if report.blank else ""
-        committed = "committed before it stopped: " if stopped is not None else ""
-        click.echo(f"{committed}{report.counts()} ({report.summary.seconds:.1f} s{blank})")
+        if rolled_back:
+            # "read 0: recorded 0, ..." beside an error counting the messages read was two
+            # answers to one question: what was committed is nothing, said so.
+            click.echo("nothing was committed (--all-or-nothing: the import is one transaction)")
+        else:
+            committed = "committed before it stopped: " if stopped is not None else ""
+            click.echo(f"{committed}{report.counts()} ({report.summary.seconds:.1f} s{blank})")
     if stats is not None and not quiet:
         for line in stats.report(bool(report.summary.suppressed)):
             click.echo(line, err=True)

@@ -356,6 +356,8 @@ def test_all_or_nothing_records_nothing_when_the_limit_is_passed(store_url: str,
     assert "were rejected, over --max-rejects 20%; so nothing was recorded (--all-or-nothing)" \
         in result.stderr
     assert f"  {path}:10: channel: " in result.stderr
+    # Not "committed before it stopped: read 0: ..." beside the error's "10 messages read".
+    assert result.stdout == "nothing was committed (--all-or-nothing: the import is one transaction)\n"
     assert no_store_at(store_url, tmp_path)  # nothing recorded, not even a store
     # Without a limit, --all-or-nothing means no reject at all; a clean file goes in whole.
     assert mot(store_url, "import", "--all-or-nothing", path).exit_code == 1
