@@ -8,6 +8,10 @@ The unsealed store is a fresh store marked as made before sealing (its `ledger s
 step not done), which is what a store of an older mot is. Runs alternate (unsealed,
 sealed) so that the machine's load hits both alike; the load average is recorded.
 Targets: import and rebuild of the sealed store >= 0.8 of the unsealed; the erasure < 2 s.
+On PostgreSQL the erasure is also measured on the split layout (opt-in, MOT_PG_SPLIT_MOMENTS=1:
+the current-moments and per-customer tables in parts by person, so the scrub rewrites only
+the parts that held her rows): a copy of the sealed store as imported (CREATE DATABASE ...
+TEMPLATE, so no second import), rebuilt split by `MOT_PG_SPLIT_MOMENTS=1 mot replay`.
 Figures go to stdout and bench/out/erasure_bench.json; progress to stderr.
 """
 
@@ -21,6 +25,7 @@ from typing import Any
 
 from benchlib import (
     OUT,
+    drop_pg,
     drop_store,
     environment,
     fresh_store,
@@ -28,6 +33,8 @@ from benchlib import (
     mot_command,
     num,
     parser,
+    pg_database,
+    pg_url,
     run_measured,
     sample_file,
     stores_of,
@@ -37,6 +44,7 @@ from benchlib import (
 )
 
 PERSON = "x:bench-person"
+SPLIT_ENV = "MOT_PG_SPLIT_MOMENTS"  # the opt-in split layout of a PostgreSQL store
 
 
 def person_file(moments: int) -> Path:
@@ -78,6 +86,47 @@ def unsealed(url: str) -> None:
         tx.execute("UPDATE mot_upgrades SET done = 0 WHERE step = 'ledger sealed'")
 
 
+def copy_pg(admin: str, source: str, copy: str) -> str:
+    """A copy of the PostgreSQL store `source` (no session may be open on it)."""
+    import psycopg
+    from psycopg import sql
+
+    drop_pg(admin, copy)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy),
+                                                                     sql.Identifier(source)))
+    return pg_url(admin, copy)
+
+
+def erase(mot: list[str], url: str, label: str) -> dict[str, float]:
+    """`mot erase` of the bench's person: its wall and CPU time, and the transaction and
+    the scrub as the command says them."""
+    import re
+
+    erased = checked(run_measured([*mot, "--store", url, "erase", "--tenant", "acme",
+                                   "--customer", PERSON, "--reason", "bench"], label))
+    receipt = json.loads(erased.stdout)
+    # On a busy machine the wall time is mostly waiting for a CPU: the command's
+    # own CPU time (user + system; PostgreSQL's server work is not in it).
+    figures = {"erase_s": erased.seconds, "erase_cpu_s": erased.cpu_seconds,
+               "erase_load": os.getloadavg()[0], "erased_moments": receipt["moments"],
+               # the command names the tables it had to rewrite whole (not split)
+               "rewrote_whole": "splits them by person" in erased.stderr}
+    said = re.search(r"erased in ([\d.]+) s.*?none of it ([\d.]+) s later", erased.stderr, re.S)
+    if said:  # the transaction, then the scrub of the files (VACUUM FULL, WAL)
+        figures["erase_tx_s"] = float(said.group(1))
+        figures["scrub_s"] = float(said.group(2))
+    return figures
+
+
+def erase_rows(kind: str, layout: str, figures: dict[str, float]) -> list[tuple[str, ...]]:
+    return [(kind, f"erase ({figures['erased_moments']:,.0f} moments){layout}, command", "",
+             num(figures["erase_s"], 2), "", verdict(figures["erase_s"] < 2.0)),
+            (kind, "... its transaction / scrub of the files / CPU of the command", "",
+             f"{num(figures.get('erase_tx_s'), 2)} / {num(figures.get('scrub_s'), 2)} /"
+             f" {num(figures.get('erase_cpu_s'), 2)}", "", "")]
+
+
 def main() -> None:
     p = parser(__doc__ or "")
     p.add_argument("--person", type=int, default=10_000, help="moments of the erased person")
@@ -93,6 +142,7 @@ def main() -> None:
     results: dict[str, Any] = {"environment": environment(), "n": args.n, "person": args.person,
                                "load_before": os.getloadavg()}
     rows = []
+    split_url = ""
     for kind in stores_of(args.stores):
         figures: dict[str, dict[str, float]] = {}
         for mode in ("sealed",) if args.erase_only else ("unsealed", "sealed"):
@@ -103,6 +153,8 @@ def main() -> None:
             log(f"{kind} {mode}: import {args.n + args.person:,} moments")
             imported = checked(run_measured([*mot, "--store", url, "import", str(sample), str(person),
                                      "--summary-json", "-q"], f"{kind} {mode} import"))
+            if kind == "postgres" and mode == "sealed":  # the same store, to rebuild split
+                split_url = copy_pg(args.pg, pg_database(name), pg_database(f"{name}-split"))
             log(f"{kind} {mode}: {'project' if args.erase_only else 'replay'}")
             rebuilt = checked(run_measured([*mot, "--store", url, "project" if args.erase_only
                                             else "replay", "-q"], f"{kind} {mode} replay"))
@@ -110,32 +162,28 @@ def main() -> None:
                              "load": os.getloadavg()[0]}
             if mode == "sealed":
                 log(f"{kind}: erase a person of {args.person:,} moments")
-                erased = checked(run_measured([*mot, "--store", url, "erase", "--tenant", "acme",
-                                               "--customer", PERSON, "--reason", "bench"],
-                                              f"{kind} erase"))
-                receipt = json.loads(erased.stdout)
-                figures[mode]["erase_s"] = erased.seconds
-                # On a busy machine the wall time is mostly waiting for a CPU: the command's
-                # own CPU time (user + system; PostgreSQL's server work is not in it).
-                figures[mode]["erase_cpu_s"] = erased.cpu_seconds
-                figures[mode]["erase_load"] = os.getloadavg()[0]
-                import re
-
-                said = re.search(r"erased in ([\d.]+) s.*?none of it ([\d.]+) s later",
-                                 erased.stderr, re.S)
-                if said:  # the transaction, then the scrub of the files (VACUUM FULL, WAL)
-                    figures[mode]["erase_tx_s"] = float(said.group(1))
-                    figures[mode]["scrub_s"] = float(said.group(2))
-                figures[mode]["erased_moments"] = receipt["moments"]
+                figures[mode] |= erase(mot, url, f"{kind} erase")
             drop_store(kind, name, args)
         sealed = figures["sealed"]
+        layout = ""
+        if kind == "postgres":
+            layout = ", whole tables (default)"
+            log(f"{kind} split: {SPLIT_ENV}=1 mot replay of the sealed store's copy")
+            os.environ[SPLIT_ENV] = "1"
+            try:
+                rebuilt = checked(run_measured([*mot, "--store", split_url, "replay", "-q"],
+                                               f"{kind} split replay"))
+            finally:
+                del os.environ[SPLIT_ENV]
+            figures["split"] = {"replay_s": rebuilt.seconds, "load": os.getloadavg()[0]}
+            log(f"{kind} split: erase a person of {args.person:,} moments")
+            figures["split"] |= erase(mot, split_url, f"{kind} split erase")
+            drop_store(kind, f"{name}-split", args)
+        split_rows = (erase_rows(kind, ", split layout (opt-in)", figures["split"])
+                      if "split" in figures else [])
         if args.erase_only:
             results[kind] = figures
-            rows += [(kind, f"erase ({sealed['erased_moments']:,.0f} moments), command", "",
-                      num(sealed["erase_s"], 2), "", verdict(sealed["erase_s"] < 2.0)),
-                     (kind, "... its transaction / scrub of the files / CPU of the command", "",
-                      f"{num(sealed.get('erase_tx_s'), 2)} / {num(sealed.get('scrub_s'), 2)} /"
-                      f" {num(sealed.get('erase_cpu_s'), 2)}", "", "")]
+            rows += erase_rows(kind, layout, sealed) + split_rows
             continue
         plain = figures["unsealed"]
         import_ratio = plain["import_s"] / sealed["import_s"]
@@ -146,11 +194,7 @@ def main() -> None:
              num(import_ratio, 2), verdict(import_ratio >= 0.8)),
             (kind, "replay (rebuild)", num(plain["replay_s"], 1), num(sealed["replay_s"], 1),
              num(replay_ratio, 2), verdict(replay_ratio >= 0.8)),
-            (kind, f"erase ({sealed['erased_moments']:,.0f} moments), command", "",
-             num(sealed["erase_s"], 2), "", verdict(sealed["erase_s"] < 2.0)),
-            (kind, "... its transaction / scrub of the files / CPU of the command", "",
-             f"{num(sealed.get('erase_tx_s'), 2)} / {num(sealed.get('scrub_s'), 2)} /"
-             f" {num(sealed.get('erase_cpu_s'), 2)}", "", ""),
+            *erase_rows(kind, layout, sealed), *split_rows,
         ]
     results["load_after"] = os.getloadavg()
     print(table(["store", "case", "unsealed s", "sealed s", "ratio", "verdict"], rows))
