@@ -366,9 +366,12 @@ def _targets(config_path: str | None) -> Targets:
 def _chosen(records: list[dict[str, Any]], columns: str | None
             ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
     """The records with only the fields --columns names, in its order."""
-    if not columns:
+    if columns is None:
         return records, ()
     names = tuple(c.strip() for c in columns.split(",") if c.strip())
+    if not names:  # `--columns "$COLS"` with COLS unset gave every field, silently
+        raise click.UsageError("--columns names no field: give them separated by commas, such as"
+                               " customer_id,stage")
     known = list(records[0]) if records else names
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -20,7 +20,7 @@ from typing import Any
 import click
 import orjson
 import pytest
-from cli_support import default_sigint, mot
+from cli_support import default_sigint, mot, query
 from click.testing import CliRunner
 from process_support import run, timed_mot
 
@@ -386,6 +386,18 @@ def test_erasures_list_takes_the_formats_every_listing_takes(store_url: str, tmp
     assert table.split()[:2] == ["erasure", "tenant"] and "GDPR 7" in table
     piped = json.loads(mot(store_url, "erasures", "list").stdout)  # piped: JSON, as before
     assert [(r["erasure"], r["reason"]) for r in piped] == [(1, "GDPR 7")]
+
+
+def test_an_empty_columns_is_refused_not_read_as_every_field(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    for given in ("", " , "):
+        result = mot(store, "query", "relationships", "--columns", given, ok=False)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[-1] == (
+            "Error: --columns names no field: give them separated by commas, such as "
+            "customer_id,stage")
+    assert query(store, "relationships", "--columns", "stage") == [{"stage": "stranger"}]
 
 
 def test_an_empty_out_is_refused_not_read_as_this_folder(tmp_path: Path,
