@@ -610,7 +610,10 @@ ALERT_BATCH = 10
 
 @dataclass(frozen=True, slots=True)
 class KillPoint:
-    """A kill once `share` (0 < share < 1) of the work is done, or `after` seconds from the start."""
+    """A kill once `share` (0 < share < 1) of the work is done, or `after` seconds from the start
+    (or once a quarter of the work left is done, if sooner: on a fast machine a kill after a
+    second came when the command had done nearly all of it, and left the later points nothing
+    to land in; 4 of 10 kills of `mot project` landed mid-way on SQLite at 09:35)."""
 
     share: float | None = None
     after: float | None = None
@@ -618,7 +621,7 @@ class KillPoint:
     def at(self, done: int, total: int) -> Kill:
         """The kill for a run that starts with `done` of `total` done."""
         if self.share is None:
-            return Kill(after=self.after)
+            return Kill(after=self.after, at_least=done + max(1, (total - done) // 4))
         return Kill(at_least=max(done + 1, int(self.share * total)))
 
 
