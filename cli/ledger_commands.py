@@ -318,13 +318,15 @@ def show(obj: State, moment: str, tenant: str | None, fmt: str) -> None:
         render(records, fmt, ("version", "event", "recorded_at", "origin", "reason")
                if fmt == "table" else ())
         return
+    from mot.cli.tables import printable  # a reason and an origin are what senders wrote
+
     click.echo(f"moment {moment_id}")
     for record in records:
         line = f"  v{record['version']} {record['event']} at {record['recorded_at']}"
         line += f" from {record['origin']}"
-        click.echo(line)
+        click.echo(printable(line))
         if record.get("reason"):
-            click.echo(f"     reason: {record['reason']}")
+            click.echo(printable(f"     reason: {record['reason']}"))
         if record.get("set") is not None:
             click.echo(f"     set: {orjson.dumps(record['set']).decode()}")
     last = records[-1]
@@ -439,9 +441,13 @@ def quarantine_show(obj: State, qid: int) -> None:
     e = obj.services.quarantine.get(qid)
     if e is None:
         raise click.ClickException(f"no quarantined message {qid}")
-    click.echo(f"id:         {e.id}\norigin:     {e.origin}\nlast seen:  {e.last_origin}"
-               f" at {e.last_seen}\nfirst seen: {e.first_seen}\nrepeats:    {e.repeats}\n"
-               f"field:      {e.field or '(the whole message)'}\nreason:     {e.reason}")
+    from mot.cli.tables import printable  # a field and a reason name what the sender wrote
+
+    for label, value in (("id", e.id), ("origin", e.origin),
+                         ("last seen", f"{e.last_origin} at {e.last_seen}"),
+                         ("first seen", e.first_seen), ("repeats", e.repeats),
+                         ("field", e.field or "(the whole message)"), ("reason", e.reason)):
+        click.echo(printable(f"{label + ':':<12}{value}"))
     click.echo("raw:")
     _exact_or_shown(e.raw)
     if e.payload is not None:

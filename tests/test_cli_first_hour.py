@@ -28,6 +28,7 @@ from mot.adapters.sources.sample import generate_lines
 from mot.bootstrap import open_store
 from mot.cli.main import cli
 from mot.cli.params import SECONDS
+from mot.domain.identity import derived_moment_id
 
 MID = "6f1c9e2a-3b4d-4c5e-8f70-123456789abc"
 
@@ -372,6 +373,28 @@ def test_quarantine_show_escapes_a_raw_line_on_a_terminal_only(tmp_path: Path) -
     assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
     assert b"\x1b" not in shown and b"\x07" not in shown
     assert b'{"tenant": "acme\\x1b]0;pwned\\x07", "customer_id": 5, "x": "\\xff"}' in shown
+
+
+def test_show_and_quarantine_show_escape_what_a_sender_wrote_in_their_text_lines(
+        tmp_path: Path) -> None:
+    """`mot quarantine show` printed a rejected message's field (an unknown key, as sent)
+    and reason raw, and `mot show` an amendment's reason: a sender's escape sequences
+    cleared and retitled the operator's terminal. Those lines are for a person: what a
+    terminal acts on is escaped, piped or not (the raw bytes stay exact when piped)."""
+    store = str(tmp_path / "mot.db")
+    evil = "\x1b]0;pwned\x07\x1b[2J"
+    mot(store, "import", "-q", lines_file(
+        tmp_path, moment(), {**moment(source={"system": "crm", "id": "2"}), f"note{evil}": 1},
+        {"type": "amend", "tenant": "acme", "moment_id": derived_moment_id("acme", "crm", "1"),
+         "set": {"kind": "help"}, "reason": f"why{evil}"}))
+    shown = mot(store, "quarantine", "show", "1").stdout
+    header = shown.split("raw:\n")[0]
+    assert "\x1b" not in header and "\x07" not in header, header
+    assert "field:      note\\x1b]0;pwned\\x07\\x1b[2J\n" in header
+    assert "reason:     note\\x1b]0;pwned\\x07\\x1b[2J: unknown field" in header
+    history = mot(store, "show", "crm:1", "--tenant", "acme").stdout
+    assert "\x1b" not in history and "\x07" not in history, history
+    assert "     reason: why\\x1b]0;pwned\\x07\\x1b[2J\n" in history
 
 
 def test_erasures_list_takes_the_formats_every_listing_takes(store_url: str, tmp_path: Path) -> None:
