@@ -302,10 +302,11 @@ def _repeated_name(raw: bytes) -> str | None:
 
 def nul_path(value: Any) -> str | None:
     """The dotted path of the first string (or key) holding U+0000, if any, in document
-    order."""
+    order; a key's U+0000 written `\\u0000`, as JSON writes it (the path is the rejection's
+    field, and PostgreSQL cannot store the character in the quarantine either)."""
     for item, path, key in _in_document_order(value):
         if (key is not None and "\x00" in key) or (isinstance(item, str) and "\x00" in item):
-            return path
+            return path.replace("\x00", "\\u0000")
     return None
 
 

@@ -204,6 +204,28 @@ def test_a_damaged_gzip_records_what_came_before_and_says_where(store_url: str, 
     assert recorded(store_url) == {"quarantined": 0}
 
 
+def test_a_key_holding_nul_is_quarantined_naming_it_on_either_store(store_url: str,
+                                                                     tmp_path: Path) -> None:
+    """A line whose key (an attribute's, or an unknown field's) holds U+0000 stopped the whole
+    import into PostgreSQL ('store error: PostgreSQL text fields cannot contain NUL'): the
+    rejection's field was that key, NUL and all, and the quarantine could not store it. It
+    is quarantined naming the key as JSON writes it; the lines around it are recorded."""
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(orjson.dumps(moment(1)) + b"\n"
+                     + orjson.dumps(moment(2, attributes={"k\u0000": 1})) + b"\n"
+                     + orjson.dumps({**moment(3), "x\u0000y": 1}) + b"\n"
+                     + orjson.dumps(moment(4)) + b"\n")
+    result = mot(store_url, "import", "--summary-json", path)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert counts(result) == count_of(read=4, recorded=2, quarantined=2)
+    listed = json.loads(mot(store_url, "quarantine", "list", "--format", "json").stdout)
+    assert [(e["origin"], e["field"], e["reason"]) for e in listed] == [
+        (f"{path}:2", "attributes.k\\u0000",
+         "attributes.k\\u0000: contains a NUL character (U+0000), which text fields cannot hold"),
+        (f"{path}:3", "x\\u0000y",
+         "x\\u0000y: contains a NUL character (U+0000), which text fields cannot hold")]
+
+
 def peak_rss_mb(*args: str) -> tuple[subprocess.CompletedProcess[bytes], float]:
     """Run `python -m mot ARGS` from a small parent that reports its child's peak RSS."""
     probe = ("import resource, subprocess, sys\n"
