@@ -33,7 +33,7 @@ from typing import Any, Final, Protocol
 import orjson
 
 from mot.domain.events import LedgerEvent
-from mot.domain.messages import duplicate_field, nul_path
+from mot.domain.messages import duplicate_field
 from mot.domain.quarantine import Quarantined
 from mot.domain.schema import inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
@@ -247,11 +247,10 @@ class TenantLedger:
                             f"tenant: this token writes only tenant {tenant!r}, not "
                             f"{_shown(named)}; leave tenant out or send {tenant!r}")
                         continue
-            problem = item.problem
-            if problem is None and _has_nul(item.raw if payload is None else payload, data):
-                problem = NUL_PROBLEM
+            # Text holding U+0000 (which PostgreSQL cannot store) is refused by the wire
+            # format itself, naming the field, as from a file or Kafka.
             positions.append(index)
-            incoming.append(Incoming(item.raw, item.origin, payload, problem, item.names))
+            incoming.append(Incoming(item.raw, item.origin, payload, item.problem, item.names))
         if incoming:
             fenced = _Fence(self.store, tenant, self.write_lock)
             result = LedgerService(fenced).record(incoming)
@@ -262,10 +261,6 @@ class TenantLedger:
                     None if rejection is None else rejection.field,
                     None if rejection is None else rejection.reason)
         return [answers[i] for i in range(len(items))]
-
-
-NUL_PROBLEM: Final = ("text containing U+0000 (NUL) cannot be stored (PostgreSQL refuses it, "
-                      "and a projection would stop at it); remove the character")
 
 
 def _with_tenant(wire: bytes, data: dict[str, Any], tenant: str) -> bytes:
@@ -281,12 +276,6 @@ def _with_tenant(wire: bytes, data: dict[str, Any], tenant: str) -> bytes:
             pass
     body = wire.strip()[1:]  # after the object's `{`; `data` is not empty, it holds the integer
     return b'{"tenant":' + orjson.dumps(tenant) + b"," + body
-
-
-def _has_nul(wire: bytes, data: Any) -> bool:
-    """Whether a decoded message holds U+0000 in a key or a text (JSON can only write it as an
-    escape, so the bytes tell when to look)."""
-    return b"\\u0000" in wire and nul_path(data) is not None
 
 
 def _shown(value: Any) -> str:

@@ -302,13 +302,21 @@ def test_background_projector_keeps_queries_current(store_url: str) -> None:
 
 
 def test_text_with_nul_is_quarantined_not_recorded(client: Api) -> None:
-    """PostgreSQL cannot store U+0000 in text: recorded, it would stop every projection."""
+    """PostgreSQL cannot store U+0000 in text: recorded, it would stop every projection.
+    Quarantined naming the field that holds it, in the answer and the quarantine."""
     batch = [{**MOMENT, "customer_id": "a\u0000b"},
              {**MOMENT, "source": {"system": "crm", "id": "r-2"}, "attributes": {"k\u0000": 1}},
              {**MOMENT, "source": {"system": "crm", "id": "r-3"}, "actor": "back\\u0000slash"}]
     items = client.post("acme", batch).json()["items"]
     assert [i["outcome"] for i in items] == ["quarantined", "quarantined", "recorded"]
-    assert "U+0000 (NUL) cannot be stored" in items[0]["reason"]
+    # Each names its field, as `mot import` does (the answer said field "" before).
+    assert [(i["field"], i["reason"]) for i in items[:2]] == [
+        ("customer_id", "customer_id: contains a NUL character (U+0000), which text fields "
+                        "cannot hold"),
+        ("attributes.k\\u0000", "attributes.k\\u0000: contains a NUL character (U+0000), which "
+                               "text fields cannot hold")]
+    kept = client.services.quarantine.entries()
+    assert sorted(e.field for e in kept) == ["attributes.k\\u0000", "customer_id"]
     assert client.services.ledger_store.quarantine_count() == 2
     answer = client.get("acme", "/v1/relationships", refresh="true")
     assert answer.status_code == 200
