@@ -158,3 +158,25 @@ def test_a_batch_nests_as_deep_in_either_form_and_past_it_names_the_limit(store_
         assert client.post("acme", tricky).status_code == 200
         assert_problem(client.post("acme", b"[" + b"[" * 1000 + b'"open ]]]'), 400,
                        "malformed_json")
+
+
+def test_POST_v1_erasures_refuses_text_holding_nul_naming_the_field(store_url: str) -> None:
+    """No customer id of the ledger holds U+0000 (the wire format refuses it), yet POST
+    /v1/erasures of "a\\u0000" erased: a receipt for an id nothing can hold, its reason
+    (U+0000 too) kept in it. Each text of the request is now a 422 naming the field,
+    as a query's `customer` is; nothing erased."""
+    with api(store_url) as client:
+        _, admin = client.services.access.create("acme", "admin", label="dpo")
+        client.tokens["acme_admin"] = admin
+        body = {"customer_id": "c9", "reason": "GDPR request 2026-120", "tenant": "acme"}
+        for field in ("customer_id", "reason", "tenant"):
+            for dry_run in (True, False):
+                answer = client.post("acme_admin", orjson.dumps(
+                    {**body, field: body[field] + "\u0000", "dry_run": dry_run}),
+                    path="/v1/erasures")
+                problem = assert_problem(answer, 422, "invalid_parameter", f"body.{field}")
+                assert "without a NUL character" in problem["detail"], problem
+        assert client.services.erasures.receipts("acme") == []
+        done = client.post("acme_admin", orjson.dumps(body), path="/v1/erasures")
+        assert done.status_code == 200, done.text
+

@@ -14,6 +14,7 @@ from mot.adapters.http import errors
 from mot.adapters.http.bodies import not_json, without_bom
 from mot.adapters.http.deps import Admin, ApiContext, Context
 from mot.adapters.http.errors import ApiError
+from mot.adapters.http.patterns import NO_NUL
 from mot.service.access import Principal
 from mot.service.erasure import ErasureRefused, Receipt, nothing_held  # the answer: the receipt
 
@@ -25,12 +26,14 @@ class ErasureRequest(BaseModel, extra="forbid", strict=True):
 
     Strict, as the wire format is: in lax mode `"dry_run": "yes"` (or "no", "1", "off", 0)
     became a boolean without a word, and `"customer_id": 42` the text "42"; now a JSON
-    boolean and JSON texts only, or a 422 naming the field, nothing erased."""
+    boolean and JSON texts only, or a 422 naming the field, nothing erased. No text holds
+    U+0000, as no customer id of the ledger can (the wire format refuses it): such an id
+    was erased, a receipt for an id nothing can ever hold, and the reason went into it."""
 
-    customer_id: str = Field(min_length=1, max_length=256)
-    reason: str = Field(min_length=1, max_length=2048, description=(
+    customer_id: str = Field(min_length=1, max_length=256, pattern=NO_NUL)
+    reason: str = Field(min_length=1, max_length=2048, pattern=NO_NUL, description=(
         "Why (a request number, say): kept in the receipt; keep personal data out of it"))
-    tenant: str | None = Field(None, min_length=1, max_length=128,
+    tenant: str | None = Field(None, min_length=1, max_length=128, pattern=NO_NUL,
                                description="Must be the token's tenant when given")
     dry_run: bool = Field(False, description="Only say what would go (counts)")
 
