@@ -180,3 +180,15 @@ def test_POST_v1_erasures_refuses_text_holding_nul_naming_the_field(store_url: s
         done = client.post("acme_admin", orjson.dumps(body), path="/v1/erasures")
         assert done.status_code == 200, done.text
 
+
+
+def test_an_alert_id_holding_nul_is_a_422_not_a_store_error(store_url: str) -> None:
+    """POST /v1/alerts/a%00/ack answered 503 'the store is unavailable (DataError); retry
+    later' on PostgreSQL (which cannot compare text with U+0000), a reply a client retries
+    for ever; it is a 422 naming alert_id, as a query's parameters holding it are."""
+    with api(store_url) as client:
+        answer = client.client.post("/v1/alerts/a%00/ack", headers=client.auth("acme"))
+        problem = assert_problem(answer, 422, "invalid_parameter", "alert_id")
+        assert "without a NUL character" in problem["detail"], problem
+        missing = client.client.post("/v1/alerts/a/ack", headers=client.auth("acme"))
+        assert_problem(missing, 404, "not_found", "alert_id")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 from mot.adapters.http import errors
 from mot.adapters.http.deps import Context, TenantReader, Writer
 from mot.adapters.http.errors import ApiError
+from mot.adapters.http.patterns import NO_NUL
 from mot.adapters.http.routes_queries import LimitParam, SinceParam
 from mot.domain.timefmt import to_micros
 from mot.service.alerting import AlertQuery, StoredAlert, stored_record
@@ -39,7 +40,7 @@ def alerts(context: Context, principal: TenantReader, rule: Rule | None = None,
 @router.post("/v1/alerts/{alert_id}/ack", response_model=None,
              responses={200: {"model": dict[str, Any]}, **errors.responses(401, 403, 404, 422, 503)})
 def ack(context: Context, principal: Writer,
-        alert_id: Annotated[str, Path(min_length=1, max_length=128)]) -> Response:
+        alert_id: Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL)]) -> Response:
     """Acknowledge one of the tenant's alerts, as `mot alerts ack`: someone acts on it, so what
     is not delivered yet is not sent. Acknowledging again changes nothing (`acked_at` stays
     the first time). A write token: it changes the alert's delivery."""
