@@ -26,6 +26,13 @@ class Rejected:
     # vendor's own contact id): what an erasure of one of them purges it by (`names_any`).
     names: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        # PostgreSQL text cannot hold U+0000, and a source's reason may quote what it was sent
+        # ("no column 'k\x00'"): the entry keeps it written as JSON writes it, \u0000.
+        if "\x00" in self.reason or "\x00" in self.field:
+            object.__setattr__(self, "field", self.field.replace("\x00", "\\u0000"))
+            object.__setattr__(self, "reason", self.reason.replace("\x00", "\\u0000"))
+
     @property
     def digest(self) -> str:
         """What makes it the same message again: the SHA-256 of what is replayed (the mapped

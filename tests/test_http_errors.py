@@ -192,3 +192,22 @@ def test_an_alert_id_holding_nul_is_a_422_not_a_store_error(store_url: str) -> N
         assert "without a NUL character" in problem["detail"], problem
         missing = client.client.post("/v1/alerts/a/ack", headers=client.auth("acme"))
         assert_problem(missing, 404, "not_found", "alert_id")
+
+
+def test_a_vendor_record_whose_unmappable_reason_quotes_nul_is_quarantined(
+        store_url: str) -> None:
+    """A webhook body the x and mentions mappings cannot map names what it holds in its
+    reason; with a U+0000 there, PostgreSQL could not keep the entry, and the request was a
+    503 'the store is unavailable (DataError); retry later' (a write token's way to have its
+    own retries spin). It is quarantined, the character written \\u0000, on either store."""
+    body = b'{"id": "a\\u0000", "ticket_id": "TID\\u0000", "k\\u0000": 1, "text": "\\u0000"}'
+    with api(store_url) as client:
+        for source in ("x", "mentions"):
+            answer = client.post("acme", body.replace(b"TID", source.encode()),
+                                 path=f"/v1/webhooks/{source}")
+            assert answer.status_code == 200, (source, answer.text)
+            assert [i["outcome"] for i in answer.json()["items"]] == ["quarantined"], source
+        kept = client.services.quarantine.entries()
+        assert [e.raw for e in kept] == [body.replace(b"TID", b"x"),
+                                         body.replace(b"TID", b"mentions")], kept
+        assert not any("\x00" in e.reason or "\x00" in e.field for e in kept), kept
