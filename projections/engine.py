@@ -284,8 +284,8 @@ class Engine:
             or (key in old and old[key].direction != "public")
         ]
         if private:
-            keys |= {(m.tenant, m.customer_id) for m in session.replying_to(private)
-                     if is_amplification(m)}
+            keys |= {(m.tenant, m.customer_id)
+                     for m in session.amplifications_replying_to(private)}
         return keys
 
     def _reroot(self, session: ProjectionSession, old: Iterable[Current],

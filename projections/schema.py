@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from mot.domain.timefmt import micros_to_text
+from mot.domain.vocabulary import AMPLIFYING_KINDS
 
 FieldType = Literal["text", "int", "bigint", "real", "bool", "json", "list"]
 """`list`: a list of text (`customer_ids`), stored as its JSON text in both databases, so a
@@ -73,6 +74,7 @@ class Index:
     columns: tuple[str, ...]
     unique: bool = False
     partial: bool = False  # only rows whose first column is not NULL
+    where: str = ""  # and, when given, only the rows this SQL condition holds for
 
 
 VERSION: Final = Field("version", "bigint", shown="detail", as_of_null=True)
@@ -365,6 +367,11 @@ moment (the incremental path) and what a rebuild's in-database load selects, fro
 The folded fields are `Current`'s, in its order; the others carry every other field of the
 moment, so the table answers analysts' questions (revenue per stage) with no JSON digging."""
 
+AMPLIFYING_REPLY: Final = ("direction = 'public' AND kind IN ("
+                           + ", ".join(f"'{k}'" for k in sorted(AMPLIFYING_KINDS)) + ")")
+"""The current moments that are amplification moments (SPEC §3.3: a public post, review or
+mention), as SQL: a query that names it, word for word, may read the index it limits."""
+
 MOMENT_INDEXES: Final = (
     # Unique, but not the primary key: a rebuild loads the table first and indexes it after.
     # Moment ids are scoped by tenant (SPEC §2); the id first, as lookups name it.
@@ -377,7 +384,11 @@ MOMENT_INDEXES: Final = (
                    "kind", "function", "channel", "actor", "ask_type", "sentiment", "reach",
                    "in_reply_to", "shares")),
     Index("shares", ("shares",), partial=True),
-    Index("reply", ("in_reply_to",), partial=True),
+    # The amplification moments that reply to a moment (`replying_to`), not every reply:
+    # a third of the moments reply to one, and each new reply wrote a leaf of its own in an
+    # index keyed by a hashed id (a catch-up's pages written, bench/scaling_notes.toml);
+    # one in sixteen of them is a public post, review or mention.
+    Index("amplifying", ("in_reply_to",), partial=True, where=AMPLIFYING_REPLY),
 )
 
 

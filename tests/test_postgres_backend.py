@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from mot.bootstrap import Services, open_store
+from mot.domain.vocabulary import AMPLIFYING_KINDS
 from mot.service.ledger import Incoming
 
 pytestmark = pytest.mark.postgres
@@ -113,19 +114,22 @@ def test_lookups_by_moment_id_read_the_indexes_of_a_split_moments_table(pg_schem
     mot(pg_schema_url, "project", env={"MOT_PG_SPLIT_MOMENTS": "1"})
     schema = parse_qs(urlparse(pg_schema_url).query)["schema"][0]
     with open_store(pg_schema_url) as opened, opened.projection_store.reader() as session:
-        rows = session.tx.query("SELECT tenant, moment_id, in_reply_to, shares FROM moments")
+        rows = session.tx.query("SELECT tenant, moment_id, in_reply_to, kind, direction"
+                                " FROM moments")
         keys = {(str(r[0]), str(r[1])) for r in rows}
         counted = ("SELECT COALESCE(SUM(seq_scan), 0) FROM pg_stat_xact_user_tables"
                    " WHERE schemaname = ? AND relname LIKE 'moments_p%%'")
         before = session.tx.scalar(counted, (schema,))  # the read of every row above
         found = session.moments_by_key(keys)
-        replies = session.replying_to(keys)
+        replies = session.amplifications_replying_to(keys)
         shares = session.children(keys)
         scanned = session.tx.scalar(counted, (schema,)) - before
         after = session.tx.scalar("SELECT current_setting('enable_seqscan')")
     assert len(rows) > 250 and set(found) == keys
     assert sorted(m.moment_id for m in replies) == sorted(
-        str(r[1]) for r in rows if r[2] is not None and (str(r[0]), str(r[2])) in keys)
+        str(r[1]) for r in rows if r[2] is not None and (str(r[0]), str(r[2])) in keys
+        and r[3] in AMPLIFYING_KINDS and r[4] == "public")
+    assert len(replies) > 0 and all(m.kind in AMPLIFYING_KINDS for m in replies)
     assert len(shares) > 0 and all(m.kind == "share" for m in shares)
     assert scanned == 0
     assert after == "on"  # the statements after a lookup are planned as before

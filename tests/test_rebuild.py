@@ -251,6 +251,58 @@ def test_a_stage_short_of_its_moments_is_refused_and_nothing_of_it_commits(
     assert stages_left(store_url) == []
 
 
+def test_a_store_of_schema_15_keeps_only_amplification_moments_in_its_index_of_replies(
+    store_url: str,
+) -> None:
+    """Schema 16: the current moments' index of replies (`_reply`, every moment with an
+    `in_reply_to`) gives way to `_amplifying` (public posts, reviews and mentions alone),
+    on the live tables and on an unfinished rebuild's, whose indexes keep their names'
+    prefix; the store goes on projecting, a reply to a late private moment refolded."""
+    record(store_url, sample(200, seed=25))
+    with open_store(store_url) as services:
+        services.projections.replay(workers=0)
+        store = services.projection_store
+        store.start_rebuild(services.ledger_store.head(), "2026-12-07T10:00:00Z")
+        store.index_rebuild("moments")
+        with services.backend.write("schema") as tx:  # as schema 15 made them
+            for table in ("moments", "moments__rebuild"):
+                for name in services.backend.index_names(tx, [table]):
+                    if name.endswith("_amplifying"):
+                        tx.execute(f"DROP INDEX {name}")
+                        tx.execute(f"CREATE INDEX {name.removesuffix('_amplifying')}_reply"
+                                   f" ON {table} (in_reply_to) WHERE in_reply_to IS NOT NULL")
+            tx.execute("UPDATE mot_schema SET version = 15")
+            tagged = [name for name in services.backend.index_names(tx, ["moments__rebuild"])
+                      if name.endswith("_reply")]
+    assert len(tagged) == 1
+    with open_store(store_url) as services:
+        with services.backend.read() as tx:
+            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION
+            live = services.backend.index_names(tx, ["moments"])
+            rebuilding = services.backend.index_names(tx, ["moments__rebuild"])
+        assert not [name for name in live + rebuilding if name.endswith("_reply")]
+        assert "moments_amplifying" in live
+        assert tagged[0].removesuffix("_reply") + "_amplifying" in rebuilding
+        # A private moment arriving after the public post that replies to it refolds the
+        # post's customer (its amplification's trigger), found through the new index.
+        late = [{"tenant": "acme", "customer_id": "late-1", "occurred_at": "2026-03-02T09:00:00Z",
+                 "channel": "twitter", "direction": "public", "kind": "post",
+                 "function": "service", "sentiment": -0.5, "reach": 40,
+                 "in_reply_to": {"system": "hd", "id": "late-e"},
+                 "source": {"system": "x", "id": "late-p"}},
+                {"tenant": "acme", "customer_id": "late-1", "occurred_at": "2026-03-02T08:00:00Z",
+                 "channel": "email", "direction": "inbound", "kind": "complaint",
+                 "function": "service", "sentiment": -0.9, "source": {"system": "hd", "id": "late-e"}}]
+        record_stream(services.ledger, [Incoming(orjson.dumps(late[0]), "late:1")])
+        assert services.projections.project() == 1
+        record_stream(services.ledger, [Incoming(orjson.dumps(late[1]), "late:2")])
+        assert services.projections.project() == 1
+    incremental = tables(store_url, versions=False)
+    with open_store(store_url) as services:
+        services.projections.replay(workers=0)
+    assert tables(store_url, versions=False) == incremental
+
+
 def test_a_swap_on_sqlite_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
     """The swap drops the old tables without zeroing their pages (they hold nothing the
     ledger does not), and only that: the connection keeps this SQLite's own setting."""
@@ -287,7 +339,7 @@ def test_opening_a_store_of_schema_1_is_upgraded_in_place(
         with services.backend.read() as tx:
             assert "stored_events_corrections" in services.backend.index_names(
                 tx, ["stored_events"])
-            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION == 15
+            assert tx.scalar("SELECT MAX(version) FROM mot_schema") == SCHEMA_VERSION == 16
             # The upgrade's CREATE INDEX IF NOT EXISTS found each index under its tagged name.
             assert services.backend.index_names(tx, list(TABLES)) == before
             assert "doc" not in column_names(tx, "moments")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mot.adapters.stores.memory_alerts import MemoryAlertOutbox
 from mot.domain.timefmt import format_utc
+from mot.domain.vocabulary import AMPLIFYING_KINDS
 from mot.projections.model import Current, CustomerKey, MomentKey, current_of
 from mot.projections.ports import (
     LIVE,
@@ -473,8 +474,9 @@ class MemorySession:
         return [m for m in self._current()
                 if m.kind == "share" and (m.tenant, m.shares) in parents]
 
-    def replying_to(self, keys: Collection[MomentKey]) -> list[Current]:
-        return [m for m in self._current() if (m.tenant, m.in_reply_to) in keys]
+    def amplifications_replying_to(self, keys: Collection[MomentKey]) -> list[Current]:
+        return [m for m in self._current() if (m.tenant, m.in_reply_to) in keys
+                and m.direction == "public" and m.kind in AMPLIFYING_KINDS]
 
     def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:
         if self.walk:

@@ -45,6 +45,7 @@ from mot.projections.ports import (
 )
 from mot.projections.schema import (
     AMPLIFICATIONS,
+    AMPLIFYING_REPLY,
     LISTENING,
     MOMENT_FIELDS,
     MOMENT_INDEXES,
@@ -91,7 +92,9 @@ def _create_table(columns: Sequence[tuple[str, str, bool]], key: Sequence[str]) 
 
 def _create_index(index: Index) -> str:
     """`CREATE INDEX` of a declared index; `{i}` is its names' prefix, `{t}` its table."""
-    where = f" WHERE {index.columns[0]} IS NOT NULL" if index.partial else ""
+    where = " AND ".join([*([f"{index.columns[0]} IS NOT NULL"] if index.partial else []),
+                          *([index.where] if index.where else [])])
+    where = f" WHERE {where}" if where else ""
     return (f"CREATE {'UNIQUE ' if index.unique else ''}INDEX IF NOT EXISTS {{i}}_{index.role}"
             f" ON {{t}} ({', '.join(index.columns)}){where}")
 
@@ -434,6 +437,20 @@ class SqlProjectionStore:
                 if f.name not in have:
                     tx.execute(self.backend.ddl(
                         f"ALTER TABLE {table} ADD COLUMN {f.name} {SQL_TYPES[f.type]}"))
+            self._amplifying_replies(tx, table)
+
+    def _amplifying_replies(self, tx: Tx, table: str) -> None:
+        """Schema 16: the index of replies holds only the amplification moments' (`_amplifying`,
+        AMPLIFYING_REPLY) in place of every reply's (`_reply`). The live table got it from
+        `_create`; an indexed rebuild table gets it here, under its old index's names' prefix,
+        so a resumed rebuild keeps its indexes."""
+        names = self.backend.index_names(tx, [table])
+        for old in (name for name in names if name.endswith("_reply")):
+            tx.execute(f"DROP INDEX {old}")
+            if not any(name.endswith("_amplifying") for name in names):
+                statement = next(i for i in INDEXES["moments"] if "{i}_amplifying " in i)
+                tx.execute(statement.replace("{i}", old.removesuffix("_reply"))
+                           .replace("{t}", table))
 
     def _fill_responses(self, tx: Tx) -> None:
         """Schema 9 keeps responses (SPEC §3.5): a store projected before folds the requests of
@@ -779,10 +796,12 @@ class SqlSession:
         return [m for m in self._moments_where("shares", wanted, " AND kind = 'share'")
                 if (m.tenant, m.shares) in wanted]
 
-    def replying_to(self, keys: Collection[MomentKey]) -> list[Current]:
-        """Current moments whose `in_reply_to` names one of these moments (in its tenant)."""
+    def amplifications_replying_to(self, keys: Collection[MomentKey]) -> list[Current]:
+        # Word for word the index's condition (AMPLIFYING_REPLY), which SQLite needs to
+        # read the partial index.
         wanted = set(keys)
-        return [m for m in self._moments_where("in_reply_to", wanted)
+        return [m for m in self._moments_where("in_reply_to", wanted,
+                                               f" AND {AMPLIFYING_REPLY}")
                 if (m.tenant, m.in_reply_to) in wanted]
 
     def cascades(self, posts: Sequence[Current]) -> dict[str, Cascade]:

@@ -52,13 +52,14 @@ LOCK_SLICE_S = 0.25
 """A writer waiting for another process's writer lock with a `waiting` callback waits this
 long at a time, then calls it (`SqlBackend.write`)."""
 
-SCHEMA_VERSION = 15  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
+SCHEMA_VERSION = 16  # 2: stored_events_corrections; 3: no moments.doc; 4: every moment field;
 # 5: share_roots; 6: analysts' views (adapters/stores/analyst_views.py); 7: streams scoped by
 # tenant; 8: current moments and amplifications keyed by (tenant, id); 9: the alerts outbox
 # (adapters/stores/alert_outbox.py); 10: responses; 11: keystore, sealing, erasures; 12: the
 # quarantine's waiting corrections (waits_for, waits_tenant); 13: persons (links, members,
 # moments.person, customer_ids, the persons projection); 14: the quarantine's names;
-# 15: the quarantine's tenant (whose erasures may purge an entry)
+# 15: the quarantine's tenant (whose erasures may purge an entry); 16: the current moments'
+# index of replies holds the amplification moments' alone
 """The version of mot's tables; a store at this version is opened without any DDL."""
 
 
