@@ -233,6 +233,19 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
         consumer.close(autocommit=False)
 
 
+def group_members(bootstrap: str, group: str) -> list[str]:
+    """The member ids the broker holds in `group` now: a member that left is gone at once, one
+    that did not (killed) stays until its session ends."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    # kafka-python reads the group's authorized operations as ACL enums, and Tansu's (15)
+    # is none of them: the description is taken as it came.
+    admin._process_acl_operations = lambda description: description
+    try:
+        return [member["member_id"] for member in admin.describe_groups([group])[group]["members"]]
+    finally:
+        admin.close()
+
+
 # -- mot processes --------------------------------------------------------------------------
 
 def mot_process(store: str, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
