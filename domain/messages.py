@@ -778,8 +778,7 @@ def _phrase(error: Any, data: Any = None) -> str:
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    for pydantic_words, ours in _REWORDING:
-        message = message.replace(pydantic_words, ours)
+    message = in_our_words(message)
     if kind == "timezone_aware":
         message = "expected an RFC 3339 timestamp with an offset (such as Z or +02:00)"
     elif kind in ("uuid_parsing", "uuid_type"):
@@ -822,6 +821,14 @@ _REWORDING: Final = (
     ("expected greater than", "expected a number greater than"),
     ("expected less than", "expected a number less than"),
 )
+
+
+def in_our_words(message: str) -> str:
+    """A pydantic message as the rest of mot words it ("Input should be a valid integer" ->
+    "expected a valid integer"): what the wire format and the HTTP API's 422s both say."""
+    for pydantic_words, ours in _REWORDING:
+        message = message.replace(pydantic_words, ours)
+    return message
 
 
 # The deepest arrays and objects nest in what mot reads (a file's line, an HTTP batch in

@@ -339,11 +339,11 @@ def test_POST_v1_erasures_takes_a_json_boolean_for_dry_run_and_json_texts_for_id
         _maria_and_an_admin(client)
         body = {"customer_id": MARIA, "reason": "GDPR request 2026-118"}
         for field, value, expected in (
-                ("dry_run", "yes", "Input should be a valid boolean"),
-                ("dry_run", "no", "Input should be a valid boolean"),
-                ("dry_run", 0, "Input should be a valid boolean"),
-                ("customer_id", 42, "Input should be a valid string"),
-                ("reason", 2026118, "Input should be a valid string")):
+                ("dry_run", "yes", "expected a valid boolean"),
+                ("dry_run", "no", "expected a valid boolean"),
+                ("dry_run", 0, "expected a valid boolean"),
+                ("customer_id", 42, "expected a valid string"),
+                ("reason", 2026118, "expected a valid string")):
             refused = client.post("acme_admin", json.dumps({**body, field: value}),
                                   path="/v1/erasures", headers=JSON)
             assert refused.status_code == 422, (field, value, refused.text)

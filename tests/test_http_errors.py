@@ -50,7 +50,10 @@ def test_every_error_is_a_problem(client: Api) -> None:
     problem = assert_problem(client.get("acme", "/v1/relationships", stage="fan", limit=0),
                              422, "invalid_parameter", "stage")
     assert [e["field"] for e in problem["errors"]] == ["stage", "limit"]
-    assert problem["detail"].startswith("stage: Input should be ")
+    # In mot's words, as the wire format's rejections (pydantic's "Input should be ..." before).
+    assert problem["detail"] == (
+        "stage: expected 'stranger', 'acquainted', 'engaged', 'loyal', 'advocate' or 'detractor'"
+        "; limit: expected a number greater than or equal to 1")
     assert_problem(client.get("acme", "/v1/relationships", stag="fan"), 400,
                    "unknown_parameter", "stag")
     # The last of two values was taken silently (stage=fan&stage=loyal answered loyal's rows).
@@ -211,3 +214,28 @@ def test_a_vendor_record_whose_unmappable_reason_quotes_nul_is_quarantined(
         assert [e.raw for e in kept] == [body.replace(b"TID", b"x"),
                                          body.replace(b"TID", b"mentions")], kept
         assert not any("\x00" in e.reason or "\x00" in e.field for e in kept), kept
+
+
+def test_a_422_speaks_mots_words_not_pydantics(store_url: str) -> None:
+    """POST /v1/erasures answered `[]` with "body: Input should be a valid dictionary or
+    instance of ErasureRequest" (a class name of ours), an unknown field with "Extra inputs
+    are not permitted", a text for a boolean with "Input should be a valid boolean": pydantic's
+    words, where the wire format says "expected ..." and "unknown field". Each 422 now says
+    what is expected in the wire format's words."""
+    with api(store_url) as client:
+        _, admin = client.services.access.create("acme", "admin", label="dpo")
+        client.tokens["acme_admin"] = admin
+        body = {"customer_id": "c9", "reason": "GDPR request 2026-121"}
+        for sent, field, message in (
+                ([], "body", "expected a JSON object"),
+                ({**body, "dryrun": True}, "body.dryrun",
+                 "unknown field (not a field of this request)"),
+                ({**body, "dry_run": "yes"}, "body.dry_run", "expected a valid boolean"),
+                ({**body, "customer_id": 42}, "body.customer_id", "expected a valid string"),
+                ({**body, "reason": ""}, "body.reason", "expected at least 1 character")):
+            answer = client.post("acme_admin", orjson.dumps(sent), path="/v1/erasures")
+            problem = assert_problem(answer, 422, "invalid_parameter", field)
+            assert problem["errors"] == [{"field": field, "message": message}], problem
+            assert problem["detail"] == f"{field}: {message}", problem
+        assert client.services.erasures.receipts("acme") == []
+

@@ -26,6 +26,7 @@ from mot.adapters.http.bodies import BodyTimeout, BodyTooLarge, MalformedBody, T
 from mot.adapters.http.ingest import ChunkConflict, Overloaded
 from mot.adapters.http.models import Problem
 from mot.adapters.http.patterns import meaning
+from mot.domain.messages import in_our_words
 
 log = logging.getLogger("mot.http")
 
@@ -114,14 +115,21 @@ def _location(loc: Iterable[Any]) -> str:
 
 
 def _validation_message(error: dict[str, Any]) -> str:
+    """A 422's problem in mot's words, as the wire format's (pydantic's "Input should be ..."
+    and "Extra inputs are not permitted" were answered as they came)."""
     message = str(error.get("msg", "is invalid"))
-    if error.get("type") == "missing":
+    kind = error.get("type")
+    if kind == "missing":
         return "required"
-    if error.get("type") == "string_pattern_mismatch":
+    if kind == "extra_forbidden":
+        return "unknown field (not a field of this request)"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "expected a JSON object"
+    if kind == "string_pattern_mismatch":
         means = meaning(str(error.get("ctx", {}).get("pattern", "")))
         if means is not None:
             return f"expected {means}; got {error.get('input')!r}"
-    return message.removeprefix("Value error, ")
+    return in_our_words(message.removeprefix("Value error, "))
 
 
 def install(app: FastAPI, store_errors: tuple[type[Exception], ...]) -> None:
