@@ -831,3 +831,20 @@ def test_sample_refuses_more_customers_than_moments() -> None:
     assert ("Invalid value for '--customers': 99999999999999999999 is more customers than the"
             " 2 moments asked for: at most 2") in refused.stderr
     assert CliRunner().invoke(cli, ["sample", "3", "--customers", "3"]).stdout.count("\n") == 3
+
+
+def test_ids_are_kept_as_sent_and_exact_in_json_and_csv(tmp_path: Path) -> None:
+    """docs/importing.md: SPEC §2 gives ids a length and code-point order, nothing else, so
+    mot neither trims nor normalises them. NFC and NFD spellings, a leading space and a
+    bidirectional override are four customer ids; json and csv print them exactly (a value
+    that begins with = stays as it is: csv is exact, docs/analysis.md says how to open it)."""
+    store = str(tmp_path / "mot.db")
+    ids = ["\u00e9", "e\u0301", " \u00e9", "\u202eevil", "=HYPERLINK(1)"]
+    mot(store, "import", "-q", lines_file(tmp_path, *(
+        moment(customer_id=c, source={"system": "crm", "id": str(i)})
+        for i, c in enumerate(ids))))
+    rows = query(store, "relationships", "--columns", "customer_id")
+    assert sorted(r["customer_id"] for r in rows) == sorted(ids)
+    csv_out = mot(store, "query", "relationships", "--columns", "customer_id",
+                  "--format", "csv").stdout
+    assert sorted(csv_out.splitlines()[1:]) == sorted(ids)
