@@ -216,15 +216,23 @@ def read_said(message: bytes) -> tuple[Any, object]:
     return data, None if said is None else said.group(1).decode("utf-8", "surrogateescape")
 
 
-def erased_with(message: bytes, names: Iterable[tuple[str, str]]) -> str | None:
+def erased_with(message: bytes, names: Iterable[tuple[str, str]],
+                origin: str = "") -> str | None:
     """The tenant whose erasures alone may purge this quarantined message, None when any
     tenant's may (the quarantine's `tenant`: an erasure reads only its tenant's entries and
     those): the tenant its bytes say (`read_said`), unless its source said whom it names
     (`names`: a vendor's record, purged by those too), or what they say is no tenant's
     name (a number, text a database column cannot hold), which no erasure purges by it
-    but which is left to the erasure's own reading rather than trusted here."""
+    but which is left to the erasure's own reading rather than trusted here. A message an
+    HTTP token sent (origin `http:TENANT:REQUEST#INDEX`) is its tenant's whatever its bytes
+    say: a JSON text or an object without wire fields was any tenant's, so another tenant's
+    admin token could count it in a dry run (a probe of this tenant's ids) and purge it."""
     if any(True for _ in names):
         return None
+    if origin.startswith("http:"):
+        sender, colon, _ = origin[5:].rpartition(":")
+        if colon and sender:
+            return sender
     said = read_said(message)[1]
     if not isinstance(said, str) or "\x00" in said:
         return None

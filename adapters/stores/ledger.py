@@ -182,12 +182,17 @@ class SqlLedger:
                     " last_seen = excluded.last_seen, last_origin = excluded.last_origin,"
                     " field = excluded.field, reason = excluded.reason,"
                     " waits_for = excluded.waits_for, waits_tenant = excluded.waits_tenant,"
-                    " names = excluded.names, tenant = excluded.tenant",
+                    " names = excluded.names,"
+                    # The same bytes sent by two tenants (over HTTP): either one's erasure
+                    # may purge them.
+                    " tenant = CASE WHEN quarantine.tenant = excluded.tenant"
+                    " THEN excluded.tenant END",
                     [
                         (r.digest, r.raw, r.payload,
                          r.origin, r.origin, r.field, r.reason, now, now,
                          *_waits_columns(r.waits_for), names_column(r.names),
-                         erased_with(r.payload if r.payload is not None else r.raw, r.names))
+                         erased_with(r.payload if r.payload is not None else r.raw, r.names,
+                                     r.origin))
                         for r in append.rejected
                     ],
                 )
@@ -685,11 +690,12 @@ def _add_erased_with(tx: Any) -> None:
     if "tenant" not in column_names(tx, "quarantine"):
         tx.execute("ALTER TABLE quarantine ADD COLUMN tenant TEXT")
         after = 0
-        while rows := tx.query("SELECT id, raw, payload, names FROM quarantine WHERE id > ?"
-                               " ORDER BY id LIMIT ?", (after, UPGRADE_BATCH)):
+        while rows := tx.query("SELECT id, raw, payload, names, origin FROM quarantine"
+                               " WHERE id > ? ORDER BY id LIMIT ?", (after, UPGRADE_BATCH)):
             tx.executemany("UPDATE quarantine SET tenant = ? WHERE id = ?", [
-                (erased_with(bytes(raw if payload is None else payload), names_of(names)), qid)
-                for qid, raw, payload, names in rows])
+                (erased_with(bytes(raw if payload is None else payload), names_of(names),
+                             origin), qid)
+                for qid, raw, payload, names, origin in rows])
             after = rows[-1][0]
     tx.execute(ERASED_WITH_DDL)
 
