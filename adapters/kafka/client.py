@@ -142,13 +142,21 @@ class ConsumerSettings:
     # ledger, held as record batches (bench/NOTES.md has the sizes' figures).
     fetch_max_bytes: int = 1 << 20
     max_partition_fetch_bytes: int = 256 << 10
-    # How long the broker may hold a fetch that finds nothing new (kafka-python's 500 ms). A
-    # member sends one fetch at a time to a broker, only for partitions it holds nothing of:
-    # one that ran dry, asked alone while the others' records are still being recorded, held
-    # the others' next fetch for the whole wait once their records ran out (a 0.47 s stall in
-    # a 1.7 s ingest of 100,000 messages; bench/NOTES.md).
-    fetch_max_wait_ms: int = 100
+    # How long the broker may hold a fetch that finds nothing new, while this member waits
+    # for messages (kafka-python's default); while it has messages on their way to the
+    # ledger, BUSY_FETCH_WAIT_MS.
+    fetch_max_wait_ms: int = 500
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+BUSY_FETCH_WAIT_MS = 100
+"""How long the broker may hold a fetch that finds nothing new while this member polls without
+waiting (it has batches on their way to the ledger). A member sends one fetch at a time to a
+broker, only for the partitions it holds no records of: near the end of a backlog a partition
+that ran dry was asked alone while the others' records were still being recorded, and the
+others' next fetch waited for the whole fetch wait once they ran out (0.47 s with
+kafka-python's 500 ms, in a 1.7 s ingest of 100,000 messages; bench/NOTES.md). An idle member
+keeps the longer wait: a fetch every 100 ms cost it 2.7 times the CPU of one every 500 ms."""
 
 
 class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -374,6 +382,10 @@ class KafkaSource:
 
     def poll(self, timeout_s: float, max_records: int) -> list[Chunk]:
         batches = max(1, round(max_records / self._per_batch))
+        # Read by kafka-python each time it makes a fetch request (no public way to change it).
+        self.consumer._fetcher.config["fetch_max_wait_ms"] = (
+            self.settings.fetch_max_wait_ms if timeout_s else
+            min(BUSY_FETCH_WAIT_MS, self.settings.fetch_max_wait_ms))
         try:
             polled = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=batches)
         except KafkaError as error:
