@@ -8,7 +8,8 @@ The moments are the import benchmark's sample (`benchlib.sample_file`); the link
 pairs of that sample's customer ids of one tenant (some repeated, a fifth unlinks, times
 spread over a year), dealt evenly between the moments. Each round imports both files into
 fresh stores, alternating which goes first, with `mot import --summary-json -q` as a
-child process (wall time from spawn to exit). The figure is messages per second; the
+child process (wall time from spawn to exit; its CPU seconds, and its peak RSS with its
+parse workers, `benchlib.run_measured`). The figure is messages per second; the
 ratio is with links over without, per round, with the load average around each run
 (2-CPU machines shared with other work are noisy: read the ratio, not the rates).
 Figures go to stdout and bench/out/links_import_bench.json; progress to stderr.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from benchlib import (
     log,
     mot_command,
     parser,
+    run_measured,
     sample_file,
     stores_of,
     table,
@@ -80,18 +81,18 @@ def links_file(moments: Path, share: float, seed: int) -> Path:
 def run_import(kind: str, name: str, path: Path, args: Any) -> dict[str, Any]:
     store = fresh_store(kind, name, args)
     before = os.getloadavg()[0]
-    started = time.perf_counter()
-    done = subprocess.run([*mot_command(), "--store", store, "import", str(path),
-                           "--summary-json", "-q"], capture_output=True, check=False)
-    seconds = time.perf_counter() - started
+    done = run_measured([*mot_command(), "--store", store, "import", str(path),
+                         "--summary-json", "-q"], f"{kind} {name}")
     after = os.getloadavg()[0]
     drop_store(kind, name, args)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr.decode()[-2000:])
-    summary = json.loads(done.stdout)
-    return {"seconds": round(seconds, 3), "read": summary["read"],
-            "rate": round(summary["read"] / seconds), "linked": summary.get("linked", 0),
+    done.check("mot import")
+    summary = done.json()
+    peak = done.tree_peak_mb or done.maxrss_mb  # with its parse workers, where sampled
+    return {"seconds": round(done.seconds, 3), "read": summary["read"],
+            "rate": round(summary["read"] / done.seconds), "linked": summary.get("linked", 0),
             "unlinked": summary.get("unlinked", 0), "quarantined": summary["quarantined"],
+            "peak_rss_mb": round(peak, 1), "main_peak_rss_mb": round(done.maxrss_mb, 1),
+            "cpu_s": None if done.cpu_seconds is None else round(done.cpu_seconds, 2),
             "load": [round(before, 2), round(after, 2)]}
 
 
@@ -119,9 +120,12 @@ def main() -> int:
             got["ratio"] = round(got["links"]["rate"] / got["plain"]["rate"], 3)
             rounds.append(got)
             rows.append([kind, r + 1, got["plain"]["rate"], got["links"]["rate"], got["ratio"],
+                         got["plain"]["cpu_s"], got["links"]["cpu_s"],
+                         got["plain"]["peak_rss_mb"], got["links"]["peak_rss_mb"],
                          f"{got['plain']['load'][0]}/{got['links']['load'][0]}"])
         results["stores"][kind] = rounds
-    print(table(["store", "round", "plain msg/s", "30% links msg/s", "ratio", "load 1m"], rows))
+    print(table(["store", "round", "plain msg/s", "30% links msg/s", "ratio", "plain CPU s",
+                 "links CPU s", "plain peak MB", "links peak MB", "load 1m"], rows))
     write_json("links_import_bench", results)
     return 0
 

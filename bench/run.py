@@ -230,7 +230,10 @@ def _links_rows(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
             "links_import_bench", f"mot import with {data['share']:.0%} links", kind, n,
             max(r["links"]["rate"] for r in rounds), "messages/s",
             baseline="the same moments without links",
-            baseline_rate=max(r["plain"]["rate"] for r in rounds)))
+            baseline_rate=max(r["plain"]["rate"] for r in rounds),
+            # with its parse workers (sampled); runs from before it was measured have none
+            peak_rss_mb=max((r["links"].get("peak_rss_mb") or 0 for r in rounds), default=0)
+            or None))
     return rows
 
 
