@@ -108,7 +108,7 @@ def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise AccessError(f"unknown scope {', '.join(sorted(unknown))}; expected read, write and/or admin")
     if not scopes:
-        raise AccessError("a token needs at least one scope: read and/or write")
+        raise AccessError("a token needs at least one scope: read, write and/or admin")
     return tuple(s for s in SCOPES if s in scopes)
 
 

@@ -227,7 +227,7 @@ def test_tokens_are_stored_hashed_listed_and_revoked(store_url: str) -> None:
             access.revoke(999)
         with pytest.raises(AccessError, match="unknown scope root"):
             access.create("acme", "read,root")
-        with pytest.raises(AccessError, match="at least one scope"):
+        with pytest.raises(AccessError, match="at least one scope: read, write and/or admin"):
             access.create("acme", " , ")
         with pytest.raises(AccessError, match="tenant must be"):
             access.create("", "read")
