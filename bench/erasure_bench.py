@@ -8,10 +8,11 @@ The unsealed store is a fresh store marked as made before sealing (its `ledger s
 step not done), which is what a store of an older mot is. Runs alternate (unsealed,
 sealed) so that the machine's load hits both alike; the load average is recorded.
 Targets: import and rebuild of the sealed store >= 0.8 of the unsealed; the erasure < 2 s.
-On PostgreSQL the erasure is also measured on the split layout (opt-in, MOT_PG_SPLIT_MOMENTS=1:
-the current-moments and per-customer tables in parts by person, so the scrub rewrites only
-the parts that held her rows): a copy of the sealed store as imported (CREATE DATABASE ...
-TEMPLATE, so no second import), rebuilt split by `MOT_PG_SPLIT_MOMENTS=1 mot replay`.
+On PostgreSQL a store's current-moments and per-customer tables are split in parts by person
+(the default), so the scrub rewrites only the parts that held her rows; the erasure is also
+measured on whole tables (MOT_PG_SPLIT_MOMENTS=0, an older store's layout): a copy of the
+sealed store as imported (CREATE DATABASE ... TEMPLATE, so no second import), rebuilt whole
+by `MOT_PG_SPLIT_MOMENTS=0 mot replay`.
 Figures go to stdout and bench/out/erasure_bench.json; progress to stderr.
 """
 
@@ -44,7 +45,7 @@ from benchlib import (
 )
 
 PERSON = "x:bench-person"
-SPLIT_ENV = "MOT_PG_SPLIT_MOMENTS"  # the opt-in split layout of a PostgreSQL store
+SPLIT_ENV = "MOT_PG_SPLIT_MOMENTS"  # 0: a PostgreSQL store's tables whole (split by default)
 
 
 def person_file(moments: int) -> Path:
@@ -142,7 +143,7 @@ def main() -> None:
     results: dict[str, Any] = {"environment": environment(), "n": args.n, "person": args.person,
                                "load_before": os.getloadavg()}
     rows = []
-    split_url = ""
+    whole_url = ""
     for kind in stores_of(args.stores):
         figures: dict[str, dict[str, float]] = {}
         for mode in ("sealed",) if args.erase_only else ("unsealed", "sealed"):
@@ -153,8 +154,8 @@ def main() -> None:
             log(f"{kind} {mode}: import {args.n + args.person:,} moments")
             imported = checked(run_measured([*mot, "--store", url, "import", str(sample), str(person),
                                      "--summary-json", "-q"], f"{kind} {mode} import"))
-            if kind == "postgres" and mode == "sealed":  # the same store, to rebuild split
-                split_url = copy_pg(args.pg, pg_database(name), pg_database(f"{name}-split"))
+            if kind == "postgres" and mode == "sealed":  # the same store, to rebuild whole
+                whole_url = copy_pg(args.pg, pg_database(name), pg_database(f"{name}-whole"))
             log(f"{kind} {mode}: {'project' if args.erase_only else 'replay'}")
             rebuilt = checked(run_measured([*mot, "--store", url, "project" if args.erase_only
                                             else "replay", "-q"], f"{kind} {mode} replay"))
@@ -167,23 +168,23 @@ def main() -> None:
         sealed = figures["sealed"]
         layout = ""
         if kind == "postgres":
-            layout = ", whole tables (default)"
-            log(f"{kind} split: {SPLIT_ENV}=1 mot replay of the sealed store's copy")
-            os.environ[SPLIT_ENV] = "1"
+            layout = ", split layout, the default"
+            log(f"{kind} whole: {SPLIT_ENV}=0 mot replay of the sealed store's copy")
+            os.environ[SPLIT_ENV] = "0"
             try:
-                rebuilt = checked(run_measured([*mot, "--store", split_url, "replay", "-q"],
-                                               f"{kind} split replay"))
+                rebuilt = checked(run_measured([*mot, "--store", whole_url, "replay", "-q"],
+                                               f"{kind} whole replay"))
+                figures["whole"] = {"replay_s": rebuilt.seconds, "load": os.getloadavg()[0]}
+                log(f"{kind} whole: erase a person of {args.person:,} moments")
+                figures["whole"] |= erase(mot, whole_url, f"{kind} whole erase")
             finally:
                 del os.environ[SPLIT_ENV]
-            figures["split"] = {"replay_s": rebuilt.seconds, "load": os.getloadavg()[0]}
-            log(f"{kind} split: erase a person of {args.person:,} moments")
-            figures["split"] |= erase(mot, split_url, f"{kind} split erase")
-            drop_store(kind, f"{name}-split", args)
-        split_rows = (erase_rows(kind, ", split layout (opt-in)", figures["split"])
-                      if "split" in figures else [])
+            drop_store(kind, f"{name}-whole", args)
+        whole_rows = (erase_rows(kind, ", whole tables, MOT_PG_SPLIT_MOMENTS=0", figures["whole"])
+                      if "whole" in figures else [])
         if args.erase_only:
             results[kind] = figures
-            rows += erase_rows(kind, layout, sealed) + split_rows
+            rows += erase_rows(kind, layout, sealed) + whole_rows
             continue
         plain = figures["unsealed"]
         import_ratio = plain["import_s"] / sealed["import_s"]
@@ -194,7 +195,7 @@ def main() -> None:
              num(import_ratio, 2), verdict(import_ratio >= 0.8)),
             (kind, "replay (rebuild)", num(plain["replay_s"], 1), num(sealed["replay_s"], 1),
              num(replay_ratio, 2), verdict(replay_ratio >= 0.8)),
-            *erase_rows(kind, layout, sealed), *split_rows,
+            *erase_rows(kind, layout, sealed), *whole_rows,
         ]
     results["load_after"] = os.getloadavg()
     print(table(["store", "case", "unsealed s", "sealed s", "ratio", "verdict"], rows))

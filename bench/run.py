@@ -205,11 +205,11 @@ def _erasure_rows(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
             rows.append(report_row("erasure_bench", case, kind, n, moments / sealed[key], "moments/s",
                                    baseline="the same on an unsealed ledger",
                                    baseline_rate=moments / plain[key], seconds=sealed[key]))
-        # PostgreSQL's two layouts (erasure_bench.py): the default's scrub rewrites whole tables,
-        # the opt-in split layout's only the parts that held the person's rows.
-        layouts = ([("sealed", " (PostgreSQL, whole tables, the default)"),
-                    ("split", " (PostgreSQL, split layout, opt-in)")] if kind == "postgres"
-                   else [("sealed", "")])
+        # PostgreSQL's two layouts (erasure_bench.py): the default's scrub rewrites only the
+        # parts that held the person's rows, whole tables' (MOT_PG_SPLIT_MOMENTS=0) the tables.
+        layouts = ([("sealed", " (PostgreSQL, split layout, the default)"),
+                    ("whole", " (PostgreSQL, whole tables, MOT_PG_SPLIT_MOMENTS=0)")]
+                   if kind == "postgres" else [("sealed", "")])
         for key, layout in layouts:
             if key not in data[kind]:
                 continue

@@ -17,6 +17,7 @@ from cli_support import mot, query
 from kafka_support import Broker, broker, read_topic
 from process_support import run as run_process
 
+from mot.adapters.stores.postgres import SPLIT_PARTS
 from mot.bootstrap import open_store
 
 __all__ = ["broker"]
@@ -1175,18 +1176,18 @@ WHOLE = {"MOT_PG_SPLIT_MOMENTS": "0"}
 @pytest.mark.parametrize("replayed", [False, True])
 def test_on_postgresql_an_erasure_rewrites_only_the_part_of_split_moments_that_held_hers(
         pg_schema_url: str, tmp_path: Path, replayed: bool) -> None:
-    """A store made with MOT_PG_SPLIT_MOMENTS=1 keeps its current moments in 16 parts by a
-    hash of the person group, and each per-customer table in 16 by a hash of the customer id
-    (SPEC §6: the scrub in proportion to a part, not to the store), projected live or by a
-    replay's swap (which keeps the layout without the variable): her rows lie in one part of
+    """A new store keeps its current moments in parts by a hash of the person group (the
+    default, MOT_PG_SPLIT_MOMENTS unset), and each per-customer table in parts by a hash of
+    the customer id (SPEC §6: the scrub in proportion to a part, not to the store), projected
+    live or by a replay's swap (which keeps the layout): her rows lie in one part of
     each, and the erasure rewrites those parts (new files) and leaves every other part's file
     as it was, while none of her strings is left and the sums stay."""
     source = tmp_path / "in.jsonl"
     source.write_bytes(_lines())
-    mot(pg_schema_url, "import", "-q", source, env=SPLIT)
+    mot(pg_schema_url, "import", "-q", source)
     mot(pg_schema_url, "replay" if replayed else "project")
     before = {t: _moment_parts(pg_schema_url, t) for t in ("moments", *PER_CUSTOMER_SPLIT)}
-    assert {t: len(parts) for t, parts in before.items()} == {t: 16 for t in before}
+    assert {t: len(parts) for t, parts in before.items()} == {t: SPLIT_PARTS for t in before}
     held: dict[str, set[str]] = {}
     with open_store(pg_schema_url) as services, services.backend.read() as tx:
         for table in before:
@@ -1215,9 +1216,10 @@ def test_on_postgresql_an_erasure_rewrites_only_the_part_of_split_moments_that_h
 @pytest.mark.postgres
 def test_a_postgresql_store_with_whole_current_moments_is_split_by_a_replay_on_request(
         pg_schema_url: str, tmp_path: Path) -> None:
-    """A store's current moments are whole unless asked for (an older store's, a new one's):
-    projected, queried and erased as before (the whole table rewritten), until a replay with
-    MOT_PG_SPLIT_MOMENTS=1 swaps a split table in; the sums and the erasure hold across."""
+    """A store made with MOT_PG_SPLIT_MOMENTS=0 (or by an older mot) keeps whole tables:
+    projected, queried and erased as before (the whole table rewritten), replayed whole,
+    until a replay with MOT_PG_SPLIT_MOMENTS=1 swaps split tables in; a replay with it 0
+    makes them whole again. The sums and the erasure hold across."""
     source = tmp_path / "in.jsonl"
     source.write_bytes(_lines())
     mot(pg_schema_url, "import", "-q", source, env=WHOLE)
@@ -1231,12 +1233,49 @@ def test_a_postgresql_store_with_whole_current_moments_is_split_by_a_replay_on_r
     assert "moments, relationships" in erased.stderr
     assert "are whole tables, rewritten whole by every erasure;" \
         " `MOT_PG_SPLIT_MOMENTS=1 mot replay` splits them by person" in erased.stderr
+    mot(pg_schema_url, "replay")  # a whole store stays whole
+    assert _moment_parts(pg_schema_url) == {}
     mot(pg_schema_url, "replay", env=SPLIT)
-    assert len(_moment_parts(pg_schema_url)) == 16
-    mot(pg_schema_url, "replay", env=WHOLE)  # a split store stays split
-    assert len(_moment_parts(pg_schema_url)) == 16
+    assert len(_moment_parts(pg_schema_url)) == SPLIT_PARTS
+    mot(pg_schema_url, "replay")  # a split store stays split
+    assert {t: len(_moment_parts(pg_schema_url, t)) for t in PER_CUSTOMER_SPLIT} == {
+        t: SPLIT_PARTS for t in PER_CUSTOMER_SPLIT}
     assert _found(pg_schema_url) == {MARIA}
     assert _sums(pg_schema_url) == sums
+    mot(pg_schema_url, "replay", env=WHOLE)
+    assert _moment_parts(pg_schema_url) == {}
+    assert {t: _moment_parts(pg_schema_url, t) for t in PER_CUSTOMER_SPLIT} == {
+        t: {} for t in PER_CUSTOMER_SPLIT}
+    assert _found(pg_schema_url) == {MARIA}
+    assert _sums(pg_schema_url) == sums
+
+
+@pytest.mark.postgres
+def test_a_split_table_a_swap_left_behind_is_erased_from_then_dropped_by_the_next_replay(
+        pg_schema_url: str, tmp_path: Path) -> None:
+    """A replay's swap renames the split live tables out of the way (`moments__swapped`) and
+    drops them once committed, a table a transaction (dropped in the swap, every part and
+    index of every table was locked at once). One that a stop in between left holds persons'
+    rows: an erasure erases her from it too (none of her strings left in the files), and the
+    next replay drops it."""
+    def swapped() -> list[str]:
+        with open_store(pg_schema_url) as services, services.backend.read() as tx:
+            return [str(n) for n, in tx.query("SELECT tablename FROM pg_tables WHERE schemaname ="
+                                              " current_schema() AND tablename LIKE '%%swapped'")]
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_lines())
+    mot(pg_schema_url, "import", "-q", source)
+    mot(pg_schema_url, "replay")
+    assert swapped() == []
+    with open_store(pg_schema_url) as services, services.backend.write("projections") as tx:
+        tx.execute("CREATE TABLE moments__swapped AS SELECT * FROM moments")  # as a stop left it
+    erased = mot(pg_schema_url, "erase", "--tenant", "acme", "--customer", MARIA, "--reason", "r")
+    assert "moments__swapped" in erased.stderr  # rewritten
+    assert _found(pg_schema_url) == {MARIA}  # globex's Maria only
+    mot(pg_schema_url, "replay")
+    assert swapped() == []
+    assert _found(pg_schema_url) == {MARIA}
 
 
 def test_an_erasure_reads_only_the_quarantined_messages_its_tenant_may_have(
@@ -1309,7 +1348,7 @@ def test_on_postgresql_the_scrub_waits_for_older_transactions_then_rewrites_each
 
     source = tmp_path / "in.jsonl"
     source.write_bytes(_lines())
-    mot(pg_schema_url, "import", "-q", source)
+    mot(pg_schema_url, "import", "-q", source, env=WHOLE)  # a file a table (none split)
     mot(pg_schema_url, "project")
 
     def file_of(table: str) -> int:

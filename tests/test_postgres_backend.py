@@ -17,6 +17,7 @@ import orjson
 import psycopg
 import pytest
 
+from mot.adapters.stores.postgres import SPLIT_PARTS
 from mot.bootstrap import Services, open_store
 from mot.domain.vocabulary import AMPLIFYING_KINDS
 from mot.service.ledger import Incoming
@@ -166,6 +167,6 @@ def test_a_replay_analyzes_each_projection_table_once(pg_schema_url: str, tmp_pa
             " WHERE n.nspname = %s AND c.relname LIKE 'moments%%' AND c.relkind IN ('r', 'p')"
             " AND a.attnum > 0 AND NOT a.attisdropped GROUP BY c.relname", (schema,)).fetchall())
     parts = [name for name in counts if name.startswith("moments_p")]
-    assert len(parts) == (16 if split == "1" else 0)
+    assert len(parts) == (SPLIT_PARTS if split == "1" else 0)
     assert set(counts.values()) == {1}, counts
     assert targets == {"moments": [-1], **{part: [10] for part in parts}}

@@ -36,7 +36,7 @@ from mot.adapters.stores import scratch_folders
 from mot.adapters.stores.alert_outbox import erase_from_alerts
 from mot.adapters.stores.codec import to_row
 from mot.adapters.stores.ledger import SqlLedger, names_of
-from mot.adapters.stores.projection_tables import REBUILD_SUFFIX, SPLIT_BY
+from mot.adapters.stores.projection_tables import REBUILD_SUFFIX, SPLIT_BY, SWAPPED
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 from mot.domain.erasure import erased_customer, erasure_stream_id
 from mot.domain.events import PersonErased
@@ -142,12 +142,14 @@ class SqlErasures:
         return sorted(found.values())
 
     def _tables(self, tx: Tx, base: Iterable[str]) -> list[str]:
-        """These projection tables, and their rebuild's when a rebuild is under way."""
+        """These projection tables, and their rebuild's when a rebuild is under way (and the
+        live tables a swap replaced, until they are dropped: projection_tables.SWAPPED)."""
         out = []
         for name in base:
             out.append(name)
-            if self.backend.table_exists(tx, name + REBUILD_SUFFIX):
-                out.append(name + REBUILD_SUFFIX)
+            for suffix in (REBUILD_SUFFIX, SWAPPED):
+                if self.backend.table_exists(tx, name + suffix):
+                    out.append(name + suffix)
         return out
 
     def _groups(self, tx: Tx, tenant: str, ids: Sequence[str]) -> list[str]:
@@ -313,7 +315,7 @@ class SqlErasures:
                     """Of a table split by person (PostgreSQL), the parts holding the rows
                     of this tenant whose `where` column is one of `values`, found before
                     the rows change (an update to the pseudo id moves them to its part)."""
-                    if not backend.partitions or not values:
+                    if not backend.split_tables or not values:
                         return None
                     return backend.holding(
                         tx, table, f"tenant = ? AND {where} {backend.in_list(len(values))}",

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresApplicationRecorder
 
 SPLIT_ENV = "MOT_PG_SPLIT_MOMENTS"
-"""Set to 1: the current-moments and per-customer tables this process makes (a new store's, a
-replay's) are split by person (`PostgresBackend.create_by_person`, projection_tables.SPLIT_BY)."""
-SPLIT_PARTS = 16
+"""The layout of the current-moments and per-customer tables this process makes (a new
+store's, a replay's): split by person (`PostgresBackend.create_by_person`,
+projection_tables.SPLIT_BY) unless set to 0; set to 1, a replay splits a store made whole.
+Unset, a store keeps the layout it was made with (an older store's tables are whole)."""
+SPLIT_PARTS = 8
 PART_STATISTICS = 10
 """The planner's statistics target of each column of a split table's parts (the server's
 default is 100). `ANALYZE` of the split table samples its whole (for plans of the table) at
@@ -88,11 +90,14 @@ class PostgresBackend(SqlBackend):
         self.ready = self.schema_ready()
         # The current-moments table split by a hash of the person group, the per-customer
         # tables by one of the customer id (SPEC §6): an erasure's scrub (VACUUM FULL) then
-        # rewrites the parts that held her rows, not the tables (mostly index builds).
-        # Opt-in: the parts cost every lookup by moment id (each part's index probed) and a
-        # rebuild's statistics (bench/NOTES.md). A store made split stays so.
-        self.partitions = SPLIT_PARTS if (os.environ.get(SPLIT_ENV) == "1"
-                                          or (self.ready and self._moments_split())) else 0
+        # rewrites the parts that held her rows, not the tables (mostly index builds). A new
+        # store is made split unless MOT_PG_SPLIT_MOMENTS=0; one made before keeps its layout
+        # (whole, an older store's) until a replay asked otherwise (bench/NOTES.md).
+        layout = self._moments_layout()
+        asked = os.environ.get(SPLIT_ENV, "").strip()
+        split = asked == "1" or (asked != "0" and layout != "r")
+        self.partitions = SPLIT_PARTS if split else 0
+        self.split_tables = split or layout == "p"
         if self.ready:
             self.recorder = PostgresApplicationRecorder(self.datastore)
             return
@@ -249,7 +254,7 @@ class PostgresBackend(SqlBackend):
         the planner, costing sixteen parts' index probes a key, hashed or merged whole parts
         instead (at 1,000,000 moments 1,500 customers' relationships 114 ms against 42 ms
         probed key by key, each key's part found at run time; bench/NOTES.md)."""
-        if not self.partitions:
+        if not self.split_tables:
             yield
             return
         tx.execute("SELECT set_config('enable_hashjoin', 'off', true),"
@@ -335,12 +340,13 @@ class PostgresBackend(SqlBackend):
             tx.execute(f"ALTER TABLE {name} " + ", ".join(
                 f"ALTER COLUMN {column} SET STATISTICS {PART_STATISTICS}" for column in columns))
 
-    def _moments_split(self) -> bool:
+    def _moments_layout(self) -> str | None:
+        """The current-moments table's kind: 'p' split, 'r' whole, None when there is none."""
         with self.datastore.get_connection() as conn:
-            return conn.execute(
-                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND c.relname = 'moments' AND c.relkind = 'p'",
-                (self.schema,)).fetchone() is not None
+            row = conn.cursor(row_factory=tuple_row).execute(
+                "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = 'moments'", (self.schema,)).fetchone()
+        return None if row is None else str(row[0])
 
     def is_split(self, tx: Tx, table: str) -> bool:
         return bool(tx.scalar("SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n"
@@ -354,7 +360,7 @@ class PostgresBackend(SqlBackend):
 
     @contextmanager
     def by_index(self, tx: Tx) -> Iterator[None]:
-        if not self.partitions:
+        if not self.split_tables:
             yield
             return
         # Local to the transaction, and set back for the statements after this read.

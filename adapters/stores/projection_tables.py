@@ -166,6 +166,8 @@ MOMENT_COLUMNS = ", ".join(f.name for f in MOMENT_FIELDS if f.folded)
 """What the folds read of a current moment: `Current`'s fields, in order."""
 
 REBUILD_SUFFIX = REBUILD.removeprefix(LIVE)
+SWAPPED = "__swapped"
+"""The suffix of a split live table a rebuild's swap replaced, until it is dropped."""
 
 
 _UNFOLDED = [(f.at, f.type == "json") for f in MOMENT_FIELDS if not f.folded]
@@ -373,14 +375,14 @@ class SqlProjectionStore:
         # which the swap need not analyze again where statistics follow a rename.
         self._analyzed: set[str] = set()
         if not backend.ready:
+            made = self._create_split("")
             with backend.write("projections") as tx:
                 tx.execute(backend.ddl(STATE_DDL))
                 self._unscoped_to_rebuild(tx)
                 self._groupless_to_rebuild(tx)
-                rootless = (backend.table_exists(tx, "moments")
-                            and not backend.table_exists(tx, "share_roots"))
-                unanswered = (backend.table_exists(tx, "moments")
-                              and not backend.table_exists(tx, "responses"))
+                older = "moments" not in made and backend.table_exists(tx, "moments")
+                rootless = older and not backend.table_exists(tx, "share_roots")
+                unanswered = older and not backend.table_exists(tx, "responses")
                 self._create(tx, "")
                 self._upgrade(tx, rootless)
                 if unanswered:
@@ -414,7 +416,7 @@ class SqlProjectionStore:
         `mot replay`) to build them anew from the ledger."""
         drop_views(tx)
         self.backend.drop_derived_tables(
-            tx, [name + suffix for name in TABLES for suffix in ("", REBUILD_SUFFIX)])
+            tx, [name + suffix for name in TABLES for suffix in ("", REBUILD_SUFFIX, SWAPPED)])
         tx.execute("DELETE FROM projection_state")
 
     def _upgrade(self, tx: Tx, rootless: bool) -> None:
@@ -473,16 +475,41 @@ class SqlProjectionStore:
                 _response_row(r, position)
                 for (_, customer), ms in moments.items() for r in fold_responses(ms, customer)])
 
-    def _create(self, tx: Tx, suffix: str, *, indexes: bool = True) -> None:
-        for name, ddl in TABLES.items():
-            statement = self.backend.ddl(ddl.replace("{t}", name + suffix))
+    def _create(self, tx: Tx, suffix: str, *, indexes: bool = True,
+                tables: Collection[str] = tuple(TABLES)) -> None:
+        for name in tables:
+            statement = self.backend.ddl(TABLES[name].replace("{t}", name + suffix))
             if name in SPLIT_BY and self.backend.partitions:
                 self.backend.create_by_person(tx, name + suffix,
                                               _split_key(statement, SPLIT_BY[name]), SPLIT_BY[name])
             else:
                 tx.execute(statement)
         if indexes:
-            self._index(tx, suffix)
+            self._index(tx, suffix, tables=tables)
+
+    def _create_split(self, suffix: str, *, indexes: bool = True) -> set[str]:
+        """Make the tables split by person (`create_by_person`) that are not there, each in
+        a transaction of its own; the tables made. A split table is `partitions` parts, each
+        with its indexes and TOAST table, every one locked by the transaction that makes it:
+        the eight made in one held 1,586 locks at 16 parts, of a shared lock table of
+        max_locks_per_transaction x max_connections (6,400 on a default server), which a
+        few stores made at once could exhaust (bench/NOTES.md)."""
+        made: set[str] = set()
+        if not self.backend.partitions:
+            return made
+        for name in SPLIT_BY:
+            with self.backend.write("projections") as tx:
+                if not self.backend.table_exists(tx, name + suffix):
+                    self._create(tx, suffix, indexes=indexes, tables=(name,))
+                    made.add(name)
+        return made
+
+    def _drop_alone(self, names: Iterable[str]) -> None:
+        """Drop these tables a transaction each: a split table's drop locks every part and
+        index of it (`_create_split`)."""
+        for name in names:
+            with self.backend.write("projections") as tx:
+                self.backend.drop_derived_tables(tx, [name])
 
     def _index(self, tx: Tx, suffix: str, tag: str = "",
                tables: Collection[str] = tuple(TABLES)) -> None:
@@ -512,10 +539,10 @@ class SqlProjectionStore:
         read_by_fold = ("moments", "members", "links")
         names = (list(read_by_fold) if tables == "moments"
                  else [t for t in TABLES if t not in read_by_fold])
-        with self.backend.write("projections") as tx:
-            if self.backend.index_names(tx, [name + REBUILD_SUFFIX for name in names]):
-                return  # a resumed rebuild: indexed before it stopped
-            self._index(tx, REBUILD_SUFFIX, tag=f"g{os.urandom(4).hex()}", tables=names)
+        tag = f"g{os.urandom(4).hex()}"
+        for name in names:  # a table a transaction (`_create_split`); a resumed rebuild's
+            with self.backend.write("projections") as tx:  # indexes made before are kept
+                self._index(tx, REBUILD_SUFFIX, tag=tag, tables=(name,))
         if tables == "moments":
             self.backend.analyze([f"moments{REBUILD_SUFFIX}", f"members{REBUILD_SUFFIX}"])
             self._analyzed = {"moments", "members"}
@@ -533,8 +560,17 @@ class SqlProjectionStore:
     def start_rebuild(self, target: int, now: str) -> None:
         """Fresh rebuild tables; any earlier unfinished rebuild is discarded."""
         self._analyzed = set()
+        apart: list[str] = []  # tables that are or may be split: dropped and made alone
+        if self.backend.split_tables:
+            apart = list(SPLIT_BY)
+            with self.backend.write("projections") as tx:
+                tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
+            self._drop_alone([name + suffix for name in apart
+                              for suffix in (REBUILD_SUFFIX, SWAPPED)])
+            self._create_split(REBUILD_SUFFIX, indexes=False)
         with self.backend.write("projections") as tx:
-            self.backend.drop_derived_tables(tx, [name + REBUILD_SUFFIX for name in TABLES])
+            self.backend.drop_derived_tables(tx, [name + REBUILD_SUFFIX for name in TABLES
+                                                  if name not in apart or not self.backend.partitions])
             self._create(tx, REBUILD_SUFFIX, indexes=False)
             tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
             tx.execute(
@@ -643,6 +679,7 @@ class SqlProjectionStore:
         if discarded:
             self.backend.scrub([])  # the dropped tables' pages out of the files and the WAL
             raise ErasedDuringRebuild("an erasure came during the rebuild: it starts again")
+        self._drop_alone([name + SWAPPED for name in SPLIT_BY if self.backend.split_tables])
         # Fresh tables have no planner statistics yet (and autovacuum may be off). Those
         # analyzed once indexed keep theirs on PostgreSQL: analyzing the current moments again
         # costs the server a sample of the whole table (of each part, split) for the few rows
@@ -654,7 +691,14 @@ class SqlProjectionStore:
     def _swap(self, tx: Tx, position: Any, now: str) -> None:
         """`swap`'s renames, inside its transaction."""
         drop_views(tx)  # they depend on the tables replaced here
-        self.backend.drop_derived_tables(tx, list(TABLES))
+        # Split tables are renamed out of the way, and dropped once this is committed, a
+        # table a transaction (`_create_split`): dropped here, every part and index of the
+        # live tables was locked at once (1,357 locks at 16 parts). One left by a stop in
+        # between goes with the next rebuild's start; an erasure meanwhile erases it too.
+        apart = list(SPLIT_BY) if self.backend.split_tables else []
+        self.backend.drop_derived_tables(tx, [name for name in TABLES if name not in apart])
+        for name in apart:
+            tx.execute(f"ALTER TABLE IF EXISTS {name} RENAME TO {name}{SWAPPED}")
         for name in TABLES:
             tx.execute(f"ALTER TABLE {name}{REBUILD_SUFFIX} RENAME TO {name}")
         create_views(self.backend, tx)
@@ -1241,7 +1285,7 @@ class SqlSession:
         if not rows:
             return
         target = table + (self.s if suffix is None else suffix)
-        if table in SPLIT_BY and SPLIT_BY[table] not in key and self.backend.partitions:
+        if table in SPLIT_BY and SPLIT_BY[table] not in key and self.backend.split_tables:
             # A split table has no unique index of `key` alone for ON CONFLICT (a whole
             # table a replay is splitting, MOT_PG_SPLIT_MOMENTS, is written alike).
             self._replace(target, columns, rows, key)

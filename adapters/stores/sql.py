@@ -273,9 +273,13 @@ class SqlBackend(ABC):
     def drop_stages(self) -> None:
         """Drop every stage left over (by a rebuild that stopped)."""
 
-    # How many parts the current-moments table is split into by a hash of its person group
-    # (`create_by_person`); 0: not split.
     partitions: int = 0
+    """How many parts the tables of persons' rows this process makes are split into by a
+    hash of the person (`create_by_person`); 0: made whole."""
+    split_tables = False
+    """Whether the store's tables of persons' rows may be split (made so, or being made so
+    by this process's replay): its writes and reads then take the paths that work on both
+    layouts (an upsert as a deletion and an insertion, the erasure's parts)."""
     splits = False
     """Whether the backend can split tables by person (`create_by_person`) at all."""
     split_hint = ""
