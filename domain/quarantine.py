@@ -224,15 +224,15 @@ def erased_with(message: bytes, names: Iterable[tuple[str, str]],
     (`names`: a vendor's record, purged by those too), or what they say is no tenant's
     name (a number, text a database column cannot hold), which no erasure purges by it
     but which is left to the erasure's own reading rather than trusted here. A message an
-    HTTP token sent (origin `http:TENANT:REQUEST#INDEX`) is its tenant's whatever its bytes
-    say: a JSON text or an object without wire fields was any tenant's, so another tenant's
+    HTTP token sent (origin `http:TENANT:REQUEST#INDEX`, or a webhook's
+    `webhook:SOURCE:TENANT:REQUEST`) is its tenant's whatever its bytes say: a JSON text, an
+    object without wire fields or a vendor's record was any tenant's, so another tenant's
     admin token could count it in a dry run (a probe of this tenant's ids) and purge it."""
+    sender = _sender(origin)
+    if sender is not None:
+        return sender
     if any(True for _ in names):
         return None
-    if origin.startswith("http:"):
-        sender, colon, _ = origin[5:].rpartition(":")
-        if colon and sender:
-            return sender
     said = read_said(message)[1]
     if not isinstance(said, str) or "\x00" in said:
         return None
@@ -241,6 +241,19 @@ def erased_with(message: bytes, names: Iterable[tuple[str, str]],
     except UnicodeEncodeError:
         return None
     return said
+
+
+def _sender(origin: str) -> str | None:
+    """The tenant an HTTP origin names: `http:TENANT:REQUEST#INDEX`,
+    `webhook:SOURCE:TENANT:REQUEST[#N]` (a tenant may hold `:`; a request id does not)."""
+    if origin.startswith("http:"):
+        rest = origin[5:]
+    elif origin.startswith("webhook:"):
+        rest = origin[8:].partition(":")[2]
+    else:
+        return None
+    sender, colon, _ = rest.rpartition(":")
+    return sender if colon and sender else None
 
 
 def names_any(message: Any, customer_ids: Collection[str], moment_ids: Collection[str]) -> bool:

@@ -317,7 +317,8 @@ def test_a_fix_of_a_message_quarantined_over_http_stays_in_the_tokens_tenant(
 def test_another_tenants_admin_can_neither_count_nor_purge_what_this_tenant_sent(
         store_url: str) -> None:
     """Items of acme's batch that are no wire message (a JSON text, an object without wire
-    fields) were quarantined as any tenant's: globex's admin token's dry run of an id acme
+    fields), and a webhook's record its mapping could not map, were quarantined as any
+    tenant's: globex's admin token's dry run of an id acme
     sent counted them (`quarantined: 1`, no warning: a probe of acme's ids) and its erasure
     purged acme's entries. What a token sent is its tenant's: only acme's erasure reads it."""
     with api(store_url) as client:
@@ -326,17 +327,20 @@ def test_another_tenants_admin_can_neither_count_nor_purge_what_this_tenant_sent
             client.tokens[f"{tenant}_admin"] = admin
         sent = client.post("acme", ["x:zz-target", {"note": "x:zz-target"}])
         assert [i["outcome"] for i in sent.json()["items"]] == ["quarantined"] * 2, sent.text
+        # A vendor's record its mapping could not map, by webhook: acme's as well.
+        hook = client.post("acme", b'{"note": "x:zz-target"}', path="/v1/webhooks/x")
+        assert [i["outcome"] for i in hook.json()["items"]] == ["quarantined"], hook.text
         body = {"customer_id": "x:zz-target", "reason": "GDPR request 2026-122"}
         probe = client.post("globex_admin", orjson.dumps({**body, "dry_run": True}),
                             path="/v1/erasures").json()
         assert probe["quarantined"] == 0 and probe["warning"] is not None, probe
         assert client.post("globex_admin", orjson.dumps(body),
                            path="/v1/erasures").status_code == 200
-        assert len(client.services.quarantine.entries()) == 2
+        assert len(client.services.quarantine.entries()) == 3
         # The same bytes from globex too: either tenant's erasure may purge them now.
         client.post("globex", ["x:zz-target"])
         mine = client.post("acme_admin", orjson.dumps({**body, "dry_run": True}),
                            path="/v1/erasures").json()
-        assert mine["quarantined"] == 2 and mine["warning"] is None, mine
+        assert mine["quarantined"] == 3 and mine["warning"] is None, mine
         client.post("acme_admin", orjson.dumps(body), path="/v1/erasures")
         assert client.services.quarantine.entries() == []

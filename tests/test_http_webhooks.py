@@ -83,7 +83,7 @@ def test_hubspot_signed_request_is_mapped_into_the_configured_tenant(client: Api
     recorded = [i for i in data["items"] if i["outcome"] == "recorded"]
     assert recorded
     history = client.get("acme", f"/v1/moments/{recorded[0]['moment_id']}").json()
-    assert history[0]["origin"].startswith(f"webhook:hubspot:{data['request_id']}")
+    assert history[0]["origin"].startswith(f"webhook:hubspot:acme:{data['request_id']}")
     # HubSpot retries: the same request again records nothing twice.
     again = client.client.post("/v1/webhooks/hubspot", content=body, headers=hubspot_headers(body))
     assert {i["outcome"] for i in again.json()["items"]} <= {"duplicate"}

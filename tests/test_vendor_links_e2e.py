@@ -147,7 +147,7 @@ url = "https://mot.example.com/v1/webhooks/hubspot?portal=62515&from=a%40b"
     assert [(p, at) for p, at, _ in found] == [
         (pair("hubspot:601", "hubspot:733"), "2025-05-02T08:45:00Z"),
         (pair("hubspot:604", email("ren.ito@example.net")), "2025-05-02T08:46:00Z")]
-    assert all(origin.startswith(f"webhook:hubspot:{data['request_id']}") for *_, origin in found)
+    assert all(origin.startswith(f"webhook:hubspot:acme:{data['request_id']}") for *_, origin in found)
 
 
 @pytest.mark.parametrize("switch", ["links", "email_bridge"])

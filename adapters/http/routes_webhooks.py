@@ -95,7 +95,7 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
         if twice is not None:
             raise MalformedBody(f"{twice} {GIVEN_TWICE}; nothing was recorded")
         incoming = map_value(SOURCES[source], value, config,
-                             f"webhook:{source}:{request_id}", body, stats)
+                             f"webhook:{source}:{principal.tenant}:{request_id}", body, stats)
         if len(incoming) > ingest.limits.max_items:
             raise TooManyItems(ingest.limits.max_items)
         submitted = [
