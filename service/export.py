@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("parquet", "csv", "jsonl")
 EXPORTED = ("moments", *PROJECTIONS)  # the query service's PROJECTION_NAMES
-PAGE_ROWS = 16_384  # rows read and written at a time (also a Parquet row group)
+PAGE_ROWS = 8_192  # rows read and written at a time (also a Parquet row group)
 PROJECTION_SHARE = 2  # a live projection's page is PAGE_ROWS / 2 rows (see `Exporter.pages`)
 READ_AHEAD = 2  # pages read ahead of the writer (see `_read_ahead`)
 TABLES_AT_ONCE = 2  # Parquet files written at the same time (see `Exporter.export`)
@@ -518,9 +518,11 @@ class Exporter:
                            ) if arrow and table != "moments" else frozenset()
         # Pages small enough that a store of 100,000 moments fills the pipeline as one of
         # 1,000,000 does (READ_AHEAD + 2 pages a table), so the export's peak memory does not
-        # grow with the store: the moments' 16,384 rows (their 98,000 were three pages of
-        # 32,768, fewer than the pipeline holds), a projection's half that, written beside
-        # them (a projection of 100,000 moments was about one 32,768-row page: bench/NOTES.md).
+        # grow with the store: the moments' 8,192 rows (their 98,000 were three pages of
+        # 32,768, fewer than the pipeline holds; with pages of 16,384 the two pipelines at
+        # 1,000,000 still held ~20 MB more than at 100,000 on PostgreSQL), a projection's
+        # half that, written beside them (a projection of 100,000 moments was about one
+        # 32,768-row page: bench/NOTES.md, bench/scaling_notes.toml).
         page_rows = PAGE_ROWS if table == "moments" else max(1, PAGE_ROWS // PROJECTION_SHARE)
         read = TableRead(table, read_columns, tenant=tenant, order=order, page_rows=page_rows,
                          occurred_until_us=to_micros(as_of) if as_of is not None else None,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from mot.adapters.stores.sql import SqlBackend
     from mot.service.export import TableRead
 
-PG_BATCH_BYTES = 2 << 20  # the ADBC PostgreSQL driver's batches (see `_arrow_postgres`)
+PG_BATCH_BYTES = 1 << 20  # the ADBC PostgreSQL driver's batches (see `_arrow_postgres`)
 GROUP_PAGE_ROWS = 65_536  # rows counted at a time by `grouped` on SQLite (see `_counted`)
 # The tables whose counts on SQLite are made by hashing Arrow pages (`_counted`): the
 # current moments, many rows in a few groups per day (direction, kind), where SQLite's sort
@@ -476,7 +476,7 @@ def _arrow_postgres(database: _Database, read: TableRead, statement: str, params
                     ) -> Iterator[list[Any]]:
     """The rows of a statement on PostgreSQL as Arrow arrays, read by the ADBC PostgreSQL
     driver: it fetches them by binary COPY and decodes them in C, where a psycopg cursor
-    made a Python object per value. The driver's batches (PG_BATCH_BYTES, some 9,000 of
+    made a Python object per value. The driver's batches (PG_BATCH_BYTES, some 4,600 of
     the current moments) are gathered into pages of `page_rows`, each a Parquet row group:
     fewer, larger row groups cost the writer less CPU than a group a batch (measured:
     bench/NOTES.md)."""
@@ -484,7 +484,11 @@ def _arrow_postgres(database: _Database, read: TableRead, statement: str, params
     statement = numbered[0] + "".join(f"${i}{rest}" for i, rest in enumerate(numbered[1:],
                                                                              start=1))
     # Batches of PG_BATCH_BYTES, not the driver's 16 MB: memory stays that of a few
-    # batches (bench/export_bench.py's flat-memory check), each a page and a row group.
+    # batches (bench/export_bench.py's flat-memory check). A batch is the C library's
+    # malloc, ~1.7 times its rows' bytes (its buffers grow by doubling), and a page holds
+    # every batch it has a part of: with 2 MB batches a page of moments held 2-3 batches of
+    # 3.3 MB, and the two pipelines' pages at 1,000,000 moments were peak RSS x1.23 of
+    # 100,000's (bench/scaling_notes.toml).
     options = {"adbc.postgresql.batch_size_hint_bytes": str(PG_BATCH_BYTES)}
     import pyarrow as pa
 
