@@ -233,3 +233,67 @@ def test_a_moment_split_by_a_worker_is_sealed_as_its_dict_is(
     assert [o["moment"] for o in opened] == [dict(m.moment) for m in moments]
     # The moment's JSON, made when asked for, is the moment.
     assert all(orjson.loads(m.moment.json) == dict(m.moment) for m in moments)
+
+
+def test_moments_sealed_by_a_worker_store_its_keys_or_are_sealed_again(
+    make_store_url: Any, store_kind: str
+) -> None:
+    """An import's worker seals each moment under its customer's key, read from the keystore
+    or made there (`Sealing.in_workers`). The recording process stores a made key with the
+    first moments recorded under it; a key made for a customer who was given one meanwhile
+    (another process) loses, and those moments are sealed under the stored key instead,
+    now and in later batches; keys stored in a transaction that rolled back are stored again
+    with the next moments under them. Every moment opens as it came, every key a stored
+    moment names is in the keystore, one a customer."""
+    from mot.adapters.stores.topics import RECORDED
+
+    lines = list(generate_lines(400, seed=11, corrections=False))
+    items = [Incoming(line.strip(), f"s:{n}") for n, line in enumerate(lines, 1)]
+    batches = [items[at:at + 20] for at in range(0, len(items), 20)]
+    named = [(m["tenant"], m["customer_id"]) for m in map(orjson.loads, lines)]
+    # Given a key by "another process" once the worker made its own: met in the first batch
+    # and in later ones.
+    tenant, early = next(c for c in named[:20] if c in named[20:40] and c in named[40:])
+
+    class Boom(Exception):
+        pass
+
+    with closing(open_store(make_store_url(store_kind))) as services:
+        ledger, store = services.ledger, services.ledger_store
+        keystore = store.sealing.keystore
+        with store.sealing_in_workers() as sealing:
+            assert sealing is not None
+            with ParsePool(1, split=True, sealing=sealing) as pool:
+                parsed = list(pool.map(batches, lambda: NOW))
+            assert all(type(p.moment) is EncodedMoment and len(p.moment.sealable or ()) == 5
+                       for _, ps, _ in parsed for p in ps if isinstance(p, RecordMoment))
+            with services.backend.write("ledger") as tx:  # "another process" gives `early`
+                stored_key = keystore.keys_for(tx, tenant, [early])[early][0]  # a key first
+            with pytest.raises(Boom), store.transaction():  # rolled back: its keys too
+                ledger.record_parsed(*parsed[0])
+                raise Boom()
+            for batch in parsed:
+                with store.transaction():
+                    ledger.record_parsed(*batch)
+        with services.backend.read() as tx:
+            rows = tx.query("SELECT state FROM stored_events WHERE topic = ?", (RECORDED,))
+            keys = {str(k): str(c) for k, c in tx.query("SELECT key_id, customer FROM mot_keys")}
+        states = [orjson.loads(bytes(r[0])) for r in rows]
+        used = {s["moment"]["sealed"]["k"] for s in states}
+        assert used <= set(keys)  # no moment under a key that is not stored
+        assert len(set(keys.values())) == len(keys)  # one key a customer
+        opened = store.sealing.open_states(None, [(RECORDED, bytes(r[0])) for r in rows])
+        by_id = {o["moment"]["moment_id"]: o["moment"] for o in opened}
+        expected = {m.moment_id: dict(m.moment) for _, ps, _ in parsed for m in ps
+                    if isinstance(m, RecordMoment)}
+        assert by_id == expected
+        assert {s["moment"]["sealed"]["k"] for s, o in zip(states, opened, strict=True)
+                if o["moment"]["customer_id"] == early} == {stored_key}
+        # A worker reads a stored key rather than making one.
+        from mot.adapters.stores.keystore import MadeKeys
+
+        place = keystore.place()
+        assert place is not None and repr(place) in ("KeyPlace(file)", "KeyPlace(server)")
+        made: list[Any] = []
+        assert MadeKeys(place).keys_for(tenant, [early], made)[early][0] == stored_key
+        assert made == []
