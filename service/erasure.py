@@ -118,8 +118,9 @@ class ErasureService:
         return self.store.plan(tenant, customer_id)
 
     def lift(self, tenant: str, customer_id: str) -> int:
-        """End the suppression of the person's ids; how many digests left the list."""
-        _check_customer(customer_id)
+        """End the suppression of the person's ids; how many digests left the list (of any
+        length: a store may hold one suppressed before ids were checked for it)."""
+        _check_customer(customer_id, longest=None)
         return self.store.lift(tenant, customer_id)
 
     def receipts(self, tenant: str | None = None) -> Sequence[Receipt]:
@@ -131,9 +132,17 @@ class ErasureService:
         return self.store.encrypt()
 
 
-def _check_customer(customer_id: str) -> None:
+MAX_CUSTOMER_ID = 256  # SPEC §2: customer_id is a string of 1 to 256 characters
+
+
+def _check_customer(customer_id: str, longest: int | None = MAX_CUSTOMER_ID) -> None:
     """An empty id is no customer's (the wire format refuses it): erasing it would keep a
     receipt and suppress nothing anyone sends."""
     if not customer_id:
         raise ErasureRefused("--customer: expected one of the person's customer ids, got an "
                              "empty text")
+    if longest is not None and len(customer_id) > longest:
+        # No customer id is longer (SPEC §2): a typo, or a file pasted in; POST /v1/erasures
+        # refuses it the same way (a 422), and a receipt would suppress what nobody can send.
+        raise ErasureRefused(f"--customer: expected at most {longest} characters (no "
+                             f"customer id is longer), got {len(customer_id):,}")
