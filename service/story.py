@@ -7,8 +7,9 @@ is one `mot query` prints); `story` and `markdown` put them in words, and
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 from mot.projections.listening import listens_enough
 from mot.service.queries import Query, QueryService
@@ -92,7 +93,7 @@ def markdown(queries: QueryService, *, tenant: str | None = None, top: int = 3) 
     """The story as a Markdown document: a section per tenant, tables for the lists."""
     out = ["# What the projections say", ""]
     for t in summary(queries, tenant=tenant, top=top):
-        out += [f"## {t['tenant']}", "",
+        out += [f"## {_md(t['tenant'])}", "",
                 f"**{counted(t['customers'], 'customer')}**: " + ", ".join(
                     f"{t['stages'][s]:,} {s}" for s in STAGES if t["stages"][s]) + ".", ""]
         if t["detractors"]:
@@ -108,7 +109,7 @@ def markdown(queries: QueryService, *, tenant: str | None = None, top: int = 3) 
                 "(balance below zero).", ""]
         if t["travelled_furthest"]:
             out += ["| post by | polarity | reach | shares | after |", "|---|---|--:|--:|---|"]
-            out += [f"| {a['customer_id']} | {a['polarity']} | {a['cascade_reach']:,} | "
+            out += [f"| {_md(a['customer_id'])} | {a['polarity']} | {a['cascade_reach']:,} | "
                     f"{a['cascade_size']:,} | {_cause(a)} |" for a in t["travelled_furthest"]]
             out.append("")
         worst = t["team_behind_most_negative"]
@@ -119,6 +120,19 @@ def markdown(queries: QueryService, *, tenant: str | None = None, top: int = 3) 
         out += [line[0].upper() + line[1:] + "." for line in _listening(t)]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+# What a terminal acts on (C0 and C1 controls, bidi overrides and isolates), and the ASCII
+# punctuation Markdown reads as markup (a `|` ends a table cell, `<` opens HTML).
+_UNSHOWN: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MARKUP: Final = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def _md(text: str) -> str:
+    """A text of the data (a customer id, a tenant: what customers and vendors sent) as
+    Markdown shows it, literally: controls written as escapes (\\x1b), markup escaped."""
+    shown = _UNSHOWN.sub(lambda found: repr(found.group())[1:-1], text)
+    return _MARKUP.sub(r"\\\1", shown)
 
 
 def _detractors(t: dict[str, Any]) -> list[str]:

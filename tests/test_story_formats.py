@@ -40,3 +40,24 @@ def test_story_json_and_markdown_hold_the_query_numbers(store_url: str, golden_p
             assert f"| {a['customer_id']} | {a['polarity']} | {a['cascade_reach']:,} |" in markdown
     acme = json.loads(mot(store_url, "story", "--format", "json", "--tenant", "acme").stdout)
     assert [t["tenant"] for t in acme] == ["acme"]
+
+
+def test_story_markdown_shows_ids_literally(tmp_path: Path) -> None:
+    """A customer id (what a customer or a vendor sent) went into the Markdown story as it
+    was: a `|` split its table row, `<img ...>` became HTML where the page is rendered, and
+    an escape sequence reached the terminal of whoever ran `mot story --format markdown`.
+    Ids and tenants are now shown literally: markup escaped, controls written \\x1b."""
+    store = str(tmp_path / "mot.db")
+    evil = "a|b<img src=x onerror=alert(1)>\x1b[2J"
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({
+        "tenant": "acme*", "customer_id": evil, "occurred_at": "2026-06-01T09:30:00Z",
+        "channel": "twitter", "direction": "public", "kind": "post", "sentiment": -0.9,
+        "reach": 50, "source": {"system": "s", "id": "1"}}) + "\n", encoding="utf-8")
+    mot(store, "import", "-q", path)
+    markdown = mot(store, "story", "--format", "markdown").stdout
+    assert "\x1b" not in markdown and "b<img" not in markdown, markdown
+    assert "## acme\\*\n" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| a"))
+    assert row == ("| a\\|b\\<img src=x onerror=alert\\(1\\)\\>\\\\x1b\\[2J | negative | 50 | 0 |"
+                   " unprompted |"), row
