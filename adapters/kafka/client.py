@@ -8,6 +8,7 @@ is in the ledger.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -343,6 +344,11 @@ def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+COLLECT_EVERY = 20_000
+"""Messages polled between two collections of kafka-python's reference cycles (about one
+ledger transaction of a backlog, `DEFAULT_COMMIT`): a few ms each."""
+
+
 class KafkaSource:
     """A member of a consumer group, as the service's `Source` port."""
 
@@ -351,6 +357,7 @@ class KafkaSource:
         self.settings = settings
         self._first_polled: dict[TopicPartition, int] = {}
         self._per_batch = 1.0  # messages per record batch, as seen so far
+        self._uncollected = 0  # messages polled since the last `_collect_cycles`
         self._group = _Rebalances(on_rebalance)
         try:
             self.consumer = KafkaConsumer(
@@ -396,7 +403,9 @@ class KafkaSource:
                 self._first_polled[tp] = fetched[0].chunk.start
             out.extend(f.chunk for f in fetched)
         if out:
-            self._per_batch = max(1.0, sum(c.count for c in out) / len(out))
+            count = sum(c.count for c in out)
+            self._per_batch = max(1.0, count / len(out))
+            self._uncollected += count
         return out
 
     def rewind(self) -> None:
@@ -413,6 +422,7 @@ class KafkaSource:
             raise StreamError(f"rewind: {error}") from error
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        self._collect_cycles()
         # Only partitions this member still owns: after a rebalance, another member reads
         # the rest and commits its own progress there.
         owned = self.consumer.assignment()
@@ -425,6 +435,20 @@ class KafkaSource:
             self.consumer.commit(wanted, timeout_ms=self.settings.request_timeout_ms)
         except KafkaError as error:
             raise StreamError(str(error)) from error
+
+    def _collect_cycles(self) -> None:
+        """Free kafka-python's garbage cycles once COLLECT_EVERY messages were polled since
+        the last time (at a commit: the ledger's transaction is closed, the heap about to be
+        trimmed). A poll that finds nothing fetched while a fetch is on its way (every poll
+        that does not wait, while batches are in the parse workers) times out in kafka-python,
+        and the timeout's exception keeps its traceback's frames, whose locals hold the fetches
+        in flight and so, once they complete, their responses (up to fetch_max_bytes each):
+        reference cycles only the collector frees. `mot kafka ingest` records with fewer
+        collections (service/importing.py `fewer_collections`), so they piled up, the faster
+        the more: 150 MB of responses by 1,000,000 messages (bench/scaling_notes.toml)."""
+        if self._uncollected >= COLLECT_EVERY:
+            self._uncollected = 0
+            gc.collect()
 
     def lag(self) -> int | None:
         """Highwater minus position over the assigned partitions, from the last fetch responses."""
