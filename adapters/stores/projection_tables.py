@@ -560,13 +560,15 @@ class SqlProjectionStore:
     def start_rebuild(self, target: int, now: str) -> None:
         """Fresh rebuild tables; any earlier unfinished rebuild is discarded."""
         self._analyzed = set()
+        # Split tables a swap left (`SWAPPED`), whatever the layout since (a replay that made
+        # them whole, MOT_PG_SPLIT_MOMENTS=0, and stopped before dropping the old ones).
+        self._drop_alone([name + SWAPPED for name in SPLIT_BY])
         apart: list[str] = []  # tables that are or may be split: dropped and made alone
         if self.backend.split_tables:
             apart = list(SPLIT_BY)
             with self.backend.write("projections") as tx:
                 tx.execute("DELETE FROM projection_state WHERE name = ?", (REBUILD,))
-            self._drop_alone([name + suffix for name in apart
-                              for suffix in (REBUILD_SUFFIX, SWAPPED)])
+            self._drop_alone([name + REBUILD_SUFFIX for name in apart])
             self._create_split(REBUILD_SUFFIX, indexes=False)
         with self.backend.write("projections") as tx:
             self.backend.drop_derived_tables(tx, [name + REBUILD_SUFFIX for name in TABLES
