@@ -90,6 +90,7 @@ def _export(obj: State, exporter: Exporter, out: Path, fmt: str, tenant: str | N
     def report(table: str, rows: int) -> None:
         progress.update(f"{table} {counted(rows, 'row')}", count=rows)
 
+    made_out = not out.exists()
     written = exporter.export(out, fmt, tenant=tenant, as_of=as_of, progress=report)
     progress.finish()
     if not any(item.rows for item in written):
@@ -100,6 +101,8 @@ def _export(obj: State, exporter: Exporter, out: Path, fmt: str, tenant: str | N
         except click.ClickException:
             for item in written:  # a misspelt tenant's empty files pass for a tenant's export
                 item.path.unlink(missing_ok=True)
+            if made_out and not any(out.iterdir()):
+                out.rmdir()  # nor is the folder it made left behind
             raise
     for item in written:
         click.echo(f"{item.path}  {counted(item.rows, 'row')}")
