@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,12 +111,6 @@ def wrap_data_key(master: bytes, data_key: bytes, key_id: str) -> bytes:
 
 def unwrap_data_key(master: bytes, wrapped: bytes, key_id: str) -> bytes:
     return unseal(master, wrapped, DATA_KEY_CONTEXT + key_id.encode())
-
-
-def tenant_secret(master: bytes, tenant: str) -> bytes:
-    """A tenant's secret for keyed digests (customer digests, receipts, suppression): an HMAC
-    of the master key, so any process holding the master key makes the same one."""
-    return hmac.new(master, b"mot:tenant-secret:" + tenant.encode(), sha256).digest()
 
 
 def keyed_digest(secret: bytes, value: str) -> str:

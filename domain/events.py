@@ -43,16 +43,13 @@ class EncodedMoment(Mapping[str, Any]):
     For a ledger that seals personal fields the worker hands the moment over split
     instead, `sealable`: (the moment without its personal fields as JSON, those fields as
     a box's plaintext, its customer id), `domain/personal.py` `sealable`; the ledger stores
-    a new moment from the two parts, encrypting only, and `json` is made if asked for. A
-    worker that seals too adds the key id and the sealed box (adapters/stores/sealing.py
-    `SealingWorker`): five parts, the ledger then only joins them.
+    a new moment from the two parts, encrypting only, and `json` is made if asked for.
     """
 
     __slots__ = ("_decoded", "_json", "sealable")
 
-    def __init__(self, json: bytes | None,
-                 sealable: tuple[bytes, bytes, str] | tuple[bytes, bytes, str, str, bytes]
-                 | None = None) -> None:
+    def __init__(self, json: bytes | None, sealable: tuple[bytes, bytes, str] | None = None
+                 ) -> None:
         assert json is not None or sealable is not None
         self._json = json
         self.sealable = sealable
@@ -70,7 +67,7 @@ class EncodedMoment(Mapping[str, Any]):
                 self._decoded = orjson.loads(self._json)
             else:
                 assert self.sealable is not None
-                plain, personal = self.sealable[0], self.sealable[1]
+                plain, personal, _ = self.sealable
                 self._decoded = join_personal(orjson.loads(plain), orjson.loads(personal)["m"])
         return self._decoded
 

@@ -201,13 +201,7 @@ class Recorder:
         with ExitStack() as resources:
             batches = _batches(items, self.batch_size)
             if workers:
-                sealed, sealing = store.sealed(), None
-                # A store whose workers may seal too (`SqlLedger.sealing_in_workers`): the
-                # main process then only checks each moment's key and joins its row.
-                in_workers = getattr(store, "sealing_in_workers", None) if sealed else None
-                if in_workers is not None:
-                    sealing = resources.enter_context(in_workers())
-                pool = resources.enter_context(ParsePool(workers, split=sealed, sealing=sealing))
+                pool = resources.enter_context(ParsePool(workers, split=store.sealed()))
                 parsed_batches = pool.map(batches, ledger.clock)
             else:
                 parsed_batches = parse_here(batches, ledger.clock)

@@ -11,11 +11,7 @@ is stored as that JSON without ever being decoded there. For a ledger that seals
 personal fields (`split`, the default: every store made since sealing) the worker
 hands the moment over split into its plain and personal parts instead, each
 encoded (`domain/personal.py` `sealable`), and the main process only encrypts the
-personal part. An import's workers seal that part too (`ParsePool`'s `sealing`, the
-store's `Sealing.in_workers`): each reads its customers' data keys from the keystore or
-makes new ones, which the main process stores with the first moments recorded under
-them (a key made while another was stored for the customer loses, and the main process
-seals those moments itself), so that it only joins a row's bytes.
+personal part.
 """
 
 from __future__ import annotations
@@ -32,21 +28,9 @@ from mot.domain.personal import sealable
 from mot.service.workers import OrderedPool, steady_heap, usable_cpus
 
 Parsed = Message | Rejection
-Compact = (tuple[str, str, bytes] | tuple[str, str, bytes, bytes, str]
-           | tuple[str, str, bytes, bytes, str, str, bytes] | Message | Rejection)
+Compact = tuple[str, str, bytes] | tuple[str, str, bytes, bytes, str] | Message | Rejection
 """A parsed message as a worker returns it: a moment as (id, tenant, JSON) or, split, as (id,
-tenant, plain JSON, personal plaintext, customer id), and sealed too, with its key id and
-box; anything else as is."""
-
-
-class WorkersSeal(Protocol):
-    """Parse workers that seal (adapters/stores/sealing.py `WorkerSealing`): `worker()` is
-    what seals in each (picklable: `seal(moments)` -> ((key id, box) each, keys made)), and
-    `add` takes the keys a worker made for a batch, before the batch is recorded."""
-
-    def worker(self) -> Any: ...
-
-    def add(self, made: Any) -> None: ...
+tenant, plain JSON, personal plaintext, customer id); anything else as is."""
 
 
 class HasMessage(Protocol):
@@ -92,29 +76,6 @@ def _parse_compact(messages: list[bytes | None], now: datetime, split: bool = Tr
     return out
 
 
-_sealer: Any = None  # in a parse worker that seals: what seals (`WorkersSeal.worker()`)
-
-
-def _start_sealing(sealer: Any) -> None:
-    """A parse worker's initializer when it seals: `steady_heap`, and what seals."""
-    global _sealer
-    steady_heap()
-    _sealer = sealer
-
-
-def _parse_sealed(messages: list[bytes | None], now: datetime) -> tuple[list[Compact | None], Any]:
-    # In a worker that seals: `_parse_compact`'s split moments, each with its key id and box,
-    # and the keys made for them.
-    out = _parse_compact(messages, now)
-    at = [i for i, entry in enumerate(out) if type(entry) is tuple]
-    if not at:
-        return out, []
-    boxes, made = _sealer.seal([out[i] for i in at])
-    for i, (key_id, box) in zip(at, boxes, strict=True):
-        out[i] = (*out[i], key_id, box)  # type: ignore[misc]
-    return out, made
-
-
 def expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[Parsed]:
     """A worker's compact results as the ledger's parsed messages (`items` line up with them)."""
     parsed: list[Parsed] = []
@@ -123,7 +84,7 @@ def expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[P
             moment: Any = entry
             if len(moment) == 3:
                 parsed.append(new_record_moment((moment[0], EncodedMoment(moment[2]), moment[1])))
-            else:  # split, and maybe sealed
+            else:
                 parsed.append(new_record_moment(
                     (moment[0], EncodedMoment(None, moment[2:]), moment[1])))
         elif entry is None:
@@ -178,37 +139,23 @@ class ParsePool:
 
     `map` keeps a few batches in flight and yields results in order, so memory
     stays bounded whatever the length of the stream. `split`: whether moments come back
-    split for a ledger that seals; `sealing`: whether `map`'s workers seal them too (the
-    module's docstring).
+    split for a ledger that seals (the module's docstring).
     """
 
-    def __init__(self, workers: int, split: bool = True, sealing: WorkersSeal | None = None
-                 ) -> None:
+    def __init__(self, workers: int, split: bool = True) -> None:
         self.workers = workers
         self.split = split
-        self.sealing = sealing
         self._pool: OrderedPool[Any] = OrderedPool(
             workers,
             "a validation worker process stopped unexpectedly (killed, or out of memory); "
             "what was committed stays, and running the import again records the rest",
-            initializer=steady_heap if sealing is None else _start_sealing,
-            initargs=() if sealing is None else (sealing.worker(),),
+            initializer=steady_heap,
         )
 
     def map(
         self, batches: Iterable[list[T]], clock: Callable[[], datetime]
     ) -> Iterator[ParsedBatch[T]]:
         """(batch, parsed messages, time of recording) for each batch, in order."""
-        sealing = self.sealing
-        if sealing is not None:
-            sealed = (((batch, now), ([i.message if i.problem is None else None for i in batch],
-                                      now))
-                      for batch in batches for now in (clock(),))
-            for (batch, now), (compact, made) in self._pool.imap(_parse_sealed, sealed):
-                if made:
-                    sealing.add(made)
-                yield batch, expand(batch, compact), now
-            return
         tasks = (((batch, now), ([i.message if i.problem is None else None for i in batch], now,
                                  self.split))
                  for batch in batches for now in (clock(),))

@@ -424,16 +424,14 @@ def test_import_killed_at_several_points_then_rerun(
     partial = []
     for kill in (Kill(after=0.3), Kill(at_least=total // 4), Kill(after=0.8),
                  Kill(at_least=total * 2 // 3)):
-        # A parse worker (as a large input gets): it seals, and makes the keys the main
-        # process stores with the moments (service/parsing.py); the matrix's import has none.
         proc = start(store_url, "import", "--batch-size", BATCH, "--commit-every", BATCH, "--quiet",
-                     "--workers", "1", path.as_posix())
+                     path.as_posix())
         killed = kill_at(proc, kill, lambda: head(store_url))
         if killed:
             partial.append(head(store_url))
     assert any(0 < h < total for h in partial), f"no kill landed mid-import: {partial}"
     out = run(store_url, "import", "--batch-size", BATCH, "--commit-every", BATCH, "--summary-json",
-              "--quiet", "--workers", "1", path.as_posix())
+              "--quiet", path.as_posix())
     summary = orjson.loads(out)
     assert summary["read"] == KILLED_IMPORT_LINES
     assert summary["quarantined"] == len(expected.bad)

@@ -20,9 +20,11 @@ is one clear error when the keystore is opened, never garbage later.
 
 from __future__ import annotations
 
+import hmac
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from hashlib import sha256
 from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,7 +36,6 @@ from mot.adapters.crypto import (
     load_master_key,
     new_key,
     seal,
-    tenant_secret,
     unseal,
     unwrap_data_key,
     wrap_data_key,
@@ -195,7 +196,8 @@ class Keystore:
         if secret is None:
             if len(self._secrets) >= CACHED_TENANTS:
                 self._secrets = {}  # afresh: a tenant's secret is one HMAC to make again
-            secret = tenant_secret(self.master(), tenant)
+            secret = hmac.new(self.master(), b"mot:tenant-secret:" + tenant.encode(),
+                              sha256).digest()
             self._secrets[tenant] = secret
         return secret
 
@@ -295,27 +297,6 @@ class Keystore:
                 self._pending[(tenant, cid)] = out[cid]
             self._by_id.put(out[cid][0], out[cid][1])
         return inserted
-
-    def insert_made(self, tx: Tx, rows: Sequence[tuple[str, str, str, bytes]]) -> set[str]:
-        """Store keys a parse worker made (`MadeKeys`: key id, tenant, customer digest,
-        wrapped key) in `tx` (with a keystore of its own, committed at once, as `_make`'s);
-        the ids of those stored. A key made for a customer that has one is not stored."""
-        with self._tx(tx, write=True) as t:
-            kept: set[str] = self.backend.insert_new(
-                t, "mot_keys", ("key_id", "tenant", "customer", "wrapped"),
-                ("text", "text", "text", "bytea"), ("tenant", "customer"), rows)
-        return kept
-
-    def place(self) -> KeyPlace | None:
-        """Where parse workers may read this keystore's keys (`MadeKeys`); None when they
-        cannot (a store in memory)."""
-        if self.key_file is None:  # a store in memory: its master key is this process's
-            return None
-        uri = self.backend.server_uri()
-        if uri is not None:
-            return KeyPlace(self.master(), uri, server=True)
-        path = self.backend.local_file()
-        return None if path is None else KeyPlace(self.master(), path, server=False)
 
     def _read(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
               customers: Sequence[str], out: dict[str, tuple[str, bytes]]) -> set[str]:
@@ -456,130 +437,3 @@ def open_keystore(store: SqlBackend, store_path: str | None,
         return Keystore(backend, default_key_file(separate_path), separate=True)
     in_memory = store_path == ":memory:"
     return Keystore(store, None if in_memory else default_key_file(store_path), separate=False)
-
-
-# -- keys in parse workers -------------------------------------------------------------------
-
-
-class KeyPlace:
-    """Where a parse worker reads the stored data keys, and the master key it unwraps and
-    wraps them with (adapters/stores/sealing.py `WorkerSealing`): handed to each worker
-    process at its start (pickled over its pipe, as the moments are)."""
-
-    __slots__ = ("master", "server", "where")
-
-    def __init__(self, master: bytes, where: str, *, server: bool) -> None:
-        self.master = master
-        self.where = where  # the SQLite file, or a libpq URI with the store's schema first
-        self.server = server  # PostgreSQL's URI, else SQLite's file
-
-    def __getstate__(self) -> tuple[bytes, str, bool]:
-        return self.master, self.where, self.server
-
-    def __setstate__(self, state: tuple[bytes, str, bool]) -> None:
-        self.master, self.where, self.server = state
-
-    def __repr__(self) -> str:  # never the master key
-        return f"KeyPlace({'server' if self.server else 'file'})"
-
-
-READ_CHUNK = 500  # customers a worker's read of stored keys asks for at once
-
-
-class MadeKeys:
-    """A parse worker's data keys: (key id, cipher) by customer, read from the keystore when
-    stored, else made here (a random key, wrapped by the master key) and listed in `made`
-    for the recording process to store with the moments they seal (`Keystore.insert_made`).
-    Nothing is written here. A key made here may lose to one stored meanwhile (another
-    process, another worker): the recording process then seals those moments again."""
-
-    def __init__(self, place: KeyPlace) -> None:
-        self.place = place
-        self._secrets: dict[str, bytes] = {}
-        self._keys: _Recent[tuple[str, str], tuple[str, bytes]] = _Recent(lambda: CACHED_KEYS)
-        self._ciphers: _Recent[str, AESGCM] = _Recent(lambda: HOT_CIPHERS)
-        self._connection: Any = None
-        self._readable = True
-
-    def keys_for(self, tenant: str, customer_ids: Collection[str],
-                 made: list[tuple[str, str, str, bytes]]) -> dict[str, tuple[str, AESGCM]]:
-        """(key id, cipher) of each customer id of `tenant`; the rows of keys made here are
-        added to `made` (key id, tenant, customer digest, wrapped key)."""
-        found: dict[str, tuple[str, bytes]] = {}
-        missing: list[str] = []
-        keys = self._keys
-        young = keys.young
-        for cid in customer_ids:
-            entry = young.get((tenant, cid)) or keys.get((tenant, cid))
-            if entry is None:
-                missing.append(cid)
-            else:
-                found[cid] = entry
-        if missing:
-            missing.sort()
-            secret = self._secrets.get(tenant)
-            if secret is None:
-                if len(self._secrets) >= CACHED_TENANTS:
-                    self._secrets = {}
-                secret = self._secrets[tenant] = tenant_secret(self.place.master, tenant)
-            digests = {keyed_digest(secret, cid): cid for cid in missing}
-            master = self.place.master
-            for digest, key_id, wrapped in self._stored(tenant, list(digests)):
-                cid = digests.pop(digest)
-                found[cid] = entry = (key_id, unwrap_data_key(master, wrapped, key_id))
-                keys.put((tenant, cid), entry)
-            size = ID_BYTES + KEY_BYTES
-            random = os.urandom(size * len(digests))
-            for (digest, cid), at in zip(digests.items(), range(0, len(random), size),
-                                         strict=True):
-                key_id, key = random[at:at + ID_BYTES].hex(), random[at + ID_BYTES:at + size]
-                made.append((key_id, tenant, digest, wrap_data_key(master, key, key_id)))
-                found[cid] = entry = (key_id, key)
-                keys.put((tenant, cid), entry)
-        ciphers = self._ciphers
-        hot = ciphers.young
-        out: dict[str, tuple[str, AESGCM]] = {}
-        for cid, (key_id, key) in found.items():
-            aead = hot.get(key_id) or ciphers.get(key_id)
-            if aead is None:
-                aead = AESGCM(key)
-                ciphers.put(key_id, aead)
-            out[cid] = (key_id, aead)
-        return out
-
-    def _stored(self, tenant: str, digests: list[str]) -> list[tuple[str, str, bytes]]:
-        """(digest, key id, wrapped key) of those customers that have a stored key. A keystore
-        this worker cannot read is taken for one without them (the keys made instead lose to
-        the stored ones where they are recorded, and those moments are sealed again)."""
-        if not self._readable:
-            return []
-        try:
-            connection = self._connect()
-            mark = "%s" if self.place.server else "?"
-            out: list[tuple[str, str, bytes]] = []
-            for part in chunks(digests, READ_CHUNK):
-                rows = connection.execute(
-                    f"SELECT customer, key_id, wrapped FROM mot_keys WHERE tenant = {mark}"
-                    f" AND customer IN ({', '.join([mark] * len(part))})",
-                    (tenant, *part)).fetchall()
-                out += [(str(c), str(k), bytes(w)) for c, k, w in rows]
-            return out
-        except Exception as error:
-            print(f"mot: a parse worker cannot read the keystore ({type(error).__name__}: "
-                  f"{error}); the recording process seals what it cannot", file=sys.stderr)
-            self._readable = False
-            return []
-
-    def _connect(self) -> Any:
-        if self._connection is None:
-            # Autocommit: each read sees what was committed by then.
-            if self.place.server:
-                import psycopg
-
-                self._connection = psycopg.connect(self.place.where, autocommit=True)
-            else:
-                import sqlite3
-
-                self._connection = sqlite3.connect(self.place.where, isolation_level=None,
-                                                   timeout=30, check_same_thread=False)
-        return self._connection

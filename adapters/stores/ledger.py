@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
@@ -122,11 +122,6 @@ class SqlLedger:
             self._sealing = Sealing(self.backend, open_keystore(
                 self.backend, getattr(self.backend, "path", None)))
         return self._sealing
-
-    def sealing_in_workers(self) -> AbstractContextManager[Any]:
-        """While it lasts, an import's parse workers may seal the moments they parse
-        (service/parsing.py; adapters/stores/sealing.py `Sealing.in_workers`)."""
-        return self.sealing.in_workers()
 
     def sealed(self, tx: Any | None = None) -> bool:
         """Whether the ledger seals personal fields (a new store, or after `mot upgrade --encrypt`)."""

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mot.adapters.crypto import DATA_KEY_CONTEXT, NONCE_BYTES, KeyProblem
 from mot.adapters.stores.codec import StoredRow, to_state
-from mot.adapters.stores.keystore import KeyPlace, Keystore, MadeKeys
+from mot.adapters.stores.keystore import Keystore
 from mot.adapters.stores.sql import SqlBackend, Tx
 from mot.adapters.stores.topics import AMENDED, LINKED, RECORDED, RETRACTED, UNLINKED
 from mot.domain.erasure import erased_customer
@@ -79,7 +79,6 @@ class Sealing:
         self.keystore = keystore
         self._erased: dict[str, int] = {}  # key id -> the erasure that destroyed it
         self._erasures = -1  # how many erasures `_erased` knows of
-        self.workers: WorkerSealing | None = None  # parse workers that seal (`in_workers`)
 
     @staticmethod
     def create_tables(tx: Tx, backend: SqlBackend) -> None:
@@ -110,22 +109,15 @@ class Sealing:
         states, encoded. The record path's: a recorded moment (most of what an import or an
         ingest writes) goes from its two encoded parts (`domain/personal.py` `sealable`, made
         by the parse worker when there was one) to its row, only its personal part encrypted
-        here, or none of it when a parse worker sealed it too (`in_workers`); the row's bytes
-        are those `seal_states` would give."""
+        here; the row's bytes are those `seal_states` would give."""
         wanted: dict[str, set[str]] = {}
-        items: list[Any] = []  # a recorded moment's (plain, personal, customer[, key id, box]),
-        # or (topic, state)
-        by_workers: list[str] = []  # the key ids of moments a parse worker sealed
+        items: list[Any] = []  # a recorded moment's (plain, personal, customer), or (topic, state)
         for event in events:
             if type(event) is MomentRecorded:
                 moment = event.moment
                 parts = moment.sealable if type(moment) is EncodedMoment else None
                 if parts is None:
                     parts = (*sealable(moment), moment["customer_id"])
-                elif len(parts) == 5:  # sealed by a parse worker: its key checked below
-                    items.append(parts)
-                    by_workers.append(parts[3])
-                    continue
                 items.append(parts)
                 customers = wanted.get(event.tenant)
                 if customers is None:
@@ -135,13 +127,10 @@ class Sealing:
             topic, state = to_state(event)
             items.append((topic, state))
             _want(wanted, topic, state)
-        here = len(items)  # sealed by this process
-        if by_workers:
-            here -= len(by_workers) - self._workers_keys(tx, events, items, by_workers, wanted)
         keys = self._keys(tx, wanted)
         # One read of the random source for the batch's nonces (a read costs more than a
         # seal); an event seals one box at most (a link's boxes take their own).
-        random = os.urandom(NONCE_BYTES * here)
+        random = os.urandom(NONCE_BYTES * len(items))
         at = 0
         contexts: dict[str, bytes] = {}  # tenant -> `_context`'s bytes before the moment id
         # A recorded moment's state as a bytearray: SQLite's module binds one as it is, where
@@ -151,21 +140,18 @@ class Sealing:
         recorded_at, recorded_at_json = None, b""
         rows: list[StoredRow] = []
         for item, event, stream_id in zip(items, events, stream_ids, strict=True):
+            nonce = random[at:at + NONCE_BYTES]
+            at += NONCE_BYTES
             if type(event) is MomentRecorded:
-                if len(item) == 5:
-                    plain, _, _, key_id, box = item
-                else:
-                    plain, personal, customer = item
-                    nonce = random[at:at + NONCE_BYTES]
-                    at += NONCE_BYTES
-                    tenant = event.tenant
-                    key_id, aead = keys[tenant][customer]
-                    context = contexts.get(tenant)
-                    if context is None:
-                        context = contexts[tenant] = _context(tenant, "")
-                    box = b2a_base64(nonce + aead.encrypt(nonce, personal,
-                                                          context + encoded(event.moment_id)),
-                                     newline=False)
+                plain, personal, customer = item
+                tenant = event.tenant
+                key_id, aead = keys[tenant][customer]
+                context = contexts.get(tenant)
+                if context is None:
+                    context = contexts[tenant] = _context(tenant, "")
+                box = b2a_base64(nonce + aead.encrypt(nonce, personal,
+                                                      context + encoded(event.moment_id)),
+                                 newline=False)
                 if event.recorded_at is not recorded_at:  # a batch's events share theirs
                     recorded_at = event.recorded_at
                     recorded_at_json = dumps(recorded_at)
@@ -177,8 +163,6 @@ class Sealing:
                     box, b'"}},"recorded_at":', recorded_at_json, b',"origin":',
                     dumps(event.origin), b"}"))))
                 continue
-            nonce = random[at:at + NONCE_BYTES]
-            at += NONCE_BYTES
             topic, state = item
             if topic in LINK_TOPICS:
                 sealed = self._sealed_link(state, keys[state["tenant"]])
@@ -188,54 +172,6 @@ class Sealing:
                 sealed = _sealed(topic, state, key_id, aead, nonce)
             rows.append((stream_id, event.version, topic, dumps(sealed)))
         return rows
-
-    def _workers_keys(self, tx: Tx, events: Sequence[LedgerEvent], items: list[Any],
-                      key_ids: list[str], wanted: dict[str, set[str]]) -> int:
-        """For the moments a parse worker sealed (`items` of five parts, under `key_ids`):
-        store the keys it made for them (`WorkerSealing.made`) beside them, and have those
-        whose key is not their customer's stored key (one stored meanwhile won, or it was
-        erased since) sealed here instead: their parts cut to three and their customers
-        `wanted`; returns how many."""
-        workers = self.workers
-        if workers is None:
-            raise RuntimeError("moments sealed by a parse worker, with no workers' keys open")
-        if workers.settle(tx):
-            self.refresh(tx)  # erasures made since: their keys are no one's
-        made = workers.made
-        used = set(key_ids)
-        new = [made[key_id] for key_id in used.intersection(made)]
-        if new:
-            kept = self.keystore.insert_made(tx, new)
-            workers.stored([r[0] for r in new if r[0] in kept],
-                           [r[0] for r in new if r[0] not in kept])
-        again = used.intersection(workers.lost)
-        if self._erased:
-            again.update(used.intersection(self._erased))
-        if not again:
-            return 0
-        count = 0
-        for i, parts in enumerate(items):
-            if len(parts) == 5 and parts[3] in again:
-                items[i] = parts[:3]
-                wanted.setdefault(events[i].tenant, set()).add(parts[2])
-                count += 1
-        return count
-
-    @contextmanager
-    def in_workers(self) -> Iterator[WorkerSealing | None]:
-        """While the context lasts, parse worker processes may seal the moments they parse
-        (service/parsing.py): the object says where they read the keys and takes the keys
-        they made, which `sealed_rows` stores with the first moments recorded under them.
-        None when workers cannot read the keys (a store in memory)."""
-        place = self.keystore.place()
-        if place is None:
-            yield None
-            return
-        workers = self.workers = WorkerSealing(place, self.keystore)
-        try:
-            yield workers
-        finally:
-            self.workers = None
 
     def _keys(self, tx: Tx, wanted: Mapping[str, set[str]]
               ) -> dict[str, dict[str, tuple[str, Any]]]:
@@ -592,114 +528,3 @@ def _unsealed(topic: str, data: dict[str, Any], personal: Mapping[str, Any]) -> 
 
 
 
-
-
-# -- sealing in parse workers ------------------------------------------------------------------
-
-
-class WorkerSealing:
-    """The recording process's side of parse workers that seal moments (`Sealing.in_workers`):
-    `place` tells them where the keys are; `made` holds the keys they made, by id, until the
-    first moment sealed under one is recorded and the key stored with it; `lost` the ids of
-    those that were not stored, their customer having a key already (made meanwhile by
-    another process or worker): moments sealed under them are sealed here again.
-
-    A key stored in a transaction that rolled back is taken back into `made` when the next
-    transaction starts (`settle`), so a moment sealed under it stores it again."""
-
-    def __init__(self, place: KeyPlace, keystore: Keystore) -> None:
-        self.place = place
-        self.keystore = keystore
-        self.made: dict[str, tuple[str, str, str, bytes]] = {}
-        self.lost: set[str] = set()
-        self._stored: dict[str, tuple[str, str, str, bytes]] = {}  # in `_stored_tx`, not
-        self._stored_tx: Tx | None = None  # committed yet
-
-    def worker(self) -> SealingWorker:
-        """What seals in a parse worker (handed to it at its start)."""
-        return SealingWorker(self.place)
-
-    def add(self, made: Iterable[tuple[str, str, str, bytes]]) -> None:
-        """Keys a worker made for a batch it parsed (key id, tenant, customer digest, wrapped)."""
-        for row in made:
-            self.made[row[0]] = row
-
-    def stored(self, kept: Iterable[str], lost: Iterable[str]) -> None:
-        """Of the keys `made`, these were stored (in the transaction `settle` was last told
-        of) and these were not."""
-        made = self.made
-        for key_id in kept:
-            self._stored[key_id] = made.pop(key_id)
-        for key_id in lost:
-            made.pop(key_id)
-            self.lost.add(key_id)
-
-    def settle(self, tx: Tx) -> bool:
-        """At each batch: when `tx` is another transaction than the keys were last stored in,
-        keep those the keystore holds now (committed), take back into `made` the others;
-        whether it is."""
-        if tx is self._stored_tx:
-            return False
-        stored, self._stored, self._stored_tx = self._stored, {}, tx
-        if not stored:
-            return True
-        held = set(self.keystore.existing(list(stored)))
-        for key_id, row in stored.items():
-            if key_id not in held:
-                self.made[key_id] = row
-        return True
-
-
-Made = list[tuple[str, str, str, bytes]]
-"""Keys a parse worker made: (key id, tenant, customer digest, wrapped key) each."""
-
-
-class SealingWorker:
-    """Sealing in a parse worker (service/parsing.py): each moment's personal part sealed
-    under its customer's data key (`MadeKeys`: read, or made here) as `sealed_rows` seals it
-    in the recording process, which then only checks the key and joins the row's bytes.
-    Pickled as its `KeyPlace` alone: the keys and the keystore's connection are the worker's."""
-
-    def __init__(self, place: KeyPlace) -> None:
-        self.place = place
-        self._keys: MadeKeys | None = None
-
-    def __getstate__(self) -> KeyPlace:
-        return self.place
-
-    def __setstate__(self, place: KeyPlace) -> None:
-        self.place = place
-        self._keys = None
-
-    def seal(self, moments: Sequence[tuple[str, str, bytes, bytes, str]]
-             ) -> tuple[list[tuple[str, bytes]], Made]:
-        """For each moment's (moment id, tenant, plain JSON, personal plaintext, customer id),
-        (its key id, its box: base64 of nonce + ciphertext); and the keys made for them."""
-        keys = self._keys
-        if keys is None:
-            keys = self._keys = MadeKeys(self.place)
-        wanted: dict[str, set[str]] = {}
-        for moment in moments:
-            customers = wanted.get(moment[1])
-            if customers is None:
-                customers = wanted[moment[1]] = set()
-            customers.add(moment[4])
-        made: Made = []
-        found = {tenant: keys.keys_for(tenant, customers, made)
-                 for tenant, customers in wanted.items()}
-        random = os.urandom(NONCE_BYTES * len(moments))
-        at = 0
-        contexts: dict[str, bytes] = {}
-        encoded = str.encode
-        out: list[tuple[str, bytes]] = []
-        for moment_id, tenant, _, personal, customer in moments:
-            nonce = random[at:at + NONCE_BYTES]
-            at += NONCE_BYTES
-            key_id, aead = found[tenant][customer]
-            context = contexts.get(tenant)
-            if context is None:
-                context = contexts[tenant] = _context(tenant, "")
-            out.append((key_id, b2a_base64(
-                nonce + aead.encrypt(nonce, personal, context + encoded(moment_id)),
-                newline=False)))
-        return out, made
