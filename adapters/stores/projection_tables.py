@@ -380,9 +380,12 @@ class SqlProjectionStore:
                 tx.execute(backend.ddl(STATE_DDL))
                 self._unscoped_to_rebuild(tx)
                 self._groupless_to_rebuild(tx)
-                older = "moments" not in made and backend.table_exists(tx, "moments")
-                rootless = older and not backend.table_exists(tx, "share_roots")
-                unanswered = older and not backend.table_exists(tx, "responses")
+                def before(name: str) -> bool:  # there before this opening made any
+                    return name not in made and backend.table_exists(tx, name)
+
+                older = before("moments")
+                rootless = older and not before("share_roots")
+                unanswered = older and not before("responses")
                 self._create(tx, "")
                 self._upgrade(tx, rootless)
                 if unanswered:
