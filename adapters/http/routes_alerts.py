@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 from mot.adapters.http import errors
 from mot.adapters.http.deps import Context, TenantReader, Writer
 from mot.adapters.http.errors import ApiError
-from mot.adapters.http.patterns import NO_NUL
+from mot.adapters.http.patterns import NO_NUL, meaning
 from mot.adapters.http.routes_queries import LimitParam, SinceParam
 from mot.domain.timefmt import to_micros
 from mot.service.alerting import AlertQuery, StoredAlert, stored_record
@@ -40,10 +40,16 @@ def alerts(context: Context, principal: TenantReader, rule: Rule | None = None,
 @router.post("/v1/alerts/{alert_id}/ack", response_model=None,
              responses={200: {"model": dict[str, Any]}, **errors.responses(401, 403, 404, 422, 503)})
 def ack(context: Context, principal: Writer,
-        alert_id: Annotated[str, Path(min_length=1, max_length=128, pattern=NO_NUL)]) -> Response:
+        alert_id: Annotated[str, Path(min_length=1, max_length=128)]) -> Response:
     """Acknowledge one of the tenant's alerts, as `mot alerts ack`: someone acts on it, so what
     is not delivered yet is not sent. Acknowledging again changes nothing (`acked_at` stays
     the first time). A write token: it changes the alert's delivery."""
+    if "\x00" in alert_id:
+        # Checked here, not by a pattern in the schema: with one, schemathesis's negative
+        # cases for this path's only parameter were unsatisfiable in some runs (what breaks
+        # the pattern, a NUL, cannot be sent in a URL path), tests/test_http_schema.py.
+        raise ApiError(422, f"alert_id: expected {meaning(NO_NUL)}; got {alert_id!r}",
+                       code="invalid_parameter", field="alert_id")
     stored = context.services.alerts.ack(alert_id, principal.tenant)
     if stored is None:
         raise ApiError(404, f"no alert {alert_id!r} in tenant {principal.tenant!r}"
