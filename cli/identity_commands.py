@@ -17,7 +17,7 @@ import orjson
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import format_option, render
-from mot.cli.tables import printable
+from mot.wording import printable
 
 
 @click.group("identity")

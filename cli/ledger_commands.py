@@ -318,7 +318,7 @@ def show(obj: State, moment: str, tenant: str | None, fmt: str) -> None:
         render(records, fmt, ("version", "event", "recorded_at", "origin", "reason")
                if fmt == "table" else ())
         return
-    from mot.cli.tables import printable  # a reason and an origin are what senders wrote
+    from mot.wording import printable  # a reason and an origin are what senders wrote
 
     click.echo(f"moment {moment_id}")
     for record in records:
@@ -441,7 +441,7 @@ def quarantine_show(obj: State, qid: int) -> None:
     e = obj.services.quarantine.get(qid)
     if e is None:
         raise click.ClickException(f"no quarantined message {qid}")
-    from mot.cli.tables import printable  # a field and a reason name what the sender wrote
+    from mot.wording import printable  # a field and a reason name what the sender wrote
 
     for label, value in (("id", e.id), ("origin", e.origin),
                          ("last seen", f"{e.last_origin} at {e.last_seen}"),
@@ -460,7 +460,7 @@ def _exact_or_shown(message: bytes) -> None:
     """A quarantined message's bytes: exact when piped; on a terminal, which anyone who can
     send a line would otherwise drive (escape sequences), what it would act on escaped."""
     if sys.stdout.isatty():
-        from mot.cli.tables import printable
+        from mot.wording import printable
 
         click.echo(printable(message.decode("utf-8", "backslashreplace")))
         return

@@ -217,7 +217,7 @@ def status(obj: State, fmt: str) -> None:
     if s.rebuild is not None:
         click.echo(f"rebuild:      {s.rebuild[1]} at {s.rebuild[0]:,}, last progress "
                    f"{s.rebuild_progress_at} (unfinished: run mot replay)")
-    from mot.cli.tables import printable
+    from mot.wording import printable
 
     for p in suspects:
         click.echo(printable(f"suspect:      {p['tenant']}/{p['customer_id']}: "
@@ -490,7 +490,7 @@ def story(obj: State, tenant: str | None, top: int, fmt: str) -> None:
             click.echo("no customers yet: record moments with `mot import FILE`", err=True)
             return
         raise no_such_tenant(services, tenant)
-    from mot.cli.tables import printable
+    from mot.wording import printable
 
     for line in lines:
         click.echo(printable(line))

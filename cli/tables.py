@@ -11,13 +11,14 @@ a time, every field on its own line, like psql's expanded display.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+
+from mot.wording import printable
 
 GAP = "  "
 MIN_TRUNCATED = 9  # a cell is never shortened below this (8 characters and the ellipsis)
@@ -40,21 +41,6 @@ HIDE_FIRST = ("version", "trigger_moment_id", "trigger_actor", "moment_id", "amp
 DURATIONS = frozenset({"delay_seconds", "response_seconds", "response_p50_seconds",
                        "response_p90_seconds"})
 SHARES = frozenset({"listening_share"})
-
-
-# What a terminal acts on rather than shows: C0 controls (escape sequences, newlines, tabs),
-# DEL, C1 controls and the bidirectional overrides and isolates that reorder what follows.
-_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """`text` as words for a person: the characters a terminal would act on (a tenant's
-    "\\x1b]0;..." retitling the window, a customer id's newline forging a table row, an
-    override reversing a name) written as their escapes (\\x1b, \\n, \\u202e). Data sent by
-    one tenant is printed to an operator; json, jsonl and csv stay exact."""
-    if text.isascii() and text.isprintable():
-        return text
-    return _UNSHOWN.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 def terminal_width() -> int | None:

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from mot.projections.listening import listens_enough
 from mot.service.queries import Query, QueryService
-from mot.wording import counted
+from mot.wording import counted, printable
 
 STAGES = ("advocate", "loyal", "engaged", "acquainted", "stranger", "detractor")
 STATUSES = ("ok_to_ask", "give_first", "stop_asking")
@@ -122,17 +122,14 @@ def markdown(queries: QueryService, *, tenant: str | None = None, top: int = 3) 
     return "\n".join(out).rstrip() + "\n"
 
 
-# What a terminal acts on (C0 and C1 controls, bidi overrides and isolates), and the ASCII
-# punctuation Markdown reads as markup (a `|` ends a table cell, `<` opens HTML).
-_UNSHOWN: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# The ASCII punctuation Markdown reads as markup (a `|` ends a table cell, `<` opens HTML).
 _MARKUP: Final = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
 
 
 def _md(text: str) -> str:
     """A text of the data (a customer id, a tenant: what customers and vendors sent) as
     Markdown shows it, literally: controls written as escapes (\\x1b), markup escaped."""
-    shown = _UNSHOWN.sub(lambda found: repr(found.group())[1:-1], text)
-    return _MARKUP.sub(r"\\\1", shown)
+    return _MARKUP.sub(r"\\\1", printable(text))
 
 
 def _detractors(t: dict[str, Any]) -> list[str]:
