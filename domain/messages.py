@@ -24,6 +24,7 @@ from mot.domain.identity import derived_moment_id
 from mot.domain.links import LinkType, PairEvidence, link_stream_id
 from mot.domain.schema import (
     AMENDABLE_FIELDS,
+    MAX_CUSTOMER_ID,
     MAX_REACH,
     AmendIn,
     LinkIn,
@@ -409,7 +410,7 @@ def well_formed_moment(data: dict[str, Any], now: datetime) -> Moment | None:
     channel, direction, kind = get("channel"), get("direction"), get("kind")
     function = get("function", "other")
     if not (type(tenant) is str and 0 < len(tenant) <= 128
-            and type(customer_id) is str and 0 < len(customer_id) <= 256
+            and type(customer_id) is str and 0 < len(customer_id) <= MAX_CUSTOMER_ID
             and type(occurred_at) is str and _PLAIN_TIMESTAMP.fullmatch(occurred_at)
             and type(channel) is str and channel in _CHANNELS
             and type(direction) is str and direction in _KINDS

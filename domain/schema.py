@@ -22,6 +22,9 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from mot.domain.vocabulary import IMMUTABLE_FIELDS, AskType, Channel, Direction, Function, Kind
 
+MAX_CUSTOMER_ID: Final = 256
+"""SPEC §2: a customer id is a string of 1 to 256 characters."""
+
 # RFC 3339 date-time (§5.6; "t"/"z" and a space separator allowed). The offset is
 # optional here only so that its absence gets its own error from AwareDatetime.
 _RFC3339 = re.compile(
@@ -76,7 +79,7 @@ class MomentIn(BaseModel):
     type: Literal["moment"] | None = None
     moment_id: UUID | None = None
     tenant: str = Field("default", min_length=1, max_length=128)
-    customer_id: str = Field(min_length=1, max_length=256)
+    customer_id: str = Field(min_length=1, max_length=MAX_CUSTOMER_ID)
     occurred_at: Timestamp
     channel: Channel
     direction: Direction
@@ -127,7 +130,7 @@ class RetractIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2048)
 
 
-CustomerId = Annotated[str, Field(min_length=1, max_length=256)]
+CustomerId = Annotated[str, Field(min_length=1, max_length=MAX_CUSTOMER_ID)]
 
 
 class LinkIn(BaseModel):

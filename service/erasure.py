@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from mot.domain.schema import MAX_CUSTOMER_ID
+
 
 class ErasureRefused(RuntimeError):
     """The erasure cannot run on this store as it is (a user error, said plainly)."""
@@ -130,9 +132,6 @@ class ErasureService:
         """Seal the personal fields of a store made before sealing (resumable); how many
         events it sealed."""
         return self.store.encrypt()
-
-
-MAX_CUSTOMER_ID = 256  # SPEC §2: customer_id is a string of 1 to 256 characters
 
 
 def _check_customer(customer_id: str, longest: int | None = MAX_CUSTOMER_ID) -> None:

@@ -15,6 +15,7 @@ from mot.adapters.http.bodies import not_json, without_bom
 from mot.adapters.http.deps import Admin, ApiContext, Context
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.patterns import NO_NUL
+from mot.domain.schema import MAX_CUSTOMER_ID
 from mot.service.access import Principal
 from mot.service.erasure import ErasureRefused, Receipt, nothing_held  # the answer: the receipt
 
@@ -30,7 +31,7 @@ class ErasureRequest(BaseModel, extra="forbid", strict=True):
     U+0000, as no customer id of the ledger can (the wire format refuses it): such an id
     was erased, a receipt for an id nothing can ever hold, and the reason went into it."""
 
-    customer_id: str = Field(min_length=1, max_length=256, pattern=NO_NUL)
+    customer_id: str = Field(min_length=1, max_length=MAX_CUSTOMER_ID, pattern=NO_NUL)
     reason: str = Field(min_length=1, max_length=2048, pattern=NO_NUL, description=(
         "Why (a request number, say): kept in the receipt; keep personal data out of it"))
     tenant: str | None = Field(None, min_length=1, max_length=128, pattern=NO_NUL,

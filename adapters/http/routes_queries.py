@@ -22,6 +22,7 @@ from mot.adapters.http.models import (
     Status,
 )
 from mot.adapters.http.patterns import MOMENT_REF, NO_NUL, sort_pattern
+from mot.domain.schema import MAX_CUSTOMER_ID
 from mot.domain.vocabulary import Function
 from mot.projections.schema import PROJECTIONS, SUMMARIES
 from mot.service.access import Principal
@@ -32,7 +33,7 @@ from mot.service.queries import Query as ProjectionQuery
 router = APIRouter(tags=["queries"])
 
 MAX_LIMIT: Final = 1_000_000
-CustomerParam = Annotated[str | None, Query(min_length=1, max_length=256, pattern=NO_NUL)]
+CustomerParam = Annotated[str | None, Query(min_length=1, max_length=MAX_CUSTOMER_ID, pattern=NO_NUL)]
 # Times are RFC 3339 with an offset, as on the wire (not a Unix time, not a naive time).
 _RFC3339: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
@@ -220,7 +221,7 @@ def persons(context: Context, principal: TenantReader, customer: CustomerParam =
             responses={200: {"model": dict[str, Any]},
                        **errors.responses(400, 401, 403, 404, 422, 503)})
 def person(context: Context, principal: TenantReader,
-           customer_id: Annotated[str, Path(min_length=1, max_length=256,
+           customer_id: Annotated[str, Path(min_length=1, max_length=MAX_CUSTOMER_ID,
                                             pattern=NO_NUL,
                                             description="Any of the person's customer ids")],
            refresh: RefreshParam = False) -> Response:
