@@ -18,6 +18,7 @@ import pytest
 from http_support import Api, api
 
 from mot.adapters.http.ingest import Limits
+from mot.domain.messages import GIVEN_TWICE
 
 MOMENT = {"customer_id": "c9", "occurred_at": "2026-03-01T09:00:00Z", "channel": "email",
           "direction": "outbound", "kind": "answer", "source": {"system": "crm", "id": "r-1"}}
@@ -239,3 +240,25 @@ def test_a_422_speaks_mots_words_not_pydantics(store_url: str) -> None:
             assert problem["detail"] == f"{field}: {message}", problem
         assert client.services.erasures.receipts("acme") == []
 
+
+
+def test_POST_v1_erasures_refuses_a_field_given_twice(store_url: str) -> None:
+    """`{"dry_run": true, ..., "dry_run": false}` erased the person for good: JSON keeps the
+    last value, so what the sender read as a dry run was an erasure, without a word. A field
+    given twice in the body is now a 422 naming it (the wire format's words for a moment's
+    field given twice), and nothing is erased."""
+    with api(store_url) as client:
+        _, admin = client.services.access.create("acme", "admin", label="dpo")
+        client.tokens["acme_admin"] = admin
+        assert client.post("acme", orjson.dumps(MOMENT)).status_code == 200
+        for body, field in (
+                (b'{"customer_id": "c9", "reason": "GDPR 1", "dry_run": true, "dry_run": false}',
+                 "body.dry_run"),
+                (b'{"customer_id": "c8", "customer_id": "c9", "reason": "GDPR 1"}',
+                 "body.customer_id")):
+            problem = assert_problem(client.post("acme_admin", body, path="/v1/erasures"),
+                                     422, "invalid_parameter", field)
+            assert problem["detail"] == f"{field}: {GIVEN_TWICE}", problem
+        assert client.services.erasures.receipts("acme") == []
+        assert [r["customer_id"] for r in client.get(
+            "acme", "/v1/relationships", refresh="true").json()] == ["c9"]

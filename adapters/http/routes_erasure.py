@@ -15,6 +15,7 @@ from mot.adapters.http.bodies import not_json, without_bom
 from mot.adapters.http.deps import Admin, ApiContext, Context
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.patterns import NO_NUL
+from mot.domain.messages import GIVEN_TWICE, duplicate_field
 from mot.domain.schema import MAX_CUSTOMER_ID
 from mot.service.access import Principal
 from mot.service.erasure import ErasureRefused, Receipt, nothing_held  # the answer: the receipt
@@ -60,9 +61,16 @@ async def _request(request: Request, context: ApiContext) -> ErasureRequest:
     'body: Input should be a valid dictionary' for the JSON object it was."""
     async with context.ingest.receive(request) as raw:
         try:
-            value = orjson.loads(without_bom(raw))
+            text = without_bom(raw)
+            value = orjson.loads(text)
         except orjson.JSONDecodeError as error:
             raise not_json("the body", error, raw) from None
+        # JSON keeps the last of a name given twice: `"dry_run": true, ..., "dry_run": false`
+        # erased the person for good, the sender believing it a dry run.
+        twice = duplicate_field(text, value)
+    if twice is not None:
+        raise RequestValidationError([{"loc": ("body", *twice.split(".")), "msg": GIVEN_TWICE,
+                                       "type": "given_twice"}])
     try:
         return ErasureRequest.model_validate(value)
     except ValidationError as error:
