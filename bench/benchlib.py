@@ -177,6 +177,39 @@ def drop_store(kind: str, name: str, args: argparse.Namespace) -> None:
         drop_pg(args.pg, pg_database(name))
 
 
+def copy_pg(admin: str, source: str, copy: str) -> str:
+    """A copy of the PostgreSQL store `source` (no session may be open on it)."""
+    import psycopg
+    from psycopg import sql
+
+    drop_pg(admin, copy)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for attempt in range(50):
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(copy), sql.Identifier(source)))
+                break
+            except psycopg.errors.ObjectInUse:
+                # The command that just wrote it has exited, its server sessions end a
+                # moment later.
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+    return pg_url(admin, copy)
+
+
+def copy_store(kind: str, source: str, name: str, args: argparse.Namespace) -> str:
+    """A copy of the bench's store `source` (no process may have it open) as store `name`:
+    the same rows without importing them again (setup, never timed)."""
+    if kind != "sqlite":
+        return copy_pg(args.pg, pg_database(source), pg_database(name))
+    fresh_sqlite(name)
+    for origin, copy in zip(sqlite_paths(source), sqlite_paths(name), strict=True):
+        if origin.exists() and not origin.name.endswith((".lock", "-shm")):
+            shutil.copyfile(origin, copy)
+    return str(sqlite_paths(name)[0])
+
+
 def store_size_mb(kind: str, name: str, args: argparse.Namespace) -> float:
     if kind == "sqlite":
         return sum(p.stat().st_size for p in sqlite_paths(name) if p.exists()) / 2**20

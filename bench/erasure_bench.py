@@ -26,7 +26,7 @@ from typing import Any
 
 from benchlib import (
     OUT,
-    drop_pg,
+    copy_pg,
     drop_store,
     environment,
     fresh_store,
@@ -35,7 +35,6 @@ from benchlib import (
     num,
     parser,
     pg_database,
-    pg_url,
     run_measured,
     sample_file,
     stores_of,
@@ -85,18 +84,6 @@ def unsealed(url: str) -> None:
 
     with open_store(url) as services, services.backend.write("ledger") as tx:
         tx.execute("UPDATE mot_upgrades SET done = 0 WHERE step = 'ledger sealed'")
-
-
-def copy_pg(admin: str, source: str, copy: str) -> str:
-    """A copy of the PostgreSQL store `source` (no session may be open on it)."""
-    import psycopg
-    from psycopg import sql
-
-    drop_pg(admin, copy)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy),
-                                                                     sql.Identifier(source)))
-    return pg_url(admin, copy)
 
 
 def erase(mot: list[str], url: str, label: str) -> dict[str, float]:
