@@ -61,3 +61,23 @@ def test_story_markdown_shows_ids_literally(tmp_path: Path) -> None:
     row = next(line for line in markdown.splitlines() if line.startswith("| a"))
     assert row == ("| a\\|b\\<img src=x onerror=alert\\(1\\)\\>\\\\x1b\\[2J | negative | 50 | 0 |"
                    " unprompted |"), row
+
+
+def test_story_text_fits_the_terminal(store_url: str, golden_path: Path) -> None:
+    """At COLUMNS=80, `mot story` wrote lines of up to 120 characters (a tenant's detractors,
+    a post that travelled far) which a terminal broke mid-word; it fits them to the width as
+    `mot query`'s tables are fitted, each continuation indented under its line, and loses no
+    word. Piped without $COLUMNS, each fact stays one line, for grep."""
+    mot(store_url, "import", "-q", golden_path)
+    whole = mot(store_url, "story", env={"COLUMNS": ""}).stdout.splitlines()
+    assert max(map(len, whole)) > 80
+    fitted = mot(store_url, "story", env={"COLUMNS": "80"}).stdout.splitlines()
+    assert max(map(len, fitted)) <= 80, fitted
+    assert " ".join(fitted).split() == " ".join(whole).split()
+    # Each fact still begins a line, with its own indent; a continuation is indented deeper.
+    def start(line: str) -> tuple[int, list[str]]:
+        return len(line) - len(line.lstrip(" ")), line.split()[:2]
+
+    starts = [start(line) for line in whole]
+    assert [start(line) for line in fitted if start(line) in starts] == starts
+    assert len(fitted) > len(whole)
