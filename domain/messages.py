@@ -613,13 +613,22 @@ def normalise(m: MomentIn, now: datetime) -> Moment:
 def _attributes_problem(attributes: dict[str, Any]) -> Rejection | None:
     try:
         size = len(orjson.dumps(attributes))
-    except orjson.JSONEncodeError as error:  # only from Python callers: JSON input encodes
-        return Rejection("attributes", f"cannot be encoded as JSON ({error})")
+    except orjson.JSONEncodeError as error:
+        if "Recursion" not in str(error):  # only from Python callers: JSON input encodes
+            return Rejection("attributes", f"cannot be encoded as JSON ({error})")
+        return Rejection("attributes", (
+            f"nested deeper than {MAX_ATTRIBUTES_NESTING} arrays and objects (the attributes "
+            f"object included); expected at most {MAX_ATTRIBUTES_NESTING}, the most the ledger "
+            "stores"))
     if size > MAX_ATTRIBUTES_BYTES:
         return Rejection(
             "attributes", f"encodes to {size} bytes; expected at most {MAX_ATTRIBUTES_BYTES}")
     return None
 
+
+# The deepest attributes orjson writes (tests/test_wire_format.py holds it): the ledger stores
+# them as orjson writes them.
+MAX_ATTRIBUTES_NESTING: Final = 254
 
 _NO_IDENTITY: Final = Rejection(
     "moment_id", "required when there is no source (give moment_id, or source to derive it)")

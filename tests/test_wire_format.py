@@ -614,3 +614,17 @@ def test_a_nul_nested_a_thousand_deep_is_rejected_not_a_crash() -> None:
     rejection = reject(raw)
     assert rejection.field == "attributes.k" + "[0]" * 1000
     assert "NUL" in rejection.problem
+
+
+def test_attributes_nested_deeper_than_the_ledger_stores_say_how_deep_may_go() -> None:
+    """Attributes nested 255 levels deep were quarantined as "cannot be encoded as JSON
+    (Recursion limit reached)", orjson's words, naming neither the limit nor what to send.
+    The reason says how deep they may go; one level less is recorded."""
+    def nested(levels: int) -> bytes:  # the attributes object itself is the first level
+        return wire()[:-1] + b', "attributes": ' + b'{"a": ' * levels + b"1" + b"}" * levels + b"}"
+
+    assert record(nested(254))["attributes"]["a"]["a"] is not None
+    rejection = reject(nested(255))
+    assert (rejection.field, rejection.problem) == (
+        "attributes", "nested deeper than 254 arrays and objects (the attributes object "
+                      "included); expected at most 254, the most the ledger stores")
