@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mot.adapters.kafka.client import KafkaSink
 
 RETRIED_4XX = frozenset({408, 429})
+_QUOTED = 200  # bytes of a failed answer quoted in its reason
 
 
 class Webhook:
@@ -90,10 +91,11 @@ class Webhook:
             headers["X-Mot-Signature"] = signature(self.settings.secret, timestamp, body)
         while True:
             connection, reused = self._connection()
+            deadline = time.monotonic() + self.timeout_s
             try:
                 connection.request("POST", self.target, body=body, headers=headers)
                 response = connection.getresponse()
-                text = response.read()
+                text = self._answer(response, deadline)
             except TimeoutError:
                 self._drop(connection)
                 return Sent(False, True, f"timed out after {self.timeout_s:g} s")
@@ -111,8 +113,25 @@ class Webhook:
         status = response.status
         if 200 <= status < 300:
             return Sent(True)
-        reason = f"HTTP {status}: {text[:200].decode(errors='replace')}"
+        reason = f"HTTP {status}: {text.decode(errors='replace')}"
         return Sent(False, status >= 500 or status in RETRIED_4XX, reason)
+
+    @staticmethod
+    def _answer(response: http.client.HTTPResponse, deadline: float) -> bytes:
+        """The start of the answer's body (what a failure's reason quotes), the whole of it
+        read by `deadline`. The socket's timeout bounds each read only: a receiver sending a
+        few bytes a second of a body it said was a gigabyte held the round, and every
+        destination's alerts with it, for as long as it liked."""
+        start = b""
+        while chunk := response.read1(65536):
+            if len(start) < _QUOTED:
+                start += chunk[: _QUOTED - len(start)]
+            if time.monotonic() > deadline:
+                raise TimeoutError
+        # read1 leaves a finished answer open, and http.client refuses the next request on
+        # its connection while it is: closed, as read() closes it, the connection is kept.
+        response.close()
+        return start
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

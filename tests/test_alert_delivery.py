@@ -320,3 +320,45 @@ def test_alerts_of_a_tenant_the_store_does_not_know_are_refused_naming_the_known
     # answers [] as before.
     assert json.loads(mot(store_url, "alerts", "list", "--tenant", "acme", "--format",
                           "json").stdout) == []
+
+
+def test_a_receiver_whose_answer_never_ends_is_given_up_on_within_the_timeout() -> None:
+    """The socket timeout bounds each read, not the answer: a receiver that said
+    `Content-Length: 1000000000` and then sent a few bytes a second (or an endless stream)
+    held the deliverer's round, and so every other destination's alerts, for as long as it
+    liked, the answer growing in memory. The whole answer now has the timeout; past it the
+    attempt is a timeout, retried later, and what was read is dropped."""
+    import socket
+    import threading
+
+    from mot.adapters.alert_destinations import Webhook
+    from mot.service.alert_config import WebhookSettings
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    connection.sendall(b"x" * 100)
+                except OSError:
+                    return
+                time.sleep(0.1)
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    webhook = Webhook(WebhookSettings(name=url, url=url, secret="s3cret"), timeout_s=1.0)
+    started = time.monotonic()
+    try:
+        [sent] = webhook.send([make_alert(1)])
+    finally:
+        stop.set()
+        webhook.close()
+        listener.close()
+    assert time.monotonic() - started < 5
+    assert sent == (False, True, "timed out after 1 s"), sent
