@@ -175,6 +175,25 @@ def test_a_csv_header_is_checked_once_and_refused_with_one_error(tmp_path: Path)
     assert not store.exists()
 
 
+def test_a_cell_under_a_column_the_header_does_not_name_is_quarantined_saying_so(
+        tmp_path: Path) -> None:
+    """A header ending in a comma is read (a spreadsheet's trailing separator), its column's
+    cells must be empty; a row with text there was quarantined as "unknown field (not a field
+    of wire format v1)" with the field '', naming neither the cell nor the column. It says
+    which cell holds what under the unnamed column; an empty cell there is recorded."""
+    path = tmp_path / "crm.csv"
+    path.write_text(f"{HEADER},\n{csv_row(1)},\n{csv_row(2)},IMPORTANT\n")
+    store = str(tmp_path / "mot.db")
+    assert mot(store, "import", "--summary-json", path).exit_code == 0
+    listed = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
+    assert [(e["origin"], e["field"], e["reason"]) for e in listed] == [
+        (f"{path}:3", "", "cell 9 holds 'IMPORTANT' under a column the header does not name "
+                          "(the header's column 9 is empty): name the column, or leave its "
+                          "cells empty")]
+    assert [r["customer_id"] for r in json.loads(mot(
+        store, "query", "relationships", "--format", "json").stdout)] == ["c1"]
+
+
 # -- damaged and hostile input --------------------------------------------------------------------
 
 

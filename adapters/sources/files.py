@@ -565,6 +565,7 @@ def csv_records(table: CsvTable) -> Iterator[Incoming]:
     """One message per CSV record after the header; the row is mapped to a wire JSON object."""
     columns = table.columns
     name = table.opened.name
+    unnamed = [i for i, column in enumerate(columns) if not column]
     for row in table:
         origin = f"{name}:{row.line}"
         if row.problem is not None:
@@ -572,8 +573,17 @@ def csv_records(table: CsvTable) -> Iterator[Incoming]:
         elif len(row.cells) != len(columns):
             problem = f"CSV row has {len(row.cells)} cells, the header has {len(columns)}"
             yield Incoming(row.raw, origin, problem=problem)
+        elif held := [i for i in unnamed if row.cells[i]]:
+            yield Incoming(row.raw, origin, problem=_unnamed_cell(held[0], row.cells[held[0]]))
         else:
             yield Incoming(row.raw, origin, orjson.dumps(csv_row_to_wire(columns, row.cells)))
+
+
+def _unnamed_cell(index: int, cell: str) -> str:
+    # Mapped, the cell became the field '' ("unknown field"), naming neither it nor its column.
+    shown = cell if len(cell) <= 40 else cell[:37] + "..."
+    return (f"cell {index + 1} holds {shown!r} under a column the header does not name (the "
+            f"header's column {index + 1} is empty): name the column, or leave its cells empty")
 
 
 def csv_row_to_wire(columns: list[str], row: list[str]) -> dict[str, Any]:
