@@ -130,9 +130,13 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
         config = load_alert_config(config_path)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    if not config.destinations and config.path is None:
+        raise click.ClickException(
+            "no ./mot.toml here and no --config FILE (or MOT_CONFIG): nothing says where alerts "
+            "go; write [[alerts.webhooks]] or [alerts.kafka] in a mot.toml (docs/alerts.md)")
     if not config.destinations:
         raise click.ClickException(
-            f"no destination configured in {config.path or './mot.toml'}: add [[alerts.webhooks]] "
+            f"no destination configured in {config.path}: add [[alerts.webhooks]] "
             "or [alerts.kafka]")
     overdue = obj.services.overdue_check(config_path)
     deliverer = obj.services.deliverer(

@@ -145,6 +145,26 @@ def test_bad_configuration_stops_delivery_with_the_key_named(tmp_path: Path) -> 
     assert f"{config}: [[alerts.webhooks]] #1 secret: required" in result.output
 
 
+def test_deliver_without_a_configuration_file_says_there_is_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no ./mot.toml and no --config, `mot alerts deliver` said "no destination
+    configured in ./mot.toml", sending the user to look for sections in a file that is not
+    there. It says there is no file, where it looked, and how to name one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MOT_CONFIG", raising=False)
+    result = mot(str(tmp_path / "mot.db"), "alerts", "deliver", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: no ./mot.toml here and no --config FILE (or MOT_CONFIG): nothing says where "
+        "alerts go; write "
+        "[[alerts.webhooks]] or [alerts.kafka] in a mot.toml (docs/alerts.md)\n")
+    empty = tmp_path / "empty.toml"
+    empty.write_text("[alerts]\n")
+    result = mot(str(tmp_path / "mot.db"), "alerts", "deliver", "--config", empty, ok=False)
+    assert result.stderr == (f"Error: no destination configured in {empty}: add "
+                             "[[alerts.webhooks]] or [alerts.kafka]\n")
+
+
 def test_the_readmes_receiver_check_accepts_what_mot_sends_and_nothing_else(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     snippet = next(block for block in readme.split("```python\n")[1:] if "def verify" in block)
