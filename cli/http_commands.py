@@ -7,6 +7,11 @@ from typing import Any
 
 import click
 
+from mot.adapters.http.tenancy import (
+    DEFAULT_REPORT_RATE,
+    DEFAULT_TENANT_BURST,
+    DEFAULT_TENANT_RATE,
+)
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
 from mot.cli.params import ROW_ID, SECONDS, seconds, whole
@@ -134,7 +139,24 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
               help="Request bodies held at once, all requests together (at least --max-body); "
                    "a request waits for room, or gets 503 with Retry-After.")
 @click.option("--budget-wait", type=seconds(0), default=10.0, show_default=True,
-              help="Seconds a request waits for room in the memory budget before its 503.")
+              help="Seconds a request waits for room in the memory budget before its 503 (429 "
+                   "when its tenant's share was full).")
+@click.option("--tenant-memory", type=ByteSize(), default=None, envvar="MOT_TENANT_MEMORY",
+              show_envvar=True, help="Request bodies one tenant holds at once (from --max-body "
+              "to --memory-budget; default half of --memory-budget): a tenant that floods "
+              "waits for its own requests, then gets 429 tenant_memory, and leaves the rest "
+              "to the others.")
+@click.option("--tenant-rate", type=click.FloatRange(0, 1e9), default=DEFAULT_TENANT_RATE,
+              show_default=True, envvar="MOT_TENANT_RATE", show_envvar=True, metavar="PER_S",
+              help="Requests a second one tenant's tokens may send (a token bucket per tenant); "
+                   "more get 429 rate_limited with Retry-After. 0: no limit.")
+@click.option("--tenant-burst", type=whole(1), default=DEFAULT_TENANT_BURST, show_default=True,
+              envvar="MOT_TENANT_BURST", show_envvar=True,
+              help="Requests one tenant may send at once above --tenant-rate (the bucket's size).")
+@click.option("--report-rate", type=click.FloatRange(0, 1e9), default=DEFAULT_REPORT_RATE,
+              show_default=True, envvar="MOT_REPORT_RATE", show_envvar=True, metavar="PER_MIN",
+              help="GET /v1/report pages a minute per tenant, one at a time (each computes a "
+                   "whole report); more get 429 report_rate or report_busy. 0: no rate limit.")
 @click.option("--read-timeout", type=seconds(0.1), default=30.0, show_default=True,
               help="Seconds a client has to send its request headers, and then its body; a "
                    "slower one is disconnected (headers) or answered 408 (body).")
@@ -159,8 +181,10 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 @pass_state
 @creates_store
 def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memory_budget: int,
-          budget_wait: float, read_timeout: float, project: bool, poll: float, config_path: str | None,
-          ingest_threads: int, stall_after: float, access_log: bool, log_level: str) -> None:
+          budget_wait: float, tenant_memory: int | None, tenant_rate: float, tenant_burst: int,
+          report_rate: float, read_timeout: float, project: bool, poll: float,
+          config_path: str | None, ingest_threads: int, stall_after: float, access_log: bool,
+          log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
 
     One process, its requests on a thread pool; a batch is answered after its commit.
@@ -181,6 +205,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
     from mot.adapters.http.app import create_app
     from mot.adapters.http.ingest import Limits
     from mot.adapters.http.server import BindError, bind, header_deadline
+    from mot.adapters.http.tenancy import Quotas
     from mot.adapters.http.webhooks import WebhookSettings
     from mot.adapters.vendors import ConfigError
     from mot.service.alert_config import load_alert_config
@@ -201,12 +226,15 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
         raise click.ClickException(str(error)) from error
     try:
         limits = Limits(max_body=max_body, max_items=max_items, memory_budget=memory_budget,
-                        budget_wait=budget_wait, read_timeout=read_timeout)
+                        budget_wait=budget_wait, read_timeout=read_timeout,
+                        tenant_memory=tenant_memory)
+        quotas = Quotas(rate=tenant_rate, burst=tenant_burst, report_rate=report_rate)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     app = create_app(obj.services, limits=limits, project_every=poll if project else None,
                      webhooks=webhooks, ingest_threads=ingest_threads,
-                     stall_after_s=stall_after or None, targets=targets, config_path=config_path)
+                     stall_after_s=stall_after or None, targets=targets, config_path=config_path,
+                     quotas=quotas)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store_shown}",
                err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,

@@ -40,6 +40,7 @@ from mot.adapters.http.ingest import Ingest, Limits
 from mot.adapters.http.metrics import Metrics
 from mot.adapters.http.middleware import Observe, known_query_only
 from mot.adapters.http.projector import Projector
+from mot.adapters.http.tenancy import Quotas, TenantQuotas
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.bootstrap import Services
 from mot.service.access import AccessService
@@ -58,6 +59,7 @@ def create_app(
     stall_after_s: float | None = None,
     targets: Targets | None = None,
     config_path: str | None = None,
+    quotas: Quotas | None = None,
 ) -> FastAPI:
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
@@ -73,6 +75,7 @@ def create_app(
         webhooks=webhooks or WebhookSettings(),
         stall_after_s=stall_after_s,
         targets=targets or Targets(),
+        quotas=TenantQuotas(quotas or Quotas()),
     )
 
     @asynccontextmanager

@@ -18,6 +18,7 @@ from mot.adapters.http.ingest import Ingest
 from mot.adapters.http.metrics import Metrics
 from mot.adapters.http.patterns import NO_NUL
 from mot.adapters.http.projector import Projector
+from mot.adapters.http.tenancy import Quotas, TenantQuotas
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.bootstrap import Services
 from mot.service.access import AccessService, Principal
@@ -39,6 +40,8 @@ class ApiContext:
     stall_after_s: float | None = None
     # mot.toml's first-response targets (the responses' overdue filter)
     targets: Targets = field(default_factory=Targets)
+    # each tenant's request rate and reports (tenancy.py)
+    quotas: TenantQuotas = field(default_factory=lambda: TenantQuotas(Quotas()))
 
 
 # Dependencies that do not block are coroutines: FastAPI runs a plain function on its
@@ -52,16 +55,23 @@ async def _context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(_context)]
 
 
+def _admitted(context: ApiContext, credentials: Credentials, scope: str) -> Principal:
+    """The token's principal, once its tenant's request rate allows one more (429)."""
+    principal = authenticate(context.access, credentials, scope)
+    context.quotas.admit(principal.tenant)
+    return principal
+
+
 def _writer(context: Context, credentials: Credentials) -> Principal:
-    return authenticate(context.access, credentials, "write")
+    return _admitted(context, credentials, "write")
 
 
 def _reader(context: Context, credentials: Credentials) -> Principal:
-    return authenticate(context.access, credentials, "read")
+    return _admitted(context, credentials, "read")
 
 
 def _admin(context: Context, credentials: Credentials) -> Principal:
-    return authenticate(context.access, credentials, "admin")
+    return _admitted(context, credentials, "admin")
 
 
 Writer = Annotated[Principal, Depends(_writer)]

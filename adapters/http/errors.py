@@ -26,6 +26,7 @@ from mot.adapters.http.bodies import BodyTimeout, BodyTooLarge, MalformedBody, T
 from mot.adapters.http.ingest import ChunkConflict, Overloaded
 from mot.adapters.http.models import Problem
 from mot.adapters.http.patterns import meaning
+from mot.adapters.http.tenancy import TenantLimited
 from mot.domain.messages import in_our_words
 
 log = logging.getLogger("mot.http")
@@ -37,7 +38,7 @@ PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
 _CODES: Final = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 413: "too_large",
-    422: "invalid_parameter", 500: "internal_error", 503: "unavailable",
+    422: "invalid_parameter", 429: "too_many_requests", 500: "internal_error", 503: "unavailable",
 }
 
 # What each status means on this API, for the OpenAPI schema.
@@ -51,6 +52,9 @@ _DESCRIPTIONS: Final = {
     413: "The body is over the size limit, or holds more messages than a request may; "
          "nothing of it was recorded",
     422: "A parameter is invalid: `errors` names each one and what was expected",
+    429: "The token's tenant is over one of its own limits (`code`: rate_limited, "
+         "tenant_memory, report_busy, report_rate; `detail` names the limit): retry after the "
+         "Retry-After header's seconds; nothing was recorded",
     503: "The store is unreachable, or the server has no room for the body now: retry after "
          "the Retry-After header's seconds",
 }
@@ -160,6 +164,14 @@ def install(app: FastAPI, store_errors: tuple[type[Exception], ...]) -> None:
             headers = {**headers, "Retry-After": str(error.retry_after)}
         return problem(status, str(error), code=code, headers=headers)
 
+    async def limited(request: Request, error: Exception) -> Response:
+        assert isinstance(error, TenantLimited)
+        request.app.state.mot.metrics.count_limited(error.code)
+        headers = {"Retry-After": str(error.retry_after)}
+        if error.unread_body:
+            headers["Connection"] = "close"
+        return problem(429, str(error), code=error.code, headers=headers)
+
     async def store_unavailable(request: Request, error: Exception) -> Response:
         log.warning("store error on %s %s: %s", request.method, request.url.path, error)
         return problem(503, f"the store is unavailable ({type(error).__name__}); retry later",
@@ -173,6 +185,7 @@ def install(app: FastAPI, store_errors: tuple[type[Exception], ...]) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
     for refusal in _REFUSALS:
         app.add_exception_handler(refusal, refused)
+    app.add_exception_handler(TenantLimited, limited)
     for error_type in store_errors:
         app.add_exception_handler(error_type, store_unavailable)
     app.add_exception_handler(Exception, internal)

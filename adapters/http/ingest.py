@@ -2,15 +2,17 @@
 
 A request's memory is its body plus one chunk of decoded messages plus its answer (kept
 as JSON bytes as each chunk is recorded), never one object per message of the whole
-batch. All requests together hold at most `memory_budget` bytes of bodies: a request
-waits for room (its Content-Length, or the body limit when it sends none) and is
-answered 503 with Retry-After when none frees up in time.
+batch. All requests together hold at most `memory_budget` bytes of bodies, one tenant's
+at most `tenant_memory`: a request waits for room (its Content-Length, or the body limit
+when it sends none) and is answered with Retry-After when none frees up in time, 429 when
+its tenant's own share is full, 503 when the server's is.
 
 Each chunk is recorded through the tenant's ledger in its own transaction (the batch
 recording `mot import` uses), on a thread of the ingest pool, so other requests are
-answered between chunks. A batch is answered after its last chunk committed; a server
-killed mid-way has committed whole chunks only, and sending the batch again answers
-those duplicate and records the rest.
+answered between chunks; the pool's turns go round the tenants (tenancy.FairTurns). A
+batch is answered after its last chunk committed; a server killed mid-way has committed
+whole chunks only, and sending the batch again answers those duplicate and records the
+rest.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mot.adapters.http.bodies import (
     read_limited,
 )
 from mot.adapters.http.metrics import Metrics
+from mot.adapters.http.tenancy import FairTurns, TenantLimited
 from mot.service.access import Principal, Submitted, TenantConflict, TenantLedger
 from mot.service.ledger import DEFAULT_COMMIT
 from mot.service.workers import HeapTrim
@@ -53,13 +56,26 @@ class Limits:
     budget_wait: float = DEFAULT_BUDGET_WAIT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     chunk: int = DEFAULT_CHUNK
+    # One tenant's bodies at once; None: half the memory budget, and at least one body.
+    tenant_memory: int | None = None
 
     def __post_init__(self) -> None:
         if self.memory_budget < self.max_body:
             raise ValueError(f"the memory budget ({self.memory_budget:,} bytes) must be at least "
                              f"the body limit ({self.max_body:,} bytes)")
+        if self.tenant_memory is not None and not (
+                self.max_body <= self.tenant_memory <= self.memory_budget):
+            raise ValueError(f"a tenant's memory ({self.tenant_memory:,} bytes) must be at least "
+                             f"the body limit ({self.max_body:,} bytes) and at most the memory "
+                             f"budget ({self.memory_budget:,} bytes)")
         if self.max_items < 1 or self.chunk < 1:
             raise ValueError("the item limit and the chunk size must be at least 1")
+
+    @property
+    def tenant_share(self) -> int:
+        if self.tenant_memory is not None:
+            return self.tenant_memory
+        return max(self.max_body, self.memory_budget // 2)
 
 
 class Overloaded(Exception):
@@ -76,29 +92,49 @@ class ChunkConflict(Exception):
 
 
 class MemoryBudget:
-    """Bytes of request bodies held at once, across requests (one event loop: no lock)."""
+    """Bytes of request bodies held at once, across requests and by each tenant (one event
+    loop: no lock). A tenant over its share waits for its own requests, not for others'."""
 
-    def __init__(self, total: int, wait: float) -> None:
+    def __init__(self, total: int, wait: float, tenant_share: int | None = None) -> None:
         self.total = total
         self.wait = wait
+        self.tenant_share = total if tenant_share is None else min(tenant_share, total)
         self.used = 0
+        self.by_tenant: dict[str, int] = {}
         self._freed: anyio.Event | None = None
 
+    def _fits(self, tenant: str, size: int) -> bool:
+        return (self.used + size <= self.total
+                and self.by_tenant.get(tenant, 0) + size <= self.tenant_share)
+
     @asynccontextmanager
-    async def hold(self, size: int) -> AsyncIterator[None]:
-        size = min(size, self.total)
+    async def hold(self, size: int, tenant: str = "") -> AsyncIterator[None]:
+        size = min(size, self.tenant_share)
         with anyio.move_on_after(self.wait):
-            while self.used + size > self.total:
+            while not self._fits(tenant, size):
                 if self._freed is None:
                     self._freed = anyio.Event()
                 await self._freed.wait()
-        if self.used + size > self.total:
-            raise Overloaded(self.wait)
+        if not self._fits(tenant, size):
+            if self.used + size > self.total:
+                raise Overloaded(self.wait)
+            raise TenantLimited(
+                "tenant_memory", f"this tenant's requests in progress hold "
+                f"{self.by_tenant.get(tenant, 0):,} bytes of bodies, its share of the server's "
+                f"memory is {self.tenant_share:,} (mot serve --tenant-memory); no room after "
+                f"{self.wait:g} s: retry after the Retry-After header's seconds, or send fewer "
+                f"requests at once", RETRY_AFTER, unread_body=True)
         self.used += size
+        self.by_tenant[tenant] = self.by_tenant.get(tenant, 0) + size
         try:
             yield
         finally:
             self.used -= size
+            left = self.by_tenant[tenant] - size
+            if left:
+                self.by_tenant[tenant] = left
+            else:
+                del self.by_tenant[tenant]
             if self._freed is not None:
                 self._freed.set()
                 self._freed = None
@@ -129,26 +165,23 @@ class Ingest:
         self.metrics = metrics
         self.limits = limits
         self.threads = threads
-        self.budget = MemoryBudget(limits.memory_budget, limits.budget_wait)
+        self.budget = MemoryBudget(limits.memory_budget, limits.budget_wait,
+                                   limits.tenant_share)
         # The chunks are recorded on up to `threads` threads, each allocating from a heap of
         # its own: trim them as often as `mot kafka ingest` does (a transaction's worth).
         self.heap = HeapTrim(DEFAULT_COMMIT)
-        self._slots: anyio.CapacityLimiter | None = None
-
-    def slots(self) -> anyio.CapacityLimiter:
-        """At most `threads` chunks are validated and recorded at once (more would only contend
-        for the GIL and the writer lock); created on first use, inside the event loop."""
-        if self._slots is None:
-            self._slots = anyio.CapacityLimiter(self.threads)
-        return self._slots
+        # At most `threads` chunks are validated and recorded at once (more would only contend
+        # for the GIL and the writer lock), the turns going round the tenants that wait.
+        self.turns = FairTurns(threads)
 
     @asynccontextmanager
-    async def receive(self, request: Request) -> AsyncIterator[bytes]:
-        """The request's body, held within the memory budget until the block ends."""
+    async def receive(self, request: Request, tenant: str) -> AsyncIterator[bytes]:
+        """The request's body, held within the memory budget (and `tenant`'s share of it)
+        until the block ends."""
         declared = declared_length(request.headers)
         limits = self.limits
         reserve = limits.max_body if declared is None else max(0, min(declared, limits.max_body))
-        async with self.budget.hold(reserve):
+        async with self.budget.hold(reserve, tenant):
             yield await read_limited(request.stream(), limits.max_body, declared,
                                      limits.read_timeout)
 
@@ -160,8 +193,11 @@ class Ingest:
         takes one trip to the pool.
         """
         job = _Job(self, entry, principal, prepare)
-        while await anyio.to_thread.run_sync(job.step, limiter=self.slots()):
-            pass
+        more = True
+        while more:
+            # A turn a chunk: between two chunks of a long batch, other tenants' chunks go.
+            async with self.turns.turn(principal.tenant):
+                more = await anyio.to_thread.run_sync(job.step)
         return job.recorded
 
 

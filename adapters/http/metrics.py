@@ -92,6 +92,10 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.messages = Counter("mot_ingest_messages", "Messages received over HTTP, by outcome",
                                 ["entry", "outcome"], registry=self.registry)
+        self.limited = Counter("mot_http_tenant_limited",
+                               "Requests refused 429 because their tenant was over one of its "
+                               "limits, by limit (never by tenant)", ["limit"],
+                               registry=self.registry)
         self.registry.register(_StoreCollector(status))
         if alert_counts is not None:
             self.registry.register(_AlertCollector(alert_counts))
@@ -106,6 +110,9 @@ class Metrics:
             counts[outcome] = counts.get(outcome, 0) + 1
         for outcome, count in counts.items():
             self.messages.labels(entry, outcome).inc(count)
+
+    def count_limited(self, limit: str) -> None:
+        self.limited.labels(limit).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -21,7 +21,7 @@ router = APIRouter(tags=["report"])
 @router.get("/v1/report", response_model=None,
             responses={200: {"content": {"text/html": {"schema": {"type": "string"}}},
                              "description": "One self-contained HTML page"},
-                       **errors.responses(400, 401, 403, 422, 503)})
+                       **errors.responses(400, 401, 403, 422, 429, 503)})
 def report(context: Context, principal: TenantReader, since: SinceParam = None,
            until: UntilParam = None) -> HTMLResponse:
     """The report page of the token's tenant, as `mot report --tenant T --out -`: stage funnel
@@ -32,7 +32,9 @@ def report(context: Context, principal: TenantReader, since: SinceParam = None,
     backwards = reversed_window(_utc(since), _utc(until))
     if backwards is not None:  # an empty page would pass for a quiet period
         raise ApiError(422, backwards, code="invalid_parameter", field="until")
-    page = context.services.report(tenant=principal.tenant, since=_utc(since),
-                                   until=_utc(until))
+    # A page computed whole per request: one at a time per tenant, and a few a minute.
+    with context.quotas.report(principal.tenant):
+        page = context.services.report(tenant=principal.tenant, since=_utc(since),
+                                       until=_utc(until))
     return HTMLResponse(page, headers={"Content-Security-Policy": CSP,
                                        "Cache-Control": "no-store"})

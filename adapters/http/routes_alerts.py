@@ -23,7 +23,8 @@ Rule = Literal["detractor", "stop_asking", "negative_amplification", "overdue"]
 
 
 @router.get("/v1/alerts", response_model=None,
-            responses={200: {"model": list[dict[str, Any]]}, **errors.responses(400, 401, 403, 422, 503)})
+            responses={200: {"model": list[dict[str, Any]]},
+                       **errors.responses(400, 401, 403, 422, 429, 503)})
 def alerts(context: Context, principal: TenantReader, rule: Rule | None = None,
            since: SinceParam = None,
            failed: Annotated[bool, Query(description="Only alerts whose delivery failed for good")
@@ -38,7 +39,7 @@ def alerts(context: Context, principal: TenantReader, rule: Rule | None = None,
 
 
 @router.post("/v1/alerts/{alert_id}/ack", response_model=None,
-             responses={200: {"model": dict[str, Any]}, **errors.responses(401, 403, 404, 422, 503)})
+             responses={200: {"model": dict[str, Any]}, **errors.responses(401, 403, 404, 422, 429, 503)})
 def ack(context: Context, principal: Writer,
         alert_id: Annotated[str, Path(min_length=1, max_length=128)]) -> Response:
     """Acknowledge one of the tenant's alerts, as `mot alerts ack`: someone acts on it, so what

@@ -41,7 +41,7 @@ class ErasureRequest(BaseModel, extra="forbid", strict=True):
 
 
 @router.post("/v1/erasures", response_model=None,
-             responses={200: {"model": Receipt}, **errors.responses(400, 401, 403, 409, 413, 422)},
+             responses={200: {"model": Receipt}, **errors.responses(400, 401, 403, 409, 413, 422, 429)},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": ErasureRequest.model_json_schema()}}}})
 async def erase(request: Request, principal: Admin, context: Context) -> dict[str, Any]:
@@ -51,15 +51,15 @@ async def erase(request: Request, principal: Admin, context: Context) -> dict[st
     `dry_run`, what would go) and `warning`: null, or why the receipt counts nothing (the
     tenant holds nothing of the id: only its later messages are suppressed). The body is a
     JSON object whatever its Content-Type says."""
-    body = await _request(request, context)
+    body = await _request(request, context, principal.tenant)
     return await run_in_threadpool(_erase, body, principal, context)
 
 
-async def _request(request: Request, context: ApiContext) -> ErasureRequest:
+async def _request(request: Request, context: ApiContext, tenant: str) -> ErasureRequest:
     """The body read as JSON whatever its Content-Type (as /v1/moments reads it): `curl
     --data-binary '{...}'` sends form-urlencoded, and FastAPI's own reading answered 422
     'body: Input should be a valid dictionary' for the JSON object it was."""
-    async with context.ingest.receive(request) as raw:
+    async with context.ingest.receive(request, tenant) as raw:
         try:
             text = without_bom(raw)
             value = orjson.loads(text)

@@ -36,7 +36,7 @@ BATCH_SCHEMA, WIRE_DEFINITIONS = _wire_schema()
     "/v1/moments",
     summary="Record a batch of moments, amendments and retractions",
     response_model=None,
-    responses={200: {"model": BatchAnswer}, **errors.responses(400, 401, 403, 408, 409, 413, 503)},
+    responses={200: {"model": BatchAnswer}, **errors.responses(400, 401, 403, 408, 409, 413, 429, 503)},
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": BATCH_SCHEMA},
         NDJSON: {"schema": {**BATCH_SCHEMA, "description":
@@ -60,7 +60,7 @@ async def post_moments(request: Request, context: Context, principal: Writer) ->
     limits = ingest.limits
     request_id = uuid.uuid4().hex[:16]
     origin = f"http:{principal.tenant}:{request_id}#"
-    async with ingest.receive(request) as body:
+    async with ingest.receive(request, principal.tenant) as body:
 
         def prepare() -> tuple[int, Iterator[list[Submitted]]]:
             batch = split_batch(body, limits.max_items, limits.chunk)

@@ -60,7 +60,7 @@ RefreshParam = Annotated[bool, Query(
 SORTABLE: Final = {name: tuple(f.name for f in projection.output if f.sortable)
                    for name, projection in (*PROJECTIONS.items(),
                                             *((n, p) for n, (p, _) in SUMMARIES.items()))}
-QUERY_ERRORS: Final = errors.responses(400, 401, 403, 422, 503)
+QUERY_ERRORS: Final = errors.responses(400, 401, 403, 422, 429, 503)
 
 
 def _sort(name: str) -> Any:
@@ -219,7 +219,7 @@ def persons(context: Context, principal: TenantReader, customer: CustomerParam =
 
 @router.get("/v1/persons/{customer_id}", response_model=None,
             responses={200: {"model": dict[str, Any]},
-                       **errors.responses(400, 401, 403, 404, 422, 503)})
+                       **errors.responses(400, 401, 403, 404, 422, 429, 503)})
 def person(context: Context, principal: TenantReader,
            customer_id: Annotated[str, Path(min_length=1, max_length=MAX_CUSTOMER_ID,
                                             pattern=NO_NUL,
@@ -238,7 +238,7 @@ def person(context: Context, principal: TenantReader,
 
 @router.get("/v1/moments/{moment_id}", response_model=None,
             responses={200: {"model": list[HistoryRecord]},
-                       **errors.responses(400, 401, 403, 404, 422, 503)})
+                       **errors.responses(400, 401, 403, 404, 422, 429, 503)})
 def moment_history(
     context: Context,
     principal: Reader,

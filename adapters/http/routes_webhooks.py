@@ -36,7 +36,7 @@ router = APIRouter(tags=["ingest"])
     "/v1/webhooks/{source}",
     summary="Receive a vendor's webhook",
     response_model=None,
-    responses=errors.responses(400, 401, 403, 408, 409, 413, 422, 503),
+    responses=errors.responses(400, 401, 403, 408, 409, 413, 422, 429, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"description": "The vendor's webhook body"}}}}},
 )
@@ -54,7 +54,10 @@ async def webhook(source: Source, request: Request, context: Context,
     principal: Principal | None = None
     if settings.secrets.get(source) is None:  # authenticate before reading the body
         principal = await run_in_threadpool(authenticate, context.access, credentials, "write")
-    async with context.ingest.receive(request) as body:
+        context.quotas.admit(principal.tenant)
+    # A signed webhook's tenant is its vendor's section's: known before the body is read.
+    tenant = principal.tenant if principal is not None else settings.vendors[source].tenant
+    async with context.ingest.receive(request, tenant) as body:
         return await _receive(source, request, request_id, body, principal, settings,
                               context.ingest)
 
