@@ -26,6 +26,7 @@ from mot.domain.schema import (
     AMENDABLE_FIELDS,
     MAX_CUSTOMER_ID,
     MAX_REACH,
+    MAX_TENANT,
     AmendIn,
     LinkIn,
     MomentIn,
@@ -409,7 +410,7 @@ def well_formed_moment(data: dict[str, Any], now: datetime) -> Moment | None:
     occurred_at = get("occurred_at")
     channel, direction, kind = get("channel"), get("direction"), get("kind")
     function = get("function", "other")
-    if not (type(tenant) is str and 0 < len(tenant) <= 128
+    if not (type(tenant) is str and 0 < len(tenant) <= MAX_TENANT
             and type(customer_id) is str and 0 < len(customer_id) <= MAX_CUSTOMER_ID
             and type(occurred_at) is str and _PLAIN_TIMESTAMP.fullmatch(occurred_at)
             and type(channel) is str and channel in _CHANNELS

@@ -24,6 +24,8 @@ from mot.domain.vocabulary import IMMUTABLE_FIELDS, AskType, Channel, Direction,
 
 MAX_CUSTOMER_ID: Final = 256
 """SPEC §2: a customer id is a string of 1 to 256 characters."""
+MAX_TENANT: Final = 128
+"""A tenant is a string of 1 to 128 characters (the wire format's, a token's, mot.toml's)."""
 
 # RFC 3339 date-time (§5.6; "t"/"z" and a space separator allowed). The offset is
 # optional here only so that its absence gets its own error from AwareDatetime.
@@ -78,7 +80,7 @@ class MomentIn(BaseModel):
 
     type: Literal["moment"] | None = None
     moment_id: UUID | None = None
-    tenant: str = Field("default", min_length=1, max_length=128)
+    tenant: str = Field("default", min_length=1, max_length=MAX_TENANT)
     customer_id: str = Field(min_length=1, max_length=MAX_CUSTOMER_ID)
     occurred_at: Timestamp
     channel: Channel
@@ -112,7 +114,7 @@ class AmendIn(BaseModel):
     type: Literal["amend"]
     moment_id: UUID
     # Without it, the moment with that id in whichever tenant has one (SPEC §2).
-    tenant: str | None = Field(None, min_length=1, max_length=128)
+    tenant: str | None = Field(None, min_length=1, max_length=MAX_TENANT)
     # Names this amendment, so that sending it again is a duplicate whatever came between.
     amendment_id: UUID | None = None
     set: dict[str, Any] = Field(min_length=1)
@@ -126,7 +128,7 @@ class RetractIn(BaseModel):
 
     type: Literal["retract"]
     moment_id: UUID
-    tenant: str | None = Field(None, min_length=1, max_length=128)
+    tenant: str | None = Field(None, min_length=1, max_length=MAX_TENANT)
     reason: str = Field(min_length=1, max_length=2048)
 
 
@@ -139,7 +141,7 @@ class LinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["link", "unlink"]
-    tenant: str = Field("default", min_length=1, max_length=128)
+    tenant: str = Field("default", min_length=1, max_length=MAX_TENANT)
     customer_ids: list[CustomerId] = Field(min_length=2, max_length=2)
     # When the evidence was established; absent: the time of recording.
     occurred_at: Timestamp | None = None

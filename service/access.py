@@ -35,14 +35,13 @@ import orjson
 from mot.domain.events import LedgerEvent
 from mot.domain.messages import duplicate_field
 from mot.domain.quarantine import Quarantined
-from mot.domain.schema import inexact_integer
+from mot.domain.schema import MAX_TENANT, inexact_integer
 from mot.domain.timefmt import format_utc, utc_now
 from mot.service.ledger import Incoming, LedgerService
 from mot.service.ports import Append, LedgerStore, Loaded
 
 SCOPES: Final = ("read", "write", "admin")  # admin: erase a person of its tenant (SPEC §6)
 TOKEN_PREFIX: Final = "mot_"
-MAX_TENANT: Final = 128
 MAX_LABEL: Final = 256
 REJECTED: Final = "rejected"  # an outcome of the HTTP entry points only: refused, not stored
 FENCE_ATTEMPTS: Final = 3

@@ -21,6 +21,7 @@ from mot.adapters.http.projector import Projector
 from mot.adapters.http.tenancy import Quotas, TenantQuotas
 from mot.adapters.http.webhooks import WebhookSettings
 from mot.bootstrap import Services
+from mot.domain.schema import MAX_TENANT
 from mot.service.access import AccessService, Principal
 from mot.service.targets import Targets
 
@@ -80,7 +81,7 @@ Reader = Annotated[Principal, Depends(_reader)]
 
 
 async def _tenant_reader(principal: Reader, tenant: Annotated[str | None, Query(
-        min_length=1, max_length=128, pattern=NO_NUL,
+        min_length=1, max_length=MAX_TENANT, pattern=NO_NUL,
         description="Must be the token's tenant when given (every answer is of that tenant "
                     "only)")] = None) -> Principal:
     """A reader whose `tenant` parameter, when given, is its own (every answer is scoped to it)."""

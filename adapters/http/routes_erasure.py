@@ -16,7 +16,7 @@ from mot.adapters.http.deps import Admin, ApiContext, Context
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.patterns import NO_NUL
 from mot.domain.messages import GIVEN_TWICE, duplicate_field
-from mot.domain.schema import MAX_CUSTOMER_ID
+from mot.domain.schema import MAX_CUSTOMER_ID, MAX_TENANT
 from mot.service.access import Principal
 from mot.service.erasure import ErasureRefused, Receipt, nothing_held  # the answer: the receipt
 
@@ -35,7 +35,7 @@ class ErasureRequest(BaseModel, extra="forbid", strict=True):
     customer_id: str = Field(min_length=1, max_length=MAX_CUSTOMER_ID, pattern=NO_NUL)
     reason: str = Field(min_length=1, max_length=2048, pattern=NO_NUL, description=(
         "Why (a request number, say): kept in the receipt; keep personal data out of it"))
-    tenant: str | None = Field(None, min_length=1, max_length=128, pattern=NO_NUL,
+    tenant: str | None = Field(None, min_length=1, max_length=MAX_TENANT, pattern=NO_NUL,
                                description="Must be the token's tenant when given")
     dry_run: bool = Field(False, description="Only say what would go (counts)")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mot.domain.schema import MAX_TENANT
 from mot.domain.vocabulary import ASK_TYPES, FUNCTIONS, KINDS_BY_DIRECTION
 
 # The one file's reading and error, re-exported: the vendor parsers and `mot serve` name them here.
@@ -318,6 +319,7 @@ def _function(value: Any, where: str) -> str:
 
 
 def _tenant(value: Any, where: str, key: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 128:
-        raise ConfigError(f"{where} {key}: expected a tenant name of 1 to 128 characters, got {value!r}")
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_TENANT:
+        raise ConfigError(f"{where} {key}: expected a tenant name of 1 to {MAX_TENANT} characters, "
+                          f"got {value!r}")
     return value
