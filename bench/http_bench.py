@@ -199,6 +199,8 @@ def run_http(store: Store, path: Path, clients: int, size: int, max_seconds: flo
     total_batches = batches.total
     port = free_port()
     server = start_server(store, port)
+    server_cpu_at_start = _cpu_seconds(server.pid)  # its start-up, not the batches
+    bench_cpu_at_start = _own_cpu_seconds()
     results = Results()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     stop_at = time.perf_counter() + max_seconds
@@ -246,6 +248,8 @@ def run_http(store: Store, path: Path, clients: int, size: int, max_seconds: flo
             thread.join()
     finally:
         peak_rss_mb = _vmhwm_mb(server.pid)
+        server_cpu = _cpu_seconds(server.pid) - server_cpu_at_start
+        bench_cpu = _own_cpu_seconds() - bench_cpu_at_start
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(30)
@@ -270,7 +274,28 @@ def run_http(store: Store, path: Path, clients: int, size: int, max_seconds: flo
         "stopped_by_time_limit": len(latencies) + len(results.errors) < total_batches,
         "ledger_head": store.head(),
         "peak_rss_mb": peak_rss_mb,
+        # CPU seconds while the batches were served: the server's (user + system, without its
+        # start-up) and the clients' (this process), and each a moment answered.
+        "server_cpu_s": round(server_cpu, 2), "clients_cpu_s": round(bench_cpu, 2),
+        "server_cpu_us_per_moment": _per(server_cpu, results.answered),
+        "clients_cpu_us_per_moment": _per(bench_cpu, results.answered),
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU seconds so far (its threads included), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _per(seconds: float, moments: int) -> float | None:
+    return round(seconds / moments * 1e6, 1) if moments else None
 
 
 def _vmhwm_mb(pid: int) -> float | None:
@@ -335,6 +360,10 @@ def main() -> int:
               f"{served['moments_per_s'] or 0:>9,.0f} {ratio:>6.2f} {served['latency_ms']['p50']:>7} "
               f"{served['latency_ms']['p99']:>7} {'yes' if same else 'NO':>12}  "
               f"{'met' if ratio >= TARGET else 'NOT met'}")
+    for kind, _, served, _, _ in rows:
+        print(f"{kind:8} CPU while serving: server {served['server_cpu_s']} s "
+              f"({served['server_cpu_us_per_moment']} us a moment), clients "
+              f"{served['clients_cpu_s']} s ({served['clients_cpu_us_per_moment']} us a moment)")
     # The report runner's lines (bench/run.py), in benchlib's shape.
     report["rows"] = [
         {"bench": "http", "case": "HTTP ingest (mot serve, 32 clients)", "store": kind, "n": args.n,
