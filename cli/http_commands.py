@@ -157,6 +157,10 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
               show_default=True, envvar="MOT_REPORT_RATE", show_envvar=True, metavar="PER_MIN",
               help="GET /v1/report pages a minute per tenant, one at a time (each computes a "
                    "whole report); more get 429 report_rate or report_busy. 0: no rate limit.")
+@click.option("--metrics-token", envvar="MOT_METRICS_TOKEN", show_envvar=True, default=None,
+              metavar="SECRET", help="Make /metrics answer only `Authorization: Bearer SECRET` "
+              "(the operator's scraper): its totals tell a tenant how much the others send. "
+              "Default: /metrics is open, as /healthz.")
 @click.option("--read-timeout", type=seconds(0.1), default=30.0, show_default=True,
               help="Seconds a client has to send its request headers, and then its body; a "
                    "slower one is disconnected (headers) or answered 408 (body).")
@@ -182,7 +186,7 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
 @creates_store
 def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memory_budget: int,
           budget_wait: float, tenant_memory: int | None, tenant_rate: float, tenant_burst: int,
-          report_rate: float, read_timeout: float, project: bool, poll: float,
+          report_rate: float, metrics_token: str | None, read_timeout: float, project: bool, poll: float,
           config_path: str | None, ingest_threads: int, stall_after: float, access_log: bool,
           log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /docs) until SIGINT or SIGTERM.
@@ -234,7 +238,7 @@ def serve(obj: State, host: str, port: int, max_body: int, max_items: int, memor
     app = create_app(obj.services, limits=limits, project_every=poll if project else None,
                      webhooks=webhooks, ingest_threads=ingest_threads,
                      stall_after_s=stall_after or None, targets=targets, config_path=config_path,
-                     quotas=quotas)
+                     quotas=quotas, metrics_token=metrics_token)
     click.echo(f"mot API on http://{host}:{port} (OpenAPI at /docs); store {obj.store_shown}",
                err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,

@@ -212,3 +212,25 @@ def test_one_report_at_a_time_per_tenant() -> None:
     quotas.admit("globex")
     now[0] = 0.5  # one token back at 2 a second
     quotas.admit("acme")
+
+
+def test_the_servers_totals_are_for_the_metrics_token_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/metrics counts every tenant's messages: with MOT_METRICS_TOKEN a tenant's token, or
+    none, reads nothing of it; the operator's scraper does."""
+    store = str(tmp_path / "mot.db")
+    token = tokens(store)
+    monkeypatch.setenv("MOT_METRICS_TOKEN", "scraper-secret")
+    with server(store) as (url, _), httpx.Client(base_url=url, timeout=60) as http:
+        acme = {"Authorization": f"Bearer {token['acme']}"}
+        assert http.post("/v1/moments", content=moments(1000), headers=acme).status_code == 200
+        for headers, code in (({}, "missing_token"), (acme, "invalid_token"),
+                              ({"Authorization": "Bearer scraper-secreT"}, "invalid_token")):
+            refused = http.get("/metrics", headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == code
+            assert "mot_ingest" not in refused.text
+        scraped = http.get("/metrics", headers={"Authorization": "Bearer scraper-secret"})
+        assert scraped.status_code == 200
+        assert recorded(scraped.text) == moments(1000).count(b"\n") + 1
+        assert http.get("/healthz").status_code == 200

@@ -59,7 +59,7 @@ def create_app(
     stall_after_s: float | None = None,
     targets: Targets | None = None,
     config_path: str | None = None,
-    quotas: Quotas | None = None,
+    quotas: Quotas | None = None, metrics_token: str | None = None,
 ) -> FastAPI:
     """The API over `services` (one per process). `project_every` seconds: run a background
     projector (None: queries rely on `refresh=true` or on another `mot project --follow`)."""
@@ -75,7 +75,7 @@ def create_app(
         webhooks=webhooks or WebhookSettings(),
         stall_after_s=stall_after_s,
         targets=targets or Targets(),
-        quotas=TenantQuotas(quotas or Quotas()),
+        quotas=TenantQuotas(quotas or Quotas()), metrics_token=metrics_token or None,
     )
 
     @asynccontextmanager

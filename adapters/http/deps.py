@@ -43,6 +43,8 @@ class ApiContext:
     targets: Targets = field(default_factory=Targets)
     # each tenant's request rate and reports (tenancy.py)
     quotas: TenantQuotas = field(default_factory=lambda: TenantQuotas(Quotas()))
+    # the bearer /metrics asks for (None: it is open, as /healthz)
+    metrics_token: str | None = None
 
 
 # Dependencies that do not block are coroutines: FastAPI runs a plain function on its

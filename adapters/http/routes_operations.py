@@ -1,11 +1,19 @@
-"""Operations: liveness and Prometheus metrics (no token; nothing about any tenant)."""
+"""Operations: liveness and Prometheus metrics (no tenant's token; nothing about any tenant).
+
+The metrics are the server's totals (messages by outcome, the ledger's head): a tenant
+reading them twice learns how much the others sent meanwhile. With `--metrics-token`
+(MOT_METRICS_TOKEN) only the operator's scraper, sending that token, reads them.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+
+from fastapi import APIRouter, Request, Response
 
 from mot.adapters.http import errors
 from mot.adapters.http.deps import Context
+from mot.adapters.http.errors import ApiError
 from mot.adapters.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mot.adapters.http.models import Health
 
@@ -32,7 +40,22 @@ def healthz(context: Context) -> Response:
 @router.get("/metrics", response_model=None,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "Prometheus text exposition"},
-                       **errors.responses(400)})
-def prometheus_metrics(context: Context) -> Response:
-    """Prometheus metrics: requests, latency, ingest outcomes, ledger and projection figures."""
+                       **errors.responses(400, 401)})
+def prometheus_metrics(context: Context, request: Request) -> Response:
+    """Prometheus metrics: requests, latency, ingest outcomes, ledger and projection figures
+    (with `--metrics-token`, for `Authorization: Bearer` that token only)."""
+    expected = context.metrics_token
+    if expected is not None:
+        # Read here, not declared as the API's bearer scheme: by default /metrics is open,
+        # and its schema must not say it needs a token.
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        credentials = given.strip() if scheme.lower() == "bearer" else None
+        given = credentials or ""
+        if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                   expected.encode("utf-8", "surrogatepass")):
+            raise ApiError(401, "/metrics needs the metrics token (mot serve --metrics-token, "
+                                "MOT_METRICS_TOKEN) as Authorization: Bearer; a tenant's token "
+                                "does not read the server's totals",
+                           code="missing_token" if credentials is None else "invalid_token",
+                           headers={"WWW-Authenticate": "Bearer"})
     return Response(context.metrics.render(), media_type=METRICS_CONTENT_TYPE)
