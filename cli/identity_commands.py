@@ -16,7 +16,7 @@ import click
 import orjson
 
 from mot.cli.context import State, creates_store, pass_state
-from mot.cli.output import format_option, render
+from mot.cli.output import echo_fitted, format_option, render
 from mot.wording import printable
 
 
@@ -156,27 +156,32 @@ def show(obj: State, customer_id: str, tenant: str, fmt: str, no_refresh: bool) 
     if fmt != "text":
         render(_link_rows(person), fmt)
         return
-    click.echo(printable(f"person {person['customer_id']} (tenant {tenant}): "
-                         f"{len(person['customer_ids'])} ids"))
+    from mot.cli.tables import terminal_width
+
+    width = terminal_width()
+
+    def say(line: str) -> None:
+        echo_fitted(printable(line), width)
+
+    say(f"person {person['customer_id']} (tenant {tenant}): {len(person['customer_ids'])} ids")
     if person["suspect"]:
-        click.echo(f"suspect: {'; '.join(person['suspect_because'])}: check its links and "
-                   "unlink what is wrong (mot identity unlink)")
-    click.echo("ids and their current moments:")
+        say(f"suspect: {'; '.join(person['suspect_because'])}: check its links and unlink what "
+            "is wrong (mot identity unlink)")
+    say("ids and their current moments:")
     for i in person["customer_ids"]:
-        click.echo(printable(f"  {i}  {person['moments'][i]}"))
+        say(f"  {i}  {person['moments'][i]}")
     if person["links"]:
-        click.echo("links:")
+        say("links:")
     for row in _link_rows(person):
-        click.echo(printable(f"  {row['customer_ids']}  {row['occurred_at']}  {row['reason']!r}"
-                             f"  from {row['origin']}"))
+        say(f"  {row['customer_ids']}  {row['occurred_at']}  {row['reason']!r}"
+            f"  from {row['origin']}")
     if person["history"]:
-        click.echo("history (every link and unlink of its ids, by the time of the evidence;"
-                   " * decides the pair now):")
+        say("history (every link and unlink of its ids, by the time of the evidence; * decides "
+            "the pair now):")
     for e in person["history"]:
-        click.echo(printable(
-            f"  {e['occurred_at']}  {e['event']:<8}  {' - '.join(e['customer_ids'])}"
+        say(f"  {e['occurred_at']}  {e['event']:<8}  {' - '.join(e['customer_ids'])}"
             f"  {e['reason']!r}  from {e['origin']}, recorded {e['recorded_at']}"
-            f"{'  *' if e['decides'] else ''}"))
+            f"{'  *' if e['decides'] else ''}")
 
 
 def _link_rows(person: dict[str, Any]) -> list[dict[str, Any]]:

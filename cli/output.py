@@ -26,6 +26,20 @@ def format_option(*prose: str) -> Callable[[F], F]:
                         default=prose[0] if prose else None, help=help_text)
 
 
+def echo_fitted(line: str, width: int | None) -> None:
+    """Print a line of text for a person, broken between words to fit `width` (None: as it
+    is), each continuation indented 4 deeper than the line: a terminal breaks a long line
+    mid-word at its edge, and the continuation then reads as a line of its own."""
+    if width is None or len(line) <= width:
+        click.echo(line)
+        return
+    import textwrap
+
+    indent = " " * (len(line) - len(line.lstrip(" ")) + 4)
+    click.echo(textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False,
+                             break_on_hyphens=False))
+
+
 def default_format() -> str:
     """`table` on a terminal, JSON when piped (SPEC §5)."""
     return "table" if sys.stdout.isatty() else "json"

@@ -490,21 +490,13 @@ def story(obj: State, tenant: str | None, top: int, fmt: str) -> None:
             click.echo("no customers yet: record moments with `mot import FILE`", err=True)
             return
         raise no_such_tenant(services, tenant)
-    import textwrap
-
+    from mot.cli.output import echo_fitted
     from mot.cli.tables import terminal_width
     from mot.wording import printable
 
-    width = terminal_width()
-    for line in map(printable, lines):
-        if width is None or len(line) <= width:
-            click.echo(line)
-            continue
-        # A terminal breaks a long line mid-word at its edge; break it between words instead,
-        # each continuation indented deeper than any line of its own (facts 3, names 5).
-        indent = " " * (len(line) - len(line.lstrip(" ")) + 4)
-        click.echo(textwrap.fill(line, width, subsequent_indent=indent,
-                                 break_long_words=False, break_on_hyphens=False))
+    width = terminal_width()  # a continuation (4 deeper) reads apart from facts (3), names (5)
+    for line in lines:
+        echo_fitted(printable(line), width)
 
 
 def known_tenants(services: Services) -> list[str]:

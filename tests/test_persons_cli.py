@@ -97,3 +97,17 @@ def test_a_bad_persons_limit_names_its_key() -> None:
     limits = person_limits({"persons": {"max_ids": 20},
                             "tenants": {"acme": {"persons": {"max_email_links": 3}}}})
     assert (limits.of("acme"), limits.of("globex")) == ((20, 3), (20, 10))
+
+
+def test_identity_show_fits_the_terminal(store_url: str) -> None:
+    """At COLUMNS=80 each line of a link's history ran to 130 characters, which the terminal
+    broke mid-word; the lines are broken between words to fit, each continuation indented
+    deeper, and no word is lost. Piped without $COLUMNS, a line stays whole."""
+    mot(store_url, "import", "-q", FIXTURE)
+    args = ("identity", "show", "--tenant", "acme", "x:maria")
+    whole = mot(store_url, *args, env={"COLUMNS": ""}).stdout.splitlines()
+    fitted = mot(store_url, *args, env={"COLUMNS": "80"}).stdout.splitlines()
+    assert max(map(len, whole)) > 80
+    assert max(map(len, fitted)) <= 80, fitted
+    assert " ".join(fitted).split() == " ".join(whole).split()
+    assert len(fitted) > len(whole)
