@@ -39,10 +39,12 @@ projection_tables.SPLIT_BY) unless set to 0; set to 1, a replay splits a store m
 Unset, a store keeps the layout it was made with (an older store's tables are whole)."""
 SPLIT_PARTS = 8
 PART_STATISTICS = 10
-"""The planner's statistics target of each column of a split table's parts (the server's
-default is 100). `ANALYZE` of the split table samples its whole (for plans of the table) at
-the default, and then each part at its own target: at 100 each part of 62,000 rows was
-sampled at 30,000, sixteen times a whole table's sample (bench/NOTES.md)."""
+"""The planner's statistics target of each column of a split table and of its parts (the
+server's default is 100). `ANALYZE` of a split table samples the whole table (the statistics
+its joins and groupings are planned with) and then each part: at 100 each part of 62,000
+rows was sampled at 30,000, sixteen times a whole table's sample, and the whole table's own
+sample at 100 was as dear as a whole table's analysis, so a rebuild's analysis cost 1.7
+times a whole store's (bench/NOTES.md)."""
 STAGE_PREFIX = "mot_stage_"  # a stage is the table `mot_stage_{random}` of the store's schema
 
 
@@ -333,12 +335,14 @@ class PostgresBackend(SqlBackend):
             " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ?"
             " AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             (self.schema, table))]
+        statistics = ", ".join(f"ALTER COLUMN {column} SET STATISTICS {PART_STATISTICS}"
+                               for column in columns)
+        tx.execute(f"ALTER TABLE ONLY {table} {statistics}")
         for part in range(self.partitions):
             name = f"{stem}_p{part}_{tag}"
             tx.execute(f"CREATE TABLE {name} PARTITION OF {table}"
                        f" FOR VALUES WITH (MODULUS {self.partitions}, REMAINDER {part})")
-            tx.execute(f"ALTER TABLE {name} " + ", ".join(
-                f"ALTER COLUMN {column} SET STATISTICS {PART_STATISTICS}" for column in columns))
+            tx.execute(f"ALTER TABLE {name} {statistics}")
 
     def _moments_layout(self) -> str | None:
         """The current-moments table's kind: 'p' split, 'r' whole, None when there is none."""
