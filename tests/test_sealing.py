@@ -221,7 +221,8 @@ def test_a_key_made_meanwhile_by_another_process_is_the_one_used(store_url: str)
 
 def test_the_key_caches_keep_the_keys_used_last_and_no_cipher_of_a_destroyed_key(
         store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A process keeps at most CACHED_KEYS keys and HOT_CIPHERS ciphers, the ones it used last:
+    """A process keeps at most CUSTOMER_KEYS keys by customer, CACHED_KEYS by key id and
+    HOT_CIPHERS ciphers, the ones it used last:
     an import meeting more customers than that finds a customer met a moment ago without a
     read (the caches used to start afresh when full, dropping the keys in use with the rest),
     reuses a key's cipher while it is hot, and keeps nothing of a key it destroyed."""
@@ -230,6 +231,7 @@ def test_the_key_caches_keep_the_keys_used_last_and_no_cipher_of_a_destroyed_key
     from mot.adapters.stores import keystore as keystore_module
 
     monkeypatch.setattr(keystore_module, "CACHED_KEYS", 4)
+    monkeypatch.setattr(keystore_module, "CUSTOMER_KEYS", 4)
     monkeypatch.setattr(keystore_module, "HOT_CIPHERS", 4)
     with open_store(store_url) as services:
         keystore, backend = services.ledger_store.sealing.keystore, services.backend

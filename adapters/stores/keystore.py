@@ -42,13 +42,19 @@ from mot.adapters.crypto import (
 )
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 
-# Data keys a process keeps at most (by customer, and by key id), and the most stored keys
-# `all_ciphers` makes ciphers of at once. The caches hold each key's 32 bytes, not its cipher
-# (an AESGCM holds an OpenSSL context of about 1.3 KB): keeping every key met would grow a bulk
-# run's memory with the store (83,000 customers in 1,000,000 sample moments), so each cache
-# keeps the keys used last, in two generations of half the bound (`_Recent`): a customer met
-# again soon is found, one not met for a while is read again (one query a batch).
+# Data keys a process keeps at most by key id (opening), and the most stored keys `all_ciphers`
+# makes ciphers of at once. The caches hold each key's 32 bytes, not its cipher (an AESGCM
+# holds an OpenSSL context of about 1.3 KB), the keys used last, in two generations of half
+# the bound (`_Recent`): a key met again soon is found, one not met for a while is read again
+# (one query a batch).
 CACHED_KEYS = 20_000
+# Customers' keys a process keeps at most (sealing), packed (`_CustomerKeys`: about 180 bytes
+# a customer, its id's string, one bytes object of its key and key id, a dict slot), so many
+# more customers than CACHED_KEYS stay under 30 MB whatever the store holds: a link seals
+# the ids of two customers drawn from all of a tenant's, met again far apart (83,331
+# customers in 1,000,000 sample moments), and each key not kept is read again, two random
+# pages of mot_keys that the ledger's own pages have pushed out of the page cache.
+CUSTOMER_KEYS = 160_000
 # Tenants' secrets a process keeps (one HMAC of the master key each to make again): a
 # message names its tenant, so a long-running ingest meets as many as its senders name.
 CACHED_TENANTS = 1_000
@@ -103,10 +109,6 @@ class _Recent(Generic[K, V]):
         self.young.pop(key, None)
         self.old.pop(key, None)
 
-    def drop_where(self, gone: Callable[[V], bool]) -> None:
-        self.young = {k: v for k, v in self.young.items() if not gone(v)}
-        self.old = {k: v for k, v in self.old.items() if not gone(v)}
-
     def clear(self) -> None:
         self.young = {}
         self.old = {}
@@ -116,6 +118,69 @@ class _Recent(Generic[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self.young or key in self.old
+
+
+class _CustomerKeys:
+    """The keys of the customers met last, by tenant and customer id, at most `CUSTOMER_KEYS`
+    of them in two generations as `_Recent` keeps them; each is one bytes object, the key's 32
+    bytes then its key id's (a tuple of a key id's string and the key's bytes, keyed by a
+    (tenant, customer id) tuple, took about twice the memory)."""
+
+    __slots__ = ("_young_count", "old", "young")
+
+    def __init__(self) -> None:
+        self.young: dict[str, dict[str, bytes]] = {}  # tenant -> customer id -> packed key
+        self.old: dict[str, dict[str, bytes]] = {}
+        self._young_count = 0
+
+    def get(self, tenant: str, customer_id: str) -> tuple[str, bytes] | None:
+        found = self.young.get(tenant, _NONE).get(customer_id)
+        if found is None:
+            old = self.old.get(tenant)
+            found = None if old is None else old.pop(customer_id, None)
+            if found is None:
+                return None
+            self._put(tenant, customer_id, found)
+        return found[KEY_BYTES:].decode(), found[:KEY_BYTES]
+
+    def put(self, tenant: str, customer_id: str, found: tuple[str, bytes]) -> None:
+        self._put(tenant, customer_id, found[1] + found[0].encode())
+
+    def _put(self, tenant: str, customer_id: str, packed: bytes) -> None:
+        keys = self.young.get(tenant)
+        if keys is None:
+            keys = self.young[tenant] = {}
+        before = len(keys)
+        keys[customer_id] = packed
+        self._young_count += len(keys) - before
+        if 2 * self._young_count >= CUSTOMER_KEYS:  # read here: a test may lower the bound
+            self.old, self.young, self._young_count = self.young, {}, 0
+
+    def drop_keys(self, key_ids: Collection[str]) -> None:
+        """Forget the customers whose keys are these (destroyed)."""
+        ids = {k.encode() for k in key_ids}
+        for generation in (self.young, self.old):
+            for keys in generation.values():
+                for customer_id in [c for c, packed in keys.items()
+                                    if packed[KEY_BYTES:] in ids]:
+                    del keys[customer_id]
+        self._young_count = sum(len(keys) for keys in self.young.values())
+
+    def clear(self) -> None:
+        self.young, self.old, self._young_count = {}, {}, 0
+
+    def __len__(self) -> int:
+        return sum(len(keys) for g in (self.young, self.old) for keys in g.values())
+
+    def __contains__(self, key: object) -> bool:
+        """Whether a (tenant, customer id) is kept."""
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        tenant, customer_id = key
+        return any(customer_id in g.get(tenant, _NONE) for g in (self.young, self.old))
+
+
+_NONE: Mapping[str, bytes] = {}  # an absent tenant's keys: found in none of them
 
 
 def default_key_file(store_path: str | None) -> str:
@@ -137,10 +202,9 @@ class Keystore:
         self.key_file = key_file
         self._master: bytes | None = None
         self._secrets: dict[str, bytes] = {}
-        # (tenant, customer id) -> (key id, key), key id -> key: raw 32-byte keys; key id ->
-        # its cipher, fewer (HOT_CIPHERS).
-        self._by_customer: _Recent[tuple[str, str], tuple[str, bytes]] = _Recent(
-            lambda: CACHED_KEYS)
+        # (tenant, customer id) -> key and key id (packed), key id -> key: raw 32-byte keys;
+        # key id -> its cipher, fewer (HOT_CIPHERS).
+        self._by_customer = _CustomerKeys()
         self._by_id: _Recent[str, bytes] = _Recent(lambda: CACHED_KEYS)
         self._ciphers: _Recent[str, AESGCM] = _Recent(lambda: HOT_CIPHERS)
         # Keys made inside a transaction not committed yet, trusted only within it; those of
@@ -214,12 +278,15 @@ class Keystore:
         out: dict[str, tuple[str, bytes]] = {}
         missing: list[str] = []
         by_customer, pending = self._by_customer, self._pending
-        young = by_customer.young  # most lookups end here: no method call for them
+        young = by_customer.young.get(tenant, _NONE)  # most lookups end here: unpacked inline
         for cid in customer_ids:
             if cid in out:
                 continue
-            found = young.get((tenant, cid)) or by_customer.get((tenant, cid)) \
-                or pending.get((tenant, cid))
+            packed = young.get(cid)
+            if packed is not None:
+                out[cid] = (packed[KEY_BYTES:].decode(), packed[:KEY_BYTES])
+                continue
+            found = by_customer.get(tenant, cid) or pending.get((tenant, cid))
             if found is None:
                 missing.append(cid)
             else:
@@ -268,8 +335,8 @@ class Keystore:
                 for (key_id,) in t.query(
                         f"SELECT key_id FROM mot_keys WHERE key_id {self.backend.in_list(len(part))}",
                         self.backend.in_params(part)):
-                    customer, found = by_id[str(key_id)]
-                    self._by_customer.put(customer, found)
+                    (tenant, cid), found = by_id[str(key_id)]
+                    self._by_customer.put(tenant, cid, found)
 
     def _make(self, t: Tx, master: bytes, tenant: str, digests: Mapping[str, str],
               customers: Sequence[str], out: dict[str, tuple[str, bytes]]) -> set[str]:
@@ -292,7 +359,7 @@ class Keystore:
             cid = digests[customer]
             out[cid] = made[customer]
             if self.separate:  # committed already
-                self._by_customer.put((tenant, cid), out[cid])
+                self._by_customer.put(tenant, cid, out[cid])
             else:
                 self._pending[(tenant, cid)] = out[cid]
             self._by_id.put(out[cid][0], out[cid][1])
@@ -310,7 +377,7 @@ class Keystore:
                 cid = digests[str(customer)]
                 key = unwrap_data_key(master, bytes(wrapped), str(key_id))
                 out[cid] = (str(key_id), key)
-                self._by_customer.put((tenant, cid), out[cid])
+                self._by_customer.put(tenant, cid, out[cid])
                 self._by_id.put(str(key_id), key)
                 found.add(str(customer))
         return found
@@ -413,7 +480,7 @@ class Keystore:
         for k in key_ids:
             self._by_id.pop(k)
             self._ciphers.pop(k)
-        self._by_customer.drop_where(lambda found: found[0] in key_ids)
+        self._by_customer.drop_keys(key_ids)
         return deleted
 
     def _tx(self, tx: Tx | None, *, write: bool) -> Any:
