@@ -75,6 +75,9 @@ class Index:
     unique: bool = False
     partial: bool = False  # only rows whose first column is not NULL
     where: str = ""  # and, when given, only the rows this SQL condition holds for
+    # Left with room in each leaf when a rebuild builds it, where CREATE INDEX packs leaves
+    # full (SQLite): for keys that go in in no order, as hashed ids do.
+    room: bool = False
 
 
 VERSION: Final = Field("version", "bigint", shown="detail", as_of_null=True)
@@ -374,8 +377,10 @@ mention), as SQL: a query that names it, word for word, may read the index it li
 
 MOMENT_INDEXES: Final = (
     # Unique, but not the primary key: a rebuild loads the table first and indexes it after.
-    # Moment ids are scoped by tenant (SPEC §2); the id first, as lookups name it.
-    Index("key", ("moment_id", "tenant"), unique=True),
+    # Moment ids are scoped by tenant (SPEC §2); the id first, as lookups name it. A moment
+    # id is a hash, so each new moment of a catch-up goes into a leaf of its own: built
+    # packed full (SQLite), each one split its leaf (bench/scaling_notes.toml, catch-up).
+    Index("key", ("moment_id", "tenant"), unique=True, room=True),
     # A person's fold is one range read of this index alone: it holds every column the
     # fold reads (a rebuild's fold reads a million rows without visiting the table). Moments
     # are kept by `person`, the group of their customer id (SPEC §2, links: the smallest id

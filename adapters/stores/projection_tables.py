@@ -144,6 +144,27 @@ INDEXES: dict[str, list[str]] = {
     "members": ["CREATE INDEX IF NOT EXISTS {i}_person ON {t} (person, tenant)"],
 }
 
+_INDEXED: dict[str, tuple[int, ...]] = {
+    p.name: tuple(i for i, c in enumerate(p.columns) if c != "version" and c not in p.key
+                  and any(c in index.columns for index in p.indexes))
+    for p in PROJECTIONS.values()
+}
+"""Of each projection's columns (but its key and version, which an update sets always or
+never), where those its secondary indexes hold are (`SqlSession._update`)."""
+
+ROOM_EVERY = 16
+"""About one entry in this many of a moment index declared with `room` is left free in its
+leaves when a rebuild builds it on SQLite (`SqlProjectionStore._index_with_room`)."""
+
+_STAND_IN: dict[str, str] = {
+    **{f.name: "NULL" if f.null else ("0" if f.type in ("int", "bigint", "real") else "''")
+       for f in MOMENT_FIELDS},
+    "moment_id": "lower(hex(randomblob(16)))", "version": "0", "person": "''",
+}
+"""What a stand-in row of `_index_with_room` holds: a random id of 32 hex digits, spread over
+the index as moment ids (UUIDs, hex digits and dashes) are and never one of them; the least
+every other column."""
+
 SHARE_ROOT_COLUMNS = ("tenant", "moment_id", "root", "reach")
 
 # Schema 5 keeps share roots: a store projected before fills them from its current moments,
@@ -529,6 +550,33 @@ class SqlProjectionStore:
                         index = _split_index(index, SPLIT_BY[name])
                     tx.execute(index.replace("{i}", prefix).replace("{t}", name + suffix))
 
+    def _index_with_room(self, tx: Tx, prefix: str) -> None:
+        """Build the rebuild's moment indexes declared with `room` with a free slot in every
+        ROOM_EVERY of their leaves' entries, as a fillfactor would (SQLite has none).
+
+        CREATE INDEX packs every leaf full, and a moment id is a hash: each new moment of
+        the first catch-up after a rebuild split a leaf of its own, 2.6 pages written an
+        insertion at 1,000,000 moments (bench/scaling_notes.toml, catch-up). Built before
+        the load instead, the index cost a rebuild a sixth more CPU (every range's commit
+        wrote most of its leaves again). So: stand-in rows, one for every ROOM_EVERY
+        moments, with random ids (`_STAND_IN`), the index built, the stand-ins deleted, in
+        one transaction; SQLite leaves a leaf as it is while it stays a third full.
+        """
+        table = f"moments{REBUILD_SUFFIX}"
+        existing = self.backend.index_names(tx, [table])
+        wanted = [index for index in MOMENT_INDEXES if index.room
+                  and not any(have.endswith(f"_{index.role}") for have in existing)]
+        last = tx.scalar(f"SELECT MAX(rowid) FROM {table}")
+        if not wanted or last is None:
+            return
+        tx.execute(f"WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+                   f" INSERT INTO {table} ({', '.join(MOMENT_TABLE_ROW)})"
+                   f" SELECT {', '.join(_STAND_IN[c] for c in MOMENT_TABLE_ROW)} FROM n",
+                   (max(1, int(last) // ROOM_EVERY),))
+        for index in wanted:
+            tx.execute(_create_index(index).replace("{i}", prefix).replace("{t}", table))
+        tx.execute(f"DELETE FROM {table} WHERE rowid > ?", (last,))
+
     def index_rebuild(self, tables: Literal["moments", "folded"]) -> None:
         """Build secondary indexes of rebuild tables once their bulk of rows is in: the
         moments table's, or those of the tables the fold filled.
@@ -545,6 +593,8 @@ class SqlProjectionStore:
         tag = f"g{os.urandom(4).hex()}"
         for name in names:  # a table a transaction (`_create_split`); a resumed rebuild's
             with self.backend.write("projections") as tx:  # indexes made before are kept
+                if name == "moments" and self.backend.packed_builds:
+                    self._index_with_room(tx, f"{name}_{tag}")
                 self._index(tx, REBUILD_SUFFIX, tag=tag, tables=(name,))
         if tables == "moments":
             self.backend.analyze([f"moments{REBUILD_SUFFIX}", f"members{REBUILD_SUFFIX}"])
@@ -1154,10 +1204,51 @@ class SqlSession:
                               ) -> set[CustomerKey]:
         """Upsert a one-row-per-customer projection's changed rows; the customers it had."""
         old = {(r[0], r[1]): r for r in self._old_rows(projection, keys)}
-        self._upsert(projection.name, projection.columns,
-                     [(*row, version) for key, row in new.items() if old.get(key) != row],
-                     key=projection.key)
+        self._write_changed(projection, old, new, version)
         return set(old)
+
+    def _write_changed(self, projection: Projection, old: Mapping[Any, tuple[Any, ...]],
+                       new: Mapping[Any, tuple[Any, ...]], version: int) -> None:
+        """Write the rows of `new` (without their version) that differ from `old`'s rows of
+        the same key: those `old` lacks by upsert, the others, on SQLite, by `_update`."""
+        if self.backend.server_uri() is not None:
+            # PostgreSQL's indexes follow the values an update changes, not the columns it
+            # names; its bulk upsert is one statement.
+            self._upsert(projection.name, projection.columns,
+                         [(*row, version) for key, row in new.items() if old.get(key) != row],
+                         key=projection.key)
+            return
+        self._upsert(projection.name, projection.columns,
+                     [(*row, version) for key, row in new.items() if key not in old],
+                     key=projection.key)
+        self._update(projection, [(before, row) for key, row in new.items()
+                                  if (before := old.get(key)) is not None and before != row],
+                     version)
+
+    def _update(self, projection: Projection,
+                rows: Sequence[tuple[tuple[Any, ...], tuple[Any, ...]]], version: int) -> None:
+        """Update stored rows (each as it was and as it is now, without their version),
+        setting an indexed column only where its value changed: SQLite rewrites the index
+        of every column an UPDATE names, even set to the value it had (300 updates of a
+        scratch table: 302 -> 533 pages written with `stage = stage`), and a refold's
+        changed rows mostly keep their stage, status or polarity (bench/scaling_notes.toml,
+        catch-up). One statement for each set of indexed columns that changed."""
+        columns = projection.columns
+        indexed = _INDEXED[projection.name]
+        plain = [i for i, c in enumerate(columns)
+                 if c != "version" and c not in projection.key and i not in indexed]
+        at = [columns.index(c) for c in projection.key]
+        groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = defaultdict(list)
+        for before, row in rows:
+            changed = tuple(i for i in indexed if before[i] != row[i])
+            groups[changed].append((*(row[i] for i in (*plain, *changed)), version,
+                                    *(row[i] for i in at)))
+        for changed, values in groups.items():
+            names = [columns[i] for i in (*plain, *changed)]
+            self.tx.executemany(
+                f"UPDATE {projection.name}{self.s} SET "
+                + ", ".join(f"{c} = ?" for c in (*names, "version"))
+                + " WHERE " + " AND ".join(f"{c} = ?" for c in projection.key), values)
 
     def _replace_transitions(self, folded: Mapping[CustomerKey, CustomerProjections],
                              gone: Collection[CustomerKey], version: int) -> None:
@@ -1217,9 +1308,7 @@ class SqlSession:
         the old rows."""
         at = [projection.columns.index(column) for column in projection.key]
         old = {tuple(r[i] for i in at): r for r in self._old_rows(projection, keys)}
-        self._upsert(projection.name, projection.columns,
-                     [(*row, version) for key, row in new.items() if old.get(key) != row],
-                     key=projection.key)
+        self._write_changed(projection, old, new, version)
         removed = [key for key in old if key not in new]
         self._delete_rows(projection.name, projection.key, removed)
         self._tombstones(projection.name, [f"{t}/{i}" for t, i in removed], version)

@@ -75,6 +75,9 @@ class SqlBackend(ABC):
     max_params: int = 900
     # What makes ORDER BY sort text by its bytes (code points), as Python does.
     byte_order: str = ""
+    # Whether CREATE INDEX fills every leaf of the index it builds (no fillfactor): then an
+    # index whose keys arrive in no order (hashed ids) is given room after it is built.
+    packed_builds: bool = False
     # The current time in microseconds since the epoch, as an SQL expression (the analysts'
     # views work out `lapsed` and `waiting_seconds` with it when they are read).
     now_us: ClassVar[str]
