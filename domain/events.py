@@ -46,13 +46,16 @@ class EncodedMoment(Mapping[str, Any]):
     a new moment from the two parts, encrypting only, and `json` is made if asked for.
     """
 
-    __slots__ = ("_decoded", "_json", "sealable")
+    __slots__ = ("_decoded", "_json", "sealable", "stream_id")
 
-    def __init__(self, json: bytes | None, sealable: tuple[bytes, bytes, str] | None = None
-                 ) -> None:
+    def __init__(self, json: bytes | None, sealable: tuple[bytes, bytes, str] | None = None,
+                 stream_id: str | None = None) -> None:
         assert json is not None or sealable is not None
         self._json = json
         self.sealable = sealable
+        # The id of the moment's stream (`moment_stream_id`), when a parse worker made it:
+        # a SHA-1 the recording process then need not compute.
+        self.stream_id = stream_id
         self._decoded: Moment | None = None
 
     @property

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -291,7 +291,8 @@ class _Fence:
         self.lock = lock
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = (),
+               stream_ids: Mapping[tuple[str, str], str] | None = None) -> Append:
         tenant = self.tenant
 
         def fenced(loaded: Loaded) -> Append:
@@ -302,7 +303,7 @@ class _Fence:
             return append
 
         with self.lock:
-            return self.store.record(keys, fenced, pairs)
+            return self.store.record(keys, fenced, pairs, stream_ids)
 
     def transaction(self, waiting: Callable[[], None] | None = None
                     ) -> AbstractContextManager[None]:

@@ -15,7 +15,7 @@ from time import monotonic
 from typing import NamedTuple, Protocol, cast
 
 from mot.domain.erasure import is_erased_customer
-from mot.domain.events import made_in_c
+from mot.domain.events import EncodedMoment, made_in_c
 from mot.domain.identity import MomentKey
 from mot.domain.ledger import Outcome, Stream, Verdict, Waiting, WaitKey, decide
 from mot.domain.messages import (
@@ -201,7 +201,7 @@ class LedgerService:
 
         parse_rejects = Rejection in map(type, parsed)  # (in C; no class derives from it)
         keys, pairs, rejects = _keys(parsed, items)
-        append = self.store.record(keys, plan, pairs)
+        append = self.store.record(keys, plan, pairs, _stream_ids(parsed))
         return BatchResult(list(append.verdicts), len(append.resolved))
 
     def _suppressed(self, rejected: Mapping[int, Named], parsed: Sequence[Parsed],
@@ -371,6 +371,14 @@ def _keys(parsed: Sequence[Parsed], sent: Sequence[HasNames],
                 if what[2] is not None:
                     keys.add((what[0], what[2]))
     return keys, pairs, rejected
+
+
+def _stream_ids(parsed: Sequence[Parsed]) -> dict[tuple[str, str], str]:
+    """(tenant, moment id) -> its stream id, for the new moments whose parse worker made it
+    (`EncodedMoment.stream_id`): the store then need not hash those keys."""
+    return {(p.tenant, p.moment_id): stream_id for p in parsed
+            if type(p) is RecordMoment and type(moment := p.moment) is EncodedMoment
+            and (stream_id := moment.stream_id) is not None}
 
 
 def _with_tenant_of(message: bytes, correction: bytes) -> bytes:

@@ -23,14 +23,17 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from mot.domain.events import EncodedMoment
+from mot.domain.identity import moment_stream_id
 from mot.domain.messages import Message, RecordMoment, Rejection, new_record_moment, parse_message
 from mot.domain.personal import sealable
 from mot.service.workers import OrderedPool, steady_heap, usable_cpus
 
 Parsed = Message | Rejection
-Compact = tuple[str, str, bytes] | tuple[str, str, bytes, bytes, str] | Message | Rejection
-"""A parsed message as a worker returns it: a moment as (id, tenant, JSON) or, split, as (id,
-tenant, plain JSON, personal plaintext, customer id); anything else as is."""
+Compact = (tuple[str, str, bytes, str] | tuple[str, str, bytes, bytes, str, str] | Message
+           | Rejection)
+"""A parsed message as a worker returns it: a moment as (id, tenant, JSON, stream id) or, split,
+as (id, tenant, plain JSON, personal plaintext, customer id, stream id); anything else as is.
+The stream id (`moment_stream_id`) is made in the worker, so the recording process does not."""
 
 
 class HasMessage(Protocol):
@@ -66,11 +69,14 @@ def _parse_compact(messages: list[bytes | None], now: datetime, split: bool = Tr
         parsed = parse_message(message, now)
         if type(parsed) is RecordMoment:
             moment = parsed.moment
+            moment_id, tenant = parsed.moment_id, parsed.tenant
             if split:
                 plain, personal = sealable(moment)
-                out.append((parsed.moment_id, parsed.tenant, plain, personal, moment["customer_id"]))
+                out.append((moment_id, tenant, plain, personal, moment["customer_id"],
+                            moment_stream_id(tenant, moment_id)))
             else:
-                out.append((parsed.moment_id, parsed.tenant, orjson.dumps(moment)))
+                out.append((moment_id, tenant, orjson.dumps(moment),
+                            moment_stream_id(tenant, moment_id)))
         else:
             out.append(parsed)
     return out
@@ -82,11 +88,12 @@ def expand(items: Sequence[HasMessage], compact: list[Compact | None]) -> list[P
     for item, entry in zip(items, compact, strict=True):
         if type(entry) is tuple:  # (a RecordMoment is a named tuple, never a tuple itself)
             moment: Any = entry
-            if len(moment) == 3:
-                parsed.append(new_record_moment((moment[0], EncodedMoment(moment[2]), moment[1])))
+            if len(moment) == 4:
+                parsed.append(new_record_moment(
+                    (moment[0], EncodedMoment(moment[2], None, moment[3]), moment[1])))
             else:
                 parsed.append(new_record_moment(
-                    (moment[0], EncodedMoment(None, moment[2:]), moment[1])))
+                    (moment[0], EncodedMoment(None, moment[2:5], moment[5]), moment[1])))
         elif entry is None:
             parsed.append(Rejection("", item.problem or ""))
         else:

@@ -6,7 +6,7 @@ The domain types are imported for annotations only: a store adapter imports this
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -58,11 +58,13 @@ class LedgerStore(Protocol):
     """The ledger: streams of moment events, their notification log, and the quarantine."""
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = (),
+               stream_ids: Mapping[tuple[str, str], str] | None = None) -> Append:
         """In one write transaction: load the streams of the moments `keys` name ((tenant,
         moment id); a None tenant names the id in every tenant) and of the pairs `pairs` names
         (link stream ids), and the corrections waiting for those moments; ask `plan` what to
-        do, do it (a rejected correction with `waits_for` is marked as waiting)."""
+        do, do it (a rejected correction with `waits_for` is marked as waiting). `stream_ids`:
+        the stream id (`moment_stream_id`) of some of the keys, made ahead (by a parse worker)."""
         ...
 
     def transaction(self, waiting: Callable[[], None] | None = None

@@ -25,6 +25,7 @@ from mot.adapters.stores.codec import to_row
 from mot.bootstrap import open_store
 from mot.cli.main import cli
 from mot.domain.events import EncodedMoment, MomentRecorded
+from mot.domain.identity import moment_stream_id
 from mot.domain.messages import RecordMoment
 from mot.service.ledger import Incoming
 from mot.service.parsing import ParsePool, parse_here
@@ -201,6 +202,11 @@ def test_a_moment_split_by_a_worker_is_sealed_as_its_dict_is(
     assert all(type(p.moment) is EncodedMoment and p.moment.sealable is None  # type: ignore[union-attr]
                for p in whole if isinstance(p, RecordMoment))
     assert split == here and whole == here
+    # Each new moment's stream id, made in the worker, is the one the store would make.
+    for parsed in (split, whole):
+        made = [(p.moment.stream_id, moment_stream_id(p.tenant, p.moment_id))  # type: ignore[union-attr]
+                for p in parsed if isinstance(p, RecordMoment)]
+        assert len(made) == len(moments) and all(ahead == own for ahead, own in made)
 
     def recorded(parsed: list[Any]) -> list[MomentRecorded]:
         # An origin that JSON escapes: the row is written out byte by byte, not by orjson.

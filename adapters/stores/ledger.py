@@ -10,7 +10,7 @@ place when it is first opened (`_scope_streams_by_tenant`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -136,7 +136,8 @@ class SqlLedger:
         return self._sealed
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = (),
+               stream_ids: Mapping[tuple[str, str], str] | None = None) -> Append:
         from mot.adapters.stores.codec import to_row
         from mot.domain.events import CustomersLinked, CustomersUnlinked, MomentRecorded
         from mot.domain.quarantine import erased_with
@@ -146,9 +147,12 @@ class SqlLedger:
         stream_id_param, moment_param = backend.stream_id_param, backend.moment_stream_param
         with backend.write("ledger") as tx:
             backend.point_reads(tx)
-            stream_ids = {key: moment_param(*key) for key in self._candidates(tx, keys)}
-            streams = self._streams(tx, stream_ids)
-            waiting = self._waiting(tx, keys, streams) if len(streams) < len(stream_ids) else ()
+            # A stream id made ahead (a parse worker's SHA-1) is only put in the store's form.
+            made_ahead = stream_ids or {}
+            ids_of = {key: moment_param(*key) if (made := made_ahead.get(key)) is None
+                      else stream_id_param(made) for key in self._candidates(tx, keys)}
+            streams = self._streams(tx, ids_of)
+            waiting = self._waiting(tx, keys, streams) if len(streams) < len(ids_of) else ()
             append = plan(Loaded(streams, self._pairs(tx, pairs) if pairs else {}, waiting))
             ids = []
             tenants: set[str] = set()
@@ -159,9 +163,9 @@ class SqlLedger:
                     ids.append(stream_id_param(event.link_id))
                     continue
                 key = (event.tenant, event.moment_id)
-                stream_id = stream_ids.get(key)
+                stream_id = ids_of.get(key)
                 if stream_id is None:
-                    stream_id = stream_ids[key] = moment_param(*key)
+                    stream_id = ids_of[key] = moment_param(*key)
                 ids.append(stream_id)
             if ids and self.sealed(tx):
                 rows = self._sealed_rows(tx, append.events, ids)

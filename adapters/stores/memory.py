@@ -71,9 +71,10 @@ class MemoryLedger:
         self._depth = 0  # transactions open (a unit of work holds the batches it records)
 
     def record(self, keys: Collection[tuple[str | None, str]],
-               plan: Callable[[Loaded], Append], pairs: Collection[str] = ()) -> Append:
+               plan: Callable[[Loaded], Append], pairs: Collection[str] = (),
+               stream_ids: Mapping[tuple[str, str], str] | None = None) -> Append:
         """`keys` name moments by (tenant, moment id); a None tenant, the id in every tenant;
-        `pairs`, link streams by id."""
+        `pairs`, link streams by id (`stream_ids` are not needed: streams are kept by key)."""
         from mot.domain.events import CustomersLinked, CustomersUnlinked
         from mot.domain.ledger import replay_pair, replay_stream
         from mot.domain.quarantine import Quarantined
