@@ -79,7 +79,13 @@ def test_a_wrong_master_key_is_one_clear_error(tmp_path: Path) -> None:
     assert "master key" in result.output and "not the one" in result.output, result.output
     (tmp_path / "mot.db.key").rename(tmp_path / "elsewhere.key")
     result = mot(store, "replay", ok=False)
-    assert result.exit_code != 0 and "master key" in result.output, result.output
+    assert result.exit_code != 0, result.output
+    assert "no master key" in result.output and "restore the key file" in result.output, \
+        result.output
+    # The store's keys exist, so no new key file is made beside it (it could only be wrong).
+    assert not (tmp_path / "mot.db.key").exists()
+    (tmp_path / "elsewhere.key").rename(tmp_path / "mot.db.key")
+    assert mot(store, "replay").exit_code == 0
 
 
 def test_MOT_KEYSTORE_keeps_the_keys_out_of_the_store(tmp_path: Path,

@@ -228,16 +228,19 @@ class Keystore:
         if self.key_file is None:  # an in-memory store: a key for this process alone
             self._master = new_key()
             return self._master
-        if os.path.dirname(self.key_file):
+        with self._tx(tx, write=False) as t:
+            check = t.query("SELECT value FROM mot_keystore WHERE name = 'check'")
+        # A store whose keys exist was made with a master key: a missing key file is one to
+        # restore, never one to make anew (a new one could only fail the check below and
+        # would lie beside the store looking like its key).
+        if not check and os.path.dirname(self.key_file):
             os.makedirs(os.path.dirname(self.key_file), exist_ok=True)
-        loaded = load_master_key(self.key_file, create=True)
+        loaded = load_master_key(self.key_file, create=not check)
         if loaded.created and sys.stderr.isatty():
             # On a terminal only: a script's stderr may be parsed (and the README says it).
             print(f"mot: created the master key file {self.key_file} (mode 0600). Back it up "
                   f"apart from the store: without it the store's personal fields cannot be "
                   f"read (or set {'MOT_MASTER_KEY'} instead)", file=sys.stderr, flush=True)
-        with self._tx(tx, write=False) as t:
-            check = t.query("SELECT value FROM mot_keystore WHERE name = 'check'")
         if check:
             try:
                 unseal(loaded.key, bytes(check[0][0]), CHECK_CONTEXT)
