@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import sha256
@@ -106,7 +106,16 @@ def unseal(key: bytes, sealed: bytes, context: bytes) -> bytes:
 
 def wrap_data_key(master: bytes, data_key: bytes, key_id: str) -> bytes:
     """A data key as stored: sealed by the master key and bound to its id."""
-    return seal(master, data_key, DATA_KEY_CONTEXT + key_id.encode())
+    return wrap_data_keys(master, [(key_id, data_key)], [os.urandom(NONCE_BYTES)])[0]
+
+
+def wrap_data_keys(master: bytes, keys: Sequence[tuple[str, bytes]], nonces: Sequence[bytes]
+                   ) -> list[bytes]:
+    """`wrap_data_key` of each (key id, data key), each with its own fresh random nonce of
+    `nonces` (a batch's new keys take theirs from one read of the random source)."""
+    encrypt = _aead(master).encrypt
+    return [nonce + encrypt(nonce, data_key, DATA_KEY_CONTEXT + key_id.encode())
+            for (key_id, data_key), nonce in zip(keys, nonces, strict=True)]
 
 
 def unwrap_data_key(master: bytes, wrapped: bytes, key_id: str) -> bytes:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mot.adapters.crypto import (
+    NONCE_BYTES,
     KeyProblem,
     keyed_digest,
     load_master_key,
@@ -20,6 +21,7 @@ from mot.adapters.crypto import (
     unseal,
     unwrap_data_key,
     wrap_data_key,
+    wrap_data_keys,
 )
 
 
@@ -35,6 +37,20 @@ def test_a_sealed_field_opens_with_its_key_and_context_only() -> None:
         unseal(key, sealed, b"moment:2:customer_id")  # moved to another field: refused
     with pytest.raises(KeyProblem):
         unseal(key, sealed[:-1] + bytes([sealed[-1] ^ 1]), b"moment:1:customer_id")
+
+
+def test_a_batch_of_data_keys_is_wrapped_each_under_its_own_nonce() -> None:
+    master = new_key()
+    keys = [(f"k{i}", new_key()) for i in range(3)]
+    nonces = [bytes([i]) * NONCE_BYTES for i in range(3)]
+    wrapped = wrap_data_keys(master, keys, nonces)
+    assert [w[:NONCE_BYTES] for w in wrapped] == nonces
+    assert [unwrap_data_key(master, w, key_id) for w, (key_id, _) in zip(wrapped, keys, strict=True)] == \
+        [key for _, key in keys]
+    with pytest.raises(KeyProblem):
+        unwrap_data_key(master, wrapped[0], "k1")  # bound to its own id
+    with pytest.raises(ValueError):
+        wrap_data_keys(master, keys, nonces[:2])  # a nonce each, no fewer
 
 
 def test_a_data_key_is_stored_wrapped_and_bound_to_its_id() -> None:

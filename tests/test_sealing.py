@@ -202,6 +202,33 @@ def test_keys_made_in_a_transaction_are_kept_once_it_commits_and_dropped_if_it_r
     assert stored == {"c-kept": again["c-kept"][0], "c-lost": again["c-lost"][0]}
 
 
+def test_the_keys_of_a_committed_transaction_are_kept_without_reading_them_back(
+        store_url: str) -> None:
+    """A transaction that committed holds every key made in it: the next transaction finds
+    them (the same key ids, the same ciphers) without asking the keystore's table again."""
+    import sqlite3
+
+    with open_store(store_url) as services:
+        keystore, backend = services.ledger_store.sealing.keystore, services.backend
+        with backend.write("ledger") as tx:
+            made = keystore.keys_for(tx, "acme", ["c-1", "c-2"])
+            assert not tx.committed
+        assert tx.committed
+        statements: list[str] = []
+        with backend.write("ledger") as tx:
+            connection = getattr(tx.cursor, "connection", None)
+            if isinstance(connection, sqlite3.Connection):
+                connection.set_trace_callback(statements.append)
+            again = keystore.keys_for(tx, "acme", ["c-2", "c-1"])
+            if isinstance(connection, sqlite3.Connection):
+                connection.set_trace_callback(None)
+                assert statements == []  # no key read back, none made
+            assert tx.scalar("SELECT COUNT(*) FROM mot_keys") == 2
+    assert {cid: key_id for cid, (key_id, _) in again.items()} == \
+        {cid: key_id for cid, (key_id, _) in made.items()}
+    assert again["c-1"][1] is made["c-1"][1]
+
+
 def test_a_key_made_meanwhile_by_another_process_is_the_one_used(store_url: str) -> None:
     """Keys are made for new customers without a look first (an import meets them in runs): a
     customer that another process gave a key meanwhile keeps that key (its row is not inserted

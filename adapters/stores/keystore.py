@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mot.adapters.crypto import (
     KEY_BYTES,
+    NONCE_BYTES,
     KeyProblem,
     keyed_digest,
     load_master_key,
@@ -38,7 +39,7 @@ from mot.adapters.crypto import (
     seal,
     unseal,
     unwrap_data_key,
-    wrap_data_key,
+    wrap_data_keys,
 )
 from mot.adapters.stores.sql import SqlBackend, Tx, chunks
 
@@ -331,6 +332,11 @@ class Keystore:
         pending, self._pending = self._pending, {}
         if not pending:
             return
+        if self._pending_tx is not None and self._pending_tx.committed:
+            # Committed: every key made in it is in the keystore, none to read back.
+            for (tenant, cid), found in pending.items():
+                self._by_customer.put(tenant, cid, found)
+            return
         by_id = {key_id: (customer, found) for customer, found in pending.items()
                  for key_id in (found[0],)}
         with self._tx(tx, write=False) as t:
@@ -345,13 +351,18 @@ class Keystore:
               customers: Sequence[str], out: dict[str, tuple[str, bytes]]) -> set[str]:
         """New keys for these customers (digests) that have none; the digests given one."""
         # One read of the random source for the batch: each key's 16-byte id (random, so it
-        # names no one) and its 32 bytes.
-        size = ID_BYTES + KEY_BYTES
+        # names no one), its 32 bytes and the nonce that wraps it.
+        size = ID_BYTES + KEY_BYTES + NONCE_BYTES
         random = os.urandom(size * len(customers))
-        made = {customer: (random[at:at + ID_BYTES].hex(), random[at + ID_BYTES:at + size])
-                for customer, at in zip(customers, range(0, len(random), size), strict=True)}
-        rows = [(key_id, tenant, customer, wrap_data_key(master, key, key_id))
-                for customer, (key_id, key) in made.items()]
+        made: dict[str, tuple[str, bytes]] = {}
+        nonces: list[bytes] = []
+        for customer, at in zip(customers, range(0, len(random), size), strict=True):
+            made[customer] = (random[at:at + ID_BYTES].hex(),
+                              random[at + ID_BYTES:at + ID_BYTES + KEY_BYTES])
+            nonces.append(random[at + ID_BYTES + KEY_BYTES:at + size])
+        wrapped = wrap_data_keys(master, list(made.values()), nonces)
+        rows = [(key_id, tenant, customer, box)
+                for (customer, (key_id, _)), box in zip(made.items(), wrapped, strict=True)]
         # A customer given a key meanwhile (another process) keeps that one: its row is not
         # inserted, and `_read` finds it.
         kept = self.backend.insert_new(t, "mot_keys", ("key_id", "tenant", "customer", "wrapped"),

@@ -27,6 +27,9 @@ class Tx:
         self.cursor = cursor
         self.native = native  # what the backend's recorder takes as its cursor
         self._convert = placeholder != "?"
+        # True once the outermost `SqlBackend.write` that opened it has committed (the
+        # keystore then keeps the keys made in it without reading them back).
+        self.committed = False
 
     def sql(self, statement: str) -> str:
         return statement.replace("?", "%s") if self._convert else statement
@@ -115,6 +118,7 @@ class SqlBackend(ABC):
                 yield tx
             finally:
                 self._writes.open = None
+        tx.committed = True  # the block ended without an error: `begin_write` committed
 
     def _open_write(self) -> tuple[str, Tx] | None:
         return getattr(self._writes, "open", None)
