@@ -14,7 +14,7 @@ from mot.adapters.http.tenancy import (
 )
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
-from mot.cli.params import ROW_ID, SECONDS, seconds, whole
+from mot.cli.params import ROW_ID, SECONDS, rate, seconds, whole
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
@@ -146,14 +146,14 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
               "to --memory-budget; default half of --memory-budget): a tenant that floods "
               "waits for its own requests, then gets 429 tenant_memory, and leaves the rest "
               "to the others.")
-@click.option("--tenant-rate", type=click.FloatRange(0, 1e9), default=DEFAULT_TENANT_RATE,
+@click.option("--tenant-rate", type=rate("requests a second"), default=DEFAULT_TENANT_RATE,
               show_default=True, envvar="MOT_TENANT_RATE", show_envvar=True, metavar="PER_S",
               help="Requests a second one tenant's tokens may send (a token bucket per tenant); "
                    "more get 429 rate_limited with Retry-After. 0: no limit.")
 @click.option("--tenant-burst", type=whole(1), default=DEFAULT_TENANT_BURST, show_default=True,
               envvar="MOT_TENANT_BURST", show_envvar=True,
               help="Requests one tenant may send at once above --tenant-rate (the bucket's size).")
-@click.option("--report-rate", type=click.FloatRange(0, 1e9), default=DEFAULT_REPORT_RATE,
+@click.option("--report-rate", type=rate("reports a minute"), default=DEFAULT_REPORT_RATE,
               show_default=True, envvar="MOT_REPORT_RATE", show_envvar=True, metavar="PER_MIN",
               help="GET /v1/report pages a minute per tenant, one at a time (each computes a "
                    "whole report); more get 429 report_rate or report_busy. 0: no rate limit.")

@@ -8,7 +8,7 @@ here, click names the option and the range.
 A number of seconds is a float, and click's FloatRange lets `nan` and `inf` through (`nan`
 compares false with both bounds): `--poll nan` reached time.sleep as a ValueError traceback
 or a loop that never waited, and `--poll 1e300` an OverflowError. Every float option is a
-`seconds(...)`, finite and at most SECONDS_MAX.
+`Finite` (`seconds(...)`, `rate(...)`): finite and bounded.
 
 The option types live here, apart from the commands, so that a command's module imports
 them without another command's module (`mot export` loaded `mot query`'s output code and
@@ -46,24 +46,37 @@ def count(minimum: int = 1) -> click.IntRange:
     return Whole(minimum, BIGINT_MAX)
 
 
-class Seconds(click.FloatRange):
-    """A finite number of seconds from `minimum` to SECONDS_MAX."""
+class Finite(click.FloatRange):
+    """A finite number of `unit` from `minimum` to `maximum` (click's FloatRange alone lets
+    `nan` and `inf` through)."""
 
-    name = "seconds"
-
-    def __init__(self, minimum: float) -> None:
-        super().__init__(minimum, SECONDS_MAX)
+    def __init__(self, minimum: float, maximum: float, unit: str) -> None:
+        super().__init__(minimum, maximum)
+        self.name = unit
+        self.unit = unit
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+            self.fail(f"{value!r} is not a finite number of {self.unit}.", param, ctx)
         return super().convert(number, param, ctx)
+
+
+class Seconds(Finite):
+    """A finite number of seconds from `minimum` to SECONDS_MAX."""
+
+    def __init__(self, minimum: float) -> None:
+        super().__init__(minimum, SECONDS_MAX, "seconds")
 
 
 def seconds(minimum: float) -> Seconds:
     """A wait, a timeout or a lease, in seconds: finite, from `minimum` to SECONDS_MAX."""
     return Seconds(minimum)
+
+
+def rate(unit: str) -> Finite:
+    """A rate limit (`unit`: "requests a second"...): finite, from 0 (no limit) to 1e9."""
+    return Finite(0, 1e9, unit)
 
 
 ROW_ID = count(1)  # a quarantined message's or a token's id

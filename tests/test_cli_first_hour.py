@@ -787,20 +787,22 @@ def float_options() -> list[tuple[list[str], str, object]]:
 def test_every_float_option_refuses_nan_and_infinity(tmp_path: Path) -> None:
     """click's FloatRange lets nan and inf through (nan compares false with both bounds):
     `mot project --follow --poll nan` looped without waiting, and `--poll 1e300` reached
-    time.sleep as an OverflowError traceback. Every float option is now the one finite
-    type of cli/params.py, and each such value is a usage error naming the option."""
-    from mot.cli.params import Seconds
+    time.sleep as an OverflowError traceback (and `mot serve --tenant-rate nan` would have
+    made a token bucket that never refills). Every float option is now the one finite type of
+    cli/params.py, and each such value is a usage error naming the option."""
+    from mot.cli.params import Finite
 
     options = float_options()
     assert (["project"], "--poll", SECONDS) in options and len(options) >= 12
     for path, option, kind in options:
-        assert isinstance(kind, Seconds), (path, option)
+        assert isinstance(kind, Finite), (path, option)
         for value in ("nan", "inf", "-inf", "1e300"):
             refused = CliRunner().invoke(cli, ["--store", str(tmp_path / "none.db"), *path,
                                                option, value])
             assert refused.exit_code == 2, (path, option, value, refused.output)
-            assert f"Error: Invalid value for '{option}': " in refused.stderr, refused.stderr
-            assert ("is not a finite number of seconds." in refused.stderr
+            # (an option read from the environment too names its variable after it)
+            assert f"Error: Invalid value for '{option}'" in refused.stderr, refused.stderr
+            assert (f"is not a finite number of {kind.unit}." in refused.stderr
                     or "1e+300 is not in the range" in refused.stderr), refused.stderr
     assert not list(tmp_path.iterdir())
 
