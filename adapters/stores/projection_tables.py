@@ -1211,9 +1211,9 @@ class SqlSession:
                        new: Mapping[Any, tuple[Any, ...]], version: int) -> None:
         """Write the rows of `new` (without their version) that differ from `old`'s rows of
         the same key: those `old` lacks by upsert, the others, on SQLite, by `_update`."""
-        if self.backend.server_uri() is not None:
-            # PostgreSQL's indexes follow the values an update changes, not the columns it
-            # names; its bulk upsert is one statement.
+        if not self.backend.updates_touch_named_indexes:
+            # The indexes follow the values an update changes, not the columns it names
+            # (PostgreSQL): one bulk upsert statement.
             self._upsert(projection.name, projection.columns,
                          [(*row, version) for key, row in new.items() if old.get(key) != row],
                          key=projection.key)

@@ -81,6 +81,9 @@ class SqlBackend(ABC):
     # Whether CREATE INDEX fills every leaf of the index it builds (no fillfactor): then an
     # index whose keys arrive in no order (hashed ids) is given room after it is built.
     packed_builds: bool = False
+    # Whether an UPDATE rewrites the index of every column it names, even set to the value it
+    # had: then changed rows are updated naming only the indexed columns that changed.
+    updates_touch_named_indexes: bool = False
     # The current time in microseconds since the epoch, as an SQL expression (the analysts'
     # views work out `lapsed` and `waiting_seconds` with it when they are read).
     now_us: ClassVar[str]

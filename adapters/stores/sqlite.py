@@ -48,6 +48,8 @@ class SQLiteBackend(SqlBackend):
     # SQLite's CREATE INDEX leaves < 1 % of a leaf free (PostgreSQL's leaves 10 %, its
     # fillfactor), so the first key a catch-up inserts into a leaf splits it.
     packed_builds = True
+    # SQLite rewrites the index of every column an UPDATE sets (PostgreSQL follows values).
+    updates_touch_named_indexes = True
 
     def __init__(self, path: str, *, create: bool = True) -> None:
         super().__init__()
