@@ -24,7 +24,7 @@ import anyio
 import httpx
 import orjson
 import pytest
-from test_http_limits import moments, read_by_the_server, send_partial, server, tokens
+from test_http_limits import held, moments, server, tokens
 
 from mot.adapters.http.tenancy import FairTurns, Quotas, TenantLimited, TenantQuotas
 
@@ -64,12 +64,7 @@ def test_a_tenant_flooding_the_memory_budget_fills_only_its_share(tmp_path: Path
     head = (f"POST /v1/moments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token['acme']}\r\n"
             "Content-Length: 65536\r\n\r\n").encode() + b'{"customer_id"'
     with server(store, *options) as (url, _):
-        trickles = [send_partial(url, head) for _ in range(5)]
-        for trickle in trickles:
-            started = time.monotonic()
-            while not read_by_the_server(trickle):
-                assert time.monotonic() - started < 120, "the server did not read a request"
-                time.sleep(0.01)
+        trickles = held(url, head, 5)
         globex = {"Authorization": f"Bearer {token['globex']}"}
         answers = [httpx.post(f"{url}/v1/moments", headers=globex, timeout=120,
                               content=moments(2000).replace(b'"m-', f'"g{n}-'.encode()))

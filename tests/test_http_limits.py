@@ -203,6 +203,17 @@ def read_by_the_server(sock: socket.socket) -> bool:
     return False
 
 
+def held(url: str, head: bytes, count: int) -> list[socket.socket]:
+    """`count` requests that send `head` and no more, each once the server has read it."""
+    trickles = [send_partial(url, head) for _ in range(count)]
+    for trickle in trickles:
+        started = time.monotonic()
+        while not read_by_the_server(trickle):
+            assert time.monotonic() - started < 120, "the server did not read a request"
+            time.sleep(0.01)
+    return trickles
+
+
 def read_all(sock: socket.socket) -> bytes:
     data = b""
     while chunk := sock.recv(65536):

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from http_support import Api, api
 
@@ -189,3 +190,53 @@ def test_a_vendor_body_giving_a_field_twice_is_400_naming_it(client: Api) -> Non
     assert answer.status_code == 400
     assert answer.json()["detail"].startswith("records[0].Subject is given more than once")
     assert client.services.ledger_store.head() == 0
+
+
+def test_signed_webhooks_are_under_their_tenants_rate_and_forgeries_under_their_own_share(
+        tmp_path: Path) -> None:
+    """A real `mot serve`: signed webhooks count against their tenant's --tenant-rate (they
+    bypassed it: a vendor's flood was never refused), a forged one (bad signature) counts
+    against no tenant's rate, and forged bodies that trickle in hold the source's own share
+    of the memory, not the tenant's (globex, or anyone, could fill acme's share with them and
+    leave acme's own batches 429)."""
+    from test_http_fairness import answer_of
+    from test_http_limits import held, moments, server, tokens
+
+    store = str(tmp_path / "mot.db")
+    token = tokens(store)
+    config = tmp_path / "mot.toml"
+    config.write_text((FIXTURES / "mot.toml").read_text() + f"""
+[webhooks.hubspot]
+secret = "{HUBSPOT_SECRET}"
+url = "{HUBSPOT_URL}"
+""")
+    body = first_line("hubspot_engagements.jsonl")
+    options = ("--config", str(config), "--tenant-rate", "0.2", "--tenant-burst", "3",
+               "--max-body", "64KiB", "--memory-budget", "256KiB", "--tenant-memory", "128KiB",
+               "--budget-wait", "0.5", "--read-timeout", "8")
+    with server(store, *options) as (url, _), httpx.Client(base_url=url, timeout=60) as http:
+        forged = [http.post("/v1/webhooks/hubspot", content=body,
+                            headers=hubspot_headers(body, secret="wrong")) for _ in range(4)]
+        assert [a.status_code for a in forged] == [401] * 4
+        signed = [http.post("/v1/webhooks/hubspot", content=body, headers=hubspot_headers(body))
+                  for _ in range(5)]
+        statuses = [a.status_code for a in signed]
+        assert statuses[:3] == [200] * 3, signed[0].text
+        assert 429 in statuses[3:], statuses
+        refused = signed[statuses.index(429)]
+        assert refused.json()["code"] == "rate_limited"
+        assert "--tenant-rate" in refused.json()["detail"]
+        globex = {"Authorization": f"Bearer {token['globex']}"}
+        assert http.post("/v1/moments", content=moments(1000), headers=globex).status_code == 200
+
+        # Forged bodies that trickle in: two fill a tenant's share (64 KiB each of 128 KiB).
+        head = (b"POST /v1/webhooks/hubspot HTTP/1.1\r\nHost: x\r\n"
+                b"X-HubSpot-Signature-v3: forged\r\nX-HubSpot-Request-Timestamp: 0\r\n"
+                b"Content-Length: 65536\r\n\r\n{\"results\"")
+        trickles = held(url, head, 2)
+        time.sleep(5.5)  # acme's request rate fills again (0.2 a second)
+        acme = {"Authorization": f"Bearer {token['acme']}"}
+        answer = http.post("/v1/moments", headers=acme,
+                           content=moments(1000).replace(b'"m-', b'"a-'))
+        assert answer.status_code == 200, answer.text
+        assert [int(answer_of(t).split(b" ", 2)[1]) for t in trickles] == [408, 408]

@@ -20,10 +20,9 @@ from mot.adapters.http.bodies import (
     split_batch,
     without_bom,
 )
-from mot.adapters.http.deps import Context
+from mot.adapters.http.deps import ApiContext, Context
 from mot.adapters.http.errors import ApiError
-from mot.adapters.http.ingest import Ingest
-from mot.adapters.http.webhooks import Source, WebhookSettings, check_hubspot, check_zendesk
+from mot.adapters.http.webhooks import Source, check_hubspot, check_zendesk
 from mot.adapters.sources.vendor import VendorStats, map_value
 from mot.adapters.vendors import SOURCES
 from mot.domain.messages import GIVEN_TWICE, duplicate_field
@@ -55,16 +54,21 @@ async def webhook(source: Source, request: Request, context: Context,
     if settings.secrets.get(source) is None:  # authenticate before reading the body
         principal = await run_in_threadpool(authenticate, context.access, credentials, "write")
         context.quotas.admit(principal.tenant)
-    # A signed webhook's tenant is its vendor's section's: known before the body is read.
-    tenant = principal.tenant if principal is not None else settings.vendors[source].tenant
-    async with context.ingest.receive(request, tenant) as body:
-        return await _receive(source, request, request_id, body, principal, settings,
-                              context.ingest)
+        holder = principal.tenant
+    else:
+        # A signed webhook's body is read before its signature can be checked: it is held in
+        # the source's own share of the memory budget (a tenant's name holds no NUL), so that
+        # forged bodies, which anyone can send, take no room from the vendor's tenant's other
+        # requests. Its tenant's request rate is charged once the signature verifies.
+        holder = f"\0webhook:{source}"
+    async with context.ingest.receive(request, holder) as body:
+        return await _receive(source, request, request_id, body, principal, context)
 
 
 async def _receive(source: str, request: Request, request_id: str, body: bytes,
-                   principal: Principal | None, settings: WebhookSettings,
-                   ingest: Ingest) -> Response:
+                   principal: Principal | None, context: ApiContext) -> Response:
+    settings = context.webhooks
+    ingest = context.ingest
     secret = settings.secrets.get(source)
     if secret is not None:
         now = time.time()
@@ -77,6 +81,7 @@ async def _receive(source: str, request: Request, request_id: str, body: bytes,
         if problem is not None:
             raise ApiError(401, f"{source} webhook refused: {problem}", code="bad_signature")
         principal = Principal(0, settings.vendors[source].tenant, frozenset({"write"}))
+        context.quotas.admit(principal.tenant)
         config = settings.vendors
     else:
         assert principal is not None
