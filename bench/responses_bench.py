@@ -4,9 +4,10 @@
     .venv/bin/python bench/responses_bench.py --callgrind --n 20000 --stores sqlite
 
 For each store, on a store holding the import bench's N-moment sample (imported with
-`mot import`, not timed), `services.projections.replay(workers=0)` in this process: first
-`mot replay` once untimed (the first rebuild after the import also drops the import's tables
-and grows the file), then alternately (A B B A ...) with the responses fold as shipped and with it
+`mot import` and rebuilt with `mot replay` once, not timed: the first rebuild after the
+import also drops the import's tables and grows the file; benchlib.replayed_store, shared
+with the alerts bench within a run of bench/run.py), `services.projections.replay(workers=0)`
+in this process, alternately (A B B A ...) with the responses fold as shipped and with it
 switched off (its fold returns no request, so no row is written either): the same store,
 the same moments, interleaved so that a change of the machine's load weighs on both. Rate =
 ledger head / wall seconds (and / CPU seconds, steadier on a loaded machine: this process's,
@@ -43,14 +44,11 @@ from typing import Any
 from benchlib import (
     drop_store,
     environment,
-    fresh_store,
     log,
-    mot_command,
     num,
     parser,
+    replayed_store,
     report_row,
-    run_measured,
-    sample_file,
     stores_of,
     table,
     verdict,
@@ -163,15 +161,12 @@ def main() -> None:
     if args.one_rebuild:
         one_rebuild(*args.one_rebuild)
         return
-    sample = sample_file(args.n, args.seed)
     results: dict[str, Any] = {"environment": environment(), "n": args.n, "stores": {},
                                "rows": []}
     rows = []
     for kind in stores_of(args.stores):
         name = f"responses_{args.n}"
-        url = fresh_store(kind, name, args)
-        log(f"{kind}: importing {args.n:,} moments (not timed)")
-        subprocess.run([*mot_command(), "--store", url, "import", "-q", str(sample)], check=True)
+        url = replayed_store(kind, name, args)  # imported and rebuilt once, not timed
         if args.callgrind:
             counted = callgrind(url, kind)
             results["stores"][kind] = {"callgrind": counted,
@@ -183,11 +178,6 @@ def main() -> None:
             drop_store(kind, name, args)
             continue
         runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
-        # Untimed, so `mot replay` with its fold workers: the same tables as an in-process
-        # rebuild leaves, sooner on a machine with a spare CPU.
-        warm = run_measured([*mot_command(), "--store", url, "replay", "-q"],
-                            "a first rebuild, not counted").check("mot replay")
-        log(f"{kind}: a first rebuild (mot replay), not counted: {warm.seconds:.1f} s")
         order = ["with", "without", "without", "with"] * ((args.rounds + 1) // 2)
         for variant in order[:2 * args.rounds]:
             fold = folding.fold_responses if variant == "with" else _no_responses

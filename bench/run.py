@@ -39,7 +39,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from benchlib import DEFAULT_PG, OUT, ROOT, environment, log, num, pg_settings, report_row
+from benchlib import (
+    DEFAULT_PG,
+    OUT,
+    ROOT,
+    SHARED_STORES,
+    drop_shared_stores,
+    environment,
+    log,
+    num,
+    pg_settings,
+    report_row,
+)
 
 RESULTS = ROOT / "bench" / "results"
 FULL_N = (10_000, 100_000, 1_000_000)
@@ -697,17 +708,25 @@ def main() -> int:
                     # of its short runs took a quarter of its time).
                     write(data, folder, started, draw=not quick())
 
-    if quick():
-        queue = _shared_store_in_turn(jobs)  # the lanes take the next job from one queue
-        lanes = [threading.Thread(target=run_jobs, args=(queue,)) for _ in range(QUICK_LANES)]
-        for lane in lanes:
-            lane.start()
-        for lane in lanes:
-            lane.join()
-        order = {path.stem: i for i, path in enumerate(benches())}
-        data["runs"].sort(key=lambda r: (order.get(r["bench"], len(order)), r["n"]))
-    else:
-        run_jobs(jobs)
+    # The benches of this run share the sample's imported and rebuilt store (alerts,
+    # responses: benchlib.replayed_store), dropped once they are done.
+    run_id = os.environ.setdefault(SHARED_STORES, str(os.getpid()))
+    try:
+        if quick():
+            queue = _shared_store_in_turn(jobs)  # the lanes take the next job from one queue
+            lanes = [threading.Thread(target=run_jobs, args=(queue,))
+                     for _ in range(QUICK_LANES)]
+            for lane in lanes:
+                lane.start()
+            for lane in lanes:
+                lane.join()
+            order = {path.stem: i for i, path in enumerate(benches())}
+            data["runs"].sort(key=lambda r: (order.get(r["bench"], len(order)), r["n"]))
+        else:
+            run_jobs(jobs)
+    finally:
+        if run_id == str(os.getpid()):
+            drop_shared_stores(run_id)
     write(data, folder, started)
     for v in data["scaling"]:
         ok = v["rate_ok"] and v["rss_ok"] is not False
