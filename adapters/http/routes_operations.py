@@ -1,5 +1,8 @@
 """Operations: liveness and Prometheus metrics (no tenant's token; nothing about any tenant).
 
+/healthz tells anyone only whether the server is well: never a count (its 503 names no
+number of waiting events; the server's log and /metrics do).
+
 The metrics are the server's totals (messages by outcome, the ledger's head): a tenant
 reading them twice learns how much the others sent meanwhile. With `--metrics-token`
 (MOT_METRICS_TOKEN) only the operator's scraper, sending that token, reads them.
@@ -8,6 +11,7 @@ reading them twice learns how much the others sent meanwhile. With `--metrics-to
 from __future__ import annotations
 
 import hmac
+import logging
 
 from fastapi import APIRouter, Request, Response
 
@@ -18,6 +22,7 @@ from mot.adapters.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mot.adapters.http.models import Health
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("mot.http")
 
 
 @router.get("/healthz", response_model=None,
@@ -30,9 +35,15 @@ def healthz(context: Context) -> Response:
     else:
         status = context.services.projections.status()
         if status.stalled(context.stall_after_s):
+            # Anyone may ask /healthz: how many events wait, and how old, are every tenant's
+            # (sampled twice, how much the others sent), so they go to the server's log and
+            # /metrics, not to the answer.
+            log.warning("the projections have made no progress for more than %g s while %s "
+                        "events wait (the oldest %.0f s old)", context.stall_after_s,
+                        f"{status.lag:,}", status.lag_seconds)
             return errors.problem(503, f"the projections have made no progress for more than "
-                                  f"{context.stall_after_s:g} s while {status.lag:,} events wait "
-                                  f"(the oldest {status.lag_seconds:,.0f} s old)",
+                                  f"{context.stall_after_s:g} s while events wait (how many: "
+                                  f"mot status, or /metrics' mot_projection_lag)",
                                   code="projector_stalled")
     return Response(b'{"status":"ok"}', media_type="application/json")
 
