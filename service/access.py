@@ -16,6 +16,10 @@ writes through `TenantLedger`, which keeps a token inside its tenant:
 - inside the write transaction a fence checks again that no event goes to a
   stream of another tenant (a moment recorded meanwhile by someone else); if
   one would, the transaction is rolled back and the batch decided again.
+
+Writers of one process commit in groups (`GroupCommit`): the batches that wait while one
+transaction is written go together into the next, each decided on its own and answered
+after that commit.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 import orjson
 
@@ -202,17 +206,102 @@ class TenantConflict(RuntimeError):
 _MISSING: Final = object()
 
 
-class TenantLedger:
-    """Records batches on behalf of one tenant at a time; one per process (it serialises writers).
+T = TypeVar("T")
 
-    Writers of one process take turns on a lock before the store's own writer lock:
-    SQLite's busy-wait would otherwise put concurrent requests to sleep for up to
-    100 ms at a time. Validation still runs outside the lock.
+
+class _Write(Generic[T]):
+    __slots__ = ("done", "error", "result", "write")
+
+    def __init__(self, write: Callable[[], T]) -> None:
+        self.write = write
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def alone(self) -> None:
+        try:
+            self.result = self.write()
+        except Exception as error:  # this write's answer, raised in its own thread
+            self.error = error
+        self.done = True
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]  # (done without an error: set)
+
+
+class GroupCommit:
+    """Writers of one process take turns, and the one whose turn it is writes the batches
+    that came while the previous transaction was written too, all in one transaction
+    (`store.transaction()`, which each batch's own `store.record` joins): one commit, with
+    its round trip, WAL flush and lock, for several requests' batches. Each batch is still
+    decided on its own, seeing the ones written before it in the same transaction, and its
+    writer returns only after the commit, so no answer is given for what a crash could still
+    take back. When any batch of a group fails, the group is rolled back whole and each of its
+    batches written again in its own transaction, so that one batch's error is its own.
+
+    The turns are taken before the store's own writer lock: SQLite's busy-wait would
+    otherwise put concurrent requests to sleep for up to 100 ms at a time.
     """
+
+    def __init__(self, store: LedgerStore | None = None) -> None:
+        self.store = store
+        self._cond = threading.Condition()
+        self._waiting: list[_Write[Any]] = []
+        self._busy = False
+        self.commits = 0  # transactions written, groups or alone (tests read it)
+
+    def run(self, write: Callable[[], T]) -> T:
+        """`write()` (a `store.record`), committed alone or with the others waiting."""
+        entry = _Write(write)
+        with self._cond:
+            self._waiting.append(entry)
+            while self._busy and not entry.done:
+                self._cond.wait()
+            if entry.done:
+                return entry.outcome()
+            self._busy = True
+            group, self._waiting = self._waiting, []
+        try:
+            self._write(group)
+        finally:
+            with self._cond:
+                self._busy = False
+                for other in group:  # a BaseException ended the group: its batches failed
+                    if not other.done:
+                        other.error, other.done = RuntimeError("the write was interrupted"), True
+                self._cond.notify_all()
+        return entry.outcome()
+
+    def _write(self, group: list[_Write[Any]]) -> None:
+        if len(group) == 1 or self.store is None:
+            for entry in group:
+                entry.alone()
+                self.commits += 1
+            return
+        results = []
+        try:
+            with self.store.transaction():
+                for entry in group:
+                    results.append(entry.write())
+        except Exception:  # rolled back whole: each alone, for its own answer
+            for entry in group:
+                entry.alone()
+                self.commits += 1
+            return
+        self.commits += 1
+        for entry, result in zip(group, results, strict=True):
+            entry.result, entry.done = result, True
+
+
+class TenantLedger:
+    """Records batches on behalf of one tenant at a time; one per process (it serialises
+    writers, committing in groups: `GroupCommit`). Validation runs outside the turns."""
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
-        self.write_lock = threading.Lock()
+        self.writers = GroupCommit(store)
 
     def record(self, tenant: str, items: Sequence[Submitted]) -> list[Answer]:
         for attempt in range(1, FENCE_ATTEMPTS + 1):
@@ -251,7 +340,7 @@ class TenantLedger:
             positions.append(index)
             incoming.append(Incoming(item.raw, item.origin, payload, item.problem, item.names))
         if incoming:
-            fenced = _Fence(self.store, tenant, self.write_lock)
+            fenced = _Fence(self.store, tenant, self.writers)
             result = LedgerService(fenced).record(incoming)
             for index, verdict in zip(positions, result.verdicts, strict=True):
                 rejection = verdict.rejection
@@ -285,10 +374,10 @@ def _shown(value: Any) -> str:
 class _Fence:
     """The ledger store, refusing (inside the write transaction) any event on another tenant's moment."""
 
-    def __init__(self, store: LedgerStore, tenant: str, lock: threading.Lock) -> None:
+    def __init__(self, store: LedgerStore, tenant: str, writers: GroupCommit) -> None:
         self.store = store
         self.tenant = tenant
-        self.lock = lock
+        self.writers = writers
 
     def record(self, keys: Collection[tuple[str | None, str]],
                plan: Callable[[Loaded], Append], pairs: Collection[str] = (),
@@ -302,8 +391,7 @@ class _Fence:
                                      "moment or pair; rolled back")
             return append
 
-        with self.lock:
-            return self.store.record(keys, fenced, pairs, stream_ids)
+        return self.writers.run(lambda: self.store.record(keys, fenced, pairs, stream_ids))
 
     def transaction(self, waiting: Callable[[], None] | None = None
                     ) -> AbstractContextManager[None]:

@@ -163,7 +163,7 @@ def test_amend_or_retract_of_another_tenants_moment_waits_for_the_tenants_own(lo
 def test_the_fence_refuses_inside_the_transaction(store_url: str) -> None:
     """Had another tenant recorded the moment between the check and the write (the race the
     fence is for), the write transaction rolls back."""
-    from mot.service.access import _Fence
+    from mot.service.access import GroupCommit, _Fence
 
     services = open_store(store_url)
     try:
@@ -172,20 +172,18 @@ def test_the_fence_refuses_inside_the_transaction(store_url: str) -> None:
         assert theirs is not None
         amend = orjson.dumps({"type": "amend", "moment_id": theirs, "set": {"reach": 9},
                               "reason": "x"})
-        import threading
-
-        fenced = LedgerService(_Fence(services.ledger_store, "acme", threading.Lock()))
+        fenced = LedgerService(_Fence(services.ledger_store, "acme", GroupCommit()))
         with pytest.raises(TenantConflict):
             fenced.record([Incoming(amend, "test")])
         assert len(services.ledger_store.stream(theirs)) == 1
         assert services.ledger_store.quarantine_count() == 0
         # The fence lets the tenant's own moments through.
-        own = LedgerService(_Fence(services.ledger_store, "globex", threading.Lock()))
+        own = LedgerService(_Fence(services.ledger_store, "globex", GroupCommit()))
         assert own.record([Incoming(amend, "test")]).verdicts[0].outcome.value == "amended"
         # Nor does the fence name another tenant.
         assert services.ledger_store.tenants() == ["globex"]
-        assert _Fence(services.ledger_store, "acme", threading.Lock()).tenants() == []
-        assert _Fence(services.ledger_store, "globex", threading.Lock()).tenants() == ["globex"]
+        assert _Fence(services.ledger_store, "acme", GroupCommit()).tenants() == []
+        assert _Fence(services.ledger_store, "globex", GroupCommit()).tenants() == ["globex"]
     finally:
         services.close()
 
@@ -344,3 +342,74 @@ def test_another_tenants_admin_can_neither_count_nor_purge_what_this_tenant_sent
         assert mine["quarantined"] == 3 and mine["warning"] is None, mine
         client.post("acme_admin", orjson.dumps(body), path="/v1/erasures")
         assert client.services.quarantine.entries() == []
+
+
+def test_batches_waiting_for_a_commit_are_written_in_one_and_answered_each(
+        services: Any) -> None:
+    """While one transaction is written, the batches that come wait and then go together into
+    the next (group commit): each answered its own outcomes, a moment sent by two of them
+    recorded once. A batch that fails has the group rolled back and the others written alone."""
+    import threading
+    import time
+
+    from mot.service.access import Submitted, TenantLedger
+
+    ledger = TenantLedger(services.ledger_store)
+    writers = ledger.writers
+    gate = threading.Event()
+
+    def submitted(source_id: str, tenant: str | None = None) -> list[Submitted]:
+        data = {**MOMENT, "source": {"system": "crm", "id": source_id}}
+        if tenant is not None:
+            data["tenant"] = tenant
+        return [Submitted(orjson.dumps(data), data, f"test:{source_id}")]
+
+    def run_group(extra: list[tuple[str, Any]]) -> dict[str, Any]:
+        answers: dict[str, Any] = {}
+        holder = threading.Thread(target=writers.run, args=(gate.wait,))
+        holder.start()
+        while not writers._busy:  # the holder's write (waiting for the gate) has the turn
+            time.sleep(0.001)
+
+        def send(name: str, work: Any) -> None:
+            try:
+                answers[name] = work()
+            except Exception as error:
+                answers[name] = error
+
+        threads = [threading.Thread(target=send, args=item) for item in extra]
+        for thread in threads:
+            thread.start()
+        while len(writers._waiting) < len(extra):
+            time.sleep(0.001)
+        before = writers.commits
+        gate.set()
+        for thread in [holder, *threads]:
+            thread.join()
+        gate.clear()
+        answers["commits"] = writers.commits - before
+        return answers
+
+    acme = [(f"acme-{i}", lambda i=i: ledger.record("acme", submitted(f"r-{i}"))) for i in range(3)]
+    twice = [("again", lambda: ledger.record("acme", submitted("r-0")))]
+    globex = [("globex", lambda: ledger.record("globex", submitted("r-9")))]
+    answers = run_group(acme + twice + globex)
+    assert answers["commits"] == 2  # the holder's, then the five that waited in one
+    outcomes = [answers[name][0].outcome for name in ("acme-0", "acme-1", "acme-2", "globex")]
+    assert outcomes == ["recorded"] * 4
+    assert answers["again"][0].outcome == "duplicate"
+    assert answers["again"][0].moment_id == answers["acme-0"][0].moment_id
+    assert services.ledger_store.tenants() == ["acme", "globex"]
+
+    def fails() -> None:
+        raise ValueError("this batch fails")
+
+    failing = [("fails", lambda: writers.run(fails)),
+               ("acme-5", lambda: ledger.record("acme", submitted("r-5"))),
+               ("again-1", lambda: ledger.record("acme", submitted("r-1")))]
+    answers = run_group(failing)
+    assert answers["commits"] == 4  # the holder's; the group rolled back whole, each alone
+    assert isinstance(answers["fails"], ValueError)
+    assert answers["acme-5"][0].outcome == "recorded"
+    assert answers["again-1"][0].outcome == "duplicate"
+    assert len(services.ledger_store.stream(answers["acme-5"][0].moment_id)) == 1

@@ -7,12 +7,12 @@ at most `tenant_memory`: a request waits for room (its Content-Length, or the bo
 when it sends none) and is answered with Retry-After when none frees up in time, 429 when
 its tenant's own share is full, 503 when the server's is.
 
-Each chunk is recorded through the tenant's ledger in its own transaction (the batch
-recording `mot import` uses), on a thread of the ingest pool, so other requests are
-answered between chunks; the pool's turns go round the tenants (tenancy.FairTurns). A
-batch is answered after its last chunk committed; a server killed mid-way has committed
-whole chunks only, and sending the batch again answers those duplicate and records the
-rest.
+Each chunk is recorded through the tenant's ledger (the batch recording `mot import` uses),
+on a thread of the ingest pool, so other requests are answered between chunks; the pool's
+turns go round the tenants (tenancy.FairTurns). The chunks waiting while one transaction is
+written are committed together in the next (service.access.GroupCommit). A batch is
+answered after its last chunk committed; a server killed mid-way has committed whole
+chunks only, and sending the batch again answers those duplicate and records the rest.
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ class Ingest:
                                      limits.read_timeout)
 
     async def record(self, entry: str, principal: Principal, prepare: Prepare) -> Recorded:
-        """Record a batch chunk by chunk, each in its own transaction, on the pool's threads.
+        """Record a batch chunk by chunk on the pool's threads, each chunk committed (with the
+        others waiting at that moment) before the next is recorded.
 
         `prepare` (run on the first chunk's thread: it checks and splits the body) gives the
         number of messages and their chunks, decoded as they are needed; a batch of one chunk
