@@ -80,6 +80,42 @@ def start_broker() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the broker did not start")
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process so far (/proc; 0 where there is none)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(run: Any, read: int, broker_s: float) -> dict[str, Any]:
+    """A measured command's CPU next to the messages it read: its own with its workers' (start-up
+    included), the broker's during it, and both a message. On a shared machine the wall rate
+    is mostly waiting for a CPU; the CPU a message is the work, and says what two CPUs allow."""
+    cpu = run.cpu_seconds or 0.0
+    per = max(read, 1)
+    return {"cpu_seconds": round(cpu, 3), "broker_cpu_seconds": round(broker_s, 3),
+            "cpu_us_per_msg": round(cpu / per * 1e6, 2),
+            "broker_cpu_us_per_msg": round(broker_s / per * 1e6, 2)}
+
+
+def cpu_ceiling(raw: dict[str, Any], ingest: dict[str, Any]) -> dict[str, float]:
+    """What the CPU a message allows, whatever the load: ingest's (its processes and the
+    broker's) over the raw consume's, and the best share of the raw consume's rate ingest could
+    reach were this machine's CPUs all its own. The raw loop is one Python thread with the broker
+    beside it, so its rate is one over its own CPU a message; ingest's is at most the CPUs over
+    its total (and less when its main process, itself bound to one CPU, has more than a CPU's
+    share). Start-up counts in both (about 1 s for ingest and its worker, 0.3 s for the raw
+    loop): at 100,000 it is a tenth of ingest's CPU, at 1,000,000 a hundredth."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ingest_us = ingest["cpu_us_per_msg"] + ingest["broker_cpu_us_per_msg"]
+    raw_us = raw["cpu_us_per_msg"] + raw["broker_cpu_us_per_msg"]
+    return {"cpus": cpus, "cpu_x_raw": round(ingest_us / max(raw_us, 1e-9), 2),
+            "best_to_raw": round(cpus * raw["cpu_us_per_msg"] / max(ingest_us, 1e-9), 2)}
+
+
 def key_of(line: bytes) -> bytes:
     """The moment id a line names (explicit, or derived from its source): a moment's corrections
     land in its partition, after it."""
@@ -144,17 +180,21 @@ def raw_consume(bootstrap: str, topic: str, group: str, n: int, session_ms: int)
 
 # -- measured runs --------------------------------------------------------------------------
 
-def measure_raw(bootstrap: str, topic: str, n: int, session_ms: int) -> dict[str, Any]:
+def measure_raw(bootstrap: str, topic: str, n: int, session_ms: int, broker_pid: int
+                ) -> dict[str, Any]:
+    broker_before = process_cpu_s(broker_pid)
     run = run_measured([sys.executable, __file__, "--raw", bootstrap, topic, f"raw-{time.time_ns()}",
                         str(n), str(session_ms)], "raw consume").check("raw consume")
     data = run.json()
     return {"read": data["read"], "active_seconds": round(data["active_seconds"], 3),
             "per_s": data["read"] / max(data["active_seconds"], 1e-9),
-            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb}
+            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb,
+            **cpu_of(run, data["read"], process_cpu_s(broker_pid) - broker_before)}
 
 
 def measure_ingest(store: str, bootstrap: str, topic: str, group: str,
-                   session_ms: int) -> dict[str, Any]:
+                   session_ms: int, broker_pid: int) -> dict[str, Any]:
+    broker_before = process_cpu_s(broker_pid)
     run = run_measured([*mot_command(), "--store", store, "kafka", "ingest", "--bootstrap-servers",
                         bootstrap, "--topic", topic, "--group", group,
                         # This broker's group join waits half the session timeout (the default
@@ -166,18 +206,19 @@ def measure_ingest(store: str, bootstrap: str, topic: str, group: str,
     summary = run.json()
     return {"summary": summary, "per_s": summary["read"] / max(summary["active_seconds"], 1e-9),
             "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb,
-            "peak_rss_with_workers_mb": run.tree_peak_mb, "rss_method": run.rss_method}
+            "peak_rss_with_workers_mb": run.tree_peak_mb, "rss_method": run.rss_method,
+            **cpu_of(run, summary["read"], process_cpu_s(broker_pid) - broker_before)}
 
 
 def measure_ingest_pair(store: str, bootstrap: str, topic: str, group: str,
-                        session_ms: int) -> dict[str, Any]:
+                        session_ms: int, broker_pid: int) -> dict[str, Any]:
     """Two `mot kafka ingest` processes in one group into one store: the scale-out path."""
     import threading
 
     results: list[dict[str, Any]] = []
 
     def one() -> None:
-        results.append(measure_ingest(store, bootstrap, topic, group, session_ms))
+        results.append(measure_ingest(store, bootstrap, topic, group, session_ms, broker_pid))
 
     threads = [threading.Thread(target=one) for _ in range(2)]
     for thread in threads:
@@ -198,7 +239,8 @@ def measure_import(store: str, path: Path) -> dict[str, Any]:
                        "import").check("import")
     summary = run.json()
     return {"summary": summary, "per_s": summary["read"] / max(summary["seconds"], 1e-9),
-            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb}
+            "wall": round(run.seconds, 3), "peak_rss_mb": run.maxrss_mb,
+            **cpu_of(run, summary["read"], 0.0)}
 
 
 def measure_publish(store: str, bootstrap: str, prefix: str) -> dict[str, Any]:
@@ -241,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         if small_path is not None:
             produce(bootstrap, "bench.small", small_path, args.partitions)
         log("raw consume ...")
-        results["raw"] = measure_raw(bootstrap, "bench.moments", n, session_ms)
+        results["raw"] = measure_raw(bootstrap, "bench.moments", n, session_ms, broker.pid)
         log(f"raw consume: {results['raw']['per_s']:,.0f} messages/s")
         for kind in kinds:
             entry: dict[str, Any] = {}
@@ -249,14 +291,14 @@ def main(argv: list[str] | None = None) -> int:
             store = fresh_store(kind, name, args)
             log(f"{kind}: mot kafka ingest ...")
             entry["ingest"] = measure_ingest(store, bootstrap, "bench.moments", f"ingest-{kind}",
-                                             session_ms)
+                                             session_ms, broker.pid)
             log(f"{kind}: ingest {entry['ingest']['per_s']:,.0f} messages/s")
             if not args.no_pair:
                 pair_name = f"kafka-pair-{kind}-n{n}"
                 pair_store = fresh_store(kind, pair_name, args)
                 log(f"{kind}: two mot kafka ingest processes in one group ...")
                 entry["ingest_x2"] = measure_ingest_pair(pair_store, bootstrap, "bench.moments",
-                                                         f"pair-{kind}", session_ms)
+                                                         f"pair-{kind}", session_ms, broker.pid)
                 log(f"{kind}: two processes {entry['ingest_x2']['per_s']:,.0f} messages/s")
                 drop_store(kind, pair_name, args)
             log(f"{kind}: mot kafka publish ...")
@@ -273,11 +315,12 @@ def main(argv: list[str] | None = None) -> int:
                 store = fresh_store(kind, small_name, args)
                 log(f"{kind}: mot kafka ingest of N/10 (memory) ...")
                 entry["ingest_small"] = measure_ingest(store, bootstrap, "bench.small", "ingest-small",
-                                                       session_ms)
+                                                       session_ms, broker.pid)
                 drop_store(kind, small_name, args)
             ratio = entry["ingest"]["per_s"] / results["raw"]["per_s"]
             entry["ratio_to_raw"] = ratio
             entry["ratio_to_import"] = entry["ingest"]["per_s"] / entry["import"]["per_s"]
+            entry["cpu_ceiling_to_raw"] = cpu_ceiling(results["raw"], entry["ingest"])
             targets: dict[str, bool] = {
                 f"ingest>={TARGET_RATIO}x raw": ratio >= TARGET_RATIO,
                 f"ingest>={TARGET_IMPORT_RATIO}x import": (entry["ratio_to_import"]
@@ -363,6 +406,15 @@ def report(results: dict[str, Any]) -> str:
     for kind, entry in results["stores"].items():
         for target, ok in entry["targets"].items():
             lines.append(f"{kind}: {target}: {verdict(ok)}")
+    lines.append(f"CPU a message (start-up included; the process with its workers + the broker): "
+                 f"raw consume {raw['cpu_us_per_msg']:.1f} + {raw['broker_cpu_us_per_msg']:.1f} us")
+    for kind, entry in results["stores"].items():
+        ingest, ceiling = entry["ingest"], entry["cpu_ceiling_to_raw"]
+        lines.append(f"{kind}: ingest {ingest['cpu_us_per_msg']:.1f} + "
+                     f"{ingest['broker_cpu_us_per_msg']:.1f} us ({ceiling['cpu_x_raw']:.2f} x raw), "
+                     f"mot import {entry['import']['cpu_us_per_msg']:.1f} us; at that CPU "
+                     f"{ceiling['cpus']} CPUs allow ingest at most {ceiling['best_to_raw']:.2f} "
+                     f"of the raw consume's rate")
     return "\n".join(lines)
 
 
