@@ -385,7 +385,12 @@ def quarantine_list(obj: State, limit: int | None, field: str | None, reason: st
       mot quarantine list
       mot quarantine list --field channel --format csv > channel-rejects.csv
     """
-    entries = obj.services.quarantine.entries(limit, field=field, reason=reason)
+    quarantine = obj.services.quarantine
+    entries = quarantine.entries(limit, field=field, reason=reason)
+    if not entries:
+        # An empty list alone did not say whether the filter was misspelt: fields are what
+        # the senders wrote, so name the ones there are (on stderr: stdout stays the format).
+        click.echo(_nothing_listed(quarantine.summary(), field, reason), err=True)
     render(
         [
             {"id": e.id, "origin": e.origin, "field": e.field, "reason": e.reason,
@@ -396,6 +401,23 @@ def quarantine_list(obj: State, limit: int | None, field: str | None, reason: st
         fmt,
         columns=("id", "origin", "field", "reason", "repeats") if (fmt or "table") == "table" else (),
     )
+
+
+def _nothing_listed(summary: list[dict[str, Any]], field: str | None,
+                    reason: str | None) -> str:
+    """Why `quarantine list` lists nothing: the quarantine is empty, or what the filters named
+    is not in it (and the fields that are)."""
+    from mot.wording import printable
+
+    if not summary:
+        return "the quarantine is empty"
+    wanted = " and ".join(
+        ([f"field {field!r}"] if field is not None else [])
+        + ([f"a reason containing {reason!r}"] if reason is not None else []))
+    fields = sorted({str(row["field"]) for row in summary if row["field"] is not None})
+    known = f"; its fields: {', '.join(fields)}" if fields else ""
+    return printable(f"no quarantined message with {wanted}{known} "
+                     "(mot quarantine summary counts them by field and reason)")
 
 
 @quarantine.command("summary")

@@ -95,6 +95,29 @@ def test_quarantine_replay_of_an_unknown_id_fails_like_show(tmp_path: Path) -> N
     assert json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)[0]["id"] == 1
 
 
+def test_quarantine_list_that_matches_nothing_says_so_and_names_the_fields(
+        tmp_path: Path) -> None:
+    """A misspelt --field listed nothing and said nothing: the fields are what the senders
+    wrote (free-form), so the answer names those the quarantine holds."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    result = mot(store, "quarantine", "list", "--field", "channel", "--format", "json")
+    assert (result.stdout, result.stderr) == ("[]\n", "the quarantine is empty\n")
+    mot(store, "import", "-q", lines_file(tmp_path, moment(channel="fax"),
+                                          moment(sentiment=1.7)))
+    result = mot(store, "quarantine", "list", "--field", "nosuch", "--format", "json")
+    assert json.loads(result.stdout) == []
+    assert result.stderr == ("no quarantined message with field 'nosuch'; its fields: channel, "
+                             "sentiment (mot quarantine summary counts them by field and "
+                             "reason)\n")
+    result = mot(store, "quarantine", "list", "--field", "channel", "--reason", "zz")
+    assert "no quarantined message with field 'channel' and a reason containing 'zz'" in (
+        result.stderr)
+    listed = mot(store, "quarantine", "list", "--field", "channel", "--format", "json")
+    assert [e["field"] for e in json.loads(listed.stdout)] == ["channel"]
+    assert listed.stderr == ""
+
+
 @pytest.mark.parametrize(("command", "answer"), [
     (("story",), "== acme: 1 customer — "), (("verify",), "verified: "),
     (("query", "relationships", "--format", "jsonl"), '{"tenant":"acme"'),
