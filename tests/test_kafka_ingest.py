@@ -76,6 +76,8 @@ def test_golden_through_a_topic(broker: Broker, store_url: str, golden_path: Pat
                                     "quarantined", "dead_lettered")} == {
         "read": 38, "recorded": 33, "amended": 1, "retracted": 1, "duplicates": 1,
         "quarantined": 2, "dead_lettered": 2}
+    # the CPU it used, its parse workers' apart (none on a machine of one CPU)
+    assert summary["cpu_seconds"] > 0 and summary["workers_cpu_seconds"] >= 0
     project(store_url)
     assert_golden(store_url, golden_expected)
 
