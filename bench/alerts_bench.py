@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 from benchlib import (
     OUT,
+    drop_replayed,
     drop_store,
     fresh_store,
     log,
@@ -99,7 +100,7 @@ def rebuilds(kind: str, args: Any) -> dict[str, Any]:
     os.environ.pop("MOT_CONFIG", None)
     with open_store(store) as services:
         raised = services.alert_outbox.counts().alerts
-    drop_store(kind, f"alerts-{kind}", args)
+    drop_replayed(kind, f"alerts-{kind}", store, args)
     a, b = (sum(v) / len(v) for v in runs.values())
     return {"events": head, "alerts_raised": raised, "events_per_s": runs, "cpu_seconds": cpu,
             "ratio_fresh_to_none": round(b / a, 3),

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlparse, urlunparse
 
 import orjson
@@ -215,32 +215,57 @@ SHARED_STORES = "BENCH_SHARED_STORES"
 """Set by bench/run.py for the benches it runs: those of one run share `replayed_store`'s work."""
 
 
-def replayed_store(kind: str, name: str, args: argparse.Namespace) -> str:
-    """A store `name` holding the N-moment sample, imported (`mot import`) and rebuilt once
-    (`mot replay`: the first rebuild after an import drops the import's tables and grows the
-    file, so the rebuilds after it are alike), none of it timed.
+_IN_PLACE: dict[str, IO[str]] = {}
+"""Shared stores this process uses in place, each with its lock file (held until it exits)."""
+
+
+def replayed_store(kind: str, name: str, args: argparse.Namespace, *,
+                   in_place: bool = False) -> str:
+    """A store holding the N-moment sample, imported (`mot import`) and rebuilt once (`mot
+    replay`: the first rebuild after an import drops the import's tables and grows the file,
+    so the rebuilds after it are alike), none of it timed; `drop_replayed` drops it.
 
     The benches of one `bench/run.py` run (SHARED_STORES set) that rebuild the sample's store
-    (alerts, responses) share that work: the first makes it once per (kind, N, seed) and each
-    takes a copy, which at 1,000,000 moments costs a file copy instead of an import and a
-    rebuild (bench/NOTES.md); run.py drops it at the end. A bench run alone makes its own."""
+    (alerts, responses) share that work: the first makes it once per (kind, N, seed), which
+    at 1,000,000 moments costs a copy instead of an import and a rebuild (bench/NOTES.md);
+    run.py drops it at the end. A bench whose runs leave the store as they found it
+    (`in_place`: rebuilds that raise no alert) uses it in place, holding its lock until this
+    process ends, so that no other bench copies it meanwhile; the others take a copy, `name`.
+    A bench run alone makes its own, `name`."""
     run = os.environ.get(SHARED_STORES, "").strip()
     if not run:
         return _import_and_replay(kind, name, args)
     shared = f"replayed-{run}-n{args.n}-seed{args.seed}"
     STORES.mkdir(parents=True, exist_ok=True)
-    with open(STORES / f"{shared}.{kind}.making", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # benches running at once (a quick run) make it once
-        ready = STORES / f"{shared}.{kind}.ready"
-        if ready.exists():
-            log(f"{kind}: copying the store imported and rebuilt by an earlier bench of this run")
-        else:
-            _import_and_replay(kind, shared, args)
-            ready.write_text(f"{args.pg}\n")
+    lock = open(STORES / f"{shared}.{kind}.making", "w")  # noqa: SIM115 (held past this call)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # benches running at once (a quick run) make it once
+    ready = STORES / f"{shared}.{kind}.ready"
+    if ready.exists():
+        log(f"{kind}: the store imported and rebuilt by an earlier bench of this run")
+        store = str(sqlite_paths(shared)[0]) if kind == "sqlite" else pg_url(
+            args.pg, pg_database(shared))
+    else:
+        store = _import_and_replay(kind, shared, args)
+        ready.write_text(f"{args.pg}\n")
+    if in_place:
+        _IN_PLACE[store] = lock
+        return store
+    try:
         started = time.perf_counter()
         store = copy_store(kind, shared, name, args)
         log(f"{kind}: copied in {time.perf_counter() - started:.1f} s (not timed)")
         return store
+    finally:
+        lock.close()
+
+
+def drop_replayed(kind: str, name: str, store: str, args: argparse.Namespace) -> None:
+    """Drop the store `replayed_store` gave, unless it is the run's shared one (run.py's)."""
+    lock = _IN_PLACE.pop(store, None)
+    if lock is not None:
+        lock.close()
+        return
+    drop_store(kind, name, args)
 
 
 def drop_shared_stores(run: str) -> None:
