@@ -26,7 +26,7 @@ def identity() -> None:
 
     \b
     Examples:
-      mot identity link --tenant acme zendesk:m1 x:maria --reason "handle in the ticket"
+      mot identity link --tenant acme zendesk:m1 x:maria --reason "in the ticket"
       mot identity unlink --tenant acme x:ben x:maria --reason "typo"
       mot identity show --tenant acme x:maria
     """
@@ -112,8 +112,9 @@ link = _pair_command("link", """Say that two customer ids of a tenant are one pe
 
     \b
     Examples:
-      mot identity link --tenant acme zendesk:m1 x:maria --reason "handle in the ticket"
-      mot identity link hubspot:501 email:10ef... --reason "same email" --at 2026-04-02T12:00:00Z
+      mot identity link --tenant acme zendesk:m1 x:maria --reason "in the ticket"
+      mot identity link hubspot:501 email:10ef... --reason "same email" \\
+        --at 2026-04-02T12:00:00Z
     """)
 unlink = _pair_command("unlink", """Say that two customer ids of a tenant are not one person.
 

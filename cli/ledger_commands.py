@@ -434,7 +434,7 @@ def quarantine_summary(obj: State, fmt: str | None) -> None:
     \b
     Examples:
       mot quarantine summary
-      mot quarantine replay --field channel     # after fixing the mapping upstream
+      mot quarantine replay --field channel   # after fixing the mapping upstream
     """
     from mot.cli.output import default_format
 

@@ -89,7 +89,7 @@ def project(obj: State, follow: bool, poll: float, page_size: int, quiet: bool) 
     \b
     Examples:
       mot project
-      mot project --follow          # beside `mot kafka ingest` or `mot serve --no-project`
+      mot project --follow   # beside mot kafka ingest, or mot serve --no-project
     """
     service = obj.services.projections
     progress = Progress("project", quiet=quiet)
@@ -141,8 +141,9 @@ def project(obj: State, follow: bool, poll: float, page_size: int, quiet: bool) 
 
 
 @click.command("replay")
-@click.option("--projection", type=click.Choice(PROJECTIONS), multiple=True,
-              help="Accepted for clarity; all projections share one fold, so all are rebuilt.")
+@click.option("--projection", type=click.Choice(PROJECTIONS), multiple=True, metavar="NAME",
+              help="Accepted for clarity; all projections share one fold, so all are rebuilt "
+              f"(NAME: {', '.join(PROJECTIONS)}).")
 @click.option("--restart", is_flag=True, help="Discard an unfinished rebuild instead of resuming it.")
 @click.option("--workers", type=whole(0), default=None, metavar="N",
               help="Processes that fold customers while this one writes (default: one per CPU, "
@@ -302,8 +303,9 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
     \b
     Examples:
       mot query relationships --columns customer_id,stage,exchanges --limit 10
-      mot query reciprocity --tenant acme --status stop_asking --format csv > stop.csv
-      mot query transitions --since 2026-06-01 --until 2026-06-30 --stage detractor
+      mot query reciprocity --tenant acme --status stop_asking --format csv
+      mot query transitions --since 2026-06-01 --until 2026-06-30 \\
+        --stage detractor
       mot query teams --as-of 2026-03-31
       mot query responses --tenant acme --open --function logistics
       mot query responses --kind complaint --overdue --as-of 2026-04-06T00:00:00Z
