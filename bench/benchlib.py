@@ -216,29 +216,28 @@ SHARED_STORES = "BENCH_SHARED_STORES"
 
 
 _IN_PLACE: dict[str, IO[str]] = {}
-"""Shared stores this process uses in place, each with its lock file (held until it exits)."""
+"""Shared stores this process uses, each with its lock file (held until it exits)."""
 
 
-def replayed_store(kind: str, name: str, args: argparse.Namespace, *,
-                   in_place: bool = False) -> str:
+def replayed_store(kind: str, name: str, args: argparse.Namespace) -> str:
     """A store holding the N-moment sample, imported (`mot import`) and rebuilt once (`mot
     replay`: the first rebuild after an import drops the import's tables and grows the file,
     so the rebuilds after it are alike), none of it timed; `drop_replayed` drops it.
 
     The benches of one `bench/run.py` run (SHARED_STORES set) that rebuild the sample's store
-    (alerts, responses) share that work: the first makes it once per (kind, N, seed), which
-    at 1,000,000 moments costs a copy instead of an import and a rebuild (bench/NOTES.md);
-    run.py drops it at the end. A bench whose runs leave the store as they found it
-    (`in_place`: rebuilds that raise no alert) uses it in place, holding its lock until this
-    process ends, so that no other bench copies it meanwhile; the others take a copy, `name`.
-    A bench run alone makes its own, `name`."""
+    (alerts, responses) share it: the first makes it once per (kind, N, seed), and each uses
+    it in turn, holding its lock until the bench's process ends (a quick run's lanes), so at
+    1,000,000 moments the second saves an import and a rebuild (bench/NOTES.md); run.py
+    drops it at the end. Their rebuilds leave it as they found it but for the alerts the
+    alerts bench raises, which no other bench reads, and it runs once a run. A bench run
+    alone makes its own, `name`."""
     run = os.environ.get(SHARED_STORES, "").strip()
     if not run:
         return _import_and_replay(kind, name, args)
     shared = f"replayed-{run}-n{args.n}-seed{args.seed}"
     STORES.mkdir(parents=True, exist_ok=True)
     lock = open(STORES / f"{shared}.{kind}.making", "w")  # noqa: SIM115 (held past this call)
-    fcntl.flock(lock, fcntl.LOCK_EX)  # benches running at once (a quick run) make it once
+    fcntl.flock(lock, fcntl.LOCK_EX)
     ready = STORES / f"{shared}.{kind}.ready"
     if ready.exists():
         log(f"{kind}: the store imported and rebuilt by an earlier bench of this run")
@@ -247,16 +246,8 @@ def replayed_store(kind: str, name: str, args: argparse.Namespace, *,
     else:
         store = _import_and_replay(kind, shared, args)
         ready.write_text(f"{args.pg}\n")
-    if in_place:
-        _IN_PLACE[store] = lock
-        return store
-    try:
-        started = time.perf_counter()
-        store = copy_store(kind, shared, name, args)
-        log(f"{kind}: copied in {time.perf_counter() - started:.1f} s (not timed)")
-        return store
-    finally:
-        lock.close()
+    _IN_PLACE[store] = lock
+    return store
 
 
 def drop_replayed(kind: str, name: str, store: str, args: argparse.Namespace) -> None:

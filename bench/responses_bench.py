@@ -166,9 +166,7 @@ def main() -> None:
     rows = []
     for kind in stores_of(args.stores):
         name = f"responses_{args.n}"
-        # Imported and rebuilt once, not timed; its rebuilds raise no alert (no moment of the
-        # sample is fresh), so they leave a store shared with the alerts bench as it was.
-        url = replayed_store(kind, name, args, in_place=True)
+        url = replayed_store(kind, name, args)  # imported and rebuilt once, not timed
         if args.callgrind:
             counted = callgrind(url, kind)
             results["stores"][kind] = {"callgrind": counted,
