@@ -240,3 +240,18 @@ url = "{HUBSPOT_URL}"
                            content=moments(1000).replace(b'"m-', b'"a-'))
         assert answer.status_code == 200, answer.text
         assert [int(answer_of(t).split(b" ", 2)[1]) for t in trickles] == [408, 408]
+
+
+def test_one_body_that_two_sources_cannot_map_keeps_the_first_sources_reason(
+        client: Api) -> None:
+    """The same bytes posted to two vendors' webhooks are one quarantined entry (a repeat);
+    it named the first source as its origin and the last one's reason ('mentions: no
+    mention id ...' beside origin webhook:x:...): the reason now stays its origin's."""
+    body = b'{"nothing": "here"}'
+    answers = [client.post("acme", body, path=f"/v1/webhooks/{source}").json()
+               for source in ("x", "mentions")]
+    assert [a["items"][0]["reason"].split(":")[0] for a in answers] == ["x", "mentions"]
+    [entry] = client.services.quarantine.entries()
+    assert entry.origin.startswith("webhook:x:acme:") and entry.reason.startswith("x: ")
+    assert entry.last_origin.startswith("webhook:mentions:acme:")
+    assert (entry.repeats, entry.field) == (2, "")

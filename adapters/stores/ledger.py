@@ -184,7 +184,12 @@ class SqlLedger:
                     " VALUES (?,?,?,?,?,?,?,?,?,1,?,?,?,?)"
                     " ON CONFLICT (digest) DO UPDATE SET repeats = quarantine.repeats + 1,"
                     " last_seen = excluded.last_seen, last_origin = excluded.last_origin,"
-                    " field = excluded.field, reason = excluded.reason,"
+                    " field = excluded.field,"
+                    # Bytes no source could read as a message (field ''), sent again through
+                    # another source (one body posted to two vendors' webhooks), keep the
+                    # reason of the origin the entry names: each reader has its own.
+                    " reason = CASE WHEN quarantine.field = '' AND excluded.field = ''"
+                    " THEN quarantine.reason ELSE excluded.reason END,"
                     " waits_for = excluded.waits_for, waits_tenant = excluded.waits_tenant,"
                     " names = excluded.names,"
                     # The same bytes sent by two tenants (over HTTP): either one's erasure

@@ -112,7 +112,9 @@ class MemoryLedger:
                 else:
                     self.quarantined[digest] = replace(
                         known, repeats=known.repeats + 1, last_seen=now, last_origin=r.origin,
-                        field=r.field, reason=r.reason, waits_for=r.waits_for)
+                        field=r.field, waits_for=r.waits_for,
+                        # as the SQL ledger: a reader's reason stays with its origin
+                        reason=known.reason if known.field == r.field == "" else r.reason)
             for qid, field_, reason, waits in append.still_rejected:
                 held = self._digest_of(qid)
                 if held is not None:
