@@ -348,6 +348,7 @@ RESPONSE_VALUES = ", ".join(f.col for f in RESPONSES.stored
                             if f.name != "version" and not f.micros_text)
 """The responses columns that hold a `Response`'s fields, in its order: all but the times'
 texts (a test holds it to `Response._fields`)."""
+_RESPONSE_CUSTOMER = RESPONSE_VALUES.split(", ").index("customer_id")
 _team_row = row_maker(TEAMS)
 _listening_row = row_maker(LISTENING)
 
@@ -1216,7 +1217,7 @@ class SqlSession:
             # (PostgreSQL): one bulk upsert statement.
             self._upsert(projection.name, projection.columns,
                          [(*row, version) for key, row in new.items() if old.get(key) != row],
-                         key=projection.key)
+                         key=projection.key, stored=self._stored(projection, old))
             return
         self._upsert(projection.name, projection.columns,
                      [(*row, version) for key, row in new.items() if key not in old],
@@ -1224,6 +1225,16 @@ class SqlSession:
         self._update(projection, [(before, row) for key, row in new.items()
                                   if (before := old.get(key)) is not None and before != row],
                      version)
+
+    def _stored(self, projection: Projection, old: Mapping[Any, tuple[Any, ...]]
+                ) -> dict[Any, Any] | None:
+        """Of `old` rows (in `projection.columns`' order), each key's split column's value
+        where the key lacks it (`_split_apart`): which part each key's row is in."""
+        split = self._split_apart(projection.name, projection.key)
+        if split is None:
+            return None
+        at = projection.columns.index(split)
+        return {key: row[at] for key, row in old.items()}
 
     def _update(self, projection: Projection,
                 rows: Sequence[tuple[tuple[Any, ...], tuple[Any, ...]]], version: int) -> None:
@@ -1293,9 +1304,12 @@ class SqlSession:
                 elif before != r:
                     changed.append(_response_row(r, version))
         self._insert("responses", RESPONSES.columns, added)
-        self._upsert("responses", RESPONSES.columns, changed, key=RESPONSES.key)
+        # Each request's customer as stored: a merge moves thousands of requests to another
+        # customer id, and a request is then deleted from the part that holds it.
+        stored = {key: r[_RESPONSE_CUSTOMER] for key, r in old.items()}
+        self._upsert("responses", RESPONSES.columns, changed, key=RESPONSES.key, stored=stored)
         removed = [key for key in old if key not in new]
-        self._delete_rows("responses", RESPONSES.key, removed)
+        self._delete_rows("responses", RESPONSES.key, removed, stored)
         # Published to Kafka (mot.responses): a request retracted, or no longer one, leaves a
         # tombstone under "tenant/request_moment_id"; one that comes back takes it away.
         self._tombstones("responses", [f"{t}/{i}" for t, i in removed], version)
@@ -1310,7 +1324,7 @@ class SqlSession:
         old = {tuple(r[i] for i in at): r for r in self._old_rows(projection, keys)}
         self._write_changed(projection, old, new, version)
         removed = [key for key in old if key not in new]
-        self._delete_rows(projection.name, projection.key, removed)
+        self._delete_rows(projection.name, projection.key, removed, self._stored(projection, old))
         self._tombstones(projection.name, [f"{t}/{i}" for t, i in removed], version)
         self._revive(projection.name, [f"{t}/{i}" for t, i in new if (t, i) not in old])
         return list(old.values())
@@ -1371,18 +1385,29 @@ class SqlSession:
         if rows:
             self.backend.bulk_insert(self.tx, table + self.s, columns, rows)
 
+    def _split_apart(self, table: str, key: Sequence[str]) -> str | None:
+        """The column `table` is split by (SPLIT_BY) where this backend splits it and `key`
+        lacks it: then a row of a key may lie in any part."""
+        column = SPLIT_BY.get(table)
+        return column if column is not None and column not in key \
+            and self.backend.split_tables else None
+
     def _upsert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-               key: Sequence[str], update: bool = True, suffix: str | None = None) -> None:
+               key: Sequence[str], update: bool = True, suffix: str | None = None,
+               stored: Mapping[tuple[Any, ...], Any] | None = None) -> None:
         """Insert the rows, updating (or with `update` False keeping) those whose key is taken;
-        `suffix` other than the session's names a table that rebuilds share (the alerts)."""
+        `suffix` other than the session's names a table that rebuilds share (the alerts).
+        `stored`: where the caller read them, the split column's value (`_split_apart`) each
+        key's row has now."""
         rows = list(rows)
         if not rows:
             return
         target = table + (self.s if suffix is None else suffix)
-        if table in SPLIT_BY and SPLIT_BY[table] not in key and self.backend.split_tables:
+        split = self._split_apart(table, key)
+        if split is not None:
             # A split table has no unique index of `key` alone for ON CONFLICT (a whole
             # table a replay is splitting, MOT_PG_SPLIT_MOMENTS, is written alike).
-            self._replace(target, columns, rows, key)
+            self._replace(target, columns, rows, key, split, stored or {})
             return
         conflict = f"ON CONFLICT ({', '.join(key)}) " + (
             "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
@@ -1396,23 +1421,46 @@ class SqlSession:
         )
 
     def _replace(self, target: str, columns: Sequence[str], rows: list[Sequence[Any]],
-                 key: Sequence[str]) -> None:
-        """`_upsert` as a deletion of the rows' keys and an insertion (the last row of a key
-        wins, as it does one upsert a row)."""
+                 key: Sequence[str], split: str, stored: Mapping[tuple[Any, ...], Any]) -> None:
+        """`_upsert` on a table split by `split`, which `key` lacks, as a deletion of the rows'
+        keys and an insertion (the last row of a key wins, as it does one upsert a row).
+        A key whose stored row's part is known (`stored`) is deleted from that part alone;
+        any other is looked for in every part."""
         at = [columns.index(column) for column in key]
         rows = list({tuple(row[i] for i in at): row for row in rows}.values())
-        if len(rows) >= BULK_UPSERT_ROWS:
-            scratch = f"mot_upsert_{next(_SCRATCHES)}"  # dropped when the transaction ends
-            self.tx.execute(f"CREATE TEMPORARY TABLE {scratch} ON COMMIT DROP AS"
-                            f" SELECT {', '.join(columns)} FROM {target} WITH NO DATA")
-            self.backend.bulk_insert(self.tx, scratch, columns, rows)
-            self.tx.execute(f"DELETE FROM {target} t USING {scratch} s WHERE "
-                            + " AND ".join(f"t.{c} = s.{c}" for c in key))
-        else:
-            self.tx.executemany(f"DELETE FROM {target} WHERE "
-                                + " AND ".join(f"{c} = ?" for c in key),
-                                [tuple(row[i] for i in at) for row in rows])
+        keys = [tuple(row[i] for i in at) for row in rows]
+        self._delete_where(target, (*key, split),
+                           [(*k, stored[k]) for k in keys if k in stored])
+        self._delete_where(target, key, [k for k in keys if k not in stored])
         self.backend.bulk_insert(self.tx, target, columns, rows)
+
+    def _delete_where(self, target: str, key: Sequence[str], keys: Sequence[Sequence[Any]]
+                      ) -> None:
+        """Delete the rows of `target` whose `key` columns hold one of `keys`. Many at once on
+        a server: a statement for each value of the key's other columns (the tenant, and the
+        split column where given), with the ids as one array, which reads each id's entry of
+        the key's index (and, split, of the one part a customer's rows are in). A join with a
+        scratch table of the keys read every part of a split table whole (a merge of two
+        persons of 10,000 moments hashed every responses row of the store), or, joined key
+        by key, scanned the customer's rows for each key (bench/NOTES.md)."""
+        if not keys:
+            return
+        ids = [i for i, column in enumerate(key) if column not in ("tenant", *SPLIT_BY.values())]
+        if len(keys) >= BULK_UPSERT_ROWS and len(ids) == 1 \
+                and self.backend.server_uri() is not None:
+            at = ids[0]
+            fixed = [i for i in range(len(key)) if i != at]
+            grouped: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+            for k in keys:
+                grouped[tuple(k[i] for i in fixed)].append(k[at])
+            self.tx.executemany(
+                f"DELETE FROM {target} WHERE " + " AND ".join(f"{key[i]} = ?" for i in fixed)
+                + f" AND {key[at]} {self.backend.in_list(2)}",
+                [(*values, *self.backend.in_params(sorted(set(found))))
+                 for values, found in grouped.items()])
+            return
+        self.tx.executemany(f"DELETE FROM {target} WHERE " + " AND ".join(f"{c} = ?" for c in key),
+                            keys)
 
     def _bulk_upsert(self, target: str, columns: Sequence[str], rows: list[Sequence[Any]],
                      key: Sequence[str], conflict: str, update: bool) -> None:
@@ -1439,6 +1487,15 @@ class SqlSession:
                             [(projection, key) for key in keys])
 
     def _delete_rows(self, table: str, key_columns: Sequence[str],
-                    keys: Iterable[Sequence[Any]]) -> None:
-        where = " AND ".join(f"{c} = ?" for c in key_columns)
-        self.tx.executemany(f"DELETE FROM {table}{self.s} WHERE {where}", list(keys))
+                    keys: Iterable[Sequence[Any]],
+                    stored: Mapping[tuple[Any, ...], Any] | None = None) -> None:
+        """Delete the rows of these keys; `stored` as for `_upsert`: then a key's row is
+        looked for in its part alone."""
+        split = self._split_apart(table, key_columns) if stored is not None else None
+        listed = [tuple(k) for k in keys]
+        if split is None or stored is None:
+            self._delete_where(table + self.s, key_columns, listed)
+            return
+        self._delete_where(table + self.s, (*key_columns, split),
+                           [(*k, stored[k]) for k in listed if k in stored])
+        self._delete_where(table + self.s, key_columns, [k for k in listed if k not in stored])
