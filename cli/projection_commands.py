@@ -333,6 +333,8 @@ def query(obj: State, name: str, fmt: str | None, tenant: str | None, customer: 
         if customer is not None:
             _say_if_no_such_customer(services, customer, tenant)
     records, chosen = _chosen(records, columns)
+    if not records and not chosen and fmt == "csv":  # a header, for the sheet it goes into
+        chosen = tuple(services.queries.fields(name))
     render(records, fmt, chosen, expanded=expanded)
 
 

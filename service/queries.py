@@ -132,6 +132,15 @@ class QueryService:
             records = _sorted_and_limited(projection, records, query.sort, query.limit)
         return records
 
+    @staticmethod
+    def fields(name: str) -> list[str]:
+        """The fields of query `name`'s records, in their order (a CSV's header even when no
+        record matches)."""
+        if name in SUMMARIES:
+            return [f.name for f in SUMMARIES[name][0].output if not f.computed
+                    and not f.position and f.name != "version"]
+        return [f.name for f in PROJECTIONS[name].output]
+
     def as_of_pages(self, query: Query) -> Iterator[list[dict[str, Any]]]:
         """A whole projection as of `query.as_of` (one tenant's with `tenant`), with the fields
         `run` gives, a read of persons at a time in the fold's order rather than sorted:

@@ -879,3 +879,21 @@ def test_ids_are_kept_as_sent_and_exact_in_json_and_csv(tmp_path: Path) -> None:
     csv_out = mot(store, "query", "relationships", "--columns", "customer_id",
                   "--format", "csv").stdout
     assert sorted(csv_out.splitlines()[1:]) == sorted(ids)
+
+
+def test_a_csv_answer_with_no_rows_still_has_its_header(tmp_path: Path) -> None:
+    """README's `mot query reciprocity --status stop_asking --format csv > stop-asking.csv`
+    wrote an empty line when no customer matched: a sheet with no columns. The header is
+    each query's fields, the same as when rows come."""
+    from mot.service.queries import QUERY_NAMES, QueryService
+
+    store = str(tmp_path / "mot.db")
+    sample_store(store, tmp_path, 2000)
+    for name in QUERY_NAMES:
+        [record] = query(store, name, "--limit", "1")
+        assert list(record) == QueryService.fields(name), name
+    one = str(tmp_path / "one.db")
+    mot(one, "import", "-q", lines_file(tmp_path, moment()))
+    out = mot(one, "query", "reciprocity", "--status", "stop_asking", "--format", "csv").stdout
+    assert out == ",".join(QueryService.fields("reciprocity")) + "\n"
+    assert out.startswith("tenant,customer_id,given,asked,")
