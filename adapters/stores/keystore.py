@@ -279,16 +279,24 @@ class Keystore:
         if self._pending_tx is not tx:
             self._settle(tx)
             self._pending_tx = tx
-        out: dict[str, tuple[str, bytes]] = {}
+        out: dict[str, tuple[str, bytes]] = {}  # keys found whose cipher is not hot
+        result: dict[str, tuple[str, AESGCM]] = {}
         missing: list[str] = []
         by_customer, pending = self._by_customer, self._pending
         young = by_customer.young.get(tenant, _NONE)  # most lookups end here: unpacked inline
+        ciphers = self._ciphers
+        hot = ciphers.young
         for cid in customer_ids:
-            if cid in out:
+            if cid in result or cid in out:
                 continue
             packed = young.get(cid)
             if packed is not None:
-                out[cid] = (packed[KEY_BYTES:].decode(), packed[:KEY_BYTES])
+                key_id = packed[KEY_BYTES:].decode()
+                aead = hot.get(key_id)  # the usual case: key and cipher both hot, one step
+                if aead is None:
+                    out[cid] = (key_id, packed[:KEY_BYTES])
+                else:
+                    result[cid] = (key_id, aead)
                 continue
             found = by_customer.get(tenant, cid) or pending.get((tenant, cid))
             if found is None:
@@ -313,9 +321,6 @@ class Keystore:
                     self._read(t, master, tenant, digests,
                                [d for d in digests if d not in known and d not in made], out)
             self._mostly_new = 2 * len(made) >= len(digests)
-        ciphers = self._ciphers
-        hot = ciphers.young
-        result: dict[str, tuple[str, AESGCM]] = {}
         for cid, (key_id, key) in out.items():
             aead = hot.get(key_id)
             if aead is None:

@@ -136,7 +136,8 @@ class Sealing:
         # seal); an event seals one box at most (a link's boxes take their own).
         random = os.urandom(NONCE_BYTES * len(items))
         at = 0
-        contexts: dict[str, bytes] = {}  # tenant -> `_context`'s bytes before the moment id
+        # tenant -> `_context`'s bytes before the moment id
+        contexts = {tenant: _context(tenant, "") for tenant in wanted}
         # A recorded moment's state as a bytearray: SQLite's module binds one as it is, where
         # it looks for an adapter of a bytes object first, and fails, raising and clearing an
         # AttributeError for every row (bench/NOTES.md); COPY takes either.
@@ -151,11 +152,8 @@ class Sealing:
                 plain, personal, customer = item
                 tenant = event.tenant
                 key_id, aead = keys[tenant][customer]
-                context = contexts.get(tenant)
-                if context is None:
-                    context = contexts[tenant] = _context(tenant, "")
                 box = b64encode(nonce + aead.encrypt(nonce, personal,
-                                                     context + encoded(event.moment_id)))
+                                                     contexts[tenant] + encoded(event.moment_id)))
                 if event.recorded_at is not recorded_at:  # a batch's events share theirs
                     recorded_at = event.recorded_at
                     recorded_at_json = dumps(recorded_at)
