@@ -61,8 +61,12 @@ CUSTOMER_KEYS = 160_000
 CACHED_TENANTS = 1_000
 # Ciphers (AESGCM objects) of the keys used last, kept apart and fewer: making one costs more
 # than the encryption of a moment's fields, and a customer's moments lie close together in an
-# import's batches and a rebuild's ranges; a few thousand is a few MB whatever the store holds.
-HOT_CIPHERS = 4_000
+# import's batches and a rebuild's ranges; a few thousand is a few MB whatever the store holds
+# (about 1.4 KB of RSS each, OpenSSL's context: 8,000 are 11 MB). 8,000 rather than 4,000: at
+# 1,000,000 sample moments (83,331 customers) a third of a batch's customers missed 4,000 and a
+# cipher made costs about as much as the encryption (bench/NOTES.md); no more than the 8,333
+# customers of 100,000, so a run of 100,000 meeting them all holds as many as one of 1,000,000.
+HOT_CIPHERS = 8_000
 
 KEYSTORE_ENV = "MOT_KEYSTORE"
 KEY_FILE_ENV = "MOT_MASTER_KEY_FILE"
