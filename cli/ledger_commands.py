@@ -365,10 +365,14 @@ def _selected(obj: State, ids: tuple[int, ...], field: str | None, reason: str |
     quarantine is an error."""
     from mot.service.quarantine import NotQuarantined
 
+    quarantine = obj.services.quarantine
     try:
-        return [e.id for e in obj.services.quarantine.select(ids, field, reason)]
+        chosen = [e.id for e in quarantine.select(ids, field, reason)]
     except NotQuarantined as error:
         raise click.ClickException(f"{error} (see them with: mot quarantine list)") from None
+    if not chosen:
+        _say_why_none(quarantine, field, reason)
+    return chosen
 
 
 @quarantine.command("list")
@@ -388,9 +392,7 @@ def quarantine_list(obj: State, limit: int | None, field: str | None, reason: st
     quarantine = obj.services.quarantine
     entries = quarantine.entries(limit, field=field, reason=reason)
     if not entries:
-        # An empty list alone did not say whether the filter was misspelt: fields are what
-        # the senders wrote, so name the ones there are (on stderr: stdout stays the format).
-        click.echo(_nothing_listed(quarantine.summary(), field, reason), err=True)
+        _say_why_none(quarantine, field, reason)
     render(
         [
             {"id": e.id, "origin": e.origin, "field": e.field, "reason": e.reason,
@@ -403,10 +405,17 @@ def quarantine_list(obj: State, limit: int | None, field: str | None, reason: st
     )
 
 
+def _say_why_none(quarantine: Any, field: str | None, reason: str | None) -> None:
+    """On stderr, why `list`, `replay` or `drop` selected nothing. An empty answer alone did
+    not say whether the filter was misspelt: fields are what the senders wrote, so name the
+    ones there are (on stderr: stdout stays the format, or the command's one line)."""
+    click.echo(_nothing_listed(quarantine.summary(), field, reason), err=True)
+
+
 def _nothing_listed(summary: list[dict[str, Any]], field: str | None,
                     reason: str | None) -> str:
-    """Why `quarantine list` lists nothing: the quarantine is empty, or what the filters named
-    is not in it (and the fields that are)."""
+    """Why a quarantine command selects nothing: the quarantine is empty, or what the filters
+    named is not in it (and the fields that are)."""
     from mot.wording import printable
 
     if not summary:

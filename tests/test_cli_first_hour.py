@@ -320,6 +320,32 @@ def test_quarantine_replay_and_drop_by_field_and_reason(store_url: str, tmp_path
     assert nothing.exit_code == 2 and "name the messages to drop" in nothing.stderr
 
 
+def test_quarantine_replay_and_drop_that_match_nothing_say_why(tmp_path: Path) -> None:
+    """`replay --field nosuch` said only 'nothing replayed', and `drop --field nosuch`
+    'dropped 0 messages': now both say on stderr, as `list` does, what the filter named
+    and the fields the quarantine holds (nothing is replayed nor dropped)."""
+    store = str(tmp_path / "mot.db")
+    mot(store, "import", "-q", lines_file(tmp_path, moment()))
+    for command in ("replay", "drop"):
+        result = mot(store, "quarantine", command, "--field", "channel")
+        assert result.stderr == "the quarantine is empty\n", command
+    mot(store, "import", "-q", lines_file(tmp_path, moment(channel="fax"),
+                                          moment(sentiment=1.7)))
+    why = ("no quarantined message with field 'nosuch'; its fields: channel, sentiment "
+           "(mot quarantine summary counts them by field and reason)\n")
+    replayed = mot(store, "quarantine", "replay", "--field", "nosuch")
+    assert (replayed.stdout, replayed.stderr) == (
+        "no quarantined message matches; nothing replayed\n", why)
+    dropped = mot(store, "quarantine", "drop", "--field", "nosuch")
+    assert (dropped.stdout, dropped.stderr) == (
+        "dropped 0 messages; 2 messages in the quarantine\n", why)
+    dropped = mot(store, "quarantine", "drop", "1", "--reason", "zz")
+    assert dropped.stderr.startswith("no quarantined message with a reason containing 'zz'; ")
+    dropped = mot(store, "quarantine", "drop", "--field", "channel")
+    assert (dropped.stdout, dropped.stderr) == (
+        "dropped 1 message; 1 message in the quarantine\n", "")
+
+
 def test_a_line_with_three_errors_names_all_three(tmp_path: Path) -> None:
     store = str(tmp_path / "mot.db")
     mot(store, "import", "-q", lines_file(
