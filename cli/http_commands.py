@@ -11,6 +11,8 @@ from mot.adapters.http.tenancy import (
     DEFAULT_REPORT_RATE,
     DEFAULT_TENANT_BURST,
     DEFAULT_TENANT_RATE,
+    LEAST_REPORT_RATE,
+    LEAST_TENANT_RATE,
 )
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
@@ -146,17 +148,20 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
               "to --memory-budget; default half of --memory-budget): a tenant that floods "
               "waits for its own requests, then gets 429 tenant_memory, and leaves the rest "
               "to the others.")
-@click.option("--tenant-rate", type=rate("requests a second"), default=DEFAULT_TENANT_RATE,
+@click.option("--tenant-rate", type=rate("requests a second", LEAST_TENANT_RATE),
+              default=DEFAULT_TENANT_RATE,
               show_default=True, envvar="MOT_TENANT_RATE", show_envvar=True, metavar="PER_S",
               help="Requests a second one tenant's tokens may send (a token bucket per tenant); "
-                   "more get 429 rate_limited with Retry-After. 0: no limit.")
+                   "more get 429 rate_limited with Retry-After. 0: no limit, else at least 0.001.")
 @click.option("--tenant-burst", type=whole(1), default=DEFAULT_TENANT_BURST, show_default=True,
               envvar="MOT_TENANT_BURST", show_envvar=True,
               help="Requests one tenant may send at once above --tenant-rate (the bucket's size).")
-@click.option("--report-rate", type=rate("reports a minute"), default=DEFAULT_REPORT_RATE,
+@click.option("--report-rate", type=rate("reports a minute", LEAST_REPORT_RATE),
+              default=DEFAULT_REPORT_RATE,
               show_default=True, envvar="MOT_REPORT_RATE", show_envvar=True, metavar="PER_MIN",
               help="GET /v1/report pages a minute per tenant, one at a time (each computes a "
-                   "whole report); more get 429 report_rate or report_busy. 0: no rate limit.")
+                   "whole report); more get 429 report_rate or report_busy. 0: no rate limit, "
+                   "else at least 0.1.")
 @click.option("--metrics-token", envvar="MOT_METRICS_TOKEN", show_envvar=True, default=None,
               metavar="SECRET", help="Make /metrics answer only `Authorization: Bearer SECRET` "
               "(the operator's scraper): its totals tell a tenant how much the others send. "

@@ -74,9 +74,27 @@ def seconds(minimum: float) -> Seconds:
     return Seconds(minimum)
 
 
-def rate(unit: str) -> Finite:
-    """A rate limit (`unit`: "requests a second"...): finite, from 0 (no limit) to 1e9."""
-    return Finite(0, 1e9, unit)
+class Rate(Finite):
+    """A rate limit: 0 (no limit) or from `least` to 1e9 `unit`. A positive rate near 0 is
+    no limit an operator means: `mot serve --tenant-rate 1e-300` started, and its tenants'
+    second request got a Retry-After of 10^300 seconds."""
+
+    def __init__(self, least: float, unit: str) -> None:
+        super().__init__(0, 1e9, unit)
+        self.least = least
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if 0 < number < self.least:
+            self.fail(f"{number:g} is neither 0 (no limit) nor in the range "
+                      f"{self.least:g}<=x<=1e9 {self.unit}.", param, ctx)
+        return number
+
+
+def rate(unit: str, least: float) -> Rate:
+    """A rate limit (`unit`: "requests a second"...): finite, 0 (no limit) or from `least`
+    (so that the wait for the next request, Retry-After, stays below an hour) to 1e9."""
+    return Rate(least, unit)
 
 
 ROW_ID = count(1)  # a quarantined message's or a token's id

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -146,6 +148,33 @@ def test_a_tenant_over_its_rates_is_refused_and_another_is_not(tmp_path: Path) -
         assert limited(metrics, "rate_limited") == len(refused)
         assert limited(metrics, "report_rate") == 1
         assert "acme" not in metrics and "globex" not in metrics
+
+
+def test_absurd_rates_are_refused_and_retry_after_stays_bounded(tmp_path: Path) -> None:
+    """`mot serve --tenant-rate 1e-300` started, and a tenant's second request got a
+    Retry-After of 10^300 seconds: a positive rate is now at least 0.001 requests a second
+    (0.1 reports a minute), refused by name otherwise, and Retry-After is at most an hour."""
+    store = str(tmp_path / "mot.db")
+    token = tokens(store)
+    mot = Path(sys.executable).parent / "mot"
+    for option, variable, value, least, unit in (
+            ("--tenant-rate", "MOT_TENANT_RATE", "1e-300", "0.001", "requests a second"),
+            ("--report-rate", "MOT_REPORT_RATE", "0.0001", "0.1", "reports a minute")):
+        refused = subprocess.run([str(mot), "--store", store, "serve", "--port", "0", option,
+                                  value], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2, refused.stderr
+        assert (f"Error: Invalid value for '{option}' (env var: '{variable}'): {value} is "
+                f"neither 0 (no limit) nor in the range {least}<=x<=1e9 {unit}."
+                ) in refused.stderr, refused.stderr
+    acme = {"Authorization": f"Bearer {token['acme']}"}
+    with server(store, "--tenant-rate", "0.001", "--tenant-burst", "1",
+                "--report-rate", "0.1") as (url, _), httpx.Client(base_url=url, timeout=60,
+                                                                  headers=acme) as http:
+        assert http.get("/v1/relationships").status_code == 200
+        over = http.get("/v1/relationships")
+        assert over.status_code == 429 and over.json()["code"] == "rate_limited"
+        assert 990 <= int(over.headers["retry-after"]) <= 1000
+    assert TenantLimited("rate_limited", "", 1e300).retry_after == 3600
 
 
 def test_turns_go_round_the_tenants_that_wait() -> None:

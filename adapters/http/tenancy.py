@@ -32,6 +32,13 @@ if TYPE_CHECKING:  # imported where used: `mot serve --help` reads this module's
 DEFAULT_TENANT_RATE: Final = 1000.0
 DEFAULT_TENANT_BURST: Final = 2000
 DEFAULT_REPORT_RATE: Final = 12.0  # a minute
+# The lowest rates above 0 (no limit): a tenant's next request or report is then at most
+# 1,000 s or 10 minutes away. A rate near 0 (`--tenant-rate 1e-300`) answered Retry-After
+# in the 10^300 seconds.
+LEAST_TENANT_RATE: Final = 0.001
+LEAST_REPORT_RATE: Final = 0.1  # a minute
+# Retry-After's largest value: a client told to wait longer takes the server for broken.
+RETRY_AFTER_MAX: Final = 3600
 
 
 class TenantLimited(Exception):
@@ -41,7 +48,7 @@ class TenantLimited(Exception):
                  unread_body: bool = False) -> None:
         super().__init__(detail)
         self.code = code
-        self.retry_after = max(1, math.ceil(retry_after))
+        self.retry_after = min(RETRY_AFTER_MAX, max(1, math.ceil(retry_after)))
         # refused before its body was read: the connection closes, the rest may be on the way
         self.unread_body = unread_body
 
@@ -55,8 +62,12 @@ class Quotas:
     report_rate: float = DEFAULT_REPORT_RATE
 
     def __post_init__(self) -> None:
-        if self.rate < 0 or self.report_rate < 0:
-            raise ValueError("a tenant's rates must be 0 (no limit) or more")
+        if not (self.rate == 0 or LEAST_TENANT_RATE <= self.rate <= 1e9):
+            raise ValueError(f"the tenant rate must be 0 (no limit) or from "
+                             f"{LEAST_TENANT_RATE:g} to 1e9 requests a second")
+        if not (self.report_rate == 0 or LEAST_REPORT_RATE <= self.report_rate <= 1e9):
+            raise ValueError(f"the report rate must be 0 (no limit) or from "
+                             f"{LEAST_REPORT_RATE:g} to 1e9 reports a minute")
         if self.burst < 1:
             raise ValueError("the tenant burst must be at least 1 request")
 
