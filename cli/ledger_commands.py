@@ -179,7 +179,7 @@ def _print_summary(report: Any, stats: Any, summary_json: bool, quiet: bool,
             result["error"] = str(stopped)
         click.echo(orjson.dumps(result).decode())
     else:
-        blank = f", {report.blank:,} blank lines skipped" if report.blank else ""
+        blank = f", {counted(report.blank, 'blank line')} skipped" if report.blank else ""
         if rolled_back:
             # "read 0: recorded 0, ..." beside an error counting the messages read was two
             # answers to one question: what was committed is nothing, said so.
