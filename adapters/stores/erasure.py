@@ -398,13 +398,19 @@ class SqlErasures:
         if keystore.separate:
             keystore.destroy(None, list(keys.values()))
             keystore.backend.scrub(["mot_keys"])
-        _say(f"erased in {committed - started:.2f} s; removing the freed bytes from the files"
-             f" ({', '.join(sorted(touched))})")
+        if not touched:
+            # Only the suppression was recorded: "removing the freed bytes from the files ()"
+            # named an empty list of tables and then timed a removal of nothing.
+            _say(f"erased in {committed - started:.2f} s; no table held any of their rows")
+        else:
+            _say(f"erased in {committed - started:.2f} s; removing the freed bytes from the files"
+                 f" ({', '.join(sorted(touched))})")
         backend.scrub(sorted(touched), waiting=lambda: _say(
             "waiting for transactions begun before this erasure to end (other sessions of"
             " the database server): until they do, the freed rows cannot leave the files"))
         self._mark_scrubbed(receipt.erasure)
-        _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
+        if touched:
+            _say(f"the files hold none of it {time.monotonic() - committed:.2f} s later")
         if rewritten := [t for t in whole if t in touched]:
             # An older store's, or one made with the layout asked whole: each erasure
             # rewrites these in proportion to the store (docs/erasure.md).
