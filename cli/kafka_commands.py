@@ -124,11 +124,23 @@ def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_
         if not quiet:
             progress.update(text, force=True)
 
+    # Joining a group takes seconds (25 s on Tansu): it said "partitions revoked: none" and then
+    # "0 read, 0 recorded, ... lag 0 · 0/s" every 5 s, which read as a stuck command.
+    joining = f"joining the group {group} (waiting for its partitions)"
+    assigned = [False]
+
     def rebalanced(what: str, partitions: list[tuple[str, int]]) -> None:
-        note(f"partitions {what}: " + (", ".join(f"{t}/{p}" for t, p in partitions) or "none"))
+        assigned[0] = what == "assigned"
+        if partitions or assigned[0]:
+            note(f"partitions {what}: " + (", ".join(f"{t}/{p}" for t, p in partitions) or "none"))
+        else:
+            note(joining)
 
     def report(stats: IngestStats) -> None:
-        progress.update(stats.progress_line(), count=stats.read)
+        if stats.read == 0 and not assigned[0]:
+            progress.update(joining)
+        else:
+            progress.update(stats.progress_line(), count=stats.read)
 
     settings = ConsumerSettings(bootstrap, topics, group, auto_offset_reset=auto_offset_reset,
                                 max_poll_interval_ms=max_poll_interval_ms,

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import orjson
 from cli_support import mot
+from kafka_support import Broker, broker, create_topic, ingest_args, mot_process, produce
+
+__all__ = ["broker"]
 
 
 def moment(number: int) -> bytes:
@@ -39,3 +42,18 @@ def test_erasing_an_id_the_tenant_never_held_names_no_empty_list_of_tables(tmp_p
     held = mot(store, "erase", "--tenant", "acme", "--customer", "c1", "--reason", "R-2")
     assert "removing the freed bytes from the files (" in held.stderr
     assert "moments" in held.stderr and "the files hold none of it" in held.stderr
+
+
+def test_kafka_ingest_says_it_is_joining_its_group_not_zeros(broker: Broker, tmp_path: Path) -> None:
+    create_topic(broker.bootstrap, "moments")
+    produce(broker.bootstrap, "moments", [moment(1), moment(2)])
+    log = tmp_path / "ingest.log"
+    args = [arg for arg in ingest_args(broker.bootstrap, "moments", "g1", "--exit-when-idle", "2")
+            if arg != "--quiet"]
+    process = mot_process(str(tmp_path / "mot.db"), *args, log=log)
+    assert process.wait(timeout=180) == 0, log.read_text()
+    said = log.read_text()
+    assert "partitions revoked: none" not in said
+    assert "kafka ingest: joining the group g1 (waiting for its partitions)" in said
+    assert "partitions assigned: moments/0" in said
+    assert "0 read, 0 recorded" not in said.split("partitions assigned")[0]
