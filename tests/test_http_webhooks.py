@@ -255,3 +255,18 @@ def test_one_body_that_two_sources_cannot_map_keeps_the_first_sources_reason(
     assert entry.origin.startswith("webhook:x:acme:") and entry.reason.startswith("x: ")
     assert entry.last_origin.startswith("webhook:mentions:acme:")
     assert (entry.repeats, entry.field) == (2, "")
+
+
+def test_one_body_that_two_sources_cannot_map_tells_both_sources_reasons(client: Api) -> None:
+    """The later source's reason was in its answer only: the entry kept the first source's
+    (and last_origin named the later one). Each source's reason is now in the entry, once,
+    however often either sends the bytes again (both stores)."""
+    body = b'{"nothing": "at all"}'
+    answers = [client.post("acme", body, path=f"/v1/webhooks/{source}").json()["items"][0]
+               for source in ("x", "mentions", "x", "mentions")]
+    [entry] = client.services.quarantine.entries()
+    assert entry.reason == f"{answers[0]['reason']}; {answers[1]['reason']}"
+    assert entry.reason.startswith("x: ") and "; mentions: " in entry.reason
+    assert entry.origin.startswith("webhook:x:acme:")
+    assert (entry.repeats, entry.field) == (4, "")
+

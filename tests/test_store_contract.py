@@ -426,6 +426,19 @@ def test_the_same_bad_bytes_twice_are_one_row_with_2_repeats(services: Ledgers) 
     assert services.ledger_store.quarantine_count() == 1
 
 
+def test_bytes_two_readers_could_not_map_keep_each_readers_reason_once(
+        services: Ledgers) -> None:
+    """The same bytes no source could read (field ''), through two sources: the entry tells
+    both reasons, the first source's first, each once however often it comes again."""
+    raw = b'{"nothing": "here"}'
+    for origin, problem in (("webhook:x:1", "x: no tweet"), ("webhook:mentions:2", "mentions: no id"),
+                            ("webhook:x:3", "x: no tweet"), ("webhook:mentions:4", "mentions: no id")):
+        services.ledger.record([Incoming(raw, origin, problem=problem)])
+    [entry] = services.ledger_store.quarantine()
+    assert (entry.field, entry.reason) == ("", "x: no tweet; mentions: no id")
+    assert (entry.origin, entry.last_origin, entry.repeats) == ("webhook:x:1", "webhook:mentions:4", 4)
+
+
 def test_the_same_bad_bytes_twice_in_one_batch_are_one_row(services: Ledgers) -> None:
     raw = b"garbage"
     services.ledger.record([Incoming(raw, "f:1"), Incoming(raw, "f:2")])

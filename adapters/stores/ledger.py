@@ -187,9 +187,15 @@ class SqlLedger:
                     " field = excluded.field,"
                     # Bytes no source could read as a message (field ''), sent again through
                     # another source (one body posted to two vendors' webhooks), keep the
-                    # reason of the origin the entry names: each reader has its own.
-                    " reason = CASE WHEN quarantine.field = '' AND excluded.field = ''"
-                    " THEN quarantine.reason ELSE excluded.reason END,"
+                    # reason of the origin the entry names and add the new source's, once
+                    # (`replace` leaves the text as it was when that reason is not in it):
+                    # each reader has its own, which starts with its name.
+                    " reason = CASE WHEN quarantine.field <> '' OR excluded.field <> ''"
+                    " THEN excluded.reason"
+                    " WHEN excluded.reason = ''"
+                    " OR replace(quarantine.reason, excluded.reason, '') <> quarantine.reason"
+                    " THEN quarantine.reason"
+                    " ELSE quarantine.reason || '; ' || excluded.reason END,"
                     " waits_for = excluded.waits_for, waits_tenant = excluded.waits_tenant,"
                     " names = excluded.names,"
                     # The same bytes sent by two tenants (over HTTP): either one's erasure

@@ -43,7 +43,7 @@ from mot.service.alerting import OpenRequest
 
 if TYPE_CHECKING:
     from mot.domain.events import LedgerEvent, LinkEvent, MomentEvent, StreamEvent
-    from mot.domain.quarantine import Quarantined
+    from mot.domain.quarantine import Quarantined, Rejected
     from mot.projections.alerts import Alert
     from mot.projections.amplification import Amplification
     from mot.projections.folding import CustomerProjections
@@ -113,8 +113,7 @@ class MemoryLedger:
                     self.quarantined[digest] = replace(
                         known, repeats=known.repeats + 1, last_seen=now, last_origin=r.origin,
                         field=r.field, waits_for=r.waits_for,
-                        # as the SQL ledger: a reader's reason stays with its origin
-                        reason=known.reason if known.field == r.field == "" else r.reason)
+                        reason=_reasons(known, r))
             for qid, field_, reason, waits in append.still_rejected:
                 held = self._digest_of(qid)
                 if held is not None:
@@ -269,6 +268,16 @@ class MemoryLedger:
 
     def close(self) -> None:
         pass
+
+
+def _reasons(known: Quarantined, again: Rejected) -> str:
+    """A repeat's reason, as the SQL ledger's: bytes no source could read (field '') keep
+    each reader's reason once, the first one's first; otherwise the latest."""
+    if known.field or again.field:
+        return again.reason
+    if not again.reason or again.reason in known.reason:
+        return known.reason
+    return f"{known.reason}; {again.reason}"
 
 
 def _now() -> str:
