@@ -229,7 +229,8 @@ url = "{HUBSPOT_URL}"
         globex = {"Authorization": f"Bearer {token['globex']}"}
         assert http.post("/v1/moments", content=moments(1000), headers=globex).status_code == 200
 
-        # Forged bodies that trickle in: two fill a tenant's share (64 KiB each of 128 KiB).
+        # Forged bodies that trickle in: two would fill a tenant's share (64 KiB each of
+        # 128 KiB); they hold an eighth of the budget (one body here), the second is refused.
         head = (b"POST /v1/webhooks/hubspot HTTP/1.1\r\nHost: x\r\n"
                 b"X-HubSpot-Signature-v3: forged\r\nX-HubSpot-Request-Timestamp: 0\r\n"
                 b"Content-Length: 65536\r\n\r\n{\"results\"")
@@ -239,7 +240,7 @@ url = "{HUBSPOT_URL}"
         answer = http.post("/v1/moments", headers=acme,
                            content=moments(1000).replace(b'"m-', b'"a-'))
         assert answer.status_code == 200, answer.text
-        assert [int(answer_of(t).split(b" ", 2)[1]) for t in trickles] == [408, 408]
+        assert sorted(int(answer_of(t).split(b" ", 2)[1]) for t in trickles) == [408, 429]
 
 
 def test_one_body_that_two_sources_cannot_map_keeps_the_first_sources_reason(
@@ -270,3 +271,33 @@ def test_one_body_that_two_sources_cannot_map_tells_both_sources_reasons(client:
     assert entry.origin.startswith("webhook:x:acme:")
     assert (entry.repeats, entry.field) == (4, "")
 
+
+def test_forged_webhook_bodies_hold_at_most_an_eighth_of_the_memory(tmp_path: Path) -> None:
+    """A real `mot serve`: the bodies of signed webhooks, read before their signature is
+    checked (forgeries too, which anyone can send), had a share sized like a tenant's (half
+    the budget, and a share per vendor: two vendors' forgeries held all of it). They now hold
+    an eighth of --memory-budget (at least one body), all vendors together."""
+    from test_http_fairness import answer_of
+    from test_http_limits import send_partial, server, tokens
+
+    store = str(tmp_path / "mot.db")
+    tokens(store)
+    config = tmp_path / "mot.toml"
+    config.write_text((FIXTURES / "mot.toml").read_text() + f"""
+[webhooks.hubspot]
+secret = "{HUBSPOT_SECRET}"
+url = "{HUBSPOT_URL}"
+""")
+    options = ("--config", str(config), "--max-body", "64KiB", "--memory-budget", "1MiB",
+               "--budget-wait", "0.5", "--read-timeout", "6")
+    head = (b"POST /v1/webhooks/hubspot HTTP/1.1\r\nHost: x\r\n"
+            b"X-HubSpot-Signature-v3: forged\r\nX-HubSpot-Request-Timestamp: 0\r\n"
+            b"Content-Length: 65536\r\n\r\n{\"results\"")
+    with server(store, *options) as (url, _):
+        trickles = [send_partial(url, head) for _ in range(6)]
+        answers = [answer_of(t) for t in trickles]
+    statuses = sorted(int(a.split(b" ", 2)[1]) for a in answers)
+    # 1 MiB / 8 = 128 KiB: two bodies of 64 KiB held (then 408), the four others refused
+    assert statuses == [408, 408, 429, 429, 429, 429], statuses
+    refused = next(a for a in answers if a.split(b" ", 2)[1] == b"429")
+    assert b"signed webhooks whose signature is not checked yet hold 131,072 bytes" in refused

@@ -77,6 +77,19 @@ class Limits:
             return self.tenant_memory
         return max(self.max_body, self.memory_budget // 2)
 
+    @property
+    def unverified_share(self) -> int:
+        """What the bodies of signed webhooks whose signature is not checked yet hold at once,
+        all vendors together: an eighth of the budget (at least one body). Anyone can send
+        them, so forged ones must leave the tenants most of the memory; sized as a tenant's,
+        two vendors' forgeries took the whole budget."""
+        return min(self.tenant_share, max(self.max_body, self.memory_budget // 8))
+
+
+# The holder of the bodies of signed webhooks read before their signature is checked (a
+# tenant's name holds no NUL): one share for every vendor, forged ones included.
+UNVERIFIED: Final = "\0webhook"
+
 
 class Overloaded(Exception):
     """No room in the memory budget in time (answered 503 with Retry-After)."""
@@ -99,29 +112,33 @@ class MemoryBudget:
         self.total = total
         self.wait = wait
         self.tenant_share = total if tenant_share is None else min(tenant_share, total)
+        self.shares: dict[str, int] = {}  # a holder's share when not a tenant's (UNVERIFIED)
         self.used = 0
         self.by_tenant: dict[str, int] = {}
         self._freed: anyio.Event | None = None
 
-    def _fits(self, tenant: str, size: int) -> bool:
-        return (self.used + size <= self.total
-                and self.by_tenant.get(tenant, 0) + size <= self.tenant_share)
+    def _fits(self, tenant: str, size: int, share: int) -> bool:
+        return self.used + size <= self.total and self.by_tenant.get(tenant, 0) + size <= share
 
     @asynccontextmanager
     async def hold(self, size: int, tenant: str = "") -> AsyncIterator[None]:
-        size = min(size, self.tenant_share)
+        share = self.shares.get(tenant, self.tenant_share)
+        size = min(size, share)
         with anyio.move_on_after(self.wait):
-            while not self._fits(tenant, size):
+            while not self._fits(tenant, size, share):
                 if self._freed is None:
                     self._freed = anyio.Event()
                 await self._freed.wait()
-        if not self._fits(tenant, size):
+        if not self._fits(tenant, size, share):
             if self.used + size > self.total:
                 raise Overloaded(self.wait)
+            whose = ("this tenant's requests in progress hold", "its", "mot serve --tenant-memory")
+            if tenant in self.shares:
+                whose = ("signed webhooks whose signature is not checked yet hold", "their",
+                         "an eighth of mot serve --memory-budget, at least --max-body")
             raise TenantLimited(
-                "tenant_memory", f"this tenant's requests in progress hold "
-                f"{self.by_tenant.get(tenant, 0):,} bytes of bodies, its share of the server's "
-                f"memory is {self.tenant_share:,} (mot serve --tenant-memory); no room after "
+                "tenant_memory", f"{whose[0]} {self.by_tenant.get(tenant, 0):,} bytes of bodies, "
+                f"{whose[1]} share of the server's memory is {share:,} ({whose[2]}); no room after "
                 f"{self.wait:g} s: retry after the Retry-After header's seconds, or send fewer "
                 f"requests at once", RETRY_AFTER, unread_body=True)
         self.used += size
@@ -167,6 +184,7 @@ class Ingest:
         self.threads = threads
         self.budget = MemoryBudget(limits.memory_budget, limits.budget_wait,
                                    limits.tenant_share)
+        self.budget.shares[UNVERIFIED] = limits.unverified_share
         # The chunks are recorded on up to `threads` threads, each allocating from a heap of
         # its own: trim them as often as `mot kafka ingest` does (a transaction's worth).
         self.heap = HeapTrim(DEFAULT_COMMIT)

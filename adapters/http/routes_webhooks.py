@@ -22,6 +22,7 @@ from mot.adapters.http.bodies import (
 )
 from mot.adapters.http.deps import ApiContext, Context
 from mot.adapters.http.errors import ApiError
+from mot.adapters.http.ingest import UNVERIFIED
 from mot.adapters.http.webhooks import Source, check_hubspot, check_zendesk
 from mot.adapters.sources.vendor import VendorStats, map_value
 from mot.adapters.vendors import SOURCES
@@ -57,10 +58,11 @@ async def webhook(source: Source, request: Request, context: Context,
         holder = principal.tenant
     else:
         # A signed webhook's body is read before its signature can be checked: it is held in
-        # the source's own share of the memory budget (a tenant's name holds no NUL), so that
-        # forged bodies, which anyone can send, take no room from the vendor's tenant's other
-        # requests. Its tenant's request rate is charged once the signature verifies.
-        holder = f"\0webhook:{source}"
+        # the unverified bodies' own small share of the memory budget, so that forged bodies,
+        # which anyone can send, take no room from the vendor's tenant's other requests nor
+        # more than an eighth of the server's. Its tenant's request rate is charged once the
+        # signature verifies.
+        holder = UNVERIFIED
     async with context.ingest.receive(request, holder) as body:
         return await _receive(source, request, request_id, body, principal, context)
 
