@@ -262,6 +262,52 @@ def test_customer_selects_the_person_by_any_of_its_ids(world: World) -> None:
     assert world.query("persons", suspect=True) == []
 
 
+@pytest.mark.postgres
+def test_customer_of_an_id_in_no_link_reads_one_part_of_the_split_persons(
+        make_store_url: Any) -> None:
+    """`--customer X` finds X's person on PostgreSQL, whose persons table is split by customer
+    id: an id in no linked pair of a tenant is its own group, so its person row is read from
+    the one part its id hashes to; only a linked id's group is looked for in every part. The
+    persons found are the in-memory store's, for every id of the fixture, with and without a
+    tenant."""
+    from mot.adapters.stores.postgres import SPLIT_PARTS
+
+    email = "email:10ef04a5a1acd81d18a0c61fdd354a063da07223720a1d8760aa5c2afa5e8ee0"
+    lines = fixture_lines(FIXTURE)
+    memory_ledger = MemoryLedger()
+    memory = MemoryProjectionStore(memory_ledger)
+    LinkFeeder(memory_ledger).record(lines)
+    Engine(memory, memory_ledger).catch_up()
+    ledger = MemoryLedger()
+    with open_store(make_store_url("postgres")) as services:
+        LinkFeeder(ledger).record(lines)
+        store = services.projection_store
+        Engine(store, ledger).catch_up()
+
+        def parts_read(customer: str, tenant: str | None = None) -> int:
+            # Around it, in one transaction that it joins: the backend's counts of scans not
+            # yet reported may hold earlier transactions' too.
+            counted = ("SELECT relname, idx_scan + seq_scan FROM pg_stat_xact_user_tables"
+                       " WHERE schemaname = current_schema() AND relname LIKE 'persons%%'")
+            with services.backend.write("schema") as tx:
+                before = dict(tx.query(counted))
+                store.persons_of(customer, tenant)
+                after = dict(tx.query(counted))
+            return sum(scans > before.get(name, 0) for name, scans in after.items())
+
+        assert parts_read("x:maria", "globex") == 1
+        assert parts_read("x:ben", "acme") == SPLIT_PARTS  # linked: its group, in any part
+        assert parts_read("x:maria") == SPLIT_PARTS
+        ids = sorted({line["customer_id"] for line in lines if "customer_id" in line}
+                     | {"nobody", email})
+        for customer in ids:
+            for tenant in (None, "acme", "globex"):
+                assert store.persons_of(customer, tenant) == memory.persons_of(customer, tenant), \
+                    (customer, tenant)
+    assert memory.persons_of("x:maria") == [(("acme", "hubspot:501"), email),
+                                            (("globex", "x:maria"), "x:maria")]
+
+
 def test_as_of_folds_per_person_with_the_current_links(world: World) -> None:
     from datetime import UTC, datetime
 
