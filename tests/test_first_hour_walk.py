@@ -57,3 +57,30 @@ def test_kafka_ingest_says_it_is_joining_its_group_not_zeros(broker: Broker, tmp
     assert "kafka ingest: joining the group g1 (waiting for its partitions)" in said
     assert "partitions assigned: moments/0" in said
     assert "0 read, 0 recorded" not in said.split("partitions assigned")[0]
+
+
+def test_a_csv_row_with_too_few_or_too_many_cells_names_the_columns(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    path = tmp_path / "my.csv"
+    header = "tenant,customer_id,occurred_at,channel,direction,kind,function,source.system,source.id"
+    path.write_text(header + "\n"
+                    "acme,c-1,2026-06-02T08:00:00Z,phone,inbound,complaint,logistics,crm,T-1\n"
+                    "acme,c-2,2026-06-02T08:00:00Z,phone,inbound,complaint,logistics,crm\n"
+                    "acme,c-3,2026-06-02T08:00:00Z,phone,inbound,complaint,logistics,crm,T-3,x y\n")
+    assert "recorded 1," in mot(store, "import", path).stdout
+    reasons = {entry["origin"]: entry["reason"] for entry in
+               orjson.loads(mot(store, "quarantine", "list", "--format", "json").stdout)}
+    assert reasons == {
+        f"{path}:3": "CSV row has 8 cells, the header has 9: no cell for column 'source.id'",
+        f"{path}:4": "CSV row has 10 cells, the header has 9: 'x y' past its last column "
+                     "'source.id' (a comma in a value needs the value in double quotes)"}
+
+
+def test_a_vendor_csv_row_short_of_cells_names_the_columns(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    path = tmp_path / "listening_export.csv"
+    path.write_text("id,text,url\n1,hello\n")
+    mot(store, "import", "--from", "mentions", path)
+    [entry] = orjson.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
+    assert entry["reason"].endswith("CSV row has 2 cells, the header has 3: no cell for column 'url'")
+

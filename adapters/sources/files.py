@@ -571,12 +571,26 @@ def csv_records(table: CsvTable) -> Iterator[Incoming]:
         if row.problem is not None:
             yield Incoming(row.raw, origin, problem=row.problem)
         elif len(row.cells) != len(columns):
-            problem = f"CSV row has {len(row.cells)} cells, the header has {len(columns)}"
-            yield Incoming(row.raw, origin, problem=problem)
+            yield Incoming(row.raw, origin, problem=cell_count_problem(row.cells, columns))
         elif held := [i for i in unnamed if row.cells[i]]:
             yield Incoming(row.raw, origin, problem=_unnamed_cell(held[0], row.cells[held[0]]))
         else:
             yield Incoming(row.raw, origin, orjson.dumps(csv_row_to_wire(columns, row.cells)))
+
+
+def cell_count_problem(cells: list[str], columns: list[str]) -> str:
+    """Why a row with another number of cells than the header's is refused, naming the columns
+    it gives no cell (or the cells past the last column): "CSV row has 8 cells, the header has 9"
+    alone left the reader to count commas to find which field went missing."""
+    said = f"CSV row has {len(cells)} cells, the header has {len(columns)}"
+    if len(cells) < len(columns):
+        missing = columns[len(cells):]
+        named = ", ".join(repr(c) for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        return f"{said}: no cell for {'column' if len(missing) == 1 else 'columns'} {named}"
+    extra = cells[len(columns):]
+    shown = ", ".join(repr(c if len(c) <= 40 else c[:37] + "...") for c in extra[:3])
+    return (f"{said}: {shown}{', ...' if len(extra) > 3 else ''} past its last column "
+            f"{columns[-1]!r} (a comma in a value needs the value in double quotes)")
 
 
 def _unnamed_cell(index: int, cell: str) -> str:

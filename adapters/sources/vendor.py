@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from mot.adapters.sources.files import CsvTable, Opened, jsonl_lines
+from mot.adapters.sources.files import CsvTable, Opened, cell_count_problem, jsonl_lines
 from mot.adapters.vendors import NotAMoment, Unmappable, VendorConfig, VendorSource
 from mot.adapters.vendors.base import without_addresses
 from mot.domain.messages import GIVEN_TWICE, duplicate_field
@@ -227,7 +227,7 @@ def _csv_messages(table: CsvTable, source: VendorSource, config: VendorConfig,
         origin = f"{table.opened.name}:{row.line}"
         problem = row.problem
         if problem is None and len(row.cells) != len(columns):
-            problem = f"CSV row has {len(row.cells)} cells, the header has {len(columns)}"
+            problem = cell_count_problem(row.cells, columns)
         if problem is not None:
             stats.records += 1
             stats.unmappable += 1
