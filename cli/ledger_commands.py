@@ -130,6 +130,8 @@ def import_(obj: State, files: tuple[str, ...], fmt: str, vendor: str | None, co
         raise _stop_error(stop) from None
     progress.finish()
     _print_summary(report, stats, summary_json, quiet)
+    if not quiet:
+        _warn_if_nothing_read(report, stats)
     if options.limit is None:
         _warn_if_mostly_rejected(report.summary)
 
@@ -205,6 +207,17 @@ def _stop_error(stop: Any) -> click.ClickException:
             f"{counted(stop.report.summary.read, 'message')} committed before it{where}; running "
             "the same command again is safe and continues: what is in counts as duplicates")
     return click.ClickException(str(stop))
+
+
+def _warn_if_nothing_read(report: Any, stats: Any) -> None:
+    """An input holding no message (an empty file, a CSV header alone) imported with status 0
+    and "read 0: recorded 0, ..." as if it had been imported: likely not the file meant."""
+    if report.summary.read or (stats is not None and stats.records):
+        return
+    blank = f" (only {counted(report.blank, 'blank line')})" if report.blank else ""
+    names = ", ".join(report.inputs) or "the input"
+    click.echo(f"warning: no message in {names}{blank}: nothing to import (an empty file, or "
+               "a CSV header alone; is it the file meant?)", err=True)
 
 
 def _warn_if_mostly_rejected(summary: Any) -> None:

@@ -84,3 +84,20 @@ def test_a_vendor_csv_row_short_of_cells_names_the_columns(tmp_path: Path) -> No
     [entry] = orjson.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
     assert entry["reason"].endswith("CSV row has 2 cells, the header has 3: no cell for column 'url'")
 
+
+def test_an_input_with_no_message_is_warned_about(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    empty, header, blank = tmp_path / "empty.jsonl", tmp_path / "header.csv", tmp_path / "b.jsonl"
+    empty.write_bytes(b"")
+    header.write_text("tenant,customer_id,occurred_at\r\n")
+    blank.write_bytes(b"\n\r\n")
+    said = mot(store, "import", empty).stderr
+    assert said == (f"warning: no message in {empty}: nothing to import (an empty file, or a CSV "
+                    "header alone; is it the file meant?)\n")
+    assert f"warning: no message in {header}: nothing" in mot(store, "import", header).stderr
+    assert f"no message in {blank} (only 2 blank lines): nothing" in mot(store, "import", blank).stderr
+    assert mot(store, "import", "-q", empty).stderr == ""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(moment(1) + b"\n")
+    assert "warning" not in mot(store, "import", path).stderr
+
