@@ -315,6 +315,7 @@ def show(obj: State, moment: str, tenant: str | None, fmt: str) -> None:
     from mot.domain.ledger import AmbiguousMoment
     from mot.service.moments import is_moment_id, resolve_moment_id
 
+    left_out = tenant is None
     if tenant is None and not is_moment_id(moment):
         tenant = "default"  # a SYSTEM:ID reference names a moment of the tenant it resolves in
     moment_id = resolve_moment_id(moment, tenant or "default")
@@ -326,7 +327,18 @@ def show(obj: State, moment: str, tenant: str | None, fmt: str) -> None:
         raise click.ClickException(f"{error} with --tenant") from None
     if not records:
         where = "the ledger" if tenant is None else f"tenant {tenant!r}"
-        raise click.ClickException(f"no moment {moment_id} in {where}")
+        if is_moment_id(moment):
+            raise click.ClickException(f"no moment {moment_id} in {where}")
+        # It named only the derived id, which the user never typed, and not the tenant's
+        # default when --tenant was left out (the usual reason a reference is not found).
+        from mot.cli.projection_commands import known_tenants
+
+        hint = ""
+        if left_out:
+            known = ", ".join(t for t in known_tenants(obj.services) if t != tenant) or "none"
+            hint = f"; without --tenant it is looked up in tenant 'default' (tenants: {known})"
+        raise click.ClickException(f"no moment from the source record {moment!r} in {where} "
+                                   f"(its moment id would be {moment_id}){hint}")
     if fmt != "text":
         render(records, fmt, ("version", "event", "recorded_at", "origin", "reason")
                if fmt == "table" else ())

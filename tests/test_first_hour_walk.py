@@ -101,3 +101,20 @@ def test_an_input_with_no_message_is_warned_about(tmp_path: Path) -> None:
     path.write_bytes(moment(1) + b"\n")
     assert "warning" not in mot(store, "import", path).stderr
 
+
+def test_show_of_a_source_record_not_found_names_it_and_the_tenants(tmp_path: Path) -> None:
+    store = str(tmp_path / "mot.db")
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(moment(1) + b"\n")
+    mot(store, "import", "-q", path)
+    assert '"customer_id": "c1"' in mot(store, "show", "crm:1", "--tenant", "acme").stdout
+    left_out = mot(store, "show", "crm:1", ok=False)
+    assert left_out.exit_code == 1
+    assert left_out.stderr.startswith(
+        "Error: no moment from the source record 'crm:1' in tenant 'default' (its moment id would "
+        "be ")
+    assert left_out.stderr.endswith(
+        "); without --tenant it is looked up in tenant 'default' (tenants: acme)\n")
+    other = mot(store, "show", "crm:2", "--tenant", "acme", ok=False)
+    assert other.stderr.startswith("Error: no moment from the source record 'crm:2' in tenant 'acme'")
+    assert "without --tenant" not in other.stderr
