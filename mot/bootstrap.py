@@ -242,8 +242,10 @@ class Services:
 
     def serving(self) -> None:
         """This process serves the store beside other processes for as long as it runs (mot
-        serve): see SqlTableReader.serving."""
+        serve): see SqlTableReader.serving. It keeps fewer customers' keys too (Keystore.serving):
+        its memory then does not grow with the customers it has met."""
         self.tables.serving()
+        self.ledger_store.serving()
 
     @cached_property
     def exporter(self) -> Exporter:

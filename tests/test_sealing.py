@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_support import mot, query
 
-from mot.bootstrap import open_store
+from mot.bootstrap import Services, open_store
 
 PERSONAL = ["x:maria-sealed", "@maria_handle", "https://example.com/maria-post",
             "maria-attribute-text", "src-maria-1"]
@@ -292,6 +292,40 @@ def test_the_key_caches_keep_the_keys_used_last_and_no_cipher_of_a_destroyed_key
         assert renewed[0] != made["c-8"][0]
         with pytest.raises(InvalidTag):
             renewed[1].decrypt(nonce, sealed, None)
+
+
+def test_a_serving_process_keeps_fewer_customers_keys(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mot serve (its app calls Services.serving) keeps at most SERVER_CUSTOMER_KEYS customers'
+    keys, where a command keeps CUSTOMER_KEYS: a server's memory does not grow with the
+    customers it has met. The keys it let go are read back, the same ones."""
+    from mot.adapters.http.app import create_app
+    from mot.adapters.stores import keystore as keystore_module
+
+    monkeypatch.setattr(keystore_module, "CUSTOMER_KEYS", 16)
+    monkeypatch.setattr(keystore_module, "SERVER_CUSTOMER_KEYS", 4)
+
+    def meet(services: Services, customers: range) -> dict[str, str]:
+        keystore, backend = services.ledger_store.sealing.keystore, services.backend
+        made = {}
+        for i in customers:  # a transaction each: a key is kept once its transaction committed
+            with backend.write("ledger") as tx:
+                made[f"c-{i}"] = keystore.keys_for(tx, "acme", [f"c-{i}"])[f"c-{i}"][0]
+        with backend.write("ledger") as tx:  # the last one's transaction settled
+            keystore.keys_for(tx, "acme", [f"c-{customers[-1]}"])
+        return made
+
+    with open_store(store_url) as services:
+        keystore = services.ledger_store.sealing.keystore
+        made = meet(services, range(10))
+        assert len(keystore._by_customer) == 10  # a command: up to 16
+    with open_store(store_url) as services:
+        create_app(services)
+        keystore = services.ledger_store.sealing.keystore
+        again = meet(services, range(10))
+        assert again == made  # read back, the same keys
+        assert len(keystore._by_customer) <= 4
+        assert ("acme", "c-9") in keystore._by_customer  # the last met are kept
 
 
 def test_a_rebuild_opens_boxes_in_the_database_as_in_python_and_names_a_tampered_one(

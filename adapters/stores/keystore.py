@@ -56,6 +56,11 @@ CACHED_KEYS = 20_000
 # customers in 1,000,000 sample moments), and each key not kept is read again, two random
 # pages of mot_keys that the ledger's own pages have pushed out of the page cache.
 CUSTOMER_KEYS = 160_000
+# The customers' keys a serving process keeps (mot serve, `Keystore.serving`): it runs for as
+# long as it is up, and its memory should not grow with the moments it has served. 16,000 (two
+# generations of 8,000) is about what 100,000 sample moments meet (8,333 customers); with
+# CUSTOMER_KEYS a server kept every customer of 1,000,000 (83,331, ~15 MB more: bench/NOTES.md).
+SERVER_CUSTOMER_KEYS = 16_000
 # Tenants' secrets a process keeps (one HMAC of the master key each to make again): a
 # message names its tenant, so a long-running ingest meets as many as its senders name.
 CACHED_TENANTS = 1_000
@@ -131,9 +136,10 @@ class _CustomerKeys:
     bytes then its key id's (a tuple of a key id's string and the key's bytes, keyed by a
     (tenant, customer id) tuple, took about twice the memory)."""
 
-    __slots__ = ("_young_count", "old", "young")
+    __slots__ = ("_bound", "_young_count", "old", "young")
 
-    def __init__(self) -> None:
+    def __init__(self, bound: Callable[[], int]) -> None:
+        self._bound = bound  # read at each put: a test may lower the module's bound
         self.young: dict[str, dict[str, bytes]] = {}  # tenant -> customer id -> packed key
         self.old: dict[str, dict[str, bytes]] = {}
         self._young_count = 0
@@ -158,7 +164,7 @@ class _CustomerKeys:
         before = len(keys)
         keys[customer_id] = packed
         self._young_count += len(keys) - before
-        if 2 * self._young_count >= CUSTOMER_KEYS:  # read here: a test may lower the bound
+        if 2 * self._young_count >= self._bound():
             self.old, self.young, self._young_count = self.young, {}, 0
 
     def drop_keys(self, key_ids: Collection[str]) -> None:
@@ -209,7 +215,9 @@ class Keystore:
         self._secrets: dict[str, bytes] = {}
         # (tenant, customer id) -> key and key id (packed), key id -> key: raw 32-byte keys;
         # key id -> its cipher, fewer (HOT_CIPHERS).
-        self._by_customer = _CustomerKeys()
+        self._serving = False
+        self._by_customer = _CustomerKeys(
+            lambda: SERVER_CUSTOMER_KEYS if self._serving else CUSTOMER_KEYS)
         self._by_id: _Recent[str, bytes] = _Recent(lambda: CACHED_KEYS)
         self._ciphers: _Recent[str, AESGCM] = _Recent(lambda: HOT_CIPHERS)
         # Keys made inside a transaction not committed yet, trusted only within it; those of
@@ -218,6 +226,11 @@ class Keystore:
         self._pending: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._pending_tx: Tx | None = None
         self._mostly_new = True  # whether the last keys_for made most of its keys
+
+    def serving(self) -> None:
+        """This process serves for as long as it runs (mot serve): it keeps at most
+        SERVER_CUSTOMER_KEYS customers' keys, not CUSTOMER_KEYS."""
+        self._serving = True
 
     @staticmethod
     def create_tables(tx: Tx, backend: SqlBackend) -> None:

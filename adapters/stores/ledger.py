@@ -111,6 +111,7 @@ class SqlLedger:
             self._scope_streams_by_tenant()
         self._sealing: Sealing | None = None
         self._sealed: bool | None = None
+        self._serving = False
 
     @property
     def sealing(self) -> Sealing:
@@ -121,7 +122,16 @@ class SqlLedger:
 
             self._sealing = Sealing(self.backend, open_keystore(
                 self.backend, getattr(self.backend, "path", None)))
+            if self._serving:
+                self._sealing.keystore.serving()
         return self._sealing
+
+    def serving(self) -> None:
+        """This process serves for as long as it runs (mot serve): its keystore keeps fewer
+        customers' keys (Keystore.serving), whenever it is opened."""
+        self._serving = True
+        if self._sealing is not None:
+            self._sealing.keystore.serving()
 
     def sealed(self, tx: Any | None = None) -> bool:
         """Whether the ledger seals personal fields (a new store, or after `mot upgrade --encrypt`)."""
