@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from process_support import run
 
 from mot.adapters.http.app import create_app
+from mot.adapters.http.deps import HEALTH_FRESH_S
 from mot.bootstrap import open_store
 from mot.domain.timefmt import parse_utc
 
@@ -66,6 +71,7 @@ def test_healthz_turns_503_when_the_projections_stall_while_events_wait(
             assert "mot_projection_last_progress_timestamp_seconds 0.0" in metrics
 
             services.projections.project()
+            time.sleep(HEALTH_FRESH_S)  # the stall's answer is given again for a second
             assert client.get("/healthz").status_code == 200
             metrics = client.get("/metrics").text
             assert "mot_projection_lag_seconds 0.0" in metrics
@@ -74,3 +80,35 @@ def test_healthz_turns_503_when_the_projections_stall_while_events_wait(
             assert abs(float(progress.split()[1]) - time.time()) < 60
     finally:
         services.close()
+
+
+@pytest.mark.postgres
+def test_a_flood_of_healthz_asks_the_store_once_a_second(pg_url: str,
+                                                         pg_schema_url: str) -> None:
+    """A real `mot serve`: anyone may ask /healthz, and each ask read the store on the thread
+    pool ingest uses (a flood of them queued behind a slow store). Its answer now lasts a
+    second: with every table of the store locked, the asks of that second are answered at
+    once; the next one waits for the store (the answer is the store's, a second old at most)."""
+    from test_http_limits import server, tokens
+
+    tokens(pg_schema_url)
+    schema = pg_schema_url.rsplit("schema=", 1)[1]
+    with (server(pg_schema_url) as (url, _), httpx.Client(base_url=url, timeout=30) as http,
+          psycopg.connect(pg_url) as locker):
+        assert http.get("/healthz").status_code == 200  # the answer of this second
+        tables = [row[0] for row in locker.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))]
+        locker.execute(f"LOCK TABLE {', '.join(f'{schema}.{t}' for t in tables)}"
+                       " IN ACCESS EXCLUSIVE MODE")
+        asked = [http.get("/healthz", timeout=0.5) for _ in range(5)]
+        assert [a.status_code for a in asked] == [200] * 5
+        time.sleep(HEALTH_FRESH_S)
+        later: list[int] = []
+        waiting = threading.Thread(
+            target=lambda: later.append(http.get("/healthz").status_code))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and not later  # it asks the store, which is locked
+        locker.commit()
+        waiting.join(30)
+        assert later == [200]

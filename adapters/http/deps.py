@@ -7,9 +7,12 @@ what they need through `Depends`, never from a closure.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Final
 
+import anyio
 from fastapi import Depends, Query, Request
 
 from mot.adapters.http.auth import Credentials, authenticate
@@ -24,6 +27,39 @@ from mot.bootstrap import Services
 from mot.domain.schema import MAX_TENANT
 from mot.service.access import AccessService, Principal
 from mot.service.targets import Targets
+
+# How long /healthz's answer is given again without asking the store: anyone may ask it, as
+# often as they like, and each answer read the store on a thread of the pool ingest uses.
+HEALTH_FRESH_S: Final = 1.0
+
+
+class HealthAnswers:
+    """/healthz's last answer, reused for HEALTH_FRESH_S: one look at the store a second
+    however many ask, made by one request while the others wait without a thread."""
+
+    def __init__(self) -> None:
+        self._answer: str | Exception | None = None  # a stall's detail, or the store's error
+        self._at: float | None = None
+        self._lock: anyio.Lock | None = None
+
+    def _fresh(self) -> bool:
+        return self._at is not None and time.monotonic() - self._at < HEALTH_FRESH_S
+
+    async def answer(self, check: Callable[[], str | None]) -> str | None:
+        """None when well, else why not (a stall); the store's error is raised again."""
+        if not self._fresh():
+            if self._lock is None:
+                self._lock = anyio.Lock()
+            async with self._lock:
+                if not self._fresh():
+                    try:
+                        self._answer = await anyio.to_thread.run_sync(check)
+                    except Exception as error:  # answered as any request's (errors.py)
+                        self._answer = error
+                    self._at = time.monotonic()
+        if isinstance(self._answer, Exception):
+            raise self._answer
+        return self._answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +81,7 @@ class ApiContext:
     quotas: TenantQuotas = field(default_factory=lambda: TenantQuotas(Quotas()))
     # the bearer /metrics asks for (None: it is open, as /healthz)
     metrics_token: str | None = None
+    health: HealthAnswers = field(default_factory=HealthAnswers)
 
 
 # Dependencies that do not block are coroutines: FastAPI runs a plain function on its

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+from functools import partial
 
 from fastapi import APIRouter, Request, Response
 
 from mot.adapters.http import errors
-from mot.adapters.http.deps import Context
+from mot.adapters.http.deps import ApiContext, Context
 from mot.adapters.http.errors import ApiError
 from mot.adapters.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mot.adapters.http.models import Health
@@ -27,25 +28,32 @@ log = logging.getLogger("mot.http")
 
 @router.get("/healthz", response_model=None,
             responses={200: {"model": Health}, **errors.responses(400, 503)})
-def healthz(context: Context) -> Response:
+async def healthz(context: Context) -> Response:
     """Alive, and the store answers (no token needed; says nothing about any tenant); 503
-    when events wait and the projections have made no progress for the configured time."""
+    when events wait and the projections have made no progress for the configured time.
+    The answer is the store's of the last second (a flood of /healthz asks it once a second)."""
+    stalled = await context.health.answer(partial(_stalled, context))
+    if stalled is not None:
+        return errors.problem(503, stalled, code="projector_stalled")
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+def _stalled(context: ApiContext) -> str | None:
+    """Why the server is not well (the projections stall), or None; the store's error raised."""
     if context.stall_after_s is None:
         context.services.notification_log.head()  # the store answers
-    else:
-        status = context.services.projections.status()
-        if status.stalled(context.stall_after_s):
-            # Anyone may ask /healthz: how many events wait, and how old, are every tenant's
-            # (sampled twice, how much the others sent), so they go to the server's log and
-            # /metrics, not to the answer.
-            log.warning("the projections have made no progress for more than %g s while %s "
-                        "events wait (the oldest %.0f s old)", context.stall_after_s,
-                        f"{status.lag:,}", status.lag_seconds)
-            return errors.problem(503, f"the projections have made no progress for more than "
-                                  f"{context.stall_after_s:g} s while events wait (how many: "
-                                  f"mot status, or /metrics' mot_projection_lag)",
-                                  code="projector_stalled")
-    return Response(b'{"status":"ok"}', media_type="application/json")
+        return None
+    status = context.services.projections.status()
+    if not status.stalled(context.stall_after_s):
+        return None
+    # Anyone may ask /healthz: how many events wait, and how old, are every tenant's
+    # (sampled twice, how much the others sent), so they go to the server's log and
+    # /metrics, not to the answer.
+    log.warning("the projections have made no progress for more than %g s while %s "
+                "events wait (the oldest %.0f s old)", context.stall_after_s,
+                f"{status.lag:,}", status.lag_seconds)
+    return (f"the projections have made no progress for more than {context.stall_after_s:g} s "
+            f"while events wait (how many: mot status, or /metrics' mot_projection_lag)")
 
 
 @router.get("/metrics", response_model=None,
