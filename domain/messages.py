@@ -175,7 +175,7 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
     parsed = validate_message(data, now)
     # orjson reads an integer beyond 64 bits as a float of that size: only then is the
     # message read again exactly (reading every message twice would slow imports).
-    if type(parsed) is Rejection or _may_hold_huge_integer(parsed):
+    if type(parsed) is Rejection or _may_hold_huge_integer(parsed) or _float_reference(data):
         inexact = inexact_integer(raw)
         if inexact is not None:
             return Rejection(inexact[0], f"{inexact[1]} is an integer beyond 64 bits, which "
@@ -192,6 +192,19 @@ def _may_hold_huge_integer(message: Message | Rejection) -> bool:
         moment = message.moment
         return holds_huge_float(moment.get("attributes")) or holds_huge_float(moment.get("value"))
     return type(message) is AmendMoment and holds_huge_float(message.set)
+
+
+def _float_reference(data: Any) -> bool:
+    """Whether a moment's source (or in_reply_to, shares) has a number with a fraction or an
+    exponent as its id: what orjson makes of an integer beyond 64 bits, which the id's text
+    then kept rounded (`"id": 12345678901234567890123` was recorded as '1.2345678901234568e+22')."""
+    if type(data) is not dict:
+        return False
+    for name in ("source", "in_reply_to", "shares"):
+        reference = data.get(name)
+        if type(reference) is dict and type(reference.get("id")) is float:
+            return True
+    return False
 
 
 def _number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Rejection:

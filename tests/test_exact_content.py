@@ -237,6 +237,34 @@ def test_an_integer_beyond_64_bits_over_http_is_rejected_as_sent(store_url: str)
         assert client.services.ledger_store.head() == 0
 
 
+def test_a_reference_id_beyond_64_bits_is_rejected_not_rounded(store_url: str) -> None:
+    """`"source": {"system": "crm", "id": 12345678901234567890123}` was recorded with the id
+    '1.2345678901234568e+22' (orjson reads such an integer as a float, and a source id takes
+    a number as text): another such id rounds to the same text and names the same moment. A
+    reference id beyond 64 bits is now quarantined naming its field, as any other number."""
+    from http_support import api
+
+    def sent(name: str) -> bytes:
+        body = moment(moment_id=None, source={"system": "crm", "id": 1})
+        if name != "source":
+            body[name] = {"system": "crm", "id": 1}
+        text = orjson.dumps({k: v for k, v in body.items() if v is not None})
+        at = text.index(b'"id":1}', text.index(f'"{name}"'.encode()))
+        return text[:at] + f'"id":{BIG}}}'.encode() + text[at + len(b'"id":1}'):]
+
+    with api(store_url) as client:
+        for name in ("source", "in_reply_to", "shares"):
+            answer = client.post("acme", b"[" + sent(name) + b"]")
+            assert answer.status_code == 200, answer.text
+            [item] = answer.json()["items"]
+            assert (item["outcome"], item["field"], item["reason"]) == (
+                "quarantined", f"{name}.id", f"{name}.id: {BIG} is an integer beyond 64 bits, "
+                "which cannot be kept exactly; send it as a string"), name
+        assert client.services.ledger_store.head() == 0
+        exact = client.post("acme", b"[" + sent("source").replace(BIG.encode(), b"7") + b"]")
+        assert exact.json()["counts"] == {"recorded": 1}
+
+
 def test_checking_numbers_exactly_survives_deep_nesting_and_huge_literals() -> None:
     """The exact reading walks what orjson accepts: nested a thousand deep, or an integer of
     5,000 digits (more than Python's int() takes from text), is an answer, not a traceback."""
