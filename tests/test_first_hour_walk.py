@@ -118,3 +118,22 @@ def test_show_of_a_source_record_not_found_names_it_and_the_tenants(tmp_path: Pa
     other = mot(store, "show", "crm:2", "--tenant", "acme", ok=False)
     assert other.stderr.startswith("Error: no moment from the source record 'crm:2' in tenant 'acme'")
     assert "without --tenant" not in other.stderr
+
+
+def test_progress_never_counts_more_messages_read_than_lines(tmp_path: Path) -> None:
+    from mot.adapters.sources.inputs import FileInput
+    from mot.bootstrap import open_store
+    from mot.service.importing import ImportJob, ImportOptions
+
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"".join(moment(n) + b"\n" for n in range(300)))
+    seen: list[tuple[int, int]] = []
+    source = FileInput(str(path), "jsonl")
+    assert source.check() is None
+    with open_store(str(tmp_path / "mot.db")) as services:
+        report = ImportJob(services.ledger, ImportOptions(batch_size=50, workers=0),
+                           progress=lambda r, done: seen.append((r.lines, r.summary.read))
+                           ).run([source])
+    assert (report.lines, report.summary.recorded) == (300, 300)
+    assert len(seen) >= 5 and any(read for _, read in seen)
+    assert all(lines >= read for lines, read in seen), seen
