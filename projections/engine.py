@@ -173,7 +173,11 @@ class Engine:
     # -- incremental -----------------------------------------------------------------
     def catch_up(self, name: str = LIVE, progress: Progress | None = None, *,
                  page_size: int | None = None) -> int:
-        """Apply pages until the projection has reached the ledger's head; return events applied."""
+        """Apply pages until the projection has reached the ledger's head as it was when this
+        began; return events applied. Not the head as it moves: while writers keep recording
+        as fast as pages are applied, chasing it never ended (an erasure, which catches up
+        first, went unanswered under a steady HTTP ingest); what they add meanwhile is the
+        next catch-up's."""
         page_size = page_size or self.page_size
         applied = 0
         target = self.log.head()
@@ -189,6 +193,8 @@ class Engine:
             applied += len(events)
             if progress is not None:
                 progress("catch-up", events[-1][0], max(target, events[-1][0]))
+            if events[-1][0] >= target:
+                return applied
 
     def apply_page(self, session: ProjectionSession,
                    events: Sequence[tuple[int, LedgerEvent | LinkEvent]]) -> None:

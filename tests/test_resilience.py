@@ -149,7 +149,9 @@ def test_project_follow_survives_a_restart(private_pg: PrivateCluster, tmp_path:
         wait_until(lambda: caught_up(store), 90, "the follower caught up after pg_terminate_backend")
     finally:
         text = finish(follower, log)
-    assert_outages(text, at_least=1)
+    # Two outages at most: the restart, and pg_terminate_backend when it lands during a look
+    # rather than between two (seen under load: each said once, and its end once).
+    assert_outages(text, at_most=2, at_least=1)
     assert content(relationships(store)) == content(
         relationships(clean_run(tmp_path, first + second + sample(200, 23))))
 
