@@ -175,11 +175,14 @@ def parse_message(raw: bytes | str, now: datetime) -> Message | Rejection:
     parsed = validate_message(data, now)
     # orjson reads an integer beyond 64 bits as a float of that size: only then is the
     # message read again exactly (reading every message twice would slow imports).
-    if type(parsed) is Rejection or _may_hold_huge_integer(parsed) or _float_reference(data):
+    float_id = _float_reference(data, parsed)
+    if type(parsed) is Rejection or float_id is not None or _may_hold_huge_integer(parsed):
         inexact = inexact_integer(raw)
         if inexact is not None:
             return Rejection(inexact[0], f"{inexact[1]} is an integer beyond 64 bits, which "
                              "cannot be kept exactly; send it as a string")
+        if float_id is not None:
+            return _float_id_rejection(float_id, parsed, data, raw)
     if type(parsed) is Rejection:
         return _number_as_sent(parsed, data, raw)
     return parsed
@@ -194,17 +197,36 @@ def _may_hold_huge_integer(message: Message | Rejection) -> bool:
     return type(message) is AmendMoment and holds_huge_float(message.set)
 
 
-def _float_reference(data: Any) -> bool:
-    """Whether a moment's source (or in_reply_to, shares) has a number with a fraction or an
-    exponent as its id: what orjson makes of an integer beyond 64 bits, which the id's text
-    then kept rounded (`"id": 12345678901234567890123` was recorded as '1.2345678901234568e+22')."""
+def _float_reference(data: Any, parsed: Message | Rejection) -> str | None:
+    """The field (`source.id`, `in_reply_to.id`, `shares.id`, or one of them in an amendment's
+    `set`) whose id is a number with a fraction or an exponent, or None (the common case: three
+    dict lookups). orjson reads an integer beyond 64 bits as such a float too."""
     if type(data) is not dict:
-        return False
+        return None
     for name in ("source", "in_reply_to", "shares"):
         reference = data.get(name)
         if type(reference) is dict and type(reference.get("id")) is float:
-            return True
-    return False
+            return f"{name}.id"
+    if type(parsed) is AmendMoment:  # only then can `set` hold a reference
+        changes = data["set"]
+        for name in ("source", "in_reply_to", "shares"):
+            reference = changes.get(name)
+            if type(reference) is dict and type(reference.get("id")) is float:
+                return f"set.{name}.id"
+    return None
+
+
+def _float_id_rejection(field: str, parsed: Message | Rejection, data: Any,
+                        raw: bytes | str) -> Rejection:
+    """SPEC §2 makes an id text; an integer is taken as its digits, but `1e2` or `1.5` would
+    be kept as the text '100.0' or '1.5', which is not what was sent and may not be what the
+    source system calls it: quarantined naming the field (with any other problem found)."""
+    sent = number_as_sent(raw, field) or "the number"
+    mine = Rejection(field, f"{sent} is a number that is not a plain integer (a fraction or an "
+                     "exponent), which an id does not take; send it as a string")
+    if type(parsed) is Rejection:
+        return _combined([mine, _number_as_sent(parsed, data, raw)])
+    return mine
 
 
 def _number_as_sent(rejection: Rejection, data: Any, raw: bytes | str) -> Rejection:

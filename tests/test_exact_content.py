@@ -283,3 +283,31 @@ def test_checking_numbers_exactly_survives_deep_nesting_and_huge_literals() -> N
     nested = parse_message(with_attributes(f'{{"a":[1,{{"b":[{BIG}]}}]}}'), now)
     assert nested == Rejection("attributes.a[1].b[0]", f"{BIG} is an integer beyond 64 bits,"
                                " which cannot be kept exactly; send it as a string")
+
+
+@pytest.mark.parametrize("literal", ["1e2", "1.5"])
+def test_a_reference_id_that_is_no_plain_integer_is_rejected_naming_it(
+        services: Services, literal: str) -> None:
+    """`"source": {"system": "x", "id": 1e2}` was recorded with the id '100.0' (SPEC §2: an
+    id is text; an integer is taken as its digits, but a fraction or an exponent is not what
+    the sender's system calls it). Quarantined naming the field, as a too long integer is."""
+    for name in ("source", "in_reply_to", "shares"):
+        body = moment(moment_id=None, source={"system": "x", "id": "s1"})
+        body[name] = {"system": "x", "id": 7}
+        if name == "shares":
+            body["kind"] = "share"
+        text = orjson.dumps({k: v for k, v in body.items() if v is not None})
+        at = text.index(b'"id":7}')
+        wire = text[:at] + f'"id":{literal}}}'.encode() + text[at + len(b'"id":7}'):]
+        [(outcome, reason)] = record(services, wire)
+        assert (outcome, reason) == ("quarantined", (
+            f"{name}.id: {literal} is a number that is not a plain integer (a fraction or an "
+            "exponent), which an id does not take; send it as a string")), name
+    fix = amend({"in_reply_to": {"system": "x", "id": 1}})
+    wire = orjson.dumps(fix).replace(b'"id":1}', f'"id":{literal}}}'.encode())
+    [(outcome, reason)] = record(services, wire)
+    assert (outcome, reason.split(":")[0]) == ("quarantined", "set.in_reply_to.id"), reason
+    assert services.ledger_store.head() == 0
+    # An integer id is still taken as its digits.
+    assert outcomes(services, moment(moment_id=None, source={"system": "x", "id": 100})) == [
+        Outcome.RECORDED]
