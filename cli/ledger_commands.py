@@ -211,8 +211,16 @@ def _stop_error(stop: Any) -> click.ClickException:
 
 def _warn_if_nothing_read(report: Any, stats: Any) -> None:
     """An input holding no message (an empty file, a CSV header alone) imported with status 0
-    and "read 0: recorded 0, ..." as if it had been imported: likely not the file meant."""
-    if report.summary.read or (stats is not None and stats.records):
+    and "read 0: recorded 0, ..." as if it had been imported: likely not the file meant. Each
+    such input is named, also among others that held messages (a --from file of records that
+    are no moments is not warned about)."""
+    if stats is not None and (report.summary.read or stats.records):
+        return
+    if report.summary.read:
+        if report.empty:
+            click.echo(f"warning: no message in {', '.join(report.empty)}: nothing imported from "
+                       f"{'it' if len(report.empty) == 1 else 'them'} (an empty file, or a CSV "
+                       "header alone; is it the file meant?)", err=True)
         return
     blank = f" (only {counted(report.blank, 'blank line')})" if report.blank else ""
     names = ", ".join(report.inputs) or "the input"

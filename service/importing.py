@@ -114,6 +114,7 @@ class ImportReport:
     inputs: list[str] = field(default_factory=list)  # the inputs read, to the end or not
     current: str | None = None  # the input being read
     rejects: list[tuple[str, str]] = field(default_factory=list)  # (origin, reason), the first few
+    empty: list[str] = field(default_factory=list)  # the inputs read to the end without a message
 
     def as_dict(self) -> dict[str, float | int]:
         return {**self.summary.as_dict(), "lines": self.lines, "blank": self.blank}
@@ -336,7 +337,10 @@ class ImportJob:
                 for source in inputs:
                     report.current = source.name
                     report.inputs.append(source.name)
+                    read_before = recorder.summary.read
                     self._record_one(recorder, source, report, done_lines, check)
+                    if recorder.summary.read == read_before and source.failure() is None:
+                        report.empty.append(source.name)
                     failure = source.failure()
                     if failure is not None:
                         if options.all_or_nothing:

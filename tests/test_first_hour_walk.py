@@ -102,6 +102,22 @@ def test_an_input_with_no_message_is_warned_about(tmp_path: Path) -> None:
     assert "warning" not in mot(store, "import", path).stderr
 
 
+def test_an_empty_input_among_full_ones_is_named(tmp_path: Path) -> None:
+    """With several inputs the warning came only when none held a message: an empty one
+    among full ones went unsaid."""
+    store = str(tmp_path / "mot.db")
+    full, empty, header = tmp_path / "full.jsonl", tmp_path / "empty.jsonl", tmp_path / "h.csv"
+    full.write_bytes(moment(1) + b"\n")
+    empty.write_bytes(b"")
+    header.write_text("tenant,customer_id,occurred_at\r\n")
+    said = mot(store, "import", full, empty).stderr
+    assert said == (f"warning: no message in {empty}: nothing imported from it (an empty file, "
+                    "or a CSV header alone; is it the file meant?)\n")
+    assert f"warning: no message in {empty}, {header}: nothing imported from them" in mot(
+        store, "import", empty, full, header).stderr
+    assert mot(store, "import", "-q", full, empty).stderr == ""
+
+
 def test_show_of_a_source_record_not_found_names_it_and_the_tenants(tmp_path: Path) -> None:
     store = str(tmp_path / "mot.db")
     path = tmp_path / "in.jsonl"
