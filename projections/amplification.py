@@ -26,6 +26,9 @@ assert set(get_args(Polarity)) == set(POLARITIES)  # the rule's values are the r
 TRIGGER_WINDOW_US: Final = 72 * 3600 * 1_000_000
 """How far back (72 h, in microseconds) a post looks for the private moment it makes public."""
 MICROS_PER_SECOND: Final = 1_000_000
+REACH_CEILING: Final = 2**63 - 1
+"""The largest sum of reach kept (a cascade's, a team's): the stores keep signed 64-bit
+integers, and a reach may be up to 2**53, so 1,025 shares of one post could pass it."""
 
 
 def polarity(sentiment: float | None) -> Polarity:
@@ -98,7 +101,14 @@ def cascade(root: Current, children: Callable[[str], Sequence[Current]]) -> tupl
     `children(id)` gives the current public shares whose `shares` is `id`.
     """
     shares = share_tree(root, children)
-    return len(shares), root.reach + sum(share.reach for share in shares)
+    return len(shares), capped_reach(root.reach + sum(share.reach for share in shares))
+
+
+def capped_reach(total: int) -> int:
+    """A sum of reach as kept: at most REACH_CEILING. Beyond it the sum stays at the ceiling
+    (a cascade that large reached everyone there is); before, one tenant's shares past it
+    overflowed the store's integer and stopped the projections of every tenant."""
+    return min(total, REACH_CEILING)
 
 
 def share_tree(root: Current, children: Callable[[str], Sequence[Current]]) -> list[Current]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from mot.projections.amplification import (
     Amplification,
     build_amplification,
+    capped_reach,
     find_trigger,
     is_amplification,
     share_tree,
@@ -137,7 +138,8 @@ def walk_cascades(children: Callable[[Collection[MomentKey]], Iterable[Current]]
             return below.get((tenant, parent), empty)
 
         tree = share_tree(post, children_of)
-        out[post.moment_id] = Cascade(len(tree), post.reach + sum(s.reach for s in tree),
+        out[post.moment_id] = Cascade(len(tree),
+                                      capped_reach(post.reach + sum(s.reach for s in tree)),
                                       tuple(tree))
     return out
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from mot.projections.amplification import Amplification
+from mot.projections.amplification import Amplification, capped_reach
 from mot.projections.model import Current
 from mot.projections.reciprocity import asked_by, given_by
 from mot.projections.relationship import is_private
@@ -47,10 +47,15 @@ class TeamRow:
         return not any(self.counters())
 
     def moved(self, delta: TeamRow, sign: int) -> TeamRow:
-        """This row with `delta` added (sign 1) or taken away (sign -1)."""
+        """This row with `delta` added (sign 1) or taken away (sign -1); its cascade_reach at
+        most the ceiling a sum of reach is kept at (`capped_reach`)."""
         return TeamRow(self.tenant, self.function,
-                       *(a + sign * b for a, b in zip(self.counters(), delta.counters(),
-                                                      strict=True)))
+                       self.moments + sign * delta.moments, self.given + sign * delta.given,
+                       self.asked + sign * delta.asked,
+                       self.amplifications + sign * delta.amplifications,
+                       self.positive + sign * delta.positive,
+                       self.negative + sign * delta.negative,
+                       capped_reach(self.cascade_reach + sign * delta.cascade_reach))
 
     def as_record(self) -> dict[str, Any]:
         return _team_record(self)

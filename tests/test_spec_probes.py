@@ -408,3 +408,40 @@ def test_alerts_raised_then_their_cause_corrected(store: Services) -> None:
     engine.rebuild()
     assert _alerts(store) == before
 
+
+# -- §3.3, §3.4 sums of reach past the store's integers ----------------------------------------
+
+
+def test_a_cascade_reach_past_64_bits_is_kept_at_the_ceiling_and_stops_no_tenant(
+        store_url: str) -> None:
+    """A reach may be up to 2**53 (§2: kept exactly); 1,025 shares of such a post summed past
+    the stores' 64-bit integers: SQLite's SUM failed ('integer overflow'), PostgreSQL's bigint
+    column refused the row, and the error stopped every tenant's projections. The sums stay
+    at the ceiling instead, the same after a rebuild."""
+    from mot.projections.amplification import REACH_CEILING
+
+    huge = 2**53
+    lines = [{**moment("ask", "c", at(0), "outbound", "ask", function="marketing"),
+              "tenant": "evil"},
+             {**moment("p", "c", at(1), "public", "post", reach=huge, sentiment=-0.9),
+              "tenant": "evil"}]
+    lines += [{**moment(f"s{i}", f"d{i}", at(2), "public", "share", reach=huge,
+                        shares={"system": "s", "id": "p"}), "tenant": "evil"}
+              for i in range(1025)]
+    with open_store(store_url) as s:
+        step(s, *lines[:500])
+        step(s, *lines[500:], moment("q", "g", at(0), "inbound", "question"))
+        [post] = rows(s, "amplifications", tenant="evil")
+        assert (post["cascade_size"], post["cascade_reach"]) == (1025, REACH_CEILING)
+        assert REACH_CEILING == 2**63 - 1 < 1026 * huge
+        team = one(rows(s, "teams"), tenant="evil", function="marketing")
+        assert (team["amplifications"], team["cascade_reach"]) == (1, REACH_CEILING)
+        assert [r["customer_id"] for r in rows(s, "relationships", tenant=TENANT)] == ["g"]
+        # Below the ceiling the sum is exact again.
+        step(s, *({"type": "retract", "tenant": "evil", "moment_id": mid(f"s{i}", "evil"),
+                   "reason": "spam"} for i in range(24)))
+        [post] = rows(s, "amplifications", tenant="evil")
+        assert post["cascade_reach"] == 1002 * huge
+        assert one(rows(s, "teams"), tenant="evil", function="marketing")[
+            "cascade_reach"] == 1002 * huge
+        assert_rebuild_and_verify_agree(s)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mot.adapters.stores.memory_alerts import MemoryAlertOutbox
 from mot.domain.timefmt import format_utc
 from mot.domain.vocabulary import AMPLIFYING_KINDS
+from mot.projections.amplification import capped_reach
 from mot.projections.model import Current, CustomerKey, MomentKey, current_of
 from mot.projections.ports import (
     LIVE,
@@ -499,7 +500,7 @@ class MemorySession:
         for post in posts:
             reaches = [reach for (tenant, _), (root, reach) in self.t.share_roots.items()
                        if root == post.moment_id and tenant == post.tenant]
-            out[post.moment_id] = Cascade(len(reaches), post.reach + sum(reaches))
+            out[post.moment_id] = Cascade(len(reaches), capped_reach(post.reach + sum(reaches)))
         return out
 
     def write_moments(self, rows: Sequence[tuple[Current, dict[str, Any], int]],

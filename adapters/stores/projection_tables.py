@@ -918,18 +918,24 @@ class SqlSession:
             from mot.projections.folding import walk_cascades
 
             return walk_cascades(self.children, posts)
+        from mot.projections.amplification import capped_reach  # a fold's, as above
+
         totals: dict[tuple[str, str], tuple[int, int]] = {}
         for chunk in chunks(sorted({p.moment_id for p in posts}), self.backend.max_params):
-            for tenant, root, size, reach in self.tx.query(
-                f"SELECT tenant, root, COUNT(*), SUM(reach) FROM share_roots{self.s}"
+            # The reaches summed in two halves, each far from overflowing (a reach is at
+            # most 2**53): one SUM of them passed SQLite's 64-bit integer with 1,025 shares
+            # of the largest reach, and the error stopped every tenant's projections.
+            for tenant, root, size, high, low in self.tx.query(
+                f"SELECT tenant, root, COUNT(*), SUM(reach >> 32), SUM(reach & 4294967295)"
+                f" FROM share_roots{self.s}"
                 f" WHERE root {self.backend.in_list(len(chunk))} GROUP BY root, tenant",
                 self.backend.in_params(chunk),
             ):
-                totals[(tenant, root)] = (int(size), int(reach))
+                totals[(tenant, root)] = (int(size), (int(high) << 32) + int(low))
         out = {}
         for post in posts:
             size, reach = totals.get((post.tenant, post.moment_id), (0, 0))
-            out[post.moment_id] = Cascade(size, post.reach + reach)
+            out[post.moment_id] = Cascade(size, capped_reach(post.reach + reach))
         return out
 
     def share_roots(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
