@@ -51,8 +51,19 @@ def sample(n: int, seed: int, tenants: str, customers: int | None, start: dateti
         # minutes of CPU and gigabytes of memory before the first line.
         raise click.BadParameter(f"{customers} is more customers than the {n} moments asked"
                                  f" for: at most {max(n, 1)}", param_hint="'--customers'")
-    out.writelines(generate_lines(n, seed=seed, tenants=names, start=start, customers=customers,
-                                  corrections=not no_corrections, bad_lines=bad_lines))
+    from itertools import islice
+
+    from mot.cli.progress import Progress
+
+    lines = generate_lines(n, seed=seed, tenants=names, start=start, customers=customers,
+                           corrections=not no_corrections, bad_lines=bad_lines)
+    # A million lines take a while: the count goes to standard error, the lines where asked.
+    progress, written = Progress("sample"), 0
+    while chunk := list(islice(lines, 5000)):
+        out.writelines(chunk)
+        written += len(chunk)
+        progress.update(f"{written:,} lines written", done=min(written / n, 1.0), count=written)
+    progress.finish()
     out.flush()
 
 

@@ -3,6 +3,7 @@ each test runs the real CLI (click's CliRunner) on a real SQLite store."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -153,3 +154,32 @@ def test_progress_never_counts_more_messages_read_than_lines(tmp_path: Path) -> 
     assert (report.lines, report.summary.recorded) == (300, 300)
     assert len(seen) >= 5 and any(read for _, read in seen)
     assert all(lines >= read for lines, read in seen), seen
+
+
+def test_a_large_sample_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
+    """`mot sample 1000000` said nothing for a minute; on a terminal its count now shows,
+    on standard error, while the lines go to the file."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.jsonl"
+    leader, follower = pty.openpty()
+    mot_bin = Path(sys.executable).parent / "mot"
+    started = subprocess.run([str(mot_bin), "sample", "40000", "-o", str(out)],
+                             stderr=follower, check=True, timeout=120)
+    os.close(follower)
+    said = b""
+    while True:
+        try:
+            part = os.read(leader, 65536)
+        except OSError:
+            break
+        if not part:
+            break
+        said += part
+    os.close(leader)
+    assert started.returncode == 0
+    assert re.search(rb"sample: [0-9,]+ lines written \xc2\xb7 [0-9,]+/s \xc2\xb7 [0-9]+%, ETA", said), said
+    assert out.read_bytes().count(b"\n") >= 40000
