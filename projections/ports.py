@@ -289,6 +289,11 @@ class ProjectionStore(Protocol):
     def read_view(self, read: ViewRead) -> list[dict[str, Any]]:
         """The live rows of a projection, named as its output names them."""
         ...
+    def one_read(self) -> AbstractContextManager[None]:
+        """The reads within the block (`persons_of`, `read_view`) in one read transaction
+        of the store, where each would take its own."""
+        ...
+
     def persons_of(self, customer: str, tenant: str | None = None
                    ) -> list[tuple[CustomerKey, str]]:
         """The live persons that the id `customer` belongs to (one a tenant; in `tenant` only

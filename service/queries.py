@@ -8,6 +8,7 @@ is mostly start-up time, and the folds are the heavier half of mot to import.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -101,30 +102,34 @@ class QueryService:
                 raise QueryError(f"--{filter_name} does not apply to {name}")
         if (query.min_ids is not None or query.suspect) and name != "persons":
             raise QueryError(f"--min-ids and --suspect apply to persons, not {name}")
-        groups: list[CustomerKey] | None = None
-        if query.customer is not None:
-            # SPEC §3: `--customer X` selects the person X belongs to, by any of its ids.
-            found = self.projections.persons_of(query.customer, query.tenant)
-            query = replace(query, customer=None)
-            persons: tuple[CustomerKey, ...] = tuple(key for key, _ in found)
-            groups = [(key[0], group) for key, group in found]
-        else:
-            persons = ()
-        if (query.since or query.until) and projection.time is None:
-            raise QueryError(f"--since/--until do not apply to {name}")
-        backwards = reversed_window(query.since, query.until)
-        if backwards is not None:
-            raise QueryError(f"--since/--until: {backwards}")
-        _check_waiting(query)
-        if query.sort is None and name in DEFAULT_SORT:
-            query = replace(query, sort=DEFAULT_SORT[name])
-        as_of_us = to_micros(query.as_of or self.clock())
-        if query.as_of is None:
-            records = self._live(query, projection, persons if groups is not None else None)
-        else:
-            from mot.service.as_of import fold_as_of
+        # A live query reads the person's groups and then the projection's rows in one read
+        # transaction: each in its own cost PostgreSQL two begins, commits and pooled
+        # connection checks.
+        with self.projections.one_read() if query.as_of is None else nullcontext():
+            groups: list[CustomerKey] | None = None
+            if query.customer is not None:
+                # SPEC §3: `--customer X` selects the person X belongs to, by any of its ids.
+                found = self.projections.persons_of(query.customer, query.tenant)
+                query = replace(query, customer=None)
+                persons: tuple[CustomerKey, ...] = tuple(key for key, _ in found)
+                groups = [(key[0], group) for key, group in found]
+            else:
+                persons = ()
+            if (query.since or query.until) and projection.time is None:
+                raise QueryError(f"--since/--until do not apply to {name}")
+            backwards = reversed_window(query.since, query.until)
+            if backwards is not None:
+                raise QueryError(f"--since/--until: {backwards}")
+            _check_waiting(query)
+            if query.sort is None and name in DEFAULT_SORT:
+                query = replace(query, sort=DEFAULT_SORT[name])
+            as_of_us = to_micros(query.as_of or self.clock())
+            if query.as_of is None:
+                records = self._live(query, projection, persons if groups is not None else None)
+            else:
+                from mot.service.as_of import fold_as_of
 
-            records = fold_as_of(self.projections, self.engine(), query, groups)
+                records = fold_as_of(self.projections, self.engine(), query, groups)
         records = _output(projection, records, as_of_us)
         if query.open or query.overdue:
             records = _waiting(records, query, as_of_us)

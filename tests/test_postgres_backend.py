@@ -171,3 +171,70 @@ def test_a_replay_analyzes_each_projection_table_once(pg_schema_url: str, tmp_pa
     assert len(parts) == (SPLIT_PARTS if split == "1" else 0)
     assert set(counts.values()) == {1}, counts
     assert targets == {"moments": [10 if split == "1" else -1], **{part: [10] for part in parts}}
+
+
+def test_an_analysts_query_costs_five_round_trips_to_the_server(
+        pg_schema_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mot query relationships --customer X` (and GET /v1/relationships?customer=X) asks the
+    person's groups and then her rows. It cost 13 round trips to the server: two transactions,
+    each with a pooled connection's check, BEGIN, SET LOCAL search_path, a catalog look-up of
+    the table and COMMIT. Now one read transaction, the path set once a connection and the
+    tables looked up until found: the check, BEGIN, the person's links and row (one
+    statement), her rows, COMMIT. Counted in libpq's trace of every connection the store
+    opens (a simple query or an extended query's Sync is one round trip); tenant given or
+    not, and the same answers as before."""
+    from cli_support import mot
+
+    from mot.service.queries import Query
+
+    source = tmp_path / "in.jsonl"
+    moments = [dict(MOMENT, moment_id=f"6f1c9e2a-3b4d-4c5e-8f70-12345678900{i}", customer_id=c,
+                    occurred_at=f"2026-03-0{i + 1}T09:00:00Z")
+               for i, c in enumerate(["c1", "c2", "c3"])]
+    source.write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in moments))
+    mot(pg_schema_url, "import", "-q", source)
+    mot(pg_schema_url, "project")
+    traces: list[Any] = []
+    connect = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
+
+    def traced(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = connect(cls, *args, **kwargs)
+        trace = (tmp_path / f"trace{len(traces)}").open("w+")
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        traces.append(trace)
+        return conn
+
+    monkeypatch.setattr(psycopg.Connection, "connect", classmethod(traced))
+
+    def round_trips(ask: Any) -> tuple[int, Any]:
+        before = {t.name: (tmp_path / t.name).stat().st_size for t in traces}
+        answer = ask()
+        sent = 0
+        for trace in traces:
+            trace.flush()
+            with open(trace.name) as read:
+                read.seek(before.get(trace.name, 0))
+                sent += sum(line.split("\t")[2] in ("Query", "Sync")
+                            for line in read.read().splitlines()
+                            if line.startswith("F\t") and line.count("\t") >= 2)
+        return sent, answer
+
+    with open_store(pg_schema_url) as opened:
+        run = opened.queries.run
+        for _ in range(4):  # the pool's connections made, each with its path set once
+            run(Query("relationships", customer="c1"))
+        trips, answer = round_trips(lambda: run(Query("relationships", customer="c1")))
+        assert trips == 5
+        assert [(r["tenant"], r["customer_id"], r["brand_moments"]) for r in answer] == [
+            ("acme", "c1", 1)]
+        trips, answer = round_trips(lambda: run(Query("relationships", tenant="acme",
+                                                       customer="c2")))
+        assert trips == 5 and [r["customer_id"] for r in answer] == ["c2"]
+        trips, answer = round_trips(lambda: run(Query("relationships", tenant="globex",
+                                                       customer="c2")))
+        assert trips == 4 and answer == []  # no person of that id there: no rows asked
+        trips, answer = round_trips(lambda: run(Query("relationships")))
+        assert trips == 4 and [r["customer_id"] for r in answer] == ["c3", "c2", "c1"]
+    for trace in traces:
+        trace.close()

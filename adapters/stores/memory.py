@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -425,6 +425,9 @@ class MemoryProjectionStore:
             rows = rows[:read.limit]
         decode = stored_decoder(projection.read_fields)
         return [decode({f.name: r[f.col] for f in projection.read_fields}) for r in rows]
+
+    def one_read(self) -> AbstractContextManager[None]:
+        return nullcontext()  # one process's tables: every read sees them as they are
 
     def persons_of(self, customer: str, tenant: str | None = None
                    ) -> list[tuple[CustomerKey, str]]:

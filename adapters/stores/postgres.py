@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+import weakref
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -68,6 +69,7 @@ class PostgresBackend(SqlBackend):
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
+        self._on_path: weakref.WeakSet[Any] = weakref.WeakSet()  # connections `_transaction` set
         server, self.schema = postgres_server(url)
         # One direct connection first: the pool below retries a server it cannot reach
         # for its whole timeout and then says only that it got no connection, where
@@ -147,18 +149,24 @@ class PostgresBackend(SqlBackend):
     @contextmanager
     def _transaction(self, lock: str | None, waiting: Callable[[], None] | None = None
                      ) -> Iterator[Tx]:
-        with self.datastore.get_connection() as conn, conn.transaction():
-            cursor = conn.cursor(row_factory=tuple_row)
-            cursor.execute(f'SET LOCAL search_path TO "{self.schema}"')
-            if lock == "ledger":
-                # The recorder's own lock, taken before we look for duplicates.
-                if waiting is None:
-                    lock_ledger(self.recorder, conn.cursor())
-                else:
-                    _lock_ledger_waiting(self.recorder, conn, waiting)
-            elif lock is not None:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
-            yield Tx(cursor, conn.cursor(), "%s")
+        with self.datastore.get_connection() as conn:
+            if conn not in self._on_path:
+                # The store's schema on the connection's path for its session (every connection
+                # of this pool is this store's, and nothing sets another path but for a
+                # transaction): once, where a SET LOCAL cost every transaction a round trip.
+                conn.execute(f'SET search_path TO "{self.schema}"')
+                self._on_path.add(conn)
+            with conn.transaction():
+                cursor = conn.cursor(row_factory=tuple_row)
+                if lock == "ledger":
+                    # The recorder's own lock, taken before we look for duplicates.
+                    if waiting is None:
+                        lock_ledger(self.recorder, conn.cursor())
+                    else:
+                        _lock_ledger_waiting(self.recorder, conn, waiting)
+                elif lock is not None:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(lock),))
+                yield Tx(cursor, conn.cursor(), "%s")
 
     def begin_write(self, lock: str, waiting: Callable[[], None] | None = None) -> Any:
         return self._transaction(lock, waiting)

@@ -90,6 +90,8 @@ class SqlBackend(ABC):
 
     def __init__(self) -> None:
         self._writes = threading.local()  # the write transaction this thread has open
+        self._reads = threading.local()  # the read transaction `one_read` has open
+        self._tables: set[str] = set()  # tables seen to exist (`known_table`)
 
     def ddl(self, statement: str) -> str:
         return statement.format(**self.types)
@@ -134,11 +136,42 @@ class SqlBackend(ABC):
 
     def read(self) -> AbstractContextManager[Tx]:
         """A read-only transaction (a consistent snapshot); inside an open write
-        transaction of this thread, that one (SQLite cannot nest them)."""
+        transaction of this thread, that one (SQLite cannot nest them); inside `one_read`,
+        its transaction."""
         joined = self._open_write()
         if joined is not None:
             return nullcontext(joined[1])
+        reading: Tx | None = getattr(self._reads, "open", None)
+        if reading is not None:
+            return nullcontext(reading)
         return self.begin_read()
+
+    @contextmanager
+    def one_read(self) -> Iterator[None]:
+        """The reads of this thread within the block in one read transaction, where each
+        would begin and commit its own: an analyst's query (the person's groups, then the
+        projection's rows) paid a transaction's begin and commit, and on PostgreSQL a pooled
+        connection's check, twice. No write may begin within it."""
+        if self._open_write() is not None or getattr(self._reads, "open", None) is not None:
+            yield
+            return
+        with self.begin_read() as tx:
+            self._reads.open = tx
+            try:
+                yield
+            finally:
+                self._reads.open = None
+
+    def known_table(self, tx: Tx, name: str) -> bool:
+        """`table_exists`, asked of the database until it says yes: a table of the store is
+        never dropped while the store is open (a rebuild's swap drops and renames within one
+        transaction), and on PostgreSQL each asking is a round trip to the catalog."""
+        if name in self._tables:
+            return True
+        found = self.table_exists(tx, name)
+        if found:
+            self._tables.add(name)
+        return found
 
     def erasing(self, tx: Tx) -> None:
         """Inside the ledger's write transaction of an erasure, which writes the projections'

@@ -48,7 +48,7 @@ def read_view(backend: SqlBackend, read: ViewRead) -> list[dict[str, Any]]:
         statement += " LIMIT ?"
         params.append(read.limit)
     with backend.read() as tx:
-        if not backend.table_exists(tx, projection.name):
+        if not backend.known_table(tx, projection.name):
             return []
         rows = tx.query(statement, params)
     names = [f.name for f in fields]
