@@ -243,7 +243,9 @@ class Services:
     def serving(self) -> None:
         """This process serves the store beside other processes for as long as it runs (mot
         serve): see SqlTableReader.serving. It keeps fewer customers' keys too (Keystore.serving):
-        its memory then does not grow with the customers it has met."""
+        its memory then does not grow with the customers it has met, nor with the pages of the
+        store's indexes its SQLite connections cache (SQLiteBackend.serving)."""
+        self.backend.serving()
         self.tables.serving()
         self.ledger_store.serving()
 

@@ -209,6 +209,11 @@ class SqlBackend(ABC):
     stream_id_text = "originator_id"  # the column read as `stream_id_param` writes ids
     stream_id_value = "?"  # a placeholder for a `stream_id_param` value in a statement
 
+    def serving(self) -> None:
+        """This process serves the store for as long as it runs (mot serve): its connections
+        keep less cached. Nothing to change for PostgreSQL, whose cache is the server's."""
+        return None
+
     def point_reads(self, tx: Tx) -> None:
         """Tell the database that `tx` reads rows by their keys (a recorded batch's look-ups):
         plans that pay off on a scan (parallel workers, compiled expressions) never pay off

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from mot.adapters.stores.codec import StoredRow
 
 BUSY_TIMEOUT_S = 300.0
+# The page cache of a connection that appends to the ledger, in KiB: a command's (see
+# `begin_write`), and mot serve's (see `serving`).
+LEDGER_CACHE_KIB = 65536
+SERVER_LEDGER_CACHE_KIB = 4096
 STAGE_INFIX = ".stage-"  # a stage is the file `{store}.stage-{random}` beside the store
 
 
@@ -69,6 +73,7 @@ class SQLiteBackend(SqlBackend):
                 folder = os.path.dirname(folder)
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._local = threading.local()
+        self._ledger_cache_kib = LEDGER_CACHE_KIB
         # Every thread's connection, with its thread (see `_connection` and `close`).
         self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._opened_lock = threading.Lock()
@@ -183,14 +188,21 @@ class SQLiteBackend(SqlBackend):
 
     def begin_write(self, lock: str, waiting: Callable[[], None] | None = None) -> Any:
         # SQLite has one writer at a time; IMMEDIATE takes that lock up front.
-        if lock == "ledger" and not getattr(self._local, "big_cache", False):
+        if lock == "ledger" and getattr(self._local, "cache_kib", None) != self._ledger_cache_kib:
             # The ledger's moment-id index is written at random places: a page cache
             # that holds it (64 MB is about a million moments' worth) saves a read per
             # append. Only appending connections get it: projection work goes mostly in
             # order (a rebuild ran no faster with it) and its memory stays flat.
-            self._connection().execute("PRAGMA cache_size=-65536")
-            self._local.big_cache = True
+            self._connection().execute(f"PRAGMA cache_size=-{self._ledger_cache_kib}")
+            self._local.cache_kib = self._ledger_cache_kib
         return self._transaction("BEGIN IMMEDIATE", waiting)
+
+    def serving(self) -> None:
+        # mot serve's ledger connections keep a small cache: each of its ingest threads has
+        # one, and another's commit empties it (WAL), so a connection holds about one
+        # transaction's pages, and those are more pages of the hashed indexes the larger the
+        # store. A command's one appending connection keeps its large cache.
+        self._ledger_cache_kib = SERVER_LEDGER_CACHE_KIB
 
     def begin_read(self) -> Any:
         return self._transaction("BEGIN")
