@@ -184,10 +184,16 @@ class LedgerService:
                 # (the pairs made in C: `items` are `Incoming`s or alike, origin second)
                 messages = cast("list[tuple[Message, str]]",
                                 list(zip(parsed, map(_origin, items), strict=True)))
+            waiting = loaded.waiting
+            unwaited: list[int] = []
+            if dropped and waiting:
+                waiting, unwaited = _waiting_for_suppressed(waiting, parsed, dropped)
             decision = decide(messages, loaded.streams, now, loaded.pairs,
-                              _waiting(loaded.waiting, now))
+                              _waiting(waiting, now))
             verdicts = (_merge_verdicts(parsed, decision.verdicts, dropped)
                         if dropped or parse_rejects else decision.verdicts)
+            if dropped:
+                verdicts = _suppress_waiting(verdicts, parsed, dropped)
             # Only a verdict that rejects has a `rejection` (a Rejection is never false):
             # looked for in C, the usual batch having none.
             rejected = in_arrival_order([
@@ -196,13 +202,16 @@ class LedgerService:
                 for item, v in zip(items, verdicts, strict=True) if v.rejection is not None
             ], loaded.waiting) if any(map(_rejection, verdicts)) else []
             resolved, still = _settled(decision.waited)
+            purged[:] = unwaited
             return Append(decision.events, rejected=rejected, verdicts=verdicts,
-                          resolved=resolved, still_rejected=still, waited=decision.waited)
+                          resolved=[*resolved, *unwaited], still_rejected=still,
+                          waited=decision.waited)
 
         parse_rejects = Rejection in map(type, parsed)  # (in C; no class derives from it)
         keys, pairs, rejects = _keys(parsed, items)
+        purged: list[int] = []  # waiting corrections the plan purged (not let in)
         append = self.store.record(keys, plan, pairs, _stream_ids(parsed))
-        return BatchResult(list(append.verdicts), len(append.resolved))
+        return BatchResult(list(append.verdicts), len(append.resolved) - len(purged))
 
     def _suppressed(self, rejected: Mapping[int, Named], parsed: Sequence[Parsed],
                     streams: dict[MomentKey, Stream]) -> set[int]:
@@ -415,6 +424,40 @@ def _waiting(entries: Sequence[Quarantined], now: datetime) -> list[Waiting]:
         if isinstance(message, AmendMoment | RetractMoment):
             waiting.append(Waiting(entry.id, message, entry.origin))
     return waiting
+
+
+def _suppressed_keys(parsed: Sequence[Parsed], dropped: Collection[int]) -> set[WaitKey]:
+    """What a correction waiting for a suppressed moment waits for: (tenant, id), (None, id)."""
+    keys: set[WaitKey] = set()
+    for i in dropped:
+        p = parsed[i]
+        if isinstance(p, RecordMoment):
+            keys |= {(p.tenant, p.moment_id), (None, p.moment_id)}
+    return keys
+
+
+def _waiting_for_suppressed(waiting: Sequence[Quarantined], parsed: Sequence[Parsed],
+                            dropped: Collection[int]) -> tuple[list[Quarantined], list[int]]:
+    """The waiting corrections that still wait, and the quarantine ids of those that waited
+    for a moment this batch suppressed (SPEC §6: it names an erased person, so it is never
+    recorded): purged, as an erasure purges what names her, where they waited for good
+    holding her personal data (an amendment's `set`)."""
+    keys = _suppressed_keys(parsed, dropped)
+    if not keys:
+        return list(waiting), []
+    return ([w for w in waiting if w.waits_for not in keys],
+            [w.id for w in waiting if w.waits_for in keys])
+
+
+def _suppress_waiting(verdicts: list[Verdict], parsed: Sequence[Parsed],
+                      dropped: Collection[int]) -> list[Verdict]:
+    """A correction of this batch that would wait for a moment the batch suppressed is
+    suppressed with it (never quarantined: SPEC §6)."""
+    keys = _suppressed_keys(parsed, dropped)
+    if not keys:
+        return verdicts
+    return [Verdict(Outcome.SUPPRESSED, v.moment_id)
+            if v.waits_for is not None and v.waits_for in keys else v for v in verdicts]
 
 
 def _settled(waited: Sequence[tuple[int, Verdict]]

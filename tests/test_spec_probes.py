@@ -445,3 +445,38 @@ def test_a_cascade_reach_past_64_bits_is_kept_at_the_ceiling_and_stops_no_tenant
         assert one(rows(s, "teams"), tenant="evil", function="marketing")[
             "cascade_reach"] == 1002 * huge
         assert_rebuild_and_verify_agree(s)
+
+
+# -- §6 a correction waiting for a moment of an erased person ------------------------------------
+
+
+def test_corrections_waiting_for_a_moment_of_an_erased_person_go_with_it(store_url: str) -> None:
+    """An amendment that overtakes its moment waits in the quarantine (§2); when the moment
+    comes and names an erased person it is suppressed (§6), and what waited for it goes too:
+    it waited for good before, holding her personal data (an actor's address here)."""
+    secret = "maria.private@example.com"
+
+    def amend(source_id: str) -> dict[str, Any]:
+        return {"type": "amend", "tenant": TENANT, "moment_id": mid(source_id),
+                "set": {"actor": secret}, "reason": "who answered"}
+
+    with open_store(store_url) as s:
+        step(s, moment("m1", "maria", at(0), "inbound", "question"))
+        s.erasures.erase(TENANT, "maria", "request 17")
+        assert send(s, amend("m2")) == [Outcome.QUARANTINED]  # nothing says whose it is yet
+        result = s.ledger.record([Incoming(orjson.dumps(
+            moment("m2", "maria", at(1), "inbound", "complaint")), "late")])
+        assert ([v.outcome for v in result.verdicts], result.waited) == ([Outcome.SUPPRESSED], 0)
+        # In one batch, before or after the moment.
+        assert send(s, amend("m3"), moment("m3", "maria", at(2), "inbound", "question"),
+                    moment("m4", "maria", at(3), "inbound", "question"), amend("m4")) == [
+            Outcome.SUPPRESSED] * 4
+        assert list(s.ledger_store.quarantine()) == []
+        # Another customer's waiting correction still applies when its moment comes.
+        assert send(s, amend("o1")) == [Outcome.QUARANTINED]
+        result = s.ledger.record([Incoming(orjson.dumps(
+            moment("o1", "other", at(1), "outbound", "answer")), "on time")])
+        assert ([v.outcome for v in result.verdicts], result.waited) == ([Outcome.RECORDED], 1)
+        s.projections.project()
+        assert list(s.ledger_store.quarantine()) == []
+        assert [r["customer_id"] for r in rows(s, "relationships")] == ["other"]
