@@ -480,3 +480,37 @@ def test_corrections_waiting_for_a_moment_of_an_erased_person_go_with_it(store_u
         s.projections.project()
         assert list(s.ledger_store.quarantine()) == []
         assert [r["customer_id"] for r in rows(s, "relationships")] == ["other"]
+
+
+# -- §3.1 lapsed and §3.5 overdue at their edges -------------------------------------------------
+
+
+def test_lapsed_and_overdue_exactly_at_their_lines(store: Services) -> None:
+    from mot.service.targets import Targets
+
+    step(store, moment("q", "c", at(0), "inbound", "question", function="service"),
+         moment("q2", "c", at(1), "inbound", "question", function="sales"))
+    targets = Targets(first_response={"service": 3600}, tenants={TENANT: {"sales": 60}})
+
+    def overdue(when: datetime) -> list[str]:
+        return [r["request_moment_id"] for r in rows(
+            store, "responses", overdue=True, targets=targets, as_of=when)]
+
+    # "T − occurred_at exceeds it": exactly the target is not overdue, a microsecond more is.
+    line = T0 + timedelta(hours=1)
+    assert overdue(line) == []
+    assert overdue(line + timedelta(microseconds=1)) == [mid("q")]
+    # The tenant's own target for sales, the default for service.
+    assert sorted(overdue(line + timedelta(seconds=61))) == sorted([mid("q"), mid("q2")])
+
+    def lapsed(when: datetime) -> bool:
+        return bool(one(rows(store, "relationships", as_of=when), customer_id="c")["lapsed"])
+
+    # "earlier than the as-of time minus 180 × 24 hours".
+    last = T0 + timedelta(hours=1)
+    assert not lapsed(last + timedelta(hours=180 * 24))
+    assert lapsed(last + timedelta(hours=180 * 24, microseconds=1))
+    # Only brand moments: no customer-side moment is lapsed at once.
+    step(store, moment("b", "brandonly", at(0), "outbound", "content"))
+    assert one(rows(store, "relationships", as_of=T0 + timedelta(hours=1)),
+               customer_id="brandonly")["lapsed"] is True
