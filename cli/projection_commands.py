@@ -391,44 +391,52 @@ def _customer_options(command: Any) -> Any:
                         help="The customer's tenant [default: default].")(command)
 
 
-def _customer_of(tenant: str | None, customer: str | None, legacy: tuple[str, ...]
-                 ) -> tuple[str, str]:
-    """(tenant, customer) from the options, or from the older positional form
+def _customer_of(command: str, tenant: str | None, customer: str | None,
+                 given: tuple[str, ...]) -> tuple[str, str]:
+    """(tenant, customer) from the options, or from the arguments: `log CUSTOMER` (with
+    --tenant or not), as `mot show` and `identity show` take their id, or the older
     `timeline TENANT CUSTOMER` that scripts may use."""
-    if legacy:
-        if len(legacy) != 2 or tenant is not None or customer is not None:
-            raise click.UsageError("give --tenant T --customer C (or, as before, TENANT CUSTOMER)")
-        return legacy[0], legacy[1]
+    if given:
+        if len(given) == 1 and customer is None:
+            return tenant or "default", given[0]
+        if len(given) == 2 and tenant is None and customer is None:
+            return given[0], given[1]
+        raise click.UsageError(
+            f"got {' '.join(map(repr, given))}"
+            f"{' beside --customer' if customer is not None else ''}: give the customer once, "
+            f"as mot {command} --tenant T --customer C (or mot {command} [--tenant T] C)")
     if customer is None:
-        raise click.UsageError("missing option --customer")
+        raise click.UsageError(f"missing the customer: mot {command} --tenant T --customer C")
     return tenant or "default", customer
 
 
 @click.command("log")
+@click.argument("given", nargs=-1, metavar="[CUSTOMER]")
 @_customer_options
 @format_option()
 @pass_state
-def log(obj: State, tenant: str | None, customer: str | None, fmt: str | None) -> None:
+def log(obj: State, given: tuple[str, ...], tenant: str | None, customer: str | None,
+        fmt: str | None) -> None:
     """A customer's current moments (after amendments, without retracted ones) in fold
     order: occurred_at, then moment_id.
 
     \b
     Examples:
       mot log --tenant acme --customer c000145
-      mot log --tenant acme --customer c000145 --format jsonl | jq .kind
+      mot log --tenant acme c000145 --format jsonl | jq .kind
     """
-    tenant, customer = _customer_of(tenant, customer, ())
+    tenant, customer = _customer_of("log", tenant, customer, given)
     _show_customer(obj, obj.services.timelines.log, tenant, customer, fmt,
                    ("occurred_at", "direction", "kind", "function", "channel", "actor",
                     "sentiment", "reach", "moment_id"))
 
 
 @click.command("timeline")
-@click.argument("legacy", nargs=-1, metavar="[TENANT CUSTOMER]")
+@click.argument("given", nargs=-1, metavar="[CUSTOMER]")
 @_customer_options
 @format_option()
 @pass_state
-def timeline(obj: State, legacy: tuple[str, ...], tenant: str | None, customer: str | None,
+def timeline(obj: State, given: tuple[str, ...], tenant: str | None, customer: str | None,
              fmt: str | None) -> None:
     """A customer's moments in fold order, with the running stage and reciprocity balance
     after each.
@@ -438,9 +446,10 @@ def timeline(obj: State, legacy: tuple[str, ...], tenant: str | None, customer: 
       mot timeline --tenant acme --customer c000145
       mot timeline --tenant acme --customer c000145 --format csv > c000145.csv
 
-    (`mot timeline TENANT CUSTOMER`, the older form, still works.)
+    (`mot timeline [--tenant T] CUSTOMER` too; `mot timeline TENANT CUSTOMER`, the older
+    form, still works.)
     """
-    tenant, customer = _customer_of(tenant, customer, legacy)
+    tenant, customer = _customer_of("timeline", tenant, customer, given)
     _show_customer(obj, obj.services.timelines.timeline, tenant, customer, fmt,
                    ("occurred_at", "direction", "kind", "function", "stage", "balance",
                     "unanswered_asks", "status", "moment_id"))

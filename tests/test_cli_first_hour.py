@@ -923,3 +923,28 @@ def test_a_csv_answer_with_no_rows_still_has_its_header(tmp_path: Path) -> None:
     out = mot(one, "query", "reciprocity", "--status", "stop_asking", "--format", "csv").stdout
     assert out == ",".join(QueryService.fields("reciprocity")) + "\n"
     assert out.startswith("tenant,customer_id,given,asked,")
+
+
+def test_log_and_timeline_take_the_customer_as_an_argument(tmp_path: Path) -> None:
+    """`mot log c-1042` (as `mot show` and `identity show` take their id) answered 'Got
+    unexpected extra argument (c-1042)'; timeline took only TENANT CUSTOMER."""
+    from cli_support import mot
+
+    store = str(tmp_path / "mot.db")
+    line = ('{"tenant": "acme", "customer_id": "c-1042", "occurred_at": "2026-06-01T09:30:00Z",'
+            ' "channel": "email", "direction": "inbound", "kind": "question", "source":'
+            ' {"system": "zendesk", "id": "ZD-881"}}')
+    mot(store, "import", "-q", "-", input=line)
+    for command in ("log", "timeline"):
+        given = mot(store, command, "--tenant", "acme", "c-1042", "--format", "json").stdout
+        named = mot(store, command, "--tenant", "acme", "--customer", "c-1042",
+                    "--format", "json").stdout
+        assert given == named and '"question"' in given, command
+        assert mot(store, command, "acme", "c-1042", "--format", "json").stdout == named
+        elsewhere = mot(store, command, "c-1042", ok=False)
+        assert elsewhere.stderr == ("Error: no current moments for customer 'c-1042' of 'default'"
+                                    " (tenant acme has it: --tenant acme)\n"), command
+        twice = mot(store, command, "--customer", "c-1042", "c-1043", ok=False)
+        assert twice.exit_code == 2
+        assert (f"got 'c-1043' beside --customer: give the customer once, as mot {command} "
+                f"--tenant T --customer C (or mot {command} [--tenant T] C)") in twice.stderr
