@@ -88,19 +88,23 @@ class PersonService:
     def show(self, tenant: str, customer_id: str) -> dict[str, Any] | None:
         """The person `customer_id` belongs to in `tenant`, or None when it has no current
         moment (an id without links and moments, say)."""
-        found = self.projections.persons_of(customer_id, tenant)
-        if not found:
-            return None
-        [(key, group)] = found
-        [person] = self.projections.read_view(ViewRead("persons", customers=(key,)))
-        ids: list[str] = person["customer_ids"]
-        with self.projections.reader() as reader:
-            pairs = reader.linked_pairs(tenant, ids)
-            # Every pair one of its ids was ever in: the links taken back too.
-            every_pair = reader.linked_pairs(tenant, ids, unlinked=True)
-            moments = reader.customer_moments([(tenant, group)]).get((tenant, group), [])
+        # One read transaction for the person, her row, her pairs and moments (each its own
+        # cost PostgreSQL a pooled connection's check, a BEGIN and a COMMIT), the ledger's
+        # link events too where they are read from the same store.
+        with self.projections.one_read():
+            found = self.projections.persons_of(customer_id, tenant)
+            if not found:
+                return None
+            [(key, group)] = found
+            [person] = self.projections.read_view(ViewRead("persons", customers=(key,)))
+            ids: list[str] = person["customer_ids"]
+            with self.projections.reader() as reader:
+                pairs = reader.linked_pairs(tenant, ids)
+                # Every pair one of its ids was ever in: the links taken back too.
+                every_pair = reader.linked_pairs(tenant, ids, unlinked=True)
+                moments = reader.customer_moments([(tenant, group)]).get((tenant, group), [])
+            events = self.history.link_events(tenant, every_pair)
         per_id = Counter(m.customer_id for m in moments)
-        events = self.history.link_events(tenant, every_pair)
         links = []
         for low, high in pairs:
             history = [_event_record(e) for e in events.get((low, high), [])]
