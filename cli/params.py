@@ -35,6 +35,14 @@ class Whole(click.IntRange):
 
     name = "integer"
 
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.INT.convert(value, param, ctx)
+        # Below the floor, the store's ceiling is no limit a user means: `--limit -1` said
+        # "not in the range 1<=x<=9223372036854775807" (above it, the ceiling is the point).
+        if self.max == BIGINT_MAX and self.min is not None and number < self.min:
+            self.fail(f"{number} is not in the range x>={self.min}.", param, ctx)
+        return super().convert(number, param, ctx)
+
 
 def whole(minimum: int, maximum: int | None = None) -> Whole:
     """A whole number from `minimum` (to `maximum`, when given)."""

@@ -948,3 +948,13 @@ def test_log_and_timeline_take_the_customer_as_an_argument(tmp_path: Path) -> No
         assert twice.exit_code == 2
         assert (f"got 'c-1043' beside --customer: give the customer once, as mot {command} "
                 f"--tenant T --customer C (or mot {command} [--tenant T] C)") in twice.stderr
+
+
+def test_a_count_out_of_range_names_no_store_ceiling(tmp_path: Path) -> None:
+    """`mot query relationships --limit -1` said '-1 is not in the range
+    1<=x<=9223372036854775807', a ceiling nobody asked about."""
+    from cli_support import mot
+
+    said = mot(str(tmp_path / "mot.db"), "query", "relationships", "--limit", "-1", ok=False)
+    assert said.exit_code == 2
+    assert "Invalid value for '--limit': -1 is not in the range x>=1." in said.stderr
