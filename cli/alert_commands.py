@@ -138,7 +138,8 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
         raise click.ClickException(
             f"no destination configured in {config.path}: add [[alerts.webhooks]] "
             "or [alerts.kafka]")
-    overdue = obj.services.overdue_check(config_path)
+    overdue = obj.services.overdue_check(config_path,
+                                         warn=lambda line: click.echo(line, err=True))
     deliverer = obj.services.deliverer(
         config, backoff=Backoff(backoff, max(600.0, backoff), max_attempts), lease_s=lease,
         batch=batch, timeout_s=timeout)

@@ -112,7 +112,7 @@ def project(obj: State, follow: bool, poll: float, page_size: int, quiet: bool) 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     total = {"applied": 0}
-    overdue = obj.services.overdue_check()
+    overdue = obj.services.overdue_check(warn=lambda line: click.echo(line, err=True))
 
     def count(events: int) -> None:
         total["applied"] += events

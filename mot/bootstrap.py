@@ -197,16 +197,16 @@ class Services:
                          backoff=backoff or Backoff(), lease_s=lease_s, batch=batch,
                          history_us=config.policy.longest_window_us)
 
-    def overdue_check(self, config_path: str | None = None, every_s: float | None = None
-                      ) -> OverdueCheck:
+    def overdue_check(self, config_path: str | None = None, every_s: float | None = None,
+                      warn: Callable[[str], None] | None = None) -> OverdueCheck:
         """Raises `overdue` alerts for open requests past their targets (the long-running
         commands run it every `every_s`, default mot.toml's `[alerts] overdue_check`);
-        mot.toml is read again at each run."""
+        mot.toml is read again at each run; `warn` hears, once, of targets that never can."""
         from mot.service.alert_config import load_alert_config
         from mot.service.alerting import OverdueCheck
 
         return OverdueCheck(self.alert_outbox, lambda: load_alert_config(config_path),
-                            every_s=every_s)
+                            every_s=every_s, warn=warn)
 
     @cached_property
     def erasures(self) -> ErasureService:

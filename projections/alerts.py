@@ -184,11 +184,6 @@ def raise_alerts(causes: Iterable[Cause], moments: Mapping[str, Current],
     return alerts
 
 
-def became_overdue_us(occurred_us: int, target_s: int) -> int:
-    """When a request made at `occurred_us` became overdue under a target of `target_s`."""
-    return occurred_us + target_s * 1_000_000
-
-
 def overdue_cause(tenant: str, customer_id: str, request_moment_id: str, occurred_us: int,
                   kind: str, function: str, target_s: int | None, now_us: int,
                   window_us: int) -> Cause | None:
@@ -196,19 +191,26 @@ def overdue_cause(tenant: str, customer_id: str, request_moment_id: str, occurre
     target, while it is fresh (the moment is the request). Time alone makes it overdue:
     a periodic check asks this of every open request.
 
-    Fresh is judged from when the request became overdue (`occurred_us` + the target), the
-    time the alert would be raised were the check continuous, not from when the check ran
-    nor from the request itself: a target longer than the window still alerts, and a check
-    that did not run for a while raises what became overdue meanwhile, while a request that
-    became overdue longer than the window ago (history) raises none."""
+    Fresh as SPEC §3.6 says of every alert: the request itself occurred no longer than the
+    window before the check raises it. A check that did not run for a while still raises
+    what became overdue meanwhile while its request is fresh; a request older than the
+    window (history) raises none, and so does a target as long as the window or longer
+    (`targets_never_overdue` names those, so the commands can say so)."""
     if target_s is None:
         return None
     if not waited_past_target(function, occurred_us, now_us, {function: target_s}):
         return None
-    if not is_fresh(became_overdue_us(occurred_us, target_s), now_us, window_us):
+    if not is_fresh(occurred_us, now_us, window_us):
         return None
     waited = now_us - occurred_us
     return Cause("overdue", tenant, customer_id, request_moment_id, occurred_us,
                  (("kind", kind), ("target_seconds", target_s),
                   ("overdue_seconds", waited // 1_000_000 - target_s),
                   ("waiting_seconds", waited // 1_000_000)))
+
+
+def targets_never_overdue(targets: Mapping[str, int], window_us: int) -> tuple[str, ...]:
+    """The functions whose first-response target (seconds) is as long as the alert window or
+    longer: their requests are no longer fresh (SPEC §3.6) by the time they are overdue, so
+    they never raise an `overdue` alert (their responses still show as overdue, §3.5)."""
+    return tuple(sorted(f for f, target_s in targets.items() if target_s * 1_000_000 >= window_us))

@@ -383,9 +383,12 @@ class OverdueCheck:
     alert's id is its identity."""
 
     def __init__(self, outbox: AlertOutbox, config: Callable[[], AlertConfig], *,
-                 every_s: float | None = None, clock: Callable[[], float] = time.time) -> None:
+                 every_s: float | None = None, clock: Callable[[], float] = time.time,
+                 warn: Callable[[str], None] | None = None) -> None:
         self.outbox = outbox
         self.config = config
+        self.warn = warn
+        self._warned: set[str] = set()  # each line once: mot.toml is read again at each run
         self._every_s = every_s  # None: mot.toml's `[alerts] overdue_check`, read at each run
         self.every_s = float(every_s or OVERDUE_CHECK_S)
         self.clock = clock
@@ -420,10 +423,9 @@ class OverdueCheck:
         now = int(self._last * SECOND)
         tables = [t for t in (targets.first_response, *targets.tenants.values()) if t]
         shortest = min(min(t.values()) for t in tables)  # no request is overdue sooner
-        longest = max(max(t.values()) for t in tables)
-        # A request is fresh while it became overdue (occurred + target) within the window
-        # (`overdue_cause`): the oldest that may be occurred a window and a target ago.
-        since = now - config.policy.longest_window_us - longest * SECOND
+        self._say_never_overdue(config)
+        # A request raises while it is fresh (`overdue_cause`): occurred within the window.
+        since = now - config.policy.longest_window_us
         causes, moments = [], {}
         for r in self.outbox.open_requests(since, now - shortest * SECOND):
             cause = overdue_cause(r.tenant, r.customer_id, r.request_moment_id, r.occurred_us,
@@ -438,6 +440,27 @@ class OverdueCheck:
         if not causes:
             return 0
         return self.outbox.raise_alerts(raise_alerts(causes, moments, {}, now))
+
+    def _say_never_overdue(self, config: AlertConfig) -> None:
+        """Warn once of each target that can never raise `overdue` (SPEC §3.6)."""
+        from mot.projections.alerts import targets_never_overdue
+
+        if self.warn is None:
+            return
+        targets, policy = config.targets, config.policy
+        for tenant in sorted({"", *targets.tenants, *(name for name, _, _ in policy.tenants)}):
+            window_us = policy.window(tenant) if tenant else policy.window_us
+            for function in targets_never_overdue(
+                    targets.first_response_for(tenant) if tenant else targets.first_response,
+                    window_us):
+                where = f"tenant {tenant}'s" if tenant else "the"
+                line = (f"warning: {where} first-response target for {function} is as long as "
+                        f"its alert window ({window_us // SECOND // 3600} h) or longer: a request "
+                        "raises `overdue` only while it occurred within the window (SPEC §3.6), "
+                        "so these never will; set [alerts] window longer than the target")
+                if line not in self._warned:
+                    self._warned.add(line)
+                    self.warn(line)
 
 
 class AlertService:

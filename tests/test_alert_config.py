@@ -152,3 +152,30 @@ def test_mot_serve_refuses_a_bad_alerts_section_at_start(tmp_path: Path) -> None
     done = run([str(mot), "--store", str(tmp_path / "mot.db"), "serve", "--port", "0",
                 "--config", str(config)], text=True, timeout=120, exits=1)
     assert f"{config}: [alerts] window: 'soon' is not a duration" in done.stderr
+
+
+def test_the_overdue_check_says_once_which_targets_can_never_raise(tmp_path: Path) -> None:
+    """A target as long as the alert window or longer never raises `overdue` (SPEC §3.6: the
+    request must have occurred within the window): the long-running commands say so, once."""
+    from mot.adapters.stores.memory_alerts import MemoryAlertOutbox
+    from mot.service.alerting import OverdueCheck
+
+    config = tmp_path / "mot.toml"
+    config.write_text('[alerts]\nwindow = "24h"\n[targets.first_response]\nservice = "4h"\n'
+                      'sales = "2d"\n[tenants.acme.targets.first_response]\nservice = "1d"\n')
+    heard: list[str] = []
+    check = OverdueCheck(MemoryAlertOutbox(), lambda: load_alert_config(config),
+                         warn=heard.append)
+    check.run()
+    check.run()
+    assert heard == [
+        "warning: the first-response target for sales is as long as its alert window (24 h) or "
+        "longer: a request raises `overdue` only while it occurred within the window (SPEC §3.6), "
+        "so these never will; set [alerts] window longer than the target",
+        "warning: tenant acme's first-response target for sales is as long as its alert window "
+        "(24 h) or longer: a request raises `overdue` only while it occurred within the window "
+        "(SPEC §3.6), so these never will; set [alerts] window longer than the target",
+        "warning: tenant acme's first-response target for service is as long as its alert window "
+        "(24 h) or longer: a request raises `overdue` only while it occurred within the window "
+        "(SPEC §3.6), so these never will; set [alerts] window longer than the target",
+    ]

@@ -15,6 +15,7 @@ from mot.projections.alerts import (
     negative_amplification_cause,
     overdue_cause,
     stop_asking_causes,
+    targets_never_overdue,
 )
 from mot.projections.amplification import Amplification
 from mot.projections.relationship import fold_relationship
@@ -68,9 +69,11 @@ def test_a_negative_amplification_alerts_once_its_reach_reaches_the_threshold() 
     assert negative_amplification_cause(amplification("positive", 5000), 1000) is None
 
 
-def test_an_overdue_request_is_fresh_from_when_it_became_overdue() -> None:
-    """Fresh relative to occurred_at + target (when the request became overdue), not to the
-    request nor the check: a target longer than the window still alerts, history does not."""
+def test_an_overdue_request_is_fresh_while_the_request_occurred_within_the_window() -> None:
+    """SPEC §3.6: an alert is raised only while its moment occurred no longer than the window
+    before the time it would be raised, and an overdue alert's moment is the request. So a
+    check that did not run for a while still raises, history does not, and a target as long
+    as the window or longer never raises."""
     window, day = 72 * HOUR, 24 * HOUR
 
     def cause(target_s: int | None, now: int) -> Cause | None:
@@ -79,12 +82,15 @@ def test_an_overdue_request_is_fresh_from_when_it_became_overdue() -> None:
     assert cause(3600, T0 + HOUR) is None  # exactly the target: not past it
     found = cause(3600, T0 + HOUR + 1_000_000)
     assert found is not None and dict(found.details)["overdue_seconds"] == 1
-    # A target of 5 days (longer than the window) alerts when it passes, and for a window after.
-    assert cause(5 * 86400, T0 + 5 * day + HOUR) is not None
-    assert cause(5 * 86400, T0 + 5 * day + window) is not None
-    assert cause(5 * 86400, T0 + 5 * day + window + 1) is None
     # A check that did not run for two days still raises what became overdue meanwhile.
     assert cause(3600, T0 + HOUR + 2 * day) is not None
-    # Overdue for longer than the window: history, raised by no check.
-    assert cause(3600, T0 + HOUR + window + 1) is None
+    # The request exactly a window old is still fresh; a microsecond more is history.
+    assert cause(3600, T0 + window) is not None
+    assert cause(3600, T0 + window + 1) is None
+    # A target of 5 days (longer than the window): the request is history once it is overdue.
+    assert cause(5 * 86400, T0 + 5 * day + 1) is None
+    assert cause(3 * 86400, T0 + 3 * day + 1) is None  # as long as the window: the same
     assert cause(None, T0 + 10 * day) is None
+    assert targets_never_overdue({"service": 3600, "sales": 3 * 86400, "hr": 5 * 86400},
+                                 window) == ("hr", "sales")
+    assert targets_never_overdue({"service": 3 * 86400 - 1}, window) == ()

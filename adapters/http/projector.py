@@ -39,7 +39,8 @@ class Projector:
         # The store unreachable (a restart): one line, then retries with backoff.
         retry = Retry("mot serve's projector", self.services.unavailable, log.warning,
                       sleep=self.stop.wait)
-        overdue = self.services.overdue_check(self.config_path)  # time makes requests overdue (SPEC §3.6)
+        # Time makes requests overdue (SPEC §3.6).
+        overdue = self.services.overdue_check(self.config_path, warn=log.warning)
         while not self.stop.is_set():
             try:
                 overdue.maybe_run()
