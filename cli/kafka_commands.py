@@ -119,6 +119,9 @@ def ingest(obj: State, bootstrap: str, topics: tuple[str, ...], group: str, dlq_
     stop = _Stop()
     progress = Progress("kafka ingest", quiet=quiet)
     services = obj.services  # open the store before joining the group
+    # A consumer runs for as long as it is up, maybe beside other members writing to the same
+    # store: its caches stay bounded whatever the ledger and the customers grow to.
+    services.ingesting()
 
     def note(text: str) -> None:
         if not quiet:

@@ -96,6 +96,12 @@ class SqlBackend(ABC):
     def ddl(self, statement: str) -> str:
         return statement.format(**self.types)
 
+    def bound_shared_cache(self) -> None:
+        """This process appends beside other writers for as long as it runs: where the
+        database's pages are cached in this process (SQLite), keep fewer once another
+        writer is seen. Nothing to do elsewhere."""
+        return None
+
     def write(self, lock: str = "ledger", waiting: Callable[[], None] | None = None
               ) -> AbstractContextManager[Tx]:
         """A transaction that holds the writer lock named `lock` until it ends. While another

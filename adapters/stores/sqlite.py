@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_S = 300.0
 # The page cache of a connection that appends to the ledger, in KiB: a command's (see
-# `begin_write`), and mot serve's (see `serving`).
+# `begin_write`), mot serve's (see `serving`), and an ingest's once it has seen another writer
+# commit (see `bound_shared_cache`).
 LEDGER_CACHE_KIB = 65536
 SERVER_LEDGER_CACHE_KIB = 4096
+SHARED_LEDGER_CACHE_KIB = 16384
 STAGE_INFIX = ".stage-"  # a stage is the file `{store}.stage-{random}` beside the store
 
 
@@ -74,6 +76,7 @@ class SQLiteBackend(SqlBackend):
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         self._local = threading.local()
         self._ledger_cache_kib = LEDGER_CACHE_KIB
+        self._bounded_when_shared = False  # `bound_shared_cache`
         # Every thread's connection, with its thread (see `_connection` and `close`).
         self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._opened_lock = threading.Lock()
@@ -188,14 +191,38 @@ class SQLiteBackend(SqlBackend):
 
     def begin_write(self, lock: str, waiting: Callable[[], None] | None = None) -> Any:
         # SQLite has one writer at a time; IMMEDIATE takes that lock up front.
-        if lock == "ledger" and getattr(self._local, "cache_kib", None) != self._ledger_cache_kib:
+        if lock == "ledger":
+            self._size_ledger_cache()
+        return self._transaction("BEGIN IMMEDIATE", waiting)
+
+    def bound_shared_cache(self) -> None:
+        """This process appends for as long as it runs (mot kafka ingest): once another
+        connection is seen committing to the file, this thread's appending connection keeps
+        at most SHARED_LEDGER_CACHE_KIB of pages. Each commit of another writer empties the
+        cache anyway; what it held at most was the pages one transaction of its own read,
+        more the larger the ledger's index: a pair of ingests into one file grew 1M/100k
+        x1.54 by it (bench/scaling_notes.toml). One process alone keeps the large cache,
+        which saves its appends a read each."""
+        self._bounded_when_shared = True
+
+    def _size_ledger_cache(self) -> None:
+        local = self._local
+        wanted = self._ledger_cache_kib
+        if self._bounded_when_shared:
+            if not getattr(local, "shared", False):
+                # data_version moves when another connection commits, never for this one's.
+                version = self._connection().execute("PRAGMA data_version").fetchone()[0]
+                seen, local.data_version = getattr(local, "data_version", None), version
+                local.shared = seen is not None and version != seen
+            if local.shared:
+                wanted = min(wanted, SHARED_LEDGER_CACHE_KIB)
+        if getattr(local, "cache_kib", None) != wanted:
             # The ledger's moment-id index is written at random places: a page cache
             # that holds it (64 MB is about a million moments' worth) saves a read per
             # append. Only appending connections get it: projection work goes mostly in
             # order (a rebuild ran no faster with it) and its memory stays flat.
-            self._connection().execute(f"PRAGMA cache_size=-{self._ledger_cache_kib}")
-            self._local.cache_kib = self._ledger_cache_kib
-        return self._transaction("BEGIN IMMEDIATE", waiting)
+            self._connection().execute(f"PRAGMA cache_size=-{wanted}")
+            local.cache_kib = wanted
 
     def serving(self) -> None:
         # mot serve's ledger connections keep a small cache: each of its ingest threads has
