@@ -251,13 +251,14 @@ class Services:
 
     def ingesting(self) -> None:
         """This process records from a stream for as long as it runs, maybe beside other
-        ingests into the same store (mot kafka ingest): it keeps fewer customers' keys and
-        reads tables as `serving` has it, and its SQLite connection that appends keeps a
-        smaller page cache once another writer commits (SQLiteBackend.bound_shared_cache),
-        where mot serve's always does: one ingest alone keeps the large cache that saves its
-        appends a read each. Its memory then does not grow with the ledger."""
+        ingests into the same store (mot kafka ingest): it reads tables as `serving` has it,
+        and its SQLite connection that appends keeps a smaller page cache once another writer
+        commits (SQLiteBackend.bound_shared_cache), where mot serve's always does: one ingest
+        alone keeps the large cache that saves its appends a read each. It keeps as many
+        customers' keys as mot import (not mot serve's fewer): a stream meets its customers
+        in no order, so with fewer most moments of a large tenant missed their key and read
+        it again (bench/NOTES.md)."""
         self.tables.serving()
-        self.ledger_store.serving()
         self.backend.bound_shared_cache()
 
     @cached_property

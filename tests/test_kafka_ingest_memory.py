@@ -47,10 +47,12 @@ def test_an_ingest_keeps_a_smaller_page_cache_once_another_writer_commits(tmp_pa
         assert ledger_cache_kib(other) == LEDGER_CACHE_KIB
 
 
-def test_an_ingest_keeps_fewer_customers_keys(tmp_path: Path) -> None:
-    """As mot serve (Keystore.serving): the keys of the customers it met stay bounded."""
+def test_an_ingest_keeps_as_many_customers_keys_as_an_import(tmp_path: Path) -> None:
+    """Not mot serve's fewer (Keystore.serving): a stream meets its customers in no order, and
+    at 1,000,000 sample moments (83,331 customers) most moments missed a bound of 16,000 and
+    read their key again; mot kafka ingest fell from 0.93 of mot import at 100,000 to 0.76 at
+    1,000,000 with it (bench/NOTES.md)."""
     with open_store(str(tmp_path / "store.db")) as services:
         keystore = services.ledger_store.sealing.keystore
-        assert not keystore._serving
         services.ingesting()
-        assert keystore._serving
+        assert not keystore._serving
