@@ -449,10 +449,9 @@ class OverdueCheck:
             return
         targets, policy = config.targets, config.policy
         for tenant in sorted({"", *targets.tenants, *(name for name, _, _ in policy.tenants)}):
-            window_us = policy.window(tenant) if tenant else policy.window_us
-            for function in targets_never_overdue(
-                    targets.first_response_for(tenant) if tenant else targets.first_response,
-                    window_us):
+            # "" is the defaults: no tenant is named so, so these give the defaults' own.
+            window_us = policy.window(tenant)
+            for function in targets_never_overdue(targets.first_response_for(tenant), window_us):
                 where = f"tenant {tenant}'s" if tenant else "the"
                 line = (f"warning: {where} first-response target for {function} is as long as "
                         f"its alert window ({window_us // SECOND // 3600} h) or longer: a request "
