@@ -9,7 +9,7 @@ import click
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import default_format, format_option, render
-from mot.cli.params import Timestamp, count, seconds, whole
+from mot.cli.params import Choice, Timestamp, count, seconds, whole
 from mot.wording import counted
 
 RULES = ("detractor", "stop_asking", "negative_amplification", "overdue")
@@ -33,7 +33,7 @@ def alerts() -> None:
 
 @alerts.command("list")
 @format_option()
-@click.option("--rule", type=click.Choice(RULES), help="Only alerts of this rule.")
+@click.option("--rule", type=Choice(RULES), help="Only alerts of this rule.")
 @click.option("--since", type=Timestamp(), help="Only alerts raised at or after this time.")
 @click.option("--tenant", metavar="TENANT", help="Only this tenant's alerts.")
 @click.option("--failed", is_flag=True,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mot.cli.context import State, pass_state
-from mot.cli.params import Timestamp
+from mot.cli.params import Choice, Timestamp
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -22,7 +22,7 @@ EXPORT_FORMATS = ("parquet", "csv", "jsonl")
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="parquet",
+@click.option("--format", "fmt", type=Choice(EXPORT_FORMATS), default="parquet",
               show_default=True)
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True,
               callback=lambda _ctx, _param, value: _a_directory(_not_empty(value)),

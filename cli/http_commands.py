@@ -16,7 +16,7 @@ from mot.adapters.http.tenancy import (
 )
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import FORMATS, render
-from mot.cli.params import ROW_ID, SECONDS, rate, seconds, whole
+from mot.cli.params import ROW_ID, SECONDS, Choice, rate, seconds, whole
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
@@ -96,7 +96,7 @@ def _warn_of_a_new_tenant(obj: State, tenant: str, token_id: int) -> None:
 
 
 @token.command("list")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None)
+@click.option("--format", "fmt", type=Choice(FORMATS), default=None)
 @pass_state
 def token_list(obj: State, fmt: str | None) -> None:
     """Every token: id, tenant, scopes, label, when created and revoked (never the token).
@@ -185,7 +185,7 @@ def token_revoke(obj: State, token_ids: tuple[int, ...]) -> None:
               "(this server's projector or a `mot project --follow`) have made no progress for "
               "this long; 0: never.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+@click.option("--log-level", type=Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @pass_state
 @creates_store

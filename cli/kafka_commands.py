@@ -14,7 +14,7 @@ import click
 import orjson
 
 from mot.cli.context import State, creates_store, pass_state
-from mot.cli.params import count, seconds, whole
+from mot.cli.params import Choice, count, seconds, whole
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -78,7 +78,7 @@ def kafka() -> None:
 @click.option("--workers", type=whole(0), default=None, metavar="N",
               help="Processes that validate the next batches while this one records "
               "(default: one per spare CPU, up to 2; 0: none).")
-@click.option("--auto-offset-reset", type=click.Choice(["earliest", "latest"]), default="earliest",
+@click.option("--auto-offset-reset", type=Choice(["earliest", "latest"]), default="earliest",
               show_default=True, help="Where a group without committed offsets starts.")
 @click.option("--max-poll-interval-ms", type=whole(1000), default=300_000, show_default=True)
 @click.option("--session-timeout-ms", type=whole(1000), default=45_000, show_default=True)

@@ -10,7 +10,7 @@ import orjson
 
 from mot.cli.context import State, creates_store, pass_state
 from mot.cli.output import format_option, render
-from mot.cli.params import ROW_ID, count, whole
+from mot.cli.params import ROW_ID, Choice, count, whole
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -39,9 +39,9 @@ class RejectLimitType(click.ParamType[Any]):
 
 @click.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto",
+@click.option("--format", "fmt", type=Choice(["auto", "jsonl", "csv"]), default="auto",
               show_default=True, help="Input format; auto picks csv for *.csv[.gz], else jsonl.")
-@click.option("--from", "vendor", type=click.Choice(VENDOR_NAMES), default=None,
+@click.option("--from", "vendor", type=Choice(VENDOR_NAMES), default=None,
               help="Read the records of this source system (its API's JSON, or its CSV export) and "
               "map them to moments; see docs/sources.md.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,

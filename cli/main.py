@@ -77,6 +77,19 @@ class MotGroup(click.Group):
         commands: list[click.Command] = import_module(f"mot.cli.{module_name}").COMMANDS
         return _with_global_options(next(c for c in commands if c.name == cmd_name))
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        """A mistyped command names the nearest ones, as click does for a subgroup's (whose
+        commands it knows; this group's are loaded on first use, so click knows none)."""
+        name = click.utils.make_str(args[0]) if args else ""
+        if (name and not ctx.resilient_parsing and not name.startswith("-")
+                and name not in COMMAND_MODULES):
+            from mot.cli.params import did_you_mean
+
+            hint = did_you_mean(name, COMMAND_MODULES)
+            ctx.fail(f"No such command {name!r}." + (f" {hint}" if hint else ""))
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return self._invoke(ctx)

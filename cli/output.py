@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import click
 import orjson
 
+from mot.cli.params import Choice
+
 FORMATS = ("table", "json", "jsonl", "csv")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,7 +24,7 @@ def format_option(*prose: str) -> Callable[[F], F]:
         help_text = f"{prose[0]} (default), {more} or {FORMATS[-1]}."
     else:
         help_text = "table (default on a terminal), json (default otherwise), jsonl or csv."
-    return click.option("--format", "fmt", type=click.Choice(choices),
+    return click.option("--format", "fmt", type=Choice(choices),
                         default=prose[0] if prose else None, help=help_text)
 
 

@@ -18,6 +18,7 @@ orjson for `Timestamp`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,39 @@ def whole(minimum: int, maximum: int | None = None) -> Whole:
 def count(minimum: int = 1) -> click.IntRange:
     """A number of rows, ids or a position: from `minimum` to the largest a store holds."""
     return Whole(minimum, BIGINT_MAX)
+
+
+def did_you_mean(value: str, known: Iterable[str]) -> str:
+    """The nearest of `known` to a mistyped `value` in click's own words for a mistyped option
+    ("Did you mean '--stage'?", "(Did you mean one of: 'a', 'b'?)"); a case apart counts as
+    near; "" when none is near. Only those about as near as the nearest: 'relationship' is
+    one letter from 'relationships', and 'transitions' (as near as difflib's cutoff) would
+    only be noise beside it."""
+    from difflib import SequenceMatcher, get_close_matches
+
+    names = list(known)
+    close = get_close_matches(value, names) or [n for n in names if n.lower() == value.lower()]
+    if len(close) > 1:
+        ratios = {n: SequenceMatcher(None, value, n).ratio() for n in close}
+        close = [n for n in close if ratios[n] >= max(ratios.values()) - 0.1]
+    if not close:
+        return ""
+    listed = ", ".join(repr(n) for n in sorted(close))
+    return f"Did you mean {listed}?" if len(close) == 1 else f"(Did you mean one of: {listed}?)"
+
+
+class Choice(click.Choice):  # type: ignore[type-arg]
+    """click's Choice that names the nearest choice to a mistyped one ('relationship': "Did you
+    mean 'relationships'?"), as click does for a mistyped option or command."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as error:
+            hint = did_you_mean(str(value), (str(c) for c in self.choices))
+            if not hint:
+                raise
+            raise click.BadParameter(f"{error.message} {hint}", ctx, param) from None
 
 
 class Finite(click.FloatRange):

@@ -11,7 +11,7 @@ import click
 
 from mot.cli.context import State, pass_state
 from mot.cli.output import format_option, render
-from mot.cli.params import SECONDS, Timestamp, count, whole
+from mot.cli.params import SECONDS, Choice, Timestamp, count, whole
 from mot.cli.progress import Progress
 from mot.wording import counted
 
@@ -141,7 +141,7 @@ def project(obj: State, follow: bool, poll: float, page_size: int, quiet: bool) 
 
 
 @click.command("replay")
-@click.option("--projection", type=click.Choice(PROJECTIONS), multiple=True, metavar="NAME",
+@click.option("--projection", type=Choice(PROJECTIONS), multiple=True, metavar="NAME",
               help="Accepted for clarity; all projections share one fold, so all are rebuilt "
               f"(NAME: {', '.join(PROJECTIONS)}).")
 @click.option("--restart", is_flag=True, help="Discard an unfinished rebuild instead of resuming it.")
@@ -170,32 +170,56 @@ def replay(obj: State, projection: tuple[str, ...], restart: bool, workers: int 
     click.echo(f"rebuilt all projections up to ledger position {position:,}")
 
 
+# What `mot status --tenant` reports of the whole store, whichever tenant is asked: one
+# ledger and one projection position serve every tenant, so its head, lag and a rebuild are
+# the store's (the tenant's own moments wait behind every other tenant's).
+STORE_WIDE = ("ledger_head", "projection_position", "lag", "lag_seconds",
+              "oldest_unprojected_at", "last_progress_at", "rebuild")
+
+
 @click.command("status")
 @format_option("text")
+@click.option("--tenant", metavar="TENANT",
+              help="Only this tenant's quarantine, alerts and suspect persons; the ledger head, "
+              "the projections' position, lag and a rebuild are the store's (one ledger and one "
+              "projection position serve every tenant), and are said to be.")
 @pass_state
-def status(obj: State, fmt: str) -> None:
-    """Ledger head, the projections' position and lag, and the quarantine count.
+def status(obj: State, fmt: str, tenant: str | None) -> None:
+    """Ledger head, the projections' position and lag, the quarantine, the alert outbox and
+    suspect persons.
 
     \b
     Examples:
       mot status
       mot status --format json      # {"ledger_head": ..., "lag": ..., ...}
+      mot status --tenant acme      # acme's quarantine, alerts and suspects
     """
-    s = obj.services.projections.status()
-    alerts = _alert_counts(obj)
+    services = obj.services
+    by_tenant = services.quarantine.by_tenant() if tenant is not None else {}
+    if tenant is not None and not by_tenant.get(tenant):  # a tenant all of whose lines failed
+        require_tenant(services, tenant)
+    s = services.projections.status()
+    alerts = _alert_counts(obj, tenant)
     suspects = [{k: p[k] for k in ("tenant", "customer_id", "ids", "email_links",
                                    "suspect_because")}
-                for p in obj.services.persons.suspects()]
-    record = {"ledger_head": s.head, "projection_position": s.position, "lag": s.lag,
-              "lag_seconds": round(s.lag_seconds, 3),
-              "oldest_unprojected_at": s.oldest_unprojected_at,
-              "last_progress_at": s.last_progress_at,
-              "quarantined": s.quarantined,
-              "rebuild": None if s.rebuild is None else
-              {"position": s.rebuild[0], "phase": s.rebuild[1], "target": s.rebuild[2],
-               "last_progress_at": s.rebuild_progress_at},
-              "alerts": alerts,
-              "suspect_persons": suspects}
+                for p in services.persons.suspects(tenant=tenant)]
+    record: dict[str, Any] = {
+        "ledger_head": s.head, "projection_position": s.position, "lag": s.lag,
+        "lag_seconds": round(s.lag_seconds, 3),
+        "oldest_unprojected_at": s.oldest_unprojected_at,
+        "last_progress_at": s.last_progress_at,
+        "quarantined": s.quarantined,
+        "rebuild": None if s.rebuild is None else
+        {"position": s.rebuild[0], "phase": s.rebuild[1], "target": s.rebuild[2],
+         "last_progress_at": s.rebuild_progress_at},
+        "alerts": alerts,
+        "suspect_persons": suspects}
+    no_tenant = 0
+    if tenant is not None:
+        no_tenant = by_tenant.get(None, 0)
+        record = {"tenant": tenant, "store_wide": list(STORE_WIDE), **record,
+                  "quarantined": by_tenant.get(tenant, 0),
+                  "quarantined_naming_no_tenant": no_tenant}
     if fmt == "json":
         import orjson
 
@@ -205,14 +229,21 @@ def status(obj: State, fmt: str) -> None:
         flat = {**record, "rebuild": None if s.rebuild is None else
                 f"{s.rebuild[1]} at {s.rebuild[0]}"}
         del flat["alerts"], flat["suspect_persons"]
+        flat.pop("store_wide", None)
         flat |= {f"alerts_{k}": v for k, v in alerts.items()}
         flat["suspect_persons"] = len(suspects)
         render([flat] if fmt in ("table", "csv") else [record], fmt)
         return
     behind = f", the oldest waiting {s.lag_seconds:,.1f} s" if s.lag else ""
+    if tenant is not None:
+        click.echo(f"tenant:       {tenant} (the ledger head, projections and lag are the "
+                   "store's, every tenant's)")
+    quarantined = (f"{s.quarantined:,}" if tenant is None else
+                   f"{record['quarantined']:,} of {tenant}'s, {no_tenant:,} naming no tenant "
+                   "(mot quarantine summary)")
     click.echo(f"ledger head:  {s.head:,}\nprojections:  {s.position:,} (lag {s.lag:,}{behind}; "
                f"last progress {s.last_progress_at or 'never'})\n"
-               f"quarantined:  {s.quarantined:,}\n"
+               f"quarantined:  {quarantined}\n"
                f"alerts:       {alerts['raised']:,} raised, {alerts['pending']:,} to "
                f"deliver, {alerts['failed']:,} failed (mot alerts list --failed)")
     if s.rebuild is not None:
@@ -226,31 +257,31 @@ def status(obj: State, fmt: str) -> None:
                    f"{p['tenant']} {p['customer_id']})"))
 
 
-def _alert_counts(obj: State) -> dict[str, int]:
-    counts = obj.services.alerts.counts()
+def _alert_counts(obj: State, tenant: str | None = None) -> dict[str, int]:
+    counts = obj.services.alerts.counts(tenant)
     return {"raised": counts.alerts, "pending": counts.pending, "delivered": counts.delivered,
             "failed": counts.failed}
 
 
 @click.command("query")
-@click.argument("name", type=click.Choice(QUERIES), metavar="NAME")
+@click.argument("name", type=Choice(QUERIES), metavar="NAME")
 @format_option()
 @click.option("--tenant", metavar="TENANT", help="Only this tenant's rows.")
 @click.option("--customer", metavar="ID",
               help="Only the rows of the person this customer id belongs to, by any of its "
               "ids (relationships, reciprocity, transitions, amplifications, responses, "
               "persons).")
-@click.option("--stage", type=click.Choice(STAGES),
+@click.option("--stage", type=Choice(STAGES),
               help="Only customers at this stage (relationships), or transitions into it.")
-@click.option("--status", "status_", type=click.Choice(["ok_to_ask", "give_first", "stop_asking"]),
+@click.option("--status", "status_", type=Choice(["ok_to_ask", "give_first", "stop_asking"]),
               help="Only customers with this reciprocity status.")
-@click.option("--polarity", type=click.Choice(["positive", "neutral", "negative"]),
+@click.option("--polarity", type=Choice(["positive", "neutral", "negative"]),
               help="Only amplifications of this polarity.")
-@click.option("--function", type=click.Choice(FUNCTIONS),
+@click.option("--function", type=Choice(FUNCTIONS),
               help="Only this team: teams by their function, amplifications by the function "
               "of the moment that triggered them, responses and response-times by the "
               "request's.")
-@click.option("--kind", type=click.Choice(REQUEST_KINDS), help="Only requests of this kind "
+@click.option("--kind", type=Choice(REQUEST_KINDS), help="Only requests of this kind "
               "(responses).")
 @click.option("--open", "open_", is_flag=True,
               help="Only requests with no response yet (at --as-of, default now).")
@@ -379,8 +410,11 @@ def _chosen(records: list[dict[str, Any]], columns: str | None
     known = list(records[0]) if records else names
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise click.UsageError(f"--columns: no field {', '.join(map(repr, unknown))}; fields: "
-                               + ", ".join(known))
+        from mot.service.config import did_you_mean
+
+        near = "".join(did_you_mean(n, known) for n in unknown[:1])
+        raise click.UsageError(f"--columns: no field {', '.join(map(repr, unknown))}{near}; "
+                               "fields: " + ", ".join(known))
     return [{n: r[n] for n in names} for r in records], names
 
 
@@ -472,7 +506,7 @@ def _show_customer(obj: State, read: Callable[[str, str], list[dict[str, Any]]],
 @click.option("--tenant", metavar="TENANT", help="Only this tenant.")
 @click.option("--top", type=whole(1), default=3, show_default=True, metavar="N",
               help="How many detractors and far-travelled posts to name per tenant.")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "jsonl"]),
+@click.option("--format", "fmt", type=Choice(["text", "markdown", "json", "jsonl"]),
               default="text",
               help="text (default), markdown (for a report or a chat), json or jsonl (the "
               "facts per tenant, for programs).")

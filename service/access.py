@@ -429,6 +429,9 @@ class _Fence:
     def quarantine_reasons(self) -> list[tuple[str, str, int, int]]:
         return self.store.quarantine_reasons()
 
+    def quarantine_by_tenant(self) -> dict[str | None, int]:
+        return self.store.quarantine_by_tenant()
+
     def quarantine_count(self) -> int:
         return self.store.quarantine_count()
 

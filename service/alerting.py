@@ -104,7 +104,8 @@ class AlertOutbox(Protocol):
         ...
     def alerts(self, query: AlertQuery) -> list[StoredAlert]: ...
     def ack(self, alert_id: str, at_us: int, tenant: str | None = None) -> StoredAlert | None: ...
-    def counts(self) -> OutboxCounts: ...
+    def counts(self, tenant: str | None = None) -> OutboxCounts:
+        """The alerts raised and their deliveries by state (of `tenant` only, when given)."""
     def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int,
                 new_since_us: int | None = None) -> tuple[int, int]:
         """Queue for `destination` the next alerts (at most `limit`) raised after its cursor
@@ -479,5 +480,5 @@ class AlertService:
         [stored] = self.outbox.alerts(AlertQuery(tenant, alert_id=alert_id))
         return stored
 
-    def counts(self) -> OutboxCounts:
-        return self.outbox.counts()
+    def counts(self, tenant: str | None = None) -> OutboxCounts:
+        return self.outbox.counts(tenant)

@@ -128,13 +128,15 @@ class PersonService:
             "moments": {i: per_id.get(i, 0) for i in ids},
         }
 
-    def suspects(self, limit: int = 20) -> list[dict[str, Any]]:
+    def suspects(self, limit: int = 20, tenant: str | None = None) -> list[dict[str, Any]]:
         """Persons merge protection reports (`mot status`): too many ids, or an `email:` id
-        linked to too many."""
+        linked to too many (of `tenant` only, when given)."""
         limits = self.limits()
+        equals: dict[str, Any] = {"suspect": 1} if tenant is None else {"suspect": 1,
+                                                                         "tenant": tenant}
         return [person | {"suspect_because": _suspect_because(person, limits.of(person["tenant"]))}
                 for person in self.projections.read_view(
-                    ViewRead("persons", {"suspect": 1}, order=(("ids", True),), limit=limit))]
+                    ViewRead("persons", equals, order=(("ids", True),), limit=limit))]
 
 
 def _suspect_because(person: dict[str, Any], limits: tuple[int, int]) -> list[str]:

@@ -121,6 +121,11 @@ class LedgerStore(Protocol):
         """(field, reason, messages, lowest id) for each distinct rejection."""
         ...
 
+    def quarantine_by_tenant(self) -> dict[str | None, int]:
+        """How many quarantined messages are each tenant's (`erased_with`; None: those
+        naming no tenant a store can trust, such as a line that is no JSON)."""
+        ...
+
     def quarantine_count(self) -> int:
         ...
 

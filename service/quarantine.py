@@ -56,6 +56,10 @@ class QuarantineService:
     def count(self) -> int:
         return self.store.quarantine_count()
 
+    def by_tenant(self) -> dict[str | None, int]:
+        """Quarantined messages by the tenant whose they are (None: naming no tenant)."""
+        return self.store.quarantine_by_tenant()
+
     def drop(self, ids: Collection[int]) -> int:
         """Delete these entries for good; returns how many there were."""
         return self.store.drop_quarantined(ids) if ids else 0

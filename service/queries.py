@@ -247,7 +247,10 @@ def _sort_field(sort: str, projection: Projection) -> tuple[str, bool]:
     name = sort.lstrip("+-")
     sortable = [f.name for f in projection.output if f.sortable]
     if name not in sortable:
-        raise QueryError(f"cannot sort by {name!r}; fields: " + ", ".join(sortable))
+        from mot.service.config import did_you_mean
+
+        raise QueryError(f"cannot sort by {name!r}{did_you_mean(name, sortable)}; fields: "
+                         + ", ".join(sortable))
     numeric = projection.field(name).type in NUMERIC_TYPES
     descending = explicit == "-" or (explicit == "" and numeric)
     return name, descending

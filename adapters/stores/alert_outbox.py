@@ -177,10 +177,18 @@ class SqlAlertOutbox:
                            (alert_id,))[0]
         return _stored(row)
 
-    def counts(self) -> OutboxCounts:
+    def counts(self, tenant: str | None = None) -> OutboxCounts:
         with self.backend.read() as tx:
-            alerts = int(tx.scalar("SELECT COUNT(*) FROM alerts") or 0)
-            by_state = dict(tx.query("SELECT state, COUNT(*) FROM alert_deliveries GROUP BY state"))
+            if tenant is None:
+                alerts = int(tx.scalar("SELECT COUNT(*) FROM alerts") or 0)
+                by_state = dict(tx.query("SELECT state, COUNT(*) FROM alert_deliveries"
+                                         " GROUP BY state"))
+            else:
+                alerts = int(tx.scalar("SELECT COUNT(*) FROM alerts WHERE tenant = ?",
+                                       (tenant,)) or 0)
+                by_state = dict(tx.query(
+                    "SELECT d.state, COUNT(*) FROM alert_deliveries d JOIN alerts a"
+                    " ON a.alert_id = d.alert_id WHERE a.tenant = ? GROUP BY d.state", (tenant,)))
         from mot.service.alerting import OutboxCounts
 
         return OutboxCounts(alerts, int(by_state.get("pending", 0)),

@@ -597,6 +597,11 @@ class SqlLedger:
                             " GROUP BY field, reason ORDER BY MIN(id)")
         return [(str(f), str(r), int(n), int(first)) for f, r, n, first in rows]
 
+    def quarantine_by_tenant(self) -> dict[str | None, int]:
+        with self.backend.read() as tx:
+            rows = tx.query("SELECT tenant, COUNT(*) FROM quarantine GROUP BY tenant")
+        return {None if t is None else str(t): int(n) for t, n in rows}
+
     def quarantine_count(self) -> int:
         with self.backend.read() as tx:
             return int(tx.scalar("SELECT COUNT(*) FROM quarantine") or 0)

@@ -230,6 +230,14 @@ class MemoryLedger:
         return sorted(((f, r, len(ids), min(ids)) for (f, r), ids in groups.items()),
                       key=itemgetter(3))
 
+    def quarantine_by_tenant(self) -> dict[str | None, int]:
+        from collections import Counter
+
+        from mot.domain.quarantine import erased_with
+
+        return dict(Counter(erased_with(q.message, q.names, q.origin)
+                            for q in self.quarantined.values()))
+
     def quarantine_count(self) -> int:
         return len(self.quarantined)
 

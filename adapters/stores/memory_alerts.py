@@ -80,10 +80,12 @@ class MemoryAlertOutbox:
         url = self.url(s.alert.tenant, s.alert.moment_id)
         return s if url is None else s._replace(alert=replace(s.alert, url=url))
 
-    def counts(self) -> OutboxCounts:
+    def counts(self, tenant: str | None = None) -> OutboxCounts:
         with self._lock:
-            states = [d.state for d in self._deliveries.values()]
-            return OutboxCounts(len(self._alerts), states.count("pending"),
+            states = [d.state for (_, a), d in self._deliveries.items()
+                      if tenant in (None, self._alerts[a].alert.tenant)]
+            alerts = sum(1 for s in self._alerts.values() if tenant in (None, s.alert.tenant))
+            return OutboxCounts(alerts, states.count("pending"),
                                 states.count("delivered"), states.count("failed"))
 
     def enqueue(self, destination: str, wants: Callable[[Alert], bool], limit: int,
