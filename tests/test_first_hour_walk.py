@@ -185,3 +185,49 @@ def test_a_large_sample_shows_its_progress_on_a_terminal(tmp_path: Path) -> None
     assert started.returncode == 0
     assert re.search(rb"sample: [0-9,]+ lines written \xc2\xb7 [0-9,]+/s \xc2\xb7 [0-9]+%, ETA", said), said
     assert out.read_bytes().count(b"\n") >= 200000
+
+
+def test_what_is_no_text_mot_reads_is_refused_naming_what_it_is(tmp_path: Path) -> None:
+    """A zip, another compression than gzip, a binary file, a pretty-printed JSON document
+    and a directory: each refused before anything is recorded, in one line saying what it is
+    and what to do (each line of them was quarantined, a directory 'cannot read d: Is a
+    directory')."""
+    import bz2
+    import lzma
+    import zipfile
+
+    store = str(tmp_path / "mot.db")
+    lines = moment(1) + b"\n" + moment(2) + b"\n"
+    (tmp_path / "m.jsonl").write_bytes(lines)
+    with zipfile.ZipFile(tmp_path / "m.zip", "w") as archive:  # stored: its lines readable
+        archive.write(tmp_path / "m.jsonl", "m.jsonl")
+    (tmp_path / "m.jsonl.bz2").write_bytes(bz2.compress(lines))
+    (tmp_path / "m.jsonl.xz").write_bytes(lzma.compress(lines))
+    (tmp_path / "bin.jsonl").write_bytes(b"\x7fELF\x02\x01\x01" + b"\x00" * 60 + b"\n" * 3)
+    (tmp_path / "one.json").write_bytes(b'{\n  "tenant": "acme",\n  "customer_id": "c1"\n}\n')
+    (tmp_path / "folder").mkdir()
+    unpack = "not JSON lines or CSV: unpack it first (mot import reads text, plain or gzip-compressed)"
+    expected = {
+        "m.zip": f"this is a zip archive, {unpack}",
+        "m.jsonl.bz2": f"this is bzip2-compressed, {unpack}",
+        "m.jsonl.xz": f"this is xz-compressed, {unpack}",
+        "bin.jsonl": "this is a binary file, not JSON lines or CSV (its first bytes hold 60 zero"
+                     " bytes): mot import reads text, plain or gzip-compressed",
+        "one.json": "this is one JSON document over several lines, not JSON lines (one moment a"
+                    " line): put each moment on a line of its own, such as with jq -c '.[]' (an"
+                    " array) or jq -c . (objects)",
+    }
+    for name, problem in expected.items():
+        refused = mot(store, "import", tmp_path / name, ok=False)
+        assert refused.exit_code == 1
+        assert refused.stderr == f"Error: {tmp_path / name}: {problem}\n"
+        as_csv = mot(store, "import", "--format", "csv", tmp_path / name, ok=False)
+        if name != "one.json":  # read as CSV, its header is named: "unknown column '{'"
+            assert as_csv.stderr == refused.stderr
+    folder = mot(store, "import", tmp_path / "folder", ok=False)
+    assert folder.stderr == (f"Error: {tmp_path / 'folder'} is a directory: name the files in it,"
+                             f" such as {tmp_path / 'folder' / '*.jsonl'}\n")
+    # A stray zero byte is its line's: quarantined, the rest recorded.
+    stray = tmp_path / "stray.jsonl"
+    stray.write_bytes(lines + b'{"tenant": "ac\x00me"}\n')
+    assert mot(store, "import", stray).stdout.startswith("read 3: recorded 2,")

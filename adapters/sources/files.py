@@ -235,6 +235,9 @@ def open_source(path: str, *, max_line: int = MAX_LINE_BYTES) -> Opened:
     except OSError as error:
         for closer in closers:
             closer.close()
+        if isinstance(error, IsADirectoryError):
+            raise InputError(f"{path} is a directory: name the files in it, such as "
+                             f"{os.path.join(path, '*.jsonl')}") from error
         raise InputError(f"cannot read {path}: {error.strerror or error}") from error
     return opened
 

@@ -74,8 +74,11 @@ class FileInput:
         table = None
         try:
             lines = _head_lines(opened.head)
-            table = CsvTable(opened) if self.fmt == "csv" else None
-            problem = self._check_csv(table, lines) if table is not None else self._check_jsonl(lines)
+            problem = _not_text(opened.head)
+            if problem is None:
+                table = CsvTable(opened) if self.fmt == "csv" else None
+                problem = (self._check_csv(table, lines) if table is not None
+                           else self._check_jsonl(lines))
         finally:
             if self.path == "-":
                 self._kept, self._table = opened, table
@@ -134,6 +137,11 @@ class FileInput:
         if not values:
             if lines and _looks_like_csv(lines):
                 return self._csv_hint(lines)
+            if len(lines) > 1 and lines[0].strip() in (b"{", b"["):
+                # Every line of it would be quarantined as a piece of JSON.
+                return ("this is one JSON document over several lines, not JSON lines (one "
+                        "moment a line): put each moment on a line of its own, such as with "
+                        "jq -c '.[]' (an array) or jq -c . (objects)")
             return None
         if self.vendor is None:
             if any(_is_wire(v) for v in values) or not _all_rejected(lines):
@@ -209,6 +217,29 @@ class FileInput:
             if count > best_count:
                 best, best_count = source, count
         return best
+
+
+# The first bytes of what is no text mot reads: archives, and compressions other than gzip
+# (which is read), named so that a user knows what to do; each line of them would be
+# quarantined as bytes that are no UTF-8 (a zip's stored file, its lines among them).
+_PACKED = ((b"PK\x03\x04", "a zip archive"), (b"PK\x05\x06", "a zip archive"),
+           (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"\xfd7zXZ\x00", "xz-compressed"),
+           (b"\x28\xb5\x2f\xfd", "zstd-compressed"), (b"BZh", "bzip2-compressed"))
+
+
+def _not_text(head: bytes) -> str | None:
+    """Why a source's head (decompressed, decoded) is no text mot reads, or None. A stray
+    zero byte is its line's to be quarantined for; many are a binary file's."""
+    for magic, what in _PACKED:
+        if head.startswith(magic) and (magic != b"BZh" or head[3:10].startswith(
+                tuple(b"%d1AY&SY" % level for level in range(1, 10)))):
+            return (f"this is {what}, not JSON lines or CSV: unpack it first (mot import reads "
+                    "text, plain or gzip-compressed)")
+    zeros = head.count(b"\x00")
+    if zeros > max(len(head) // 100, 1):
+        return (f"this is a binary file, not JSON lines or CSV (its first bytes hold {zeros:,}"
+                " zero bytes): mot import reads text, plain or gzip-compressed")
+    return None
 
 
 def _head_lines(head: bytes) -> list[bytes]:
