@@ -8,7 +8,7 @@ what they need through `Depends`, never from a closure.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Final
 
@@ -106,8 +106,16 @@ def _writer(context: Context, credentials: Credentials) -> Principal:
     return _admitted(context, credentials, "write")
 
 
-def _reader(context: Context, credentials: Credentials) -> Principal:
+def _read_token(context: Context, credentials: Credentials) -> Principal:
     return _admitted(context, credentials, "read")
+
+
+async def _reader(context: Context, principal: Annotated[Principal, Depends(_read_token)]
+                  ) -> AsyncIterator[Principal]:
+    """A reader, holding one of its tenant's read turns (tenancy.TenantReads) for the request:
+    a tenant's flood of slow queries waits for its own, not on the thread pool."""
+    async with context.quotas.reads.turn(principal.tenant):
+        yield principal
 
 
 def _admin(context: Context, credentials: Credentials) -> Principal:

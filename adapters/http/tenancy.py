@@ -8,6 +8,8 @@
   at once, within the shared `--memory-budget`.
 - Turns at the store (FairTurns): the ingest threads go round the tenants that wait, one
   chunk each, so another tenant's chunk waits for at most one chunk of each tenant ahead.
+- Reads on the thread pool (TenantReads): at most TENANT_READS queries of one tenant run at
+  once; its others wait, holding no thread, for its own to finish.
 
 A refusal names the limit and its option, and counts in `/metrics` by limit (no tenant).
 """
@@ -37,6 +39,10 @@ DEFAULT_REPORT_RATE: Final = 12.0  # a minute
 # in the 10^300 seconds.
 LEAST_TENANT_RATE: Final = 0.001
 LEAST_REPORT_RATE: Final = 0.1  # a minute
+# Reads (queries, persons, alerts, a moment's history, the report) one tenant has running at
+# once on the thread pool every request shares (anyio's, 40 threads): 60 concurrent `as_of`
+# queries of one tenant took them all, and another tenant's smallest query waited behind them.
+TENANT_READS: Final = 4
 # Retry-After's largest value: a client told to wait longer takes the server for broken.
 RETRY_AFTER_MAX: Final = 3600
 
@@ -127,6 +133,7 @@ class TenantQuotas:
         self.reports = TokenBuckets(quotas.report_rate / 60, max(1.0, quotas.report_rate), clock)
         self._reporting: set[str] = set()
         self._lock = threading.Lock()
+        self.reads = TenantReads()
 
     def admit(self, tenant: str) -> None:
         """A request of `tenant`'s may go on; TenantLimited when it is over its rate."""
@@ -159,6 +166,65 @@ class TenantQuotas:
                 self._reporting.discard(tenant)
 
 
+async def _wait(waiting: dict[str, deque[anyio.Event]], tenant: str,
+                pass_on: Callable[[], None]) -> None:
+    """Wait at the back of `tenant`'s queue in `waiting` until handed a turn; cancelled once
+    handed one, `pass_on` gives it to the next."""
+    import anyio
+
+    event = anyio.Event()
+    waiting.setdefault(tenant, deque()).append(event)
+    try:
+        await event.wait()
+    except BaseException:
+        if event.is_set():
+            pass_on()
+        else:
+            queue = waiting.get(tenant)
+            if queue is not None:
+                queue.remove(event)
+                if not queue:
+                    del waiting[tenant]
+        raise
+
+
+class TenantReads:
+    """At most `slots` reads of one tenant at once: its others wait in order, holding no
+    thread, and the thread pool stays open to every other tenant (one event loop: no lock)."""
+
+    def __init__(self, slots: int = TENANT_READS) -> None:
+        self.slots = slots
+        self._running: dict[str, int] = {}
+        self._waiting: dict[str, deque[anyio.Event]] = {}
+
+    def running(self, tenant: str) -> int:
+        return self._running.get(tenant, 0)
+
+    @asynccontextmanager
+    async def turn(self, tenant: str) -> AsyncIterator[None]:
+        if tenant not in self._waiting and self._running.get(tenant, 0) < self.slots:
+            self._running[tenant] = self._running.get(tenant, 0) + 1
+        else:
+            await _wait(self._waiting, tenant, lambda: self._release(tenant))
+        try:
+            yield
+        finally:
+            self._release(tenant)
+
+    def _release(self, tenant: str) -> None:
+        queue = self._waiting.get(tenant)
+        if queue:  # the slot goes to the tenant's next read: its count stays
+            queue.popleft().set()
+            if not queue:
+                del self._waiting[tenant]
+            return
+        left = self._running[tenant] - 1
+        if left:
+            self._running[tenant] = left
+        else:
+            del self._running[tenant]
+
+
 class FairTurns:
     """`slots` turns at once, handed round the tenants that wait: one tenant's queue of chunks
     never stands between another tenant and the next free turn (one event loop: no lock)."""
@@ -173,22 +239,7 @@ class FairTurns:
         if self.free > 0 and not self._waiting:
             self.free -= 1
         else:
-            import anyio
-
-            event = anyio.Event()
-            self._waiting.setdefault(tenant, deque()).append(event)
-            try:
-                await event.wait()
-            except BaseException:
-                if event.is_set():  # handed a turn while being cancelled: pass it on
-                    self._release()
-                else:
-                    queue = self._waiting.get(tenant)
-                    if queue is not None:
-                        queue.remove(event)
-                        if not queue:
-                            del self._waiting[tenant]
-                raise
+            await _wait(self._waiting, tenant, self._release)
         try:
             yield
         finally:
