@@ -38,6 +38,12 @@ class State:
             from mot.bootstrap import open_store, redacted, store_url
             from mot.service.ports import StoreNotFound, StoreUnavailable
 
+            # A directory or another file named as the store, said before opening it: opening
+            # left a lock file beside it ("/etc/passwd.lock"), and said "unable to open
+            # database file" or "file is not a database".
+            problem = _not_a_store(store_url(self.store))
+            if problem is not None:
+                raise click.ClickException(problem)
             try:
                 self._services = open_store(self.store, create=self.create)
             except StoreNotFound as error:
@@ -82,14 +88,24 @@ def _not_found(where: str) -> str:
     """Why a read-only command found no store at `where`: a path that is a directory, or a
     file that is no SQLite database, said so ("no mot store at /etc/passwd; `mot import`
     creates one" sent the user to an import that then failed: "file is not a database")."""
+    return _not_a_store(where) or f"no mot store at {where}; `mot import` creates one"
+
+
+def _not_a_store(where: str) -> str | None:
+    """Why the SQLite path `where` cannot be a store: a directory, or a file that is no
+    SQLite database; None otherwise."""
     import os
 
     if "://" not in where and os.path.isdir(where):
         return (f"{where} is a directory, not a mot store: --store names a store's file"
                 f" (say {os.path.join(where, 'mot.db')}) or a postgresql:// URL")
     if "://" not in where and os.path.isfile(where) and os.path.getsize(where) > 0:
-        with open(where, "rb") as file:
-            if file.read(16) != b"SQLite format 3\x00":
-                return (f"{where} is not a mot store (not a SQLite database; nothing was"
-                        " changed): --store names a mot store's file or a postgresql:// URL")
-    return f"no mot store at {where}; `mot import` creates one"
+        try:
+            with open(where, "rb") as file:
+                if file.read(16) == b"SQLite format 3\x00":
+                    return None
+        except OSError:
+            return None
+        return (f"{where} is not a mot store (not a SQLite database; nothing was"
+                " changed): --store names a mot store's file or a postgresql:// URL")
+    return None

@@ -125,6 +125,8 @@ class MotGroup(click.Group):
                 raise click.ClickException(str(error)) from None
             if not _is_store_error(error):
                 raise
+            if type(error).__name__ == "KeyProblem":  # the master key, which says what to do
+                raise click.ClickException(str(error)) from None
             if isinstance(error, OSError) and error.filename is not None:
                 # A file the command reads or writes (`--out`, say): named, not blamed on
                 # the store.

@@ -472,11 +472,13 @@ def test_a_missing_file_after_a_good_one(store_url: str, tmp_path: Path,
 @pytest.mark.parametrize("kind", ["unmakeable-dir", "directory"])
 def test_a_bad_store_is_a_one_line_error(tmp_path: Path, kind: str) -> None:
     store = "/proc/no-such-dir/mot.db" if kind == "unmakeable-dir" else str(tmp_path)
-    result = mot(store, "import", "-", input=b"", ok=False)
-    assert_one_line_error(result, "cannot open the store", store)
-    # They only read: a path that cannot exist has no store yet; a directory is named as one.
     said = (f"no mot store at {store}; `mot import` creates one" if kind == "unmakeable-dir"
             else f"{store} is a directory, not a mot store")
+    result = mot(store, "import", "-", input=b"", ok=False)
+    # A directory is named as one by the import too.
+    assert_one_line_error(result, "cannot open the store" if kind == "unmakeable-dir" else said,
+                          store)
+    # They only read: a path that cannot exist has no store yet.
     for args in (["status"], ["query", "teams"], ["quarantine", "list"]):
         result = mot(store, *args, input=b"", ok=False)
         assert_one_line_error(result, said)

@@ -276,3 +276,50 @@ def test_a_store_path_that_is_a_directory_or_no_database_is_named_for_what_it_is
                               f" a store's file (say {folder / 'mot.db'}) or a postgresql://"
                               " URL\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "stores"]
+
+
+def test_a_command_that_creates_the_store_names_a_directory_or_another_file_as_reading_does(
+        tmp_path: Path) -> None:
+    """`mot import` with --store a folder said "cannot open the store '/tmp': unable to open
+    database file", with --store /etc/passwd "file is not a database", and left
+    /etc/passwd.lock beside it. Said as `mot status` says it now, and nothing is made."""
+    moments = tmp_path / "in.jsonl"
+    moments.write_bytes(b"")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    refused = run("--store", text, "import", moments)
+    assert refused.exit_code == 1
+    assert refused.stderr == (f"Error: {text} is not a mot store (not a SQLite database;"
+                              " nothing was changed): --store names a mot store's file or a"
+                              " postgresql:// URL\n")
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    refused = run("--store", folder, "import", moments)
+    assert refused.exit_code == 1
+    assert refused.stderr == (f"Error: {folder} is a directory, not a mot store: --store names"
+                              f" a store's file (say {folder / 'mot.db'}) or a postgresql://"
+                              " URL\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "notes.txt", "stores"]
+    assert list(folder.iterdir()) == []
+
+
+def test_a_master_key_problem_is_one_line_of_its_own_not_a_store_error(tmp_path: Path) -> None:
+    """'Error: store error: MOT_MASTER_KEY: expected ...': the key is no store's failure."""
+    store = tmp_path / "mot.db"
+    moments = tmp_path / "in.jsonl"
+    moments.write_bytes(b'{"tenant": "acme", "customer_id": "c1", "occurred_at": '
+                        b'"2026-06-01T09:30:00Z", "channel": "email", "direction": "inbound", '
+                        b'"kind": "question", "source": {"system": "crm", "id": "1"}}\n')
+    assert run("--store", store, "import", moments).exit_code == 0
+    wrong = run("--store", store, "import", moments, env={"MOT_MASTER_KEY": "wrong"})
+    assert wrong.exit_code == 1
+    assert wrong.stderr == ("Error: MOT_MASTER_KEY: expected a master key of 32 bytes as 64 hex"
+                            " digits or base64, got 5 characters that are neither\n")
+    other = run("--store", store, "import", moments, env={"MOT_MASTER_KEY": "ab" * 32})
+    assert other.stderr == (f"Error: the master key (from MOT_MASTER_KEY or {store}.key) is not the"
+                            " one this store's keys were made with: set the right MOT_MASTER_KEY"
+                            " or restore the right key file\n")
+    (tmp_path / "mot.db.key").unlink()
+    missing = run("--store", store, "import", moments, env={"MOT_MASTER_KEY": ""})
+    assert missing.stderr == (f"Error: no master key: set MOT_MASTER_KEY or restore the key file"
+                              f" {store}.key\n")
