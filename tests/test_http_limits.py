@@ -12,6 +12,7 @@ closed.
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import socket
@@ -258,3 +259,29 @@ def test_slow_clients_and_the_memory_budget(tmp_path: Path) -> None:
             assert read_all(send_partial(url, head)) == b""
             assert 5.5 < time.monotonic() - started < 60
         assert httpx.get(f"{url}/healthz", timeout=120).status_code == 200
+
+
+def test_a_compressed_body_is_refused_naming_content_encoding(tmp_path: Path) -> None:
+    """A gzip body (Content-Encoding: gzip) was read as text: 400 'not UTF-8 text (byte 0x8b
+    at byte 2)', which did not say what to change. Now 415 naming the header, before the
+    body is read, on every route that takes one; nothing is recorded."""
+    store = str(tmp_path / "mot.db")
+    token = tokens(store)
+    body = moments(2000)
+    auth = {"Authorization": f"Bearer {token['acme']}"}
+    with server(store) as (url, _), httpx.Client(base_url=url, timeout=60) as http:
+        for path in ("/v1/moments", "/v1/webhooks/hubspot"):
+            refused = http.post(path, content=gzip.compress(body),
+                                headers={**auth, "Content-Encoding": "gzip"})
+            assert refused.status_code == 415, refused.text
+            problem = refused.json()
+            assert problem["code"] == "unsupported_encoding"
+            assert problem["field"] == "Content-Encoding"
+            assert problem["detail"] == (
+                "Content-Encoding 'gzip' is not read: send the body uncompressed, without a "
+                "Content-Encoding header (or 'identity'); nothing was recorded")
+        assert http.get("/v1/relationships?refresh=true", headers=auth).json() == []
+        answer = http.post("/v1/moments", content=body,
+                           headers={**auth, "Content-Encoding": "identity"})
+        assert answer.status_code == 200, answer.text
+        assert set(answer.json()["counts"]) == {"recorded"}

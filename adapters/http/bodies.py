@@ -67,6 +67,26 @@ class BodyTimeout(Exception):
         self.seconds = seconds
 
 
+class EncodedBody(Exception):
+    """The body is compressed or otherwise encoded (Content-Encoding), which is not read here
+    (answered 415 before the body is read): a gzip body was read as text and refused as 'not
+    UTF-8 text (byte 0x8b at byte 2)', which did not say what to change."""
+
+    field = "Content-Encoding"
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"Content-Encoding {encoding!r} is not read: send the body "
+                         "uncompressed, without a Content-Encoding header (or 'identity'); "
+                         "nothing was recorded")
+
+
+def refuse_encoded(headers: Any) -> None:
+    """EncodedBody when the request's Content-Encoding is anything but identity."""
+    encoding = headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        raise EncodedBody(encoding)
+
+
 class MalformedBody(ValueError):
     """The body is not a JSON array nor NDJSON (answered 400); the message names the problem."""
 

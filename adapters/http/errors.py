@@ -22,7 +22,13 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mot.adapters.http.bodies import BodyTimeout, BodyTooLarge, MalformedBody, TooManyItems
+from mot.adapters.http.bodies import (
+    BodyTimeout,
+    BodyTooLarge,
+    EncodedBody,
+    MalformedBody,
+    TooManyItems,
+)
 from mot.adapters.http.ingest import ChunkConflict, Overloaded
 from mot.adapters.http.models import Problem
 from mot.adapters.http.patterns import meaning
@@ -38,7 +44,8 @@ PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
 _CODES: Final = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 413: "too_large",
-    422: "invalid_parameter", 429: "too_many_requests", 500: "internal_error", 503: "unavailable",
+    415: "unsupported_encoding", 422: "invalid_parameter", 429: "too_many_requests",
+    500: "internal_error", 503: "unavailable",
 }
 
 # What each status means on this API, for the OpenAPI schema.
@@ -51,6 +58,8 @@ _DESCRIPTIONS: Final = {
     409: "The batch would have changed another tenant's moment; send it again",
     413: "The body is over the size limit, or holds more messages than a request may; "
          "nothing of it was recorded",
+    415: "The body is compressed (Content-Encoding), which is not read: send it uncompressed; "
+         "nothing was recorded",
     422: "A parameter is invalid: `errors` names each one and what was expected",
     429: "The token's tenant is over one of its own limits (`code`: rate_limited, "
          "tenant_memory, report_busy, report_rate; `detail` names the limit): retry after the "
@@ -104,6 +113,7 @@ _REFUSALS: Final[dict[type[Exception], tuple[int, str, dict[str, str]]]] = {
     MalformedBody: (400, "malformed_json", {}),
     BodyTimeout: (408, "body_timeout", {"Connection": "close"}),
     BodyTooLarge: (413, "body_too_large", {"Connection": "close"}),
+    EncodedBody: (415, "unsupported_encoding", {"Connection": "close"}),
     TooManyItems: (413, "too_many_items", {}),
     ChunkConflict: (409, "tenant_conflict", {}),
     Overloaded: (503, "overloaded", {}),
@@ -162,7 +172,8 @@ def install(app: FastAPI, store_errors: tuple[type[Exception], ...]) -> None:
         status, code, headers = _REFUSALS[type(error)]
         if isinstance(error, Overloaded):
             headers = {**headers, "Retry-After": str(error.retry_after)}
-        return problem(status, str(error), code=code, headers=headers)
+        return problem(status, str(error), code=code, field=getattr(error, "field", None),
+                       headers=headers)
 
     async def limited(request: Request, error: Exception) -> Response:
         assert isinstance(error, TenantLimited)

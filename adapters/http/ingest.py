@@ -33,6 +33,7 @@ from mot.adapters.http.bodies import (
     DEFAULT_READ_TIMEOUT,
     declared_length,
     read_limited,
+    refuse_encoded,
 )
 from mot.adapters.http.metrics import Metrics
 from mot.adapters.http.tenancy import FairTurns, TenantLimited
@@ -196,6 +197,7 @@ class Ingest:
     async def receive(self, request: Request, tenant: str) -> AsyncIterator[bytes]:
         """The request's body, held within the memory budget (and `tenant`'s share of it)
         until the block ends."""
+        refuse_encoded(request.headers)  # before the body is held or read
         declared = declared_length(request.headers)
         limits = self.limits
         reserve = limits.max_body if declared is None else max(0, min(declared, limits.max_body))

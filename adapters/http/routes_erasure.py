@@ -41,7 +41,7 @@ class ErasureRequest(BaseModel, extra="forbid", strict=True):
 
 
 @router.post("/v1/erasures", response_model=None,
-             responses={200: {"model": Receipt}, **errors.responses(400, 401, 403, 409, 413, 422, 429)},
+             responses={200: {"model": Receipt}, **errors.responses(400, 401, 403, 409, 413, 415, 422, 429)},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": ErasureRequest.model_json_schema()}}}})
 async def erase(request: Request, principal: Admin, context: Context) -> dict[str, Any]:

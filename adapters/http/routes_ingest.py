@@ -36,7 +36,7 @@ BATCH_SCHEMA, WIRE_DEFINITIONS = _wire_schema()
     "/v1/moments",
     summary="Record a batch of moments, amendments and retractions",
     response_model=None,
-    responses={200: {"model": BatchAnswer}, **errors.responses(400, 401, 403, 408, 409, 413, 429, 503)},
+    responses={200: {"model": BatchAnswer}, **errors.responses(400, 401, 403, 408, 409, 413, 415, 429, 503)},
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": BATCH_SCHEMA},
         NDJSON: {"schema": {**BATCH_SCHEMA, "description":

@@ -36,7 +36,7 @@ router = APIRouter(tags=["ingest"])
     "/v1/webhooks/{source}",
     summary="Receive a vendor's webhook",
     response_model=None,
-    responses=errors.responses(400, 401, 403, 408, 409, 413, 422, 429, 503),
+    responses=errors.responses(400, 401, 403, 408, 409, 413, 415, 422, 429, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"description": "The vendor's webhook body"}}}}},
 )
