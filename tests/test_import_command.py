@@ -607,3 +607,32 @@ def test_a_new_store_another_process_has_open_is_kept(tmp_path: Path) -> None:
     again = open_store(path)
     assert again.discard() is False  # not made by this opening: kept even with no one else
     assert Path(path).exists()
+
+
+def test_a_csv_quote_never_closed_quarantines_the_rows_it_swallowed(tmp_path: Path) -> None:
+    """A quote opened in a cell and never closed made the rest of the file that cell's text:
+    `read 2: recorded 2`, rows 3 and 4 recorded as the actor of row 2, lost as moments and
+    not counted. Now the record is quarantined with every line it holds, naming the line
+    where the quote opened; text after a closing quote is quarantined too (it was joined)."""
+    path = tmp_path / "crm.csv"
+    path.write_text(f"{HEADER},actor\r\n{csv_row(1)},a\r\n{csv_row(2)},\"unterminated\r\n"
+                    f"{csv_row(3)},b\r\n{csv_row(4)},b\r\n", newline="")
+    store = str(tmp_path / "mot.db")
+    result = mot(store, "import", "--summary-json", "--format", "csv", path)
+    assert result.exit_code == 0, result.output
+    assert counts(result) == count_of(read=2, recorded=1, quarantined=1)
+    [held] = json.loads(mot(store, "quarantine", "list", "--format", "json").stdout)
+    assert held["origin"] == f"{path}:3"
+    assert held["reason"] == (
+        "not valid CSV: the quoted value opened on line 3 is never closed, so the 3 lines "
+        "from there to the end of the input were read as one record; close the quote (a "
+        "double quote inside a quoted value is written twice)")
+    assert held["raw"] == (f"{csv_row(2)},\"unterminated\r\n{csv_row(3)},b\r\n{csv_row(4)},b")
+    joined = tmp_path / "joined.csv"
+    joined.write_text(f"{HEADER},actor\n{csv_row(5)},\"a\"b\n{csv_row(6)},\"multi\nline\"\n")
+    result = mot(store, "import", "--summary-json", "--format", "csv", joined)
+    assert counts(result) == count_of(read=2, recorded=1, quarantined=1)
+    reasons = [q["reason"] for q in json.loads(
+        mot(store, "quarantine", "list", "--format", "json").stdout)]
+    assert reasons[1] == ("not valid CSV: text follows the quote that closes a quoted value (a "
+                          "double quote inside a quoted value is written twice: \"say \"\"hi\"\"\")")

@@ -237,8 +237,9 @@ def test_a_csv_record_over_the_limit_is_its_head_and_the_next_reads() -> None:
     rows = [(r.line, len(r.raw), r.cells, (r.problem or "")[:24]) for r in csv_table([many], 2048)]
     assert rows[0] == (2, KEPT_BYTES, [], "line of 2,049 bytes, ove")  # counted up to the limit
     # The reader starts afresh after it, without the open quote: the closing quote on line
-    # 1502 opens one, so that the last record is that line and the next (not lost: read).
-    assert rows[-1] == (1502, 6, ["\nc2,2\n"], "")
+    # 1502 opens one, never closed, so that the last record is that line and the next,
+    # quarantined with both (not lost, nor read as one cell holding the rest of the file).
+    assert rows[-1] == (1502, 6, [], "not valid CSV: the quote")
 
 
 def test_a_quarantined_csv_row_keeps_its_exact_bytes() -> None:

@@ -420,7 +420,7 @@ class CsvTable:
         self._lines: Iterator[bytes] = iter(())
         if csv.field_size_limit() < opened.max_line:
             csv.field_size_limit(opened.max_line)  # the line limit is what bounds a field
-        self._reader = csv.reader(self._feed())
+        self._reader = csv.reader(self._feed(), strict=True)
         header = next(self._records(), None)
         self.header_line = header.line if header is not None else 0
         self.header_problem = header.problem if header is not None else None
@@ -485,11 +485,11 @@ class CsvTable:
                 return
             except _TooLong as error:
                 yield self._take([], error.oversized.problem(limit), error.oversized.head)
-                self._reader = csv.reader(self._feed())
+                self._reader = csv.reader(self._feed(), strict=True)
                 continue
             except csv.Error as error:
-                yield self._take([], f"not valid CSV ({error})")
-                self._reader = csv.reader(self._feed())
+                yield self._take([], self._csv_problem(error))
+                self._reader = csv.reader(self._feed(), strict=True)
                 continue
             if self.bad is not None:
                 number, problem = self.bad
@@ -499,6 +499,19 @@ class CsvTable:
                 self.pending = []
             elif self.pending:
                 yield self._take(cells, None)
+
+    def _csv_problem(self, error: csv.Error) -> str:
+        # strict: a quote left open to the end was a value holding every row after it, those
+        # rows recorded as its text and not counted (they are this quarantined record's now)
+        if str(error) == "unexpected end of data" and self.pending:
+            return (f"not valid CSV: the quoted value opened on line {self.start} is never "
+                    f"closed, so the {len(self.pending)} lines from there to the end of the "
+                    "input were read as one record; close the quote (a double quote inside a "
+                    "quoted value is written twice)")
+        if str(error).endswith("expected after '\"'"):
+            return ("not valid CSV: text follows the quote that closes a quoted value (a double "
+                    "quote inside a quoted value is written twice: \"say \"\"hi\"\"\")")
+        return f"not valid CSV ({error})"
 
     def _take(self, cells: list[str], problem: str | None, raw: bytes | None = None) -> CsvRow:
         if raw is None:
