@@ -26,9 +26,9 @@ def identity() -> None:
 
     \b
     Examples:
-      mot identity link --tenant acme zendesk:m1 x:maria --reason "in the ticket"
+      mot identity link --tenant acme c000218 x:maria --reason "in the ticket"
       mot identity unlink --tenant acme x:ben x:maria --reason "typo"
-      mot identity show --tenant acme x:maria
+      mot identity show --tenant acme x:maria    # c000218's person (make demo)
     """
 
 
@@ -112,9 +112,9 @@ link = _pair_command("link", """Say that two customer ids of a tenant are one pe
 
     \b
     Examples:
-      mot identity link --tenant acme zendesk:m1 x:maria --reason "in the ticket"
-      mot identity link hubspot:501 email:10ef... --reason "same email" \\
-        --at 2026-04-02T12:00:00Z
+      mot identity link --tenant acme c000218 x:maria --reason "in the ticket"
+      mot identity link --tenant acme hubspot:501 email:10ef... \\
+        --reason "same email" --at 2026-04-02T12:00:00Z
     """)
 unlink = _pair_command("unlink", """Say that two customer ids of a tenant are not one person.
 
@@ -141,8 +141,8 @@ def show(obj: State, customer_id: str, tenant: str, fmt: str, no_refresh: bool) 
 
     \b
     Examples:
-      mot identity show --tenant acme x:maria
-      mot identity show --tenant acme zendesk:m1 --format json
+      mot identity show --tenant acme x:maria    # after the link above
+      mot identity show --tenant acme c000218 --format json
     """
     services = obj.services
     if not no_refresh:

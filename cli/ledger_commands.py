@@ -229,13 +229,17 @@ def _warn_if_nothing_read(report: Any, stats: Any) -> None:
 
 
 def _warn_if_mostly_rejected(summary: Any) -> None:
-    """Without --max-rejects, an import that rejects most of what it read still exits 0: say so."""
+    """Without --max-rejects, an import that rejects most of what it read still exits 0: say so.
+    The other likely cause is named too: a second `mot sample` of another size or seed into
+    one store has the first one's source ids with other content, and the warning asked only
+    about --format and --from."""
     if summary.read and summary.quarantined * 2 > summary.read:
         share = summary.quarantined * 100 / summary.read
         click.echo(
             f"warning: {summary.quarantined:,} of the {summary.read:,} messages read ({share:.0f}%) were "
-            "quarantined: is the input what --format and --from say? With --max-rejects (say 0 or "
-            "1%) such an import fails instead.", err=True)
+            "quarantined (mot quarantine summary says why): is the input what --format and --from "
+            "say, and not other versions of moments recorded before (another sample, say)? With "
+            "--max-rejects (say 0 or 1%) such an import fails instead.", err=True)
 
 
 def _vendor_setup(vendor: str | None, config_path: str | None) -> tuple[Any, Any]:
@@ -317,8 +321,8 @@ def show(obj: State, moment: str, tenant: str | None, fmt: str) -> None:
 
     \b
     Examples:
-      mot show 6f1c9e2a-3b4d-4c5e-8f70-123456789abc
-      mot show zendesk:ZD-777 --tenant acme --format json
+      mot show 16bd0db4-2a55-55b8-ace3-0dc423c60f4a    # in make demo's store
+      mot show zendesk:ZD-100005 --tenant acme --format json   # the same moment
     """
     from mot.domain.ledger import AmbiguousMoment
     from mot.service.moments import is_moment_id, resolve_moment_id

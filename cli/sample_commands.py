@@ -34,6 +34,8 @@ def sample(n: int, seed: int, tenants: str, customers: int | None, start: dateti
     Each customer lives a small story: teams answer, help and ask; customers
     ask, complain, praise and buy; some then post, review or mention the brand,
     and others share those posts. Nothing is read or written but the output.
+    Samples of another N or --seed reuse the same source ids with other content:
+    imported into one store (make demo's, say), the second one's are quarantined.
 
     \b
     Examples:

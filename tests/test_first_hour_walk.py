@@ -231,3 +231,21 @@ def test_what_is_no_text_mot_reads_is_refused_naming_what_it_is(tmp_path: Path) 
     stray = tmp_path / "stray.jsonl"
     stray.write_bytes(lines + b'{"tenant": "ac\x00me"}\n')
     assert mot(store, "import", stray).stdout.startswith("read 3: recorded 2,")
+
+
+def test_a_second_sample_into_one_store_is_warned_about_as_what_it_is(tmp_path: Path) -> None:
+    """`mot sample 100 | mot import -` into make demo's store quarantined 69 of 100 (the same
+    source ids, other content) and asked only 'is the input what --format and --from say?'."""
+    from mot.adapters.sources.sample import generate_lines
+
+    store = str(tmp_path / "mot.db")
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"".join(generate_lines(600, seed=7)))
+    second.write_bytes(b"".join(generate_lines(100, seed=7)))
+    mot(store, "import", "-q", first)
+    result = mot(store, "import", second)
+    assert "were quarantined (mot quarantine summary says why): is the input what --format and " \
+           "--from say, and not other versions of moments recorded before (another sample, " \
+           "say)?" in result.stderr
+    summary = mot(store, "quarantine", "summary", "--format", "json").stdout
+    assert "is already recorded with other content" in summary

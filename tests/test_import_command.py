@@ -462,9 +462,10 @@ def test_mostly_rejected_without_a_limit_warns_and_q_prints_no_hints(tmp_path: P
     result = mot(store, "import", path)
     assert result.exit_code == 0
     assert "see them with: mot quarantine list" in result.stderr
-    assert ("warning: 3 of the 4 messages read (75%) were quarantined: is the input what --format "
-            "and --from say? With --max-rejects (say 0 or 1%) such an import fails instead.") \
-        in result.stderr
+    assert ("warning: 3 of the 4 messages read (75%) were quarantined (mot quarantine summary says "
+            "why): is the input what --format and --from say, and not other versions of moments "
+            "recorded before (another sample, say)? With --max-rejects (say 0 or 1%) such an "
+            "import fails instead.") in result.stderr
     quiet = mot(store, "import", "-q", path)
     assert "see them" not in quiet.stderr
     assert quiet.stderr.startswith("warning: ")  # a warning is no hint

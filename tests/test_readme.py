@@ -119,3 +119,17 @@ def test_the_analysts_examples_find_something_in_the_demo_store(tmp_path: Path) 
         assert "no customer" not in result.output, line
         ran += 1
     assert ran >= 13
+    # The --help examples of mot show and mot identity, which named ids no store held
+    # ('no moment from the source record 'zendesk:ZD-777'', 'no person ... has the id
+    # 'zendesk:m1''), and a link with no --tenant ('no tenant 'default' in this store').
+    from mot.cli.identity_commands import identity
+    from mot.cli.ledger_commands import show
+
+    helps = [show.help, *(c.help for c in identity.commands.values())]
+    examples = [e.strip() for h in helps if h
+                for e in h.split("Examples:", 1)[1].replace("\\\n", " ").strip().splitlines()]
+    assert len(examples) == 7, examples
+    for line in examples:
+        words = shlex.split(line, comments=True)
+        result = mot(store, *words[1:])
+        assert result.stdout.strip(), line
