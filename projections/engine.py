@@ -154,11 +154,20 @@ class Deltas:
             row[i] += times * value
 
 
+# A rebuild folds its customers this many to a range. What a process holds at once is a range
+# or a few: a fold worker one range's moments and rows, the main process the folded ranges it
+# received ahead of its writes. So the rebuild's peak memory follows the range's size, and with
+# 2,000 it also grew with the store (more ranges, fuller caches and heaps); each range costs a
+# transaction of the main process, more of them did not show in its CPU (bench/NOTES.md,
+# "SQLite catch-up and rebuild RSS").
+CUSTOMERS_PER_RANGE = 500
+
+
 class Engine:
     """Keeps the projection tables equal to a fold of the ledger's current moments."""
 
     def __init__(self, store: ProjectionStore, log: NotificationLog, *, page_size: int = 1000,
-                 customers_per_chunk: int = 2000, positions_per_load: int | None = None,
+                 customers_per_chunk: int = CUSTOMERS_PER_RANGE, positions_per_load: int | None = None,
                  clock: Callable[[], datetime] = utc_now,
                  alerts: AlertPolicy | None = None, persons: PersonLimits | None = None) -> None:
         self.store = store
