@@ -460,7 +460,9 @@ def _nothing_listed(summary: list[dict[str, Any]], field: str | None,
     wanted = " and ".join(
         ([f"field {field!r}"] if field is not None else [])
         + ([f"a reason containing {reason!r}"] if reason is not None else []))
-    fields = sorted({str(row["field"]) for row in summary if row["field"] is not None})
+    # A message that is no JSON object has no field (''), which listed as an empty name
+    # (" its fields: , chanel, ..." on make demo's store).
+    fields = sorted({str(row["field"]) for row in summary if row["field"]})
     known = f"; its fields: {', '.join(fields)}" if fields else ""
     return printable(f"no quarantined message with {wanted}{known} "
                      "(mot quarantine summary counts them by field and reason)")

@@ -104,7 +104,7 @@ def test_quarantine_list_that_matches_nothing_says_so_and_names_the_fields(
     result = mot(store, "quarantine", "list", "--field", "channel", "--format", "json")
     assert (result.stdout, result.stderr) == ("[]\n", "the quarantine is empty\n")
     mot(store, "import", "-q", lines_file(tmp_path, moment(channel="fax"),
-                                          moment(sentiment=1.7)))
+                                          moment(sentiment=1.7), b"not json"))
     result = mot(store, "quarantine", "list", "--field", "nosuch", "--format", "json")
     assert json.loads(result.stdout) == []
     assert result.stderr == ("no quarantined message with field 'nosuch'; its fields: channel, "
