@@ -7,11 +7,11 @@ For each store:
 - raw baseline (in this process): the rows mot stores for the sample's moments (one
   `MomentRecorded` per distinct moment, encoded by mot's own codec *before* the clock
   starts) inserted into a fresh table shaped like eventsourcing's `stored_events`.
-  SQLite: `executemany`, one transaction per 20,000 rows (mot's default --commit-every),
+  SQLite: `executemany`, one transaction per 50,000 rows (mot's default --commit-every),
   with the pragmas of mot's own connection (page size, journal mode, synchronous, WAL
   checkpoint interval ...), read back from a throwaway mot store so the two always run
   with the same settings.
-  PostgreSQL: binary `COPY` of the rows encoded into one buffer per transaction of 20,000
+  PostgreSQL: binary `COPY` of the rows encoded into one buffer per transaction of 50,000
   (mot's own encoder, the fastest client side we know), into the recorder's table
   shape (primary key and the unique `notification_id` index the recorder creates).
 - mot: `mot --store FRESH import FILE --summary-json -q` as a child process; wall time from
@@ -65,6 +65,7 @@ from mot.domain.events import MomentRecorded
 from mot.domain.identity import moment_stream_id
 from mot.domain.messages import RecordMoment, parse_message
 from mot.domain.timefmt import format_utc, utc_now
+from mot.service.ledger import DEFAULT_COMMIT
 
 Row = tuple[str, int, str, bytes]
 
@@ -74,8 +75,8 @@ TARGET_RSS_MB = 300
 FLAT_FACTOR = 1.2
 
 # The raw baselines commit as often as `mot import` does by default (--commit-every).
-SQLITE_COMMIT_EVERY = 20_000
-PG_COMMIT_EVERY = 20_000
+SQLITE_COMMIT_EVERY = DEFAULT_COMMIT
+PG_COMMIT_EVERY = DEFAULT_COMMIT
 
 
 def encode_rows(path: Path) -> tuple[list[Row], int]:
@@ -135,7 +136,7 @@ def mot_sqlite_pragmas() -> dict[str, Any]:
 
 
 def baseline_sqlite(rows: list[Row], path: str, pragmas: dict[str, Any]) -> float:
-    """Seconds to insert `rows` with executemany, committing every 20,000; only the inserts timed.
+    """Seconds to insert `rows` with executemany, committing as mot does; only the inserts timed.
 
     The connection gets mot's pragmas (journal mode, synchronous, checkpoint interval, ...)."""
     conn = sqlite3.connect(path, isolation_level=None)
@@ -163,7 +164,7 @@ def baseline_sqlite(rows: list[Row], path: str, pragmas: dict[str, Any]) -> floa
 
 
 def baseline_postgres(rows: list[Row], url: str) -> float:
-    """Seconds to COPY `rows` (binary, encoded in the timed loop), committing every 20,000."""
+    """Seconds to COPY `rows` (binary, encoded in the timed loop), committing as mot does."""
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -262,8 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         flat = None if peak_small is None else peak <= FLAT_FACTOR * peak_small
         results["stores"][kind] = {
             "baseline": {"rows": len(rows), "rows_per_s": raw_rate, "runs": raw,
-                         "method": ("executemany, commit every 20,000, mot's pragmas" if kind == "sqlite"
-                                    else "binary COPY, one buffer per 20,000 rows"),
+                         "method": (f"executemany, commit every {SQLITE_COMMIT_EVERY:,}, mot's pragmas"
+                                    if kind == "sqlite"
+                                    else f"binary COPY, one buffer per {PG_COMMIT_EVERY:,} rows"),
                          "pragmas": pragmas},
             "mot": full,
             "mot_small": part,

@@ -69,7 +69,7 @@ def kafka() -> None:
               "and origin in the headers). They always go to the quarantine.")
 @click.option("--batch-size", type=whole(1, 100_000), default=1000, show_default=True,
               help="Messages polled at a time.")
-@click.option("--commit-every", type=whole(1), default=20_000, show_default=True,
+@click.option("--commit-every", type=whole(1), default=50_000, show_default=True,
               metavar="N", help="Messages recorded in one transaction while behind, after which "
               "their offsets are committed (at once when caught up or the topic goes quiet).")
 @click.option("--commit-interval", type=seconds(0.01), default=1.0, show_default=True,

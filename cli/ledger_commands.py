@@ -62,7 +62,7 @@ class RejectLimitType(click.ParamType[Any]):
               "stderr; record nothing (the store is not opened).")
 @click.option("--batch-size", type=whole(1, 100_000), default=1000,
               show_default=True, help="Messages validated and appended together.")
-@click.option("--commit-every", type=whole(1, 1_000_000), default=20_000,
+@click.option("--commit-every", type=whole(1, 1_000_000), default=50_000,
               show_default=True,
               help="Messages per transaction: batches commit together once this many are in. "
               "A crash loses only the uncommitted ones, and importing again puts them in.")

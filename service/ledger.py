@@ -45,7 +45,12 @@ DEFAULT_BATCH = 1000
 _origin = attrgetter("origin")  # an incoming message's
 _outcome = attrgetter("outcome")  # a Verdict's
 _rejection = attrgetter("rejection")  # a Verdict's
-DEFAULT_COMMIT = 20_000
+# Messages a bulk append (mot import, a Kafka backlog) commits at once. On SQLite each commit
+# writes every index page it changed to the write-ahead log, and the ledger's stream-id index
+# is keyed by a hash, so a commit changes nearly every leaf of it once the ledger holds about
+# as many leaves as a commit has messages: what a message costs in pages written then grows
+# with the ledger unless commits grow too (bench/NOTES.md, issue 19 "100k against 1M").
+DEFAULT_COMMIT = 50_000
 
 
 class Incoming(NamedTuple):

@@ -297,7 +297,7 @@ class Ingestor:
         self._in_flight = 0
         batches = self._poll(stats, should_stop, progress, exit_when_idle_s)
         # What the open ledger transaction needs once it commits: the offsets after its
-        # chunks and its dead letters (not the messages: a transaction holds 20,000).
+        # chunks and its dead letters (not the messages: a transaction holds `commit_every`).
         unit_offsets: dict[tuple[str, int], int] = {}
         unit_letters: list[Outgoing] = []
         unit_count = 0

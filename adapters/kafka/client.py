@@ -345,8 +345,10 @@ def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 COLLECT_EVERY = 20_000
-"""Messages polled between two collections of kafka-python's reference cycles (about one
-ledger transaction of a backlog, `DEFAULT_COMMIT`): a few ms each."""
+"""Messages polled between two collections of kafka-python's reference cycles: a few ms each.
+Not tied to the ledger's transactions (`DEFAULT_COMMIT` messages while behind): the cycles
+hold the fetched responses, so what they keep is bounded by the messages polled between two
+collections, whatever a transaction holds."""
 
 
 class KafkaSource:
@@ -406,6 +408,7 @@ class KafkaSource:
             count = sum(c.count for c in out)
             self._per_batch = max(1.0, count / len(out))
             self._uncollected += count
+            self._collect_cycles()
         return out
 
     def rewind(self) -> None:
@@ -438,11 +441,12 @@ class KafkaSource:
 
     def _collect_cycles(self) -> None:
         """Free kafka-python's garbage cycles once COLLECT_EVERY messages were polled since
-        the last time (at a commit: the ledger's transaction is closed, the heap about to be
-        trimmed). A poll that finds nothing fetched while a fetch is on its way (every poll
-        that does not wait, while batches are in the parse workers) times out in kafka-python,
-        and the timeout's exception keeps its traceback's frames, whose locals hold the fetches
-        in flight and so, once they complete, their responses (up to fetch_max_bytes each):
+        the last time (at a commit, the heap about to be trimmed, or at the poll that passes
+        it inside a longer transaction). A poll that finds nothing fetched while a fetch is on
+        its way (every poll that does not wait, while batches are in the parse workers) times
+        out in kafka-python, and the timeout's exception keeps its traceback's frames, whose
+        locals hold the fetches in flight and so, once they complete, their responses (up to
+        fetch_max_bytes each):
         reference cycles only the collector frees. `mot kafka ingest` records with fewer
         collections (service/importing.py `fewer_collections`), so they piled up, the faster
         the more: 150 MB of responses by 1,000,000 messages (bench/scaling_notes.toml)."""
