@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mot.projections.ports import REBUILD, ProjectionStore
-from mot.service.workers import OrderedPool
+from mot.service.workers import OrderedPool, trim_heap
 
 if TYPE_CHECKING:
     from mot.domain.events import LinkEvent
@@ -59,6 +59,10 @@ def _open(open_store: StoreOpener, url: str, source: str | None) -> None:
 
 
 def _fold(first: Any, last: Any, version: int) -> FoldedRange:
+    # What the worker's last task freed (a stage's, a range's) glibc keeps in its heaps, so
+    # a worker's resident memory was the most any task ever used; handed back, it is about
+    # what this range uses.
+    trim_heap()
     services = _opened["store"]
     with services.projection_store.reader(name=REBUILD) as reader:
         return services.projections.engine.fold_range(reader, first, last, version)
@@ -71,7 +75,9 @@ def _links(upto: int, part: tuple[int, int]) -> list[LinkEvent]:
 def _stage(after: int, upto: int, as_of: int) -> StagedRange:
     staging = _opened["store"].projection_store.staging
     assert staging is not None, "a store opened by its URL stages moments"
-    return staging.stage_moments(after, upto, as_of)
+    staged = staging.stage_moments(after, upto, as_of)
+    trim_heap()  # before the worker waits for its next task (see `_fold`)
+    return staged
 
 
 # Copies the moments of a range of positions of one store's ledger (the first) into a stage of

@@ -10,6 +10,7 @@ whatever the size of the input.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -199,9 +200,7 @@ class HeapTrim:
         self.every = every
         self._since = 0
         self._lock = threading.Lock()
-        import ctypes
-
-        self._trim = _glibc("malloc_trim", (ctypes.c_size_t,))
+        self._trim = _malloc_trim()
 
     def recorded(self, count: int) -> None:
         """`count` more messages were recorded (and their transaction closed)."""
@@ -213,6 +212,21 @@ class HeapTrim:
                 return
             self._since = 0
         self._trim(0)
+
+
+def trim_heap() -> None:
+    """Hands the free pages inside glibc's heaps back to the kernel now (`malloc_trim(0)`;
+    see `HeapTrim`). Not glibc: does nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[..., int] | None:
+    import ctypes
+
+    return _glibc("malloc_trim", (ctypes.c_size_t,))
 
 
 def _glibc(name: str, argtypes: tuple[Any, ...]) -> Callable[..., int] | None:

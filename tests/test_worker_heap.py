@@ -78,6 +78,16 @@ def test_a_heap_trim_gives_freed_pages_below_live_memory_back_after_every_messag
     assert waiting - trimmed > 48 << 10
 
 
+def test_trim_heap_gives_freed_pages_below_live_memory_back_at_once() -> None:
+    # A rebuild's fold worker trims before each range and after each stage (trim_heap).
+    probe = TRIM_PROBE.replace("from mot.service.workers import HeapTrim",
+                               "from mot.service.workers import trim_heap")
+    probe = probe[:probe.index("heap = HeapTrim")] + "trim_heap()\nprint(freed, anon_kb())\n"
+    done = run([sys.executable, "-c", probe], text=True)
+    freed, trimmed = (int(kb) for kb in done.stdout.split())
+    assert freed - trimmed > 48 << 10
+
+
 ARENA_PROBE = """
 import ctypes, os, re, sys, tempfile, threading
 if sys.argv[1] == "few":
