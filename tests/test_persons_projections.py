@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import BACKENDS, SHARED
+from conftest import BACKENDS, SHARED, STORE_KINDS
 from persons_support import (
     KEYS,
     SECTIONS,
@@ -449,3 +449,46 @@ def test_a_merge_of_many_requests_writes_what_a_rebuild_writes(world: World) -> 
     Engine(at_once, world.ledger).catch_up()
     assert without_versions(world.views()) == without_versions(
         {name: at_once.read_view(ViewRead(name)) for name in SECTIONS})
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_a_person_growing_batch_by_batch_costs_statements_in_the_ids_added(
+        kind: str, make_store_url: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One id linked to 2,000 others, 250 links a batch, projected after each: a batch's
+    statements grow with the links it adds, not with the person's size (the projector is
+    every tenant's; a store that read each of the person's ids with a statement of its own
+    made the eighth batch cost eight times the first), and the rows are a rebuild's."""
+    from mot.adapters.stores import sql
+
+    ids, per_batch = 2000, 250
+    statements = [0]
+    query = sql.Tx.query
+
+    def counted(tx: sql.Tx, statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        statements[0] += 1
+        return query(tx, statement, params)
+
+    monkeypatch.setattr(sql.Tx, "query", counted)
+    ledger = MemoryLedger()
+    feeder = LinkFeeder(ledger)
+    feeder.record([moment("c:0", 0, "inbound", "question", "q0"),
+                   *(moment(f"c:{n}", n % 24, "inbound", "question", f"q{n}")
+                     for n in range(1, ids + 1, 100))])
+    with open_store(make_store_url(kind)) as services:
+        store = services.projection_store
+        Engine(store, ledger).catch_up()
+        counts = []
+        for start in range(1, ids + 1, per_batch):
+            feeder.record([link("link", "c:0", f"c:{n}", 0)
+                           for n in range(start, start + per_batch)])
+            statements[0] = 0
+            Engine(store, ledger).catch_up()
+            counts.append(statements[0])
+        assert len(counts) == 8 and max(counts) <= per_batch + 100, counts
+        assert counts[-1] <= counts[0] * 1.2, counts
+        persons = store.read_view(ViewRead("persons"))
+        assert [(p["customer_id"], len(p["customer_ids"])) for p in persons] == [("c:0", ids + 1)]
+        at_once = MemoryProjectionStore(ledger)
+        Engine(at_once, ledger).catch_up()
+        assert without_versions({name: store.read_view(ViewRead(name)) for name in SECTIONS}) \
+            == without_versions({name: at_once.read_view(ViewRead(name)) for name in SECTIONS})
