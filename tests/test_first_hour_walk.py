@@ -249,3 +249,17 @@ def test_a_second_sample_into_one_store_is_warned_about_as_what_it_is(tmp_path: 
            "say)?" in result.stderr
     summary = mot(store, "quarantine", "summary", "--format", "json").stdout
     assert "is already recorded with other content" in summary
+
+
+def test_a_sink_without_its_broker_names_the_address_it_tried() -> None:
+    """mot kafka publish and export with no broker said 'Error: KafkaTimeoutError: Unable to
+    bootstrap from ['127.0.0.1:1']'; they say what it was, as mot kafka ingest does."""
+    import pytest
+
+    from mot.adapters.kafka.client import KafkaSink
+    from mot.service.streaming import StreamError
+
+    with pytest.raises(StreamError) as raised:
+        KafkaSink("127.0.0.1:1", bootstrap_timeout_ms=500)
+    assert str(raised.value).startswith(
+        "cannot reach the Kafka broker at 127.0.0.1:1 (--bootstrap-servers): ")

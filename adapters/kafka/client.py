@@ -518,7 +518,10 @@ class KafkaSink:
                 **dict(extra or {}),
             )
         except KafkaError as error:
-            raise StreamError(str(error)) from error
+            # As the ingest says it: "KafkaTimeoutError: Unable to bootstrap from [...]" was
+            # all mot kafka publish and export said of a broker that was not there.
+            raise StreamError(f"cannot reach the Kafka broker at {bootstrap_servers} "
+                              f"(--bootstrap-servers): {error}") from error
 
     def send(self, message: Outgoing) -> None:
         try:
