@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import click
@@ -156,7 +155,7 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
         def one_round() -> Round:
             if overdue.due():
                 overdue.run()
-            return deliverer.deliver_once()
+            return deliverer.deliver_once(wait=not follow)
 
         while True:
             done = run_round(retry, one_round)
@@ -167,7 +166,7 @@ def deliver(obj: State, follow: bool, retry_failed: bool, config_path: str | Non
                            f"failed {done.failed:,} (queued {done.queued:,})", err=True)
             if not follow:
                 break
-            time.sleep(poll)
+            deliverer.pause(poll)
     finally:
         deliverer.close()
 

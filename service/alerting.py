@@ -4,7 +4,9 @@ The engine raises alerts into the outbox in the transaction of the projection ch
 that causes them; this use case sends them to every configured destination. Each
 (alert, destination) is queued once, then claimed with a lease in the database, so
 two deliverers never send one alert at the same time and a deliverer killed
-mid-batch leaves only its batch to be sent again when the lease ends. A 2xx (or
+mid-batch leaves only its batch to be sent again when the lease ends. Each destination
+claims, sends and settles its own batches, so one that never answers delays only its own
+alerts (no tenant's dead receiver slows another's). A 2xx (or
 the broker's acknowledgement) delivers; what may pass (a timeout, a lost
 connection, a 5xx, 408, 429) is tried again after an exponential backoff with
 jitter; what will not pass (another 4xx) or too many failures moves it to the
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import queue
 import random
 import socket
 import threading
@@ -298,38 +301,60 @@ class Deliverer:
         # recorded first on the next round, so a deliverer that outlives an outage does not
         # send that batch again once its lease ends.
         self.unsettled: list[Outcome] = []
+        # The batch each destination has out (its alerts and, once sent, their results), and
+        # the destinations whose batch is done, in the order they finished.
+        self.sending: dict[str, tuple[list[Claimed], list[list[Sent]]]] = {}
+        self.done: queue.Queue[str] = queue.Queue()
+        self.finished = threading.Event()  # a batch is done since deliver_once last looked
 
     def now_us(self) -> int:
         return int(self.clock() * SECOND)
 
     def queue(self) -> int:
         """Queue for each destination the alerts raised since it last looked."""
-        queued = 0
-        for name, d in self.destinations.items():
-            while True:
-                read, count = self.outbox.enqueue(name, d.wants, QUEUE_PAGE,
-                                                  self.now_us() - self.history_us)
-                queued += count
-                if read < QUEUE_PAGE:
-                    break
-        return queued
+        return sum(self._queue(name) for name in self.destinations)
+
+    def _queue(self, name: str) -> int:
+        queued, wants = 0, self.destinations[name].wants
+        while True:
+            read, count = self.outbox.enqueue(name, wants, QUEUE_PAGE,
+                                              self.now_us() - self.history_us)
+            queued += count
+            if read < QUEUE_PAGE:
+                return queued
 
     def retry_failed(self) -> int:
         return self.outbox.retry_failed(list(self.destinations), self.now_us())
 
-    def deliver_once(self) -> Round:
-        """Queue what is new, then send what is due, a leased batch at a time."""
+    def deliver_once(self, *, wait: bool = True) -> Round:
+        """Queue what is new, then send what is due, each destination on its own: one whose
+        batch is done queues and claims its next while another's is still on the wire, so a
+        receiver that never answers delays its own alerts only, not those of the others
+        (another tenant's, say). `wait`: until no destination has anything due; without it,
+        return once each idle destination has its next batch out (`mot alerts deliver
+        --follow` calls again after its poll, and each call records the batches done)."""
+        self.finished.clear()
         if self.unsettled:
             self.outbox.settle(self.owner, self.unsettled)
             self.unsettled = []
-        queued = self.queue()
-        delivered = retrying = failed = 0
+        queued = delivered = retrying = failed = 0
+        idle = [name for name in self.destinations if name not in self.sending]
         while True:
-            claimed = self.outbox.claim(list(self.destinations), self.owner, self.now_us(),
-                                        self.lease_us, self.batch)
-            if not claimed:
+            for name in idle:
+                queued += self._queue(name)
+                claimed = self.outbox.claim([name], self.owner, self.now_us(), self.lease_us,
+                                            self.batch)
+                if claimed:
+                    self._start(name, claimed)
+            if not self.sending:
                 break
-            outcomes = self.unsettled = self._send(claimed)
+            try:
+                name = self.done.get(timeout=None if wait else 0)
+            except queue.Empty:
+                break
+            idle = [name]
+            outcomes = self._outcomes(name, *self.sending.pop(name))
+            self.unsettled = outcomes  # recorded on the next call if the store is away now
             self.outbox.settle(self.owner, outcomes)
             self.unsettled = []
             delivered += sum(o.state == "delivered" for o in outcomes)
@@ -337,43 +362,57 @@ class Deliverer:
             failed += sum(o.state == "failed" for o in outcomes)
         return Round(queued, delivered, retrying, failed)
 
-    def _send(self, claimed: Sequence[Claimed]) -> list[Outcome]:
-        by_destination: dict[str, list[Claimed]] = {}
-        for c in claimed:
-            by_destination.setdefault(c.destination, []).append(c)
-        threads = []
-        results: dict[str, list[Sent]] = {}
+    def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or until a batch out is done: its outcomes are then recorded (by
+        the next `deliver_once`) at once rather than after the poll."""
+        self.finished.wait(seconds)
 
-        def send(name: str, batch: list[Claimed]) -> None:
+    def _start(self, name: str, batch: list[Claimed]) -> None:
+        """Send `batch` to `name` in a thread of its own (the destination's own pool sends
+        its POSTs): one batch out per destination at a time."""
+        results: list[list[Sent]] = []
+
+        def send() -> None:
             try:
-                results[name] = self.destinations[name].send([c.stored.alert for c in batch])
+                results.append(self.destinations[name].send([c.stored.alert for c in batch]))
             except Exception as error:  # a destination that breaks fails its batch, not the run
-                results[name] = [Sent(False, True, f"{type(error).__name__}: {error}")] * len(batch)
+                results.append([Sent(False, True, f"{type(error).__name__}: {error}")]
+                               * len(batch))
+            finally:
+                self.done.put(name)
+                self.finished.set()
 
-        for name, batch in by_destination.items():
-            thread = threading.Thread(target=send, args=(name, batch), daemon=True)
-            thread.start()
-            threads.append(thread)
-        for thread in threads:
-            thread.join()
+        self.sending[name] = (batch, results)
+        threading.Thread(target=send, name=f"mot-deliver-{name}", daemon=True).start()
+
+    def _outcomes(self, name: str, batch: list[Claimed], results: list[list[Sent]]
+                  ) -> list[Outcome]:
         now = self.now_us()
         outcomes = []
-        for name, batch in by_destination.items():
-            for c, sent in zip(batch, results[name], strict=True):
-                attempts = c.attempts + 1
-                if sent.ok:
-                    state, due = "delivered", now
-                elif sent.retry and attempts < self.backoff.max_attempts:
-                    state, due = "pending", now + self.backoff.delay_us(attempts, self.rng)
-                else:
-                    state, due = "failed", now
-                outcomes.append(Outcome(name, c.stored.alert.alert_id, state, attempts, due,
-                                        sent.error, now))
+        for c, sent in zip(batch, results[0], strict=True):
+            attempts = c.attempts + 1
+            if sent.ok:
+                state, due = "delivered", now
+            elif sent.retry and attempts < self.backoff.max_attempts:
+                state, due = "pending", now + self.backoff.delay_us(attempts, self.rng)
+            else:
+                state, due = "failed", now
+            outcomes.append(Outcome(name, c.stored.alert.alert_id, state, attempts, due,
+                                    sent.error, now))
         return outcomes
 
     def close(self) -> None:
-        for d in self.destinations.values():
-            d.close()
+        """Wait for the batches still out and record them (a receiver that never answers
+        holds this for its timeout), then close the destinations."""
+        try:
+            while self.sending:
+                name = self.done.get()
+                outcomes = self._outcomes(name, *self.sending.pop(name))
+                self.outbox.settle(self.owner, [*self.unsettled, *outcomes])
+                self.unsettled = []
+        finally:
+            for d in self.destinations.values():
+                d.close()
 
 
 class OverdueCheck:

@@ -7,11 +7,14 @@ mid-batch re-sends at most its batch; two deliverers never send one alert at onc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -382,3 +385,79 @@ def test_a_receiver_whose_answer_never_ends_is_given_up_on_within_the_timeout() 
         listener.close()
     assert time.monotonic() - started < 5
     assert sent == (False, True, "timed out after 1 s"), sent
+
+
+@contextlib.contextmanager
+def silent_listener() -> Any:
+    """A real 127.0.0.1 listener that accepts every connection and never answers (a dead
+    receiver behind a load balancer): each POST to it costs the deliverer its timeout."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=256)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_a_dead_webhook_of_one_tenant_does_not_delay_another_tenants_alerts(
+        tmp_path: Path, store_kind: str, make_store_url: Any) -> None:
+    """acme's receiver accepts and never answers, with 200 acme alerts queued for it (at a
+    2 s timeout, 16 POSTs at a time, a batch of them holds its sender ~25 s); globex's
+    receiver answers at once. globex's alert, raised while acme's are on the wire, arrives
+    within seconds: each destination claims and settles on its own."""
+    url = make_store_url(store_kind)
+    acme = [make_alert(n) for n in range(200)]
+    late = make_alert(1000, tenant="globex")
+    with silent_listener() as dead, receiving("k") as receiver:
+        config = tmp_path / "mot.toml"
+        config.write_text(config_text(f'url = "{dead}"\nsecret = "k"\ntenants = ["acme"]',
+                                      f'url = "{receiver.url}"\nsecret = "k"\ntenants = ["globex"]'))
+        with open_store(url) as services:
+            services.alert_outbox.raise_alerts(acme)
+        process = subprocess.Popen(
+            [str(MOT), "--store", url, "alerts", "deliver", "--follow", "--config", str(config),
+             "--timeout", "2", "--poll", "0.1", "--backoff", "60"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            with open_store(url) as services:
+                deadline = time.monotonic() + 60
+                while (services.alert_outbox.counts().pending < 200
+                       and time.monotonic() < deadline):
+                    time.sleep(0.1)  # the deliverer has queued acme's alerts
+                time.sleep(1.0)  # and has them on the wire
+                raised = time.monotonic()
+                services.alert_outbox.raise_alerts([late])
+            while not receiver.counts() and time.monotonic() < raised + 60:
+                time.sleep(0.05)
+            took = time.monotonic() - raised
+            with open_store(url) as services:
+                deadline = time.monotonic() + 10
+                while (services.alert_outbox.counts("globex").delivered == 0
+                       and time.monotonic() < deadline):
+                    time.sleep(0.05)
+        finally:
+            process.kill()  # acme's batch would hold a graceful exit for its timeouts
+            process.wait()
+        assert set(receiver.counts()) == {late.alert_id}, "globex's alert never arrived"
+        assert took < 5, f"globex's alert waited {took:.1f} s for acme's dead receiver"
+        with open_store(url) as services:
+            [stored] = services.alerts.find(AlertQuery(tenant="globex"))
+            assert stored.deliveries == ((receiver.url, "delivered", 1, None),)
