@@ -457,7 +457,8 @@ def test_a_person_growing_batch_by_batch_costs_statements_in_the_ids_added(
     """One id linked to 2,000 others, 250 links a batch, projected after each: a batch's
     statements grow with the links it adds, not with the person's size (the projector is
     every tenant's; a store that read each of the person's ids with a statement of its own
-    made the eighth batch cost eight times the first), and the rows are a rebuild's."""
+    made the eighth batch cost eight times the first; one that rewrote every members row of
+    the person, rows in proportion), and the rows are a rebuild's."""
     from mot.adapters.stores import sql
 
     ids, per_batch = 2000, 250
@@ -468,7 +469,15 @@ def test_a_person_growing_batch_by_batch_costs_statements_in_the_ids_added(
         statements[0] += 1
         return query(tx, statement, params)
 
+    executemany = sql.Tx.executemany
+    rows = [0]
+
+    def counted_rows(tx: sql.Tx, statement: str, values: Any) -> None:
+        rows[0] += len(values)
+        executemany(tx, statement, values)
+
     monkeypatch.setattr(sql.Tx, "query", counted)
+    monkeypatch.setattr(sql.Tx, "executemany", counted_rows)
     ledger = MemoryLedger()
     feeder = LinkFeeder(ledger)
     feeder.record([moment("c:0", 0, "inbound", "question", "q0"),
@@ -477,15 +486,20 @@ def test_a_person_growing_batch_by_batch_costs_statements_in_the_ids_added(
     with open_store(make_store_url(kind)) as services:
         store = services.projection_store
         Engine(store, ledger).catch_up()
-        counts = []
+        counts: list[int] = []
+        written: list[int] = []
         for start in range(1, ids + 1, per_batch):
             feeder.record([link("link", "c:0", f"c:{n}", 0)
                            for n in range(start, start + per_batch)])
-            statements[0] = 0
+            statements[0] = rows[0] = 0
             Engine(store, ledger).catch_up()
             counts.append(statements[0])
+            written.append(rows[0])
         assert len(counts) == 8 and max(counts) <= per_batch + 100, counts
         assert counts[-1] <= counts[0] * 1.2, counts
+        # Rows written (pair states, members, moments moved): those of the ids that join and
+        # the centre's, not every members row of the person.
+        assert max(written) <= 4 * per_batch and written[-1] <= written[0] * 1.2, written
         persons = store.read_view(ViewRead("persons"))
         assert [(p["customer_id"], len(p["customer_ids"])) for p in persons] == [("c:0", ids + 1)]
         at_once = MemoryProjectionStore(ledger)

@@ -1126,10 +1126,17 @@ class SqlSession:
 
     def regroup(self, tenant: str, new: Mapping[str, tuple[str, int] | None],
                 old: Mapping[str, str]) -> None:
+        # Only the rows that change: a link added to a person of many ids changes the degree
+        # of two of them and the group of those that join, not the rest.
+        stored = {customer: (person, int(degree)) for _, customer, person, degree in
+                  self._keyed_rows("members", "tenant, customer_id, person, degree",
+                                   "customer_id", [(tenant, customer) for customer in new])}
+        changed = {customer: group for customer, group in new.items()
+                   if stored.get(customer) != group}
         self.tx.executemany(f"DELETE FROM members{self.s} WHERE customer_id = ? AND tenant = ?",
-                            [(customer, tenant) for customer in new])
+                            [(customer, tenant) for customer in changed if customer in stored])
         self._insert("members", ("customer_id", "tenant", "person", "degree"),
-                     [(customer, tenant, *group) for customer, group in new.items()
+                     [(customer, tenant, *group) for customer, group in changed.items()
                       if group is not None])
         # The moments of an id whose group changed move to the new one: a range of the old
         # group's (the fold index), not a scan.
