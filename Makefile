@@ -9,14 +9,29 @@ DEMO_STORE := $(DEMO_DIR)/mot.db
 
 .PHONY: demo test long fuzz lint typecheck bench crash bench-import bench-project bench-kafka bench-http bench-share-chain install clean postgres bytecode
 
+# The editable install itself is pure Python (MOT_PURE_PYTHON=1 to pip); $(NATIVE) then compiles
+# the record path's modules (mot/native.py's COMPILED) in place with this venv's mypyc, where
+# the dependencies' types are at hand, and again whenever one of their sources changes.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=69' wheel
+	MOT_PURE_PYTHON=1 $(BIN)/pip install --quiet -e '.[dev]'
 	@$(MAKE) --no-print-directory bytecode
 	@touch $(STAMP)
 
-install: $(STAMP)
+# setup.py writes $(NATIVE) (each compiled module's source digest) after a compiled build;
+# MOT_PURE_PYTHON=1 (or no C compiler) builds nothing and leaves no compiled module behind
+# (every .so of the sources is mypyc's: one no longer compiled would shadow its .py).
+NATIVE := mot/native_sources.json
+NATIVE_SRC := $(shell $(PYTHON) mot/native.py)
+$(NATIVE): $(STAMP) setup.py mot/native.py $(NATIVE_SRC)
+	@rm -f $(NATIVE) && find mot domain projections adapters service cli -name '*.so' -delete
+	@echo "compiling $(words $(NATIVE_SRC)) modules with mypyc (MOT_PURE_PYTHON=1 for none)"
+	@mkdir -p build && $(BIN)/python setup.py --quiet build_ext --inplace > build/mypyc.log 2>&1 \
+		|| { cat build/mypyc.log; exit 1; }
+	@$(BIN)/mot --version
+
+install: $(STAMP) $(NATIVE)
 
 # pip compiles a regular install's modules; an editable install's are compiled on
 # first import, and not kept where PYTHONDONTWRITEBYTECODE is set, which would make
@@ -25,7 +40,7 @@ bytecode:
 	@$(BIN)/python -m compileall -q domain projections adapters cli service mot > /dev/null
 
 # A realistic sample for two brands: generate, import, project, and tell its story.
-demo: $(STAMP) bytecode
+demo: $(STAMP) $(NATIVE) bytecode
 	@mkdir -p $(DEMO_DIR)
 	@rm -f $(DEMO_STORE) $(DEMO_STORE)-wal $(DEMO_STORE)-shm
 	$(BIN)/mot sample 6000 --seed 7 --bad-lines > $(DEMO_DIR)/moments.jsonl
@@ -51,7 +66,7 @@ postgres:
 # server, a broker or a child process, so more workers than CPUs keep both busy.
 # TEST_WORKERS=0 runs them in this one process.
 TEST_WORKERS ?= 3
-test: $(STAMP) postgres
+test: $(STAMP) $(NATIVE) postgres
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # Long runs whose capability make test already covers another way (tests marked long): the
@@ -84,22 +99,22 @@ typecheck: $(STAMP)
 
 # Every bench at N = 10k, 100k, 1M (BENCH_N=... to choose; BENCH_QUICK=1: a two-minute
 # sanity check): bench/results/REPORT.md, results.json and the charts.
-bench: $(STAMP) postgres bytecode
+bench: $(STAMP) $(NATIVE) postgres bytecode
 	$(BIN)/python bench/run.py
 
-bench-import: $(STAMP) postgres bytecode
+bench-import: $(STAMP) $(NATIVE) postgres bytecode
 	$(BIN)/python bench/import_bench.py
 
-bench-project: $(STAMP) postgres bytecode
+bench-project: $(STAMP) $(NATIVE) postgres bytecode
 	$(BIN)/python bench/project_bench.py
 
-bench-kafka: $(STAMP) postgres bytecode
+bench-kafka: $(STAMP) $(NATIVE) postgres bytecode
 	$(BIN)/python bench/kafka_bench.py
 
-bench-http: $(STAMP) postgres bytecode
+bench-http: $(STAMP) $(NATIVE) postgres bytecode
 	$(BIN)/python bench/http_bench.py
 
-bench-share-chain: $(STAMP) postgres bytecode
+bench-share-chain: $(STAMP) $(NATIVE) postgres bytecode
 	$(BIN)/python bench/share_chain_bench.py
 
 clean:

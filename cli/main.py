@@ -145,9 +145,19 @@ def _is_store_error(error: Exception) -> bool:
     ) or type(error).__name__ == "KeyProblem"  # the master key or keystore (adapters/crypto.py)
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from mot import native  # hashes the compiled modules' sources: only when asked
+
+    click.echo(f"mot, version {__version__}, {native.build()}")
+    ctx.exit()
+
+
 @click.group(cls=MotGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--store", envvar="MOT_STORE", metavar="URL", help=STORE_HELP)
-@click.version_option(__version__, prog_name="mot")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version, and whether the record path is compiled, and exit.")
 @click.pass_context
 def cli(ctx: click.Context, store: str | None) -> None:
     """mot, the moments-of-truth ledger.

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from mot.domain.personal import join_personal
 
@@ -120,6 +121,7 @@ class MomentRecorded(NamedTuple):
 new_moment_recorded = made_in_c(MomentRecorded)
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class MomentAmended:
     """Some fields of a recorded moment were corrected; `moment` is the result."""
@@ -138,6 +140,7 @@ class MomentAmended:
         return str(self.moment["tenant"])
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class MomentRetracted:
     """A recorded moment was withdrawn from every projection (the log keeps it)."""
@@ -151,6 +154,7 @@ class MomentRetracted:
     origin: str
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class CustomersLinked:
     """Two customer ids of a tenant were said to be one person (SPEC §2, "Links").
@@ -170,6 +174,7 @@ class CustomersLinked:
     origin: str
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class CustomersUnlinked:
     """Two customer ids of a tenant were said not to be one person: a link taken back."""
@@ -184,6 +189,7 @@ class CustomersUnlinked:
     origin: str
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class PersonErased:
     """A person was erased on request (SPEC §6): the receipt's facts, and no personal data.

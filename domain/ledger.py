@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from mot.domain.events import (
     AnyMoment,
     CustomersLinked,
@@ -145,6 +147,7 @@ _new_verdict = made_in_c(Verdict)
 _RECORDED = Outcome.RECORDED
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class Pair:
     """What the ledger knows of one pair of customer ids: its evidence, its last version."""
@@ -164,6 +167,7 @@ def replay_pair(events: Iterable[LedgerEvent]) -> Pair | None:
     return pair
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class Waiting:
     """A correction in the quarantine that waits for its moment (`Verdict.waits_for`)."""
@@ -173,6 +177,7 @@ class Waiting:
     origin: str
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Events to append, a verdict per message in batch order, and what became of the

@@ -15,6 +15,7 @@ from difflib import get_close_matches
 from typing import Any, Final, NamedTuple, get_args
 
 import orjson
+from mypy_extensions import mypyc_attr
 from pydantic import ValidationError
 
 from mot.domain.currencies import ISO_4217
@@ -72,6 +73,7 @@ class RecordMoment(NamedTuple):
 new_record_moment = made_in_c(RecordMoment)
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class AmendMoment:
     """Change some fields of a recorded moment; `set` is checked against it when applied."""
@@ -83,6 +85,7 @@ class AmendMoment:
     amendment_id: str | None = None
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class RetractMoment:
     """Remove a recorded moment from every projection."""
@@ -92,6 +95,7 @@ class RetractMoment:
     tenant: str | None = None
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class LinkCustomers:
     """Say that two customer ids of a tenant are one person (`link`) or not (`unlink`)."""
@@ -113,6 +117,7 @@ Correction = AmendMoment | RetractMoment
 Message = RecordMoment | AmendMoment | RetractMoment | LinkCustomers
 
 
+@mypyc_attr(native_class=False)  # compiled, a frozen native class would not unpickle
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a message cannot be recorded: `field` is a dotted path, or "" for the whole message.
@@ -130,7 +135,7 @@ class Rejection:
         first = f"{self.field}: {self.problem}" if self.field else self.problem
         if not self.others:
             return first
-        return "; ".join([first, *(other.reason for other in self.others)])
+        return "; ".join([first, *[other.reason for other in self.others]])
 
     @property
     def problems(self) -> tuple[Rejection, ...]:
@@ -355,11 +360,14 @@ def _in_document_order(value: Any) -> Iterator[tuple[Any, str, str | None]]:
     while stack:
         item, path, name = stack.pop()
         yield item, path, name
+        # Loops, not stack.extend of a generator over reversed(): mypyc (the compiled build)
+        # fails on that form with an internal error.
         if isinstance(item, dict):
-            stack.extend((v, f"{path}.{k}" if path else str(k), k)
-                         for k, v in reversed(item.items()))
+            for k, v in reversed(item.items()):
+                stack.append((v, f"{path}.{k}" if path else str(k), k))
         elif isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]", None) for i, v in reversed(list(enumerate(item))))
+            for i in range(len(item) - 1, -1, -1):
+                stack.append((item[i], f"{path}[{i}]", None))
 
 
 def validate_message(data: Any, now: datetime) -> Message | Rejection:

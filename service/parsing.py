@@ -163,10 +163,8 @@ class ParsePool:
         self, batches: Iterable[list[T]], clock: Callable[[], datetime]
     ) -> Iterator[ParsedBatch[T]]:
         """(batch, parsed messages, time of recording) for each batch, in order."""
-        tasks = (((batch, now), ([i.message if i.problem is None else None for i in batch], now,
-                                 self.split))
-                 for batch in batches for now in (clock(),))
-        for (batch, now), compact in self._pool.imap(_parse_compact, tasks):
+        for (batch, now), compact in self._pool.imap(_parse_compact,
+                                                     _parse_tasks(batches, clock, self.split)):
             yield batch, expand(batch, compact), now
 
     def map_encoded(self, batches: Iterable[B | None], payloads: Callable[[B], list[P]],
@@ -175,8 +173,7 @@ class ParsePool:
         """`decode_here` in the workers: `decode` (a module-level function) and the
         payloads cross, the batch stays here; results in order. A batch None says the
         source has nothing new yet: the results ready are handed back meanwhile."""
-        tasks = (None if batch is None else ((batch, now), (decode, payloads(batch), now, self.split))
-                 for batch in batches for now in (clock(),))
+        tasks = _decode_tasks(batches, payloads, decode, clock, self.split)
         for (batch, now), decoded in self._pool.imap(decode_compact, tasks):
             yield batch, decoded, now
 
@@ -195,6 +192,24 @@ class ParsePool:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# The tasks are generators, not generator expressions, which mypyc (mot/native.py) would
+# build as lists: the whole input read before the first batch is parsed.
+def _parse_tasks(batches: Iterable[list[T]], clock: Callable[[], datetime], split: bool
+                 ) -> Iterator[tuple[tuple[list[T], datetime], tuple[list[bytes | None], datetime, bool]]]:
+    for batch in batches:
+        now = clock()
+        yield (batch, now), ([i.message if i.problem is None else None for i in batch], now, split)
+
+
+def _decode_tasks(batches: Iterable[B | None], payloads: Callable[[B], list[P]],
+                  decode: Decode[P, M], clock: Callable[[], datetime], split: bool
+                  ) -> Iterator[tuple[tuple[B, datetime], tuple[Decode[P, M], list[P], datetime, bool]]
+                                | None]:
+    for batch in batches:
+        now = clock()
+        yield None if batch is None else ((batch, now), (decode, payloads(batch), now, split))
 
 
 def _imported(*using: Callable[..., Any]) -> None:

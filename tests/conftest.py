@@ -90,6 +90,15 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from mot import native
+
+    # Python imports a compiled module before its .py: one edited since `make install` would
+    # be tested as it was, silently.
+    stale = native.stale()
+    if stale:
+        raise pytest.UsageError(
+            f"compiled modules older than their sources: {', '.join(stale)}; "
+            "run `make install` (it recompiles them) or remove their .so files")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         return

@@ -44,7 +44,7 @@ LINK_TOPICS: Final = (LINKED, UNLINKED)
 UNSEAL_FUNCTION: Final = "mot_unseal"  # see Sealing.in_database
 KEYED_UNSEAL_FUNCTION: Final = "mot_unseal_keyed"  # the same, given the key's wrapped bytes
 KEPT_FUNCTION: Final = "mot_key_kept"  # whether KEYED_UNSEAL_FUNCTION holds a key's cipher
-RECENT_KEYS: Final = 10_000  # ciphers KEYED_UNSEAL_FUNCTION keeps (about 1.4 KB each)
+RECENT_KEYS = 10_000  # ciphers KEYED_UNSEAL_FUNCTION keeps (about 1.4 KB each)
 # A box's base64 (standard alphabet, padded, no newline: the stored format, as binascii
 # wrote it) by pybase64's vectorised code: binascii's byte-at-a-time loop took about twice
 # the instructions, once a moment sealed and once a box opened (bench/NOTES.md).
@@ -248,7 +248,8 @@ class Sealing:
             self._erasures = count
             self.keystore.forget()
 
-    def open_states(self, tx: Tx | None, states: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    def open_states(self, tx: Tx | None, states: Iterable[tuple[str, bytes | bytearray]]
+                    ) -> list[dict[str, Any]]:
         """Each stored (topic, state) decoded, its personal fields opened."""
         decoded = [(topic, orjson.loads(state)) for topic, state in states]
         boxes = {box[0] for _, data in decoded for box in (_box(data),) if box is not None}
