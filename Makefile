@@ -14,7 +14,7 @@ DEMO_STORE := $(DEMO_DIR)/mot.db
 # the dependencies' types are at hand, and again whenever one of their sources changes.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=69' wheel
+	$(BIN)/pip install --quiet --upgrade pip 'setuptools>=77' wheel
 	MOT_PURE_PYTHON=1 $(BIN)/pip install --quiet -e '.[dev]'
 	@$(MAKE) --no-print-directory bytecode
 	@touch $(STAMP)
