@@ -1,6 +1,6 @@
 """Compiles mot's record-path modules with mypyc; everything else is in pyproject.toml.
 
-The modules in `mot/native.py`'s COMPILED (validation, the ledger's decision, sealing, the
+The modules in `mot/native.py`'s COMPILED (validation, the ledger's decision, the
 keystore) are compiled to C extensions from the same .py sources, which stay installed beside
 them: with no mypyc or no C compiler, or with MOT_PURE_PYTHON=1, nothing is compiled and
 the package is pure Python (`mot --version` says which). bench/NOTES.md ("mypyc on the record
