@@ -206,13 +206,15 @@ def test_an_analysts_query_costs_five_round_trips_to_the_server(
 
     def traced(cls: Any, *args: Any, **kwargs: Any) -> Any:
         conn = connect(cls, *args, **kwargs)
-        file = (tmp_path / f"trace{len(traces)}").open("w")
+        # The pool makes connections in threads of its own, several at once: a name of this
+        # connection's alone (two opened one file, "w" truncating, and overwrote each other).
+        file = (tmp_path / f"trace-{id(conn)}").open("w")
         trace(conn, file)
         traces.append((conn, file))
         return conn
 
     def flush() -> dict[str, int]:
-        for conn, file in traces:
+        for conn, file in list(traces):
             if not conn.closed:
                 conn.pgconn.untrace()
                 trace(conn, file)
