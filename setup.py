@@ -24,7 +24,7 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "mot"))
-from native import COMPILED, GROUP, MANIFEST, source_digest  # noqa: E402  (mot/native.py, no imports)
+from native import COMPILED, GROUP, MANIFEST, repository_source, source_digest  # noqa: E402  (mot/native.py, no imports)
 
 sys.path.pop(0)
 
@@ -72,18 +72,12 @@ class BuildCompiled(build_ext):
             return
         manifest = Path(self.get_ext_fullpath(f"{GROUP}__mypyc")).parent / MANIFEST
         manifest.write_text(json.dumps(
-            {module: source_digest(HERE / _source(module)) for module in COMPILED}, indent=1))
+            {module: source_digest(HERE / repository_source(module)) for module in COMPILED}, indent=1))
         # A regular build puts the manifest in build_lib; an editable one in the source tree.
 
     def get_outputs(self) -> list[str]:
         outputs: list[str] = super().get_outputs()
         return [*outputs, str(Path(self.get_ext_fullpath(f"{GROUP}__mypyc")).parent / MANIFEST)]
-
-
-def _source(module: str) -> str:
-    """The repository path of a module of `mot` (pyproject.toml's package-dir maps each
-    layer, mot.<layer>, to the folder <layer>/)."""
-    return "/".join(module.split(".")[1:]) + ".py"
 
 
 def _extensions() -> list[Any]:

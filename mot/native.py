@@ -40,6 +40,12 @@ def source_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def repository_source(module: str) -> str:
+    """The repository path of a module of `mot` (pyproject.toml's package-dir maps each
+    layer, mot.<layer>, to the folder <layer>/, one to one)."""
+    return "/".join(module.split(".")[1:]) + ".py"
+
+
 def _origin(module: str) -> Path | None:
     spec = importlib.util.find_spec(module)
     return Path(spec.origin) if spec is not None and spec.origin else None
@@ -88,5 +94,4 @@ def build() -> str:
 
 
 if __name__ == "__main__":  # the Makefile asks for the sources' paths in the repository
-    # pyproject.toml's package-dir maps mot.<layer>... to <layer>/... one to one.
-    sys.stdout.write(" ".join("/".join(m.split(".")[1:]) + ".py" for m in COMPILED) + "\n")
+    sys.stdout.write(" ".join(repository_source(m) for m in COMPILED) + "\n")
